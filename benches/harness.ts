@@ -92,10 +92,17 @@ export class Suite {
     fn: () => unknown,
     options: BenchOptions = {},
   ): Promise<BenchResult> {
-    const stats = await measure(fn, {
-      min_cpu_time: QUICK ? 5e6 : 300e6,
-      max_samples: QUICK ? 50 : 1e9,
-    });
+    const stats = await measure(
+      fn,
+      QUICK
+        ? {
+          min_cpu_time: 1e6,
+          min_samples: 2,
+          max_samples: 20,
+          warmup_samples: 2,
+        }
+        : { min_cpu_time: 300e6 },
+    );
     const opsPerCall = options.opsPerCall ?? 1;
     return this.record({
       group,
@@ -157,10 +164,12 @@ export class Suite {
     this.metrics[name] = value;
   }
 
-  /** Prints the comparisons and writes the JSON report. @returns its path. */
-  async finish(
-    dir = new URL("./results/", import.meta.url),
-  ): Promise<string> {
+  /**
+   * Prints the comparisons and writes the JSON report (to `dir`, else the
+   * folder in `STRATA_BENCH_RESULTS`, else benches/results/).
+   * @returns its path.
+   */
+  async finish(dir: URL = resultsDir()): Promise<string> {
     console.log(`\n${this.name}: comparisons (strata ÷ peer)`);
     for (const c of this.comparisons) {
       const goal = c.goal
@@ -184,6 +193,12 @@ export class Suite {
     console.log(`\nwrote ${path.pathname}`);
     return path.pathname;
   }
+}
+
+function resultsDir(): URL {
+  const env = Deno.env.get("STRATA_BENCH_RESULTS");
+  if (env) return new URL(`file://${env.endsWith("/") ? env : env + "/"}`);
+  return new URL("./results/", import.meta.url);
 }
 
 /** What the figures were measured on. */

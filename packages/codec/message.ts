@@ -7,21 +7,35 @@ import {
   positionalStructure,
 } from "./positional_structure.ts";
 import { schemaFingerprint } from "./schema_fingerprint.ts";
+import {
+  compileSchemaReader,
+  REJECT,
+  schemaMayHoldBytes,
+} from "./schema_reader.ts";
 
 // One plain CBOR encoder for every message: no record extension, so no state
 // is carried from one message to the next (see positional_structure.ts).
+// Byte strings are tagged so they decode as plain Uint8Array (not Buffer,
+// whose slice() shares memory).
 const cborOptions = {
   useRecords: false,
   mapsAsObjects: true,
-  tagUint8Array: false,
+  tagUint8Array: true,
 } as const;
 const encoder = new Encoder(cborOptions);
 const decoder = new Decoder(cborOptions);
 
-/** Decodes CBOR bytes, turning whatever the decoder throws into a CodecError. */
-export function decodeCbor(bytes: Uint8Array): unknown {
+/**
+ * Decodes CBOR bytes, turning whatever the decoder throws into a CodecError.
+ * With `copy` (the default), byte strings in the result are views of a
+ * private copy of `bytes`, so they never change when the caller reuses its
+ * buffer; one copy of the whole input is several times cheaper than cbor-x's
+ * per-field `copyBuffers`. Pass `copy = false` only when the value cannot
+ * hold byte strings.
+ */
+export function decodeCbor(bytes: Uint8Array, copy = true): unknown {
   try {
-    return decoder.decode(bytes);
+    return decoder.decode(copy ? new Uint8Array(bytes) : bytes);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     const truncated = /end of|unexpected end|insufficient/i.test(msg);
@@ -31,6 +45,14 @@ export function decodeCbor(bytes: Uint8Array): unknown {
       { cause: e },
     );
   }
+}
+
+/**
+ * cbor-x returns a Node Buffer; hand out a plain Uint8Array over the same
+ * memory so that `.slice()` copies, as it does for every other Uint8Array.
+ */
+function plainBytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** A named message kind with its zod schema and typed encode/decode. */
@@ -71,7 +93,15 @@ export function defineMessage<N extends string, S extends z.ZodType>(
   schema: S,
 ): MessageType<N, S> {
   const structure = positionalStructure(schema);
+  const read = compileSchemaReader(schema);
+  const copy = schemaMayHoldBytes(schema);
   const fromWire = (wire: unknown): z.output<S> => {
+    try {
+      return read(wire) as z.output<S>;
+    } catch (e) {
+      if (e !== REJECT) throw e;
+    }
+    // Rejected by the fast path: zod, the definition, says why.
     const value = fromWireChecked(structure, wire, name);
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
@@ -87,8 +117,8 @@ export function defineMessage<N extends string, S extends z.ZodType>(
   return {
     name,
     schema,
-    encode: (message) => encoder.encode(structure.toWire(message)),
-    decode: (bytes) => fromWire(decodeCbor(bytes)),
+    encode: (message) => plainBytes(encoder.encode(structure.toWire(message))),
+    decode: (bytes) => fromWire(decodeCbor(bytes, copy)),
     fromWire,
     toWire: (message) => structure.toWire(message),
   };

@@ -1,0 +1,1482 @@
+import {
+  type ConfChange,
+  type ConfState,
+  decodeConfChange,
+  encodeConfChange,
+  type Entry,
+  entrySize,
+  type HardState,
+  type Message,
+  type MessageOf,
+  type NodeId,
+  NONE,
+  type Snapshot,
+} from "./messages.ts";
+import { Progress } from "./progress.ts";
+import { RaftError } from "./raft_error.ts";
+import type { RaftEvent, RaftRole } from "./raft_events.ts";
+import { RaftLog } from "./raft_log.ts";
+import type { Storage } from "./storage.ts";
+
+/** Configuration of one raft node. Times are in ticks (the caller's clock). */
+export interface RaftConfig {
+  /** This node's id (not 0). */
+  id: NodeId;
+  /** The log and state persisted so far. */
+  storage: Storage;
+  /**
+   * Initial voters, used only when the storage is empty: the node then
+   * bootstraps by writing one "addNode" entry per peer at term 1 (as etcd
+   * does), so nodes added later learn the membership from the log.
+   */
+  peers?: NodeId[];
+  /** Ticks without hearing from a leader before campaigning (randomized up to 2x). */
+  electionTick: number;
+  /** Ticks between leader heartbeats (< electionTick). */
+  heartbeatTick: number;
+  /** Injected randomness in [0, 1): election timeouts and proposal ids. */
+  random: () => number;
+  /** Index already applied by the state machine (restart), default the snapshot's. */
+  applied?: number;
+  /** Max payload bytes per AppendEntries (default 1 MiB; at least one entry is sent). */
+  maxSizePerMsg?: number;
+  /** Max AppendEntries in flight per follower (default 256). */
+  maxInflightMsgs?: number;
+  /** Max payload bytes in flight per follower (default 0 = unbounded). */
+  maxInflightBytes?: number;
+  /** Max uncommitted payload bytes a leader accepts (default 0 = unbounded). */
+  maxUncommittedEntriesSize?: number;
+  /** Max bytes of committed entries per Ready (default 64 MiB). */
+  maxCommittedSizePerReady?: number;
+  /** Run a pre-vote before bumping the term (default true). */
+  preVote?: boolean;
+  /** Leader steps down without a quorum of recent contact; followers in lease ignore votes (default true). */
+  checkQuorum?: boolean;
+  /** "safe": ReadIndex confirms leadership with a heartbeat round; "lease": answer from the lease when valid. */
+  readOnly?: "safe" | "lease";
+  /**
+   * Clock-drift bound in ticks: the lease lasts `electionTick - leaseDriftTicks`
+   * ticks from the send time of the heartbeats a quorum acknowledged
+   * (default 2). Must be < electionTick.
+   */
+  leaseDriftTicks?: number;
+  /** Snapshot chunk size for InstallSnapshot, bytes (default 64 KiB). */
+  snapshotChunkBytes?: number;
+  /**
+   * Deliberate bugs, for showing that the simulator catches them. Never
+   * set these outside tests.
+   */
+  unsafe?: {
+    /** Commit entries of earlier terms by counting replicas (Figure 8 bug). */
+    commitPreviousTermEntries?: boolean;
+    /** Grant votes without the log up-to-date check (§5.4.1). */
+    voteWithoutLogCheck?: boolean;
+  };
+}
+
+/** A linearizable read point: the state machine may answer `ctx` once applied ≥ index. */
+export interface ReadState {
+  index: number;
+  ctx: string;
+}
+
+/** Counters for metrics and benchmarks. */
+export interface RaftStats {
+  /** Messages produced. */
+  messages: number;
+  /** Payload bytes of entries in produced AppendEntries. */
+  appendBytes: number;
+  /** Payload bytes left out thanks to the forwarded-proposal echo. */
+  echoBytesSaved: number;
+  /** Proposals dropped (no leader, transfer, uncommitted bound). */
+  proposalsDropped: number;
+}
+
+interface PendingRead {
+  index: number;
+  ctx: string;
+  from: NodeId;
+  seq: number;
+}
+
+interface SnapshotReceive {
+  index: number;
+  term: number;
+  total: number;
+  chunks: Uint8Array[];
+  received: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const MAX_FORWARDED = 4096;
+const SNAPSHOT_WINDOW_CHUNKS = 4;
+
+/**
+ * The raft state machine of one node. Pure: it reacts to `tick()` and
+ * `step()` by changing memory state and queueing messages, never doing I/O.
+ * Applications use {@link RawNode}, which packages the outputs as Readys.
+ */
+export class Raft {
+  readonly id: NodeId;
+  term = 0;
+  vote: NodeId = NONE;
+  lead: NodeId = NONE;
+  role: RaftRole = "follower";
+  readonly log: RaftLog;
+  readonly prs = new Map<NodeId, Progress>();
+  readonly voters = new Set<NodeId>();
+  readonly learners = new Set<NodeId>();
+  msgs: Message[] = [];
+  readStates: ReadState[] = [];
+  events: RaftEvent[] = [];
+  readonly stats: RaftStats = {
+    messages: 0,
+    appendBytes: 0,
+    echoBytesSaved: 0,
+    proposalsDropped: 0,
+  };
+  /** Index of the last membership change entry not yet applied. */
+  pendingConfIndex = 0;
+  leadTransferee: NodeId = NONE;
+  uncommittedSize = 0;
+  /** True when proposals were appended and followers still need them. */
+  needBcast = false;
+  /** Ticks since this node was created (lease clock). */
+  ticks = 0;
+
+  readonly #votes = new Map<NodeId, boolean>();
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  readonly #electionTick: number;
+  readonly #heartbeatTick: number;
+  readonly #random: () => number;
+  readonly #maxSizePerMsg: number;
+  readonly #maxInflightMsgs: number;
+  readonly #maxInflightBytes: number;
+  readonly #maxUncommitted: number;
+  readonly maxCommittedSizePerReady: number;
+  readonly #preVote: boolean;
+  readonly #checkQuorum: boolean;
+  readonly #readOnly: "safe" | "lease";
+  readonly #leaseTicks: number;
+  readonly #chunkBytes: number;
+  readonly #unsafe: NonNullable<RaftConfig["unsafe"]>;
+  #heartbeatSeq = 0;
+  #pendingReads: PendingRead[] = [];
+  /** Reads that arrived before this leader committed an entry of its term. */
+  #readsBeforeCommit: MessageOf<"readIndex">[] = [];
+  /** Leader: entries proposed by a follower, to echo back without payload. */
+  readonly #echoOrigin = new Map<number, { from: NodeId; id: number }>();
+  /** Follower: payloads of proposals it forwarded, by proposal id. */
+  readonly #forwarded = new Map<number, Entry>();
+  #nextProposalId: number;
+  #snapRecv: SnapshotReceive | undefined;
+
+  /** @throws RaftError `invalid_config` on inconsistent timing or ids. */
+  constructor(config: RaftConfig) {
+    if (config.id === NONE) {
+      throw new RaftError("invalid_config", "node id 0 is reserved");
+    }
+    if (
+      config.heartbeatTick <= 0 || config.electionTick <= config.heartbeatTick
+    ) {
+      throw new RaftError(
+        "invalid_config",
+        "need 0 < heartbeatTick < electionTick",
+      );
+    }
+    this.id = config.id;
+    this.#electionTick = config.electionTick;
+    this.#heartbeatTick = config.heartbeatTick;
+    this.#random = config.random;
+    this.#maxSizePerMsg = config.maxSizePerMsg ?? 1024 * 1024;
+    this.#maxInflightMsgs = config.maxInflightMsgs ?? 256;
+    this.#maxInflightBytes = config.maxInflightBytes ?? 0;
+    this.#maxUncommitted = config.maxUncommittedEntriesSize ?? 0;
+    this.maxCommittedSizePerReady = config.maxCommittedSizePerReady ??
+      64 * 1024 * 1024;
+    this.#preVote = config.preVote ?? true;
+    this.#checkQuorum = config.checkQuorum ?? true;
+    this.#readOnly = config.readOnly ?? "safe";
+    const drift = config.leaseDriftTicks ?? 2;
+    if (drift < 0 || drift >= config.electionTick) {
+      throw new RaftError(
+        "invalid_config",
+        "need 0 <= leaseDriftTicks < electionTick",
+      );
+    }
+    this.#leaseTicks = config.electionTick - drift;
+    this.#chunkBytes = config.snapshotChunkBytes ?? 64 * 1024;
+    this.#unsafe = config.unsafe ?? {};
+    // Proposal ids start at a random base so ids of a restarted node do not
+    // collide with ids a leader still remembers from its previous life.
+    this.#nextProposalId = Math.floor(config.random() * 2 ** 31) * 2 ** 20 + 1;
+
+    const storage = config.storage;
+    this.log = new RaftLog(storage, config.applied);
+    const { hardState, confState } = storage.initialState();
+    this.#setConf(confState);
+    const fresh = storage.lastIndex() === 0 && hardState.term === 0 &&
+      confState.voters.length === 0;
+    if (fresh && config.peers && config.peers.length > 0) {
+      this.#bootstrap(config.peers);
+    } else {
+      this.#loadState(hardState);
+    }
+    this.becomeFollower(this.term, NONE);
+  }
+
+  #bootstrap(peers: NodeId[]): void {
+    const ents: Entry[] = peers.map((p, i) => ({
+      term: 1,
+      index: i + 1,
+      type: "conf",
+      data: encodeConfChange({ type: "addNode", nodeId: p }),
+    }));
+    this.log.append(ents);
+    this.log.committed = ents.length;
+    this.term = 1;
+    for (const p of peers) this.applyConfChange({ type: "addNode", nodeId: p });
+  }
+
+  #loadState(hs: HardState): void {
+    if (hs.commit > this.log.lastIndex()) {
+      throw new RaftError(
+        "invariant",
+        `persisted commit ${hs.commit} beyond last index ${this.log.lastIndex()}`,
+      );
+    }
+    this.log.committed = Math.max(this.log.committed, hs.commit);
+    this.term = hs.term;
+    this.vote = hs.vote;
+  }
+
+  #setConf(cs: ConfState): void {
+    this.voters.clear();
+    this.learners.clear();
+    this.prs.clear();
+    const next = this.log.lastIndex() + 1;
+    for (const v of cs.voters) {
+      this.voters.add(v);
+      this.prs.set(v, this.#newProgress(next, false));
+    }
+    for (const l of cs.learners) {
+      this.learners.add(l);
+      this.prs.set(l, this.#newProgress(next, true));
+    }
+  }
+
+  #newProgress(next: number, learner: boolean): Progress {
+    const p = new Progress(
+      next,
+      learner,
+      this.#maxInflightMsgs,
+      this.#maxInflightBytes,
+    );
+    p.recentActive = true;
+    return p;
+  }
+
+  /** The persistent state (term, vote, commit). */
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** The current membership. */
+  confState(): ConfState {
+    return {
+      voters: [...this.voters].sort((a, b) => a - b),
+      learners: [...this.learners].sort((a, b) => a - b),
+    };
+  }
+
+  /** True when this node may campaign (it is a voter). */
+  promotable(): boolean {
+    return this.voters.has(this.id);
+  }
+
+  #quorum(): number {
+    return (this.voters.size >> 1) + 1;
+  }
+
+  #event(e: RaftEvent): void {
+    this.events.push(e);
+  }
+
+  #send(m: Message): void {
+    this.stats.messages++;
+    this.msgs.push(m);
+  }
+
+  // ---- role transitions ----
+
+  #reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#randomizedElectionTimeout = this.#electionTick +
+      Math.floor(this.#random() * this.#electionTick);
+    this.#abortTransfer();
+    this.#votes.clear();
+    const next = this.log.lastIndex() + 1;
+    for (const [id, pr] of this.prs) {
+      const fresh = this.#newProgress(next, pr.isLearner);
+      if (id === this.id) fresh.match = this.log.lastIndex();
+      this.prs.set(id, fresh);
+    }
+    this.pendingConfIndex = 0;
+    this.uncommittedSize = 0;
+    this.#pendingReads = [];
+    this.#readsBeforeCommit = [];
+    this.#echoOrigin.clear();
+    this.needBcast = false;
+  }
+
+  becomeFollower(term: number, lead: NodeId): void {
+    this.#reset(term);
+    this.lead = lead;
+    this.role = "follower";
+    this.#event({ kind: "role", node: this.id, term, role: "follower", lead });
+  }
+
+  #becomeCandidate(): void {
+    if (this.role === "leader") {
+      throw new RaftError("invariant", "leader cannot become candidate");
+    }
+    this.#reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+    this.#event({
+      kind: "role",
+      node: this.id,
+      term: this.term,
+      role: "candidate",
+      lead: NONE,
+    });
+  }
+
+  #becomePreCandidate(): void {
+    if (this.role === "leader") {
+      throw new RaftError("invariant", "leader cannot become pre-candidate");
+    }
+    // Pre-vote changes neither term nor vote: a partitioned node cannot
+    // disrupt the cluster by inflating the term.
+    this.#votes.clear();
+    this.lead = NONE;
+    this.role = "preCandidate";
+    this.#event({
+      kind: "role",
+      node: this.id,
+      term: this.term,
+      role: "preCandidate",
+      lead: NONE,
+    });
+  }
+
+  #becomeLeader(): void {
+    if (this.role === "follower") {
+      throw new RaftError("invariant", "follower cannot become leader");
+    }
+    this.#reset(this.term);
+    this.lead = this.id;
+    this.role = "leader";
+    const self = this.prs.get(this.id)!;
+    self.becomeReplicate();
+    // Conservatively treat any entry of the log as a pending change.
+    this.pendingConfIndex = this.log.lastIndex();
+    this.#event({
+      kind: "role",
+      node: this.id,
+      term: this.term,
+      role: "leader",
+      lead: this.id,
+    });
+    // The empty entry of the new term lets earlier entries commit (§5.4.2).
+    this.#appendEntries([{ term: 0, index: 0, type: "normal", data: EMPTY }]);
+    this.#bcastAppend();
+  }
+
+  #campaign(kind: "pre" | "election" | "transfer"): void {
+    if (!this.promotable()) return;
+    let term: number;
+    let type: "vote" | "preVote";
+    if (kind === "pre") {
+      this.#becomePreCandidate();
+      type = "preVote";
+      term = this.term + 1;
+    } else {
+      this.#becomeCandidate();
+      type = "vote";
+      term = this.term;
+    }
+    if (this.#poll(this.id, true) === "won") {
+      if (kind === "pre") this.#campaign("election");
+      else this.#becomeLeader();
+      return;
+    }
+    const index = this.log.lastIndex();
+    const logTerm = this.log.lastTerm();
+    for (const v of this.voters) {
+      if (v === this.id) continue;
+      this.#send({
+        type,
+        from: this.id,
+        to: v,
+        term,
+        index,
+        logTerm,
+        transfer: kind === "transfer" ? true : undefined,
+      });
+    }
+  }
+
+  #poll(from: NodeId, granted: boolean): "won" | "lost" | "pending" {
+    if (!this.#votes.has(from)) this.#votes.set(from, granted);
+    let yes = 0;
+    let no = 0;
+    for (const v of this.voters) {
+      const g = this.#votes.get(v);
+      if (g === true) yes++;
+      else if (g === false) no++;
+    }
+    const q = this.#quorum();
+    if (yes >= q) return "won";
+    if (no > this.voters.size - q) return "lost";
+    return "pending";
+  }
+
+  // ---- ticks ----
+
+  /** Advances the node's clock by one tick. */
+  tick(): void {
+    this.ticks++;
+    if (this.role === "leader") this.#tickHeartbeat();
+    else this.#tickElection();
+  }
+
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (
+      this.promotable() &&
+      this.#electionElapsed >= this.#randomizedElectionTimeout
+    ) {
+      this.#electionElapsed = 0;
+      this.#hup(false);
+    }
+  }
+
+  #tickHeartbeat(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#electionTick) {
+      this.#electionElapsed = 0;
+      if (this.#checkQuorum && !this.#quorumActive()) {
+        this.#event({
+          kind: "step_down",
+          node: this.id,
+          term: this.term,
+          reason: "check_quorum",
+        });
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+      if (this.leadTransferee !== NONE) this.#abortTransfer();
+    }
+    if (this.#heartbeatElapsed >= this.#heartbeatTick) {
+      this.#heartbeatElapsed = 0;
+      this.#bcastHeartbeat();
+    }
+  }
+
+  #quorumActive(): boolean {
+    let active = 0;
+    for (const v of this.voters) {
+      const pr = this.prs.get(v);
+      if (!pr) continue;
+      if (v === this.id || pr.recentActive) active++;
+      if (v !== this.id) pr.recentActive = false;
+    }
+    return active >= this.#quorum();
+  }
+
+  #hup(transfer: boolean): void {
+    if (this.role === "leader") return;
+    if (!this.promotable()) return;
+    // A node with unapplied membership changes must not campaign: it might
+    // not know the configuration it would lead.
+    if (this.#hasUnappliedConf()) return;
+    if (transfer) this.#campaign("transfer");
+    else this.#campaign(this.#preVote ? "pre" : "election");
+  }
+
+  #hasUnappliedConf(): boolean {
+    if (this.log.applied >= this.log.committed) return false;
+    let ents: Entry[];
+    try {
+      ents = this.log.slice(
+        this.log.applied + 1,
+        this.log.committed + 1,
+        Infinity,
+      );
+    } catch {
+      return false;
+    }
+    return ents.some((e) => e.type === "conf");
+  }
+
+  // ---- step ----
+
+  /**
+   * Feeds one message (from a peer, or a local request with term 0).
+   * @throws RaftError `proposal_dropped` for a local proposal that cannot be accepted now.
+   */
+  step(m: Message): void {
+    if (m.term === 0) {
+      // local message: handled below
+    } else if (m.term > this.term) {
+      if (m.type === "vote" || m.type === "preVote") {
+        const inLease = this.#checkQuorum && this.lead !== NONE &&
+          this.#electionElapsed < this.#electionTick;
+        const booting = this.#checkQuorum && this.ticks < this.#electionTick;
+        if (!m.transfer && (inLease || booting)) {
+          this.#event({
+            kind: "vote",
+            node: this.id,
+            term: this.term,
+            candidate: m.from,
+            pre: m.type === "preVote",
+            granted: false,
+            reason: "in leader lease",
+          });
+          return;
+        }
+      }
+      if (m.type === "preVote") {
+        // Never change term on a pre-vote.
+      } else if (m.type === "preVoteResp" && !m.reject) {
+        // A granted pre-vote for our future term; the term moves when we win.
+      } else if (
+        m.type === "app" || m.type === "heartbeat" || m.type === "snap"
+      ) {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, NONE);
+      }
+    } else if (m.term < this.term) {
+      if (
+        (this.#checkQuorum || this.#preVote) &&
+        (m.type === "heartbeat" || m.type === "app")
+      ) {
+        // Tell a stale leader about the newer term so it steps down.
+        this.#send({
+          type: "appResp",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          index: 0,
+          reject: false,
+          rejectHint: 0,
+          logTerm: 0,
+        });
+      } else if (m.type === "preVote") {
+        this.#send({
+          type: "preVoteResp",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          reject: true,
+        });
+      }
+      return;
+    }
+
+    if (m.type === "vote" || m.type === "preVote") {
+      this.#handleVote(m);
+      return;
+    }
+    switch (this.role) {
+      case "leader":
+        this.#stepLeader(m);
+        break;
+      case "candidate":
+      case "preCandidate":
+        this.#stepCandidate(m);
+        break;
+      case "follower":
+        this.#stepFollower(m);
+        break;
+    }
+  }
+
+  #handleVote(m: MessageOf<"vote"> | MessageOf<"preVote">): void {
+    const pre = m.type === "preVote";
+    const canVote = this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (pre && m.term > this.term);
+    const upToDate = this.#unsafe.voteWithoutLogCheck ||
+      this.log.isUpToDate(m.index, m.logTerm);
+    const granted = canVote && upToDate && m.from !== this.id;
+    this.#event({
+      kind: "vote",
+      node: this.id,
+      term: this.term,
+      candidate: m.from,
+      pre,
+      granted,
+      reason: !canVote
+        ? "already voted or has leader"
+        : upToDate
+        ? "log up to date"
+        : "log behind",
+    });
+    if (granted) {
+      this.#send({
+        type: pre ? "preVoteResp" : "voteResp",
+        from: this.id,
+        to: m.from,
+        term: m.term,
+        reject: false,
+      });
+      if (!pre) {
+        this.#electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.#send({
+        type: pre ? "preVoteResp" : "voteResp",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        reject: true,
+      });
+    }
+  }
+
+  #stepLeader(m: Message): void {
+    switch (m.type) {
+      case "prop":
+        this.#leaderPropose(m);
+        return;
+      case "readIndex":
+        this.#leaderReadIndex(m);
+        return;
+      case "transferLeader":
+        this.#leaderTransfer(m.target);
+        return;
+    }
+    const pr = this.prs.get(m.from);
+    if (!pr) return;
+    switch (m.type) {
+      case "appResp":
+        this.#handleAppResp(m, pr);
+        break;
+      case "heartbeatResp":
+        this.#handleHeartbeatResp(m, pr);
+        break;
+      case "snapResp":
+        this.#handleSnapResp(m, pr);
+        break;
+    }
+  }
+
+  #stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "prop":
+        this.#drop(m.from);
+        return;
+      case "app":
+        this.becomeFollower(m.term, m.from);
+        this.#handleAppend(m);
+        return;
+      case "heartbeat":
+        this.becomeFollower(m.term, m.from);
+        this.#handleHeartbeat(m);
+        return;
+      case "snap":
+        this.becomeFollower(m.term, m.from);
+        this.#handleSnap(m);
+        return;
+      case "voteResp":
+      case "preVoteResp": {
+        const mine = this.role === "preCandidate" ? "preVoteResp" : "voteResp";
+        if (m.type !== mine) return;
+        const r = this.#poll(m.from, !m.reject);
+        if (r === "won") {
+          if (this.role === "preCandidate") this.#campaign("election");
+          else this.#becomeLeader();
+        } else if (r === "lost") {
+          this.becomeFollower(this.term, NONE);
+        }
+        return;
+      }
+    }
+  }
+
+  #stepFollower(m: Message): void {
+    switch (m.type) {
+      case "prop":
+        this.#followerPropose(m);
+        return;
+      case "app":
+        this.#electionElapsed = 0;
+        this.lead = m.from;
+        this.#handleAppend(m);
+        return;
+      case "heartbeat":
+        this.#electionElapsed = 0;
+        this.lead = m.from;
+        this.#handleHeartbeat(m);
+        return;
+      case "snap":
+        this.#electionElapsed = 0;
+        this.lead = m.from;
+        this.#handleSnap(m);
+        return;
+      case "transferLeader":
+        // Forward only our own requests, so a request cannot circulate.
+        if (this.lead !== NONE && m.from === this.id) {
+          this.#send({ ...m, to: this.lead, term: 0 });
+        }
+        return;
+      case "timeoutNow":
+        this.#event({
+          kind: "transfer",
+          node: this.id,
+          term: this.term,
+          target: this.id,
+          phase: "timeout_now",
+        });
+        this.#hup(true);
+        return;
+      case "readIndex":
+        if (this.lead === NONE || m.from !== this.id) return;
+        this.#send({ ...m, to: this.lead, term: 0 });
+        return;
+      case "readIndexResp":
+        this.readStates.push({ index: m.index, ctx: m.ctx });
+        return;
+    }
+  }
+
+  #drop(from: NodeId): void {
+    this.stats.proposalsDropped++;
+    if (from === this.id || from === NONE) {
+      throw new RaftError("proposal_dropped", "proposal dropped");
+    }
+  }
+
+  // ---- proposals ----
+
+  #followerPropose(m: MessageOf<"prop">): void {
+    if (this.lead === NONE || m.from !== this.id) {
+      this.#drop(m.from);
+      return;
+    }
+    const ids: number[] = [];
+    for (const e of m.entries) {
+      const id = this.#nextProposalId++;
+      ids.push(id);
+      this.#forwarded.set(id, e);
+    }
+    while (this.#forwarded.size > MAX_FORWARDED) {
+      this.#forwarded.delete(this.#forwarded.keys().next().value!);
+    }
+    this.#send({
+      type: "prop",
+      from: this.id,
+      to: this.lead,
+      term: 0,
+      entries: m.entries,
+      proposalIds: ids,
+    });
+  }
+
+  #leaderPropose(m: MessageOf<"prop">): void {
+    if (m.entries.length === 0) {
+      throw new RaftError("invariant", "empty proposal");
+    }
+    if (!this.prs.has(this.id) || this.leadTransferee !== NONE) {
+      this.#drop(m.from);
+      return;
+    }
+    let ents = m.entries;
+    for (let i = 0; i < ents.length; i++) {
+      if (ents[i]!.type !== "conf") continue;
+      const cc = decodeConfChange(ents[i]!.data);
+      const refuse = cc === undefined ||
+        this.pendingConfIndex > this.log.applied ||
+        (cc.type === "removeNode" && cc.nodeId === this.id &&
+          this.voters.size === 1);
+      if (refuse) {
+        if (ents === m.entries) ents = [...ents];
+        ents[i] = { term: 0, index: 0, type: "normal", data: EMPTY };
+      } else {
+        this.pendingConfIndex = this.log.lastIndex() + i + 1;
+      }
+    }
+    const first = this.log.lastIndex() + 1;
+    if (!this.#appendEntries(ents)) {
+      this.#drop(m.from);
+      return;
+    }
+    if (m.proposalIds && m.from !== this.id) {
+      for (let i = 0; i < m.proposalIds.length; i++) {
+        this.#echoOrigin.set(first + i, {
+          from: m.from,
+          id: m.proposalIds[i]!,
+        });
+      }
+    }
+    // Batching: followers get everything appended since the last Ready in
+    // one AppendEntries, sent when the caller asks for the next Ready.
+    this.needBcast = true;
+  }
+
+  #appendEntries(ents: readonly Entry[]): boolean {
+    let size = 0;
+    for (const e of ents) size += entrySize(e);
+    if (
+      this.#maxUncommitted > 0 && size > 0 && this.uncommittedSize > 0 &&
+      this.uncommittedSize + size > this.#maxUncommitted
+    ) return false;
+    this.uncommittedSize += size;
+    let li = this.log.lastIndex();
+    const out: Entry[] = new Array(ents.length);
+    for (let i = 0; i < ents.length; i++) {
+      const e = ents[i]!;
+      out[i] = { term: this.term, index: ++li, type: e.type, data: e.data };
+    }
+    this.log.append(out);
+    this.prs.get(this.id)!.maybeUpdate(li);
+    this.#maybeCommit();
+    return true;
+  }
+
+  /** Lowers the uncommitted-bytes count by the payload of applied entries. */
+  reduceUncommittedSize(ents: readonly Entry[]): void {
+    if (this.role !== "leader") return;
+    let size = 0;
+    for (const e of ents) size += entrySize(e);
+    this.uncommittedSize = Math.max(0, this.uncommittedSize - size);
+  }
+
+  /** Sends appends held back for batching. */
+  flushBcast(): void {
+    if (this.needBcast) {
+      this.needBcast = false;
+      this.#bcastAppend();
+    }
+  }
+
+  // ---- replication (leader) ----
+
+  #committedMatch(): number {
+    const matches: number[] = [];
+    for (const v of this.voters) matches.push(this.prs.get(v)?.match ?? 0);
+    matches.sort((a, b) => b - a);
+    return matches[this.#quorum() - 1] ?? 0;
+  }
+
+  #maybeCommit(): boolean {
+    const mci = this.#committedMatch();
+    const before = this.log.committed;
+    let changed: boolean;
+    if (this.#unsafe.commitPreviousTermEntries) {
+      changed = mci > before && mci <= this.log.lastIndex();
+      if (changed) this.log.commitTo(mci);
+    } else {
+      changed = this.log.maybeCommit(mci, this.term);
+    }
+    if (changed) {
+      for (const idx of this.#echoOrigin.keys()) {
+        if (idx > this.log.committed) break;
+        this.#echoOrigin.delete(idx);
+      }
+      if (
+        this.#readsBeforeCommit.length > 0 && this.#committedInTerm()
+      ) {
+        const reads = this.#readsBeforeCommit;
+        this.#readsBeforeCommit = [];
+        for (const r of reads) this.#leaderReadIndex(r);
+      }
+    }
+    return changed;
+  }
+
+  #committedInTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  #bcastAppend(): void {
+    for (const id of this.prs.keys()) {
+      if (id !== this.id) this.#sendAppend(id, true);
+    }
+  }
+
+  /** Sends entries (or a snapshot) to `to`; false when nothing was sent. */
+  #sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.prs.get(to);
+    if (!pr || pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    let ents: Entry[] | undefined;
+    if (prevTerm !== undefined) {
+      try {
+        ents = this.log.slice(
+          pr.next,
+          this.log.lastIndex() + 1,
+          this.#maxSizePerMsg,
+        );
+      } catch (e) {
+        if (!(e instanceof RaftError && e.code === "compacted")) throw e;
+      }
+    }
+    if (prevTerm === undefined || ents === undefined) {
+      return this.#startSnapshot(to, pr);
+    }
+    if (ents.length === 0 && !sendIfEmpty) return false;
+    let bytes = 0;
+    for (const e of ents) bytes += entrySize(e);
+    const sent = this.#echoOrigin.size > 0
+      ? this.#withEcho(to, pr, ents)
+      : ents;
+    if (sent !== ents) {
+      let saved = 0;
+      for (let i = 0; i < ents.length; i++) {
+        saved += entrySize(ents[i]!) - entrySize(sent[i]!);
+      }
+      this.stats.echoBytesSaved += saved;
+      bytes -= saved;
+    }
+    this.stats.appendBytes += bytes;
+    this.#send({
+      type: "app",
+      from: this.id,
+      to,
+      term: this.term,
+      index: prevIndex,
+      logTerm: prevTerm,
+      entries: sent,
+      commit: this.log.committed,
+    });
+    if (pr.state === "replicate") {
+      if (ents.length > 0) {
+        const last = ents[ents.length - 1]!.index;
+        pr.optimisticUpdate(last);
+        pr.inflights.add(last, bytes);
+      }
+    } else {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  /** Replaces payloads the follower itself proposed with (index, term, id) stubs. */
+  #withEcho(to: NodeId, pr: Progress, ents: Entry[]): Entry[] {
+    let out: Entry[] | undefined;
+    for (let i = 0; i < ents.length; i++) {
+      const e = ents[i]!;
+      if (e.index <= pr.noEchoUpTo || e.data.length === 0) continue;
+      const origin = this.#echoOrigin.get(e.index);
+      if (!origin || origin.from !== to) continue;
+      out ??= [...ents];
+      out[i] = {
+        term: e.term,
+        index: e.index,
+        type: e.type,
+        data: EMPTY,
+        echo: origin.id,
+      };
+    }
+    return out ?? ents;
+  }
+
+  #startSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) return false;
+    let snap: Snapshot;
+    try {
+      snap = this.log.snapshot();
+    } catch (e) {
+      if (e instanceof RaftError && e.code === "unavailable") return false;
+      throw e;
+    }
+    if (snap.meta.index === 0) {
+      throw new RaftError("invariant", "need a snapshot but none exists");
+    }
+    pr.becomeSnapshot({ meta: snap.meta, data: snap.data, acked: 0, sent: 0 });
+    this.#event({
+      kind: "snapshot",
+      node: this.id,
+      term: this.term,
+      index: snap.meta.index,
+      action: "send_started",
+      peer: to,
+      bytes: snap.data.length,
+    });
+    this.#sendSnapChunks(to, pr);
+    return true;
+  }
+
+  #sendSnapChunks(to: NodeId, pr: Progress): void {
+    const t = pr.snapshot;
+    if (!t) return;
+    const total = t.data.length;
+    const window = this.#chunkBytes * SNAPSHOT_WINDOW_CHUNKS;
+    do {
+      if (t.sent > t.acked && t.sent >= total) return;
+      if (t.sent - t.acked >= window) return;
+      const end = Math.min(total, t.sent + this.#chunkBytes);
+      this.#send({
+        type: "snap",
+        from: this.id,
+        to,
+        term: this.term,
+        meta: t.meta,
+        offset: t.sent,
+        total,
+        data: t.data.subarray(t.sent, end),
+      });
+      t.sent = end;
+    } while (t.sent < total);
+  }
+
+  #handleAppResp(m: MessageOf<"appResp">, pr: Progress): void {
+    pr.recentActive = true;
+    if (m.reject) {
+      if (m.echoMiss) {
+        // The follower lost the proposal it forwarded: send whole entries.
+        pr.noEchoUpTo = this.log.lastIndex();
+      }
+      let nextProbe = m.rejectHint;
+      if (m.logTerm > 0) {
+        nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
+      }
+      if (pr.maybeDecrTo(m.index, nextProbe)) {
+        if (pr.state === "replicate") pr.becomeProbe();
+        this.#sendAppend(m.from, true);
+      } else if (m.echoMiss && pr.state === "replicate") {
+        pr.becomeProbe();
+        pr.next = Math.min(pr.next, m.index + 1);
+        this.#sendAppend(m.from, true);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index)) return;
+    if (pr.state === "probe") {
+      pr.becomeReplicate();
+    } else if (
+      pr.state === "snapshot" && pr.snapshot &&
+      pr.match >= pr.snapshot.meta.index
+    ) {
+      pr.becomeProbe();
+      pr.becomeReplicate();
+    } else if (pr.state === "replicate") {
+      pr.inflights.freeLE(m.index);
+    }
+    if (this.#maybeCommit()) {
+      this.#bcastAppend();
+    } else if (wasPaused) {
+      this.#sendAppend(m.from, false);
+    }
+    // Fill the pipeline while flow control allows.
+    while (this.#sendAppend(m.from, false)) {
+      // keep sending
+    }
+    if (
+      m.from === this.leadTransferee &&
+      pr.match === this.log.lastIndex()
+    ) {
+      this.#sendTimeoutNow(m.from);
+    }
+  }
+
+  #handleHeartbeatResp(m: MessageOf<"heartbeatResp">, pr: Progress): void {
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (m.seq > pr.ackedSeq) pr.ackedSeq = m.seq;
+    if (m.tick > pr.ackedTick) pr.ackedTick = m.tick;
+    if (pr.state === "replicate" && pr.inflights.full()) {
+      pr.inflights.freeFirstOne();
+    }
+    if (pr.state === "snapshot" && pr.snapshot) {
+      // Resume a transfer whose chunks may have been lost.
+      pr.snapshot.sent = pr.snapshot.acked;
+      this.#sendSnapChunks(m.from, pr);
+    } else if (pr.match < this.log.lastIndex()) {
+      this.#sendAppend(m.from, true);
+    }
+    this.#releaseReads();
+  }
+
+  #handleSnapResp(m: MessageOf<"snapResp">, pr: Progress): void {
+    pr.recentActive = true;
+    const t = pr.snapshot;
+    if (pr.state !== "snapshot" || !t || t.meta.index !== m.index) return;
+    if (m.offset < t.acked) {
+      t.acked = m.offset;
+      t.sent = m.offset;
+    } else {
+      t.acked = m.offset;
+      if (t.sent < t.acked) t.sent = t.acked;
+    }
+    this.#sendSnapChunks(m.from, pr);
+  }
+
+  #bcastHeartbeat(): void {
+    for (const [id, pr] of this.prs) {
+      if (id === this.id) continue;
+      this.#send({
+        type: "heartbeat",
+        from: this.id,
+        to: id,
+        term: this.term,
+        // Never tell a follower to commit past what it is known to hold.
+        commit: Math.min(pr.match, this.log.committed),
+        seq: this.#heartbeatSeq,
+        tick: this.ticks,
+      });
+    }
+  }
+
+  // ---- follower handling ----
+
+  #handleAppend(m: MessageOf<"app">): void {
+    if (m.index < this.log.committed) {
+      this.#sendAppResp(m.from, this.log.committed);
+      return;
+    }
+    let ents = m.entries;
+    for (let i = 0; i < ents.length; i++) {
+      const e = ents[i]!;
+      if (e.echo === undefined) continue;
+      if (this.log.matchTerm(e.index, e.term)) continue;
+      const held = this.#forwarded.get(e.echo);
+      if (!held) {
+        this.#send({
+          type: "appResp",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          index: m.index,
+          reject: true,
+          rejectHint: Math.min(m.index, this.log.lastIndex()),
+          logTerm: 0,
+          echoMiss: true,
+        });
+        return;
+      }
+      if (ents === m.entries) ents = [...ents];
+      ents[i] = {
+        term: e.term,
+        index: e.index,
+        type: held.type,
+        data: held.data,
+      };
+      this.#forwarded.delete(e.echo);
+    }
+    const last = this.log.maybeAppend(m.index, m.logTerm, m.commit, ents);
+    if (last !== undefined) {
+      this.#sendAppResp(m.from, last);
+      return;
+    }
+    let hintIndex = Math.min(m.index, this.log.lastIndex());
+    let hintTerm: number;
+    [hintIndex, hintTerm] = this.log.findConflictByTerm(hintIndex, m.logTerm);
+    this.#send({
+      type: "appResp",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      index: m.index,
+      reject: true,
+      rejectHint: hintIndex,
+      logTerm: hintTerm,
+    });
+  }
+
+  #sendAppResp(to: NodeId, index: number): void {
+    this.#send({
+      type: "appResp",
+      from: this.id,
+      to,
+      term: this.term,
+      index,
+      reject: false,
+      rejectHint: 0,
+      logTerm: 0,
+    });
+  }
+
+  #handleHeartbeat(m: MessageOf<"heartbeat">): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.#send({
+      type: "heartbeatResp",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      seq: m.seq,
+      tick: m.tick,
+    });
+  }
+
+  #handleSnap(m: MessageOf<"snap">): void {
+    const reply = (offset: number) =>
+      this.#send({
+        type: "snapResp",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: m.meta.index,
+        offset,
+      });
+    if (m.meta.index <= this.log.committed) {
+      this.#sendAppResp(m.from, this.log.committed);
+      return;
+    }
+    let r = this.#snapRecv;
+    if (!r || r.index !== m.meta.index || r.term !== m.meta.term) {
+      if (m.offset !== 0) {
+        reply(0);
+        return;
+      }
+      r = {
+        index: m.meta.index,
+        term: m.meta.term,
+        total: m.total,
+        chunks: [],
+        received: 0,
+      };
+      this.#snapRecv = r;
+    }
+    if (m.offset !== r.received) {
+      reply(r.received);
+      return;
+    }
+    if (m.data.length > 0) r.chunks.push(m.data.slice());
+    r.received += m.data.length;
+    if (r.received < r.total) {
+      reply(r.received);
+      return;
+    }
+    this.#snapRecv = undefined;
+    const data = new Uint8Array(r.total);
+    let off = 0;
+    for (const c of r.chunks) {
+      data.set(c, off);
+      off += c.length;
+    }
+    if (this.#restore({ meta: m.meta, data })) {
+      this.#event({
+        kind: "snapshot",
+        node: this.id,
+        term: this.term,
+        index: m.meta.index,
+        action: "restored",
+        peer: m.from,
+        bytes: data.length,
+      });
+      this.#sendAppResp(m.from, this.log.lastIndex());
+    } else {
+      this.#sendAppResp(m.from, this.log.committed);
+    }
+  }
+
+  #restore(snap: Snapshot): boolean {
+    if (snap.meta.index <= this.log.committed) return false;
+    if (this.log.matchTerm(snap.meta.index, snap.meta.term)) {
+      this.log.commitTo(snap.meta.index);
+      return false;
+    }
+    this.log.restore(snap);
+    this.#setConf(snap.meta.confState);
+    return true;
+  }
+
+  // ---- reads ----
+
+  #leaderReadIndex(m: MessageOf<"readIndex">): void {
+    if (this.voters.size === 1) {
+      this.#answerRead(m.from, m.ctx, this.log.committed);
+      return;
+    }
+    if (!this.#committedInTerm()) {
+      this.#readsBeforeCommit.push(m);
+      return;
+    }
+    if (this.#readOnly === "lease" && this.leaseValid()) {
+      this.#answerRead(m.from, m.ctx, this.log.committed);
+      return;
+    }
+    const seq = ++this.#heartbeatSeq;
+    this.#pendingReads.push({
+      index: this.log.committed,
+      ctx: m.ctx,
+      from: m.from,
+      seq,
+    });
+    this.#bcastHeartbeat();
+  }
+
+  #answerRead(from: NodeId, ctx: string, index: number): void {
+    if (from === this.id || from === NONE) {
+      this.readStates.push({ index, ctx });
+    } else {
+      this.#send({
+        type: "readIndexResp",
+        from: this.id,
+        to: from,
+        term: this.term,
+        ctx,
+        index,
+      });
+    }
+  }
+
+  #quorumValue(get: (pr: Progress, self: boolean) => number): number {
+    const vals: number[] = [];
+    for (const v of this.voters) {
+      const pr = this.prs.get(v);
+      if (pr) vals.push(get(pr, v === this.id));
+    }
+    vals.sort((a, b) => b - a);
+    return vals[this.#quorum() - 1] ?? -1;
+  }
+
+  #releaseReads(): void {
+    if (this.#pendingReads.length === 0) return;
+    const acked = this.#quorumValue((pr, self) =>
+      self ? this.#heartbeatSeq : pr.ackedSeq
+    );
+    let n = 0;
+    for (const r of this.#pendingReads) {
+      if (r.seq > acked) break;
+      this.#answerRead(r.from, r.ctx, r.index);
+      n++;
+    }
+    if (n > 0) this.#pendingReads = this.#pendingReads.slice(n);
+  }
+
+  /**
+   * True when this leader holds a read lease: a quorum acknowledged
+   * heartbeats sent less than `electionTick - leaseDriftTicks` ticks ago, so
+   * no other leader can have been elected (followers in lease ignore votes).
+   */
+  leaseValid(): boolean {
+    if (this.role !== "leader" || this.leadTransferee !== NONE) return false;
+    if (!this.#checkQuorum || !this.#committedInTerm()) return false;
+    if (this.voters.size === 1) return true;
+    const oldest = this.#quorumValue((pr, self) =>
+      self ? this.ticks : pr.ackedTick
+    );
+    return oldest >= 0 && this.ticks < oldest + this.#leaseTicks;
+  }
+
+  // ---- leadership transfer ----
+
+  #leaderTransfer(target: NodeId): void {
+    const pr = this.prs.get(target);
+    if (!pr || pr.isLearner) return;
+    if (this.leadTransferee !== NONE) {
+      if (this.leadTransferee === target) return;
+      this.#abortTransfer();
+    }
+    if (target === this.id) return;
+    // The transfer must finish within one election timeout.
+    this.#electionElapsed = 0;
+    this.leadTransferee = target;
+    this.#event({
+      kind: "transfer",
+      node: this.id,
+      term: this.term,
+      target,
+      phase: "started",
+    });
+    if (pr.match === this.log.lastIndex()) this.#sendTimeoutNow(target);
+    else this.#sendAppend(target, true);
+  }
+
+  #sendTimeoutNow(to: NodeId): void {
+    this.#send({ type: "timeoutNow", from: this.id, to, term: this.term });
+  }
+
+  #abortTransfer(): void {
+    if (this.leadTransferee === NONE) return;
+    this.#event({
+      kind: "transfer",
+      node: this.id,
+      term: this.term,
+      target: this.leadTransferee,
+      phase: "aborted",
+    });
+    this.leadTransferee = NONE;
+  }
+
+  // ---- membership ----
+
+  /**
+   * Applies a committed membership change (called when its entry is
+   * applied). Idempotent, so replays after a restart are harmless.
+   */
+  applyConfChange(cc: ConfChange, index = 0): void {
+    const next = this.log.lastIndex() + 1;
+    switch (cc.type) {
+      case "addNode": {
+        this.learners.delete(cc.nodeId);
+        this.voters.add(cc.nodeId);
+        const pr = this.prs.get(cc.nodeId);
+        if (pr) pr.isLearner = false;
+        else this.prs.set(cc.nodeId, this.#newProgress(next, false));
+        break;
+      }
+      case "addLearner": {
+        this.voters.delete(cc.nodeId);
+        this.learners.add(cc.nodeId);
+        const pr = this.prs.get(cc.nodeId);
+        if (pr) pr.isLearner = true;
+        else this.prs.set(cc.nodeId, this.#newProgress(next, true));
+        break;
+      }
+      case "removeNode":
+        this.voters.delete(cc.nodeId);
+        this.learners.delete(cc.nodeId);
+        if (cc.nodeId !== this.id) this.prs.delete(cc.nodeId);
+        if (this.leadTransferee === cc.nodeId) this.#abortTransfer();
+        break;
+    }
+    const cs = this.confState();
+    this.#event({
+      kind: "conf_change",
+      node: this.id,
+      term: this.term,
+      index,
+      change: cc,
+      voters: cs.voters,
+      learners: cs.learners,
+    });
+    if (this.role !== "leader") return;
+    if (!this.voters.has(this.id)) {
+      // Safe removal of the leader: the change is committed, so a new
+      // leader can be elected from the remaining voters.
+      this.#event({
+        kind: "step_down",
+        node: this.id,
+        term: this.term,
+        reason: "removed",
+      });
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    if (this.#maybeCommit()) this.#bcastAppend();
+    else {
+      for (const id of this.prs.keys()) {
+        if (id !== this.id) this.#sendAppend(id, false);
+      }
+    }
+  }
+}

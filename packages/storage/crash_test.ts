@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { crashRecord } from "./_crash_record.ts";
+import { SegmentedLog } from "./segmented_log.ts";
+
+const LONG = Deno.env.get("STRATA_LONG") === "1";
+const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
+
+/** Collects a child's stdout lines; resolves `ready` on the first line. */
+function readLines(stream: ReadableStream<Uint8Array>) {
+  const lines: string[] = [];
+  let signalReady: () => void = () => {};
+  const ready = new Promise<void>((r) => signalReady = r);
+  const done = (async () => {
+    let partial = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      partial += chunk;
+      const parts = partial.split("\n");
+      partial = parts.pop()!;
+      for (const p of parts) {
+        if (p === "ready") signalReady();
+        else lines.push(p);
+      }
+    }
+    signalReady();
+  })();
+  return { lines, ready, done };
+}
+
+Deno.test("every record acknowledged before kill -9 is present and intact after reopen", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-crash-" });
+  const rounds = LONG ? 25 : 5;
+  const acknowledged = new Map<number, string>();
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CHILD, dir, String(round)],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const out = readLines(child.stdout);
+      try {
+        await out.ready;
+        // A random moment in the child's append stream.
+        await new Promise((r) => setTimeout(r, 30 + Math.random() * 250));
+      } finally {
+        child.kill("SIGKILL");
+        await child.status;
+        await out.done;
+      }
+      for (const line of out.lines) {
+        const [index, label] = line.split(" ");
+        acknowledged.set(Number(index), label!);
+      }
+      const log = await SegmentedLog.open(dir, { segmentBytes: 64 * 1024 });
+      try {
+        for (const [index, label] of acknowledged) {
+          assert.ok(
+            index <= log.lastIndex,
+            `round ${round}: acknowledged index ${index} is past ${log.lastIndex}`,
+          );
+          const [got] = await log.read(index, index + 1);
+          assert.deepEqual(got, crashRecord(label), `index ${index}`);
+        }
+        // Records later rounds wrote must not be confused with older ones.
+        if (round === rounds - 1) {
+          assert.ok(acknowledged.size > 0, "the child acknowledged appends");
+        }
+      } finally {
+        await log.close();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

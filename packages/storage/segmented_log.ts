@@ -1,0 +1,665 @@
+import { join } from "node:path";
+import { z } from "zod";
+import { syncDir, writeAll } from "./atomic_file.ts";
+import { DirLock } from "./dir_lock.ts";
+import { GroupCommit } from "./group_commit.ts";
+import {
+  decodeRecords,
+  RECORD_OVERHEAD_BYTES,
+  scanRecords,
+  writeRecord,
+} from "./log_record.ts";
+import { readAtSync } from "./positioned_read.ts";
+import { asStorageError, StorageError } from "./storage_error.ts";
+import { type SyncPolicy, SyncPolicySchema } from "./sync_policy.ts";
+
+/** Options of {@link SegmentedLog.open}. */
+export interface SegmentedLogOptions {
+  /** A segment is sealed and a new one started past this size (bytes, default 64 MiB). */
+  segmentBytes?: number;
+  /** When appends reach stable storage; default `"always"`. See {@link SyncPolicy}. */
+  sync?: SyncPolicy;
+  /** Largest record payload accepted (bytes, default 16 MiB). */
+  maxRecordBytes?: number;
+}
+
+const OptionsSchema = z.object({
+  segmentBytes: z.number().int().min(1024).max(2 ** 31).default(64 * 2 ** 20),
+  sync: SyncPolicySchema.default("always"),
+  maxRecordBytes: z.number().int().min(1).max(2 ** 31).default(16 * 2 ** 20),
+});
+
+/** What {@link SegmentedLog.open} found and repaired. */
+export interface LogRecoveryReport {
+  /** Segment files found. */
+  segments: number;
+  /** Records kept. */
+  records: number;
+  /** Bytes cut from the tail of the last segment (a torn or corrupt tail). */
+  droppedBytes: number;
+  /** Records (complete or not) that began in the cut bytes, best effort. */
+  droppedRecords: number;
+  /** File name of the segment that was cut, or null. */
+  truncatedSegment: string | null;
+}
+
+/** Indexes given to the records of one {@link SegmentedLog.append} call. */
+export interface AppendResult {
+  /** Index of the first record. */
+  first: number;
+  /** Index of the last record (`first - 1` for an empty append). */
+  last: number;
+}
+
+/** Result of {@link SegmentedLog.compactPrefix}. */
+export interface CompactResult {
+  /** Segment files deleted. */
+  removedSegments: number;
+  /** Records deleted with them. */
+  removedRecords: number;
+  /** The log's first index afterwards. */
+  firstIndex: number;
+}
+
+interface Segment {
+  /** Index of its first record (from the file name). */
+  first: number;
+  /** Byte offset of each record. */
+  offsets: number[];
+  /** Bytes of valid records. */
+  size: number;
+  name: string;
+  reader: Deno.FsFile | null;
+}
+
+const SEGMENT_SUFFIX = ".seg";
+
+/** File name of the segment whose first record has `index`. */
+export function segmentName(index: number): string {
+  return `${String(index).padStart(20, "0")}${SEGMENT_SUFFIX}`;
+}
+
+function parseSegmentName(name: string): number | null {
+  const m = /^(\d{20})\.seg$/.exec(name);
+  if (m === null) return null;
+  const n = Number(m[1]);
+  return Number.isSafeInteger(n) && n >= 1 ? n : null;
+}
+
+function lastOf(seg: Segment): number {
+  return seg.first + seg.offsets.length - 1;
+}
+
+/**
+ * A write-ahead log split into segment files (the Raft log). Indexes start
+ * at 1 and are contiguous; `firstIndex` moves up when a prefix is compacted.
+ * An empty log has `lastIndex === firstIndex - 1`.
+ *
+ * Appends go through group commit: concurrent `append` calls share one
+ * write and one `fdatasync`, and each resolves only after the sync that
+ * covers it (under the default `"always"` policy). Records carry their
+ * index and a CRC32C; on open, the tail of the last segment is scanned and
+ * cut at the first torn or corrupt record, while damage inside a sealed
+ * segment is reported as `corrupt` rather than silently dropped.
+ *
+ * Snapshots (for the Raft layer): {@link beginSnapshot} seals the current
+ * segment so later appends go to a fresh one; once a snapshot through index
+ * `n` is saved, {@link compactPrefix}(n) deletes the whole segments it
+ * covers. Only whole segments are deleted, so the log may keep a few
+ * entries at or below `n`; it never drops one above `n`.
+ *
+ * The directory is locked ({@link DirLock}) while the log is open.
+ */
+export class SegmentedLog {
+  /** The directory holding the segments. */
+  readonly dir: string;
+  /** What opening found and repaired. */
+  readonly recovery: LogRecoveryReport;
+  readonly #opts: z.infer<typeof OptionsSchema>;
+  readonly #lock: DirLock;
+  readonly #segments: Segment[];
+  #writer: Deno.FsFile;
+  #commit: GroupCommit<Uint8Array[], AppendResult>;
+  #closing = false;
+  #closed = false;
+  #broken: StorageError | null = null;
+  #syncTimer: ReturnType<typeof setTimeout> | null = null;
+  #durable: number;
+
+  private constructor(
+    dir: string,
+    opts: z.infer<typeof OptionsSchema>,
+    lock: DirLock,
+    segments: Segment[],
+    writer: Deno.FsFile,
+    recovery: LogRecoveryReport,
+  ) {
+    this.dir = dir;
+    this.#opts = opts;
+    this.#lock = lock;
+    this.#segments = segments;
+    this.#writer = writer;
+    this.recovery = recovery;
+    this.#commit = new GroupCommit((batch) => this.#flush(batch));
+    this.#durable = this.lastIndex;
+  }
+
+  /**
+   * Opens (or creates) the log in `dir`, locking the directory and
+   * recovering the tail.
+   *
+   * @throws StorageError `locked` when another owner has the directory,
+   *   `corrupt` when a sealed segment is damaged or segments are not
+   *   contiguous, `bad_argument` for invalid options, `io`.
+   */
+  static async open(
+    dir: string,
+    options: SegmentedLogOptions = {},
+  ): Promise<SegmentedLog> {
+    const parsed = OptionsSchema.safeParse(options);
+    if (!parsed.success) {
+      throw new StorageError(
+        "bad_argument",
+        `invalid log options: ${parsed.error.message}`,
+      );
+    }
+    const opts = parsed.data;
+    const lock = await DirLock.acquire(dir);
+    try {
+      const { segments, recovery } = await recover(dir, opts.maxRecordBytes);
+      if (segments.length === 0) {
+        const name = segmentName(1);
+        await Deno.writeFile(join(dir, name), new Uint8Array(0), {
+          createNew: true,
+        });
+        await syncDir(dir);
+        segments.push({ first: 1, offsets: [], size: 0, name, reader: null });
+      }
+      const last = segments[segments.length - 1]!;
+      const writer = await Deno.open(join(dir, last.name), {
+        read: true,
+        write: true,
+      });
+      await writer.seek(last.size, Deno.SeekMode.Start);
+      return new SegmentedLog(dir, opts, lock, segments, writer, recovery);
+    } catch (e) {
+      lock.release();
+      throw asStorageError(e, `cannot open log ${dir}`);
+    }
+  }
+
+  /** Index of the first record still in the log. */
+  get firstIndex(): number {
+    return this.#segments[0]!.first;
+  }
+
+  /** Index of the last record written (`firstIndex - 1` when empty). */
+  get lastIndex(): number {
+    return lastOf(this.#segments[this.#segments.length - 1]!);
+  }
+
+  /** Highest index known to be on stable storage (covered by an fsync). */
+  get durableIndex(): number {
+    return this.#durable;
+  }
+
+  /** Number of segment files. */
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  /**
+   * Appends records after the last one.
+   *
+   * @returns the index range they received; resolves once durable per the
+   *   sync policy.
+   * @throws StorageError `too_large` for a record above `maxRecordBytes`,
+   *   `bad_argument` for a non-byte record, `closed`, `io`.
+   */
+  append(records: readonly Uint8Array[]): Promise<AppendResult> {
+    try {
+      this.#assertAccepting();
+      if (!Array.isArray(records)) {
+        throw new StorageError("bad_argument", "records must be an array");
+      }
+      for (const r of records) {
+        if (!(r instanceof Uint8Array)) {
+          throw new StorageError("bad_argument", "records must be Uint8Array");
+        }
+        if (r.length > this.#opts.maxRecordBytes) {
+          throw new StorageError(
+            "too_large",
+            `record of ${r.length} bytes exceeds ${this.#opts.maxRecordBytes}`,
+          );
+        }
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#commit.submit(records.slice());
+  }
+
+  /**
+   * Reads records `[from, toExclusive)`, verifying each checksum.
+   *
+   * @throws StorageError `not_found` when `from` is below `firstIndex`
+   *   (compacted), `bad_argument` when the range is past `lastIndex + 1` or
+   *   reversed, `corrupt` when a record fails its checksum, `closed`.
+   */
+  read(from: number, toExclusive: number): Promise<Uint8Array[]> {
+    try {
+      return Promise.resolve(this.readSync(from, toExclusive));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Synchronous {@link read} (one positioned read per segment touched). */
+  readSync(from: number, toExclusive: number): Uint8Array[] {
+    this.#assertOpen();
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(toExclusive)) {
+      throw new StorageError("bad_argument", "read range must be integers");
+    }
+    if (from < this.firstIndex) {
+      throw new StorageError(
+        "not_found",
+        `index ${from} was compacted (first index is ${this.firstIndex})`,
+      );
+    }
+    if (toExclusive < from || toExclusive > this.lastIndex + 1) {
+      throw new StorageError(
+        "bad_argument",
+        `read [${from}, ${toExclusive}) is outside [${this.firstIndex}, ${
+          this.lastIndex + 1
+        })`,
+      );
+    }
+    const out: Uint8Array[] = [];
+    let next = from;
+    let s = this.#segmentOf(from);
+    while (next < toExclusive) {
+      const seg = this.#segments[s]!;
+      const stop = Math.min(toExclusive, lastOf(seg) + 1);
+      const a = next - seg.first;
+      const b = stop - seg.first; // exclusive
+      const start = seg.offsets[a]!;
+      const end = b < seg.offsets.length ? seg.offsets[b]! : seg.size;
+      seg.reader ??= Deno.openSync(join(this.dir, seg.name), { read: true });
+      const bytes = readAtSync(seg.reader, start, end - start);
+      const recs = decodeRecords(bytes, next, stop - next);
+      if (!Array.isArray(recs)) {
+        throw new StorageError(
+          "corrupt",
+          `record in ${seg.name} at byte ${
+            start + recs.badAt
+          } fails its checksum`,
+        );
+      }
+      for (const r of recs) out.push(r);
+      next = stop;
+      s++;
+    }
+    return out;
+  }
+
+  /**
+   * Deletes records `from` and after (a Raft log conflict). Waits for
+   * appends submitted earlier.
+   *
+   * @throws StorageError `bad_argument` when `from` is below `firstIndex`
+   *   or above `lastIndex + 1`, `closed`, `io`.
+   */
+  truncateSuffix(from: number): Promise<void> {
+    return this.#exclusive(async () => {
+      if (
+        !Number.isSafeInteger(from) || from < this.firstIndex ||
+        from > this.lastIndex + 1
+      ) {
+        throw new StorageError(
+          "bad_argument",
+          `truncateSuffix(${from}) outside [${this.firstIndex}, ${
+            this.lastIndex + 1
+          }]`,
+        );
+      }
+      if (from === this.lastIndex + 1) return;
+      this.#writer.close();
+      // Newest first: a crash part-way leaves a shorter but contiguous log.
+      while (
+        this.#segments.length > 1 &&
+        this.#segments[this.#segments.length - 1]!.first >= from
+      ) {
+        const seg = this.#segments.pop()!;
+        seg.reader?.close();
+        await Deno.remove(join(this.dir, seg.name));
+      }
+      const last = this.#segments[this.#segments.length - 1]!;
+      const keep = from - last.first;
+      const size = keep < last.offsets.length ? last.offsets[keep]! : last.size;
+      this.#writer = await Deno.open(join(this.dir, last.name), {
+        read: true,
+        write: true,
+      });
+      await this.#writer.truncate(size);
+      await this.#writer.syncData();
+      await syncDir(this.dir);
+      await this.#writer.seek(size, Deno.SeekMode.Start);
+      last.offsets.length = Math.min(keep, last.offsets.length);
+      last.size = size;
+      this.#durable = Math.min(this.#durable, this.lastIndex);
+    });
+  }
+
+  /**
+   * Seals the current segment so that later appends go to a fresh one
+   * (step one of taking a snapshot). No-op when the current segment is
+   * empty.
+   *
+   * @returns the index the fresh segment starts at: once a snapshot through
+   *   `returned - 1` or later is saved, every older segment can be deleted.
+   */
+  beginSnapshot(): Promise<number> {
+    return this.#exclusive(async () => {
+      const last = this.#segments[this.#segments.length - 1]!;
+      if (last.offsets.length > 0) await this.#roll(this.lastIndex + 1);
+      return this.lastIndex + 1;
+    });
+  }
+
+  /**
+   * Deletes whole segments whose records are all `<= upTo` (step three of a
+   * snapshot: call it only after a snapshot through `upTo` is saved). The
+   * last segment always stays. Oldest files go first, so a crash part-way
+   * leaves a contiguous log.
+   *
+   * Asserts the coverage invariant: when it deletes anything, afterwards
+   * `firstIndex <= upTo + 1`, so the snapshot plus the log still cover
+   * every index from the beginning. An older snapshot removes nothing.
+   *
+   * @throws StorageError `bad_argument` when `upTo` is above `lastIndex`
+   *   (use {@link reset} after installing a snapshot ahead of the log),
+   *   `closed`, `io`.
+   */
+  compactPrefix(upTo: number): Promise<CompactResult> {
+    return this.#exclusive(async () => {
+      if (!Number.isSafeInteger(upTo) || upTo < 0 || upTo > this.lastIndex) {
+        throw new StorageError(
+          "bad_argument",
+          `compactPrefix(${upTo}) is above the last index ${this.lastIndex}`,
+        );
+      }
+      let removedSegments = 0;
+      let removedRecords = 0;
+      while (
+        this.#segments.length > 1 && lastOf(this.#segments[0]!) <= upTo
+      ) {
+        const seg = this.#segments[0]!;
+        seg.reader?.close();
+        seg.reader = null;
+        await Deno.remove(join(this.dir, seg.name));
+        this.#segments.shift();
+        removedSegments++;
+        removedRecords += seg.offsets.length;
+      }
+      if (removedSegments > 0) await syncDir(this.dir);
+      if (removedSegments > 0 && this.firstIndex > upTo + 1) {
+        throw new StorageError(
+          "corrupt",
+          `compaction would leave a gap: snapshot covers through ${upTo}, log starts at ${this.firstIndex}`,
+        );
+      }
+      return { removedSegments, removedRecords, firstIndex: this.firstIndex };
+    });
+  }
+
+  /**
+   * Discards every record and restarts the log at `nextIndex` (after a
+   * snapshot through `nextIndex - 1` was installed from a leader). A crash
+   * part-way can leave a prefix of the old records; call reset again.
+   *
+   * @throws StorageError `bad_argument`, `closed`, `io`.
+   */
+  reset(nextIndex: number): Promise<void> {
+    return this.#exclusive(async () => {
+      if (!Number.isSafeInteger(nextIndex) || nextIndex < 1) {
+        throw new StorageError("bad_argument", `reset(${nextIndex})`);
+      }
+      this.#writer.close();
+      while (this.#segments.length > 0) {
+        const seg = this.#segments.pop()!;
+        seg.reader?.close();
+        await Deno.remove(join(this.dir, seg.name));
+      }
+      const name = segmentName(nextIndex);
+      this.#writer = await Deno.open(join(this.dir, name), {
+        read: true,
+        write: true,
+        createNew: true,
+      });
+      await syncDir(this.dir);
+      this.#segments.push({
+        first: nextIndex,
+        offsets: [],
+        size: 0,
+        name,
+        reader: null,
+      });
+      this.#durable = this.lastIndex;
+    });
+  }
+
+  /** Forces everything written so far to stable storage, whatever the policy. */
+  sync(): Promise<void> {
+    return this.#exclusive(async () => {
+      const last = this.lastIndex;
+      await this.#writer.syncData();
+      this.#durable = last;
+    });
+  }
+
+  /**
+   * Waits for pending appends, syncs, closes files and releases the lock.
+   * Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closing) return await this.#commit.idle();
+    this.#closing = true;
+    await this.#commit.exclusive(async () => {
+      this.#closed = true;
+      if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
+      this.#syncTimer = null;
+      try {
+        if (this.#broken === null) await this.#writer.syncData();
+      } finally {
+        this.#writer.close();
+        for (const seg of this.#segments) {
+          seg.reader?.close();
+          seg.reader = null;
+        }
+        this.#lock.release();
+      }
+    });
+  }
+
+  #assertAccepting(): void {
+    if (this.#closing) throw new StorageError("closed", "the log is closed");
+    this.#assertOpen();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StorageError("closed", "the log is closed");
+    if (this.#broken !== null) throw this.#broken;
+  }
+
+  #exclusive<V>(task: () => Promise<V>): Promise<V> {
+    try {
+      this.#assertAccepting();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#commit.exclusive(async () => {
+      this.#assertOpen();
+      try {
+        return await task();
+      } catch (e) {
+        if (e instanceof StorageError) throw e;
+        throw this.#fail(e, "log maintenance failed");
+      }
+    });
+  }
+
+  /** A failed write leaves the file in an unknown state: stop, reopen recovers. */
+  #fail(e: unknown, what: string): StorageError {
+    const err = asStorageError(e, `${what}; reopen the log to recover`);
+    this.#broken ??= err;
+    return err;
+  }
+
+  #segmentOf(index: number): number {
+    let lo = 0;
+    let hi = this.#segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#segments[mid]!.first <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  async #roll(first: number): Promise<void> {
+    // Sealing always syncs, whatever the policy: a sealed segment must be
+    // whole, so damage found in one later is corruption, not a torn tail.
+    await this.#writer.syncData();
+    this.#durable = this.lastIndex;
+    this.#writer.close();
+    const name = segmentName(first);
+    this.#writer = await Deno.open(join(this.dir, name), {
+      read: true,
+      write: true,
+      createNew: true,
+    });
+    await syncDir(this.dir);
+    this.#segments.push({ first, offsets: [], size: 0, name, reader: null });
+  }
+
+  async #flush(batch: Uint8Array[][]): Promise<AppendResult[]> {
+    this.#assertOpen();
+    try {
+      const results: AppendResult[] = [];
+      let seg = this.#segments[this.#segments.length - 1]!;
+      let next = this.lastIndex + 1;
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      let pendingOffsets: number[] = [];
+      const writePending = async () => {
+        if (pendingBytes === 0) return;
+        const buf = new Uint8Array(pendingBytes);
+        let off = 0;
+        let index = seg.first + seg.offsets.length;
+        for (const p of pending) off = writeRecord(buf, off, index++, p);
+        await writeAll(this.#writer, buf);
+        for (const o of pendingOffsets) seg.offsets.push(o);
+        seg.size += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+        pendingOffsets = [];
+      };
+      for (const records of batch) {
+        const first = next;
+        for (const r of records) {
+          const size = RECORD_OVERHEAD_BYTES + r.length;
+          const used = seg.size + pendingBytes;
+          if (used > 0 && used + size > this.#opts.segmentBytes) {
+            await writePending();
+            await this.#roll(next);
+            seg = this.#segments[this.#segments.length - 1]!;
+          }
+          pendingOffsets.push(seg.size + pendingBytes);
+          pending.push(r);
+          pendingBytes += size;
+          next++;
+        }
+        results.push({ first, last: next - 1 });
+      }
+      await writePending();
+      const policy = this.#opts.sync;
+      if (policy === "always") {
+        const last = this.lastIndex;
+        await this.#writer.syncData();
+        this.#durable = last;
+      } else if (typeof policy === "object" && this.#syncTimer === null) {
+        this.#syncTimer = setTimeout(() => {
+          this.#syncTimer = null;
+          this.sync().catch(() => {/* surfaced by the next operation */});
+        }, policy.batchMs);
+      }
+      return results;
+    } catch (e) {
+      if (e instanceof StorageError && e.code !== "io") throw e;
+      throw this.#fail(e, "append failed");
+    }
+  }
+}
+
+async function recover(
+  dir: string,
+  maxRecordBytes: number,
+): Promise<{ segments: Segment[]; recovery: LogRecoveryReport }> {
+  const found: Array<{ first: number; name: string }> = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.isFile) continue;
+    const first = parseSegmentName(entry.name);
+    if (first !== null) found.push({ first, name: entry.name });
+  }
+  found.sort((a, b) => a.first - b.first);
+  const recovery: LogRecoveryReport = {
+    segments: found.length,
+    records: 0,
+    droppedBytes: 0,
+    droppedRecords: 0,
+    truncatedSegment: null,
+  };
+  const segments: Segment[] = [];
+  for (let i = 0; i < found.length; i++) {
+    const { first, name } = found[i]!;
+    const prev = segments[segments.length - 1];
+    if (prev !== undefined && lastOf(prev) + 1 !== first) {
+      throw new StorageError(
+        "corrupt",
+        `log segments are not contiguous: ${prev.name} ends at ${
+          lastOf(prev)
+        } but ${name} starts at ${first}`,
+      );
+    }
+    const bytes = await Deno.readFile(join(dir, name));
+    const scan = scanRecords(bytes, first, maxRecordBytes);
+    const isLast = i === found.length - 1;
+    if (scan.stop !== null) {
+      if (!isLast) {
+        throw new StorageError(
+          "corrupt",
+          `sealed segment ${name} has a ${scan.stop} record at byte ${scan.end} of ${bytes.length}; refusing to drop acknowledged records`,
+        );
+      }
+      const f = await Deno.open(join(dir, name), { write: true });
+      try {
+        await f.truncate(scan.end);
+        await f.syncData();
+      } finally {
+        f.close();
+      }
+      recovery.droppedBytes = bytes.length - scan.end;
+      recovery.droppedRecords = scan.droppedRecords;
+      recovery.truncatedSegment = name;
+    }
+    recovery.records += scan.offsets.length;
+    segments.push({
+      first,
+      offsets: scan.offsets,
+      size: scan.end,
+      name,
+      reader: null,
+    });
+  }
+  return { segments, recovery };
+}

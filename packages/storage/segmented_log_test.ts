@@ -1,0 +1,451 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import fc from "fast-check";
+import { isStorageError } from "./storage_error.ts";
+import { SegmentedLog, segmentName } from "./segmented_log.ts";
+import { RECORD_OVERHEAD_BYTES } from "./log_record.ts";
+
+const LONG = Deno.env.get("STRATA_LONG") === "1";
+
+function rec(i: number, size = 8 + (i % 23)): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let k = 0; k < size; k++) out[k] = (i * 31 + k * 7) & 0xff;
+  return out;
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "strata-log-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function segmentFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name.endsWith(".seg")) names.push(e.name);
+  }
+  return names.sort();
+}
+
+Deno.test("appended records read back by index across segment roll-overs and a reopen", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir, { segmentBytes: 1024 });
+    assert.equal(log.firstIndex, 1);
+    assert.equal(log.lastIndex, 0);
+    const r1 = await log.append([rec(1), rec(2)]);
+    assert.deepEqual(r1, { first: 1, last: 2 });
+    for (let i = 3; i <= 200; i++) await log.append([rec(i)]);
+    assert.ok(log.segmentCount > 3, "rolled over to several segments");
+    const all = await log.read(1, 201);
+    assert.equal(all.length, 200);
+    all.forEach((r, k) => assert.deepEqual(r, rec(k + 1)));
+    assert.deepEqual(await log.read(57, 60), [rec(57), rec(58), rec(59)]);
+    assert.equal(log.durableIndex, 200);
+    await log.close();
+
+    const again = await SegmentedLog.open(dir, { segmentBytes: 1024 });
+    try {
+      assert.equal(again.recovery.droppedBytes, 0);
+      assert.equal(again.recovery.records, 200);
+      assert.equal(again.lastIndex, 200);
+      assert.deepEqual(await again.read(150, 152), [rec(150), rec(151)]);
+      assert.deepEqual(await again.append([rec(201)]), {
+        first: 201,
+        last: 201,
+      });
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("concurrent appenders share fsyncs and each gets its own contiguous range", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir);
+    try {
+      const n = 64;
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) => log.append([rec(i), rec(i + 1)])),
+      );
+      const firsts = results.map((r) => r.first).sort((a, b) => a - b);
+      assert.deepEqual(firsts, Array.from({ length: n }, (_, i) => 1 + 2 * i));
+      for (const [i, r] of results.entries()) {
+        assert.equal(r.last, r.first + 1);
+        assert.deepEqual(await log.read(r.first, r.last + 1), [
+          rec(i),
+          rec(i + 1),
+        ]);
+      }
+      assert.equal(log.durableIndex, 2 * n);
+    } finally {
+      await log.close();
+    }
+  });
+});
+
+Deno.test("bad arguments get typed errors and leave the log usable", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir, { maxRecordBytes: 100 });
+    try {
+      await log.append([rec(1), rec(2), rec(3)]);
+      await assert.rejects(
+        log.append([new Uint8Array(101)]),
+        (e) => isStorageError(e, "too_large"),
+      );
+      await assert.rejects(
+        // deno-lint-ignore no-explicit-any
+        log.append(["text" as any]),
+        (e) => isStorageError(e, "bad_argument"),
+      );
+      await assert.rejects(
+        log.read(2, 9),
+        (e) => isStorageError(e, "bad_argument"),
+      );
+      await assert.rejects(
+        log.read(0, 1),
+        (e) => isStorageError(e, "not_found"),
+      );
+      await assert.rejects(
+        log.truncateSuffix(0),
+        (e) => isStorageError(e, "bad_argument"),
+      );
+      await assert.rejects(
+        log.compactPrefix(4),
+        (e) => isStorageError(e, "bad_argument"),
+      );
+      assert.deepEqual(await log.append([rec(4)]), { first: 4, last: 4 });
+    } finally {
+      await log.close();
+    }
+    await assert.rejects(
+      log.append([rec(5)]),
+      (e) => isStorageError(e, "closed"),
+    );
+    await assert.rejects(
+      SegmentedLog.open(dir, { segmentBytes: 3 }),
+      (e) => isStorageError(e, "bad_argument"),
+    );
+  });
+});
+
+Deno.test("truncateSuffix removes a suffix spanning segments and appends continue from there", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir, { segmentBytes: 1024 });
+    try {
+      for (let i = 1; i <= 100; i++) await log.append([rec(i)]);
+      await log.truncateSuffix(31);
+      assert.equal(log.lastIndex, 30);
+      await assert.rejects(
+        log.read(30, 32),
+        (e) => isStorageError(e, "bad_argument"),
+      );
+      assert.deepEqual(await log.append([rec(1000)]), { first: 31, last: 31 });
+      assert.deepEqual(await log.read(30, 32), [rec(30), rec(1000)]);
+    } finally {
+      await log.close();
+    }
+    const again = await SegmentedLog.open(dir, { segmentBytes: 1024 });
+    try {
+      assert.equal(again.lastIndex, 31);
+      assert.deepEqual(await again.read(31, 32), [rec(1000)]);
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("snapshot compaction deletes only whole segments covered by the snapshot", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir, { segmentBytes: 1024 });
+    try {
+      for (let i = 1; i <= 120; i++) await log.append([rec(i)]);
+      const fresh = await log.beginSnapshot();
+      assert.equal(fresh, 121);
+      const before = log.segmentCount;
+      await log.append([rec(121)]);
+      // A snapshot through 100 cannot remove the segment holding 101..120.
+      const partial = await log.compactPrefix(100);
+      assert.ok(partial.firstIndex <= 101);
+      assert.ok(partial.removedSegments < before);
+      assert.deepEqual(await log.read(101, 102), [rec(101)]);
+      // A snapshot through 120 removes everything before the fresh segment.
+      const full = await log.compactPrefix(120);
+      assert.equal(full.firstIndex, 121);
+      assert.equal(log.segmentCount, 1);
+      await assert.rejects(
+        log.read(120, 121),
+        (e) => isStorageError(e, "not_found"),
+      );
+      assert.deepEqual(await log.read(121, 122), [rec(121)]);
+    } finally {
+      await log.close();
+    }
+    const again = await SegmentedLog.open(dir);
+    try {
+      assert.equal(again.firstIndex, 121);
+      assert.equal(again.lastIndex, 121);
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("reset restarts an installed-snapshot log at the next index", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir);
+    try {
+      await log.append([rec(1), rec(2)]);
+      await log.reset(500);
+      assert.equal(log.firstIndex, 500);
+      assert.equal(log.lastIndex, 499);
+      assert.deepEqual(await log.append([rec(500)]), { first: 500, last: 500 });
+    } finally {
+      await log.close();
+    }
+    assert.deepEqual(await segmentFiles(dir), [segmentName(500)]);
+  });
+});
+
+Deno.test("a second opener of the same directory is refused with the lock error", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir);
+    try {
+      await assert.rejects(
+        SegmentedLog.open(dir),
+        (e) =>
+          isStorageError(e, "locked") &&
+          e.message.includes(String(Deno.pid)),
+      );
+    } finally {
+      await log.close();
+    }
+    const again = await SegmentedLog.open(dir);
+    await again.close();
+  });
+});
+
+Deno.test("truncating the last segment at every byte offset of its final records reopens to exactly the records before the cut", async () => {
+  await withDir(async (dir) => {
+    const src = join(dir, "src");
+    const log = await SegmentedLog.open(src);
+    const sizes: number[] = [];
+    for (let i = 1; i <= 6; i++) {
+      await log.append([rec(i)]);
+      sizes.push(RECORD_OVERHEAD_BYTES + rec(i).length);
+    }
+    await log.close();
+    const full = await Deno.readFile(join(src, segmentName(1)));
+    const ends: number[] = [];
+    let acc = 0;
+    for (const s of sizes) ends.push(acc += s);
+    // The last three records, every cut position inside them.
+    const from = ends[2]!;
+    const work = join(dir, "work");
+    await Deno.mkdir(work);
+    for (let cut = from; cut <= full.length; cut++) {
+      await Deno.writeFile(join(work, segmentName(1)), full.subarray(0, cut));
+      const expected = ends.filter((e) => e <= cut).length;
+      const l = await SegmentedLog.open(work);
+      try {
+        assert.equal(l.lastIndex, expected, `cut at ${cut}`);
+        assert.equal(
+          l.recovery.droppedBytes,
+          cut - (ends[expected - 1] ?? 0),
+        );
+        assert.equal(
+          l.recovery.droppedRecords,
+          cut === ends[expected - 1] ? 0 : 1,
+        );
+        const got = await l.read(1, expected + 1);
+        got.forEach((r, k) => assert.deepEqual(r, rec(k + 1)));
+        // The cut tail is gone from disk and appends continue cleanly.
+        assert.deepEqual(await l.append([rec(99)]), {
+          first: expected + 1,
+          last: expected + 1,
+        });
+      } finally {
+        await l.close();
+      }
+    }
+  });
+});
+
+Deno.test("flipped bits are caught by the checksum and never returned as data", async () => {
+  await withDir(async (dir) => {
+    const src = join(dir, "src");
+    const log = await SegmentedLog.open(src);
+    const n = 20;
+    for (let i = 1; i <= n; i++) await log.append([rec(i)]);
+    await log.close();
+    const clean = await Deno.readFile(join(src, segmentName(1)));
+    const work = join(dir, "work");
+    await Deno.mkdir(work);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: clean.length * 8 - 1 }),
+        async (bit) => {
+          const bytes = clean.slice();
+          bytes[bit >> 3]! ^= 1 << (bit & 7);
+          await Deno.writeFile(join(work, segmentName(1)), bytes);
+          const l = await SegmentedLog.open(work);
+          try {
+            // Recovery cut at the damaged record: what remains is intact.
+            assert.ok(l.lastIndex < n);
+            assert.ok(l.recovery.droppedBytes > 0);
+            const got = await l.read(1, l.lastIndex + 1);
+            got.forEach((r, k) => assert.deepEqual(r, rec(k + 1)));
+          } finally {
+            await l.close();
+          }
+        },
+      ),
+      { numRuns: LONG ? 400 : 60 },
+    );
+  });
+});
+
+Deno.test("a corrupt record inside a sealed segment is an error, not silent loss", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir, { segmentBytes: 1024 });
+    for (let i = 1; i <= 100; i++) await log.append([rec(i)]);
+    await log.close();
+    const first = join(dir, segmentName(1));
+    const bytes = await Deno.readFile(first);
+    bytes[40]! ^= 0x10;
+    await Deno.writeFile(first, bytes);
+    await assert.rejects(
+      SegmentedLog.open(dir, { segmentBytes: 1024 }),
+      (e) => isStorageError(e, "corrupt") && e.message.includes("sealed"),
+    );
+  });
+});
+
+Deno.test("a bit flipped after open is caught on read", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir);
+    try {
+      for (let i = 1; i <= 10; i++) await log.append([rec(i)]);
+      const path = join(dir, segmentName(1));
+      const bytes = await Deno.readFile(path);
+      bytes[bytes.length - 10]! ^= 0x01;
+      await Deno.writeFile(path, bytes);
+      await assert.rejects(
+        log.read(1, 11),
+        (e) => isStorageError(e, "corrupt"),
+      );
+      assert.equal((await log.read(1, 10)).length, 9);
+    } finally {
+      await log.close();
+    }
+  });
+});
+
+Deno.test("the log matches an in-memory model under random append, truncateSuffix, compactPrefix and reopen", async () => {
+  type Op =
+    | { op: "append"; sizes: number[] }
+    | { op: "truncate"; at: number }
+    | { op: "compact"; at: number }
+    | { op: "snapshot" }
+    | { op: "reopen" };
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        op: fc.constant("append" as const),
+        sizes: fc.array(fc.integer({ min: 0, max: 300 }), {
+          minLength: 0,
+          maxLength: 5,
+        }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constant("truncate" as const),
+        at: fc.double({ min: 0, max: 1, noNaN: true }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constant("compact" as const),
+        at: fc.double({ min: 0, max: 1, noNaN: true }),
+      }),
+    },
+    { weight: 1, arbitrary: fc.constant({ op: "snapshot" as const }) },
+    { weight: 1, arbitrary: fc.constant({ op: "reopen" as const }) },
+  );
+  await withDir(async (root) => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { maxLength: LONG ? 60 : 25 }),
+        async (ops) => {
+          const dir = join(root, `run-${run++}`);
+          const options = { segmentBytes: 1024 };
+          let log = await SegmentedLog.open(dir, options);
+          // model[i] is the record at index base + i.
+          let base = 1;
+          let model: Uint8Array[] = [];
+          let counter = 0;
+          try {
+            for (const o of ops) {
+              if (o.op === "append") {
+                const recs = o.sizes.map((s) => rec(counter++, s));
+                const r = await log.append(recs);
+                assert.equal(r.first, base + model.length);
+                model.push(...recs);
+              } else if (o.op === "truncate") {
+                const from = log.firstIndex +
+                  Math.floor(o.at * (log.lastIndex + 1 - log.firstIndex + 1));
+                const clamped = Math.min(from, log.lastIndex + 1);
+                await log.truncateSuffix(clamped);
+                model = model.slice(0, clamped - base);
+              } else if (o.op === "compact") {
+                const upTo = Math.floor(o.at * log.lastIndex);
+                const before = log.firstIndex;
+                const r = await log.compactPrefix(upTo);
+                assert.ok(r.firstIndex <= upTo + 1 || r.firstIndex === before);
+                assert.ok(r.firstIndex >= before);
+                model = model.slice(r.firstIndex - base);
+                base = r.firstIndex;
+              } else if (o.op === "snapshot") {
+                assert.equal(await log.beginSnapshot(), log.lastIndex + 1);
+              } else {
+                await log.close();
+                log = await SegmentedLog.open(dir, options);
+                assert.equal(log.recovery.droppedBytes, 0);
+              }
+              assert.equal(log.firstIndex, base);
+              assert.equal(log.lastIndex, base + model.length - 1);
+            }
+            const all = await log.read(log.firstIndex, log.lastIndex + 1);
+            assert.deepEqual(all, model);
+          } finally {
+            await log.close();
+          }
+        },
+      ),
+      { numRuns: LONG ? 200 : 25 },
+    );
+  });
+});
+
+Deno.test("batchMs and never policies acknowledge after the write and sync later or on close", async () => {
+  for (const sync of [{ batchMs: 5 }, "never" as const]) {
+    await withDir(async (dir) => {
+      const log = await SegmentedLog.open(dir, { sync });
+      await Promise.all([log.append([rec(1)]), log.append([rec(2)])]);
+      assert.equal(log.lastIndex, 2);
+      await log.sync();
+      assert.equal(log.durableIndex, 2);
+      await log.close();
+      const again = await SegmentedLog.open(dir, { sync });
+      assert.deepEqual(await again.read(1, 3), [rec(1), rec(2)]);
+      await again.close();
+    });
+  }
+});

@@ -1,0 +1,234 @@
+import {
+  CodecError,
+  decodeCbor,
+  type MessageType,
+  readVarint,
+  varintLength,
+  writeVarint,
+} from "@strata/codec";
+import type { z } from "zod";
+import {
+  bitmapBytes,
+  countBits,
+  hasBit,
+  onlyFirstBits,
+  setBit,
+} from "./presence_bitmap.ts";
+import { TransportError } from "./transport_error.ts";
+import { wireEqual } from "./wire_equality.ts";
+import { cloneWire, encodeWire } from "./wire_cbor.ts";
+
+/**
+ * Differential message encoding: per connection and per message type, each
+ * side keeps the last message of that type it sent (encoder) or received
+ * (decoder), in the codec's wire form (a top-level object is a positional
+ * array, so field `i` is array position `i`). A new message travels either
+ *
+ * - whole: the codec's CBOR bytes, exactly `type.encode(message)`; or
+ * - as a diff: `varint n` (the base's field count), a presence bitmap of
+ *   `ceil(n / 8)` bytes with bit `i` set when field `i` changed, then one
+ *   CBOR array of the changed fields' wire values in field order.
+ *
+ * Fields compare with {@link wireEqual} (whole-field granularity: a nested
+ * object or array that differs anywhere is resent whole). A diff is only
+ * sent when the message's wire form is an array of the same length as the
+ * base and at least one field is unchanged; otherwise the whole message
+ * goes, which also resets the base. The frame flag that marks a diff lives
+ * in the layer above (see `FRAME_FLAGS.differential`).
+ *
+ * Both sides start empty on every new connection, so a reconnect resets the
+ * state; a diff that arrives without a base (or with a mismatched field
+ * count) is a `protocol_error`, never a wrong message.
+ */
+export interface DifferentialOptions {
+  /**
+   * Whether messages of this kind may travel as diffs; both peers must
+   * agree. Default: every kind.
+   */
+  enabled?: (typeName: string) => boolean;
+}
+
+/** An encoded message body that is not yet part of the state. */
+export interface EncodedBody {
+  /** The bytes to put in the frame's payload. */
+  bytes: Uint8Array;
+  /** True when `bytes` is a diff against the previous message of the kind. */
+  differential: boolean;
+  /**
+   * Makes this message the base for the next one. Call it only once the
+   * frame is certain to be sent (after its size check), so that a frame
+   * that is never written cannot leave the peers' states apart.
+   */
+  commit(): void;
+}
+
+/** Sending half: one per connection. */
+export class DifferentialEncoder {
+  readonly #bases = new Map<number, unknown[]>();
+  readonly #enabled: (typeName: string) => boolean;
+
+  /** @param options which kinds may be diffed. */
+  constructor(options: DifferentialOptions = {}) {
+    this.#enabled = options.enabled ?? (() => true);
+  }
+
+  /** Forgets every base (a new connection). */
+  reset(): void {
+    this.#bases.clear();
+  }
+
+  /**
+   * Encodes `message` of kind `type` (whose id on this connection is
+   * `typeId`), as a diff when that is possible and smaller.
+   */
+  encode<S extends z.ZodType>(
+    typeId: number,
+    type: MessageType<string, S>,
+    message: z.output<S>,
+  ): EncodedBody {
+    const wire = type.toWire(message);
+    if (!this.#enabled(type.name) || !Array.isArray(wire)) {
+      return {
+        bytes: type.encode(message),
+        differential: false,
+        commit: () => this.#bases.delete(typeId),
+      };
+    }
+    const base = this.#bases.get(typeId);
+    const n = wire.length;
+    if (base !== undefined && base.length === n) {
+      const bitmap = new Uint8Array(bitmapBytes(n));
+      const changed: unknown[] = [];
+      const changedAt: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (!wireEqual(base[i], wire[i])) {
+          setBit(bitmap, i);
+          changed.push(wire[i]);
+          changedAt.push(i);
+        }
+      }
+      if (changed.length < n) {
+        const values = encodeWire(changed);
+        const bytes = new Uint8Array(
+          varintLength(n) + bitmap.length + values.length,
+        );
+        let at = writeVarint(bytes, 0, n);
+        bytes.set(bitmap, at);
+        at += bitmap.length;
+        bytes.set(values, at);
+        return {
+          bytes,
+          differential: true,
+          commit: () => {
+            for (let j = 0; j < changedAt.length; j++) {
+              base[changedAt[j]!] = cloneWire(changed[j]);
+            }
+          },
+        };
+      }
+    }
+    return {
+      // The codec's own bytes, so a whole message is exactly type.encode().
+      bytes: type.encode(message),
+      differential: false,
+      commit: () => this.#bases.set(typeId, wire.map(cloneWire)),
+    };
+  }
+}
+
+/** Receiving half: one per connection. */
+export class DifferentialDecoder {
+  readonly #bases = new Map<number, unknown[]>();
+  readonly #enabled: (typeName: string) => boolean;
+
+  /** @param options which kinds may be diffed; must match the sender's. */
+  constructor(options: DifferentialOptions = {}) {
+    this.#enabled = options.enabled ?? (() => true);
+  }
+
+  /** Forgets every base (a new connection). */
+  reset(): void {
+    this.#bases.clear();
+  }
+
+  /**
+   * Decodes a frame body of kind `type` into the whole message.
+   *
+   * @throws TransportError `protocol_error` for a diff without a base, a
+   *   diff of a kind that is not diffed here, or a malformed diff;
+   *   `frame_error` (cause: CodecError) when the bytes or the rebuilt
+   *   message are invalid.
+   */
+  decode<S extends z.ZodType>(
+    typeId: number,
+    type: MessageType<string, S>,
+    bytes: Uint8Array,
+    differential: boolean,
+  ): z.output<S> {
+    const enabled = this.#enabled(type.name);
+    try {
+      if (!differential) {
+        const wire = decodeCbor(bytes);
+        const message = type.fromWire(wire);
+        if (enabled && Array.isArray(wire)) {
+          this.#bases.set(typeId, wire.map(cloneWire));
+        } else this.#bases.delete(typeId);
+        return message;
+      }
+      if (!enabled) {
+        throw new TransportError(
+          "protocol_error",
+          `${type.name} arrived as a diff but differential encoding is off for it here`,
+        );
+      }
+      const base = this.#bases.get(typeId);
+      if (base === undefined) {
+        throw new TransportError(
+          "protocol_error",
+          `${type.name} arrived as a diff but no previous ${type.name} was received on this connection`,
+        );
+      }
+      const { value: n, next } = readVarint(bytes, 0);
+      if (n !== base.length) {
+        throw new TransportError(
+          "protocol_error",
+          `${type.name} diff has ${n} fields; its base has ${base.length}`,
+        );
+      }
+      const bitmapEnd = next + bitmapBytes(n);
+      if (bitmapEnd > bytes.length) {
+        throw new CodecError("truncated", "diff ends inside its bitmap");
+      }
+      const bitmap = bytes.subarray(next, bitmapEnd);
+      if (!onlyFirstBits(bitmap, n)) {
+        throw new TransportError(
+          "protocol_error",
+          `${type.name} diff marks fields past its field count`,
+        );
+      }
+      const changed = decodeCbor(bytes.subarray(bitmapEnd));
+      if (!Array.isArray(changed) || changed.length !== countBits(bitmap, n)) {
+        throw new TransportError(
+          "protocol_error",
+          `${type.name} diff carries a different number of fields than its bitmap marks`,
+        );
+      }
+      const wire = base.slice();
+      let j = 0;
+      for (let i = 0; i < n; i++) {
+        if (hasBit(bitmap, i)) wire[i] = changed[j++];
+      }
+      const message = type.fromWire(wire);
+      // Only now does the base move: a rejected diff changes nothing.
+      for (let i = 0; i < n; i++) {
+        if (hasBit(bitmap, i)) base[i] = cloneWire(wire[i]);
+      }
+      return message;
+    } catch (e) {
+      if (e instanceof CodecError) {
+        throw TransportError.fromCodec(e, `${type.name} body`);
+      }
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,152 @@
+import { Buffer } from "node:buffer";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import {
+  controlFrame,
+  type ControlMessage,
+  PROTOCOL_VERSION,
+} from "./control_frames.ts";
+import { TransportError } from "./transport_error.ts";
+
+/** Which end of a connection this side is: the dialer or the listener. */
+export type Role = "client" | "server";
+
+/** Inputs of a {@link Handshake}. */
+export interface HandshakeOptions {
+  role: Role;
+  /** The message set's fingerprint (`MessageSet.fingerprint`). */
+  fingerprint: string;
+  /** Shared secret; when set, the peer must prove it knows it too. */
+  secret?: string | Uint8Array;
+  /** 32 fresh random bytes: this side's challenge to the peer. */
+  nonce: Uint8Array;
+}
+
+/** What a handshake step asks the caller to do. */
+export interface HandshakeStep {
+  /** Frames to send, in order. */
+  send: Uint8Array[];
+  /** True once the peer is accepted and messages may flow. */
+  done: boolean;
+}
+
+/**
+ * The connection handshake as a pure state machine (no I/O).
+ *
+ * Both sides send `hello` = [protocol version, message-set fingerprint,
+ * nonce, auth required] first. A side accepts the peer's hello only when the
+ * version and fingerprint equal its own and both agree on authentication.
+ * With a shared secret each side then sends
+ * `HMAC-SHA256(secret, role ‖ peer nonce ‖ own nonce)`, answering the
+ * peer's fresh challenge; the secret itself never travels, a recorded proof
+ * is useless against a new nonce, and the role label stops a proof from
+ * being reflected back at its sender. A side is done when it accepted the
+ * hello and (with a secret) verified the peer's proof; since a peer sends
+ * its proof before any message, a receiver is always done before the first
+ * message arrives, and anything else before that is a protocol error.
+ */
+export class Handshake {
+  readonly #o: HandshakeOptions;
+  #peerNonce: Uint8Array | undefined;
+  #done = false;
+
+  /** @param options this side's identity and challenge. */
+  constructor(options: HandshakeOptions) {
+    this.#o = options;
+  }
+
+  /** True once the peer was accepted. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** The first frame to send. */
+  hello(): Uint8Array {
+    const o = this.#o;
+    return controlFrame([
+      1,
+      PROTOCOL_VERSION,
+      o.fingerprint,
+      new Uint8Array(o.nonce),
+      o.secret !== undefined,
+    ]);
+  }
+
+  /**
+   * Feeds a control message from the peer.
+   * @throws TransportError `handshake_failed`, `fingerprint_mismatch`,
+   *   `auth_failed` or `protocol_error`; the connection must close.
+   */
+  receive(message: ControlMessage): HandshakeStep {
+    const o = this.#o;
+    if (message[0] === 1) {
+      if (this.#peerNonce) {
+        throw new TransportError("protocol_error", "a second hello");
+      }
+      const [, version, fingerprint, nonce, auth] = message;
+      if (version !== PROTOCOL_VERSION) {
+        throw new TransportError(
+          "handshake_failed",
+          `peer speaks transport protocol ${version}, this side ${PROTOCOL_VERSION}`,
+        );
+      }
+      if (fingerprint !== o.fingerprint) {
+        throw new TransportError(
+          "fingerprint_mismatch",
+          `peer's message set ${
+            fingerprint.slice(0, 12)
+          }… differs from this side's ${o.fingerprint.slice(0, 12)}…`,
+        );
+      }
+      if (auth !== (o.secret !== undefined)) {
+        throw new TransportError(
+          "auth_failed",
+          auth
+            ? "peer requires a shared secret; this side has none"
+            : "this side requires a shared secret; the peer has none",
+        );
+      }
+      this.#peerNonce = new Uint8Array(nonce);
+      if (o.secret === undefined) {
+        this.#done = true;
+        return { send: [], done: true };
+      }
+      const proof = this.#mac(o.role, this.#peerNonce, o.nonce);
+      return { send: [controlFrame([2, proof])], done: false };
+    }
+    if (message[0] === 2) {
+      if (!this.#peerNonce || o.secret === undefined || this.#done) {
+        throw new TransportError("protocol_error", "an unexpected proof");
+      }
+      const peerRole: Role = o.role === "client" ? "server" : "client";
+      const expected = this.#mac(peerRole, o.nonce, this.#peerNonce);
+      const got = message[1];
+      if (
+        got.length !== expected.length ||
+        !timingSafeEqual(Buffer.from(got), Buffer.from(expected))
+      ) {
+        throw new TransportError(
+          "auth_failed",
+          "peer's proof of the shared secret is wrong",
+        );
+      }
+      this.#done = true;
+      return { send: [], done: true };
+    }
+    throw new TransportError(
+      "protocol_error",
+      `control message ${message[0]} during the handshake`,
+    );
+  }
+
+  #mac(
+    role: Role,
+    challenge: Uint8Array,
+    response: Uint8Array,
+  ): Uint8Array<ArrayBuffer> {
+    const h = createHmac("sha256", this.#o.secret!);
+    h.update(`strata-transport-v${PROTOCOL_VERSION}:${role}`);
+    h.update(challenge);
+    h.update(response);
+    return new Uint8Array(h.digest());
+  }
+}

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  pack,
+  packedCount,
+  packedSizeBound,
+  unpack,
+  unpackOne,
+} from "./multi_packet.ts";
+import { isTransportError } from "./transport_error.ts";
+import { varintLength } from "@strata/codec";
+
+const runs = Deno.env.get("STRATA_LONG") === "1" ? 2000 : 200;
+
+/** Fan-out-like batches: a shared body with per-packet headers and edits. */
+const similarBatch = fc.record({
+  body: fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+  headers: fc.array(fc.uint8Array({ maxLength: 40 }), {
+    minLength: 1,
+    maxLength: 12,
+  }),
+  cut: fc.nat(),
+}).map(({ body, headers, cut }) =>
+  headers.map((h, i) => {
+    // Every third packet carries only a prefix of the body.
+    const tail = i % 3 === 2 ? body.subarray(0, cut % (body.length + 1)) : body;
+    const out = new Uint8Array(h.length + tail.length);
+    out.set(h);
+    out.set(tail, h.length);
+    return out;
+  })
+);
+
+const anyBatch = fc.array(fc.uint8Array({ maxLength: 600 }), {
+  maxLength: 20,
+});
+
+Deno.test("pack then unpack restores any list of packets exactly", () => {
+  fc.assert(
+    fc.property(fc.oneof(anyBatch, similarBatch), (packets) => {
+      const blob = pack(packets);
+      assert.deepEqual(unpack(blob), packets);
+      assert.equal(packedCount(blob), packets.length);
+    }),
+    { numRuns: runs },
+  );
+});
+
+Deno.test("unpackOne extracts exactly the packet unpack would", () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(anyBatch, similarBatch).filter((p) => p.length > 0),
+      fc.nat(),
+      (packets, pick) => {
+        const i = pick % packets.length;
+        assert.deepEqual(unpackOne(pack(packets), i), packets[i]);
+      },
+    ),
+    { numRuns: runs },
+  );
+});
+
+Deno.test("no input packs larger than plain concatenation plus the stated bound", () => {
+  fc.assert(
+    fc.property(fc.oneof(anyBatch, similarBatch), (packets) => {
+      const blob = pack(packets);
+      const bound = packedSizeBound(packets);
+      assert.ok(blob.length <= bound, `${blob.length} > ${bound}`);
+      // The bound itself: ≤ 2 bytes a packet over the concatenation plus
+      // varint lengths (fewer than 16 383 packets), plus a 12-byte header.
+      const plainWithLengths = packets.reduce(
+        (s, p) => s + p.length + (p.length ? varintLength(p.length) : 0),
+        0,
+      );
+      assert.ok(bound <= plainWithLengths + 12 + packets.length * 2);
+    }),
+    { numRuns: runs },
+  );
+});
+
+Deno.test("similar packets share their common content once", () => {
+  const body = crypto.getRandomValues(new Uint8Array(8192));
+  const packets = Array.from({ length: 10 }, (_, i) => {
+    const header = new TextEncoder().encode(
+      `AppendEntries to=node-${i} term=7 prevIndex=${1000 + i * 3}`,
+    );
+    const out = new Uint8Array(header.length + body.length);
+    out.set(header);
+    out.set(body, header.length);
+    return out;
+  });
+  const blob = pack(packets);
+  const plain = packets.reduce((s, p) => s + p.length, 0);
+  assert.ok(
+    blob.length < body.length + 10 * 300,
+    `${blob.length} bytes for ${plain} plain`,
+  );
+  assert.deepEqual(unpack(blob), packets);
+});
+
+Deno.test("unrelated random packets pack to the plain layout", () => {
+  const packets = Array.from(
+    { length: 5 },
+    () => crypto.getRandomValues(new Uint8Array(2000)),
+  );
+  assert.equal(pack(packets).length, packedSizeBound(packets));
+});
+
+Deno.test("malformed blobs are typed errors, never crashes or wrong packets", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(), (bytes, i) => {
+      for (const f of [() => unpack(bytes), () => unpackOne(bytes, i % 4)]) {
+        try {
+          f();
+        } catch (e) {
+          assert.ok(
+            isTransportError(e, "protocol_error") || e instanceof RangeError,
+            String(e),
+          );
+        }
+      }
+    }),
+    { numRuns: runs },
+  );
+  const blob = pack([new Uint8Array([1, 2, 3]), new Uint8Array([4])]);
+  for (let cut = 0; cut < blob.length; cut++) {
+    assert.throws(
+      () => unpack(blob.subarray(0, cut)),
+      (e) => isTransportError(e, "protocol_error"),
+    );
+  }
+  assert.throws(() => unpackOne(blob, 2), RangeError);
+});
+
+Deno.test("an empty batch and empty packets round-trip", () => {
+  assert.deepEqual(unpack(pack([])), []);
+  const packets = [new Uint8Array(0), new Uint8Array([9]), new Uint8Array(0)];
+  assert.deepEqual(unpack(pack(packets)), packets);
+  assert.deepEqual(unpackOne(pack(packets), 2), new Uint8Array(0));
+});
