@@ -1,0 +1,709 @@
+import { Buffer } from "node:buffer";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import type { KvCommand } from "./kv_commands.ts";
+import type { KeyValue, KvResult } from "./kv_state_machine.ts";
+import { LOCK_PREFIX } from "./kv_state_machine.ts";
+import {
+  type Consistency,
+  type KvService,
+  ServiceError,
+} from "./kv_service.ts";
+import { WatchError } from "./watch_hub.ts";
+
+/** Limits of the HTTP API. */
+export interface HttpLimits {
+  /** Longest key in UTF-8 bytes (default 1024). */
+  maxKeyBytes: number;
+  /** Largest value in bytes (default 1 MiB); larger → 413. */
+  maxValueBytes: number;
+  /** Deadline of every request, ms (default 5000): never a hang. */
+  requestTimeoutMs: number;
+  /** Largest `limit` of a range scan (default 10,000). */
+  maxRangeLimit: number;
+}
+
+/** Defaults of {@link HttpLimits}. */
+export const DEFAULT_LIMITS: HttpLimits = {
+  maxKeyBytes: 1024,
+  maxValueBytes: 1 << 20,
+  requestTimeoutMs: 5000,
+  maxRangeLimit: 10_000,
+};
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const textEncoder = new TextEncoder();
+
+/** Percent-decodes a raw path segment to bytes, then to strict UTF-8. */
+function decodeKey(raw: string, limits: HttpLimits): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const ch = raw.charCodeAt(i);
+    if (ch === 0x25 && /^[0-9a-fA-F]{2}$/.test(raw.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(...textEncoder.encode(raw[i]!));
+    }
+  }
+  return checkKey(Uint8Array.from(bytes), limits);
+}
+
+function checkKey(bytes: Uint8Array, limits: HttpLimits): string {
+  if (bytes.length === 0) {
+    throw new ServiceError("bad_request", "the key is empty");
+  }
+  if (bytes.length > limits.maxKeyBytes) {
+    throw new ServiceError(
+      "bad_request",
+      `the key is ${bytes.length} bytes; the limit is ${limits.maxKeyBytes}`,
+    );
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new ServiceError("bad_request", "the key is not valid UTF-8");
+  }
+}
+
+function keyFromBody(key: string, limits: HttpLimits): string {
+  return checkKey(textEncoder.encode(key), limits);
+}
+
+const encodingSchema = z.enum(["utf8", "base64"]).default("utf8");
+
+function valueBytes(
+  value: string,
+  encoding: "utf8" | "base64",
+  limits: HttpLimits,
+): Uint8Array {
+  let bytes: Uint8Array;
+  if (encoding === "base64") {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 === 1) {
+      throw new ServiceError("bad_request", "value is not valid base64");
+    }
+    bytes = new Uint8Array(Buffer.from(value, "base64"));
+  } else bytes = textEncoder.encode(value);
+  if (bytes.length > limits.maxValueBytes) {
+    throw new ServiceError(
+      "too_large",
+      `the value is ${bytes.length} bytes; the limit is ${limits.maxValueBytes}`,
+    );
+  }
+  return bytes;
+}
+
+/** A value as JSON: UTF-8 text when it is, else base64 (and says so). */
+function renderValue(value: Uint8Array, encoding: "utf8" | "base64") {
+  if (encoding === "utf8") {
+    try {
+      return { value: utf8.decode(value) };
+    } catch {
+      // Binary: fall through to base64 rather than mangling it.
+    }
+  }
+  return {
+    value: Buffer.from(value).toString("base64"),
+    encoding: "base64" as const,
+  };
+}
+
+function renderKv(kv: KeyValue, encoding: "utf8" | "base64") {
+  return {
+    key: kv.key,
+    ...renderValue(kv.value, encoding),
+    revision: kv.modRevision,
+    createRevision: kv.createRevision,
+    version: kv.version,
+    ...(kv.session !== undefined ? { session: kv.session } : {}),
+  };
+}
+
+const putJson = z.strictObject({
+  value: z.string(),
+  encoding: encodingSchema,
+  session: z.number().int().positive().optional(),
+});
+const casJson = z.strictObject({
+  expectValue: z.string().nullable().optional(),
+  expectRevision: z.number().int().nonnegative().optional(),
+  value: z.string().nullable(),
+  encoding: encodingSchema,
+}).refine(
+  (b) => b.expectValue !== undefined || b.expectRevision !== undefined,
+  {
+    message:
+      "give expectValue (null: key absent) or expectRevision (0: key absent)",
+  },
+);
+const txnValue = z.union([z.string(), z.number().int().nonnegative()]);
+const txnJson = z.strictObject({
+  compare: z.array(z.strictObject({
+    key: z.string(),
+    target: z.enum([
+      "value",
+      "modRevision",
+      "createRevision",
+      "version",
+      "exists",
+    ]),
+    op: z.enum(["==", "!=", "<", ">"]),
+    value: txnValue,
+  })).max(64).default([]),
+  success: z.array(z.discriminatedUnion("op", [
+    z.strictObject({
+      op: z.literal("put"),
+      key: z.string(),
+      value: z.string(),
+    }),
+    z.strictObject({ op: z.literal("delete"), key: z.string() }),
+    z.strictObject({ op: z.literal("get"), key: z.string() }),
+  ])).max(128).default([]),
+  failure: z.array(z.discriminatedUnion("op", [
+    z.strictObject({
+      op: z.literal("put"),
+      key: z.string(),
+      value: z.string(),
+    }),
+    z.strictObject({ op: z.literal("delete"), key: z.string() }),
+    z.strictObject({ op: z.literal("get"), key: z.string() }),
+  ])).max(128).default([]),
+  encoding: encodingSchema,
+});
+const sessionJson = z.strictObject({
+  ttlMs: z.number().int().min(1000).max(3_600_000),
+});
+const lockJson = z.strictObject({
+  session: z.number().int().positive(),
+  /** Wait up to this long for the lock (ms); 0 = try once. */
+  waitMs: z.number().int().min(0).max(60_000).default(0),
+});
+const unlockJson = z.strictObject({ session: z.number().int().positive() });
+const memberJson = z.discriminatedUnion("action", [
+  z.strictObject({
+    action: z.literal("add"),
+    id: z.number().int().positive(),
+    peerAddress: z.string().regex(/^[^\s:]+:\d{1,5}$/, "host:port"),
+    httpAddress: z.string().regex(/^[^\s:]+:\d{1,5}$/, "host:port").optional(),
+  }),
+  z.strictObject({
+    action: z.literal("promote"),
+    id: z.number().int().positive(),
+  }),
+  z.strictObject({
+    action: z.literal("remove"),
+    id: z.number().int().positive(),
+  }),
+]);
+const transferJson = z.strictObject({
+  to: z.number().int().positive().optional(),
+});
+const readQuery = z.object({
+  consistency: z.enum(["linearizable", "lease", "stale"]).default(
+    "linearizable",
+  ),
+  encoding: encodingSchema,
+});
+const rangeQuery = readQuery.extend({
+  prefix: z.string().default(""),
+  after: z.string().optional(),
+  limit: z.coerce.number().int().positive().default(100),
+});
+const watchQuery = z.object({
+  prefix: z.string().default(""),
+  from: z.coerce.number().int().positive().optional(),
+  encoding: encodingSchema,
+});
+
+async function jsonBody<T extends z.ZodType>(
+  c: Context,
+  schema: T,
+): Promise<z.output<T>> {
+  let raw: unknown;
+  try {
+    const text = await c.req.text();
+    raw = text.length === 0 ? {} : JSON.parse(text);
+  } catch {
+    throw new ServiceError("bad_request", "the body is not valid JSON");
+  }
+  return parse(schema, raw, "body");
+}
+
+function parse<T extends z.ZodType>(
+  schema: T,
+  raw: unknown,
+  what: string,
+): z.output<T> {
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const path = issue?.path.length ? `${what}.${issue.path.join(".")}` : what;
+    throw new ServiceError(
+      "bad_request",
+      `${path}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  return r.data;
+}
+
+function expectResult<T extends KvResult["op"]>(
+  r: KvResult,
+  op: T,
+): Extract<KvResult, { op: T }> {
+  if (r.op === "error") throw new ServiceError("not_found", r.message);
+  if (r.op !== op) {
+    throw new ServiceError("internal", `expected a ${op} result, got ${r.op}`);
+  }
+  return r as Extract<KvResult, { op: T }>;
+}
+
+/**
+ * The HTTP API of a node (Hono). Every body, query and key is validated;
+ * every failure is JSON `{"error":{"code","message"}}` with a 4xx/5xx
+ * status; every request has a deadline.
+ */
+export function createHttpApi(
+  service: KvService,
+  limits: HttpLimits = DEFAULT_LIMITS,
+): Hono {
+  const app = new Hono();
+  const deadline = (c: Context) =>
+    AbortSignal.any([
+      c.req.raw.signal,
+      AbortSignal.timeout(limits.requestTimeoutMs),
+    ]);
+  const propose = async (c: Context, command: KvCommand) => {
+    try {
+      return await service.propose(command, deadline(c));
+    } catch (e) {
+      throw timeoutToServiceError(e);
+    }
+  };
+  const barrier = async (c: Context, consistency: Consistency) => {
+    try {
+      await service.readBarrier(consistency, deadline(c));
+    } catch (e) {
+      throw timeoutToServiceError(e);
+    }
+  };
+  const rawKey = (c: Context, prefix: string, suffix = "") => {
+    const path = new URL(c.req.url).pathname;
+    return decodeKey(
+      path.slice(prefix.length, path.length - suffix.length),
+      limits,
+    );
+  };
+
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    service.observeRequest?.(
+      c.req.routePath,
+      c.res.status,
+      (performance.now() - started) / 1000,
+    );
+  });
+
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: limits.maxValueBytes * 2 + 64 * 1024,
+      onError: () => {
+        throw new ServiceError(
+          "too_large",
+          `the body exceeds ${limits.maxValueBytes * 2 + 64 * 1024} bytes`,
+        );
+      },
+    }),
+  );
+
+  app.put("/v1/kv/:key{.+}", async (c) => {
+    const key = rawKey(c, "/v1/kv/");
+    let value: Uint8Array;
+    let session: number | undefined;
+    if ((c.req.header("content-type") ?? "").startsWith("application/json")) {
+      const body = await jsonBody(c, putJson);
+      value = valueBytes(body.value, body.encoding, limits);
+      session = body.session;
+    } else {
+      value = new Uint8Array(await c.req.arrayBuffer());
+      if (value.length > limits.maxValueBytes) {
+        throw new ServiceError(
+          "too_large",
+          `the value is ${value.length} bytes; the limit is ${limits.maxValueBytes}`,
+        );
+      }
+    }
+    const r = await propose(c, {
+      op: "put",
+      key,
+      value,
+      ...(session ? { session } : {}),
+    });
+    if (r.op === "error") throw new ServiceError("not_found", r.message);
+    const put = expectResult(r, "put");
+    return c.json({
+      key,
+      revision: put.revision,
+      ...(put.prev ? { prevRevision: put.prev.modRevision } : {}),
+    });
+  });
+
+  app.post("/v1/kv/:key{.+}/cas", async (c) => {
+    const key = rawKey(c, "/v1/kv/", "/cas");
+    const body = await jsonBody(c, casJson);
+    const r = expectResult(
+      await propose(c, {
+        op: "cas",
+        key,
+        ...(body.expectValue !== undefined
+          ? {
+            expectValue: body.expectValue === null
+              ? null
+              : valueBytes(body.expectValue, body.encoding, limits),
+          }
+          : {}),
+        ...(body.expectRevision !== undefined
+          ? { expectRevision: body.expectRevision }
+          : {}),
+        value: body.value === null
+          ? null
+          : valueBytes(body.value, body.encoding, limits),
+      }),
+      "cas",
+    );
+    return c.json({
+      key,
+      succeeded: r.succeeded,
+      revision: r.revision,
+      ...(r.current ? { current: renderKv(r.current, body.encoding) } : {}),
+    });
+  });
+
+  app.get("/v1/kv/:key{.+}", async (c) => {
+    const key = rawKey(c, "/v1/kv/");
+    const q = parse(readQuery, c.req.query(), "query");
+    await barrier(c, q.consistency);
+    const kv = service.store.get(key);
+    if (!kv) {
+      throw new ServiceError(
+        "not_found",
+        `key ${JSON.stringify(key)} not found`,
+        { revision: service.store.appliedIndex },
+      );
+    }
+    return c.json(renderKv(kv, q.encoding));
+  });
+
+  app.delete("/v1/kv/:key{.+}", async (c) => {
+    const key = rawKey(c, "/v1/kv/");
+    const r = expectResult(await propose(c, { op: "delete", key }), "delete");
+    return c.json({ key, deleted: r.deleted, revision: r.revision });
+  });
+
+  app.get("/v1/kv", async (c) => {
+    const q = parse(rangeQuery, c.req.query(), "query");
+    if (q.limit > limits.maxRangeLimit) {
+      throw new ServiceError(
+        "bad_request",
+        `limit ${q.limit} is over the maximum of ${limits.maxRangeLimit}`,
+      );
+    }
+    await barrier(c, q.consistency);
+    const kvs = service.store.range(q.prefix, q.after, q.limit + 1);
+    const more = kvs.length > q.limit;
+    return c.json({
+      kvs: kvs.slice(0, q.limit).map((kv) => renderKv(kv, q.encoding)),
+      more,
+      revision: service.store.appliedIndex,
+    });
+  });
+
+  app.post("/v1/txn", async (c) => {
+    const body = await jsonBody(c, txnJson);
+    const toBytes = (v: string) => valueBytes(v, body.encoding, limits);
+    const ops = (list: typeof body.success) =>
+      list.map((op) =>
+        op.op === "put"
+          ? {
+            op: "put" as const,
+            key: keyFromBody(op.key, limits),
+            value: toBytes(op.value),
+          }
+          : { op: op.op, key: keyFromBody(op.key, limits) }
+      );
+    const r = expectResult(
+      await propose(c, {
+        op: "txn",
+        compare: body.compare.map((cmp) => {
+          if (cmp.target === "value" && typeof cmp.value !== "string") {
+            throw new ServiceError(
+              "bad_request",
+              "a value compare takes a string value",
+            );
+          }
+          if (cmp.target !== "value" && typeof cmp.value !== "number") {
+            throw new ServiceError(
+              "bad_request",
+              `a ${cmp.target} compare takes a number`,
+            );
+          }
+          return {
+            key: keyFromBody(cmp.key, limits),
+            target: cmp.target,
+            op: cmp.op,
+            value: typeof cmp.value === "string"
+              ? toBytes(cmp.value)
+              : cmp.value,
+          };
+        }),
+        success: ops(body.success),
+        failure: ops(body.failure),
+      }),
+      "txn",
+    );
+    return c.json({
+      succeeded: r.succeeded,
+      revision: r.revision,
+      results: r.results.map((x) => ({
+        op: x.op,
+        key: x.key,
+        ...(x.kv ? { kv: renderKv(x.kv, body.encoding) } : {}),
+        ...(x.deleted !== undefined ? { deleted: x.deleted } : {}),
+      })),
+    });
+  });
+
+  app.post("/v1/sessions", async (c) => {
+    const body = await jsonBody(c, sessionJson);
+    const r = expectResult(
+      await propose(c, {
+        op: "session_open",
+        ttlMs: body.ttlMs,
+        now: Date.now(),
+      }),
+      "session_open",
+    );
+    return c.json({
+      id: r.id,
+      ttlMs: r.ttlMs,
+      expiresAt: r.expiresAt,
+      revision: r.revision,
+    });
+  });
+
+  app.post("/v1/sessions/:id/keepalive", async (c) => {
+    const id = parse(
+      z.coerce.number().int().positive(),
+      c.req.param("id"),
+      "session id",
+    );
+    const r = expectResult(
+      await propose(c, { op: "session_keepalive", id, now: Date.now() }),
+      "session_keepalive",
+    );
+    return c.json({ id: r.id, expiresAt: r.expiresAt, revision: r.revision });
+  });
+
+  app.delete("/v1/sessions/:id", async (c) => {
+    const id = parse(
+      z.coerce.number().int().positive(),
+      c.req.param("id"),
+      "session id",
+    );
+    const r = expectResult(
+      await propose(c, { op: "session_close", id }),
+      "session_close",
+    );
+    if (!r.closed) {
+      throw new ServiceError("not_found", `session ${id} does not exist`);
+    }
+    return c.json({ id, closed: true, revision: r.revision });
+  });
+
+  app.post("/v1/locks/:name{.+}", async (c) => {
+    const name = rawKey(c, "/v1/locks/");
+    const body = await jsonBody(c, lockJson);
+    const signal = deadline(c);
+    const waitUntil = Date.now() + body.waitMs;
+    for (;;) {
+      const r = expectResult(
+        await propose(c, { op: "lock", name, session: body.session }),
+        "lock",
+      );
+      if (r.acquired || Date.now() >= waitUntil) {
+        return c.json({
+          name,
+          acquired: r.acquired,
+          token: r.token,
+          holder: r.holder,
+          revision: r.revision,
+        }, r.acquired ? 200 : 409);
+      }
+      // Wait for the lock key to be deleted (or the wait to end), then retry.
+      const wait = AbortSignal.any([
+        signal,
+        AbortSignal.timeout(Math.max(1, waitUntil - Date.now())),
+      ]);
+      try {
+        for await (
+          const e of service.watches.watch(
+            LOCK_PREFIX + name,
+            r.revision + 1,
+            wait,
+          )
+        ) {
+          if (e.type === "delete" && e.key === LOCK_PREFIX + name) break;
+        }
+      } catch (e) {
+        if (!(e instanceof WatchError)) throw e;
+      }
+      if (signal.aborted) {
+        throw new ServiceError(
+          "timeout",
+          "the request deadline passed while waiting for the lock",
+        );
+      }
+    }
+  });
+
+  app.delete("/v1/locks/:name{.+}", async (c) => {
+    const name = rawKey(c, "/v1/locks/");
+    const body = await jsonBody(c, unlockJson);
+    const r = expectResult(
+      await propose(c, { op: "unlock", name, session: body.session }),
+      "unlock",
+    );
+    return c.json({ name, released: r.released, revision: r.revision });
+  });
+
+  app.get("/v1/locks/:name{.+}", async (c) => {
+    const name = rawKey(c, "/v1/locks/");
+    const q = parse(readQuery, c.req.query(), "query");
+    await barrier(c, q.consistency);
+    const kv = service.store.get(LOCK_PREFIX + name);
+    if (!kv) {
+      throw new ServiceError(
+        "not_found",
+        `lock ${JSON.stringify(name)} is free`,
+      );
+    }
+    return c.json({ name, holder: kv.session, token: kv.createRevision });
+  });
+
+  app.get("/v1/watch", (c) => {
+    const q = parse(watchQuery, c.req.query(), "query");
+    const lastId = c.req.header("last-event-id");
+    const from = lastId && /^\d+$/.test(lastId) ? Number(lastId) + 1 : q.from;
+    // Refuse a compacted start before the stream opens, as a plain 410.
+    if (
+      from !== undefined && from < service.watches.oldestRevision &&
+      from <= service.store.appliedIndex
+    ) {
+      throw new ServiceError("compacted", `revision ${from} is compacted`, {
+        oldestRevision: service.watches.oldestRevision,
+      });
+    }
+    return streamSSE(c, async (stream) => {
+      const ac = new AbortController();
+      stream.onAbort(() => ac.abort());
+      try {
+        for await (
+          const e of service.watches.watch(q.prefix, from, ac.signal)
+        ) {
+          await stream.writeSSE({
+            id: String(e.revision),
+            event: e.type,
+            data: JSON.stringify({
+              type: e.type,
+              key: e.key,
+              revision: e.revision,
+              ...(e.value ? renderValue(e.value, q.encoding) : {}),
+            }),
+          });
+        }
+      } catch (e) {
+        if (e instanceof WatchError) {
+          await stream.writeSSE({
+            event: "error",
+            data: JSON.stringify({
+              error: { code: e.code, message: e.message },
+            }),
+          });
+        } else throw e;
+      }
+    });
+  });
+
+  app.get("/v1/status", (c) => c.json(service.status()));
+  app.get(
+    "/v1/cluster",
+    (c) =>
+      c.json({ members: service.members(), leader: service.status().leader }),
+  );
+  app.post("/v1/cluster/members", async (c) => {
+    const body = await jsonBody(c, memberJson);
+    try {
+      return c.json({
+        members: await service.changeMembership(body, deadline(c)),
+      });
+    } catch (e) {
+      throw timeoutToServiceError(e);
+    }
+  });
+  app.post("/v1/cluster/transfer-leadership", async (c) => {
+    const body = await jsonBody(c, transferJson);
+    try {
+      return c.json({
+        leader: await service.transferLeadership(body.to, deadline(c)),
+      });
+    } catch (e) {
+      throw timeoutToServiceError(e);
+    }
+  });
+  app.get(
+    "/metrics",
+    async (c) =>
+      c.text(await service.metrics(), 200, {
+        "content-type": "text/plain; version=0.0.4",
+      }),
+  );
+
+  app.notFound((c) =>
+    c.json({
+      error: {
+        code: "not_found",
+        message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
+      },
+    }, 404)
+  );
+  app.onError((err, c) => {
+    const e = err instanceof ServiceError
+      ? err
+      : new ServiceError("internal", "internal error");
+    if (!(err instanceof ServiceError)) {
+      console.error("raft-kv: unexpected error", err);
+    }
+    return c.json(
+      { error: { code: e.code, message: e.message, ...(e.details ?? {}) } },
+      e.status as 400,
+    );
+  });
+  return app;
+}
+
+function timeoutToServiceError(e: unknown): unknown {
+  if (e instanceof ServiceError) return e;
+  if (
+    e instanceof DOMException &&
+    (e.name === "TimeoutError" || e.name === "AbortError")
+  ) {
+    return new ServiceError(
+      "timeout",
+      "the request deadline passed before the cluster answered",
+    );
+  }
+  return e;
+}

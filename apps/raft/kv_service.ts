@@ -1,0 +1,130 @@
+import type { KvCommand } from "./kv_commands.ts";
+import type { KvResult, KvStateMachine } from "./kv_state_machine.ts";
+import type { WatchHub } from "./watch_hub.ts";
+
+/** How fresh a read must be. */
+export type Consistency = "linearizable" | "lease" | "stale";
+
+/** Machine-readable reasons a request to a node fails. */
+export type ServiceErrorCode =
+  | "no_leader"
+  | "timeout"
+  | "not_found"
+  | "bad_request"
+  | "too_large"
+  | "conflict"
+  | "compacted"
+  | "unavailable"
+  | "internal";
+
+const STATUS: Record<ServiceErrorCode, number> = {
+  no_leader: 503,
+  timeout: 504,
+  not_found: 404,
+  bad_request: 400,
+  too_large: 413,
+  conflict: 409,
+  compacted: 410,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** The error every layer of the KV service throws; maps to an HTTP status. */
+export class ServiceError extends Error {
+  /** Why. */
+  readonly code: ServiceErrorCode;
+  /** Extra fields for the JSON body (leader id, oldest revision, ...). */
+  readonly details?: Record<string, unknown>;
+
+  /** @param code why; @param message what a person can do about it. */
+  constructor(
+    code: ServiceErrorCode,
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = "ServiceError";
+    this.code = code;
+    this.details = details;
+  }
+
+  /** The HTTP status for this error. */
+  get status(): number {
+    return STATUS[this.code];
+  }
+}
+
+/** One member as the cluster API shows it. */
+export interface MemberInfo {
+  id: number;
+  role: "voter" | "learner";
+  peerAddress?: string;
+  httpAddress?: string;
+}
+
+/** A node's state for `GET /v1/status`. */
+export interface ServiceStatus {
+  id: number;
+  role: string;
+  term: number;
+  leader: number;
+  leaderHttp?: string;
+  commitIndex: number;
+  appliedIndex: number;
+  firstIndex: number;
+  lastIndex: number;
+  logBytes: number;
+  snapshotIndex: number;
+  keys: number;
+  sessions: number;
+  watchers: number;
+}
+
+/** A membership change request. */
+export type MemberChange =
+  | { action: "add"; id: number; peerAddress: string; httpAddress?: string }
+  | { action: "promote"; id: number }
+  | { action: "remove"; id: number };
+
+/**
+ * What the HTTP layer needs from a node. The real node (node.ts) backs it
+ * with Raft, the disk log and TCP peers; tests may back it with a simpler
+ * implementation.
+ */
+export interface KvService {
+  /**
+   * Proposes a command and resolves with its result once it is committed
+   * and applied on this node. A follower forwards it to the leader.
+   * @throws ServiceError `no_leader`, `timeout`.
+   */
+  propose(command: KvCommand, signal: AbortSignal): Promise<KvResult>;
+  /**
+   * Resolves when the local state machine may serve a read of this
+   * consistency (ReadIndex for linearizable, the leader lease for lease,
+   * nothing for stale).
+   * @throws ServiceError `no_leader`, `timeout`.
+   */
+  readBarrier(consistency: Consistency, signal: AbortSignal): Promise<void>;
+  /** The applied state (read it after `readBarrier`). */
+  readonly store: KvStateMachine;
+  /** Committed changes for watchers. */
+  readonly watches: WatchHub;
+  /** This node's view. */
+  status(): ServiceStatus;
+  /** The members. */
+  members(): MemberInfo[];
+  /** Adds a learner, promotes it to voter, or removes a member. */
+  changeMembership(
+    change: MemberChange,
+    signal: AbortSignal,
+  ): Promise<MemberInfo[]>;
+  /** Hands leadership to `to` (or the most caught-up voter). */
+  transferLeadership(
+    to: number | undefined,
+    signal: AbortSignal,
+  ): Promise<number>;
+  /** Prometheus text exposition. */
+  metrics(): Promise<string>;
+  /** Records one HTTP request (for the metrics). */
+  observeRequest?(route: string, status: number, seconds: number): void;
+}

@@ -1,0 +1,50 @@
+/**
+ * @module
+ * strata's replicated key-value service: a plain ordered map with
+ * revisions, transactions, sessions and locks (kv_state_machine.ts), made
+ * replicated by packages/raft, served over HTTP (http_api.ts), with a
+ * TypeScript client.
+ *
+ * @example
+ * ```ts
+ * import { KvClient } from "@strata/raft-kv";
+ *
+ * const kv = new KvClient(["127.0.0.1:2380", "127.0.0.1:2381", "127.0.0.1:2382"]);
+ * const revision = await kv.put("greeting", "hello");
+ * console.log(revision, new TextDecoder().decode((await kv.get("greeting"))!.value));
+ * ```
+ */
+export {
+  KvClient,
+  KvClientError,
+  type KvClientOptions,
+  type KvEntry,
+  KvSession,
+  type KvWatchEvent,
+} from "./client.ts";
+export {
+  type Compare,
+  type KvCommand,
+  kvCommandSchema,
+  KvProposal,
+  type TxnOp,
+} from "./kv_commands.ts";
+export {
+  type KeyValue,
+  type KvResult,
+  KvStateMachine,
+  LOCK_PREFIX,
+  type Session,
+  type WatchEvent,
+} from "./kv_state_machine.ts";
+export {
+  type Consistency,
+  type KvService,
+  type MemberChange,
+  type MemberInfo,
+  ServiceError,
+  type ServiceErrorCode,
+  type ServiceStatus,
+} from "./kv_service.ts";
+export { createHttpApi, DEFAULT_LIMITS, type HttpLimits } from "./http_api.ts";
+export { WatchError, WatchHub } from "./watch_hub.ts";
