@@ -1,0 +1,184 @@
+/**
+ * `deno task raft:cli <command>`: put, get, del, scan, watch, lock, status
+ * against a raft-kv cluster. Endpoints come from `--endpoints` or
+ * STRATA_RAFT_ENDPOINTS (default: the three nodes `deno task raft` starts).
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { KvClient, KvClientError } from "./client.ts";
+
+const HELP = `usage: deno task raft:cli [--endpoints h:p,h:p] <command> [args]
+
+commands:
+  put <key> <value>         store a value (prints the revision)
+  get <key> [--consistency linearizable|lease|stale]
+  del <key>                 delete a key
+  scan [prefix] [--limit N] list keys under a prefix, in order
+  watch [prefix] [--from R] print committed changes as they happen (Ctrl-C stops)
+  lock <name> [--ttl ms] [--wait ms]
+                            take a lock with a new session; hold it until Ctrl-C
+  status                    every node's role, term, leader and indexes
+`;
+
+const flagsSchema = z.object({
+  endpoints: z.string().min(1),
+  consistency: z.enum(["linearizable", "lease", "stale"]),
+  limit: z.coerce.number().int().positive().max(1_000_000),
+  from: z.coerce.number().int().positive().optional(),
+  ttl: z.coerce.number().int().min(1000),
+  wait: z.coerce.number().int().min(0).max(60_000),
+});
+
+async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        endpoints: {
+          type: "string",
+          default: Deno.env.get("STRATA_RAFT_ENDPOINTS") ??
+            "127.0.0.1:2380,127.0.0.1:2381,127.0.0.1:2382",
+        },
+        consistency: { type: "string", default: "linearizable" },
+        limit: { type: "string", default: "1000" },
+        from: { type: "string" },
+        ttl: { type: "string", default: "10000" },
+        wait: { type: "string", default: "0" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`${e instanceof Error ? e.message : e}\n\n${HELP}`);
+    return 2;
+  }
+  const [command, ...rest] = parsed.positionals;
+  if (parsed.values.help || !command) {
+    console.log(HELP);
+    return command ? 0 : 2;
+  }
+  const checked = flagsSchema.safeParse(parsed.values);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    console.error(`--${issue.path.join(".")}: ${issue.message}`);
+    return 2;
+  }
+  const flags = checked.data;
+  const kv = new KvClient(flags.endpoints.split(",").map((s) => s.trim()));
+  const need = (n: number, what: string) => {
+    if (rest.length < n) throw new UsageError(`${command} needs ${what}`);
+  };
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  switch (command) {
+    case "put":
+      need(2, "<key> <value>");
+      console.log(
+        JSON.stringify({
+          key: rest[0],
+          revision: await kv.put(rest[0]!, rest[1]!),
+        }),
+      );
+      return 0;
+    case "get": {
+      need(1, "<key>");
+      const e = await kv.get(rest[0]!, flags.consistency);
+      if (!e) {
+        console.error(`${rest[0]}: not found`);
+        return 1;
+      }
+      console.log(
+        JSON.stringify({
+          key: e.key,
+          value: text(e.value),
+          revision: e.revision,
+          version: e.version,
+        }),
+      );
+      return 0;
+    }
+    case "del":
+      need(1, "<key>");
+      console.log(
+        JSON.stringify({ key: rest[0], ...(await kv.delete(rest[0]!)) }),
+      );
+      return 0;
+    case "scan": {
+      let n = 0;
+      for await (const e of kv.scan(rest[0] ?? "")) {
+        console.log(
+          JSON.stringify({
+            key: e.key,
+            value: text(e.value),
+            revision: e.revision,
+          }),
+        );
+        if (++n >= flags.limit) break;
+      }
+      return 0;
+    }
+    case "watch": {
+      const ac = new AbortController();
+      Deno.addSignalListener("SIGINT", () => ac.abort());
+      for await (const e of kv.watch(rest[0] ?? "", flags.from, ac.signal)) {
+        console.log(JSON.stringify({ ...e, value: e.value && text(e.value) }));
+      }
+      return 0;
+    }
+    case "lock": {
+      need(1, "<name>");
+      const session = await kv.openSession(flags.ttl);
+      const token = await kv.lock(rest[0]!, session.id, flags.wait);
+      if (token === undefined) {
+        console.error(`${rest[0]}: held by another session`);
+        await session.close();
+        return 1;
+      }
+      console.log(
+        JSON.stringify({ lock: rest[0], session: session.id, token }),
+      );
+      console.log("holding the lock; Ctrl-C releases it");
+      await new Promise<void>((resolve) =>
+        Deno.addSignalListener("SIGINT", () => resolve())
+      );
+      await session.close();
+      return 0;
+    }
+    case "status": {
+      for (const ep of flags.endpoints.split(",")) {
+        try {
+          console.log(
+            JSON.stringify({
+              endpoint: ep,
+              ...(await kv.status(ep.startsWith("http") ? ep : `http://${ep}`)),
+            }),
+          );
+        } catch (e) {
+          console.log(
+            JSON.stringify({
+              endpoint: ep,
+              error: e instanceof Error ? e.message : String(e),
+            }),
+          );
+        }
+      }
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+class UsageError extends Error {}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (e instanceof UsageError) console.error(`${e.message}\n\n${HELP}`);
+    else if (e instanceof KvClientError) {
+      console.error(`error (${e.code}): ${e.message}`);
+    } else console.error(`error: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(e instanceof UsageError ? 2 : 1);
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Starts a local cluster of node processes (`node_main.ts`), one OS
+ * process each, and waits until each has printed its ready line. Used by
+ * `deno task raft`, the integration tests and the benchmark.
+ */
+import { freePort } from "../../scripts/free_port.ts";
+
+/** One running node process. */
+export interface NodeProcess {
+  id: number;
+  /** `127.0.0.1:port` of its HTTP API. */
+  http: string;
+  /** `127.0.0.1:port` of its raft TCP port. */
+  peer: string;
+  dataDir: string;
+  process: Deno.ChildProcess;
+}
+
+/** A running local cluster. */
+export interface LocalCluster {
+  nodes: Map<number, NodeProcess>;
+  /** The `--peers` value every node was started with. */
+  peers: string;
+  /** Kills one node (SIGKILL by default) and waits for it to exit. */
+  kill(id: number, signal?: Deno.Signal): Promise<void>;
+  /** Starts a node again on its data directory and ports. */
+  restart(id: number): Promise<NodeProcess>;
+  /** Starts an extra node with `--join` (after it was added as a member). */
+  join(id: number): Promise<NodeProcess>;
+  /** Sends a signal without waiting (SIGSTOP / SIGCONT). */
+  signal(id: number, signal: Deno.Signal): void;
+  /** Stops every node (SIGTERM, then SIGKILL after a grace period). */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startLocalCluster}. */
+export interface LocalClusterOptions {
+  /** Number of nodes (default 3). */
+  size?: number;
+  /** Root of the nodes' data directories (`<root>/node-<id>`). */
+  dataRoot: string;
+  /** HTTP ports to use (default: free ports). */
+  httpPorts?: number[];
+  /** Extra flags for every node. */
+  extraArgs?: string[];
+  /** Pass each node's stderr through (default: discard). */
+  inheritStderr?: boolean;
+  /** Max wait for every node to be ready, ms (default 30 s). */
+  timeoutMs?: number;
+}
+
+const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
+
+/** Starts the cluster. @throws Error when a node fails to come up. */
+export async function startLocalCluster(
+  options: LocalClusterOptions,
+): Promise<LocalCluster> {
+  const size = options.size ?? 3;
+  const spec = new Map<number, { peer: string; http: string }>();
+  for (let id = 1; id <= size; id++) {
+    spec.set(id, {
+      peer: `127.0.0.1:${await freePort()}`,
+      http: `127.0.0.1:${options.httpPorts?.[id - 1] ?? await freePort()}`,
+    });
+  }
+  const peers = [...spec].map(([id, a]) => `${id}=${a.peer}/${a.http}`).join(
+    ",",
+  );
+  const nodes = new Map<number, NodeProcess>();
+  const extra = new Map<number, { peer: string; http: string }>();
+
+  const spawn = async (id: number, join = false): Promise<NodeProcess> => {
+    const addr = spec.get(id) ?? extra.get(id)!;
+    const dataDir = `${options.dataRoot}/node-${id}`;
+    const args = [
+      "run",
+      "-A",
+      NODE_MAIN,
+      "--id",
+      String(id),
+      "--peers",
+      peers,
+      "--data-dir",
+      dataDir,
+      ...(options.extraArgs ?? []),
+    ];
+    if (join) args.push("--join", "--listen", addr.peer, "--http", addr.http);
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      stdout: "piped",
+      stderr: options.inheritStderr ? "inherit" : "null",
+      stdin: "null",
+    }).spawn();
+    const reader = lineReader(child.stdout);
+    const timeout = setTimeout(
+      () => child.kill("SIGKILL"),
+      options.timeoutMs ?? 30_000,
+    );
+    try {
+      for (;;) {
+        const value = await reader.next();
+        if (value === undefined) {
+          throw new Error(`node ${id} exited before it was ready`);
+        }
+        try {
+          const msg = JSON.parse(value);
+          if (msg.event === "ready") {
+            const np: NodeProcess = {
+              id,
+              http: msg.http,
+              peer: msg.peer,
+              dataDir,
+              process: child,
+            };
+            nodes.set(id, np);
+            // Keep draining stdout so the child never blocks on a full pipe.
+            (async () => {
+              while ((await reader.next()) !== undefined) { /* discard */ }
+            })().catch(() => {});
+            return np;
+          }
+        } catch { /* not a JSON line */ }
+      }
+    } finally {
+      clearTimeout(timeout);
+    }
+  };
+
+  try {
+    await Promise.all([...spec.keys()].map((id) => spawn(id)));
+  } catch (e) {
+    for (const n of nodes.values()) n.process.kill("SIGKILL");
+    throw e;
+  }
+
+  const killNode = async (id: number, signal: Deno.Signal = "SIGKILL") => {
+    const n = nodes.get(id);
+    if (!n) return;
+    try {
+      n.process.kill(signal);
+    } catch { /* gone */ }
+    await n.process.status;
+    nodes.delete(id);
+  };
+  return {
+    nodes,
+    peers,
+    kill: killNode,
+    restart: (id) => spawn(id),
+    join: async (id) => {
+      if (!extra.has(id)) {
+        extra.set(id, {
+          peer: `127.0.0.1:${await freePort()}`,
+          http: `127.0.0.1:${await freePort()}`,
+        });
+      }
+      return spawn(id, true);
+    },
+    signal: (id, signal) => nodes.get(id)?.process.kill(signal),
+    async stop() {
+      const all = [...nodes.values()];
+      for (const n of all) {
+        try {
+          n.process.kill("SIGCONT");
+          n.process.kill("SIGTERM");
+        } catch { /* gone */ }
+      }
+      await Promise.all(all.map(async (n) => {
+        const t = setTimeout(() => {
+          try {
+            n.process.kill("SIGKILL");
+          } catch { /* gone */ }
+        }, 3000);
+        await n.process.status;
+        clearTimeout(t);
+      }));
+      nodes.clear();
+    },
+  };
+}
+
+/** Where a new member will listen, chosen up front (for `POST /v1/cluster/members`). */
+export async function reserveAddresses(): Promise<
+  { peer: string; http: string }
+> {
+  return {
+    peer: `127.0.0.1:${await freePort()}`,
+    http: `127.0.0.1:${await freePort()}`,
+  };
+}
+
+/** Reads a byte stream line by line; `next()` is undefined at the end. */
+function lineReader(
+  stream: ReadableStream<Uint8Array>,
+): { next(): Promise<string | undefined> } {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  return {
+    async next() {
+      for (;;) {
+        const nl = buf.indexOf("\n");
+        if (nl >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          return line;
+        }
+        const { value, done } = await reader.read();
+        if (done) {
+          if (buf.length === 0) return undefined;
+          const rest = buf;
+          buf = "";
+          return rest;
+        }
+        buf += value;
+      }
+    },
+  };
+}

@@ -1,0 +1,117 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** A node's Prometheus metrics (prom-client), served at `GET /metrics`. */
+export class NodeMetrics {
+  readonly registry: Registry = new Registry();
+  /** Proposals made on this node. */
+  readonly proposals: Counter = new Counter({
+    name: "strata_raft_proposals_total",
+    help:
+      "Proposals made on this node (forwarded to the leader when a follower).",
+    registers: [this.registry],
+  });
+  /** Proposal → applied latency. */
+  readonly commitSeconds: Histogram = new Histogram({
+    name: "strata_raft_commit_seconds",
+    help: "Time from proposal to being applied on the proposing node.",
+    buckets: [
+      0.0005,
+      0.001,
+      0.002,
+      0.005,
+      0.01,
+      0.02,
+      0.05,
+      0.1,
+      0.25,
+      0.5,
+      1,
+      2.5,
+    ],
+    registers: [this.registry],
+  });
+  /** Log append + fsync latency. */
+  readonly fsyncSeconds: Histogram = new Histogram({
+    name: "strata_raft_log_append_seconds",
+    help: "Time to append a Ready's entries to the log, fsync included.",
+    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+    registers: [this.registry],
+  });
+  /** Elections by outcome. */
+  readonly elections: Counter<"outcome"> = new Counter({
+    name: "strata_raft_elections_total",
+    help:
+      "Campaigns started (becameCandidate) and won (becameLeader) by this node.",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  /** Leader changes seen. */
+  readonly leaderChanges: Counter = new Counter({
+    name: "strata_raft_leader_changes_total",
+    help: "Times this node saw a new leader.",
+    registers: [this.registry],
+  });
+  /** Snapshots taken. */
+  readonly snapshots: Counter = new Counter({
+    name: "strata_raft_snapshots_total",
+    help: "Snapshots of the KV state taken by this node.",
+    registers: [this.registry],
+  });
+  /** Raft messages sent, by type. */
+  readonly messagesSent: Counter<"type"> = new Counter({
+    name: "strata_raft_messages_sent_total",
+    help: "Raft messages sent to peers, by message type.",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
+  /** Raft messages received, by type. */
+  readonly messagesReceived: Counter<"type"> = new Counter({
+    name: "strata_raft_messages_received_total",
+    help: "Raft messages received from peers, by message type.",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
+  /** Bytes sent on the wire, by message type (after differential encoding). */
+  readonly bytesSent: Counter<"type"> = new Counter({
+    name: "strata_raft_bytes_sent_total",
+    help: "Bytes of raft messages put on the wire, by message type.",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
+  /** Bytes differential encoding kept off the wire. */
+  readonly bytesSaved: Counter<"type"> = new Counter({
+    name: "strata_raft_diff_bytes_saved_total",
+    help: "Bytes differential encoding saved against whole messages, by type.",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
+  /** HTTP requests by route and status. */
+  readonly httpRequests: Histogram<"route" | "status"> = new Histogram({
+    name: "strata_http_request_seconds",
+    help: "HTTP request latency by route and status.",
+    labelNames: ["route", "status"],
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly #gauges: Record<string, Gauge> = {};
+
+  /** Sets point-in-time gauges (term, commit, applied, ...). */
+  setGauges(values: Record<string, number>): void {
+    for (const [name, v] of Object.entries(values)) {
+      const metric = `strata_raft_${
+        name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+      }`;
+      this.#gauges[name] ??= new Gauge({
+        name: metric,
+        help: `Current ${name}.`,
+        registers: [this.registry],
+      });
+      this.#gauges[name]!.set(v);
+    }
+  }
+
+  /** Prometheus text exposition. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
