@@ -25,8 +25,14 @@ export interface LocalCluster {
   kill(id: number, signal?: Deno.Signal): Promise<void>;
   /** Starts a node again on its data directory and ports. */
   restart(id: number): Promise<NodeProcess>;
-  /** Starts an extra node with `--join` (after it was added as a member). */
-  join(id: number): Promise<NodeProcess>;
+  /**
+   * Starts an extra node with `--join` on the addresses it was added with
+   * (see {@link reserveAddresses}).
+   */
+  join(
+    id: number,
+    addresses: { peer: string; http: string },
+  ): Promise<NodeProcess>;
   /** Sends a signal without waiting (SIGSTOP / SIGCONT). */
   signal(id: number, signal: Deno.Signal): void;
   /** Stops every node (SIGTERM, then SIGKILL after a grace period). */
@@ -147,13 +153,8 @@ export async function startLocalCluster(
     peers,
     kill: killNode,
     restart: (id) => spawn(id),
-    join: async (id) => {
-      if (!extra.has(id)) {
-        extra.set(id, {
-          peer: `127.0.0.1:${await freePort()}`,
-          http: `127.0.0.1:${await freePort()}`,
-        });
-      }
+    join: (id, addresses) => {
+      extra.set(id, addresses);
       return spawn(id, true);
     },
     signal: (id, signal) => nodes.get(id)?.process.kill(signal),

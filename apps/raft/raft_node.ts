@@ -453,7 +453,7 @@ export class RaftNode implements KvService {
     change: MemberChange,
     signal: AbortSignal,
   ): Promise<MemberInfo[]> {
-    if (this.#role !== "leader") {
+    if (this.#node.status().role !== "leader") {
       throw new ServiceError(
         "no_leader",
         "membership changes go to the leader",
@@ -538,7 +538,7 @@ export class RaftNode implements KvService {
     to: number | undefined,
     signal: AbortSignal,
   ): Promise<number> {
-    if (this.#role !== "leader") {
+    if (this.#node.status().role !== "leader") {
       throw new ServiceError(
         "no_leader",
         "only the leader can hand over leadership",
