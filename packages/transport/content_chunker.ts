@@ -8,11 +8,11 @@
  */
 
 /** Smallest chunk (except a packet's last), in bytes. */
-export const MIN_CHUNK_BYTES = 48;
+export const MIN_CHUNK_BYTES = 64;
 /** Largest chunk, in bytes: bounds the work a missed boundary costs. */
 export const MAX_CHUNK_BYTES = 1024;
 /** Boundary bits: a cut is expected every 2^bits bytes after the minimum. */
-export const CHUNK_MASK_BITS = 6;
+export const CHUNK_MASK_BITS = 7;
 
 const MASK = (0xffffffff << (32 - CHUNK_MASK_BITS)) >>> 0;
 // The hash of 32 bytes fills all 32 bits, so hashing may start 32 bytes

@@ -1,11 +1,4 @@
-import {
-  CodecError,
-  decodeCbor,
-  type MessageType,
-  readVarint,
-  varintLength,
-  writeVarint,
-} from "@strata/codec";
+import { CodecError, decodeCbor, type MessageType } from "@strata/codec";
 import type { z } from "zod";
 import {
   bitmapBytes,
@@ -25,9 +18,10 @@ import { cloneWire, encodeWire } from "./wire_cbor.ts";
  * array, so field `i` is array position `i`). A new message travels either
  *
  * - whole: the codec's CBOR bytes, exactly `type.encode(message)`; or
- * - as a diff: `varint n` (the base's field count), a presence bitmap of
- *   `ceil(n / 8)` bytes with bit `i` set when field `i` changed, then one
- *   CBOR array of the changed fields' wire values in field order.
+ * - as a diff: a presence bitmap of `ceil(n / 8)` bytes, `n` being the
+ *   base's field count, with bit `i` set when field `i` changed, then (when
+ *   any changed) one CBOR array of the changed fields' wire values in field
+ *   order. An unchanged message of up to 8 fields costs one byte.
  *
  * Fields compare with {@link wireEqual} (whole-field granularity: a nested
  * object or array that differs anywhere is resent whole). A diff is only
@@ -37,8 +31,8 @@ import { cloneWire, encodeWire } from "./wire_cbor.ts";
  * in the layer above (see `FRAME_FLAGS.differential`).
  *
  * Both sides start empty on every new connection, so a reconnect resets the
- * state; a diff that arrives without a base (or with a mismatched field
- * count) is a `protocol_error`, never a wrong message.
+ * state; a diff that arrives without a base, or whose bitmap or values do
+ * not fit the base, is a `protocol_error`, never a wrong message.
  */
 export interface DifferentialOptions {
   /**
@@ -97,29 +91,31 @@ export class DifferentialEncoder {
     const base = this.#bases.get(typeId);
     const n = wire.length;
     if (base !== undefined && base.length === n) {
-      const bitmap = new Uint8Array(bitmapBytes(n));
-      const changed: unknown[] = [];
-      const changedAt: number[] = [];
+      let changed: unknown[] | undefined;
+      let changedAt: number[] | undefined;
       for (let i = 0; i < n; i++) {
-        if (!wireEqual(base[i], wire[i])) {
-          setBit(bitmap, i);
-          changed.push(wire[i]);
-          changedAt.push(i);
+        const a = base[i];
+        const b = wire[i];
+        // Primitives settle here; only objects go to the deep comparison.
+        if (a === b && (a !== 0 || Object.is(a, b))) continue;
+        if (typeof a === "object" && typeof b === "object" && wireEqual(a, b)) {
+          continue;
         }
+        if (a !== a && b !== b) continue; // NaN
+        (changed ??= []).push(b);
+        (changedAt ??= []).push(i);
       }
-      if (changed.length < n) {
-        const values = encodeWire(changed);
-        const bytes = new Uint8Array(
-          varintLength(n) + bitmap.length + values.length,
-        );
-        let at = writeVarint(bytes, 0, n);
-        bytes.set(bitmap, at);
-        at += bitmap.length;
-        bytes.set(values, at);
+      if (changed === undefined || changed.length < n) {
+        const mapBytes = bitmapBytes(n);
+        const values = changed ? encodeWire(changed) : undefined;
+        const bytes = new Uint8Array(mapBytes + (values?.length ?? 0));
+        for (const i of changedAt ?? []) setBit(bytes, i);
+        if (values) bytes.set(values, mapBytes);
         return {
           bytes,
           differential: true,
           commit: () => {
+            if (!changed || !changedAt) return;
             for (let j = 0; j < changedAt.length; j++) {
               base[changedAt[j]!] = cloneWire(changed[j]);
             }
@@ -188,26 +184,23 @@ export class DifferentialDecoder {
           `${type.name} arrived as a diff but no previous ${type.name} was received on this connection`,
         );
       }
-      const { value: n, next } = readVarint(bytes, 0);
-      if (n !== base.length) {
-        throw new TransportError(
-          "protocol_error",
-          `${type.name} diff has ${n} fields; its base has ${base.length}`,
-        );
-      }
-      const bitmapEnd = next + bitmapBytes(n);
+      const n = base.length;
+      const bitmapEnd = bitmapBytes(n);
       if (bitmapEnd > bytes.length) {
         throw new CodecError("truncated", "diff ends inside its bitmap");
       }
-      const bitmap = bytes.subarray(next, bitmapEnd);
+      const bitmap = bytes.subarray(0, bitmapEnd);
       if (!onlyFirstBits(bitmap, n)) {
         throw new TransportError(
           "protocol_error",
-          `${type.name} diff marks fields past its field count`,
+          `${type.name} diff marks fields past its base's ${n}`,
         );
       }
-      const changed = decodeCbor(bytes.subarray(bitmapEnd));
-      if (!Array.isArray(changed) || changed.length !== countBits(bitmap, n)) {
+      const count = countBits(bitmap, n);
+      const changed = count === 0 && bytes.length === bitmapEnd
+        ? []
+        : decodeCbor(bytes.subarray(bitmapEnd));
+      if (!Array.isArray(changed) || changed.length !== count) {
         throw new TransportError(
           "protocol_error",
           `${type.name} diff carries a different number of fields than its bitmap marks`,

@@ -31,13 +31,47 @@ const similarBatch = fc.record({
   })
 );
 
+/** Packets made from one base by random inserts and deletes anywhere. */
+const editedBatch = fc.record({
+  base: fc.uint8Array({ minLength: 0, maxLength: 4000 }),
+  edits: fc.array(
+    fc.array(
+      fc.record({
+        at: fc.nat(),
+        del: fc.nat({ max: 300 }),
+        ins: fc.uint8Array({ maxLength: 200 }),
+      }),
+      { maxLength: 4 },
+    ),
+    { minLength: 1, maxLength: 10 },
+  ),
+}).map(({ base, edits }) =>
+  edits.map((ops) => {
+    let p = base;
+    for (const op of ops) {
+      const at = op.at % (p.length + 1);
+      const out = new Uint8Array(
+        p.length - Math.min(op.del, p.length - at) + op.ins.length,
+      );
+      out.set(p.subarray(0, at));
+      out.set(op.ins, at);
+      out.set(
+        p.subarray(at + Math.min(op.del, p.length - at)),
+        at + op.ins.length,
+      );
+      p = out;
+    }
+    return p;
+  })
+);
+
 const anyBatch = fc.array(fc.uint8Array({ maxLength: 600 }), {
   maxLength: 20,
 });
 
 Deno.test("pack then unpack restores any list of packets exactly", () => {
   fc.assert(
-    fc.property(fc.oneof(anyBatch, similarBatch), (packets) => {
+    fc.property(fc.oneof(anyBatch, similarBatch, editedBatch), (packets) => {
       const blob = pack(packets);
       assert.deepEqual(unpack(blob), packets);
       assert.equal(packedCount(blob), packets.length);
@@ -49,7 +83,7 @@ Deno.test("pack then unpack restores any list of packets exactly", () => {
 Deno.test("unpackOne extracts exactly the packet unpack would", () => {
   fc.assert(
     fc.property(
-      fc.oneof(anyBatch, similarBatch).filter((p) => p.length > 0),
+      fc.oneof(anyBatch, similarBatch, editedBatch).filter((p) => p.length > 0),
       fc.nat(),
       (packets, pick) => {
         const i = pick % packets.length;
@@ -62,7 +96,7 @@ Deno.test("unpackOne extracts exactly the packet unpack would", () => {
 
 Deno.test("no input packs larger than plain concatenation plus the stated bound", () => {
   fc.assert(
-    fc.property(fc.oneof(anyBatch, similarBatch), (packets) => {
+    fc.property(fc.oneof(anyBatch, similarBatch, editedBatch), (packets) => {
       const blob = pack(packets);
       const bound = packedSizeBound(packets);
       assert.ok(blob.length <= bound, `${blob.length} > ${bound}`);
@@ -96,6 +130,22 @@ Deno.test("similar packets share their common content once", () => {
     `${blob.length} bytes for ${plain} plain`,
   );
   assert.deepEqual(unpack(blob), packets);
+});
+
+Deno.test("packets edited anywhere still share what they have in common", () => {
+  const base = crypto.getRandomValues(new Uint8Array(20_000));
+  const packets = Array.from({ length: 8 }, (_, i) => {
+    // A lagging follower's packet: extra entries in front, a new header.
+    const extra = crypto.getRandomValues(new Uint8Array(500 * (i % 3)));
+    const out = new Uint8Array(extra.length + base.length);
+    out.set(extra);
+    out.set(base, extra.length);
+    out[out.length - 5000] = i; // and one byte changed deep inside
+    return out;
+  });
+  const blob = pack(packets);
+  assert.deepEqual(unpack(blob), packets);
+  assert.ok(blob.length < base.length + 8 * 1500, `${blob.length} bytes`);
 });
 
 Deno.test("unrelated random packets pack to the plain layout", () => {

@@ -235,12 +235,12 @@ export class RpcSession<T extends readonly AnyMessageType[]>
   }
 
   /** See {@link Transport.send}. */
-  async send<M extends T[number]>(
-    type: M,
-    message: MessageOf<M>,
-  ): Promise<void> {
-    await this.#whenReady();
-    await this.#write(type, message, 0, undefined);
+  send<M extends T[number]>(type: M, message: MessageOf<M>): Promise<void> {
+    // Synchronous once ready: a simulator that runs events in a plain loop
+    // sees the frame leave at the virtual time it was sent.
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#isReady) return this.#write(type, message, 0, undefined);
+    return this.ready.then(() => this.#write(type, message, 0, undefined));
   }
 
   /** See {@link Transport.call}. */
@@ -287,18 +287,17 @@ export class RpcSession<T extends readonly AnyMessageType[]>
         ),
     );
     signal?.addEventListener("abort", onAbort, { once: true });
-    if (this.#failure) finish(() => reject(this.#failure!));
-    (async () => {
-      await this.#whenReady();
-      if (settled) return;
-      await this.#write(type, message, FRAME_FLAGS.request, id);
-    })().catch((e) => finish(() => reject(asTransportError(e, "call"))));
+    const fail = (e: unknown) =>
+      finish(() => reject(asTransportError(e, "call")));
+    const write = () => {
+      if (!settled) {
+        this.#write(type, message, FRAME_FLAGS.request, id).catch(fail);
+      }
+    };
+    if (this.#failure) fail(this.#failure);
+    else if (this.#isReady) write();
+    else this.ready.then(write, fail);
     return await result;
-  }
-
-  async #whenReady(): Promise<void> {
-    if (this.#failure) throw this.#failure;
-    if (!this.#isReady) await this.ready;
   }
 
   #write(
@@ -307,7 +306,12 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     flags: number,
     id: number | undefined,
   ): Promise<void> {
-    const typeId = this.#set.typeId(type);
+    let typeId: number;
+    try {
+      typeId = this.#set.typeId(type);
+    } catch (e) {
+      return Promise.reject(asTransportError(e, "send"));
+    }
     return this.#link.write(() => {
       if (this.#failure) throw this.#failure;
       const body = this.#encoder.encode(typeId, type, message);
@@ -447,12 +451,7 @@ export class RpcSession<T extends readonly AnyMessageType[]>
       replyError("remote_error", `${this.peer}'s peer serves no requests`);
       return;
     }
-    (async () => {
-      const reply = await handler(request, this);
-      if (this.#failure) return;
-      const type = this.#set.byId(this.#set.typeId(reply.type));
-      await this.#write(type!, reply.message, FRAME_FLAGS.response, id);
-    })().catch((e) => {
+    const onError = (e: unknown) => {
       if (isTransportError(e)) replyError(e.code, e.message);
       else {
         replyError(
@@ -462,7 +461,29 @@ export class RpcSession<T extends readonly AnyMessageType[]>
           }`,
         );
       }
-    });
+    };
+    const answer = (reply: Envelope<T>) => {
+      if (this.#failure) return;
+      const type = this.#set.byId(this.#set.typeId(reply.type))!;
+      this.#write(type, reply.message, FRAME_FLAGS.response, id).catch(
+        onError,
+      );
+    };
+    // A synchronous handler answers synchronously (see send).
+    try {
+      const reply = handler(request, this);
+      if (reply instanceof Promise) {
+        reply.then((r) => {
+          try {
+            answer(r);
+          } catch (e) {
+            onError(e);
+          }
+        }, onError);
+      } else answer(reply);
+    } catch (e) {
+      onError(e);
+    }
   }
 }
 

@@ -37,17 +37,18 @@ function attach<T extends readonly AnyMessageType[]>(
   const peer = `${remote.hostname}:${remote.port}`;
   // Frames are whole messages: send them now rather than wait for more.
   conn.setNoDelay(true);
-  let session: RpcSession<T> | undefined;
+  // The link reports a broken socket to the session built just below.
+  const ref: { session?: RpcSession<T> } = {};
   const link = new TcpLink(conn, {
     maxQueuedBytes: options.maxQueuedBytes,
     onBroken: (e) =>
-      session?.fail(
+      ref.session?.fail(
         new TransportError("connection_lost", `writing to ${peer} failed`, {
           cause: e,
         }),
       ),
   });
-  session = new RpcSession<T>({
+  const s = new RpcSession<T>({
     set: options.set,
     peer,
     link,
@@ -61,7 +62,7 @@ function attach<T extends readonly AnyMessageType[]>(
     }),
     options,
   });
-  const s = session;
+  ref.session = s;
   s.start();
   (async () => {
     const buf = new Uint8Array(READ_BUFFER_BYTES);

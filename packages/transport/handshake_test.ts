@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { FrameDecoder } from "@strata/codec";
+import { type ControlMessage, decodeControl } from "./control_frames.ts";
+import { Handshake, type Role } from "./handshake.ts";
+import { isTransportError } from "./transport_error.ts";
+
+const fingerprint = "f".repeat(64);
+
+function side(role: Role, secret?: string) {
+  return new Handshake({
+    role,
+    fingerprint,
+    secret,
+    nonce: crypto.getRandomValues(new Uint8Array(32)),
+  });
+}
+
+function control(frame: Uint8Array): ControlMessage {
+  const [f] = new FrameDecoder().push(frame);
+  return decodeControl(f!.payload);
+}
+
+Deno.test("two sides with the same secret accept each other", () => {
+  const c = side("client", "k");
+  const s = side("server", "k");
+  const cProof = c.receive(control(s.hello()));
+  const sProof = s.receive(control(c.hello()));
+  assert.equal(cProof.done, false);
+  assert.equal(s.receive(control(cProof.send[0]!)).done, true);
+  assert.equal(c.receive(control(sProof.send[0]!)).done, true);
+});
+
+Deno.test("a proof recorded on one connection is useless on the next", () => {
+  const c1 = side("client", "k");
+  const s1 = side("server", "k");
+  const recorded = c1.receive(control(s1.hello())).send[0]!;
+  const s2 = side("server", "k");
+  s2.receive(control(c1.hello())); // the attacker replays the old hello too
+  assert.throws(
+    () => s2.receive(control(recorded)),
+    (e) => isTransportError(e, "auth_failed"),
+  );
+});
+
+Deno.test("a server's own proof reflected back is rejected", () => {
+  const s = side("server", "k");
+  // The attacker echoes the server's hello as its own, then its proof.
+  const proof = s.receive(control(s.hello())).send[0]!;
+  assert.throws(
+    () => s.receive(control(proof)),
+    (e) => isTransportError(e, "auth_failed"),
+  );
+});
+
+Deno.test("a wrong secret, a missing secret and a different fingerprint are refused", () => {
+  const c = side("client", "a");
+  const s = side("server", "b");
+  const proof = c.receive(control(s.hello())).send[0]!;
+  s.receive(control(c.hello()));
+  assert.throws(
+    () => s.receive(control(proof)),
+    (e) => isTransportError(e, "auth_failed"),
+  );
+  assert.throws(
+    () => side("server", "k").receive(control(side("client").hello())),
+    (e) => isTransportError(e, "auth_failed"),
+  );
+  const other = new Handshake({
+    role: "client",
+    fingerprint: "0".repeat(64),
+    nonce: new Uint8Array(32),
+  });
+  assert.throws(
+    () => side("server").receive(control(other.hello())),
+    (e) => isTransportError(e, "fingerprint_mismatch"),
+  );
+});
+
+Deno.test("control messages out of order are protocol errors", () => {
+  const s = side("server", "k");
+  assert.throws(
+    () => s.receive([2, new Uint8Array(32)]),
+    (e) => isTransportError(e, "protocol_error"),
+  );
+  s.receive(control(side("client", "k").hello()));
+  assert.throws(
+    () => s.receive(control(side("client", "k").hello())),
+    (e) => isTransportError(e, "protocol_error"),
+  );
+});

@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import { encodeFrame } from "@strata/codec";
+import { Echo, type Messages, messages, Note } from "./_test_messages.ts";
+import { FRAME_FLAGS } from "./control_frames.ts";
+import { Handshake } from "./handshake.ts";
+import type { Envelope } from "./message_kinds.ts";
+import { RpcSession, type SessionOptions } from "./rpc_session.ts";
+import { realTimers } from "./scheduler.ts";
+
+/** Two sessions wired back to back in memory, counting bytes each way. */
+function pair(options: SessionOptions = {}, secrets: [string?, string?] = []) {
+  const received: Envelope<Messages>[] = [];
+  const bytes = { ab: 0, ba: 0 };
+  const ends: { a?: RpcSession<Messages>; b?: RpcSession<Messages> } = {};
+  const make = (role: "client" | "server", secret?: string) =>
+    new RpcSession<Messages>({
+      set: messages,
+      peer: role === "client" ? "b" : "a",
+      timers: realTimers,
+      handlers: {
+        onMessage: (m) => void received.push(m),
+        onRequest: (r) => r,
+      },
+      handshake: new Handshake({
+        role,
+        fingerprint: messages.fingerprint,
+        secret,
+        nonce: crypto.getRandomValues(new Uint8Array(32)),
+      }),
+      options,
+      link: {
+        write(build) {
+          const frame = build();
+          if (role === "client") bytes.ab += frame.length;
+          else bytes.ba += frame.length;
+          // Delivered on a later task, like a socket would.
+          setTimeout(
+            () => (role === "client" ? ends.b : ends.a)!.receive(frame),
+            0,
+          );
+          return Promise.resolve();
+        },
+        close() {},
+      },
+    });
+  const a = ends.a = make("client", secrets[0]);
+  const b = ends.b = make("server", secrets[1]);
+  a.start();
+  b.start();
+  return { a, b, received, bytes };
+}
+
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 2000 && !cond(); i++) {
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  assert.ok(cond());
+};
+
+Deno.test("repeated messages cost a fraction of the bytes with differential encoding", async () => {
+  const sizes: number[] = [];
+  for (const differential of [true, false]) {
+    const { a, received, bytes } = pair({ differential });
+    await a.ready;
+    const start = bytes.ab;
+    for (let i = 0; i < 100; i++) {
+      await a.send(Note, { seq: 7, from: "node-1.eu-west", term: 12 });
+    }
+    await until(() => received.length === 100);
+    assert.ok(
+      received.every((m) =>
+        JSON.stringify(m.message) ===
+          JSON.stringify({ seq: 7, from: "node-1.eu-west", term: 12 })
+      ),
+    );
+    sizes.push(bytes.ab - start);
+    await a.close();
+  }
+  const [diffed, plain] = sizes as [number, number];
+  assert.ok(diffed < plain * 0.65, `${diffed} vs ${plain} bytes`);
+});
+
+Deno.test("a fresh connection starts without bases, so the first message is whole", async () => {
+  const note = { seq: 1, from: "x", term: 1 };
+  const whole = messages.encodeFrame(Note, note).length;
+  const costs: number[] = [];
+  for (let conn = 0; conn < 2; conn++) {
+    const { a, bytes, received } = pair();
+    await a.ready;
+    for (let i = 0; i < 2; i++) {
+      const before = bytes.ab;
+      await a.send(Note, note);
+      costs.push(bytes.ab - before);
+    }
+    await until(() => received.length === 2);
+    await a.close();
+  }
+  // Whole, diff; then on the new connection whole again, diff.
+  assert.equal(costs[0], whole);
+  assert.equal(costs[2], whole);
+  assert.ok(costs[1]! < whole && costs[3] === costs[1]);
+});
+
+Deno.test("a diff without a base closes the connection with a protocol error", async () => {
+  const { a, b } = pair();
+  await a.ready;
+  await b.ready;
+  // A diff frame for Note (bitmap: no field changed) that has no base on b.
+  const diff = encodeFrame({
+    type: messages.typeId(Note),
+    flags: FRAME_FLAGS.differential,
+    payload: new Uint8Array([0]),
+  });
+  b.receive(diff);
+  const why = await b.closed;
+  assert.equal(why.code, "protocol_error");
+  await a.close();
+});
+
+Deno.test("the handshake with a shared secret lets matching peers talk", async () => {
+  const { a, b } = pair({}, ["s3cret", "s3cret"]);
+  await Promise.all([a.ready, b.ready]);
+  const r = await a.call(Echo, { seq: 4, text: "t" });
+  assert.deepEqual(r.message, { seq: 4, text: "t" });
+  await a.close();
+});
+
+Deno.test("per-kind settings keep a kind whole while others are diffed", async () => {
+  const { a, received, bytes } = pair({
+    differential: { enabled: (name) => name !== "Note" },
+  });
+  await a.ready;
+  await a.send(Note, { seq: 1, from: "y", term: 2 });
+  const one = bytes.ab;
+  await a.send(Note, { seq: 1, from: "y", term: 2 });
+  const two = bytes.ab - one;
+  await until(() => received.length === 2);
+  assert.equal(
+    two,
+    messages.encodeFrame(Note, { seq: 1, from: "y", term: 2 }).length,
+  );
+  await a.close();
+});
