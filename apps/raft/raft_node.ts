@@ -900,6 +900,13 @@ export class RaftNode implements KvService {
         set: raftMessageSet,
         secret: this.#cfg.secret,
         backoff: { initialMs: 50, maxMs: 1000 },
+        onFrameSent: (kind, wire, whole) => {
+          const type = kind.slice("raft.".length);
+          this.metricsRegistry.bytesSent.inc({ type }, wire);
+          if (whole > wire) {
+            this.metricsRegistry.bytesSaved.inc({ type }, whole - wire);
+          }
+        },
       });
       this.#peers.set(m.to, client);
     }

@@ -58,6 +58,13 @@ export interface SessionOptions {
    * (`false`), or per kind. Both peers must configure it the same.
    */
   differential?: boolean | DifferentialOptions;
+  /**
+   * Told about every message frame written: its kind, its bytes on the
+   * wire, and the bytes it would have taken as a whole message (equal
+   * unless it went as a diff). For metrics; the whole size of a diff is
+   * measured (one extra encode) only when this hook is set.
+   */
+  onFrameSent?(kind: string, wireBytes: number, wholeBytes: number): void;
 }
 
 /** Everything a {@link RpcSession} is built from. */
@@ -101,6 +108,7 @@ export class RpcSession<T extends readonly AnyMessageType[]>
   readonly #frameTimeoutMs: number;
   readonly #handshakeTimeoutMs: number;
   readonly #callTimeoutMs: number;
+  readonly #onFrameSent: SessionOptions["onFrameSent"];
   readonly #pending = new Map<number, Pending<T>>();
   #nextId = 1;
   #isReady = false;
@@ -124,6 +132,7 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     this.#frameTimeoutMs = o.frameTimeoutMs ?? 10_000;
     this.#handshakeTimeoutMs = o.handshakeTimeoutMs ?? 10_000;
     this.#callTimeoutMs = o.callTimeoutMs ?? 5_000;
+    this.#onFrameSent = o.onFrameSent;
     this.#decoder = new FrameDecoder({ maxFrameBytes: this.#maxFrameBytes });
     const diff: DifferentialOptions = o.differential === false
       ? { enabled: () => false }
@@ -327,6 +336,13 @@ export class RpcSession<T extends readonly AnyMessageType[]>
         throw asTransportError(e, `${type.name} frame`);
       }
       body.commit();
+      const onSent = this.#onFrameSent;
+      if (onSent) {
+        const whole = body.differential
+          ? frame.length - body.bytes.length + type.encode(message).length
+          : frame.length;
+        onSent(type.name, frame.length, whole);
+      }
       return frame;
     });
   }

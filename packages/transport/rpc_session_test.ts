@@ -141,3 +141,27 @@ Deno.test("per-kind settings keep a kind whole while others are diffed", async (
   );
   await a.close();
 });
+
+Deno.test("onFrameSent reports wire bytes and the whole size a diff saved", async () => {
+  const seen: Array<[string, number, number]> = [];
+  const { a, received, bytes } = pair({
+    onFrameSent: (kind, wire, whole) => void seen.push([kind, wire, whole]),
+  });
+  await a.ready;
+  const start = bytes.ab;
+  for (let i = 0; i < 10; i++) {
+    await a.send(Note, { seq: 7, from: "node-1.eu-west", term: 12 });
+  }
+  await until(() => received.length === 10);
+  assert.equal(seen.length, 10);
+  assert.ok(seen.every(([kind]) => kind === Note.name));
+  // Wire bytes add up to what the link carried; the first frame is whole.
+  assert.equal(seen.reduce((n, [, wire]) => n + wire, 0), bytes.ab - start);
+  assert.equal(seen[0]![1], seen[0]![2]);
+  // Later frames are diffs: each would have been as large as the first.
+  for (const [, wire, whole] of seen.slice(1)) {
+    assert.ok(wire < whole);
+    assert.equal(whole, seen[0]![2]);
+  }
+  await a.close();
+});
