@@ -341,23 +341,13 @@ export class RaftNode implements KvService {
         },
       });
       this.#proposedAt.set(requestId, performance.now());
-      try {
-        this.#node.propose(data);
-        this.metricsRegistry.proposals.inc();
-      } catch (e) {
-        done();
-        reject(
-          isRaftError(e, "proposal_dropped")
-            ? new ServiceError(
-              "no_leader",
-              "no leader is known right now; retry shortly",
-              { leader: this.#lead },
-            )
-            : e,
-        );
-        return;
+      this.metricsRegistry.proposals.inc();
+      // Proposals made in the same turn of the event loop go to the core as
+      // one batch: one step, one forwarded message from a follower.
+      this.#batch.push({ data, requestId });
+      if (this.#batch.length === 1) {
+        queueMicrotask(() => this.#flushProposals());
       }
-      this.#drive();
     });
   }
 
@@ -591,6 +581,28 @@ export class RaftNode implements KvService {
       { route, status: String(status) },
       seconds,
     );
+  }
+
+  #batch: Array<{ data: Uint8Array; requestId: string }> = [];
+
+  #flushProposals(): void {
+    const batch = this.#batch;
+    this.#batch = [];
+    if (batch.length === 0 || this.#stopped) return;
+    try {
+      this.#node.proposeBatch(batch.map((p) => p.data));
+    } catch (e) {
+      const err = isRaftError(e, "proposal_dropped")
+        ? new ServiceError(
+          "no_leader",
+          "no leader is known right now; retry shortly",
+          { leader: this.#lead },
+        )
+        : e;
+      for (const p of batch) this.#waiters.get(p.requestId)?.reject(err);
+      return;
+    }
+    this.#drive();
   }
 
   // ---- the Ready loop ----
