@@ -49,6 +49,8 @@ export interface LocalClusterOptions {
   httpPorts?: number[];
   /** Extra flags for every node. */
   extraArgs?: string[];
+  /** Extra flags for the Deno runtime of every node (e.g. `--cpu-prof-dir`). */
+  denoFlags?: string[];
   /** Pass each node's stderr through (default: discard). */
   inheritStderr?: boolean;
   /** Max wait for every node to be ready, ms (default 30 s). */
@@ -81,6 +83,7 @@ export async function startLocalCluster(
     const args = [
       "run",
       "-A",
+      ...(options.denoFlags ?? []),
       NODE_MAIN,
       "--id",
       String(id),
