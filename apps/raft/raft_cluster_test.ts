@@ -114,6 +114,19 @@ function startLoad(cluster: LocalCluster, clients: number, keys: number) {
   return {
     history,
     ackedValues,
+    /** Waits until `n` more writes are acknowledged (bounded: fails after `timeoutMs`). */
+    async moreAcks(n: number, timeoutMs = 20_000) {
+      const target = ackedValues.length + n;
+      const deadline = Date.now() + timeoutMs;
+      while (ackedValues.length < target) {
+        if (Date.now() > deadline) {
+          throw new Error(
+            `only ${ackedValues.length}/${target} writes acknowledged`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     async stop() {
       running = false;
       await Promise.all(workers);
@@ -159,7 +172,7 @@ Deno.test("kill -9 of the leader under load: a new leader soon, no acknowledged 
   await withCluster(async (cluster) => {
     const first = await leaderOf(cluster);
     const load = startLoad(cluster, 6, 20);
-    await new Promise((r) => setTimeout(r, 1500));
+    await load.moreAcks(20);
     const killedAt = performance.now();
     await cluster.kill(first);
     const next = await leaderOf(cluster);
@@ -175,14 +188,10 @@ Deno.test("kill -9 of the leader under load: a new leader soon, no acknowledged 
         failoverMs.toFixed(0)
       } ms after kill -9 of ${first}`,
     );
-    await new Promise((r) => setTimeout(r, 1500));
+    await load.moreAcks(20);
     await cluster.restart(first);
-    await new Promise((r) => setTimeout(r, 1000));
+    await load.moreAcks(10);
     await load.stop();
-    assert.ok(
-      load.ackedValues.length > 20,
-      `only ${load.ackedValues.length} writes acknowledged`,
-    );
     await checkNoAckedWriteLost(cluster, load);
     // The restarted node catches up to the leader's commit index.
     const leaderStatus =
@@ -207,26 +216,26 @@ Deno.test("kill -9 of the leader under load: a new leader soon, no acknowledged 
 Deno.test("a paused node, a paused leader and a restart of all three at once lose no acknowledged write", async () => {
   await withCluster(async (cluster) => {
     const load = startLoad(cluster, 4, 10);
-    await new Promise((r) => setTimeout(r, 800));
+    await load.moreAcks(10);
     // A follower frozen with SIGSTOP, then resumed.
     const leader = await leaderOf(cluster);
     const follower = [...cluster.nodes.keys()].find((id) => id !== leader)!;
     cluster.signal(follower, "SIGSTOP");
     await new Promise((r) => setTimeout(r, 800));
     cluster.signal(follower, "SIGCONT");
+    await load.moreAcks(5);
     // The leader isolated (paused) long enough for the others to elect.
     const l2 = await leaderOf(cluster);
     cluster.signal(l2, "SIGSTOP");
     await new Promise((r) => setTimeout(r, 4 * ELECTION_TIMEOUT_MS + 500));
     cluster.signal(l2, "SIGCONT");
-    await new Promise((r) => setTimeout(r, 800));
+    await load.moreAcks(5);
     await load.stop();
     // Everyone down at once, then up again on the same data.
     const ids = [...cluster.nodes.keys()];
     await Promise.all(ids.map((id) => cluster.kill(id)));
     await Promise.all(ids.map((id) => cluster.restart(id)));
     await leaderOf(cluster);
-    assert.ok(load.ackedValues.length > 10);
     await checkNoAckedWriteLost(cluster, load);
   });
 });
@@ -284,7 +293,7 @@ Deno.test("membership under load: add a learner, promote it, remove an old voter
       ).sort(),
     );
     await cluster.kill(victim);
-    await new Promise((r) => setTimeout(r, 500));
+    await load.moreAcks(5);
     await load.stop();
     await checkNoAckedWriteLost(cluster, load);
   });
