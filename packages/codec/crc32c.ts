@@ -39,6 +39,20 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = buildTables() as [
   Uint32Array,
 ];
 
+// @node-rs/crc32 computes CRC32C with the CPU's SSE4.2 instruction through
+// Node-API: about 5x the table code's speed on 16 KiB, but each call costs
+// ~0.2 µs to cross into native code, so short inputs stay in JavaScript.
+// Where the native package is missing (an unsupported platform), the table
+// code does everything.
+type NativeCrc = (input: Uint8Array, initial?: number) => number;
+const native: NativeCrc | undefined = await import("@node-rs/crc32")
+  .then((m) => m.crc32c as NativeCrc)
+  .catch(() => undefined);
+/** Inputs at least this long go to the native implementation. */
+export const NATIVE_CRC_THRESHOLD = 512;
+/** Whether the native (SSE4.2) CRC32C is in use for long inputs. */
+export const nativeCrc32cAvailable: boolean = native !== undefined;
+
 /**
  * Extends a running CRC32C with `bytes`. Start with `crc = 0`; pass the
  * previous result to checksum data that arrives in pieces:
@@ -47,6 +61,14 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = buildTables() as [
  * @returns the checksum as an unsigned 32-bit integer.
  */
 export function crc32c(bytes: Uint8Array, crc = 0): number {
+  if (native !== undefined && bytes.length >= NATIVE_CRC_THRESHOLD) {
+    return native(bytes, crc) >>> 0;
+  }
+  return crc32cTable(bytes, crc);
+}
+
+/** The table-driven (slicing-by-8) CRC32C, for any input length. */
+export function crc32cTable(bytes: Uint8Array, crc = 0): number {
   let c = ~crc >>> 0;
   let i = 0;
   const n = bytes.length;

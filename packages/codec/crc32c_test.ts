@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { crc32c } from "./crc32c.ts";
+import { crc32c, crc32cTable, nativeCrc32cAvailable } from "./crc32c.ts";
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -55,5 +55,19 @@ Deno.test("crc32c detects every single-bit flip", () => {
       },
     ),
     { numRuns: 500 },
+  );
+});
+
+Deno.test("the native and table implementations agree on every length and seed", () => {
+  assert.ok(
+    nativeCrc32cAvailable,
+    "@node-rs/crc32 should load on this platform",
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 5000 }), fc.nat(), (bytes, seed) => {
+      const s = seed >>> 0;
+      assert.equal(crc32c(bytes, s), crc32cTable(bytes, s));
+    }),
+    { numRuns: 300 },
   );
 });

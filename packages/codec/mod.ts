@@ -22,7 +22,7 @@ export {
   type CodecErrorCode,
   isCodecError,
 } from "./codec_error.ts";
-export { crc32c } from "./crc32c.ts";
+export { crc32c, crc32cTable, nativeCrc32cAvailable } from "./crc32c.ts";
 export {
   encodeVarint,
   MAX_VARINT,

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { crashRecord } from "./_crash_record.ts";
+import { NeedleVolume } from "./needle_volume.ts";
 import { SegmentedLog } from "./segmented_log.ts";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
+const VOLUME_CHILD =
+  new URL("./_volume_crash_child.ts", import.meta.url).pathname;
 
 /** Collects a child's stdout lines; resolves `ready` on the first line. */
 function readLines(stream: ReadableStream<Uint8Array>) {
@@ -69,6 +72,46 @@ Deno.test("every record acknowledged before kill -9 is present and intact after 
         await log.close();
       }
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("every needle acknowledged before kill -9 is readable after reopen", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-crash-vol-" });
+  const rounds = LONG ? 15 : 3;
+  const acknowledged: number[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", VOLUME_CHILD, dir, String(round)],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const out = readLines(child.stdout);
+      try {
+        await out.ready;
+        await new Promise((r) => setTimeout(r, 30 + Math.random() * 250));
+      } finally {
+        child.kill("SIGKILL");
+        await child.status;
+        await out.done;
+      }
+      for (const line of out.lines) acknowledged.push(Number(line));
+      const volume = await NeedleVolume.open(dir);
+      try {
+        for (const key of acknowledged) {
+          assert.deepEqual(
+            await volume.get(key, 0, key + 1),
+            crashRecord(`needle-${key}`),
+            `round ${round}: needle ${key}`,
+          );
+        }
+      } finally {
+        await volume.close();
+      }
+    }
+    assert.ok(acknowledged.length > 0, "the child acknowledged puts");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

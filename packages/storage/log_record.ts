@@ -18,14 +18,17 @@ export const RECORD_HEADER_BYTES = 12;
 /** Header plus trailing CRC: bytes a record adds to its payload. */
 export const RECORD_OVERHEAD_BYTES = 16;
 
-/** Writes one record at `offset` of `out`; returns the offset past it. */
+/**
+ * Writes one record at `offset` of `out`; returns the offset past it.
+ * Pass `view` (a DataView over all of `out`) when writing many records.
+ */
 export function writeRecord(
   out: Uint8Array,
   offset: number,
   index: number,
   payload: Uint8Array,
+  view: DataView = new DataView(out.buffer, out.byteOffset, out.byteLength),
 ): number {
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   view.setUint32(offset, payload.length, true);
   view.setUint32(offset + 4, index % 2 ** 32, true);
   view.setUint32(offset + 8, Math.floor(index / 2 ** 32), true);

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { z } from "zod";
-import { syncDir, writeAll } from "./atomic_file.ts";
+import { syncDir, writeAll, writeAllSync } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
 import { GroupCommit } from "./group_commit.ts";
 import {
@@ -9,7 +9,7 @@ import {
   scanRecords,
   writeRecord,
 } from "./log_record.ts";
-import { readAtSync } from "./positioned_read.ts";
+import { PositionedReader } from "./positioned_read.ts";
 import { asStorageError, StorageError } from "./storage_error.ts";
 import { type SyncPolicy, SyncPolicySchema } from "./sync_policy.ts";
 
@@ -21,12 +21,22 @@ export interface SegmentedLogOptions {
   sync?: SyncPolicy;
   /** Largest record payload accepted (bytes, default 16 MiB). */
   maxRecordBytes?: number;
+  /**
+   * Zero-fill each segment to `segmentBytes` before appending into it
+   * (default true). An `fdatasync` after a write that grows a file must
+   * also commit the size change to the file system journal (a second device
+   * flush); writes into already-allocated bytes need only the data flush,
+   * which is what makes group commit cheap. The next segment is prepared in
+   * the background. Costs writing each segment's bytes twice.
+   */
+  preallocate?: boolean;
 }
 
 const OptionsSchema = z.object({
   segmentBytes: z.number().int().min(1024).max(2 ** 31).default(64 * 2 ** 20),
   sync: SyncPolicySchema.default("always"),
   maxRecordBytes: z.number().int().min(1).max(2 ** 31).default(16 * 2 ** 20),
+  preallocate: z.boolean().default(true),
 });
 
 /** What {@link SegmentedLog.open} found and repaired. */
@@ -69,10 +79,37 @@ interface Segment {
   /** Bytes of valid records. */
   size: number;
   name: string;
-  reader: Deno.FsFile | null;
+  reader: PositionedReader | null;
 }
 
 const SEGMENT_SUFFIX = ".seg";
+const SYNC_WRITE_MAX_BYTES = 256 * 1024;
+/** Name prefix of zero-filled files waiting to become segments. */
+const SPARE_PREFIX = ".spare-";
+const ZEROS = new Uint8Array(2 ** 20);
+
+async function writeZeros(file: Deno.FsFile, bytes: number): Promise<void> {
+  while (bytes > 0) {
+    const n = Math.min(bytes, ZEROS.length);
+    await writeAll(file, ZEROS.subarray(0, n));
+    bytes -= n;
+  }
+}
+
+/** Offset just past the last nonzero byte (0 when all are zero). */
+function nonZeroEnd(bytes: Uint8Array): number {
+  let i = bytes.length;
+  while (i % 4 !== 0 && bytes[i - 1] === 0) i--;
+  if (i % 4 === 0 && bytes.byteOffset % 4 === 0) {
+    // Four bytes per step over the (long) zero-filled tail.
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, i / 4);
+    let w = words.length;
+    while (w > 0 && words[w - 1] === 0) w--;
+    i = w * 4;
+  }
+  while (i > 0 && bytes[i - 1] === 0) i--;
+  return i;
+}
 
 /** File name of the segment whose first record has `index`. */
 export function segmentName(index: number): string {
@@ -125,6 +162,9 @@ export class SegmentedLog {
   #broken: StorageError | null = null;
   #syncTimer: ReturnType<typeof setTimeout> | null = null;
   #durable: number;
+  #syncs = 0;
+  /** A zero-filled file being prepared to become the next segment. */
+  #spare: Promise<string | null> | null = null;
 
   private constructor(
     dir: string,
@@ -167,6 +207,11 @@ export class SegmentedLog {
     const lock = await DirLock.acquire(dir);
     try {
       const { segments, recovery } = await recover(dir, opts.maxRecordBytes);
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isFile && e.name.startsWith(SPARE_PREFIX)) {
+          await Deno.remove(join(dir, e.name));
+        }
+      }
       if (segments.length === 0) {
         const name = segmentName(1);
         await Deno.writeFile(join(dir, name), new Uint8Array(0), {
@@ -180,6 +225,14 @@ export class SegmentedLog {
         read: true,
         write: true,
       });
+      if (opts.preallocate) {
+        const fileSize = (await writer.stat()).size;
+        if (fileSize < opts.segmentBytes) {
+          await writer.seek(fileSize, Deno.SeekMode.Start);
+          await writeZeros(writer, opts.segmentBytes - fileSize);
+          await writer.syncData();
+        }
+      }
       await writer.seek(last.size, Deno.SeekMode.Start);
       return new SegmentedLog(dir, opts, lock, segments, writer, recovery);
     } catch (e) {
@@ -203,13 +256,19 @@ export class SegmentedLog {
     return this.#durable;
   }
 
+  /** `fdatasync` calls made so far (group commit makes it far fewer than appends). */
+  get syncCount(): number {
+    return this.#syncs;
+  }
+
   /** Number of segment files. */
   get segmentCount(): number {
     return this.#segments.length;
   }
 
   /**
-   * Appends records after the last one.
+   * Appends records after the last one. The bytes are read when the batch
+   * is written: do not modify them until the promise settles.
    *
    * @returns the index range they received; resolves once durable per the
    *   sync policy.
@@ -254,7 +313,7 @@ export class SegmentedLog {
     }
   }
 
-  /** Synchronous {@link read} (one positioned read per segment touched). */
+  /** Synchronous {@link read} (one `pread` per segment touched). */
   readSync(from: number, toExclusive: number): Uint8Array[] {
     this.#assertOpen();
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(toExclusive)) {
@@ -284,8 +343,8 @@ export class SegmentedLog {
       const b = stop - seg.first; // exclusive
       const start = seg.offsets[a]!;
       const end = b < seg.offsets.length ? seg.offsets[b]! : seg.size;
-      seg.reader ??= Deno.openSync(join(this.dir, seg.name), { read: true });
-      const bytes = readAtSync(seg.reader, start, end - start);
+      seg.reader ??= PositionedReader.open(join(this.dir, seg.name));
+      const bytes = seg.reader.readAt(start, end - start);
       const recs = decodeRecords(bytes, next, stop - next);
       if (!Array.isArray(recs)) {
         throw new StorageError(
@@ -453,6 +512,7 @@ export class SegmentedLog {
     return this.#exclusive(async () => {
       const last = this.lastIndex;
       await this.#writer.syncData();
+      this.#syncs++;
       this.#durable = last;
     });
   }
@@ -469,6 +529,7 @@ export class SegmentedLog {
       if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
       this.#syncTimer = null;
       try {
+        await this.#dropSpare();
         if (this.#broken === null) await this.#writer.syncData();
       } finally {
         this.#writer.close();
@@ -529,17 +590,64 @@ export class SegmentedLog {
   async #roll(first: number): Promise<void> {
     // Sealing always syncs, whatever the policy: a sealed segment must be
     // whole, so damage found in one later is corruption, not a torn tail.
+    // Its preallocated zeros go first, so sealed segments end exactly at
+    // their last record.
+    const sealed = this.#segments[this.#segments.length - 1]!;
+    await this.#writer.truncate(sealed.size);
     await this.#writer.syncData();
     this.#durable = this.lastIndex;
     this.#writer.close();
     const name = segmentName(first);
-    this.#writer = await Deno.open(join(this.dir, name), {
-      read: true,
-      write: true,
-      createNew: true,
-    });
+    const path = join(this.dir, name);
+    const spare = this.#spare === null ? null : await this.#spare;
+    this.#spare = null;
+    if (spare !== null) {
+      await Deno.rename(spare, path);
+      this.#writer = await Deno.open(path, { read: true, write: true });
+    } else {
+      this.#writer = await Deno.open(path, {
+        read: true,
+        write: true,
+        createNew: true,
+      });
+      if (this.#opts.preallocate) {
+        await writeZeros(this.#writer, this.#opts.segmentBytes);
+        await this.#writer.syncData();
+        await this.#writer.seek(0, Deno.SeekMode.Start);
+      }
+    }
     await syncDir(this.dir);
     this.#segments.push({ first, offsets: [], size: 0, name, reader: null });
+    if (this.#opts.preallocate) this.#spare = this.#prepareSpare();
+  }
+
+  /** Zero-fills a spare segment file in the background; null on failure. */
+  async #prepareSpare(): Promise<string | null> {
+    const path = join(
+      this.dir,
+      `${SPARE_PREFIX}${
+        crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16)
+      }`,
+    );
+    let f: Deno.FsFile | undefined;
+    try {
+      f = await Deno.open(path, { write: true, createNew: true });
+      await writeZeros(f, this.#opts.segmentBytes);
+      await f.syncData();
+      return path;
+    } catch {
+      await Deno.remove(path).catch(() => {});
+      return null;
+    } finally {
+      f?.close();
+    }
+  }
+
+  /** Waits for a spare in preparation and deletes it. */
+  async #dropSpare(): Promise<void> {
+    const spare = this.#spare === null ? null : await this.#spare;
+    this.#spare = null;
+    if (spare !== null) await Deno.remove(spare).catch(() => {});
   }
 
   async #flush(batch: Uint8Array[][]): Promise<AppendResult[]> {
@@ -556,8 +664,13 @@ export class SegmentedLog {
         const buf = new Uint8Array(pendingBytes);
         let off = 0;
         let index = seg.first + seg.offsets.length;
-        for (const p of pending) off = writeRecord(buf, off, index++, p);
-        await writeAll(this.#writer, buf);
+        const view = new DataView(buf.buffer);
+        for (const p of pending) off = writeRecord(buf, off, index++, p, view);
+        // A small write only copies into the page cache: doing it
+        // synchronously saves a thread-pool round trip per batch. Large
+        // batches are written asynchronously so the event loop keeps going.
+        if (buf.length <= SYNC_WRITE_MAX_BYTES) writeAllSync(this.#writer, buf);
+        else await writeAll(this.#writer, buf);
         for (const o of pendingOffsets) seg.offsets.push(o);
         seg.size += pendingBytes;
         pending = [];
@@ -586,6 +699,7 @@ export class SegmentedLog {
       if (policy === "always") {
         const last = this.lastIndex;
         await this.#writer.syncData();
+        this.#syncs++;
         this.#durable = last;
       } else if (typeof policy === "object" && this.#syncTimer === null) {
         this.#syncTimer = setTimeout(() => {
@@ -631,9 +745,29 @@ async function recover(
         } but ${name} starts at ${first}`,
       );
     }
-    const bytes = await Deno.readFile(join(dir, name));
+    // One pread of the whole file: several times faster than Deno.readFile.
+    const reader = PositionedReader.open(join(dir, name));
+    let bytes: Uint8Array;
+    try {
+      bytes = reader.readAt(0, (await Deno.stat(join(dir, name))).size);
+    } finally {
+      reader.close();
+    }
     const scan = scanRecords(bytes, first, maxRecordBytes);
     const isLast = i === found.length - 1;
+    // Zeros after the last record are preallocated space, not lost data.
+    const dataEnd = scan.stop === null ? scan.end : nonZeroEnd(bytes);
+    if (scan.stop !== null && dataEnd <= scan.end) {
+      recovery.records += scan.offsets.length;
+      segments.push({
+        first,
+        offsets: scan.offsets,
+        size: scan.end,
+        name,
+        reader: null,
+      });
+      continue;
+    }
     if (scan.stop !== null) {
       if (!isLast) {
         throw new StorageError(
@@ -641,15 +775,21 @@ async function recover(
           `sealed segment ${name} has a ${scan.stop} record at byte ${scan.end} of ${bytes.length}; refusing to drop acknowledged records`,
         );
       }
+      // Cut the damaged bytes: zero them (keeping preallocated space).
       const f = await Deno.open(join(dir, name), { write: true });
       try {
-        await f.truncate(scan.end);
+        await f.seek(scan.end, Deno.SeekMode.Start);
+        await writeZeros(f, dataEnd - scan.end);
         await f.syncData();
       } finally {
         f.close();
       }
-      recovery.droppedBytes = bytes.length - scan.end;
-      recovery.droppedRecords = scan.droppedRecords;
+      recovery.droppedBytes = dataEnd - scan.end;
+      recovery.droppedRecords = scanRecords(
+        bytes.subarray(0, dataEnd),
+        first,
+        maxRecordBytes,
+      ).droppedRecords;
       recovery.truncatedSegment = name;
     }
     recovery.records += scan.offsets.length;

@@ -6,6 +6,8 @@ import { SegmentedLog, segmentName } from "./segmented_log.ts";
 import { RECORD_OVERHEAD_BYTES } from "./log_record.ts";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
+/** Small preallocated segments keep the tests' disk traffic low. */
+const SMALL = { segmentBytes: 64 * 1024 };
 
 function rec(i: number, size = 8 + (i % 23)): Uint8Array {
   const out = new Uint8Array(size);
@@ -64,11 +66,24 @@ Deno.test("appended records read back by index across segment roll-overs and a r
 
 Deno.test("concurrent appenders share fsyncs and each gets its own contiguous range", async () => {
   await withDir(async (dir) => {
-    const log = await SegmentedLog.open(dir);
+    const log = await SegmentedLog.open(dir, SMALL);
     try {
       const n = 64;
+      const before = log.syncCount;
       const results = await Promise.all(
-        Array.from({ length: n }, (_, i) => log.append([rec(i), rec(i + 1)])),
+        Array.from(
+          { length: n },
+          (_, i) =>
+            log.append([rec(i), rec(i + 1)]).then((r) => {
+              // Acknowledged only once a sync covers it.
+              assert.ok(log.durableIndex >= r.last);
+              return r;
+            }),
+        ),
+      );
+      assert.ok(
+        log.syncCount - before < n,
+        `${log.syncCount - before} syncs for ${n} concurrent appends`,
       );
       const firsts = results.map((r) => r.first).sort((a, b) => a - b);
       assert.deepEqual(firsts, Array.from({ length: n }, (_, i) => 1 + 2 * i));
@@ -88,7 +103,7 @@ Deno.test("concurrent appenders share fsyncs and each gets its own contiguous ra
 
 Deno.test("bad arguments get typed errors and leave the log usable", async () => {
   await withDir(async (dir) => {
-    const log = await SegmentedLog.open(dir, { maxRecordBytes: 100 });
+    const log = await SegmentedLog.open(dir, { ...SMALL, maxRecordBytes: 100 });
     try {
       await log.append([rec(1), rec(2), rec(3)]);
       await assert.rejects(
@@ -183,7 +198,7 @@ Deno.test("snapshot compaction deletes only whole segments covered by the snapsh
     } finally {
       await log.close();
     }
-    const again = await SegmentedLog.open(dir);
+    const again = await SegmentedLog.open(dir, SMALL);
     try {
       assert.equal(again.firstIndex, 121);
       assert.equal(again.lastIndex, 121);
@@ -195,7 +210,7 @@ Deno.test("snapshot compaction deletes only whole segments covered by the snapsh
 
 Deno.test("reset restarts an installed-snapshot log at the next index", async () => {
   await withDir(async (dir) => {
-    const log = await SegmentedLog.open(dir);
+    const log = await SegmentedLog.open(dir, SMALL);
     try {
       await log.append([rec(1), rec(2)]);
       await log.reset(500);
@@ -211,10 +226,10 @@ Deno.test("reset restarts an installed-snapshot log at the next index", async ()
 
 Deno.test("a second opener of the same directory is refused with the lock error", async () => {
   await withDir(async (dir) => {
-    const log = await SegmentedLog.open(dir);
+    const log = await SegmentedLog.open(dir, SMALL);
     try {
       await assert.rejects(
-        SegmentedLog.open(dir),
+        SegmentedLog.open(dir, SMALL),
         (e) =>
           isStorageError(e, "locked") &&
           e.message.includes(String(Deno.pid)),
@@ -222,75 +237,95 @@ Deno.test("a second opener of the same directory is refused with the lock error"
     } finally {
       await log.close();
     }
-    const again = await SegmentedLog.open(dir);
+    const again = await SegmentedLog.open(dir, SMALL);
     await again.close();
   });
 });
 
-Deno.test("truncating the last segment at every byte offset of its final records reopens to exactly the records before the cut", async () => {
-  await withDir(async (dir) => {
-    const src = join(dir, "src");
-    const log = await SegmentedLog.open(src);
-    const sizes: number[] = [];
-    for (let i = 1; i <= 6; i++) {
-      await log.append([rec(i)]);
-      sizes.push(RECORD_OVERHEAD_BYTES + rec(i).length);
-    }
-    await log.close();
-    const full = await Deno.readFile(join(src, segmentName(1)));
-    const ends: number[] = [];
-    let acc = 0;
-    for (const s of sizes) ends.push(acc += s);
-    // The last three records, every cut position inside them.
-    const from = ends[2]!;
-    const work = join(dir, "work");
-    await Deno.mkdir(work);
-    for (let cut = from; cut <= full.length; cut++) {
-      await Deno.writeFile(join(work, segmentName(1)), full.subarray(0, cut));
-      const expected = ends.filter((e) => e <= cut).length;
-      const l = await SegmentedLog.open(work);
-      try {
-        assert.equal(l.lastIndex, expected, `cut at ${cut}`);
-        assert.equal(
-          l.recovery.droppedBytes,
-          cut - (ends[expected - 1] ?? 0),
-        );
-        assert.equal(
-          l.recovery.droppedRecords,
-          cut === ends[expected - 1] ? 0 : 1,
-        );
-        const got = await l.read(1, expected + 1);
-        got.forEach((r, k) => assert.deepEqual(r, rec(k + 1)));
-        // The cut tail is gone from disk and appends continue cleanly.
-        assert.deepEqual(await l.append([rec(99)]), {
-          first: expected + 1,
-          last: expected + 1,
-        });
-      } finally {
-        await l.close();
+for (const tail of ["truncated", "zero-filled"] as const) {
+  Deno.test(`cutting the last segment at every byte offset of its final records (${tail} tail) reopens to exactly the records before the cut`, async () => {
+    await withDir(async (dir) => {
+      const src = join(dir, "src");
+      const log = await SegmentedLog.open(src, SMALL);
+      const sizes: number[] = [];
+      for (let i = 1; i <= 6; i++) {
+        await log.append([rec(i)]);
+        sizes.push(RECORD_OVERHEAD_BYTES + rec(i).length);
       }
-    }
+      await log.close();
+      const ends: number[] = [];
+      let acc = 0;
+      for (const s of sizes) ends.push(acc += s);
+      const file = await Deno.readFile(join(src, segmentName(1)));
+      // Past the records the file holds preallocated zeros.
+      assert.equal(file.length, SMALL.segmentBytes);
+      const full = file.subarray(0, ends[5]);
+      const work = join(dir, "work");
+      await Deno.mkdir(work);
+      // The last three records, every cut position inside them.
+      for (let cut = ends[2]!; cut <= full.length; cut++) {
+        const bytes = tail === "truncated" ? full.subarray(0, cut) : (() => {
+          const b = new Uint8Array(SMALL.segmentBytes);
+          b.set(full.subarray(0, cut));
+          return b;
+        })();
+        await Deno.writeFile(join(work, segmentName(1)), bytes);
+        const expected = ends.filter((e) => e <= cut).length;
+        const l = await SegmentedLog.open(work, SMALL);
+        try {
+          assert.equal(l.lastIndex, expected, `cut at ${cut}`);
+          // Trailing zeros of a cut record are indistinguishable from
+          // preallocated space and are not counted as dropped.
+          const lastGood = ends[expected - 1] ?? 0;
+          let nonZero = cut;
+          while (nonZero > lastGood && full[nonZero - 1] === 0) nonZero--;
+          assert.equal(l.recovery.droppedBytes, nonZero - lastGood);
+          assert.equal(l.recovery.droppedRecords, nonZero === lastGood ? 0 : 1);
+          const got = await l.read(1, expected + 1);
+          got.forEach((r, k) => assert.deepEqual(r, rec(k + 1)));
+          // The cut bytes are gone from disk and appends continue cleanly.
+          assert.deepEqual(await l.append([rec(99)]), {
+            first: expected + 1,
+            last: expected + 1,
+          });
+        } finally {
+          await l.close();
+        }
+        const again = await SegmentedLog.open(work, SMALL);
+        try {
+          assert.equal(again.recovery.droppedBytes, 0);
+          assert.deepEqual(await again.read(expected + 1, expected + 2), [
+            rec(99),
+          ]);
+        } finally {
+          await again.close();
+        }
+      }
+    });
   });
-});
+}
 
 Deno.test("flipped bits are caught by the checksum and never returned as data", async () => {
   await withDir(async (dir) => {
     const src = join(dir, "src");
-    const log = await SegmentedLog.open(src);
+    const log = await SegmentedLog.open(src, SMALL);
     const n = 20;
     for (let i = 1; i <= n; i++) await log.append([rec(i)]);
     await log.close();
     const clean = await Deno.readFile(join(src, segmentName(1)));
+    let used = 0;
+    for (let i = 1; i <= n; i++) used += RECORD_OVERHEAD_BYTES + rec(i).length;
     const work = join(dir, "work");
     await Deno.mkdir(work);
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 0, max: clean.length * 8 - 1 }),
+        // Any bit of the records (the zeros after them are preallocation).
+        fc.integer({ min: 0, max: used * 8 - 1 }),
         async (bit) => {
           const bytes = clean.slice();
           bytes[bit >> 3]! ^= 1 << (bit & 7);
           await Deno.writeFile(join(work, segmentName(1)), bytes);
-          const l = await SegmentedLog.open(work);
+          const l = await SegmentedLog.open(work, SMALL);
           try {
             // Recovery cut at the damaged record: what remains is intact.
             assert.ok(l.lastIndex < n);
@@ -325,12 +360,16 @@ Deno.test("a corrupt record inside a sealed segment is an error, not silent loss
 
 Deno.test("a bit flipped after open is caught on read", async () => {
   await withDir(async (dir) => {
-    const log = await SegmentedLog.open(dir);
+    const log = await SegmentedLog.open(dir, SMALL);
     try {
       for (let i = 1; i <= 10; i++) await log.append([rec(i)]);
       const path = join(dir, segmentName(1));
       const bytes = await Deno.readFile(path);
-      bytes[bytes.length - 10]! ^= 0x01;
+      let used = 0;
+      for (let i = 1; i <= 10; i++) {
+        used += RECORD_OVERHEAD_BYTES + rec(i).length;
+      }
+      bytes[used - 10]! ^= 0x01;
       await Deno.writeFile(path, bytes);
       await assert.rejects(
         log.read(1, 11),
@@ -383,9 +422,10 @@ Deno.test("the log matches an in-memory model under random append, truncateSuffi
     await fc.assert(
       fc.asyncProperty(
         fc.array(opArb, { maxLength: LONG ? 60 : 25 }),
-        async (ops) => {
+        fc.boolean(),
+        async (ops, preallocate) => {
           const dir = join(root, `run-${run++}`);
-          const options = { segmentBytes: 1024 };
+          const options = { segmentBytes: 1024, preallocate };
           let log = await SegmentedLog.open(dir, options);
           // model[i] is the record at index base + i.
           let base = 1;
@@ -437,13 +477,13 @@ Deno.test("the log matches an in-memory model under random append, truncateSuffi
 Deno.test("batchMs and never policies acknowledge after the write and sync later or on close", async () => {
   for (const sync of [{ batchMs: 5 }, "never" as const]) {
     await withDir(async (dir) => {
-      const log = await SegmentedLog.open(dir, { sync });
+      const log = await SegmentedLog.open(dir, { ...SMALL, sync });
       await Promise.all([log.append([rec(1)]), log.append([rec(2)])]);
       assert.equal(log.lastIndex, 2);
       await log.sync();
       assert.equal(log.durableIndex, 2);
       await log.close();
-      const again = await SegmentedLog.open(dir, { sync });
+      const again = await SegmentedLog.open(dir, { ...SMALL, sync });
       assert.deepEqual(await again.read(1, 3), [rec(1), rec(2)]);
       await again.close();
     });

@@ -19,21 +19,25 @@ export const SNAPSHOT_KIND = "SNAP";
 /** Snapshot file format version this code writes and reads. */
 export const SNAPSHOT_VERSION = 1;
 
-/** zod schema of a snapshot's metadata (the Raft snapshot header). */
-export const SnapshotMetaSchema = z.object({
+/** Metadata stored ahead of a snapshot's state bytes (the Raft snapshot header). */
+export interface SnapshotMeta {
   /** Index of the last log entry the state includes (0 = none). */
-  lastIncludedIndex: z.number().int().min(0),
+  lastIncludedIndex: number;
   /** Term of that entry. */
-  lastIncludedTerm: z.number().int().min(0),
+  lastIncludedTerm: number;
   /** Cluster configuration as of that entry. */
+  configuration: { voters: string[]; learners: string[] };
+}
+
+/** zod schema of {@link SnapshotMeta}. */
+export const SnapshotMetaSchema: z.ZodType<SnapshotMeta> = z.object({
+  lastIncludedIndex: z.number().int().min(0),
+  lastIncludedTerm: z.number().int().min(0),
   configuration: z.object({
     voters: z.array(z.string()),
     learners: z.array(z.string()),
   }),
 });
-
-/** Metadata stored ahead of a snapshot's state bytes. */
-export type SnapshotMeta = z.infer<typeof SnapshotMetaSchema>;
 
 const MetaMessage = defineMessage("SnapshotMeta", SnapshotMetaSchema);
 

@@ -33,11 +33,11 @@ Deno.test("a snapshot streamed in chunks loads back with its metadata and state"
     const store = await SnapshotStore.open(dir);
     try {
       const big = state(3 * 2 ** 20 + 17, 3);
-      async function* chunks() {
+      const chunks = async function* () {
         for (let o = 0; o < big.length; o += 65536) {
           yield big.subarray(o, o + 65536);
         }
-      }
+      };
       const saved = await store.save(meta(42, 3), chunks());
       assert.equal(saved.bytes > big.length, true);
       const { snapshot, skipped } = await store.loadNewest();

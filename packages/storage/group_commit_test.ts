@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { GroupCommit } from "./group_commit.ts";
+
+Deno.test("items submitted during a flush are batched into the next flush", async () => {
+  const batches: number[][] = [];
+  let release: () => void = () => {};
+  const gc = new GroupCommit<number, number>(async (items) => {
+    batches.push(items);
+    if (batches.length === 1) await new Promise<void>((r) => release = r);
+    return items.map((i) => i * 10);
+  });
+  const first = gc.submit(1);
+  await new Promise((r) => setTimeout(r, 0)); // first flush is now in flight
+  const rest = [2, 3, 4].map((i) => gc.submit(i));
+  let restDone = false;
+  void Promise.all(rest).then(() => restDone = true);
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(restDone, false, "nothing resolves before its flush");
+  release();
+  assert.equal(await first, 10);
+  assert.deepEqual(await Promise.all(rest), [20, 30, 40]);
+  assert.deepEqual(batches, [[1], [2, 3, 4]]);
+});
+
+Deno.test("a failed flush rejects exactly the items of its batch", async () => {
+  let calls = 0;
+  const gc = new GroupCommit<number, number>((items) => {
+    calls++;
+    if (calls === 1) return Promise.reject(new Error("disk"));
+    return Promise.resolve(items);
+  });
+  const a = gc.submit(1);
+  const b = gc.submit(2);
+  await assert.rejects(a, /disk/);
+  await assert.rejects(b, /disk/);
+  assert.equal(await gc.submit(3), 3);
+});
+
+Deno.test("exclusive tasks run in order between flushes", async () => {
+  const events: string[] = [];
+  const gc = new GroupCommit<string, string>((items) => {
+    events.push(`flush ${items.join(",")}`);
+    return Promise.resolve(items);
+  });
+  const all = [
+    gc.submit("a"),
+    gc.submit("b"),
+    gc.exclusive(() => {
+      events.push("task");
+      return Promise.resolve("t");
+    }),
+    gc.submit("c"),
+  ];
+  assert.deepEqual(await Promise.all(all), ["a", "b", "t", "c"]);
+  assert.deepEqual(events, ["flush a,b", "task", "flush c"]);
+  await gc.idle();
+  assert.equal(gc.pending, 0);
+});
