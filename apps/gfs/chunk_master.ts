@@ -1,0 +1,559 @@
+import { GfsError } from "./gfs_error.ts";
+import { parseTrashPath } from "./gfs_path.ts";
+import { LeaseTable } from "./leases.ts";
+import type { MasterOp, MasterState } from "./master_state.ts";
+import type { FileRecord } from "./namespace.ts";
+import {
+  choosePlacement,
+  DEFAULT_PLACEMENT,
+  type ServerLoad,
+} from "./placement.ts";
+import { type MoveTask, planRebalance } from "./rebalancer.ts";
+import {
+  type ChunkReplicas,
+  type CloneTask,
+  planReplication,
+} from "./replication_planner.ts";
+
+/** Tunables of the master core (all times in ms, sizes in bytes). */
+export interface ChunkMasterOptions {
+  /** Chunk size, bytes. */
+  chunkBytes: number;
+  /** A server silent this long is dead. */
+  deadAfterMs: number;
+  /** Lease length. */
+  leaseMs: number;
+  /** Trashed files are purged this long after deletion (undelete until then). */
+  gcDelayMs: number;
+  /** A pending upload untouched this long is abandoned and collected. */
+  pendingTimeoutMs: number;
+  /** Window of "recent" chunk creations per server. */
+  recentWindowMs: number;
+  /** Creations per server per window before placement avoids it. */
+  maxRecentCreations: number;
+  /** Concurrent clones per server. */
+  maxClonesPerServer: number;
+  /** New clones per tick. */
+  maxNewClones: number;
+  /** Rebalancing: over-full threshold over the mean fraction used. */
+  rebalanceThreshold: number;
+  /** Rebalancing moves per tick (0 disables rebalancing). */
+  maxMovesPerTick: number;
+  /** A location missing from a report is kept this long after it was added. */
+  locationGraceMs: number;
+}
+
+/** Defaults of {@link ChunkMasterOptions}. */
+export const DEFAULT_MASTER_OPTIONS: ChunkMasterOptions = {
+  chunkBytes: 64 * 2 ** 20,
+  deadAfterMs: 10_000,
+  leaseMs: 60_000,
+  gcDelayMs: 3 * 24 * 3600_000,
+  pendingTimeoutMs: 10 * 60_000,
+  recentWindowMs: 60_000,
+  maxRecentCreations: DEFAULT_PLACEMENT.maxRecentCreations,
+  maxClonesPerServer: 2,
+  maxNewClones: 32,
+  rebalanceThreshold: 0.1,
+  maxMovesPerTick: 2,
+  locationGraceMs: 5_000,
+};
+
+/** A chunkserver as the master sees it (soft state). */
+export interface ServerInfo {
+  /** Stable id. */
+  id: string;
+  /** Base URL of its HTTP API. */
+  url: string;
+  /** Rack name, "" if none. */
+  rack: string;
+  /** Capacity for chunks, bytes. */
+  capacityBytes: number;
+  /** Used bytes as last reported. */
+  usedBytes: number;
+  /** Load as last reported (requests in flight). */
+  load: number;
+  /** Last heartbeat, ms. */
+  lastHeartbeat: number;
+  /** False once silent past the timeout (until it heartbeats again). */
+  alive: boolean;
+  /** Times of recent chunk creations placed on it. */
+  creations: number[];
+  /** Bytes placed on it recently (not yet surely in `usedBytes`). */
+  reservedBytes: number;
+  /** The placements behind `reservedBytes`: time and bytes. */
+  reservations: { at: number; bytes: number }[];
+}
+
+/** One replica location (soft state). */
+export interface Location {
+  /** Version the replica reported. */
+  version: number;
+  /** Length it reported, bytes. */
+  length: number;
+  /** When the master learned of it, ms. */
+  addedAt: number;
+}
+
+/** A heartbeat from a chunkserver. */
+export interface HeartbeatReport {
+  id: string;
+  url: string;
+  rack: string;
+  capacityBytes: number;
+  usedBytes: number;
+  load: number;
+  /** Every chunk it holds: [handle, version, length]. */
+  chunks: [number, number, number][];
+  /** Chunks it is primary for and still mutating: please extend. */
+  extend: number[];
+}
+
+/** The master's answer to a heartbeat. */
+export interface HeartbeatReply {
+  /** Chunks to delete (orphans, stale or surplus replicas). */
+  delete: number[];
+  /** Leases extended. */
+  leases: { handle: number; version: number; expiresAt: number }[];
+}
+
+/** A readable chunk of a file. */
+export interface ChunkLocation {
+  handle: number;
+  version: number;
+  /** Bytes in the chunk. */
+  length: number;
+  /** Replica URLs, least loaded first. */
+  replicas: string[];
+}
+
+/** What a periodic {@link ChunkMaster.tick} wants done. */
+export interface TickPlan {
+  /** Servers declared dead now. */
+  dead: string[];
+  /** Durable operations to propose (GC). */
+  ops: MasterOp[];
+  /** Clones to run (already counted as in flight). */
+  clones: CloneTask[];
+  /** Rebalancing moves (their clones are counted as in flight). */
+  moves: MoveTask[];
+}
+
+/**
+ * The master's core: durable {@link MasterState} plus soft state — live
+ * servers, replica locations, leases, clones in flight, deletions owed to
+ * servers. Pure: time comes in as `now`, durable changes go out as
+ * {@link MasterOp}s for the caller to log and apply; RPCs are the caller's.
+ */
+export class ChunkMaster {
+  readonly options: ChunkMasterOptions;
+  readonly servers = new Map<string, ServerInfo>();
+  readonly locations = new Map<number, Map<string, Location>>();
+  readonly leases: LeaseTable;
+  readonly inflight: (CloneTask & { startedAt: number; move: boolean })[] = [];
+  readonly #owedDeletes = new Map<string, Set<number>>();
+
+  constructor(
+    readonly state: MasterState,
+    options: Partial<ChunkMasterOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_MASTER_OPTIONS, ...options };
+    this.leases = new LeaseTable(this.options.leaseMs);
+  }
+
+  /** Live server by id, or undefined. */
+  liveServer(id: string): ServerInfo | undefined {
+    const s = this.servers.get(id);
+    return s?.alive ? s : undefined;
+  }
+
+  /**
+   * Takes a heartbeat: updates the server, reconciles its chunk report
+   * with the master's state (orphans, stale versions and wrong lengths are
+   * deleted; a newer version is adopted, as in GFS), and extends leases.
+   * @returns the reply and any operations to log (version adoptions).
+   */
+  heartbeat(
+    r: HeartbeatReport,
+    now: number,
+  ): { reply: HeartbeatReply; ops: MasterOp[] } {
+    const prev = this.servers.get(r.id);
+    const s: ServerInfo = {
+      id: r.id,
+      url: r.url,
+      rack: r.rack,
+      capacityBytes: r.capacityBytes,
+      usedBytes: r.usedBytes,
+      load: r.load,
+      lastHeartbeat: now,
+      alive: true,
+      creations: (prev?.creations ?? []).filter((t) =>
+        t > now - this.options.recentWindowMs
+      ),
+      reservedBytes: 0,
+      // A placement made before the previous report has landed in this one.
+      reservations: (prev?.reservations ?? []).filter((x) =>
+        x.at >= (prev?.lastHeartbeat ?? 0)
+      ),
+    };
+    s.reservedBytes = s.reservations.reduce((n, x) => n + x.bytes, 0);
+    this.servers.set(r.id, s);
+    const del = new Set(this.#owedDeletes.get(r.id) ?? []);
+    this.#owedDeletes.delete(r.id);
+    const ops: MasterOp[] = [];
+    const reported = new Set<number>();
+    for (const [handle, version, length] of r.chunks) {
+      reported.add(handle);
+      if (del.has(handle)) continue;
+      const rec = this.state.chunks.get(handle);
+      if (rec === undefined) {
+        del.add(handle); // orphan: its file is gone
+        continue;
+      }
+      if (version < rec.version) {
+        del.add(handle); // stale: missed a mutation
+        this.#dropLocation(handle, r.id);
+        continue;
+      }
+      if (version > rec.version) {
+        // The master failed after telling replicas a new version: adopt it.
+        ops.push({ t: "bumpVersion", handle, version });
+      } else if (rec.length !== null && length !== rec.length) {
+        del.add(handle); // incomplete copy of a sealed chunk
+        this.#dropLocation(handle, r.id);
+        continue;
+      }
+      const locs = this.#locs(handle);
+      const old = locs.get(r.id);
+      locs.set(r.id, { version, length, addedAt: old?.addedAt ?? now });
+    }
+    // Replicas it no longer reports are gone (unless just added: the report
+    // may predate the creation).
+    for (const [handle, locs] of this.locations) {
+      const l = locs.get(r.id);
+      if (
+        l !== undefined && !reported.has(handle) &&
+        l.addedAt < now - this.options.locationGraceMs
+      ) this.#dropLocation(handle, r.id);
+    }
+    const leases: HeartbeatReply["leases"] = [];
+    for (const h of r.extend) {
+      const l = this.leases.extend(h, r.id, now);
+      if (l) {
+        leases.push({
+          handle: h,
+          version: l.version,
+          expiresAt: l.expiresAt,
+        });
+      }
+    }
+    return { reply: { delete: [...del], leases }, ops };
+  }
+
+  /**
+   * Chooses servers for a new chunk of a file with `replication` replicas
+   * and reserves the space.
+   * @throws GfsError `unavailable` when fewer than a write quorum fit.
+   */
+  placeChunk(replication: number, now: number, bytes?: number): ServerInfo[] {
+    const loads = this.#loads(now);
+    const ids = choosePlacement(loads, replication, {
+      chunkBytes: bytes ?? this.options.chunkBytes,
+      maxRecentCreations: this.options.maxRecentCreations,
+      loadWeight: DEFAULT_PLACEMENT.loadWeight,
+    });
+    if (ids.length < Math.floor(replication / 2) + 1) {
+      throw new GfsError(
+        "unavailable",
+        `only ${ids.length} chunkservers can take a chunk; need ${
+          Math.floor(replication / 2) + 1
+        }`,
+      );
+    }
+    return ids.map((id) => {
+      const s = this.servers.get(id)!;
+      s.creations.push(now);
+      s.reservedBytes += bytes ?? this.options.chunkBytes;
+      s.reservations.push({ at: now, bytes: bytes ?? this.options.chunkBytes });
+      return s;
+    });
+  }
+
+  /** Records that `server` holds `handle` at `version`. */
+  addLocation(
+    handle: number,
+    server: string,
+    version: number,
+    length: number,
+    now: number,
+  ): void {
+    this.#locs(handle).set(server, { version, length, addedAt: now });
+    // A deletion owed from an earlier (corrupt or surplus) copy must not
+    // remove this new one.
+    this.#owedDeletes.get(server)?.delete(handle);
+  }
+
+  /** Forgets one replica and asks its server to delete it. */
+  dropReplica(handle: number, server: string): void {
+    this.#dropLocation(handle, server);
+    this.#owe(server, handle);
+  }
+
+  /**
+   * Forgets chunks that left the state (abandoned, purged, replaced) and
+   * asks their holders to delete them.
+   */
+  forgetChunks(handles: readonly number[]): void {
+    for (const h of handles) {
+      for (const server of this.locations.get(h)?.keys() ?? []) {
+        this.#owe(server, h);
+      }
+      this.locations.delete(h);
+      this.leases.revoke(h);
+    }
+  }
+
+  /** Live servers holding the current version of `handle`, least loaded first. */
+  liveReplicas(handle: number): ServerInfo[] {
+    const rec = this.state.chunks.get(handle);
+    const locs = this.locations.get(handle);
+    if (rec === undefined || locs === undefined) return [];
+    const out: ServerInfo[] = [];
+    for (const [id, l] of locs) {
+      const s = this.servers.get(id);
+      if (s?.alive && l.version === rec.version) out.push(s);
+    }
+    return out.sort((a, b) => a.load - b.load || (a.id < b.id ? -1 : 1));
+  }
+
+  /** Length of a chunk: sealed length, else the longest live replica's. */
+  chunkLength(handle: number): number {
+    const rec = this.state.chunks.get(handle);
+    if (rec?.length != null) return rec.length;
+    let max = 0;
+    for (const s of this.liveReplicas(handle)) {
+      max = Math.max(max, this.locations.get(handle)!.get(s.id)!.length);
+    }
+    return max;
+  }
+
+  /** Length of a file, bytes. */
+  fileLength(f: FileRecord): number {
+    if (f.mode === "upload" && f.state === "complete") return f.length;
+    return f.chunks.reduce((n, h) => n + this.chunkLength(h), 0);
+  }
+
+  /**
+   * Where to read a visible file.
+   * @throws GfsError `not_found` when it does not exist or is pending.
+   */
+  locate(path: string): { file: FileRecord; chunks: ChunkLocation[] } {
+    const file = this.state.visibleFile(path);
+    if (file === undefined) {
+      throw new GfsError("not_found", `${path} not found`);
+    }
+    const chunks = file.chunks.map((handle) => ({
+      handle,
+      version: this.state.chunks.get(handle)!.version,
+      length: this.chunkLength(handle),
+      replicas: this.liveReplicas(handle).map((s) => s.url),
+    }));
+    return { file, chunks };
+  }
+
+  /** Records a replica as corrupt: forgotten and deleted, to be re-replicated. */
+  reportCorrupt(server: string, handle: number): void {
+    this.dropReplica(handle, server);
+    if (
+      this.leases.get(handle, Number.MAX_SAFE_INTEGER - 1)?.primary === server
+    ) {
+      this.leases.revoke(handle);
+    }
+  }
+
+  /** A clone or move finished (or failed): account for it. */
+  cloneDone(
+    task: CloneTask,
+    ok: boolean,
+    version: number,
+    length: number,
+    now: number,
+  ): void {
+    const i = this.inflight.findIndex((t) =>
+      t.handle === task.handle && t.target === task.target
+    );
+    const move = i >= 0 && this.inflight[i]!.move;
+    if (i >= 0) this.inflight.splice(i, 1);
+    if (!ok) return;
+    const rec = this.state.chunks.get(task.handle);
+    if (rec === undefined || rec.version !== version) {
+      this.#owe(task.target, task.handle); // deleted or bumped meanwhile
+      return;
+    }
+    this.addLocation(task.handle, task.target, version, length, now);
+    if (move) this.dropReplica(task.handle, task.source);
+  }
+
+  /** Chunk replication health over live (non-pending) files. */
+  health(): {
+    chunks: number;
+    underReplicated: number;
+    lost: number;
+    liveServers: number;
+    deadServers: number;
+  } {
+    let under = 0, lost = 0, chunks = 0;
+    for (const c of this.#replicaView()) {
+      chunks++;
+      if (c.holders.length === 0) lost++;
+      else if (c.holders.length < c.goal) under++;
+    }
+    let live = 0, dead = 0;
+    for (const s of this.servers.values()) s.alive ? live++ : dead++;
+    return {
+      chunks,
+      underReplicated: under,
+      lost,
+      liveServers: live,
+      deadServers: dead,
+    };
+  }
+
+  /**
+   * Periodic work: declares silent servers dead (dropping their replicas
+   * and leases), collects garbage (purges trash past the delay, abandons
+   * stale pending uploads), plans re-replication and rebalancing, and
+   * times out clones stuck in flight.
+   */
+  tick(now: number): TickPlan {
+    this.leases.prune(now);
+    const dead: string[] = [];
+    for (const s of this.servers.values()) {
+      if (s.alive && s.lastHeartbeat < now - this.options.deadAfterMs) {
+        s.alive = false;
+        dead.push(s.id);
+        this.leases.revokeServer(s.id);
+        for (const [h, locs] of this.locations) {
+          if (locs.delete(s.id) && locs.size === 0) this.locations.delete(h);
+        }
+      }
+    }
+    for (let i = this.inflight.length - 1; i >= 0; i--) {
+      const t = this.inflight[i]!;
+      const stuck = t.startedAt < now - 5 * 60_000;
+      if (stuck || !this.liveServer(t.target)) this.inflight.splice(i, 1);
+    }
+    const ops: MasterOp[] = [];
+    for (const [path, f] of this.state.namespace.entries()) {
+      const trash = parseTrashPath(path);
+      if (trash && trash.deletedAtMs + this.options.gcDelayMs <= now) {
+        ops.push({ t: "purge", path });
+      } else if (
+        f.state === "pending" && f.mtime + this.options.pendingTimeoutMs <= now
+      ) {
+        ops.push({ t: "abandon", path, fileId: f.id });
+      }
+    }
+    const loads = this.#loads(now);
+    const plan = planReplication(this.#replicaView(), loads, this.inflight, {
+      chunkBytes: this.options.chunkBytes,
+      maxRecentCreations: Number.MAX_SAFE_INTEGER,
+      loadWeight: DEFAULT_PLACEMENT.loadWeight,
+      maxClonesPerServer: this.options.maxClonesPerServer,
+      maxNewClones: this.options.maxNewClones,
+    });
+    for (const d of plan.deletions) this.dropReplica(d.handle, d.server);
+    for (const c of plan.clones) {
+      this.inflight.push({ ...c, startedAt: now, move: false });
+    }
+    let moves: MoveTask[] = [];
+    if (
+      this.options.maxMovesPerTick > 0 && plan.clones.length === 0 &&
+      this.inflight.length === 0 && plan.underReplicated === 0
+    ) {
+      const holdings = new Map<number, { holders: string[]; bytes: number }>();
+      for (const c of this.#replicaView()) {
+        if (c.holders.length >= c.goal) {
+          holdings.set(c.handle, {
+            holders: [...c.holders],
+            bytes: Math.max(1, this.chunkLength(c.handle)),
+          });
+        }
+      }
+      moves = planRebalance(loads, holdings, {
+        threshold: this.options.rebalanceThreshold,
+        maxMoves: this.options.maxMovesPerTick,
+      });
+      for (const m of moves) {
+        this.inflight.push({
+          handle: m.handle,
+          source: m.from,
+          target: m.to,
+          startedAt: now,
+          move: true,
+        });
+      }
+    }
+    return { dead, ops, clones: plan.clones, moves };
+  }
+
+  #replicaView(): ChunkReplicas[] {
+    const out: ChunkReplicas[] = [];
+    for (const [, f] of this.state.namespace.entries()) {
+      if (f.state === "pending") continue;
+      for (const h of f.chunks) {
+        out.push({
+          handle: h,
+          goal: f.replication,
+          holders: this.liveReplicas(h).map((s) => s.id),
+          bytes: Math.max(1, this.chunkLength(h)),
+        });
+      }
+    }
+    return out;
+  }
+
+  #loads(now: number): ServerLoad[] {
+    const out: ServerLoad[] = [];
+    for (const s of this.servers.values()) {
+      if (!s.alive) continue;
+      s.creations = s.creations.filter((t) =>
+        t > now - this.options.recentWindowMs
+      );
+      out.push({
+        id: s.id,
+        rack: s.rack,
+        capacityBytes: s.capacityBytes,
+        usedBytes: s.usedBytes + s.reservedBytes,
+        load: s.load,
+        recentCreations: s.creations.length,
+      });
+    }
+    return out;
+  }
+
+  #locs(handle: number): Map<string, Location> {
+    let l = this.locations.get(handle);
+    if (l === undefined) {
+      l = new Map();
+      this.locations.set(handle, l);
+    }
+    return l;
+  }
+
+  #dropLocation(handle: number, server: string): void {
+    const l = this.locations.get(handle);
+    if (l === undefined) return;
+    l.delete(server);
+    if (l.size === 0) this.locations.delete(handle);
+  }
+
+  #owe(server: string, handle: number): void {
+    let s = this.#owedDeletes.get(server);
+    if (s === undefined) {
+      s = new Set();
+      this.#owedDeletes.set(server, s);
+    }
+    s.add(handle);
+  }
+}

@@ -1,0 +1,625 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { ChunkStore } from "./chunk_store.ts";
+import { GfsError, isGfsError } from "./gfs_error.ts";
+import {
+  errorResponse,
+  fetchJson,
+  promLine,
+  readJson,
+  readQuery,
+  throwIfFailed,
+} from "./http_json.ts";
+import {
+  AppendSchema,
+  ApplySchema,
+  CloneSchema,
+  HeartbeatReplySchema,
+  OkSchema,
+  PushedSchema,
+  SetVersionSchema,
+  WriteSchema,
+} from "./messages.ts";
+
+/** Configuration of a chunkserver process. */
+export const ChunkserverConfigSchema = z.object({
+  /** Stable id (default: kept in `<dataDir>/id`). */
+  id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/).optional(),
+  /** Where chunks live. */
+  dataDir: z.string().min(1),
+  /** Master base URL. */
+  master: z.string().url(),
+  /** Rack name ("" = racks not configured). */
+  rack: z.string().max(64).default(""),
+  /** Capacity offered for chunks, bytes. */
+  capacityBytes: z.number().int().min(1).default(100 * 2 ** 30),
+  /** Chunk size, bytes (must match the master). */
+  chunkBytes: z.number().int().min(64 * 1024).max(1024 * 2 ** 20).default(
+    64 * 2 ** 20,
+  ),
+  /** Heartbeat interval, ms. */
+  heartbeatMs: z.number().int().min(10).default(1000),
+  /** Pause between scrubbing two chunks, ms (0 disables the scrubber). */
+  scrubPauseMs: z.number().int().min(0).default(200),
+  /** Bind host. */
+  host: z.string().default("127.0.0.1"),
+  /** Bind port (0 = any free port). */
+  port: z.number().int().min(0).max(65535).default(0),
+});
+
+/** Chunkserver configuration (parsed). */
+export type ChunkserverConfig = z.infer<typeof ChunkserverConfigSchema>;
+
+/** A running chunkserver. */
+export interface RunningChunkserver {
+  id: string;
+  url: string;
+  store: ChunkStore;
+  /** Stops serving and closes the store. */
+  close(): Promise<void>;
+}
+
+const HandleParam = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const DataId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/);
+const STAGING_TTL_MS = 120_000;
+
+/**
+ * Starts a chunkserver: the chunk store, its HTTP API, heartbeats to the
+ * master and the background scrubber.
+ *
+ * Write path (GFS): the client pushes data along a chain of replicas
+ * (`POST /v1/push/:dataId?chain=…`, each server forwarding the stream to the
+ * next while it receives it), then asks the primary to apply it. The
+ * primary orders mutations per chunk (one at a time), applies locally, and
+ * forwards the same mutation at the same offset to the secondaries.
+ */
+export async function startChunkserver(
+  input: z.input<typeof ChunkserverConfigSchema>,
+): Promise<RunningChunkserver> {
+  const cfg = ChunkserverConfigSchema.parse(input);
+  await Deno.mkdir(cfg.dataDir, { recursive: true });
+  const id = cfg.id ?? await loadOrMakeId(cfg.dataDir);
+  const store = await ChunkStore.open(cfg.dataDir, {
+    chunkBytes: cfg.chunkBytes,
+  });
+  const staging = new Map<string, { data: Uint8Array; at: number }>();
+  const leases = new Map<number, { version: number; expiresAt: number }>();
+  const lastMutation = new Map<number, number>();
+  const mutex = new Map<number, Promise<unknown>>();
+  const stats = {
+    reads: 0,
+    readBytes: 0,
+    writes: 0,
+    writeBytes: 0,
+    corrupt: 0,
+    inflight: 0,
+  };
+  let url = "";
+  let stopped = false;
+
+  const serial = <T>(handle: number, fn: () => Promise<T>): Promise<T> => {
+    const prev = mutex.get(handle) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    mutex.set(handle, tail);
+    tail.then(() => {
+      if (mutex.get(handle) === tail) mutex.delete(handle);
+    });
+    return next;
+  };
+
+  const reportCorrupt = async (handle: number) => {
+    stats.corrupt++;
+    await store.delete(handle).catch(() => {});
+    await fetchJson(`${cfg.master}/v1/report-corrupt`, OkSchema, {
+      body: { id, handle },
+      timeoutMs: 5000,
+    }).catch(() => {});
+  };
+
+  const staged = (dataId: string): Uint8Array => {
+    const s = staging.get(dataId);
+    if (s === undefined) {
+      throw new GfsError(
+        "not_found",
+        `no pushed data ${dataId}; push it again`,
+      );
+    }
+    return s.data;
+  };
+
+  const checkLease = (handle: number, version: number) => {
+    const l = leases.get(handle);
+    if (l === undefined || l.expiresAt <= Date.now() || l.version !== version) {
+      throw new GfsError(
+        "no_lease",
+        `no valid lease on chunk ${handle} v${version} at ${id} (${
+          l === undefined
+            ? "none"
+            : `v${l.version}, ${l.expiresAt - Date.now()} ms left`
+        })`,
+      );
+    }
+    lastMutation.set(handle, Date.now());
+  };
+
+  const forward = async (
+    secondaries: string[],
+    handle: number,
+    body: z.input<typeof ApplySchema>,
+  ) => {
+    const results = await Promise.all(secondaries.map(async (s) => {
+      try {
+        await fetchJson(`${s}/v1/chunks/${handle}/apply`, OkSchema, {
+          body,
+          timeoutMs: 60_000,
+        });
+        return { s, ok: true };
+      } catch {
+        return { s, ok: false };
+      }
+    }));
+    return {
+      ok: results.filter((r) => r.ok).map((r) => r.s),
+      failed: results.filter((r) => !r.ok).map((r) => r.s),
+    };
+  };
+
+  // Mutation order: the primary numbers the mutations of each chunk
+  // version; secondaries apply them in that order (GFS serial numbers), so
+  // the primary can apply the next piece while secondaries finish the last.
+  const primarySeq = new Map<string, number>();
+  const takeSeq = (handle: number, version: number): number => {
+    const k = `${handle}:${version}`;
+    const n = (primarySeq.get(k) ?? 0) + 1;
+    primarySeq.set(k, n);
+    return n;
+  };
+  const order = new Map<
+    string,
+    { last: number; waiters: Map<number, () => void> }
+  >();
+  const orderOf = (handle: number, version: number) => {
+    const k = `${handle}:${version}`;
+    let o = order.get(k);
+    if (o === undefined) {
+      o = { last: 0, waiters: new Map() };
+      order.set(k, o);
+    }
+    return o;
+  };
+  const waitTurn = (handle: number, version: number, seq: number) => {
+    const o = orderOf(handle, version);
+    if (o.last >= seq - 1) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        o.waiters.delete(seq);
+        reject(
+          new GfsError(
+            "unavailable",
+            `mutation ${seq} of chunk ${handle} still waits for ${o.last + 1}`,
+          ),
+        );
+      }, 15_000);
+      o.waiters.set(seq, () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  };
+  const markApplied = (handle: number, version: number, seq: number) => {
+    const o = orderOf(handle, version);
+    o.last = Math.max(o.last, seq);
+    const next = o.waiters.get(o.last + 1);
+    if (next) {
+      o.waiters.delete(o.last + 1);
+      next();
+    }
+  };
+  const forgetOrder = (handle: number) => {
+    for (const m of [primarySeq, order]) {
+      for (const k of [...m.keys()]) {
+        if (k.startsWith(`${handle}:`)) m.delete(k);
+      }
+    }
+  };
+
+  const app = new Hono();
+  app.onError((e, c) => errorResponse(c, e));
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      new GfsError("not_found", `no route ${c.req.method} ${c.req.path}`),
+    )
+  );
+  app.use("*", async (_c, next) => {
+    stats.inflight++;
+    try {
+      await next();
+    } finally {
+      stats.inflight--;
+    }
+  });
+
+  app.post("/v1/push/:dataId", async (c) => {
+    const dataId = DataId.parse(c.req.param("dataId"));
+    const chainRaw = c.req.query("chain") ?? "";
+    const chain = chainRaw === ""
+      ? []
+      : z.array(z.string().url()).max(15).parse(chainRaw.split(","));
+    const body = c.req.raw.body;
+    if (body === null) throw new GfsError("bad_request", "push needs a body");
+    // Pipelined as in GFS: bytes go on to the next server in the chain while
+    // they are still arriving here. The same chunks are handed on (no
+    // ReadableStream.tee, which clones every chunk).
+    let forward: ReadableStreamDefaultController<Uint8Array> | null = null;
+    let downstream: Promise<string[]> = Promise.resolve([]);
+    if (chain.length > 0) {
+      const out = new ReadableStream<Uint8Array>({
+        start(ctl) {
+          forward = ctl;
+        },
+        cancel() {
+          forward = null;
+        },
+      });
+      const rest = chain.slice(1).join(",");
+      downstream = fetch(
+        `${chain[0]}/v1/push/${dataId}?chain=${encodeURIComponent(rest)}`,
+        {
+          method: "POST",
+          body: out,
+          duplex: "half",
+          signal: AbortSignal.timeout(120_000),
+        } as RequestInit,
+      ).then(async (res) => PushedSchema.parse(await res.json()).received)
+        .catch(() => {
+          forward = null;
+          return [];
+        });
+    }
+    const hand = (
+      f: (ctl: ReadableStreamDefaultController<Uint8Array>) => void,
+    ) => {
+      const ctl = forward as ReadableStreamDefaultController<Uint8Array> | null;
+      if (ctl === null) return;
+      try {
+        f(ctl);
+      } catch {
+        forward = null; // the next hop went away; keep receiving here
+      }
+    };
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    try {
+      for await (const part of body) {
+        total += part.length;
+        if (total > cfg.chunkBytes) {
+          throw new GfsError(
+            "too_large",
+            `push larger than a chunk (${cfg.chunkBytes} bytes)`,
+          );
+        }
+        parts.push(part);
+        hand((ctl) => ctl.enqueue(part));
+      }
+      hand((ctl) => ctl.close());
+    } catch (e) {
+      hand((ctl) => ctl.error(e));
+      throw e;
+    }
+    const data = new Uint8Array(total);
+    let o = 0;
+    for (const p of parts) {
+      data.set(p, o);
+      o += p.length;
+    }
+    staging.set(dataId, { data, at: Date.now() });
+    return c.json({ received: [url, ...(await downstream)] });
+  });
+
+  app.post("/v1/chunks/:handle/write", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const w = await readJson(c, WriteSchema);
+    const data = staged(w.dataId);
+    checkLease(handle, w.version);
+    // Numbered and queued locally in one synchronous step, so the local
+    // order is the numbering; secondaries follow the numbers.
+    const seq = takeSeq(handle, w.version);
+    const [length, f] = await Promise.all([
+      store.write(handle, w.version, w.offset, data),
+      forward(w.secondaries, handle, {
+        version: w.version,
+        offset: w.offset,
+        dataId: w.dataId,
+        seq,
+      }),
+    ]);
+    const out = { ok: [url, ...f.ok], failed: f.failed, length };
+    staging.delete(w.dataId);
+    stats.writes++;
+    stats.writeBytes += data.length;
+    return c.json(out);
+  });
+
+  app.post("/v1/chunks/:handle/append", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const a = await readJson(c, AppendSchema);
+    const data = staged(a.dataId);
+    if (data.length > cfg.chunkBytes / 4) {
+      throw new GfsError(
+        "too_large",
+        `a record may be at most a quarter chunk (${cfg.chunkBytes / 4} bytes)`,
+      );
+    }
+    checkLease(handle, a.version);
+    const offset = await serial(handle, async () => {
+      // Appends stay one at a time: each offset depends on the last.
+      await store.write(handle, a.version, 0, new Uint8Array(0)); // queue drained
+      const length = store.meta(handle)?.length ?? 0;
+      const seq = takeSeq(handle, a.version);
+      if (length + data.length > cfg.chunkBytes) {
+        // Pad every replica to the full chunk so the record goes wholly to the next.
+        await Promise.all([
+          store.write(handle, a.version, cfg.chunkBytes, new Uint8Array(0)),
+          forward(a.secondaries, handle, {
+            version: a.version,
+            offset: 0,
+            padTo: cfg.chunkBytes,
+            seq,
+          }),
+        ]);
+        throw new GfsError(
+          "chunk_full",
+          `chunk ${handle} is full; append to the next chunk`,
+        );
+      }
+      const [, f] = await Promise.all([
+        store.write(handle, a.version, length, data),
+        forward(a.secondaries, handle, {
+          version: a.version,
+          offset: length,
+          dataId: a.dataId,
+          seq,
+        }),
+      ]);
+      if (f.failed.length > 0) {
+        throw new GfsError(
+          "unavailable",
+          `append failed on ${f.failed.join(", ")}; retry`,
+        );
+      }
+      return length;
+    });
+    staging.delete(a.dataId);
+    stats.writes++;
+    stats.writeBytes += data.length;
+    return c.json({ offset });
+  });
+
+  app.post("/v1/chunks/:handle/apply", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const a = await readJson(c, ApplySchema);
+    if (a.padTo === undefined && a.dataId === undefined) {
+      throw new GfsError("bad_request", "apply needs dataId or padTo");
+    }
+    if (a.seq !== undefined) await waitTurn(handle, a.version, a.seq);
+    let applied: Promise<number>;
+    try {
+      applied = a.padTo !== undefined
+        ? store.write(handle, a.version, a.padTo, new Uint8Array(0))
+        : store.write(handle, a.version, a.offset, staged(a.dataId!));
+    } finally {
+      // Queued in the store in number order: the next may queue now.
+      if (a.seq !== undefined) markApplied(handle, a.version, a.seq);
+    }
+    await applied;
+    if (a.dataId) staging.delete(a.dataId);
+    return c.json({ ok: true });
+  });
+
+  app.post("/v1/chunks/:handle/version", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const v = await readJson(c, SetVersionSchema);
+    await serial(handle, () => store.setVersion(handle, v.version, v.create));
+    if (v.leaseUntil !== undefined) {
+      leases.set(handle, { version: v.version, expiresAt: v.leaseUntil });
+    } else if ((leases.get(handle)?.version ?? v.version) < v.version) {
+      leases.delete(handle);
+    }
+    return c.json({ ok: true });
+  });
+
+  app.get("/v1/chunks/:handle", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const q = readQuery(
+      c,
+      z.object({
+        version: z.coerce.number().int().min(1).optional(),
+        offset: z.coerce.number().int().min(0).default(0),
+        length: z.coerce.number().int().min(0).max(cfg.chunkBytes).default(
+          cfg.chunkBytes,
+        ),
+      }),
+    );
+    try {
+      const bytes = await store.read(handle, q.offset, q.length, q.version);
+      stats.reads++;
+      stats.readBytes += bytes.length;
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": "application/octet-stream",
+        "x-chunk-length": String(store.meta(handle)?.length ?? 0),
+      });
+    } catch (e) {
+      if (isGfsError(e, "corrupt")) reportCorrupt(handle);
+      throw e;
+    }
+  });
+
+  app.post("/v1/chunks/:handle/clone", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const cl = await readJson(c, CloneSchema);
+    const src = `${cl.source}/v1/chunks/${handle}?version=${cl.version}`;
+    const res = await fetch(src, { signal: AbortSignal.timeout(120_000) })
+      .catch((e) => {
+        throw new GfsError("unavailable", `cannot reach ${cl.source}: ${e}`);
+      });
+    await throwIfFailed(res, src);
+    const data = new Uint8Array(await res.arrayBuffer());
+    const length = await serial(handle, async () => {
+      const m = store.meta(handle);
+      if (m !== undefined) await store.delete(handle);
+      await store.setVersion(handle, cl.version, true);
+      return await store.write(handle, cl.version, 0, data);
+    });
+    return c.json({ length });
+  });
+
+  app.delete("/v1/chunks/:handle", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    await serial(handle, () => store.delete(handle));
+    leases.delete(handle);
+    forgetOrder(handle);
+    return c.json({ ok: true });
+  });
+
+  app.get("/v1/health", (c) =>
+    c.json({
+      status: "ok",
+      id,
+      chunks: store.list().length,
+      usedBytes: store.usedBytes,
+      capacityBytes: cfg.capacityBytes,
+    }));
+
+  app.get("/metrics", (c) =>
+    c.text(
+      [
+        "# TYPE gfs_chunkserver_chunks gauge",
+        promLine("gfs_chunkserver_chunks", store.list().length, { id }),
+        promLine("gfs_chunkserver_used_bytes", store.usedBytes, { id }),
+        promLine("gfs_chunkserver_capacity_bytes", cfg.capacityBytes, { id }),
+        "# TYPE gfs_chunkserver_reads_total counter",
+        promLine("gfs_chunkserver_reads_total", stats.reads, { id }),
+        promLine("gfs_chunkserver_read_bytes_total", stats.readBytes, { id }),
+        promLine("gfs_chunkserver_writes_total", stats.writes, { id }),
+        promLine("gfs_chunkserver_write_bytes_total", stats.writeBytes, { id }),
+        promLine("gfs_chunkserver_corrupt_replicas_total", stats.corrupt, {
+          id,
+        }),
+      ].join("\n") + "\n",
+      200,
+      { "content-type": "text/plain; version=0.0.4" },
+    ));
+
+  const server = Deno.serve({
+    hostname: cfg.host,
+    port: cfg.port,
+    onListen: () => {},
+  }, app.fetch);
+  url = `http://${cfg.host}:${server.addr.port}`;
+
+  const heartbeat = async () => {
+    const now = Date.now();
+    const extend: number[] = [];
+    for (const [h, l] of leases) {
+      if (l.expiresAt <= now) {
+        leases.delete(h);
+        continue;
+      }
+      const last = lastMutation.get(h) ?? 0;
+      if (last > now - 60_000) extend.push(h);
+    }
+    const reply = await fetchJson(
+      `${cfg.master}/v1/heartbeat`,
+      HeartbeatReplySchema,
+      {
+        body: {
+          id,
+          url,
+          rack: cfg.rack,
+          capacityBytes: cfg.capacityBytes,
+          usedBytes: store.usedBytes,
+          load: stats.inflight,
+          chunks: store.list(),
+          extend,
+        },
+        timeoutMs: Math.max(2000, cfg.heartbeatMs * 3),
+      },
+    );
+    for (const h of reply.delete) {
+      await serial(h, () => store.delete(h)).catch(() => {});
+      leases.delete(h);
+      forgetOrder(h);
+    }
+    for (const l of reply.leases) {
+      // The reply may predate a newer grant (version bump) made meanwhile:
+      // only extend the lease it was about.
+      const cur = leases.get(l.handle);
+      if (cur !== undefined && cur.version === l.version) {
+        cur.expiresAt = Math.max(cur.expiresAt, l.expiresAt);
+      }
+    }
+    for (const [k, s] of staging) {
+      if (s.at < now - STAGING_TTL_MS) staging.delete(k);
+    }
+  };
+
+  const loops: Promise<void>[] = [];
+  loops.push((async () => {
+    while (!stopped) {
+      await heartbeat().catch(() => {});
+      await sleep(cfg.heartbeatMs, () => stopped);
+    }
+  })());
+  if (cfg.scrubPauseMs > 0) {
+    loops.push((async () => {
+      while (!stopped) {
+        for (const [h] of store.list()) {
+          if (stopped) break;
+          try {
+            await store.verify(h);
+          } catch (e) {
+            if (isGfsError(e, "corrupt")) await reportCorrupt(h);
+          }
+          await sleep(cfg.scrubPauseMs, () => stopped);
+        }
+        await store.maybeCompact().catch(() => false);
+        await sleep(Math.max(cfg.scrubPauseMs, 1000), () => stopped);
+      }
+    })());
+  }
+
+  return {
+    id,
+    url,
+    store,
+    async close() {
+      stopped = true;
+      await server.shutdown();
+      await Promise.allSettled(loops);
+      await store.close();
+    },
+  };
+}
+
+async function loadOrMakeId(dir: string): Promise<string> {
+  const path = `${dir}/id`;
+  try {
+    const id = (await Deno.readTextFile(path)).trim();
+    if (/^[A-Za-z0-9._-]+$/.test(id)) return id;
+  } catch {
+    // first start
+  }
+  const id = `cs-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeTextFile(path, id);
+  return id;
+}
+
+/** Sleeps up to `ms`, waking early (every 50 ms check) once `stop()` is true. */
+async function sleep(ms: number, stop: () => boolean): Promise<void> {
+  const end = Date.now() + ms;
+  while (!stop() && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, Math.min(50, end - Date.now())));
+  }
+}

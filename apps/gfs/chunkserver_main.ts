@@ -1,0 +1,56 @@
+/**
+ * The chunkserver process: `deno run -A apps/gfs/chunkserver_main.ts
+ * --data-dir DIR --master URL [--id cs1] [--rack r1] [--capacity-bytes 10GiB]
+ * [--chunk-bytes 64MiB]`. Prints one JSON line
+ * `{"event":"listening","role":"chunkserver","id":...,"url":...}`.
+ */
+import { z } from "zod";
+import { startChunkserver } from "./chunkserver.ts";
+import { num, parseFlags, size } from "./flags.ts";
+
+const Flags = z.object({
+  dataDir: z.string().min(1),
+  master: z.string().url(),
+  id: z.string().optional(),
+  rack: z.string().optional(),
+  capacityBytes: size.optional(),
+  chunkBytes: size.optional(),
+  heartbeatMs: num.optional(),
+  scrubPauseMs: num.optional(),
+  host: z.string().optional(),
+  port: num.optional(),
+}).strict();
+
+const USAGE =
+  "usage: chunkserver_main.ts --data-dir DIR --master URL [--id ID] [--rack R] " +
+  "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--port 0]";
+
+if (import.meta.main) {
+  const flags = parseFlags(Deno.args, Flags, USAGE);
+  try {
+    const cs = await startChunkserver(flags);
+    console.log(
+      JSON.stringify({
+        event: "listening",
+        role: "chunkserver",
+        id: cs.id,
+        url: cs.url,
+      }),
+    );
+    const stop = async () => {
+      await cs.close();
+      Deno.exit(0);
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  } catch (e) {
+    console.error(
+      JSON.stringify({
+        event: "error",
+        role: "chunkserver",
+        message: e instanceof Error ? e.message : String(e),
+      }),
+    );
+    Deno.exit(1);
+  }
+}

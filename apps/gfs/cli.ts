@@ -1,0 +1,150 @@
+/**
+ * `deno task gfs:cli [--master URL] <command>`:
+ *
+ *   put <local-file|-> <gfs-path> [--replication N]   upload (streamed)
+ *   get <gfs-path> [local-file|-] [--range bytes=a-b]   download (streamed)
+ *   ls [prefix]                                          list files
+ *   rm <gfs-path>                                        delete (to the trash)
+ *   undelete <trash-path>                                restore from the trash
+ *   stat <gfs-path>                                      file metadata
+ *   health                                               replication health
+ *
+ * The master URL defaults to $GFS_MASTER or http://127.0.0.1:7400.
+ * Errors print `error <code>: <message>` and exit 1 (2 for usage).
+ */
+import { parseArgs } from "node:util";
+import { GfsClient } from "./client.ts";
+import { GfsError, isGfsError } from "./gfs_error.ts";
+import { parsePath } from "./gfs_path.ts";
+import { parseRange } from "./range_header.ts";
+
+const USAGE =
+  `usage: gfs:cli [--master URL] put <local|-> <path> [--replication N]
+       gfs:cli [--master URL] get <path> [local|-] [--range bytes=a-b]
+       gfs:cli [--master URL] ls [prefix] | rm <path> | undelete <trash-path> | stat <path> | health`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      master: { type: "string" },
+      replication: { type: "string" },
+      range: { type: "string" },
+      help: { type: "boolean" },
+    },
+  });
+  if (values.help || positionals.length === 0) {
+    console.log(USAGE);
+    return positionals.length === 0 && !values.help ? 2 : 0;
+  }
+  const master = values.master ?? Deno.env.get("GFS_MASTER") ??
+    "http://127.0.0.1:7400";
+  const client = new GfsClient(master.replace(/\/$/, ""));
+  const [cmd, a, b] = positionals;
+  switch (cmd) {
+    case "put": {
+      if (!a || !b) {
+        throw new GfsError("bad_request", "put needs <local|-> <path>");
+      }
+      const replication = values.replication === undefined
+        ? undefined
+        : Number(values.replication);
+      if (
+        replication !== undefined &&
+        (!Number.isInteger(replication) || replication < 1 || replication > 16)
+      ) {
+        throw new GfsError(
+          "bad_request",
+          "--replication must be an integer 1..16",
+        );
+      }
+      const path = parsePath(b);
+      const file = a === "-" ? null : await Deno.open(a, { read: true });
+      const r = await client.upload(
+        path,
+        file ? file.readable : Deno.stdin.readable,
+        { replication },
+      );
+      console.log(JSON.stringify({ path, ...r }));
+      return 0;
+    }
+    case "get": {
+      if (!a) throw new GfsError("bad_request", "get needs <path>");
+      const path = parsePath(a);
+      let range;
+      if (values.range !== undefined) {
+        const st = await client.stat(path);
+        range = parseRange(values.range, st.length) ?? undefined;
+      }
+      const d = await client.download(path, range);
+      if (!b || b === "-") {
+        await d.stream.pipeTo(Deno.stdout.writable, { preventClose: true });
+      } else {
+        const out = await Deno.open(b, {
+          write: true,
+          create: true,
+          truncate: true,
+        });
+        await d.stream.pipeTo(out.writable);
+        console.error(JSON.stringify({ path, bytes: d.length, to: b }));
+      }
+      return 0;
+    }
+    case "ls": {
+      for (const f of await client.ls(a ?? "/")) {
+        console.log(
+          `${String(f.length).padStart(12)}  ${
+            new Date(f.mtime).toISOString()
+          }  ${f.path}`,
+        );
+      }
+      return 0;
+    }
+    case "rm": {
+      if (!a) throw new GfsError("bad_request", "rm needs <path>");
+      console.log(
+        JSON.stringify({
+          deleted: parsePath(a),
+          trashPath: await client.remove(parsePath(a)),
+        }),
+      );
+      return 0;
+    }
+    case "undelete": {
+      if (!a) throw new GfsError("bad_request", "undelete needs <trash-path>");
+      console.log(
+        JSON.stringify({ restored: await client.undelete(parsePath(a)) }),
+      );
+      return 0;
+    }
+    case "stat": {
+      if (!a) throw new GfsError("bad_request", "stat needs <path>");
+      console.log(JSON.stringify(await client.stat(parsePath(a)), null, 2));
+      return 0;
+    }
+    case "health": {
+      const res = await fetch(`${client.master}/v1/health`).catch(() => {
+        throw new GfsError("unavailable", `cannot reach ${client.master}`);
+      });
+      console.log(JSON.stringify(await res.json(), null, 2));
+      return 0;
+    }
+    default:
+      console.error(`unknown command ${cmd}\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (isGfsError(e)) {
+      console.error(`error ${e.code}: ${e.message}`);
+      Deno.exit(e.code === "bad_request" ? 2 : 1);
+    }
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(1);
+  }
+}

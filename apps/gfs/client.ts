@@ -1,0 +1,571 @@
+import { GfsError, isGfsError } from "./gfs_error.ts";
+import { fetchJson, parseResponse, throwIfFailed } from "./http_json.ts";
+import {
+  AppendedSchema,
+  CreatedSchema,
+  type FileInfo,
+  FileInfoSchema,
+  ListingSchema,
+  type Located,
+  LocateSchema,
+  OkSchema,
+  PushedSchema,
+  type WriteTarget,
+  WriteTargetSchema,
+  WrittenSchema,
+} from "./messages.ts";
+import { writeQuorum } from "./placement.ts";
+import type { ByteRange } from "./range_header.ts";
+import {
+  frameRecord,
+  RECORD_HEADER_BYTES,
+  scanRecords,
+} from "./record_format.ts";
+import { z } from "zod";
+
+/** Bytes fetched from a chunkserver per read request. */
+export const READ_PIECE_BYTES = 4 * 2 ** 20;
+/** Read pieces fetched ahead of the consumer. */
+export const READ_AHEAD = 3;
+
+/** Options of {@link GfsClient.upload}. */
+export interface UploadOptions {
+  /** Replication factor (default: the master's). */
+  replication?: number;
+  /** Refuse (and abandon) uploads larger than this, bytes. */
+  maxBytes?: number;
+}
+
+/** Result of an upload. */
+export interface UploadResult {
+  length: number;
+  chunks: number;
+}
+
+/** A streaming download. */
+export interface Download {
+  /** Bytes the stream will yield. */
+  length: number;
+  /** The bytes; memory stays within one read piece. */
+  stream: ReadableStream<Uint8Array>;
+}
+
+/** Anything an upload can read from. */
+export type ByteSource =
+  | Uint8Array
+  | ReadableStream<Uint8Array>
+  | AsyncIterable<Uint8Array>
+  | Iterable<Uint8Array>;
+
+/**
+ * The GFS client: metadata from the master, data straight to and from
+ * chunkservers. Uploads and downloads stream, holding at most two chunks
+ * (upload) or one read piece (download) in memory.
+ */
+export class GfsClient {
+  /** @param master the master's base URL. */
+  constructor(
+    readonly master: string,
+    readonly options: { retries?: number } = {},
+  ) {}
+
+  /**
+   * Uploads a file: creates a pending record, writes each chunk along its
+   * replica chain (retrying a chunk on fresh servers if fewer than a write
+   * quorum took it), then completes the file. The file is invisible to
+   * readers until completion; on failure the pending file is abandoned.
+   * @throws GfsError `conflict` (exists), `too_large`, `unavailable`, `bad_request`.
+   */
+  async upload(
+    path: string,
+    source: ByteSource,
+    options: UploadOptions = {},
+  ): Promise<UploadResult> {
+    const created = await fetchJson(
+      `${this.master}/v1/rpc/create`,
+      CreatedSchema,
+      {
+        body: { path, replication: options.replication, mode: "upload" },
+      },
+    );
+    const quorum = writeQuorum(created.replication);
+    const done: { handle: number; length: number; servers: string[] }[] = [];
+    const inflight: Promise<void>[] = [];
+    let failure: unknown = null;
+    let total = 0;
+    let index = 0;
+    try {
+      for await (const piece of chunked(source, created.chunkBytes)) {
+        total += piece.length;
+        if (options.maxBytes !== undefined && total > options.maxBytes) {
+          throw new GfsError(
+            "too_large",
+            `upload exceeds the limit of ${options.maxBytes} bytes`,
+          );
+        }
+        if (failure) throw failure;
+        const i = index++;
+        const target = await this.#allocate(path, created.fileId, i);
+        inflight.push(
+          this.#writeChunk(path, created.fileId, i, piece, target, quorum).then(
+            (r) => void (done[i] = r),
+            (e) => void (failure ??= e),
+          ),
+        );
+        if (inflight.length >= 2) await inflight.shift();
+      }
+      await Promise.all(inflight);
+      if (failure) throw failure;
+      await fetchJson(`${this.master}/v1/rpc/complete`, OkSchema, {
+        body: { path, fileId: created.fileId, chunks: done },
+        timeoutMs: 60_000,
+      });
+      return { length: total, chunks: done.length };
+    } catch (e) {
+      await Promise.allSettled(inflight);
+      await fetchJson(`${this.master}/v1/rpc/abandon`, OkSchema, {
+        body: { path, fileId: created.fileId },
+      }).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * Streams a file (or a range of it) from its chunkservers, trying each
+   * replica in turn and asking the master again when all fail.
+   * @throws GfsError `not_found`, `range_not_satisfiable`.
+   */
+  async download(path: string, range?: ByteRange): Promise<Download> {
+    let loc = await this.locate(path);
+    const offset = range?.offset ?? 0;
+    const length = range?.length ?? Math.max(0, loc.length - offset);
+    if (offset + length > loc.length) {
+      throw new GfsError(
+        "range_not_satisfiable",
+        `range past the end (${loc.length} bytes)`,
+      );
+    }
+    const end = offset + length;
+    // Pieces to fetch: never across a chunk boundary.
+    const pieces: { ci: number; within: number; n: number; pos: number }[] = [];
+    for (let pos = offset; pos < end;) {
+      const ci = Math.floor(pos / loc.chunkBytes);
+      const within = pos - ci * loc.chunkBytes;
+      const n = Math.min(READ_PIECE_BYTES, end - pos, loc.chunkBytes - within);
+      pieces.push({ ci, within, n, pos });
+      pos += n;
+    }
+    const fetchPiece = async (k: number): Promise<Uint8Array> => {
+      const { ci, within, n } = pieces[k]!;
+      let lastErr: unknown = null;
+      for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
+        const chunk = loc.chunks[ci];
+        if (chunk) {
+          try {
+            // Rotate the first replica tried, spreading pieces over replicas.
+            const r = chunk.replicas;
+            const rotated = {
+              ...chunk,
+              replicas: [
+                ...r.slice(k % Math.max(1, r.length)),
+                ...r.slice(0, k % Math.max(1, r.length)),
+              ],
+            };
+            const bytes = await readPiece(rotated, within, n);
+            if (bytes.length !== n) {
+              throw new GfsError(
+                "unavailable",
+                `short read of chunk ${chunk.handle}`,
+              );
+            }
+            return bytes;
+          } catch (e) {
+            lastErr = e;
+          }
+        }
+        await new Promise((r) =>
+          setTimeout(r, Math.min(2000, 100 * (attempt + 1)))
+        );
+        try {
+          loc = await this.locate(path);
+        } catch (e) {
+          lastErr = e;
+        }
+      }
+      throw lastErr ?? new GfsError("unavailable", "no replica answered");
+    };
+    // Read-ahead: up to READ_AHEAD pieces in flight, so memory stays bounded.
+    const ahead: Promise<Uint8Array>[] = [];
+    let next = 0;
+    const topUp = () => {
+      while (ahead.length < READ_AHEAD && next < pieces.length) {
+        const p = fetchPiece(next++);
+        p.catch(() => {}); // surfaced when awaited in order
+        ahead.push(p);
+      }
+    };
+    const stream = new ReadableStream<Uint8Array>({
+      pull: async (ctl) => {
+        topUp();
+        const p = ahead.shift();
+        if (p === undefined) {
+          ctl.close();
+          return;
+        }
+        try {
+          ctl.enqueue(await p);
+          topUp();
+        } catch (e) {
+          ctl.error(e);
+        }
+      },
+    }, { highWaterMark: 0 });
+    return { length, stream };
+  }
+
+  /** Downloads a whole file (or range) into memory. */
+  async readAll(path: string, range?: ByteRange): Promise<Uint8Array> {
+    const d = await this.download(path, range);
+    return new Uint8Array(await new Response(d.stream).arrayBuffer());
+  }
+
+  /** Where a file's chunks are. @throws GfsError `not_found`. */
+  locate(path: string): Promise<Located> {
+    return fetchJson(
+      `${this.master}/v1/rpc/locate?path=${encodeURIComponent(path)}`,
+      LocateSchema,
+    );
+  }
+
+  /** Files under a prefix. */
+  async ls(prefix = "/"): Promise<FileInfo[]> {
+    return (await fetchJson(
+      `${this.master}/v1/ls?prefix=${encodeURIComponent(prefix)}`,
+      ListingSchema,
+    )).files;
+  }
+
+  /** A file's metadata. @throws GfsError `not_found`. */
+  stat(path: string): Promise<FileInfo> {
+    return fetchJson(
+      `${this.master}/v1/stat${encodePath(path)}`,
+      FileInfoSchema,
+    );
+  }
+
+  /** Deletes a file (moves it to the trash). @returns its trash path. */
+  async remove(path: string): Promise<string> {
+    const r = await fetchJson(
+      `${this.master}/v1/files${encodePath(path)}`,
+      z.object({ trashPath: z.string() }),
+      {
+        method: "DELETE",
+      },
+    );
+    return r.trashPath;
+  }
+
+  /** Restores a file from the trash. @returns its original path. */
+  async undelete(trashPath: string): Promise<string> {
+    return (await fetchJson(
+      `${this.master}/v1/undelete`,
+      z.object({ path: z.string() }),
+      { body: { trashPath } },
+    )).path;
+  }
+
+  /**
+   * Record append (at least once, atomic): the record lands whole at an
+   * offset the primary chooses, on every replica, or the call retries. A
+   * record may be at most a quarter of a chunk (minus 12 bytes of framing).
+   * @returns the chunk and offset where it landed.
+   * @throws GfsError `too_large`, `unavailable` after retries.
+   */
+  async append(
+    path: string,
+    record: Uint8Array,
+    replication?: number,
+  ): Promise<{ handle: number; offset: number }> {
+    const framed = frameRecord(record);
+    let t = await this.#appendTarget(path, replication);
+    if (framed.length > t.chunkBytes / 4) {
+      throw new GfsError(
+        "too_large",
+        `a record may be at most ${
+          t.chunkBytes / 4 - RECORD_HEADER_BYTES
+        } bytes`,
+      );
+    }
+    let lastErr: unknown = null;
+    for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
+      try {
+        const dataId = newDataId();
+        await push([t.primary, ...t.secondaries], dataId, framed);
+        const r = await fetchJson(
+          `${t.primary}/v1/chunks/${t.handle}/append`,
+          AppendedSchema,
+          {
+            body: { dataId, version: t.version, secondaries: t.secondaries },
+          },
+        );
+        return { handle: t.handle, offset: r.offset };
+      } catch (e) {
+        lastErr = e;
+        if (isGfsError(e, "chunk_full")) {
+          t = await this.#appendTarget(path, replication, t.handle);
+          continue;
+        }
+        if (isGfsError(e, "too_large") || isGfsError(e, "bad_request")) throw e;
+        await new Promise((r) =>
+          setTimeout(r, Math.min(1000, 50 * (attempt + 1)))
+        );
+        // A fresh lease (version bump) restarts mutation numbering, so a
+        // replica that restarted or missed a mutation can take part again.
+        t = await this.#appendTarget(path, replication, undefined, true)
+          .catch(() => t);
+      }
+    }
+    throw lastErr;
+  }
+
+  /**
+   * Every intact record of an append file, chunk by chunk (at least once:
+   * a retried append can appear twice).
+   */
+  async *readRecords(path: string): AsyncGenerator<Uint8Array> {
+    const loc = await this.locate(path);
+    for (const chunk of loc.chunks) {
+      let bytes: Uint8Array | null = null;
+      for (let attempt = 0; attempt < 10 && bytes === null; attempt++) {
+        try {
+          bytes = await readPiece(chunk, 0, loc.chunkBytes);
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+          const again = await this.locate(path);
+          Object.assign(
+            chunk,
+            again.chunks.find((c) => c.handle === chunk.handle) ?? chunk,
+          );
+        }
+      }
+      if (bytes === null) {
+        throw new GfsError(
+          "unavailable",
+          `chunk ${chunk.handle} is unreadable`,
+        );
+      }
+      yield* scanRecords(bytes);
+    }
+  }
+
+  #allocate(path: string, fileId: number, index: number): Promise<WriteTarget> {
+    return fetchJson(`${this.master}/v1/rpc/allocate`, WriteTargetSchema, {
+      body: { path, fileId, index },
+    });
+  }
+
+  #appendTarget(
+    path: string,
+    replication?: number,
+    afterHandle?: number,
+    renew = false,
+  ): Promise<WriteTarget> {
+    return fetchJson(`${this.master}/v1/rpc/append-target`, WriteTargetSchema, {
+      body: { path, create: true, replication, afterHandle, renew },
+    });
+  }
+
+  async #writeChunk(
+    path: string,
+    fileId: number,
+    index: number,
+    data: Uint8Array,
+    first: WriteTarget,
+    quorum: number,
+  ): Promise<{ handle: number; length: number; servers: string[] }> {
+    let t = first;
+    let lastErr: unknown = null;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (attempt > 0) {
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+        try {
+          t = await this.#allocate(path, fileId, index);
+        } catch (e) {
+          lastErr = e;
+          continue;
+        }
+      }
+      try {
+        const servers = await writePieces(t, data);
+        if (servers.length >= quorum) {
+          return { handle: t.handle, length: data.length, servers };
+        }
+        lastErr = new GfsError(
+          "unavailable",
+          `chunk ${index} reached ${servers.length} replicas; quorum ${quorum}`,
+        );
+      } catch (e) {
+        lastErr = e;
+        if (isGfsError(e, "too_large")) throw e;
+      }
+    }
+    throw lastErr;
+  }
+}
+
+/**
+ * Writes one chunk's bytes as pieces of {@link WRITE_PIECE_BYTES}: each piece
+ * is pushed along the chain and then applied by the primary at its offset,
+ * with up to {@link PIECES_IN_FLIGHT} pieces in flight, so pushing the next
+ * piece overlaps writing this one and chunkservers stage only pieces.
+ * @returns the servers that applied every piece.
+ */
+async function writePieces(
+  t: WriteTarget,
+  data: Uint8Array,
+): Promise<string[]> {
+  let ok: Set<string> | null = null;
+  const offsets: number[] = [];
+  for (let o = 0; o < Math.max(1, data.length); o += WRITE_PIECE_BYTES) {
+    offsets.push(o);
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < offsets.length) {
+      const offset = offsets[next++]!;
+      const piece = data.subarray(offset, offset + WRITE_PIECE_BYTES);
+      const dataId = newDataId();
+      const received = await push([t.primary, ...t.secondaries], dataId, piece);
+      if (!received.includes(t.primary)) {
+        throw new GfsError("unavailable", "primary did not receive the data");
+      }
+      const w = await fetchJson(
+        `${t.primary}/v1/chunks/${t.handle}/write`,
+        WrittenSchema,
+        {
+          body: {
+            dataId,
+            version: t.version,
+            offset,
+            secondaries: t.secondaries.filter((s) => received.includes(s)),
+          },
+          timeoutMs: 120_000,
+        },
+      );
+      const these = new Set(w.ok);
+      ok = ok === null ? these : new Set([...ok].filter((s) => these.has(s)));
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(PIECES_IN_FLIGHT, offsets.length) }, worker),
+  );
+  return [...(ok ?? [])];
+}
+
+/** Bytes per pushed-and-written piece of a chunk. */
+export const WRITE_PIECE_BYTES = 16 * 2 ** 20;
+/** Pieces of one chunk in flight at once. */
+export const PIECES_IN_FLIGHT = 3;
+
+/** Pushes `data` along `chain` (pipelined). @returns the servers that got it. */
+async function push(
+  chain: string[],
+  dataId: string,
+  data: Uint8Array,
+): Promise<string[]> {
+  const rest = chain.slice(1).join(",");
+  const url = `${chain[0]}/v1/push/${dataId}?chain=${encodeURIComponent(rest)}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      body: data as Uint8Array<ArrayBuffer>,
+      signal: AbortSignal.timeout(120_000),
+    });
+  } catch (e) {
+    throw new GfsError(
+      "unavailable",
+      `cannot push to ${chain[0]}: ${String(e)}`,
+    );
+  }
+  return (await parseResponse(res, PushedSchema, url)).received;
+}
+
+/** Reads part of a chunk from the first replica that answers. */
+async function readPiece(
+  chunk: Located["chunks"][number],
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  let lastErr: unknown = new GfsError(
+    "unavailable",
+    `chunk ${chunk.handle} has no live replica`,
+  );
+  for (const replica of chunk.replicas) {
+    const url =
+      `${replica}/v1/chunks/${chunk.handle}?version=${chunk.version}&offset=${offset}&length=${length}`;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+      await throwIfFailed(res, url);
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      lastErr = e;
+    }
+  }
+  throw lastErr;
+}
+
+/** Splits a byte source into pieces of exactly `size` bytes (the last may be short). */
+export async function* chunked(
+  source: ByteSource,
+  size: number,
+): AsyncGenerator<Uint8Array> {
+  if (source instanceof Uint8Array) {
+    for (let o = 0; o < source.length; o += size) {
+      yield source.subarray(o, o + size);
+    }
+    return;
+  }
+  let buf = new Uint8Array(size);
+  let fill = 0;
+  const iter = source instanceof ReadableStream ? streamIter(source) : source;
+  for await (const part of iter as AsyncIterable<Uint8Array>) {
+    let o = 0;
+    while (o < part.length) {
+      const n = Math.min(size - fill, part.length - o);
+      buf.set(part.subarray(o, o + n), fill);
+      fill += n;
+      o += n;
+      if (fill === size) {
+        yield buf;
+        buf = new Uint8Array(size);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) yield buf.subarray(0, fill);
+}
+
+async function* streamIter(
+  s: ReadableStream<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const reader = s.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+function newDataId(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+/** Encodes a path for a URL, keeping its slashes. */
+export function encodePath(path: string): string {
+  return path.split("/").map(encodeURIComponent).join("/");
+}

@@ -1,0 +1,88 @@
+/** Machine-readable reasons a GFS operation can fail. */
+export type GfsErrorCode =
+  /** The request or a flag is malformed (bad path, bad body, bad range). */
+  | "bad_request"
+  /** No such file, chunk or server. */
+  | "not_found"
+  /** The path exists, or conflicts with a file or directory. */
+  | "conflict"
+  /** The upload or record exceeds a configured limit. */
+  | "too_large"
+  /** The requested byte range cannot be served. */
+  | "range_not_satisfiable"
+  /** Not enough live chunkservers (or replicas) to do it now. */
+  | "unavailable"
+  /** A chunk's version does not match (stale replica or lease). */
+  | "stale"
+  /** Bytes on disk failed their checksum. */
+  | "corrupt"
+  /** The chunkserver holds no valid lease for the chunk. */
+  | "no_lease"
+  /** A record append did not fit; retry on the next chunk. */
+  | "chunk_full"
+  /** An unexpected failure inside the service. */
+  | "internal";
+
+const STATUS: Record<GfsErrorCode, number> = {
+  bad_request: 400,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  range_not_satisfiable: 416,
+  unavailable: 503,
+  stale: 409,
+  corrupt: 500,
+  no_lease: 409,
+  chunk_full: 409,
+  internal: 500,
+};
+
+/**
+ * The only error the gfs app throws for expected failures; callers switch
+ * on `code`. `status` is the HTTP status it maps to.
+ */
+export class GfsError extends Error {
+  /** Why it failed. */
+  readonly code: GfsErrorCode;
+
+  /** @param code why; @param message a sentence a person can act on. */
+  constructor(code: GfsErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "GfsError";
+    this.code = code;
+  }
+
+  /** HTTP status for this error. */
+  get status(): number {
+    return STATUS[this.code];
+  }
+
+  /** The JSON error body every endpoint answers with. */
+  toJSON(): { error: { code: GfsErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/** True when `e` is a GfsError (with `code`, if given). */
+export function isGfsError(e: unknown, code?: GfsErrorCode): e is GfsError {
+  return e instanceof GfsError && (code === undefined || e.code === code);
+}
+
+/** Turns an error body `{error:{code,message}}` back into a GfsError. */
+export function gfsErrorFromBody(status: number, body: unknown): GfsError {
+  const err = (body as { error?: { code?: unknown; message?: unknown } })
+    ?.error;
+  const code = typeof err?.code === "string" && err.code in STATUS
+    ? err.code as GfsErrorCode
+    : status === 404
+    ? "not_found"
+    : status === 413
+    ? "too_large"
+    : status >= 500
+    ? "unavailable"
+    : "bad_request";
+  const message = typeof err?.message === "string"
+    ? err.message
+    : `HTTP ${status}`;
+  return new GfsError(code, message);
+}

@@ -1,0 +1,60 @@
+/**
+ * The master process: `deno run -A apps/gfs/master_main.ts --data-dir DIR
+ * [--port 0] [--chunk-bytes 64MiB] ...`. Prints one JSON line
+ * `{"event":"listening","role":"master","url":...}` once serving; stops
+ * cleanly on SIGINT/SIGTERM.
+ */
+import { z } from "zod";
+import { num, parseFlags, size } from "./flags.ts";
+import { startMaster } from "./master_server.ts";
+
+const Flags = z.object({
+  dataDir: z.string().min(1),
+  host: z.string().optional(),
+  port: num.pipe(z.number().int().min(0).max(65535)).optional(),
+  chunkBytes: size.optional(),
+  replication: num.optional(),
+  maxFileBytes: size.optional(),
+  deadAfterMs: num.optional(),
+  leaseMs: num.optional(),
+  gcDelayMs: num.optional(),
+  pendingTimeoutMs: num.optional(),
+  tickMs: num.optional(),
+  maxClonesPerServer: num.optional(),
+  maxMovesPerTick: num.optional(),
+  checkpointEvery: num.optional(),
+}).strict();
+
+const USAGE =
+  "usage: master_main.ts --data-dir DIR [--port N] [--chunk-bytes 64MiB] [--replication 3] " +
+  "[--max-file-bytes N] [--dead-after-ms N] [--lease-ms N] [--gc-delay-ms N] [--pending-timeout-ms N] [--tick-ms N]";
+
+if (import.meta.main) {
+  const flags = parseFlags(Deno.args, Flags, USAGE);
+  try {
+    const m = await startMaster(flags);
+    console.log(
+      JSON.stringify({
+        event: "listening",
+        role: "master",
+        url: m.url,
+        recovery: m.store.recovery,
+      }),
+    );
+    const stop = async () => {
+      await m.close();
+      Deno.exit(0);
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  } catch (e) {
+    console.error(
+      JSON.stringify({
+        event: "error",
+        role: "master",
+        message: e instanceof Error ? e.message : String(e),
+      }),
+    );
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { isGfsError } from "./gfs_error.ts";
+import {
+  decodeOp,
+  encodeOp,
+  type MasterOp,
+  MasterState,
+} from "./master_state.ts";
+
+function snapshotOf(s: MasterState): unknown {
+  return {
+    files: [...s.namespace.entries()].sort(([a], [b]) => (a < b ? -1 : 1)),
+    chunks: [...s.chunks.values()].sort((a, b) => a.handle - b.handle),
+    nextFileId: s.nextFileId,
+    nextHandle: s.nextHandle,
+  };
+}
+
+Deno.test("a pending upload is invisible until complete, then readable", () => {
+  const s = new MasterState();
+  const c = s.apply({
+    t: "create",
+    path: "/f",
+    mode: "upload",
+    replication: 3,
+    now: 1,
+  });
+  assert.equal(c.t, "create");
+  const id = c.t === "create" ? c.fileId : 0;
+  s.apply({ t: "allocate", path: "/f", fileId: id, index: 0, now: 2 });
+  assert.equal(s.visibleFile("/f"), undefined);
+  s.apply({ t: "complete", path: "/f", fileId: id, lengths: [10], now: 3 });
+  assert.equal(s.visibleFile("/f")?.length, 10);
+});
+
+Deno.test("delete hides a file in the trash, undelete restores it, purge drops its chunks", () => {
+  const s = new MasterState();
+  s.apply({
+    t: "create",
+    path: "/log",
+    mode: "append",
+    replication: 2,
+    now: 1,
+  });
+  s.apply({ t: "allocate", path: "/log", fileId: 1, index: 0, now: 1 });
+  const d = s.apply({ t: "delete", path: "/log", now: 50 });
+  assert.equal(s.visibleFile("/log"), undefined);
+  const trash = d.t === "delete" ? d.trashPath : "";
+  assert.equal(trash, "/.trash/50/log");
+  s.apply({ t: "undelete", trashPath: trash, now: 60 });
+  assert.ok(s.visibleFile("/log"));
+  s.apply({ t: "delete", path: "/log", now: 70 });
+  const p = s.apply({ t: "purge", path: "/.trash/70/log" });
+  assert.deepEqual(p, { t: "purge", chunks: [1] });
+  assert.equal(s.chunks.size, 0);
+});
+
+Deno.test("invalid operations throw and change nothing", () => {
+  const s = new MasterState();
+  s.apply({
+    t: "create",
+    path: "/a/b",
+    mode: "upload",
+    replication: 3,
+    now: 1,
+  });
+  const before = JSON.stringify(snapshotOf(s));
+  assert.throws(
+    () =>
+      s.apply({
+        t: "create",
+        path: "/a",
+        mode: "upload",
+        replication: 3,
+        now: 2,
+      }),
+    (e) => isGfsError(e, "conflict"),
+  );
+  assert.throws(
+    () =>
+      s.apply({
+        t: "create",
+        path: "/a/b/c",
+        mode: "upload",
+        replication: 3,
+        now: 2,
+      }),
+    (e) => isGfsError(e, "conflict"),
+  );
+  assert.throws(
+    () => s.apply({ t: "delete", path: "/a/b", now: 3 }),
+    (e) => isGfsError(e, "not_found"),
+  );
+  assert.equal(JSON.stringify(snapshotOf(s)), before);
+});
+
+const opArb: fc.Arbitrary<MasterOp> = fc.oneof(
+  fc.record({
+    t: fc.constant("create" as const),
+    path: fc.constantFrom("/a", "/b", "/d/x", "/d/y", "/d"),
+    mode: fc.constantFrom("upload" as const, "append" as const),
+    replication: fc.integer({ min: 1, max: 3 }),
+    now: fc.nat(1000),
+  }),
+  fc.record({
+    t: fc.constant("allocate" as const),
+    path: fc.constantFrom("/a", "/b", "/d/x"),
+    fileId: fc.integer({ min: 1, max: 6 }),
+    index: fc.nat(2),
+    now: fc.nat(1000),
+  }),
+  fc.record({
+    t: fc.constant("complete" as const),
+    path: fc.constantFrom("/a", "/b", "/d/x"),
+    fileId: fc.integer({ min: 1, max: 6 }),
+    lengths: fc.array(fc.nat(100), { maxLength: 3 }),
+    now: fc.nat(1000),
+  }),
+  fc.record({
+    t: fc.constant("delete" as const),
+    path: fc.constantFrom("/a", "/b", "/d/x"),
+    now: fc.nat(1000),
+  }),
+  fc.record({
+    t: fc.constant("bumpVersion" as const),
+    handle: fc.integer({ min: 1, max: 6 }),
+    version: fc.integer({ min: 1, max: 5 }),
+  }),
+  fc.record({
+    t: fc.constant("abandon" as const),
+    path: fc.constantFrom("/a", "/b"),
+    fileId: fc.integer({ min: 1, max: 6 }),
+  }),
+);
+
+Deno.test("replaying the op log from any checkpoint gives the same state", () => {
+  fc.assert(
+    fc.property(fc.array(opArb, { maxLength: 60 }), fc.nat(60), (ops, cut) => {
+      const live = new MasterState();
+      const log: Uint8Array[] = [];
+      let checkpoint: Uint8Array | null = null;
+      let checkpointAt = 0;
+      ops.forEach((op, i) => {
+        log.push(encodeOp(op));
+        try {
+          live.apply(op);
+        } catch (e) {
+          assert.ok(isGfsError(e));
+        }
+        if (i + 1 === cut) {
+          checkpoint = live.encode();
+          checkpointAt = i + 1;
+        }
+      });
+      const replica = checkpoint
+        ? MasterState.decode(checkpoint)
+        : new MasterState();
+      for (const rec of log.slice(checkpointAt)) {
+        try {
+          replica.apply(decodeOp(rec));
+        } catch (e) {
+          assert.ok(isGfsError(e));
+        }
+      }
+      assert.deepEqual(snapshotOf(replica), snapshotOf(live));
+    }),
+    { numRuns: 300 },
+  );
+});

@@ -1,0 +1,332 @@
+/**
+ * bench:gfs — the GFS app end to end, with real processes on loopback:
+ *
+ * - upload and download MB/s of 1 MiB and 64 MiB files (replication 3,
+ *   64 MiB chunks) against this machine's own limit measured in the same
+ *   run: sequential write + fsync of the same bytes three times (three
+ *   replicas on one disk) and sequential read of those copies;
+ * - master metadata ops/s (create, lookup, allocate), pure and durable;
+ * - placement balance after N uploads onto chunkservers of unequal
+ *   capacity (standard deviation and max/mean of fraction used);
+ * - time to re-replicate after losing a chunkserver (kill -9).
+ *
+ * Goals: uploads ≥ 50% of the disk write limit, reads ≥ 70% of the disk
+ * read limit, balance max/mean < 1.10.
+ */
+import { join } from "node:path";
+import { GfsClient, MasterState, MasterStore, startCluster } from "@strata/gfs";
+import { percentile, QUICK, Suite } from "./harness.ts";
+
+const suite = new Suite(
+  "gfs",
+  "GFS app (master + 3 chunkservers as processes, replication 3) vs the disk's own sequential write/read limit",
+);
+const MiB = 2 ** 20;
+const root = await Deno.makeTempDir({ prefix: "gfs-bench-" });
+
+function fill(n: number, seed: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  const words = new Uint32Array(out.buffer, 0, n >> 2);
+  let x = seed | 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  return out;
+}
+
+/**
+ * Disk limit for `files` files of `bytes`: each file written three times
+ * (three replicas, each copy fsync'd, as a chunkserver acknowledges), then
+ * every copy read back sequentially. MB/s of payload: a replicated upload
+ * writes each byte three times; a read needs one copy.
+ */
+async function diskLimit(
+  bytes: number,
+  files: number,
+): Promise<{ writeMBs: number; readMBs: number }> {
+  const data = fill(bytes, 42);
+  const dir = join(root, "disk");
+  await Deno.mkdir(dir, { recursive: true });
+  const t0 = performance.now();
+  for (let i = 0; i < files; i++) {
+    for (let r = 0; r < 3; r++) {
+      const f = await Deno.open(join(dir, `f${i}-copy${r}`), {
+        write: true,
+        create: true,
+        truncate: true,
+      });
+      let p = 0;
+      while (p < bytes) {
+        p += await f.write(data.subarray(p, Math.min(bytes, p + 4 * MiB)));
+      }
+      await f.sync();
+      f.close();
+    }
+  }
+  const t1 = performance.now();
+  const buf = new Uint8Array(Math.min(bytes, 4 * MiB));
+  for (let i = 0; i < files; i++) {
+    for (let r = 0; r < 3; r++) {
+      const f = await Deno.open(join(dir, `f${i}-copy${r}`), { read: true });
+      while ((await f.read(buf)) !== null) { /* read all */ }
+      f.close();
+    }
+  }
+  const t2 = performance.now();
+  await Deno.remove(dir, { recursive: true });
+  const total = (bytes * files) / MiB;
+  return {
+    writeMBs: total / ((t1 - t0) / 1000),
+    readMBs: (3 * total) / ((t2 - t1) / 1000),
+  };
+}
+
+async function throughput(): Promise<void> {
+  const cluster = await startCluster({
+    dataDir: join(root, "tp"),
+    chunkservers: 3,
+    master: { chunkBytes: 64 * MiB },
+    chunkserver: () => ({ scrubPauseMs: 0 }),
+  });
+  try {
+    const client = new GfsClient(cluster.master.url);
+    const cases = [
+      { name: "1 MiB file", bytes: MiB, rounds: QUICK ? 3 : 30 },
+      { name: "64 MiB file", bytes: 64 * MiB, rounds: QUICK ? 1 : 5 },
+    ];
+    let n = 0;
+    for (const c of cases) {
+      const data = fill(c.bytes, 7 + c.bytes);
+      const limit = await diskLimit(c.bytes, c.rounds);
+      suite.metric(
+        `disk write limit MB/s (3 copies + fsync, ${c.name} run)`,
+        limit.writeMBs,
+      );
+      suite.metric(`disk read limit MB/s (${c.name} run)`, limit.readMBs);
+      const up: number[] = [], down: number[] = [];
+      const paths: string[] = [];
+      for (let r = 0; r < c.rounds; r++) {
+        const path = `/bench/f${n++}`;
+        const t0 = performance.now();
+        await client.upload(path, data);
+        up.push(performance.now() - t0);
+        paths.push(path);
+      }
+      for (const path of paths) {
+        const t0 = performance.now();
+        const d = await client.download(path);
+        let got = 0;
+        for await (const part of d.stream) got += part.length;
+        down.push(performance.now() - t0);
+        if (got !== c.bytes) throw new Error(`short read ${got}`);
+      }
+      for (
+        const [dir, times] of [["upload", up], ["download", down]] as const
+      ) {
+        const sorted = [...times].sort((a, b) => a - b);
+        const mean = times.reduce((a, b) => a + b, 0) / times.length;
+        suite.record({
+          group: `${dir} (replication 3)`,
+          name: c.name,
+          opsPerSec: 1000 / mean,
+          meanNs: mean * 1e6,
+          p50Ns: percentile(sorted, 0.5) * 1e6,
+          p99Ns: percentile(sorted, 0.99) * 1e6,
+          samples: times.length,
+          bytes: c.bytes,
+          mbPerSec: c.bytes / MiB / (mean / 1000),
+        });
+      }
+      const upMBs = suite.get("upload (replication 3)", c.name).mbPerSec!;
+      const downMBs = suite.get("download (replication 3)", c.name).mbPerSec!;
+      suite.compare(
+        `upload ${c.name} vs disk write limit (3 copies, fsync)`,
+        "throughput",
+        upMBs,
+        limit.writeMBs,
+        {
+          op: ">=",
+          value: 0.5,
+        },
+      );
+      suite.compare(
+        `download ${c.name} vs disk read limit`,
+        "throughput",
+        downMBs,
+        limit.readMBs,
+        {
+          op: ">=",
+          value: 0.7,
+        },
+      );
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function metadata(): Promise<void> {
+  const state = new MasterState();
+  let i = 0;
+  await suite.bench("master metadata (pure state machine)", "create", () => {
+    state.apply({
+      t: "create",
+      path: `/m/${i++}`,
+      mode: "upload",
+      replication: 3,
+      now: i,
+    });
+  });
+  const files = i;
+  let j = 0;
+  await suite.bench("master metadata (pure state machine)", "allocate", () => {
+    const k = j++ % files;
+    state.apply({
+      t: "allocate",
+      path: `/m/${k}`,
+      fileId: k + 1,
+      index: 0,
+      now: j,
+    });
+  });
+  let l = 0;
+  await suite.bench("master metadata (pure state machine)", "lookup", () => {
+    if (state.namespace.get(`/m/${l++ % files}`) === undefined) {
+      throw new Error("lookup miss");
+    }
+  });
+  // Durable: every op fsync'd in the log, 64 proposers at once (group commit).
+  const store = await MasterStore.open(join(root, "meta"));
+  try {
+    const total = QUICK ? 512 : 8192;
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (next < total) {
+        const k = next++;
+        const c = await store.propose({
+          t: "create",
+          path: `/d/${k}`,
+          mode: "upload",
+          replication: 3,
+          now: k,
+        });
+        if (c.t === "create") {
+          await store.propose({
+            t: "allocate",
+            path: `/d/${k}`,
+            fileId: c.fileId,
+            index: 0,
+            now: k,
+          });
+        }
+      }
+    }));
+    const ms = performance.now() - t0;
+    suite.record({
+      group: "master metadata (durable op log, 64 concurrent)",
+      name: "create + allocate",
+      opsPerSec: (2 * total) / (ms / 1000),
+      meanNs: (ms * 1e6) / (2 * total),
+      p50Ns: NaN,
+      p99Ns: NaN,
+      samples: 2 * total,
+    });
+  } finally {
+    await store.close();
+  }
+}
+
+async function balanceAndRepair(): Promise<void> {
+  // Unequal disks, none above 1/3 of the total: with 3 replicas per chunk
+  // and never two on one server, a bigger share could not be filled evenly.
+  const caps = [64, 96, 128, 160, 192, 224];
+  const cluster = await startCluster({
+    dataDir: join(root, "bal"),
+    chunkservers: caps.length,
+    master: {
+      chunkBytes: MiB,
+      tickMs: 200,
+      deadAfterMs: 2000,
+      maxClonesPerServer: 4,
+      maxMovesPerTick: 0,
+    },
+    chunkserver: (i) => ({
+      capacityBytes: caps[i]! * MiB,
+      heartbeatMs: 200,
+      scrubPauseMs: 0,
+    }),
+  });
+  try {
+    const client = new GfsClient(cluster.master.url);
+    const uploads = QUICK ? 40 : 144; // ~50% full at 3 replicas
+    const data = fill(MiB, 3);
+    for (let i = 0; i < uploads; i++) await client.upload(`/bal/f${i}`, data);
+    await new Promise((r) => setTimeout(r, 600)); // a heartbeat round
+    const list =
+      (await (await fetch(`${cluster.master.url}/v1/chunkservers`)).json())
+        .chunkservers as {
+          fractionUsed: number;
+          capacityBytes: number;
+        }[];
+    const f = list.map((s) => s.fractionUsed);
+    const mean = f.reduce((a, b) => a + b, 0) / f.length;
+    const sd = Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length);
+    suite.metric("balance: uploads (1 MiB, replication 3)", uploads);
+    suite.metric("balance: capacities MiB", caps.join("/"));
+    suite.metric(
+      "balance: fraction used per server",
+      f.map((x) => x.toFixed(3)).join("/"),
+    );
+    suite.metric("balance: std dev of fraction used", sd);
+    suite.metric("balance: max/mean fraction used", Math.max(...f) / mean);
+    suite.compare(
+      "placement balance max/mean fraction used vs perfect",
+      "ratio",
+      Math.max(...f) / mean,
+      1,
+      {
+        op: "<=",
+        value: 1.1,
+      },
+    );
+    // Lose the largest server (the most replicas) and time the repair.
+    const victim = cluster.chunkservers[caps.length - 1]!;
+    const t0 = performance.now();
+    await victim.stop(true);
+    let detected = 0;
+    for (;;) {
+      const h = await (await fetch(`${cluster.master.url}/v1/health`)).json();
+      if (detected === 0 && h.deadServers > 0) {
+        detected = performance.now() - t0;
+      }
+      if (h.deadServers > 0 && h.underReplicated === 0 && h.lost === 0) break;
+      if (performance.now() - t0 > 300_000) {
+        throw new Error("re-replication did not finish");
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const total = performance.now() - t0;
+    suite.metric("re-replication: dead-server timeout ms", 2000);
+    suite.metric("re-replication: ms from kill -9 to detection", detected);
+    suite.metric("re-replication: ms from kill -9 to full replication", total);
+    suite.metric(
+      "re-replication: ms from detection to full replication",
+      total - detected,
+    );
+  } finally {
+    await cluster.stop();
+  }
+}
+
+try {
+  await throughput();
+  await metadata();
+  await balanceAndRepair();
+} finally {
+  await Deno.remove(root, { recursive: true }).catch(() => {});
+}
+await suite.finish();
