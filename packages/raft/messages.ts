@@ -63,7 +63,9 @@ export type SnapshotMeta = z.infer<typeof snapshotMetaSchema>;
 
 /** A state machine snapshot: metadata plus the application's bytes. */
 export interface Snapshot {
+  /** Index, term and membership the snapshot stands for. */
   meta: SnapshotMeta;
+  /** The state machine's serialized state. */
   data: Uint8Array;
 }
 

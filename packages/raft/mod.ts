@@ -17,21 +17,22 @@
  *   id: 1, peers: [1], storage, electionTick: 10, heartbeatTick: 1,
  *   random: () => 0.5,
  * });
- * node.campaign();
- * const apply = () => {
+ * const drain = () => {
  *   while (node.hasReady()) {
  *     const rd = node.ready();
  *     if (rd.hardState) storage.setHardState(rd.hardState);
  *     storage.append(rd.entries); // persist before sending messages
  *     for (const e of rd.committedEntries) {
- *       if (e.data.length) console.log("apply", e.index, new TextDecoder().decode(e.data));
+ *       if (e.type === "normal" && e.data.length) console.log("apply", e.index, new TextDecoder().decode(e.data));
  *     }
  *     node.advance();
  *   }
  * };
- * apply();
+ * drain(); // applies the bootstrap membership
+ * node.campaign();
+ * drain();
  * node.propose(new TextEncoder().encode("x=1"));
- * apply(); // apply 3 x=1
+ * drain(); // apply 3 x=1
  * ```
  */
 export {
@@ -75,4 +76,11 @@ export {
   type Ready,
 } from "./raw_node.ts";
 export type { ReplicatedStateMachine } from "./state_machine.ts";
-export type { ProgressState } from "./progress.ts";
+export type { Inflights, Progress, ProgressState } from "./progress.ts";
+export type { RaftLog } from "./raft_log.ts";
+export {
+  CommitStreamHub,
+  type CommitStreamOptions,
+  CommitStreamSubscriber,
+  type StreamMessage,
+} from "./commit_stream.ts";

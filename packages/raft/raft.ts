@@ -76,7 +76,9 @@ export interface RaftConfig {
 
 /** A linearizable read point: the state machine may answer `ctx` once applied ≥ index. */
 export interface ReadState {
+  /** Commit index at the time of the request. */
   index: number;
+  /** The caller's request context, echoed. */
   ctx: string;
 }
 
@@ -117,18 +119,31 @@ const SNAPSHOT_WINDOW_CHUNKS = 4;
  * Applications use {@link RawNode}, which packages the outputs as Readys.
  */
 export class Raft {
+  /** This node's id. */
   readonly id: NodeId;
+  /** Current term. */
   term = 0;
+  /** Whom this node voted for in `term` (NONE if nobody). */
   vote: NodeId = NONE;
+  /** Known leader of `term` (NONE if unknown). */
   lead: NodeId = NONE;
+  /** Current role. */
   role: RaftRole = "follower";
+  /** The log (stable + unstable parts, commit and applied indexes). */
   readonly log: RaftLog;
-  readonly prs = new Map<NodeId, Progress>();
-  readonly voters = new Set<NodeId>();
-  readonly learners = new Set<NodeId>();
+  /** Leader's view of every member's replication progress. */
+  readonly prs: Map<NodeId, Progress> = new Map();
+  /** Voting members. */
+  readonly voters: Set<NodeId> = new Set();
+  /** Non-voting members. */
+  readonly learners: Set<NodeId> = new Set();
+  /** Messages produced since the last Ready. */
   msgs: Message[] = [];
+  /** Read states produced since the last Ready. */
   readStates: ReadState[] = [];
+  /** Events produced since the last Ready. */
   events: RaftEvent[] = [];
+  /** Counters since this node was created. */
   readonly stats: RaftStats = {
     messages: 0,
     appendBytes: 0,
@@ -137,7 +152,9 @@ export class Raft {
   };
   /** Index of the last membership change entry not yet applied. */
   pendingConfIndex = 0;
+  /** Target of a leadership transfer in progress (NONE if none). */
   leadTransferee: NodeId = NONE;
+  /** Payload bytes appended by this leader and not yet applied. */
   uncommittedSize = 0;
   /** True when proposals were appended and followers still need them. */
   needBcast = false;
@@ -155,6 +172,7 @@ export class Raft {
   readonly #maxInflightMsgs: number;
   readonly #maxInflightBytes: number;
   readonly #maxUncommitted: number;
+  /** Max bytes of committed entries handed out per Ready. */
   readonly maxCommittedSizePerReady: number;
   readonly #preVote: boolean;
   readonly #checkQuorum: boolean;
@@ -172,8 +190,12 @@ export class Raft {
   readonly #forwarded = new Map<number, Entry>();
   #nextProposalId: number;
   #snapRecv: SnapshotReceive | undefined;
+  #timeoutNowSent = false;
 
-  /** @throws RaftError `invalid_config` on inconsistent timing or ids. */
+  /**
+   * Creates the node from its storage (or bootstraps it from `peers`).
+   * @throws RaftError `invalid_config` on inconsistent timing or ids.
+   */
   constructor(config: RaftConfig) {
     if (config.id === NONE) {
       throw new RaftError("invalid_config", "node id 0 is reserved");
@@ -223,8 +245,25 @@ export class Raft {
       this.#bootstrap(config.peers);
     } else {
       this.#loadState(hardState);
+      this.#replayAppliedConf();
     }
     this.becomeFollower(this.term, NONE);
+  }
+
+  /**
+   * Membership changes between the snapshot and the applied index were
+   * applied before the restart and will not be handed out again: rebuild
+   * the membership from them now.
+   */
+  #replayAppliedConf(): void {
+    const lo = this.log.firstIndex();
+    const hi = Math.min(this.log.applied, this.log.committed);
+    if (hi < lo) return;
+    for (const e of this.log.slice(lo, hi + 1, Infinity)) {
+      if (e.type !== "conf") continue;
+      const cc = decodeConfChange(e.data);
+      if (cc) this.applyConfChange(cc, e.index);
+    }
   }
 
   #bootstrap(peers: NodeId[]): void {
@@ -334,9 +373,11 @@ export class Raft {
     this.#pendingReads = [];
     this.#readsBeforeCommit = [];
     this.#echoOrigin.clear();
+    this.#timeoutNowSent = false;
     this.needBcast = false;
   }
 
+  /** Becomes a follower of `lead` (or of nobody) in `term`. */
   becomeFollower(term: number, lead: NodeId): void {
     this.#reset(term);
     this.lead = lead;
@@ -523,8 +564,10 @@ export class Raft {
         this.log.committed + 1,
         Infinity,
       );
-    } catch {
-      return false;
+    } catch (e) {
+      // Below a pending snapshot: its membership is already in force.
+      if (e instanceof RaftError && e.code === "compacted") return false;
+      throw e;
     }
     return ents.some((e) => e.type === "conf");
   }
@@ -1067,20 +1110,31 @@ export class Raft {
       return;
     }
     const wasPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) return;
-    if (pr.state === "probe") {
-      pr.becomeReplicate();
-    } else if (
+    const updated = pr.maybeUpdate(m.index);
+    if (
       pr.state === "snapshot" && pr.snapshot &&
       pr.match >= pr.snapshot.meta.index
     ) {
+      // The follower has what the snapshot holds (it finished installing,
+      // or it already had it): continue with entries, or a newer snapshot
+      // if the log was compacted meanwhile.
       pr.becomeProbe();
+      if (updated && this.#maybeCommit()) this.#bcastAppend();
+      else this.#sendAppend(m.from, true);
+      return;
+    }
+    // In probe state an answer that matches `match` exactly (an empty
+    // append) still proves the follower's log: start replicating.
+    if (!updated && !(pr.state === "probe" && pr.match === m.index)) return;
+    if (pr.state === "probe") {
       pr.becomeReplicate();
     } else if (pr.state === "replicate") {
       pr.inflights.freeLE(m.index);
     }
     if (this.#maybeCommit()) {
-      this.#bcastAppend();
+      // The new commit index rides on the next append; flushBcast (called
+      // by ready()) sends it if no proposal comes first.
+      this.needBcast = true;
     } else if (wasPaused) {
       this.#sendAppend(m.from, false);
     }
@@ -1369,6 +1423,9 @@ export class Raft {
    */
   leaseValid(): boolean {
     if (this.role !== "leader" || this.leadTransferee !== NONE) return false;
+    // A TimeoutNow may arrive late, after the transfer was given up, and its
+    // campaign bypasses the followers' lease: no lease for the rest of the term.
+    if (this.#timeoutNowSent) return false;
     if (!this.#checkQuorum || !this.#committedInTerm()) return false;
     if (this.voters.size === 1) return true;
     const oldest = this.#quorumValue((pr, self) =>
@@ -1402,6 +1459,7 @@ export class Raft {
   }
 
   #sendTimeoutNow(to: NodeId): void {
+    this.#timeoutNowSent = true;
     this.#send({ type: "timeoutNow", from: this.id, to, term: this.term });
   }
 
@@ -1424,6 +1482,12 @@ export class Raft {
    * applied). Idempotent, so replays after a restart are harmless.
    */
   applyConfChange(cc: ConfChange, index = 0): void {
+    const already = cc.type === "addNode"
+      ? this.voters.has(cc.nodeId)
+      : cc.type === "addLearner"
+      ? this.learners.has(cc.nodeId)
+      : !this.voters.has(cc.nodeId) && !this.learners.has(cc.nodeId);
+    if (already) return;
     const next = this.log.lastIndex() + 1;
     switch (cc.type) {
       case "addNode": {

@@ -19,7 +19,7 @@ export class RaftError extends Error {
   /** Why the operation failed. */
   readonly code: RaftErrorCode;
 
-  /** @param code why it failed; @param message a sentence a person can act on. */
+  /** Creates the error. @param code why it failed; @param message a sentence a person can act on. */
   constructor(code: RaftErrorCode, message: string) {
     super(message);
     this.name = "RaftError";

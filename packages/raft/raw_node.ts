@@ -1,5 +1,6 @@
 import {
   type ConfChange,
+  confChangeSchema,
   type ConfState,
   decodeConfChange,
   encodeConfChange,
@@ -54,25 +55,39 @@ export interface Ready {
 
 /** The leader's view of one peer, for status pages and membership policy. */
 export interface PeerStatus {
+  /** Highest index known to be replicated there. */
   match: number;
+  /** Next index to send. */
   next: number;
+  /** probe, replicate or snapshot. */
   state: ProgressState;
+  /** True for a non-voting learner. */
   learner: boolean;
 }
 
 /** A node's externally visible state. */
 export interface NodeStatus {
+  /** Node id. */
   id: NodeId;
+  /** Current term. */
   term: number;
+  /** Vote in the current term. */
   vote: NodeId;
+  /** Known leader. */
   lead: NodeId;
+  /** Current role. */
   role: RaftRole;
+  /** Commit index. */
   commit: number;
+  /** Applied index. */
   applied: number;
+  /** Last log index. */
   lastIndex: number;
+  /** Membership. */
   confState: ConfState;
   /** Only on the leader. */
   progress?: Record<number, PeerStatus>;
+  /** Counters (messages, bytes, echo bytes saved, drops). */
   stats: RaftStats;
 }
 
@@ -83,6 +98,7 @@ export interface NodeStatus {
  * with `ready()` and acknowledge it with `advance()`.
  */
 export class RawNode {
+  /** The underlying state machine (for status and tests). */
   readonly raft: Raft;
   #prevHard: HardState;
   #prevLead: NodeId;
@@ -96,7 +112,7 @@ export class RawNode {
     }
     | undefined;
 
-  /** @throws RaftError `invalid_config`. */
+  /** Creates the node. @throws RaftError `invalid_config`. */
   constructor(config: RaftConfig) {
     this.raft = new Raft(config);
     // A fresh bootstrap's hard state still has to be persisted.
@@ -153,9 +169,16 @@ export class RawNode {
   /**
    * Proposes a single-server membership change. Only one change may be
    * pending; a second one is turned into an empty entry by the leader.
-   * @throws RaftError `proposal_dropped`.
+   * @throws RaftError `proposal_dropped`, or `invalid_config` for a malformed change.
    */
   proposeConfChange(cc: ConfChange): void {
+    const parsed = confChangeSchema.safeParse(cc);
+    if (!parsed.success) {
+      throw new RaftError(
+        "invalid_config",
+        `invalid membership change: ${parsed.error.issues[0]?.message}`,
+      );
+    }
     const id = this.raft.id;
     this.raft.step({
       type: "prop",

@@ -47,6 +47,7 @@ const EMPTY = new Uint8Array(0);
  * `createSnapshot` + `compact` to cut the log (BeginSnapshot/EndSnapshot).
  */
 export class MemoryStorage implements Storage {
+  /** The last hard state recorded. */
   hardState: HardState = { term: 0, vote: 0, commit: 0 };
   #snap: Snapshot = {
     meta: { index: 0, term: 0, confState: { voters: [], learners: [] } },
@@ -60,6 +61,7 @@ export class MemoryStorage implements Storage {
     if (confState) this.#snap.meta.confState = cloneConf(confState);
   }
 
+  /** The recorded hard state and the snapshot's membership. */
   initialState(): { hardState: HardState; confState: ConfState } {
     return {
       hardState: { ...this.hardState },
@@ -72,6 +74,7 @@ export class MemoryStorage implements Storage {
     this.hardState = { ...hs };
   }
 
+  /** See {@link Storage.entries}. @throws RaftError `compacted` or `unavailable`. */
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     const offset = this.#ents[0]!.index;
     if (lo <= offset) {
@@ -94,6 +97,7 @@ export class MemoryStorage implements Storage {
     return out;
   }
 
+  /** See {@link Storage.term}. @throws RaftError `compacted` or `unavailable`. */
   term(index: number): number {
     const offset = this.#ents[0]!.index;
     if (index < offset) {
@@ -106,14 +110,17 @@ export class MemoryStorage implements Storage {
     return e.term;
   }
 
+  /** First index still held. */
   firstIndex(): number {
     return this.#ents[0]!.index + 1;
   }
 
+  /** Last index held. */
   lastIndex(): number {
     return this.#ents[0]!.index + this.#ents.length - 1;
   }
 
+  /** Latest snapshot. */
   snapshot(): Snapshot {
     return this.#snap;
   }

@@ -5,14 +5,70 @@
  * @module
  */
 import { z } from "zod";
+import { SimError } from "./sim_error.ts";
 import {
-  checkOperations,
+  checkPartition,
   DEFAULT_CHECK_TIMEOUT_MS,
   type Model,
 } from "./porcupine.ts";
 
-/** Schema of what a client asked the store: one key per operation. */
-export const KvInputSchema = z.discriminatedUnion("op", [
+export {
+  checkOperations,
+  type CheckOptions,
+  type CheckOutcome,
+  checkPartition,
+  DEFAULT_CHECK_TIMEOUT_MS,
+  type Model,
+  type Operation,
+  type OperationsCheckResult,
+  type PartitionCheckResult,
+} from "./porcupine.ts";
+
+/**
+ * What a client asked the store, about one key. `cas` swaps in `value` when
+ * the current value equals `expected` (`null` meaning absent).
+ */
+export type KvInput =
+  | { op: "get"; key: string }
+  | { op: "put"; key: string; value: string }
+  | { op: "delete"; key: string }
+  | { op: "cas"; key: string; expected: string | null; value: string };
+
+/**
+ * What the store answered: `get` gives `{ value }` (`null` when absent);
+ * `put` and `delete` give `{ ok: true }`; `cas` gives `{ ok }`, whether it
+ * swapped.
+ */
+export type KvOutput = { value: string | null } | { ok: boolean };
+
+/**
+ * One operation of a key-value history: the client that issued it, its
+ * input, the time of its call, and, when the response arrived, the time of
+ * that response (`return`) and what it said (`output`). Leave `return` and
+ * `output` undefined for an unknown outcome (timed out, crashed): the
+ * operation may then have taken effect at any time after its call, or never.
+ * Times may be in any unit shared by the whole history. Intervals that
+ * merely touch (a return at the same time as another call) count as
+ * concurrent.
+ */
+export interface KvOperation {
+  /** The client that issued it (used in failure reports). */
+  clientId: number;
+  /** What it asked. */
+  input: KvInput;
+  /** Time the call was issued. */
+  call: number;
+  /** Time the response arrived; undefined = unknown outcome. */
+  return?: number;
+  /** What the response said; undefined when the outcome is unknown. */
+  output?: KvOutput;
+}
+
+// The schemas are annotated with the types above, so the compiler keeps the
+// two in step.
+
+/** Schema of {@link KvInput}. */
+export const KvInputSchema: z.ZodType<KvInput> = z.discriminatedUnion("op", [
   z.object({ op: z.literal("get"), key: z.string() }),
   z.object({ op: z.literal("put"), key: z.string(), value: z.string() }),
   z.object({ op: z.literal("delete"), key: z.string() }),
@@ -24,27 +80,18 @@ export const KvInputSchema = z.discriminatedUnion("op", [
   }),
 ]);
 
-/**
- * What a client asked the store. `cas` swaps in `value` when the current
- * value equals `expected` (`null` meaning absent).
- */
-export type KvInput = z.infer<typeof KvInputSchema>;
-
-/** Schema of what the store answered. */
-export const KvOutputSchema = z.union([
+/** Schema of {@link KvOutput}. */
+export const KvOutputSchema: z.ZodType<KvOutput> = z.union([
   z.object({ value: z.string().nullable() }),
   z.object({ ok: z.boolean() }),
 ]);
 
 /**
- * What the store answered: `get` gives `{ value }` (`null` when absent);
- * `put` and `delete` give `{ ok: true }`; `cas` gives `{ ok }`, whether it
- * swapped.
+ * Schema of {@link KvOperation}: also checks that `return` is not before
+ * `call`, that an output comes with a return time, and that the output has
+ * the kind the operation answers (`{ value }` for get, `{ ok }` otherwise).
  */
-export type KvOutput = z.infer<typeof KvOutputSchema>;
-
-/** Schema of one operation of a history; see {@link KvOperation}. */
-export const KvOperationSchema = z.object({
+export const KvOperationSchema: z.ZodType<KvOperation> = z.object({
   clientId: z.number(),
   input: KvInputSchema,
   call: z.number(),
@@ -80,18 +127,6 @@ export const KvOperationSchema = z.object({
   }
 });
 
-/**
- * One operation of a key-value history: the client that issued it, its
- * input, the time of its call, and, when the response arrived, the time of
- * that response (`return`) and what it said (`output`). Leave `return` and
- * `output` undefined for an unknown outcome (timed out, crashed): the
- * operation may then have taken effect at any time after its call, or never.
- * Times may be in any unit shared by the whole history. Intervals that
- * merely touch (a return at the same time as another call) count as
- * concurrent.
- */
-export type KvOperation = z.infer<typeof KvOperationSchema>;
-
 /** The verdict of {@link checkKvHistory}. */
 export interface CheckResult {
   /** True when the history is linearizable. */
@@ -115,21 +150,22 @@ export interface KvCheckOptions {
   pruneUnobservedWrites?: boolean;
 }
 
-/** Thrown by {@link checkKvHistory} for a malformed history; `code` is machine-readable. */
-export class HistoryError extends Error {
-  /** Always `"invalid_history"`. */
-  readonly code = "invalid_history";
-  /** @param message which operation is malformed and how. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "HistoryError";
-  }
-}
-
 /** The state of one key: its value, `null` when absent. */
 export type KvState = string | null;
 
+/**
+ * Stands for every value that no operation ever looks at (no read returned
+ * it, no cas expected it): such values are indistinguishable to the rest of
+ * the history, so the search treats them as one, which shrinks its state
+ * space.
+ */
+const UNREAD = "\u0000<a value no operation reads>";
+
+/** The input an operation had before its value was replaced by UNREAD (for reports). */
+const originalInput = new WeakMap<KvInput, KvInput>();
+
 function quote(v: string | null): string {
+  if (v === UNREAD) return "<a value no operation reads>";
   return v === null ? "null" : JSON.stringify(v);
 }
 
@@ -137,9 +173,12 @@ function describeKvOperation(
   input: KvInput,
   output: KvOutput | undefined,
 ): string {
+  input = originalInput.get(input) ?? input;
   let answer = "?";
   if (output !== undefined) {
-    answer = "value" in output ? quote(output.value) : String(output.ok);
+    if ("value" in output) answer = quote(output.value);
+    else if (input.op === "cas") answer = output.ok ? "swapped" : "not swapped";
+    else answer = output.ok ? "ok" : "not ok";
   }
   switch (input.op) {
     case "get":
@@ -168,20 +207,41 @@ function writtenValue(input: KvInput): string | null | undefined {
   }
 }
 
+/** The operations of one key, prepared for the search. */
+export interface KvPart {
+  /** The key. */
+  key: string;
+  /**
+   * Its operations, possibly with a tighter `return` for unknown outcomes
+   * (see {@link prepareKvHistory}); `output` stays undefined for those.
+   */
+  ops: KvOperation[];
+  /** `indices[i]` is the index in the history of `ops[i]`. */
+  indices: number[];
+}
+
 /**
- * Groups a history by key, leaving out operations that cannot matter:
- * reads whose answer is unknown (no effect, any answer fits), and, when
- * `prune`, writes of unknown outcome whose value nothing could have observed.
- * Such a write may be assumed never to have happened: if a linearization
- * applies it, the operations after it until the next write would see its
- * value, and the conditions below leave no operation able to see it (no
- * known read of that value, no cas expecting it, no cas that failed or whose
- * answer is unknown), so dropping it leaves a valid linearization.
+ * Splits a history by key and simplifies unknown outcomes without changing
+ * the verdict:
+ * - reads whose answer is unknown are left out (no effect, any answer fits);
+ * - a write of unknown outcome whose value only it writes to that key, and
+ *   that some completed operation saw (a read of it, a successful cas
+ *   expecting it), did take effect, before every such observer: its `return`
+ *   becomes the earliest return among them, so the search stops carrying it
+ *   as pending to the end of the history;
+ * - with `prune`, a write of unknown outcome that nothing could have seen
+ *   (no read of its value, no cas expecting it, and no failed or unknown cas
+ *   on the key) is left out: in any linearization applying it, the
+ *   operations up to the next write would see its value, and none can, so
+ *   dropping it (it "never happened") leaves a valid linearization;
+ * - a value no operation looks at (no read returned it, no cas expected it)
+ *   is replaced by one shared stand-in, since no operation can tell such
+ *   values apart.
  */
-function partitionByKey(
+export function prepareKvHistory(
   history: readonly KvOperation[],
-  prune: boolean,
-): number[][] {
+  prune = true,
+): KvPart[] {
   const byKey = new Map<string, number[]>();
   for (let i = 0; i < history.length; i++) {
     const op = history[i]!;
@@ -190,29 +250,73 @@ function partitionByKey(
     if (part === undefined) byKey.set(op.input.key, part = []);
     part.push(i);
   }
-  const parts = [...byKey.values()];
-  if (!prune) return parts;
-  return parts.map((part) => {
-    const observed = new Set<string | null>();
+  const parts: KvPart[] = [];
+  for (const [key, part] of byKey) {
+    const writers = new Map<string, number>();
+    // Earliest return of a completed operation that saw each value.
+    const firstSeen = new Map<string | null, number>();
     let riskyCas = false;
+    const see = (v: string | null, at: number) => {
+      firstSeen.set(v, Math.min(at, firstSeen.get(v) ?? Infinity));
+    };
     for (const i of part) {
-      const { input, output } = history[i]!;
+      const { input, output, return: ret } = history[i]!;
+      const v = writtenValue(input);
+      if (typeof v === "string") writers.set(v, (writers.get(v) ?? 0) + 1);
       if (input.op === "get" && output !== undefined && "value" in output) {
-        observed.add(output.value);
+        see(output.value, ret!);
       } else if (input.op === "cas") {
-        observed.add(input.expected);
-        if (output === undefined || !("ok" in output) || !output.ok) {
-          riskyCas = true;
+        if (output !== undefined && "ok" in output && output.ok) {
+          see(input.expected, ret!);
+        } else riskyCas = true;
+        // An unknown or failed cas still "looks at" its expected value.
+        if (!firstSeen.has(input.expected)) {
+          firstSeen.set(input.expected, Infinity);
         }
       }
     }
-    if (riskyCas) return part;
-    return part.filter((i) => {
-      const op = history[i]!;
-      if (op.return !== undefined || op.input.op === "get") return true;
-      return observed.has(writtenValue(op.input)!);
-    });
-  });
+    const ops: KvOperation[] = [];
+    const indices: number[] = [];
+    const canonical = !firstSeen.has(UNREAD);
+    for (const i of part) {
+      let op = history[i]!;
+      const written = writtenValue(op.input);
+      if (canonical && typeof written === "string" && !firstSeen.has(written)) {
+        const input = { ...op.input, value: UNREAD } as KvInput;
+        originalInput.set(input, op.input);
+        op = { ...op, input };
+      }
+      if (op.return === undefined && op.input.op !== "get") {
+        const v = writtenValue(op.input)!;
+        const seenAt = firstSeen.get(v);
+        if (seenAt === undefined) {
+          if (prune && !riskyCas) continue;
+        } else if (
+          typeof v === "string" && writers.get(v) === 1 && seenAt >= op.call &&
+          seenAt < Infinity
+        ) {
+          op = { ...op, return: seenAt };
+        }
+      }
+      ops.push(op);
+      indices.push(i);
+    }
+    parts.push({ key, ops, indices });
+  }
+  return parts;
+}
+
+/** Groups a history by key, leaving out reads whose answer is unknown. */
+function partitionByKey(history: readonly KvOperation[]): number[][] {
+  const byKey = new Map<string, number[]>();
+  for (let i = 0; i < history.length; i++) {
+    const op = history[i]!;
+    if (op.input.op === "get" && op.output === undefined) continue;
+    let part = byKey.get(op.input.key);
+    if (part === undefined) byKey.set(op.input.key, part = []);
+    part.push(i);
+  }
+  return [...byKey.values()];
 }
 
 /**
@@ -246,9 +350,17 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
     }
   },
   equal: (a, b) => a === b,
+  isBlind: (input) => input.op === "put" || input.op === "delete",
+  hashInput: (input) =>
+    input.op === "cas"
+      ? `cas\u0001${input.key}\u0001${
+        quote(input.expected)
+      }\u0001${input.value}`
+      : `${input.op}\u0001${input.key}\u0001${
+        input.op === "put" ? input.value : ""
+      }`,
   hash: (s) => s === null ? "" : "=" + s,
-  partition: (history) =>
-    partitionByKey(history as readonly KvOperation[], true),
+  partition: (history) => partitionByKey(history as readonly KvOperation[]),
   describePartition: (history, part) =>
     `key ${JSON.stringify(history[part[0]!]!.input.key)}`,
   describeOperation: describeKvOperation,
@@ -299,14 +411,29 @@ function findValueNeverWritten(
  * Checks that a key-value history is linearizable: that some total order of
  * its operations, consistent with their real-time order (an operation that
  * returned before another was called comes first), explains every answer
- * by a single-copy store. Keys are independent and checked one by one.
+ * by a single-copy store. Keys are independent and checked one by one
+ * (smallest first); a read of a value never written to its key is reported
+ * without searching; unknown outcomes are simplified first
+ * ({@link prepareKvHistory}).
+ *
+ * @example
+ * ```ts
+ * const verdict = checkKvHistory([
+ *   { clientId: 1, input: { op: "put", key: "x", value: "1" }, call: 0, return: 10, output: { ok: true } },
+ *   { clientId: 2, input: { op: "get", key: "x" }, call: 5, return: 8, output: { value: null } },
+ *   { clientId: 2, input: { op: "get", key: "x" }, call: 12, return: 13, output: { value: null } },
+ * ]);
+ * // { ok: false, result: "illegal", key: "x", info: "key \"x\": no linearization ..." }
+ * ```
  *
  * @param history operations in any order; times in one shared unit.
- * @param options `timeoutMs`: time budget in ms (default 30,000).
+ * @param options `timeoutMs`: time budget in ms for the whole check
+ * (default 30,000).
  * @returns `ok`; `illegal` with the key and the operations involved; or
- * `unknown` when the budget ran out.
- * @throws {HistoryError} when an operation is malformed (bad shape, return
- * before call, an answer of the wrong kind, an output without a return).
+ * `unknown` when the budget ran out first.
+ * @throws {SimError} with code `"bad_argument"` when an operation is
+ * malformed (bad shape, non-finite time, return before call, an answer of
+ * the wrong kind, an output without a return).
  */
 export function checkKvHistory(
   history: readonly KvOperation[],
@@ -315,23 +442,45 @@ export function checkKvHistory(
   const parsed = z.array(KvOperationSchema).safeParse(history);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new HistoryError(
+    throw new SimError(
+      "bad_argument",
       `invalid history: operation ${issue.path.join(".")}: ${issue.message}`,
-      { cause: parsed.error },
     );
   }
   const early = findValueNeverWritten(history);
   if (early !== undefined) return early;
-  const parts = partitionByKey(history, options.pruneUnobservedWrites ?? true);
-  const model: Model<KvState, KvInput, KvOutput> = {
-    ...kvModel,
-    partition: () => parts,
-  };
-  const timeoutMs = options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
-  const r = checkOperations(model, history, { timeoutMs });
-  if (r.ok) return { ok: true, result: "ok" };
-  const key = r.partition === undefined
-    ? undefined
-    : history[parts[r.partition]![0]!]!.input.key;
-  return { ok: false, result: r.result, key, info: r.info };
+  const deadline = performance.now() +
+    (options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+  const prune = options.pruneUnobservedWrites ?? true;
+  let timedOut: string | undefined;
+  // Smaller keys first: when one key is hard, the easy ones still get a
+  // verdict (and an illegal one is reported) within the budget.
+  const parts = prepareKvHistory(history, prune).sort((a, b) =>
+    a.ops.length - b.ops.length
+  );
+  for (const part of parts) {
+    const r = checkPartition(kvModel, part.ops, deadline);
+    if (r.result === "illegal") {
+      return {
+        ok: false,
+        result: "illegal",
+        key: part.key,
+        info: `key ${JSON.stringify(part.key)}: ${r.info}`,
+      };
+    }
+    // Keep going after a timeout: a later key may still be shown illegal at
+    // once (the others give up at their first look at the clock).
+    if (r.result === "unknown") timedOut ??= part.key;
+  }
+  if (timedOut !== undefined) {
+    return {
+      ok: false,
+      result: "unknown",
+      key: timedOut,
+      info: `key ${JSON.stringify(timedOut)}: the time budget of ${
+        options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS
+      } ms ran out`,
+    };
+  }
+  return { ok: true, result: "ok" };
 }

@@ -11,6 +11,21 @@
  * expanded once. Models that split into independent parts (a key-value store
  * splits by key: P-compositionality) are checked part by part.
  *
+ * Operations of unknown outcome (no return, no output: "free") stay pending
+ * to the end of the history, and in Porcupine each one roughly doubles the
+ * search. Here they follow extra rules that Porcupine lacks, each exact (it
+ * never changes a verdict; the tests compare against exhaustive search):
+ * - the search succeeds once every other operation is linearized;
+ * - a failed (set, state) also rules out the same state reached with more
+ *   free operations applied (dominance), and a free operation that would not
+ *   change the state is never applied;
+ * - free operations with equal inputs (`Model.hashInput`) are applied in call
+ *   order only;
+ * - a free operation is applied only just before a known one the state
+ *   refuses (or whose output is unknown), and a blind one (`Model.isBlind`)
+ *   only if right after it such an operation is accepted or another free
+ *   operation changes the state.
+ *
  * @module
  */
 
@@ -52,6 +67,18 @@ export interface Model<State, In, Out> {
   equal(a: State, b: State): boolean;
   /** A string equal for equal states (collisions only cost time). */
   hash(state: State): string;
+  /**
+   * A string that is equal only for inputs with the same effect on every
+   * state. Optional: lets the search treat unknown-outcome operations with
+   * equal inputs as interchangeable, which keeps many timed-out writes cheap.
+   */
+  hashInput?(input: In): string;
+  /**
+   * True when the state after `input` never depends on the state before (a
+   * blind write). Optional: lets the search skip timed-out blind writes
+   * where they cannot matter.
+   */
+  isBlind?(input: In): boolean;
   /**
    * Splits a history into independent parts, as indices into `history`; an
    * operation may be left out of every part when the model knows it cannot
@@ -104,7 +131,11 @@ export interface OperationsCheckResult {
 export interface PartitionCheckResult {
   /** The verdict on this part. */
   result: CheckOutcome;
-  /** When ok: indices into the part's operations, in linearization order. */
+  /**
+   * When ok: indices into the part's operations, in linearization order;
+   * unknown-outcome operations the witness does not need come last (taking
+   * effect after everything is the same as never).
+   */
   order?: number[];
   /** When illegal: why, in words. */
   info?: string;
@@ -119,6 +150,8 @@ const CLOCK_EVERY = 1024;
 interface CacheEntry<State> {
   bits: Uint32Array;
   state: State;
+  /** Fully explored without success (no longer on the search stack). */
+  done: boolean;
 }
 
 /**
@@ -146,11 +179,6 @@ function stringHash(s: string): number {
     h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   }
   return h;
-}
-
-function sameBits(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Renders a time for reports: unknown returns print as ∞. */
@@ -229,15 +257,70 @@ export function checkPartition<State, In, Out>(
     prev[ne] = e;
   };
 
-  const words = (n + 31) >>> 5;
+  // "Free" operations have an unknown outcome: no return and no output. One
+  // may take effect at any point after its call, or never, so skipping it is
+  // the same as applying it after everything else. Consequences:
+  // - the search succeeds as soon as every other operation is linearized;
+  // - a visited (set, state) that failed dominates any (set + some free
+  //   operations, same state): a continuation from the larger set would also
+  //   work from the smaller one, with those operations skipped;
+  // - free operations with the same input (same `hashInput`) are
+  //   interchangeable: if a linearization applies one while an earlier-called
+  //   twin is still pending, swapping their places gives another. So each
+  //   class is applied in call order only, and its applied members are
+  //   always a prefix of it.
+  // Together these keep the cost of timed-out writes local instead of
+  // doubling the search for each.
+  const free = new Uint8Array(n);
+  const knownMask = new Uint32Array((n + 31) >>> 5);
+  let knownLeft = 0;
+  // For free operations: class id, and rank within the class by call time.
+  const freeClass = new Int32Array(n).fill(-1);
+  const freeRank = new Int32Array(n);
+  const classKeys = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const op = ops[i]!;
+    if (op.return === undefined && op.output === undefined) {
+      free[i] = 1;
+      const k = model.hashInput ? model.hashInput(op.input) : `#${i}`;
+      let members = classKeys.get(k);
+      if (members === undefined) classKeys.set(k, members = []);
+      members.push(i);
+    } else {
+      knownLeft++;
+      knownMask[i >>> 5] = knownMask[i >>> 5]! | (1 << (i & 31));
+    }
+  }
+  let classCount = 0;
+  for (const members of classKeys.values()) {
+    members.sort((a, b) => ops[a]!.call - ops[b]!.call || a - b);
+    members.forEach((i, rank) => {
+      freeClass[i] = classCount;
+      freeRank[i] = rank;
+    });
+    classCount++;
+  }
+  const classApplied = new Int32Array(classCount);
+  const isBlind = new Uint8Array(n);
+  if (model.isBlind) {
+    for (let i = 0; i < n; i++) {
+      if (free[i] === 1 && model.isBlind(ops[i]!.input)) isBlind[i] = 1;
+    }
+  }
+
+  const words = knownMask.length;
   const bits = new Uint32Array(words);
   const zobrist = zobristKeys(n);
+  // Hash of the linearized known operations only, so that dominated sets
+  // share a bucket with the sets that dominate them.
   let zob = 0;
-  // Keyed by the xor of the set's and the state's hashes; buckets compare
-  // exactly, so collisions only cost time.
+  // Keyed by the xor of that hash and the state's; entries compare exactly,
+  // so collisions only cost time.
   const cache = new Map<number, CacheEntry<State>[]>();
   const stackOp = new Int32Array(n);
   const stackState: State[] = new Array(n);
+  const stackEntry: (CacheEntry<State> | undefined)[] = new Array(n);
+  const stackRefused: (number[] | null)[] = new Array(n);
   let depth = 0;
   let state = model.init();
   // The deepest point reached, for failure reports. The prefix is copied
@@ -249,38 +332,120 @@ export function checkPartition<State, In, Out>(
   let bestUnsaved = false;
   let steps = 0;
   let entry = next[head]!;
+  // Free operations are applied only where they can help (any linearization
+  // can be rearranged so they do): just before a known operation that the
+  // current state refuses, or one whose output is unknown. So a node needs
+  // those known candidates (null: not computed yet).
+  let refused: number[] | null = null;
+  const refusedKnownCandidates = (): number[] => {
+    const out: number[] = [];
+    for (let e = next[head]!; e !== -1 && e < n; e = next[e]!) {
+      if (free[e] === 1) continue;
+      const op = ops[e]!;
+      // An operation with an unknown output is never refused, but what it
+      // leaves may depend on the state, so it may need free operations too.
+      if (
+        op.output === undefined || !model.step(state, op.input, op.output)[0]
+      ) out.push(e);
+    }
+    return out;
+  };
+  // A blind free operation (its result ignores the state) can only start a
+  // chain of free operations that ends in a refused known candidate, so it
+  // is useful only if, right after it, a refused candidate is accepted or a
+  // non-blind free candidate changes the state.
+  const blindHelps = (u: number, after: State): boolean => {
+    for (const k of refused!) {
+      const op = ops[k]!;
+      const [ok, result] = model.step(after, op.input, op.output);
+      if (!ok) continue;
+      if (op.output !== undefined) return true;
+      if (!model.equal(result, model.step(state, op.input, undefined)[1])) {
+        return true;
+      }
+    }
+    for (let e = next[head]!; e !== -1 && e < n; e = next[e]!) {
+      if (free[e] === 0 || e === u || isBlind[e] === 1) continue;
+      if (freeRank[e] !== classApplied[freeClass[e]!]) continue;
+      const [ok, further] = model.step(after, ops[e]!.input, undefined);
+      if (ok && !model.equal(further, after)) return true;
+    }
+    return false;
+  };
 
-  while (next[head] !== -1) {
+  /** True when (bits, after) was seen, or is dominated by a failed entry. */
+  const visited = (bucket: CacheEntry<State>[], after: State): boolean => {
+    for (const c of bucket) {
+      let covered = true;
+      for (let w = 0; w < words; w++) {
+        const x = c.bits[w]!;
+        const y = bits[w]!;
+        if (x === y) continue;
+        // Not the same set: c dominates only if it failed (it is off the
+        // stack) with the same known operations and a subset of the free ones.
+        if (((x ^ y) & knownMask[w]!) !== 0 || (x & ~y) !== 0 || !c.done) {
+          covered = false;
+          break;
+        }
+      }
+      if (covered && model.equal(c.state, after)) return true;
+    }
+    return false;
+  };
+
+  while (knownLeft > 0) {
     if (steps++ % CLOCK_EVERY === 0 && performance.now() >= deadline) {
       return { result: "unknown" };
     }
     if (entry < n) {
+      const isFree = free[entry] === 1;
+      if (isFree) {
+        refused ??= refusedKnownCandidates();
+        if (
+          refused.length === 0 ||
+          freeRank[entry] !== classApplied[freeClass[entry]!]
+        ) {
+          // Not needed here, or an earlier-called twin is still pending.
+          entry = next[entry]!;
+          continue;
+        }
+      }
       const op = ops[entry]!;
       const [legal, after] = model.step(state, op.input, op.output);
-      if (legal) {
+      // A free operation that changes nothing here is better skipped than
+      // applied: applying it only uses it up (the dominance rule again).
+      if (
+        legal &&
+        !(isFree &&
+          (model.equal(after, state) ||
+            (isBlind[entry] === 1 && !blindHelps(entry, after))))
+      ) {
         const w = entry >>> 5;
         const bit = 1 << (entry & 31);
         bits[w] = bits[w]! | bit;
-        const z = zob ^ zobrist[entry]!;
+        const z = isFree ? zob : zob ^ zobrist[entry]!;
         const key = z ^ stringHash(model.hash(after));
         let bucket = cache.get(key);
-        let seen = false;
         if (bucket === undefined) {
           bucket = [];
           cache.set(key, bucket);
-        } else {
-          for (const c of bucket) {
-            if (sameBits(c.bits, bits) && model.equal(c.state, after)) {
-              seen = true;
-              break;
-            }
-          }
         }
-        if (!seen) {
-          bucket.push({ bits: bits.slice(), state: after });
+        if (!visited(bucket, after)) {
+          const fresh: CacheEntry<State> = {
+            bits: bits.slice(),
+            state: after,
+            done: false,
+          };
+          bucket.push(fresh);
           stackOp[depth] = entry;
           stackState[depth] = state;
+          stackEntry[depth] = fresh;
+          stackRefused[depth] = refused;
           depth++;
+          if (isFree) {
+            const c = freeClass[entry]!;
+            classApplied[c] = classApplied[c]! + 1;
+          } else knownLeft--;
           state = after;
           zob = z;
           lift(entry);
@@ -290,6 +455,7 @@ export function checkPartition<State, In, Out>(
             bestUnsaved = true;
           }
           entry = next[head]!;
+          refused = null;
           continue;
         }
         bits[w] = bits[w]! & ~bit;
@@ -310,15 +476,32 @@ export function checkPartition<State, In, Out>(
       }
       depth--;
       const undone = stackOp[depth]!;
+      refused = stackRefused[depth]!;
+      stackRefused[depth] = null;
+      if (free[undone] === 1) {
+        const c = freeClass[undone]!;
+        classApplied[c] = classApplied[c]! - 1;
+      } else {
+        knownLeft++;
+        zob ^= zobrist[undone]!;
+      }
       state = stackState[depth]!;
       stackState[depth] = undefined as State;
-      zob ^= zobrist[undone]!;
+      stackEntry[depth]!.done = true;
+      stackEntry[depth] = undefined;
       bits[undone >>> 5] = bits[undone >>> 5]! & ~(1 << (undone & 31));
       unlift(undone);
       entry = next[undone]!;
     }
   }
-  return { result: "ok", order: Array.from(stackOp.subarray(0, depth)) };
+  // Free operations left over take effect last (or never: the same thing).
+  const order = Array.from(stackOp.subarray(0, depth));
+  for (let i = 0; i < n; i++) {
+    if (free[i] === 1 && (bits[i >>> 5]! & (1 << (i & 31))) === 0) {
+      order.push(i);
+    }
+  }
+  return { result: "ok", order };
 }
 
 /** Renders operation `i` of `ops` for a failure report. */

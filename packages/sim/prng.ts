@@ -66,6 +66,22 @@ export class Prng {
     return items[this.int(items.length)]!;
   }
 
+  /**
+   * A shuffled copy (Fisher–Yates). Never shuffle with `sort` and a random
+   * comparator: how many times the engine calls it is not specified, which
+   * would make runs depend on the engine's state.
+   */
+  shuffle<T>(items: readonly T[]): T[] {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = out[i]!;
+      out[i] = out[j]!;
+      out[j] = t;
+    }
+    return out;
+  }
+
   /** An independent generator derived from this one (for sub-components). */
   fork(): Prng {
     return new Prng(this.nextU32());

@@ -149,15 +149,39 @@ export class SimNetwork<M> {
   }
 
   /**
-   * A "swizzle" (FoundationDB): cuts the links of a random subset of `ids`
-   * one by one, in random directions; heal them with {@link heal}.
+   * A "swizzle" (FoundationDB): picks a random subset of `ids`, cuts their
+   * links one node at a time every `stepMs`, then restores them one at a
+   * time in a different random order. Orders of failure and recovery that
+   * a single partition never produces.
    */
-  swizzle(ids: readonly number[]): void {
-    for (const a of ids) {
-      for (const b of ids) {
-        if (a !== b && this.prng.chance(0.35)) this.cut(a, b);
-      }
-    }
+  swizzle(ids: readonly number[], stepMs = 20): void {
+    const subset = this.prng.shuffle(ids).slice(
+      0,
+      1 + this.prng.int(ids.length),
+    );
+    const links = (a: number) => ids.filter((b) => b !== a);
+    subset.forEach((a, i) => {
+      this.scheduler.after(i * stepMs, () => {
+        for (const b of links(a)) {
+          this.cut(a, b);
+          this.cut(b, a);
+        }
+      });
+    });
+    const restoreOrder = this.prng.shuffle(subset);
+    const base = subset.length * stepMs;
+    restoreOrder.forEach((a, i) => {
+      this.scheduler.after(base + (i + 1) * stepMs, () => {
+        for (const b of links(a)) {
+          // Only links whose other end is not still swizzled out.
+          if (restoreOrder.indexOf(b) !== -1 && restoreOrder.indexOf(b) > i) {
+            continue;
+          }
+          this.restore(a, b);
+          this.restore(b, a);
+        }
+      });
+    });
   }
 
   /** Removes every partition and reconnects every node. */

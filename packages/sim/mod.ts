@@ -1,0 +1,45 @@
+/**
+ * @module
+ * strata's deterministic simulation: a seeded PRNG, a virtual clock with a
+ * single-threaded event scheduler, a faulty network (delay, loss,
+ * duplication, reordering, partitions), disks that lose unsynced writes on
+ * crash, a harness that drives N raft nodes through all of it, a replicated
+ * KV simulation, and a linearizability checker. Every run is reproducible
+ * from one seed.
+ *
+ * @example
+ * ```ts
+ * import { RaftCluster } from "@strata/sim";
+ *
+ * const cluster = new RaftCluster({ seed: 42, nodes: 3 });
+ * const leader = cluster.checkOneLeader();
+ * const index = cluster.one("hello", 3, false);
+ * console.log(leader, index, cluster.nCommitted(index)); // … [3, "hello"]
+ * ```
+ */
+export { Prng } from "./prng.ts";
+export { Scheduler } from "./scheduler.ts";
+export {
+  type NetworkFaults,
+  type NetworkStats,
+  RELIABLE,
+  SimNetwork,
+} from "./sim_network.ts";
+export { SimDisk } from "./sim_disk.ts";
+export { isSimError, SimError, type SimErrorCode } from "./sim_error.ts";
+export {
+  type AppPacket,
+  type ClusterOptions,
+  messageBytes,
+  RaftCluster,
+  RecordingStateMachine,
+  SimNode,
+} from "./raft_cluster.ts";
+export {
+  type KvSimOptions,
+  type KvSimResult,
+  KvStateMachine,
+  runKvSimulation,
+} from "./kv_simulation.ts";
+export { LONG, runSeeded, testSeeds } from "./seeded_test_runner.ts";
+export * from "./linearizability.ts";
