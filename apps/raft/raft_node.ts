@@ -572,6 +572,8 @@ export class RaftNode implements KvService {
       isLeader: s.role === "leader" ? 1 : 0,
       keys: this.store.size,
       watchers: this.watches.watchers,
+      echoBytesSaved: s.stats.echoBytesSaved,
+      proposalsDropped: s.stats.proposalsDropped,
     });
     return this.metricsRegistry.render();
   }

@@ -124,6 +124,10 @@ function objectStructure(
 ): PositionalStructure {
   const keys = Object.keys(shape);
   const fields = keys.map((k) => build(shape[k], depth + 1));
+  const optional = keys.map((k) =>
+    (shape[k] as { _zod: { def: { type: string } } })._zod.def.type ===
+      "optional"
+  );
   const n = keys.length;
   return {
     toWire(value) {
@@ -142,8 +146,10 @@ function objectStructure(
       try {
         for (; i < n; i++) {
           const w = wire[i];
-          // Absent optional fields stay absent rather than becoming undefined.
+          // Absent optional fields stay absent; any other field is present,
+          // undefined or not (the wire cannot tell the two apart).
           if (w !== undefined) out[keys[i]!] = fields[i]!.fromWire(w);
+          else if (!optional[i]) out[keys[i]!] = undefined;
         }
       } catch (e) {
         throw withPath(e, `.${keys[i]}`);

@@ -112,14 +112,10 @@ function compile(schema: unknown, depth: number): SchemaReader {
   }
 }
 
-// Fields that may be absent: they are added only when present, as zod does.
-const MAYBE_ABSENT = new Set([
-  "optional",
-  "any",
-  "unknown",
-  "undefined",
-  "void",
-]);
+// Optional fields are added only when present, as zod does. Every other
+// field is present even when undefined: the wire cannot tell "absent" from
+// "undefined", and positional_structure.ts decodes it the same way.
+const MAYBE_ABSENT = new Set(["optional"]);
 
 function compileObject(schema: unknown, def: Def, depth: number): SchemaReader {
   if (def.checks?.length || def.catchall) return positionalViaZod(schema);
