@@ -1,0 +1,232 @@
+import { join } from "node:path";
+import { SearchError } from "./search_error.ts";
+
+/** A child service process that reported its port. */
+export interface ServiceProcess {
+  child: Deno.ChildProcess;
+  port: number;
+  url: string;
+  /** The ready line the process printed. */
+  ready: Record<string, unknown>;
+}
+
+/**
+ * Starts `deno run -A script ...args` and waits (at most `timeoutMs`) for
+ * its `{"ready":true,"port":N}` line on stdout; later stdout is drained.
+ * @throws SearchError `unavailable` when it exits or times out first (the child is killed).
+ */
+export async function spawnService(
+  script: URL,
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<ServiceProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script.pathname, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const ready = await Promise.race([
+      (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) {
+            throw new SearchError(
+              "unavailable",
+              `${script.pathname} exited before it was ready`,
+            );
+          }
+          buf += value;
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            try {
+              const j = JSON.parse(line);
+              if (j && j.ready === true && typeof j.port === "number") {
+                return j as Record<string, unknown>;
+              }
+            } catch { /* not the ready line */ }
+          }
+        }
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new SearchError(
+                "unavailable",
+                `${script.pathname} was not ready in ${timeoutMs} ms`,
+              ),
+            ),
+          timeoutMs,
+        );
+      }),
+    ]);
+    // Keep draining stdout so the child never blocks on a full pipe.
+    (async () => {
+      try {
+        while (!(await reader.read()).done) { /* drain */ }
+      } catch { /* closed */ }
+    })();
+    const port = ready.port as number;
+    return { child, port, url: `http://127.0.0.1:${port}`, ready };
+  } catch (e) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  shards: number;
+  replicas: number;
+  /** Parent data directory; replica (s, r) uses `<dataDir>/shard-s-r`. */
+  dataDir: string;
+  /** Replicas that must confirm a write (default all). */
+  ack?: number;
+  flushDocs?: number;
+  /** "never" skips fsync (tests, demos on tmpfs); default "always". */
+  sync?: "always" | "never";
+  /** Per-replica query timeout of the coordinator (ms). */
+  timeoutMs?: number;
+}
+
+/** A running cluster: shard replica processes and a coordinator. */
+export interface Cluster {
+  /** Base URL of the coordinator's public API. */
+  url: string;
+  coordinator: ServiceProcess;
+  /** replicas[s][r]; null once killed. */
+  replicas: Array<Array<ServiceProcess | null>>;
+  /** kill -9 one replica. */
+  kill(shard: number, replica: number): Promise<void>;
+  /** Starts a killed replica again on its data directory and port (it reloads its segments and log). */
+  restart(shard: number, replica: number): Promise<ServiceProcess>;
+  /** Stops every process (SIGTERM, then SIGKILL after a grace period). */
+  stop(): Promise<void>;
+}
+
+function shardArgs(
+  o: ClusterOptions,
+  s: number,
+  r: number,
+  port: number,
+): string[] {
+  return [
+    "--dir",
+    join(o.dataDir, `shard-${s}-${r}`),
+    "--shard",
+    String(s),
+    "--replica",
+    String(r),
+    "--port",
+    String(port),
+    "--flush-docs",
+    String(o.flushDocs ?? 5000),
+    "--sync",
+    o.sync ?? "always",
+  ];
+}
+
+const SHARD_SCRIPT = new URL("./shard_server.ts", import.meta.url);
+const COORDINATOR_SCRIPT = new URL("./coordinator.ts", import.meta.url);
+
+async function stopProcess(p: ServiceProcess, graceMs = 5000): Promise<void> {
+  try {
+    p.child.kill("SIGTERM");
+  } catch {
+    return;
+  }
+  const t = setTimeout(() => {
+    try {
+      p.child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, graceMs);
+  await p.child.status;
+  clearTimeout(t);
+}
+
+/**
+ * Starts `shards × replicas` shard server processes and a coordinator on
+ * loopback (free ports), each a separate `deno run` process.
+ */
+export async function startCluster(o: ClusterOptions): Promise<Cluster> {
+  const replicas: Array<Array<ServiceProcess | null>> = [];
+  let coordinator: ServiceProcess | undefined;
+  const all = () => [
+    ...replicas.flat().filter((p): p is ServiceProcess => p !== null),
+    ...(coordinator ? [coordinator] : []),
+  ];
+  try {
+    const starts: Array<Promise<ServiceProcess>> = [];
+    for (let s = 0; s < o.shards; s++) {
+      for (let r = 0; r < o.replicas; r++) {
+        starts.push(spawnService(SHARD_SCRIPT, shardArgs(o, s, r, 0)));
+      }
+    }
+    const settled = await Promise.allSettled(starts);
+    for (let s = 0; s < o.shards; s++) {
+      replicas.push(
+        settled.slice(s * o.replicas, (s + 1) * o.replicas).map((x) =>
+          x.status === "fulfilled" ? x.value : null
+        ),
+      );
+    }
+    const bad = settled.find((x) => x.status === "rejected");
+    if (bad) throw (bad as PromiseRejectedResult).reason;
+    const shardsFlag = replicas.map((reps) => reps.map((p) => p!.url).join(","))
+      .join(";");
+    coordinator = await spawnService(COORDINATOR_SCRIPT, [
+      "--shards",
+      shardsFlag,
+      ...(o.ack ? ["--ack", String(o.ack)] : []),
+      ...(o.timeoutMs ? ["--timeout-ms", String(o.timeoutMs)] : []),
+    ]);
+  } catch (e) {
+    await Promise.all(all().map((p) => stopProcess(p, 1000)));
+    throw e;
+  }
+  const coord = coordinator;
+  const ports = replicas.map((reps) => reps.map((p) => p!.port));
+  return {
+    url: coord.url,
+    coordinator: coord,
+    replicas,
+    async kill(shard, replica) {
+      const p = replicas[shard]?.[replica];
+      if (!p) return;
+      replicas[shard]![replica] = null;
+      try {
+        p.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await p.child.status;
+    },
+    async restart(shard, replica) {
+      if (replicas[shard]?.[replica]) {
+        throw new SearchError(
+          "bad_request",
+          `replica ${shard}/${replica} is running`,
+        );
+      }
+      const p = await spawnService(
+        SHARD_SCRIPT,
+        shardArgs(o, shard, replica, ports[shard]![replica]!),
+      );
+      replicas[shard]![replica] = p;
+      return p;
+    },
+    async stop() {
+      await Promise.all(all().map((p) => stopProcess(p)));
+    },
+  };
+}

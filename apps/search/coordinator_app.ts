@@ -1,0 +1,553 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { Analyzer } from "./analyzer.ts";
+import { DocumentSchema, type StoredDocument } from "./document.ts";
+import {
+  mergeShardStats,
+  type ShardStats,
+  ShardStatsSchema,
+  type StatsRequest,
+  statsRequestFor,
+} from "./global_stats.ts";
+import { compareHits } from "./hit_order.ts";
+import {
+  detailedError,
+  installErrorHandlers,
+  readText,
+  validate,
+} from "./http_errors.ts";
+import { kwayMerge } from "./kway_merge.ts";
+import { parseQuery } from "./query_parser.ts";
+import { ReplicaSelector } from "./replica_selector.ts";
+import { SearchError } from "./search_error.ts";
+import { compareNewest } from "./shard_index.ts";
+import {
+  type ShardSearch,
+  ShardSearchResultSchema,
+  type ShardWrite,
+  type UserDoc,
+  UserDocsResultSchema,
+  type WireHit,
+} from "./shard_protocol.ts";
+import { shardOf } from "./shard_routing.ts";
+
+/** Most hits per page. */
+export const MAX_PAGE_SIZE = 100;
+/** Deepest result reachable with from + size (as Elasticsearch's max_result_window). */
+export const MAX_RESULT_WINDOW = 1000;
+/** Largest `POST /v1/docs` body (bytes). */
+export const MAX_BULK_BYTES = 32 << 20;
+/** Most documents in one bulk request. */
+export const MAX_BULK_DOCS = 50_000;
+
+/** Coordinator configuration. */
+export const CoordinatorConfigSchema = z.object({
+  /** Base URLs of each shard's replicas: shards[s][r]. */
+  shards: z.array(z.array(z.string().url()).min(1).max(16)).min(1).max(1024),
+  /** Replicas that must confirm a write before it is acknowledged (default: all). */
+  ack: z.number().int().min(1).max(16).optional(),
+  /** Per-attempt timeout of a query phase call to one replica (ms). */
+  searchTimeoutMs: z.number().int().min(10).max(600_000).default(5000),
+  /** Timeout of a write to one replica (ms). */
+  writeTimeoutMs: z.number().int().min(10).max(600_000).default(60_000),
+  /** How long gathered term statistics are reused without a write in between (ms). */
+  statsTtlMs: z.number().int().min(0).max(3_600_000).default(30_000),
+});
+/** See {@link CoordinatorConfigSchema}. */
+export type CoordinatorConfig = z.input<typeof CoordinatorConfigSchema>;
+
+const UserParams = z.object({
+  id: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  from: z.coerce.number().int().min(0).max(MAX_RESULT_WINDOW).default(0),
+  size: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(20),
+});
+
+interface Metrics {
+  requests: Map<string, number>;
+  searchMs: number[];
+  searches: number;
+  partial: number;
+  retries: number;
+  docsIndexed: number;
+  statsCacheHits: number;
+  statsCacheMisses: number;
+}
+
+/** Parses `size`/`from` with messages that say what the limits are. */
+function pageParam(
+  raw: string | undefined,
+  name: "size" | "from",
+  def: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined || raw === "") return def;
+  if (!/^\d{1,9}$/.test(raw)) {
+    throw new SearchError(
+      "bad_request",
+      `${name} must be a whole number, got "${raw.slice(0, 40)}"`,
+    );
+  }
+  const n = Number(raw);
+  if (n < min || n > max) {
+    throw new SearchError(
+      "bad_request",
+      name === "size"
+        ? `size must be between ${min} and ${max} (got ${n}): pages are capped at ${MAX_PAGE_SIZE} hits`
+        : `from must be between 0 and ${max} (got ${n}): from + size is capped at ${MAX_RESULT_WINDOW}`,
+    );
+  }
+  return n;
+}
+
+/**
+ * The public search API in front of the shard processes:
+ * `POST /v1/docs` (NDJSON bulk), `DELETE /v1/docs/:id`,
+ * `GET /v1/search?q=&size=&from=&user=&op=`, `GET /v1/users/:id/docs`,
+ * `GET /v1/stats`, `GET /metrics`. Writes go to every replica of the
+ * document's shard (hash of the id) and are acknowledged after `ack`
+ * replicas confirm. Queries gather term statistics from every shard (cached
+ * until the next write), send the query with the global statistics to one
+ * replica per shard chosen by adaptive replica selection (another replica
+ * on failure or timeout), and k-way merge the shards' top hits; when every
+ * replica of a shard is down the answer is `partial: true` and names it.
+ */
+export function createCoordinatorApp(
+  input: CoordinatorConfig,
+): { app: Hono; selector: ReplicaSelector } {
+  const config = CoordinatorConfigSchema.parse(input);
+  const S = config.shards.length;
+  const selector = new ReplicaSelector(config.shards.map((r) => r.length));
+  const analyzer = new Analyzer();
+  const metrics: Metrics = {
+    requests: new Map(),
+    searchMs: [],
+    searches: 0,
+    partial: 0,
+    retries: 0,
+    docsIndexed: 0,
+    statsCacheHits: 0,
+    statsCacheMisses: 0,
+  };
+  let writeGeneration = 0;
+  const statsCache = new Map<
+    string,
+    { gen: number; at: number; perShard: Array<ShardStats | null> }
+  >();
+  let lastCreated = 0;
+
+  async function post(
+    url: string,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const json = await res.json();
+    if (!res.ok) {
+      throw new Error(
+        `HTTP ${res.status}: ${JSON.stringify(json).slice(0, 200)}`,
+      );
+    }
+    return json;
+  }
+  async function get(url: string, timeoutMs: number): Promise<unknown> {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return json;
+  }
+
+  /** Calls one replica of `shard` at a time, best first, until one answers; null when none does. */
+  async function readShard<T>(
+    shard: number,
+    call: (base: string) => Promise<unknown>,
+    schema: z.ZodType<T>,
+  ): Promise<T | null> {
+    const order = selector.order(shard, Date.now());
+    for (let i = 0; i < order.length; i++) {
+      const r = order[i]!;
+      if (i > 0) metrics.retries++;
+      const t0 = performance.now();
+      selector.started(shard, r);
+      try {
+        const out = schema.parse(await call(config.shards[shard]![r]!));
+        selector.succeeded(shard, r, performance.now() - t0);
+        return out;
+      } catch {
+        selector.failed(shard, r, Date.now());
+      }
+    }
+    return null;
+  }
+
+  async function gatherStats(
+    req: StatsRequest,
+  ): Promise<Array<ShardStats | null>> {
+    const key = JSON.stringify(req);
+    const hit = statsCache.get(key);
+    if (
+      hit && hit.gen === writeGeneration &&
+      Date.now() - hit.at < config.statsTtlMs &&
+      hit.perShard.every((s) => s !== null)
+    ) {
+      metrics.statsCacheHits++;
+      return hit.perShard;
+    }
+    metrics.statsCacheMisses++;
+    const perShard = await Promise.all(
+      config.shards.map((_, s) =>
+        readShard(
+          s,
+          (base) => post(`${base}/internal/stats`, req, config.searchTimeoutMs),
+          ShardStatsSchema,
+        )
+      ),
+    );
+    if (statsCache.size >= 10_000) statsCache.clear();
+    statsCache.set(key, { gen: writeGeneration, at: Date.now(), perShard });
+    return perShard;
+  }
+
+  async function writeShard(
+    shard: number,
+    body: ShardWrite,
+  ): Promise<{ ok: boolean; deleted: number }> {
+    const replicas = config.shards[shard]!;
+    const need = Math.min(config.ack ?? replicas.length, replicas.length);
+    const results = await Promise.allSettled(
+      replicas.map((base) =>
+        post(`${base}/internal/write`, body, config.writeTimeoutMs)
+      ),
+    );
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const deleted = Math.max(
+      0,
+      ...ok.map((r) =>
+        Number(
+          (r as PromiseFulfilledResult<{ deleted?: number }>).value.deleted ??
+            0,
+        )
+      ),
+    );
+    return { ok: ok.length >= need, deleted };
+  }
+
+  const app = new Hono();
+  installErrorHandlers(app);
+  app.use("*", async (c, next) => {
+    await next();
+    const key = `${c.req.method} ${c.req.routePath} ${c.res.status}`;
+    metrics.requests.set(key, (metrics.requests.get(key) ?? 0) + 1);
+  });
+
+  app.post("/v1/docs", async (c) => {
+    const text = await readText(c, MAX_BULK_BYTES);
+    const lines = text.split("\n");
+    const docs: StoredDocument[] = [];
+    const problems: Array<{ line: number; message: string }> = [];
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!.trim();
+      if (line === "") continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        problems.push({ line: i + 1, message: "not valid JSON" });
+        continue;
+      }
+      const r = DocumentSchema.safeParse(value);
+      if (!r.success) {
+        const issue = r.error.issues[0]!;
+        problems.push({
+          line: i + 1,
+          message: `${
+            issue.path.length ? issue.path.join(".") + ": " : ""
+          }${issue.message}`,
+        });
+        continue;
+      }
+      const created = r.data.created ??
+        (lastCreated = Math.max(Date.now(), lastCreated + 0.001));
+      docs.push({ ...r.data, created });
+      if (problems.length >= 100) break;
+    }
+    if (problems.length > 0) {
+      throw detailedError(
+        "bad_document",
+        `${problems.length}${
+          problems.length >= 100 ? "+" : ""
+        } bad line(s); nothing was indexed. First: line ${problems[0]!.line}: ${
+          problems[0]!.message
+        }`,
+        problems,
+      );
+    }
+    if (docs.length === 0) {
+      throw new SearchError(
+        "bad_request",
+        "the body has no documents; send one JSON document per line (NDJSON)",
+      );
+    }
+    if (docs.length > MAX_BULK_DOCS) {
+      throw new SearchError(
+        "too_large",
+        `${docs.length} documents in one request; at most ${MAX_BULK_DOCS}`,
+      );
+    }
+    const byShard: StoredDocument[][] = Array.from({ length: S }, () => []);
+    for (const d of docs) byShard[shardOf(d.id, S)]!.push(d);
+    writeGeneration++;
+    const results = await Promise.all(
+      byShard.map((add, s) =>
+        add.length === 0
+          ? Promise.resolve({ ok: true, deleted: 0 })
+          : writeShard(s, { add, delete: [] })
+      ),
+    );
+    writeGeneration++;
+    const failed = results.flatMap((r, s) => (r.ok ? [] : [s]));
+    if (failed.length > 0) {
+      const indexed = byShard.reduce(
+        (n, l, s) => n + (failed.includes(s) ? 0 : l.length),
+        0,
+      );
+      throw detailedError(
+        "unavailable",
+        `shard(s) ${
+          failed.join(", ")
+        } did not confirm the write on enough replicas; ${indexed} of ${docs.length} documents were acknowledged`,
+        { failed_shards: failed, indexed },
+      );
+    }
+    metrics.docsIndexed += docs.length;
+    return c.json({
+      indexed: docs.length,
+      shards: byShard.map((l) => l.length),
+    });
+  });
+
+  app.delete("/v1/docs/:id", async (c) => {
+    const id = validate(
+      DocumentSchema.shape.id,
+      c.req.param("id"),
+      "document id",
+    );
+    const s = shardOf(id, S);
+    writeGeneration++;
+    const r = await writeShard(s, { add: [], delete: [id] });
+    writeGeneration++;
+    if (!r.ok) {
+      throw detailedError(
+        "unavailable",
+        `shard ${s} did not confirm the delete on enough replicas`,
+        {
+          failed_shards: [s],
+        },
+      );
+    }
+    if (r.deleted === 0) {
+      throw new SearchError("not_found", `no document with id ${id}`);
+    }
+    return c.json({ deleted: id });
+  });
+
+  app.get("/v1/search", async (c) => {
+    const t0 = performance.now();
+    const q = c.req.query("q");
+    if (q === undefined) {
+      throw new SearchError("bad_query", "the query is empty; pass q=<words>");
+    }
+    const size = pageParam(c.req.query("size"), "size", 10, 1, MAX_PAGE_SIZE);
+    const from = pageParam(
+      c.req.query("from"),
+      "from",
+      0,
+      0,
+      MAX_RESULT_WINDOW - size,
+    );
+    const op = c.req.query("op") ?? "or";
+    if (op !== "or" && op !== "and") {
+      throw new SearchError(
+        "bad_request",
+        `op must be "or" or "and", got "${op.slice(0, 20)}"`,
+      );
+    }
+    const query = parseQuery(q, analyzer, { defaultOperator: op });
+    const userRaw = c.req.query("user");
+    if (userRaw !== undefined && userRaw !== "") {
+      const user = validate(UserParams.shape.id, userRaw, "user");
+      if (query.user !== null && query.user !== user) {
+        throw new SearchError(
+          "bad_query",
+          "user= and user: in the query name different users",
+        );
+      }
+      query.user = user;
+    }
+    const perShardStats = await gatherStats(statsRequestFor(query));
+    const context = mergeShardStats(
+      perShardStats.filter((s): s is ShardStats => s !== null),
+    );
+    const body: ShardSearch = { query, k: from + size, context };
+    const results = await Promise.all(
+      config.shards.map((_, s) =>
+        perShardStats[s] === null ? Promise.resolve(null) : readShard(
+          s,
+          (base) =>
+            post(`${base}/internal/search`, body, config.searchTimeoutMs),
+          ShardSearchResultSchema,
+        )
+      ),
+    );
+    const failed = results.flatMap((r, s) => (r === null ? [s] : []));
+    const lists = results.map((r) => r?.hits ?? []);
+    const merged = kwayMerge<WireHit>(lists, compareHits, from + size).slice(
+      from,
+    );
+    const took = performance.now() - t0;
+    metrics.searches++;
+    metrics.searchMs.push(took);
+    if (metrics.searchMs.length > 10_000) metrics.searchMs.splice(0, 5_000);
+    if (failed.length > 0) metrics.partial++;
+    return c.json({
+      took_ms: Math.round(took * 100) / 100,
+      partial: failed.length > 0,
+      failed_shards: failed,
+      total_shards: S,
+      from,
+      size,
+      scored: results.reduce((n, r) => n + (r?.scored ?? 0), 0),
+      hits: merged.map((h) => ({
+        id: h.id,
+        score: h.score,
+        user_id: h.user_id,
+        name: h.name,
+        snippet: h.snippet,
+      })),
+    });
+  });
+
+  app.get("/v1/users/:id/docs", async (c) => {
+    const p = validate(
+      UserParams,
+      { id: c.req.param("id"), ...c.req.query() },
+      "user listing",
+    );
+    const results = await Promise.all(
+      config.shards.map((_, s) =>
+        readShard(
+          s,
+          (base) =>
+            get(
+              `${base}/internal/users/${p.id}?from=0&size=${p.from + p.size}`,
+              config.searchTimeoutMs,
+            ),
+          UserDocsResultSchema,
+        )
+      ),
+    );
+    const failed = results.flatMap((r, s) => (r === null ? [s] : []));
+    const byNewest = (a: UserDoc, b: UserDoc) =>
+      compareNewest(a as StoredDocument, b as StoredDocument);
+    const docs = kwayMerge(
+      results.map((r) => r?.docs ?? []),
+      byNewest,
+      p.from + p.size,
+    ).slice(p.from);
+    return c.json({
+      user_id: p.id,
+      total: results.reduce((n, r) => n + (r?.total ?? 0), 0),
+      partial: failed.length > 0,
+      failed_shards: failed,
+      docs,
+    });
+  });
+
+  app.get("/v1/stats", async (c) => {
+    const shards = await Promise.all(
+      config.shards.map((_, s) =>
+        readShard(
+          s,
+          (base) => get(`${base}/internal/describe`, config.searchTimeoutMs),
+          z.record(z.string(), z.unknown()),
+        )
+      ),
+    );
+    return c.json({
+      shards: shards.map((d, s) => ({
+        shard: s,
+        replicas: config.shards[s]!.length,
+        up: d !== null,
+        ...(d ?? {}),
+      })),
+      replicas: selector.describe(),
+      docs: shards.reduce((n, d) => n + Number(d?.docs ?? 0), 0),
+      partial: shards.some((d) => d === null),
+    });
+  });
+
+  app.get("/metrics", (c) => {
+    const lines: string[] = [];
+    lines.push("# TYPE search_requests_total counter");
+    for (const [k, n] of metrics.requests) {
+      const [method, route, status] = k.split(" ");
+      lines.push(
+        `search_requests_total{method="${method}",route="${route}",status="${status}"} ${n}`,
+      );
+    }
+    const sorted = [...metrics.searchMs].sort((a, b) => a - b);
+    const q = (p: number) =>
+      sorted.length
+        ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
+        : 0;
+    lines.push("# TYPE search_query_latency_ms summary");
+    lines.push(`search_query_latency_ms{quantile="0.5"} ${q(0.5).toFixed(3)}`);
+    lines.push(
+      `search_query_latency_ms{quantile="0.99"} ${q(0.99).toFixed(3)}`,
+    );
+    lines.push(`search_query_latency_ms_count ${metrics.searches}`);
+    lines.push(
+      `# TYPE search_partial_responses_total counter`,
+      `search_partial_responses_total ${metrics.partial}`,
+    );
+    lines.push(
+      `# TYPE search_replica_retries_total counter`,
+      `search_replica_retries_total ${metrics.retries}`,
+    );
+    lines.push(
+      `# TYPE search_docs_indexed_total counter`,
+      `search_docs_indexed_total ${metrics.docsIndexed}`,
+    );
+    lines.push(
+      `# TYPE search_stats_cache_hits_total counter`,
+      `search_stats_cache_hits_total ${metrics.statsCacheHits}`,
+    );
+    lines.push(
+      `# TYPE search_stats_cache_misses_total counter`,
+      `search_stats_cache_misses_total ${metrics.statsCacheMisses}`,
+    );
+    lines.push("# TYPE search_replica_ewma_ms gauge");
+    selector.describe().forEach((reps, s) =>
+      reps.forEach((r, i) => {
+        lines.push(
+          `search_replica_ewma_ms{shard="${s}",replica="${i}"} ${
+            r.ewmaMs.toFixed(3)
+          }`,
+        );
+        lines.push(
+          `search_replica_up{shard="${s}",replica="${i}"} ${r.down ? 0 : 1}`,
+        );
+      })
+    );
+    return c.text(lines.join("\n") + "\n", 200, {
+      "content-type": "text/plain; version=0.0.4",
+    });
+  });
+
+  return { app, selector };
+}

@@ -1,0 +1,290 @@
+import { z } from "zod";
+import type { Analyzer } from "./analyzer.ts";
+import { TEXT_FIELDS, type TextField } from "./document.ts";
+import { SearchError } from "./search_error.ts";
+
+/** Longest accepted query, in UTF-16 units. */
+export const MAX_QUERY_CHARS = 1024;
+/** Most clauses (terms, phrases, prefixes) in one query. */
+export const MAX_QUERY_CLAUSES = 64;
+
+const FieldsSchema = z.array(z.enum(TEXT_FIELDS)).min(1).max(
+  TEXT_FIELDS.length,
+);
+
+/** One matchable unit of a query, already analyzed. */
+export const ClauseSchema = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("term"),
+    fields: FieldsSchema,
+    term: z.string().min(1).max(256),
+  }),
+  z.object({
+    kind: z.literal("phrase"),
+    fields: FieldsSchema,
+    terms: z.array(z.string().min(1).max(256)).min(2).max(MAX_QUERY_CLAUSES),
+    /** Position of each term relative to the first (stop words leave gaps). */
+    offsets: z.array(z.number().int().min(0).max(10_000)).min(2).max(
+      MAX_QUERY_CLAUSES,
+    ),
+  }),
+  z.object({
+    kind: z.literal("prefix"),
+    fields: FieldsSchema,
+    prefix: z.string().min(1).max(256),
+  }),
+]);
+/** See {@link ClauseSchema}. */
+export type Clause = z.infer<typeof ClauseSchema>;
+
+/**
+ * A parsed query with Lucene's classic boolean semantics: a document
+ * matches when it matches every `must` clause, no `mustNot` clause, and (if
+ * there are no `must` clauses) at least one `should` clause; its score is
+ * the sum over the matching `must` and `should` clauses.
+ */
+export const ParsedQuerySchema = z.object({
+  must: z.array(ClauseSchema).max(MAX_QUERY_CLAUSES),
+  should: z.array(ClauseSchema).max(MAX_QUERY_CLAUSES),
+  mustNot: z.array(ClauseSchema).max(MAX_QUERY_CLAUSES),
+  /** Only documents of this user (`user:42`), or null. */
+  user: z.number().int().min(0).nullable(),
+});
+/** See {@link ParsedQuerySchema}. */
+export type ParsedQuery = z.infer<typeof ParsedQuerySchema>;
+
+/** Parser options. */
+export interface ParseOptions {
+  /** How unmarked clauses combine: "or" (default) or "and". */
+  defaultOperator?: "or" | "and";
+}
+
+type Occur = "must" | "should" | "mustNot";
+interface Item {
+  kind: "item";
+  sign: "" | "+" | "-";
+  field: TextField | "user" | null;
+  text: string;
+  quoted: boolean;
+  column: number;
+}
+type Token = Item | { kind: "op"; op: "AND" | "OR" | "NOT" };
+
+const FIELD_PREFIX = /^(name|body|user):/;
+
+function lex(q: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  while (i < q.length) {
+    const c = q[i]!;
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    const column = i + 1;
+    let sign: "" | "+" | "-" = "";
+    if ((c === "+" || c === "-") && i + 1 < q.length && !/\s/.test(q[i + 1]!)) {
+      sign = c;
+      i++;
+    }
+    let field: Item["field"] = null;
+    const fm = FIELD_PREFIX.exec(q.slice(i, i + 6));
+    if (fm) {
+      field = fm[1] as Item["field"];
+      i += fm[0].length;
+    }
+    if (q[i] === '"') {
+      const close = q.indexOf('"', i + 1);
+      if (close < 0) {
+        throw new SearchError(
+          "bad_query",
+          `unbalanced quote: the quote at column ${i + 1} is never closed`,
+        );
+      }
+      out.push({
+        kind: "item",
+        sign,
+        field,
+        text: q.slice(i + 1, close),
+        quoted: true,
+        column,
+      });
+      i = close + 1;
+      continue;
+    }
+    let j = i;
+    while (j < q.length && !/\s/.test(q[j]!) && q[j] !== '"') j++;
+    const text = q.slice(i, j);
+    i = j;
+    if (sign === "" && field === null && (text === "AND" || text === "&&")) {
+      out.push({ kind: "op", op: "AND" });
+    } else if (
+      sign === "" && field === null && (text === "OR" || text === "||")
+    ) {
+      out.push({ kind: "op", op: "OR" });
+    } else if (sign === "" && field === null && text === "NOT") {
+      out.push({ kind: "op", op: "NOT" });
+    } else if (text.length > 0 || field !== null) {
+      out.push({ kind: "item", sign, field, text, quoted: false, column });
+    }
+  }
+  return out;
+}
+
+/**
+ * Parses a user query: words (OR by default), `AND` / `OR` / `NOT`,
+ * `+required`, `-excluded`, `"phrases"`, `prefix*`, and field filters
+ * `name:`, `body:` (restrict a word or phrase to one field) and `user:42`
+ * (only that user's documents). Words the analyzer splits into several
+ * terms ("heat-transfer") become phrases, as in Lucene.
+ *
+ * @throws SearchError `bad_query` for an empty or too long query, an
+ *   unbalanced quote, a bad `user:` value, too many clauses, or a query
+ *   with nothing to search for (only stop words or only exclusions).
+ */
+export function parseQuery(
+  q: string,
+  analyzer: Analyzer,
+  options: ParseOptions = {},
+): ParsedQuery {
+  if (q.trim().length === 0) {
+    throw new SearchError("bad_query", "the query is empty; pass q=<words>");
+  }
+  if (q.length > MAX_QUERY_CHARS) {
+    throw new SearchError(
+      "bad_query",
+      `the query is ${q.length} characters long; at most ${MAX_QUERY_CHARS} are allowed`,
+    );
+  }
+  const tokens = lex(q);
+  const items: Array<{ item: Item; occur: Occur }> = [];
+  const defaultOccur: Occur = options.defaultOperator === "and"
+    ? "must"
+    : "should";
+  let pendingNot = false;
+  let pendingAnd = false;
+  for (const t of tokens) {
+    if (t.kind === "op") {
+      if (t.op === "NOT") pendingNot = true;
+      else if (t.op === "AND") {
+        pendingAnd = true;
+        // AND makes its left neighbour required too (Lucene's classic parser).
+        const prev = items[items.length - 1];
+        if (prev && prev.item.sign === "" && prev.occur === "should") {
+          prev.occur = "must";
+        }
+      } else pendingAnd = false;
+      continue;
+    }
+    let occur: Occur = t.sign === "+"
+      ? "must"
+      : t.sign === "-"
+      ? "mustNot"
+      : defaultOccur;
+    if (pendingNot) occur = "mustNot";
+    else if (pendingAnd && t.sign === "") occur = "must";
+    pendingNot = false;
+    pendingAnd = false;
+    items.push({ item: t, occur });
+  }
+
+  const query: ParsedQuery = { must: [], should: [], mustNot: [], user: null };
+  for (const { item, occur } of items) {
+    if (item.field === "user") {
+      if (!/^\d{1,15}$/.test(item.text)) {
+        throw new SearchError(
+          "bad_query",
+          `user: needs a non-negative integer user id, got "${item.text}" at column ${item.column}`,
+        );
+      }
+      const id = Number(item.text);
+      if (query.user !== null && query.user !== id) {
+        throw new SearchError(
+          "bad_query",
+          "a query can filter on one user only",
+        );
+      }
+      query.user = id;
+      continue;
+    }
+    const fields: TextField[] = item.field === null
+      ? [...TEXT_FIELDS]
+      : [item.field];
+    const clause = toClause(item, fields, analyzer);
+    if (clause !== null) query[occur].push(clause);
+  }
+  const clauses = query.must.length + query.should.length +
+    query.mustNot.length;
+  if (clauses > MAX_QUERY_CLAUSES) {
+    throw new SearchError(
+      "bad_query",
+      `the query has ${clauses} clauses; at most ${MAX_QUERY_CLAUSES} are allowed`,
+    );
+  }
+  if (query.must.length + query.should.length === 0) {
+    throw new SearchError(
+      "bad_query",
+      "the query has nothing to search for (only stop words, filters or exclusions); to list a user's documents use /v1/users/:id/docs",
+    );
+  }
+  return query;
+}
+
+function toClause(
+  item: Item,
+  fields: TextField[],
+  analyzer: Analyzer,
+): Clause | null {
+  if (!item.quoted && item.text.endsWith("*")) {
+    const raw = item.text.slice(0, -1).toLowerCase().normalize("NFD").replace(
+      /\p{M}+/gu,
+      "",
+    );
+    if (!/^[\p{L}\p{N}]+$/u.test(raw)) {
+      throw new SearchError(
+        "bad_query",
+        `a prefix query needs letters or digits before the *, got "${item.text}" at column ${item.column}`,
+      );
+    }
+    return { kind: "prefix", fields, prefix: raw };
+  }
+  const { terms, positions } = analyzer.analyze(item.text);
+  if (terms.length === 0) return null;
+  if (terms.length === 1) return { kind: "term", fields, term: terms[0]! };
+  if (terms.length > MAX_QUERY_CLAUSES) {
+    throw new SearchError(
+      "bad_query",
+      `a phrase may have at most ${MAX_QUERY_CLAUSES} words`,
+    );
+  }
+  const first = positions[0]!;
+  return {
+    kind: "phrase",
+    fields,
+    terms,
+    offsets: positions.map((p) => p - first),
+  };
+}
+
+/**
+ * A "match" query (Elasticsearch's `match`): the analyzed terms of free
+ * text as optional clauses over every field, with no operators or syntax,
+ * so any text is accepted. Used for natural-language questions (Cranfield).
+ * @throws SearchError `bad_query` when the text has no searchable terms.
+ */
+export function matchQuery(text: string, analyzer: Analyzer): ParsedQuery {
+  const { terms } = analyzer.analyze(text);
+  if (terms.length === 0) {
+    throw new SearchError("bad_query", "the text has no searchable terms");
+  }
+  return {
+    must: [],
+    should: terms.map((term) => ({
+      kind: "term" as const,
+      fields: [...TEXT_FIELDS],
+      term,
+    })),
+    mustNot: [],
+    user: null,
+  };
+}

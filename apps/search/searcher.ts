@@ -1,0 +1,306 @@
+import {
+  type Bm25Params,
+  DEFAULT_BM25,
+  idf,
+  statKey,
+  TermScorer,
+} from "./bm25.ts";
+import {
+  DEFAULT_FIELD_BOOSTS,
+  TEXT_FIELDS,
+  type TextField,
+} from "./document.ts";
+import type { ScoringContext } from "./global_stats.ts";
+import { NO_MORE_DOCS, type PostingCursor } from "./postings.ts";
+import type { Clause, ParsedQuery } from "./query_parser.ts";
+import type { Segment } from "./segment.ts";
+import { TopK } from "./top_k.ts";
+import { blockMaxWand, type WandList } from "./wand.ts";
+
+/** A segment as a search sees it: the immutable index plus its tombstones. */
+export interface SegmentView {
+  segment: Segment;
+  /** 1 at the number of each deleted doc, or null when none are. */
+  deleted: Uint8Array | null;
+}
+
+/** One ranked document inside a shard. */
+export interface ShardHit {
+  id: string;
+  score: number;
+  segment: Segment;
+  doc: number;
+}
+
+/** Knobs of {@link executeQuery}. */
+export interface ExecuteOptions {
+  /** Hits to return (top-k). */
+  k: number;
+  /** Global statistics and prefix expansions (see global_stats.ts). */
+  context: ScoringContext;
+  boosts?: Record<TextField, number>;
+  bm25?: Bm25Params;
+}
+
+/** What a query execution did, for metrics and tests. */
+export interface ExecuteResult {
+  hits: ShardHit[];
+  /** Documents fully scored (block-max WAND keeps this far below the matches). */
+  scored: number;
+  strategy: "wand" | "boolean";
+}
+
+interface Part {
+  cursor: PostingCursor;
+  scorer: TermScorer;
+  lens: Uint32Array;
+}
+
+interface ClauseExec {
+  cost: number;
+  /** Smallest doc ≥ target that may match (advances cursors). */
+  nextCandidate(target: number): number;
+  /** Whether doc matches; adds its contributions to acc.score in canonical order. */
+  match(doc: number, acc: { score: number }): boolean;
+}
+
+class DisjunctionExec implements ClauseExec {
+  readonly cost: number;
+  constructor(readonly parts: Part[]) {
+    this.cost = parts.reduce((s, p) => s + p.cursor.term.df, 0);
+  }
+  nextCandidate(target: number): number {
+    let min = NO_MORE_DOCS;
+    for (const p of this.parts) {
+      const d = p.cursor.advance(target);
+      if (d < min) min = d;
+    }
+    return min;
+  }
+  match(doc: number, acc: { score: number }): boolean {
+    let hit = false;
+    for (const p of this.parts) {
+      if (p.cursor.advance(doc) === doc) {
+        acc.score += p.scorer.score(p.cursor.tf, p.lens[doc]!);
+        hit = true;
+      }
+    }
+    return hit;
+  }
+}
+
+interface PhraseField {
+  cursors: PostingCursor[];
+  scorer: TermScorer;
+  lens: Uint32Array;
+}
+
+class PhraseExec implements ClauseExec {
+  readonly cost: number;
+  constructor(readonly fields: PhraseField[], readonly offsets: number[]) {
+    this.cost = fields.reduce(
+      (s, f) => s + Math.min(...f.cursors.map((c) => c.term.df)),
+      0,
+    );
+  }
+  #align(f: PhraseField, target: number): number {
+    let d = target;
+    for (;;) {
+      let max = d;
+      let all = true;
+      for (const c of f.cursors) {
+        const x = c.advance(max);
+        if (x === NO_MORE_DOCS) return NO_MORE_DOCS;
+        if (x !== max) all = false;
+        if (x > max) max = x;
+      }
+      if (all) return max;
+      d = max;
+    }
+  }
+  nextCandidate(target: number): number {
+    let min = NO_MORE_DOCS;
+    for (const f of this.fields) {
+      const d = this.#align(f, target);
+      if (d < min) min = d;
+    }
+    return min;
+  }
+  match(doc: number, acc: { score: number }): boolean {
+    let hit = false;
+    for (const f of this.fields) {
+      if (!f.cursors.every((c) => c.advance(doc) === doc)) continue;
+      const freq = phraseFreq(
+        f.cursors.map((c) => c.positions()),
+        this.offsets,
+      );
+      if (freq > 0) {
+        acc.score += f.scorer.score(freq, f.lens[doc]!);
+        hit = true;
+      }
+    }
+    return hit;
+  }
+}
+
+/** Occurrences of the phrase: start positions where every term sits at its offset. */
+export function phraseFreq(positions: number[][], offsets: number[]): number {
+  const sets = positions.slice(1).map((p) => new Set(p));
+  let n = 0;
+  for (const start of positions[0]!) {
+    const base = start - offsets[0]!;
+    if (sets.every((s, i) => s.has(base + offsets[i + 1]!))) n++;
+  }
+  return n;
+}
+
+/**
+ * Runs a parsed query over a shard's segments and returns its top `k` by
+ * score (ties by id). Pure disjunctions of terms and prefixes use block-max
+ * WAND; anything with required clauses or phrases is evaluated document at
+ * a time, driven by the cheapest required clause. Scores use only
+ * `options.context` and each document's own frequencies and lengths, so the
+ * same document scores identically in any shard or segment.
+ */
+export function executeQuery(
+  views: readonly SegmentView[],
+  query: ParsedQuery,
+  options: ExecuteOptions,
+): ExecuteResult {
+  const boosts = options.boosts ?? DEFAULT_FIELD_BOOSTS;
+  const params = options.bm25 ?? DEFAULT_BM25;
+  const { stats, expansions } = options.context;
+  const scorers = new Map<string, TermScorer>();
+  const scorerFor = (
+    field: TextField,
+    idfValue: number,
+    key: string,
+  ): TermScorer => {
+    let s = scorers.get(key);
+    if (s === undefined) {
+      const avg = stats.docCount > 0
+        ? (stats.fieldLength[field] ?? 0) / stats.docCount
+        : 0;
+      s = new TermScorer(boosts[field], idfValue, avg, params);
+      scorers.set(key, s);
+    }
+    return s;
+  };
+  const termIdf = (field: TextField, term: string) =>
+    idf(stats.docCount, stats.df[statKey(field, term)] ?? 0);
+
+  const top = new TopK<ShardHit>(options.k);
+  const useWand = query.must.length === 0 &&
+    query.should.every((c) => c.kind !== "phrase");
+  let scored = 0;
+
+  for (const view of views) {
+    const seg = view.segment;
+    const parts = (c: Clause): Part[] => {
+      const out: Part[] = [];
+      const terms = c.kind === "term"
+        ? [c.term]
+        : c.kind === "prefix"
+        ? null
+        : [];
+      for (const field of c.fields) {
+        const f = TEXT_FIELDS.indexOf(field);
+        const list = terms ??
+          expansions[statKey(field, (c as { prefix: string }).prefix)] ?? [];
+        for (const t of list) {
+          const cursor = seg.cursor(f, t);
+          if (cursor === null) continue;
+          const key = statKey(field, t);
+          out.push({
+            cursor,
+            scorer: scorerFor(field, termIdf(field, t), key),
+            lens: seg.lens[f]!,
+          });
+        }
+      }
+      return out;
+    };
+    const exec = (c: Clause): ClauseExec => {
+      if (c.kind !== "phrase") return new DisjunctionExec(parts(c));
+      const fields: PhraseField[] = [];
+      for (const field of c.fields) {
+        const f = TEXT_FIELDS.indexOf(field);
+        const cursors = c.terms.map((t) => seg.cursor(f, t));
+        if (cursors.some((x) => x === null)) continue;
+        const idfSum = c.terms.reduce((s, t) => s + termIdf(field, t), 0);
+        fields.push({
+          cursors: cursors as PostingCursor[],
+          scorer: scorerFor(
+            field,
+            idfSum,
+            "\u0001" + field + "\u0000" + c.terms.join(" ") + "\u0000" +
+              c.offsets.join(","),
+          ),
+          lens: seg.lens[f]!,
+        });
+      }
+      return new PhraseExec(fields, c.offsets);
+    };
+
+    const deleted = view.deleted;
+    const user = query.user;
+    const users = seg.users;
+    const excluded = query.mustNot.map(exec);
+    const ids = seg.ids;
+    const accept = (doc: number): boolean => {
+      if (deleted !== null && deleted[doc] === 1) return false;
+      if (user !== null && users[doc] !== user) return false;
+      const none = { score: 0 };
+      for (const x of excluded) if (x.match(doc, none)) return false;
+      return true;
+    };
+    const collect = (doc: number, score: number): void => {
+      const id = ids[doc]!;
+      if (top.accepts(score, id) && accept(doc)) {
+        top.offer({ id, score, segment: seg, doc });
+      }
+    };
+
+    if (useWand) {
+      const lists: WandList[] = [];
+      for (const c of query.should) {
+        for (const p of parts(c)) lists.push({ ...p, order: lists.length });
+      }
+      scored += blockMaxWand(lists, () => top.threshold(), collect);
+      continue;
+    }
+
+    const must = query.must.map(exec);
+    const should = query.should.map(exec);
+    let driver: ClauseExec[];
+    if (must.length > 0) {
+      driver = [must.reduce((a, b) => (b.cost < a.cost ? b : a))];
+    } else driver = should;
+    const acc = { score: 0 };
+    let target = 0;
+    for (;;) {
+      let cand = NO_MORE_DOCS;
+      for (const d of driver) {
+        const x = d.nextCandidate(target);
+        if (x < cand) cand = x;
+      }
+      if (cand === NO_MORE_DOCS) break;
+      target = cand + 1;
+      acc.score = 0;
+      let ok = true;
+      for (const m of must) {
+        if (!m.match(cand, acc)) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      let any = false;
+      for (const s of should) if (s.match(cand, acc)) any = true;
+      if (must.length === 0 && !any) continue;
+      scored++;
+      collect(cand, acc.score);
+    }
+  }
+  return { hits: top.sorted(), scored, strategy: useWand ? "wand" : "boolean" };
+}

@@ -1,0 +1,335 @@
+import { encode as encodeCbor } from "cbor-x";
+import {
+  decodeCbor,
+  isCodecError,
+  openEnvelope,
+  sealEnvelope,
+} from "@strata/codec";
+import type { Analyzer } from "./analyzer.ts";
+import { type StoredDocument, TEXT_FIELDS } from "./document.ts";
+import {
+  PostingCursor,
+  type PostingsData,
+  PostingsWriter,
+  type TermPostings,
+} from "./postings.ts";
+import { SearchError } from "./search_error.ts";
+
+/** Envelope kind of a segment file. */
+export const SEGMENT_KIND = "SSEG";
+/** Format version of segment files. */
+export const SEGMENT_VERSION = 1;
+
+/** One field's sorted term dictionary. */
+export interface FieldTerms {
+  /** Terms in ascending code-unit order. */
+  terms: string[];
+  df: Uint32Array;
+  blockStart: Uint32Array;
+  blockCount: Uint32Array;
+}
+
+/**
+ * An immutable inverted index over a batch of documents (local doc numbers
+ * 0..docCount-1 in insertion order): per-field term dictionaries, compressed
+ * postings with skip data, field lengths, the `user_id` secondary index and
+ * the stored documents (for snippets and merges). Built once, searched
+ * concurrently, persisted as one checksummed file.
+ */
+export class Segment {
+  /** Documents in the segment (live or not). */
+  readonly docCount: number;
+  readonly ids: string[];
+  readonly users: Float64Array;
+  readonly created: Float64Array;
+  readonly names: string[];
+  readonly bodies: string[];
+  /** Field lengths in tokens, one array per {@link TEXT_FIELDS} entry. */
+  readonly lens: Uint32Array[];
+  /** Sum of each field's lengths. */
+  readonly fieldLength: number[];
+  readonly fields: FieldTerms[];
+  readonly postings: PostingsData;
+  readonly #lookup: Map<string, number>[];
+  #byUser: Map<number, Int32Array> | null = null;
+
+  /** Use {@link buildSegment} or {@link decodeSegment}. */
+  constructor(parts: {
+    ids: string[];
+    users: Float64Array;
+    created: Float64Array;
+    names: string[];
+    bodies: string[];
+    lens: Uint32Array[];
+    fields: FieldTerms[];
+    postings: PostingsData;
+  }) {
+    this.docCount = parts.ids.length;
+    this.ids = parts.ids;
+    this.users = parts.users;
+    this.created = parts.created;
+    this.names = parts.names;
+    this.bodies = parts.bodies;
+    this.lens = parts.lens;
+    this.fields = parts.fields;
+    this.postings = parts.postings;
+    this.fieldLength = parts.lens.map((l) => {
+      let s = 0;
+      for (let i = 0; i < l.length; i++) s += l[i]!;
+      return s;
+    });
+    this.#lookup = parts.fields.map((f) => {
+      const m = new Map<string, number>();
+      for (let i = 0; i < f.terms.length; i++) m.set(f.terms[i]!, i);
+      return m;
+    });
+  }
+
+  /** The postings entry of `term` in field number `field`, or null. */
+  term(field: number, term: string): TermPostings | null {
+    const i = this.#lookup[field]?.get(term);
+    if (i === undefined) return null;
+    const f = this.fields[field]!;
+    return {
+      df: f.df[i]!,
+      blockStart: f.blockStart[i]!,
+      blockCount: f.blockCount[i]!,
+    };
+  }
+
+  /** A cursor over `term` in field number `field`, or null when absent. */
+  cursor(field: number, term: string): PostingCursor | null {
+    const t = this.term(field, term);
+    return t === null ? null : new PostingCursor(this.postings, t);
+  }
+
+  /** Terms of field number `field` that start with `prefix`, with their df. */
+  prefixTerms(field: number, prefix: string): Array<[string, number]> {
+    const f = this.fields[field]!;
+    let lo = 0;
+    let hi = f.terms.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (f.terms[mid]! < prefix) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: Array<[string, number]> = [];
+    for (
+      let i = lo;
+      i < f.terms.length && f.terms[i]!.startsWith(prefix);
+      i++
+    ) {
+      out.push([f.terms[i]!, f.df[i]!]);
+    }
+    return out;
+  }
+
+  /** Local doc numbers of one user's documents, ascending. */
+  userDocs(userId: number): Int32Array {
+    if (this.#byUser === null) {
+      const lists = new Map<number, number[]>();
+      for (let d = 0; d < this.docCount; d++) {
+        const u = this.users[d]!;
+        let l = lists.get(u);
+        if (l === undefined) lists.set(u, l = []);
+        l.push(d);
+      }
+      this.#byUser = new Map();
+      for (const [u, l] of lists) this.#byUser.set(u, Int32Array.from(l));
+    }
+    return this.#byUser.get(userId) ?? new Int32Array(0);
+  }
+
+  /** The stored document with local number `doc`. */
+  document(doc: number): StoredDocument {
+    return {
+      id: this.ids[doc]!,
+      user_id: this.users[doc]!,
+      name: this.names[doc]!,
+      body: this.bodies[doc]!,
+      created: this.created[doc]!,
+    };
+  }
+}
+
+interface TermAcc {
+  docs: number[];
+  tfs: number[];
+  positions: number[];
+  last: number;
+}
+
+/**
+ * Indexes a batch of documents into a {@link Segment}. Pure.
+ * @param docs in insertion order; ids should be unique within the batch.
+ */
+export function buildSegment(
+  docs: readonly StoredDocument[],
+  analyzer: Analyzer,
+): Segment {
+  const n = docs.length;
+  const lens = TEXT_FIELDS.map(() => new Uint32Array(n));
+  const accs = TEXT_FIELDS.map(() => new Map<string, TermAcc>());
+  for (let d = 0; d < n; d++) {
+    const doc = docs[d]!;
+    for (let f = 0; f < TEXT_FIELDS.length; f++) {
+      const text = f === 0 ? doc.name : doc.body;
+      const { terms, positions } = analyzer.analyze(text);
+      lens[f]![d] = terms.length;
+      const map = accs[f]!;
+      for (let i = 0; i < terms.length; i++) {
+        const t = terms[i]!;
+        let acc = map.get(t);
+        if (acc === undefined) {
+          acc = { docs: [], tfs: [], positions: [], last: -1 };
+          map.set(t, acc);
+        }
+        if (acc.last !== d) {
+          acc.docs.push(d);
+          acc.tfs.push(1);
+          acc.last = d;
+        } else {
+          acc.tfs[acc.tfs.length - 1]!++;
+        }
+        acc.positions.push(positions[i]!);
+      }
+    }
+  }
+  const writer = new PostingsWriter();
+  const fields: FieldTerms[] = accs.map((map, f) => {
+    const terms = [...map.keys()].sort();
+    const df = new Uint32Array(terms.length);
+    const blockStart = new Uint32Array(terms.length);
+    const blockCount = new Uint32Array(terms.length);
+    for (let i = 0; i < terms.length; i++) {
+      const acc = map.get(terms[i]!)!;
+      const t = writer.add(acc.docs, acc.tfs, acc.positions, lens[f]!);
+      df[i] = t.df;
+      blockStart[i] = t.blockStart;
+      blockCount[i] = t.blockCount;
+    }
+    return { terms, df, blockStart, blockCount };
+  });
+  return new Segment({
+    ids: docs.map((d) => d.id),
+    users: Float64Array.from(docs, (d) => d.user_id),
+    created: Float64Array.from(docs, (d) => d.created),
+    names: docs.map((d) => d.name),
+    bodies: docs.map((d) => d.body),
+    lens,
+    fields,
+    postings: writer.finish(),
+  });
+}
+
+/** Serialises a segment as a checksummed file image (envelope `SSEG` v1, CBOR inside). */
+export function encodeSegment(seg: Segment): Uint8Array {
+  const payload = encodeCbor([
+    seg.ids,
+    seg.users,
+    seg.created,
+    seg.names,
+    seg.bodies,
+    seg.lens,
+    seg.fields.map((f) => [f.terms, f.df, f.blockStart, f.blockCount]),
+    [
+      seg.postings.bytes,
+      seg.postings.lastDoc,
+      seg.postings.docOffset,
+      seg.postings.posOffset,
+      seg.postings.maxTf,
+      seg.postings.minLen,
+    ],
+  ]);
+  return sealEnvelope(SEGMENT_KIND, SEGMENT_VERSION, payload);
+}
+
+function u32(v: unknown, what: string): Uint32Array {
+  if (v instanceof Uint32Array) return v;
+  throw new SearchError(
+    "corrupt_segment",
+    `segment ${what} is not a u32 array`,
+  );
+}
+function f64(v: unknown, what: string): Float64Array {
+  if (v instanceof Float64Array) return v;
+  throw new SearchError(
+    "corrupt_segment",
+    `segment ${what} is not a f64 array`,
+  );
+}
+function strings(v: unknown, what: string): string[] {
+  if (Array.isArray(v) && v.every((s) => typeof s === "string")) return v;
+  throw new SearchError("corrupt_segment", `segment ${what} is not strings`);
+}
+
+/**
+ * Reads a segment file image.
+ * @throws SearchError `corrupt_segment` when the checksum, kind, version or structure is wrong.
+ */
+export function decodeSegment(bytes: Uint8Array): Segment {
+  let raw: unknown;
+  try {
+    const { payload } = openEnvelope(bytes, SEGMENT_KIND, [SEGMENT_VERSION]);
+    raw = decodeCbor(payload);
+  } catch (e) {
+    if (isCodecError(e)) {
+      throw new SearchError(
+        "corrupt_segment",
+        `bad segment file: ${e.message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    throw e;
+  }
+  if (!Array.isArray(raw) || raw.length !== 8) {
+    throw new SearchError("corrupt_segment", "segment payload has a bad shape");
+  }
+  const [ids, users, created, names, bodies, lens, fields, post] = raw;
+  const n = strings(ids, "ids").length;
+  const lensArr = Array.isArray(lens)
+    ? lens.map((l, i) => u32(l, `lens ${i}`))
+    : [];
+  if (
+    lensArr.length !== TEXT_FIELDS.length || !Array.isArray(fields) ||
+    fields.length !== TEXT_FIELDS.length || !Array.isArray(post) ||
+    post.length !== 6
+  ) throw new SearchError("corrupt_segment", "segment payload has a bad shape");
+  const seg = new Segment({
+    ids: ids as string[],
+    users: f64(users, "users"),
+    created: f64(created, "created"),
+    names: strings(names, "names"),
+    bodies: strings(bodies, "bodies"),
+    lens: lensArr,
+    fields: fields.map((f: unknown, i: number) => {
+      if (!Array.isArray(f) || f.length !== 4) {
+        throw new SearchError("corrupt_segment", `field ${i} has a bad shape`);
+      }
+      return {
+        terms: strings(f[0], "terms"),
+        df: u32(f[1], "df"),
+        blockStart: u32(f[2], "blockStart"),
+        blockCount: u32(f[3], "blockCount"),
+      };
+    }),
+    postings: {
+      bytes: post[0] instanceof Uint8Array ? post[0] : (() => {
+        throw new SearchError("corrupt_segment", "postings are not bytes");
+      })(),
+      lastDoc: u32(post[1], "lastDoc"),
+      docOffset: u32(post[2], "docOffset"),
+      posOffset: u32(post[3], "posOffset"),
+      maxTf: u32(post[4], "maxTf"),
+      minLen: u32(post[5], "minLen"),
+    },
+  });
+  if (
+    seg.users.length !== n || seg.created.length !== n ||
+    seg.names.length !== n || seg.bodies.length !== n ||
+    seg.lens.some((l) => l.length !== n)
+  ) throw new SearchError("corrupt_segment", "segment arrays disagree on size");
+  return seg;
+}
