@@ -22,7 +22,7 @@ const HELP =
   --join              start as a new member of a running cluster (add it first with
                       POST /v1/cluster/members {"action":"add",...})
   --tick-ms N         milliseconds per raft tick (default 100; election timeout is 10-20 ticks)
-  --snapshot-entries N  snapshot after this many applied entries (default 10000)
+  --snapshot-entries N  snapshot after this many applied entries (default 100000, as etcd)
   --max-value-bytes N largest value accepted (default 1048576)
   --secret S          shared secret for peer authentication (or STRATA_RAFT_SECRET)
   -h, --help          this text
@@ -37,7 +37,7 @@ const flagsSchema = z.object({
   http: hostPort.optional(),
   join: z.boolean().default(false),
   "tick-ms": z.coerce.number().int().min(5).max(10_000).default(100),
-  "snapshot-entries": z.coerce.number().int().min(10).default(10_000),
+  "snapshot-entries": z.coerce.number().int().min(10).default(100_000),
   "max-value-bytes": z.coerce.number().int().min(1).max(64 << 20).default(
     DEFAULT_LIMITS.maxValueBytes,
   ),

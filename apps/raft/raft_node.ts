@@ -71,7 +71,7 @@ export interface RaftNodeConfig {
   tickMs?: number;
   /** Ticks without a leader before campaigning (default 10: 1 s at 100 ms). */
   electionTicks?: number;
-  /** Take a snapshot after this many applied entries (default 10,000). */
+  /** Take a snapshot after this many applied entries (default 100,000, as etcd's --snapshot-count). */
   snapshotEntries?: number;
   /** Shared secret for peer authentication (HMAC in the handshake). */
   secret?: string;
@@ -175,7 +175,7 @@ export class RaftNode implements KvService {
     const cfg = {
       tickMs: 100,
       electionTicks: 10,
-      snapshotEntries: 10_000,
+      snapshotEntries: 100_000,
       segmentBytes: 64 * 2 ** 20,
       ...config,
     };
