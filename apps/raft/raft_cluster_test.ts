@@ -387,3 +387,49 @@ Deno.test("a node process answers bad input with 4xx JSON and keeps serving", as
     await ok.body?.cancel();
   });
 });
+
+Deno.test("the CLI puts, gets, scans, deletes and reports status against live nodes", async () => {
+  await withCluster(async (cluster) => {
+    await leaderOf(cluster);
+    const cli = new URL("./cli.ts", import.meta.url).pathname;
+    const run = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          cli,
+          "--endpoints",
+          endpoints(cluster).join(","),
+          ...args,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return {
+        code: out.code,
+        stdout: new TextDecoder().decode(out.stdout),
+        stderr: new TextDecoder().decode(out.stderr),
+      };
+    };
+    const put = await run("put", "cli/a", "hello");
+    assert.equal(put.code, 0, put.stderr);
+    assert.ok(JSON.parse(put.stdout).revision > 0);
+    assert.equal(JSON.parse((await run("get", "cli/a")).stdout).value, "hello");
+    await run("put", "cli/b", "world");
+    const scan = (await run("scan", "cli/")).stdout.trim().split("\n").map((
+      l,
+    ) => JSON.parse(l).key);
+    assert.deepEqual(scan, ["cli/a", "cli/b"]);
+    assert.equal(JSON.parse((await run("del", "cli/a")).stdout).deleted, true);
+    const missing = await run("get", "cli/a");
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /not found/);
+    const status = (await run("status")).stdout.trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.equal(status.length, 3);
+    assert.equal(status.filter((s) => s.role === "leader").length, 1);
+    const bad = await run("frobnicate");
+    assert.equal(bad.code, 2);
+  });
+});
