@@ -78,14 +78,8 @@ export const kvCommandSchema = z.discriminatedUnion("op", [
 /** Every command the replicated KV applies. */
 export type KvCommand = z.infer<typeof kvCommandSchema>;
 
-/** The log entry payload: a command and the id the proposer waits on. */
-export const KvProposal = defineMessage(
-  "KvProposal",
-  z.object({
-    /** Unique per proposer; lets the proposer find its result. */
-    requestId: z.string().max(64),
-    command: kvCommandSchema,
-  }),
-);
-/** The log entry payload. */
-export type KvProposal = z.infer<typeof KvProposal.schema>;
+/**
+ * The command as a log entry carries it (positional CBOR); the replicated
+ * log wraps it with the proposer's request id.
+ */
+export const KvCommandMessage = defineMessage("KvCommand", kvCommandSchema);

@@ -25,8 +25,8 @@ export {
 export {
   type Compare,
   type KvCommand,
+  KvCommandMessage,
   kvCommandSchema,
-  KvProposal,
   type TxnOp,
 } from "./kv_commands.ts";
 export {

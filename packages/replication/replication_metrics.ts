@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
-/** A node's Prometheus metrics (prom-client), served at `GET /metrics`. */
-export class NodeMetrics {
+/** A replicated node's Prometheus metrics (prom-client): raft traffic, elections, commit and fsync latency, plus HTTP request latency for the app that serves them at `GET /metrics`. */
+export class ReplicationMetrics {
   readonly registry: Registry = new Registry();
   /** Proposals made on this node. */
   readonly proposals: Counter = new Counter({
@@ -54,7 +54,7 @@ export class NodeMetrics {
   /** Snapshots taken. */
   readonly snapshots: Counter = new Counter({
     name: "strata_raft_snapshots_total",
-    help: "Snapshots of the KV state taken by this node.",
+    help: "Snapshots of the state machine taken by this node.",
     registers: [this.registry],
   });
   /** Raft messages sent, by type. */

@@ -1,0 +1,983 @@
+/**
+ * One replica of a replicated state machine: the thin I/O shell around
+ * packages/raft's pure core. It owns the timers (ticks), the disk
+ * (storage's segmented log with group commit, the snapshot store, the
+ * hard-state file) and the sockets (transport's TCP RPC between peers),
+ * and feeds the core's Ready through them in the order the core demands:
+ * persist, then send, then apply. What is replicated is the caller's
+ * {@link CommandStateMachine}: the KV store of apps/raft, the GFS master's
+ * metadata in apps/gfs.
+ */
+import { defineMessage } from "@strata/codec";
+import {
+  type ConfState,
+  type Entry,
+  entrySchema,
+  type HardState,
+  isRaftError,
+  MemoryStorage,
+  type Message,
+  type RaftEvent,
+  raftMessageSet,
+  raftMessageTypes,
+  type RaftStats,
+  RawNode,
+  type Ready,
+} from "@strata/raft";
+import { DirLock, SegmentedLog, SnapshotStore } from "@strata/storage";
+import {
+  listenTcp,
+  ReconnectingClient,
+  type TcpServer,
+} from "@strata/transport";
+import { join } from "node:path";
+import { z } from "zod";
+import type { CommandStateMachine } from "./command_state_machine.ts";
+import { readHardState, writeHardState } from "./hard_state_file.ts";
+import { ReplicationError } from "./replication_error.ts";
+import { ReplicationMetrics } from "./replication_metrics.ts";
+
+/** Addresses of one member. */
+export interface PeerAddress {
+  /** Raft TCP address, host:port. */
+  peer: string;
+  /** The member's HTTP address, host:port, for leader hints. */
+  http?: string;
+}
+
+/** Configuration of a replica. */
+export interface ReplicatedNodeConfig {
+  /** This node's id (> 0). */
+  id: number;
+  /** The initial members (this node included), id → addresses. */
+  members: Map<number, PeerAddress>;
+  /** Data directory (locked to this process). */
+  dataDir: string;
+  /** Host and port the raft TCP server binds. */
+  listen: { hostname: string; port: number };
+  /** Start as a new member of an existing cluster (no bootstrap). */
+  join?: boolean;
+  /** Milliseconds per raft tick (default 100). */
+  tickMs?: number;
+  /** Ticks without a leader before campaigning (default 10: 1 s at 100 ms). */
+  electionTicks?: number;
+  /** Take a snapshot after this many applied entries (default 100,000, as etcd's --snapshot-count). */
+  snapshotEntries?: number;
+  /** Entries kept behind a snapshot so slightly lagging followers avoid a transfer (default 1,000). */
+  snapshotCatchUpEntries?: number;
+  /** Shared secret for peer authentication (HMAC in the handshake). */
+  secret?: string;
+  /** Log segment size in bytes (default 64 MiB). */
+  segmentBytes?: number;
+  /** Where to count raft traffic and latencies (default: a fresh registry). */
+  metrics?: ReplicationMetrics;
+  /** Name used in log lines (default "raft node <id>"). */
+  name?: string;
+}
+
+/** Read consistency: linearizable (ReadIndex), leader lease, or local. */
+export type ReadConsistency = "linearizable" | "lease" | "stale";
+
+/** A point-in-time view of a replica. */
+export interface ReplicaStatus {
+  id: number;
+  role: string;
+  term: number;
+  /** Leader id (0 = unknown). */
+  leader: number;
+  /** Leader's HTTP address when known. */
+  leaderHttp?: string;
+  commitIndex: number;
+  appliedIndex: number;
+  firstIndex: number;
+  lastIndex: number;
+  snapshotIndex: number;
+}
+
+/** One member of the configuration. */
+export interface ReplicaMember {
+  id: number;
+  role: "voter" | "learner";
+  peerAddress?: string;
+  httpAddress?: string;
+}
+
+const LogEntry = defineMessage("raft.logEntry", entrySchema);
+/** What a log entry's data holds: the proposer's request id and the command. */
+const Proposal = defineMessage(
+  "replication.proposal",
+  z.object({
+    id: z.string().max(64),
+    command: z.custom<Uint8Array>((v) => v instanceof Uint8Array),
+  }),
+);
+const typeByName = new Map(
+  raftMessageTypes.map((t) => [t.name.slice("raft.".length), t]),
+);
+
+interface Waiter<R> {
+  resolve(r: R): void;
+  reject(e: unknown): void;
+}
+
+interface ReadWaiter {
+  resolve(): void;
+  reject(e: unknown): void;
+  index?: number;
+}
+
+type ResolvedConfig =
+  & Required<
+    Pick<
+      ReplicatedNodeConfig,
+      | "tickMs"
+      | "electionTicks"
+      | "snapshotEntries"
+      | "snapshotCatchUpEntries"
+      | "segmentBytes"
+      | "name"
+    >
+  >
+  & ReplicatedNodeConfig;
+
+/**
+ * A running replica. Create with {@link ReplicatedNode.start}; every
+ * replica of a group runs the same state machine; `propose` on any of them
+ * (followers forward to the leader) resolves with the result `apply`
+ * returned once the command is committed and applied here.
+ */
+export class ReplicatedNode<R> {
+  /** The replicated state machine. */
+  readonly machine: CommandStateMachine<R>;
+  /** Prometheus metrics of this replica. */
+  readonly metrics: ReplicationMetrics;
+
+  readonly #cfg: ResolvedConfig;
+  readonly #lock: DirLock;
+  readonly #log: SegmentedLog;
+  readonly #snaps: SnapshotStore;
+  readonly #mem: MemoryStorage;
+  readonly #node: RawNode;
+  readonly #addresses: Map<number, PeerAddress>;
+  #server: TcpServer<typeof raftMessageTypes> | undefined;
+  readonly #peers = new Map<
+    number,
+    ReconnectingClient<typeof raftMessageTypes>
+  >();
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #driving = false;
+  #again = false;
+  #stopped = false;
+  #failure: unknown;
+  #nextRequest = 0;
+  readonly #waiters = new Map<string, Waiter<R>>();
+  #nextRead = 0;
+  readonly #reads = new Map<string, ReadWaiter>();
+  /** Reads waiting for the applied index to reach theirs. */
+  #applyWaits: Array<{ index: number; resolve(): void }> = [];
+  #snapshotIndex = 0;
+  #snapshotting = false;
+  #hard: HardState;
+  #lead = 0;
+  #role = "follower";
+  readonly #proposedAt = new Map<string, number>();
+  readonly #events: RaftEvent[] = [];
+  readonly #leaderListeners = new Set<(lead: number, role: string) => void>();
+  #batch: Array<{ data: Uint8Array; requestId: string }> = [];
+
+  private constructor(
+    cfg: ResolvedConfig,
+    machine: CommandStateMachine<R>,
+    lock: DirLock,
+    log: SegmentedLog,
+    snaps: SnapshotStore,
+    mem: MemoryStorage,
+    node: RawNode,
+    hard: HardState,
+    snapshotIndex: number,
+  ) {
+    this.#cfg = cfg;
+    this.machine = machine;
+    this.metrics = cfg.metrics ?? new ReplicationMetrics();
+    this.#lock = lock;
+    this.#log = log;
+    this.#snaps = snaps;
+    this.#mem = mem;
+    this.#node = node;
+    this.#hard = hard;
+    this.#snapshotIndex = snapshotIndex;
+    this.#addresses = new Map(cfg.members);
+  }
+
+  /**
+   * Opens (or creates) the data directory, restores the newest snapshot
+   * into `machine`, loads the log tail (re-applied as it commits), binds
+   * the raft port and starts ticking.
+   * @throws StorageError `locked` when another process owns the directory.
+   */
+  static async start<R>(
+    config: ReplicatedNodeConfig,
+    machine: CommandStateMachine<R>,
+  ): Promise<ReplicatedNode<R>> {
+    const cfg: ResolvedConfig = {
+      tickMs: 100,
+      electionTicks: 10,
+      snapshotEntries: 100_000,
+      snapshotCatchUpEntries: 1000,
+      segmentBytes: 64 * 2 ** 20,
+      name: `raft node ${config.id}`,
+      // An option given as undefined keeps its default.
+      ...Object.fromEntries(
+        Object.entries(config).filter(([, v]) => v !== undefined),
+      ) as ReplicatedNodeConfig,
+    };
+    await Deno.mkdir(cfg.dataDir, { recursive: true });
+    const lock = await DirLock.acquire(cfg.dataDir);
+    let log: SegmentedLog | undefined;
+    let snaps: SnapshotStore | undefined;
+    try {
+      snaps = await SnapshotStore.open(join(cfg.dataDir, "snapshots"), {
+        keep: 2,
+      });
+      log = await SegmentedLog.open(join(cfg.dataDir, "log"), {
+        sync: "always",
+        segmentBytes: cfg.segmentBytes,
+      });
+      const mem = new MemoryStorage();
+      const { snapshot } = await snaps.loadNewest();
+      let snapIndex = 0;
+      if (snapshot) {
+        const data = await snapshot.readState();
+        snapIndex = snapshot.meta.lastIncludedIndex;
+        machine.restore(data, snapIndex);
+        mem.applySnapshot({
+          meta: {
+            index: snapIndex,
+            term: snapshot.meta.lastIncludedTerm,
+            confState: {
+              voters: snapshot.meta.configuration.voters.map(Number),
+              learners: snapshot.meta.configuration.learners.map(Number),
+            },
+          },
+          data,
+        });
+      }
+      // The log may start before the snapshot (not yet compacted) but never after it.
+      if (log.lastIndex > 0 && log.firstIndex > snapIndex + 1) {
+        throw new ReplicationError(
+          "internal",
+          `log starts at ${log.firstIndex} but the snapshot covers only through ${snapIndex}`,
+        );
+      }
+      const from = Math.max(log.firstIndex, snapIndex + 1);
+      if (log.lastIndex >= from) {
+        const records = await log.read(from, log.lastIndex + 1);
+        mem.append(records.map((r) => LogEntry.decode(r) as Entry));
+      }
+      const hard = await readHardState(cfg.dataDir);
+      const commit = Math.min(
+        Math.max(hard.commit, snapIndex),
+        mem.lastIndex(),
+      );
+      const hs = { ...hard, commit };
+      mem.setHardState(hs);
+      const fresh = snapIndex === 0 && mem.lastIndex() === 0 && hard.term === 0;
+      const node = new RawNode({
+        id: cfg.id,
+        storage: mem,
+        peers: fresh && !cfg.join
+          ? [...cfg.members.keys()].sort((a, b) => a - b)
+          : undefined,
+        electionTick: cfg.electionTicks,
+        heartbeatTick: 1,
+        random: Math.random,
+        applied: snapIndex,
+        preVote: true,
+        checkQuorum: true,
+        readOnly: "safe",
+        maxSizePerMsg: 1 << 20,
+        maxInflightMsgs: 256,
+        maxUncommittedEntriesSize: 64 << 20,
+      });
+      const n = new ReplicatedNode(
+        cfg,
+        machine,
+        lock,
+        log,
+        snaps,
+        mem,
+        node,
+        hs,
+        snapIndex,
+      );
+      await n.#listen();
+      n.#ticker = setInterval(() => n.#tick(), cfg.tickMs);
+      n.#drive();
+      return n;
+    } catch (e) {
+      await log?.close().catch(() => {});
+      snaps?.close();
+      lock.release();
+      throw e;
+    }
+  }
+
+  /** The last (up to 1,000) structured raft events: roles, votes, conf changes. */
+  events(): readonly RaftEvent[] {
+    return this.#events;
+  }
+
+  /** The raft TCP port actually bound. */
+  get peerPort(): number {
+    return this.#server?.port ?? 0;
+  }
+
+  /** The node's id. */
+  get id(): number {
+    return this.#cfg.id;
+  }
+
+  /** True while this replica is the leader. */
+  get isLeader(): boolean {
+    return this.#role === "leader";
+  }
+
+  /** The leader's id (0 = none known). */
+  get leader(): number {
+    return this.#lead;
+  }
+
+  /** Addresses of member `id`, when known. */
+  address(id: number): PeerAddress | undefined {
+    return this.#addresses.get(id);
+  }
+
+  /** Records the addresses of a member (learned from the log, e.g. on join). */
+  setAddress(id: number, address: PeerAddress): void {
+    if (id === this.#cfg.id || this.#cfg.members.has(id)) return;
+    this.#addresses.set(id, address);
+  }
+
+  /** True while the leader's lease (check-quorum) is valid here. */
+  leaseValid(): boolean {
+    return this.#role === "leader" && this.#node.leaseValid();
+  }
+
+  /**
+   * Calls `listener(leader, role)` whenever this replica's view of the
+   * leader or its own role changes; returns the unsubscribe function.
+   */
+  onLeaderChange(listener: (lead: number, role: string) => void): () => void {
+    this.#leaderListeners.add(listener);
+    return () => this.#leaderListeners.delete(listener);
+  }
+
+  /** Counters of the raft core (echo bytes saved, proposals dropped, ...). */
+  raftStats(): RaftStats {
+    return this.#node.status().stats;
+  }
+
+  /** Stops ticking, closes sockets and files, releases the directory. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#ticker);
+    const err = new ReplicationError("unavailable", "the node is stopping");
+    for (const w of this.#waiters.values()) w.reject(err);
+    for (const r of this.#reads.values()) r.reject(err);
+    this.#waiters.clear();
+    this.#reads.clear();
+    for (const p of this.#peers.values()) await p.close().catch(() => {});
+    await this.#server?.close().catch(() => {});
+    while (this.#driving) await new Promise((r) => setTimeout(r, 5));
+    await this.#log.close().catch(() => {});
+    this.#snaps.close();
+    this.#lock.release();
+  }
+
+  /**
+   * Replicates `command` and resolves with what the state machine's
+   * `apply` returned for it here. Proposals made in the same turn of the
+   * event loop travel as one batch.
+   * @throws ReplicationError `no_leader` (nothing was proposed), `timeout`
+   *   (the signal fired; the command may still commit), `unavailable`.
+   */
+  propose(command: Uint8Array, signal: AbortSignal): Promise<R> {
+    this.#assertRunning();
+    const requestId = `${this.#cfg.id}.${++this.#nextRequest}`;
+    const data = Proposal.encode({ id: requestId, command });
+    return new Promise<R>((resolve, reject) => {
+      const done = () => {
+        this.#waiters.delete(requestId);
+        this.#proposedAt.delete(requestId);
+        signal.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        done();
+        reject(
+          new ReplicationError(
+            "timeout",
+            "the request deadline passed before the write was applied; it may still commit",
+          ),
+        );
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort);
+      this.#waiters.set(requestId, {
+        resolve: (r) => {
+          done();
+          resolve(r);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      this.#proposedAt.set(requestId, performance.now());
+      this.metrics.proposals.inc();
+      this.#batch.push({ data, requestId });
+      if (this.#batch.length === 1) {
+        queueMicrotask(() => this.#flushProposals());
+      }
+    });
+  }
+
+  /**
+   * Waits until this replica's state is at least as new as `consistency`
+   * requires: `linearizable` runs a ReadIndex round through the leader,
+   * `lease` trusts a leader's valid lease, `stale` returns at once.
+   * @throws ReplicationError `no_leader`, `timeout`.
+   */
+  async readBarrier(
+    consistency: ReadConsistency,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.#assertRunning();
+    if (consistency === "stale") return;
+    if (consistency === "lease" && this.leaseValid()) {
+      await this.#waitApplied(this.#node.status().commit, signal);
+      return;
+    }
+    if (this.#lead === 0) {
+      throw new ReplicationError(
+        "no_leader",
+        "no leader is known right now; retry shortly",
+      );
+    }
+    const ctx = `${this.#cfg.id}.r${++this.#nextRead}`;
+    const index = await new Promise<number>((resolve, reject) => {
+      const onAbort = () => {
+        this.#reads.delete(ctx);
+        reject(
+          new ReplicationError(
+            "timeout",
+            "the read deadline passed before the leader confirmed its term",
+          ),
+        );
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#reads.set(ctx, {
+        resolve: () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(this.#reads.get(ctx)?.index ?? 0);
+          this.#reads.delete(ctx);
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", onAbort);
+          this.#reads.delete(ctx);
+          reject(e);
+        },
+      });
+      this.#node.readIndex(ctx);
+      this.#drive();
+    });
+    await this.#waitApplied(index, signal);
+  }
+
+  /** Role, term, leader and log positions of this replica. */
+  status(): ReplicaStatus {
+    const s = this.#node.status();
+    return {
+      id: this.#cfg.id,
+      role: s.role,
+      term: s.term,
+      leader: s.lead,
+      leaderHttp: this.#addresses.get(s.lead)?.http,
+      commitIndex: s.commit,
+      appliedIndex: this.machine.appliedIndex,
+      firstIndex: this.#mem.firstIndex(),
+      lastIndex: s.lastIndex,
+      snapshotIndex: this.#snapshotIndex,
+    };
+  }
+
+  /** Voters and learners with their known addresses, by id. */
+  members(): ReplicaMember[] {
+    const cs = this.#node.confState();
+    const info = (id: number, role: "voter" | "learner"): ReplicaMember => {
+      const a = this.#addresses.get(id);
+      return {
+        id,
+        role,
+        ...(a?.peer ? { peerAddress: a.peer } : {}),
+        ...(a?.http ? { httpAddress: a.http } : {}),
+      };
+    };
+    return [
+      ...cs.voters.map((id) => info(id, "voter")),
+      ...cs.learners.map((id) => info(id, "learner")),
+    ].sort((a, b) => a.id - b.id);
+  }
+
+  /** The current configuration. */
+  confState(): ConfState {
+    return this.#node.confState();
+  }
+
+  /** A {@link ReplicationError} `no_leader` carrying the leader hint. */
+  notLeader(message: string): ReplicationError {
+    return new ReplicationError("no_leader", message, {
+      leader: this.#lead,
+      leaderHttp: this.#addresses.get(this.#lead)?.http,
+    });
+  }
+
+  /**
+   * Proposes a membership change (on the leader) and waits until it is
+   * applied here: `addLearner`, `addNode` (add or promote a voter),
+   * `removeNode`. Record the new member's addresses first with
+   * {@link setAddress} (or through the log) so the leader can reach it.
+   * @throws ReplicationError `no_leader`, `conflict` (refused by raft,
+   *   e.g. another change in flight), `timeout`.
+   */
+  async changeConf(
+    type: "addLearner" | "addNode" | "removeNode",
+    nodeId: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (this.#node.status().role !== "leader") {
+      throw this.notLeader("membership changes go to the leader");
+    }
+    try {
+      this.#node.proposeConfChange({ type, nodeId });
+    } catch (e) {
+      if (isRaftError(e)) {
+        throw new ReplicationError(
+          "conflict",
+          `membership change refused: ${e.message}`,
+        );
+      }
+      throw e;
+    }
+    this.#drive();
+    const want = (c: ConfState) =>
+      type === "removeNode"
+        ? !c.voters.includes(nodeId) && !c.learners.includes(nodeId)
+        : type === "addLearner"
+        ? c.learners.includes(nodeId) || c.voters.includes(nodeId)
+        : c.voters.includes(nodeId);
+    while (!want(this.#node.confState())) {
+      if (signal.aborted) {
+        throw new ReplicationError(
+          "timeout",
+          "the membership change did not apply before the deadline",
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
+   * Hands leadership to `to` (default: the most caught-up other voter)
+   * and waits until it leads.
+   * @returns the new leader's id.
+   * @throws ReplicationError `no_leader` (this is not the leader),
+   *   `conflict` (nobody to hand to), `bad_request`, `timeout`.
+   */
+  async transferLeadership(
+    to: number | undefined,
+    signal: AbortSignal,
+  ): Promise<number> {
+    if (this.#node.status().role !== "leader") {
+      throw this.notLeader("only the leader can hand over leadership");
+    }
+    const s = this.#node.status();
+    const target = to ?? Object.entries(s.progress ?? {})
+      .filter(([id, p]) => Number(id) !== this.#cfg.id && !p.learner)
+      .sort((a, b) => b[1].match - a[1].match)[0]?.[0];
+    if (target === undefined) {
+      throw new ReplicationError(
+        "conflict",
+        "no other voter to hand leadership to",
+      );
+    }
+    const targetId = Number(target);
+    if (!s.confState.voters.includes(targetId)) {
+      throw new ReplicationError(
+        "bad_request",
+        `node ${targetId} is not a voter`,
+      );
+    }
+    this.#node.transferLeadership(targetId);
+    this.#drive();
+    while (this.#lead !== targetId) {
+      if (signal.aborted) {
+        throw new ReplicationError(
+          "timeout",
+          `leadership did not move to ${targetId} before the deadline`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return targetId;
+  }
+
+  /** Updates the point-in-time gauges and renders the Prometheus text. */
+  renderMetrics(extraGauges: Record<string, number> = {}): Promise<string> {
+    const s = this.#node.status();
+    this.metrics.setGauges({
+      term: s.term,
+      commit: s.commit,
+      applied: this.machine.appliedIndex,
+      isLeader: s.role === "leader" ? 1 : 0,
+      echoBytesSaved: s.stats.echoBytesSaved,
+      proposalsDropped: s.stats.proposalsDropped,
+      ...extraGauges,
+    });
+    return this.metrics.render();
+  }
+
+  #flushProposals(): void {
+    const batch = this.#batch;
+    this.#batch = [];
+    if (batch.length === 0 || this.#stopped) return;
+    try {
+      this.#node.proposeBatch(batch.map((p) => p.data));
+    } catch (e) {
+      const err = isRaftError(e, "proposal_dropped")
+        ? this.notLeader("no leader is known right now; retry shortly")
+        : e;
+      for (const p of batch) this.#waiters.get(p.requestId)?.reject(err);
+      return;
+    }
+    this.#drive();
+  }
+
+  // ---- the Ready loop ----
+
+  #tick(): void {
+    if (this.#stopped) return;
+    this.#node.tick();
+    this.#drive();
+  }
+
+  #assertRunning(): void {
+    if (this.#stopped) {
+      throw new ReplicationError("unavailable", "the node is stopped");
+    }
+    if (this.#failure) {
+      throw new ReplicationError(
+        "unavailable",
+        `the node failed: ${this.#failure}`,
+      );
+    }
+  }
+
+  /** Runs Ready cycles until there is nothing to do; one at a time. */
+  #drive(): void {
+    if (this.#driving) {
+      this.#again = true;
+      return;
+    }
+    if (this.#stopped) return;
+    this.#driving = true;
+    (async () => {
+      try {
+        do {
+          this.#again = false;
+          while (!this.#stopped && this.#node.hasReady()) {
+            await this.#handle(this.#node.ready());
+            this.#node.advance();
+          }
+        } while (this.#again && !this.#stopped);
+      } catch (e) {
+        // A disk error means this node can no longer keep its promises.
+        this.#failure = e;
+        console.error(
+          `${this.#cfg.name}: fatal: ${e instanceof Error ? e.message : e}`,
+        );
+        for (const w of this.#waiters.values()) {
+          w.reject(new ReplicationError("unavailable", "the node failed"));
+        }
+      } finally {
+        this.#driving = false;
+      }
+    })();
+  }
+
+  async #handle(rd: Ready): Promise<void> {
+    // 1. Persist: snapshot, entries, hard state (fsync before any message leaves).
+    if (rd.snapshot) {
+      const meta = rd.snapshot.meta;
+      await this.#snaps.save({
+        lastIncludedIndex: meta.index,
+        lastIncludedTerm: meta.term,
+        configuration: {
+          voters: meta.confState.voters.map(String),
+          learners: meta.confState.learners.map(String),
+        },
+      }, rd.snapshot.data);
+      await this.#log.reset(meta.index + 1);
+      this.#mem.applySnapshot(rd.snapshot);
+      this.#snapshotIndex = meta.index;
+    }
+    if (rd.entries.length > 0) {
+      const first = rd.entries[0]!.index;
+      if (first <= this.#log.lastIndex) await this.#log.truncateSuffix(first);
+      if (first !== this.#log.lastIndex + 1) {
+        throw new ReplicationError(
+          "internal",
+          `log gap: appending ${first} after ${this.#log.lastIndex}`,
+        );
+      }
+      const started = performance.now();
+      await this.#log.append(
+        rd.entries.map((e) =>
+          LogEntry.encode({
+            term: e.term,
+            index: e.index,
+            type: e.type,
+            data: e.data,
+          })
+        ),
+      );
+      this.metrics.fsyncSeconds.observe((performance.now() - started) / 1000);
+      this.#mem.append(rd.entries);
+    }
+    if (rd.hardState) {
+      const hs = rd.hardState;
+      if (hs.term !== this.#hard.term || hs.vote !== this.#hard.vote) {
+        await writeHardState(this.#cfg.dataDir, hs);
+      }
+      this.#hard = hs;
+      this.#mem.setHardState(hs);
+    }
+    let leaderChanged = false;
+    if (rd.softState) {
+      if (rd.softState.lead !== this.#lead && rd.softState.lead !== 0) {
+        this.metrics.leaderChanges.inc();
+      }
+      leaderChanged = rd.softState.lead !== this.#lead ||
+        rd.softState.role !== this.#role;
+      this.#lead = rd.softState.lead;
+      this.#role = rd.softState.role;
+      if (this.#role !== "leader") this.#failForwardedReadsIfLeaderless();
+    }
+    // 2. Send.
+    for (const m of rd.messages) this.#send(m);
+    // 3. Apply.
+    if (rd.snapshot) {
+      this.machine.restore(rd.snapshot.data, rd.snapshot.meta.index);
+    }
+    for (const e of rd.committedEntries) this.#apply(e);
+    // 4. Reads whose point is known.
+    for (const rs of rd.readStates) {
+      const w = this.#reads.get(rs.ctx);
+      if (w) {
+        w.index = rs.index;
+        w.resolve();
+      }
+    }
+    this.#releaseApplyWaits();
+    for (const ev of rd.events) {
+      if (
+        ev.kind === "role" && (ev.role === "candidate" || ev.role === "leader")
+      ) {
+        this.metrics.elections.inc({
+          outcome: ev.role === "leader" ? "won" : "started",
+        });
+      }
+      this.#events.push(ev);
+      if (this.#events.length > 1000) {
+        this.#events.splice(0, this.#events.length - 1000);
+      }
+    }
+    if (leaderChanged) {
+      for (const l of this.#leaderListeners) {
+        try {
+          l(this.#lead, this.#role);
+        } catch (e) {
+          console.error(`${this.#cfg.name}: leader listener failed: ${e}`);
+        }
+      }
+    }
+    if (
+      !this.#snapshotting &&
+      this.machine.appliedIndex - this.#snapshotIndex >=
+        this.#cfg.snapshotEntries
+    ) {
+      this.#takeSnapshot();
+    }
+  }
+
+  #apply(e: Entry): void {
+    if (e.index <= this.machine.appliedIndex) return;
+    if (e.type !== "normal" || e.data.length === 0) {
+      this.machine.skip(e.index);
+      return;
+    }
+    let proposal: { id: string; command: Uint8Array };
+    try {
+      proposal = Proposal.decode(e.data);
+    } catch {
+      // Not a proposal (or corrupt): nothing to apply, but the index is consumed.
+      this.machine.skip(e.index);
+      return;
+    }
+    const result = this.machine.apply(e.index, proposal.command);
+    const waiter = this.#waiters.get(proposal.id);
+    if (waiter) {
+      const t = this.#proposedAt.get(proposal.id);
+      if (t !== undefined) {
+        this.metrics.commitSeconds.observe((performance.now() - t) / 1000);
+      }
+      waiter.resolve(result);
+    }
+  }
+
+  #waitApplied(index: number, signal: AbortSignal): Promise<void> {
+    if (this.machine.appliedIndex >= index) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const entry = { index, resolve: () => resolve() };
+      this.#applyWaits.push(entry);
+      signal.addEventListener("abort", () => {
+        this.#applyWaits = this.#applyWaits.filter((w) => w !== entry);
+        reject(
+          new ReplicationError(
+            "timeout",
+            "the deadline passed before this node caught up to the read point",
+          ),
+        );
+      }, { once: true });
+    });
+  }
+
+  #releaseApplyWaits(): void {
+    if (this.#applyWaits.length === 0) return;
+    const applied = this.machine.appliedIndex;
+    const still = [];
+    for (const w of this.#applyWaits) {
+      if (w.index <= applied) w.resolve();
+      else still.push(w);
+    }
+    this.#applyWaits = still;
+  }
+
+  #failForwardedReadsIfLeaderless(): void {
+    if (this.#lead !== 0) return;
+    for (const r of this.#reads.values()) {
+      r.reject(
+        new ReplicationError(
+          "no_leader",
+          "leadership was lost during the read",
+        ),
+      );
+    }
+  }
+
+  #takeSnapshot(): void {
+    this.#snapshotting = true;
+    const index = this.machine.appliedIndex;
+    const data = this.machine.snapshot();
+    const conf = this.#node.confState();
+    (async () => {
+      try {
+        const term = this.#mem.term(index);
+        await this.#log.beginSnapshot();
+        await this.#snaps.save({
+          lastIncludedIndex: index,
+          lastIncludedTerm: term,
+          configuration: {
+            voters: conf.voters.map(String),
+            learners: conf.learners.map(String),
+          },
+        }, data);
+        this.#mem.createSnapshot(index, conf, data);
+        const keep = Math.max(0, index - this.#cfg.snapshotCatchUpEntries);
+        if (keep > this.#mem.firstIndex()) this.#mem.compact(keep);
+        await this.#log.compactPrefix(Math.min(keep, this.#log.lastIndex));
+        this.#snapshotIndex = index;
+        this.metrics.snapshots.inc();
+      } catch (e) {
+        console.error(
+          `${this.#cfg.name}: snapshot at ${index} failed: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
+      } finally {
+        this.#snapshotting = false;
+      }
+    })();
+  }
+
+  // ---- peers ----
+
+  async #listen(): Promise<void> {
+    this.#server = listenTcp({
+      set: raftMessageSet,
+      hostname: this.#cfg.listen.hostname,
+      port: this.#cfg.listen.port,
+      secret: this.#cfg.secret,
+      handlers: {
+        onMessage: (env) => {
+          if (this.#stopped) return;
+          const m = env.message as Message;
+          this.metrics.messagesReceived.inc({ type: m.type });
+          try {
+            this.#node.step(m);
+          } catch (e) {
+            if (!isRaftError(e)) throw e;
+          }
+          this.#drive();
+        },
+        onError: () => {},
+      },
+    });
+    await Promise.resolve();
+  }
+
+  #send(m: Message): void {
+    let client = this.#peers.get(m.to);
+    if (!client) {
+      const addr = this.#addresses.get(m.to);
+      if (!addr) return; // unknown peer: raft retries once it learns the address
+      const [hostname, port] = splitHostPort(addr.peer);
+      client = new ReconnectingClient({ hostname, port }, {
+        set: raftMessageSet,
+        secret: this.#cfg.secret,
+        backoff: { initialMs: 50, maxMs: 1000 },
+        onFrameSent: (kind, wire, whole) => {
+          const type = kind.slice("raft.".length);
+          this.metrics.bytesSent.inc({ type }, wire);
+          if (whole > wire) {
+            this.metrics.bytesSaved.inc({ type }, whole - wire);
+          }
+        },
+      });
+      this.#peers.set(m.to, client);
+    }
+    const conn = client.current;
+    // Raft tolerates loss: while a peer is unreachable its messages are dropped, not queued.
+    if (!conn) return;
+    const type = typeByName.get(m.type)!;
+    this.metrics.messagesSent.inc({ type: m.type });
+    // deno-lint-ignore no-explicit-any
+    conn.send(type, m as any).catch(() => {});
+  }
+}
+
+/** Splits "host:port" (the last colon separates the port). */
+export function splitHostPort(addr: string): [string, number] {
+  const i = addr.lastIndexOf(":");
+  return [addr.slice(0, i), Number(addr.slice(i + 1))];
+}
