@@ -34,7 +34,7 @@ function u32(n: number): Uint8Array {
   return b;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -60,7 +60,7 @@ async function group(root: string, snapshotEntries = 100_000): Promise<Group> {
   const members = new Map<number, { peer: string; http: string }>();
   for (const id of [1, 2, 3]) {
     members.set(id, {
-      peer: `127.0.0.1:${await freePort()}`,
+      peer: `127.0.0.1:${freePort()}`,
       http: `127.0.0.1:${8000 + id}`,
     });
   }
