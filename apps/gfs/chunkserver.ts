@@ -5,6 +5,7 @@ import { GfsError, isGfsError } from "./gfs_error.ts";
 import {
   errorResponse,
   fetchJson,
+  MasterEndpoints,
   promLine,
   readJson,
   readQuery,
@@ -27,8 +28,12 @@ export const ChunkserverConfigSchema = z.object({
   id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/).optional(),
   /** Where chunks live. */
   dataDir: z.string().min(1),
-  /** Master base URL. */
-  master: z.string().url(),
+  /** Master base URL, or every master's, comma-separated. */
+  master: z.string().refine(
+    (v) =>
+      v.split(",").every((u) => z.string().url().safeParse(u.trim()).success),
+    "expected a URL or comma-separated URLs",
+  ),
   /** Rack name ("" = racks not configured). */
   rack: z.string().max(64).default(""),
   /** Capacity offered for chunks, bytes. */
@@ -77,6 +82,11 @@ export async function startChunkserver(
   input: z.input<typeof ChunkserverConfigSchema>,
 ): Promise<RunningChunkserver> {
   const cfg = ChunkserverConfigSchema.parse(input);
+  // Heartbeats keep coming anyway: a short failover window per call.
+  const masters = new MasterEndpoints(
+    cfg.master,
+    Math.max(1000, cfg.heartbeatMs * 3),
+  );
   await Deno.mkdir(cfg.dataDir, { recursive: true });
   const id = cfg.id ?? await loadOrMakeId(cfg.dataDir);
   const store = await ChunkStore.open(cfg.dataDir, {
@@ -111,7 +121,7 @@ export async function startChunkserver(
   const reportCorrupt = async (handle: number) => {
     stats.corrupt++;
     await store.delete(handle).catch(() => {});
-    await fetchJson(`${cfg.master}/v1/report-corrupt`, OkSchema, {
+    await masters.call(`/v1/report-corrupt`, OkSchema, {
       body: { id, handle },
       timeoutMs: 5000,
     }).catch(() => {});
@@ -530,8 +540,8 @@ export async function startChunkserver(
       const last = lastMutation.get(h) ?? 0;
       if (last > now - 60_000) extend.push(h);
     }
-    const reply = await fetchJson(
-      `${cfg.master}/v1/heartbeat`,
+    const reply = await masters.call(
+      `/v1/heartbeat`,
       HeartbeatReplySchema,
       {
         body: {

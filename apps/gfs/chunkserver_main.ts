@@ -1,6 +1,6 @@
 /**
  * The chunkserver process: `deno run -A apps/gfs/chunkserver_main.ts
- * --data-dir DIR --master URL [--id cs1] [--rack r1] [--capacity-bytes 10GiB]
+ * --data-dir DIR --master URL[,URL...] [--id cs1] [--rack r1] [--capacity-bytes 10GiB]
  * [--chunk-bytes 64MiB]`. Prints one JSON line
  * `{"event":"listening","role":"chunkserver","id":...,"url":...}`.
  */
@@ -10,7 +10,7 @@ import { num, parseFlags, size } from "./flags.ts";
 
 const Flags = z.object({
   dataDir: z.string().min(1),
-  master: z.string().url(),
+  master: z.string().min(1), // one URL or comma-separated URLs, checked by the config schema
   id: z.string().optional(),
   rack: z.string().optional(),
   capacityBytes: size.optional(),
@@ -22,7 +22,7 @@ const Flags = z.object({
 }).strict();
 
 const USAGE =
-  "usage: chunkserver_main.ts --data-dir DIR --master URL [--id ID] [--rack R] " +
+  "usage: chunkserver_main.ts --data-dir DIR --master URL[,URL,...] [--id ID] [--rack R] " +
   "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--port 0]";
 
 if (import.meta.main) {

@@ -1,5 +1,10 @@
 import { GfsError, isGfsError } from "./gfs_error.ts";
-import { fetchJson, parseResponse, throwIfFailed } from "./http_json.ts";
+import {
+  fetchJson,
+  MasterEndpoints,
+  parseResponse,
+  throwIfFailed,
+} from "./http_json.ts";
 import {
   AppendedSchema,
   CreatedSchema,
@@ -63,11 +68,23 @@ export type ByteSource =
  * (upload) or one read piece (download) in memory.
  */
 export class GfsClient {
-  /** @param master the master's base URL. */
+  readonly masters: MasterEndpoints;
+
+  /**
+   * @param master the master's base URL, or every master of a replicated
+   *   group (array or comma-separated): calls fail over between them.
+   */
   constructor(
-    readonly master: string,
+    master: string | readonly string[],
     readonly options: { retries?: number } = {},
-  ) {}
+  ) {
+    this.masters = new MasterEndpoints(master);
+  }
+
+  /** The master currently believed to serve. */
+  get master(): string {
+    return this.masters.current;
+  }
 
   /**
    * Uploads a file: creates a pending record, writes each chunk along its
@@ -81,13 +98,9 @@ export class GfsClient {
     source: ByteSource,
     options: UploadOptions = {},
   ): Promise<UploadResult> {
-    const created = await fetchJson(
-      `${this.master}/v1/rpc/create`,
-      CreatedSchema,
-      {
-        body: { path, replication: options.replication, mode: "upload" },
-      },
-    );
+    const created = await this.masters.call(`/v1/rpc/create`, CreatedSchema, {
+      body: { path, replication: options.replication, mode: "upload" },
+    });
     const quorum = writeQuorum(created.replication);
     const done: { handle: number; length: number; servers: string[] }[] = [];
     const inflight: Promise<void>[] = [];
@@ -116,14 +129,14 @@ export class GfsClient {
       }
       await Promise.all(inflight);
       if (failure) throw failure;
-      await fetchJson(`${this.master}/v1/rpc/complete`, OkSchema, {
+      await this.masters.call(`/v1/rpc/complete`, OkSchema, {
         body: { path, fileId: created.fileId, chunks: done },
         timeoutMs: 60_000,
       });
       return { length: total, chunks: done.length };
     } catch (e) {
       await Promise.allSettled(inflight);
-      await fetchJson(`${this.master}/v1/rpc/abandon`, OkSchema, {
+      await this.masters.call(`/v1/rpc/abandon`, OkSchema, {
         body: { path, fileId: created.fileId },
       }).catch(() => {});
       throw e;
@@ -231,32 +244,29 @@ export class GfsClient {
 
   /** Where a file's chunks are. @throws GfsError `not_found`. */
   locate(path: string): Promise<Located> {
-    return fetchJson(
-      `${this.master}/v1/rpc/locate?path=${encodeURIComponent(path)}`,
+    return this.masters.call(
+      `/v1/rpc/locate?path=${encodeURIComponent(path)}`,
       LocateSchema,
     );
   }
 
   /** Files under a prefix. */
   async ls(prefix = "/"): Promise<FileInfo[]> {
-    return (await fetchJson(
-      `${this.master}/v1/ls?prefix=${encodeURIComponent(prefix)}`,
+    return (await this.masters.call(
+      `/v1/ls?prefix=${encodeURIComponent(prefix)}`,
       ListingSchema,
     )).files;
   }
 
   /** A file's metadata. @throws GfsError `not_found`. */
   stat(path: string): Promise<FileInfo> {
-    return fetchJson(
-      `${this.master}/v1/stat${encodePath(path)}`,
-      FileInfoSchema,
-    );
+    return this.masters.call(`/v1/stat${encodePath(path)}`, FileInfoSchema);
   }
 
   /** Deletes a file (moves it to the trash). @returns its trash path. */
   async remove(path: string): Promise<string> {
-    const r = await fetchJson(
-      `${this.master}/v1/files${encodePath(path)}`,
+    const r = await this.masters.call(
+      `/v1/files${encodePath(path)}`,
       z.object({ trashPath: z.string() }),
       {
         method: "DELETE",
@@ -267,8 +277,8 @@ export class GfsClient {
 
   /** Restores a file from the trash. @returns its original path. */
   async undelete(trashPath: string): Promise<string> {
-    return (await fetchJson(
-      `${this.master}/v1/undelete`,
+    return (await this.masters.call(
+      `/v1/undelete`,
       z.object({ path: z.string() }),
       { body: { trashPath } },
     )).path;
@@ -359,7 +369,7 @@ export class GfsClient {
   }
 
   #allocate(path: string, fileId: number, index: number): Promise<WriteTarget> {
-    return fetchJson(`${this.master}/v1/rpc/allocate`, WriteTargetSchema, {
+    return this.masters.call(`/v1/rpc/allocate`, WriteTargetSchema, {
       body: { path, fileId, index },
     });
   }
@@ -370,7 +380,7 @@ export class GfsClient {
     afterHandle?: number,
     renew = false,
   ): Promise<WriteTarget> {
-    return fetchJson(`${this.master}/v1/rpc/append-target`, WriteTargetSchema, {
+    return this.masters.call(`/v1/rpc/append-target`, WriteTargetSchema, {
       body: { path, create: true, replication, afterHandle, renew },
     });
   }

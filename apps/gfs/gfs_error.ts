@@ -20,6 +20,8 @@ export type GfsErrorCode =
   | "no_lease"
   /** A record append did not fit; retry on the next chunk. */
   | "chunk_full"
+  /** This master does not lead (and knows no leader to redirect to): retry shortly. */
+  | "not_leader"
   /** An unexpected failure inside the service. */
   | "internal";
 
@@ -34,6 +36,7 @@ const STATUS: Record<GfsErrorCode, number> = {
   corrupt: 500,
   no_lease: 409,
   chunk_full: 409,
+  not_leader: 503,
   internal: 500,
 };
 

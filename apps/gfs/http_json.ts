@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { isStorageError } from "@strata/storage";
 import { z } from "zod";
-import { GfsError, gfsErrorFromBody } from "./gfs_error.ts";
+import { GfsError, gfsErrorFromBody, isGfsError } from "./gfs_error.ts";
 
 /**
  * Turns any thrown value into the JSON error response every endpoint
@@ -96,9 +96,79 @@ export async function fetchJson<S extends z.ZodType>(
       signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
     });
   } catch (e) {
-    throw new GfsError("unavailable", `cannot reach ${url}: ${String(e)}`);
+    throw new GfsError("unavailable", `cannot reach ${url}: ${String(e)}`, {
+      cause: UNREACHABLE,
+    });
   }
   return await parseResponse(res, schema, url);
+}
+
+const UNREACHABLE = Symbol("unreachable");
+
+/** True when `e` says the server could not be reached at all (no answer). */
+export function isUnreachable(e: unknown): boolean {
+  return isGfsError(e, "unavailable") && e.cause === UNREACHABLE;
+}
+
+/**
+ * The master group as a caller sees it: a list of master base URLs (one,
+ * or every replica of a replicated master). Calls go to the master that
+ * answered last; followers redirect to the leader (fetch follows the 307),
+ * and when a master cannot be reached or knows no leader yet the call
+ * moves on to the next one, for up to `failoverMs`.
+ */
+export class MasterEndpoints {
+  readonly urls: readonly string[];
+  readonly #failoverMs: number;
+  #current = 0;
+
+  /**
+   * @param urls base URLs, as an array or comma-separated.
+   * @param failoverMs how long to keep trying other masters (default 20 s).
+   */
+  constructor(urls: string | readonly string[], failoverMs = 20_000) {
+    const list = typeof urls === "string"
+      ? urls.split(",").map((u) => u.trim()).filter(Boolean)
+      : [...urls];
+    if (list.length === 0) {
+      throw new GfsError("bad_request", "no master URL given");
+    }
+    this.urls = list.map((u) => u.replace(/\/+$/, ""));
+    this.#failoverMs = failoverMs;
+  }
+
+  /** The master currently believed to serve. */
+  get current(): string {
+    return this.urls[this.#current]!;
+  }
+
+  /**
+   * {@link fetchJson} against the serving master: `pathAndQuery` starts
+   * with "/".
+   * @throws GfsError from the master, or `unavailable` when no master
+   *   served within the failover window.
+   */
+  async call<S extends z.ZodType>(
+    pathAndQuery: string,
+    schema: S,
+    options: FetchJsonOptions = {},
+  ): Promise<z.infer<S>> {
+    const deadline = Date.now() + this.#failoverMs;
+    for (let attempt = 0;; attempt++) {
+      const base = this.current;
+      try {
+        return await fetchJson(`${base}${pathAndQuery}`, schema, options);
+      } catch (e) {
+        const retryable = isUnreachable(e) || isGfsError(e, "not_leader");
+        if (!retryable || Date.now() > deadline) throw e;
+        this.#current = (this.#current + 1) % this.urls.length;
+        // A full round without an answer: an election is on; wait a little.
+        if ((attempt + 1) % this.urls.length === 0) {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    }
+  }
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
- * `deno task gfs`: a master and 3 chunkservers on loopback, data under
+ * `deno task gfs`: 3 replicated masters (Raft) and 3 chunkservers on loopback, data under
  * ./data/gfs (or `--data-dir`), endpoints printed; Ctrl-C stops all.
  *
- * Flags: `--data-dir DIR`, `--chunkservers N`, `--chunk-bytes 64MiB`,
- * `--port N` (master port, default 0 = any).
+ * Flags: `--data-dir DIR`, `--masters N` (1 = a single master on a local
+ * op log), `--chunkservers N`, `--chunk-bytes 64MiB`, `--port N` (first
+ * master's HTTP port, default 0 = any).
  */
 import { z } from "zod";
 import { num, parseFlags, size } from "./flags.ts";
@@ -14,30 +15,35 @@ const Flags = z.object({
   chunkservers: num.pipe(z.number().int().min(1).max(32)).default(3),
   chunkBytes: size.optional(),
   port: num.pipe(z.number().int().min(0).max(65535)).default(0),
+  masters: num.pipe(z.number().int().min(1).max(7)).default(3),
 }).strict();
 
 if (import.meta.main) {
   const flags = parseFlags(
     Deno.args,
     Flags,
-    "usage: deno task gfs [--data-dir ./data/gfs] [--chunkservers 3] [--chunk-bytes 64MiB] [--port 0]",
+    "usage: deno task gfs [--data-dir ./data/gfs] [--masters 3] [--chunkservers 3] [--chunk-bytes 64MiB] [--port 0]",
   );
   const cluster = await startCluster({
     dataDir: flags.dataDir,
     chunkservers: flags.chunkservers,
+    masters: flags.masters,
     master: {
       port: flags.port,
       ...(flags.chunkBytes ? { chunkBytes: flags.chunkBytes } : {}),
     },
   });
+  const leader = await cluster.leaderUrl();
+  const all = cluster.masterUrls.join(",");
   console.log(JSON.stringify({
     event: "ready",
-    master: cluster.master.url,
+    master: leader,
+    masters: cluster.masterUrls,
     chunkservers: cluster.chunkservers.map((c) => ({ id: c.id, url: c.url })),
     dataDir: flags.dataDir,
   }));
   console.log(
-    `gfs master at ${cluster.master.url}  (try: deno task gfs:cli --master ${cluster.master.url} ls)`,
+    `gfs masters at ${all} (leader ${leader})  (try: deno task gfs:cli --master ${all} ls)`,
   );
   let stopping = false;
   const stop = async () => {

@@ -23,11 +23,16 @@ const Flags = z.object({
   maxClonesPerServer: num.optional(),
   maxMovesPerTick: num.optional(),
   checkpointEvery: num.optional(),
+  id: num.optional(),
+  peers: z.string().min(1).optional(),
+  raftTickMs: num.optional(),
+  electionTicks: num.optional(),
 }).strict();
 
 const USAGE =
   "usage: master_main.ts --data-dir DIR [--port N] [--chunk-bytes 64MiB] [--replication 3] " +
-  "[--max-file-bytes N] [--dead-after-ms N] [--lease-ms N] [--gc-delay-ms N] [--pending-timeout-ms N] [--tick-ms N]";
+  "[--max-file-bytes N] [--dead-after-ms N] [--lease-ms N] [--gc-delay-ms N] [--pending-timeout-ms N] [--tick-ms N] " +
+  "[--id N --peers 1=raftHost:port/httpHost:port,2=...,3=... [--raft-tick-ms 100] [--election-ticks 10]]";
 
 if (import.meta.main) {
   const flags = parseFlags(Deno.args, Flags, USAGE);

@@ -17,6 +17,8 @@ import {
 } from "./http_json.ts";
 import type { MasterOp } from "./master_state.ts";
 import { MasterStore } from "./master_store.ts";
+import { ReplicatedMasterStore } from "./replicated_master_store.ts";
+import { parsePeerList, splitHostPort } from "@strata/replication";
 import {
   AbandonSchema,
   AllocateSchema,
@@ -60,16 +62,31 @@ export const MasterConfigSchema = z.object({
   /** Rebalancing moves per tick (0 disables). */
   maxMovesPerTick: z.number().int().min(0).default(2),
   checkpointEvery: z.number().int().min(1).default(10_000),
+  /** This master's id in a replicated group (with `peers`). */
+  id: z.number().int().min(1).default(1),
+  /**
+   * Every master of a replicated group, `1=raftHost:port/httpHost:port,...`
+   * (this one included). Without it the master runs alone on a local op log.
+   */
+  peers: z.string().optional(),
+  /** Milliseconds per raft tick of a replicated master. */
+  raftTickMs: z.number().int().min(5).default(100),
+  /** Raft ticks without a leader before a replicated master campaigns. */
+  electionTicks: z.number().int().min(3).default(10),
 });
 
 /** Master configuration (parsed). */
 export type MasterConfig = z.infer<typeof MasterConfigSchema>;
 
+/** Where the master's metadata lives: a local op log, or a Raft group. */
+export type MetadataStore = MasterStore | ReplicatedMasterStore;
+
 /** A running master. */
 export interface RunningMaster {
   url: string;
-  core: ChunkMaster;
-  store: MasterStore;
+  /** The soft state (locations, leases) of the current term. */
+  readonly core: ChunkMaster;
+  store: MetadataStore;
   close(): Promise<void>;
 }
 
@@ -85,9 +102,30 @@ export async function startMaster(
 ): Promise<RunningMaster> {
   const cfg = MasterConfigSchema.parse(input);
   await Deno.mkdir(cfg.dataDir, { recursive: true });
-  const store = await MasterStore.open(cfg.dataDir, {
-    checkpointEvery: cfg.checkpointEvery,
-  });
+  let store: MetadataStore;
+  if (cfg.peers !== undefined) {
+    const members = parsePeerList(cfg.peers);
+    const self = members.get(cfg.id);
+    if (self === undefined) {
+      throw new GfsError(
+        "bad_request",
+        `--peers does not list this master's id ${cfg.id}`,
+      );
+    }
+    const [hostname, port] = splitHostPort(self.peer);
+    store = await ReplicatedMasterStore.open(cfg.dataDir, {
+      id: cfg.id,
+      members,
+      listen: { hostname, port },
+      tickMs: cfg.raftTickMs,
+      electionTicks: cfg.electionTicks,
+      checkpointEvery: cfg.checkpointEvery,
+    });
+  } else {
+    store = await MasterStore.open(cfg.dataDir, {
+      checkpointEvery: cfg.checkpointEvery,
+    });
+  }
   const coreOptions: Partial<ChunkMasterOptions> = {
     chunkBytes: cfg.chunkBytes,
     deadAfterMs: cfg.deadAfterMs,
@@ -97,7 +135,15 @@ export async function startMaster(
     maxClonesPerServer: cfg.maxClonesPerServer,
     maxMovesPerTick: cfg.maxMovesPerTick,
   };
-  const core = new Core(store.state, coreOptions);
+  // Locations, leases and server liveness are soft state: a master that
+  // takes over (a new Raft term) starts them afresh and re-learns them
+  // from heartbeats, exactly as a restarted master does.
+  let core = new Core(store.state, coreOptions);
+  let takeoverAt = Date.now();
+  store.onTakeover(() => {
+    core = new Core(store.state, coreOptions);
+    takeoverAt = Date.now();
+  });
   const locks = new PathLocks();
   const chunkMutex = new Map<number, Promise<unknown>>();
   const stats = {
@@ -293,6 +339,48 @@ export async function startMaster(
 
   const app = new Hono();
   app.onError((e, c) => errorResponse(c, e));
+  // Only the serving master answers; the others redirect to it (307 keeps
+  // the method and body), or say there is no leader yet.
+  app.use("*", async (c, next) => {
+    if (
+      store.serving() || c.req.path === "/metrics" ||
+      c.req.path === "/v1/master"
+    ) return await next();
+    const leader = store.leaderUrl();
+    if (leader !== undefined) {
+      const u = new URL(c.req.url);
+      return c.redirect(`${leader}${u.pathname}${u.search}`, 307);
+    }
+    return errorResponse(
+      c,
+      new GfsError(
+        "not_leader",
+        "this master does not lead and knows no leader (election in progress); retry shortly",
+      ),
+    );
+  });
+  app.get("/v1/master", (c) => {
+    const base = {
+      url,
+      serving: store.serving(),
+      appliedIndex: store.appliedIndex,
+    };
+    if (!(store instanceof ReplicatedMasterStore)) {
+      return c.json({ ...base, replicated: false, role: "leader" });
+    }
+    const s = store.status();
+    return c.json({
+      ...base,
+      replicated: true,
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      leaderUrl: store.leaderUrl() ?? (s.leader === s.id ? url : null),
+      commitIndex: s.commitIndex,
+      members: store.node.members(),
+    });
+  });
   app.notFound((c) =>
     errorResponse(
       c,
@@ -619,7 +707,7 @@ export async function startMaster(
     });
   });
 
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     const h = core.health();
     const lines = [
       "# TYPE gfs_master_files gauge",
@@ -654,7 +742,10 @@ export async function startMaster(
       "# TYPE gfs_master_clones_in_flight gauge",
       promLine("gfs_master_clones_in_flight", core.inflight.length),
     ];
-    return c.text(lines.join("\n") + "\n", 200, {
+    const raft = store instanceof ReplicatedMasterStore
+      ? await store.node.renderMetrics()
+      : "";
+    return c.text(lines.join("\n") + "\n" + raft, 200, {
       "content-type": "text/plain; version=0.0.4",
     });
   });
@@ -691,12 +782,13 @@ export async function startMaster(
   };
 
   const tickLoop = (async () => {
-    // Give chunkservers a chance to report before judging anything lost.
-    const started = Date.now();
     while (!stopped) {
       await new Promise((r) => setTimeout(r, cfg.tickMs));
       if (stopped) break;
-      if (Date.now() - started < Math.min(cfg.deadAfterMs, 3000)) continue;
+      // Only the serving master plans; it gives chunkservers a chance to
+      // report (after a start or a takeover) before judging anything lost.
+      if (!store.serving()) continue;
+      if (Date.now() - takeoverAt < Math.min(cfg.deadAfterMs, 3000)) continue;
       try {
         const plan = core.tick(Date.now());
         for (const op of plan.ops) {
@@ -716,7 +808,9 @@ export async function startMaster(
 
   return {
     url,
-    core,
+    get core() {
+      return core;
+    },
     store,
     async close() {
       stopped = true;

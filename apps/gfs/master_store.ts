@@ -159,6 +159,19 @@ export class MasterStore {
     return await result;
   }
 
+  /** A single master always serves (the replicated store answers per term). */
+  serving(): boolean {
+    return true;
+  }
+
+  /** A single master never redirects. */
+  leaderUrl(): string | undefined {
+    return undefined;
+  }
+
+  /** A single master serves from the start: nothing to take over. */
+  onTakeover(_fn: () => void): void {}
+
   /** Saves a checkpoint now and drops the log prefix it covers. */
   checkpoint(): Promise<void> {
     if (this.#checkpointing) return this.#checkpointing;

@@ -119,42 +119,90 @@ export async function spawnService(
 
 /** Options of {@link startCluster}. */
 export interface ClusterOptions {
-  /** Root data directory (master in `master/`, servers in `cs<i>/`). */
+  /** Root data directory (masters in `master/` or `master-<id>/`, servers in `cs<i>/`). */
   dataDir: string;
   /** Chunkservers to start (default 3). */
   chunkservers?: number;
+  /**
+   * Master replicas (default 1: a single master on a local op log; 3 or 5:
+   * a Raft group where the leader serves and followers redirect).
+   */
+  masters?: number;
   /** Extra master flags. */
   master?: Record<string, string | number>;
   /** Extra flags per chunkserver (index → flags). */
   chunkserver?: (i: number) => Record<string, string | number>;
 }
 
-/** A master plus chunkservers as real processes. */
+/** Masters plus chunkservers as real processes. */
 export interface Cluster {
-  master: ChildService;
+  /** The first master (the only one unless `masters` > 1). */
+  readonly master: ChildService;
+  /** Every master replica, by index (id = index + 1). */
+  masters: ChildService[];
+  /** Every master's base URL (give all of them to clients). */
+  masterUrls: string[];
   chunkservers: ChildService[];
+  /** The base URL of the master that serves now (waits up to `timeoutMs`). */
+  leaderUrl(timeoutMs?: number): Promise<string>;
+  /** Index of the serving master (waits up to `timeoutMs`). */
+  leaderIndex(timeoutMs?: number): Promise<number>;
   /** Restarts a stopped chunkserver `i` on its data directory. */
   restartChunkserver(i: number): Promise<ChildService>;
-  /** Restarts the master on the same port and data directory. */
-  restartMaster(hard?: boolean): Promise<ChildService>;
+  /** Restarts master `i` (default 0) on the same ports and data directory. */
+  restartMaster(hard?: boolean, i?: number): Promise<ChildService>;
+  /** Starts master `i` again after its process was stopped. */
+  startMaster(i: number): Promise<ChildService>;
   /** Stops everything (SIGTERM, then SIGKILL after 10 s). */
   stop(): Promise<void>;
 }
 
-/** Starts a master and chunkservers as child processes on 127.0.0.1. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Starts masters and chunkservers as child processes on 127.0.0.1. */
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
-  const masterFlags = {
-    dataDir: join(o.dataDir, "master"),
-    port: 0,
-    ...o.master,
-  };
+  const n = o.masters ?? 1;
+  const masterFlags: Array<Record<string, string | number>> = [];
+  if (n === 1) {
+    masterFlags.push({
+      dataDir: join(o.dataDir, "master"),
+      port: 0,
+      ...o.master,
+    });
+  } else {
+    const httpPorts = Array.from(
+      { length: n },
+      (_, i) => i === 0 && o.master?.port ? Number(o.master.port) : freePort(),
+    );
+    const raftPorts = Array.from({ length: n }, () => freePort());
+    const peers = httpPorts.map((p, i) =>
+      `${i + 1}=127.0.0.1:${raftPorts[i]}/127.0.0.1:${p}`
+    ).join(",");
+    for (let i = 0; i < n; i++) {
+      masterFlags.push({
+        dataDir: join(o.dataDir, `master-${i + 1}`),
+        ...o.master,
+        port: httpPorts[i]!,
+        id: i + 1,
+        peers,
+      });
+    }
+  }
   const started: ChildService[] = [];
   try {
-    let master = await spawnService("master", masterFlags);
-    started.push(master);
+    const masters = await Promise.all(
+      masterFlags.map((f) => spawnService("master", f)),
+    );
+    started.push(...masters);
+    const masterUrls = masters.map((m) => m.url);
     const csFlags = (i: number) => ({
       dataDir: join(o.dataDir, `cs${i}`),
-      master: master.url,
+      master: masterUrls.join(","),
       id: `cs${i}`,
       ...(o.master?.chunkBytes ? { chunkBytes: o.master.chunkBytes } : {}),
       ...o.chunkserver?.(i),
@@ -166,11 +214,43 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       ),
     );
     started.push(...chunkservers);
+    const leaderIndex = async (timeoutMs = 30_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        for (let i = 0; i < masters.length; i++) {
+          try {
+            const res = await fetch(`${masterUrls[i]}/v1/master`, {
+              signal: AbortSignal.timeout(1000),
+            });
+            const body = await res.json() as { serving?: boolean };
+            if (body.serving === true) return i;
+          } catch { /* down or busy: ask the next */ }
+        }
+        if (Date.now() > deadline) {
+          throw new GfsError("unavailable", "no master serves");
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const startMaster = async (i: number) => {
+      const m = await spawnService("master", {
+        ...masterFlags[i]!,
+        port: Number(new URL(masterUrls[i]!).port),
+      });
+      masters[i] = m;
+      return m;
+    };
     const cluster: Cluster = {
       get master() {
-        return master;
+        return masters[0]!;
       },
+      masters,
+      masterUrls,
       chunkservers,
+      leaderIndex,
+      async leaderUrl(timeoutMs) {
+        return masterUrls[await leaderIndex(timeoutMs)]!;
+      },
       async restartChunkserver(i) {
         const prev = chunkservers[i]!;
         await prev.stop();
@@ -181,17 +261,14 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         chunkservers[i] = cs;
         return cs;
       },
-      async restartMaster(hard = false) {
-        await master.stop(hard);
-        master = await spawnService("master", {
-          ...masterFlags,
-          port: Number(new URL(master.url).port),
-        });
-        return master;
+      async restartMaster(hard = false, i = 0) {
+        await masters[i]!.stop(hard);
+        return await startMaster(i);
       },
+      startMaster,
       async stop() {
         await Promise.allSettled(
-          [master, ...chunkservers].map((s) => s.stop()),
+          [...masters, ...chunkservers].map((s) => s.stop()),
         );
       },
     };

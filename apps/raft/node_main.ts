@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { type PeerAddress, RaftNode } from "./raft_node.ts";
+import { parsePeerList } from "@strata/replication";
 
 const HELP =
   `usage: deno task raft:node --id N --peers LIST --data-dir DIR [options]
@@ -45,27 +46,7 @@ const flagsSchema = z.object({
 });
 
 /** Parses `1=h:p/h:p,2=...` into id → addresses. @throws Error with a clear message. */
-export function parsePeers(list: string): Map<number, PeerAddress> {
-  const out = new Map<number, PeerAddress>();
-  for (const part of list.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(\d+)=([^\s/]+)(?:\/([^\s/]+))?$/.exec(part);
-    if (!m) {
-      throw new Error(
-        `--peers: "${part}" is not id=peerHost:port[/httpHost:port]`,
-      );
-    }
-    const id = Number(m[1]);
-    if (id <= 0) throw new Error(`--peers: id ${id} must be positive`);
-    if (out.has(id)) throw new Error(`--peers: id ${id} appears twice`);
-    for (const a of [m[2], m[3]]) {
-      if (a !== undefined && !hostPort.safeParse(a).success) {
-        throw new Error(`--peers: "${a}" is not host:port`);
-      }
-    }
-    out.set(id, { peer: m[2]!, ...(m[3] ? { http: m[3] } : {}) });
-  }
-  return out;
-}
+export const parsePeers = parsePeerList;
 
 async function main(): Promise<number> {
   let values;

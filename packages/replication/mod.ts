@@ -57,3 +57,4 @@ export {
 } from "./replication_error.ts";
 export { ReplicationMetrics } from "./replication_metrics.ts";
 export { readHardState, writeHardState } from "./hard_state_file.ts";
+export { formatPeerList, parsePeerList } from "./peer_list.ts";

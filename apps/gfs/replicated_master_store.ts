@@ -1,0 +1,203 @@
+import {
+  type CommandStateMachine,
+  isReplicationError,
+  type PeerAddress,
+  type ReplicaStatus,
+  ReplicatedNode,
+} from "@strata/replication";
+import { GfsError, type GfsErrorCode, isGfsError } from "./gfs_error.ts";
+import {
+  type ApplyResult,
+  decodeOp,
+  encodeOp,
+  type MasterOp,
+  MasterState,
+} from "./master_state.ts";
+
+/** What applying one logged operation gave: the result or the same rejection on every replica. */
+export type MasterOutcome =
+  | { ok: true; result: ApplyResult }
+  | { ok: false; code: GfsErrorCode; message: string };
+
+/**
+ * {@link MasterState} as a replicated state machine: the bytes in the
+ * log are encoded {@link MasterOp}s; a rejected op is a result, not an
+ * exception, so every replica reaches the same verdict.
+ */
+export class MasterMachine implements CommandStateMachine<MasterOutcome> {
+  state: MasterState = new MasterState();
+  appliedIndex = 0;
+
+  apply(index: number, command: Uint8Array): MasterOutcome {
+    this.appliedIndex = index;
+    try {
+      return { ok: true, result: this.state.apply(decodeOp(command)) };
+    } catch (e) {
+      if (isGfsError(e)) return { ok: false, code: e.code, message: e.message };
+      throw e;
+    }
+  }
+
+  skip(index: number): void {
+    this.appliedIndex = index;
+  }
+
+  snapshot(): Uint8Array {
+    return this.state.encode();
+  }
+
+  restore(data: Uint8Array, index: number): void {
+    this.state = MasterState.decode(data);
+    this.appliedIndex = index;
+  }
+}
+
+/** Options of {@link ReplicatedMasterStore.open}. */
+export interface ReplicatedMasterOptions {
+  /** This master's id in the group. */
+  id: number;
+  /** Every master: id → raft address and HTTP address (host:port). */
+  members: Map<number, PeerAddress>;
+  /** Host and port the raft TCP server binds. */
+  listen: { hostname: string; port: number };
+  /** Milliseconds per raft tick (default 100). */
+  tickMs?: number;
+  /** Ticks without a leader before campaigning (default 10). */
+  electionTicks?: number;
+  /** Snapshot (checkpoint) every this many operations (default 10,000). */
+  checkpointEvery?: number;
+}
+
+/**
+ * The master's metadata on strata's Raft: every mutation is a log entry
+ * replicated to a majority of master replicas before it is applied, so
+ * losing a master (even the leader, even with `kill -9`) loses no
+ * acknowledged operation. Only the leader serves; it starts serving a new
+ * term once it has applied everything committed before it (a ReadIndex
+ * round through its own term), and stops the moment it loses its lease.
+ */
+export class ReplicatedMasterStore {
+  readonly node: ReplicatedNode<MasterOutcome>;
+  readonly #machine: MasterMachine;
+  #serving = false;
+  #term = 0;
+  readonly #takeover = new Set<() => void>();
+
+  private constructor(node: ReplicatedNode<MasterOutcome>, m: MasterMachine) {
+    this.node = node;
+    this.#machine = m;
+    node.onLeaderChange((_lead, role) => {
+      this.#serving = false;
+      if (role === "leader") this.#catchUp(node.status().term);
+    });
+  }
+
+  /**
+   * Opens (or creates) the replica's data directory and joins the group.
+   * @throws StorageError `locked` when another process owns the directory.
+   */
+  static async open(
+    dir: string,
+    o: ReplicatedMasterOptions,
+  ): Promise<ReplicatedMasterStore> {
+    const machine = new MasterMachine();
+    const node = await ReplicatedNode.start({
+      id: o.id,
+      members: o.members,
+      dataDir: dir,
+      listen: o.listen,
+      tickMs: o.tickMs,
+      electionTicks: o.electionTicks,
+      snapshotEntries: o.checkpointEvery ?? 10_000,
+      name: `gfs master ${o.id}`,
+    }, machine);
+    return new ReplicatedMasterStore(node, machine);
+  }
+
+  /** The current metadata (replaced when a snapshot is installed). */
+  get state(): MasterState {
+    return this.#machine.state;
+  }
+
+  /** Index of the last applied log entry. */
+  get appliedIndex(): number {
+    return this.#machine.appliedIndex;
+  }
+
+  /** What recovery found (the raft log recovers itself; kept for the ready line). */
+  get recovery(): { appliedIndex: number } {
+    return { appliedIndex: this.appliedIndex };
+  }
+
+  /** Role, term, leader, log positions. */
+  status(): ReplicaStatus {
+    return this.node.status();
+  }
+
+  /**
+   * True when this master may serve: it leads, holds a valid lease, and
+   * has applied everything committed before its term.
+   */
+  serving(): boolean {
+    return this.#serving && this.node.leaseValid();
+  }
+
+  /** The leader's base URL when another master leads, else undefined. */
+  leaderUrl(): string | undefined {
+    const s = this.node.status();
+    if (s.leader === 0 || s.leader === s.id || !s.leaderHttp) return undefined;
+    return `http://${s.leaderHttp}`;
+  }
+
+  /** Runs `fn` each time this master starts serving a new term. */
+  onTakeover(fn: () => void): void {
+    this.#takeover.add(fn);
+  }
+
+  /**
+   * Replicates `op`, then resolves with what apply returned.
+   * @throws GfsError as apply would have; `not_leader` when this master
+   *   does not lead; `unavailable` when the op may or may not commit.
+   */
+  async propose(op: MasterOp): Promise<ApplyResult> {
+    let out: MasterOutcome;
+    try {
+      out = await this.node.propose(encodeOp(op), AbortSignal.timeout(10_000));
+    } catch (e) {
+      if (isReplicationError(e, "no_leader")) {
+        throw new GfsError("not_leader", e.message);
+      }
+      if (isReplicationError(e)) throw new GfsError("unavailable", e.message);
+      throw e;
+    }
+    if (!out.ok) throw new GfsError(out.code, out.message);
+    return out.result;
+  }
+
+  /** Leaves the group and closes the log. */
+  async close(): Promise<void> {
+    this.#serving = false;
+    await this.node.stop();
+  }
+
+  #catchUp(term: number): void {
+    this.#term = term;
+    (async () => {
+      // Retry while this is still the same leadership term.
+      while (this.node.isLeader && this.#term === term) {
+        try {
+          await this.node.readBarrier(
+            "linearizable",
+            AbortSignal.timeout(5000),
+          );
+          if (!this.node.isLeader || this.#term !== term) return;
+          for (const fn of this.#takeover) fn();
+          this.#serving = true;
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    })();
+  }
+}
