@@ -5,7 +5,8 @@
  *   64 MiB chunks) against this machine's own limit measured in the same
  *   run: sequential write + fsync of the same bytes three times (three
  *   replicas on one disk) and sequential read of those copies;
- * - master metadata ops/s (create, lookup, allocate), pure and durable;
+ * - master metadata ops/s (create, lookup, allocate): pure, durable on one
+ *   master's op log, and replicated through a Raft group of 3 masters;
  * - placement balance after N uploads onto chunkservers of unequal
  *   capacity (standard deviation and max/mean of fraction used);
  * - time to re-replicate after losing a chunkserver (kill -9).
@@ -14,7 +15,15 @@
  * read limit, balance max/mean < 1.10.
  */
 import { join } from "node:path";
-import { GfsClient, MasterState, MasterStore, startCluster } from "@strata/gfs";
+import {
+  type ApplyResult,
+  GfsClient,
+  type MasterOp,
+  MasterState,
+  MasterStore,
+  ReplicatedMasterStore,
+  startCluster,
+} from "@strata/gfs";
 import { percentile, QUICK, Suite } from "./harness.ts";
 
 const suite = new Suite(
@@ -199,45 +208,103 @@ async function metadata(): Promise<void> {
     }
   });
   // Durable: every op fsync'd in the log, 64 proposers at once (group commit).
+  const total = QUICK ? 512 : 8192;
   const store = await MasterStore.open(join(root, "meta"));
+  let single: number;
   try {
-    const total = QUICK ? 512 : 8192;
-    const t0 = performance.now();
-    let next = 0;
-    await Promise.all(Array.from({ length: 64 }, async () => {
-      while (next < total) {
-        const k = next++;
-        const c = await store.propose({
-          t: "create",
-          path: `/d/${k}`,
-          mode: "upload",
-          replication: 3,
-          now: k,
-        });
-        if (c.t === "create") {
-          await store.propose({
-            t: "allocate",
-            path: `/d/${k}`,
-            fileId: c.fileId,
-            index: 0,
-            now: k,
-          });
-        }
-      }
-    }));
-    const ms = performance.now() - t0;
-    suite.record({
-      group: "master metadata (durable op log, 64 concurrent)",
-      name: "create + allocate",
-      opsPerSec: (2 * total) / (ms / 1000),
-      meanNs: (ms * 1e6) / (2 * total),
-      p50Ns: NaN,
-      p99Ns: NaN,
-      samples: 2 * total,
-    });
+    single = await createAndAllocate(
+      "master metadata (durable op log, 64 concurrent)",
+      total,
+      (op) => store.propose(op),
+    );
   } finally {
     await store.close();
   }
+  // The same through a Raft group of 3 master replicas (in this process,
+  // real TCP between them, every entry fsync'd on each replica's log).
+  const ports = Array.from({ length: 3 }, () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return port;
+  });
+  const members = new Map(
+    ports.map((p, i) => [i + 1, { peer: `127.0.0.1:${p}` }]),
+  );
+  const replicas = await Promise.all(
+    ports.map((port, i) =>
+      ReplicatedMasterStore.open(join(root, `raft-${i + 1}`), {
+        id: i + 1,
+        members,
+        listen: { hostname: "127.0.0.1", port },
+        tickMs: 50,
+      })
+    ),
+  );
+  try {
+    let leader: ReplicatedMasterStore | undefined;
+    for (let i = 0; i < 400 && !leader; i++) {
+      leader = replicas.find((r) => r.serving());
+      if (!leader) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!leader) throw new Error("no replicated master took the lead");
+    const replicated = await createAndAllocate(
+      "master metadata (3 masters on Raft, 64 concurrent)",
+      total,
+      (op) => leader.propose(op),
+    );
+    suite.compare(
+      "metadata ops/s, 3 replicated masters ÷ single master op log",
+      "throughput",
+      replicated,
+      single,
+    );
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+}
+
+/** 64 proposers create and allocate `total` files; returns ops/s. */
+async function createAndAllocate(
+  group: string,
+  total: number,
+  propose: (op: MasterOp) => Promise<ApplyResult>,
+): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < total) {
+      const k = next++;
+      const c = await propose({
+        t: "create",
+        path: `/d/${k}`,
+        mode: "upload",
+        replication: 3,
+        now: k,
+      });
+      if (c.t === "create") {
+        await propose({
+          t: "allocate",
+          path: `/d/${k}`,
+          fileId: c.fileId,
+          index: 0,
+          now: k,
+        });
+      }
+    }
+  }));
+  const ms = performance.now() - t0;
+  const opsPerSec = (2 * total) / (ms / 1000);
+  suite.record({
+    group,
+    name: "create + allocate",
+    opsPerSec,
+    meanNs: (ms * 1e6) / (2 * total),
+    p50Ns: NaN,
+    p99Ns: NaN,
+    samples: 2 * total,
+  });
+  return opsPerSec;
 }
 
 async function balanceAndRepair(): Promise<void> {

@@ -50,6 +50,12 @@ export {
   type MasterStoreOptions,
 } from "./master_store.ts";
 export {
+  MasterMachine,
+  type MasterOutcome,
+  type ReplicatedMasterOptions,
+  ReplicatedMasterStore,
+} from "./replicated_master_store.ts";
+export {
   choosePlacement,
   DEFAULT_PLACEMENT,
   fractionUsed,
