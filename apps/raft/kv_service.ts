@@ -1,3 +1,4 @@
+import type { ReplicaStatus } from "@strata/replication";
 import type { KvCommand } from "./kv_commands.ts";
 import type { KvResult, KvStateMachine } from "./kv_state_machine.ts";
 import type { WatchHub } from "./watch_hub.ts";
@@ -63,18 +64,8 @@ export interface MemberInfo {
 }
 
 /** A node's state for `GET /v1/status`. */
-export interface ServiceStatus {
-  id: number;
-  role: string;
-  term: number;
-  leader: number;
-  leaderHttp?: string;
-  commitIndex: number;
-  appliedIndex: number;
-  firstIndex: number;
-  lastIndex: number;
+export interface ServiceStatus extends ReplicaStatus {
   logBytes: number;
-  snapshotIndex: number;
   keys: number;
   sessions: number;
   watchers: number;

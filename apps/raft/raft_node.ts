@@ -10,6 +10,7 @@ import {
   isReplicationError,
   type PeerAddress,
   ReplicatedNode,
+  type ReplicatedNodeConfig,
   ReplicationMetrics,
 } from "@strata/replication";
 import type { RaftEvent } from "@strata/raft";
@@ -27,30 +28,11 @@ import { WatchHub } from "./watch_hub.ts";
 
 export type { PeerAddress } from "@strata/replication";
 
-/** Configuration of a node. */
-export interface RaftNodeConfig {
-  /** This node's id (> 0). */
-  id: number;
-  /** The initial members (this node included), id → addresses. */
-  members: Map<number, PeerAddress>;
-  /** Data directory (locked to this process). */
-  dataDir: string;
-  /** Host and port the raft TCP server binds. */
-  listen: { hostname: string; port: number };
+/** Configuration of a node: the replica's, plus its HTTP address. */
+export interface RaftNodeConfig
+  extends Omit<ReplicatedNodeConfig, "metrics" | "name"> {
   /** This node's HTTP address, for redirect hints (host:port). */
   httpAddress?: string;
-  /** Start as a new member of an existing cluster (no bootstrap). */
-  join?: boolean;
-  /** Milliseconds per raft tick (default 100). */
-  tickMs?: number;
-  /** Ticks without a leader before campaigning (default 10: 1 s at 100 ms). */
-  electionTicks?: number;
-  /** Take a snapshot after this many applied entries (default 100,000, as etcd's --snapshot-count). */
-  snapshotEntries?: number;
-  /** Shared secret for peer authentication (HMAC in the handshake). */
-  secret?: string;
-  /** Log segment size in bytes (default 64 MiB). */
-  segmentBytes?: number;
 }
 
 const MEMBER_PREFIX = "_cluster/members/";
@@ -142,17 +124,10 @@ export class RaftNode implements KvService {
       const self = members.get(config.id);
       if (self) members.set(config.id, { ...self, http: config.httpAddress });
     }
+    const { httpAddress: _, ...rest } = config;
     const node = await ReplicatedNode.start({
-      id: config.id,
+      ...rest,
       members,
-      dataDir: config.dataDir,
-      listen: config.listen,
-      join: config.join,
-      tickMs: config.tickMs,
-      electionTicks: config.electionTicks,
-      snapshotEntries: config.snapshotEntries,
-      secret: config.secret,
-      segmentBytes: config.segmentBytes,
       metrics: new ReplicationMetrics(),
     }, replica);
     return new RaftNode(config, replica, node);
