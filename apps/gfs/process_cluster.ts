@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { ProcessError, spawnUntilReady } from "@strata/process";
 import { GfsError } from "./gfs_error.ts";
 
 /** A child process that printed its `listening` line. */
@@ -36,85 +37,29 @@ export async function spawnService(
       String(v),
     );
   }
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  const deadline = Date.now() + 60_000;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let p;
   try {
-    for (;;) {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new GfsError("unavailable", `${role} did not start within 60 s`),
-            ),
-          deadline - Date.now(),
-        );
-      });
-      const { done, value } = await Promise.race([reader.read(), timeout]);
-      clearTimeout(timer);
-      if (done) {
-        throw new GfsError("unavailable", `${role} exited before listening`);
-      }
-      buf += value;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) continue;
-      const line = JSON.parse(buf.slice(0, nl)) as {
-        url?: string;
-        id?: string;
-      };
-      if (typeof line.url !== "string") {
-        throw new GfsError(
-          "unavailable",
-          `${role} printed ${buf.slice(0, nl)}`,
-        );
-      }
-      // Keep draining stdout so the child never blocks on a full pipe.
-      (async () => {
-        try {
-          while (!(await reader.read()).done) { /* drain */ }
-        } catch { /* closed */ }
-      })();
-      let exited = false;
-      const status = child.status.then((s) => {
-        exited = true;
-        return s;
-      });
-      return {
-        role,
-        url: line.url,
-        id: line.id ?? "",
-        process: child,
-        async stop(hard = false) {
-          if (!exited) {
-            try {
-              child.kill(hard ? "SIGKILL" : "SIGTERM");
-            } catch { /* already gone */ }
-          }
-          const t = setTimeout(() => {
-            try {
-              child.kill("SIGKILL");
-            } catch { /* gone */ }
-          }, 10_000);
-          await status;
-          clearTimeout(t);
-        },
-      };
-    }
+    p = await spawnUntilReady(
+      args,
+      (line) => {
+        const l = line as { url?: unknown; id?: unknown };
+        return typeof l?.url === "string"
+          ? { url: l.url, id: typeof l.id === "string" ? l.id : "" }
+          : undefined;
+      },
+      { name: role, timeoutMs: 60_000 },
+    );
   } catch (e) {
-    clearTimeout(timer);
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
+    if (e instanceof ProcessError) throw new GfsError("unavailable", e.message);
     throw e;
   }
+  return {
+    role,
+    url: p.ready.url,
+    id: p.ready.id,
+    process: p.child,
+    stop: (hard) => p.stop(hard),
+  };
 }
 
 /** Options of {@link startCluster}. */

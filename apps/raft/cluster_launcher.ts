@@ -3,6 +3,7 @@
  * process each, and waits until each has printed its ready line. Used by
  * `deno task raft`, the integration tests and the benchmark.
  */
+import { spawnUntilReady } from "@strata/process";
 import { freePort } from "../../scripts/free_port.ts";
 
 /** One running node process. */
@@ -94,45 +95,30 @@ export async function startLocalCluster(
       ...(options.extraArgs ?? []),
     ];
     if (join) args.push("--join", "--listen", addr.peer, "--http", addr.http);
-    const child = new Deno.Command(Deno.execPath(), {
+    const p = await spawnUntilReady(
       args,
-      stdout: "piped",
-      stderr: options.inheritStderr ? "inherit" : "null",
-      stdin: "null",
-    }).spawn();
-    const reader = lineReader(child.stdout);
-    const timeout = setTimeout(
-      () => child.kill("SIGKILL"),
-      options.timeoutMs ?? 30_000,
+      (line) => {
+        const m = line as { event?: unknown; http?: unknown; peer?: unknown };
+        return m?.event === "ready" && typeof m.http === "string" &&
+            typeof m.peer === "string"
+          ? { http: m.http, peer: m.peer }
+          : undefined;
+      },
+      {
+        name: `raft node ${id}`,
+        timeoutMs: options.timeoutMs ?? 30_000,
+        stderr: options.inheritStderr ? "inherit" : "null",
+      },
     );
-    try {
-      for (;;) {
-        const value = await reader.next();
-        if (value === undefined) {
-          throw new Error(`node ${id} exited before it was ready`);
-        }
-        try {
-          const msg = JSON.parse(value);
-          if (msg.event === "ready") {
-            const np: NodeProcess = {
-              id,
-              http: msg.http,
-              peer: msg.peer,
-              dataDir,
-              process: child,
-            };
-            nodes.set(id, np);
-            // Keep draining stdout so the child never blocks on a full pipe.
-            (async () => {
-              while ((await reader.next()) !== undefined) { /* discard */ }
-            })().catch(() => {});
-            return np;
-          }
-        } catch { /* not a JSON line */ }
-      }
-    } finally {
-      clearTimeout(timeout);
-    }
+    const np: NodeProcess = {
+      id,
+      http: p.ready.http,
+      peer: p.ready.peer,
+      dataDir,
+      process: p.child,
+    };
+    nodes.set(id, np);
+    return np;
   };
 
   try {
@@ -190,33 +176,5 @@ export async function reserveAddresses(): Promise<
   return {
     peer: `127.0.0.1:${await freePort()}`,
     http: `127.0.0.1:${await freePort()}`,
-  };
-}
-
-/** Reads a byte stream line by line; `next()` is undefined at the end. */
-function lineReader(
-  stream: ReadableStream<Uint8Array>,
-): { next(): Promise<string | undefined> } {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  return {
-    async next() {
-      for (;;) {
-        const nl = buf.indexOf("\n");
-        if (nl >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          return line;
-        }
-        const { value, done } = await reader.read();
-        if (done) {
-          if (buf.length === 0) return undefined;
-          const rest = buf;
-          buf = "";
-          return rest;
-        }
-        buf += value;
-      }
-    },
   };
 }

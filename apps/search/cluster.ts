@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { ProcessError, spawnUntilReady } from "@strata/process";
 import { SearchError } from "./search_error.ts";
 
 /** A child service process that reported its port. */
@@ -20,69 +21,29 @@ export async function spawnService(
   args: string[],
   timeoutMs = 30_000,
 ): Promise<ServiceProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script.pathname, ...args],
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const ready = await Promise.race([
-      (async () => {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) {
-            throw new SearchError(
-              "unavailable",
-              `${script.pathname} exited before it was ready`,
-            );
-          }
-          buf += value;
-          let nl: number;
-          while ((nl = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            try {
-              const j = JSON.parse(line);
-              if (j && j.ready === true && typeof j.port === "number") {
-                return j as Record<string, unknown>;
-              }
-            } catch { /* not the ready line */ }
-          }
-        }
-      })(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new SearchError(
-                "unavailable",
-                `${script.pathname} was not ready in ${timeoutMs} ms`,
-              ),
-            ),
-          timeoutMs,
-        );
-      }),
-    ]);
-    // Keep draining stdout so the child never blocks on a full pipe.
-    (async () => {
-      try {
-        while (!(await reader.read()).done) { /* drain */ }
-      } catch { /* closed */ }
-    })();
-    const port = ready.port as number;
-    return { child, port, url: `http://127.0.0.1:${port}`, ready };
+    const p = await spawnUntilReady(
+      ["run", "-A", script.pathname, ...args],
+      (line) => {
+        const j = line as Record<string, unknown> | null;
+        return j && j.ready === true && typeof j.port === "number"
+          ? j
+          : undefined;
+      },
+      { name: script.pathname, timeoutMs },
+    );
+    const port = p.ready.port as number;
+    return {
+      child: p.child,
+      port,
+      url: `http://127.0.0.1:${port}`,
+      ready: p.ready,
+    };
   } catch (e) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
+    if (e instanceof ProcessError) {
+      throw new SearchError("unavailable", e.message);
+    }
     throw e;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
