@@ -829,10 +829,15 @@ export class ReplicatedNode<R> {
     let proposal: { id: string; command: Uint8Array };
     try {
       proposal = Proposal.decode(e.data);
-    } catch {
-      // Not a proposal (or corrupt): nothing to apply, but the index is consumed.
-      this.machine.skip(e.index);
-      return;
+    } catch (err) {
+      // Entries are checksummed on disk and on the wire, so this is a log
+      // written in another format: stop rather than silently skip data.
+      throw new ReplicationError(
+        "internal",
+        `entry ${e.index} is not a replicated proposal (a log from another strata version?): ${
+          err instanceof Error ? err.message : err
+        }`,
+      );
     }
     const result = this.machine.apply(e.index, proposal.command);
     const waiter = this.#waiters.get(proposal.id);
