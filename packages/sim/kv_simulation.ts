@@ -136,6 +136,8 @@ export interface KvSimOptions {
   history?: KvOperation[];
   /** Virtual ms of client traffic under faults (default 3000). */
   durationMs?: number;
+  /** Called with the cluster once it is built, before it runs (replays watch it). */
+  onCluster?: (cluster: RaftCluster) => void;
 }
 
 /** What a run did (all counts are of this run). */
@@ -352,6 +354,7 @@ function runKv(
       answerReads(node);
     },
   });
+  options.onCluster?.(cluster);
 
   holder.cluster = cluster;
   // ---- clients ----

@@ -4,8 +4,9 @@
  * single-threaded event scheduler, a faulty network (delay, loss,
  * duplication, reordering, partitions), disks that lose unsynced writes on
  * crash, a harness that drives N raft nodes through all of it, a replicated
- * KV simulation, and a linearizability checker. Every run is reproducible
- * from one seed.
+ * KV simulation, a linearizability checker, and replays of named scenarios
+ * as event timelines for the playground (`replayScenario`, `parseSeed`).
+ * Every run is reproducible from one seed.
  *
  * @example
  * ```ts
@@ -42,4 +43,18 @@ export {
   runKvSimulation,
 } from "./kv_simulation.ts";
 export { LONG, runSeeded, testSeeds } from "./seeded_test_runner.ts";
+export {
+  type LinkView,
+  listScenarios,
+  type NodeView,
+  type ParsedSeed,
+  parseSeed,
+  replayInput,
+  type ReplayOptions,
+  type ReplayScenario,
+  replayScenario,
+  type Timeline,
+  type TimelineStep,
+  type TimelineStepKind,
+} from "./replay.ts";
 export * from "./linearizability.ts";

@@ -1,0 +1,1206 @@
+/**
+ * Simulation replay for the playground: runs a named scenario with a seed
+ * and records a timeline of the events a person cares about (elections,
+ * votes, role changes, proposals, commits, partitions, crashes, snapshots,
+ * checks), each with a picture of the cluster at that moment. The same
+ * scenario and seed always give the same timeline, so a failing seed from a
+ * test can be pasted in and stepped through.
+ */
+import { type ConfChange, isRaftError } from "@strata/raft";
+import { z } from "zod";
+import { type KvSimResult, runKvSimulation } from "./kv_simulation.ts";
+import {
+  type ClusterOptions,
+  RaftCluster,
+  RecordingStateMachine,
+  type SimNode,
+} from "./raft_cluster.ts";
+import { SimError } from "./sim_error.ts";
+import { type NetworkFaults, RELIABLE } from "./sim_network.ts";
+
+/** A scenario the replay can run. */
+export interface ReplayScenario {
+  /** Identifier passed to {@link replayScenario}, e.g. "partition". */
+  name: string;
+  /** Short title for a menu. */
+  title: string;
+  /** One or two sentences on what happens. */
+  description: string;
+}
+
+/** What a timeline step is about. */
+export type TimelineStepKind =
+  | "election"
+  | "vote"
+  | "role"
+  | "commit"
+  | "propose"
+  | "partition"
+  | "heal"
+  | "crash"
+  | "restart"
+  | "drop"
+  | "snapshot"
+  | "check";
+
+/** One node as it stands at a step. Indexes are raft log indexes. */
+export interface NodeView {
+  id: number;
+  /** False while the node is crashed (the other fields are its last state). */
+  up: boolean;
+  /** "follower" | "preCandidate" | "candidate" | "leader". */
+  role: string;
+  term: number;
+  /** The leader it follows (0: none known). */
+  lead: number;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  /** Whom it voted for in `term` (0: nobody). */
+  vote: number;
+}
+
+/**
+ * A network link at a step: one entry per pair of nodes (`from` < `to`) when
+ * both directions agree, one entry per direction when only one is cut.
+ */
+export interface LinkView {
+  from: number;
+  to: number;
+  up: boolean;
+}
+
+/** One recorded event and the cluster right after it. */
+export interface TimelineStep {
+  /** Position in `steps`, from 0. */
+  index: number;
+  /** Virtual time of the event, ms since the start of the run. */
+  timeMs: number;
+  kind: TimelineStepKind;
+  /** A sentence, e.g. "node 2 becomes leader in term 3". */
+  text: string;
+  /** The nodes the event concerns. */
+  nodeIds: number[];
+  cluster: NodeView[];
+  links: LinkView[];
+}
+
+/** The result of a replay (plain data: JSON round-trips it unchanged). */
+export interface Timeline {
+  scenario: string;
+  seed: number;
+  /** Every node id that took part, ascending. */
+  nodes: number[];
+  steps: TimelineStep[];
+  /** Whether the run passed its checks, and what happened. */
+  outcome: { ok: boolean; summary: string };
+  /** True when more events happened than `maxSteps` allowed to record. */
+  truncated: boolean;
+  /**
+   * Set by {@link replayInput} when the pasted line came from a test that
+   * has no scenario of its own (so this run is not that test's run).
+   */
+  note?: string;
+}
+
+/** Options of {@link replayScenario}. */
+export interface ReplayOptions {
+  /** Most steps recorded (default 2000, at most 20,000); the run still finishes. */
+  maxSteps?: number;
+}
+
+/** What {@link parseSeed} found in a pasted line. */
+export interface ParsedSeed {
+  /** The scenario the line names (e.g. a failing test's file), if any. */
+  scenario?: string;
+  /** The seed, an integer in [0, 2^32). */
+  seed: number;
+  /** What printed the line: a test file ("packages/sim/raft_lab_test.ts") or "deno task sim". */
+  source?: string;
+}
+
+const MAX_SEED = 0xffff_ffff;
+const seedSchema = z.number().int().min(0).max(MAX_SEED);
+const optionsSchema = z.object({
+  maxSteps: z.number().int().min(1).max(20_000).optional(),
+}).strict();
+const inputSchema = z.string().max(20_000);
+
+/** Frequent events (proposals, commits, snapshots, drops) are merged over this window, ms. */
+const BATCH_WINDOW_MS = 100;
+
+const SCENARIOS: readonly ReplayScenario[] = [
+  {
+    name: "election",
+    title: "First election",
+    description:
+      "Three nodes start as followers; the first to time out asks for pre-votes, then votes, wins and commits its no-op entry.",
+  },
+  {
+    name: "leader-crash",
+    title: "Leader crash",
+    description:
+      "Three nodes commit a few entries, the leader crashes, the others elect a new leader and keep committing; the old leader restarts from its disk and catches up.",
+  },
+  {
+    name: "partition",
+    title: "Partitioned leader",
+    description:
+      "Five nodes; the leader and one follower are cut off from the other three. The old leader accepts writes it can never commit, the majority elects a new leader and commits; after healing, the old leader follows and its uncommitted entries are replaced.",
+  },
+  {
+    name: "lossy-network",
+    title: "Lossy network",
+    description:
+      "Three nodes under a steady client write workload on a network that drops 10% of messages, duplicates 5% and holds some back; then the network recovers and every node converges.",
+  },
+  {
+    name: "kv",
+    title: "KV linearizability simulation",
+    description:
+      "The randomized replicated-KV run of kv_simulation_test.ts and `deno task sim`: clients, a nemesis (partitions, crashes, transfers, membership churn), then the linearizability check. Paste a failing seed from either.",
+  },
+  {
+    name: "membership",
+    title: "Membership change",
+    description:
+      "The script of membership_sim_test.ts: a learner joins and catches up, is promoted, a node crashes, and the leader removes itself, under loss.",
+  },
+];
+
+/** The scenarios {@link replayScenario} knows, in menu order. */
+export function listScenarios(): ReplayScenario[] {
+  return SCENARIOS.map((s) => ({ ...s }));
+}
+
+function bad(message: string): SimError {
+  return new SimError("bad_argument", message);
+}
+
+/**
+ * Finds the seed (and, when the line names one, the scenario) in what a
+ * user pasted: a bare number, `partition 42` / `partition:42`, or the lines
+ * a failing seeded test or `deno task sim` prints, e.g.
+ * `simulation failed with seed 19` /
+ * `replay: STRATA_SEED=19 deno test -A packages/sim/kv_simulation_test.ts --filter "..."`
+ * or `FAILED seed 1775: ...` / `replay: deno task sim --seed 1775 --trace`.
+ *
+ * @throws SimError `bad_argument` when no seed in [0, 2^32) is found.
+ */
+export function parseSeed(input: string): ParsedSeed {
+  const parsed = inputSchema.safeParse(input);
+  if (!parsed.success) {
+    throw bad("seed input must be a string of at most 20,000 characters");
+  }
+  const text = parsed.data.trim();
+  const patterns = [
+    /STRATA_SEED=(\d+)/,
+    /--seed[ =](\d+)/,
+    /\bseed\b[ \t:=#]*(\d+)/i,
+    /^(?:[a-z][a-z0-9-]*[ \t]*[: \t][ \t]*)?(\d+)$/i,
+  ];
+  let digits: string | undefined;
+  for (const p of patterns) {
+    const m = p.exec(text);
+    if (m) {
+      digits = m[1];
+      break;
+    }
+  }
+  if (digits === undefined) {
+    throw bad(
+      `no seed found in ${
+        JSON.stringify(text.slice(0, 80))
+      }: paste a number or the line a failing test printed`,
+    );
+  }
+  const seed = Number(digits);
+  if (!seedSchema.safeParse(seed).success) {
+    throw bad(`seed ${digits} is out of range (0 to ${MAX_SEED})`);
+  }
+  const out: ParsedSeed = { seed };
+  const scenario = scenarioOf(text);
+  if (scenario !== undefined) out.scenario = scenario;
+  const source = /[\w./-]*_test\.ts/.exec(text)?.[0] ??
+    (/deno task sim\b|\bFAILED seed\b/.test(text)
+      ? "deno task sim"
+      : undefined);
+  if (source !== undefined) out.source = source;
+  return out;
+}
+
+function scenarioOf(text: string): string | undefined {
+  if (
+    /kv_simulation(_test)?\.ts|sim_cli\.ts|deno task sim\b|\bFAILED seed\b/
+      .test(text)
+  ) return "kv";
+  if (/membership_sim_test\.ts/.test(text)) return "membership";
+  const named = /^([a-z][a-z0-9-]*)[ \t]*[: \t][ \t]*\d+$/i.exec(text) ??
+    /\bscenario[ \t]*[=:][ \t]*([a-z][a-z0-9-]*)/i.exec(text);
+  const name = named?.[1]?.toLowerCase();
+  return SCENARIOS.some((s) => s.name === name) ? name : undefined;
+}
+
+/**
+ * Replays what the user typed: {@link parseSeed} on `input`, then
+ * {@link replayScenario} with the scenario the input names, or
+ * `defaultScenario` when it names none. The timeline's `scenario` says
+ * which one ran.
+ *
+ * @throws SimError `bad_argument` for an unknown scenario or no valid seed.
+ */
+export function replayInput(
+  defaultScenario: string,
+  input: string,
+  options: ReplayOptions = {},
+): Timeline {
+  const p = parseSeed(input);
+  const t = replayScenario(p.scenario ?? defaultScenario, p.seed, options);
+  if (p.scenario === undefined && p.source !== undefined) {
+    t.note =
+      `${p.source} has no replay scenario of its own: this is the "${t.scenario}" scenario with seed ${p.seed}, not that test's run`;
+  }
+  return t;
+}
+
+/**
+ * Runs scenario `name` with `seed` and records its timeline. Deterministic:
+ * equal arguments give identical timelines. A run that breaks a safety
+ * check or a scenario check is not an error: the timeline ends with a
+ * "check" step and `outcome.ok` is false.
+ *
+ * @throws SimError `bad_argument` for an unknown scenario, a seed that is
+ *   not an integer in [0, 2^32), or bad options.
+ */
+export function replayScenario(
+  name: string,
+  seed: number,
+  options: ReplayOptions = {},
+): Timeline {
+  const script = SCRIPTS[name as keyof typeof SCRIPTS];
+  if (typeof name !== "string" || !Object.hasOwn(SCRIPTS, name) || !script) {
+    throw bad(
+      `unknown scenario ${JSON.stringify(name)}; known: ${
+        SCENARIOS.map((s) => s.name).join(", ")
+      }`,
+    );
+  }
+  if (!seedSchema.safeParse(seed).success) {
+    throw bad(`seed must be an integer from 0 to ${MAX_SEED}, got ${seed}`);
+  }
+  const opts = optionsSchema.safeParse(options);
+  if (!opts.success) {
+    throw bad(`bad replay options: ${z.prettifyError(opts.error)}`);
+  }
+  return script(seed, opts.data.maxSteps ?? 2000, name);
+}
+
+// ---- recording ----
+
+interface Seen {
+  up: boolean;
+  incarnation: number;
+  role: string;
+  term: number;
+  vote: number;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  snapshot: number;
+}
+
+/** Frequent events merged until the window closes or a rarer event comes. */
+interface Pending {
+  since: number;
+  proposes: Map<number, { from: number; to: number; term: number }>;
+  commitFrom: number;
+  commitTo: number;
+  snapshots: Map<number, number>;
+  /** The cluster as of the last merged event (what its steps show). */
+  view: View;
+}
+
+interface View {
+  timeMs: number;
+  cluster: NodeView[];
+  links: LinkView[];
+}
+
+/**
+ * Watches a cluster after every simulated event and turns state changes
+ * into steps. It only reads, so the run it watches is the same run a test
+ * makes with the same seed. Frequent events (proposals, commits, local
+ * snapshots, drops) are merged per {@link BATCH_WINDOW_MS}; everything else
+ * is a step of its own.
+ */
+class TimelineRecorder {
+  readonly steps: TimelineStep[] = [];
+  truncated = false;
+  readonly #seen = new Map<number, Seen>();
+  #down = new Set<string>();
+  #maxCommit = 0;
+  #membership = "";
+  #dropped = 0;
+  /** Dropped messages not reported yet, counted since #dropsSince (ms). */
+  #drops = 0;
+  #dropsSince = 0;
+  #pending: Pending | undefined;
+  /** Frequent events of the current observation, merged at its end. */
+  #delta: Omit<Pending, "since" | "view"> = emptyDelta();
+  #ids: number[] = [];
+  #started = false;
+
+  constructor(readonly cluster: RaftCluster, readonly maxSteps: number) {
+    this.#dropped = cluster.net.stats.dropped;
+  }
+
+  /** Observes after every event the cluster's scheduler runs. */
+  attach(): void {
+    const s = this.cluster.scheduler;
+    const step = s.step.bind(s);
+    s.step = () => {
+      const more = step();
+      this.observe();
+      return more;
+    };
+  }
+
+  /** Every node id seen so far, ascending. */
+  get nodes(): number[] {
+    return [...this.#seen.keys()].sort((a, b) => a - b);
+  }
+
+  /** Records a scenario-level step (a check), after any merged events. */
+  note(kind: TimelineStepKind, text: string, nodeIds: number[] = []): void {
+    this.observe();
+    this.#flush();
+    this.#flushDrops(true);
+    this.#push(kind, text, nodeIds);
+  }
+
+  /** Flushes merged events at the end of a run. */
+  finish(): void {
+    this.observe();
+    this.#flush();
+    this.#flushDrops(true);
+  }
+
+  observe(): void {
+    const c = this.cluster;
+    const now = c.scheduler.now;
+    const ids = [...c.nodes.keys()].sort((a, b) => a - b);
+    if (ids.length !== this.#ids.length) this.#ids = ids;
+    this.#observeLinks();
+    for (const id of this.#ids) this.#observeNode(c.nodes.get(id)!);
+    this.#observeMembership();
+    let top = this.#maxCommit;
+    for (const n of c.nodes.values()) {
+      top = Math.max(top, n.raw.raft.log.committed);
+    }
+    const d = this.#delta;
+    if (top > this.#maxCommit) {
+      d.commitFrom = this.#maxCommit;
+      d.commitTo = top;
+      this.#maxCommit = top;
+    }
+    const dropped = c.net.stats.dropped;
+    if (dropped > this.#dropped) {
+      const f = c.net.faults;
+      if (f.loss > 0 || f.duplicate > 0 || f.longDelay > 0) {
+        if (this.#drops === 0) this.#dropsSince = now;
+        this.#drops += dropped - this.#dropped;
+      }
+      this.#dropped = dropped;
+    }
+    this.#mergeDelta(now);
+    if (this.#pending && now - this.#pending.since >= BATCH_WINDOW_MS) {
+      this.#flush();
+    }
+    this.#flushDrops(false);
+    this.#started = true;
+  }
+
+  #observeNode(node: SimNode): void {
+    const r = node.raw.raft;
+    const cur: Seen = {
+      up: node.alive,
+      incarnation: node.incarnation,
+      role: r.role,
+      term: r.term,
+      vote: r.vote,
+      commit: r.log.committed,
+      applied: node.sm.applied,
+      lastIndex: r.log.lastIndex(),
+      snapshot: node.lastSnapshot,
+    };
+    const id = node.id;
+    const prev = this.#seen.get(id);
+    this.#seen.set(id, cur);
+    if (!prev) {
+      if (this.#started) {
+        this.#push("role", `node ${id} is added with an empty disk`, [id]);
+      }
+      return;
+    }
+    if (prev.up && !cur.up) {
+      this.#push(
+        "crash",
+        `node ${id} crashes (${prev.role} in term ${prev.term}); writes it had not synced may be lost`,
+        [id],
+      );
+      return;
+    }
+    if (!cur.up) return;
+    if (!prev.up || cur.incarnation !== prev.incarnation) {
+      this.#push(
+        "restart",
+        `node ${id} restarts from its disk: term ${cur.term}, log up to ${cur.lastIndex}, commit ${cur.commit}`,
+        [id],
+      );
+      return;
+    }
+    if (cur.role !== prev.role) this.#roleChange(id, prev, cur, r.lead);
+    if (
+      cur.vote !== 0 && cur.vote !== id &&
+      (cur.vote !== prev.vote || cur.term !== prev.term)
+    ) {
+      this.#push(
+        "vote",
+        `node ${id} votes for node ${cur.vote} in term ${cur.term}`,
+        [id, cur.vote],
+      );
+    }
+    if (cur.snapshot > prev.snapshot) {
+      if (cur.applied - prev.applied > 1 && cur.applied === cur.snapshot) {
+        this.#push(
+          "snapshot",
+          `node ${id} installs the leader's snapshot at index ${cur.snapshot} (it was at ${prev.applied})`,
+          [id],
+        );
+      } else {
+        this.#delta.snapshots.set(id, cur.snapshot);
+      }
+    }
+    if (
+      cur.role === "leader" && prev.role === "leader" &&
+      cur.term === prev.term && cur.lastIndex > prev.lastIndex
+    ) {
+      this.#delta.proposes.set(id, {
+        from: prev.lastIndex + 1,
+        to: cur.lastIndex,
+        term: cur.term,
+      });
+    }
+  }
+
+  #roleChange(id: number, prev: Seen, cur: Seen, lead: number): void {
+    switch (cur.role) {
+      case "preCandidate":
+        this.#push(
+          "election",
+          `node ${id} times out and asks for pre-votes for term ${
+            cur.term + 1
+          }`,
+          [id],
+        );
+        return;
+      case "candidate":
+        this.#push(
+          "election",
+          `node ${id} starts an election for term ${cur.term} and votes for itself`,
+          [id],
+        );
+        return;
+      case "leader":
+        this.#push(
+          "role",
+          `node ${id} becomes leader in term ${cur.term}`,
+          [id],
+        );
+        return;
+      default: {
+        const follows = lead !== 0 ? `; node ${lead} leads` : "";
+        const nodes = lead !== 0 ? [id, lead] : [id];
+        if (prev.role === "leader") {
+          const why = cur.term === prev.term
+            ? "it no longer hears from a quorum"
+            : `it saw term ${cur.term}`;
+          this.#push(
+            "role",
+            `node ${id} steps down to follower: ${why}${follows}`,
+            nodes,
+          );
+        } else {
+          this.#push(
+            "role",
+            `node ${id} goes back to follower in term ${cur.term}${follows}`,
+            nodes,
+          );
+        }
+      }
+    }
+  }
+
+  #observeLinks(): void {
+    const net = this.cluster.net;
+    const ids = this.#ids;
+    const down = new Set<string>();
+    for (const a of ids) {
+      for (const b of ids) {
+        if (a !== b && !net.linkUp(a, b)) down.add(`${a}>${b}`);
+      }
+    }
+    const before = this.#down;
+    if (down.size === before.size && [...down].every((k) => before.has(k))) {
+      return;
+    }
+    this.#down = down;
+    const touched = new Set<number>();
+    for (const k of [...down, ...before]) {
+      if (down.has(k) !== before.has(k)) {
+        for (const part of k.split(">")) touched.add(Number(part));
+      }
+    }
+    const nodeIds = [...touched].sort((a, b) => a - b);
+    if (down.size === 0) {
+      this.#push("heal", "the network heals: every link is up again", nodeIds);
+      return;
+    }
+    const onlyRestored = [...down].every((k) => before.has(k));
+    const shape = describeCuts(ids, down);
+    this.#push(
+      onlyRestored ? "heal" : "partition",
+      onlyRestored ? `some links come back; ${shape}` : shape,
+      nodeIds,
+    );
+  }
+
+  #observeMembership(): void {
+    let leader: SimNode | undefined;
+    for (const n of this.cluster.nodes.values()) {
+      const r = n.raw.raft;
+      if (!n.alive || r.role !== "leader") continue;
+      if (!leader || r.term > leader.raw.raft.term) leader = n;
+    }
+    if (!leader) return;
+    const r = leader.raw.raft;
+    const voters = [...r.voters].sort((a, b) => a - b);
+    const learners = [...r.learners].sort((a, b) => a - b);
+    const key = `${voters.join(",")}|${learners.join(",")}`;
+    if (key === this.#membership) return;
+    const first = this.#membership === "";
+    this.#membership = key;
+    if (first) return;
+    this.#push(
+      "role",
+      `membership (as node ${leader.id} sees it): voters ${voters.join(", ")}${
+        learners.length > 0 ? `; learners ${learners.join(", ")}` : ""
+      }`,
+      [...voters, ...learners],
+    );
+  }
+
+  /**
+   * Adds this observation's frequent events to the pending batch, after
+   * the rarer events of the same observation were recorded (those flushed
+   * the batch as it stood, with the cluster as it was then).
+   */
+  #mergeDelta(now: number): void {
+    const d = this.#delta;
+    if (
+      d.proposes.size === 0 && d.commitTo === 0 && d.snapshots.size === 0
+    ) return;
+    this.#delta = emptyDelta();
+    const view = this.#view();
+    const p = this.#pending ??= { since: now, ...emptyDelta(), view };
+    for (const [id, r] of d.proposes) {
+      const got = p.proposes.get(id);
+      if (got && got.term === r.term) got.to = r.to;
+      else p.proposes.set(id, r);
+    }
+    if (d.commitTo > 0) {
+      if (p.commitTo === 0) p.commitFrom = d.commitFrom;
+      p.commitTo = d.commitTo;
+    }
+    for (const [id, at] of d.snapshots) p.snapshots.set(id, at);
+    p.view = view;
+  }
+
+  #view(): View {
+    return {
+      timeMs: Math.round(this.cluster.scheduler.now * 10) / 10,
+      cluster: this.#clusterView(),
+      links: this.#linkView(),
+    };
+  }
+
+  #flush(): void {
+    const p = this.#pending;
+    if (!p) return;
+    this.#pending = undefined;
+    for (const [id, { from, to, term }] of p.proposes) {
+      const n = to - from + 1;
+      this.#push(
+        "propose",
+        n === 1
+          ? `leader ${id} appends entry ${from} in term ${term}`
+          : `leader ${id} appends ${n} entries (${from}–${to}) in term ${term}`,
+        [id],
+        p.view,
+      );
+    }
+    if (p.commitTo > 0) {
+      const holders = p.view.cluster
+        .filter((n) => n.commit === p.commitTo)
+        .map((n) => n.id);
+      const range = p.commitTo - p.commitFrom === 1
+        ? `entry ${p.commitTo} is committed`
+        : `entries ${p.commitFrom + 1}–${p.commitTo} are committed`;
+      this.#push("commit", range, holders, p.view);
+    }
+    if (p.snapshots.size > 0) {
+      const parts = [...p.snapshots].map(([id, at]) => `node ${id} at ${at}`);
+      this.#push(
+        "snapshot",
+        `snapshot and log compaction: ${parts.join(", ")}`,
+        [...p.snapshots.keys()],
+        p.view,
+      );
+    }
+  }
+
+  /**
+   * Reports dropped messages once per window (drops change no node's
+   * state, so they do not need to come before other events).
+   */
+  #flushDrops(force: boolean): void {
+    if (this.#drops === 0) return;
+    const now = this.cluster.scheduler.now;
+    if (!force && now - this.#dropsSince < BATCH_WINDOW_MS) return;
+    const n = this.#drops;
+    this.#drops = 0;
+    const span = Math.max(1, Math.round(now - this.#dropsSince));
+    this.#push(
+      "drop",
+      `${n} message${n === 1 ? "" : "s"} dropped in ${span} ms (loss rate ${
+        pct(this.cluster.net.faults.loss)
+      })`,
+      [],
+    );
+  }
+
+  #push(
+    kind: TimelineStepKind,
+    text: string,
+    nodeIds: number[],
+    view?: View,
+  ): void {
+    // Merged events that happened before this one come first (a no-op
+    // when called from #flush, which has already taken them).
+    this.#flush();
+    if (this.steps.length >= this.maxSteps) {
+      this.truncated = true;
+      return;
+    }
+    const v = view ?? this.#view();
+    this.steps.push({
+      index: this.steps.length,
+      timeMs: v.timeMs,
+      kind,
+      text,
+      nodeIds: [...new Set(nodeIds)].sort((a, b) => a - b),
+      cluster: v.cluster,
+      links: v.links,
+    });
+  }
+
+  #clusterView(): NodeView[] {
+    return this.#ids.map((id) => {
+      const n = this.cluster.nodes.get(id)!;
+      const r = n.raw.raft;
+      return {
+        id,
+        up: n.alive,
+        role: r.role,
+        term: r.term,
+        lead: r.lead,
+        commit: r.log.committed,
+        applied: n.sm.applied,
+        lastIndex: r.log.lastIndex(),
+        vote: r.vote,
+      };
+    });
+  }
+
+  #linkView(): LinkView[] {
+    const out: LinkView[] = [];
+    const ids = this.#ids;
+    for (let i = 0; i < ids.length; i++) {
+      for (let j = i + 1; j < ids.length; j++) {
+        const a = ids[i]!;
+        const b = ids[j]!;
+        const ab = !this.#down.has(`${a}>${b}`);
+        const ba = !this.#down.has(`${b}>${a}`);
+        if (ab === ba) out.push({ from: a, to: b, up: ab });
+        else {
+          out.push({ from: a, to: b, up: ab });
+          out.push({ from: b, to: a, up: ba });
+        }
+      }
+    }
+    return out;
+  }
+}
+
+function emptyDelta(): Omit<Pending, "since" | "view"> {
+  return {
+    proposes: new Map(),
+    commitFrom: 0,
+    commitTo: 0,
+    snapshots: new Map(),
+  };
+}
+
+function pct(rate: number): string {
+  return `${Math.round(rate * 1000) / 10}%`;
+}
+
+/**
+ * Describes cut links as a partition when they form one (groups that talk
+ * only among themselves), otherwise lists them.
+ */
+function describeCuts(ids: readonly number[], down: ReadonlySet<string>) {
+  const up = (a: number, b: number) =>
+    !down.has(`${a}>${b}`) && !down.has(`${b}>${a}`);
+  const group = new Map<number, number>();
+  for (const a of ids) {
+    if (group.has(a)) continue;
+    group.set(a, a);
+    const stack = [a];
+    while (stack.length > 0) {
+      const x = stack.pop()!;
+      for (const y of ids) {
+        if (!group.has(y) && up(x, y)) {
+          group.set(y, a);
+          stack.push(y);
+        }
+      }
+    }
+  }
+  let clean = true;
+  for (const a of ids) {
+    for (const b of ids) {
+      if (a === b) continue;
+      const same = group.get(a) === group.get(b);
+      if (same !== up(a, b) || (!same && (!down.has(`${a}>${b}`)))) {
+        clean = false;
+      }
+    }
+  }
+  if (clean) {
+    const groups = new Map<number, number[]>();
+    for (const id of ids) {
+      const g = group.get(id)!;
+      groups.set(g, [...(groups.get(g) ?? []), id]);
+    }
+    const list = [...groups.values()];
+    const alone = list.filter((g) => g.length === 1);
+    if (list.length === ids.length) return "every node is cut off";
+    if (alone.length === 1 && list.length === 2) {
+      return `node ${alone[0]![0]} is cut off from the others`;
+    }
+    return `the network splits into ${
+      list.map((g) => `{${g.join(", ")}}`).join(" | ")
+    }`;
+  }
+  const cuts: string[] = [];
+  for (const k of down) {
+    const [a, b] = k.split(">").map(Number) as [number, number];
+    if (!down.has(`${b}>${a}`)) cuts.push(`${a}→${b}`);
+    else if (a < b) cuts.push(`${a}↔${b}`);
+  }
+  const shown = cuts.slice(0, 8).join(", ");
+  return `links cut: ${shown}${
+    cuts.length > 8 ? ` and ${cuts.length - 8} more` : ""
+  }`;
+}
+
+// ---- scenarios ----
+
+type Script = (seed: number, maxSteps: number, name: string) => Timeline;
+
+/**
+ * Runs a scripted scenario on a fresh cluster. The script returns a
+ * summary or throws; a throw is the run's failure (outcome not ok), not
+ * the caller's error.
+ */
+function clusterScript(
+  options: Omit<ClusterOptions, "seed">,
+  script: (c: RaftCluster, rec: TimelineRecorder) => string,
+): Script {
+  return (seed, maxSteps, name) => {
+    const c = new RaftCluster({ ...options, seed });
+    const rec = new TimelineRecorder(c, maxSteps);
+    rec.observe();
+    rec.attach();
+    let outcome: Timeline["outcome"];
+    try {
+      outcome = { ok: true, summary: script(c, rec) };
+      rec.finish();
+    } catch (e) {
+      const summary = failure(e);
+      rec.note("check", `failed: ${summary}`);
+      outcome = { ok: false, summary };
+    }
+    return timeline(name, seed, rec, outcome);
+  };
+}
+
+function failure(e: unknown): string {
+  if (e instanceof SimError) return `${e.code}: ${e.message}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function timeline(
+  scenario: string,
+  seed: number,
+  rec: TimelineRecorder,
+  outcome: Timeline["outcome"],
+): Timeline {
+  return {
+    scenario,
+    seed,
+    nodes: rec.nodes,
+    steps: rec.steps,
+    outcome,
+    truncated: rec.truncated,
+  };
+}
+
+/** Records a passed check, or throws (ending the run) with the failure. */
+function check(
+  rec: TimelineRecorder,
+  ok: boolean,
+  text: string,
+  nodeIds: number[] = [],
+): void {
+  if (!ok) throw new SimError("invariant", text);
+  rec.note("check", `check passed: ${text}`, nodeIds);
+}
+
+function waitLeader(c: RaftCluster, among: readonly number[], above = 0) {
+  let found: SimNode | undefined;
+  c.runUntil(() => {
+    found = among.map((id) => c.node(id)).find((n) =>
+      n.alive && n.raw.raft.role === "leader" && n.raw.raft.term > above
+    );
+    return found !== undefined;
+  }, 5000);
+  if (!found) {
+    throw new SimError(
+      "no_progress",
+      `no leader among nodes ${among.join(", ")} within 5 s`,
+    );
+  }
+  return found;
+}
+
+function applied(c: RaftCluster, id: number, cmd: string): boolean {
+  const sm = c.node(id).sm;
+  return sm instanceof RecordingStateMachine &&
+    [...sm.log.values()].includes(cmd);
+}
+
+const electionScript = clusterScript({ nodes: 3 }, (c, rec) => {
+  const leader = waitLeader(c, [1, 2, 3]);
+  const at = Math.round(c.scheduler.now);
+  c.run(600);
+  const term = leader.raw.raft.term;
+  check(
+    rec,
+    c.leader() === leader &&
+      [1, 2, 3].every((id) => c.node(id).raw.raft.term === term),
+    `node ${leader.id} is the only leader and every node is in term ${term}`,
+    [leader.id],
+  );
+  check(
+    rec,
+    [1, 2, 3].every((id) => c.node(id).raw.raft.lead === leader.id),
+    `every node follows node ${leader.id}`,
+    [1, 2, 3],
+  );
+  return `node ${leader.id} won the election for term ${term} at ${at} ms and all three nodes follow it`;
+});
+
+const leaderCrashScript = clusterScript({ nodes: 3 }, (c, rec) => {
+  const ids = [1, 2, 3];
+  const old = c.checkOneLeader();
+  for (let i = 1; i <= 3; i++) c.one(`x${i}`, 3, true);
+  c.crash(old);
+  rec.observe();
+  const others = ids.filter((id) => id !== old);
+  const next = waitLeader(c, others, c.node(old).raw.raft.term);
+  check(
+    rec,
+    next.id !== old,
+    `node ${next.id} took over from crashed node ${old}`,
+    [next.id],
+  );
+  for (let i = 1; i <= 3; i++) c.one(`y${i}`, 2, true);
+  c.restart(old);
+  rec.observe();
+  const target = next.raw.raft.log.committed;
+  const caught = c.runUntil(
+    () =>
+      c.node(old).sm.applied >= target &&
+      c.node(old).raw.raft.lead === next.id,
+    5000,
+  );
+  check(
+    rec,
+    caught && applied(c, old, "y3"),
+    `restarted node ${old} follows node ${next.id} and applied everything up to ${target}`,
+    [old, next.id],
+  );
+  return `leader ${old} crashed, node ${next.id} took over in term ${next.raw.raft.term}, and node ${old} caught up to index ${target} after restarting`;
+});
+
+const partitionScript = clusterScript({ nodes: 5 }, (c, rec) => {
+  const ids = [1, 2, 3, 4, 5];
+  const old = c.checkOneLeader();
+  c.one("before", 5, true);
+  const buddy = c.prng.pick(ids.filter((id) => id !== old));
+  const minority = [old, buddy];
+  const majority = ids.filter((id) => !minority.includes(id));
+  c.net.partition([minority, majority]);
+  rec.observe();
+  const oldTerm = c.node(old).raw.raft.term;
+  const lost: number[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const r = c.start(old, `lost${i}`);
+    if (r.isLeader) lost.push(r.index);
+    c.run(20);
+  }
+  const next = waitLeader(c, majority, oldTerm);
+  for (let i = 1; i <= 3; i++) c.start(next.id, `new${i}`);
+  const committed = c.runUntil(
+    () => majority.every((id) => applied(c, id, "new3")),
+    5000,
+  );
+  check(
+    rec,
+    committed,
+    `the majority ${
+      majority.join(", ")
+    } elected node ${next.id} and committed new writes`,
+    majority,
+  );
+  c.run(300);
+  c.net.heal();
+  rec.observe();
+  const newTerm = next.raw.raft.term;
+  const settled = c.runUntil(
+    () =>
+      ids.every((id) =>
+        c.node(id).raw.raft.term >= newTerm && applied(c, id, "new3")
+      ),
+    5000,
+  );
+  check(
+    rec,
+    settled && c.node(old).raw.raft.role === "follower",
+    `old leader ${old} follows the term-${newTerm} leader after healing`,
+    [old, next.id],
+  );
+  const log = c.node(old).raw.raft.log;
+  const replaced = lost.every((i) => {
+    const t = log.term(i);
+    return t === undefined || t !== oldTerm;
+  }) && ids.every((id) => ![1, 2, 3].some((k) => applied(c, id, `lost${k}`)));
+  check(
+    rec,
+    replaced,
+    lost.length === 0
+      ? "no uncommitted write survived"
+      : `old leader ${old}'s uncommitted entries ${lost[0]}–${
+        lost[lost.length - 1]
+      } (term ${oldTerm}) were replaced, and no node applied them`,
+    [old],
+  );
+  return `node ${next.id} led the majority in term ${newTerm}; old leader ${old} rejoined as a follower and dropped ${lost.length} uncommitted entries`;
+});
+
+const LOSSY: NetworkFaults = {
+  minDelayMs: 1,
+  maxDelayMs: 30,
+  loss: 0.1,
+  duplicate: 0.05,
+  longDelay: 0.02,
+  longDelayMs: 300,
+};
+
+const lossyScript = clusterScript({ nodes: 3, faults: LOSSY }, (c, rec) => {
+  const ids = [1, 2, 3];
+  const load = c.prng.fork();
+  let proposed = 0;
+  let stop = false;
+  const write = () => {
+    if (stop) return;
+    const l = c.leader();
+    if (l && c.start(l.id, `w${proposed + 1}`).isLeader) proposed++;
+    c.scheduler.after(load.range(20, 80), write);
+  };
+  c.scheduler.after(300, write);
+  c.run(3000);
+  stop = true;
+  const dropped = c.net.stats.dropped;
+  c.net.faults = { ...RELIABLE };
+  rec.note(
+    "heal",
+    "the network recovers: no more loss, duplication or long delays",
+  );
+  let top = 0;
+  const converged = c.runUntil(() => {
+    top = Math.max(...ids.map((id) => c.node(id).raw.raft.log.committed));
+    return ids.every((id) => c.node(id).sm.applied >= top) &&
+      c.leader() !== undefined;
+  }, 5000);
+  // nCommitted throws SimError `divergence` if two nodes disagree anywhere.
+  let writes = 0;
+  for (let i = 1; i <= top; i++) {
+    const [n, v] = c.nCommitted(i);
+    if (n === 3 && v?.startsWith("w")) writes++;
+  }
+  check(
+    rec,
+    converged,
+    `all three nodes applied the same ${top} entries`,
+    ids,
+  );
+  return `${proposed} writes proposed under loss, ${writes} committed and applied identically on all three nodes; ${dropped} messages dropped`;
+});
+
+const kvScript: Script = (seed, maxSteps, name) => {
+  let rec: TimelineRecorder | undefined;
+  let result: KvSimResult | undefined;
+  let error: unknown;
+  try {
+    result = runKvSimulation({
+      seed,
+      onCluster: (cluster) => {
+        rec = new TimelineRecorder(cluster, maxSteps);
+        rec.attach();
+      },
+    });
+  } catch (e) {
+    error = e;
+  }
+  if (!rec) throw new SimError("invariant", "the KV run built no cluster");
+  let outcome: Timeline["outcome"];
+  if (result) {
+    const r = result;
+    rec.note(
+      "check",
+      `check passed: ${r.operations} operations are linearizable (${r.check.result}), no acknowledged write was lost, every replica holds the same state`,
+    );
+    outcome = {
+      ok: true,
+      summary:
+        `${r.operations} operations (${r.completed} completed, ${r.unknown} unknown outcome), ${r.crashes} crashes, ${r.confChanges} membership changes; ${r.config}`,
+    };
+  } else {
+    const summary = failure(error);
+    rec.note("check", `failed: ${summary}`);
+    outcome = { ok: false, summary };
+  }
+  return timeline(name, seed, rec, outcome);
+};
+
+/**
+ * Proposes a membership change until the leader has applied it (a copy of
+ * the helper in membership_sim_test.ts: the same calls give the same run).
+ */
+function change(
+  c: RaftCluster,
+  cc: ConfChange,
+  done: (voters: number[], learners: number[]) => boolean,
+): void {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const leader = c.leader();
+    if (leader) {
+      const cs = leader.raw.confState();
+      if (done(cs.voters, cs.learners)) return;
+      try {
+        leader.raw.proposeConfChange(cc);
+        c.pump(leader);
+      } catch (e) {
+        if (!isRaftError(e, "proposal_dropped")) throw e;
+      }
+    }
+    c.run(300);
+  }
+  throw new SimError(
+    "no_progress",
+    `membership change ${JSON.stringify(cc)} never applied`,
+  );
+}
+
+// Keep in step with membership_sim_test.ts so its failing seeds replay here.
+const membershipScript = clusterScript(
+  { nodes: 3, snapshotInterval: 10 },
+  (c, rec) => {
+    c.setReliable(false);
+    for (let i = 0; i < 15; i++) c.one(`a${i}`, 3, true);
+    c.addNode(4);
+    change(c, { type: "addLearner", nodeId: 4 }, (_, l) => l.includes(4));
+    const n4 = c.node(4);
+    check(
+      rec,
+      c.runUntil(
+        () => n4.sm.applied >= c.leader()!.raw.raft.log.committed - 1,
+        5000,
+      ) && !n4.raw.raft.promotable(),
+      "learner 4 caught up and is not a voter yet",
+      [4],
+    );
+    change(c, { type: "addNode", nodeId: 4 }, (v) => v.includes(4));
+    for (let i = 0; i < 5; i++) c.one(`b${i}`, 4, true);
+    const victim = c.leader()!.id === 2 ? 3 : 2;
+    c.crash(victim);
+    c.one("during-crash", 3, true);
+    c.restart(victim);
+    const old = c.leader()!.id;
+    change(c, { type: "removeNode", nodeId: old }, (v) => !v.includes(old));
+    c.run(2000);
+    const leader = c.leader();
+    check(
+      rec,
+      leader !== undefined && leader.id !== old,
+      `a new leader took over after node ${old} removed itself`,
+      leader ? [leader.id] : [],
+    );
+    const idx = c.one("after-removal", 3, true);
+    const rest = [1, 2, 3, 4].filter((i) => i !== old);
+    check(
+      rec,
+      rest.every((id) =>
+        c.node(id).raw.confState().voters.join() === rest.join() &&
+        c.node(id).sm.applied >= idx
+      ) && !c.node(old).raw.raft.promotable(),
+      `nodes ${rest.join(", ")} are the voters and applied index ${idx}`,
+      rest,
+    );
+    return `node 4 joined as a learner and was promoted, node ${victim} crashed and restarted, leader ${old} removed itself and node ${
+      leader!.id
+    } took over`;
+  },
+);
+
+const SCRIPTS: Record<string, Script> = {
+  "election": electionScript,
+  "leader-crash": leaderCrashScript,
+  "partition": partitionScript,
+  "lossy-network": lossyScript,
+  "kv": kvScript,
+  "membership": membershipScript,
+};
