@@ -65,7 +65,6 @@ export interface MemberInfo {
 
 /** A node's state for `GET /v1/status`. */
 export interface ServiceStatus extends ReplicaStatus {
-  logBytes: number;
   keys: number;
   sessions: number;
   watchers: number;

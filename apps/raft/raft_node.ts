@@ -176,7 +176,6 @@ export class RaftNode implements KvService {
   status(): ServiceStatus {
     return {
       ...this.#node.status(),
-      logBytes: 0,
       keys: this.store.size,
       sessions: this.store.sessionCount,
       watchers: this.watches.watchers,

@@ -73,6 +73,10 @@ interface Metrics {
   statsCacheMisses: number;
 }
 
+function round2(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
 /** Parses `size`/`from` with messages that say what the limits are. */
 function pageParam(
   raw: string | undefined,
@@ -167,6 +171,7 @@ export function createCoordinatorApp(
     shard: number,
     call: (base: string) => Promise<unknown>,
     schema: z.ZodType<T>,
+    answered?: (replica: number) => void,
   ): Promise<T | null> {
     const order = selector.order(shard, Date.now());
     for (let i = 0; i < order.length; i++) {
@@ -177,6 +182,7 @@ export function createCoordinatorApp(
       try {
         const out = schema.parse(await call(config.shards[shard]![r]!));
         selector.succeeded(shard, r, performance.now() - t0);
+        answered?.(r);
         return out;
       } catch {
         selector.failed(shard, r, Date.now());
@@ -394,6 +400,15 @@ export function createCoordinatorApp(
       perShardStats.filter((s): s is ShardStats => s !== null),
     );
     const body: ShardSearch = { query, k: from + size, context };
+    // Per-shard timing of the query phase (retries included), for callers
+    // that show where a search spends its time.
+    const fanOutStart = performance.now();
+    const timings = config.shards.map((_, shard) => ({
+      shard,
+      replica: null as number | null,
+      ms: 0,
+      hits: 0,
+    }));
     const results = await Promise.all(
       config.shards.map((_, s) =>
         perShardStats[s] === null ? Promise.resolve(null) : readShard(
@@ -401,14 +416,21 @@ export function createCoordinatorApp(
           (base) =>
             post(`${base}/internal/search`, body, config.searchTimeoutMs),
           ShardSearchResultSchema,
-        )
+          (r) => (timings[s]!.replica = r),
+        ).then((out) => {
+          timings[s]!.ms = round2(performance.now() - fanOutStart);
+          timings[s]!.hits = out?.hits.length ?? 0;
+          return out;
+        })
       ),
     );
     const failed = results.flatMap((r, s) => (r === null ? [s] : []));
     const lists = results.map((r) => r?.hits ?? []);
+    const mergeStart = performance.now();
     const merged = kwayMerge<WireHit>(lists, compareHits, from + size).slice(
       from,
     );
+    const mergeMs = performance.now() - mergeStart;
     const took = performance.now() - t0;
     metrics.searches++;
     metrics.searchMs.push(took);
@@ -422,6 +444,8 @@ export function createCoordinatorApp(
       from,
       size,
       scored: results.reduce((n, r) => n + (r?.scored ?? 0), 0),
+      shards: timings,
+      merge_ms: round2(mergeMs),
       hits: merged.map((h) => ({
         id: h.id,
         score: h.score,

@@ -66,6 +66,14 @@ Deno.test("with every replica down a search answers partial: true, not an error 
   assert.equal(out.partial, true);
   assert.deepEqual(out.failed_shards, [0, 1]);
   assert.deepEqual(out.hits, []);
+  // Per-shard timings name no replica for a shard nobody answered.
+  assert.deepEqual(
+    out.shards.map((s: { shard: number; replica: number | null }) => [
+      s.shard,
+      s.replica,
+    ]),
+    [[0, null], [1, null]],
+  );
 });
 
 Deno.test("a bulk body over the limit is refused with 413 before it is read", async () => {

@@ -92,6 +92,8 @@ export interface ReplicaStatus {
   firstIndex: number;
   lastIndex: number;
   snapshotIndex: number;
+  /** Bytes of the on-disk log (entries after the last compaction). */
+  logBytes: number;
 }
 
 /** One member of the configuration. */
@@ -508,6 +510,7 @@ export class ReplicatedNode<R> {
       firstIndex: this.#mem.firstIndex(),
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
+      logBytes: this.#log.byteSize,
     };
   }
 

@@ -261,6 +261,13 @@ export class SegmentedLog {
     return this.#syncs;
   }
 
+  /** Bytes of the records in the log (framing included), over every segment. */
+  get byteSize(): number {
+    let n = 0;
+    for (const seg of this.#segments) n += seg.size;
+    return n;
+  }
+
   /** Number of segment files. */
   get segmentCount(): number {
     return this.#segments.length;

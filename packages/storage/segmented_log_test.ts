@@ -180,7 +180,10 @@ Deno.test("snapshot compaction deletes only whole segments covered by the snapsh
       const fresh = await log.beginSnapshot();
       assert.equal(fresh, 121);
       const before = log.segmentCount;
+      const bytesBefore = log.byteSize;
+      assert.ok(bytesBefore > 120 * rec(1).length, "framing is counted");
       await log.append([rec(121)]);
+      assert.ok(log.byteSize > bytesBefore);
       // A snapshot through 100 cannot remove the segment holding 101..120.
       const partial = await log.compactPrefix(100);
       assert.ok(partial.firstIndex <= 101);
@@ -190,6 +193,7 @@ Deno.test("snapshot compaction deletes only whole segments covered by the snapsh
       const full = await log.compactPrefix(120);
       assert.equal(full.firstIndex, 121);
       assert.equal(log.segmentCount, 1);
+      assert.ok(log.byteSize < bytesBefore / 50, "compaction frees the bytes");
       await assert.rejects(
         log.read(120, 121),
         (e) => isStorageError(e, "not_found"),

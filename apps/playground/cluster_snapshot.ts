@@ -1,0 +1,233 @@
+/**
+ * What the dashboard shows, pushed every ~500 ms on `/api/stream`, and the
+ * pure functions that assemble it from what the collector scraped.
+ */
+import type { KeyFlowView } from "./key_flow.ts";
+
+/** Whether the playground's process for a node runs. */
+export type ProcessState = "up" | "paused" | "killed";
+
+/** What `GET /v1/status` of a raft node returns (the fields shown). */
+export interface RaftStatus {
+  id: number;
+  role: string;
+  term: number;
+  leader: number;
+  commitIndex: number;
+  appliedIndex: number;
+  firstIndex: number;
+  lastIndex: number;
+  logBytes: number;
+  snapshotIndex: number;
+  keys: number;
+}
+
+/** Traffic of one node from successive `/metrics` scrapes. */
+export interface RaftTraffic {
+  /** Raft messages sent per second. */
+  messagesPerSec: number;
+  /** Bytes put on the wire per second (after differential encoding). */
+  bytesPerSec: number;
+  /** Bytes per second differential encoding kept off the wire. */
+  savedBytesPerSec: number;
+  /** Totals since the process started. */
+  bytesSentTotal: number;
+  bytesSavedTotal: number;
+}
+
+/** One raft node as the dashboard draws it. */
+export interface RaftNodeView extends RaftTraffic {
+  id: number;
+  /** `127.0.0.1:port` of its HTTP API. */
+  http: string;
+  process: ProcessState;
+  /** Its status answered (false when killed, paused or not answering). */
+  reachable: boolean;
+  /** "leader" | "follower" | "candidate" | ... or "unknown" when unreachable. */
+  role: string;
+  term: number | null;
+  leader: number | null;
+  commitIndex: number | null;
+  appliedIndex: number | null;
+  firstIndex: number | null;
+  lastIndex: number | null;
+  snapshotIndex: number | null;
+  logBytes: number | null;
+  keys: number | null;
+}
+
+/** The raft panel. */
+export interface RaftView {
+  nodes: RaftNodeView[];
+  /** The leader of the highest term any reachable node reports, if one leads. */
+  leader: number | null;
+  term: number | null;
+}
+
+/** One chunkserver in the GFS panel. */
+export interface ChunkserverView {
+  /** Index in the playground (for kill/restart). */
+  index: number;
+  id: string;
+  url: string;
+  process: ProcessState;
+  /** The master's view: heartbeats arrive. */
+  alive: boolean;
+  capacityBytes: number;
+  usedBytes: number;
+  chunks: number;
+  lastHeartbeatMsAgo: number | null;
+}
+
+/** A file under /uploads and where its chunks live. */
+export interface GfsFileView {
+  path: string;
+  length: number;
+  /** Per chunk: ids of the chunkservers holding a live replica. */
+  chunks: Array<{ handle: number; length: number; replicas: string[] }>;
+}
+
+/** The GFS panel. */
+export interface GfsView {
+  masterUrl: string | null;
+  reachable: boolean;
+  error: string | null;
+  chunkservers: ChunkserverView[];
+  chunks: number;
+  underReplicated: number;
+  lost: number;
+  files: number;
+  /** Re-replication clones running now. */
+  clonesInFlight: number;
+  /** Clones finished since the master started. */
+  clonesDone: number;
+  uploads: GfsFileView[];
+}
+
+/** One search replica. */
+export interface SearchReplicaView {
+  replica: number;
+  process: "up" | "killed";
+  /** The coordinator's replica selector marked it down after failures. */
+  markedDown: boolean;
+  /** Its moving-average latency at the coordinator, ms. */
+  ewmaMs: number | null;
+}
+
+/** The search panel. */
+export interface SearchView {
+  url: string | null;
+  reachable: boolean;
+  error: string | null;
+  docs: number;
+  shards: Array<
+    { shard: number; docs: number | null; replicas: SearchReplicaView[] }
+  >;
+}
+
+/** Everything on the page at one instant. */
+export interface ClusterSnapshot {
+  /** Unix time of the snapshot, ms. */
+  at: number;
+  raft: RaftView;
+  gfs: GfsView;
+  search: SearchView;
+  /** Followed keys and their writes. */
+  follows: KeyFlowView[];
+}
+
+/** Inputs of {@link summarizeRaft} for one node. */
+export interface RaftNodeInput {
+  id: number;
+  http: string;
+  process: ProcessState;
+  status: RaftStatus | null;
+  traffic: RaftTraffic;
+}
+
+/**
+ * The raft panel from each node's process state, status answer and
+ * traffic. The cluster's leader is the one named by a node that says it
+ * leads at the highest term seen: an old leader that was paused and still
+ * believes it leads at an older term is not shown as the leader.
+ */
+export function summarizeRaft(inputs: readonly RaftNodeInput[]): RaftView {
+  const nodes: RaftNodeView[] = [...inputs].sort((a, b) => a.id - b.id).map(
+    (n) => {
+      const s = n.process === "up" ? n.status : null;
+      return {
+        id: n.id,
+        http: n.http,
+        process: n.process,
+        reachable: s !== null,
+        role: s?.role ?? (n.process === "up" ? "unknown" : n.process),
+        term: s?.term ?? null,
+        leader: s ? (s.leader > 0 ? s.leader : null) : null,
+        commitIndex: s?.commitIndex ?? null,
+        appliedIndex: s?.appliedIndex ?? null,
+        firstIndex: s?.firstIndex ?? null,
+        lastIndex: s?.lastIndex ?? null,
+        snapshotIndex: s?.snapshotIndex ?? null,
+        logBytes: s?.logBytes ?? null,
+        keys: s?.keys ?? null,
+        ...(s ? n.traffic : {
+          ...n.traffic,
+          messagesPerSec: 0,
+          bytesPerSec: 0,
+          savedBytesPerSec: 0,
+        }),
+      };
+    },
+  );
+  let term: number | null = null;
+  for (const n of nodes) {
+    if (n.term !== null && (term === null || n.term > term)) term = n.term;
+  }
+  const leaderNode = nodes.find((n) => n.role === "leader" && n.term === term);
+  return { nodes, leader: leaderNode?.id ?? null, term };
+}
+
+/** What `GET /v1/chunkservers` of the master lists per server. */
+export interface MasterChunkserver {
+  id: string;
+  url: string;
+  alive: boolean;
+  capacityBytes: number;
+  usedBytes: number;
+  chunks: number;
+  lastHeartbeatMsAgo: number;
+}
+
+/**
+ * Chunkserver rows: every process the playground started, in order, with
+ * the master's view of it when the master knows it (`cs<i>` ids).
+ */
+export function mergeChunkservers(
+  processes: ReadonlyArray<{ id: string; url: string; process: ProcessState }>,
+  master: readonly MasterChunkserver[],
+): ChunkserverView[] {
+  const byId = new Map(master.map((m) => [m.id, m]));
+  return processes.map((p, index) => {
+    const m = byId.get(p.id);
+    return {
+      index,
+      id: p.id,
+      url: m?.url ?? p.url,
+      process: p.process,
+      alive: m?.alive ?? false,
+      capacityBytes: m?.capacityBytes ?? 0,
+      usedBytes: m?.usedBytes ?? 0,
+      chunks: m?.chunks ?? 0,
+      lastHeartbeatMsAgo: m?.lastHeartbeatMsAgo ?? null,
+    };
+  });
+}
+
+/** Maps replica URLs the master reports to chunkserver ids for display. */
+export function replicaIds(
+  urls: readonly string[],
+  servers: ReadonlyArray<{ id: string; url: string }>,
+): string[] {
+  const byUrl = new Map(servers.map((s) => [s.url, s.id]));
+  return urls.map((u) => byUrl.get(u) ?? u).sort();
+}

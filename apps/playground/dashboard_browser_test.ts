@@ -1,0 +1,298 @@
+/**
+ * End to end, in a real browser: `deno task start` (main.ts) as its own
+ * process on free ports, Debian's headless Chromium driven by
+ * playwright-core. The test sees a leader, kills it from the page, sees a
+ * new one, writes and follows a key, runs a search, uploads a file to GFS,
+ * replays a simulation, saves a screenshot under test-results/, stops the
+ * playground with SIGINT and starts it again on the same data.
+ *
+ * Without /usr/bin/chromium the test is skipped with a message, except in
+ * CI (`CI` set by .ci/run), where a missing browser is a failure.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { chromium, type Page } from "playwright-core";
+
+const CHROMIUM = "/usr/bin/chromium";
+const MAIN = new URL("./main.ts", import.meta.url).pathname;
+const SHOT_DIR = new URL("../../test-results/", import.meta.url).pathname;
+
+const hasChromium = (() => {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+})();
+if (!hasChromium && !Deno.env.get("CI")) {
+  console.warn(
+    `dashboard_browser_test: skipped, ${CHROMIUM} is missing (apt-get install -y chromium)`,
+  );
+}
+
+/** `deno task start` as a child, its stdout lines collected. */
+class StartProcess {
+  readonly child: Deno.ChildProcess;
+  readonly lines: string[] = [];
+  #waiters: Array<() => void> = [];
+  readonly done: Promise<Deno.CommandStatus>;
+
+  constructor(dataDir: string) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "--data-dir",
+        dataDir,
+        "--port",
+        "0",
+        "--raft-http-base",
+        "0",
+        "--index-limit",
+        "400",
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+      stdin: "null",
+    }).spawn();
+    this.child = child;
+    this.done = child.status;
+    (async () => {
+      let buf = "";
+      for await (
+        const chunk of child.stdout.pipeThrough(new TextDecoderStream())
+      ) {
+        buf += chunk;
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          this.lines.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+          for (const w of this.#waiters.splice(0)) w();
+        }
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    })();
+  }
+
+  /** The first line matching `re`, waiting up to `timeoutMs`. */
+  async waitForLine(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    this.done.then(() => exited = true);
+    for (;;) {
+      for (const l of this.lines) {
+        const m = l.match(re);
+        if (m) return m;
+      }
+      if (exited) {
+        throw new Error(
+          `deno task start exited before printing ${re}:\n${
+            this.lines.join("\n")
+          }`,
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no line ${re} within ${timeoutMs} ms:\n${this.lines.join("\n")}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        setTimeout(resolve, 500);
+      });
+    }
+  }
+
+  /** Ctrl-C, as a user would; SIGKILL if it does not exit in time. */
+  async interrupt(timeoutMs = 30_000): Promise<Deno.CommandStatus> {
+    try {
+      this.child.kill("SIGINT");
+    } catch { /* gone */ }
+    const t = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, timeoutMs);
+    try {
+      return await this.done;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+}
+
+async function leaderId(page: Page, timeoutMs: number): Promise<number> {
+  const el = await page.waitForSelector(
+    '[data-raft-node][data-role="leader"]',
+    { timeout: timeoutMs },
+  );
+  return Number(await el.getAttribute("data-raft-node"));
+}
+
+async function isRefused(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+Deno.test({
+  name:
+    "the dashboard in Chromium: kill the leader, a new one leads; follow a key, search, upload, replay; a second start reuses the data",
+  ignore: !hasChromium && !Deno.env.get("CI"),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "strata-playground-" });
+    let start: StartProcess | undefined = new StartProcess(dataDir);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+      ],
+    });
+    const pageErrors: string[] = [];
+    try {
+      const url = (await start.waitForLine(
+        /strata playground: (http:\/\/\S+)/,
+        150_000,
+      ))[1]!;
+      const indexed = start.lines.find((l) =>
+        /indexed \d+\/\d+ emails/.test(l)
+      );
+      assert.ok(indexed, `no indexing progress in:\n${start.lines.join("\n")}`);
+
+      const page = await browser.newPage({
+        viewport: { width: 1400, height: 900 },
+      });
+      page.on("pageerror", (e) => pageErrors.push(e.message));
+      await page.goto(url);
+
+      // Raft: a leader, killed from the page; another node takes over.
+      const first = await leaderId(page, 30_000);
+      await page.click(`#raft-kill-${first}`);
+      await page.waitForSelector(
+        `[data-raft-node="${first}"][data-role="killed"]`,
+        { timeout: 15_000 },
+      );
+      const second = await leaderId(page, 30_000);
+      assert.notEqual(second, first, "the killed node cannot lead");
+
+      // Follow a key and write it through the page.
+      await page.fill("#follow-key", "color");
+      await page.click("#follow-submit");
+      await page.fill("#follow-value", "blue");
+      await page.click("#follow-write");
+      await page.waitForSelector(
+        '[data-follow-write][data-status="committed"]',
+        { timeout: 30_000 },
+      );
+      await page.waitForFunction(
+        'document.querySelectorAll("[data-applied-node]").length >= 2',
+        undefined,
+        { timeout: 15_000 },
+      );
+      const flowText = await page.textContent("#follow-flow") ?? "";
+      assert.match(flowText, /color\s*=\s*blue/);
+      assert.match(flowText, /committed at index \d+/);
+      // The killed node comes back and applies the write too.
+      await page.click(`#raft-restart-${first}`);
+      await page.waitForSelector(`[data-applied-node="${first}"]`, {
+        timeout: 30_000,
+      });
+
+      // Search: hits and a timing per shard.
+      await page.fill("#search-input", "mailing list");
+      await page.click("#search-submit");
+      await page.waitForSelector("[data-search-hit]", { timeout: 30_000 });
+      const shardTimings = await page.$$("[data-shard-timing]");
+      assert.equal(shardTimings.length, 3, "one timing per shard");
+      assert.ok(await page.$("[data-merge-timing]"));
+
+      // GFS: upload 2.5 MiB from the page; it lands as chunks on servers.
+      const fileBytes = new Uint8Array(5 * 512 * 1024).map((_, i) => i % 251);
+      await page.setInputFiles("#gfs-file", {
+        name: "browser-upload.bin",
+        mimeType: "application/octet-stream",
+        buffer: Buffer.from(fileBytes),
+      });
+      await page.click("#gfs-upload");
+      await page.waitForSelector("[data-gfs-file]", { timeout: 30_000 });
+      assert.match(
+        await page.textContent("#gfs-files") ?? "",
+        /browser-upload\.bin/,
+      );
+
+      // Simulation replay: a scenario and a seed give a timeline.
+      await page.waitForSelector("#sim-run", { timeout: 15_000 });
+      await page.fill("#sim-seed", "7");
+      await page.click("#sim-run");
+      await page.waitForSelector("[data-sim-event]", { timeout: 30_000 });
+      await page.click("#sim-last");
+      assert.ok((await page.$$("[data-sim-node]")).length >= 3);
+
+      await Deno.mkdir(SHOT_DIR, { recursive: true });
+      await page.waitForTimeout(1000);
+      await page.screenshot({
+        path: `${SHOT_DIR}dashboard.png`,
+        fullPage: true,
+      });
+      assert.ok((await Deno.stat(`${SHOT_DIR}dashboard.png`)).size > 10_000);
+      assert.deepEqual(pageErrors, [], "the page threw");
+
+      // Ctrl-C stops every process: the raft nodes stop answering.
+      const raftUrls = await page.$$eval(
+        '[data-raft-node] [data-field="addr"]',
+        (els) => els.map((e) => e.textContent ?? "").filter((t) => t),
+      );
+      assert.equal(raftUrls.length, 3);
+      await page.close();
+      const status = await start.interrupt();
+      start = undefined;
+      assert.equal(status.code, 0, "Ctrl-C exits cleanly");
+      for (const u of raftUrls) {
+        assert.ok(await isRefused(`${u}/v1/status`), `${u} still answers`);
+      }
+
+      // A second start reuses the data: no re-indexing, the key is there.
+      start = new StartProcess(dataDir);
+      await start.waitForLine(/strata playground: (http:\/\/\S+)/, 120_000);
+      assert.ok(
+        start.lines.some((l) => /\d+ documents already indexed/.test(l)),
+        `the corpus was indexed again:\n${start.lines.join("\n")}`,
+      );
+      const url2 = (await start.waitForLine(
+        /strata playground: (http:\/\/\S+)/,
+        1000,
+      ))[1]!;
+      const snap = await (await fetch(`${url2}api/snapshot`)).json() as {
+        raft: { nodes: Array<{ http: string | null }> };
+      };
+      const node = snap.raft.nodes.find((n) => n.http)!;
+      const deadline = Date.now() + 30_000;
+      let got: Response | undefined;
+      while (Date.now() < deadline) {
+        got = await fetch(`http://${node.http}/v1/kv/color`).catch(() =>
+          undefined
+        );
+        if (got?.ok) break;
+        await got?.body?.cancel();
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.ok(got?.ok, "the key written before the restart is readable");
+      assert.match(await got!.text(), /blue/);
+    } finally {
+      await browser.close().catch(() => {});
+      if (start) await start.interrupt();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
+});

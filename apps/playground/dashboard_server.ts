@@ -1,0 +1,304 @@
+/**
+ * The dashboard's HTTP server (Hono): the page and its modules, a JSON
+ * snapshot, an SSE stream of snapshots, the actions (kill, restart, pause,
+ * transfer, write, follow, upload, search), simulation replay and the
+ * benchmark report. Every body and query is validated with zod; every
+ * failure is JSON `{"error":{"code","message"}}` with a 4xx/5xx status.
+ */
+import { type Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import type { ClusterSnapshot } from "./cluster_snapshot.ts";
+import type { PlaygroundBackend, SimApi } from "./playground_backend.ts";
+import { PlaygroundError } from "./playground_error.ts";
+
+/** Options of {@link createDashboardApp}. */
+export interface DashboardOptions {
+  backend: PlaygroundBackend;
+  /** Simulation replay (packages/sim). */
+  sim: SimApi;
+  /** Directory of index.html and the modules (default: ./static beside this file). */
+  staticDir?: string;
+  /** The benchmark report file (default: benches/report/index.html of the repository). */
+  reportFile?: string;
+  /** Ms between keep-alive comments on the SSE stream (default 15 s). */
+  keepAliveMs?: number;
+}
+
+/** Largest key a write may name (bytes of UTF-8), as the raft API allows. */
+export const MAX_KEY_BYTES = 1024;
+/** Largest value the dashboard writes (bytes). */
+export const MAX_VALUE_BYTES = 64 * 1024;
+
+const STATIC_DIR = new URL("./static/", import.meta.url).pathname;
+const REPORT_FILE =
+  new URL("../../benches/report/index.html", import.meta.url).pathname;
+
+const CONTENT_TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  svg: "image/svg+xml",
+  png: "image/png",
+  json: "application/json",
+};
+
+const keySchema = z.string().min(1, "the key is empty").refine(
+  (k) => new TextEncoder().encode(k).length <= MAX_KEY_BYTES,
+  `the key is longer than ${MAX_KEY_BYTES} bytes`,
+);
+const writeBody = z.strictObject({
+  key: keySchema,
+  value: z.string().refine(
+    (v) => new TextEncoder().encode(v).length <= MAX_VALUE_BYTES,
+    `the value is longer than ${MAX_VALUE_BYTES} bytes`,
+  ),
+  node: z.number().int().positive().optional(),
+});
+const followBody = z.strictObject({ key: keySchema });
+const transferBody = z.strictObject({
+  to: z.number().int().positive().optional(),
+});
+const nodeParams = z.object({
+  id: z.coerce.number().int().positive(),
+  action: z.enum(["kill", "restart", "pause", "resume"]),
+});
+const chunkserverParams = z.object({
+  index: z.coerce.number().int().min(0),
+  action: z.enum(["kill", "restart"]),
+});
+const searchQuery = z.object({
+  q: z.string().trim().min(1, "type something to search for").max(1000),
+  size: z.coerce.number().int().min(1).max(50).default(10),
+});
+const uploadQuery = z.object({
+  name: z.string().min(1).max(200).regex(
+    /^[A-Za-z0-9._ ()+-]+$/,
+    "use letters, digits, spaces and . _ - ( ) + in file names",
+  ).refine((n) => n !== "." && n !== "..", "not a file name"),
+});
+const replayQuery = z.object({
+  scenario: z.string().min(1).max(100),
+  seed: z.string().min(1, "give a seed (a number or a failing test's line)")
+    .max(20_000),
+});
+
+function parse<T extends z.ZodType>(
+  schema: T,
+  raw: unknown,
+  what: string,
+): z.output<T> {
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const path = issue?.path.length ? `${what}.${issue.path.join(".")}` : what;
+    throw new PlaygroundError(
+      "bad_request",
+      `${path}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  return r.data;
+}
+
+async function jsonBody<T extends z.ZodType>(
+  c: Context,
+  schema: T,
+): Promise<z.output<T>> {
+  let raw: unknown;
+  try {
+    const text = await c.req.text();
+    if (text.length > 1 << 20) {
+      throw new PlaygroundError("too_large", "the body is over 1 MiB");
+    }
+    raw = text.trim() === "" ? {} : JSON.parse(text);
+  } catch (e) {
+    if (e instanceof PlaygroundError) throw e;
+    throw new PlaygroundError("bad_request", "the body is not valid JSON");
+  }
+  return parse(schema, raw, "body");
+}
+
+function missingReportPage(): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>strata benchmark report</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;color:#1f2933;max-width:40rem;margin:3rem auto;padding:0 1rem}
+code{background:#eef2f6;padding:.1rem .35rem;border-radius:4px}</style></head>
+<body id="report-missing"><h1>No benchmark report yet</h1>
+<p>The report is rendered from the results of the benchmark suites. Run them, then render it:</p>
+<pre><code>deno task bench</code>
+<code>deno task report</code></pre>
+<p>Then reload this page: it shows <code>benches/report/index.html</code>.</p></body></html>`;
+}
+
+/** Builds the dashboard app. */
+export function createDashboardApp(options: DashboardOptions): Hono {
+  const { backend, sim } = options;
+  const staticDir = options.staticDir ?? STATIC_DIR;
+  const reportFile = options.reportFile ?? REPORT_FILE;
+  const app = new Hono();
+
+  const serveFile = async (c: Context, name: string) => {
+    const ext = name.slice(name.lastIndexOf(".") + 1);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(`${staticDir}/${name}`);
+    } catch {
+      throw new PlaygroundError("not_found", `no file ${name}`);
+    }
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": CONTENT_TYPES[ext] ?? "application/octet-stream",
+      "cache-control": "no-cache",
+    });
+  };
+
+  app.get("/", (c) => serveFile(c, "index.html"));
+  app.get("/static/:name", (c) => {
+    const name = c.req.param("name");
+    if (!/^[a-z0-9_-]+\.(html|js|css|svg|png|json)$/.test(name)) {
+      throw new PlaygroundError("not_found", `no file ${name}`);
+    }
+    return serveFile(c, name);
+  });
+
+  app.get("/report", async (c) => {
+    try {
+      const html = await Deno.readTextFile(reportFile);
+      return c.html(html);
+    } catch {
+      return c.html(missingReportPage(), 200);
+    }
+  });
+
+  app.get("/api/snapshot", (c) => c.json(backend.snapshot()));
+
+  app.get("/api/stream", (c) =>
+    streamSSE(c, async (stream) => {
+      let wake: (() => void) | undefined;
+      let latest: ClusterSnapshot | undefined = backend.snapshot();
+      const unsubscribe = backend.subscribe((s) => {
+        latest = s;
+        wake?.();
+      });
+      let open = true;
+      stream.onAbort(() => {
+        open = false;
+        wake?.();
+      });
+      const keepAlive = options.keepAliveMs ?? 15_000;
+      try {
+        while (open) {
+          if (latest) {
+            const s = latest;
+            latest = undefined;
+            await stream.writeSSE({
+              event: "snapshot",
+              data: JSON.stringify(s),
+            });
+            continue;
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, keepAlive);
+          });
+          wake = undefined;
+          if (open && !latest) await stream.write(": keep-alive\n\n");
+        }
+      } finally {
+        unsubscribe();
+      }
+    }));
+
+  app.post("/api/raft/nodes/:id/:action", async (c) => {
+    const p = parse(nodeParams, c.req.param(), "path");
+    if (!backend.raftNodeIds().includes(p.id)) {
+      throw new PlaygroundError(
+        "not_found",
+        `there is no raft node ${p.id}; the nodes are ${
+          backend.raftNodeIds().join(", ")
+        }`,
+      );
+    }
+    await backend.raftAction(p.id, p.action);
+    return c.json({ ok: true, node: p.id, action: p.action });
+  });
+
+  app.post("/api/raft/transfer", async (c) => {
+    const b = await jsonBody(c, transferBody);
+    if (b.to !== undefined && !backend.raftNodeIds().includes(b.to)) {
+      throw new PlaygroundError("not_found", `there is no raft node ${b.to}`);
+    }
+    return c.json({ leader: await backend.transferLeadership(b.to) });
+  });
+
+  app.post("/api/raft/write", async (c) => {
+    const b = await jsonBody(c, writeBody);
+    if (b.node !== undefined && !backend.raftNodeIds().includes(b.node)) {
+      throw new PlaygroundError("not_found", `there is no raft node ${b.node}`);
+    }
+    return c.json(await backend.writeKey(b.key, b.value, b.node));
+  });
+
+  app.post("/api/follow", async (c) => {
+    const b = await jsonBody(c, followBody);
+    backend.follow(b.key);
+    return c.json({ following: b.key });
+  });
+
+  app.post("/api/gfs/chunkservers/:index/:action", async (c) => {
+    const p = parse(chunkserverParams, c.req.param(), "path");
+    if (p.index >= backend.chunkserverCount()) {
+      throw new PlaygroundError(
+        "not_found",
+        `there is no chunkserver ${p.index}; there are ${backend.chunkserverCount()}`,
+      );
+    }
+    await backend.chunkserverAction(p.index, p.action);
+    return c.json({ ok: true, index: p.index, action: p.action });
+  });
+
+  app.post("/api/gfs/upload", async (c) => {
+    const q = parse(uploadQuery, c.req.query(), "query");
+    const declared = c.req.header("content-length");
+    const length = declared !== undefined && /^\d+$/.test(declared)
+      ? Number(declared)
+      : undefined;
+    const body = c.req.raw.body;
+    if (!body || length === 0) {
+      throw new PlaygroundError("bad_request", "the file is empty");
+    }
+    return c.json(await backend.upload(q.name, body, length), 201);
+  });
+
+  app.get("/api/search", async (c) => {
+    const q = parse(searchQuery, c.req.query(), "query");
+    return c.json(await backend.search(q.q, q.size));
+  });
+
+  app.get("/api/sim/scenarios", (c) => c.json(sim.scenarios()));
+  app.get("/api/sim/replay", (c) => {
+    const q = parse(replayQuery, c.req.query(), "query");
+    return c.json(sim.replay(q.scenario, q.seed));
+  });
+
+  app.notFound((c) =>
+    c.json({
+      error: {
+        code: "not_found",
+        message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
+      },
+    }, 404)
+  );
+  app.onError((err, c) => {
+    const e = err instanceof PlaygroundError
+      ? err
+      : new PlaygroundError("internal", "internal error");
+    if (!(err instanceof PlaygroundError)) {
+      console.error("playground: unexpected error", err);
+    }
+    return c.json(
+      { error: { code: e.code, message: e.message } },
+      e.status as 400,
+    );
+  });
+  return app;
+}

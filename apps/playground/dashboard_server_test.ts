@@ -1,0 +1,337 @@
+import assert from "node:assert/strict";
+import { summarizeRaft } from "./cluster_snapshot.ts";
+import type { ClusterSnapshot } from "./cluster_snapshot.ts";
+import { createDashboardApp } from "./dashboard_server.ts";
+import type { PlaygroundBackend } from "./playground_backend.ts";
+import { PlaygroundError } from "./playground_error.ts";
+import { createSimApi } from "./sim_api.ts";
+
+function snapshot(at: number): ClusterSnapshot {
+  return {
+    at,
+    raft: summarizeRaft([]),
+    gfs: {
+      masterUrl: null,
+      reachable: false,
+      error: null,
+      chunkservers: [],
+      chunks: 0,
+      underReplicated: 0,
+      lost: 0,
+      files: 0,
+      clonesInFlight: 0,
+      clonesDone: 0,
+      uploads: [],
+    },
+    search: { url: null, reachable: false, error: null, docs: 0, shards: [] },
+    follows: [],
+  };
+}
+
+/** A backend that records calls; node 3 is "killed" so a second kill conflicts. */
+function fakeBackend() {
+  const calls: string[] = [];
+  const subscribers = new Set<(s: ClusterSnapshot) => void>();
+  let uploaded = 0;
+  const backend: PlaygroundBackend = {
+    snapshot: () => snapshot(1),
+    subscribe(fn) {
+      subscribers.add(fn);
+      return () => subscribers.delete(fn);
+    },
+    raftNodeIds: () => [1, 2, 3],
+    raftAction(id, action) {
+      calls.push(`${action} ${id}`);
+      if (id === 3 && action === "kill") {
+        return Promise.reject(
+          new PlaygroundError("conflict", "node 3 is already killed"),
+        );
+      }
+      return Promise.resolve();
+    },
+    transferLeadership: (to) => Promise.resolve(to ?? 2),
+    writeKey(key, value, node) {
+      calls.push(`write ${key}=${value}@${node ?? "leader"}`);
+      return Promise.resolve({
+        key,
+        node: node ?? 1,
+        revision: 9,
+        term: 2,
+        tookMs: 1,
+      });
+    },
+    follow: (key) => void calls.push(`follow ${key}`),
+    chunkserverCount: () => 3,
+    chunkserverAction(index, action) {
+      calls.push(`cs ${action} ${index}`);
+      return Promise.resolve();
+    },
+    async upload(name, body) {
+      for await (const chunk of body) uploaded += chunk.length;
+      return { path: `/uploads/${name}`, length: uploaded, chunks: 1 };
+    },
+    search: (q) =>
+      Promise.resolve({
+        query: q,
+        tookMs: 3,
+        mergeMs: 0.1,
+        partial: false,
+        shards: [{ shard: 0, replica: 1, ms: 2, hits: 1 }],
+        hits: [{ id: "a", score: 1, name: "n", snippet: "s" }],
+      }),
+  };
+  return {
+    backend,
+    calls,
+    publish: (s: ClusterSnapshot) => subscribers.forEach((f) => f(s)),
+  };
+}
+
+function app(reportFile = "/nonexistent/report.html") {
+  const fake = fakeBackend();
+  return {
+    ...fake,
+    app: createDashboardApp({
+      backend: fake.backend,
+      sim: createSimApi(),
+      reportFile,
+    }),
+  };
+}
+
+async function errorOf(
+  res: Response,
+): Promise<{ code: string; message: string }> {
+  assert.match(res.headers.get("content-type") ?? "", /application\/json/);
+  const body = await res.json();
+  assert.equal(typeof body.error.code, "string");
+  assert.equal(typeof body.error.message, "string");
+  return body.error;
+}
+
+const post = (_path: string, body?: string): RequestInit => ({
+  method: "POST",
+  body,
+  headers: { "content-type": "application/json" },
+});
+
+Deno.test("the page and its modules are served, and nothing outside the static folder is", async () => {
+  const { app: a } = app();
+  const page = await a.request("/");
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<title>strata playground<\/title>/);
+  const js = await a.request("/static/dashboard.js");
+  assert.equal(js.status, 200);
+  assert.match(js.headers.get("content-type")!, /javascript/);
+  await js.body?.cancel();
+  for (
+    const path of ["/static/..%2Fmain.ts", "/static/nope.js", "/static/.hidden"]
+  ) {
+    const res = await a.request(path);
+    assert.equal(res.status, 404, path);
+    await errorOf(res);
+  }
+});
+
+Deno.test("bad bodies get a 400 JSON error that names the field, and the backend is not called", async () => {
+  const { app: a, calls } = app();
+  const cases: Array<[string, string, RegExp]> = [
+    ["/api/raft/write", "{not json", /not valid JSON/],
+    ["/api/raft/write", JSON.stringify({ key: "", value: "v" }), /body\.key/],
+    ["/api/raft/write", JSON.stringify({ key: "k" }), /body\.value/],
+    [
+      "/api/raft/write",
+      JSON.stringify({ key: "k", value: "v", node: -1 }),
+      /body\.node/,
+    ],
+    [
+      "/api/raft/write",
+      JSON.stringify({ key: "k", value: "v", extra: 1 }),
+      /body/,
+    ],
+    [
+      "/api/raft/write",
+      JSON.stringify({ key: "k".repeat(2000), value: "v" }),
+      /longer than 1024/,
+    ],
+    ["/api/follow", JSON.stringify({ key: 5 }), /body\.key/],
+    ["/api/raft/transfer", JSON.stringify({ to: "two" }), /body\.to/],
+    ["/api/raft/nodes/1/explode", "", /path\.action/],
+    ["/api/raft/nodes/x/kill", "", /path\.id/],
+    ["/api/gfs/chunkservers/0/pause", "", /path\.action/],
+  ];
+  for (const [path, body, message] of cases) {
+    const res = await a.request(path, post(path, body));
+    assert.equal(res.status, 400, `${path} ${body}`);
+    const e = await errorOf(res);
+    assert.equal(e.code, "bad_request");
+    assert.match(e.message, message, `${path} ${body}`);
+  }
+  assert.deepEqual(calls, []);
+});
+
+Deno.test("an unknown raft node or chunkserver is a 404, a refused action a 409", async () => {
+  const { app: a, calls } = app();
+  const cases: Array<[string, string]> = [
+    ["/api/raft/nodes/9/kill", ""],
+    ["/api/raft/transfer", JSON.stringify({ to: 7 })],
+    ["/api/raft/write", JSON.stringify({ key: "k", value: "v", node: 4 })],
+    ["/api/gfs/chunkservers/3/kill", ""],
+  ];
+  for (const [path, body] of cases) {
+    const res = await a.request(path, post(path, body));
+    assert.equal(res.status, 404, path);
+    assert.equal((await errorOf(res)).code, "not_found");
+  }
+  const conflict = await a.request("/api/raft/nodes/3/kill", post("", ""));
+  assert.equal(conflict.status, 409);
+  assert.match((await errorOf(conflict)).message, /already killed/);
+  assert.deepEqual(calls, ["kill 3"]);
+});
+
+Deno.test("valid actions reach the backend and answer JSON", async () => {
+  const { app: a, calls } = app();
+  assert.equal(
+    (await a.request("/api/raft/nodes/2/pause", post("", ""))).status,
+    200,
+  );
+  const w = await a.request(
+    "/api/raft/write",
+    post("", JSON.stringify({ key: "color", value: "red", node: 2 })),
+  );
+  assert.deepEqual(await w.json(), {
+    key: "color",
+    node: 2,
+    revision: 9,
+    term: 2,
+    tookMs: 1,
+  });
+  assert.deepEqual(
+    await (await a.request("/api/raft/transfer", post("", ""))).json(),
+    { leader: 2 },
+  );
+  assert.equal(
+    (await a.request("/api/follow", post("", '{"key":"color"}'))).status,
+    200,
+  );
+  assert.equal(
+    (await a.request("/api/gfs/chunkservers/1/kill", post("", ""))).status,
+    200,
+  );
+  assert.deepEqual(calls, [
+    "pause 2",
+    "write color=red@2",
+    "follow color",
+    "cs kill 1",
+  ]);
+});
+
+Deno.test("a search needs words, and answers with per-shard timings", async () => {
+  const { app: a } = app();
+  const empty = await a.request("/api/search?q=%20%20");
+  assert.equal(empty.status, 400);
+  assert.match((await errorOf(empty)).message, /query\.q/);
+  const big = await a.request("/api/search?q=x&size=1000");
+  assert.equal(big.status, 400);
+  await big.body?.cancel();
+  const ok = await a.request("/api/search?q=perl");
+  const body = await ok.json();
+  assert.deepEqual(body.shards, [{ shard: 0, replica: 1, ms: 2, hits: 1 }]);
+  assert.equal(body.mergeMs, 0.1);
+});
+
+Deno.test("uploads stream the body to the backend; bad names and empty files are refused", async () => {
+  const { app: a } = app();
+  const bad = await a.request("/api/gfs/upload?name=..%2Fetc", {
+    method: "POST",
+    body: "x",
+  });
+  assert.equal(bad.status, 400);
+  await errorOf(bad);
+  const empty = await a.request("/api/gfs/upload?name=a.txt", {
+    method: "POST",
+    body: "",
+    headers: { "content-length": "0" },
+  });
+  assert.equal(empty.status, 400);
+  await errorOf(empty);
+  const ok = await a.request("/api/gfs/upload?name=notes%20v2.txt", {
+    method: "POST",
+    body: new Uint8Array(5000),
+  });
+  assert.equal(ok.status, 201);
+  assert.deepEqual(await ok.json(), {
+    path: "/uploads/notes v2.txt",
+    length: 5000,
+    chunks: 1,
+  });
+});
+
+Deno.test("simulation replay runs a scenario by seed, and a bad scenario or seed is a 400", async () => {
+  const { app: a } = app();
+  const list = await (await a.request("/api/sim/scenarios")).json();
+  assert.ok(list.some((s: { name: string }) => s.name === "election"));
+  const ok = await a.request("/api/sim/replay?scenario=election&seed=42");
+  assert.equal(ok.status, 200);
+  const t = await ok.json();
+  assert.equal(t.seed, 42);
+  assert.ok(t.steps.length > 0);
+  // A pasted failing-test line names its own scenario and seed.
+  const pasted = await (await a.request(
+    `/api/sim/replay?scenario=election&seed=${
+      encodeURIComponent("replay: deno task sim --seed 7 --trace")
+    }`,
+  )).json();
+  assert.deepEqual([pasted.scenario, pasted.seed], ["kv", 7]);
+  for (
+    const q of [
+      "scenario=election&seed=banana",
+      "scenario=nope&seed=1",
+      "scenario=election",
+    ]
+  ) {
+    const res = await a.request(`/api/sim/replay?${q}`);
+    assert.equal(res.status, 400, q);
+    assert.equal((await errorOf(res)).code, "bad_request");
+  }
+});
+
+Deno.test("the report is served when rendered, else a page says how to make it", async () => {
+  const missing = await app().app.request("/report");
+  assert.equal(missing.status, 200);
+  const text = await missing.text();
+  assert.match(text, /deno task bench/);
+  assert.match(text, /deno task report/);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/index.html`,
+      "<html><body>charts</body></html>",
+    );
+    const present = await app(`${dir}/index.html`).app.request("/report");
+    assert.equal(await present.text(), "<html><body>charts</body></html>");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the stream sends the current snapshot at once, then each new one", async () => {
+  const { app: a, publish } = app();
+  const ac = new AbortController();
+  const res = await a.request("/api/stream", { signal: ac.signal });
+  assert.match(res.headers.get("content-type")!, /text\/event-stream/);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const until = async (re: RegExp) => {
+    for (let i = 0; i < 50 && !re.test(text); i++) {
+      text += (await reader.read()).value ?? "";
+    }
+  };
+  await until(/"at":1/);
+  assert.match(text, /event: snapshot\ndata: \{"at":1,/);
+  publish(snapshot(2));
+  await until(/"at":2/);
+  assert.match(text, /"at":2/);
+  ac.abort();
+  await reader.cancel().catch(() => {});
+});

@@ -1,0 +1,788 @@
+/**
+ * The {@link PlaygroundBackend} over a running {@link Playground}: a
+ * collector that scrapes every node every ~500 ms into a
+ * {@link ClusterSnapshot}, the actions (signals to processes, HTTP calls to
+ * the nodes), and the key followers (a `/v1/watch` stream per node and
+ * followed key). This is the I/O edge; what it computes lives in the pure
+ * modules it calls.
+ */
+import type { Cluster as GfsCluster } from "@strata/gfs";
+import {
+  type ChunkserverView,
+  type ClusterSnapshot,
+  type GfsFileView,
+  type GfsView,
+  type MasterChunkserver,
+  mergeChunkservers,
+  type ProcessState,
+  type RaftNodeInput,
+  type RaftStatus,
+  replicaIds,
+  type SearchView,
+  summarizeRaft,
+} from "./cluster_snapshot.ts";
+import { KeyFlow } from "./key_flow.ts";
+import type {
+  PlaygroundBackend,
+  SearchResult,
+  UploadResult,
+  WriteResult,
+} from "./playground_backend.ts";
+import type { Playground } from "./playground.ts";
+import {
+  PlaygroundError,
+  type PlaygroundErrorCode,
+} from "./playground_error.ts";
+import { parsePrometheusText, sumSamples } from "./prometheus_text.ts";
+import { RateWindow } from "./rate_window.ts";
+import { SseParser } from "./sse_parser.ts";
+
+/** Options of {@link LiveBackend}. */
+export interface LiveBackendOptions {
+  /** Ms between snapshots (default 500). */
+  intervalMs?: number;
+  /** Keys followed at once; the oldest is dropped beyond this (default 4). */
+  maxFollowed?: number;
+}
+
+const RAFT_IDS = [1, 2, 3];
+
+interface Followed {
+  flow: KeyFlow;
+  abort: AbortController;
+}
+
+/** See the module doc. Call {@link LiveBackend.start} once, {@link LiveBackend.close} at the end. */
+export class LiveBackend implements PlaygroundBackend {
+  #pg: Playground;
+  #interval: number;
+  #maxFollowed: number;
+  #paused = new Set<number>();
+  #killedChunkservers = new Set<number>();
+  #rates = new Map<number, RateWindow>();
+  #totals = new Map<number, { sent: number; saved: number }>();
+  #subscribers = new Set<(s: ClusterSnapshot) => void>();
+  #latest: ClusterSnapshot;
+  #follows = new Map<string, Followed>();
+  #nextWriteId = 1;
+  #closed = false;
+  #loop?: Promise<void>;
+  #tick = 0;
+  #masterUrl?: { url: string; at: number };
+  #gfsSlow: Pick<GfsView, "uploads"> = { uploads: [] };
+  #searchView: SearchView;
+  #wake?: () => void;
+
+  /** @param playground the running clusters. */
+  constructor(playground: Playground, options: LiveBackendOptions = {}) {
+    this.#pg = playground;
+    this.#interval = options.intervalMs ?? 500;
+    this.#maxFollowed = options.maxFollowed ?? 4;
+    this.#searchView = {
+      url: playground.search.url,
+      reachable: false,
+      error: null,
+      docs: playground.docs,
+      shards: [],
+    };
+    this.#latest = {
+      at: Date.now(),
+      raft: summarizeRaft([]),
+      gfs: {
+        masterUrl: null,
+        reachable: false,
+        error: "starting",
+        chunkservers: [],
+        chunks: 0,
+        underReplicated: 0,
+        lost: 0,
+        files: 0,
+        clonesInFlight: 0,
+        clonesDone: 0,
+        uploads: [],
+      },
+      search: this.#searchView,
+      follows: [],
+    };
+  }
+
+  /** Starts the collector loop; resolves after the first snapshot. */
+  async start(): Promise<void> {
+    await this.#collect();
+    this.#loop = (async () => {
+      while (!this.#closed) {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          setTimeout(resolve, this.#interval);
+        });
+        this.#wake = undefined;
+        if (this.#closed) break;
+        try {
+          await this.#collect();
+        } catch (e) {
+          console.error("playground: snapshot failed", e);
+        }
+      }
+    })();
+    await Promise.resolve();
+  }
+
+  /** Stops the collector and every key follower (the processes are the playground's). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    for (const f of this.#follows.values()) f.abort.abort();
+    await this.#loop;
+  }
+
+  // ---- snapshots
+
+  snapshot(): ClusterSnapshot {
+    return this.#latest;
+  }
+
+  subscribe(fn: (s: ClusterSnapshot) => void): () => void {
+    this.#subscribers.add(fn);
+    return () => this.#subscribers.delete(fn);
+  }
+
+  #raftProcess(id: number): ProcessState {
+    if (!this.#pg.raft.nodes.has(id)) return "killed";
+    return this.#paused.has(id) ? "paused" : "up";
+  }
+
+  #raftHttp(id: number): string | undefined {
+    return this.#pg.raft.nodes.get(id)?.http;
+  }
+
+  /** Remembers the HTTP address of each node even while it is killed. */
+  #knownHttp = new Map<number, string>();
+
+  async #collect(): Promise<void> {
+    this.#tick++;
+    const slow = this.#tick % 2 === 1;
+    const [raftNodes, gfs] = await Promise.all([
+      Promise.all(RAFT_IDS.map((id) => this.#raftNode(id))),
+      this.#gfs(slow),
+      slow ? this.#search() : Promise.resolve(),
+    ]);
+    this.#latest = {
+      at: Date.now(),
+      raft: summarizeRaft(raftNodes),
+      gfs,
+      search: this.#searchView,
+      follows: [...this.#follows.values()].map((f) => f.flow.view()),
+    };
+    for (const fn of this.#subscribers) fn(this.#latest);
+  }
+
+  async #raftNode(id: number): Promise<RaftNodeInput> {
+    const http = this.#raftHttp(id);
+    if (http) this.#knownHttp.set(id, http);
+    const process = this.#raftProcess(id);
+    let window = this.#rates.get(id);
+    if (!window) this.#rates.set(id, window = new RateWindow(2000));
+    let status: RaftStatus | null = null;
+    if (process === "up" && http) {
+      const [s, metrics] = await Promise.all([
+        getJson<RaftStatus>(`http://${http}/v1/status`, 800),
+        getText(`http://${http}/metrics`, 800),
+      ]);
+      status = s;
+      if (metrics !== null) {
+        const samples = parsePrometheusText(metrics);
+        const counters = {
+          messages: sumSamples(samples, "strata_raft_messages_sent_total"),
+          bytes: sumSamples(samples, "strata_raft_bytes_sent_total"),
+          saved: sumSamples(samples, "strata_raft_diff_bytes_saved_total"),
+        };
+        window.push({ atMs: performance.now(), counters });
+        this.#totals.set(id, { sent: counters.bytes, saved: counters.saved });
+      }
+    } else if (process === "killed") {
+      window.reset();
+    }
+    const rates = window.rates();
+    const totals = this.#totals.get(id) ?? { sent: 0, saved: 0 };
+    return {
+      id,
+      http: http ?? this.#knownHttp.get(id) ?? "",
+      process,
+      status,
+      traffic: {
+        messagesPerSec: rates.messages ?? 0,
+        bytesPerSec: rates.bytes ?? 0,
+        savedBytesPerSec: rates.saved ?? 0,
+        bytesSentTotal: totals.sent,
+        bytesSavedTotal: totals.saved,
+      },
+    };
+  }
+
+  /**
+   * The base URL of the GFS master that serves now. Every master access
+   * goes through here: with replicated masters the serving one changes.
+   */
+  async gfsMasterUrl(): Promise<string> {
+    const cached = this.#masterUrl;
+    if (cached && Date.now() - cached.at < 3000) return cached.url;
+    // Older gfs clusters have no leaderUrl: then the one master serves.
+    const gfs = this.#pg.gfs as Partial<GfsCluster>;
+    let url: string;
+    if (typeof gfs.leaderUrl === "function") {
+      try {
+        url = await gfs.leaderUrl(2000);
+      } catch {
+        throw new PlaygroundError(
+          "unavailable",
+          "no GFS master serves right now (election in progress?)",
+        );
+      }
+    } else url = this.#pg.gfs.master.url;
+    this.#masterUrl = { url, at: Date.now() };
+    return url;
+  }
+
+  #forgetMaster(): void {
+    this.#masterUrl = undefined;
+  }
+
+  async #gfs(slow: boolean): Promise<GfsView> {
+    const processes = this.#pg.gfs.chunkservers.map((cs, i) => ({
+      id: cs.id || `cs${i}`,
+      url: cs.url,
+      process:
+        (this.#killedChunkservers.has(i) ? "killed" : "up") as ProcessState,
+    }));
+    const down = (error: string): GfsView => ({
+      masterUrl: null,
+      reachable: false,
+      error,
+      chunkservers: mergeChunkservers(processes, []),
+      chunks: 0,
+      underReplicated: 0,
+      lost: 0,
+      files: 0,
+      clonesInFlight: 0,
+      clonesDone: 0,
+      uploads: this.#gfsSlow.uploads,
+    });
+    let master: string;
+    try {
+      master = await this.gfsMasterUrl();
+    } catch (e) {
+      return down(e instanceof Error ? e.message : String(e));
+    }
+    const [list, health, metrics] = await Promise.all([
+      getJson<{ chunkservers: MasterChunkserver[] }>(
+        `${master}/v1/chunkservers`,
+        1500,
+      ),
+      getJson<
+        { chunks: number; underReplicated: number; lost: number; files: number }
+      >(
+        `${master}/v1/health`,
+        1500,
+      ),
+      getText(`${master}/metrics`, 1500),
+    ]);
+    if (!list || !health) {
+      this.#forgetMaster();
+      return down(`the master at ${master} does not answer`);
+    }
+    const samples = metrics ? parsePrometheusText(metrics) : [];
+    const chunkservers: ChunkserverView[] = mergeChunkservers(
+      processes,
+      list.chunkservers,
+    );
+    if (slow) {
+      this.#gfsSlow = {
+        uploads: await this.#uploads(master, list.chunkservers),
+      };
+    }
+    return {
+      masterUrl: master,
+      reachable: true,
+      error: null,
+      chunkservers,
+      chunks: health.chunks,
+      underReplicated: health.underReplicated,
+      lost: health.lost,
+      files: health.files,
+      clonesInFlight: sumSamples(samples, "gfs_master_clones_in_flight"),
+      clonesDone: sumSamples(samples, "gfs_master_clones_total", {
+        result: "ok",
+      }),
+      uploads: this.#gfsSlow.uploads,
+    };
+  }
+
+  async #uploads(
+    master: string,
+    servers: ReadonlyArray<{ id: string; url: string }>,
+  ): Promise<GfsFileView[]> {
+    const ls = await getJson<
+      { files: Array<{ path: string; length: number; mtime: number }> }
+    >(
+      `${master}/v1/ls?prefix=${encodeURIComponent("/uploads/")}`,
+      1500,
+    );
+    if (!ls) return this.#gfsSlow.uploads;
+    const newest = [...ls.files].sort((a, b) => b.mtime - a.mtime).slice(0, 5);
+    const located = await Promise.all(newest.map(async (f) => {
+      const loc = await getJson<{
+        chunks: Array<{ handle: number; length: number; replicas: string[] }>;
+      }>(`${master}/v1/rpc/locate?path=${encodeURIComponent(f.path)}`, 1500);
+      return {
+        path: f.path,
+        length: f.length,
+        chunks: (loc?.chunks ?? []).map((c) => ({
+          handle: c.handle,
+          length: c.length,
+          replicas: replicaIds(c.replicas, servers),
+        })),
+      };
+    }));
+    return located;
+  }
+
+  async #search(): Promise<void> {
+    const s = this.#pg.search;
+    const stats = await getJson<{
+      docs: number;
+      shards: Array<{ shard: number; up: boolean; docs?: number }>;
+      replicas: Array<Array<{ ewmaMs: number; down: boolean }>>;
+    }>(`${s.url}/v1/stats`, 3000);
+    this.#searchView = {
+      url: s.url,
+      reachable: stats !== null,
+      error: stats ? null : "the coordinator does not answer",
+      docs: stats?.docs ?? this.#searchView.docs,
+      shards: s.replicas.map((reps, shard) => ({
+        shard,
+        docs: stats?.shards[shard]?.docs ?? null,
+        replicas: reps.map((p, replica) => {
+          const sel = stats?.replicas[shard]?.[replica];
+          return {
+            replica,
+            process: p ? "up" as const : "killed" as const,
+            markedDown: sel?.down ?? false,
+            ewmaMs: sel ? Math.round(sel.ewmaMs * 100) / 100 : null,
+          };
+        }),
+      })),
+    };
+  }
+
+  // ---- raft actions
+
+  raftNodeIds(): number[] {
+    return [...RAFT_IDS];
+  }
+
+  async raftAction(
+    id: number,
+    action: "kill" | "restart" | "pause" | "resume",
+  ): Promise<void> {
+    const state = this.#raftProcess(id);
+    const refuse = (why: string) => {
+      throw new PlaygroundError("conflict", `node ${id} ${why}`);
+    };
+    switch (action) {
+      case "kill":
+        if (state === "killed") refuse("is already killed");
+        await this.#pg.raft.kill(id, "SIGKILL");
+        this.#paused.delete(id);
+        this.#rates.get(id)?.reset();
+        break;
+      case "restart":
+        if (state !== "killed") refuse(`is running (${state}); kill it first`);
+        try {
+          await this.#pg.raft.restart(id);
+        } catch (e) {
+          throw new PlaygroundError(
+            "unavailable",
+            `node ${id} did not come back: ${
+              e instanceof Error ? e.message : e
+            }`,
+          );
+        }
+        break;
+      case "pause":
+        if (state !== "up") {
+          refuse(`is ${state}; only a running node can be paused`);
+        }
+        this.#pg.raft.signal(id, "SIGSTOP");
+        this.#paused.add(id);
+        break;
+      case "resume":
+        if (state !== "paused") refuse(`is ${state}, not paused`);
+        this.#pg.raft.signal(id, "SIGCONT");
+        this.#paused.delete(id);
+        break;
+    }
+    this.#wake?.();
+  }
+
+  #leader(): number | null {
+    const l = this.#latest.raft.leader;
+    return l !== null && this.#raftProcess(l) === "up" ? l : null;
+  }
+
+  async transferLeadership(to?: number): Promise<number> {
+    const leader = this.#leader();
+    if (leader === null) {
+      throw new PlaygroundError(
+        "unavailable",
+        "there is no leader to hand over from",
+      );
+    }
+    if (to !== undefined && this.#raftProcess(to) !== "up") {
+      throw new PlaygroundError(
+        "conflict",
+        `node ${to} is ${this.#raftProcess(to)}`,
+      );
+    }
+    const out = await callNode<{ leader: number }>(
+      `http://${this.#raftHttp(leader)}/v1/cluster/transfer-leadership`,
+      { method: "POST", body: JSON.stringify(to === undefined ? {} : { to }) },
+    );
+    this.#wake?.();
+    return out.leader;
+  }
+
+  async writeKey(
+    key: string,
+    value: string,
+    node?: number,
+  ): Promise<WriteResult> {
+    const target = node ?? this.#leader() ??
+      RAFT_IDS.find((id) => this.#raftProcess(id) === "up");
+    if (target === undefined) {
+      throw new PlaygroundError("unavailable", "every raft node is down");
+    }
+    if (this.#raftProcess(target) !== "up") {
+      throw new PlaygroundError(
+        "conflict",
+        `node ${target} is ${
+          this.#raftProcess(target)
+        }; write through a running node`,
+      );
+    }
+    const http = this.#raftHttp(target)!;
+    const writeId = this.#nextWriteId++;
+    const flow = this.#follows.get(key)?.flow;
+    const t0 = performance.now();
+    flow?.record({ type: "proposed", writeId, node: target, value, atMs: t0 });
+    try {
+      const out = await callNode<{ revision: number }>(
+        `http://${http}/v1/kv/${encodeURIComponent(key)}`,
+        { method: "PUT", body: JSON.stringify({ value }) },
+      );
+      const tookMs = performance.now() - t0;
+      const status = await getJson<RaftStatus>(
+        `http://${http}/v1/status`,
+        1000,
+      );
+      const term = status?.term ?? this.#latest.raft.term ?? 0;
+      flow?.record({
+        type: "committed",
+        writeId,
+        index: out.revision,
+        term,
+        atMs: t0 + tookMs,
+      });
+      this.#wake?.();
+      return {
+        key,
+        node: target,
+        revision: out.revision,
+        term,
+        tookMs: Math.round(tookMs * 100) / 100,
+      };
+    } catch (e) {
+      flow?.record({
+        type: "failed",
+        writeId,
+        message: e instanceof Error ? e.message : String(e),
+        atMs: performance.now(),
+      });
+      throw e;
+    }
+  }
+
+  follow(key: string): void {
+    const existing = this.#follows.get(key);
+    if (existing) {
+      // Most recently followed last, so the oldest is dropped first.
+      this.#follows.delete(key);
+      this.#follows.set(key, existing);
+      return;
+    }
+    while (this.#follows.size >= this.#maxFollowed) {
+      const [oldest, f] = this.#follows.entries().next().value!;
+      f.abort.abort();
+      this.#follows.delete(oldest);
+    }
+    const f: Followed = {
+      flow: new KeyFlow(key),
+      abort: new AbortController(),
+    };
+    this.#follows.set(key, f);
+    for (const id of RAFT_IDS) {
+      this.#watchNode(key, id, f).catch(() => {});
+    }
+  }
+
+  /** Streams `/v1/watch` of one node for `key`, reconnecting across kills and restarts. */
+  async #watchNode(key: string, id: number, f: Followed): Promise<void> {
+    const signal = f.abort.signal;
+    let last: number | undefined;
+    while (!signal.aborted && !this.#closed) {
+      const http = this.#raftHttp(id);
+      if (!http || this.#raftProcess(id) === "killed") {
+        await sleep(300, signal);
+        continue;
+      }
+      const from = last !== undefined ? `&from=${last + 1}` : "";
+      try {
+        const res = await fetch(
+          `http://${http}/v1/watch?prefix=${encodeURIComponent(key)}${from}`,
+          { signal },
+        );
+        if (res.status === 410) {
+          // The node no longer has that history (restarted from a
+          // snapshot): follow from now on.
+          await res.body?.cancel();
+          last = undefined;
+          continue;
+        }
+        if (!res.ok || !res.body) {
+          await res.body?.cancel();
+          await sleep(500, signal);
+          continue;
+        }
+        const parser = new SseParser();
+        for await (
+          const chunk of res.body.pipeThrough(new TextDecoderStream())
+        ) {
+          for (const ev of parser.push(chunk)) {
+            if (ev.event !== "put" && ev.event !== "delete") continue;
+            let e: { key?: string; revision?: number; value?: string };
+            try {
+              e = JSON.parse(ev.data);
+            } catch {
+              continue;
+            }
+            if (typeof e.revision !== "number") continue;
+            last = e.revision;
+            if (e.key !== key) continue;
+            f.flow.record({
+              type: "applied",
+              node: id,
+              index: e.revision,
+              op: ev.event,
+              value: e.value,
+              atMs: performance.now(),
+            });
+          }
+        }
+      } catch {
+        // Killed node, paused node timing out, or we stopped following.
+      }
+      await sleep(300, signal);
+    }
+  }
+
+  // ---- gfs actions
+
+  chunkserverCount(): number {
+    return this.#pg.gfs.chunkservers.length;
+  }
+
+  async chunkserverAction(
+    index: number,
+    action: "kill" | "restart",
+  ): Promise<void> {
+    const killed = this.#killedChunkservers.has(index);
+    if (action === "kill") {
+      if (killed) {
+        throw new PlaygroundError(
+          "conflict",
+          `chunkserver ${index} is already killed`,
+        );
+      }
+      await this.#pg.gfs.chunkservers[index]!.stop(true);
+      this.#killedChunkservers.add(index);
+    } else {
+      if (!killed) {
+        throw new PlaygroundError(
+          "conflict",
+          `chunkserver ${index} is running; kill it first`,
+        );
+      }
+      try {
+        await this.#pg.gfs.restartChunkserver(index);
+      } catch (e) {
+        throw new PlaygroundError(
+          "unavailable",
+          `chunkserver ${index} did not come back: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
+      }
+      this.#killedChunkservers.delete(index);
+    }
+    this.#wake?.();
+  }
+
+  async upload(
+    name: string,
+    body: ReadableStream<Uint8Array>,
+    length: number | undefined,
+  ): Promise<UploadResult> {
+    const master = await this.gfsMasterUrl();
+    const out = await callNode<UploadResult>(
+      // Two replicas on three chunkservers: killing one leaves a server
+      // to re-replicate onto, so the repair is visible.
+      `${master}/v1/files/uploads/${encodeURIComponent(name)}?replication=2`,
+      {
+        method: "PUT",
+        body,
+        headers: length !== undefined
+          ? { "content-length": String(length) }
+          : {},
+      },
+      120_000,
+    ).catch((e) => {
+      this.#forgetMaster();
+      throw e;
+    });
+    this.#tick = 0; // the next snapshot lists the file
+    this.#wake?.();
+    return out;
+  }
+
+  // ---- search
+
+  async search(query: string, size: number): Promise<SearchResult> {
+    const out = await callNode<{
+      took_ms: number;
+      merge_ms?: number;
+      partial: boolean;
+      shards?: SearchResult["shards"];
+      hits: SearchResult["hits"];
+    }>(
+      `${this.#pg.search.url}/v1/search?q=${
+        encodeURIComponent(query)
+      }&size=${size}`,
+      { method: "GET" },
+      15_000,
+    );
+    return {
+      query,
+      tookMs: out.took_ms,
+      mergeMs: out.merge_ms ?? null,
+      partial: out.partial,
+      shards: out.shards ?? [],
+      hits: out.hits.map((h) => ({
+        id: h.id,
+        score: h.score,
+        name: h.name,
+        snippet: h.snippet,
+      })),
+    };
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+async function getJson<T>(url: string, timeoutMs: number): Promise<T | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return await res.json() as T;
+  } catch {
+    return null;
+  }
+}
+
+async function getText(url: string, timeoutMs: number): Promise<string | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return await res.text();
+  } catch {
+    return null;
+  }
+}
+
+const CODE_BY_STATUS: Record<number, PlaygroundErrorCode> = {
+  400: "bad_request",
+  404: "not_found",
+  409: "conflict",
+  413: "too_large",
+  503: "unavailable",
+  504: "timeout",
+};
+
+/**
+ * Calls a node and returns its JSON; a JSON error answer becomes a
+ * {@link PlaygroundError} carrying the node's message, a network failure
+ * or timeout an `unavailable`/`timeout` one.
+ */
+async function callNode<T>(
+  url: string,
+  init: RequestInit,
+  timeoutMs = 8000,
+): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      ...init,
+      headers: { "content-type": "application/json", ...(init.headers ?? {}) },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "TimeoutError") {
+      throw new PlaygroundError(
+        "timeout",
+        `${new URL(url).host} did not answer within ${timeoutMs} ms`,
+      );
+    }
+    throw new PlaygroundError(
+      "unavailable",
+      `${new URL(url).host} is unreachable`,
+    );
+  }
+  const text = await res.text();
+  let body: unknown = undefined;
+  try {
+    body = JSON.parse(text);
+  } catch { /* not JSON */ }
+  if (!res.ok) {
+    const err = (body as { error?: { code?: string; message?: string } })
+      ?.error;
+    const code = CODE_BY_STATUS[res.status] ??
+      (res.status >= 500 ? "unavailable" : "bad_request");
+    throw new PlaygroundError(
+      code,
+      err?.message ?? `${new URL(url).host} answered HTTP ${res.status}`,
+    );
+  }
+  return body as T;
+}

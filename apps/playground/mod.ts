@@ -1,0 +1,51 @@
+/**
+ * The strata playground: every cluster on loopback (raft-kv, GFS, search),
+ * a live dashboard over them, simulation replay and the benchmark report.
+ * `deno task start` runs {@link ./main.ts}; this module is for embedding the
+ * pieces (tests start a playground, or serve the dashboard over a fake
+ * backend).
+ *
+ * @module
+ */
+export {
+  type Playground,
+  type PlaygroundOptions,
+  startPlayground,
+} from "./playground.ts";
+export {
+  createDashboardApp,
+  type DashboardOptions,
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+} from "./dashboard_server.ts";
+export { LiveBackend, type LiveBackendOptions } from "./live_backend.ts";
+export type {
+  PlaygroundBackend,
+  SearchResult,
+  ShardTiming,
+  SimApi,
+  UploadResult,
+  WriteResult,
+} from "./playground_backend.ts";
+export type {
+  ChunkserverView,
+  ClusterSnapshot,
+  GfsView,
+  RaftNodeView,
+  RaftView,
+  SearchView,
+} from "./cluster_snapshot.ts";
+export { KeyFlow, type KeyFlowView, type KeyWrite } from "./key_flow.ts";
+export { createSimApi } from "./sim_api.ts";
+export {
+  isPlaygroundError,
+  PlaygroundError,
+  type PlaygroundErrorCode,
+} from "./playground_error.ts";
+export {
+  findTakenPort,
+  fixedPorts,
+  parseStartFlags,
+  START_USAGE,
+  type StartFlags,
+} from "./start_flags.ts";

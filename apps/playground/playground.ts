@@ -1,0 +1,181 @@
+/**
+ * Starts the whole playground on loopback, every node its own process:
+ * a 3-node raft-kv cluster, a GFS master with 3 chunkservers, and the
+ * search cluster (3 shards × 2 replicas + a coordinator) with the
+ * SpamAssassin corpus indexed on first start. Data lives under one
+ * directory and is reused by the next start.
+ */
+import { join } from "node:path";
+import {
+  type Cluster as GfsCluster,
+  startCluster as startGfs,
+} from "@strata/gfs";
+import {
+  type Cluster as SearchCluster,
+  readSpamAssassin,
+  startCluster as startSearch,
+} from "@strata/search";
+import {
+  type LocalCluster,
+  startLocalCluster,
+} from "../raft/cluster_launcher.ts";
+import { PlaygroundError } from "./playground_error.ts";
+
+/** Options of {@link startPlayground}. */
+export interface PlaygroundOptions {
+  /** Root of every cluster's data (`raft/`, `gfs/`, `search/` below it). */
+  dataDir: string;
+  /** HTTP ports of raft nodes 1..3 (default: free ports). */
+  raftHttpPorts?: number[];
+  /** Index the corpus when the search cluster is empty (default true). */
+  index?: boolean;
+  /** Index at most this many emails (default: all of them). */
+  indexLimit?: number;
+  /** Capacity each chunkserver reports, bytes (default 256 MiB, so uploads show on the bars). */
+  chunkserverCapacityBytes?: number;
+  /** GFS chunk size, bytes (default 1 MiB, so a few-MB upload spreads over chunkservers). */
+  chunkBytes?: number;
+  /** Called with a line of progress at each step. */
+  onProgress?: (line: string) => void;
+}
+
+/** The running playground. */
+export interface Playground {
+  raft: LocalCluster;
+  gfs: GfsCluster;
+  search: SearchCluster;
+  /** Documents in the search index after startup. */
+  docs: number;
+  /** Stops every process (raft, gfs, search), waiting for each to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the playground. On failure, whatever already started is stopped
+ * before the error is thrown.
+ * @throws PlaygroundError `unavailable` when a cluster does not come up.
+ */
+export async function startPlayground(
+  options: PlaygroundOptions,
+): Promise<Playground> {
+  const progress = options.onProgress ?? (() => {});
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
+  try {
+    const raftDir = join(options.dataDir, "raft");
+    progress(`[1/3] raft-kv: 3 nodes, data in ${raftDir}…`);
+    await Deno.mkdir(raftDir, { recursive: true });
+    const raft = await startLocalCluster({
+      size: 3,
+      dataRoot: raftDir,
+      httpPorts: options.raftHttpPorts,
+    }).catch((e) => {
+      throw new PlaygroundError(
+        "unavailable",
+        `raft-kv did not start: ${message(e)}`,
+      );
+    });
+    stops.push(() => raft.stop());
+
+    const gfsDir = join(options.dataDir, "gfs");
+    progress(`[2/3] gfs: a master and 3 chunkservers, data in ${gfsDir}…`);
+    const chunkBytes = options.chunkBytes ?? 1 << 20;
+    const gfs = await startGfs({
+      dataDir: gfsDir,
+      chunkservers: 3,
+      // Declare a dead chunkserver sooner than the default 10 s, so
+      // re-replication shows within seconds of a kill.
+      master: { chunkBytes, deadAfterMs: 4000 },
+      chunkserver: () => ({
+        capacityBytes: options.chunkserverCapacityBytes ?? 256 * 2 ** 20,
+      }),
+    }).catch((e) => {
+      throw new PlaygroundError(
+        "unavailable",
+        `gfs did not start: ${message(e)}`,
+      );
+    });
+    stops.push(() => gfs.stop());
+
+    const searchDir = join(options.dataDir, "search");
+    progress(
+      `[3/3] search: 3 shards × 2 replicas + coordinator, data in ${searchDir}…`,
+    );
+    const search = await startSearch({
+      shards: 3,
+      replicas: 2,
+      dataDir: searchDir,
+    }).catch((e) => {
+      throw new PlaygroundError(
+        "unavailable",
+        `search did not start: ${message(e)}`,
+      );
+    });
+    stops.push(() => search.stop());
+    let docs = await searchDocs(search.url);
+    if (docs === 0 && options.index !== false) {
+      docs = await indexCorpus(
+        search.url,
+        options.indexLimit ?? Infinity,
+        progress,
+      );
+    } else {
+      progress(`      ${docs} documents already indexed`);
+    }
+    return { raft, gfs, search, docs, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function searchDocs(url: string): Promise<number> {
+  const res = await fetch(`${url}/v1/stats`, {
+    signal: AbortSignal.timeout(10_000),
+  });
+  const stats = await res.json() as { docs?: number };
+  return Number(stats.docs ?? 0);
+}
+
+async function indexCorpus(
+  url: string,
+  limit: number,
+  progress: (line: string) => void,
+): Promise<number> {
+  let total = 0;
+  let indexed = 0;
+  let batch: string[] = [];
+  const t0 = performance.now();
+  const send = async () => {
+    if (batch.length === 0) return;
+    const res = await fetch(`${url}/v1/docs`, {
+      method: "POST",
+      body: batch.join("\n"),
+    });
+    if (!res.ok) {
+      throw new PlaygroundError(
+        "unavailable",
+        `indexing failed: ${(await res.text()).slice(0, 300)}`,
+      );
+    }
+    await res.body?.cancel();
+    indexed += batch.length;
+    batch = [];
+    const rate = Math.round(
+      indexed / Math.max(1e-3, (performance.now() - t0) / 1000),
+    );
+    progress(`      indexed ${indexed}/${total} emails (${rate} docs/s)`);
+  };
+  for await (const doc of readSpamAssassin(limit, (_, n) => total = n)) {
+    batch.push(JSON.stringify(doc));
+    if (batch.length >= 1000) await send();
+  }
+  await send();
+  return indexed;
+}

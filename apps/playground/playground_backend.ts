@@ -1,0 +1,86 @@
+/**
+ * What the dashboard server needs from the running clusters. The real one
+ * ({@link ./live_backend.ts}) drives processes; API tests use a fake.
+ * Every method throws {@link PlaygroundError} for anything a user can fix.
+ */
+import type { ClusterSnapshot } from "./cluster_snapshot.ts";
+
+/** The answer to a KV write from the dashboard. */
+export interface WriteResult {
+  key: string;
+  /** Node the write was sent to. */
+  node: number;
+  /** Log index = KV revision it got. */
+  revision: number;
+  /** Term the node reported right after. */
+  term: number;
+  /** ms from sending to the answer. */
+  tookMs: number;
+}
+
+/** Per-shard timing of one search's fan-out. */
+export interface ShardTiming {
+  shard: number;
+  /** The replica that answered (null: none did). */
+  replica: number | null;
+  ms: number;
+  hits: number;
+}
+
+/** One search as the dashboard shows it. */
+export interface SearchResult {
+  query: string;
+  tookMs: number;
+  /** Time to merge the shards' lists, ms (null when the coordinator does not say). */
+  mergeMs: number | null;
+  partial: boolean;
+  shards: ShardTiming[];
+  hits: Array<{ id: string; score: number; name: string; snippet: string }>;
+}
+
+/** An uploaded file. */
+export interface UploadResult {
+  path: string;
+  length: number;
+  chunks: number;
+}
+
+/** Simulation replay, as packages/sim provides it. */
+export interface SimApi {
+  scenarios(): unknown[];
+  /** @throws PlaygroundError `bad_request` for an unknown scenario or seed. */
+  replay(scenario: string, seed: string): unknown;
+}
+
+/** See the module doc. */
+export interface PlaygroundBackend {
+  /** The newest snapshot. */
+  snapshot(): ClusterSnapshot;
+  /** Calls `fn` with every new snapshot until the returned function is called. */
+  subscribe(fn: (s: ClusterSnapshot) => void): () => void;
+  /** Ids of the raft nodes. */
+  raftNodeIds(): number[];
+  /** SIGKILL, start again, SIGSTOP, SIGCONT. @throws `not_found`, `conflict`. */
+  raftAction(
+    id: number,
+    action: "kill" | "restart" | "pause" | "resume",
+  ): Promise<void>;
+  /** Hands leadership to `to` (or lets the leader pick); resolves with the new leader. */
+  transferLeadership(to?: number): Promise<number>;
+  /** Writes `key` through `node` (default: the leader). */
+  writeKey(key: string, value: string, node?: number): Promise<WriteResult>;
+  /** Starts following `key` (its flow appears in the snapshots). */
+  follow(key: string): void;
+  /** Number of chunkservers. */
+  chunkserverCount(): number;
+  /** SIGKILL or start again chunkserver `index`. */
+  chunkserverAction(index: number, action: "kill" | "restart"): Promise<void>;
+  /** Streams a file to the GFS master under /uploads/<name>. */
+  upload(
+    name: string,
+    body: ReadableStream<Uint8Array>,
+    length: number | undefined,
+  ): Promise<UploadResult>;
+  /** Runs a search on the coordinator. */
+  search(query: string, size: number): Promise<SearchResult>;
+}

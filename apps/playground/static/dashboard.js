@@ -1,0 +1,636 @@
+/**
+ * The playground's page: renders the snapshots pushed on /api/stream and
+ * sends the actions. Plain ES module, no dependencies, no build step.
+ * Elements keep stable ids and data attributes (used by the browser test):
+ * `[data-raft-node="1"][data-role="leader"]`, `#raft-kill-1`, `#follow-key`,
+ * `[data-follow-write]`, `[data-applied-node]`, `#search-input`,
+ * `[data-shard-timing]`, `[data-search-hit]`, `[data-chunkserver]`.
+ *
+ * @module
+ */
+
+const $ = (sel) => /** @type {HTMLElement} */ (document.querySelector(sel));
+
+/** @param {unknown} s */
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => (
+    { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]
+  ));
+}
+
+/** @param {number | null | undefined} n */
+function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
+/** @param {number | null | undefined} n */
+function num(n) {
+  return n === null || n === undefined ? "–" : Number(n).toLocaleString("en");
+}
+
+/** @param {number} ms */
+function msText(ms) {
+  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+}
+
+let toastTimer = 0;
+/** @param {string} text @param {boolean} [isError] */
+function toast(text, isError = false) {
+  const t = $("#toast");
+  t.textContent = text;
+  t.className = isError ? "toast error" : "toast";
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (t.hidden = true), isError ? 6000 : 2500);
+}
+
+/**
+ * Calls the dashboard API; resolves with the JSON or throws an Error with
+ * the server's message.
+ * @param {string} path @param {RequestInit} [init]
+ */
+async function api(path, init = {}) {
+  const res = await fetch(path, init);
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (!res.ok) {
+    throw new Error(body?.error?.message ?? `HTTP ${res.status}`);
+  }
+  return body;
+}
+
+/** @param {string} path @param {unknown} [body] */
+function post(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? "" : JSON.stringify(body),
+  });
+}
+
+/** The latest snapshot. */
+let snap = null;
+/** The key the follow panel shows. */
+let followKey = "";
+
+// ---------------------------------------------------------------- raft
+
+const ROLE_TEXT = {
+  leader: "leader",
+  follower: "follower",
+  candidate: "candidate",
+  preCandidate: "pre-vote",
+  paused: "paused",
+  killed: "killed",
+  unknown: "no answer",
+};
+
+/** @param {number} id */
+function nodeCard(id) {
+  let card = document.querySelector(`[data-raft-node="${id}"]`);
+  if (card) return /** @type {HTMLElement} */ (card);
+  card = document.createElement("article");
+  card.className = "node";
+  card.dataset.raftNode = String(id);
+  card.innerHTML = `
+    <div class="node-head"><span class="node-title">Node ${id}</span><span class="badge" data-field="badge"></span></div>
+    <div class="node-addr" data-field="addr"></div>
+    <dl class="facts">
+      <dt>term</dt><dd data-field="term"></dd>
+      <dt>leader</dt><dd data-field="leader"></dd>
+      <dt>commit / applied</dt><dd data-field="commit"></dd>
+      <dt>log (first…last)</dt><dd data-field="log"></dd>
+      <dt>snapshot at</dt><dd data-field="snapshot"></dd>
+      <dt>log size</dt><dd data-field="logBytes"></dd>
+      <dt>keys</dt><dd data-field="keys"></dd>
+      <dt>messages sent</dt><dd data-field="msgs"></dd>
+      <dt>bytes sent</dt><dd data-field="bytesRate"></dd>
+      <dt title="bytes differential encoding kept off the wire">saved by diff encoding</dt><dd data-field="saved"></dd>
+    </dl>
+    <div class="logbar" title="log: snapshot · applied · appended"><div class="log"></div><div class="applied"></div><div class="snap"></div></div>
+    <div class="loglegend"><span><i style="background:#b39ddb"></i>snapshot</span><span><i style="background:#81c784"></i>applied</span><span><i style="background:#90caf9"></i>appended</span></div>
+    <div class="node-actions">
+      <button class="danger" id="raft-kill-${id}" data-action="kill" title="SIGKILL the process">Kill</button>
+      <button id="raft-restart-${id}" data-action="restart" title="start it again on its data">Restart</button>
+      <button id="raft-pause-${id}" data-action="pause" title="SIGSTOP: the node is isolated, its peers time out">Pause</button>
+      <button id="raft-resume-${id}" data-action="resume" title="SIGCONT">Resume</button>
+      <button id="raft-transfer-${id}" data-action="transfer" title="hand leadership to this node">Make leader</button>
+    </div>`;
+  card.querySelectorAll("button").forEach((b) =>
+    b.addEventListener(
+      "click",
+      () =>
+        raftButton(id, /** @type {HTMLElement} */ (b).dataset.action ?? "", b),
+    )
+  );
+  $("#raft-nodes").append(card);
+  return /** @type {HTMLElement} */ (card);
+}
+
+/** @param {number} id @param {string} action @param {Element} button */
+async function raftButton(id, action, button) {
+  const b = /** @type {HTMLButtonElement} */ (button);
+  b.disabled = true;
+  try {
+    if (action === "transfer") {
+      const r = await post("/api/raft/transfer", { to: id });
+      toast(`node ${r.leader} leads now`);
+    } else {
+      await post(`/api/raft/nodes/${id}/${action}`);
+      toast(`node ${id}: ${action} done`);
+    }
+  } catch (e) {
+    toast(`node ${id}: ${action} failed: ${e.message}`, true);
+  } finally {
+    b.disabled = false;
+    if (snap) renderRaft(snap.raft);
+  }
+}
+
+/** @param {HTMLElement} card @param {string} field @param {string} text */
+function setField(card, field, text) {
+  const el = card.querySelector(`[data-field="${field}"]`);
+  if (el && el.textContent !== text) el.textContent = text;
+}
+
+function renderRaft(raft) {
+  const maxIndex = Math.max(1, ...raft.nodes.map((n) => n.lastIndex ?? 0));
+  for (const n of raft.nodes) {
+    const card = nodeCard(n.id);
+    const role = n.process === "up" ? n.role : n.process;
+    card.dataset.role = role;
+    card.dataset.process = n.process;
+    const badge =
+      /** @type {HTMLElement} */ (card.querySelector('[data-field="badge"]'));
+    badge.dataset.role = role;
+    badge.textContent = ROLE_TEXT[role] ?? role;
+    setField(card, "addr", n.http ? `http://${n.http}` : "");
+    setField(card, "term", num(n.term));
+    setField(card, "leader", n.leader === null ? "–" : `node ${n.leader}`);
+    setField(card, "commit", `${num(n.commitIndex)} / ${num(n.appliedIndex)}`);
+    setField(
+      card,
+      "log",
+      n.lastIndex === null ? "–" : `${num(n.firstIndex)} … ${num(n.lastIndex)}`,
+    );
+    setField(card, "snapshot", num(n.snapshotIndex));
+    setField(card, "logBytes", bytes(n.logBytes));
+    setField(card, "keys", num(n.keys));
+    setField(card, "msgs", `${Math.round(n.messagesPerSec)}/s`);
+    setField(
+      card,
+      "bytesRate",
+      `${bytes(n.bytesPerSec)}/s · ${bytes(n.bytesSentTotal)} total`,
+    );
+    setField(
+      card,
+      "saved",
+      `${bytes(n.savedBytesPerSec)}/s · ${bytes(n.bytesSavedTotal)} total`,
+    );
+    const pct = (v) => `${Math.min(100, ((v ?? 0) / maxIndex) * 100)}%`;
+    /** @type {HTMLElement} */ (card.querySelector(".logbar .log")).style
+      .width = pct(n.lastIndex);
+    /** @type {HTMLElement} */ (card.querySelector(".logbar .applied")).style
+      .width = pct(n.appliedIndex);
+    /** @type {HTMLElement} */ (card.querySelector(".logbar .snap")).style
+      .width = pct(n.snapshotIndex);
+    const btn = (
+      a,
+    ) => /** @type {HTMLButtonElement} */ (card.querySelector(
+      `[data-action="${a}"]`,
+    ));
+    btn("kill").disabled = n.process === "killed";
+    btn("restart").disabled = n.process !== "killed";
+    btn("pause").disabled = n.process !== "up";
+    btn("resume").disabled = n.process !== "paused";
+    btn("transfer").disabled = n.process !== "up" || n.role === "leader" ||
+      raft.leader === null;
+  }
+  const up = raft.nodes.filter((n) => n.process === "up").length;
+  $("#raft-summary").textContent = raft.leader === null
+    ? `raft: no leader (${up}/3 nodes up)`
+    : `raft: node ${raft.leader} leads term ${raft.term} · ${up}/3 nodes up`;
+}
+
+$("#raft-write").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const key = /** @type {HTMLInputElement} */ ($("#raft-write-key")).value;
+  const value = /** @type {HTMLInputElement} */ ($("#raft-write-value")).value;
+  const node = /** @type {HTMLSelectElement} */ ($("#raft-write-node")).value;
+  const out = $("#raft-write-result");
+  out.className = "result";
+  out.textContent = "writing…";
+  try {
+    const r = await post("/api/raft/write", {
+      key,
+      value,
+      ...(node ? { node: Number(node) } : {}),
+    });
+    out.textContent =
+      `${key} = ${value}: index ${r.revision}, term ${r.term}, via node ${r.node} in ${
+        msText(r.tookMs)
+      }`;
+  } catch (e) {
+    out.className = "result error";
+    out.textContent = e.message;
+  }
+});
+
+$("#raft-transfer-any").addEventListener("click", async () => {
+  try {
+    const r = await post("/api/raft/transfer", {});
+    toast(`node ${r.leader} leads now`);
+  } catch (e) {
+    toast(`transfer failed: ${e.message}`, true);
+  }
+});
+
+// ---------------------------------------------------------------- follow
+
+$("#follow-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const key = /** @type {HTMLInputElement} */ ($("#follow-key")).value.trim();
+  if (!key) return;
+  try {
+    await post("/api/follow", { key });
+    followKey = key;
+    $("#follow-write-form").hidden = false;
+    $("#follow-flow").innerHTML = `<p class="hint">Following <code>${
+      esc(key)
+    }</code>. Write a value to see it flow through the log.</p>`;
+    lastFlowJson = "";
+  } catch (e) {
+    toast(`follow failed: ${e.message}`, true);
+  }
+});
+
+$("#follow-write-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const value = /** @type {HTMLInputElement} */ ($("#follow-value")).value;
+  const node = /** @type {HTMLSelectElement} */ ($("#follow-node")).value;
+  const out = $("#follow-result");
+  out.className = "result";
+  out.textContent = "writing…";
+  try {
+    const r = await post("/api/raft/write", {
+      key: followKey,
+      value,
+      ...(node ? { node: Number(node) } : {}),
+    });
+    out.textContent = `committed at index ${r.revision}`;
+  } catch (e) {
+    out.className = "result error";
+    out.textContent = e.message;
+  }
+});
+
+let lastFlowJson = "";
+function renderFollow(s) {
+  if (!followKey) return;
+  const flow = s.follows.find((f) => f.key === followKey);
+  if (!flow) return;
+  const nodeIds = s.raft.nodes.map((n) => n.id);
+  const json = JSON.stringify([flow, nodeIds]);
+  if (json === lastFlowJson) return;
+  lastFlowJson = json;
+  if (flow.writes.length === 0) return;
+  $("#follow-flow").innerHTML = flow.writes.map((w) => {
+    const applied = new Map(w.applied.map((a) => [a.node, a.afterMs]));
+    const span = Math.max(
+      1,
+      w.committedAfterMs ?? 0,
+      ...w.applied.map((a) => a.afterMs),
+    );
+    const where = w.proposedAt === null
+      ? "written by another client"
+      : `proposed at node ${w.proposedAt}`;
+    const what = w.op === "delete"
+      ? "delete"
+      : `= <span class="write-value">${esc(w.value)}</span>`;
+    const status = w.status === "committed"
+      ? `committed at index <b>${w.index}</b>${
+        w.term !== null ? `, term <b>${w.term}</b>` : ""
+      }${
+        w.committedAfterMs !== null
+          ? ` (answer after ${msText(w.committedAfterMs)})`
+          : ""
+      }`
+      : w.status === "failed"
+      ? `<span class="error">failed: ${esc(w.error)}</span>`
+      : "in flight…";
+    const bar = (label, ms, attrs, cls) =>
+      `<div class="step ${cls}" ${attrs}><span>${label}</span><div class="bar"><div style="width:${
+        Math.max(1.5, (ms / span) * 100)
+      }%"></div></div><span>+${msText(ms)}</span></div>`;
+    const steps = [
+      w.committedAfterMs !== null
+        ? bar(
+          `answer from node ${w.proposedAt}`,
+          w.committedAfterMs,
+          "data-commit-step",
+          "commit",
+        )
+        : "",
+      ...nodeIds.map((id) =>
+        applied.has(id)
+          ? bar(
+            `applied on node ${id}`,
+            applied.get(id),
+            `data-applied-node="${id}"`,
+            "",
+          )
+          : `<div class="step missing" data-missing-node="${id}"><span>node ${id}</span><span class="missing-text">not applied (yet)</span></div>`
+      ),
+    ].join("");
+    return `<div class="write" data-follow-write data-status="${w.status}" data-index="${
+      w.index ?? ""
+    }">
+      <div class="write-head"><span>${
+      esc(flow.key)
+    } ${what}</span><span class="write-meta">${where}</span></div>
+      <div class="write-meta">${status}</div>
+      ${w.status === "failed" ? "" : `<div class="steps">${steps}</div>`}
+    </div>`;
+  }).join("");
+}
+
+// ---------------------------------------------------------------- gfs
+
+const CS_COLORS = [
+  "#1565c0",
+  "#2e7d32",
+  "#e65100",
+  "#6a1b9a",
+  "#00838f",
+  "#ad1457",
+];
+
+function renderGfs(g) {
+  const cls = (n, kind) => (n > 0 ? kind : "");
+  $("#gfs-summary").innerHTML = g.reachable
+    ? `<span>master <b>${esc(g.masterUrl)}</b></span>
+       <span>files <b>${num(g.files)}</b></span>
+       <span>chunks <b>${num(g.chunks)}</b></span>
+       <span class="${
+      cls(g.underReplicated, "warn")
+    }" id="gfs-under">under-replicated <b>${num(g.underReplicated)}</b></span>
+       <span class="${cls(g.lost, "bad")}" id="gfs-lost">lost <b>${
+      num(g.lost)
+    }</b></span>
+       <span class="${
+      cls(g.clonesInFlight, "warn")
+    }" id="gfs-clones">re-replicating <b>${num(g.clonesInFlight)}</b></span>
+       <span>clones done <b>${num(g.clonesDone)}</b></span>`
+    : `<span class="error">${esc(g.error ?? "master unreachable")}</span>`;
+  const box = $("#gfs-servers");
+  for (const cs of g.chunkservers) {
+    let row = /** @type {HTMLElement | null} */ (box.querySelector(
+      `[data-chunkserver="${cs.index}"]`,
+    ));
+    if (!row) {
+      row = document.createElement("div");
+      row.className = "server";
+      row.dataset.chunkserver = String(cs.index);
+      row.innerHTML =
+        `<span class="server-name"><i class="rep" style="display:inline-block;background:${
+          CS_COLORS[cs.index % CS_COLORS.length]
+        }"></i> ${esc(cs.id)}</span>
+        <div class="bar"><div></div></div><span class="server-text"></span>
+        <span class="server-actions"><button class="danger" id="gfs-kill-${cs.index}">Kill</button><button id="gfs-restart-${cs.index}">Restart</button></span>`;
+      for (const action of ["kill", "restart"]) {
+        const b = /** @type {HTMLButtonElement} */ (row.querySelector(
+          `#gfs-${action}-${cs.index}`,
+        ));
+        b.addEventListener("click", async () => {
+          b.disabled = true;
+          try {
+            await post(`/api/gfs/chunkservers/${cs.index}/${action}`);
+            toast(`chunkserver ${cs.id}: ${action} done`);
+          } catch (e) {
+            toast(`chunkserver ${cs.id}: ${e.message}`, true);
+          }
+        });
+      }
+      box.append(row);
+    }
+    row.dataset.alive = String(cs.alive);
+    row.dataset.process = cs.process;
+    const frac = cs.capacityBytes > 0 ? cs.usedBytes / cs.capacityBytes : 0;
+    /** @type {HTMLElement} */ (row.querySelector(".bar > div")).style.width =
+      `${Math.min(100, frac * 100)}%`;
+    /** @type {HTMLElement} */ (row.querySelector(".server-text")).textContent =
+      cs.process === "killed"
+        ? `killed · ${cs.alive ? "master still counts it" : "declared dead"}`
+        : `${bytes(cs.usedBytes)} / ${
+          bytes(cs.capacityBytes)
+        } · ${cs.chunks} chunks${cs.alive ? "" : " · not heartbeating"}`;
+    /** @type {HTMLButtonElement} */ (row.querySelector(
+      `#gfs-kill-${cs.index}`,
+    )).disabled = cs.process === "killed";
+    /** @type {HTMLButtonElement} */ (row.querySelector(
+      `#gfs-restart-${cs.index}`,
+    )).disabled = cs.process !== "killed";
+  }
+  const colorOf = new Map(
+    g.chunkservers.map((cs) => [cs.id, CS_COLORS[cs.index % CS_COLORS.length]]),
+  );
+  $("#gfs-files").innerHTML = g.uploads.length === 0
+    ? `<p class="hint">Upload a file: it is cut into 1 MiB chunks, each stored on 2 of the 3 chunkservers. Kill a chunkserver: after 4 s without heartbeats the master declares it dead and copies its chunks to the third.</p>`
+    : `<div class="legend">${
+      g.chunkservers.map((cs) =>
+        `<span><i style="background:${colorOf.get(cs.id)}"></i>${
+          esc(cs.id)
+        }</span>`
+      ).join("")
+    }</div>` +
+      g.uploads.map((f) =>
+        `<div class="file" data-gfs-file="${
+          esc(f.path)
+        }"><span class="file-name">${esc(f.path)}</span> · ${
+          bytes(f.length)
+        } · ${f.chunks.length} chunk${f.chunks.length === 1 ? "" : "s"}
+        <div class="chunks">${
+          f.chunks.map((c) =>
+            `<div class="chunk ${
+              c.replicas.length === 0
+                ? "lost"
+                : c.replicas.length < 2
+                ? "under"
+                : ""
+            }" title="chunk ${c.handle}: ${
+              esc(c.replicas.join(", ") || "no live replica")
+            }">${
+              c.replicas.map((r) =>
+                `<span class="rep" style="background:${
+                  colorOf.get(r) ?? "#999"
+                }"></span>`
+              ).join("")
+            }</div>`
+          ).join("")
+        }</div></div>`
+      ).join("");
+}
+
+$("#gfs-upload-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const input = /** @type {HTMLInputElement} */ ($("#gfs-file"));
+  const file = input.files?.[0];
+  const out = $("#gfs-upload-result");
+  if (!file) {
+    out.className = "result error";
+    out.textContent = "choose a file first";
+    return;
+  }
+  out.className = "result";
+  out.textContent = `uploading ${file.name} (${bytes(file.size)})…`;
+  try {
+    const r = await api(
+      `/api/gfs/upload?name=${encodeURIComponent(file.name)}`,
+      { method: "POST", body: file },
+    );
+    out.textContent = `${r.path}: ${bytes(r.length)} in ${r.chunks} chunk${
+      r.chunks === 1 ? "" : "s"
+    }`;
+  } catch (e) {
+    out.className = "result error";
+    out.textContent = e.message;
+  }
+});
+
+// ---------------------------------------------------------------- search
+
+function renderSearchHealth(s) {
+  $("#search-health").innerHTML = !s.reachable && s.shards.length === 0
+    ? `<span class="error">${esc(s.error ?? "coordinator unreachable")}</span>`
+    : `<span><b>${num(s.docs)}</b> docs</span>` +
+      s.shards.map((sh) =>
+        `<span class="shard">shard ${sh.shard}${
+          sh.docs !== null ? ` · ${num(sh.docs)}` : ""
+        } ${
+          sh.replicas.map((r) => {
+            const health = r.process === "killed"
+              ? "down"
+              : r.markedDown
+              ? "suspect"
+              : "up";
+            return `<span class="replica" data-search-replica="${sh.shard}-${r.replica}" data-health="${health}" title="replica ${r.replica}: ${health}${
+              r.ewmaMs !== null ? `, ~${r.ewmaMs} ms` : ""
+            }"></span>`;
+          }).join("")
+        }</span>`
+      ).join("");
+}
+
+$("#search-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const q = /** @type {HTMLInputElement} */ ($("#search-input")).value.trim();
+  if (!q) return;
+  const timings = $("#search-timings");
+  const list = $("#search-results");
+  timings.innerHTML = `<span class="hint">searching…</span>`;
+  try {
+    const r = await api(`/api/search?q=${encodeURIComponent(q)}&size=10`);
+    const span = Math.max(0.01, r.tookMs);
+    const bar = (label, ms, extra, attrs, cls = "") =>
+      `<div class="timing ${cls}" ${attrs}><span>${label}</span><div class="bar"><div style="width:${
+        Math.max(1, (ms / span) * 100)
+      }%"></div></div><span>${msText(ms)}${extra}</span></div>`;
+    timings.innerHTML = r.shards.map((sh) =>
+      bar(
+        `shard ${sh.shard} ${
+          sh.replica === null ? "(no replica)" : `replica ${sh.replica}`
+        }`,
+        sh.ms,
+        ` · ${sh.hits}`,
+        `data-shard-timing="${sh.shard}"`,
+      )
+    ).join("") +
+      (r.mergeMs !== null
+        ? bar("k-way merge", r.mergeMs, "", `data-merge-timing`, "merge")
+        : "") +
+      bar("total", r.tookMs, "", `data-total-timing`, "merge") +
+      (r.partial
+        ? `<span class="error">partial: a shard had no live replica</span>`
+        : "");
+    list.innerHTML = r.hits.length === 0
+      ? `<li class="hint">no match</li>`
+      : r.hits.map((h) =>
+        `<li data-search-hit="${h.id}"><span class="hit-name">${
+          esc(h.name)
+        }</span><span class="hit-score">#${h.id} · score ${
+          h.score.toFixed(2)
+        }</span><div class="snippet">${h.snippet}</div></li>`
+      ).join("");
+  } catch (e) {
+    timings.innerHTML = `<span class="error">${esc(e.message)}</span>`;
+    list.innerHTML = "";
+  }
+});
+
+// ---------------------------------------------------------------- stream
+
+function render(s) {
+  snap = s;
+  renderRaft(s.raft);
+  renderFollow(s);
+  renderGfs(s.gfs);
+  renderSearchHealth(s.search);
+}
+
+function connect() {
+  const conn = $("#conn-status");
+  const es = new EventSource("/api/stream");
+  es.addEventListener("open", () => {
+    conn.dataset.state = "live";
+    conn.textContent = "live";
+  });
+  es.addEventListener("snapshot", (ev) => {
+    try {
+      render(JSON.parse(/** @type {MessageEvent} */ (ev).data));
+    } catch (e) {
+      console.error("bad snapshot", e);
+    }
+  });
+  es.addEventListener("error", () => {
+    conn.dataset.state = "lost";
+    conn.textContent = "reconnecting…";
+  });
+}
+
+// ---------------------------------------------------------------- simulation
+
+async function mountSimulation() {
+  const root = $("#sim-root");
+  try {
+    const mod = await import("./sim_replay.js");
+    mod.mountSimReplay(root, {
+      scenarios: () => api("/api/sim/scenarios"),
+      replay: (scenario, seed) =>
+        api(
+          `/api/sim/replay?scenario=${encodeURIComponent(scenario)}&seed=${
+            encodeURIComponent(seed)
+          }`,
+        ),
+    });
+  } catch (e) {
+    root.innerHTML = `<p class="error">The simulation panel did not load: ${
+      esc(e.message)
+    }</p>`;
+  }
+}
+
+connect();
+mountSimulation();
