@@ -1,8 +1,15 @@
 /**
  * `deno task bench`: runs every suite in benches/ (each `*.bench.ts`, in
  * its own process so one suite's heap and JIT state never colour the
- * next), with progress, then lists the results files written.
+ * next), with progress, then renders the comparison report
+ * (benches/report/index.html, as `deno task report` does).
  */
+import {
+  DEFAULT_REPORT_FILE,
+  DEFAULT_RESULTS_DIR,
+  writeReport,
+} from "./report.ts";
+
 const dir = new URL("./", import.meta.url);
 const only = Deno.args;
 const suites: string[] = [];
@@ -34,5 +41,9 @@ console.log(
   `\n${
     chosen.length - failed.length
   } suites done, ${failed.length} failed; results in benches/results/`,
+);
+const report = await writeReport(DEFAULT_RESULTS_DIR, DEFAULT_REPORT_FILE);
+console.log(
+  `report: ${report.path} (${report.suites} suites; open it, or the playground's Benchmarks panel)`,
 );
 if (failed.length) Deno.exit(1);
