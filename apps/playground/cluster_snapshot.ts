@@ -2,6 +2,7 @@
  * What the dashboard shows, pushed every ~500 ms on `/api/stream`, and the
  * pure functions that assemble it from what the collector scraped.
  */
+import { z } from "zod";
 import type { KeyFlowView } from "./key_flow.ts";
 
 /** Whether the playground's process for a node runs. */
@@ -87,9 +88,36 @@ export interface GfsFileView {
   chunks: Array<{ handle: number; length: number; replicas: string[] }>;
 }
 
+/** A GFS master's Raft role as the panel shows it. */
+export type GfsMasterRole = "leader" | "follower" | "candidate" | "unknown";
+
+/** One GFS master replica in the GFS panel. */
+export interface GfsMasterView {
+  /** Index in the playground (for kill/restart); its Raft id is index + 1. */
+  index: number;
+  url: string;
+  process: "up" | "killed";
+  /** `GET /v1/master` answered. */
+  reachable: boolean;
+  /** "unknown" when killed or not answering. */
+  role: GfsMasterRole;
+  /** It leads and has applied everything committed before its term. */
+  serving: boolean;
+  term: number | null;
+  /** Raft id of the leader it knows (null: none). */
+  leader: number | null;
+  commitIndex: number | null;
+  appliedIndex: number | null;
+}
+
 /** The GFS panel. */
 export interface GfsView {
+  /** The master that serves now (the leader), null when none does. */
   masterUrl: string | null;
+  /** Every master replica, by index. */
+  masters: GfsMasterView[];
+  /** Index of the serving master, null during an election. */
+  leaderIndex: number | null;
   reachable: boolean;
   error: string | null;
   chunkservers: ChunkserverView[];
@@ -230,4 +258,75 @@ export function replicaIds(
 ): string[] {
   const byUrl = new Map(servers.map((s) => [s.url, s.id]));
   return urls.map((u) => byUrl.get(u) ?? u).sort();
+}
+
+/**
+ * What `GET /v1/master` of a GFS master answers (the fields shown). A
+ * single unreplicated master has no term; it leads whenever it serves.
+ */
+export const MasterStatusSchema = z.object({
+  serving: z.boolean(),
+  role: z.string(),
+  term: z.number().int().min(0).optional(),
+  leader: z.number().int().nullable().optional(),
+  commitIndex: z.number().int().min(0).optional(),
+  appliedIndex: z.number().int().min(0).optional(),
+});
+
+/** A validated `GET /v1/master` answer. */
+export type MasterStatus = z.infer<typeof MasterStatusSchema>;
+
+/** The answer of `GET /v1/master` if it has the expected shape, else null. */
+export function parseMasterStatus(raw: unknown): MasterStatus | null {
+  const r = MasterStatusSchema.safeParse(raw);
+  return r.success ? r.data : null;
+}
+
+/** Inputs of {@link summarizeMasters} for one master. */
+export interface MasterInput {
+  url: string;
+  process: "up" | "killed";
+  status: MasterStatus | null;
+}
+
+function masterRole(role: string): GfsMasterRole {
+  if (role === "leader" || role === "follower") return role;
+  // The pre-vote phase is an election in progress too.
+  if (role === "candidate" || role === "preCandidate") return "candidate";
+  return "unknown";
+}
+
+/**
+ * The master cards and which one serves. The serving master is the one
+ * that says it serves at the highest term: a deposed leader stops serving
+ * when it loses its quorum lease, but during that window two may claim it,
+ * and the newer term is the one whose writes commit.
+ */
+export function summarizeMasters(
+  inputs: readonly MasterInput[],
+): { masters: GfsMasterView[]; leaderIndex: number | null } {
+  const masters = inputs.map((m, index): GfsMasterView => {
+    const s = m.process === "up" ? m.status : null;
+    return {
+      index,
+      url: m.url,
+      process: m.process,
+      reachable: s !== null,
+      role: s ? masterRole(s.role) : "unknown",
+      serving: s?.serving ?? false,
+      term: s?.term ?? null,
+      leader: s?.leader && s.leader > 0 ? s.leader : null,
+      commitIndex: s?.commitIndex ?? null,
+      appliedIndex: s?.appliedIndex ?? null,
+    };
+  });
+  let leaderIndex: number | null = null;
+  for (const m of masters) {
+    if (!m.serving) continue;
+    const best = leaderIndex === null ? null : masters[leaderIndex]!;
+    if (best === null || (m.term ?? 0) > (best.term ?? 0)) {
+      leaderIndex = m.index;
+    }
+  }
+  return { masters, leaderIndex };
 }

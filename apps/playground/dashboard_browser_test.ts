@@ -3,6 +3,7 @@
  * process on free ports, Debian's headless Chromium driven by
  * playwright-core. The test sees a leader, kills it from the page, sees a
  * new one, writes and follows a key, runs a search, uploads a file to GFS,
+ * kills the leading GFS master and uploads again through the new one,
  * replays a simulation, saves a screenshot under test-results/, stops the
  * playground with SIGINT and starts it again on the same data.
  *
@@ -130,6 +131,15 @@ async function leaderId(page: Page, timeoutMs: number): Promise<number> {
   return Number(await el.getAttribute("data-raft-node"));
 }
 
+/** Index of the GFS master the page shows as leader. */
+async function gfsLeaderIndex(page: Page, timeoutMs: number): Promise<number> {
+  const el = await page.waitForSelector(
+    '[data-gfs-master][data-role="leader"]',
+    { timeout: timeoutMs },
+  );
+  return Number(await el.getAttribute("data-gfs-master"));
+}
+
 async function isRefused(url: string): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
@@ -142,7 +152,7 @@ async function isRefused(url: string): Promise<boolean> {
 
 Deno.test({
   name:
-    "the dashboard in Chromium: kill the leader, a new one leads; follow a key, search, upload, replay; a second start reuses the data",
+    "the dashboard in Chromium: kill the leader, a new one leads; follow a key, search, upload, kill the GFS leader and upload again, replay; a second start reuses the data",
   ignore: !hasChromium && !Deno.env.get("CI"),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -231,6 +241,39 @@ Deno.test({
         /browser-upload\.bin/,
       );
 
+      // GFS masters: kill the leading one from the page; another is
+      // elected, and uploads go on through it.
+      const gfsLeader = await gfsLeaderIndex(page, 30_000);
+      await page.click(`#gfs-master-kill-${gfsLeader}`);
+      await page.waitForSelector(
+        `[data-gfs-master="${gfsLeader}"][data-role="killed"]`,
+        { timeout: 15_000 },
+      );
+      const newGfsLeader = await gfsLeaderIndex(page, 30_000);
+      assert.notEqual(newGfsLeader, gfsLeader, "the killed master cannot lead");
+      await page.setInputFiles("#gfs-file", {
+        name: "after-failover.txt",
+        mimeType: "text/plain",
+        buffer: Buffer.from("written through the new GFS leader\n"),
+      });
+      await page.click("#gfs-upload");
+      await page.waitForSelector(
+        '[data-gfs-file="/uploads/after-failover.txt"]',
+        { timeout: 30_000 },
+      );
+      await page.waitForFunction(
+        `/after-failover\\.txt: \\d+ B in 1 chunk$/.test(
+          document.querySelector("#gfs-upload-result")?.textContent ?? "")`,
+        undefined,
+        { timeout: 10_000 },
+      );
+      // The killed master comes back as a follower of the new leader.
+      await page.click(`#gfs-master-restart-${gfsLeader}`);
+      await page.waitForSelector(
+        `[data-gfs-master="${gfsLeader}"][data-role="follower"]`,
+        { timeout: 30_000 },
+      );
+
       // Simulation replay: a scenario and a seed give a timeline.
       await page.waitForSelector("#sim-run", { timeout: 15_000 });
       await page.fill("#sim-seed", "7");
@@ -289,6 +332,22 @@ Deno.test({
       }
       assert.ok(got?.ok, "the key written before the restart is readable");
       assert.match(await got!.text(), /blue/);
+      // The replicated GFS masters restart on their data: both files are
+      // still listed, with a leader elected.
+      let gfs: {
+        leaderIndex: number | null;
+        uploads: Array<{ path: string }>;
+      } = { leaderIndex: null, uploads: [] };
+      const gfsDeadline = Date.now() + 30_000;
+      while (Date.now() < gfsDeadline) {
+        gfs = (await (await fetch(`${url2}api/snapshot`)).json()).gfs;
+        if (gfs.leaderIndex !== null && gfs.uploads.length >= 2) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.deepEqual(
+        gfs.uploads.map((f) => f.path).sort(),
+        ["/uploads/after-failover.txt", "/uploads/browser-upload.bin"],
+      );
     } finally {
       await browser.close().catch(() => {});
       if (start) await start.interrupt();

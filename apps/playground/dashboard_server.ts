@@ -1,7 +1,8 @@
 /**
  * The dashboard's HTTP server (Hono): the page and its modules, a JSON
  * snapshot, an SSE stream of snapshots, the actions (kill, restart, pause,
- * transfer, write, follow, upload, search), simulation replay and the
+ * transfer, write, follow; kill and restart of chunkservers and GFS
+ * masters; upload, search), simulation replay and the
  * benchmark report. Every body and query is validated with zod; every
  * failure is JSON `{"error":{"code","message"}}` with a 4xx/5xx status.
  */
@@ -64,6 +65,10 @@ const nodeParams = z.object({
   action: z.enum(["kill", "restart", "pause", "resume"]),
 });
 const chunkserverParams = z.object({
+  index: z.coerce.number().int().min(0),
+  action: z.enum(["kill", "restart"]),
+});
+const masterParams = z.object({
   index: z.coerce.number().int().min(0),
   action: z.enum(["kill", "restart"]),
 });
@@ -253,6 +258,18 @@ export function createDashboardApp(options: DashboardOptions): Hono {
       );
     }
     await backend.chunkserverAction(p.index, p.action);
+    return c.json({ ok: true, index: p.index, action: p.action });
+  });
+
+  app.post("/api/gfs/masters/:index/:action", async (c) => {
+    const p = parse(masterParams, c.req.param(), "path");
+    if (p.index >= backend.masterCount()) {
+      throw new PlaygroundError(
+        "not_found",
+        `there is no GFS master ${p.index}; there are ${backend.masterCount()}`,
+      );
+    }
+    await backend.masterAction(p.index, p.action);
     return c.json({ ok: true, index: p.index, action: p.action });
   });
 

@@ -12,6 +12,8 @@ function snapshot(at: number): ClusterSnapshot {
     raft: summarizeRaft([]),
     gfs: {
       masterUrl: null,
+      masters: [],
+      leaderIndex: null,
       reachable: false,
       error: null,
       chunkservers: [],
@@ -28,7 +30,10 @@ function snapshot(at: number): ClusterSnapshot {
   };
 }
 
-/** A backend that records calls; node 3 is "killed" so a second kill conflicts. */
+/**
+ * A backend that records calls; raft node 3 and GFS master 2 are "killed"
+ * so a second kill conflicts, and master 2 is the one that can restart.
+ */
 function fakeBackend() {
   const calls: string[] = [];
   const subscribers = new Set<(s: ClusterSnapshot) => void>();
@@ -64,6 +69,21 @@ function fakeBackend() {
     chunkserverCount: () => 3,
     chunkserverAction(index, action) {
       calls.push(`cs ${action} ${index}`);
+      return Promise.resolve();
+    },
+    masterCount: () => 3,
+    masterAction(index, action) {
+      calls.push(`master ${action} ${index}`);
+      if ((index === 2) !== (action === "restart")) {
+        return Promise.reject(
+          new PlaygroundError(
+            "conflict",
+            index === 2
+              ? "master 2 is already killed"
+              : `master ${index} is running; kill it first`,
+          ),
+        );
+      }
       return Promise.resolve();
     },
     async upload(name, body) {
@@ -159,6 +179,10 @@ Deno.test("bad bodies get a 400 JSON error that names the field, and the backend
     ["/api/raft/nodes/1/explode", "", /path\.action/],
     ["/api/raft/nodes/x/kill", "", /path\.id/],
     ["/api/gfs/chunkservers/0/pause", "", /path\.action/],
+    ["/api/gfs/masters/0/pause", "", /path\.action/],
+    ["/api/gfs/masters/-1/kill", "", /path\.index/],
+    ["/api/gfs/masters/leader/kill", "", /path\.index/],
+    ["/api/gfs/masters/1.5/kill", "", /path\.index/],
   ];
   for (const [path, body, message] of cases) {
     const res = await a.request(path, post(path, body));
@@ -334,4 +358,43 @@ Deno.test("the stream sends the current snapshot at once, then each new one", as
   assert.match(text, /"at":2/);
   ac.abort();
   await reader.cancel().catch(() => {});
+});
+
+Deno.test("GFS master kill and restart: validated, 404 for an unknown master, 409 when refused", async () => {
+  const { app: a, calls } = app();
+  for (
+    const path of ["/api/gfs/masters/3/kill", "/api/gfs/masters/9/restart"]
+  ) {
+    const res = await a.request(path, post(path, ""));
+    assert.equal(res.status, 404, path);
+    const e = await errorOf(res);
+    assert.equal(e.code, "not_found");
+    assert.match(e.message, /no GFS master \d; there are 3/);
+  }
+  assert.deepEqual(calls, [], "an unknown master never reaches the backend");
+
+  const kill = await a.request("/api/gfs/masters/0/kill", post("", ""));
+  assert.equal(kill.status, 200);
+  assert.deepEqual(await kill.json(), { ok: true, index: 0, action: "kill" });
+  const again = await a.request("/api/gfs/masters/2/kill", post("", ""));
+  assert.equal(again.status, 409);
+  const e = await errorOf(again);
+  assert.equal(e.code, "conflict");
+  assert.match(e.message, /already killed/);
+  const running = await a.request("/api/gfs/masters/1/restart", post("", ""));
+  assert.equal(running.status, 409);
+  assert.match((await errorOf(running)).message, /kill it first/);
+  const restart = await a.request("/api/gfs/masters/2/restart", post("", ""));
+  assert.equal(restart.status, 200);
+  assert.deepEqual(await restart.json(), {
+    ok: true,
+    index: 2,
+    action: "restart",
+  });
+  assert.deepEqual(calls, [
+    "master kill 0",
+    "master kill 2",
+    "master restart 1",
+    "master restart 2",
+  ]);
 });

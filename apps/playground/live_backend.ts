@@ -6,19 +6,23 @@
  * followed key). This is the I/O edge; what it computes lives in the pure
  * modules it calls.
  */
-import type { Cluster as GfsCluster } from "@strata/gfs";
+import { GfsClient, type GfsErrorCode, isGfsError } from "@strata/gfs";
 import {
   type ChunkserverView,
   type ClusterSnapshot,
   type GfsFileView,
+  type GfsMasterView,
   type GfsView,
   type MasterChunkserver,
+  type MasterInput,
   mergeChunkservers,
+  parseMasterStatus,
   type ProcessState,
   type RaftNodeInput,
   type RaftStatus,
   replicaIds,
   type SearchView,
+  summarizeMasters,
   summarizeRaft,
 } from "./cluster_snapshot.ts";
 import { KeyFlow } from "./key_flow.ts";
@@ -46,6 +50,8 @@ export interface LiveBackendOptions {
 }
 
 const RAFT_IDS = [1, 2, 3];
+/** Replicas per chunk of a dashboard upload. */
+const UPLOAD_REPLICATION = 2;
 
 interface Followed {
   flow: KeyFlow;
@@ -59,6 +65,11 @@ export class LiveBackend implements PlaygroundBackend {
   #maxFollowed: number;
   #paused = new Set<number>();
   #killedChunkservers = new Set<number>();
+  #killedMasters = new Set<number>();
+  /** Masters with a kill or restart under way (a second one is refused). */
+  #busyMasters = new Set<number>();
+  /** Uploads go through the gfs client: it fails over between masters. */
+  #gfsClient: GfsClient;
   #rates = new Map<number, RateWindow>();
   #totals = new Map<number, { sent: number; saved: number }>();
   #subscribers = new Set<(s: ClusterSnapshot) => void>();
@@ -68,7 +79,6 @@ export class LiveBackend implements PlaygroundBackend {
   #closed = false;
   #loop?: Promise<void>;
   #tick = 0;
-  #masterUrl?: { url: string; at: number };
   #gfsSlow: Pick<GfsView, "uploads"> = { uploads: [] };
   #searchView: SearchView;
   #wake?: () => void;
@@ -78,6 +88,7 @@ export class LiveBackend implements PlaygroundBackend {
     this.#pg = playground;
     this.#interval = options.intervalMs ?? 500;
     this.#maxFollowed = options.maxFollowed ?? 4;
+    this.#gfsClient = new GfsClient(playground.gfs.masterUrls);
     this.#searchView = {
       url: playground.search.url,
       reachable: false,
@@ -90,6 +101,8 @@ export class LiveBackend implements PlaygroundBackend {
       raft: summarizeRaft([]),
       gfs: {
         masterUrl: null,
+        masters: [],
+        leaderIndex: null,
         reachable: false,
         error: "starting",
         chunkservers: [],
@@ -219,32 +232,37 @@ export class LiveBackend implements PlaygroundBackend {
     };
   }
 
-  /**
-   * The base URL of the GFS master that serves now. Every master access
-   * goes through here: with replicated masters the serving one changes.
-   */
-  async gfsMasterUrl(): Promise<string> {
-    const cached = this.#masterUrl;
-    if (cached && Date.now() - cached.at < 3000) return cached.url;
-    // Older gfs clusters have no leaderUrl: then the one master serves.
-    const gfs = this.#pg.gfs as Partial<GfsCluster>;
-    let url: string;
-    if (typeof gfs.leaderUrl === "function") {
-      try {
-        url = await gfs.leaderUrl(2000);
-      } catch {
-        throw new PlaygroundError(
-          "unavailable",
-          "no GFS master serves right now (election in progress?)",
-        );
-      }
-    } else url = this.#pg.gfs.master.url;
-    this.#masterUrl = { url, at: Date.now() };
-    return url;
+  /** Asks every running master for its Raft role (killed ones are not asked). */
+  async #masters(): Promise<
+    { masters: GfsMasterView[]; leaderIndex: number | null }
+  > {
+    const urls = this.#pg.gfs.masterUrls;
+    const inputs = await Promise.all(
+      urls.map(async (url, i): Promise<MasterInput> => {
+        const process = this.#killedMasters.has(i) ? "killed" : "up";
+        const raw = process === "up"
+          ? await getJson<unknown>(`${url}/v1/master`, 800)
+          : null;
+        return { url, process, status: parseMasterStatus(raw) };
+      }),
+    );
+    return summarizeMasters(inputs);
   }
 
-  #forgetMaster(): void {
-    this.#masterUrl = undefined;
+  /**
+   * The base URL of the GFS master that serves now, asking the masters
+   * (with replicated masters the serving one changes).
+   * @throws PlaygroundError `unavailable` when none serves (an election).
+   */
+  async gfsMasterUrl(): Promise<string> {
+    const { masters, leaderIndex } = await this.#masters();
+    if (leaderIndex === null) {
+      throw new PlaygroundError(
+        "unavailable",
+        "no GFS master leads right now (election in progress?)",
+      );
+    }
+    return masters[leaderIndex]!.url;
   }
 
   async #gfs(slow: boolean): Promise<GfsView> {
@@ -254,8 +272,11 @@ export class LiveBackend implements PlaygroundBackend {
       process:
         (this.#killedChunkservers.has(i) ? "killed" : "up") as ProcessState,
     }));
+    const { masters, leaderIndex } = await this.#masters();
     const down = (error: string): GfsView => ({
       masterUrl: null,
+      masters,
+      leaderIndex,
       reachable: false,
       error,
       chunkservers: mergeChunkservers(processes, []),
@@ -267,12 +288,12 @@ export class LiveBackend implements PlaygroundBackend {
       clonesDone: 0,
       uploads: this.#gfsSlow.uploads,
     });
-    let master: string;
-    try {
-      master = await this.gfsMasterUrl();
-    } catch (e) {
-      return down(e instanceof Error ? e.message : String(e));
+    if (leaderIndex === null) {
+      return down("no GFS master leads right now (election in progress?)");
     }
+    // Followers answer 307 to the leader and fetch follows it, so these
+    // still reach the leader if it changed since it was asked.
+    const master = masters[leaderIndex]!.url;
     const [list, health, metrics] = await Promise.all([
       getJson<{ chunkservers: MasterChunkserver[] }>(
         `${master}/v1/chunkservers`,
@@ -287,7 +308,6 @@ export class LiveBackend implements PlaygroundBackend {
       getText(`${master}/metrics`, 1500),
     ]);
     if (!list || !health) {
-      this.#forgetMaster();
       return down(`the master at ${master} does not answer`);
     }
     const samples = metrics ? parsePrometheusText(metrics) : [];
@@ -302,6 +322,8 @@ export class LiveBackend implements PlaygroundBackend {
     }
     return {
       masterUrl: master,
+      masters,
+      leaderIndex,
       reachable: true,
       error: null,
       chunkservers,
@@ -636,31 +658,99 @@ export class LiveBackend implements PlaygroundBackend {
     this.#wake?.();
   }
 
+  masterCount(): number {
+    return this.#pg.gfs.masterUrls.length;
+  }
+
+  async masterAction(index: number, action: "kill" | "restart"): Promise<void> {
+    if (this.#busyMasters.has(index)) {
+      throw new PlaygroundError(
+        "conflict",
+        `master ${index} is being killed or restarted; wait a moment`,
+      );
+    }
+    const killed = this.#killedMasters.has(index);
+    if (action === "kill" && killed) {
+      throw new PlaygroundError(
+        "conflict",
+        `master ${index} is already killed`,
+      );
+    }
+    if (action === "restart" && !killed) {
+      throw new PlaygroundError(
+        "conflict",
+        `master ${index} is running; kill it first`,
+      );
+    }
+    this.#busyMasters.add(index);
+    try {
+      if (action === "kill") {
+        await this.#pg.gfs.masters[index]!.stop(true);
+        this.#killedMasters.add(index);
+      } else {
+        try {
+          // Same ports and data directory: it rejoins as a follower and
+          // catches up from the leader's log.
+          await this.#pg.gfs.startMaster(index);
+        } catch (e) {
+          throw new PlaygroundError(
+            "unavailable",
+            `master ${index} did not come back: ${
+              e instanceof Error ? e.message : e
+            }`,
+          );
+        }
+        this.#killedMasters.delete(index);
+      }
+    } finally {
+      this.#busyMasters.delete(index);
+    }
+    this.#wake?.();
+  }
+
   async upload(
     name: string,
     body: ReadableStream<Uint8Array>,
-    length: number | undefined,
+    _length: number | undefined,
   ): Promise<UploadResult> {
-    const master = await this.gfsMasterUrl();
-    const out = await callNode<UploadResult>(
+    const path = `/uploads/${name}`;
+    // The body can be read only once, so wait for a leader that can place
+    // chunks before reading it: right after an election the new leader
+    // knows no chunkserver until their next heartbeats.
+    await this.#waitForPlacement(UPLOAD_REPLICATION, 10_000);
+    try {
       // Two replicas on three chunkservers: killing one leaves a server
       // to re-replicate onto, so the repair is visible.
-      `${master}/v1/files/uploads/${encodeURIComponent(name)}?replication=2`,
-      {
-        method: "PUT",
-        body,
-        headers: length !== undefined
-          ? { "content-length": String(length) }
-          : {},
-      },
-      120_000,
-    ).catch((e) => {
-      this.#forgetMaster();
-      throw e;
-    });
-    this.#tick = 0; // the next snapshot lists the file
-    this.#wake?.();
-    return out;
+      const r = await this.#gfsClient.upload(path, body, {
+        replication: UPLOAD_REPLICATION,
+      });
+      this.#tick = 0; // the next snapshot lists the file
+      this.#wake?.();
+      return { path, length: r.length, chunks: r.chunks };
+    } catch (e) {
+      throw fromGfsError(e);
+    }
+  }
+
+  /** Resolves once the serving master sees `replicas` live chunkservers. */
+  async #waitForPlacement(replicas: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let why = "no GFS master leads right now (election in progress?)";
+    for (;;) {
+      const master = await this.gfsMasterUrl().catch(() => null);
+      if (master !== null) {
+        const list = await getJson<{ chunkservers: MasterChunkserver[] }>(
+          `${master}/v1/chunkservers`,
+          1500,
+        );
+        const alive = list?.chunkservers.filter((c) => c.alive).length ?? 0;
+        if (alive >= replicas) return;
+        why =
+          `the GFS master sees ${alive} live chunkservers; ${replicas} are needed`;
+      }
+      if (Date.now() > deadline) throw new PlaygroundError("unavailable", why);
+      await sleep(250);
+    }
   }
 
   // ---- search
@@ -729,6 +819,25 @@ async function getText(url: string, timeoutMs: number): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+const CODE_BY_GFS: Partial<Record<GfsErrorCode, PlaygroundErrorCode>> = {
+  bad_request: "bad_request",
+  not_found: "not_found",
+  conflict: "conflict",
+  too_large: "too_large",
+};
+
+/** A gfs client failure as the dashboard reports it (the rest: `unavailable`). */
+function fromGfsError(e: unknown): PlaygroundError {
+  if (e instanceof PlaygroundError) return e;
+  if (isGfsError(e)) {
+    return new PlaygroundError(CODE_BY_GFS[e.code] ?? "unavailable", e.message);
+  }
+  return new PlaygroundError(
+    "unavailable",
+    e instanceof Error ? e.message : String(e),
+  );
 }
 
 const CODE_BY_STATUS: Record<number, PlaygroundErrorCode> = {

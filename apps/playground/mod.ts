@@ -30,6 +30,7 @@ export type {
 export type {
   ChunkserverView,
   ClusterSnapshot,
+  GfsMasterView,
   GfsView,
   RaftNodeView,
   RaftView,

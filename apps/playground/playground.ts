@@ -1,6 +1,7 @@
 /**
  * Starts the whole playground on loopback, every node its own process:
- * a 3-node raft-kv cluster, a GFS master with 3 chunkservers, and the
+ * a 3-node raft-kv cluster, a GFS cell (3 masters replicated on Raft, 3
+ * chunkservers), and the
  * search cluster (3 shards × 2 replicas + a coordinator) with the
  * SpamAssassin corpus indexed on first start. Data lives under one
  * directory and is reused by the next start.
@@ -80,10 +81,16 @@ export async function startPlayground(
     stops.push(() => raft.stop());
 
     const gfsDir = join(options.dataDir, "gfs");
-    progress(`[2/3] gfs: a master and 3 chunkservers, data in ${gfsDir}…`);
+    progress(
+      `[2/3] gfs: 3 masters on Raft and 3 chunkservers, data in ${gfsDir}…`,
+    );
+    await setAsideSingleMaster(gfsDir, progress);
     const chunkBytes = options.chunkBytes ?? 1 << 20;
     const gfs = await startGfs({
       dataDir: gfsDir,
+      // Three replicas, so killing the leader shows an election while
+      // the cell keeps serving.
+      masters: GFS_MASTERS,
       chunkservers: 3,
       // Declare a dead chunkserver sooner than the default 10 s, so
       // re-replication shows within seconds of a kill.
@@ -129,6 +136,42 @@ export async function startPlayground(
     await stopAll();
     throw e;
   }
+}
+
+/** Master replicas of the GFS cell. */
+const GFS_MASTERS = 3;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * A data directory from before the masters were replicated holds one
+ * master's op log in `gfs/master/`, which the replicated masters
+ * (`gfs/master-<id>/`) do not read. Starting them beside the old
+ * chunkservers would hand out chunk handles those servers already hold
+ * for the old files, so the whole old cell is moved aside (kept, not
+ * deleted) and the new one starts empty.
+ */
+async function setAsideSingleMaster(
+  gfsDir: string,
+  progress: (line: string) => void,
+): Promise<void> {
+  if (
+    !await exists(join(gfsDir, "master")) ||
+    await exists(join(gfsDir, "master-1"))
+  ) return;
+  const aside = `${gfsDir}-single-master-${Date.now()}`;
+  await Deno.rename(gfsDir, aside);
+  progress(
+    `      the GFS data in ${gfsDir} is from a single master; moved to ${aside}, starting an empty cell`,
+  );
 }
 
 function message(e: unknown): string {

@@ -75,7 +75,14 @@ export interface PlaygroundBackend {
   chunkserverCount(): number;
   /** SIGKILL or start again chunkserver `index`. */
   chunkserverAction(index: number, action: "kill" | "restart"): Promise<void>;
-  /** Streams a file to the GFS master under /uploads/<name>. */
+  /** Number of GFS master replicas. */
+  masterCount(): number;
+  /**
+   * SIGKILL or start again (on its data) GFS master `index`.
+   * @throws `conflict` (already killed, running, or an action under way).
+   */
+  masterAction(index: number, action: "kill" | "restart"): Promise<void>;
+  /** Streams a file to GFS under /uploads/<name>, through the serving master. */
   upload(
     name: string,
     body: ReadableStream<Uint8Array>,

@@ -4,7 +4,8 @@
  * Elements keep stable ids and data attributes (used by the browser test):
  * `[data-raft-node="1"][data-role="leader"]`, `#raft-kill-1`, `#follow-key`,
  * `[data-follow-write]`, `[data-applied-node]`, `#search-input`,
- * `[data-shard-timing]`, `[data-search-hit]`, `[data-chunkserver]`.
+ * `[data-shard-timing]`, `[data-search-hit]`, `[data-chunkserver]`,
+ * `[data-gfs-master="0"][data-role="leader"]`, `#gfs-master-kill-0`.
  *
  * @module
  */
@@ -378,10 +379,85 @@ const CS_COLORS = [
   "#ad1457",
 ];
 
+/** @param {number} index */
+function masterCard(index) {
+  const box = $("#gfs-masters");
+  let card = /** @type {HTMLElement | null} */ (box.querySelector(
+    `[data-gfs-master="${index}"]`,
+  ));
+  if (card) return card;
+  card = document.createElement("article");
+  card.className = "master";
+  card.dataset.gfsMaster = String(index);
+  // Raft ids of the masters start at 1; the "leader" a master names is one.
+  card.innerHTML = `
+    <div class="node-head"><span class="node-title">Master ${
+    index + 1
+  }</span><span class="badge" data-field="badge"></span></div>
+    <div class="node-addr" data-field="addr"></div>
+    <dl class="facts master-facts">
+      <dt>term</dt><dd data-field="term"></dd>
+      <dt>commit / applied</dt><dd data-field="commit"></dd>
+    </dl>
+    <div class="master-actions">
+      <button class="danger" id="gfs-master-kill-${index}" data-action="kill" title="SIGKILL the master process">Kill</button>
+      <button id="gfs-master-restart-${index}" data-action="restart" title="start it again on its data; it catches up from the leader">Restart</button>
+    </div>`;
+  card.querySelectorAll("button").forEach((b) =>
+    b.addEventListener("click", async () => {
+      const button = /** @type {HTMLButtonElement} */ (b);
+      const action = button.dataset.action ?? "";
+      button.disabled = true;
+      try {
+        await post(`/api/gfs/masters/${index}/${action}`);
+        toast(`master ${index + 1}: ${action} done`);
+      } catch (e) {
+        toast(`master ${index + 1}: ${e.message}`, true);
+      } finally {
+        if (snap) renderMasters(snap.gfs);
+      }
+    })
+  );
+  box.append(card);
+  return card;
+}
+
+function renderMasters(g) {
+  for (const m of g.masters ?? []) {
+    const card = masterCard(m.index);
+    const role = m.process === "up" ? m.role : "killed";
+    card.dataset.role = role;
+    card.dataset.process = m.process;
+    card.dataset.serving = String(m.serving);
+    const badge =
+      /** @type {HTMLElement} */ (card.querySelector('[data-field="badge"]'));
+    badge.dataset.role = role;
+    badge.textContent = ROLE_TEXT[role] ?? role;
+    setField(card, "addr", m.url.replace(/^http:\/\//, ""));
+    setField(card, "term", num(m.term));
+    // A new leader serves only once it has applied its predecessors' log.
+    setField(
+      card,
+      "commit",
+      `${num(m.commitIndex)} / ${num(m.appliedIndex)}${
+        m.role === "leader" && !m.serving ? " (catching up)" : ""
+      }`,
+    );
+    const btn = (a) => /** @type {HTMLButtonElement} */ (card.querySelector(
+      `[data-action="${a}"]`,
+    ));
+    btn("kill").disabled = m.process === "killed";
+    btn("restart").disabled = m.process !== "killed";
+  }
+}
+
 function renderGfs(g) {
+  renderMasters(g);
   const cls = (n, kind) => (n > 0 ? kind : "");
   $("#gfs-summary").innerHTML = g.reachable
-    ? `<span>master <b>${esc(g.masterUrl)}</b></span>
+    ? `<span>leader <b>${
+      g.leaderIndex === null ? "–" : `master ${g.leaderIndex + 1}`
+    }</b> · <b>${esc(g.masterUrl)}</b></span>
        <span>files <b>${num(g.files)}</b></span>
        <span>chunks <b>${num(g.chunks)}</b></span>
        <span class="${
@@ -448,7 +524,7 @@ function renderGfs(g) {
     g.chunkservers.map((cs) => [cs.id, CS_COLORS[cs.index % CS_COLORS.length]]),
   );
   $("#gfs-files").innerHTML = g.uploads.length === 0
-    ? `<p class="hint">Upload a file: it is cut into 1 MiB chunks, each stored on 2 of the 3 chunkservers. Kill a chunkserver: after 4 s without heartbeats the master declares it dead and copies its chunks to the third.</p>`
+    ? `<p class="hint">Upload a file: it is cut into 1 MiB chunks, each stored on 2 of the 3 chunkservers. Kill a chunkserver: after 4 s without heartbeats the master declares it dead and copies its chunks to the third. Kill the leading master: the other two elect a new leader, which takes over the namespace and keeps serving.</p>`
     : `<div class="legend">${
       g.chunkservers.map((cs) =>
         `<span><i style="background:${colorOf.get(cs.id)}"></i>${
