@@ -1,6 +1,6 @@
 /**
  * `deno task start`: the first thing a new user runs. Starts, on loopback
- * with data under ./data (reused by the next start), a 3-node raft-kv
+ * with data under ./data/playground (reused by the next start), a 3-node raft-kv
  * cluster, a GFS cell (3 masters on Raft, 3 chunkservers) and the search cluster (the
  * SpamAssassin corpus indexed on first start), every node its own process,
  * then serves the dashboard and prints its URL. Ctrl-C stops everything.

@@ -4,10 +4,10 @@ import { z } from "zod";
 
 /** Usage text printed by `--help` and after a bad flag. */
 export const START_USAGE =
-  `usage: deno task start [--data-dir ./data] [--port 8080] [--raft-http-base 2380]
+  `usage: deno task start [--data-dir ./data/playground] [--port 8080] [--raft-http-base 2380]
                        [--no-index] [--index-limit N]
 
-  --data-dir DIR        where every cluster keeps its data (default ./data; reused by the next start)
+  --data-dir DIR        where every cluster keeps its data (default ./data/playground; reused by the next start)
   --port P              the dashboard's HTTP port (default 8080; 0 picks a free one)
   --raft-http-base P    raft node i serves HTTP on P+i-1 (default 2380; 0 picks free ones)
   --no-index            do not index the search corpus (start empty)
@@ -16,7 +16,7 @@ export const START_USAGE =
 `;
 
 const FlagsSchema = z.object({
-  "data-dir": z.string().min(1).default("./data"),
+  "data-dir": z.string().min(1).default("./data/playground"),
   port: z.coerce.number().int().min(0).max(65_535).default(8080),
   "raft-http-base": z.coerce.number().int().min(0).max(65_533).default(2380),
   "no-index": z.boolean().default(false),

@@ -5,7 +5,7 @@ Deno.test("no flags start on the documented defaults", () => {
   assert.deepEqual(parseStartFlags([]), {
     kind: "run",
     flags: {
-      "data-dir": "./data",
+      "data-dir": "./data/playground",
       port: 8080,
       "raft-http-base": 2380,
       "no-index": false,

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  CELL_FILE,
+  DEFAULT_CHUNK_BYTES,
+  settleChunkBytes,
+} from "./cell_config_file.ts";
+import { isGfsError } from "./gfs_error.ts";
+
+Deno.test("the first start records the chunk size; later starts keep it and refuse another", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.equal(await settleChunkBytes(dir, 1 << 20), 1 << 20);
+    assert.equal(await settleChunkBytes(dir, undefined), 1 << 20);
+    assert.equal(await settleChunkBytes(dir, 1 << 20), 1 << 20);
+    await assert.rejects(
+      settleChunkBytes(dir, 64 << 20),
+      (e) =>
+        isGfsError(e, "conflict") &&
+        /1MiB chunks; --chunk-bytes 64MiB/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with no flag a new cell gets 64 MiB chunks; a damaged cell file is a clear error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.equal(await settleChunkBytes(dir, undefined), DEFAULT_CHUNK_BYTES);
+    const path = join(dir, CELL_FILE);
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 6]! ^= 0x20;
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(
+      settleChunkBytes(dir, undefined),
+      (e) => isGfsError(e, "bad_request") && e.message.includes(path),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a master restarted on its data with another --chunk-bytes is refused; without the flag it keeps the cell's size", async () => {
+  const { startMaster } = await import("./master_server.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const first = await startMaster({ dataDir: dir, chunkBytes: 1 << 20 });
+    assert.equal(first.core.options.chunkBytes, 1 << 20);
+    await first.close();
+    await assert.rejects(
+      startMaster({ dataDir: dir, chunkBytes: 64 << 20 }),
+      (e) => isGfsError(e, "conflict") && e.message.includes(dir),
+    );
+    const again = await startMaster({ dataDir: dir });
+    try {
+      assert.equal(again.core.options.chunkBytes, 1 << 20);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
