@@ -4,24 +4,16 @@
  */
 import { z } from "zod";
 import type { KeyFlowView } from "./key_flow.ts";
+import type {
+  MasterChunkserverSchema,
+  RaftStatusSchema,
+} from "./node_responses.ts";
 
 /** Whether the playground's process for a node runs. */
 export type ProcessState = "up" | "paused" | "killed";
 
 /** What `GET /v1/status` of a raft node returns (the fields shown). */
-export interface RaftStatus {
-  id: number;
-  role: string;
-  term: number;
-  leader: number;
-  commitIndex: number;
-  appliedIndex: number;
-  firstIndex: number;
-  lastIndex: number;
-  logBytes: number;
-  snapshotIndex: number;
-  keys: number;
-}
+export type RaftStatus = z.infer<typeof RaftStatusSchema>;
 
 /** Traffic of one node from successive `/metrics` scrapes. */
 export interface RaftTraffic {
@@ -216,15 +208,7 @@ export function summarizeRaft(inputs: readonly RaftNodeInput[]): RaftView {
 }
 
 /** What `GET /v1/chunkservers` of the master lists per server. */
-export interface MasterChunkserver {
-  id: string;
-  url: string;
-  alive: boolean;
-  capacityBytes: number;
-  usedBytes: number;
-  chunks: number;
-  lastHeartbeatMsAgo: number;
-}
+export type MasterChunkserver = z.infer<typeof MasterChunkserverSchema>;
 
 /**
  * Chunkserver rows: every process the playground started, in order, with

@@ -13,7 +13,6 @@ import {
   type GfsFileView,
   type GfsMasterView,
   type GfsView,
-  type MasterChunkserver,
   type MasterInput,
   mergeChunkservers,
   parseMasterStatus,
@@ -40,6 +39,19 @@ import {
 import { parsePrometheusText, sumSamples } from "./prometheus_text.ts";
 import { RateWindow } from "./rate_window.ts";
 import { SseParser } from "./sse_parser.ts";
+import {
+  ChunkserverListSchema,
+  GfsHealthSchema,
+  GfsListingSchema,
+  GfsLocateSchema,
+  KvPutAnswerSchema,
+  RaftStatusSchema,
+  SearchAnswerSchema,
+  SearchStatsSchema,
+  TransferAnswerSchema,
+  WatchEventSchema,
+} from "./node_responses.ts";
+import { z } from "zod";
 
 /** Options of {@link LiveBackend}. */
 export interface LiveBackendOptions {
@@ -198,7 +210,7 @@ export class LiveBackend implements PlaygroundBackend {
     let status: RaftStatus | null = null;
     if (process === "up" && http) {
       const [s, metrics] = await Promise.all([
-        getJson<RaftStatus>(`http://${http}/v1/status`, 800),
+        getJson(`http://${http}/v1/status`, RaftStatusSchema, 800),
         getText(`http://${http}/metrics`, 800),
       ]);
       status = s;
@@ -241,7 +253,7 @@ export class LiveBackend implements PlaygroundBackend {
       urls.map(async (url, i): Promise<MasterInput> => {
         const process = this.#killedMasters.has(i) ? "killed" : "up";
         const raw = process === "up"
-          ? await getJson<unknown>(`${url}/v1/master`, 800)
+          ? await getJson(`${url}/v1/master`, z.unknown(), 800)
           : null;
         return { url, process, status: parseMasterStatus(raw) };
       }),
@@ -295,16 +307,8 @@ export class LiveBackend implements PlaygroundBackend {
     // still reach the leader if it changed since it was asked.
     const master = masters[leaderIndex]!.url;
     const [list, health, metrics] = await Promise.all([
-      getJson<{ chunkservers: MasterChunkserver[] }>(
-        `${master}/v1/chunkservers`,
-        1500,
-      ),
-      getJson<
-        { chunks: number; underReplicated: number; lost: number; files: number }
-      >(
-        `${master}/v1/health`,
-        1500,
-      ),
+      getJson(`${master}/v1/chunkservers`, ChunkserverListSchema, 1500),
+      getJson(`${master}/v1/health`, GfsHealthSchema, 1500),
       getText(`${master}/metrics`, 1500),
     ]);
     if (!list || !health) {
@@ -343,18 +347,19 @@ export class LiveBackend implements PlaygroundBackend {
     master: string,
     servers: ReadonlyArray<{ id: string; url: string }>,
   ): Promise<GfsFileView[]> {
-    const ls = await getJson<
-      { files: Array<{ path: string; length: number; mtime: number }> }
-    >(
+    const ls = await getJson(
       `${master}/v1/ls?prefix=${encodeURIComponent("/uploads/")}`,
+      GfsListingSchema,
       1500,
     );
     if (!ls) return this.#gfsSlow.uploads;
     const newest = [...ls.files].sort((a, b) => b.mtime - a.mtime).slice(0, 5);
     const located = await Promise.all(newest.map(async (f) => {
-      const loc = await getJson<{
-        chunks: Array<{ handle: number; length: number; replicas: string[] }>;
-      }>(`${master}/v1/rpc/locate?path=${encodeURIComponent(f.path)}`, 1500);
+      const loc = await getJson(
+        `${master}/v1/rpc/locate?path=${encodeURIComponent(f.path)}`,
+        GfsLocateSchema,
+        1500,
+      );
       return {
         path: f.path,
         length: f.length,
@@ -370,11 +375,7 @@ export class LiveBackend implements PlaygroundBackend {
 
   async #search(): Promise<void> {
     const s = this.#pg.search;
-    const stats = await getJson<{
-      docs: number;
-      shards: Array<{ shard: number; up: boolean; docs?: number }>;
-      replicas: Array<Array<{ ewmaMs: number; down: boolean }>>;
-    }>(`${s.url}/v1/stats`, 3000);
+    const stats = await getJson(`${s.url}/v1/stats`, SearchStatsSchema, 3000);
     this.#searchView = {
       url: s.url,
       reachable: stats !== null,
@@ -465,9 +466,10 @@ export class LiveBackend implements PlaygroundBackend {
         `node ${to} is ${this.#raftProcess(to)}`,
       );
     }
-    const out = await callNode<{ leader: number }>(
+    const out = await callNode(
       `http://${this.#raftHttp(leader)}/v1/cluster/transfer-leadership`,
       { method: "POST", body: JSON.stringify(to === undefined ? {} : { to }) },
+      TransferAnswerSchema,
     );
     this.#wake?.();
     return out.leader;
@@ -497,13 +499,15 @@ export class LiveBackend implements PlaygroundBackend {
     const t0 = performance.now();
     flow?.record({ type: "proposed", writeId, node: target, value, atMs: t0 });
     try {
-      const out = await callNode<{ revision: number }>(
+      const out = await callNode(
         `http://${http}/v1/kv/${encodeURIComponent(key)}`,
         { method: "PUT", body: JSON.stringify({ value }) },
+        KvPutAnswerSchema,
       );
       const tookMs = performance.now() - t0;
-      const status = await getJson<RaftStatus>(
+      const status = await getJson(
         `http://${http}/v1/status`,
+        RaftStatusSchema,
         1000,
       );
       const term = status?.term ?? this.#latest.raft.term ?? 0;
@@ -590,13 +594,15 @@ export class LiveBackend implements PlaygroundBackend {
         ) {
           for (const ev of parser.push(chunk)) {
             if (ev.event !== "put" && ev.event !== "delete") continue;
-            let e: { key?: string; revision?: number; value?: string };
+            let raw: unknown;
             try {
-              e = JSON.parse(ev.data);
+              raw = JSON.parse(ev.data);
             } catch {
               continue;
             }
-            if (typeof e.revision !== "number") continue;
+            const parsed = WatchEventSchema.safeParse(raw);
+            if (!parsed.success) continue;
+            const e = parsed.data;
             last = e.revision;
             if (e.key !== key) continue;
             f.flow.record({
@@ -739,8 +745,9 @@ export class LiveBackend implements PlaygroundBackend {
     for (;;) {
       const master = await this.gfsMasterUrl().catch(() => null);
       if (master !== null) {
-        const list = await getJson<{ chunkservers: MasterChunkserver[] }>(
+        const list = await getJson(
           `${master}/v1/chunkservers`,
+          ChunkserverListSchema,
           1500,
         );
         const alive = list?.chunkservers.filter((c) => c.alive).length ?? 0;
@@ -756,17 +763,12 @@ export class LiveBackend implements PlaygroundBackend {
   // ---- search
 
   async search(query: string, size: number): Promise<SearchResult> {
-    const out = await callNode<{
-      took_ms: number;
-      merge_ms?: number;
-      partial: boolean;
-      shards?: SearchResult["shards"];
-      hits: SearchResult["hits"];
-    }>(
+    const out = await callNode(
       `${this.#pg.search.url}/v1/search?q=${
         encodeURIComponent(query)
       }&size=${size}`,
       { method: "GET" },
+      SearchAnswerSchema,
       15_000,
     );
     return {
@@ -795,14 +797,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-async function getJson<T>(url: string, timeoutMs: number): Promise<T | null> {
+/** GETs `url` and checks the answer; null when it fails, times out or does not fit `schema`. */
+async function getJson<T extends z.ZodType>(
+  url: string,
+  schema: T,
+  timeoutMs: number,
+): Promise<z.output<T> | null> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) {
       await res.body?.cancel();
       return null;
     }
-    return await res.json() as T;
+    const parsed = schema.safeParse(await res.json());
+    return parsed.success ? parsed.data : null;
   } catch {
     return null;
   }
@@ -854,11 +862,12 @@ const CODE_BY_STATUS: Record<number, PlaygroundErrorCode> = {
  * {@link PlaygroundError} carrying the node's message, a network failure
  * or timeout an `unavailable`/`timeout` one.
  */
-async function callNode<T>(
+async function callNode<T extends z.ZodType>(
   url: string,
   init: RequestInit,
+  schema: T,
   timeoutMs = 8000,
-): Promise<T> {
+): Promise<z.output<T>> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -893,5 +902,14 @@ async function callNode<T>(
       err?.message ?? `${new URL(url).host} answered HTTP ${res.status}`,
     );
   }
-  return body as T;
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    throw new PlaygroundError(
+      "unavailable",
+      `${new URL(url).host} answered something unexpected: ${
+        parsed.error.issues[0]?.message ?? "invalid"
+      }`,
+    );
+  }
+  return parsed.data;
 }
