@@ -4,7 +4,7 @@
  * playwright-core. The test sees a leader, kills it from the page, sees a
  * new one, writes and follows a key, runs a search, uploads a file to GFS,
  * kills the leading GFS master and uploads again through the new one,
- * replays a simulation, saves a screenshot under test-results/, stops the
+ * kills a chunkserver and sees its chunks re-replicated, replays a simulation, saves a screenshot under test-results/, stops the
  * playground with SIGINT and starts it again on the same data.
  *
  * Without /usr/bin/chromium the test is skipped with a message, except in
@@ -272,6 +272,45 @@ Deno.test({
       await page.waitForSelector(
         `[data-gfs-master="${gfsLeader}"][data-role="follower"]`,
         { timeout: 30_000 },
+      );
+
+      // Kill a chunkserver: the master declares it dead (4 s without
+      // heartbeats) and copies its chunks to the third server, so every
+      // chunk of the first upload is back to 2 live replicas without it.
+      // The victim holds a replica of the upload's first chunk, so the
+      // check below can only pass through re-replication.
+      const { victim, index } = await page.evaluate(`(() => {
+        const title = document.querySelector(
+          '[data-gfs-file="/uploads/browser-upload.bin"] .chunk')?.getAttribute("title") ?? "";
+        for (const row of document.querySelectorAll("[data-chunkserver]")) {
+          const name = row.querySelector(".server-name")?.textContent?.trim() ?? "";
+          if (name && title.includes(name)) {
+            return { victim: name, index: Number(row.getAttribute("data-chunkserver")) };
+          }
+        }
+        return { victim: "", index: -1 };
+      })()`) as { victim: string; index: number };
+      assert.ok(index >= 0, "a chunkserver row holds the first chunk");
+      await page.click(`#gfs-kill-${index}`);
+      await page.waitForSelector(
+        `[data-chunkserver="${index}"][data-alive="false"]`,
+        { timeout: 20_000 },
+      );
+      await page.waitForFunction(
+        `(() => {
+          const chunks = [...document.querySelectorAll(
+            '[data-gfs-file="/uploads/browser-upload.bin"] .chunk')];
+          return chunks.length === 3 && chunks.every((c) =>
+            c.querySelectorAll(".rep").length === 2 &&
+            !c.getAttribute("title").includes(${JSON.stringify(victim)}));
+        })()`,
+        undefined,
+        { timeout: 30_000 },
+      );
+      await page.click(`#gfs-restart-${index}`);
+      await page.waitForSelector(
+        `[data-chunkserver="${index}"][data-alive="true"][data-process="up"]`,
+        { timeout: 20_000 },
       );
 
       // Simulation replay: a scenario and a seed give a timeline.
