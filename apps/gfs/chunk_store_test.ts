@@ -41,6 +41,14 @@ Deno.test("chunk writes at any offsets read back like a byte array model", async
             await store.read(1, mid, 1000),
             model.subarray(mid, mid + 1000),
           );
+          // The same bytes as a list of blocks (what a chunkserver sends).
+          const joined = (parts: Uint8Array[]) =>
+            new Uint8Array(parts.flatMap((p) => [...p]));
+          assert.deepEqual(joined(await store.readParts(1, 0, CHUNK)), model);
+          assert.deepEqual(
+            joined(await store.readParts(1, mid, 70_000)),
+            model.subarray(mid, mid + 70_000),
+          );
         } finally {
           await store.close();
           await Deno.remove(dir, { recursive: true });
@@ -88,6 +96,10 @@ Deno.test("a flipped byte on disk makes the read fail as corrupt, never return b
     const again = await ChunkStore.open(dir, { chunkBytes: CHUNK });
     await assert.rejects(
       again.read(1, 0, CHUNK),
+      (e) => isGfsError(e, "corrupt"),
+    );
+    await assert.rejects(
+      again.readParts(1, BLOCK_BYTES, 10),
       (e) => isGfsError(e, "corrupt"),
     );
     await assert.rejects(again.verify(1), (e) => isGfsError(e, "corrupt"));

@@ -98,8 +98,17 @@ export class GfsClient {
     source: ByteSource,
     options: UploadOptions = {},
   ): Promise<UploadResult> {
+    // Bytes in hand: chunk 0 certainly exists, so the master allocates it
+    // with the create (one round trip and one op log write fewer).
+    const allocate = source instanceof Uint8Array && source.length > 0 &&
+      source.length <= (options.maxBytes ?? Infinity);
     const created = await this.masters.call(`/v1/rpc/create`, CreatedSchema, {
-      body: { path, replication: options.replication, mode: "upload" },
+      body: {
+        path,
+        replication: options.replication,
+        mode: "upload",
+        allocate,
+      },
     });
     const quorum = writeQuorum(created.replication);
     const done: { handle: number; length: number; servers: string[] }[] = [];
@@ -118,7 +127,9 @@ export class GfsClient {
         }
         if (failure) throw failure;
         const i = index++;
-        const target = await this.#allocate(path, created.fileId, i);
+        const target = i === 0 && created.first
+          ? created.first
+          : await this.#allocate(path, created.fileId, i);
         inflight.push(
           this.#writeChunk(path, created.fileId, i, piece, target, quorum).then(
             (r) => void (done[i] = r),

@@ -5,6 +5,7 @@ import {
   ChunkMaster as Core,
   type ChunkMasterOptions,
 } from "./chunk_master.ts";
+import { settleChunkBytes } from "./cell_config_file.ts";
 import { GfsClient } from "./client.ts";
 import { GfsError, isGfsError } from "./gfs_error.ts";
 import { parsePath, parsePrefix, parseTrashPath } from "./gfs_path.ts";
@@ -45,9 +46,11 @@ export const MasterConfigSchema = z.object({
   host: z.string().default("127.0.0.1"),
   /** Bind port (0 = any free port). */
   port: z.number().int().min(0).max(65535).default(0),
-  chunkBytes: z.number().int().min(64 * 1024).max(1024 * 2 ** 20).default(
-    64 * 2 ** 20,
-  ),
+  /**
+   * Chunk size, bytes: fixed when the cell's data is created (see
+   * cell_config_file.ts); unset means "what the data says", 64 MiB for a new cell.
+   */
+  chunkBytes: z.number().int().min(64 * 1024).max(1024 * 2 ** 20).optional(),
   /** Default replication factor of new files. */
   replication: z.number().int().min(1).max(16).default(3),
   /** Largest file a PUT accepts. */
@@ -100,8 +103,12 @@ export interface RunningMaster {
 export async function startMaster(
   input: z.input<typeof MasterConfigSchema>,
 ): Promise<RunningMaster> {
-  const cfg = MasterConfigSchema.parse(input);
-  await Deno.mkdir(cfg.dataDir, { recursive: true });
+  const parsed = MasterConfigSchema.parse(input);
+  await Deno.mkdir(parsed.dataDir, { recursive: true });
+  const cfg = {
+    ...parsed,
+    chunkBytes: await settleChunkBytes(parsed.dataDir, parsed.chunkBytes),
+  };
   let store: MetadataStore;
   if (cfg.peers !== undefined) {
     const members = parsePeerList(cfg.peers);
@@ -413,21 +420,33 @@ export async function startMaster(
       throw new GfsError("bad_request", "the trash is read-only");
     }
     const replication = b.replication ?? cfg.replication;
-    const r = await locks.with(
+    const firstChunk = b.allocate === true && b.mode === "upload";
+    const out = await locks.with(
       PathLocks.forPath(path, "write"),
-      () =>
-        propose({
+      async () => {
+        const r = await propose({
           t: "create",
           path,
           mode: b.mode,
           replication,
           now: Date.now(),
-        }),
+          ...(firstChunk ? { firstChunk } : {}),
+        });
+        const fileId = r.t === "create" ? r.fileId : 0;
+        let first: WriteTarget | null = null;
+        if (r.t === "create" && r.handle !== undefined) {
+          // Placement failing is no reason to fail the create: the client
+          // then allocates chunk 0 again itself, retrying as for any chunk.
+          first = await placeNew(r.handle, replication).catch(() => null);
+        }
+        return { fileId, first };
+      },
     );
     return c.json({
-      fileId: r.t === "create" ? r.fileId : 0,
+      fileId: out.fileId,
       chunkBytes: cfg.chunkBytes,
       replication,
+      ...(firstChunk ? { first: out.first } : {}),
     });
   });
 

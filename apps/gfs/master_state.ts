@@ -34,6 +34,8 @@ export const MasterOpSchema = z.discriminatedUnion("t", [
     mode: z.enum(["upload", "append"]),
     replication: z.number().int().min(1).max(16),
     now: Ms,
+    /** Also allocate chunk 0 (an upload known not to be empty). */
+    firstChunk: z.boolean().optional(),
   }),
   z.object({
     t: z.literal("allocate"),
@@ -69,7 +71,7 @@ export type MasterOp = z.infer<typeof MasterOpSchema>;
 
 /** What applying an operation produced. */
 export type ApplyResult =
-  | { t: "create"; fileId: number }
+  | { t: "create"; fileId: number; handle?: number }
   | { t: "allocate"; handle: number; version: number; replaced: number | null }
   | { t: "bumpVersion"; version: number }
   | { t: "complete" }
@@ -166,7 +168,20 @@ export class MasterState {
           mtime: op.now,
         });
         this.#pathById.set(id, op.path);
-        return { t: "create", fileId: id };
+        if (op.firstChunk !== true) return { t: "create", fileId: id };
+        // One log entry for both: a small upload waits for one fsync, not two.
+        const a = this.apply({
+          t: "allocate",
+          path: op.path,
+          fileId: id,
+          index: 0,
+          now: op.now,
+        });
+        return {
+          t: "create",
+          fileId: id,
+          handle: a.t === "allocate" ? a.handle : undefined,
+        };
       }
       case "allocate": {
         const f = this.#fileAt(op.path, op.fileId);

@@ -34,6 +34,38 @@ Deno.test("a pending upload is invisible until complete, then readable", () => {
   assert.equal(s.visibleFile("/f")?.length, 10);
 });
 
+Deno.test("a create with firstChunk allocates chunk 0 in the same op, as create then allocate would", () => {
+  const one = new MasterState();
+  const r = one.apply({
+    t: "create",
+    path: "/f",
+    mode: "upload",
+    replication: 3,
+    now: 1,
+    firstChunk: true,
+  });
+  const two = new MasterState();
+  const c = two.apply({
+    t: "create",
+    path: "/f",
+    mode: "upload",
+    replication: 3,
+    now: 1,
+  });
+  assert.ok(c.t === "create" && c.handle === undefined);
+  const a = two.apply({
+    t: "allocate",
+    path: "/f",
+    fileId: c.fileId,
+    index: 0,
+    now: 1,
+  });
+  assert.ok(r.t === "create" && a.t === "allocate");
+  assert.equal(r.handle, a.handle);
+  assert.deepEqual(snapshotOf(one), snapshotOf(two));
+  assert.equal(one.visibleFile("/f"), undefined);
+});
+
 Deno.test("delete hides a file in the trash, undelete restores it, purge drops its chunks", () => {
   const s = new MasterState();
   s.apply({
@@ -102,6 +134,7 @@ const opArb: fc.Arbitrary<MasterOp> = fc.oneof(
     mode: fc.constantFrom("upload" as const, "append" as const),
     replication: fc.integer({ min: 1, max: 3 }),
     now: fc.nat(1000),
+    firstChunk: fc.boolean(),
   }),
   fc.record({
     t: fc.constant("allocate" as const),

@@ -40,20 +40,11 @@ export const CreateSchema = z.object({
   path: Path,
   replication: z.number().int().min(1).max(16).optional(),
   mode: z.enum(["upload", "append"]).default("upload"),
-});
-
-/** Master → client: a created file. */
-export const CreatedSchema = z.object({
-  fileId: z.number().int(),
-  chunkBytes: z.number().int(),
-  replication: z.number().int(),
-});
-
-/** Client → master: a chunk for an upload. */
-export const AllocateSchema = z.object({
-  path: Path,
-  fileId: z.number().int().min(1),
-  index: z.number().int().min(0).max(1_000_000),
+  /**
+   * Also allocate chunk 0 and answer its write target (an upload that has
+   * data): saves the client a round trip and the master a log write.
+   */
+  allocate: z.boolean().optional(),
 });
 
 /** Where a client writes one chunk: primary first, then the chain. */
@@ -67,6 +58,21 @@ export const WriteTargetSchema = z.object({
 
 /** A write target. */
 export type WriteTarget = z.infer<typeof WriteTargetSchema>;
+
+/** Master → client: a created file (and chunk 0's target when asked). */
+export const CreatedSchema = z.object({
+  fileId: z.number().int(),
+  chunkBytes: z.number().int(),
+  replication: z.number().int(),
+  first: WriteTargetSchema.nullable().optional(),
+});
+
+/** Client → master: a chunk for an upload. */
+export const AllocateSchema = z.object({
+  path: Path,
+  fileId: z.number().int().min(1),
+  index: z.number().int().min(0).max(1_000_000),
+});
 
 /** Client → master: finish an upload. */
 export const CompleteSchema = z.object({

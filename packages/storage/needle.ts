@@ -1,5 +1,6 @@
 import { crc32 } from "node:zlib";
 import { crc32c } from "@strata/codec";
+import { crc32cCombine } from "./crc32c_combine.ts";
 
 /**
  * One needle of a Haystack volume (Beaver et al., "Finding a needle in
@@ -83,6 +84,44 @@ function checksum(
   return crc32c(rest, crc32c(head));
 }
 
+// crc32c(a ++ b) = shift(crc32c(a), b.length) ^ crc32c(b): the shift is a
+// GF(2) matrix per length. Reads of fixed-size blocks use one or two
+// lengths, so the few matrices are cached (as 32 columns each).
+const shiftCache = new Map<number, Uint32Array>();
+
+function crc32cShift(crc: number, len: number): number {
+  let m = shiftCache.get(len);
+  if (m === undefined) {
+    m = new Uint32Array(32);
+    // Column i: the shift of the bit pattern 1 << i (linear in the CRC).
+    for (let i = 0; i < 32; i++) m[i] = crc32cCombine(2 ** i, 0, len);
+    if (shiftCache.size >= 16) shiftCache.clear();
+    shiftCache.set(len, m);
+  }
+  let out = 0;
+  for (let i = 0, v = crc >>> 0; v !== 0; i++, v >>>= 1) {
+    if (v & 1) out ^= m[i]!;
+  }
+  return out >>> 0;
+}
+
+/**
+ * The CRC32C needle checksum of the needle at `off` from the CRC32C of its
+ * data alone: a reader that checks the data against its own CRC anyway
+ * verifies the needle without a second pass over the bytes.
+ */
+function checksumFromDataCrc(
+  bytes: Uint8Array,
+  off: number,
+  size: number,
+  dataCrc: number,
+): number {
+  const head = bytes.subarray(off + 4, off + NEEDLE_FLAGS_OFFSET);
+  const sizeField = bytes.subarray(off + 25, off + 29);
+  const prefix = crc32c(sizeField, crc32c(head));
+  return (crc32cShift(prefix, size) ^ dataCrc) >>> 0;
+}
+
 /**
  * Writes a needle at `offset` of `out` (which must have
  * {@link needleBytes} free bytes there). @returns the offset past it.
@@ -141,12 +180,16 @@ export type ParsedNeedle =
  *
  * @param maxSize data sizes above this are treated as corruption.
  * @param algorithm the volume's checksum.
+ * @param known the CRC32C of the first `size` data bytes, when the caller
+ *   computed it already: a CRC32C needle of that size is then verified
+ *   from it, without a second pass over the data.
  */
 export function parseNeedle(
   bytes: Uint8Array,
   offset: number,
   maxSize: number,
   algorithm: NeedleChecksum = "crc32c",
+  known?: { size: number; dataCrc: number },
 ): ParsedNeedle {
   if (offset + 29 > bytes.length) {
     return { kind: "short", need: needleBytes(0) };
@@ -165,9 +208,11 @@ export function parseNeedle(
   if (view.getUint32(f, true) !== NEEDLE_FOOTER_MAGIC) {
     return { kind: "corrupt", why: "bad footer magic" };
   }
-  if (
-    view.getUint32(f + 4, true) !== checksum(algorithm, bytes, offset, size)
-  ) {
+  const sum = known !== undefined && known.size === size &&
+      algorithm === "crc32c"
+    ? checksumFromDataCrc(bytes, offset, size, known.dataCrc)
+    : checksum(algorithm, bytes, offset, size);
+  if (view.getUint32(f + 4, true) !== sum) {
     return { kind: "corrupt", why: "checksum mismatch" };
   }
   const flags = bytes[offset + NEEDLE_FLAGS_OFFSET]!;

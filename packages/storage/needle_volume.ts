@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { crc32c } from "@strata/codec";
 import { z } from "zod";
 import { syncDir, writeAll, writeFileAtomic } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
@@ -321,8 +322,23 @@ export class NeedleVolume {
     }
   }
 
-  /** Synchronous {@link get}. */
-  getSync(key: number, altKey: number, cookie: number): Uint8Array {
+  /**
+   * Synchronous {@link get}.
+   *
+   * @param options.into read into this buffer when it is large enough (the
+   *   result is then a view of it, valid until its next use).
+   * @param options.crc32c the CRC32C the caller expects of the data: the
+   *   data is checked against it and, on a CRC32C volume, the needle
+   *   checksum is derived from the same pass, so one pass verifies both.
+   * @throws StorageError as {@link get}; `corrupt` also when the data does
+   *   not match `options.crc32c`.
+   */
+  getSync(
+    key: number,
+    altKey: number,
+    cookie: number,
+    options: { into?: Uint8Array; crc32c?: number } = {},
+  ): Uint8Array {
     if (this.#closed) throw new StorageError("closed", "the volume is closed");
     const loc = this.#index.get(key, altKey);
     if (loc === undefined) {
@@ -332,12 +348,27 @@ export class NeedleVolume {
       );
     }
     const total = needleBytes(loc.size);
-    const bytes = this.#reader.readAt(loc.offset, total);
+    const bytes = this.#reader.readAt(loc.offset, total, options.into);
+    let known: { size: number; dataCrc: number } | undefined;
+    if (options.crc32c !== undefined && bytes.length === total) {
+      // Data starts after the 29-byte needle header.
+      const dataCrc = crc32c(bytes.subarray(29, 29 + loc.size));
+      if (dataCrc !== options.crc32c >>> 0) {
+        throw new StorageError(
+          "corrupt",
+          `needle ${
+            needleName(key, altKey)
+          } at ${loc.offset}: data fails the expected CRC32C`,
+        );
+      }
+      known = { size: loc.size, dataCrc };
+    }
     const p = parseNeedle(
       bytes,
       0,
       this.#opts.maxNeedleBytes,
       this.#algorithm,
+      known,
     );
     if (p.kind !== "ok") {
       throw new StorageError(
