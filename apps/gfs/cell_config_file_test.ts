@@ -62,3 +62,37 @@ Deno.test("a master restarted on its data with another --chunk-bytes is refused;
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "a chunkserver restarted on its data with another --chunk-bytes is refused; without the flag it keeps its size",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { startChunkserver } = await import("./chunkserver.ts");
+    const dir = await Deno.makeTempDir();
+    // No master listens there: heartbeats fail quietly.
+    const base = {
+      dataDir: dir,
+      master: "http://127.0.0.1:9",
+      scrubPauseMs: 0,
+    };
+    try {
+      const first = await startChunkserver({ ...base, chunkBytes: 1 << 20 });
+      assert.equal(first.store.chunkBytes, 1 << 20);
+      await first.close();
+      await assert.rejects(
+        startChunkserver({ ...base, chunkBytes: 64 << 20 }),
+        (e) => isGfsError(e, "conflict") && e.message.includes(dir),
+      );
+      const again = await startChunkserver(base);
+      try {
+        assert.equal(again.store.chunkBytes, 1 << 20);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

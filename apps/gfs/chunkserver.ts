@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { settleChunkBytes } from "./cell_config_file.ts";
 import { ChunkStore } from "./chunk_store.ts";
 import { GfsError, isGfsError } from "./gfs_error.ts";
 import {
@@ -38,10 +39,12 @@ export const ChunkserverConfigSchema = z.object({
   rack: z.string().max(64).default(""),
   /** Capacity offered for chunks, bytes. */
   capacityBytes: z.number().int().min(1).default(100 * 2 ** 30),
-  /** Chunk size, bytes (must match the master). */
-  chunkBytes: z.number().int().min(64 * 1024).max(1024 * 2 ** 20).default(
-    64 * 2 ** 20,
-  ),
+  /**
+   * Chunk size, bytes (must match the master's): fixed when the data
+   * directory is created (cell_config_file.ts); unset means "what the data
+   * says", 64 MiB for a new directory.
+   */
+  chunkBytes: z.number().int().min(64 * 1024).max(1024 * 2 ** 20).optional(),
   /** Heartbeat interval, ms. */
   heartbeatMs: z.number().int().min(10).default(1000),
   /** Pause between scrubbing two chunks, ms (0 disables the scrubber). */
@@ -81,7 +84,12 @@ const STAGING_TTL_MS = 120_000;
 export async function startChunkserver(
   input: z.input<typeof ChunkserverConfigSchema>,
 ): Promise<RunningChunkserver> {
-  const cfg = ChunkserverConfigSchema.parse(input);
+  const parsed = ChunkserverConfigSchema.parse(input);
+  await Deno.mkdir(parsed.dataDir, { recursive: true });
+  const cfg = {
+    ...parsed,
+    chunkBytes: await settleChunkBytes(parsed.dataDir, parsed.chunkBytes),
+  };
   // Heartbeats keep coming anyway: a short failover window per call.
   const masters = new MasterEndpoints(
     cfg.master,
@@ -106,6 +114,9 @@ export async function startChunkserver(
   };
   let url = "";
   let stopped = false;
+  // Ends a heartbeat still retrying unreachable masters when we close, so
+  // close() never waits out the failover window.
+  const closing = new AbortController();
 
   const serial = <T>(handle: number, fn: () => Promise<T>): Promise<T> => {
     const prev = mutex.get(handle) ?? Promise.resolve();
@@ -573,6 +584,7 @@ export async function startChunkserver(
           extend,
         },
         timeoutMs: Math.max(2000, cfg.heartbeatMs * 3),
+        signal: closing.signal,
       },
     );
     for (const h of reply.delete) {
@@ -624,6 +636,7 @@ export async function startChunkserver(
     store,
     async close() {
       stopped = true;
+      closing.abort();
       await server.shutdown();
       await Promise.allSettled(loops);
       await store.close();

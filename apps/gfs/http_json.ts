@@ -71,6 +71,8 @@ export interface FetchJsonOptions {
   method?: string;
   /** Abort after this many ms (default 30 s). */
   timeoutMs?: number;
+  /** Aborts the call (and, in {@link MasterEndpoints.call}, its retries). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -93,7 +95,12 @@ export async function fetchJson<S extends z.ZodType>(
       body: options.body === undefined
         ? undefined
         : JSON.stringify(options.body),
-      signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+      signal: options.signal
+        ? AbortSignal.any([
+          options.signal,
+          AbortSignal.timeout(options.timeoutMs ?? 30_000),
+        ])
+        : AbortSignal.timeout(options.timeoutMs ?? 30_000),
     });
   } catch (e) {
     throw new GfsError("unavailable", `cannot reach ${url}: ${String(e)}`, {
@@ -160,7 +167,9 @@ export class MasterEndpoints {
         return await fetchJson(`${base}${pathAndQuery}`, schema, options);
       } catch (e) {
         const retryable = isUnreachable(e) || isGfsError(e, "not_leader");
-        if (!retryable || Date.now() > deadline) throw e;
+        if (!retryable || Date.now() > deadline || options.signal?.aborted) {
+          throw e;
+        }
         this.#current = (this.#current + 1) % this.urls.length;
         // A full round without an answer: an election is on; wait a little.
         if ((attempt + 1) % this.urls.length === 0) {
