@@ -98,7 +98,12 @@ Deno.test("a command proposed on a follower is applied on every replica with the
     await until("a leader", () => g.leader() !== undefined);
     const leader = g.leader()!;
     const follower = [...g.nodes.values()].find((n) => n !== leader)!;
-    assert.equal(follower.status().leader, leader.id);
+    // A follower learns the leader from its first append, a moment after
+    // the leader knows it leads.
+    await until(
+      "the follower knows the leader",
+      () => follower.status().leader === leader.id,
+    );
     assert.equal(follower.status().leaderHttp, `127.0.0.1:${8000 + leader.id}`);
     const sums = [];
     for (const v of [1, 2, 3, 4]) {
