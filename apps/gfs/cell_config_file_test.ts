@@ -96,3 +96,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a master refuses heartbeats from a chunkserver with another chunk size, so it never places chunks there", async () => {
+  const { startMaster } = await import("./master_server.ts");
+  const dir = await Deno.makeTempDir();
+  const master = await startMaster({ dataDir: dir, chunkBytes: 1 << 20 });
+  try {
+    const beat = (chunkBytes: number) =>
+      fetch(`${master.url}/v1/heartbeat`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          id: `cs-${chunkBytes}`,
+          url: "http://127.0.0.1:9",
+          rack: "",
+          capacityBytes: 2 ** 30,
+          usedBytes: 0,
+          load: 0,
+          chunks: [],
+          extend: [],
+          chunkBytes,
+        }),
+      });
+    const refused = await beat(64 << 20);
+    assert.equal(refused.status, 409);
+    const body = await refused.json();
+    assert.equal(body.error.code, "conflict");
+    assert.match(body.error.message, /cs-67108864 keeps 67108864-byte chunks/);
+    const ok = await beat(1 << 20);
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+    const list = await (await fetch(`${master.url}/v1/chunkservers`)).json();
+    assert.deepEqual(
+      list.chunkservers.map((s: { id: string }) => s.id),
+      [`cs-${1 << 20}`],
+    );
+  } finally {
+    await master.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

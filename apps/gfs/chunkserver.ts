@@ -582,6 +582,7 @@ export async function startChunkserver(
           load: stats.inflight,
           chunks: store.list(),
           extend,
+          chunkBytes: cfg.chunkBytes,
         },
         timeoutMs: Math.max(2000, cfg.heartbeatMs * 3),
         signal: closing.signal,
@@ -607,8 +608,18 @@ export async function startChunkserver(
 
   const loops: Promise<void>[] = [];
   loops.push((async () => {
+    let refused = "";
     while (!stopped) {
-      await heartbeat().catch(() => {});
+      await heartbeat().then(() => refused = "", (e) => {
+        // An unreachable master is routine (restarts, elections); a
+        // refusal is a misconfiguration, said once on stderr.
+        if (isGfsError(e, "conflict") && e.message !== refused) {
+          refused = e.message;
+          console.error(
+            `chunkserver ${id}: the master refuses it: ${e.message}`,
+          );
+        }
+      });
       await sleep(cfg.heartbeatMs, () => stopped);
     }
   })());

@@ -398,6 +398,14 @@ export async function startMaster(
   // --- chunkserver protocol
   app.post("/v1/heartbeat", async (c) => {
     const hb = await readJson(c, HeartbeatSchema);
+    if (hb.chunkBytes !== undefined && hb.chunkBytes !== cfg.chunkBytes) {
+      // Never register it: its chunks would be cut at other offsets than
+      // the files this master describes.
+      throw new GfsError(
+        "conflict",
+        `chunkserver ${hb.id} keeps ${hb.chunkBytes}-byte chunks; this cell's are ${cfg.chunkBytes} bytes (start it with --chunk-bytes ${cfg.chunkBytes} on a new --data-dir)`,
+      );
+    }
     stats.heartbeats++;
     const { reply, ops } = core.heartbeat(hb, Date.now());
     for (const op of ops) {

@@ -17,6 +17,8 @@ export const HeartbeatSchema = z.object({
     z.tuple([Handle, z.number().int().min(1), z.number().int().min(0)]),
   ),
   extend: z.array(Handle),
+  /** The chunkserver's chunk size; a master of another cell refuses it. */
+  chunkBytes: z.number().int().min(1).optional(),
 });
 
 /** Master → chunkserver heartbeat reply. */
