@@ -2,7 +2,8 @@
  * End to end, in a real browser: `deno task start` (main.ts) as its own
  * process on free ports, Debian's headless Chromium driven by
  * playwright-core. The test sees a leader, kills it from the page, sees a
- * new one, writes and follows a key, runs a search, uploads a file to GFS,
+ * new one, writes and follows a key, hands leadership over, pauses and
+ * resumes a follower, runs a search, uploads a file to GFS,
  * kills the leading GFS master and uploads again through the new one,
  * kills a chunkserver and sees its chunks re-replicated, replays a simulation, saves a screenshot under test-results/, stops the
  * playground with SIGINT and starts it again on the same data.
@@ -152,7 +153,7 @@ async function isRefused(url: string): Promise<boolean> {
 
 Deno.test({
   name:
-    "the dashboard in Chromium: kill the leader, a new one leads; follow a key, search, upload, kill the GFS leader and upload again, replay; a second start reuses the data",
+    "the dashboard in Chromium: kill the leader, a new one leads; follow a key; transfer, pause and resume; search; upload, kill the GFS leader and a chunkserver; replay; a second start reuses the data",
   ignore: !hasChromium && !Deno.env.get("CI"),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -218,6 +219,43 @@ Deno.test({
       await page.waitForSelector(`[data-applied-node="${first}"]`, {
         timeout: 30_000,
       });
+
+      // Leadership transfer to the restarted node, from its card.
+      await page.waitForSelector(
+        `[data-raft-node="${first}"][data-role="follower"]`,
+        { timeout: 15_000 },
+      );
+      await page.click(`#raft-transfer-${first}`);
+      await page.waitForSelector(
+        `[data-raft-node="${first}"][data-role="leader"]`,
+        { timeout: 15_000 },
+      );
+      // Pause (SIGSTOP) a follower: it stops answering and shows paused; a
+      // write still commits on the other two; resumed, it applies it too.
+      const paused = [1, 2, 3].find((id) => id !== first)!;
+      await page.click(`#raft-pause-${paused}`);
+      await page.waitForSelector(
+        `[data-raft-node="${paused}"][data-role="paused"]`,
+        { timeout: 15_000 },
+      );
+      await page.fill("#follow-value", "green");
+      await page.click("#follow-write");
+      await page.waitForFunction(
+        `[...document.querySelectorAll('[data-follow-write][data-status="committed"]')]
+          .some((w) => w.textContent.includes("green"))`,
+        undefined,
+        { timeout: 15_000 },
+      );
+      await page.click(`#raft-resume-${paused}`);
+      await page.waitForFunction(
+        `(() => {
+          const w = [...document.querySelectorAll("[data-follow-write]")]
+            .find((w) => w.textContent.includes("green"));
+          return !!w?.querySelector('[data-applied-node="${paused}"]');
+        })()`,
+        undefined,
+        { timeout: 20_000 },
+      );
 
       // Search: hits and a timing per shard.
       await page.fill("#search-input", "mailing list");
@@ -370,7 +408,7 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 500));
       }
       assert.ok(got?.ok, "the key written before the restart is readable");
-      assert.match(await got!.text(), /blue/);
+      assert.match(await got!.text(), /green/);
       // The replicated GFS masters restart on their data: both files are
       // still listed, with a leader elected.
       let gfs: {
