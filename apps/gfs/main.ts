@@ -24,15 +24,24 @@ if (import.meta.main) {
     Flags,
     "usage: deno task gfs [--data-dir ./data/gfs] [--masters 3] [--chunkservers 3] [--chunk-bytes 64MiB] [--port 0]",
   );
-  const cluster = await startCluster({
-    dataDir: flags.dataDir,
-    chunkservers: flags.chunkservers,
-    masters: flags.masters,
-    master: {
-      port: flags.port,
-      ...(flags.chunkBytes ? { chunkBytes: flags.chunkBytes } : {}),
-    },
-  });
+  let cluster: Awaited<ReturnType<typeof startCluster>>;
+  try {
+    cluster = await startCluster({
+      dataDir: flags.dataDir,
+      chunkservers: flags.chunkservers,
+      masters: flags.masters,
+      master: {
+        port: flags.port,
+        ...(flags.chunkBytes ? { chunkBytes: flags.chunkBytes } : {}),
+      },
+    });
+  } catch (e) {
+    // The failing process already printed why (its JSON error line).
+    console.error(
+      `gfs did not start: ${e instanceof Error ? e.message : String(e)}`,
+    );
+    Deno.exit(1);
+  }
   const leader = await cluster.leaderUrl();
   const all = cluster.masterUrls.join(",");
   console.log(JSON.stringify({

@@ -109,6 +109,22 @@ function freePort(): number {
   return port;
 }
 
+/**
+ * Waits for every start; each one that succeeded goes into `started` even
+ * when another failed, so the caller can stop it instead of leaking it.
+ * @throws the first failure.
+ */
+async function allStarted(
+  starts: Promise<ChildService>[],
+  started: ChildService[],
+): Promise<ChildService[]> {
+  const settled = await Promise.allSettled(starts);
+  for (const r of settled) if (r.status === "fulfilled") started.push(r.value);
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<ChildService>).value);
+}
+
 /** Starts masters and chunkservers as child processes on 127.0.0.1. */
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const n = o.masters ?? 1;
@@ -140,10 +156,10 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   }
   const started: ChildService[] = [];
   try {
-    const masters = await Promise.all(
+    const masters = await allStarted(
       masterFlags.map((f) => spawnService("master", f)),
+      started,
     );
-    started.push(...masters);
     const masterUrls = masters.map((m) => m.url);
     const csFlags = (i: number) => ({
       dataDir: join(o.dataDir, `cs${i}`),
@@ -152,13 +168,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       ...(o.master?.chunkBytes ? { chunkBytes: o.master.chunkBytes } : {}),
       ...o.chunkserver?.(i),
     });
-    const chunkservers = await Promise.all(
+    const chunkservers = await allStarted(
       Array.from(
         { length: o.chunkservers ?? 3 },
         (_, i) => spawnService("chunkserver", csFlags(i)),
       ),
+      started,
     );
-    started.push(...chunkservers);
     const leaderIndex = async (timeoutMs = 30_000) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
