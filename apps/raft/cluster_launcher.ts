@@ -121,11 +121,20 @@ export async function startLocalCluster(
     return np;
   };
 
-  try {
-    await Promise.all([...spec.keys()].map((id) => spawn(id)));
-  } catch (e) {
-    for (const n of nodes.values()) n.process.kill("SIGKILL");
-    throw e;
+  // Settle every start before giving up, so a node that came up while
+  // another failed is killed too, not left running.
+  const starts = await Promise.allSettled(
+    [...spec.keys()].map((id) => spawn(id)),
+  );
+  const failed = starts.find((r) => r.status === "rejected");
+  if (failed) {
+    for (const n of nodes.values()) {
+      try {
+        n.process.kill("SIGKILL");
+      } catch { /* gone */ }
+      await n.process.status;
+    }
+    throw failed.reason;
   }
 
   const killNode = async (id: number, signal: Deno.Signal = "SIGKILL") => {
