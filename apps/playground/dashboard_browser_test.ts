@@ -14,9 +14,9 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { chromium, type Page } from "playwright-core";
+import { StartProcess } from "./_start_process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const SHOT_DIR = new URL("../../test-results/", import.meta.url).pathname;
 
 const hasChromium = (() => {
@@ -30,98 +30,6 @@ if (!hasChromium && !Deno.env.get("CI")) {
   console.warn(
     `dashboard_browser_test: skipped, ${CHROMIUM} is missing (apt-get install -y chromium)`,
   );
-}
-
-/** `deno task start` as a child, its stdout lines collected. */
-class StartProcess {
-  readonly child: Deno.ChildProcess;
-  readonly lines: string[] = [];
-  #waiters: Array<() => void> = [];
-  readonly done: Promise<Deno.CommandStatus>;
-
-  constructor(dataDir: string) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "--data-dir",
-        dataDir,
-        "--port",
-        "0",
-        "--raft-http-base",
-        "0",
-        "--index-limit",
-        "400",
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-      stdin: "null",
-    }).spawn();
-    this.child = child;
-    this.done = child.status;
-    (async () => {
-      let buf = "";
-      for await (
-        const chunk of child.stdout.pipeThrough(new TextDecoderStream())
-      ) {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          this.lines.push(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-          for (const w of this.#waiters.splice(0)) w();
-        }
-      }
-      for (const w of this.#waiters.splice(0)) w();
-    })();
-  }
-
-  /** The first line matching `re`, waiting up to `timeoutMs`. */
-  async waitForLine(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    this.done.then(() => exited = true);
-    for (;;) {
-      for (const l of this.lines) {
-        const m = l.match(re);
-        if (m) return m;
-      }
-      if (exited) {
-        throw new Error(
-          `deno task start exited before printing ${re}:\n${
-            this.lines.join("\n")
-          }`,
-        );
-      }
-      if (Date.now() > deadline) {
-        throw new Error(
-          `no line ${re} within ${timeoutMs} ms:\n${this.lines.join("\n")}`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        setTimeout(resolve, 500);
-      });
-    }
-  }
-
-  /** Ctrl-C, as a user would; SIGKILL if it does not exit in time. */
-  async interrupt(timeoutMs = 30_000): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill("SIGINT");
-    } catch { /* gone */ }
-    const t = setTimeout(() => {
-      try {
-        this.child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, timeoutMs);
-    try {
-      return await this.done;
-    } finally {
-      clearTimeout(t);
-    }
-  }
 }
 
 async function leaderId(page: Page, timeoutMs: number): Promise<number> {
@@ -159,7 +67,10 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const dataDir = await Deno.makeTempDir({ prefix: "strata-playground-" });
-    let start: StartProcess | undefined = new StartProcess(dataDir);
+    let start: StartProcess | undefined = new StartProcess(dataDir, [
+      "--index-limit",
+      "400",
+    ]);
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -383,7 +294,7 @@ Deno.test({
       }
 
       // A second start reuses the data: no re-indexing, the key is there.
-      start = new StartProcess(dataDir);
+      start = new StartProcess(dataDir, ["--index-limit", "400"]);
       await start.waitForLine(/strata playground: (http:\/\/\S+)/, 120_000);
       assert.ok(
         start.lines.some((l) => /\d+ documents already indexed/.test(l)),

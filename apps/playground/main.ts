@@ -8,7 +8,7 @@
 import { createDashboardApp } from "./dashboard_server.ts";
 import { LiveBackend } from "./live_backend.ts";
 import { startPlayground } from "./playground.ts";
-import { isPlaygroundError } from "./playground_error.ts";
+import { isPlaygroundError, PlaygroundError } from "./playground_error.ts";
 import { createSimApi } from "./sim_api.ts";
 import {
   findTakenPort,
@@ -41,10 +41,16 @@ async function main(): Promise<number> {
   const stopAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
+  // Ctrl-C while the clusters start: startPlayground stops what it has
+  // started and rejects; wait for that, so no node outlives this process.
+  const aborter = new AbortController();
+  let starting: Promise<unknown> | undefined;
   const onSignal = async () => {
     if (stopping) return;
     stopping = true;
     console.log("\nstopping every process…");
+    aborter.abort(new PlaygroundError("unavailable", "stopped by a signal"));
+    await starting?.catch(() => {});
     await stopAll();
     Deno.exit(0);
   };
@@ -53,15 +59,20 @@ async function main(): Promise<number> {
 
   try {
     const base = flags["raft-http-base"];
-    const pg = await startPlayground({
+    const started = startPlayground({
       dataDir: flags["data-dir"],
       raftHttpPorts: base === 0 ? undefined : [base, base + 1, base + 2],
       index: !flags["no-index"],
       indexLimit: flags["index-limit"],
       onProgress: (line) => console.log(line),
+      signal: aborter.signal,
     });
+    starting = started;
+    const pg = await started;
     cleanups.push(() => pg.stop());
-    if (stopping) return 0;
+    starting = undefined;
+    // The signal handler owns the exit from here.
+    if (stopping) return await new Promise<number>(() => {});
     const backend = new LiveBackend(pg);
     await backend.start();
     cleanups.push(() => backend.close());
@@ -87,6 +98,7 @@ async function main(): Promise<number> {
     await new Promise(() => {});
     return 0;
   } catch (e) {
+    if (stopping) return await new Promise<number>(() => {});
     console.error(
       `start failed: ${
         isPlaygroundError(e) || e instanceof Error ? e.message : e

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { StartProcess } from "./_start_process.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 
@@ -52,4 +53,47 @@ Deno.test("deno task start with a bad flag prints the usage and exits 2; --help 
   const help = await runMain(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--raft-http-base/);
+});
+
+async function leftovers(dataDir: string): Promise<string> {
+  const out = await new Deno.Command("pgrep", {
+    args: ["-af", dataDir],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+Deno.test({
+  name:
+    "Ctrl-C while the corpus is being indexed stops every process; the next start indexes again and comes up",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "strata-start-" });
+    let start: StartProcess | undefined = new StartProcess(dataDir, [
+      "--index-limit",
+      "3000",
+    ]);
+    try {
+      await start.waitForLine(/indexed 1000\/3000 emails/, 120_000);
+      const first = await start.interrupt();
+      start = undefined;
+      assert.equal(first.code, 0, "Ctrl-C during startup exits cleanly");
+      assert.equal(await leftovers(dataDir), "", "no node outlives the start");
+
+      start = new StartProcess(dataDir, ["--index-limit", "300"]);
+      await start.waitForLine(/strata playground: http/, 120_000);
+      assert.ok(
+        start.lines.some((l) => /indexed 300\/300 emails/.test(l)),
+        `an interrupted indexing runs again:\n${start.lines.join("\n")}`,
+      );
+      const second = await start.interrupt();
+      start = undefined;
+      assert.equal(second.code, 0);
+      assert.equal(await leftovers(dataDir), "");
+    } finally {
+      if (start) await start.interrupt();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
 });

@@ -38,6 +38,11 @@ export interface PlaygroundOptions {
   chunkBytes?: number;
   /** Called with a line of progress at each step. */
   onProgress?: (line: string) => void;
+  /**
+   * Aborts the start (Ctrl-C while it runs): what already started is
+   * stopped and the promise rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 /** The running playground. */
@@ -64,7 +69,9 @@ export async function startPlayground(
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
   };
+  const signal = options.signal;
   try {
+    signal?.throwIfAborted();
     const raftDir = join(options.dataDir, "raft");
     progress(`[1/3] raft-kv: 3 nodes, data in ${raftDir}…`);
     await Deno.mkdir(raftDir, { recursive: true });
@@ -79,6 +86,7 @@ export async function startPlayground(
       );
     });
     stops.push(() => raft.stop());
+    signal?.throwIfAborted();
 
     const gfsDir = join(options.dataDir, "gfs");
     progress(
@@ -105,6 +113,7 @@ export async function startPlayground(
       );
     });
     stops.push(() => gfs.stop());
+    signal?.throwIfAborted();
 
     const searchDir = join(options.dataDir, "search");
     progress(
@@ -121,12 +130,21 @@ export async function startPlayground(
       );
     });
     stops.push(() => search.stop());
+    signal?.throwIfAborted();
     let docs = await searchDocs(search.url);
-    if (docs === 0 && options.index !== false) {
+    // The marker is written only when indexing finished: a start that was
+    // stopped half way indexes again (re-posting an id replaces it).
+    const marker = join(searchDir, INDEXED_MARKER);
+    if (options.index !== false && !await exists(marker)) {
       docs = await indexCorpus(
         search.url,
         options.indexLimit ?? Infinity,
         progress,
+        signal,
+      );
+      await Deno.writeTextFile(
+        marker,
+        JSON.stringify({ docs, at: new Date().toISOString() }) + "\n",
       );
     } else {
       progress(`      ${docs} documents already indexed`);
@@ -186,10 +204,14 @@ async function searchDocs(url: string): Promise<number> {
   return Number(stats.docs ?? 0);
 }
 
+/** File in the search data directory that says the corpus was indexed. */
+const INDEXED_MARKER = "corpus-indexed.json";
+
 async function indexCorpus(
   url: string,
   limit: number,
   progress: (line: string) => void,
+  signal: AbortSignal | undefined,
 ): Promise<number> {
   let total = 0;
   let indexed = 0;
@@ -216,6 +238,7 @@ async function indexCorpus(
     progress(`      indexed ${indexed}/${total} emails (${rate} docs/s)`);
   };
   for await (const doc of readSpamAssassin(limit, (_, n) => total = n)) {
+    signal?.throwIfAborted();
     batch.push(JSON.stringify(doc));
     if (batch.length >= 1000) await send();
   }
