@@ -23,37 +23,51 @@ export interface RaftTraffic {
   bytesPerSec: number;
   /** Bytes per second differential encoding kept off the wire. */
   savedBytesPerSec: number;
-  /** Totals since the process started. */
+  /** Bytes put on the wire since the process started (as last scraped). */
   bytesSentTotal: number;
+  /** Bytes differential encoding kept off the wire since the process started. */
   bytesSavedTotal: number;
 }
 
 /** One raft node as the dashboard draws it. */
 export interface RaftNodeView extends RaftTraffic {
+  /** Raft id of the node. */
   id: number;
   /** `127.0.0.1:port` of its HTTP API. */
   http: string;
+  /** Whether its process runs, is paused (SIGSTOP) or killed. */
   process: ProcessState;
   /** Its status answered (false when killed, paused or not answering). */
   reachable: boolean;
   /** "leader" | "follower" | "candidate" | ... or "unknown" when unreachable. */
   role: string;
+  /** Its current term (null: unreachable). */
   term: number | null;
+  /** Id of the leader it knows (null: none known, or unreachable). */
   leader: number | null;
+  /** Highest log index it knows committed (null: unreachable). */
   commitIndex: number | null;
+  /** Highest log index its state machine applied (null: unreachable). */
   appliedIndex: number | null;
+  /** First index still in its log after compaction (null: unreachable). */
   firstIndex: number | null;
+  /** Last index in its log (null: unreachable). */
   lastIndex: number | null;
+  /** Log index its latest snapshot covers (null: unreachable). */
   snapshotIndex: number | null;
+  /** Size of its on-disk log, bytes (null: unreachable). */
   logBytes: number | null;
+  /** Keys in its KV store (null: unreachable). */
   keys: number | null;
 }
 
 /** The raft panel. */
 export interface RaftView {
+  /** Every raft node, by id. */
   nodes: RaftNodeView[];
   /** The leader of the highest term any reachable node reports, if one leads. */
   leader: number | null;
+  /** The highest term any reachable node reports (null: none reachable). */
   term: number | null;
 }
 
@@ -61,20 +75,29 @@ export interface RaftView {
 export interface ChunkserverView {
   /** Index in the playground (for kill/restart). */
   index: number;
+  /** Its chunkserver id (`cs<i>`). */
   id: string;
+  /** Base URL it serves on. */
   url: string;
+  /** Whether the playground's process for it runs. */
   process: ProcessState;
   /** The master's view: heartbeats arrive. */
   alive: boolean;
+  /** Capacity it reports to the master, bytes (0 when the master does not know it). */
   capacityBytes: number;
+  /** Bytes its chunks use (0 when the master does not know it). */
   usedBytes: number;
+  /** Chunk replicas it holds (0 when the master does not know it). */
   chunks: number;
+  /** Ms since the master's last heartbeat from it (null: the master does not know it). */
   lastHeartbeatMsAgo: number | null;
 }
 
 /** A file under /uploads and where its chunks live. */
 export interface GfsFileView {
+  /** Its GFS path (`/uploads/<name>`). */
   path: string;
+  /** Its length, bytes. */
   length: number;
   /** Per chunk: ids of the chunkservers holding a live replica. */
   chunks: Array<{ handle: number; length: number; replicas: string[] }>;
@@ -87,7 +110,9 @@ export type GfsMasterRole = "leader" | "follower" | "candidate" | "unknown";
 export interface GfsMasterView {
   /** Index in the playground (for kill/restart); its Raft id is index + 1. */
   index: number;
+  /** Base URL it serves on. */
   url: string;
+  /** Whether the playground's process for it runs. */
   process: "up" | "killed";
   /** `GET /v1/master` answered. */
   reachable: boolean;
@@ -95,10 +120,13 @@ export interface GfsMasterView {
   role: GfsMasterRole;
   /** It leads and has applied everything committed before its term. */
   serving: boolean;
+  /** Its Raft term (null: unreachable or unreplicated). */
   term: number | null;
   /** Raft id of the leader it knows (null: none). */
   leader: number | null;
+  /** Highest op-log index it knows committed (null: unreachable or not reported). */
   commitIndex: number | null;
+  /** Highest op-log index it applied (null: unreachable or not reported). */
   appliedIndex: number | null;
 }
 
@@ -110,36 +138,51 @@ export interface GfsView {
   masters: GfsMasterView[];
   /** Index of the serving master, null during an election. */
   leaderIndex: number | null;
+  /** The serving master answered its chunkserver list and health. */
   reachable: boolean;
+  /** Why the counts are missing (null when reachable). */
   error: string | null;
+  /** Every chunkserver the playground started, by index. */
   chunkservers: ChunkserverView[];
+  /** Chunks the master knows (0 when unreachable). */
   chunks: number;
+  /** Chunks with fewer live replicas than wanted (0 when unreachable). */
   underReplicated: number;
+  /** Chunks with no live replica (0 when unreachable). */
   lost: number;
+  /** Files in the namespace (0 when unreachable). */
   files: number;
   /** Re-replication clones running now. */
   clonesInFlight: number;
   /** Clones finished since the master started. */
   clonesDone: number;
+  /** The newest files under /uploads (at most 5, newest first). */
   uploads: GfsFileView[];
 }
 
 /** One search replica. */
 export interface SearchReplicaView {
+  /** Replica number within its shard. */
   replica: number;
+  /** Whether the playground's process for it runs. */
   process: "up" | "killed";
   /** The coordinator's replica selector marked it down after failures. */
   markedDown: boolean;
-  /** Its moving-average latency at the coordinator, ms. */
+  /** Its moving-average latency at the coordinator, ms (null: no stats). */
   ewmaMs: number | null;
 }
 
 /** The search panel. */
 export interface SearchView {
+  /** Base URL of the coordinator (null: none). */
   url: string | null;
+  /** The coordinator answered its stats. */
   reachable: boolean;
+  /** Why the stats are missing (null when reachable). */
   error: string | null;
+  /** Documents in the index (the last known count when unreachable). */
   docs: number;
+  /** Per shard: its documents (null: unknown) and its replicas. */
   shards: Array<
     { shard: number; docs: number | null; replicas: SearchReplicaView[] }
   >;
@@ -149,8 +192,11 @@ export interface SearchView {
 export interface ClusterSnapshot {
   /** Unix time of the snapshot, ms. */
   at: number;
+  /** The raft panel. */
   raft: RaftView;
+  /** The GFS panel. */
   gfs: GfsView;
+  /** The search panel. */
   search: SearchView;
   /** Followed keys and their writes. */
   follows: KeyFlowView[];

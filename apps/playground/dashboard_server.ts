@@ -15,6 +15,7 @@ import { PlaygroundError } from "./playground_error.ts";
 
 /** Options of {@link createDashboardApp}. */
 export interface DashboardOptions {
+  /** The clusters the dashboard shows and acts on. */
   backend: PlaygroundBackend;
   /** Simulation replay (packages/sim). */
   sim: SimApi;
@@ -24,6 +25,22 @@ export interface DashboardOptions {
   reportFile?: string;
   /** Ms between keep-alive comments on the SSE stream (default 15 s). */
   keepAliveMs?: number;
+}
+
+/**
+ * The dashboard's HTTP app (a Hono app, seen through what callers use).
+ */
+export interface DashboardApp {
+  /** Answers one request; bound, so it can be handed to `Deno.serve` as is. */
+  fetch: (
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ) => Promise<Response> | Response;
+  /** Answers a request for `input` (a path or URL) without a server; for tests. */
+  request: (
+    input: Request | string | URL,
+    init?: RequestInit,
+  ) => Promise<Response> | Response;
 }
 
 /** Largest key a write may name (bytes of UTF-8), as the raft API allows. */
@@ -136,7 +153,7 @@ code{background:#eef2f6;padding:.1rem .35rem;border-radius:4px}</style></head>
 }
 
 /** Builds the dashboard app. */
-export function createDashboardApp(options: DashboardOptions): Hono {
+export function createDashboardApp(options: DashboardOptions): DashboardApp {
   const { backend, sim } = options;
   const staticDir = options.staticDir ?? STATIC_DIR;
   const reportFile = options.reportFile ?? REPORT_FILE;

@@ -40,6 +40,7 @@ export type KeyObservation =
 
 /** When a write reached one node's state machine. */
 export interface AppliedOn {
+  /** Raft node that applied it. */
   node: number;
   /** ms after the proposal (or after the first apply seen, for writes made elsewhere). */
   afterMs: number;
@@ -51,22 +52,31 @@ export interface KeyWrite {
   writeId: number | null;
   /** Node the write was proposed at, or null when made elsewhere. */
   proposedAt: number | null;
+  /** The value written (null for a delete). */
   value: string | null;
+  /** "put" or "delete" (as applied; "put" until an apply is seen). */
   op: string;
   /** Wall-clock-ish time of the proposal (or first apply), ms. */
   startedAtMs: number;
+  /** Awaiting the proposing node's answer, committed, or failed. */
   status: "pending" | "committed" | "failed";
+  /** Log index (= KV revision) it got (null: not committed yet). */
   index: number | null;
+  /** Term the proposing node reported (null: not committed, or made elsewhere). */
   term: number | null;
   /** ms from proposal to the proposing node's answer. */
   committedAfterMs: number | null;
+  /** Nodes that applied it, earliest first. */
   applied: AppliedOn[];
+  /** Why it failed (null unless `status` is "failed"). */
   error: string | null;
 }
 
 /** The followed key and its writes, newest first. */
 export interface KeyFlowView {
+  /** The key followed. */
   key: string;
+  /** Its writes, newest first. */
   writes: KeyWrite[];
 }
 
@@ -88,7 +98,10 @@ export class KeyFlow {
     }
   > = [];
 
-  /** @param key the key followed; @param maxWrites writes remembered. */
+  /**
+   * Starts an empty flow for `key`.
+   * @param key the key followed; @param maxWrites writes remembered.
+   */
   constructor(readonly key: string, readonly maxWrites = 20) {}
 
   /** Records one observation; ones about unknown writes are ignored. */

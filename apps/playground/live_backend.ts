@@ -95,7 +95,10 @@ export class LiveBackend implements PlaygroundBackend {
   #searchView: SearchView;
   #wake?: () => void;
 
-  /** @param playground the running clusters. */
+  /**
+   * A backend over `playground`; nothing is scraped until {@link start}.
+   * @param playground the running clusters.
+   */
   constructor(playground: Playground, options: LiveBackendOptions = {}) {
     this.#pg = playground;
     this.#interval = options.intervalMs ?? 500;
@@ -162,10 +165,12 @@ export class LiveBackend implements PlaygroundBackend {
 
   // ---- snapshots
 
+  /** The newest snapshot. */
   snapshot(): ClusterSnapshot {
     return this.#latest;
   }
 
+  /** Calls `fn` with every new snapshot until the returned function is called. */
   subscribe(fn: (s: ClusterSnapshot) => void): () => void {
     this.#subscribers.add(fn);
     return () => this.#subscribers.delete(fn);
@@ -399,10 +404,12 @@ export class LiveBackend implements PlaygroundBackend {
 
   // ---- raft actions
 
+  /** Ids of the raft nodes (1..3). */
   raftNodeIds(): number[] {
     return [...RAFT_IDS];
   }
 
+  /** SIGKILL, start again, SIGSTOP or SIGCONT raft node `id`. */
   async raftAction(
     id: number,
     action: "kill" | "restart" | "pause" | "resume",
@@ -452,6 +459,7 @@ export class LiveBackend implements PlaygroundBackend {
     return l !== null && this.#raftProcess(l) === "up" ? l : null;
   }
 
+  /** Hands leadership to `to` (or lets the leader pick); resolves with the new leader. */
   async transferLeadership(to?: number): Promise<number> {
     const leader = this.#leader();
     if (leader === null) {
@@ -475,6 +483,7 @@ export class LiveBackend implements PlaygroundBackend {
     return out.leader;
   }
 
+  /** Writes `key` through `node` (default: the leader). */
   async writeKey(
     key: string,
     value: string,
@@ -537,6 +546,7 @@ export class LiveBackend implements PlaygroundBackend {
     }
   }
 
+  /** Starts following `key`, dropping the oldest followed key beyond the limit. */
   follow(key: string): void {
     const existing = this.#follows.get(key);
     if (existing) {
@@ -624,10 +634,12 @@ export class LiveBackend implements PlaygroundBackend {
 
   // ---- gfs actions
 
+  /** Number of chunkservers. */
   chunkserverCount(): number {
     return this.#pg.gfs.chunkservers.length;
   }
 
+  /** SIGKILL or start again chunkserver `index`. */
   async chunkserverAction(
     index: number,
     action: "kill" | "restart",
@@ -664,10 +676,12 @@ export class LiveBackend implements PlaygroundBackend {
     this.#wake?.();
   }
 
+  /** Number of GFS master replicas. */
   masterCount(): number {
     return this.#pg.gfs.masterUrls.length;
   }
 
+  /** SIGKILL or start again (on its data) GFS master `index`. */
   async masterAction(index: number, action: "kill" | "restart"): Promise<void> {
     if (this.#busyMasters.has(index)) {
       throw new PlaygroundError(
@@ -714,6 +728,7 @@ export class LiveBackend implements PlaygroundBackend {
     this.#wake?.();
   }
 
+  /** Streams a file to GFS under /uploads/<name>, 2 replicas per chunk. */
   async upload(
     name: string,
     body: ReadableStream<Uint8Array>,
@@ -762,6 +777,7 @@ export class LiveBackend implements PlaygroundBackend {
 
   // ---- search
 
+  /** Runs a search for the top `size` hits on the coordinator. */
   async search(query: string, size: number): Promise<SearchResult> {
     const out = await callNode(
       `${this.#pg.search.url}/v1/search?q=${

@@ -9,11 +9,17 @@
  */
 export {
   type Playground,
+  type PlaygroundGfs,
+  type PlaygroundGfsProcess,
   type PlaygroundOptions,
+  type PlaygroundRaft,
+  type PlaygroundRaftNode,
+  type PlaygroundSearch,
   startPlayground,
 } from "./playground.ts";
 export {
   createDashboardApp,
+  type DashboardApp,
   type DashboardOptions,
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
@@ -30,13 +36,24 @@ export type {
 export type {
   ChunkserverView,
   ClusterSnapshot,
+  GfsFileView,
+  GfsMasterRole,
   GfsMasterView,
   GfsView,
+  ProcessState,
   RaftNodeView,
+  RaftTraffic,
   RaftView,
+  SearchReplicaView,
   SearchView,
 } from "./cluster_snapshot.ts";
-export { KeyFlow, type KeyFlowView, type KeyWrite } from "./key_flow.ts";
+export {
+  type AppliedOn,
+  KeyFlow,
+  type KeyFlowView,
+  type KeyObservation,
+  type KeyWrite,
+} from "./key_flow.ts";
 export { createSimApi } from "./sim_api.ts";
 export {
   isPlaygroundError,
@@ -45,8 +62,10 @@ export {
 } from "./playground_error.ts";
 export {
   findTakenPort,
+  type FixedPort,
   fixedPorts,
   parseStartFlags,
   START_USAGE,
   type StartFlags,
+  type StartFlagsResult,
 } from "./start_flags.ts";

@@ -7,19 +7,9 @@
  * directory and is reused by the next start.
  */
 import { join } from "node:path";
-import {
-  type Cluster as GfsCluster,
-  startCluster as startGfs,
-} from "@strata/gfs";
-import {
-  type Cluster as SearchCluster,
-  readSpamAssassin,
-  startCluster as startSearch,
-} from "@strata/search";
-import {
-  type LocalCluster,
-  startLocalCluster,
-} from "../raft/cluster_launcher.ts";
+import { startCluster as startGfs } from "@strata/gfs";
+import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
+import { startLocalCluster } from "../raft/cluster_launcher.ts";
 import { PlaygroundError } from "./playground_error.ts";
 
 /** Options of {@link startPlayground}. */
@@ -45,11 +35,75 @@ export interface PlaygroundOptions {
   signal?: AbortSignal;
 }
 
+/** One running raft-kv node process. */
+export interface PlaygroundRaftNode {
+  /** Raft id of the node (1..3). */
+  id: number;
+  /** `127.0.0.1:port` of its HTTP API. */
+  http: string;
+}
+
+/**
+ * The raft-kv cluster as the playground drives it (the local cluster of
+ * apps/raft, seen through what the playground uses).
+ */
+export interface PlaygroundRaft {
+  /** The running nodes by id; a killed node is absent until restarted. */
+  nodes: ReadonlyMap<number, PlaygroundRaftNode>;
+  /** Kills one node (SIGKILL by default) and waits for it to exit. */
+  kill(id: number, signal?: Deno.Signal): Promise<void>;
+  /** Starts a killed node again on its data directory and ports. */
+  restart(id: number): Promise<PlaygroundRaftNode>;
+  /** Sends a signal without waiting (SIGSTOP / SIGCONT). */
+  signal(id: number, signal: Deno.Signal): void;
+}
+
+/** A GFS master or chunkserver process. */
+export interface PlaygroundGfsProcess {
+  /** Base URL it serves on. */
+  url: string;
+  /** Chunkserver id (empty for a master). */
+  id: string;
+  /** Sends SIGTERM (SIGKILL with `hard`) and waits for it to exit. */
+  stop(hard?: boolean): Promise<void>;
+}
+
+/**
+ * The GFS cell as the playground drives it (the process cluster of
+ * apps/gfs, seen through what the playground uses).
+ */
+export interface PlaygroundGfs {
+  /** Every master replica, by index (Raft id = index + 1). */
+  masters: PlaygroundGfsProcess[];
+  /** Every master's base URL, by index. */
+  masterUrls: string[];
+  /** Every chunkserver, by index. */
+  chunkservers: PlaygroundGfsProcess[];
+  /** Starts stopped chunkserver `i` again on its data directory. */
+  restartChunkserver(i: number): Promise<PlaygroundGfsProcess>;
+  /** Starts master `i` again after its process was stopped. */
+  startMaster(i: number): Promise<PlaygroundGfsProcess>;
+}
+
+/**
+ * The search cluster as the playground drives it (the cluster of
+ * apps/search, seen through what the playground uses).
+ */
+export interface PlaygroundSearch {
+  /** Base URL of the coordinator's public API. */
+  url: string;
+  /** `replicas[shard][replica]`: the replica's process, null once killed. */
+  replicas: ReadonlyArray<ReadonlyArray<{ url: string } | null>>;
+}
+
 /** The running playground. */
 export interface Playground {
-  raft: LocalCluster;
-  gfs: GfsCluster;
-  search: SearchCluster;
+  /** The 3-node raft-kv cluster. */
+  raft: PlaygroundRaft;
+  /** The GFS cell: 3 masters replicated on Raft and 3 chunkservers. */
+  gfs: PlaygroundGfs;
+  /** The search cluster: 3 shards × 2 replicas and a coordinator. */
+  search: PlaygroundSearch;
   /** Documents in the search index after startup. */
   docs: number;
   /** Stops every process (raft, gfs, search), waiting for each to exit. */

@@ -7,6 +7,7 @@ import type { ClusterSnapshot } from "./cluster_snapshot.ts";
 
 /** The answer to a KV write from the dashboard. */
 export interface WriteResult {
+  /** The key written. */
   key: string;
   /** Node the write was sent to. */
   node: number;
@@ -20,35 +21,51 @@ export interface WriteResult {
 
 /** Per-shard timing of one search's fan-out. */
 export interface ShardTiming {
+  /** Shard number. */
   shard: number;
   /** The replica that answered (null: none did). */
   replica: number | null;
+  /** Time the shard took to answer, ms. */
   ms: number;
+  /** Hits the shard returned. */
   hits: number;
 }
 
 /** One search as the dashboard shows it. */
 export interface SearchResult {
+  /** The query as sent. */
   query: string;
+  /** Time the coordinator took, ms. */
   tookMs: number;
   /** Time to merge the shards' lists, ms (null when the coordinator does not say). */
   mergeMs: number | null;
+  /** No replica of some shard answered, so hits may be missing. */
   partial: boolean;
+  /** Per-shard timings (empty when the coordinator does not say). */
   shards: ShardTiming[];
+  /** The hits, best first: document id, score, name and a text snippet. */
   hits: Array<{ id: string; score: number; name: string; snippet: string }>;
 }
 
 /** An uploaded file. */
 export interface UploadResult {
+  /** Its GFS path (`/uploads/<name>`). */
   path: string;
+  /** Bytes written. */
   length: number;
+  /** Chunks it spans. */
   chunks: number;
 }
 
 /** Simulation replay, as packages/sim provides it. */
 export interface SimApi {
+  /** The scenarios that can be replayed. */
   scenarios(): unknown[];
-  /** @throws PlaygroundError `bad_request` for an unknown scenario or seed. */
+  /**
+   * Replays `scenario` with `seed` (a seed, or a pasted replay line) and
+   * returns the run.
+   * @throws PlaygroundError `bad_request` for an unknown scenario or seed.
+   */
   replay(scenario: string, seed: string): unknown;
 }
 

@@ -25,7 +25,10 @@ export class PlaygroundError extends Error {
   /** Why. */
   readonly code: PlaygroundErrorCode;
 
-  /** @param code why; @param message what a person can do about it. */
+  /**
+   * Makes an error with its code and message.
+   * @param code why; @param message what a person can do about it.
+   */
   constructor(code: PlaygroundErrorCode, message: string) {
     super(message);
     this.name = "PlaygroundError";

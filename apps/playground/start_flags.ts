@@ -23,8 +23,31 @@ const FlagsSchema = z.object({
   "index-limit": z.coerce.number().int().positive().optional(),
 });
 
-/** Checked flags. */
-export type StartFlags = z.output<typeof FlagsSchema>;
+/**
+ * Checked flags, defaults filled in. The zod schema above checks them and
+ * fills the defaults; this spells out its output (a compile-time check
+ * below keeps the two the same).
+ */
+export interface StartFlags {
+  /** Where every cluster keeps its data. */
+  "data-dir": string;
+  /** The dashboard's HTTP port (0: any free one). */
+  port: number;
+  /** Raft node i serves HTTP on this + i - 1 (0: free ones). */
+  "raft-http-base": number;
+  /** Do not index the search corpus. */
+  "no-index": boolean;
+  /** Index at most this many emails of the corpus (undefined: all). */
+  "index-limit"?: number;
+}
+
+/** True when `A` and `B` are assignable to each other. */
+type Same<A, B> = [A] extends [B] ? [B] extends [A] ? true : false : false;
+/** Fails to compile when {@link StartFlags} and the schema's output differ. */
+type _StartFlagsMatchSchema = AssertTrue<
+  Same<StartFlags, z.output<typeof FlagsSchema>>
+>;
+type AssertTrue<T extends true> = T;
 
 /** What {@link parseStartFlags} decided. */
 export type StartFlagsResult =
@@ -68,8 +91,11 @@ export function parseStartFlags(args: string[]): StartFlagsResult {
 
 /** A fixed port the playground needs, and the flag that moves it. */
 export interface FixedPort {
+  /** The port number. */
   port: number;
+  /** The flag that moves it (`--port`, `--raft-http-base`). */
   flag: string;
+  /** What listens on it, for messages ("the dashboard", "raft node 1"). */
   what: string;
 }
 
