@@ -97,11 +97,17 @@ export interface Location {
 
 /** A heartbeat from a chunkserver. */
 export interface HeartbeatReport {
+  /** The chunkserver's stable id. */
   id: string;
+  /** Its base URL. */
   url: string;
+  /** Its rack ("" = racks not configured). */
   rack: string;
+  /** Capacity offered for chunks, bytes. */
   capacityBytes: number;
+  /** Bytes its chunks take. */
   usedBytes: number;
+  /** Requests it is serving now. */
   load: number;
   /** Every chunk it holds: [handle, version, length]. */
   chunks: [number, number, number][];
@@ -119,7 +125,9 @@ export interface HeartbeatReply {
 
 /** A readable chunk of a file. */
 export interface ChunkLocation {
+  /** The chunk's handle. */
   handle: number;
+  /** Its current version. */
   version: number;
   /** Bytes in the chunk. */
   length: number;
@@ -146,14 +154,27 @@ export interface TickPlan {
  * {@link MasterOp}s for the caller to log and apply; RPCs are the caller's.
  */
 export class ChunkMaster {
+  /** Effective options (defaults filled in). */
   readonly options: ChunkMasterOptions;
-  readonly servers = new Map<string, ServerInfo>();
-  readonly locations = new Map<number, Map<string, Location>>();
+  /** Live chunkservers, by id. */
+  readonly servers: Map<string, ServerInfo> = new Map<string, ServerInfo>();
+  /** Replica locations learned from heartbeats: handle → server id → location. */
+  readonly locations: Map<number, Map<string, Location>> = new Map<
+    number,
+    Map<string, Location>
+  >();
+  /** Primary leases by chunk handle. */
   readonly leases: LeaseTable;
+  /** Clones in flight (`startedAt` in ms; `move` = part of a rebalancing move). */
   readonly inflight: (CloneTask & { startedAt: number; move: boolean })[] = [];
   readonly #owedDeletes = new Map<string, Set<number>>();
 
+  /**
+   * Creates the core over durable `state`; missing options take
+   * {@link DEFAULT_MASTER_OPTIONS}.
+   */
   constructor(
+    /** The durable metadata. */
     readonly state: MasterState,
     options: Partial<ChunkMasterOptions> = {},
   ) {

@@ -68,6 +68,7 @@ export class ChunkStore {
   #sinceCheckpoint = 0;
   #checkpointing: Promise<void> | null = null;
   #checkpointEvery = JOURNAL_CHECKPOINT_EVERY;
+  /** Largest chunk, bytes (the master's chunk size). */
   readonly chunkBytes: number;
 
   private constructor(

@@ -60,8 +60,11 @@ export type ChunkserverConfig = z.infer<typeof ChunkserverConfigSchema>;
 
 /** A running chunkserver. */
 export interface RunningChunkserver {
+  /** The chunkserver's stable id. */
   id: string;
+  /** Base URL it serves on. */
   url: string;
+  /** Its chunk store. */
   store: ChunkStore;
   /** Stops serving and closes the store. */
   close(): Promise<void>;

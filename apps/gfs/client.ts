@@ -43,7 +43,9 @@ export interface UploadOptions {
 
 /** Result of an upload. */
 export interface UploadResult {
+  /** Bytes stored. */
   length: number;
+  /** Chunks the file occupies. */
   chunks: number;
 }
 
@@ -68,9 +70,11 @@ export type ByteSource =
  * (upload) or one read piece (download) in memory.
  */
 export class GfsClient {
+  /** The master(s) this client talks to, with failover between them. */
   readonly masters: MasterEndpoints;
 
   /**
+   * Creates a client; nothing is contacted until the first call.
    * @param master the master's base URL, or every master of a replicated
    *   group (array or comma-separated): calls fail over between them.
    */

@@ -48,7 +48,10 @@ export class GfsError extends Error {
   /** Why it failed. */
   readonly code: GfsErrorCode;
 
-  /** @param code why; @param message a sentence a person can act on. */
+  /**
+   * Creates the error.
+   * @param code why; @param message a sentence a person can act on.
+   */
   constructor(code: GfsErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "GfsError";

@@ -19,7 +19,10 @@ export interface Lease {
 export class LeaseTable {
   readonly #leases = new Map<number, Lease>();
 
-  /** @param durationMs lease length, ms (GFS: 60 s). */
+  /**
+   * Creates an empty table.
+   * @param durationMs lease length, ms (GFS: 60 s).
+   */
   constructor(readonly durationMs = 60_000) {}
 
   /** The unexpired lease on `handle`, or undefined. */

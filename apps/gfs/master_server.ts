@@ -86,10 +86,13 @@ export type MetadataStore = MasterStore | ReplicatedMasterStore;
 
 /** A running master. */
 export interface RunningMaster {
+  /** Base URL it serves on. */
   url: string;
   /** The soft state (locations, leases) of the current term. */
   readonly core: ChunkMaster;
+  /** Where its metadata lives: a local op log, or a Raft group. */
   store: MetadataStore;
+  /** Stops serving and closes the metadata store. */
   close(): Promise<void>;
 }
 

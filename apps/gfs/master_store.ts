@@ -50,7 +50,9 @@ interface Waiter {
  * a replicated one leaves {@link MasterState.apply} unchanged.
  */
 export class MasterStore {
+  /** The metadata, as of the last durable operation. */
   readonly state: MasterState;
+  /** What opening found (checkpoint index, ops replayed, bytes dropped). */
   readonly recovery: MasterRecovery;
   readonly #log: SegmentedLog;
   readonly #snaps: SnapshotStore;

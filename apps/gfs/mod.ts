@@ -118,6 +118,7 @@ export {
 export {
   type MasterConfig,
   MasterConfigSchema,
+  type MetadataStore,
   type RunningMaster,
   startMaster,
 } from "./master_server.ts";
@@ -128,3 +129,10 @@ export {
   spawnService,
   startCluster,
 } from "./process_cluster.ts";
+export type { SyncPolicy } from "@strata/storage";
+export type {
+  CommandStateMachine,
+  PeerAddress,
+  ReplicaStatus,
+  ReplicatedNode,
+} from "@strata/replication";

@@ -4,6 +4,7 @@ import { GfsError } from "./gfs_error.ts";
 
 /** A child process that printed its `listening` line. */
 export interface ChildService {
+  /** What the child runs. */
   role: "master" | "chunkserver";
   /** Base URL it serves on. */
   url: string;
@@ -87,6 +88,7 @@ export interface Cluster {
   masters: ChildService[];
   /** Every master's base URL (give all of them to clients). */
   masterUrls: string[];
+  /** Every chunkserver, by index. */
   chunkservers: ChildService[];
   /** The base URL of the master that serves now (waits up to `timeoutMs`). */
   leaderUrl(timeoutMs?: number): Promise<string>;

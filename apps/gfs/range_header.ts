@@ -2,7 +2,9 @@ import { GfsError } from "./gfs_error.ts";
 
 /** A byte range: `length` bytes from `offset`. */
 export interface ByteRange {
+  /** First byte, from 0. */
   offset: number;
+  /** Bytes in the range. */
   length: number;
 }
 

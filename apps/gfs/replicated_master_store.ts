@@ -25,9 +25,12 @@ export type MasterOutcome =
  * exception, so every replica reaches the same verdict.
  */
 export class MasterMachine implements CommandStateMachine<MasterOutcome> {
+  /** The metadata (replaced when a snapshot is restored). */
   state: MasterState = new MasterState();
+  /** Index of the last log entry applied, skipped or restored. */
   appliedIndex = 0;
 
+  /** Decodes and applies one {@link MasterOp}; a GfsError becomes an `ok: false` outcome. */
   apply(index: number, command: Uint8Array): MasterOutcome {
     this.appliedIndex = index;
     try {
@@ -38,14 +41,17 @@ export class MasterMachine implements CommandStateMachine<MasterOutcome> {
     }
   }
 
+  /** Consumes `index` without an operation. */
   skip(index: number): void {
     this.appliedIndex = index;
   }
 
+  /** The encoded {@link MasterState} (a checkpoint). */
   snapshot(): Uint8Array {
     return this.state.encode();
   }
 
+  /** Replaces the state with a checkpoint taken at `index`. */
   restore(data: Uint8Array, index: number): void {
     this.state = MasterState.decode(data);
     this.appliedIndex = index;
@@ -77,6 +83,7 @@ export interface ReplicatedMasterOptions {
  * round through its own term), and stops the moment it loses its lease.
  */
 export class ReplicatedMasterStore {
+  /** The raft replica carrying the operations. */
   readonly node: ReplicatedNode<MasterOutcome>;
   readonly #machine: MasterMachine;
   #serving = false;

@@ -12,7 +12,10 @@ export class ProcessError extends Error {
   /** Why. */
   readonly code: ProcessErrorCode;
 
-  /** @param code why; @param message names the process and what happened. */
+  /**
+   * Creates the error.
+   * @param code why; @param message names the process and what happened.
+   */
   constructor(code: ProcessErrorCode, message: string) {
     super(message);
     this.name = "ProcessError";

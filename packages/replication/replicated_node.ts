@@ -80,17 +80,25 @@ export type ReadConsistency = "linearizable" | "lease" | "stale";
 
 /** A point-in-time view of a replica. */
 export interface ReplicaStatus {
+  /** This replica's id. */
   id: number;
+  /** Raft role: "follower", "preCandidate", "candidate" or "leader". */
   role: string;
+  /** Current raft term. */
   term: number;
   /** Leader id (0 = unknown). */
   leader: number;
   /** Leader's HTTP address when known. */
   leaderHttp?: string;
+  /** Highest log index known to be committed. */
   commitIndex: number;
+  /** Highest log index applied to the state machine. */
   appliedIndex: number;
+  /** First index still in the log (earlier entries were compacted into a snapshot). */
   firstIndex: number;
+  /** Index of the last log entry. */
   lastIndex: number;
+  /** Index the latest snapshot covers (0 = none). */
   snapshotIndex: number;
   /** Bytes of the on-disk log (entries after the last compaction). */
   logBytes: number;
@@ -98,9 +106,13 @@ export interface ReplicaStatus {
 
 /** One member of the configuration. */
 export interface ReplicaMember {
+  /** The member's node id. */
   id: number;
+  /** Voter, or non-voting learner that only receives the log. */
   role: "voter" | "learner";
+  /** Raft TCP address, host:port, when known. */
   peerAddress?: string;
+  /** HTTP address, host:port, when known. */
   httpAddress?: string;
 }
 

@@ -20,7 +20,10 @@ export class ReplicationError extends Error {
   /** Leader hint and other fields for the caller. */
   readonly details?: { leader?: number; leaderHttp?: string };
 
-  /** @param code why; @param message what a person can do about it. */
+  /**
+   * Creates the error.
+   * @param code why; @param message what a person can do about it.
+   */
   constructor(
     code: ReplicationErrorCode,
     message: string,

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** A replicated node's Prometheus metrics (prom-client): raft traffic, elections, commit and fsync latency, plus HTTP request latency for the app that serves them at `GET /metrics`. */
 export class ReplicationMetrics {
+  /** The registry every metric here is registered in (serve it at `GET /metrics`). */
   readonly registry: Registry = new Registry();
   /** Proposals made on this node. */
   readonly proposals: Counter = new Counter({
