@@ -5,6 +5,26 @@
  * pieces (tests start a playground, or serve the dashboard over a fake
  * backend).
  *
+ * @example
+ * ```ts
+ * import {
+ *   createDashboardApp,
+ *   createSimApi,
+ *   LiveBackend,
+ *   startPlayground,
+ * } from "@strata/playground";
+ *
+ * const pg = await startPlayground({ dataDir: "./data/playground", indexLimit: 500 });
+ * const backend = new LiveBackend(pg);
+ * await backend.start();
+ * const app = createDashboardApp({ backend, sim: createSimApi() });
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0 }, app.fetch);
+ * // … later
+ * await server.shutdown();
+ * await backend.close();
+ * await pg.stop();
+ * ```
+ *
  * @module
  */
 export {
