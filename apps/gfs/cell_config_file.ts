@@ -28,13 +28,16 @@ function mib(bytes: number): string {
 
 /**
  * The chunk size to run with in `dir`: the recorded one if the directory
- * has one, else `requested` (or {@link DEFAULT_CHUNK_BYTES}), recorded now.
+ * has one, else `requested`, else what `fromCell` says (a new chunkserver
+ * asks its masters), else {@link DEFAULT_CHUNK_BYTES}; recorded now.
  * @throws GfsError `conflict` when `requested` differs from the recorded
- *   size; `bad_request` when the file is damaged or holds a bad size.
+ *   size; `bad_request` when the file is damaged or holds a bad size;
+ *   whatever `fromCell` throws.
  */
 export async function settleChunkBytes(
   dir: string,
   requested: number | undefined,
+  fromCell?: () => Promise<number>,
 ): Promise<number> {
   const path = join(dir, CELL_FILE);
   let bytes: Uint8Array | undefined;
@@ -44,7 +47,10 @@ export async function settleChunkBytes(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   if (bytes === undefined) {
-    const chunkBytes = requested ?? DEFAULT_CHUNK_BYTES;
+    const chunkBytes = requested ??
+      CellSchema.parse({
+        chunkBytes: fromCell ? await fromCell() : DEFAULT_CHUNK_BYTES,
+      }).chunkBytes;
     await writeFileAtomic(
       path,
       sealEnvelope(

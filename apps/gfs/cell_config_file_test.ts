@@ -136,3 +136,61 @@ Deno.test("a master refuses heartbeats from a chunkserver with another chunk siz
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("without a flag a new directory takes the cell's size from the caller's source; a recorded one does not ask", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let asked = 0;
+    const fromCell = () => {
+      asked++;
+      return Promise.resolve(2 << 20);
+    };
+    assert.equal(await settleChunkBytes(dir, undefined, fromCell), 2 << 20);
+    assert.equal(await settleChunkBytes(dir, undefined, fromCell), 2 << 20);
+    assert.equal(asked, 1, "the recorded size is used, not asked again");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "a new chunkserver started without --chunk-bytes joins its master's cell at the cell's chunk size",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { startMaster } = await import("./master_server.ts");
+    const { startChunkserver } = await import("./chunkserver.ts");
+    const mdir = await Deno.makeTempDir();
+    const cdir = await Deno.makeTempDir();
+    const master = await startMaster({ dataDir: mdir, chunkBytes: 1 << 20 });
+    try {
+      const cs = await startChunkserver({
+        dataDir: cdir,
+        master: master.url,
+        scrubPauseMs: 0,
+        heartbeatMs: 100,
+      });
+      try {
+        assert.equal(cs.store.chunkBytes, 1 << 20);
+        // And the master accepts its heartbeats (same size).
+        const deadline = Date.now() + 10_000;
+        let ids: string[] = [];
+        while (Date.now() < deadline) {
+          const list = await (await fetch(`${master.url}/v1/chunkservers`))
+            .json();
+          ids = list.chunkservers.map((s: { id: string }) => s.id);
+          if (ids.includes(cs.id)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.ok(ids.includes(cs.id), `registered: ${ids}`);
+      } finally {
+        await cs.close();
+      }
+    } finally {
+      await master.close();
+      await Deno.remove(mdir, { recursive: true });
+      await Deno.remove(cdir, { recursive: true });
+    }
+  },
+});

@@ -42,7 +42,7 @@ export const ChunkserverConfigSchema = z.object({
   /**
    * Chunk size, bytes (must match the master's): fixed when the data
    * directory is created (cell_config_file.ts); unset means "what the data
-   * says", 64 MiB for a new directory.
+   * says", or for a new directory the size the masters report.
    */
   chunkBytes: z.number().int().min(64 * 1024).max(1024 * 2 ** 20).optional(),
   /** Heartbeat interval, ms. */
@@ -91,7 +91,17 @@ export async function startChunkserver(
   await Deno.mkdir(parsed.dataDir, { recursive: true });
   const cfg = {
     ...parsed,
-    chunkBytes: await settleChunkBytes(parsed.dataDir, parsed.chunkBytes),
+    chunkBytes: await settleChunkBytes(
+      parsed.dataDir,
+      parsed.chunkBytes,
+      // A new chunkserver without --chunk-bytes joins the cell at its size.
+      async () =>
+        (await new MasterEndpoints(parsed.master, 30_000).call(
+          "/v1/master",
+          z.object({ chunkBytes: z.number().int() }),
+          { timeoutMs: 5000 },
+        )).chunkBytes,
+    ),
   };
   // Heartbeats keep coming anyway: a short failover window per call.
   const masters = new MasterEndpoints(

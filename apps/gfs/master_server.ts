@@ -374,6 +374,9 @@ export async function startMaster(
       url,
       serving: store.serving(),
       appliedIndex: store.appliedIndex,
+      // Every replica answers this, so a new chunkserver can learn the
+      // cell's chunk size from any of them.
+      chunkBytes: cfg.chunkBytes,
     };
     if (!(store instanceof ReplicatedMasterStore)) {
       return c.json({ ...base, replicated: false, role: "leader" });
