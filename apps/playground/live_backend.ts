@@ -68,6 +68,8 @@ const UPLOAD_REPLICATION = 2;
 interface Followed {
   flow: KeyFlow;
   abort: AbortController;
+  /** First revision of interest: the commit index when following began. */
+  fromRevision: number;
 }
 
 /** See the module doc. Call {@link LiveBackend.start} once, {@link LiveBackend.close} at the end. */
@@ -560,9 +562,17 @@ export class LiveBackend implements PlaygroundBackend {
       f.abort.abort();
       this.#follows.delete(oldest);
     }
+    // Watches start from the commit index seen now, not "from now" on each
+    // node: a node that is down, or catches up before its watch connects,
+    // still reports applying every write made since.
+    const committed = Math.max(
+      0,
+      ...this.#latest.raft.nodes.map((n) => n.commitIndex ?? 0),
+    );
     const f: Followed = {
       flow: new KeyFlow(key),
       abort: new AbortController(),
+      fromRevision: committed + 1,
     };
     this.#follows.set(key, f);
     for (const id of RAFT_IDS) {
@@ -573,14 +583,14 @@ export class LiveBackend implements PlaygroundBackend {
   /** Streams `/v1/watch` of one node for `key`, reconnecting across kills and restarts. */
   async #watchNode(key: string, id: number, f: Followed): Promise<void> {
     const signal = f.abort.signal;
-    let last: number | undefined;
+    let next: number | undefined = f.fromRevision;
     while (!signal.aborted && !this.#closed) {
       const http = this.#raftHttp(id);
       if (!http || this.#raftProcess(id) === "killed") {
         await sleep(300, signal);
         continue;
       }
-      const from = last !== undefined ? `&from=${last + 1}` : "";
+      const from = next !== undefined ? `&from=${next}` : "";
       try {
         const res = await fetch(
           `http://${http}/v1/watch?prefix=${encodeURIComponent(key)}${from}`,
@@ -590,7 +600,7 @@ export class LiveBackend implements PlaygroundBackend {
           // The node no longer has that history (restarted from a
           // snapshot): follow from now on.
           await res.body?.cancel();
-          last = undefined;
+          next = undefined;
           continue;
         }
         if (!res.ok || !res.body) {
@@ -613,7 +623,7 @@ export class LiveBackend implements PlaygroundBackend {
             const parsed = WatchEventSchema.safeParse(raw);
             if (!parsed.success) continue;
             const e = parsed.data;
-            last = e.revision;
+            next = e.revision + 1;
             if (e.key !== key) continue;
             f.flow.record({
               type: "applied",
