@@ -26,6 +26,17 @@ function mib(bytes: number): string {
   return bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20}MiB` : `${bytes}B`;
 }
 
+function checked(chunkBytes: number): number {
+  const r = CellSchema.safeParse({ chunkBytes });
+  if (!r.success) {
+    throw new GfsError(
+      "bad_request",
+      `the masters report a chunk size of ${chunkBytes} bytes, outside 64 KiB..1 GiB`,
+    );
+  }
+  return r.data.chunkBytes;
+}
+
 /**
  * The chunk size to run with in `dir`: the recorded one if the directory
  * has one, else `requested`, else what `fromCell` says (a new chunkserver
@@ -48,9 +59,7 @@ export async function settleChunkBytes(
   }
   if (bytes === undefined) {
     const chunkBytes = requested ??
-      CellSchema.parse({
-        chunkBytes: fromCell ? await fromCell() : DEFAULT_CHUNK_BYTES,
-      }).chunkBytes;
+      (fromCell ? checked(await fromCell()) : DEFAULT_CHUNK_BYTES);
     await writeFileAtomic(
       path,
       sealEnvelope(

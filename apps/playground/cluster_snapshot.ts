@@ -2,10 +2,11 @@
  * What the dashboard shows, pushed every ~500 ms on `/api/stream`, and the
  * pure functions that assemble it from what the collector scraped.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import type { KeyFlowView } from "./key_flow.ts";
 import type {
   MasterChunkserverSchema,
+  MasterStatusSchema,
   RaftStatusSchema,
 } from "./node_responses.ts";
 
@@ -290,29 +291,9 @@ export function replicaIds(
   return urls.map((u) => byUrl.get(u) ?? u).sort();
 }
 
-/**
- * What `GET /v1/master` of a GFS master answers (the fields shown). A
- * single unreplicated master has no term; it leads whenever it serves.
- */
-export const MasterStatusSchema = z.object({
-  serving: z.boolean(),
-  role: z.string(),
-  term: z.number().int().min(0).optional(),
-  leader: z.number().int().nullable().optional(),
-  commitIndex: z.number().int().min(0).optional(),
-  appliedIndex: z.number().int().min(0).optional(),
-});
-
-/** A validated `GET /v1/master` answer. */
+/** A validated `GET /v1/master` answer of a GFS master. */
 export type MasterStatus = z.infer<typeof MasterStatusSchema>;
 
-/** The answer of `GET /v1/master` if it has the expected shape, else null. */
-export function parseMasterStatus(raw: unknown): MasterStatus | null {
-  const r = MasterStatusSchema.safeParse(raw);
-  return r.success ? r.data : null;
-}
-
-/** Inputs of {@link summarizeMasters} for one master. */
 export interface MasterInput {
   url: string;
   process: "up" | "killed";

@@ -2,9 +2,15 @@ import assert from "node:assert/strict";
 import {
   type MasterInput,
   type MasterStatus,
-  parseMasterStatus,
   summarizeMasters,
 } from "./cluster_snapshot.ts";
+import { MasterStatusSchema } from "./node_responses.ts";
+
+/** What the collector keeps of a `/v1/master` answer (null: not that shape). */
+function parseMasterStatus(raw: unknown): MasterStatus | null {
+  const r = MasterStatusSchema.safeParse(raw);
+  return r.success ? r.data : null;
+}
 
 const url = (i: number) => `http://127.0.0.1:${7400 + i}`;
 
@@ -24,7 +30,7 @@ function status(
   };
 }
 
-Deno.test("parseMasterStatus keeps the shown fields of GET /v1/master and refuses other shapes", () => {
+Deno.test("the /v1/master schema keeps the shown fields of GET /v1/master and refuses other shapes", () => {
   const replicated = parseMasterStatus({
     url: url(0),
     serving: true,

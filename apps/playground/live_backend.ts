@@ -15,7 +15,6 @@ import {
   type GfsView,
   type MasterInput,
   mergeChunkservers,
-  parseMasterStatus,
   type ProcessState,
   type RaftNodeInput,
   type RaftStatus,
@@ -45,13 +44,14 @@ import {
   GfsListingSchema,
   GfsLocateSchema,
   KvPutAnswerSchema,
+  MasterStatusSchema,
   RaftStatusSchema,
   SearchAnswerSchema,
   SearchStatsSchema,
   TransferAnswerSchema,
   WatchEventSchema,
 } from "./node_responses.ts";
-import { z } from "zod";
+import type { z } from "zod";
 
 /** Options of {@link LiveBackend}. */
 export interface LiveBackendOptions {
@@ -80,8 +80,8 @@ export class LiveBackend implements PlaygroundBackend {
   #paused = new Set<number>();
   #killedChunkservers = new Set<number>();
   #killedMasters = new Set<number>();
-  /** Masters with a kill or restart under way (a second one is refused). */
-  #busyMasters = new Set<number>();
+  /** GFS processes with a kill or restart under way (a second one is refused). */
+  #busy = new Set<string>();
   /** Uploads go through the gfs client: it fails over between masters. */
   #gfsClient: GfsClient;
   #rates = new Map<number, RateWindow>();
@@ -116,21 +116,7 @@ export class LiveBackend implements PlaygroundBackend {
     this.#latest = {
       at: Date.now(),
       raft: summarizeRaft([]),
-      gfs: {
-        masterUrl: null,
-        masters: [],
-        leaderIndex: null,
-        reachable: false,
-        error: "starting",
-        chunkservers: [],
-        chunks: 0,
-        underReplicated: 0,
-        lost: 0,
-        files: 0,
-        clonesInFlight: 0,
-        clonesDone: 0,
-        uploads: [],
-      },
+      gfs: unreachableGfs("starting"),
       search: this.#searchView,
       follows: [],
     };
@@ -259,10 +245,10 @@ export class LiveBackend implements PlaygroundBackend {
     const inputs = await Promise.all(
       urls.map(async (url, i): Promise<MasterInput> => {
         const process = this.#killedMasters.has(i) ? "killed" : "up";
-        const raw = process === "up"
-          ? await getJson(`${url}/v1/master`, z.unknown(), 800)
+        const status = process === "up"
+          ? await getJson(`${url}/v1/master`, MasterStatusSchema, 800)
           : null;
-        return { url, process, status: parseMasterStatus(raw) };
+        return { url, process, status };
       }),
     );
     return summarizeMasters(inputs);
@@ -292,21 +278,13 @@ export class LiveBackend implements PlaygroundBackend {
         (this.#killedChunkservers.has(i) ? "killed" : "up") as ProcessState,
     }));
     const { masters, leaderIndex } = await this.#masters();
-    const down = (error: string): GfsView => ({
-      masterUrl: null,
-      masters,
-      leaderIndex,
-      reachable: false,
-      error,
-      chunkservers: mergeChunkservers(processes, []),
-      chunks: 0,
-      underReplicated: 0,
-      lost: 0,
-      files: 0,
-      clonesInFlight: 0,
-      clonesDone: 0,
-      uploads: this.#gfsSlow.uploads,
-    });
+    const down = (error: string): GfsView =>
+      unreachableGfs(error, {
+        masters,
+        leaderIndex,
+        chunkservers: mergeChunkservers(processes, []),
+        uploads: this.#gfsSlow.uploads,
+      });
     if (leaderIndex === null) {
       return down("no GFS master leads right now (election in progress?)");
     }
@@ -650,40 +628,15 @@ export class LiveBackend implements PlaygroundBackend {
   }
 
   /** SIGKILL or start again chunkserver `index`. */
-  async chunkserverAction(
-    index: number,
-    action: "kill" | "restart",
-  ): Promise<void> {
-    const killed = this.#killedChunkservers.has(index);
-    if (action === "kill") {
-      if (killed) {
-        throw new PlaygroundError(
-          "conflict",
-          `chunkserver ${index} is already killed`,
-        );
-      }
-      await this.#pg.gfs.chunkservers[index]!.stop(true);
-      this.#killedChunkservers.add(index);
-    } else {
-      if (!killed) {
-        throw new PlaygroundError(
-          "conflict",
-          `chunkserver ${index} is running; kill it first`,
-        );
-      }
-      try {
-        await this.#pg.gfs.restartChunkserver(index);
-      } catch (e) {
-        throw new PlaygroundError(
-          "unavailable",
-          `chunkserver ${index} did not come back: ${
-            e instanceof Error ? e.message : e
-          }`,
-        );
-      }
-      this.#killedChunkservers.delete(index);
-    }
-    this.#wake?.();
+  chunkserverAction(index: number, action: "kill" | "restart"): Promise<void> {
+    return this.#processAction(
+      `chunkserver ${index}`,
+      this.#killedChunkservers,
+      index,
+      action,
+      () => this.#pg.gfs.chunkservers[index]!.stop(true),
+      () => this.#pg.gfs.restartChunkserver(index),
+    );
   }
 
   /** Number of GFS master replicas. */
@@ -692,48 +645,64 @@ export class LiveBackend implements PlaygroundBackend {
   }
 
   /** SIGKILL or start again (on its data) GFS master `index`. */
-  async masterAction(index: number, action: "kill" | "restart"): Promise<void> {
-    if (this.#busyMasters.has(index)) {
+  masterAction(index: number, action: "kill" | "restart"): Promise<void> {
+    return this.#processAction(
+      `master ${index}`,
+      this.#killedMasters,
+      index,
+      action,
+      () => this.#pg.gfs.masters[index]!.stop(true),
+      // Same ports and data directory: it rejoins as a follower and
+      // catches up from the leader's log.
+      () => this.#pg.gfs.startMaster(index),
+    );
+  }
+
+  /**
+   * Kills or starts again one GFS process, one action at a time per
+   * process (a second click while the first runs is a 409, not a race).
+   */
+  async #processAction(
+    name: string,
+    killed: Set<number>,
+    index: number,
+    action: "kill" | "restart",
+    kill: () => Promise<void>,
+    restart: () => Promise<unknown>,
+  ): Promise<void> {
+    if (this.#busy.has(name)) {
       throw new PlaygroundError(
         "conflict",
-        `master ${index} is being killed or restarted; wait a moment`,
+        `${name} is being killed or restarted; wait a moment`,
       );
     }
-    const killed = this.#killedMasters.has(index);
-    if (action === "kill" && killed) {
+    if (action === "kill" && killed.has(index)) {
+      throw new PlaygroundError("conflict", `${name} is already killed`);
+    }
+    if (action === "restart" && !killed.has(index)) {
       throw new PlaygroundError(
         "conflict",
-        `master ${index} is already killed`,
+        `${name} is running; kill it first`,
       );
     }
-    if (action === "restart" && !killed) {
-      throw new PlaygroundError(
-        "conflict",
-        `master ${index} is running; kill it first`,
-      );
-    }
-    this.#busyMasters.add(index);
+    this.#busy.add(name);
     try {
       if (action === "kill") {
-        await this.#pg.gfs.masters[index]!.stop(true);
-        this.#killedMasters.add(index);
+        await kill();
+        killed.add(index);
       } else {
         try {
-          // Same ports and data directory: it rejoins as a follower and
-          // catches up from the leader's log.
-          await this.#pg.gfs.startMaster(index);
+          await restart();
         } catch (e) {
           throw new PlaygroundError(
             "unavailable",
-            `master ${index} did not come back: ${
-              e instanceof Error ? e.message : e
-            }`,
+            `${name} did not come back: ${e instanceof Error ? e.message : e}`,
           );
         }
-        this.#killedMasters.delete(index);
+        killed.delete(index);
       }
     } finally {
-      this.#busyMasters.delete(index);
+      this.#busy.delete(name);
     }
     this.#wake?.();
   }
@@ -811,6 +780,31 @@ export class LiveBackend implements PlaygroundBackend {
       })),
     };
   }
+}
+
+/** The GFS view while no master answers: what is known of the processes, no counts. */
+function unreachableGfs(
+  error: string,
+  known: Partial<
+    Pick<GfsView, "masters" | "leaderIndex" | "chunkservers" | "uploads">
+  > = {},
+): GfsView {
+  return {
+    masterUrl: null,
+    masters: [],
+    leaderIndex: null,
+    reachable: false,
+    error,
+    chunkservers: [],
+    chunks: 0,
+    underReplicated: 0,
+    lost: 0,
+    files: 0,
+    clonesInFlight: 0,
+    clonesDone: 0,
+    uploads: [],
+    ...known,
+  };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

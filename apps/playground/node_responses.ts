@@ -10,6 +10,19 @@ import { z } from "zod";
 
 const count = z.number().int().nonnegative();
 
+/**
+ * What `GET /v1/master` of a GFS master answers (the fields shown). A
+ * single unreplicated master has no term; it leads whenever it serves.
+ */
+export const MasterStatusSchema = z.object({
+  serving: z.boolean(),
+  role: z.string(),
+  term: z.number().int().min(0).optional(),
+  leader: z.number().int().nullable().optional(),
+  commitIndex: z.number().int().min(0).optional(),
+  appliedIndex: z.number().int().min(0).optional(),
+});
+
 /** `GET /v1/status` of a raft-kv node. */
 export const RaftStatusSchema = z.object({
   id: z.number().int(),

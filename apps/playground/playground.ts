@@ -146,7 +146,6 @@ export async function startPlayground(
     progress(
       `[2/3] gfs: 3 masters on Raft and 3 chunkservers, data in ${gfsDir}…`,
     );
-    await setAsideSingleMaster(gfsDir, progress);
     const chunkBytes = options.chunkBytes ?? 1 << 20;
     const gfs = await startGfs({
       dataDir: gfsDir,
@@ -221,29 +220,6 @@ async function exists(path: string): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
-}
-
-/**
- * A data directory from before the masters were replicated holds one
- * master's op log in `gfs/master/`, which the replicated masters
- * (`gfs/master-<id>/`) do not read. Starting them beside the old
- * chunkservers would hand out chunk handles those servers already hold
- * for the old files, so the whole old cell is moved aside (kept, not
- * deleted) and the new one starts empty.
- */
-async function setAsideSingleMaster(
-  gfsDir: string,
-  progress: (line: string) => void,
-): Promise<void> {
-  if (
-    !await exists(join(gfsDir, "master")) ||
-    await exists(join(gfsDir, "master-1"))
-  ) return;
-  const aside = `${gfsDir}-single-master-${Date.now()}`;
-  await Deno.rename(gfsDir, aside);
-  progress(
-    `      the GFS data in ${gfsDir} is from a single master; moved to ${aside}, starting an empty cell`,
-  );
 }
 
 function message(e: unknown): string {
