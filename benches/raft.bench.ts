@@ -10,7 +10,7 @@
  * p99 no worse than 1.5x.
  */
 import { Buffer } from "node:buffer";
-import { startLocalCluster } from "../apps/raft/cluster_launcher.ts";
+import { startLocalCluster } from "../apps/kv/cluster_launcher.ts";
 import {
   type EtcdCluster,
   findEtcd,

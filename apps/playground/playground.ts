@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { startCluster as startGfs } from "@strata/gfs";
 import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
-import { startLocalCluster } from "../raft/cluster_launcher.ts";
+import { startLocalCluster } from "../kv/cluster_launcher.ts";
 import { PlaygroundError } from "./playground_error.ts";
 
 /** Options of {@link startPlayground}. */
@@ -45,7 +45,7 @@ export interface PlaygroundRaftNode {
 
 /**
  * The raft-kv cluster as the playground drives it (the local cluster of
- * apps/raft, seen through what the playground uses).
+ * apps/kv, seen through what the playground uses).
  */
 export interface PlaygroundRaft {
   /** The running nodes by id; a killed node is absent until restarted. */

@@ -5,7 +5,7 @@
  * hard-state file) and the sockets (transport's TCP RPC between peers),
  * and feeds the core's Ready through them in the order the core demands:
  * persist, then send, then apply. What is replicated is the caller's
- * {@link CommandStateMachine}: the KV store of apps/raft, the GFS master's
+ * {@link CommandStateMachine}: the KV store of apps/kv, the GFS master's
  * metadata in apps/gfs.
  */
 import { defineMessage } from "@strata/codec";

@@ -29,7 +29,7 @@ import { WatchHub } from "./watch_hub.ts";
 export type { PeerAddress } from "@strata/replication";
 
 /** Configuration of a node: the replica's, plus its HTTP address. */
-export interface RaftNodeConfig
+export interface KvNodeConfig
   extends Omit<ReplicatedNodeConfig, "metrics" | "name"> {
   /** This node's HTTP address, for redirect hints (host:port). */
   httpAddress?: string;
@@ -83,18 +83,18 @@ class KvReplica implements CommandStateMachine<KvResult | undefined> {
   }
 }
 
-/** A running node. Create with {@link RaftNode.start}. */
-export class RaftNode implements KvService {
+/** A running node. Create with {@link KvNode.start}. */
+export class KvNode implements KvService {
   readonly store: KvStateMachine;
   readonly watches: WatchHub;
   readonly metricsRegistry: ReplicationMetrics;
   readonly #replica: KvReplica;
   readonly #node: ReplicatedNode<KvResult | undefined>;
-  readonly #cfg: RaftNodeConfig;
+  readonly #cfg: KvNodeConfig;
   readonly #expiry: ReturnType<typeof setInterval>;
 
   private constructor(
-    cfg: RaftNodeConfig,
+    cfg: KvNodeConfig,
     replica: KvReplica,
     node: ReplicatedNode<KvResult | undefined>,
   ) {
@@ -117,7 +117,7 @@ export class RaftNode implements KvService {
    * binds the raft port and starts ticking.
    * @throws StorageError `locked` when another process owns the directory.
    */
-  static async start(config: RaftNodeConfig): Promise<RaftNode> {
+  static async start(config: KvNodeConfig): Promise<KvNode> {
     const replica = new KvReplica();
     const members = new Map(config.members);
     if (config.httpAddress) {
@@ -130,7 +130,7 @@ export class RaftNode implements KvService {
       members,
       metrics: new ReplicationMetrics(),
     }, replica);
-    return new RaftNode(config, replica, node);
+    return new KvNode(config, replica, node);
   }
 
   /** The last (up to 1,000) structured raft events: roles, votes, conf changes. */

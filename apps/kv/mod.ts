@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { KvClient } from "@strata/raft-kv";
+ * import { KvClient } from "@strata/kv";
  *
  * const kv = new KvClient(["127.0.0.1:2380", "127.0.0.1:2381", "127.0.0.1:2382"]);
  * const revision = await kv.put("greeting", "hello");

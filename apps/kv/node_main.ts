@@ -1,5 +1,5 @@
 /**
- * `deno task raft:node`: runs one replicated-KV node, the way it is
+ * `deno task kv:node`: runs one replicated-KV node, the way it is
  * deployed on several machines. Prints one JSON line
  * `{"event":"ready","id","http","peer"}` once serving, so launchers and
  * tests know the bound ports.
@@ -7,11 +7,11 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
-import { type PeerAddress, RaftNode } from "./raft_node.ts";
+import { KvNode, type PeerAddress } from "./kv_node.ts";
 import { parsePeerList } from "@strata/replication";
 
 const HELP =
-  `usage: deno task raft:node --id N --peers LIST --data-dir DIR [options]
+  `usage: deno task kv:node --id N --peers LIST --data-dir DIR [options]
 
   --id N              this node's id (a positive integer, unique in the cluster)
   --peers LIST        the initial members: id=peerHost:peerPort[/httpHost:httpPort],...
@@ -114,9 +114,9 @@ async function main(): Promise<number> {
   ];
   if (self && !self.http && hp !== 0) self.http = httpAddr;
 
-  let node: RaftNode;
+  let node: KvNode;
   try {
-    node = await RaftNode.start({
+    node = await KvNode.start({
       id: f.id,
       members,
       dataDir: f["data-dir"],

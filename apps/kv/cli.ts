@@ -1,13 +1,13 @@
 /**
- * `deno task raft:cli <command>`: put, get, del, scan, watch, lock, status
+ * `deno task kv:cli <command>`: put, get, del, scan, watch, lock, status
  * against a raft-kv cluster. Endpoints come from `--endpoints` or
- * STRATA_RAFT_ENDPOINTS (default: the three nodes `deno task raft` starts).
+ * STRATA_RAFT_ENDPOINTS (default: the three nodes `deno task kv` starts).
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { KvClient, KvClientError } from "./client.ts";
 
-const HELP = `usage: deno task raft:cli [--endpoints h:p,h:p] <command> [args]
+const HELP = `usage: deno task kv:cli [--endpoints h:p,h:p] <command> [args]
 
 commands:
   put <key> <value>         store a value (prints the revision)

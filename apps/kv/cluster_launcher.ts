@@ -1,7 +1,7 @@
 /**
  * Starts a local cluster of node processes (`node_main.ts`), one OS
  * process each, and waits until each has printed its ready line. Used by
- * `deno task raft`, the integration tests and the benchmark.
+ * `deno task kv`, the integration tests and the benchmark.
  */
 import { spawnUntilReady } from "@strata/process";
 import { freePort } from "../../scripts/free_port.ts";

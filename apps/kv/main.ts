@@ -1,6 +1,6 @@
 /**
- * `deno task raft`: a local 3-node cluster on loopback, data under
- * ./data/raft (or --data-dir), HTTP on 2380-2382 (or --http-base). Prints
+ * `deno task kv`: a local 3-node cluster on loopback, data under
+ * ./data/kv (or --data-dir), HTTP on 2380-2382 (or --http-base). Prints
  * each node's addresses and stops every node on Ctrl-C.
  */
 import { parseArgs } from "node:util";
@@ -8,16 +8,16 @@ import { z } from "zod";
 import { startLocalCluster } from "./cluster_launcher.ts";
 
 const HELP =
-  `usage: deno task raft [--data-dir DIR] [--http-base PORT] [--nodes N]
+  `usage: deno task kv [--data-dir DIR] [--http-base PORT] [--nodes N]
 
 Starts N (default 3) raft-kv nodes as separate processes on 127.0.0.1.
-  --data-dir DIR    data root (default ./data/raft); node i keeps DIR/node-i
+  --data-dir DIR    data root (default ./data/kv); node i keeps DIR/node-i
   --http-base PORT  node i serves HTTP on PORT+i-1 (default 2380)
   --nodes N         cluster size (default 3)
 `;
 
 const flags = z.object({
-  "data-dir": z.string().min(1).default("./data/raft"),
+  "data-dir": z.string().min(1).default("./data/kv"),
   "http-base": z.coerce.number().int().min(1).max(65_000).default(2380),
   nodes: z.coerce.number().int().min(1).max(9).default(3),
 });
