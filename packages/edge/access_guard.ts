@@ -76,7 +76,9 @@ export function hostName(host: string): string {
  * 2. a `Host` not among `hosts` → 421 `misdirected`;
  * 3. a mutating method (not GET/HEAD/OPTIONS) that a browser marks as
  *    cross-site (`Sec-Fetch-Site`) or whose `Origin` is another origin →
- *    403 `cross_origin`;
+ *    403 `cross_origin`; a POST with a content type a page may send to
+ *    any site without asking (text/plain, a form) → 415
+ *    `unsupported_media_type` — such a "simple" request never commands;
  * 4. an `Authorization` header with an unknown token → 401; otherwise the
  *    token's role is remembered for {@link requireRole}, and every
  *    non-public route needs at least `read`.
@@ -102,6 +104,7 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
       );
     }
     if (!SAFE_METHODS.has(c.req.method)) checkSameOrigin(c, hostHeader);
+    if (c.req.method === "POST") checkNotSimple(c);
     hints.set(c.req.raw, hint);
     if (options.auth === "off") {
       roles.set(c.req.raw, "admin");
@@ -151,6 +154,24 @@ function checkSameOrigin(c: Context, hostHeader: string): void {
       `requests from another origin (${
         JSON.stringify(origin.slice(0, 100))
       }) may not change anything`,
+    );
+  }
+}
+
+/** The content types of a CORS "simple" request (sent cross-site without a preflight). */
+const SIMPLE_TYPES = [
+  "text/plain",
+  "application/x-www-form-urlencoded",
+  "multipart/form-data",
+];
+
+function checkNotSimple(c: Context): void {
+  const type = c.req.header("content-type")?.split(";")[0]?.trim()
+    .toLowerCase();
+  if (type !== undefined && SIMPLE_TYPES.includes(type)) {
+    throw new EdgeError(
+      "unsupported_media_type",
+      `a POST may not be sent as ${type} (a web page can send that to any site); send application/json`,
     );
   }
 }

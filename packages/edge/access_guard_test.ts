@@ -157,3 +157,24 @@ Deno.test("malformed percent-encoding anywhere in the URL is a 400 before any ha
     code: "bad_request",
   });
 });
+
+Deno.test("a POST in a content type a page may send anywhere is refused before any handler", async () => {
+  const a = app("off");
+  for (
+    const type of [
+      "text/plain",
+      "application/x-www-form-urlencoded; charset=utf-8",
+      "multipart/form-data; boundary=x",
+    ]
+  ) {
+    assert.deepEqual(await call(a, "POST", "/v1/x", { "content-type": type }), {
+      status: 415,
+      code: "unsupported_media_type",
+    });
+  }
+  assert.equal(
+    (await call(a, "POST", "/v1/x", { "content-type": "application/json" }))
+      .status,
+    200,
+  );
+});

@@ -8,7 +8,7 @@ import { z } from "zod";
 
 /** What {@link parseFlags} found. */
 export type FlagsResult<T> =
-  | { kind: "ok"; flags: T }
+  | { kind: "ok"; flags: T; positionals: string[] }
   | { kind: "help"; text: string }
   | { kind: "error"; message: string };
 
@@ -27,12 +27,14 @@ function baseType(t: z.ZodType): string {
 /**
  * Parses `args` against a zod object whose keys are the long flag names:
  * boolean fields are switches, array fields repeatable, every other field a
- * string (use `z.coerce` for numbers). Unknown flags and positionals are errors.
+ * string (use `z.coerce` for numbers). Unknown flags are errors, and so are
+ * positionals unless `options.positionals` (then they are returned in order).
  */
 export function parseFlags<S extends z.ZodObject>(
   args: readonly string[],
   schema: S,
   usage: string,
+  parseOptions: { positionals?: boolean } = {},
 ): FlagsResult<z.output<S>> {
   const options: Record<
     string,
@@ -49,8 +51,14 @@ export function parseFlags<S extends z.ZodObject>(
       : { type: "string" };
   }
   let values: Record<string, unknown>;
+  let positionals: string[];
   try {
-    values = parseArgs({ args: [...args], options, strict: true }).values;
+    ({ values, positionals } = parseArgs({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals: parseOptions.positionals ?? false,
+    }));
   } catch (e) {
     return {
       kind: "error",
@@ -65,7 +73,7 @@ export function parseFlags<S extends z.ZodObject>(
     const flag = issue.path.length ? `--${issue.path.join(".")}: ` : "";
     return { kind: "error", message: `${flag}${issue.message}` };
   }
-  return { kind: "ok", flags: r.data };
+  return { kind: "ok", flags: r.data, positionals };
 }
 
 /**
@@ -78,7 +86,16 @@ export function parseFlagsOrExit<S extends z.ZodObject>(
   schema: S,
   usage: string,
 ): z.output<S> {
-  const r = parseFlags(args, schema, usage);
+  return parseFlagsAndPositionalsOrExit(args, schema, usage).flags;
+}
+
+/** {@link parseFlagsOrExit} for commands that take positionals too. */
+export function parseFlagsAndPositionalsOrExit<S extends z.ZodObject>(
+  args: readonly string[],
+  schema: S,
+  usage: string,
+): { flags: z.output<S>; positionals: string[] } {
+  const r = parseFlags(args, schema, usage, { positionals: true });
   if (r.kind === "help") {
     console.log(r.text);
     Deno.exit(0);
@@ -87,7 +104,7 @@ export function parseFlagsOrExit<S extends z.ZodObject>(
     console.error(`${r.message}\n\n${usage}`);
     Deno.exit(2);
   }
-  return r.flags;
+  return { flags: r.flags, positionals: r.positionals };
 }
 
 /** `host:port` (a name, IPv4, or [IPv6]) as a flag value. */

@@ -39,6 +39,10 @@ Deno.test("--help gives the usage; bad flags give a message naming the flag", ()
   assert.match(bad.kind === "error" ? bad.message : "", /^--port: /);
   assert.equal(parseFlags(["--nope"], schema, "usage").kind, "error");
   assert.equal(parseFlags(["stray"], schema, "usage").kind, "error");
+  const pos = parseFlags(["put", "--verbose", "k"], schema, "u", {
+    positionals: true,
+  });
+  assert.deepEqual(pos.kind === "ok" ? pos.positionals : [], ["put", "k"]);
 });
 
 Deno.test("TLS files go in pairs", () => {

@@ -102,6 +102,7 @@ export {
   type FlagsResult,
   hostPortFlag,
   parseFlags,
+  parseFlagsAndPositionalsOrExit,
   parseFlagsOrExit,
   tlsFiles,
 } from "./flags.ts";
