@@ -46,6 +46,11 @@ export interface EdgeGuardOptions {
   hosts: readonly string[] | "any";
   /** Paths anyone may GET without a token (e.g. "/healthz"). */
   publicPaths?: readonly string[];
+  /**
+   * Every GET/HEAD needs no token (a page and its event stream, which a
+   * browser loads without headers); mutating routes still declare roles.
+   */
+  publicReads?: boolean;
   /** Where the caller finds a token, for the 401 message. */
   tokenHint?: string;
 }
@@ -124,7 +129,8 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
         roles.set(c.req.raw, role);
       }
       const path = new URL(c.req.url).pathname;
-      if (!(publicPaths.has(path) && SAFE_METHODS.has(c.req.method))) {
+      const safe = SAFE_METHODS.has(c.req.method);
+      if (!(safe && (options.publicReads || publicPaths.has(path)))) {
         needRole(c, "read");
       }
     }

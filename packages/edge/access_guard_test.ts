@@ -178,3 +178,24 @@ Deno.test("a POST in a content type a page may send anywhere is refused before a
     200,
   );
 });
+
+Deno.test("with publicReads a page loads without a token while its actions still need one", async () => {
+  const a = new Hono();
+  a.use(
+    "*",
+    edgeGuard({
+      auth: new TokenAuth({ write: tokens.write }),
+      hosts: ["127.0.0.1"],
+      publicReads: true,
+    }),
+  );
+  a.get("/", (c) => c.json({ page: true }));
+  a.post("/act", requireRole("write"), (c) => c.json({ done: true }));
+  installErrorHandlers(a, { name: "test", log: () => {} });
+  assert.equal((await call(a, "GET", "/")).status, 200);
+  assert.equal((await call(a, "POST", "/act")).status, 401);
+  assert.equal(
+    (await call(a, "POST", "/act", bearer(tokens.write))).status,
+    200,
+  );
+});

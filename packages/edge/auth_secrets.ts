@@ -27,7 +27,8 @@ export function peerSecretFile(dir: string): string {
   return `${dir}/peer.secret`;
 }
 
-function randomSecret(): string {
+/** A fresh random secret: 32 bytes from the system's CSPRNG, base64url (43 characters). */
+export function randomSecret(): string {
   return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
 }
 

@@ -75,6 +75,7 @@ export {
   type ClusterSecrets,
   loadOrCreateSecrets,
   peerSecretFile,
+  randomSecret,
   readSecretFile,
   tokenFile,
 } from "./auth_secrets.ts";
