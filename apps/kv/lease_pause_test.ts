@@ -120,8 +120,32 @@ function startLoad(c: LocalCluster, clients: number, keys: number) {
       seq++;
     }
   });
+  /**
+   * Fires `n` lease reads at once at `http` (a stopped node: they queue at
+   * its door and are answered when it resumes), recorded in the history.
+   */
+  const burst = (http: string, n: number) => {
+    const reader = new KvClient([http], { timeoutMs: 15_000, attempts: 1 });
+    return Promise.all(Array.from({ length: n }, async (_, i) => {
+      const key = `k${i % keys}`;
+      const call = now();
+      try {
+        const e = await reader.get(key, "lease");
+        history.push({
+          clientId: clients + i,
+          input: { op: "get", key },
+          call,
+          return: now(),
+          output: { value: e ? new TextDecoder().decode(e.value) : null },
+        });
+      } catch (e) {
+        if (!(e instanceof KvClientError)) throw e;
+      }
+    }));
+  };
   return {
     history,
+    burst,
     async stop() {
       running = false;
       await Promise.all(workers);
@@ -145,8 +169,13 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 500));
         // Stopped for 1.5 s: 10x the lease, long enough for an election.
         c.signal(leader, "SIGSTOP");
-        await new Promise((r) => setTimeout(r, 1500));
+        // By then another leader has acknowledged writes; the reads queued
+        // at the stopped leader's door must see them.
+        await new Promise((r) => setTimeout(r, 1200));
+        const queued = load.burst(c.nodes.get(leader)!.http, 16);
+        await new Promise((r) => setTimeout(r, 300));
         c.signal(leader, "SIGCONT");
+        await queued;
         await new Promise((r) => setTimeout(r, 1500));
       }
       await load.stop();
