@@ -10,6 +10,8 @@ import { defineMessage, defineMessageSet } from "@strata/codec";
 
 const id = z.number().int().nonnegative();
 const u = z.number().int().nonnegative();
+/** A clock reading (monotonic or wall, ms; fractions allowed; zod 4 refuses infinities). */
+const time = z.number();
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, {
   message: "expected bytes",
 });
@@ -152,13 +154,23 @@ const Heartbeat = defineMessage(
     commit: u,
     /** Broadcast sequence number (acks release ReadIndex requests). */
     seq: u,
-    /** Leader's tick count when sent (acks extend its read lease). */
-    tick: u,
+    /** Leader's monotonic clock when sent (acks extend its read lease). */
+    sentAt: time,
   }),
 );
 const HeartbeatResp = defineMessage(
   "raft.heartbeatResp",
-  z.object({ type: z.literal("heartbeatResp"), ...base, seq: u, tick: u }),
+  z.object({
+    type: z.literal("heartbeatResp"),
+    ...base,
+    seq: u,
+    /** The heartbeat's `sentAt`, echoed. */
+    sentAt: time,
+    /** The responder's monotonic clock when it answered (clock guard). */
+    now: time,
+    /** The responder's wall clock when it answered, if it has one (clock guard). */
+    wall: time.optional(),
+  }),
 );
 const Snap = defineMessage(
   "raft.snap",

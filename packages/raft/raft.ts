@@ -12,13 +12,22 @@ import {
   NONE,
   type Snapshot,
 } from "./messages.ts";
+import {
+  ClockGuard,
+  type ClockGuardOptions,
+  type ClockVerdict,
+} from "./clock_guard.ts";
 import { Progress } from "./progress.ts";
 import { RaftError } from "./raft_error.ts";
 import type { RaftEvent, RaftRole } from "./raft_events.ts";
 import { RaftLog } from "./raft_log.ts";
 import type { Storage } from "./storage.ts";
 
-/** Configuration of one raft node. Times are in ticks (the caller's clock). */
+/**
+ * Configuration of one raft node. Elections and heartbeats count ticks; the
+ * read lease is measured on the injected monotonic `clock` (by default the
+ * tick count × `tickMs`, i.e. time that stands still between ticks).
+ */
 export interface RaftConfig {
   /** This node's id (not 0). */
   id: NodeId;
@@ -60,6 +69,33 @@ export interface RaftConfig {
    * (default 2). Must be < electionTick.
    */
   leaseDriftTicks?: number;
+  /**
+   * Monotonic clock port (ms in production: `performance.now()`; virtual
+   * time in the simulator). Default: the tick count × `tickMs`. The lease,
+   * the followers' vote refusal and the clock guard are measured on it.
+   */
+  clock?: () => number;
+  /**
+   * Wall clock port (ms since the epoch, `Date.now()`), for the clock
+   * guard's local check and the wall offsets peers exchange. Default none.
+   */
+  wallClock?: () => number;
+  /** Nominal clock time per tick (default 1: the tick is the unit). */
+  tickMs?: number;
+  /**
+   * A gap longer than this between two ticks (clock time: a stopped
+   * process, a long GC, a blocked event loop) voids the lease until
+   * heartbeats sent after the gap are acknowledged by a quorum
+   * (default max(2, leaseDriftTicks) × tickMs).
+   */
+  maxTickGap?: number;
+  /**
+   * Clock guard (see {@link ClockGuard}): lease reads are refused while the
+   * local clocks disagree, and only peers whose clock rate was measured
+   * within bounds count toward the lease quorum. Default off (every peer
+   * counts); `ReplicatedNode` turns it on.
+   */
+  clockGuard?: ClockGuardOptions;
   /** Snapshot chunk size for InstallSnapshot, bytes (default 64 KiB). */
   snapshotChunkBytes?: number;
   /**
@@ -92,6 +128,18 @@ export interface RaftStats {
   echoBytesSaved: number;
   /** Proposals dropped (no leader, transfer, uncommitted bound). */
   proposalsDropped: number;
+  /** Gaps between ticks longer than `maxTickGap` (on a leader each voids the lease). */
+  tickGaps: number;
+}
+
+/** Whether the lease holds now, and if not, why. */
+export interface LeaseState {
+  /** True when a lease read may be answered now. */
+  valid: boolean;
+  /** Why not (undefined when valid). */
+  reason?: string;
+  /** Clock time until which the lease holds (when valid). */
+  until?: number;
 }
 
 interface PendingRead {
@@ -149,6 +197,7 @@ export class Raft {
     appendBytes: 0,
     echoBytesSaved: 0,
     proposalsDropped: 0,
+    tickGaps: 0,
   };
   /** Index of the last membership change entry not yet applied. */
   pendingConfIndex = 0;
@@ -158,7 +207,7 @@ export class Raft {
   uncommittedSize = 0;
   /** True when proposals were appended and followers still need them. */
   needBcast = false;
-  /** Ticks since this node was created (lease clock). */
+  /** Ticks since this node was created. */
   ticks = 0;
 
   readonly #votes = new Map<NodeId, boolean>();
@@ -177,7 +226,22 @@ export class Raft {
   readonly #preVote: boolean;
   readonly #checkQuorum: boolean;
   readonly #readOnly: "safe" | "lease";
-  readonly #leaseTicks: number;
+  /** Lease length, clock time. */
+  readonly #leaseTime: number;
+  /** Election timeout (the base), clock time. */
+  readonly #electionTime: number;
+  readonly #tickTime: number;
+  readonly #maxTickGap: number;
+  readonly #clock: () => number;
+  readonly #wall: (() => number) | undefined;
+  readonly #guard: ClockGuard | undefined;
+  #lastTickAt: number;
+  /** Only heartbeats sent at or after this time extend the lease (a gap voids it). */
+  #leaseFloor = -Infinity;
+  #gapNote: string | undefined;
+  /** When this node last heard from the leader of its term (clock time). */
+  #leaderContactAt = -Infinity;
+  readonly #startedAt: number;
   readonly #chunkBytes: number;
   readonly #unsafe: NonNullable<RaftConfig["unsafe"]>;
   #heartbeatSeq = 0;
@@ -228,7 +292,20 @@ export class Raft {
         "need 0 <= leaseDriftTicks < electionTick",
       );
     }
-    this.#leaseTicks = config.electionTick - drift;
+    this.#tickTime = config.tickMs ?? 1;
+    if (!(this.#tickTime > 0)) {
+      throw new RaftError("invalid_config", "need tickMs > 0");
+    }
+    this.#leaseTime = (config.electionTick - drift) * this.#tickTime;
+    this.#electionTime = config.electionTick * this.#tickTime;
+    this.#maxTickGap = config.maxTickGap ?? Math.max(2, drift) * this.#tickTime;
+    this.#clock = config.clock ?? (() => this.ticks * this.#tickTime);
+    this.#wall = config.wallClock;
+    this.#guard = config.clockGuard
+      ? new ClockGuard(config.clockGuard)
+      : undefined;
+    this.#startedAt = this.#clock();
+    this.#lastTickAt = this.#startedAt;
     this.#chunkBytes = config.snapshotChunkBytes ?? 64 * 1024;
     this.#unsafe = config.unsafe ?? {};
     // Proposal ids start at a random base so ids of a restarted node do not
@@ -428,6 +505,8 @@ export class Raft {
     this.role = "leader";
     const self = this.prs.get(this.id)!;
     self.becomeReplicate();
+    // Peer clocks are measured afresh in every term this node leads.
+    this.#guard?.resetPeers();
     // Conservatively treat any entry of the log as a pending change.
     this.pendingConfIndex = this.log.lastIndex();
     this.#event({
@@ -496,6 +575,9 @@ export class Raft {
   /** Advances the node's clock by one tick. */
   tick(): void {
     this.ticks++;
+    const now = this.#clock();
+    this.#observeClocks(now);
+    this.#lastTickAt = now;
     if (this.role === "leader") this.#tickHeartbeat();
     else this.#tickElection();
   }
@@ -504,7 +586,10 @@ export class Raft {
     this.#electionElapsed++;
     if (
       this.promotable() &&
-      this.#electionElapsed >= this.#randomizedElectionTimeout
+      this.#electionElapsed >= this.#randomizedElectionTimeout &&
+      // Ticks may run ahead of time (a burst of catch-up ticks): never
+      // campaign while the leader's lease may still hold by the clock.
+      !this.#inLeaderLease(this.#clock())
     ) {
       this.#electionElapsed = 0;
       this.#hup(false);
@@ -583,9 +668,13 @@ export class Raft {
       // local message: handled below
     } else if (m.term > this.term) {
       if (m.type === "vote" || m.type === "preVote") {
+        const now = this.#clock();
         const inLease = this.#checkQuorum && this.lead !== NONE &&
-          this.#electionElapsed < this.#electionTick;
-        const booting = this.#checkQuorum && this.ticks < this.#electionTick;
+          (this.#electionElapsed < this.#electionTick ||
+            this.#inLeaderLease(now));
+        const booting = this.#checkQuorum &&
+          (this.ticks < this.#electionTick ||
+            now - this.#startedAt < this.#electionTime);
         if (!m.transfer && (inLease || booting)) {
           this.#event({
             kind: "vote",
@@ -734,14 +823,17 @@ export class Raft {
         return;
       case "app":
         this.becomeFollower(m.term, m.from);
+        this.#heardFromLeader(m.from);
         this.#handleAppend(m);
         return;
       case "heartbeat":
         this.becomeFollower(m.term, m.from);
+        this.#heardFromLeader(m.from);
         this.#handleHeartbeat(m);
         return;
       case "snap":
         this.becomeFollower(m.term, m.from);
+        this.#heardFromLeader(m.from);
         this.#handleSnap(m);
         return;
       case "voteResp":
@@ -766,18 +858,15 @@ export class Raft {
         this.#followerPropose(m);
         return;
       case "app":
-        this.#electionElapsed = 0;
-        this.lead = m.from;
+        this.#heardFromLeader(m.from);
         this.#handleAppend(m);
         return;
       case "heartbeat":
-        this.#electionElapsed = 0;
-        this.lead = m.from;
+        this.#heardFromLeader(m.from);
         this.#handleHeartbeat(m);
         return;
       case "snap":
-        this.#electionElapsed = 0;
-        this.lead = m.from;
+        this.#heardFromLeader(m.from);
         this.#handleSnap(m);
         return;
       case "transferLeader":
@@ -804,6 +893,21 @@ export class Raft {
         this.readStates.push({ index: m.index, ctx: m.ctx });
         return;
     }
+  }
+
+  #heardFromLeader(from: NodeId): void {
+    this.#electionElapsed = 0;
+    this.lead = from;
+    this.#leaderContactAt = this.#clock();
+  }
+
+  /**
+   * True while a leader this node heard from may still hold its lease: less
+   * than an election timeout (by this node's clock) since the contact.
+   */
+  #inLeaderLease(now: number): boolean {
+    return this.lead !== NONE &&
+      now - this.#leaderContactAt < this.#electionTime;
   }
 
   #drop(from: NodeId): void {
@@ -1154,7 +1258,17 @@ export class Raft {
     pr.recentActive = true;
     pr.probeSent = false;
     if (m.seq > pr.ackedSeq) pr.ackedSeq = m.seq;
-    if (m.tick > pr.ackedTick) pr.ackedTick = m.tick;
+    if (m.sentAt > pr.ackedSentAt) pr.ackedSentAt = m.sentAt;
+    if (this.#guard) {
+      this.#guard.samplePeer(
+        m.from,
+        m.sentAt,
+        this.#clock(),
+        m.now,
+        m.wall,
+        this.#wall?.(),
+      );
+    }
     if (pr.state === "replicate" && pr.inflights.full()) {
       pr.inflights.freeFirstOne();
     }
@@ -1193,7 +1307,7 @@ export class Raft {
         // Never tell a follower to commit past what it is known to hold.
         commit: Math.min(pr.match, this.log.committed),
         seq: this.#heartbeatSeq,
-        tick: this.ticks,
+        sentAt: this.#clock(),
       });
     }
   }
@@ -1275,7 +1389,9 @@ export class Raft {
       to: m.from,
       term: this.term,
       seq: m.seq,
-      tick: m.tick,
+      sentAt: m.sentAt,
+      now: this.#clock(),
+      ...(this.#wall ? { wall: this.#wall() } : {}),
     });
   }
 
@@ -1392,14 +1508,16 @@ export class Raft {
     }
   }
 
-  #quorumValue(get: (pr: Progress, self: boolean) => number): number {
+  #quorumValue(
+    get: (pr: Progress, self: boolean, id: NodeId) => number,
+  ): number {
     const vals: number[] = [];
     for (const v of this.voters) {
       const pr = this.prs.get(v);
-      if (pr) vals.push(get(pr, v === this.id));
+      if (pr) vals.push(get(pr, v === this.id, v));
     }
     vals.sort((a, b) => b - a);
-    return vals[this.#quorum() - 1] ?? -1;
+    return vals[this.#quorum() - 1] ?? -Infinity;
   }
 
   #releaseReads(): void {
@@ -1418,20 +1536,73 @@ export class Raft {
 
   /**
    * True when this leader holds a read lease: a quorum acknowledged
-   * heartbeats sent less than `electionTick - leaseDriftTicks` ticks ago, so
-   * no other leader can have been elected (followers in lease ignore votes).
+   * heartbeats sent less than `(electionTick - leaseDriftTicks) × tickMs` ago
+   * by the clock, so no other leader can have been elected (followers that
+   * heard from a leader within an election timeout ignore votes).
    */
   leaseValid(): boolean {
-    if (this.role !== "leader" || this.leadTransferee !== NONE) return false;
+    return this.leaseState().valid;
+  }
+
+  /** Whether the lease holds now, and why not (for status pages). */
+  leaseState(): LeaseState {
+    const no = (reason: string): LeaseState => ({ valid: false, reason });
+    if (this.role !== "leader") return no("not the leader");
+    const now = this.#clock();
+    // Ticks late right now (a process resumed before its timer fired).
+    this.#observeClocks(now);
+    if (this.leadTransferee !== NONE) return no("leadership transfer");
     // A TimeoutNow may arrive late, after the transfer was given up, and its
     // campaign bypasses the followers' lease: no lease for the rest of the term.
-    if (this.#timeoutNowSent) return false;
-    if (!this.#checkQuorum || !this.#committedInTerm()) return false;
-    if (this.voters.size === 1) return true;
-    const oldest = this.#quorumValue((pr, self) =>
-      self ? this.ticks : pr.ackedTick
+    if (this.#timeoutNowSent) return no("TimeoutNow sent in this term");
+    if (!this.#checkQuorum) return no("check-quorum is off");
+    if (!this.#committedInTerm()) {
+      return no("no entry of this term committed yet");
+    }
+    const local = this.#guard?.localProblem(now);
+    if (local !== undefined) return no(`clock suspect: ${local}`);
+    if (this.voters.size === 1) return { valid: true, until: Infinity };
+    const oldest = this.#quorumValue((pr, self, id) =>
+      self
+        ? now
+        : this.#guard && !this.#guard.peerTrusted(id)
+        ? -Infinity
+        : pr.ackedSentAt
     );
-    return oldest >= 0 && this.ticks < oldest + this.#leaseTicks;
+    if (oldest === -Infinity) {
+      return no(
+        this.#guard
+          ? "no quorum of peers with acknowledged heartbeats and trusted clocks"
+          : "no quorum of acknowledged heartbeats",
+      );
+    }
+    if (oldest < this.#leaseFloor) {
+      return no(
+        `${this.#gapNote ?? "lease voided"}: waiting for a fresh quorum round`,
+      );
+    }
+    const until = oldest + this.#leaseTime;
+    if (now >= until) return no("expired: no recent quorum acknowledgement");
+    return { valid: true, until };
+  }
+
+  /** The clock guard's verdict (undefined when the guard is off). */
+  clockVerdict(): ClockVerdict | undefined {
+    return this.#guard?.verdict(this.#clock());
+  }
+
+  /**
+   * Samples the clocks: a gap since the last tick beyond `maxTickGap`
+   * voids the lease; the guard gets a local reading.
+   */
+  #observeClocks(now: number): void {
+    const gap = now - this.#lastTickAt;
+    if (gap > this.#maxTickGap && this.#leaseFloor < this.#lastTickAt) {
+      this.stats.tickGaps++;
+      this.#leaseFloor = now;
+      this.#gapNote = `a ${Math.round(gap)} ms gap between ticks`;
+    }
+    if (this.#guard && this.#wall) this.#guard.sampleLocal(now, this.#wall());
   }
 
   // ---- leadership transfer ----

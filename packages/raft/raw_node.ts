@@ -12,7 +12,9 @@ import {
   type Snapshot,
 } from "./messages.ts";
 import type { ProgressState } from "./progress.ts";
+import type { ClockVerdict } from "./clock_guard.ts";
 import {
+  type LeaseState,
   Raft,
   type RaftConfig,
   type RaftStats,
@@ -121,7 +123,7 @@ export class RawNode {
     this.#prevRole = "follower";
   }
 
-  /** Advances the logical clock by one tick. */
+  /** Advances the logical clock by one tick (elections, heartbeats). */
   tick(): void {
     this.raft.tick();
   }
@@ -332,6 +334,16 @@ export class RawNode {
   /** True when the leader's read lease is currently valid. */
   leaseValid(): boolean {
     return this.raft.leaseValid();
+  }
+
+  /** Whether the lease holds, and why not. */
+  leaseState(): LeaseState {
+    return this.raft.leaseState();
+  }
+
+  /** The clock guard's verdict (undefined when the guard is off). */
+  clockVerdict(): ClockVerdict | undefined {
+    return this.raft.clockVerdict();
   }
 
   /** A snapshot of the node's state. */

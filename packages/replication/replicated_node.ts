@@ -10,6 +10,8 @@
  */
 import { defineMessage } from "@strata/codec";
 import {
+  type ClockGuardOptions,
+  type ClockVerdict,
   type ConfState,
   type Entry,
   entrySchema,
@@ -73,6 +75,41 @@ export interface ReplicatedNodeConfig {
   metrics?: ReplicationMetrics;
   /** Name used in log lines (default "raft node <id>"). */
   name?: string;
+  /**
+   * The clocks (a port, so tests can skew them): `monotonic` ms (default
+   * `performance.timeOrigin + performance.now()`) measures the lease and
+   * tick gaps; `wall` ms since the epoch (default `Date.now()`) is checked
+   * against it and exchanged with peers by the clock guard.
+   */
+  clock?: NodeClock;
+  /** Bounds of the clock guard (default: its defaults), or `false` to turn it off. */
+  clockGuard?: ClockGuardOptions | false;
+}
+
+/** The two clocks a replica reads. */
+export interface NodeClock {
+  /** Monotonic milliseconds (never steps; keeps running while the process is stopped). */
+  monotonic(): number;
+  /** Wall-clock milliseconds since the epoch. */
+  wall(): number;
+}
+
+/** The system clocks. */
+export const systemClock: NodeClock = {
+  monotonic: () => performance.timeOrigin + performance.now(),
+  wall: () => Date.now(),
+};
+
+/** The lease and clock part of {@link ReplicaStatus}. */
+export interface LeaseStatus {
+  /** True when a lease read would be answered from the lease right now. */
+  valid: boolean;
+  /** Why not. */
+  reason?: string;
+  /** True when the clock guard refuses lease reads (local clocks disagree, or the leader has no quorum of peers with trusted clocks). */
+  clockSuspect: boolean;
+  /** The clock guard's findings (absent when the guard is off). */
+  clock?: ClockVerdict;
 }
 
 /** Read consistency: linearizable (ReadIndex), leader lease, or local. */
@@ -102,6 +139,8 @@ export interface ReplicaStatus {
   snapshotIndex: number;
   /** Bytes of the on-disk log (entries after the last compaction). */
   logBytes: number;
+  /** The read lease and the clock guard's verdict (always set by a replica; optional for stand-ins). */
+  lease?: LeaseStatus;
 }
 
 /** One member of the configuration. */
@@ -181,6 +220,9 @@ export class ReplicatedNode<R> {
     ReconnectingClient<typeof raftMessageTypes>
   >();
   #ticker: ReturnType<typeof setInterval> | undefined;
+  readonly #clock: NodeClock;
+  #tickOrigin = 0;
+  #ticksDone = 0;
   #driving = false;
   #again = false;
   #stopped = false;
@@ -223,6 +265,7 @@ export class ReplicatedNode<R> {
     this.#hard = hard;
     this.#snapshotIndex = snapshotIndex;
     this.#addresses = new Map(cfg.members);
+    this.#clock = cfg.clock ?? systemClock;
   }
 
   /**
@@ -298,7 +341,12 @@ export class ReplicatedNode<R> {
       const hs = { ...hard, commit };
       mem.setHardState(hs);
       const fresh = snapIndex === 0 && mem.lastIndex() === 0 && hard.term === 0;
+      const clock = cfg.clock ?? systemClock;
       const node = new RawNode({
+        clock: clock.monotonic,
+        wallClock: clock.wall,
+        tickMs: cfg.tickMs,
+        clockGuard: cfg.clockGuard === false ? undefined : cfg.clockGuard ?? {},
         id: cfg.id,
         storage: mem,
         peers: fresh && !cfg.join
@@ -327,6 +375,7 @@ export class ReplicatedNode<R> {
         snapIndex,
       );
       await n.#listen();
+      n.#tickOrigin = clock.monotonic();
       n.#ticker = setInterval(() => n.#tick(), cfg.tickMs);
       n.#drive();
       return n;
@@ -470,9 +519,18 @@ export class ReplicatedNode<R> {
   ): Promise<void> {
     this.#assertRunning();
     if (consistency === "stale") return;
-    if (consistency === "lease" && this.leaseValid()) {
-      await this.#waitApplied(this.#node.status().commit, signal);
-      return;
+    if (consistency === "lease") {
+      if (this.leaseValid()) {
+        this.metrics.leaseReads.inc({ served: "lease" });
+        await this.#waitApplied(this.#node.status().commit, signal);
+        return;
+      }
+      // No lease here (a follower, a lapsed or voided lease, a suspect
+      // clock): the read goes through ReadIndex instead.
+      this.metrics.leaseReads.inc({ served: "read_index" });
+      if (this.isLeader && this.#clockSuspect()) {
+        this.metrics.clockRefusals.inc();
+      }
     }
     if (this.#lead === 0) {
       throw new ReplicationError(
@@ -525,7 +583,40 @@ export class ReplicatedNode<R> {
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
       logBytes: this.#log.byteSize,
+      lease: this.leaseStatus(),
     };
+  }
+
+  /** The read lease and what the clock guard thinks of the clocks. */
+  leaseStatus(): LeaseStatus {
+    const ls = this.#node.leaseState();
+    const clock = this.#node.clockVerdict();
+    return {
+      valid: this.#role === "leader" && ls.valid,
+      ...(ls.reason !== undefined ? { reason: ls.reason } : {}),
+      clockSuspect: this.#clockSuspect(),
+      ...(clock ? { clock } : {}),
+    };
+  }
+
+  /**
+   * True when the clock guard is what keeps this node from a lease: its
+   * local clocks disagree, or (on the leader) peers' clocks were measured
+   * out of bounds so that no quorum of trusted clocks remains.
+   */
+  #clockSuspect(): boolean {
+    const v = this.#node.clockVerdict();
+    if (!v) return false;
+    if (!v.localOk) return true;
+    if (this.#role !== "leader") return false;
+    const voters = this.#node.confState().voters;
+    const measuredBad =
+      voters.filter((id) =>
+        id !== this.#cfg.id && v.peers[id] !== undefined &&
+        !v.peers[id]!.trusted && v.peers[id]!.rate !== undefined
+      ).length;
+    // Out-of-bounds peers leave fewer than a quorum that could be trusted.
+    return voters.length - measuredBad < Math.floor(voters.length / 2) + 1;
   }
 
   /** Voters and learners with their known addresses, by id. */
@@ -659,6 +750,9 @@ export class ReplicatedNode<R> {
       isLeader: s.role === "leader" ? 1 : 0,
       echoBytesSaved: s.stats.echoBytesSaved,
       proposalsDropped: s.stats.proposalsDropped,
+      tickGaps: s.stats.tickGaps,
+      leaseValid: this.leaseValid() ? 1 : 0,
+      clockSuspect: this.#clockSuspect() ? 1 : 0,
       ...extraGauges,
     });
     return this.metrics.render();
@@ -682,9 +776,25 @@ export class ReplicatedNode<R> {
 
   // ---- the Ready loop ----
 
+  /**
+   * Runs the ticks due by the monotonic clock, not one per timer callback:
+   * a stopped process or a blocked event loop misses timer callbacks, and
+   * the ticks it missed are caught up here (at most two election timeouts'
+   * worth: that is enough to time out an election or step a leader down).
+   */
   #tick(): void {
     if (this.#stopped) return;
-    this.#node.tick();
+    const due = Math.floor(
+      (this.#clock.monotonic() - this.#tickOrigin) / this.#cfg.tickMs,
+    ) - this.#ticksDone;
+    const cap = 2 * this.#cfg.electionTicks;
+    if (due > cap) this.#ticksDone += due - cap;
+    const n = Math.min(due, cap);
+    if (n > 1) this.metrics.ticksCaughtUp.inc(n - 1);
+    for (let i = 0; i < n; i++) {
+      this.#ticksDone++;
+      this.#node.tick();
+    }
     this.#drive();
   }
 
