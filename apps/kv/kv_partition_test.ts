@@ -432,3 +432,90 @@ Deno.test({
     });
   },
 });
+
+/** A write guarded by a lock's fencing token (a transaction on the lock key's create revision). */
+function fencedPut(kv: KvClient, token: number, value: string) {
+  return kv.txn({
+    compare: [{
+      key: "_locks/job",
+      target: "createRevision",
+      op: "==",
+      value: token,
+    }],
+    success: [{ op: "put", key: "job/output", value }],
+  });
+}
+
+Deno.test({
+  name:
+    "kv on 5 hosts: a lock holder cut off on the minority side loses its lock to the majority, and its fencing token is refused after healing",
+  ignore: skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withHostCluster(5, async (net, byId) => {
+      const nodes = [...byId.values()].sort((a, b) => a.id - b.id);
+      const leader = await leaderAmong(nodes);
+      const [m1, m2] = nodes.filter((n) => n.id !== leader) as [
+        HostNode,
+        HostNode,
+      ];
+      const majority = nodes.filter((n) => n !== m1 && n !== m2);
+      // Holder A talks to m1 only: it ends up on the minority side.
+      const a = new KvClient([m1.http], { timeoutMs: 2000, attempts: 3 });
+      const sessionA = await a.openSession(2000);
+      const tokenA = await a.lock("job", sessionA.id);
+      assert.ok(tokenA !== undefined, "A takes the free lock");
+      assert.equal((await fencedPut(a, tokenA, "a1")).succeeded, true);
+
+      await net.split([m1.host, m2.host], majority.map((n) => n.host));
+      const cutAt = performance.now();
+      const b = new KvClient(majority.map((n) => n.http), {
+        timeoutMs: 3000,
+        attempts: 4,
+      });
+      const sessionB = await b.openSession(10_000);
+      // A's keep-alives no longer reach the leader: its session expires
+      // and the lock is free for B, with a higher token.
+      const tokenB = await eventually(
+        "B takes the lock",
+        30_000,
+        () => b.lock("job", sessionB.id),
+      );
+      console.log(
+        `  lock moved from A (token ${tokenA}) to B (token ${tokenB}) ${
+          (performance.now() - cutAt).toFixed(0)
+        } ms after the split`,
+      );
+      assert.ok(tokenB > tokenA);
+      assert.equal((await fencedPut(b, tokenB, "b1")).succeeded, true);
+      // A, cut off, cannot write with its old token ...
+      const during = await fencedPut(a, tokenA, "a2").catch((e) => {
+        if (!(e instanceof KvClientError)) throw e;
+        return { succeeded: false };
+      });
+      assert.equal(during.succeeded, false);
+      await eventually(
+        "A sees its session lost",
+        10_000,
+        () => Promise.resolve(sessionA.lost ? true : undefined),
+      );
+
+      // ... nor after healing, when its requests reach the leader again.
+      await net.heal();
+      await converged(nodes);
+      const after = await fencedPut(a, tokenA, "a3");
+      assert.equal(after.succeeded, false, "A's old token is refused");
+      const lockNow = await fetch(`http://${m1.http}/v1/locks/job`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      const lockJson = await lockNow.json();
+      assert.equal(lockJson.holder, sessionB.id);
+      assert.equal(lockJson.token, tokenB);
+      const out = await a.get("job/output");
+      assert.equal(new TextDecoder().decode(out!.value), "b1");
+      await sessionA.close().catch(() => {});
+      await sessionB.close();
+    });
+  },
+});
