@@ -3,8 +3,9 @@
  * address on a private /24, joined by veth pairs to a bridge in the
  * machine's namespace (where clients run). Node processes start inside a
  * host; faults are DROP rules inside the hosts' own namespaces. Everything
- * made is removed by `close()`, on SIGINT/SIGTERM, at exit, and — after a
- * kill -9 — by the next harness on the machine.
+ * made is removed by `close()`, by a watchdog process when the harness's
+ * process ends any other way (Ctrl-C, kill -9), and, should the watchdog
+ * be gone too, by the next harness on the machine.
  */
 import {
   type ReadyProcess,
@@ -22,6 +23,7 @@ import {
   withSetupLock,
 } from "./owner_registry.ts";
 import { formatIpv4, pickFreeSubnet, prefixesInIpOutput } from "./subnet.ts";
+import { startWatchdog, type Watchdog } from "./watchdog.ts";
 
 /** One host: a network namespace with one address. */
 export interface Host {
@@ -172,34 +174,6 @@ function sweepLeftovers(): void {
   for (const id of ids) if (!ownerAlive(id)) removeInstanceSync(id);
 }
 
-// Networks of this process not yet closed, for the signal and exit handlers.
-const live = new Set<HostNetwork>();
-const onSignal = (signal: Deno.Signal) => () => {
-  for (const n of live) n.destroySync();
-  Deno.exit(signal === "SIGINT" ? 130 : 143);
-};
-const onSigint = onSignal("SIGINT");
-const onSigterm = onSignal("SIGTERM");
-const onUnload = () => {
-  for (const n of live) n.destroySync();
-};
-
-function track(n: HostNetwork) {
-  if (live.size === 0) {
-    Deno.addSignalListener("SIGINT", onSigint);
-    Deno.addSignalListener("SIGTERM", onSigterm);
-    globalThis.addEventListener("unload", onUnload);
-  }
-  live.add(n);
-}
-
-function untrack(n: HostNetwork) {
-  if (!live.delete(n) || live.size > 0) return;
-  Deno.removeSignalListener("SIGINT", onSigint);
-  Deno.removeSignalListener("SIGTERM", onSigterm);
-  globalThis.removeEventListener("unload", onUnload);
-}
-
 /**
  * Why the harness cannot run here (not root, no `ip` or `iptables-restore`,
  * network namespaces refused), or undefined when it can.
@@ -254,6 +228,7 @@ export class HostNetwork {
   readonly #id: string;
   readonly #now: () => number;
   readonly #processes = new Set<ReadyProcess<unknown>>();
+  #watchdog?: Watchdog;
   #blocks: Block[] = [];
   readonly #applied: string[];
   #closed = false;
@@ -311,11 +286,11 @@ export class HostNetwork {
         count,
         options.now ?? (() => performance.now()),
       );
-      track(net);
+      net.#watchdog = startWatchdog(id);
       try {
         await net.#build();
       } catch (e) {
-        net.destroySync();
+        await net.close(0);
         throw e;
       }
       return net;
@@ -496,10 +471,12 @@ export class HostNetwork {
    */
   async close(graceMs = 3000): Promise<void> {
     if (this.#closed) return;
+    this.#closed = true;
     await Promise.all(
       [...this.#processes].map((p) => p.stop(false, graceMs).catch(() => {})),
     );
-    this.destroySync();
+    removeInstanceSync(this.#id);
+    await this.#watchdog?.disarm();
   }
 
   /** `await using net = await HostNetwork.create(...)` closes it. */
@@ -507,19 +484,9 @@ export class HostNetwork {
     return this.close();
   }
 
-  /**
-   * Kills every process in the hosts and removes everything at once,
-   * synchronously (for signal and exit handlers; prefer {@link close}).
-   */
-  destroySync(): void {
-    this.#closed = true;
-    for (const p of this.#processes) {
-      try {
-        p.child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
-    removeInstanceSync(this.#id);
-    untrack(this);
+  /** The watchdog's pid (for tests of the sweep that kill it). */
+  get watchdogPid(): number | undefined {
+    return this.#watchdog?.pid;
   }
 }
 

@@ -201,16 +201,29 @@ Deno.test({
   },
 });
 
+async function gone(names: string[], timeoutMs = 15_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (names.some((n) => ownNames().includes(n))) {
+    if (performance.now() > deadline) assert.fail(`still there: ${names}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 Deno.test({
   name:
-    "hosts: two networks at once get different subnets and names; a SIGTERMed owner removes its own, a kill -9ed owner's are swept by the next",
+    "hosts: two networks at once get different subnets and names; a killed owner's network is removed by its watchdog, and when the watchdog is killed too, by the next harness",
   ignore: skip,
   fn: async () => {
     const start = () =>
       spawnUntilReady(
         ["run", "-A", CRASH_CHILD],
         (l) => {
-          const m = l as { event?: string; netns?: string[]; subnet?: string };
+          const m = l as {
+            event?: string;
+            netns?: string[];
+            subnet?: string;
+            watchdog?: number;
+          };
           return m.event === "ready" ? m : undefined;
         },
         { timeoutMs: 30_000 },
@@ -222,14 +235,16 @@ Deno.test({
       for (const n of [...a.ready.netns!, ...b.ready.netns!]) {
         assert.ok(names.includes(n), n);
       }
-      await a.stop(false); // SIGTERM: its handler cleans up
-      for (const n of a.ready.netns!) assert.ok(!ownNames().includes(n), n);
+      await a.stop(true); // kill -9: its watchdog cleans up
+      await gone(a.ready.netns!);
       assert.ok(ownNames().includes(b.ready.netns![0]!));
-      await b.stop(true); // kill -9: left behind ...
+      Deno.kill(b.ready.watchdog!, "SIGKILL");
+      await b.stop(true); // kill -9 of both: left behind ...
+      await new Promise((r) => setTimeout(r, 500));
       assert.ok(ownNames().includes(b.ready.netns![0]!));
       const next = await HostNetwork.create({ hosts: 1 }); // ... until the next harness starts
       await next.close();
-      for (const n of b.ready.netns!) assert.ok(!ownNames().includes(n), n);
+      await gone(b.ready.netns!, 1000);
       assert.ok(!/sth[0-9a-f]{6}/.test(ownNames()));
     } finally {
       await a.stop(true);

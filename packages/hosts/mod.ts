@@ -4,9 +4,9 @@
  * makes N network namespaces with their own addresses on a bridge, starts
  * node processes inside them, cuts links with DROP rules inside those
  * namespaces (isolate, split, one-way loss, heal; each logged with a
- * monotonic timestamp), and removes everything it made — on `close()`,
- * SIGINT/SIGTERM, exit, and after a kill -9 on the next run. Needs root,
- * iproute2 and iptables.
+ * monotonic timestamp), and removes everything it made — on `close()`, or
+ * through a watchdog process when its process ends any other way (Ctrl-C,
+ * kill -9), or on the next run. Needs root, iproute2 and iptables.
  *
  * @example
  * ```ts
