@@ -484,6 +484,11 @@ export class HostNetwork {
     return this.close();
   }
 
+  /** The instance id: 6 hex digits in every name this network made (netns `strata-hosts-<id>-h<n>`, links `sth<id>…`). */
+  get id(): string {
+    return this.#id;
+  }
+
   /** The watchdog's pid (for tests of the sweep that kill it). */
   get watchdogPid(): number | undefined {
     return this.#watchdog?.pid;
