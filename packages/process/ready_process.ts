@@ -34,6 +34,13 @@ export interface SpawnOptions {
   stderr?: "inherit" | "null";
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /**
+   * A command that runs the deno binary for us, e.g.
+   * `["ip", "netns", "exec", "h1"]` to start the node inside a network
+   * namespace. It must exec deno in its own process (as `ip netns exec`
+   * does), so that signals sent to the child reach deno itself.
+   */
+  prefix?: string[];
 }
 
 /** A running child that printed its ready line. */
@@ -65,8 +72,12 @@ export async function spawnUntilReady<T>(
 ): Promise<ReadyProcess<T>> {
   const name = options.name ?? args.find((a) => a.endsWith(".ts")) ?? "child";
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+  const [command, ...prefixArgs] = [
+    ...(options.prefix ?? []),
+    Deno.execPath(),
+  ];
+  const child = new Deno.Command(command!, {
+    args: [...prefixArgs, ...args],
     stdout: "piped",
     stderr: options.stderr ?? "inherit",
     stdin: "null",
