@@ -8,6 +8,7 @@
 // checked with packages/sim's checker, final reads included, so no
 // acknowledged write may be lost. Needs root; skipped with a message
 // outside CI. STRATA_LONG=1 repeats the faults and adds partial loss.
+import { loadOrCreateSecrets } from "@strata/edge";
 import assert from "node:assert/strict";
 import { type Host, HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import type { ReadyProcess } from "@strata/process";
@@ -22,6 +23,28 @@ const PEER_PORT = 7000;
 const HTTP_PORT = 2380;
 const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
 const skip = await skipWithoutHosts("kv_partition_test");
+
+/**
+ * The admin token of the running test cluster: nodes off loopback require
+ * auth, so the cluster shares one generated auth directory.
+ */
+let adminToken = "";
+
+/** A client of the test cluster, with its token. */
+function kvClient(
+  urls: string[],
+  options: ConstructorParameters<typeof KvClient>[1] = {},
+): KvClient {
+  return new KvClient(urls, { ...options, token: adminToken });
+}
+
+/** fetch with the test cluster's token. */
+function authFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, {
+    ...init,
+    headers: { authorization: `Bearer ${adminToken}` },
+  });
+}
 
 interface HostNode {
   id: number;
@@ -41,6 +64,7 @@ function startKvNode(
   id: number,
   peers: string,
   dataDir: string,
+  authDir: string,
 ): Promise<ReadyProcess<{ http: string; peer: string }>> {
   return net.spawn(
     host,
@@ -60,6 +84,8 @@ function startKvNode(
       `${host.address}:${HTTP_PORT}`,
       "--tick-ms",
       String(TICK_MS),
+      "--auth-dir",
+      authDir,
     ],
     (line) => {
       const m = line as { event?: unknown; http?: unknown; peer?: unknown };
@@ -84,6 +110,8 @@ async function withHostCluster(
   const dir = await Deno.makeTempDir({ prefix: "strata-kv-partition-" });
   const net = await HostNetwork.create({ hosts: size });
   try {
+    const secrets = await loadOrCreateSecrets(`${dir}/auth`);
+    adminToken = secrets.tokens.admin;
     const peers = net.hosts.map((h) =>
       `${h.index + 1}=${h.address}:${PEER_PORT}/${h.address}:${HTTP_PORT}`
     ).join(",");
@@ -96,6 +124,7 @@ async function withHostCluster(
         id,
         peers,
         `${dir}/node-${id}`,
+        secrets.dir,
       );
       assert.equal(proc.ready.http, `${host.address}:${HTTP_PORT}`);
       nodes.set(id, { id, host, http: proc.ready.http, proc });
@@ -122,7 +151,7 @@ interface Status {
 
 async function status(n: HostNode): Promise<Status | undefined> {
   try {
-    const res = await fetch(`http://${n.http}/v1/status`, {
+    const res = await authFetch(`http://${n.http}/v1/status`, {
       signal: AbortSignal.timeout(1000),
     });
     return await res.json();
@@ -201,13 +230,11 @@ function startLoad(nodes: HostNode[], spread: number) {
   const endpoints = nodes.map((n) => n.http);
   const clients = [
     ...Array.from({ length: spread }, (_, c) =>
-      new KvClient(
+      kvClient(
         [...endpoints.slice(c % 5), ...endpoints.slice(0, c % 5)],
         { timeoutMs: 2500, attempts: 4 },
       )),
-    ...nodes.map((n) =>
-      new KvClient([n.http], { timeoutMs: 2500, attempts: 2 })
-    ),
+    ...nodes.map((n) => kvClient([n.http], { timeoutMs: 2500, attempts: 2 })),
   ];
   const workers = clients.map(async (kv, c) => {
     let seq = 0;
@@ -309,7 +336,7 @@ async function checkHistory(
   history: KvOperation[],
 ): Promise<void> {
   await converged(nodes);
-  const kv = new KvClient(nodes.map((n) => n.http), {
+  const kv = kvClient(nodes.map((n) => n.http), {
     timeoutMs: 5000,
     attempts: 10,
   });
@@ -330,7 +357,7 @@ async function checkHistory(
   }
   await converged(nodes);
   for (const n of nodes) {
-    const one = new KvClient([n.http], { timeoutMs: 5000 });
+    const one = kvClient([n.http], { timeoutMs: 5000 });
     for (const [key, value] of finals) {
       const e = await one.get(key, "stale");
       assert.equal(e ? decode(e.value) : null, value, `${key} on node ${n.id}`);
@@ -462,7 +489,7 @@ Deno.test({
       ];
       const majority = nodes.filter((n) => n !== m1 && n !== m2);
       // Holder A talks to m1 only: it ends up on the minority side.
-      const a = new KvClient([m1.http], { timeoutMs: 2000, attempts: 3 });
+      const a = kvClient([m1.http], { timeoutMs: 2000, attempts: 3 });
       const sessionA = await a.openSession(2000);
       const tokenA = await a.lock("job", sessionA.id);
       assert.ok(tokenA !== undefined, "A takes the free lock");
@@ -470,7 +497,7 @@ Deno.test({
 
       await net.split([m1.host, m2.host], majority.map((n) => n.host));
       const cutAt = performance.now();
-      const b = new KvClient(majority.map((n) => n.http), {
+      const b = kvClient(majority.map((n) => n.http), {
         timeoutMs: 3000,
         attempts: 4,
       });
@@ -506,7 +533,7 @@ Deno.test({
       await converged(nodes);
       const after = await fencedPut(a, tokenA, "a3");
       assert.equal(after.succeeded, false, "A's old token is refused");
-      const lockNow = await fetch(`http://${m1.http}/v1/locks/job`, {
+      const lockNow = await authFetch(`http://${m1.http}/v1/locks/job`, {
         signal: AbortSignal.timeout(5000),
       });
       const lockJson = await lockNow.json();
