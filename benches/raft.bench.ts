@@ -70,11 +70,16 @@ const dataRoot = await Deno.makeTempDir({ prefix: "strata-bench-raft-" });
 console.log("starting a 3-node strata raft-kv cluster…");
 const strata = await startLocalCluster({ size: 3, dataRoot });
 const strataUrls = [...strata.nodes.values()].map((n) => `http://${n.http}`);
+// Auth is on, as deployed: every request carries the cluster's write token.
+const strataAuth = {
+  authorization: `Bearer ${strata.secrets!.tokens.write}`,
+};
 try {
   const put = async (w: number, k: string) => {
     const res = await fetch(`${strataUrls[w % 3]}/v1/kv/${k}`, {
       method: "PUT",
       body: value,
+      headers: strataAuth,
     });
     await res.body?.cancel();
     return res.ok;
@@ -98,6 +103,7 @@ try {
       await runLoad(c, DURATION_MS, async (w, s) => {
         const res = await fetch(
           `${strataUrls[w % 3]}/v1/kv/${key8(w * 7919 + s)}`,
+          { headers: strataAuth },
         );
         await res.body?.cancel();
         return res.ok;

@@ -142,8 +142,9 @@ export async function readJson<T extends z.ZodType>(
  * @throws EdgeError `bad_request`.
  */
 export function percentDecodeBytes(raw: string, what = "path"): Uint8Array {
-  const out: number[] = [];
   const enc = new TextEncoder();
+  if (!raw.includes("%")) return enc.encode(raw); // the common case
+  const out: number[] = [];
   for (let i = 0; i < raw.length; i++) {
     const ch = raw.charCodeAt(i);
     if (ch === 0x25) {
@@ -172,6 +173,7 @@ export function percentDecodeBytes(raw: string, what = "path"): Uint8Array {
  * @throws EdgeError `bad_request` for malformed escapes or bytes that are not UTF-8.
  */
 export function percentDecode(raw: string, what = "path"): string {
+  if (!raw.includes("%")) return raw; // nothing to decode: already text
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(
       percentDecodeBytes(raw, what),
