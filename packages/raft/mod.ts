@@ -37,13 +37,18 @@
  * ```
  */
 export {
+  type AnyConfChange,
   type ConfChange,
   confChangeSchema,
+  type ConfChangeV2,
+  confChangeV2Schema,
   type ConfState,
   confStateSchema,
+  decodeAnyConfChange,
   decodeConfChange,
   decodeRaftMessage,
   encodeConfChange,
+  encodeConfChangeV2,
   encodeRaftMessage,
   type Entry,
   entrySchema,

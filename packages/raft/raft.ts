@@ -1,8 +1,10 @@
 import {
+  type AnyConfChange,
   type ConfChange,
   type ConfState,
-  decodeConfChange,
+  decodeAnyConfChange,
   encodeConfChange,
+  encodeConfChangeV2,
   type Entry,
   entrySize,
   type HardState,
@@ -181,10 +183,16 @@ export class Raft {
   readonly log: RaftLog;
   /** Leader's view of every member's replication progress. */
   readonly prs: Map<NodeId, Progress> = new Map();
-  /** Voting members. */
+  /** Voting members (the incoming voters in a joint configuration). */
   readonly voters: Set<NodeId> = new Set();
   /** Non-voting members. */
   readonly learners: Set<NodeId> = new Set();
+  /** In a joint configuration: the voters of the configuration being left (else empty). */
+  readonly votersOutgoing: Set<NodeId> = new Set();
+  /** In a joint configuration: outgoing voters that become learners when it is left. */
+  readonly learnersNext: Set<NodeId> = new Set();
+  /** In a joint configuration: leave it automatically once it is applied. */
+  autoLeave = false;
   /** Messages produced since the last Ready. */
   msgs: Message[] = [];
   /** Read states produced since the last Ready. */
@@ -337,9 +345,7 @@ export class Raft {
     const hi = Math.min(this.log.applied, this.log.committed);
     if (hi < lo) return;
     for (const e of this.log.slice(lo, hi + 1, Infinity)) {
-      if (e.type !== "conf") continue;
-      const cc = decodeConfChange(e.data);
-      if (cc) this.applyConfChange(cc, e.index);
+      if (e.type === "conf") this.applyConfEntry(e.data, e.index);
     }
   }
 
@@ -371,12 +377,17 @@ export class Raft {
   #setConf(cs: ConfState): void {
     this.voters.clear();
     this.learners.clear();
+    this.votersOutgoing.clear();
+    this.learnersNext.clear();
     this.prs.clear();
     const next = this.log.lastIndex() + 1;
-    for (const v of cs.voters) {
-      this.voters.add(v);
+    for (const v of [...cs.voters, ...(cs.votersOutgoing ?? [])]) {
       this.prs.set(v, this.#newProgress(next, false));
     }
+    for (const v of cs.voters) this.voters.add(v);
+    for (const v of cs.votersOutgoing ?? []) this.votersOutgoing.add(v);
+    for (const l of cs.learnersNext ?? []) this.learnersNext.add(l);
+    this.autoLeave = this.votersOutgoing.size > 0 && (cs.autoLeave ?? false);
     for (const l of cs.learners) {
       this.learners.add(l);
       this.prs.set(l, this.#newProgress(next, true));
@@ -401,19 +412,61 @@ export class Raft {
 
   /** The current membership. */
   confState(): ConfState {
-    return {
-      voters: [...this.voters].sort((a, b) => a - b),
-      learners: [...this.learners].sort((a, b) => a - b),
+    const sorted = (s: Set<NodeId>) => [...s].sort((a, b) => a - b);
+    const cs: ConfState = {
+      voters: sorted(this.voters),
+      learners: sorted(this.learners),
     };
+    if (this.joint()) {
+      cs.votersOutgoing = sorted(this.votersOutgoing);
+      cs.learnersNext = sorted(this.learnersNext);
+      cs.autoLeave = this.autoLeave;
+    }
+    return cs;
   }
 
-  /** True when this node may campaign (it is a voter). */
+  /** True while in a joint configuration (decisions need both majorities). */
+  joint(): boolean {
+    return this.votersOutgoing.size > 0;
+  }
+
+  /** Every voter of the current and (when joint) the outgoing configuration. */
+  #allVoters(): Set<NodeId> {
+    if (!this.joint()) return this.voters;
+    return new Set([...this.voters, ...this.votersOutgoing]);
+  }
+
+  /** True when this is the only voter (no one else to ask). */
+  #soleVoter(): boolean {
+    return !this.joint() && this.voters.size === 1 && this.voters.has(this.id);
+  }
+
+  /** True when this node may campaign (it is a voter, incoming or outgoing). */
   promotable(): boolean {
-    return this.voters.has(this.id);
+    return this.voters.has(this.id) || this.votersOutgoing.has(this.id);
   }
 
-  #quorum(): number {
-    return (this.voters.size >> 1) + 1;
+  /**
+   * The largest value a majority of `set` has reached (+Infinity for an
+   * empty set, which agrees to anything, as in etcd).
+   */
+  static #majority(
+    set: Set<NodeId>,
+    get: (id: NodeId) => number,
+  ): number {
+    if (set.size === 0) return Infinity;
+    const vals: number[] = [];
+    for (const v of set) vals.push(get(v));
+    vals.sort((a, b) => b - a);
+    return vals[set.size >> 1]!;
+  }
+
+  /** The value reached by a majority of the incoming voters and (when joint) of the outgoing ones. */
+  #jointMajority(get: (id: NodeId) => number): number {
+    return Math.min(
+      Raft.#majority(this.voters, get),
+      Raft.#majority(this.votersOutgoing, get),
+    );
   }
 
   #event(e: RaftEvent): void {
@@ -541,7 +594,7 @@ export class Raft {
     }
     const index = this.log.lastIndex();
     const logTerm = this.log.lastTerm();
-    for (const v of this.voters) {
+    for (const v of this.#allVoters()) {
       if (v === this.id) continue;
       this.#send({
         type,
@@ -557,16 +610,24 @@ export class Raft {
 
   #poll(from: NodeId, granted: boolean): "won" | "lost" | "pending" {
     if (!this.#votes.has(from)) this.#votes.set(from, granted);
-    let yes = 0;
-    let no = 0;
-    for (const v of this.voters) {
-      const g = this.#votes.get(v);
-      if (g === true) yes++;
-      else if (g === false) no++;
-    }
-    const q = this.#quorum();
-    if (yes >= q) return "won";
-    if (no > this.voters.size - q) return "lost";
+    const tally = (set: Set<NodeId>): "won" | "lost" | "pending" => {
+      if (set.size === 0) return "won";
+      let yes = 0;
+      let no = 0;
+      for (const v of set) {
+        const g = this.#votes.get(v);
+        if (g === true) yes++;
+        else if (g === false) no++;
+      }
+      const q = (set.size >> 1) + 1;
+      if (yes >= q) return "won";
+      if (no > set.size - q) return "lost";
+      return "pending";
+    };
+    const a = tally(this.voters);
+    const b = tally(this.votersOutgoing);
+    if (a === "lost" || b === "lost") return "lost";
+    if (a === "won" && b === "won") return "won";
     return "pending";
   }
 
@@ -620,14 +681,14 @@ export class Raft {
   }
 
   #quorumActive(): boolean {
-    let active = 0;
-    for (const v of this.voters) {
+    const active = this.#jointMajority((v) =>
+      v === this.id || this.prs.get(v)?.recentActive ? 1 : 0
+    );
+    for (const v of this.#allVoters()) {
       const pr = this.prs.get(v);
-      if (!pr) continue;
-      if (v === this.id || pr.recentActive) active++;
-      if (v !== this.id) pr.recentActive = false;
+      if (pr && v !== this.id) pr.recentActive = false;
     }
-    return active >= this.#quorum();
+    return active >= 1;
   }
 
   #hup(transfer: boolean): void {
@@ -954,11 +1015,18 @@ export class Raft {
     let ents = m.entries;
     for (let i = 0; i < ents.length; i++) {
       if (ents[i]!.type !== "conf") continue;
-      const cc = decodeConfChange(ents[i]!.data);
-      const refuse = cc === undefined ||
+      const any = decodeAnyConfChange(ents[i]!.data);
+      const changes = any?.v === 1 ? [any.cc] : any?.cc.changes ?? [];
+      const leave = any?.v === 2 && changes.length === 0;
+      const refuse = any === undefined ||
         this.pendingConfIndex > this.log.applied ||
-        (cc.type === "removeNode" && cc.nodeId === this.id &&
-          this.voters.size === 1);
+        // A joint configuration must be left before the next change, and
+        // only a joint configuration can be left.
+        (this.joint() !== leave) ||
+        changes.some((cc) =>
+          cc.type === "removeNode" && cc.nodeId === this.id &&
+          this.voters.size === 1
+        );
       if (refuse) {
         if (ents === m.entries) ents = [...ents];
         ents[i] = { term: 0, index: 0, type: "normal", data: EMPTY };
@@ -1023,10 +1091,8 @@ export class Raft {
   // ---- replication (leader) ----
 
   #committedMatch(): number {
-    const matches: number[] = [];
-    for (const v of this.voters) matches.push(this.prs.get(v)?.match ?? 0);
-    matches.sort((a, b) => b - a);
-    return matches[this.#quorum() - 1] ?? 0;
+    const m = this.#jointMajority((v) => this.prs.get(v)?.match ?? 0);
+    return m === Infinity ? 0 : m;
   }
 
   #maybeCommit(): boolean {
@@ -1471,7 +1537,7 @@ export class Raft {
   // ---- reads ----
 
   #leaderReadIndex(m: MessageOf<"readIndex">): void {
-    if (this.voters.size === 1) {
+    if (this.#soleVoter()) {
       this.#answerRead(m.from, m.ctx, this.log.committed);
       return;
     }
@@ -1511,13 +1577,11 @@ export class Raft {
   #quorumValue(
     get: (pr: Progress, self: boolean, id: NodeId) => number,
   ): number {
-    const vals: number[] = [];
-    for (const v of this.voters) {
-      const pr = this.prs.get(v);
-      if (pr) vals.push(get(pr, v === this.id, v));
-    }
-    vals.sort((a, b) => b - a);
-    return vals[this.#quorum() - 1] ?? -Infinity;
+    const v = this.#jointMajority((id) => {
+      const pr = this.prs.get(id);
+      return pr ? get(pr, id === this.id, id) : -Infinity;
+    });
+    return v === Infinity ? -Infinity : v;
   }
 
   #releaseReads(): void {
@@ -1561,7 +1625,7 @@ export class Raft {
     }
     const local = this.#guard?.localProblem(now);
     if (local !== undefined) return no(`clock suspect: ${local}`);
-    if (this.voters.size === 1) return { valid: true, until: Infinity };
+    if (this.#soleVoter()) return { valid: true, until: Infinity };
     const oldest = this.#quorumValue((pr, self, id) =>
       self
         ? now
@@ -1649,10 +1713,165 @@ export class Raft {
   // ---- membership ----
 
   /**
+   * Applies the data of a committed "conf" entry of either kind (a single
+   * change, or a joint change / the leave of a joint configuration).
+   */
+  applyConfEntry(data: Uint8Array, index = 0): void {
+    const any: AnyConfChange | undefined = decodeAnyConfChange(data);
+    if (!any) return;
+    if (any.v === 1) {
+      this.applyConfChange(any.cc, index);
+      return;
+    }
+    const { changes, transition } = any.cc;
+    if (changes.length === 0) {
+      this.#leaveJoint(index);
+    } else if (changes.length === 1 && transition === "auto") {
+      if (!this.joint()) this.applyConfChange(changes[0]!, index);
+    } else {
+      this.#enterJoint(changes, transition === "auto", index);
+    }
+  }
+
+  /**
+   * Enters a joint configuration: the current voters become the outgoing
+   * set, `changes` make the incoming one; until it is left, elections and
+   * commitment need a majority of both. Idempotent (ignored when already
+   * joint), so replays after a restart are harmless.
+   */
+  #enterJoint(changes: ConfChange[], autoLeave: boolean, index: number): void {
+    if (this.joint()) return;
+    for (const v of this.voters) this.votersOutgoing.add(v);
+    const next = this.log.lastIndex() + 1;
+    for (const cc of changes) {
+      const id = cc.nodeId;
+      switch (cc.type) {
+        case "addNode":
+          this.voters.add(id);
+          this.learners.delete(id);
+          this.learnersNext.delete(id);
+          break;
+        case "addLearner":
+          this.voters.delete(id);
+          // An outgoing voter cannot also be a learner: it becomes one on leaving.
+          if (this.votersOutgoing.has(id)) this.learnersNext.add(id);
+          else this.learners.add(id);
+          break;
+        case "removeNode":
+          this.voters.delete(id);
+          this.learners.delete(id);
+          this.learnersNext.delete(id);
+          break;
+      }
+    }
+    this.autoLeave = autoLeave;
+    this.#syncProgress(next);
+    this.#confEvent(changes, index);
+    this.#afterConfChange();
+  }
+
+  /** Leaves a joint configuration: only the incoming voters remain. */
+  #leaveJoint(index: number): void {
+    if (!this.joint()) return;
+    this.votersOutgoing.clear();
+    for (const l of this.learnersNext) this.learners.add(l);
+    this.learnersNext.clear();
+    this.autoLeave = false;
+    this.#syncProgress(this.log.lastIndex() + 1);
+    this.#confEvent([], index);
+    this.#afterConfChange();
+  }
+
+  /** Gives every member a progress entry (with its learner flag) and drops the others'. */
+  #syncProgress(next: number): void {
+    const voters = this.#allVoters();
+    const members = new Set([
+      ...voters,
+      ...this.learners,
+      ...this.learnersNext,
+    ]);
+    for (const id of members) {
+      const learner = !voters.has(id);
+      const pr = this.prs.get(id);
+      if (pr) pr.isLearner = learner;
+      else this.prs.set(id, this.#newProgress(next, learner));
+    }
+    for (const id of [...this.prs.keys()]) {
+      if (!members.has(id) && id !== this.id) this.prs.delete(id);
+    }
+    if (this.leadTransferee !== NONE && !voters.has(this.leadTransferee)) {
+      this.#abortTransfer();
+    }
+  }
+
+  #confEvent(changes: ConfChange[], index: number): void {
+    const cs = this.confState();
+    this.#event({
+      kind: "conf_change",
+      node: this.id,
+      term: this.term,
+      index,
+      ...(changes[0] ? { change: changes[0] } : {}),
+      changes,
+      joint: this.joint(),
+      voters: cs.voters,
+      learners: cs.learners,
+      ...(cs.votersOutgoing ? { votersOutgoing: cs.votersOutgoing } : {}),
+    });
+  }
+
+  /**
+   * etcd's auto-leave: a leader in a joint configuration marked `autoLeave`
+   * appends the empty change that leaves it, once every membership change
+   * in its log is applied (called after each apply).
+   */
+  maybeAutoLeave(): void {
+    if (
+      this.role !== "leader" || !this.joint() || !this.autoLeave ||
+      this.pendingConfIndex > this.log.applied || this.leadTransferee !== NONE
+    ) return;
+    const leave: Entry = {
+      term: 0,
+      index: 0,
+      type: "conf",
+      data: encodeConfChangeV2({ changes: [], transition: "auto" }),
+    };
+    if (this.#appendEntries([leave])) {
+      this.pendingConfIndex = this.log.lastIndex();
+      this.needBcast = true;
+    }
+  }
+
+  /** What a leader does once a membership change is applied. */
+  #afterConfChange(): void {
+    if (this.role !== "leader") return;
+    if (!this.promotable()) {
+      // Safe removal of the leader: the change is committed, so a new
+      // leader can be elected from the remaining voters.
+      this.#event({
+        kind: "step_down",
+        node: this.id,
+        term: this.term,
+        reason: "removed",
+      });
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    if (this.#maybeCommit()) this.#bcastAppend();
+    else {
+      for (const id of this.prs.keys()) {
+        if (id !== this.id) this.#sendAppend(id, false);
+      }
+    }
+  }
+
+  /**
    * Applies a committed membership change (called when its entry is
    * applied). Idempotent, so replays after a restart are harmless.
    */
   applyConfChange(cc: ConfChange, index = 0): void {
+    // Never proposed while joint (the leader refuses it); ignore it anyway.
+    if (this.joint()) return;
     const already = cc.type === "addNode"
       ? this.voters.has(cc.nodeId)
       : cc.type === "addLearner"
@@ -1684,34 +1903,7 @@ export class Raft {
         if (this.leadTransferee === cc.nodeId) this.#abortTransfer();
         break;
     }
-    const cs = this.confState();
-    this.#event({
-      kind: "conf_change",
-      node: this.id,
-      term: this.term,
-      index,
-      change: cc,
-      voters: cs.voters,
-      learners: cs.learners,
-    });
-    if (this.role !== "leader") return;
-    if (!this.voters.has(this.id)) {
-      // Safe removal of the leader: the change is committed, so a new
-      // leader can be elected from the remaining voters.
-      this.#event({
-        kind: "step_down",
-        node: this.id,
-        term: this.term,
-        reason: "removed",
-      });
-      this.becomeFollower(this.term, NONE);
-      return;
-    }
-    if (this.#maybeCommit()) this.#bcastAppend();
-    else {
-      for (const id of this.prs.keys()) {
-        if (id !== this.id) this.#sendAppend(id, false);
-      }
-    }
+    this.#confEvent([cc], index);
+    this.#afterConfChange();
   }
 }

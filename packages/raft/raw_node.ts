@@ -1,9 +1,11 @@
 import {
   type ConfChange,
   confChangeSchema,
+  type ConfChangeV2,
+  confChangeV2Schema,
   type ConfState,
-  decodeConfChange,
   encodeConfChange,
+  encodeConfChangeV2,
   type Entry,
   type HardState,
   type Message,
@@ -197,6 +199,39 @@ export class RawNode {
   }
 
   /**
+   * Proposes a membership change in the style of etcd's ConfChangeV2:
+   * several changes at once through a joint configuration (with
+   * `transition: "auto"` the leader leaves it by itself once it is applied;
+   * with "explicit", propose `{ changes: [] }` to leave), or a single change
+   * directly. `context` travels with the change in the log (member
+   * addresses, say) and comes back in the committed entry. One change may
+   * be pending at a time; a joint configuration must be left before the next.
+   * @throws RaftError `proposal_dropped`, or `invalid_config` for a malformed change.
+   */
+  proposeConfChangeV2(cc: ConfChangeV2): void {
+    const parsed = confChangeV2Schema.safeParse(cc);
+    if (!parsed.success) {
+      throw new RaftError(
+        "invalid_config",
+        `invalid membership change: ${parsed.error.issues[0]?.message}`,
+      );
+    }
+    const id = this.raft.id;
+    this.raft.step({
+      type: "prop",
+      from: id,
+      to: id,
+      term: 0,
+      entries: [{
+        term: 0,
+        index: 0,
+        type: "conf",
+        data: encodeConfChangeV2(cc),
+      }],
+    });
+  }
+
+  /**
    * Requests a linearizable read point; a ReadState with the same `ctx`
    * appears in a later Ready (or never, if leadership is lost: retry).
    */
@@ -315,14 +350,12 @@ export class RawNode {
     if (p.committed.length > 0) {
       for (const e of p.committed) {
         if (e.index <= r.log.applied) continue;
-        if (e.type === "conf") {
-          const cc = decodeConfChange(e.data);
-          if (cc) r.applyConfChange(cc, e.index);
-        }
+        if (e.type === "conf") r.applyConfEntry(e.data, e.index);
       }
       const last = p.committed[p.committed.length - 1]!.index;
       if (last > r.log.applied) r.log.appliedTo(last);
       r.reduceUncommittedSize(p.committed);
+      r.maybeAutoLeave();
     }
   }
 

@@ -12,7 +12,9 @@ import { defineMessage } from "@strata/codec";
 import {
   type ClockGuardOptions,
   type ClockVerdict,
+  type ConfChange,
   type ConfState,
+  decodeAnyConfChange,
   type Entry,
   entrySchema,
   type HardState,
@@ -36,6 +38,12 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { CommandStateMachine } from "./command_state_machine.ts";
 import { readHardState, writeHardState } from "./hard_state_file.ts";
+import {
+  type MemberAddresses,
+  memberAddressesSchema,
+  readMemberAddresses,
+  writeMemberAddresses,
+} from "./member_addresses_file.ts";
 import { ReplicationError } from "./replication_error.ts";
 import { ReplicationMetrics } from "./replication_metrics.ts";
 
@@ -334,6 +342,7 @@ export class ReplicatedNode<R> {
         mem.append(records.map((r) => LogEntry.decode(r) as Entry));
       }
       const hard = await readHardState(cfg.dataDir);
+      const learned = await readMemberAddresses(cfg.dataDir);
       const commit = Math.min(
         Math.max(hard.commit, snapIndex),
         mem.lastIndex(),
@@ -374,6 +383,9 @@ export class ReplicatedNode<R> {
         hs,
         snapIndex,
       );
+      for (const [id, a] of Object.entries(learned)) {
+        n.setAddress(Number(id), a);
+      }
       await n.#listen();
       n.#tickOrigin = clock.monotonic();
       n.#ticker = setInterval(() => n.#tick(), cfg.tickMs);
@@ -696,6 +708,101 @@ export class ReplicatedNode<R> {
   }
 
   /**
+   * Changes several members at once through a joint configuration (raft's
+   * ConfChangeV2, left automatically): e.g. add two voters and remove two
+   * in one step, which one-at-a-time changes cannot do without passing
+   * through an even-sized or weaker configuration. `addresses` of the new
+   * members travel in the change's context, so every replica (and the new
+   * members themselves, when they replay the log) learns them from the log;
+   * they are kept in the data directory. Waits until the final
+   * configuration is applied here.
+   * @throws ReplicationError `no_leader`, `conflict` (refused: another
+   *   change in flight), `bad_request` (empty or invalid), `timeout`.
+   */
+  async changeMembers(
+    changes: ConfChange[],
+    addresses: Record<number, PeerAddress>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (!this.isLeader) {
+      throw this.notLeader("membership changes go to the leader");
+    }
+    const context: MemberAddresses = {};
+    for (const [id, a] of Object.entries(addresses)) {
+      context[id] = a.http ? { peer: a.peer, http: a.http } : { peer: a.peer };
+    }
+    const checked = memberAddressesSchema.safeParse(context);
+    if (changes.length === 0 || !checked.success) {
+      throw new ReplicationError(
+        "bad_request",
+        changes.length === 0
+          ? "no membership change given"
+          : `invalid member addresses: ${checked.error?.issues[0]?.message}`,
+      );
+    }
+    const raft = this.#node.raft;
+    if (raft.joint() || raft.pendingConfIndex > raft.log.applied) {
+      throw new ReplicationError(
+        "conflict",
+        "another membership change is still being applied; retry shortly",
+      );
+    }
+    for (const [id, a] of Object.entries(checked.data)) {
+      this.setAddress(Number(id), a);
+    }
+    // The configuration once the joint one is left.
+    const cs = this.#node.confState();
+    const voters = new Set(cs.voters);
+    const learners = new Set(cs.learners);
+    for (const c of changes) {
+      if (c.type === "addNode") {
+        voters.add(c.nodeId);
+        learners.delete(c.nodeId);
+      } else if (c.type === "addLearner") {
+        voters.delete(c.nodeId);
+        learners.add(c.nodeId);
+      } else {
+        voters.delete(c.nodeId);
+        learners.delete(c.nodeId);
+      }
+    }
+    const same = (a: Set<number>, b: number[]) =>
+      a.size === b.length && b.every((x) => a.has(x));
+    try {
+      this.#node.proposeConfChangeV2({
+        changes,
+        context: new TextEncoder().encode(JSON.stringify(checked.data)),
+      });
+    } catch (e) {
+      if (isRaftError(e, "invalid_config")) {
+        throw new ReplicationError("bad_request", e.message);
+      }
+      if (isRaftError(e)) {
+        throw new ReplicationError(
+          "conflict",
+          `membership change refused: ${e.message}`,
+        );
+      }
+      throw e;
+    }
+    this.#drive();
+    for (;;) {
+      const now = this.#node.confState();
+      if (
+        !now.votersOutgoing && same(voters, now.voters) &&
+        same(learners, now.learners)
+      ) return;
+      if (signal.aborted) {
+        throw new ReplicationError(
+          "timeout",
+          "the membership change did not apply before the deadline (it may still)",
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
    * Hands leadership to `to` (default: the most caught-up other voter)
    * and waits until it leads.
    * @returns the new leader's id.
@@ -906,7 +1013,14 @@ export class ReplicatedNode<R> {
     if (rd.snapshot) {
       this.machine.restore(rd.snapshot.data, rd.snapshot.meta.index);
     }
-    for (const e of rd.committedEntries) this.#apply(e);
+    let learned = false;
+    for (const e of rd.committedEntries) {
+      if (this.#learnFromConf(e)) learned = true;
+      this.#apply(e);
+    }
+    if (learned) {
+      await writeMemberAddresses(this.#cfg.dataDir, this.#learnedAddresses());
+    }
     // 4. Reads whose point is known.
     for (const rs of rd.readStates) {
       const w = this.#reads.get(rs.ctx);
@@ -940,11 +1054,53 @@ export class ReplicatedNode<R> {
     }
     if (
       !this.#snapshotting &&
+      // The snapshot store keeps voters and learners only: never snapshot
+      // a joint configuration (it is left within a round trip or two).
+      !this.#node.confState().votersOutgoing &&
       this.machine.appliedIndex - this.#snapshotIndex >=
         this.#cfg.snapshotEntries
     ) {
       this.#takeSnapshot();
     }
+  }
+
+  /**
+   * Learns the addresses a joint membership change carries in its context.
+   * @returns true when an address was new.
+   */
+  #learnFromConf(e: Entry): boolean {
+    if (e.type !== "conf") return false;
+    const any = decodeAnyConfChange(e.data);
+    if (any?.v !== 2 || !any.cc.context) return false;
+    let parsed;
+    try {
+      parsed = memberAddressesSchema.safeParse(
+        JSON.parse(new TextDecoder().decode(any.cc.context)),
+      );
+    } catch {
+      return false;
+    }
+    if (!parsed.success) return false;
+    let changed = false;
+    for (const [id, a] of Object.entries(parsed.data)) {
+      const known = this.#addresses.get(Number(id));
+      if (known?.peer === a.peer && known?.http === a.http) continue;
+      this.setAddress(Number(id), a);
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Addresses of members outside the initial list, for the members file. */
+  #learnedAddresses(): MemberAddresses {
+    const out: MemberAddresses = {};
+    for (const [id, a] of this.#addresses) {
+      if (id === this.#cfg.id || this.#cfg.members.has(id)) continue;
+      out[String(id)] = a.http
+        ? { peer: a.peer, http: a.http }
+        : { peer: a.peer };
+    }
+    return out;
   }
 
   #apply(e: Entry): void {
