@@ -9,72 +9,15 @@
 // acknowledged write may be lost. Needs root; skipped with a message
 // outside CI. STRATA_LONG=1 repeats the faults and adds partial loss.
 import assert from "node:assert/strict";
-import { type Host, HostNetwork, skipWithoutHosts } from "@strata/hosts";
-import type { ReadyProcess } from "@strata/process";
+import { HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import { checkKvHistory, type KvOperation } from "@strata/sim";
 import { KvClient, KvClientError } from "./client.ts";
+import { type HostNode, HTTP_PORT, startHostCluster } from "./host_cluster.ts";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const TICK_MS = 50; // election timeout 10-20 ticks: 0.5-1 s
 const ELECTION_MS = 20 * TICK_MS;
-// Each host has its own port space: every node uses the same ports.
-const PEER_PORT = 7000;
-const HTTP_PORT = 2380;
-const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
 const skip = await skipWithoutHosts("kv_partition_test");
-
-interface HostNode {
-  id: number;
-  host: Host;
-  /** `address:port` of its HTTP API. */
-  http: string;
-  proc: ReadyProcess<{ http: string; peer: string }>;
-}
-
-/**
- * Starts kv node `id` inside `host`. Every node of these tests starts
- * here, so node flags (auth, secrets) are set in one place.
- */
-function startKvNode(
-  net: HostNetwork,
-  host: Host,
-  id: number,
-  peers: string,
-  dataDir: string,
-): Promise<ReadyProcess<{ http: string; peer: string }>> {
-  return net.spawn(
-    host,
-    [
-      "run",
-      "-A",
-      NODE_MAIN,
-      "--id",
-      String(id),
-      "--peers",
-      peers,
-      "--data-dir",
-      dataDir,
-      "--listen",
-      `${host.address}:${PEER_PORT}`,
-      "--http",
-      `${host.address}:${HTTP_PORT}`,
-      "--tick-ms",
-      String(TICK_MS),
-    ],
-    (line) => {
-      const m = line as { event?: unknown; http?: unknown; peer?: unknown };
-      return m?.event === "ready" && typeof m.http === "string" &&
-          typeof m.peer === "string"
-        ? { http: m.http, peer: m.peer }
-        : undefined;
-    },
-    {
-      name: `kv node ${id} on ${host.name}`,
-      stderr: "null",
-      timeoutMs: 60_000,
-    },
-  );
-}
 
 /** A cluster of `size` nodes, node i on host h<i>; closed with its network. */
 async function withHostCluster(
@@ -84,22 +27,13 @@ async function withHostCluster(
   const dir = await Deno.makeTempDir({ prefix: "strata-kv-partition-" });
   const net = await HostNetwork.create({ hosts: size });
   try {
-    const peers = net.hosts.map((h) =>
-      `${h.index + 1}=${h.address}:${PEER_PORT}/${h.address}:${HTTP_PORT}`
-    ).join(",");
-    const nodes = new Map<number, HostNode>();
-    await Promise.all(net.hosts.map(async (host) => {
-      const id = host.index + 1;
-      const proc = await startKvNode(
-        net,
-        host,
-        id,
-        peers,
-        `${dir}/node-${id}`,
-      );
-      assert.equal(proc.ready.http, `${host.address}:${HTTP_PORT}`);
-      nodes.set(id, { id, host, http: proc.ready.http, proc });
-    }));
+    const nodes = await startHostCluster(net, {
+      dataRoot: dir,
+      tickMs: TICK_MS,
+    });
+    for (const n of nodes.values()) {
+      assert.equal(n.http, `${n.host.address}:${HTTP_PORT}`);
+    }
     await fn(net, nodes);
   } catch (e) {
     // Read a failing history against the faults.
