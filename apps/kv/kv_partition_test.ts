@@ -17,7 +17,12 @@ import { type HostNode, HTTP_PORT, startHostCluster } from "./host_cluster.ts";
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const TICK_MS = 50; // election timeout 10-20 ticks: 0.5-1 s
 const ELECTION_MS = 20 * TICK_MS;
+// How long, at least, the clients pinned to cut-off nodes keep asking them.
+const CUT_WINDOW_MS = 3000;
 const skip = await skipWithoutHosts("kv_partition_test");
+
+const sleepUntil = (t: number) =>
+  new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
 
 /** A cluster of `size` nodes, node i on host h<i>; closed with its network. */
 async function withHostCluster(
@@ -130,6 +135,8 @@ const decode = (v: Uint8Array) => new TextDecoder().decode(v);
  */
 function startLoad(nodes: HostNode[], spread: number) {
   const history: KvOperation[] = [];
+  // Reads that got no answer (left out of the history: they had no effect).
+  const failedReads: Array<{ clientId: number; call: number }> = [];
   let acked = 0;
   let running = true;
   const endpoints = nodes.map((n) => n.http);
@@ -179,6 +186,7 @@ function startLoad(nodes: HostNode[], spread: number) {
           });
         } catch (e) {
           if (!(e instanceof KvClientError)) throw e;
+          failedReads.push({ clientId: c, call });
         }
       } else {
         // Read, then swap in a new value if nobody wrote in between.
@@ -195,6 +203,7 @@ function startLoad(nodes: HostNode[], spread: number) {
           });
         } catch (e) {
           if (!(e instanceof KvClientError)) throw e;
+          failedReads.push({ clientId: c, call });
           continue;
         }
         const value = `c${c}-${seq}-cas`;
@@ -217,6 +226,9 @@ function startLoad(nodes: HostNode[], spread: number) {
   });
   return {
     history,
+    failedReads,
+    /** The client id of the client pinned to node `id`. */
+    pinnedClient: (id: number) => spread + nodes.findIndex((n) => n.id === id),
     /** Waits until `n` more writes are acknowledged; fails after `timeoutMs`. */
     async moreAcks(n: number, timeoutMs = 30_000) {
       const target = acked + n;
@@ -297,6 +309,11 @@ Deno.test({
       const nodes = [...byId.values()].sort((a, b) => a.id - b.id);
       const node = (id: number) => byId.get(id)!;
       const load = startLoad(nodes, 5);
+      // Nodes cut off from the majority, and when: a client pinned to one
+      // must get no answer at all in that window (no write can commit and
+      // no read can be confirmed there), from two election timeouts after
+      // the cut (what was in flight may still land) until the heal.
+      const cutOff: Array<{ nodes: number[]; from: number; to: number }> = [];
       try {
         await leaderAmong(nodes);
         await load.moreAcks(20);
@@ -316,6 +333,12 @@ Deno.test({
             } ms`,
           );
           await load.moreAcks(20);
+          await sleepUntil(cutAt + 2 * ELECTION_MS + CUT_WINDOW_MS);
+          cutOff.push({
+            nodes: [l1],
+            from: cutAt + 2 * ELECTION_MS,
+            to: performance.now(),
+          });
           await net.heal();
           await converged(nodes);
 
@@ -327,6 +350,7 @@ Deno.test({
             minority.map((id) => node(id).host),
             majority.map((n) => n.host),
           );
+          const splitAt = performance.now();
           const l4 = await leaderAmong(majority);
           await stepsDown(node(l3));
           console.log(
@@ -335,6 +359,12 @@ Deno.test({
             }: node ${l4} leads the majority`,
           );
           await load.moreAcks(20);
+          await sleepUntil(splitAt + 2 * ELECTION_MS + CUT_WINDOW_MS);
+          cutOff.push({
+            nodes: minority,
+            from: splitAt + 2 * ELECTION_MS,
+            to: performance.now(),
+          });
           await net.heal();
           await converged(nodes);
 
@@ -361,6 +391,30 @@ Deno.test({
         await load.moreAcks(10);
       } finally {
         await load.stop();
+      }
+      for (const w of cutOff) {
+        for (const id of w.nodes) {
+          const c = load.pinnedClient(id);
+          const answered = load.history.filter((o) =>
+            o.clientId === c && o.return !== undefined && o.call >= w.from &&
+            o.return <= w.to
+          );
+          assert.deepEqual(
+            answered,
+            [],
+            `node ${id} answered while cut off from the majority`,
+          );
+          const asked = [...load.history, ...load.failedReads].filter((o) =>
+            o.clientId === c && o.call >= w.from && o.call <= w.to
+          ).length;
+          console.log(
+            `  node ${id} cut off for ${
+              ((w.to - w.from) / 1000).toFixed(1)
+            } s (after the first ${
+              2 * ELECTION_MS
+            } ms): ${asked} requests through it, none answered`,
+          );
+        }
       }
       await checkHistory(nodes, load.history);
     });
