@@ -8,25 +8,25 @@
 // checked with packages/sim's checker, final reads included, so no
 // acknowledged write may be lost. Needs root; skipped with a message
 // outside CI. STRATA_LONG=1 repeats the faults and adds partial loss.
-import { loadOrCreateSecrets } from "@strata/edge";
 import assert from "node:assert/strict";
-import { type Host, HostNetwork, skipWithoutHosts } from "@strata/hosts";
-import type { ReadyProcess } from "@strata/process";
+import { HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import { checkKvHistory, type KvOperation } from "@strata/sim";
 import { KvClient, KvClientError } from "./client.ts";
+import { type HostNode, HTTP_PORT, startHostCluster } from "./host_cluster.ts";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const TICK_MS = 50; // election timeout 10-20 ticks: 0.5-1 s
 const ELECTION_MS = 20 * TICK_MS;
-// Each host has its own port space: every node uses the same ports.
-const PEER_PORT = 7000;
-const HTTP_PORT = 2380;
-const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
+// How long, at least, the clients pinned to cut-off nodes keep asking them.
+const CUT_WINDOW_MS = 3000;
 const skip = await skipWithoutHosts("kv_partition_test");
 
+const sleepUntil = (t: number) =>
+  new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
+
 /**
- * The admin token of the running test cluster: nodes off loopback require
- * auth, so the cluster shares one generated auth directory.
+ * The admin token of the running test cluster (nodes off loopback require
+ * auth; the cluster generates one auth directory that its nodes share).
  */
 let adminToken = "";
 
@@ -46,62 +46,6 @@ function authFetch(url: string, init: RequestInit = {}): Promise<Response> {
   });
 }
 
-interface HostNode {
-  id: number;
-  host: Host;
-  /** `address:port` of its HTTP API. */
-  http: string;
-  proc: ReadyProcess<{ http: string; peer: string }>;
-}
-
-/**
- * Starts kv node `id` inside `host`. Every node of these tests starts
- * here, so node flags (auth, secrets) are set in one place.
- */
-function startKvNode(
-  net: HostNetwork,
-  host: Host,
-  id: number,
-  peers: string,
-  dataDir: string,
-  authDir: string,
-): Promise<ReadyProcess<{ http: string; peer: string }>> {
-  return net.spawn(
-    host,
-    [
-      "run",
-      "-A",
-      NODE_MAIN,
-      "--id",
-      String(id),
-      "--peers",
-      peers,
-      "--data-dir",
-      dataDir,
-      "--listen",
-      `${host.address}:${PEER_PORT}`,
-      "--http",
-      `${host.address}:${HTTP_PORT}`,
-      "--tick-ms",
-      String(TICK_MS),
-      "--auth-dir",
-      authDir,
-    ],
-    (line) => {
-      const m = line as { event?: unknown; http?: unknown; peer?: unknown };
-      return m?.event === "ready" && typeof m.http === "string" &&
-          typeof m.peer === "string"
-        ? { http: m.http, peer: m.peer }
-        : undefined;
-    },
-    {
-      name: `kv node ${id} on ${host.name}`,
-      stderr: "null",
-      timeoutMs: 60_000,
-    },
-  );
-}
-
 /** A cluster of `size` nodes, node i on host h<i>; closed with its network. */
 async function withHostCluster(
   size: number,
@@ -110,25 +54,14 @@ async function withHostCluster(
   const dir = await Deno.makeTempDir({ prefix: "strata-kv-partition-" });
   const net = await HostNetwork.create({ hosts: size });
   try {
-    const secrets = await loadOrCreateSecrets(`${dir}/auth`);
+    const { nodes, secrets } = await startHostCluster(net, {
+      dataRoot: dir,
+      tickMs: TICK_MS,
+    });
     adminToken = secrets.tokens.admin;
-    const peers = net.hosts.map((h) =>
-      `${h.index + 1}=${h.address}:${PEER_PORT}/${h.address}:${HTTP_PORT}`
-    ).join(",");
-    const nodes = new Map<number, HostNode>();
-    await Promise.all(net.hosts.map(async (host) => {
-      const id = host.index + 1;
-      const proc = await startKvNode(
-        net,
-        host,
-        id,
-        peers,
-        `${dir}/node-${id}`,
-        secrets.dir,
-      );
-      assert.equal(proc.ready.http, `${host.address}:${HTTP_PORT}`);
-      nodes.set(id, { id, host, http: proc.ready.http, proc });
-    }));
+    for (const n of nodes.values()) {
+      assert.equal(n.http, `${n.host.address}:${HTTP_PORT}`);
+    }
     await fn(net, nodes);
   } catch (e) {
     // Read a failing history against the faults.
@@ -225,6 +158,8 @@ const decode = (v: Uint8Array) => new TextDecoder().decode(v);
  */
 function startLoad(nodes: HostNode[], spread: number) {
   const history: KvOperation[] = [];
+  // Reads that got no answer (left out of the history: they had no effect).
+  const failedReads: Array<{ clientId: number; call: number }> = [];
   let acked = 0;
   let running = true;
   const endpoints = nodes.map((n) => n.http);
@@ -272,6 +207,7 @@ function startLoad(nodes: HostNode[], spread: number) {
           });
         } catch (e) {
           if (!(e instanceof KvClientError)) throw e;
+          failedReads.push({ clientId: c, call });
         }
       } else {
         // Read, then swap in a new value if nobody wrote in between.
@@ -288,6 +224,7 @@ function startLoad(nodes: HostNode[], spread: number) {
           });
         } catch (e) {
           if (!(e instanceof KvClientError)) throw e;
+          failedReads.push({ clientId: c, call });
           continue;
         }
         const value = `c${c}-${seq}-cas`;
@@ -310,6 +247,9 @@ function startLoad(nodes: HostNode[], spread: number) {
   });
   return {
     history,
+    failedReads,
+    /** The client id of the client pinned to node `id`. */
+    pinnedClient: (id: number) => spread + nodes.findIndex((n) => n.id === id),
     /** Waits until `n` more writes are acknowledged; fails after `timeoutMs`. */
     async moreAcks(n: number, timeoutMs = 30_000) {
       const target = acked + n;
@@ -390,6 +330,11 @@ Deno.test({
       const nodes = [...byId.values()].sort((a, b) => a.id - b.id);
       const node = (id: number) => byId.get(id)!;
       const load = startLoad(nodes, 5);
+      // Nodes cut off from the majority, and when: a client pinned to one
+      // must get no answer at all in that window (no write can commit and
+      // no read can be confirmed there), from two election timeouts after
+      // the cut (what was in flight may still land) until the heal.
+      const cutOff: Array<{ nodes: number[]; from: number; to: number }> = [];
       try {
         await leaderAmong(nodes);
         await load.moreAcks(20);
@@ -409,6 +354,12 @@ Deno.test({
             } ms`,
           );
           await load.moreAcks(20);
+          await sleepUntil(cutAt + 2 * ELECTION_MS + CUT_WINDOW_MS);
+          cutOff.push({
+            nodes: [l1],
+            from: cutAt + 2 * ELECTION_MS,
+            to: performance.now(),
+          });
           await net.heal();
           await converged(nodes);
 
@@ -420,6 +371,7 @@ Deno.test({
             minority.map((id) => node(id).host),
             majority.map((n) => n.host),
           );
+          const splitAt = performance.now();
           const l4 = await leaderAmong(majority);
           await stepsDown(node(l3));
           console.log(
@@ -428,6 +380,12 @@ Deno.test({
             }: node ${l4} leads the majority`,
           );
           await load.moreAcks(20);
+          await sleepUntil(splitAt + 2 * ELECTION_MS + CUT_WINDOW_MS);
+          cutOff.push({
+            nodes: minority,
+            from: splitAt + 2 * ELECTION_MS,
+            to: performance.now(),
+          });
           await net.heal();
           await converged(nodes);
 
@@ -454,6 +412,30 @@ Deno.test({
         await load.moreAcks(10);
       } finally {
         await load.stop();
+      }
+      for (const w of cutOff) {
+        for (const id of w.nodes) {
+          const c = load.pinnedClient(id);
+          const answered = load.history.filter((o) =>
+            o.clientId === c && o.return !== undefined && o.call >= w.from &&
+            o.return <= w.to
+          );
+          assert.deepEqual(
+            answered,
+            [],
+            `node ${id} answered while cut off from the majority`,
+          );
+          const asked = [...load.history, ...load.failedReads].filter((o) =>
+            o.clientId === c && o.call >= w.from && o.call <= w.to
+          ).length;
+          console.log(
+            `  node ${id} cut off for ${
+              ((w.to - w.from) / 1000).toFixed(1)
+            } s (after the first ${
+              2 * ELECTION_MS
+            } ms): ${asked} requests through it, none answered`,
+          );
+        }
       }
       await checkHistory(nodes, load.history);
     });

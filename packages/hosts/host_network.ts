@@ -125,10 +125,9 @@ async function must(cmd: string, args: string[], stdin?: string) {
 }
 
 /**
- * Removes the namespaces and links of instance `id` (synchronously, so it
- * also works from a signal handler or at exit): first SIGKILLs any process
- * still inside one of its namespaces, since a namespace lives on while a
- * process is in it.
+ * Removes the namespaces and links of instance `id`: first SIGKILLs any
+ * process still inside one of its namespaces, since a namespace lives on
+ * while a process is in it. Only names carrying `id` are touched.
  */
 function removeInstanceSync(id: string): void {
   const netns = runSync("ip", ["netns", "list"]).stdout.split("\n")
@@ -278,7 +277,8 @@ export class HostNetwork {
       if (base === undefined) {
         throw new HostsError("no_subnet", "no private /24 is free here");
       }
-      const id = randomId();
+      let id = randomId();
+      while (ownerAlive(id)) id = randomId(); // ids are unique on the machine
       recordOwner(id); // before anything exists, so a crash mid-setup is swept
       const net = new HostNetwork(
         id,
