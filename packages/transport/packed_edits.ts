@@ -14,9 +14,10 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * zstd, the edits are sparse column differences.
  *
  * ```
- * u8 2 · varint packetCount (≥ 1) · u8 editsCoding (0 raw, 1 zstd) ·
- *   varint editsLength · edits · frame (the rest of the blob)
- * frame  = zstd of: reference · the packets stored whole, back to back
+ * u8 2 · varint packetCount (≥ 1) · u8 editsPlace · varint editsLength ·
+ *   [edits, when editsPlace is 0] · frame (the rest of the blob)
+ * frame  = zstd of: [edits, when editsPlace is 1] · reference ·
+ *          the packets stored whole, back to back
  * edits  = record*, covering packets 1 … count-1 in order
  * record = varint (k << 2 | kind), k ≥ 1 packets:
  *   kind 0, whole: k × varint length (the next k packets of the frame)
@@ -40,9 +41,10 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * across receivers (a follower id, a commit index) costs one, however many
  * packets there are; zstd (when it is smaller) then codes what is left.
  *
- * Why two sections: the edits are few bytes, mostly outside the alphabet of
- * the reference's literals, and inside the reference's zstd block they
- * would grow its Huffman table by more than they weigh. The packets stored
+ * Why edits may go raw: a few bytes of edits, mostly outside the alphabet
+ * of the reference's literals, would grow the zstd block's Huffman table
+ * by more than they weigh; more edits go inside the frame (one zstd call,
+ * whose fixed setup dominates a small batch's time). The packets stored
  * whole share the reference's zstd window, so what later packets share
  * with it (or with each other) is still stored once. zstd's window and
  * tables are sized to the input rather than to its defaults for unknown
@@ -54,14 +56,17 @@ export const EDITS_FORMAT = 2;
 export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
 /**
- * zstd level: 7 (lazy2 matching) codes the batches of the bench ≈ 0.6%
- * smaller than the default 3, and with tables sized to the input it is
- * still cheaper than the default level with default tables.
+ * zstd level: 7 (lazy2 matching) codes the reference of the bench's
+ * batches ≈ 20 bytes (0.6%) smaller than the default 3, which is what keeps
+ * a 3-packet batch smaller than zstd on the whole concatenation; it costs
+ * ≈ 20 µs more per batch on 5 KiB.
  */
 const ZSTD_LEVEL = 7;
 
-// Edits smaller than this go raw: a zstd frame's header would eat the gain.
-const MIN_ZSTD_EDITS = 64;
+// Edits smaller than this go raw, outside the frame: inside it, their
+// bytes (mostly outside the reference's alphabet) would grow the literals'
+// Huffman table by more than they weigh.
+const MIN_FRAMED_EDITS = 64;
 
 // A packet whose differences from the reference fit in one region this
 // small, or leave at least half of it equal at its two ends, is an edit.
@@ -99,26 +104,14 @@ export function packEdits(
 ): Uint8Array<ArrayBuffer> | undefined {
   const groups = groupPackets(packets);
   const ref = packets[0]!;
-  // The zstd section: the reference and the packets stored whole.
-  let plainSize = ref.length;
-  for (const g of groups) {
-    if (g.kind !== 0) continue;
-    for (let p = g.first; p < g.first + g.k; p++) {
-      plainSize += packets[p]!.length;
-    }
-  }
-  if (plainSize > MAX_PLAN_BYTES) return undefined;
-  const plain = new Uint8Array(plainSize);
-  plain.set(ref);
-  let at = ref.length;
   const edits: number[] = [];
+  let wholeBytes = 0;
   for (const g of groups) {
     pushVarint(edits, g.k * 4 + g.kind);
     if (g.kind === 0) {
       for (let p = g.first; p < g.first + g.k; p++) {
         pushVarint(edits, packets[p]!.length);
-        plain.set(packets[p]!, at);
-        at += packets[p]!.length;
+        wholeBytes += packets[p]!.length;
       }
       continue;
     }
@@ -130,26 +123,41 @@ export function packEdits(
     pushVarint(edits, data.length);
     for (const b of data) edits.push(b);
   }
-  const frame = zstd(plain);
-  let editBytes: Uint8Array = Uint8Array.from(edits);
-  let coding = 0;
-  if (editBytes.length >= MIN_ZSTD_EDITS) {
-    const z = zstd(editBytes);
-    if (z.length < editBytes.length) {
-      editBytes = z;
-      coding = 1;
+  // Small edits travel raw; larger ones lead the zstd frame (one zstd
+  // call: each costs a fixed setup that dominates a small batch).
+  const framed = edits.length >= MIN_FRAMED_EDITS;
+  const size = (framed ? edits.length : 0) + ref.length + wholeBytes;
+  if (size > MAX_PLAN_BYTES) return undefined;
+  const body = new Uint8Array(size);
+  let at = 0;
+  if (framed) {
+    body.set(edits);
+    at = edits.length;
+  }
+  body.set(ref, at);
+  at += ref.length;
+  for (const g of groups) {
+    if (g.kind !== 0) continue;
+    for (let p = g.first; p < g.first + g.k; p++) {
+      body.set(packets[p]!, at);
+      at += packets[p]!.length;
     }
   }
+  const frame = zstd(body);
+  const raw = framed ? 0 : edits.length;
   const out = new Uint8Array(
-    1 + varintLength(packets.length) + 1 + varintLength(editBytes.length) +
-      editBytes.length + frame.length,
+    1 + varintLength(packets.length) + 1 + varintLength(edits.length) + raw +
+      frame.length,
   );
   out[0] = EDITS_FORMAT;
   at = writeVarint(out, 1, packets.length);
-  out[at++] = coding;
-  at = writeVarint(out, at, editBytes.length);
-  out.set(editBytes, at);
-  out.set(frame, at + editBytes.length);
+  out[at++] = framed ? 1 : 0;
+  at = writeVarint(out, at, edits.length);
+  if (!framed) {
+    out.set(edits, at);
+    at += raw;
+  }
+  out.set(frame, at);
   return out;
 }
 
@@ -319,11 +327,19 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
     throw malformed(`edits coded as ${coding}`);
   }
   const e = blobVarint(blob, next + 1);
-  const editsEnd = e.next + e.value;
-  if (editsEnd >= blob.length) throw malformed("ends inside the edits");
-  const rawEdits = blob.subarray(e.next, editsEnd);
-  const edits = coding === 1 ? unzstd(rawEdits) : rawEdits;
-  const plain = unzstd(blob.subarray(editsEnd));
+  let edits: Uint8Array;
+  let plain: Uint8Array;
+  if (coding === 0) {
+    const editsEnd = e.next + e.value;
+    if (editsEnd >= blob.length) throw malformed("ends inside the edits");
+    edits = blob.subarray(e.next, editsEnd);
+    plain = unzstd(blob.subarray(editsEnd));
+  } else {
+    const body = unzstd(blob.subarray(e.next));
+    if (e.value > body.length) throw malformed("frame shorter than its edits");
+    edits = body.subarray(0, e.value);
+    plain = body.subarray(e.value);
+  }
   // Records first: the packets stored whole say where the reference ends.
   const groups: ParsedGroup[] = [];
   let first = 1;
