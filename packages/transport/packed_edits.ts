@@ -19,9 +19,9 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * frame  = zstd of: [edits, when editsPlace is 1] · reference ·
  *          the packets stored whole, back to back
  * edits  = record*, covering packets 1 … count-1 in order
- * record = varint (k << 2 | kind), k ≥ 1 packets:
+ * record = varint (k << 3 | kind), k ≥ 1 packets:
  *   kind 0, whole: k × varint length (the next k packets of the frame)
- *   kind 1 or 2, edits: varint prefix · varint middle ·
+ *   kind 1 … 4, edits: varint prefix · varint middle ·
  *                  varint zigzag(length − refLength) · varint dataLength · data
  * data   = (varint zeros skipped · u8 non-zero value)*, trailing zeros implied
  * ```
@@ -29,17 +29,18 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * The reference is what the frame holds before the packets stored whole.
  * An edit group's k packets all have the same length and equal the
  * reference in their first `prefix` and last `length − prefix − middle`
- * bytes (the
- * fan-out case: one message, a different header per receiver). Their
- * middles form a k × middle matrix that `data` lists column by column, as
- * second differences down each column: with `b` the reference's byte at
- * the same place counted from the middle's start (kind 1) or from its end
- * (kind 2, for a field that grew or shrank; 0 outside the reference) and
- * `vⱼ` packet j's, the values stored are `v₀ − b`, `v₁ − v₀`, then
- * `(vⱼ − vⱼ₋₁) − (vⱼ₋₁ − vⱼ₋₂)`, mod 256. A byte equal in all is a column of zeros, a field equal in all
- * but not to the reference costs two values, and a field that counts up
- * across receivers (a follower id, a commit index) costs one, however many
- * packets there are; zstd (when it is smaller) then codes what is left.
+ * bytes (the fan-out case: one message, a different header per receiver).
+ * Their middles form a k × middle matrix that `data` lists column by
+ * column, as second differences down each column. With `b` the
+ * reference's byte at the same place counted from the middle's start
+ * (kinds 1 and 3) or from its end (kinds 2 and 4: a field before it grew or
+ * shrank; 0 outside the reference) and `vⱼ` packet j's byte, the values
+ * stored are `v₀ − b`, then `v₁ − v₀` (kinds 1, 2) or
+ * `(v₁ − v₀) − (v₀ − b)` (kinds 3, 4), then `(vⱼ − vⱼ₋₁) − (vⱼ₋₁ − vⱼ₋₂)`,
+ * all mod 256. A byte equal in all is a column of zeros, a field equal in
+ * all but not to the reference costs one or two values, and a field that
+ * counts up across receivers (a follower id, a commit index) costs one or
+ * two, however many packets there are.
  *
  * Why edits may go raw: a few bytes of edits, mostly outside the alphabet
  * of the reference's literals, would grow the zstd block's Huffman table
@@ -57,9 +58,11 @@ export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
 /**
  * zstd level: 7 (lazy2 matching) codes the reference of the bench's
- * batches ≈ 20 bytes (0.6%) smaller than the default 3, which is what keeps
- * a 3-packet batch smaller than zstd on the whole concatenation; it costs
- * ≈ 20 µs more per batch on 5 KiB.
+ * batches ≈ 20 bytes (0.6%) smaller than the default 3. What pack saves
+ * over zstd on the concatenation is zstd's cost per repeated packet, a few
+ * bytes each, so on small batches that margin is what keeps pack smaller;
+ * and level 3 lost to zstd on a 20-packet batch whose header fields cycle
+ * (multi_packet_test.ts). It costs ≈ 20 µs more per 5 KiB reference.
  */
 const ZSTD_LEVEL = 7;
 
@@ -107,15 +110,18 @@ export function packEdits(
   const edits: number[] = [];
   let wholeBytes = 0;
   for (const g of groups) {
-    pushVarint(edits, g.k * 4 + g.kind);
     if (g.kind === 0) {
+      pushVarint(edits, g.k * 8);
       for (let p = g.first; p < g.first + g.k; p++) {
         pushVarint(edits, packets[p]!.length);
         wholeBytes += packets[p]!.length;
       }
       continue;
     }
-    const data = columnDiffs(packets, g);
+    // Both ways of predicting the first step; the sparser one wins.
+    const { reset, steady } = columnDiffs(packets, g);
+    const data = steady.length < reset.length ? steady : reset;
+    pushVarint(edits, g.k * 8 + g.kind + (data === steady ? 2 : 0));
     pushVarint(edits, g.prefix);
     pushVarint(edits, g.middle);
     const grow = g.length - ref.length;
@@ -143,7 +149,7 @@ export function packEdits(
       at += packets[p]!.length;
     }
   }
-  const frame = zstd(body);
+  const frame = zstd(body, ZSTD_LEVEL);
   const raw = framed ? 0 : edits.length;
   const out = new Uint8Array(
     1 + varintLength(packets.length) + 1 + varintLength(edits.length) + raw +
@@ -237,35 +243,53 @@ function pushVarint(out: number[], value: number): void {
   out.push(value);
 }
 
-/** An edit group's `data`: its middles' second differences, sparse. */
-function columnDiffs(packets: readonly Uint8Array[], g: EditGroup): number[] {
+/**
+ * An edit group's `data`, both ways (one pass): its middles' second
+ * differences, sparse. `steady`: the first packet's difference from the
+ * reference counts as a step (a counter keeps going); `reset`: the second
+ * packet starts afresh.
+ */
+function columnDiffs(
+  packets: readonly Uint8Array[],
+  g: EditGroup,
+): { reset: number[]; steady: number[] } {
   const ref = packets[0]!;
-  const { k, prefix, middle } = g;
-  const out: number[] = [];
-  let zeros = 0;
+  const { k, first, prefix, middle } = g;
+  const reset: number[] = [];
+  const steady: number[] = [];
+  let zerosR = 0;
+  let zerosS = 0;
   for (let c = 0; c < middle; c++) {
-    let prev = baseByte(ref, g, c);
+    const x = prefix + c;
+    const b = baseByte(ref, g, c);
+    let prev = b;
     let prevD = 0;
     for (let j = 0; j < k; j++) {
-      const v = packets[g.first + j]![prefix + c]!;
-      const d = (v - prev) & 0xff;
-      const e = (d - prevD) & 0xff;
+      const v = packets[first + j]![x]!;
+      const d = v - prev;
       prev = v;
-      // The first packet's difference is from the reference, not a step.
-      prevD = j === 0 ? 0 : d;
-      if (e === 0) {
-        zeros++;
-        continue;
+      const e = (d - prevD) & 0xff;
+      // The two differ only at the second packet.
+      const eR = j === 1 ? d & 0xff : e;
+      prevD = d;
+      if (e === 0) zerosS++;
+      else {
+        pushVarint(steady, zerosS);
+        steady.push(e);
+        zerosS = 0;
       }
-      pushVarint(out, zeros);
-      out.push(e);
-      zeros = 0;
+      if (eR === 0) zerosR++;
+      else {
+        pushVarint(reset, zerosR);
+        reset.push(eR);
+        zerosR = 0;
+      }
     }
   }
-  return out;
+  return { reset, steady };
 }
 
-function zstd(bytes: Uint8Array): Uint8Array {
+function zstd(bytes: Uint8Array, level: number): Uint8Array {
   // Tables sized for the input: zstd's defaults for an input of unknown
   // size (a 128 KiB hash table and a 64 KiB chain at level 3) cost more to
   // clear than a small batch costs to code.
@@ -275,7 +299,7 @@ function zstd(bytes: Uint8Array): Uint8Array {
   );
   return zstdCompressSync(bytes, {
     params: {
-      [zlib.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
+      [zlib.ZSTD_c_compressionLevel]: level,
       [zlib.ZSTD_c_windowLog]: log,
       [zlib.ZSTD_c_hashLog]: Math.min(log + 1, 17),
       [zlib.ZSTD_c_chainLog]: Math.min(log, 16),
@@ -305,7 +329,7 @@ interface Plan {
 }
 
 interface ParsedGroup {
-  kind: 0 | 1 | 2;
+  kind: number;
   first: number;
   k: number;
   prefix: number;
@@ -348,9 +372,9 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
   while (at < edits.length) {
     const head = blobVarint(edits, at);
     at = head.next;
-    const kind = (head.value % 4) as 0 | 1 | 2 | 3;
-    const k = Math.floor(head.value / 4);
-    if (kind === 3) throw malformed("record of kind 3");
+    const kind = head.value % 8;
+    const k = Math.floor(head.value / 8);
+    if (kind > 4) throw malformed(`record of kind ${kind}`);
     if (k < 1 || first + k > n) throw malformed("records past the count");
     if (kind === 0) {
       const start = at;
@@ -463,8 +487,10 @@ export function planPackets(plan: Plan): Uint8Array<ArrayBuffer>[] {
       let v = baseByte(plan.ref, g, c);
       let d = 0;
       rows.forEach((row, j) => {
-        if (j === 0) row[x] = v = (v + row[x]!) & 0xff;
-        else {
+        if (j === 0) {
+          row[x] = v = (v + row[x]!) & 0xff;
+          if (g.kind > 2) d = row[x]! - baseByte(plan.ref, g, c);
+        } else {
           d = (d + row[x]!) & 0xff;
           row[x] = v = (v + d) & 0xff;
         }
@@ -482,12 +508,14 @@ export function planPacket(plan: Plan, i: number): Uint8Array<ArrayBuffer> {
   const j = i - g.first;
   if (g.kind === 0) return wholePacket(plan, g, j);
   const row = shell(plan.ref, g);
-  // vⱼ = b + e₀ + Σ(1 ≤ t ≤ j) (j − t + 1)·eₜ
+  // vⱼ = b + Σ(t ≤ j) wₜ·eₜ, wₜ = j − t + 1 (but w₀ = 1 when the
+  // second packet starts afresh)
   const sums = new Array<number>(g.middle).fill(0);
   for (const [pos, e] of sparse(plan.edits, g)) {
     const c = Math.floor(pos / g.k);
     const t = pos - c * g.k;
-    if (t <= j) sums[c] = (sums[c]! + (t === 0 ? 1 : j - t + 1) * e) % 256;
+    const w = t === 0 && g.kind <= 2 ? 1 : j - t + 1;
+    if (t <= j) sums[c] = (sums[c]! + w * e) % 256;
   }
   for (let c = 0; c < g.middle; c++) {
     row[g.prefix + c] = (baseByte(plan.ref, g, c) + sums[c]!) & 0xff;
@@ -518,7 +546,9 @@ function baseByte(
   g: { kind: number; prefix: number; middle: number; suffix: number },
   c: number,
 ): number {
-  const at = g.kind === 1 ? g.prefix + c : ref.length - g.suffix - g.middle + c;
+  const at = g.kind % 2 === 1
+    ? g.prefix + c
+    : ref.length - g.suffix - g.middle + c;
   return ref[at] ?? 0;
 }
 
