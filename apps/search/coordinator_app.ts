@@ -18,6 +18,7 @@ import {
 } from "./http_errors.ts";
 import { kwayMerge } from "./kway_merge.ts";
 import { parseQuery } from "./query_parser.ts";
+import { pruneQuery } from "./query_pruning.ts";
 import { ReplicaSelector } from "./replica_selector.ts";
 import { SearchError } from "./search_error.ts";
 import { compareNewest } from "./shard_index.ts";
@@ -396,10 +397,24 @@ export function createCoordinatorApp(
       query.user = user;
     }
     const perShardStats = await gatherStats(statsRequestFor(query));
-    const context = mergeShardStats(
+    const full = mergeShardStats(
       perShardStats.filter((s): s is ShardStats => s !== null),
     );
-    const body: ShardSearch = { query, k: from + size, context };
+    // A long natural-language query is scored with its most informative
+    // words only (chosen once, with the global statistics, so every shard
+    // scores the same query); shards get the statistics of those words.
+    const scoredQuery = pruneQuery(query, full.stats);
+    const keep = new Set(statsRequestFor(scoredQuery).keys);
+    const context = scoredQuery === query ? full : {
+      ...full,
+      stats: {
+        ...full.stats,
+        df: Object.fromEntries(
+          Object.entries(full.stats.df).filter(([k]) => keep.has(k)),
+        ),
+      },
+    };
+    const body: ShardSearch = { query: scoredQuery, k: from + size, context };
     // Per-shard timing of the query phase (retries included), for callers
     // that show where a search spends its time.
     const fanOutStart = performance.now();

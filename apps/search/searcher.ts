@@ -175,13 +175,17 @@ export function executeQuery(
     field: TextField,
     idfValue: number,
     key: string,
+    weight = 1,
   ): TermScorer => {
+    if (weight !== 1) key += "\u0002" + weight;
     let s = scorers.get(key);
     if (s === undefined) {
       const avg = stats.docCount > 0
         ? (stats.fieldLength[field] ?? 0) / stats.docCount
         : 0;
-      s = new TermScorer(boosts[field], idfValue, avg, params);
+      // A word repeated in the query (weight = its count) scores as that
+      // many copies of the clause would.
+      s = new TermScorer(boosts[field] * weight, idfValue, avg, params);
       scorers.set(key, s);
     }
     return s;
@@ -213,7 +217,12 @@ export function executeQuery(
           const key = statKey(field, t);
           out.push({
             cursor,
-            scorer: scorerFor(field, termIdf(field, t), key),
+            scorer: scorerFor(
+              field,
+              termIdf(field, t),
+              key,
+              c.kind === "term" ? c.weight ?? 1 : 1,
+            ),
             lens: seg.lens[f]!,
           });
         }
