@@ -40,6 +40,12 @@ export interface RelevanceRow {
   meanQueryMs: number;
   /** Queries the engine refused or failed (they score 0). */
   errors: number;
+  /**
+   * strata only: 20 pasted paragraphs of 100 words (consecutive abstracts
+   * of the collection), top 10: the mean time the coordinator reports
+   * (`took_ms`: statistics, pruning, shards, merge) and as the client saw it.
+   */
+  paragraph100?: { tookMs: number; clientMs: number };
 }
 
 /** Hits each engine returns per query (the API's page cap). */
@@ -116,7 +122,7 @@ async function strataRun(c: TestCollection, dataDir: string) {
     await res.body?.cancel();
     // One warm-up query per collection so JIT and connection setup are not timed.
     await (await fetch(`${cluster.url}/v1/search?q=warm`)).body?.cancel();
-    return await timed(c.queries, async (q) => {
+    const out = await timed(c.queries, async (q) => {
       const r = await fetch(
         `${cluster.url}/v1/search?size=${RUN_DEPTH}&q=${encodeURIComponent(q)}`,
       );
@@ -124,6 +130,24 @@ async function strataRun(c: TestCollection, dataDir: string) {
       if (!r.ok) throw new Error(JSON.stringify(j));
       return (j.hits as Array<{ id: string }>).map((h) => h.id);
     });
+    const words = c.docs.flatMap((d) => plainWords(d.body).split(" "))
+      .filter((w) => w !== "");
+    let took = 0;
+    let client = 0;
+    const n = 20;
+    for (let i = 0; i < n; i++) {
+      const start = Math.floor((i / n) * Math.max(0, words.length - 100));
+      const q = words.slice(start, start + 100).join(" ");
+      const t0 = performance.now();
+      const r = await fetch(
+        `${cluster.url}/v1/search?size=10&q=${encodeURIComponent(q)}`,
+      );
+      const j = await r.json();
+      client += performance.now() - t0;
+      if (!r.ok) throw new Error(`paragraph query: ${JSON.stringify(j)}`);
+      took += j.took_ms;
+    }
+    return { ...out, paragraph100: { tookMs: took / n, clientMs: client / n } };
   } finally {
     await cluster.stop();
   }
@@ -163,6 +187,8 @@ export async function relevanceRows(
           map: s.map,
           meanQueryMs: r.meanMs,
           errors: r.errors,
+          paragraph100:
+            (r as { paragraph100?: RelevanceRow["paragraph100"] }).paragraph100,
         };
         rows.push(row);
         log(
@@ -170,6 +196,12 @@ export async function relevanceRows(
             s.map.toFixed(4)
           }  mean ${r.meanMs.toFixed(2)} ms/query${
             r.errors ? `  (${r.errors} failed)` : ""
+          }${
+            row.paragraph100
+              ? `; 100-word paragraphs, top 10: took_ms ${
+                row.paragraph100.tookMs.toFixed(2)
+              }, client ${row.paragraph100.clientMs.toFixed(2)} ms`
+              : ""
           }`,
         );
       }
@@ -190,6 +222,16 @@ export function recordRelevance(suite: Suite, rows: RelevanceRow[]): void {
       `${r.collection} mean query ms · ${r.engine}`,
       Math.round(r.meanQueryMs * 100) / 100,
     );
+    if (r.paragraph100) {
+      suite.metric(
+        `${r.collection} 100-word paragraph took_ms · strata`,
+        Math.round(r.paragraph100.tookMs * 100) / 100,
+      );
+      suite.metric(
+        `${r.collection} 100-word paragraph client ms · strata`,
+        Math.round(r.paragraph100.clientMs * 100) / 100,
+      );
+    }
     if (r.errors) {
       suite.metric(`${r.collection} failed queries · ${r.engine}`, r.errors);
     }

@@ -16,6 +16,7 @@ import {
   readText,
   validate,
 } from "./http_errors.ts";
+import { HintedHandoff } from "./hinted_handoff.ts";
 import { kwayMerge } from "./kway_merge.ts";
 import { parseQuery } from "./query_parser.ts";
 import { pruneQuery } from "./query_pruning.ts";
@@ -51,6 +52,12 @@ export const CoordinatorConfigSchema = z.object({
   searchTimeoutMs: z.number().int().min(10).max(600_000).default(5000),
   /** Timeout of a write to one replica (ms). */
   writeTimeoutMs: z.number().int().min(10).max(600_000).default(60_000),
+  /**
+   * Most documents (adds + deletes) queued for one replica that missed
+   * writes; beyond it the replica stays out of reads and the surplus is
+   * refused (the write still succeeds on the other replicas).
+   */
+  maxQueuedDocs: z.number().int().min(1).max(10_000_000).default(1_000_000),
   /** How long gathered term statistics are reused without a write in between (ms). */
   statsTtlMs: z.number().int().min(0).max(3_600_000).default(30_000),
 });
@@ -119,10 +126,15 @@ function pageParam(
  */
 export function createCoordinatorApp(
   input: CoordinatorConfig,
-): { app: Hono; selector: ReplicaSelector } {
+): { app: Hono; selector: ReplicaSelector; close: () => Promise<void> } {
   const config = CoordinatorConfigSchema.parse(input);
   const S = config.shards.length;
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
+  const handoff = new HintedHandoff(
+    config.shards,
+    (base, body) => post(`${base}/internal/write`, body, config.writeTimeoutMs),
+    config.maxQueuedDocs,
+  );
   const analyzer = new Analyzer();
   const metrics: Metrics = {
     requests: new Map(),
@@ -174,7 +186,11 @@ export function createCoordinatorApp(
     schema: z.ZodType<T>,
     answered?: (replica: number) => void,
   ): Promise<T | null> {
-    const order = selector.order(shard, Date.now());
+    // A replica that missed writes answers no reads until it has caught
+    // up (unless every replica of the shard did).
+    const all = selector.order(shard, Date.now());
+    const current = all.filter((r) => !handoff.isBehind(shard, r));
+    const order = current.length > 0 ? current : all;
     for (let i = 0; i < order.length; i++) {
       const r = order[i]!;
       if (i > 0) metrics.retries++;
@@ -227,8 +243,17 @@ export function createCoordinatorApp(
     const replicas = config.shards[shard]!;
     const need = Math.min(config.ack ?? replicas.length, replicas.length);
     const results = await Promise.allSettled(
-      replicas.map((base) =>
-        post(`${base}/internal/write`, body, config.writeTimeoutMs)
+      replicas.map((base, r) =>
+        handoff.isBehind(shard, r)
+          // Behind: the write joins its queue, after the writes it missed
+          // (it does not count as this replica's confirmation).
+          ? handoff.enqueueBehind(shard, r, body)
+          : post(`${base}/internal/write`, body, config.writeTimeoutMs)
+            .catch((e) => {
+              // Missed (down, refused or timed out): replay it later, in order.
+              handoff.enqueue(shard, r, body);
+              throw e;
+            })
       ),
     );
     const ok = results.filter((r) => r.status === "fulfilled");
@@ -524,7 +549,10 @@ export function createCoordinatorApp(
         up: d !== null,
         ...(d ?? {}),
       })),
-      replicas: selector.describe(),
+      replicas: selector.describe().map((reps, s) =>
+        reps.map((r, i) => ({ ...r, behind: handoff.queued(s, i) }))
+      ),
+      catching_up: handoff.behindCount(),
       docs: shards.reduce((n, d) => n + Number(d?.docs ?? 0), 0),
       partial: shards.some((d) => d === null),
     });
@@ -570,6 +598,16 @@ export function createCoordinatorApp(
       `# TYPE search_stats_cache_misses_total counter`,
       `search_stats_cache_misses_total ${metrics.statsCacheMisses}`,
     );
+    lines.push("# TYPE search_replica_behind_docs gauge");
+    config.shards.forEach((reps, s) =>
+      reps.forEach((_, i) =>
+        lines.push(
+          `search_replica_behind_docs{shard="${s}",replica="${i}"} ${
+            handoff.queued(s, i)
+          }`,
+        )
+      )
+    );
     lines.push("# TYPE search_replica_ewma_ms gauge");
     selector.describe().forEach((reps, s) =>
       reps.forEach((r, i) => {
@@ -588,5 +626,5 @@ export function createCoordinatorApp(
     });
   });
 
-  return { app, selector };
+  return { app, selector, close: () => handoff.close() };
 }
