@@ -257,6 +257,13 @@ export function createCoordinatorApp(
       ),
     );
     const ok = results.filter((r) => r.status === "fulfilled");
+    replicas.forEach((_, r) => {
+      if (!handoff.isBehind(shard, r)) return;
+      // Replayed to the replicas that missed it once another has it; when
+      // no replica has it, the write failed (503) and is not replayed.
+      if (ok.length > 0) handoff.kick(shard, r);
+      else handoff.retract(shard, r, body);
+    });
     const deleted = Math.max(
       0,
       ...ok.map((r) =>

@@ -24,6 +24,8 @@ export class HintedHandoff {
   readonly #queuedDocs: number[][];
   readonly #overflow: boolean[][];
   readonly #draining = new Set<string>();
+  /** Queued writes being sent right now (never retracted). */
+  readonly #inflight = new Set<ShardWrite>();
   #closed = false;
   readonly #timers = new Map<ReturnType<typeof setTimeout>, () => void>();
 
@@ -76,7 +78,33 @@ export class HintedHandoff {
     }
     (this.#queues[s]![r] ??= []).push(body);
     this.#queuedDocs[s]![r]! += docs;
-    void this.#drain(s, r);
+  }
+
+  /**
+   * Starts (or keeps) replaying to replica r of shard s. The coordinator
+   * calls it once a write's outcome is known, so a write that failed
+   * everywhere can be retracted before it is ever replayed.
+   */
+  kick(s: number, r: number): void {
+    if (this.#queues[s]![r] !== null) void this.#drain(s, r);
+  }
+
+  /**
+   * Takes back a queued write that no replica confirmed (the client was
+   * told it failed), unless it is already being replayed.
+   */
+  retract(s: number, r: number, body: ShardWrite): void {
+    const q = this.#queues[s]![r];
+    if (!q) return;
+    const i = q.indexOf(body);
+    if (i >= 0 && !this.#inflight.has(body)) {
+      q.splice(i, 1);
+      this.#queuedDocs[s]![r]! -= body.add.length + body.delete.length;
+    }
+    if (q.length === 0 && !this.#draining.has(`${s}/${r}`)) {
+      this.#queues[s]![r] = null;
+      this.#queuedDocs[s]![r] = 0;
+    }
   }
 
   /** {@link enqueue}, as a rejected confirmation (the replica did not confirm the write). */
@@ -104,11 +132,15 @@ export class HintedHandoff {
           return;
         }
         const [batch, n] = nextBatch(q);
+        const covered = q.slice(0, n);
+        for (const w of covered) this.#inflight.add(w);
         try {
           await this.send(this.shards[s]![r]!, batch);
         } catch {
           await this.#sleep(RETRY_MS);
           continue;
+        } finally {
+          for (const w of covered) this.#inflight.delete(w);
         }
         // Only the replayed writes leave the queue; writes queued meanwhile stay.
         q.splice(0, n);
