@@ -54,7 +54,8 @@ Deno.test("pruning keeps the words with the highest weight × idf, in query orde
       "body\u0000mid": 100,
     },
   };
-  // ln(1 + (1000−100+.5)/(100+.5)) × 3 ≈ 6.9 > rare's ≈ 6.0 > common's ≈ 0.05; absent (df 0) goes first.
+  // idf with the largest per-field df: mid ln(1 + 900.5/100.5) × 3 ≈ 6.9 >
+  // rare ≈ 6.0 > common ≈ 0.05; absent (df 0) goes first.
   const pruned = pruneQuery(q, stats, 2);
   assert.deepEqual(
     pruned.should.map((c) => c.kind === "term" && c.term),

@@ -14,8 +14,8 @@ type TermClause = Extract<Clause, { kind: "term" }>;
  * Keeps a long query's most informative optional words: when it has more
  * than `maxTerms` optional term clauses, only the `maxTerms` with the
  * largest weight × idf (the most a clause can add to any document's score,
- * up to BM25's constant tf factor; idf of its best field, from the global
- * statistics) are kept, in their original order; ties go to the earlier
+ * up to BM25's constant tf factor; the idf it is scored with, from the
+ * global statistics) are kept, in their original order; ties go to the earlier
  * word. Required, excluded, phrase and prefix clauses are always kept.
  * Pure; the coordinator applies it once, with global statistics, so every
  * shard scores the same pruned query. Words that no document contains
@@ -29,12 +29,13 @@ export function pruneQuery(
   const terms = query.should.filter((c): c is TermClause => c.kind === "term");
   if (terms.length <= maxTerms) return query;
   const value = (c: TermClause): number => {
-    let best = 0;
+    // The idf the clause is scored with: a word over several fields uses
+    // the largest per-field df (BM25F, see CombinedFieldScorer).
+    let df = 0;
     for (const f of c.fields) {
-      const df = stats.df[statKey(f, c.term)] ?? 0;
-      if (df > 0) best = Math.max(best, idf(stats.docCount, df));
+      df = Math.max(df, stats.df[statKey(f, c.term)] ?? 0);
     }
-    return best * (c.weight ?? 1);
+    return df > 0 ? idf(stats.docCount, df) * (c.weight ?? 1) : 0;
   };
   const ranked = terms.map((c, i) => ({ c, i, v: value(c) }))
     .filter((x) => x.v > 0)
