@@ -18,7 +18,16 @@
  */
 import lunr from "lunr";
 import MiniSearch from "minisearch";
+import process from "node:process";
+import { Analyzer } from "../apps/search/analyzer.ts";
 import { startCluster } from "../apps/search/cluster.ts";
+import {
+  mergeShardStats,
+  statsRequestFor,
+} from "../apps/search/global_stats.ts";
+import { parseQuery } from "../apps/search/query_parser.ts";
+import { pruneQuery } from "../apps/search/query_pruning.ts";
+import { ShardIndex } from "../apps/search/shard_index.ts";
 import { scoreRun } from "../apps/search/relevance_metrics.ts";
 import {
   COLLECTION_NAMES,
@@ -46,6 +55,49 @@ export interface RelevanceRow {
    * (`took_ms`: statistics, pruning, shards, merge) and as the client saw it.
    */
   paragraph100?: { tookMs: number; clientMs: number };
+  /**
+   * strata only: the same paragraphs on one in-process index (parse,
+   * statistics, pruning, top 10, no snippets): mean wall time and mean CPU
+   * time of this process (the CPU figure is less affected by a loaded machine).
+   */
+  paragraph100InProcess?: { wallMs: number; cpuMs: number };
+}
+
+/** 20 pasted paragraphs of 100 words: consecutive words of the collection's abstracts. */
+export function paragraphQueries(c: TestCollection, n = 20): string[] {
+  const words = c.docs.flatMap((d) => plainWords(d.body).split(" "))
+    .filter((w) => w !== "");
+  return Array.from({ length: n }, (_, i) => {
+    const start = Math.floor((i / n) * Math.max(0, words.length - 100));
+    return words.slice(start, start + 100).join(" ");
+  });
+}
+
+function inProcessParagraphs(
+  c: TestCollection,
+): { wallMs: number; cpuMs: number } {
+  const index = new ShardIndex();
+  index.add(c.docs);
+  index.refresh();
+  const analyzer = new Analyzer();
+  const qs = paragraphQueries(c);
+  const run = () => {
+    for (const q of qs) {
+      const parsed = parseQuery(q, analyzer);
+      const context = mergeShardStats([index.stats(statsRequestFor(parsed))]);
+      index.search(pruneQuery(parsed, context.stats), 10, context);
+    }
+  };
+  run(); // warm-up
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  run();
+  const wall = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    wallMs: wall / qs.length,
+    cpuMs: (cpu.user + cpu.system) / 1000 / qs.length,
+  };
 }
 
 /** Hits each engine returns per query (the API's page cap). */
@@ -130,14 +182,11 @@ async function strataRun(c: TestCollection, dataDir: string) {
       if (!r.ok) throw new Error(JSON.stringify(j));
       return (j.hits as Array<{ id: string }>).map((h) => h.id);
     });
-    const words = c.docs.flatMap((d) => plainWords(d.body).split(" "))
-      .filter((w) => w !== "");
     let took = 0;
     let client = 0;
-    const n = 20;
-    for (let i = 0; i < n; i++) {
-      const start = Math.floor((i / n) * Math.max(0, words.length - 100));
-      const q = words.slice(start, start + 100).join(" ");
+    const paragraphs = paragraphQueries(c);
+    const n = paragraphs.length;
+    for (const q of paragraphs) {
       const t0 = performance.now();
       const r = await fetch(
         `${cluster.url}/v1/search?size=10&q=${encodeURIComponent(q)}`,
@@ -189,6 +238,9 @@ export async function relevanceRows(
           errors: r.errors,
           paragraph100:
             (r as { paragraph100?: RelevanceRow["paragraph100"] }).paragraph100,
+          paragraph100InProcess: engine === "strata"
+            ? inProcessParagraphs(c)
+            : undefined,
         };
         rows.push(row);
         log(
@@ -201,6 +253,12 @@ export async function relevanceRows(
               ? `; 100-word paragraphs, top 10: took_ms ${
                 row.paragraph100.tookMs.toFixed(2)
               }, client ${row.paragraph100.clientMs.toFixed(2)} ms`
+              : ""
+          }${
+            row.paragraph100InProcess
+              ? `; in process ${
+                row.paragraph100InProcess.wallMs.toFixed(2)
+              } ms (CPU ${row.paragraph100InProcess.cpuMs.toFixed(2)} ms)`
               : ""
           }`,
         );
@@ -222,6 +280,16 @@ export function recordRelevance(suite: Suite, rows: RelevanceRow[]): void {
       `${r.collection} mean query ms · ${r.engine}`,
       Math.round(r.meanQueryMs * 100) / 100,
     );
+    if (r.paragraph100InProcess) {
+      suite.metric(
+        `${r.collection} 100-word paragraph in process ms · strata`,
+        Math.round(r.paragraph100InProcess.wallMs * 100) / 100,
+      );
+      suite.metric(
+        `${r.collection} 100-word paragraph in process CPU ms · strata`,
+        Math.round(r.paragraph100InProcess.cpuMs * 100) / 100,
+      );
+    }
     if (r.paragraph100) {
       suite.metric(
         `${r.collection} 100-word paragraph took_ms · strata`,
