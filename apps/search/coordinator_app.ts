@@ -64,6 +64,10 @@ export const CoordinatorConfigSchema = z.object({
 /** See {@link CoordinatorConfigSchema}. */
 export type CoordinatorConfig = z.input<typeof CoordinatorConfigSchema>;
 
+const DocsPageSchema = z.object({
+  docs: z.array(DocumentSchema.extend({ created: z.number() })),
+});
+
 const UserParams = z.object({
   id: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   from: z.coerce.number().int().min(0).max(MAX_RESULT_WINDOW).default(0),
@@ -132,7 +136,19 @@ export function createCoordinatorApp(
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
   const handoff = new HintedHandoff(
     config.shards,
-    (base, body) => post(`${base}/internal/write`, body, config.writeTimeoutMs),
+    {
+      send: (base, body) =>
+        post(`${base}/internal/write`, body, config.writeTimeoutMs),
+      list: async (base, after, size) =>
+        DocsPageSchema.parse(
+          await get(
+            `${base}/internal/docs?size=${size}&after=${
+              encodeURIComponent(after)
+            }`,
+            config.writeTimeoutMs,
+          ),
+        ).docs,
+    },
     config.maxQueuedDocs,
   );
   const analyzer = new Analyzer();
@@ -237,6 +253,18 @@ export function createCoordinatorApp(
   }
 
   async function writeShard(
+    shard: number,
+    body: ShardWrite,
+  ): Promise<{ ok: boolean; deleted: number }> {
+    const token = handoff.beginWrite(shard);
+    try {
+      return await writeReplicas(shard, body);
+    } finally {
+      handoff.endWrite(shard, token);
+    }
+  }
+
+  async function writeReplicas(
     shard: number,
     body: ShardWrite,
   ): Promise<{ ok: boolean; deleted: number }> {
@@ -560,6 +588,7 @@ export function createCoordinatorApp(
         reps.map((r, i) => ({ ...r, behind: handoff.queued(s, i) }))
       ),
       catching_up: handoff.behindCount(),
+      repairs: handoff.repairs,
       docs: shards.reduce((n, d) => n + Number(d?.docs ?? 0), 0),
       partial: shards.some((d) => d === null),
     });
