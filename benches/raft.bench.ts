@@ -7,10 +7,14 @@
  * gateway. Both fsync every acknowledged write.
  *
  * Goal: strata's put throughput at 256 clients at least etcd's, and its
- * p99 no worse than 1.5x.
+ * p99 no worse than 1.5x. Where @strata/hosts can run (root), the same
+ * loads also run against strata's 3 nodes on 3 network hosts, compared
+ * with the loopback run (no goal: it shows what a virtual network costs).
  */
 import { Buffer } from "node:buffer";
+import { HostNetwork, hostsUnavailable } from "@strata/hosts";
 import { startLocalCluster } from "../apps/kv/cluster_launcher.ts";
+import { startHostCluster } from "../apps/kv/host_cluster.ts";
 import {
   type EtcdCluster,
   findEtcd,
@@ -65,16 +69,18 @@ async function prefill(put: (k: string) => Promise<boolean>) {
   }));
 }
 
-// --- strata ---
-const dataRoot = await Deno.makeTempDir({ prefix: "strata-bench-raft-" });
-console.log("starting a 3-node strata raft-kv cluster…");
-const strata = await startLocalCluster({ size: 3, dataRoot });
-const strataUrls = [...strata.nodes.values()].map((n) => `http://${n.http}`);
-try {
+/**
+ * Runs the put and get loads against a strata cluster's HTTP URLs, recorded
+ * as `name`. Auth is on, as deployed: every request carries `token` (the
+ * cluster's write token).
+ */
+async function measureStrata(urls: string[], name: string, token: string) {
+  const headers = { authorization: `Bearer ${token}` };
   const put = async (w: number, k: string) => {
-    const res = await fetch(`${strataUrls[w % 3]}/v1/kv/${k}`, {
+    const res = await fetch(`${urls[w % urls.length]}/v1/kv/${k}`, {
       method: "PUT",
       body: value,
+      headers,
     });
     await res.body?.cancel();
     return res.ok;
@@ -89,24 +95,79 @@ try {
   for (const c of CONCURRENCY) {
     record(
       `put ×${c} clients`,
-      "strata",
+      name,
       await runLoad(c, DURATION_MS, (w, s) => put(w, key8(w * 7919 + s))),
     );
     record(
       `get ×${c} clients`,
-      "strata",
+      name,
       await runLoad(c, DURATION_MS, async (w, s) => {
         const res = await fetch(
-          `${strataUrls[w % 3]}/v1/kv/${key8(w * 7919 + s)}`,
+          `${urls[w % urls.length]}/v1/kv/${key8(w * 7919 + s)}`,
+          { headers },
         );
         await res.body?.cancel();
         return res.ok;
       }),
     );
   }
+}
+
+// --- strata ---
+const dataRoot = await Deno.makeTempDir({ prefix: "strata-bench-raft-" });
+console.log("starting a 3-node strata raft-kv cluster…");
+const strata = await startLocalCluster({ size: 3, dataRoot });
+const strataUrls = [...strata.nodes.values()].map((n) => `http://${n.http}`);
+try {
+  await measureStrata(strataUrls, "strata", strata.secrets!.tokens.write);
 } finally {
   await strata.stop();
   await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+}
+
+// --- strata, the 3 nodes on 3 hosts (network namespaces on a bridge) ---
+// What crossing a (virtual) network costs next to loopback: veth pairs and
+// a bridge instead of lo. Needs root and iptables (@strata/hosts).
+const noHosts = await hostsUnavailable();
+if (noHosts === undefined) {
+  const hostsRoot = await Deno.makeTempDir({ prefix: "strata-bench-hosts-" });
+  console.log("starting strata raft-kv on 3 hosts…");
+  const net = await HostNetwork.create({ hosts: 3 });
+  try {
+    const { nodes, secrets } = await startHostCluster(net, {
+      dataRoot: hostsRoot,
+    });
+    await measureStrata(
+      [...nodes.values()].map((n) => `http://${n.http}`),
+      "strata on 3 hosts",
+      secrets.tokens.write,
+    );
+  } finally {
+    await net.close();
+    await Deno.remove(hostsRoot, { recursive: true }).catch(() => {});
+  }
+  for (const c of CONCURRENCY) {
+    for (const op of ["put", "get"]) {
+      const g = `${op} ×${c} clients`;
+      const h = suite.get(g, "strata on 3 hosts");
+      const l = suite.get(g, "strata");
+      suite.compare(
+        `${g}: throughput 3 hosts ÷ loopback`,
+        "throughput",
+        h.opsPerSec,
+        l.opsPerSec,
+      );
+      suite.compare(
+        `${g}: p99 3 hosts ÷ loopback`,
+        "p99 latency",
+        h.p99Ns,
+        l.p99Ns,
+      );
+    }
+  }
+} else {
+  console.log(`strata on 3 hosts: skipped, ${noHosts}`);
+  suite.metric("strata on 3 hosts", `not run: ${noHosts}`);
 }
 
 // --- etcd ---

@@ -21,6 +21,11 @@ function startNodes(dataRoot: string): Promise<LocalCluster> {
   });
 }
 
+/** The admin token the launcher generated for the cluster. */
+function tokenOf(c: LocalCluster): string {
+  return c.secrets!.tokens.admin;
+}
+
 type Status = {
   id: number;
   role: string;
@@ -28,9 +33,13 @@ type Status = {
   lease?: { valid: boolean; reason?: string };
 };
 
-async function statusOf(http: string): Promise<Status | undefined> {
+async function statusOf(
+  http: string,
+  token: string,
+): Promise<Status | undefined> {
   try {
     const res = await fetch(`http://${http}/v1/status`, {
+      headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(500),
     });
     return await res.json() as Status;
@@ -44,7 +53,7 @@ async function leaderWithLease(c: LocalCluster, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const n of c.nodes.values()) {
-      const s = await statusOf(n.http);
+      const s = await statusOf(n.http, tokenOf(c));
       if (s?.role === "leader" && s.lease?.valid) return n.id;
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -55,7 +64,9 @@ async function leaderWithLease(c: LocalCluster, timeoutMs = 15_000) {
 async function leaseReadsServed(c: LocalCluster): Promise<number> {
   let total = 0;
   for (const n of c.nodes.values()) {
-    const text = await fetch(`http://${n.http}/metrics`).then((r) => r.text());
+    const text = await fetch(`http://${n.http}/metrics`, {
+      headers: { authorization: `Bearer ${tokenOf(c)}` },
+    }).then((r) => r.text());
     const m = text.match(
       /strata_raft_lease_reads_total\{served="lease"\} (\d+)/,
     );
@@ -77,10 +88,15 @@ function startLoad(c: LocalCluster, clients: number, keys: number) {
   const ids = [...c.nodes.keys()].sort();
   const all = ids.map((id) => c.nodes.get(id)!.http);
   const workers = Array.from({ length: clients }, async (_, ci) => {
-    const writer = new KvClient(all, { timeoutMs: 3000, attempts: 3 });
+    const writer = new KvClient(all, {
+      timeoutMs: 3000,
+      attempts: 3,
+      token: tokenOf(c),
+    });
     const reader = new KvClient([all[ci % all.length]!], {
       timeoutMs: 8000,
       attempts: 1,
+      token: tokenOf(c),
     });
     let seq = 0;
     while (running) {
@@ -125,7 +141,11 @@ function startLoad(c: LocalCluster, clients: number, keys: number) {
    * its door and are answered when it resumes), recorded in the history.
    */
   const burst = (http: string, n: number) => {
-    const reader = new KvClient([http], { timeoutMs: 15_000, attempts: 1 });
+    const reader = new KvClient([http], {
+      timeoutMs: 15_000,
+      attempts: 1,
+      token: tokenOf(c),
+    });
     return Promise.all(Array.from({ length: n }, async (_, i) => {
       const key = `k${i % keys}`;
       const call = now();

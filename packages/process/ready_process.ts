@@ -3,6 +3,7 @@
  * how every strata node process (raft node, GFS master and chunkserver,
  * search shard and coordinator) tells its launcher it serves.
  */
+import { stopChild } from "./stop_child.ts";
 
 /** Why a child did not become ready. */
 export type ProcessErrorCode = "exited" | "timeout";
@@ -33,6 +34,13 @@ export interface SpawnOptions {
   stderr?: "inherit" | "null";
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /**
+   * A command that runs the deno binary for us, e.g.
+   * `["ip", "netns", "exec", "h1"]` to start the node inside a network
+   * namespace. It must exec deno in its own process (as `ip netns exec`
+   * does), so that signals sent to the child reach deno itself.
+   */
+  prefix?: string[];
 }
 
 /** A running child that printed its ready line. */
@@ -64,8 +72,12 @@ export async function spawnUntilReady<T>(
 ): Promise<ReadyProcess<T>> {
   const name = options.name ?? args.find((a) => a.endsWith(".ts")) ?? "child";
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+  const [command, ...prefixArgs] = [
+    ...(options.prefix ?? []),
+    Deno.execPath(),
+  ];
+  const child = new Deno.Command(command!, {
+    args: [...prefixArgs, ...args],
     stdout: "piped",
     stderr: options.stderr ?? "inherit",
     stdin: "null",
@@ -106,19 +118,8 @@ export async function spawnUntilReady<T>(
         return exited;
       },
       async stop(hard = false, graceMs = 10_000) {
-        if (!exited) {
-          try {
-            child.kill("SIGCONT");
-            child.kill(hard ? "SIGKILL" : "SIGTERM");
-          } catch { /* already gone */ }
-        }
-        const t = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* gone */ }
-        }, graceMs);
+        if (!exited) await stopChild(child, hard, graceMs);
         await status;
-        clearTimeout(t);
       },
     };
   } catch (e) {

@@ -221,6 +221,8 @@ export class ReplicatedNode<R> {
   readonly #node: RawNode;
   readonly #addresses: Map<number, PeerAddress>;
   #server: TcpServer<typeof raftMessageTypes> | undefined;
+  /** Peers whose refusal of our secret was logged (until they accept us). */
+  readonly #authRefusedBy = new Set<number>();
   readonly #peers = new Map<
     number,
     ReconnectingClient<typeof raftMessageTypes>
@@ -1214,6 +1216,17 @@ export class ReplicatedNode<R> {
       hostname: this.#cfg.listen.hostname,
       port: this.#cfg.listen.port,
       secret: this.#cfg.secret,
+      // A peer with the wrong secret is cut off in the handshake, before
+      // any message; say so once per connection, naming the address only.
+      onConnection: (conn) => {
+        conn.closed.then((why) => {
+          if (why.code === "auth_failed" && !this.#stopped) {
+            console.error(
+              `${this.#cfg.name}: refused a raft peer connection from ${conn.peer}: ${why.message} (check that every node has the same peer secret)`,
+            );
+          }
+        });
+      },
       handlers: {
         onMessage: (env) => {
           if (this.#stopped) return;
@@ -1242,6 +1255,16 @@ export class ReplicatedNode<R> {
         set: raftMessageSet,
         secret: this.#cfg.secret,
         backoff: { initialMs: 50, maxMs: 1000 },
+        onDisconnect: (why) => {
+          // Once per peer until it accepts us again, not on every retry.
+          if (why.code !== "auth_failed") return;
+          if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
+          this.#authRefusedBy.add(m.to);
+          console.error(
+            `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}) refused this node: ${why.message} (check that every node has the same peer secret)`,
+          );
+        },
+        onConnect: () => this.#authRefusedBy.delete(m.to),
         onFrameSent: (kind, wire, whole) => {
           const type = kind.slice("raft.".length);
           this.metrics.bytesSent.inc({ type }, wire);

@@ -1,0 +1,122 @@
+/**
+ * A KV cluster on separate network hosts (`@strata/hosts`): node i runs
+ * inside host h<i>, binding and advertising that host's address. Used by
+ * the partition tests and `bench:raft`'s run across hosts. Every node
+ * starts through {@link startKvNode}, so node flags (auth, secrets) are
+ * set in one place.
+ */
+import type { Host, HostNetwork } from "@strata/hosts";
+import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
+import type { ReadyProcess } from "@strata/process";
+
+/** Raft TCP port of every node (each host has its own port space). */
+export const PEER_PORT = 7000;
+/** HTTP port of every node. */
+export const HTTP_PORT = 2380;
+const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
+
+/** One node running inside a host. */
+export interface HostNode {
+  id: number;
+  host: Host;
+  /** `address:port` of its HTTP API. */
+  http: string;
+  proc: ReadyProcess<{ http: string; peer: string }>;
+}
+
+/** Options of {@link startHostCluster}. */
+export interface HostClusterOptions {
+  /** Root of the data directories (`<root>/node-<id>`). */
+  dataRoot: string;
+  /** Milliseconds per raft tick (default: the node's, 100). */
+  tickMs?: number;
+}
+
+/**
+ * Starts kv node `id` inside `host` with the given `--peers` and data
+ * directory, and waits for its ready line. The process is stopped by the
+ * network's `close()` if not before.
+ */
+export function startKvNode(
+  net: HostNetwork,
+  host: Host,
+  id: number,
+  peers: string,
+  dataDir: string,
+  options: { tickMs?: number; authDir: string },
+): Promise<ReadyProcess<{ http: string; peer: string }>> {
+  const args = [
+    "run",
+    "-A",
+    NODE_MAIN,
+    "--id",
+    String(id),
+    "--peers",
+    peers,
+    "--data-dir",
+    dataDir,
+    "--listen",
+    `${host.address}:${PEER_PORT}`,
+    "--http",
+    `${host.address}:${HTTP_PORT}`,
+    // Off loopback auth is required: the nodes share one auth directory
+    // (tokens and the raft peer secret).
+    "--auth-dir",
+    options.authDir,
+  ];
+  if (options.tickMs !== undefined) {
+    args.push("--tick-ms", String(options.tickMs));
+  }
+  return net.spawn(
+    host,
+    args,
+    (line) => {
+      const m = line as { event?: unknown; http?: unknown; peer?: unknown };
+      return m?.event === "ready" && typeof m.http === "string" &&
+          typeof m.peer === "string"
+        ? { http: m.http, peer: m.peer }
+        : undefined;
+    },
+    {
+      name: `kv node ${id} on ${host.name}`,
+      stderr: "null",
+      timeoutMs: 60_000,
+    },
+  );
+}
+
+/** A running cluster on hosts: its nodes and the secrets they share. */
+export interface HostCluster {
+  nodes: Map<number, HostNode>;
+  /** Generated in `<dataRoot>/auth` (mode 0600). */
+  secrets: ClusterSecrets;
+}
+
+/**
+ * Starts one node on every host of `net` (node i on host h<i>).
+ * @returns the nodes by id and their secrets. @throws when a node does
+ * not come up (the network's `close()` stops the others).
+ */
+export async function startHostCluster(
+  net: HostNetwork,
+  options: HostClusterOptions,
+): Promise<HostCluster> {
+  const secrets = await loadOrCreateSecrets(`${options.dataRoot}/auth`);
+  const peers = net.hosts.map((h) =>
+    `${h.index + 1}=${h.address}:${PEER_PORT}/${h.address}:${HTTP_PORT}`
+  ).join(",");
+  const nodes = new Map<number, HostNode>();
+  await Promise.all(net.hosts.map(async (host) => {
+    const id = host.index + 1;
+    const proc = await startKvNode(
+      net,
+      host,
+      id,
+      peers,
+      `${options.dataRoot}/node-${id}`,
+      { tickMs: options.tickMs, authDir: secrets.dir },
+    );
+    nodes.set(id, { id, host, http: proc.ready.http, proc });
+  }));
+  return { nodes, secrets };
+}

@@ -1,0 +1,530 @@
+// A 5-node KV cluster on 5 hosts (network namespaces, @strata/hosts), each
+// node binding and advertising its host's own address, under a load of
+// clients in the machine's namespace: some spread over every node, one
+// pinned to each node (so some clients sit on the minority side of every
+// fault). Faults are real partitions: the leader isolated, a 2/3 split with
+// the leader in the minority, a one-way loss from the leader to a follower,
+// then heal. Every history (puts, linearizable and lease reads, CAS) is
+// checked with packages/sim's checker, final reads included, so no
+// acknowledged write may be lost. Needs root; skipped with a message
+// outside CI. STRATA_LONG=1 repeats the faults and adds partial loss.
+import assert from "node:assert/strict";
+import { HostNetwork, skipWithoutHosts } from "@strata/hosts";
+import { checkKvHistory, type KvOperation } from "@strata/sim";
+import { KvClient, KvClientError } from "./client.ts";
+import { type HostNode, HTTP_PORT, startHostCluster } from "./host_cluster.ts";
+
+const LONG = Deno.env.get("STRATA_LONG") === "1";
+const TICK_MS = 50; // election timeout 10-20 ticks: 0.5-1 s
+const ELECTION_MS = 20 * TICK_MS;
+// How long, at least, the clients pinned to cut-off nodes keep asking them.
+const CUT_WINDOW_MS = 3000;
+const skip = await skipWithoutHosts("kv_partition_test");
+
+const sleepUntil = (t: number) =>
+  new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
+
+/**
+ * The admin token of the running test cluster (nodes off loopback require
+ * auth; the cluster generates one auth directory that its nodes share).
+ */
+let adminToken = "";
+
+/** A client of the test cluster, with its token. */
+function kvClient(
+  urls: string[],
+  options: ConstructorParameters<typeof KvClient>[1] = {},
+): KvClient {
+  return new KvClient(urls, { ...options, token: adminToken });
+}
+
+/** fetch with the test cluster's token. */
+function authFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, {
+    ...init,
+    headers: { authorization: `Bearer ${adminToken}` },
+  });
+}
+
+/** A cluster of `size` nodes, node i on host h<i>; closed with its network. */
+async function withHostCluster(
+  size: number,
+  fn: (net: HostNetwork, nodes: Map<number, HostNode>) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "strata-kv-partition-" });
+  const net = await HostNetwork.create({ hosts: size });
+  try {
+    const { nodes, secrets } = await startHostCluster(net, {
+      dataRoot: dir,
+      tickMs: TICK_MS,
+    });
+    adminToken = secrets.tokens.admin;
+    for (const n of nodes.values()) {
+      assert.equal(n.http, `${n.host.address}:${HTTP_PORT}`);
+    }
+    await fn(net, nodes);
+  } catch (e) {
+    // Read a failing history against the faults.
+    console.error(`faults:\n${net.describeFaults()}`);
+    throw e;
+  } finally {
+    await net.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+interface Status {
+  id: number;
+  role: string;
+  term: number;
+  leader: number;
+  commitIndex: number;
+  appliedIndex: number;
+}
+
+async function status(n: HostNode): Promise<Status | undefined> {
+  try {
+    const res = await authFetch(`http://${n.http}/v1/status`, {
+      signal: AbortSignal.timeout(1000),
+    });
+    return await res.json();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls `check` every 50 ms until it returns a value; fails after `timeoutMs`. */
+async function eventually<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) {
+      assert.fail(`${what}: not within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A node of `among` that says it leads, in a term a majority of `among` shares. */
+function leaderAmong(
+  nodes: HostNode[],
+  timeoutMs = 6 * ELECTION_MS + 10_000,
+): Promise<number> {
+  return eventually(
+    `a leader among ${nodes.map((n) => n.id)}`,
+    timeoutMs,
+    async () => {
+      const all = await Promise.all(nodes.map(status));
+      const s = all.find((x) => x?.role === "leader");
+      return s !== undefined &&
+          all.filter((x) => x?.term === s.term).length * 2 > nodes.length
+        ? s.id
+        : undefined;
+    },
+  );
+}
+
+/** Waits until node `n` no longer says it leads. */
+function stepsDown(n: HostNode, timeoutMs = 4 * ELECTION_MS + 10_000) {
+  return eventually(`node ${n.id} steps down`, timeoutMs, async () => {
+    const s = await status(n);
+    return s && s.role !== "leader" ? true : undefined;
+  });
+}
+
+/** Waits until every node has applied what the leader had committed. */
+async function converged(nodes: HostNode[]): Promise<void> {
+  const leader = await leaderAmong(nodes);
+  const commit = (await status(nodes.find((n) => n.id === leader)!))!
+    .commitIndex;
+  await eventually(`every node applies ${commit}`, 20_000, async () => {
+    const all = await Promise.all(nodes.map(status));
+    return all.every((s) => s && s.appliedIndex >= commit) ? true : undefined;
+  });
+}
+
+const KEYS = 6;
+const decode = (v: Uint8Array) => new TextDecoder().decode(v);
+
+/**
+ * Clients in the machine's namespace: `spread` of them use every node,
+ * and one is pinned to each node. Each records puts, linearizable and
+ * lease reads and CAS (after a read) on a few keys, with unique values.
+ */
+function startLoad(nodes: HostNode[], spread: number) {
+  const history: KvOperation[] = [];
+  // Reads that got no answer (left out of the history: they had no effect).
+  const failedReads: Array<{ clientId: number; call: number }> = [];
+  let acked = 0;
+  let running = true;
+  const endpoints = nodes.map((n) => n.http);
+  const clients = [
+    ...Array.from({ length: spread }, (_, c) =>
+      kvClient(
+        [...endpoints.slice(c % 5), ...endpoints.slice(0, c % 5)],
+        { timeoutMs: 2500, attempts: 4 },
+      )),
+    ...nodes.map((n) => kvClient([n.http], { timeoutMs: 2500, attempts: 2 })),
+  ];
+  const workers = clients.map(async (kv, c) => {
+    let seq = 0;
+    while (running) {
+      seq++;
+      const key = `p/${(c * 5 + seq) % KEYS}`;
+      const dice = (c * 31 + seq * 17) % 20;
+      const call = performance.now();
+      if (dice < 8) {
+        const value = `c${c}-${seq}`;
+        const op: KvOperation = {
+          clientId: c,
+          input: { op: "put", key, value },
+          call,
+        };
+        history.push(op); // an unknown outcome stays in, without a return
+        try {
+          await kv.put(key, value);
+          op.return = performance.now();
+          op.output = { ok: true };
+          acked++;
+        } catch (e) {
+          if (!(e instanceof KvClientError)) throw e;
+        }
+      } else if (dice < 16) {
+        const consistency = dice < 13 ? "linearizable" : "lease";
+        try {
+          const e = await kv.get(key, consistency);
+          history.push({
+            clientId: c,
+            input: { op: "get", key },
+            call,
+            return: performance.now(),
+            output: { value: e ? decode(e.value) : null },
+          });
+        } catch (e) {
+          if (!(e instanceof KvClientError)) throw e;
+          failedReads.push({ clientId: c, call });
+        }
+      } else {
+        // Read, then swap in a new value if nobody wrote in between.
+        let expected: string | null;
+        try {
+          const e = await kv.get(key);
+          expected = e ? decode(e.value) : null;
+          history.push({
+            clientId: c,
+            input: { op: "get", key },
+            call,
+            return: performance.now(),
+            output: { value: expected },
+          });
+        } catch (e) {
+          if (!(e instanceof KvClientError)) throw e;
+          failedReads.push({ clientId: c, call });
+          continue;
+        }
+        const value = `c${c}-${seq}-cas`;
+        const op: KvOperation = {
+          clientId: c,
+          input: { op: "cas", key, expected, value },
+          call: performance.now(),
+        };
+        history.push(op);
+        try {
+          const r = await kv.cas(key, { value: expected }, value);
+          op.return = performance.now();
+          op.output = { ok: r.succeeded };
+          if (r.succeeded) acked++;
+        } catch (e) {
+          if (!(e instanceof KvClientError)) throw e;
+        }
+      }
+    }
+  });
+  return {
+    history,
+    failedReads,
+    /** The client id of the client pinned to node `id`. */
+    pinnedClient: (id: number) => spread + nodes.findIndex((n) => n.id === id),
+    /** Waits until `n` more writes are acknowledged; fails after `timeoutMs`. */
+    async moreAcks(n: number, timeoutMs = 30_000) {
+      const target = acked + n;
+      await eventually(
+        `${n} more acknowledged writes`,
+        timeoutMs,
+        () => Promise.resolve(acked >= target ? true : undefined),
+      );
+    },
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+    },
+  };
+}
+
+/**
+ * After healing: final linearizable reads of every key join the history
+ * (so a lost acknowledged write makes it illegal), every node holds the
+ * same values (stale reads once converged), and the history is checked.
+ */
+async function checkHistory(
+  nodes: HostNode[],
+  history: KvOperation[],
+): Promise<void> {
+  await converged(nodes);
+  const kv = kvClient(nodes.map((n) => n.http), {
+    timeoutMs: 5000,
+    attempts: 10,
+  });
+  const finals = new Map<string, string | null>();
+  for (let k = 0; k < KEYS; k++) {
+    const key = `p/${k}`;
+    const call = performance.now();
+    const e = await kv.get(key);
+    const value = e ? decode(e.value) : null;
+    finals.set(key, value);
+    history.push({
+      clientId: -1,
+      input: { op: "get", key },
+      call,
+      return: performance.now(),
+      output: { value },
+    });
+  }
+  await converged(nodes);
+  for (const n of nodes) {
+    const one = kvClient([n.http], { timeoutMs: 5000 });
+    for (const [key, value] of finals) {
+      const e = await one.get(key, "stale");
+      assert.equal(e ? decode(e.value) : null, value, `${key} on node ${n.id}`);
+    }
+  }
+  const acked = history.filter((o) => o.output !== undefined).length;
+  const unknown = history.filter((o) => o.output === undefined).length;
+  const started = performance.now();
+  const result = checkKvHistory(history, { timeoutMs: 60_000 });
+  console.log(
+    `  history: ${history.length} operations (${acked} answered, ${unknown} unknown outcomes), check ${result.result} in ${
+      (performance.now() - started).toFixed(0)
+    } ms`,
+  );
+  assert.equal(
+    result.result,
+    "ok",
+    `history not linearizable: ${result.info ?? ""}`,
+  );
+}
+
+Deno.test({
+  name:
+    "kv on 5 hosts: the leader isolated, a 2/3 split with the leader in the minority, a one-way loss from the leader; the majority keeps serving, every history is linearizable and no acknowledged write is lost",
+  ignore: skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withHostCluster(5, async (net, byId) => {
+      const nodes = [...byId.values()].sort((a, b) => a.id - b.id);
+      const node = (id: number) => byId.get(id)!;
+      const load = startLoad(nodes, 5);
+      // Nodes cut off from the majority, and when: a client pinned to one
+      // must get no answer at all in that window (no write can commit and
+      // no read can be confirmed there), from two election timeouts after
+      // the cut (what was in flight may still land) until the heal.
+      const cutOff: Array<{ nodes: number[]; from: number; to: number }> = [];
+      try {
+        await leaderAmong(nodes);
+        await load.moreAcks(20);
+        for (let round = 0; round < (LONG ? 3 : 1); round++) {
+          // 1. The leader cut off from every other node (clients still reach it).
+          const l1 = await leaderAmong(nodes);
+          await net.isolate(node(l1).host);
+          const cutAt = performance.now();
+          const l2 = await leaderAmong(nodes.filter((n) => n.id !== l1));
+          const failoverMs = performance.now() - cutAt;
+          await stepsDown(node(l1));
+          console.log(
+            `  isolated leader ${l1}: node ${l2} leads after ${
+              failoverMs.toFixed(0)
+            } ms; ${l1} stepped down after ${
+              (performance.now() - cutAt).toFixed(0)
+            } ms`,
+          );
+          await load.moreAcks(20);
+          await sleepUntil(cutAt + 2 * ELECTION_MS + CUT_WINDOW_MS);
+          cutOff.push({
+            nodes: [l1],
+            from: cutAt + 2 * ELECTION_MS,
+            to: performance.now(),
+          });
+          await net.heal();
+          await converged(nodes);
+
+          // 2. Split 2/3, the leader and one follower on the minority side.
+          const l3 = await leaderAmong(nodes);
+          const minority = [l3, nodes.find((n) => n.id !== l3)!.id];
+          const majority = nodes.filter((n) => !minority.includes(n.id));
+          await net.split(
+            minority.map((id) => node(id).host),
+            majority.map((n) => n.host),
+          );
+          const splitAt = performance.now();
+          const l4 = await leaderAmong(majority);
+          await stepsDown(node(l3));
+          console.log(
+            `  split ${minority} | ${
+              majority.map((n) => n.id)
+            }: node ${l4} leads the majority`,
+          );
+          await load.moreAcks(20);
+          await sleepUntil(splitAt + 2 * ELECTION_MS + CUT_WINDOW_MS);
+          cutOff.push({
+            nodes: minority,
+            from: splitAt + 2 * ELECTION_MS,
+            to: performance.now(),
+          });
+          await net.heal();
+          await converged(nodes);
+
+          // 3. Packets from the leader to one follower dropped.
+          const l5 = await leaderAmong(nodes);
+          const follower = nodes.find((n) => n.id !== l5)!;
+          await net.loss(node(l5).host, follower.host);
+          await load.moreAcks(20);
+          await net.heal();
+          await converged(nodes);
+
+          if (LONG) {
+            // 4. Partial loss on every link of one node.
+            const victim = nodes[round % nodes.length]!;
+            for (const other of nodes.filter((n) => n !== victim)) {
+              await net.loss(victim.host, other.host, 0.3);
+              await net.loss(other.host, victim.host, 0.3);
+            }
+            await load.moreAcks(30, 60_000);
+            await net.heal();
+            await converged(nodes);
+          }
+        }
+        await load.moreAcks(10);
+      } finally {
+        await load.stop();
+      }
+      for (const w of cutOff) {
+        for (const id of w.nodes) {
+          const c = load.pinnedClient(id);
+          const answered = load.history.filter((o) =>
+            o.clientId === c && o.return !== undefined && o.call >= w.from &&
+            o.return <= w.to
+          );
+          assert.deepEqual(
+            answered,
+            [],
+            `node ${id} answered while cut off from the majority`,
+          );
+          const asked = [...load.history, ...load.failedReads].filter((o) =>
+            o.clientId === c && o.call >= w.from && o.call <= w.to
+          ).length;
+          console.log(
+            `  node ${id} cut off for ${
+              ((w.to - w.from) / 1000).toFixed(1)
+            } s (after the first ${
+              2 * ELECTION_MS
+            } ms): ${asked} requests through it, none answered`,
+          );
+        }
+      }
+      await checkHistory(nodes, load.history);
+    });
+  },
+});
+
+/** A write guarded by a lock's fencing token (a transaction on the lock key's create revision). */
+function fencedPut(kv: KvClient, token: number, value: string) {
+  return kv.txn({
+    compare: [{
+      key: "_locks/job",
+      target: "createRevision",
+      op: "==",
+      value: token,
+    }],
+    success: [{ op: "put", key: "job/output", value }],
+  });
+}
+
+Deno.test({
+  name:
+    "kv on 5 hosts: a lock holder cut off on the minority side loses its lock to the majority, and its fencing token is refused after healing",
+  ignore: skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withHostCluster(5, async (net, byId) => {
+      const nodes = [...byId.values()].sort((a, b) => a.id - b.id);
+      const leader = await leaderAmong(nodes);
+      const [m1, m2] = nodes.filter((n) => n.id !== leader) as [
+        HostNode,
+        HostNode,
+      ];
+      const majority = nodes.filter((n) => n !== m1 && n !== m2);
+      // Holder A talks to m1 only: it ends up on the minority side.
+      const a = kvClient([m1.http], { timeoutMs: 2000, attempts: 3 });
+      const sessionA = await a.openSession(2000);
+      const tokenA = await a.lock("job", sessionA.id);
+      assert.ok(tokenA !== undefined, "A takes the free lock");
+      assert.equal((await fencedPut(a, tokenA, "a1")).succeeded, true);
+
+      await net.split([m1.host, m2.host], majority.map((n) => n.host));
+      const cutAt = performance.now();
+      const b = kvClient(majority.map((n) => n.http), {
+        timeoutMs: 3000,
+        attempts: 4,
+      });
+      const sessionB = await b.openSession(10_000);
+      // A's keep-alives no longer reach the leader: its session expires
+      // and the lock is free for B, with a higher token.
+      const tokenB = await eventually(
+        "B takes the lock",
+        30_000,
+        () => b.lock("job", sessionB.id),
+      );
+      console.log(
+        `  lock moved from A (token ${tokenA}) to B (token ${tokenB}) ${
+          (performance.now() - cutAt).toFixed(0)
+        } ms after the split`,
+      );
+      assert.ok(tokenB > tokenA);
+      assert.equal((await fencedPut(b, tokenB, "b1")).succeeded, true);
+      // A, cut off, cannot write with its old token ...
+      const during = await fencedPut(a, tokenA, "a2").catch((e) => {
+        if (!(e instanceof KvClientError)) throw e;
+        return { succeeded: false };
+      });
+      assert.equal(during.succeeded, false);
+      await eventually(
+        "A sees its session lost",
+        10_000,
+        () => Promise.resolve(sessionA.lost ? true : undefined),
+      );
+
+      // ... nor after healing, when its requests reach the leader again.
+      await net.heal();
+      await converged(nodes);
+      const after = await fencedPut(a, tokenA, "a3");
+      assert.equal(after.succeeded, false, "A's old token is refused");
+      const lockNow = await authFetch(`http://${m1.http}/v1/locks/job`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      const lockJson = await lockNow.json();
+      assert.equal(lockJson.holder, sessionB.id);
+      assert.equal(lockJson.token, tokenB);
+      const out = await a.get("job/output");
+      assert.equal(new TextDecoder().decode(out!.value), "b1");
+      await sessionA.close().catch(() => {});
+      await sessionB.close();
+    });
+  },
+});
