@@ -154,6 +154,9 @@ interface PendingRead {
 interface SnapshotReceive {
   index: number;
   term: number;
+  /** The leader sending it, and its term: another sender restarts the transfer. */
+  from: NodeId;
+  leaderTerm: number;
   total: number;
   chunks: Uint8Array[];
   received: number;
@@ -1476,7 +1479,13 @@ export class Raft {
       return;
     }
     let r = this.#snapRecv;
-    if (!r || r.index !== m.meta.index || r.term !== m.meta.term) {
+    // Only bytes from the same leader in the same term are resumed: another
+    // leader's snapshot of the same index may be serialized differently,
+    // and splicing the two would corrupt it. A new sender starts over.
+    if (
+      !r || r.index !== m.meta.index || r.term !== m.meta.term ||
+      r.from !== m.from || r.leaderTerm !== m.term
+    ) {
       if (m.offset !== 0) {
         reply(0);
         return;
@@ -1484,6 +1493,8 @@ export class Raft {
       r = {
         index: m.meta.index,
         term: m.meta.term,
+        from: m.from,
+        leaderTerm: m.term,
         total: m.total,
         chunks: [],
         received: 0,
