@@ -667,3 +667,36 @@ Deno.test("a cluster serves its API over TLS with a self-signed certificate, end
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a node refuses to serve without auth off loopback, and says so", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-kv-noauth-" });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./node_main.ts", import.meta.url).pathname,
+        "--id",
+        "1",
+        "--peers",
+        "1=127.0.0.1:0",
+        "--data-dir",
+        `${dir}/node-1`,
+        "--http",
+        "0.0.0.0:0",
+        "--insecure-no-auth",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    assert.match(
+      stderr,
+      /refusing to listen on 0\.0\.0\.0 without auth: --insecure-no-auth is only allowed on a loopback address/,
+    );
+    assert.equal(new TextDecoder().decode(out.stdout), "", "no ready line");
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

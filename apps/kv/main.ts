@@ -66,7 +66,18 @@ for (const n of [...cluster.nodes.values()].sort((a, b) => a.id - b.id)) {
 }
 const first = cluster.nodes.get(1)!.url;
 const admin = tokenFile(f["data-dir"], "admin");
-const k = tls ? `-k ` : "";
+const k = tls ? `--cacert ${tls.certFile} ` : "";
+// The CLI's defaults are ./data/kv and ports 2380-2382 over HTTP.
+const cliFlags = [
+  f["data-dir"] === "./data/kv" ? "" : `--token-file ${admin} `,
+  f["http-base"] === 2380 && f.nodes === 3 && !tls
+    ? ""
+    : `--endpoints ${
+      [...cluster.nodes.values()].sort((a, b) => a.id - b.id).map((n) => n.url)
+        .join(",")
+    } `,
+  tls ? `--ca-cert ${tls.certFile} ` : "",
+].join("");
 console.log(
   `\nEvery request needs a token. The tokens are in ${
     f["data-dir"]
@@ -76,7 +87,7 @@ read.token; mode 0600). Try:
   curl ${k}-H "Authorization: Bearer $TOKEN" -X PUT ${first}/v1/kv/hello -d world
   curl ${k}-H "Authorization: Bearer $TOKEN" ${first}/v1/kv/hello
   curl ${k}-H "Authorization: Bearer $TOKEN" ${first}/v1/status
-  deno task kv:cli put hello world      (reads ${admin} itself)
+  deno task kv:cli ${cliFlags}put hello world
 Ctrl-C stops every node.`,
 );
 onShutdown(async () => {

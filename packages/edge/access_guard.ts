@@ -89,9 +89,9 @@ export function hostName(host: string): string {
  *    non-public route needs at least `read`.
  */
 export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
-  const hosts = options.hosts === "any"
-    ? undefined
-    : new Set(options.hosts.map((h) => hostName(h)));
+  const hosts = options.hosts === "any" ? undefined : new Set(
+    options.hosts.map((h) => h.replace(/^\[|\]$/g, "").toLowerCase()),
+  );
   const publicPaths = new Set(options.publicPaths ?? []);
   const hint = options.tokenHint ??
     "send the header Authorization: Bearer <token>";

@@ -199,3 +199,17 @@ Deno.test("with publicReads a page loads without a token while its actions still
     200,
   );
 });
+
+Deno.test("IPv6 loopback names match with and without a port", async () => {
+  const a = new Hono();
+  a.use("*", edgeGuard({ auth: "off", hosts: ["::1", "[fe80::1]"] }));
+  a.get("/", (c) => c.json({ ok: true }));
+  installErrorHandlers(a, { name: "test", log: () => {} });
+  for (const host of ["[::1]:2380", "[::1]", "[fe80::1]:1"]) {
+    const res = await a.request("http://x/", { headers: { host } });
+    assert.equal(res.status, 200, host);
+  }
+  const res = await a.request("http://x/", { headers: { host: "[::2]:1" } });
+  assert.equal(res.status, 421);
+  assert.match(JSON.stringify(await res.json()), /answers to ::1, fe80::1/);
+});
