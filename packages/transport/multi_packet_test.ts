@@ -68,8 +68,8 @@ const editedBatch = fc.record({
 
 /**
  * Fan-out batches: one message per receiver with header fields that count
- * up (receiver id, commit), vary at random, or change length (an id
- * crossing a power of ten), around a shared body.
+ * up (receiver id, commit), vary at random, cycle among a few values, or
+ * change length (an id crossing a power of ten), around a shared body.
  */
 const fanOutBatch = fc.record({
   body: fc.uint8Array({ minLength: 0, maxLength: 2000 }),
@@ -77,12 +77,13 @@ const fanOutBatch = fc.record({
   start: fc.integer({ min: 0, max: 200 }),
   lag: fc.array(fc.nat({ max: 300 }), { minLength: 40, maxLength: 40 }),
   tail: fc.uint8Array({ maxLength: 30 }),
-}).map(({ body, count, start, lag, tail }) =>
+  cycle: fc.integer({ min: 1, max: 5 }),
+}).map(({ body, count, start, lag, tail, cycle }) =>
   Array.from({ length: count }, (_, i) => {
     const head = new TextEncoder().encode(
       `{"to":"node-${start + i}","index":${90_000 - lag[i]!},"commit":${
         1000 + i
-      },"entries":`,
+      },"term":${7 + (i % cycle) * 1111},"entries":`,
     );
     const out = new Uint8Array(head.length + body.length + tail.length);
     out.set(head);
