@@ -136,8 +136,8 @@ export function packEdits(
     let kind = data === steady ? 2 : 1;
     let period = 0;
     for (let q = 1; q <= MAX_PERIOD && q < g.k; q++) {
-      const d = periodicDiffs(packets, g, q);
-      if (d.length < data.length) [data, kind, period] = [d, 3, q];
+      const d = periodicDiffs(packets, g, q, data.length);
+      if (d) [data, kind, period] = [d, 3, q];
     }
     pushVarint(edits, g.k * 8 + kind);
     pushVarint(edits, g.prefix);
@@ -327,13 +327,15 @@ function columnDiffs(
 
 /**
  * An edit group's `data` as differences from the packet `period` before
- * (the reference for the first `period`), sparse.
+ * (the reference for the first `period`), sparse; undefined as soon as it
+ * reaches `limit` bytes (a sparser way is already known).
  */
 function periodicDiffs(
   packets: readonly Uint8Array[],
   g: EditGroup,
   period: number,
-): number[] {
+  limit: number,
+): number[] | undefined {
   const ref = packets[0]!;
   const { k, first, prefix, middle } = g;
   const out: number[] = [];
@@ -349,6 +351,7 @@ function periodicDiffs(
         pushVarint(out, zeros);
         out.push(e);
         zeros = 0;
+        if (out.length >= limit) return undefined;
       }
     }
   }
