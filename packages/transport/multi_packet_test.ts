@@ -8,7 +8,7 @@ import {
   unpackOne,
 } from "./multi_packet.ts";
 import { isTransportError } from "./transport_error.ts";
-import { varintLength } from "@strata/codec";
+import { encodeVarint, varintLength } from "@strata/codec";
 import { zstdCompressSync } from "node:zlib";
 
 const runs = Deno.env.get("STRATA_LONG") === "1" ? 2000 : 200;
@@ -301,6 +301,45 @@ Deno.test("malformed blobs are typed errors, never crashes", () => {
     );
   }
   assert.throws(() => unpackOne(blob, 2), RangeError);
+});
+
+Deno.test("a small blob that would unpack to too many bytes is rejected", () => {
+  // Format 1: one 1 MiB chunk held by all 65 536 packets (64 GiB).
+  const chunk = new Uint8Array(1 << 20);
+  const head = [1, ...encodeVarint(65_536)];
+  const body = [0, ...encodeVarint(chunk.length)];
+  const blob1 = new Uint8Array([
+    ...head,
+    ...encodeVarint(body.length + chunk.length),
+    ...body,
+  ].concat(Array.from(chunk)));
+  assert.throws(
+    () => unpack(blob1),
+    (e) => isTransportError(e, "protocol_error"),
+  );
+  // Format 2: a 1 MiB reference of zeros (a tiny zstd frame) and 4 095
+  // copies of it as one edit group (4 GiB).
+  const packets = Array.from({ length: 3 }, () => new Uint8Array(1 << 20));
+  const blob2 = pack(packets);
+  assert.equal(blob2[0], 2);
+  // format 2 · count 3 · edits raw (0) · edits length · record head
+  // (k = 2 << 3 | kind 1) · the rest of the record · zstd frame.
+  assert.deepEqual([...blob2.subarray(0, 3)], [2, 3, 0]);
+  assert.equal(blob2[4], 2 * 8 + 1);
+  const record = encodeVarint(4095 * 8 + 1);
+  const more = new Uint8Array([
+    2,
+    ...encodeVarint(4096),
+    0,
+    blob2[3]! + record.length - 1,
+    ...record,
+    ...blob2.subarray(5),
+  ]);
+  assert.throws(
+    () => unpack(more),
+    (e) => isTransportError(e, "protocol_error"),
+  );
+  assert.equal(unpackOne(more, 4095).length, 1 << 20);
 });
 
 Deno.test("an empty batch and empty packets round-trip", () => {

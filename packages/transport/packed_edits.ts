@@ -137,7 +137,7 @@ export function packEdits(
     let period = 0;
     for (let q = 1; q <= MAX_PERIOD && q < g.k; q++) {
       const d = periodicDiffs(packets, g, q, data.length);
-      if (d) [data, kind, period] = [d, 3, q];
+      if (d && d.length < data.length) [data, kind, period] = [d, 3, q];
     }
     pushVarint(edits, g.k * 8 + kind);
     pushVarint(edits, g.prefix);
@@ -550,8 +550,22 @@ function wholePacket(
   return plan.plain.slice(start, start + blobVarint(plan.edits, at).value);
 }
 
-/** Every packet of a decoded blob, in order. */
-export function planPackets(plan: Plan): Uint8Array<ArrayBuffer>[] {
+/**
+ * Every packet of a decoded blob, in order.
+ * @throws TransportError `protocol_error` when they would exceed
+ *   `maxBytes` in all (a small blob can describe many large packets).
+ */
+export function planPackets(
+  plan: Plan,
+  maxBytes: number,
+): Uint8Array<ArrayBuffer>[] {
+  let total = plan.plain.length;
+  for (const g of plan.groups) {
+    if (g.kind !== 0) total += g.k * (g.prefix + g.middle + g.suffix);
+  }
+  if (total > maxBytes) {
+    throw malformed(`unpacks to ${total} bytes (at most ${maxBytes})`);
+  }
   const out = [plan.ref.slice()];
   for (const g of plan.groups) {
     if (g.kind === 0) {
