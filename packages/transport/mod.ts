@@ -88,6 +88,7 @@ export {
 } from "./presence_bitmap.ts";
 export {
   MAX_PACKED_PACKETS,
+  MAX_UNPACKED_BYTES,
   pack,
   PACK_VERSION,
   packedCount,

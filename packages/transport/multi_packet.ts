@@ -49,6 +49,13 @@ export const PACK_VERSION = EDITS_FORMAT;
 /** Most packets a blob may announce; bounds what unpacking allocates. */
 export const MAX_PACKED_PACKETS = 65_536;
 
+/**
+ * Most bytes the packets of one blob may add up to: `pack` refuses more,
+ * `unpack` rejects a blob that would unpack to more (a small blob can
+ * describe many copies of a large packet).
+ */
+export const MAX_UNPACKED_BYTES = 256 * 1024 * 1024;
+
 /** The worst-case size of `pack(packets)` in bytes (see the format above). */
 export function packedSizeBound(packets: readonly Uint8Array[]): number {
   return plainChunksSize(packets);
@@ -61,6 +68,10 @@ export function packedSizeBound(packets: readonly Uint8Array[]): number {
 export function pack(packets: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   if (packets.length > MAX_PACKED_PACKETS) {
     throw new RangeError(`at most ${MAX_PACKED_PACKETS} packets per blob`);
+  }
+  const total = packets.reduce((n, p) => n + p.length, 0);
+  if (total > MAX_UNPACKED_BYTES) {
+    throw new RangeError(`at most ${MAX_UNPACKED_BYTES} bytes per blob`);
   }
   const edits = packets.length > 0 ? packEdits(packets) : undefined;
   return edits && edits.length < plainChunksSize(packets)
@@ -88,12 +99,13 @@ export function packedCount(blob: Uint8Array): number {
 
 /**
  * Restores every packet of a blob made by {@link pack}, in order.
- * @throws TransportError `protocol_error` when the blob is malformed.
+ * @throws TransportError `protocol_error` when the blob is malformed or
+ *   would unpack to more than {@link MAX_UNPACKED_BYTES}.
  */
 export function unpack(blob: Uint8Array): Uint8Array<ArrayBuffer>[] {
   return format(blob) === CHUNKS_FORMAT
-    ? unpackChunks(blob, MAX_PACKED_PACKETS)
-    : planPackets(readEdits(blob, MAX_PACKED_PACKETS));
+    ? unpackChunks(blob, MAX_PACKED_PACKETS, MAX_UNPACKED_BYTES)
+    : planPackets(readEdits(blob, MAX_PACKED_PACKETS), MAX_UNPACKED_BYTES);
 }
 
 /**

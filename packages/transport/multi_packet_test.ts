@@ -8,7 +8,7 @@ import {
   unpackOne,
 } from "./multi_packet.ts";
 import { isTransportError } from "./transport_error.ts";
-import { varintLength } from "@strata/codec";
+import { encodeVarint, varintLength } from "@strata/codec";
 import { zstdCompressSync } from "node:zlib";
 
 const runs = Deno.env.get("STRATA_LONG") === "1" ? 2000 : 200;
@@ -68,8 +68,8 @@ const editedBatch = fc.record({
 
 /**
  * Fan-out batches: one message per receiver with header fields that count
- * up (receiver id, commit), vary at random, or change length (an id
- * crossing a power of ten), around a shared body.
+ * up (receiver id, commit), vary at random, cycle among a few values, or
+ * change length (an id crossing a power of ten), around a shared body.
  */
 const fanOutBatch = fc.record({
   body: fc.uint8Array({ minLength: 0, maxLength: 2000 }),
@@ -77,12 +77,13 @@ const fanOutBatch = fc.record({
   start: fc.integer({ min: 0, max: 200 }),
   lag: fc.array(fc.nat({ max: 300 }), { minLength: 40, maxLength: 40 }),
   tail: fc.uint8Array({ maxLength: 30 }),
-}).map(({ body, count, start, lag, tail }) =>
+  cycle: fc.integer({ min: 1, max: 5 }),
+}).map(({ body, count, start, lag, tail, cycle }) =>
   Array.from({ length: count }, (_, i) => {
     const head = new TextEncoder().encode(
       `{"to":"node-${start + i}","index":${90_000 - lag[i]!},"commit":${
         1000 + i
-      },"entries":`,
+      },"term":${7 + (i % cycle) * 1111},"entries":`,
     );
     const out = new Uint8Array(head.length + body.length + tail.length);
     out.set(head);
@@ -300,6 +301,45 @@ Deno.test("malformed blobs are typed errors, never crashes", () => {
     );
   }
   assert.throws(() => unpackOne(blob, 2), RangeError);
+});
+
+Deno.test("a small blob that would unpack to too many bytes is rejected", () => {
+  // Format 1: one 1 MiB chunk held by all 65 536 packets (64 GiB).
+  const chunk = new Uint8Array(1 << 20);
+  const head = [1, ...encodeVarint(65_536)];
+  const body = [0, ...encodeVarint(chunk.length)];
+  const blob1 = new Uint8Array([
+    ...head,
+    ...encodeVarint(body.length + chunk.length),
+    ...body,
+  ].concat(Array.from(chunk)));
+  assert.throws(
+    () => unpack(blob1),
+    (e) => isTransportError(e, "protocol_error"),
+  );
+  // Format 2: a 1 MiB reference of zeros (a tiny zstd frame) and 4 095
+  // copies of it as one edit group (4 GiB).
+  const packets = Array.from({ length: 3 }, () => new Uint8Array(1 << 20));
+  const blob2 = pack(packets);
+  assert.equal(blob2[0], 2);
+  // format 2 · count 3 · edits raw (0) · edits length · record head
+  // (k = 2 << 3 | kind 1) · the rest of the record · zstd frame.
+  assert.deepEqual([...blob2.subarray(0, 3)], [2, 3, 0]);
+  assert.equal(blob2[4], 2 * 8 + 1);
+  const record = encodeVarint(4095 * 8 + 1);
+  const more = new Uint8Array([
+    2,
+    ...encodeVarint(4096),
+    0,
+    blob2[3]! + record.length - 1,
+    ...record,
+    ...blob2.subarray(5),
+  ]);
+  assert.throws(
+    () => unpack(more),
+    (e) => isTransportError(e, "protocol_error"),
+  );
+  assert.equal(unpackOne(more, 4095).length, 1 << 20);
 });
 
 Deno.test("an empty batch and empty packets round-trip", () => {

@@ -134,16 +134,31 @@ function holds(chunk: ChunkView, i: number): boolean {
   return chunk.tag - 2 === i;
 }
 
-/** Restores every packet of a chunk-layout blob. */
+/**
+ * Restores every packet of a chunk-layout blob.
+ * @throws TransportError `protocol_error` when malformed or when the
+ *   packets would exceed `maxBytes` in all.
+ */
 export function unpackChunks(
   blob: Uint8Array,
   maxPackets: number,
+  maxBytes: number,
 ): Uint8Array<ArrayBuffer>[] {
   const { n, at } = readChunksHeader(blob, maxPackets);
   const views = [...chunks(blob, n, at)];
   const sizes = new Array<number>(n).fill(0);
+  let total = 0;
   for (const c of views) {
-    for (let i = 0; i < n; i++) if (holds(c, i)) sizes[i]! += c.end - c.start;
+    for (let i = 0; i < n; i++) {
+      if (holds(c, i)) {
+        sizes[i]! += c.end - c.start;
+        total += c.end - c.start;
+      }
+    }
+  }
+  // A chunk every packet holds counts n times: bound what a blob unpacks to.
+  if (total > maxBytes) {
+    throw malformed(`unpacks to ${total} bytes (at most ${maxBytes})`);
   }
   const out = sizes.map((s) => new Uint8Array(s));
   const fill = new Array<number>(n).fill(0);

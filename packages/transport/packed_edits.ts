@@ -21,8 +21,9 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * edits  = record*, covering packets 1 … count-1 in order
  * record = varint (k << 3 | kind), k ≥ 1 packets:
  *   kind 0, whole: k × varint length (the next k packets of the frame)
- *   kind 1 … 4, edits: varint prefix · varint middle ·
- *                  varint zigzag(length − refLength) · varint dataLength · data
+ *   kind 1 … 3, edits: varint prefix · varint middle · varint split ·
+ *                  [varint period, kind 3] · varint zigzag(length − refLength) ·
+ *                  varint dataLength · data
  * data   = (varint zeros skipped · u8 non-zero value)*, trailing zeros implied
  * ```
  *
@@ -32,12 +33,14 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * bytes (the fan-out case: one message, a different header per receiver).
  * Their middles form a k × middle matrix that `data` lists column by
  * column, as second differences down each column. With `b` the
- * reference's byte at the same place counted from the middle's start
- * (kinds 1 and 3) or from its end (kinds 2 and 4: a field before it grew or
- * shrank; 0 outside the reference) and `vⱼ` packet j's byte, the values
- * stored are `v₀ − b`, then `v₁ − v₀` (kinds 1, 2) or
- * `(v₁ − v₀) − (v₀ − b)` (kinds 3, 4), then `(vⱼ − vⱼ₋₁) − (vⱼ₋₁ − vⱼ₋₂)`,
- * all mod 256. A byte equal in all is a column of zeros, a field equal in
+ * reference's byte at the same place counted from the middle's start (for
+ * the first `split` bytes) or from its end (after them: a field that grew
+ * or shrank shifts what follows it; 0 outside the reference) and `vⱼ`
+ * packet j's byte, the values stored are `v₀ − b`, then `v₁ − v₀` (kind 1)
+ * or `(v₁ − v₀) − (v₀ − b)` (kind 2), then `(vⱼ − vⱼ₋₁) − (vⱼ₋₁ − vⱼ₋₂)`,
+ * all mod 256; or (kind 3) `vⱼ` minus packet `j − period`'s byte (minus `b`
+ * for the first `period` packets), for fields that cycle among a few
+ * values. The encoder keeps the sparsest. A byte equal in all is a column of zeros, a field equal in
  * all but not to the reference costs one or two values, and a field that
  * counts up across receivers (a follower id, a commit index) costs one or
  * two, however many packets there are.
@@ -57,14 +60,17 @@ export const EDITS_FORMAT = 2;
 export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
 /**
- * zstd level: 7 (lazy2 matching) codes the reference of the bench's
- * batches ≈ 20 bytes (0.6%) smaller than the default 3. What pack saves
- * over zstd on the concatenation is zstd's cost per repeated packet, a few
- * bytes each, so on small batches that margin is what keeps pack smaller;
- * and level 3 lost to zstd on a 20-packet batch whose header fields cycle
- * (multi_packet_test.ts). It costs ≈ 20 µs more per 5 KiB reference.
+ * zstd level by batch size. What pack saves over zstd on the concatenation
+ * is mostly zstd's cost per repeated packet (a few bytes each). Below
+ * {@link SMALL_BATCH_PACKETS} packets that is about what level 7's lazy
+ * matching saves on the reference over the default level 3 (≈ 20 bytes,
+ * 0.6%, on the bench's 5 KiB), so small batches pay level 7's time (≈ 20 µs
+ * more on 5 KiB) to stay smaller than zstd; larger batches are smaller by
+ * a wide margin at level 3, and faster.
  */
-const ZSTD_LEVEL = 7;
+const SMALL_BATCH_LEVEL = 7;
+const LARGE_BATCH_LEVEL = 3;
+const SMALL_BATCH_PACKETS = 8;
 
 // Edits smaller than this go raw, outside the frame: inside it, their
 // bytes (mostly outside the reference's alphabet) would grow the literals'
@@ -74,14 +80,18 @@ const MIN_FRAMED_EDITS = 64;
 // A packet whose differences from the reference fit in one region this
 // small, or leave at least half of it equal at its two ends, is an edit.
 const SMALL_EDIT_BYTES = 256;
+// Periods tried for header fields that cycle among a few values.
+const MAX_PERIOD = 4;
 // A packet joins the edit group before it if the group's shared ends
 // shrink by at most this many bytes (columns of zero differences are
 // nearly free once coded).
 const WIDEN_BYTES = 64;
 
 interface EditGroup {
-  kind: 1 | 2;
+  kind: 1;
   first: number;
+  /** Middle bytes before it are predicted start-aligned, after it end-aligned. */
+  split: number;
   k: number;
   length: number;
   prefix: number;
@@ -119,11 +129,21 @@ export function packEdits(
       continue;
     }
     // Both ways of predicting the first step; the sparser one wins.
+    // Every way of predicting a packet from those before it; the sparsest
+    // wins (a cycling field is cheapest as a difference from a period ago).
     const { reset, steady } = columnDiffs(packets, g);
-    const data = steady.length < reset.length ? steady : reset;
-    pushVarint(edits, g.k * 8 + g.kind + (data === steady ? 2 : 0));
+    let data = steady.length < reset.length ? steady : reset;
+    let kind = data === steady ? 2 : 1;
+    let period = 0;
+    for (let q = 1; q <= MAX_PERIOD && q < g.k; q++) {
+      const d = periodicDiffs(packets, g, q, data.length);
+      if (d && d.length < data.length) [data, kind, period] = [d, 3, q];
+    }
+    pushVarint(edits, g.k * 8 + kind);
     pushVarint(edits, g.prefix);
     pushVarint(edits, g.middle);
+    pushVarint(edits, g.split);
+    if (kind === 3) pushVarint(edits, period);
     const grow = g.length - ref.length;
     pushVarint(edits, grow < 0 ? -2 * grow - 1 : 2 * grow);
     pushVarint(edits, data.length);
@@ -149,7 +169,12 @@ export function packEdits(
       at += packets[p]!.length;
     }
   }
-  const frame = zstd(body, ZSTD_LEVEL);
+  const frame = zstd(
+    body,
+    packets.length < SMALL_BATCH_PACKETS
+      ? SMALL_BATCH_LEVEL
+      : LARGE_BATCH_LEVEL,
+  );
   const raw = framed ? 0 : edits.length;
   const out = new Uint8Array(
     1 + varintLength(packets.length) + 1 + varintLength(edits.length) + raw +
@@ -209,6 +234,7 @@ function groupPackets(packets: readonly Uint8Array[]): Group[] {
     groups.push(
       last = {
         kind: 1,
+        split: 0,
         first: p,
         k: 1,
         length: packet.length,
@@ -218,19 +244,29 @@ function groupPackets(packets: readonly Uint8Array[]): Group[] {
       },
     );
   }
-  // Align each group's middles with the reference where its first packet
-  // differs least: a field that changed length shifts what follows it.
+  // Predict each group's middles from the reference start-aligned up to a
+  // split and end-aligned after it, the split where its first packet
+  // differs least: a field that grew or shrank shifts what follows it.
   for (const g of groups) {
     if (g.kind === 0) continue;
     const first = packets[g.first]!;
-    const misses = (kind: 1 | 2) => {
-      let n = 0;
-      for (let c = 0; c < g.middle; c++) {
-        if (first[g.prefix + c] !== baseByte(ref, { ...g, kind }, c)) n++;
+    const endAt = ref.length - g.suffix - g.middle;
+    // Mismatches with the split at 0 (all end-aligned), then moving it.
+    let cost = 0;
+    for (let c = 0; c < g.middle; c++) {
+      if (first[g.prefix + c] !== (ref[endAt + c] ?? 0)) cost++;
+    }
+    let best = cost;
+    g.split = 0;
+    for (let c = 0; c < g.middle; c++) {
+      const v = first[g.prefix + c];
+      if (v !== (ref[endAt + c] ?? 0)) cost--;
+      if (v !== (ref[g.prefix + c] ?? 0)) cost++;
+      if (cost < best) {
+        best = cost;
+        g.split = c + 1;
       }
-      return n;
-    };
-    if (misses(2) < misses(1)) g.kind = 2;
+    }
   }
   return groups;
 }
@@ -289,6 +325,39 @@ function columnDiffs(
   return { reset, steady };
 }
 
+/**
+ * An edit group's `data` as differences from the packet `period` before
+ * (the reference for the first `period`), sparse; undefined as soon as it
+ * reaches `limit` bytes (a sparser way is already known).
+ */
+function periodicDiffs(
+  packets: readonly Uint8Array[],
+  g: EditGroup,
+  period: number,
+  limit: number,
+): number[] | undefined {
+  const ref = packets[0]!;
+  const { k, first, prefix, middle } = g;
+  const out: number[] = [];
+  let zeros = 0;
+  for (let c = 0; c < middle; c++) {
+    const x = prefix + c;
+    const b = baseByte(ref, g, c);
+    for (let j = 0; j < k; j++) {
+      const pred = j < period ? b : packets[first + j - period]![x]!;
+      const e = (packets[first + j]![x]! - pred) & 0xff;
+      if (e === 0) zeros++;
+      else {
+        pushVarint(out, zeros);
+        out.push(e);
+        zeros = 0;
+        if (out.length >= limit) return undefined;
+      }
+    }
+  }
+  return out;
+}
+
 function zstd(bytes: Uint8Array, level: number): Uint8Array {
   // Tables sized for the input: zstd's defaults for an input of unknown
   // size (a 128 KiB hash table and a 64 KiB chain at level 3) cost more to
@@ -335,6 +404,9 @@ interface ParsedGroup {
   prefix: number;
   suffix: number;
   middle: number;
+  split: number;
+  /** Kind 3: differences are from the packet this many before. */
+  period: number;
   /** Where its record's data (lengths or differences) is in `edits`. */
   at: number;
   end: number;
@@ -374,7 +446,7 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
     at = head.next;
     const kind = head.value % 8;
     const k = Math.floor(head.value / 8);
-    if (kind > 4) throw malformed(`record of kind ${kind}`);
+    if (kind > 3) throw malformed(`record of kind ${kind}`);
     if (k < 1 || first + k > n) throw malformed("records past the count");
     if (kind === 0) {
       const start = at;
@@ -393,6 +465,8 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
         prefix: 0,
         suffix: 0,
         middle: 0,
+        split: 0,
+        period: 0,
         at: start,
         end: at,
         plainAt: 0,
@@ -400,8 +474,14 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
     } else {
       const pre = blobVarint(edits, at);
       const mid = blobVarint(edits, pre.next);
-      const grow = blobVarint(edits, mid.next);
+      const split = blobVarint(edits, mid.next);
+      const period = kind === 3
+        ? blobVarint(edits, split.next)
+        : { value: 0, next: split.next };
+      if (kind === 3 && period.value < 1) throw malformed("period 0");
+      const grow = blobVarint(edits, period.next);
       const data = blobVarint(edits, grow.next);
+      if (split.value > mid.value) throw malformed("split past the middle");
       at = data.next;
       if (at + data.value > edits.length) {
         throw malformed("ends inside an edit");
@@ -414,6 +494,8 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
         // Until the reference's length is known: the zigzag growth.
         suffix: grow.value,
         middle: mid.value,
+        split: split.value,
+        period: period.value,
         at,
         end: at + data.value,
         plainAt: 0,
@@ -468,8 +550,22 @@ function wholePacket(
   return plan.plain.slice(start, start + blobVarint(plan.edits, at).value);
 }
 
-/** Every packet of a decoded blob, in order. */
-export function planPackets(plan: Plan): Uint8Array<ArrayBuffer>[] {
+/**
+ * Every packet of a decoded blob, in order.
+ * @throws TransportError `protocol_error` when they would exceed
+ *   `maxBytes` in all (a small blob can describe many large packets).
+ */
+export function planPackets(
+  plan: Plan,
+  maxBytes: number,
+): Uint8Array<ArrayBuffer>[] {
+  let total = plan.plain.length;
+  for (const g of plan.groups) {
+    if (g.kind !== 0) total += g.k * (g.prefix + g.middle + g.suffix);
+  }
+  if (total > maxBytes) {
+    throw malformed(`unpacks to ${total} bytes (at most ${maxBytes})`);
+  }
   const out = [plan.ref.slice()];
   for (const g of plan.groups) {
     if (g.kind === 0) {
@@ -484,12 +580,20 @@ export function planPackets(plan: Plan): Uint8Array<ArrayBuffer>[] {
     }
     for (let c = 0; c < g.middle; c++) {
       const x = g.prefix + c;
+      if (g.kind === 3) {
+        const b = baseByte(plan.ref, g, c);
+        rows.forEach((row, j) => {
+          const pred = j < g.period ? b : rows[j - g.period]![x]!;
+          row[x] = (pred + row[x]!) & 0xff;
+        });
+        continue;
+      }
       let v = baseByte(plan.ref, g, c);
       let d = 0;
       rows.forEach((row, j) => {
         if (j === 0) {
           row[x] = v = (v + row[x]!) & 0xff;
-          if (g.kind > 2) d = row[x]! - baseByte(plan.ref, g, c);
+          if (g.kind === 2) d = row[x]! - baseByte(plan.ref, g, c);
         } else {
           d = (d + row[x]!) & 0xff;
           row[x] = v = (v + d) & 0xff;
@@ -514,8 +618,14 @@ export function planPacket(plan: Plan, i: number): Uint8Array<ArrayBuffer> {
   for (const [pos, e] of sparse(plan.edits, g)) {
     const c = Math.floor(pos / g.k);
     const t = pos - c * g.k;
-    const w = t === 0 && g.kind <= 2 ? 1 : j - t + 1;
-    if (t <= j) sums[c] = (sums[c]! + w * e) % 256;
+    if (t > j) continue;
+    if (g.kind === 3) {
+      // vⱼ = b + Σ(t ≤ j, t ≡ j mod period) eₜ
+      if ((j - t) % g.period === 0) sums[c] = (sums[c]! + e) & 0xff;
+      continue;
+    }
+    const w = t === 0 && g.kind === 1 ? 1 : j - t + 1;
+    sums[c] = (sums[c]! + w * e) % 256;
   }
   for (let c = 0; c < g.middle; c++) {
     row[g.prefix + c] = (baseByte(plan.ref, g, c) + sums[c]!) & 0xff;
@@ -543,12 +653,10 @@ function* sparse(
 /** What byte `c` of an edit group's middles is predicted from at first. */
 function baseByte(
   ref: Uint8Array,
-  g: { kind: number; prefix: number; middle: number; suffix: number },
+  g: { prefix: number; middle: number; suffix: number; split: number },
   c: number,
 ): number {
-  const at = g.kind % 2 === 1
-    ? g.prefix + c
-    : ref.length - g.suffix - g.middle + c;
+  const at = c < g.split ? g.prefix + c : ref.length - g.suffix - g.middle + c;
   return ref[at] ?? 0;
 }
 
