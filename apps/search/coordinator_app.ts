@@ -383,6 +383,14 @@ export function createCoordinatorApp(
         `op must be "or" or "and", got "${op.slice(0, 20)}"`,
       );
     }
+    const snippetsRaw = c.req.query("snippets") ?? "true";
+    if (!["true", "false", "1", "0"].includes(snippetsRaw)) {
+      throw new SearchError(
+        "bad_request",
+        `snippets must be true or false, got "${snippetsRaw.slice(0, 20)}"`,
+      );
+    }
+    const snippets = snippetsRaw === "true" || snippetsRaw === "1";
     const query = parseQuery(q, analyzer, { defaultOperator: op });
     const userRaw = c.req.query("user");
     if (userRaw !== undefined && userRaw !== "") {
@@ -399,7 +407,12 @@ export function createCoordinatorApp(
     const context = mergeShardStats(
       perShardStats.filter((s): s is ShardStats => s !== null),
     );
-    const body: ShardSearch = { query, k: from + size, context };
+    const body: ShardSearch = {
+      query,
+      k: from + size,
+      context,
+      snippets,
+    };
     // Per-shard timing of the query phase (retries included), for callers
     // that show where a search spends its time.
     const fanOutStart = performance.now();
