@@ -421,6 +421,9 @@ export function createCoordinatorApp(
       replica: null as number | null,
       ms: 0,
       hits: 0,
+      /** The shard's own time: scoring, and building snippets. */
+      search_ms: 0,
+      snippet_ms: 0,
     }));
     const results = await Promise.all(
       config.shards.map((_, s) =>
@@ -433,6 +436,10 @@ export function createCoordinatorApp(
         ).then((out) => {
           timings[s]!.ms = round2(performance.now() - fanOutStart);
           timings[s]!.hits = out?.hits.length ?? 0;
+          if (out) {
+            timings[s]!.snippet_ms = round2(out.snippetMs);
+            timings[s]!.search_ms = round2(out.tookMs - out.snippetMs);
+          }
           return out;
         })
       ),
