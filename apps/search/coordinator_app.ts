@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { HttpPool, type PoolResponse } from "./http_pool.ts";
 import { z } from "zod";
 import { Analyzer } from "./analyzer.ts";
 import { DocumentSchema, type StoredDocument } from "./document.ts";
@@ -118,7 +119,12 @@ function pageParam(
  */
 export function createCoordinatorApp(
   input: CoordinatorConfig,
-): { app: Hono; selector: ReplicaSelector } {
+): {
+  app: Hono;
+  selector: ReplicaSelector;
+  /** Closes the persistent connections to the shards. */
+  close: () => void;
+} {
   const config = CoordinatorConfigSchema.parse(input);
   const S = config.shards.length;
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
@@ -159,11 +165,38 @@ export function createCoordinatorApp(
     }
     return json;
   }
-  async function get(url: string, timeoutMs: number): Promise<unknown> {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    const json = await res.json();
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  // Reads (statistics, searches, listings) go over persistent connections
+  // (http_pool.ts): fetch's per-call machinery was most of the
+  // coordinator's CPU under query load. Writes keep fetch.
+  const pools = new Map<string, HttpPool>();
+  function poolOf(base: string): HttpPool {
+    let p = pools.get(base);
+    if (p === undefined) pools.set(base, p = new HttpPool(base));
+    return p;
+  }
+  function answer(r: PoolResponse): unknown {
+    const json = JSON.parse(r.text);
+    if (r.status < 200 || r.status > 299) {
+      throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
+    }
     return json;
+  }
+  async function read(
+    base: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    return answer(
+      await poolOf(base).post(path, JSON.stringify(body), timeoutMs),
+    );
+  }
+  async function get(
+    base: string,
+    path: string,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    return answer(await poolOf(base).get(path, timeoutMs));
   }
 
   /** Calls one replica of `shard` at a time, best first, until one answers; null when none does. */
@@ -209,7 +242,7 @@ export function createCoordinatorApp(
       config.shards.map((_, s) =>
         readShard(
           s,
-          (base) => post(`${base}/internal/stats`, req, config.searchTimeoutMs),
+          (base) => read(base, "/internal/stats", req, config.searchTimeoutMs),
           ShardStatsSchema,
         )
       ),
@@ -430,7 +463,7 @@ export function createCoordinatorApp(
         perShardStats[s] === null ? Promise.resolve(null) : readShard(
           s,
           (base) =>
-            post(`${base}/internal/search`, body, config.searchTimeoutMs),
+            read(base, "/internal/search", body, config.searchTimeoutMs),
           ShardSearchResultSchema,
           (r) => (timings[s]!.replica = r),
         ).then((out) => {
@@ -488,7 +521,8 @@ export function createCoordinatorApp(
           s,
           (base) =>
             get(
-              `${base}/internal/users/${p.id}?from=0&size=${p.from + p.size}`,
+              base,
+              `/internal/users/${p.id}?from=0&size=${p.from + p.size}`,
               config.searchTimeoutMs,
             ),
           UserDocsResultSchema,
@@ -517,7 +551,7 @@ export function createCoordinatorApp(
       config.shards.map((_, s) =>
         readShard(
           s,
-          (base) => get(`${base}/internal/describe`, config.searchTimeoutMs),
+          (base) => get(base, "/internal/describe", config.searchTimeoutMs),
           z.record(z.string(), z.unknown()),
         )
       ),
@@ -593,5 +627,9 @@ export function createCoordinatorApp(
     });
   });
 
-  return { app, selector };
+  const close = () => {
+    for (const p of pools.values()) p.close();
+    pools.clear();
+  };
+  return { app, selector, close };
 }
