@@ -12,6 +12,7 @@ import {
 } from "./global_stats.ts";
 import { compareHits } from "./hit_order.ts";
 import {
+  checkContentType,
   detailedError,
   installErrorHandlers,
   readText,
@@ -104,6 +105,18 @@ function pageParam(
   }
   return n;
 }
+
+/**
+ * Content types `POST /v1/docs` accepts (besides none): NDJSON, JSON, plain
+ * text, and the form type curl's `--data-binary` sends by default.
+ */
+export const BULK_CONTENT_TYPES: readonly string[] = [
+  "application/x-ndjson",
+  "application/ndjson",
+  "application/json",
+  "text/plain",
+  "application/x-www-form-urlencoded",
+];
 
 /**
  * The public search API in front of the shard processes:
@@ -285,6 +298,7 @@ export function createCoordinatorApp(
   });
 
   app.post("/v1/docs", async (c) => {
+    checkContentType(c, BULK_CONTENT_TYPES);
     const text = await readText(c, MAX_BULK_BYTES);
     const lines = text.split("\n");
     const docs: StoredDocument[] = [];
