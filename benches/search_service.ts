@@ -18,6 +18,7 @@ import type { StoredDocument } from "../apps/search/document.ts";
 import { shardOf } from "../apps/search/shard_routing.ts";
 import { QUICK, type Suite } from "./harness.ts";
 import { type LoadResult, runLoad } from "./http_load.ts";
+import { cpuMs } from "./proc_cpu.ts";
 import {
   buildSphinxIndexes,
   type Searchd,
@@ -78,13 +79,31 @@ const SHARDS = 3;
 const REPLICAS = 2;
 const SIZE = 10;
 const CLIENTS = [1, 16];
+const BATCH = 500;
+const BULK_CLIENTS = 4;
+
+/** Runs a load while accounting the CPU time of the server processes `pids`. */
+async function measured(
+  pids: readonly number[],
+  run: () => Promise<LoadResult>,
+): Promise<LoadResult & { cpuMsPerQuery: number }> {
+  const before = await cpuMs(pids);
+  const r = await run();
+  const after = await cpuMs(pids);
+  // The warm-up's queries are charged too: count them in.
+  return { ...r, cpuMsPerQuery: (after - before) / Math.max(1, r.total) };
+}
 
 function record(
   suite: Suite,
   group: string,
   name: string,
-  r: LoadResult,
+  r: LoadResult & { cpuMsPerQuery: number },
 ): void {
+  suite.metric(
+    `server CPU ms/query · ${group} · ${name}`,
+    Math.round(r.cpuMsPerQuery * 1000) / 1000,
+  );
   if (r.errors > 0) console.warn(`  ${group} · ${name}: ${r.errors} errors`);
   suite.record({
     group,
@@ -106,6 +125,8 @@ const groupOf = (clients: number, snippets: boolean) =>
 export const STRATA = `strata cluster (${SHARDS}×${REPLICAS} + coordinator)`;
 export const SPHINX_SINGLE = "Sphinx distributed index (1 searchd)";
 export const SPHINX_MULTI = "Sphinx 3 searchd + coordinator searchd";
+const STRATA_BULK =
+  `strata bulk NDJSON, ${SHARDS} shards × ${REPLICAS} replicas, ${BATCH} docs/request, ${BULK_CLIENTS} in flight`;
 
 async function loadDocs(limit: number): Promise<StoredDocument[]> {
   const docs: StoredDocument[] = [];
@@ -137,22 +158,33 @@ export async function benchSearchService(suite: Suite): Promise<void> {
       sync: "always",
     });
     try {
-      const batch = 1000;
+      // Bulk requests of BATCH lines, BULK_CLIENTS in flight at a time
+      // (as a bulk indexing client would send them).
       const lines = docs.map((d) => JSON.stringify(d));
+      let next = 0;
       const t0 = performance.now();
-      for (let i = 0; i < lines.length; i += batch) {
-        const res = await fetch(`${cluster.url}/v1/docs`, {
-          method: "POST",
-          headers: { "content-type": "application/x-ndjson" },
-          body: lines.slice(i, i + batch).join("\n"),
-        });
-        const out = await res.json();
-        if (!res.ok) throw new Error(`bulk failed: ${JSON.stringify(out)}`);
-      }
+      await Promise.all(
+        Array.from({ length: BULK_CLIENTS }, async () => {
+          for (;;) {
+            const i = next;
+            next += BATCH;
+            if (i >= lines.length) return;
+            const res = await fetch(`${cluster.url}/v1/docs`, {
+              method: "POST",
+              headers: { "content-type": "application/x-ndjson" },
+              body: lines.slice(i, i + BATCH).join("\n"),
+            });
+            const out = await res.json();
+            if (!res.ok) {
+              throw new Error(`bulk failed: ${JSON.stringify(out)}`);
+            }
+          }
+        }),
+      );
       const indexMs = performance.now() - t0;
       suite.record({
         group: "indexing over the service (docs/s)",
-        name: `strata bulk NDJSON, ${SHARDS} shards × ${REPLICAS} replicas`,
+        name: STRATA_BULK,
         opsPerSec: docs.length / (indexMs / 1000),
         meanNs: (indexMs * 1e6) / docs.length,
         p50Ns: NaN,
@@ -165,18 +197,26 @@ export async function benchSearchService(suite: Suite): Promise<void> {
       );
       await new Promise((r) => setTimeout(r, QUICK ? 200 : 2000));
       await shardSplit(suite, cluster.url);
+      const pids = [
+        cluster.coordinator.child.pid,
+        ...cluster.replicas.flat().map((p) => p!.child.pid),
+      ];
       for (const snippets of [false, true]) {
         for (const clients of CLIENTS) {
-          const r = await runLoad(clients, durationMs, async (w, seq) => {
-            const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
-            const res = await fetch(
-              `${cluster.url}/v1/search?q=${
-                encodeURIComponent(q.strata)
-              }&size=${SIZE}&snippets=${snippets}`,
-            );
-            const out = await res.json();
-            return res.ok && out.partial === false;
-          }, warmupMs);
+          const r = await measured(
+            pids,
+            () =>
+              runLoad(clients, durationMs, async (w, seq) => {
+                const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
+                const res = await fetch(
+                  `${cluster.url}/v1/search?q=${
+                    encodeURIComponent(q.strata)
+                  }&size=${SIZE}&snippets=${snippets}`,
+                );
+                const out = await res.json();
+                return res.ok && out.partial === false;
+              }, warmupMs),
+          );
           record(suite, groupOf(clients, snippets), STRATA, r);
         }
       }
@@ -226,13 +266,18 @@ export async function benchSearchService(suite: Suite): Promise<void> {
               conns.push(await sphinxConnect(sd.port));
             }
             try {
-              const r = await runLoad(clients, durationMs, async (w, seq) => {
-                const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
-                const [rows] = await conns[w]!.query(
-                  sphinxQuery(q.sphinx, SIZE, snippets),
-                );
-                return Array.isArray(rows);
-              }, warmupMs);
+              const r = await measured(
+                sd.pids,
+                () =>
+                  runLoad(clients, durationMs, async (w, seq) => {
+                    const q =
+                      SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
+                    const [rows] = await conns[w]!.query(
+                      sphinxQuery(q.sphinx, SIZE, snippets),
+                    );
+                    return Array.isArray(rows);
+                  }, warmupMs),
+              );
               record(suite, groupOf(clients, snippets), name, r);
             } finally {
               await Promise.all(conns.map((c) => c.end().catch(() => {})));
@@ -252,11 +297,7 @@ export async function benchSearchService(suite: Suite): Promise<void> {
   suite.compare(
     "indexing over HTTP (bulk NDJSON, 2 replicas, fsync per bulk request) vs Sphinx indexer (TSV, no fsync)",
     "throughput",
-    suite.get(
-      idx,
-      `strata bulk NDJSON, ${SHARDS} shards × ${REPLICAS} replicas`,
-    )
-      .opsPerSec,
+    suite.get(idx, STRATA_BULK).opsPerSec,
     suite.get(idx, "Sphinx indexer (3 plain indexes, from TSV)").opsPerSec,
     { op: ">=", value: 1 },
   );
@@ -275,6 +316,14 @@ export async function benchSearchService(suite: Suite): Promise<void> {
           s.opsPerSec,
           p.opsPerSec,
           goal ? { op: ">=", value: 1 } : undefined,
+        );
+        suite.compare(
+          `server CPU per query, ${clients} client(s), snippets ${
+            snippets ? "on" : "off"
+          } vs ${peer}`,
+          "cpu time",
+          Number(suite.metrics[`server CPU ms/query · ${g} · ${STRATA}`]),
+          Number(suite.metrics[`server CPU ms/query · ${g} · ${peer}`]),
         );
         if (clients === 16) {
           suite.compare(

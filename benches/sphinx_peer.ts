@@ -143,6 +143,8 @@ export interface Searchd {
   port: number;
   /** Sphinx API port (what a coordinator searchd's agents call). */
   apiPort: number;
+  /** Process ids of every searchd involved (for CPU accounting). */
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -224,6 +226,7 @@ async function startSearchd(
   return {
     port,
     apiPort,
+    pids: [child.pid],
     async stop() {
       try {
         child.kill("SIGTERM");
@@ -271,6 +274,7 @@ export async function startSphinxMulti(ix: SphinxIndexes): Promise<Searchd> {
     return {
       port: coord.port,
       apiPort: coord.apiPort,
+      pids: [coord, ...shards].flatMap((s) => s.pids),
       async stop() {
         await coord.stop();
         for (const s of shards) await s.stop();

@@ -4,8 +4,12 @@ import { MARK_EVERY, tokenEnd, tokenStart } from "./tokenizer.ts";
 const TOKEN = /[\p{L}\p{N}]+(?:['’][\p{L}\p{N}]+)*/gu;
 const MAX_SCAN_CHARS = 50_000;
 
+const NEEDS_ESCAPE = /[&<>"]/;
+
 /** Escapes `&`, `<`, `>` and `"`. */
 export function escapeHtml(s: string): string {
+  // Most words have nothing to escape: skip the replace and its closure.
+  if (!NEEDS_ESCAPE.test(s)) return s;
   return s.replace(
     /[&<>"]/g,
     (c) =>
@@ -134,7 +138,9 @@ export function snippetAt(
   const end = pos + window;
   while (pos < end && i < text.length) {
     const e = tokenEnd(text, i);
-    out += escapeHtml(text.slice(last, i).replace(/\s+/g, " "));
+    // Between words: usually one space, which needs neither collapsing nor escaping.
+    const gap = text.slice(last, i);
+    out += gap === " " ? gap : escapeHtml(gap.replace(/\s+/g, " "));
     const word = escapeHtml(text.slice(i, e));
     if (h < hits.length && hits[h] === pos) {
       out += `<mark>${word}</mark>`;
