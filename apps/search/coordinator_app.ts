@@ -5,6 +5,7 @@ import { Analyzer } from "./analyzer.ts";
 import { DocumentSchema, type StoredDocument } from "./document.ts";
 import {
   mergeShardStats,
+  type ScoringContext,
   type ShardStats,
   ShardStatsSchema,
   type StatsRequest,
@@ -155,7 +156,12 @@ export function createCoordinatorApp(
   let writeGeneration = 0;
   const statsCache = new Map<
     string,
-    { gen: number; at: number; perShard: Array<ShardStats | null> }
+    {
+      gen: number;
+      at: number;
+      perShard: Array<ShardStats | null>;
+      context: ScoringContext;
+    }
   >();
   let lastCreated = 0;
 
@@ -204,6 +210,14 @@ export function createCoordinatorApp(
       await poolOf(base).post(path, JSON.stringify(body), timeoutMs),
     );
   }
+  async function readEncoded(
+    base: string,
+    path: string,
+    json: string,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    return answer(await poolOf(base).post(path, json, timeoutMs));
+  }
   async function get(
     base: string,
     path: string,
@@ -239,7 +253,7 @@ export function createCoordinatorApp(
 
   async function gatherStats(
     req: StatsRequest,
-  ): Promise<Array<ShardStats | null>> {
+  ): Promise<{ perShard: Array<ShardStats | null>; context: ScoringContext }> {
     const key = JSON.stringify(req);
     const hit = statsCache.get(key);
     if (
@@ -248,7 +262,7 @@ export function createCoordinatorApp(
       hit.perShard.every((s) => s !== null)
     ) {
       metrics.statsCacheHits++;
-      return hit.perShard;
+      return hit;
     }
     metrics.statsCacheMisses++;
     const perShard = await Promise.all(
@@ -260,9 +274,15 @@ export function createCoordinatorApp(
         )
       ),
     );
+    // The merged context is cached with the per-shard statistics: merging
+    // on every query showed in the coordinator's profile.
+    const context = mergeShardStats(
+      perShard.filter((s): s is ShardStats => s !== null),
+    );
+    const entry = { gen: writeGeneration, at: Date.now(), perShard, context };
     if (statsCache.size >= 10_000) statsCache.clear();
-    statsCache.set(key, { gen: writeGeneration, at: Date.now(), perShard });
-    return perShard;
+    statsCache.set(key, entry);
+    return entry;
   }
 
   async function writeShard(
@@ -450,9 +470,8 @@ export function createCoordinatorApp(
       }
       query.user = user;
     }
-    const perShardStats = await gatherStats(statsRequestFor(query));
-    const context = mergeShardStats(
-      perShardStats.filter((s): s is ShardStats => s !== null),
+    const { perShard: perShardStats, context } = await gatherStats(
+      statsRequestFor(query),
     );
     const body: ShardSearch = {
       query,
@@ -460,6 +479,8 @@ export function createCoordinatorApp(
       context,
       snippets,
     };
+    // Encoded once for every shard.
+    const bodyJson = JSON.stringify(body);
     // Per-shard timing of the query phase (retries included), for callers
     // that show where a search spends its time.
     const fanOutStart = performance.now();
@@ -477,7 +498,12 @@ export function createCoordinatorApp(
         perShardStats[s] === null ? Promise.resolve(null) : readShard(
           s,
           (base) =>
-            read(base, "/internal/search", body, config.searchTimeoutMs),
+            readEncoded(
+              base,
+              "/internal/search",
+              bodyJson,
+              config.searchTimeoutMs,
+            ),
           ShardSearchResultSchema,
           (r) => (timings[s]!.replica = r),
         ).then((out) => {

@@ -5,6 +5,7 @@ import { snippetAt } from "./highlight.ts";
 import { statKey } from "./bm25.ts";
 import type { ScoringContext } from "./global_stats.ts";
 import type { Segment } from "./segment.ts";
+import { NO_MORE_DOCS } from "./postings.ts";
 import { installErrorHandlers, readJson, validate } from "./http_errors.ts";
 import type { ParsedQuery } from "./query_parser.ts";
 import {
@@ -50,14 +51,7 @@ export function termPositions(
     for (const p of c.positions()) out.push(p);
     lists++;
   }
-  if (lists > 1) {
-    out.sort((a, b) => a - b);
-    let w = 0;
-    for (let i = 0; i < out.length; i++) {
-      if (i === 0 || out[i] !== out[w - 1]) out[w++] = out[i]!;
-    }
-    out.length = w;
-  }
+  if (lists > 1) sortDistinct(out);
   return out;
 }
 
@@ -95,19 +89,71 @@ export function hitSnippet(
   hit: ShardHit,
   terms: ReadonlyArray<ReadonlySet<string>>,
 ): string {
-  const seg = hit.segment;
-  const body = seg.bodies[hit.doc]!;
-  const s = snippetAt(
-    body,
-    termPositions(seg, BODY, terms[BODY]!, hit.doc),
-    seg.marksOf(hit.doc),
-  );
-  if (s !== "") return s;
-  return snippetAt(
-    seg.names[hit.doc]!,
-    termPositions(seg, NAME, terms[NAME]!, hit.doc),
-    null,
-  );
+  return hitSnippets([hit], terms)[0]!;
+}
+
+/**
+ * {@link hitSnippet} for several hits at once: per segment, one cursor per
+ * term walks the hits in doc order instead of one cursor per (hit, term).
+ */
+export function hitSnippets(
+  hits: readonly ShardHit[],
+  terms: ReadonlyArray<ReadonlySet<string>>,
+): string[] {
+  const out = new Array<string>(hits.length);
+  const bySegment = new Map<Segment, number[]>();
+  hits.forEach((h, i) => {
+    let l = bySegment.get(h.segment);
+    if (l === undefined) bySegment.set(h.segment, l = []);
+    l.push(i);
+  });
+  for (const [seg, idx] of bySegment) {
+    idx.sort((a, b) => hits[a]!.doc - hits[b]!.doc);
+    const docs = idx.map((i) => hits[i]!.doc);
+    const body = positionsByDoc(seg, BODY, terms[BODY]!, docs);
+    idx.forEach((i, j) => {
+      const doc = docs[j]!;
+      const s = snippetAt(seg.bodies[doc]!, body[j]!, seg.marksOf(doc));
+      out[i] = s !== "" ? s : snippetAt(
+        seg.names[doc]!,
+        termPositions(seg, NAME, terms[NAME]!, doc),
+        null,
+      );
+    });
+  }
+  return out;
+}
+
+/** Sorted, distinct positions of `terms` in field `field` of each of `docs` (ascending doc numbers). */
+function positionsByDoc(
+  segment: Segment,
+  field: number,
+  terms: Iterable<string>,
+  docs: readonly number[],
+): number[][] {
+  const out = docs.map(() => [] as number[]);
+  let lists = 0;
+  for (const t of terms) {
+    const c = segment.cursor(field, t);
+    if (c === null) continue;
+    lists++;
+    for (let j = 0; j < docs.length; j++) {
+      const d = c.advance(docs[j]!);
+      if (d === NO_MORE_DOCS) break;
+      if (d === docs[j]) { for (const p of c.positions()) out[j]!.push(p); }
+    }
+  }
+  if (lists > 1) { for (const p of out) sortDistinct(p); }
+  return out;
+}
+
+function sortDistinct(out: number[]): void {
+  out.sort((a, b) => a - b);
+  let w = 0;
+  for (let i = 0; i < out.length; i++) {
+    if (i === 0 || out[i] !== out[w - 1]) out[w++] = out[i]!;
+  }
+  out.length = w;
 }
 
 /**
@@ -162,15 +208,17 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     const t0 = performance.now();
     const r = store.index.search(req.query, req.k, req.context);
     const tScored = performance.now();
-    const terms = req.snippets ? snippetTerms(req.query, req.context) : null;
+    const snippets = req.snippets
+      ? hitSnippets(r.hits, snippetTerms(req.query, req.context))
+      : r.hits.map(() => "");
     const out: ShardSearchResult = {
-      hits: r.hits.map((h) => ({
+      hits: r.hits.map((h, i) => ({
         id: h.id,
         score: h.score,
         user_id: h.segment.users[h.doc]!,
         name: h.segment.names[h.doc]!,
         created: h.segment.created[h.doc]!,
-        snippet: terms === null ? "" : hitSnippet(h, terms),
+        snippet: snippets[i]!,
       })),
       scored: r.scored,
       strategy: r.strategy,
