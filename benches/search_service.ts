@@ -196,6 +196,19 @@ export async function benchSearchService(suite: Suite): Promise<void> {
         r.body?.cancel()
       );
       await new Promise((r) => setTimeout(r, QUICK ? 200 : 2000));
+      // Warm up (JIT, and the background merges the bulk load started)
+      // before anything is measured, with snippets on and off.
+      for (let round = 0; round < (QUICK ? 1 : 10); round++) {
+        for (const q of SERVICE_QUERIES) {
+          for (const sn of [false, true]) {
+            await fetch(
+              `${cluster.url}/v1/search?q=${
+                encodeURIComponent(q.strata)
+              }&size=${SIZE}&snippets=${sn}`,
+            ).then((r) => r.body?.cancel());
+          }
+        }
+      }
       await shardSplit(suite, cluster.url);
       const pids = [
         cluster.coordinator.child.pid,
