@@ -3,7 +3,8 @@
  * SpamAssassin corpus (no fsync), idles, then runs the service bench's
  * query set from one closed-loop client for 5 s with snippets off and on,
  * and prints the CPU milliseconds per query charged to each process
- * (coordinator first, then shard 0 replica 0, shard 0 replica 1, …).
+ * (coordinator first, then shard 0 replica 0, shard 0 replica 1, …), and
+ * how many connections the coordinator opened to the shards.
  *
  * Usage: deno run -A benches/search_cpu_split.ts
  */
@@ -63,6 +64,11 @@ try {
       a.map((x, i) => ((x - b[i]!) / r.total).toFixed(3)).join(" "),
     );
   }
+  const metrics = await (await fetch(`${cluster.url}/metrics`)).text();
+  console.log(
+    metrics.split("\n").filter((l) => l.startsWith("search_shard_connections"))
+      .join("\n"),
+  );
 } finally {
   await cluster.stop();
   await Deno.remove(data, { recursive: true });

@@ -636,6 +636,10 @@ export function createCoordinatorApp(
     lines.push(
       `# TYPE search_replica_retries_total counter`,
       `search_replica_retries_total ${metrics.retries}`,
+      `# TYPE search_shard_connections_opened_total counter`,
+      `search_shard_connections_opened_total ${
+        [...pools.values()].reduce((n, p) => n + p.opened, 0)
+      }`,
     );
     lines.push(
       `# TYPE search_docs_indexed_total counter`,

@@ -161,6 +161,8 @@ export class HttpPool {
   readonly #port: number;
   readonly #idle: Conn[] = [];
   #closed = false;
+  /** Connections opened so far (a steady load should stop opening them). */
+  opened = 0;
 
   /** @param base origin, e.g. `http://127.0.0.1:8080`. */
   constructor(base: string, readonly maxIdle = 32) {
@@ -213,6 +215,7 @@ export class HttpPool {
           );
         }
         conn.conn.setNoDelay(true);
+        this.opened++;
       }
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {

@@ -44,6 +44,7 @@ Deno.test("the pool reuses connections, reads sized and chunked bodies, times ou
       });
     }
     assert.equal(peers.size, 1, "sequential calls share one connection");
+    assert.equal(pool.opened, 1);
     const [a, b] = await Promise.all([
       pool.get("/echo-missing", 5000),
       pool.get("/chunked", 5000),
