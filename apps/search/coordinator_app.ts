@@ -167,13 +167,13 @@ export function createCoordinatorApp(
 
   async function post(
     url: string,
-    body: unknown,
+    encoded: string,
     timeoutMs: number,
   ): Promise<unknown> {
     const res = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
+      body: encoded,
       signal: AbortSignal.timeout(timeoutMs),
     });
     const json = await res.json();
@@ -291,9 +291,11 @@ export function createCoordinatorApp(
   ): Promise<{ ok: boolean; deleted: number }> {
     const replicas = config.shards[shard]!;
     const need = Math.min(config.ack ?? replicas.length, replicas.length);
+    // Encoded once for every replica.
+    const json = JSON.stringify(body);
     const results = await Promise.allSettled(
       replicas.map((base) =>
-        post(`${base}/internal/write`, body, config.writeTimeoutMs)
+        post(`${base}/internal/write`, json, config.writeTimeoutMs)
       ),
     );
     const ok = results.filter((r) => r.status === "fulfilled");
