@@ -307,3 +307,24 @@ export function sphinxQuery(
     : "id, user_id, WEIGHT() AS w";
   return `SELECT ${select} FROM dist WHERE MATCH(${m}) LIMIT ${size} OPTION ranker=${SPHINX_RANKER}`;
 }
+
+/** The SphinxQL of a top-`size` query that also returns the stored bodies (for {@link sphinxSnippetsCall}). */
+export function sphinxQueryWithBodies(match: string, size: number): string {
+  return `SELECT id, user_id, WEIGHT() AS w, body FROM dist WHERE MATCH(${
+    sqlString(match)
+  }) LIMIT ${size} OPTION ranker=${SPHINX_RANKER}`;
+}
+
+/**
+ * Sphinx's classic excerpts: the client sends the hits' bodies back in a
+ * `CALL SNIPPETS` request (tokenized with `index`'s settings).
+ */
+export function sphinxSnippetsCall(
+  bodies: readonly string[],
+  index: string,
+  match: string,
+): string {
+  return `CALL SNIPPETS((${bodies.map(sqlString).join(",")}), ${
+    sqlString(index)
+  }, ${sqlString(match)}, 200 AS limit, 8 AS around)`;
+}
