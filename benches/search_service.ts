@@ -308,7 +308,6 @@ export async function benchSearchService(suite: Suite): Promise<void> {
                     const [snips] = await conn.query(
                       sphinxSnippetsCall(
                         (rows as Array<{ body: string }>).map((x) => x.body),
-                        ix.names[0]!,
                         q.sphinx,
                       ),
                     );

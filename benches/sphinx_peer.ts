@@ -198,7 +198,18 @@ async function startSearchd(
   const port = freePort();
   const apiPort = freePort();
   const conf = join(ix.dir, `searchd-${tag}.conf`);
-  const localIndexes = ix.names.map((n) =>
+  // A template index: the tokenizer settings CALL SNIPPETS uses.
+  const template = `
+index snippets
+{
+  type = template
+  dict = keywords
+  morphology = stem_en
+  stopwords = ${join(ix.dir, "stopwords.txt")}
+  html_strip = 0
+}
+`;
+  const localIndexes = template + ix.names.map((n) =>
     indexBlock(
       n,
       ix.dir,
@@ -317,14 +328,14 @@ export function sphinxQueryWithBodies(match: string, size: number): string {
 
 /**
  * Sphinx's classic excerpts: the client sends the hits' bodies back in a
- * `CALL SNIPPETS` request (tokenized with `index`'s settings).
+ * `CALL SNIPPETS` request (tokenized with the `snippets` template index:
+ * the same stemming and stop words as the indexes).
  */
 export function sphinxSnippetsCall(
   bodies: readonly string[],
-  index: string,
   match: string,
 ): string {
-  return `CALL SNIPPETS((${bodies.map(sqlString).join(",")}), ${
-    sqlString(index)
-  }, ${sqlString(match)}, 200 AS limit, 8 AS around)`;
+  return `CALL SNIPPETS((${bodies.map(sqlString).join(",")}), 'snippets', ${
+    sqlString(match)
+  }, 200 AS limit, 8 AS around)`;
 }
