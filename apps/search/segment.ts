@@ -18,8 +18,11 @@ import { tokenMarks } from "./tokenizer.ts";
 
 /** Envelope kind of a segment file. */
 export const SEGMENT_KIND = "SSEG";
-/** Format version of segment files. */
-export const SEGMENT_VERSION = 1;
+/**
+ * Format version of segment files written now: 2 adds the bodies' token
+ * offsets (snippets); version 1 files are still read (offsets computed).
+ */
+export const SEGMENT_VERSION = 2;
 
 /** One field's sorted term dictionary. */
 export interface FieldTerms {
@@ -257,7 +260,7 @@ export function buildSegment(
   });
 }
 
-/** Serialises a segment as a checksummed file image (envelope `SSEG` v1, CBOR inside). */
+/** Serialises a segment as a checksummed file image (envelope `SSEG` v2, CBOR inside). */
 export function encodeSegment(seg: Segment): Uint8Array {
   const payload = encodeCbor([
     seg.ids,
@@ -306,7 +309,7 @@ function strings(v: unknown, what: string): string[] {
 export function decodeSegment(bytes: Uint8Array): Segment {
   let raw: unknown;
   try {
-    const { payload } = openEnvelope(bytes, SEGMENT_KIND, [SEGMENT_VERSION]);
+    const { payload } = openEnvelope(bytes, SEGMENT_KIND, [1, SEGMENT_VERSION]);
     raw = decodeCbor(payload);
   } catch (e) {
     if (isCodecError(e)) {

@@ -4,7 +4,14 @@ import { Analyzer } from "./analyzer.ts";
 import { statKey } from "./bm25.ts";
 import { snippetAt } from "./highlight.ts";
 import { parseQuery } from "./query_parser.ts";
-import { buildSegment, decodeSegment, encodeSegment } from "./segment.ts";
+import { encode as encodeCbor } from "cbor-x";
+import { sealEnvelope } from "@strata/codec";
+import {
+  buildSegment,
+  decodeSegment,
+  encodeSegment,
+  SEGMENT_KIND,
+} from "./segment.ts";
 import { mergeSegments } from "./segment_merge.ts";
 import { hitSnippet, snippetTerms, termPositions } from "./shard_app.ts";
 import { MARK_EVERY, tokenEnd, tokenMarks, tokenStart } from "./tokenizer.ts";
@@ -170,4 +177,35 @@ Deno.test("segment snippets come from postings: stems, phrases, prefixes, a matc
     deleted: Uint8Array.of(1, 0),
   }]);
   assert.equal(merged.marksOf(0).length, 0);
+});
+
+Deno.test("a version 1 segment file (no stored offsets) still loads, with the offsets computed", () => {
+  const a = new Analyzer();
+  const seg = buildSegment([
+    { id: "a", user_id: 1, created: 1, name: "n", body: "one two three four" },
+  ], a);
+  const v1 = sealEnvelope(
+    SEGMENT_KIND,
+    1,
+    encodeCbor([
+      seg.ids,
+      seg.users,
+      seg.created,
+      seg.names,
+      seg.bodies,
+      seg.lens,
+      seg.fields.map((f) => [f.terms, f.df, f.blockStart, f.blockCount]),
+      [
+        seg.postings.bytes,
+        seg.postings.lastDoc,
+        seg.postings.docOffset,
+        seg.postings.posOffset,
+        seg.postings.maxTf,
+        seg.postings.minLen,
+      ],
+    ]),
+  );
+  const back = decodeSegment(v1);
+  assert.deepEqual([...back.marksOf(0)], [...seg.marksOf(0)]);
+  assert.deepEqual([...back.marksOf(0)], tokenMarks("one two three four"));
 });
