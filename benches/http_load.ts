@@ -20,6 +20,8 @@ export interface LoadResult {
   completed: number;
   /** Requests that failed (non-2xx or network error). */
   errors: number;
+  /** Every request sent, warm-up and overrun included (for per-request costs). */
+  total: number;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function runLoad(
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
+  let total = 0;
   let measuring = false;
   const start = performance.now();
   const measureFrom = start + warmupMs;
@@ -49,6 +52,7 @@ export async function runLoad(
         ok = false;
       }
       const t1 = performance.now();
+      total++;
       if (!measuring && t0 >= measureFrom) measuring = true;
       if (t0 >= measureFrom && t1 <= end) {
         if (ok) latencies.push((t1 - t0) * 1e6);
@@ -66,5 +70,6 @@ export async function runLoad(
     meanNs: mean,
     completed: latencies.length,
     errors,
+    total,
   };
 }

@@ -10,7 +10,10 @@
  * - scatter-gather (DFS statistics + per-shard top-k + k-way merge) at
  *   1, 2, 4, 8 shards, in process and over HTTP with real shard processes;
  * - k-way heap merge vs concatenate-and-sort for S = 2..64, n = 10..1000;
- * - relevance (MAP, nDCG@10) on Cranfield.
+ * - relevance (MAP, nDCG@10) on Cranfield;
+ * - the service over loopback against Sphinx 2.2 (search_service.ts):
+ *   queries/s, p50, p99 at 1 and 16 clients, snippets on and off, and
+ *   indexing over HTTP against Sphinx's indexer.
  *
  * Goals: indexing faster than MiniSearch; single-shard query latency within
  * 1.5x of the fastest BM25 peer; nDCG@10 at least MiniSearch's.
@@ -39,6 +42,19 @@ import {
   syntheticQueries,
 } from "../apps/search/synthetic_corpus.ts";
 import { percentile, QUICK, Suite } from "./harness.ts";
+import { benchSearchService } from "./search_service.ts";
+
+// STRATA_SEARCH_BENCH=service runs only the service comparison with Sphinx
+// (written as results/search-service.json, so a full run's file stays).
+if (Deno.env.get("STRATA_SEARCH_BENCH") === "service") {
+  const only = new Suite(
+    "search-service",
+    "apps/search as a service (3×2 processes + coordinator) vs Sphinx 2.2 on the SpamAssassin corpus, over loopback",
+  );
+  await benchSearchService(only);
+  await only.finish();
+  Deno.exit(0);
+}
 
 const suite = new Suite(
   "search",
@@ -399,5 +415,8 @@ if ("missing" in cran) {
     scores.get("MiniSearch")!.map,
   );
 }
+
+// ---- the service over the network vs Sphinx (SpamAssassin) ----
+await benchSearchService(suite);
 
 await suite.finish();

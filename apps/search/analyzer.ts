@@ -1,4 +1,5 @@
 import { porterStem } from "./stemmer.ts";
+import { isWordChar, WORD_ASCII } from "./tokenizer.ts";
 
 /**
  * Lucene's default English stop words (EnglishAnalyzer), the list most BM25
@@ -59,21 +60,9 @@ export interface AnalyzedText {
 }
 
 // Tokens are runs of letters and digits of any script (plus combining
-// marks, folded away), with inner apostrophes ("don't").
-const WORD_ASCII = new Uint8Array(128);
-for (let c = 48; c <= 57; c++) WORD_ASCII[c] = 1;
-for (let c = 97; c <= 122; c++) WORD_ASCII[c] = 1;
-for (let c = 65; c <= 90; c++) WORD_ASCII[c] = 1;
-const WORD_CHAR = /[\p{L}\p{N}\p{M}]/u;
+// marks, folded away), with inner apostrophes ("don't"); see tokenizer.ts.
 const MARKS = /\p{M}+/gu;
 
-function isWordChar(s: string, i: number): boolean {
-  const c = s.charCodeAt(i);
-  // Surrogate pair: test the whole code point.
-  if (c >= 0xd800 && c <= 0xdbff) return WORD_CHAR.test(s.slice(i, i + 2));
-  if (c >= 0xdc00 && c <= 0xdfff) return WORD_CHAR.test(s.slice(i - 1, i + 1));
-  return WORD_CHAR.test(s[i]!);
-}
 const STEM_CACHE_LIMIT = 200_000;
 
 /**
@@ -160,8 +149,14 @@ export class Analyzer {
    * or null when it is a stop word.
    */
   term(token: string): string | null {
-    if (this.#stop.has(token)) return null;
-    return this.normalizeToken(token);
+    // The same cache as analyze(): "" marks a stop word.
+    let t = this.#cache.get(token);
+    if (t === undefined) {
+      t = this.#stop.has(token) ? "" : this.#stem ? porterStem(token) : token;
+      if (this.#cache.size >= STEM_CACHE_LIMIT) this.#cache.clear();
+      this.#cache.set(token, t);
+    }
+    return t === "" ? null : t;
   }
 
   /** Stems a lowercased token when stemming is on. */

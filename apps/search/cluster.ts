@@ -20,10 +20,11 @@ export async function spawnService(
   script: URL,
   args: string[],
   timeoutMs = 30_000,
+  runFlags: readonly string[] = [],
 ): Promise<ServiceProcess> {
   try {
     const p = await spawnUntilReady(
-      ["run", "-A", script.pathname, ...args],
+      ["run", "-A", ...runFlags, script.pathname, ...args],
       (line) => {
         const j = line as Record<string, unknown> | null;
         return j && j.ready === true && typeof j.port === "number"
@@ -58,6 +59,10 @@ export interface ClusterOptions {
   flushDocs?: number;
   /** "never" skips fsync (tests, demos on tmpfs); default "always". */
   sync?: "always" | "never";
+  /** Extra `deno run` flags for the shard processes (e.g. `--cpu-prof-dir=DIR` to profile them). */
+  shardRunFlags?: string[];
+  /** Extra `deno run` flags for the coordinator process. */
+  coordinatorRunFlags?: string[];
   /** Per-replica query timeout of the coordinator (ms). */
   timeoutMs?: number;
   /** Missed documents queued per replica before it is repaired by anti-entropy instead. */
@@ -134,7 +139,14 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     const starts: Array<Promise<ServiceProcess>> = [];
     for (let s = 0; s < o.shards; s++) {
       for (let r = 0; r < o.replicas; r++) {
-        starts.push(spawnService(SHARD_SCRIPT, shardArgs(o, s, r, 0)));
+        starts.push(
+          spawnService(
+            SHARD_SCRIPT,
+            shardArgs(o, s, r, 0),
+            undefined,
+            o.shardRunFlags,
+          ),
+        );
       }
     }
     const settled = await Promise.allSettled(starts);
@@ -149,15 +161,20 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     if (bad) throw (bad as PromiseRejectedResult).reason;
     const shardsFlag = replicas.map((reps) => reps.map((p) => p!.url).join(","))
       .join(";");
-    coordinator = await spawnService(COORDINATOR_SCRIPT, [
-      "--shards",
-      shardsFlag,
-      ...(o.ack ? ["--ack", String(o.ack)] : []),
-      ...(o.timeoutMs ? ["--timeout-ms", String(o.timeoutMs)] : []),
-      ...(o.maxQueuedDocs
-        ? ["--max-queued-docs", String(o.maxQueuedDocs)]
-        : []),
-    ]);
+    coordinator = await spawnService(
+      COORDINATOR_SCRIPT,
+      [
+        "--shards",
+        shardsFlag,
+        ...(o.ack ? ["--ack", String(o.ack)] : []),
+        ...(o.timeoutMs ? ["--timeout-ms", String(o.timeoutMs)] : []),
+        ...(o.maxQueuedDocs
+          ? ["--max-queued-docs", String(o.maxQueuedDocs)]
+          : []),
+      ],
+      undefined,
+      o.coordinatorRunFlags,
+    );
   } catch (e) {
     await Promise.all(all().map((p) => stopProcess(p, 1000)));
     throw e;

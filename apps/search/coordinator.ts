@@ -1,17 +1,18 @@
 /**
  * The coordinator as an OS process: serves the public API (see
- * coordinator_app.ts) on 127.0.0.1 and prints `{"ready":true,"port":N}`
+ * coordinator_app.ts) on --host (default 127.0.0.1) and prints `{"ready":true,"port":N}`
  * on stdout once listening.
  *
- * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--port 0] [--ack 2] [--max-queued-docs N]
+ * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--host 127.0.0.1] [--port 0] [--ack 2] [--max-queued-docs N] (--help lists the flags)
  * (replicas of a shard separated by commas, shards by semicolons)
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import { HostSchema, parseFlags } from "./cli_flags.ts";
 import { createCoordinatorApp } from "./coordinator_app.ts";
 
 const FlagsSchema = z.object({
   shards: z.string().min(1),
+  host: HostSchema.default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(0),
   ack: z.coerce.number().int().min(1).max(16).optional(),
   "timeout-ms": z.coerce.number().int().min(10).max(600_000).default(5000),
@@ -19,28 +20,33 @@ const FlagsSchema = z.object({
 });
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      shards: { type: "string" },
-      port: { type: "string" },
-      ack: { type: "string" },
-      "timeout-ms": { type: "string" },
-      "max-queued-docs": { type: "string" },
+  const flags = parseFlags(
+    "coordinator",
+    "deno run -A apps/search/coordinator.ts --shards URLS [flags]: the public search API in front of the shard replicas",
+    {
+      shards: {
+        type: "string",
+        help:
+          "replica URLs: commas between a shard's replicas, semicolons between shards (required)",
+      },
+      host: { type: "string", help: "listen address (default 127.0.0.1)" },
+      port: { type: "string", help: "listen port (default 0: any free port)" },
+      ack: {
+        type: "string",
+        help: "replicas that must confirm a write (default all)",
+      },
+      "timeout-ms": {
+        type: "string",
+        help: "per-attempt shard timeout (default 5000)",
+      },
+      "max-queued-docs": {
+        type: "string",
+        help:
+          "missed documents queued per replica before anti-entropy repairs it instead (default 1000000)",
+      },
     },
-    strict: true,
-  });
-  const parsed = FlagsSchema.safeParse(values);
-  if (!parsed.success) {
-    console.error(
-      `coordinator: bad flags: ${
-        parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)
-          .join("; ")
-      }`,
-    );
-    Deno.exit(2);
-  }
-  const flags = parsed.data;
+    FlagsSchema,
+  );
   const shards = flags.shards.split(";").map((s) =>
     s.split(",").filter((u) => u.length > 0)
   );
@@ -58,7 +64,7 @@ if (import.meta.main) {
   }
   const ac = new AbortController();
   Deno.serve({
-    hostname: "127.0.0.1",
+    hostname: flags.host,
     port: flags.port,
     signal: ac.signal,
     onListen: ({ port }) =>

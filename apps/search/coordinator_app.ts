@@ -1,9 +1,11 @@
 import { Hono } from "hono";
+import { HttpPool, type PoolResponse } from "./http_pool.ts";
 import { z } from "zod";
 import { Analyzer } from "./analyzer.ts";
 import { DocumentSchema, type StoredDocument } from "./document.ts";
 import {
   mergeShardStats,
+  type ScoringContext,
   type ShardStats,
   ShardStatsSchema,
   type StatsRequest,
@@ -11,6 +13,7 @@ import {
 } from "./global_stats.ts";
 import { compareHits } from "./hit_order.ts";
 import {
+  checkContentType,
   detailedError,
   installErrorHandlers,
   readText,
@@ -117,6 +120,18 @@ function pageParam(
 }
 
 /**
+ * Content types `POST /v1/docs` accepts (besides none): NDJSON, JSON, plain
+ * text, and the form type curl's `--data-binary` sends by default.
+ */
+export const BULK_CONTENT_TYPES: readonly string[] = [
+  "application/x-ndjson",
+  "application/ndjson",
+  "application/json",
+  "text/plain",
+  "application/x-www-form-urlencoded",
+];
+
+/**
  * The public search API in front of the shard processes:
  * `POST /v1/docs` (NDJSON bulk), `DELETE /v1/docs/:id`,
  * `GET /v1/search?q=&size=&from=&user=&op=`, `GET /v1/users/:id/docs`,
@@ -130,7 +145,12 @@ function pageParam(
  */
 export function createCoordinatorApp(
   input: CoordinatorConfig,
-): { app: Hono; selector: ReplicaSelector; close: () => Promise<void> } {
+): {
+  app: Hono;
+  selector: ReplicaSelector;
+  /** Stops replaying missed writes and closes the persistent connections to the shards. */
+  close: () => Promise<void>;
+} {
   const config = CoordinatorConfigSchema.parse(input);
   const S = config.shards.length;
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
@@ -138,13 +158,16 @@ export function createCoordinatorApp(
     config.shards,
     {
       send: (base, body) =>
-        post(`${base}/internal/write`, body, config.writeTimeoutMs),
+        post(
+          `${base}/internal/write`,
+          JSON.stringify(body),
+          config.writeTimeoutMs,
+        ),
       list: async (base, after, size) =>
         DocsPageSchema.parse(
           await get(
-            `${base}/internal/docs?size=${size}&after=${
-              encodeURIComponent(after)
-            }`,
+            base,
+            `/internal/docs?size=${size}&after=${encodeURIComponent(after)}`,
             config.writeTimeoutMs,
           ),
         ).docs,
@@ -165,19 +188,24 @@ export function createCoordinatorApp(
   let writeGeneration = 0;
   const statsCache = new Map<
     string,
-    { gen: number; at: number; perShard: Array<ShardStats | null> }
+    {
+      gen: number;
+      at: number;
+      perShard: Array<ShardStats | null>;
+      context: ScoringContext;
+    }
   >();
   let lastCreated = 0;
 
   async function post(
     url: string,
-    body: unknown,
+    encoded: string,
     timeoutMs: number,
   ): Promise<unknown> {
     const res = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
+      body: encoded,
       signal: AbortSignal.timeout(timeoutMs),
     });
     const json = await res.json();
@@ -188,11 +216,46 @@ export function createCoordinatorApp(
     }
     return json;
   }
-  async function get(url: string, timeoutMs: number): Promise<unknown> {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    const json = await res.json();
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  // Reads (statistics, searches, listings) go over persistent connections
+  // (http_pool.ts): fetch's per-call machinery was most of the
+  // coordinator's CPU under query load. Writes keep fetch.
+  const pools = new Map<string, HttpPool>();
+  function poolOf(base: string): HttpPool {
+    let p = pools.get(base);
+    if (p === undefined) pools.set(base, p = new HttpPool(base));
+    return p;
+  }
+  function answer(r: PoolResponse): unknown {
+    const json = JSON.parse(r.text);
+    if (r.status < 200 || r.status > 299) {
+      throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
+    }
     return json;
+  }
+  async function read(
+    base: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    return answer(
+      await poolOf(base).post(path, JSON.stringify(body), timeoutMs),
+    );
+  }
+  async function readEncoded(
+    base: string,
+    path: string,
+    json: string,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    return answer(await poolOf(base).post(path, json, timeoutMs));
+  }
+  async function get(
+    base: string,
+    path: string,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    return answer(await poolOf(base).get(path, timeoutMs));
   }
 
   /** Calls one replica of `shard` at a time, best first, until one answers; null when none does. */
@@ -226,7 +289,7 @@ export function createCoordinatorApp(
 
   async function gatherStats(
     req: StatsRequest,
-  ): Promise<Array<ShardStats | null>> {
+  ): Promise<{ perShard: Array<ShardStats | null>; context: ScoringContext }> {
     const key = JSON.stringify(req);
     const hit = statsCache.get(key);
     if (
@@ -235,21 +298,27 @@ export function createCoordinatorApp(
       hit.perShard.every((s) => s !== null)
     ) {
       metrics.statsCacheHits++;
-      return hit.perShard;
+      return hit;
     }
     metrics.statsCacheMisses++;
     const perShard = await Promise.all(
       config.shards.map((_, s) =>
         readShard(
           s,
-          (base) => post(`${base}/internal/stats`, req, config.searchTimeoutMs),
+          (base) => read(base, "/internal/stats", req, config.searchTimeoutMs),
           ShardStatsSchema,
         )
       ),
     );
+    // The merged context is cached with the per-shard statistics: merging
+    // on every query showed in the coordinator's profile.
+    const context = mergeShardStats(
+      perShard.filter((s): s is ShardStats => s !== null),
+    );
+    const entry = { gen: writeGeneration, at: Date.now(), perShard, context };
     if (statsCache.size >= 10_000) statsCache.clear();
-    statsCache.set(key, { gen: writeGeneration, at: Date.now(), perShard });
-    return perShard;
+    statsCache.set(key, entry);
+    return entry;
   }
 
   async function writeShard(
@@ -270,13 +339,15 @@ export function createCoordinatorApp(
   ): Promise<{ ok: boolean; deleted: number }> {
     const replicas = config.shards[shard]!;
     const need = Math.min(config.ack ?? replicas.length, replicas.length);
+    // Encoded once for every replica.
+    const json = JSON.stringify(body);
     const results = await Promise.allSettled(
       replicas.map((base, r) =>
         handoff.isBehind(shard, r)
           // Behind: the write joins its queue, after the writes it missed
           // (it does not count as this replica's confirmation).
           ? handoff.enqueueBehind(shard, r, body)
-          : post(`${base}/internal/write`, body, config.writeTimeoutMs)
+          : post(`${base}/internal/write`, json, config.writeTimeoutMs)
             .catch((e) => {
               // Missed (down, refused or timed out): replay it later, in order.
               handoff.enqueue(shard, r, body);
@@ -313,6 +384,7 @@ export function createCoordinatorApp(
   });
 
   app.post("/v1/docs", async (c) => {
+    checkContentType(c, BULK_CONTENT_TYPES);
     const text = await readText(c, MAX_BULK_BYTES);
     const lines = text.split("\n");
     const docs: StoredDocument[] = [];
@@ -444,6 +516,14 @@ export function createCoordinatorApp(
         `op must be "or" or "and", got "${op.slice(0, 20)}"`,
       );
     }
+    const snippetsRaw = c.req.query("snippets") ?? "true";
+    if (!["true", "false", "1", "0"].includes(snippetsRaw)) {
+      throw new SearchError(
+        "bad_request",
+        `snippets must be true or false, got "${snippetsRaw.slice(0, 20)}"`,
+      );
+    }
+    const snippets = snippetsRaw === "true" || snippetsRaw === "1";
     const query = parseQuery(q, analyzer, { defaultOperator: op });
     const userRaw = c.req.query("user");
     if (userRaw !== undefined && userRaw !== "") {
@@ -456,9 +536,8 @@ export function createCoordinatorApp(
       }
       query.user = user;
     }
-    const perShardStats = await gatherStats(statsRequestFor(query));
-    const full = mergeShardStats(
-      perShardStats.filter((s): s is ShardStats => s !== null),
+    const { perShard: perShardStats, context: full } = await gatherStats(
+      statsRequestFor(query),
     );
     // A long natural-language query is scored with its most informative
     // words only (chosen once, with the global statistics, so every shard
@@ -474,7 +553,14 @@ export function createCoordinatorApp(
         ),
       },
     };
-    const body: ShardSearch = { query: scoredQuery, k: from + size, context };
+    const body: ShardSearch = {
+      query: scoredQuery,
+      k: from + size,
+      context,
+      snippets,
+    };
+    // Encoded once for every shard.
+    const bodyJson = JSON.stringify(body);
     // Per-shard timing of the query phase (retries included), for callers
     // that show where a search spends its time.
     const fanOutStart = performance.now();
@@ -483,18 +569,30 @@ export function createCoordinatorApp(
       replica: null as number | null,
       ms: 0,
       hits: 0,
+      /** The shard's own time: scoring, and building snippets. */
+      search_ms: 0,
+      snippet_ms: 0,
     }));
     const results = await Promise.all(
       config.shards.map((_, s) =>
         perShardStats[s] === null ? Promise.resolve(null) : readShard(
           s,
           (base) =>
-            post(`${base}/internal/search`, body, config.searchTimeoutMs),
+            readEncoded(
+              base,
+              "/internal/search",
+              bodyJson,
+              config.searchTimeoutMs,
+            ),
           ShardSearchResultSchema,
           (r) => (timings[s]!.replica = r),
         ).then((out) => {
           timings[s]!.ms = round2(performance.now() - fanOutStart);
           timings[s]!.hits = out?.hits.length ?? 0;
+          if (out) {
+            timings[s]!.snippet_ms = round2(out.snippetMs);
+            timings[s]!.search_ms = round2(out.tookMs - out.snippetMs);
+          }
           return out;
         })
       ),
@@ -543,7 +641,8 @@ export function createCoordinatorApp(
           s,
           (base) =>
             get(
-              `${base}/internal/users/${p.id}?from=0&size=${p.from + p.size}`,
+              base,
+              `/internal/users/${p.id}?from=0&size=${p.from + p.size}`,
               config.searchTimeoutMs,
             ),
           UserDocsResultSchema,
@@ -572,7 +671,7 @@ export function createCoordinatorApp(
       config.shards.map((_, s) =>
         readShard(
           s,
-          (base) => get(`${base}/internal/describe`, config.searchTimeoutMs),
+          (base) => get(base, "/internal/describe", config.searchTimeoutMs),
           z.record(z.string(), z.unknown()),
         )
       ),
@@ -621,6 +720,10 @@ export function createCoordinatorApp(
     lines.push(
       `# TYPE search_replica_retries_total counter`,
       `search_replica_retries_total ${metrics.retries}`,
+      `# TYPE search_shard_connections_opened_total counter`,
+      `search_shard_connections_opened_total ${
+        [...pools.values()].reduce((n, p) => n + p.opened, 0)
+      }`,
     );
     lines.push(
       `# TYPE search_docs_indexed_total counter`,
@@ -662,5 +765,10 @@ export function createCoordinatorApp(
     });
   });
 
-  return { app, selector, close: () => handoff.close() };
+  const close = async () => {
+    await handoff.close();
+    for (const p of pools.values()) p.close();
+    pools.clear();
+  };
+  return { app, selector, close };
 }

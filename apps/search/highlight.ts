@@ -1,9 +1,15 @@
 import type { Analyzer } from "./analyzer.ts";
+import { MARK_EVERY, tokenEnd, tokenStart } from "./tokenizer.ts";
 
 const TOKEN = /[\p{L}\p{N}]+(?:['’][\p{L}\p{N}]+)*/gu;
 const MAX_SCAN_CHARS = 50_000;
 
-function escapeHtml(s: string): string {
+const NEEDS_ESCAPE = /[&<>"]/;
+
+/** Escapes `&`, `<`, `>` and `"`. */
+export function escapeHtml(s: string): string {
+  // Most words have nothing to escape: skip the replace and its closure.
+  if (!NEEDS_ESCAPE.test(s)) return s;
   return s.replace(
     /[&<>"]/g,
     (c) =>
@@ -66,5 +72,86 @@ export function snippet(
     pos = t.end;
   }
   if (end < tokens.length || scan.length < text.length) out += "…";
+  return out;
+}
+
+/**
+ * Start position of the excerpt for sorted, distinct hit positions: the
+ * window of `window` tokens holding the most hits (earliest on ties),
+ * starting 3 tokens before its first hit so it reads naturally.
+ */
+export function bestWindowStart(
+  hits: ArrayLike<number>,
+  window: number,
+): number {
+  if (hits.length === 0) return 0;
+  let best = 0;
+  let bestCount = 0;
+  let j = 0;
+  for (let i = 0; i < hits.length; i++) {
+    const first = hits[i]!;
+    if (j < i) j = i;
+    while (j + 1 < hits.length && hits[j + 1]! < first + window - 3) j++;
+    if (j - i + 1 > bestCount) {
+      bestCount = j - i + 1;
+      best = first;
+    }
+  }
+  return Math.max(0, best - 3);
+}
+
+/**
+ * The excerpt of `text` for a document whose matching words are at token
+ * positions `hits` (sorted, distinct; read from the index's postings, so
+ * nothing is re-analyzed): `window` tokens around the densest cluster, the
+ * hits wrapped in `<mark>…</mark>`, the rest HTML-escaped, "…" at cut ends.
+ * `marks` are the text's stored token offsets (see tokenMarks): the scan
+ * starts at the mark before the window, so its cost does not grow with the
+ * length of the text. Without marks it scans from the start (short texts).
+ */
+export function snippetAt(
+  text: string,
+  hits: ArrayLike<number>,
+  marks: ArrayLike<number> | null,
+  window = 24,
+): string {
+  const start = bestWindowStart(hits, window);
+  let pos = 0;
+  let i = 0;
+  if (marks !== null && marks.length > 0) {
+    const m = Math.min(Math.floor(start / MARK_EVERY), marks.length - 1);
+    pos = m * MARK_EVERY;
+    i = marks[m]!;
+  } else {
+    i = tokenStart(text, 0);
+  }
+  // Skip to the window's first token.
+  while (pos < start && i < text.length) {
+    i = tokenStart(text, tokenEnd(text, i));
+    pos++;
+  }
+  if (i >= text.length) return "";
+  let out = pos > 0 ? "…" : "";
+  let h = 0;
+  while (h < hits.length && hits[h]! < pos) h++;
+  let last = i;
+  const end = pos + window;
+  while (pos < end && i < text.length) {
+    const e = tokenEnd(text, i);
+    // Between words: usually one space, which needs neither collapsing nor escaping.
+    const gap = text.slice(last, i);
+    out += gap === " " ? gap : escapeHtml(gap.replace(/\s+/g, " "));
+    const word = escapeHtml(text.slice(i, e));
+    if (h < hits.length && hits[h] === pos) {
+      out += `<mark>${word}</mark>`;
+      h++;
+    } else {
+      out += word;
+    }
+    last = e;
+    i = tokenStart(text, e);
+    pos++;
+  }
+  if (i < text.length) out += "…";
   return out;
 }

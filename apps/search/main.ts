@@ -8,8 +8,8 @@
  * Flags: --shards 3 --replicas 2 --limit N (documents) --data DIR (kept;
  * default a temp dir removed on exit) --exit (index, query, stop).
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import { parseFlags } from "./cli_flags.ts";
 import { type Cluster, startCluster } from "./cluster.ts";
 import { readSpamAssassin } from "./corpus.ts";
 
@@ -30,28 +30,21 @@ const EXAMPLES = [
 ];
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      shards: { type: "string" },
-      replicas: { type: "string" },
-      limit: { type: "string" },
-      data: { type: "string" },
-      exit: { type: "boolean" },
+  const flags = parseFlags(
+    "search",
+    "deno task search [flags]: starts a coordinator and shards × replicas (each its own process), indexes the SpamAssassin corpus, serves",
+    {
+      shards: { type: "string", help: "number of shards (default 3)" },
+      replicas: { type: "string", help: "replicas per shard (default 2)" },
+      limit: { type: "string", help: "index at most this many documents" },
+      data: {
+        type: "string",
+        help: "data directory, kept (default: a temp dir removed on exit)",
+      },
+      exit: { type: "boolean", help: "index, run the example queries, stop" },
     },
-    strict: true,
-  });
-  const parsed = FlagsSchema.safeParse(values);
-  if (!parsed.success) {
-    console.error(
-      `search: bad flags: ${
-        parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)
-          .join("; ")
-      }`,
-    );
-    Deno.exit(2);
-  }
-  const flags = parsed.data;
+    FlagsSchema,
+  );
   const dataDir = flags.data ??
     await Deno.makeTempDir({ prefix: "strata-search-" });
   console.log(

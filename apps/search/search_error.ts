@@ -5,6 +5,7 @@ export type SearchErrorCode =
   | "bad_document"
   | "not_found"
   | "too_large"
+  | "unsupported_media_type"
   | "corrupt_segment"
   | "unavailable"
   | "io";
@@ -36,7 +37,7 @@ export function isSearchError(
 /** The HTTP status that fits an error code (4xx for the caller's mistakes). */
 export function httpStatusOf(
   code: SearchErrorCode,
-): 400 | 404 | 413 | 500 | 503 {
+): 400 | 404 | 413 | 415 | 500 | 503 {
   switch (code) {
     case "bad_query":
     case "bad_request":
@@ -46,6 +47,8 @@ export function httpStatusOf(
       return 404;
     case "too_large":
       return 413;
+    case "unsupported_media_type":
+      return 415;
     case "unavailable":
       return 503;
     default:

@@ -14,11 +14,15 @@ import {
   type TermPostings,
 } from "./postings.ts";
 import { SearchError } from "./search_error.ts";
+import { tokenMarks } from "./tokenizer.ts";
 
 /** Envelope kind of a segment file. */
 export const SEGMENT_KIND = "SSEG";
-/** Format version of segment files. */
-export const SEGMENT_VERSION = 1;
+/**
+ * Format version of segment files written now: 2 adds the bodies' token
+ * offsets (snippets); version 1 files are still read (offsets computed).
+ */
+export const SEGMENT_VERSION = 2;
 
 /** One field's sorted term dictionary. */
 export interface FieldTerms {
@@ -50,6 +54,14 @@ export class Segment {
   readonly fieldLength: number[];
   readonly fields: FieldTerms[];
   readonly postings: PostingsData;
+  /**
+   * Stored token offsets of the bodies (see tokenMarks): doc d's are
+   * `bodyMarks[bodyMarkStart[d] .. bodyMarkStart[d + 1])`. Snippets start
+   * scanning there instead of at the start of the body.
+   */
+  readonly bodyMarks: Uint32Array;
+  /** See {@link bodyMarks}; docCount + 1 entries. */
+  readonly bodyMarkStart: Uint32Array;
   readonly #lookup: Map<string, number>[];
   #byUser: Map<number, Int32Array> | null = null;
 
@@ -63,6 +75,8 @@ export class Segment {
     lens: Uint32Array[];
     fields: FieldTerms[];
     postings: PostingsData;
+    /** Computed from the bodies when absent (segment files written before they were stored). */
+    bodyMarks?: { start: Uint32Array; marks: Uint32Array };
   }) {
     this.docCount = parts.ids.length;
     this.ids = parts.ids;
@@ -73,6 +87,9 @@ export class Segment {
     this.lens = parts.lens;
     this.fields = parts.fields;
     this.postings = parts.postings;
+    const bm = parts.bodyMarks ?? bodyMarksOf(parts.bodies);
+    this.bodyMarkStart = bm.start;
+    this.bodyMarks = bm.marks;
     this.fieldLength = parts.lens.map((l) => {
       let s = 0;
       for (let i = 0; i < l.length; i++) s += l[i]!;
@@ -140,6 +157,14 @@ export class Segment {
     return this.#byUser.get(userId) ?? new Int32Array(0);
   }
 
+  /** The stored token offsets of doc `doc`'s body (see {@link bodyMarks}). */
+  marksOf(doc: number): Uint32Array {
+    return this.bodyMarks.subarray(
+      this.bodyMarkStart[doc]!,
+      this.bodyMarkStart[doc + 1]!,
+    );
+  }
+
   /** The stored document with local number `doc`. */
   document(doc: number): StoredDocument {
     return {
@@ -150,6 +175,19 @@ export class Segment {
       created: this.created[doc]!,
     };
   }
+}
+
+/** Token offsets of every body, flattened (see {@link Segment.bodyMarks}). */
+export function bodyMarksOf(
+  bodies: readonly string[],
+): { start: Uint32Array; marks: Uint32Array } {
+  const start = new Uint32Array(bodies.length + 1);
+  const marks: number[] = [];
+  for (let d = 0; d < bodies.length; d++) {
+    tokenMarks(bodies[d]!, marks);
+    start[d + 1] = marks.length;
+  }
+  return { start, marks: Uint32Array.from(marks) };
 }
 
 interface TermAcc {
@@ -222,7 +260,7 @@ export function buildSegment(
   });
 }
 
-/** Serialises a segment as a checksummed file image (envelope `SSEG` v1, CBOR inside). */
+/** Serialises a segment as a checksummed file image (envelope `SSEG` v2, CBOR inside). */
 export function encodeSegment(seg: Segment): Uint8Array {
   const payload = encodeCbor([
     seg.ids,
@@ -240,6 +278,7 @@ export function encodeSegment(seg: Segment): Uint8Array {
       seg.postings.maxTf,
       seg.postings.minLen,
     ],
+    [seg.bodyMarkStart, seg.bodyMarks],
   ]);
   return sealEnvelope(SEGMENT_KIND, SEGMENT_VERSION, payload);
 }
@@ -270,7 +309,7 @@ function strings(v: unknown, what: string): string[] {
 export function decodeSegment(bytes: Uint8Array): Segment {
   let raw: unknown;
   try {
-    const { payload } = openEnvelope(bytes, SEGMENT_KIND, [SEGMENT_VERSION]);
+    const { payload } = openEnvelope(bytes, SEGMENT_KIND, [1, SEGMENT_VERSION]);
     raw = decodeCbor(payload);
   } catch (e) {
     if (isCodecError(e)) {
@@ -284,10 +323,21 @@ export function decodeSegment(bytes: Uint8Array): Segment {
     }
     throw e;
   }
-  if (!Array.isArray(raw) || raw.length !== 8) {
+  // 8 parts: a file from before body marks were stored (computed on load).
+  if (!Array.isArray(raw) || (raw.length !== 8 && raw.length !== 9)) {
     throw new SearchError("corrupt_segment", "segment payload has a bad shape");
   }
-  const [ids, users, created, names, bodies, lens, fields, post] = raw;
+  const [ids, users, created, names, bodies, lens, fields, post, marks] = raw;
+  let bodyMarks: { start: Uint32Array; marks: Uint32Array } | undefined;
+  if (marks !== undefined) {
+    if (!Array.isArray(marks) || marks.length !== 2) {
+      throw new SearchError("corrupt_segment", "body marks have a bad shape");
+    }
+    bodyMarks = {
+      start: u32(marks[0], "bodyMarkStart"),
+      marks: u32(marks[1], "bodyMarks"),
+    };
+  }
   const n = strings(ids, "ids").length;
   const lensArr = Array.isArray(lens)
     ? lens.map((l, i) => u32(l, `lens ${i}`))
@@ -325,11 +375,14 @@ export function decodeSegment(bytes: Uint8Array): Segment {
       maxTf: u32(post[4], "maxTf"),
       minLen: u32(post[5], "minLen"),
     },
+    bodyMarks,
   });
   if (
     seg.users.length !== n || seg.created.length !== n ||
     seg.names.length !== n || seg.bodies.length !== n ||
-    seg.lens.some((l) => l.length !== n)
+    seg.lens.some((l) => l.length !== n) ||
+    seg.bodyMarkStart.length !== n + 1 ||
+    seg.bodyMarkStart[n] !== seg.bodyMarks.length
   ) throw new SearchError("corrupt_segment", "segment arrays disagree on size");
   return seg;
 }

@@ -21,6 +21,9 @@ export function mergeSegments(inputs: readonly MergeInput[]): Segment {
   const names: string[] = [];
   const bodies: string[] = [];
   const lensList: number[][] = TEXT_FIELDS.map(() => []);
+  // Stored token offsets travel with their documents (no re-scan).
+  const markStart: number[] = [0];
+  const marks: number[] = [];
   inputs.forEach(({ segment, deleted }, i) => {
     const map = maps[i]!;
     for (let d = 0; d < segment.docCount; d++) {
@@ -34,6 +37,8 @@ export function mergeSegments(inputs: readonly MergeInput[]): Segment {
       created.push(segment.created[d]!);
       names.push(segment.names[d]!);
       bodies.push(segment.bodies[d]!);
+      for (const m of segment.marksOf(d)) marks.push(m);
+      markStart.push(marks.length);
       TEXT_FIELDS.forEach((_, f) => lensList[f]!.push(segment.lens[f]![d]!));
     }
   });
@@ -90,5 +95,9 @@ export function mergeSegments(inputs: readonly MergeInput[]): Segment {
     lens,
     fields,
     postings: writer.finish(),
+    bodyMarks: {
+      start: Uint32Array.from(markStart),
+      marks: Uint32Array.from(marks),
+    },
   });
 }

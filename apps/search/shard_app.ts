@@ -1,7 +1,11 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { TEXT_FIELDS } from "./document.ts";
-import { snippet } from "./highlight.ts";
+import { snippetAt } from "./highlight.ts";
+import { statKey } from "./bm25.ts";
+import type { ScoringContext } from "./global_stats.ts";
+import type { Segment } from "./segment.ts";
+import { NO_MORE_DOCS } from "./postings.ts";
 import { installErrorHandlers, readJson, validate } from "./http_errors.ts";
 import type { ParsedQuery } from "./query_parser.ts";
 import {
@@ -13,7 +17,6 @@ import {
 } from "./shard_protocol.ts";
 import type { ShardStore } from "./shard_store.ts";
 import type { ShardHit } from "./searcher.ts";
-import type { Analyzer } from "./analyzer.ts";
 
 /** Largest internal request body (bytes). */
 export const MAX_SHARD_BODY_BYTES = 64 << 20;
@@ -30,24 +33,127 @@ const UserParams = z.object({
   size: z.coerce.number().int().min(0).max(1000).default(20),
 });
 
-/** Marks the query's terms in a hit's body (or name when the body has none). */
+/**
+ * Token positions in field number `field` of `doc` of every term in
+ * `terms`, sorted and distinct, read from the segment's postings.
+ */
+export function termPositions(
+  segment: Segment,
+  field: number,
+  terms: Iterable<string>,
+  doc: number,
+): number[] {
+  const out: number[] = [];
+  let lists = 0;
+  for (const t of terms) {
+    const c = segment.cursor(field, t);
+    if (c === null || c.advance(doc) !== doc) continue;
+    for (const p of c.positions()) out.push(p);
+    lists++;
+  }
+  if (lists > 1) sortDistinct(out);
+  return out;
+}
+
+/** The index terms each field's snippet marks: the query's words, phrase words and prefix expansions. */
+export function snippetTerms(
+  query: ParsedQuery,
+  context: ScoringContext,
+): Array<Set<string>> {
+  const out = TEXT_FIELDS.map(() => new Set<string>());
+  for (const c of [...query.must, ...query.should]) {
+    for (const field of c.fields) {
+      const set = out[TEXT_FIELDS.indexOf(field)]!;
+      if (c.kind === "term") set.add(c.term);
+      else if (c.kind === "phrase") c.terms.forEach((t) => set.add(t));
+      else {
+        for (const t of context.expansions[statKey(field, c.prefix)] ?? []) {
+          set.add(t);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const NAME = TEXT_FIELDS.indexOf("name");
+const BODY = TEXT_FIELDS.indexOf("body");
+
+/**
+ * Marks the query's terms in a hit's body (or its name when the body has
+ * no words). The matching positions come from the postings and the scan
+ * starts at the stored offset before them, so the cost is a few postings
+ * lookups and about 40 tokens, however long the body is.
+ */
 export function hitSnippet(
   hit: ShardHit,
-  query: ParsedQuery,
-  analyzer: Analyzer,
+  terms: ReadonlyArray<ReadonlySet<string>>,
 ): string {
-  const terms = new Set<string>();
-  const prefixes: string[] = [];
-  for (const c of [...query.must, ...query.should]) {
-    if (c.kind === "term") terms.add(c.term);
-    else if (c.kind === "phrase") c.terms.forEach((t) => terms.add(t));
-    else prefixes.push(c.prefix);
+  return hitSnippets([hit], terms)[0]!;
+}
+
+/**
+ * {@link hitSnippet} for several hits at once: per segment, one cursor per
+ * term walks the hits in doc order instead of one cursor per (hit, term).
+ */
+export function hitSnippets(
+  hits: readonly ShardHit[],
+  terms: ReadonlyArray<ReadonlySet<string>>,
+): string[] {
+  const out = new Array<string>(hits.length);
+  const bySegment = new Map<Segment, number[]>();
+  hits.forEach((h, i) => {
+    let l = bySegment.get(h.segment);
+    if (l === undefined) bySegment.set(h.segment, l = []);
+    l.push(i);
+  });
+  for (const [seg, idx] of bySegment) {
+    idx.sort((a, b) => hits[a]!.doc - hits[b]!.doc);
+    const docs = idx.map((i) => hits[i]!.doc);
+    const body = positionsByDoc(seg, BODY, terms[BODY]!, docs);
+    idx.forEach((i, j) => {
+      const doc = docs[j]!;
+      const s = snippetAt(seg.bodies[doc]!, body[j]!, seg.marksOf(doc));
+      out[i] = s !== "" ? s : snippetAt(
+        seg.names[doc]!,
+        termPositions(seg, NAME, terms[NAME]!, doc),
+        null,
+      );
+    });
   }
-  const body = hit.segment.bodies[hit.doc]!;
-  const s = snippet(body, terms, prefixes, analyzer);
-  return s.includes("<mark>") || body.length === 0
-    ? s || snippet(hit.segment.names[hit.doc]!, terms, prefixes, analyzer)
-    : s;
+  return out;
+}
+
+/** Sorted, distinct positions of `terms` in field `field` of each of `docs` (ascending doc numbers). */
+function positionsByDoc(
+  segment: Segment,
+  field: number,
+  terms: Iterable<string>,
+  docs: readonly number[],
+): number[][] {
+  const out = docs.map(() => [] as number[]);
+  let lists = 0;
+  for (const t of terms) {
+    const c = segment.cursor(field, t);
+    if (c === null) continue;
+    lists++;
+    for (let j = 0; j < docs.length; j++) {
+      const d = c.advance(docs[j]!);
+      if (d === NO_MORE_DOCS) break;
+      if (d === docs[j]) { for (const p of c.positions()) out[j]!.push(p); }
+    }
+  }
+  if (lists > 1) { for (const p of out) sortDistinct(p); }
+  return out;
+}
+
+function sortDistinct(out: number[]): void {
+  out.sort((a, b) => a - b);
+  let w = 0;
+  for (let i = 0; i < out.length; i++) {
+    if (i === 0 || out[i] !== out[w - 1]) out[w++] = out[i]!;
+  }
+  out.length = w;
 }
 
 /**
@@ -101,18 +207,23 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     );
     const t0 = performance.now();
     const r = store.index.search(req.query, req.k, req.context);
+    const tScored = performance.now();
+    const snippets = req.snippets
+      ? hitSnippets(r.hits, snippetTerms(req.query, req.context))
+      : r.hits.map(() => "");
     const out: ShardSearchResult = {
-      hits: r.hits.map((h) => ({
+      hits: r.hits.map((h, i) => ({
         id: h.id,
         score: h.score,
         user_id: h.segment.users[h.doc]!,
         name: h.segment.names[h.doc]!,
         created: h.segment.created[h.doc]!,
-        snippet: hitSnippet(h, req.query, store.index.analyzer),
+        snippet: snippets[i]!,
       })),
       scored: r.scored,
       strategy: r.strategy,
       tookMs: performance.now() - t0,
+      snippetMs: performance.now() - tScored,
     };
     return c.json(out);
   });

@@ -28,6 +28,8 @@ export const ShardSearchSchema = z.object({
   query: ParsedQuerySchema,
   k: z.number().int().min(0).max(MAX_SHARD_K),
   context: ScoringContextSchema,
+  /** Build snippets for the hits (default true). */
+  snippets: z.boolean().default(true),
 });
 /** See {@link ShardSearchSchema}. */
 export type ShardSearch = z.infer<typeof ShardSearchSchema>;
@@ -50,6 +52,8 @@ export const ShardSearchResultSchema = z.object({
   scored: z.number().int(),
   strategy: z.enum(["wand", "boolean"]),
   tookMs: z.number(),
+  /** Of tookMs, the time spent building snippets (and encoding hits). */
+  snippetMs: z.number().default(0),
 });
 /** See {@link ShardSearchResultSchema}. */
 export type ShardSearchResult = z.infer<typeof ShardSearchResultSchema>;

@@ -1,13 +1,13 @@
 /**
  * A shard replica as an OS process: opens its data directory, serves the
- * internal shard API on 127.0.0.1 (port 0 = any free port), prints one JSON
+ * internal shard API on --host (default 127.0.0.1) (port 0 = any free port), prints one JSON
  * line `{"ready":true,"port":N,...}` on stdout once listening, merges
  * segments in the background, and flushes on SIGTERM/SIGINT.
  *
- * Usage: deno run -A apps/search/shard_server.ts --dir DIR --shard 0 --replica 0 [--port 0] [--flush-docs 5000]
+ * Usage: deno run -A apps/search/shard_server.ts --dir DIR --shard 0 --replica 0 [--host 127.0.0.1] [--port 0] [--flush-docs 5000] (--help lists the flags)
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import { HostSchema, parseFlags } from "./cli_flags.ts";
 import { createShardApp } from "./shard_app.ts";
 import { ShardStore } from "./shard_store.ts";
 
@@ -15,35 +15,33 @@ const FlagsSchema = z.object({
   dir: z.string().min(1),
   shard: z.coerce.number().int().min(0).max(1023),
   replica: z.coerce.number().int().min(0).max(15),
+  host: HostSchema.default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(0),
   "flush-docs": z.coerce.number().int().min(1).max(10_000_000).default(5000),
   sync: z.enum(["always", "never"]).default("always"),
 });
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      dir: { type: "string" },
-      shard: { type: "string" },
-      replica: { type: "string" },
-      port: { type: "string" },
-      "flush-docs": { type: "string" },
-      sync: { type: "string" },
+  const flags = parseFlags(
+    "shard_server",
+    "deno run -A apps/search/shard_server.ts --dir DIR --shard N --replica N [flags]: one shard replica",
+    {
+      dir: { type: "string", help: "data directory (required)" },
+      shard: { type: "string", help: "shard number (required)" },
+      replica: { type: "string", help: "replica number (required)" },
+      host: { type: "string", help: "listen address (default 127.0.0.1)" },
+      port: { type: "string", help: "listen port (default 0: any free port)" },
+      "flush-docs": {
+        type: "string",
+        help: "flush a segment after this many documents (default 5000)",
+      },
+      sync: {
+        type: "string",
+        help: "always | never: fsync before acknowledging (default always)",
+      },
     },
-    strict: true,
-  });
-  const parsed = FlagsSchema.safeParse(values);
-  if (!parsed.success) {
-    console.error(
-      `shard_server: bad flags: ${
-        parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)
-          .join("; ")
-      }`,
-    );
-    Deno.exit(2);
-  }
-  const flags = parsed.data;
+    FlagsSchema,
+  );
   const store = await ShardStore.open(flags.dir, {
     flushDocs: flags["flush-docs"],
     sync: flags.sync,
@@ -54,7 +52,7 @@ if (import.meta.main) {
   });
   const ac = new AbortController();
   const server = Deno.serve({
-    hostname: "127.0.0.1",
+    hostname: flags.host,
     port: flags.port,
     signal: ac.signal,
     onListen: ({ port }) => {

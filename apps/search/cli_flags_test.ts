@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+
+async function run(script: string, args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(script, import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+Deno.test("--help prints usage and exits 0; bad flags print one line and exit 2; never a stack trace", async () => {
+  for (const script of ["./main.ts", "./shard_server.ts", "./coordinator.ts"]) {
+    const help = await run(script, ["--help"]);
+    assert.equal(help.code, 0, `${script}: ${help.stderr}`);
+    assert.match(help.stdout, /--help/);
+    if (script !== "./main.ts") assert.match(help.stdout, /--host/);
+    const bad = await run(script, ["--no-such-flag"]);
+    assert.equal(bad.code, 2, script);
+    assert.match(bad.stderr, /no-such-flag/);
+    for (const r of [help, bad]) {
+      assert.ok(!/\n\s+at |Stack backtrace/.test(r.stdout + r.stderr), script);
+    }
+  }
+  const host = await run("./coordinator.ts", [
+    "--shards",
+    "http://127.0.0.1:1",
+    "--host",
+    "not a host",
+  ]);
+  assert.equal(host.code, 2);
+  assert.match(host.stderr, /host/);
+});
+
+Deno.test("a shard server listens on the --host it is given", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./shard_server.ts", import.meta.url).pathname,
+      "--dir",
+      dir,
+      "--shard",
+      "0",
+      "--replica",
+      "0",
+      "--host",
+      "127.0.0.2",
+      "--sync",
+      "never",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    const deadline = performance.now() + 30_000;
+    while (!text.includes("\n") && performance.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    reader.releaseLock();
+    const ready = JSON.parse(text.split("\n")[0]!);
+    const res = await fetch(`http://127.0.0.2:${ready.port}/health`);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    await assert.rejects(fetch(`http://127.0.0.1:${ready.port}/health`));
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,75 @@
+/**
+ * Where a query's CPU goes in a 3×2 search cluster: indexes the
+ * SpamAssassin corpus (no fsync), idles, then runs the service bench's
+ * query set from one closed-loop client for 5 s with snippets off and on,
+ * and prints the CPU milliseconds per query charged to each process
+ * (coordinator first, then shard 0 replica 0, shard 0 replica 1, …), and
+ * how many connections the coordinator opened to the shards.
+ *
+ * Usage: deno run -A benches/search_cpu_split.ts
+ */
+import { startCluster } from "../apps/search/cluster.ts";
+import { readSpamAssassin } from "../apps/search/corpus.ts";
+import { runLoad } from "./http_load.ts";
+import { cpuMs } from "./proc_cpu.ts";
+import { SERVICE_QUERIES } from "./search_service.ts";
+const data = await Deno.makeTempDir();
+const cluster = await startCluster({
+  shards: 3,
+  replicas: 2,
+  dataDir: data,
+  sync: "never",
+});
+try {
+  const lines: string[] = [];
+  for await (const d of readSpamAssassin(Infinity, () => {})) {
+    lines.push(JSON.stringify(d));
+  }
+  for (let i = 0; i < lines.length; i += 1000) {
+    const res = await fetch(`${cluster.url}/v1/docs`, {
+      method: "POST",
+      body: lines.slice(i, i + 1000).join("\n"),
+    });
+    await res.body?.cancel();
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  const pids = [
+    cluster.coordinator.child.pid,
+    ...cluster.replicas.flat().map((p) => p!.child.pid),
+  ];
+  const idle0 = await Promise.all(pids.map((p) => cpuMs([p])));
+  await new Promise((r) => setTimeout(r, 3000));
+  const idle1 = await Promise.all(pids.map((p) => cpuMs([p])));
+  console.log("idle 3s cpu ms per pid", idle1.map((x, i) => x - idle0[i]!));
+  for (const snippets of [false, true]) {
+    const b = await Promise.all(pids.map((p) => cpuMs([p])));
+    const r = await runLoad(1, 5000, async (w, seq) => {
+      const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
+      const res = await fetch(
+        `${cluster.url}/v1/search?q=${
+          encodeURIComponent(q.strata)
+        }&size=10&snippets=${snippets}`,
+      );
+      await res.json();
+      return res.ok;
+    }, 300);
+    const a = await Promise.all(pids.map((p) => cpuMs([p])));
+    console.log(
+      "snippets",
+      snippets,
+      r.opsPerSec.toFixed(0),
+      "q/s p50",
+      (r.p50Ns / 1e6).toFixed(2),
+      "ms; cpu ms/query per pid",
+      a.map((x, i) => ((x - b[i]!) / r.total).toFixed(3)).join(" "),
+    );
+  }
+  const metrics = await (await fetch(`${cluster.url}/metrics`)).text();
+  console.log(
+    metrics.split("\n").filter((l) => l.startsWith("search_shard_connections"))
+      .join("\n"),
+  );
+} finally {
+  await cluster.stop();
+  await Deno.remove(data, { recursive: true });
+}
