@@ -10,6 +10,8 @@ import {
   promLine,
   readJson,
   readQuery,
+  rejectMalformedUrl,
+  requestBody,
   throwIfFailed,
 } from "./http_json.ts";
 import {
@@ -130,6 +132,49 @@ export async function startChunkserver(
   // Ends a heartbeat still retrying unreachable masters when we close, so
   // close() never waits out the failover window.
   const closing = new AbortController();
+
+  // Peers this chunkserver may contact (SSRF guard): the origins of the
+  // chunkservers registered with the master, from every heartbeat reply and,
+  // for a name not seen yet (a server that just joined), one fresh lookup.
+  let registered = new Set<string>();
+  const setPeers = (urls: string[]) => {
+    registered = new Set(urls.flatMap((u) => {
+      const o = originOf(u);
+      return o === null ? [] : [o];
+    }));
+  };
+  const peerLookup = new MasterEndpoints(cfg.master, 2000);
+  let lookingUp: Promise<void> | null = null;
+  const lookUpPeers = () =>
+    lookingUp ??= peerLookup.call(
+      "/v1/chunkservers",
+      z.object({ chunkservers: z.array(z.object({ url: z.string() })) }),
+      { timeoutMs: 2000, signal: closing.signal },
+    ).then((r) => setPeers(r.chunkservers.map((s) => s.url)), () => {})
+      .finally(() => lookingUp = null);
+  /**
+   * The origins of `urls` when every one is a registered chunkserver.
+   * @throws GfsError `bad_request` (not an http URL), `forbidden` (not
+   *   registered with the master).
+   */
+  const peerOrigins = async (urls: string[], what: string) => {
+    const origins = urls.map((u) => {
+      const o = originOf(u);
+      if (o === null) {
+        throw new GfsError("bad_request", `${what} ${u} is not an http URL`);
+      }
+      return o;
+    });
+    if (origins.some((o) => !registered.has(o))) await lookUpPeers();
+    const stranger = origins.find((o) => !registered.has(o));
+    if (stranger !== undefined) {
+      throw new GfsError(
+        "forbidden",
+        `${what} ${stranger} is not a chunkserver registered with the master`,
+      );
+    }
+    return origins;
+  };
 
   const serial = <T>(handle: number, fn: () => Promise<T>): Promise<T> => {
     const prev = mutex.get(handle) ?? Promise.resolve();
@@ -260,6 +305,7 @@ export async function startChunkserver(
 
   const app = new Hono();
   app.onError((e, c) => errorResponse(c, e));
+  app.use("*", rejectMalformedUrl);
   app.notFound((c) =>
     errorResponse(
       c,
@@ -278,10 +324,11 @@ export async function startChunkserver(
   app.post("/v1/push/:dataId", async (c) => {
     const dataId = DataId.parse(c.req.param("dataId"));
     const chainRaw = c.req.query("chain") ?? "";
-    const chain = chainRaw === ""
-      ? []
-      : z.array(z.string().url()).max(15).parse(chainRaw.split(","));
-    const body = c.req.raw.body;
+    const chain = chainRaw === "" ? [] : await peerOrigins(
+      z.array(z.string().url()).max(15).parse(chainRaw.split(",")),
+      "push chain member",
+    );
+    const body = requestBody(c);
     if (body === null) throw new GfsError("bad_request", "push needs a body");
     // Pipelined as in GFS: bytes go on to the next server in the chain while
     // they are still arriving here. The same chunks are handed on (no
@@ -355,6 +402,7 @@ export async function startChunkserver(
   app.post("/v1/chunks/:handle/write", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const w = await readJson(c, WriteSchema);
+    w.secondaries = await peerOrigins(w.secondaries, "secondary");
     const data = staged(w.dataId);
     checkLease(handle, w.version);
     // Numbered and queued locally in one synchronous step, so the local
@@ -379,6 +427,7 @@ export async function startChunkserver(
   app.post("/v1/chunks/:handle/append", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const a = await readJson(c, AppendSchema);
+    a.secondaries = await peerOrigins(a.secondaries, "secondary");
     const data = staged(a.dataId);
     if (data.length > cfg.chunkBytes / 4) {
       throw new GfsError(
@@ -511,7 +560,8 @@ export async function startChunkserver(
   app.post("/v1/chunks/:handle/clone", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const cl = await readJson(c, CloneSchema);
-    const src = `${cl.source}/v1/chunks/${handle}?version=${cl.version}`;
+    const [source] = await peerOrigins([cl.source], "clone source");
+    const src = `${source}/v1/chunks/${handle}?version=${cl.version}`;
     const res = await fetch(src, { signal: AbortSignal.timeout(120_000) })
       .catch((e) => {
         throw new GfsError("unavailable", `cannot reach ${cl.source}: ${e}`);
@@ -601,6 +651,7 @@ export async function startChunkserver(
         signal: closing.signal,
       },
     );
+    if (reply.peers !== undefined) setPeers(reply.peers);
     for (const h of reply.delete) {
       await serial(h, () => store.delete(h)).catch(() => {});
       leases.delete(h);
@@ -666,6 +717,18 @@ export async function startChunkserver(
       await store.close();
     },
   };
+}
+
+/** `scheme://host:port` of an http(s) URL, or null for anything else. */
+function originOf(u: string): string | null {
+  try {
+    const url = new URL(u);
+    return url.protocol === "http:" || url.protocol === "https:"
+      ? url.origin
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 async function loadOrMakeId(dir: string): Promise<string> {

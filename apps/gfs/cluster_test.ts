@@ -275,6 +275,7 @@ Deno.test({
           await expect(
             await fetch(`${m}/v1/rpc/create`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: "{not json",
             }),
             400,
@@ -283,6 +284,7 @@ Deno.test({
           await expect(
             await fetch(`${m}/v1/rpc/create`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: JSON.stringify({ path: 5 }),
             }),
             400,
@@ -291,6 +293,7 @@ Deno.test({
           await expect(
             await fetch(`${m}/v1/heartbeat`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: JSON.stringify({ id: "x" }),
             }),
             400,

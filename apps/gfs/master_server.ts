@@ -12,9 +12,12 @@ import { parsePath, parsePrefix, parseTrashPath } from "./gfs_path.ts";
 import {
   errorResponse,
   fetchJson,
+  pathAfter,
   promLine,
   readJson,
   readQuery,
+  rejectMalformedUrl,
+  requestBody,
 } from "./http_json.ts";
 import type { MasterOp } from "./master_state.ts";
 import { MasterStore } from "./master_store.ts";
@@ -349,6 +352,7 @@ export async function startMaster(
 
   const app = new Hono();
   app.onError((e, c) => errorResponse(c, e));
+  app.use("*", rejectMalformedUrl);
   // Only the serving master answers; the others redirect to it (307 keeps
   // the method and body), or say there is no leader yet.
   app.use("*", async (c, next) => {
@@ -417,7 +421,8 @@ export async function startMaster(
     for (const op of ops) {
       await propose(op).catch(() => {});
     }
-    return c.json(reply);
+    const peers = [...core.servers.values()].map((s) => s.url);
+    return c.json({ ...reply, peers });
   });
 
   app.post("/v1/report-corrupt", async (c) => {
@@ -602,9 +607,7 @@ export async function startMaster(
   const client = () => new GfsClient(url);
 
   app.put("/v1/files/*", async (c) => {
-    const path = parsePath(
-      decodeURIComponent(c.req.path.slice("/v1/files".length)),
-    );
+    const path = parsePath(pathAfter(c, "/v1/files"));
     const q = readQuery(
       c,
       z.object({
@@ -618,7 +621,7 @@ export async function startMaster(
         `upload of ${declared} bytes exceeds the limit of ${cfg.maxFileBytes}`,
       );
     }
-    const body = c.req.raw.body ??
+    const body = requestBody(c) ??
       new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() });
     const r = await client().upload(path, body, {
       replication: q.replication,
@@ -630,9 +633,7 @@ export async function startMaster(
   });
 
   app.get("/v1/files/*", async (c) => {
-    const path = parsePath(
-      decodeURIComponent(c.req.path.slice("/v1/files".length)),
-    );
+    const path = parsePath(pathAfter(c, "/v1/files"));
     const located = core.locate(path);
     const length = core.fileLength(located.file);
     const range = parseRange(c.req.header("range"), length);
@@ -656,9 +657,7 @@ export async function startMaster(
   });
 
   app.delete("/v1/files/*", async (c) => {
-    const path = parsePath(
-      decodeURIComponent(c.req.path.slice("/v1/files".length)),
-    );
+    const path = parsePath(pathAfter(c, "/v1/files"));
     const r = await locks.with(
       PathLocks.forPath(path, "write"),
       () => propose({ t: "delete", path, now: Date.now() }),
@@ -697,9 +696,7 @@ export async function startMaster(
   });
 
   app.get("/v1/stat/*", (c) => {
-    const path = parsePath(
-      decodeURIComponent(c.req.path.slice("/v1/stat".length)),
-    );
+    const path = parsePath(pathAfter(c, "/v1/stat"));
     const f = path.startsWith("/.trash/")
       ? store.state.namespace.get(path)
       : store.state.visibleFile(path);

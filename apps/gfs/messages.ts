@@ -29,6 +29,11 @@ export const HeartbeatReplySchema = z.object({
     version: z.number().int(),
     expiresAt: z.number(),
   })),
+  /**
+   * Every chunkserver registered with the master: the only peers a
+   * chunkserver pushes to, forwards to or clones from.
+   */
+  peers: z.array(Url).optional(),
 });
 
 /** Chunkserver → master: a replica failed its checksum and was dropped. */
