@@ -9,10 +9,15 @@
  *   master's op log, and replicated through a Raft group of 3 masters;
  * - placement balance after N uploads onto chunkservers of unequal
  *   capacity (standard deviation and max/mean of fraction used);
- * - time to re-replicate after losing a chunkserver (kill -9).
+ * - time to re-replicate after losing a chunkserver (kill -9);
+ * - small record appends (1 KiB, replication 3, durable on every replica
+ *   before the ack): p50 of one appender against one local write + fsync
+ *   of the same size on the same disk, sampled alternately in the same
+ *   run; 16 concurrent appenders' records/s against one appender's.
  *
  * Goals: uploads ≥ 50% of the disk write limit, reads ≥ 70% of the disk
- * read limit, balance max/mean < 1.10.
+ * read limit, balance max/mean < 1.10, a small append's p50 within 3x of
+ * a local fsync, 16 appenders ≥ 10x one appender's records/s.
  */
 import { join } from "node:path";
 import {
@@ -173,6 +178,102 @@ async function throughput(): Promise<void> {
       );
     }
   } finally {
+    await cluster.stop();
+  }
+}
+
+/** p50/p99/mean of samples in ms, recorded as one result. */
+function latencies(group: string, name: string, ms: number[], bytes: number) {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
+  return suite.record({
+    group,
+    name,
+    opsPerSec: 1000 / mean,
+    meanNs: mean * 1e6,
+    p50Ns: percentile(sorted, 0.5) * 1e6,
+    p99Ns: percentile(sorted, 0.99) * 1e6,
+    samples: ms.length,
+    bytes,
+  });
+}
+
+async function smallAppends(): Promise<void> {
+  const cluster = await startCluster({
+    dataDir: join(root, "append"),
+    chunkservers: 3,
+    master: { chunkBytes: 64 * MiB },
+    chunkserver: () => ({ scrubPauseMs: 0 }),
+  });
+  const local = await Deno.open(join(root, "fsync-probe"), {
+    write: true,
+    create: true,
+    truncate: true,
+  });
+  try {
+    const client = new GfsClient(cluster.master.url);
+    const size = 1024;
+    const record = fill(size, 11);
+    const path = "/bench/log";
+    for (let i = 0; i < 20; i++) await client.append(path, record); // warm
+    // Alternate one local write + fdatasync and one append, so both see
+    // the same disk and the same load from the rest of the machine.
+    const rounds = QUICK ? 100 : 600;
+    const fsyncMs: number[] = [], appendMs: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      let t0 = performance.now();
+      await local.write(record);
+      await local.syncData();
+      fsyncMs.push(performance.now() - t0);
+      t0 = performance.now();
+      await client.append(path, record);
+      appendMs.push(performance.now() - t0);
+    }
+    const f = latencies(
+      "small appends (1 KiB)",
+      "local write + fdatasync",
+      fsyncMs,
+      size,
+    );
+    const one = latencies(
+      "small appends (1 KiB)",
+      "record append, 1 appender, replication 3",
+      appendMs,
+      size,
+    );
+    suite.compare(
+      "small append p50 (replication 3, durable on all) vs one local fsync p50",
+      "time",
+      one.p50Ns,
+      f.p50Ns,
+      { op: "<=", value: 3 },
+    );
+    // Throughput: one appender, then 16 at once, for the same time each.
+    const seconds = QUICK ? 2 : 6;
+    const run = async (appenders: number) => {
+      let n = 0;
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: appenders }, async () => {
+        while (performance.now() - t0 < seconds * 1000) {
+          await client.append(path, record);
+          n++;
+        }
+      }));
+      return n / ((performance.now() - t0) / 1000);
+    };
+    const single = await run(1);
+    const sixteen = await run(16);
+    suite.metric("small appends: records/s, 1 appender", single);
+    suite.metric("small appends: records/s, 16 appenders", sixteen);
+    suite.compare(
+      "small appends: 16 concurrent appenders vs 1 appender (records/s)",
+      "throughput",
+      sixteen,
+      single,
+      { op: ">=", value: 10 },
+    );
+  } finally {
+    local.close();
     await cluster.stop();
   }
 }
@@ -389,10 +490,16 @@ async function balanceAndRepair(): Promise<void> {
   }
 }
 
+const only = Deno.env.get("GFS_BENCH_ONLY"); // e.g. "appends,reads" while tuning
 try {
-  await throughput();
-  await metadata();
-  await balanceAndRepair();
+  if (only !== undefined) {
+    if (only.includes("appends")) await smallAppends();
+  } else {
+    await throughput();
+    await smallAppends();
+    await metadata();
+    await balanceAndRepair();
+  }
 } finally {
   await Deno.remove(root, { recursive: true }).catch(() => {});
 }

@@ -43,7 +43,16 @@ const CHUNKSERVER_ROUTES: Route[] = [
     body: "bytes",
   },
   { method: "POST", at: (x) => `/v1/chunks/1${x}/write`, body: "json" },
-  { method: "POST", at: (x) => `/v1/chunks/1/append${x}`, body: "json" },
+  {
+    method: "POST",
+    at: (x) => `/v1/chunks/1/records?version=1${x}`,
+    body: "bytes",
+  },
+  {
+    method: "POST",
+    at: (x) => `/v1/chunks/1/apply-bytes?version=1&offset=0${x}`,
+    body: "bytes",
+  },
   { method: "POST", at: (x) => `/v1/chunks/1/apply${x}`, body: "json" },
   { method: "POST", at: (x) => `/v1/chunks/1/version${x}`, body: "json" },
   { method: "POST", at: (x) => `/v1/chunks/1/clone${x}`, body: "json" },
@@ -331,17 +340,24 @@ Deno.test({
           version: 1,
         }),
       );
-      for (const route of ["write", "append"]) {
-        await expect403(
-          `${route} forwarding to an outsider`,
-          await post(`${a.url}/v1/chunks/7/${route}`, {
-            dataId: "abcdefgh03",
-            version: 1,
-            offset: 0,
-            secondaries: [outsider],
-          }),
-        );
-      }
+      await expect403(
+        "write forwarding to an outsider",
+        await post(`${a.url}/v1/chunks/7/write`, {
+          dataId: "abcdefgh03",
+          version: 1,
+          offset: 0,
+          secondaries: [outsider],
+        }),
+      );
+      await expect403(
+        "record append forwarding to an outsider",
+        await fetch(
+          `${a.url}/v1/chunks/7/records?version=1&secondaries=${
+            encodeURIComponent(outsider)
+          }`,
+          { method: "POST", body: new Uint8Array(10) },
+        ),
+      );
       assert.deepEqual(hits, [], "a chunkserver contacted the outsider");
       // Registered peers still work: a chain push reaches both.
       const ok = await fetch(

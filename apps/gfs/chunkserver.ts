@@ -1,4 +1,6 @@
 import { Hono } from "hono";
+import type { Context } from "hono";
+import { GroupCommit } from "@strata/storage";
 import { z } from "zod";
 import { settleChunkBytes } from "./cell_config_file.ts";
 import { ChunkStore } from "./chunk_store.ts";
@@ -7,6 +9,7 @@ import {
   errorResponse,
   fetchJson,
   MasterEndpoints,
+  parseResponse,
   promLine,
   readJson,
   readQuery,
@@ -15,12 +18,13 @@ import {
   throwIfFailed,
 } from "./http_json.ts";
 import {
-  AppendSchema,
+  ApplyBytesQuerySchema,
   ApplySchema,
   CloneSchema,
   HeartbeatReplySchema,
   OkSchema,
   PushedSchema,
+  RecordsQuerySchema,
   SetVersionSchema,
   WriteSchema,
 } from "./messages.ts";
@@ -303,6 +307,179 @@ export async function startChunkserver(
     }
   };
 
+  // Record appends (small, many, concurrent): per chunk, the records that
+  // arrive while one batch is being made durable wait and go together in
+  // the next: one write and one fsync on the primary and on each secondary
+  // for the whole batch, offsets assigned back to back in arrival order.
+  // A record is acknowledged only when its batch is durable on every
+  // replica of the lease.
+  const appenders = new Map<number, GroupCommit<PendingRecord, RecordResult>>();
+  const appenderOf = (handle: number) => {
+    let g = appenders.get(handle);
+    if (g === undefined) {
+      g = new GroupCommit<PendingRecord, RecordResult>(
+        (items) => serial(handle, () => commitRecords(handle, items)),
+        1024,
+      );
+      appenders.set(handle, g);
+    }
+    return g;
+  };
+  const forgetAppender = (handle: number) => {
+    const g = appenders.get(handle);
+    if (g !== undefined && g.pending === 0) appenders.delete(handle);
+  };
+
+  /** Sends bytes to secondaries to apply at `offset` as mutation `seq`. */
+  const forwardBytes = async (
+    secondaries: string[],
+    handle: number,
+    q: { version: number; offset: number; seq: number },
+    data: Uint8Array,
+  ) => {
+    const results = await Promise.all(secondaries.map(async (s) => {
+      const u =
+        `${s}/v1/chunks/${handle}/apply-bytes?version=${q.version}&offset=${q.offset}&seq=${q.seq}`;
+      try {
+        const res = await fetch(u, {
+          method: "POST",
+          headers: { "content-type": "application/octet-stream" },
+          body: data as Uint8Array<ArrayBuffer>,
+          signal: AbortSignal.timeout(60_000),
+        });
+        await parseResponse(res, OkSchema, u);
+        return { s, ok: true };
+      } catch {
+        return { s, ok: false };
+      }
+    }));
+    return {
+      ok: results.filter((r) => r.ok).map((r) => r.s),
+      failed: results.filter((r) => !r.ok).map((r) => r.s),
+    };
+  };
+
+  /** One group commit of a chunk's records: runs of the same lease in order. */
+  const commitRecords = async (
+    handle: number,
+    items: PendingRecord[],
+  ): Promise<RecordResult[]> => {
+    const results: RecordResult[] = new Array(items.length);
+    for (let i = 0; i < items.length;) {
+      const key = (r: PendingRecord) => `${r.version}|${r.secondaries}`;
+      let j = i + 1;
+      while (j < items.length && key(items[j]!) === key(items[i]!)) j++;
+      await commitRun(handle, items.slice(i, j), results, i);
+      i = j;
+    }
+    return results;
+  };
+
+  const commitRun = async (
+    handle: number,
+    run: PendingRecord[],
+    results: RecordResult[],
+    base: number,
+  ) => {
+    const { version, secondaries } = run[0]!;
+    let n = 0;
+    try {
+      checkLease(handle, version);
+      // An empty write checks the version and waits out queued writes.
+      const length = await store.write(handle, version, 0, new Uint8Array(0));
+      let bytes = 0;
+      while (
+        n < run.length && length + bytes + run[n]!.data.length <= cfg.chunkBytes
+      ) bytes += run[n++]!.data.length;
+      if (n > 0) {
+        const data = new Uint8Array(bytes);
+        for (let k = 0, o = 0; k < n; o += run[k]!.data.length, k++) {
+          data.set(run[k]!.data, o);
+        }
+        const seq = takeSeq(handle, version);
+        const [, f] = await Promise.all([
+          store.write(handle, version, length, data),
+          forwardBytes(
+            secondaries,
+            handle,
+            { version, offset: length, seq },
+            data,
+          ),
+        ]);
+        if (f.failed.length > 0) {
+          throw new GfsError(
+            "unavailable",
+            `append failed on ${f.failed.join(", ")}; retry`,
+          );
+        }
+        for (let k = 0, o = length; k < n; o += run[k]!.data.length, k++) {
+          results[base + k] = { offset: o };
+        }
+        stats.writes += n;
+        stats.writeBytes += bytes;
+      }
+      if (n < run.length) {
+        // Pad every replica to the full chunk so the rest go wholly to the next.
+        const seq = takeSeq(handle, version);
+        await Promise.all([
+          store.write(handle, version, cfg.chunkBytes, new Uint8Array(0)),
+          forward(secondaries, handle, {
+            version,
+            offset: 0,
+            padTo: cfg.chunkBytes,
+            seq,
+          }),
+        ]);
+        throw new GfsError(
+          "chunk_full",
+          `chunk ${handle} is full; append to the next chunk`,
+        );
+      }
+    } catch (e) {
+      const err = e instanceof GfsError
+        ? e
+        : new GfsError("unavailable", `append failed: ${String(e)}; retry`);
+      for (let k = n; k < run.length; k++) results[base + k] = { error: err };
+      // The records of a failed batch are not acknowledged either.
+      if (!isGfsError(err, "chunk_full")) {
+        for (let k = 0; k < n; k++) results[base + k] = { error: err };
+      }
+    }
+  };
+
+  /**
+   * The whole request body, at most `max` bytes.
+   * @throws GfsError `too_large`, `bad_request` (cut short).
+   */
+  const readBytes = async (
+    c: Context,
+    max: number,
+    what: string,
+  ): Promise<Uint8Array> => {
+    const body = requestBody(c);
+    if (body === null) return new Uint8Array(0);
+    const declared = Number(c.req.header("content-length") ?? 0);
+    if (declared > max) {
+      await body.cancel().catch(() => {});
+      throw new GfsError("too_large", `${what} may be at most ${max} bytes`);
+    }
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const part of body) {
+      total += part.length;
+      if (total > max) {
+        throw new GfsError("too_large", `${what} may be at most ${max} bytes`);
+      }
+      parts.push(part);
+    }
+    if (parts.length === 1) return parts[0]!;
+    const out = new Uint8Array(total);
+    for (let k = 0, o = 0; k < parts.length; o += parts[k]!.length, k++) {
+      out.set(parts[k]!, o);
+    }
+    return out;
+  };
+
   const app = new Hono();
   app.onError((e, c) => errorResponse(c, e));
   app.use("*", rejectMalformedUrl);
@@ -424,60 +601,41 @@ export async function startChunkserver(
     return c.json(out);
   });
 
-  app.post("/v1/chunks/:handle/append", async (c) => {
+  app.post("/v1/chunks/:handle/records", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
-    const a = await readJson(c, AppendSchema);
-    a.secondaries = await peerOrigins(a.secondaries, "secondary");
-    const data = staged(a.dataId);
-    if (data.length > cfg.chunkBytes / 4) {
-      throw new GfsError(
-        "too_large",
-        `a record may be at most a quarter chunk (${cfg.chunkBytes / 4} bytes)`,
-      );
+    const q = readQuery(c, RecordsQuerySchema);
+    const secondaries = await peerOrigins(
+      q.secondaries === "" ? [] : q.secondaries.split(","),
+      "secondary",
+    );
+    const data = await readBytes(c, cfg.chunkBytes / 4, "a record");
+    if (data.length === 0) {
+      throw new GfsError("bad_request", "a record append needs a body");
     }
-    checkLease(handle, a.version);
-    const offset = await serial(handle, async () => {
-      // Appends stay one at a time: each offset depends on the last.
-      await store.write(handle, a.version, 0, new Uint8Array(0)); // queue drained
-      const length = store.meta(handle)?.length ?? 0;
-      const seq = takeSeq(handle, a.version);
-      if (length + data.length > cfg.chunkBytes) {
-        // Pad every replica to the full chunk so the record goes wholly to the next.
-        await Promise.all([
-          store.write(handle, a.version, cfg.chunkBytes, new Uint8Array(0)),
-          forward(a.secondaries, handle, {
-            version: a.version,
-            offset: 0,
-            padTo: cfg.chunkBytes,
-            seq,
-          }),
-        ]);
-        throw new GfsError(
-          "chunk_full",
-          `chunk ${handle} is full; append to the next chunk`,
-        );
-      }
-      const [, f] = await Promise.all([
-        store.write(handle, a.version, length, data),
-        forward(a.secondaries, handle, {
-          version: a.version,
-          offset: length,
-          dataId: a.dataId,
-          seq,
-        }),
-      ]);
-      if (f.failed.length > 0) {
-        throw new GfsError(
-          "unavailable",
-          `append failed on ${f.failed.join(", ")}; retry`,
-        );
-      }
-      return length;
+    checkLease(handle, q.version);
+    const r = await appenderOf(handle).submit({
+      version: q.version,
+      secondaries,
+      data,
     });
-    staging.delete(a.dataId);
-    stats.writes++;
-    stats.writeBytes += data.length;
-    return c.json({ offset });
+    if ("error" in r) throw r.error;
+    return c.json({ offset: r.offset });
+  });
+
+  app.post("/v1/chunks/:handle/apply-bytes", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const q = readQuery(c, ApplyBytesQuerySchema);
+    // The whole body first: waiting for our turn must not hold the sender.
+    const data = await readBytes(c, cfg.chunkBytes, "an apply");
+    if (q.seq !== undefined) await waitTurn(handle, q.version, q.seq);
+    let applied: Promise<number>;
+    try {
+      applied = store.write(handle, q.version, q.offset, data);
+    } finally {
+      if (q.seq !== undefined) markApplied(handle, q.version, q.seq);
+    }
+    await applied;
+    return c.json({ ok: true });
   });
 
   app.post("/v1/chunks/:handle/apply", async (c) => {
@@ -582,6 +740,7 @@ export async function startChunkserver(
     await serial(handle, () => store.delete(handle));
     leases.delete(handle);
     forgetOrder(handle);
+    forgetAppender(handle);
     return c.json({ ok: true });
   });
 
@@ -656,6 +815,7 @@ export async function startChunkserver(
       await serial(h, () => store.delete(h)).catch(() => {});
       leases.delete(h);
       forgetOrder(h);
+      forgetAppender(h);
     }
     for (const l of reply.leases) {
       // The reply may predate a newer grant (version bump) made meanwhile:
@@ -718,6 +878,18 @@ export async function startChunkserver(
     },
   };
 }
+
+/** A record waiting for its chunk's next group commit. */
+interface PendingRecord {
+  version: number;
+  /** Origins of the secondaries, as the lease holder was told. */
+  secondaries: string[];
+  /** The framed record. */
+  data: Uint8Array;
+}
+
+/** Where a record landed, or why it did not. */
+type RecordResult = { offset: number } | { error: GfsError };
 
 /** `scheme://host:port` of an http(s) URL, or null for anything else. */
 function originOf(u: string): string | null {

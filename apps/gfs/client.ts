@@ -72,6 +72,11 @@ export type ByteSource =
 export class GfsClient {
   /** The master(s) this client talks to, with failover between them. */
   readonly masters: MasterEndpoints;
+  /** Record-append targets by path (see {@link GfsClient.append}). */
+  readonly #appendTargets = new Map<
+    string,
+    { promise: Promise<WriteTarget>; value?: WriteTarget }
+  >();
 
   /**
    * Creates a client; nothing is contacted until the first call.
@@ -301,8 +306,16 @@ export class GfsClient {
 
   /**
    * Record append (at least once, atomic): the record lands whole at an
-   * offset the primary chooses, on every replica, or the call retries. A
-   * record may be at most a quarter of a chunk (minus 12 bytes of framing).
+   * offset the primary chooses, durable on every replica of the chunk's
+   * lease before the call returns, or the call retries. A record may be at
+   * most a quarter of a chunk (minus 12 bytes of framing).
+   *
+   * Made for many small records (commit logs): the record goes inline to
+   * the primary in one request; the primary groups the records that arrive
+   * while it makes the last batch durable (group commit per chunk) and
+   * sends the batch to the secondaries, so concurrent appenders share
+   * fsyncs. The chunk's write target is cached per path (no master call
+   * per record) and renewed only after a failure or a full chunk.
    * @returns the chunk and offset where it landed.
    * @throws GfsError `too_large`, `unavailable` after retries.
    */
@@ -312,7 +325,7 @@ export class GfsClient {
     replication?: number,
   ): Promise<{ handle: number; offset: number }> {
     const framed = frameRecord(record);
-    let t = await this.#appendTarget(path, replication);
+    let t = await this.#currentAppendTarget(path, replication);
     if (framed.length > t.chunkBytes / 4) {
       throw new GfsError(
         "too_large",
@@ -324,33 +337,97 @@ export class GfsClient {
     let lastErr: unknown = null;
     for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
       try {
-        const dataId = newDataId();
-        await push([t.primary, ...t.secondaries], dataId, framed);
-        const r = await fetchJson(
-          `${t.primary}/v1/chunks/${t.handle}/append`,
-          AppendedSchema,
-          {
-            body: { dataId, version: t.version, secondaries: t.secondaries },
-          },
-        );
+        const url =
+          `${t.primary}/v1/chunks/${t.handle}/records?version=${t.version}&secondaries=${
+            encodeURIComponent(t.secondaries.join(","))
+          }`;
+        let res: Response;
+        try {
+          res = await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/octet-stream" },
+            body: framed as Uint8Array<ArrayBuffer>,
+            signal: AbortSignal.timeout(60_000),
+          });
+        } catch (e) {
+          throw new GfsError("unavailable", `cannot reach ${t.primary}: ${e}`);
+        }
+        const r = await parseResponse(res, AppendedSchema, url);
         return { handle: t.handle, offset: r.offset };
       } catch (e) {
         lastErr = e;
         if (isGfsError(e, "chunk_full")) {
-          t = await this.#appendTarget(path, replication, t.handle);
+          t = await this.#nextAppendTarget(path, replication, t, false);
           continue;
         }
-        if (isGfsError(e, "too_large") || isGfsError(e, "bad_request")) throw e;
+        if (
+          isGfsError(e, "too_large") || isGfsError(e, "bad_request") ||
+          isGfsError(e, "forbidden")
+        ) throw e;
         await new Promise((r) =>
           setTimeout(r, Math.min(1000, 50 * (attempt + 1)))
         );
-        // A fresh lease (version bump) restarts mutation numbering, so a
-        // replica that restarted or missed a mutation can take part again.
-        t = await this.#appendTarget(path, replication, undefined, true)
+        // A fresh lease (version bump) restarts mutation numbering and
+        // leaves out replicas that did not take it, so a dead or lagging
+        // replica stops failing every append.
+        t = await this.#nextAppendTarget(path, replication, t, true)
           .catch(() => t);
       }
     }
     throw lastErr;
+  }
+
+  /** The cached write target for appends to `path` (asks the master once). */
+  #currentAppendTarget(
+    path: string,
+    replication?: number,
+  ): Promise<WriteTarget> {
+    const cached = this.#appendTargets.get(path);
+    if (cached !== undefined) return cached.promise;
+    return this.#fetchAppendTarget(path, replication, undefined, false);
+  }
+
+  /**
+   * A target after `stale` failed: the one another appender already got,
+   * or a new one from the master (next chunk, or a renewed lease), asked
+   * once however many appenders hit the same failure at once.
+   */
+  #nextAppendTarget(
+    path: string,
+    replication: number | undefined,
+    stale: WriteTarget,
+    renew: boolean,
+  ): Promise<WriteTarget> {
+    const cached = this.#appendTargets.get(path);
+    if (
+      cached !== undefined &&
+      (cached.value === undefined || cached.value.handle !== stale.handle ||
+        cached.value.version !== stale.version)
+    ) return cached.promise;
+    return this.#fetchAppendTarget(
+      path,
+      replication,
+      renew ? undefined : stale.handle,
+      renew,
+    );
+  }
+
+  #fetchAppendTarget(
+    path: string,
+    replication: number | undefined,
+    afterHandle: number | undefined,
+    renew: boolean,
+  ): Promise<WriteTarget> {
+    const entry: { promise: Promise<WriteTarget>; value?: WriteTarget } = {
+      promise: this.#appendTarget(path, replication, afterHandle, renew),
+    };
+    this.#appendTargets.set(path, entry);
+    entry.promise.then((v) => entry.value = v, () => {
+      if (this.#appendTargets.get(path) === entry) {
+        this.#appendTargets.delete(path);
+      }
+    });
+    return entry.promise;
   }
 
   /**
