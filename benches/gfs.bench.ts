@@ -13,11 +13,17 @@
  * - small record appends (1 KiB, replication 3, durable on every replica
  *   before the ack): p50 of one appender against one local write + fsync
  *   of the same size on the same disk, sampled alternately in the same
- *   run; 16 concurrent appenders' records/s against one appender's.
+ *   run; 16 concurrent appenders' records/s against one appender's;
+ * - random block reads (4 KiB and 64 KiB at random offsets of a 128 MiB
+ *   file, `GfsClient.pread` with cached chunk locations): p50 against a
+ *   local `pread(2)` of the same size at random offsets of the same bytes
+ *   on the same disk plus one loopback TCP round trip carrying the block
+ *   to another process, sampled alternately in the same run.
  *
  * Goals: uploads ≥ 50% of the disk write limit, reads ≥ 70% of the disk
  * read limit, balance max/mean < 1.10, a small append's p50 within 3x of
- * a local fsync, 16 appenders ≥ 10x one appender's records/s.
+ * a local fsync, 16 appenders ≥ 10x one appender's records/s, a random
+ * block read's p50 within 3x of local pread + loopback round trip.
  */
 import { join } from "node:path";
 import {
@@ -29,6 +35,7 @@ import {
   ReplicatedMasterStore,
   startCluster,
 } from "@strata/gfs";
+import { PositionedReader } from "@strata/storage";
 import { percentile, QUICK, Suite } from "./harness.ts";
 
 const suite = new Suite(
@@ -278,6 +285,130 @@ async function smallAppends(): Promise<void> {
   }
 }
 
+/**
+ * A block server in another process on loopback: for each 4-byte length
+ * it receives, it sends that many bytes back (the network half of the
+ * random-read limit).
+ */
+const ECHO_SERVER = `
+const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(l.addr.port);
+const block = new Uint8Array(1 << 20);
+for await (const c of l) {
+  (async () => {
+    const head = new Uint8Array(4);
+    try {
+      for (;;) {
+        let got = 0;
+        while (got < 4) {
+          const n = await c.read(head.subarray(got));
+          if (n === null) return;
+          got += n;
+        }
+        const len = new DataView(head.buffer).getUint32(0);
+        let sent = 0;
+        while (sent < len) sent += await c.write(block.subarray(sent, len));
+      }
+    } catch { /* the bench closed it */ }
+  })();
+}`;
+
+async function randomReads(): Promise<void> {
+  const cluster = await startCluster({
+    dataDir: join(root, "reads"),
+    chunkservers: 3,
+    master: { chunkBytes: 64 * MiB },
+    chunkserver: () => ({ scrubPauseMs: 0 }),
+  });
+  const echo = new Deno.Command(Deno.execPath(), {
+    args: ["eval", ECHO_SERVER],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const localPath = join(root, "pread-probe");
+  let conn: Deno.TcpConn | null = null;
+  let local: PositionedReader | null = null;
+  try {
+    const lines = echo.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const port = Number((await lines.read()).value?.trim());
+    lines.releaseLock();
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.setNoDelay(true);
+    const size = QUICK ? 16 * MiB : 128 * MiB;
+    const data = fill(size, 21);
+    const client = new GfsClient(cluster.master.url);
+    await client.upload("/bench/sstable", data);
+    await Deno.writeFile(localPath, data);
+    local = PositionedReader.open(localPath);
+    const head = new Uint8Array(4);
+    const reply = new Uint8Array(64 * 1024);
+    const roundTrip = async (n: number) => {
+      new DataView(head.buffer).setUint32(0, n);
+      await conn!.write(head);
+      let got = 0;
+      while (got < n) {
+        const r = await conn!.read(reply.subarray(got, n));
+        if (r === null) throw new Error("echo server went away");
+        got += r;
+      }
+    };
+    let seed = 7;
+    const offsetFor = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return Math.floor((seed / 2 ** 32) * (size - n));
+    };
+    for (const n of [4 * 1024, 64 * 1024]) {
+      const label = `${n / 1024} KiB`;
+      for (let i = 0; i < 20; i++) await client.pread("/bench/sstable", i, n);
+      const rounds = QUICK ? 100 : 500;
+      const preadMs: number[] = [], rttMs: number[] = [], gfsMs: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        const o = offsetFor(n);
+        let t0 = performance.now();
+        const b = local.readAt(o, n);
+        preadMs.push(performance.now() - t0);
+        if (b.length !== n) throw new Error("short local read");
+        t0 = performance.now();
+        await roundTrip(n);
+        rttMs.push(performance.now() - t0);
+        t0 = performance.now();
+        const got = await client.pread("/bench/sstable", o, n);
+        gfsMs.push(performance.now() - t0);
+        if (
+          got.length !== n || got[0] !== data[o] ||
+          got[n - 1] !== data[o + n - 1]
+        ) {
+          throw new Error(`wrong bytes at ${o}`);
+        }
+      }
+      const group = `random block reads (${label})`;
+      const p = latencies(group, "local pread(2)", preadMs, n);
+      const r = latencies(
+        group,
+        "loopback TCP round trip carrying the block",
+        rttMs,
+        n,
+      );
+      const g = latencies(group, "GfsClient.pread, cached locations", gfsMs, n);
+      suite.compare(
+        `random ${label} read p50 vs local pread p50 + loopback round trip p50`,
+        "time",
+        g.p50Ns,
+        p.p50Ns + r.p50Ns,
+        { op: "<=", value: 3 },
+      );
+    }
+  } finally {
+    conn?.close();
+    local?.close();
+    try {
+      echo.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await echo.status;
+    await cluster.stop();
+  }
+}
+
 async function metadata(): Promise<void> {
   const state = new MasterState();
   let i = 0;
@@ -494,9 +625,11 @@ const only = Deno.env.get("GFS_BENCH_ONLY"); // e.g. "appends,reads" while tunin
 try {
   if (only !== undefined) {
     if (only.includes("appends")) await smallAppends();
+    if (only.includes("reads")) await randomReads();
   } else {
     await throughput();
     await smallAppends();
+    await randomReads();
     await metadata();
     await balanceAndRepair();
   }

@@ -72,6 +72,11 @@ export type ByteSource =
 export class GfsClient {
   /** The master(s) this client talks to, with failover between them. */
   readonly masters: MasterEndpoints;
+  /** Chunk locations by path for positioned reads (see {@link GfsClient.pread}). */
+  readonly #locations = new Map<
+    string,
+    { at: number; located: Promise<Located> }
+  >();
   /** Record-append targets by path (see {@link GfsClient.append}). */
   readonly #appendTargets = new Map<
     string,
@@ -85,7 +90,14 @@ export class GfsClient {
    */
   constructor(
     master: string | readonly string[],
-    readonly options: { retries?: number } = {},
+    readonly options: {
+      retries?: number;
+      /**
+       * How long {@link GfsClient.pread} trusts cached chunk locations, ms
+       * (default 30 s; a failed read refreshes them at once).
+       */
+      locationTtlMs?: number;
+    } = {},
   ) {
     this.masters = new MasterEndpoints(master);
   }
@@ -254,6 +266,88 @@ export class GfsClient {
       },
     }, { highWaterMark: 0 });
     return { length, stream };
+  }
+
+  /**
+   * Positioned read (like `pread`): `length` bytes at `offset`, for random
+   * block reads of large files (an SSTable's index and data blocks). The
+   * chunk locations of `path` are cached (GFS clients do the same) for
+   * `locationTtlMs`, so a read is one request to one chunkserver; a read
+   * that fails or lies past the cached length asks the master again. A
+   * file deleted meanwhile stays readable through the cache until it
+   * expires (its chunks outlive the trash delay).
+   * @throws GfsError `not_found`, `range_not_satisfiable` (past the end),
+   *   `unavailable` after retries.
+   */
+  async pread(
+    path: string,
+    offset: number,
+    length: number,
+  ): Promise<Uint8Array> {
+    if (
+      !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) ||
+      offset < 0 || length < 0
+    ) {
+      throw new GfsError(
+        "bad_request",
+        `bad range: offset ${offset}, length ${length}`,
+      );
+    }
+    let lastErr: unknown = null;
+    for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
+      let loc: Located;
+      try {
+        loc = await this.#located(path, attempt > 0);
+      } catch (e) {
+        if (isGfsError(e, "not_found") || isGfsError(e, "bad_request")) throw e;
+        lastErr = e;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+        continue;
+      }
+      // An append file's length at the master trails its chunkservers
+      // (learned from heartbeats): the replicas decide where it ends.
+      if (loc.mode === "upload" && offset + length > loc.length) {
+        // The cache may be older than the file: ask the master once.
+        if (attempt === 0) continue;
+        throw new GfsError(
+          "range_not_satisfiable",
+          `range past the end (${loc.length} bytes)`,
+        );
+      }
+      try {
+        return await readRange(loc, offset, length);
+      } catch (e) {
+        lastErr = e;
+        if (isGfsError(e, "range_not_satisfiable")) {
+          if (attempt === 0) continue;
+          throw e;
+        }
+        if (attempt > 0) {
+          await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+        }
+      }
+    }
+    throw lastErr ?? new GfsError("unavailable", "no replica answered");
+  }
+
+  /** Cached (or, with `fresh`, renewed) locations of `path`. */
+  #located(path: string, fresh: boolean): Promise<Located> {
+    const now = performance.now();
+    const cached = this.#locations.get(path);
+    if (
+      !fresh && cached !== undefined &&
+      now - cached.at < (this.options.locationTtlMs ?? 30_000)
+    ) return cached.located;
+    const entry = { at: now, located: this.locate(path) };
+    this.#locations.set(path, entry);
+    entry.located.catch(() => {
+      if (this.#locations.get(path) === entry) this.#locations.delete(path);
+    });
+    if (this.#locations.size > 4096) {
+      // Bounded: drop the oldest entry (Map keeps insertion order).
+      this.#locations.delete(this.#locations.keys().next().value!);
+    }
+    return entry.located;
   }
 
   /** Downloads a whole file (or range) into memory. */
@@ -591,6 +685,57 @@ async function push(
     );
   }
   return (await parseResponse(res, PushedSchema, url)).received;
+}
+
+/**
+ * Reads `[offset, offset + length)` of a located file: one request per
+ * chunk touched (in parallel), each to a replica chosen by offset so
+ * concurrent readers spread over replicas.
+ */
+async function readRange(
+  loc: Located,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  if (length === 0) return new Uint8Array(0);
+  const end = offset + length;
+  const parts: Promise<Uint8Array>[] = [];
+  for (let pos = offset; pos < end;) {
+    const ci = Math.floor(pos / loc.chunkBytes);
+    const within = pos - ci * loc.chunkBytes;
+    const n = Math.min(end - pos, loc.chunkBytes - within);
+    const chunk = loc.chunks[ci];
+    // Past the end of an append file (its replicas answer short), or a
+    // replica that answers short: the first is the caller's, the second
+    // is retried elsewhere.
+    const short = () =>
+      loc.mode === "append"
+        ? new GfsError("range_not_satisfiable", "range past the end")
+        : new GfsError("unavailable", `short read of chunk ${ci}`);
+    if (chunk === undefined) throw short();
+    const r = chunk.replicas;
+    const k = Math.floor(pos / 65536) % Math.max(1, r.length);
+    parts.push(
+      readPiece(
+        { ...chunk, replicas: [...r.slice(k), ...r.slice(0, k)] },
+        within,
+        n,
+      ).then((bytes) => {
+        if (bytes.length !== n) throw short();
+        return bytes;
+      }),
+    );
+    pos += n;
+  }
+  if (parts.length === 1) return await parts[0]!;
+  const all = await Promise.all(parts);
+  const out = new Uint8Array(length);
+  let o = 0;
+  for (const p of all) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /** Reads part of a chunk from the first replica that answers. */

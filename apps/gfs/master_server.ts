@@ -42,6 +42,15 @@ import { writeQuorum } from "./placement.ts";
 import { parseRange } from "./range_header.ts";
 import type { CloneTask } from "./replication_planner.ts";
 
+// Request schemas, built once (zod compiles a schema on first use, so one
+// built per request costs more than the request).
+const LocateQuery = z.object({ path: z.string() });
+const PutQuery = z.object({
+  replication: z.coerce.number().int().min(1).max(16).optional(),
+});
+const UndeleteBody = z.object({ trashPath: z.string().min(1).max(2048) });
+const LsQuery = z.object({ prefix: z.string().max(2048).default("/") });
+
 /** Configuration of a master process (times in ms, sizes in bytes). */
 export const MasterConfigSchema = z.object({
   /** Where the op log and checkpoints live. */
@@ -549,7 +558,7 @@ export async function startMaster(
   });
 
   app.get("/v1/rpc/locate", async (c) => {
-    const q = readQuery(c, z.object({ path: z.string() }));
+    const q = readQuery(c, LocateQuery);
     const path = parsePath(q.path);
     const out = await locks.with(PathLocks.forPath(path, "read"), () => {
       const { file, chunks } = core.locate(path);
@@ -610,9 +619,7 @@ export async function startMaster(
     const path = parsePath(pathAfter(c, "/v1/files"));
     const q = readQuery(
       c,
-      z.object({
-        replication: z.coerce.number().int().min(1).max(16).optional(),
-      }),
+      PutQuery,
     );
     const declared = c.req.header("content-length");
     if (declared !== undefined && Number(declared) > cfg.maxFileBytes) {
@@ -668,7 +675,7 @@ export async function startMaster(
   app.post("/v1/undelete", async (c) => {
     const b = await readJson(
       c,
-      z.object({ trashPath: z.string().min(1).max(2048) }),
+      UndeleteBody,
     );
     const t = parsePath(b.trashPath);
     const orig = parseTrashPath(t);
@@ -685,7 +692,7 @@ export async function startMaster(
   app.get("/v1/ls", (c) => {
     const q = readQuery(
       c,
-      z.object({ prefix: z.string().max(2048).default("/") }),
+      LsQuery,
     );
     const prefix = parsePrefix(q.prefix);
     return c.json({
