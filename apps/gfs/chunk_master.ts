@@ -476,7 +476,14 @@ export class ChunkMaster {
       }
     }
     const loads = this.#loads(now);
-    const plan = planReplication(this.#replicaView(), loads, this.inflight, {
+    // A leased chunk is being mutated (record appends): a copy made now
+    // would miss the mutations after it, and a later version bump would
+    // make it current anyway. It is re-replicated once its lease lapses
+    // (the appenders moved on to the next chunk).
+    const view = this.#replicaView().filter((c) =>
+      this.leases.get(c.handle, now) === undefined
+    );
+    const plan = planReplication(view, loads, this.inflight, {
       chunkBytes: this.options.chunkBytes,
       maxRecentCreations: Number.MAX_SAFE_INTEGER,
       loadWeight: DEFAULT_PLACEMENT.loadWeight,
@@ -493,7 +500,7 @@ export class ChunkMaster {
       this.inflight.length === 0 && plan.underReplicated === 0
     ) {
       const holdings = new Map<number, { holders: string[]; bytes: number }>();
-      for (const c of this.#replicaView()) {
+      for (const c of view) {
         if (c.holders.length >= c.goal) {
           holdings.set(c.handle, {
             holders: [...c.holders],

@@ -79,6 +79,12 @@ export interface RunningChunkserver {
 const HandleParam = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const DataId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/);
 const STAGING_TTL_MS = 120_000;
+/**
+ * A primary asks the master to extend a lease only while the chunk was
+ * mutated this recently: an idle chunk's lease then lapses soon, and a
+ * leased chunk is not re-replicated (see chunk_master.ts).
+ */
+const EXTEND_IF_MUTATED_WITHIN_MS = 10_000;
 /** Reads up to this size are answered as one buffer, larger ones streamed. */
 const SMALL_READ_BYTES = 256 * 1024;
 
@@ -805,7 +811,7 @@ export async function startChunkserver(
         continue;
       }
       const last = lastMutation.get(h) ?? 0;
-      if (last > now - 60_000) extend.push(h);
+      if (last > now - EXTEND_IF_MUTATED_WITHIN_MS) extend.push(h);
     }
     const reply = await masters.call(
       `/v1/heartbeat`,

@@ -1,6 +1,7 @@
 import { GfsError, isGfsError } from "./gfs_error.ts";
 import {
   fetchJson,
+  type FetchJsonOptions,
   MasterEndpoints,
   parseResponse,
   throwIfFailed,
@@ -32,6 +33,21 @@ import { z } from "zod";
 export const READ_PIECE_BYTES = 4 * 2 ** 20;
 /** Read pieces fetched ahead of the consumer. */
 export const READ_AHEAD = 3;
+
+/** How a client calls the master's RPCs (HTTP with failover, or in process). */
+export interface MasterCaller {
+  /** The master believed to serve. */
+  readonly current: string;
+  /**
+   * Calls `pathAndQuery` (starting with "/") and validates the answer.
+   * @throws GfsError from the master, or `unavailable`.
+   */
+  call<S extends z.ZodType>(
+    pathAndQuery: string,
+    schema: S,
+    options?: FetchJsonOptions,
+  ): Promise<z.infer<S>>;
+}
 
 /** Options of {@link GfsClient.upload}. */
 export interface UploadOptions {
@@ -71,7 +87,7 @@ export type ByteSource =
  */
 export class GfsClient {
   /** The master(s) this client talks to, with failover between them. */
-  readonly masters: MasterEndpoints;
+  readonly masters: MasterCaller;
   /** Chunk locations by path for positioned reads (see {@link GfsClient.pread}). */
   readonly #locations = new Map<
     string,
@@ -87,6 +103,8 @@ export class GfsClient {
    * Creates a client; nothing is contacted until the first call.
    * @param master the master's base URL, or every master of a replicated
    *   group (array or comma-separated): calls fail over between them.
+   * @param caller how master RPCs are made (default: HTTP to `master`,
+   *   with failover); the master's own gateway answers them in process.
    */
   constructor(
     master: string | readonly string[],
@@ -98,8 +116,9 @@ export class GfsClient {
        */
       locationTtlMs?: number;
     } = {},
+    caller?: MasterCaller,
   ) {
-    this.masters = new MasterEndpoints(master);
+    this.masters = caller ?? new MasterEndpoints(master);
   }
 
   /** The master currently believed to serve. */

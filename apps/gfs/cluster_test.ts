@@ -32,6 +32,9 @@ Deno.test({
         tickMs: 200,
         deadAfterMs: 3000,
         maxFileBytes: 8 * CHUNK,
+        // Leased (appended-to) chunks wait for their lease to lapse before
+        // re-replication; the repair step follows the append step.
+        leaseMs: 10_000,
       },
       chunkserver: () => ({ heartbeatMs: 200, scrubPauseMs: 50 }),
     });
