@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
-import { type RunningChunkserver, startChunkserver } from "./chunkserver.ts";
-import { GfsClient } from "./client.ts";
-import { startMaster } from "./master_server.ts";
+import {
+  type RunningChunkserver,
+  startChunkserver,
+} from "./chunkserver/chunkserver.ts";
+import { GfsClient } from "./client/client.ts";
+import { startMaster } from "./master/master_server.ts";
 import { pattern, until } from "./_test_support.ts";
 
 /** How a route takes its body. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { GfsClient } from "./client.ts";
-import { isGfsError } from "./gfs_error.ts";
+import { GfsClient } from "./client/client.ts";
+import { isGfsError } from "./shared/gfs_error.ts";
 import { startCluster } from "./process_cluster.ts";
 import { pattern, until } from "./_test_support.ts";
 

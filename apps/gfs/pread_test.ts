@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
-import { type RunningChunkserver, startChunkserver } from "./chunkserver.ts";
-import { GfsClient } from "./client.ts";
-import { isGfsError } from "./gfs_error.ts";
-import { startMaster } from "./master_server.ts";
+import {
+  type RunningChunkserver,
+  startChunkserver,
+} from "./chunkserver/chunkserver.ts";
+import { GfsClient } from "./client/client.ts";
+import { isGfsError } from "./shared/gfs_error.ts";
+import { startMaster } from "./master/master_server.ts";
 import { pattern, until } from "./_test_support.ts";
 
 const CHUNK = 256 * 1024;

@@ -1,8 +1,8 @@
 import type { Hono } from "hono";
-import { GfsError } from "./gfs_error.ts";
-import { readJson } from "./http_json.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { readJson } from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
-import { CorruptReportSchema, HeartbeatSchema } from "./messages.ts";
+import { CorruptReportSchema, HeartbeatSchema } from "../shared/messages.ts";
 
 /** The chunkserver protocol: heartbeats and corruption reports. */
 export function chunkserverRoutes(app: Hono, m: MasterService): void {

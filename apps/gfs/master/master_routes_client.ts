@@ -1,8 +1,8 @@
 import type { Hono } from "hono";
 import { z } from "zod";
-import { GfsError } from "./gfs_error.ts";
-import { parsePath, parseTrashPath } from "./gfs_path.ts";
-import { readJson, readQuery } from "./http_json.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { parsePath, parseTrashPath } from "../shared/gfs_path.ts";
+import { readJson, readQuery } from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
 import {
   AbandonSchema,
@@ -11,7 +11,7 @@ import {
   CompleteSchema,
   CreateSchema,
   type WriteTarget,
-} from "./messages.ts";
+} from "../shared/messages.ts";
 import { PathLocks } from "./path_locks.ts";
 import { writeQuorum } from "./placement.ts";
 

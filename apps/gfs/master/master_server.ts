@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { ChunkMaster, ChunkMasterOptions } from "./chunk_master.ts";
-import { settleChunkBytes } from "./cell_config_file.ts";
-import { GfsError } from "./gfs_error.ts";
-import { errorResponse, rejectMalformedUrl } from "./http_json.ts";
+import { settleChunkBytes } from "../shared/cell_config_file.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { errorResponse, rejectMalformedUrl } from "../shared/http_json.ts";
 import { MasterStore } from "./master_store.ts";
 import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 import { parsePeerList, splitHostPort } from "@strata/replication";

@@ -1,11 +1,11 @@
-import { GfsError, isGfsError } from "./gfs_error.ts";
+import { GfsError, isGfsError } from "../shared/gfs_error.ts";
 import {
   fetchJson,
   type FetchJsonOptions,
   MasterEndpoints,
   parseResponse,
   throwIfFailed,
-} from "./http_json.ts";
+} from "../shared/http_json.ts";
 import {
   AppendedSchema,
   CreatedSchema,
@@ -19,8 +19,8 @@ import {
   type WriteTarget,
   WriteTargetSchema,
   WrittenSchema,
-} from "./messages.ts";
-import { writeQuorum } from "./placement.ts";
+} from "../shared/messages.ts";
+import { writeQuorum } from "../master/placement.ts";
 import type { ByteRange } from "./range_header.ts";
 import {
   frameRecord,

@@ -1,11 +1,15 @@
 import type { ChunkMaster, ChunkMasterOptions } from "./chunk_master.ts";
 import { ChunkMaster as Core } from "./chunk_master.ts";
-import { GfsError, isGfsError } from "./gfs_error.ts";
-import { fetchJson } from "./http_json.ts";
+import { GfsError, isGfsError } from "../shared/gfs_error.ts";
+import { fetchJson } from "../shared/http_json.ts";
 import type { ApplyResult, MasterOp } from "./master_state.ts";
 import type { MasterStore } from "./master_store.ts";
 import type { ReplicatedMasterStore } from "./replicated_master_store.ts";
-import { type FileInfo, OkSchema, type WriteTarget } from "./messages.ts";
+import {
+  type FileInfo,
+  OkSchema,
+  type WriteTarget,
+} from "../shared/messages.ts";
 import type { FileRecord } from "./namespace.ts";
 import { PathLocks } from "./path_locks.ts";
 import { writeQuorum } from "./placement.ts";

@@ -1,5 +1,5 @@
-import { GfsError } from "./gfs_error.ts";
-import { parseTrashPath } from "./gfs_path.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { parseTrashPath } from "../shared/gfs_path.ts";
 import { LeaseTable } from "./leases.ts";
 import type { MasterOp, MasterState } from "./master_state.ts";
 import type { FileRecord } from "./namespace.ts";

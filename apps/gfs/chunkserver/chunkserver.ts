@@ -2,9 +2,9 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { GroupCommit } from "@strata/storage";
 import { z } from "zod";
-import { settleChunkBytes } from "./cell_config_file.ts";
+import { settleChunkBytes } from "../shared/cell_config_file.ts";
 import { ChunkStore } from "./chunk_store.ts";
-import { GfsError, isGfsError } from "./gfs_error.ts";
+import { GfsError, isGfsError } from "../shared/gfs_error.ts";
 import {
   errorResponse,
   fetchJson,
@@ -16,7 +16,7 @@ import {
   rejectMalformedUrl,
   requestBody,
   throwIfFailed,
-} from "./http_json.ts";
+} from "../shared/http_json.ts";
 import {
   ApplyBytesQuerySchema,
   ApplySchema,
@@ -27,7 +27,7 @@ import {
   RecordsQuerySchema,
   SetVersionSchema,
   WriteSchema,
-} from "./messages.ts";
+} from "../shared/messages.ts";
 
 /** Configuration of a chunkserver process. */
 export const ChunkserverConfigSchema = z.object({

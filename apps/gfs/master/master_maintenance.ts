@@ -1,6 +1,6 @@
-import { fetchJson } from "./http_json.ts";
+import { fetchJson } from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
-import { ClonedSchema } from "./messages.ts";
+import { ClonedSchema } from "../shared/messages.ts";
 import { PathLocks } from "./path_locks.ts";
 import type { CloneTask } from "./replication_planner.ts";
 

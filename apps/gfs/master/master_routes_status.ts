@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import { promLine } from "./http_json.ts";
+import { promLine } from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
 import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 

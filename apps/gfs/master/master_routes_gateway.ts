@@ -1,8 +1,8 @@
 import type { Hono } from "hono";
 import { z } from "zod";
-import { GfsClient, type MasterCaller } from "./client.ts";
-import { GfsError } from "./gfs_error.ts";
-import { parsePath, parsePrefix, parseTrashPath } from "./gfs_path.ts";
+import { GfsClient, type MasterCaller } from "../client/client.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { parsePath, parsePrefix, parseTrashPath } from "../shared/gfs_path.ts";
 import {
   type FetchJsonOptions,
   parseResponse,
@@ -10,10 +10,10 @@ import {
   readJson,
   readQuery,
   requestBody,
-} from "./http_json.ts";
+} from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
 import { PathLocks } from "./path_locks.ts";
-import { parseRange } from "./range_header.ts";
+import { parseRange } from "../client/range_header.ts";
 
 // Request schemas, built once (zod compiles a schema on first use, so one
 // built per request costs more than the request).
