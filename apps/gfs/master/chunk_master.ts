@@ -194,6 +194,21 @@ export class ChunkMaster {
    * deleted; a newer version is adopted, as in GFS), and extends leases.
    * @returns the reply and any operations to log (version adoptions).
    */
+  /** Servers left out of a chunk version they did not confirm. */
+  readonly #excluded = new Map<number, Map<string, number>>();
+
+  /**
+   * Records that `serverId` did not confirm `version` of `handle` (it was
+   * left out of the lease): a later report of that version or older from
+   * it is stale, even if it took the version late.
+   */
+  exclude(handle: number, serverId: string, version: number): void {
+    let m = this.#excluded.get(handle);
+    if (m === undefined) this.#excluded.set(handle, m = new Map());
+    m.set(serverId, Math.max(m.get(serverId) ?? 0, version));
+    this.#dropLocation(handle, serverId);
+  }
+
   heartbeat(
     r: HeartbeatReport,
     now: number,
@@ -229,6 +244,14 @@ export class ChunkMaster {
       const rec = this.state.chunks.get(handle);
       if (rec === undefined) {
         del.add(handle); // orphan: its file is gone
+        continue;
+      }
+      const excluded = this.#excluded.get(handle)?.get(r.id);
+      if (excluded !== undefined && version <= excluded) {
+        // It never confirmed that version (a timeout, say) but may have
+        // taken it late: it missed the mutations made without it.
+        del.add(handle);
+        this.#dropLocation(handle, r.id);
         continue;
       }
       if (version < rec.version) {

@@ -160,6 +160,9 @@ export class MasterService {
       ),
     );
     const good = servers.filter((_, i) => oks[i]);
+    servers.forEach((s, i) => {
+      if (!oks[i]) this.core.exclude(handle, s.id, 1);
+    });
     // The primary is the first server that answered: one that died since
     // its last heartbeat never stalls a write (it then costs one more RPC).
     const primary = good[0];
@@ -227,6 +230,9 @@ export class MasterService {
         replicas.map((s) => this.setVersion(s.url, handle, version, false)),
       );
       const good = replicas.filter((_, i) => oks[i]);
+      replicas.forEach((s, i) => {
+        if (!oks[i]) this.core.exclude(handle, s.id, version);
+      });
       if (good.length === 0) {
         throw new GfsError(
           "unavailable",
