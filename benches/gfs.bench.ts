@@ -9,10 +9,21 @@
  *   master's op log, and replicated through a Raft group of 3 masters;
  * - placement balance after N uploads onto chunkservers of unequal
  *   capacity (standard deviation and max/mean of fraction used);
- * - time to re-replicate after losing a chunkserver (kill -9).
+ * - time to re-replicate after losing a chunkserver (kill -9);
+ * - small record appends (1 KiB, replication 3, durable on every replica
+ *   before the ack): p50 of one appender against one local write + fsync
+ *   of the same size on the same disk, sampled alternately in the same
+ *   run; 16 concurrent appenders' records/s against one appender's;
+ * - random block reads (4 KiB and 64 KiB at random offsets of a 128 MiB
+ *   file, `GfsClient.pread` with cached chunk locations): p50 against a
+ *   local `pread(2)` of the same size at random offsets of the same bytes
+ *   on the same disk plus one loopback TCP round trip carrying the block
+ *   to another process, sampled alternately in the same run.
  *
  * Goals: uploads ≥ 50% of the disk write limit, reads ≥ 70% of the disk
- * read limit, balance max/mean < 1.10.
+ * read limit, balance max/mean < 1.10, a small append's p50 within 3x of
+ * a local fsync, 16 appenders ≥ 10x one appender's records/s, a random
+ * block read's p50 within 3x of local pread + loopback round trip.
  */
 import { join } from "node:path";
 import {
@@ -24,6 +35,7 @@ import {
   ReplicatedMasterStore,
   startCluster,
 } from "@strata/gfs";
+import { PositionedReader } from "@strata/storage";
 import { percentile, QUICK, Suite } from "./harness.ts";
 
 const suite = new Suite(
@@ -173,6 +185,226 @@ async function throughput(): Promise<void> {
       );
     }
   } finally {
+    await cluster.stop();
+  }
+}
+
+/** p50/p99/mean of samples in ms, recorded as one result. */
+function latencies(group: string, name: string, ms: number[], bytes: number) {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
+  return suite.record({
+    group,
+    name,
+    opsPerSec: 1000 / mean,
+    meanNs: mean * 1e6,
+    p50Ns: percentile(sorted, 0.5) * 1e6,
+    p99Ns: percentile(sorted, 0.99) * 1e6,
+    samples: ms.length,
+    bytes,
+  });
+}
+
+async function smallAppends(): Promise<void> {
+  const cluster = await startCluster({
+    dataDir: join(root, "append"),
+    chunkservers: 3,
+    master: { chunkBytes: 64 * MiB },
+    chunkserver: () => ({ scrubPauseMs: 0 }),
+  });
+  const local = await Deno.open(join(root, "fsync-probe"), {
+    write: true,
+    create: true,
+    truncate: true,
+  });
+  try {
+    const client = new GfsClient(cluster.master.url);
+    const size = 1024;
+    const record = fill(size, 11);
+    const path = "/bench/log";
+    for (let i = 0; i < 20; i++) await client.append(path, record); // warm
+    // Alternate one local write + fdatasync and one append, so both see
+    // the same disk and the same load from the rest of the machine.
+    const rounds = QUICK ? 100 : 600;
+    const fsyncMs: number[] = [], appendMs: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      let t0 = performance.now();
+      await local.write(record);
+      await local.syncData();
+      fsyncMs.push(performance.now() - t0);
+      t0 = performance.now();
+      await client.append(path, record);
+      appendMs.push(performance.now() - t0);
+    }
+    const f = latencies(
+      "small appends (1 KiB)",
+      "local write + fdatasync",
+      fsyncMs,
+      size,
+    );
+    const one = latencies(
+      "small appends (1 KiB)",
+      "record append, 1 appender, replication 3",
+      appendMs,
+      size,
+    );
+    suite.compare(
+      "small append p50 (replication 3, durable on all) vs one local fsync p50",
+      "time",
+      one.p50Ns,
+      f.p50Ns,
+      { op: "<=", value: 3 },
+    );
+    // Throughput: one appender, then 16 at once, for the same time each.
+    const seconds = QUICK ? 2 : 6;
+    const run = async (appenders: number) => {
+      let n = 0;
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: appenders }, async () => {
+        while (performance.now() - t0 < seconds * 1000) {
+          await client.append(path, record);
+          n++;
+        }
+      }));
+      return n / ((performance.now() - t0) / 1000);
+    };
+    const single = await run(1);
+    const sixteen = await run(16);
+    suite.metric("small appends: records/s, 1 appender", single);
+    suite.metric("small appends: records/s, 16 appenders", sixteen);
+    suite.compare(
+      "small appends: 16 concurrent appenders vs 1 appender (records/s)",
+      "throughput",
+      sixteen,
+      single,
+      { op: ">=", value: 10 },
+    );
+  } finally {
+    local.close();
+    await cluster.stop();
+  }
+}
+
+/**
+ * A block server in another process on loopback: for each 4-byte length
+ * it receives, it sends that many bytes back (the network half of the
+ * random-read limit).
+ */
+const ECHO_SERVER = `
+const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(l.addr.port);
+const block = new Uint8Array(1 << 20);
+for await (const c of l) {
+  (async () => {
+    const head = new Uint8Array(4);
+    try {
+      for (;;) {
+        let got = 0;
+        while (got < 4) {
+          const n = await c.read(head.subarray(got));
+          if (n === null) return;
+          got += n;
+        }
+        const len = new DataView(head.buffer).getUint32(0);
+        let sent = 0;
+        while (sent < len) sent += await c.write(block.subarray(sent, len));
+      }
+    } catch { /* the bench closed it */ }
+  })();
+}`;
+
+async function randomReads(): Promise<void> {
+  const cluster = await startCluster({
+    dataDir: join(root, "reads"),
+    chunkservers: 3,
+    master: { chunkBytes: 64 * MiB },
+    chunkserver: () => ({ scrubPauseMs: 0 }),
+  });
+  const echo = new Deno.Command(Deno.execPath(), {
+    args: ["eval", ECHO_SERVER],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const localPath = join(root, "pread-probe");
+  let conn: Deno.TcpConn | null = null;
+  let local: PositionedReader | null = null;
+  try {
+    const lines = echo.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const port = Number((await lines.read()).value?.trim());
+    lines.releaseLock();
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.setNoDelay(true);
+    const size = QUICK ? 16 * MiB : 128 * MiB;
+    const data = fill(size, 21);
+    const client = new GfsClient(cluster.master.url);
+    await client.upload("/bench/sstable", data);
+    await Deno.writeFile(localPath, data);
+    local = PositionedReader.open(localPath);
+    const head = new Uint8Array(4);
+    const reply = new Uint8Array(64 * 1024);
+    const roundTrip = async (n: number) => {
+      new DataView(head.buffer).setUint32(0, n);
+      await conn!.write(head);
+      let got = 0;
+      while (got < n) {
+        const r = await conn!.read(reply.subarray(got, n));
+        if (r === null) throw new Error("echo server went away");
+        got += r;
+      }
+    };
+    let seed = 7;
+    const offsetFor = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return Math.floor((seed / 2 ** 32) * (size - n));
+    };
+    for (const n of [4 * 1024, 64 * 1024]) {
+      const label = `${n / 1024} KiB`;
+      for (let i = 0; i < 20; i++) await client.pread("/bench/sstable", i, n);
+      const rounds = QUICK ? 100 : 500;
+      const preadMs: number[] = [], rttMs: number[] = [], gfsMs: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        const o = offsetFor(n);
+        let t0 = performance.now();
+        const b = local.readAt(o, n);
+        preadMs.push(performance.now() - t0);
+        if (b.length !== n) throw new Error("short local read");
+        t0 = performance.now();
+        await roundTrip(n);
+        rttMs.push(performance.now() - t0);
+        t0 = performance.now();
+        const got = await client.pread("/bench/sstable", o, n);
+        gfsMs.push(performance.now() - t0);
+        if (
+          got.length !== n || got[0] !== data[o] ||
+          got[n - 1] !== data[o + n - 1]
+        ) {
+          throw new Error(`wrong bytes at ${o}`);
+        }
+      }
+      const group = `random block reads (${label})`;
+      const p = latencies(group, "local pread(2)", preadMs, n);
+      const r = latencies(
+        group,
+        "loopback TCP round trip carrying the block",
+        rttMs,
+        n,
+      );
+      const g = latencies(group, "GfsClient.pread, cached locations", gfsMs, n);
+      suite.compare(
+        `random ${label} read p50 vs local pread p50 + loopback round trip p50`,
+        "time",
+        g.p50Ns,
+        p.p50Ns + r.p50Ns,
+        { op: "<=", value: 3 },
+      );
+    }
+  } finally {
+    conn?.close();
+    local?.close();
+    try {
+      echo.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await echo.status;
     await cluster.stop();
   }
 }
@@ -389,10 +621,18 @@ async function balanceAndRepair(): Promise<void> {
   }
 }
 
+const only = Deno.env.get("GFS_BENCH_ONLY"); // e.g. "appends,reads" while tuning
 try {
-  await throughput();
-  await metadata();
-  await balanceAndRepair();
+  if (only !== undefined) {
+    if (only.includes("appends")) await smallAppends();
+    if (only.includes("reads")) await randomReads();
+  } else {
+    await throughput();
+    await smallAppends();
+    await randomReads();
+    await metadata();
+    await balanceAndRepair();
+  }
 } finally {
   await Deno.remove(root, { recursive: true }).catch(() => {});
 }

@@ -4,7 +4,7 @@
  * both sides and this process's peak RSS (VmHWM) as one JSON line.
  */
 import { createHash } from "node:crypto";
-import { GfsClient } from "./client.ts";
+import { GfsClient } from "./client/client.ts";
 
 const [master, path, bytesArg] = Deno.args;
 const total = Number(bytesArg);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { GfsClient } from "./client.ts";
+import { GfsClient } from "./client/client.ts";
 import { startCluster } from "./process_cluster.ts";
 import { pattern, until } from "./_test_support.ts";
 

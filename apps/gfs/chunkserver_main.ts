@@ -5,8 +5,8 @@
  * `{"event":"listening","role":"chunkserver","id":...,"url":...}`.
  */
 import { z } from "zod";
-import { startChunkserver } from "./chunkserver.ts";
-import { num, parseFlags, size } from "./flags.ts";
+import { startChunkserver } from "./chunkserver/chunkserver.ts";
+import { num, parseFlags, size } from "./shared/flags.ts";
 
 const Flags = z.object({
   dataDir: z.string().min(1),

@@ -13,10 +13,10 @@
  * Errors print `error <code>: <message>` and exit 1 (2 for usage).
  */
 import { parseArgs } from "node:util";
-import { GfsClient } from "./client.ts";
-import { GfsError, isGfsError } from "./gfs_error.ts";
-import { parsePath } from "./gfs_path.ts";
-import { parseRange } from "./range_header.ts";
+import { GfsClient } from "./client/client.ts";
+import { GfsError, isGfsError } from "./shared/gfs_error.ts";
+import { parsePath } from "./shared/gfs_path.ts";
+import { parseRange } from "./client/range_header.ts";
 
 const USAGE =
   `usage: gfs:cli [--master URL] put <local|-> <path> [--replication N]

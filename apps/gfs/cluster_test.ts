@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { GfsClient } from "./client.ts";
-import { isGfsError } from "./gfs_error.ts";
+import { GfsClient } from "./client/client.ts";
+import { isGfsError } from "./shared/gfs_error.ts";
 import { startCluster } from "./process_cluster.ts";
 import { pattern, until } from "./_test_support.ts";
 
@@ -32,6 +32,9 @@ Deno.test({
         tickMs: 200,
         deadAfterMs: 3000,
         maxFileBytes: 8 * CHUNK,
+        // Leased (appended-to) chunks wait for their lease to lapse before
+        // re-replication; the repair step follows the append step.
+        leaseMs: 10_000,
       },
       chunkserver: () => ({ heartbeatMs: 200, scrubPauseMs: 50 }),
     });
@@ -275,6 +278,7 @@ Deno.test({
           await expect(
             await fetch(`${m}/v1/rpc/create`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: "{not json",
             }),
             400,
@@ -283,6 +287,7 @@ Deno.test({
           await expect(
             await fetch(`${m}/v1/rpc/create`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: JSON.stringify({ path: 5 }),
             }),
             400,
@@ -291,6 +296,7 @@ Deno.test({
           await expect(
             await fetch(`${m}/v1/heartbeat`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: JSON.stringify({ id: "x" }),
             }),
             400,

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { type Host, HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import type { ReadyProcess } from "@strata/process";
-import { GfsClient } from "./client.ts";
+import { GfsClient } from "./client/client.ts";
 import { pattern, until } from "./_test_support.ts";
 
 const CHUNK = 1 << 20;

@@ -7,7 +7,7 @@
  * master's HTTP port, default 0 = any).
  */
 import { z } from "zod";
-import { num, parseFlags, size } from "./flags.ts";
+import { num, parseFlags, size } from "./shared/flags.ts";
 import { startCluster } from "./process_cluster.ts";
 
 const Flags = z.object({

@@ -5,8 +5,8 @@
  * cleanly on SIGINT/SIGTERM.
  */
 import { z } from "zod";
-import { num, parseFlags, size } from "./flags.ts";
-import { startMaster } from "./master_server.ts";
+import { num, parseFlags, size } from "./shared/flags.ts";
+import { startMaster } from "./master/master_server.ts";
 
 const Flags = z.object({
   dataDir: z.string().min(1),

@@ -3,7 +3,7 @@
 // old leader is resumed with lookups of that file already queued at its
 // door. It must not answer any of them from its stale metadata.
 import assert from "node:assert/strict";
-import { GfsClient } from "./client.ts";
+import { GfsClient } from "./client/client.ts";
 import { startCluster } from "./process_cluster.ts";
 
 async function masterView(url: string) {

@@ -24,7 +24,7 @@
  * }
  * ```
  */
-export { GfsError, type GfsErrorCode, isGfsError } from "./gfs_error.ts";
+export { GfsError, type GfsErrorCode, isGfsError } from "./shared/gfs_error.ts";
 export {
   ancestors,
   parsePath,
@@ -32,9 +32,9 @@ export {
   parseTrashPath,
   TRASH_DIR,
   trashPath,
-} from "./gfs_path.ts";
-export { type LockRequest, PathLocks } from "./path_locks.ts";
-export { type FileRecord, Namespace } from "./namespace.ts";
+} from "./shared/gfs_path.ts";
+export { type LockRequest, PathLocks } from "./master/path_locks.ts";
+export { type FileRecord, Namespace } from "./master/namespace.ts";
 export {
   type ApplyResult,
   type ChunkRecord,
@@ -43,18 +43,18 @@ export {
   type MasterOp,
   MasterOpSchema,
   MasterState,
-} from "./master_state.ts";
+} from "./master/master_state.ts";
 export {
   type MasterRecovery,
   MasterStore,
   type MasterStoreOptions,
-} from "./master_store.ts";
+} from "./master/master_store.ts";
 export {
   MasterMachine,
   type MasterOutcome,
   type ReplicatedMasterOptions,
   ReplicatedMasterStore,
-} from "./replicated_master_store.ts";
+} from "./master/replicated_master_store.ts";
 export {
   choosePlacement,
   DEFAULT_PLACEMENT,
@@ -62,20 +62,20 @@ export {
   type PlacementOptions,
   type ServerLoad,
   writeQuorum,
-} from "./placement.ts";
-export { type Lease, LeaseTable } from "./leases.ts";
+} from "./master/placement.ts";
+export { type Lease, LeaseTable } from "./master/leases.ts";
 export {
   type ChunkReplicas,
   type CloneTask,
   planReplication,
   type ReplicationOptions,
   type ReplicationPlan,
-} from "./replication_planner.ts";
+} from "./master/replication_planner.ts";
 export {
   type MoveTask,
   planRebalance,
   type RebalanceOptions,
-} from "./rebalancer.ts";
+} from "./master/rebalancer.ts";
 export {
   type ChunkLocation,
   ChunkMaster,
@@ -86,20 +86,20 @@ export {
   type Location,
   type ServerInfo,
   type TickPlan,
-} from "./chunk_master.ts";
+} from "./master/chunk_master.ts";
 export {
   BLOCK_BYTES,
   type ChunkMeta,
   ChunkStore,
   type ChunkStoreOptions,
-} from "./chunk_store.ts";
+} from "./chunkserver/chunk_store.ts";
 export {
   frameRecord,
   RECORD_HEADER_BYTES,
   RECORD_MAGIC,
   scanRecords,
-} from "./record_format.ts";
-export { type ByteRange, parseRange } from "./range_header.ts";
+} from "./client/record_format.ts";
+export { type ByteRange, parseRange } from "./client/range_header.ts";
 export {
   type ByteSource,
   chunked,
@@ -108,20 +108,20 @@ export {
   READ_PIECE_BYTES,
   type UploadOptions,
   type UploadResult,
-} from "./client.ts";
+} from "./client/client.ts";
 export {
   type ChunkserverConfig,
   ChunkserverConfigSchema,
   type RunningChunkserver,
   startChunkserver,
-} from "./chunkserver.ts";
+} from "./chunkserver/chunkserver.ts";
 export {
   type MasterConfig,
   MasterConfigSchema,
   type MetadataStore,
   type RunningMaster,
   startMaster,
-} from "./master_server.ts";
+} from "./master/master_server.ts";
 export {
   type ChildService,
   type Cluster,

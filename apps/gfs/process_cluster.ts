@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { ProcessError, spawnUntilReady } from "@strata/process";
-import { GfsError } from "./gfs_error.ts";
+import { GfsError } from "./shared/gfs_error.ts";
 
 /** A child process that printed its `listening` line. */
 export interface ChildService {

@@ -11,7 +11,7 @@ import {
 } from "@strata/storage";
 import { Encoder } from "cbor-x";
 import { z } from "zod";
-import { GfsError } from "./gfs_error.ts";
+import { GfsError } from "../shared/gfs_error.ts";
 
 /** Bytes per checksummed block (the GFS paper's 64 KiB). */
 export const BLOCK_BYTES = 64 * 1024;

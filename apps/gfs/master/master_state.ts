@@ -1,8 +1,8 @@
 import { decodeCbor } from "@strata/codec";
 import { Encoder } from "cbor-x";
 import { z } from "zod";
-import { GfsError } from "./gfs_error.ts";
-import { parseTrashPath, trashPath } from "./gfs_path.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { parseTrashPath, trashPath } from "../shared/gfs_path.ts";
 import { type FileRecord, Namespace } from "./namespace.ts";
 
 /** A chunk as the master records it (durable). Locations are not here. */

@@ -5,7 +5,11 @@ import {
   type ReplicaStatus,
   ReplicatedNode,
 } from "@strata/replication";
-import { GfsError, type GfsErrorCode, isGfsError } from "./gfs_error.ts";
+import {
+  GfsError,
+  type GfsErrorCode,
+  isGfsError,
+} from "../shared/gfs_error.ts";
 import {
   type ApplyResult,
   decodeOp,

@@ -29,6 +29,11 @@ export const HeartbeatReplySchema = z.object({
     version: z.number().int(),
     expiresAt: z.number(),
   })),
+  /**
+   * Every chunkserver registered with the master: the only peers a
+   * chunkserver pushes to, forwards to or clones from.
+   */
+  peers: z.array(Url).optional(),
 });
 
 /** Chunkserver → master: a replica failed its checksum and was dropped. */
@@ -156,11 +161,22 @@ export const WrittenSchema = z.object({
   length: z.number().int(),
 });
 
-/** Client → primary: record append. */
-export const AppendSchema = z.object({
-  dataId: z.string().min(8).max(64),
-  version: z.number().int().min(1),
-  secondaries: z.array(Url).max(15),
+/**
+ * Query of a record append sent inline (`POST /v1/chunks/:h/records`, the
+ * framed record as the body): the lease's version and the secondaries the
+ * primary forwards the group-committed batch to.
+ */
+export const RecordsQuerySchema = z.object({
+  version: z.coerce.number().int().min(1),
+  /** Comma-separated secondary URLs ("" for none). */
+  secondaries: z.string().max(15 * 512).default(""),
+});
+
+/** Query of an inline apply (`POST /v1/chunks/:h/apply-bytes`, the bytes as the body). */
+export const ApplyBytesQuerySchema = z.object({
+  version: z.coerce.number().int().min(1),
+  offset: z.coerce.number().int().min(0),
+  seq: z.coerce.number().int().min(1).optional(),
 });
 
 /** Primary → client: where the record landed. */

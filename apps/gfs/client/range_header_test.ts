@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isGfsError } from "./gfs_error.ts";
+import { isGfsError } from "../shared/gfs_error.ts";
 import { parseRange } from "./range_header.ts";
 
 Deno.test("Range headers parse to offset and length, clipped to the file", () => {

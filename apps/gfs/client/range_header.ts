@@ -1,4 +1,4 @@
-import { GfsError } from "./gfs_error.ts";
+import { GfsError } from "../shared/gfs_error.ts";
 
 /** A byte range: `length` bytes from `offset`. */
 export interface ByteRange {

@@ -1,5 +1,5 @@
-import { GfsError } from "./gfs_error.ts";
-import { ancestors, TRASH_DIR } from "./gfs_path.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { ancestors, TRASH_DIR } from "../shared/gfs_path.ts";
 
 /** A file as the master records it (durable). */
 export interface FileRecord {

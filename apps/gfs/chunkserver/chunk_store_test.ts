@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import fc from "fast-check";
 import { BLOCK_BYTES, ChunkStore } from "./chunk_store.ts";
-import { isGfsError } from "./gfs_error.ts";
+import { isGfsError } from "../shared/gfs_error.ts";
 
 const CHUNK = 4 * BLOCK_BYTES;
 

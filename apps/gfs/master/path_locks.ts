@@ -1,4 +1,4 @@
-import { ancestors, pathDepth } from "./gfs_path.ts";
+import { ancestors, pathDepth } from "../shared/gfs_path.ts";
 
 /** One lock a namespace operation needs. */
 export interface LockRequest {

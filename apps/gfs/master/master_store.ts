@@ -5,7 +5,7 @@ import {
   SnapshotStore,
   type SyncPolicy,
 } from "@strata/storage";
-import { isGfsError } from "./gfs_error.ts";
+import { isGfsError } from "../shared/gfs_error.ts";
 import {
   type ApplyResult,
   decodeOp,

@@ -1,10 +1,11 @@
-import { GfsError, isGfsError } from "./gfs_error.ts";
+import { GfsError, isGfsError } from "../shared/gfs_error.ts";
 import {
   fetchJson,
+  type FetchJsonOptions,
   MasterEndpoints,
   parseResponse,
   throwIfFailed,
-} from "./http_json.ts";
+} from "../shared/http_json.ts";
 import {
   AppendedSchema,
   CreatedSchema,
@@ -18,8 +19,8 @@ import {
   type WriteTarget,
   WriteTargetSchema,
   WrittenSchema,
-} from "./messages.ts";
-import { writeQuorum } from "./placement.ts";
+} from "../shared/messages.ts";
+import { writeQuorum } from "../master/placement.ts";
 import type { ByteRange } from "./range_header.ts";
 import {
   frameRecord,
@@ -32,6 +33,21 @@ import { z } from "zod";
 export const READ_PIECE_BYTES = 4 * 2 ** 20;
 /** Read pieces fetched ahead of the consumer. */
 export const READ_AHEAD = 3;
+
+/** How a client calls the master's RPCs (HTTP with failover, or in process). */
+export interface MasterCaller {
+  /** The master believed to serve. */
+  readonly current: string;
+  /**
+   * Calls `pathAndQuery` (starting with "/") and validates the answer.
+   * @throws GfsError from the master, or `unavailable`.
+   */
+  call<S extends z.ZodType>(
+    pathAndQuery: string,
+    schema: S,
+    options?: FetchJsonOptions,
+  ): Promise<z.infer<S>>;
+}
 
 /** Options of {@link GfsClient.upload}. */
 export interface UploadOptions {
@@ -71,18 +87,38 @@ export type ByteSource =
  */
 export class GfsClient {
   /** The master(s) this client talks to, with failover between them. */
-  readonly masters: MasterEndpoints;
+  readonly masters: MasterCaller;
+  /** Chunk locations by path for positioned reads (see {@link GfsClient.pread}). */
+  readonly #locations = new Map<
+    string,
+    { at: number; located: Promise<Located> }
+  >();
+  /** Record-append targets by path (see {@link GfsClient.append}). */
+  readonly #appendTargets = new Map<
+    string,
+    { promise: Promise<WriteTarget>; value?: WriteTarget }
+  >();
 
   /**
    * Creates a client; nothing is contacted until the first call.
    * @param master the master's base URL, or every master of a replicated
    *   group (array or comma-separated): calls fail over between them.
+   * @param caller how master RPCs are made (default: HTTP to `master`,
+   *   with failover); the master's own gateway answers them in process.
    */
   constructor(
     master: string | readonly string[],
-    readonly options: { retries?: number } = {},
+    readonly options: {
+      retries?: number;
+      /**
+       * How long {@link GfsClient.pread} trusts cached chunk locations, ms
+       * (default 30 s; a failed read refreshes them at once).
+       */
+      locationTtlMs?: number;
+    } = {},
+    caller?: MasterCaller,
   ) {
-    this.masters = new MasterEndpoints(master);
+    this.masters = caller ?? new MasterEndpoints(master);
   }
 
   /** The master currently believed to serve. */
@@ -251,6 +287,88 @@ export class GfsClient {
     return { length, stream };
   }
 
+  /**
+   * Positioned read (like `pread`): `length` bytes at `offset`, for random
+   * block reads of large files (an SSTable's index and data blocks). The
+   * chunk locations of `path` are cached (GFS clients do the same) for
+   * `locationTtlMs`, so a read is one request to one chunkserver; a read
+   * that fails or lies past the cached length asks the master again. A
+   * file deleted meanwhile stays readable through the cache until it
+   * expires (its chunks outlive the trash delay).
+   * @throws GfsError `not_found`, `range_not_satisfiable` (past the end),
+   *   `unavailable` after retries.
+   */
+  async pread(
+    path: string,
+    offset: number,
+    length: number,
+  ): Promise<Uint8Array> {
+    if (
+      !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) ||
+      offset < 0 || length < 0
+    ) {
+      throw new GfsError(
+        "bad_request",
+        `bad range: offset ${offset}, length ${length}`,
+      );
+    }
+    let lastErr: unknown = null;
+    for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
+      let loc: Located;
+      try {
+        loc = await this.#located(path, attempt > 0);
+      } catch (e) {
+        if (isGfsError(e, "not_found") || isGfsError(e, "bad_request")) throw e;
+        lastErr = e;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+        continue;
+      }
+      // An append file's length at the master trails its chunkservers
+      // (learned from heartbeats): the replicas decide where it ends.
+      if (loc.mode === "upload" && offset + length > loc.length) {
+        // The cache may be older than the file: ask the master once.
+        if (attempt === 0) continue;
+        throw new GfsError(
+          "range_not_satisfiable",
+          `range past the end (${loc.length} bytes)`,
+        );
+      }
+      try {
+        return await readRange(loc, offset, length);
+      } catch (e) {
+        lastErr = e;
+        if (isGfsError(e, "range_not_satisfiable")) {
+          if (attempt === 0) continue;
+          throw e;
+        }
+        if (attempt > 0) {
+          await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+        }
+      }
+    }
+    throw lastErr ?? new GfsError("unavailable", "no replica answered");
+  }
+
+  /** Cached (or, with `fresh`, renewed) locations of `path`. */
+  #located(path: string, fresh: boolean): Promise<Located> {
+    const now = performance.now();
+    const cached = this.#locations.get(path);
+    if (
+      !fresh && cached !== undefined &&
+      now - cached.at < (this.options.locationTtlMs ?? 30_000)
+    ) return cached.located;
+    const entry = { at: now, located: this.locate(path) };
+    this.#locations.set(path, entry);
+    entry.located.catch(() => {
+      if (this.#locations.get(path) === entry) this.#locations.delete(path);
+    });
+    if (this.#locations.size > 4096) {
+      // Bounded: drop the oldest entry (Map keeps insertion order).
+      this.#locations.delete(this.#locations.keys().next().value!);
+    }
+    return entry.located;
+  }
+
   /** Downloads a whole file (or range) into memory. */
   async readAll(path: string, range?: ByteRange): Promise<Uint8Array> {
     const d = await this.download(path, range);
@@ -301,8 +419,16 @@ export class GfsClient {
 
   /**
    * Record append (at least once, atomic): the record lands whole at an
-   * offset the primary chooses, on every replica, or the call retries. A
-   * record may be at most a quarter of a chunk (minus 12 bytes of framing).
+   * offset the primary chooses, durable on every replica of the chunk's
+   * lease before the call returns, or the call retries. A record may be at
+   * most a quarter of a chunk (minus 12 bytes of framing).
+   *
+   * Made for many small records (commit logs): the record goes inline to
+   * the primary in one request; the primary groups the records that arrive
+   * while it makes the last batch durable (group commit per chunk) and
+   * sends the batch to the secondaries, so concurrent appenders share
+   * fsyncs. The chunk's write target is cached per path (no master call
+   * per record) and renewed only after a failure or a full chunk.
    * @returns the chunk and offset where it landed.
    * @throws GfsError `too_large`, `unavailable` after retries.
    */
@@ -312,7 +438,7 @@ export class GfsClient {
     replication?: number,
   ): Promise<{ handle: number; offset: number }> {
     const framed = frameRecord(record);
-    let t = await this.#appendTarget(path, replication);
+    let t = await this.#currentAppendTarget(path, replication);
     if (framed.length > t.chunkBytes / 4) {
       throw new GfsError(
         "too_large",
@@ -324,33 +450,97 @@ export class GfsClient {
     let lastErr: unknown = null;
     for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
       try {
-        const dataId = newDataId();
-        await push([t.primary, ...t.secondaries], dataId, framed);
-        const r = await fetchJson(
-          `${t.primary}/v1/chunks/${t.handle}/append`,
-          AppendedSchema,
-          {
-            body: { dataId, version: t.version, secondaries: t.secondaries },
-          },
-        );
+        const url =
+          `${t.primary}/v1/chunks/${t.handle}/records?version=${t.version}&secondaries=${
+            encodeURIComponent(t.secondaries.join(","))
+          }`;
+        let res: Response;
+        try {
+          res = await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/octet-stream" },
+            body: framed as Uint8Array<ArrayBuffer>,
+            signal: AbortSignal.timeout(60_000),
+          });
+        } catch (e) {
+          throw new GfsError("unavailable", `cannot reach ${t.primary}: ${e}`);
+        }
+        const r = await parseResponse(res, AppendedSchema, url);
         return { handle: t.handle, offset: r.offset };
       } catch (e) {
         lastErr = e;
         if (isGfsError(e, "chunk_full")) {
-          t = await this.#appendTarget(path, replication, t.handle);
+          t = await this.#nextAppendTarget(path, replication, t, false);
           continue;
         }
-        if (isGfsError(e, "too_large") || isGfsError(e, "bad_request")) throw e;
+        if (
+          isGfsError(e, "too_large") || isGfsError(e, "bad_request") ||
+          isGfsError(e, "forbidden")
+        ) throw e;
         await new Promise((r) =>
           setTimeout(r, Math.min(1000, 50 * (attempt + 1)))
         );
-        // A fresh lease (version bump) restarts mutation numbering, so a
-        // replica that restarted or missed a mutation can take part again.
-        t = await this.#appendTarget(path, replication, undefined, true)
+        // A fresh lease (version bump) restarts mutation numbering and
+        // leaves out replicas that did not take it, so a dead or lagging
+        // replica stops failing every append.
+        t = await this.#nextAppendTarget(path, replication, t, true)
           .catch(() => t);
       }
     }
     throw lastErr;
+  }
+
+  /** The cached write target for appends to `path` (asks the master once). */
+  #currentAppendTarget(
+    path: string,
+    replication?: number,
+  ): Promise<WriteTarget> {
+    const cached = this.#appendTargets.get(path);
+    if (cached !== undefined) return cached.promise;
+    return this.#fetchAppendTarget(path, replication, undefined, false);
+  }
+
+  /**
+   * A target after `stale` failed: the one another appender already got,
+   * or a new one from the master (next chunk, or a renewed lease), asked
+   * once however many appenders hit the same failure at once.
+   */
+  #nextAppendTarget(
+    path: string,
+    replication: number | undefined,
+    stale: WriteTarget,
+    renew: boolean,
+  ): Promise<WriteTarget> {
+    const cached = this.#appendTargets.get(path);
+    if (
+      cached !== undefined &&
+      (cached.value === undefined || cached.value.handle !== stale.handle ||
+        cached.value.version !== stale.version)
+    ) return cached.promise;
+    return this.#fetchAppendTarget(
+      path,
+      replication,
+      renew ? undefined : stale.handle,
+      renew,
+    );
+  }
+
+  #fetchAppendTarget(
+    path: string,
+    replication: number | undefined,
+    afterHandle: number | undefined,
+    renew: boolean,
+  ): Promise<WriteTarget> {
+    const entry: { promise: Promise<WriteTarget>; value?: WriteTarget } = {
+      promise: this.#appendTarget(path, replication, afterHandle, renew),
+    };
+    this.#appendTargets.set(path, entry);
+    entry.promise.then((v) => entry.value = v, () => {
+      if (this.#appendTargets.get(path) === entry) {
+        this.#appendTargets.delete(path);
+      }
+    });
+    return entry.promise;
   }
 
   /**
@@ -514,6 +704,57 @@ async function push(
     );
   }
   return (await parseResponse(res, PushedSchema, url)).received;
+}
+
+/**
+ * Reads `[offset, offset + length)` of a located file: one request per
+ * chunk touched (in parallel), each to a replica chosen by offset so
+ * concurrent readers spread over replicas.
+ */
+async function readRange(
+  loc: Located,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  if (length === 0) return new Uint8Array(0);
+  const end = offset + length;
+  const parts: Promise<Uint8Array>[] = [];
+  for (let pos = offset; pos < end;) {
+    const ci = Math.floor(pos / loc.chunkBytes);
+    const within = pos - ci * loc.chunkBytes;
+    const n = Math.min(end - pos, loc.chunkBytes - within);
+    const chunk = loc.chunks[ci];
+    // Past the end of an append file (its replicas answer short), or a
+    // replica that answers short: the first is the caller's, the second
+    // is retried elsewhere.
+    const short = () =>
+      loc.mode === "append"
+        ? new GfsError("range_not_satisfiable", "range past the end")
+        : new GfsError("unavailable", `short read of chunk ${ci}`);
+    if (chunk === undefined) throw short();
+    const r = chunk.replicas;
+    const k = Math.floor(pos / 65536) % Math.max(1, r.length);
+    parts.push(
+      readPiece(
+        { ...chunk, replicas: [...r.slice(k), ...r.slice(0, k)] },
+        within,
+        n,
+      ).then((bytes) => {
+        if (bytes.length !== n) throw short();
+        return bytes;
+      }),
+    );
+    pos += n;
+  }
+  if (parts.length === 1) return await parts[0]!;
+  const all = await Promise.all(parts);
+  const out = new Uint8Array(length);
+  let o = 0;
+  for (const p of all) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /** Reads part of a chunk from the first replica that answers. */

@@ -1,4 +1,4 @@
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { isStorageError } from "@strata/storage";
 import { z } from "zod";
 import { GfsError, gfsErrorFromBody, isGfsError } from "./gfs_error.ts";
@@ -13,6 +13,12 @@ export function errorResponse(c: Context, e: unknown): Response {
   if (e instanceof GfsError) err = e;
   else if (e instanceof z.ZodError) {
     err = new GfsError("bad_request", z.prettifyError(e));
+  } else if (e instanceof URIError) {
+    // A decode that slipped past pathAfter: still the caller's bad input.
+    err = new GfsError(
+      "bad_request",
+      `malformed percent-encoding: ${e.message}`,
+    );
   } else if (isStorageError(e)) {
     err = new GfsError(
       e.code === "corrupt" ? "corrupt" : "internal",
@@ -28,16 +34,31 @@ export function errorResponse(c: Context, e: unknown): Response {
 }
 
 /**
- * Reads and validates a JSON request body.
- * @throws GfsError `bad_request` when it is not JSON or not valid.
+ * Reads and validates a JSON request body. A content type, when given,
+ * must be JSON; a body the client cut short is a `bad_request` too.
+ * @throws GfsError `bad_request` when it is not JSON or not valid,
+ *   `unsupported_media_type` for another content type.
  */
 export async function readJson<S extends z.ZodType>(
   c: Context,
   schema: S,
 ): Promise<z.infer<S>> {
+  const type = mediaType(c);
+  if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
+    throw new GfsError(
+      "unsupported_media_type",
+      `the body must be application/json, not ${type.slice(0, 100)}`,
+    );
+  }
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (e) {
+    throw bodyCutShort(e);
+  }
   let raw: unknown;
   try {
-    raw = await c.req.json();
+    raw = JSON.parse(text);
   } catch {
     throw new GfsError("bad_request", "the body must be JSON");
   }
@@ -46,6 +67,100 @@ export async function readJson<S extends z.ZodType>(
     throw new GfsError("bad_request", z.prettifyError(r.error));
   }
   return r.data;
+}
+
+/** The request's media type, lower case without parameters ("" if none). */
+function mediaType(c: Context): string {
+  return (c.req.header("content-type") ?? "").split(";")[0]!.trim()
+    .toLowerCase();
+}
+
+/** The error for a request body that could not be read to its end. */
+function bodyCutShort(e: unknown): GfsError {
+  if (e instanceof GfsError) return e;
+  return new GfsError(
+    "bad_request",
+    "the request body ended before it was complete (the client went away or sent less than it declared)",
+  );
+}
+
+/** Form encodings: a byte endpoint would store the encoding, not the bytes. */
+const FORM_TYPES = new Set([
+  "application/x-www-form-urlencoded",
+  "multipart/form-data",
+]);
+
+/**
+ * The request body as a byte stream (null without one), for endpoints
+ * that take raw bytes. A body cut short by the client fails the stream
+ * with a `bad_request` GfsError instead of a transport error.
+ * @throws GfsError `unsupported_media_type` for form encodings (curl -d/-F
+ *   would store the encoding, not the bytes).
+ */
+export function requestBody(c: Context): ReadableStream<Uint8Array> | null {
+  const type = mediaType(c);
+  if (FORM_TYPES.has(type)) {
+    throw new GfsError(
+      "unsupported_media_type",
+      `the body is the raw bytes (application/octet-stream), not ${type}`,
+    );
+  }
+  const body = c.req.raw.body;
+  if (body === null) return null;
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw bodyCutShort(e);
+      }
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * Middleware: a request whose path or query has malformed percent-encoding
+ * (`/v1/stat/a%`, `?path=%E0%A4`) gets a `bad_request` before any route
+ * sees it (routers and query parsers would otherwise pass the raw text on).
+ */
+export const rejectMalformedUrl: MiddlewareHandler = async (c, next) => {
+  const u = new URL(c.req.url);
+  try {
+    decodeURIComponent(u.pathname);
+    for (const part of u.search.slice(1).split("&")) {
+      decodeURIComponent(part.replaceAll("+", " "));
+    }
+  } catch {
+    throw new GfsError(
+      "bad_request",
+      `malformed percent-encoding in ${(u.pathname + u.search).slice(0, 200)}`,
+    );
+  }
+  await next();
+};
+
+/**
+ * The request path after `prefix`, percent-decoded once (from the raw
+ * URL, so `%2525` is `%25`, not `%`).
+ * @throws GfsError `bad_request` on malformed percent-encoding (`a%`).
+ */
+export function pathAfter(c: Context, prefix: string): string {
+  const raw = new URL(c.req.url).pathname.slice(prefix.length);
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new GfsError(
+      "bad_request",
+      `malformed percent-encoding in the path: ${raw.slice(0, 200)}`,
+    );
+  }
 }
 
 /**

@@ -1,27 +1,33 @@
 import { Hono } from "hono";
+import type { Context } from "hono";
+import { GroupCommit } from "@strata/storage";
 import { z } from "zod";
-import { settleChunkBytes } from "./cell_config_file.ts";
+import { settleChunkBytes } from "../shared/cell_config_file.ts";
 import { ChunkStore } from "./chunk_store.ts";
-import { GfsError, isGfsError } from "./gfs_error.ts";
+import { GfsError, isGfsError } from "../shared/gfs_error.ts";
 import {
   errorResponse,
   fetchJson,
   MasterEndpoints,
+  parseResponse,
   promLine,
   readJson,
   readQuery,
+  rejectMalformedUrl,
+  requestBody,
   throwIfFailed,
-} from "./http_json.ts";
+} from "../shared/http_json.ts";
 import {
-  AppendSchema,
+  ApplyBytesQuerySchema,
   ApplySchema,
   CloneSchema,
   HeartbeatReplySchema,
   OkSchema,
   PushedSchema,
+  RecordsQuerySchema,
   SetVersionSchema,
   WriteSchema,
-} from "./messages.ts";
+} from "../shared/messages.ts";
 
 /** Configuration of a chunkserver process. */
 export const ChunkserverConfigSchema = z.object({
@@ -73,6 +79,14 @@ export interface RunningChunkserver {
 const HandleParam = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const DataId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/);
 const STAGING_TTL_MS = 120_000;
+/**
+ * A primary asks the master to extend a lease only while the chunk was
+ * mutated this recently: an idle chunk's lease then lapses soon, and a
+ * leased chunk is not re-replicated (see chunk_master.ts).
+ */
+const EXTEND_IF_MUTATED_WITHIN_MS = 10_000;
+/** Reads up to this size are answered as one buffer, larger ones streamed. */
+const SMALL_READ_BYTES = 256 * 1024;
 
 /**
  * Starts a chunkserver: the chunk store, its HTTP API, heartbeats to the
@@ -130,6 +144,49 @@ export async function startChunkserver(
   // Ends a heartbeat still retrying unreachable masters when we close, so
   // close() never waits out the failover window.
   const closing = new AbortController();
+
+  // Peers this chunkserver may contact (SSRF guard): the origins of the
+  // chunkservers registered with the master, from every heartbeat reply and,
+  // for a name not seen yet (a server that just joined), one fresh lookup.
+  let registered = new Set<string>();
+  const setPeers = (urls: string[]) => {
+    registered = new Set(urls.flatMap((u) => {
+      const o = originOf(u);
+      return o === null ? [] : [o];
+    }));
+  };
+  const peerLookup = new MasterEndpoints(cfg.master, 2000);
+  let lookingUp: Promise<void> | null = null;
+  const lookUpPeers = () =>
+    lookingUp ??= peerLookup.call(
+      "/v1/chunkservers",
+      z.object({ chunkservers: z.array(z.object({ url: z.string() })) }),
+      { timeoutMs: 2000, signal: closing.signal },
+    ).then((r) => setPeers(r.chunkservers.map((s) => s.url)), () => {})
+      .finally(() => lookingUp = null);
+  /**
+   * The origins of `urls` when every one is a registered chunkserver.
+   * @throws GfsError `bad_request` (not an http URL), `forbidden` (not
+   *   registered with the master).
+   */
+  const peerOrigins = async (urls: string[], what: string) => {
+    const origins = urls.map((u) => {
+      const o = originOf(u);
+      if (o === null) {
+        throw new GfsError("bad_request", `${what} ${u} is not an http URL`);
+      }
+      return o;
+    });
+    if (origins.some((o) => !registered.has(o))) await lookUpPeers();
+    const stranger = origins.find((o) => !registered.has(o));
+    if (stranger !== undefined) {
+      throw new GfsError(
+        "forbidden",
+        `${what} ${stranger} is not a chunkserver registered with the master`,
+      );
+    }
+    return origins;
+  };
 
   const serial = <T>(handle: number, fn: () => Promise<T>): Promise<T> => {
     const prev = mutex.get(handle) ?? Promise.resolve();
@@ -258,8 +315,191 @@ export async function startChunkserver(
     }
   };
 
+  // Record appends (small, many, concurrent): per chunk, the records that
+  // arrive while one batch is being made durable wait and go together in
+  // the next: one write and one fsync on the primary and on each secondary
+  // for the whole batch, offsets assigned back to back in arrival order.
+  // A record is acknowledged only when its batch is durable on every
+  // replica of the lease.
+  const appenders = new Map<number, GroupCommit<PendingRecord, RecordResult>>();
+  const appenderOf = (handle: number) => {
+    let g = appenders.get(handle);
+    if (g === undefined) {
+      g = new GroupCommit<PendingRecord, RecordResult>(
+        (items) => serial(handle, () => commitRecords(handle, items)),
+        1024,
+      );
+      appenders.set(handle, g);
+    }
+    return g;
+  };
+  const forgetAppender = (handle: number) => {
+    const g = appenders.get(handle);
+    if (g !== undefined && g.pending === 0) appenders.delete(handle);
+  };
+
+  /** Sends bytes to secondaries to apply at `offset` as mutation `seq`. */
+  const forwardBytes = async (
+    secondaries: string[],
+    handle: number,
+    q: { version: number; offset: number; seq: number },
+    data: Uint8Array,
+  ) => {
+    const results = await Promise.all(secondaries.map(async (s) => {
+      const u =
+        `${s}/v1/chunks/${handle}/apply-bytes?version=${q.version}&offset=${q.offset}&seq=${q.seq}`;
+      try {
+        const res = await fetch(u, {
+          method: "POST",
+          headers: { "content-type": "application/octet-stream" },
+          body: data as Uint8Array<ArrayBuffer>,
+          signal: AbortSignal.timeout(60_000),
+        });
+        await parseResponse(res, OkSchema, u);
+        return { s, ok: true };
+      } catch {
+        return { s, ok: false };
+      }
+    }));
+    return {
+      ok: results.filter((r) => r.ok).map((r) => r.s),
+      failed: results.filter((r) => !r.ok).map((r) => r.s),
+    };
+  };
+
+  /** One group commit of a chunk's records: runs of the same lease in order. */
+  const commitRecords = async (
+    handle: number,
+    items: PendingRecord[],
+  ): Promise<RecordResult[]> => {
+    const results: RecordResult[] = new Array(items.length);
+    for (let i = 0; i < items.length;) {
+      const key = (r: PendingRecord) => `${r.version}|${r.secondaries}`;
+      let j = i + 1;
+      while (j < items.length && key(items[j]!) === key(items[i]!)) j++;
+      await commitRun(handle, items.slice(i, j), results, i);
+      i = j;
+    }
+    return results;
+  };
+
+  const commitRun = async (
+    handle: number,
+    run: PendingRecord[],
+    results: RecordResult[],
+    base: number,
+  ) => {
+    const { version, secondaries } = run[0]!;
+    let n = 0;
+    try {
+      checkLease(handle, version);
+      // An empty write checks the version and waits out queued writes.
+      const length = await store.write(handle, version, 0, new Uint8Array(0));
+      let bytes = 0;
+      while (
+        n < run.length && length + bytes + run[n]!.data.length <= cfg.chunkBytes
+      ) bytes += run[n++]!.data.length;
+      if (n > 0) {
+        const data = new Uint8Array(bytes);
+        for (let k = 0, o = 0; k < n; o += run[k]!.data.length, k++) {
+          data.set(run[k]!.data, o);
+        }
+        const seq = takeSeq(handle, version);
+        const [, f] = await Promise.all([
+          store.write(handle, version, length, data),
+          forwardBytes(
+            secondaries,
+            handle,
+            { version, offset: length, seq },
+            data,
+          ),
+        ]);
+        if (f.failed.length > 0) {
+          throw new GfsError(
+            "unavailable",
+            `append failed on ${f.failed.join(", ")}; retry`,
+          );
+        }
+        for (let k = 0, o = length; k < n; o += run[k]!.data.length, k++) {
+          results[base + k] = { offset: o };
+        }
+        stats.writes += n;
+        stats.writeBytes += bytes;
+      }
+      if (n < run.length) {
+        // Pad every replica to the full chunk so the rest go wholly to the next.
+        const seq = takeSeq(handle, version);
+        await Promise.all([
+          store.write(handle, version, cfg.chunkBytes, new Uint8Array(0)),
+          forward(secondaries, handle, {
+            version,
+            offset: 0,
+            padTo: cfg.chunkBytes,
+            seq,
+          }),
+        ]);
+        throw new GfsError(
+          "chunk_full",
+          `chunk ${handle} is full; append to the next chunk`,
+        );
+      }
+    } catch (e) {
+      const err = e instanceof GfsError
+        ? e
+        : new GfsError("unavailable", `append failed: ${String(e)}; retry`);
+      for (let k = n; k < run.length; k++) results[base + k] = { error: err };
+      // The records of a failed batch are not acknowledged either.
+      if (!isGfsError(err, "chunk_full")) {
+        for (let k = 0; k < n; k++) results[base + k] = { error: err };
+      }
+    }
+  };
+
+  /**
+   * The whole request body, at most `max` bytes.
+   * @throws GfsError `too_large`, `bad_request` (cut short).
+   */
+  const readBytes = async (
+    c: Context,
+    max: number,
+    what: string,
+  ): Promise<Uint8Array> => {
+    const body = requestBody(c);
+    if (body === null) return new Uint8Array(0);
+    const declared = Number(c.req.header("content-length") ?? 0);
+    if (declared > max) {
+      await body.cancel().catch(() => {});
+      throw new GfsError("too_large", `${what} may be at most ${max} bytes`);
+    }
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const part of body) {
+      total += part.length;
+      if (total > max) {
+        throw new GfsError("too_large", `${what} may be at most ${max} bytes`);
+      }
+      parts.push(part);
+    }
+    if (parts.length === 1) return parts[0]!;
+    const out = new Uint8Array(total);
+    for (let k = 0, o = 0; k < parts.length; o += parts[k]!.length, k++) {
+      out.set(parts[k]!, o);
+    }
+    return out;
+  };
+
+  // Built once: a zod schema built per request costs more than the read.
+  const readQuerySchema = z.object({
+    version: z.coerce.number().int().min(1).optional(),
+    offset: z.coerce.number().int().min(0).default(0),
+    length: z.coerce.number().int().min(0).max(cfg.chunkBytes).default(
+      cfg.chunkBytes,
+    ),
+  });
+
   const app = new Hono();
   app.onError((e, c) => errorResponse(c, e));
+  app.use("*", rejectMalformedUrl);
   app.notFound((c) =>
     errorResponse(
       c,
@@ -278,10 +518,11 @@ export async function startChunkserver(
   app.post("/v1/push/:dataId", async (c) => {
     const dataId = DataId.parse(c.req.param("dataId"));
     const chainRaw = c.req.query("chain") ?? "";
-    const chain = chainRaw === ""
-      ? []
-      : z.array(z.string().url()).max(15).parse(chainRaw.split(","));
-    const body = c.req.raw.body;
+    const chain = chainRaw === "" ? [] : await peerOrigins(
+      z.array(z.string().url()).max(15).parse(chainRaw.split(",")),
+      "push chain member",
+    );
+    const body = requestBody(c);
     if (body === null) throw new GfsError("bad_request", "push needs a body");
     // Pipelined as in GFS: bytes go on to the next server in the chain while
     // they are still arriving here. The same chunks are handed on (no
@@ -355,6 +596,7 @@ export async function startChunkserver(
   app.post("/v1/chunks/:handle/write", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const w = await readJson(c, WriteSchema);
+    w.secondaries = await peerOrigins(w.secondaries, "secondary");
     const data = staged(w.dataId);
     checkLease(handle, w.version);
     // Numbered and queued locally in one synchronous step, so the local
@@ -376,59 +618,41 @@ export async function startChunkserver(
     return c.json(out);
   });
 
-  app.post("/v1/chunks/:handle/append", async (c) => {
+  app.post("/v1/chunks/:handle/records", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
-    const a = await readJson(c, AppendSchema);
-    const data = staged(a.dataId);
-    if (data.length > cfg.chunkBytes / 4) {
-      throw new GfsError(
-        "too_large",
-        `a record may be at most a quarter chunk (${cfg.chunkBytes / 4} bytes)`,
-      );
+    const q = readQuery(c, RecordsQuerySchema);
+    const secondaries = await peerOrigins(
+      q.secondaries === "" ? [] : q.secondaries.split(","),
+      "secondary",
+    );
+    const data = await readBytes(c, cfg.chunkBytes / 4, "a record");
+    if (data.length === 0) {
+      throw new GfsError("bad_request", "a record append needs a body");
     }
-    checkLease(handle, a.version);
-    const offset = await serial(handle, async () => {
-      // Appends stay one at a time: each offset depends on the last.
-      await store.write(handle, a.version, 0, new Uint8Array(0)); // queue drained
-      const length = store.meta(handle)?.length ?? 0;
-      const seq = takeSeq(handle, a.version);
-      if (length + data.length > cfg.chunkBytes) {
-        // Pad every replica to the full chunk so the record goes wholly to the next.
-        await Promise.all([
-          store.write(handle, a.version, cfg.chunkBytes, new Uint8Array(0)),
-          forward(a.secondaries, handle, {
-            version: a.version,
-            offset: 0,
-            padTo: cfg.chunkBytes,
-            seq,
-          }),
-        ]);
-        throw new GfsError(
-          "chunk_full",
-          `chunk ${handle} is full; append to the next chunk`,
-        );
-      }
-      const [, f] = await Promise.all([
-        store.write(handle, a.version, length, data),
-        forward(a.secondaries, handle, {
-          version: a.version,
-          offset: length,
-          dataId: a.dataId,
-          seq,
-        }),
-      ]);
-      if (f.failed.length > 0) {
-        throw new GfsError(
-          "unavailable",
-          `append failed on ${f.failed.join(", ")}; retry`,
-        );
-      }
-      return length;
+    checkLease(handle, q.version);
+    const r = await appenderOf(handle).submit({
+      version: q.version,
+      secondaries,
+      data,
     });
-    staging.delete(a.dataId);
-    stats.writes++;
-    stats.writeBytes += data.length;
-    return c.json({ offset });
+    if ("error" in r) throw r.error;
+    return c.json({ offset: r.offset });
+  });
+
+  app.post("/v1/chunks/:handle/apply-bytes", async (c) => {
+    const handle = HandleParam.parse(c.req.param("handle"));
+    const q = readQuery(c, ApplyBytesQuerySchema);
+    // The whole body first: waiting for our turn must not hold the sender.
+    const data = await readBytes(c, cfg.chunkBytes, "an apply");
+    if (q.seq !== undefined) await waitTurn(handle, q.version, q.seq);
+    let applied: Promise<number>;
+    try {
+      applied = store.write(handle, q.version, q.offset, data);
+    } finally {
+      if (q.seq !== undefined) markApplied(handle, q.version, q.seq);
+    }
+    await applied;
+    return c.json({ ok: true });
   });
 
   app.post("/v1/chunks/:handle/apply", async (c) => {
@@ -466,16 +690,7 @@ export async function startChunkserver(
 
   app.get("/v1/chunks/:handle", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
-    const q = readQuery(
-      c,
-      z.object({
-        version: z.coerce.number().int().min(1).optional(),
-        offset: z.coerce.number().int().min(0).default(0),
-        length: z.coerce.number().int().min(0).max(cfg.chunkBytes).default(
-          cfg.chunkBytes,
-        ),
-      }),
-    );
+    const q = readQuery(c, readQuerySchema);
     try {
       // Every block is verified before the first byte goes out (so a bad
       // one is still an error status), then the blocks are sent as they
@@ -490,6 +705,24 @@ export async function startChunkserver(
       for (const p of parts) bytes += p.length;
       stats.reads++;
       stats.readBytes += bytes;
+      const headers = {
+        "content-type": "application/octet-stream",
+        "content-length": String(bytes),
+        "x-chunk-length": String(store.meta(handle)?.length ?? 0),
+      };
+      // A small read (a random block read: one or two 64 KiB blocks) goes
+      // out as one buffer: a stream body costs more event-loop turns than
+      // the copy, which matters for latency; large reads stream their blocks.
+      if (bytes <= SMALL_READ_BYTES) {
+        if (parts.length === 1) {
+          return c.body(parts[0]! as Uint8Array<ArrayBuffer>, 200, headers);
+        }
+        const one = new Uint8Array(bytes);
+        for (let k = 0, o = 0; k < parts.length; o += parts[k]!.length, k++) {
+          one.set(parts[k]!, o);
+        }
+        return c.body(one, 200, headers);
+      }
       let i = 0;
       const body = new ReadableStream<Uint8Array>({
         pull(ctl) {
@@ -497,11 +730,7 @@ export async function startChunkserver(
           else ctl.close();
         },
       });
-      return c.body(body, 200, {
-        "content-type": "application/octet-stream",
-        "content-length": String(bytes),
-        "x-chunk-length": String(store.meta(handle)?.length ?? 0),
-      });
+      return c.body(body, 200, headers);
     } catch (e) {
       if (isGfsError(e, "corrupt")) reportCorrupt(handle);
       throw e;
@@ -511,7 +740,8 @@ export async function startChunkserver(
   app.post("/v1/chunks/:handle/clone", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const cl = await readJson(c, CloneSchema);
-    const src = `${cl.source}/v1/chunks/${handle}?version=${cl.version}`;
+    const [source] = await peerOrigins([cl.source], "clone source");
+    const src = `${source}/v1/chunks/${handle}?version=${cl.version}`;
     const res = await fetch(src, { signal: AbortSignal.timeout(120_000) })
       .catch((e) => {
         throw new GfsError("unavailable", `cannot reach ${cl.source}: ${e}`);
@@ -532,6 +762,7 @@ export async function startChunkserver(
     await serial(handle, () => store.delete(handle));
     leases.delete(handle);
     forgetOrder(handle);
+    forgetAppender(handle);
     return c.json({ ok: true });
   });
 
@@ -580,7 +811,7 @@ export async function startChunkserver(
         continue;
       }
       const last = lastMutation.get(h) ?? 0;
-      if (last > now - 60_000) extend.push(h);
+      if (last > now - EXTEND_IF_MUTATED_WITHIN_MS) extend.push(h);
     }
     const reply = await masters.call(
       `/v1/heartbeat`,
@@ -601,10 +832,12 @@ export async function startChunkserver(
         signal: closing.signal,
       },
     );
+    if (reply.peers !== undefined) setPeers(reply.peers);
     for (const h of reply.delete) {
       await serial(h, () => store.delete(h)).catch(() => {});
       leases.delete(h);
       forgetOrder(h);
+      forgetAppender(h);
     }
     for (const l of reply.leases) {
       // The reply may predate a newer grant (version bump) made meanwhile:
@@ -666,6 +899,30 @@ export async function startChunkserver(
       await store.close();
     },
   };
+}
+
+/** A record waiting for its chunk's next group commit. */
+interface PendingRecord {
+  version: number;
+  /** Origins of the secondaries, as the lease holder was told. */
+  secondaries: string[];
+  /** The framed record. */
+  data: Uint8Array;
+}
+
+/** Where a record landed, or why it did not. */
+type RecordResult = { offset: number } | { error: GfsError };
+
+/** `scheme://host:port` of an http(s) URL, or null for anything else. */
+function originOf(u: string): string | null {
+  try {
+    const url = new URL(u);
+    return url.protocol === "http:" || url.protocol === "https:"
+      ? url.origin
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 async function loadOrMakeId(dir: string): Promise<string> {

@@ -8,6 +8,10 @@ export type GfsErrorCode =
   | "conflict"
   /** The upload or record exceeds a configured limit. */
   | "too_large"
+  /** The body's content type is not one the endpoint takes. */
+  | "unsupported_media_type"
+  /** The request names a peer the server may not contact (not a registered chunkserver). */
+  | "forbidden"
   /** The requested byte range cannot be served. */
   | "range_not_satisfiable"
   /** Not enough live chunkservers (or replicas) to do it now. */
@@ -30,6 +34,8 @@ const STATUS: Record<GfsErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   too_large: 413,
+  unsupported_media_type: 415,
+  forbidden: 403,
   range_not_satisfiable: 416,
   unavailable: 503,
   stale: 409,

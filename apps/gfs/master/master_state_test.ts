@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { isGfsError } from "./gfs_error.ts";
+import { isGfsError } from "../shared/gfs_error.ts";
 import {
   decodeOp,
   encodeOp,

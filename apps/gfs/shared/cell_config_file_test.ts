@@ -42,7 +42,7 @@ Deno.test("with no flag a new cell gets 64 MiB chunks; a damaged cell file is a 
 });
 
 Deno.test("a master restarted on its data with another --chunk-bytes is refused; without the flag it keeps the cell's size", async () => {
-  const { startMaster } = await import("./master_server.ts");
+  const { startMaster } = await import("../master/master_server.ts");
   const dir = await Deno.makeTempDir();
   try {
     const first = await startMaster({ dataDir: dir, chunkBytes: 1 << 20 });
@@ -69,7 +69,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { startChunkserver } = await import("./chunkserver.ts");
+    const { startChunkserver } = await import("../chunkserver/chunkserver.ts");
     const dir = await Deno.makeTempDir();
     // No master listens there: heartbeats fail quietly.
     const base = {
@@ -98,7 +98,7 @@ Deno.test({
 });
 
 Deno.test("a master refuses heartbeats from a chunkserver with another chunk size, so it never places chunks there", async () => {
-  const { startMaster } = await import("./master_server.ts");
+  const { startMaster } = await import("../master/master_server.ts");
   const dir = await Deno.makeTempDir();
   const master = await startMaster({ dataDir: dir, chunkBytes: 1 << 20 });
   try {
@@ -159,8 +159,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { startMaster } = await import("./master_server.ts");
-    const { startChunkserver } = await import("./chunkserver.ts");
+    const { startMaster } = await import("../master/master_server.ts");
+    const { startChunkserver } = await import("../chunkserver/chunkserver.ts");
     const mdir = await Deno.makeTempDir();
     const cdir = await Deno.makeTempDir();
     const master = await startMaster({ dataDir: mdir, chunkBytes: 1 << 20 });

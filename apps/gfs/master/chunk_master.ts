@@ -1,5 +1,5 @@
-import { GfsError } from "./gfs_error.ts";
-import { parseTrashPath } from "./gfs_path.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { parseTrashPath } from "../shared/gfs_path.ts";
 import { LeaseTable } from "./leases.ts";
 import type { MasterOp, MasterState } from "./master_state.ts";
 import type { FileRecord } from "./namespace.ts";
@@ -194,6 +194,21 @@ export class ChunkMaster {
    * deleted; a newer version is adopted, as in GFS), and extends leases.
    * @returns the reply and any operations to log (version adoptions).
    */
+  /** Servers left out of a chunk version they did not confirm. */
+  readonly #excluded = new Map<number, Map<string, number>>();
+
+  /**
+   * Records that `serverId` did not confirm `version` of `handle` (it was
+   * left out of the lease): a later report of that version or older from
+   * it is stale, even if it took the version late.
+   */
+  exclude(handle: number, serverId: string, version: number): void {
+    let m = this.#excluded.get(handle);
+    if (m === undefined) this.#excluded.set(handle, m = new Map());
+    m.set(serverId, Math.max(m.get(serverId) ?? 0, version));
+    this.#dropLocation(handle, serverId);
+  }
+
   heartbeat(
     r: HeartbeatReport,
     now: number,
@@ -229,6 +244,14 @@ export class ChunkMaster {
       const rec = this.state.chunks.get(handle);
       if (rec === undefined) {
         del.add(handle); // orphan: its file is gone
+        continue;
+      }
+      const excluded = this.#excluded.get(handle)?.get(r.id);
+      if (excluded !== undefined && version <= excluded) {
+        // It never confirmed that version (a timeout, say) but may have
+        // taken it late: it missed the mutations made without it.
+        del.add(handle);
+        this.#dropLocation(handle, r.id);
         continue;
       }
       if (version < rec.version) {
@@ -476,7 +499,14 @@ export class ChunkMaster {
       }
     }
     const loads = this.#loads(now);
-    const plan = planReplication(this.#replicaView(), loads, this.inflight, {
+    // A leased chunk is being mutated (record appends): a copy made now
+    // would miss the mutations after it, and a later version bump would
+    // make it current anyway. It is re-replicated once its lease lapses
+    // (the appenders moved on to the next chunk).
+    const view = this.#replicaView().filter((c) =>
+      this.leases.get(c.handle, now) === undefined
+    );
+    const plan = planReplication(view, loads, this.inflight, {
       chunkBytes: this.options.chunkBytes,
       maxRecentCreations: Number.MAX_SAFE_INTEGER,
       loadWeight: DEFAULT_PLACEMENT.loadWeight,
@@ -493,7 +523,7 @@ export class ChunkMaster {
       this.inflight.length === 0 && plan.underReplicated === 0
     ) {
       const holdings = new Map<number, { holders: string[]; bytes: number }>();
-      for (const c of this.#replicaView()) {
+      for (const c of view) {
         if (c.holders.length >= c.goal) {
           holdings.set(c.handle, {
             holders: [...c.holders],

@@ -1,0 +1,215 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import type { ChunkMaster, ChunkMasterOptions } from "./chunk_master.ts";
+import { settleChunkBytes } from "../shared/cell_config_file.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { errorResponse, rejectMalformedUrl } from "../shared/http_json.ts";
+import { MasterStore } from "./master_store.ts";
+import { ReplicatedMasterStore } from "./replicated_master_store.ts";
+import { parsePeerList, splitHostPort } from "@strata/replication";
+import { startMaintenance } from "./master_maintenance.ts";
+import { MasterService, type MetadataStore } from "./master_service.ts";
+import { chunkserverRoutes } from "./master_routes_chunkserver.ts";
+import { clientRoutes } from "./master_routes_client.ts";
+import { gatewayRoutes } from "./master_routes_gateway.ts";
+import { statusRoutes } from "./master_routes_status.ts";
+
+export type { MetadataStore } from "./master_service.ts";
+
+/** Configuration of a master process (times in ms, sizes in bytes). */
+export const MasterConfigSchema = z.object({
+  /** Where the op log and checkpoints live. */
+  dataDir: z.string().min(1),
+  host: z.string().default("127.0.0.1"),
+  /** Bind port (0 = any free port). */
+  port: z.number().int().min(0).max(65535).default(0),
+  /**
+   * Chunk size, bytes: fixed when the cell's data is created (see
+   * cell_config_file.ts); unset means "what the data says", 64 MiB for a new cell.
+   */
+  chunkBytes: z.number().int().min(64 * 1024).max(1024 * 2 ** 20).optional(),
+  /** Default replication factor of new files. */
+  replication: z.number().int().min(1).max(16).default(3),
+  /** Largest file a PUT accepts. */
+  maxFileBytes: z.number().int().min(0).default(2 ** 40),
+  deadAfterMs: z.number().int().min(100).default(10_000),
+  leaseMs: z.number().int().min(100).default(60_000),
+  gcDelayMs: z.number().int().min(0).default(3 * 24 * 3600_000),
+  pendingTimeoutMs: z.number().int().min(100).default(10 * 60_000),
+  /** Period of dead-server detection, GC and re-replication planning. */
+  tickMs: z.number().int().min(10).default(1000),
+  maxClonesPerServer: z.number().int().min(1).default(2),
+  /** Rebalancing moves per tick (0 disables). */
+  maxMovesPerTick: z.number().int().min(0).default(2),
+  checkpointEvery: z.number().int().min(1).default(10_000),
+  /** This master's id in a replicated group (with `peers`). */
+  id: z.number().int().min(1).default(1),
+  /**
+   * Every master of a replicated group, `1=raftHost:port/httpHost:port,...`
+   * (this one included). Without it the master runs alone on a local op log.
+   */
+  peers: z.string().optional(),
+  /** Milliseconds per raft tick of a replicated master. */
+  raftTickMs: z.number().int().min(5).default(100),
+  /** Raft ticks without a leader before a replicated master campaigns. */
+  electionTicks: z.number().int().min(3).default(10),
+});
+
+/** Master configuration (parsed). */
+export type MasterConfig = z.infer<typeof MasterConfigSchema>;
+
+/** A running master. */
+export interface RunningMaster {
+  /** Base URL it serves on. */
+  url: string;
+  /** The soft state (locations, leases) of the current term. */
+  readonly core: ChunkMaster;
+  /** Where its metadata lives: a local op log, or a Raft group. */
+  store: MetadataStore;
+  /** Stops serving and closes the metadata store. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the master: recovers its state from the op log and checkpoints
+ * (or joins its Raft group), builds the {@link MasterService} (the core
+ * every part shares), mounts the route modules — chunkserver protocol
+ * (`master_routes_chunkserver.ts`), client RPCs (`master_routes_client.ts`),
+ * file gateway (`master_routes_gateway.ts`), status
+ * (`master_routes_status.ts`) — serves them, and starts the maintenance
+ * loop (`master_maintenance.ts`). Locations are re-learned from heartbeats
+ * after a restart.
+ */
+export async function startMaster(
+  input: z.input<typeof MasterConfigSchema>,
+): Promise<RunningMaster> {
+  const parsed = MasterConfigSchema.parse(input);
+  await Deno.mkdir(parsed.dataDir, { recursive: true });
+  const cfg = {
+    ...parsed,
+    chunkBytes: await settleChunkBytes(parsed.dataDir, parsed.chunkBytes),
+  };
+  let store: MetadataStore;
+  if (cfg.peers !== undefined) {
+    const members = parsePeerList(cfg.peers);
+    const self = members.get(cfg.id);
+    if (self === undefined) {
+      throw new GfsError(
+        "bad_request",
+        `--peers does not list this master's id ${cfg.id}`,
+      );
+    }
+    const [hostname, port] = splitHostPort(self.peer);
+    store = await ReplicatedMasterStore.open(cfg.dataDir, {
+      id: cfg.id,
+      members,
+      listen: { hostname, port },
+      tickMs: cfg.raftTickMs,
+      electionTicks: cfg.electionTicks,
+      checkpointEvery: cfg.checkpointEvery,
+    });
+  } else {
+    store = await MasterStore.open(cfg.dataDir, {
+      checkpointEvery: cfg.checkpointEvery,
+    });
+  }
+  const m = new MasterService(
+    cfg,
+    store,
+    {
+      chunkBytes: cfg.chunkBytes,
+      deadAfterMs: cfg.deadAfterMs,
+      leaseMs: cfg.leaseMs,
+      gcDelayMs: cfg.gcDelayMs,
+      pendingTimeoutMs: cfg.pendingTimeoutMs,
+      maxClonesPerServer: cfg.maxClonesPerServer,
+      maxMovesPerTick: cfg.maxMovesPerTick,
+    } satisfies Partial<ChunkMasterOptions>,
+  );
+
+  const app = new Hono();
+  app.onError((e, c) => errorResponse(c, e));
+  app.use("*", rejectMalformedUrl);
+  // Only the serving master answers; the others redirect to it (307 keeps
+  // the method and body), or say there is no leader yet.
+  app.use("*", async (c, next) => {
+    if (
+      m.store.serving() || c.req.path === "/metrics" ||
+      c.req.path === "/v1/master" ||
+      // No valid lease (lapsed, voided by a pause, or refused by the clock
+      // guard): a leader confirms its leadership with a ReadIndex round.
+      (store instanceof ReplicatedMasterStore &&
+        await store.servingConfirmed())
+    ) return await next();
+    const leader = m.store.leaderUrl();
+    if (leader !== undefined) {
+      const u = new URL(c.req.url);
+      return c.redirect(`${leader}${u.pathname}${u.search}`, 307);
+    }
+    return errorResponse(
+      c,
+      new GfsError(
+        "not_leader",
+        "this master does not lead and knows no leader (election in progress); retry shortly",
+      ),
+    );
+  });
+  app.get("/v1/master", (c) => {
+    const base = {
+      url: m.url,
+      serving: m.store.serving(),
+      appliedIndex: m.store.appliedIndex,
+      // Every replica answers this, so a new chunkserver can learn the
+      // cell's chunk size from any of them.
+      chunkBytes: m.cfg.chunkBytes,
+    };
+    if (!(store instanceof ReplicatedMasterStore)) {
+      return c.json({ ...base, replicated: false, role: "leader" });
+    }
+    const s = store.status();
+    return c.json({
+      ...base,
+      replicated: true,
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      leaderUrl: m.store.leaderUrl() ?? (s.leader === s.id ? m.url : null),
+      commitIndex: s.commitIndex,
+      members: store.node.members(),
+    });
+  });
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      new GfsError("not_found", `no route ${c.req.method} ${c.req.path}`),
+    )
+  );
+
+  chunkserverRoutes(app, m);
+  clientRoutes(app, m);
+  gatewayRoutes(app, m);
+  statusRoutes(app, m);
+
+  const server = Deno.serve({
+    hostname: cfg.host,
+    port: cfg.port,
+    onListen: () => {},
+  }, app.fetch);
+  m.url = `http://${cfg.host}:${server.addr.port}`;
+  const stopMaintenance = startMaintenance(m);
+
+  return {
+    url: m.url,
+    get core(): ChunkMaster {
+      return m.core;
+    },
+    store,
+    async close() {
+      const maintenance = stopMaintenance();
+      await server.shutdown();
+      await maintenance;
+      await store.close();
+    },
+  };
+}

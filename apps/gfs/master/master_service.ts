@@ -1,0 +1,289 @@
+import type { ChunkMaster, ChunkMasterOptions } from "./chunk_master.ts";
+import { ChunkMaster as Core } from "./chunk_master.ts";
+import { GfsError, isGfsError } from "../shared/gfs_error.ts";
+import { fetchJson } from "../shared/http_json.ts";
+import type { ApplyResult, MasterOp } from "./master_state.ts";
+import type { MasterStore } from "./master_store.ts";
+import type { ReplicatedMasterStore } from "./replicated_master_store.ts";
+import {
+  type FileInfo,
+  OkSchema,
+  type WriteTarget,
+} from "../shared/messages.ts";
+import type { FileRecord } from "./namespace.ts";
+import { PathLocks } from "./path_locks.ts";
+import { writeQuorum } from "./placement.ts";
+
+/** Where the master's metadata lives: a local op log, or a Raft group. */
+export type MetadataStore = MasterStore | ReplicatedMasterStore;
+
+/** The settings the master's parts read (the parsed configuration). */
+export interface MasterSettings {
+  chunkBytes: number;
+  replication: number;
+  maxFileBytes: number;
+  deadAfterMs: number;
+  leaseMs: number;
+  tickMs: number;
+}
+
+/**
+ * The master's core as one object: the durable metadata store, the soft
+ * state of the current term (locations, leases), path locks, and the
+ * operations every route module shares (propose an op, place a new chunk,
+ * grant a lease). The route modules (chunkserver protocol, client RPCs,
+ * file gateway, status) and the maintenance loop work on it; nothing here
+ * knows HTTP routes.
+ */
+export class MasterService {
+  /** Base URL the master serves on (set once it listens). */
+  url = "";
+  /** When the current term's soft state started (a start or a takeover). */
+  takeoverAt = Date.now();
+  /** Per-path reader/writer locks. */
+  readonly locks = new PathLocks();
+  /** Counters for /metrics. */
+  readonly stats = {
+    heartbeats: 0,
+    clones: 0,
+    cloneFailures: 0,
+    uploads: 0,
+    uploadBytes: 0,
+    downloads: 0,
+    downloadBytes: 0,
+    ops: 0,
+  };
+  readonly #chunkMutex = new Map<number, Promise<unknown>>();
+  #core: ChunkMaster;
+
+  /**
+   * @param cfg the master's settings; @param store its metadata store;
+   * @param coreOptions options of the soft-state core, rebuilt on takeover.
+   */
+  constructor(
+    readonly cfg: MasterSettings,
+    readonly store: MetadataStore,
+    coreOptions: Partial<ChunkMasterOptions>,
+  ) {
+    // Locations, leases and server liveness are soft state: a master that
+    // takes over (a new Raft term) starts them afresh and re-learns them
+    // from heartbeats, exactly as a restarted master does.
+    this.#core = new Core(store.state, coreOptions);
+    store.onTakeover(() => {
+      this.#core = new Core(store.state, coreOptions);
+      this.takeoverAt = Date.now();
+    });
+  }
+
+  /** The soft state (locations, leases) of the current term. */
+  get core(): ChunkMaster {
+    return this.#core;
+  }
+
+  /** Proposes an op to the metadata store; forgets the chunks it drops. */
+  async propose(op: MasterOp): Promise<ApplyResult> {
+    this.stats.ops++;
+    const r = await this.store.propose(op);
+    if (r.t === "abandon" || r.t === "purge") this.core.forgetChunks(r.chunks);
+    if (r.t === "allocate" && r.replaced !== null) {
+      this.core.forgetChunks([r.replaced]);
+    }
+    return r;
+  }
+
+  /** Runs `fn` after every earlier call for the same chunk. */
+  serial<T>(handle: number, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#chunkMutex.get(handle) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    this.#chunkMutex.set(handle, tail);
+    tail.then(() => {
+      if (this.#chunkMutex.get(handle) === tail) {
+        this.#chunkMutex.delete(handle);
+      }
+    });
+    return next;
+  }
+
+  /** Tells a chunkserver a chunk's version (and lease); false if it failed. */
+  async setVersion(
+    server: string,
+    handle: number,
+    version: number,
+    create: boolean,
+    leaseUntil?: number,
+  ): Promise<boolean> {
+    try {
+      await fetchJson(`${server}/v1/chunks/${handle}/version`, OkSchema, {
+        body: { version, create, leaseUntil },
+        timeoutMs: 10_000,
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The write target of a chunk. */
+  target(
+    handle: number,
+    version: number,
+    primary: string,
+    all: string[],
+  ): WriteTarget {
+    return {
+      handle,
+      version,
+      primary,
+      secondaries: all.filter((u) => u !== primary),
+      chunkBytes: this.cfg.chunkBytes,
+    };
+  }
+
+  /** Creates a new chunk's replicas at version 1 and leases it to the first. */
+  async placeNew(
+    handle: number,
+    replication: number,
+  ): Promise<WriteTarget> {
+    const now = Date.now();
+    const servers = this.core.placeChunk(replication, now);
+    const leaseUntil = now + this.cfg.leaseMs;
+    const oks = await Promise.all(
+      servers.map((s, i) =>
+        this.setVersion(
+          s.url,
+          handle,
+          1,
+          true,
+          i === 0 ? leaseUntil : undefined,
+        )
+      ),
+    );
+    const good = servers.filter((_, i) => oks[i]);
+    servers.forEach((s, i) => {
+      if (!oks[i]) this.core.exclude(handle, s.id, 1);
+    });
+    // The primary is the first server that answered: one that died since
+    // its last heartbeat never stalls a write (it then costs one more RPC).
+    const primary = good[0];
+    if (
+      primary === undefined || good.length < writeQuorum(replication) ||
+      (primary !== servers[0] &&
+        !(await this.setVersion(primary.url, handle, 1, false, leaseUntil)))
+    ) {
+      for (const s of good) this.core.dropReplica(handle, s.id);
+      throw new GfsError(
+        "unavailable",
+        `could not create chunk ${handle} on enough servers`,
+      );
+    }
+    for (const s of good) this.core.addLocation(handle, s.id, 1, 0, now);
+    this.core.leases.grant(handle, primary.id, 1, now);
+    return this.target(handle, 1, primary.url, good.map((s) => s.url));
+  }
+
+  /** A valid lease on `handle`: the current one, or a new one after a version bump. */
+  leaseFor(handle: number): Promise<WriteTarget> {
+    return this.serial(handle, async () => {
+      const now = Date.now();
+      const rec = this.store.state.chunks.get(handle);
+      if (rec === undefined) {
+        throw new GfsError("not_found", `chunk ${handle} not found`);
+      }
+      const replicas = this.core.liveReplicas(handle);
+      const lease = this.core.leases.get(handle, now + 5000);
+      if (
+        lease && this.core.liveServer(lease.primary) &&
+        lease.version === rec.version
+      ) {
+        const primary = this.core.liveServer(lease.primary)!;
+        // Re-send the lease (idempotent): a primary that lost it, e.g. by a
+        // restart, would otherwise refuse every mutation until it expired.
+        if (
+          await this.setVersion(
+            primary.url,
+            handle,
+            rec.version,
+            false,
+            lease.expiresAt,
+          )
+        ) {
+          return this.target(
+            handle,
+            rec.version,
+            primary.url,
+            [primary.url, ...replicas.map((s) => s.url)].filter((u, i, a) =>
+              a.indexOf(u) === i
+            ),
+          );
+        }
+        this.core.leases.revoke(handle);
+      }
+      if (replicas.length === 0) {
+        throw new GfsError(
+          "unavailable",
+          `chunk ${handle} has no live replica`,
+        );
+      }
+      const version = rec.version + 1;
+      const oks = await Promise.all(
+        replicas.map((s) => this.setVersion(s.url, handle, version, false)),
+      );
+      const good = replicas.filter((_, i) => oks[i]);
+      replicas.forEach((s, i) => {
+        if (!oks[i]) this.core.exclude(handle, s.id, version);
+      });
+      if (good.length === 0) {
+        throw new GfsError(
+          "unavailable",
+          `no replica of chunk ${handle} took version ${version}`,
+        );
+      }
+      try {
+        await this.propose({ t: "bumpVersion", handle, version });
+      } catch (e) {
+        if (!isGfsError(e, "stale")) throw e;
+      }
+      const primary = good[0]!;
+      const expiresAt = Date.now() + this.cfg.leaseMs;
+      if (
+        !(await this.setVersion(primary.url, handle, version, false, expiresAt))
+      ) {
+        throw new GfsError(
+          "unavailable",
+          `primary for chunk ${handle} did not take its lease`,
+        );
+      }
+      for (const s of good) {
+        const l = this.core.locations.get(handle)?.get(s.id);
+        this.core.addLocation(
+          handle,
+          s.id,
+          version,
+          l?.length ?? 0,
+          l?.addedAt ?? now,
+        );
+      }
+      this.core.leases.grant(handle, primary.id, version, Date.now());
+      return this.target(handle, version, primary.url, good.map((s) => s.url));
+    });
+  }
+
+  /** A file's public metadata. */
+  info(path: string, f: FileRecord): FileInfo {
+    return {
+      path,
+      length: this.core.fileLength(f),
+      mode: f.mode,
+      replication: f.replication,
+      chunks: f.chunks.length,
+      createdAt: f.createdAt,
+      mtime: f.mtime,
+    };
+  }
+
+  /** Chunkserver ids by URL. */
+  urlToId(): Map<string, string> {
+    return new Map([...this.core.servers.values()].map((s) => [s.url, s.id]));
+  }
+}
