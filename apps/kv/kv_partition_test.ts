@@ -17,6 +17,7 @@ import { type HostNode, HTTP_PORT, startHostCluster } from "./host_cluster.ts";
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const TICK_MS = 50; // election timeout 10-20 ticks: 0.5-1 s
 const ELECTION_MS = 20 * TICK_MS;
+const RESULTS_DIR = new URL("../../test-results/", import.meta.url).pathname;
 // How long, at least, the clients pinned to cut-off nodes keep asking them.
 const CUT_WINDOW_MS = 3000;
 const skip = await skipWithoutHosts("kv_partition_test");
@@ -251,6 +252,7 @@ function startLoad(nodes: HostNode[], spread: number) {
  * same values (stale reads once converged), and the history is checked.
  */
 async function checkHistory(
+  net: HostNetwork,
   nodes: HostNode[],
   history: KvOperation[],
 ): Promise<void> {
@@ -291,6 +293,16 @@ async function checkHistory(
       (performance.now() - started).toFixed(0)
     } ms`,
   );
+  if (result.result !== "ok") {
+    // Keep the evidence: the whole history and the faults, same clock.
+    const file = `${RESULTS_DIR}kv_partition_history.json`;
+    await Deno.mkdir(RESULTS_DIR, { recursive: true });
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ faults: net.faults, history }, null, 1),
+    );
+    console.error(`history and faults written to ${file}`);
+  }
   assert.equal(
     result.result,
     "ok",
@@ -416,7 +428,7 @@ Deno.test({
           );
         }
       }
-      await checkHistory(nodes, load.history);
+      await checkHistory(net, nodes, load.history);
     });
   },
 });
