@@ -456,13 +456,17 @@ Deno.test({
     await withHostCluster(5, async (net, byId) => {
       const nodes = [...byId.values()].sort((a, b) => a.id - b.id);
       const leader = await leaderAmong(nodes);
+      await eventually("every node knows the leader", 20_000, async () => {
+        const all = await Promise.all(nodes.map(status));
+        return all.every((x) => x?.leader === leader) ? true : undefined;
+      });
       const [m1, m2] = nodes.filter((n) => n.id !== leader) as [
         HostNode,
         HostNode,
       ];
       const majority = nodes.filter((n) => n !== m1 && n !== m2);
       // Holder A talks to m1 only: it ends up on the minority side.
-      const a = new KvClient([m1.http], { timeoutMs: 2000, attempts: 3 });
+      const a = new KvClient([m1.http], { timeoutMs: 2000, attempts: 6 });
       const sessionA = await a.openSession(2000);
       const tokenA = await a.lock("job", sessionA.id);
       assert.ok(tokenA !== undefined, "A takes the free lock");
