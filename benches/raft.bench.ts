@@ -69,12 +69,18 @@ async function prefill(put: (k: string) => Promise<boolean>) {
   }));
 }
 
-/** Runs the put and get loads against a strata cluster's HTTP URLs, recorded as `name`. */
-async function measureStrata(urls: string[], name: string) {
+/**
+ * Runs the put and get loads against a strata cluster's HTTP URLs, recorded
+ * as `name`. Auth is on, as deployed: every request carries `token` (the
+ * cluster's write token).
+ */
+async function measureStrata(urls: string[], name: string, token: string) {
+  const headers = { authorization: `Bearer ${token}` };
   const put = async (w: number, k: string) => {
     const res = await fetch(`${urls[w % urls.length]}/v1/kv/${k}`, {
       method: "PUT",
       body: value,
+      headers,
     });
     await res.body?.cancel();
     return res.ok;
@@ -98,6 +104,7 @@ async function measureStrata(urls: string[], name: string) {
       await runLoad(c, DURATION_MS, async (w, s) => {
         const res = await fetch(
           `${urls[w % urls.length]}/v1/kv/${key8(w * 7919 + s)}`,
+          { headers },
         );
         await res.body?.cancel();
         return res.ok;
@@ -112,7 +119,7 @@ console.log("starting a 3-node strata raft-kv cluster…");
 const strata = await startLocalCluster({ size: 3, dataRoot });
 const strataUrls = [...strata.nodes.values()].map((n) => `http://${n.http}`);
 try {
-  await measureStrata(strataUrls, "strata");
+  await measureStrata(strataUrls, "strata", strata.secrets!.tokens.write);
 } finally {
   await strata.stop();
   await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
@@ -127,10 +134,13 @@ if (noHosts === undefined) {
   console.log("starting strata raft-kv on 3 hosts…");
   const net = await HostNetwork.create({ hosts: 3 });
   try {
-    const nodes = await startHostCluster(net, { dataRoot: hostsRoot });
+    const { nodes, secrets } = await startHostCluster(net, {
+      dataRoot: hostsRoot,
+    });
     await measureStrata(
       [...nodes.values()].map((n) => `http://${n.http}`),
       "strata on 3 hosts",
+      secrets.tokens.write,
     );
   } finally {
     await net.close();

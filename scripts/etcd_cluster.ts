@@ -3,7 +3,7 @@
  * side-by-side benchmarks. Each member has its own temporary data
  * directory; `stop()` kills the processes and removes the directories.
  */
-import { freePort } from "./free_port.ts";
+import { freePort } from "@strata/process";
 
 /** A running etcd cluster. */
 export interface EtcdCluster {

@@ -354,7 +354,11 @@ export async function startMaster(
   app.use("*", async (c, next) => {
     if (
       store.serving() || c.req.path === "/metrics" ||
-      c.req.path === "/v1/master"
+      c.req.path === "/v1/master" ||
+      // No valid lease (lapsed, voided by a pause, or refused by the clock
+      // guard): a leader confirms its leadership with a ReadIndex round.
+      (store instanceof ReplicatedMasterStore &&
+        await store.servingConfirmed())
     ) return await next();
     const leader = store.leaderUrl();
     if (leader !== undefined) {

@@ -142,11 +142,34 @@ export class ReplicatedMasterStore {
   }
 
   /**
-   * True when this master may serve: it leads, holds a valid lease, and
-   * has applied everything committed before its term.
+   * True when this master may serve from its lease: it leads, holds a
+   * valid lease (measured on the monotonic clock and guarded against bad
+   * clocks, see @strata/replication), and has applied everything committed
+   * before its term.
    */
   serving(): boolean {
     return this.#serving && this.node.leaseValid();
+  }
+
+  /**
+   * True when this master may serve a request that arrived now: at once
+   * from the lease ({@link serving}), or, when only the lease is missing (it
+   * lapsed, a pause between ticks voided it, or the clock guard distrusts
+   * the clocks), after a ReadIndex round has confirmed that it still leads
+   * its term. A master stopped and resumed after another was elected learns
+   * of the new term in that round and stops serving.
+   */
+  async servingConfirmed(): Promise<boolean> {
+    if (this.serving()) return true;
+    if (!this.#serving || !this.node.isLeader) return false;
+    const term = this.#term;
+    try {
+      await this.node.readBarrier("linearizable", AbortSignal.timeout(2000));
+    } catch {
+      return false;
+    }
+    return this.#serving && this.node.isLeader && this.#term === term &&
+      this.node.status().term === term;
   }
 
   /** The leader's base URL when another master leads, else undefined. */

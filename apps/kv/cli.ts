@@ -3,11 +3,11 @@
  * against a raft-kv cluster. Endpoints come from `--endpoints` or
  * STRATA_RAFT_ENDPOINTS (default: the three nodes `deno task kv` starts).
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
-import { KvClient, KvClientError } from "./client.ts";
+import { parseFlags, tlsClient } from "@strata/edge";
+import { KvClient, KvClientError, readKvToken } from "./client.ts";
 
-const HELP = `usage: deno task kv:cli [--endpoints h:p,h:p] <command> [args]
+const HELP = `usage: deno task kv:cli [options] <command> [args]
 
 commands:
   put <key> <value>         store a value (prints the revision)
@@ -18,54 +18,59 @@ commands:
   lock <name> [--ttl ms] [--wait ms]
                             take a lock with a new session; hold it until Ctrl-C
   status                    every node's role, term, leader and indexes
+
+options:
+  --endpoints h:p,h:p       the nodes (default STRATA_RAFT_ENDPOINTS, else the three
+                            nodes \`deno task kv\` starts); https://h:p for TLS
+  --token T                 bearer token (default STRATA_TOKEN, else
+  --token-file FILE           ./data/kv/admin.token, which \`deno task kv\` creates)
+  --ca-cert FILE            trust this PEM certificate (a self-signed node certificate)
 `;
 
 const flagsSchema = z.object({
-  endpoints: z.string().min(1),
-  consistency: z.enum(["linearizable", "lease", "stale"]),
-  limit: z.coerce.number().int().positive().max(1_000_000),
+  endpoints: z.string().min(1).default(
+    Deno.env.get("STRATA_RAFT_ENDPOINTS") ??
+      "127.0.0.1:2380,127.0.0.1:2381,127.0.0.1:2382",
+  ),
+  consistency: z.enum(["linearizable", "lease", "stale"]).default(
+    "linearizable",
+  ),
+  limit: z.coerce.number().int().positive().max(1_000_000).default(1000),
   from: z.coerce.number().int().positive().optional(),
-  ttl: z.coerce.number().int().min(1000),
-  wait: z.coerce.number().int().min(0).max(60_000),
+  ttl: z.coerce.number().int().min(1000).default(10_000),
+  wait: z.coerce.number().int().min(0).max(60_000).default(0),
+  token: z.string().min(1).optional(),
+  "token-file": z.string().min(1).optional(),
+  "ca-cert": z.string().min(1).optional(),
 });
 
 async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        endpoints: {
-          type: "string",
-          default: Deno.env.get("STRATA_RAFT_ENDPOINTS") ??
-            "127.0.0.1:2380,127.0.0.1:2381,127.0.0.1:2382",
-        },
-        consistency: { type: "string", default: "linearizable" },
-        limit: { type: "string", default: "1000" },
-        from: { type: "string" },
-        ttl: { type: "string", default: "10000" },
-        wait: { type: "string", default: "0" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`${e instanceof Error ? e.message : e}\n\n${HELP}`);
+  const parsed = parseFlags(args, flagsSchema, HELP, { positionals: true });
+  if (parsed.kind === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  if (parsed.kind === "error") {
+    console.error(`${parsed.message}\n\n${HELP}`);
     return 2;
   }
   const [command, ...rest] = parsed.positionals;
-  if (parsed.values.help || !command) {
-    console.log(HELP);
-    return command ? 0 : 2;
-  }
-  const checked = flagsSchema.safeParse(parsed.values);
-  if (!checked.success) {
-    const issue = checked.error.issues[0]!;
-    console.error(`--${issue.path.join(".")}: ${issue.message}`);
+  if (!command) {
+    console.error(HELP);
     return 2;
   }
-  const flags = checked.data;
-  const kv = new KvClient(flags.endpoints.split(",").map((s) => s.trim()));
+  const flags = parsed.flags;
+  const token = await readKvToken({
+    token: flags.token,
+    tokenFile: flags["token-file"],
+  });
+  const httpClient = flags["ca-cert"]
+    ? await tlsClient(flags["ca-cert"])
+    : undefined;
+  const kv = new KvClient(flags.endpoints.split(",").map((s) => s.trim()), {
+    token,
+    httpClient,
+  });
   const need = (n: number, what: string) => {
     if (rest.length < n) throw new UsageError(`${command} needs ${what}`);
   };

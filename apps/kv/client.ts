@@ -12,6 +12,7 @@
  *   and the error says so.
  */
 import { Buffer } from "node:buffer";
+import { readSecretFile } from "@strata/edge";
 
 /** What went wrong talking to the cluster. */
 export class KvClientError extends Error {
@@ -53,6 +54,13 @@ export interface KvClientOptions {
   timeoutMs?: number;
   /** Attempts per request across nodes (default 6). */
   attempts?: number;
+  /**
+   * Bearer token (the cluster's `admin.token`, `write.token` or
+   * `read.token`; see {@link readKvToken}).
+   */
+  token?: string;
+  /** A fetch client trusting the nodes' TLS certificate (`tlsClient` of @strata/edge). */
+  httpClient?: Deno.HttpClient;
 }
 
 type Retry = "always" | "idempotent" | "unsent";
@@ -91,6 +99,8 @@ export class KvClient {
   #preferred = 0;
   readonly #timeoutMs: number;
   readonly #attempts: number;
+  readonly #headers: Record<string, string>;
+  readonly #httpClient?: Deno.HttpClient;
 
   /** @param endpoints node HTTP addresses, `http://127.0.0.1:2380` or `127.0.0.1:2380`. */
   constructor(endpoints: string[], options: KvClientOptions = {}) {
@@ -100,6 +110,10 @@ export class KvClient {
     );
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#attempts = options.attempts ?? 6;
+    this.#headers = options.token
+      ? { authorization: `Bearer ${options.token}` }
+      : {};
+    this.#httpClient = options.httpClient;
   }
 
   /** Stores `value` under `key`. @returns the revision it was committed at. */
@@ -328,7 +342,11 @@ export class KvClient {
       const q = new URLSearchParams({ prefix, encoding: "base64" });
       if (next !== undefined) q.set("from", String(next));
       try {
-        const res = await fetch(`${base}/v1/watch?${q}`, { signal });
+        const res = await fetch(`${base}/v1/watch?${q}`, {
+          signal,
+          headers: this.#headers,
+          ...(this.#httpClient ? { client: this.#httpClient } : {}),
+        });
         if (!res.ok) {
           const body = await res.json().catch(() => ({}));
           const err =
@@ -433,9 +451,10 @@ export class KvClient {
         method,
         body: body === undefined ? undefined : JSON.stringify(body),
         headers: body === undefined
-          ? {}
-          : { "content-type": "application/json" },
+          ? this.#headers
+          : { ...this.#headers, "content-type": "application/json" },
         signal: AbortSignal.timeout(timeoutMs),
+        ...(this.#httpClient ? { client: this.#httpClient } : {}),
       });
     } catch (e) {
       const refused = e instanceof TypeError &&
@@ -504,4 +523,27 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }, { once: true });
   });
+}
+
+/**
+ * The token a kv tool uses: `token`, else the file `tokenFile`, else the
+ * environment variable STRATA_TOKEN, else `<defaultDir>/admin.token` when
+ * that file exists (what `deno task kv` generates), else none.
+ * @throws Error when a named file cannot be read.
+ */
+export async function readKvToken(options: {
+  token?: string;
+  tokenFile?: string;
+  defaultDir?: string;
+} = {}): Promise<string | undefined> {
+  if (options.token) return options.token;
+  if (options.tokenFile) return await readSecretFile(options.tokenFile);
+  const env = Deno.env.get("STRATA_TOKEN");
+  if (env) return env;
+  const fallback = `${options.defaultDir ?? "./data/kv"}/admin.token`;
+  try {
+    return await readSecretFile(fallback);
+  } catch {
+    return undefined;
+  }
 }

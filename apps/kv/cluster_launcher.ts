@@ -1,16 +1,26 @@
 /**
  * Starts a local cluster of node processes (`node_main.ts`), one OS
  * process each, and waits until each has printed its ready line. Used by
- * `deno task kv`, the integration tests and the benchmark.
+ * `deno task kv`, the integration tests and the benchmark. The cluster's
+ * tokens and peer secret are generated in the data root (mode 0600) on
+ * first start and shared by every node (`--auth-dir`).
  */
-import { spawnUntilReady } from "@strata/process";
-import { freePort } from "../../scripts/free_port.ts";
+import {
+  type ClusterSecrets,
+  freePort,
+  loadOrCreateSecrets,
+  readyLine,
+  spawnUntilReady,
+  stopChild,
+} from "@strata/edge";
 
 /** One running node process. */
 export interface NodeProcess {
   id: number;
   /** `127.0.0.1:port` of its HTTP API. */
   http: string;
+  /** `http://127.0.0.1:port` (https with TLS). */
+  url: string;
   /** `127.0.0.1:port` of its raft TCP port. */
   peer: string;
   dataDir: string;
@@ -22,6 +32,11 @@ export interface LocalCluster {
   nodes: Map<number, NodeProcess>;
   /** The `--peers` value every node was started with. */
   peers: string;
+  /**
+   * The tokens (admin, write, read) and peer secret in the data root;
+   * undefined with `insecureNoAuth`.
+   */
+  secrets?: ClusterSecrets;
   /** Kills one node (SIGKILL by default) and waits for it to exit. */
   kill(id: number, signal?: Deno.Signal): Promise<void>;
   /** Starts a node again on its data directory and ports. */
@@ -56,6 +71,13 @@ export interface LocalClusterOptions {
   inheritStderr?: boolean;
   /** Max wait for every node to be ready, ms (default 30 s). */
   timeoutMs?: number;
+  /**
+   * Start the nodes with `--insecure-no-auth` (no tokens, no peer secret).
+   * Only for measuring what auth costs; never the default.
+   */
+  insecureNoAuth?: boolean;
+  /** Serve every node's HTTP API over TLS with these PEM files. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
@@ -65,11 +87,14 @@ export async function startLocalCluster(
   options: LocalClusterOptions,
 ): Promise<LocalCluster> {
   const size = options.size ?? 3;
+  const secrets = options.insecureNoAuth
+    ? undefined
+    : await loadOrCreateSecrets(options.dataRoot);
   const spec = new Map<number, { peer: string; http: string }>();
   for (let id = 1; id <= size; id++) {
     spec.set(id, {
-      peer: `127.0.0.1:${await freePort()}`,
-      http: `127.0.0.1:${options.httpPorts?.[id - 1] ?? await freePort()}`,
+      peer: `127.0.0.1:${freePort()}`,
+      http: `127.0.0.1:${options.httpPorts?.[id - 1] ?? freePort()}`,
     });
   }
   const peers = [...spec].map(([id, a]) => `${id}=${a.peer}/${a.http}`).join(
@@ -92,18 +117,16 @@ export async function startLocalCluster(
       peers,
       "--data-dir",
       dataDir,
+      ...(secrets ? ["--auth-dir", secrets.dir] : ["--insecure-no-auth"]),
+      ...(options.tls
+        ? ["--tls-cert", options.tls.certFile, "--tls-key", options.tls.keyFile]
+        : []),
       ...(options.extraArgs ?? []),
     ];
     if (join) args.push("--join", "--listen", addr.peer, "--http", addr.http);
     const p = await spawnUntilReady(
       args,
-      (line) => {
-        const m = line as { event?: unknown; http?: unknown; peer?: unknown };
-        return m?.event === "ready" && typeof m.http === "string" &&
-            typeof m.peer === "string"
-          ? { http: m.http, peer: m.peer }
-          : undefined;
-      },
+      (line) => readyLine(line, ["http", "peer", "scheme"]),
       {
         name: `raft node ${id}`,
         timeoutMs: options.timeoutMs ?? 30_000,
@@ -113,6 +136,7 @@ export async function startLocalCluster(
     const np: NodeProcess = {
       id,
       http: p.ready.http,
+      url: `${p.ready.scheme}://${p.ready.http}`,
       peer: p.ready.peer,
       dataDir,
       process: p.child,
@@ -149,6 +173,7 @@ export async function startLocalCluster(
   return {
     nodes,
     peers,
+    secrets,
     kill: killNode,
     restart: (id) => spawn(id),
     join: (id, addresses) => {
@@ -158,32 +183,16 @@ export async function startLocalCluster(
     signal: (id, signal) => nodes.get(id)?.process.kill(signal),
     async stop() {
       const all = [...nodes.values()];
-      for (const n of all) {
-        try {
-          n.process.kill("SIGCONT");
-          n.process.kill("SIGTERM");
-        } catch { /* gone */ }
-      }
-      await Promise.all(all.map(async (n) => {
-        const t = setTimeout(() => {
-          try {
-            n.process.kill("SIGKILL");
-          } catch { /* gone */ }
-        }, 3000);
-        await n.process.status;
-        clearTimeout(t);
-      }));
+      await Promise.all(all.map((n) => stopChild(n.process, false, 3000)));
       nodes.clear();
     },
   };
 }
 
 /** Where a new member will listen, chosen up front (for `POST /v1/cluster/members`). */
-export async function reserveAddresses(): Promise<
-  { peer: string; http: string }
-> {
+export function reserveAddresses(): { peer: string; http: string } {
   return {
-    peer: `127.0.0.1:${await freePort()}`,
-    http: `127.0.0.1:${await freePort()}`,
+    peer: `127.0.0.1:${freePort()}`,
+    http: `127.0.0.1:${freePort()}`,
   };
 }

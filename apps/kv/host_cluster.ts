@@ -6,6 +6,7 @@
  * set in one place.
  */
 import type { Host, HostNetwork } from "@strata/hosts";
+import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
 import type { ReadyProcess } from "@strata/process";
 
 /** Raft TCP port of every node (each host has its own port space). */
@@ -42,7 +43,7 @@ export function startKvNode(
   id: number,
   peers: string,
   dataDir: string,
-  options: { tickMs?: number } = {},
+  options: { tickMs?: number; authDir: string },
 ): Promise<ReadyProcess<{ http: string; peer: string }>> {
   const args = [
     "run",
@@ -58,6 +59,10 @@ export function startKvNode(
     `${host.address}:${PEER_PORT}`,
     "--http",
     `${host.address}:${HTTP_PORT}`,
+    // Off loopback auth is required: the nodes share one auth directory
+    // (tokens and the raft peer secret).
+    "--auth-dir",
+    options.authDir,
   ];
   if (options.tickMs !== undefined) {
     args.push("--tick-ms", String(options.tickMs));
@@ -80,15 +85,23 @@ export function startKvNode(
   );
 }
 
+/** A running cluster on hosts: its nodes and the secrets they share. */
+export interface HostCluster {
+  nodes: Map<number, HostNode>;
+  /** Generated in `<dataRoot>/auth` (mode 0600). */
+  secrets: ClusterSecrets;
+}
+
 /**
  * Starts one node on every host of `net` (node i on host h<i>).
- * @returns the nodes by id. @throws when a node does not come up (the
- * network's `close()` stops the others).
+ * @returns the nodes by id and their secrets. @throws when a node does
+ * not come up (the network's `close()` stops the others).
  */
 export async function startHostCluster(
   net: HostNetwork,
   options: HostClusterOptions,
-): Promise<Map<number, HostNode>> {
+): Promise<HostCluster> {
+  const secrets = await loadOrCreateSecrets(`${options.dataRoot}/auth`);
   const peers = net.hosts.map((h) =>
     `${h.index + 1}=${h.address}:${PEER_PORT}/${h.address}:${HTTP_PORT}`
   ).join(",");
@@ -101,9 +114,9 @@ export async function startHostCluster(
       id,
       peers,
       `${options.dataRoot}/node-${id}`,
-      { tickMs: options.tickMs },
+      { tickMs: options.tickMs, authDir: secrets.dir },
     );
     nodes.set(id, { id, host, http: proc.ready.http, proc });
   }));
-  return nodes;
+  return { nodes, secrets };
 }

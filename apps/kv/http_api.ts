@@ -1,8 +1,21 @@
 import { Buffer } from "node:buffer";
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
+import {
+  deadlineError,
+  edgeGuard,
+  type EdgeGuardOptions,
+  installErrorHandlers,
+  percentDecodeBytes,
+  rawPathRest,
+  readBytes,
+  readJson,
+  readParams,
+  readQuery,
+  requestDeadline,
+  requireRole,
+} from "@strata/edge";
 import type { KvCommand } from "./kv_commands.ts";
 import type { KeyValue, KvResult } from "./kv_state_machine.ts";
 import { LOCK_PREFIX } from "./kv_state_machine.ts";
@@ -36,19 +49,9 @@ export const DEFAULT_LIMITS: HttpLimits = {
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const textEncoder = new TextEncoder();
 
-/** Percent-decodes a raw path segment to bytes, then to strict UTF-8. */
+/** Strictly percent-decodes a raw path segment to bytes, then to strict UTF-8. */
 function decodeKey(raw: string, limits: HttpLimits): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const ch = raw.charCodeAt(i);
-    if (ch === 0x25 && /^[0-9a-fA-F]{2}$/.test(raw.slice(i + 1, i + 3))) {
-      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(...textEncoder.encode(raw[i]!));
-    }
-  }
-  return checkKey(Uint8Array.from(bytes), limits);
+  return checkKey(percentDecodeBytes(raw, "key"), limits);
 }
 
 function checkKey(bytes: Uint8Array, limits: HttpLimits): string {
@@ -200,52 +203,27 @@ const memberJson = z.discriminatedUnion("action", [
 const transferJson = z.strictObject({
   to: z.number().int().positive().optional(),
 });
-const readQuery = z.object({
+const consistencyQuery = z.object({
   consistency: z.enum(["linearizable", "lease", "stale"]).default(
     "linearizable",
   ),
   encoding: encodingSchema,
 });
-const rangeQuery = readQuery.extend({
+const rangeQuery = consistencyQuery.extend({
   prefix: z.string().default(""),
   after: z.string().optional(),
   limit: z.coerce.number().int().positive().default(100),
 });
+const sessionParams = z.object({ id: z.coerce.number().int().positive() });
 const watchQuery = z.object({
   prefix: z.string().default(""),
   from: z.coerce.number().int().positive().optional(),
   encoding: encodingSchema,
 });
 
-async function jsonBody<T extends z.ZodType>(
-  c: Context,
-  schema: T,
-): Promise<z.output<T>> {
-  let raw: unknown;
-  try {
-    const text = await c.req.text();
-    raw = text.length === 0 ? {} : JSON.parse(text);
-  } catch {
-    throw new ServiceError("bad_request", "the body is not valid JSON");
-  }
-  return parse(schema, raw, "body");
-}
-
-function parse<T extends z.ZodType>(
-  schema: T,
-  raw: unknown,
-  what: string,
-): z.output<T> {
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const path = issue?.path.length ? `${what}.${issue.path.join(".")}` : what;
-    throw new ServiceError(
-      "bad_request",
-      `${path}: ${issue?.message ?? "invalid"}`,
-    );
-  }
-  return r.data;
+/** The largest body a request may carry, bytes (a value may grow 4/3 in base64). */
+function maxBodyBytes(limits: HttpLimits): number {
+  return limits.maxValueBytes * 2 + 64 * 1024;
 }
 
 function expectResult<T extends KvResult["op"]>(
@@ -259,42 +237,44 @@ function expectResult<T extends KvResult["op"]>(
   return r as Extract<KvResult, { op: T }>;
 }
 
+/** Who may call a node's API: see `resolveAccess` in @strata/edge. */
+export type HttpAccess = Pick<EdgeGuardOptions, "auth" | "hosts">;
+
 /**
- * The HTTP API of a node (Hono). Every body, query and key is validated;
- * every failure is JSON `{"error":{"code","message"}}` with a 4xx/5xx
- * status; every request has a deadline.
+ * The HTTP API of a node (Hono), behind the edge guard: reads need the
+ * `read` role, writes, transactions, sessions and locks `write`, cluster
+ * membership and leadership transfer `admin`. Every body, query and key
+ * is validated; every failure is JSON `{"error":{"code","message"}}` with a
+ * 4xx/5xx status; every request has a deadline.
  */
 export function createHttpApi(
   service: KvService,
+  access: HttpAccess,
   limits: HttpLimits = DEFAULT_LIMITS,
 ): Hono {
   const app = new Hono();
-  const deadline = (c: Context) =>
-    AbortSignal.any([
-      c.req.raw.signal,
-      AbortSignal.timeout(limits.requestTimeoutMs),
-    ]);
+  const deadline = (c: Context) => requestDeadline(c, limits.requestTimeoutMs);
+  const waitingFor = "the cluster to answer";
   const propose = async (c: Context, command: KvCommand) => {
     try {
       return await service.propose(command, deadline(c));
     } catch (e) {
-      throw timeoutToServiceError(e);
+      throw deadlineError(e, waitingFor);
     }
   };
   const barrier = async (c: Context, consistency: Consistency) => {
     try {
       await service.readBarrier(consistency, deadline(c));
     } catch (e) {
-      throw timeoutToServiceError(e);
+      throw deadlineError(e, waitingFor);
     }
   };
-  const rawKey = (c: Context, prefix: string, suffix = "") => {
-    const path = new URL(c.req.url).pathname;
-    return decodeKey(
-      path.slice(prefix.length, path.length - suffix.length),
-      limits,
-    );
-  };
+  const rawKey = (c: Context, prefix: string, suffix = "") =>
+    decodeKey(rawPathRest(c, prefix, suffix), limits);
+  const jsonBody = <T extends z.ZodType>(c: Context, schema: T) =>
+    readJson(c, schema, { maxBytes: maxBodyBytes(limits), empty: {} });
+  const write = requireRole("write");
+  const admin = requireRole("admin");
 
   app.use("*", async (c, next) => {
     const started = performance.now();
@@ -307,19 +287,15 @@ export function createHttpApi(
   });
 
   app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: limits.maxValueBytes * 2 + 64 * 1024,
-      onError: () => {
-        throw new ServiceError(
-          "too_large",
-          `the body exceeds ${limits.maxValueBytes * 2 + 64 * 1024} bytes`,
-        );
-      },
+    "*",
+    edgeGuard({
+      ...access,
+      tokenHint:
+        "send Authorization: Bearer <token>; the tokens are admin.token, write.token and read.token in the cluster's auth dir (by default its data dir)",
     }),
   );
 
-  app.put("/v1/kv/:key{.+}", async (c) => {
+  app.put("/v1/kv/:key{.+}", write, async (c) => {
     const key = rawKey(c, "/v1/kv/");
     let value: Uint8Array;
     let session: number | undefined;
@@ -328,7 +304,7 @@ export function createHttpApi(
       value = valueBytes(body.value, body.encoding, limits);
       session = body.session;
     } else {
-      value = new Uint8Array(await c.req.arrayBuffer());
+      value = await readBytes(c, maxBodyBytes(limits));
       if (value.length > limits.maxValueBytes) {
         throw new ServiceError(
           "too_large",
@@ -351,7 +327,7 @@ export function createHttpApi(
     });
   });
 
-  app.post("/v1/kv/:key{.+}/cas", async (c) => {
+  app.post("/v1/kv/:key{.+}/cas", write, async (c) => {
     const key = rawKey(c, "/v1/kv/", "/cas");
     const body = await jsonBody(c, casJson);
     const r = expectResult(
@@ -384,7 +360,7 @@ export function createHttpApi(
 
   app.get("/v1/kv/:key{.+}", async (c) => {
     const key = rawKey(c, "/v1/kv/");
-    const q = parse(readQuery, c.req.query(), "query");
+    const q = readQuery(c, consistencyQuery);
     await barrier(c, q.consistency);
     const kv = service.store.get(key);
     if (!kv) {
@@ -397,14 +373,14 @@ export function createHttpApi(
     return c.json(renderKv(kv, q.encoding));
   });
 
-  app.delete("/v1/kv/:key{.+}", async (c) => {
+  app.delete("/v1/kv/:key{.+}", write, async (c) => {
     const key = rawKey(c, "/v1/kv/");
     const r = expectResult(await propose(c, { op: "delete", key }), "delete");
     return c.json({ key, deleted: r.deleted, revision: r.revision });
   });
 
   app.get("/v1/kv", async (c) => {
-    const q = parse(rangeQuery, c.req.query(), "query");
+    const q = readQuery(c, rangeQuery);
     if (q.limit > limits.maxRangeLimit) {
       throw new ServiceError(
         "bad_request",
@@ -421,7 +397,7 @@ export function createHttpApi(
     });
   });
 
-  app.post("/v1/txn", async (c) => {
+  app.post("/v1/txn", write, async (c) => {
     const body = await jsonBody(c, txnJson);
     const toBytes = (v: string) => valueBytes(v, body.encoding, limits);
     const ops = (list: typeof body.success) =>
@@ -476,7 +452,7 @@ export function createHttpApi(
     });
   });
 
-  app.post("/v1/sessions", async (c) => {
+  app.post("/v1/sessions", write, async (c) => {
     const body = await jsonBody(c, sessionJson);
     const r = expectResult(
       await propose(c, {
@@ -494,12 +470,8 @@ export function createHttpApi(
     });
   });
 
-  app.post("/v1/sessions/:id/keepalive", async (c) => {
-    const id = parse(
-      z.coerce.number().int().positive(),
-      c.req.param("id"),
-      "session id",
-    );
+  app.post("/v1/sessions/:id/keepalive", write, async (c) => {
+    const { id } = readParams(c, sessionParams);
     const r = expectResult(
       await propose(c, { op: "session_keepalive", id, now: Date.now() }),
       "session_keepalive",
@@ -507,12 +479,8 @@ export function createHttpApi(
     return c.json({ id: r.id, expiresAt: r.expiresAt, revision: r.revision });
   });
 
-  app.delete("/v1/sessions/:id", async (c) => {
-    const id = parse(
-      z.coerce.number().int().positive(),
-      c.req.param("id"),
-      "session id",
-    );
+  app.delete("/v1/sessions/:id", write, async (c) => {
+    const { id } = readParams(c, sessionParams);
     const r = expectResult(
       await propose(c, { op: "session_close", id }),
       "session_close",
@@ -523,7 +491,7 @@ export function createHttpApi(
     return c.json({ id, closed: true, revision: r.revision });
   });
 
-  app.post("/v1/locks/:name{.+}", async (c) => {
+  app.post("/v1/locks/:name{.+}", write, async (c) => {
     const name = rawKey(c, "/v1/locks/");
     const body = await jsonBody(c, lockJson);
     const signal = deadline(c);
@@ -569,7 +537,7 @@ export function createHttpApi(
     }
   });
 
-  app.delete("/v1/locks/:name{.+}", async (c) => {
+  app.delete("/v1/locks/:name{.+}", write, async (c) => {
     const name = rawKey(c, "/v1/locks/");
     const body = await jsonBody(c, unlockJson);
     const r = expectResult(
@@ -581,7 +549,7 @@ export function createHttpApi(
 
   app.get("/v1/locks/:name{.+}", async (c) => {
     const name = rawKey(c, "/v1/locks/");
-    const q = parse(readQuery, c.req.query(), "query");
+    const q = readQuery(c, consistencyQuery);
     await barrier(c, q.consistency);
     const kv = service.store.get(LOCK_PREFIX + name);
     if (!kv) {
@@ -594,7 +562,7 @@ export function createHttpApi(
   });
 
   app.get("/v1/watch", (c) => {
-    const q = parse(watchQuery, c.req.query(), "query");
+    const q = readQuery(c, watchQuery);
     const lastId = c.req.header("last-event-id");
     const from = lastId && /^\d+$/.test(lastId) ? Number(lastId) + 1 : q.from;
     // Refuse a compacted start before the stream opens, as a plain 410.
@@ -643,24 +611,24 @@ export function createHttpApi(
     (c) =>
       c.json({ members: service.members(), leader: service.status().leader }),
   );
-  app.post("/v1/cluster/members", async (c) => {
+  app.post("/v1/cluster/members", admin, async (c) => {
     const body = await jsonBody(c, memberJson);
     try {
       return c.json({
         members: await service.changeMembership(body, deadline(c)),
       });
     } catch (e) {
-      throw timeoutToServiceError(e);
+      throw deadlineError(e, waitingFor);
     }
   });
-  app.post("/v1/cluster/transfer-leadership", async (c) => {
+  app.post("/v1/cluster/transfer-leadership", admin, async (c) => {
     const body = await jsonBody(c, transferJson);
     try {
       return c.json({
         leader: await service.transferLeadership(body.to, deadline(c)),
       });
     } catch (e) {
-      throw timeoutToServiceError(e);
+      throw deadlineError(e, waitingFor);
     }
   });
   app.get(
@@ -671,39 +639,6 @@ export function createHttpApi(
       }),
   );
 
-  app.notFound((c) =>
-    c.json({
-      error: {
-        code: "not_found",
-        message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
-      },
-    }, 404)
-  );
-  app.onError((err, c) => {
-    const e = err instanceof ServiceError
-      ? err
-      : new ServiceError("internal", "internal error");
-    if (!(err instanceof ServiceError)) {
-      console.error("raft-kv: unexpected error", err);
-    }
-    return c.json(
-      { error: { code: e.code, message: e.message, ...(e.details ?? {}) } },
-      e.status as 400,
-    );
-  });
+  installErrorHandlers(app, { name: "kv" });
   return app;
-}
-
-function timeoutToServiceError(e: unknown): unknown {
-  if (e instanceof ServiceError) return e;
-  if (
-    e instanceof DOMException &&
-    (e.name === "TimeoutError" || e.name === "AbortError")
-  ) {
-    return new ServiceError(
-      "timeout",
-      "the request deadline passed before the cluster answered",
-    );
-  }
-  return e;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { KvCommand } from "./kv_commands.ts";
 import { KvStateMachine } from "./kv_state_machine.ts";
+import { TokenAuth } from "@strata/edge";
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { type KvService, ServiceError } from "./kv_service.ts";
 import { WatchHub } from "./watch_hub.ts";
@@ -48,15 +49,45 @@ function localService(opts: { noLeader?: boolean } = {}): KvService {
   };
 }
 
-function client(service = localService(), limits = DEFAULT_LIMITS) {
-  const app = createHttpApi(service, limits);
+const TOKENS = {
+  read: "read-token-0123456789",
+  write: "write-token-0123456789",
+  admin: "admin-token-0123456789",
+};
+const ACCESS = {
+  auth: new TokenAuth(TOKENS),
+  hosts: ["localhost", "127.0.0.1"],
+};
+const AS_ADMIN = { authorization: `Bearer ${TOKENS.admin}` };
+
+/**
+ * The API with auth on; requests carry `token` (the admin's by default)
+ * and, for POST/DELETE bodies, `content-type: application/json` as every
+ * client sends (the 415 without it is tested on its own).
+ */
+function client(
+  service = localService(),
+  limits = DEFAULT_LIMITS,
+  token: string | undefined = TOKENS.admin,
+) {
+  const app = createHttpApi(service, ACCESS, limits);
   return async (
     method: string,
     path: string,
     body?: BodyInit,
     headers: Record<string, string> = {},
   ) => {
-    const res = await app.request(path, { method, body, headers });
+    const res = await app.request(path, {
+      method,
+      body,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined && method !== "PUT"
+          ? { "content-type": "application/json" }
+          : {}),
+        ...headers,
+      },
+    });
     const text = await res.text();
     let json: unknown = undefined;
     try {
@@ -300,16 +331,19 @@ Deno.test("sessions bind keys and locks give fencing tokens over HTTP", async ()
 
 Deno.test("a watch streams committed changes as server-sent events, resumable by revision", async () => {
   const service = localService();
-  const app = createHttpApi(service);
-  await app.request("/v1/kv/w/1", { method: "PUT", body: "one" });
-  await app.request("/v1/kv/x", { method: "PUT", body: "other" });
+  const app = createHttpApi(service, ACCESS);
+  const put = (path: string, body: string) =>
+    app.request(path, { method: "PUT", body, headers: AS_ADMIN });
+  await put("/v1/kv/w/1", "one");
+  await put("/v1/kv/x", "other");
   const ac = new AbortController();
   const res = await app.request("/v1/watch?prefix=w/&from=1", {
     signal: ac.signal,
+    headers: AS_ADMIN,
   });
   assert.equal(res.headers.get("content-type"), "text/event-stream");
   const reader = res.body!.getReader();
-  await app.request("/v1/kv/w/2", { method: "PUT", body: "two" });
+  await put("/v1/kv/w/2", "two");
   let text = "";
   while (!text.includes('"w/2"')) {
     const { value, done } = await reader.read();
@@ -324,4 +358,192 @@ Deno.test("a watch streams committed changes as server-sent events, resumable by
   );
   assert.match(text, /"key":"w\/2".*\nid: 3\n/);
   assert.doesNotMatch(text, /"key":"x"/);
+});
+
+/** Every route, the role it needs and a body that passes validation. */
+const ROUTES: Array<{
+  method: string;
+  path: string;
+  role: "read" | "write" | "admin";
+  body?: unknown;
+}> = [
+  { method: "GET", path: "/v1/kv/k", role: "read" },
+  { method: "GET", path: "/v1/kv", role: "read" },
+  { method: "GET", path: "/v1/locks/l", role: "read" },
+  { method: "GET", path: "/v1/watch", role: "read" },
+  { method: "GET", path: "/v1/status", role: "read" },
+  { method: "GET", path: "/v1/cluster", role: "read" },
+  { method: "GET", path: "/metrics", role: "read" },
+  { method: "PUT", path: "/v1/kv/k", role: "write", body: { value: "v" } },
+  {
+    method: "POST",
+    path: "/v1/kv/k/cas",
+    role: "write",
+    body: { expectRevision: 0, value: "v" },
+  },
+  { method: "DELETE", path: "/v1/kv/k", role: "write" },
+  { method: "POST", path: "/v1/txn", role: "write", body: {} },
+  {
+    method: "POST",
+    path: "/v1/sessions",
+    role: "write",
+    body: { ttlMs: 5000 },
+  },
+  { method: "POST", path: "/v1/sessions/1/keepalive", role: "write" },
+  { method: "DELETE", path: "/v1/sessions/1", role: "write" },
+  { method: "POST", path: "/v1/locks/l", role: "write", body: { session: 1 } },
+  {
+    method: "DELETE",
+    path: "/v1/locks/l",
+    role: "write",
+    body: { session: 1 },
+  },
+  {
+    method: "POST",
+    path: "/v1/cluster/members",
+    role: "admin",
+    body: { action: "remove", id: 9 },
+  },
+  {
+    method: "POST",
+    path: "/v1/cluster/transfer-leadership",
+    role: "admin",
+    body: {},
+  },
+];
+
+Deno.test("every route answers 401 without a token, 403 with a lower role, and serves the right role", async () => {
+  const app = createHttpApi(localService(), ACCESS);
+  const send = async (r: typeof ROUTES[number], token?: string) => {
+    const ac = new AbortController();
+    const res = await app.request(r.path, {
+      method: r.method,
+      signal: ac.signal,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(r.body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      body: r.body === undefined ? undefined : JSON.stringify(r.body),
+    });
+    ac.abort(); // the watch streams until aborted
+    await res.body?.cancel();
+    return res.status;
+  };
+  const lower = {
+    read: [],
+    write: ["read"],
+    admin: ["read", "write"],
+  } as const;
+  for (const r of ROUTES) {
+    const what = `${r.method} ${r.path}`;
+    assert.equal(await send(r), 401, `${what} without a token`);
+    assert.equal(await send(r, "wrong-token-0123456789"), 401, what);
+    for (const role of lower[r.role]) {
+      assert.equal(await send(r, TOKENS[role]), 403, `${what} as ${role}`);
+    }
+    const ok = await send(r, TOKENS[r.role]);
+    assert.ok(ok !== 401 && ok !== 403 && ok < 500, `${what}: ${ok}`);
+  }
+});
+
+Deno.test("a foreign Host and a cross-site mutation are refused even with a token", async () => {
+  const call = client();
+  const foreign = await call("GET", "/v1/status", undefined, {
+    host: "rebound.example",
+  });
+  assert.equal(foreign.status, 421);
+  const cross = await call(
+    "POST",
+    "/v1/cluster/transfer-leadership",
+    "{}",
+    { origin: "http://evil.example", "sec-fetch-site": "cross-site" },
+  );
+  assert.equal(cross.status, 403);
+  assert.equal((cross.json.error as { code: string }).code, "cross_origin");
+  // The attack of the issue: a text/plain "simple" POST carries no command.
+  const simple = await call("POST", "/v1/cluster/transfer-leadership", "{}", {
+    "content-type": "text/plain",
+  });
+  assert.equal(simple.status, 415);
+});
+
+async function rawRequest(port: number, head: string, body: string) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(head + body));
+    await conn.closeWrite();
+    const buf = new Uint8Array(4096);
+    let text = "";
+    const until = performance.now() + 10_000;
+    while (performance.now() < until) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return text;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("bad input on every route — truncated bodies, malformed percent-encoding, wrong content types — gets only 4xx and the server keeps serving", async () => {
+  const app = createHttpApi(localService(), ACCESS);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    app.fetch,
+  );
+  const port = server.addr.port;
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    for (const r of ROUTES) {
+      const what = `${r.method} ${r.path}`;
+      // Malformed percent-encoding in the path and in the query.
+      const badPath = r.path.replace(/\/(k|l|1)(\/|$)/, "/%zz$2");
+      const targets = [`${r.path}?prefix=%E0%A4`];
+      if (badPath !== r.path) targets.push(badPath);
+      for (const t of targets) {
+        const res = await fetch(base + t, {
+          method: r.method,
+          headers: { ...AS_ADMIN, "content-type": "application/json" },
+          body: r.body === undefined ? undefined : JSON.stringify(r.body),
+        });
+        await res.body?.cancel();
+        assert.equal(res.status, 400, `${what} at ${t}`);
+      }
+      if (r.method === "GET") continue;
+      // JSON commands only as application/json (PUT also takes raw bytes).
+      // (A bodiless DELETE reads no body: there is nothing to refuse.)
+      if (
+        r.method === "POST" || (r.method === "DELETE" && r.body !== undefined)
+      ) {
+        for (
+          const type of ["text/plain", "application/x-www-form-urlencoded"]
+        ) {
+          const res: Response = await fetch(base + r.path, {
+            method: r.method,
+            headers: { ...AS_ADMIN, "content-type": type },
+            body: JSON.stringify(r.body ?? {}),
+          });
+          await res.body?.cancel();
+          assert.equal(res.status, 415, `${what} as ${type}`);
+        }
+      }
+      // A body cut short: 50 bytes declared, 9 sent, then the client stops.
+      const answer = await rawRequest(
+        port,
+        `${r.method} ${r.path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${TOKENS.admin}\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n`,
+        '{"value":',
+      );
+      // Never a 5xx; a 400 where the route reads a body (others ignore it).
+      assert.doesNotMatch(answer, /^HTTP\/1\.1 5/, what);
+      if (r.body !== undefined) {
+        assert.match(answer, /^HTTP\/1\.1 400/, what);
+      }
+    }
+    const res = await fetch(`${base}/v1/status`, { headers: AS_ADMIN });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  } finally {
+    await server.shutdown();
+  }
 });

@@ -4,6 +4,7 @@
 // acknowledged write may be lost.
 import assert from "node:assert/strict";
 import { checkKvHistory, type KvOperation } from "@strata/sim";
+import { selfSignedCert, tlsClient } from "@strata/edge";
 import { KvClient, KvClientError } from "./client.ts";
 import {
   type LocalCluster,
@@ -40,7 +41,7 @@ async function leaderOf(
   while (Date.now() < deadline) {
     for (const n of cluster.nodes.values()) {
       try {
-        const res = await fetch(`http://${n.http}/v1/status`, {
+        const res = await call(cluster, `http://${n.http}/v1/status`, {
           signal: AbortSignal.timeout(500),
         });
         const s = await res.json();
@@ -50,6 +51,22 @@ async function leaderOf(
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error("no leader");
+}
+
+/** The cluster's admin token (the launcher generated it in the data root). */
+function adminToken(cluster: LocalCluster): string {
+  return cluster.secrets!.tokens.admin;
+}
+
+/** fetch with the cluster's admin token, as every caller of the API needs. */
+function call(
+  cluster: LocalCluster,
+  url: string,
+  init: RequestInit = {},
+): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("authorization", `Bearer ${adminToken(cluster)}`);
+  return fetch(url, { ...init, headers });
 }
 
 function endpoints(cluster: LocalCluster): string[] {
@@ -66,6 +83,7 @@ function startLoad(cluster: LocalCluster, clients: number, keys: number) {
   const now = () => performance.now() - t0;
   const workers = Array.from({ length: clients }, async (_, c) => {
     const kv = new KvClient(endpoints(cluster), {
+      token: adminToken(cluster),
       timeoutMs: 3000,
       attempts: 3,
     });
@@ -140,6 +158,7 @@ async function checkNoAckedWriteLost(
   load: ReturnType<typeof startLoad>,
 ) {
   const kv = new KvClient(endpoints(cluster), {
+    token: adminToken(cluster),
     timeoutMs: 5000,
     attempts: 10,
   });
@@ -194,12 +213,15 @@ Deno.test("kill -9 of the leader under load: a new leader soon, no acknowledged 
     await load.stop();
     await checkNoAckedWriteLost(cluster, load);
     // The restarted node catches up to the leader's commit index.
-    const leaderStatus =
-      await (await fetch(`http://${cluster.nodes.get(next)!.http}/v1/status`))
-        .json();
+    const leaderStatus = await (await call(
+      cluster,
+      `http://${cluster.nodes.get(next)!.http}/v1/status`,
+    ))
+      .json();
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const s = await (await fetch(
+      const s = await (await call(
+        cluster,
         `http://${cluster.nodes.get(first)!.http}/v1/status`,
       )).json();
       if (s.appliedIndex >= leaderStatus.commitIndex) break;
@@ -252,9 +274,15 @@ async function changeMembers(
   const deadline = Date.now() + 15_000;
   for (;;) {
     const leader = await leaderOf(cluster);
-    const res = await fetch(
+    const res = await call(
+      cluster,
       `http://${cluster.nodes.get(leader)!.http}/v1/cluster/members`,
-      { method: "POST", body: JSON.stringify(body), redirect: "manual" },
+      {
+        method: "POST",
+        body: JSON.stringify(body),
+        redirect: "manual",
+        headers: { "content-type": "application/json" },
+      },
     );
     const text = await res.text();
     if (res.status === 200) {
@@ -282,9 +310,11 @@ Deno.test("membership under load: add a learner, promote it, remove an old voter
     // The learner catches up.
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const s = await (await fetch(`http://${joined.http}/v1/status`)).json();
+      const s = await (await call(cluster, `http://${joined.http}/v1/status`))
+        .json();
       const leader = await leaderOf(cluster);
-      const l = await (await fetch(
+      const l = await (await call(
+        cluster,
         `http://${cluster.nodes.get(leader)!.http}/v1/status`,
       )).json();
       if (s.appliedIndex > 0 && s.appliedIndex >= l.commitIndex - 5) break;
@@ -327,7 +357,10 @@ Deno.test("snapshots: a follower that missed compacted entries catches up throug
     const leader = await leaderOf(cluster);
     const lagger = [...cluster.nodes.keys()].find((id) => id !== leader)!;
     await cluster.kill(lagger);
-    const kv = new KvClient(endpoints(cluster), { timeoutMs: 5000 });
+    const kv = new KvClient(endpoints(cluster), {
+      timeoutMs: 5000,
+      token: adminToken(cluster),
+    });
     // Enough writes for two snapshots and a compaction past what the lagger has.
     for (let batch = 0; batch < 30; batch++) {
       await Promise.all(
@@ -337,15 +370,18 @@ Deno.test("snapshots: a follower that missed compacted entries catches up throug
         ),
       );
     }
-    const ls =
-      await (await fetch(`http://${cluster.nodes.get(leader)!.http}/v1/status`))
-        .json();
+    const ls = await (await call(
+      cluster,
+      `http://${cluster.nodes.get(leader)!.http}/v1/status`,
+    ))
+      .json();
     assert.ok(ls.snapshotIndex > 0, "the leader took a snapshot");
     assert.ok(ls.firstIndex > 1, "the leader compacted its log");
     await cluster.restart(lagger);
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const s = await (await fetch(
+      const s = await (await call(
+        cluster,
         `http://${cluster.nodes.get(lagger)!.http}/v1/status`,
       )).json();
       if (s.appliedIndex >= ls.commitIndex) {
@@ -357,7 +393,8 @@ Deno.test("snapshots: a follower that missed compacted entries catches up throug
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    const stale = await fetch(
+    const stale = await call(
+      cluster,
       `http://${
         cluster.nodes.get(lagger)!.http
       }/v1/kv/s/1499?consistency=stale`,
@@ -375,6 +412,8 @@ Deno.test("a node process answers bad input with 4xx JSON and keeps serving", as
     const base = `http://${[...cluster.nodes.values()][0]!.http}`;
     const bad: Array<[string, string, BodyInit | undefined, number]> = [
       ["PUT", "/v1/kv/%C3%28", "x", 400],
+      ["PUT", "/v1/kv/a%zz", "x", 400],
+      ["GET", "/v1/kv?prefix=%", undefined, 400],
       ["PUT", `/v1/kv/${"k".repeat(2000)}`, "x", 400],
       ["PUT", "/v1/kv/big", "x".repeat(2 << 20), 413],
       ["POST", "/v1/txn", "{not json", 400],
@@ -387,7 +426,10 @@ Deno.test("a node process answers bad input with 4xx JSON and keeps serving", as
       ],
     ];
     for (const [method, path, body, status] of bad) {
-      const res = await fetch(base + path, { method, body });
+      const headers: Record<string, string> = method === "POST"
+        ? { "content-type": "application/json" }
+        : {};
+      const res = await call(cluster, base + path, { method, body, headers });
       const json = await res.json();
       assert.equal(
         res.status,
@@ -396,7 +438,18 @@ Deno.test("a node process answers bad input with 4xx JSON and keeps serving", as
       );
       assert.equal(typeof json.error.code, "string");
     }
-    const ok = await fetch(`${base}/v1/kv/still`, {
+    const simple = await call(
+      cluster,
+      `${base}/v1/cluster/transfer-leadership`,
+      {
+        method: "POST",
+        body: "{}",
+        headers: { "content-type": "text/plain" },
+      },
+    );
+    assert.equal(simple.status, 415);
+    await simple.body?.cancel();
+    const ok = await call(cluster, `${base}/v1/kv/still`, {
       method: "PUT",
       body: "serving",
     });
@@ -417,6 +470,8 @@ Deno.test("the CLI puts, gets, scans, deletes and reports status against live no
           cli,
           "--endpoints",
           endpoints(cluster).join(","),
+          "--token-file",
+          `${cluster.secrets!.dir}/admin.token`,
           ...args,
         ],
         stdout: "piped",
@@ -449,4 +504,199 @@ Deno.test("the CLI puts, gets, scans, deletes and reports status against live no
     const bad = await run("frobnicate");
     assert.equal(bad.code, 2);
   });
+});
+
+Deno.test("a node process asks for a token with the right role on every route class", async () => {
+  await withCluster(async (cluster) => {
+    const leader = await leaderOf(cluster);
+    const base = `http://${cluster.nodes.get(leader)!.http}`;
+    const t = cluster.secrets!.tokens;
+    const send = async (
+      token: string | undefined,
+      method: string,
+      path: string,
+      body?: unknown,
+    ) => {
+      const res = await fetch(base + path, {
+        method,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    // read: GET; write: PUT; admin: leadership transfer.
+    assert.equal(await send(undefined, "GET", "/v1/status"), 401);
+    assert.equal(await send(t.read, "GET", "/v1/status"), 200);
+    assert.equal(await send(undefined, "PUT", "/v1/kv/r", { value: "v" }), 401);
+    assert.equal(await send(t.read, "PUT", "/v1/kv/r", { value: "v" }), 403);
+    assert.equal(await send(t.write, "PUT", "/v1/kv/r", { value: "v" }), 200);
+    const transfer = "/v1/cluster/transfer-leadership";
+    assert.equal(await send(undefined, "POST", transfer, {}), 401);
+    assert.equal(await send(t.write, "POST", transfer, {}), 403);
+    assert.equal(await send(t.admin, "POST", transfer, {}), 200);
+    // The secrets are the launcher's files, private to their owner.
+    for (
+      const f of ["admin.token", "write.token", "read.token", "peer.secret"]
+    ) {
+      const mode = (await Deno.stat(`${cluster.secrets!.dir}/${f}`)).mode!;
+      assert.equal(mode & 0o777, 0o600, f);
+    }
+  });
+});
+
+Deno.test("a node with another cluster's peer secret is refused in the handshake, with a clear log line", async () => {
+  await withCluster(async (cluster, dir) => {
+    const addr = reserveAddresses();
+    await changeMembers(cluster, {
+      action: "add",
+      id: 4,
+      peerAddress: addr.peer,
+      httpAddress: addr.http,
+    });
+    // Node 4 generates its own secrets: its peer secret is not the cluster's.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./node_main.ts", import.meta.url).pathname,
+        "--id",
+        "4",
+        "--join",
+        "--peers",
+        cluster.peers,
+        "--listen",
+        addr.peer,
+        "--http",
+        addr.http,
+        "--data-dir",
+        `${dir}/node-4`,
+        "--auth-dir",
+        `${dir}/other-cluster`,
+        "--tick-ms",
+        String(TICK_MS),
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      const reader = child.stderr.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let log = "";
+      const deadline = performance.now() + 20_000;
+      // One read in flight at a time, so no chunk is lost to the timer.
+      let pending = reader.read();
+      while (
+        !/refused a raft peer connection from .*shared secret is wrong/.test(
+          log,
+        ) && performance.now() < deadline
+      ) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const chunk = await Promise.race([
+          pending,
+          new Promise<undefined>((r) => {
+            timer = setTimeout(() => r(undefined), 1000);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (chunk === undefined) continue;
+        if (chunk.done) break;
+        log += chunk.value;
+        pending = reader.read();
+      }
+      assert.match(
+        log,
+        /refused a raft peer connection from .*shared secret is wrong.*same peer secret/,
+      );
+      assert.doesNotMatch(log, new RegExp(cluster.secrets!.peerSecret));
+      // Nothing got through: node 4 never learned a single entry.
+      const other =
+        (await Deno.readTextFile(`${dir}/other-cluster/admin.token`))
+          .trim();
+      const res = await fetch(`http://${addr.http}/v1/status`, {
+        headers: { authorization: `Bearer ${other}` },
+      });
+      const status = await res.json();
+      assert.equal(status.commitIndex, 0);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    }
+  });
+});
+
+Deno.test("a cluster serves its API over TLS with a self-signed certificate, end to end", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-kv-tls-" });
+  const tls = await selfSignedCert(dir);
+  const cluster = await startLocalCluster({
+    size: 3,
+    dataRoot: `${dir}/data`,
+    extraArgs: ["--tick-ms", String(TICK_MS)],
+    tls,
+  });
+  const httpClient = await tlsClient(tls.certFile);
+  try {
+    const urls = [...cluster.nodes.values()].map((n) => n.url);
+    assert.ok(urls.every((u) => u.startsWith("https://")));
+    const kv = new KvClient(urls, {
+      token: adminToken(cluster),
+      httpClient,
+      timeoutMs: 5000,
+      attempts: 20,
+    });
+    const rev = await kv.put("tls/k", "secret value");
+    assert.ok(rev > 0);
+    assert.equal(
+      new TextDecoder().decode((await kv.get("tls/k"))!.value),
+      "secret value",
+    );
+    // Plain HTTP to a TLS listener gets no answer.
+    await assert.rejects(
+      fetch(`http://${cluster.nodes.get(1)!.http}/v1/status`, {
+        signal: AbortSignal.timeout(5000),
+      }).then((r) => r.text()),
+    );
+  } finally {
+    httpClient.close();
+    await cluster.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("a node refuses to serve without auth off loopback, and says so", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-kv-noauth-" });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./node_main.ts", import.meta.url).pathname,
+        "--id",
+        "1",
+        "--peers",
+        "1=127.0.0.1:0",
+        "--data-dir",
+        `${dir}/node-1`,
+        "--http",
+        "0.0.0.0:0",
+        "--insecure-no-auth",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    assert.match(
+      stderr,
+      /refusing to listen on 0\.0\.0\.0 without auth: --insecure-no-auth is only allowed on a loopback address/,
+    );
+    assert.equal(new TextDecoder().decode(out.stdout), "", "no ready line");
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

@@ -25,6 +25,28 @@ const skip = await skipWithoutHosts("kv_partition_test");
 const sleepUntil = (t: number) =>
   new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
 
+/**
+ * The admin token of the running test cluster (nodes off loopback require
+ * auth; the cluster generates one auth directory that its nodes share).
+ */
+let adminToken = "";
+
+/** A client of the test cluster, with its token. */
+function kvClient(
+  urls: string[],
+  options: ConstructorParameters<typeof KvClient>[1] = {},
+): KvClient {
+  return new KvClient(urls, { ...options, token: adminToken });
+}
+
+/** fetch with the test cluster's token. */
+function authFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, {
+    ...init,
+    headers: { authorization: `Bearer ${adminToken}` },
+  });
+}
+
 /** A cluster of `size` nodes, node i on host h<i>; closed with its network. */
 async function withHostCluster(
   size: number,
@@ -33,10 +55,11 @@ async function withHostCluster(
   const dir = await Deno.makeTempDir({ prefix: "strata-kv-partition-" });
   const net = await HostNetwork.create({ hosts: size });
   try {
-    const nodes = await startHostCluster(net, {
+    const { nodes, secrets } = await startHostCluster(net, {
       dataRoot: dir,
       tickMs: TICK_MS,
     });
+    adminToken = secrets.tokens.admin;
     for (const n of nodes.values()) {
       assert.equal(n.http, `${n.host.address}:${HTTP_PORT}`);
     }
@@ -62,7 +85,7 @@ interface Status {
 
 async function status(n: HostNode): Promise<Status | undefined> {
   try {
-    const res = await fetch(`http://${n.http}/v1/status`, {
+    const res = await authFetch(`http://${n.http}/v1/status`, {
       signal: AbortSignal.timeout(1000),
     });
     return await res.json();
@@ -149,13 +172,11 @@ function startLoad(nodes: HostNode[], spread: number) {
   // operation is a new one (the client moves to its next endpoint).
   const clients = [
     ...Array.from({ length: spread }, (_, c) =>
-      new KvClient(
+      kvClient(
         [...endpoints.slice(c % 5), ...endpoints.slice(0, c % 5)],
         { timeoutMs: 2500, attempts: 1 },
       )),
-    ...nodes.map((n) =>
-      new KvClient([n.http], { timeoutMs: 2500, attempts: 1 })
-    ),
+    ...nodes.map((n) => kvClient([n.http], { timeoutMs: 2500, attempts: 1 })),
   ];
   const workers = clients.map(async (kv, c) => {
     let seq = 0;
@@ -263,7 +284,7 @@ async function checkHistory(
   history: KvOperation[],
 ): Promise<void> {
   await converged(nodes);
-  const kv = new KvClient(nodes.map((n) => n.http), {
+  const kv = kvClient(nodes.map((n) => n.http), {
     timeoutMs: 5000,
     attempts: 10,
   });
@@ -284,7 +305,7 @@ async function checkHistory(
   }
   await converged(nodes);
   for (const n of nodes) {
-    const one = new KvClient([n.http], { timeoutMs: 5000 });
+    const one = kvClient([n.http], { timeoutMs: 5000 });
     for (const [key, value] of finals) {
       const e = await one.get(key, "stale");
       assert.equal(e ? decode(e.value) : null, value, `${key} on node ${n.id}`);
@@ -472,7 +493,7 @@ Deno.test({
       ];
       const majority = nodes.filter((n) => n !== m1 && n !== m2);
       // Holder A talks to m1 only: it ends up on the minority side.
-      const a = new KvClient([m1.http], { timeoutMs: 2000, attempts: 6 });
+      const a = kvClient([m1.http], { timeoutMs: 2000, attempts: 6 });
       const sessionA = await a.openSession(2000);
       const tokenA = await a.lock("job", sessionA.id);
       assert.ok(tokenA !== undefined, "A takes the free lock");
@@ -480,7 +501,7 @@ Deno.test({
 
       await net.split([m1.host, m2.host], majority.map((n) => n.host));
       const cutAt = performance.now();
-      const b = new KvClient(majority.map((n) => n.http), {
+      const b = kvClient(majority.map((n) => n.http), {
         timeoutMs: 3000,
         attempts: 4,
       });
@@ -516,7 +537,7 @@ Deno.test({
       await converged(nodes);
       const after = await fencedPut(a, tokenA, "a3");
       assert.equal(after.succeeded, false, "A's old token is refused");
-      const lockNow = await fetch(`http://${m1.http}/v1/locks/job`, {
+      const lockNow = await authFetch(`http://${m1.http}/v1/locks/job`, {
         signal: AbortSignal.timeout(5000),
       });
       const lockJson = await lockNow.json();

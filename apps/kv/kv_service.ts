@@ -1,3 +1,4 @@
+import { EdgeError, type EdgeErrorCode } from "@strata/edge";
 import type { ReplicaStatus } from "@strata/replication";
 import type { KvCommand } from "./kv_commands.ts";
 import type { KvResult, KvStateMachine } from "./kv_state_machine.ts";
@@ -6,8 +7,9 @@ import type { WatchHub } from "./watch_hub.ts";
 /** How fresh a read must be. */
 export type Consistency = "linearizable" | "lease" | "stale";
 
-/** Machine-readable reasons a request to a node fails. */
-export type ServiceErrorCode =
+/** Machine-readable reasons a request to a node fails (statuses: see EdgeError). */
+export type ServiceErrorCode = Extract<
+  EdgeErrorCode,
   | "no_leader"
   | "timeout"
   | "not_found"
@@ -16,26 +18,16 @@ export type ServiceErrorCode =
   | "conflict"
   | "compacted"
   | "unavailable"
-  | "internal";
+  | "internal"
+>;
 
-const STATUS: Record<ServiceErrorCode, number> = {
-  no_leader: 503,
-  timeout: 504,
-  not_found: 404,
-  bad_request: 400,
-  too_large: 413,
-  conflict: 409,
-  compacted: 410,
-  unavailable: 503,
-  internal: 500,
-};
-
-/** The error every layer of the KV service throws; maps to an HTTP status. */
-export class ServiceError extends Error {
+/**
+ * The error every layer of the KV service throws; an EdgeError, so the
+ * edge answers it with its code's status and JSON envelope.
+ */
+export class ServiceError extends EdgeError {
   /** Why. */
-  readonly code: ServiceErrorCode;
-  /** Extra fields for the JSON body (leader id, oldest revision, ...). */
-  readonly details?: Record<string, unknown>;
+  declare readonly code: ServiceErrorCode;
 
   /** @param code why; @param message what a person can do about it. */
   constructor(
@@ -43,15 +35,8 @@ export class ServiceError extends Error {
     message: string,
     details?: Record<string, unknown>,
   ) {
-    super(message);
+    super(code, message, details);
     this.name = "ServiceError";
-    this.code = code;
-    this.details = details;
-  }
-
-  /** The HTTP status for this error. */
-  get status(): number {
-    return STATUS[this.code];
   }
 }
 

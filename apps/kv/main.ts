@@ -3,51 +3,44 @@
  * ./data/kv (or --data-dir), HTTP on 2380-2382 (or --http-base). Prints
  * each node's addresses and stops every node on Ctrl-C.
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import {
+  onShutdown,
+  parseFlagsOrExit,
+  tlsFiles,
+  tokenFile,
+} from "@strata/edge";
 import { startLocalCluster } from "./cluster_launcher.ts";
 
 const HELP =
-  `usage: deno task kv [--data-dir DIR] [--http-base PORT] [--nodes N]
+  `usage: deno task kv [--data-dir DIR] [--http-base PORT] [--nodes N] [--tls-cert F --tls-key F]
 
 Starts N (default 3) raft-kv nodes as separate processes on 127.0.0.1.
-  --data-dir DIR    data root (default ./data/kv); node i keeps DIR/node-i
+  --data-dir DIR    data root (default ./data/kv); node i keeps DIR/node-i. The
+                    cluster's tokens (admin|write|read.token) and peer secret are
+                    generated there on first start (mode 0600) and shared by the nodes
   --http-base PORT  node i serves HTTP on PORT+i-1 (default 2380)
   --nodes N         cluster size (default 3)
+  --tls-cert FILE   serve HTTPS with this PEM certificate (with --tls-key)
+  --tls-key FILE    the certificate's PEM private key
 `;
 
 const flags = z.object({
   "data-dir": z.string().min(1).default("./data/kv"),
   "http-base": z.coerce.number().int().min(1).max(65_000).default(2380),
   nodes: z.coerce.number().int().min(1).max(9).default(3),
+  "tls-cert": z.string().min(1).optional(),
+  "tls-key": z.string().min(1).optional(),
 });
 
-let values;
+const f = parseFlagsOrExit(Deno.args, flags, HELP);
+let tls;
 try {
-  values = parseArgs({
-    args: Deno.args,
-    options: {
-      "data-dir": { type: "string" },
-      "http-base": { type: "string" },
-      nodes: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  }).values;
+  tls = tlsFiles(f);
 } catch (e) {
   console.error(`${(e as Error).message}\n\n${HELP}`);
   Deno.exit(2);
 }
-if (values.help) {
-  console.log(HELP);
-  Deno.exit(0);
-}
-const parsed = flags.safeParse(values);
-if (!parsed.success) {
-  const issue = parsed.error.issues[0]!;
-  console.error(`--${issue.path.join(".")}: ${issue.message}\n\n${HELP}`);
-  Deno.exit(2);
-}
-const f = parsed.data;
 const ports = Array.from({ length: f.nodes }, (_, i) => f["http-base"] + i);
 for (const p of ports) {
   try {
@@ -64,21 +57,41 @@ const cluster = await startLocalCluster({
   dataRoot: f["data-dir"],
   httpPorts: ports,
   inheritStderr: true,
+  tls,
 });
 for (const n of [...cluster.nodes.values()].sort((a, b) => a.id - b.id)) {
   console.log(
-    `  node ${n.id}: http://${n.http}  raft ${n.peer}  data ${n.dataDir}`,
+    `  node ${n.id}: ${n.url}  raft ${n.peer}  data ${n.dataDir}`,
   );
 }
-const first = cluster.nodes.get(1)!.http;
+const first = cluster.nodes.get(1)!.url;
+const admin = tokenFile(f["data-dir"], "admin");
+const k = tls ? `--cacert ${tls.certFile} ` : "";
+// The CLI's defaults are ./data/kv and ports 2380-2382 over HTTP.
+const cliFlags = [
+  f["data-dir"] === "./data/kv" ? "" : `--token-file ${admin} `,
+  f["http-base"] === 2380 && f.nodes === 3 && !tls
+    ? ""
+    : `--endpoints ${
+      [...cluster.nodes.values()].sort((a, b) => a.id - b.id).map((n) => n.url)
+        .join(",")
+    } `,
+  tls ? `--ca-cert ${tls.certFile} ` : "",
+].join("");
 console.log(
-  `\ntry:\n  curl -X PUT ${first}/v1/kv/hello -d world\n  curl ${first}/v1/kv/hello\n  curl ${first}/v1/status\nCtrl-C stops every node.`,
+  `\nEvery request needs a token. The tokens are in ${
+    f["data-dir"]
+  } (admin.token, write.token,
+read.token; mode 0600). Try:
+  TOKEN=$(cat ${admin})
+  curl ${k}-H "Authorization: Bearer $TOKEN" -X PUT ${first}/v1/kv/hello -d world
+  curl ${k}-H "Authorization: Bearer $TOKEN" ${first}/v1/kv/hello
+  curl ${k}-H "Authorization: Bearer $TOKEN" ${first}/v1/status
+  deno task kv:cli ${cliFlags}put hello world
+Ctrl-C stops every node.`,
 );
-const stop = async () => {
+onShutdown(async () => {
   console.log("\nstopping…");
   await cluster.stop();
-  Deno.exit(0);
-};
-Deno.addSignalListener("SIGINT", stop);
-Deno.addSignalListener("SIGTERM", stop);
+});
 await new Promise(() => {});

@@ -7,9 +7,12 @@
  *
  * @example
  * ```ts
- * import { KvClient } from "@strata/kv";
+ * import { KvClient, readKvToken } from "@strata/kv";
  *
- * const kv = new KvClient(["127.0.0.1:2380", "127.0.0.1:2381", "127.0.0.1:2382"]);
+ * // The token `deno task kv` generated in ./data/kv (or STRATA_TOKEN).
+ * const kv = new KvClient(["127.0.0.1:2380", "127.0.0.1:2381", "127.0.0.1:2382"], {
+ *   token: await readKvToken(),
+ * });
  * const revision = await kv.put("greeting", "hello");
  * console.log(revision, new TextDecoder().decode((await kv.get("greeting"))!.value));
  * ```
@@ -21,6 +24,7 @@ export {
   type KvEntry,
   KvSession,
   type KvWatchEvent,
+  readKvToken,
 } from "./client.ts";
 export {
   type Compare,
@@ -46,5 +50,10 @@ export {
   type ServiceErrorCode,
   type ServiceStatus,
 } from "./kv_service.ts";
-export { createHttpApi, DEFAULT_LIMITS, type HttpLimits } from "./http_api.ts";
+export {
+  createHttpApi,
+  DEFAULT_LIMITS,
+  type HttpAccess,
+  type HttpLimits,
+} from "./http_api.ts";
 export { WatchError, WatchHub } from "./watch_hub.ts";

@@ -4,8 +4,20 @@
  * `{"event":"ready","id","http","peer"}` once serving, so launchers and
  * tests know the bound ports.
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import {
+  EDGE_FLAGS,
+  EDGE_FLAGS_USAGE,
+  EdgeConfigError,
+  hostPortFlag,
+  isLoopback,
+  onShutdown,
+  parseFlagsOrExit,
+  printReadyLine,
+  resolveAccess,
+  serveHttp,
+  tlsFiles,
+} from "@strata/edge";
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { KvNode, type PeerAddress } from "./kv_node.ts";
 import { parsePeerList } from "@strata/replication";
@@ -25,63 +37,41 @@ const HELP =
   --tick-ms N         milliseconds per raft tick (default 100; election timeout is 10-20 ticks)
   --snapshot-entries N  snapshot after this many applied entries (default 100000, as etcd)
   --max-value-bytes N largest value accepted (default 1048576)
-  --secret S          shared secret for peer authentication (or STRATA_RAFT_SECRET)
+  --secret S          peer secret of the raft transport (default: peer.secret in the auth
+                      dir, or STRATA_RAFT_SECRET); every node of a cluster needs the same
+${EDGE_FLAGS_USAGE}
   -h, --help          this text
+
+Every HTTP route needs a token (Authorization: Bearer ...): reads the read role,
+writes/txn/sessions/locks write, cluster membership and leadership transfer admin.
 `;
 
-const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, "expected host:port");
 const flagsSchema = z.object({
+  ...EDGE_FLAGS,
   id: z.coerce.number().int().positive(),
-  peers: z.string().min(1, "--peers is required"),
-  "data-dir": z.string().min(1, "--data-dir is required"),
-  listen: hostPort.optional(),
-  http: hostPort.optional(),
+  peers: z.string({ error: "required" }).min(1),
+  "data-dir": z.string({ error: "required" }).min(1),
+  listen: hostPortFlag.optional(),
+  http: hostPortFlag.optional(),
   join: z.boolean().default(false),
   "tick-ms": z.coerce.number().int().min(5).max(10_000).default(100),
   "snapshot-entries": z.coerce.number().int().min(10).default(100_000),
   "max-value-bytes": z.coerce.number().int().min(1).max(64 << 20).default(
     DEFAULT_LIMITS.maxValueBytes,
   ),
-  secret: z.string().optional(),
+  secret: z.string().min(16, "use at least 16 characters").optional(),
 });
 
 /** Parses `1=h:p/h:p,2=...` into id → addresses. @throws Error with a clear message. */
 export const parsePeers = parsePeerList;
 
+function splitHostPort(a: string): [string, number] {
+  const i = a.lastIndexOf(":");
+  return [a.slice(0, i).replace(/^\[|\]$/g, ""), Number(a.slice(i + 1))];
+}
+
 async function main(): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        id: { type: "string" },
-        peers: { type: "string" },
-        "data-dir": { type: "string" },
-        listen: { type: "string" },
-        http: { type: "string" },
-        join: { type: "boolean" },
-        "tick-ms": { type: "string" },
-        "snapshot-entries": { type: "string" },
-        "max-value-bytes": { type: "string" },
-        secret: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`${e instanceof Error ? e.message : e}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const parsed = flagsSchema.safeParse(values);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    console.error(`--${issue.path.join(".")}: ${issue.message}\n\n${HELP}`);
-    return 2;
-  }
-  const f = parsed.data;
+  const f = parseFlagsOrExit(Deno.args, flagsSchema, HELP);
   let members: Map<number, PeerAddress>;
   try {
     members = parsePeers(f.peers);
@@ -103,16 +93,38 @@ async function main(): Promise<number> {
     );
     return 2;
   }
-  const [lh, lp] = [
-    listen.slice(0, listen.lastIndexOf(":")),
-    Number(listen.slice(listen.lastIndexOf(":") + 1)),
-  ];
+  const [lh, lp] = splitHostPort(listen);
   const httpAddr = f.http ?? self?.http ?? "127.0.0.1:0";
-  const [hh, hp] = [
-    httpAddr.slice(0, httpAddr.lastIndexOf(":")),
-    Number(httpAddr.slice(httpAddr.lastIndexOf(":") + 1)),
-  ];
+  const [hh, hp] = splitHostPort(httpAddr);
   if (self && !self.http && hp !== 0) self.http = httpAddr;
+
+  let access;
+  let tls;
+  try {
+    tls = tlsFiles(f);
+    access = await resolveAccess({
+      listenHost: hh,
+      secretsDir: f["auth-dir"] ?? f["data-dir"],
+      insecureNoAuth: f["insecure-no-auth"],
+      allowedHosts: f["allowed-hosts"],
+    });
+  } catch (e) {
+    console.error(`node ${f.id}: ${e instanceof Error ? e.message : e}`);
+    return e instanceof EdgeConfigError ? 2 : 1;
+  }
+  const secret = f.secret ?? Deno.env.get("STRATA_RAFT_SECRET") ??
+    access.secrets?.peerSecret;
+  if (secret === undefined && !isLoopback(lh)) {
+    console.error(
+      `node ${f.id}: refusing to listen for raft peers on ${lh} without a peer secret: drop --insecure-no-auth or give --secret`,
+    );
+    return 2;
+  }
+  if (access.auth === "off") {
+    console.error(
+      `node ${f.id}: auth is OFF (--insecure-no-auth): anyone who can reach ${hh} may read, write and reconfigure this cluster`,
+    );
+  }
 
   let node: KvNode;
   try {
@@ -125,7 +137,7 @@ async function main(): Promise<number> {
       join: f.join,
       tickMs: f["tick-ms"],
       snapshotEntries: f["snapshot-entries"],
-      secret: f.secret ?? Deno.env.get("STRATA_RAFT_SECRET"),
+      secret,
     });
   } catch (e) {
     console.error(
@@ -133,32 +145,34 @@ async function main(): Promise<number> {
     );
     return 1;
   }
-  const app = createHttpApi(node, {
+  const app = createHttpApi(node, access, {
     ...DEFAULT_LIMITS,
     maxValueBytes: f["max-value-bytes"],
   });
-  const server = Deno.serve(
-    { hostname: hh, port: hp, onListen: () => {} },
-    app.fetch,
-  );
-  const httpPort = server.addr.port;
-  console.log(
-    JSON.stringify({
-      event: "ready",
-      id: f.id,
-      http: `${hh}:${httpPort}`,
-      peer: `${lh}:${node.peerPort}`,
-    }),
-  );
-
-  const stop = async () => {
-    await server.shutdown().catch(() => {});
+  let listener;
+  try {
+    listener = await serveHttp({
+      hostname: hh,
+      port: hp,
+      handler: app.fetch,
+      tls,
+    });
+  } catch (e) {
+    console.error(`node ${f.id}: ${e instanceof Error ? e.message : e}`);
     await node.stop();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  await server.finished;
+    return 1;
+  }
+  printReadyLine({
+    id: f.id,
+    http: listener.address,
+    scheme: listener.scheme,
+    peer: `${lh}:${node.peerPort}`,
+  });
+  onShutdown(async () => {
+    await listener.server.shutdown().catch(() => {});
+    await node.stop();
+  });
+  await listener.server.finished;
   return 0;
 }
 

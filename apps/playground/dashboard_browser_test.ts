@@ -5,7 +5,9 @@
  * new one, writes and follows a key, hands leadership over, pauses and
  * resumes a follower, runs a search, uploads a file to GFS,
  * kills the leading GFS master and uploads again through the new one,
- * kills a chunkserver and sees its chunks re-replicated, replays a simulation, saves a screenshot under test-results/, stops the
+ * kills a chunkserver and sees its chunks re-replicated, replays a simulation,
+ * checks that a page of another origin cannot act (fetch and form POST),
+ * saves a screenshot under test-results/, stops the
  * playground with SIGINT and starts it again on the same data.
  *
  * Without /usr/bin/chromium the test is skipped with a message, except in
@@ -279,6 +281,53 @@ Deno.test({
       assert.ok((await Deno.stat(`${SHOT_DIR}dashboard.png`)).size > 10_000);
       assert.deepEqual(pageErrors, [], "the page threw");
 
+      // A page of another origin (another port: same-site, cross-origin)
+      // tries to act through this browser; the dashboard refuses it all.
+      const evil = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+        () =>
+          new Response(
+            `<!doctype html><form id="f" method="POST" enctype="text/plain" action="${url}api/raft/nodes/1/kill"><input name="x" value="y"></form>`,
+            { headers: { "content-type": "text/html" } },
+          ),
+      );
+      try {
+        const killedBefore = (await page.$$('[data-role="killed"]')).length;
+        const other = await browser.newPage();
+        await other.goto(`http://127.0.0.1:${evil.addr.port}/`);
+        const outcome = await other.evaluate(`(async () => {
+          const target = ${JSON.stringify(url)} + "api/raft/nodes/1/kill";
+          // A "simple" request goes out without asking (its answer is opaque).
+          await fetch(target, { method: "POST", mode: "no-cors", body: "{}",
+            headers: { "content-type": "text/plain" } }).catch(() => {});
+          // One with a token header needs a preflight, which is not granted.
+          try {
+            await fetch(target, { method: "POST", body: "{}", headers: {
+              "content-type": "application/json", authorization: "Bearer guess" } });
+            return "sent";
+          } catch {
+            return "blocked";
+          }
+        })()`);
+        assert.equal(outcome, "blocked");
+        // A form posted across origins lands on the dashboard's refusal.
+        await Promise.all([
+          other.waitForNavigation({ timeout: 15_000 }),
+          other.evaluate(`document.getElementById("f").submit()`),
+        ]);
+        const answer = await other.textContent("body") ?? "";
+        assert.match(answer, /"code":"cross_origin"/);
+        await other.close();
+        await page.waitForTimeout(1500);
+        assert.equal(
+          (await page.$$('[data-role="killed"]')).length,
+          killedBefore,
+          "a cross-origin page killed a node",
+        );
+      } finally {
+        await evil.shutdown();
+      }
+
       // Ctrl-C stops every process: the raft nodes stop answering.
       const raftUrls = await page.$$eval(
         '[data-raft-node] [data-field="addr"]',
@@ -308,12 +357,15 @@ Deno.test({
         raft: { nodes: Array<{ http: string | null }> };
       };
       const node = snap.raft.nodes.find((n) => n.http)!;
+      // The kv cluster's own admin token, generated in its data dir.
+      const kvToken = (await Deno.readTextFile(`${dataDir}/raft/admin.token`))
+        .trim();
       const deadline = Date.now() + 30_000;
       let got: Response | undefined;
       while (Date.now() < deadline) {
-        got = await fetch(`http://${node.http}/v1/kv/color`).catch(() =>
-          undefined
-        );
+        got = await fetch(`http://${node.http}/v1/kv/color`, {
+          headers: { authorization: `Bearer ${kvToken}` },
+        }).catch(() => undefined);
         if (got?.ok) break;
         await got?.body?.cancel();
         await new Promise((r) => setTimeout(r, 500));

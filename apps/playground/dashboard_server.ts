@@ -5,10 +5,26 @@
  * masters; upload, search), simulation replay and the
  * benchmark report. Every body and query is validated with zod; every
  * failure is JSON `{"error":{"code","message"}}` with a 4xx/5xx status.
+ *
+ * Browser safety (the edge guard): a `Host` other than the configured
+ * names is refused (DNS rebinding), cross-site requests may not act, and
+ * every action needs the per-run page token, which the served page holds
+ * and sends as a header — never a cookie another site's page could send.
  */
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
+import {
+  EdgeError,
+  edgeGuard,
+  installErrorHandlers,
+  LOOPBACK_NAMES,
+  readJson,
+  readParams,
+  readQuery,
+  requireRole,
+  TokenAuth,
+} from "@strata/edge";
 import type { ClusterSnapshot } from "./cluster_snapshot.ts";
 import type { PlaygroundBackend, SimApi } from "./playground_backend.ts";
 import { PlaygroundError } from "./playground_error.ts";
@@ -25,6 +41,13 @@ export interface DashboardOptions {
   reportFile?: string;
   /** Ms between keep-alive comments on the SSE stream (default 15 s). */
   keepAliveMs?: number;
+  /**
+   * The per-run token every action needs (`Authorization: Bearer`); the
+   * served page carries it in `<meta name="strata-page-token">`.
+   */
+  pageToken: string;
+  /** Host names the dashboard answers to (default: the loopback names). */
+  hosts?: readonly string[] | "any";
 }
 
 /**
@@ -105,40 +128,17 @@ const replayQuery = z.object({
     .max(20_000),
 });
 
-function parse<T extends z.ZodType>(
-  schema: T,
-  raw: unknown,
-  what: string,
-): z.output<T> {
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const path = issue?.path.length ? `${what}.${issue.path.join(".")}` : what;
-    throw new PlaygroundError(
-      "bad_request",
-      `${path}: ${issue?.message ?? "invalid"}`,
-    );
-  }
-  return r.data;
+/** The playground's errors in the edge's envelope (`port_taken` is a conflict). */
+function toEdgeError(e: unknown): EdgeError | undefined {
+  if (!(e instanceof PlaygroundError)) return undefined;
+  return new EdgeError(
+    e.code === "port_taken" ? "conflict" : e.code,
+    e.message,
+  );
 }
 
-async function jsonBody<T extends z.ZodType>(
-  c: Context,
-  schema: T,
-): Promise<z.output<T>> {
-  let raw: unknown;
-  try {
-    const text = await c.req.text();
-    if (text.length > 1 << 20) {
-      throw new PlaygroundError("too_large", "the body is over 1 MiB");
-    }
-    raw = text.trim() === "" ? {} : JSON.parse(text);
-  } catch (e) {
-    if (e instanceof PlaygroundError) throw e;
-    throw new PlaygroundError("bad_request", "the body is not valid JSON");
-  }
-  return parse(schema, raw, "body");
-}
+const jsonBody = <T extends z.ZodType>(c: Context, schema: T) =>
+  readJson(c, schema, { empty: {} });
 
 function missingReportPage(): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -158,6 +158,16 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
   const staticDir = options.staticDir ?? STATIC_DIR;
   const reportFile = options.reportFile ?? REPORT_FILE;
   const app = new Hono();
+  app.use(
+    "*",
+    edgeGuard({
+      auth: new TokenAuth({ write: options.pageToken }),
+      hosts: options.hosts ?? LOOPBACK_NAMES,
+      publicReads: true,
+      tokenHint: "reload the dashboard page: its actions carry the run's token",
+    }),
+  );
+  const act = requireRole("write");
 
   const serveFile = async (c: Context, name: string) => {
     const ext = name.slice(name.lastIndexOf(".") + 1);
@@ -166,6 +176,16 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
       bytes = await Deno.readFile(`${staticDir}/${name}`);
     } catch {
       throw new PlaygroundError("not_found", `no file ${name}`);
+    }
+    if (name === "index.html") {
+      // The page holds the run's token (base64url: safe in an attribute);
+      // only a page served under an allowed Host can read it.
+      bytes = new TextEncoder().encode(
+        new TextDecoder().decode(bytes).replace(
+          "<head>",
+          `<head>\n    <meta name="strata-page-token" content="${options.pageToken}">`,
+        ),
+      );
     }
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
       "content-type": CONTENT_TYPES[ext] ?? "application/octet-stream",
@@ -230,8 +250,8 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
       }
     }));
 
-  app.post("/api/raft/nodes/:id/:action", async (c) => {
-    const p = parse(nodeParams, c.req.param(), "path");
+  app.post("/api/raft/nodes/:id/:action", act, async (c) => {
+    const p = readParams(c, nodeParams);
     if (!backend.raftNodeIds().includes(p.id)) {
       throw new PlaygroundError(
         "not_found",
@@ -244,7 +264,7 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
     return c.json({ ok: true, node: p.id, action: p.action });
   });
 
-  app.post("/api/raft/transfer", async (c) => {
+  app.post("/api/raft/transfer", act, async (c) => {
     const b = await jsonBody(c, transferBody);
     if (b.to !== undefined && !backend.raftNodeIds().includes(b.to)) {
       throw new PlaygroundError("not_found", `there is no raft node ${b.to}`);
@@ -252,7 +272,7 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
     return c.json({ leader: await backend.transferLeadership(b.to) });
   });
 
-  app.post("/api/raft/write", async (c) => {
+  app.post("/api/raft/write", act, async (c) => {
     const b = await jsonBody(c, writeBody);
     if (b.node !== undefined && !backend.raftNodeIds().includes(b.node)) {
       throw new PlaygroundError("not_found", `there is no raft node ${b.node}`);
@@ -260,14 +280,14 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
     return c.json(await backend.writeKey(b.key, b.value, b.node));
   });
 
-  app.post("/api/follow", async (c) => {
+  app.post("/api/follow", act, async (c) => {
     const b = await jsonBody(c, followBody);
     backend.follow(b.key);
     return c.json({ following: b.key });
   });
 
-  app.post("/api/gfs/chunkservers/:index/:action", async (c) => {
-    const p = parse(chunkserverParams, c.req.param(), "path");
+  app.post("/api/gfs/chunkservers/:index/:action", act, async (c) => {
+    const p = readParams(c, chunkserverParams);
     if (p.index >= backend.chunkserverCount()) {
       throw new PlaygroundError(
         "not_found",
@@ -278,8 +298,8 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
     return c.json({ ok: true, index: p.index, action: p.action });
   });
 
-  app.post("/api/gfs/masters/:index/:action", async (c) => {
-    const p = parse(masterParams, c.req.param(), "path");
+  app.post("/api/gfs/masters/:index/:action", act, async (c) => {
+    const p = readParams(c, masterParams);
     if (p.index >= backend.masterCount()) {
       throw new PlaygroundError(
         "not_found",
@@ -290,8 +310,8 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
     return c.json({ ok: true, index: p.index, action: p.action });
   });
 
-  app.post("/api/gfs/upload", async (c) => {
-    const q = parse(uploadQuery, c.req.query(), "query");
+  app.post("/api/gfs/upload", act, async (c) => {
+    const q = readQuery(c, uploadQuery);
     const declared = c.req.header("content-length");
     const length = declared !== undefined && /^\d+$/.test(declared)
       ? Number(declared)
@@ -304,35 +324,16 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
   });
 
   app.get("/api/search", async (c) => {
-    const q = parse(searchQuery, c.req.query(), "query");
+    const q = readQuery(c, searchQuery);
     return c.json(await backend.search(q.q, q.size));
   });
 
   app.get("/api/sim/scenarios", (c) => c.json(sim.scenarios()));
   app.get("/api/sim/replay", (c) => {
-    const q = parse(replayQuery, c.req.query(), "query");
+    const q = readQuery(c, replayQuery);
     return c.json(sim.replay(q.scenario, q.seed));
   });
 
-  app.notFound((c) =>
-    c.json({
-      error: {
-        code: "not_found",
-        message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
-      },
-    }, 404)
-  );
-  app.onError((err, c) => {
-    const e = err instanceof PlaygroundError
-      ? err
-      : new PlaygroundError("internal", "internal error");
-    if (!(err instanceof PlaygroundError)) {
-      console.error("playground: unexpected error", err);
-    }
-    return c.json(
-      { error: { code: e.code, message: e.message } },
-      e.status as 400,
-    );
-  });
+  installErrorHandlers(app, { name: "playground", map: toEdgeError });
   return app;
 }

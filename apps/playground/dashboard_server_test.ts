@@ -107,6 +107,9 @@ function fakeBackend() {
   };
 }
 
+const PAGE_TOKEN = "page-token-for-this-test-run";
+const AS_PAGE = { authorization: `Bearer ${PAGE_TOKEN}` };
+
 function app(reportFile = "/nonexistent/report.html") {
   const fake = fakeBackend();
   return {
@@ -115,6 +118,7 @@ function app(reportFile = "/nonexistent/report.html") {
       backend: fake.backend,
       sim: createSimApi(),
       reportFile,
+      pageToken: PAGE_TOKEN,
     }),
   };
 }
@@ -129,10 +133,11 @@ async function errorOf(
   return body.error;
 }
 
+/** A POST as the page sends it: JSON, with the run's token. */
 const post = (_path: string, body?: string): RequestInit => ({
   method: "POST",
   body,
-  headers: { "content-type": "application/json" },
+  headers: { "content-type": "application/json", ...AS_PAGE },
 });
 
 Deno.test("the page and its modules are served, and nothing outside the static folder is", async () => {
@@ -266,22 +271,25 @@ Deno.test("a search needs words, and answers with per-shard timings", async () =
 
 Deno.test("uploads stream the body to the backend; bad names and empty files are refused", async () => {
   const { app: a } = app();
+  const raw = { ...AS_PAGE, "content-type": "application/octet-stream" };
   const bad = await a.request("/api/gfs/upload?name=..%2Fetc", {
     method: "POST",
     body: "x",
+    headers: raw,
   });
   assert.equal(bad.status, 400);
   await errorOf(bad);
   const empty = await a.request("/api/gfs/upload?name=a.txt", {
     method: "POST",
     body: "",
-    headers: { "content-length": "0" },
+    headers: { ...raw, "content-length": "0" },
   });
   assert.equal(empty.status, 400);
   await errorOf(empty);
   const ok = await a.request("/api/gfs/upload?name=notes%20v2.txt", {
     method: "POST",
     body: new Uint8Array(5000),
+    headers: raw,
   });
   assert.equal(ok.status, 201);
   assert.deepEqual(await ok.json(), {
@@ -397,4 +405,54 @@ Deno.test("GFS master kill and restart: validated, 404 for an unknown master, 40
     "master restart 1",
     "master restart 2",
   ]);
+});
+
+Deno.test("the page holds the run's token; actions need it, and a foreign Host or a cross-site page is refused", async () => {
+  const { app: a, calls } = app();
+  const page = await (await a.request("/")).text();
+  assert.match(
+    page,
+    /<meta name="strata-page-token" content="page-token-for-this-test-run">/,
+  );
+  const kill = "/api/raft/nodes/1/kill";
+  const before = calls.length;
+  // No token (what a form on another site would send): 401.
+  const bare = await a.request(kill, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(bare.status, 401);
+  // A text/plain "simple" POST never reaches the action.
+  const simple = await a.request(kill, {
+    method: "POST",
+    body: "{}",
+    headers: { ...AS_PAGE, "content-type": "text/plain" },
+  });
+  assert.equal(simple.status, 415);
+  // Cross-site, even with the token.
+  const cross = await a.request(kill, {
+    method: "POST",
+    headers: {
+      ...AS_PAGE,
+      origin: "http://evil.example",
+      "sec-fetch-site": "cross-site",
+    },
+  });
+  assert.equal(cross.status, 403);
+  assert.equal((await errorOf(cross)).code, "cross_origin");
+  // DNS rebinding: the attacker's name in Host, for the page and for actions.
+  const rebound = await a.request("http://evil.example/", {
+    headers: { host: "evil.example" },
+  });
+  assert.equal(rebound.status, 421);
+  assert.equal((await errorOf(rebound)).code, "misdirected");
+  const reboundKill = await a.request(`http://evil.example${kill}`, {
+    method: "POST",
+    headers: { host: "evil.example", ...AS_PAGE },
+  });
+  assert.equal(reboundKill.status, 421);
+  assert.equal(calls.length, before, "no refused request reached the backend");
+  // The page's own request works.
+  const ok = await a.request(kill, post(kill, ""));
+  assert.equal(ok.status, 200);
 });

@@ -75,6 +75,8 @@ interface Followed {
 /** See the module doc. Call {@link LiveBackend.start} once, {@link LiveBackend.close} at the end. */
 export class LiveBackend implements PlaygroundBackend {
   #pg: Playground;
+  /** Headers of every call to the kv nodes (their admin token). */
+  readonly #kv: Record<string, string>;
   #interval: number;
   #maxFollowed: number;
   #paused = new Set<number>();
@@ -103,6 +105,8 @@ export class LiveBackend implements PlaygroundBackend {
    */
   constructor(playground: Playground, options: LiveBackendOptions = {}) {
     this.#pg = playground;
+    const kvToken = playground.raft.adminToken;
+    this.#kv = kvToken ? { authorization: `Bearer ${kvToken}` } : {};
     this.#interval = options.intervalMs ?? 500;
     this.#maxFollowed = options.maxFollowed ?? 4;
     this.#gfsClient = new GfsClient(playground.gfs.masterUrls);
@@ -203,8 +207,8 @@ export class LiveBackend implements PlaygroundBackend {
     let status: RaftStatus | null = null;
     if (process === "up" && http) {
       const [s, metrics] = await Promise.all([
-        getJson(`http://${http}/v1/status`, RaftStatusSchema, 800),
-        getText(`http://${http}/metrics`, 800),
+        getJson(`http://${http}/v1/status`, RaftStatusSchema, 800, this.#kv),
+        getText(`http://${http}/metrics`, 800, this.#kv),
       ]);
       status = s;
       if (metrics !== null) {
@@ -456,7 +460,11 @@ export class LiveBackend implements PlaygroundBackend {
     }
     const out = await callNode(
       `http://${this.#raftHttp(leader)}/v1/cluster/transfer-leadership`,
-      { method: "POST", body: JSON.stringify(to === undefined ? {} : { to }) },
+      {
+        method: "POST",
+        body: JSON.stringify(to === undefined ? {} : { to }),
+        headers: this.#kv,
+      },
       TransferAnswerSchema,
     );
     this.#wake?.();
@@ -490,7 +498,7 @@ export class LiveBackend implements PlaygroundBackend {
     try {
       const out = await callNode(
         `http://${http}/v1/kv/${encodeURIComponent(key)}`,
-        { method: "PUT", body: JSON.stringify({ value }) },
+        { method: "PUT", body: JSON.stringify({ value }), headers: this.#kv },
         KvPutAnswerSchema,
       );
       const tookMs = performance.now() - t0;
@@ -498,6 +506,7 @@ export class LiveBackend implements PlaygroundBackend {
         `http://${http}/v1/status`,
         RaftStatusSchema,
         1000,
+        this.#kv,
       );
       const term = status?.term ?? this.#latest.raft.term ?? 0;
       flow?.record({
@@ -572,7 +581,7 @@ export class LiveBackend implements PlaygroundBackend {
       try {
         const res = await fetch(
           `http://${http}/v1/watch?prefix=${encodeURIComponent(key)}${from}`,
-          { signal },
+          { signal, headers: this.#kv },
         );
         if (res.status === 410) {
           // The node no longer has that history (restarted from a
@@ -822,9 +831,13 @@ async function getJson<T extends z.ZodType>(
   url: string,
   schema: T,
   timeoutMs: number,
+  headers: Record<string, string> = {},
 ): Promise<z.output<T> | null> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers,
+    });
     if (!res.ok) {
       await res.body?.cancel();
       return null;
@@ -836,9 +849,16 @@ async function getJson<T extends z.ZodType>(
   }
 }
 
-async function getText(url: string, timeoutMs: number): Promise<string | null> {
+async function getText(
+  url: string,
+  timeoutMs: number,
+  headers: Record<string, string> = {},
+): Promise<string | null> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers,
+    });
     if (!res.ok) {
       await res.body?.cancel();
       return null;

@@ -5,6 +5,7 @@
  * SpamAssassin corpus indexed on first start), every node its own process,
  * then serves the dashboard and prints its URL. Ctrl-C stops everything.
  */
+import { randomSecret } from "@strata/edge";
 import { createDashboardApp } from "./dashboard_server.ts";
 import { LiveBackend } from "./live_backend.ts";
 import { startPlayground } from "./playground.ts";
@@ -76,7 +77,12 @@ async function main(): Promise<number> {
     const backend = new LiveBackend(pg);
     await backend.start();
     cleanups.push(() => backend.close());
-    const app = createDashboardApp({ backend, sim: createSimApi() });
+    // A fresh token per run: only the page this process serves holds it.
+    const app = createDashboardApp({
+      backend,
+      sim: createSimApi(),
+      pageToken: randomSecret(),
+    });
     let server: Deno.HttpServer<Deno.NetAddr>;
     try {
       server = Deno.serve(

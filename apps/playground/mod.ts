@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import { randomSecret } from "@strata/edge";
  * import {
  *   createDashboardApp,
  *   createSimApi,
@@ -17,7 +18,8 @@
  * const pg = await startPlayground({ dataDir: "./data/playground", indexLimit: 500 });
  * const backend = new LiveBackend(pg);
  * await backend.start();
- * const app = createDashboardApp({ backend, sim: createSimApi() });
+ * // A fresh token per run; the served page holds it for its actions.
+ * const app = createDashboardApp({ backend, sim: createSimApi(), pageToken: randomSecret() });
  * const server = Deno.serve({ hostname: "127.0.0.1", port: 0 }, app.fetch);
  * // … later
  * await server.shutdown();

@@ -56,6 +56,11 @@ export interface PlaygroundRaft {
   restart(id: number): Promise<PlaygroundRaftNode>;
   /** Sends a signal without waiting (SIGSTOP / SIGCONT). */
   signal(id: number, signal: Deno.Signal): void;
+  /**
+   * The cluster's admin token (generated in its data dir by the launcher);
+   * the dashboard drives the cluster as its operator.
+   */
+  readonly adminToken?: string;
 }
 
 /** A GFS master or chunkserver process. */
@@ -140,6 +145,13 @@ export async function startPlayground(
       );
     });
     stops.push(() => raft.stop());
+    const raftView: PlaygroundRaft = {
+      nodes: raft.nodes,
+      kill: raft.kill,
+      restart: raft.restart,
+      signal: raft.signal,
+      adminToken: raft.secrets?.tokens.admin,
+    };
     signal?.throwIfAborted();
 
     const gfsDir = join(options.dataDir, "gfs");
@@ -202,7 +214,7 @@ export async function startPlayground(
     } else {
       progress(`      ${docs} documents already indexed`);
     }
-    return { raft, gfs, search, docs, stop: stopAll };
+    return { raft: raftView, gfs, search, docs, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

@@ -94,8 +94,12 @@ export class Analyzer {
     this.#maxLen = options.maxTokenLength ?? 64;
   }
 
-  /** Analyzes `text` into terms with positions. */
-  analyze(text: string): AnalyzedText {
+  /**
+   * Analyzes `text` into terms with positions. Tokens in `extraStop`
+   * (lowercased, diacritics folded) are dropped too, leaving position gaps
+   * like stop words (queries use it for `QUERY_STOP_WORDS`).
+   */
+  analyze(text: string, extraStop?: ReadonlySet<string>): AnalyzedText {
     const terms: string[] = [];
     const positions: number[] = [];
     // A hand-rolled scanner: ASCII through a table, anything else through
@@ -136,6 +140,7 @@ export class Analyzer {
       }
       const p = pos++;
       if (raw.length > this.#maxLen || raw.length === 0) continue;
+      if (extraStop !== undefined && extraStop.has(raw)) continue;
       // One cache lookup answers both "stop word?" ("" marks one) and the stem.
       let t = this.#cache.get(raw);
       if (t === undefined) {

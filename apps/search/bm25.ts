@@ -84,3 +84,46 @@ export class TermScorer {
     return this.#k1;
   }
 }
+
+/**
+ * BM25F over several fields, as Lucene's `CombinedFieldQuery` (Elasticsearch's
+ * `combined_fields`) computes it: the fields count as one field in which a
+ * word of field f occurs `w_f` times, so tf = Σ w_f·tf_f, length
+ * L = Σ w_f·len_f, average length Σ w_f·avgLen_f, and saturation and length
+ * normalisation apply once to the sum (Robertson, Zaragoza & Taylor 2004,
+ * "Simple BM25 extension to multiple weighted fields"). Summing per-field
+ * BM25 scores instead saturates each field separately, so a word found in
+ * both the title and the abstract (which often repeats the title) counts
+ * nearly twice. The idf uses the largest per-field df (as Lucene does).
+ */
+export class CombinedFieldScorer {
+  /** query weight · idf: the part common to every document. */
+  readonly weight: number;
+  readonly #k1one: number;
+  readonly #base: number;
+  readonly #k1b: number;
+
+  /**
+   * @param queryWeight the clause's weight (query term frequency)
+   * @param idfValue from {@link idf} with the largest per-field df
+   * @param avgLen Σ w_f · (fieldLength_f / docCount), in field order
+   */
+  constructor(
+    queryWeight: number,
+    idfValue: number,
+    avgLen: number,
+    params: Bm25Params = DEFAULT_BM25,
+  ) {
+    this.weight = queryWeight * idfValue;
+    this.#k1one = params.k1 + 1;
+    this.#base = params.k1 * (1 - params.b);
+    this.#k1b = avgLen > 0 ? params.k1 * params.b / avgLen : 0;
+  }
+
+  /** Score of a document with weighted frequency `tf` and weighted length `len`. */
+  score(tf: number, len: number): number {
+    if (tf <= 0) return 0;
+    return this.weight * (tf * this.#k1one) /
+      (tf + this.#base + this.#k1b * len);
+  }
+}

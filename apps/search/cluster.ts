@@ -60,6 +60,8 @@ export interface ClusterOptions {
   sync?: "always" | "never";
   /** Per-replica query timeout of the coordinator (ms). */
   timeoutMs?: number;
+  /** Missed documents queued per replica before it is repaired by anti-entropy instead. */
+  maxQueuedDocs?: number;
 }
 
 /** A running cluster: shard replica processes and a coordinator. */
@@ -152,6 +154,9 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       shardsFlag,
       ...(o.ack ? ["--ack", String(o.ack)] : []),
       ...(o.timeoutMs ? ["--timeout-ms", String(o.timeoutMs)] : []),
+      ...(o.maxQueuedDocs
+        ? ["--max-queued-docs", String(o.maxQueuedDocs)]
+        : []),
     ]);
   } catch (e) {
     await Promise.all(all().map((p) => stopProcess(p, 1000)));

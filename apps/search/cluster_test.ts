@@ -188,10 +188,10 @@ Deno.test({
             ["/v1/search?q=wing&size=abc", undefined, 400, /whole number/],
             ["/v1/search?q=%22unbalanced", undefined, 400, /unbalanced quote/],
             [
-              `/v1/search?q=${"x".repeat(5000)}`,
+              `/v1/search?q=${"x".repeat(20_000)}`,
               undefined,
               400,
-              /at most 1024/,
+              /at most 16384/,
             ],
             [
               "/v1/search?q=wing&from=5000",

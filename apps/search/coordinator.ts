@@ -3,7 +3,7 @@
  * coordinator_app.ts) on 127.0.0.1 and prints `{"ready":true,"port":N}`
  * on stdout once listening.
  *
- * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--port 0] [--ack 2]
+ * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--port 0] [--ack 2] [--max-queued-docs N]
  * (replicas of a shard separated by commas, shards by semicolons)
  */
 import { parseArgs } from "node:util";
@@ -15,6 +15,7 @@ const FlagsSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(0),
   ack: z.coerce.number().int().min(1).max(16).optional(),
   "timeout-ms": z.coerce.number().int().min(10).max(600_000).default(5000),
+  "max-queued-docs": z.coerce.number().int().min(1).max(10_000_000).optional(),
 });
 
 if (import.meta.main) {
@@ -25,6 +26,7 @@ if (import.meta.main) {
       port: { type: "string" },
       ack: { type: "string" },
       "timeout-ms": { type: "string" },
+      "max-queued-docs": { type: "string" },
     },
     strict: true,
   });
@@ -48,6 +50,7 @@ if (import.meta.main) {
       shards,
       ack: flags.ack,
       searchTimeoutMs: flags["timeout-ms"],
+      maxQueuedDocs: flags["max-queued-docs"],
     }).app;
   } catch (e) {
     console.error(`coordinator: bad configuration: ${(e as Error).message}`);

@@ -16,8 +16,10 @@ import {
   readText,
   validate,
 } from "./http_errors.ts";
+import { HintedHandoff } from "./hinted_handoff.ts";
 import { kwayMerge } from "./kway_merge.ts";
 import { parseQuery } from "./query_parser.ts";
+import { pruneQuery } from "./query_pruning.ts";
 import { ReplicaSelector } from "./replica_selector.ts";
 import { SearchError } from "./search_error.ts";
 import { compareNewest } from "./shard_index.ts";
@@ -50,11 +52,21 @@ export const CoordinatorConfigSchema = z.object({
   searchTimeoutMs: z.number().int().min(10).max(600_000).default(5000),
   /** Timeout of a write to one replica (ms). */
   writeTimeoutMs: z.number().int().min(10).max(600_000).default(60_000),
+  /**
+   * Most documents (adds + deletes) queued for one replica that missed
+   * writes; beyond it the replica stays out of reads and the surplus is
+   * refused (the write still succeeds on the other replicas).
+   */
+  maxQueuedDocs: z.number().int().min(1).max(10_000_000).default(1_000_000),
   /** How long gathered term statistics are reused without a write in between (ms). */
   statsTtlMs: z.number().int().min(0).max(3_600_000).default(30_000),
 });
 /** See {@link CoordinatorConfigSchema}. */
 export type CoordinatorConfig = z.input<typeof CoordinatorConfigSchema>;
+
+const DocsPageSchema = z.object({
+  docs: z.array(DocumentSchema.extend({ created: z.number() })),
+});
 
 const UserParams = z.object({
   id: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
@@ -118,10 +130,27 @@ function pageParam(
  */
 export function createCoordinatorApp(
   input: CoordinatorConfig,
-): { app: Hono; selector: ReplicaSelector } {
+): { app: Hono; selector: ReplicaSelector; close: () => Promise<void> } {
   const config = CoordinatorConfigSchema.parse(input);
   const S = config.shards.length;
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
+  const handoff = new HintedHandoff(
+    config.shards,
+    {
+      send: (base, body) =>
+        post(`${base}/internal/write`, body, config.writeTimeoutMs),
+      list: async (base, after, size) =>
+        DocsPageSchema.parse(
+          await get(
+            `${base}/internal/docs?size=${size}&after=${
+              encodeURIComponent(after)
+            }`,
+            config.writeTimeoutMs,
+          ),
+        ).docs,
+    },
+    config.maxQueuedDocs,
+  );
   const analyzer = new Analyzer();
   const metrics: Metrics = {
     requests: new Map(),
@@ -173,7 +202,11 @@ export function createCoordinatorApp(
     schema: z.ZodType<T>,
     answered?: (replica: number) => void,
   ): Promise<T | null> {
-    const order = selector.order(shard, Date.now());
+    // A replica that missed writes answers no reads until it has caught
+    // up (unless every replica of the shard did).
+    const all = selector.order(shard, Date.now());
+    const current = all.filter((r) => !handoff.isBehind(shard, r));
+    const order = current.length > 0 ? current : all;
     for (let i = 0; i < order.length; i++) {
       const r = order[i]!;
       if (i > 0) metrics.retries++;
@@ -223,14 +256,42 @@ export function createCoordinatorApp(
     shard: number,
     body: ShardWrite,
   ): Promise<{ ok: boolean; deleted: number }> {
+    const token = handoff.beginWrite(shard);
+    try {
+      return await writeReplicas(shard, body);
+    } finally {
+      handoff.endWrite(shard, token);
+    }
+  }
+
+  async function writeReplicas(
+    shard: number,
+    body: ShardWrite,
+  ): Promise<{ ok: boolean; deleted: number }> {
     const replicas = config.shards[shard]!;
     const need = Math.min(config.ack ?? replicas.length, replicas.length);
     const results = await Promise.allSettled(
-      replicas.map((base) =>
-        post(`${base}/internal/write`, body, config.writeTimeoutMs)
+      replicas.map((base, r) =>
+        handoff.isBehind(shard, r)
+          // Behind: the write joins its queue, after the writes it missed
+          // (it does not count as this replica's confirmation).
+          ? handoff.enqueueBehind(shard, r, body)
+          : post(`${base}/internal/write`, body, config.writeTimeoutMs)
+            .catch((e) => {
+              // Missed (down, refused or timed out): replay it later, in order.
+              handoff.enqueue(shard, r, body);
+              throw e;
+            })
       ),
     );
     const ok = results.filter((r) => r.status === "fulfilled");
+    replicas.forEach((_, r) => {
+      if (!handoff.isBehind(shard, r)) return;
+      // Replayed to the replicas that missed it once another has it; when
+      // no replica has it, the write failed (503) and is not replayed.
+      if (ok.length > 0) handoff.kick(shard, r);
+      else handoff.retract(shard, r, body);
+    });
     const deleted = Math.max(
       0,
       ...ok.map((r) =>
@@ -396,10 +457,24 @@ export function createCoordinatorApp(
       query.user = user;
     }
     const perShardStats = await gatherStats(statsRequestFor(query));
-    const context = mergeShardStats(
+    const full = mergeShardStats(
       perShardStats.filter((s): s is ShardStats => s !== null),
     );
-    const body: ShardSearch = { query, k: from + size, context };
+    // A long natural-language query is scored with its most informative
+    // words only (chosen once, with the global statistics, so every shard
+    // scores the same query); shards get the statistics of those words.
+    const scoredQuery = pruneQuery(query, full.stats);
+    const keep = new Set(statsRequestFor(scoredQuery).keys);
+    const context = scoredQuery === query ? full : {
+      ...full,
+      stats: {
+        ...full.stats,
+        df: Object.fromEntries(
+          Object.entries(full.stats.df).filter(([k]) => keep.has(k)),
+        ),
+      },
+    };
+    const body: ShardSearch = { query: scoredQuery, k: from + size, context };
     // Per-shard timing of the query phase (retries included), for callers
     // that show where a search spends its time.
     const fanOutStart = performance.now();
@@ -509,7 +584,11 @@ export function createCoordinatorApp(
         up: d !== null,
         ...(d ?? {}),
       })),
-      replicas: selector.describe(),
+      replicas: selector.describe().map((reps, s) =>
+        reps.map((r, i) => ({ ...r, behind: handoff.queued(s, i) }))
+      ),
+      catching_up: handoff.behindCount(),
+      repairs: handoff.repairs,
       docs: shards.reduce((n, d) => n + Number(d?.docs ?? 0), 0),
       partial: shards.some((d) => d === null),
     });
@@ -555,6 +634,16 @@ export function createCoordinatorApp(
       `# TYPE search_stats_cache_misses_total counter`,
       `search_stats_cache_misses_total ${metrics.statsCacheMisses}`,
     );
+    lines.push("# TYPE search_replica_behind_docs gauge");
+    config.shards.forEach((reps, s) =>
+      reps.forEach((_, i) =>
+        lines.push(
+          `search_replica_behind_docs{shard="${s}",replica="${i}"} ${
+            handoff.queued(s, i)
+          }`,
+        )
+      )
+    );
     lines.push("# TYPE search_replica_ewma_ms gauge");
     selector.describe().forEach((reps, s) =>
       reps.forEach((r, i) => {
@@ -573,5 +662,5 @@ export function createCoordinatorApp(
     });
   });
 
-  return { app, selector };
+  return { app, selector, close: () => handoff.close() };
 }

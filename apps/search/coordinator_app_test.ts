@@ -31,19 +31,25 @@ const DEAD = "http://127.0.0.1:9";
 
 Deno.test("a write is acknowledged once --ack replicas confirm, and refused with 503 below that", async () => {
   const live = fakeReplica();
+  const closers: Array<() => Promise<void>> = [];
   try {
     const body = JSON.stringify({ id: "a", user_id: 1, name: "x", body: "y" });
-    const one = createCoordinatorApp({
+    const coord = createCoordinatorApp({
       shards: [[live.url, DEAD]],
       ack: 1,
       writeTimeoutMs: 2000,
-    }).app;
+    });
+    closers.push(coord.close);
+    const one = coord.app;
     const ok = await one.request("/v1/docs", { method: "POST", body });
     assert.equal(ok.status, 200);
     assert.deepEqual(await ok.json(), { indexed: 1, shards: [1] });
-    const all =
-      createCoordinatorApp({ shards: [[live.url, DEAD]], writeTimeoutMs: 2000 })
-        .app;
+    const coordAll = createCoordinatorApp({
+      shards: [[live.url, DEAD]],
+      writeTimeoutMs: 2000,
+    });
+    closers.push(coordAll.close);
+    const all = coordAll.app;
     const refused = await all.request("/v1/docs", { method: "POST", body });
     assert.equal(refused.status, 503);
     const err = (await refused.json()).error;
@@ -51,6 +57,8 @@ Deno.test("a write is acknowledged once --ack replicas confirm, and refused with
     assert.deepEqual(err.details, { failed_shards: [0], indexed: 0 });
     assert.equal(live.writes, 2);
   } finally {
+    // The dead replica's missed writes are queued for replay: stop replaying.
+    for (const close of closers) await close();
     await live.close();
   }
 });

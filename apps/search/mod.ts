@@ -45,6 +45,7 @@ export {
 export {
   type Bm25Params,
   type CollectionStats,
+  CombinedFieldScorer,
   DEFAULT_BM25,
   idf,
   statKey,
@@ -75,12 +76,22 @@ export {
   matchQuery,
   MAX_QUERY_CHARS,
   MAX_QUERY_CLAUSES,
+  MAX_QUERY_TERMS,
   type ParsedQuery,
   ParsedQuerySchema,
   type ParseOptions,
   parseQuery,
 } from "./query_parser.ts";
-export { blockMaxWand, type WandList } from "./wand.ts";
+export { MAX_SCORED_TERMS, pruneQuery } from "./query_pruning.ts";
+export { QUERY_STOP_WORDS } from "./query_stop_words.ts";
+export {
+  blockMaxWand,
+  CombinedFieldPart,
+  CombinedTerm,
+  FieldTermList,
+  type ScoredList,
+  type WandList,
+} from "./wand.ts";
 export {
   type ExecuteOptions,
   executeQuery,
@@ -162,6 +173,13 @@ export {
   parseCranQrels,
   parseCranQueries,
 } from "./cranfield.ts";
+export {
+  COLLECTION_NAMES,
+  type CollectionName,
+  loadCollection,
+  type TestCollection,
+} from "./test_collections.ts";
+export { HintedHandoff, type ReplicaIo } from "./hinted_handoff.ts";
 export {
   averagePrecision,
   type Judgements,

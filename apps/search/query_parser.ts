@@ -1,12 +1,25 @@
 import { z } from "zod";
 import type { Analyzer } from "./analyzer.ts";
 import { TEXT_FIELDS, type TextField } from "./document.ts";
+import { QUERY_STOP_WORDS } from "./query_stop_words.ts";
 import { SearchError } from "./search_error.ts";
 
-/** Longest accepted query, in UTF-16 units. */
-export const MAX_QUERY_CHARS = 1024;
-/** Most clauses (terms, phrases, prefixes) in one query. */
+/**
+ * Longest accepted query, in UTF-16 units: 16 KiB, room for a pasted
+ * paragraph or two (about 2,500 words of English).
+ */
+export const MAX_QUERY_CHARS = 16_384;
+/**
+ * Most operator clauses in one query: required or excluded clauses,
+ * phrases, prefixes and field-qualified words (each costs its own pass).
+ */
 export const MAX_QUERY_CLAUSES = 64;
+/**
+ * Most distinct optional words in one query (after stop words and
+ * duplicates are removed). They are cheap to carry: the coordinator keeps
+ * only the most informative ones for scoring (see query_pruning.ts).
+ */
+export const MAX_QUERY_TERMS = 1024;
 
 const FieldsSchema = z.array(z.enum(TEXT_FIELDS)).min(1).max(
   TEXT_FIELDS.length,
@@ -18,6 +31,11 @@ export const ClauseSchema = z.discriminatedUnion("kind", [
     kind: z.literal("term"),
     fields: FieldsSchema,
     term: z.string().min(1).max(256),
+    /**
+     * How many times the word occurs in the query (query term frequency);
+     * its scores are multiplied by it. Absent means 1.
+     */
+    weight: z.number().int().min(1).max(100_000).optional(),
   }),
   z.object({
     kind: z.literal("phrase"),
@@ -45,7 +63,7 @@ export type Clause = z.infer<typeof ClauseSchema>;
  */
 export const ParsedQuerySchema = z.object({
   must: z.array(ClauseSchema).max(MAX_QUERY_CLAUSES),
-  should: z.array(ClauseSchema).max(MAX_QUERY_CLAUSES),
+  should: z.array(ClauseSchema).max(MAX_QUERY_TERMS + MAX_QUERY_CLAUSES),
   mustNot: z.array(ClauseSchema).max(MAX_QUERY_CLAUSES),
   /** Only documents of this user (`user:42`), or null. */
   user: z.number().int().min(0).nullable(),
@@ -189,6 +207,17 @@ export function parseQuery(
   }
 
   const query: ParsedQuery = { must: [], should: [], mustNot: [], user: null };
+  // Plain words (no sign, quotes, field or `*`) in the default occurrence
+  // drop query stop words, unless that would leave nothing to search for.
+  const plain = (item: Item, occur: Occur) =>
+    item.sign === "" && !item.quoted && item.field === null &&
+    occur === defaultOccur && !item.text.endsWith("*");
+  const anyContent = items.some(({ item, occur }) =>
+    plain(item, occur) &&
+    analyzer.analyze(item.text, QUERY_STOP_WORDS).terms.length > 0
+  ) || items.some(({ item, occur }) =>
+    !plain(item, occur) && occur !== "mustNot" && item.field !== "user"
+  );
   for (const { item, occur } of items) {
     if (item.field === "user") {
       if (!/^\d{1,15}$/.test(item.text)) {
@@ -210,15 +239,28 @@ export function parseQuery(
     const fields: TextField[] = item.field === null
       ? [...TEXT_FIELDS]
       : [item.field];
-    const clause = toClause(item, fields, analyzer);
+    const clause = toClause(
+      item,
+      fields,
+      analyzer,
+      anyContent && plain(item, occur) ? QUERY_STOP_WORDS : undefined,
+    );
     if (clause !== null) query[occur].push(clause);
   }
-  const clauses = query.must.length + query.should.length +
+  query.should = dedupeTerms(query.should);
+  const words = query.should.filter(isPlainTerm).length;
+  const clauses = query.must.length + query.should.length - words +
     query.mustNot.length;
   if (clauses > MAX_QUERY_CLAUSES) {
     throw new SearchError(
       "bad_query",
       `the query has ${clauses} clauses; at most ${MAX_QUERY_CLAUSES} are allowed`,
+    );
+  }
+  if (words > MAX_QUERY_TERMS) {
+    throw new SearchError(
+      "bad_query",
+      `the query has ${words} distinct words; at most ${MAX_QUERY_TERMS} are allowed`,
     );
   }
   if (query.must.length + query.should.length === 0) {
@@ -230,10 +272,43 @@ export function parseQuery(
   return query;
 }
 
+/** An optional word over every field (what a natural-language query is made of). */
+function isPlainTerm(c: Clause): boolean {
+  return c.kind === "term" && c.fields.length === TEXT_FIELDS.length;
+}
+
+/**
+ * Merges repeated optional words into one clause whose weight counts them
+ * (BM25's query term frequency, linear as with a large k3): the same
+ * scores as one clause per occurrence, with one posting-list pass instead
+ * of several. First occurrence keeps its place (the canonical order).
+ */
+export function dedupeTerms(clauses: Clause[]): Clause[] {
+  const out: Clause[] = [];
+  const seen = new Map<string, number>();
+  for (const c of clauses) {
+    if (c.kind !== "term") {
+      out.push(c);
+      continue;
+    }
+    const key = c.fields.join(",") + "\u0000" + c.term;
+    const at = seen.get(key);
+    if (at === undefined) {
+      seen.set(key, out.length);
+      out.push({ ...c });
+    } else {
+      const prev = out[at] as Extract<Clause, { kind: "term" }>;
+      prev.weight = (prev.weight ?? 1) + (c.weight ?? 1);
+    }
+  }
+  return out;
+}
+
 function toClause(
   item: Item,
   fields: TextField[],
   analyzer: Analyzer,
+  extraStop?: ReadonlySet<string>,
 ): Clause | null {
   if (!item.quoted && item.text.endsWith("*")) {
     const raw = item.text.slice(0, -1).toLowerCase().normalize("NFD").replace(
@@ -248,7 +323,7 @@ function toClause(
     }
     return { kind: "prefix", fields, prefix: raw };
   }
-  const { terms, positions } = analyzer.analyze(item.text);
+  const { terms, positions } = analyzer.analyze(item.text, extraStop);
   if (terms.length === 0) return null;
   if (terms.length === 1) return { kind: "term", fields, term: terms[0]! };
   if (terms.length > MAX_QUERY_CLAUSES) {

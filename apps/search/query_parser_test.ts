@@ -67,12 +67,16 @@ Deno.test("bad queries are refused with a clear bad_query error", () => {
     ["", /empty/],
     ["   ", /empty/],
     ['"unbalanced phrase', /unbalanced quote.*column 1/],
-    ["x".repeat(5000), /5000 characters/],
+    ["x ".repeat(9000), /18000 characters/],
     ["the of and", /nothing to search for/],
     ["-wing", /nothing to search for/],
     ["user:abc wing", /user: needs a non-negative integer/],
     ["* wing", /prefix query needs/],
-    [Array.from({ length: 70 }, (_, i) => `w${i}`).join(" "), /70 clauses/],
+    [Array.from({ length: 70 }, (_, i) => `+w${i}`).join(" "), /70 clauses/],
+    [
+      Array.from({ length: 1100 }, (_, i) => `w${i}`).join(" "),
+      /1100 distinct words; at most 1024/,
+    ],
   ];
   for (const [q, msg] of bad) {
     assert.throws(
@@ -81,4 +85,29 @@ Deno.test("bad queries are refused with a clear bad_query error", () => {
       q,
     );
   }
+});
+
+Deno.test("natural-language words: query stop words dropped, repeats merged into a weight", () => {
+  const q = parseQuery(
+    "what are the effects of heating on the wing, and why does heating matter",
+    a,
+  );
+  assert.deepEqual(
+    q.should.map((c) => c.kind === "term" && [c.term, c.weight ?? 1]),
+    [["effect", 1], ["heat", 2], ["wing", 1], ["matter", 1]],
+  );
+  // Only query stop words: they are kept rather than leaving nothing.
+  const who = parseQuery("who are you", a);
+  assert.deepEqual(
+    who.should.map((c) => c.kind === "term" && c.term),
+    ["who", "you"],
+  );
+  // Quoted, required and field-qualified words keep their stop words.
+  const kept = parseQuery('+how "how to fly" name:why wing', a);
+  assert.deepEqual(kept.must.map((c) => c.kind === "term" && c.term), ["how"]);
+  assert.equal(kept.should[0]!.kind, "phrase");
+  assert.deepEqual(
+    kept.should.slice(1).map((c) => c.kind === "term" && [c.term, c.fields]),
+    [["why", ["name"]], ["wing", ["name", "body"]]],
+  );
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Analyzer } from "./analyzer.ts";
-import { DEFAULT_BM25, idf, statKey, TermScorer } from "./bm25.ts";
+import { CombinedFieldScorer, DEFAULT_BM25, idf } from "./bm25.ts";
 import {
   DEFAULT_FIELD_BOOSTS,
   type StoredDocument,
@@ -118,7 +118,11 @@ Deno.test("sharded top-n (S = 1..8) equals the single-index top-n exactly", () =
   );
 });
 
-/** Exhaustive reference: score every document of a term disjunction in canonical order. */
+/**
+ * Exhaustive reference: score every document of a disjunction of words
+ * over both fields with BM25F (weighted tf and length summed over the
+ * fields in field order, idf from the largest per-field df).
+ */
 function bruteForce(docs: StoredDocument[], terms: string[], k: number) {
   const a = new Analyzer();
   const analyzed = docs.map((
@@ -126,35 +130,33 @@ function bruteForce(docs: StoredDocument[], terms: string[], k: number) {
   ) => [a.analyze(d.name).terms, a.analyze(d.body).terms]);
   const n = docs.length;
   const scored: Array<{ id: string; score: number }> = [];
-  const scorers = new Map<string, TermScorer>();
+  let avg = 0;
+  for (const [f, field] of TEXT_FIELDS.entries()) {
+    avg += DEFAULT_FIELD_BOOSTS[field] *
+      (analyzed.reduce((s, x) => s + x[f]!.length, 0) / n);
+  }
+  const scorers = new Map<string, CombinedFieldScorer>();
   for (const t of terms) {
-    for (const [f, field] of TEXT_FIELDS.entries()) {
-      const df = analyzed.filter((x) => x[f]!.includes(t)).length;
-      const avg = analyzed.reduce((s, x) => s + x[f]!.length, 0) / n;
-      scorers.set(
-        statKey(field, t),
-        new TermScorer(
-          DEFAULT_FIELD_BOOSTS[field],
-          idf(n, df),
-          avg,
-          DEFAULT_BM25,
-        ),
-      );
+    let df = 0;
+    for (const f of TEXT_FIELDS.keys()) {
+      df = Math.max(df, analyzed.filter((x) => x[f]!.includes(t)).length);
     }
+    scorers.set(t, new CombinedFieldScorer(1, idf(n, df), avg, DEFAULT_BM25));
   }
   docs.forEach((d, i) => {
     let score = 0;
     let hit = false;
     for (const t of terms) {
+      let tf = 0;
+      let len = 0;
       for (const [f, field] of TEXT_FIELDS.entries()) {
-        const tf = analyzed[i]![f]!.filter((x) => x === t).length;
-        if (tf > 0) {
-          score += scorers.get(statKey(field, t))!.score(
-            tf,
-            analyzed[i]![f]!.length,
-          );
-          hit = true;
-        }
+        const w = DEFAULT_FIELD_BOOSTS[field];
+        tf += w * analyzed[i]![f]!.filter((x) => x === t).length;
+        len += w * analyzed[i]![f]!.length;
+      }
+      if (tf > 0) {
+        score += scorers.get(t)!.score(tf, len);
+        hit = true;
       }
     }
     if (hit) scored.push({ id: d.id, score });

@@ -1,5 +1,6 @@
 import {
   type Bm25Params,
+  CombinedFieldScorer,
   DEFAULT_BM25,
   idf,
   statKey,
@@ -15,7 +16,13 @@ import { NO_MORE_DOCS, type PostingCursor } from "./postings.ts";
 import type { Clause, ParsedQuery } from "./query_parser.ts";
 import type { Segment } from "./segment.ts";
 import { TopK } from "./top_k.ts";
-import { blockMaxWand, type WandList } from "./wand.ts";
+import {
+  blockMaxWand,
+  CombinedTerm,
+  FieldTermList,
+  type ScoredList,
+  type WandList,
+} from "./wand.ts";
 
 /** A segment as a search sees it: the immutable index plus its tombstones. */
 export interface SegmentView {
@@ -50,12 +57,6 @@ export interface ExecuteResult {
   strategy: "wand" | "boolean";
 }
 
-interface Part {
-  cursor: PostingCursor;
-  scorer: TermScorer;
-  lens: Uint32Array;
-}
-
 interface ClauseExec {
   cost: number;
   /** Smallest doc ≥ target that may match (advances cursors). */
@@ -66,13 +67,13 @@ interface ClauseExec {
 
 class DisjunctionExec implements ClauseExec {
   readonly cost: number;
-  constructor(readonly parts: Part[]) {
-    this.cost = parts.reduce((s, p) => s + p.cursor.term.df, 0);
+  constructor(readonly parts: ScoredList[]) {
+    this.cost = parts.reduce((s, p) => s + p.cost, 0);
   }
   nextCandidate(target: number): number {
     let min = NO_MORE_DOCS;
     for (const p of this.parts) {
-      const d = p.cursor.advance(target);
+      const d = p.advance(target);
       if (d < min) min = d;
     }
     return min;
@@ -80,8 +81,8 @@ class DisjunctionExec implements ClauseExec {
   match(doc: number, acc: { score: number }): boolean {
     let hit = false;
     for (const p of this.parts) {
-      if (p.cursor.advance(doc) === doc) {
-        acc.score += p.scorer.score(p.cursor.tf, p.lens[doc]!);
+      if (p.advance(doc) === doc) {
+        acc.score += p.score();
         hit = true;
       }
     }
@@ -143,6 +144,21 @@ class PhraseExec implements ClauseExec {
   }
 }
 
+// Segments are immutable: each field's shortest length is computed once.
+const MIN_LENS = new WeakMap<Segment, number[]>();
+function minFieldLength(seg: Segment, f: number): number {
+  let m = MIN_LENS.get(seg);
+  if (m === undefined) {
+    m = seg.lens.map((lens) => {
+      let min = Infinity;
+      for (let d = 0; d < lens.length; d++) if (lens[d]! < min) min = lens[d]!;
+      return min === Infinity ? 0 : min;
+    });
+    MIN_LENS.set(seg, m);
+  }
+  return m[f] ?? 0;
+}
+
 /** Occurrences of the phrase: start positions where every term sits at its offset. */
 export function phraseFreq(positions: number[][], offsets: number[]): number {
   const sets = positions.slice(1).map((p) => new Set(p));
@@ -175,19 +191,50 @@ export function executeQuery(
     field: TextField,
     idfValue: number,
     key: string,
+    weight = 1,
   ): TermScorer => {
+    if (weight !== 1) key += "\u0002" + weight;
     let s = scorers.get(key);
     if (s === undefined) {
       const avg = stats.docCount > 0
         ? (stats.fieldLength[field] ?? 0) / stats.docCount
         : 0;
-      s = new TermScorer(boosts[field], idfValue, avg, params);
+      // A word repeated in the query (weight = its count) scores as that
+      // many copies of the clause would.
+      s = new TermScorer(boosts[field] * weight, idfValue, avg, params);
       scorers.set(key, s);
     }
     return s;
   };
   const termIdf = (field: TextField, term: string) =>
     idf(stats.docCount, stats.df[statKey(field, term)] ?? 0);
+  const combined = new Map<string, CombinedFieldScorer>();
+  const combinedScorer = (
+    c: Extract<Clause, { kind: "term" }>,
+  ): CombinedFieldScorer => {
+    const key = c.fields.join(",") + "\u0000" + c.term + "\u0000" +
+      (c.weight ?? 1);
+    let s = combined.get(key);
+    if (s === undefined) {
+      let df = 0;
+      let avg = 0;
+      for (const field of c.fields) {
+        df = Math.max(df, stats.df[statKey(field, c.term)] ?? 0);
+        avg += boosts[field] *
+          (stats.docCount > 0
+            ? (stats.fieldLength[field] ?? 0) / stats.docCount
+            : 0);
+      }
+      s = new CombinedFieldScorer(
+        c.weight ?? 1,
+        idf(stats.docCount, df),
+        avg,
+        params,
+      );
+      combined.set(key, s);
+    }
+    return s;
+  };
 
   const top = new TopK<ShardHit>(options.k);
   const useWand = query.must.length === 0 &&
@@ -196,8 +243,23 @@ export function executeQuery(
 
   for (const view of views) {
     const seg = view.segment;
-    const parts = (c: Clause): Part[] => {
-      const out: Part[] = [];
+    const parts = (c: Clause): ScoredList[] => {
+      if (c.kind === "term" && c.fields.length > 1) {
+        // A word over several fields: one BM25F list (see CombinedFieldScorer).
+        return new CombinedTerm(
+          c.fields.map((field) => {
+            const f = TEXT_FIELDS.indexOf(field);
+            return {
+              cursor: seg.cursor(f, c.term),
+              weight: boosts[field],
+              lens: seg.lens[f]!,
+              minLen: minFieldLength(seg, f),
+            };
+          }),
+          combinedScorer(c),
+        ).parts;
+      }
+      const out: ScoredList[] = [];
       const terms = c.kind === "term"
         ? [c.term]
         : c.kind === "prefix"
@@ -211,11 +273,18 @@ export function executeQuery(
           const cursor = seg.cursor(f, t);
           if (cursor === null) continue;
           const key = statKey(field, t);
-          out.push({
-            cursor,
-            scorer: scorerFor(field, termIdf(field, t), key),
-            lens: seg.lens[f]!,
-          });
+          out.push(
+            new FieldTermList(
+              cursor,
+              scorerFor(
+                field,
+                termIdf(field, t),
+                key,
+                c.kind === "term" ? c.weight ?? 1 : 1,
+              ),
+              seg.lens[f]!,
+            ),
+          );
         }
       }
       return out;
@@ -264,7 +333,7 @@ export function executeQuery(
     if (useWand) {
       const lists: WandList[] = [];
       for (const c of query.should) {
-        for (const p of parts(c)) lists.push({ ...p, order: lists.length });
+        for (const list of parts(c)) lists.push({ list, order: lists.length });
       }
       scored += blockMaxWand(lists, () => top.threshold(), collect);
       continue;

@@ -134,6 +134,18 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     };
     return c.json(out);
   });
+  // Every live document, by id, page by page (replica comparison).
+  app.get("/internal/docs", (c) => {
+    const p = validate(
+      z.object({
+        after: z.string().max(256).default(""),
+        size: z.coerce.number().int().min(1).max(10_000).default(1000),
+      }),
+      c.req.query(),
+      "document listing",
+    );
+    return c.json({ docs: store.index.documentsAfter(p.after, p.size) });
+  });
   app.get("/internal/describe", (c) =>
     c.json({
       ...id,

@@ -277,6 +277,19 @@ export class ShardIndex {
     );
   }
 
+  /**
+   * Live documents with ids after `after` (code-unit order), at most
+   * `size`: a full listing, page by page, to compare replicas document for
+   * document. Sorts every live id per call (tests and repair, not queries).
+   */
+  documentsAfter(after: string, size: number): StoredDocument[] {
+    const ids = [...this.#where.keys(), ...this.#buffer.keys()]
+      .filter((id) => id > after)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, size);
+    return ids.map((id) => this.get(id)!);
+  }
+
   /** One user's live documents, newest first (then by id), paginated. */
   userDocs(
     userId: number,

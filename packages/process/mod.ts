@@ -20,3 +20,5 @@ export {
   type SpawnOptions,
   spawnUntilReady,
 } from "./ready_process.ts";
+export { freePort } from "./free_port.ts";
+export { stopChild } from "./stop_child.ts";

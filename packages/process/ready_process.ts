@@ -3,6 +3,7 @@
  * how every strata node process (raft node, GFS master and chunkserver,
  * search shard and coordinator) tells its launcher it serves.
  */
+import { stopChild } from "./stop_child.ts";
 
 /** Why a child did not become ready. */
 export type ProcessErrorCode = "exited" | "timeout";
@@ -117,19 +118,8 @@ export async function spawnUntilReady<T>(
         return exited;
       },
       async stop(hard = false, graceMs = 10_000) {
-        if (!exited) {
-          try {
-            child.kill("SIGCONT");
-            child.kill(hard ? "SIGKILL" : "SIGTERM");
-          } catch { /* already gone */ }
-        }
-        const t = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* gone */ }
-        }, graceMs);
+        if (!exited) await stopChild(child, hard, graceMs);
         await status;
-        clearTimeout(t);
       },
     };
   } catch (e) {

@@ -28,11 +28,13 @@ export class TestCluster {
 
   constructor(
     ids: NodeId[],
-    extra: Partial<RaftConfig> = {},
+    extra: Partial<RaftConfig> | ((id: NodeId) => Partial<RaftConfig>) = {},
     seed = 1,
   ) {
     const rnd = seeded(seed);
-    for (const id of ids) this.add(id, ids, extra, rnd);
+    for (const id of ids) {
+      this.add(id, ids, typeof extra === "function" ? extra(id) : extra, rnd);
+    }
   }
 
   add(

@@ -29,9 +29,10 @@ export interface CommitStreamOptions {
 }
 
 /**
- * Client learners (seed): any member — leader or follower — serves
- * subscribers the committed entry stream from its own log, so clients spread
- * over members and the leader does not fan out to every one. Pure: feed it
+ * Client learners (seed): with it any member — leader or follower — can
+ * serve subscribers the committed entry stream from its own log, so clients
+ * spread over members and the leader does not fan out to every one (no
+ * running node wires it up yet; tests and packages/sim use it). Pure: feed it
  * the commit index after each Ready, send what it returns, and pass
  * subscriber acknowledgements to `ack`. Subscribers resume from any index at
  * any member (they all hold the same committed log).

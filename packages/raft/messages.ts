@@ -10,6 +10,8 @@ import { defineMessage, defineMessageSet } from "@strata/codec";
 
 const id = z.number().int().nonnegative();
 const u = z.number().int().nonnegative();
+/** A clock reading (monotonic or wall, ms; fractions allowed; zod 4 refuses infinities). */
+const time = z.number();
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, {
   message: "expected bytes",
 });
@@ -48,8 +50,18 @@ export type HardState = z.infer<typeof hardStateSchema>;
 export const confStateSchema = z.object({
   voters: z.array(id),
   learners: z.array(id),
+  /** In a joint configuration: the voters of the configuration being left. */
+  votersOutgoing: z.array(id).optional(),
+  /** In a joint configuration: outgoing voters that become learners on leaving it. */
+  learnersNext: z.array(id).optional(),
+  /** In a joint configuration: the leader leaves it by itself once it is applied. */
+  autoLeave: z.boolean().optional(),
 });
-/** A membership: voters and learners (non-voting, receive the log). */
+/**
+ * A membership: voters and learners (non-voting, receive the log); in a
+ * joint configuration also the outgoing voters (decisions need a majority of
+ * both voter sets).
+ */
 export type ConfState = z.infer<typeof confStateSchema>;
 
 /** Schema of a snapshot's metadata. */
@@ -79,6 +91,26 @@ export const confChangeSchema = z.object({
  * or remove a node. Takes effect on every node when the entry is applied.
  */
 export type ConfChange = z.infer<typeof confChangeSchema>;
+
+/**
+ * Schema of a membership change in the style of etcd's ConfChangeV2: several
+ * single changes applied at once through a joint configuration (old and new
+ * voters must both agree until it is left), or, with no changes, the
+ * instruction to leave the joint configuration. `context` travels with the
+ * change in the log (e.g. the addresses of new members).
+ */
+export const confChangeV2Schema = z.object({
+  changes: z.array(confChangeSchema).max(64),
+  /**
+   * "auto": a single change is applied directly, several through a joint
+   * configuration that the leader leaves by itself once it is applied;
+   * "explicit": always joint, left only by proposing an empty change.
+   */
+  transition: z.enum(["auto", "explicit"]).default("auto"),
+  context: bytes.optional(),
+});
+/** A joint (or single) membership change with a context payload; see {@link confChangeV2Schema}. */
+export type ConfChangeV2 = z.input<typeof confChangeV2Schema>;
 
 const base = { from: id, to: id, term: u };
 
@@ -152,13 +184,23 @@ const Heartbeat = defineMessage(
     commit: u,
     /** Broadcast sequence number (acks release ReadIndex requests). */
     seq: u,
-    /** Leader's tick count when sent (acks extend its read lease). */
-    tick: u,
+    /** Leader's monotonic clock when sent (acks extend its read lease). */
+    sentAt: time,
   }),
 );
 const HeartbeatResp = defineMessage(
   "raft.heartbeatResp",
-  z.object({ type: z.literal("heartbeatResp"), ...base, seq: u, tick: u }),
+  z.object({
+    type: z.literal("heartbeatResp"),
+    ...base,
+    seq: u,
+    /** The heartbeat's `sentAt`, echoed. */
+    sentAt: time,
+    /** The responder's monotonic clock when it answered (clock guard). */
+    now: time,
+    /** The responder's wall clock when it answered, if it has one (clock guard). */
+    wall: time.optional(),
+  }),
 );
 const Snap = defineMessage(
   "raft.snap",
@@ -271,6 +313,59 @@ const textDecoder = new TextDecoder();
 /** Encodes a membership change as the data of a "conf" entry. */
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   return textEncoder.encode(JSON.stringify([cc.type, cc.nodeId]));
+}
+
+/** Encodes a {@link ConfChangeV2} as the data of a "conf" entry. */
+export function encodeConfChangeV2(cc: ConfChangeV2): Uint8Array {
+  return textEncoder.encode(JSON.stringify({
+    v: 2,
+    changes: cc.changes.map((c) => [c.type, c.nodeId]),
+    transition: cc.transition ?? "auto",
+    ...(cc.context ? { context: [...cc.context] } : {}),
+  }));
+}
+
+/** What a "conf" entry holds: a single change (v1) or a joint one (v2). */
+export type AnyConfChange =
+  | { v: 1; cc: ConfChange }
+  | {
+    v: 2;
+    cc: {
+      changes: ConfChange[];
+      transition: "auto" | "explicit";
+      context?: Uint8Array;
+    };
+  };
+
+/** Decodes the data of a "conf" entry of either kind; undefined when it is neither. */
+export function decodeAnyConfChange(
+  data: Uint8Array,
+): AnyConfChange | undefined {
+  const v1 = decodeConfChange(data);
+  if (v1) return { v: 1, cc: v1 };
+  try {
+    const o = JSON.parse(textDecoder.decode(data));
+    if (o?.v !== 2 || !Array.isArray(o.changes)) return undefined;
+    const parsed = confChangeV2Schema.safeParse({
+      changes: o.changes.map((c: unknown) =>
+        Array.isArray(c) ? { type: c[0], nodeId: c[1] } : c
+      ),
+      transition: o.transition,
+      context: Array.isArray(o.context) ? new Uint8Array(o.context) : undefined,
+    });
+    if (!parsed.success) return undefined;
+    const cc = parsed.data;
+    return {
+      v: 2,
+      cc: {
+        changes: cc.changes,
+        transition: cc.transition,
+        ...(cc.context ? { context: cc.context } : {}),
+      },
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

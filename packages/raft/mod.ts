@@ -6,7 +6,8 @@
  * apply), then calls `advance()`. Elections use injected randomness,
  * pre-vote and check-quorum; replication is pipelined with flow control and
  * fast conflict backup; snapshots travel in resumable chunks; reads are
- * linearizable via ReadIndex or a drift-bounded lease.
+ * linearizable via ReadIndex or a lease measured on an injected monotonic
+ * clock and guarded against pauses and bad clocks.
  *
  * @example
  * ```ts
@@ -36,13 +37,18 @@
  * ```
  */
 export {
+  type AnyConfChange,
   type ConfChange,
   confChangeSchema,
+  type ConfChangeV2,
+  confChangeV2Schema,
   type ConfState,
   confStateSchema,
+  decodeAnyConfChange,
   decodeConfChange,
   decodeRaftMessage,
   encodeConfChange,
+  encodeConfChangeV2,
   encodeRaftMessage,
   type Entry,
   entrySchema,
@@ -64,6 +70,13 @@ export { cloneConf, MemoryStorage, type Storage } from "./storage.ts";
 export { isRaftError, RaftError, type RaftErrorCode } from "./raft_error.ts";
 export type { RaftEvent, RaftRole } from "./raft_events.ts";
 export {
+  ClockGuard,
+  type ClockGuardOptions,
+  type ClockVerdict,
+  type PeerClock,
+} from "./clock_guard.ts";
+export {
+  type LeaseState,
   Raft,
   type RaftConfig,
   type RaftStats,

@@ -81,8 +81,8 @@ export class Progress {
   recentActive = false;
   /** Highest heartbeat sequence acknowledged (ReadIndex). */
   ackedSeq = 0;
-  /** Leader tick at which the newest acknowledged heartbeat was sent (lease). */
-  ackedTick = -1;
+  /** Leader clock time at which the newest acknowledged heartbeat was sent (lease). */
+  ackedSentAt = -Infinity;
   /** Entries up to this index are sent whole even if the follower proposed them. */
   noEchoUpTo = 0;
   snapshot: SnapshotTransfer | undefined;

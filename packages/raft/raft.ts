@@ -1,8 +1,10 @@
 import {
+  type AnyConfChange,
   type ConfChange,
   type ConfState,
-  decodeConfChange,
+  decodeAnyConfChange,
   encodeConfChange,
+  encodeConfChangeV2,
   type Entry,
   entrySize,
   type HardState,
@@ -12,13 +14,22 @@ import {
   NONE,
   type Snapshot,
 } from "./messages.ts";
+import {
+  ClockGuard,
+  type ClockGuardOptions,
+  type ClockVerdict,
+} from "./clock_guard.ts";
 import { Progress } from "./progress.ts";
 import { RaftError } from "./raft_error.ts";
 import type { RaftEvent, RaftRole } from "./raft_events.ts";
 import { RaftLog } from "./raft_log.ts";
 import type { Storage } from "./storage.ts";
 
-/** Configuration of one raft node. Times are in ticks (the caller's clock). */
+/**
+ * Configuration of one raft node. Elections and heartbeats count ticks; the
+ * read lease is measured on the injected monotonic `clock` (by default the
+ * tick count × `tickMs`, i.e. time that stands still between ticks).
+ */
 export interface RaftConfig {
   /** This node's id (not 0). */
   id: NodeId;
@@ -60,6 +71,33 @@ export interface RaftConfig {
    * (default 2). Must be < electionTick.
    */
   leaseDriftTicks?: number;
+  /**
+   * Monotonic clock port (ms in production: `performance.now()`; virtual
+   * time in the simulator). Default: the tick count × `tickMs`. The lease,
+   * the followers' vote refusal and the clock guard are measured on it.
+   */
+  clock?: () => number;
+  /**
+   * Wall clock port (ms since the epoch, `Date.now()`), for the clock
+   * guard's local check and the wall offsets peers exchange. Default none.
+   */
+  wallClock?: () => number;
+  /** Nominal clock time per tick (default 1: the tick is the unit). */
+  tickMs?: number;
+  /**
+   * A gap longer than this between two ticks (clock time: a stopped
+   * process, a long GC, a blocked event loop) voids the lease until
+   * heartbeats sent after the gap are acknowledged by a quorum
+   * (default max(2, leaseDriftTicks) × tickMs).
+   */
+  maxTickGap?: number;
+  /**
+   * Clock guard (see {@link ClockGuard}): lease reads are refused while the
+   * local clocks disagree, and only peers whose clock rate was measured
+   * within bounds count toward the lease quorum. Default off (every peer
+   * counts); `ReplicatedNode` turns it on.
+   */
+  clockGuard?: ClockGuardOptions;
   /** Snapshot chunk size for InstallSnapshot, bytes (default 64 KiB). */
   snapshotChunkBytes?: number;
   /**
@@ -92,6 +130,18 @@ export interface RaftStats {
   echoBytesSaved: number;
   /** Proposals dropped (no leader, transfer, uncommitted bound). */
   proposalsDropped: number;
+  /** Gaps between ticks longer than `maxTickGap` (on a leader each voids the lease). */
+  tickGaps: number;
+}
+
+/** Whether the lease holds now, and if not, why. */
+export interface LeaseState {
+  /** True when a lease read may be answered now. */
+  valid: boolean;
+  /** Why not (undefined when valid). */
+  reason?: string;
+  /** Clock time until which the lease holds (when valid). */
+  until?: number;
 }
 
 interface PendingRead {
@@ -104,6 +154,9 @@ interface PendingRead {
 interface SnapshotReceive {
   index: number;
   term: number;
+  /** The leader sending it, and its term: another sender restarts the transfer. */
+  from: NodeId;
+  leaderTerm: number;
   total: number;
   chunks: Uint8Array[];
   received: number;
@@ -133,10 +186,16 @@ export class Raft {
   readonly log: RaftLog;
   /** Leader's view of every member's replication progress. */
   readonly prs: Map<NodeId, Progress> = new Map();
-  /** Voting members. */
+  /** Voting members (the incoming voters in a joint configuration). */
   readonly voters: Set<NodeId> = new Set();
   /** Non-voting members. */
   readonly learners: Set<NodeId> = new Set();
+  /** In a joint configuration: the voters of the configuration being left (else empty). */
+  readonly votersOutgoing: Set<NodeId> = new Set();
+  /** In a joint configuration: outgoing voters that become learners when it is left. */
+  readonly learnersNext: Set<NodeId> = new Set();
+  /** In a joint configuration: leave it automatically once it is applied. */
+  autoLeave = false;
   /** Messages produced since the last Ready. */
   msgs: Message[] = [];
   /** Read states produced since the last Ready. */
@@ -149,6 +208,7 @@ export class Raft {
     appendBytes: 0,
     echoBytesSaved: 0,
     proposalsDropped: 0,
+    tickGaps: 0,
   };
   /** Index of the last membership change entry not yet applied. */
   pendingConfIndex = 0;
@@ -158,7 +218,7 @@ export class Raft {
   uncommittedSize = 0;
   /** True when proposals were appended and followers still need them. */
   needBcast = false;
-  /** Ticks since this node was created (lease clock). */
+  /** Ticks since this node was created. */
   ticks = 0;
 
   readonly #votes = new Map<NodeId, boolean>();
@@ -177,7 +237,22 @@ export class Raft {
   readonly #preVote: boolean;
   readonly #checkQuorum: boolean;
   readonly #readOnly: "safe" | "lease";
-  readonly #leaseTicks: number;
+  /** Lease length, clock time. */
+  readonly #leaseTime: number;
+  /** Election timeout (the base), clock time. */
+  readonly #electionTime: number;
+  readonly #tickTime: number;
+  readonly #maxTickGap: number;
+  readonly #clock: () => number;
+  readonly #wall: (() => number) | undefined;
+  readonly #guard: ClockGuard | undefined;
+  #lastTickAt: number;
+  /** Only heartbeats sent at or after this time extend the lease (a gap voids it). */
+  #leaseFloor = -Infinity;
+  #gapNote: string | undefined;
+  /** When this node last heard from the leader of its term (clock time). */
+  #leaderContactAt = -Infinity;
+  readonly #startedAt: number;
   readonly #chunkBytes: number;
   readonly #unsafe: NonNullable<RaftConfig["unsafe"]>;
   #heartbeatSeq = 0;
@@ -228,7 +303,20 @@ export class Raft {
         "need 0 <= leaseDriftTicks < electionTick",
       );
     }
-    this.#leaseTicks = config.electionTick - drift;
+    this.#tickTime = config.tickMs ?? 1;
+    if (!(this.#tickTime > 0)) {
+      throw new RaftError("invalid_config", "need tickMs > 0");
+    }
+    this.#leaseTime = (config.electionTick - drift) * this.#tickTime;
+    this.#electionTime = config.electionTick * this.#tickTime;
+    this.#maxTickGap = config.maxTickGap ?? Math.max(2, drift) * this.#tickTime;
+    this.#clock = config.clock ?? (() => this.ticks * this.#tickTime);
+    this.#wall = config.wallClock;
+    this.#guard = config.clockGuard
+      ? new ClockGuard(config.clockGuard)
+      : undefined;
+    this.#startedAt = this.#clock();
+    this.#lastTickAt = this.#startedAt;
     this.#chunkBytes = config.snapshotChunkBytes ?? 64 * 1024;
     this.#unsafe = config.unsafe ?? {};
     // Proposal ids start at a random base so ids of a restarted node do not
@@ -260,9 +348,7 @@ export class Raft {
     const hi = Math.min(this.log.applied, this.log.committed);
     if (hi < lo) return;
     for (const e of this.log.slice(lo, hi + 1, Infinity)) {
-      if (e.type !== "conf") continue;
-      const cc = decodeConfChange(e.data);
-      if (cc) this.applyConfChange(cc, e.index);
+      if (e.type === "conf") this.applyConfEntry(e.data, e.index);
     }
   }
 
@@ -294,12 +380,17 @@ export class Raft {
   #setConf(cs: ConfState): void {
     this.voters.clear();
     this.learners.clear();
+    this.votersOutgoing.clear();
+    this.learnersNext.clear();
     this.prs.clear();
     const next = this.log.lastIndex() + 1;
-    for (const v of cs.voters) {
-      this.voters.add(v);
+    for (const v of [...cs.voters, ...(cs.votersOutgoing ?? [])]) {
       this.prs.set(v, this.#newProgress(next, false));
     }
+    for (const v of cs.voters) this.voters.add(v);
+    for (const v of cs.votersOutgoing ?? []) this.votersOutgoing.add(v);
+    for (const l of cs.learnersNext ?? []) this.learnersNext.add(l);
+    this.autoLeave = this.votersOutgoing.size > 0 && (cs.autoLeave ?? false);
     for (const l of cs.learners) {
       this.learners.add(l);
       this.prs.set(l, this.#newProgress(next, true));
@@ -324,19 +415,61 @@ export class Raft {
 
   /** The current membership. */
   confState(): ConfState {
-    return {
-      voters: [...this.voters].sort((a, b) => a - b),
-      learners: [...this.learners].sort((a, b) => a - b),
+    const sorted = (s: Set<NodeId>) => [...s].sort((a, b) => a - b);
+    const cs: ConfState = {
+      voters: sorted(this.voters),
+      learners: sorted(this.learners),
     };
+    if (this.joint()) {
+      cs.votersOutgoing = sorted(this.votersOutgoing);
+      cs.learnersNext = sorted(this.learnersNext);
+      cs.autoLeave = this.autoLeave;
+    }
+    return cs;
   }
 
-  /** True when this node may campaign (it is a voter). */
+  /** True while in a joint configuration (decisions need both majorities). */
+  joint(): boolean {
+    return this.votersOutgoing.size > 0;
+  }
+
+  /** Every voter of the current and (when joint) the outgoing configuration. */
+  #allVoters(): Set<NodeId> {
+    if (!this.joint()) return this.voters;
+    return new Set([...this.voters, ...this.votersOutgoing]);
+  }
+
+  /** True when this is the only voter (no one else to ask). */
+  #soleVoter(): boolean {
+    return !this.joint() && this.voters.size === 1 && this.voters.has(this.id);
+  }
+
+  /** True when this node may campaign (it is a voter, incoming or outgoing). */
   promotable(): boolean {
-    return this.voters.has(this.id);
+    return this.voters.has(this.id) || this.votersOutgoing.has(this.id);
   }
 
-  #quorum(): number {
-    return (this.voters.size >> 1) + 1;
+  /**
+   * The largest value a majority of `set` has reached (+Infinity for an
+   * empty set, which agrees to anything, as in etcd).
+   */
+  static #majority(
+    set: Set<NodeId>,
+    get: (id: NodeId) => number,
+  ): number {
+    if (set.size === 0) return Infinity;
+    const vals: number[] = [];
+    for (const v of set) vals.push(get(v));
+    vals.sort((a, b) => b - a);
+    return vals[set.size >> 1]!;
+  }
+
+  /** The value reached by a majority of the incoming voters and (when joint) of the outgoing ones. */
+  #jointMajority(get: (id: NodeId) => number): number {
+    return Math.min(
+      Raft.#majority(this.voters, get),
+      Raft.#majority(this.votersOutgoing, get),
+    );
   }
 
   #event(e: RaftEvent): void {
@@ -428,6 +561,8 @@ export class Raft {
     this.role = "leader";
     const self = this.prs.get(this.id)!;
     self.becomeReplicate();
+    // Peer clocks are measured afresh in every term this node leads.
+    this.#guard?.resetPeers();
     // Conservatively treat any entry of the log as a pending change.
     this.pendingConfIndex = this.log.lastIndex();
     this.#event({
@@ -462,7 +597,7 @@ export class Raft {
     }
     const index = this.log.lastIndex();
     const logTerm = this.log.lastTerm();
-    for (const v of this.voters) {
+    for (const v of this.#allVoters()) {
       if (v === this.id) continue;
       this.#send({
         type,
@@ -478,16 +613,24 @@ export class Raft {
 
   #poll(from: NodeId, granted: boolean): "won" | "lost" | "pending" {
     if (!this.#votes.has(from)) this.#votes.set(from, granted);
-    let yes = 0;
-    let no = 0;
-    for (const v of this.voters) {
-      const g = this.#votes.get(v);
-      if (g === true) yes++;
-      else if (g === false) no++;
-    }
-    const q = this.#quorum();
-    if (yes >= q) return "won";
-    if (no > this.voters.size - q) return "lost";
+    const tally = (set: Set<NodeId>): "won" | "lost" | "pending" => {
+      if (set.size === 0) return "won";
+      let yes = 0;
+      let no = 0;
+      for (const v of set) {
+        const g = this.#votes.get(v);
+        if (g === true) yes++;
+        else if (g === false) no++;
+      }
+      const q = (set.size >> 1) + 1;
+      if (yes >= q) return "won";
+      if (no > set.size - q) return "lost";
+      return "pending";
+    };
+    const a = tally(this.voters);
+    const b = tally(this.votersOutgoing);
+    if (a === "lost" || b === "lost") return "lost";
+    if (a === "won" && b === "won") return "won";
     return "pending";
   }
 
@@ -496,6 +639,9 @@ export class Raft {
   /** Advances the node's clock by one tick. */
   tick(): void {
     this.ticks++;
+    const now = this.#clock();
+    this.#observeClocks(now);
+    this.#lastTickAt = now;
     if (this.role === "leader") this.#tickHeartbeat();
     else this.#tickElection();
   }
@@ -504,7 +650,10 @@ export class Raft {
     this.#electionElapsed++;
     if (
       this.promotable() &&
-      this.#electionElapsed >= this.#randomizedElectionTimeout
+      this.#electionElapsed >= this.#randomizedElectionTimeout &&
+      // Ticks may run ahead of time (a burst of catch-up ticks): never
+      // campaign while the leader's lease may still hold by the clock.
+      !this.#inLeaderLease(this.#clock())
     ) {
       this.#electionElapsed = 0;
       this.#hup(false);
@@ -535,14 +684,14 @@ export class Raft {
   }
 
   #quorumActive(): boolean {
-    let active = 0;
-    for (const v of this.voters) {
+    const active = this.#jointMajority((v) =>
+      v === this.id || this.prs.get(v)?.recentActive ? 1 : 0
+    );
+    for (const v of this.#allVoters()) {
       const pr = this.prs.get(v);
-      if (!pr) continue;
-      if (v === this.id || pr.recentActive) active++;
-      if (v !== this.id) pr.recentActive = false;
+      if (pr && v !== this.id) pr.recentActive = false;
     }
-    return active >= this.#quorum();
+    return active >= 1;
   }
 
   #hup(transfer: boolean): void {
@@ -583,9 +732,13 @@ export class Raft {
       // local message: handled below
     } else if (m.term > this.term) {
       if (m.type === "vote" || m.type === "preVote") {
+        const now = this.#clock();
         const inLease = this.#checkQuorum && this.lead !== NONE &&
-          this.#electionElapsed < this.#electionTick;
-        const booting = this.#checkQuorum && this.ticks < this.#electionTick;
+          (this.#electionElapsed < this.#electionTick ||
+            this.#inLeaderLease(now));
+        const booting = this.#checkQuorum &&
+          (this.ticks < this.#electionTick ||
+            now - this.#startedAt < this.#electionTime);
         if (!m.transfer && (inLease || booting)) {
           this.#event({
             kind: "vote",
@@ -734,14 +887,17 @@ export class Raft {
         return;
       case "app":
         this.becomeFollower(m.term, m.from);
+        this.#heardFromLeader(m.from);
         this.#handleAppend(m);
         return;
       case "heartbeat":
         this.becomeFollower(m.term, m.from);
+        this.#heardFromLeader(m.from);
         this.#handleHeartbeat(m);
         return;
       case "snap":
         this.becomeFollower(m.term, m.from);
+        this.#heardFromLeader(m.from);
         this.#handleSnap(m);
         return;
       case "voteResp":
@@ -766,18 +922,15 @@ export class Raft {
         this.#followerPropose(m);
         return;
       case "app":
-        this.#electionElapsed = 0;
-        this.lead = m.from;
+        this.#heardFromLeader(m.from);
         this.#handleAppend(m);
         return;
       case "heartbeat":
-        this.#electionElapsed = 0;
-        this.lead = m.from;
+        this.#heardFromLeader(m.from);
         this.#handleHeartbeat(m);
         return;
       case "snap":
-        this.#electionElapsed = 0;
-        this.lead = m.from;
+        this.#heardFromLeader(m.from);
         this.#handleSnap(m);
         return;
       case "transferLeader":
@@ -804,6 +957,21 @@ export class Raft {
         this.readStates.push({ index: m.index, ctx: m.ctx });
         return;
     }
+  }
+
+  #heardFromLeader(from: NodeId): void {
+    this.#electionElapsed = 0;
+    this.lead = from;
+    this.#leaderContactAt = this.#clock();
+  }
+
+  /**
+   * True while a leader this node heard from may still hold its lease: less
+   * than an election timeout (by this node's clock) since the contact.
+   */
+  #inLeaderLease(now: number): boolean {
+    return this.lead !== NONE &&
+      now - this.#leaderContactAt < this.#electionTime;
   }
 
   #drop(from: NodeId): void {
@@ -850,11 +1018,18 @@ export class Raft {
     let ents = m.entries;
     for (let i = 0; i < ents.length; i++) {
       if (ents[i]!.type !== "conf") continue;
-      const cc = decodeConfChange(ents[i]!.data);
-      const refuse = cc === undefined ||
+      const any = decodeAnyConfChange(ents[i]!.data);
+      const changes = any?.v === 1 ? [any.cc] : any?.cc.changes ?? [];
+      const leave = any?.v === 2 && changes.length === 0;
+      const refuse = any === undefined ||
         this.pendingConfIndex > this.log.applied ||
-        (cc.type === "removeNode" && cc.nodeId === this.id &&
-          this.voters.size === 1);
+        // A joint configuration must be left before the next change, and
+        // only a joint configuration can be left.
+        (this.joint() !== leave) ||
+        changes.some((cc) =>
+          cc.type === "removeNode" && cc.nodeId === this.id &&
+          this.voters.size === 1
+        );
       if (refuse) {
         if (ents === m.entries) ents = [...ents];
         ents[i] = { term: 0, index: 0, type: "normal", data: EMPTY };
@@ -919,10 +1094,8 @@ export class Raft {
   // ---- replication (leader) ----
 
   #committedMatch(): number {
-    const matches: number[] = [];
-    for (const v of this.voters) matches.push(this.prs.get(v)?.match ?? 0);
-    matches.sort((a, b) => b - a);
-    return matches[this.#quorum() - 1] ?? 0;
+    const m = this.#jointMajority((v) => this.prs.get(v)?.match ?? 0);
+    return m === Infinity ? 0 : m;
   }
 
   #maybeCommit(): boolean {
@@ -1154,7 +1327,17 @@ export class Raft {
     pr.recentActive = true;
     pr.probeSent = false;
     if (m.seq > pr.ackedSeq) pr.ackedSeq = m.seq;
-    if (m.tick > pr.ackedTick) pr.ackedTick = m.tick;
+    if (m.sentAt > pr.ackedSentAt) pr.ackedSentAt = m.sentAt;
+    if (this.#guard) {
+      this.#guard.samplePeer(
+        m.from,
+        m.sentAt,
+        this.#clock(),
+        m.now,
+        m.wall,
+        this.#wall?.(),
+      );
+    }
     if (pr.state === "replicate" && pr.inflights.full()) {
       pr.inflights.freeFirstOne();
     }
@@ -1193,7 +1376,7 @@ export class Raft {
         // Never tell a follower to commit past what it is known to hold.
         commit: Math.min(pr.match, this.log.committed),
         seq: this.#heartbeatSeq,
-        tick: this.ticks,
+        sentAt: this.#clock(),
       });
     }
   }
@@ -1275,7 +1458,9 @@ export class Raft {
       to: m.from,
       term: this.term,
       seq: m.seq,
-      tick: m.tick,
+      sentAt: m.sentAt,
+      now: this.#clock(),
+      ...(this.#wall ? { wall: this.#wall() } : {}),
     });
   }
 
@@ -1294,7 +1479,13 @@ export class Raft {
       return;
     }
     let r = this.#snapRecv;
-    if (!r || r.index !== m.meta.index || r.term !== m.meta.term) {
+    // Only bytes from the same leader in the same term are resumed: another
+    // leader's snapshot of the same index may be serialized differently,
+    // and splicing the two would corrupt it. A new sender starts over.
+    if (
+      !r || r.index !== m.meta.index || r.term !== m.meta.term ||
+      r.from !== m.from || r.leaderTerm !== m.term
+    ) {
       if (m.offset !== 0) {
         reply(0);
         return;
@@ -1302,6 +1493,8 @@ export class Raft {
       r = {
         index: m.meta.index,
         term: m.meta.term,
+        from: m.from,
+        leaderTerm: m.term,
         total: m.total,
         chunks: [],
         received: 0,
@@ -1355,7 +1548,7 @@ export class Raft {
   // ---- reads ----
 
   #leaderReadIndex(m: MessageOf<"readIndex">): void {
-    if (this.voters.size === 1) {
+    if (this.#soleVoter()) {
       this.#answerRead(m.from, m.ctx, this.log.committed);
       return;
     }
@@ -1392,14 +1585,14 @@ export class Raft {
     }
   }
 
-  #quorumValue(get: (pr: Progress, self: boolean) => number): number {
-    const vals: number[] = [];
-    for (const v of this.voters) {
-      const pr = this.prs.get(v);
-      if (pr) vals.push(get(pr, v === this.id));
-    }
-    vals.sort((a, b) => b - a);
-    return vals[this.#quorum() - 1] ?? -1;
+  #quorumValue(
+    get: (pr: Progress, self: boolean, id: NodeId) => number,
+  ): number {
+    const v = this.#jointMajority((id) => {
+      const pr = this.prs.get(id);
+      return pr ? get(pr, id === this.id, id) : -Infinity;
+    });
+    return v === Infinity ? -Infinity : v;
   }
 
   #releaseReads(): void {
@@ -1418,20 +1611,73 @@ export class Raft {
 
   /**
    * True when this leader holds a read lease: a quorum acknowledged
-   * heartbeats sent less than `electionTick - leaseDriftTicks` ticks ago, so
-   * no other leader can have been elected (followers in lease ignore votes).
+   * heartbeats sent less than `(electionTick - leaseDriftTicks) × tickMs` ago
+   * by the clock, so no other leader can have been elected (followers that
+   * heard from a leader within an election timeout ignore votes).
    */
   leaseValid(): boolean {
-    if (this.role !== "leader" || this.leadTransferee !== NONE) return false;
+    return this.leaseState().valid;
+  }
+
+  /** Whether the lease holds now, and why not (for status pages). */
+  leaseState(): LeaseState {
+    const no = (reason: string): LeaseState => ({ valid: false, reason });
+    if (this.role !== "leader") return no("not the leader");
+    const now = this.#clock();
+    // Ticks late right now (a process resumed before its timer fired).
+    this.#observeClocks(now);
+    if (this.leadTransferee !== NONE) return no("leadership transfer");
     // A TimeoutNow may arrive late, after the transfer was given up, and its
     // campaign bypasses the followers' lease: no lease for the rest of the term.
-    if (this.#timeoutNowSent) return false;
-    if (!this.#checkQuorum || !this.#committedInTerm()) return false;
-    if (this.voters.size === 1) return true;
-    const oldest = this.#quorumValue((pr, self) =>
-      self ? this.ticks : pr.ackedTick
+    if (this.#timeoutNowSent) return no("TimeoutNow sent in this term");
+    if (!this.#checkQuorum) return no("check-quorum is off");
+    if (!this.#committedInTerm()) {
+      return no("no entry of this term committed yet");
+    }
+    const local = this.#guard?.localProblem(now);
+    if (local !== undefined) return no(`clock suspect: ${local}`);
+    if (this.#soleVoter()) return { valid: true, until: Infinity };
+    const oldest = this.#quorumValue((pr, self, id) =>
+      self
+        ? now
+        : this.#guard && !this.#guard.peerTrusted(id)
+        ? -Infinity
+        : pr.ackedSentAt
     );
-    return oldest >= 0 && this.ticks < oldest + this.#leaseTicks;
+    if (oldest === -Infinity) {
+      return no(
+        this.#guard
+          ? "no quorum of peers with acknowledged heartbeats and trusted clocks"
+          : "no quorum of acknowledged heartbeats",
+      );
+    }
+    if (oldest < this.#leaseFloor) {
+      return no(
+        `${this.#gapNote ?? "lease voided"}: waiting for a fresh quorum round`,
+      );
+    }
+    const until = oldest + this.#leaseTime;
+    if (now >= until) return no("expired: no recent quorum acknowledgement");
+    return { valid: true, until };
+  }
+
+  /** The clock guard's verdict (undefined when the guard is off). */
+  clockVerdict(): ClockVerdict | undefined {
+    return this.#guard?.verdict(this.#clock());
+  }
+
+  /**
+   * Samples the clocks: a gap since the last tick beyond `maxTickGap`
+   * voids the lease; the guard gets a local reading.
+   */
+  #observeClocks(now: number): void {
+    const gap = now - this.#lastTickAt;
+    if (gap > this.#maxTickGap && this.#leaseFloor < this.#lastTickAt) {
+      this.stats.tickGaps++;
+      this.#leaseFloor = now;
+      this.#gapNote = `a ${Math.round(gap)} ms gap between ticks`;
+    }
+    if (this.#guard && this.#wall) this.#guard.sampleLocal(now, this.#wall());
   }
 
   // ---- leadership transfer ----
@@ -1478,10 +1724,165 @@ export class Raft {
   // ---- membership ----
 
   /**
+   * Applies the data of a committed "conf" entry of either kind (a single
+   * change, or a joint change / the leave of a joint configuration).
+   */
+  applyConfEntry(data: Uint8Array, index = 0): void {
+    const any: AnyConfChange | undefined = decodeAnyConfChange(data);
+    if (!any) return;
+    if (any.v === 1) {
+      this.applyConfChange(any.cc, index);
+      return;
+    }
+    const { changes, transition } = any.cc;
+    if (changes.length === 0) {
+      this.#leaveJoint(index);
+    } else if (changes.length === 1 && transition === "auto") {
+      if (!this.joint()) this.applyConfChange(changes[0]!, index);
+    } else {
+      this.#enterJoint(changes, transition === "auto", index);
+    }
+  }
+
+  /**
+   * Enters a joint configuration: the current voters become the outgoing
+   * set, `changes` make the incoming one; until it is left, elections and
+   * commitment need a majority of both. Idempotent (ignored when already
+   * joint), so replays after a restart are harmless.
+   */
+  #enterJoint(changes: ConfChange[], autoLeave: boolean, index: number): void {
+    if (this.joint()) return;
+    for (const v of this.voters) this.votersOutgoing.add(v);
+    const next = this.log.lastIndex() + 1;
+    for (const cc of changes) {
+      const id = cc.nodeId;
+      switch (cc.type) {
+        case "addNode":
+          this.voters.add(id);
+          this.learners.delete(id);
+          this.learnersNext.delete(id);
+          break;
+        case "addLearner":
+          this.voters.delete(id);
+          // An outgoing voter cannot also be a learner: it becomes one on leaving.
+          if (this.votersOutgoing.has(id)) this.learnersNext.add(id);
+          else this.learners.add(id);
+          break;
+        case "removeNode":
+          this.voters.delete(id);
+          this.learners.delete(id);
+          this.learnersNext.delete(id);
+          break;
+      }
+    }
+    this.autoLeave = autoLeave;
+    this.#syncProgress(next);
+    this.#confEvent(changes, index);
+    this.#afterConfChange();
+  }
+
+  /** Leaves a joint configuration: only the incoming voters remain. */
+  #leaveJoint(index: number): void {
+    if (!this.joint()) return;
+    this.votersOutgoing.clear();
+    for (const l of this.learnersNext) this.learners.add(l);
+    this.learnersNext.clear();
+    this.autoLeave = false;
+    this.#syncProgress(this.log.lastIndex() + 1);
+    this.#confEvent([], index);
+    this.#afterConfChange();
+  }
+
+  /** Gives every member a progress entry (with its learner flag) and drops the others'. */
+  #syncProgress(next: number): void {
+    const voters = this.#allVoters();
+    const members = new Set([
+      ...voters,
+      ...this.learners,
+      ...this.learnersNext,
+    ]);
+    for (const id of members) {
+      const learner = !voters.has(id);
+      const pr = this.prs.get(id);
+      if (pr) pr.isLearner = learner;
+      else this.prs.set(id, this.#newProgress(next, learner));
+    }
+    for (const id of [...this.prs.keys()]) {
+      if (!members.has(id) && id !== this.id) this.prs.delete(id);
+    }
+    if (this.leadTransferee !== NONE && !voters.has(this.leadTransferee)) {
+      this.#abortTransfer();
+    }
+  }
+
+  #confEvent(changes: ConfChange[], index: number): void {
+    const cs = this.confState();
+    this.#event({
+      kind: "conf_change",
+      node: this.id,
+      term: this.term,
+      index,
+      ...(changes[0] ? { change: changes[0] } : {}),
+      changes,
+      joint: this.joint(),
+      voters: cs.voters,
+      learners: cs.learners,
+      ...(cs.votersOutgoing ? { votersOutgoing: cs.votersOutgoing } : {}),
+    });
+  }
+
+  /**
+   * etcd's auto-leave: a leader in a joint configuration marked `autoLeave`
+   * appends the empty change that leaves it, once every membership change
+   * in its log is applied (called after each apply).
+   */
+  maybeAutoLeave(): void {
+    if (
+      this.role !== "leader" || !this.joint() || !this.autoLeave ||
+      this.pendingConfIndex > this.log.applied || this.leadTransferee !== NONE
+    ) return;
+    const leave: Entry = {
+      term: 0,
+      index: 0,
+      type: "conf",
+      data: encodeConfChangeV2({ changes: [], transition: "auto" }),
+    };
+    if (this.#appendEntries([leave])) {
+      this.pendingConfIndex = this.log.lastIndex();
+      this.needBcast = true;
+    }
+  }
+
+  /** What a leader does once a membership change is applied. */
+  #afterConfChange(): void {
+    if (this.role !== "leader") return;
+    if (!this.promotable()) {
+      // Safe removal of the leader: the change is committed, so a new
+      // leader can be elected from the remaining voters.
+      this.#event({
+        kind: "step_down",
+        node: this.id,
+        term: this.term,
+        reason: "removed",
+      });
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    if (this.#maybeCommit()) this.#bcastAppend();
+    else {
+      for (const id of this.prs.keys()) {
+        if (id !== this.id) this.#sendAppend(id, false);
+      }
+    }
+  }
+
+  /**
    * Applies a committed membership change (called when its entry is
    * applied). Idempotent, so replays after a restart are harmless.
    */
   applyConfChange(cc: ConfChange, index = 0): void {
+    // Never proposed while joint (the leader refuses it); ignore it anyway.
+    if (this.joint()) return;
     const already = cc.type === "addNode"
       ? this.voters.has(cc.nodeId)
       : cc.type === "addLearner"
@@ -1513,34 +1914,7 @@ export class Raft {
         if (this.leadTransferee === cc.nodeId) this.#abortTransfer();
         break;
     }
-    const cs = this.confState();
-    this.#event({
-      kind: "conf_change",
-      node: this.id,
-      term: this.term,
-      index,
-      change: cc,
-      voters: cs.voters,
-      learners: cs.learners,
-    });
-    if (this.role !== "leader") return;
-    if (!this.voters.has(this.id)) {
-      // Safe removal of the leader: the change is committed, so a new
-      // leader can be elected from the remaining voters.
-      this.#event({
-        kind: "step_down",
-        node: this.id,
-        term: this.term,
-        reason: "removed",
-      });
-      this.becomeFollower(this.term, NONE);
-      return;
-    }
-    if (this.#maybeCommit()) this.#bcastAppend();
-    else {
-      for (const id of this.prs.keys()) {
-        if (id !== this.id) this.#sendAppend(id, false);
-      }
-    }
+    this.#confEvent([cc], index);
+    this.#afterConfChange();
   }
 }

@@ -37,9 +37,16 @@ export type RaftEvent =
     node: NodeId;
     term: number;
     index: number;
-    change: ConfChange;
+    /** The (first) change; absent when a joint configuration was left. */
+    change?: ConfChange;
+    /** Every change of the entry (several for a joint change, none for leaving one). */
+    changes: ConfChange[];
+    /** True while the configuration is joint after this entry. */
+    joint: boolean;
     voters: NodeId[];
     learners: NodeId[];
+    /** Outgoing voters while joint. */
+    votersOutgoing?: NodeId[];
   }
   | {
     kind: "snapshot";

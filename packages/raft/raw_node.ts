@@ -1,9 +1,11 @@
 import {
   type ConfChange,
   confChangeSchema,
+  type ConfChangeV2,
+  confChangeV2Schema,
   type ConfState,
-  decodeConfChange,
   encodeConfChange,
+  encodeConfChangeV2,
   type Entry,
   type HardState,
   type Message,
@@ -12,7 +14,9 @@ import {
   type Snapshot,
 } from "./messages.ts";
 import type { ProgressState } from "./progress.ts";
+import type { ClockVerdict } from "./clock_guard.ts";
 import {
+  type LeaseState,
   Raft,
   type RaftConfig,
   type RaftStats,
@@ -121,7 +125,7 @@ export class RawNode {
     this.#prevRole = "follower";
   }
 
-  /** Advances the logical clock by one tick. */
+  /** Advances the logical clock by one tick (elections, heartbeats). */
   tick(): void {
     this.raft.tick();
   }
@@ -190,6 +194,39 @@ export class RawNode {
         index: 0,
         type: "conf",
         data: encodeConfChange(cc),
+      }],
+    });
+  }
+
+  /**
+   * Proposes a membership change in the style of etcd's ConfChangeV2:
+   * several changes at once through a joint configuration (with
+   * `transition: "auto"` the leader leaves it by itself once it is applied;
+   * with "explicit", propose `{ changes: [] }` to leave), or a single change
+   * directly. `context` travels with the change in the log (member
+   * addresses, say) and comes back in the committed entry. One change may
+   * be pending at a time; a joint configuration must be left before the next.
+   * @throws RaftError `proposal_dropped`, or `invalid_config` for a malformed change.
+   */
+  proposeConfChangeV2(cc: ConfChangeV2): void {
+    const parsed = confChangeV2Schema.safeParse(cc);
+    if (!parsed.success) {
+      throw new RaftError(
+        "invalid_config",
+        `invalid membership change: ${parsed.error.issues[0]?.message}`,
+      );
+    }
+    const id = this.raft.id;
+    this.raft.step({
+      type: "prop",
+      from: id,
+      to: id,
+      term: 0,
+      entries: [{
+        term: 0,
+        index: 0,
+        type: "conf",
+        data: encodeConfChangeV2(cc),
       }],
     });
   }
@@ -313,14 +350,12 @@ export class RawNode {
     if (p.committed.length > 0) {
       for (const e of p.committed) {
         if (e.index <= r.log.applied) continue;
-        if (e.type === "conf") {
-          const cc = decodeConfChange(e.data);
-          if (cc) r.applyConfChange(cc, e.index);
-        }
+        if (e.type === "conf") r.applyConfEntry(e.data, e.index);
       }
       const last = p.committed[p.committed.length - 1]!.index;
       if (last > r.log.applied) r.log.appliedTo(last);
       r.reduceUncommittedSize(p.committed);
+      r.maybeAutoLeave();
     }
   }
 
@@ -332,6 +367,16 @@ export class RawNode {
   /** True when the leader's read lease is currently valid. */
   leaseValid(): boolean {
     return this.raft.leaseValid();
+  }
+
+  /** Whether the lease holds, and why not. */
+  leaseState(): LeaseState {
+    return this.raft.leaseState();
+  }
+
+  /** The clock guard's verdict (undefined when the guard is off). */
+  clockVerdict(): ClockVerdict | undefined {
+    return this.raft.clockVerdict();
   }
 
   /** A snapshot of the node's state. */

@@ -220,5 +220,11 @@ export class MemoryStorage implements Storage {
 
 /** A copy of a membership. */
 export function cloneConf(cs: ConfState): ConfState {
-  return { voters: [...cs.voters], learners: [...cs.learners] };
+  const out: ConfState = { voters: [...cs.voters], learners: [...cs.learners] };
+  if (cs.votersOutgoing?.length) {
+    out.votersOutgoing = [...cs.votersOutgoing];
+    out.learnersNext = [...(cs.learnersNext ?? [])];
+    out.autoLeave = cs.autoLeave ?? false;
+  }
+  return out;
 }

@@ -42,6 +42,8 @@
  */
 export type { CommandStateMachine } from "./command_state_machine.ts";
 export {
+  type LeaseStatus,
+  type NodeClock,
   type PeerAddress,
   type ReadConsistency,
   type ReplicaMember,
@@ -49,6 +51,7 @@ export {
   ReplicatedNode,
   type ReplicatedNodeConfig,
   splitHostPort,
+  systemClock,
 } from "./replicated_node.ts";
 export {
   isReplicationError,

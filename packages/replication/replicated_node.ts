@@ -10,7 +10,11 @@
  */
 import { defineMessage } from "@strata/codec";
 import {
+  type ClockGuardOptions,
+  type ClockVerdict,
+  type ConfChange,
   type ConfState,
+  decodeAnyConfChange,
   type Entry,
   entrySchema,
   type HardState,
@@ -34,6 +38,12 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { CommandStateMachine } from "./command_state_machine.ts";
 import { readHardState, writeHardState } from "./hard_state_file.ts";
+import {
+  type MemberAddresses,
+  memberAddressesSchema,
+  readMemberAddresses,
+  writeMemberAddresses,
+} from "./member_addresses_file.ts";
 import { ReplicationError } from "./replication_error.ts";
 import { ReplicationMetrics } from "./replication_metrics.ts";
 
@@ -73,6 +83,41 @@ export interface ReplicatedNodeConfig {
   metrics?: ReplicationMetrics;
   /** Name used in log lines (default "raft node <id>"). */
   name?: string;
+  /**
+   * The clocks (a port, so tests can skew them): `monotonic` ms (default
+   * `performance.timeOrigin + performance.now()`) measures the lease and
+   * tick gaps; `wall` ms since the epoch (default `Date.now()`) is checked
+   * against it and exchanged with peers by the clock guard.
+   */
+  clock?: NodeClock;
+  /** Bounds of the clock guard (default: its defaults), or `false` to turn it off. */
+  clockGuard?: ClockGuardOptions | false;
+}
+
+/** The two clocks a replica reads. */
+export interface NodeClock {
+  /** Monotonic milliseconds (never steps; keeps running while the process is stopped). */
+  monotonic(): number;
+  /** Wall-clock milliseconds since the epoch. */
+  wall(): number;
+}
+
+/** The system clocks. */
+export const systemClock: NodeClock = {
+  monotonic: () => performance.timeOrigin + performance.now(),
+  wall: () => Date.now(),
+};
+
+/** The lease and clock part of {@link ReplicaStatus}. */
+export interface LeaseStatus {
+  /** True when a lease read would be answered from the lease right now. */
+  valid: boolean;
+  /** Why not. */
+  reason?: string;
+  /** True when the clock guard refuses lease reads (local clocks disagree, or the leader has no quorum of peers with trusted clocks). */
+  clockSuspect: boolean;
+  /** The clock guard's findings (absent when the guard is off). */
+  clock?: ClockVerdict;
 }
 
 /** Read consistency: linearizable (ReadIndex), leader lease, or local. */
@@ -102,6 +147,8 @@ export interface ReplicaStatus {
   snapshotIndex: number;
   /** Bytes of the on-disk log (entries after the last compaction). */
   logBytes: number;
+  /** The read lease and the clock guard's verdict (always set by a replica; optional for stand-ins). */
+  lease?: LeaseStatus;
 }
 
 /** One member of the configuration. */
@@ -174,11 +221,16 @@ export class ReplicatedNode<R> {
   readonly #node: RawNode;
   readonly #addresses: Map<number, PeerAddress>;
   #server: TcpServer<typeof raftMessageTypes> | undefined;
+  /** Peers whose refusal of our secret was logged (until they accept us). */
+  readonly #authRefusedBy = new Set<number>();
   readonly #peers = new Map<
     number,
     ReconnectingClient<typeof raftMessageTypes>
   >();
   #ticker: ReturnType<typeof setInterval> | undefined;
+  readonly #clock: NodeClock;
+  #tickOrigin = 0;
+  #ticksDone = 0;
   #driving = false;
   #again = false;
   #stopped = false;
@@ -221,6 +273,7 @@ export class ReplicatedNode<R> {
     this.#hard = hard;
     this.#snapshotIndex = snapshotIndex;
     this.#addresses = new Map(cfg.members);
+    this.#clock = cfg.clock ?? systemClock;
   }
 
   /**
@@ -289,6 +342,7 @@ export class ReplicatedNode<R> {
         mem.append(records.map((r) => LogEntry.decode(r) as Entry));
       }
       const hard = await readHardState(cfg.dataDir);
+      const learned = await readMemberAddresses(cfg.dataDir);
       const commit = Math.min(
         Math.max(hard.commit, snapIndex),
         mem.lastIndex(),
@@ -296,7 +350,12 @@ export class ReplicatedNode<R> {
       const hs = { ...hard, commit };
       mem.setHardState(hs);
       const fresh = snapIndex === 0 && mem.lastIndex() === 0 && hard.term === 0;
+      const clock = cfg.clock ?? systemClock;
       const node = new RawNode({
+        clock: clock.monotonic,
+        wallClock: clock.wall,
+        tickMs: cfg.tickMs,
+        clockGuard: cfg.clockGuard === false ? undefined : cfg.clockGuard ?? {},
         id: cfg.id,
         storage: mem,
         peers: fresh && !cfg.join
@@ -324,7 +383,11 @@ export class ReplicatedNode<R> {
         hs,
         snapIndex,
       );
+      for (const [id, a] of Object.entries(learned)) {
+        n.setAddress(Number(id), a);
+      }
       await n.#listen();
+      n.#tickOrigin = clock.monotonic();
       n.#ticker = setInterval(() => n.#tick(), cfg.tickMs);
       n.#drive();
       return n;
@@ -468,9 +531,18 @@ export class ReplicatedNode<R> {
   ): Promise<void> {
     this.#assertRunning();
     if (consistency === "stale") return;
-    if (consistency === "lease" && this.leaseValid()) {
-      await this.#waitApplied(this.#node.status().commit, signal);
-      return;
+    if (consistency === "lease") {
+      if (this.leaseValid()) {
+        this.metrics.leaseReads.inc({ served: "lease" });
+        await this.#waitApplied(this.#node.status().commit, signal);
+        return;
+      }
+      // No lease here (a follower, a lapsed or voided lease, a suspect
+      // clock): the read goes through ReadIndex instead.
+      this.metrics.leaseReads.inc({ served: "read_index" });
+      if (this.isLeader && this.#clockSuspect()) {
+        this.metrics.clockRefusals.inc();
+      }
     }
     if (this.#lead === 0) {
       throw new ReplicationError(
@@ -523,7 +595,40 @@ export class ReplicatedNode<R> {
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
       logBytes: this.#log.byteSize,
+      lease: this.leaseStatus(),
     };
+  }
+
+  /** The read lease and what the clock guard thinks of the clocks. */
+  leaseStatus(): LeaseStatus {
+    const ls = this.#node.leaseState();
+    const clock = this.#node.clockVerdict();
+    return {
+      valid: this.#role === "leader" && ls.valid,
+      ...(ls.reason !== undefined ? { reason: ls.reason } : {}),
+      clockSuspect: this.#clockSuspect(),
+      ...(clock ? { clock } : {}),
+    };
+  }
+
+  /**
+   * True when the clock guard is what keeps this node from a lease: its
+   * local clocks disagree, or (on the leader) peers' clocks were measured
+   * out of bounds so that no quorum of trusted clocks remains.
+   */
+  #clockSuspect(): boolean {
+    const v = this.#node.clockVerdict();
+    if (!v) return false;
+    if (!v.localOk) return true;
+    if (this.#role !== "leader") return false;
+    const voters = this.#node.confState().voters;
+    const measuredBad =
+      voters.filter((id) =>
+        id !== this.#cfg.id && v.peers[id] !== undefined &&
+        !v.peers[id]!.trusted && v.peers[id]!.rate !== undefined
+      ).length;
+    // Out-of-bounds peers leave fewer than a quorum that could be trusted.
+    return voters.length - measuredBad < Math.floor(voters.length / 2) + 1;
   }
 
   /** Voters and learners with their known addresses, by id. */
@@ -603,6 +708,101 @@ export class ReplicatedNode<R> {
   }
 
   /**
+   * Changes several members at once through a joint configuration (raft's
+   * ConfChangeV2, left automatically): e.g. add two voters and remove two
+   * in one step, which one-at-a-time changes cannot do without passing
+   * through an even-sized or weaker configuration. `addresses` of the new
+   * members travel in the change's context, so every replica (and the new
+   * members themselves, when they replay the log) learns them from the log;
+   * they are kept in the data directory. Waits until the final
+   * configuration is applied here.
+   * @throws ReplicationError `no_leader`, `conflict` (refused: another
+   *   change in flight), `bad_request` (empty or invalid), `timeout`.
+   */
+  async changeMembers(
+    changes: ConfChange[],
+    addresses: Record<number, PeerAddress>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (!this.isLeader) {
+      throw this.notLeader("membership changes go to the leader");
+    }
+    const context: MemberAddresses = {};
+    for (const [id, a] of Object.entries(addresses)) {
+      context[id] = a.http ? { peer: a.peer, http: a.http } : { peer: a.peer };
+    }
+    const checked = memberAddressesSchema.safeParse(context);
+    if (changes.length === 0 || !checked.success) {
+      throw new ReplicationError(
+        "bad_request",
+        changes.length === 0
+          ? "no membership change given"
+          : `invalid member addresses: ${checked.error?.issues[0]?.message}`,
+      );
+    }
+    const raft = this.#node.raft;
+    if (raft.joint() || raft.pendingConfIndex > raft.log.applied) {
+      throw new ReplicationError(
+        "conflict",
+        "another membership change is still being applied; retry shortly",
+      );
+    }
+    for (const [id, a] of Object.entries(checked.data)) {
+      this.setAddress(Number(id), a);
+    }
+    // The configuration once the joint one is left.
+    const cs = this.#node.confState();
+    const voters = new Set(cs.voters);
+    const learners = new Set(cs.learners);
+    for (const c of changes) {
+      if (c.type === "addNode") {
+        voters.add(c.nodeId);
+        learners.delete(c.nodeId);
+      } else if (c.type === "addLearner") {
+        voters.delete(c.nodeId);
+        learners.add(c.nodeId);
+      } else {
+        voters.delete(c.nodeId);
+        learners.delete(c.nodeId);
+      }
+    }
+    const same = (a: Set<number>, b: number[]) =>
+      a.size === b.length && b.every((x) => a.has(x));
+    try {
+      this.#node.proposeConfChangeV2({
+        changes,
+        context: new TextEncoder().encode(JSON.stringify(checked.data)),
+      });
+    } catch (e) {
+      if (isRaftError(e, "invalid_config")) {
+        throw new ReplicationError("bad_request", e.message);
+      }
+      if (isRaftError(e)) {
+        throw new ReplicationError(
+          "conflict",
+          `membership change refused: ${e.message}`,
+        );
+      }
+      throw e;
+    }
+    this.#drive();
+    for (;;) {
+      const now = this.#node.confState();
+      if (
+        !now.votersOutgoing && same(voters, now.voters) &&
+        same(learners, now.learners)
+      ) return;
+      if (signal.aborted) {
+        throw new ReplicationError(
+          "timeout",
+          "the membership change did not apply before the deadline (it may still)",
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
    * Hands leadership to `to` (default: the most caught-up other voter)
    * and waits until it leads.
    * @returns the new leader's id.
@@ -657,6 +857,9 @@ export class ReplicatedNode<R> {
       isLeader: s.role === "leader" ? 1 : 0,
       echoBytesSaved: s.stats.echoBytesSaved,
       proposalsDropped: s.stats.proposalsDropped,
+      tickGaps: s.stats.tickGaps,
+      leaseValid: this.leaseValid() ? 1 : 0,
+      clockSuspect: this.#clockSuspect() ? 1 : 0,
       ...extraGauges,
     });
     return this.metrics.render();
@@ -680,9 +883,25 @@ export class ReplicatedNode<R> {
 
   // ---- the Ready loop ----
 
+  /**
+   * Runs the ticks due by the monotonic clock, not one per timer callback:
+   * a stopped process or a blocked event loop misses timer callbacks, and
+   * the ticks it missed are caught up here (at most two election timeouts'
+   * worth: that is enough to time out an election or step a leader down).
+   */
   #tick(): void {
     if (this.#stopped) return;
-    this.#node.tick();
+    const due = Math.floor(
+      (this.#clock.monotonic() - this.#tickOrigin) / this.#cfg.tickMs,
+    ) - this.#ticksDone;
+    const cap = 2 * this.#cfg.electionTicks;
+    if (due > cap) this.#ticksDone += due - cap;
+    const n = Math.min(due, cap);
+    if (n > 1) this.metrics.ticksCaughtUp.inc(n - 1);
+    for (let i = 0; i < n; i++) {
+      this.#ticksDone++;
+      this.#node.tick();
+    }
     this.#drive();
   }
 
@@ -794,7 +1013,14 @@ export class ReplicatedNode<R> {
     if (rd.snapshot) {
       this.machine.restore(rd.snapshot.data, rd.snapshot.meta.index);
     }
-    for (const e of rd.committedEntries) this.#apply(e);
+    let learned = false;
+    for (const e of rd.committedEntries) {
+      if (this.#learnFromConf(e)) learned = true;
+      this.#apply(e);
+    }
+    if (learned) {
+      await writeMemberAddresses(this.#cfg.dataDir, this.#learnedAddresses());
+    }
     // 4. Reads whose point is known.
     for (const rs of rd.readStates) {
       const w = this.#reads.get(rs.ctx);
@@ -828,11 +1054,53 @@ export class ReplicatedNode<R> {
     }
     if (
       !this.#snapshotting &&
+      // The snapshot store keeps voters and learners only: never snapshot
+      // a joint configuration (it is left within a round trip or two).
+      !this.#node.confState().votersOutgoing &&
       this.machine.appliedIndex - this.#snapshotIndex >=
         this.#cfg.snapshotEntries
     ) {
       this.#takeSnapshot();
     }
+  }
+
+  /**
+   * Learns the addresses a joint membership change carries in its context.
+   * @returns true when an address was new.
+   */
+  #learnFromConf(e: Entry): boolean {
+    if (e.type !== "conf") return false;
+    const any = decodeAnyConfChange(e.data);
+    if (any?.v !== 2 || !any.cc.context) return false;
+    let parsed;
+    try {
+      parsed = memberAddressesSchema.safeParse(
+        JSON.parse(new TextDecoder().decode(any.cc.context)),
+      );
+    } catch {
+      return false;
+    }
+    if (!parsed.success) return false;
+    let changed = false;
+    for (const [id, a] of Object.entries(parsed.data)) {
+      const known = this.#addresses.get(Number(id));
+      if (known?.peer === a.peer && known?.http === a.http) continue;
+      this.setAddress(Number(id), a);
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Addresses of members outside the initial list, for the members file. */
+  #learnedAddresses(): MemberAddresses {
+    const out: MemberAddresses = {};
+    for (const [id, a] of this.#addresses) {
+      if (id === this.#cfg.id || this.#cfg.members.has(id)) continue;
+      out[String(id)] = a.http
+        ? { peer: a.peer, http: a.http }
+        : { peer: a.peer };
+    }
+    return out;
   }
 
   #apply(e: Entry): void {
@@ -948,6 +1216,17 @@ export class ReplicatedNode<R> {
       hostname: this.#cfg.listen.hostname,
       port: this.#cfg.listen.port,
       secret: this.#cfg.secret,
+      // A peer with the wrong secret is cut off in the handshake, before
+      // any message; say so once per connection, naming the address only.
+      onConnection: (conn) => {
+        conn.closed.then((why) => {
+          if (why.code === "auth_failed" && !this.#stopped) {
+            console.error(
+              `${this.#cfg.name}: refused a raft peer connection from ${conn.peer}: ${why.message} (check that every node has the same peer secret)`,
+            );
+          }
+        });
+      },
       handlers: {
         onMessage: (env) => {
           if (this.#stopped) return;
@@ -976,6 +1255,16 @@ export class ReplicatedNode<R> {
         set: raftMessageSet,
         secret: this.#cfg.secret,
         backoff: { initialMs: 50, maxMs: 1000 },
+        onDisconnect: (why) => {
+          // Once per peer until it accepts us again, not on every retry.
+          if (why.code !== "auth_failed") return;
+          if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
+          this.#authRefusedBy.add(m.to);
+          console.error(
+            `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}) refused this node: ${why.message} (check that every node has the same peer secret)`,
+          );
+        },
+        onConnect: () => this.#authRefusedBy.delete(m.to),
         onFrameSent: (kind, wire, whole) => {
           const type = kind.slice("raft.".length);
           this.metrics.bytesSent.inc({ type }, wire);

@@ -86,6 +86,28 @@ export class ReplicationMetrics {
     labelNames: ["type"],
     registers: [this.registry],
   });
+  /** Reads asked at lease consistency, by how they were served. */
+  readonly leaseReads: Counter<"served"> = new Counter({
+    name: "strata_raft_lease_reads_total",
+    help:
+      "Reads asked at lease consistency on this node, by how they were served: from the leader's lease, or through ReadIndex (no valid lease here: a follower, a lapsed or voided lease, a suspect clock).",
+    labelNames: ["served"],
+    registers: [this.registry],
+  });
+  /** Lease reads the clock guard sent to ReadIndex. */
+  readonly clockRefusals: Counter = new Counter({
+    name: "strata_raft_clock_guard_refusals_total",
+    help:
+      "Lease reads on the leader that went through ReadIndex because the clock guard distrusted the clocks.",
+    registers: [this.registry],
+  });
+  /** Ticks run late to catch up with the monotonic clock. */
+  readonly ticksCaughtUp: Counter = new Counter({
+    name: "strata_raft_ticks_caught_up_total",
+    help:
+      "Raft ticks run late, in a burst, because timer callbacks were missed (a stopped process, a blocked event loop).",
+    registers: [this.registry],
+  });
   /** HTTP requests by route and status. */
   readonly httpRequests: Histogram<"route" | "status"> = new Histogram({
     name: "strata_http_request_seconds",

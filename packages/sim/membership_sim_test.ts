@@ -76,3 +76,59 @@ Deno.test(NAME, () => {
     assert.equal(c.node(old).raw.raft.promotable(), false);
   });
 });
+
+const JOINT =
+  "two of three voters are replaced at once through a joint configuration, under loss, crashes and snapshots";
+
+Deno.test(JOINT, () => {
+  runSeeded(FILE, JOINT, testSeeds(4, 40), (seed) => {
+    const c = new RaftCluster({ seed, nodes: 3, snapshotInterval: 10 });
+    c.setReliable(false);
+    for (let i = 0; i < 12; i++) c.one(`a${i}`, 3, true);
+    c.addNode(4);
+    c.addNode(5);
+    const context = new TextEncoder().encode("4=n4:7000,5=n5:7000");
+    let proposed = -1;
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const leader = c.leader();
+      const cs = leader?.raw.confState();
+      if (cs && !cs.votersOutgoing && cs.voters.join() === "1,4,5") break;
+      if (leader && !cs!.votersOutgoing && proposed < 0) {
+        try {
+          leader.raw.proposeConfChangeV2({
+            changes: [
+              { type: "addNode", nodeId: 4 },
+              { type: "addNode", nodeId: 5 },
+              { type: "removeNode", nodeId: 2 },
+              { type: "removeNode", nodeId: 3 },
+            ],
+            context,
+          });
+          c.pump(leader);
+          proposed = attempt;
+        } catch (e) {
+          if (!isRaftError(e, "proposal_dropped")) throw e;
+        }
+      }
+      // A crash while the change is under way.
+      if (attempt === 1) c.crash(1);
+      if (attempt === 3) c.restart(1);
+      c.run(300);
+      // A proposal lost with a leader is proposed again.
+      if (proposed >= 0 && attempt - proposed > 10) proposed = -1;
+    }
+    if (!c.node(1).alive) c.restart(1);
+    c.run(1000);
+    const leader = c.leader();
+    assert.ok(leader, "no leader after the joint change");
+    assert.deepEqual(leader.raw.confState(), {
+      voters: [1, 4, 5],
+      learners: [],
+    });
+    const idx = c.one("after-joint", 3, true);
+    for (const id of [1, 4, 5]) {
+      assert.deepEqual(c.node(id).raw.confState().voters, [1, 4, 5]);
+      assert.ok(c.node(id).sm.applied >= idx);
+    }
+  });
+});

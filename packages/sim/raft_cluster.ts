@@ -237,9 +237,14 @@ export class RaftCluster {
     if (snap.meta.index > 0) node.sm.restore(snap.meta.index, snap.data);
     node.lastSnapshot = snap.meta.index;
     const random = this.prng.fork();
+    // The node's monotonic clock runs at its own (drifting) rate: it
+    // believes each of its ticks lasts the nominal tickMs.
+    const rate = this.tickMs / node.tickMs;
     node.raw = new RawNode({
       electionTick: this.#electionTick,
       heartbeatTick: this.#heartbeatTick,
+      clock: () => this.scheduler.now * rate,
+      tickMs: this.tickMs,
       ...this.options.raft,
       id: node.id,
       storage,

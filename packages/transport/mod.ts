@@ -87,12 +87,6 @@ export {
   setBit,
 } from "./presence_bitmap.ts";
 export {
-  CHUNK_MASK_BITS,
-  chunkEnds,
-  MAX_CHUNK_BYTES,
-  MIN_CHUNK_BYTES,
-} from "./content_chunker.ts";
-export {
   MAX_PACKED_PACKETS,
   pack,
   PACK_VERSION,

@@ -21,7 +21,8 @@ export type RelayBatch = z.output<typeof RelayBatch.schema>;
 
 /**
  * Packs one packet per receiver into a {@link RelayBatch}: what a leader
- * sends to a remote site instead of one message per follower.
+ * could send to a remote site instead of one message per follower (no
+ * running node does yet; see the README's "What runs").
  */
 export function packForRelay(
   packets: readonly { to: string; packet: Uint8Array }[],
@@ -36,9 +37,10 @@ export function packForRelay(
 export type Deliver = (to: string, packet: Uint8Array) => void | Promise<void>;
 
 /**
- * Fans a packed blob out to its receivers (the per-datacenter proxy, or a
- * "client learner" that feeds many readers): one blob crosses the long link,
- * each packet goes the short way to its receiver.
+ * Fans a packed blob out to its receivers (meant for a per-datacenter
+ * proxy, or a member feeding many client learners; only tests use it so
+ * far): one blob crosses the long link, each packet goes the short way to
+ * its receiver.
  */
 export class Relay {
   readonly #deliver: Deliver;

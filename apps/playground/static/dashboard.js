@@ -54,6 +54,20 @@ function toast(text, isError = false) {
 }
 
 /**
+ * The run's token, which the server put in the page: every action sends it
+ * as a header (not a cookie, so another site's page cannot send it).
+ */
+const PAGE_TOKEN =
+  document.querySelector('meta[name="strata-page-token"]')?.getAttribute(
+    "content",
+  ) ?? "";
+
+/** Headers of an action: the run's token, plus `extra`. @param {Record<string, string>} extra */
+function actionHeaders(extra) {
+  return { authorization: `Bearer ${PAGE_TOKEN}`, ...extra };
+}
+
+/**
  * Calls the dashboard API; resolves with the JSON or throws an Error with
  * the server's message.
  * @param {string} path @param {RequestInit} [init]
@@ -77,7 +91,7 @@ async function api(path, init = {}) {
 function post(path, body) {
   return api(path, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: actionHeaders({ "content-type": "application/json" }),
     body: body === undefined ? "" : JSON.stringify(body),
   });
 }
@@ -575,7 +589,12 @@ $("#gfs-upload-form").addEventListener("submit", async (ev) => {
   try {
     const r = await api(
       `/api/gfs/upload?name=${encodeURIComponent(file.name)}`,
-      { method: "POST", body: file },
+      {
+        method: "POST",
+        body: file,
+        // Raw bytes whatever the file's type: a text/plain POST is refused.
+        headers: actionHeaders({ "content-type": "application/octet-stream" }),
+      },
     );
     out.textContent = `${r.path}: ${bytes(r.length)} in ${r.chunks} chunk${
       r.chunks === 1 ? "" : "s"

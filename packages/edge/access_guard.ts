@@ -1,0 +1,214 @@
+/**
+ * The access checks every strata HTTP API runs before its handlers: the
+ * URL's encoding, the `Host` header (against DNS rebinding), cross-site
+ * browser requests on mutating methods (against CSRF), and the caller's
+ * bearer token, whose role each route declares with {@link requireRole}.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Context, MiddlewareHandler } from "hono";
+import { EdgeError } from "./edge_error.ts";
+import { checkUrlEncoding } from "./request_input.ts";
+import { type Role, roleAllows, ROLES } from "./roles.ts";
+
+/** Bearer tokens and the role each grants; compared in constant time. */
+export class TokenAuth {
+  readonly #digests: { role: Role; digest: Uint8Array }[] = [];
+
+  /** @param tokens a token per role (a role without one grants nobody). */
+  constructor(tokens: Partial<Record<Role, string>>) {
+    for (const role of ROLES) {
+      const t = tokens[role];
+      if (t) this.#digests.push({ role, digest: sha256(t) });
+    }
+  }
+
+  /** The role a presented token grants, or undefined when it grants none. */
+  roleOf(token: string): Role | undefined {
+    const d = sha256(token);
+    let found: Role | undefined;
+    // Check every token, so the time taken says nothing about which matched.
+    for (const t of this.#digests) {
+      if (timingSafeEqual(d, t.digest) && !found) found = t.role;
+    }
+    return found;
+  }
+}
+
+function sha256(s: string): Uint8Array {
+  return createHash("sha256").update(s).digest();
+}
+
+/** Options of {@link edgeGuard}. */
+export interface EdgeGuardOptions {
+  /** The tokens, or "off" (only with an explicit flag: see resolveAccess). */
+  auth: TokenAuth | "off";
+  /** Host names (no port) this server answers to, or "any". */
+  hosts: readonly string[] | "any";
+  /** Paths anyone may GET without a token (e.g. "/healthz"). */
+  publicPaths?: readonly string[];
+  /**
+   * Every GET/HEAD needs no token (a page and its event stream, which a
+   * browser loads without headers); mutating routes still declare roles.
+   */
+  publicReads?: boolean;
+  /** Where the caller finds a token, for the 401 message. */
+  tokenHint?: string;
+}
+
+const roles = new WeakMap<Request, Role>();
+const hints = new WeakMap<Request, string>();
+
+/** The role the request's token granted ("admin" when auth is off), if any. */
+export function callerRole(c: Context): Role | undefined {
+  return roles.get(c.req.raw);
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** The host name of a `Host` header value (lower case, no port, IPv6 without brackets). */
+export function hostName(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith("[")) {
+    return h.slice(1, h.indexOf("]") < 0 ? undefined : h.indexOf("]"));
+  }
+  const colon = h.lastIndexOf(":");
+  return colon < 0 ? h : h.slice(0, colon);
+}
+
+/**
+ * The middleware that runs first on every request:
+ * 1. a path or query with malformed percent-encoding → 400 `bad_request`;
+ * 2. a `Host` not among `hosts` → 421 `misdirected`;
+ * 3. a mutating method (not GET/HEAD/OPTIONS) that a browser marks as
+ *    cross-site (`Sec-Fetch-Site`) or whose `Origin` is another origin →
+ *    403 `cross_origin`; a POST with a content type a page may send to
+ *    any site without asking (text/plain, a form) → 415
+ *    `unsupported_media_type` — such a "simple" request never commands;
+ * 4. an `Authorization` header with an unknown token → 401; otherwise the
+ *    token's role is remembered for {@link requireRole}, and every
+ *    non-public route needs at least `read`.
+ */
+export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
+  const hosts = options.hosts === "any" ? undefined : new Set(
+    options.hosts.map((h) => h.replace(/^\[|\]$/g, "").toLowerCase()),
+  );
+  const publicPaths = new Set(options.publicPaths ?? []);
+  const hint = options.tokenHint ??
+    "send the header Authorization: Bearer <token>";
+  return async (c, next) => {
+    checkUrlEncoding(c.req.url);
+    const hostHeader = c.req.header("host") ?? new URL(c.req.url).host;
+    if (hosts && !hosts.has(hostName(hostHeader))) {
+      throw new EdgeError(
+        "misdirected",
+        `this server does not answer to the host ${
+          JSON.stringify(hostName(hostHeader).slice(0, 100))
+        } (it answers to ${
+          [...hosts].join(", ")
+        }; add names with --allowed-hosts)`,
+      );
+    }
+    if (!SAFE_METHODS.has(c.req.method)) checkSameOrigin(c, hostHeader);
+    if (c.req.method === "POST") checkNotSimple(c);
+    hints.set(c.req.raw, hint);
+    if (options.auth === "off") {
+      roles.set(c.req.raw, "admin");
+    } else {
+      const header = c.req.header("authorization");
+      if (header !== undefined) {
+        const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+        const role = m ? options.auth.roleOf(m[1]!) : undefined;
+        if (!role) {
+          throw new EdgeError(
+            "unauthorized",
+            m
+              ? "the bearer token is not valid for this cluster"
+              : "the Authorization header must be: Bearer <token>",
+          );
+        }
+        roles.set(c.req.raw, role);
+      }
+      const path = new URL(c.req.url).pathname;
+      const safe = SAFE_METHODS.has(c.req.method);
+      if (!(safe && (options.publicReads || publicPaths.has(path)))) {
+        needRole(c, "read");
+      }
+    }
+    await next();
+  };
+}
+
+function checkSameOrigin(c: Context, hostHeader: string): void {
+  const site = c.req.header("sec-fetch-site");
+  if (site === "cross-site" || site === "same-site") {
+    throw new EdgeError(
+      "cross_origin",
+      `cross-site requests may not change anything (Sec-Fetch-Site: ${site})`,
+    );
+  }
+  const origin = c.req.header("origin");
+  if (origin === undefined) return;
+  let originHost: string | undefined;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    originHost = undefined;
+  }
+  if (originHost === undefined || originHost !== hostHeader.toLowerCase()) {
+    throw new EdgeError(
+      "cross_origin",
+      `requests from another origin (${
+        JSON.stringify(origin.slice(0, 100))
+      }) may not change anything`,
+    );
+  }
+}
+
+/** The content types of a CORS "simple" request (sent cross-site without a preflight). */
+const SIMPLE_TYPES = [
+  "text/plain",
+  "application/x-www-form-urlencoded",
+  "multipart/form-data",
+];
+
+function checkNotSimple(c: Context): void {
+  const type = c.req.header("content-type")?.split(";")[0]?.trim()
+    .toLowerCase();
+  if (type !== undefined && SIMPLE_TYPES.includes(type)) {
+    throw new EdgeError(
+      "unsupported_media_type",
+      `a POST may not be sent as ${type} (a web page can send that to any site); send application/json`,
+    );
+  }
+}
+
+function needRole(c: Context, need: Role): void {
+  const have = roles.get(c.req.raw);
+  if (have === undefined) {
+    throw new EdgeError(
+      "unauthorized",
+      `this route needs a token with the ${need} role: ${
+        hints.get(c.req.raw) ?? "send Authorization: Bearer <token>"
+      }`,
+    );
+  }
+  if (!roleAllows(have, need)) {
+    throw new EdgeError(
+      "forbidden",
+      `this route needs the ${need} role; the token has the ${have} role`,
+    );
+  }
+}
+
+/**
+ * A route's declaration of the role it needs:
+ * `app.post("/v1/x", requireRole("write"), handler)`. Answers 401 without
+ * a token, 403 with a token of a lower role. Needs {@link edgeGuard} in
+ * front of it (without it every request is 401).
+ */
+export function requireRole(role: Role): MiddlewareHandler {
+  return async (c, next) => {
+    needRole(c, role);
+    await next();
+  };
+}

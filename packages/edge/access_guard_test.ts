@@ -1,0 +1,215 @@
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { edgeGuard, requireRole, TokenAuth } from "./access_guard.ts";
+import { installErrorHandlers } from "./error_handler.ts";
+
+const tokens = {
+  read: "r".repeat(20),
+  write: "w".repeat(20),
+  admin: "a".repeat(20),
+};
+
+function app(auth: TokenAuth | "off" = new TokenAuth(tokens)) {
+  const a = new Hono();
+  a.use(
+    "*",
+    edgeGuard({
+      auth,
+      hosts: ["127.0.0.1", "localhost"],
+      publicPaths: ["/healthz"],
+    }),
+  );
+  a.get("/healthz", (c) => c.json({ ok: true }));
+  a.get("/v1/x", (c) => c.json({ read: true }));
+  a.post("/v1/x", requireRole("write"), (c) => c.json({ wrote: true }));
+  a.post("/v1/admin", requireRole("admin"), (c) => c.json({ admin: true }));
+  installErrorHandlers(a, { name: "test", log: () => {} });
+  return a;
+}
+
+async function call(
+  a: Hono,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; code?: string }> {
+  const res = await a.request(`http://127.0.0.1:1234${path}`, {
+    method,
+    headers: { host: "127.0.0.1:1234", ...headers },
+  });
+  const body = await res.json() as { error?: { code: string } };
+  return { status: res.status, code: body.error?.code };
+}
+
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+Deno.test("each route class answers 401 without a token, 403 with a lower role, 200 with the right one", async () => {
+  const a = app();
+  assert.deepEqual(await call(a, "GET", "/v1/x"), {
+    status: 401,
+    code: "unauthorized",
+  });
+  assert.deepEqual(await call(a, "POST", "/v1/x"), {
+    status: 401,
+    code: "unauthorized",
+  });
+  assert.equal(
+    (await call(a, "GET", "/v1/x", bearer(tokens.read))).status,
+    200,
+  );
+  assert.deepEqual(await call(a, "POST", "/v1/x", bearer(tokens.read)), {
+    status: 403,
+    code: "forbidden",
+  });
+  assert.equal(
+    (await call(a, "POST", "/v1/x", bearer(tokens.write))).status,
+    200,
+  );
+  assert.deepEqual(await call(a, "POST", "/v1/admin", bearer(tokens.write)), {
+    status: 403,
+    code: "forbidden",
+  });
+  assert.equal(
+    (await call(a, "POST", "/v1/admin", bearer(tokens.admin))).status,
+    200,
+  );
+  assert.deepEqual(await call(a, "GET", "/v1/x", bearer("not-a-token")), {
+    status: 401,
+    code: "unauthorized",
+  });
+  assert.deepEqual(
+    await call(a, "GET", "/v1/x", { authorization: "Basic abc" }),
+    { status: 401, code: "unauthorized" },
+  );
+  assert.equal((await call(a, "GET", "/healthz")).status, 200);
+});
+
+Deno.test("a 401 says how to authenticate", async () => {
+  const res = await app().request("http://127.0.0.1/v1/x", {
+    headers: { host: "127.0.0.1" },
+  });
+  assert.equal(res.status, 401);
+  assert.match(res.headers.get("www-authenticate") ?? "", /^Bearer/);
+  const body = await res.json() as { error: { message: string } };
+  assert.match(body.error.message, /read role/);
+});
+
+Deno.test("a foreign Host header is refused with 421, whatever the token", async () => {
+  const a = app();
+  const r = await call(a, "GET", "/v1/x", {
+    host: "evil.example:1234",
+    ...bearer(tokens.admin),
+  });
+  assert.deepEqual(r, { status: 421, code: "misdirected" });
+  assert.equal(
+    (await call(a, "GET", "/v1/x", {
+      host: "localhost:1234",
+      ...bearer(tokens.read),
+    })).status,
+    200,
+  );
+});
+
+Deno.test("cross-site browser requests may not mutate, same-origin ones may", async () => {
+  const a = app("off");
+  assert.deepEqual(
+    await call(a, "POST", "/v1/x", { "sec-fetch-site": "cross-site" }),
+    { status: 403, code: "cross_origin" },
+  );
+  assert.deepEqual(
+    await call(a, "POST", "/v1/x", { origin: "http://evil.example" }),
+    { status: 403, code: "cross_origin" },
+  );
+  assert.deepEqual(await call(a, "POST", "/v1/x", { origin: "null" }), {
+    status: 403,
+    code: "cross_origin",
+  });
+  assert.equal(
+    (await call(a, "POST", "/v1/x", {
+      origin: "http://127.0.0.1:1234",
+      "sec-fetch-site": "same-origin",
+    })).status,
+    200,
+  );
+  // Reads stay readable cross-site (they change nothing; the Host check guards them).
+  assert.equal(
+    (await call(a, "GET", "/v1/x", { "sec-fetch-site": "cross-site" })).status,
+    200,
+  );
+});
+
+Deno.test("with auth off every caller is admin (the explicit flag's meaning)", async () => {
+  assert.equal((await call(app("off"), "POST", "/v1/admin")).status, 200);
+});
+
+Deno.test("malformed percent-encoding anywhere in the URL is a 400 before any handler", async () => {
+  const a = app("off");
+  assert.deepEqual(await call(a, "GET", "/v1/x?a=%zz"), {
+    status: 400,
+    code: "bad_request",
+  });
+  assert.deepEqual(await call(a, "GET", "/v1/%E0%A4"), {
+    status: 400,
+    code: "bad_request",
+  });
+  assert.deepEqual(await call(a, "GET", "/v1/a%"), {
+    status: 400,
+    code: "bad_request",
+  });
+});
+
+Deno.test("a POST in a content type a page may send anywhere is refused before any handler", async () => {
+  const a = app("off");
+  for (
+    const type of [
+      "text/plain",
+      "application/x-www-form-urlencoded; charset=utf-8",
+      "multipart/form-data; boundary=x",
+    ]
+  ) {
+    assert.deepEqual(await call(a, "POST", "/v1/x", { "content-type": type }), {
+      status: 415,
+      code: "unsupported_media_type",
+    });
+  }
+  assert.equal(
+    (await call(a, "POST", "/v1/x", { "content-type": "application/json" }))
+      .status,
+    200,
+  );
+});
+
+Deno.test("with publicReads a page loads without a token while its actions still need one", async () => {
+  const a = new Hono();
+  a.use(
+    "*",
+    edgeGuard({
+      auth: new TokenAuth({ write: tokens.write }),
+      hosts: ["127.0.0.1"],
+      publicReads: true,
+    }),
+  );
+  a.get("/", (c) => c.json({ page: true }));
+  a.post("/act", requireRole("write"), (c) => c.json({ done: true }));
+  installErrorHandlers(a, { name: "test", log: () => {} });
+  assert.equal((await call(a, "GET", "/")).status, 200);
+  assert.equal((await call(a, "POST", "/act")).status, 401);
+  assert.equal(
+    (await call(a, "POST", "/act", bearer(tokens.write))).status,
+    200,
+  );
+});
+
+Deno.test("IPv6 loopback names match with and without a port", async () => {
+  const a = new Hono();
+  a.use("*", edgeGuard({ auth: "off", hosts: ["::1", "[fe80::1]"] }));
+  a.get("/", (c) => c.json({ ok: true }));
+  installErrorHandlers(a, { name: "test", log: () => {} });
+  for (const host of ["[::1]:2380", "[::1]", "[fe80::1]:1"]) {
+    const res = await a.request("http://x/", { headers: { host } });
+    assert.equal(res.status, 200, host);
+  }
+  const res = await a.request("http://x/", { headers: { host: "[::2]:1" } });
+  assert.equal(res.status, 421);
+  assert.match(JSON.stringify(await res.json()), /answers to ::1, fe80::1/);
+});

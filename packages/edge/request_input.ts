@@ -1,0 +1,266 @@
+/**
+ * Reading what a request carries — JSON bodies, raw bodies, query strings
+ * and path segments — validated with zod, every failure an EdgeError with a
+ * 4xx status: wrong content type 415, too large 413, cut short or not JSON
+ * or not matching the schema 400, malformed percent-encoding 400.
+ */
+import type { Context } from "hono";
+import type { z } from "zod";
+import { EdgeError } from "./edge_error.ts";
+
+/** Default largest body, bytes (1 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
+
+/**
+ * Validates `raw` with `schema`.
+ * @param what names the input in the message ("body", "query", "path").
+ * @throws EdgeError `bad_request` naming the first problem and where it is.
+ */
+export function parseWith<T extends z.ZodType>(
+  schema: T,
+  raw: unknown,
+  what: string,
+): z.output<T> {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const path = issue?.path.length ? `${what}.${issue.path.join(".")}` : what;
+  throw new EdgeError("bad_request", `${path}: ${issue?.message ?? "invalid"}`);
+}
+
+/**
+ * Reads the whole request body, refusing more than `maxBytes` (by the
+ * declared length first, then while reading).
+ * @throws EdgeError `too_large`; `bad_request` when the body ends early
+ *   (the client closed the connection or sent less than it declared).
+ */
+export async function readBytes(
+  c: Context,
+  maxBytes = DEFAULT_MAX_BODY_BYTES,
+): Promise<Uint8Array> {
+  const declared = c.req.header("content-length");
+  if (
+    declared !== undefined && /^\d+$/.test(declared) &&
+    Number(declared) > maxBytes
+  ) {
+    throw tooLarge(Number(declared), maxBytes);
+  }
+  const body = c.req.raw.body;
+  if (body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      total += chunk.length;
+      if (total > maxBytes) throw tooLarge(total, maxBytes);
+      chunks.push(chunk);
+    }
+  } catch (e) {
+    if (e instanceof EdgeError) throw e;
+    throw new EdgeError(
+      "bad_request",
+      "the request body ended before it was complete",
+    );
+  }
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const ch of chunks) {
+    all.set(ch, off);
+    off += ch.length;
+  }
+  return all;
+}
+
+function tooLarge(bytes: number, max: number): EdgeError {
+  return new EdgeError(
+    "too_large",
+    `the body is ${bytes} bytes or more; at most ${max} are accepted`,
+  );
+}
+
+/** True for `application/json` and `application/<x>+json` (any parameters). */
+export function isJsonContentType(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  const type = header.split(";")[0]!.trim().toLowerCase();
+  return type === "application/json" ||
+    (type.startsWith("application/") && type.endsWith("+json"));
+}
+
+/** Options of {@link readJson}. */
+export interface ReadJsonOptions {
+  /** Largest body, bytes (default 1 MiB). */
+  maxBytes?: number;
+  /**
+   * Value validated instead when the body is empty and carries no
+   * content type (a bodiless POST); without it an empty body is `bad_request`.
+   */
+  empty?: unknown;
+}
+
+/**
+ * Reads a JSON body and validates it. The content type must be
+ * `application/json`: a browser can send other types across sites without
+ * asking (a "simple" request), so only JSON is taken as a command.
+ * @throws EdgeError `unsupported_media_type` (415), `too_large` (413),
+ *   `bad_request` (400: cut short, not JSON, or not matching the schema).
+ */
+export async function readJson<T extends z.ZodType>(
+  c: Context,
+  schema: T,
+  options: ReadJsonOptions = {},
+): Promise<z.output<T>> {
+  const type = c.req.header("content-type");
+  const noBody = c.req.raw.body === null ||
+    c.req.header("content-length") === "0";
+  if (type === undefined && noBody && "empty" in options) {
+    return parseWith(schema, options.empty, "body");
+  }
+  if (!isJsonContentType(type)) {
+    throw new EdgeError(
+      "unsupported_media_type",
+      `send the body as JSON with content-type: application/json (got ${
+        type === undefined ? "none" : JSON.stringify(type.slice(0, 100))
+      })`,
+    );
+  }
+  const bytes = await readBytes(c, options.maxBytes);
+  if (bytes.length === 0 && "empty" in options) {
+    return parseWith(schema, options.empty, "body");
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new EdgeError("bad_request", "the body is not valid JSON");
+  }
+  return parseWith(schema, raw, "body");
+}
+
+/**
+ * Strictly percent-decodes a URL component to bytes: a `%` not followed by
+ * two hex digits is an error, not a literal.
+ * @throws EdgeError `bad_request`.
+ */
+export function percentDecodeBytes(raw: string, what = "path"): Uint8Array {
+  const enc = new TextEncoder();
+  if (!raw.includes("%")) return enc.encode(raw); // the common case
+  const out: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const ch = raw.charCodeAt(i);
+    if (ch === 0x25) {
+      const hex = raw.slice(i + 1, i + 3);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) {
+        throw new EdgeError(
+          "bad_request",
+          `malformed percent-encoding in the ${what} (a % must be followed by two hex digits; send a literal % as %25)`,
+        );
+      }
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      // Whole code points, so a surrogate pair is encoded once.
+      const cp = raw.codePointAt(i)!;
+      const s = String.fromCodePoint(cp);
+      out.push(...enc.encode(s));
+      i += s.length - 1;
+    }
+  }
+  return Uint8Array.from(out);
+}
+
+/**
+ * Strictly percent-decodes a URL component to a UTF-8 string.
+ * @throws EdgeError `bad_request` for malformed escapes or bytes that are not UTF-8.
+ */
+export function percentDecode(raw: string, what = "path"): string {
+  if (!raw.includes("%")) return raw; // nothing to decode: already text
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(
+      percentDecodeBytes(raw, what),
+    );
+  } catch (e) {
+    if (e instanceof EdgeError) throw e;
+    throw new EdgeError("bad_request", `the ${what} is not valid UTF-8`);
+  }
+}
+
+/**
+ * The request's query parameters, strictly decoded (`+` is a space), the
+ * last value of a repeated name winning.
+ * @throws EdgeError `bad_request` for malformed percent-encoding.
+ */
+export function queryParams(c: Context): Record<string, string> {
+  const url = c.req.url;
+  const q = url.indexOf("?");
+  const out: Record<string, string> = {};
+  if (q < 0) return out;
+  const hash = url.indexOf("#", q);
+  const raw = url.slice(q + 1, hash < 0 ? undefined : hash);
+  for (const part of raw.split("&")) {
+    if (part === "") continue;
+    const eq = part.indexOf("=");
+    const name = eq < 0 ? part : part.slice(0, eq);
+    const value = eq < 0 ? "" : part.slice(eq + 1);
+    out[percentDecode(name.replaceAll("+", " "), "query")] = percentDecode(
+      value.replaceAll("+", " "),
+      "query",
+    );
+  }
+  return out;
+}
+
+/**
+ * Reads the query string and validates it (use `z.coerce` for numbers).
+ * @throws EdgeError `bad_request`.
+ */
+export function readQuery<T extends z.ZodType>(
+  c: Context,
+  schema: T,
+): z.output<T> {
+  return parseWith(schema, queryParams(c), "query");
+}
+
+/**
+ * The raw (still percent-encoded) rest of the path after `prefix`, minus
+ * `suffix` — for keys that may contain `/`.
+ */
+export function rawPathRest(c: Context, prefix: string, suffix = ""): string {
+  const path = new URL(c.req.url).pathname;
+  return path.slice(prefix.length, path.length - suffix.length);
+}
+
+/**
+ * Reads the route's named path parameters and validates them. (Malformed
+ * escapes never get here: {@link checkUrlEncoding}, run by the edge guard,
+ * refuses them for the whole URL.)
+ * @throws EdgeError `bad_request`.
+ */
+export function readParams<T extends z.ZodType>(
+  c: Context,
+  schema: T,
+): z.output<T> {
+  return parseWith(schema, c.req.param(), "path");
+}
+
+/**
+ * Refuses a URL whose path or query holds malformed percent-encoding or
+ * escapes that are not UTF-8 — frameworks decode those leniently (keeping
+ * the raw text), which hides bad input until it reaches a handler.
+ * @throws EdgeError `bad_request`.
+ */
+export function checkUrlEncoding(url: string): void {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const hash = url.indexOf("#");
+  const rest = url.slice(
+    start < 0 ? url.length : start,
+    hash < 0 ? undefined : hash,
+  );
+  const q = rest.indexOf("?");
+  const path = q < 0 ? rest : rest.slice(0, q);
+  for (const segment of path.split("/")) percentDecode(segment, "path");
+  if (q >= 0) {
+    for (const part of rest.slice(q + 1).split(/[&=]/)) {
+      percentDecode(part, "query");
+    }
+  }
+}

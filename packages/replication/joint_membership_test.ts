@@ -1,0 +1,123 @@
+// Replacing two of three replicas in one joint membership change, the new
+// members' addresses carried in the change's context: the new members learn
+// each other's addresses from the log alone, and go on without the old ones.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type CommandStateMachine, ReplicatedNode } from "./mod.ts";
+import { readMemberAddresses } from "./member_addresses_file.ts";
+
+class Counter implements CommandStateMachine<number> {
+  appliedIndex = 0;
+  total = 0;
+  apply(index: number, command: Uint8Array): number {
+    this.appliedIndex = index;
+    return this.total += command[0]!;
+  }
+  skip(index: number): void {
+    this.appliedIndex = index;
+  }
+  snapshot(): Uint8Array {
+    return new TextEncoder().encode(String(this.total));
+  }
+  restore(data: Uint8Array, index: number): void {
+    this.total = Number(new TextDecoder().decode(data));
+    this.appliedIndex = index;
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function until(what: string, ok: () => boolean, ms = 15_000) {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("two of three replicas are replaced in one joint change; the new ones learn each other's addresses from its context", async () => {
+  const root = await Deno.makeTempDir({ prefix: "strata-joint-" });
+  const initial = new Map<number, { peer: string }>();
+  for (const id of [1, 2, 3]) {
+    initial.set(id, { peer: `127.0.0.1:${freePort()}` });
+  }
+  const extra = new Map<number, { peer: string }>();
+  for (const id of [4, 5]) extra.set(id, { peer: `127.0.0.1:${freePort()}` });
+  const nodes = new Map<number, ReplicatedNode<number>>();
+  const start = async (id: number) => {
+    const addr = initial.get(id) ?? extra.get(id)!;
+    const n = await ReplicatedNode.start({
+      id,
+      // The new members know only the initial list (not each other).
+      members: initial,
+      join: !initial.has(id),
+      dataDir: join(root, `n${id}`),
+      listen: {
+        hostname: "127.0.0.1",
+        port: Number(addr.peer.split(":")[1]),
+      },
+      tickMs: 20,
+      electionTicks: 10,
+    }, new Counter());
+    nodes.set(id, n);
+    return n;
+  };
+  try {
+    for (const id of [1, 2, 3]) await start(id);
+    const leader = () => [...nodes.values()].find((n) => n.isLeader);
+    await until("a leader", () => leader() !== undefined);
+    assert.equal(
+      await leader()!.propose(new Uint8Array([1]), AbortSignal.timeout(5000)),
+      1,
+    );
+    for (const id of [4, 5]) await start(id);
+    assert.equal(nodes.get(4)!.address(5), undefined);
+
+    const l = leader()!;
+    const removed = [1, 2, 3].filter((id) => id !== l.id).slice(0, 2);
+    await l.changeMembers(
+      [
+        { type: "addNode", nodeId: 4 },
+        { type: "addNode", nodeId: 5 },
+        ...removed.map((nodeId) => ({ type: "removeNode" as const, nodeId })),
+      ],
+      { 4: extra.get(4)!, 5: extra.get(5)! },
+      AbortSignal.timeout(10_000),
+    );
+    const voters = [l.id, 4, 5].sort();
+    assert.deepEqual(l.confState(), { voters, learners: [] });
+    await until(
+      "the new members apply the change",
+      () =>
+        [4, 5].every((id) =>
+          nodes.get(id)!.confState().voters.join() === voters.join()
+        ),
+    );
+    // Node 4 learned node 5's address from the log, and kept it on disk.
+    assert.equal(nodes.get(4)!.address(5)?.peer, extra.get(5)!.peer);
+    assert.equal(
+      (await readMemberAddresses(join(root, "n4")))["5"]?.peer,
+      extra.get(5)!.peer,
+    );
+
+    // The removed replicas go; the old leader too: 4 and 5 carry on alone
+    // (a majority of {leader, 4, 5}), reaching each other by the learned addresses.
+    for (const id of [...removed, l.id]) {
+      await nodes.get(id)!.stop();
+      nodes.delete(id);
+    }
+    await until("a new leader among 4 and 5", () => leader() !== undefined);
+    assert.equal(
+      await leader()!.propose(new Uint8Array([2]), AbortSignal.timeout(5000)),
+      3,
+    );
+  } finally {
+    for (const n of nodes.values()) await n.stop();
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  }
+});

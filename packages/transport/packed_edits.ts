@@ -1,0 +1,626 @@
+import { Buffer } from "node:buffer";
+import {
+  constants as zlib,
+  zstdCompressSync,
+  zstdDecompressSync,
+} from "node:zlib";
+import { varintLength, writeVarint } from "@strata/codec";
+import { blobVarint, malformed } from "./packed_chunks.ts";
+
+/**
+ * Format 2 of multi-packet compression, reference and edits: the first
+ * packet is the reference, every other packet is either an edit of it or
+ * stored whole; the reference and the packets stored whole are coded with
+ * zstd, the edits are sparse column differences.
+ *
+ * ```
+ * u8 2 · varint packetCount (≥ 1) · u8 editsPlace · varint editsLength ·
+ *   [edits, when editsPlace is 0] · frame (the rest of the blob)
+ * frame  = zstd of: [edits, when editsPlace is 1] · reference ·
+ *          the packets stored whole, back to back
+ * edits  = record*, covering packets 1 … count-1 in order
+ * record = varint (k << 3 | kind), k ≥ 1 packets:
+ *   kind 0, whole: k × varint length (the next k packets of the frame)
+ *   kind 1 … 4, edits: varint prefix · varint middle ·
+ *                  varint zigzag(length − refLength) · varint dataLength · data
+ * data   = (varint zeros skipped · u8 non-zero value)*, trailing zeros implied
+ * ```
+ *
+ * The reference is what the frame holds before the packets stored whole.
+ * An edit group's k packets all have the same length and equal the
+ * reference in their first `prefix` and last `length − prefix − middle`
+ * bytes (the fan-out case: one message, a different header per receiver).
+ * Their middles form a k × middle matrix that `data` lists column by
+ * column, as second differences down each column. With `b` the
+ * reference's byte at the same place counted from the middle's start
+ * (kinds 1 and 3) or from its end (kinds 2 and 4: a field before it grew or
+ * shrank; 0 outside the reference) and `vⱼ` packet j's byte, the values
+ * stored are `v₀ − b`, then `v₁ − v₀` (kinds 1, 2) or
+ * `(v₁ − v₀) − (v₀ − b)` (kinds 3, 4), then `(vⱼ − vⱼ₋₁) − (vⱼ₋₁ − vⱼ₋₂)`,
+ * all mod 256. A byte equal in all is a column of zeros, a field equal in
+ * all but not to the reference costs one or two values, and a field that
+ * counts up across receivers (a follower id, a commit index) costs one or
+ * two, however many packets there are.
+ *
+ * Why edits may go raw: a few bytes of edits, mostly outside the alphabet
+ * of the reference's literals, would grow the zstd block's Huffman table
+ * by more than they weigh; more edits go inside the frame (one zstd call,
+ * whose fixed setup dominates a small batch's time). The packets stored
+ * whole share the reference's zstd window, so what later packets share
+ * with it (or with each other) is still stored once. zstd's window and
+ * tables are sized to the input rather than to its defaults for unknown
+ * inputs, which keeps a small batch cheap to pack.
+ */
+export const EDITS_FORMAT = 2;
+
+/** Largest zstd section a blob may decode to: bounds what unpacking allocates. */
+export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * zstd level: 7 (lazy2 matching) codes the reference of the bench's
+ * batches ≈ 20 bytes (0.6%) smaller than the default 3. What pack saves
+ * over zstd on the concatenation is zstd's cost per repeated packet, a few
+ * bytes each, so on small batches that margin is what keeps pack smaller;
+ * and level 3 lost to zstd on a 20-packet batch whose header fields cycle
+ * (multi_packet_test.ts). It costs ≈ 20 µs more per 5 KiB reference.
+ */
+const ZSTD_LEVEL = 7;
+
+// Edits smaller than this go raw, outside the frame: inside it, their
+// bytes (mostly outside the reference's alphabet) would grow the literals'
+// Huffman table by more than they weigh.
+const MIN_FRAMED_EDITS = 64;
+
+// A packet whose differences from the reference fit in one region this
+// small, or leave at least half of it equal at its two ends, is an edit.
+const SMALL_EDIT_BYTES = 256;
+// A packet joins the edit group before it if the group's shared ends
+// shrink by at most this many bytes (columns of zero differences are
+// nearly free once coded).
+const WIDEN_BYTES = 64;
+
+interface EditGroup {
+  kind: 1 | 2;
+  first: number;
+  k: number;
+  length: number;
+  prefix: number;
+  suffix: number;
+  middle: number;
+}
+
+interface WholeGroup {
+  kind: 0;
+  first: number;
+  k: number;
+}
+
+type Group = EditGroup | WholeGroup;
+
+/**
+ * Packs `packets` (at least one) in format 2.
+ * @returns the blob, or undefined when a section would exceed
+ *   {@link MAX_PLAN_BYTES}.
+ */
+export function packEdits(
+  packets: readonly Uint8Array[],
+): Uint8Array<ArrayBuffer> | undefined {
+  const groups = groupPackets(packets);
+  const ref = packets[0]!;
+  const edits: number[] = [];
+  let wholeBytes = 0;
+  for (const g of groups) {
+    if (g.kind === 0) {
+      pushVarint(edits, g.k * 8);
+      for (let p = g.first; p < g.first + g.k; p++) {
+        pushVarint(edits, packets[p]!.length);
+        wholeBytes += packets[p]!.length;
+      }
+      continue;
+    }
+    // Both ways of predicting the first step; the sparser one wins.
+    const { reset, steady } = columnDiffs(packets, g);
+    const data = steady.length < reset.length ? steady : reset;
+    pushVarint(edits, g.k * 8 + g.kind + (data === steady ? 2 : 0));
+    pushVarint(edits, g.prefix);
+    pushVarint(edits, g.middle);
+    const grow = g.length - ref.length;
+    pushVarint(edits, grow < 0 ? -2 * grow - 1 : 2 * grow);
+    pushVarint(edits, data.length);
+    for (const b of data) edits.push(b);
+  }
+  // Small edits travel raw; larger ones lead the zstd frame (one zstd
+  // call: each costs a fixed setup that dominates a small batch).
+  const framed = edits.length >= MIN_FRAMED_EDITS;
+  const size = (framed ? edits.length : 0) + ref.length + wholeBytes;
+  if (size > MAX_PLAN_BYTES) return undefined;
+  const body = new Uint8Array(size);
+  let at = 0;
+  if (framed) {
+    body.set(edits);
+    at = edits.length;
+  }
+  body.set(ref, at);
+  at += ref.length;
+  for (const g of groups) {
+    if (g.kind !== 0) continue;
+    for (let p = g.first; p < g.first + g.k; p++) {
+      body.set(packets[p]!, at);
+      at += packets[p]!.length;
+    }
+  }
+  const frame = zstd(body, ZSTD_LEVEL);
+  const raw = framed ? 0 : edits.length;
+  const out = new Uint8Array(
+    1 + varintLength(packets.length) + 1 + varintLength(edits.length) + raw +
+      frame.length,
+  );
+  out[0] = EDITS_FORMAT;
+  at = writeVarint(out, 1, packets.length);
+  out[at++] = framed ? 1 : 0;
+  at = writeVarint(out, at, edits.length);
+  if (!framed) {
+    out.set(edits, at);
+    at += raw;
+  }
+  out.set(frame, at);
+  return out;
+}
+
+/** Splits packets 1… into runs of edits of the reference and of wholes. */
+function groupPackets(packets: readonly Uint8Array[]): Group[] {
+  const ref = packets[0]!;
+  const groups: Group[] = [];
+  let last: Group | undefined;
+  for (let p = 1; p < packets.length; p++) {
+    const packet = packets[p]!;
+    if (
+      last && last.kind !== 0 && last.length === packet.length &&
+      sameEnds(ref, packet, last.prefix, last.suffix)
+    ) {
+      // The usual fan-out case: differs from the reference only where the
+      // group's packets already do. Two memcmps, no search.
+      last.k++;
+      continue;
+    }
+    const limit = Math.min(ref.length, packet.length);
+    const prefix = commonPrefix(ref, packet, limit);
+    const suffix = commonSuffix(ref, packet, limit - prefix);
+    const middle = packet.length - prefix - suffix;
+    if (
+      middle > SMALL_EDIT_BYTES && 2 * (prefix + suffix) < packet.length
+    ) {
+      if (last?.kind === 0) last.k++;
+      else groups.push(last = { kind: 0, first: p, k: 1 });
+      continue;
+    }
+    if (last && last.kind !== 0 && last.length === packet.length) {
+      const pre = Math.min(last.prefix, prefix);
+      const suf = Math.min(last.suffix, suffix);
+      const mid = packet.length - pre - suf;
+      if (mid <= last.middle + WIDEN_BYTES) {
+        last.prefix = pre;
+        last.suffix = suf;
+        last.middle = mid;
+        last.k++;
+        continue;
+      }
+    }
+    groups.push(
+      last = {
+        kind: 1,
+        first: p,
+        k: 1,
+        length: packet.length,
+        prefix,
+        suffix,
+        middle,
+      },
+    );
+  }
+  // Align each group's middles with the reference where its first packet
+  // differs least: a field that changed length shifts what follows it.
+  for (const g of groups) {
+    if (g.kind === 0) continue;
+    const first = packets[g.first]!;
+    const misses = (kind: 1 | 2) => {
+      let n = 0;
+      for (let c = 0; c < g.middle; c++) {
+        if (first[g.prefix + c] !== baseByte(ref, { ...g, kind }, c)) n++;
+      }
+      return n;
+    };
+    if (misses(2) < misses(1)) g.kind = 2;
+  }
+  return groups;
+}
+
+function pushVarint(out: number[], value: number): void {
+  while (value >= 0x80) {
+    out.push((value & 0x7f) | 0x80);
+    value = Math.floor(value / 0x80);
+  }
+  out.push(value);
+}
+
+/**
+ * An edit group's `data`, both ways (one pass): its middles' second
+ * differences, sparse. `steady`: the first packet's difference from the
+ * reference counts as a step (a counter keeps going); `reset`: the second
+ * packet starts afresh.
+ */
+function columnDiffs(
+  packets: readonly Uint8Array[],
+  g: EditGroup,
+): { reset: number[]; steady: number[] } {
+  const ref = packets[0]!;
+  const { k, first, prefix, middle } = g;
+  const reset: number[] = [];
+  const steady: number[] = [];
+  let zerosR = 0;
+  let zerosS = 0;
+  for (let c = 0; c < middle; c++) {
+    const x = prefix + c;
+    const b = baseByte(ref, g, c);
+    let prev = b;
+    let prevD = 0;
+    for (let j = 0; j < k; j++) {
+      const v = packets[first + j]![x]!;
+      const d = v - prev;
+      prev = v;
+      const e = (d - prevD) & 0xff;
+      // The two differ only at the second packet.
+      const eR = j === 1 ? d & 0xff : e;
+      prevD = d;
+      if (e === 0) zerosS++;
+      else {
+        pushVarint(steady, zerosS);
+        steady.push(e);
+        zerosS = 0;
+      }
+      if (eR === 0) zerosR++;
+      else {
+        pushVarint(reset, zerosR);
+        reset.push(eR);
+        zerosR = 0;
+      }
+    }
+  }
+  return { reset, steady };
+}
+
+function zstd(bytes: Uint8Array, level: number): Uint8Array {
+  // Tables sized for the input: zstd's defaults for an input of unknown
+  // size (a 128 KiB hash table and a 64 KiB chain at level 3) cost more to
+  // clear than a small batch costs to code.
+  const log = Math.min(
+    Math.max(32 - Math.clz32(Math.max(bytes.length - 1, 1)), 10),
+    24,
+  );
+  return zstdCompressSync(bytes, {
+    params: {
+      [zlib.ZSTD_c_compressionLevel]: level,
+      [zlib.ZSTD_c_windowLog]: log,
+      [zlib.ZSTD_c_hashLog]: Math.min(log + 1, 17),
+      [zlib.ZSTD_c_chainLog]: Math.min(log, 16),
+      // Sections are delimited by the blob, not by the frame.
+      [zlib.ZSTD_c_contentSizeFlag]: 0,
+    },
+  });
+}
+
+function unzstd(frame: Uint8Array): Uint8Array {
+  try {
+    const b = zstdDecompressSync(frame, { maxOutputLength: MAX_PLAN_BYTES });
+    // A plain view: a Buffer's slice() would not copy.
+    return new Uint8Array(b.buffer, b.byteOffset, b.length);
+  } catch (e) {
+    throw malformed(`zstd: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** A decoded blob: the reference and each group's place in the sections. */
+interface Plan {
+  n: number;
+  plain: Uint8Array;
+  edits: Uint8Array;
+  ref: Uint8Array;
+  groups: ParsedGroup[];
+}
+
+interface ParsedGroup {
+  kind: number;
+  first: number;
+  k: number;
+  prefix: number;
+  suffix: number;
+  middle: number;
+  /** Where its record's data (lengths or differences) is in `edits`. */
+  at: number;
+  end: number;
+  /** Kind 0: where its first packet starts in `plain`. */
+  plainAt: number;
+}
+
+/** Reads a format-2 blob: header, both sections, every record. */
+export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
+  const { value: n, next } = blobVarint(blob, 1);
+  if (n < 1 || n > maxPackets) throw malformed(`${n} packets announced`);
+  const coding = blob[next];
+  if (coding === undefined || coding > 1) {
+    throw malformed(`edits coded as ${coding}`);
+  }
+  const e = blobVarint(blob, next + 1);
+  let edits: Uint8Array;
+  let plain: Uint8Array;
+  if (coding === 0) {
+    const editsEnd = e.next + e.value;
+    if (editsEnd >= blob.length) throw malformed("ends inside the edits");
+    edits = blob.subarray(e.next, editsEnd);
+    plain = unzstd(blob.subarray(editsEnd));
+  } else {
+    const body = unzstd(blob.subarray(e.next));
+    if (e.value > body.length) throw malformed("frame shorter than its edits");
+    edits = body.subarray(0, e.value);
+    plain = body.subarray(e.value);
+  }
+  // Records first: the packets stored whole say where the reference ends.
+  const groups: ParsedGroup[] = [];
+  let first = 1;
+  let at = 0;
+  let wholeBytes = 0;
+  while (at < edits.length) {
+    const head = blobVarint(edits, at);
+    at = head.next;
+    const kind = head.value % 8;
+    const k = Math.floor(head.value / 8);
+    if (kind > 4) throw malformed(`record of kind ${kind}`);
+    if (k < 1 || first + k > n) throw malformed("records past the count");
+    if (kind === 0) {
+      const start = at;
+      for (let j = 0; j < k; j++) {
+        const l = blobVarint(edits, at);
+        at = l.next;
+        wholeBytes += l.value;
+        if (wholeBytes > plain.length) {
+          throw malformed("packets past the frame");
+        }
+      }
+      groups.push({
+        kind,
+        first,
+        k,
+        prefix: 0,
+        suffix: 0,
+        middle: 0,
+        at: start,
+        end: at,
+        plainAt: 0,
+      });
+    } else {
+      const pre = blobVarint(edits, at);
+      const mid = blobVarint(edits, pre.next);
+      const grow = blobVarint(edits, mid.next);
+      const data = blobVarint(edits, grow.next);
+      at = data.next;
+      if (at + data.value > edits.length) {
+        throw malformed("ends inside an edit");
+      }
+      groups.push({
+        kind,
+        first,
+        k,
+        prefix: pre.value,
+        // Until the reference's length is known: the zigzag growth.
+        suffix: grow.value,
+        middle: mid.value,
+        at,
+        end: at + data.value,
+        plainAt: 0,
+      });
+      at += data.value;
+    }
+    first += k;
+  }
+  if (first !== n) throw malformed(`records cover ${first} of ${n} packets`);
+  const refLength = plain.length - wholeBytes;
+  const ref = plain.subarray(0, refLength);
+  let plainAt = refLength;
+  for (const g of groups) {
+    if (g.kind === 0) {
+      g.plainAt = plainAt;
+      let l = g.at;
+      for (let j = 0; j < g.k; j++) {
+        const v = blobVarint(edits, l);
+        plainAt += v.value;
+        l = v.next;
+      }
+      continue;
+    }
+    const z = g.suffix;
+    const length = refLength + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+    g.suffix = length - g.prefix - g.middle;
+    if (length < 0 || g.suffix < 0 || g.prefix + g.suffix > refLength) {
+      throw malformed("edit ends past the reference");
+    }
+    // What pack makes an edit (see SMALL_EDIT_BYTES): this bounds what a
+    // small blob can make unpacking allocate.
+    if (length > Math.max(SMALL_EDIT_BYTES + refLength, 2 * refLength)) {
+      throw malformed("edit longer than an edit can be");
+    }
+  }
+  return { n, plain, edits, ref, groups };
+}
+
+/** Packet `j` of a group stored whole. */
+function wholePacket(
+  plan: Plan,
+  g: ParsedGroup,
+  j: number,
+): Uint8Array<ArrayBuffer> {
+  let at = g.at;
+  let start = g.plainAt;
+  for (let s = 0; s < j; s++) {
+    const l = blobVarint(plan.edits, at);
+    start += l.value;
+    at = l.next;
+  }
+  return plan.plain.slice(start, start + blobVarint(plan.edits, at).value);
+}
+
+/** Every packet of a decoded blob, in order. */
+export function planPackets(plan: Plan): Uint8Array<ArrayBuffer>[] {
+  const out = [plan.ref.slice()];
+  for (const g of plan.groups) {
+    if (g.kind === 0) {
+      for (let j = 0; j < g.k; j++) out.push(wholePacket(plan, g, j));
+      continue;
+    }
+    const rows = Array.from({ length: g.k }, () => shell(plan.ref, g));
+    // Place each value, then sum every column down the group twice.
+    for (const [pos, e] of sparse(plan.edits, g)) {
+      const c = Math.floor(pos / g.k);
+      rows[pos - c * g.k]![g.prefix + c] = e;
+    }
+    for (let c = 0; c < g.middle; c++) {
+      const x = g.prefix + c;
+      let v = baseByte(plan.ref, g, c);
+      let d = 0;
+      rows.forEach((row, j) => {
+        if (j === 0) {
+          row[x] = v = (v + row[x]!) & 0xff;
+          if (g.kind > 2) d = row[x]! - baseByte(plan.ref, g, c);
+        } else {
+          d = (d + row[x]!) & 0xff;
+          row[x] = v = (v + d) & 0xff;
+        }
+      });
+    }
+    out.push(...rows);
+  }
+  return out;
+}
+
+/** Packet `i` (0 ≤ i < n) of a decoded blob, rebuilding only that packet. */
+export function planPacket(plan: Plan, i: number): Uint8Array<ArrayBuffer> {
+  if (i === 0) return plan.ref.slice();
+  const g = plan.groups.find((g) => i < g.first + g.k)!;
+  const j = i - g.first;
+  if (g.kind === 0) return wholePacket(plan, g, j);
+  const row = shell(plan.ref, g);
+  // vⱼ = b + Σ(t ≤ j) wₜ·eₜ, wₜ = j − t + 1 (but w₀ = 1 when the
+  // second packet starts afresh)
+  const sums = new Array<number>(g.middle).fill(0);
+  for (const [pos, e] of sparse(plan.edits, g)) {
+    const c = Math.floor(pos / g.k);
+    const t = pos - c * g.k;
+    const w = t === 0 && g.kind <= 2 ? 1 : j - t + 1;
+    if (t <= j) sums[c] = (sums[c]! + w * e) % 256;
+  }
+  for (let c = 0; c < g.middle; c++) {
+    row[g.prefix + c] = (baseByte(plan.ref, g, c) + sums[c]!) & 0xff;
+  }
+  return row;
+}
+
+/** The non-zero values of an edit group: [position, value]. */
+function* sparse(
+  bytes: Uint8Array,
+  g: ParsedGroup,
+): Generator<[number, number]> {
+  const cells = g.k * g.middle;
+  let pos = 0;
+  let at = g.at;
+  while (at < g.end) {
+    const zeros = blobVarint(bytes, at);
+    pos += zeros.value;
+    at = zeros.next;
+    if (at >= g.end || pos >= cells) throw malformed("edit past its group");
+    yield [pos++, bytes[at++]!];
+  }
+}
+
+/** What byte `c` of an edit group's middles is predicted from at first. */
+function baseByte(
+  ref: Uint8Array,
+  g: { kind: number; prefix: number; middle: number; suffix: number },
+  c: number,
+): number {
+  const at = g.kind % 2 === 1
+    ? g.prefix + c
+    : ref.length - g.suffix - g.middle + c;
+  return ref[at] ?? 0;
+}
+
+/** A packet of an edit group with its shared ends filled in. */
+function shell(ref: Uint8Array, g: ParsedGroup): Uint8Array<ArrayBuffer> {
+  const row = new Uint8Array(g.prefix + g.middle + g.suffix);
+  row.set(ref.subarray(0, g.prefix));
+  row.set(ref.subarray(ref.length - g.suffix), g.prefix + g.middle);
+  return row;
+}
+
+/** `packet` equals `ref` in its first `prefix` and last `suffix` bytes. */
+function sameEnds(
+  ref: Uint8Array,
+  packet: Uint8Array,
+  prefix: number,
+  suffix: number,
+): boolean {
+  return Buffer.compare(ref.subarray(0, prefix), packet.subarray(0, prefix)) ===
+      0 &&
+    Buffer.compare(
+        ref.subarray(ref.length - suffix),
+        packet.subarray(packet.length - suffix),
+      ) === 0;
+}
+
+// Equal-range tests use Buffer.compare (native memcmp, no copy). One probe
+// where the answer usually lies (differences are short: near the start for
+// the prefix, a little before the end for the suffix), bisection down to 64
+// bytes, then a byte loop: a handful of native calls per packet.
+function longestEqual(
+  eq: (from: number, to: number) => boolean,
+  max: number,
+  probe: number,
+): number {
+  // eq(from, to): the `from`-th to `to`-th bytes (counted from the start
+  // for a prefix, from the end for a suffix) are equal. Each test covers
+  // only bytes not yet known equal.
+  if (max === 0 || eq(0, max)) return max;
+  let lo = 0;
+  let hi = max; // the first lo bytes are equal, the first hi are not
+  if (probe > 0 && probe < max) {
+    if (eq(0, probe)) lo = probe;
+    else hi = probe;
+  }
+  while (hi - lo > 64) {
+    const mid = (lo + hi) >>> 1;
+    if (eq(lo, mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function commonPrefix(a: Uint8Array, b: Uint8Array, max: number): number {
+  const eq = (from: number, to: number) =>
+    Buffer.compare(a.subarray(from, to), b.subarray(from, to)) === 0;
+  let n = longestEqual(eq, max, 64);
+  while (n < max && a[n] === b[n]) n++;
+  return n;
+}
+
+function commonSuffix(a: Uint8Array, b: Uint8Array, max: number): number {
+  const la = a.length;
+  const lb = b.length;
+  // Views rather than compare()'s range arguments: Deno's polyfill checks
+  // the target's range against the source's length.
+  const eq = (from: number, to: number) =>
+    Buffer.compare(
+      a.subarray(la - to, la - from),
+      b.subarray(lb - to, lb - from),
+    ) === 0;
+  let n = longestEqual(eq, max, max - SMALL_EDIT_BYTES);
+  while (n < max && a[la - 1 - n] === b[lb - 1 - n]) n++;
+  return n;
+}
