@@ -550,3 +550,52 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "kv on 3 hosts: a leader paused (SIGSTOP) and cut off, resumed after the majority wrote, never answers a lease read with the old value",
+  ignore: skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withHostCluster(3, async (net, byId) => {
+      const nodes = [...byId.values()].sort((a, b) => a.id - b.id);
+      const all = kvClient(nodes.map((n) => n.http), {
+        timeoutMs: 3000,
+        attempts: 10,
+      });
+      for (let round = 0; round < 2; round++) {
+        await all.put("lease/k", `old${round}`);
+        const old = byId.get(await leaderAmong(nodes))!;
+        // Paused within its lease, then cut off: its ticks stop while the
+        // others time out, elect and commit a newer value.
+        old.proc.child.kill("SIGSTOP");
+        try {
+          await net.isolate(old.host);
+          await kvClient(
+            nodes.filter((n) => n !== old).map((n) => n.http),
+            { timeoutMs: 3000, attempts: 20 },
+          ).put("lease/k", `new${round}`);
+        } finally {
+          old.proc.child.kill("SIGCONT");
+        }
+        const res = await authFetch(
+          `http://${old.http}/v1/kv/lease/k?consistency=lease`,
+          { signal: AbortSignal.timeout(5000) },
+        ).catch(() => undefined);
+        const body = res ? await res.text() : "no answer";
+        console.log(
+          `  round ${round}: resumed old leader ${old.id} answers ${
+            res?.status ?? "-"
+          } ${body.slice(0, 80)}`,
+        );
+        assert.ok(
+          res?.status !== 200 || JSON.parse(body).value !== `old${round}`,
+          `stale lease read from the resumed old leader: ${body}`,
+        );
+        await net.heal();
+        await converged(nodes);
+      }
+    });
+  },
+});
