@@ -7,7 +7,7 @@
  * (strata does not compress). Goal: at least 0.5x RocksDB's ops/s per line.
  */
 import { LsmStore } from "@strata/lsm";
-import { QUICK, Suite } from "./harness.ts";
+import { percentile, QUICK, Suite } from "./harness.ts";
 
 const N = QUICK ? 5_000 : 200_000;
 const N_SYNC = QUICK ? 200 : 2_000;
@@ -34,27 +34,53 @@ function shuffled(n: number): number[] {
   }
   return a;
 }
-const value = () => crypto.getRandomValues(new Uint8Array(VALUE));
+// Keys and values are made before timing (db_bench too draws values from a
+// pre-generated buffer), so the lines measure the engine, not formatting.
+const KEYS = Array.from({ length: N }, (_, i) => key(i));
+const VALUES = Array.from(
+  { length: 1024 },
+  () => crypto.getRandomValues(new Uint8Array(VALUE)),
+);
+const value = (i: number) => VALUES[i % VALUES.length]!;
 
-function record(line: string, name: string, opsPerSec: number): void {
+/** Throughput and per-operation latency (ns) of one line. */
+interface Timing {
+  opsPerSec: number;
+  p50Ns: number;
+  p99Ns: number;
+}
+
+function record(line: string, name: string, t: Timing): void {
   suite.record({
     group: line,
     name,
-    opsPerSec,
-    meanNs: 1e9 / opsPerSec,
-    p50Ns: NaN,
-    p99Ns: NaN,
+    opsPerSec: t.opsPerSec,
+    meanNs: 1e9 / t.opsPerSec,
+    p50Ns: t.p50Ns,
+    p99Ns: t.p99Ns,
     samples: 1,
   });
 }
 
+/** Runs `n` operations one after another, as db_bench's single thread does. */
 async function timed(
   n: number,
   fn: (i: number) => Promise<unknown>,
-): Promise<number> {
+): Promise<Timing> {
+  const lat = new Float64Array(n);
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) await fn(i);
-  return n / ((performance.now() - t0) / 1000);
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await fn(i);
+    lat[i] = performance.now() - s;
+  }
+  const ms = performance.now() - t0;
+  const sorted = Array.from(lat).sort((a, b) => a - b);
+  return {
+    opsPerSec: n / (ms / 1000),
+    p50Ns: percentile(sorted, 0.5) * 1e6,
+    p99Ns: percentile(sorted, 0.99) * 1e6,
+  };
 }
 
 const root = await Deno.makeTempDir({ prefix: "strata-bench-lsm-" });
@@ -65,7 +91,7 @@ try {
     record(
       "fillseq",
       "strata lsm",
-      await timed(N, (i) => db.put(key(i), value())),
+      await timed(N, (i) => db.put(KEYS[i]!, value(i))),
     );
     await db.close();
   }
@@ -75,7 +101,7 @@ try {
     record(
       "fillrandom sync=1",
       "strata lsm",
-      await timed(N_SYNC, (i) => db.put(key(order[i]!), value())),
+      await timed(N_SYNC, (i) => db.put(KEYS[order[i]!]!, value(i))),
     );
     await db.close();
   }
@@ -84,11 +110,11 @@ try {
     record(
       "fillrandom sync=0",
       "strata lsm",
-      await timed(N, (i) => db.put(key(order[i]!), value())),
+      await timed(N, (i) => db.put(KEYS[order[i]!]!, value(i))),
     );
     let found = 0;
     const r = await timed(READS, async () => {
-      if (await db.get(key(Math.floor(Math.random() * N))) !== undefined) {
+      if (await db.get(KEYS[Math.floor(Math.random() * N)]!) !== undefined) {
         found++;
       }
     });
@@ -103,7 +129,7 @@ try {
         let n = 0;
         for await (
           const _ of db.scan({
-            start: key(Math.floor(Math.random() * N)),
+            start: KEYS[Math.floor(Math.random() * N)]!,
             limit: 10,
           })
         ) n++;
@@ -190,29 +216,34 @@ async function findDbBench(): Promise<string | undefined> {
   return undefined;
 }
 
-/** Runs db_bench; returns ops/s per benchmark name and its version line. */
+/** Runs db_bench; returns each benchmark's timing and the version line. */
 async function runDbBench(
   bin: string,
   args: string[],
-): Promise<Map<string, number> & { version: string }> {
+): Promise<Map<string, Timing> & { version: string }> {
   console.log(`  $ ${bin} ${args.join(" ")}`);
   const out = await new Deno.Command(bin, {
-    args,
+    args: [...args, "--histogram=1"],
     stdout: "piped",
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(out.stdout);
-  if (out.code !== 0) {
-    throw new Error(`db_bench failed: ${new TextDecoder().decode(out.stderr)}`);
+  const err = new TextDecoder().decode(out.stderr);
+  if (out.code !== 0) throw new Error(`db_bench failed: ${err}`);
+  const res = new Map<string, Timing>() as
+    & Map<string, Timing>
+    & { version: string };
+  // "<name> : <µs> micros/op <n> ops/sec ...", later
+  // "Percentiles: P50: <µs> P75: <µs> P99: <µs> ..." for the same benchmark.
+  const re =
+    /^(\w+)\s*:\s*[\d.]+ micros\/op (\d+) ops\/sec[^]*?Percentiles: P50: ([\d.]+) P75: [\d.]+ P99: ([\d.]+)/gm;
+  for (const m of text.matchAll(re)) {
+    res.set(m[1]!, {
+      opsPerSec: Number(m[2]),
+      p50Ns: Number(m[3]) * 1000,
+      p99Ns: Number(m[4]) * 1000,
+    });
   }
-  const res = new Map<string, number>() as Map<string, number> & {
-    version: string;
-  };
-  for (
-    const m of text.matchAll(/^(\w+)\s*:\s*[\d.]+ micros\/op (\d+) ops\/sec/gm)
-  ) {
-    res.set(m[1]!, Number(m[2]));
-  }
-  res.version = /RocksDB:\s*version (\S+)/.exec(text)?.[1] ?? "unknown";
+  res.version = /RocksDB:\s*version (\S+)/.exec(text + err)?.[1] ?? "unknown";
   return res;
 }

@@ -1,4 +1,4 @@
-import { crc32c, readVarint, varintLength, writeVarint } from "@strata/codec";
+import { crc32c, varintLength, writeVarint } from "@strata/codec";
 import { compareBytes } from "./bytes.ts";
 import { LsmError } from "./lsm_error.ts";
 import type { Entry, Value } from "./memtable.ts";
@@ -36,17 +36,40 @@ export function encodeBlock(entries: readonly Entry[]): Uint8Array {
   return out;
 }
 
-/** A decoded data block: parallel arrays, keys sorted. */
+/**
+ * A checked data block: its bytes and, per entry, four offsets (key start,
+ * key length, value start, value length or -1 for a tombstone) in one
+ * Int32Array, so lookups compare keys in place without allocating.
+ */
 export interface DecodedBlock {
-  keys: Uint8Array[];
-  values: Value[];
+  data: Uint8Array;
+  offs: Int32Array;
+  count: number;
   /** Encoded size, charged to the block cache. */
   bytes: number;
 }
 
+let next = 0;
+/** Reads a varint at `o` (sets `next`); -1 when malformed or past `end`. */
+function varint(b: Uint8Array, o: number, end: number): number {
+  let v = 0;
+  let scale = 1;
+  for (let i = 0; i < 5; i++) {
+    if (o + i >= end) return -1;
+    const x = b[o + i]!;
+    v += (x & 0x7f) * scale;
+    if ((x & 0x80) === 0) {
+      next = o + i + 1;
+      return v;
+    }
+    scale *= 128;
+  }
+  return -1;
+}
+
 /**
- * Checks a block's CRC32C and decodes it. `raw` is the block and its
- * trailer; `where` names it in the error.
+ * Checks a block's CRC32C and indexes its entries. `raw` is the block and
+ * its trailer; `where` names it in the error.
  *
  * @throws LsmError `corrupt` on a checksum mismatch or bad structure.
  */
@@ -61,34 +84,73 @@ export function decodeBlock(raw: Uint8Array, where: string): DecodedBlock {
   if (crc32c(body) !== want) {
     throw new LsmError("corrupt", `${where}: block checksum mismatch`);
   }
-  const keys: Uint8Array[] = [];
-  const values: Value[] = [];
+  let offs = new Int32Array(64 * 4);
+  let count = 0;
   let o = 0;
-  try {
-    while (o < n) {
-      const kv = readVarint(body, o);
-      const klen = kv.value;
-      const o1 = kv.next;
-      const key = body.subarray(o1, o1 + klen);
-      const tv = readVarint(body, o1 + klen);
-      const tag = tv.value;
-      const o2 = tv.next;
-      if (o2 > n || (tag > 0 && o2 + tag - 1 > n)) throw new Error("overrun");
-      keys.push(key);
-      if (tag === 0) {
-        values.push(null);
-        o = o2;
-      } else {
-        values.push(body.subarray(o2, o2 + tag - 1));
-        o = o2 + tag - 1;
-      }
+  while (o < n) {
+    const klen = varint(body, o, n);
+    const ko = next;
+    const tag = klen < 0 ? -1 : varint(body, ko + klen, n);
+    const vo = next;
+    if (tag < 0 || vo + (tag === 0 ? 0 : tag - 1) > n) {
+      throw new LsmError("corrupt", `${where}: block structure invalid`);
     }
-  } catch (e) {
-    throw new LsmError("corrupt", `${where}: block structure invalid`, {
-      cause: e,
-    });
+    if ((count + 1) * 4 > offs.length) {
+      const bigger = new Int32Array(offs.length * 2);
+      bigger.set(offs);
+      offs = bigger;
+    }
+    offs[count * 4] = ko;
+    offs[count * 4 + 1] = klen;
+    offs[count * 4 + 2] = vo;
+    offs[count * 4 + 3] = tag - 1;
+    count++;
+    o = vo + (tag === 0 ? 0 : tag - 1);
   }
-  return { keys, values, bytes: raw.length };
+  return { data: body, offs, count, bytes: raw.length };
+}
+
+/** Compares entry `i`'s key with `key` in place (negative, 0, positive). */
+export function compareKeyAt(
+  b: DecodedBlock,
+  i: number,
+  key: Uint8Array,
+): number {
+  const ko = b.offs[i * 4]!;
+  const kl = b.offs[i * 4 + 1]!;
+  const d = b.data;
+  const n = kl < key.length ? kl : key.length;
+  for (let j = 0; j < n; j++) {
+    const x = d[ko + j]! - key[j]!;
+    if (x !== 0) return x;
+  }
+  return kl - key.length;
+}
+
+/** Index of the first entry with key `>= key` (count when none). */
+export function blockLowerBound(b: DecodedBlock, key: Uint8Array): number {
+  let lo = 0;
+  let hi = b.count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeyAt(b, mid, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Entry `i`'s key (a view into the block). */
+export function keyAt(b: DecodedBlock, i: number): Uint8Array {
+  const ko = b.offs[i * 4]!;
+  return b.data.subarray(ko, ko + b.offs[i * 4 + 1]!);
+}
+
+/** Entry `i`'s value (a view into the block), `null` for a tombstone. */
+export function valueAt(b: DecodedBlock, i: number): Value {
+  const vl = b.offs[i * 4 + 3]!;
+  if (vl < 0) return null;
+  const vo = b.offs[i * 4 + 2]!;
+  return b.data.subarray(vo, vo + vl);
 }
 
 /** Index of the first key `>= key` in a sorted array (length when none). */

@@ -2,8 +2,19 @@ import type { DecodedBlock } from "./block.ts";
 
 /** Bytes charged per cached block beyond its encoded size (arrays, views). */
 const BLOCK_OVERHEAD = 64;
-/** Bytes charged per entry of a cached block (two array slots, two views). */
-const ENTRY_OVERHEAD = 48;
+/** Bytes charged per entry of a cached block (its four Int32 offsets). */
+const ENTRY_OVERHEAD = 16;
+
+/** Key space per table in the cache's numeric keys (2^24 blocks = 64 GiB of 4 KiB blocks). */
+const BLOCKS_PER_TABLE = 2 ** 24;
+
+/** A number, not a string, so a lookup allocates nothing. */
+function cacheKey(table: number, block: number): number {
+  if (block >= BLOCKS_PER_TABLE) {
+    throw new RangeError("too many blocks in one table");
+  }
+  return table * BLOCKS_PER_TABLE + block;
+}
 
 /**
  * Decoded SSTable data blocks kept in memory under a byte budget, least
@@ -12,7 +23,7 @@ const ENTRY_OVERHEAD = 48;
  * decoded arrays.
  */
 export class BlockCache {
-  #map = new Map<string, { block: DecodedBlock; cost: number }>();
+  #map = new Map<number, { block: DecodedBlock; cost: number }>();
   #bytes = 0;
   /** Budget in bytes; 0 disables caching. */
   readonly budget: number;
@@ -41,7 +52,7 @@ export class BlockCache {
 
   /** The cached block `block` of table `table`, if present (marks it recent). */
   get(table: number, block: number): DecodedBlock | undefined {
-    const k = `${table}:${block}`;
+    const k = cacheKey(table, block);
     const hit = this.#map.get(k);
     if (hit === undefined) {
       this.misses++;
@@ -53,12 +64,17 @@ export class BlockCache {
     return hit.block;
   }
 
+  /** The cached block without counting a hit or miss or reordering. */
+  peek(table: number, block: number): DecodedBlock | undefined {
+    return this.#map.get(cacheKey(table, block))?.block;
+  }
+
   /** Caches a block, evicting the least recently used past the budget. */
   set(table: number, block: number, value: DecodedBlock): void {
     const cost = value.bytes + BLOCK_OVERHEAD +
-      value.keys.length * ENTRY_OVERHEAD;
+      value.count * ENTRY_OVERHEAD;
     if (cost > this.budget) return;
-    const k = `${table}:${block}`;
+    const k = cacheKey(table, block);
     const old = this.#map.get(k);
     if (old !== undefined) {
       this.#bytes -= old.cost;
@@ -75,9 +91,8 @@ export class BlockCache {
 
   /** Drops every block of `table` (after the table is deleted). */
   evictTable(table: number): void {
-    const p = `${table}:`;
     for (const [key, v] of this.#map) {
-      if (key.startsWith(p)) {
+      if (Math.floor(key / BLOCKS_PER_TABLE) === table) {
         this.#map.delete(key);
         this.#bytes -= v.cost;
       }

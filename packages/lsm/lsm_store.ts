@@ -246,13 +246,29 @@ export class LsmStore {
     if (v === undefined && this.#imm !== null) v = this.#imm.get(key);
     if (v !== undefined) return v === null ? undefined : v.slice();
     const tables = this.#tables;
+    for (let i = 0; i < tables.length; i++) {
+      const r = tables[i]!.lookup(key);
+      if (r === undefined) continue;
+      if (!(r instanceof Promise)) return r === null ? undefined : r.slice();
+      // A block must be read: from here on a compaction may finish while we
+      // wait, so the tables still to consult are referenced until done.
+      return await this.#getSlow(key, tables.slice(i), r);
+    }
+    return undefined;
+  }
+
+  async #getSlow(
+    key: Uint8Array,
+    tables: SSTable[],
+    first: Promise<Value | undefined>,
+  ): Promise<Uint8Array | undefined> {
     for (const t of tables) t.ref();
     try {
-      for (const t of tables) {
-        const r = await t.get(key);
-        if (r !== undefined) return r === null ? undefined : r.slice();
+      let r = await first;
+      for (let i = 1; r === undefined && i < tables.length; i++) {
+        r = await tables[i]!.lookup(key);
       }
-      return undefined;
+      return r === null || r === undefined ? undefined : r.slice();
     } finally {
       for (const t of tables) t.unref();
     }

@@ -5,7 +5,15 @@ import {
   readVarint,
 } from "@strata/codec";
 import { bloomMayContain } from "./bloom.ts";
-import { BLOCK_TRAILER_BYTES, decodeBlock, lowerBound } from "./block.ts";
+import {
+  BLOCK_TRAILER_BYTES,
+  blockLowerBound,
+  compareKeyAt,
+  decodeBlock,
+  keyAt,
+  lowerBound,
+  valueAt,
+} from "./block.ts";
 import type { DecodedBlock } from "./block.ts";
 import type { BlockCache } from "./block_cache.ts";
 import { compareBytes } from "./bytes.ts";
@@ -189,15 +197,22 @@ export class SSTable {
    * @throws LsmError `corrupt` when the block fails its checksum.
    */
   async get(key: Uint8Array): Promise<Value | undefined> {
+    return await this.lookup(key);
+  }
+
+  /**
+   * {@link get} without a promise when the answer is at hand (filtered
+   * out, or the block is cached): a point read that hits the cache then
+   * costs no turn of the event loop. A promise only when a block must be
+   * read.
+   */
+  lookup(key: Uint8Array): Value | undefined | Promise<Value | undefined> {
     if (!this.mayContain(key)) return undefined;
     const b = lowerBound(this.#lastKeys, key);
     if (b >= this.#offsets.length) return undefined;
-    const block = await this.#block(b);
-    const i = lowerBound(block.keys, key);
-    if (i < block.keys.length && compareBytes(block.keys[i]!, key) === 0) {
-      return block.values[i]!;
-    }
-    return undefined;
+    const cached = this.#cache.get(this.id, b);
+    if (cached !== undefined) return find(cached, key);
+    return this.#read(b).then((block) => find(block, key));
   }
 
   /** Entries with key `>= start` in key order (tombstones included). */
@@ -206,9 +221,9 @@ export class SSTable {
     let i = -1;
     for (; b < this.#offsets.length; b++) {
       const block = await this.#block(b);
-      i = i === -1 && start !== undefined ? lowerBound(block.keys, start) : 0;
-      for (; i < block.keys.length; i++) {
-        yield { key: block.keys[i]!, value: block.values[i]! };
+      i = i === -1 && start !== undefined ? blockLowerBound(block, start) : 0;
+      for (; i < block.count; i++) {
+        yield { key: keyAt(block, i), value: valueAt(block, i) };
       }
     }
   }
@@ -234,6 +249,11 @@ export class SSTable {
   async #block(b: number): Promise<DecodedBlock> {
     const hit = this.#cache.get(this.id, b);
     if (hit !== undefined) return hit;
+    return await this.#read(b);
+  }
+
+  /** Reads, checks and caches block `b` (after a cache miss). */
+  async #read(b: number): Promise<DecodedBlock> {
     const offset = this.#offsets[b]!;
     const raw = await this.#file.read(offset, this.#lengths[b]!);
     const block = decodeBlock(
@@ -266,6 +286,14 @@ export class SSTable {
     this.#onDrop = onDrop;
     this.unref();
   }
+}
+
+function find(block: DecodedBlock, key: Uint8Array): Value | undefined {
+  const i = blockLowerBound(block, key);
+  if (i < block.count && compareKeyAt(block, i, key) === 0) {
+    return valueAt(block, i);
+  }
+  return undefined;
 }
 
 function checked(raw: Uint8Array, err: () => LsmError): Uint8Array {

@@ -131,8 +131,9 @@ Deno.test("the Bloom filter never misses an added key and rejects most others", 
 Deno.test("the block cache stays within its byte budget, evicting least recently used", () => {
   const c = new BlockCache(10_000);
   const block = (n: number) => ({
-    keys: [new Uint8Array(1)],
-    values: [null],
+    data: new Uint8Array(1),
+    offs: new Int32Array(4),
+    count: 1,
     bytes: n,
   });
   for (let i = 0; i < 100; i++) c.set(1, i, block(1000));
