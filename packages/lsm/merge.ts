@@ -1,8 +1,17 @@
 import { compareBytes } from "./bytes.ts";
 import type { Entry } from "./memtable.ts";
 
-/** A sorted source of entries for {@link mergeSorted}. */
-export type EntrySource = Iterator<Entry> | AsyncIterator<Entry>;
+/**
+ * A sorted source of entries for {@link mergeSorted}: a plain or async
+ * iterator, or one whose `next` returns a promise only sometimes (a table
+ * cursor that reads a block only on a cache miss).
+ */
+export type EntrySource =
+  | Iterator<Entry>
+  | AsyncIterator<Entry>
+  | {
+    next(): IteratorResult<Entry> | Promise<IteratorResult<Entry>>;
+  };
 
 /**
  * K-way merge of sorted sources, `sources[0]` the newest: yields each key
@@ -15,7 +24,10 @@ export async function* mergeSorted(
   sources: readonly EntrySource[],
 ): AsyncGenerator<Entry> {
   const heads: (Entry | undefined)[] = [];
-  for (const s of sources) heads.push(await next(s));
+  for (const s of sources) {
+    const h = next(s);
+    heads.push(h instanceof Promise ? await h : h);
+  }
   while (true) {
     let min = -1;
     for (let i = 0; i < heads.length; i++) {
@@ -29,14 +41,16 @@ export async function* mergeSorted(
     for (let i = 0; i < heads.length; i++) {
       const h = heads[i];
       if (h !== undefined && compareBytes(h.key, out.key) === 0) {
-        heads[i] = await next(sources[i]!);
+        const h = next(sources[i]!);
+        heads[i] = h instanceof Promise ? await h : h;
       }
     }
     yield out;
   }
 }
 
-async function next(s: EntrySource): Promise<Entry | undefined> {
-  const r = await s.next();
+function next(s: EntrySource): Entry | undefined | Promise<Entry | undefined> {
+  const r = s.next();
+  if (r instanceof Promise) return r.then((x) => x.done ? undefined : x.value);
   return r.done ? undefined : r.value;
 }

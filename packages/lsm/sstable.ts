@@ -215,17 +215,28 @@ export class SSTable {
     return this.#read(b).then((block) => find(block, key));
   }
 
-  /** Entries with key `>= start` in key order (tombstones included). */
-  async *iterate(start?: Uint8Array): AsyncGenerator<Entry> {
-    let b = start === undefined ? 0 : lowerBound(this.#lastKeys, start);
-    let i = -1;
-    for (; b < this.#offsets.length; b++) {
-      const block = await this.#block(b);
-      i = i === -1 && start !== undefined ? blockLowerBound(block, start) : 0;
-      for (; i < block.count; i++) {
-        yield { key: keyAt(block, i), value: valueAt(block, i) };
-      }
-    }
+  /**
+   * Entries with key `>= start` in key order (tombstones included), as a
+   * cursor whose `next` answers without a promise while blocks come from
+   * the cache.
+   */
+  iterate(start?: Uint8Array): TableCursor {
+    return new TableCursor(this, start);
+  }
+
+  /** Block `b` if cached (counts a hit or miss). */
+  cachedBlock(b: number): DecodedBlock | undefined {
+    return this.#cache.get(this.id, b);
+  }
+
+  /** First block that may hold keys `>= key`. */
+  seekBlock(key: Uint8Array): number {
+    return lowerBound(this.#lastKeys, key);
+  }
+
+  /** Reads, checks and caches block `b`. */
+  readBlock(b: number): Promise<DecodedBlock> {
+    return this.#read(b);
   }
 
   /**
@@ -285,6 +296,69 @@ export class SSTable {
   retire(onDrop?: () => void): void {
     this.#onDrop = onDrop;
     this.unref();
+  }
+}
+
+/** A positioned iteration over one table (see {@link SSTable.iterate}). */
+export class TableCursor {
+  #table: SSTable;
+  #start: Uint8Array | undefined;
+  #b: number;
+  #i = 0;
+  #block: DecodedBlock | undefined;
+
+  /** @param start first key wanted (inclusive). */
+  constructor(table: SSTable, start?: Uint8Array) {
+    this.#table = table;
+    this.#start = start;
+    this.#b = start === undefined ? 0 : table.seekBlock(start);
+  }
+
+  /** The next entry; a promise only when a block must be read. */
+  next(): IteratorResult<Entry> | Promise<IteratorResult<Entry>> {
+    while (true) {
+      const block = this.#block;
+      if (block !== undefined) {
+        if (this.#i < block.count) {
+          const i = this.#i++;
+          return {
+            done: false,
+            value: { key: keyAt(block, i), value: valueAt(block, i) },
+          };
+        }
+        this.#block = undefined;
+        this.#b++;
+      }
+      if (this.#b >= this.#table.blockCount) {
+        return { done: true, value: undefined };
+      }
+      const cached = this.#table.cachedBlock(this.#b);
+      if (cached === undefined) {
+        return this.#table.readBlock(this.#b).then((b) => {
+          this.#enter(b);
+          return this.next();
+        });
+      }
+      this.#enter(cached);
+    }
+  }
+
+  /** The remaining entries as an async iterator (`for await`). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Entry> {
+    while (true) {
+      const r = await this.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  #enter(block: DecodedBlock): void {
+    this.#block = block;
+    this.#i = this.#start === undefined
+      ? 0
+      : blockLowerBound(block, this.#start);
+    // Only the first block needs the seek.
+    this.#start = undefined;
   }
 }
 
