@@ -43,11 +43,19 @@ export function buildBloom(keys: Uint8Array[], bitsPerKey = 10): Uint8Array {
 
 /** False when `key` was certainly not added to `filter`. */
 export function bloomMayContain(filter: Uint8Array, key: Uint8Array): boolean {
+  return bloomMayContainHash(filter, hashKey(key));
+}
+
+/**
+ * {@link bloomMayContain} with the key's {@link hashKey} computed by the
+ * caller, so a read that consults several tables hashes the key once.
+ */
+export function bloomMayContainHash(filter: Uint8Array, hash: number): boolean {
   if (filter.length < 2) return true;
   const bytes = filter.length - 1;
   const k = filter[bytes]!;
   const nbits = bytes * 8;
-  let h = hashKey(key);
+  let h = hash;
   const delta = ((h >>> 17) | (h << 15)) >>> 0;
   for (let j = 0; j < k; j++) {
     const pos = h % nbits;

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { SegmentedLog, type SyncPolicy } from "@strata/storage";
 import { z } from "zod";
 import { BlockCache } from "./block_cache.ts";
+import { hashKey } from "./bloom.ts";
 import { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";
 import type { FileStore } from "./file_store.ts";
 import { LocalFileStore } from "./local_file_store.ts";
@@ -246,8 +247,9 @@ export class LsmStore {
     if (v === undefined && this.#imm !== null) v = this.#imm.get(key);
     if (v !== undefined) return v === null ? undefined : v.slice();
     const tables = this.#tables;
+    const hash = hashKey(key);
     for (let i = 0; i < tables.length; i++) {
-      const r = tables[i]!.lookup(key);
+      const r = tables[i]!.lookup(key, hash);
       if (r === undefined) continue;
       if (!(r instanceof Promise)) return r === null ? undefined : r.slice();
       // A block must be read: from here on a compaction may finish while we

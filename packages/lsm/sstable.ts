@@ -4,7 +4,7 @@ import {
   ENVELOPE_TRAILER_BYTES,
   readVarint,
 } from "@strata/codec";
-import { bloomMayContain } from "./bloom.ts";
+import { bloomMayContainHash, hashKey } from "./bloom.ts";
 import {
   BLOCK_TRAILER_BYTES,
   blockLowerBound,
@@ -183,11 +183,11 @@ export class SSTable {
   }
 
   /** False when the table certainly lacks `key` (key range, Bloom filter). */
-  mayContain(key: Uint8Array): boolean {
+  mayContain(key: Uint8Array, hash: number = hashKey(key)): boolean {
     if (this.#offsets.length === 0) return false;
     if (compareBytes(key, this.smallest) < 0) return false;
     if (compareBytes(key, this.largest) > 0) return false;
-    return bloomMayContain(this.#bloom, key);
+    return bloomMayContainHash(this.#bloom, hash);
   }
 
   /**
@@ -206,8 +206,11 @@ export class SSTable {
    * costs no turn of the event loop. A promise only when a block must be
    * read.
    */
-  lookup(key: Uint8Array): Value | undefined | Promise<Value | undefined> {
-    if (!this.mayContain(key)) return undefined;
+  lookup(
+    key: Uint8Array,
+    hash: number = hashKey(key),
+  ): Value | undefined | Promise<Value | undefined> {
+    if (!this.mayContain(key, hash)) return undefined;
     const b = lowerBound(this.#lastKeys, key);
     if (b >= this.#offsets.length) return undefined;
     const cached = this.#cache.get(this.id, b);
