@@ -262,3 +262,53 @@ Deno.test("bad keys, values and scan ranges are refused with bad_argument", asyn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a scan and gets running across a compaction see every key; retired files go when the scan ends", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = await LsmStore.open(dir, {
+      sync: "never",
+      blockCacheBytes: 0,
+      compactionTrigger: 100,
+      blockBytes: 256,
+    });
+    const key = (i: number) => enc.encode(`k${String(i).padStart(5, "0")}`);
+    for (let round = 0; round < 3; round++) {
+      for (let i = round; i < 3000; i += 3) {
+        await db.put(key(i), enc.encode(`v${i}`));
+      }
+      await db.flush();
+    }
+    assert.equal(db.stats().tables, 3);
+    const seen: string[] = [];
+    let compacted = false;
+    const sstFiles = () =>
+      [...Deno.readDirSync(`${dir}/tables`)].filter((e) =>
+        e.name.endsWith(".sst")
+      ).length;
+    for await (const e of db.scan()) {
+      seen.push(dec.decode(e.value));
+      if (seen.length === 1000) {
+        // Compaction runs to the end while this scan holds the old tables.
+        await db.compact();
+        compacted = true;
+        assert.equal(db.stats().tables, 1);
+        assert.equal(sstFiles(), 4, "old files stay while the scan reads them");
+        for (let i = 0; i < 3000; i += 7) {
+          assert.equal(dec.decode((await db.get(key(i)))!), `v${i}`);
+        }
+      }
+    }
+    assert.ok(compacted);
+    assert.deepEqual(seen, Array.from({ length: 3000 }, (_, i) => `v${i}`));
+    // The deletes run in the background once the last reader lets go.
+    const deadline = performance.now() + 5000;
+    while (sstFiles() > 1 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(sstFiles(), 1, "retired files are deleted after the scan");
+    await db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
