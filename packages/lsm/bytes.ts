@@ -1,0 +1,31 @@
+/** Byte-wise lexicographic order of two keys (negative, 0, positive). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * The smallest key greater than every key starting with `prefix`, or
+ * undefined when there is none (the prefix is empty or all 0xff).
+ */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+  let n = prefix.length;
+  while (n > 0 && prefix[n - 1] === 0xff) n--;
+  if (n === 0) return undefined;
+  const out = prefix.slice(0, n);
+  out[n - 1]!++;
+  return out;
+}
+
+/** True when `key` starts with `prefix`. */
+export function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    if (key[i] !== prefix[i]) return false;
+  }
+  return true;
+}

@@ -1,0 +1,48 @@
+/**
+ * The port through which the LSM engine's table files and manifest enter
+ * and leave storage. Table files are written once, append-only, then only
+ * read by range; the manifest is replaced atomically. A local-disk
+ * implementation exists ({@link LocalFileStore}); the plan is a GFS-backed
+ * one, which is why nothing here needs in-place writes.
+ */
+export interface FileStore {
+  /** Creates `name` (it must not exist) for appending. */
+  create(name: string): Promise<AppendableFile>;
+  /** Opens the immutable file `name` for range reads. */
+  open(name: string): Promise<ReadableFile>;
+  /** Names of the files present (no temporaries). */
+  list(): Promise<string[]>;
+  /** Deletes `name`; no error when it is already gone. */
+  delete(name: string): Promise<void>;
+  /** Replaces `name` with `bytes` atomically (old or new after a crash, never a mix). */
+  writeAtomic(name: string, bytes: Uint8Array): Promise<void>;
+  /** Reads the whole of `name`, or undefined when it does not exist. */
+  readWhole(name: string): Promise<Uint8Array | undefined>;
+}
+
+/** A file being written: appends, then a sync that makes them durable. */
+export interface AppendableFile {
+  /** Appends bytes at the end. */
+  append(bytes: Uint8Array): Promise<void>;
+  /** Makes every append so far durable (and the file's name visible). */
+  sync(): Promise<void>;
+  /** Closes the handle. */
+  close(): Promise<void>;
+}
+
+/** An immutable file opened for positioned reads. */
+export interface ReadableFile {
+  /** Size in bytes. */
+  readonly size: number;
+  /** Reads `length` bytes at `offset` (fewer only at the end of the file). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Releases the handle. Idempotent. */
+  close(): void;
+}
+
+/** File names the port accepts: one path component, no temporaries. */
+export function checkFileName(name: string): void {
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name) || name.length > 200) {
+    throw new RangeError(`bad file name ${JSON.stringify(name)}`);
+  }
+}

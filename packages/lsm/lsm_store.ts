@@ -1,0 +1,489 @@
+import { join } from "node:path";
+import { SegmentedLog, type SyncPolicy } from "@strata/storage";
+import { z } from "zod";
+import { BlockCache } from "./block_cache.ts";
+import { hashKey } from "./bloom.ts";
+import { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";
+import type { FileStore } from "./file_store.ts";
+import { LocalFileStore } from "./local_file_store.ts";
+import { isLsmError, LsmError } from "./lsm_error.ts";
+import { loadManifest, type Manifest, saveManifest } from "./manifest.ts";
+import { type Entry, Memtable, type Value } from "./memtable.ts";
+import { type EntrySource, mergeSorted } from "./merge.ts";
+import { SSTable } from "./sstable.ts";
+import { SSTableBuilder } from "./sstable_builder.ts";
+import { decodeBatch, encodeBatch } from "./write_batch.ts";
+
+/** Options of {@link LsmStore.open}. */
+export interface LsmStoreOptions {
+  /** Where table files and the manifest go (default: `<dir>/tables` on local disk). */
+  files?: FileStore;
+  /** Flush the memtable to an SSTable past this many bytes (default 4 MiB). */
+  memtableBytes?: number;
+  /** SSTable data block size (default 4096). */
+  blockBytes?: number;
+  /** Block cache budget in bytes (default 8 MiB). */
+  blockCacheBytes?: number;
+  /** Commit log sync policy (default `"always"`: acknowledged = fsynced). */
+  sync?: SyncPolicy;
+  /** Merge all SSTables into one run when there are this many (default 8). */
+  compactionTrigger?: number;
+  /** Largest SSTable a compaction writes before starting the next (default 32 MiB). */
+  tableBytes?: number;
+  /** Bloom filter bits per key (default 10). */
+  bloomBitsPerKey?: number;
+}
+
+const OptionsSchema = z.object({
+  memtableBytes: z.number().int().min(1).default(4 * 2 ** 20),
+  blockBytes: z.number().int().min(64).default(4096),
+  blockCacheBytes: z.number().int().min(0).default(8 * 2 ** 20),
+  compactionTrigger: z.number().int().min(2).default(8),
+  tableBytes: z.number().int().min(1024).default(32 * 2 ** 20),
+  bloomBitsPerKey: z.number().int().min(1).max(64).default(10),
+});
+
+/** A range scan: keys in `[start, end)` with `prefix`, at most `limit`. */
+export interface ScanOptions {
+  /** Inclusive lower bound. */
+  start?: Uint8Array;
+  /** Exclusive upper bound. */
+  end?: Uint8Array;
+  /** Only keys starting with these bytes. */
+  prefix?: Uint8Array;
+  /** At most this many entries. */
+  limit?: number;
+}
+
+/** Largest key and value accepted (bytes). */
+export const MAX_KEY_BYTES = 64 * 1024;
+export const MAX_VALUE_BYTES = 16 * 2 ** 20;
+
+/** Counters for tests and benchmarks. */
+export interface LsmStats {
+  memtableBytes: number;
+  tables: number;
+  tableBytes: number;
+  flushes: number;
+  compactions: number;
+  cacheHits: number;
+  cacheMisses: number;
+  cacheBytes: number;
+  logRecordsReplayed: number;
+}
+
+/**
+ * A sorted key/value engine for one tablet (a log-structured merge tree):
+ * writes go to a commit log ({@link SegmentedLog}, group commit) and then a
+ * sorted memtable; a full memtable is flushed to an immutable SSTable
+ * (minor compaction); reads merge memtable and SSTables newest first;
+ * deletes are tombstones; when SSTables pile up a merging compaction
+ * rewrites them into one run without deleted or overwritten entries.
+ * Reopening loads the SSTables named by the manifest and replays the log
+ * records they do not cover.
+ */
+export class LsmStore {
+  #files: FileStore;
+  #log: SegmentedLog;
+  #cache: BlockCache;
+  #opts: z.infer<typeof OptionsSchema>;
+  #mem = new Memtable();
+  /** The memtable being flushed, read between `#mem` and the tables. */
+  #imm: Memtable | null = null;
+  /** Live tables, newest first. */
+  #tables: SSTable[] = [];
+  #manifest: Manifest;
+  /** Index of the last log record applied to `#mem`. */
+  #applied: number;
+  /** Background flushes and compactions, one at a time, in order. */
+  #job: Promise<void> = Promise.resolve();
+  #failed: unknown = undefined;
+  #closed = false;
+  #flushes = 0;
+  #compactions = 0;
+  #replayed = 0;
+
+  private constructor(
+    files: FileStore,
+    log: SegmentedLog,
+    opts: z.infer<typeof OptionsSchema>,
+    manifest: Manifest,
+  ) {
+    this.#files = files;
+    this.#log = log;
+    this.#opts = opts;
+    this.#cache = new BlockCache(opts.blockCacheBytes);
+    this.#manifest = manifest;
+    this.#applied = manifest.logIndex;
+  }
+
+  /**
+   * Opens (or creates) the store in `dir`: the commit log lives in
+   * `<dir>/log`, tables and manifest in `options.files` (default
+   * `<dir>/tables`). Table files the manifest does not name (left by a
+   * crash during a flush or compaction) are deleted.
+   *
+   * @throws LsmError `corrupt` for a damaged manifest or table;
+   *   StorageError `locked` when another process has the log open.
+   */
+  static async open(
+    dir: string,
+    options: LsmStoreOptions = {},
+  ): Promise<LsmStore> {
+    const { files: given, sync, ...rest } = options;
+    const opts = OptionsSchema.parse(rest);
+    const files = given ?? await LocalFileStore.open(join(dir, "tables"));
+    const log = await SegmentedLog.open(join(dir, "log"), {
+      sync: sync ?? "always",
+      segmentBytes: Math.max(1 << 20, Math.min(opts.memtableBytes, 64 << 20)),
+    });
+    try {
+      const manifest = await loadManifest(files);
+      const store = new LsmStore(files, log, opts, manifest);
+      await store.#recover();
+      return store;
+    } catch (e) {
+      await log.close();
+      throw e;
+    }
+  }
+
+  async #recover(): Promise<void> {
+    if (this.#log.lastIndex < this.#manifest.logIndex) {
+      // A log emptied or lost behind the tables must not reuse indexes the
+      // manifest says are covered: later records would be skipped on replay.
+      await this.#log.reset(this.#manifest.logIndex + 1);
+    }
+    const live = new Set(this.#manifest.tables.map((t) => t.name));
+    for (const name of await this.#files.list()) {
+      if (name.endsWith(".sst") && !live.has(name)) {
+        await this.#files.delete(name);
+      }
+    }
+    for (const t of this.#manifest.tables) {
+      this.#tables.push(
+        await SSTable.open(
+          t.id,
+          t.name,
+          await this.#files.open(t.name),
+          this.#cache,
+        ),
+      );
+    }
+    const from = Math.max(this.#log.firstIndex, this.#manifest.logIndex + 1);
+    const to = this.#log.lastIndex + 1;
+    for (let i = from; i < to; i += 1024) {
+      const records = this.#log.readSync(i, Math.min(to, i + 1024));
+      records.forEach((r, k) => {
+        for (const m of decodeBatch(r, `commit log record ${i + k}`)) {
+          this.#mem.set(m.key, m.value);
+        }
+      });
+      this.#replayed += records.length;
+    }
+    this.#applied = Math.max(this.#applied, this.#log.lastIndex);
+  }
+
+  /** Sets `key` to `value`; resolves once durable per the sync policy. */
+  put(key: Uint8Array, value: Uint8Array): Promise<void> {
+    return this.write([{ key, value }]);
+  }
+
+  /** Deletes `key` (writes a tombstone). */
+  delete(key: Uint8Array): Promise<void> {
+    return this.write([{ key, value: null }]);
+  }
+
+  /**
+   * Applies a batch of puts (`value` bytes) and deletes (`value: null`)
+   * atomically: one commit log record, so after a crash all or none of it.
+   *
+   * @throws LsmError `bad_argument`, `closed`, `failed`.
+   */
+  async write(batch: readonly Entry[]): Promise<void> {
+    this.#assertWritable();
+    for (const m of batch) {
+      if (!(m.key instanceof Uint8Array) || m.key.length > MAX_KEY_BYTES) {
+        throw new LsmError(
+          "bad_argument",
+          `key must be bytes, at most ${MAX_KEY_BYTES}`,
+        );
+      }
+      if (
+        m.value !== null &&
+        (!(m.value instanceof Uint8Array) || m.value.length > MAX_VALUE_BYTES)
+      ) {
+        throw new LsmError(
+          "bad_argument",
+          `value must be bytes or null, at most ${MAX_VALUE_BYTES}`,
+        );
+      }
+    }
+    const { last } = await this.#log.append([encodeBatch(batch)]);
+    // The log resolves appends in index order, so the memtable sees writes
+    // in log order and `#applied` tells exactly what it holds.
+    for (const m of batch) {
+      this.#mem.set(m.key.slice(), m.value === null ? null : m.value.slice());
+    }
+    this.#applied = last;
+    if (this.#mem.bytes >= this.#opts.memtableBytes) {
+      // Back-pressure: at most one memtable waits for its flush.
+      if (this.#imm !== null) await this.#job;
+      if (this.#mem.bytes >= this.#opts.memtableBytes && this.#imm === null) {
+        // Failures are kept in #failed and reported by the next write.
+        this.#schedule(() => this.#flush()).catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * The value of `key`, or undefined when absent or deleted.
+   *
+   * @throws LsmError `corrupt` when a table block fails its checksum, `closed`.
+   */
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.#assertOpen();
+    let v: Value | undefined = this.#mem.get(key);
+    if (v === undefined && this.#imm !== null) v = this.#imm.get(key);
+    if (v !== undefined) return v === null ? undefined : v.slice();
+    const tables = this.#tables;
+    const hash = hashKey(key);
+    for (let i = 0; i < tables.length; i++) {
+      const r = tables[i]!.lookup(key, hash);
+      if (r === undefined) continue;
+      if (!(r instanceof Promise)) return r === null ? undefined : r.slice();
+      // A block must be read: from here on a compaction may finish while we
+      // wait, so the tables still to consult are referenced until done.
+      return await this.#getSlow(key, tables.slice(i), r);
+    }
+    return undefined;
+  }
+
+  async #getSlow(
+    key: Uint8Array,
+    tables: SSTable[],
+    first: Promise<Value | undefined>,
+  ): Promise<Uint8Array | undefined> {
+    for (const t of tables) t.ref();
+    try {
+      let r = await first;
+      for (let i = 1; r === undefined && i < tables.length; i++) {
+        r = await tables[i]!.lookup(key);
+      }
+      return r === null || r === undefined ? undefined : r.slice();
+    } finally {
+      for (const t of tables) t.unref();
+    }
+  }
+
+  /**
+   * Live entries in key order within the range (tombstones and shadowed
+   * versions merged away), newest value of each key.
+   *
+   * @throws LsmError `bad_argument` for a bad range or limit, `corrupt`, `closed`.
+   */
+  async *scan(
+    options: ScanOptions = {},
+  ): AsyncGenerator<{ key: Uint8Array; value: Uint8Array }> {
+    this.#assertOpen();
+    const { prefix, limit = Infinity } = options;
+    let start = options.start;
+    let end = options.end;
+    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new LsmError(
+        "bad_argument",
+        "limit must be a non-negative integer",
+      );
+    }
+    if (
+      start !== undefined && end !== undefined && compareBytes(start, end) > 0
+    ) {
+      throw new LsmError("bad_argument", "scan start is after its end");
+    }
+    if (prefix !== undefined) {
+      if (start === undefined || compareBytes(start, prefix) < 0) {
+        start = prefix;
+      }
+      const pe = prefixEnd(prefix);
+      if (
+        pe !== undefined && (end === undefined || compareBytes(pe, end) < 0)
+      ) {
+        end = pe;
+      }
+    }
+    if (limit === 0) return;
+    const tables = this.#tables;
+    for (const t of tables) t.ref();
+    try {
+      const sources: EntrySource[] = [this.#mem.entries(start)];
+      if (this.#imm !== null) sources.push(this.#imm.entries(start));
+      for (const t of tables) sources.push(t.iterate(start));
+      let n = 0;
+      for await (const e of mergeSorted(sources)) {
+        if (end !== undefined && compareBytes(e.key, end) >= 0) break;
+        if (prefix !== undefined && !hasPrefix(e.key, prefix)) break;
+        if (e.value === null) continue;
+        yield { key: e.key.slice(), value: e.value.slice() };
+        if (++n >= limit) break;
+      }
+    } finally {
+      for (const t of tables) t.unref();
+    }
+  }
+
+  /** Flushes the memtable to an SSTable now (minor compaction) and waits. */
+  async flush(): Promise<void> {
+    this.#assertWritable();
+    await this.#schedule(() => this.#flush());
+  }
+
+  /** Merges every SSTable into one run now (merging compaction) and waits. */
+  async compact(): Promise<void> {
+    this.#assertWritable();
+    await this.#schedule(() => this.#compact());
+  }
+
+  /** Counters: sizes, flushes, compactions, cache hits. */
+  stats(): LsmStats {
+    return {
+      memtableBytes: this.#mem.bytes + (this.#imm?.bytes ?? 0),
+      tables: this.#tables.length,
+      tableBytes: this.#tables.reduce((s, t) => s + t.size, 0),
+      flushes: this.#flushes,
+      compactions: this.#compactions,
+      cacheHits: this.#cache.hits,
+      cacheMisses: this.#cache.misses,
+      cacheBytes: this.#cache.bytes,
+      logRecordsReplayed: this.#replayed,
+    };
+  }
+
+  /** The live SSTables, newest first (for verification and tests). */
+  get tables(): readonly SSTable[] {
+    return this.#tables;
+  }
+
+  /**
+   * Waits for background work, closes the log (everything acknowledged is
+   * in it) and the tables. Does not flush: reopening replays the log.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#job;
+    await this.#log.close();
+    for (const t of this.#tables) t.retire();
+    this.#tables = [];
+  }
+
+  #schedule(task: () => Promise<void>): Promise<void> {
+    const run = this.#job.then(async () => {
+      if (this.#failed !== undefined) throw this.#failed;
+      try {
+        await task();
+      } catch (e) {
+        this.#failed ??= e;
+        throw e;
+      }
+    });
+    this.#job = run.catch(() => {});
+    return run;
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#mem.size === 0) return;
+    const imm = this.#mem;
+    const upTo = this.#applied;
+    this.#imm = imm;
+    this.#mem = new Memtable();
+    const b = this.#builder();
+    for (const e of imm.entries()) b.add(e.key, e.value);
+    const table = await this.#writeTable(b);
+    this.#tables = [table, ...this.#tables];
+    await this.#commit(upTo);
+    this.#imm = null;
+    this.#flushes++;
+    // Log records up to `upTo` are in the table now; whole old segments go.
+    await this.#log.compactPrefix(upTo);
+    if (this.#tables.length >= this.#opts.compactionTrigger) {
+      await this.#compact();
+    }
+  }
+
+  async #compact(): Promise<void> {
+    const inputs = this.#tables;
+    if (inputs.length < 2) return;
+    const outputs: SSTable[] = [];
+    let b = this.#builder();
+    // Every table takes part, so nothing older can be shadowed by a
+    // tombstone any more: tombstones and overwritten versions are dropped.
+    for await (const e of mergeSorted(inputs.map((t) => t.iterate()))) {
+      if (e.value === null) continue;
+      b.add(e.key, e.value);
+      if (b.estimatedBytes >= this.#opts.tableBytes) {
+        outputs.push(await this.#writeTable(b));
+        b = this.#builder();
+      }
+    }
+    if (b.count > 0) outputs.push(await this.#writeTable(b));
+    // Jobs run one at a time, so no flush added tables meanwhile.
+    this.#tables = outputs;
+    await this.#commit(this.#manifest.logIndex);
+    for (const t of inputs) {
+      t.retire(() => void this.#files.delete(t.name).catch(() => {}));
+    }
+    this.#compactions++;
+  }
+
+  #builder(): SSTableBuilder {
+    return new SSTableBuilder({
+      blockBytes: this.#opts.blockBytes,
+      bloomBitsPerKey: this.#opts.bloomBitsPerKey,
+    });
+  }
+
+  async #writeTable(b: SSTableBuilder): Promise<SSTable> {
+    const id = this.#manifest.nextId++;
+    const name = `${String(id).padStart(10, "0")}.sst`;
+    const bytes = b.finish();
+    const f = await this.#files.create(name);
+    try {
+      await f.append(bytes);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+    return await SSTable.open(
+      id,
+      name,
+      await this.#files.open(name),
+      this.#cache,
+    );
+  }
+
+  async #commit(logIndex: number): Promise<void> {
+    this.#manifest = {
+      tables: this.#tables.map((t) => ({ id: t.id, name: t.name })),
+      logIndex,
+      nextId: this.#manifest.nextId,
+    };
+    await saveManifest(this.#files, this.#manifest);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new LsmError("closed", "the store is closed");
+  }
+
+  #assertWritable(): void {
+    this.#assertOpen();
+    if (this.#failed !== undefined) {
+      throw new LsmError(
+        "failed",
+        `a background flush or compaction failed: ${
+          isLsmError(this.#failed) ? this.#failed.message : String(this.#failed)
+        }`,
+        { cause: this.#failed },
+      );
+    }
+  }
+}

@@ -1,0 +1,314 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { compareBytes } from "./bytes.ts";
+import { isLsmError } from "./lsm_error.ts";
+import { LsmStore, type ScanOptions } from "./lsm_store.ts";
+
+const LONG = Deno.env.get("STRATA_LONG") === "1";
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+type Op =
+  | { op: "put"; k: string; v: string }
+  | { op: "del"; k: string }
+  | { op: "flush" }
+  | { op: "compact" }
+  | { op: "reopen" }
+  | { op: "get"; k: string }
+  | {
+    op: "scan";
+    start?: string;
+    end?: string;
+    prefix?: string;
+    limit?: number;
+  };
+
+// A small alphabet so keys collide, share prefixes and overwrite each other.
+const keyArb = fc.string({
+  unit: fc.constantFrom("a", "b", "c", "\u00ff"),
+  minLength: 0,
+  maxLength: 4,
+});
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      op: fc.constant("put" as const),
+      k: keyArb,
+      v: fc.string({ maxLength: 40 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant("del" as const), k: keyArb }),
+  },
+  { weight: 1, arbitrary: fc.constant({ op: "flush" as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: "compact" as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: "reopen" as const }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant("get" as const), k: keyArb }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("scan" as const),
+      start: fc.option(keyArb, { nil: undefined }),
+      end: fc.option(keyArb, { nil: undefined }),
+      prefix: fc.option(keyArb, { nil: undefined }),
+      limit: fc.option(fc.nat(6), { nil: undefined }),
+    }, { requiredKeys: ["op"] }),
+  },
+);
+
+// Keys travel as latin1 so each character is one byte and the model's order is byte order.
+const bytesOf = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const strOf = (b: Uint8Array) => String.fromCharCode(...b);
+
+function modelScan(
+  model: Map<string, string>,
+  o: Op & { op: "scan" },
+): [string, string][] {
+  let keys = [...model.keys()].sort((a, b) =>
+    compareBytes(bytesOf(a), bytesOf(b))
+  );
+  if (o.start !== undefined) {
+    keys = keys.filter((k) => compareBytes(bytesOf(k), bytesOf(o.start!)) >= 0);
+  }
+  if (o.end !== undefined) {
+    keys = keys.filter((k) => compareBytes(bytesOf(k), bytesOf(o.end!)) < 0);
+  }
+  if (o.prefix !== undefined) {
+    keys = keys.filter((k) => k.startsWith(o.prefix!));
+  }
+  return keys.slice(0, o.limit ?? Infinity).map((k) => [k, model.get(k)!]);
+}
+
+Deno.test("the store matches a Map under random puts, deletes, flushes, compactions and reopens (fast-check)", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(opArb, { maxLength: 120 }), async (ops) => {
+      const dir = await Deno.makeTempDir({ prefix: "strata-lsm-model-" });
+      const opts = {
+        sync: "never" as const,
+        memtableBytes: 600,
+        blockBytes: 64,
+        compactionTrigger: 3,
+        blockCacheBytes: 2048,
+      };
+      let db = await LsmStore.open(dir, opts);
+      const model = new Map<string, string>();
+      try {
+        for (const o of ops) {
+          switch (o.op) {
+            case "put":
+              await db.put(bytesOf(o.k), enc.encode(o.v));
+              model.set(o.k, o.v);
+              break;
+            case "del":
+              await db.delete(bytesOf(o.k));
+              model.delete(o.k);
+              break;
+            case "flush":
+              await db.flush();
+              break;
+            case "compact":
+              await db.compact();
+              assert.ok(db.stats().tables <= 1);
+              break;
+            case "reopen":
+              await db.close();
+              db = await LsmStore.open(dir, opts);
+              break;
+            case "get": {
+              const v = await db.get(bytesOf(o.k));
+              assert.equal(
+                v === undefined ? undefined : dec.decode(v),
+                model.get(o.k),
+                `get ${o.k}`,
+              );
+              break;
+            }
+            case "scan": {
+              const scan: ScanOptions = { limit: o.limit };
+              if (o.start !== undefined) scan.start = bytesOf(o.start);
+              if (o.end !== undefined) scan.end = bytesOf(o.end);
+              if (o.prefix !== undefined) scan.prefix = bytesOf(o.prefix);
+              if (
+                o.start !== undefined && o.end !== undefined &&
+                compareBytes(scan.start!, scan.end!) > 0
+              ) {
+                await assert.rejects(async () => {
+                  for await (const _ of db.scan(scan)) { /* drain */ }
+                }, (e) => isLsmError(e, "bad_argument"));
+                break;
+              }
+              const got: [string, string][] = [];
+              for await (const e of db.scan(scan)) {
+                got.push([strOf(e.key), dec.decode(e.value)]);
+              }
+              assert.deepEqual(got, modelScan(model, o), JSON.stringify(o));
+              break;
+            }
+          }
+        }
+        // Final state, after one more reopen: every key, and the full scan.
+        await db.close();
+        db = await LsmStore.open(dir, opts);
+        const all: [string, string][] = [];
+        for await (const e of db.scan()) {
+          all.push([strOf(e.key), dec.decode(e.value)]);
+        }
+        assert.deepEqual(all, modelScan(model, { op: "scan" }));
+      } finally {
+        await db.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    }),
+    { numRuns: LONG ? 500 : 60 },
+  );
+});
+
+Deno.test("compaction drops deleted and overwritten entries; unreferenced table files are removed", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = await LsmStore.open(dir, {
+      sync: "never",
+      compactionTrigger: 100,
+    });
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 500; i++) {
+        await db.put(enc.encode(`k${i}`), enc.encode(`r${round}`));
+      }
+      await db.flush();
+    }
+    for (let i = 0; i < 250; i++) await db.delete(enc.encode(`k${i}`));
+    await db.flush();
+    assert.equal(db.stats().tables, 5);
+    await db.compact();
+    assert.equal(db.stats().tables, 1);
+    assert.equal(db.tables[0]!.entries, 250, "only the live keys remain");
+    assert.equal(dec.decode((await db.get(enc.encode("k300")))!), "r3");
+    assert.equal(await db.get(enc.encode("k10")), undefined);
+    await db.close();
+    const names = [...Deno.readDirSync(`${dir}/tables`)].map((e) => e.name)
+      .filter((n) => n.endsWith(".sst"));
+    assert.equal(names.length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a corrupt SSTable block surfaces as a clear corrupt error from get and scan", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let db = await LsmStore.open(dir, { sync: "never", blockCacheBytes: 0 });
+    for (let i = 0; i < 2000; i++) {
+      await db.put(
+        enc.encode(`k${String(i).padStart(5, "0")}`),
+        new Uint8Array(100).fill(i),
+      );
+    }
+    await db.flush();
+    const name = db.tables[0]!.name;
+    await db.close();
+    const path = `${dir}/tables/${name}`;
+    const bytes = await Deno.readFile(path);
+    bytes[16 + 5000]! ^= 0xff;
+    await Deno.writeFile(path, bytes);
+    db = await LsmStore.open(dir, { sync: "never", blockCacheBytes: 0 });
+    await assert.rejects(
+      async () => {
+        for await (const _ of db.scan()) { /* drain */ }
+      },
+      (e) =>
+        isLsmError(e, "corrupt") && e.message.includes(name) &&
+        /checksum mismatch/.test(e.message),
+    );
+    let errors = 0;
+    for (let i = 0; i < 2000; i++) {
+      await db.get(enc.encode(`k${String(i).padStart(5, "0")}`)).catch((e) => {
+        assert.ok(isLsmError(e, "corrupt"));
+        errors++;
+      });
+    }
+    assert.ok(errors > 0);
+    await db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bad keys, values and scan ranges are refused with bad_argument", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = await LsmStore.open(dir, { sync: "never" });
+    await assert.rejects(
+      db.put("x" as unknown as Uint8Array, new Uint8Array(1)),
+      (e) => isLsmError(e, "bad_argument"),
+    );
+    await assert.rejects(
+      db.put(new Uint8Array(1), 5 as unknown as Uint8Array),
+      (e) => isLsmError(e, "bad_argument"),
+    );
+    await assert.rejects(async () => {
+      for await (const _ of db.scan({ limit: -1 })) { /* drain */ }
+    }, (e) => isLsmError(e, "bad_argument"));
+    await db.close();
+    await assert.rejects(
+      db.get(new Uint8Array(1)),
+      (e) => isLsmError(e, "closed"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a scan and gets running across a compaction see every key; retired files go when the scan ends", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const db = await LsmStore.open(dir, {
+      sync: "never",
+      blockCacheBytes: 0,
+      compactionTrigger: 100,
+      blockBytes: 256,
+    });
+    const key = (i: number) => enc.encode(`k${String(i).padStart(5, "0")}`);
+    for (let round = 0; round < 3; round++) {
+      for (let i = round; i < 3000; i += 3) {
+        await db.put(key(i), enc.encode(`v${i}`));
+      }
+      await db.flush();
+    }
+    assert.equal(db.stats().tables, 3);
+    const seen: string[] = [];
+    let compacted = false;
+    const sstFiles = () =>
+      [...Deno.readDirSync(`${dir}/tables`)].filter((e) =>
+        e.name.endsWith(".sst")
+      ).length;
+    for await (const e of db.scan()) {
+      seen.push(dec.decode(e.value));
+      if (seen.length === 1000) {
+        // Compaction runs to the end while this scan holds the old tables.
+        await db.compact();
+        compacted = true;
+        assert.equal(db.stats().tables, 1);
+        assert.equal(sstFiles(), 4, "old files stay while the scan reads them");
+        for (let i = 0; i < 3000; i += 7) {
+          assert.equal(dec.decode((await db.get(key(i)))!), `v${i}`);
+        }
+      }
+    }
+    assert.ok(compacted);
+    assert.deepEqual(seen, Array.from({ length: 3000 }, (_, i) => `v${i}`));
+    // The deletes run in the background once the last reader lets go.
+    const deadline = performance.now() + 5000;
+    while (sstFiles() > 1 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(sstFiles(), 1, "retired files are deleted after the scan");
+    await db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,63 @@
+import sortedBtree from "sorted-btree";
+import { compareBytes } from "./bytes.ts";
+
+// sorted-btree is CommonJS; under Deno its class sits one `default` deeper.
+const BTree = sortedBtree.default;
+type Tree = InstanceType<typeof sortedBtree.default<Uint8Array, Value>>;
+
+/** A stored value; `null` is a tombstone (the key was deleted). */
+export type Value = Uint8Array | null;
+
+/** One key and its value or tombstone, as merged and stored in tables. */
+export interface Entry {
+  key: Uint8Array;
+  value: Value;
+}
+
+/** Bytes charged per entry beyond key and value (tree node, pointers). */
+const ENTRY_OVERHEAD = 48;
+
+/**
+ * The sorted in-memory table that takes writes until it is flushed to an
+ * SSTable: a B+tree (sorted-btree) ordered byte-wise, holding tombstones as
+ * `null`. `bytes` approximates its memory, which decides when to flush.
+ */
+export class Memtable {
+  #tree: Tree = new BTree<Uint8Array, Value>(undefined, compareBytes);
+  #bytes = 0;
+
+  /** Approximate memory held (keys, values, per-entry overhead). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Number of keys (tombstones included). */
+  get size(): number {
+    return this.#tree.size;
+  }
+
+  /** Sets `key` to `value` (`null` = tombstone). */
+  set(key: Uint8Array, value: Value): void {
+    const old = this.#tree.get(key);
+    if (old === undefined) this.#bytes += key.length + ENTRY_OVERHEAD;
+    else if (old !== null) this.#bytes -= old.length;
+    if (value !== null) this.#bytes += value.length;
+    this.#tree.set(key, value, true);
+  }
+
+  /** The value, `null` for a tombstone, undefined when the key is absent. */
+  get(key: Uint8Array): Value | undefined {
+    return this.#tree.get(key);
+  }
+
+  /**
+   * Entries with key `>= start` in order, over a copy-on-write clone, so
+   * writes during the iteration neither disturb nor appear in it.
+   */
+  *entries(start?: Uint8Array): Generator<Entry> {
+    const it = this.#tree.clone().entries(start);
+    for (let r = it.next(); !r.done; r = it.next()) {
+      yield { key: r.value[0], value: r.value[1] };
+    }
+  }
+}

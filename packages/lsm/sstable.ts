@@ -1,0 +1,383 @@
+import {
+  crc32c,
+  ENVELOPE_HEADER_BYTES,
+  ENVELOPE_TRAILER_BYTES,
+  readVarint,
+} from "@strata/codec";
+import { bloomMayContainHash, hashKey } from "./bloom.ts";
+import {
+  BLOCK_TRAILER_BYTES,
+  blockLowerBound,
+  compareKeyAt,
+  decodeBlock,
+  keyAt,
+  lowerBound,
+  valueAt,
+} from "./block.ts";
+import type { DecodedBlock } from "./block.ts";
+import type { BlockCache } from "./block_cache.ts";
+import { compareBytes } from "./bytes.ts";
+import type { ReadableFile } from "./file_store.ts";
+import { LsmError } from "./lsm_error.ts";
+import type { Entry, Value } from "./memtable.ts";
+import {
+  FOOTER_BYTES,
+  FOOTER_MAGIC,
+  SSTABLE_KIND,
+  SSTABLE_VERSION,
+} from "./sstable_builder.ts";
+
+/**
+ * An open, immutable SSTable: its index and Bloom filter in memory, data
+ * blocks read on demand through the {@link BlockCache}, each block's
+ * CRC32C checked when it is read from the file. Reference counted, so a
+ * compaction can retire a table while reads and scans still use it; the
+ * file is closed (and the `onDrop` hook run) when the last one ends.
+ */
+export class SSTable {
+  /** Table id (unique in the store, also the block cache key). */
+  readonly id: number;
+  /** File name in the store. */
+  readonly name: string;
+  /** Entries (tombstones included). */
+  readonly entries: number;
+  /** File size in bytes. */
+  readonly size: number;
+  /** Smallest and largest key. */
+  readonly smallest: Uint8Array;
+  readonly largest: Uint8Array;
+  #file: ReadableFile;
+  #cache: BlockCache;
+  #lastKeys: Uint8Array[];
+  #offsets: number[];
+  #lengths: number[];
+  #bloom: Uint8Array;
+  #refs = 1;
+  #onDrop: (() => void) | undefined;
+
+  private constructor(
+    id: number,
+    name: string,
+    file: ReadableFile,
+    cache: BlockCache,
+    parts: {
+      entries: number;
+      first: Uint8Array;
+      lastKeys: Uint8Array[];
+      offsets: number[];
+      lengths: number[];
+      bloom: Uint8Array;
+    },
+  ) {
+    this.id = id;
+    this.name = name;
+    this.#file = file;
+    this.size = file.size;
+    this.#cache = cache;
+    this.entries = parts.entries;
+    this.smallest = parts.first;
+    this.#lastKeys = parts.lastKeys;
+    this.#offsets = parts.offsets;
+    this.#lengths = parts.lengths;
+    this.#bloom = parts.bloom;
+    this.largest = parts.lastKeys[parts.lastKeys.length - 1] ??
+      new Uint8Array(0);
+  }
+
+  /**
+   * Opens a table: checks the envelope header, the footer's and the index
+   * and filter blocks' checksums.
+   *
+   * @throws LsmError `corrupt` naming the file and what failed.
+   */
+  static async open(
+    id: number,
+    name: string,
+    file: ReadableFile,
+    cache: BlockCache,
+  ): Promise<SSTable> {
+    const bad = (what: string): LsmError =>
+      new LsmError("corrupt", `SSTable ${name}: ${what}`);
+    const size = file.size;
+    if (size < ENVELOPE_HEADER_BYTES + FOOTER_BYTES + ENVELOPE_TRAILER_BYTES) {
+      throw bad(`file too short (${size} bytes)`);
+    }
+    const head = await file.read(0, ENVELOPE_HEADER_BYTES);
+    const hv = new DataView(head.buffer, head.byteOffset, head.length);
+    const kind = new TextDecoder().decode(head.subarray(0, 4));
+    if (kind !== SSTABLE_KIND) throw bad(`not an SSTable (kind ${kind})`);
+    if (hv.getUint16(4, true) !== SSTABLE_VERSION) {
+      throw bad(`unsupported version ${hv.getUint16(4, true)}`);
+    }
+    const payloadLen = hv.getUint32(8, true) +
+      hv.getUint32(12, true) * 2 ** 32;
+    if (payloadLen + ENVELOPE_HEADER_BYTES + ENVELOPE_TRAILER_BYTES !== size) {
+      throw bad(`length ${payloadLen} does not match file size ${size}`);
+    }
+    const footerAt = size - ENVELOPE_TRAILER_BYTES - FOOTER_BYTES;
+    const footer = await file.read(footerAt, FOOTER_BYTES);
+    const fv = new DataView(footer.buffer, footer.byteOffset, footer.length);
+    if (
+      fv.getUint32(0, true) !== FOOTER_MAGIC ||
+      crc32c(footer.subarray(0, 36)) !== fv.getUint32(36, true)
+    ) {
+      throw bad("footer checksum mismatch");
+    }
+    const indexOffset = fv.getFloat64(4, true);
+    const indexLen = fv.getUint32(12, true);
+    const bloomOffset = fv.getFloat64(16, true);
+    const bloomLen = fv.getUint32(24, true);
+    const entries = fv.getFloat64(28, true);
+    const inFile = (o: number, l: number) =>
+      Number.isSafeInteger(o) && o >= ENVELOPE_HEADER_BYTES &&
+      l >= BLOCK_TRAILER_BYTES && o + l <= footerAt;
+    if (!inFile(indexOffset, indexLen) || !inFile(bloomOffset, bloomLen)) {
+      throw bad("footer offsets out of range");
+    }
+    const index = checked(
+      await file.read(indexOffset, indexLen),
+      () => bad("index block checksum mismatch"),
+    );
+    const bloom = checked(
+      await file.read(bloomOffset, bloomLen),
+      () => bad("bloom filter checksum mismatch"),
+    );
+    const lastKeys: Uint8Array[] = [];
+    const offsets: number[] = [];
+    const lengths: number[] = [];
+    let first: Uint8Array;
+    try {
+      let r = readVarint(index, 0);
+      const count = r.value;
+      r = readVarint(index, r.next);
+      first = index.slice(r.next, r.next + r.value);
+      let o = r.next + r.value;
+      for (let i = 0; i < count; i++) {
+        r = readVarint(index, o);
+        lastKeys.push(index.slice(r.next, r.next + r.value));
+        r = readVarint(index, r.next + r.value);
+        offsets.push(r.value);
+        r = readVarint(index, r.next);
+        lengths.push(r.value);
+        o = r.next;
+        if (!inFile(offsets[i]!, lengths[i]!)) throw new Error("block range");
+      }
+    } catch (e) {
+      throw new LsmError("corrupt", `SSTable ${name}: index block invalid`, {
+        cause: e,
+      });
+    }
+    return new SSTable(id, name, file, cache, {
+      entries,
+      first,
+      lastKeys,
+      offsets,
+      lengths,
+      bloom,
+    });
+  }
+
+  /** Number of data blocks. */
+  get blockCount(): number {
+    return this.#offsets.length;
+  }
+
+  /** False when the table certainly lacks `key` (key range, Bloom filter). */
+  mayContain(key: Uint8Array, hash: number = hashKey(key)): boolean {
+    if (this.#offsets.length === 0) return false;
+    if (compareBytes(key, this.smallest) < 0) return false;
+    if (compareBytes(key, this.largest) > 0) return false;
+    return bloomMayContainHash(this.#bloom, hash);
+  }
+
+  /**
+   * The value of `key`: bytes, `null` for a tombstone, undefined when the
+   * table has no entry for it.
+   *
+   * @throws LsmError `corrupt` when the block fails its checksum.
+   */
+  async get(key: Uint8Array): Promise<Value | undefined> {
+    return await this.lookup(key);
+  }
+
+  /**
+   * {@link get} without a promise when the answer is at hand (filtered
+   * out, or the block is cached): a point read that hits the cache then
+   * costs no turn of the event loop. A promise only when a block must be
+   * read.
+   */
+  lookup(
+    key: Uint8Array,
+    hash: number = hashKey(key),
+  ): Value | undefined | Promise<Value | undefined> {
+    if (!this.mayContain(key, hash)) return undefined;
+    const b = lowerBound(this.#lastKeys, key);
+    if (b >= this.#offsets.length) return undefined;
+    const cached = this.#cache.get(this.id, b);
+    if (cached !== undefined) return find(cached, key);
+    return this.#read(b).then((block) => find(block, key));
+  }
+
+  /**
+   * Entries with key `>= start` in key order (tombstones included), as a
+   * cursor whose `next` answers without a promise while blocks come from
+   * the cache.
+   */
+  iterate(start?: Uint8Array): TableCursor {
+    return new TableCursor(this, start);
+  }
+
+  /** Block `b` if cached (counts a hit or miss). */
+  cachedBlock(b: number): DecodedBlock | undefined {
+    return this.#cache.get(this.id, b);
+  }
+
+  /** First block that may hold keys `>= key`. */
+  seekBlock(key: Uint8Array): number {
+    return lowerBound(this.#lastKeys, key);
+  }
+
+  /** Reads, checks and caches block `b`. */
+  readBlock(b: number): Promise<DecodedBlock> {
+    return this.#read(b);
+  }
+
+  /**
+   * Reads the whole file and checks the envelope's CRC32C (every byte).
+   *
+   * @throws LsmError `corrupt` on a mismatch.
+   */
+  async verify(): Promise<void> {
+    const all = await this.#file.read(0, this.size);
+    const end = this.size - ENVELOPE_TRAILER_BYTES;
+    const want = new DataView(all.buffer, all.byteOffset, all.length)
+      .getUint32(end, true);
+    if (all.length !== this.size || crc32c(all.subarray(0, end)) !== want) {
+      throw new LsmError(
+        "corrupt",
+        `SSTable ${this.name}: file checksum mismatch`,
+      );
+    }
+  }
+
+  async #block(b: number): Promise<DecodedBlock> {
+    const hit = this.#cache.get(this.id, b);
+    if (hit !== undefined) return hit;
+    return await this.#read(b);
+  }
+
+  /** Reads, checks and caches block `b` (after a cache miss). */
+  async #read(b: number): Promise<DecodedBlock> {
+    const offset = this.#offsets[b]!;
+    const raw = await this.#file.read(offset, this.#lengths[b]!);
+    const block = decodeBlock(
+      raw,
+      `SSTable ${this.name} data block ${b} at offset ${offset}`,
+    );
+    this.#cache.set(this.id, b, block);
+    return block;
+  }
+
+  /** Takes a reference (a read or scan in progress). */
+  ref(): void {
+    this.#refs++;
+  }
+
+  /** Drops a reference; the last one closes the file and runs `onDrop`. */
+  unref(): void {
+    if (--this.#refs === 0) {
+      this.#file.close();
+      this.#cache.evictTable(this.id);
+      this.#onDrop?.();
+    }
+  }
+
+  /**
+   * Drops the store's own reference once the table is no longer live;
+   * `onDrop` runs when the last reader is done (delete the file there).
+   */
+  retire(onDrop?: () => void): void {
+    this.#onDrop = onDrop;
+    this.unref();
+  }
+}
+
+/** A positioned iteration over one table (see {@link SSTable.iterate}). */
+export class TableCursor {
+  #table: SSTable;
+  #start: Uint8Array | undefined;
+  #b: number;
+  #i = 0;
+  #block: DecodedBlock | undefined;
+
+  /** @param start first key wanted (inclusive). */
+  constructor(table: SSTable, start?: Uint8Array) {
+    this.#table = table;
+    this.#start = start;
+    this.#b = start === undefined ? 0 : table.seekBlock(start);
+  }
+
+  /** The next entry; a promise only when a block must be read. */
+  next(): IteratorResult<Entry> | Promise<IteratorResult<Entry>> {
+    while (true) {
+      const block = this.#block;
+      if (block !== undefined) {
+        if (this.#i < block.count) {
+          const i = this.#i++;
+          return {
+            done: false,
+            value: { key: keyAt(block, i), value: valueAt(block, i) },
+          };
+        }
+        this.#block = undefined;
+        this.#b++;
+      }
+      if (this.#b >= this.#table.blockCount) {
+        return { done: true, value: undefined };
+      }
+      const cached = this.#table.cachedBlock(this.#b);
+      if (cached === undefined) {
+        return this.#table.readBlock(this.#b).then((b) => {
+          this.#enter(b);
+          return this.next();
+        });
+      }
+      this.#enter(cached);
+    }
+  }
+
+  /** The remaining entries as an async iterator (`for await`). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Entry> {
+    while (true) {
+      const r = await this.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  #enter(block: DecodedBlock): void {
+    this.#block = block;
+    this.#i = this.#start === undefined
+      ? 0
+      : blockLowerBound(block, this.#start);
+    // Only the first block needs the seek.
+    this.#start = undefined;
+  }
+}
+
+function find(block: DecodedBlock, key: Uint8Array): Value | undefined {
+  const i = blockLowerBound(block, key);
+  if (i < block.count && compareKeyAt(block, i, key) === 0) {
+    return valueAt(block, i);
+  }
+  return undefined;
+}
+
+function checked(raw: Uint8Array, err: () => LsmError): Uint8Array {
+  const n = raw.length - BLOCK_TRAILER_BYTES;
+  if (n < 0) throw err();
+  const want = new DataView(raw.buffer, raw.byteOffset, raw.length)
+    .getUint32(n, true);
+  if (crc32c(raw.subarray(0, n)) !== want) throw err();
+  return raw.subarray(0, n);
+}

@@ -1,0 +1,162 @@
+import {
+  crc32c,
+  ENVELOPE_HEADER_BYTES,
+  sealEnvelope,
+  varintLength,
+  writeVarint,
+} from "@strata/codec";
+import { buildBloom } from "./bloom.ts";
+import { BLOCK_TRAILER_BYTES, encodeBlock, entryBytes } from "./block.ts";
+import { compareBytes } from "./bytes.ts";
+import type { Entry, Value } from "./memtable.ts";
+
+/** File envelope kind of an SSTable. */
+export const SSTABLE_KIND = "LSST";
+/** SSTable format version. */
+export const SSTABLE_VERSION = 1;
+/** Footer magic ("LSMF"). */
+export const FOOTER_MAGIC = 0x464d534c;
+/**
+ * Footer, last bytes of the payload: magic u32, index offset f64, index
+ * length u32, bloom offset f64, bloom length u32, entry count f64, CRC32C
+ * u32 of the preceding 36 bytes. Offsets are from the start of the file.
+ */
+export const FOOTER_BYTES = 40;
+
+/** Options of {@link SSTableBuilder}. */
+export interface SSTableBuilderOptions {
+  /** Target data block size before its trailer (default 4096). */
+  blockBytes?: number;
+  /** Bloom filter bits per key (default 10, about 1% false positives). */
+  bloomBitsPerKey?: number;
+}
+
+/**
+ * Builds one immutable SSTable in memory from entries added in strictly
+ * increasing key order: data blocks (each with a CRC32C trailer), an index
+ * block (last key, offset and length of every data block, plus the first
+ * key), a Bloom filter block, a footer, all inside a codec file envelope
+ * (`LSST`, whose CRC32C covers the whole file).
+ */
+export class SSTableBuilder {
+  #blockBytes: number;
+  #bitsPerKey: number;
+  #chunks: Uint8Array[] = [];
+  #offset = ENVELOPE_HEADER_BYTES;
+  #pending: Entry[] = [];
+  #pendingBytes = 0;
+  #index: { last: Uint8Array; offset: number; length: number }[] = [];
+  #keys: Uint8Array[] = [];
+  #first: Uint8Array | undefined;
+  #last: Uint8Array | undefined;
+
+  /** @param options block size and bloom density. */
+  constructor(options: SSTableBuilderOptions = {}) {
+    this.#blockBytes = options.blockBytes ?? 4096;
+    this.#bitsPerKey = options.bloomBitsPerKey ?? 10;
+  }
+
+  /** Entries added. */
+  get count(): number {
+    return this.#keys.length;
+  }
+
+  /** Approximate file size so far. */
+  get estimatedBytes(): number {
+    return this.#offset + this.#pendingBytes;
+  }
+
+  /** Adds an entry; keys must strictly increase. */
+  add(key: Uint8Array, value: Value): void {
+    if (this.#last !== undefined && compareBytes(this.#last, key) >= 0) {
+      throw new RangeError("SSTable keys must be added in increasing order");
+    }
+    this.#first ??= key;
+    this.#last = key;
+    this.#keys.push(key);
+    this.#pending.push({ key, value });
+    this.#pendingBytes += entryBytes(key, value);
+    if (this.#pendingBytes >= this.#blockBytes) this.#cutBlock();
+  }
+
+  #cutBlock(): void {
+    if (this.#pending.length === 0) return;
+    const block = encodeBlock(this.#pending);
+    this.#index.push({
+      last: this.#pending[this.#pending.length - 1]!.key,
+      offset: this.#offset,
+      length: block.length,
+    });
+    this.#chunks.push(block);
+    this.#offset += block.length;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+  }
+
+  /** The complete file. */
+  finish(): Uint8Array {
+    this.#cutBlock();
+    const first = this.#first ?? new Uint8Array(0);
+    let n = varintLength(this.#index.length) + varintLength(first.length) +
+      first.length;
+    for (const b of this.#index) {
+      n += varintLength(b.last.length) + b.last.length +
+        varintLength(b.offset) + varintLength(b.length);
+    }
+    const index = new Uint8Array(n + BLOCK_TRAILER_BYTES);
+    let o = writeVarint(index, 0, this.#index.length);
+    o = writeVarint(index, o, first.length);
+    index.set(first, o);
+    o += first.length;
+    for (const b of this.#index) {
+      o = writeVarint(index, o, b.last.length);
+      index.set(b.last, o);
+      o += b.last.length;
+      o = writeVarint(index, o, b.offset);
+      o = writeVarint(index, o, b.length);
+    }
+    withTrailer(index);
+    const indexOffset = this.#offset;
+    this.#chunks.push(index);
+    this.#offset += index.length;
+
+    const bits = buildBloom(this.#keys, this.#bitsPerKey);
+    const bloom = new Uint8Array(bits.length + BLOCK_TRAILER_BYTES);
+    bloom.set(bits);
+    withTrailer(bloom);
+    const bloomOffset = this.#offset;
+    this.#chunks.push(bloom);
+    this.#offset += bloom.length;
+
+    const footer = new Uint8Array(FOOTER_BYTES);
+    const fv = new DataView(footer.buffer);
+    fv.setUint32(0, FOOTER_MAGIC, true);
+    fv.setFloat64(4, indexOffset, true);
+    fv.setUint32(12, index.length, true);
+    fv.setFloat64(16, bloomOffset, true);
+    fv.setUint32(24, bloom.length, true);
+    fv.setFloat64(28, this.#keys.length, true);
+    fv.setUint32(36, crc32c(footer.subarray(0, 36)), true);
+    this.#chunks.push(footer);
+    this.#offset += footer.length;
+
+    const payload = new Uint8Array(this.#offset - ENVELOPE_HEADER_BYTES);
+    let p = 0;
+    for (const c of this.#chunks) {
+      payload.set(c, p);
+      p += c.length;
+    }
+    this.#chunks = [];
+    return sealEnvelope(SSTABLE_KIND, SSTABLE_VERSION, payload);
+  }
+}
+
+/** Writes the CRC32C of all but the last 4 bytes into the last 4. */
+function withTrailer(buf: Uint8Array): void {
+  const n = buf.length - BLOCK_TRAILER_BYTES;
+  new DataView(buf.buffer, buf.byteOffset, buf.length).setUint32(
+    n,
+    crc32c(buf.subarray(0, n)),
+    true,
+  );
+}

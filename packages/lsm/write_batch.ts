@@ -1,0 +1,65 @@
+import { readVarint, varintLength, writeVarint } from "@strata/codec";
+import { LsmError } from "./lsm_error.ts";
+import type { Entry } from "./memtable.ts";
+
+/**
+ * The commit log record of one write: a varint count, then per mutation
+ * varint key length, key, varint tag (0 = delete, else value length + 1),
+ * value. The log's own CRC32C framing covers it.
+ */
+export function encodeBatch(batch: readonly Entry[]): Uint8Array {
+  let n = varintLength(batch.length);
+  for (const m of batch) {
+    const tag = m.value === null ? 0 : m.value.length + 1;
+    n += varintLength(m.key.length) + m.key.length + varintLength(tag) +
+      (tag === 0 ? 0 : tag - 1);
+  }
+  const out = new Uint8Array(n);
+  let o = writeVarint(out, 0, batch.length);
+  for (const m of batch) {
+    o = writeVarint(out, o, m.key.length);
+    out.set(m.key, o);
+    o += m.key.length;
+    o = writeVarint(out, o, m.value === null ? 0 : m.value.length + 1);
+    if (m.value !== null) {
+      out.set(m.value, o);
+      o += m.value.length;
+    }
+  }
+  return out;
+}
+
+/**
+ * Decodes a record of {@link encodeBatch}.
+ *
+ * @throws LsmError `corrupt` when the bytes do not parse exactly.
+ */
+export function decodeBatch(bytes: Uint8Array, where: string): Entry[] {
+  try {
+    let r = readVarint(bytes, 0);
+    const count = r.value;
+    let o = r.next;
+    const out: Entry[] = [];
+    for (let i = 0; i < count; i++) {
+      r = readVarint(bytes, o);
+      const key = bytes.slice(r.next, r.next + r.value);
+      if (key.length !== r.value) throw new Error("key overrun");
+      r = readVarint(bytes, r.next + r.value);
+      if (r.value === 0) {
+        out.push({ key, value: null });
+        o = r.next;
+      } else {
+        const value = bytes.slice(r.next, r.next + r.value - 1);
+        if (value.length !== r.value - 1) throw new Error("value overrun");
+        out.push({ key, value });
+        o = r.next + r.value - 1;
+      }
+    }
+    if (o !== bytes.length) throw new Error("trailing bytes");
+    return out;
+  } catch (e) {
+    throw new LsmError("corrupt", `${where}: write batch invalid`, {
+      cause: e,
+    });
+  }
+}
