@@ -44,6 +44,9 @@ function localService(opts: { noLeader?: boolean } = {}): KvService {
     members: () => [{ id: 1, role: "voter" }],
     changeMembership: () =>
       Promise.reject(new ServiceError("bad_request", "single node")),
+    configuration: () => ({ voters: [1], learners: [] }),
+    changeMembers: () =>
+      Promise.reject(new ServiceError("bad_request", "single node")),
     transferLeadership: () => Promise.resolve(1),
     metrics: () => Promise.resolve("# none\n"),
   };
