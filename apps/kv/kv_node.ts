@@ -268,10 +268,17 @@ export class KvNode implements KvService {
     signal: AbortSignal,
   ): Promise<MemberInfo[]> {
     return serviceErrors(async () => {
+      const config = this.configuration();
+      // Joint here means a change is in progress, whoever leads: say so
+      // (409) rather than send the caller looking for a leader that may be
+      // missing exactly because the joint configuration lacks a quorum.
+      if (config.votersOutgoing || this.#node.isLeader) {
+        planMemberChanges(config, changes);
+      }
       if (!this.#node.isLeader) {
         throw this.#node.notLeader("membership changes go to the leader");
       }
-      const plan = planMemberChanges(this.configuration(), changes);
+      const plan = planMemberChanges(config, changes);
       // The new members' addresses travel in the change's context (not the key space).
       await this.#node.changeMembers(plan.changes, plan.addresses, signal);
       // Address records a one-at-a-time `add` wrote for a removed member go too.
