@@ -409,6 +409,12 @@ const ROUTES: Array<{
   },
   {
     method: "POST",
+    path: "/v1/cluster/changes",
+    role: "admin",
+    body: { changes: [{ action: "remove", id: 9 }] },
+  },
+  {
+    method: "POST",
     path: "/v1/cluster/transfer-leadership",
     role: "admin",
     body: {},
