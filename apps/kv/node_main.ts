@@ -37,8 +37,9 @@ const HELP =
   --data-dir DIR      where the log, snapshots and hard state live (locked to this process)
   --listen H:P        raft TCP address to bind (default: this node's entry in --peers)
   --http H:P          HTTP address to bind (default: this node's entry, else 127.0.0.1:0)
-  --join              start as a new member of a running cluster (add it first with
-                      POST /v1/cluster/members {"action":"add",...})
+  --join              start as a new member of a running cluster (add it with
+                      POST /v1/cluster/members {"action":"add",...}, or several at once
+                      with POST /v1/cluster/changes / kv:cli reconfigure)
   --tick-ms N         milliseconds per raft tick (default 100; election timeout is 10-20 ticks)
   --snapshot-entries N  snapshot after this many applied entries (default 100000, as etcd)
   --max-value-bytes N largest value accepted (default 1048576)
