@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { parseFlags, tlsClient } from "@strata/edge";
+import { parsePeerList } from "@strata/replication";
 import { KvClient, KvClientError, readKvToken } from "./client.ts";
 
 const HELP = `usage: deno task kv:cli [options] <command> [args]
@@ -18,6 +19,11 @@ commands:
   lock <name> [--ttl ms] [--wait ms]
                             take a lock with a new session; hold it until Ctrl-C
   status                    every node's role, term, leader and indexes
+  members                   the configuration: voters, learners, leader, joint or not
+  reconfigure [--add LIST] [--add-learner LIST] [--promote IDS] [--demote IDS] [--remove IDS]
+                            apply all these changes at once through a joint configuration
+                            (admin token); LIST is id=peerHost:port[/httpHost:port],...
+                            e.g. reconfigure --add 4=127.0.0.1:7004/127.0.0.1:2384,5=... --remove 2,3
 
 options:
   --endpoints h:p,h:p       the nodes (default STRATA_RAFT_ENDPOINTS, else the three
@@ -26,6 +32,10 @@ options:
   --token-file FILE           ./data/kv/admin.token, which \`deno task kv\` creates)
   --ca-cert FILE            trust this PEM certificate (a self-signed node certificate)
 `;
+
+const idList = z.string().regex(/^\d+(,\d+)*$/, "ids, e.g. 2,3").transform(
+  (s) => s.split(",").map(Number),
+);
 
 const flagsSchema = z.object({
   endpoints: z.string().min(1).default(
@@ -42,6 +52,11 @@ const flagsSchema = z.object({
   token: z.string().min(1).optional(),
   "token-file": z.string().min(1).optional(),
   "ca-cert": z.string().min(1).optional(),
+  add: z.string().min(1).optional(),
+  "add-learner": z.string().min(1).optional(),
+  promote: idList.optional(),
+  demote: idList.optional(),
+  remove: idList.optional(),
 });
 
 async function main(args: string[]): Promise<number> {
@@ -167,6 +182,48 @@ async function main(args: string[]): Promise<number> {
           );
         }
       }
+      return 0;
+    }
+    case "members":
+      console.log(JSON.stringify(await kv.cluster()));
+      return 0;
+    case "reconfigure": {
+      const changes: Parameters<KvClient["changeMembers"]>[0] = [];
+      for (
+        const [flag, learner] of [["add", false], [
+          "add-learner",
+          true,
+        ]] as const
+      ) {
+        const list = flags[flag];
+        if (!list) continue;
+        let parsed;
+        try {
+          parsed = parsePeerList(list);
+        } catch (e) {
+          throw new UsageError(
+            `--${flag}: ${(e as Error).message.replace(/^--peers: /, "")}`,
+          );
+        }
+        for (const [id, a] of parsed) {
+          changes.push({
+            action: "add",
+            id,
+            peerAddress: a.peer,
+            ...(a.http ? { httpAddress: a.http } : {}),
+            ...(learner ? { learner } : {}),
+          });
+        }
+      }
+      for (const action of ["promote", "demote", "remove"] as const) {
+        for (const id of flags[action] ?? []) changes.push({ action, id });
+      }
+      if (changes.length === 0) {
+        throw new UsageError(
+          "reconfigure needs at least one of --add, --add-learner, --promote, --demote, --remove",
+        );
+      }
+      console.log(JSON.stringify(await kv.changeMembers(changes)));
       return 0;
     }
     default:

@@ -318,6 +318,39 @@ export class KvClient {
     }
   }
 
+  /**
+   * The configuration as the answering node sees it: members, leader,
+   * voters, learners, and `joint` (with `votersOutgoing`) while a joint
+   * change is being applied.
+   */
+  cluster(): Promise<Record<string, unknown>> {
+    return this.#request("GET", "/v1/cluster", undefined, "always");
+  }
+
+  /**
+   * Applies several membership changes at once through a joint
+   * configuration (`POST /v1/cluster/changes`, admin token); resolves with
+   * the new configuration once the leader has applied it. Retried only
+   * when it surely was not sent (or reached a follower).
+   * @throws KvClientError `conflict` (another change is in progress, or the
+   *   change does not fit the members), `bad_request`, `not_found`,
+   *   `unknown_outcome` (it may still apply: look at {@link cluster}).
+   */
+  changeMembers(
+    changes: Array<
+      | {
+        action: "add";
+        id: number;
+        peerAddress: string;
+        httpAddress?: string;
+        learner?: boolean;
+      }
+      | { action: "promote" | "demote" | "remove"; id: number }
+    >,
+  ): Promise<Record<string, unknown>> {
+    return this.#request("POST", "/v1/cluster/changes", { changes }, "unsent");
+  }
+
   /** A node's status. */
   status(endpoint?: string): Promise<Record<string, unknown>> {
     return endpoint === undefined

@@ -25,6 +25,7 @@ import {
   ServiceError,
 } from "./kv_service.ts";
 import { WatchError } from "./watch_hub.ts";
+import { jointChangesSchema } from "./member_changes.ts";
 
 /** Limits of the HTTP API. */
 export interface HttpLimits {
@@ -606,16 +607,32 @@ export function createHttpApi(
   });
 
   app.get("/v1/status", (c) => c.json(service.status()));
-  app.get(
-    "/v1/cluster",
-    (c) =>
-      c.json({ members: service.members(), leader: service.status().leader }),
-  );
+  app.get("/v1/cluster", (c) => {
+    const config = service.configuration();
+    return c.json({
+      members: service.members(),
+      leader: service.status().leader,
+      // Joint: both the outgoing and the incoming voters' majorities decide.
+      joint: config.votersOutgoing !== undefined,
+      ...config,
+    });
+  });
   app.post("/v1/cluster/members", admin, async (c) => {
     const body = await jsonBody(c, memberJson);
     try {
       return c.json({
         members: await service.changeMembership(body, deadline(c)),
+      });
+    } catch (e) {
+      throw deadlineError(e, waitingFor);
+    }
+  });
+  app.post("/v1/cluster/changes", admin, async (c) => {
+    const body = await jsonBody(c, jointChangesSchema);
+    try {
+      return c.json({
+        members: await service.changeMembers(body.changes, deadline(c)),
+        ...service.configuration(),
       });
     } catch (e) {
       throw deadlineError(e, waitingFor);

@@ -44,6 +44,9 @@ function localService(opts: { noLeader?: boolean } = {}): KvService {
     members: () => [{ id: 1, role: "voter" }],
     changeMembership: () =>
       Promise.reject(new ServiceError("bad_request", "single node")),
+    configuration: () => ({ voters: [1], learners: [] }),
+    changeMembers: () =>
+      Promise.reject(new ServiceError("bad_request", "single node")),
     transferLeadership: () => Promise.resolve(1),
     metrics: () => Promise.resolve("# none\n"),
   };
@@ -403,6 +406,12 @@ const ROUTES: Array<{
     path: "/v1/cluster/members",
     role: "admin",
     body: { action: "remove", id: 9 },
+  },
+  {
+    method: "POST",
+    path: "/v1/cluster/changes",
+    role: "admin",
+    body: { changes: [{ action: "remove", id: 9 }] },
   },
   {
     method: "POST",

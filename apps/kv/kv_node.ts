@@ -25,6 +25,11 @@ import {
   type ServiceStatus,
 } from "./kv_service.ts";
 import { WatchHub } from "./watch_hub.ts";
+import {
+  type ClusterConfig,
+  type JointChange,
+  planMemberChanges,
+} from "./member_changes.ts";
 
 export type { PeerAddress } from "@strata/replication";
 
@@ -242,6 +247,46 @@ export class KvNode implements KvService {
           { op: "delete", key: MEMBER_PREFIX + change.id },
           signal,
         ).catch(() => {});
+      }
+      return this.members();
+    });
+  }
+
+  configuration(): ClusterConfig {
+    const cs = this.#node.confState();
+    return {
+      voters: [...cs.voters].sort((a, b) => a - b),
+      learners: [...cs.learners].sort((a, b) => a - b),
+      ...(cs.votersOutgoing
+        ? { votersOutgoing: [...cs.votersOutgoing].sort((a, b) => a - b) }
+        : {}),
+    };
+  }
+
+  changeMembers(
+    changes: readonly JointChange[],
+    signal: AbortSignal,
+  ): Promise<MemberInfo[]> {
+    return serviceErrors(async () => {
+      const config = this.configuration();
+      // Joint here means a change is in progress, whoever leads: say so
+      // (409) rather than send the caller looking for a leader that may be
+      // missing exactly because the joint configuration lacks a quorum.
+      if (config.votersOutgoing || this.#node.isLeader) {
+        planMemberChanges(config, changes);
+      }
+      if (!this.#node.isLeader) {
+        throw this.#node.notLeader("membership changes go to the leader");
+      }
+      const plan = planMemberChanges(config, changes);
+      // The new members' addresses travel in the change's context (not the key space).
+      await this.#node.changeMembers(plan.changes, plan.addresses, signal);
+      // Address records a one-at-a-time `add` wrote for a removed member go too.
+      for (const id of plan.removed) {
+        if (this.store.get(MEMBER_PREFIX + id)) {
+          await this.propose({ op: "delete", key: MEMBER_PREFIX + id }, signal)
+            .catch(() => {});
+        }
       }
       return this.members();
     });

@@ -3,6 +3,7 @@ import type { ReplicaStatus } from "@strata/replication";
 import type { KvCommand } from "./kv_commands.ts";
 import type { KvResult, KvStateMachine } from "./kv_state_machine.ts";
 import type { WatchHub } from "./watch_hub.ts";
+import type { ClusterConfig, JointChange } from "./member_changes.ts";
 
 /** How fresh a read must be. */
 export type Consistency = "linearizable" | "lease" | "stale";
@@ -91,6 +92,20 @@ export interface KvService {
   /** Adds a learner, promotes it to voter, or removes a member. */
   changeMembership(
     change: MemberChange,
+    signal: AbortSignal,
+  ): Promise<MemberInfo[]>;
+  /**
+   * The current configuration; `votersOutgoing` is set while it is joint.
+   */
+  configuration(): ClusterConfig;
+  /**
+   * Applies several changes at once through a joint configuration (left
+   * automatically) and resolves once the final one is applied here.
+   * @throws ServiceError `no_leader`, `conflict`, `not_found`,
+   *   `bad_request`, `timeout` (the change may still apply).
+   */
+  changeMembers(
+    changes: readonly JointChange[],
     signal: AbortSignal,
   ): Promise<MemberInfo[]>;
   /** Hands leadership to `to` (or the most caught-up voter). */

@@ -21,6 +21,11 @@ import {
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { KvNode, type PeerAddress } from "./kv_node.ts";
 import { parsePeerList } from "@strata/replication";
+import {
+  CLOCK_GUARD_FLAGS,
+  CLOCK_GUARD_USAGE,
+  clockGuardFromFlags,
+} from "./clock_guard_flags.ts";
 
 const HELP =
   `usage: deno task kv:node --id N --peers LIST --data-dir DIR [options]
@@ -32,13 +37,15 @@ const HELP =
   --data-dir DIR      where the log, snapshots and hard state live (locked to this process)
   --listen H:P        raft TCP address to bind (default: this node's entry in --peers)
   --http H:P          HTTP address to bind (default: this node's entry, else 127.0.0.1:0)
-  --join              start as a new member of a running cluster (add it first with
-                      POST /v1/cluster/members {"action":"add",...})
+  --join              start as a new member of a running cluster (add it with
+                      POST /v1/cluster/members {"action":"add",...}, or several at once
+                      with POST /v1/cluster/changes / kv:cli reconfigure)
   --tick-ms N         milliseconds per raft tick (default 100; election timeout is 10-20 ticks)
   --snapshot-entries N  snapshot after this many applied entries (default 100000, as etcd)
   --max-value-bytes N largest value accepted (default 1048576)
   --secret S          peer secret of the raft transport (default: peer.secret in the auth
                       dir, or STRATA_RAFT_SECRET); every node of a cluster needs the same
+${CLOCK_GUARD_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
 
@@ -48,6 +55,7 @@ writes/txn/sessions/locks write, cluster membership and leadership transfer admi
 
 const flagsSchema = z.object({
   ...EDGE_FLAGS,
+  ...CLOCK_GUARD_FLAGS,
   id: z.coerce.number().int().positive(),
   peers: z.string({ error: "required" }).min(1),
   "data-dir": z.string({ error: "required" }).min(1),
@@ -73,8 +81,10 @@ function splitHostPort(a: string): [string, number] {
 async function main(): Promise<number> {
   const f = parseFlagsOrExit(Deno.args, flagsSchema, HELP);
   let members: Map<number, PeerAddress>;
+  let clockGuard;
   try {
     members = parsePeers(f.peers);
+    clockGuard = clockGuardFromFlags(f);
   } catch (e) {
     console.error((e as Error).message);
     return 2;
@@ -138,6 +148,7 @@ async function main(): Promise<number> {
       tickMs: f["tick-ms"],
       snapshotEntries: f["snapshot-entries"],
       secret,
+      clockGuard,
     });
   } catch (e) {
     console.error(
