@@ -42,6 +42,7 @@ import {
   syntheticQueries,
 } from "../apps/search/synthetic_corpus.ts";
 import { percentile, QUICK, Suite } from "./harness.ts";
+import { recordRelevance, relevanceRows } from "./search_relevance.ts";
 import { benchSearchService } from "./search_service.ts";
 
 // STRATA_SEARCH_BENCH=service runs only the service comparison with Sphinx
@@ -418,5 +419,10 @@ if ("missing" in cran) {
 
 // ---- the service over the network vs Sphinx (SpamAssassin) ----
 await benchSearchService(suite);
+
+// ---- relevance through the HTTP API vs lunr and MiniSearch on Cranfield,
+// MED and CACM (also alone: `deno task bench:search-relevance`). The quick
+// mode skips it: it starts a cluster per collection.
+if (!QUICK) recordRelevance(suite, await relevanceRows());
 
 await suite.finish();

@@ -165,8 +165,15 @@ async function replaceTwoOfThree(replaceLeader: boolean) {
     assert.equal(answer.votersOutgoing, undefined);
 
     // Node 4 learned node 5's addresses from the change's context alone.
-    await sleep(300);
-    const seenBy4 = await leaderSeenBy(cluster.nodes.get(4)!.http, token);
+    // It applies the configuration a heartbeat or so after the leader
+    // answered (later on a loaded machine): wait for it, within a bound.
+    let seenBy4 = await leaderSeenBy(cluster.nodes.get(4)!.http, token);
+    const settled = (v: ClusterView) =>
+      !v.joint && JSON.stringify(v.voters) === JSON.stringify(voters);
+    for (let i = 0; i < 150 && !settled(seenBy4); i++) {
+      await sleep(100);
+      seenBy4 = await leaderSeenBy(cluster.nodes.get(4)!.http, token);
+    }
     assert.equal(seenBy4.joint, false);
     assert.deepEqual(seenBy4.voters, voters);
     assert.equal(
