@@ -27,7 +27,9 @@ async function certs(): Promise<
 
 function tlsEchoServer(tls: TcpServerTls | undefined) {
   const refused: { peer: string; error: TransportError }[] = [];
+  const closed: TransportError[] = [];
   const server = listenTcp<M>({
+    onConnection: (conn) => void conn.closed.then((why) => closed.push(why)),
     set: messages,
     secret: "a shared secret of the test",
     tls,
@@ -43,7 +45,7 @@ function tlsEchoServer(tls: TcpServerTls | undefined) {
       }),
     },
   });
-  return { server, refused };
+  return { server, refused, closed };
 }
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {
@@ -83,7 +85,7 @@ Deno.test("TLS: a plain client is refused by a TLS server (onRefused says TLS), 
         secret: "a shared secret of the test",
         handshakeTimeoutMs: 5_000,
       }),
-      (e) => isTransportError(e),
+      (e) => isTransportError(e, "tls_failed"),
     );
     await until(() => tlsSide.refused.length > 0);
     const r = tlsSide.refused[0]!;
@@ -102,6 +104,13 @@ Deno.test("TLS: a plain client is refused by a TLS server (onRefused says TLS), 
         handshakeTimeoutMs: 5_000,
       }),
       (e) => isTransportError(e, "tls_failed"),
+    );
+    // The plain server names the mismatch rather than "bad magic".
+    await until(() => plainSide.closed.length > 0);
+    assert.equal(plainSide.closed[0]!.code, "tls_failed");
+    assert.match(
+      plainSide.closed[0]!.message,
+      /speaks TLS but this side of the connection does not/,
     );
   } finally {
     await tlsSide.server.close();

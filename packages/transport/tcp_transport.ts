@@ -57,6 +57,7 @@ function attach<T extends readonly AnyMessageType[]>(
   conn: Deno.Conn,
   role: Role,
   options: TcpOptions<T>,
+  plain: boolean,
 ): RpcSession<T> {
   const peer = peerOf(conn);
   // The link reports a broken socket to the session built just below.
@@ -88,6 +89,7 @@ function attach<T extends readonly AnyMessageType[]>(
   s.start();
   (async () => {
     const buf = new Uint8Array(READ_BUFFER_BYTES);
+    let first = plain;
     try {
       for (;;) {
         const n = await conn.read(buf);
@@ -95,6 +97,17 @@ function attach<T extends readonly AnyMessageType[]>(
           s.endOfStream();
           return;
         }
+        // A TLS peer on a plain socket: name the mismatch, not "bad magic".
+        if (first && n >= 2 && isTlsRecord(buf)) {
+          s.fail(
+            new TransportError(
+              "tls_failed",
+              `${peer} speaks TLS but this side of the connection does not`,
+            ),
+          );
+          return;
+        }
+        first = false;
         // The session copies what it keeps, so the buffer can be reused.
         s.receive(buf.subarray(0, n));
         if (s.failure) return;
@@ -108,6 +121,11 @@ function attach<T extends readonly AnyMessageType[]>(
     }
   })();
   return s;
+}
+
+/** A TLS record header: content type 20–23, protocol major version 3. */
+function isTlsRecord(bytes: Uint8Array): boolean {
+  return bytes[0]! >= 20 && bytes[0]! <= 23 && bytes[1] === 3;
 }
 
 function peerOf(conn: Deno.Conn): string {
@@ -202,7 +220,7 @@ export async function connectTcp<T extends readonly AnyMessageType[]>(
       { cause: e },
     );
   }
-  const session = attach(conn, "client", options);
+  const session = attach(conn, "client", options, !options.tls);
   await session.ready;
   return session;
 }
@@ -249,7 +267,7 @@ export class TcpServer<T extends readonly AnyMessageType[]> {
         conn.close();
         return;
       }
-      const session = attach(conn, "server", options);
+      const session = attach(conn, "server", options, !options.tls);
       this.connections.add(session);
       session.closed.then(() => this.connections.delete(session));
       options.onConnection?.(session);
