@@ -630,7 +630,66 @@ Deno.test("a node with another cluster's peer secret is refused in the handshake
   });
 });
 
-Deno.test("a cluster serves its API over TLS with a self-signed certificate, end to end", async () => {
+/** Reads a child's stderr until `pattern` matches or `ms` pass; returns what it read. */
+async function readLogUntil(
+  child: Deno.ChildProcess,
+  pattern: RegExp,
+  ms: number,
+): Promise<string> {
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  const deadline = performance.now() + ms;
+  // One read in flight at a time, so no chunk is lost to the timer.
+  let pending = reader.read();
+  while (!pattern.test(log) && performance.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const chunk = await Promise.race([
+      pending,
+      new Promise<undefined>((r) => {
+        timer = setTimeout(() => r(undefined), 1000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (chunk === undefined) continue;
+    if (chunk.done) break;
+    log += chunk.value;
+    pending = reader.read();
+  }
+  return log;
+}
+
+/** POST /v1/cluster/members over HTTPS, retrying until the leader takes it. */
+async function changeMembersTls(
+  cluster: LocalCluster,
+  client: Deno.HttpClient,
+  body: Record<string, unknown>,
+): Promise<void> {
+  const deadline = performance.now() + 15_000;
+  for (;;) {
+    for (const n of cluster.nodes.values()) {
+      const res = await fetch(`${n.url}/v1/cluster/members`, {
+        method: "POST",
+        body: JSON.stringify(body),
+        redirect: "manual",
+        client,
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${adminToken(cluster)}`,
+        },
+      });
+      const text = await res.text();
+      if (res.status === 200) return;
+      const retry = res.status === 503 || res.status === 421 ||
+        (res.status >= 300 && res.status < 400);
+      if (!retry || performance.now() > deadline) {
+        assert.fail(`${JSON.stringify(body)}: ${res.status} ${text}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+Deno.test("a cluster over TLS (HTTP and raft peers) with a self-signed certificate works end to end; peers without TLS or with an untrusted certificate are refused with a clear log line", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-kv-tls-" });
   const tls = await selfSignedCert(dir);
   const cluster = await startLocalCluster({
@@ -661,6 +720,94 @@ Deno.test("a cluster serves its API over TLS with a self-signed certificate, end
         signal: AbortSignal.timeout(5000),
       }).then((r) => r.text()),
     );
+    // The raft peer port speaks TLS with the same certificate.
+    const [peerHost, peerPort] = cluster.nodes.get(1)!.peer.split(":");
+    const peerTls = await Deno.connectTls({
+      hostname: peerHost,
+      port: Number(peerPort),
+      caCerts: [await Deno.readTextFile(tls.certFile)],
+    });
+    await peerTls.handshake();
+    peerTls.close();
+
+    // Two more members that cannot join: node 4 has TLS with a certificate
+    // the cluster does not trust, node 5 no TLS at all. Both have the right
+    // peer secret, so TLS is the only thing wrong; each says so in its log.
+    await Deno.mkdir(`${dir}/other`);
+    const otherTls = await selfSignedCert(`${dir}/other`);
+    for (
+      const [id, nodeTls, expected] of [
+        [
+          4,
+          otherTls,
+          /refused a raft peer connection from .*: TLS handshake with .* failed: .*every node needs TLS/,
+        ],
+        [
+          5,
+          undefined,
+          /refused a raft peer connection from .*speaks TLS but this side of the connection does not.*every node needs TLS/,
+        ],
+      ] as const
+    ) {
+      const addr = reserveAddresses();
+      await changeMembersTls(cluster, httpClient, {
+        action: "add",
+        id,
+        peerAddress: addr.peer,
+        httpAddress: addr.http,
+      });
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("./node_main.ts", import.meta.url).pathname,
+          "--id",
+          String(id),
+          "--join",
+          "--peers",
+          cluster.peers,
+          "--listen",
+          addr.peer,
+          "--http",
+          addr.http,
+          "--data-dir",
+          `${dir}/node-${id}`,
+          "--auth-dir",
+          cluster.secrets!.dir,
+          "--tick-ms",
+          String(TICK_MS),
+          ...(nodeTls
+            ? ["--tls-cert", nodeTls.certFile, "--tls-key", nodeTls.keyFile]
+            : []),
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      try {
+        const log = await readLogUntil(child, expected, 20_000);
+        assert.match(log, expected);
+        assert.doesNotMatch(log, new RegExp(cluster.secrets!.peerSecret));
+        // Nothing got through: the node never learned a single entry.
+        const client = nodeTls ? await tlsClient(nodeTls.certFile) : undefined;
+        try {
+          const res = await fetch(
+            `${nodeTls ? "https" : "http"}://${addr.http}/v1/status`,
+            {
+              headers: { authorization: `Bearer ${adminToken(cluster)}` },
+              client,
+            },
+          );
+          assert.equal((await res.json()).commitIndex, 0);
+        } finally {
+          client?.close();
+        }
+      } finally {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await child.status;
+      }
+    }
   } finally {
     httpClient.close();
     await cluster.stop();

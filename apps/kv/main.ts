@@ -21,7 +21,8 @@ Starts N (default 3) raft-kv nodes as separate processes on 127.0.0.1.
                     generated there on first start (mode 0600) and shared by the nodes
   --http-base PORT  node i serves HTTP on PORT+i-1 (default 2380)
   --nodes N         cluster size (default 3)
-  --tls-cert FILE   serve HTTPS with this PEM certificate (with --tls-key)
+  --tls-cert FILE   serve HTTPS with this PEM certificate (with --tls-key), and run
+                    the raft peer connections over TLS with it (nodes trust this cert)
   --tls-key FILE    the certificate's PEM private key
 `;
 

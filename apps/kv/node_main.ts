@@ -45,6 +45,9 @@ const HELP =
   --max-value-bytes N largest value accepted (default 1048576)
   --secret S          peer secret of the raft transport (default: peer.secret in the auth
                       dir, or STRATA_RAFT_SECRET); every node of a cluster needs the same
+  --ca-cert FILE      with --tls-cert/--tls-key, the raft peer connections use TLS too:
+                      peers' certificates must chain to this PEM file (default: the
+                      --tls-cert file itself, for a cluster sharing one self-signed cert)
 ${CLOCK_GUARD_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -68,6 +71,7 @@ const flagsSchema = z.object({
     DEFAULT_LIMITS.maxValueBytes,
   ),
   secret: z.string().min(16, "use at least 16 characters").optional(),
+  "ca-cert": z.string().min(1).optional(),
 });
 
 /** Parses `1=h:p/h:p,2=...` into id → addresses. @throws Error with a clear message. */
@@ -76,6 +80,32 @@ export const parsePeers = parsePeerList;
 function splitHostPort(a: string): [string, number] {
   const i = a.lastIndexOf(":");
   return [a.slice(0, i).replace(/^\[|\]$/g, ""), Number(a.slice(i + 1))];
+}
+
+/**
+ * The raft transport's TLS material: this node's cert and key, and the roots
+ * its peers' certificates must chain to.
+ * @throws EdgeConfigError naming a file that cannot be read.
+ */
+async function readPeerTls(
+  files: { certFile: string; keyFile: string },
+  caFile: string | undefined,
+): Promise<{ cert: string; key: string; caCerts: string[] }> {
+  const read = async (file: string, flag: string) => {
+    try {
+      return await Deno.readTextFile(file);
+    } catch (e) {
+      throw new EdgeConfigError(
+        `${flag} ${file}: cannot read: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+  };
+  const cert = await read(files.certFile, "--tls-cert");
+  return {
+    cert,
+    key: await read(files.keyFile, "--tls-key"),
+    caCerts: [caFile ? await read(caFile, "--ca-cert") : cert],
+  };
 }
 
 async function main(): Promise<number> {
@@ -110,8 +140,13 @@ async function main(): Promise<number> {
 
   let access;
   let tls;
+  let peerTls;
   try {
     tls = tlsFiles(f);
+    if (f["ca-cert"] && !tls) {
+      throw new EdgeConfigError("--ca-cert needs --tls-cert and --tls-key");
+    }
+    peerTls = tls && await readPeerTls(tls, f["ca-cert"]);
     access = await resolveAccess({
       listenHost: hh,
       secretsDir: f["auth-dir"] ?? f["data-dir"],
@@ -149,6 +184,7 @@ async function main(): Promise<number> {
       snapshotEntries: f["snapshot-entries"],
       secret,
       clockGuard,
+      tls: peerTls,
     });
   } catch (e) {
     console.error(

@@ -48,6 +48,13 @@ export interface DashboardOptions {
   pageToken: string;
   /** Host names the dashboard answers to (default: the loopback names). */
   hosts?: readonly string[] | "any";
+  /**
+   * Served off loopback: every request needs one of these tokens (the
+   * `read` one to look, `admin` also to act), as a Bearer token or as the
+   * password a browser asks for (HTTP Basic); the page's actions still
+   * carry the per-run page token. Without it (loopback) reads are public.
+   */
+  operatorTokens?: { read: string; admin: string };
 }
 
 /**
@@ -161,10 +168,17 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
   app.use(
     "*",
     edgeGuard({
-      auth: new TokenAuth({ write: options.pageToken }),
+      auth: new TokenAuth({
+        write: options.pageToken,
+        read: options.operatorTokens?.read,
+        admin: options.operatorTokens?.admin,
+      }),
       hosts: options.hosts ?? LOOPBACK_NAMES,
-      publicReads: true,
-      tokenHint: "reload the dashboard page: its actions carry the run's token",
+      publicReads: !options.operatorTokens,
+      basicAuth: options.operatorTokens !== undefined,
+      tokenHint: options.operatorTokens
+        ? "log in with the dashboard token (read.token or admin.token in the playground's auth directory) as the password"
+        : "reload the dashboard page: its actions carry the run's token",
     }),
   );
   const act = requireRole("write");

@@ -456,3 +456,72 @@ Deno.test("the page holds the run's token; actions need it, and a foreign Host o
   const ok = await a.request(kill, post(kill, ""));
   assert.equal(ok.status, 200);
 });
+
+Deno.test("off loopback (operator tokens): every request needs a token, a browser is asked for it as a Basic password, actions still need the page's token", async () => {
+  const fake = fakeBackend();
+  const operator = { read: "r".repeat(32), admin: "a".repeat(32) };
+  const a = createDashboardApp({
+    backend: fake.backend,
+    sim: createSimApi(),
+    reportFile: "/nonexistent/report.html",
+    pageToken: PAGE_TOKEN,
+    hosts: ["10.1.2.3"],
+    operatorTokens: operator,
+  });
+  const at = (path: string, init: RequestInit = {}) =>
+    a.request(`http://10.1.2.3:8080${path}`, {
+      ...init,
+      headers: { host: "10.1.2.3:8080", ...init.headers },
+    });
+  const basic = (t: string) => ({ authorization: `Basic ${btoa(`me:${t}`)}` });
+  // Nothing is public: the page, its files, the snapshot and the stream.
+  for (const path of ["/", "/static/dashboard.js", "/api/snapshot"]) {
+    const res = await at(path);
+    assert.equal(res.status, 401, path);
+    assert.match(res.headers.get("www-authenticate") ?? "", /^Basic /);
+    await res.body?.cancel();
+  }
+  const wrong = await at("/", { headers: basic("not-the-token") });
+  assert.equal(wrong.status, 401);
+  await wrong.body?.cancel();
+  // The browser's password (the read token) opens the page, which holds the page token.
+  const page = await at("/", { headers: basic(operator.read) });
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /strata-page-token" content="page-token/);
+  const snap = await at("/api/snapshot", {
+    headers: { authorization: `Bearer ${operator.read}` },
+  });
+  assert.equal(snap.status, 200);
+  await snap.body?.cancel();
+  // Looking is not acting: the read token cannot kill a node.
+  const kill = "/api/raft/nodes/1/kill";
+  const json = { "content-type": "application/json" };
+  const before = fake.calls.length;
+  const readKill = await at(kill, {
+    method: "POST",
+    headers: { ...json, ...basic(operator.read) },
+  });
+  assert.equal(readKill.status, 403);
+  await readKill.body?.cancel();
+  assert.equal(fake.calls.length, before);
+  // The page's action (its token) and an operator with the admin token act.
+  const pageKill = await at(kill, {
+    method: "POST",
+    headers: { ...json, ...AS_PAGE },
+  });
+  assert.equal(pageKill.status, 200);
+  await pageKill.body?.cancel();
+  const adminKill = await at(kill, {
+    method: "POST",
+    headers: { ...json, authorization: `Bearer ${operator.admin}` },
+  });
+  assert.equal(adminKill.status, 200);
+  await adminKill.body?.cancel();
+  assert.equal(fake.calls.length, before + 2);
+  // A foreign Host is still refused before any token is looked at.
+  const rebound = await a.request("http://evil.example/", {
+    headers: { host: "evil.example", ...basic(operator.read) },
+  });
+  assert.equal(rebound.status, 421);
+  await rebound.body?.cancel();
+});

@@ -5,7 +5,15 @@
  * SpamAssassin corpus indexed on first start), every node its own process,
  * then serves the dashboard and prints its URL. Ctrl-C stops everything.
  */
-import { randomSecret } from "@strata/edge";
+import {
+  EdgeConfigError,
+  isLoopback,
+  LOOPBACK_NAMES,
+  onShutdown,
+  randomSecret,
+  resolveAccess,
+  serveHttp,
+} from "@strata/edge";
 import { createDashboardApp } from "./dashboard_server.ts";
 import { LiveBackend } from "./live_backend.ts";
 import { startPlayground } from "./playground.ts";
@@ -31,10 +39,30 @@ async function main(): Promise<number> {
   const flags = parsed.flags;
   // Check every fixed port before starting anything, so a second start
   // fails in a second with a clear line instead of half-starting.
-  const taken = findTakenPort(fixedPorts(flags));
+  const ports = fixedPorts(flags);
+  const taken = findTakenPort(
+    ports.filter((p) => p.flag === "--port"),
+    flags.listen,
+  ) ?? findTakenPort(ports.filter((p) => p.flag !== "--port"));
   if (taken) {
     console.error(taken.message);
     return 1;
+  }
+  // Off loopback the page token alone would be handed to anyone who can
+  // load the page: every request then needs the dashboard's tokens too.
+  const offLoopback = !isLoopback(flags.listen);
+  let access;
+  try {
+    access = offLoopback
+      ? await resolveAccess({
+        listenHost: flags.listen,
+        secretsDir: `${flags["data-dir"]}/auth`,
+        allowedHosts: flags["allowed-hosts"],
+      })
+      : undefined;
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : String(e));
+    return e instanceof EdgeConfigError ? 2 : 1;
   }
 
   const cleanups: Array<() => Promise<void>> = [];
@@ -46,17 +74,13 @@ async function main(): Promise<number> {
   // started and rejects; wait for that, so no node outlives this process.
   const aborter = new AbortController();
   let starting: Promise<unknown> | undefined;
-  const onSignal = async () => {
-    if (stopping) return;
+  onShutdown(async () => {
     stopping = true;
     console.log("\nstopping every process…");
     aborter.abort(new PlaygroundError("unavailable", "stopped by a signal"));
     await starting?.catch(() => {});
     await stopAll();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  });
 
   try {
     const base = flags["raft-http-base"];
@@ -82,25 +106,26 @@ async function main(): Promise<number> {
       backend,
       sim: createSimApi(),
       pageToken: randomSecret(),
+      hosts: access?.hosts ?? [...LOOPBACK_NAMES, ...flags["allowed-hosts"]],
+      operatorTokens: access?.secrets && {
+        read: access.secrets.tokens.read,
+        admin: access.secrets.tokens.admin,
+      },
     });
-    let server: Deno.HttpServer<Deno.NetAddr>;
-    try {
-      server = Deno.serve(
-        { hostname: "127.0.0.1", port: flags.port, onListen: () => {} },
-        app.fetch,
-      );
-    } catch (e) {
-      // Taken between the check and now.
-      throw new Error(
-        e instanceof Deno.errors.AddrInUse
-          ? `port ${flags.port} (the dashboard) is taken; pick another with --port`
-          : String(e),
+    const listener = await serveHttp({
+      hostname: flags.listen,
+      port: flags.port,
+      handler: app.fetch,
+    });
+    cleanups.push(() => listener.server.shutdown());
+    console.log(
+      `\nstrata playground: ${listener.url}/  (Ctrl-C stops every process)`,
+    );
+    if (access?.secrets) {
+      console.log(
+        `every request needs the dashboard token: a browser asks for it (any user name, password: the contents of ${access.secrets.dir}/read.token, or admin.token to act); curl -H "Authorization: Bearer $(cat ${access.secrets.dir}/read.token)" ${listener.url}/api/snapshot`,
       );
     }
-    cleanups.push(() => server.shutdown());
-    console.log(
-      `\nstrata playground: http://127.0.0.1:${server.addr.port}/  (Ctrl-C stops every process)`,
-    );
     await new Promise(() => {});
     return 0;
   } catch (e) {

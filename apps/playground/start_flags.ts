@@ -1,14 +1,19 @@
 /** The flags of `deno task start` (apps/playground/main.ts), parsed and checked. */
-import { parseArgs } from "node:util";
+import { EDGE_FLAGS, parseFlags } from "@strata/edge";
 import { z } from "zod";
 
 /** Usage text printed by `--help` and after a bad flag. */
 export const START_USAGE =
-  `usage: deno task start [--data-dir ./data/playground] [--port 8080] [--raft-http-base 2380]
-                       [--no-index] [--index-limit N]
+  `usage: deno task start [--data-dir ./data/playground] [--port 8080] [--listen 127.0.0.1]
+                       [--allowed-hosts a,b] [--raft-http-base 2380] [--no-index] [--index-limit N]
 
   --data-dir DIR        where every cluster keeps its data (default ./data/playground; reused by the next start)
   --port P              the dashboard's HTTP port (default 8080; 0 picks a free one)
+  --listen HOST         the dashboard's address (default 127.0.0.1). Off loopback every request
+                        needs the dashboard token (DIR/auth/read.token, created 0600 on first
+                        start; a browser asks for it as a password), and actions the page's token
+  --allowed-hosts L     extra Host names the dashboard answers to, comma-separated (default:
+                        loopback names and --listen)
   --raft-http-base P    raft node i serves HTTP on P+i-1 (default 2380; 0 picks free ones)
   --no-index            do not index the search corpus (start empty)
   --index-limit N       index at most N emails of the corpus (default: all)
@@ -18,6 +23,8 @@ export const START_USAGE =
 const FlagsSchema = z.object({
   "data-dir": z.string().min(1).default("./data/playground"),
   port: z.coerce.number().int().min(0).max(65_535).default(8080),
+  listen: z.string().min(1).default("127.0.0.1"),
+  "allowed-hosts": EDGE_FLAGS["allowed-hosts"],
   "raft-http-base": z.coerce.number().int().min(0).max(65_533).default(2380),
   "no-index": z.boolean().default(false),
   "index-limit": z.coerce.number().int().positive().optional(),
@@ -33,6 +40,10 @@ export interface StartFlags {
   "data-dir": string;
   /** The dashboard's HTTP port (0: any free one). */
   port: number;
+  /** The dashboard's listen address. */
+  listen: string;
+  /** Extra Host names the dashboard answers to. */
+  "allowed-hosts": string[];
   /** Raft node i serves HTTP on this + i - 1 (0: free ones). */
   "raft-http-base": number;
   /** Do not index the search corpus. */
@@ -55,38 +66,10 @@ export type StartFlagsResult =
   | { kind: "help"; text: string }
   | { kind: "error"; message: string };
 
-/** Parses the command line; never throws. */
+/** Parses the command line (the edge package's flag rules); never throws. */
 export function parseStartFlags(args: string[]): StartFlagsResult {
-  let values;
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        "data-dir": { type: "string" },
-        port: { type: "string" },
-        "raft-http-base": { type: "string" },
-        "no-index": { type: "boolean" },
-        "index-limit": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (e) {
-    return {
-      kind: "error",
-      message: e instanceof Error ? e.message : String(e),
-    };
-  }
-  if (values.help) return { kind: "help", text: START_USAGE };
-  const { help: _, ...rest } = values;
-  const parsed = FlagsSchema.safeParse(rest);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    return {
-      kind: "error",
-      message: `--${issue.path.join(".")}: ${issue.message}`,
-    };
-  }
-  return { kind: "run", flags: parsed.data };
+  const r = parseFlags(args, FlagsSchema, START_USAGE);
+  return r.kind === "ok" ? { kind: "run", flags: r.flags } : r;
 }
 
 /** A fixed port the playground needs, and the flag that moves it. */
@@ -116,15 +99,16 @@ export function fixedPorts(flags: StartFlags): FixedPort[] {
 }
 
 /**
- * The first of `ports` that cannot be bound on 127.0.0.1 now, with the
+ * The first of `ports` that cannot be bound on `hostname` now, with the
  * message to print; undefined when all are free.
  */
 export function findTakenPort(
   ports: readonly FixedPort[],
+  hostname = "127.0.0.1",
 ): { port: FixedPort; message: string } | undefined {
   for (const p of ports) {
     try {
-      Deno.listen({ hostname: "127.0.0.1", port: p.port }).close();
+      Deno.listen({ hostname, port: p.port }).close();
     } catch {
       return {
         port: p,

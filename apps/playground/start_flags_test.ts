@@ -7,6 +7,8 @@ Deno.test("no flags start on the documented defaults", () => {
     flags: {
       "data-dir": "./data/playground",
       port: 8080,
+      listen: "127.0.0.1",
+      "allowed-hosts": [],
       "raft-http-base": 2380,
       "no-index": false,
     },
@@ -35,6 +37,17 @@ Deno.test("flags are parsed and bad values are named with the flag", () => {
   const unknown = parseStartFlags(["--colour"]);
   assert.equal(unknown.kind, "error");
   assert.equal(parseStartFlags(["-h"]).kind, "help");
+  const listen = parseStartFlags([
+    "--listen",
+    "0.0.0.0",
+    "--allowed-hosts",
+    "pg.example, 10.0.0.5",
+  ]);
+  assert.equal(listen.kind, "run");
+  if (listen.kind === "run") {
+    assert.equal(listen.flags.listen, "0.0.0.0");
+    assert.deepEqual(listen.flags["allowed-hosts"], ["pg.example", "10.0.0.5"]);
+  }
 });
 
 Deno.test("a taken port is named with the flag that moves it", () => {

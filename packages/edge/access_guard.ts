@@ -53,10 +53,27 @@ export interface EdgeGuardOptions {
   publicReads?: boolean;
   /** Where the caller finds a token, for the 401 message. */
   tokenHint?: string;
+  /**
+   * Also take a token as the password of `Authorization: Basic` (any user
+   * name), and ask for it that way on a 401: a browser then prompts once
+   * and sends it with every request of the page, its event streams
+   * included. For pages served off loopback; cross-site mutating requests
+   * are still refused (step 3), so the browser's cached password cannot
+   * be used by another site to change anything.
+   */
+  basicAuth?: boolean;
 }
 
 const roles = new WeakMap<Request, Role>();
 const hints = new WeakMap<Request, string>();
+const basicChallenges = new WeakSet<Request>();
+
+/** The `WWW-Authenticate` value for a 401 to this request. */
+export function authChallenge(request: Request): string {
+  return basicChallenges.has(request)
+    ? 'Basic realm="strata", charset="UTF-8"'
+    : 'Bearer realm="strata"';
+}
 
 /** The role the request's token granted ("admin" when auth is off), if any. */
 export function callerRole(c: Context): Role | undefined {
@@ -114,16 +131,23 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
     if (options.auth === "off") {
       roles.set(c.req.raw, "admin");
     } else {
+      if (options.basicAuth) basicChallenges.add(c.req.raw);
       const header = c.req.header("authorization");
       if (header !== undefined) {
-        const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-        const role = m ? options.auth.roleOf(m[1]!) : undefined;
+        const token = presentedToken(header, options.basicAuth ?? false);
+        const role = token ? options.auth.roleOf(token) : undefined;
         if (!role) {
           throw new EdgeError(
             "unauthorized",
-            m
-              ? "the bearer token is not valid for this cluster"
-              : "the Authorization header must be: Bearer <token>",
+            token !== undefined
+              ? /^Bearer/i.test(header)
+                ? "the bearer token is not valid for this cluster"
+                : "the Basic password is not a valid token for this cluster"
+              : `the Authorization header must be: Bearer <token>${
+                options.basicAuth
+                  ? " (or Basic with the token as password)"
+                  : ""
+              }`,
           );
         }
         roles.set(c.req.raw, role);
@@ -136,6 +160,24 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
     }
     await next();
   };
+}
+
+/** The token of a Bearer header, or the password of a Basic one when allowed. */
+function presentedToken(header: string, basic: boolean): string | undefined {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (bearer) return bearer[1]!;
+  const b = basic ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
+  if (!b) return undefined;
+  let pair: string;
+  try {
+    pair = new TextDecoder("utf-8", { fatal: true }).decode(
+      Uint8Array.from(atob(b[1]!), (ch) => ch.charCodeAt(0)),
+    );
+  } catch {
+    return undefined;
+  }
+  const colon = pair.indexOf(":");
+  return colon < 0 ? undefined : pair.slice(colon + 1);
 }
 
 function checkSameOrigin(c: Context, hostHeader: string): void {

@@ -213,3 +213,62 @@ Deno.test("IPv6 loopback names match with and without a port", async () => {
   assert.equal(res.status, 421);
   assert.match(JSON.stringify(await res.json()), /answers to ::1, fe80::1/);
 });
+
+Deno.test("basicAuth: the token as a Basic password grants its role; a 401 asks for Basic; without the option Basic is refused", async () => {
+  const a = new Hono();
+  a.use(
+    "*",
+    edgeGuard({ auth: new TokenAuth(tokens), hosts: "any", basicAuth: true }),
+  );
+  a.get("/v1/x", (c) => c.json({ read: true }));
+  a.post("/v1/x", requireRole("write"), (c) => c.json({ wrote: true }));
+  installErrorHandlers(a, { name: "test", log: () => {} });
+  const basic = (user: string, password: string) =>
+    `Basic ${btoa(`${user}:${password}`)}`;
+  const none = await a.request("http://h/v1/x");
+  assert.equal(none.status, 401);
+  assert.equal(
+    none.headers.get("www-authenticate"),
+    'Basic realm="strata", charset="UTF-8"',
+  );
+  await none.body?.cancel();
+  const ok = await a.request("http://h/v1/x", {
+    headers: { authorization: basic("anyone", tokens.read) },
+  });
+  assert.equal(ok.status, 200);
+  await ok.body?.cancel();
+  const post = (authorization: string) =>
+    a.request("http://h/v1/x", {
+      method: "POST",
+      headers: { authorization, "content-type": "application/json" },
+      body: "{}",
+    });
+  const low = await post(basic("", tokens.read));
+  assert.equal(low.status, 403);
+  await low.body?.cancel();
+  const high = await post(basic("x", tokens.write));
+  assert.equal(high.status, 200);
+  await high.body?.cancel();
+  const wrong = await a.request("http://h/v1/x", {
+    headers: { authorization: basic("x", "not a token") },
+  });
+  assert.equal(wrong.status, 401);
+  assert.match((await wrong.json()).error.message, /Basic password/);
+  const garbled = await a.request("http://h/v1/x", {
+    headers: { authorization: "Basic %%%" },
+  });
+  assert.equal(garbled.status, 401);
+  await garbled.body?.cancel();
+
+  // Without the option: Basic is not a way in, and 401 asks for Bearer.
+  const plain = app();
+  const res = await plain.request("http://127.0.0.1:1234/v1/x", {
+    headers: {
+      host: "127.0.0.1:1234",
+      authorization: basic("x", tokens.admin),
+    },
+  });
+  assert.equal(res.status, 401);
+  assert.equal(res.headers.get("www-authenticate"), 'Bearer realm="strata"');
+  await res.body?.cancel();
+});

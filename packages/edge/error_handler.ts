@@ -1,5 +1,6 @@
 import type { Context, Env, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { authChallenge } from "./access_guard.ts";
 import { codeForStatus, EdgeError } from "./edge_error.ts";
 
 /** Options of {@link installErrorHandlers}. */
@@ -48,7 +49,7 @@ export function errorResponse(
   }
   const res = c.json(err.toJSON(), err.status as 400);
   if (err.code === "unauthorized") {
-    res.headers.set("www-authenticate", 'Bearer realm="strata"');
+    res.headers.set("www-authenticate", authChallenge(c.req.raw));
   }
   return res;
 }

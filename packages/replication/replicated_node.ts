@@ -33,6 +33,7 @@ import {
   listenTcp,
   ReconnectingClient,
   type TcpServer,
+  type TransportError,
 } from "@strata/transport";
 import { join } from "node:path";
 import { z } from "zod";
@@ -77,6 +78,12 @@ export interface ReplicatedNodeConfig {
   snapshotCatchUpEntries?: number;
   /** Shared secret for peer authentication (HMAC in the handshake). */
   secret?: string;
+  /**
+   * TLS on peer connections (both ways): this node's certificate and key
+   * (PEM texts) for its listener, and the roots (PEM texts) its peers'
+   * certificates must chain to. Every node of a cluster needs TLS or none.
+   */
+  tls?: { cert: string; key: string; caCerts: string[] };
   /** Log segment size in bytes (default 64 MiB). */
   segmentBytes?: number;
   /** Where to count raft traffic and latencies (default: a fresh registry). */
@@ -221,6 +228,8 @@ export class ReplicatedNode<R> {
   readonly #node: RawNode;
   readonly #addresses: Map<number, PeerAddress>;
   #server: TcpServer<typeof raftMessageTypes> | undefined;
+  /** When a TLS refusal from each remote host was last logged (ms, monotonic). */
+  readonly #tlsRefusalLogged = new Map<string, number>();
   /** Peers whose refusal of our secret was logged (until they accept us). */
   readonly #authRefusedBy = new Set<number>();
   readonly #peers = new Map<
@@ -1211,15 +1220,33 @@ export class ReplicatedNode<R> {
   // ---- peers ----
 
   async #listen(): Promise<void> {
+    // A refused peer redials every second: one line per host per 30 s.
+    const logTls = (peer: string, why: TransportError) => {
+      if (this.#stopped) return;
+      const host = peer.slice(0, peer.lastIndexOf(":"));
+      const now = performance.now();
+      if (now - (this.#tlsRefusalLogged.get(host) ?? -Infinity) < 30_000) {
+        return;
+      }
+      this.#tlsRefusalLogged.set(host, now);
+      console.error(
+        `${this.#cfg.name}: refused a raft peer connection from ${peer}: ${why.message} (every node needs TLS with a certificate its peers trust)`,
+      );
+    };
     this.#server = listenTcp({
       set: raftMessageSet,
       hostname: this.#cfg.listen.hostname,
       port: this.#cfg.listen.port,
       secret: this.#cfg.secret,
+      tls: this.#cfg.tls
+        ? { cert: this.#cfg.tls.cert, key: this.#cfg.tls.key }
+        : undefined,
+      onRefused: (peer, why) => logTls(peer, why),
       // A peer with the wrong secret is cut off in the handshake, before
       // any message; say so once per connection, naming the address only.
       onConnection: (conn) => {
         conn.closed.then((why) => {
+          if (why.code === "tls_failed") return logTls(conn.peer, why);
           if (why.code === "auth_failed" && !this.#stopped) {
             console.error(
               `${this.#cfg.name}: refused a raft peer connection from ${conn.peer}: ${why.message} (check that every node has the same peer secret)`,
@@ -1254,9 +1281,18 @@ export class ReplicatedNode<R> {
       client = new ReconnectingClient({ hostname, port }, {
         set: raftMessageSet,
         secret: this.#cfg.secret,
+        tls: this.#cfg.tls ? { caCerts: this.#cfg.tls.caCerts } : undefined,
         backoff: { initialMs: 50, maxMs: 1000 },
         onDisconnect: (why) => {
           // Once per peer until it accepts us again, not on every retry.
+          if (why.code === "tls_failed") {
+            if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
+            this.#authRefusedBy.add(m.to);
+            console.error(
+              `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}): ${why.message} (every node needs TLS with a certificate its peers trust)`,
+            );
+            return;
+          }
           if (why.code !== "auth_failed") return;
           if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
           this.#authRefusedBy.add(m.to);

@@ -62,10 +62,13 @@ export {
   connectTcp,
   listenTcp,
   type TcpAddress,
+  type TcpClientOptions,
+  type TcpClientTls,
   type TcpConnection,
   type TcpOptions,
   TcpServer,
   type TcpServerOptions,
+  type TcpServerTls,
 } from "./tcp_transport.ts";
 export { backoffDelay, type BackoffPolicy } from "./backoff.ts";
 export {

@@ -4,15 +4,15 @@ import type { RandomSource } from "./scheduler.ts";
 import {
   connectTcp,
   type TcpAddress,
+  type TcpClientOptions,
   type TcpConnection,
-  type TcpOptions,
 } from "./tcp_transport.ts";
 import type { CallOptions, Transport } from "./transport.ts";
 import { isTransportError, TransportError } from "./transport_error.ts";
 
 /** Options of a {@link ReconnectingClient}. */
 export interface ReconnectingClientOptions<T extends readonly AnyMessageType[]>
-  extends TcpOptions<T> {
+  extends TcpClientOptions<T> {
   /** Spacing of reconnection attempts. */
   backoff?: BackoffPolicy;
   /** Jitter source (default Math.random). */

@@ -8,6 +8,8 @@ export type TransportErrorCode =
   | "fingerprint_mismatch"
   /** The shared-secret challenge–response failed on one side. */
   | "auth_failed"
+  /** The TLS handshake failed (no TLS on the other side, untrusted certificate). */
+  | "tls_failed"
   /** A call got no answer in time, or a frame stayed incomplete too long. */
   | "timeout"
   /** The connection or transport was closed on purpose. */
