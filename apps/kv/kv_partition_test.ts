@@ -164,19 +164,19 @@ function startLoad(nodes: HostNode[], spread: number) {
   let acked = 0;
   let running = true;
   const endpoints = nodes.map((n) => n.http);
-  // One attempt per operation: KvClient retries a put after a timeout, and
-  // the first attempt may still commit (an entry of the old leader's term
-  // that the new leader commits), so the value lands twice, the second time
-  // after other clients' writes: at-least-once, not linearizable. Here a
-  // failed attempt stays in the history as an unknown outcome and the next
-  // operation is a new one (the client moves to its next endpoint).
+  // KvClient re-sends a write only when it surely was not applied (refused
+  // connection, no_leader), so one call is one operation of the history. A
+  // call that fails (unknown_outcome after a timeout, or no attempt left)
+  // stays in as an unknown outcome: it may or may not have taken effect.
+  // (When the client re-sent a put after a timeout, the first attempt could
+  // still commit and the value resurfaced after a later acknowledged write.)
   const clients = [
     ...Array.from({ length: spread }, (_, c) =>
       kvClient(
         [...endpoints.slice(c % 5), ...endpoints.slice(0, c % 5)],
-        { timeoutMs: 2500, attempts: 1 },
+        { timeoutMs: 2500, attempts: 3 },
       )),
-    ...nodes.map((n) => kvClient([n.http], { timeoutMs: 2500, attempts: 1 })),
+    ...nodes.map((n) => kvClient([n.http], { timeoutMs: 2500, attempts: 3 })),
   ];
   const workers = clients.map(async (kv, c) => {
     let seq = 0;
