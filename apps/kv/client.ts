@@ -3,13 +3,18 @@
  * nothing it should not (writes go to the leader, reads where asked), and
  * retries only what is safe to retry.
  *
- * - Reads (`get`, `scan`, `status`) retry on any node.
- * - `put` and `delete` retry after a lost connection or `no_leader`: doing
- *   either twice leaves the same value (a retried put may take a second
- *   revision, never a different value).
- * - `cas`, `txn`, sessions and locks retry only when the request surely
- *   did not arrive (connection refused); otherwise the outcome is unknown
- *   and the error says so.
+ * - Reads (`get`, `scan`, `cluster`, `status`, `leader`) retry on any node
+ *   after any transport failure, timeout, `no_leader` or `unavailable`.
+ * - Writes (`put`, `delete`, `cas`, `txn`, `openSession`, `lock`,
+ *   `unlock`, `changeMembers`) are re-sent only when they surely were not
+ *   applied: the connection was refused (nothing was sent) or a node
+ *   answered `no_leader` (it proposed nothing). After a timeout, a
+ *   connection lost after sending, or `unavailable`/`timeout` from the
+ *   node, the write may still commit: a re-send could apply it a second
+ *   time, after another client's acknowledged write, so the client throws
+ *   `unknown_outcome` instead (as etcd's client does).
+ * - Session keep-alive and close are retried like reads: repeating them
+ *   changes nothing.
  */
 import { Buffer } from "node:buffer";
 import { readSecretFile } from "@strata/edge";
@@ -20,13 +25,24 @@ export class KvClientError extends Error {
   readonly code: string;
   /** HTTP status, 0 when no answer came. */
   readonly status: number;
+  /** The error's other JSON fields (e.g. `leaderHttp` of `no_leader`). */
+  readonly details?: Record<string, unknown>;
 
-  /** @param code why; @param status the HTTP status (0: none). */
-  constructor(code: string, message: string, status = 0) {
+  /**
+   * @param code why; @param status the HTTP status (0: none);
+   * @param details the server error's other fields.
+   */
+  constructor(
+    code: string,
+    message: string,
+    status = 0,
+    details?: Record<string, unknown>,
+  ) {
     super(message);
     this.name = "KvClientError";
     this.code = code;
     this.status = status;
+    if (details) this.details = details;
   }
 }
 
@@ -63,7 +79,27 @@ export interface KvClientOptions {
   httpClient?: Deno.HttpClient;
 }
 
+/**
+ * When a request is re-sent: `always` (reads) and `idempotent` (repeating
+ * it changes nothing) after any retriable failure, `unsent` (writes) only
+ * when it surely was not applied.
+ */
 type Retry = "always" | "idempotent" | "unsent";
+
+/**
+ * Whether a fetch failure happened while connecting, before any byte of
+ * the request was sent. Deno reports "fetch failed" with the cause
+ * "client error (Connect): tcp connect error: Connection refused".
+ */
+function failedToConnect(e: unknown): boolean {
+  const texts: string[] = [];
+  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
+    texts.push(c instanceof Error ? c.message : String(c));
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  return /client error \(Connect\)|connection refused|ECONNREFUSED|os error 111|dns error/i
+    .test(texts.join(" | "));
+}
 
 interface WireKv {
   key: string;
@@ -116,7 +152,12 @@ export class KvClient {
     this.#httpClient = options.httpClient;
   }
 
-  /** Stores `value` under `key`. @returns the revision it was committed at. */
+  /**
+   * Stores `value` under `key`. @returns the revision it was committed at.
+   * @throws KvClientError `unknown_outcome` when the put may or may not have
+   *   been applied (a timeout or lost connection after sending): read the
+   *   key to find out; it is not re-sent.
+   */
   async put(
     key: string,
     value: string | Uint8Array,
@@ -126,7 +167,7 @@ export class KvClient {
       value: b64(value),
       encoding: "base64",
       ...options,
-    }, "idempotent");
+    }, "unsent");
     return r.revision as number;
   }
 
@@ -152,13 +193,16 @@ export class KvClient {
     }
   }
 
-  /** Deletes `key`. @returns whether it existed, and the revision. */
+  /**
+   * Deletes `key`. @returns whether it existed, and the revision.
+   * @throws KvClientError `unknown_outcome` as {@link put}.
+   */
   async delete(key: string): Promise<{ deleted: boolean; revision: number }> {
     const r = await this.#request(
       "DELETE",
       `/v1/kv/${keyPath(key)}`,
       undefined,
-      "idempotent",
+      "unsent",
     );
     return { deleted: r.deleted as boolean, revision: r.revision as number };
   }
@@ -268,7 +312,7 @@ export class KvClient {
   async unlock(name: string, session: number): Promise<boolean> {
     const r = await this.#request("DELETE", `/v1/locks/${keyPath(name)}`, {
       session,
-    }, "idempotent");
+    }, "unsent");
     return r.released as boolean;
   }
 
@@ -448,27 +492,42 @@ export class KvClient {
           path,
           body,
           this.#timeoutMs + extraTimeoutMs,
+          retry === "unsent",
         );
       } catch (e) {
         last = e;
         if (!(e instanceof KvClientError)) throw e;
-        const unsent = e.code === "unreachable";
-        const retriable = e.code === "no_leader" || e.code === "unavailable" ||
-          e.code === "timeout" || unsent ||
-          e.code === "lost";
+        // Surely not applied: nothing was sent, or the node proposed nothing.
+        const notApplied = e.code === "unreachable" || e.code === "no_leader";
+        const retriable = notApplied || e.code === "unavailable" ||
+          e.code === "timeout" || e.code === "lost";
         if (!retriable) throw e;
-        if (retry === "unsent" && !unsent && e.code !== "no_leader") {
+        if (retry === "unsent" && !notApplied) {
           throw new KvClientError(
             "unknown_outcome",
-            `${method} ${path}: ${e.message}; it may or may not have been applied`,
+            `${method} ${path}: ${e.message}; it may or may not have been applied ` +
+              "(not re-sent: a second copy could land after other clients' writes)",
             e.status,
           );
         }
-        this.#preferred = (this.#preferred + 1) % this.#endpoints.length;
+        this.#preferred = this.#leaderEndpoint(e) ??
+          (this.#preferred + 1) % this.#endpoints.length;
         await sleep(Math.min(1000, 25 * 2 ** attempt));
       }
     }
     throw last;
+  }
+
+  /** The index of the endpoint a `no_leader` answer names as leader, if given. */
+  #leaderEndpoint(e: KvClientError): number | undefined {
+    const hint = e.code === "no_leader" ? e.details?.leaderHttp : undefined;
+    if (typeof hint !== "string" || hint === "") return undefined;
+    const url = (hint.startsWith("http") ? hint : `http://${hint}`).replace(
+      /\/$/,
+      "",
+    );
+    const i = this.#endpoints.indexOf(url);
+    return i >= 0 && i !== this.#preferred ? i : undefined;
   }
 
   async #once(
@@ -477,12 +536,17 @@ export class KvClient {
     path: string,
     body: unknown,
     timeoutMs: number,
+    sendOnce = false,
   ): Promise<Record<string, unknown>> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
     let res: Response;
     try {
       res = await fetch(endpoint + path, {
         method,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        // Deno's fetch re-sends a request with a replayable body once when
+        // the connection closes before the answer (denoland/deno#35610),
+        // even a POST: a write's body goes as a stream, which it never replays.
+        body: sendOnce ? onceBody(text) : text,
         headers: body === undefined
           ? this.#headers
           : { ...this.#headers, "content-type": "application/json" },
@@ -490,18 +554,21 @@ export class KvClient {
         ...(this.#httpClient ? { client: this.#httpClient } : {}),
       });
     } catch (e) {
-      const refused = e instanceof TypeError &&
-        /refused|ECONNREFUSED|connect/i.test(String(e.message ?? e));
+      const refused = e instanceof TypeError && failedToConnect(e);
       const timedOut = e instanceof DOMException && e.name === "TimeoutError";
       throw new KvClientError(
         refused ? "unreachable" : timedOut ? "timeout" : "lost",
-        `${endpoint}: ${e instanceof Error ? e.message : e}`,
+        `${endpoint}: ${e instanceof Error ? e.message : e}${
+          e instanceof Error && e.cause instanceof Error
+            ? ` (${e.cause.message})`
+            : ""
+        }`,
       );
     }
-    const text = await res.text();
+    const answer = await res.text();
     let json: Record<string, unknown>;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(answer);
     } catch {
       throw new KvClientError(
         "bad_response",
@@ -510,11 +577,15 @@ export class KvClient {
       );
     }
     if (!res.ok) {
-      const err = json.error as { code?: string; message?: string } | undefined;
+      const { code, message, ...details } = (json.error ?? {}) as Record<
+        string,
+        unknown
+      >;
       throw new KvClientError(
-        err?.code ?? "http_error",
-        err?.message ?? `HTTP ${res.status}`,
+        typeof code === "string" ? code : "http_error",
+        typeof message === "string" ? message : `HTTP ${res.status}`,
         res.status,
+        Object.keys(details).length ? details : undefined,
       );
     }
     return json;
@@ -546,6 +617,18 @@ export class KvSession {
     clearInterval(this.#timer);
     await this.client.closeSession(this.id);
   }
+}
+
+/** A request body fetch cannot replay: one chunk of `text`, or none. */
+function onceBody(text: string | undefined): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      if (text !== undefined) {
+        controller.enqueue(new TextEncoder().encode(text));
+      }
+      controller.close();
+    },
+  });
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
