@@ -361,12 +361,25 @@ Deno.test("snapshots: a follower that missed compacted entries catches up throug
       timeoutMs: 5000,
       token: adminToken(cluster),
     });
+    // Each key has one writer and one value, so re-sending a put whose
+    // outcome is unknown (a timeout on a loaded machine) is safe here.
+    const put = async (key: string, value: string) => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await kv.put(key, value);
+        } catch (e) {
+          const unknown = e instanceof KvClientError &&
+            e.code === "unknown_outcome";
+          if (!unknown || attempt >= 5) throw e;
+        }
+      }
+    };
     // Enough writes for two snapshots and a compaction past what the lagger has.
     for (let batch = 0; batch < 30; batch++) {
       await Promise.all(
         Array.from(
           { length: 50 },
-          (_, i) => kv.put(`s/${batch * 50 + i}`, `v${batch * 50 + i}`),
+          (_, i) => put(`s/${batch * 50 + i}`, `v${batch * 50 + i}`),
         ),
       );
     }
