@@ -6,27 +6,27 @@
  */
 import { z } from "zod";
 import { startChunkserver } from "./chunkserver/chunkserver.ts";
-import { num, parseFlags, size } from "./shared/flags.ts";
+import { num, parseGfsFlags, size } from "./shared/flags.ts";
 
 const Flags = z.object({
-  dataDir: z.string().min(1),
+  "data-dir": z.string().min(1),
   master: z.string().min(1), // one URL or comma-separated URLs, checked by the config schema
   id: z.string().optional(),
   rack: z.string().optional(),
-  capacityBytes: size.optional(),
-  chunkBytes: size.optional(),
-  heartbeatMs: num.optional(),
-  scrubPauseMs: num.optional(),
+  "capacity-bytes": size.optional(),
+  "chunk-bytes": size.optional(),
+  "heartbeat-ms": num.optional(),
+  "scrub-pause-ms": num.optional(),
   host: z.string().optional(),
   port: num.optional(),
-}).strict();
+});
 
 const USAGE =
   "usage: chunkserver_main.ts --data-dir DIR --master URL[,URL,...] [--id ID] [--rack R] " +
   "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--port 0]";
 
 if (import.meta.main) {
-  const flags = parseFlags(Deno.args, Flags, USAGE);
+  const flags = parseGfsFlags(Deno.args, Flags, USAGE);
   try {
     const cs = await startChunkserver(flags);
     console.log(

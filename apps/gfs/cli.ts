@@ -12,7 +12,8 @@
  * The master URL defaults to $GFS_MASTER or http://127.0.0.1:7400.
  * Errors print `error <code>: <message>` and exit 1 (2 for usage).
  */
-import { parseArgs } from "node:util";
+import { parseFlagsAndPositionalsOrExit } from "@strata/edge";
+import { z } from "zod";
 import { GfsClient } from "./client/client.ts";
 import { GfsError, isGfsError } from "./shared/gfs_error.ts";
 import { parsePath } from "./shared/gfs_path.ts";
@@ -23,20 +24,22 @@ const USAGE =
        gfs:cli [--master URL] get <path> [local|-] [--range bytes=a-b]
        gfs:cli [--master URL] ls [prefix] | rm <path> | undelete <trash-path> | stat <path> | health`;
 
+const Flags = z.object({
+  master: z.string().min(1).optional(),
+  replication: z.coerce.number().int().min(1).max(16).optional(),
+  range: z.string().optional(),
+});
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      master: { type: "string" },
-      replication: { type: "string" },
-      range: { type: "string" },
-      help: { type: "boolean" },
-    },
-  });
-  if (values.help || positionals.length === 0) {
-    console.log(USAGE);
-    return positionals.length === 0 && !values.help ? 2 : 0;
+  // --help: the usage, exit 0; a bad flag: the problem and the usage, exit 2.
+  const { flags: values, positionals } = parseFlagsAndPositionalsOrExit(
+    argv,
+    Flags,
+    USAGE,
+  );
+  if (positionals.length === 0) {
+    console.error(USAGE);
+    return 2;
   }
   const master = values.master ?? Deno.env.get("GFS_MASTER") ??
     "http://127.0.0.1:7400";
@@ -47,18 +50,7 @@ async function main(argv: string[]): Promise<number> {
       if (!a || !b) {
         throw new GfsError("bad_request", "put needs <local|-> <path>");
       }
-      const replication = values.replication === undefined
-        ? undefined
-        : Number(values.replication);
-      if (
-        replication !== undefined &&
-        (!Number.isInteger(replication) || replication < 1 || replication > 16)
-      ) {
-        throw new GfsError(
-          "bad_request",
-          "--replication must be an integer 1..16",
-        );
-      }
+      const replication = values.replication;
       const path = parsePath(b);
       const file = a === "-" ? null : await Deno.open(a, { read: true });
       const r = await client.upload(

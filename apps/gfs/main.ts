@@ -7,19 +7,19 @@
  * master's HTTP port, default 0 = any).
  */
 import { z } from "zod";
-import { num, parseFlags, size } from "./shared/flags.ts";
+import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startCluster } from "./process_cluster.ts";
 
 const Flags = z.object({
-  dataDir: z.string().min(1).default("./data/gfs"),
+  "data-dir": z.string().min(1).default("./data/gfs"),
   chunkservers: num.pipe(z.number().int().min(1).max(32)).default(3),
-  chunkBytes: size.optional(),
+  "chunk-bytes": size.optional(),
   port: num.pipe(z.number().int().min(0).max(65535)).default(0),
   masters: num.pipe(z.number().int().min(1).max(7)).default(3),
-}).strict();
+});
 
 if (import.meta.main) {
-  const flags = parseFlags(
+  const flags = parseGfsFlags(
     Deno.args,
     Flags,
     "usage: deno task gfs [--data-dir ./data/gfs] [--masters 3] [--chunkservers 3] [--chunk-bytes 64MiB] [--port 0]",

@@ -5,29 +5,29 @@
  * cleanly on SIGINT/SIGTERM.
  */
 import { z } from "zod";
-import { num, parseFlags, size } from "./shared/flags.ts";
+import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startMaster } from "./master/master_server.ts";
 
 const Flags = z.object({
-  dataDir: z.string().min(1),
+  "data-dir": z.string().min(1),
   host: z.string().optional(),
   port: num.pipe(z.number().int().min(0).max(65535)).optional(),
-  chunkBytes: size.optional(),
+  "chunk-bytes": size.optional(),
   replication: num.optional(),
-  maxFileBytes: size.optional(),
-  deadAfterMs: num.optional(),
-  leaseMs: num.optional(),
-  gcDelayMs: num.optional(),
-  pendingTimeoutMs: num.optional(),
-  tickMs: num.optional(),
-  maxClonesPerServer: num.optional(),
-  maxMovesPerTick: num.optional(),
-  checkpointEvery: num.optional(),
+  "max-file-bytes": size.optional(),
+  "dead-after-ms": num.optional(),
+  "lease-ms": num.optional(),
+  "gc-delay-ms": num.optional(),
+  "pending-timeout-ms": num.optional(),
+  "tick-ms": num.optional(),
+  "max-clones-per-server": num.optional(),
+  "max-moves-per-tick": num.optional(),
+  "checkpoint-every": num.optional(),
   id: num.optional(),
   peers: z.string().min(1).optional(),
-  raftTickMs: num.optional(),
-  electionTicks: num.optional(),
-}).strict();
+  "raft-tick-ms": num.optional(),
+  "election-ticks": num.optional(),
+});
 
 const USAGE =
   "usage: master_main.ts --data-dir DIR [--port N] [--chunk-bytes 64MiB] [--replication 3] " +
@@ -35,7 +35,7 @@ const USAGE =
   "[--id N --peers 1=raftHost:port/httpHost:port,2=...,3=... [--raft-tick-ms 100] [--election-ticks 10]]";
 
 if (import.meta.main) {
-  const flags = parseFlags(Deno.args, Flags, USAGE);
+  const flags = parseGfsFlags(Deno.args, Flags, USAGE);
   try {
     const m = await startMaster(flags);
     console.log(

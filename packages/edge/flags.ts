@@ -86,7 +86,8 @@ export function parseFlagsOrExit<S extends z.ZodObject>(
   schema: S,
   usage: string,
 ): z.output<S> {
-  return parseFlagsAndPositionalsOrExit(args, schema, usage).flags;
+  // No positionals here: a stray word (a flag missing its dashes) is an error.
+  return orExit(parseFlags(args, schema, usage), usage).flags;
 }
 
 /** {@link parseFlagsOrExit} for commands that take positionals too. */
@@ -95,7 +96,16 @@ export function parseFlagsAndPositionalsOrExit<S extends z.ZodObject>(
   schema: S,
   usage: string,
 ): { flags: z.output<S>; positionals: string[] } {
-  const r = parseFlags(args, schema, usage, { positionals: true });
+  return orExit(
+    parseFlags(args, schema, usage, { positionals: true }),
+    usage,
+  );
+}
+
+function orExit<T>(
+  r: FlagsResult<T>,
+  usage: string,
+): { flags: T; positionals: string[] } {
   if (r.kind === "help") {
     console.log(r.text);
     Deno.exit(0);

@@ -62,6 +62,7 @@ export async function readBytes(
       "the request body ended before it was complete",
     );
   }
+  if (chunks.length === 1) return chunks[0]!; // no copy of a one-piece body
   const all = new Uint8Array(total);
   let off = 0;
   for (const ch of chunks) {

@@ -4,15 +4,19 @@ import { GroupCommit } from "@strata/storage";
 import { z } from "zod";
 import { settleChunkBytes } from "../shared/cell_config_file.ts";
 import { ChunkStore } from "./chunk_store.ts";
-import { GfsError, isGfsError } from "../shared/gfs_error.ts";
+import { GfsError, gfsToEdgeError, isGfsError } from "../shared/gfs_error.ts";
 import {
-  errorResponse,
+  installErrorHandlers,
+  readBytes,
+  readJson,
+  readQuery,
+} from "@strata/edge";
+import {
   fetchJson,
   MasterEndpoints,
   parseResponse,
   promLine,
-  readJson,
-  readQuery,
+  refuseFormBody,
   rejectMalformedUrl,
   requestBody,
   throwIfFailed,
@@ -456,36 +460,14 @@ export async function startChunkserver(
   };
 
   /**
-   * The whole request body, at most `max` bytes.
-   * @throws GfsError `too_large`, `bad_request` (cut short).
+   * The whole request body, at most `max` bytes (form encodings refused:
+   * they would store the encoding, not the bytes).
+   * @throws GfsError `unsupported_media_type`; EdgeError `too_large`,
+   *   `bad_request` (cut short).
    */
-  const readBytes = async (
-    c: Context,
-    max: number,
-    what: string,
-  ): Promise<Uint8Array> => {
-    const body = requestBody(c);
-    if (body === null) return new Uint8Array(0);
-    const declared = Number(c.req.header("content-length") ?? 0);
-    if (declared > max) {
-      await body.cancel().catch(() => {});
-      throw new GfsError("too_large", `${what} may be at most ${max} bytes`);
-    }
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for await (const part of body) {
-      total += part.length;
-      if (total > max) {
-        throw new GfsError("too_large", `${what} may be at most ${max} bytes`);
-      }
-      parts.push(part);
-    }
-    if (parts.length === 1) return parts[0]!;
-    const out = new Uint8Array(total);
-    for (let k = 0, o = 0; k < parts.length; o += parts[k]!.length, k++) {
-      out.set(parts[k]!, o);
-    }
-    return out;
+  const readRawBytes = (c: Context, max: number): Promise<Uint8Array> => {
+    refuseFormBody(c);
+    return readBytes(c, max);
   };
 
   // Built once: a zod schema built per request costs more than the read.
@@ -498,14 +480,8 @@ export async function startChunkserver(
   });
 
   const app = new Hono();
-  app.onError((e, c) => errorResponse(c, e));
+  installErrorHandlers(app, { name: "gfs-chunkserver", map: gfsToEdgeError });
   app.use("*", rejectMalformedUrl);
-  app.notFound((c) =>
-    errorResponse(
-      c,
-      new GfsError("not_found", `no route ${c.req.method} ${c.req.path}`),
-    )
-  );
   app.use("*", async (_c, next) => {
     stats.inflight++;
     try {
@@ -625,7 +601,7 @@ export async function startChunkserver(
       q.secondaries === "" ? [] : q.secondaries.split(","),
       "secondary",
     );
-    const data = await readBytes(c, cfg.chunkBytes / 4, "a record");
+    const data = await readRawBytes(c, cfg.chunkBytes / 4);
     if (data.length === 0) {
       throw new GfsError("bad_request", "a record append needs a body");
     }
@@ -643,7 +619,7 @@ export async function startChunkserver(
     const handle = HandleParam.parse(c.req.param("handle"));
     const q = readQuery(c, ApplyBytesQuerySchema);
     // The whole body first: waiting for our turn must not hold the sender.
-    const data = await readBytes(c, cfg.chunkBytes, "an apply");
+    const data = await readRawBytes(c, cfg.chunkBytes);
     if (q.seq !== undefined) await waitTurn(handle, q.version, q.seq);
     let applied: Promise<number>;
     try {

@@ -1,13 +1,19 @@
 import type { Hono } from "hono";
 import { GfsError } from "../shared/gfs_error.ts";
-import { readJson } from "../shared/http_json.ts";
+import { readJson } from "@strata/edge";
 import type { MasterService } from "./master_service.ts";
 import { CorruptReportSchema, HeartbeatSchema } from "../shared/messages.ts";
+
+/** Largest heartbeat body (it lists every chunk a server holds). */
+const HEARTBEAT_MAX_BYTES = 64 << 20;
 
 /** The chunkserver protocol: heartbeats and corruption reports. */
 export function chunkserverRoutes(app: Hono, m: MasterService): void {
   app.post("/v1/heartbeat", async (c) => {
-    const hb = await readJson(c, HeartbeatSchema);
+    const hb = await readJson(c, HeartbeatSchema, {
+      // Far above the edge's 1 MiB default for a server with many chunks.
+      maxBytes: HEARTBEAT_MAX_BYTES,
+    });
     if (hb.chunkBytes !== undefined && hb.chunkBytes !== m.cfg.chunkBytes) {
       // Never register it: its chunks would be cut at other offsets than
       // the files this master describes.

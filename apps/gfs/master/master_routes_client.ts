@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import { z } from "zod";
 import { GfsError } from "../shared/gfs_error.ts";
 import { parsePath, parseTrashPath } from "../shared/gfs_path.ts";
-import { readJson, readQuery } from "../shared/http_json.ts";
+import { readJson, readQuery } from "@strata/edge";
 import type { MasterService } from "./master_service.ts";
 import {
   AbandonSchema,

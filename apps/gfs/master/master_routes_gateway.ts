@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import { percentDecode, rawPathRest, readJson, readQuery } from "@strata/edge";
 import { z } from "zod";
 import { GfsClient, type MasterCaller } from "../client/client.ts";
 import { GfsError } from "../shared/gfs_error.ts";
@@ -6,9 +7,6 @@ import { parsePath, parsePrefix, parseTrashPath } from "../shared/gfs_path.ts";
 import {
   type FetchJsonOptions,
   parseResponse,
-  pathAfter,
-  readJson,
-  readQuery,
   requestBody,
 } from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
@@ -57,7 +55,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
   const client = new GfsClient(m.url, {}, new InProcessMaster(app, m));
 
   app.put("/v1/files/*", async (c) => {
-    const path = parsePath(pathAfter(c, "/v1/files"));
+    const path = parsePath(percentDecode(rawPathRest(c, "/v1/files")));
     const q = readQuery(
       c,
       PutQuery,
@@ -81,7 +79,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
   });
 
   app.get("/v1/files/*", async (c) => {
-    const path = parsePath(pathAfter(c, "/v1/files"));
+    const path = parsePath(percentDecode(rawPathRest(c, "/v1/files")));
     const located = m.core.locate(path);
     const length = m.core.fileLength(located.file);
     const range = parseRange(c.req.header("range"), length);
@@ -105,7 +103,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
   });
 
   app.delete("/v1/files/*", async (c) => {
-    const path = parsePath(pathAfter(c, "/v1/files"));
+    const path = parsePath(percentDecode(rawPathRest(c, "/v1/files")));
     const r = await m.locks.with(
       PathLocks.forPath(path, "write"),
       () => m.propose({ t: "delete", path, now: Date.now() }),
@@ -144,7 +142,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
   });
 
   app.get("/v1/stat/*", (c) => {
-    const path = parsePath(pathAfter(c, "/v1/stat"));
+    const path = parsePath(percentDecode(rawPathRest(c, "/v1/stat")));
     const f = path.startsWith("/.trash/")
       ? m.store.state.namespace.get(path)
       : m.store.state.visibleFile(path);

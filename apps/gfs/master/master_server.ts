@@ -2,8 +2,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { ChunkMaster, ChunkMasterOptions } from "./chunk_master.ts";
 import { settleChunkBytes } from "../shared/cell_config_file.ts";
-import { GfsError } from "../shared/gfs_error.ts";
-import { errorResponse, rejectMalformedUrl } from "../shared/http_json.ts";
+import { errorResponse, installErrorHandlers } from "@strata/edge";
+import { GfsError, gfsToEdgeError } from "../shared/gfs_error.ts";
+import { rejectMalformedUrl } from "../shared/http_json.ts";
 import { MasterStore } from "./master_store.ts";
 import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 import { parsePeerList, splitHostPort } from "@strata/replication";
@@ -128,7 +129,8 @@ export async function startMaster(
   );
 
   const app = new Hono();
-  app.onError((e, c) => errorResponse(c, e));
+  const errors = { name: "gfs-master", map: gfsToEdgeError };
+  installErrorHandlers(app, errors);
   app.use("*", rejectMalformedUrl);
   // Only the serving master answers; the others redirect to it (307 keeps
   // the method and body), or say there is no leader yet.
@@ -152,6 +154,7 @@ export async function startMaster(
         "not_leader",
         "this master does not lead and knows no leader (election in progress); retry shortly",
       ),
+      errors,
     );
   });
   app.get("/v1/master", (c) => {
@@ -179,12 +182,6 @@ export async function startMaster(
       members: store.node.members(),
     });
   });
-  app.notFound((c) =>
-    errorResponse(
-      c,
-      new GfsError("not_found", `no route ${c.req.method} ${c.req.path}`),
-    )
-  );
 
   chunkserverRoutes(app, m);
   clientRoutes(app, m);

@@ -1,53 +1,36 @@
-import { parseArgs } from "node:util";
+import { parseFlagsOrExit } from "@strata/edge";
 import { z } from "zod";
 
+/** `data-dir` → `dataDir`, at the type level. */
+type Camel<S extends string> = S extends `${infer A}-${infer B}`
+  ? `${A}${Capitalize<Camel<B>>}`
+  : S;
+
+/** An object's kebab-case keys in camelCase. */
+export type CamelKeys<T> = {
+  [K in keyof T as K extends string ? Camel<K> : K]: T[K];
+};
+
 /**
- * Parses `--name value` flags (camelCase or kebab-case names) into an
- * object and validates it with `schema`; numbers are coerced by the schema.
- * @returns the parsed config, or prints a clear error and exits with 2.
+ * The edge's `parseFlagsOrExit` (`--help` prints the usage and exits 0; a
+ * bad flag prints what is wrong and the usage and exits 2, never a stack),
+ * with the flags' kebab-case names turned into the camelCase fields of
+ * gfs's config objects.
  */
-export function parseFlags<S extends z.ZodObject>(
-  args: string[],
+export function parseGfsFlags<S extends z.ZodObject>(
+  args: readonly string[],
   schema: S,
   usage: string,
-): z.infer<S> {
-  let values: Record<string, unknown>;
-  const options: Record<string, { type: "string" | "boolean" }> = {
-    help: { type: "boolean" },
-  };
-  for (const key of Object.keys(schema.shape)) {
-    options[key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())] = {
-      type: "string",
-    };
-  }
-  try {
-    const parsed = parseArgs({
-      args,
-      options,
-      strict: true,
-      allowPositionals: false,
-    });
-    values = Object.fromEntries(
-      Object.entries(parsed.values).map((
-        [k, v],
-      ) => [k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), v]),
-    );
-  } catch (e) {
-    fail(`${String(e)}\n${usage}`);
-  }
-  if (values.help) {
-    console.log(usage);
-    Deno.exit(0);
-  }
-  delete values.help;
-  const r = schema.safeParse(values);
-  if (!r.success) fail(`invalid flags: ${z.prettifyError(r.error)}\n${usage}`);
-  return r.data;
-}
-
-function fail(msg: string): never {
-  console.error(msg);
-  Deno.exit(2);
+): CamelKeys<z.output<S>> {
+  const flags = parseFlagsOrExit(args, schema, usage) as Record<
+    string,
+    unknown
+  >;
+  return Object.fromEntries(
+    Object.entries(flags).map((
+      [k, v],
+    ) => [k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), v]),
+  ) as CamelKeys<z.output<S>>;
 }
 
 /** A numeric flag (flags arrive as strings). */

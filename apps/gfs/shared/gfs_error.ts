@@ -1,3 +1,7 @@
+import { EdgeError, type EdgeErrorCode, type ErrorBody } from "@strata/edge";
+import { isStorageError } from "@strata/storage";
+import { z } from "zod";
+
 /** Machine-readable reasons a GFS operation can fail. */
 export type GfsErrorCode =
   /** The request or a flag is malformed (bad path, bad body, bad range). */
@@ -97,4 +101,60 @@ export function gfsErrorFromBody(status: number, body: unknown): GfsError {
     ? err.message
     : `HTTP ${status}`;
   return new GfsError(code, message);
+}
+
+/** The nearest edge code of each gfs code (for the edge's own bookkeeping only). */
+const EDGE_CODE: Record<GfsErrorCode, EdgeErrorCode> = {
+  bad_request: "bad_request",
+  not_found: "not_found",
+  conflict: "conflict",
+  too_large: "too_large",
+  unsupported_media_type: "unsupported_media_type",
+  forbidden: "forbidden",
+  range_not_satisfiable: "bad_request",
+  unavailable: "unavailable",
+  stale: "conflict",
+  corrupt: "internal",
+  no_lease: "conflict",
+  chunk_full: "conflict",
+  not_leader: "no_leader",
+  internal: "internal",
+};
+
+/**
+ * A GfsError as the edge's error handler answers it. gfs's codes (`stale`,
+ * `chunk_full`, `no_lease`, `not_leader`, `corrupt`, `range_not_satisfiable`)
+ * are part of its wire protocol — clients and chunkservers switch on them —
+ * and are not in the edge's code set, so this keeps gfs's code and status in
+ * the envelope instead of narrowing them to an edge code.
+ */
+class GfsEdgeError extends EdgeError {
+  readonly #gfs: GfsError;
+  constructor(e: GfsError) {
+    super(EDGE_CODE[e.code], e.message);
+    this.#gfs = e;
+  }
+  override get status(): number {
+    return this.#gfs.status;
+  }
+  override toJSON(): ErrorBody {
+    return this.#gfs.toJSON();
+  }
+}
+
+/**
+ * The `map` of the edge's `installErrorHandlers` for gfs processes:
+ * GfsError keeps its code and status, a zod error from a handler's own
+ * parsing is 400, a storage checksum failure is `corrupt`; anything else is
+ * left to the edge (a generic 500, its text logged, never sent).
+ */
+export function gfsToEdgeError(e: unknown): EdgeError | undefined {
+  if (e instanceof GfsError) return new GfsEdgeError(e);
+  if (e instanceof z.ZodError) {
+    return new EdgeError("bad_request", z.prettifyError(e));
+  }
+  if (isStorageError(e) && e.code === "corrupt") {
+    return new GfsEdgeError(new GfsError("corrupt", `storage: ${e.message}`));
+  }
+  return undefined;
 }

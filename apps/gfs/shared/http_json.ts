@@ -1,73 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { isStorageError } from "@strata/storage";
-import { z } from "zod";
+import { checkUrlEncoding, EdgeError } from "@strata/edge";
+import type { z } from "zod";
 import { GfsError, gfsErrorFromBody, isGfsError } from "./gfs_error.ts";
-
-/**
- * Turns any thrown value into the JSON error response every endpoint
- * uses: GfsError keeps its code and status, zod errors are 400, storage
- * and unknown errors are 500 with a message and never a stack trace.
- */
-export function errorResponse(c: Context, e: unknown): Response {
-  let err: GfsError;
-  if (e instanceof GfsError) err = e;
-  else if (e instanceof z.ZodError) {
-    err = new GfsError("bad_request", z.prettifyError(e));
-  } else if (e instanceof URIError) {
-    // A decode that slipped past pathAfter: still the caller's bad input.
-    err = new GfsError(
-      "bad_request",
-      `malformed percent-encoding: ${e.message}`,
-    );
-  } else if (isStorageError(e)) {
-    err = new GfsError(
-      e.code === "corrupt" ? "corrupt" : "internal",
-      `storage: ${e.message}`,
-    );
-  } else {
-    err = new GfsError(
-      "internal",
-      e instanceof Error ? e.message : "unexpected failure",
-    );
-  }
-  return c.json(err.toJSON(), err.status as 400);
-}
-
-/**
- * Reads and validates a JSON request body. A content type, when given,
- * must be JSON; a body the client cut short is a `bad_request` too.
- * @throws GfsError `bad_request` when it is not JSON or not valid,
- *   `unsupported_media_type` for another content type.
- */
-export async function readJson<S extends z.ZodType>(
-  c: Context,
-  schema: S,
-): Promise<z.infer<S>> {
-  const type = mediaType(c);
-  if (type !== "" && type !== "application/json" && !type.endsWith("+json")) {
-    throw new GfsError(
-      "unsupported_media_type",
-      `the body must be application/json, not ${type.slice(0, 100)}`,
-    );
-  }
-  let text: string;
-  try {
-    text = await c.req.text();
-  } catch (e) {
-    throw bodyCutShort(e);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new GfsError("bad_request", "the body must be JSON");
-  }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    throw new GfsError("bad_request", z.prettifyError(r.error));
-  }
-  return r.data;
-}
 
 /** The request's media type, lower case without parameters ("" if none). */
 function mediaType(c: Context): string {
@@ -76,9 +10,9 @@ function mediaType(c: Context): string {
 }
 
 /** The error for a request body that could not be read to its end. */
-function bodyCutShort(e: unknown): GfsError {
-  if (e instanceof GfsError) return e;
-  return new GfsError(
+function bodyCutShort(e: unknown): unknown {
+  if (e instanceof GfsError || e instanceof EdgeError) return e;
+  return new EdgeError(
     "bad_request",
     "the request body ended before it was complete (the client went away or sent less than it declared)",
   );
@@ -91,13 +25,10 @@ const FORM_TYPES = new Set([
 ]);
 
 /**
- * The request body as a byte stream (null without one), for endpoints
- * that take raw bytes. A body cut short by the client fails the stream
- * with a `bad_request` GfsError instead of a transport error.
- * @throws GfsError `unsupported_media_type` for form encodings (curl -d/-F
- *   would store the encoding, not the bytes).
+ * Refuses a form-encoded body where raw bytes are expected.
+ * @throws GfsError `unsupported_media_type`.
  */
-export function requestBody(c: Context): ReadableStream<Uint8Array> | null {
+export function refuseFormBody(c: Context): void {
   const type = mediaType(c);
   if (FORM_TYPES.has(type)) {
     throw new GfsError(
@@ -105,6 +36,19 @@ export function requestBody(c: Context): ReadableStream<Uint8Array> | null {
       `the body is the raw bytes (application/octet-stream), not ${type}`,
     );
   }
+}
+
+/**
+ * The request body as a byte stream (null without one), for endpoints
+ * that take raw bytes. Kept here rather than @strata/edge's `readBytes`
+ * because uploads and chunk pushes must stay streamed (a 64 MiB chunk is
+ * forwarded down the chain while it arrives, never buffered whole). A body cut short by the client fails the stream
+ * with a `bad_request` GfsError instead of a transport error.
+ * @throws GfsError `unsupported_media_type` for form encodings (curl -d/-F
+ *   would store the encoding, not the bytes).
+ */
+export function requestBody(c: Context): ReadableStream<Uint8Array> | null {
+  refuseFormBody(c);
   const body = c.req.raw.body;
   if (body === null) return null;
   const reader = body.getReader();
@@ -127,56 +71,13 @@ export function requestBody(c: Context): ReadableStream<Uint8Array> | null {
 
 /**
  * Middleware: a request whose path or query has malformed percent-encoding
- * (`/v1/stat/a%`, `?path=%E0%A4`) gets a `bad_request` before any route
- * sees it (routers and query parsers would otherwise pass the raw text on).
+ * (`/v1/stat/a%`, `?path=%E0%A4`) gets a 400 before any route sees it
+ * (the edge's check; gfs does not run the edge's access guard yet).
  */
 export const rejectMalformedUrl: MiddlewareHandler = async (c, next) => {
-  const u = new URL(c.req.url);
-  try {
-    decodeURIComponent(u.pathname);
-    for (const part of u.search.slice(1).split("&")) {
-      decodeURIComponent(part.replaceAll("+", " "));
-    }
-  } catch {
-    throw new GfsError(
-      "bad_request",
-      `malformed percent-encoding in ${(u.pathname + u.search).slice(0, 200)}`,
-    );
-  }
+  checkUrlEncoding(c.req.url);
   await next();
 };
-
-/**
- * The request path after `prefix`, percent-decoded once (from the raw
- * URL, so `%2525` is `%25`, not `%`).
- * @throws GfsError `bad_request` on malformed percent-encoding (`a%`).
- */
-export function pathAfter(c: Context, prefix: string): string {
-  const raw = new URL(c.req.url).pathname.slice(prefix.length);
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new GfsError(
-      "bad_request",
-      `malformed percent-encoding in the path: ${raw.slice(0, 200)}`,
-    );
-  }
-}
-
-/**
- * Validates query parameters against a schema.
- * @throws GfsError `bad_request`.
- */
-export function readQuery<S extends z.ZodType>(
-  c: Context,
-  schema: S,
-): z.infer<S> {
-  const r = schema.safeParse(c.req.query());
-  if (!r.success) {
-    throw new GfsError("bad_request", z.prettifyError(r.error));
-  }
-  return r.data;
-}
 
 /** Options of {@link fetchJson}. */
 export interface FetchJsonOptions {
