@@ -176,7 +176,7 @@ export async function readNdjson<T extends z.ZodType>(
 ): Promise<Array<z.output<T>>> {
   const types = options.contentTypes ?? NDJSON_CONTENT_TYPES;
   const raw = c.req.header("content-type");
-  const media = raw?.split(";")[0]!.trim().toLowerCase() ?? "";
+  const media = (raw ?? "").split(";")[0]!.trim().toLowerCase();
   const missing = media === "";
   if (missing ? !options.acceptMissingType : !types.includes(media)) {
     throw new EdgeError(
