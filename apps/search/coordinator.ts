@@ -7,46 +7,33 @@
  * (replicas of a shard separated by commas, shards by semicolons)
  */
 import { z } from "zod";
-import { HostSchema, parseFlags } from "./cli_flags.ts";
+import { hostFlag, parseFlagsOrExit } from "@strata/edge";
 import { createCoordinatorApp } from "./coordinator_app.ts";
 
 const FlagsSchema = z.object({
   shards: z.string().min(1),
-  host: HostSchema.default("127.0.0.1"),
+  host: hostFlag.default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(0),
   ack: z.coerce.number().int().min(1).max(16).optional(),
   "timeout-ms": z.coerce.number().int().min(10).max(600_000).default(5000),
   "max-queued-docs": z.coerce.number().int().min(1).max(10_000_000).optional(),
 });
 
+const USAGE =
+  `deno run -A apps/search/coordinator.ts --shards URLS [flags]: the public search API in front of the shard replicas
+
+  --shards URLS          replica URLs: commas between a shard's replicas, semicolons
+                         between shards (required)
+  --host ADDR            listen address (default 127.0.0.1)
+  --port N               listen port (default 0: any free port)
+  --ack N                replicas that must confirm a write (default all)
+  --timeout-ms N         per-attempt shard timeout (default 5000)
+  --max-queued-docs N    missed documents queued per replica before anti-entropy
+                         repairs it instead (default 1000000)
+  -h, --help             this text`;
+
 if (import.meta.main) {
-  const flags = parseFlags(
-    "coordinator",
-    "deno run -A apps/search/coordinator.ts --shards URLS [flags]: the public search API in front of the shard replicas",
-    {
-      shards: {
-        type: "string",
-        help:
-          "replica URLs: commas between a shard's replicas, semicolons between shards (required)",
-      },
-      host: { type: "string", help: "listen address (default 127.0.0.1)" },
-      port: { type: "string", help: "listen port (default 0: any free port)" },
-      ack: {
-        type: "string",
-        help: "replicas that must confirm a write (default all)",
-      },
-      "timeout-ms": {
-        type: "string",
-        help: "per-attempt shard timeout (default 5000)",
-      },
-      "max-queued-docs": {
-        type: "string",
-        help:
-          "missed documents queued per replica before anti-entropy repairs it instead (default 1000000)",
-      },
-    },
-    FlagsSchema,
-  );
+  const flags = parseFlagsOrExit(Deno.args, FlagsSchema, USAGE);
   const shards = flags.shards.split(";").map((s) =>
     s.split(",").filter((u) => u.length > 0)
   );

@@ -13,12 +13,16 @@ import {
 } from "./global_stats.ts";
 import { compareHits } from "./hit_order.ts";
 import {
-  checkContentType,
-  detailedError,
+  EdgeError,
   installErrorHandlers,
-  readText,
-  validate,
-} from "./http_errors.ts";
+  NDJSON_CONTENT_TYPES,
+  parseWith,
+  queryParams,
+  readNdjson,
+  readQuery,
+  strictUrlEncoding,
+} from "@strata/edge";
+import { searchErrorToEdge } from "./http_error_map.ts";
 import { HintedHandoff } from "./hinted_handoff.ts";
 import { kwayMerge } from "./kway_merge.ts";
 import { parseQuery } from "./query_parser.ts";
@@ -44,6 +48,16 @@ export const MAX_RESULT_WINDOW = 1000;
 export const MAX_BULK_BYTES = 32 << 20;
 /** Most documents in one bulk request. */
 export const MAX_BULK_DOCS = 50_000;
+
+/** The query string of `GET /v1/search` (checked further by the route, with its own messages). */
+const SearchQuerySchema = z.object({
+  q: z.string().optional(),
+  size: z.string().optional(),
+  from: z.string().optional(),
+  op: z.string().optional(),
+  snippets: z.string().optional(),
+  user: z.string().optional(),
+});
 
 /** Coordinator configuration. */
 export const CoordinatorConfigSchema = z.object({
@@ -124,9 +138,7 @@ function pageParam(
  * text, and the form type curl's `--data-binary` sends by default.
  */
 export const BULK_CONTENT_TYPES: readonly string[] = [
-  "application/x-ndjson",
-  "application/ndjson",
-  "application/json",
+  ...NDJSON_CONTENT_TYPES,
   "text/plain",
   "application/x-www-form-urlencoded",
 ];
@@ -376,7 +388,11 @@ export function createCoordinatorApp(
   }
 
   const app = new Hono();
-  installErrorHandlers(app);
+  installErrorHandlers(app, {
+    name: "search-coordinator",
+    map: searchErrorToEdge,
+  });
+  app.use("*", strictUrlEncoding());
   app.use("*", async (c, next) => {
     await next();
     const key = `${c.req.method} ${c.req.routePath} ${c.res.status}`;
@@ -384,48 +400,17 @@ export function createCoordinatorApp(
   });
 
   app.post("/v1/docs", async (c) => {
-    checkContentType(c, BULK_CONTENT_TYPES);
-    const text = await readText(c, MAX_BULK_BYTES);
-    const lines = text.split("\n");
-    const docs: StoredDocument[] = [];
-    const problems: Array<{ line: number; message: string }> = [];
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!.trim();
-      if (line === "") continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        problems.push({ line: i + 1, message: "not valid JSON" });
-        continue;
-      }
-      const r = DocumentSchema.safeParse(value);
-      if (!r.success) {
-        const issue = r.error.issues[0]!;
-        problems.push({
-          line: i + 1,
-          message: `${
-            issue.path.length ? issue.path.join(".") + ": " : ""
-          }${issue.message}`,
-        });
-        continue;
-      }
-      const created = r.data.created ??
-        (lastCreated = Math.max(Date.now(), lastCreated + 0.001));
-      docs.push({ ...r.data, created });
-      if (problems.length >= 100) break;
-    }
-    if (problems.length > 0) {
-      throw detailedError(
-        "bad_document",
-        `${problems.length}${
-          problems.length >= 100 ? "+" : ""
-        } bad line(s); nothing was indexed. First: line ${problems[0]!.line}: ${
-          problems[0]!.message
-        }`,
-        problems,
-      );
-    }
+    const parsed = await readNdjson(c, DocumentSchema, {
+      maxBytes: MAX_BULK_BYTES,
+      contentTypes: BULK_CONTENT_TYPES,
+      acceptMissingType: true,
+      invalidCode: "bad_document",
+    });
+    const docs: StoredDocument[] = parsed.map((d) => ({
+      ...d,
+      created: d.created ??
+        (lastCreated = Math.max(Date.now(), lastCreated + 0.001)),
+    }));
     if (docs.length === 0) {
       throw new SearchError(
         "bad_request",
@@ -455,12 +440,12 @@ export function createCoordinatorApp(
         (n, l, s) => n + (failed.includes(s) ? 0 : l.length),
         0,
       );
-      throw detailedError(
+      throw new EdgeError(
         "unavailable",
         `shard(s) ${
           failed.join(", ")
         } did not confirm the write on enough replicas; ${indexed} of ${docs.length} documents were acknowledged`,
-        { failed_shards: failed, indexed },
+        { details: { failed_shards: failed, indexed } },
       );
     }
     metrics.docsIndexed += docs.length;
@@ -471,7 +456,7 @@ export function createCoordinatorApp(
   });
 
   app.delete("/v1/docs/:id", async (c) => {
-    const id = validate(
+    const id = parseWith(
       DocumentSchema.shape.id,
       c.req.param("id"),
       "document id",
@@ -481,12 +466,10 @@ export function createCoordinatorApp(
     const r = await writeShard(s, { add: [], delete: [id] });
     writeGeneration++;
     if (!r.ok) {
-      throw detailedError(
+      throw new EdgeError(
         "unavailable",
         `shard ${s} did not confirm the delete on enough replicas`,
-        {
-          failed_shards: [s],
-        },
+        { details: { failed_shards: [s] } },
       );
     }
     if (r.deleted === 0) {
@@ -497,26 +480,27 @@ export function createCoordinatorApp(
 
   app.get("/v1/search", async (c) => {
     const t0 = performance.now();
-    const q = c.req.query("q");
+    const qs = readQuery(c, SearchQuerySchema);
+    const q = qs.q;
     if (q === undefined) {
       throw new SearchError("bad_query", "the query is empty; pass q=<words>");
     }
-    const size = pageParam(c.req.query("size"), "size", 10, 1, MAX_PAGE_SIZE);
+    const size = pageParam(qs.size, "size", 10, 1, MAX_PAGE_SIZE);
     const from = pageParam(
-      c.req.query("from"),
+      qs.from,
       "from",
       0,
       0,
       MAX_RESULT_WINDOW - size,
     );
-    const op = c.req.query("op") ?? "or";
+    const op = qs.op ?? "or";
     if (op !== "or" && op !== "and") {
       throw new SearchError(
         "bad_request",
         `op must be "or" or "and", got "${op.slice(0, 20)}"`,
       );
     }
-    const snippetsRaw = c.req.query("snippets") ?? "true";
+    const snippetsRaw = qs.snippets ?? "true";
     if (!["true", "false", "1", "0"].includes(snippetsRaw)) {
       throw new SearchError(
         "bad_request",
@@ -525,9 +509,9 @@ export function createCoordinatorApp(
     }
     const snippets = snippetsRaw === "true" || snippetsRaw === "1";
     const query = parseQuery(q, analyzer, { defaultOperator: op });
-    const userRaw = c.req.query("user");
+    const userRaw = qs.user;
     if (userRaw !== undefined && userRaw !== "") {
-      const user = validate(UserParams.shape.id, userRaw, "user");
+      const user = parseWith(UserParams.shape.id, userRaw, "user");
       if (query.user !== null && query.user !== user) {
         throw new SearchError(
           "bad_query",
@@ -630,9 +614,9 @@ export function createCoordinatorApp(
   });
 
   app.get("/v1/users/:id/docs", async (c) => {
-    const p = validate(
+    const p = parseWith(
       UserParams,
-      { id: c.req.param("id"), ...c.req.query() },
+      { id: c.req.param("id"), ...queryParams(c) },
       "user listing",
     );
     const results = await Promise.all(

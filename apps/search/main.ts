@@ -9,7 +9,7 @@
  * default a temp dir removed on exit) --exit (index, query, stop).
  */
 import { z } from "zod";
-import { parseFlags } from "./cli_flags.ts";
+import { parseFlagsOrExit } from "@strata/edge";
 import { type Cluster, startCluster } from "./cluster.ts";
 import { readSpamAssassin } from "./corpus.ts";
 
@@ -21,6 +21,16 @@ const FlagsSchema = z.object({
   exit: z.boolean().default(false),
 });
 
+const USAGE =
+  `deno task search [flags]: starts a coordinator and shards × replicas (each its own process), indexes the SpamAssassin corpus, serves
+
+  --shards N             number of shards (default 3)
+  --replicas N           replicas per shard (default 2)
+  --limit N              index at most this many documents
+  --data DIR             data directory, kept (default: a temp dir removed on exit)
+  --exit                 index, run the example queries, stop
+  -h, --help             this text`;
+
 const EXAMPLES = [
   "perl module",
   '"spam filter"',
@@ -30,21 +40,7 @@ const EXAMPLES = [
 ];
 
 async function main(): Promise<void> {
-  const flags = parseFlags(
-    "search",
-    "deno task search [flags]: starts a coordinator and shards × replicas (each its own process), indexes the SpamAssassin corpus, serves",
-    {
-      shards: { type: "string", help: "number of shards (default 3)" },
-      replicas: { type: "string", help: "replicas per shard (default 2)" },
-      limit: { type: "string", help: "index at most this many documents" },
-      data: {
-        type: "string",
-        help: "data directory, kept (default: a temp dir removed on exit)",
-      },
-      exit: { type: "boolean", help: "index, run the example queries, stop" },
-    },
-    FlagsSchema,
-  );
+  const flags = parseFlagsOrExit(Deno.args, FlagsSchema, USAGE);
   const dataDir = flags.data ??
     await Deno.makeTempDir({ prefix: "strata-search-" });
   console.log(

@@ -195,7 +195,6 @@ export {
   ZipfVocabulary,
 } from "./synthetic_corpus.ts";
 export {
-  httpStatusOf,
   isSearchError,
   SearchError,
   type SearchErrorCode,

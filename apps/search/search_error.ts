@@ -12,7 +12,7 @@ export type SearchErrorCode =
 
 /**
  * The one error class of `apps/search`. Callers (and the HTTP layer, which
- * maps `code` to a status) switch on `code`, never on the message text.
+ * maps `code` to a status: http_error_map.ts) switch on `code`, never on the message text.
  */
 export class SearchError extends Error {
   /** Why the operation failed. */
@@ -32,26 +32,4 @@ export function isSearchError(
   code?: SearchErrorCode,
 ): e is SearchError {
   return e instanceof SearchError && (code === undefined || e.code === code);
-}
-
-/** The HTTP status that fits an error code (4xx for the caller's mistakes). */
-export function httpStatusOf(
-  code: SearchErrorCode,
-): 400 | 404 | 413 | 415 | 500 | 503 {
-  switch (code) {
-    case "bad_query":
-    case "bad_request":
-    case "bad_document":
-      return 400;
-    case "not_found":
-      return 404;
-    case "too_large":
-      return 413;
-    case "unsupported_media_type":
-      return 415;
-    case "unavailable":
-      return 503;
-    default:
-      return 500;
-  }
 }

@@ -6,7 +6,15 @@ import { statKey } from "./bm25.ts";
 import type { ScoringContext } from "./global_stats.ts";
 import type { Segment } from "./segment.ts";
 import { NO_MORE_DOCS } from "./postings.ts";
-import { installErrorHandlers, readJson, validate } from "./http_errors.ts";
+import {
+  installErrorHandlers,
+  parseWith,
+  queryParams,
+  readJson,
+  readQuery,
+  strictUrlEncoding,
+} from "@strata/edge";
+import { searchErrorToEdge } from "./http_error_map.ts";
 import type { ParsedQuery } from "./query_parser.ts";
 import {
   type ShardSearchResult,
@@ -164,7 +172,8 @@ function sortDistinct(out: number[]): void {
  */
 export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
   const app = new Hono();
-  installErrorHandlers(app);
+  installErrorHandlers(app, { name: "search-shard", map: searchErrorToEdge });
+  app.use("*", strictUrlEncoding());
   let inflight = 0;
   let refreshTimer: ReturnType<typeof setTimeout> | undefined;
   app.use("*", async (_c, next) => {
@@ -177,11 +186,9 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
   });
   app.get("/health", (c) => c.json({ ok: true, ...id, inflight }));
   app.post("/internal/write", async (c) => {
-    const w = validate(
-      ShardWriteSchema,
-      await readJson(c, MAX_SHARD_BODY_BYTES),
-      "write",
-    );
+    const w = await readJson(c, ShardWriteSchema, {
+      maxBytes: MAX_SHARD_BODY_BYTES,
+    });
     const r = await store.write({ add: w.add, delete: w.delete });
     // Near-real-time: index the new documents into a segment soon, off the
     // query path (a query arriving first refreshes by itself).
@@ -192,19 +199,15 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     return c.json(r);
   });
   app.post("/internal/stats", async (c) => {
-    const req = validate(
-      StatsRequestSchema,
-      await readJson(c, MAX_SHARD_BODY_BYTES),
-      "stats request",
-    );
+    const req = await readJson(c, StatsRequestSchema, {
+      maxBytes: MAX_SHARD_BODY_BYTES,
+    });
     return c.json(store.index.stats(req));
   });
   app.post("/internal/search", async (c) => {
-    const req = validate(
-      ShardSearchSchema,
-      await readJson(c, MAX_SHARD_BODY_BYTES),
-      "search request",
-    );
+    const req = await readJson(c, ShardSearchSchema, {
+      maxBytes: MAX_SHARD_BODY_BYTES,
+    });
     const t0 = performance.now();
     const r = store.index.search(req.query, req.k, req.context);
     const tScored = performance.now();
@@ -228,9 +231,9 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     return c.json(out);
   });
   app.get("/internal/users/:id", (c) => {
-    const p = validate(
+    const p = parseWith(
       UserParams,
-      { id: c.req.param("id"), ...c.req.query() },
+      { id: c.req.param("id"), ...queryParams(c) },
       "user listing",
     );
     const r = store.index.userDocs(p.id, 0, p.from + p.size);
@@ -247,13 +250,12 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
   });
   // Every live document, by id, page by page (replica comparison).
   app.get("/internal/docs", (c) => {
-    const p = validate(
+    const p = readQuery(
+      c,
       z.object({
         after: z.string().max(256).default(""),
         size: z.coerce.number().int().min(1).max(10_000).default(1000),
       }),
-      c.req.query(),
-      "document listing",
     );
     return c.json({ docs: store.index.documentsAfter(p.after, p.size) });
   });

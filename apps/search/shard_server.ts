@@ -7,7 +7,7 @@
  * Usage: deno run -A apps/search/shard_server.ts --dir DIR --shard 0 --replica 0 [--host 127.0.0.1] [--port 0] [--flush-docs 5000] (--help lists the flags)
  */
 import { z } from "zod";
-import { HostSchema, parseFlags } from "./cli_flags.ts";
+import { hostFlag, parseFlagsOrExit } from "@strata/edge";
 import { createShardApp } from "./shard_app.ts";
 import { ShardStore } from "./shard_store.ts";
 
@@ -15,33 +15,26 @@ const FlagsSchema = z.object({
   dir: z.string().min(1),
   shard: z.coerce.number().int().min(0).max(1023),
   replica: z.coerce.number().int().min(0).max(15),
-  host: HostSchema.default("127.0.0.1"),
+  host: hostFlag.default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(0),
   "flush-docs": z.coerce.number().int().min(1).max(10_000_000).default(5000),
   sync: z.enum(["always", "never"]).default("always"),
 });
 
+const USAGE =
+  `deno run -A apps/search/shard_server.ts --dir DIR --shard N --replica N [flags]: one shard replica
+
+  --dir DIR              data directory (required)
+  --shard N              shard number (required)
+  --replica N            replica number (required)
+  --host ADDR            listen address (default 127.0.0.1)
+  --port N               listen port (default 0: any free port)
+  --flush-docs N         flush a segment after this many documents (default 5000)
+  --sync always|never    fsync before acknowledging (default always)
+  -h, --help             this text`;
+
 if (import.meta.main) {
-  const flags = parseFlags(
-    "shard_server",
-    "deno run -A apps/search/shard_server.ts --dir DIR --shard N --replica N [flags]: one shard replica",
-    {
-      dir: { type: "string", help: "data directory (required)" },
-      shard: { type: "string", help: "shard number (required)" },
-      replica: { type: "string", help: "replica number (required)" },
-      host: { type: "string", help: "listen address (default 127.0.0.1)" },
-      port: { type: "string", help: "listen port (default 0: any free port)" },
-      "flush-docs": {
-        type: "string",
-        help: "flush a segment after this many documents (default 5000)",
-      },
-      sync: {
-        type: "string",
-        help: "always | never: fsync before acknowledging (default always)",
-      },
-    },
-    FlagsSchema,
-  );
+  const flags = parseFlagsOrExit(Deno.args, FlagsSchema, USAGE);
   const store = await ShardStore.open(flags.dir, {
     flushDocs: flags["flush-docs"],
     sync: flags.sync,

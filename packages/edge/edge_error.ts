@@ -6,6 +6,9 @@
 /** Machine-readable reasons a request fails, and their HTTP statuses. */
 export const ERROR_STATUS = {
   bad_request: 400,
+  // App-specific 400s callers switch on (search: a query or a document it refuses).
+  bad_query: 400,
+  bad_document: 400,
   unauthorized: 401,
   forbidden: 403,
   cross_origin: 403,

@@ -123,6 +123,12 @@ export const hostPortFlag = z.string().regex(
   "expected host:port",
 );
 
+/** A listen address (`--host`): an IPv4/IPv6 literal or a host name. */
+export const hostFlag = z.string().min(1).max(253).regex(
+  /^[A-Za-z0-9.:\-\[\]%]+$/,
+  "expected an IP address or host name",
+);
+
 /**
  * The edge's flags, shared by every HTTP entry point; spread into an
  * app's flag schema: `z.object({ ...EDGE_FLAGS, id: ... })`.

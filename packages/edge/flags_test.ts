@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { EDGE_FLAGS, parseFlags, tlsFiles } from "./flags.ts";
+import { EDGE_FLAGS, hostFlag, parseFlags, tlsFiles } from "./flags.ts";
 
 const schema = z.object({
   ...EDGE_FLAGS,
@@ -52,4 +52,15 @@ Deno.test("TLS files go in pairs", () => {
     keyFile: "k",
   });
   assert.throws(() => tlsFiles({ "tls-cert": "c" }), /go together/);
+});
+
+Deno.test("--host takes an address or a name, refuses anything else", () => {
+  const s = z.object({ host: hostFlag.default("127.0.0.1") });
+  for (const h of ["127.0.0.2", "::1", "[::1]", "search.example"]) {
+    const r = parseFlags(["--host", h], s, "u");
+    assert.equal(r.kind === "ok" && r.flags.host, h);
+  }
+  const bad = parseFlags(["--host", "not a host"], s, "u");
+  assert.equal(bad.kind, "error");
+  assert.match(bad.kind === "error" ? bad.message : "", /^--host: /);
 });

@@ -45,6 +45,7 @@ export {
   checkUrlEncoding,
   DEFAULT_MAX_BODY_BYTES,
   isJsonContentType,
+  NDJSON_CONTENT_TYPES,
   parseWith,
   percentDecode,
   percentDecodeBytes,
@@ -53,8 +54,11 @@ export {
   readBytes,
   readJson,
   type ReadJsonOptions,
+  readNdjson,
+  type ReadNdjsonOptions,
   readParams,
   readQuery,
+  strictUrlEncoding,
 } from "./request_input.ts";
 export {
   deadlineError,
@@ -101,6 +105,7 @@ export {
   EDGE_FLAGS,
   EDGE_FLAGS_USAGE,
   type FlagsResult,
+  hostFlag,
   hostPortFlag,
   parseFlags,
   parseFlagsAndPositionalsOrExit,

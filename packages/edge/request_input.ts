@@ -4,9 +4,9 @@
  * 4xx status: wrong content type 415, too large 413, cut short or not JSON
  * or not matching the schema 400, malformed percent-encoding 400.
  */
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { z } from "zod";
-import { EdgeError } from "./edge_error.ts";
+import { EdgeError, type EdgeErrorCode } from "./edge_error.ts";
 
 /** Default largest body, bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
@@ -137,6 +137,116 @@ export async function readJson<T extends z.ZodType>(
   return parseWith(schema, raw, "body");
 }
 
+/** Options of {@link readNdjson}. */
+export interface ReadNdjsonOptions {
+  /** Largest body, bytes (default 1 MiB). */
+  maxBytes?: number;
+  /**
+   * Accepted media types (parameters ignored). Default: the NDJSON types
+   * and application/json. A bulk endpoint meant for `curl --data-binary`
+   * may add text/plain and application/x-www-form-urlencoded.
+   */
+  contentTypes?: readonly string[];
+  /** Accept a body without a content type (default false). */
+  acceptMissingType?: boolean;
+  /** Code of the error for bad lines (default `bad_request`). */
+  invalidCode?: EdgeErrorCode;
+  /** Stop collecting bad lines after this many (default 100). */
+  maxProblems?: number;
+}
+
+/** The media types {@link readNdjson} accepts by default. */
+export const NDJSON_CONTENT_TYPES: readonly string[] = [
+  "application/x-ndjson",
+  "application/ndjson",
+  "application/json",
+];
+
+/**
+ * Reads a newline-delimited JSON body (one value per line, blank lines
+ * skipped) and validates every line with `schema`. All or nothing: any bad
+ * line refuses the whole body, naming each bad line (1-based) in
+ * `details: [{ line, message }]`.
+ * @throws EdgeError `unsupported_media_type` (415), `too_large` (413),
+ *   `bad_request` (cut short) or `options.invalidCode` (bad lines).
+ */
+export async function readNdjson<T extends z.ZodType>(
+  c: Context,
+  schema: T,
+  options: ReadNdjsonOptions = {},
+): Promise<Array<z.output<T>>> {
+  const types = options.contentTypes ?? NDJSON_CONTENT_TYPES;
+  const raw = c.req.header("content-type");
+  const media = (raw ?? "").split(";")[0]!.trim().toLowerCase();
+  const missing = media === "";
+  if (missing ? !options.acceptMissingType : !types.includes(media)) {
+    throw new EdgeError(
+      "unsupported_media_type",
+      `send the body as NDJSON with content-type: ${types[0]} (got ${
+        missing ? "none" : JSON.stringify(media.slice(0, 100))
+      })`,
+    );
+  }
+  const bytes = await readBytes(c, options.maxBytes);
+  const maxProblems = options.maxProblems ?? 100;
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  const out: Array<z.output<T>> = [];
+  const problems: Array<{ line: number; message: string }> = [];
+  let start = 0;
+  for (let line = 1; start <= bytes.length; line++) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    const problem = parseLine(bytes.subarray(start, end), schema, utf8, out);
+    if (problem !== undefined) {
+      problems.push({ line, message: problem });
+      if (problems.length >= maxProblems) break;
+    }
+    start = end + 1;
+  }
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    throw new EdgeError(
+      options.invalidCode ?? "bad_request",
+      `${problems.length}${
+        problems.length >= maxProblems ? "+" : ""
+      } bad line(s); nothing was accepted. First: line ${first.line}: ${first.message}`,
+      { details: problems },
+    );
+  }
+  return out;
+}
+
+/** Parses one NDJSON line into `out`; the problem's text when it is bad. */
+function parseLine<T extends z.ZodType>(
+  bytes: Uint8Array,
+  schema: T,
+  utf8: TextDecoder,
+  out: Array<z.output<T>>,
+): string | undefined {
+  let text: string;
+  try {
+    text = utf8.decode(bytes).trim();
+  } catch {
+    return "not valid UTF-8";
+  }
+  if (text === "") return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "not valid JSON";
+  }
+  const r = schema.safeParse(value);
+  if (r.success) {
+    out.push(r.data);
+    return undefined;
+  }
+  const issue = r.error.issues[0];
+  return `${issue?.path.length ? issue.path.join(".") + ": " : ""}${
+    issue?.message ?? "invalid"
+  }`;
+}
+
 /**
  * Strictly percent-decodes a URL component to bytes: a `%` not followed by
  * two hex digits is an error, not a literal.
@@ -264,4 +374,15 @@ export function checkUrlEncoding(url: string): void {
       percentDecode(part, "query");
     }
   }
+}
+
+/**
+ * Middleware running {@link checkUrlEncoding} on every request, for apps
+ * (or internal listeners) that do not install the full `edgeGuard`.
+ */
+export function strictUrlEncoding(): MiddlewareHandler {
+  return async (c, next) => {
+    checkUrlEncoding(c.req.url);
+    await next();
+  };
 }

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { z } from "zod";
 import { installErrorHandlers } from "./error_handler.ts";
-import { readJson, readQuery } from "./request_input.ts";
+import {
+  NDJSON_CONTENT_TYPES,
+  readJson,
+  readNdjson,
+  readQuery,
+  strictUrlEncoding,
+} from "./request_input.ts";
 
 function app(logged: string[] = []) {
   const a = new Hono();
@@ -165,4 +171,65 @@ Deno.test("a body cut short by the client is a 400 and the server keeps serving"
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("NDJSON bodies: one value per line, all or nothing, bad lines named", async () => {
+  const a = new Hono();
+  a.use("*", strictUrlEncoding());
+  a.post("/bulk", async (c) =>
+    c.json(
+      await readNdjson(c, z.object({ n: z.number() }), {
+        maxBytes: 64,
+        contentTypes: [...NDJSON_CONTENT_TYPES, "text/plain"],
+        invalidCode: "bad_document",
+      }),
+    ));
+  a.post(
+    "/strict",
+    async (c) => c.json(await readNdjson(c, z.object({ n: z.number() }))),
+  );
+  a.get("/x/:id", (c) => c.json({ id: c.req.param("id") }));
+  installErrorHandlers(a, { name: "test" });
+  const nd = { "content-type": "application/x-ndjson" };
+  const post = (path: string, body: BodyInit, headers?: HeadersInit) =>
+    a.request(path, { method: "POST", body, headers });
+  const ok = await post("/bulk", '{"n":1}\n\n {"n":2} \n', nd);
+  assert.equal(ok.status, 200);
+  assert.deepEqual(await ok.json(), [{ n: 1 }, { n: 2 }]);
+  // fetch sends a string as text/plain, accepted where listed.
+  assert.deepEqual(await (await post("/bulk", '{"n":3}')).json(), [{ n: 3 }]);
+  const bad = await post("/bulk", '{"n":1}\n{nope\n{"n":"x"}\n', nd);
+  assert.equal(bad.status, 400);
+  const err = (await bad.json()).error;
+  assert.equal(err.code, "bad_document");
+  assert.match(err.message, /^2 bad line\(s\).*line 2: not valid JSON/);
+  assert.deepEqual(err.details.map((d: { line: number }) => d.line), [2, 3]);
+  assert.match(err.details[1].message, /^n: /);
+  const notUtf8 = await post("/bulk", new Uint8Array([0xc3, 0x0a]), nd);
+  assert.equal(
+    (await notUtf8.json()).error.details[0].message,
+    "not valid UTF-8",
+  );
+  assert.deepEqual(await status(post("/bulk", "x".repeat(65), nd)), [
+    413,
+    "too_large",
+  ]);
+  assert.deepEqual(await status(post("/strict", '{"n":1}')), [
+    415,
+    "unsupported_media_type",
+  ]);
+  assert.deepEqual(
+    await status(
+      a.request("/strict", { method: "POST", body: new Uint8Array([123]) }),
+    ),
+    [415, "unsupported_media_type"],
+  );
+  assert.deepEqual(await status(a.request("/x/%E0%A4%A")), [
+    400,
+    "bad_request",
+  ]);
+  assert.deepEqual(await status(a.request("/x/a?b=%ZZ")), [400, "bad_request"]);
+  assert.deepEqual(await (await a.request("/x/caf%C3%A9")).json(), {
+    id: "café",
+  });
 });
