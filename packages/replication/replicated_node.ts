@@ -705,15 +705,7 @@ export class ReplicatedNode<R> {
         : type === "addLearner"
         ? c.learners.includes(nodeId) || c.voters.includes(nodeId)
         : c.voters.includes(nodeId);
-    while (!want(this.#node.confState())) {
-      if (signal.aborted) {
-        throw new ReplicationError(
-          "timeout",
-          "the membership change did not apply before the deadline",
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await this.#waitConf(want, signal);
   }
 
   /**
@@ -795,12 +787,23 @@ export class ReplicatedNode<R> {
       throw e;
     }
     this.#drive();
-    for (;;) {
-      const now = this.#node.confState();
-      if (
+    await this.#waitConf(
+      (now) =>
         !now.votersOutgoing && same(voters, now.voters) &&
-        same(learners, now.learners)
-      ) return;
+        same(learners, now.learners),
+      signal,
+    );
+  }
+
+  /**
+   * Polls until the applied configuration satisfies `done`.
+   * @throws ReplicationError `timeout` when `signal` aborts first.
+   */
+  async #waitConf(
+    done: (c: ConfState) => boolean,
+    signal: AbortSignal,
+  ): Promise<void> {
+    while (!done(this.#node.confState())) {
       if (signal.aborted) {
         throw new ReplicationError(
           "timeout",
