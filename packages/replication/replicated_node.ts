@@ -228,8 +228,8 @@ export class ReplicatedNode<R> {
   readonly #node: RawNode;
   readonly #addresses: Map<number, PeerAddress>;
   #server: TcpServer<typeof raftMessageTypes> | undefined;
-  /** When a TLS refusal from each remote host was last logged (ms, monotonic). */
-  readonly #tlsRefusalLogged = new Map<string, number>();
+  /** When each kind of refusal (TLS, secret) of each remote host was last logged (ms, monotonic). */
+  readonly #refusalLogged = new Map<string, number>();
   /** Peers whose refusal of our secret was logged (until they accept us). */
   readonly #authRefusedBy = new Set<number>();
   readonly #peers = new Map<
@@ -1224,16 +1224,19 @@ export class ReplicatedNode<R> {
 
   async #listen(): Promise<void> {
     // A refused peer redials every second: one line per host per 30 s.
-    const logTls = (peer: string, why: TransportError) => {
+    const logRefusal = (peer: string, why: TransportError) => {
       if (this.#stopped) return;
-      const host = peer.slice(0, peer.lastIndexOf(":"));
+      const key = `${why.code} ${peer.slice(0, peer.lastIndexOf(":"))}`;
       const now = performance.now();
-      if (now - (this.#tlsRefusalLogged.get(host) ?? -Infinity) < 30_000) {
+      if (now - (this.#refusalLogged.get(key) ?? -Infinity) < 30_000) {
         return;
       }
-      this.#tlsRefusalLogged.set(host, now);
+      this.#refusalLogged.set(key, now);
+      const hint = why.code === "auth_failed"
+        ? "check that every node has the same peer secret"
+        : "every node needs TLS with a certificate its peers trust";
       console.error(
-        `${this.#cfg.name}: refused a raft peer connection from ${peer}: ${why.message} (every node needs TLS with a certificate its peers trust)`,
+        `${this.#cfg.name}: refused a raft peer connection from ${peer}: ${why.message} (${hint})`,
       );
     };
     this.#server = listenTcp({
@@ -1244,16 +1247,14 @@ export class ReplicatedNode<R> {
       tls: this.#cfg.tls
         ? { cert: this.#cfg.tls.cert, key: this.#cfg.tls.key }
         : undefined,
-      onRefused: (peer, why) => logTls(peer, why),
+      onRefused: (peer, why) => logRefusal(peer, why),
       // A peer with the wrong secret is cut off in the handshake, before
-      // any message; say so once per connection, naming the address only.
+      // any message; say so (naming the address only), rate-limited like
+      // TLS refusals since the peer keeps redialing.
       onConnection: (conn) => {
         conn.closed.then((why) => {
-          if (why.code === "tls_failed") return logTls(conn.peer, why);
-          if (why.code === "auth_failed" && !this.#stopped) {
-            console.error(
-              `${this.#cfg.name}: refused a raft peer connection from ${conn.peer}: ${why.message} (check that every node has the same peer secret)`,
-            );
+          if (why.code === "tls_failed" || why.code === "auth_failed") {
+            logRefusal(conn.peer, why);
           }
         });
       },
