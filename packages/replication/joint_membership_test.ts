@@ -66,6 +66,15 @@ Deno.test("two of three replicas are replaced in one joint change; the new ones 
     assert.equal(nodes.get(4)!.address(5), undefined);
 
     const l = leader()!;
+    // A change that would leave no voter is refused at once, not timed out.
+    await assert.rejects(
+      l.changeMembers(
+        [1, 2, 3].map((nodeId) => ({ type: "removeNode" as const, nodeId })),
+        {},
+        AbortSignal.timeout(10_000),
+      ),
+      { code: "bad_request", message: /no voter/ },
+    );
     const removed = [1, 2, 3].filter((id) => id !== l.id).slice(0, 2);
     await l.changeMembers(
       [

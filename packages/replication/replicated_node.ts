@@ -748,9 +748,6 @@ export class ReplicatedNode<R> {
         "another membership change is still being applied; retry shortly",
       );
     }
-    for (const [id, a] of Object.entries(checked.data)) {
-      this.setAddress(Number(id), a);
-    }
     // The configuration once the joint one is left.
     const cs = this.#node.confState();
     const voters = new Set(cs.voters);
@@ -766,6 +763,16 @@ export class ReplicatedNode<R> {
         voters.delete(c.nodeId);
         learners.delete(c.nodeId);
       }
+    }
+    if (voters.size === 0) {
+      // Raft would turn it into an empty entry: say so instead of timing out.
+      throw new ReplicationError(
+        "bad_request",
+        "the change would leave no voter",
+      );
+    }
+    for (const [id, a] of Object.entries(checked.data)) {
+      this.setAddress(Number(id), a);
     }
     const same = (a: Set<number>, b: number[]) =>
       a.size === b.length && b.every((x) => a.has(x));
