@@ -1296,19 +1296,14 @@ export class ReplicatedNode<R> {
         backoff: { initialMs: 50, maxMs: 1000 },
         onDisconnect: (why) => {
           // Once per peer until it accepts us again, not on every retry.
-          if (why.code === "tls_failed") {
-            if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
-            this.#authRefusedBy.add(m.to);
-            console.error(
-              `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}): ${why.message} (every node needs TLS with a certificate its peers trust)`,
-            );
-            return;
-          }
-          if (why.code !== "auth_failed") return;
+          const tls = why.code === "tls_failed";
+          if (!tls && why.code !== "auth_failed") return;
           if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
           this.#authRefusedBy.add(m.to);
           console.error(
-            `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}) refused this node: ${why.message} (check that every node has the same peer secret)`,
+            tls
+              ? `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}): ${why.message} (every node needs TLS with a certificate its peers trust)`
+              : `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}) refused this node: ${why.message} (check that every node has the same peer secret)`,
           );
         },
         onConnect: () => this.#authRefusedBy.delete(m.to),
