@@ -718,7 +718,8 @@ export class ReplicatedNode<R> {
    * they are kept in the data directory. Waits until the final
    * configuration is applied here.
    * @throws ReplicationError `no_leader`, `conflict` (refused: another
-   *   change in flight), `bad_request` (empty or invalid), `timeout`.
+   *   change in flight), `bad_request` (empty, invalid, or leaving no
+   *   voter), `timeout`.
    */
   async changeMembers(
     changes: ConfChange[],
