@@ -256,3 +256,35 @@ Deno.test("malformed joint changes are refused with a typed error", () => {
     /invalid membership change/,
   );
 });
+
+Deno.test("a change that would leave no voter is refused (it becomes an empty entry)", () => {
+  const c = new TestCluster([1, 2, 3]);
+  c.elect(1);
+  c.node(1).proposeConfChangeV2({
+    changes: [1, 2, 3].map((nodeId) => ({
+      type: "removeNode" as const,
+      nodeId,
+    })),
+  });
+  c.settle();
+  c.tick(3);
+  assert.deepEqual(c.node(1).confState(), { voters: [1, 2, 3], learners: [] });
+  assert.equal(c.node(1).raft.role, "leader");
+  // Demoting every voter to learner leaves none either.
+  c.node(1).proposeConfChangeV2({
+    changes: [1, 2, 3].map((nodeId) => ({
+      type: "addLearner" as const,
+      nodeId,
+    })),
+  });
+  c.settle();
+  c.tick(3);
+  assert.deepEqual(c.node(1).confState(), { voters: [1, 2, 3], learners: [] });
+  // A change that keeps a voter still goes through.
+  c.node(1).proposeConfChangeV2({
+    changes: [2, 3].map((nodeId) => ({ type: "removeNode" as const, nodeId })),
+  });
+  c.settle();
+  c.tick(3);
+  assert.deepEqual(c.node(1).confState(), { voters: [1], learners: [] });
+});

@@ -464,6 +464,19 @@ export class Raft {
     return vals[set.size >> 1]!;
   }
 
+  /** How many voters `voters` would have once `changes` are applied. */
+  static #votersAfter(
+    voters: Set<NodeId>,
+    changes: readonly ConfChange[],
+  ): number {
+    const after = new Set(voters);
+    for (const cc of changes) {
+      if (cc.type === "addNode") after.add(cc.nodeId);
+      else after.delete(cc.nodeId);
+    }
+    return after.size;
+  }
+
   /** The value reached by a majority of the incoming voters and (when joint) of the outgoing ones. */
   #jointMajority(get: (id: NodeId) => number): number {
     return Math.min(
@@ -1026,10 +1039,8 @@ export class Raft {
         // A joint configuration must be left before the next change, and
         // only a joint configuration can be left.
         (this.joint() !== leave) ||
-        changes.some((cc) =>
-          cc.type === "removeNode" && cc.nodeId === this.id &&
-          this.voters.size === 1
-        );
+        // A configuration without voters can never elect or commit again.
+        (!leave && Raft.#votersAfter(this.voters, changes) === 0);
       if (refuse) {
         if (ents === m.entries) ents = [...ents];
         ents[i] = { term: 0, index: 0, type: "normal", data: EMPTY };

@@ -183,19 +183,7 @@ export class RawNode {
         `invalid membership change: ${parsed.error.issues[0]?.message}`,
       );
     }
-    const id = this.raft.id;
-    this.raft.step({
-      type: "prop",
-      from: id,
-      to: id,
-      term: 0,
-      entries: [{
-        term: 0,
-        index: 0,
-        type: "conf",
-        data: encodeConfChange(cc),
-      }],
-    });
+    this.#proposeConfEntry(encodeConfChange(cc));
   }
 
   /**
@@ -216,18 +204,18 @@ export class RawNode {
         `invalid membership change: ${parsed.error.issues[0]?.message}`,
       );
     }
+    this.#proposeConfEntry(encodeConfChangeV2(cc));
+  }
+
+  /** Proposes one encoded membership-change entry (V1 or V2). */
+  #proposeConfEntry(data: Uint8Array): void {
     const id = this.raft.id;
     this.raft.step({
       type: "prop",
       from: id,
       to: id,
       term: 0,
-      entries: [{
-        term: 0,
-        index: 0,
-        type: "conf",
-        data: encodeConfChangeV2(cc),
-      }],
+      entries: [{ term: 0, index: 0, type: "conf", data }],
     });
   }
 

@@ -3,6 +3,8 @@
 // each other's addresses from the log alone, and go on without the old ones.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { freePort } from "@strata/process";
+import { until } from "./_test_until.ts";
 import { type CommandStateMachine, ReplicatedNode } from "./mod.ts";
 import { readMemberAddresses } from "./member_addresses_file.ts";
 
@@ -22,21 +24,6 @@ class Counter implements CommandStateMachine<number> {
   restore(data: Uint8Array, index: number): void {
     this.total = Number(new TextDecoder().decode(data));
     this.appliedIndex = index;
-  }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function until(what: string, ok: () => boolean, ms = 15_000) {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -79,6 +66,15 @@ Deno.test("two of three replicas are replaced in one joint change; the new ones 
     assert.equal(nodes.get(4)!.address(5), undefined);
 
     const l = leader()!;
+    // A change that would leave no voter is refused at once, not timed out.
+    await assert.rejects(
+      l.changeMembers(
+        [1, 2, 3].map((nodeId) => ({ type: "removeNode" as const, nodeId })),
+        {},
+        AbortSignal.timeout(10_000),
+      ),
+      { code: "bad_request", message: /no voter/ },
+    );
     const removed = [1, 2, 3].filter((id) => id !== l.id).slice(0, 2);
     await l.changeMembers(
       [

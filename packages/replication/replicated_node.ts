@@ -228,8 +228,8 @@ export class ReplicatedNode<R> {
   readonly #node: RawNode;
   readonly #addresses: Map<number, PeerAddress>;
   #server: TcpServer<typeof raftMessageTypes> | undefined;
-  /** When a TLS refusal from each remote host was last logged (ms, monotonic). */
-  readonly #tlsRefusalLogged = new Map<string, number>();
+  /** When each kind of refusal (TLS, secret) of each remote host was last logged (ms, monotonic). */
+  readonly #refusalLogged = new Map<string, number>();
   /** Peers whose refusal of our secret was logged (until they accept us). */
   readonly #authRefusedBy = new Set<number>();
   readonly #peers = new Map<
@@ -705,15 +705,7 @@ export class ReplicatedNode<R> {
         : type === "addLearner"
         ? c.learners.includes(nodeId) || c.voters.includes(nodeId)
         : c.voters.includes(nodeId);
-    while (!want(this.#node.confState())) {
-      if (signal.aborted) {
-        throw new ReplicationError(
-          "timeout",
-          "the membership change did not apply before the deadline",
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await this.#waitConf(want, signal);
   }
 
   /**
@@ -726,7 +718,8 @@ export class ReplicatedNode<R> {
    * they are kept in the data directory. Waits until the final
    * configuration is applied here.
    * @throws ReplicationError `no_leader`, `conflict` (refused: another
-   *   change in flight), `bad_request` (empty or invalid), `timeout`.
+   *   change in flight), `bad_request` (empty, invalid, or leaving no
+   *   voter), `timeout`.
    */
   async changeMembers(
     changes: ConfChange[],
@@ -756,9 +749,6 @@ export class ReplicatedNode<R> {
         "another membership change is still being applied; retry shortly",
       );
     }
-    for (const [id, a] of Object.entries(checked.data)) {
-      this.setAddress(Number(id), a);
-    }
     // The configuration once the joint one is left.
     const cs = this.#node.confState();
     const voters = new Set(cs.voters);
@@ -774,6 +764,16 @@ export class ReplicatedNode<R> {
         voters.delete(c.nodeId);
         learners.delete(c.nodeId);
       }
+    }
+    if (voters.size === 0) {
+      // Raft would turn it into an empty entry: say so instead of timing out.
+      throw new ReplicationError(
+        "bad_request",
+        "the change would leave no voter",
+      );
+    }
+    for (const [id, a] of Object.entries(checked.data)) {
+      this.setAddress(Number(id), a);
     }
     const same = (a: Set<number>, b: number[]) =>
       a.size === b.length && b.every((x) => a.has(x));
@@ -795,12 +795,23 @@ export class ReplicatedNode<R> {
       throw e;
     }
     this.#drive();
-    for (;;) {
-      const now = this.#node.confState();
-      if (
+    await this.#waitConf(
+      (now) =>
         !now.votersOutgoing && same(voters, now.voters) &&
-        same(learners, now.learners)
-      ) return;
+        same(learners, now.learners),
+      signal,
+    );
+  }
+
+  /**
+   * Polls until the applied configuration satisfies `done`.
+   * @throws ReplicationError `timeout` when `signal` aborts first.
+   */
+  async #waitConf(
+    done: (c: ConfState) => boolean,
+    signal: AbortSignal,
+  ): Promise<void> {
+    while (!done(this.#node.confState())) {
       if (signal.aborted) {
         throw new ReplicationError(
           "timeout",
@@ -1221,16 +1232,19 @@ export class ReplicatedNode<R> {
 
   async #listen(): Promise<void> {
     // A refused peer redials every second: one line per host per 30 s.
-    const logTls = (peer: string, why: TransportError) => {
+    const logRefusal = (peer: string, why: TransportError) => {
       if (this.#stopped) return;
-      const host = peer.slice(0, peer.lastIndexOf(":"));
+      const key = `${why.code} ${peer.slice(0, peer.lastIndexOf(":"))}`;
       const now = performance.now();
-      if (now - (this.#tlsRefusalLogged.get(host) ?? -Infinity) < 30_000) {
+      if (now - (this.#refusalLogged.get(key) ?? -Infinity) < 30_000) {
         return;
       }
-      this.#tlsRefusalLogged.set(host, now);
+      this.#refusalLogged.set(key, now);
+      const hint = why.code === "auth_failed"
+        ? "check that every node has the same peer secret"
+        : "every node needs TLS with a certificate its peers trust";
       console.error(
-        `${this.#cfg.name}: refused a raft peer connection from ${peer}: ${why.message} (every node needs TLS with a certificate its peers trust)`,
+        `${this.#cfg.name}: refused a raft peer connection from ${peer}: ${why.message} (${hint})`,
       );
     };
     this.#server = listenTcp({
@@ -1241,16 +1255,14 @@ export class ReplicatedNode<R> {
       tls: this.#cfg.tls
         ? { cert: this.#cfg.tls.cert, key: this.#cfg.tls.key }
         : undefined,
-      onRefused: (peer, why) => logTls(peer, why),
+      onRefused: (peer, why) => logRefusal(peer, why),
       // A peer with the wrong secret is cut off in the handshake, before
-      // any message; say so once per connection, naming the address only.
+      // any message; say so (naming the address only), rate-limited like
+      // TLS refusals since the peer keeps redialing.
       onConnection: (conn) => {
         conn.closed.then((why) => {
-          if (why.code === "tls_failed") return logTls(conn.peer, why);
-          if (why.code === "auth_failed" && !this.#stopped) {
-            console.error(
-              `${this.#cfg.name}: refused a raft peer connection from ${conn.peer}: ${why.message} (check that every node has the same peer secret)`,
-            );
+          if (why.code === "tls_failed" || why.code === "auth_failed") {
+            logRefusal(conn.peer, why);
           }
         });
       },
@@ -1285,19 +1297,14 @@ export class ReplicatedNode<R> {
         backoff: { initialMs: 50, maxMs: 1000 },
         onDisconnect: (why) => {
           // Once per peer until it accepts us again, not on every retry.
-          if (why.code === "tls_failed") {
-            if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
-            this.#authRefusedBy.add(m.to);
-            console.error(
-              `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}): ${why.message} (every node needs TLS with a certificate its peers trust)`,
-            );
-            return;
-          }
-          if (why.code !== "auth_failed") return;
+          const tls = why.code === "tls_failed";
+          if (!tls && why.code !== "auth_failed") return;
           if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
           this.#authRefusedBy.add(m.to);
           console.error(
-            `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}) refused this node: ${why.message} (check that every node has the same peer secret)`,
+            tls
+              ? `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}): ${why.message} (every node needs TLS with a certificate its peers trust)`
+              : `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}) refused this node: ${why.message} (check that every node has the same peer secret)`,
           );
         },
         onConnect: () => this.#authRefusedBy.delete(m.to),
