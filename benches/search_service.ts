@@ -17,7 +17,7 @@ import { readSpamAssassin } from "../apps/search/corpus.ts";
 import type { StoredDocument } from "../apps/search/document.ts";
 import { shardOf } from "../apps/search/shard_routing.ts";
 import { QUICK, type Suite } from "./harness.ts";
-import { type LoadResult, runLoad } from "./http_load.ts";
+import { loadBenchResult, type LoadResult, runLoad } from "./http_load.ts";
 import { cpuMs } from "./proc_cpu.ts";
 import {
   buildSphinxIndexes,
@@ -113,15 +113,7 @@ function record(
     Math.round(r.cpuMsPerQuery * 1000) / 1000,
   );
   if (r.errors > 0) console.warn(`  ${group} · ${name}: ${r.errors} errors`);
-  suite.record({
-    group,
-    name,
-    opsPerSec: r.opsPerSec,
-    meanNs: r.meanNs,
-    p50Ns: r.p50Ns,
-    p99Ns: r.p99Ns,
-    samples: r.completed,
-  });
+  suite.record(loadBenchResult(group, name, r));
 }
 
 const groupOf = (clients: number, snippets: boolean) =>
