@@ -232,16 +232,6 @@ export function createCoordinatorApp(
     }
     return json;
   }
-  async function read(
-    base: string,
-    path: string,
-    body: unknown,
-    timeoutMs: number,
-  ): Promise<unknown> {
-    return answer(
-      await poolOf(base).post(path, JSON.stringify(body), timeoutMs),
-    );
-  }
   async function readEncoded(
     base: string,
     path: string,
@@ -290,6 +280,7 @@ export function createCoordinatorApp(
   async function gatherStats(
     req: StatsRequest,
   ): Promise<{ perShard: Array<ShardStats | null>; context: ScoringContext }> {
+    // The encoded request is the cache key and the body sent to every shard.
     const key = JSON.stringify(req);
     const hit = statsCache.get(key);
     if (
@@ -305,7 +296,8 @@ export function createCoordinatorApp(
       config.shards.map((_, s) =>
         readShard(
           s,
-          (base) => read(base, "/internal/stats", req, config.searchTimeoutMs),
+          (base) =>
+            readEncoded(base, "/internal/stats", key, config.searchTimeoutMs),
           ShardStatsSchema,
         )
       ),
