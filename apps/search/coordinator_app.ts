@@ -226,11 +226,11 @@ export function createCoordinatorApp(
     return p;
   }
   function answer(r: PoolResponse): unknown {
-    const json = JSON.parse(r.text);
+    // Status first: a proxy's or a crashing shard's error page is not JSON.
     if (r.status < 200 || r.status > 299) {
       throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
     }
-    return json;
+    return JSON.parse(r.text);
   }
   async function readEncoded(
     base: string,
