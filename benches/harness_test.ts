@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { percentile, Suite } from "./harness.ts";
+import { runQuickSuite } from "./quick_suite.ts";
 
 Deno.test("a suite records results and ratios and writes its JSON report", async () => {
   const dir = await Deno.makeTempDir();
@@ -50,32 +51,15 @@ Deno.test("percentile picks from sorted samples", () => {
 });
 
 Deno.test("the codec suite runs end to end in quick mode and writes its comparisons", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const script = new URL("./codec.bench.ts", import.meta.url).pathname;
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", script],
-      env: {
-        STRATA_BENCH_QUICK: "1",
-        STRATA_BENCH_RESULTS: dir,
-        NO_COLOR: "1",
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    const report = JSON.parse(await Deno.readTextFile(`${dir}/codec.json`));
-    assert.equal(report.quick, true);
-    const groups = new Set(
-      report.results.map((r: { group: string }) => r.group),
-    );
-    assert.ok(groups.has("Raft heartbeat decode"));
-    assert.ok(
-      report.comparisons.some((c: { quantity: string }) =>
-        c.quantity === "bytes"
-      ),
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const report = await runQuickSuite("codec.bench.ts", "codec.json");
+  assert.equal(report.quick, true);
+  const groups = new Set(
+    report.results.map((r: { group: string }) => r.group),
+  );
+  assert.ok(groups.has("Raft heartbeat decode"));
+  assert.ok(
+    report.comparisons.some((c: { quantity: string }) =>
+      c.quantity === "bytes"
+    ),
+  );
 });

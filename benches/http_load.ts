@@ -4,7 +4,7 @@
  * fixed time. The same generator drives strata and its peers, so their
  * figures compare.
  */
-import { percentile } from "./harness.ts";
+import { type BenchResult, percentile } from "./harness.ts";
 
 /** What one load run measured. */
 export interface LoadResult {
@@ -22,6 +22,23 @@ export interface LoadResult {
   errors: number;
   /** Every request sent, warm-up and overrun included (for per-request costs). */
   total: number;
+}
+
+/** A load run as the {@link BenchResult} a suite records (samples = completed requests). */
+export function loadBenchResult(
+  group: string,
+  name: string,
+  r: LoadResult,
+): BenchResult {
+  return {
+    group,
+    name,
+    opsPerSec: r.opsPerSec,
+    meanNs: r.meanNs,
+    p50Ns: r.p50Ns,
+    p99Ns: r.p99Ns,
+    samples: r.completed,
+  };
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   startEtcdCluster,
 } from "../scripts/etcd_cluster.ts";
 import { QUICK, Suite } from "./harness.ts";
-import { type LoadResult, runLoad } from "./http_load.ts";
+import { loadBenchResult, type LoadResult, runLoad } from "./http_load.ts";
 
 const suite = new Suite(
   "raft",
@@ -49,15 +49,7 @@ async function ensureEtcd(): Promise<boolean> {
 }
 
 function record(group: string, name: string, r: LoadResult) {
-  suite.record({
-    group,
-    name,
-    opsPerSec: r.opsPerSec,
-    meanNs: r.meanNs,
-    p50Ns: r.p50Ns,
-    p99Ns: r.p99Ns,
-    samples: r.completed,
-  });
+  suite.record(loadBenchResult(group, name, r));
   if (r.errors > 0) console.log(`    (${r.errors} failed requests)`);
 }
 

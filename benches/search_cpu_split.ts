@@ -9,10 +9,9 @@
  * Usage: deno run -A benches/search_cpu_split.ts
  */
 import { startCluster } from "../apps/search/cluster.ts";
-import { readSpamAssassin } from "../apps/search/corpus.ts";
 import { runLoad } from "./http_load.ts";
 import { cpuMs } from "./proc_cpu.ts";
-import { SERVICE_QUERIES } from "./search_service.ts";
+import { bulkIndex, loadDocs, serviceQuery } from "./search_service.ts";
 const data = await Deno.makeTempDir();
 const cluster = await startCluster({
   shards: 3,
@@ -21,17 +20,7 @@ const cluster = await startCluster({
   sync: "never",
 });
 try {
-  const lines: string[] = [];
-  for await (const d of readSpamAssassin(Infinity, () => {})) {
-    lines.push(JSON.stringify(d));
-  }
-  for (let i = 0; i < lines.length; i += 1000) {
-    const res = await fetch(`${cluster.url}/v1/docs`, {
-      method: "POST",
-      body: lines.slice(i, i + 1000).join("\n"),
-    });
-    await res.body?.cancel();
-  }
+  await bulkIndex(cluster.url, await loadDocs(Infinity), 1000, 1);
   await new Promise((r) => setTimeout(r, 3000));
   const pids = [
     cluster.coordinator.child.pid,
@@ -43,16 +32,7 @@ try {
   console.log("idle 3s cpu ms per pid", idle1.map((x, i) => x - idle0[i]!));
   for (const snippets of [false, true]) {
     const b = await Promise.all(pids.map((p) => cpuMs([p])));
-    const r = await runLoad(1, 5000, async (w, seq) => {
-      const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
-      const res = await fetch(
-        `${cluster.url}/v1/search?q=${
-          encodeURIComponent(q.strata)
-        }&size=10&snippets=${snippets}`,
-      );
-      await res.json();
-      return res.ok;
-    }, 300);
+    const r = await runLoad(1, 5000, serviceQuery(cluster.url, snippets), 300);
     const a = await Promise.all(pids.map((p) => cpuMs([p])));
     console.log(
       "snippets",

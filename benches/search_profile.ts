@@ -5,16 +5,17 @@
  * CPU profile with a markdown summary per shard and for the coordinator
  * (`--cpu-prof-md`) in DIR/shards and DIR/coordinator.
  *
- * Usage: deno run -A benches/search_profile.ts DIR [seconds]
+ * Usage: deno run -A benches/search_profile.ts DIR [seconds] [nosnippets]
  */
 import { startCluster } from "../apps/search/cluster.ts";
-import { readSpamAssassin } from "../apps/search/corpus.ts";
 import { runLoad } from "./http_load.ts";
-import { SERVICE_QUERIES } from "./search_service.ts";
+import { bulkIndex, loadDocs, serviceQuery } from "./search_service.ts";
 
 const dir = Deno.args[0];
 if (!dir) {
-  console.error("usage: deno run -A benches/search_profile.ts DIR [seconds]");
+  console.error(
+    "usage: deno run -A benches/search_profile.ts DIR [seconds] [nosnippets]",
+  );
   Deno.exit(2);
 }
 const seconds = Number(Deno.args[1] ?? "15");
@@ -30,27 +31,12 @@ const cluster = await startCluster({
   coordinatorRunFlags: [`--cpu-prof-dir=${dir}/coordinator`, "--cpu-prof-md"],
 });
 try {
-  const lines: string[] = [];
-  for await (const d of readSpamAssassin(Infinity, () => {})) {
-    lines.push(JSON.stringify(d));
-  }
-  for (let i = 0; i < lines.length; i += 1000) {
-    const res = await fetch(`${cluster.url}/v1/docs`, {
-      method: "POST",
-      body: lines.slice(i, i + 1000).join("\n"),
-    });
-    await res.body?.cancel();
-  }
-  const r = await runLoad(16, seconds * 1000, async (w, seq) => {
-    const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
-    const res = await fetch(
-      `${cluster.url}/v1/search?q=${
-        encodeURIComponent(q.strata)
-      }&size=10&snippets=${snippets}`,
-    );
-    await res.json();
-    return res.ok;
-  });
+  await bulkIndex(cluster.url, await loadDocs(Infinity), 1000, 1);
+  const r = await runLoad(
+    16,
+    seconds * 1000,
+    serviceQuery(cluster.url, snippets),
+  );
   console.log(
     `${r.opsPerSec.toFixed(0)} queries/s, p50 ${
       (r.p50Ns / 1e6).toFixed(2)

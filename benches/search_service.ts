@@ -17,7 +17,7 @@ import { readSpamAssassin } from "../apps/search/corpus.ts";
 import type { StoredDocument } from "../apps/search/document.ts";
 import { shardOf } from "../apps/search/shard_routing.ts";
 import { QUICK, type Suite } from "./harness.ts";
-import { type LoadResult, runLoad } from "./http_load.ts";
+import { loadBenchResult, type LoadResult, runLoad } from "./http_load.ts";
 import { cpuMs } from "./proc_cpu.ts";
 import {
   buildSphinxIndexes,
@@ -113,15 +113,7 @@ function record(
     Math.round(r.cpuMsPerQuery * 1000) / 1000,
   );
   if (r.errors > 0) console.warn(`  ${group} · ${name}: ${r.errors} errors`);
-  suite.record({
-    group,
-    name,
-    opsPerSec: r.opsPerSec,
-    meanNs: r.meanNs,
-    p50Ns: r.p50Ns,
-    p99Ns: r.p99Ns,
-    samples: r.completed,
-  });
+  suite.record(loadBenchResult(group, name, r));
 }
 
 const groupOf = (clients: number, snippets: boolean) =>
@@ -136,12 +128,65 @@ export const SPHINX_MULTI = "Sphinx 3 searchd + coordinator searchd";
 const STRATA_BULK =
   `strata bulk NDJSON, ${SHARDS} shards × ${REPLICAS} replicas, ${BATCH} docs/request, ${BULK_CLIENTS} in flight`;
 
-async function loadDocs(limit: number): Promise<StoredDocument[]> {
+export async function loadDocs(limit: number): Promise<StoredDocument[]> {
   const docs: StoredDocument[] = [];
   for await (const d of readSpamAssassin(limit, () => {})) {
     docs.push({ ...d, created: d.created ?? docs.length });
   }
   return docs;
+}
+
+/**
+ * Indexes `docs` into the cluster at `url` over the bulk NDJSON endpoint:
+ * requests of `batch` lines, `inFlight` at a time (as a bulk indexing
+ * client would send them).
+ * @throws Error when a bulk request fails.
+ */
+export async function bulkIndex(
+  url: string,
+  docs: readonly StoredDocument[],
+  batch: number,
+  inFlight: number,
+): Promise<void> {
+  const lines = docs.map((d) => JSON.stringify(d));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      for (;;) {
+        const i = next;
+        next += batch;
+        if (i >= lines.length) return;
+        const res = await fetch(`${url}/v1/docs`, {
+          method: "POST",
+          headers: { "content-type": "application/x-ndjson" },
+          body: lines.slice(i, i + batch).join("\n"),
+        });
+        const out = await res.json();
+        if (!res.ok) throw new Error(`bulk failed: ${JSON.stringify(out)}`);
+      }
+    }),
+  );
+}
+
+/**
+ * A {@link runLoad} request: worker `w`'s `seq`th query of
+ * {@link SERVICE_QUERIES}, top-10, against the coordinator at `url`;
+ * it succeeds when every shard answered (not partial).
+ */
+export function serviceQuery(
+  url: string,
+  snippets: boolean,
+): (w: number, seq: number) => Promise<boolean> {
+  return async (w, seq) => {
+    const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
+    const res = await fetch(
+      `${url}/v1/search?q=${
+        encodeURIComponent(q.strata)
+      }&size=${SIZE}&snippets=${snippets}`,
+    );
+    const out = await res.json();
+    return res.ok && out.partial === false;
+  };
 }
 
 /** Runs the whole service comparison and records it in `suite`. */
@@ -166,29 +211,8 @@ export async function benchSearchService(suite: Suite): Promise<void> {
       sync: "always",
     });
     try {
-      // Bulk requests of BATCH lines, BULK_CLIENTS in flight at a time
-      // (as a bulk indexing client would send them).
-      const lines = docs.map((d) => JSON.stringify(d));
-      let next = 0;
       const t0 = performance.now();
-      await Promise.all(
-        Array.from({ length: BULK_CLIENTS }, async () => {
-          for (;;) {
-            const i = next;
-            next += BATCH;
-            if (i >= lines.length) return;
-            const res = await fetch(`${cluster.url}/v1/docs`, {
-              method: "POST",
-              headers: { "content-type": "application/x-ndjson" },
-              body: lines.slice(i, i + BATCH).join("\n"),
-            });
-            const out = await res.json();
-            if (!res.ok) {
-              throw new Error(`bulk failed: ${JSON.stringify(out)}`);
-            }
-          }
-        }),
-      );
+      await bulkIndex(cluster.url, docs, BATCH, BULK_CLIENTS);
       const indexMs = performance.now() - t0;
       suite.record({
         group: "indexing over the service (docs/s)",
@@ -227,16 +251,12 @@ export async function benchSearchService(suite: Suite): Promise<void> {
           const r = await measured(
             pids,
             () =>
-              runLoad(clients, durationMs, async (w, seq) => {
-                const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
-                const res = await fetch(
-                  `${cluster.url}/v1/search?q=${
-                    encodeURIComponent(q.strata)
-                  }&size=${SIZE}&snippets=${snippets}`,
-                );
-                const out = await res.json();
-                return res.ok && out.partial === false;
-              }, warmupMs),
+              runLoad(
+                clients,
+                durationMs,
+                serviceQuery(cluster.url, snippets),
+                warmupMs,
+              ),
           );
           record(suite, groupOf(clients, snippets), STRATA, r);
         }

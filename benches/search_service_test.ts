@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { runQuickSuite } from "./quick_suite.ts";
 
 Deno.test({
   name:
@@ -6,53 +7,34 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("./search.bench.ts", import.meta.url).pathname,
-        ],
-        env: {
-          STRATA_BENCH_QUICK: "1",
-          STRATA_SEARCH_BENCH: "service",
-          STRATA_BENCH_RESULTS: dir,
-          NO_COLOR: "1",
-        },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      const report = JSON.parse(
-        await Deno.readTextFile(`${dir}/search-service.json`),
+    const report = await runQuickSuite(
+      "search.bench.ts",
+      "search-service.json",
+      { STRATA_SEARCH_BENCH: "service" },
+    );
+    assert.equal(report.quick, true);
+    const names = new Set(
+      report.results.map((r: { name: string }) => r.name),
+    );
+    assert.ok(
+      [...names].some((n) => String(n).startsWith("strata cluster")),
+    );
+    for (
+      const r of report.results as Array<{ name: string; opsPerSec: number }>
+    ) {
+      assert.ok(r.opsPerSec > 0, r.name);
+    }
+    if (report.metrics.sphinx === undefined) {
+      // Sphinx ran: every goal of the issue is recorded with a verdict.
+      const goals = report.comparisons.filter((c: { goal?: unknown }) =>
+        c.goal
       );
-      assert.equal(report.quick, true);
-      const names = new Set(
-        report.results.map((r: { name: string }) => r.name),
-      );
+      assert.ok(goals.length >= 6);
       assert.ok(
-        [...names].some((n) => String(n).startsWith("strata cluster")),
+        goals.every((c: { met: unknown }) => typeof c.met === "boolean"),
       );
-      for (
-        const r of report.results as Array<{ name: string; opsPerSec: number }>
-      ) {
-        assert.ok(r.opsPerSec > 0, r.name);
-      }
-      if (report.metrics.sphinx === undefined) {
-        // Sphinx ran: every goal of the issue is recorded with a verdict.
-        const goals = report.comparisons.filter((c: { goal?: unknown }) =>
-          c.goal
-        );
-        assert.ok(goals.length >= 6);
-        assert.ok(
-          goals.every((c: { met: unknown }) => typeof c.met === "boolean"),
-        );
-      } else {
-        assert.match(report.metrics.sphinx, /skipped: .*sphinxsearch/);
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    } else {
+      assert.match(report.metrics.sphinx, /skipped: .*sphinxsearch/);
     }
   },
 });

@@ -30,7 +30,7 @@ import {
   unpackOne,
 } from "@strata/transport";
 import { QUICK, Suite } from "./harness.ts";
-import { runLoad } from "./http_load.ts";
+import { loadBenchResult, runLoad } from "./http_load.ts";
 
 const suite = new Suite(
   "transport",
@@ -94,19 +94,10 @@ async function rpcBench(): Promise<void> {
           h,
         ]] as const
       ) {
-        suite.record(
-          {
-            group,
-            name,
-            opsPerSec: r.opsPerSec,
-            meanNs: r.meanNs,
-            p50Ns: r.p50Ns,
-            p99Ns: r.p99Ns,
-            samples: r.completed,
-            payloadBytes: undefined,
-            mbPerSec: (r.opsPerSec * 2048) / 1e6,
-          } as Parameters<Suite["record"]>[0],
-        );
+        suite.record({
+          ...loadBenchResult(group, name, r),
+          mbPerSec: (r.opsPerSec * 2048) / 1e6,
+        });
         if (r.errors > 0) suite.metric(`${group} · ${name} errors`, r.errors);
       }
       suite.compare(

@@ -96,14 +96,9 @@ export class TermScorer {
  * both the title and the abstract (which often repeats the title) counts
  * nearly twice. The idf uses the largest per-field df (as Lucene does).
  */
-export class CombinedFieldScorer {
-  /** query weight · idf: the part common to every document. */
-  readonly weight: number;
-  readonly #k1one: number;
-  readonly #base: number;
-  readonly #k1b: number;
-
+export class CombinedFieldScorer extends TermScorer {
   /**
+   * Same formula as {@link TermScorer} over the weighted tf and length.
    * @param queryWeight the clause's weight (query term frequency)
    * @param idfValue from {@link idf} with the largest per-field df
    * @param avgLen Σ w_f · (fieldLength_f / docCount), in field order
@@ -114,16 +109,6 @@ export class CombinedFieldScorer {
     avgLen: number,
     params: Bm25Params = DEFAULT_BM25,
   ) {
-    this.weight = queryWeight * idfValue;
-    this.#k1one = params.k1 + 1;
-    this.#base = params.k1 * (1 - params.b);
-    this.#k1b = avgLen > 0 ? params.k1 * params.b / avgLen : 0;
-  }
-
-  /** Score of a document with weighted frequency `tf` and weighted length `len`. */
-  score(tf: number, len: number): number {
-    if (tf <= 0) return 0;
-    return this.weight * (tf * this.#k1one) /
-      (tf + this.#base + this.#k1b * len);
+    super(queryWeight, idfValue, avgLen, params);
   }
 }

@@ -238,21 +238,11 @@ export function createCoordinatorApp(
     return p;
   }
   function answer(r: PoolResponse): unknown {
-    const json = JSON.parse(r.text);
+    // Status first: a proxy's or a crashing shard's error page is not JSON.
     if (r.status < 200 || r.status > 299) {
       throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
     }
-    return json;
-  }
-  async function read(
-    base: string,
-    path: string,
-    body: unknown,
-    timeoutMs: number,
-  ): Promise<unknown> {
-    return answer(
-      await poolOf(base).post(path, JSON.stringify(body), timeoutMs),
-    );
+    return JSON.parse(r.text);
   }
   async function readEncoded(
     base: string,
@@ -302,6 +292,7 @@ export function createCoordinatorApp(
   async function gatherStats(
     req: StatsRequest,
   ): Promise<{ perShard: Array<ShardStats | null>; context: ScoringContext }> {
+    // The encoded request is the cache key and the body sent to every shard.
     const key = JSON.stringify(req);
     const hit = statsCache.get(key);
     if (
@@ -317,7 +308,8 @@ export function createCoordinatorApp(
       config.shards.map((_, s) =>
         readShard(
           s,
-          (base) => read(base, "/internal/stats", req, config.searchTimeoutMs),
+          (base) =>
+            readEncoded(base, "/internal/stats", key, config.searchTimeoutMs),
           ShardStatsSchema,
         )
       ),

@@ -34,15 +34,14 @@ export interface WandList {
   order: number;
 }
 
-/** A (field, term) posting list scored with per-field BM25. */
-export class FieldTermList implements ScoredList {
+/**
+ * A scored list that walks one posting cursor: moves, skip data and bounds
+ * are the cursor's; subclasses give the score and the bound of a block
+ * from its max tf and min length.
+ */
+abstract class CursorList implements ScoredList {
   readonly cost: number;
-  constructor(
-    readonly cursor: PostingCursor,
-    readonly scorer: TermScorer,
-    /** Field lengths of the segment's docs (tokens), indexed by doc number. */
-    readonly lens: Uint32Array,
-  ) {
+  constructor(readonly cursor: PostingCursor) {
     this.cost = cursor.term.df;
   }
   get doc(): number {
@@ -54,9 +53,9 @@ export class FieldTermList implements ScoredList {
   advance(target: number): number {
     return this.cursor.advance(target);
   }
-  score(): number {
-    return this.scorer.score(this.cursor.tf, this.lens[this.cursor.doc]!);
-  }
+  abstract score(): number;
+  /** Score bound of a block whose max tf and min field length are these. */
+  protected abstract bound(maxTf: number, minLen: number): number;
   listBound(): number {
     const c = this.cursor;
     let best = 0;
@@ -65,7 +64,7 @@ export class FieldTermList implements ScoredList {
     for (let b = c.term.blockStart; b < end; b++) {
       c.shallowBlock = b;
       const { maxTf, minLen } = c.shallowBlockStats();
-      const s = this.scorer.score(maxTf, minLen);
+      const s = this.bound(maxTf, minLen);
       if (s > best) best = s;
     }
     c.shallowBlock = c.term.blockStart;
@@ -76,10 +75,28 @@ export class FieldTermList implements ScoredList {
   }
   blockBound(): number {
     const { maxTf, minLen } = this.cursor.shallowBlockStats();
-    return this.scorer.score(maxTf, minLen);
+    return this.bound(maxTf, minLen);
   }
   blockLastDoc(): number {
     return this.cursor.shallowLastDoc();
+  }
+}
+
+/** A (field, term) posting list scored with per-field BM25. */
+export class FieldTermList extends CursorList {
+  constructor(
+    cursor: PostingCursor,
+    readonly scorer: TermScorer,
+    /** Field lengths of the segment's docs (tokens), indexed by doc number. */
+    readonly lens: Uint32Array,
+  ) {
+    super(cursor);
+  }
+  score(): number {
+    return this.scorer.score(this.cursor.tf, this.lens[this.cursor.doc]!);
+  }
+  protected bound(maxTf: number, minLen: number): number {
+    return this.scorer.score(maxTf, minLen);
   }
 }
 
@@ -147,53 +164,18 @@ export class CombinedTerm {
 }
 
 /** One field's postings of a {@link CombinedTerm}. */
-export class CombinedFieldPart implements ScoredList {
-  readonly cost: number;
-  readonly cursor: PostingCursor;
+export class CombinedFieldPart extends CursorList {
   constructor(readonly term: CombinedTerm, readonly field: CombinedField) {
-    this.cursor = field.cursor!;
-    this.cost = this.cursor.term.df;
-  }
-  get doc(): number {
-    return this.cursor.doc;
-  }
-  next(): number {
-    return this.cursor.next();
-  }
-  advance(target: number): number {
-    return this.cursor.advance(target);
+    super(field.cursor!);
   }
   score(): number {
     return this.term.scoreAt(this, this.cursor.doc);
   }
-  #bound(maxTf: number, minLen: number): number {
+  protected bound(maxTf: number, minLen: number): number {
     return this.term.scorer.score(
       this.field.weight * maxTf,
       this.term.least(this.field, minLen),
     );
-  }
-  listBound(): number {
-    const c = this.cursor;
-    let best = 0;
-    const end = c.term.blockStart + c.term.blockCount;
-    for (let b = c.term.blockStart; b < end; b++) {
-      c.shallowBlock = b;
-      const { maxTf, minLen } = c.shallowBlockStats();
-      const s = this.#bound(maxTf, minLen);
-      if (s > best) best = s;
-    }
-    c.shallowBlock = c.term.blockStart;
-    return best;
-  }
-  shallowAdvance(target: number): boolean {
-    return this.cursor.shallowAdvance(target);
-  }
-  blockBound(): number {
-    const { maxTf, minLen } = this.cursor.shallowBlockStats();
-    return this.#bound(maxTf, minLen);
-  }
-  blockLastDoc(): number {
-    return this.cursor.shallowLastDoc();
   }
 }
 

@@ -243,21 +243,12 @@ export async function startChunkserver(
     handle: number,
     body: z.input<typeof ApplySchema>,
   ) => {
-    const results = await Promise.all(secondaries.map(async (s) => {
-      try {
-        await fetchJson(`${s}/v1/chunks/${handle}/apply`, OkSchema, {
-          body,
-          timeoutMs: 60_000,
-        });
-        return { s, ok: true };
-      } catch {
-        return { s, ok: false };
-      }
-    }));
-    return {
-      ok: results.filter((r) => r.ok).map((r) => r.s),
-      failed: results.filter((r) => !r.ok).map((r) => r.s),
-    };
+    return await fanOut(secondaries, async (s) => {
+      await fetchJson(`${s}/v1/chunks/${handle}/apply`, OkSchema, {
+        body,
+        timeoutMs: 60_000,
+      });
+    });
   };
 
   // Mutation order: the primary numbers the mutations of each chunk
@@ -349,26 +340,17 @@ export async function startChunkserver(
     q: { version: number; offset: number; seq: number },
     data: Uint8Array,
   ) => {
-    const results = await Promise.all(secondaries.map(async (s) => {
+    return await fanOut(secondaries, async (s) => {
       const u =
         `${s}/v1/chunks/${handle}/apply-bytes?version=${q.version}&offset=${q.offset}&seq=${q.seq}`;
-      try {
-        const res = await fetch(u, {
-          method: "POST",
-          headers: { "content-type": "application/octet-stream" },
-          body: data as Uint8Array<ArrayBuffer>,
-          signal: AbortSignal.timeout(60_000),
-        });
-        await parseResponse(res, OkSchema, u);
-        return { s, ok: true };
-      } catch {
-        return { s, ok: false };
-      }
-    }));
-    return {
-      ok: results.filter((r) => r.ok).map((r) => r.s),
-      failed: results.filter((r) => !r.ok).map((r) => r.s),
-    };
+      const res = await fetch(u, {
+        method: "POST",
+        headers: { "content-type": "application/octet-stream" },
+        body: data as Uint8Array<ArrayBuffer>,
+        signal: AbortSignal.timeout(60_000),
+      });
+      await parseResponse(res, OkSchema, u);
+    });
   };
 
   /** One group commit of a chunk's records: runs of the same lease in order. */
@@ -920,4 +902,26 @@ async function sleep(ms: number, stop: () => boolean): Promise<void> {
   while (!stop() && Date.now() < end) {
     await new Promise((r) => setTimeout(r, Math.min(50, end - Date.now())));
   }
+}
+
+/**
+ * Runs `send` against every secondary at once and splits them by outcome
+ * (a primary reports the failed ones instead of failing the mutation).
+ */
+async function fanOut(
+  secondaries: readonly string[],
+  send: (s: string) => Promise<void>,
+): Promise<{ ok: string[]; failed: string[] }> {
+  const results = await Promise.all(secondaries.map(async (s) => {
+    try {
+      await send(s);
+      return { s, ok: true };
+    } catch {
+      return { s, ok: false };
+    }
+  }));
+  return {
+    ok: results.filter((r) => r.ok).map((r) => r.s),
+    failed: results.filter((r) => !r.ok).map((r) => r.s),
+  };
 }

@@ -6,6 +6,7 @@ import { GfsError } from "../shared/gfs_error.ts";
 import { parsePath, parsePrefix, parseTrashPath } from "../shared/gfs_path.ts";
 import {
   type FetchJsonOptions,
+  jsonRequestInit,
   parseResponse,
   requestBody,
 } from "../shared/http_json.ts";
@@ -35,13 +36,7 @@ class InProcessMaster implements MasterCaller {
     options: FetchJsonOptions = {},
   ): Promise<z.infer<S>> {
     const res = await this.app.request(pathAndQuery, {
-      method: options.method ?? (options.body === undefined ? "GET" : "POST"),
-      headers: options.body === undefined
-        ? undefined
-        : { "content-type": "application/json" },
-      body: options.body === undefined
-        ? undefined
-        : JSON.stringify(options.body),
+      ...jsonRequestInit(options),
       signal: options.signal,
     });
     return await parseResponse(res, schema, `${this.m.url}${pathAndQuery}`);

@@ -91,6 +91,18 @@ export interface FetchJsonOptions {
   signal?: AbortSignal;
 }
 
+/** Method, content type and JSON body of a call with these options. */
+export function jsonRequestInit(
+  options: FetchJsonOptions,
+): Pick<RequestInit, "method" | "headers" | "body"> {
+  if (options.body === undefined) return { method: options.method ?? "GET" };
+  return {
+    method: options.method ?? "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(options.body),
+  };
+}
+
 /**
  * Calls a JSON endpoint and validates the answer.
  * @throws GfsError from the error body, or `unavailable` when the server
@@ -104,13 +116,7 @@ export async function fetchJson<S extends z.ZodType>(
   let res: Response;
   try {
     res = await fetch(url, {
-      method: options.method ?? (options.body === undefined ? "GET" : "POST"),
-      headers: options.body === undefined
-        ? undefined
-        : { "content-type": "application/json" },
-      body: options.body === undefined
-        ? undefined
-        : JSON.stringify(options.body),
+      ...jsonRequestInit(options),
       signal: options.signal
         ? AbortSignal.any([
           options.signal,
