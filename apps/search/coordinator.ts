@@ -3,7 +3,7 @@
  * coordinator_app.ts) on --host (default 127.0.0.1) and prints `{"ready":true,"port":N}`
  * on stdout once listening.
  *
- * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--host 127.0.0.1] [--port 0] [--ack 2] [--max-queued-docs N] (--help lists the flags)
+ * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--host 127.0.0.1] [--port 0] [--ack 2] [--write-timeout-ms 60000] [--max-queued-docs N] (--help lists the flags)
  * (replicas of a shard separated by commas, shards by semicolons)
  */
 import { z } from "zod";
@@ -16,6 +16,9 @@ const FlagsSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(0),
   ack: z.coerce.number().int().min(1).max(16).optional(),
   "timeout-ms": z.coerce.number().int().min(10).max(600_000).default(5000),
+  "write-timeout-ms": z.coerce.number().int().min(10).max(600_000).default(
+    60_000,
+  ),
   "max-queued-docs": z.coerce.number().int().min(1).max(10_000_000).optional(),
 });
 
@@ -28,6 +31,9 @@ const USAGE =
   --port N               listen port (default 0: any free port)
   --ack N                replicas that must confirm a write (default all)
   --timeout-ms N         per-attempt shard timeout (default 5000)
+  --write-timeout-ms N   timeout of a write (or replay) to one replica (default
+                         60000); a write waits for every replica's outcome, even
+                         with --ack below all
   --max-queued-docs N    missed documents queued per replica before anti-entropy
                          repairs it instead (default 1000000)
   -h, --help             this text`;
@@ -43,6 +49,7 @@ if (import.meta.main) {
       shards,
       ack: flags.ack,
       searchTimeoutMs: flags["timeout-ms"],
+      writeTimeoutMs: flags["write-timeout-ms"],
       maxQueuedDocs: flags["max-queued-docs"],
     }).app;
   } catch (e) {

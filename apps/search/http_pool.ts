@@ -199,20 +199,41 @@ export class HttpPool {
     if (this.#closed) throw new HttpPoolError("pool closed");
     // A reused connection may have been closed by the server while idle:
     // then the call is retried once on a fresh connection (reads only).
+    // One deadline for connecting and the call: towards a host behind a
+    // silent partition, connect() alone would wait for the kernel's SYN
+    // retries (about two minutes).
+    const deadline = performance.now() + timeoutMs;
     for (let attempt = 0; attempt < 2; attempt++) {
       const reused = this.#idle.length > 0;
       let conn: Conn;
       if (reused) conn = this.#idle.pop()!;
       else {
+        const connecting = Deno.connect({
+          hostname: this.#hostname,
+          port: this.#port,
+        });
+        let connectTimer: ReturnType<typeof setTimeout> | undefined;
         try {
           conn = new Conn(
-            await Deno.connect({ hostname: this.#hostname, port: this.#port }),
+            await Promise.race([
+              connecting,
+              new Promise<never>((_, reject) => {
+                connectTimer = setTimeout(
+                  () => reject(new Error(`timed out after ${timeoutMs} ms`)),
+                  Math.max(0, deadline - performance.now()),
+                );
+              }),
+            ]),
           );
         } catch (e) {
+          // A connection that completes after the deadline is closed.
+          connecting.then((c) => c.close(), () => {});
           throw new HttpPoolError(
             `cannot connect to ${this.#host}: ${(e as Error).message}`,
             { cause: e },
           );
+        } finally {
+          clearTimeout(connectTimer);
         }
         conn.conn.setNoDelay(true);
         this.opened++;
@@ -225,7 +246,7 @@ export class HttpPool {
             timer = setTimeout(() => {
               conn.close();
               reject(new HttpPoolError(`timed out after ${timeoutMs} ms`));
-            }, timeoutMs);
+            }, Math.max(0, deadline - performance.now()));
           }),
         ]);
         clearTimeout(timer);
