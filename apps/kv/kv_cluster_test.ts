@@ -3,9 +3,10 @@
 // under a write load. Every history is checked for linearizability and no
 // acknowledged write may be lost.
 import assert from "node:assert/strict";
-import { checkKvHistory, type KvOperation } from "@strata/sim";
+import { checkKvHistory } from "@strata/sim";
 import { selfSignedCert, tlsClient } from "@strata/edge";
-import { KvClient, KvClientError } from "./client.ts";
+import { KvClient } from "./client.ts";
+import { OpRecorder } from "./_recorded_ops.ts";
 import {
   type LocalCluster,
   reserveAddresses,
@@ -75,12 +76,11 @@ function endpoints(cluster: LocalCluster): string[] {
 
 /** Concurrent clients writing and reading unique values; records a history. */
 function startLoad(cluster: LocalCluster, clients: number, keys: number) {
-  const history: KvOperation[] = [];
+  const rec = new OpRecorder();
+  const history = rec.history;
   const acked = new Map<string, string>(); // key → last acknowledged value per writer order is not total, so keep all
   const ackedValues: Array<{ key: string; value: string }> = [];
   let running = true;
-  const t0 = performance.now();
-  const now = () => performance.now() - t0;
   const workers = Array.from({ length: clients }, async (_, c) => {
     const kv = new KvClient(endpoints(cluster), {
       token: adminToken(cluster),
@@ -91,40 +91,14 @@ function startLoad(cluster: LocalCluster, clients: number, keys: number) {
     while (running) {
       const key = `k${(c * 7 + seq) % keys}`;
       const write = seq % 3 !== 2;
-      const call = now();
       if (write) {
         const value = `c${c}-${seq}`;
-        const op: KvOperation = {
-          clientId: c,
-          input: { op: "put", key, value },
-          call,
-        };
-        history.push(op);
-        try {
-          await kv.put(key, value);
-          op.return = now();
-          op.output = { ok: true };
+        if (await rec.put(c, kv, key, value)) {
           ackedValues.push({ key, value });
           acked.set(key, value);
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // Unknown outcome: it may or may not have been applied.
         }
       } else {
-        const op: KvOperation = {
-          clientId: c,
-          input: { op: "get", key },
-          call,
-        };
-        try {
-          const e = await kv.get(key);
-          op.return = now();
-          op.output = { value: e ? new TextDecoder().decode(e.value) : null };
-          history.push(op);
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // A failed read has no effect: leave it out of the history.
-        }
+        await rec.get(c, kv, key);
       }
       seq++;
     }
