@@ -86,6 +86,20 @@ export interface KvClientOptions {
  */
 type Retry = "always" | "idempotent" | "unsent";
 
+/** A fetch failure as the client's error: refused, timed out or lost. */
+function transportError(endpoint: string, e: unknown): KvClientError {
+  const refused = e instanceof TypeError && failedToConnect(e);
+  const timedOut = e instanceof DOMException && e.name === "TimeoutError";
+  return new KvClientError(
+    refused ? "unreachable" : timedOut ? "timeout" : "lost",
+    `${endpoint}: ${e instanceof Error ? e.message : e}${
+      e instanceof Error && e.cause instanceof Error
+        ? ` (${e.cause.message})`
+        : ""
+    }`,
+  );
+}
+
 /**
  * Whether a fetch failure happened while connecting, before any byte of
  * the request was sent. Deno reports "fetch failed" with the cause
@@ -554,18 +568,16 @@ export class KvClient {
         ...(this.#httpClient ? { client: this.#httpClient } : {}),
       });
     } catch (e) {
-      const refused = e instanceof TypeError && failedToConnect(e);
-      const timedOut = e instanceof DOMException && e.name === "TimeoutError";
-      throw new KvClientError(
-        refused ? "unreachable" : timedOut ? "timeout" : "lost",
-        `${endpoint}: ${e instanceof Error ? e.message : e}${
-          e instanceof Error && e.cause instanceof Error
-            ? ` (${e.cause.message})`
-            : ""
-        }`,
-      );
+      throw transportError(endpoint, e);
     }
-    const answer = await res.text();
+    let answer: string;
+    try {
+      answer = await res.text();
+    } catch (e) {
+      // The connection broke (or the deadline passed) mid-answer: the
+      // request was received, so its outcome is unknown.
+      throw transportError(endpoint, e);
+    }
     let json: Record<string, unknown>;
     try {
       json = JSON.parse(answer);
