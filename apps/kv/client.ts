@@ -339,15 +339,15 @@ export class KvClient {
     session: number,
     waitMs = 30_000,
   ): Promise<number> {
-    const deadline = Date.now() + waitMs;
+    const deadline = performance.now() + waitMs;
     for (;;) {
       const token = await this.lock(
         `elections/${election}`,
         session,
-        Math.min(10_000, Math.max(0, deadline - Date.now())),
+        Math.min(10_000, Math.max(0, deadline - performance.now())),
       );
       if (token !== undefined) return token;
-      if (Date.now() >= deadline) {
+      if (performance.now() >= deadline) {
         throw new KvClientError(
           "timeout",
           `not elected leader of ${election} within ${waitMs} ms`,
@@ -616,11 +616,13 @@ export class KvSession {
     readonly id: number,
     readonly ttlMs: number,
   ) {
-    let lastOk = Date.now();
+    let lastOk = performance.now();
     this.#timer = setInterval(() => {
-      client.keepAlive(id).then(() => (lastOk = Date.now())).catch(() => {
-        if (Date.now() - lastOk > ttlMs) this.lost = true;
-      });
+      client.keepAlive(id).then(() => (lastOk = performance.now())).catch(
+        () => {
+          if (performance.now() - lastOk > ttlMs) this.lost = true;
+        },
+      );
     }, Math.max(100, Math.floor(ttlMs / 3)));
   }
 
