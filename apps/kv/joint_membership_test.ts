@@ -36,8 +36,8 @@ async function leaderSeenBy(
   timeoutMs = 15_000,
 ): Promise<ClusterView> {
   const kv = new KvClient([http], { token, attempts: 1, timeoutMs: 1000 });
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     try {
       const v = await kv.cluster() as unknown as ClusterView;
       if (v.leader) return v;

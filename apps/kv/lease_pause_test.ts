@@ -51,8 +51,8 @@ async function statusOf(
 
 /** Waits for a leader whose lease is valid (the clock guard has measured its peers). */
 async function leaderWithLease(c: LocalCluster, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     for (const n of c.nodes.values()) {
       const s = await statusOf(n.http, tokenOf(c));
       if (s?.role === "leader" && s.lease?.valid) return n.id;
