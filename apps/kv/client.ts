@@ -86,6 +86,20 @@ export interface KvClientOptions {
  */
 type Retry = "always" | "idempotent" | "unsent";
 
+/** A fetch failure as the client's error: refused, timed out or lost. */
+function transportError(endpoint: string, e: unknown): KvClientError {
+  const refused = e instanceof TypeError && failedToConnect(e);
+  const timedOut = e instanceof DOMException && e.name === "TimeoutError";
+  return new KvClientError(
+    refused ? "unreachable" : timedOut ? "timeout" : "lost",
+    `${endpoint}: ${e instanceof Error ? e.message : e}${
+      e instanceof Error && e.cause instanceof Error
+        ? ` (${e.cause.message})`
+        : ""
+    }`,
+  );
+}
+
 /**
  * Whether a fetch failure happened while connecting, before any byte of
  * the request was sent. Deno reports "fetch failed" with the cause
@@ -325,15 +339,15 @@ export class KvClient {
     session: number,
     waitMs = 30_000,
   ): Promise<number> {
-    const deadline = Date.now() + waitMs;
+    const deadline = performance.now() + waitMs;
     for (;;) {
       const token = await this.lock(
         `elections/${election}`,
         session,
-        Math.min(10_000, Math.max(0, deadline - Date.now())),
+        Math.min(10_000, Math.max(0, deadline - performance.now())),
       );
       if (token !== undefined) return token;
-      if (Date.now() >= deadline) {
+      if (performance.now() >= deadline) {
         throw new KvClientError(
           "timeout",
           `not elected leader of ${election} within ${waitMs} ms`,
@@ -554,18 +568,16 @@ export class KvClient {
         ...(this.#httpClient ? { client: this.#httpClient } : {}),
       });
     } catch (e) {
-      const refused = e instanceof TypeError && failedToConnect(e);
-      const timedOut = e instanceof DOMException && e.name === "TimeoutError";
-      throw new KvClientError(
-        refused ? "unreachable" : timedOut ? "timeout" : "lost",
-        `${endpoint}: ${e instanceof Error ? e.message : e}${
-          e instanceof Error && e.cause instanceof Error
-            ? ` (${e.cause.message})`
-            : ""
-        }`,
-      );
+      throw transportError(endpoint, e);
     }
-    const answer = await res.text();
+    let answer: string;
+    try {
+      answer = await res.text();
+    } catch (e) {
+      // The connection broke (or the deadline passed) mid-answer: the
+      // request was received, so its outcome is unknown.
+      throw transportError(endpoint, e);
+    }
     let json: Record<string, unknown>;
     try {
       json = JSON.parse(answer);
@@ -604,11 +616,13 @@ export class KvSession {
     readonly id: number,
     readonly ttlMs: number,
   ) {
-    let lastOk = Date.now();
+    let lastOk = performance.now();
     this.#timer = setInterval(() => {
-      client.keepAlive(id).then(() => (lastOk = Date.now())).catch(() => {
-        if (Date.now() - lastOk > ttlMs) this.lost = true;
-      });
+      client.keepAlive(id).then(() => (lastOk = performance.now())).catch(
+        () => {
+          if (performance.now() - lastOk > ttlMs) this.lost = true;
+        },
+      );
     }, Math.max(100, Math.floor(ttlMs / 3)));
   }
 

@@ -11,13 +11,14 @@ import { KvClient, KvClientError } from "./client.ts";
 const TIMEOUT_MS = 400;
 const SLOW_MS = 1500;
 
-type Behaviour = "ok" | "slow" | "no_leader" | "reset";
+type Behaviour = "ok" | "slow" | "no_leader" | "reset" | "truncated";
 
 /**
  * A fake node counting the requests it received. `ok` answers at once,
  * `slow` applies and answers after SLOW_MS (past the client's deadline),
  * `no_leader` answers 503 with a leader hint, `reset` reads the request
- * and closes the connection without answering.
+ * and closes the connection without answering, `truncated` sends the
+ * answer's head and part of its body, then closes.
  */
 function fakeNode(behaviour: Behaviour, leaderHttp = "") {
   const received: string[] = [];
@@ -41,7 +42,7 @@ function fakeNode(behaviour: Behaviour, leaderHttp = "") {
       id: 1,
     };
   };
-  if (behaviour === "reset") {
+  if (behaviour === "reset" || behaviour === "truncated") {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const conns: Deno.Conn[] = [];
     (async () => {
@@ -55,6 +56,12 @@ function fakeNode(behaviour: Behaviour, leaderHttp = "") {
           )[0]!;
           const [method, path] = line.split(" ");
           received.push(`${method} ${path}`);
+          if (behaviour === "truncated") {
+            await conn.write(new TextEncoder().encode(
+              "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" +
+                'content-length: 1000\r\n\r\n{"revision":',
+            )).catch(() => {});
+          }
         }
         conn.close();
       }
@@ -121,7 +128,7 @@ const writes: Record<string, (kv: KvClient) => Promise<unknown>> = {
   unlock: (kv) => kv.unlock("l", 1),
 };
 
-for (const failure of ["slow", "reset"] as const) {
+for (const failure of ["slow", "reset", "truncated"] as const) {
   Deno.test(`a write whose answer is lost (${failure}) is not re-sent: unknown_outcome`, async () => {
     for (const [name, call] of Object.entries(writes)) {
       const lost = fakeNode(failure);

@@ -9,10 +9,10 @@ import {
   type ClusterSecrets,
   freePort,
   loadOrCreateSecrets,
-  readyLine,
   spawnUntilReady,
   stopChild,
 } from "@strata/edge";
+import { kvNodeArgs, kvNodeReady } from "./node_args.ts";
 
 /** One running node process. */
 export interface NodeProcess {
@@ -80,8 +80,6 @@ export interface LocalClusterOptions {
   tls?: { certFile: string; keyFile: string };
 }
 
-const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
-
 /** Starts the cluster. @throws Error when a node fails to come up. */
 export async function startLocalCluster(
   options: LocalClusterOptions,
@@ -106,27 +104,18 @@ export async function startLocalCluster(
   const spawn = async (id: number, join = false): Promise<NodeProcess> => {
     const addr = spec.get(id) ?? extra.get(id)!;
     const dataDir = `${options.dataRoot}/node-${id}`;
-    const args = [
-      "run",
-      "-A",
-      ...(options.denoFlags ?? []),
-      NODE_MAIN,
-      "--id",
-      String(id),
-      "--peers",
-      peers,
-      "--data-dir",
-      dataDir,
-      ...(secrets ? ["--auth-dir", secrets.dir] : ["--insecure-no-auth"]),
-      ...(options.tls
-        ? ["--tls-cert", options.tls.certFile, "--tls-key", options.tls.keyFile]
-        : []),
-      ...(options.extraArgs ?? []),
-    ];
-    if (join) args.push("--join", "--listen", addr.peer, "--http", addr.http);
     const p = await spawnUntilReady(
-      args,
-      (line) => readyLine(line, ["http", "peer", "scheme"]),
+      kvNodeArgs({
+        id,
+        peers,
+        dataDir,
+        authDir: secrets?.dir,
+        tls: options.tls,
+        denoFlags: options.denoFlags,
+        extraArgs: options.extraArgs,
+        ...(join ? { join, listen: addr.peer, http: addr.http } : {}),
+      }),
+      kvNodeReady,
       {
         name: `raft node ${id}`,
         timeoutMs: options.timeoutMs ?? 30_000,

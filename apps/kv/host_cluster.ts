@@ -2,18 +2,17 @@
  * A KV cluster on separate network hosts (`@strata/hosts`): node i runs
  * inside host h<i>, binding and advertising that host's address. Used by
  * the partition tests and `bench:raft`'s run across hosts. Every node
- * starts through {@link startKvNode}, so node flags (auth, secrets) are
- * set in one place.
+ * starts with the arguments of {@link kvNodeArgs}, as the local launcher's.
  */
 import type { Host, HostNetwork } from "@strata/hosts";
 import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
 import type { ReadyProcess } from "@strata/process";
+import { kvNodeArgs, kvNodeReady } from "./node_args.ts";
 
 /** Raft TCP port of every node (each host has its own port space). */
 export const PEER_PORT = 7000;
 /** HTTP port of every node. */
 export const HTTP_PORT = 2380;
-const NODE_MAIN = new URL("./node_main.ts", import.meta.url).pathname;
 
 /** One node running inside a host. */
 export interface HostNode {
@@ -21,7 +20,7 @@ export interface HostNode {
   host: Host;
   /** `address:port` of its HTTP API. */
   http: string;
-  proc: ReadyProcess<{ http: string; peer: string }>;
+  proc: ReadyProcess<{ http: string; peer: string; scheme: string }>;
 }
 
 /** Options of {@link startHostCluster}. */
@@ -44,39 +43,21 @@ export function startKvNode(
   peers: string,
   dataDir: string,
   options: { tickMs?: number; authDir: string },
-): Promise<ReadyProcess<{ http: string; peer: string }>> {
-  const args = [
-    "run",
-    "-A",
-    NODE_MAIN,
-    "--id",
-    String(id),
-    "--peers",
-    peers,
-    "--data-dir",
-    dataDir,
-    "--listen",
-    `${host.address}:${PEER_PORT}`,
-    "--http",
-    `${host.address}:${HTTP_PORT}`,
-    // Off loopback auth is required: the nodes share one auth directory
-    // (tokens and the raft peer secret).
-    "--auth-dir",
-    options.authDir,
-  ];
-  if (options.tickMs !== undefined) {
-    args.push("--tick-ms", String(options.tickMs));
-  }
+): Promise<ReadyProcess<{ http: string; peer: string; scheme: string }>> {
   return net.spawn(
     host,
-    args,
-    (line) => {
-      const m = line as { event?: unknown; http?: unknown; peer?: unknown };
-      return m?.event === "ready" && typeof m.http === "string" &&
-          typeof m.peer === "string"
-        ? { http: m.http, peer: m.peer }
-        : undefined;
-    },
+    kvNodeArgs({
+      id,
+      peers,
+      dataDir,
+      listen: `${host.address}:${PEER_PORT}`,
+      http: `${host.address}:${HTTP_PORT}`,
+      // Off loopback auth is required: the nodes share one auth directory
+      // (tokens and the raft peer secret).
+      authDir: options.authDir,
+      tickMs: options.tickMs,
+    }),
+    kvNodeReady,
     {
       name: `kv node ${id} on ${host.name}`,
       stderr: "null",

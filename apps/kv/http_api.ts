@@ -496,13 +496,13 @@ export function createHttpApi(
     const name = rawKey(c, "/v1/locks/");
     const body = await jsonBody(c, lockJson);
     const signal = deadline(c);
-    const waitUntil = Date.now() + body.waitMs;
+    const waitUntil = performance.now() + body.waitMs;
     for (;;) {
       const r = expectResult(
         await propose(c, { op: "lock", name, session: body.session }),
         "lock",
       );
-      if (r.acquired || Date.now() >= waitUntil) {
+      if (r.acquired || performance.now() >= waitUntil) {
         return c.json({
           name,
           acquired: r.acquired,
@@ -514,7 +514,7 @@ export function createHttpApi(
       // Wait for the lock key to be deleted (or the wait to end), then retry.
       const wait = AbortSignal.any([
         signal,
-        AbortSignal.timeout(Math.max(1, waitUntil - Date.now())),
+        AbortSignal.timeout(Math.max(1, waitUntil - performance.now())),
       ]);
       try {
         for await (

@@ -7,8 +7,9 @@
 // majority must keep taking writes, and the whole history (puts and
 // linearizable gets) must pass packages/sim's checker.
 import assert from "node:assert/strict";
-import { checkKvHistory, type KvOperation } from "@strata/sim";
-import { KvClient, KvClientError } from "./client.ts";
+import { checkKvHistory } from "@strata/sim";
+import { KvClient } from "./client.ts";
+import { OpRecorder } from "./_recorded_ops.ts";
 import {
   type LocalCluster,
   reserveAddresses,
@@ -35,8 +36,8 @@ async function leaderSeenBy(
   timeoutMs = 15_000,
 ): Promise<ClusterView> {
   const kv = new KvClient([http], { token, attempts: 1, timeoutMs: 1000 });
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     try {
       const v = await kv.cluster() as unknown as ClusterView;
       if (v.leader) return v;
@@ -52,12 +53,10 @@ async function leaderSeenBy(
  * acknowledged one must survive the reconfiguration.
  */
 function startLoad(endpoints: () => string[], token: string, clients = 3) {
-  const history: KvOperation[] = [];
+  const rec = new OpRecorder();
+  const history = rec.history;
   const acked: string[] = [];
   let running = true;
-  const t0 = performance.now();
-  const now = () => performance.now() - t0;
-  const dec = new TextDecoder();
   const workers = Array.from({ length: clients }, async (_, ci) => {
     let seq = 0;
     while (running) {
@@ -69,38 +68,10 @@ function startLoad(endpoints: () => string[], token: string, clients = 3) {
       });
       const own = seq % 3 === 2;
       const key = own ? `acked/c${ci}-${seq}` : `k${(ci + seq) % 3}`;
-      const call = now();
       if (own || seq % 3 === 0) {
-        const value = `c${ci}-${seq}`;
-        const op: KvOperation = {
-          clientId: ci,
-          input: { op: "put", key, value },
-          call,
-        };
-        history.push(op);
-        try {
-          await kv.put(key, value);
-          op.return = now();
-          op.output = { ok: true };
-          if (own) acked.push(key);
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // Unknown outcome: left open in the history (it may have applied).
-        }
+        if (await rec.put(ci, kv, key, `c${ci}-${seq}`) && own) acked.push(key);
       } else {
-        try {
-          const e = await kv.get(key, "linearizable");
-          history.push({
-            clientId: ci,
-            input: { op: "get", key },
-            call,
-            return: now(),
-            output: { value: e ? dec.decode(e.value) : null },
-          });
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // A failed read has no effect: left out.
-        }
+        await rec.get(ci, kv, key, "linearizable");
       }
       seq++;
       await sleep(5);

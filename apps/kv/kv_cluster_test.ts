@@ -3,9 +3,10 @@
 // under a write load. Every history is checked for linearizability and no
 // acknowledged write may be lost.
 import assert from "node:assert/strict";
-import { checkKvHistory, type KvOperation } from "@strata/sim";
+import { checkKvHistory } from "@strata/sim";
 import { selfSignedCert, tlsClient } from "@strata/edge";
-import { KvClient, KvClientError } from "./client.ts";
+import { KvClient } from "./client.ts";
+import { OpRecorder } from "./_recorded_ops.ts";
 import {
   type LocalCluster,
   reserveAddresses,
@@ -37,8 +38,8 @@ async function leaderOf(
   cluster: LocalCluster,
   timeoutMs = 10_000,
 ): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     for (const n of cluster.nodes.values()) {
       try {
         const res = await call(cluster, `http://${n.http}/v1/status`, {
@@ -75,12 +76,11 @@ function endpoints(cluster: LocalCluster): string[] {
 
 /** Concurrent clients writing and reading unique values; records a history. */
 function startLoad(cluster: LocalCluster, clients: number, keys: number) {
-  const history: KvOperation[] = [];
+  const rec = new OpRecorder();
+  const history = rec.history;
   const acked = new Map<string, string>(); // key → last acknowledged value per writer order is not total, so keep all
   const ackedValues: Array<{ key: string; value: string }> = [];
   let running = true;
-  const t0 = performance.now();
-  const now = () => performance.now() - t0;
   const workers = Array.from({ length: clients }, async (_, c) => {
     const kv = new KvClient(endpoints(cluster), {
       token: adminToken(cluster),
@@ -91,40 +91,14 @@ function startLoad(cluster: LocalCluster, clients: number, keys: number) {
     while (running) {
       const key = `k${(c * 7 + seq) % keys}`;
       const write = seq % 3 !== 2;
-      const call = now();
       if (write) {
         const value = `c${c}-${seq}`;
-        const op: KvOperation = {
-          clientId: c,
-          input: { op: "put", key, value },
-          call,
-        };
-        history.push(op);
-        try {
-          await kv.put(key, value);
-          op.return = now();
-          op.output = { ok: true };
+        if (await rec.put(c, kv, key, value)) {
           ackedValues.push({ key, value });
           acked.set(key, value);
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // Unknown outcome: it may or may not have been applied.
         }
       } else {
-        const op: KvOperation = {
-          clientId: c,
-          input: { op: "get", key },
-          call,
-        };
-        try {
-          const e = await kv.get(key);
-          op.return = now();
-          op.output = { value: e ? new TextDecoder().decode(e.value) : null };
-          history.push(op);
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // A failed read has no effect: leave it out of the history.
-        }
+        await rec.get(c, kv, key);
       }
       seq++;
     }
@@ -135,9 +109,9 @@ function startLoad(cluster: LocalCluster, clients: number, keys: number) {
     /** Waits until `n` more writes are acknowledged (bounded: fails after `timeoutMs`). */
     async moreAcks(n: number, timeoutMs = 20_000) {
       const target = ackedValues.length + n;
-      const deadline = Date.now() + timeoutMs;
+      const deadline = performance.now() + timeoutMs;
       while (ackedValues.length < target) {
-        if (Date.now() > deadline) {
+        if (performance.now() > deadline) {
           throw new Error(
             `only ${ackedValues.length}/${target} writes acknowledged`,
           );
@@ -218,14 +192,14 @@ Deno.test("kill -9 of the leader under load: a new leader soon, no acknowledged 
       `http://${cluster.nodes.get(next)!.http}/v1/status`,
     ))
       .json();
-    const deadline = Date.now() + 10_000;
+    const deadline = performance.now() + 10_000;
     for (;;) {
       const s = await (await call(
         cluster,
         `http://${cluster.nodes.get(first)!.http}/v1/status`,
       )).json();
       if (s.appliedIndex >= leaderStatus.commitIndex) break;
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         assert.fail(
           `node ${first} stuck at ${s.appliedIndex} < ${leaderStatus.commitIndex}`,
         );
@@ -271,7 +245,7 @@ async function changeMembers(
   cluster: LocalCluster,
   body: Record<string, unknown>,
 ): Promise<{ leader: number; members: Array<{ id: number; role: string }> }> {
-  const deadline = Date.now() + 15_000;
+  const deadline = performance.now() + 15_000;
   for (;;) {
     const leader = await leaderOf(cluster);
     const res = await call(
@@ -289,7 +263,7 @@ async function changeMembers(
       return { leader, members: JSON.parse(text).members };
     }
     const retry = res.status === 503 || (res.status >= 300 && res.status < 400);
-    if (!retry || Date.now() > deadline) {
+    if (!retry || performance.now() > deadline) {
       assert.fail(`${JSON.stringify(body)}: ${res.status} ${text}`);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -308,7 +282,7 @@ Deno.test("membership under load: add a learner, promote it, remove an old voter
     });
     const joined = await cluster.join(4, addr);
     // The learner catches up.
-    const deadline = Date.now() + 15_000;
+    const deadline = performance.now() + 15_000;
     for (;;) {
       const s = await (await call(cluster, `http://${joined.http}/v1/status`))
         .json();
@@ -318,7 +292,7 @@ Deno.test("membership under load: add a learner, promote it, remove an old voter
         `http://${cluster.nodes.get(leader)!.http}/v1/status`,
       )).json();
       if (s.appliedIndex > 0 && s.appliedIndex >= l.commitIndex - 5) break;
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         assert.fail(`learner stuck at ${s.appliedIndex}`);
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -391,7 +365,7 @@ Deno.test("snapshots: a follower that missed compacted entries catches up throug
     assert.ok(ls.snapshotIndex > 0, "the leader took a snapshot");
     assert.ok(ls.firstIndex > 1, "the leader compacted its log");
     await cluster.restart(lagger);
-    const deadline = Date.now() + 20_000;
+    const deadline = performance.now() + 20_000;
     for (;;) {
       const s = await (await call(
         cluster,
@@ -401,7 +375,7 @@ Deno.test("snapshots: a follower that missed compacted entries catches up throug
         assert.ok(s.snapshotIndex > 0, "the lagger installed a snapshot");
         break;
       }
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         assert.fail(`lagger stuck at ${s.appliedIndex} < ${ls.commitIndex}`);
       }
       await new Promise((r) => setTimeout(r, 50));

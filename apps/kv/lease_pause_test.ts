@@ -5,8 +5,9 @@
 // history must be linearizable. STRATA_LONG=1 runs longer, with more
 // pauses.
 import assert from "node:assert/strict";
-import { checkKvHistory, type KvOperation } from "@strata/sim";
-import { KvClient, KvClientError } from "./client.ts";
+import { checkKvHistory } from "@strata/sim";
+import { KvClient } from "./client.ts";
+import { OpRecorder } from "./_recorded_ops.ts";
 import { type LocalCluster, startLocalCluster } from "./cluster_launcher.ts";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
@@ -50,8 +51,8 @@ async function statusOf(
 
 /** Waits for a leader whose lease is valid (the clock guard has measured its peers). */
 async function leaderWithLease(c: LocalCluster, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     for (const n of c.nodes.values()) {
       const s = await statusOf(n.http, tokenOf(c));
       if (s?.role === "leader" && s.lease?.valid) return n.id;
@@ -81,10 +82,9 @@ async function leaseReadsServed(c: LocalCluster): Promise<number> {
  * is about to be stopped.
  */
 function startLoad(c: LocalCluster, clients: number, keys: number) {
-  const history: KvOperation[] = [];
+  const rec = new OpRecorder();
+  const history = rec.history;
   let running = true;
-  const t0 = performance.now();
-  const now = () => performance.now() - t0;
   const ids = [...c.nodes.keys()].sort();
   const all = ids.map((id) => c.nodes.get(id)!.http);
   const workers = Array.from({ length: clients }, async (_, ci) => {
@@ -101,37 +101,10 @@ function startLoad(c: LocalCluster, clients: number, keys: number) {
     let seq = 0;
     while (running) {
       const key = `k${(ci + seq) % keys}`;
-      const call = now();
       if (seq % 2 === 0) {
-        const value = `c${ci}-${seq}`;
-        const op: KvOperation = {
-          clientId: ci,
-          input: { op: "put", key, value },
-          call,
-        };
-        history.push(op);
-        try {
-          await writer.put(key, value);
-          op.return = now();
-          op.output = { ok: true };
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // Unknown outcome: it may or may not have been applied.
-        }
+        await rec.put(ci, writer, key, `c${ci}-${seq}`);
       } else {
-        try {
-          const e = await reader.get(key, "lease");
-          history.push({
-            clientId: ci,
-            input: { op: "get", key },
-            call,
-            return: now(),
-            output: { value: e ? new TextDecoder().decode(e.value) : null },
-          });
-        } catch (e) {
-          if (!(e instanceof KvClientError)) throw e;
-          // A failed read has no effect: leave it out.
-        }
+        await rec.get(ci, reader, key, "lease");
       }
       seq++;
     }
@@ -148,19 +121,7 @@ function startLoad(c: LocalCluster, clients: number, keys: number) {
     });
     return Promise.all(Array.from({ length: n }, async (_, i) => {
       const key = `k${i % keys}`;
-      const call = now();
-      try {
-        const e = await reader.get(key, "lease");
-        history.push({
-          clientId: clients + i,
-          input: { op: "get", key },
-          call,
-          return: now(),
-          output: { value: e ? new TextDecoder().decode(e.value) : null },
-        });
-      } catch (e) {
-        if (!(e instanceof KvClientError)) throw e;
-      }
+      await rec.get(clients + i, reader, key, "lease");
     }));
   };
   return {

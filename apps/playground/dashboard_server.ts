@@ -15,6 +15,7 @@ import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import {
+  callerRole,
   EdgeError,
   edgeGuard,
   installErrorHandlers,
@@ -23,6 +24,7 @@ import {
   readParams,
   readQuery,
   requireRole,
+  roleAllows,
   TokenAuth,
 } from "@strata/edge";
 import type { ClusterSnapshot } from "./cluster_snapshot.ts";
@@ -191,9 +193,15 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
     } catch {
       throw new PlaygroundError("not_found", `no file ${name}`);
     }
-    if (name === "index.html") {
-      // The page holds the run's token (base64url: safe in an attribute);
-      // only a page served under an allowed Host can read it.
+    // The page holds the run's token (base64url: safe in an attribute);
+    // only a page served under an allowed Host can read it. With operator
+    // tokens only a caller who may act gets it: the read token looks only.
+    const role = callerRole(c);
+    if (
+      name === "index.html" &&
+      (!options.operatorTokens ||
+        (role !== undefined && roleAllows(role, "write")))
+    ) {
       bytes = new TextEncoder().encode(
         new TextDecoder().decode(bytes).replace(
           "<head>",
