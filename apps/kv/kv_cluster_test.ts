@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { checkKvHistory } from "@strata/sim";
 import { selfSignedCert, tlsClient } from "@strata/edge";
-import { KvClient } from "./client.ts";
+import { KvClient, KvClientError } from "./client.ts";
 import { OpRecorder } from "./_recorded_ops.ts";
 import {
   type LocalCluster,
