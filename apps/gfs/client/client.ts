@@ -115,6 +115,16 @@ export class GfsClient {
        * (default 30 s; a failed read refreshes them at once).
        */
       locationTtlMs?: number;
+      /**
+       * How long one push or write of a chunk piece may take before the
+       * chunk is retried on fresh servers, ms (default 120 s). A silent
+       * network partition is noticed only through it.
+       */
+      pushTimeoutMs?: number;
+      /** How long one read from one replica may take before the next is tried, ms (default 60 s). */
+      readTimeoutMs?: number;
+      /** How long one record append may take before it is retried, ms (default 60 s). */
+      appendTimeoutMs?: number;
     } = {},
     caller?: MasterCaller,
   ) {
@@ -235,7 +245,12 @@ export class GfsClient {
                 ...r.slice(0, k % Math.max(1, r.length)),
               ],
             };
-            const bytes = await readPiece(rotated, within, n);
+            const bytes = await readPiece(
+              rotated,
+              within,
+              n,
+              this.#readTimeoutMs,
+            );
             if (bytes.length !== n) {
               throw new GfsError(
                 "unavailable",
@@ -334,7 +349,7 @@ export class GfsClient {
         );
       }
       try {
-        return await readRange(loc, offset, length);
+        return await readRange(loc, offset, length, this.#readTimeoutMs);
       } catch (e) {
         lastErr = e;
         if (isGfsError(e, "range_not_satisfiable")) {
@@ -460,7 +475,7 @@ export class GfsClient {
             method: "POST",
             headers: { "content-type": "application/octet-stream" },
             body: framed as Uint8Array<ArrayBuffer>,
-            signal: AbortSignal.timeout(60_000),
+            signal: AbortSignal.timeout(this.options.appendTimeoutMs ?? 60_000),
           });
         } catch (e) {
           throw new GfsError("unavailable", `cannot reach ${t.primary}: ${e}`);
@@ -553,7 +568,12 @@ export class GfsClient {
       let bytes: Uint8Array | null = null;
       for (let attempt = 0; attempt < 10 && bytes === null; attempt++) {
         try {
-          bytes = await readPiece(chunk, 0, loc.chunkBytes);
+          bytes = await readPiece(
+            chunk,
+            0,
+            loc.chunkBytes,
+            this.#readTimeoutMs,
+          );
         } catch {
           await new Promise((r) => setTimeout(r, 200));
           const again = await this.locate(path);
@@ -571,6 +591,10 @@ export class GfsClient {
       }
       yield* scanRecords(bytes);
     }
+  }
+
+  get #readTimeoutMs(): number {
+    return this.options.readTimeoutMs ?? 60_000;
   }
 
   #allocate(path: string, fileId: number, index: number): Promise<WriteTarget> {
@@ -611,7 +635,11 @@ export class GfsClient {
         }
       }
       try {
-        const servers = await writePieces(t, data);
+        const servers = await writePieces(
+          t,
+          data,
+          this.options.pushTimeoutMs ?? 120_000,
+        );
         if (servers.length >= quorum) {
           return { handle: t.handle, length: data.length, servers };
         }
@@ -638,6 +666,7 @@ export class GfsClient {
 async function writePieces(
   t: WriteTarget,
   data: Uint8Array,
+  timeoutMs: number,
 ): Promise<string[]> {
   let ok: Set<string> | null = null;
   const offsets: number[] = [];
@@ -650,7 +679,12 @@ async function writePieces(
       const offset = offsets[next++]!;
       const piece = data.subarray(offset, offset + WRITE_PIECE_BYTES);
       const dataId = newDataId();
-      const received = await push([t.primary, ...t.secondaries], dataId, piece);
+      const received = await push(
+        [t.primary, ...t.secondaries],
+        dataId,
+        piece,
+        timeoutMs,
+      );
       if (!received.includes(t.primary)) {
         throw new GfsError("unavailable", "primary did not receive the data");
       }
@@ -664,7 +698,7 @@ async function writePieces(
             offset,
             secondaries: t.secondaries.filter((s) => received.includes(s)),
           },
-          timeoutMs: 120_000,
+          timeoutMs,
         },
       );
       const these = new Set(w.ok);
@@ -687,6 +721,7 @@ async function push(
   chain: string[],
   dataId: string,
   data: Uint8Array,
+  timeoutMs: number,
 ): Promise<string[]> {
   const rest = chain.slice(1).join(",");
   const url = `${chain[0]}/v1/push/${dataId}?chain=${encodeURIComponent(rest)}`;
@@ -695,7 +730,7 @@ async function push(
     res = await fetch(url, {
       method: "POST",
       body: data as Uint8Array<ArrayBuffer>,
-      signal: AbortSignal.timeout(120_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {
     throw new GfsError(
@@ -715,6 +750,7 @@ async function readRange(
   loc: Located,
   offset: number,
   length: number,
+  timeoutMs: number,
 ): Promise<Uint8Array> {
   if (length === 0) return new Uint8Array(0);
   const end = offset + length;
@@ -739,6 +775,7 @@ async function readRange(
         { ...chunk, replicas: [...r.slice(k), ...r.slice(0, k)] },
         within,
         n,
+        timeoutMs,
       ).then((bytes) => {
         if (bytes.length !== n) throw short();
         return bytes;
@@ -762,6 +799,7 @@ async function readPiece(
   chunk: Located["chunks"][number],
   offset: number,
   length: number,
+  timeoutMs: number,
 ): Promise<Uint8Array> {
   let lastErr: unknown = new GfsError(
     "unavailable",
@@ -771,7 +809,7 @@ async function readPiece(
     const url =
       `${replica}/v1/chunks/${chunk.handle}?version=${chunk.version}&offset=${offset}&length=${length}`;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
       await throwIfFailed(res, url);
       return new Uint8Array(await res.arrayBuffer());
     } catch (e) {
