@@ -1,3 +1,8 @@
+import {
+  type RunningChunkserver,
+  startChunkserver,
+} from "./chunkserver/chunkserver.ts";
+import { startMaster } from "./master/master_server.ts";
 /** Deterministic bytes for tests (an LCG), as a plain ArrayBuffer view. */
 export function pattern(n: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
@@ -21,4 +26,43 @@ export async function until(
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
+ * An in-process cell for tests: one master and `servers` chunkservers
+ * under `dir` (200 ms ticks and heartbeats, no scrub pauses). `stop()`
+ * closes them all; a failed start closes what did start.
+ */
+export async function startTestCell(
+  dir: string,
+  options: { chunkBytes: number; replication: number; servers: number },
+) {
+  const master = await startMaster({
+    dataDir: `${dir}/m`,
+    chunkBytes: options.chunkBytes,
+    replication: options.replication,
+    tickMs: 200,
+  });
+  const servers: RunningChunkserver[] = [];
+  const stop = async () => {
+    await Promise.allSettled(servers.map((s) => s.close()));
+    await master.close().catch(() => {});
+  };
+  try {
+    for (let i = 0; i < options.servers; i++) {
+      servers.push(
+        await startChunkserver({
+          dataDir: `${dir}/cs${i}`,
+          master: master.url,
+          id: `cs${i}`,
+          heartbeatMs: 200,
+          scrubPauseMs: 0,
+        }),
+      );
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { master, servers, stop };
 }

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  type RunningChunkserver,
-  startChunkserver,
-} from "./chunkserver/chunkserver.ts";
+import type { RunningChunkserver } from "./chunkserver/chunkserver.ts";
 import { GfsClient } from "./client/client.ts";
-import { startMaster } from "./master/master_server.ts";
-import { pattern, until } from "./_test_support.ts";
+import { pattern, startTestCell, until } from "./_test_support.ts";
 
 /** How a route takes its body. */
 type BodyKind = "json" | "bytes" | "none";
@@ -142,36 +138,12 @@ function assertClientError(
   );
 }
 
-async function startCell(dir: string) {
-  const master = await startMaster({
-    dataDir: `${dir}/m`,
+function startCell(dir: string) {
+  return startTestCell(dir, {
     chunkBytes: 1024 * 1024,
     replication: 2,
-    tickMs: 200,
+    servers: 2,
   });
-  const servers: RunningChunkserver[] = [];
-  try {
-    for (let i = 0; i < 2; i++) {
-      servers.push(
-        await startChunkserver({
-          dataDir: `${dir}/cs${i}`,
-          master: master.url,
-          id: `cs${i}`,
-          heartbeatMs: 200,
-          scrubPauseMs: 0,
-        }),
-      );
-    }
-  } catch (e) {
-    await Promise.allSettled(servers.map((s) => s.close()));
-    await master.close();
-    throw e;
-  }
-  const stop = async () => {
-    await Promise.allSettled(servers.map((s) => s.close()));
-    await master.close();
-  };
-  return { master, servers, stop };
 }
 
 Deno.test({

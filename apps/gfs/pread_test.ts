@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  type RunningChunkserver,
-  startChunkserver,
-} from "./chunkserver/chunkserver.ts";
 import { GfsClient } from "./client/client.ts";
 import { isGfsError } from "./shared/gfs_error.ts";
-import { startMaster } from "./master/master_server.ts";
-import { pattern, until } from "./_test_support.ts";
+import { pattern, startTestCell, until } from "./_test_support.ts";
 
 const CHUNK = 256 * 1024;
 
@@ -17,25 +12,12 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const dir = await Deno.makeTempDir();
-    const master = await startMaster({
-      dataDir: `${dir}/m`,
+    const { master, servers, stop } = await startTestCell(dir, {
       chunkBytes: CHUNK,
       replication: 3,
-      tickMs: 200,
+      servers: 3,
     });
-    const servers: RunningChunkserver[] = [];
     try {
-      for (let i = 0; i < 3; i++) {
-        servers.push(
-          await startChunkserver({
-            dataDir: `${dir}/cs${i}`,
-            master: master.url,
-            id: `cs${i}`,
-            heartbeatMs: 200,
-            scrubPauseMs: 0,
-          }),
-        );
-      }
       await until("3 chunkservers registered", async () => {
         const r = await fetch(`${master.url}/v1/chunkservers`);
         const b = await r.json() as { chunkservers: unknown[] };
@@ -99,8 +81,7 @@ Deno.test({
       await master.close();
       await check(40);
     } finally {
-      await Promise.allSettled(servers.map((s) => s.close()));
-      await master.close().catch(() => {});
+      await stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
