@@ -85,8 +85,14 @@ export class GfsFileStore implements FileStore {
       sync: async () => {
         if (state !== "open") return;
         state = "uploaded";
-        const all = parts.splice(0);
-        await this.#gfs.upload(path, all.length === 1 ? all[0]! : all);
+        try {
+          await this.#gfs.upload(path, parts.length === 1 ? parts[0]! : parts);
+          parts.length = 0;
+        } catch (e) {
+          // The failed upload was abandoned: a later sync tries again.
+          state = "open";
+          throw e;
+        }
       },
       close: () => {
         state = "closed";

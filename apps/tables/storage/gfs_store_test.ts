@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { GfsClient } from "@strata/gfs";
-import { startGfsCell } from "./_gfs_cell.ts";
+import { startTestCell } from "../../gfs/_test_support.ts";
 import { isFencedError } from "./gfs_fence.ts";
 import { openGfsStore } from "./open_gfs_store.ts";
 
@@ -14,7 +14,7 @@ async function withCell(
   fn: (gfs: () => GfsClient, url: string) => Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
-  const cell = await startGfsCell(dir, {
+  const cell = await startTestCell(dir, {
     chunkBytes: 256 * 1024,
     replication: 3,
     servers: 3,
