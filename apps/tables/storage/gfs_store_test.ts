@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { GfsClient } from "@strata/gfs";
 import { startTestCell } from "../../gfs/_test_support.ts";
-import { isFencedError } from "./gfs_fence.ts";
+import { GfsFence, isFencedError } from "./gfs_fence.ts";
 import { openGfsStore } from "./open_gfs_store.ts";
 
 const enc = new TextEncoder();
@@ -153,6 +153,21 @@ Deno.test("a fenced owner can neither acknowledge a write nor replace the manife
     } finally {
       await b.store.close();
       await a.store.close();
+    }
+  });
+});
+
+Deno.test("concurrent claimers of one store get distinct, consecutive epochs; each sees whether it was superseded", async () => {
+  await withCell(async (client) => {
+    const fences = await Promise.all(
+      [0, 1, 2, 3].map((i) => GfsFence.claim(client(), "/tablets/t3", `c${i}`)),
+    );
+    assert.deepEqual(fences.map((f) => f.epoch).sort(), [1, 2, 3, 4]);
+    const newest = fences.find((f) => f.epoch === 4)!;
+    await newest.check();
+    for (const f of fences.filter((f) => f !== newest)) {
+      await assert.rejects(f.check(), (e) => isFencedError(e));
+      assert.equal(f.fenced, true);
     }
   });
 });
