@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { GfsClient } from "@strata/gfs";
 import { startTestCell } from "../../gfs/_test_support.ts";
 import { GfsFence, isFencedError } from "./gfs_fence.ts";
+import { GfsFileStore, TABLE_IDS_PER_EPOCH } from "./gfs_file_store.ts";
 import { openGfsStore } from "./open_gfs_store.ts";
 
 const enc = new TextEncoder();
@@ -168,6 +169,35 @@ Deno.test("concurrent claimers of one store get distinct, consecutive epochs; ea
     for (const f of fences.filter((f) => f !== newest)) {
       await assert.rejects(f.check(), (e) => isFencedError(e));
       assert.equal(f.fenced, true);
+    }
+  });
+});
+
+Deno.test("an owner stopped while it opened the store cannot delete a table its successor wrote", async () => {
+  await withCell(async (client) => {
+    const dir = "/tablets/t4";
+    // Owner 1 claims and opens its file store, then stalls (as if stopped
+    // before deleting the tables its manifest does not name).
+    const fence1 = await GfsFence.claim(client(), dir, "stalled");
+    const files1 = await GfsFileStore.open(client(), dir, fence1);
+    const b = await openGfsStore(client(), dir, { owner: "successor" });
+    try {
+      await b.store.put(key(1), enc.encode("b"));
+      await b.store.flush();
+      const name = b.store.tables[0]!.name;
+      assert.ok((await files1.list()).includes(name));
+      await files1.delete(name); // refused: written by a newer owner
+      assert.ok((await files1.list()).includes(name));
+      // Its own (and older owners') files it may delete.
+      const own = await files1.create(`${TABLE_IDS_PER_EPOCH}.sst`);
+      await own.append(enc.encode("x"));
+      await own.sync();
+      await own.close();
+      await files1.delete(`${TABLE_IDS_PER_EPOCH}.sst`);
+      assert.ok(!(await files1.list()).includes(`${TABLE_IDS_PER_EPOCH}.sst`));
+      assert.equal(dec.decode((await b.store.get(key(1)))!), "b");
+    } finally {
+      await b.store.close();
     }
   });
 });
