@@ -77,6 +77,10 @@ export class LiveBackend implements PlaygroundBackend {
   #pg: Playground;
   /** Headers of every call to the kv nodes (their admin token). */
   readonly #kv: Record<string, string>;
+  /** Headers of every call to the GFS masters (the cell's admin token). */
+  readonly #gfsAuth: Record<string, string>;
+  /** Headers of every call to the search coordinator (its admin token). */
+  readonly #searchAuth: Record<string, string>;
   #interval: number;
   #maxFollowed: number;
   #paused = new Set<number>();
@@ -107,9 +111,17 @@ export class LiveBackend implements PlaygroundBackend {
     this.#pg = playground;
     const kvToken = playground.raft.adminToken;
     this.#kv = kvToken ? { authorization: `Bearer ${kvToken}` } : {};
+    const gfsToken = playground.gfs.secrets?.tokens.admin;
+    this.#gfsAuth = gfsToken ? { authorization: `Bearer ${gfsToken}` } : {};
+    const searchToken = playground.search.secrets?.tokens.admin;
+    this.#searchAuth = searchToken
+      ? { authorization: `Bearer ${searchToken}` }
+      : {};
     this.#interval = options.intervalMs ?? 500;
     this.#maxFollowed = options.maxFollowed ?? 4;
-    this.#gfsClient = new GfsClient(playground.gfs.masterUrls);
+    this.#gfsClient = new GfsClient(playground.gfs.masterUrls, {
+      token: gfsToken,
+    });
     this.#searchView = {
       url: playground.search.url,
       reachable: false,
@@ -250,7 +262,12 @@ export class LiveBackend implements PlaygroundBackend {
       urls.map(async (url, i): Promise<MasterInput> => {
         const process = this.#killedMasters.has(i) ? "killed" : "up";
         const status = process === "up"
-          ? await getJson(`${url}/v1/master`, MasterStatusSchema, 800)
+          ? await getJson(
+            `${url}/v1/master`,
+            MasterStatusSchema,
+            800,
+            this.#gfsAuth,
+          )
           : null;
         return { url, process, status };
       }),
@@ -292,13 +309,18 @@ export class LiveBackend implements PlaygroundBackend {
     if (leaderIndex === null) {
       return down("no GFS master leads right now (election in progress?)");
     }
-    // Followers answer 307 to the leader and fetch follows it, so these
-    // still reach the leader if it changed since it was asked.
+    // If the leader changed since it was asked, these fail this once (fetch
+    // drops the token on the 307 to another port); the next round asks again.
     const master = masters[leaderIndex]!.url;
     const [list, health, metrics] = await Promise.all([
-      getJson(`${master}/v1/chunkservers`, ChunkserverListSchema, 1500),
-      getJson(`${master}/v1/health`, GfsHealthSchema, 1500),
-      getText(`${master}/metrics`, 1500),
+      getJson(
+        `${master}/v1/chunkservers`,
+        ChunkserverListSchema,
+        1500,
+        this.#gfsAuth,
+      ),
+      getJson(`${master}/v1/health`, GfsHealthSchema, 1500, this.#gfsAuth),
+      getText(`${master}/metrics`, 1500, this.#gfsAuth),
     ]);
     if (!list || !health) {
       return down(`the master at ${master} does not answer`);
@@ -340,6 +362,7 @@ export class LiveBackend implements PlaygroundBackend {
       `${master}/v1/ls?prefix=${encodeURIComponent("/uploads/")}`,
       GfsListingSchema,
       1500,
+      this.#gfsAuth,
     );
     if (!ls) return this.#gfsSlow.uploads;
     const newest = [...ls.files].sort((a, b) => b.mtime - a.mtime).slice(0, 5);
@@ -348,6 +371,7 @@ export class LiveBackend implements PlaygroundBackend {
         `${master}/v1/rpc/locate?path=${encodeURIComponent(f.path)}`,
         GfsLocateSchema,
         1500,
+        this.#gfsAuth,
       );
       return {
         path: f.path,
@@ -364,7 +388,12 @@ export class LiveBackend implements PlaygroundBackend {
 
   async #search(): Promise<void> {
     const s = this.#pg.search;
-    const stats = await getJson(`${s.url}/v1/stats`, SearchStatsSchema, 3000);
+    const stats = await getJson(
+      `${s.url}/v1/stats`,
+      SearchStatsSchema,
+      3000,
+      this.#searchAuth,
+    );
     this.#searchView = {
       url: s.url,
       reachable: stats !== null,
@@ -752,6 +781,7 @@ export class LiveBackend implements PlaygroundBackend {
           `${master}/v1/chunkservers`,
           ChunkserverListSchema,
           1500,
+          this.#gfsAuth,
         );
         const alive = list?.chunkservers.filter((c) => c.alive).length ?? 0;
         if (alive >= replicas) return;
@@ -771,7 +801,7 @@ export class LiveBackend implements PlaygroundBackend {
       `${this.#pg.search.url}/v1/search?q=${
         encodeURIComponent(query)
       }&size=${size}`,
-      { method: "GET" },
+      { method: "GET", headers: this.#searchAuth },
       SearchAnswerSchema,
       15_000,
     );
