@@ -30,6 +30,7 @@ import {
   startSphinxMulti,
   startSphinxSingle,
 } from "./sphinx_peer.ts";
+import { authHeaders } from "@strata/edge";
 
 /** One benchmark query in both syntaxes (same meaning: OR of words, phrase, AND, prefix). */
 interface ServiceQuery {
@@ -159,7 +160,10 @@ export async function bulkIndex(
         if (i >= lines.length) return;
         const res = await fetch(`${url}/v1/docs`, {
           method: "POST",
-          headers: { ...bearer(token), "content-type": "application/x-ndjson" },
+          headers: {
+            ...authHeaders(token),
+            "content-type": "application/x-ndjson",
+          },
           body: lines.slice(i, i + batch).join("\n"),
         });
         const out = await res.json();
@@ -179,7 +183,7 @@ export function serviceQuery(
   snippets: boolean,
   token?: string,
 ): (w: number, seq: number) => Promise<boolean> {
-  const headers = bearer(token);
+  const headers = authHeaders(token);
   return async (w, seq) => {
     const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
     const res = await fetch(
@@ -217,7 +221,7 @@ export async function benchSearchService(suite: Suite): Promise<void> {
     try {
       const t0 = performance.now();
       const token = cluster.secrets?.tokens.admin;
-      const auth = bearer(token);
+      const auth = authHeaders(token);
       await bulkIndex(cluster.url, docs, BATCH, BULK_CLIENTS, token);
       const indexMs = performance.now() - t0;
       suite.record({
@@ -450,9 +454,4 @@ async function shardSplit(
     search,
     { op: "<=", value: 1 },
   );
-}
-
-/** The Authorization header of a token (none without one). */
-function bearer(token: string | undefined): Record<string, string> {
-  return token === undefined ? {} : { authorization: `Bearer ${token}` };
 }

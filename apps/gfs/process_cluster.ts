@@ -1,8 +1,11 @@
 import { join } from "node:path";
 import { ProcessError, spawnUntilReady } from "@strata/process";
-import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
+import {
+  authHeaders,
+  type ClusterSecrets,
+  loadOrCreateSecrets,
+} from "@strata/edge";
 import { GfsError } from "./shared/gfs_error.ts";
-import { bearer } from "./shared/http_json.ts";
 
 /** A child process that printed its `listening` line. */
 export interface ChildService {
@@ -207,7 +210,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         for (let i = 0; i < masters.length; i++) {
           try {
             const res = await fetch(`${masterUrls[i]}/v1/master`, {
-              headers: bearer(secrets?.tokens.read),
+              headers: authHeaders(secrets?.tokens.read),
               signal: AbortSignal.timeout(1000),
             });
             const body = await res.json() as { serving?: boolean };

@@ -6,6 +6,7 @@
  * followed key). This is the I/O edge; what it computes lives in the pure
  * modules it calls.
  */
+import { authHeaders } from "@strata/edge";
 import { GfsClient, type GfsErrorCode, isGfsError } from "@strata/gfs";
 import {
   type ChunkserverView,
@@ -110,13 +111,10 @@ export class LiveBackend implements PlaygroundBackend {
   constructor(playground: Playground, options: LiveBackendOptions = {}) {
     this.#pg = playground;
     const kvToken = playground.raft.adminToken;
-    this.#kv = kvToken ? { authorization: `Bearer ${kvToken}` } : {};
+    this.#kv = authHeaders(kvToken);
     const gfsToken = playground.gfs.secrets?.tokens.admin;
-    this.#gfsAuth = gfsToken ? { authorization: `Bearer ${gfsToken}` } : {};
-    const searchToken = playground.search.secrets?.tokens.admin;
-    this.#searchAuth = searchToken
-      ? { authorization: `Bearer ${searchToken}` }
-      : {};
+    this.#gfsAuth = authHeaders(gfsToken);
+    this.#searchAuth = authHeaders(playground.search.secrets?.tokens.admin);
     this.#interval = options.intervalMs ?? 500;
     this.#maxFollowed = options.maxFollowed ?? 4;
     this.#gfsClient = new GfsClient(playground.gfs.masterUrls, {

@@ -11,6 +11,7 @@ import { startCluster as startGfs } from "@strata/gfs";
 import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
 import { startLocalCluster } from "../kv/cluster_launcher.ts";
 import { PlaygroundError } from "./playground_error.ts";
+import { authHeaders } from "@strata/edge";
 
 /** Options of {@link startPlayground}. */
 export interface PlaygroundOptions {
@@ -200,7 +201,7 @@ export async function startPlayground(
     });
     stops.push(() => search.stop());
     signal?.throwIfAborted();
-    const searchAuth = bearer(search.secrets?.tokens.admin);
+    const searchAuth = authHeaders(search.secrets?.tokens.admin);
     let docs = await searchDocs(search.url, searchAuth);
     // The marker is written only when indexing finished: a start that was
     // stopped half way indexes again (re-posting an id replaces it).
@@ -242,11 +243,6 @@ async function exists(path: string): Promise<boolean> {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** The Authorization header of a token (none without one). */
-function bearer(token: string | undefined): Record<string, string> {
-  return token === undefined ? {} : { authorization: `Bearer ${token}` };
 }
 
 async function searchDocs(

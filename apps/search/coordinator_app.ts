@@ -13,6 +13,7 @@ import {
 } from "./global_stats.ts";
 import { compareHits } from "./hit_order.ts";
 import {
+  authHeaders,
   EdgeError,
   installErrorHandlers,
   NDJSON_CONTENT_TYPES,
@@ -165,9 +166,7 @@ export function createCoordinatorApp(
   const config = CoordinatorConfigSchema.parse(input);
   // The shards' internal routes take the cluster's peer secret only.
   const peerToken = access.secrets?.peerSecret;
-  const peerAuth: Record<string, string> = peerToken === undefined
-    ? {}
-    : { authorization: `Bearer ${peerToken}` };
+  const peerAuth = authHeaders(peerToken);
   const S = config.shards.length;
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
   const handoff = new HintedHandoff(

@@ -6,6 +6,7 @@ import { settleChunkBytes } from "../shared/cell_config_file.ts";
 import { ChunkStore } from "./chunk_store.ts";
 import { GfsError, gfsToEdgeError, isGfsError } from "../shared/gfs_error.ts";
 import {
+  authHeaders,
   installErrorHandlers,
   readBytes,
   readJson,
@@ -17,7 +18,6 @@ import {
   resolveGfsAccess,
 } from "../shared/access.ts";
 import {
-  bearer,
   fetchJson,
   MasterEndpoints,
   parseResponse,
@@ -358,7 +358,7 @@ export async function startChunkserver(
       const res = await fetch(u, {
         method: "POST",
         headers: {
-          ...bearer(peerToken),
+          ...authHeaders(peerToken),
           "content-type": "application/octet-stream",
         },
         body: data as Uint8Array<ArrayBuffer>,
@@ -516,7 +516,7 @@ export async function startChunkserver(
         `${chain[0]}/v1/push/${dataId}?chain=${encodeURIComponent(rest)}`,
         {
           method: "POST",
-          headers: bearer(peerToken),
+          headers: authHeaders(peerToken),
           body: out,
           duplex: "half",
           signal: AbortSignal.timeout(120_000),
@@ -717,7 +717,7 @@ export async function startChunkserver(
     const [source] = await peerOrigins([cl.source], "clone source");
     const src = `${source}/v1/chunks/${handle}?version=${cl.version}`;
     const res = await fetch(src, {
-      headers: bearer(peerToken),
+      headers: authHeaders(peerToken),
       signal: AbortSignal.timeout(120_000),
     })
       .catch((e) => {

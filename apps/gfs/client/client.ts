@@ -1,6 +1,5 @@
 import { GfsError, isGfsError } from "../shared/gfs_error.ts";
 import {
-  bearer,
   fetchJson,
   type FetchJsonOptions,
   MasterEndpoints,
@@ -29,6 +28,7 @@ import {
   scanRecords,
 } from "./record_format.ts";
 import { z } from "zod";
+import { authHeaders } from "@strata/edge";
 
 /** Bytes fetched from a chunkserver per read request. */
 export const READ_PIECE_BYTES = 4 * 2 ** 20;
@@ -489,7 +489,7 @@ export class GfsClient {
           res = await fetch(url, {
             method: "POST",
             headers: {
-              ...bearer(this.options.token),
+              ...authHeaders(this.options.token),
               "content-type": "application/octet-stream",
             },
             body: framed as Uint8Array<ArrayBuffer>,
@@ -753,7 +753,7 @@ async function push(
   try {
     res = await fetch(url, {
       method: "POST",
-      headers: bearer(token),
+      headers: authHeaders(token),
       body: data as Uint8Array<ArrayBuffer>,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -838,7 +838,7 @@ async function readPiece(
       `${replica}/v1/chunks/${chunk.handle}?version=${chunk.version}&offset=${offset}&length=${length}`;
     try {
       const res = await fetch(url, {
-        headers: bearer(token),
+        headers: authHeaders(token),
         signal: AbortSignal.timeout(timeoutMs),
       });
       await throwIfFailed(res, url);

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { EdgeError } from "@strata/edge";
+import { authHeaders, EdgeError } from "@strata/edge";
 import type { z } from "zod";
 import { GfsError, gfsErrorFromBody, isGfsError } from "./gfs_error.ts";
 
@@ -87,7 +87,7 @@ export interface FetchJsonOptions {
 export function jsonRequestInit(
   options: FetchJsonOptions,
 ): Pick<RequestInit, "method" | "headers" | "body"> {
-  const auth = bearer(options.token);
+  const auth = authHeaders(options.token);
   if (options.body === undefined) {
     return { method: options.method ?? "GET", headers: auth };
   }
@@ -96,11 +96,6 @@ export function jsonRequestInit(
     headers: { ...auth, "content-type": "application/json" },
     body: JSON.stringify(options.body),
   };
-}
-
-/** The Authorization header of a bearer token (none without one). */
-export function bearer(token: string | undefined): Record<string, string> {
-  return token === undefined ? {} : { authorization: `Bearer ${token}` };
 }
 
 /**
