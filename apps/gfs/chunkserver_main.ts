@@ -4,7 +4,7 @@
  * [--chunk-bytes 64MiB]`. Prints one JSON line
  * `{"event":"listening","role":"chunkserver","id":...,"url":...}`.
  */
-import { EDGE_FLAGS } from "@strata/edge";
+import { EDGE_AUTH_FLAGS } from "@strata/edge";
 import { z } from "zod";
 import { startChunkserver } from "./chunkserver/chunkserver.ts";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
@@ -20,9 +20,7 @@ const Flags = z.object({
   "scrub-pause-ms": num.optional(),
   host: z.string().optional(),
   port: num.optional(),
-  "auth-dir": EDGE_FLAGS["auth-dir"],
-  "insecure-no-auth": EDGE_FLAGS["insecure-no-auth"],
-  "allowed-hosts": EDGE_FLAGS["allowed-hosts"],
+  ...EDGE_AUTH_FLAGS,
 });
 
 const USAGE =

@@ -4,7 +4,7 @@
  * `{"event":"listening","role":"master","url":...}` once serving; stops
  * cleanly on SIGINT/SIGTERM.
  */
-import { EDGE_FLAGS } from "@strata/edge";
+import { EDGE_AUTH_FLAGS } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startMaster } from "./master/master_server.ts";
@@ -28,9 +28,7 @@ const Flags = z.object({
   peers: z.string().min(1).optional(),
   "raft-tick-ms": num.optional(),
   "election-ticks": num.optional(),
-  "auth-dir": EDGE_FLAGS["auth-dir"],
-  "insecure-no-auth": EDGE_FLAGS["insecure-no-auth"],
-  "allowed-hosts": EDGE_FLAGS["allowed-hosts"],
+  ...EDGE_AUTH_FLAGS,
 });
 
 const USAGE =

@@ -7,7 +7,7 @@
  */
 import {
   type Access,
-  EDGE_FLAGS,
+  EDGE_AUTH_FLAGS,
   EdgeConfigError,
   edgeGuard,
   requirePeer,
@@ -38,12 +38,8 @@ export const need = {
   peer: requirePeer(),
 };
 
-/** The access flags of the search processes (a subset of the edge's; no TLS here). */
-export const ACCESS_FLAGS = {
-  "auth-dir": EDGE_FLAGS["auth-dir"],
-  "insecure-no-auth": EDGE_FLAGS["insecure-no-auth"],
-  "allowed-hosts": EDGE_FLAGS["allowed-hosts"],
-};
+/** The access flags of the search processes (the edge's, without TLS). */
+export const ACCESS_FLAGS = EDGE_AUTH_FLAGS;
 
 /** Usage lines of {@link ACCESS_FLAGS}. */
 export const ACCESS_FLAGS_USAGE =

@@ -105,6 +105,7 @@ export {
   tlsClient,
 } from "./json_client.ts";
 export {
+  EDGE_AUTH_FLAGS,
   EDGE_FLAGS,
   EDGE_FLAGS_USAGE,
   type FlagsResult,
