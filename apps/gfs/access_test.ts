@@ -2,9 +2,10 @@
 // the chunkservers' client routes, the peer secret (and nothing else) on
 // the internal ones, Host and cross-site checks, and GfsClient with tokens.
 import assert from "node:assert/strict";
-import { EdgeConfigError } from "@strata/edge";
+import { EdgeConfigError, freePort } from "@strata/edge";
 import { GfsClient } from "./client/client.ts";
 import { startMaster } from "./master/master_server.ts";
+import { startChunkserver } from "./chunkserver/chunkserver.ts";
 import { isGfsError } from "./shared/gfs_error.ts";
 import { fetchAs, pattern, startTestCell, until } from "./_test_support.ts";
 
@@ -222,6 +223,41 @@ Deno.test({
       });
       assert.equal(put.status, 201, await put.text());
       assert.deepEqual(await reader.readAll("/g"), pattern(3000, 4));
+
+      // A chunkserver with another cell's secrets (another auth dir) is
+      // refused on its heartbeats, says so once, and is never registered.
+      const logged: string[] = [];
+      const error = console.error;
+      console.error = (...a: unknown[]) => logged.push(a.join(" "));
+      const stranger = await startChunkserver({
+        dataDir: `${dir}/stranger`,
+        authDir: `${dir}/other-auth`,
+        master: m,
+        id: "stranger",
+        heartbeatMs: 100,
+        scrubPauseMs: 0,
+        chunkBytes: 1024 * 1024,
+      });
+      try {
+        await until(
+          "the refusal is logged",
+          () => Promise.resolve(logged.some((l) => /stranger/.test(l))),
+          10_000,
+        );
+      } finally {
+        await stranger.close();
+        console.error = error;
+      }
+      assert.match(
+        logged.join("\n"),
+        /chunkserver stranger: the master refuses it: .*peer secret/,
+      );
+      assert.ok(!logged.join("\n").includes(peerSecret), "no secret logged");
+      const listed = await (await as(tokens.read)(`${m}/v1/chunkservers`))
+        .json();
+      assert.ok(
+        !listed.chunkservers.some((c: { id: string }) => c.id === "stranger"),
+      );
     } finally {
       await cell.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -239,4 +275,52 @@ Deno.test("a gfs master refuses --insecure-no-auth off loopback", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "gfs masters' raft peers authenticate with the peer secret: two masters of one auth dir elect a leader, two of different ones never do",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (...a: unknown[]) => logged.push(a.join(" "));
+    const pair = async (name: string, authDirs: [string, string]) => {
+      const [r1, r2, h1, h2] = [freePort(), freePort(), freePort(), freePort()];
+      const peers =
+        `1=127.0.0.1:${r1}/127.0.0.1:${h1},2=127.0.0.1:${r2}/127.0.0.1:${h2}`;
+      return await Promise.all([1, 2].map((id) =>
+        startMaster({
+          dataDir: `${dir}/${name}-${id}`,
+          authDir: authDirs[id - 1],
+          id,
+          peers,
+          port: id === 1 ? h1 : h2,
+          raftTickMs: 20,
+        })
+      ));
+    };
+    const same = await pair("same", [`${dir}/a`, `${dir}/a`]);
+    const split = await pair("split", [`${dir}/a`, `${dir}/b`]);
+    try {
+      await until(
+        "the pair with one secret elects a leader",
+        () => Promise.resolve(same.some((m) => m.store.serving())),
+        20_000,
+      );
+      // Many election timeouts (20 ms ticks): the split pair never commits.
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.ok(!split.some((m) => m.store.serving()), "split pair serves");
+      assert.ok(
+        logged.some((l) => /shared secret is wrong/.test(l)),
+        `no refusal logged: ${logged.join(" | ")}`,
+      );
+    } finally {
+      console.error = error;
+      await Promise.all([...same, ...split].map((m) => m.close()));
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
 });

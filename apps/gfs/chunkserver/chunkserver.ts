@@ -846,10 +846,17 @@ export async function startChunkserver(
       await heartbeat().then(() => refused = "", (e) => {
         // An unreachable master is routine (restarts, elections); a
         // refusal is a misconfiguration, said once on stderr.
-        if (isGfsError(e, "conflict") && e.message !== refused) {
+        // (`unauthorized`: another cell's peer secret, i.e. another --auth-dir.)
+        const refusal = isGfsError(e, "conflict") ||
+          isGfsError(e, "unauthorized");
+        if (refusal && e.message !== refused) {
           refused = e.message;
           console.error(
-            `chunkserver ${id}: the master refuses it: ${e.message}`,
+            `chunkserver ${id}: the master refuses it: ${e.message}${
+              isGfsError(e, "unauthorized")
+                ? " (this chunkserver's peer secret is not the cell's: start every process of the cell with the same --auth-dir)"
+                : ""
+            }`,
           );
         }
       });
