@@ -104,7 +104,7 @@ export function jsonRequestInit(
  * port), so the leader would answer 401. The body must be re-sendable
  * (a string or bytes, not a stream).
  */
-export async function fetchFollowingLeader(
+async function fetchFollowingLeader(
   url: string,
   init: RequestInit,
 ): Promise<Response> {
