@@ -113,7 +113,9 @@ async function throughput(): Promise<void> {
     chunkserver: () => ({ scrubPauseMs: 0 }),
   });
   try {
-    const client = new GfsClient(cluster.master.url);
+    const client = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+    });
     const cases = [
       { name: "1 MiB file", bytes: MiB, rounds: QUICK ? 3 : 30 },
       { name: "64 MiB file", bytes: 64 * MiB, rounds: QUICK ? 1 : 5 },
@@ -218,7 +220,9 @@ async function smallAppends(): Promise<void> {
     truncate: true,
   });
   try {
-    const client = new GfsClient(cluster.master.url);
+    const client = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+    });
     const size = 1024;
     const record = fill(size, 11);
     const path = "/bench/log";
@@ -336,7 +340,9 @@ async function randomReads(): Promise<void> {
     conn.setNoDelay(true);
     const size = QUICK ? 16 * MiB : 128 * MiB;
     const data = fill(size, 21);
-    const client = new GfsClient(cluster.master.url);
+    const client = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+    });
     await client.upload("/bench/sstable", data);
     await Deno.writeFile(localPath, data);
     local = PositionedReader.open(localPath);
@@ -560,17 +566,20 @@ async function balanceAndRepair(): Promise<void> {
     }),
   });
   try {
-    const client = new GfsClient(cluster.master.url);
+    const client = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+    });
     const uploads = QUICK ? 40 : 144; // ~50% full at 3 replicas
     const data = fill(MiB, 3);
     for (let i = 0; i < uploads; i++) await client.upload(`/bal/f${i}`, data);
     await new Promise((r) => setTimeout(r, 600)); // a heartbeat round
-    const list =
-      (await (await fetch(`${cluster.master.url}/v1/chunkservers`)).json())
-        .chunkservers as {
-          fractionUsed: number;
-          capacityBytes: number;
-        }[];
+    const list = (await (await fetch(`${cluster.master.url}/v1/chunkservers`, {
+      headers: { authorization: `Bearer ${cluster.secrets!.tokens.read}` },
+    })).json())
+      .chunkservers as {
+        fractionUsed: number;
+        capacityBytes: number;
+      }[];
     const f = list.map((s) => s.fractionUsed);
     const mean = f.reduce((a, b) => a + b, 0) / f.length;
     const sd = Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length);
@@ -598,7 +607,9 @@ async function balanceAndRepair(): Promise<void> {
     await victim.stop(true);
     let detected = 0;
     for (;;) {
-      const h = await (await fetch(`${cluster.master.url}/v1/health`)).json();
+      const h = await (await fetch(`${cluster.master.url}/v1/health`, {
+        headers: { authorization: `Bearer ${cluster.secrets!.tokens.read}` },
+      })).json();
       if (detected === 0 && h.deadServers > 0) {
         detected = performance.now() - t0;
       }

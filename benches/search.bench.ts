@@ -238,11 +238,13 @@ for (const S of QUICK ? [1, 2] : [1, 2, 4, 8]) {
     flushDocs: 50_000,
   });
   try {
+    const auth = { authorization: `Bearer ${cluster.secrets!.tokens.admin}` };
     const body: string[] = [];
     for (const d of docs.slice(0, CLUSTER_N)) body.push(JSON.stringify(d));
     for (let i = 0; i < body.length; i += 2000) {
       const res = await fetch(`${cluster.url}/v1/docs`, {
         method: "POST",
+        headers: { ...auth, "content-type": "application/x-ndjson" },
         body: body.slice(i, i + 2000).join("\n"),
       });
       if (!res.ok) throw new Error(`bulk failed: ${await res.text()}`);
@@ -250,8 +252,10 @@ for (const S of QUICK ? [1, 2] : [1, 2, 4, 8]) {
     }
     // Warm up (refresh, JIT), then 4 concurrent clients.
     for (const q of QUERIES.slice(0, 20)) {
-      await (await fetch(`${cluster.url}/v1/search?q=${encodeURIComponent(q)}`))
-        .body?.cancel();
+      await (await fetch(
+        `${cluster.url}/v1/search?q=${encodeURIComponent(q)}`,
+        { headers: auth },
+      )).body?.cancel();
     }
     const rounds = QUICK ? 60 : 600;
     const lat: number[] = [];
@@ -263,6 +267,7 @@ for (const S of QUICK ? [1, 2] : [1, 2, 4, 8]) {
         const s = performance.now();
         const res = await fetch(
           `${cluster.url}/v1/search?q=${encodeURIComponent(q)}&size=10`,
+          { headers: auth },
         );
         await res.json();
         lat.push(performance.now() - s);

@@ -20,7 +20,8 @@ const cluster = await startCluster({
   sync: "never",
 });
 try {
-  await bulkIndex(cluster.url, await loadDocs(Infinity), 1000, 1);
+  const token = cluster.secrets?.tokens.admin;
+  await bulkIndex(cluster.url, await loadDocs(Infinity), 1000, 1, token);
   await new Promise((r) => setTimeout(r, 3000));
   const pids = [
     cluster.coordinator.child.pid,
@@ -32,7 +33,12 @@ try {
   console.log("idle 3s cpu ms per pid", idle1.map((x, i) => x - idle0[i]!));
   for (const snippets of [false, true]) {
     const b = await Promise.all(pids.map((p) => cpuMs([p])));
-    const r = await runLoad(1, 5000, serviceQuery(cluster.url, snippets), 300);
+    const r = await runLoad(
+      1,
+      5000,
+      serviceQuery(cluster.url, snippets, token),
+      300,
+    );
     const a = await Promise.all(pids.map((p) => cpuMs([p])));
     console.log(
       "snippets",
@@ -44,7 +50,9 @@ try {
       a.map((x, i) => ((x - b[i]!) / r.total).toFixed(3)).join(" "),
     );
   }
-  const metrics = await (await fetch(`${cluster.url}/metrics`)).text();
+  const metrics = await (await fetch(`${cluster.url}/metrics`, {
+    headers: { authorization: `Bearer ${token}` },
+  })).text();
   console.log(
     metrics.split("\n").filter((l) => l.startsWith("search_shard_connections"))
       .join("\n"),

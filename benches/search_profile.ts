@@ -31,11 +31,12 @@ const cluster = await startCluster({
   coordinatorRunFlags: [`--cpu-prof-dir=${dir}/coordinator`, "--cpu-prof-md"],
 });
 try {
-  await bulkIndex(cluster.url, await loadDocs(Infinity), 1000, 1);
+  const token = cluster.secrets?.tokens.admin;
+  await bulkIndex(cluster.url, await loadDocs(Infinity), 1000, 1, token);
   const r = await runLoad(
     16,
     seconds * 1000,
-    serviceQuery(cluster.url, snippets),
+    serviceQuery(cluster.url, snippets, token),
   );
   console.log(
     `${r.opsPerSec.toFixed(0)} queries/s, p50 ${

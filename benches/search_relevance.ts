@@ -165,18 +165,22 @@ async function strataRun(c: TestCollection, dataDir: string) {
     sync: "never",
   });
   try {
+    const auth = { authorization: `Bearer ${cluster.secrets!.tokens.admin}` };
     const ndjson = c.docs.map((d) => JSON.stringify(d)).join("\n");
     const res = await fetch(`${cluster.url}/v1/docs`, {
       method: "POST",
+      headers: { ...auth, "content-type": "application/x-ndjson" },
       body: ndjson,
     });
     if (!res.ok) throw new Error(`indexing failed: ${await res.text()}`);
     await res.body?.cancel();
     // One warm-up query per collection so JIT and connection setup are not timed.
-    await (await fetch(`${cluster.url}/v1/search?q=warm`)).body?.cancel();
+    await (await fetch(`${cluster.url}/v1/search?q=warm`, { headers: auth }))
+      .body?.cancel();
     const out = await timed(c.queries, async (q) => {
       const r = await fetch(
         `${cluster.url}/v1/search?size=${RUN_DEPTH}&q=${encodeURIComponent(q)}`,
+        { headers: auth },
       );
       const j = await r.json();
       if (!r.ok) throw new Error(JSON.stringify(j));
@@ -190,6 +194,7 @@ async function strataRun(c: TestCollection, dataDir: string) {
       const t0 = performance.now();
       const r = await fetch(
         `${cluster.url}/v1/search?size=10&q=${encodeURIComponent(q)}`,
+        { headers: auth },
       );
       const j = await r.json();
       client += performance.now() - t0;

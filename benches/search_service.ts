@@ -30,6 +30,7 @@ import {
   startSphinxMulti,
   startSphinxSingle,
 } from "./sphinx_peer.ts";
+import { authHeaders } from "@strata/edge";
 
 /** One benchmark query in both syntaxes (same meaning: OR of words, phrase, AND, prefix). */
 interface ServiceQuery {
@@ -147,6 +148,7 @@ export async function bulkIndex(
   docs: readonly StoredDocument[],
   batch: number,
   inFlight: number,
+  token?: string,
 ): Promise<void> {
   const lines = docs.map((d) => JSON.stringify(d));
   let next = 0;
@@ -158,7 +160,10 @@ export async function bulkIndex(
         if (i >= lines.length) return;
         const res = await fetch(`${url}/v1/docs`, {
           method: "POST",
-          headers: { "content-type": "application/x-ndjson" },
+          headers: {
+            ...authHeaders(token),
+            "content-type": "application/x-ndjson",
+          },
           body: lines.slice(i, i + batch).join("\n"),
         });
         const out = await res.json();
@@ -176,13 +181,16 @@ export async function bulkIndex(
 export function serviceQuery(
   url: string,
   snippets: boolean,
+  token?: string,
 ): (w: number, seq: number) => Promise<boolean> {
+  const headers = authHeaders(token);
   return async (w, seq) => {
     const q = SERVICE_QUERIES[(w + seq) % SERVICE_QUERIES.length]!;
     const res = await fetch(
       `${url}/v1/search?q=${
         encodeURIComponent(q.strata)
       }&size=${SIZE}&snippets=${snippets}`,
+      { headers },
     );
     const out = await res.json();
     return res.ok && out.partial === false;
@@ -212,7 +220,9 @@ export async function benchSearchService(suite: Suite): Promise<void> {
     });
     try {
       const t0 = performance.now();
-      await bulkIndex(cluster.url, docs, BATCH, BULK_CLIENTS);
+      const token = cluster.secrets?.tokens.admin;
+      const auth = authHeaders(token);
+      await bulkIndex(cluster.url, docs, BATCH, BULK_CLIENTS, token);
       const indexMs = performance.now() - t0;
       suite.record({
         group: "indexing over the service (docs/s)",
@@ -224,9 +234,9 @@ export async function benchSearchService(suite: Suite): Promise<void> {
         samples: 1,
       });
       // Let the near-real-time refresh and background merges settle.
-      await fetch(`${cluster.url}/v1/search?q=warmup`).then((r) =>
-        r.body?.cancel()
-      );
+      await fetch(`${cluster.url}/v1/search?q=warmup`, { headers: auth }).then((
+        r,
+      ) => r.body?.cancel());
       await new Promise((r) => setTimeout(r, QUICK ? 200 : 2000));
       // Warm up (JIT, and the background merges the bulk load started)
       // before anything is measured, with snippets on and off.
@@ -237,11 +247,12 @@ export async function benchSearchService(suite: Suite): Promise<void> {
               `${cluster.url}/v1/search?q=${
                 encodeURIComponent(q.strata)
               }&size=${SIZE}&snippets=${sn}`,
+              { headers: auth },
             ).then((r) => r.body?.cancel());
           }
         }
       }
-      await shardSplit(suite, cluster.url);
+      await shardSplit(suite, cluster.url, auth);
       const pids = [
         cluster.coordinator.child.pid,
         ...cluster.replicas.flat().map((p) => p!.child.pid),
@@ -254,7 +265,7 @@ export async function benchSearchService(suite: Suite): Promise<void> {
               runLoad(
                 clients,
                 durationMs,
-                serviceQuery(cluster.url, snippets),
+                serviceQuery(cluster.url, snippets, token),
                 warmupMs,
               ),
           );
@@ -415,13 +426,18 @@ export async function benchSearchService(suite: Suite): Promise<void> {
 }
 
 /** Where a shard's time goes: the shards' own scoring vs snippet time over the query set (snippets on). */
-async function shardSplit(suite: Suite, url: string): Promise<void> {
+async function shardSplit(
+  suite: Suite,
+  url: string,
+  headers: Record<string, string>,
+): Promise<void> {
   let search = 0;
   let snippet = 0;
   for (let round = 0; round < (QUICK ? 2 : 20); round++) {
     for (const q of SERVICE_QUERIES) {
       const out = await (await fetch(
         `${url}/v1/search?q=${encodeURIComponent(q.strata)}&size=${SIZE}`,
+        { headers },
       )).json();
       for (const s of out.shards) {
         search += s.search_ms;

@@ -8,7 +8,8 @@ import { GfsClient } from "./client/client.ts";
 
 const [master, path, bytesArg] = Deno.args;
 const total = Number(bytesArg);
-const client = new GfsClient(master!);
+// The token comes in the environment (the test's STRATA_TOKEN).
+const client = new GfsClient(master!, { token: Deno.env.get("STRATA_TOKEN") });
 
 /** Deterministic pseudo-random bytes, 1 MiB at a time. */
 function* generate(

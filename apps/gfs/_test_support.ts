@@ -3,6 +3,7 @@ import {
   startChunkserver,
 } from "./chunkserver/chunkserver.ts";
 import { startMaster } from "./master/master_server.ts";
+import { loadOrCreateSecrets } from "@strata/edge";
 /** Deterministic bytes for tests (an LCG), as a plain ArrayBuffer view. */
 export function pattern(n: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
@@ -30,15 +31,18 @@ export async function until(
 
 /**
  * An in-process cell for tests: one master and `servers` chunkservers
- * under `dir` (200 ms ticks and heartbeats, no scrub pauses). `stop()`
+ * under `dir` (200 ms ticks and heartbeats, no scrub pauses), sharing the
+ * auth dir `<dir>/auth` (`secrets`: its tokens and peer secret). `stop()`
  * closes them all; a failed start closes what did start.
  */
 export async function startTestCell(
   dir: string,
   options: { chunkBytes: number; replication: number; servers: number },
 ) {
+  const secrets = await loadOrCreateSecrets(`${dir}/auth`);
   const master = await startMaster({
     dataDir: `${dir}/m`,
+    authDir: secrets.dir,
     chunkBytes: options.chunkBytes,
     replication: options.replication,
     tickMs: 200,
@@ -57,6 +61,7 @@ export async function startTestCell(
           id: `cs${i}`,
           heartbeatMs: 200,
           scrubPauseMs: 0,
+          authDir: secrets.dir,
         }),
       );
     }
@@ -64,5 +69,16 @@ export async function startTestCell(
     await stop();
     throw e;
   }
-  return { master, servers, stop };
+  return { master, servers, stop, secrets };
+}
+
+/** `fetch` that sends `token` as its bearer token (tests calling routes directly). */
+export function fetchAs(token: string | undefined): typeof fetch {
+  return (input, init) => {
+    const headers = new Headers(init?.headers);
+    if (token !== undefined && !headers.has("authorization")) {
+      headers.set("authorization", `Bearer ${token}`);
+    }
+    return fetch(input, { ...init, headers });
+  };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { RunningChunkserver } from "./chunkserver/chunkserver.ts";
 import { GfsClient } from "./client/client.ts";
-import { pattern, startTestCell, until } from "./_test_support.ts";
+import { fetchAs, pattern, startTestCell, until } from "./_test_support.ts";
 
 /** How a route takes its body. */
 type BodyKind = "json" | "bytes" | "none";
@@ -154,14 +154,18 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir();
     const cell = await startCell(dir);
+    // The peer secret reaches every route, internal ones included.
+    const api = fetchAs(cell.secrets.peerSecret);
     try {
       await until("both chunkservers registered", async () => {
-        const r = await fetch(`${cell.master.url}/v1/chunkservers`);
+        const r = await api(`${cell.master.url}/v1/chunkservers`);
         const b = await r.json() as { chunkservers: unknown[] };
         return b.chunkservers.length === 2;
       }, 30_000);
       // A file to aim at, so a request that got past validation would succeed.
-      const gfs = new GfsClient(cell.master.url);
+      const gfs = new GfsClient(cell.master.url, {
+        token: cell.secrets.tokens.write,
+      });
       await gfs.upload("/a", pattern(1000, 1));
       const targets: Array<[string, Route[]]> = [
         [cell.master.url, MASTER_ROUTES],
@@ -172,7 +176,7 @@ Deno.test({
         for (const r of routes) {
           for (const bad of MALFORMED) {
             const url = `${base}${r.at(bad)}`;
-            const res = await fetch(url, {
+            const res = await api(url, {
               method: r.method,
               headers: r.body === "json"
                 ? { "content-type": "application/json" }
@@ -193,7 +197,7 @@ Deno.test({
           const type = r.body === "json"
             ? "text/plain"
             : "application/x-www-form-urlencoded";
-          const wrong = await fetch(`${base}${clean}`, {
+          const wrong = await api(`${base}${clean}`, {
             method: r.method,
             headers: { "content-type": type },
             body: r.body === "json" ? "path=/a" : "a=1",
@@ -207,6 +211,7 @@ Deno.test({
           const cut = await rawRequest(
             base,
             `${r.method} ${clean} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+              `Authorization: Bearer ${cell.secrets.peerSecret}\r\n` +
               `Content-Type: ${
                 r.body === "json"
                   ? "application/json"
@@ -223,6 +228,7 @@ Deno.test({
           const chunked = await rawRequest(
             base,
             `${r.method} ${clean} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+              `Authorization: Bearer ${cell.secrets.peerSecret}\r\n` +
               `Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n`,
             new TextEncoder().encode('a\r\n{"path":"/\r\n'),
           );
@@ -237,7 +243,7 @@ Deno.test({
       assert.ok(checked > 100, `only ${checked} requests checked`);
       // Still serving: health, and the file reads back.
       for (const base of [cell.master.url, ...cell.servers.map((s) => s.url)]) {
-        const h = await fetch(`${base}/v1/health`);
+        const h = await api(`${base}/v1/health`);
         assert.equal(h.status, 200);
         await h.body?.cancel();
       }
@@ -267,15 +273,17 @@ Deno.test({
     );
     const outsider = `http://127.0.0.1:${bystander.addr.port}`;
     const cell = await startCell(dir);
+    // The peer secret reaches every route, internal ones included.
+    const api = fetchAs(cell.secrets.peerSecret);
     try {
       const [a, b] = cell.servers as [RunningChunkserver, RunningChunkserver];
       await until("both chunkservers registered", async () => {
-        const r = await fetch(`${cell.master.url}/v1/chunkservers`);
+        const r = await api(`${cell.master.url}/v1/chunkservers`);
         const body = await r.json() as { chunkservers: unknown[] };
         return body.chunkservers.length === 2;
       }, 30_000);
       const post = (url: string, body: unknown) =>
-        fetch(url, {
+        api(url, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify(body),
@@ -287,14 +295,14 @@ Deno.test({
       };
       await expect403(
         "push chain to an outsider",
-        await fetch(
+        await api(
           `${a.url}/v1/push/abcdefgh01?chain=${encodeURIComponent(outsider)}`,
           { method: "POST", body: new Uint8Array(10) },
         ),
       );
       await expect403(
         "push chain with an outsider after a registered server",
-        await fetch(
+        await api(
           `${a.url}/v1/push/abcdefgh02?chain=${
             encodeURIComponent(`${b.url},${outsider}`)
           }`,
@@ -326,7 +334,7 @@ Deno.test({
       );
       await expect403(
         "record append forwarding to an outsider",
-        await fetch(
+        await api(
           `${a.url}/v1/chunks/7/records?version=1&secondaries=${
             encodeURIComponent(outsider)
           }`,
@@ -335,7 +343,7 @@ Deno.test({
       );
       assert.deepEqual(hits, [], "a chunkserver contacted the outsider");
       // Registered peers still work: a chain push reaches both.
-      const ok = await fetch(
+      const ok = await api(
         `${a.url}/v1/push/abcdefgh04?chain=${encodeURIComponent(b.url)}`,
         { method: "POST", body: new Uint8Array(10) },
       );

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { GfsClient } from "./client/client.ts";
 import { startCluster } from "./process_cluster.ts";
-import { pattern, until } from "./_test_support.ts";
+import { fetchAs, pattern, until } from "./_test_support.ts";
+
+/** fetch with the cluster's admin token (set once the cluster runs). */
+let api: typeof fetch = fetch;
 
 const CHUNK = 1 << 20;
 
@@ -18,7 +21,10 @@ Deno.test({
       master: { chunkBytes: CHUNK, tickMs: 200, deadAfterMs: 3000 },
       chunkserver: () => ({ heartbeatMs: 200 }),
     });
-    const client = new GfsClient(cluster.master.url);
+    api = fetchAs(cluster.secrets!.tokens.admin);
+    const client = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+    });
     try {
       const files = new Map<string, Uint8Array>();
       for (let i = 0; i < 6; i++) {
@@ -63,11 +69,11 @@ Deno.test({
       await cluster.chunkservers[1]!.stop(true); // kill -9
       const killedAt = Date.now();
       await until("the dead server to be noticed", async () => {
-        const h = await (await fetch(`${cluster.master.url}/v1/health`)).json();
+        const h = await (await api(`${cluster.master.url}/v1/health`)).json();
         return h.deadServers === 1;
       });
       await until("every chunk back at its replication goal", async () => {
-        const h = await (await fetch(`${cluster.master.url}/v1/health`)).json();
+        const h = await (await api(`${cluster.master.url}/v1/health`)).json();
         return h.deadServers === 1 && h.underReplicated === 0 && h.lost === 0;
       }, 90_000);
       const repairMs = Date.now() - killedAt;

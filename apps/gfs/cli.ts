@@ -9,10 +9,12 @@
  *   stat <gfs-path>                                      file metadata
  *   health                                               replication health
  *
- * The master URL defaults to $GFS_MASTER or http://127.0.0.1:7400.
+ * The master URL defaults to $GFS_MASTER or http://127.0.0.1:7400; the
+ * token to --token, --token-file, $STRATA_TOKEN, else ./data/gfs/admin.token
+ * (what `deno task gfs` generates).
  * Errors print `error <code>: <message>` and exit 1 (2 for usage).
  */
-import { parseFlagsAndPositionalsOrExit } from "@strata/edge";
+import { parseFlagsAndPositionalsOrExit, readToken } from "@strata/edge";
 import { z } from "zod";
 import { GfsClient } from "./client/client.ts";
 import { GfsError, isGfsError } from "./shared/gfs_error.ts";
@@ -22,12 +24,16 @@ import { parseRange } from "./client/range_header.ts";
 const USAGE =
   `usage: gfs:cli [--master URL] put <local|-> <path> [--replication N]
        gfs:cli [--master URL] get <path> [local|-] [--range bytes=a-b]
-       gfs:cli [--master URL] ls [prefix] | rm <path> | undelete <trash-path> | stat <path> | health`;
+       gfs:cli [--master URL] ls [prefix] | rm <path> | undelete <trash-path> | stat <path> | health
+  --token T / --token-file FILE   bearer token (default $STRATA_TOKEN, else
+                                  ./data/gfs/admin.token, which \`deno task gfs\` creates)`;
 
 const Flags = z.object({
   master: z.string().min(1).optional(),
   replication: z.coerce.number().int().min(1).max(16).optional(),
   range: z.string().optional(),
+  token: z.string().min(1).optional(),
+  "token-file": z.string().min(1).optional(),
 });
 
 async function main(argv: string[]): Promise<number> {
@@ -43,7 +49,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const master = values.master ?? Deno.env.get("GFS_MASTER") ??
     "http://127.0.0.1:7400";
-  const client = new GfsClient(master.replace(/\/$/, ""));
+  const token = await readToken({
+    token: values.token,
+    tokenFile: values["token-file"],
+    defaultDir: "./data/gfs",
+  });
+  const client = new GfsClient(master.replace(/\/$/, ""), { token });
   const [cmd, a, b] = positionals;
   switch (cmd) {
     case "put": {
@@ -116,10 +127,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "health": {
-      const res = await fetch(`${client.master}/v1/health`).catch(() => {
-        throw new GfsError("unavailable", `cannot reach ${client.master}`);
-      });
-      console.log(JSON.stringify(await res.json(), null, 2));
+      const health = await client.masters.call("/v1/health", z.unknown());
+      console.log(JSON.stringify(health, null, 2));
       return 0;
     }
     default:

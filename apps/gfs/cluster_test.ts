@@ -3,7 +3,10 @@ import { join } from "node:path";
 import { GfsClient } from "./client/client.ts";
 import { isGfsError } from "./shared/gfs_error.ts";
 import { startCluster } from "./process_cluster.ts";
-import { pattern, until } from "./_test_support.ts";
+import { fetchAs, pattern, until } from "./_test_support.ts";
+
+/** fetch with the cluster's admin token (set once the cluster runs). */
+let api: typeof fetch = fetch;
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const CHUNK = 1 << 20;
@@ -38,7 +41,10 @@ Deno.test({
       },
       chunkserver: () => ({ heartbeatMs: 200, scrubPauseMs: 50 }),
     });
-    const client = new GfsClient(cluster.master.url);
+    api = fetchAs(cluster.secrets!.tokens.admin);
+    const client = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+    });
     try {
       await t.step(
         "files from 0 bytes to several chunks round-trip with equal checksums",
@@ -80,6 +86,7 @@ Deno.test({
                 path,
                 String(bytes),
               ],
+              env: { STRATA_TOKEN: cluster.secrets!.tokens.write },
               stdout: "piped",
               stderr: "inherit",
             }).output();
@@ -115,6 +122,8 @@ Deno.test({
                 join(import.meta.dirname!, "cli.ts"),
                 "--master",
                 cluster.master.url,
+                "--token-file",
+                `${cluster.secrets!.dir}/write.token`,
                 ...args,
               ],
               stdout: "piped",
@@ -138,6 +147,17 @@ Deno.test({
             JSON.parse((await cli("stat", "/cli/a.bin")).stdout).length,
             data.length,
           );
+          // A read token (a later --token-file wins) may read, not delete.
+          const readOnly = `${cluster.secrets!.dir}/read.token`;
+          assert.equal((await cli("--token-file", readOnly, "ls")).code, 0);
+          const refused = await cli(
+            "--token-file",
+            readOnly,
+            "rm",
+            "/cli/a.bin",
+          );
+          assert.equal(refused.code, 1);
+          assert.match(refused.stderr, /error forbidden/);
           assert.equal((await cli("rm", "/cli/a.bin")).code, 0);
           const missing = await cli("stat", "/cli/a.bin");
           assert.equal(missing.code, 1);
@@ -152,13 +172,13 @@ Deno.test({
         "HTTP API: Range reads, ls, stat, delete to trash and undelete",
         async () => {
           const data = pattern(2 * CHUNK + 100, 7);
-          const put = await fetch(`${cluster.master.url}/v1/files/api/x.bin`, {
+          const put = await api(`${cluster.master.url}/v1/files/api/x.bin`, {
             method: "PUT",
             body: data,
           });
           assert.equal(put.status, 201);
           await put.body?.cancel();
-          const r = await fetch(`${cluster.master.url}/v1/files/api/x.bin`, {
+          const r = await api(`${cluster.master.url}/v1/files/api/x.bin`, {
             headers: { range: `bytes=${CHUNK - 5}-${CHUNK + 4}` },
           });
           assert.equal(r.status, 206);
@@ -166,7 +186,7 @@ Deno.test({
             new Uint8Array(await r.arrayBuffer()),
             data.subarray(CHUNK - 5, CHUNK + 5),
           );
-          const suffix = await fetch(
+          const suffix = await api(
             `${cluster.master.url}/v1/files/api/x.bin`,
             { headers: { range: "bytes=-10" } },
           );
@@ -188,15 +208,15 @@ Deno.test({
           );
           assert.equal(await client.undelete(trash), "/api/x.bin");
           assert.deepEqual(await client.readAll("/api/x.bin"), data);
-          const health = await (await fetch(`${cluster.master.url}/v1/health`))
+          const health = await (await api(`${cluster.master.url}/v1/health`))
             .json();
           assert.equal(health.lost, 0);
-          const servers = (await (await fetch(
+          const servers = (await (await api(
             `${cluster.master.url}/v1/chunkservers`,
           )).json()).chunkservers as { alive: boolean; chunks: number }[];
           assert.equal(servers.length, 3);
           assert.ok(servers.every((s) => s.alive && s.chunks > 0));
-          const metrics = await (await fetch(`${cluster.master.url}/metrics`))
+          const metrics = await (await api(`${cluster.master.url}/metrics`))
             .text();
           assert.match(metrics, /gfs_master_files \d+/);
         },
@@ -221,19 +241,19 @@ Deno.test({
             );
           };
           await expect(
-            await fetch(`${m}/v1/files/a%20b`, { method: "PUT", body: "x" }),
+            await api(`${m}/v1/files/a%20b`, { method: "PUT", body: "x" }),
             400,
             "bad_request",
           );
-          await expect(await fetch(`${m}/v1/files/a//b`), 400, "bad_request");
+          await expect(await api(`${m}/v1/files/a//b`), 400, "bad_request");
           await expect(
-            await fetch(`${m}/v1/files/a/%2e%2e%2fb`),
+            await api(`${m}/v1/files/a/%2e%2e%2fb`),
             400,
             "bad_request",
           );
-          await expect(await fetch(`${m}/v1/files/nope`), 404, "not_found");
+          await expect(await api(`${m}/v1/files/nope`), 404, "not_found");
           await expect(
-            await fetch(`${m}/v1/files/too/big`, {
+            await api(`${m}/v1/files/too/big`, {
               method: "PUT",
               body: new Uint8Array(9 * CHUNK),
             }),
@@ -246,7 +266,7 @@ Deno.test({
             },
           });
           await expect(
-            await fetch(
+            await api(
               `${m}/v1/files/too/streamed`,
               { method: "PUT", body: streamed, duplex: "half" } as RequestInit,
             ),
@@ -255,28 +275,28 @@ Deno.test({
           );
           assert.equal((await client.ls("/too/")).length, 0);
           await expect(
-            await fetch(`${m}/v1/files/rt/f1`, {
+            await api(`${m}/v1/files/rt/f1`, {
               headers: { range: "bytes=5-2" },
             }),
             400,
             "bad_request",
           );
           await expect(
-            await fetch(`${m}/v1/files/rt/f1`, {
+            await api(`${m}/v1/files/rt/f1`, {
               headers: { range: "items=0-1" },
             }),
             400,
             "bad_request",
           );
           await expect(
-            await fetch(`${m}/v1/files/rt/f1`, {
+            await api(`${m}/v1/files/rt/f1`, {
               headers: { range: "bytes=10-20" },
             }),
             416,
             "range_not_satisfiable",
           );
           await expect(
-            await fetch(`${m}/v1/rpc/create`, {
+            await api(`${m}/v1/rpc/create`, {
               method: "POST",
               headers: { "content-type": "application/json" },
               body: "{not json",
@@ -285,7 +305,7 @@ Deno.test({
             "bad_request",
           );
           await expect(
-            await fetch(`${m}/v1/rpc/create`, {
+            await api(`${m}/v1/rpc/create`, {
               method: "POST",
               headers: { "content-type": "application/json" },
               body: JSON.stringify({ path: 5 }),
@@ -294,26 +314,30 @@ Deno.test({
             "bad_request",
           );
           await expect(
-            await fetch(`${m}/v1/heartbeat`, {
+            await api(`${m}/v1/heartbeat`, {
               method: "POST",
-              headers: { "content-type": "application/json" },
+              headers: {
+                "content-type": "application/json",
+                // An internal route: the peer secret, not a user token.
+                authorization: `Bearer ${cluster.secrets!.peerSecret}`,
+              },
               body: JSON.stringify({ id: "x" }),
             }),
             400,
             "bad_request",
           );
           await expect(
-            await fetch(`${m}/v1/ls?prefix=nope`),
+            await api(`${m}/v1/ls?prefix=nope`),
             400,
             "bad_request",
           );
           await expect(
-            await fetch(`${m}/v1/files/rt/f1`, { method: "PUT", body: "dup" }),
+            await api(`${m}/v1/files/rt/f1`, { method: "PUT", body: "dup" }),
             409,
             "conflict",
           );
           await expect(
-            await fetch(`${cluster.chunkservers[0]!.url}/v1/chunks/abc`),
+            await api(`${cluster.chunkservers[0]!.url}/v1/chunks/abc`),
             400,
             "bad_request",
           );
@@ -326,7 +350,9 @@ Deno.test({
           const writers = 4, each = LONG ? 60 : 10;
           const acked = new Set<string>();
           await Promise.all(Array.from({ length: writers }, async (_, w) => {
-            const c = new GfsClient(cluster.master.url);
+            const c = new GfsClient(cluster.master.url, {
+              token: cluster.secrets!.tokens.admin,
+            });
             for (let i = 0; i < each; i++) {
               const body = `writer ${w} record ${i} `.padEnd(
                 1000 + ((w * 7919 + i * 104_729) % 60_000),
@@ -375,25 +401,25 @@ Deno.test({
           // Read each chunk from the victim directly, so it must notice.
           const loc = await client.locate("/flip/f");
           for (const ch of loc.chunks) {
-            await fetch(`${victim.url}/v1/chunks/${ch.handle}`).then((r) =>
+            await api(`${victim.url}/v1/chunks/${ch.handle}`).then((r) =>
               r.body?.cancel()
             );
           }
           await until("the victim to notice the corruption", async () => {
-            const metrics = await (await fetch(`${victim.url}/metrics`)).text();
+            const metrics = await (await api(`${victim.url}/metrics`)).text();
             return /gfs_chunkserver_corrupt_replicas_total\{id="cs0"\} [1-9]/
               .test(metrics);
           });
           await until(
             "every chunk back at 3 good replicas, the victim's included",
             async () => {
-              const h = await (await fetch(`${cluster.master.url}/v1/health`))
+              const h = await (await api(`${cluster.master.url}/v1/health`))
                 .json();
               const l = await client.locate("/flip/f");
               if (h.underReplicated !== 0 || h.lost !== 0) return false;
               if (!l.chunks.every((c) => c.replicas.length === 3)) return false;
               for (const ch of l.chunks) {
-                const r = await fetch(
+                const r = await api(
                   `${victim.url}/v1/chunks/${ch.handle}?version=${ch.version}`,
                 );
                 await r.body?.cancel();

@@ -19,7 +19,8 @@ import assert from "node:assert/strict";
 import { type Host, HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import type { ReadyProcess } from "@strata/process";
 import { GfsClient } from "./client/client.ts";
-import { pattern, until } from "./_test_support.ts";
+import { fetchAs, pattern, until } from "./_test_support.ts";
+import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
 
 const CHUNK = 1 << 20;
 const DEAD_AFTER_MS = 3000;
@@ -58,7 +59,8 @@ function startGfsProcess(
     "--host",
     host.address,
   ];
-  const all = { port: PORT, ...flags };
+  // Off loopback auth is required: every process shares one auth dir.
+  const all = { port: PORT, "auth-dir": secrets.dir, ...flags };
   for (const [k, v] of Object.entries(all)) args.push(`--${k}`, String(v));
   return net.spawn(
     host,
@@ -73,6 +75,17 @@ function startGfsProcess(
   );
 }
 
+/** The current test's cell secrets (tokens, peer secret), shared by its processes. */
+let secrets: ClusterSecrets;
+/** fetch with the current test's admin token. */
+let api: typeof fetch = fetch;
+
+/** Creates the cell's secrets in `<dir>/auth` for the processes and the test's calls. */
+async function useCellSecrets(dir: string): Promise<void> {
+  secrets = await loadOrCreateSecrets(`${dir}/auth`);
+  api = fetchAs(secrets.tokens.admin);
+}
+
 interface Health {
   underReplicated: number;
   lost: number;
@@ -81,7 +94,7 @@ interface Health {
 }
 
 async function health(master: string): Promise<Health> {
-  const res = await fetch(`${master}/v1/health`, {
+  const res = await api(`${master}/v1/health`, {
     signal: AbortSignal.timeout(5000),
   });
   return await res.json();
@@ -147,12 +160,14 @@ Deno.test({
   fn: async () => {
     const chunk = 256 * 1024;
     const dir = await Deno.makeTempDir({ prefix: "strata-gfs-partition-" });
+    await useCellSecrets(dir);
     const net = await HostNetwork.create({ hosts: 5 });
     try {
       const { master, servers, csHosts } = await startCell(net, dir, chunk);
       // Timeouts of a few seconds, so a silent partition costs seconds per
       // attempt instead of the defaults (120 s push, 60 s read and append).
       const client = new GfsClient(master, {
+        token: secrets.tokens.admin,
         pushTimeoutMs: 3000,
         readTimeoutMs: 2000,
         appendTimeoutMs: 3000,
@@ -331,7 +346,7 @@ Deno.test({
         const loc = await client.locate(LOG);
         for (const c of loc.chunks) {
           for (const r of [...c.replicas, ...servers]) {
-            const res = await fetch(
+            const res = await api(
               `${r}/v1/chunks/${c.handle}?offset=0&length=${chunk}`,
             );
             const b = new Uint8Array(await res.arrayBuffer());
@@ -378,6 +393,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "strata-gfs-partition-" });
+    await useCellSecrets(dir);
     const net = await HostNetwork.create({ hosts: 5 });
     try {
       const [mh, ...csHosts] = net.hosts as Host[];
@@ -398,7 +414,9 @@ Deno.test({
           })
         ),
       );
-      const client = new GfsClient(master.ready);
+      const client = new GfsClient(master.ready, {
+        token: secrets.tokens.admin,
+      });
       await until(
         "4 live chunkservers",
         async () => (await health(master.ready)).liveServers === 4,
@@ -538,7 +556,7 @@ Deno.test({
 });
 
 async function masterView(url: string) {
-  const res = await fetch(`${url}/v1/master`, {
+  const res = await api(`${url}/v1/master`, {
     signal: AbortSignal.timeout(2000),
   });
   return await res.json() as { serving: boolean; term: number };
@@ -571,6 +589,7 @@ Deno.test({
   fn: async () => {
     const chunk = 256 * 1024;
     const dir = await Deno.makeTempDir({ prefix: "strata-gfs-partition-" });
+    await useCellSecrets(dir);
     const net = await HostNetwork.create({ hosts: 6 });
     try {
       const hosts = net.hosts as Host[];
@@ -611,6 +630,7 @@ Deno.test({
         30_000,
       );
       const client = new GfsClient(urls, {
+        token: secrets.tokens.admin,
         pushTimeoutMs: 5000,
         readTimeoutMs: 5000,
       });
@@ -669,7 +689,7 @@ Deno.test({
         );
         steppedDownAfter = performance.now() - cutAt;
         // The new leader deletes a file the old one still lists.
-        const del = await fetch(`${urls[next]}/v1/files/p/doomed`, {
+        const del = await api(`${urls[next]}/v1/files/p/doomed`, {
           method: "DELETE",
           signal: AbortSignal.timeout(10_000),
         });
@@ -692,7 +712,7 @@ Deno.test({
           for (let k = 0; k < 5; k++) {
             oldAsked++;
             try {
-              const r = await fetch(`${urls[old]}/v1/stat/p/doomed`, {
+              const r = await api(`${urls[old]}/v1/stat/p/doomed`, {
                 redirect: "manual",
                 signal: AbortSignal.timeout(5000),
               });
@@ -709,7 +729,7 @@ Deno.test({
         await until(
           "the old leader caught up",
           async () => {
-            const r = await fetch(`${urls[old]}/v1/stat/p/doomed`, {
+            const r = await api(`${urls[old]}/v1/stat/p/doomed`, {
               signal: AbortSignal.timeout(5000),
             });
             await r.body?.cancel();

@@ -6,6 +6,7 @@
  * op log), `--chunkservers N`, `--chunk-bytes 64MiB`, `--port N` (first
  * master's HTTP port, default 0 = any).
  */
+import { tokenFile } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startCluster } from "./process_cluster.ts";
@@ -51,8 +52,20 @@ if (import.meta.main) {
     chunkservers: cluster.chunkservers.map((c) => ({ id: c.id, url: c.url })),
     dataDir: flags.dataDir,
   }));
+  const admin = tokenFile(flags.dataDir, "admin");
+  // The CLI's defaults are ./data/gfs and http://127.0.0.1:7400.
+  const tokenFlag = flags.dataDir === "./data/gfs"
+    ? ""
+    : `--token-file ${admin} `;
   console.log(
-    `gfs masters at ${all} (leader ${leader})  (try: deno task gfs:cli --master ${all} ls)`,
+    `gfs masters at ${all} (leader ${leader})
+
+Every request needs a token. The tokens are in ${flags.dataDir} (admin.token,
+write.token, read.token; mode 0600). Try:
+  TOKEN=$(cat ${admin})
+  curl -H "Authorization: Bearer $TOKEN" -X PUT -H "content-type: application/octet-stream" --data-binary @README.md ${leader}/v1/files/hello
+  curl -H "Authorization: Bearer $TOKEN" ${leader}/v1/ls
+  deno task gfs:cli --master ${all} ${tokenFlag}ls`,
   );
   let stopping = false;
   const stop = async () => {

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { GfsClient } from "./client/client.ts";
 import { startCluster } from "./process_cluster.ts";
-import { pattern, until } from "./_test_support.ts";
+import { fetchAs, pattern, until } from "./_test_support.ts";
+
+/** fetch with the cluster's admin token (set once the cluster runs). */
+let api: typeof fetch = fetch;
 
 const CHUNK = 256 * 1024;
 
@@ -15,7 +18,7 @@ interface MasterView {
 }
 
 async function view(url: string): Promise<MasterView> {
-  return await (await fetch(`${url}/v1/master`)).json() as MasterView;
+  return await (await api(`${url}/v1/master`)).json() as MasterView;
 }
 
 Deno.test({
@@ -38,7 +41,10 @@ Deno.test({
       },
       chunkserver: () => ({ heartbeatMs: 200 }),
     });
-    const client = new GfsClient(cluster.masterUrls);
+    api = fetchAs(cluster.secrets!.tokens.admin);
+    const client = new GfsClient(cluster.masterUrls, {
+      token: cluster.secrets!.tokens.admin,
+    });
     let stop = false;
     try {
       const first = await cluster.leaderIndex();
@@ -47,7 +53,7 @@ Deno.test({
       const fv = await view(follower);
       assert.equal(fv.serving, false);
       assert.equal(fv.leaderUrl, cluster.masterUrls[first]);
-      const redirect = await fetch(`${follower}/v1/ls?prefix=/`, {
+      const redirect = await api(`${follower}/v1/ls?prefix=/`, {
         redirect: "manual",
       });
       await redirect.body?.cancel();
@@ -130,7 +136,7 @@ Deno.test({
           30_000,
         );
       }
-      const metrics = await (await fetch(`${leaderUrl}/metrics`)).text();
+      const metrics = await (await api(`${leaderUrl}/metrics`)).text();
       assert.match(metrics, /strata_raft_is_leader 1/);
     } finally {
       stop = true;

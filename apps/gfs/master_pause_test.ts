@@ -5,9 +5,13 @@
 import assert from "node:assert/strict";
 import { GfsClient } from "./client/client.ts";
 import { startCluster } from "./process_cluster.ts";
+import { fetchAs } from "./_test_support.ts";
+
+/** fetch with the cluster's admin token (set once the cluster runs). */
+let api: typeof fetch = fetch;
 
 async function masterView(url: string) {
-  const res = await fetch(`${url}/v1/master`, {
+  const res = await api(`${url}/v1/master`, {
     signal: AbortSignal.timeout(500),
   });
   return await res.json() as { serving: boolean; term: number };
@@ -26,15 +30,18 @@ Deno.test({
       chunkservers: 0,
       master: { raftTickMs: 20 }, // election timeout 200 ms, lease 160 ms
     });
+    api = fetchAs(cluster.secrets!.tokens.admin);
     const paused: Deno.ChildProcess[] = [];
     try {
-      const client = new GfsClient(cluster.masterUrls);
+      const client = new GfsClient(cluster.masterUrls, {
+        token: cluster.secrets!.tokens.admin,
+      });
       await client.upload("/f", new Uint8Array(0));
       // serving === true: the leader holds a lease (its peers' clocks measured).
       const old = await cluster.leaderIndex(30_000);
       const oldUrl = cluster.masterUrls[old]!;
       assert.equal(
-        (await (await fetch(`${oldUrl}/v1/stat/f`)).json()).path,
+        (await (await api(`${oldUrl}/v1/stat/f`)).json()).path,
         "/f",
       );
 
@@ -54,7 +61,7 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 50));
       }
       assert.ok(next >= 0, "no other master took over");
-      const del = await fetch(`${cluster.masterUrls[next]}/v1/files/f`, {
+      const del = await api(`${cluster.masterUrls[next]}/v1/files/f`, {
         method: "DELETE",
       });
       assert.equal(del.status, 200, await del.text());
@@ -63,7 +70,7 @@ Deno.test({
       const lookups = Array.from(
         { length: 16 },
         () =>
-          fetch(`${oldUrl}/v1/stat/f`, {
+          api(`${oldUrl}/v1/stat/f`, {
             redirect: "manual",
             signal: AbortSignal.timeout(15_000),
           }).then(async (r) => ({ status: r.status, body: await r.text() })),

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { GfsClient } from "./client/client.ts";
 import { startCluster } from "./process_cluster.ts";
-import { pattern, until } from "./_test_support.ts";
+import { fetchAs, pattern, until } from "./_test_support.ts";
+
+/** fetch with the cluster's admin token (set once the cluster runs). */
+let api: typeof fetch = fetch;
 
 const CHUNK = 256 * 1024;
 
@@ -23,7 +26,10 @@ Deno.test({
       },
       chunkserver: () => ({ heartbeatMs: 200 }),
     });
-    const client = new GfsClient(cluster.master.url);
+    api = fetchAs(cluster.secrets!.tokens.admin);
+    const client = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+    });
     try {
       const acked = new Map<string, Uint8Array>();
       let stop = false;
@@ -77,7 +83,7 @@ Deno.test({
       for (const path of acked.keys()) {
         assert.ok(listed.some((f) => f.path === path), `${path} listed`);
       }
-      const metrics = await (await fetch(`${cluster.master.url}/metrics`))
+      const metrics = await (await api(`${cluster.master.url}/metrics`))
         .text();
       assert.match(metrics, /gfs_master_oplog_applied_index [1-9]/);
     } finally {

@@ -12,18 +12,20 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const dir = await Deno.makeTempDir();
-    const { master, servers, stop } = await startTestCell(dir, {
+    const { master, servers, stop, secrets } = await startTestCell(dir, {
       chunkBytes: CHUNK,
       replication: 3,
       servers: 3,
     });
     try {
       await until("3 chunkservers registered", async () => {
-        const r = await fetch(`${master.url}/v1/chunkservers`);
+        const r = await fetch(`${master.url}/v1/chunkservers`, {
+          headers: { authorization: `Bearer ${secrets.tokens.read}` },
+        });
         const b = await r.json() as { chunkservers: unknown[] };
         return b.chunkservers.length === 3;
       }, 30_000);
-      const gfs = new GfsClient(master.url);
+      const gfs = new GfsClient(master.url, { token: secrets.tokens.write });
       const data = pattern(4 * CHUNK + 1234, 5);
       await gfs.upload("/sst", data);
 

@@ -1,5 +1,10 @@
 import { join } from "node:path";
 import { ProcessError, spawnUntilReady } from "@strata/process";
+import {
+  authHeaders,
+  type ClusterSecrets,
+  loadOrCreateSecrets,
+} from "@strata/edge";
 import { GfsError } from "./shared/gfs_error.ts";
 
 /** A child process that printed its `listening` line. */
@@ -20,12 +25,13 @@ const HERE = new URL(".", import.meta.url).pathname;
 
 /**
  * Starts a gfs process (`master_main.ts` or `chunkserver_main.ts`) with
- * the given flags and waits for its JSON `listening` line on stdout.
+ * the given flags (`true`: a switch without a value) and waits for its
+ * JSON `listening` line on stdout.
  * @throws GfsError `unavailable` when it exits or stays silent for 60 s.
  */
 export async function spawnService(
   role: "master" | "chunkserver",
-  flags: Record<string, string | number>,
+  flags: Record<string, string | number | true>,
 ): Promise<ChildService> {
   const args = [
     "run",
@@ -33,10 +39,8 @@ export async function spawnService(
     join(HERE, role === "master" ? "master_main.ts" : "chunkserver_main.ts"),
   ];
   for (const [k, v] of Object.entries(flags)) {
-    args.push(
-      `--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`,
-      String(v),
-    );
+    const flag = `--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`;
+    args.push(...(v === true ? [flag] : [flag, String(v)]));
   }
   let p;
   try {
@@ -78,6 +82,11 @@ export interface ClusterOptions {
   master?: Record<string, string | number>;
   /** Extra flags per chunkserver (index → flags). */
   chunkserver?: (i: number) => Record<string, string | number>;
+  /**
+   * Start every process with `--insecure-no-auth` (no tokens, no peer
+   * secret). Never the default.
+   */
+  insecureNoAuth?: boolean;
 }
 
 /** Masters plus chunkservers as real processes. */
@@ -90,6 +99,11 @@ export interface Cluster {
   masterUrls: string[];
   /** Every chunkserver, by index. */
   chunkservers: ChildService[];
+  /**
+   * The tokens (admin, write, read) and peer secret in the data root,
+   * shared by every process (`--auth-dir`); undefined with `insecureNoAuth`.
+   */
+  secrets?: ClusterSecrets;
   /** The base URL of the master that serves now (waits up to `timeoutMs`). */
   leaderUrl(timeoutMs?: number): Promise<string>;
   /** Index of the serving master (waits up to `timeoutMs`). */
@@ -127,14 +141,25 @@ async function allStarted(
   return settled.map((r) => (r as PromiseFulfilledResult<ChildService>).value);
 }
 
-/** Starts masters and chunkservers as child processes on 127.0.0.1. */
+/**
+ * Starts masters and chunkservers as child processes on 127.0.0.1. The
+ * cell's secrets are generated in `dataDir` on first start (mode 0600)
+ * and every process gets `--auth-dir dataDir`.
+ */
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const n = o.masters ?? 1;
-  const masterFlags: Array<Record<string, string | number>> = [];
+  const secrets = o.insecureNoAuth
+    ? undefined
+    : await loadOrCreateSecrets(o.dataDir);
+  const auth: Record<string, string | true> = secrets
+    ? { authDir: secrets.dir }
+    : { insecureNoAuth: true };
+  const masterFlags: Array<Record<string, string | number | true>> = [];
   if (n === 1) {
     masterFlags.push({
       dataDir: join(o.dataDir, "master"),
       port: 0,
+      ...auth,
       ...o.master,
     });
   } else {
@@ -149,6 +174,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     for (let i = 0; i < n; i++) {
       masterFlags.push({
         dataDir: join(o.dataDir, `master-${i + 1}`),
+        ...auth,
         ...o.master,
         port: httpPorts[i]!,
         id: i + 1,
@@ -167,6 +193,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       dataDir: join(o.dataDir, `cs${i}`),
       master: masterUrls.join(","),
       id: `cs${i}`,
+      ...auth,
       ...(o.master?.chunkBytes ? { chunkBytes: o.master.chunkBytes } : {}),
       ...o.chunkserver?.(i),
     });
@@ -183,6 +210,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         for (let i = 0; i < masters.length; i++) {
           try {
             const res = await fetch(`${masterUrls[i]}/v1/master`, {
+              headers: authHeaders(secrets?.tokens.read),
               signal: AbortSignal.timeout(1000),
             });
             const body = await res.json() as { serving?: boolean };
@@ -210,6 +238,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       masters,
       masterUrls,
       chunkservers,
+      secrets,
       leaderIndex,
       async leaderUrl(timeoutMs) {
         return masterUrls[await leaderIndex(timeoutMs)]!;

@@ -37,7 +37,11 @@ Deno.test({
     });
     // Two clients, eight appenders each: appenders of one client share its
     // cached write target, the two clients race for new chunks and leases.
-    const clients = [0, 1].map(() => new GfsClient(cluster.master.url));
+    const clients = [0, 1].map(() =>
+      new GfsClient(cluster.master.url, {
+        token: cluster.secrets!.tokens.admin,
+      })
+    );
     try {
       const acked = new Map<string, Uint8Array>();
       const failures: string[] = [];

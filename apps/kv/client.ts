@@ -17,7 +17,7 @@
  *   changes nothing.
  */
 import { Buffer } from "node:buffer";
-import { readSecretFile } from "@strata/edge";
+import { readToken } from "@strata/edge";
 
 /** What went wrong talking to the cluster. */
 export class KvClientError extends Error {
@@ -656,24 +656,17 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * The token a kv tool uses: `token`, else the file `tokenFile`, else the
- * environment variable STRATA_TOKEN, else `<defaultDir>/admin.token` when
- * that file exists (what `deno task kv` generates), else none.
+ * The token a kv tool uses: `readToken` of @strata/edge with
+ * `./data/kv` (where `deno task kv` keeps its secrets) as the default dir.
  * @throws Error when a named file cannot be read.
  */
-export async function readKvToken(options: {
+export function readKvToken(options: {
   token?: string;
   tokenFile?: string;
   defaultDir?: string;
 } = {}): Promise<string | undefined> {
-  if (options.token) return options.token;
-  if (options.tokenFile) return await readSecretFile(options.tokenFile);
-  const env = Deno.env.get("STRATA_TOKEN");
-  if (env) return env;
-  const fallback = `${options.defaultDir ?? "./data/kv"}/admin.token`;
-  try {
-    return await readSecretFile(fallback);
-  } catch {
-    return undefined;
-  }
+  return readToken({
+    ...options,
+    defaultDir: options.defaultDir ?? "./data/kv",
+  });
 }

@@ -6,6 +6,7 @@
  * followed key). This is the I/O edge; what it computes lives in the pure
  * modules it calls.
  */
+import { authHeaders } from "@strata/edge";
 import { GfsClient, type GfsErrorCode, isGfsError } from "@strata/gfs";
 import {
   type ChunkserverView,
@@ -77,6 +78,10 @@ export class LiveBackend implements PlaygroundBackend {
   #pg: Playground;
   /** Headers of every call to the kv nodes (their admin token). */
   readonly #kv: Record<string, string>;
+  /** Headers of every call to the GFS masters (the cell's admin token). */
+  readonly #gfsAuth: Record<string, string>;
+  /** Headers of every call to the search coordinator (its admin token). */
+  readonly #searchAuth: Record<string, string>;
   #interval: number;
   #maxFollowed: number;
   #paused = new Set<number>();
@@ -106,10 +111,15 @@ export class LiveBackend implements PlaygroundBackend {
   constructor(playground: Playground, options: LiveBackendOptions = {}) {
     this.#pg = playground;
     const kvToken = playground.raft.adminToken;
-    this.#kv = kvToken ? { authorization: `Bearer ${kvToken}` } : {};
+    this.#kv = authHeaders(kvToken);
+    const gfsToken = playground.gfs.secrets?.tokens.admin;
+    this.#gfsAuth = authHeaders(gfsToken);
+    this.#searchAuth = authHeaders(playground.search.secrets?.tokens.admin);
     this.#interval = options.intervalMs ?? 500;
     this.#maxFollowed = options.maxFollowed ?? 4;
-    this.#gfsClient = new GfsClient(playground.gfs.masterUrls);
+    this.#gfsClient = new GfsClient(playground.gfs.masterUrls, {
+      token: gfsToken,
+    });
     this.#searchView = {
       url: playground.search.url,
       reachable: false,
@@ -250,7 +260,12 @@ export class LiveBackend implements PlaygroundBackend {
       urls.map(async (url, i): Promise<MasterInput> => {
         const process = this.#killedMasters.has(i) ? "killed" : "up";
         const status = process === "up"
-          ? await getJson(`${url}/v1/master`, MasterStatusSchema, 800)
+          ? await getJson(
+            `${url}/v1/master`,
+            MasterStatusSchema,
+            800,
+            this.#gfsAuth,
+          )
           : null;
         return { url, process, status };
       }),
@@ -292,13 +307,18 @@ export class LiveBackend implements PlaygroundBackend {
     if (leaderIndex === null) {
       return down("no GFS master leads right now (election in progress?)");
     }
-    // Followers answer 307 to the leader and fetch follows it, so these
-    // still reach the leader if it changed since it was asked.
+    // If the leader changed since it was asked, these fail this once (fetch
+    // drops the token on the 307 to another port); the next round asks again.
     const master = masters[leaderIndex]!.url;
     const [list, health, metrics] = await Promise.all([
-      getJson(`${master}/v1/chunkservers`, ChunkserverListSchema, 1500),
-      getJson(`${master}/v1/health`, GfsHealthSchema, 1500),
-      getText(`${master}/metrics`, 1500),
+      getJson(
+        `${master}/v1/chunkservers`,
+        ChunkserverListSchema,
+        1500,
+        this.#gfsAuth,
+      ),
+      getJson(`${master}/v1/health`, GfsHealthSchema, 1500, this.#gfsAuth),
+      getText(`${master}/metrics`, 1500, this.#gfsAuth),
     ]);
     if (!list || !health) {
       return down(`the master at ${master} does not answer`);
@@ -340,6 +360,7 @@ export class LiveBackend implements PlaygroundBackend {
       `${master}/v1/ls?prefix=${encodeURIComponent("/uploads/")}`,
       GfsListingSchema,
       1500,
+      this.#gfsAuth,
     );
     if (!ls) return this.#gfsSlow.uploads;
     const newest = [...ls.files].sort((a, b) => b.mtime - a.mtime).slice(0, 5);
@@ -348,6 +369,7 @@ export class LiveBackend implements PlaygroundBackend {
         `${master}/v1/rpc/locate?path=${encodeURIComponent(f.path)}`,
         GfsLocateSchema,
         1500,
+        this.#gfsAuth,
       );
       return {
         path: f.path,
@@ -364,7 +386,12 @@ export class LiveBackend implements PlaygroundBackend {
 
   async #search(): Promise<void> {
     const s = this.#pg.search;
-    const stats = await getJson(`${s.url}/v1/stats`, SearchStatsSchema, 3000);
+    const stats = await getJson(
+      `${s.url}/v1/stats`,
+      SearchStatsSchema,
+      3000,
+      this.#searchAuth,
+    );
     this.#searchView = {
       url: s.url,
       reachable: stats !== null,
@@ -752,6 +779,7 @@ export class LiveBackend implements PlaygroundBackend {
           `${master}/v1/chunkservers`,
           ChunkserverListSchema,
           1500,
+          this.#gfsAuth,
         );
         const alive = list?.chunkservers.filter((c) => c.alive).length ?? 0;
         if (alive >= replicas) return;
@@ -771,7 +799,7 @@ export class LiveBackend implements PlaygroundBackend {
       `${this.#pg.search.url}/v1/search?q=${
         encodeURIComponent(query)
       }&size=${size}`,
-      { method: "GET" },
+      { method: "GET", headers: this.#searchAuth },
       SearchAnswerSchema,
       15_000,
     );

@@ -11,6 +11,7 @@ import { startCluster as startGfs } from "@strata/gfs";
 import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
 import { startLocalCluster } from "../kv/cluster_launcher.ts";
 import { PlaygroundError } from "./playground_error.ts";
+import { authHeaders } from "@strata/edge";
 
 /** Options of {@link startPlayground}. */
 export interface PlaygroundOptions {
@@ -88,6 +89,8 @@ export interface PlaygroundGfs {
   restartChunkserver(i: number): Promise<PlaygroundGfsProcess>;
   /** Starts master `i` again after its process was stopped. */
   startMaster(i: number): Promise<PlaygroundGfsProcess>;
+  /** The cell's secrets (generated in its data dir by the launcher); the dashboard uses its admin token. */
+  readonly secrets?: { readonly tokens: { readonly admin: string } };
 }
 
 /**
@@ -99,6 +102,8 @@ export interface PlaygroundSearch {
   url: string;
   /** `replicas[shard][replica]`: the replica's process, null once killed. */
   replicas: ReadonlyArray<ReadonlyArray<{ url: string } | null>>;
+  /** The cluster's secrets (generated in its data dir by the launcher); the dashboard uses its admin token. */
+  readonly secrets?: { readonly tokens: { readonly admin: string } };
 }
 
 /** The running playground. */
@@ -196,13 +201,15 @@ export async function startPlayground(
     });
     stops.push(() => search.stop());
     signal?.throwIfAborted();
-    let docs = await searchDocs(search.url);
+    const searchAuth = authHeaders(search.secrets?.tokens.admin);
+    let docs = await searchDocs(search.url, searchAuth);
     // The marker is written only when indexing finished: a start that was
     // stopped half way indexes again (re-posting an id replaces it).
     const marker = join(searchDir, INDEXED_MARKER);
     if (options.index !== false && !await exists(marker)) {
       docs = await indexCorpus(
         search.url,
+        searchAuth,
         options.indexLimit ?? Infinity,
         progress,
         signal,
@@ -238,8 +245,12 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function searchDocs(url: string): Promise<number> {
+async function searchDocs(
+  url: string,
+  headers: Record<string, string>,
+): Promise<number> {
   const res = await fetch(`${url}/v1/stats`, {
+    headers,
     signal: AbortSignal.timeout(10_000),
   });
   const stats = await res.json() as { docs?: number };
@@ -251,6 +262,7 @@ const INDEXED_MARKER = "corpus-indexed.json";
 
 async function indexCorpus(
   url: string,
+  headers: Record<string, string>,
   limit: number,
   progress: (line: string) => void,
   signal: AbortSignal | undefined,
@@ -263,6 +275,7 @@ async function indexCorpus(
     if (batch.length === 0) return;
     const res = await fetch(`${url}/v1/docs`, {
       method: "POST",
+      headers: { ...headers, "content-type": "application/x-ndjson" },
       body: batch.join("\n"),
     });
     if (!res.ok) {

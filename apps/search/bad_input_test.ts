@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createCoordinatorApp } from "./coordinator_app.ts";
 import { createShardApp } from "./shard_app.ts";
 import { ShardStore } from "./shard_store.ts";
+import { testAccess } from "./_test_access.ts";
 
 /**
  * Sends raw bytes (then half-closes, so a short body is truncated for
@@ -35,19 +36,24 @@ async function raw(
   return { status, body: out.slice(out.indexOf("\r\n\r\n") + 4) };
 }
 
+const auth = await testAccess();
+
+/** A request head with the peer secret, which every route takes. */
 const head = (method: string, path: string, extra = "") =>
-  `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${extra}\r\n`;
+  `${method} ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: ${
+    auth.as("peer").authorization
+  }\r\nconnection: close\r\n${extra}\r\n`;
 
 Deno.test("bad input on every route is a 4xx JSON error: malformed percent-encoding, truncated bodies, wrong content types", async () => {
   const dir = await Deno.makeTempDir();
   const store = await ShardStore.open(dir, { sync: "never" });
   const shard = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    createShardApp(store, { shard: 0, replica: 0 }).fetch,
+    createShardApp(store, { shard: 0, replica: 0 }, auth.access).fetch,
   );
   const coord = createCoordinatorApp({
     shards: [[`http://127.0.0.1:${shard.addr.port}`]],
-  });
+  }, auth.access);
   const front = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     coord.app.fetch,
@@ -210,7 +216,7 @@ Deno.test("bad input on every route is a 4xx JSON error: malformed percent-encod
       head(
         "POST",
         "/v1/docs",
-        `content-type: application/x-www-form-urlencoded\r\ncontent-length: ${
+        `content-type: application/x-ndjson\r\ncontent-length: ${
           new TextEncoder().encode(doc).length
         }\r\n`,
       ) + doc,

@@ -36,6 +36,32 @@ Deno.test("--help prints usage and exits 0; bad flags print one line and exit 2;
   ]);
   assert.equal(host.code, 2);
   assert.match(host.stderr, /host/);
+  // Secure by default: the coordinator needs the cluster's auth dir, and
+  // nothing serves without auth off loopback.
+  const noAuth = await run("./coordinator.ts", [
+    "--shards",
+    "http://127.0.0.1:1",
+  ]);
+  assert.equal(noAuth.code, 2);
+  assert.match(noAuth.stderr, /--auth-dir: required/);
+  const dir = await Deno.makeTempDir();
+  try {
+    const open = await run("./shard_server.ts", [
+      "--dir",
+      dir,
+      "--shard",
+      "0",
+      "--replica",
+      "0",
+      "--host",
+      "0.0.0.0",
+      "--insecure-no-auth",
+    ]);
+    assert.equal(open.code, 2);
+    assert.match(open.stderr, /only allowed on a loopback address/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a shard server listens on the --host it is given", async () => {
@@ -71,7 +97,11 @@ Deno.test("a shard server listens on the --host it is given", async () => {
     }
     reader.releaseLock();
     const ready = JSON.parse(text.split("\n")[0]!);
-    const res = await fetch(`http://127.0.0.2:${ready.port}/health`);
+    // Its auth dir defaults to its data dir.
+    const token = (await Deno.readTextFile(`${dir}/read.token`)).trim();
+    const res = await fetch(`http://127.0.0.2:${ready.port}/health`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(res.status, 200);
     await res.body?.cancel();
     await assert.rejects(fetch(`http://127.0.0.1:${ready.port}/health`));

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { ProcessError, spawnUntilReady } from "@strata/process";
+import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
 import { SearchError } from "./search_error.ts";
 
 /** A child service process that reported its port. */
@@ -67,12 +68,22 @@ export interface ClusterOptions {
   timeoutMs?: number;
   /** Missed documents queued per replica before it is repaired by anti-entropy instead. */
   maxQueuedDocs?: number;
+  /**
+   * Start every process with `--insecure-no-auth` (no tokens, no peer
+   * secret). Never the default.
+   */
+  insecureNoAuth?: boolean;
 }
 
 /** A running cluster: shard replica processes and a coordinator. */
 export interface Cluster {
   /** Base URL of the coordinator's public API. */
   url: string;
+  /**
+   * The tokens (admin, write, read) and peer secret in `dataDir`, shared
+   * by every process (`--auth-dir`); undefined with `insecureNoAuth`.
+   */
+  secrets?: ClusterSecrets;
   coordinator: ServiceProcess;
   /** replicas[s][r]; null once killed. */
   replicas: Array<Array<ServiceProcess | null>>;
@@ -84,13 +95,20 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+/** `--auth-dir DIR`, or `--insecure-no-auth` when asked for. */
+function authArgs(secrets: ClusterSecrets | undefined): string[] {
+  return secrets ? ["--auth-dir", secrets.dir] : ["--insecure-no-auth"];
+}
+
 function shardArgs(
   o: ClusterOptions,
   s: number,
   r: number,
   port: number,
+  secrets: ClusterSecrets | undefined,
 ): string[] {
   return [
+    ...authArgs(secrets),
     "--dir",
     join(o.dataDir, `shard-${s}-${r}`),
     "--shard",
@@ -126,9 +144,14 @@ async function stopProcess(p: ServiceProcess, graceMs = 5000): Promise<void> {
 
 /**
  * Starts `shards × replicas` shard server processes and a coordinator on
- * loopback (free ports), each a separate `deno run` process.
+ * loopback (free ports), each a separate `deno run` process. The cluster's
+ * secrets are generated in `dataDir` on first start (mode 0600) and every
+ * process gets `--auth-dir dataDir`.
  */
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
+  const secrets = o.insecureNoAuth
+    ? undefined
+    : await loadOrCreateSecrets(o.dataDir);
   const replicas: Array<Array<ServiceProcess | null>> = [];
   let coordinator: ServiceProcess | undefined;
   const all = () => [
@@ -142,7 +165,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         starts.push(
           spawnService(
             SHARD_SCRIPT,
-            shardArgs(o, s, r, 0),
+            shardArgs(o, s, r, 0, secrets),
             undefined,
             o.shardRunFlags,
           ),
@@ -164,6 +187,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     coordinator = await spawnService(
       COORDINATOR_SCRIPT,
       [
+        ...authArgs(secrets),
         "--shards",
         shardsFlag,
         ...(o.ack ? ["--ack", String(o.ack)] : []),
@@ -183,6 +207,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const ports = replicas.map((reps) => reps.map((p) => p!.port));
   return {
     url: coord.url,
+    secrets,
     coordinator: coord,
     replicas,
     async kill(shard, replica) {
@@ -203,7 +228,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       }
       const p = await spawnService(
         SHARD_SCRIPT,
-        shardArgs(o, shard, replica, ports[shard]![replica]!),
+        shardArgs(o, shard, replica, ports[shard]![replica]!, secrets),
       );
       replicas[shard]![replica] = p;
       return p;

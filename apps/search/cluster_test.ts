@@ -5,6 +5,10 @@ import type { StoredDocument } from "./document.ts";
 import { parseQuery } from "./query_parser.ts";
 import { ShardIndex } from "./shard_index.ts";
 import { shardOf } from "./shard_routing.ts";
+import { fetchAs } from "./_test_access.ts";
+
+/** fetch with the cluster's admin token (set once the cluster runs). */
+let api: typeof fetch = fetch;
 
 const WORDS = [
   "turbine",
@@ -65,6 +69,7 @@ Deno.test({
         flushDocs: 100,
         timeoutMs: 3000,
       });
+      api = fetchAs(cluster.secrets!.tokens.admin);
       const base = cluster.url;
       const docs = corpus(600);
 
@@ -72,7 +77,7 @@ Deno.test({
         "bulk NDJSON indexing acknowledges every document",
         async () => {
           const body = docs.map((d) => JSON.stringify(d)).join("\n");
-          const res = await fetch(`${base}/v1/docs`, { method: "POST", body });
+          const res = await api(`${base}/v1/docs`, { method: "POST", body });
           const out = await json(res);
           assert.equal(res.status, 200, JSON.stringify(out));
           assert.equal(out.indexed, 600);
@@ -93,7 +98,7 @@ Deno.test({
               "mach user:3",
             ]
           ) {
-            const res = await fetch(
+            const res = await api(
               `${base}/v1/search?q=${encodeURIComponent(q)}&size=20`,
             );
             const out = await json(res);
@@ -120,19 +125,19 @@ Deno.test({
       await t.step(
         "pagination, user listings, deletes, stats and metrics work",
         async () => {
-          const p1 = await json(await fetch(`${base}/v1/search?q=wing&size=5`));
+          const p1 = await json(await api(`${base}/v1/search?q=wing&size=5`));
           const p2 = await json(
-            await fetch(`${base}/v1/search?q=wing&size=5&from=5`),
+            await api(`${base}/v1/search?q=wing&size=5&from=5`),
           );
           const all = await json(
-            await fetch(`${base}/v1/search?q=wing&size=10`),
+            await api(`${base}/v1/search?q=wing&size=10`),
           );
           const ids = (o: Record<string, unknown>) =>
             (o.hits as Array<{ id: string }>).map((h) => h.id);
           assert.deepEqual([...ids(p1), ...ids(p2)], ids(all));
 
           const user = await json(
-            await fetch(`${base}/v1/users/3/docs?size=5`),
+            await api(`${base}/v1/users/3/docs?size=5`),
           );
           const udocs = user.docs as Array<
             { id: string; user_id: number; created: number }
@@ -146,12 +151,12 @@ Deno.test({
             "doc-570",
           ]);
 
-          const del = await fetch(`${base}/v1/docs/doc-598`, {
+          const del = await api(`${base}/v1/docs/doc-598`, {
             method: "DELETE",
           });
           assert.equal(del.status, 200);
           await del.body?.cancel();
-          const again = await fetch(`${base}/v1/docs/doc-598`, {
+          const again = await api(`${base}/v1/docs/doc-598`, {
             method: "DELETE",
           });
           assert.equal(again.status, 404);
@@ -160,13 +165,13 @@ Deno.test({
             "not_found",
           );
           const user2 = await json(
-            await fetch(`${base}/v1/users/3/docs?size=1`),
+            await api(`${base}/v1/users/3/docs?size=1`),
           );
           assert.equal((user2.docs as Array<{ id: string }>)[0]!.id, "doc-591");
 
-          const stats = await json(await fetch(`${base}/v1/stats`));
+          const stats = await json(await api(`${base}/v1/stats`));
           assert.equal(stats.docs, 599);
-          const metrics = await (await fetch(`${base}/metrics`)).text();
+          const metrics = await (await api(`${base}/metrics`)).text();
           assert.match(metrics, /search_query_latency_ms_count \d+/);
         },
       );
@@ -214,7 +219,7 @@ Deno.test({
             ["/v1/nope", undefined, 404, /no route/],
           ];
           for (const [path, init, status, msg] of cases) {
-            const res = await fetch(`${base}${path}`, init);
+            const res = await api(`${base}${path}`, init);
             const out = await json(res);
             assert.equal(res.status, status, path);
             const err = out.error as {
@@ -234,7 +239,7 @@ Deno.test({
               assert.deepEqual(err.details!.map((d) => d.line), [2, 3]);
             }
           }
-          const ok = await fetch(`${base}/v1/search?q=wing`);
+          const ok = await api(`${base}/v1/search?q=wing`);
           assert.equal(ok.status, 200);
           await ok.body?.cancel();
         },
@@ -247,7 +252,7 @@ Deno.test({
           let done = 0;
           const load = (async () => {
             for (let i = 0; i < 60; i++) {
-              const res = await fetch(
+              const res = await api(
                 `${base}/v1/search?q=${WORDS[i % WORDS.length]}&size=10`,
               );
               const out = await json(res);
@@ -266,7 +271,7 @@ Deno.test({
         "killing both replicas of a shard gives partial: true naming the shard",
         async () => {
           await cluster!.kill(1, 1);
-          const res = await fetch(`${base}/v1/search?q=turbine&size=10`);
+          const res = await api(`${base}/v1/search?q=turbine&size=10`);
           const out = await json(res);
           assert.equal(res.status, 200);
           assert.equal(out.partial, true);
@@ -275,7 +280,7 @@ Deno.test({
             (out.hits as unknown[]).length > 0,
             "the other shards still answer",
           );
-          const write = await fetch(`${base}/v1/docs`, {
+          const write = await api(`${base}/v1/docs`, {
             method: "POST",
             body: corpus(30).map((d) =>
               JSON.stringify({ ...d, id: `late-${d.id}` })
@@ -312,7 +317,7 @@ Deno.test({
           // The coordinator retries a failed replica once its penalty (2 s) expires.
           for (let i = 0; i < 100; i++) {
             out = await json(
-              await fetch(`${base}/v1/search?q=turbine&size=10`),
+              await api(`${base}/v1/search?q=turbine&size=10`),
             );
             if (out.partial === false) break;
             await new Promise((r) => setTimeout(r, 100));

@@ -9,6 +9,11 @@
 import { z } from "zod";
 import { hostFlag, parseFlagsOrExit } from "@strata/edge";
 import { createCoordinatorApp } from "./coordinator_app.ts";
+import {
+  ACCESS_FLAGS,
+  ACCESS_FLAGS_USAGE,
+  accessFromFlagsOrExit,
+} from "./search_access.ts";
 
 const FlagsSchema = z.object({
   shards: z.string().min(1),
@@ -20,6 +25,7 @@ const FlagsSchema = z.object({
     60_000,
   ),
   "max-queued-docs": z.coerce.number().int().min(1).max(10_000_000).optional(),
+  ...ACCESS_FLAGS,
 });
 
 const USAGE =
@@ -36,10 +42,28 @@ const USAGE =
                          with --ack below all
   --max-queued-docs N    missed documents queued per replica before anti-entropy
                          repairs it instead (default 1000000)
+${
+    ACCESS_FLAGS_USAGE.replace(
+      "(default: the data dir;",
+      "(required: the coordinator has no data dir;",
+    )
+  }
   -h, --help             this text`;
 
 if (import.meta.main) {
   const flags = parseFlagsOrExit(Deno.args, FlagsSchema, USAGE);
+  if (flags["auth-dir"] === undefined && !flags["insecure-no-auth"]) {
+    console.error(
+      `--auth-dir: required (the cluster's tokens and peer secret; the coordinator has no data dir of its own)\n\n${USAGE}`,
+    );
+    Deno.exit(2);
+  }
+  const access = await accessFromFlagsOrExit(
+    flags,
+    flags.host,
+    flags["auth-dir"] ?? "",
+    "coordinator",
+  );
   const shards = flags.shards.split(";").map((s) =>
     s.split(",").filter((u) => u.length > 0)
   );
@@ -51,7 +75,7 @@ if (import.meta.main) {
       searchTimeoutMs: flags["timeout-ms"],
       writeTimeoutMs: flags["write-timeout-ms"],
       maxQueuedDocs: flags["max-queued-docs"],
-    }).app;
+    }, access).app;
   } catch (e) {
     console.error(`coordinator: bad configuration: ${(e as Error).message}`);
     Deno.exit(2);

@@ -13,6 +13,7 @@ import {
 } from "./global_stats.ts";
 import { compareHits } from "./hit_order.ts";
 import {
+  authHeaders,
   EdgeError,
   installErrorHandlers,
   NDJSON_CONTENT_TYPES,
@@ -20,8 +21,8 @@ import {
   queryParams,
   readNdjson,
   readQuery,
-  strictUrlEncoding,
 } from "@strata/edge";
+import { need, type SearchAccess, searchGuard } from "./search_access.ts";
 import { searchErrorToEdge } from "./http_error_map.ts";
 import { HintedHandoff } from "./hinted_handoff.ts";
 import { kwayMerge } from "./kway_merge.ts";
@@ -134,14 +135,12 @@ function pageParam(
 }
 
 /**
- * Content types `POST /v1/docs` accepts (besides none): NDJSON, JSON, plain
- * text, and the form type curl's `--data-binary` sends by default.
+ * Content types `POST /v1/docs` accepts (besides none): NDJSON and JSON.
+ * Not text/plain or a form (what curl's `--data-binary` sends by default):
+ * a web page may send those to any site, so the edge guard refuses them
+ * on every POST (415) before this route runs.
  */
-export const BULK_CONTENT_TYPES: readonly string[] = [
-  ...NDJSON_CONTENT_TYPES,
-  "text/plain",
-  "application/x-www-form-urlencoded",
-];
+export const BULK_CONTENT_TYPES: readonly string[] = NDJSON_CONTENT_TYPES;
 
 /**
  * The public search API in front of the shard processes:
@@ -157,6 +156,7 @@ export const BULK_CONTENT_TYPES: readonly string[] = [
  */
 export function createCoordinatorApp(
   input: CoordinatorConfig,
+  access: SearchAccess,
 ): {
   app: Hono;
   selector: ReplicaSelector;
@@ -164,6 +164,9 @@ export function createCoordinatorApp(
   close: () => Promise<void>;
 } {
   const config = CoordinatorConfigSchema.parse(input);
+  // The shards' internal routes take the cluster's peer secret only.
+  const peerToken = access.secrets?.peerSecret;
+  const peerAuth = authHeaders(peerToken);
   const S = config.shards.length;
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
   const handoff = new HintedHandoff(
@@ -216,7 +219,7 @@ export function createCoordinatorApp(
   ): Promise<unknown> {
     const res = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...peerAuth, "content-type": "application/json" },
       body: encoded,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -234,7 +237,9 @@ export function createCoordinatorApp(
   const pools = new Map<string, HttpPool>();
   function poolOf(base: string): HttpPool {
     let p = pools.get(base);
-    if (p === undefined) pools.set(base, p = new HttpPool(base));
+    if (p === undefined) {
+      pools.set(base, p = new HttpPool(base, undefined, peerToken));
+    }
     return p;
   }
   function answer(r: PoolResponse): unknown {
@@ -384,14 +389,14 @@ export function createCoordinatorApp(
     name: "search-coordinator",
     map: searchErrorToEdge,
   });
-  app.use("*", strictUrlEncoding());
+  app.use("*", searchGuard(access));
   app.use("*", async (c, next) => {
     await next();
     const key = `${c.req.method} ${c.req.routePath} ${c.res.status}`;
     metrics.requests.set(key, (metrics.requests.get(key) ?? 0) + 1);
   });
 
-  app.post("/v1/docs", async (c) => {
+  app.post("/v1/docs", need.write, async (c) => {
     const parsed = await readNdjson(c, DocumentSchema, {
       maxBytes: MAX_BULK_BYTES,
       contentTypes: BULK_CONTENT_TYPES,
@@ -447,7 +452,7 @@ export function createCoordinatorApp(
     });
   });
 
-  app.delete("/v1/docs/:id", async (c) => {
+  app.delete("/v1/docs/:id", need.write, async (c) => {
     const id = parseWith(
       DocumentSchema.shape.id,
       c.req.param("id"),
@@ -470,7 +475,7 @@ export function createCoordinatorApp(
     return c.json({ deleted: id });
   });
 
-  app.get("/v1/search", async (c) => {
+  app.get("/v1/search", need.read, async (c) => {
     const t0 = performance.now();
     const qs = readQuery(c, SearchQuerySchema);
     const q = qs.q;
@@ -605,7 +610,7 @@ export function createCoordinatorApp(
     });
   });
 
-  app.get("/v1/users/:id/docs", async (c) => {
+  app.get("/v1/users/:id/docs", need.read, async (c) => {
     const p = parseWith(
       UserParams,
       { id: c.req.param("id"), ...queryParams(c) },
@@ -642,7 +647,7 @@ export function createCoordinatorApp(
     });
   });
 
-  app.get("/v1/stats", async (c) => {
+  app.get("/v1/stats", need.read, async (c) => {
     const shards = await Promise.all(
       config.shards.map((_, s) =>
         readShard(
@@ -669,7 +674,7 @@ export function createCoordinatorApp(
     });
   });
 
-  app.get("/metrics", (c) => {
+  app.get("/metrics", need.read, (c) => {
     const lines: string[] = [];
     lines.push("# TYPE search_requests_total counter");
     for (const [k, n] of metrics.requests) {

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
 import { createCoordinatorApp, MAX_BULK_BYTES } from "./coordinator_app.ts";
+import { testAccess } from "./_test_access.ts";
+
+const auth = await testAccess();
+/** Headers of a bulk write with the write token. */
+const bulk = {
+  ...auth.as("write"),
+  "content-type": "application/x-ndjson",
+};
 
 /** A stand-in shard replica that acknowledges every write (in process). */
 function fakeReplica(): {
@@ -38,19 +46,27 @@ Deno.test("a write is acknowledged once --ack replicas confirm, and refused with
       shards: [[live.url, DEAD]],
       ack: 1,
       writeTimeoutMs: 2000,
-    });
+    }, auth.access);
     closers.push(coord.close);
     const one = coord.app;
-    const ok = await one.request("/v1/docs", { method: "POST", body });
+    const ok = await one.request("/v1/docs", {
+      method: "POST",
+      body,
+      headers: bulk,
+    });
     assert.equal(ok.status, 200);
     assert.deepEqual(await ok.json(), { indexed: 1, shards: [1] });
     const coordAll = createCoordinatorApp({
       shards: [[live.url, DEAD]],
       writeTimeoutMs: 2000,
-    });
+    }, auth.access);
     closers.push(coordAll.close);
     const all = coordAll.app;
-    const refused = await all.request("/v1/docs", { method: "POST", body });
+    const refused = await all.request("/v1/docs", {
+      method: "POST",
+      body,
+      headers: bulk,
+    });
     assert.equal(refused.status, 503);
     const err = (await refused.json()).error;
     assert.equal(err.code, "unavailable");
@@ -67,8 +83,10 @@ Deno.test("with every replica down a search answers partial: true, not an error 
   const { app } = createCoordinatorApp({
     shards: [[DEAD], [DEAD, DEAD]],
     searchTimeoutMs: 2000,
+  }, auth.access);
+  const res = await app.request("/v1/search?q=wing", {
+    headers: auth.as("read"),
   });
-  const res = await app.request("/v1/search?q=wing");
   assert.equal(res.status, 200);
   const out = await res.json();
   assert.equal(out.partial, true);
@@ -85,11 +103,11 @@ Deno.test("with every replica down a search answers partial: true, not an error 
 });
 
 Deno.test("a bulk body over the limit is refused with 413 before it is read", async () => {
-  const { app } = createCoordinatorApp({ shards: [[DEAD]] });
+  const { app } = createCoordinatorApp({ shards: [[DEAD]] }, auth.access);
   const res = await app.request("/v1/docs", {
     method: "POST",
     body: "x",
-    headers: { "content-length": String(MAX_BULK_BYTES + 1) },
+    headers: { ...bulk, "content-length": String(MAX_BULK_BYTES + 1) },
   });
   assert.equal(res.status, 413);
   assert.equal((await res.json()).error.code, "too_large");

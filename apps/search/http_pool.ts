@@ -159,13 +159,24 @@ export class HttpPool {
   readonly #host: string;
   readonly #hostname: string;
   readonly #port: number;
+  /** The `authorization` header line of every request ("" without a token). */
+  readonly #auth: string;
   readonly #idle: Conn[] = [];
   #closed = false;
   /** Connections opened so far (a steady load should stop opening them). */
   opened = 0;
 
-  /** @param base origin, e.g. `http://127.0.0.1:8080`. */
-  constructor(base: string, readonly maxIdle = 32) {
+  /**
+   * @param base origin, e.g. `http://127.0.0.1:8080`.
+   * @param token bearer token sent with every request.
+   */
+  constructor(base: string, readonly maxIdle = 32, token?: string) {
+    if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+      throw new HttpPoolError("a token is printable ASCII without spaces");
+    }
+    this.#auth = token === undefined
+      ? ""
+      : `authorization: Bearer ${token}\r\n`;
     const u = new URL(base);
     if (u.protocol !== "http:") {
       throw new HttpPoolError(`only http: origins, got ${base}`);
@@ -179,7 +190,7 @@ export class HttpPool {
   post(path: string, json: string, timeoutMs: number): Promise<PoolResponse> {
     const body = encoder.encode(json);
     const head = encoder.encode(
-      `POST ${path} HTTP/1.1\r\nhost: ${this.#host}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`,
+      `POST ${path} HTTP/1.1\r\nhost: ${this.#host}\r\n${this.#auth}content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`,
     );
     const req = new Uint8Array(head.length + body.length);
     req.set(head);
@@ -190,7 +201,9 @@ export class HttpPool {
   /** GETs a path; resolves with the status and body text. */
   get(path: string, timeoutMs: number): Promise<PoolResponse> {
     return this.#send(
-      encoder.encode(`GET ${path} HTTP/1.1\r\nhost: ${this.#host}\r\n\r\n`),
+      encoder.encode(
+        `GET ${path} HTTP/1.1\r\nhost: ${this.#host}\r\n${this.#auth}\r\n`,
+      ),
       timeoutMs,
     );
   }

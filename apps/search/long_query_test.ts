@@ -15,6 +15,7 @@ import { scatterGather } from "./scatter_gather.ts";
 import { ShardIndex } from "./shard_index.ts";
 import { shardOf } from "./shard_routing.ts";
 import { seededRandom, syntheticCorpus } from "./synthetic_corpus.ts";
+import { testAccess } from "./_test_access.ts";
 
 const a = new Analyzer();
 const docs = [...syntheticCorpus({ docs: 3000, seed: 5, vocabulary: 4000 })];
@@ -123,10 +124,12 @@ Deno.test("a repeated word's weight scores as that many copies of it", () => {
 
 Deno.test("over HTTP: a paragraph up to the bound is answered; over it, a clear 400", async () => {
   // The shards are unreachable: parsing and limits happen before any shard is asked.
+  const auth = await testAccess();
   const { app } = createCoordinatorApp({
     shards: [["http://127.0.0.1:9"]],
     searchTimeoutMs: 2000,
-  });
+  }, auth.access);
+  const read = { headers: auth.as("read") };
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     app.fetch,
@@ -136,12 +139,16 @@ Deno.test("over HTTP: a paragraph up to the bound is answered; over it, a clear 
     // A 300-word paragraph pasted over and over up to the bound (so the
     // distinct words stay under their own limit).
     const long = `${paragraph(300, 3)} `.repeat(20).slice(0, MAX_QUERY_CHARS);
-    const ok = await fetch(`${base}/v1/search?q=${encodeURIComponent(long)}`);
+    const ok = await fetch(
+      `${base}/v1/search?q=${encodeURIComponent(long)}`,
+      read,
+    );
     assert.equal(ok.status, 200, await ok.clone().text());
     assert.equal((await ok.json()).partial, true);
 
     const tooLong = await fetch(
       `${base}/v1/search?q=${encodeURIComponent(long + " more words")}`,
+      read,
     );
     assert.equal(tooLong.status, 400);
     const e1 = (await tooLong.json()).error;
@@ -152,6 +159,7 @@ Deno.test("over HTTP: a paragraph up to the bound is answered; over it, a clear 
       .join(" ");
     const tooMany = await fetch(
       `${base}/v1/search?q=${encodeURIComponent(many)}`,
+      read,
     );
     assert.equal(tooMany.status, 400);
     assert.match((await tooMany.json()).error.message, /1025 distinct words/);

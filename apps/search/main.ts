@@ -60,6 +60,8 @@ async function main(): Promise<void> {
       dataDir,
     });
     const base = cluster.url;
+    const admin = `${dataDir}/admin.token`;
+    const auth = { authorization: `Bearer ${cluster.secrets!.tokens.admin}` };
     console.log(`coordinator: ${base}`);
     cluster.replicas.forEach((reps, s) =>
       console.log(
@@ -93,6 +95,7 @@ async function main(): Promise<void> {
       if (batch.length === 0) return;
       const res = await fetch(`${base}/v1/docs`, {
         method: "POST",
+        headers: { ...auth, "content-type": "application/x-ndjson" },
         body: batch.join("\n"),
       });
       const out = await res.json();
@@ -116,11 +119,16 @@ async function main(): Promise<void> {
     if (Deno.stdout.isTerminal()) progress(true);
 
     console.log(`\nendpoint: ${base}`);
+    console.log(
+      `every request needs a token: admin.token, write.token and read.token in ${dataDir} (mode 0600)`,
+    );
+    console.log(`  TOKEN=$(cat ${admin})`);
+    const h = `-H "Authorization: Bearer $TOKEN"`;
     console.log("example queries:");
     for (const q of EXAMPLES) {
       const url = `${base}/v1/search?q=${encodeURIComponent(q)}&size=3`;
-      const out = await (await fetch(url)).json();
-      console.log(`\n  curl '${url}'`);
+      const out = await (await fetch(url, { headers: auth })).json();
+      console.log(`\n  curl ${h} '${url}'`);
       console.log(
         `    ${out.hits.length} hits in ${out.took_ms} ms (partial: ${out.partial})`,
       );
@@ -130,19 +138,21 @@ async function main(): Promise<void> {
         );
       }
     }
-    const anyUser =
-      (await (await fetch(`${base}/v1/search?q=perl&size=1`)).json()).hits[0]
-        ?.user_id;
+    const anyUser = (await (await fetch(`${base}/v1/search?q=perl&size=1`, {
+      headers: auth,
+    })).json()).hits[0]?.user_id;
     console.log(
-      `\n  curl '${base}/v1/users/${
+      `\n  curl ${h} '${base}/v1/users/${
         anyUser ?? 0
       }/docs?size=5'     # one sender's mail, newest first`,
     );
-    console.log(`  curl '${base}/v1/stats'    curl '${base}/metrics'`);
     console.log(
-      `  curl -X POST '${base}/v1/docs' --data-binary '{"id":"x1","user_id":1,"name":"hello","body":"a new document"}'`,
+      `  curl ${h} '${base}/v1/stats'    curl ${h} '${base}/metrics'`,
     );
-    console.log(`  curl -X DELETE '${base}/v1/docs/x1'`);
+    console.log(
+      `  curl ${h} -X POST '${base}/v1/docs' -H 'content-type: application/x-ndjson' --data-binary '{"id":"x1","user_id":1,"name":"hello","body":"a new document"}'`,
+    );
+    console.log(`  curl ${h} -X DELETE '${base}/v1/docs/x1'`);
 
     if (flags.exit) return;
     console.log("\nserving; Ctrl-C to stop");

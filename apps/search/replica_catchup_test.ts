@@ -1,13 +1,20 @@
 import assert from "node:assert/strict";
 import { type Cluster, startCluster } from "./cluster.ts";
 import type { StoredDocument } from "./document.ts";
+import { fetchAs } from "./_test_access.ts";
+
+/**
+ * fetch with the cluster's peer secret (set once the cluster runs): it
+ * reads the replicas' internal routes too.
+ */
+let api: typeof fetch = fetch;
 
 /** Every live document of one replica, by id (its /internal/docs pages). */
 async function dump(base: string): Promise<StoredDocument[]> {
   const out: StoredDocument[] = [];
   let after = "";
   for (let page = 0; page < 1000; page++) {
-    const r = await fetch(
+    const r = await api(
       `${base}/internal/docs?size=1000&after=${encodeURIComponent(after)}`,
     );
     const { docs } = await r.json() as { docs: StoredDocument[] };
@@ -45,6 +52,7 @@ async function scenario(maxQueuedDocs: number | undefined): Promise<number> {
         timeoutMs: 3000,
         maxQueuedDocs,
       });
+      api = fetchAs(cluster.secrets!.peerSecret);
       const base = cluster.url;
       // The load: batches of 40 new documents, each fourth batch replacing
       // earlier ones, and deletes now and then; one writer, so the model
@@ -54,7 +62,7 @@ async function scenario(maxQueuedDocs: number | undefined): Promise<number> {
           const b = batch++;
           if (b % 7 === 6 && model.size > 10) {
             const id = [...model.keys()][(b * 13) % model.size]!;
-            const r = await fetch(`${base}/v1/docs/${id}`, {
+            const r = await api(`${base}/v1/docs/${id}`, {
               method: "DELETE",
             });
             await r.body?.cancel();
@@ -72,7 +80,7 @@ async function scenario(maxQueuedDocs: number | undefined): Promise<number> {
               created: b * 1000 + i,
             };
           });
-          const r = await fetch(`${base}/v1/docs`, {
+          const r = await api(`${base}/v1/docs`, {
             method: "POST",
             body: docs.map((d) => JSON.stringify(d)).join("\n"),
           });
@@ -90,14 +98,14 @@ async function scenario(maxQueuedDocs: number | undefined): Promise<number> {
       await cluster.kill(0, 1); // kill -9 under load
       const killedAt = batch;
       await waitBatches(25); // writes acknowledged by replica 0/0 alone
-      let stats = await (await fetch(`${base}/v1/stats`)).json();
+      let stats = await (await api(`${base}/v1/stats`)).json();
       assert.ok(
         stats.replicas[0][1].behind !== 0,
         "the coordinator queued what 0/1 missed",
       );
       // While it is behind, every read of shard 0 goes to replica 0.
       for (let i = 0; i < 10; i++) {
-        const s = await (await fetch(`${base}/v1/search?q=wing`)).json();
+        const s = await (await api(`${base}/v1/search?q=wing`)).json();
         assert.equal(s.partial, false);
         assert.equal(s.shards[0].replica, 0);
       }
@@ -111,7 +119,7 @@ async function scenario(maxQueuedDocs: number | undefined): Promise<number> {
       );
 
       for (let i = 0; i < 300; i++) {
-        stats = await (await fetch(`${base}/v1/stats`)).json();
+        stats = await (await api(`${base}/v1/stats`)).json();
         if (stats.catching_up === 0) break;
         await sleep(100);
       }
@@ -143,8 +151,7 @@ async function scenario(maxQueuedDocs: number | undefined): Promise<number> {
         const answers = await Promise.all(
           Array.from(
             { length: 8 },
-            async () =>
-              await (await fetch(`${base}/v1/search?q=flutter`)).json(),
+            async () => await (await api(`${base}/v1/search?q=flutter`)).json(),
           ),
         );
         if (answers.some((a) => a.shards[0].replica === 1)) {

@@ -16,15 +16,18 @@
 //      behind replica served no read), it then serves reads again, and every
 //      shard's replicas hold the same documents, equal to what the
 //      acknowledged writes leave.
-// Search has no auth yet (only kv and the playground do): the shard servers
-// and the coordinator listen off loopback here without tokens. When search
-// gets auth, its flags go in startSearchNode, the one place nodes start.
+// Off loopback auth is required: every node gets `--auth-dir` of one shared
+// directory (tokens and peer secret), in startSearchNode, the one place
+// nodes start; the test calls with the peer secret (it also reads the
+// replicas' internal routes).
 // Needs root; skipped with a message outside CI, fails in CI.
 import assert from "node:assert/strict";
 import { type Host, HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import type { ReadyProcess } from "@strata/process";
 import type { StoredDocument } from "./document.ts";
 import { shardOf } from "./shard_routing.ts";
+import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
+import { fetchAs } from "./_test_access.ts";
 
 const skip = await skipWithoutHosts("search_partition_test");
 
@@ -60,6 +63,8 @@ async function startSearchNode(
       host.address,
       "--port",
       String(PORT),
+      "--auth-dir",
+      secrets.dir,
       ...args,
     ],
     (line) => {
@@ -74,6 +79,11 @@ async function startSearchNode(
   return { proc, url: `http://${host.address}:${PORT}` };
 }
 
+/** The current test's secrets, shared by its nodes. */
+let secrets: ClusterSecrets;
+/** fetch with the current test's peer secret. */
+let api: typeof fetch = fetch;
+
 interface SearchAnswer {
   partial: boolean;
   failed_shards: number[];
@@ -82,7 +92,7 @@ interface SearchAnswer {
 }
 
 async function getJson<T>(url: string, timeoutMs = 20_000): Promise<T> {
-  const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const r = await api(url, { signal: AbortSignal.timeout(timeoutMs) });
   const body = await r.json();
   assert.equal(r.status, 200, `${url}: ${JSON.stringify(body)}`);
   return body as T;
@@ -116,6 +126,8 @@ Deno.test({
   fn: async () => {
     const t0 = performance.now();
     const dir = await Deno.makeTempDir({ prefix: "strata-search-partition-" });
+    secrets = await loadOrCreateSecrets(`${dir}/auth`);
+    api = fetchAs(secrets.peerSecret);
     const net = await HostNetwork.create({ hosts: SHARDS * REPLICAS + 1 });
     const figures: Record<string, number> = {};
     try {
@@ -162,7 +174,7 @@ Deno.test({
       // What the acknowledged writes leave: id → document.
       const model = new Map<string, StoredDocument>();
       const write = async (docs: StoredDocument[]) => {
-        const r = await fetch(`${base}/v1/docs`, {
+        const r = await api(`${base}/v1/docs`, {
           method: "POST",
           body: docs.map((d) => JSON.stringify(d)).join("\n"),
           signal: AbortSignal.timeout(30_000),
@@ -238,7 +250,7 @@ Deno.test({
       }
       for (let i = 0; i < 10; i++) {
         const id = `d${i * 3}`;
-        const r = await fetch(`${base}/v1/docs/${id}`, {
+        const r = await api(`${base}/v1/docs/${id}`, {
           method: "DELETE",
           signal: AbortSignal.timeout(30_000),
         });

@@ -12,8 +12,8 @@ import {
   queryParams,
   readJson,
   readQuery,
-  strictUrlEncoding,
 } from "@strata/edge";
+import { need, type SearchAccess, searchGuard } from "./search_access.ts";
 import { searchErrorToEdge } from "./http_error_map.ts";
 import type { ParsedQuery } from "./query_parser.ts";
 import {
@@ -168,12 +168,17 @@ function sortDistinct(out: number[]): void {
  * The HTTP face of one shard replica (internal API, called by the
  * coordinator): writes, statistics (DFS phase), top-k search with the
  * global statistics, user listings, description. Every body is validated
- * with zod; errors are JSON.
+ * with zod; errors are JSON. The internal routes need the cluster's peer
+ * secret (only the coordinator calls them); `/health` takes any token.
  */
-export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
+export function createShardApp(
+  store: ShardStore,
+  id: ShardIdentity,
+  access: SearchAccess,
+): Hono {
   const app = new Hono();
   installErrorHandlers(app, { name: "search-shard", map: searchErrorToEdge });
-  app.use("*", strictUrlEncoding());
+  app.use("*", searchGuard(access));
   let inflight = 0;
   let refreshTimer: ReturnType<typeof setTimeout> | undefined;
   app.use("*", async (_c, next) => {
@@ -184,8 +189,8 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
       inflight--;
     }
   });
-  app.get("/health", (c) => c.json({ ok: true, ...id, inflight }));
-  app.post("/internal/write", async (c) => {
+  app.get("/health", need.read, (c) => c.json({ ok: true, ...id, inflight }));
+  app.post("/internal/write", need.peer, async (c) => {
     const w = await readJson(c, ShardWriteSchema, {
       maxBytes: MAX_SHARD_BODY_BYTES,
     });
@@ -198,13 +203,13 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     }, 100);
     return c.json(r);
   });
-  app.post("/internal/stats", async (c) => {
+  app.post("/internal/stats", need.peer, async (c) => {
     const req = await readJson(c, StatsRequestSchema, {
       maxBytes: MAX_SHARD_BODY_BYTES,
     });
     return c.json(store.index.stats(req));
   });
-  app.post("/internal/search", async (c) => {
+  app.post("/internal/search", need.peer, async (c) => {
     const req = await readJson(c, ShardSearchSchema, {
       maxBytes: MAX_SHARD_BODY_BYTES,
     });
@@ -230,7 +235,7 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     };
     return c.json(out);
   });
-  app.get("/internal/users/:id", (c) => {
+  app.get("/internal/users/:id", need.peer, (c) => {
     const p = parseWith(
       UserParams,
       { id: c.req.param("id"), ...queryParams(c) },
@@ -249,7 +254,7 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     return c.json(out);
   });
   // Every live document, by id, page by page (replica comparison).
-  app.get("/internal/docs", (c) => {
+  app.get("/internal/docs", need.peer, (c) => {
     const p = readQuery(
       c,
       z.object({
@@ -259,7 +264,7 @@ export function createShardApp(store: ShardStore, id: ShardIdentity): Hono {
     );
     return c.json({ docs: store.index.documentsAfter(p.after, p.size) });
   });
-  app.get("/internal/describe", (c) =>
+  app.get("/internal/describe", need.peer, (c) =>
     c.json({
       ...id,
       ...store.index.describe(),

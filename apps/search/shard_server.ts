@@ -9,6 +9,11 @@
 import { z } from "zod";
 import { hostFlag, parseFlagsOrExit } from "@strata/edge";
 import { createShardApp } from "./shard_app.ts";
+import {
+  ACCESS_FLAGS,
+  ACCESS_FLAGS_USAGE,
+  accessFromFlagsOrExit,
+} from "./search_access.ts";
 import { ShardStore } from "./shard_store.ts";
 
 const FlagsSchema = z.object({
@@ -19,6 +24,7 @@ const FlagsSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(0),
   "flush-docs": z.coerce.number().int().min(1).max(10_000_000).default(5000),
   sync: z.enum(["always", "never"]).default("always"),
+  ...ACCESS_FLAGS,
 });
 
 const USAGE =
@@ -31,10 +37,17 @@ const USAGE =
   --port N               listen port (default 0: any free port)
   --flush-docs N         flush a segment after this many documents (default 5000)
   --sync always|never    fsync before acknowledging (default always)
+${ACCESS_FLAGS_USAGE}
   -h, --help             this text`;
 
 if (import.meta.main) {
   const flags = parseFlagsOrExit(Deno.args, FlagsSchema, USAGE);
+  const access = await accessFromFlagsOrExit(
+    flags,
+    flags.host,
+    flags.dir,
+    `shard ${flags.shard}/${flags.replica}`,
+  );
   const store = await ShardStore.open(flags.dir, {
     flushDocs: flags["flush-docs"],
     sync: flags.sync,
@@ -42,7 +55,7 @@ if (import.meta.main) {
   const app = createShardApp(store, {
     shard: flags.shard,
     replica: flags.replica,
-  });
+  }, access);
   const ac = new AbortController();
   const server = Deno.serve({
     hostname: flags.host,

@@ -62,11 +62,19 @@ export interface EdgeGuardOptions {
    * be used by another site to change anything.
    */
   basicAuth?: boolean;
+  /**
+   * The cluster's peer secret (`peer.secret`): a caller presenting it as
+   * its bearer token is one of the cluster's own processes. It may call the
+   * routes marked {@link requirePeer} (which no user token reaches) and
+   * every other route, as admin.
+   */
+  peerSecret?: string;
 }
 
 const roles = new WeakMap<Request, Role>();
 const hints = new WeakMap<Request, string>();
 const basicChallenges = new WeakSet<Request>();
+const peers = new WeakSet<Request>();
 
 /** The `WWW-Authenticate` value for a 401 to this request. */
 export function authChallenge(request: Request): string {
@@ -112,6 +120,9 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
   const publicPaths = new Set(options.publicPaths ?? []);
   const hint = options.tokenHint ??
     "send the header Authorization: Bearer <token>";
+  const peerAuth = options.peerSecret === undefined
+    ? undefined
+    : new TokenAuth({ admin: options.peerSecret });
   return async (c, next) => {
     checkUrlEncoding(c.req.url);
     const hostHeader = c.req.header("host") ?? new URL(c.req.url).host;
@@ -130,12 +141,17 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
     hints.set(c.req.raw, hint);
     if (options.auth === "off") {
       roles.set(c.req.raw, "admin");
+      peers.add(c.req.raw);
     } else {
       if (options.basicAuth) basicChallenges.add(c.req.raw);
       const header = c.req.header("authorization");
       if (header !== undefined) {
         const token = presentedToken(header, options.basicAuth ?? false);
-        const role = token ? options.auth.roleOf(token) : undefined;
+        let role = token ? options.auth.roleOf(token) : undefined;
+        if (!role && token && peerAuth?.roleOf(token)) {
+          role = "admin";
+          peers.add(c.req.raw);
+        }
         if (!role) {
           throw new EdgeError(
             "unauthorized",
@@ -251,6 +267,24 @@ function needRole(c: Context, need: Role): void {
 export function requireRole(role: Role): MiddlewareHandler {
   return async (c, next) => {
     needRole(c, role);
+    await next();
+  };
+}
+
+/**
+ * A route only the cluster's own processes call (heartbeats, replication
+ * between servers, commands from a master): the caller must present the
+ * peer secret given to {@link edgeGuard} as `peerSecret`. Any user token,
+ * admin included, gets 401 (passes when auth is off).
+ */
+export function requirePeer(): MiddlewareHandler {
+  return async (c, next) => {
+    if (!peers.has(c.req.raw)) {
+      throw new EdgeError(
+        "unauthorized",
+        "this is an internal route of the cluster: it needs the cluster's peer secret (peer.secret in the auth dir), not a user token",
+      );
+    }
     await next();
   };
 }

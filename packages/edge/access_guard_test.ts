@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { edgeGuard, requireRole, TokenAuth } from "./access_guard.ts";
+import {
+  edgeGuard,
+  requirePeer,
+  requireRole,
+  TokenAuth,
+} from "./access_guard.ts";
 import { installErrorHandlers } from "./error_handler.ts";
 
 const tokens = {
@@ -271,4 +276,43 @@ Deno.test("basicAuth: the token as a Basic password grants its role; a 401 asks 
   assert.equal(res.status, 401);
   assert.equal(res.headers.get("www-authenticate"), 'Bearer realm="strata"');
   await res.body?.cancel();
+});
+
+Deno.test("requirePeer: only the peer secret reaches an internal route; the peer secret also passes user routes", async () => {
+  const peer = "p".repeat(20);
+  const a = new Hono();
+  a.use(
+    "*",
+    edgeGuard({
+      auth: new TokenAuth(tokens),
+      hosts: ["127.0.0.1"],
+      peerSecret: peer,
+    }),
+  );
+  a.post("/internal/x", requirePeer(), (c) => c.json({ ok: true }));
+  a.post("/v1/admin", requireRole("admin"), (c) => c.json({ ok: true }));
+  installErrorHandlers(a, { name: "test", log: () => {} });
+  assert.equal((await call(a, "POST", "/internal/x")).status, 401);
+  for (const t of Object.values(tokens)) {
+    assert.deepEqual(await call(a, "POST", "/internal/x", bearer(t)), {
+      status: 401,
+      code: "unauthorized",
+    });
+  }
+  assert.equal(
+    (await call(a, "POST", "/internal/x", bearer(peer))).status,
+    200,
+  );
+  assert.equal((await call(a, "POST", "/v1/admin", bearer(peer))).status, 200);
+  // Without peerSecret the guard knows no peer: the secret is just a bad token.
+  const plain = app();
+  assert.equal(
+    (await call(plain, "GET", "/v1/x", bearer(peer))).status,
+    401,
+  );
+  // Auth off: every caller counts as a peer.
+  const off = new Hono();
+  off.use("*", edgeGuard({ auth: "off", hosts: ["127.0.0.1"] }));
+  off.post("/internal/x", requirePeer(), (c) => c.json({ ok: true }));
+  assert.equal((await call(off, "POST", "/internal/x")).status, 200);
 });

@@ -93,3 +93,33 @@ export async function readSecretFile(path: string): Promise<string> {
   if (text === "") throw new Error(`${path} is empty`);
   return text;
 }
+
+/** Where {@link readToken} looks for a caller's token. */
+export interface TokenSources {
+  /** A token given on the command line (`--token`). */
+  token?: string;
+  /** A file holding one (`--token-file`). */
+  tokenFile?: string;
+  /** The directory whose `admin.token` is the last resort (a launcher's data dir). */
+  defaultDir: string;
+}
+
+/**
+ * The token a client or CLI uses: `token`, else the file `tokenFile`, else
+ * the environment variable STRATA_TOKEN, else `<defaultDir>/admin.token`
+ * when that file exists (what a `deno task` launcher generates), else none.
+ * @throws Error when a named file cannot be read.
+ */
+export async function readToken(
+  sources: TokenSources,
+): Promise<string | undefined> {
+  if (sources.token) return sources.token;
+  if (sources.tokenFile) return await readSecretFile(sources.tokenFile);
+  const env = Deno.env.get("STRATA_TOKEN");
+  if (env) return env;
+  try {
+    return await readSecretFile(tokenFile(sources.defaultDir, "admin"));
+  } catch {
+    return undefined;
+  }
+}

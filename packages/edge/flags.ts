@@ -130,15 +130,24 @@ export const hostFlag = z.string().min(1).max(253).regex(
 );
 
 /**
- * The edge's flags, shared by every HTTP entry point; spread into an
- * app's flag schema: `z.object({ ...EDGE_FLAGS, id: ... })`.
+ * The access flags of {@link EDGE_FLAGS} alone (`--auth-dir`,
+ * `--insecure-no-auth`, `--allowed-hosts`), for entry points that serve
+ * plain HTTP only.
  */
-export const EDGE_FLAGS = {
+export const EDGE_AUTH_FLAGS = {
   "auth-dir": z.string().min(1).optional(),
   "insecure-no-auth": z.boolean().default(false),
   "allowed-hosts": z.string().optional().transform((s) =>
     s === undefined ? [] : s.split(",").map((h) => h.trim()).filter(Boolean)
   ),
+};
+
+/**
+ * The edge's flags, shared by every HTTP entry point; spread into an
+ * app's flag schema: `z.object({ ...EDGE_FLAGS, id: ... })`.
+ */
+export const EDGE_FLAGS = {
+  ...EDGE_AUTH_FLAGS,
   "tls-cert": z.string().min(1).optional(),
   "tls-key": z.string().min(1).optional(),
 };

@@ -72,6 +72,7 @@ export {
   edgeGuard,
   type EdgeGuardOptions,
   hostName,
+  requirePeer,
   requireRole,
   TokenAuth,
 } from "./access_guard.ts";
@@ -81,7 +82,9 @@ export {
   peerSecretFile,
   randomSecret,
   readSecretFile,
+  readToken,
   tokenFile,
+  type TokenSources,
 } from "./auth_secrets.ts";
 export {
   type Access,
@@ -102,6 +105,7 @@ export {
   tlsClient,
 } from "./json_client.ts";
 export {
+  EDGE_AUTH_FLAGS,
   EDGE_FLAGS,
   EDGE_FLAGS_USAGE,
   type FlagsResult,

@@ -6,18 +6,23 @@ import { settleChunkBytes } from "../shared/cell_config_file.ts";
 import { ChunkStore } from "./chunk_store.ts";
 import { GfsError, gfsToEdgeError, isGfsError } from "../shared/gfs_error.ts";
 import {
+  authHeaders,
   installErrorHandlers,
   readBytes,
   readJson,
   readQuery,
 } from "@strata/edge";
 import {
+  AccessConfigFields,
+  need,
+  resolveGfsAccess,
+} from "../shared/access.ts";
+import {
   fetchJson,
   MasterEndpoints,
   parseResponse,
   promLine,
   refuseFormBody,
-  rejectMalformedUrl,
   requestBody,
   throwIfFailed,
 } from "../shared/http_json.ts";
@@ -63,6 +68,7 @@ export const ChunkserverConfigSchema = z.object({
   host: z.string().default("127.0.0.1"),
   /** Bind port (0 = any free port). */
   port: z.number().int().min(0).max(65535).default(0),
+  ...AccessConfigFields,
 });
 
 /** Chunkserver configuration (parsed). */
@@ -107,6 +113,10 @@ export async function startChunkserver(
 ): Promise<RunningChunkserver> {
   const parsed = ChunkserverConfigSchema.parse(input);
   await Deno.mkdir(parsed.dataDir, { recursive: true });
+  // Users' tokens for client calls; the peer secret to and from the
+  // masters and the other chunkservers.
+  const access = await resolveGfsAccess(parsed);
+  const peerToken = access.peerToken;
   const cfg = {
     ...parsed,
     chunkBytes: await settleChunkBytes(
@@ -114,7 +124,7 @@ export async function startChunkserver(
       parsed.chunkBytes,
       // A new chunkserver without --chunk-bytes joins the cell at its size.
       async () =>
-        (await new MasterEndpoints(parsed.master, 30_000).call(
+        (await new MasterEndpoints(parsed.master, 30_000, peerToken).call(
           "/v1/master",
           z.object({ chunkBytes: z.number().int() }),
           { timeoutMs: 5000 },
@@ -125,6 +135,7 @@ export async function startChunkserver(
   const masters = new MasterEndpoints(
     cfg.master,
     Math.max(1000, cfg.heartbeatMs * 3),
+    peerToken,
   );
   await Deno.mkdir(cfg.dataDir, { recursive: true });
   const id = cfg.id ?? await loadOrMakeId(cfg.dataDir);
@@ -159,7 +170,7 @@ export async function startChunkserver(
       return o === null ? [] : [o];
     }));
   };
-  const peerLookup = new MasterEndpoints(cfg.master, 2000);
+  const peerLookup = new MasterEndpoints(cfg.master, 2000, peerToken);
   let lookingUp: Promise<void> | null = null;
   const lookUpPeers = () =>
     lookingUp ??= peerLookup.call(
@@ -247,6 +258,7 @@ export async function startChunkserver(
       await fetchJson(`${s}/v1/chunks/${handle}/apply`, OkSchema, {
         body,
         timeoutMs: 60_000,
+        token: peerToken,
       });
     });
   };
@@ -345,7 +357,10 @@ export async function startChunkserver(
         `${s}/v1/chunks/${handle}/apply-bytes?version=${q.version}&offset=${q.offset}&seq=${q.seq}`;
       const res = await fetch(u, {
         method: "POST",
-        headers: { "content-type": "application/octet-stream" },
+        headers: {
+          ...authHeaders(peerToken),
+          "content-type": "application/octet-stream",
+        },
         body: data as Uint8Array<ArrayBuffer>,
         signal: AbortSignal.timeout(60_000),
       });
@@ -463,7 +478,7 @@ export async function startChunkserver(
 
   const app = new Hono();
   installErrorHandlers(app, { name: "gfs-chunkserver", map: gfsToEdgeError });
-  app.use("*", rejectMalformedUrl);
+  app.use("*", access.guard);
   app.use("*", async (_c, next) => {
     stats.inflight++;
     try {
@@ -473,7 +488,7 @@ export async function startChunkserver(
     }
   });
 
-  app.post("/v1/push/:dataId", async (c) => {
+  app.post("/v1/push/:dataId", need.write, async (c) => {
     const dataId = DataId.parse(c.req.param("dataId"));
     const chainRaw = c.req.query("chain") ?? "";
     const chain = chainRaw === "" ? [] : await peerOrigins(
@@ -501,6 +516,7 @@ export async function startChunkserver(
         `${chain[0]}/v1/push/${dataId}?chain=${encodeURIComponent(rest)}`,
         {
           method: "POST",
+          headers: authHeaders(peerToken),
           body: out,
           duplex: "half",
           signal: AbortSignal.timeout(120_000),
@@ -551,7 +567,7 @@ export async function startChunkserver(
     return c.json({ received: [url, ...(await downstream)] });
   });
 
-  app.post("/v1/chunks/:handle/write", async (c) => {
+  app.post("/v1/chunks/:handle/write", need.write, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const w = await readJson(c, WriteSchema);
     w.secondaries = await peerOrigins(w.secondaries, "secondary");
@@ -576,7 +592,7 @@ export async function startChunkserver(
     return c.json(out);
   });
 
-  app.post("/v1/chunks/:handle/records", async (c) => {
+  app.post("/v1/chunks/:handle/records", need.write, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const q = readQuery(c, RecordsQuerySchema);
     const secondaries = await peerOrigins(
@@ -597,7 +613,7 @@ export async function startChunkserver(
     return c.json({ offset: r.offset });
   });
 
-  app.post("/v1/chunks/:handle/apply-bytes", async (c) => {
+  app.post("/v1/chunks/:handle/apply-bytes", need.peer, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const q = readQuery(c, ApplyBytesQuerySchema);
     // The whole body first: waiting for our turn must not hold the sender.
@@ -613,7 +629,7 @@ export async function startChunkserver(
     return c.json({ ok: true });
   });
 
-  app.post("/v1/chunks/:handle/apply", async (c) => {
+  app.post("/v1/chunks/:handle/apply", need.peer, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const a = await readJson(c, ApplySchema);
     if (a.padTo === undefined && a.dataId === undefined) {
@@ -634,7 +650,7 @@ export async function startChunkserver(
     return c.json({ ok: true });
   });
 
-  app.post("/v1/chunks/:handle/version", async (c) => {
+  app.post("/v1/chunks/:handle/version", need.peer, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const v = await readJson(c, SetVersionSchema);
     await serial(handle, () => store.setVersion(handle, v.version, v.create));
@@ -646,7 +662,7 @@ export async function startChunkserver(
     return c.json({ ok: true });
   });
 
-  app.get("/v1/chunks/:handle", async (c) => {
+  app.get("/v1/chunks/:handle", need.read, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const q = readQuery(c, readQuerySchema);
     try {
@@ -695,12 +711,15 @@ export async function startChunkserver(
     }
   });
 
-  app.post("/v1/chunks/:handle/clone", async (c) => {
+  app.post("/v1/chunks/:handle/clone", need.peer, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const cl = await readJson(c, CloneSchema);
     const [source] = await peerOrigins([cl.source], "clone source");
     const src = `${source}/v1/chunks/${handle}?version=${cl.version}`;
-    const res = await fetch(src, { signal: AbortSignal.timeout(120_000) })
+    const res = await fetch(src, {
+      headers: authHeaders(peerToken),
+      signal: AbortSignal.timeout(120_000),
+    })
       .catch((e) => {
         throw new GfsError("unavailable", `cannot reach ${cl.source}: ${e}`);
       });
@@ -715,7 +734,7 @@ export async function startChunkserver(
     return c.json({ length });
   });
 
-  app.delete("/v1/chunks/:handle", async (c) => {
+  app.delete("/v1/chunks/:handle", need.peer, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     await serial(handle, () => store.delete(handle));
     leases.delete(handle);
@@ -724,7 +743,7 @@ export async function startChunkserver(
     return c.json({ ok: true });
   });
 
-  app.get("/v1/health", (c) =>
+  app.get("/v1/health", need.read, (c) =>
     c.json({
       status: "ok",
       id,
@@ -733,7 +752,7 @@ export async function startChunkserver(
       capacityBytes: cfg.capacityBytes,
     }));
 
-  app.get("/metrics", (c) =>
+  app.get("/metrics", need.read, (c) =>
     c.text(
       [
         "# TYPE gfs_chunkserver_chunks gauge",
@@ -827,10 +846,17 @@ export async function startChunkserver(
       await heartbeat().then(() => refused = "", (e) => {
         // An unreachable master is routine (restarts, elections); a
         // refusal is a misconfiguration, said once on stderr.
-        if (isGfsError(e, "conflict") && e.message !== refused) {
+        // (`unauthorized`: another cell's peer secret, i.e. another --auth-dir.)
+        const refusal = isGfsError(e, "conflict") ||
+          isGfsError(e, "unauthorized");
+        if (refusal && e.message !== refused) {
           refused = e.message;
           console.error(
-            `chunkserver ${id}: the master refuses it: ${e.message}`,
+            `chunkserver ${id}: the master refuses it: ${e.message}${
+              isGfsError(e, "unauthorized")
+                ? " (this chunkserver's peer secret is not the cell's: start every process of the cell with the same --auth-dir)"
+                : ""
+            }`,
           );
         }
       });

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { startChunkserver } from "./chunkserver.ts";
+import { loadOrCreateSecrets } from "@strata/edge";
+import { fetchAs } from "../_test_support.ts";
+
+let api: typeof fetch = fetch;
 
 const BLOCK = 64 * 1024;
 
 async function post(url: string, body: unknown): Promise<Response> {
-  return await fetch(url, {
+  return await api(url, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
@@ -21,11 +25,14 @@ Deno.test({
     // No master listens there: heartbeats fail quietly, which this test ignores.
     const cs = await startChunkserver({
       dataDir: dir,
+      authDir: `${dir}/auth`,
       master: "http://127.0.0.1:9",
       chunkBytes: 4 * BLOCK,
       heartbeatMs: 60_000,
       scrubPauseMs: 0,
     });
+    // The peer secret, as the primary and the master send it.
+    api = fetchAs((await loadOrCreateSecrets(`${dir}/auth`)).peerSecret);
     try {
       assert.equal(
         (await post(`${cs.url}/v1/chunks/5/version`, {
@@ -36,7 +43,7 @@ Deno.test({
       );
       // Two overlapping mutations: the second must win, as numbered.
       for (const [id, fill] of [["aaaaaaaa1", 1], ["aaaaaaaa2", 2]] as const) {
-        const r = await fetch(`${cs.url}/v1/push/${id}?chain=`, {
+        const r = await api(`${cs.url}/v1/push/${id}?chain=`, {
           method: "POST",
           body: new Uint8Array(BLOCK).fill(fill),
         });
@@ -59,12 +66,12 @@ Deno.test({
       assert.equal((await first).status, 200);
       assert.equal((await second).status, 200);
       const bytes = new Uint8Array(
-        await (await fetch(`${cs.url}/v1/chunks/5?version=1`)).arrayBuffer(),
+        await (await api(`${cs.url}/v1/chunks/5?version=1`)).arrayBuffer(),
       );
       assert.equal(bytes.length, BLOCK);
       assert.ok(bytes.every((b) => b === 2), "mutation 2 applied last");
       // A primary write without a lease is refused as no_lease.
-      const pushed = await fetch(`${cs.url}/v1/push/aaaaaaaa3?chain=`, {
+      const pushed = await api(`${cs.url}/v1/push/aaaaaaaa3?chain=`, {
         method: "POST",
         body: new Uint8Array(10),
       });

@@ -28,6 +28,7 @@ import {
   scanRecords,
 } from "./record_format.ts";
 import { z } from "zod";
+import { authHeaders } from "@strata/edge";
 
 /** Bytes fetched from a chunkserver per read request. */
 export const READ_PIECE_BYTES = 4 * 2 ** 20;
@@ -125,10 +126,17 @@ export class GfsClient {
       readTimeoutMs?: number;
       /** How long one record append may take before it is retried, ms (default 60 s). */
       appendTimeoutMs?: number;
+      /**
+       * Bearer token for the masters and chunkservers: the cell's
+       * `read.token` (reads), `write.token` or `admin.token` (see
+       * `readToken` in @strata/edge).
+       */
+      token?: string;
     } = {},
     caller?: MasterCaller,
   ) {
-    this.masters = caller ?? new MasterEndpoints(master);
+    this.masters = caller ??
+      new MasterEndpoints(master, undefined, options.token);
   }
 
   /** The master currently believed to serve. */
@@ -250,6 +258,7 @@ export class GfsClient {
               within,
               n,
               this.#readTimeoutMs,
+              this.options.token,
             );
             if (bytes.length !== n) {
               throw new GfsError(
@@ -349,7 +358,13 @@ export class GfsClient {
         );
       }
       try {
-        return await readRange(loc, offset, length, this.#readTimeoutMs);
+        return await readRange(
+          loc,
+          offset,
+          length,
+          this.#readTimeoutMs,
+          this.options.token,
+        );
       } catch (e) {
         lastErr = e;
         if (isGfsError(e, "range_not_satisfiable")) {
@@ -473,7 +488,10 @@ export class GfsClient {
         try {
           res = await fetch(url, {
             method: "POST",
-            headers: { "content-type": "application/octet-stream" },
+            headers: {
+              ...authHeaders(this.options.token),
+              "content-type": "application/octet-stream",
+            },
             body: framed as Uint8Array<ArrayBuffer>,
             signal: AbortSignal.timeout(this.options.appendTimeoutMs ?? 60_000),
           });
@@ -573,6 +591,7 @@ export class GfsClient {
             0,
             loc.chunkBytes,
             this.#readTimeoutMs,
+            this.options.token,
           );
         } catch {
           await new Promise((r) => setTimeout(r, 200));
@@ -639,6 +658,7 @@ export class GfsClient {
           t,
           data,
           this.options.pushTimeoutMs ?? 120_000,
+          this.options.token,
         );
         if (servers.length >= quorum) {
           return { handle: t.handle, length: data.length, servers };
@@ -667,6 +687,7 @@ async function writePieces(
   t: WriteTarget,
   data: Uint8Array,
   timeoutMs: number,
+  token: string | undefined,
 ): Promise<string[]> {
   let ok: Set<string> | null = null;
   const offsets: number[] = [];
@@ -684,6 +705,7 @@ async function writePieces(
         dataId,
         piece,
         timeoutMs,
+        token,
       );
       if (!received.includes(t.primary)) {
         throw new GfsError("unavailable", "primary did not receive the data");
@@ -699,6 +721,7 @@ async function writePieces(
             secondaries: t.secondaries.filter((s) => received.includes(s)),
           },
           timeoutMs,
+          token,
         },
       );
       const these = new Set(w.ok);
@@ -722,6 +745,7 @@ async function push(
   dataId: string,
   data: Uint8Array,
   timeoutMs: number,
+  token: string | undefined,
 ): Promise<string[]> {
   const rest = chain.slice(1).join(",");
   const url = `${chain[0]}/v1/push/${dataId}?chain=${encodeURIComponent(rest)}`;
@@ -729,6 +753,7 @@ async function push(
   try {
     res = await fetch(url, {
       method: "POST",
+      headers: authHeaders(token),
       body: data as Uint8Array<ArrayBuffer>,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -751,6 +776,7 @@ async function readRange(
   offset: number,
   length: number,
   timeoutMs: number,
+  token: string | undefined,
 ): Promise<Uint8Array> {
   if (length === 0) return new Uint8Array(0);
   const end = offset + length;
@@ -776,6 +802,7 @@ async function readRange(
         within,
         n,
         timeoutMs,
+        token,
       ).then((bytes) => {
         if (bytes.length !== n) throw short();
         return bytes;
@@ -800,6 +827,7 @@ async function readPiece(
   offset: number,
   length: number,
   timeoutMs: number,
+  token: string | undefined,
 ): Promise<Uint8Array> {
   let lastErr: unknown = new GfsError(
     "unavailable",
@@ -809,7 +837,10 @@ async function readPiece(
     const url =
       `${replica}/v1/chunks/${chunk.handle}?version=${chunk.version}&offset=${offset}&length=${length}`;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      const res = await fetch(url, {
+        headers: authHeaders(token),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       await throwIfFailed(res, url);
       return new Uint8Array(await res.arrayBuffer());
     } catch (e) {

@@ -26,6 +26,7 @@ export function startMaintenance(m: MasterService): () => Promise<void> {
         {
           body: { source: src.url, version },
           timeoutMs: 120_000,
+          token: m.cfg.peerToken,
         },
       );
       m.stats.clones++;

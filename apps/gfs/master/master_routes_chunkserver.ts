@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import { need } from "../shared/access.ts";
 import { GfsError } from "../shared/gfs_error.ts";
 import { readJson } from "@strata/edge";
 import type { MasterService } from "./master_service.ts";
@@ -9,7 +10,7 @@ const HEARTBEAT_MAX_BYTES = 64 << 20;
 
 /** The chunkserver protocol: heartbeats and corruption reports. */
 export function chunkserverRoutes(app: Hono, m: MasterService): void {
-  app.post("/v1/heartbeat", async (c) => {
+  app.post("/v1/heartbeat", need.peer, async (c) => {
     const hb = await readJson(c, HeartbeatSchema, {
       // Far above the edge's 1 MiB default for a server with many chunks.
       maxBytes: HEARTBEAT_MAX_BYTES,
@@ -31,7 +32,7 @@ export function chunkserverRoutes(app: Hono, m: MasterService): void {
     return c.json({ ...reply, peers });
   });
 
-  app.post("/v1/report-corrupt", async (c) => {
+  app.post("/v1/report-corrupt", need.peer, async (c) => {
     const r = await readJson(c, CorruptReportSchema);
     m.core.reportCorrupt(r.id, r.handle);
     return c.json({ ok: true });

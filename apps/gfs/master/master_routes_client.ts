@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import { need } from "../shared/access.ts";
 import { z } from "zod";
 import { GfsError } from "../shared/gfs_error.ts";
 import { parsePath, parseTrashPath } from "../shared/gfs_path.ts";
@@ -19,7 +20,7 @@ const LocateQuery = z.object({ path: z.string() });
 
 /** Client RPCs: create, allocate, complete, abandon, locate, append-target. */
 export function clientRoutes(app: Hono, m: MasterService): void {
-  app.post("/v1/rpc/create", async (c) => {
+  app.post("/v1/rpc/create", need.write, async (c) => {
     const b = await readJson(c, CreateSchema);
     const path = parsePath(b.path);
     if (parseTrashPath(path) || path.startsWith("/.trash")) {
@@ -56,7 +57,7 @@ export function clientRoutes(app: Hono, m: MasterService): void {
     });
   });
 
-  app.post("/v1/rpc/allocate", async (c) => {
+  app.post("/v1/rpc/allocate", need.write, async (c) => {
     const b = await readJson(c, AllocateSchema);
     const path = parsePath(b.path);
     const t = await m.locks.with(PathLocks.forPath(path, "write"), async () => {
@@ -74,7 +75,7 @@ export function clientRoutes(app: Hono, m: MasterService): void {
     return c.json(t);
   });
 
-  app.post("/v1/rpc/complete", async (c) => {
+  app.post("/v1/rpc/complete", need.write, async (c) => {
     const b = await readJson(c, CompleteSchema);
     const path = parsePath(b.path);
     await m.locks.with(PathLocks.forPath(path, "write"), async () => {
@@ -127,7 +128,7 @@ export function clientRoutes(app: Hono, m: MasterService): void {
     return c.json({ ok: true });
   });
 
-  app.post("/v1/rpc/abandon", async (c) => {
+  app.post("/v1/rpc/abandon", need.write, async (c) => {
     const b = await readJson(c, AbandonSchema);
     const path = parsePath(b.path);
     await m.locks.with(
@@ -137,7 +138,7 @@ export function clientRoutes(app: Hono, m: MasterService): void {
     return c.json({ ok: true });
   });
 
-  app.get("/v1/rpc/locate", async (c) => {
+  app.get("/v1/rpc/locate", need.read, async (c) => {
     const q = readQuery(c, LocateQuery);
     const path = parsePath(q.path);
     const out = await m.locks.with(PathLocks.forPath(path, "read"), () => {
@@ -153,7 +154,7 @@ export function clientRoutes(app: Hono, m: MasterService): void {
     return c.json(out);
   });
 
-  app.post("/v1/rpc/append-target", async (c) => {
+  app.post("/v1/rpc/append-target", need.write, async (c) => {
     const b = await readJson(c, AppendTargetSchema);
     const path = parsePath(b.path);
     const t = await m.locks.with(PathLocks.forPath(path, "write"), async () => {

@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import { need } from "../shared/access.ts";
 import { percentDecode, rawPathRest, readJson, readQuery } from "@strata/edge";
 import { z } from "zod";
 import { GfsClient, type MasterCaller } from "../client/client.ts";
@@ -36,7 +37,9 @@ class InProcessMaster implements MasterCaller {
     options: FetchJsonOptions = {},
   ): Promise<z.infer<S>> {
     const res = await this.app.request(pathAndQuery, {
-      ...jsonRequestInit(options),
+      // The gateway route already checked the user's role; its RPCs are
+      // the master's own.
+      ...jsonRequestInit({ token: this.m.cfg.peerToken, ...options }),
       signal: options.signal,
     });
     return await parseResponse(res, schema, `${this.m.url}${pathAndQuery}`);
@@ -47,9 +50,13 @@ class InProcessMaster implements MasterCaller {
 export function gatewayRoutes(app: Hono, m: MasterService): void {
   // The gateway is a client of this master's own RPCs, called in process
   // (Hono's app.request: no socket, no HTTP between the two).
-  const client = new GfsClient(m.url, {}, new InProcessMaster(app, m));
+  const client = new GfsClient(
+    m.url,
+    { token: m.cfg.peerToken },
+    new InProcessMaster(app, m),
+  );
 
-  app.put("/v1/files/*", async (c) => {
+  app.put("/v1/files/*", need.write, async (c) => {
     const path = parsePath(percentDecode(rawPathRest(c, "/v1/files")));
     const q = readQuery(
       c,
@@ -73,7 +80,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
     return c.json({ path, length: r.length, chunks: r.chunks }, 201);
   });
 
-  app.get("/v1/files/*", async (c) => {
+  app.get("/v1/files/*", need.read, async (c) => {
     const path = parsePath(percentDecode(rawPathRest(c, "/v1/files")));
     const located = m.core.locate(path);
     const length = m.core.fileLength(located.file);
@@ -97,7 +104,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
     return new Response(d.stream, { status: range ? 206 : 200, headers });
   });
 
-  app.delete("/v1/files/*", async (c) => {
+  app.delete("/v1/files/*", need.write, async (c) => {
     const path = parsePath(percentDecode(rawPathRest(c, "/v1/files")));
     const r = await m.locks.with(
       PathLocks.forPath(path, "write"),
@@ -106,7 +113,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
     return c.json({ ok: true, trashPath: r.t === "delete" ? r.trashPath : "" });
   });
 
-  app.post("/v1/undelete", async (c) => {
+  app.post("/v1/undelete", need.write, async (c) => {
     const b = await readJson(
       c,
       UndeleteBody,
@@ -123,7 +130,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
     return c.json({ ok: true, path: r.t === "undelete" ? r.path : "" });
   });
 
-  app.get("/v1/ls", (c) => {
+  app.get("/v1/ls", need.read, (c) => {
     const q = readQuery(
       c,
       LsQuery,
@@ -136,7 +143,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
     });
   });
 
-  app.get("/v1/stat/*", (c) => {
+  app.get("/v1/stat/*", need.read, (c) => {
     const path = parsePath(percentDecode(rawPathRest(c, "/v1/stat")));
     const f = path.startsWith("/.trash/")
       ? m.store.state.namespace.get(path)

@@ -1,11 +1,12 @@
 import type { Hono } from "hono";
+import { need } from "../shared/access.ts";
 import { promLine } from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
 import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 
 /** Status: chunkservers, health, metrics. */
 export function statusRoutes(app: Hono, m: MasterService): void {
-  app.get("/v1/chunkservers", (c) => {
+  app.get("/v1/chunkservers", need.read, (c) => {
     const now = Date.now();
     const counts = new Map<string, number>();
     for (const locs of m.core.locations.values()) {
@@ -27,7 +28,7 @@ export function statusRoutes(app: Hono, m: MasterService): void {
     });
   });
 
-  app.get("/v1/health", (c) => {
+  app.get("/v1/health", need.read, (c) => {
     const h = m.core.health();
     return c.json({
       status: h.lost > 0 || h.underReplicated > 0 ? "degraded" : "ok",
@@ -36,7 +37,7 @@ export function statusRoutes(app: Hono, m: MasterService): void {
     });
   });
 
-  app.get("/metrics", async (c) => {
+  app.get("/metrics", need.read, async (c) => {
     const h = m.core.health();
     const lines = [
       "# TYPE gfs_master_files gauge",

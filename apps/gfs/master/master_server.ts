@@ -1,10 +1,11 @@
 import { Hono } from "hono";
+import { need } from "../shared/access.ts";
 import { z } from "zod";
 import type { ChunkMaster, ChunkMasterOptions } from "./chunk_master.ts";
 import { settleChunkBytes } from "../shared/cell_config_file.ts";
-import { errorResponse, installErrorHandlers } from "@strata/edge";
+import { errorResponse, installErrorHandlers, isLoopback } from "@strata/edge";
 import { GfsError, gfsToEdgeError } from "../shared/gfs_error.ts";
-import { rejectMalformedUrl } from "../shared/http_json.ts";
+import { AccessConfigFields, resolveGfsAccess } from "../shared/access.ts";
 import { MasterStore } from "./master_store.ts";
 import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 import { parsePeerList, splitHostPort } from "@strata/replication";
@@ -54,6 +55,7 @@ export const MasterConfigSchema = z.object({
   raftTickMs: z.number().int().min(5).default(100),
   /** Raft ticks without a leader before a replicated master campaigns. */
   electionTicks: z.number().int().min(3).default(10),
+  ...AccessConfigFields,
 });
 
 /** Master configuration (parsed). */
@@ -86,9 +88,11 @@ export async function startMaster(
 ): Promise<RunningMaster> {
   const parsed = MasterConfigSchema.parse(input);
   await Deno.mkdir(parsed.dataDir, { recursive: true });
+  const access = await resolveGfsAccess(parsed);
   const cfg = {
     ...parsed,
     chunkBytes: await settleChunkBytes(parsed.dataDir, parsed.chunkBytes),
+    peerToken: access.peerToken,
   };
   let store: MetadataStore;
   if (cfg.peers !== undefined) {
@@ -101,6 +105,12 @@ export async function startMaster(
       );
     }
     const [hostname, port] = splitHostPort(self.peer);
+    if (access.peerToken === undefined && !isLoopback(hostname)) {
+      throw new GfsError(
+        "bad_request",
+        `refusing to listen for raft peers on ${hostname} without the peer secret: drop --insecure-no-auth`,
+      );
+    }
     store = await ReplicatedMasterStore.open(cfg.dataDir, {
       id: cfg.id,
       members,
@@ -108,6 +118,8 @@ export async function startMaster(
       tickMs: cfg.raftTickMs,
       electionTicks: cfg.electionTicks,
       checkpointEvery: cfg.checkpointEvery,
+      // The raft transport authenticates peers with the cell's peer secret.
+      secret: access.peerToken,
     });
   } else {
     store = await MasterStore.open(cfg.dataDir, {
@@ -131,7 +143,9 @@ export async function startMaster(
   const app = new Hono();
   const errors = { name: "gfs-master", map: gfsToEdgeError };
   installErrorHandlers(app, errors);
-  app.use("*", rejectMalformedUrl);
+  // Tokens, Host and cross-site checks before anything, the redirect to
+  // the leader included (it would tell a stranger who leads).
+  app.use("*", access.guard);
   // Only the serving master answers; the others redirect to it (307 keeps
   // the method and body), or say there is no leader yet.
   app.use("*", async (c, next) => {
@@ -157,7 +171,7 @@ export async function startMaster(
       errors,
     );
   });
-  app.get("/v1/master", (c) => {
+  app.get("/v1/master", need.read, (c) => {
     const base = {
       url: m.url,
       serving: m.store.serving(),

@@ -25,6 +25,8 @@ export interface MasterSettings {
   deadAfterMs: number;
   leaseMs: number;
   tickMs: number;
+  /** What the master sends chunkservers as its token: the cell's peer secret (undefined: auth off). */
+  peerToken?: string;
 }
 
 /**
@@ -117,6 +119,7 @@ export class MasterService {
       await fetchJson(`${server}/v1/chunks/${handle}/version`, OkSchema, {
         body: { version, create, leaseUntil },
         timeoutMs: 10_000,
+        token: this.cfg.peerToken,
       });
       return true;
     } catch {

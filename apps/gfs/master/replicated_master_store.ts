@@ -76,6 +76,8 @@ export interface ReplicatedMasterOptions {
   electionTicks?: number;
   /** Snapshot (checkpoint) every this many operations (default 10,000). */
   checkpointEvery?: number;
+  /** Secret every master proves in the raft handshake (the cell's peer secret). */
+  secret?: string;
 }
 
 /**
@@ -121,6 +123,7 @@ export class ReplicatedMasterStore {
       electionTicks: o.electionTicks,
       snapshotEntries: o.checkpointEvery ?? 10_000,
       name: `gfs master ${o.id}`,
+      secret: o.secret,
     }, machine);
     return new ReplicatedMasterStore(node, machine);
   }

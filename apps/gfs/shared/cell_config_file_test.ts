@@ -6,6 +6,8 @@ import {
   settleChunkBytes,
 } from "./cell_config_file.ts";
 import { isGfsError } from "./gfs_error.ts";
+import { loadOrCreateSecrets } from "@strata/edge";
+import { fetchAs } from "../_test_support.ts";
 
 Deno.test("the first start records the chunk size; later starts keep it and refuse another", async () => {
   const dir = await Deno.makeTempDir();
@@ -101,9 +103,11 @@ Deno.test("a master refuses heartbeats from a chunkserver with another chunk siz
   const { startMaster } = await import("../master/master_server.ts");
   const dir = await Deno.makeTempDir();
   const master = await startMaster({ dataDir: dir, chunkBytes: 1 << 20 });
+  // Its auth dir is its data dir; heartbeats carry the peer secret.
+  const api = fetchAs((await loadOrCreateSecrets(dir)).peerSecret);
   try {
     const beat = (chunkBytes: number) =>
-      fetch(`${master.url}/v1/heartbeat`, {
+      api(`${master.url}/v1/heartbeat`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
@@ -126,7 +130,7 @@ Deno.test("a master refuses heartbeats from a chunkserver with another chunk siz
     const ok = await beat(1 << 20);
     assert.equal(ok.status, 200);
     await ok.body?.cancel();
-    const list = await (await fetch(`${master.url}/v1/chunkservers`)).json();
+    const list = await (await api(`${master.url}/v1/chunkservers`)).json();
     assert.deepEqual(
       list.chunkservers.map((s: { id: string }) => s.id),
       [`cs-${1 << 20}`],
@@ -164,9 +168,11 @@ Deno.test({
     const mdir = await Deno.makeTempDir();
     const cdir = await Deno.makeTempDir();
     const master = await startMaster({ dataDir: mdir, chunkBytes: 1 << 20 });
+    const api = fetchAs((await loadOrCreateSecrets(mdir)).peerSecret);
     try {
       const cs = await startChunkserver({
         dataDir: cdir,
+        authDir: mdir,
         master: master.url,
         scrubPauseMs: 0,
         heartbeatMs: 100,
@@ -177,7 +183,7 @@ Deno.test({
         const deadline = Date.now() + 10_000;
         let ids: string[] = [];
         while (Date.now() < deadline) {
-          const list = await (await fetch(`${master.url}/v1/chunkservers`))
+          const list = await (await api(`${master.url}/v1/chunkservers`))
             .json();
           ids = list.chunkservers.map((s: { id: string }) => s.id);
           if (ids.includes(cs.id)) break;

@@ -14,7 +14,9 @@ export type GfsErrorCode =
   | "too_large"
   /** The body's content type is not one the endpoint takes. */
   | "unsupported_media_type"
-  /** The request names a peer the server may not contact (not a registered chunkserver). */
+  /** No token, or one this cell does not know (or a user token on an internal route). */
+  | "unauthorized"
+  /** The request names a peer the server may not contact (not a registered chunkserver), or the token's role is too low. */
   | "forbidden"
   /** The requested byte range cannot be served. */
   | "range_not_satisfiable"
@@ -39,6 +41,7 @@ const STATUS: Record<GfsErrorCode, number> = {
   conflict: 409,
   too_large: 413,
   unsupported_media_type: 415,
+  unauthorized: 401,
   forbidden: 403,
   range_not_satisfiable: 416,
   unavailable: 503,
@@ -90,6 +93,10 @@ export function gfsErrorFromBody(status: number, body: unknown): GfsError {
     ?.error;
   const code = typeof err?.code === "string" && err.code in STATUS
     ? err.code as GfsErrorCode
+    : status === 401
+    ? "unauthorized"
+    : status === 403
+    ? "forbidden"
     : status === 404
     ? "not_found"
     : status === 413
@@ -110,6 +117,7 @@ const EDGE_CODE: Record<GfsErrorCode, EdgeErrorCode> = {
   conflict: "conflict",
   too_large: "too_large",
   unsupported_media_type: "unsupported_media_type",
+  unauthorized: "unauthorized",
   forbidden: "forbidden",
   range_not_satisfiable: "bad_request",
   unavailable: "unavailable",

@@ -1,5 +1,5 @@
-import type { Context, MiddlewareHandler } from "hono";
-import { checkUrlEncoding, EdgeError } from "@strata/edge";
+import type { Context } from "hono";
+import { authHeaders, EdgeError } from "@strata/edge";
 import type { z } from "zod";
 import { GfsError, gfsErrorFromBody, isGfsError } from "./gfs_error.ts";
 
@@ -69,16 +69,6 @@ export function requestBody(c: Context): ReadableStream<Uint8Array> | null {
   }, { highWaterMark: 0 });
 }
 
-/**
- * Middleware: a request whose path or query has malformed percent-encoding
- * (`/v1/stat/a%`, `?path=%E0%A4`) gets a 400 before any route sees it
- * (the edge's check; gfs does not run the edge's access guard yet).
- */
-export const rejectMalformedUrl: MiddlewareHandler = async (c, next) => {
-  checkUrlEncoding(c.req.url);
-  await next();
-};
-
 /** Options of {@link fetchJson}. */
 export interface FetchJsonOptions {
   /** Request body, sent as JSON. */
@@ -89,18 +79,45 @@ export interface FetchJsonOptions {
   timeoutMs?: number;
   /** Aborts the call (and, in {@link MasterEndpoints.call}, its retries). */
   signal?: AbortSignal;
+  /** Bearer token: a user token, or the cell's peer secret between its processes. */
+  token?: string;
 }
 
 /** Method, content type and JSON body of a call with these options. */
 export function jsonRequestInit(
   options: FetchJsonOptions,
 ): Pick<RequestInit, "method" | "headers" | "body"> {
-  if (options.body === undefined) return { method: options.method ?? "GET" };
+  const auth = authHeaders(options.token);
+  if (options.body === undefined) {
+    return { method: options.method ?? "GET", headers: auth };
+  }
   return {
     method: options.method ?? "POST",
-    headers: { "content-type": "application/json" },
+    headers: { ...auth, "content-type": "application/json" },
     body: JSON.stringify(options.body),
   };
+}
+
+/**
+ * `fetch` that follows a master's 307 to the leader itself: fetch drops
+ * the Authorization header on a redirect to another origin (another
+ * port), so the leader would answer 401. The body must be re-sendable
+ * (a string or bytes, not a stream).
+ */
+async function fetchFollowingLeader(
+  url: string,
+  init: RequestInit,
+): Promise<Response> {
+  for (let hops = 0;; hops++) {
+    const res = await fetch(url, { ...init, redirect: "manual" });
+    const location = res.headers.get("location");
+    if (
+      (res.status !== 307 && res.status !== 308) || location === null ||
+      hops >= 5
+    ) return res;
+    await res.body?.cancel();
+    url = new URL(location, url).href;
+  }
 }
 
 /**
@@ -115,7 +132,7 @@ export async function fetchJson<S extends z.ZodType>(
 ): Promise<z.infer<S>> {
   let res: Response;
   try {
-    res = await fetch(url, {
+    res = await fetchFollowingLeader(url, {
       ...jsonRequestInit(options),
       signal: options.signal
         ? AbortSignal.any([
@@ -149,13 +166,20 @@ export function isUnreachable(e: unknown): boolean {
 export class MasterEndpoints {
   readonly urls: readonly string[];
   readonly #failoverMs: number;
+  readonly #token: string | undefined;
   #current = 0;
 
   /**
    * @param urls base URLs, as an array or comma-separated.
    * @param failoverMs how long to keep trying other masters (default 20 s).
+   * @param token bearer token sent with every call (a user token, or a
+   *   chunkserver's peer secret).
    */
-  constructor(urls: string | readonly string[], failoverMs = 20_000) {
+  constructor(
+    urls: string | readonly string[],
+    failoverMs = 20_000,
+    token?: string,
+  ) {
     const list = typeof urls === "string"
       ? urls.split(",").map((u) => u.trim()).filter(Boolean)
       : [...urls];
@@ -164,6 +188,7 @@ export class MasterEndpoints {
     }
     this.urls = list.map((u) => u.replace(/\/+$/, ""));
     this.#failoverMs = failoverMs;
+    this.#token = token;
   }
 
   /** The master currently believed to serve. */
@@ -186,7 +211,10 @@ export class MasterEndpoints {
     for (let attempt = 0;; attempt++) {
       const base = this.current;
       try {
-        return await fetchJson(`${base}${pathAndQuery}`, schema, options);
+        return await fetchJson(`${base}${pathAndQuery}`, schema, {
+          token: this.#token,
+          ...options,
+        });
       } catch (e) {
         const retryable = isUnreachable(e) || isGfsError(e, "not_leader");
         if (!retryable || Date.now() > deadline || options.signal?.aborted) {
