@@ -424,7 +424,8 @@ export class LsmStore {
 
   async #compact(): Promise<void> {
     const inputs = this.#tables;
-    if (inputs.length < 2) return;
+    // One table is rewritten only when a filter may drop something from it.
+    if (inputs.length < (this.#filter === undefined ? 2 : 1)) return;
     const outputs: SSTable[] = [];
     let b = this.#builder();
     const keep = this.#filter?.();
