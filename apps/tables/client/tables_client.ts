@@ -100,9 +100,11 @@ export interface TablesClientOptions {
 }
 
 const enc = new TextEncoder();
-const bytes = (b: Bytes): Uint8Array => typeof b === "string" ? enc.encode(b) : b;
+const bytes = (b: Bytes): Uint8Array =>
+  typeof b === "string" ? enc.encode(b) : b;
 const b64 = (b: Bytes): string => Buffer.from(bytes(b)).toString("base64");
-const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "base64"));
+const unb64 = (s: string): Uint8Array =>
+  new Uint8Array(Buffer.from(s, "base64"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface WireTablet {
@@ -116,7 +118,12 @@ interface WireTablet {
 }
 interface WireRow {
   key: string;
-  cells: { family: string; qualifier: string; timestamp: number; value: string }[];
+  cells: {
+    family: string;
+    qualifier: string;
+    timestamp: number;
+    value: string;
+  }[];
 }
 
 const toTablet = (t: WireTablet): TabletInfo => ({
@@ -161,7 +168,9 @@ export class TablesClient {
     this.#masters = masters.map((m) =>
       (m.startsWith("http") ? m : `http://${m}`).replace(/\/$/, "")
     );
-    this.#headers = options.token ? { authorization: `Bearer ${options.token}` } : {};
+    this.#headers = options.token
+      ? { authorization: `Bearer ${options.token}` }
+      : {};
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#retryForMs = options.retryForMs ?? 30_000;
     this.#httpClient = options.httpClient;
@@ -197,7 +206,9 @@ export class TablesClient {
         if (!(e instanceof TablesClientError)) throw e;
         const write = method !== "GET";
         const notApplied = e.code === "unreachable" || e.code === "no_leader";
-        if (!notApplied && !["timeout", "lost", "unavailable"].includes(e.code)) {
+        if (
+          !notApplied && !["timeout", "lost", "unavailable"].includes(e.code)
+        ) {
           throw e;
         }
         if (write && !notApplied) {
@@ -231,7 +242,9 @@ export class TablesClient {
       splits: splits.map(b64),
     });
     this.#locations.delete(name);
-    return (r.tablets as WireTablet[]).map((t) => toTablet({ ...t, url: null }));
+    return (r.tablets as WireTablet[]).map((t) =>
+      toTablet({ ...t, url: null })
+    );
   }
 
   /** Deletes a table. */
@@ -268,7 +281,11 @@ export class TablesClient {
   }
 
   /** The tablet holding `row` (cached; refreshed when `refresh`). */
-  async locate(table: string, row: Uint8Array, refresh = false): Promise<TabletInfo> {
+  async locate(
+    table: string,
+    row: Uint8Array,
+    refresh = false,
+  ): Promise<TabletInfo> {
     let tablets = refresh ? undefined : this.#locations.get(table);
     if (!tablets) {
       tablets = await this.tablets(table);
@@ -281,7 +298,10 @@ export class TablesClient {
         (t.end === null || compareBytes(row, t.end) < 0)
       ) return t;
     }
-    throw new TablesClientError("not_found", `no tablet of ${table} holds this row`);
+    throw new TablesClientError(
+      "not_found",
+      `no tablet of ${table} holds this row`,
+    );
   }
 
   /**
@@ -341,7 +361,11 @@ export class TablesClient {
   }
 
   /** Applies `mutations` to one row, atomically. @throws TablesClientError (`unknown_outcome`: see above). */
-  async mutateRow(table: string, row: Bytes, mutations: ClientMutation[]): Promise<void> {
+  async mutateRow(
+    table: string,
+    row: Bytes,
+    mutations: ClientMutation[],
+  ): Promise<void> {
     const key = bytes(row);
     await this.#row(table, key, true, (url) =>
       sendJson(
@@ -423,11 +447,17 @@ export class TablesClient {
   }
 
   /** Reads one row (no cells: it does not exist). */
-  async getRow(table: string, row: Bytes, options: ReadOptions = {}): Promise<Row> {
+  async getRow(
+    table: string,
+    row: Bytes,
+    options: ReadOptions = {},
+  ): Promise<Row> {
     const key = bytes(row);
     const r = await this.#row(table, key, false, (url) =>
       sendJson(
-        `${this.#tablePath(url, table, "row")}?${this.#readQuery(options, { key: b64(key) })}`,
+        `${this.#tablePath(url, table, "row")}?${
+          this.#readQuery(options, { key: b64(key) })
+        }`,
         this.#opts("GET"),
       ));
     return toRow(r as unknown as WireRow);
@@ -439,9 +469,13 @@ export class TablesClient {
    * after the last row received, on the tablet's new server.
    */
   async *scan(table: string, options: ScanOptions = {}): AsyncGenerator<Row> {
-    const prefix = options.prefix === undefined ? undefined : bytes(options.prefix);
+    const prefix = options.prefix === undefined
+      ? undefined
+      : bytes(options.prefix);
     const end = options.end === undefined ? undefined : bytes(options.end);
-    let from = options.start === undefined ? new Uint8Array(0) : bytes(options.start);
+    let from = options.start === undefined
+      ? new Uint8Array(0)
+      : bytes(options.start);
     if (prefix && compareBytes(prefix, from) > 0) from = prefix;
     let remaining = options.limit ?? Infinity;
     const deadline = () => performance.now() + this.#retryForMs;
@@ -458,10 +492,15 @@ export class TablesClient {
       let next: Uint8Array | null | undefined;
       try {
         if (t.url === null) {
-          throw new TablesClientError("not_serving", `tablet ${t.id} is unassigned`);
+          throw new TablesClientError(
+            "not_serving",
+            `tablet ${t.id} is unassigned`,
+          );
         }
         const res = await send(
-          `${this.#tablePath(t.url, table, "scan")}?${this.#readQuery(options, extra)}`,
+          `${this.#tablePath(t.url, table, "scan")}?${
+            this.#readQuery(options, extra)
+          }`,
           this.#opts("GET"),
         );
         for await (const line of ndjsonLines(res.body!)) {
@@ -509,7 +548,9 @@ export class TablesClient {
 }
 
 /** The lines of an NDJSON body. */
-async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+async function* ndjsonLines(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buf = "";
   for await (const chunk of body) {

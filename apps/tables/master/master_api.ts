@@ -37,7 +37,10 @@ export function createMasterApi(
   const tableParam = (c: Context) => {
     const r = tableNameSchema.safeParse(c.req.param("name"));
     if (!r.success) {
-      throw new EdgeError("bad_request", `table: ${r.error.issues[0]?.message}`);
+      throw new EdgeError(
+        "bad_request",
+        `table: ${r.error.issues[0]?.message}`,
+      );
     }
     return r.data;
   };
@@ -71,12 +74,17 @@ export function createMasterApi(
       leaderUrl: (await master.leaderUrl()) ?? null,
     }));
 
-  app.get("/v1/tables", async (c) => c.json({ tables: await master.schemas() }));
+  app.get(
+    "/v1/tables",
+    async (c) => c.json({ tables: await master.schemas() }),
+  );
 
   app.get("/v1/tables/:name", async (c) => {
     const name = tableParam(c);
     const schema = (await master.schemas()).find((s) => s.name === name);
-    if (!schema) throw new EdgeError("not_found", `table ${name} does not exist`);
+    if (!schema) {
+      throw new EdgeError("not_found", `table ${name} does not exist`);
+    }
     return c.json({ schema, tablets: await master.tablets(name) });
   });
 
@@ -87,8 +95,14 @@ export function createMasterApi(
       toBytes(s, body.encoding, "split key", LIMITS.maxRowKeyBytes)
     ).sort(compareBytes);
     for (let i = 0; i < splits.length; i++) {
-      if (splits[i]!.length === 0 || (i > 0 && compareBytes(splits[i - 1]!, splits[i]!) === 0)) {
-        throw new EdgeError("bad_request", "split keys must be non-empty and distinct");
+      if (
+        splits[i]!.length === 0 ||
+        (i > 0 && compareBytes(splits[i - 1]!, splits[i]!) === 0)
+      ) {
+        throw new EdgeError(
+          "bad_request",
+          "split keys must be non-empty and distinct",
+        );
       }
     }
     if (splits.length > 100) {
@@ -106,8 +120,10 @@ export function createMasterApi(
     return c.json({ deleted: name });
   });
 
-  app.get("/v1/tablets", async (c) =>
-    c.json({ tablets: await master.tablets() }));
+  app.get(
+    "/v1/tablets",
+    async (c) => c.json({ tablets: await master.tablets() }),
+  );
 
   app.post("/v1/tablets/:id/move", requireRole("admin"), async (c) => {
     const tabletId = c.req.param("id");

@@ -15,7 +15,11 @@ import {
   serveHttp,
   tlsFiles,
 } from "@strata/edge";
-import { KV_FLAGS, KV_FLAGS_USAGE, kvClientFromFlags } from "../shared/kv_flags.ts";
+import {
+  KV_FLAGS,
+  KV_FLAGS_USAGE,
+  kvClientFromFlags,
+} from "../shared/kv_flags.ts";
 import { MasterService } from "./master_service.ts";
 import { createMasterApi } from "./master_api.ts";
 

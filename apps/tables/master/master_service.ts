@@ -20,13 +20,13 @@ import {
   MASTER_ADDRESS_KEY,
   MASTER_LOCK,
   MASTER_LOCK_KEY,
-  schemaKey,
   SCHEMA_PREFIX,
+  schemaKey,
   SERVER_PREFIX,
   type ServerRecord,
   serverRecordSchema,
-  tabletKey,
   TABLET_PREFIX,
+  tabletKey,
   type TabletRecord,
   tabletRecordSchema,
 } from "../shared/kv_layout.ts";
@@ -223,9 +223,13 @@ export class MasterService {
     while (!signal.aborted) {
       try {
         // From now on: the periodic pass covers what happened before.
-        for await (const e of this.o.kv.watch(SERVER_PREFIX, undefined, signal)) {
+        for await (
+          const e of this.o.kv.watch(SERVER_PREFIX, undefined, signal)
+        ) {
           if (e.type === "delete") {
-            this.o.log(`tablet server ${e.key.slice(SERVER_PREFIX.length)} is gone`);
+            this.o.log(
+              `tablet server ${e.key.slice(SERVER_PREFIX.length)} is gone`,
+            );
           }
           this.kick();
         }
@@ -248,7 +252,9 @@ export class MasterService {
    * @throws Deposed when the compare fails.
    */
   async fencedWrite(
-    ops: Array<{ op: "put"; key: string; value: string } | { op: "delete"; key: string }>,
+    ops: Array<
+      { op: "put"; key: string; value: string } | { op: "delete"; key: string }
+    >,
     extraCompare: Array<Record<string, unknown>> = [],
   ): Promise<boolean> {
     if (this.#role !== "active") {
@@ -256,7 +262,12 @@ export class MasterService {
     }
     const r = await this.o.kv.txn({
       compare: [
-        { key: MASTER_LOCK_KEY, target: "createRevision", op: "==", value: this.#token },
+        {
+          key: MASTER_LOCK_KEY,
+          target: "createRevision",
+          op: "==",
+          value: this.#token,
+        },
         ...extraCompare,
       ],
       success: ops,
@@ -290,15 +301,21 @@ export class MasterService {
       const i = state.tablets.findIndex((t) => t.id === r.tablet.id);
       state.tablets[i] = r.tablet;
     }
-    await Promise.all([...state.servers.values()].map((s) =>
-      this.#orderServer(s, state).catch((e) =>
-        this.o.log(`server ${s.id}: ${e instanceof Error ? e.message : e}`)
-      )
-    ));
+    await Promise.all(
+      [...state.servers.values()].map((s) =>
+        this.#orderServer(s, state).catch((e) =>
+          this.o.log(`server ${s.id}: ${e instanceof Error ? e.message : e}`)
+        )
+      ),
+    );
   }
 
   async #orderServer(server: ServerRecord, state: KvState): Promise<void> {
-    const call = <S extends z.ZodType>(path: string, schema: S, body?: unknown) =>
+    const call = <S extends z.ZodType>(
+      path: string,
+      schema: S,
+      body?: unknown,
+    ) =>
       callJson(server.url + path, schema, {
         ...(body === undefined ? {} : { body }),
         ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
@@ -343,12 +360,19 @@ export class MasterService {
       .filter((t) => table === undefined || t.table === table)
       .sort((a, b) =>
         a.table === b.table
-          ? Buffer.compare(Buffer.from(a.start, "base64"), Buffer.from(b.start, "base64"))
-          : a.table < b.table ? -1 : 1
+          ? Buffer.compare(
+            Buffer.from(a.start, "base64"),
+            Buffer.from(b.start, "base64"),
+          )
+          : a.table < b.table
+          ? -1
+          : 1
       )
       .map((t) => ({
         ...t,
-        url: t.server !== null ? state.servers.get(t.server)?.url ?? null : null,
+        url: t.server !== null
+          ? state.servers.get(t.server)?.url ?? null
+          : null,
         ...(this.#sizes.has(t.id) ? { bytes: this.#sizes.get(t.id)! } : {}),
       }));
   }
@@ -362,7 +386,10 @@ export class MasterService {
    * Creates a table with tablets split at `splits` (sorted, distinct).
    * @throws EdgeError `conflict` when it exists, `no_leader` when not active.
    */
-  async createTable(schema: TableSchemaJson, splits: Uint8Array[]): Promise<TabletRecord[]> {
+  async createTable(
+    schema: TableSchemaJson,
+    splits: Uint8Array[],
+  ): Promise<TabletRecord[]> {
     const bounds = [new Uint8Array(0), ...splits];
     const tablets: TabletRecord[] = bounds.map((start, i) => {
       const id = `${schema.name}-${crypto.randomUUID().slice(0, 8)}`;
@@ -378,7 +405,11 @@ export class MasterService {
     });
     const ok = await this.fencedWrite(
       [
-        { op: "put", key: schemaKey(schema.name), value: JSON.stringify(schema) },
+        {
+          op: "put",
+          key: schemaKey(schema.name),
+          value: JSON.stringify(schema),
+        },
         ...tablets.map((t) => ({
           op: "put" as const,
           key: tabletKey(t.table, t.id),
@@ -426,4 +457,3 @@ export class MasterService {
     return moved;
   }
 }
-

@@ -16,7 +16,9 @@ import type { PortMutation, PortReadOptions } from "./tablet_port.ts";
 /** A row key in `encoding`. @throws EdgeError `bad_request`. */
 export function rowKey(s: string, encoding: Encoding): Uint8Array {
   const key = toBytes(s, encoding, "row key", LIMITS.maxRowKeyBytes);
-  if (key.length === 0) throw new EdgeError("bad_request", "the row key is empty");
+  if (key.length === 0) {
+    throw new EdgeError("bad_request", "the row key is empty");
+  }
   return key;
 }
 

@@ -5,7 +5,7 @@
  * `tables/servers/<id>` (one process per server id) and the key
  * `tables/servers/<id>` with the server's URL, both bound to the session.
  */
-import { KvClient, KvClientError } from "@strata/kv";
+import { type KvClient, KvClientError } from "@strata/kv";
 import { serverKey, type ServerRecord } from "../shared/kv_layout.ts";
 import { SessionLease } from "./session_lease.ts";
 

@@ -87,12 +87,18 @@ export class TabletHost {
   ): Promise<OpenTablet> {
     this.fence(token);
     const have = this.#tablets.get(record.id);
-    if (have && have.record.start === record.start && have.record.end === record.end) {
+    if (
+      have && have.record.start === record.start &&
+      have.record.end === record.end
+    ) {
       have.record = record;
       return have;
     }
     if (this.#busy.has(record.id)) {
-      throw new HostError("busy", `tablet ${record.id} is being opened or closed`);
+      throw new HostError(
+        "busy",
+        `tablet ${record.id} is being opened or closed`,
+      );
     }
     this.#busy.add(record.id);
     try {

@@ -44,6 +44,7 @@ import {
 } from "../shared/tables_error.ts";
 import { HostError, type OpenTablet, type TabletHost } from "./tablet_host.ts";
 import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
+import { isTabletError } from "../tablet/tablet_error.ts";
 import type { SessionLease } from "./session_lease.ts";
 
 /** What the API serves from. */
@@ -139,7 +140,11 @@ export function createTabletServerApi(
       );
     }
     try {
-      const t = await state.host.openTablet(body.tablet, body.schema, body.token);
+      const t = await state.host.openTablet(
+        body.tablet,
+        body.schema,
+        body.token,
+      );
       return c.json({ opened: t.record.id });
     } catch (e) {
       if (e instanceof HostError) {
@@ -147,7 +152,9 @@ export function createTabletServerApi(
       }
       throw new EdgeError(
         "unavailable",
-        `cannot open tablet ${body.tablet.id}: ${e instanceof Error ? e.message : e}`,
+        `cannot open tablet ${body.tablet.id}: ${
+          e instanceof Error ? e.message : e
+        }`,
       );
     }
   });
@@ -155,7 +162,9 @@ export function createTabletServerApi(
   app.post("/v1/tablets/close", requireRole("admin"), async (c) => {
     const body = await json(c, closeBody);
     try {
-      return c.json({ closed: await state.host.closeTablet(body.id, body.token) });
+      return c.json({
+        closed: await state.host.closeTablet(body.id, body.token),
+      });
     } catch (e) {
       if (e instanceof HostError) {
         throw new EdgeError("conflict", e.message, { reason: e.code });
@@ -170,14 +179,14 @@ export function createTabletServerApi(
     const key = rowKey(body.row, body.encoding);
     const t = tabletFor(table, key);
     const mutations = toMutations(t.schema, key, body.mutations, body.encoding);
-    await t.tablet.mutateRow(key, mutations);
+    const { timestamp } = await t.tablet.mutateRow(key, mutations);
     if (!state.lease()?.valid) {
       throw new EdgeError(
         "unavailable",
         "the server's session lease ran out while the mutation was applied: its outcome is unknown",
       );
     }
-    return c.json({ applied: mutations.length });
+    return c.json({ applied: mutations.length, timestamp });
   });
 
   app.post(
@@ -188,12 +197,22 @@ export function createTabletServerApi(
       const body = await json(c, checkAndMutateBody);
       const key = rowKey(body.row, body.encoding);
       const t = tabletFor(table, key);
-      const mutations = toMutations(t.schema, key, body.mutations, body.encoding);
+      const mutations = toMutations(
+        t.schema,
+        key,
+        body.mutations,
+        body.encoding,
+      );
       const cond = body.condition;
       toColumns(t.schema, cond.family, body.encoding); // checks the family
-      const succeeded = await t.tablet.checkAndMutate(key, {
+      const { matched } = await t.tablet.checkAndMutate(key, {
         family: cond.family,
-        qualifier: toBytes(cond.qualifier, body.encoding, "qualifier", LIMITS.maxQualifierBytes),
+        qualifier: toBytes(
+          cond.qualifier,
+          body.encoding,
+          "qualifier",
+          LIMITS.maxQualifierBytes,
+        ),
         equals: cond.equals === null
           ? null
           : toBytes(cond.equals, body.encoding, "value", LIMITS.maxValueBytes),
@@ -204,7 +223,7 @@ export function createTabletServerApi(
           "the server's session lease ran out while the mutation was applied: its outcome is unknown",
         );
       }
-      return c.json({ succeeded });
+      return c.json({ succeeded: matched });
     },
   );
 
@@ -283,7 +302,9 @@ export function createTabletServerApi(
               return;
             }
             count++;
-            lines.push(JSON.stringify(renderRow(r.value.key, r.value.cells, q.encoding)));
+            lines.push(
+              JSON.stringify(renderRow(r.value.key, r.value.cells, q.encoding)),
+            );
           }
           if (!state.lease()?.valid) throw fenced(state.notServingReason());
           controller.enqueue(enc.encode(lines.join("\n") + "\n"));
@@ -292,19 +313,41 @@ export function createTabletServerApi(
             ? { code: e.code, message: e.message }
             : { code: "unavailable", message: "the scan failed on the server" };
           if (!(e instanceof TablesError)) {
-            console.error(`tablet server ${state.id}: scan failed: ${e instanceof Error ? e.stack : e}`);
+            console.error(
+              `tablet server ${state.id}: scan failed: ${
+                e instanceof Error ? e.stack : e
+              }`,
+            );
           }
           controller.enqueue(enc.encode(JSON.stringify({ error: err }) + "\n"));
           controller.close();
         }
       },
       async cancel() {
-        await rows.return?.();
+        await rows.return?.(undefined);
       },
     });
     return c.body(body, 200, { "content-type": "application/x-ndjson" });
   });
 
-  installTablesErrorHandlers(app, { name: `tablet server ${state.id}` });
+  installTablesErrorHandlers(app, {
+    name: `tablet server ${state.id}`,
+    translate: (e) => {
+      if (!isTabletError(e)) return undefined;
+      switch (e.code) {
+        case "bad_request":
+        case "too_large":
+          return new EdgeError(e.code, e.message);
+        case "out_of_range":
+        case "closed":
+          // Checked before anything is applied: the client asks the master again.
+          return new TablesError(
+            "not_serving",
+            e.code === "closed" ? 503 : 409,
+            `tablet server ${state.id}: ${e.message}`,
+          );
+      }
+    },
+  });
   return app;
 }

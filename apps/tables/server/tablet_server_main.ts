@@ -19,13 +19,18 @@ import {
   serveHttp,
   tlsFiles,
 } from "@strata/edge";
-import { KV_FLAGS, KV_FLAGS_USAGE, kvClientFromFlags } from "../shared/kv_flags.ts";
+import {
+  KV_FLAGS,
+  KV_FLAGS_USAGE,
+  kvClientFromFlags,
+} from "../shared/kv_flags.ts";
 import { createTabletServerApi } from "./tablet_server_api.ts";
 import { TabletHost } from "./tablet_host.ts";
 import { register, type Registration } from "./registration.ts";
 import { openTabletStorage } from "./tablet_storage.ts";
 
-const HELP = `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
+const HELP =
+  `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
 
 A tables tablet server: serves the tablets the active master assigns to it.
   --id ID             this server's id (letters, digits, '-', '_'); one process per id
@@ -89,6 +94,7 @@ const listener = await serveHttp({
 });
 
 let stopping = false;
+const firstRegistration = Promise.withResolvers<void>();
 /** Registers, and on losing the session drops every tablet and registers again. */
 async function registerLoop(): Promise<void> {
   while (!stopping) {
@@ -107,6 +113,7 @@ async function registerLoop(): Promise<void> {
         },
       });
       log(`registered with kv session ${registration.session}`);
+      firstRegistration.resolve();
       await lost.promise;
       notServing = lostWhy ?? "the kv session was lost";
       log(`${notServing}: closing every tablet and registering again`);
@@ -122,7 +129,8 @@ async function registerLoop(): Promise<void> {
   }
 }
 const loop = registerLoop();
-// Ready once serving HTTP: orders from the master arrive after registration.
+// Ready once registered: the master learns of it and sends orders.
+await firstRegistration.promise;
 printReadyLine({ id: f.id, http: listener.address, url: listener.url });
 
 onShutdown(async () => {

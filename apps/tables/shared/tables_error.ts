@@ -7,7 +7,11 @@
  * it to the right server.
  */
 import type { Context, Hono } from "hono";
-import { errorResponse, type ErrorHandlerOptions } from "@strata/edge";
+import {
+  type EdgeError,
+  type ErrorHandlerOptions,
+  errorResponse,
+} from "@strata/edge";
 
 /** Codes of {@link TablesError}. */
 export type TablesErrorCode = "not_serving";
@@ -51,7 +55,10 @@ export function fenced(why: string): TablesError {
  */
 export function installTablesErrorHandlers(
   app: Hono,
-  options: ErrorHandlerOptions,
+  options: ErrorHandlerOptions & {
+    /** Turns an app error (e.g. a TabletError) into an answerable one. */
+    translate?: (e: unknown) => TablesError | EdgeError | undefined;
+  },
 ): void {
   app.notFound((c) =>
     c.json({
@@ -61,7 +68,8 @@ export function installTablesErrorHandlers(
       },
     }, 404)
   );
-  app.onError((e, c: Context) => {
+  app.onError((thrown, c: Context) => {
+    const e = options.translate?.(thrown) ?? thrown;
     if (e instanceof TablesError) {
       return c.json({
         error: { code: e.code, message: e.message, ...e.details },

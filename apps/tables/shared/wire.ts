@@ -40,8 +40,8 @@ export const tableNameSchema = z.string().regex(
 );
 /** Column family names: 1-64 letters, digits, `_`, `-`, `.`. */
 export const familyNameSchema = z.string().regex(
-  /^[A-Za-z0-9_.-]{1,64}$/,
-  "a family name has 1-64 letters, digits, '_', '-', '.'",
+  /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/,
+  "a family name has 1-64 letters, digits, '_', '-', '.' and starts with a letter, digit or '_'",
 );
 
 /** How byte strings travel. */
