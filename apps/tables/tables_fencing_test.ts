@@ -1,0 +1,295 @@
+/**
+ * Fencing and bad input on a real cell (kv ×3, one master, tablet servers
+ * ×2), started once for the file: a tablet server paused with SIGSTOP past
+ * its kv session's TTL answers neither the reads nor the writes queued at
+ * its door when it resumes; bad input to a master and a tablet server is
+ * a clear 4xx and the cell keeps serving.
+ */
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { startTablesStack } from "./stack_launcher.ts";
+import { rowText, TablesClient } from "./client/tables_client.ts";
+
+const TTL_MS = 2000;
+
+Deno.test("tables cell: a paused tablet server is fenced; bad input is a 4xx", async (t) => {
+  const dataRoot = await Deno.makeTempDir({ prefix: "tables_fencing_" });
+  const stack = await startTablesStack({
+    dataRoot,
+    masters: 1,
+    servers: 2,
+    sessionTtlMs: TTL_MS,
+    reconcileMs: 300,
+  });
+  const { admin, write, read } = stack.secrets.tokens;
+  const client = new TablesClient(stack.masterUrls(), { token: admin });
+  try {
+    await client.createTable("fence", [{ name: "f" }]);
+    await client.put("fence", "r", "f", "q", "v1");
+
+    await t.step(
+      `a tablet server stopped with SIGSTOP for ${
+        2.5 * TTL_MS
+      } ms answers no queued read or write when resumed`,
+      async () => {
+        const [tablet] = await client.tablets("fence");
+        const paused = stack.servers.get(tablet!.server!)!;
+        const other = [...stack.servers.values()].find((s) =>
+          s.id !== paused.id
+        )!;
+        await stack.signal("server", paused.id, "SIGSTOP");
+        const stoppedAt = performance.now();
+        // Requests queued at the stopped server's door.
+        const h = { authorization: `Bearer ${write}` };
+        const queuedRead = fetch(`${paused.url}/v1/tables/fence/row?key=r`, {
+          headers: h,
+        });
+        const queuedWrite = fetch(`${paused.url}/v1/tables/fence/mutate`, {
+          method: "POST",
+          headers: { ...h, "content-type": "application/json" },
+          body: JSON.stringify({
+            row: "r",
+            mutations: [{
+              op: "put",
+              family: "f",
+              qualifier: "q",
+              value: "stale",
+            }],
+          }),
+        });
+        await new Promise((r) => setTimeout(r, 2.5 * TTL_MS));
+        await stack.signal("server", paused.id, "SIGCONT");
+        const [r1, r2] = await Promise.all([queuedRead, queuedWrite]);
+        const b1 = await r1.json();
+        const b2 = await r2.json();
+        console.log(
+          `after ${
+            Math.round(performance.now() - stoppedAt)
+          } ms stopped: read ${r1.status} ${b1.error?.code}, write ${r2.status} ${b2.error?.code}`,
+        );
+        ok(
+          r1.status === 503 || r1.status === 409,
+          `read answered ${r1.status}`,
+        );
+        strictEqual(b1.error.code, "not_serving");
+        ok(
+          r2.status === 503 || r2.status === 409,
+          `write answered ${r2.status}`,
+        );
+        strictEqual(b2.error.code, "not_serving");
+        // The tablet is served again (by whichever server the master chose),
+        // with the value written before the pause, not the fenced one.
+        deepStrictEqual(rowText(await client.getRow("fence", "r")), {
+          "f:q": "v1",
+        });
+        await client.put("fence", "r", "f", "q", "v2");
+        deepStrictEqual(rowText(await client.getRow("fence", "r")), {
+          "f:q": "v2",
+        });
+        const [now] = await client.tablets("fence");
+        console.log(
+          `tablet now on ${
+            now!.server
+          } (paused ${paused.id}, other ${other.id})`,
+        );
+      },
+    );
+
+    await t.step(
+      "bad input gets a clear 4xx and the cell keeps serving",
+      async () => {
+        const master = stack.masterUrls()[0]!;
+        const [tablet] = await client.tablets("fence");
+        const server = stack.servers.get(tablet!.server!)!.url;
+        const call = async (
+          url: string,
+          init: RequestInit & { token?: string } = {},
+        ) => {
+          const headers: Record<string, string> = {
+            ...(init.token === ""
+              ? {}
+              : { authorization: `Bearer ${init.token ?? admin}` }),
+            ...(init.body !== undefined
+              ? { "content-type": "application/json" }
+              : {}),
+            ...(init.headers as Record<string, string> | undefined),
+          };
+          const r = await fetch(url, { ...init, headers });
+          const body = await r.json();
+          return {
+            status: r.status,
+            code: body.error?.code as string,
+            message: body.error?.message as string,
+          };
+        };
+        const post = (url: string, body: unknown, token?: string) =>
+          call(url, {
+            method: "POST",
+            body: JSON.stringify(body),
+            ...(token !== undefined ? { token } : {}),
+          });
+        const mutate = (body: unknown) =>
+          post(`${server}/v1/tables/fence/mutate`, body);
+        const cases: Array<
+          [
+            string,
+            Promise<{ status: number; code: string; message: string }>,
+            number,
+          ]
+        > = [
+          [
+            "bad table name at the master",
+            post(`${master}/v1/tables`, {
+              name: "9 bad!",
+              families: [{ name: "f" }],
+            }),
+            400,
+          ],
+          [
+            "no families",
+            post(`${master}/v1/tables`, { name: "nofam", families: [] }),
+            400,
+          ],
+          [
+            "table exists",
+            post(`${master}/v1/tables`, {
+              name: "fence",
+              families: [{ name: "f" }],
+            }),
+            409,
+          ],
+          [
+            "bad table name at a server",
+            call(`${server}/v1/tables/bad%20name/row?key=a`),
+            400,
+          ],
+          ["unknown table", call(`${master}/v1/tables/nosuch`), 404],
+          [
+            "malformed mutation",
+            mutate({ row: "r", mutations: [{ op: "put", family: "f" }] }),
+            400,
+          ],
+          [
+            "unknown op",
+            mutate({ row: "r", mutations: [{ op: "explode" }] }),
+            400,
+          ],
+          [
+            "unknown family",
+            mutate({
+              row: "r",
+              mutations: [{
+                op: "put",
+                family: "nope",
+                qualifier: "q",
+                value: "v",
+              }],
+            }),
+            400,
+          ],
+          [
+            "empty row key",
+            mutate({ row: "", mutations: [{ op: "deleteRow" }] }),
+            400,
+          ],
+          [
+            "row key too long",
+            mutate({ row: "k".repeat(5000), mutations: [{ op: "deleteRow" }] }),
+            400,
+          ],
+          [
+            "value too large",
+            mutate({
+              row: "r",
+              mutations: [{
+                op: "put",
+                family: "f",
+                qualifier: "q",
+                value: "x".repeat(1.5 * 2 ** 20),
+              }],
+            }),
+            413,
+          ],
+          [
+            "bad base64",
+            mutate({
+              row: "!!",
+              encoding: "base64",
+              mutations: [{ op: "deleteRow" }],
+            }),
+            400,
+          ],
+          [
+            "not JSON",
+            call(`${server}/v1/tables/fence/mutate`, {
+              method: "POST",
+              body: "{nope",
+            }),
+            400,
+          ],
+          [
+            "text/plain body",
+            call(`${server}/v1/tables/fence/mutate`, {
+              method: "POST",
+              body: "{}",
+              headers: { "content-type": "text/plain" },
+            }),
+            415,
+          ],
+          [
+            "inverted scan",
+            call(`${server}/v1/tables/fence/scan?start=z&end=a`),
+            400,
+          ],
+          ["bad limit", call(`${server}/v1/tables/fence/scan?limit=-1`), 400],
+          [
+            "bad versions",
+            call(`${server}/v1/tables/fence/row?key=r&versions=0`),
+            400,
+          ],
+          [
+            "no token",
+            call(`${server}/v1/tables/fence/row?key=r`, { token: "" }),
+            401,
+          ],
+          [
+            "read token writes",
+            post(`${server}/v1/tables/fence/mutate`, {
+              row: "r",
+              mutations: [{ op: "deleteRow" }],
+            }, read),
+            403,
+          ],
+          [
+            "write token opens a tablet",
+            post(`${server}/v1/tablets/open`, {}, write),
+            403,
+          ],
+          [
+            "row of a tablet elsewhere",
+            call(`${server}/v1/tables/nosuch/row?key=r`),
+            409,
+          ],
+        ];
+        for (const [what, pending, status] of cases) {
+          const r = await pending;
+          strictEqual(
+            r.status,
+            status,
+            `${what}: ${r.status} ${r.code} ${r.message}`,
+          );
+          ok(
+            typeof r.code === "string" && typeof r.message === "string" &&
+              r.message.length > 0,
+            what,
+          );
+        }
+        deepStrictEqual(rowText(await client.getRow("fence", "r")), {
+          "f:q": "v2",
+        });
+      },
+    );
+  } finally {
+    await stack.stop();
+    await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+  }
+});
