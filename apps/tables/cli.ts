@@ -25,6 +25,7 @@ commands:
   scan <table> [--start K] [--end K] [--prefix P] [--limit N] [--as-of MS] [--columns ...]
   tablets [table]                                tablets with their ranges, servers, sizes
   move <tablet id> <server id>                   move a tablet (admin)
+  split <tablet id> [key]                        split a tablet (at its middle key by default)
 
 options:
   --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
@@ -186,6 +187,19 @@ try {
       await client.moveTablet(args[0]!, args[1]!);
       console.log(JSON.stringify({ moved: args[0], to: args[1] }));
       break;
+    case "split": {
+      if (!args[0]) usage("split <tablet id> [key]");
+      const halves = await client.splitTablet(args[0]!, args[1]);
+      console.log(JSON.stringify({
+        split: args[0],
+        into: halves.map((t) => ({
+          id: t.id,
+          start: text(t.start),
+          end: t.end === null ? null : text(t.end),
+        })),
+      }));
+      break;
+    }
     default:
       usage(cmd ? `unknown command ${cmd}` : "give a command");
   }

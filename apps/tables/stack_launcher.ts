@@ -54,6 +54,8 @@ export interface TablesStackOptions {
   sessionTtlMs?: number;
   /** Master reconcile period, ms (default 1000). */
   reconcileMs?: number;
+  /** Masters split tablets past this many bytes (default 0: never by themselves). */
+  splitBytes?: number;
   /** Tablet memtable size, bytes. */
   memtableBytes?: number;
   /** Pass the processes' stderr through (default: discard). */
@@ -161,6 +163,8 @@ export async function startTablesStack(
           `127.0.0.1:${o.masterPorts?.[i] ?? 0}`,
           "--reconcile-ms",
           String(o.reconcileMs ?? 1000),
+          "--split-bytes",
+          String(o.splitBytes ?? 0),
           ...common,
         ])),
       ...Array.from({ length: ns }, (_, i) =>

@@ -274,6 +274,22 @@ export class TablesClient {
     });
   }
 
+  /**
+   * Splits a tablet at `key` (default: its middle key) into two (admin).
+   * Writes to it are refused (`not_serving`, re-sent by the client) while
+   * its rows are copied. @returns the two new tablets.
+   */
+  async splitTablet(id: string, key?: Bytes): Promise<TabletInfo[]> {
+    const r = await this.#master(
+      "POST",
+      `/v1/tablets/${encodeURIComponent(id)}/split`,
+      key === undefined ? {} : { key: b64(key), encoding: "base64" },
+    );
+    return (r.tablets as WireTablet[]).map((t) =>
+      toTablet({ ...t, url: null })
+    );
+  }
+
   /** Forgets cached locations (of one table, or all). */
   invalidate(table?: string): void {
     if (table === undefined) this.#locations.clear();

@@ -18,6 +18,7 @@ import {
 import { compareBytes } from "@strata/lsm";
 import {
   createTableBody,
+  encodingSchema,
   LIMITS,
   tableNameSchema,
   toBytes,
@@ -26,6 +27,11 @@ import { installTablesErrorHandlers } from "../shared/tables_error.ts";
 import type { MasterService } from "./master_service.ts";
 
 const moveBody = z.strictObject({ server: z.string().min(1).max(64) });
+const splitBody = z.strictObject({
+  /** Split key; default: the tablet's middle key. */
+  key: z.string().optional(),
+  encoding: encodingSchema,
+});
 
 /** Builds the app. */
 export function createMasterApi(
@@ -130,6 +136,16 @@ export function createMasterApi(
     const body = await readJson(c, moveBody);
     await active();
     return c.json({ tablet: await master.moveTablet(tabletId, body.server) });
+  });
+
+  app.post("/v1/tablets/:id/split", requireRole("admin"), async (c) => {
+    const tabletId = c.req.param("id");
+    const body = await readJson(c, splitBody, { empty: {} });
+    await active();
+    const key = body.key === undefined
+      ? undefined
+      : toBytes(body.key, body.encoding, "split key", LIMITS.maxRowKeyBytes);
+    return c.json({ tablets: await master.splitTablet(tabletId, key) });
   });
 
   installTablesErrorHandlers(app, { name: `tables master ${id}` });

@@ -30,6 +30,7 @@ A tables master: one is active (it holds the kv lock tables/master), the others 
   --data-dir DIR      this master's files (and, by default, its tokens)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --reconcile-ms N    period of the reconcile pass (default 1000)
+  --split-bytes N     split a tablet larger than N bytes (default 0: only on request)
 ${KV_FLAGS_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -44,6 +45,7 @@ const f = parseFlagsOrExit(
     "data-dir": z.string({ error: "required" }).min(1),
     http: hostPortFlag.default("127.0.0.1:0"),
     "reconcile-ms": z.coerce.number().int().min(50).max(60_000).default(1000),
+    "split-bytes": z.coerce.number().int().min(0).default(0),
   }),
   HELP,
 );
@@ -68,6 +70,7 @@ const master = new MasterService({
   ttlMs: f["session-ttl-ms"],
   serverToken: access.secrets?.tokens.admin,
   reconcileMs: f["reconcile-ms"],
+  splitBytes: f["split-bytes"],
   log: (line) => console.error(`tables master ${f.id}: ${line}`),
 });
 const listener = await serveHttp({

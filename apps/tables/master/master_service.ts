@@ -45,6 +45,8 @@ export interface MasterOptions {
   serverToken?: string;
   /** Period of the reconcile pass, ms (default 1000). */
   reconcileMs?: number;
+  /** Split a tablet whose server reports more than this many bytes (0: never). */
+  splitBytes?: number;
   log: (line: string) => void;
 }
 
@@ -64,7 +66,11 @@ const parseJson = <S extends z.ZodType>(schema: S, bytes: Uint8Array) => {
 const reportSchema = z.object({
   server: z.string(),
   serving: z.boolean(),
-  tablets: z.array(z.object({ id: z.string(), bytes: z.number() })),
+  tablets: z.array(z.object({
+    id: z.string(),
+    bytes: z.number(),
+    frozen: z.boolean(),
+  })),
 });
 
 /** The state of the tables in kv, read in one pass. */
@@ -107,6 +113,8 @@ export class MasterService {
   #sizes = new Map<string, number>();
   #loop?: Promise<void>;
   #activeSince = 0;
+  /** Tablets this master is splitting now. */
+  #splitting = new Set<string>();
 
   /** @param o options. */
   constructor(private readonly o: MasterOptions) {}
@@ -329,6 +337,18 @@ export class MasterService {
       state.tablets,
       new Set(report.tablets.map((t) => t.id)),
     );
+    // A tablet left frozen by a split that never committed (its master
+    // died, or the copy failed) is closed; the next pass opens it afresh.
+    for (const t of report.tablets) {
+      if (
+        t.frozen && !this.#splitting.has(t.id) && !orders.close.includes(t.id)
+      ) {
+        orders.close.push(t.id);
+        this.o.log(
+          `tablet ${t.id}: frozen by an unfinished split; reopening it`,
+        );
+      }
+    }
     for (const id of orders.close) {
       await call("/v1/tablets/close", z.object({ closed: z.boolean() }), {
         id,
@@ -351,6 +371,115 @@ export class MasterService {
         } ms`,
       );
     }));
+    const limit = this.o.splitBytes ?? 0;
+    for (const t of report.tablets) {
+      const assigned = state.tablets.find((x) => x.id === t.id);
+      if (
+        limit > 0 && t.bytes > limit && !t.frozen &&
+        assigned?.server === server.id &&
+        !this.#splitting.has(t.id)
+      ) {
+        this.o.log(`tablet ${t.id}: ${t.bytes} bytes > ${limit}: splitting`);
+        this.splitTablet(t.id).catch((e) =>
+          this.o.log(
+            `tablet ${t.id}: split failed: ${
+              e instanceof Error ? e.message : e
+            }`,
+          )
+        );
+      }
+    }
+  }
+
+  /**
+   * Splits tablet `id` at `key` (default: the tablet's middle key): the
+   * server freezes the tablet's writes and copies it into two new tablets;
+   * then the tablet map swaps the old record for the two new ones in one
+   * fenced kv transaction, and the next pass opens them.
+   * @throws EdgeError `not_found`, `conflict` (cannot split), `no_leader`.
+   */
+  async splitTablet(id: string, key?: Uint8Array): Promise<TabletRecord[]> {
+    if (this.#role !== "active") {
+      throw new EdgeError("no_leader", "this master is not active");
+    }
+    if (this.#splitting.has(id)) {
+      throw new EdgeError("conflict", `tablet ${id} is being split`);
+    }
+    this.#splitting.add(id);
+    const state = await readKvState(this.o.kv).catch((e) => {
+      this.#splitting.delete(id);
+      throw e;
+    });
+    const t = state.tablets.find((x) => x.id === id);
+    const server = t?.server ? state.servers.get(t.server) : undefined;
+    try {
+      if (!t) throw new EdgeError("not_found", `no tablet ${id}`);
+      if (!server) {
+        throw new EdgeError("unavailable", `tablet ${id} is not served now`);
+      }
+      const newId = () => `${t.table}-${crypto.randomUUID().slice(0, 8)}`;
+      const [leftId, rightId] = [newId(), newId()];
+      const started = performance.now();
+      const r = await callJson(
+        `${server.url}/v1/tablets/split`,
+        z.object({ key: z.string(), rows: z.number() }),
+        {
+          body: {
+            id,
+            token: this.#token,
+            left: `${t.table}/${leftId}`,
+            right: `${t.table}/${rightId}`,
+            ...(key ? { key: Buffer.from(key).toString("base64") } : {}),
+          },
+          ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          timeoutMs: 120_000,
+        },
+      );
+      const left: TabletRecord = {
+        ...t,
+        id: leftId,
+        end: r.key,
+        dir: `${t.table}/${leftId}`,
+      };
+      const right: TabletRecord = {
+        ...t,
+        id: rightId,
+        start: r.key,
+        dir: `${t.table}/${rightId}`,
+      };
+      const ok = await this.fencedWrite(
+        [
+          { op: "delete", key: tabletKey(t.table, t.id) },
+          ...[left, right].map((x) => ({
+            op: "put" as const,
+            key: tabletKey(x.table, x.id),
+            value: JSON.stringify(x),
+          })),
+        ],
+        [{
+          key: tabletKey(t.table, t.id),
+          target: "exists",
+          op: "==",
+          value: 1,
+        }],
+      );
+      if (!ok) {
+        throw new EdgeError(
+          "conflict",
+          `tablet ${id} went away during the split`,
+        );
+      }
+      this.o.log(
+        `tablet ${id}: split into ${leftId} and ${rightId} (${r.rows} rows copied) in ${
+          Math.round(performance.now() - started)
+        } ms`,
+      );
+      this.kick();
+      return [left, right];
+    } finally {
+      this.#splitting.delete(id);
+      this.kick();
+    }
   }
 
   /** Tablet locations of `table` (or every table), from kv. */

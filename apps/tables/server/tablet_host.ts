@@ -14,6 +14,12 @@ export interface OpenTablet {
   range: PortRange;
   schema: TableSchemaJson;
   tablet: TabletPort;
+  /** Set while the tablet is being split: writes are refused (not applied). */
+  frozen: boolean;
+  /** Writes being applied now. */
+  writes: number;
+  /** Resolved when `writes` drops to 0. */
+  drained?: PromiseWithResolvers<void>;
 }
 
 /** Why the host refused an order. */
@@ -111,7 +117,14 @@ export class TabletHost {
         end: record.end === null ? null : fromB64(record.end),
       };
       const tablet = await this.open(record.dir, schema, range);
-      const t: OpenTablet = { record, range, schema, tablet };
+      const t: OpenTablet = {
+        record,
+        range,
+        schema,
+        tablet,
+        frozen: false,
+        writes: 0,
+      };
       this.#tablets.set(record.id, t);
       return t;
     } finally {
@@ -127,6 +140,83 @@ export class TabletHost {
     this.#tablets.delete(id);
     await t.tablet.close();
     return true;
+  }
+
+  /**
+   * Runs a write on `t` unless it is frozen (then returns undefined
+   * without running it); a freeze waits for running writes.
+   */
+  async write<T>(
+    t: OpenTablet,
+    work: () => Promise<T>,
+  ): Promise<T | undefined> {
+    if (t.frozen) return undefined;
+    t.writes++;
+    try {
+      return await work();
+    } finally {
+      if (--t.writes === 0) t.drained?.resolve();
+    }
+  }
+
+  /** Freezes `t` for writes and waits until the running ones are done. */
+  async freeze(t: OpenTablet): Promise<void> {
+    t.frozen = true;
+    if (t.writes > 0) {
+      t.drained = Promise.withResolvers<void>();
+      await t.drained.promise;
+    }
+  }
+
+  /** The open tablet `id`. */
+  get(id: string): OpenTablet | undefined {
+    return this.#tablets.get(id);
+  }
+
+  /**
+   * Copies every version of every row of frozen tablet `t` into two new
+   * tablets `[start, key)` and `[key, end)` stored under `left.dir` and
+   * `right.dir`, flushed to SSTables, then closed (the master opens them
+   * once the split is in METADATA). @returns rows copied.
+   */
+  async copySplit(
+    t: OpenTablet,
+    key: Uint8Array,
+    left: string,
+    right: string,
+  ): Promise<number> {
+    // The halves' clocks start above every copied timestamp, so a later
+    // write there is newer than every copied cell (and its persisted clock
+    // mark keeps it so after a reopen).
+    let floor = 0;
+    const clock = () => Math.max(Date.now(), floor);
+    const halves = [
+      await this.open(left, t.schema, { start: t.range.start, end: key }, {
+        bulkLoad: true,
+        clock,
+      }),
+      await this.open(right, t.schema, { start: key, end: t.range.end }, {
+        bulkLoad: true,
+        clock,
+      }),
+    ];
+    let rows = 0;
+    try {
+      for await (const row of t.tablet.scan({ versions: 1_000_000 })) {
+        const half = compareBytes(row.key, key) < 0 ? halves[0]! : halves[1]!;
+        for (const c of row.cells) floor = Math.max(floor, c.timestamp + 1);
+        // Oldest first, so each cell lands with its own timestamp.
+        await half.mutateRow(
+          row.key,
+          [...row.cells].reverse().map((c) => ({ op: "put" as const, ...c })),
+        );
+        rows++;
+      }
+      for (const h of halves) await h.flush();
+    } finally {
+      for (const h of halves) await h.close();
+    }
+    return rows;
   }
 
   /** Closes every tablet (the session is lost, or the server stops). */

@@ -18,9 +18,18 @@ export type TabletPort = Tablet;
 /** The range a tablet serves: `[start, end)`, end null = +∞. */
 export type PortRange = KeyRange;
 
-/** Opens (or creates) the tablet stored under the name `dir`. */
+/**
+ * Opens (or creates) the tablet stored under the name `dir`. With
+ * `bulkLoad` its commit log is not synced per write: the loader flushes
+ * the tablet (SSTables) before it counts the data as stored.
+ */
 export type TabletOpener = (
   dir: string,
   schema: TableSchema,
   range: PortRange,
+  options?: {
+    bulkLoad?: boolean;
+    /** The tablet's wall clock (ms; default Date.now). */
+    clock?: () => number;
+  },
 ) => Promise<TabletPort>;

@@ -27,6 +27,7 @@ import { compareBytes, prefixEnd } from "@strata/lsm";
 import {
   b64,
   checkAndMutateBody,
+  fromB64,
   getRowQuery,
   LIMITS,
   mutateBody,
@@ -66,6 +67,20 @@ const closeBody = z.strictObject({
   id: z.string().min(1),
   token: z.number().int().positive(),
 });
+const splitBody = z.strictObject({
+  id: z.string().min(1),
+  token: z.number().int().positive(),
+  /** Split key, base64; default: the tablet's own middle key. */
+  key: z.string().optional(),
+  left: z.string().min(1),
+  right: z.string().min(1),
+});
+const splitting = (t: OpenTablet) =>
+  new TablesError(
+    "not_serving",
+    503,
+    `tablet ${t.record.id} is being split; ask the master for the new tablets`,
+  );
 const tableParam = (c: Context): string => {
   const r = tableNameSchema.safeParse(c.req.param("table"));
   if (!r.success) {
@@ -127,6 +142,7 @@ export function createTabletServerApi(
       tablets: state.host.list().map((t) => ({
         ...t.record,
         bytes: t.tablet.approximateBytes(),
+        frozen: t.frozen,
       })),
     }));
 
@@ -173,13 +189,63 @@ export function createTabletServerApi(
     }
   });
 
+  app.post("/v1/tablets/split", requireRole("admin"), async (c) => {
+    const body = await json(c, splitBody);
+    requireServing();
+    try {
+      state.host.fence(body.token);
+    } catch (e) {
+      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
+      throw e;
+    }
+    const t = state.host.get(body.id);
+    if (!t) {
+      throw new EdgeError("not_found", `tablet ${body.id} is not open here`);
+    }
+    if (t.frozen) {
+      throw new EdgeError(
+        "conflict",
+        `tablet ${body.id} is already being split`,
+      );
+    }
+    const key = body.key !== undefined
+      ? fromB64(body.key)
+      : await t.tablet.splitKey();
+    if (
+      key === undefined || compareBytes(key, t.range.start) <= 0 ||
+      (t.range.end !== null && compareBytes(key, t.range.end) >= 0)
+    ) {
+      throw new EdgeError(
+        "conflict",
+        `tablet ${body.id} cannot be split${
+          key === undefined
+            ? " (too little data)"
+            : " at a key outside its range"
+        }`,
+      );
+    }
+    await state.host.freeze(t);
+    const started = performance.now();
+    const rows = await state.host.copySplit(t, key, body.left, body.right);
+    return c.json({
+      key: b64(key),
+      rows,
+      ms: Math.round(performance.now() - started),
+    });
+  });
+
   app.post("/v1/tables/:table/mutate", requireRole("write"), async (c) => {
     const table = tableParam(c);
     const body = await json(c, mutateBody);
     const key = rowKey(body.row, body.encoding);
     const t = tabletFor(table, key);
     const mutations = toMutations(t.schema, key, body.mutations, body.encoding);
-    const { timestamp } = await t.tablet.mutateRow(key, mutations);
+    const r = await state.host.write(
+      t,
+      () => t.tablet.mutateRow(key, mutations),
+    );
+    if (r === undefined) throw splitting(t);
+    const { timestamp } = r;
     if (!state.lease()?.valid) {
       throw new EdgeError(
         "unavailable",
@@ -205,18 +271,24 @@ export function createTabletServerApi(
       );
       const cond = body.condition;
       toColumns(t.schema, cond.family, body.encoding); // checks the family
-      const { matched } = await t.tablet.checkAndMutate(key, {
-        family: cond.family,
-        qualifier: toBytes(
-          cond.qualifier,
-          body.encoding,
-          "qualifier",
-          LIMITS.maxQualifierBytes,
-        ),
-        equals: cond.equals === null
-          ? null
-          : toBytes(cond.equals, body.encoding, "value", LIMITS.maxValueBytes),
-      }, mutations);
+      const r = await state.host.write(t, () =>
+        t.tablet.checkAndMutate(key, {
+          family: cond.family,
+          qualifier: toBytes(
+            cond.qualifier,
+            body.encoding,
+            "qualifier",
+            LIMITS.maxQualifierBytes,
+          ),
+          equals: cond.equals === null ? null : toBytes(
+            cond.equals,
+            body.encoding,
+            "value",
+            LIMITS.maxValueBytes,
+          ),
+        }, mutations));
+      if (r === undefined) throw splitting(t);
+      const { matched } = r;
       if (!state.lease()?.valid) {
         throw new EdgeError(
           "unavailable",

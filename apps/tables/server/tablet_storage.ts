@@ -22,12 +22,14 @@ export function openTabletStorage(
   root: string,
   options: TabletStorageOptions = {},
 ): TabletOpener {
-  return (dir, schema, range) =>
+  return (dir, schema, range, open = {}) =>
     openTablet(join(root, dir), schema, range, {
       lsm: {
         ...(options.memtableBytes !== undefined
           ? { memtableBytes: options.memtableBytes }
           : {}),
+        ...(open.bulkLoad ? { sync: "never" as const } : {}),
       },
+      ...(open.clock ? { clock: open.clock } : {}),
     });
 }
