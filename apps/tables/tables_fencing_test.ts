@@ -10,6 +10,9 @@ import { startTablesStack } from "./stack_launcher.ts";
 import { rowText, TablesClient } from "./client/tables_client.ts";
 
 const TTL_MS = 2000;
+const dec = new TextDecoder();
+/** Masters split a tablet past this size in this test. */
+const SPLIT_BYTES = 256 * 1024;
 
 Deno.test("tables cell: a paused tablet server is fenced; bad input is a 4xx", async (t) => {
   const dataRoot = await Deno.makeTempDir({ prefix: "tables_fencing_" });
@@ -19,6 +22,7 @@ Deno.test("tables cell: a paused tablet server is fenced; bad input is a 4xx", a
     servers: 2,
     sessionTtlMs: TTL_MS,
     reconcileMs: 300,
+    splitBytes: SPLIT_BYTES,
   });
   const { admin, write, read } = stack.secrets.tokens;
   const client = new TablesClient(stack.masterUrls(), { token: admin });
@@ -91,6 +95,43 @@ Deno.test("tables cell: a paused tablet server is fenced; bad input is a 4xx", a
             now!.server
           } (paused ${paused.id}, other ${other.id})`,
         );
+      },
+    );
+
+    await t.step(
+      `a tablet grown past ${SPLIT_BYTES} bytes is split by the master, and every row stays readable`,
+      async () => {
+        await client.createTable("big", [{ name: "f" }]);
+        const value = "x".repeat(1024);
+        const rows = Array.from(
+          { length: 400 },
+          (_, i) => `row-${String(i).padStart(4, "0")}`,
+        );
+        for (let i = 0; i < rows.length; i += 20) {
+          await Promise.all(
+            rows.slice(i, i + 20).map((r) =>
+              client.put("big", r, "f", "q", value)
+            ),
+          );
+        }
+        const started = performance.now();
+        let tablets = await client.tablets("big");
+        while (tablets.length < 2 && performance.now() - started < 20_000) {
+          await new Promise((r) => setTimeout(r, 200));
+          tablets = await client.tablets("big");
+        }
+        console.log(
+          `"big" has ${tablets.length} tablets ${
+            Math.round(performance.now() - started)
+          } ms after its last write`,
+        );
+        ok(tablets.length >= 2, "split by size");
+        let n = 0;
+        for await (const r of client.scan("big")) {
+          strictEqual(dec.decode(r.key), rows[n]);
+          n++;
+        }
+        strictEqual(n, rows.length);
       },
     );
 
