@@ -172,31 +172,38 @@ class LsmTablet implements Tablet {
    */
   #apply(row: Uint8Array, mutations: Mutation[]): Promise<number> {
     const t = this.#clock.next();
-    let batch: Entry[] = [];
-    // Entries of this mutation written before a marker carry the marker's
-    // own timestamp, which the marker does not hide: drop them here.
+    // `ts` of cell entries; markers have -1.
+    let batch: (Entry & { ts: number })[] = [];
+    // Cells of this mutation written before a marker carry the marker's own
+    // write timestamp, which the marker does not hide (it hides what was
+    // written before it): drop those with timestamp <= t here.
     const dropUnder = (prefix: Uint8Array) => {
-      batch = batch.filter((e) => !startsWith(e.key, prefix));
+      batch = batch.filter((e) => !(e.ts <= t && startsWith(e.key, prefix)));
     };
     for (const m of mutations) {
       switch (m.op) {
-        case "put":
+        case "put": {
+          const ts = m.timestamp ?? t;
           batch.push({
-            key: cellKey(row, m.family, m.qualifier, m.timestamp ?? t),
+            key: cellKey(row, m.family, m.qualifier, ts),
             value: encodeCell(false, t, m.value),
+            ts,
           });
           break;
+        }
         case "deleteCells":
           if (m.timestamp !== undefined) {
             batch.push({
               key: cellKey(row, m.family, m.qualifier, m.timestamp),
               value: encodeCell(true, t, EMPTY),
+              ts: m.timestamp,
             });
           } else {
             dropUnder(columnPrefix(row, m.family, m.qualifier));
             batch.push({
               key: columnMarkerKey(row, m.family, m.qualifier),
               value: encodeMarker(t),
+              ts: -1,
             });
           }
           break;
@@ -205,17 +212,22 @@ class LsmTablet implements Tablet {
           batch.push({
             key: familyMarkerKey(row, m.family),
             value: encodeMarker(t),
+            ts: -1,
           });
           break;
         case "deleteRow":
-          batch = [];
-          batch.push({ key: rowMarkerKey(row), value: encodeMarker(t) });
+          dropUnder(EMPTY);
+          batch.push({
+            key: rowMarkerKey(row),
+            value: encodeMarker(t),
+            ts: -1,
+          });
           break;
       }
     }
     // Persists the clock so timestamps keep rising across a restart even
     // if the wall clock went back meanwhile.
-    batch.push({ key: CLOCK_KEY, value: encodeMarker(t) });
+    batch.push({ key: CLOCK_KEY, value: encodeMarker(t), ts: -1 });
     return this.#lsm.write(batch).then(() => t);
   }
 

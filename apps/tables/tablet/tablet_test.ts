@@ -194,10 +194,30 @@ Deno.test("deleteRow, deleteFamily and deleteCells hide what was written before 
       put("contents", "y", "kept"),
     ]);
     assert.deepEqual(show(await t.getRow(r)), [`contents:y@${timestamp}=kept`]);
+    // A delete at T hides timestamps <= T only: a future cell written
+    // before it in the same mutation stays.
+    await t.mutateRow(r, [
+      put("anchor", "future", "stays", 5_000_000),
+      { op: "deleteRow" },
+    ]);
+    assert.deepEqual(show(await t.getRow(r)), ["anchor:future@5000000=stays"]);
+    const { timestamp: timestamp2 } = await t.mutateRow(r, [{
+      op: "deleteCells",
+      family: "anchor",
+      qualifier: b("future"),
+      timestamp: 5_000_000,
+    }, put("contents", "y", "kept")]);
+    assert.deepEqual(show(await t.getRow(r)), [
+      `contents:y@${timestamp2}=kept`,
+    ]);
     await t.compact();
-    assert.deepEqual(show(await t.getRow(r)), [`contents:y@${timestamp}=kept`]);
+    assert.deepEqual(show(await t.getRow(r)), [
+      `contents:y@${timestamp2}=kept`,
+    ]);
     t = await ctl.reopen();
-    assert.deepEqual(show(await t.getRow(r)), [`contents:y@${timestamp}=kept`]);
+    assert.deepEqual(show(await t.getRow(r)), [
+      `contents:y@${timestamp2}=kept`,
+    ]);
   });
 });
 
