@@ -1,10 +1,12 @@
 import { join } from "node:path";
-import { SegmentedLog, type SyncPolicy } from "@strata/storage";
+import type { SyncPolicy } from "@strata/storage";
 import { z } from "zod";
 import { BlockCache } from "./block_cache.ts";
 import { hashKey } from "./bloom.ts";
 import { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";
+import type { CommitLog } from "./commit_log.ts";
 import type { FileStore } from "./file_store.ts";
+import { LocalCommitLog } from "./local_commit_log.ts";
 import { LocalFileStore } from "./local_file_store.ts";
 import { isLsmError, LsmError } from "./lsm_error.ts";
 import { loadManifest, type Manifest, saveManifest } from "./manifest.ts";
@@ -18,13 +20,21 @@ import { decodeBatch, encodeBatch } from "./write_batch.ts";
 export interface LsmStoreOptions {
   /** Where table files and the manifest go (default: `<dir>/tables` on local disk). */
   files?: FileStore;
+  /** The commit log (default: a local SegmentedLog in `<dir>/log`); the store closes it. */
+  log?: CommitLog;
+  /**
+   * Table ids start at least here (default 1). A new owner of a store on
+   * shared storage passes a range of its own (its fencing epoch × 2^32) so
+   * a table written late by a fenced predecessor never takes its name.
+   */
+  firstTableId?: number;
   /** Flush the memtable to an SSTable past this many bytes (default 4 MiB). */
   memtableBytes?: number;
   /** SSTable data block size (default 4096). */
   blockBytes?: number;
   /** Block cache budget in bytes (default 8 MiB). */
   blockCacheBytes?: number;
-  /** Commit log sync policy (default `"always"`: acknowledged = fsynced). */
+  /** Local commit log sync policy (default `"always"`: acknowledged = fsynced). */
   sync?: SyncPolicy;
   /** Merge all SSTables into one run when there are this many (default 8). */
   compactionTrigger?: number;
@@ -51,6 +61,8 @@ const OptionsSchema = z.object({
   compactionTrigger: z.number().int().min(2).default(8),
   tableBytes: z.number().int().min(1024).default(32 * 2 ** 20),
   bloomBitsPerKey: z.number().int().min(1).max(64).default(10),
+  firstTableId: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER / 2)
+    .default(1),
 });
 
 /** A range scan: keys in `[start, end)` with `prefix`, at most `limit`. */
@@ -84,7 +96,7 @@ export interface LsmStats {
 
 /**
  * A sorted key/value engine for one tablet (a log-structured merge tree):
- * writes go to a commit log ({@link SegmentedLog}, group commit) and then a
+ * writes go to a commit log ({@link CommitLog}, group commit) and then a
  * sorted memtable; a full memtable is flushed to an immutable SSTable
  * (minor compaction); reads merge memtable and SSTables newest first;
  * deletes are tombstones; when SSTables pile up a merging compaction
@@ -94,7 +106,7 @@ export interface LsmStats {
  */
 export class LsmStore {
   #files: FileStore;
-  #log: SegmentedLog;
+  #log: CommitLog;
   #cache: BlockCache;
   #opts: z.infer<typeof OptionsSchema>;
   #mem = new Memtable();
@@ -116,7 +128,7 @@ export class LsmStore {
 
   private constructor(
     files: FileStore,
-    log: SegmentedLog,
+    log: CommitLog,
     opts: z.infer<typeof OptionsSchema>,
     manifest: Manifest,
   ) {
@@ -129,10 +141,11 @@ export class LsmStore {
   }
 
   /**
-   * Opens (or creates) the store in `dir`: the commit log lives in
-   * `<dir>/log`, tables and manifest in `options.files` (default
-   * `<dir>/tables`). Table files the manifest does not name (left by a
-   * crash during a flush or compaction) are deleted.
+   * Opens (or creates) the store in `dir`: the commit log is
+   * `options.log` (default a local log in `<dir>/log`), tables and
+   * manifest go to `options.files` (default `<dir>/tables`). Table files
+   * the manifest does not name (left by a crash during a flush or
+   * compaction) are deleted.
    *
    * @throws LsmError `corrupt` for a damaged manifest or table;
    *   StorageError `locked` when another process has the log open.
@@ -141,15 +154,17 @@ export class LsmStore {
     dir: string,
     options: LsmStoreOptions = {},
   ): Promise<LsmStore> {
-    const { files: given, sync, compactionFilter, ...rest } = options;
+    const { files: given, log: givenLog, sync, compactionFilter, ...rest } =
+      options;
     const opts = OptionsSchema.parse(rest);
     const files = given ?? await LocalFileStore.open(join(dir, "tables"));
-    const log = await SegmentedLog.open(join(dir, "log"), {
-      sync: sync ?? "always",
+    const log = givenLog ?? await LocalCommitLog.open(join(dir, "log"), {
+      sync,
       segmentBytes: Math.max(1 << 20, Math.min(opts.memtableBytes, 64 << 20)),
     });
     try {
       const manifest = await loadManifest(files);
+      manifest.nextId = Math.max(manifest.nextId, opts.firstTableId);
       const store = new LsmStore(files, log, opts, manifest);
       store.#filter = compactionFilter;
       await store.#recover();
@@ -161,11 +176,6 @@ export class LsmStore {
   }
 
   async #recover(): Promise<void> {
-    if (this.#log.lastIndex < this.#manifest.logIndex) {
-      // A log emptied or lost behind the tables must not reuse indexes the
-      // manifest says are covered: later records would be skipped on replay.
-      await this.#log.reset(this.#manifest.logIndex + 1);
-    }
     const live = new Set(this.#manifest.tables.map((t) => t.name));
     for (const name of await this.#files.list()) {
       if (name.endsWith(".sst") && !live.has(name)) {
@@ -182,18 +192,13 @@ export class LsmStore {
         ),
       );
     }
-    const from = Math.max(this.#log.firstIndex, this.#manifest.logIndex + 1);
-    const to = this.#log.lastIndex + 1;
-    for (let i = from; i < to; i += 1024) {
-      const records = this.#log.readSync(i, Math.min(to, i + 1024));
-      records.forEach((r, k) => {
-        for (const m of decodeBatch(r, `commit log record ${i + k}`)) {
-          this.#mem.set(m.key, m.value);
-        }
-      });
-      this.#replayed += records.length;
-    }
-    this.#applied = Math.max(this.#applied, this.#log.lastIndex);
+    const last = await this.#log.recover(this.#manifest.logIndex, (i, r) => {
+      for (const m of decodeBatch(r, `commit log record ${i}`)) {
+        this.#mem.set(m.key, m.value);
+      }
+      this.#replayed++;
+    });
+    this.#applied = Math.max(this.#applied, last);
   }
 
   /** Sets `key` to `value`; resolves once durable per the sync policy. */

@@ -6,7 +6,8 @@
  * blocks, a block index, a Bloom filter, in a codec file envelope), reads
  * and range scans that merge them newest first, tombstones, merging
  * compaction and a block cache with a byte budget. Table files go through
- * a small {@link FileStore} port (local disk today).
+ * a small {@link FileStore} port and the log through a {@link CommitLog}
+ * port (local disk by default; the tables app puts both on GFS).
  *
  * @example
  * ```ts
@@ -39,6 +40,8 @@ export {
 } from "./lsm_store.ts";
 export type { AppendableFile, FileStore, ReadableFile } from "./file_store.ts";
 export { LocalFileStore } from "./local_file_store.ts";
+export type { CommitLog } from "./commit_log.ts";
+export { LocalCommitLog } from "./local_commit_log.ts";
 export { type Entry, Memtable, type Value } from "./memtable.ts";
 export { SSTable } from "./sstable.ts";
 export {

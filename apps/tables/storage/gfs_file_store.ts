@@ -1,0 +1,185 @@
+import type { AppendableFile, FileStore, ReadableFile } from "@strata/lsm";
+import { type GfsClient, GfsError, isGfsError } from "@strata/gfs";
+import type { GfsFence } from "./gfs_fence.ts";
+
+const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+const pad = (n: number) => String(n).padStart(10, "0");
+
+function checkName(name: string): void {
+  if (!NAME.test(name) || name.length > 200) {
+    throw new RangeError(`bad file name ${JSON.stringify(name)}`);
+  }
+}
+
+interface Version {
+  path: string;
+  epoch: number;
+  seq: number;
+}
+
+/**
+ * {@link FileStore} in GFS, for the owner of `fence`: table files are
+ * `dir/tables/<name>`, written once (appends are buffered and uploaded as
+ * one immutable GFS file on `sync`; a GFS file is visible only once
+ * complete, so a crash leaves no torn table) and read by range with
+ * `GfsClient.pread` (cached chunk locations: one request per block).
+ *
+ * GFS has no rename, so `writeAtomic(name)` uploads a new version
+ * `dir/atomic/<name>/<epoch>-<seq>` and the newest (highest epoch, then
+ * sequence) is the file; older versions are deleted after the new one is
+ * in place. A fenced owner's late version has a lower epoch than its
+ * successor's and never wins: on open the new owner copies the newest
+ * version of every atomic file to its own epoch, and `writeAtomic` checks
+ * the fence after the upload and throws FencedError rather than report a
+ * write that lost (the store then does not delete what it replaced).
+ */
+export class GfsFileStore implements FileStore {
+  readonly #gfs: GfsClient;
+  readonly #dir: string;
+  readonly #fence: GfsFence;
+  readonly #seq = new Map<string, number>();
+
+  private constructor(gfs: GfsClient, dir: string, fence: GfsFence) {
+    this.#gfs = gfs;
+    this.#dir = dir;
+    this.#fence = fence;
+  }
+
+  /**
+   * Opens the store in `dir` (absolute GFS path) for the owner of `fence`
+   * (claimed before), adopting the newest version of each atomic file.
+   */
+  static async open(
+    gfs: GfsClient,
+    dir: string,
+    fence: GfsFence,
+  ): Promise<GfsFileStore> {
+    const store = new GfsFileStore(gfs, dir, fence);
+    const names = new Set<string>();
+    for (const f of await gfs.ls(`${dir}/atomic/`)) {
+      const rest = f.path.slice(`${dir}/atomic/`.length).split("/");
+      if (rest.length === 2 && NAME.test(rest[0]!)) names.add(rest[0]!);
+    }
+    for (const name of names) {
+      const bytes = await store.readWhole(name);
+      if (bytes !== undefined) await store.#put(name, bytes);
+    }
+    return store;
+  }
+
+  create(name: string): Promise<AppendableFile> {
+    checkName(name);
+    const path = this.#path(name);
+    const parts: Uint8Array[] = [];
+    let state: "open" | "uploaded" | "closed" = "open";
+    return Promise.resolve({
+      append: (bytes: Uint8Array) => {
+        if (state !== "open") {
+          return Promise.reject(
+            new GfsError("conflict", `${path} is written once; it was synced`),
+          );
+        }
+        parts.push(bytes.slice());
+        return Promise.resolve();
+      },
+      sync: async () => {
+        if (state !== "open") return;
+        state = "uploaded";
+        const all = parts.splice(0);
+        await this.#gfs.upload(path, all.length === 1 ? all[0]! : all);
+      },
+      close: () => {
+        state = "closed";
+        parts.length = 0;
+        return Promise.resolve();
+      },
+    });
+  }
+
+  async open(name: string): Promise<ReadableFile> {
+    checkName(name);
+    const path = this.#path(name);
+    const { length: size } = await this.#gfs.stat(path);
+    return {
+      size,
+      read: (offset, length) => {
+        const n = Math.max(0, Math.min(length, size - offset));
+        return n === 0
+          ? Promise.resolve(new Uint8Array(0))
+          : this.#gfs.pread(path, offset, n);
+      },
+      close: () => {},
+    };
+  }
+
+  async list(): Promise<string[]> {
+    const prefix = `${this.#dir}/tables/`;
+    return (await this.#gfs.ls(prefix))
+      .map((f) => f.path.slice(prefix.length))
+      .filter((n) => NAME.test(n))
+      .sort();
+  }
+
+  async delete(name: string): Promise<void> {
+    checkName(name);
+    await this.#gfs.remove(this.#path(name)).catch((e) => {
+      if (!isGfsError(e, "not_found")) throw e;
+    });
+  }
+
+  async writeAtomic(name: string, bytes: Uint8Array): Promise<void> {
+    checkName(name);
+    const mine = await this.#put(name, bytes);
+    // Written; but if a newer owner has claimed the store meanwhile, this
+    // version loses to its versions: say so instead of reporting success.
+    await this.#fence.check();
+    for (const v of await this.#versions(name)) {
+      if (
+        v.epoch < mine.epoch || (v.epoch === mine.epoch && v.seq < mine.seq)
+      ) {
+        await this.#gfs.remove(v.path).catch((e) => {
+          if (!isGfsError(e, "not_found")) throw e;
+        });
+      }
+    }
+  }
+
+  async readWhole(name: string): Promise<Uint8Array | undefined> {
+    checkName(name);
+    for (let attempt = 0;; attempt++) {
+      const newest = (await this.#versions(name)).at(-1);
+      if (newest === undefined) return undefined;
+      try {
+        return await this.#gfs.readAll(newest.path);
+      } catch (e) {
+        // Replaced and deleted between the listing and the read: list again.
+        if (!isGfsError(e, "not_found") || attempt >= 5) throw e;
+      }
+    }
+  }
+
+  async #put(name: string, bytes: Uint8Array): Promise<Version> {
+    const seq = (this.#seq.get(name) ?? 0) + 1;
+    this.#seq.set(name, seq);
+    const epoch = this.#fence.epoch;
+    const path = `${this.#dir}/atomic/${name}/${pad(epoch)}-${pad(seq)}`;
+    await this.#gfs.upload(path, bytes);
+    return { path, epoch, seq };
+  }
+
+  async #versions(name: string): Promise<Version[]> {
+    const prefix = `${this.#dir}/atomic/${name}/`;
+    const out: Version[] = [];
+    for (const f of await this.#gfs.ls(prefix)) {
+      const m = /^(\d{10})-(\d{10})$/.exec(f.path.slice(prefix.length));
+      if (m !== null) {
+        out.push({ path: f.path, epoch: Number(m[1]), seq: Number(m[2]) });
+      }
+    }
+    return out.sort((a, b) => a.epoch - b.epoch || a.seq - b.seq);
+  }
+
+  #path(name: string): string {
+    return `${this.#dir}/tables/${name}`;
+  }
+}

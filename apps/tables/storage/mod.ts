@@ -1,0 +1,18 @@
+/**
+ * @module
+ * Tablet storage in GFS: an LsmStore whose SSTables, manifest and commit
+ * log are GFS files (through the public `GfsClient` only), so another
+ * tablet server can take a tablet over when its server dies, with fencing
+ * of the old owner.
+ */
+export {
+  type GfsStore,
+  type GfsStoreOptions,
+  openGfsStore,
+  TABLE_IDS_PER_EPOCH,
+} from "./open_gfs_store.ts";
+export { GfsCommitLog, type GfsCommitLogOptions } from "./gfs_commit_log.ts";
+export { GfsFileStore } from "./gfs_file_store.ts";
+export { FencedError, GfsFence, isFencedError } from "./gfs_fence.ts";
+export { decodeBlock, encodeBlock, type LogEntry } from "./log_format.ts";
+export { type ResolvedLog, resolveLog } from "./log_replay.ts";
