@@ -1,7 +1,8 @@
 /**
  * `deno task tables`: a whole local tables cell as separate processes —
- * kv ×3 (strata's Chubby), tables masters ×2 and tablet servers ×3 — with
- * data under ./data/tables (reused on the next start). Prints the
+ * kv ×3 (strata's Chubby), GFS masters ×3 and chunkservers ×3 (holding the
+ * tablets), tables masters ×2 and tablet servers ×3 — with data under
+ * ./data/tables (reused on the next start). Prints the
  * endpoints and the token paths; Ctrl-C stops everything.
  */
 import { z } from "zod";
@@ -20,6 +21,8 @@ Starts kv ×3, tables masters and tablet servers on 127.0.0.1.
   --masters N        tables masters (default 2)
   --servers N        tablet servers (default 3)
   --session-ttl-ms N kv session TTL of masters and tablet servers (default 10000)
+  --no-gfs           keep tablets in DIR/tablets instead of a GFS cell (GFS masters ×3
+                     and chunkservers ×3 under DIR/gfs, the default)
 `;
 
 const f = parseFlagsOrExit(
@@ -30,6 +33,7 @@ const f = parseFlagsOrExit(
     masters: z.coerce.number().int().min(1).max(5).default(2),
     servers: z.coerce.number().int().min(1).max(9).default(3),
     "session-ttl-ms": z.coerce.number().int().min(1000).default(10_000),
+    "no-gfs": z.boolean().default(false),
   }),
   HELP,
 );
@@ -51,7 +55,9 @@ for (const p of [...ports.masters, ...ports.servers, ...ports.kv]) {
   }
 }
 console.log(
-  `starting kv ×3, ${f.masters} tables masters, ${f.servers} tablet servers (data under ${
+  `starting kv ×3, ${
+    f["no-gfs"] ? "" : "GFS (masters ×3, chunkservers ×3), "
+  }${f.masters} tables masters, ${f.servers} tablet servers (data under ${
     f["data-dir"]
   })…`,
 );
@@ -64,11 +70,18 @@ const stack = await startTablesStack({
   serverPorts: ports.servers,
   sessionTtlMs: f["session-ttl-ms"],
   inheritStderr: true,
+  ...(f["no-gfs"] ? {} : { gfs: { masters: 3, chunkservers: 3 } }),
 });
 const sorted = <T extends { id: string | number }>(m: Map<unknown, T>) =>
   [...m.values()].sort((a, b) => String(a.id) < String(b.id) ? -1 : 1);
 for (const n of sorted(stack.kv.nodes)) {
   console.log(`  kv node ${n.id}:      ${n.url}`);
+}
+for (const [i, g] of (stack.gfs?.masterUrls ?? []).entries()) {
+  console.log(`  gfs master ${i + 1}:    ${g}`);
+}
+for (const c of stack.gfs?.chunkservers ?? []) {
+  console.log(`  gfs chunkserver ${c.id}: ${c.url}`);
 }
 for (const m of sorted(stack.masters)) {
   console.log(`  master ${m.id}:       ${m.url}`);

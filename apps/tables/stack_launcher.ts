@@ -1,7 +1,8 @@
 /**
  * Starts a whole local tables cell as separate OS processes: a kv cluster
- * (strata's Chubby, through `apps/kv`'s launcher), tables masters and
- * tablet servers, each waiting for its ready line. Used by
+ * (strata's Chubby, through `apps/kv`'s launcher), optionally a GFS cell
+ * (`apps/gfs`'s launcher) holding the tablets, tables masters and tablet
+ * servers, each waiting for its ready line. Used by
  * `deno task tables` and the multi-process tests. The tables tokens are
  * generated in `<dataRoot>/auth` (mode 0600) on first start and shared by
  * every tables process; kv keeps its own in `<dataRoot>/kv`.
@@ -18,6 +19,10 @@ import {
   type LocalCluster,
   startLocalCluster,
 } from "../kv/cluster_launcher.ts";
+import {
+  type Cluster as GfsCluster,
+  startCluster as startGfsCell,
+} from "@strata/gfs";
 
 const MASTER_MAIN =
   new URL("./master/master_main.ts", import.meta.url).pathname;
@@ -58,6 +63,11 @@ export interface TablesStackOptions {
   splitBytes?: number;
   /** Tablet memtable size, bytes. */
   memtableBytes?: number;
+  /**
+   * Keep tablets in a GFS cell started here (masters, chunkservers,
+   * chunk size); without it tablets live in `<dataRoot>/tablets`.
+   */
+  gfs?: { masters: number; chunkservers: number; chunkBytes?: number };
   /** Pass the processes' stderr through (default: discard). */
   inheritStderr?: boolean;
 }
@@ -65,6 +75,8 @@ export interface TablesStackOptions {
 /** A running stack. */
 export interface TablesStack {
   kv: LocalCluster;
+  /** The GFS cell, when tablets live in GFS. */
+  gfs?: GfsCluster;
   /** Tables tokens (admin, write, read) in `<dataRoot>/auth`. */
   secrets: ClusterSecrets;
   masters: Map<string, TablesProcess>;
@@ -95,6 +107,22 @@ export async function startTablesStack(
     ...(o.kvPorts ? { httpPorts: o.kvPorts } : {}),
     inheritStderr: o.inheritStderr,
   });
+  let gfs: GfsCluster | undefined;
+  if (o.gfs) {
+    try {
+      gfs = await startGfsCell({
+        dataDir: `${o.dataRoot}/gfs`,
+        masters: o.gfs.masters,
+        chunkservers: o.gfs.chunkservers,
+        ...(o.gfs.chunkBytes
+          ? { master: { chunkBytes: o.gfs.chunkBytes } }
+          : {}),
+      });
+    } catch (e) {
+      await kv.stop();
+      throw e;
+    }
+  }
   const kvEndpoints = [...kv.nodes.values()].sort((a, b) => a.id - b.id)
     .map((n) => n.http).join(",");
   const common = [
@@ -145,7 +173,7 @@ export async function startTablesStack(
     await Promise.all(all.map((p) => stopChild(p.process, false, 3000)));
     servers.clear();
     masters.clear();
-    await kv.stop();
+    await Promise.all([kv.stop(), gfs?.stop()]);
   };
 
   try {
@@ -174,8 +202,9 @@ export async function startTablesStack(
           `ts${i + 1}`,
           "--data-dir",
           `${o.dataRoot}/server-ts${i + 1}`,
-          "--storage-root",
-          `${o.dataRoot}/tablets`,
+          ...(gfs
+            ? ["--gfs", gfs.masterUrls.join(",")]
+            : ["--storage-root", `${o.dataRoot}/tablets`]),
           "--http",
           `127.0.0.1:${o.serverPorts?.[i] ?? 0}`,
           ...(o.memtableBytes
@@ -191,6 +220,7 @@ export async function startTablesStack(
 
   return {
     kv,
+    ...(gfs ? { gfs } : {}),
     secrets,
     masters,
     servers,

@@ -1,6 +1,7 @@
 /**
- * The tables cell as real processes (kv ×3, masters ×2, tablet servers
- * ×2), started once for the file: reads and writes through the client,
+ * The tables cell as real processes (kv ×3, a GFS cell of one master and
+ * three chunkservers holding the tablets, masters ×2, tablet servers ×2),
+ * started once for the file: reads and writes through the client,
  * a tablet server killed with SIGKILL under a write load, and the active
  * master killed with SIGKILL while the tablet servers keep serving.
  */
@@ -34,6 +35,7 @@ async function withStack(
     servers: 2,
     sessionTtlMs: TTL_MS,
     reconcileMs: 300,
+    gfs: { masters: 1, chunkservers: 3, chunkBytes: 1 << 20 },
   });
   try {
     const client = new TablesClient(stack.masterUrls(), {

@@ -46,6 +46,7 @@ import {
 import { HostError, type OpenTablet, type TabletHost } from "./tablet_host.ts";
 import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
 import { isTabletError } from "../tablet/tablet_error.ts";
+import { isFencedError } from "../storage/gfs_fence.ts";
 import type { SessionLease } from "./session_lease.ts";
 
 /** What the API serves from. */
@@ -405,6 +406,14 @@ export function createTabletServerApi(
   installTablesErrorHandlers(app, {
     name: `tablet server ${state.id}`,
     translate: (e) => {
+      if (isFencedError(e)) {
+        // A newer owner claimed the tablet in GFS: nothing was acknowledged.
+        return new TablesError(
+          "not_serving",
+          503,
+          `tablet server ${state.id}: another server has taken this tablet over`,
+        );
+      }
       if (!isTabletError(e)) return undefined;
       switch (e.code) {
         case "bad_request":

@@ -27,7 +27,8 @@ import {
 import { createTabletServerApi } from "./tablet_server_api.ts";
 import { TabletHost } from "./tablet_host.ts";
 import { register, type Registration } from "./registration.ts";
-import { openTabletStorage } from "./tablet_storage.ts";
+import { GfsClient } from "@strata/gfs";
+import { openGfsTabletStorage, openTabletStorage } from "./tablet_storage.ts";
 
 const HELP =
   `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
@@ -35,8 +36,11 @@ const HELP =
 A tables tablet server: serves the tablets the active master assigns to it.
   --id ID             this server's id (letters, digits, '-', '_'); one process per id
   --data-dir DIR      this server's own files (and, by default, its tokens)
-  --storage-root DIR  where tablets are stored; every tablet server of the cell must
-                      see the same directory (default: DIR/../tablets)
+  --gfs URLS          keep tablets in this GFS cell (its masters' URLs, comma-separated):
+                      SSTables, manifests and commit logs are GFS files under --gfs-root
+  --gfs-root PATH     GFS directory of the tablets (default /tables)
+  --storage-root DIR  without --gfs: a local directory every tablet server of the cell
+                      sees (one machine only; default: DIR/../tablets)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
 ${KV_FLAGS_USAGE}
@@ -52,6 +56,12 @@ const f = parseFlagsOrExit(
     id: z.string({ error: "required" }).regex(/^[A-Za-z0-9_-]{1,64}$/),
     "data-dir": z.string({ error: "required" }).min(1),
     "storage-root": z.string().min(1).optional(),
+    gfs: z.string().min(1).optional(),
+    "gfs-root": z.string().regex(
+      /^\/[A-Za-z0-9_./-]*[A-Za-z0-9_-]$/,
+      "an absolute GFS path",
+    )
+      .default("/tables"),
     http: hostPortFlag.default("127.0.0.1:0"),
     "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
   }),
@@ -61,7 +71,7 @@ const f = parseFlagsOrExit(
 const dataDir = f["data-dir"];
 const storageRoot = f["storage-root"] ?? join(dataDir, "..", "tablets");
 await Deno.mkdir(dataDir, { recursive: true });
-await Deno.mkdir(storageRoot, { recursive: true });
+if (!f.gfs) await Deno.mkdir(storageRoot, { recursive: true });
 const [hostname, port] = [
   f.http.slice(0, f.http.lastIndexOf(":")),
   Number(f.http.slice(f.http.lastIndexOf(":") + 1)),
@@ -74,8 +84,16 @@ const access = await resolveAccess({
 });
 const kv = await kvClientFromFlags(f);
 const log = (line: string) => console.error(`tablet server ${f.id}: ${line}`);
+const storage = { memtableBytes: f["memtable-bytes"] };
 const host = new TabletHost(
-  openTabletStorage(storageRoot, { memtableBytes: f["memtable-bytes"] }),
+  f.gfs
+    ? openGfsTabletStorage(
+      new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean)),
+      f["gfs-root"],
+      f.id,
+      storage,
+    )
+    : openTabletStorage(storageRoot, storage),
 );
 
 let registration: Registration | undefined;
