@@ -66,3 +66,33 @@ export function planOrders(
     close: [...reportedOpen].filter((id) => !mineIds.has(id)),
   };
 }
+
+/**
+ * One move that evens out the load: a tablet from the live server with
+ * the most tablets to the one with the fewest, when they differ by more
+ * than one (ties: smallest ids). Undefined when balanced. One move per
+ * pass keeps the tablets that are briefly unavailable to one at a time.
+ */
+export function planRebalance(
+  tablets: readonly TabletRecord[],
+  live: ReadonlySet<string>,
+): Reassignment | undefined {
+  if (live.size < 2) return undefined;
+  const mine = new Map<string, TabletRecord[]>(
+    [...live].sort().map((s) => [s, []]),
+  );
+  for (const t of tablets) {
+    if (t.server === null || !mine.has(t.server)) return undefined; // reassign first
+    mine.get(t.server)!.push(t);
+  }
+  let most: string | undefined;
+  let least: string | undefined;
+  for (const [s, ts] of mine) {
+    if (most === undefined || ts.length > mine.get(most)!.length) most = s;
+    if (least === undefined || ts.length < mine.get(least)!.length) least = s;
+  }
+  const from = mine.get(most!)!;
+  if (from.length - mine.get(least!)!.length <= 1) return undefined;
+  const t = [...from].sort((a, b) => a.id < b.id ? -1 : 1)[0]!;
+  return { tablet: { ...t, server: least! }, from: most!, to: least! };
+}

@@ -31,7 +31,11 @@ import {
   tabletRecordSchema,
 } from "../shared/kv_layout.ts";
 import { type TableSchemaJson, tableSchemaJson } from "../shared/wire.ts";
-import { planOrders, planReassignments } from "./assignment_plan.ts";
+import {
+  planOrders,
+  planReassignments,
+  planRebalance,
+} from "./assignment_plan.ts";
 
 /** Options of {@link MasterService}. */
 export interface MasterOptions {
@@ -308,6 +312,21 @@ export class MasterService {
       );
       const i = state.tablets.findIndex((t) => t.id === r.tablet.id);
       state.tablets[i] = r.tablet;
+    }
+    const move = this.#splitting.size === 0
+      ? planRebalance(state.tablets, live)
+      : undefined;
+    if (move) {
+      await this.fencedWrite([{
+        op: "put",
+        key: tabletKey(move.tablet.table, move.tablet.id),
+        value: JSON.stringify(move.tablet),
+      }]);
+      this.o.log(
+        `tablet ${move.tablet.id}: moving from ${move.from} to ${move.to} to even the load`,
+      );
+      const i = state.tablets.findIndex((t) => t.id === move.tablet.id);
+      state.tablets[i] = move.tablet;
     }
     await Promise.all(
       [...state.servers.values()].map((s) =>
