@@ -7,7 +7,17 @@
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { startTablesStack } from "./stack_launcher.ts";
-import { rowText, TablesClient } from "./client/tables_client.ts";
+import {
+  rowText,
+  TablesClient,
+  TablesClientError,
+} from "./client/tables_client.ts";
+import {
+  checkKvHistory,
+  type KvInput,
+  type KvOperation,
+  type KvOutput,
+} from "@strata/sim";
 
 const TTL_MS = 2000;
 const dec = new TextDecoder();
@@ -132,6 +142,97 @@ Deno.test("tables cell: a paused tablet server is fenced; bad input is a 4xx", a
           n++;
         }
         strictEqual(n, rows.length);
+      },
+    );
+
+    await t.step(
+      "concurrent clients during a split and a move: every row's history is linearizable",
+      async () => {
+        await client.createTable("lin", [{ name: "f" }]);
+        const rows = ["r1", "r2", "r3"];
+        const history: KvOperation[] = [];
+        const t0 = performance.now();
+        const now = () => performance.now() - t0;
+        let stop = false;
+        const worker = async (id: number) => {
+          const c = new TablesClient(stack.masterUrls(), {
+            token: write,
+            retryForMs: 20_000,
+          });
+          for (let n = 0; !stop; n++) {
+            const key = rows[(id + n) % rows.length]!;
+            const value = `${id}-${n}`;
+            const kind = n % 3;
+            const call = now();
+            const input: KvInput = kind === 0
+              ? { op: "put", key, value }
+              : kind === 1
+              ? { op: "get", key }
+              : { op: "cas", key, expected: `${id}-${n - 2}`, value };
+            try {
+              let output: KvOutput;
+              if (input.op === "put") {
+                await c.put("lin", key, "f", "q", value);
+                output = { ok: true };
+              } else if (input.op === "get") {
+                const r = await c.getRow("lin", key, { columns: ["f:q"] });
+                output = {
+                  value: r.cells[0] ? dec.decode(r.cells[0].value) : null,
+                };
+              } else {
+                output = {
+                  ok: await c.checkAndMutate("lin", key, {
+                    family: "f",
+                    qualifier: "q",
+                    equals: input.op === "cas" ? input.expected : null,
+                  }, [{ op: "put", family: "f", qualifier: "q", value }]),
+                };
+              }
+              history.push({
+                clientId: id,
+                input,
+                call,
+                return: now(),
+                output,
+              });
+            } catch (e) {
+              if (
+                !(e instanceof TablesClientError) ||
+                e.code !== "unknown_outcome"
+              ) throw e;
+              history.push({ clientId: id, input, call });
+            }
+          }
+        };
+        const workers = [0, 1, 2, 3].map(worker);
+        await new Promise((r) => setTimeout(r, 700));
+        const [whole] = await client.tablets("lin");
+        const halves = await client.splitTablet(whole!.id, "r2");
+        await new Promise((r) => setTimeout(r, 700));
+        const right = (await client.tablets("lin")).find((x) =>
+          dec.decode(x.start) === "r2"
+        )!;
+        const target = [...stack.servers.keys()].find((id) =>
+          id !== right.server
+        )!;
+        await client.moveTablet(right.id, target);
+        await new Promise((r) => setTimeout(r, 1500));
+        stop = true;
+        await Promise.all(workers);
+        const after = await client.tablets("lin");
+        strictEqual(after.length, 2, JSON.stringify(halves));
+        strictEqual(
+          after.find((x) => x.id === right.id)?.server,
+          target,
+          "moved",
+        );
+        const done = history.filter((o) => o.output !== undefined).length;
+        console.log(
+          `${history.length} operations (${done} answered) across a split and a move`,
+        );
+        ok(done > 30, "the clients made progress");
+        const verdict = checkKvHistory(history);
+        ok(verdict.ok, JSON.stringify(verdict));
       },
     );
 
