@@ -334,13 +334,7 @@ export class TablesClient {
     let refresh = false;
     let last: unknown;
     for (let attempt = 0; performance.now() < deadline; attempt++) {
-      let t: TabletInfo;
-      try {
-        t = await this.locate(table, row, refresh);
-      } catch (e) {
-        if (e instanceof TablesClientError && e.code === "not_found") throw e;
-        throw e;
-      }
+      const t = await this.locate(table, row, refresh);
       refresh = true;
       if (t.url === null) {
         last = new TablesClientError(

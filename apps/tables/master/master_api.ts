@@ -16,6 +16,7 @@ import {
   requireRole,
 } from "@strata/edge";
 import { compareBytes } from "@strata/lsm";
+import { KvClientError } from "@strata/kv";
 import {
   createTableBody,
   encodingSchema,
@@ -85,14 +86,10 @@ export function createMasterApi(
     async (c) => c.json({ tables: await master.schemas() }),
   );
 
-  app.get("/v1/tables/:name", async (c) => {
-    const name = tableParam(c);
-    const schema = (await master.schemas()).find((s) => s.name === name);
-    if (!schema) {
-      throw new EdgeError("not_found", `table ${name} does not exist`);
-    }
-    return c.json({ schema, tablets: await master.tablets(name) });
-  });
+  app.get(
+    "/v1/tables/:name",
+    async (c) => c.json(await master.table(tableParam(c))),
+  );
 
   app.post("/v1/tables", requireRole("admin"), async (c) => {
     const body = await readJson(c, createTableBody, { maxBytes: 1 << 20 });
@@ -148,6 +145,16 @@ export function createMasterApi(
     return c.json({ tablets: await master.splitTablet(tabletId, key) });
   });
 
-  installTablesErrorHandlers(app, { name: `tables master ${id}` });
+  installTablesErrorHandlers(app, {
+    name: `tables master ${id}`,
+    // kv did not answer (or not in time): the request may be retried.
+    translate: (e) =>
+      e instanceof KvClientError
+        ? new EdgeError(
+          e.code === "unknown_outcome" ? "timeout" : "unavailable",
+          `the kv service: ${e.message}`,
+        )
+        : undefined,
+  });
   return app;
 }

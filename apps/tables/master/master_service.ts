@@ -501,9 +501,9 @@ export class MasterService {
     }
   }
 
-  /** Tablet locations of `table` (or every table), from kv. */
-  async tablets(table?: string): Promise<TabletView[]> {
-    const state = await readKvState(this.o.kv);
+  /** Tablet locations of `table` (or every table), from kv (or `state`). */
+  async tablets(table?: string, read?: KvState): Promise<TabletView[]> {
+    const state = read ?? await readKvState(this.o.kv);
     return state.tablets
       .filter((t) => table === undefined || t.table === table)
       .sort((a, b) =>
@@ -528,6 +528,18 @@ export class MasterService {
   /** Every schema, from kv. */
   async schemas(): Promise<TableSchemaJson[]> {
     return [...(await readKvState(this.o.kv)).schemas.values()];
+  }
+
+  /** One table's schema and tablets, from one read of kv. @throws EdgeError `not_found`. */
+  async table(
+    name: string,
+  ): Promise<{ schema: TableSchemaJson; tablets: TabletView[] }> {
+    const state = await readKvState(this.o.kv);
+    const schema = state.schemas.get(name);
+    if (!schema) {
+      throw new EdgeError("not_found", `table ${name} does not exist`);
+    }
+    return { schema, tablets: await this.tablets(name, state) };
   }
 
   /**

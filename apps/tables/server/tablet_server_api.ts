@@ -227,7 +227,21 @@ export function createTabletServerApi(
     }
     await state.host.freeze(t);
     const started = performance.now();
-    const rows = await state.host.copySplit(t, key, body.left, body.right);
+    let rows: number;
+    try {
+      rows = await state.host.copySplit(t, key, body.left, body.right);
+    } catch (e) {
+      // The tablet stays frozen: the master reopens it on its next pass.
+      console.error(
+        `tablet server ${state.id}: split of ${body.id} failed: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+      throw new EdgeError(
+        "unavailable",
+        `the split of tablet ${body.id} failed; it is reopened unsplit`,
+      );
+    }
     return c.json({
       key: b64(key),
       rows,
