@@ -100,6 +100,8 @@ export interface TablesClientOptions {
 }
 
 const enc = new TextEncoder();
+/** How long a split may take to answer, ms (it copies the tablet). */
+const SPLIT_TIMEOUT_MS = 120_000;
 const bytes = (b: Bytes): Uint8Array =>
   typeof b === "string" ? enc.encode(b) : b;
 const b64 = (b: Bytes): string => Buffer.from(bytes(b)).toString("base64");
@@ -176,12 +178,12 @@ export class TablesClient {
     this.#httpClient = options.httpClient;
   }
 
-  #opts(method: string, body?: unknown) {
+  #opts(method: string, body?: unknown, timeoutMs = this.#timeoutMs) {
     return {
       method,
       ...(body === undefined ? {} : { body }),
       headers: this.#headers,
-      timeoutMs: this.#timeoutMs,
+      timeoutMs,
       ...(this.#httpClient ? { client: this.#httpClient } : {}),
     };
   }
@@ -194,13 +196,14 @@ export class TablesClient {
     method: string,
     path: string,
     body?: unknown,
+    timeoutMs = this.#timeoutMs,
   ): Promise<Record<string, unknown>> {
     const deadline = performance.now() + this.#retryForMs;
     let last: unknown;
     for (let attempt = 0; performance.now() < deadline; attempt++) {
       const base = this.#masters[this.#preferred]!;
       try {
-        return await sendJson(base + path, this.#opts(method, body));
+        return await sendJson(base + path, this.#opts(method, body, timeoutMs));
       } catch (e) {
         last = e;
         if (!(e instanceof TablesClientError)) throw e;
@@ -284,6 +287,8 @@ export class TablesClient {
       "POST",
       `/v1/tablets/${encodeURIComponent(id)}/split`,
       key === undefined ? {} : { key: b64(key), encoding: "base64" },
+      // The tablet's rows are copied before the answer.
+      Math.max(this.#timeoutMs, SPLIT_TIMEOUT_MS),
     );
     return (r.tablets as WireTablet[]).map((t) =>
       toTablet({ ...t, url: null })

@@ -203,20 +203,31 @@ export class TabletHost {
       }),
     ];
     let rows = 0;
+    // Up to 32 rows in flight: their commit-log writes share group commits.
+    const inFlight = new Set<Promise<void>>();
+    let failed: unknown;
     try {
       for await (const row of t.tablet.scan({ versions: 1_000_000 })) {
         const half = compareBytes(row.key, key) < 0 ? halves[0]! : halves[1]!;
         for (const c of row.cells) floor = Math.max(floor, c.timestamp + 1);
         // Oldest first, so each cell lands with its own timestamp.
-        await half.mutateRow(
+        const p: Promise<void> = half.mutateRow(
           row.key,
           [...row.cells].reverse().map((c) => ({ op: "put" as const, ...c })),
-        );
+        ).then(() => {}, (e) => {
+          failed ??= e;
+        }).finally(() => inFlight.delete(p));
+        inFlight.add(p);
         rows++;
+        if (inFlight.size >= 32) await Promise.race(inFlight);
+        if (failed !== undefined) throw failed;
       }
+      await Promise.all(inFlight);
+      if (failed !== undefined) throw failed;
       for (const h of halves) await h.flush();
     } finally {
-      for (const h of halves) await h.close();
+      await Promise.all(inFlight);
+      for (const h of halves) await h.close().catch(() => {});
     }
     return rows;
   }

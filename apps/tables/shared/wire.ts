@@ -29,8 +29,6 @@ export const LIMITS = {
   maxBodyBytes: 8 << 20,
   /** Largest scan `limit`. */
   maxScanLimit: 100_000,
-  /** Deadline of every request, ms. */
-  requestTimeoutMs: 10_000,
 } as const;
 
 /** Table names: a letter, then letters, digits, `_`, `-`, `.` (at most 64). */
