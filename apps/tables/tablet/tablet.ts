@@ -95,7 +95,7 @@ function checkRange(range: KeyRange): void {
 }
 
 /** A {@link Tablet} on one {@link LsmStore}; see key_codec.ts for the layout. */
-class LsmTablet implements Tablet {
+export class LsmTablet implements Tablet {
   readonly range: KeyRange;
   readonly schema: TableSchema;
   #lsm: LsmStore;
@@ -316,6 +316,41 @@ class LsmTablet implements Tablet {
       return compareBytes(r.key, candidate) < 0 ? candidate : undefined;
     }
     return undefined;
+  }
+
+  /**
+   * The stored entries of rows in `range` (clipped to this tablet's), in
+   * key order, that a major compaction would keep: what a copy of those
+   * rows needs (see split.ts).
+   */
+  async *liveEntries(
+    range: KeyRange,
+  ): AsyncGenerator<{ key: Uint8Array; value: Uint8Array }> {
+    this.#assertOpen();
+    let lo = range.start;
+    if (compareBytes(this.range.start, lo) > 0) lo = this.range.start;
+    let hi = range.end;
+    if (
+      this.range.end !== null &&
+      (hi === null || compareBytes(this.range.end, hi) < 0)
+    ) {
+      hi = this.range.end;
+    }
+    if (hi !== null && compareBytes(lo, hi) >= 0) return;
+    const keep = this.compactionFilter();
+    for await (
+      const e of this.#lsm.scan({
+        start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+        end: hi === null ? undefined : rowPrefix(hi),
+      })
+    ) {
+      if (keep(e.key, e.value)) yield e;
+    }
+  }
+
+  /** The last write timestamp this tablet gave (a copy's clock starts above it). */
+  get lastTimestamp(): number {
+    return this.#clock.last;
   }
 
   async flush(): Promise<void> {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { isTabletError, type TabletErrorCode } from "./tablet_error.ts";
 import { openTablet } from "./tablet.ts";
+import { openTabletFrom } from "./split.ts";
 import type { KeyRange, Row, TableSchema, Tablet } from "./types.ts";
 
 const enc = new TextEncoder();
@@ -419,4 +420,67 @@ Deno.test("splitKey picks a row in the middle of the data, both halves non-empty
     assert.ok(key > "row0400" && key < "row0600", key);
     assert.ok(t.approximateBytes() > 200_000);
   });
+});
+
+Deno.test("a split copies each half into a child that serves only its rows; a merge joins them back", async () => {
+  const root = await Deno.makeTempDir({ prefix: "strata-tablet-split-" });
+  const open: Tablet[] = [];
+  try {
+    const parent = await openTablet(`${root}/p`, SCHEMA, ALL);
+    open.push(parent);
+    for (let i = 0; i < 300; i++) {
+      await parent.mutateRow(b(`row${String(i).padStart(3, "0")}`), [
+        { op: "put", family: "anchor", qualifier: b("q"), value: b(`v${i}`) },
+        { op: "put", family: "contents", qualifier: b("q"), value: b(`c${i}`) },
+      ]);
+    }
+    await parent.mutateRow(b("row100"), [{ op: "deleteRow" }]);
+    const key = (await parent.splitKey())!;
+    const left = await openTabletFrom(`${root}/l`, {
+      start: ALL.start,
+      end: key,
+    }, [parent]);
+    open.push(left);
+    const right = await openTabletFrom(`${root}/r`, {
+      start: key,
+      end: null,
+    }, [parent]);
+    open.push(right);
+    const rows = async (t: Tablet) => {
+      const out: string[] = [];
+      for await (const r of t.scan()) {
+        out.push(show(r).join(",") + dec.decode(r.key));
+      }
+      return out;
+    };
+    const all = await rows(parent);
+    assert.equal(all.length, 299);
+    const [l, r] = [await rows(left), await rows(right)];
+    assert.ok(l.length > 50 && r.length > 50, `${l.length} + ${r.length}`);
+    assert.deepEqual([...l, ...r], all);
+    const put = {
+      op: "put" as const,
+      family: "anchor",
+      qualifier: b("q"),
+      value: b("x"),
+    };
+    await rejects(left.mutateRow(key, [put]), "out_of_range");
+    await rejects(right.mutateRow(b("row000"), [put]), "out_of_range");
+    // Timestamps in a child continue above the parent's.
+    const last = (await parent.getRow(b("row299")))!.cells[0]!.timestamp;
+    assert.ok((await right.mutateRow(b("row299"), [put])).timestamp > last);
+    const merged = await openTabletFrom(`${root}/m`, ALL, [left, right]);
+    open.push(merged);
+    const m = await rows(merged);
+    assert.equal(m.length, 299);
+    assert.ok(m.at(-1)!.includes("anchor:q@") && m.at(-1)!.includes("=x"));
+    await merged.close();
+    await rejects(
+      openTabletFrom(`${root}/m`, ALL, [left]),
+      "bad_request",
+    );
+  } finally {
+    for (const t of open) await t.close();
+    await Deno.remove(root, { recursive: true });
+  }
 });
