@@ -244,6 +244,33 @@ Deno.test("a family's TTL hides expired cells at once and compaction drops them"
   });
 });
 
+Deno.test("a major compaction drops surplus versions, deleted rows and expired cells from disk", async () => {
+  await withTablet(async (t, ctl) => {
+    const value = new Uint8Array(1000).fill(1);
+    for (let i = 0; i < 100; i++) {
+      await t.mutateRow(b(`r${i % 10}`), [
+        { op: "put", family: "anchor", qualifier: b("q"), value },
+        { op: "put", family: "tmp", qualifier: b(`q${i}`), value },
+      ]);
+    }
+    await t.mutateRow(b("r0"), [{ op: "deleteRow" }]);
+    await t.flush();
+    const before = t.approximateBytes();
+    assert.ok(before > 200_000, `${before}`);
+    ctl.now += 2000; // every "tmp" cell expires (TTL 1 s)
+    await t.compact();
+    // 9 rows with one 1 kB version each are left.
+    const after = t.approximateBytes();
+    assert.ok(after > 9_000 && after < 20_000, `${before} → ${after}`);
+    let rows = 0;
+    for await (const r of t.scan()) {
+      rows++;
+      assert.deepEqual(r.cells.map((c) => c.family), ["anchor"]);
+    }
+    assert.equal(rows, 9);
+  });
+});
+
 Deno.test("scans return rows in key order within start, end, prefix, limit and the tablet's range", async () => {
   const range = { start: b("b"), end: b("y") };
   await withTablet(async (t) => {
