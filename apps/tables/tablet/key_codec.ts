@@ -174,6 +174,17 @@ export function cellKey(
   return out;
 }
 
+/** True when `key`'s encoded row (its first `rowEnd` bytes) is `prefix`. */
+export function isRowOf(
+  key: Uint8Array,
+  rowEnd: number,
+  prefix: Uint8Array | undefined,
+): boolean {
+  if (prefix === undefined || prefix.length !== rowEnd) return false;
+  for (let i = rowEnd - 1; i >= 0; i--) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
 /** Decodes the row key of an encoded entry key. */
 export function decodeRow(key: Uint8Array): Uint8Array {
   return unescapeAt(key, 0)[0];

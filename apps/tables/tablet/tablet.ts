@@ -1,4 +1,4 @@
-import { compareBytes, type Entry, LsmStore } from "@strata/lsm";
+import { compareBytes, type Entry, hasPrefix, LsmStore } from "@strata/lsm";
 import {
   cellKey,
   CLOCK_KEY,
@@ -178,7 +178,7 @@ export class LsmTablet implements Tablet {
     // write timestamp, which the marker does not hide (it hides what was
     // written before it): drop those with timestamp <= t here.
     const dropUnder = (prefix: Uint8Array) => {
-      batch = batch.filter((e) => !(e.ts <= t && startsWith(e.key, prefix)));
+      batch = batch.filter((e) => !(e.ts <= t && hasPrefix(e.key, prefix)));
     };
     for (const m of mutations) {
       switch (m.op) {
@@ -470,11 +470,3 @@ export class LsmTablet implements Tablet {
 const EMPTY = new Uint8Array(0);
 /** Bytes per write batch when copying (well under a commit-log record's 16 MiB). */
 const COPY_BATCH_BYTES = 1 << 20;
-
-function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) {
-    if (key[i] !== prefix[i]) return false;
-  }
-  return true;
-}
