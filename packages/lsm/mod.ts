@@ -51,4 +51,4 @@ export {
 export { BlockCache } from "./block_cache.ts";
 export { bloomMayContain, buildBloom } from "./bloom.ts";
 export { mergeSorted } from "./merge.ts";
-export { compareBytes, prefixEnd } from "./bytes.ts";
+export { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";

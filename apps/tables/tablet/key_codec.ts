@@ -37,8 +37,6 @@ export const CLOCK_KEY = Uint8Array.of(0, 0, 0x63, 0x6c, 0x6f, 0x63, 0x6b);
 /** The smallest encoded row key (above the metadata keys). */
 export const ROW_SPACE_START = Uint8Array.of(0, 1);
 
-const latin1 = new TextDecoder("latin1");
-
 /** Escaped bytes of `b` without the terminator (also the LSM prefix of rows starting with `b`). */
 export function escapeBody(b: Uint8Array): Uint8Array {
   let zeros = 0;
@@ -64,6 +62,9 @@ function escapeInto(out: number[], b: Uint8Array): void {
 
 /** Reads an escaped field at `at`; returns the bytes and the index after its terminator. */
 function unescapeAt(key: Uint8Array, at: number): [Uint8Array, number] {
+  const z = key.indexOf(0, at);
+  // Most fields hold no 0x00 byte: the first 0x00 is the terminator.
+  if (z >= 0 && key[z + 1] === 1) return [key.slice(at, z), z + 2];
   const out: number[] = [];
   let i = at;
   while (i < key.length) {
@@ -80,6 +81,16 @@ function unescapeAt(key: Uint8Array, at: number): [Uint8Array, number] {
     i += 2;
   }
   throw new Error(`malformed tablet key: bad escape at byte ${i}`);
+}
+
+/** The index after the terminator of the escaped field at `at`. */
+function skipEscaped(key: Uint8Array, at: number): number {
+  let i = key.indexOf(0, at);
+  while (i >= 0 && key[i + 1] === 0xff) i = key.indexOf(0, i + 2);
+  if (i < 0 || key[i + 1] !== 1) {
+    throw new Error("malformed tablet key: bad escape");
+  }
+  return i + 2;
 }
 
 /** The encoded row: `esc(row) 00 01`; every entry of the row starts with it. */
@@ -163,6 +174,17 @@ export function cellKey(
   return out;
 }
 
+/** True when `key`'s encoded row (its first `rowEnd` bytes) is `prefix`. */
+export function isRowOf(
+  key: Uint8Array,
+  rowEnd: number,
+  prefix: Uint8Array | undefined,
+): boolean {
+  if (prefix === undefined || prefix.length !== rowEnd) return false;
+  for (let i = rowEnd - 1; i >= 0; i--) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
 /** Decodes the row key of an encoded entry key. */
 export function decodeRow(key: Uint8Array): Uint8Array {
   return unescapeAt(key, 0)[0];
@@ -174,14 +196,18 @@ export function decodeRow(key: Uint8Array): Uint8Array {
  * @throws Error for bytes the encoder cannot produce (a corrupt store).
  */
 export function parseKey(key: Uint8Array): ParsedKey {
-  const [, rowEnd] = unescapeAt(key, 0);
+  const rowEnd = skipEscaped(key, 0);
   const none = new Uint8Array(0);
   if (rowEnd === key.length - 1 && key[rowEnd] === 0) {
     return { kind: "row", rowEnd, family: "", qualifier: none, timestamp: 0 };
   }
   const z = key.indexOf(0, rowEnd);
   if (z < 0 || z + 1 >= key.length) throw new Error("malformed tablet key");
-  const family = latin1.decode(key.subarray(rowEnd, z));
+  // Family names are short ASCII.
+  const family = String.fromCharCode.apply(
+    null,
+    key.subarray(rowEnd, z) as unknown as number[],
+  );
   if (key[z + 1] === 0) {
     return { kind: "family", rowEnd, family, qualifier: none, timestamp: 0 };
   }

@@ -39,6 +39,7 @@ export type {
   Tablet,
 } from "./types.ts";
 export { openTablet } from "./tablet.ts";
+export { openTabletFrom } from "./split.ts";
 export {
   isTabletError,
   TabletError,

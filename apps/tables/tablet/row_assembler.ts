@@ -1,5 +1,5 @@
 import { compareBytes } from "@strata/lsm";
-import { decodeRow, parseKey } from "./key_codec.ts";
+import { decodeRow, isRowOf, parseKey } from "./key_codec.ts";
 import type { Cell, ReadOptions, Row } from "./types.ts";
 import { decodeCell, decodeMarker } from "./value_codec.ts";
 import { type FamilyPolicy, VersionGc } from "./version_gc.ts";
@@ -51,7 +51,7 @@ export class RowAssembler {
   add(key: Uint8Array, value: Uint8Array): Row | undefined {
     const p = parseKey(key);
     let done: Row | undefined;
-    if (!this.#inRow(key, p.rowEnd)) {
+    if (!isRowOf(key, p.rowEnd, this.#prefix)) {
       done = this.finish();
       this.#prefix = key.slice(0, p.rowEnd);
     }
@@ -91,13 +91,6 @@ export class RowAssembler {
     this.#lastQualifier = undefined;
     if (prefix === undefined || cells.length === 0) return undefined;
     return { key: decodeRow(prefix), cells };
-  }
-
-  #inRow(key: Uint8Array, rowEnd: number): boolean {
-    const r = this.#prefix;
-    if (r === undefined || r.length !== rowEnd) return false;
-    for (let i = rowEnd - 1; i >= 0; i--) if (key[i] !== r[i]) return false;
-    return true;
   }
 
   #wanted(family: string, qualifier: Uint8Array): boolean {

@@ -1,4 +1,4 @@
-import { compareBytes, type Entry, LsmStore } from "@strata/lsm";
+import { compareBytes, type Entry, hasPrefix, LsmStore } from "@strata/lsm";
 import {
   cellKey,
   CLOCK_KEY,
@@ -95,7 +95,7 @@ function checkRange(range: KeyRange): void {
 }
 
 /** A {@link Tablet} on one {@link LsmStore}; see key_codec.ts for the layout. */
-class LsmTablet implements Tablet {
+export class LsmTablet implements Tablet {
   readonly range: KeyRange;
   readonly schema: TableSchema;
   #lsm: LsmStore;
@@ -178,7 +178,7 @@ class LsmTablet implements Tablet {
     // write timestamp, which the marker does not hide (it hides what was
     // written before it): drop those with timestamp <= t here.
     const dropUnder = (prefix: Uint8Array) => {
-      batch = batch.filter((e) => !(e.ts <= t && startsWith(e.key, prefix)));
+      batch = batch.filter((e) => !(e.ts <= t && hasPrefix(e.key, prefix)));
     };
     for (const m of mutations) {
       switch (m.op) {
@@ -318,6 +318,96 @@ class LsmTablet implements Tablet {
     return undefined;
   }
 
+  /**
+   * The stored entries of rows in `range` (clipped to this tablet's), in
+   * key order, that a major compaction would keep: what a copy of those
+   * rows needs (see split.ts).
+   */
+  async *liveEntries(
+    range: KeyRange,
+  ): AsyncGenerator<{ key: Uint8Array; value: Uint8Array }> {
+    this.#assertOpen();
+    let lo = range.start;
+    if (compareBytes(this.range.start, lo) > 0) lo = this.range.start;
+    let hi = range.end;
+    if (
+      this.range.end !== null &&
+      (hi === null || compareBytes(this.range.end, hi) < 0)
+    ) {
+      hi = this.range.end;
+    }
+    if (hi !== null && compareBytes(lo, hi) >= 0) return;
+    const keep = this.compactionFilter();
+    for await (
+      const e of this.#lsm.scan({
+        start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+        end: hi === null ? undefined : rowPrefix(hi),
+      })
+    ) {
+      if (keep(e.key, e.value)) yield e;
+    }
+  }
+
+  /** The last write timestamp this tablet gave (a copy's clock starts above it). */
+  get lastTimestamp(): number {
+    return this.#clock.last;
+  }
+
+  async copyTo(
+    target: Tablet,
+    range: KeyRange = this.range,
+  ): Promise<{ entries: number; bytes: number }> {
+    this.#assertOpen();
+    if (!(target instanceof LsmTablet) || target === this) {
+      throw new TabletError(
+        "bad_request",
+        "the target must be another open tablet",
+      );
+    }
+    if (target.schema.name !== this.schema.name) {
+      throw new TabletError(
+        "bad_request",
+        "the target is a tablet of another table",
+      );
+    }
+    let lo = range.start;
+    if (compareBytes(target.range.start, lo) > 0) lo = target.range.start;
+    let hi = range.end;
+    if (
+      target.range.end !== null &&
+      (hi === null || compareBytes(target.range.end, hi) < 0)
+    ) {
+      hi = target.range.end;
+    }
+    let batch: Entry[] = [];
+    let size = 0;
+    let entries = 0;
+    let bytes = 0;
+    for await (const e of this.liveEntries({ start: lo, end: hi })) {
+      batch.push(e);
+      size += e.key.length + e.value.length;
+      if (size >= COPY_BATCH_BYTES) {
+        await target.#ingest(batch, this.#clock.last);
+        entries += batch.length;
+        bytes += size;
+        batch = [];
+        size = 0;
+      }
+    }
+    await target.#ingest(batch, this.#clock.last);
+    return { entries: entries + batch.length, bytes: bytes + size };
+  }
+
+  /** Writes copied entries as they are, raising the clock above `floor`. */
+  #ingest(batch: Entry[], floor: number): Promise<void> {
+    this.#assertOpen();
+    this.#clock.observe(floor);
+    return this.#lsm.write([
+      ...batch,
+      { key: CLOCK_KEY, value: encodeMarker(this.#clock.last) },
+    ]);
+  }
+
   async flush(): Promise<void> {
     this.#assertOpen();
     await this.#lsm.flush();
@@ -378,11 +468,5 @@ class LsmTablet implements Tablet {
 }
 
 const EMPTY = new Uint8Array(0);
-
-function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) {
-    if (key[i] !== prefix[i]) return false;
-  }
-  return true;
-}
+/** Bytes per write batch when copying (well under a commit-log record's 16 MiB). */
+const COPY_BATCH_BYTES = 1 << 20;

@@ -29,6 +29,11 @@ export class TabletClock {
     return Math.max(Math.floor(this.#wall()), this.#last);
   }
 
+  /** Makes every later timestamp greater than `t` (one already used elsewhere). */
+  observe(t: number): void {
+    if (t > this.#last) this.#last = t;
+  }
+
   /** The last timestamp given. */
   get last(): number {
     return this.#last;

@@ -10,6 +10,7 @@ import fc from "fast-check";
 import { compareBytes } from "@strata/lsm";
 import { isTabletError } from "./tablet_error.ts";
 import { openTablet } from "./tablet.ts";
+import { openTabletFrom } from "./split.ts";
 import type {
   Mutation,
   ReadOptions,
@@ -127,7 +128,8 @@ type Op =
   }
   | { op: "flush" }
   | { op: "compact" }
-  | { op: "reopen" };
+  | { op: "reopen" }
+  | { op: "copy"; at?: string };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -179,6 +181,13 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "flush" as const }) },
   { weight: 1, arbitrary: fc.constant({ op: "compact" as const }) },
   { weight: 1, arbitrary: fc.constant({ op: "reopen" as const }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("copy" as const),
+      at: fc.option(rowArb, { nil: undefined }),
+    }, { requiredKeys: ["op"] }),
+  },
 );
 
 /** A version as written: `order` is its place in the global write order. */
@@ -359,16 +368,20 @@ Deno.test("the tablet matches a model of the data model under random mutations, 
     fc.asyncProperty(
       fc.array(opArb, { maxLength: 60, size: "max" }),
       async (ops) => {
-        const dir = await Deno.makeTempDir({ prefix: "strata-tablet-model-" });
+        const root = await Deno.makeTempDir({ prefix: "strata-tablet-model-" });
+        let dir = `${root}/0`;
+        let copies = 0;
         let wall = 1_000;
-        const open = () =>
-          openTablet(dir, SCHEMA, {
-            start: bytes(RANGE.start),
-            end: bytes(RANGE.end),
-          }, {
-            clock: () => wall,
-            lsm: { memtableBytes: 512, compactionTrigger: 1000, sync: "never" },
-          });
+        const range = { start: bytes(RANGE.start), end: bytes(RANGE.end) };
+        const options = {
+          clock: () => wall,
+          lsm: {
+            memtableBytes: 512,
+            compactionTrigger: 1000,
+            sync: "never" as const,
+          },
+        };
+        const open = () => openTablet(dir, SCHEMA, range, options);
         let t: Tablet = await open();
         const model = new Model();
         const now = () => Math.max(wall, model.lastT);
@@ -504,11 +517,54 @@ Deno.test("the tablet matches a model of the data model under random mutations, 
                 await t.close();
                 t = await open();
                 break;
+              case "copy": {
+                // A split at `at` and a merge of the two halves, or one copy:
+                // either way the data is the compacted data.
+                const parts: Tablet[] = [];
+                const mid = o.at !== undefined && inRange(o.at) &&
+                    cmp(o.at, RANGE.start) > 0
+                  ? bytes(o.at)
+                  : undefined;
+                const halves = mid === undefined
+                  ? [range]
+                  : [{ start: range.start, end: mid }, {
+                    start: mid,
+                    end: range.end,
+                  }];
+                for (const h of halves) {
+                  parts.push(
+                    await openTabletFrom(
+                      `${root}/${++copies}`,
+                      h,
+                      [t],
+                      options,
+                    ),
+                  );
+                }
+                // Each part holds exactly the rows of its half.
+                for (let i = 0; i < parts.length; i++) {
+                  const h = halves[i]!;
+                  const got: ModelRow[] = [];
+                  for await (const r of parts[i]!.scan()) got.push(shown(r));
+                  const want = model.rows(
+                    now(),
+                    {},
+                    (r) => cmp(r, str(h.start)) >= 0 && cmp(r, str(h.end)) < 0,
+                  );
+                  assert.deepEqual(got, want, "a part of a split");
+                }
+                await t.close();
+                dir = `${root}/${++copies}`;
+                t = await openTabletFrom(dir, range, parts, options);
+                for (const p of parts) await p.close();
+                model.compact(now());
+                break;
+              }
             }
           }
         } finally {
           await t.close();
-          await Deno.remove(dir, { recursive: true });
+          await Deno.remove(root, { recursive: true });
         }
       },
     ),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { isTabletError, type TabletErrorCode } from "./tablet_error.ts";
 import { openTablet } from "./tablet.ts";
+import { openTabletFrom } from "./split.ts";
 import type { KeyRange, Row, TableSchema, Tablet } from "./types.ts";
 
 const enc = new TextEncoder();
@@ -243,6 +244,33 @@ Deno.test("a family's TTL hides expired cells at once and compaction drops them"
   });
 });
 
+Deno.test("a major compaction drops surplus versions, deleted rows and expired cells from disk", async () => {
+  await withTablet(async (t, ctl) => {
+    const value = new Uint8Array(1000).fill(1);
+    for (let i = 0; i < 100; i++) {
+      await t.mutateRow(b(`r${i % 10}`), [
+        { op: "put", family: "anchor", qualifier: b("q"), value },
+        { op: "put", family: "tmp", qualifier: b(`q${i}`), value },
+      ]);
+    }
+    await t.mutateRow(b("r0"), [{ op: "deleteRow" }]);
+    await t.flush();
+    const before = t.approximateBytes();
+    assert.ok(before > 200_000, `${before}`);
+    ctl.now += 2000; // every "tmp" cell expires (TTL 1 s)
+    await t.compact();
+    // 9 rows with one 1 kB version each are left.
+    const after = t.approximateBytes();
+    assert.ok(after > 9_000 && after < 20_000, `${before} → ${after}`);
+    let rows = 0;
+    for await (const r of t.scan()) {
+      rows++;
+      assert.deepEqual(r.cells.map((c) => c.family), ["anchor"]);
+    }
+    assert.equal(rows, 9);
+  });
+});
+
 Deno.test("scans return rows in key order within start, end, prefix, limit and the tablet's range", async () => {
   const range = { start: b("b"), end: b("y") };
   await withTablet(async (t) => {
@@ -419,4 +447,67 @@ Deno.test("splitKey picks a row in the middle of the data, both halves non-empty
     assert.ok(key > "row0400" && key < "row0600", key);
     assert.ok(t.approximateBytes() > 200_000);
   });
+});
+
+Deno.test("a split copies each half into a child that serves only its rows; a merge joins them back", async () => {
+  const root = await Deno.makeTempDir({ prefix: "strata-tablet-split-" });
+  const open: Tablet[] = [];
+  try {
+    const parent = await openTablet(`${root}/p`, SCHEMA, ALL);
+    open.push(parent);
+    for (let i = 0; i < 300; i++) {
+      await parent.mutateRow(b(`row${String(i).padStart(3, "0")}`), [
+        { op: "put", family: "anchor", qualifier: b("q"), value: b(`v${i}`) },
+        { op: "put", family: "contents", qualifier: b("q"), value: b(`c${i}`) },
+      ]);
+    }
+    await parent.mutateRow(b("row100"), [{ op: "deleteRow" }]);
+    const key = (await parent.splitKey())!;
+    const left = await openTabletFrom(`${root}/l`, {
+      start: ALL.start,
+      end: key,
+    }, [parent]);
+    open.push(left);
+    const right = await openTabletFrom(`${root}/r`, {
+      start: key,
+      end: null,
+    }, [parent]);
+    open.push(right);
+    const rows = async (t: Tablet) => {
+      const out: string[] = [];
+      for await (const r of t.scan()) {
+        out.push(show(r).join(",") + dec.decode(r.key));
+      }
+      return out;
+    };
+    const all = await rows(parent);
+    assert.equal(all.length, 299);
+    const [l, r] = [await rows(left), await rows(right)];
+    assert.ok(l.length > 50 && r.length > 50, `${l.length} + ${r.length}`);
+    assert.deepEqual([...l, ...r], all);
+    const put = {
+      op: "put" as const,
+      family: "anchor",
+      qualifier: b("q"),
+      value: b("x"),
+    };
+    await rejects(left.mutateRow(key, [put]), "out_of_range");
+    await rejects(right.mutateRow(b("row000"), [put]), "out_of_range");
+    // Timestamps in a child continue above the parent's.
+    const last = (await parent.getRow(b("row299")))!.cells[0]!.timestamp;
+    assert.ok((await right.mutateRow(b("row299"), [put])).timestamp > last);
+    const merged = await openTabletFrom(`${root}/m`, ALL, [left, right]);
+    open.push(merged);
+    const m = await rows(merged);
+    assert.equal(m.length, 299);
+    assert.ok(m.at(-1)!.includes("anchor:q@") && m.at(-1)!.includes("=x"));
+    await merged.close();
+    await rejects(
+      openTabletFrom(`${root}/m`, ALL, [left]),
+      "bad_request",
+    );
+  } finally {
+    for (const t of open) await t.close();
+    await Deno.remove(root, { recursive: true });
+  }
 });

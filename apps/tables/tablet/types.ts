@@ -151,6 +151,24 @@ export interface Tablet {
   approximateBytes(): number;
   /** A row key near the middle of the tablet's data, or undefined when it cannot be split. */
   splitKey(): Promise<Uint8Array | undefined>;
+  /**
+   * Copies the rows of `range` (default: this tablet's; clipped to the
+   * target's) into `target`, an empty tablet of the same table opened
+   * with {@link openTablet} (the child of a split, or a merge of
+   * adjacent tablets, copied from each source): the stored cells as they
+   * are (timestamps, deleted versions holding their slots), leaving out
+   * what a major compaction would drop. The target's clock is raised
+   * above this tablet's, so its later timestamps stay above copied ones.
+   * The caller stops writes to this tablet during the copy and flushes the
+   * target afterwards (it may be opened with `sync: "never"` meanwhile).
+   *
+   * @throws TabletError `bad_request` when `target` is not another open
+   *   tablet of this table.
+   */
+  copyTo(
+    target: Tablet,
+    range?: KeyRange,
+  ): Promise<{ entries: number; bytes: number }>;
   /** Writes the memtable to an SSTable (minor compaction). */
   flush(): Promise<void>;
   /** Flushes, then merges every SSTable into one, dropping deleted, surplus and expired cells (major compaction). */

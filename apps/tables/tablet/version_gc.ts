@@ -1,5 +1,5 @@
 import { compareBytes } from "@strata/lsm";
-import type { ParsedKey } from "./key_codec.ts";
+import { isRowOf, type ParsedKey } from "./key_codec.ts";
 import type { CellValue } from "./value_codec.ts";
 
 /** A family's GC policy, resolved (defaults applied). */
@@ -59,7 +59,7 @@ export class VersionGc {
     marker: number,
     cell: CellValue | undefined,
   ): Verdict {
-    if (!this.#sameRow(key, parsed.rowEnd)) {
+    if (!isRowOf(key, parsed.rowEnd, this.#row)) {
       this.#row = key.subarray(0, parsed.rowEnd);
       this.#rowMarker = -1;
       this.#family = "";
@@ -104,13 +104,6 @@ export class VersionGc {
     if (++this.#slots > policy.maxVersions) return "dead";
     if (ts + policy.ttlMs <= this.#now) return "dead";
     return cell.deleted ? "tombstone" : "live";
-  }
-
-  #sameRow(key: Uint8Array, rowEnd: number): boolean {
-    const r = this.#row;
-    if (r === undefined || r.length !== rowEnd) return false;
-    for (let i = rowEnd - 1; i >= 0; i--) if (key[i] !== r[i]) return false;
-    return true;
   }
 }
 
