@@ -24,7 +24,7 @@ export interface LsmStoreOptions {
   log?: CommitLog;
   /**
    * Table ids start at least here (default 1). A new owner of a store on
-   * shared storage passes a range of its own (its fencing epoch × 2^32) so
+   * shared storage passes a range of its own (its fencing epoch × 2^24) so
    * a table written late by a fenced predecessor never takes its name.
    */
   firstTableId?: number;
@@ -215,7 +215,8 @@ export class LsmStore {
    * Applies a batch of puts (`value` bytes) and deletes (`value: null`)
    * atomically: one commit log record, so after a crash all or none of it.
    *
-   * @throws LsmError `bad_argument`, `closed`, `failed`.
+   * @throws LsmError `bad_argument`, `closed`, `failed`; the commit log's
+   *   own error when its append fails (then nothing was applied).
    */
   async write(batch: readonly Entry[]): Promise<void> {
     this.#assertWritable();

@@ -8,7 +8,7 @@
  */
 import { GfsClient } from "@strata/gfs";
 import { LsmStore } from "@strata/lsm";
-import { startGfsCell } from "./_gfs_cell.ts";
+import { startTestCell } from "../../gfs/_test_support.ts";
 import { openGfsStore } from "./open_gfs_store.ts";
 
 const seconds = Number(Deno.args[0] ?? 4);
@@ -35,7 +35,7 @@ async function measure(db: LsmStore, writers: number) {
 }
 
 const dir = await Deno.makeTempDir({ prefix: "tables-log-probe-" });
-const cell = await startGfsCell(`${dir}/gfs`, {
+const cell = await startTestCell(`${dir}/gfs`, {
   chunkBytes: 64 * 2 ** 20,
   replication: 3,
   servers: 3,

@@ -1,13 +1,17 @@
-import { type GfsClient, isGfsError, RECORD_HEADER_BYTES } from "@strata/gfs";
+import {
+  type GfsClient,
+  GfsError,
+  isGfsError,
+  RECORD_HEADER_BYTES,
+} from "@strata/gfs";
 import type { CommitLog } from "@strata/lsm";
-import { GfsError } from "@strata/gfs";
 import type { GfsFence } from "./gfs_fence.ts";
 import {
   decodeBlock,
+  encodeBlock,
   ENTRY_HEADER_BYTES,
   type LogEntry,
 } from "./log_format.ts";
-import { encodeBlock } from "./log_format.ts";
 import { resolveLog } from "./log_replay.ts";
 
 /** Options of {@link GfsCommitLog.open}. */
@@ -120,11 +124,6 @@ export class GfsCommitLog implements CommitLog {
       appendMs: this.#appendMs,
       checkMs: this.#checkMs,
     };
-  }
-
-  /** Paths of the log files, oldest first (for tests and tools). */
-  get files(): readonly string[] {
-    return this.#files.map((f) => f.path);
   }
 
   async recover(

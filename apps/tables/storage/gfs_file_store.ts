@@ -3,6 +3,13 @@ import { type GfsClient, GfsError, isGfsError } from "@strata/gfs";
 import type { GfsFence } from "./gfs_fence.ts";
 
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+
+/**
+ * Table ids an epoch's owner hands out: epoch `e` names its tables from
+ * `e × 2^24` (`LsmStoreOptions.firstTableId`), so names never collide
+ * across owners and a table's name tells which owner wrote it.
+ */
+export const TABLE_IDS_PER_EPOCH = 2 ** 24;
 const pad = (n: number) => String(n).padStart(10, "0");
 
 function checkName(name: string): void {
@@ -85,8 +92,14 @@ export class GfsFileStore implements FileStore {
       sync: async () => {
         if (state !== "open") return;
         state = "uploaded";
-        const all = parts.splice(0);
-        await this.#gfs.upload(path, all.length === 1 ? all[0]! : all);
+        try {
+          await this.#gfs.upload(path, parts.length === 1 ? parts[0]! : parts);
+          parts.length = 0;
+        } catch (e) {
+          // The failed upload was abandoned: a later sync tries again.
+          state = "open";
+          throw e;
+        }
       },
       close: () => {
         state = "closed";
@@ -120,8 +133,18 @@ export class GfsFileStore implements FileStore {
       .sort();
   }
 
+  /**
+   * Deletes `name`, except a table a newer owner wrote: an owner that was
+   * stopped while it opened the store (it deletes the tables its manifest
+   * does not name) must not delete what its successor wrote meanwhile.
+   */
   async delete(name: string): Promise<void> {
     checkName(name);
+    const table = /^(\d+)\.sst$/.exec(name);
+    if (
+      table !== null &&
+      Math.floor(Number(table[1]) / TABLE_IDS_PER_EPOCH) > this.#fence.epoch
+    ) return;
     await this.#gfs.remove(this.#path(name)).catch((e) => {
       if (!isGfsError(e, "not_found")) throw e;
     });

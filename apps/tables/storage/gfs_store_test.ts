@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { GfsClient } from "@strata/gfs";
-import { startGfsCell } from "./_gfs_cell.ts";
-import { isFencedError } from "./gfs_fence.ts";
+import { startTestCell } from "../../gfs/_test_support.ts";
+import { GfsFence, isFencedError } from "./gfs_fence.ts";
+import { GfsFileStore, TABLE_IDS_PER_EPOCH } from "./gfs_file_store.ts";
 import { openGfsStore } from "./open_gfs_store.ts";
 
 const enc = new TextEncoder();
@@ -14,7 +15,7 @@ async function withCell(
   fn: (gfs: () => GfsClient, url: string) => Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
-  const cell = await startGfsCell(dir, {
+  const cell = await startTestCell(dir, {
     chunkBytes: 256 * 1024,
     replication: 3,
     servers: 3,
@@ -153,6 +154,50 @@ Deno.test("a fenced owner can neither acknowledge a write nor replace the manife
     } finally {
       await b.store.close();
       await a.store.close();
+    }
+  });
+});
+
+Deno.test("concurrent claimers of one store get distinct, consecutive epochs; each sees whether it was superseded", async () => {
+  await withCell(async (client) => {
+    const fences = await Promise.all(
+      [0, 1, 2, 3].map((i) => GfsFence.claim(client(), "/tablets/t3", `c${i}`)),
+    );
+    assert.deepEqual(fences.map((f) => f.epoch).sort(), [1, 2, 3, 4]);
+    const newest = fences.find((f) => f.epoch === 4)!;
+    await newest.check();
+    for (const f of fences.filter((f) => f !== newest)) {
+      await assert.rejects(f.check(), (e) => isFencedError(e));
+      assert.equal(f.fenced, true);
+    }
+  });
+});
+
+Deno.test("an owner stopped while it opened the store cannot delete a table its successor wrote", async () => {
+  await withCell(async (client) => {
+    const dir = "/tablets/t4";
+    // Owner 1 claims and opens its file store, then stalls (as if stopped
+    // before deleting the tables its manifest does not name).
+    const fence1 = await GfsFence.claim(client(), dir, "stalled");
+    const files1 = await GfsFileStore.open(client(), dir, fence1);
+    const b = await openGfsStore(client(), dir, { owner: "successor" });
+    try {
+      await b.store.put(key(1), enc.encode("b"));
+      await b.store.flush();
+      const name = b.store.tables[0]!.name;
+      assert.ok((await files1.list()).includes(name));
+      await files1.delete(name); // refused: written by a newer owner
+      assert.ok((await files1.list()).includes(name));
+      // Its own (and older owners') files it may delete.
+      const own = await files1.create(`${TABLE_IDS_PER_EPOCH}.sst`);
+      await own.append(enc.encode("x"));
+      await own.sync();
+      await own.close();
+      await files1.delete(`${TABLE_IDS_PER_EPOCH}.sst`);
+      assert.ok(!(await files1.list()).includes(`${TABLE_IDS_PER_EPOCH}.sst`));
+      assert.equal(dec.decode((await b.store.get(key(1)))!), "b");
+    } finally {
+      await b.store.close();
     }
   });
 });

@@ -9,10 +9,9 @@ export {
   type GfsStore,
   type GfsStoreOptions,
   openGfsStore,
-  TABLE_IDS_PER_EPOCH,
 } from "./open_gfs_store.ts";
 export { GfsCommitLog, type GfsCommitLogOptions } from "./gfs_commit_log.ts";
-export { GfsFileStore } from "./gfs_file_store.ts";
+export { GfsFileStore, TABLE_IDS_PER_EPOCH } from "./gfs_file_store.ts";
 export { FencedError, GfsFence, isFencedError } from "./gfs_fence.ts";
 export { decodeBlock, encodeBlock, type LogEntry } from "./log_format.ts";
 export { type ResolvedLog, resolveLog } from "./log_replay.ts";

@@ -2,7 +2,7 @@ import type { GfsClient } from "@strata/gfs";
 import { LsmStore, type LsmStoreOptions } from "@strata/lsm";
 import { GfsCommitLog, type GfsCommitLogOptions } from "./gfs_commit_log.ts";
 import { GfsFence } from "./gfs_fence.ts";
-import { GfsFileStore } from "./gfs_file_store.ts";
+import { GfsFileStore, TABLE_IDS_PER_EPOCH } from "./gfs_file_store.ts";
 
 /** Options of {@link openGfsStore}. */
 export interface GfsStoreOptions
@@ -19,9 +19,6 @@ export interface GfsStore {
   fence: GfsFence;
   log: GfsCommitLog;
 }
-
-/** Tables an epoch may name before its range meets the next epoch's. */
-export const TABLE_IDS_PER_EPOCH = 2 ** 24;
 
 /**
  * Opens (or creates) the LsmStore kept in GFS under `dir` (an absolute GFS
