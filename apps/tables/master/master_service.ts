@@ -441,7 +441,7 @@ export class MasterService {
       const started = performance.now();
       const r = await callJson(
         `${server.url}/v1/tablets/split`,
-        z.object({ key: z.string(), rows: z.number() }),
+        z.object({ key: z.string(), entries: z.number() }),
         {
           body: {
             id,
@@ -489,7 +489,7 @@ export class MasterService {
         );
       }
       this.o.log(
-        `tablet ${id}: split into ${leftId} and ${rightId} (${r.rows} rows copied) in ${
+        `tablet ${id}: split into ${leftId} and ${rightId} (${r.entries} entries copied) in ${
           Math.round(performance.now() - started)
         } ms`,
       );

@@ -176,10 +176,12 @@ export class TabletHost {
   }
 
   /**
-   * Copies every version of every row of frozen tablet `t` into two new
-   * tablets `[start, key)` and `[key, end)` stored under `left.dir` and
-   * `right.dir`, flushed to SSTables, then closed (the master opens them
-   * once the split is in METADATA). @returns rows copied.
+   * Copies the stored cells of frozen tablet `t` into two new tablets
+   * `[start, key)` and `[key, end)` stored under `left` and `right`
+   * ({@link TabletPort.copyTo}: timestamps and deleted versions kept, the
+   * halves' clocks raised above the parent's), flushed to SSTables, then
+   * closed (the master opens them once the split is in METADATA).
+   * @returns the entries copied.
    */
   async copySplit(
     t: OpenTablet,
@@ -187,49 +189,22 @@ export class TabletHost {
     left: string,
     right: string,
   ): Promise<number> {
-    // The halves' clocks start above every copied timestamp, so a later
-    // write there is newer than every copied cell (and its persisted clock
-    // mark keeps it so after a reopen).
-    let floor = 0;
-    const clock = () => Math.max(Date.now(), floor);
-    const halves = [
-      await this.open(left, t.schema, { start: t.range.start, end: key }, {
-        bulkLoad: true,
-        clock,
-      }),
-      await this.open(right, t.schema, { start: key, end: t.range.end }, {
-        bulkLoad: true,
-        clock,
-      }),
-    ];
-    let rows = 0;
-    // Up to 32 rows in flight: their commit-log writes share group commits.
-    const inFlight = new Set<Promise<void>>();
-    let failed: unknown;
-    try {
-      for await (const row of t.tablet.scan({ versions: 1_000_000 })) {
-        const half = compareBytes(row.key, key) < 0 ? halves[0]! : halves[1]!;
-        for (const c of row.cells) floor = Math.max(floor, c.timestamp + 1);
-        // Oldest first, so each cell lands with its own timestamp.
-        const p: Promise<void> = half.mutateRow(
-          row.key,
-          [...row.cells].reverse().map((c) => ({ op: "put" as const, ...c })),
-        ).then(() => {}, (e) => {
-          failed ??= e;
-        }).finally(() => inFlight.delete(p));
-        inFlight.add(p);
-        rows++;
-        if (inFlight.size >= 32) await Promise.race(inFlight);
-        if (failed !== undefined) throw failed;
+    let entries = 0;
+    for (
+      const [dir, range] of [
+        [left, { start: t.range.start, end: key }],
+        [right, { start: key, end: t.range.end }],
+      ] as const
+    ) {
+      const half = await this.open(dir, t.schema, range, { bulkLoad: true });
+      try {
+        entries += (await t.tablet.copyTo(half, range)).entries;
+        await half.flush();
+      } finally {
+        await half.close();
       }
-      await Promise.all(inFlight);
-      if (failed !== undefined) throw failed;
-      for (const h of halves) await h.flush();
-    } finally {
-      await Promise.all(inFlight);
-      for (const h of halves) await h.close().catch(() => {});
     }
-    return rows;
+    return entries;
   }
 
   /** Closes every tablet (the session is lost, or the server stops). */

@@ -27,9 +27,5 @@ export type TabletOpener = (
   dir: string,
   schema: TableSchema,
   range: PortRange,
-  options?: {
-    bulkLoad?: boolean;
-    /** The tablet's wall clock (ms; default Date.now). */
-    clock?: () => number;
-  },
+  options?: { bulkLoad?: boolean },
 ) => Promise<TabletPort>;

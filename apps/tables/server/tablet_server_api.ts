@@ -227,9 +227,9 @@ export function createTabletServerApi(
     }
     await state.host.freeze(t);
     const started = performance.now();
-    let rows: number;
+    let entries: number;
     try {
-      rows = await state.host.copySplit(t, key, body.left, body.right);
+      entries = await state.host.copySplit(t, key, body.left, body.right);
     } catch (e) {
       // The tablet stays frozen: the master reopens it on its next pass.
       console.error(
@@ -244,7 +244,7 @@ export function createTabletServerApi(
     }
     return c.json({
       key: b64(key),
-      rows,
+      entries,
       ms: Math.round(performance.now() - started),
     });
   });

@@ -45,7 +45,6 @@ export function openTabletStorage(
         ...memtable(options),
         ...(open.bulkLoad ? { sync: "never" as const } : {}),
       },
-      ...(open.clock ? { clock: open.clock } : {}),
     });
 }
 
@@ -59,7 +58,8 @@ export function openGfsTabletStorage(
   owner: string,
   options: TabletStorageOptions = {},
 ): TabletOpener {
-  return async (dir, schema, range, open = {}) => {
+  // Bulk loads go through the GFS commit log too (it has no unsynced mode).
+  return async (dir, schema, range) => {
     const path = `${root}/${dir}`;
     const fence = await GfsFence.claim(gfs, path, owner);
     const files = await GfsFileStore.open(gfs, path, fence);
@@ -72,7 +72,6 @@ export function openGfsTabletStorage(
         log,
         firstTableId: fence.epoch * TABLE_IDS_PER_EPOCH,
       },
-      ...(open.clock ? { clock: open.clock } : {}),
     });
   };
 }
