@@ -5,7 +5,7 @@
  * a tablet server killed with SIGKILL under a write load, and the active
  * master killed with SIGKILL while the tablet servers keep serving.
  */
-import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import assert, { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { startTablesStack, type TablesStack } from "./stack_launcher.ts";
 import {
   rowText,
@@ -100,6 +100,12 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           equals: "1",
         }, [{ op: "put", family: "stats", qualifier: "visits", value: "3" }]);
         deepStrictEqual([cas1, cas2], [true, false]);
+        // Within the API's 1 MiB value limit, but over what one commit-log
+        // record holds in this GFS cell (1 MiB chunks): a 413, not a 500.
+        await assert.rejects(
+          client.put("users", "big", "info", "blob", "x".repeat(600 * 1024)),
+          (e) => e instanceof TablesClientError && e.code === "too_large",
+        );
         const listed = await client.tablets("users");
         ok(listed.every((x) => x.url !== null), "every tablet is served");
         ok(

@@ -47,6 +47,7 @@ import { HostError, type OpenTablet, type TabletHost } from "./tablet_host.ts";
 import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
 import { isTabletError } from "../tablet/tablet_error.ts";
 import { isFencedError } from "../storage/gfs_fence.ts";
+import { isGfsError } from "@strata/gfs";
 import type { SessionLease } from "./session_lease.ts";
 
 /** What the API serves from. */
@@ -427,6 +428,15 @@ export function createTabletServerApi(
           503,
           `tablet server ${state.id}: another server has taken this tablet over`,
         );
+      }
+      if (isGfsError(e)) {
+        // Refused before anything was appended: the row is too big for one
+        // commit-log record in this GFS cell.
+        if (e.code === "too_large") {
+          return new EdgeError("too_large", e.message);
+        }
+        // The GFS cell failed mid-way: a write's outcome is unknown.
+        return new EdgeError("unavailable", `the GFS cell: ${e.message}`);
       }
       if (!isTabletError(e)) return undefined;
       switch (e.code) {
