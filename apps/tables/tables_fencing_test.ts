@@ -407,6 +407,22 @@ Deno.test("tables cell: a paused tablet server is fenced; bad input is a 4xx", a
             403,
           ],
           [
+            "a tablet path leaving the storage root",
+            post(`${server}/v1/tablets/open`, {
+              tablet: {
+                id: "x",
+                table: "fence",
+                start: "",
+                end: null,
+                dir: "../../etc",
+                server: "ts1",
+              },
+              schema: { name: "fence", families: [{ name: "f" }] },
+              token: 1,
+            }),
+            400,
+          ],
+          [
             "row of a tablet elsewhere",
             call(`${server}/v1/tables/nosuch/row?key=r`),
             409,

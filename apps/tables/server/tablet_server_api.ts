@@ -37,7 +37,7 @@ import {
   tableSchemaJson,
   toBytes,
 } from "../shared/wire.ts";
-import { tabletRecordSchema } from "../shared/kv_layout.ts";
+import { storageNameSchema, tabletRecordSchema } from "../shared/kv_layout.ts";
 import {
   fenced,
   installTablesErrorHandlers,
@@ -74,8 +74,8 @@ const splitBody = z.strictObject({
   token: z.number().int().positive(),
   /** Split key, base64; default: the tablet's own middle key. */
   key: z.string().optional(),
-  left: z.string().min(1),
-  right: z.string().min(1),
+  left: storageNameSchema,
+  right: storageNameSchema,
 });
 const splitting = (t: OpenTablet) =>
   new TablesError(

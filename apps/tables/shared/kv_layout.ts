@@ -37,6 +37,15 @@ export const tabletKey = (table: string, id: string): string =>
 /** The kv key (and lock name) of a tablet server. */
 export const serverKey = (id: string): string => SERVER_PREFIX + id;
 
+/**
+ * A tablet's storage path under the storage root (`<table>/<tablet id>`):
+ * plain names only, so it never leaves the root.
+ */
+export const storageNameSchema = z.string().max(256).regex(
+  /^[A-Za-z0-9_-][A-Za-z0-9_.-]*(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$/,
+  "a relative path of names (letters, digits, '_', '-', '.'; no '..')",
+);
+
 /** One tablet as METADATA records it (row keys base64, `end` null = +∞). */
 export const tabletRecordSchema = z.strictObject({
   id: z.string().min(1).max(128),
@@ -45,8 +54,8 @@ export const tabletRecordSchema = z.strictObject({
   start: z.string(),
   /** Exclusive end row key, base64; null = the end of the table. */
   end: z.string().nullable(),
-  /** Storage directory (or GFS path prefix) of the tablet. */
-  dir: z.string().min(1),
+  /** Storage path of the tablet, relative to the storage root. */
+  dir: storageNameSchema,
   /** Id of the server it is assigned to; null while unassigned. */
   server: z.string().nullable(),
 });
