@@ -116,7 +116,6 @@ export class MasterService {
   #kick = Promise.withResolvers<void>();
   #sizes = new Map<string, number>();
   #loop?: Promise<void>;
-  #activeSince = 0;
   /** Tablets this master is splitting now. */
   #splitting = new Set<string>();
 
@@ -131,11 +130,6 @@ export class MasterService {
   /** The fencing token while active (0 otherwise). */
   get token(): number {
     return this.#role === "active" ? this.#token : 0;
-  }
-
-  /** Monotonic time (ms) this master became active, or 0. */
-  get activeSince(): number {
-    return this.#activeSince;
   }
 
   /** Starts campaigning in the background. */
@@ -162,11 +156,6 @@ export class MasterService {
     this.#kick.resolve();
   }
 
-  /** Last reported size of a tablet (active master only). */
-  sizeOf(id: string): number | undefined {
-    return this.#sizes.get(id);
-  }
-
   async #run(): Promise<void> {
     while (!this.#stopped) {
       try {
@@ -180,10 +169,12 @@ export class MasterService {
             Math.min(4000, this.o.ttlMs),
           );
         }
-        if (token === undefined) continue;
+        if (token === undefined) {
+          await session.close().catch(() => {}); // stops its keep-alives
+          continue;
+        }
         this.#token = token;
         this.#role = "active";
-        this.#activeSince = performance.now();
         this.o.log(`active with fencing token ${token}`);
         await this.o.kv.put(MASTER_ADDRESS_KEY, this.o.url, {
           session: session.id,
@@ -200,7 +191,6 @@ export class MasterService {
         await new Promise((r) => setTimeout(r, 500));
       } finally {
         this.#role = "standby";
-        this.#activeSince = 0;
       }
     }
   }

@@ -250,29 +250,3 @@ export function renderRow(
     ...(encoding === "utf8" ? { encoding: "base64" as const } : {}),
   };
 }
-
-/** A cell of a row read back as JSON, as the client parses it. */
-export const rowJsonSchema = z.object({
-  key: z.string(),
-  cells: z.array(z.object({
-    family: z.string(),
-    qualifier: z.string(),
-    timestamp: z.number(),
-    value: z.string(),
-  })),
-  encoding: z.literal("base64").optional(),
-});
-
-/** A tablet with its location, as the master lists it. */
-export const tabletLocationSchema = z.object({
-  id: z.string(),
-  table: z.string(),
-  /** Row keys base64; end null = the end of the table. */
-  start: z.string(),
-  end: z.string().nullable(),
-  server: z.string().nullable(),
-  /** URL of the server, when it is live. */
-  url: z.string().nullable(),
-});
-/** A tablet location. */
-export type TabletLocation = z.infer<typeof tabletLocationSchema>;
