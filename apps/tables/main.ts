@@ -12,7 +12,8 @@ import { startTablesStack } from "./stack_launcher.ts";
 const HELP =
   `usage: deno task tables [--data-dir DIR] [--port-base PORT] [--servers N] [--masters N]
 
-Starts kv ×3, tables masters and tablet servers on 127.0.0.1.
+Starts kv ×3, a GFS cell (masters ×3, chunkservers ×3), tables masters and tablet
+servers on 127.0.0.1, each a process.
   --data-dir DIR     data root (default ./data/tables): kv/ (kv nodes and kv tokens),
                      auth/ (the tables tokens, mode 0600), tablets/ (every tablet's
                      commit log and SSTables), master-*/ and server-*/
