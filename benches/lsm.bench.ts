@@ -7,7 +7,8 @@
  * (strata does not compress). Goal: at least 0.5x RocksDB's ops/s per line.
  */
 import { LsmStore } from "@strata/lsm";
-import { percentile, QUICK, Suite } from "./harness.ts";
+import { rocksDbLines, timed, type Timing } from "./db_bench.ts";
+import { QUICK, Suite } from "./harness.ts";
 
 const N = QUICK ? 5_000 : 200_000;
 const N_SYNC = QUICK ? 200 : 2_000;
@@ -43,13 +44,6 @@ const VALUES = Array.from(
 );
 const value = (i: number) => VALUES[i % VALUES.length]!;
 
-/** Throughput and per-operation latency (ns) of one line. */
-interface Timing {
-  opsPerSec: number;
-  p50Ns: number;
-  p99Ns: number;
-}
-
 function record(line: string, name: string, t: Timing): void {
   suite.record({
     group: line,
@@ -60,27 +54,6 @@ function record(line: string, name: string, t: Timing): void {
     p99Ns: t.p99Ns,
     samples: 1,
   });
-}
-
-/** Runs `n` operations one after another, as db_bench's single thread does. */
-async function timed(
-  n: number,
-  fn: (i: number) => Promise<unknown>,
-): Promise<Timing> {
-  const lat = new Float64Array(n);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    await fn(i);
-    lat[i] = performance.now() - s;
-  }
-  const ms = performance.now() - t0;
-  const sorted = Array.from(lat).sort((a, b) => a - b);
-  return {
-    opsPerSec: n / (ms / 1000),
-    p50Ns: percentile(sorted, 0.5) * 1e6,
-    p99Ns: percentile(sorted, 0.99) * 1e6,
-  };
 }
 
 const root = await Deno.makeTempDir({ prefix: "strata-bench-lsm-" });
@@ -144,54 +117,21 @@ try {
   }
 
   // RocksDB
-  const dbBench = await findDbBench();
-  if (dbBench === undefined) {
-    console.log(
-      "\nRocksDB db_bench NOT FOUND: install it with `apt-get install -y rocksdb-tools`; no RocksDB figures or ratios in this run.",
-    );
+  const rocks = await rocksDbLines(root, {
+    keys: N,
+    syncWrites: N_SYNC,
+    reads: READS,
+    valueBytes: VALUE,
+  });
+  if (rocks === undefined) {
     suite.metric(
       "rocksdb",
       "db_bench missing (apt-get install -y rocksdb-tools)",
     );
   } else {
-    const common = [
-      "--key_size=16",
-      `--value_size=${VALUE}`,
-      "--compression_type=none",
-      "--threads=1",
-      "--seek_nexts=10",
-      `--db=${root}/rocksdb`,
-    ];
-    const a = await runDbBench(dbBench, [
-      ...common,
-      "--benchmarks=fillseq,fillrandom,readrandom,seekrandom",
-      `--num=${N}`,
-      `--reads=${READS}`,
-      "--sync=0",
-    ]);
-    const b = await runDbBench(dbBench, [
-      ...common,
-      "--benchmarks=fillrandom",
-      `--num=${N_SYNC}`,
-      "--sync=1",
-    ]);
-    const seekReads = a.get("seekrandom");
-    // db_bench's seekrandom ran READS seeks; its ops/s is per seek as ours.
-    record("fillseq", "rocksdb db_bench", a.get("fillseq")!);
-    record("fillrandom sync=0", "rocksdb db_bench", a.get("fillrandom")!);
-    record("fillrandom sync=1", "rocksdb db_bench", b.get("fillrandom")!);
-    record("readrandom", "rocksdb db_bench", a.get("readrandom")!);
-    record("seekrandom (scan 10)", "rocksdb db_bench", seekReads!);
-    suite.metric("rocksdb version", b.version);
-    for (
-      const line of [
-        "fillseq",
-        "fillrandom sync=0",
-        "fillrandom sync=1",
-        "readrandom",
-        "seekrandom (scan 10)",
-      ]
-    ) {
+    for (const [line, t] of rocks.lines) record(line, "rocksdb db_bench", t);
+    suite.metric("rocksdb version", rocks.version);
+    for (const line of rocks.lines.keys()) {
       suite.compare(
         `${line}: strata lsm ÷ RocksDB`,
         "throughput",
@@ -205,45 +145,3 @@ try {
   await Deno.remove(root, { recursive: true });
 }
 await suite.finish();
-
-async function findDbBench(): Promise<string | undefined> {
-  for (const p of ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]) {
-    try {
-      await Deno.stat(p);
-      return p;
-    } catch { /* next */ }
-  }
-  return undefined;
-}
-
-/** Runs db_bench; returns each benchmark's timing and the version line. */
-async function runDbBench(
-  bin: string,
-  args: string[],
-): Promise<Map<string, Timing> & { version: string }> {
-  console.log(`  $ ${bin} ${args.join(" ")}`);
-  const out = await new Deno.Command(bin, {
-    args: [...args, "--histogram=1"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const err = new TextDecoder().decode(out.stderr);
-  if (out.code !== 0) throw new Error(`db_bench failed: ${err}`);
-  const res = new Map<string, Timing>() as
-    & Map<string, Timing>
-    & { version: string };
-  // "<name> : <µs> micros/op <n> ops/sec ...", later
-  // "Percentiles: P50: <µs> P75: <µs> P99: <µs> ..." for the same benchmark.
-  const re =
-    /^(\w+)\s*:\s*[\d.]+ micros\/op (\d+) ops\/sec[^]*?Percentiles: P50: ([\d.]+) P75: [\d.]+ P99: ([\d.]+)/gm;
-  for (const m of text.matchAll(re)) {
-    res.set(m[1]!, {
-      opsPerSec: Number(m[2]),
-      p50Ns: Number(m[3]) * 1000,
-      p99Ns: Number(m[4]) * 1000,
-    });
-  }
-  res.version = /RocksDB:\s*version (\S+)/.exec(text + err)?.[1] ?? "unknown";
-  return res;
-}

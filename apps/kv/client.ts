@@ -273,14 +273,19 @@ export class KvClient {
 
   /**
    * Opens a session kept alive every ttl/3 until closed. Keys put with it
-   * and locks taken with it end when it ends.
+   * and locks taken with it end when it ends. With `keepAlive: false` the
+   * caller sends the keep-alives ({@link keepAlive}) on its own schedule,
+   * e.g. to time a lease from their send times.
    */
-  async openSession(ttlMs: number): Promise<KvSession> {
+  async openSession(
+    ttlMs: number,
+    options: { keepAlive?: boolean } = {},
+  ): Promise<KvSession> {
     const r = await this.#request("POST", "/v1/sessions", { ttlMs }, "unsent");
-    return new KvSession(this, r.id as number, ttlMs);
+    return new KvSession(this, r.id as number, ttlMs, options.keepAlive);
   }
 
-  /** @internal keep-alive of a session. */
+  /** Renews session `id` once. @throws KvClientError `not_found` when it has expired. */
   async keepAlive(id: number): Promise<void> {
     await this.#request(
       "POST",
@@ -606,7 +611,7 @@ export class KvClient {
 
 /** An open session; keeps itself alive until `close()`. */
 export class KvSession {
-  #timer: ReturnType<typeof setInterval>;
+  #timer: ReturnType<typeof setInterval> | undefined;
   /** Set when a keep-alive failed for longer than the TTL: the session may be gone. */
   lost = false;
 
@@ -615,7 +620,9 @@ export class KvSession {
     readonly client: KvClient,
     readonly id: number,
     readonly ttlMs: number,
+    keepAlive = true,
   ) {
+    if (!keepAlive) return;
     let lastOk = performance.now();
     this.#timer = setInterval(() => {
       client.keepAlive(id).then(() => (lastOk = performance.now())).catch(

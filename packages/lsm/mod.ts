@@ -30,6 +30,7 @@
  */
 export { isLsmError, LsmError, type LsmErrorCode } from "./lsm_error.ts";
 export {
+  type CompactionFilter,
   type LsmStats,
   LsmStore,
   type LsmStoreOptions,
@@ -50,4 +51,4 @@ export {
 export { BlockCache } from "./block_cache.ts";
 export { bloomMayContain, buildBloom } from "./bloom.ts";
 export { mergeSorted } from "./merge.ts";
-export { compareBytes, prefixEnd } from "./bytes.ts";
+export { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";

@@ -1,0 +1,212 @@
+/**
+ * `deno task tables:cli <command>`: create and list tables, put, get,
+ * scan, delete rows and list tablets against a tables cell, through
+ * {@link TablesClient}. Masters come from `--masters` (default: the two
+ * `deno task tables` starts); the token from `--token`, `--token-file`,
+ * STRATA_TABLES_TOKEN, else ./data/tables/auth/admin.token.
+ */
+import { z } from "zod";
+import { parseFlagsAndPositionalsOrExit, readSecretFile } from "@strata/edge";
+import {
+  type Row,
+  TablesClient,
+  TablesClientError,
+} from "./client/tables_client.ts";
+
+const HELP = `usage: deno task tables:cli [options] <command> [args]
+
+commands:
+  create <table> <family>... [--splits k1,k2]  create a table (pre-split at the keys)
+  drop <table>                                   delete a table
+  tables                                         list tables and their families
+  put <table> <row> <family:qualifier> <value>   put one cell (--timestamp MS)
+  get <table> <row> [--versions N] [--as-of MS] [--columns f,f:q]
+  del <table> <row>                              delete a row
+  scan <table> [--start K] [--end K] [--prefix P] [--limit N] [--as-of MS] [--columns ...]
+  tablets [table]                                tablets with their ranges, servers, sizes
+  move <tablet id> <server id>                   move a tablet (admin)
+  split <tablet id> [key]                        split a tablet (at its middle key by default)
+
+options:
+  --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
+  --token T           bearer token (default STRATA_TABLES_TOKEN, else
+  --token-file FILE     ./data/tables/auth/admin.token, which \`deno task tables\` creates)
+
+Rows, qualifiers and values are taken and shown as UTF-8 text (bytes that are
+not valid UTF-8 are shown as \\xNN).
+`;
+
+const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
+  Deno.args,
+  z.object({
+    masters: z.string().min(1).default(
+      "http://127.0.0.1:7400,http://127.0.0.1:7401",
+    ),
+    token: z.string().min(1).optional(),
+    "token-file": z.string().min(1).optional(),
+    splits: z.string().optional(),
+    timestamp: z.coerce.number().int().min(0).optional(),
+    versions: z.coerce.number().int().min(1).optional(),
+    "as-of": z.coerce.number().int().min(0).optional(),
+    columns: z.string().optional(),
+    start: z.string().optional(),
+    end: z.string().optional(),
+    prefix: z.string().optional(),
+    limit: z.coerce.number().int().min(1).optional(),
+  }),
+  HELP,
+);
+
+async function token(): Promise<string | undefined> {
+  if (f.token) return f.token;
+  if (f["token-file"]) return await readSecretFile(f["token-file"]);
+  const env = Deno.env.get("STRATA_TABLES_TOKEN");
+  if (env) return env;
+  try {
+    return await readSecretFile("./data/tables/auth/admin.token");
+  } catch {
+    return undefined;
+  }
+}
+
+const text = (b: Uint8Array) => {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(b);
+  } catch {
+    return [...b].map((x) => `\\x${x.toString(16).padStart(2, "0")}`).join("");
+  }
+};
+const showRow = (r: Row) =>
+  JSON.stringify({
+    row: text(r.key),
+    cells: r.cells.map((c) => ({
+      column: `${c.family}:${text(c.qualifier)}`,
+      timestamp: c.timestamp,
+      value: text(c.value),
+    })),
+  });
+const usage = (message: string): never => {
+  console.error(`${message}\n\n${HELP}`);
+  Deno.exit(2);
+};
+const column = (s: string | undefined) => {
+  const i = s?.indexOf(":") ?? -1;
+  if (!s || i <= 0) usage("give a column as family:qualifier");
+  return { family: s!.slice(0, i), qualifier: s!.slice(i + 1) };
+};
+const read = {
+  ...(f.versions !== undefined ? { versions: f.versions } : {}),
+  ...(f["as-of"] !== undefined ? { asOf: f["as-of"] } : {}),
+  ...(f.columns ? { columns: f.columns.split(",") } : {}),
+};
+
+const client = new TablesClient(f.masters.split(","), {
+  ...(await token().then((t) => (t ? { token: t } : {}))),
+  retryForMs: 10_000,
+});
+const [cmd, ...args] = positionals;
+try {
+  switch (cmd) {
+    case "create": {
+      const [name, ...families] = args;
+      if (!name || families.length === 0) usage("create <table> <family>...");
+      const tablets = await client.createTable(
+        name!,
+        families.map((n) => ({ name: n })),
+        f.splits ? f.splits.split(",") : [],
+      );
+      console.log(JSON.stringify({ created: name, tablets: tablets.length }));
+      break;
+    }
+    case "drop":
+      if (!args[0]) usage("drop <table>");
+      await client.deleteTable(args[0]!);
+      console.log(JSON.stringify({ deleted: args[0] }));
+      break;
+    case "tables":
+      for (const t of await client.listTables()) console.log(JSON.stringify(t));
+      break;
+    case "put": {
+      const [table, row, col, value] = args;
+      if (!table || !row || value === undefined) {
+        usage("put <table> <row> <family:qualifier> <value>");
+      }
+      const c = column(col);
+      await client.put(
+        table!,
+        row!,
+        c.family,
+        c.qualifier,
+        value!,
+        f.timestamp,
+      );
+      console.log(JSON.stringify({ put: row }));
+      break;
+    }
+    case "get": {
+      const [table, row] = args;
+      if (!table || !row) usage("get <table> <row>");
+      console.log(showRow(await client.getRow(table!, row!, read)));
+      break;
+    }
+    case "del": {
+      const [table, row] = args;
+      if (!table || !row) usage("del <table> <row>");
+      await client.deleteRow(table!, row!);
+      console.log(JSON.stringify({ deleted: row }));
+      break;
+    }
+    case "scan": {
+      if (!args[0]) usage("scan <table>");
+      for await (
+        const r of client.scan(args[0]!, {
+          ...read,
+          ...(f.start !== undefined ? { start: f.start } : {}),
+          ...(f.end !== undefined ? { end: f.end } : {}),
+          ...(f.prefix !== undefined ? { prefix: f.prefix } : {}),
+          ...(f.limit !== undefined ? { limit: f.limit } : {}),
+        })
+      ) console.log(showRow(r));
+      break;
+    }
+    case "tablets":
+      for (const t of await client.tablets(args[0])) {
+        console.log(JSON.stringify({
+          id: t.id,
+          table: t.table,
+          start: text(t.start),
+          end: t.end === null ? null : text(t.end),
+          server: t.server,
+          url: t.url,
+          ...(t.bytes !== undefined ? { bytes: t.bytes } : {}),
+        }));
+      }
+      break;
+    case "move":
+      if (!args[0] || !args[1]) usage("move <tablet id> <server id>");
+      await client.moveTablet(args[0]!, args[1]!);
+      console.log(JSON.stringify({ moved: args[0], to: args[1] }));
+      break;
+    case "split": {
+      if (!args[0]) usage("split <tablet id> [key]");
+      const halves = await client.splitTablet(args[0]!, args[1]);
+      console.log(JSON.stringify({
+        split: args[0],
+        into: halves.map((t) => ({
+          id: t.id,
+          start: text(t.start),
+          end: t.end === null ? null : text(t.end),
+        })),
+      }));
+      break;
+    }
+    default:
+      usage(cmd ? `unknown command ${cmd}` : "give a command");
+  }
+} catch (e) {
+  if (e instanceof TablesClientError) {
+    console.error(`${e.code}: ${e.message}`);
+    Deno.exit(1);
+  }
+  throw e;
+}

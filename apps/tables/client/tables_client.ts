@@ -1,0 +1,592 @@
+/**
+ * `TablesClient`: the TypeScript client of the tables service. It asks a
+ * master (any: the tablet map is read from kv) where a table's tablets
+ * are, caches the locations, sends each row operation straight to the
+ * tablet server holding the row, and refreshes the cache when a server
+ * answers `not_serving` or cannot be reached.
+ *
+ * Retries: a read is retried (on a fresh location) after any failure; a
+ * write only when it surely was not applied — the server answered
+ * `not_serving` (it checks before applying) or the connection was refused
+ * (nothing was sent). After a timeout, a lost connection or a 503
+ * `unavailable`, a write may have been applied; re-sending it could apply
+ * it twice, so the client throws `unknown_outcome` instead. Retries go on
+ * for `retryForMs` (default 30 s), long enough for the master to hand a
+ * dead server's tablets to another.
+ */
+import { Buffer } from "node:buffer";
+import { compareBytes } from "@strata/lsm";
+import { send, sendJson } from "./http_call.ts";
+import { TablesClientError } from "./tables_client_error.ts";
+
+export { TablesClientError };
+
+/** Bytes, or a string taken as UTF-8. */
+export type Bytes = string | Uint8Array;
+
+/** A mutation of a row. */
+export type ClientMutation =
+  | {
+    op: "put";
+    family: string;
+    qualifier: Bytes;
+    value: Bytes;
+    timestamp?: number;
+  }
+  | { op: "deleteCells"; family: string; qualifier: Bytes; timestamp?: number }
+  | { op: "deleteFamily"; family: string }
+  | { op: "deleteRow" };
+
+/** A cell read back. */
+export interface Cell {
+  family: string;
+  qualifier: Uint8Array;
+  timestamp: number;
+  value: Uint8Array;
+}
+
+/** A row read back (no cells: the row does not exist). */
+export interface Row {
+  key: Uint8Array;
+  cells: Cell[];
+}
+
+/** Which cells a read returns. */
+export interface ReadOptions {
+  /** `family` or `family:qualifier` strings; none = every column. */
+  columns?: string[];
+  /** Newest versions per cell (default 1). */
+  versions?: number;
+  /** Only cells with timestamp ≤ asOf. */
+  asOf?: number;
+}
+
+/** A scan: rows in `[start, end)` with `prefix`, at most `limit`. */
+export interface ScanOptions extends ReadOptions {
+  start?: Bytes;
+  end?: Bytes;
+  prefix?: Bytes;
+  limit?: number;
+}
+
+/** A column family of a new table. */
+export interface FamilySpec {
+  name: string;
+  maxVersions?: number;
+  ttlMs?: number;
+}
+
+/** A tablet and where it is served. */
+export interface TabletInfo {
+  id: string;
+  table: string;
+  start: Uint8Array;
+  end: Uint8Array | null;
+  server: string | null;
+  url: string | null;
+  bytes?: number;
+}
+
+/** Options of {@link TablesClient}. */
+export interface TablesClientOptions {
+  /** Bearer token (the tables `admin.token`, `write.token` or `read.token`). */
+  token?: string;
+  /** Per-request deadline, ms (default 5000). */
+  timeoutMs?: number;
+  /** Keep retrying a retriable failure this long, ms (default 30 s). */
+  retryForMs?: number;
+  /** A fetch client trusting the servers' TLS certificate. */
+  httpClient?: Deno.HttpClient;
+}
+
+const enc = new TextEncoder();
+/** How long a split may take to answer, ms (it copies the tablet). */
+const SPLIT_TIMEOUT_MS = 120_000;
+const bytes = (b: Bytes): Uint8Array =>
+  typeof b === "string" ? enc.encode(b) : b;
+const b64 = (b: Bytes): string => Buffer.from(bytes(b)).toString("base64");
+const unb64 = (s: string): Uint8Array =>
+  new Uint8Array(Buffer.from(s, "base64"));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface WireTablet {
+  id: string;
+  table: string;
+  start: string;
+  end: string | null;
+  server: string | null;
+  url: string | null;
+  bytes?: number;
+}
+interface WireRow {
+  key: string;
+  cells: {
+    family: string;
+    qualifier: string;
+    timestamp: number;
+    value: string;
+  }[];
+}
+
+const toTablet = (t: WireTablet): TabletInfo => ({
+  id: t.id,
+  table: t.table,
+  start: unb64(t.start),
+  end: t.end === null ? null : unb64(t.end),
+  server: t.server,
+  url: t.url,
+  ...(t.bytes !== undefined ? { bytes: t.bytes } : {}),
+});
+const toRow = (r: WireRow): Row => ({
+  key: unb64(r.key),
+  cells: r.cells.map((c) => ({
+    family: c.family,
+    qualifier: unb64(c.qualifier),
+    timestamp: c.timestamp,
+    value: unb64(c.value),
+  })),
+});
+const wireMutation = (m: ClientMutation) =>
+  m.op === "put"
+    ? { ...m, qualifier: b64(m.qualifier), value: b64(m.value) }
+    : m.op === "deleteCells"
+    ? { ...m, qualifier: b64(m.qualifier) }
+    : m;
+
+/** Client of a tables cell. */
+export class TablesClient {
+  readonly #masters: string[];
+  #preferred = 0;
+  readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
+  readonly #retryForMs: number;
+  readonly #httpClient?: Deno.HttpClient;
+  /** Table → its tablets sorted by start. */
+  #locations = new Map<string, TabletInfo[]>();
+
+  /** @param masters the masters' URLs (`http://127.0.0.1:7400` or `127.0.0.1:7400`). */
+  constructor(masters: string[], options: TablesClientOptions = {}) {
+    if (masters.length === 0) throw new Error("give at least one master");
+    this.#masters = masters.map((m) =>
+      (m.startsWith("http") ? m : `http://${m}`).replace(/\/$/, "")
+    );
+    this.#headers = options.token
+      ? { authorization: `Bearer ${options.token}` }
+      : {};
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#retryForMs = options.retryForMs ?? 30_000;
+    this.#httpClient = options.httpClient;
+  }
+
+  #opts(method: string, body?: unknown, timeoutMs = this.#timeoutMs) {
+    return {
+      method,
+      ...(body === undefined ? {} : { body }),
+      headers: this.#headers,
+      timeoutMs,
+      ...(this.#httpClient ? { client: this.#httpClient } : {}),
+    };
+  }
+
+  /**
+   * A call to a master: reads go to any master, `active` calls follow a
+   * standby's `leaderUrl`. Retried on the next master while none answers.
+   */
+  async #master(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<Record<string, unknown>> {
+    const deadline = performance.now() + this.#retryForMs;
+    let last: unknown;
+    for (let attempt = 0; performance.now() < deadline; attempt++) {
+      const base = this.#masters[this.#preferred]!;
+      try {
+        return await sendJson(base + path, this.#opts(method, body, timeoutMs));
+      } catch (e) {
+        last = e;
+        if (!(e instanceof TablesClientError)) throw e;
+        const write = method !== "GET";
+        const notApplied = e.code === "unreachable" || e.code === "no_leader";
+        if (
+          !notApplied && !["timeout", "lost", "unavailable"].includes(e.code)
+        ) {
+          throw e;
+        }
+        if (write && !notApplied) {
+          throw new TablesClientError(
+            "unknown_outcome",
+            `${method} ${path}: ${e.message}; it may or may not have been applied`,
+            e.status,
+          );
+        }
+        const hint = e.details?.leaderUrl;
+        const i = typeof hint === "string" ? this.#masters.indexOf(hint) : -1;
+        this.#preferred = i >= 0 && i !== this.#preferred
+          ? i
+          : (this.#preferred + 1) % this.#masters.length;
+        await sleep(Math.min(500, 25 * 2 ** attempt));
+      }
+    }
+    throw last;
+  }
+
+  /** Creates a table, pre-split at `splits` (N keys: N+1 tablets). */
+  async createTable(
+    name: string,
+    families: FamilySpec[],
+    splits: Bytes[] = [],
+  ): Promise<TabletInfo[]> {
+    const r = await this.#master("POST", "/v1/tables", {
+      name,
+      families,
+      encoding: "base64",
+      splits: splits.map(b64),
+    });
+    this.#locations.delete(name);
+    return (r.tablets as WireTablet[]).map((t) =>
+      toTablet({ ...t, url: null })
+    );
+  }
+
+  /** Deletes a table. */
+  async deleteTable(name: string): Promise<void> {
+    await this.#master("DELETE", `/v1/tables/${encodeURIComponent(name)}`);
+    this.#locations.delete(name);
+  }
+
+  /** Every table's schema. */
+  async listTables(): Promise<{ name: string; families: FamilySpec[] }[]> {
+    const r = await this.#master("GET", "/v1/tables");
+    return r.tables as { name: string; families: FamilySpec[] }[];
+  }
+
+  /** Every tablet (or those of `table`) with its server and size. */
+  async tablets(table?: string): Promise<TabletInfo[]> {
+    const r = table === undefined
+      ? await this.#master("GET", "/v1/tablets")
+      : await this.#master("GET", `/v1/tables/${encodeURIComponent(table)}`);
+    return (r.tablets as WireTablet[]).map(toTablet);
+  }
+
+  /** Moves a tablet to another server (admin). */
+  async moveTablet(id: string, server: string): Promise<void> {
+    await this.#master("POST", `/v1/tablets/${encodeURIComponent(id)}/move`, {
+      server,
+    });
+  }
+
+  /**
+   * Splits a tablet at `key` (default: its middle key) into two (admin).
+   * Writes to it are refused (`not_serving`, re-sent by the client) while
+   * its rows are copied. @returns the two new tablets.
+   */
+  async splitTablet(id: string, key?: Bytes): Promise<TabletInfo[]> {
+    const r = await this.#master(
+      "POST",
+      `/v1/tablets/${encodeURIComponent(id)}/split`,
+      key === undefined ? {} : { key: b64(key), encoding: "base64" },
+      // The tablet's rows are copied before the answer.
+      Math.max(this.#timeoutMs, SPLIT_TIMEOUT_MS),
+    );
+    return (r.tablets as WireTablet[]).map((t) =>
+      toTablet({ ...t, url: null })
+    );
+  }
+
+  /** Forgets cached locations (of one table, or all). */
+  invalidate(table?: string): void {
+    if (table === undefined) this.#locations.clear();
+    else this.#locations.delete(table);
+  }
+
+  /** The tablet holding `row` (cached; refreshed when `refresh`). */
+  async locate(
+    table: string,
+    row: Uint8Array,
+    refresh = false,
+  ): Promise<TabletInfo> {
+    let tablets = refresh ? undefined : this.#locations.get(table);
+    if (!tablets) {
+      tablets = await this.tablets(table);
+      tablets.sort((a, b) => compareBytes(a.start, b.start));
+      this.#locations.set(table, tablets);
+    }
+    for (const t of tablets) {
+      if (
+        compareBytes(row, t.start) >= 0 &&
+        (t.end === null || compareBytes(row, t.end) < 0)
+      ) return t;
+    }
+    throw new TablesClientError(
+      "not_found",
+      `no tablet of ${table} holds this row`,
+    );
+  }
+
+  /**
+   * Sends a row operation to the server of `row`, retrying per the rules
+   * above. `write` says whether a re-send could apply it twice.
+   */
+  async #row(
+    table: string,
+    row: Uint8Array,
+    write: boolean,
+    call: (url: string) => Promise<Record<string, unknown>>,
+  ): Promise<Record<string, unknown>> {
+    const deadline = performance.now() + this.#retryForMs;
+    let refresh = false;
+    let last: unknown;
+    for (let attempt = 0; performance.now() < deadline; attempt++) {
+      const t = await this.locate(table, row, refresh);
+      refresh = true;
+      if (t.url === null) {
+        last = new TablesClientError(
+          "not_serving",
+          `tablet ${t.id} of ${table} is not assigned to a live server yet`,
+        );
+        await sleep(Math.min(500, 25 * 2 ** attempt));
+        continue;
+      }
+      try {
+        return await call(t.url);
+      } catch (e) {
+        last = e;
+        if (!(e instanceof TablesClientError)) throw e;
+        const notApplied = e.code === "not_serving" || e.code === "unreachable";
+        const retriable = notApplied ||
+          ["timeout", "lost", "unavailable"].includes(e.code);
+        if (!retriable) throw e;
+        if (write && !notApplied) {
+          throw new TablesClientError(
+            "unknown_outcome",
+            `${e.message}; the write may or may not have been applied (not re-sent)`,
+            e.status,
+          );
+        }
+        await sleep(Math.min(500, 25 * 2 ** attempt));
+      }
+    }
+    throw last;
+  }
+
+  #tablePath(url: string, table: string, what: string): string {
+    return `${url}/v1/tables/${encodeURIComponent(table)}/${what}`;
+  }
+
+  /** Applies `mutations` to one row, atomically. @throws TablesClientError (`unknown_outcome`: see above). */
+  async mutateRow(
+    table: string,
+    row: Bytes,
+    mutations: ClientMutation[],
+  ): Promise<void> {
+    const key = bytes(row);
+    await this.#row(table, key, true, (url) =>
+      sendJson(
+        this.#tablePath(url, table, "mutate"),
+        this.#opts("POST", {
+          row: b64(key),
+          encoding: "base64",
+          mutations: mutations.map(wireMutation),
+        }),
+      ));
+  }
+
+  /** Puts one cell. */
+  put(
+    table: string,
+    row: Bytes,
+    family: string,
+    qualifier: Bytes,
+    value: Bytes,
+    timestamp?: number,
+  ): Promise<void> {
+    return this.mutateRow(table, row, [{
+      op: "put",
+      family,
+      qualifier,
+      value,
+      ...(timestamp !== undefined ? { timestamp } : {}),
+    }]);
+  }
+
+  /** Deletes a whole row. */
+  deleteRow(table: string, row: Bytes): Promise<void> {
+    return this.mutateRow(table, row, [{ op: "deleteRow" }]);
+  }
+
+  /**
+   * Applies `mutations` only if the newest value of the cell equals
+   * `equals` (null: the cell is absent). @returns whether it did.
+   */
+  async checkAndMutate(
+    table: string,
+    row: Bytes,
+    condition: { family: string; qualifier: Bytes; equals: Bytes | null },
+    mutations: ClientMutation[],
+  ): Promise<boolean> {
+    const key = bytes(row);
+    const r = await this.#row(table, key, true, (url) =>
+      sendJson(
+        this.#tablePath(url, table, "check-and-mutate"),
+        this.#opts("POST", {
+          row: b64(key),
+          encoding: "base64",
+          condition: {
+            family: condition.family,
+            qualifier: b64(condition.qualifier),
+            equals: condition.equals === null ? null : b64(condition.equals),
+          },
+          mutations: mutations.map(wireMutation),
+        }),
+      ));
+    return r.succeeded as boolean;
+  }
+
+  #readQuery(o: ReadOptions, extra: Record<string, string>): URLSearchParams {
+    const q = new URLSearchParams({ encoding: "base64", ...extra });
+    if (o.columns?.length) {
+      // Qualifiers travel in base64 like every byte string.
+      q.set(
+        "columns",
+        o.columns.map((c) => {
+          const i = c.indexOf(":");
+          return i < 0 ? c : `${c.slice(0, i)}:${b64(c.slice(i + 1))}`;
+        }).join(","),
+      );
+    }
+    if (o.versions !== undefined) q.set("versions", String(o.versions));
+    if (o.asOf !== undefined) q.set("asOf", String(o.asOf));
+    return q;
+  }
+
+  /** Reads one row (no cells: it does not exist). */
+  async getRow(
+    table: string,
+    row: Bytes,
+    options: ReadOptions = {},
+  ): Promise<Row> {
+    const key = bytes(row);
+    const r = await this.#row(table, key, false, (url) =>
+      sendJson(
+        `${this.#tablePath(url, table, "row")}?${
+          this.#readQuery(options, { key: b64(key) })
+        }`,
+        this.#opts("GET"),
+      ));
+    return toRow(r as unknown as WireRow);
+  }
+
+  /**
+   * Rows in key order across every tablet of the range, streamed. A
+   * server that stops serving mid-scan is left, and the scan goes on
+   * after the last row received, on the tablet's new server.
+   */
+  async *scan(table: string, options: ScanOptions = {}): AsyncGenerator<Row> {
+    const prefix = options.prefix === undefined
+      ? undefined
+      : bytes(options.prefix);
+    const end = options.end === undefined ? undefined : bytes(options.end);
+    let from = options.start === undefined
+      ? new Uint8Array(0)
+      : bytes(options.start);
+    if (prefix && compareBytes(prefix, from) > 0) from = prefix;
+    let remaining = options.limit ?? Infinity;
+    const deadline = () => performance.now() + this.#retryForMs;
+    let giveUpAt = deadline();
+    let refresh = false;
+    let attempt = 0;
+    while (remaining > 0) {
+      const t = await this.locate(table, from, refresh);
+      refresh = true;
+      const extra: Record<string, string> = { start: b64(from) };
+      if (end) extra.end = b64(end);
+      if (prefix) extra.prefix = b64(prefix);
+      if (remaining !== Infinity) extra.limit = String(remaining);
+      let next: Uint8Array | null | undefined;
+      try {
+        if (t.url === null) {
+          throw new TablesClientError(
+            "not_serving",
+            `tablet ${t.id} is unassigned`,
+          );
+        }
+        const res = await send(
+          `${this.#tablePath(t.url, table, "scan")}?${
+            this.#readQuery(options, extra)
+          }`,
+          this.#opts("GET"),
+        );
+        for await (const line of ndjsonLines(res.body!)) {
+          const m = JSON.parse(line) as
+            | WireRow
+            | { done: true; continueAt: string | null }
+            | { error: { code: string; message: string } };
+          if ("error" in m) {
+            throw new TablesClientError(m.error.code, m.error.message);
+          }
+          if ("done" in m) {
+            next = m.continueAt === null ? null : unb64(m.continueAt);
+            break;
+          }
+          const row = toRow(m);
+          yield row;
+          remaining--;
+          // Resume after this row if the server goes away.
+          from = new Uint8Array([...row.key, 0]);
+          attempt = 0;
+          giveUpAt = deadline();
+        }
+        if (next === undefined) {
+          throw new TablesClientError("lost", "the scan stream ended early");
+        }
+      } catch (e) {
+        if (!(e instanceof TablesClientError)) {
+          // A broken stream: the connection dropped mid-answer.
+          if (e instanceof TypeError || e instanceof DOMException) {
+            next = undefined;
+          } else throw e;
+        } else if (
+          !["not_serving", "unreachable", "timeout", "lost", "unavailable"]
+            .includes(e.code)
+        ) throw e;
+        if (performance.now() > giveUpAt) throw e;
+        await sleep(Math.min(500, 25 * 2 ** attempt++));
+        continue;
+      }
+      if (next === null) return;
+      from = next;
+      refresh = false;
+    }
+  }
+}
+
+/** The lines of an NDJSON body. */
+async function* ndjsonLines(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) yield line;
+    }
+  }
+  if (buf.trim()) yield buf.trim();
+}
+
+/** A row's cells as `family:qualifier → value` text (UTF-8), newest first per column. */
+export function rowText(row: Row): Record<string, string> {
+  const dec = new TextDecoder();
+  const out: Record<string, string> = {};
+  for (const c of row.cells) {
+    const k = `${c.family}:${dec.decode(c.qualifier)}`;
+    if (!(k in out)) out[k] = dec.decode(c.value);
+  }
+  return out;
+}

@@ -1,0 +1,88 @@
+/**
+ * `master_main.ts`: one tables master process. Serves the tablet map at
+ * once (read from kv), campaigns on the kv lock `tables/master`, and acts
+ * as the master while it holds it. Prints `{"event":"ready","id","http"}`.
+ */
+import { z } from "zod";
+import {
+  EDGE_FLAGS,
+  EDGE_FLAGS_USAGE,
+  hostPortFlag,
+  onShutdown,
+  parseFlagsOrExit,
+  printReadyLine,
+  resolveAccess,
+  serveHttp,
+  tlsFiles,
+} from "@strata/edge";
+import {
+  KV_FLAGS,
+  KV_FLAGS_USAGE,
+  kvClientFromFlags,
+} from "../shared/kv_flags.ts";
+import { MasterService } from "./master_service.ts";
+import { createMasterApi } from "./master_api.ts";
+
+const HELP = `usage: master_main.ts --id ID --kv LIST --data-dir DIR [options]
+
+A tables master: one is active (it holds the kv lock tables/master), the others wait.
+  --id ID             this master's id
+  --data-dir DIR      this master's files (and, by default, its tokens)
+  --http H:P          HTTP address to bind (default 127.0.0.1:0)
+  --reconcile-ms N    period of the reconcile pass (default 1000)
+  --split-bytes N     split a tablet larger than N bytes (default 0: only on request)
+${KV_FLAGS_USAGE}
+${EDGE_FLAGS_USAGE}
+  -h, --help          this text
+`;
+
+const f = parseFlagsOrExit(
+  Deno.args,
+  z.object({
+    ...EDGE_FLAGS,
+    ...KV_FLAGS,
+    id: z.string({ error: "required" }).regex(/^[A-Za-z0-9_-]{1,64}$/),
+    "data-dir": z.string({ error: "required" }).min(1),
+    http: hostPortFlag.default("127.0.0.1:0"),
+    "reconcile-ms": z.coerce.number().int().min(50).max(60_000).default(1000),
+    "split-bytes": z.coerce.number().int().min(0).default(0),
+  }),
+  HELP,
+);
+
+await Deno.mkdir(f["data-dir"], { recursive: true });
+const hostname = f.http.slice(0, f.http.lastIndexOf(":"));
+const port = Number(f.http.slice(f.http.lastIndexOf(":") + 1));
+const access = await resolveAccess({
+  listenHost: hostname,
+  secretsDir: f["auth-dir"] ?? f["data-dir"],
+  insecureNoAuth: f["insecure-no-auth"],
+  allowedHosts: f["allowed-hosts"],
+});
+const kv = await kvClientFromFlags(f);
+let url = "";
+const master = new MasterService({
+  id: f.id,
+  get url() {
+    return url;
+  },
+  kv,
+  ttlMs: f["session-ttl-ms"],
+  serverToken: access.secrets?.tokens.admin,
+  reconcileMs: f["reconcile-ms"],
+  splitBytes: f["split-bytes"],
+  log: (line) => console.error(`tables master ${f.id}: ${line}`),
+});
+const listener = await serveHttp({
+  hostname,
+  port,
+  handler: createMasterApi(f.id, master, access).fetch,
+  tls: tlsFiles(f),
+});
+url = listener.url;
+master.start();
+printReadyLine({ id: f.id, http: listener.address, url: listener.url });
+onShutdown(async () => {
+  await master.stop();
+  await listener.server.shutdown();
+});

@@ -1,0 +1,609 @@
+/**
+ * The tables master: campaigns on the kv lock `tables/master`; once it
+ * holds it (with its fencing token), it keeps the tablet map in kv, hands
+ * the tablets of dead servers to live ones, and orders the servers to open
+ * and close tablets. Every kv write it makes is a transaction that
+ * compares the lock's create revision with its token, so a deposed master
+ * changes nothing; every order to a tablet server carries the token, and a
+ * server refuses orders older than one it has seen.
+ *
+ * Reconciling is level triggered: a pass (every `reconcileMs`, and at once
+ * when a server key under `tables/servers/` changes, seen through
+ * `KvClient.watch`) reads the whole state from kv and each live server's
+ * open tablets, then plans and sends what differs.
+ */
+import { Buffer } from "node:buffer";
+import type { KvClient, KvSession } from "@strata/kv";
+import { callJson, EdgeError } from "@strata/edge";
+import { z } from "zod";
+import {
+  MASTER_ADDRESS_KEY,
+  MASTER_LOCK,
+  MASTER_LOCK_KEY,
+  SCHEMA_PREFIX,
+  schemaKey,
+  SERVER_PREFIX,
+  type ServerRecord,
+  serverRecordSchema,
+  TABLET_PREFIX,
+  tabletKey,
+  type TabletRecord,
+  tabletRecordSchema,
+} from "../shared/kv_layout.ts";
+import { type TableSchemaJson, tableSchemaJson } from "../shared/wire.ts";
+import {
+  planOrders,
+  planReassignments,
+  planRebalance,
+} from "./assignment_plan.ts";
+
+/** Options of {@link MasterService}. */
+export interface MasterOptions {
+  id: string;
+  /** This master's URL (published when it becomes active). */
+  url: string;
+  kv: KvClient;
+  /** TTL of the master's kv session, ms. */
+  ttlMs: number;
+  /** The tables admin token the servers accept (undefined: no auth). */
+  serverToken?: string;
+  /** Period of the reconcile pass, ms (default 1000). */
+  reconcileMs?: number;
+  /** Split a tablet whose server reports more than this many bytes (0: never). */
+  splitBytes?: number;
+  log: (line: string) => void;
+}
+
+/** A tablet with where it is served. */
+export interface TabletView extends TabletRecord {
+  url: string | null;
+  /** Approximate bytes, as the server last reported (active master only). */
+  bytes?: number;
+}
+
+const dec = new TextDecoder();
+const parseJson = <S extends z.ZodType>(schema: S, bytes: Uint8Array) => {
+  const r = schema.safeParse(JSON.parse(dec.decode(bytes)));
+  return r.success ? r.data as z.output<S> : undefined;
+};
+
+const reportSchema = z.object({
+  server: z.string(),
+  serving: z.boolean(),
+  tablets: z.array(z.object({
+    id: z.string(),
+    bytes: z.number(),
+    frozen: z.boolean(),
+  })),
+});
+
+/** The state of the tables in kv, read in one pass. */
+export interface KvState {
+  schemas: Map<string, TableSchemaJson>;
+  tablets: TabletRecord[];
+  servers: Map<string, ServerRecord>;
+}
+
+/** Reads schemas, tablets and live servers from kv (any master may). */
+export async function readKvState(kv: KvClient): Promise<KvState> {
+  const schemas = new Map<string, TableSchemaJson>();
+  for await (const e of kv.scan(SCHEMA_PREFIX)) {
+    const s = parseJson(tableSchemaJson, e.value);
+    if (s) schemas.set(s.name, s);
+  }
+  const tablets: TabletRecord[] = [];
+  for await (const e of kv.scan(TABLET_PREFIX)) {
+    const t = parseJson(tabletRecordSchema, e.value);
+    if (t) tablets.push(t);
+  }
+  const servers = new Map<string, ServerRecord>();
+  for await (const e of kv.scan(SERVER_PREFIX)) {
+    const s = parseJson(serverRecordSchema, e.value);
+    if (s) servers.set(s.id, s);
+  }
+  return { schemas, tablets, servers };
+}
+
+/** The lost-the-lock signal inside the active loop. */
+class Deposed extends Error {}
+
+/** One master process's role: standby or active. */
+export class MasterService {
+  #role: "standby" | "active" = "standby";
+  #token = 0;
+  #session?: KvSession;
+  #stopped = false;
+  #kick = Promise.withResolvers<void>();
+  #sizes = new Map<string, number>();
+  #loop?: Promise<void>;
+  /** Tablets this master is splitting now. */
+  #splitting = new Set<string>();
+
+  /** @param o options. */
+  constructor(private readonly o: MasterOptions) {}
+
+  /** `standby` or `active`. */
+  get role(): "standby" | "active" {
+    return this.#role;
+  }
+
+  /** The fencing token while active (0 otherwise). */
+  get token(): number {
+    return this.#role === "active" ? this.#token : 0;
+  }
+
+  /** Starts campaigning in the background. */
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  /** Stops: leaves the lock (if held) and closes the session. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#kick.resolve();
+    await this.#session?.close().catch(() => {});
+    await this.#loop?.catch(() => {});
+  }
+
+  /** The active master's URL as published in kv, if any. */
+  async leaderUrl(): Promise<string | undefined> {
+    const e = await this.o.kv.get(MASTER_ADDRESS_KEY).catch(() => undefined);
+    return e ? dec.decode(e.value) : undefined;
+  }
+
+  /** Runs a reconcile pass soon. */
+  kick(): void {
+    this.#kick.resolve();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        this.#session = await this.o.kv.openSession(this.o.ttlMs);
+        const session = this.#session;
+        let token: number | undefined;
+        while (!this.#stopped && token === undefined && !session.lost) {
+          token = await this.o.kv.lock(
+            MASTER_LOCK,
+            session.id,
+            Math.min(4000, this.o.ttlMs),
+          );
+        }
+        if (token === undefined) {
+          await session.close().catch(() => {}); // stops its keep-alives
+          continue;
+        }
+        this.#token = token;
+        this.#role = "active";
+        this.o.log(`active with fencing token ${token}`);
+        await this.o.kv.put(MASTER_ADDRESS_KEY, this.o.url, {
+          session: session.id,
+        });
+        await this.#active(session);
+      } catch (e) {
+        if (this.#stopped) break;
+        this.o.log(
+          `${e instanceof Deposed ? "deposed" : "error"}: ${
+            e instanceof Error ? e.message : e
+          }; campaigning again`,
+        );
+        await this.#session?.close().catch(() => {});
+        await new Promise((r) => setTimeout(r, 500));
+      } finally {
+        this.#role = "standby";
+      }
+    }
+  }
+
+  async #active(session: KvSession): Promise<void> {
+    const watchAbort = new AbortController();
+    const watching = this.#watchServers(watchAbort.signal);
+    try {
+      while (!this.#stopped) {
+        if (session.lost) throw new Deposed("the kv session was lost");
+        try {
+          await this.#reconcile();
+        } catch (e) {
+          if (e instanceof Deposed || this.#role !== "active") throw e;
+          // kv or a server did not answer: the next pass tries again.
+          this.o.log(`reconcile: ${e instanceof Error ? e.message : e}`);
+        }
+        await Promise.race([
+          this.#kick.promise,
+          new Promise((r) => setTimeout(r, this.o.reconcileMs ?? 1000)),
+        ]);
+        this.#kick = Promise.withResolvers<void>();
+      }
+    } finally {
+      watchAbort.abort();
+      await watching.catch(() => {});
+    }
+  }
+
+  /** Kicks a pass on every change under `tables/servers/`. */
+  async #watchServers(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        // From now on: the periodic pass covers what happened before.
+        for await (
+          const e of this.o.kv.watch(SERVER_PREFIX, undefined, signal)
+        ) {
+          if (e.type === "delete") {
+            this.o.log(
+              `tablet server ${e.key.slice(SERVER_PREFIX.length)} is gone`,
+            );
+          }
+          this.kick();
+        }
+      } catch {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** Throws {@link Deposed} unless this master still holds the lock with its token. */
+  async #checkLock(): Promise<void> {
+    const lock = await this.o.kv.get(MASTER_LOCK_KEY);
+    if (!lock || lock.createRevision !== this.#token) {
+      throw new Deposed(`the lock ${MASTER_LOCK} is no longer ours`);
+    }
+  }
+
+  /**
+   * Applies kv writes only while this master holds the lock.
+   * @throws Deposed when the compare fails.
+   */
+  async fencedWrite(
+    ops: Array<
+      { op: "put"; key: string; value: string } | { op: "delete"; key: string }
+    >,
+    extraCompare: Array<Record<string, unknown>> = [],
+  ): Promise<boolean> {
+    if (this.#role !== "active") {
+      throw new EdgeError("no_leader", "this master is not active");
+    }
+    const r = await this.o.kv.txn({
+      compare: [
+        {
+          key: MASTER_LOCK_KEY,
+          target: "createRevision",
+          op: "==",
+          value: this.#token,
+        },
+        ...extraCompare,
+      ],
+      success: ops,
+      failure: [{ op: "get", key: MASTER_LOCK_KEY }],
+    });
+    if (r.succeeded) return true;
+    const results = r.results as Array<{ kv?: { createRevision: number } }>;
+    if (results[0]?.kv?.createRevision !== this.#token) {
+      this.#role = "standby";
+      this.kick();
+      throw new EdgeError("no_leader", "this master lost the master lock");
+    }
+    return false;
+  }
+
+  async #reconcile(): Promise<void> {
+    await this.#checkLock();
+    const state = await readKvState(this.o.kv);
+    const live = new Set(state.servers.keys());
+    for (const r of planReassignments(state.tablets, live)) {
+      await this.fencedWrite([{
+        op: "put",
+        key: tabletKey(r.tablet.table, r.tablet.id),
+        value: JSON.stringify(r.tablet),
+      }]);
+      this.o.log(
+        `tablet ${r.tablet.id} of ${r.tablet.table}: assigned to ${r.to}${
+          r.from ? ` (was on ${r.from}, which is gone)` : ""
+        }`,
+      );
+      const i = state.tablets.findIndex((t) => t.id === r.tablet.id);
+      state.tablets[i] = r.tablet;
+    }
+    const move = this.#splitting.size === 0
+      ? planRebalance(state.tablets, live)
+      : undefined;
+    if (move) {
+      await this.fencedWrite([{
+        op: "put",
+        key: tabletKey(move.tablet.table, move.tablet.id),
+        value: JSON.stringify(move.tablet),
+      }]);
+      this.o.log(
+        `tablet ${move.tablet.id}: moving from ${move.from} to ${move.to} to even the load`,
+      );
+      const i = state.tablets.findIndex((t) => t.id === move.tablet.id);
+      state.tablets[i] = move.tablet;
+    }
+    await Promise.all(
+      [...state.servers.values()].map((s) =>
+        this.#orderServer(s, state).catch((e) =>
+          this.o.log(`server ${s.id}: ${e instanceof Error ? e.message : e}`)
+        )
+      ),
+    );
+  }
+
+  async #orderServer(server: ServerRecord, state: KvState): Promise<void> {
+    const call = <S extends z.ZodType>(
+      path: string,
+      schema: S,
+      body?: unknown,
+    ) =>
+      callJson(server.url + path, schema, {
+        ...(body === undefined ? {} : { body }),
+        ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+        timeoutMs: 5000,
+      });
+    const report = await call("/v1/tablets", reportSchema);
+    if (!report.serving) return; // it registers again; orders then
+    for (const t of report.tablets) this.#sizes.set(t.id, t.bytes);
+    const orders = planOrders(
+      server.id,
+      state.tablets,
+      new Set(report.tablets.map((t) => t.id)),
+    );
+    // A tablet left frozen by a split that never committed (its master
+    // died, or the copy failed) is closed; the next pass opens it afresh.
+    for (const t of report.tablets) {
+      if (
+        t.frozen && !this.#splitting.has(t.id) && !orders.close.includes(t.id)
+      ) {
+        orders.close.push(t.id);
+        this.o.log(
+          `tablet ${t.id}: frozen by an unfinished split; reopening it`,
+        );
+      }
+    }
+    for (const id of orders.close) {
+      await call("/v1/tablets/close", z.object({ closed: z.boolean() }), {
+        id,
+        token: this.#token,
+      });
+      this.o.log(`tablet ${id}: closed on ${server.id}`);
+    }
+    await Promise.all(orders.open.map(async (t) => {
+      const schema = state.schemas.get(t.table);
+      if (!schema) return;
+      const started = performance.now();
+      await call("/v1/tablets/open", z.object({ opened: z.string() }), {
+        tablet: t,
+        schema,
+        token: this.#token,
+      });
+      this.o.log(
+        `tablet ${t.id}: opened on ${server.id} in ${
+          Math.round(performance.now() - started)
+        } ms`,
+      );
+    }));
+    const limit = this.o.splitBytes ?? 0;
+    for (const t of report.tablets) {
+      const assigned = state.tablets.find((x) => x.id === t.id);
+      if (
+        limit > 0 && t.bytes > limit && !t.frozen &&
+        assigned?.server === server.id &&
+        !this.#splitting.has(t.id)
+      ) {
+        this.o.log(`tablet ${t.id}: ${t.bytes} bytes > ${limit}: splitting`);
+        this.splitTablet(t.id).catch((e) =>
+          this.o.log(
+            `tablet ${t.id}: split failed: ${
+              e instanceof Error ? e.message : e
+            }`,
+          )
+        );
+      }
+    }
+  }
+
+  /**
+   * Splits tablet `id` at `key` (default: the tablet's middle key): the
+   * server freezes the tablet's writes and copies it into two new tablets;
+   * then the tablet map swaps the old record for the two new ones in one
+   * fenced kv transaction, and the next pass opens them.
+   * @throws EdgeError `not_found`, `conflict` (cannot split), `no_leader`.
+   */
+  async splitTablet(id: string, key?: Uint8Array): Promise<TabletRecord[]> {
+    if (this.#role !== "active") {
+      throw new EdgeError("no_leader", "this master is not active");
+    }
+    if (this.#splitting.has(id)) {
+      throw new EdgeError("conflict", `tablet ${id} is being split`);
+    }
+    this.#splitting.add(id);
+    const state = await readKvState(this.o.kv).catch((e) => {
+      this.#splitting.delete(id);
+      throw e;
+    });
+    const t = state.tablets.find((x) => x.id === id);
+    const server = t?.server ? state.servers.get(t.server) : undefined;
+    try {
+      if (!t) throw new EdgeError("not_found", `no tablet ${id}`);
+      if (!server) {
+        throw new EdgeError("unavailable", `tablet ${id} is not served now`);
+      }
+      const newId = () => `${t.table}-${crypto.randomUUID().slice(0, 8)}`;
+      const [leftId, rightId] = [newId(), newId()];
+      const started = performance.now();
+      const r = await callJson(
+        `${server.url}/v1/tablets/split`,
+        z.object({ key: z.string(), entries: z.number() }),
+        {
+          body: {
+            id,
+            token: this.#token,
+            left: `${t.table}/${leftId}`,
+            right: `${t.table}/${rightId}`,
+            ...(key ? { key: Buffer.from(key).toString("base64") } : {}),
+          },
+          ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          timeoutMs: 120_000,
+        },
+      );
+      const left: TabletRecord = {
+        ...t,
+        id: leftId,
+        end: r.key,
+        dir: `${t.table}/${leftId}`,
+      };
+      const right: TabletRecord = {
+        ...t,
+        id: rightId,
+        start: r.key,
+        dir: `${t.table}/${rightId}`,
+      };
+      const ok = await this.fencedWrite(
+        [
+          { op: "delete", key: tabletKey(t.table, t.id) },
+          ...[left, right].map((x) => ({
+            op: "put" as const,
+            key: tabletKey(x.table, x.id),
+            value: JSON.stringify(x),
+          })),
+        ],
+        [{
+          key: tabletKey(t.table, t.id),
+          target: "exists",
+          op: "==",
+          value: 1,
+        }],
+      );
+      if (!ok) {
+        throw new EdgeError(
+          "conflict",
+          `tablet ${id} went away during the split`,
+        );
+      }
+      this.o.log(
+        `tablet ${id}: split into ${leftId} and ${rightId} (${r.entries} entries copied) in ${
+          Math.round(performance.now() - started)
+        } ms`,
+      );
+      this.kick();
+      return [left, right];
+    } finally {
+      this.#splitting.delete(id);
+      this.kick();
+    }
+  }
+
+  /** Tablet locations of `table` (or every table), from kv (or `state`). */
+  async tablets(table?: string, read?: KvState): Promise<TabletView[]> {
+    const state = read ?? await readKvState(this.o.kv);
+    return state.tablets
+      .filter((t) => table === undefined || t.table === table)
+      .sort((a, b) =>
+        a.table === b.table
+          ? Buffer.compare(
+            Buffer.from(a.start, "base64"),
+            Buffer.from(b.start, "base64"),
+          )
+          : a.table < b.table
+          ? -1
+          : 1
+      )
+      .map((t) => ({
+        ...t,
+        url: t.server !== null
+          ? state.servers.get(t.server)?.url ?? null
+          : null,
+        ...(this.#sizes.has(t.id) ? { bytes: this.#sizes.get(t.id)! } : {}),
+      }));
+  }
+
+  /** Every schema, from kv. */
+  async schemas(): Promise<TableSchemaJson[]> {
+    return [...(await readKvState(this.o.kv)).schemas.values()];
+  }
+
+  /** One table's schema and tablets, from one read of kv. @throws EdgeError `not_found`. */
+  async table(
+    name: string,
+  ): Promise<{ schema: TableSchemaJson; tablets: TabletView[] }> {
+    const state = await readKvState(this.o.kv);
+    const schema = state.schemas.get(name);
+    if (!schema) {
+      throw new EdgeError("not_found", `table ${name} does not exist`);
+    }
+    return { schema, tablets: await this.tablets(name, state) };
+  }
+
+  /**
+   * Creates a table with tablets split at `splits` (sorted, distinct).
+   * @throws EdgeError `conflict` when it exists, `no_leader` when not active.
+   */
+  async createTable(
+    schema: TableSchemaJson,
+    splits: Uint8Array[],
+  ): Promise<TabletRecord[]> {
+    const bounds = [new Uint8Array(0), ...splits];
+    const tablets: TabletRecord[] = bounds.map((start, i) => {
+      const id = `${schema.name}-${crypto.randomUUID().slice(0, 8)}`;
+      const end = bounds[i + 1];
+      return {
+        id,
+        table: schema.name,
+        start: Buffer.from(start).toString("base64"),
+        end: end === undefined ? null : Buffer.from(end).toString("base64"),
+        dir: `${schema.name}/${id}`,
+        server: null,
+      };
+    });
+    const ok = await this.fencedWrite(
+      [
+        {
+          op: "put",
+          key: schemaKey(schema.name),
+          value: JSON.stringify(schema),
+        },
+        ...tablets.map((t) => ({
+          op: "put" as const,
+          key: tabletKey(t.table, t.id),
+          value: JSON.stringify(t),
+        })),
+      ],
+      [{ key: schemaKey(schema.name), target: "exists", op: "==", value: 0 }],
+    );
+    if (!ok) throw new EdgeError("conflict", `table ${schema.name} exists`);
+    this.kick();
+    return tablets;
+  }
+
+  /** Deletes a table's schema and tablets. @throws EdgeError `not_found`. */
+  async deleteTable(name: string): Promise<void> {
+    const state = await readKvState(this.o.kv);
+    if (!state.schemas.has(name)) {
+      throw new EdgeError("not_found", `table ${name} does not exist`);
+    }
+    await this.fencedWrite([
+      { op: "delete", key: schemaKey(name) },
+      ...state.tablets.filter((t) => t.table === name).map((t) => ({
+        op: "delete" as const,
+        key: tabletKey(t.table, t.id),
+      })),
+    ]);
+    this.kick();
+  }
+
+  /** Moves tablet `id` to server `to`. @throws EdgeError `not_found`. */
+  async moveTablet(id: string, to: string): Promise<TabletRecord> {
+    const state = await readKvState(this.o.kv);
+    const t = state.tablets.find((x) => x.id === id);
+    if (!t) throw new EdgeError("not_found", `no tablet ${id}`);
+    if (!state.servers.has(to)) {
+      throw new EdgeError("bad_request", `no live tablet server ${to}`);
+    }
+    const moved = { ...t, server: to };
+    await this.fencedWrite([{
+      op: "put",
+      key: tabletKey(t.table, t.id),
+      value: JSON.stringify(moved),
+    }]);
+    this.kick();
+    return moved;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Turning a JSON row mutation into the tablet's terms: bytes decoded in
+ * the request's encoding, families checked against the table's schema,
+ * sizes checked against {@link LIMITS}. Every refusal is a 4xx EdgeError.
+ */
+import { EdgeError } from "@strata/edge";
+import {
+  type Encoding,
+  LIMITS,
+  type MutationJson,
+  type TableSchemaJson,
+  toBytes,
+} from "../shared/wire.ts";
+import type { PortMutation, PortReadOptions } from "./tablet_port.ts";
+
+/** A row key in `encoding`. @throws EdgeError `bad_request`. */
+export function rowKey(s: string, encoding: Encoding): Uint8Array {
+  const key = toBytes(s, encoding, "row key", LIMITS.maxRowKeyBytes);
+  if (key.length === 0) {
+    throw new EdgeError("bad_request", "the row key is empty");
+  }
+  return key;
+}
+
+function checkFamily(schema: TableSchemaJson, family: string): void {
+  if (!schema.families.some((f) => f.name === family)) {
+    throw new EdgeError(
+      "bad_request",
+      `table ${schema.name} has no column family ${
+        JSON.stringify(family)
+      } (families: ${schema.families.map((f) => f.name).join(", ")})`,
+    );
+  }
+}
+
+/**
+ * The mutations of a request as the tablet takes them.
+ * @throws EdgeError `bad_request` (unknown family, bad base64, long
+ *   qualifier), `too_large` (a value or the whole row mutation too big).
+ */
+export function toMutations(
+  schema: TableSchemaJson,
+  key: Uint8Array,
+  list: readonly MutationJson[],
+  encoding: Encoding,
+): PortMutation[] {
+  let bytes = key.length;
+  const out = list.map((m): PortMutation => {
+    if (m.op === "deleteRow") return m;
+    checkFamily(schema, m.family);
+    bytes += m.family.length;
+    if (m.op === "deleteFamily") return m;
+    const qualifier = toBytes(
+      m.qualifier,
+      encoding,
+      "qualifier",
+      LIMITS.maxQualifierBytes,
+    );
+    bytes += qualifier.length;
+    if (m.op === "deleteCells") {
+      return {
+        op: "deleteCells",
+        family: m.family,
+        qualifier,
+        ...(m.timestamp !== undefined ? { timestamp: m.timestamp } : {}),
+      };
+    }
+    const value = toBytes(m.value, encoding, "value", LIMITS.maxValueBytes);
+    bytes += value.length;
+    return {
+      op: "put",
+      family: m.family,
+      qualifier,
+      value,
+      ...(m.timestamp !== undefined ? { timestamp: m.timestamp } : {}),
+    };
+  });
+  if (bytes > LIMITS.maxMutationBytes) {
+    throw new EdgeError(
+      "too_large",
+      `the row mutation is ${bytes} bytes; the limit is ${LIMITS.maxMutationBytes}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * `columns=fam,fam:qual` as read options (qualifiers in `encoding`).
+ * @throws EdgeError `bad_request` for an unknown family.
+ */
+export function toColumns(
+  schema: TableSchemaJson,
+  columns: string | undefined,
+  encoding: Encoding,
+): PortReadOptions["columns"] {
+  if (columns === undefined || columns === "") return undefined;
+  return columns.split(",").map((c) => {
+    const i = c.indexOf(":");
+    const family = i < 0 ? c : c.slice(0, i);
+    checkFamily(schema, family);
+    return i < 0 ? { family } : {
+      family,
+      qualifier: toBytes(
+        c.slice(i + 1),
+        encoding,
+        "qualifier",
+        LIMITS.maxQualifierBytes,
+      ),
+    };
+  });
+}

@@ -1,0 +1,216 @@
+/**
+ * The tablets one server has open, by table and range, and the fencing of
+ * the master's orders: an order carrying a fencing token lower than one
+ * already seen comes from a deposed master and is refused.
+ */
+import { compareBytes } from "@strata/lsm";
+import { fromB64, type TableSchemaJson } from "../shared/wire.ts";
+import type { TabletRecord } from "../shared/kv_layout.ts";
+import type { PortRange, TabletOpener, TabletPort } from "./tablet_port.ts";
+
+/** An open tablet. */
+export interface OpenTablet {
+  record: TabletRecord;
+  range: PortRange;
+  schema: TableSchemaJson;
+  tablet: TabletPort;
+  /** Set while the tablet is being split: writes are refused (not applied). */
+  frozen: boolean;
+  /** Writes being applied now. */
+  writes: number;
+  /** Resolved when `writes` drops to 0. */
+  drained?: PromiseWithResolvers<void>;
+}
+
+/** Why the host refused an order. */
+export class HostError extends Error {
+  /** `stale_master` (lower token) or `opening` (being opened or closed). */
+  readonly code: "stale_master" | "busy";
+  /** @param code why; @param message what happened. */
+  constructor(code: "stale_master" | "busy", message: string) {
+    super(message);
+    this.name = "HostError";
+    this.code = code;
+  }
+}
+
+/** Whether `key` falls in `range`. */
+export function inRange(key: Uint8Array, range: PortRange): boolean {
+  return compareBytes(key, range.start) >= 0 &&
+    (range.end === null || compareBytes(key, range.end) < 0);
+}
+
+/** The tablets a server serves. */
+export class TabletHost {
+  #tablets = new Map<string, OpenTablet>();
+  /** Tablets being opened or closed (their ids). */
+  #busy = new Set<string>();
+  #highestToken = 0;
+
+  /** @param open opens a tablet's storage. */
+  constructor(private readonly open: TabletOpener) {}
+
+  /** The highest master fencing token seen. */
+  get masterToken(): number {
+    return this.#highestToken;
+  }
+
+  /** Every open tablet. */
+  list(): OpenTablet[] {
+    return [...this.#tablets.values()];
+  }
+
+  /** The open tablet of `table` holding row `key`, if any. */
+  find(table: string, key: Uint8Array): OpenTablet | undefined {
+    for (const t of this.#tablets.values()) {
+      if (t.record.table === table && inRange(key, t.range)) return t;
+    }
+    return undefined;
+  }
+
+  /**
+   * Checks an order's fencing token and remembers the highest.
+   * @throws HostError `stale_master`.
+   */
+  fence(token: number): void {
+    if (token < this.#highestToken) {
+      throw new HostError(
+        "stale_master",
+        `fencing token ${token} is older than ${this.#highestToken}: the order comes from a deposed master`,
+      );
+    }
+    this.#highestToken = token;
+  }
+
+  /**
+   * Opens the tablet of `record` (no-op when already open with the same range).
+   * @throws HostError; whatever opening the storage throws.
+   */
+  async openTablet(
+    record: TabletRecord,
+    schema: TableSchemaJson,
+    token: number,
+  ): Promise<OpenTablet> {
+    this.fence(token);
+    const have = this.#tablets.get(record.id);
+    if (
+      have && have.record.start === record.start &&
+      have.record.end === record.end
+    ) {
+      have.record = record;
+      return have;
+    }
+    if (this.#busy.has(record.id)) {
+      throw new HostError(
+        "busy",
+        `tablet ${record.id} is being opened or closed`,
+      );
+    }
+    this.#busy.add(record.id);
+    try {
+      if (have) {
+        this.#tablets.delete(record.id);
+        await have.tablet.close();
+      }
+      const range: PortRange = {
+        start: fromB64(record.start),
+        end: record.end === null ? null : fromB64(record.end),
+      };
+      const tablet = await this.open(record.dir, schema, range);
+      const t: OpenTablet = {
+        record,
+        range,
+        schema,
+        tablet,
+        frozen: false,
+        writes: 0,
+      };
+      this.#tablets.set(record.id, t);
+      return t;
+    } finally {
+      this.#busy.delete(record.id);
+    }
+  }
+
+  /** Closes tablet `id` (no-op when not open). @throws HostError `stale_master`. */
+  async closeTablet(id: string, token: number): Promise<boolean> {
+    this.fence(token);
+    const t = this.#tablets.get(id);
+    if (!t) return false;
+    this.#tablets.delete(id);
+    // A tablet another server has claimed meanwhile (GFS fence) cannot
+    // flush on close; it is closed for this server all the same.
+    await t.tablet.close().catch(() => {});
+    return true;
+  }
+
+  /**
+   * Runs a write on `t` unless it is frozen (then returns undefined
+   * without running it); a freeze waits for running writes.
+   */
+  async write<T>(
+    t: OpenTablet,
+    work: () => Promise<T>,
+  ): Promise<T | undefined> {
+    if (t.frozen) return undefined;
+    t.writes++;
+    try {
+      return await work();
+    } finally {
+      if (--t.writes === 0) t.drained?.resolve();
+    }
+  }
+
+  /** Freezes `t` for writes and waits until the running ones are done. */
+  async freeze(t: OpenTablet): Promise<void> {
+    t.frozen = true;
+    if (t.writes > 0) {
+      t.drained = Promise.withResolvers<void>();
+      await t.drained.promise;
+    }
+  }
+
+  /** The open tablet `id`. */
+  get(id: string): OpenTablet | undefined {
+    return this.#tablets.get(id);
+  }
+
+  /**
+   * Copies the stored cells of frozen tablet `t` into two new tablets
+   * `[start, key)` and `[key, end)` stored under `left` and `right`
+   * ({@link TabletPort.copyTo}: timestamps and deleted versions kept, the
+   * halves' clocks raised above the parent's), flushed to SSTables, then
+   * closed (the master opens them once the split is in METADATA).
+   * @returns the entries copied.
+   */
+  async copySplit(
+    t: OpenTablet,
+    key: Uint8Array,
+    left: string,
+    right: string,
+  ): Promise<number> {
+    let entries = 0;
+    for (
+      const [dir, range] of [
+        [left, { start: t.range.start, end: key }],
+        [right, { start: key, end: t.range.end }],
+      ] as const
+    ) {
+      const half = await this.open(dir, t.schema, range, { bulkLoad: true });
+      try {
+        entries += (await t.tablet.copyTo(half, range)).entries;
+        await half.flush();
+      } finally {
+        await half.close();
+      }
+    }
+    return entries;
+  }
+
+  /** Closes every tablet (the session is lost, or the server stops). */
+  async closeAll(): Promise<void> {
+    const all = [...this.#tablets.values()];
+    this.#tablets.clear();
+    await Promise.allSettled(all.map((t) => t.tablet.close()));
+  }
+}

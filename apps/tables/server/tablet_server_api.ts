@@ -1,0 +1,458 @@
+/**
+ * The HTTP API of a tablet server (Hono, behind the edge guard): row
+ * mutations, check-and-mutate, row reads and NDJSON scans for the rows of
+ * the tablets it serves, and the master's orders to open and close
+ * tablets. Reads need `read`, mutations `write`, the master's orders
+ * `admin`.
+ *
+ * Fencing: nothing is served unless the server's kv session lease is valid
+ * (checked before the work and again before the answer); a row outside
+ * every open tablet is `409 not_serving`, a server without a session
+ * answers `503 not_serving`. A write whose lease ran out while it was
+ * being applied is answered `503 unavailable` (outcome unknown: it may be
+ * in the tablet's log), never `not_serving`, which promises nothing was
+ * applied.
+ */
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import {
+  EdgeError,
+  edgeGuard,
+  type EdgeGuardOptions,
+  readJson,
+  readQuery,
+  requireRole,
+} from "@strata/edge";
+import { compareBytes, prefixEnd } from "@strata/lsm";
+import {
+  b64,
+  checkAndMutateBody,
+  fromB64,
+  getRowQuery,
+  LIMITS,
+  mutateBody,
+  renderRow,
+  scanQuery,
+  tableNameSchema,
+  tableSchemaJson,
+  toBytes,
+} from "../shared/wire.ts";
+import { storageNameSchema, tabletRecordSchema } from "../shared/kv_layout.ts";
+import {
+  fenced,
+  installTablesErrorHandlers,
+  TablesError,
+} from "../shared/tables_error.ts";
+import { HostError, type OpenTablet, type TabletHost } from "./tablet_host.ts";
+import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
+import { isTabletError } from "../tablet/tablet_error.ts";
+import { isFencedError } from "../storage/gfs_fence.ts";
+import { isGfsError } from "@strata/gfs";
+import type { SessionLease } from "./session_lease.ts";
+
+/** What the API serves from. */
+export interface TabletServerState {
+  id: string;
+  host: TabletHost;
+  /** The current session's lease; undefined while (re)registering. */
+  lease(): SessionLease | undefined;
+  /** Why the server is not serving, when it is not. */
+  notServingReason(): string;
+}
+
+const openBody = z.strictObject({
+  tablet: tabletRecordSchema,
+  schema: tableSchemaJson,
+  token: z.number().int().positive(),
+});
+const closeBody = z.strictObject({
+  id: z.string().min(1),
+  token: z.number().int().positive(),
+});
+const splitBody = z.strictObject({
+  id: z.string().min(1),
+  token: z.number().int().positive(),
+  /** Split key, base64; default: the tablet's own middle key. */
+  key: z.string().optional(),
+  left: storageNameSchema,
+  right: storageNameSchema,
+});
+const splitting = (t: OpenTablet) =>
+  new TablesError(
+    "not_serving",
+    503,
+    `tablet ${t.record.id} is being split; ask the master for the new tablets`,
+  );
+const tableParam = (c: Context): string => {
+  const r = tableNameSchema.safeParse(c.req.param("table"));
+  if (!r.success) {
+    throw new EdgeError("bad_request", `table: ${r.error.issues[0]?.message}`);
+  }
+  return r.data;
+};
+
+/** Builds the app. */
+export function createTabletServerApi(
+  state: TabletServerState,
+  access: Pick<EdgeGuardOptions, "auth" | "hosts">,
+): Hono {
+  const app = new Hono();
+  const requireServing = () => {
+    const lease = state.lease();
+    if (!lease?.valid) throw fenced(state.notServingReason());
+  };
+  const tabletFor = (table: string, key: Uint8Array): OpenTablet => {
+    requireServing();
+    const t = state.host.find(table, key);
+    if (!t) {
+      throw new TablesError(
+        "not_serving",
+        409,
+        `tablet server ${state.id} serves no tablet of ${table} holding this row; ask the master where it is`,
+      );
+    }
+    return t;
+  };
+  const json = <T extends z.ZodType>(c: Context, s: T) =>
+    readJson(c, s, { maxBytes: LIMITS.maxBodyBytes });
+
+  app.use(
+    "*",
+    edgeGuard({
+      ...access,
+      tokenHint:
+        "send Authorization: Bearer <token>; the tokens are admin.token, write.token and read.token in the tables auth dir",
+    }),
+  );
+
+  app.get("/v1/status", (c) => {
+    const lease = state.lease();
+    return c.json({
+      id: state.id,
+      serving: lease?.valid ?? false,
+      ...(lease?.valid ? {} : { reason: state.notServingReason() }),
+      leaseRemainingMs: Math.max(0, Math.round(lease?.remainingMs ?? 0)),
+      masterToken: state.host.masterToken,
+      tablets: state.host.list().length,
+    });
+  });
+
+  app.get("/v1/tablets", (c) =>
+    c.json({
+      server: state.id,
+      serving: state.lease()?.valid ?? false,
+      tablets: state.host.list().map((t) => ({
+        ...t.record,
+        bytes: t.tablet.approximateBytes(),
+        frozen: t.frozen,
+      })),
+    }));
+
+  app.post("/v1/tablets/open", requireRole("admin"), async (c) => {
+    const body = await json(c, openBody);
+    requireServing();
+    if (body.tablet.server !== state.id) {
+      throw new EdgeError(
+        "bad_request",
+        `tablet ${body.tablet.id} is assigned to ${body.tablet.server}, not ${state.id}`,
+      );
+    }
+    try {
+      const t = await state.host.openTablet(
+        body.tablet,
+        body.schema,
+        body.token,
+      );
+      return c.json({ opened: t.record.id });
+    } catch (e) {
+      if (e instanceof HostError) {
+        throw new EdgeError("conflict", e.message, { reason: e.code });
+      }
+      throw new EdgeError(
+        "unavailable",
+        `cannot open tablet ${body.tablet.id}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+  });
+
+  app.post("/v1/tablets/close", requireRole("admin"), async (c) => {
+    const body = await json(c, closeBody);
+    try {
+      return c.json({
+        closed: await state.host.closeTablet(body.id, body.token),
+      });
+    } catch (e) {
+      if (e instanceof HostError) {
+        throw new EdgeError("conflict", e.message, { reason: e.code });
+      }
+      throw e;
+    }
+  });
+
+  app.post("/v1/tablets/split", requireRole("admin"), async (c) => {
+    const body = await json(c, splitBody);
+    requireServing();
+    try {
+      state.host.fence(body.token);
+    } catch (e) {
+      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
+      throw e;
+    }
+    const t = state.host.get(body.id);
+    if (!t) {
+      throw new EdgeError("not_found", `tablet ${body.id} is not open here`);
+    }
+    if (t.frozen) {
+      throw new EdgeError(
+        "conflict",
+        `tablet ${body.id} is already being split`,
+      );
+    }
+    const key = body.key !== undefined
+      ? fromB64(body.key)
+      : await t.tablet.splitKey();
+    if (
+      key === undefined || compareBytes(key, t.range.start) <= 0 ||
+      (t.range.end !== null && compareBytes(key, t.range.end) >= 0)
+    ) {
+      throw new EdgeError(
+        "conflict",
+        `tablet ${body.id} cannot be split${
+          key === undefined
+            ? " (too little data)"
+            : " at a key outside its range"
+        }`,
+      );
+    }
+    await state.host.freeze(t);
+    const started = performance.now();
+    let entries: number;
+    try {
+      entries = await state.host.copySplit(t, key, body.left, body.right);
+    } catch (e) {
+      // The tablet stays frozen: the master reopens it on its next pass.
+      console.error(
+        `tablet server ${state.id}: split of ${body.id} failed: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+      throw new EdgeError(
+        "unavailable",
+        `the split of tablet ${body.id} failed; it is reopened unsplit`,
+      );
+    }
+    return c.json({
+      key: b64(key),
+      entries,
+      ms: Math.round(performance.now() - started),
+    });
+  });
+
+  app.post("/v1/tables/:table/mutate", requireRole("write"), async (c) => {
+    const table = tableParam(c);
+    const body = await json(c, mutateBody);
+    const key = rowKey(body.row, body.encoding);
+    const t = tabletFor(table, key);
+    const mutations = toMutations(t.schema, key, body.mutations, body.encoding);
+    const r = await state.host.write(
+      t,
+      () => t.tablet.mutateRow(key, mutations),
+    );
+    if (r === undefined) throw splitting(t);
+    const { timestamp } = r;
+    if (!state.lease()?.valid) {
+      throw new EdgeError(
+        "unavailable",
+        "the server's session lease ran out while the mutation was applied: its outcome is unknown",
+      );
+    }
+    return c.json({ applied: mutations.length, timestamp });
+  });
+
+  app.post(
+    "/v1/tables/:table/check-and-mutate",
+    requireRole("write"),
+    async (c) => {
+      const table = tableParam(c);
+      const body = await json(c, checkAndMutateBody);
+      const key = rowKey(body.row, body.encoding);
+      const t = tabletFor(table, key);
+      const mutations = toMutations(
+        t.schema,
+        key,
+        body.mutations,
+        body.encoding,
+      );
+      const cond = body.condition;
+      toColumns(t.schema, cond.family, body.encoding); // checks the family
+      const r = await state.host.write(t, () =>
+        t.tablet.checkAndMutate(key, {
+          family: cond.family,
+          qualifier: toBytes(
+            cond.qualifier,
+            body.encoding,
+            "qualifier",
+            LIMITS.maxQualifierBytes,
+          ),
+          equals: cond.equals === null ? null : toBytes(
+            cond.equals,
+            body.encoding,
+            "value",
+            LIMITS.maxValueBytes,
+          ),
+        }, mutations));
+      if (r === undefined) throw splitting(t);
+      const { matched } = r;
+      if (!state.lease()?.valid) {
+        throw new EdgeError(
+          "unavailable",
+          "the server's session lease ran out while the mutation was applied: its outcome is unknown",
+        );
+      }
+      return c.json({ succeeded: matched });
+    },
+  );
+
+  app.get("/v1/tables/:table/row", requireRole("read"), async (c) => {
+    const table = tableParam(c);
+    const q = readQuery(c, getRowQuery);
+    const key = rowKey(q.key, q.encoding);
+    const t = tabletFor(table, key);
+    const row = await t.tablet.getRow(key, {
+      columns: toColumns(t.schema, q.columns, q.encoding),
+      ...(q.versions !== undefined ? { versions: q.versions } : {}),
+      ...(q.asOf !== undefined ? { asOf: q.asOf } : {}),
+    });
+    requireServing(); // a server paused while reading must not answer
+    return c.json(renderRow(key, row?.cells ?? [], q.encoding));
+  });
+
+  app.get("/v1/tables/:table/scan", requireRole("read"), (c) => {
+    const table = tableParam(c);
+    const q = readQuery(c, scanQuery);
+    const bound = (s: string | undefined, what: string) =>
+      s === undefined || s === ""
+        ? undefined
+        : toBytes(s, q.encoding, what, LIMITS.maxRowKeyBytes);
+    const start = bound(q.start, "start");
+    const end = bound(q.end, "end");
+    const prefix = bound(q.prefix, "prefix");
+    if (start && end && compareBytes(start, end) > 0) {
+      throw new EdgeError(
+        "bad_request",
+        "the scan's start is after its end (the range is inverted)",
+      );
+    }
+    // Where the scan begins: the larger of start and prefix.
+    let from = start ?? new Uint8Array(0);
+    if (prefix && compareBytes(prefix, from) > 0) from = prefix;
+    const t = tabletFor(table, from);
+    let until = end;
+    const prefixStop = prefix ? prefixEnd(prefix) : undefined;
+    if (prefixStop && (!until || compareBytes(prefixStop, until) < 0)) {
+      until = prefixStop;
+    }
+    // The scan is complete here unless it runs past this tablet's end.
+    const runsOn = t.range.end !== null &&
+      (until === undefined || compareBytes(until, t.range.end) > 0);
+    const stopAt = runsOn ? t.range.end! : until;
+    const columns = toColumns(t.schema, q.columns, q.encoding);
+    const rows = t.tablet.scan({
+      start: from,
+      ...(stopAt ? { end: stopAt } : {}),
+      ...(prefix ? { prefix } : {}),
+      ...(q.limit !== undefined ? { limit: q.limit } : {}),
+      ...(columns ? { columns } : {}),
+      ...(q.versions !== undefined ? { versions: q.versions } : {}),
+      ...(q.asOf !== undefined ? { asOf: q.asOf } : {}),
+    })[Symbol.asyncIterator]();
+    const enc = new TextEncoder();
+    let count = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const lines: string[] = [];
+          for (let i = 0; i < 64; i++) {
+            const r = await rows.next();
+            if (r.done) {
+              if (!state.lease()?.valid) throw fenced(state.notServingReason());
+              const complete = !runsOn ||
+                (q.limit !== undefined && count >= q.limit);
+              lines.push(JSON.stringify({
+                done: true,
+                rows: count,
+                continueAt: complete ? null : b64(t.range.end!),
+              }));
+              controller.enqueue(enc.encode(lines.join("\n") + "\n"));
+              controller.close();
+              return;
+            }
+            count++;
+            lines.push(
+              JSON.stringify(renderRow(r.value.key, r.value.cells, q.encoding)),
+            );
+          }
+          if (!state.lease()?.valid) throw fenced(state.notServingReason());
+          controller.enqueue(enc.encode(lines.join("\n") + "\n"));
+        } catch (e) {
+          const err = e instanceof TablesError
+            ? { code: e.code, message: e.message }
+            : { code: "unavailable", message: "the scan failed on the server" };
+          if (!(e instanceof TablesError)) {
+            console.error(
+              `tablet server ${state.id}: scan failed: ${
+                e instanceof Error ? e.stack : e
+              }`,
+            );
+          }
+          controller.enqueue(enc.encode(JSON.stringify({ error: err }) + "\n"));
+          controller.close();
+        }
+      },
+      async cancel() {
+        await rows.return?.(undefined);
+      },
+    });
+    return c.body(body, 200, { "content-type": "application/x-ndjson" });
+  });
+
+  installTablesErrorHandlers(app, {
+    name: `tablet server ${state.id}`,
+    translate: (e) => {
+      if (isFencedError(e)) {
+        // A newer owner claimed the tablet in GFS: nothing was acknowledged.
+        return new TablesError(
+          "not_serving",
+          503,
+          `tablet server ${state.id}: another server has taken this tablet over`,
+        );
+      }
+      if (isGfsError(e)) {
+        // Refused before anything was appended: the row is too big for one
+        // commit-log record in this GFS cell.
+        if (e.code === "too_large") {
+          return new EdgeError("too_large", e.message);
+        }
+        // The GFS cell failed mid-way: a write's outcome is unknown.
+        return new EdgeError("unavailable", `the GFS cell: ${e.message}`);
+      }
+      if (!isTabletError(e)) return undefined;
+      switch (e.code) {
+        case "bad_request":
+        case "too_large":
+          return new EdgeError(e.code, e.message);
+        case "out_of_range":
+        case "closed":
+          // Checked before anything is applied: the client asks the master again.
+          return new TablesError(
+            "not_serving",
+            e.code === "closed" ? 503 : 409,
+            `tablet server ${state.id}: ${e.message}`,
+          );
+      }
+    },
+  });
+  return app;
+}

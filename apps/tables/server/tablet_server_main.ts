@@ -1,0 +1,160 @@
+/**
+ * `tablet_server_main.ts`: one tablet server process. It registers in the
+ * kv service (session, lock and key `tables/servers/<id>`), serves the
+ * tablets the master orders it to open, and stops serving the moment its
+ * session lease runs out; it then re-registers with a new session and
+ * waits for new orders. Prints `{"event":"ready","id","http"}` once
+ * serving.
+ */
+import { join } from "node:path";
+import { z } from "zod";
+import {
+  EDGE_FLAGS,
+  EDGE_FLAGS_USAGE,
+  hostPortFlag,
+  onShutdown,
+  parseFlagsOrExit,
+  printReadyLine,
+  resolveAccess,
+  serveHttp,
+  tlsFiles,
+} from "@strata/edge";
+import {
+  KV_FLAGS,
+  KV_FLAGS_USAGE,
+  kvClientFromFlags,
+} from "../shared/kv_flags.ts";
+import { createTabletServerApi } from "./tablet_server_api.ts";
+import { TabletHost } from "./tablet_host.ts";
+import { register, type Registration } from "./registration.ts";
+import { GfsClient } from "@strata/gfs";
+import { openGfsTabletStorage, openTabletStorage } from "./tablet_storage.ts";
+
+const HELP =
+  `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
+
+A tables tablet server: serves the tablets the active master assigns to it.
+  --id ID             this server's id (letters, digits, '-', '_'); one process per id
+  --data-dir DIR      this server's own files (and, by default, its tokens)
+  --gfs URLS          keep tablets in this GFS cell (its masters' URLs, comma-separated):
+                      SSTables, manifests and commit logs are GFS files under --gfs-root
+  --gfs-root PATH     GFS directory of the tablets (default /tables)
+  --storage-root DIR  without --gfs: a local directory every tablet server of the cell
+                      sees (one machine only; default: DIR/../tablets)
+  --http H:P          HTTP address to bind (default 127.0.0.1:0)
+  --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
+${KV_FLAGS_USAGE}
+${EDGE_FLAGS_USAGE}
+  -h, --help          this text
+`;
+
+const f = parseFlagsOrExit(
+  Deno.args,
+  z.object({
+    ...EDGE_FLAGS,
+    ...KV_FLAGS,
+    id: z.string({ error: "required" }).regex(/^[A-Za-z0-9_-]{1,64}$/),
+    "data-dir": z.string({ error: "required" }).min(1),
+    "storage-root": z.string().min(1).optional(),
+    gfs: z.string().min(1).optional(),
+    "gfs-root": z.string().regex(
+      /^\/[A-Za-z0-9_./-]*[A-Za-z0-9_-]$/,
+      "an absolute GFS path",
+    )
+      .default("/tables"),
+    http: hostPortFlag.default("127.0.0.1:0"),
+    "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
+  }),
+  HELP,
+);
+
+const dataDir = f["data-dir"];
+const storageRoot = f["storage-root"] ?? join(dataDir, "..", "tablets");
+await Deno.mkdir(dataDir, { recursive: true });
+if (!f.gfs) await Deno.mkdir(storageRoot, { recursive: true });
+const [hostname, port] = [
+  f.http.slice(0, f.http.lastIndexOf(":")),
+  Number(f.http.slice(f.http.lastIndexOf(":") + 1)),
+];
+const access = await resolveAccess({
+  listenHost: hostname,
+  secretsDir: f["auth-dir"] ?? dataDir,
+  insecureNoAuth: f["insecure-no-auth"],
+  allowedHosts: f["allowed-hosts"],
+});
+const kv = await kvClientFromFlags(f);
+const log = (line: string) => console.error(`tablet server ${f.id}: ${line}`);
+const storage = { memtableBytes: f["memtable-bytes"] };
+const host = new TabletHost(
+  f.gfs
+    ? openGfsTabletStorage(
+      new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean)),
+      f["gfs-root"],
+      f.id,
+      storage,
+    )
+    : openTabletStorage(storageRoot, storage),
+);
+
+let registration: Registration | undefined;
+let notServing = "not registered in the kv service yet";
+const app = createTabletServerApi({
+  id: f.id,
+  host,
+  lease: () => registration?.lease,
+  notServingReason: () => notServing,
+}, access);
+const listener = await serveHttp({
+  hostname,
+  port,
+  handler: app.fetch,
+  tls: tlsFiles(f),
+});
+
+let stopping = false;
+const firstRegistration = Promise.withResolvers<void>();
+/** Registers, and on losing the session drops every tablet and registers again. */
+async function registerLoop(): Promise<void> {
+  while (!stopping) {
+    try {
+      let lostWhy: string | undefined;
+      const lost = Promise.withResolvers<void>();
+      registration = await register({
+        kv,
+        id: f.id,
+        url: listener.url,
+        ttlMs: f["session-ttl-ms"],
+        log,
+        onLost: (why) => {
+          lostWhy = why;
+          lost.resolve();
+        },
+      });
+      log(`registered with kv session ${registration.session}`);
+      firstRegistration.resolve();
+      await lost.promise;
+      notServing = lostWhy ?? "the kv session was lost";
+      log(`${notServing}: closing every tablet and registering again`);
+      await host.closeAll();
+      await registration.close().catch(() => {});
+    } catch (e) {
+      notServing = `cannot register in the kv service (${
+        e instanceof Error ? e.message : e
+      })`;
+      log(notServing);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+const loop = registerLoop();
+// Ready once registered: the master learns of it and sends orders.
+await firstRegistration.promise;
+printReadyLine({ id: f.id, http: listener.address, url: listener.url });
+
+onShutdown(async () => {
+  stopping = true;
+  await listener.server.shutdown();
+  await host.closeAll();
+  await registration?.close();
+  await Promise.race([loop, new Promise((r) => setTimeout(r, 1000))]);
+});

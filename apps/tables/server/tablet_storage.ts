@@ -1,0 +1,77 @@
+/**
+ * Where tablets live: storage every tablet server of the cell can reach,
+ * so that any server can open any tablet (after a move, a split, or when
+ * its server died). Two kinds:
+ *
+ * - GFS ({@link openGfsTabletStorage}): each tablet is an LSM store whose
+ *   SSTables, manifest and commit log are GFS files under
+ *   `<root>/<table>/<tablet id>` (`../storage/`), opened through the
+ *   public GFS client. Opening claims the next fencing epoch of the
+ *   tablet, so a previous owner that still runs can no longer acknowledge
+ *   a write. This is what `deno task tables` uses.
+ * - A shared directory ({@link openTabletStorage}): each tablet is an LSM
+ *   store in `<root>/<table>/<tablet id>` on the local file system, locked
+ *   by the process that has it open. Enough for a cell whose processes
+ *   share one machine (tests that need no GFS cell).
+ */
+import { join } from "node:path";
+import type { GfsClient } from "@strata/gfs";
+import { openTablet } from "../tablet/mod.ts";
+import {
+  GfsCommitLog,
+  GfsFence,
+  GfsFileStore,
+  TABLE_IDS_PER_EPOCH,
+} from "../storage/mod.ts";
+import type { TabletOpener } from "./tablet_port.ts";
+
+/** Options of the tablets' LSM stores. */
+export interface TabletStorageOptions {
+  /** Flush a memtable past this many bytes. */
+  memtableBytes?: number;
+}
+
+const memtable = (o: TabletStorageOptions) =>
+  o.memtableBytes !== undefined ? { memtableBytes: o.memtableBytes } : {};
+
+/** Opens tablets under the local directory `root`. */
+export function openTabletStorage(
+  root: string,
+  options: TabletStorageOptions = {},
+): TabletOpener {
+  return (dir, schema, range, open = {}) =>
+    openTablet(join(root, dir), schema, range, {
+      lsm: {
+        ...memtable(options),
+        ...(open.bulkLoad ? { sync: "never" as const } : {}),
+      },
+    });
+}
+
+/**
+ * Opens tablets in GFS under the absolute GFS path `root`, claiming each
+ * tablet's next fencing epoch as `owner` (the tablet server's id).
+ */
+export function openGfsTabletStorage(
+  gfs: GfsClient,
+  root: string,
+  owner: string,
+  options: TabletStorageOptions = {},
+): TabletOpener {
+  // Bulk loads go through the GFS commit log too (it has no unsynced mode).
+  return async (dir, schema, range) => {
+    const path = `${root}/${dir}`;
+    const fence = await GfsFence.claim(gfs, path, owner);
+    const files = await GfsFileStore.open(gfs, path, fence);
+    const log = GfsCommitLog.open(gfs, path, fence);
+    // The store's directory is unused: its files and log are in GFS.
+    return await openTablet("", schema, range, {
+      lsm: {
+        ...memtable(options),
+        files,
+        log,
+        firstTableId: fence.epoch * TABLE_IDS_PER_EPOCH,
+      },
+    });
+  };
+}

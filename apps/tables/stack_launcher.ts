@@ -1,0 +1,250 @@
+/**
+ * Starts a whole local tables cell as separate OS processes: a kv cluster
+ * (strata's Chubby, through `apps/kv`'s launcher), optionally a GFS cell
+ * (`apps/gfs`'s launcher) holding the tablets, tables masters and tablet
+ * servers, each waiting for its ready line. Used by
+ * `deno task tables` and the multi-process tests. The tables tokens are
+ * generated in `<dataRoot>/auth` (mode 0600) on first start and shared by
+ * every tables process; kv keeps its own in `<dataRoot>/kv`.
+ */
+import {
+  type ClusterSecrets,
+  loadOrCreateSecrets,
+  readyLine,
+  spawnUntilReady,
+  stopChild,
+  tokenFile,
+} from "@strata/edge";
+import {
+  type LocalCluster,
+  startLocalCluster,
+} from "../kv/cluster_launcher.ts";
+import {
+  type Cluster as GfsCluster,
+  startCluster as startGfsCell,
+} from "@strata/gfs";
+
+const MASTER_MAIN =
+  new URL("./master/master_main.ts", import.meta.url).pathname;
+const SERVER_MAIN = new URL("./server/tablet_server_main.ts", import.meta.url)
+  .pathname;
+
+/** A running tables process. */
+export interface TablesProcess {
+  kind: "master" | "server";
+  id: string;
+  /** `host:port`. */
+  http: string;
+  /** `http://host:port`. */
+  url: string;
+  process: Deno.ChildProcess;
+}
+
+/** Options of {@link startTablesStack}. */
+export interface TablesStackOptions {
+  dataRoot: string;
+  /** kv nodes (default 3). */
+  kvNodes?: number;
+  /** Masters (default 2). */
+  masters?: number;
+  /** Tablet servers (default 3). */
+  servers?: number;
+  /** kv HTTP ports (default free ports). */
+  kvPorts?: number[];
+  /** Master HTTP ports (default free ports). */
+  masterPorts?: number[];
+  /** Tablet server HTTP ports (default free ports). */
+  serverPorts?: number[];
+  /** kv session TTL of masters and tablet servers, ms (default 10 000). */
+  sessionTtlMs?: number;
+  /** Master reconcile period, ms (default 1000). */
+  reconcileMs?: number;
+  /** Masters split tablets past this many bytes (default 0: never by themselves). */
+  splitBytes?: number;
+  /** Tablet memtable size, bytes. */
+  memtableBytes?: number;
+  /**
+   * Keep tablets in a GFS cell started here (masters, chunkservers,
+   * chunk size); without it tablets live in `<dataRoot>/tablets`.
+   */
+  gfs?: { masters: number; chunkservers: number; chunkBytes?: number };
+  /** Pass the processes' stderr through (default: discard). */
+  inheritStderr?: boolean;
+}
+
+/** A running stack. */
+export interface TablesStack {
+  kv: LocalCluster;
+  /** The GFS cell, when tablets live in GFS. */
+  gfs?: GfsCluster;
+  /** Tables tokens (admin, write, read) in `<dataRoot>/auth`. */
+  secrets: ClusterSecrets;
+  masters: Map<string, TablesProcess>;
+  servers: Map<string, TablesProcess>;
+  /** Every master URL, in id order. */
+  masterUrls(): string[];
+  /** Sends a signal to a process (SIGKILL waits for the exit). */
+  signal(
+    kind: "master" | "server",
+    id: string,
+    signal: Deno.Signal,
+  ): Promise<void>;
+  /** Starts a stopped process again with its flags. */
+  restart(kind: "master" | "server", id: string): Promise<TablesProcess>;
+  /** Stops everything. */
+  stop(): Promise<void>;
+}
+
+/** Starts the stack. @throws when a process does not come up (the rest are stopped). */
+export async function startTablesStack(
+  o: TablesStackOptions,
+): Promise<TablesStack> {
+  await Deno.mkdir(o.dataRoot, { recursive: true });
+  const secrets = await loadOrCreateSecrets(`${o.dataRoot}/auth`);
+  const kv = await startLocalCluster({
+    size: o.kvNodes ?? 3,
+    dataRoot: `${o.dataRoot}/kv`,
+    ...(o.kvPorts ? { httpPorts: o.kvPorts } : {}),
+    inheritStderr: o.inheritStderr,
+  });
+  let gfs: GfsCluster | undefined;
+  if (o.gfs) {
+    try {
+      gfs = await startGfsCell({
+        dataDir: `${o.dataRoot}/gfs`,
+        masters: o.gfs.masters,
+        chunkservers: o.gfs.chunkservers,
+        ...(o.gfs.chunkBytes
+          ? { master: { chunkBytes: o.gfs.chunkBytes } }
+          : {}),
+      });
+    } catch (e) {
+      await kv.stop();
+      throw e;
+    }
+  }
+  const kvEndpoints = [...kv.nodes.values()].sort((a, b) => a.id - b.id)
+    .map((n) => n.http).join(",");
+  const common = [
+    "--kv",
+    kvEndpoints,
+    "--kv-token-file",
+    tokenFile(`${o.dataRoot}/kv`, "write"),
+    "--auth-dir",
+    secrets.dir,
+    "--session-ttl-ms",
+    String(o.sessionTtlMs ?? 10_000),
+  ];
+  const masters = new Map<string, TablesProcess>();
+  const servers = new Map<string, TablesProcess>();
+  const args = new Map<string, string[]>();
+
+  const spawn = async (
+    kind: "master" | "server",
+    id: string,
+    argv: string[],
+  ) => {
+    args.set(`${kind}/${id}`, argv);
+    const p = await spawnUntilReady(
+      ["run", "-A", ...argv],
+      (line) => {
+        const m = readyLine(line, ["id", "http", "url"]);
+        return m && { http: m.http, url: m.url };
+      },
+      {
+        name: `tables ${kind} ${id}`,
+        timeoutMs: 60_000,
+        stderr: o.inheritStderr ? "inherit" : "null",
+      },
+    );
+    const proc: TablesProcess = {
+      kind,
+      id,
+      http: p.ready.http,
+      url: p.ready.url,
+      process: p.child,
+    };
+    (kind === "master" ? masters : servers).set(id, proc);
+    return proc;
+  };
+
+  const stop = async () => {
+    const all = [...servers.values(), ...masters.values()];
+    await Promise.all(all.map((p) => stopChild(p.process, false, 3000)));
+    servers.clear();
+    masters.clear();
+    await Promise.all([kv.stop(), gfs?.stop()]);
+  };
+
+  try {
+    const nm = o.masters ?? 2;
+    const ns = o.servers ?? 3;
+    await Promise.all([
+      ...Array.from({ length: nm }, (_, i) =>
+        spawn("master", `m${i + 1}`, [
+          MASTER_MAIN,
+          "--id",
+          `m${i + 1}`,
+          "--data-dir",
+          `${o.dataRoot}/master-m${i + 1}`,
+          "--http",
+          `127.0.0.1:${o.masterPorts?.[i] ?? 0}`,
+          "--reconcile-ms",
+          String(o.reconcileMs ?? 1000),
+          "--split-bytes",
+          String(o.splitBytes ?? 0),
+          ...common,
+        ])),
+      ...Array.from({ length: ns }, (_, i) =>
+        spawn("server", `ts${i + 1}`, [
+          SERVER_MAIN,
+          "--id",
+          `ts${i + 1}`,
+          "--data-dir",
+          `${o.dataRoot}/server-ts${i + 1}`,
+          ...(gfs
+            ? ["--gfs", gfs.masterUrls.join(",")]
+            : ["--storage-root", `${o.dataRoot}/tablets`]),
+          "--http",
+          `127.0.0.1:${o.serverPorts?.[i] ?? 0}`,
+          ...(o.memtableBytes
+            ? ["--memtable-bytes", String(o.memtableBytes)]
+            : []),
+          ...common,
+        ])),
+    ]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+
+  return {
+    kv,
+    ...(gfs ? { gfs } : {}),
+    secrets,
+    masters,
+    servers,
+    masterUrls: () =>
+      [...masters.values()].sort((a, b) => a.id < b.id ? -1 : 1).map((m) =>
+        m.url
+      ),
+    async signal(kind, id, signal) {
+      const map = kind === "master" ? masters : servers;
+      const p = map.get(id);
+      if (!p) return;
+      try {
+        p.process.kill(signal);
+      } catch { /* gone */ }
+      if (signal === "SIGKILL") {
+        await p.process.status;
+        map.delete(id);
+      }
+    },
+    restart(kind, id) {
+      const argv = args.get(`${kind}/${id}`);
+      if (!argv) throw new Error(`no ${kind} ${id}`);
+      return spawn(kind, id, argv);
+    },
+    stop,
+  };
+}

@@ -1,0 +1,225 @@
+/**
+ * How cells map onto the LSM store's sorted byte keys. Row keys and
+ * qualifiers are escaped order-preservingly (0x00 → 0x00 0xff, then the
+ * terminator 0x00 0x01), so the encoded keys sort by row bytes, then
+ * family, qualifier and timestamp descending, a row's entries are
+ * contiguous, and a row range or row prefix is one LSM key range:
+ *
+ * ```
+ * row marker     esc(row) 00
+ * family marker  esc(row) family 00 00
+ * column marker  esc(row) family 00 01 esc(qualifier) 00
+ * cell           esc(row) family 00 01 esc(qualifier) 01 ~timestamp(8 bytes)
+ * ```
+ *
+ * Family names never contain 0x00 and start at 0x30 or above, so a row's
+ * marker sorts before its families, a family's marker before its columns
+ * and a column's marker before its cells: one pass in key order sees each
+ * marker before the cells it may hide. Keys starting 00 00 are never
+ * produced by escaping (the empty row is refused); the tablet keeps its
+ * metadata there.
+ */
+
+/** Kinds of entries in the tablet's key space. */
+export type EntryKind = "row" | "family" | "column" | "cell";
+
+/** A decoded key. `rowEnd` is the length of the encoded row prefix. */
+export interface ParsedKey {
+  kind: EntryKind;
+  rowEnd: number;
+  family: string;
+  qualifier: Uint8Array;
+  timestamp: number;
+}
+
+/** The tablet's persisted clock high-water mark lives here (outside the row space). */
+export const CLOCK_KEY = Uint8Array.of(0, 0, 0x63, 0x6c, 0x6f, 0x63, 0x6b);
+/** The smallest encoded row key (above the metadata keys). */
+export const ROW_SPACE_START = Uint8Array.of(0, 1);
+
+/** Escaped bytes of `b` without the terminator (also the LSM prefix of rows starting with `b`). */
+export function escapeBody(b: Uint8Array): Uint8Array {
+  let zeros = 0;
+  for (let i = 0; i < b.length; i++) if (b[i] === 0) zeros++;
+  const out = new Uint8Array(b.length + zeros);
+  let j = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    out[j++] = c;
+    if (c === 0) out[j++] = 0xff;
+  }
+  return out;
+}
+
+function escapeInto(out: number[], b: Uint8Array): void {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    out.push(c);
+    if (c === 0) out.push(0xff);
+  }
+  out.push(0, 1);
+}
+
+/** Reads an escaped field at `at`; returns the bytes and the index after its terminator. */
+function unescapeAt(key: Uint8Array, at: number): [Uint8Array, number] {
+  const z = key.indexOf(0, at);
+  // Most fields hold no 0x00 byte: the first 0x00 is the terminator.
+  if (z >= 0 && key[z + 1] === 1) return [key.slice(at, z), z + 2];
+  const out: number[] = [];
+  let i = at;
+  while (i < key.length) {
+    const c = key[i]!;
+    if (c !== 0) {
+      out.push(c);
+      i++;
+      continue;
+    }
+    const n = key[i + 1];
+    if (n === 0xff) out.push(0);
+    else if (n === 1) return [Uint8Array.from(out), i + 2];
+    else break;
+    i += 2;
+  }
+  throw new Error(`malformed tablet key: bad escape at byte ${i}`);
+}
+
+/** The index after the terminator of the escaped field at `at`. */
+function skipEscaped(key: Uint8Array, at: number): number {
+  let i = key.indexOf(0, at);
+  while (i >= 0 && key[i + 1] === 0xff) i = key.indexOf(0, i + 2);
+  if (i < 0 || key[i + 1] !== 1) {
+    throw new Error("malformed tablet key: bad escape");
+  }
+  return i + 2;
+}
+
+/** The encoded row: `esc(row) 00 01`; every entry of the row starts with it. */
+export function rowPrefix(row: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  escapeInto(out, row);
+  return Uint8Array.from(out);
+}
+
+function familyBytes(out: number[], family: string): void {
+  for (let i = 0; i < family.length; i++) out.push(family.charCodeAt(i));
+  out.push(0);
+}
+
+/** Key of the row's deletion marker. */
+export function rowMarkerKey(row: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  escapeInto(out, row);
+  out.push(0);
+  return Uint8Array.from(out);
+}
+
+/** Prefix of every entry of one family of a row. */
+export function familyPrefix(row: Uint8Array, family: string): Uint8Array {
+  const out: number[] = [];
+  escapeInto(out, row);
+  familyBytes(out, family);
+  return Uint8Array.from(out);
+}
+
+/** Key of a family's deletion marker in a row. */
+export function familyMarkerKey(row: Uint8Array, family: string): Uint8Array {
+  const out: number[] = [];
+  escapeInto(out, row);
+  familyBytes(out, family);
+  out.push(0);
+  return Uint8Array.from(out);
+}
+
+/** Prefix of every entry of one column of a row. */
+export function columnPrefix(
+  row: Uint8Array,
+  family: string,
+  qualifier: Uint8Array,
+): Uint8Array {
+  const out: number[] = [];
+  escapeInto(out, row);
+  familyBytes(out, family);
+  out.push(1);
+  escapeInto(out, qualifier);
+  return Uint8Array.from(out);
+}
+
+/** Key of a column's deletion marker. */
+export function columnMarkerKey(
+  row: Uint8Array,
+  family: string,
+  qualifier: Uint8Array,
+): Uint8Array {
+  const p = columnPrefix(row, family, qualifier);
+  const out = new Uint8Array(p.length + 1);
+  out.set(p);
+  return out;
+}
+
+/** Key of one version of a cell; newer timestamps sort first. */
+export function cellKey(
+  row: Uint8Array,
+  family: string,
+  qualifier: Uint8Array,
+  timestamp: number,
+): Uint8Array {
+  const p = columnPrefix(row, family, qualifier);
+  const out = new Uint8Array(p.length + 9);
+  out.set(p);
+  out[p.length] = 1;
+  const dv = new DataView(out.buffer, p.length + 1, 8);
+  // Bitwise complement of the 64-bit big-endian timestamp: descending order.
+  dv.setUint32(0, ~Math.floor(timestamp / 2 ** 32) >>> 0);
+  dv.setUint32(4, ~(timestamp >>> 0) >>> 0);
+  return out;
+}
+
+/** True when `key`'s encoded row (its first `rowEnd` bytes) is `prefix`. */
+export function isRowOf(
+  key: Uint8Array,
+  rowEnd: number,
+  prefix: Uint8Array | undefined,
+): boolean {
+  if (prefix === undefined || prefix.length !== rowEnd) return false;
+  for (let i = rowEnd - 1; i >= 0; i--) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** Decodes the row key of an encoded entry key. */
+export function decodeRow(key: Uint8Array): Uint8Array {
+  return unescapeAt(key, 0)[0];
+}
+
+/**
+ * Decodes an entry key.
+ *
+ * @throws Error for bytes the encoder cannot produce (a corrupt store).
+ */
+export function parseKey(key: Uint8Array): ParsedKey {
+  const rowEnd = skipEscaped(key, 0);
+  const none = new Uint8Array(0);
+  if (rowEnd === key.length - 1 && key[rowEnd] === 0) {
+    return { kind: "row", rowEnd, family: "", qualifier: none, timestamp: 0 };
+  }
+  const z = key.indexOf(0, rowEnd);
+  if (z < 0 || z + 1 >= key.length) throw new Error("malformed tablet key");
+  // Family names are short ASCII.
+  const family = String.fromCharCode.apply(
+    null,
+    key.subarray(rowEnd, z) as unknown as number[],
+  );
+  if (key[z + 1] === 0) {
+    return { kind: "family", rowEnd, family, qualifier: none, timestamp: 0 };
+  }
+  const [qualifier, q] = unescapeAt(key, z + 2);
+  if (q === key.length - 1 && key[q] === 0) {
+    return { kind: "column", rowEnd, family, qualifier, timestamp: 0 };
+  }
+  if (q + 9 !== key.length || key[q] !== 1) {
+    throw new Error("malformed tablet key");
+  }
+  const dv = new DataView(key.buffer, key.byteOffset + q + 1, 8);
+  const timestamp = (~dv.getUint32(0) >>> 0) * 2 ** 32 +
+    (~dv.getUint32(4) >>> 0);
+  return { kind: "cell", rowEnd, family, qualifier, timestamp };
+}

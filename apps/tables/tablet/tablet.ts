@@ -1,0 +1,472 @@
+import { compareBytes, type Entry, hasPrefix, LsmStore } from "@strata/lsm";
+import {
+  cellKey,
+  CLOCK_KEY,
+  columnMarkerKey,
+  columnPrefix,
+  decodeRow,
+  escapeBody,
+  familyMarkerKey,
+  familyPrefix,
+  parseKey,
+  ROW_SPACE_START,
+  rowMarkerKey,
+  rowPrefix,
+} from "./key_codec.ts";
+import { RowAssembler } from "./row_assembler.ts";
+import { RowLocks } from "./row_locks.ts";
+import { TabletClock } from "./tablet_clock.ts";
+import { TabletError } from "./tablet_error.ts";
+import type {
+  Condition,
+  KeyRange,
+  Mutation,
+  OpenTabletOptions,
+  ReadOptions,
+  Row,
+  ScanOptions,
+  TableSchema,
+  Tablet,
+} from "./types.ts";
+import {
+  checkCondition,
+  checkMutations,
+  checkReadOptions,
+  checkRowKey,
+  parseSchema,
+} from "./validate.ts";
+import {
+  decodeCell,
+  decodeMarker,
+  encodeCell,
+  encodeMarker,
+} from "./value_codec.ts";
+import { type FamilyPolicy, VersionGc } from "./version_gc.ts";
+
+/**
+ * Opens (or creates) the tablet stored in `dir` serving `range` of the
+ * table `schema`. `options.lsm` is passed to {@link LsmStore.open} (its
+ * `compactionFilter` is the tablet's own).
+ *
+ * @throws TabletError `bad_request` for a bad schema or range; what
+ *   `LsmStore.open` throws.
+ */
+export async function openTablet(
+  dir: string,
+  schema: TableSchema,
+  range: KeyRange,
+  options: OpenTabletOptions = {},
+): Promise<Tablet> {
+  const parsed = parseSchema(schema);
+  checkRange(range);
+  let tablet: LsmTablet | undefined;
+  const lsm = await LsmStore.open(dir, {
+    ...options.lsm,
+    compactionFilter: () => tablet!.compactionFilter(),
+  });
+  try {
+    const mark = await lsm.get(CLOCK_KEY);
+    const clock = new TabletClock(
+      options.clock ?? Date.now,
+      mark === undefined ? 0 : decodeMarker(mark),
+    );
+    tablet = new LsmTablet(lsm, parsed.schema, parsed.policies, range, clock);
+    return tablet;
+  } catch (e) {
+    await lsm.close();
+    throw e;
+  }
+}
+
+function checkRange(range: KeyRange): void {
+  if (
+    typeof range !== "object" || range === null ||
+    !(range.start instanceof Uint8Array) ||
+    (range.end !== null && !(range.end instanceof Uint8Array))
+  ) {
+    throw new TabletError(
+      "bad_request",
+      "a tablet range is { start: bytes, end: bytes | null }",
+    );
+  }
+  if (range.end !== null && compareBytes(range.start, range.end) >= 0) {
+    throw new TabletError("bad_request", "the tablet range is empty");
+  }
+}
+
+/** A {@link Tablet} on one {@link LsmStore}; see key_codec.ts for the layout. */
+export class LsmTablet implements Tablet {
+  readonly range: KeyRange;
+  readonly schema: TableSchema;
+  #lsm: LsmStore;
+  #policies: Map<string, FamilyPolicy>;
+  #clock: TabletClock;
+  #locks = new RowLocks();
+  #closed = false;
+
+  constructor(
+    lsm: LsmStore,
+    schema: TableSchema,
+    policies: Map<string, FamilyPolicy>,
+    range: KeyRange,
+    clock: TabletClock,
+  ) {
+    this.#lsm = lsm;
+    this.schema = schema;
+    this.#policies = policies;
+    this.range = {
+      start: range.start.slice(),
+      end: range.end?.slice() ?? null,
+    };
+    this.#clock = clock;
+  }
+
+  async mutateRow(
+    row: Uint8Array,
+    mutations: Mutation[],
+  ): Promise<{ timestamp: number }> {
+    this.#checkRow(row);
+    checkMutations(mutations, this.#policies);
+    return await this.#locks.with(row, async () => {
+      this.#assertOpen();
+      return { timestamp: await this.#apply(row, mutations) };
+    });
+  }
+
+  async checkAndMutate(
+    row: Uint8Array,
+    condition: Condition,
+    onMatch: Mutation[],
+    onMismatch: Mutation[] = [],
+  ): Promise<{ matched: boolean; timestamp: number }> {
+    this.#checkRow(row);
+    checkCondition(condition, this.#policies);
+    checkMutations(onMatch, this.#policies, true);
+    checkMutations(onMismatch, this.#policies, true);
+    if (onMatch.length === 0 && onMismatch.length === 0) {
+      throw new TabletError("bad_request", "no mutations on either branch");
+    }
+    return await this.#locks.with(row, async () => {
+      this.#assertOpen();
+      const got = await this.#read(row, {
+        columns: [{ family: condition.family, qualifier: condition.qualifier }],
+        versions: 1,
+      });
+      const cur = got?.cells[0]?.value;
+      const matched = condition.equals === null
+        ? cur === undefined
+        : cur !== undefined && compareBytes(cur, condition.equals) === 0;
+      const ms = matched ? onMatch : onMismatch;
+      const timestamp = ms.length === 0
+        ? this.#clock.now()
+        : await this.#apply(row, ms);
+      return { matched, timestamp };
+    });
+  }
+
+  /**
+   * Builds the row mutation's batch and writes it. The timestamp is taken
+   * and the write issued without a turn of the event loop between them,
+   * so commit-log order is timestamp order and the clock mark written
+   * last is the highest.
+   */
+  #apply(row: Uint8Array, mutations: Mutation[]): Promise<number> {
+    const t = this.#clock.next();
+    // `ts` of cell entries; markers have -1.
+    let batch: (Entry & { ts: number })[] = [];
+    // Cells of this mutation written before a marker carry the marker's own
+    // write timestamp, which the marker does not hide (it hides what was
+    // written before it): drop those with timestamp <= t here.
+    const dropUnder = (prefix: Uint8Array) => {
+      batch = batch.filter((e) => !(e.ts <= t && hasPrefix(e.key, prefix)));
+    };
+    for (const m of mutations) {
+      switch (m.op) {
+        case "put": {
+          const ts = m.timestamp ?? t;
+          batch.push({
+            key: cellKey(row, m.family, m.qualifier, ts),
+            value: encodeCell(false, t, m.value),
+            ts,
+          });
+          break;
+        }
+        case "deleteCells":
+          if (m.timestamp !== undefined) {
+            batch.push({
+              key: cellKey(row, m.family, m.qualifier, m.timestamp),
+              value: encodeCell(true, t, EMPTY),
+              ts: m.timestamp,
+            });
+          } else {
+            dropUnder(columnPrefix(row, m.family, m.qualifier));
+            batch.push({
+              key: columnMarkerKey(row, m.family, m.qualifier),
+              value: encodeMarker(t),
+              ts: -1,
+            });
+          }
+          break;
+        case "deleteFamily":
+          dropUnder(familyPrefix(row, m.family));
+          batch.push({
+            key: familyMarkerKey(row, m.family),
+            value: encodeMarker(t),
+            ts: -1,
+          });
+          break;
+        case "deleteRow":
+          dropUnder(EMPTY);
+          batch.push({
+            key: rowMarkerKey(row),
+            value: encodeMarker(t),
+            ts: -1,
+          });
+          break;
+      }
+    }
+    // Persists the clock so timestamps keep rising across a restart even
+    // if the wall clock went back meanwhile.
+    batch.push({ key: CLOCK_KEY, value: encodeMarker(t), ts: -1 });
+    return this.#lsm.write(batch).then(() => t);
+  }
+
+  async getRow(
+    row: Uint8Array,
+    options: ReadOptions = {},
+  ): Promise<Row | undefined> {
+    this.#checkRow(row);
+    checkReadOptions(options, this.#policies);
+    return await this.#read(row, options);
+  }
+
+  async #read(row: Uint8Array, options: ReadOptions): Promise<Row | undefined> {
+    this.#assertOpen();
+    const asm = new RowAssembler(this.#policies, this.#clock.now(), options);
+    for await (const e of this.#lsm.scan({ prefix: rowPrefix(row) })) {
+      asm.add(e.key, e.value);
+    }
+    return asm.finish();
+  }
+
+  async *scan(options: ScanOptions = {}): AsyncGenerator<Row> {
+    checkReadOptions(options, this.#policies);
+    this.#assertOpen();
+    const { start, end, prefix, limit = Infinity } = options;
+    if (
+      start !== undefined && end !== undefined && compareBytes(start, end) > 0
+    ) {
+      throw new TabletError("bad_request", "scan start is after its end");
+    }
+    if (limit === 0) return;
+    let lo = this.range.start;
+    if (start !== undefined && compareBytes(start, lo) > 0) lo = start;
+    let hi = this.range.end;
+    if (end !== undefined && (hi === null || compareBytes(end, hi) < 0)) {
+      hi = end;
+    }
+    if (hi !== null && compareBytes(lo, hi) >= 0) return;
+    const asm = new RowAssembler(this.#policies, this.#clock.now(), options);
+    let n = 0;
+    for await (
+      const e of this.#lsm.scan({
+        start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+        end: hi === null ? undefined : rowPrefix(hi),
+        prefix: prefix === undefined ? undefined : escapeBody(prefix),
+      })
+    ) {
+      const done = asm.add(e.key, e.value);
+      if (done !== undefined) {
+        yield done;
+        if (++n >= limit) return;
+      }
+    }
+    const last = asm.finish();
+    if (last !== undefined) yield last;
+  }
+
+  approximateBytes(): number {
+    const s = this.#lsm.stats();
+    return s.memtableBytes + s.tableBytes;
+  }
+
+  async splitKey(): Promise<Uint8Array | undefined> {
+    this.#assertOpen();
+    // Block boundaries of the SSTables split the data into pieces of about
+    // one block each: their median row is near the middle by bytes.
+    const bounds: Uint8Array[] = [];
+    for (const t of this.#lsm.tables) {
+      for (const k of t.blockLastKeys) {
+        if (compareBytes(k, ROW_SPACE_START) >= 0) bounds.push(k);
+      }
+    }
+    let candidate: Uint8Array | undefined;
+    if (bounds.length >= 2) {
+      bounds.sort(compareBytes);
+      candidate = decodeRow(bounds[bounds.length >> 1]!);
+    } else {
+      // Little data: the middle row of a full scan.
+      const rows: Uint8Array[] = [];
+      for await (const r of this.scan({ versions: 1 })) rows.push(r.key);
+      candidate = rows[rows.length >> 1];
+    }
+    if (candidate === undefined) return undefined;
+    // Both halves must hold a row: the candidate must be above the first.
+    for await (const r of this.scan({ versions: 1, limit: 1 })) {
+      return compareBytes(r.key, candidate) < 0 ? candidate : undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * The stored entries of rows in `range` (clipped to this tablet's), in
+   * key order, that a major compaction would keep: what a copy of those
+   * rows needs (see split.ts).
+   */
+  async *liveEntries(
+    range: KeyRange,
+  ): AsyncGenerator<{ key: Uint8Array; value: Uint8Array }> {
+    this.#assertOpen();
+    let lo = range.start;
+    if (compareBytes(this.range.start, lo) > 0) lo = this.range.start;
+    let hi = range.end;
+    if (
+      this.range.end !== null &&
+      (hi === null || compareBytes(this.range.end, hi) < 0)
+    ) {
+      hi = this.range.end;
+    }
+    if (hi !== null && compareBytes(lo, hi) >= 0) return;
+    const keep = this.compactionFilter();
+    for await (
+      const e of this.#lsm.scan({
+        start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+        end: hi === null ? undefined : rowPrefix(hi),
+      })
+    ) {
+      if (keep(e.key, e.value)) yield e;
+    }
+  }
+
+  /** The last write timestamp this tablet gave (a copy's clock starts above it). */
+  get lastTimestamp(): number {
+    return this.#clock.last;
+  }
+
+  async copyTo(
+    target: Tablet,
+    range: KeyRange = this.range,
+  ): Promise<{ entries: number; bytes: number }> {
+    this.#assertOpen();
+    if (!(target instanceof LsmTablet) || target === this) {
+      throw new TabletError(
+        "bad_request",
+        "the target must be another open tablet",
+      );
+    }
+    if (target.schema.name !== this.schema.name) {
+      throw new TabletError(
+        "bad_request",
+        "the target is a tablet of another table",
+      );
+    }
+    let lo = range.start;
+    if (compareBytes(target.range.start, lo) > 0) lo = target.range.start;
+    let hi = range.end;
+    if (
+      target.range.end !== null &&
+      (hi === null || compareBytes(target.range.end, hi) < 0)
+    ) {
+      hi = target.range.end;
+    }
+    let batch: Entry[] = [];
+    let size = 0;
+    let entries = 0;
+    let bytes = 0;
+    for await (const e of this.liveEntries({ start: lo, end: hi })) {
+      batch.push(e);
+      size += e.key.length + e.value.length;
+      if (size >= COPY_BATCH_BYTES) {
+        await target.#ingest(batch, this.#clock.last);
+        entries += batch.length;
+        bytes += size;
+        batch = [];
+        size = 0;
+      }
+    }
+    await target.#ingest(batch, this.#clock.last);
+    return { entries: entries + batch.length, bytes: bytes + size };
+  }
+
+  /** Writes copied entries as they are, raising the clock above `floor`. */
+  #ingest(batch: Entry[], floor: number): Promise<void> {
+    this.#assertOpen();
+    this.#clock.observe(floor);
+    return this.#lsm.write([
+      ...batch,
+      { key: CLOCK_KEY, value: encodeMarker(this.#clock.last) },
+    ]);
+  }
+
+  async flush(): Promise<void> {
+    this.#assertOpen();
+    await this.#lsm.flush();
+  }
+
+  async compact(): Promise<void> {
+    this.#assertOpen();
+    await this.#lsm.flush();
+    await this.#lsm.compact();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#lsm.close();
+  }
+
+  /**
+   * The LSM compaction filter: keeps what {@link VersionGc} says exists
+   * (live versions and slot-holding deleted versions); drops markers,
+   * whose cells are dropped in the same pass (every table takes part, and
+   * everything newer, in the memtable, was written after them).
+   */
+  compactionFilter(): (key: Uint8Array, value: Uint8Array) => boolean {
+    const gc = new VersionGc(this.#policies, this.#clock.now());
+    return (key, value) => {
+      if (compareBytes(key, ROW_SPACE_START) < 0) return true;
+      try {
+        const p = parseKey(key);
+        const v = p.kind === "cell"
+          ? gc.classify(key, p, -1, decodeCell(value))
+          : gc.classify(key, p, decodeMarker(value), undefined);
+        return v === "live" || v === "tombstone";
+      } catch {
+        // A key this code cannot read is kept, not silently destroyed.
+        return true;
+      }
+    };
+  }
+
+  #checkRow(row: Uint8Array): void {
+    checkRowKey(row);
+    const { start, end } = this.range;
+    if (
+      compareBytes(row, start) < 0 ||
+      (end !== null && compareBytes(row, end) >= 0)
+    ) {
+      throw new TabletError(
+        "out_of_range",
+        "the row is outside this tablet's key range",
+      );
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new TabletError("closed", "the tablet is closed");
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Bytes per write batch when copying (well under a commit-log record's 16 MiB). */
+const COPY_BATCH_BYTES = 1 << 20;

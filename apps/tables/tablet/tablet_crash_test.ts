@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { CRASH_SCHEMA } from "./_crash_schema.ts";
+import { openTablet } from "./tablet.ts";
+
+const LONG = Deno.env.get("STRATA_LONG") === "1";
+const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Collects a child's stdout lines; resolves `ready` on the first line. */
+function readLines(stream: ReadableStream<Uint8Array>) {
+  const lines: string[] = [];
+  let signalReady: () => void = () => {};
+  const ready = new Promise<void>((r) => signalReady = r);
+  const done = (async () => {
+    let partial = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      partial += chunk;
+      const parts = partial.split("\n");
+      partial = parts.pop()!;
+      for (const p of parts) {
+        if (p === "ready") signalReady();
+        else lines.push(p);
+      }
+    }
+    signalReady();
+  })();
+  return { lines, ready, done };
+}
+
+Deno.test("every row mutation acknowledged before kill -9 is readable after reopen, and timestamps keep rising across restarts", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-tablet-crash-" });
+  const rounds = LONG ? 12 : 3;
+  const acked: { row: string; ts: number; value: string; w: string }[] = [];
+  let maxTs = -1;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      // Deno.execPath() is the real deno binary, so SIGKILL reaches the writer.
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CHILD, dir, String(round)],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const out = readLines(child.stdout);
+      try {
+        await out.ready;
+        await new Promise((r) => setTimeout(r, 400 + Math.random() * 800));
+      } finally {
+        child.kill("SIGKILL");
+        await child.status;
+        await out.done;
+      }
+      let roundMin = Infinity;
+      for (const line of out.lines) {
+        const [row, ts, value] = line.split(" ");
+        acked.push({
+          row: row!,
+          ts: Number(ts),
+          value: value!,
+          w: value!.split("-")[1]!,
+        });
+        roundMin = Math.min(roundMin, Number(ts));
+      }
+      assert.ok(out.lines.length > 0, `round ${round} acknowledged writes`);
+      // The child's clock is an hour behind the previous round's.
+      assert.ok(
+        roundMin > maxTs,
+        `round ${round}: timestamp ${roundMin} not above ${maxTs}`,
+      );
+      maxTs = Math.max(maxTs, ...acked.map((a) => a.ts));
+      const t = await openTablet(dir, CRASH_SCHEMA, {
+        start: new Uint8Array(0),
+        end: null,
+      });
+      try {
+        for (const a of acked) {
+          // Both cells of the mutation, exactly that version.
+          const r = await t.getRow(enc.encode(a.row), {
+            asOf: a.ts,
+            versions: 1,
+            columns: [
+              { family: "f", qualifier: enc.encode("q") },
+              { family: "f", qualifier: enc.encode(`w${a.w}`) },
+            ],
+          });
+          const cells = r?.cells.filter((c) => c.timestamp === a.ts) ?? [];
+          assert.equal(
+            cells.length,
+            2,
+            `round ${round}: ${a.row}@${a.ts}=${a.value} lost`,
+          );
+          for (const c of cells) assert.equal(dec.decode(c.value), a.value);
+        }
+      } finally {
+        await t.close();
+      }
+    }
+    assert.ok(acked.length > 200, `writes acknowledged: ${acked.length}`);
+    const tables = [...Deno.readDirSync(`${dir}/tables`)].filter((e) =>
+      e.name.endsWith(".sst")
+    );
+    assert.ok(tables.length > 0, "the child flushed memtables to SSTables");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

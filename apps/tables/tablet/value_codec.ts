@@ -1,0 +1,63 @@
+/**
+ * The LSM values the tablet stores. Every entry carries the write
+ * timestamp `T` of the mutation that wrote it (its sequence in the row's
+ * history), which lets a deletion marker hide exactly the cells written
+ * before it, whatever their (possibly explicit) timestamps:
+ *
+ * ```
+ * cell    kind(1: 0 = value, 1 = deleted version) T(8) value bytes
+ * marker  T(8)
+ * ```
+ */
+
+/** A decoded cell entry. */
+export interface CellValue {
+  /** A deleted version (a tombstone that keeps its version slot). */
+  deleted: boolean;
+  /** Write timestamp of the mutation that wrote it. */
+  seq: number;
+  /** The value (a view into the stored bytes). */
+  value: Uint8Array;
+}
+
+function setU64(dv: DataView, at: number, n: number): void {
+  dv.setUint32(at, Math.floor(n / 2 ** 32));
+  dv.setUint32(at + 4, n >>> 0);
+}
+
+function getU64(dv: DataView, at: number): number {
+  return dv.getUint32(at) * 2 ** 32 + dv.getUint32(at + 4);
+}
+
+/** Encodes a cell entry. */
+export function encodeCell(
+  deleted: boolean,
+  seq: number,
+  value: Uint8Array,
+): Uint8Array {
+  const out = new Uint8Array(9 + value.length);
+  out[0] = deleted ? 1 : 0;
+  setU64(new DataView(out.buffer), 1, seq);
+  out.set(value, 9);
+  return out;
+}
+
+/** Decodes a cell entry. @throws Error on malformed bytes. */
+export function decodeCell(b: Uint8Array): CellValue {
+  if (b.length < 9 || b[0]! > 1) throw new Error("malformed tablet cell");
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  return { deleted: b[0] === 1, seq: getU64(dv, 1), value: b.subarray(9) };
+}
+
+/** Encodes a deletion marker (or the clock mark): its timestamp. */
+export function encodeMarker(t: number): Uint8Array {
+  const out = new Uint8Array(8);
+  setU64(new DataView(out.buffer), 0, t);
+  return out;
+}
+
+/** Decodes a deletion marker. @throws Error on malformed bytes. */
+export function decodeMarker(b: Uint8Array): number {
+  if (b.length !== 8) throw new Error("malformed tablet marker");
+  return getU64(new DataView(b.buffer, b.byteOffset, 8), 0);
+}

@@ -1,0 +1,140 @@
+/**
+ * Shared by the benches that compare an engine with RocksDB's own
+ * `db_bench` (Debian `rocksdb-tools`): finding and running db_bench,
+ * parsing its lines, and timing strata's side the way db_bench's single
+ * thread runs (one operation after another).
+ */
+import { percentile } from "./harness.ts";
+
+/** Throughput and per-operation latency (ns) of one line. */
+export interface Timing {
+  opsPerSec: number;
+  p50Ns: number;
+  p99Ns: number;
+}
+
+/** Runs `n` operations one after another, as db_bench's single thread does. */
+export async function timed(
+  n: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<Timing> {
+  const lat = new Float64Array(n);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await fn(i);
+    lat[i] = performance.now() - s;
+  }
+  const ms = performance.now() - t0;
+  const sorted = Array.from(lat).sort((a, b) => a - b);
+  return {
+    opsPerSec: n / (ms / 1000),
+    p50Ns: percentile(sorted, 0.5) * 1e6,
+    p99Ns: percentile(sorted, 0.99) * 1e6,
+  };
+}
+
+/** The db_bench binary, or undefined when rocksdb-tools is not installed. */
+export async function findDbBench(): Promise<string | undefined> {
+  for (const p of ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]) {
+    try {
+      await Deno.stat(p);
+      return p;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/** Runs db_bench; returns each benchmark's timing and the version line. */
+export async function runDbBench(
+  bin: string,
+  args: string[],
+): Promise<Map<string, Timing> & { version: string }> {
+  console.log(`  $ ${bin} ${args.join(" ")}`);
+  const out = await new Deno.Command(bin, {
+    args: [...args, "--histogram=1"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const err = new TextDecoder().decode(out.stderr);
+  if (out.code !== 0) throw new Error(`db_bench failed: ${err}`);
+  const res = new Map<string, Timing>() as
+    & Map<string, Timing>
+    & { version: string };
+  // "<name> : <µs> micros/op <n> ops/sec ...", later
+  // "Percentiles: P50: <µs> P75: <µs> P99: <µs> ..." for the same benchmark.
+  const re =
+    /^(\w+)\s*:\s*[\d.]+ micros\/op (\d+) ops\/sec[^]*?Percentiles: P50: ([\d.]+) P75: [\d.]+ P99: ([\d.]+)/gm;
+  for (const m of text.matchAll(re)) {
+    res.set(m[1]!, {
+      opsPerSec: Number(m[2]),
+      p50Ns: Number(m[3]) * 1000,
+      p99Ns: Number(m[4]) * 1000,
+    });
+  }
+  res.version = /RocksDB:\s*version (\S+)/.exec(text + err)?.[1] ?? "unknown";
+  return res;
+}
+
+/** The sizes of a db_bench comparison run. */
+export interface DbBenchSizes {
+  /** Keys for fillseq, fillrandom (sync off), readrandom and seekrandom. */
+  keys: number;
+  /** Writes for fillrandom with sync on. */
+  syncWrites: number;
+  /** Point reads, and seeks (each a seek and 10 entries). */
+  reads: number;
+  valueBytes: number;
+}
+
+/**
+ * Runs RocksDB's db_bench for the five lines the engine benches compare
+ * (fillseq, fillrandom sync=0, fillrandom sync=1, readrandom, seekrandom
+ * (scan 10)), 16-byte keys, compression off, one thread, in `root`.
+ * Undefined (with a note on stdout) when db_bench is not installed.
+ */
+export async function rocksDbLines(
+  root: string,
+  sizes: DbBenchSizes,
+): Promise<{ lines: Map<string, Timing>; version: string } | undefined> {
+  const bin = await findDbBench();
+  if (bin === undefined) {
+    console.log(
+      "\nRocksDB db_bench NOT FOUND: install it with `apt-get install -y rocksdb-tools`; no RocksDB figures or ratios in this run.",
+    );
+    return undefined;
+  }
+  const common = [
+    "--key_size=16",
+    `--value_size=${sizes.valueBytes}`,
+    "--compression_type=none",
+    "--threads=1",
+    "--seek_nexts=10",
+    `--db=${root}/rocksdb`,
+  ];
+  const a = await runDbBench(bin, [
+    ...common,
+    "--benchmarks=fillseq,fillrandom,readrandom,seekrandom",
+    `--num=${sizes.keys}`,
+    `--reads=${sizes.reads}`,
+    "--sync=0",
+  ]);
+  const b = await runDbBench(bin, [
+    ...common,
+    "--benchmarks=fillrandom",
+    `--num=${sizes.syncWrites}`,
+    "--sync=1",
+  ]);
+  // db_bench's seekrandom ran `reads` seeks; its ops/s is per seek.
+  return {
+    lines: new Map([
+      ["fillseq", a.get("fillseq")!],
+      ["fillrandom sync=0", a.get("fillrandom")!],
+      ["fillrandom sync=1", b.get("fillrandom")!],
+      ["readrandom", a.get("readrandom")!],
+      ["seekrandom (scan 10)", a.get("seekrandom")!],
+    ]),
+    version: b.version,
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The tables app's storage engine as a tablet uses it (apps/tables/tablet
+ * on packages/lsm: row mutations into the commit log, memtable, SSTables,
+ * compaction, the cell encoding and version rules on top) on local disk,
+ * against RocksDB's own `db_bench` (Debian `rocksdb-tools`) in the same
+ * run, the same five lines as bench:lsm: fillseq, fillrandom with sync off
+ * and on, readrandom, seekrandom (a seek and 10 rows). One cell per row (a
+ * 16-byte row key, one family, an empty qualifier, a 100-byte value); a
+ * put is `mutateRow`, a read `getRow`, a seek `scan({ start, limit: 10 })`.
+ * One operation after another on both sides. Goal: at least 0.5x
+ * RocksDB's ops/s per line (the issue's goal for the engine).
+ */
+import { openTablet, type Tablet } from "@strata/tables/tablet";
+import { rocksDbLines, timed, type Timing } from "./db_bench.ts";
+import { QUICK, Suite } from "./harness.ts";
+
+const N = QUICK ? 5_000 : 200_000;
+const N_SYNC = QUICK ? 200 : 2_000;
+const READS = QUICK ? 2_000 : 100_000;
+const SEEKS = QUICK ? 1_000 : 20_000;
+const VALUE = 100;
+
+const suite = new Suite(
+  "tablet",
+  `one tablet (BigTable cells on the LSM engine) vs RocksDB db_bench: ${N} rows (sync on: ${N_SYNC} writes), 16 B row keys, 100 B values, 1 thread`,
+);
+suite.metric("rows", N);
+suite.metric("sync writes", N_SYNC);
+suite.metric("reads", READS);
+suite.metric("seeks", SEEKS);
+
+const enc = new TextEncoder();
+const KEYS = Array.from(
+  { length: N },
+  (_, i) => enc.encode(String(i).padStart(16, "0")),
+);
+const VALUES = Array.from(
+  { length: 1024 },
+  () => crypto.getRandomValues(new Uint8Array(VALUE)),
+);
+const QUALIFIER = new Uint8Array(0);
+const SCHEMA = { name: "bench", families: [{ name: "f" }] };
+const ALL = { start: new Uint8Array(0), end: null };
+
+function shuffled(n: number): number[] {
+  const a = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+function put(t: Tablet, k: number, v: number) {
+  return t.mutateRow(KEYS[k]!, [{
+    op: "put",
+    family: "f",
+    qualifier: QUALIFIER,
+    value: VALUES[v % VALUES.length]!,
+  }]);
+}
+
+function record(line: string, name: string, t: Timing): void {
+  suite.record({
+    group: line,
+    name,
+    opsPerSec: t.opsPerSec,
+    meanNs: 1e9 / t.opsPerSec,
+    p50Ns: t.p50Ns,
+    p99Ns: t.p99Ns,
+    samples: 1,
+  });
+}
+
+const NAME = "strata tablet";
+const root = await Deno.makeTempDir({ prefix: "strata-bench-tablet-" });
+try {
+  {
+    const t = await openTablet(`${root}/seq`, SCHEMA, ALL, {
+      lsm: { sync: "never" },
+    });
+    record("fillseq", NAME, await timed(N, (i) => put(t, i, i)));
+    await t.close();
+  }
+  const order = shuffled(N);
+  {
+    const t = await openTablet(`${root}/sync`, SCHEMA, ALL, {
+      lsm: { sync: "always" },
+    });
+    record(
+      "fillrandom sync=1",
+      NAME,
+      await timed(N_SYNC, (i) => put(t, order[i]!, i)),
+    );
+    await t.close();
+  }
+  {
+    const t = await openTablet(`${root}/rand`, SCHEMA, ALL, {
+      lsm: { sync: "never" },
+    });
+    record(
+      "fillrandom sync=0",
+      NAME,
+      await timed(N, (i) => put(t, order[i]!, i)),
+    );
+    let found = 0;
+    const r = await timed(READS, async () => {
+      const row = await t.getRow(KEYS[Math.floor(Math.random() * N)]!);
+      if (row?.cells.length === 1) found++;
+    });
+    if (found !== READS) {
+      throw new Error(`readrandom found ${found} of ${READS}`);
+    }
+    record("readrandom", NAME, r);
+    let rows = 0;
+    record(
+      "seekrandom (scan 10)",
+      NAME,
+      await timed(SEEKS, async () => {
+        for await (
+          const _ of t.scan({
+            start: KEYS[Math.floor(Math.random() * N)]!,
+            limit: 10,
+          })
+        ) rows++;
+      }),
+    );
+    if (rows < SEEKS * 9) throw new Error(`seeks returned only ${rows} rows`);
+    suite.metric("strata bytes after fillrandom", t.approximateBytes());
+    await t.close();
+  }
+
+  const rocks = await rocksDbLines(root, {
+    keys: N,
+    syncWrites: N_SYNC,
+    reads: READS,
+    valueBytes: VALUE,
+  });
+  if (rocks === undefined) {
+    suite.metric(
+      "rocksdb",
+      "db_bench missing (apt-get install -y rocksdb-tools)",
+    );
+  } else {
+    for (const [line, t] of rocks.lines) record(line, "rocksdb db_bench", t);
+    suite.metric("rocksdb version", rocks.version);
+    for (const line of rocks.lines.keys()) {
+      suite.compare(
+        `${line}: strata tablet ÷ RocksDB`,
+        "throughput",
+        suite.get(line, NAME).opsPerSec,
+        suite.get(line, "rocksdb db_bench").opsPerSec,
+        { op: ">=", value: 0.5 },
+      );
+    }
+  }
+} finally {
+  await Deno.remove(root, { recursive: true });
+}
+await suite.finish();
