@@ -79,8 +79,8 @@ function writeFamily(out: Uint8Array, at: number, family: string): number {
 }
 
 /**
- * `esc(row)`, then (with `family`) `family 00`, then `tail` bytes, then
- * (with `qualifier`) `01 esc(qualifier)`, then `extra` zeroed bytes.
+ * `esc(row)`, then (with `family`) `family 00`, then (with `qualifier`)
+ * `01 esc(qualifier)`, then `extra` zeroed bytes for the caller to fill.
  */
 function build(
   row: Uint8Array,
