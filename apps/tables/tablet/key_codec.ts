@@ -51,13 +51,54 @@ export function escapeBody(b: Uint8Array): Uint8Array {
   return out;
 }
 
-function escapeInto(out: number[], b: Uint8Array): void {
+/** Length of `b` escaped, terminator included. */
+function escapedLength(b: Uint8Array): number {
+  let n = b.length + 2;
+  for (let i = 0; i < b.length; i++) if (b[i] === 0) n++;
+  return n;
+}
+
+/** Writes `b` escaped and terminated at `at`; returns the index after it. */
+function writeEscaped(out: Uint8Array, at: number, b: Uint8Array): number {
+  let j = at;
   for (let i = 0; i < b.length; i++) {
     const c = b[i]!;
-    out.push(c);
-    if (c === 0) out.push(0xff);
+    out[j++] = c;
+    if (c === 0) out[j++] = 0xff;
   }
-  out.push(0, 1);
+  out[j++] = 0;
+  out[j++] = 1;
+  return j;
+}
+
+/** Writes the family name and its 0x00 at `at`; returns the index after it. */
+function writeFamily(out: Uint8Array, at: number, family: string): number {
+  for (let i = 0; i < family.length; i++) out[at + i] = family.charCodeAt(i);
+  out[at + family.length] = 0;
+  return at + family.length + 1;
+}
+
+/**
+ * `esc(row)`, then (with `family`) `family 00`, then (with `qualifier`)
+ * `01 esc(qualifier)`, then `extra` zeroed bytes for the caller to fill.
+ */
+function build(
+  row: Uint8Array,
+  family: string | undefined,
+  qualifier: Uint8Array | undefined,
+  extra: number,
+): Uint8Array {
+  let n = escapedLength(row) + extra;
+  if (family !== undefined) n += family.length + 1;
+  if (qualifier !== undefined) n += 1 + escapedLength(qualifier);
+  const out = new Uint8Array(n);
+  let j = writeEscaped(out, 0, row);
+  if (family !== undefined) j = writeFamily(out, j, family);
+  if (qualifier !== undefined) {
+    out[j++] = 1;
+    writeEscaped(out, j, qualifier);
+  }
+  return out;
 }
 
 /** Reads an escaped field at `at`; returns the bytes and the index after its terminator. */
@@ -95,39 +136,22 @@ function skipEscaped(key: Uint8Array, at: number): number {
 
 /** The encoded row: `esc(row) 00 01`; every entry of the row starts with it. */
 export function rowPrefix(row: Uint8Array): Uint8Array {
-  const out: number[] = [];
-  escapeInto(out, row);
-  return Uint8Array.from(out);
-}
-
-function familyBytes(out: number[], family: string): void {
-  for (let i = 0; i < family.length; i++) out.push(family.charCodeAt(i));
-  out.push(0);
+  return build(row, undefined, undefined, 0);
 }
 
 /** Key of the row's deletion marker. */
 export function rowMarkerKey(row: Uint8Array): Uint8Array {
-  const out: number[] = [];
-  escapeInto(out, row);
-  out.push(0);
-  return Uint8Array.from(out);
+  return build(row, undefined, undefined, 1);
 }
 
 /** Prefix of every entry of one family of a row. */
 export function familyPrefix(row: Uint8Array, family: string): Uint8Array {
-  const out: number[] = [];
-  escapeInto(out, row);
-  familyBytes(out, family);
-  return Uint8Array.from(out);
+  return build(row, family, undefined, 0);
 }
 
 /** Key of a family's deletion marker in a row. */
 export function familyMarkerKey(row: Uint8Array, family: string): Uint8Array {
-  const out: number[] = [];
-  escapeInto(out, row);
-  familyBytes(out, family);
-  out.push(0);
-  return Uint8Array.from(out);
+  return build(row, family, undefined, 1);
 }
 
 /** Prefix of every entry of one column of a row. */
@@ -136,12 +160,7 @@ export function columnPrefix(
   family: string,
   qualifier: Uint8Array,
 ): Uint8Array {
-  const out: number[] = [];
-  escapeInto(out, row);
-  familyBytes(out, family);
-  out.push(1);
-  escapeInto(out, qualifier);
-  return Uint8Array.from(out);
+  return build(row, family, qualifier, 0);
 }
 
 /** Key of a column's deletion marker. */
@@ -150,10 +169,7 @@ export function columnMarkerKey(
   family: string,
   qualifier: Uint8Array,
 ): Uint8Array {
-  const p = columnPrefix(row, family, qualifier);
-  const out = new Uint8Array(p.length + 1);
-  out.set(p);
-  return out;
+  return build(row, family, qualifier, 1);
 }
 
 /** Key of one version of a cell; newer timestamps sort first. */
@@ -163,11 +179,10 @@ export function cellKey(
   qualifier: Uint8Array,
   timestamp: number,
 ): Uint8Array {
-  const p = columnPrefix(row, family, qualifier);
-  const out = new Uint8Array(p.length + 9);
-  out.set(p);
-  out[p.length] = 1;
-  const dv = new DataView(out.buffer, p.length + 1, 8);
+  const out = build(row, family, qualifier, 9);
+  const at = out.length - 9;
+  out[at] = 1;
+  const dv = new DataView(out.buffer, at + 1, 8);
   // Bitwise complement of the 64-bit big-endian timestamp: descending order.
   dv.setUint32(0, ~Math.floor(timestamp / 2 ** 32) >>> 0);
   dv.setUint32(4, ~(timestamp >>> 0) >>> 0);
