@@ -42,6 +42,8 @@ export class WatchHub {
   #current = 0;
   /** Everything at or below this revision is known (applied), changed or not. */
   #floor = 0;
+  /** Told after every publish, advance and restart (learner streams pull from here). */
+  #listeners = new Set<() => void>();
 
   /**
    * @param capacity events kept for resumption.
@@ -66,6 +68,63 @@ export class WatchHub {
    */
   advanceTo(revision: number): void {
     if (revision > this.#floor) this.#floor = revision;
+    this.#notify();
+  }
+
+  /**
+   * Forgets the history: the state jumped to `revision` (a snapshot was
+   * installed), so the changes before it are unknown here. Open watches
+   * end with `compacted` rather than miss them silently; new ones may
+   * start after `revision`.
+   */
+  restart(revision: number): void {
+    this.#history = [];
+    this.#start = 0;
+    this.#floor = revision;
+    for (const s of this.#subscribers) {
+      s.failed ??= new WatchError(
+        "compacted",
+        `the member installed a snapshot at revision ${revision}; changes before it are gone`,
+        revision + 1,
+      );
+      s.wake?.();
+    }
+    this.#notify();
+  }
+
+  /**
+   * Calls `fn` (synchronously) after every change to the history or the
+   * applied revision. @returns a function that removes it.
+   */
+  addListener(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #notify(): void {
+    for (const fn of this.#listeners) fn();
+  }
+
+  /**
+   * The changes under `prefix` at revision `from` or later, from the
+   * history kept, or undefined when `from` is older than it (compacted).
+   */
+  eventsSince(prefix: string, from: number): WatchEvent[] | undefined {
+    if (from < this.oldestRevision) return undefined;
+    // Binary search for the first event at `from` or later (revisions ascend).
+    let lo = this.#start;
+    let hi = this.#history.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#history[mid]!.revision < from) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: WatchEvent[] = [];
+    for (let i = lo; i < this.#history.length; i++) {
+      const e = this.#history[i]!;
+      if (e.key.startsWith(prefix)) out.push(e);
+    }
+    return out;
   }
 
   /** Publishes changes committed at increasing revisions. */
@@ -95,6 +154,7 @@ export class WatchHub {
         this.#start = 0;
       }
     }
+    this.#notify();
   }
 
   /**
