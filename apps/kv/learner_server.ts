@@ -32,8 +32,6 @@ import {
   type LearnerMessages,
   learnerMessages,
   SnapshotChunk,
-  Subscribe,
-  Subscribed,
 } from "./learner_messages.ts";
 import type { WatchHub } from "./watch_hub.ts";
 
