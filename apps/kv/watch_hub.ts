@@ -42,6 +42,8 @@ export class WatchHub {
   #current = 0;
   /** Everything at or below this revision is known (applied), changed or not. */
   #floor = 0;
+  /** Highest revision of an evicted event (0: none). */
+  #evictedUpTo = 0;
   /** Told after every publish, advance and restart (learner streams pull from here). */
   #listeners = new Set<() => void>();
 
@@ -59,7 +61,11 @@ export class WatchHub {
   /** Oldest revision a new watch may start from. */
   get oldestRevision(): number {
     const first = this.#history[this.#start];
-    return first ? first.revision : this.#floor + 1;
+    // A transaction's changes share a revision: if some of them were
+    // evicted, that revision is no longer complete.
+    return first
+      ? Math.max(first.revision, this.#evictedUpTo + 1)
+      : this.#floor + 1;
   }
 
   /**
@@ -81,6 +87,7 @@ export class WatchHub {
     this.#history = [];
     this.#start = 0;
     this.#floor = revision;
+    this.#evictedUpTo = revision;
     for (const s of this.#subscribers) {
       s.failed ??= new WatchError(
         "compacted",
@@ -148,6 +155,7 @@ export class WatchHub {
     const live = this.#history.length - this.#start;
     if (live > this.capacity) {
       this.#start += live - this.capacity;
+      this.#evictedUpTo = this.#history[this.#start - 1]!.revision;
       // Compact the array now and then rather than on every event.
       if (this.#start > this.capacity) {
         this.#history = this.#history.slice(this.#start);
