@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { selfSignedCert, tlsClient } from "@strata/edge";
 import { KvClient, KvClientError, type KvWatchEvent } from "./client.ts";
 import { type LocalCluster, startLocalCluster } from "./cluster_launcher.ts";
 import type { Follower, ReplicaUpdate } from "./follower.ts";
@@ -299,5 +300,45 @@ Deno.test({
         );
       }
     });
+  },
+});
+
+Deno.test({
+  name:
+    "with --tls-cert the learner port speaks TLS: a client trusting the certificate follows, a plain one cannot",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "strata-learners-tls-" });
+    const tls = await selfSignedCert(dir);
+    const cluster = await startLocalCluster({
+      dataRoot: `${dir}/data`,
+      extraArgs: ["--tick-ms", String(TICK_MS)],
+      tls,
+    });
+    const httpClient = await tlsClient(tls.certFile);
+    try {
+      const kv = new KvClient([...cluster.nodes.values()].map((n) => n.url), {
+        token: cluster.secrets!.tokens.write,
+        httpClient,
+      });
+      const revision = await putSoon(kv, "t/1", "secret");
+      const caCerts = [await Deno.readTextFile(tls.certFile)];
+      const f = await kv.follow("t/", { tls: { caCerts } });
+      try {
+        await f.waitFor(revision);
+        assert.equal(new TextDecoder().decode(f.get("t/1")!.value), "secret");
+      } finally {
+        await f.close();
+      }
+      await assert.rejects(
+        () => kv.follow("t/", { startTimeoutMs: 3000 }),
+        KvClientError,
+      );
+    } finally {
+      httpClient.close();
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   },
 });
