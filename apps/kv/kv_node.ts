@@ -211,7 +211,7 @@ export class KvNode implements KvService {
       ...(this.#learners
         ? {
           learner: `${this.#cfg.learner!.hostname}:${this.#learners.port}`,
-          learners: this.#learners.stats(),
+          clientLearners: this.#learners.stats(),
         }
         : {}),
     };

@@ -57,8 +57,8 @@ export interface ServiceStatus extends ReplicaStatus {
   watchers: number;
   /** The learner port's address (`host:port`), when learners are served. */
   learner?: string;
-  /** What the learner port sent so far. */
-  learners?: LearnerServerStats;
+  /** What the learner port sent so far (client learners, not raft learners). */
+  clientLearners?: LearnerServerStats;
 }
 
 /** A membership change request. */

@@ -49,6 +49,11 @@ export interface LearnerServerOptions {
   batchDelayMs?: number;
   /** A learner sent nothing for this long gets a heartbeat, ms (default 1000). */
   heartbeatMs?: number;
+  /**
+   * Progress alone (only other keys changed) goes to a learner at most this
+   * often, ms (default 20): writes elsewhere cost its learners little.
+   */
+  progressMs?: number;
   /** Size limits of one step. */
   limits?: FeedLimits;
   /** TLS: the learner port's certificate and key (PEM). */
@@ -85,10 +90,12 @@ export class LearnerServer {
   readonly #source: FeedSource;
   readonly #batchDelayMs: number;
   readonly #heartbeatMs: number;
+  readonly #progressMs: number;
   readonly #limits: FeedLimits;
   readonly #unlisten: () => void;
   readonly #heartbeat: ReturnType<typeof setInterval>;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #progressTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #stats: Omit<LearnerServerStats, "learners"> = {
     bytesSent: 0,
@@ -111,6 +118,7 @@ export class LearnerServer {
     };
     this.#batchDelayMs = options.batchDelayMs ?? 2;
     this.#heartbeatMs = options.heartbeatMs ?? 1000;
+    this.#progressMs = options.progressMs ?? 20;
     this.#limits = options.limits ?? DEFAULT_FEED_LIMITS;
     this.#server = listenTcp<LearnerMessages>({
       set: learnerMessages,
@@ -190,6 +198,7 @@ export class LearnerServer {
     this.#unlisten();
     clearInterval(this.#heartbeat);
     clearTimeout(this.#timer);
+    clearTimeout(this.#progressTimer);
     await this.#server.close();
   }
 
@@ -204,6 +213,8 @@ export class LearnerServer {
   #pump(): void {
     // Learners at the same place of the same prefix get the same step.
     const shared = new Map<string, FeedStep>();
+    const now = performance.now();
+    let later = Infinity;
     for (const l of this.#learners.values()) {
       if (l.busy) continue;
       const id = `${l.next}\u0000${l.prefix}`;
@@ -212,7 +223,24 @@ export class LearnerServer {
         step = nextFeedStep(l.prefix, l.next, this.#source, this.#limits);
         shared.set(id, step);
       }
-      if (step.kind !== "wait") this.#send(l, step);
+      if (step.kind === "wait") continue;
+      const quiet = now - l.lastSentAt;
+      if (
+        step.kind === "changes" && step.changes.length === 0 &&
+        quiet < this.#progressMs
+      ) {
+        later = Math.min(later, this.#progressMs - quiet);
+        continue;
+      }
+      this.#send(l, step);
+    }
+    if (
+      later < Infinity && !this.#closed && this.#progressTimer === undefined
+    ) {
+      this.#progressTimer = setTimeout(() => {
+        this.#progressTimer = undefined;
+        this.#schedule();
+      }, later);
     }
   }
 
