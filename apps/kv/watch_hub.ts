@@ -42,7 +42,7 @@ export class WatchHub {
   #current = 0;
   /** Everything at or below this revision is known (applied), changed or not. */
   #floor = 0;
-  /** Highest revision of an evicted event (0: none). */
+  /** Highest revision of an evicted event, or of an installed snapshot (0: none). */
   #evictedUpTo = 0;
   /** Told after every publish, advance and restart (learner streams pull from here). */
   #listeners = new Set<() => void>();
@@ -58,20 +58,17 @@ export class WatchHub {
     return this.#subscribers.size;
   }
 
-  /** Oldest revision a new watch may start from. */
+  /**
+   * Oldest revision a new watch may start from: the history holds every
+   * change after the last one evicted (or after the snapshot the member
+   * installed). A transaction's changes share a revision, so a revision
+   * evicted in part is not offered either.
+   */
   get oldestRevision(): number {
-    const first = this.#history[this.#start];
-    // A transaction's changes share a revision: if some of them were
-    // evicted, that revision is no longer complete.
-    return first
-      ? Math.max(first.revision, this.#evictedUpTo + 1)
-      : this.#floor + 1;
+    return this.#evictedUpTo + 1;
   }
 
-  /**
-   * Records that everything up to `revision` has been applied even if it
-   * changed nothing (after a snapshot restore, history starts here).
-   */
+  /** Records that everything up to `revision` has been applied, changed or not. */
   advanceTo(revision: number): void {
     if (revision > this.#floor) this.#floor = revision;
     this.#notify();
