@@ -370,7 +370,6 @@ export class Follower {
     }
     if (!update) return;
     this.#ready();
-    this.#parts.onUpdate?.(update);
     if (this.#waiters.length > 0) {
       const r = this.#replica.revision;
       const done = this.#waiters.filter((w) => w.revision <= r);
@@ -379,5 +378,7 @@ export class Follower {
         for (const w of done) w.resolve();
       }
     }
+    // Last: the application's hook may throw; the replica is already current.
+    this.#parts.onUpdate?.(update);
   }
 }
