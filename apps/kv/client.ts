@@ -18,6 +18,7 @@
  */
 import { Buffer } from "node:buffer";
 import { readToken } from "@strata/edge";
+import { Follower, type FollowOptions } from "./follower.ts";
 
 /** What went wrong talking to the cluster. */
 export class KvClientError extends Error {
@@ -151,6 +152,7 @@ export class KvClient {
   readonly #attempts: number;
   readonly #headers: Record<string, string>;
   readonly #httpClient?: Deno.HttpClient;
+  readonly #token?: string;
 
   /** @param endpoints node HTTP addresses, `http://127.0.0.1:2380` or `127.0.0.1:2380`. */
   constructor(endpoints: string[], options: KvClientOptions = {}) {
@@ -163,6 +165,7 @@ export class KvClient {
     this.#headers = options.token
       ? { authorization: `Bearer ${options.token}` }
       : {};
+    this.#token = options.token;
     this.#httpClient = options.httpClient;
   }
 
@@ -419,6 +422,61 @@ export class KvClient {
     return endpoint === undefined
       ? this.#request("GET", "/v1/status", undefined, "always")
       : this.#once(endpoint, "GET", "/v1/status", undefined, this.#timeoutMs);
+  }
+
+  /**
+   * A local read-only replica of the keys under `prefix`, kept current by
+   * a member's learner stream (framed TCP on the members' learner ports,
+   * authenticated with this client's token): reads are answered locally
+   * at the replica's revision, `waitFor(revision)` waits for a write to
+   * arrive, and a failed member is replaced by another without gaps or
+   * duplicates. Close it when done.
+   * @throws KvClientError `unreachable` when no member serves it in time.
+   */
+  follow(prefix: string, options: FollowOptions = {}): Promise<Follower> {
+    const given = options.members;
+    return Follower.start(prefix, {
+      ...options,
+      token: this.#token,
+      discover: given
+        ? () => Promise.resolve([...given])
+        : () => this.learnerMembers(),
+    });
+  }
+
+  /**
+   * The members' learner addresses (`host:port`, from each endpoint's
+   * `/v1/status`), followers first from a random one, the leader last.
+   */
+  async learnerMembers(): Promise<string[]> {
+    const found = await Promise.all(this.#endpoints.map(async (endpoint) => {
+      try {
+        const s = await this.#once(
+          endpoint,
+          "GET",
+          "/v1/status",
+          undefined,
+          this.#timeoutMs,
+        ) as { learner?: unknown; role?: unknown };
+        if (typeof s.learner !== "string") return undefined;
+        // The port the node bound, on the host this client reaches it by.
+        const port = s.learner.slice(s.learner.lastIndexOf(":") + 1);
+        return {
+          address: `${new URL(endpoint).hostname}:${port}`,
+          leader: s.role === "leader",
+        };
+      } catch {
+        return undefined;
+      }
+    }));
+    const up = found.filter((f) => f !== undefined);
+    const followers = up.filter((f) => !f.leader).map((f) => f.address);
+    const start = Math.floor(Math.random() * followers.length);
+    return [
+      ...followers.slice(start),
+      ...followers.slice(0, start),
+      ...up.filter((f) => f.leader).map((f) => f.address),
+    ];
   }
 
   /**

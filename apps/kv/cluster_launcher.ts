@@ -23,6 +23,8 @@ export interface NodeProcess {
   url: string;
   /** `127.0.0.1:port` of its raft TCP port. */
   peer: string;
+  /** `127.0.0.1:port` of its learner port (`KvClient.follow`), if served. */
+  learner?: string;
   dataDir: string;
   process: Deno.ChildProcess;
 }
@@ -127,6 +129,7 @@ export async function startLocalCluster(
       http: p.ready.http,
       url: `${p.ready.scheme}://${p.ready.http}`,
       peer: p.ready.peer,
+      ...(p.ready.learner ? { learner: p.ready.learner } : {}),
       dataDir,
       process: p.child,
     };

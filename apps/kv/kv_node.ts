@@ -25,6 +25,7 @@ import {
   type ServiceStatus,
 } from "./kv_service.ts";
 import { WatchHub } from "./watch_hub.ts";
+import { LearnerServer, type LearnerServerOptions } from "./learner_server.ts";
 import {
   type ClusterConfig,
   type JointChange,
@@ -38,6 +39,8 @@ export interface KvNodeConfig
   extends Omit<ReplicatedNodeConfig, "metrics" | "name"> {
   /** This node's HTTP address, for redirect hints (host:port). */
   httpAddress?: string;
+  /** Serve client learners on this port (learner_server.ts); omitted: none. */
+  learner?: LearnerServerOptions;
 }
 
 const MEMBER_PREFIX = "_cluster/members/";
@@ -68,6 +71,8 @@ class KvReplica implements CommandStateMachine<KvResult | undefined> {
     const out = this.store.apply(index, c);
     if (!out) return undefined;
     this.watches.publish(out.events);
+    // Applied, changed or not: learner streams report progress from here.
+    this.watches.advanceTo(index);
     if (c.op === "put" && c.key.startsWith(MEMBER_PREFIX)) this.onAddresses();
     return out.result;
   }
@@ -83,7 +88,9 @@ class KvReplica implements CommandStateMachine<KvResult | undefined> {
 
   restore(data: Uint8Array, index: number): void {
     this.store.restore(data);
-    this.watches.advanceTo(index);
+    // The changes between the last applied entry and the snapshot never
+    // passed through here: watches may not resume across the jump.
+    this.watches.restart(index);
     this.onAddresses();
   }
 }
@@ -97,13 +104,16 @@ export class KvNode implements KvService {
   readonly #node: ReplicatedNode<KvResult | undefined>;
   readonly #cfg: KvNodeConfig;
   readonly #expiry: ReturnType<typeof setInterval>;
+  readonly #learners: LearnerServer | undefined;
 
   private constructor(
     cfg: KvNodeConfig,
     replica: KvReplica,
     node: ReplicatedNode<KvResult | undefined>,
+    learners: LearnerServer | undefined,
   ) {
     this.#cfg = cfg;
+    this.#learners = learners;
     this.#replica = replica;
     this.#node = node;
     this.store = replica.store;
@@ -129,13 +139,21 @@ export class KvNode implements KvService {
       const self = members.get(config.id);
       if (self) members.set(config.id, { ...self, http: config.httpAddress });
     }
-    const { httpAddress: _, ...rest } = config;
+    const { httpAddress: _, learner, ...rest } = config;
     const node = await ReplicatedNode.start({
       ...rest,
       members,
       metrics: new ReplicationMetrics(),
     }, replica);
-    return new KvNode(config, replica, node);
+    let learners: LearnerServer | undefined;
+    try {
+      learners = learner &&
+        LearnerServer.listen(replica.store, replica.watches, learner);
+    } catch (e) {
+      await node.stop();
+      throw e;
+    }
+    return new KvNode(config, replica, node, learners);
   }
 
   /** The last (up to 1,000) structured raft events: roles, votes, conf changes. */
@@ -153,9 +171,15 @@ export class KvNode implements KvService {
     return this.#cfg.id;
   }
 
+  /** The learner port actually bound (undefined: learners are not served). */
+  get learnerPort(): number | undefined {
+    return this.#learners?.port;
+  }
+
   /** Stops ticking, closes sockets and files, releases the directory. */
   async stop(): Promise<void> {
     clearInterval(this.#expiry);
+    await this.#learners?.close();
     await this.#node.stop();
   }
 
@@ -184,6 +208,12 @@ export class KvNode implements KvService {
       keys: this.store.size,
       sessions: this.store.sessionCount,
       watchers: this.watches.watchers,
+      ...(this.#learners
+        ? {
+          learner: `${this.#cfg.learner!.hostname}:${this.#learners.port}`,
+          clientLearners: this.#learners.stats(),
+        }
+        : {}),
     };
   }
 

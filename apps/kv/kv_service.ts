@@ -2,6 +2,7 @@ import { EdgeError, type EdgeErrorCode } from "@strata/edge";
 import type { ReplicaStatus } from "@strata/replication";
 import type { KvCommand } from "./kv_commands.ts";
 import type { KvResult, KvStateMachine } from "./kv_state_machine.ts";
+import type { LearnerServerStats } from "./learner_server.ts";
 import type { WatchHub } from "./watch_hub.ts";
 import type { ClusterConfig, JointChange } from "./member_changes.ts";
 
@@ -54,6 +55,10 @@ export interface ServiceStatus extends ReplicaStatus {
   keys: number;
   sessions: number;
   watchers: number;
+  /** The learner port's address (`host:port`), when learners are served. */
+  learner?: string;
+  /** What the learner port sent so far (client learners, not raft learners). */
+  clientLearners?: LearnerServerStats;
 }
 
 /** A membership change request. */

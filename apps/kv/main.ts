@@ -62,7 +62,9 @@ const cluster = await startLocalCluster({
 });
 for (const n of [...cluster.nodes.values()].sort((a, b) => a.id - b.id)) {
   console.log(
-    `  node ${n.id}: ${n.url}  raft ${n.peer}  data ${n.dataDir}`,
+    `  node ${n.id}: ${n.url}  raft ${n.peer}  learners ${
+      n.learner ?? "off"
+    }  data ${n.dataDir}`,
   );
 }
 const first = cluster.nodes.get(1)!.url;

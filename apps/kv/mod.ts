@@ -3,7 +3,8 @@
  * strata's replicated key-value service: a plain ordered map with
  * revisions, transactions, sessions and locks (kv_state_machine.ts), made
  * replicated by packages/raft, served over HTTP (http_api.ts), with a
- * TypeScript client.
+ * TypeScript client; clients may also follow a key prefix as learners
+ * (`KvClient.follow`, a local replica fed by any member's learner port).
  *
  * @example
  * ```ts
@@ -57,3 +58,14 @@ export {
   type HttpLimits,
 } from "./http_api.ts";
 export { WatchError, WatchHub } from "./watch_hub.ts";
+export {
+  Follower,
+  type FollowOptions,
+  type ReplicaEntry,
+  type ReplicaUpdate,
+} from "./follower.ts";
+export {
+  LearnerServer,
+  type LearnerServerOptions,
+  type LearnerServerStats,
+} from "./learner_server.ts";

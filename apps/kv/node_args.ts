@@ -55,10 +55,20 @@ export function kvNodeArgs(o: KvNodeArgs): string[] {
   ];
 }
 
-/** The node's ready line (`{"event":"ready","http","peer","scheme"}`), for `spawnUntilReady`. */
+/**
+ * The node's ready line (`{"event":"ready","http","peer","scheme"}`, and
+ * `"learner"` unless `--learner off`), for `spawnUntilReady`.
+ */
 export function kvNodeReady(
   line: unknown,
-): { http: string; peer: string; scheme: string } | undefined {
+):
+  | { http: string; peer: string; scheme: string; learner?: string }
+  | undefined {
   const m = readyLine(line, ["http", "peer", "scheme"]);
-  return m && { http: m.http, peer: m.peer, scheme: m.scheme };
+  return m && {
+    http: m.http,
+    peer: m.peer,
+    scheme: m.scheme,
+    ...(typeof m.learner === "string" ? { learner: m.learner } : {}),
+  };
 }

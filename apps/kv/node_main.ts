@@ -1,8 +1,8 @@
 /**
  * `deno task kv:node`: runs one replicated-KV node, the way it is
  * deployed on several machines. Prints one JSON line
- * `{"event":"ready","id","http","peer"}` once serving, so launchers and
- * tests know the bound ports.
+ * `{"event":"ready","id","http","peer","learner"}` once serving, so
+ * launchers and tests know the bound ports.
  */
 import { z } from "zod";
 import {
@@ -20,6 +20,7 @@ import {
 } from "@strata/edge";
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { KvNode, type PeerAddress } from "./kv_node.ts";
+import type { LearnerServerOptions } from "./learner_server.ts";
 import { parsePeerList } from "@strata/replication";
 import {
   CLOCK_GUARD_FLAGS,
@@ -37,6 +38,9 @@ const HELP =
   --data-dir DIR      where the log, snapshots and hard state live (locked to this process)
   --listen H:P        raft TCP address to bind (default: this node's entry in --peers)
   --http H:P          HTTP address to bind (default: this node's entry, else 127.0.0.1:0)
+  --learner H:P       learner port: clients follow a key prefix here (KvClient.follow;
+                      framed TCP, HMAC handshake keyed by the kv tokens; default: the
+                      --http host, a free port; "off": none)
   --join              start as a new member of a running cluster (add it with
                       POST /v1/cluster/members {"action":"add",...}, or several at once
                       with POST /v1/cluster/changes / kv:cli reconfigure)
@@ -64,6 +68,7 @@ const flagsSchema = z.object({
   "data-dir": z.string({ error: "required" }).min(1),
   listen: hostPortFlag.optional(),
   http: hostPortFlag.optional(),
+  learner: z.union([z.literal("off"), hostPortFlag]).optional(),
   join: z.boolean().default(false),
   "tick-ms": z.coerce.number().int().min(5).max(10_000).default(100),
   "snapshot-entries": z.coerce.number().int().min(10).default(100_000),
@@ -105,6 +110,25 @@ async function readPeerTls(
     cert,
     key: await read(files.keyFile, "--tls-key"),
     caCerts: [caFile ? await read(caFile, "--ca-cert") : cert],
+  };
+}
+
+/**
+ * The learner port's options: any kv token (read, write or admin) keys a
+ * learner's handshake; with TLS, the learner port serves the node's
+ * certificate too.
+ */
+function learnerOptions(
+  address: string,
+  tokens: Readonly<Record<string, string>> | undefined,
+  tls: { cert: string; key: string } | undefined,
+): LearnerServerOptions {
+  const [hostname, port] = splitHostPort(address);
+  return {
+    hostname,
+    port,
+    ...(tokens ? { secrets: Object.values(tokens) } : {}),
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
   };
 }
 
@@ -171,9 +195,13 @@ async function main(): Promise<number> {
     );
   }
 
+  const learnerAddr = f.learner ?? `${hh.includes(":") ? `[${hh}]` : hh}:0`;
   let node: KvNode;
   try {
     node = await KvNode.start({
+      ...(learnerAddr === "off" ? {} : {
+        learner: learnerOptions(learnerAddr, access.secrets?.tokens, peerTls),
+      }),
       id: f.id,
       members,
       dataDir: f["data-dir"],
@@ -214,6 +242,9 @@ async function main(): Promise<number> {
     http: listener.address,
     scheme: listener.scheme,
     peer: `${lh}:${node.peerPort}`,
+    ...(node.learnerPort !== undefined
+      ? { learner: `${splitHostPort(learnerAddr)[0]}:${node.learnerPort}` }
+      : {}),
   });
   onShutdown(async () => {
     await listener.server.shutdown().catch(() => {});

@@ -42,6 +42,10 @@ export class WatchHub {
   #current = 0;
   /** Everything at or below this revision is known (applied), changed or not. */
   #floor = 0;
+  /** Highest revision of an evicted event, or of an installed snapshot (0: none). */
+  #evictedUpTo = 0;
+  /** Told after every publish, advance and restart (learner streams pull from here). */
+  #listeners = new Set<() => void>();
 
   /**
    * @param capacity events kept for resumption.
@@ -54,18 +58,77 @@ export class WatchHub {
     return this.#subscribers.size;
   }
 
-  /** Oldest revision a new watch may start from. */
+  /**
+   * Oldest revision a new watch may start from: the history holds every
+   * change after the last one evicted (or after the snapshot the member
+   * installed). A transaction's changes share a revision, so a revision
+   * evicted in part is not offered either.
+   */
   get oldestRevision(): number {
-    const first = this.#history[this.#start];
-    return first ? first.revision : this.#floor + 1;
+    return this.#evictedUpTo + 1;
+  }
+
+  /** Records that everything up to `revision` has been applied, changed or not. */
+  advanceTo(revision: number): void {
+    if (revision > this.#floor) this.#floor = revision;
+    this.#notify();
   }
 
   /**
-   * Records that everything up to `revision` has been applied even if it
-   * changed nothing (after a snapshot restore, history starts here).
+   * Forgets the history: the state jumped to `revision` (a snapshot was
+   * installed), so the changes before it are unknown here. Open watches
+   * end with `compacted` rather than miss them silently; new ones may
+   * start after `revision`.
    */
-  advanceTo(revision: number): void {
-    if (revision > this.#floor) this.#floor = revision;
+  restart(revision: number): void {
+    this.#history = [];
+    this.#start = 0;
+    this.#floor = revision;
+    this.#evictedUpTo = revision;
+    for (const s of this.#subscribers) {
+      s.failed ??= new WatchError(
+        "compacted",
+        `the member installed a snapshot at revision ${revision}; changes before it are gone`,
+        revision + 1,
+      );
+      s.wake?.();
+    }
+    this.#notify();
+  }
+
+  /**
+   * Calls `fn` (synchronously) after every change to the history or the
+   * applied revision. @returns a function that removes it.
+   */
+  addListener(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #notify(): void {
+    for (const fn of this.#listeners) fn();
+  }
+
+  /**
+   * The changes under `prefix` at revision `from` or later, from the
+   * history kept, or undefined when `from` is older than it (compacted).
+   */
+  eventsSince(prefix: string, from: number): WatchEvent[] | undefined {
+    if (from < this.oldestRevision) return undefined;
+    // Binary search for the first event at `from` or later (revisions ascend).
+    let lo = this.#start;
+    let hi = this.#history.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#history[mid]!.revision < from) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: WatchEvent[] = [];
+    for (let i = lo; i < this.#history.length; i++) {
+      const e = this.#history[i]!;
+      if (e.key.startsWith(prefix)) out.push(e);
+    }
+    return out;
   }
 
   /** Publishes changes committed at increasing revisions. */
@@ -89,12 +152,14 @@ export class WatchHub {
     const live = this.#history.length - this.#start;
     if (live > this.capacity) {
       this.#start += live - this.capacity;
+      this.#evictedUpTo = this.#history[this.#start - 1]!.revision;
       // Compact the array now and then rather than on every event.
       if (this.#start > this.capacity) {
         this.#history = this.#history.slice(this.#start);
         this.#start = 0;
       }
     }
+    this.#notify();
   }
 
   /**

@@ -74,7 +74,7 @@ Deno.test("a watcher too far behind is ended with lagging, not buffered forever"
 
 Deno.test("after a snapshot restore, history starts at the snapshot's revision", async () => {
   const hub = new WatchHub();
-  hub.advanceTo(50);
+  hub.restart(50);
   assert.equal(hub.oldestRevision, 51);
   await assert.rejects(
     () => hub.watch("", 10, new AbortController().signal).next(),
@@ -85,5 +85,16 @@ Deno.test("after a snapshot restore, history starts at the snapshot's revision",
   const p = it.next();
   hub.publish([put("x", 51)]);
   assert.equal((await p).value?.key, "x");
+  ac.abort();
+});
+
+Deno.test("a member that applied its whole log keeps every change: a watch may start at revision 1", async () => {
+  const hub = new WatchHub();
+  hub.advanceTo(3); // raft's own entries, no changes
+  hub.publish([put("k", 4)]);
+  assert.equal(hub.oldestRevision, 1);
+  const ac = new AbortController();
+  const it = hub.watch("", 1, ac.signal);
+  assert.equal((await it.next()).value?.revision, 4);
   ac.abort();
 });

@@ -15,11 +15,18 @@ export interface HandshakeOptions {
   role: Role;
   /** The message set's fingerprint (`MessageSet.fingerprint`). */
   fingerprint: string;
-  /** Shared secret; when set, the peer must prove it knows it too. */
-  secret?: string | Uint8Array;
+  /**
+   * Shared secret; when set, the peer must prove it knows it too. A server
+   * may accept any of several (a list): it then answers with its own proof
+   * only after the client's proof matched one of them, keyed by that one.
+   */
+  secret?: Secret | readonly Secret[];
   /** 32 fresh random bytes: this side's challenge to the peer. */
   nonce: Uint8Array;
 }
+
+/** A shared secret: text or bytes. */
+export type Secret = string | Uint8Array;
 
 /** What a handshake step asks the caller to do. */
 export interface HandshakeStep {
@@ -46,12 +53,28 @@ export interface HandshakeStep {
  */
 export class Handshake {
   readonly #o: HandshakeOptions;
+  /** The candidate secrets (empty: no authentication). */
+  readonly #secrets: readonly Secret[];
+  /** The secret both sides share, once known (a server with candidates learns it from the proof). */
+  #secret: Secret | undefined;
   #peerNonce: Uint8Array | undefined;
   #done = false;
 
-  /** @param options this side's identity and challenge. */
+  /**
+   * @param options this side's identity and challenge.
+   * @throws TypeError when a client is given a list of secrets or an empty list.
+   */
   constructor(options: HandshakeOptions) {
     this.#o = options;
+    const s = options.secret;
+    const many = Array.isArray(s);
+    this.#secrets = s === undefined ? [] : many ? s as Secret[] : [s as Secret];
+    if (many && (options.role === "client" || this.#secrets.length === 0)) {
+      throw new TypeError(
+        "only a server may accept a list of secrets, and the list may not be empty",
+      );
+    }
+    this.#secret = many ? undefined : this.#secrets[0];
   }
 
   /** True once the peer was accepted. */
@@ -67,7 +90,7 @@ export class Handshake {
       PROTOCOL_VERSION,
       o.fingerprint,
       new Uint8Array(o.nonce),
-      o.secret !== undefined,
+      this.#secrets.length > 0,
     ]);
   }
 
@@ -97,7 +120,8 @@ export class Handshake {
           }… differs from this side's ${o.fingerprint.slice(0, 12)}…`,
         );
       }
-      if (auth !== (o.secret !== undefined)) {
+      const authRequired = this.#secrets.length > 0;
+      if (auth !== authRequired) {
         throw new TransportError(
           "auth_failed",
           auth
@@ -106,31 +130,42 @@ export class Handshake {
         );
       }
       this.#peerNonce = new Uint8Array(nonce);
-      if (o.secret === undefined) {
+      if (!authRequired) {
         this.#done = true;
         return { send: [], done: true };
       }
-      const proof = this.#mac(o.role, this.#peerNonce, o.nonce);
+      // With candidates, the proof waits until the client's names the secret.
+      if (this.#secret === undefined) return { send: [], done: false };
+      const proof = this.#mac(this.#secret, o.role, this.#peerNonce, o.nonce);
       return { send: [controlFrame([2, proof])], done: false };
     }
     if (message[0] === 2) {
-      if (!this.#peerNonce || o.secret === undefined || this.#done) {
+      if (!this.#peerNonce || this.#secrets.length === 0 || this.#done) {
         throw new TransportError("protocol_error", "an unexpected proof");
       }
       const peerRole: Role = o.role === "client" ? "server" : "client";
-      const expected = this.#mac(peerRole, o.nonce, this.#peerNonce);
-      const got = message[1];
-      if (
-        got.length !== expected.length ||
-        !timingSafeEqual(Buffer.from(got), Buffer.from(expected))
-      ) {
+      const got = Buffer.from(message[1]);
+      const deferred = this.#secret === undefined;
+      let matched: Secret | undefined;
+      // Every candidate is checked, so the time taken says nothing about which matched.
+      for (const secret of deferred ? this.#secrets : [this.#secret!]) {
+        const expected = this.#mac(secret, peerRole, o.nonce, this.#peerNonce);
+        if (
+          got.length === expected.length &&
+          timingSafeEqual(got, Buffer.from(expected)) && matched === undefined
+        ) matched = secret;
+      }
+      if (matched === undefined) {
         throw new TransportError(
           "auth_failed",
           "peer's proof of the shared secret is wrong",
         );
       }
       this.#done = true;
-      return { send: [], done: true };
+      if (!deferred) return { send: [], done: true };
+      this.#secret = matched;
+      const proof = this.#mac(matched, o.role, this.#peerNonce, o.nonce);
+      return { send: [controlFrame([2, proof])], done: true };
     }
     throw new TransportError(
       "protocol_error",
@@ -139,11 +174,12 @@ export class Handshake {
   }
 
   #mac(
+    secret: Secret,
     role: Role,
     challenge: Uint8Array,
     response: Uint8Array,
   ): Uint8Array<ArrayBuffer> {
-    const h = createHmac("sha256", this.#o.secret!);
+    const h = createHmac("sha256", secret);
     h.update(`strata-transport-v${PROTOCOL_VERSION}:${role}`);
     h.update(challenge);
     h.update(response);

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { FrameDecoder } from "@strata/codec";
 import { type ControlMessage, decodeControl } from "./control_frames.ts";
-import { Handshake, type Role } from "./handshake.ts";
+import { Handshake, type Role, type Secret } from "./handshake.ts";
 import { isTransportError } from "./transport_error.ts";
 
 const fingerprint = "f".repeat(64);
 
-function side(role: Role, secret?: string) {
+function side(role: Role, secret?: Secret | readonly Secret[]) {
   return new Handshake({
     role,
     fingerprint,
@@ -87,4 +87,40 @@ Deno.test("control messages out of order are protocol errors", () => {
     () => s.receive(control(side("client", "k").hello())),
     (e) => isTransportError(e, "protocol_error"),
   );
+});
+
+Deno.test("a server with several accepted secrets admits a client holding any one, and proves that one", () => {
+  for (const held of ["read", "write", "admin"]) {
+    const c = side("client", held);
+    const s = side("server", ["read", "write", "admin"]);
+    // The server sends no proof before it knows which secret the client holds.
+    assert.equal(s.receive(control(c.hello())).send.length, 0);
+    const cProof = c.receive(control(s.hello()));
+    const sReply = s.receive(control(cProof.send[0]!));
+    assert.equal(sReply.done, true);
+    assert.equal(sReply.send.length, 1);
+    assert.equal(c.receive(control(sReply.send[0]!)).done, true);
+  }
+});
+
+Deno.test("a client holding none of a server's accepted secrets is refused", () => {
+  const c = side("client", "guess");
+  const s = side("server", ["read", "write"]);
+  s.receive(control(c.hello()));
+  const cProof = c.receive(control(s.hello()));
+  assert.throws(
+    () => s.receive(control(cProof.send[0]!)),
+    (e) => isTransportError(e, "auth_failed"),
+  );
+  // And a client without any secret fails at the hello.
+  const bare = side("client");
+  assert.throws(
+    () => side("server", ["read"]).receive(control(bare.hello())),
+    (e) => isTransportError(e, "auth_failed"),
+  );
+});
+
+Deno.test("a list of secrets is refused on the dialing side and when empty", () => {
+  assert.throws(() => side("client", ["a", "b"]), TypeError);
+  assert.throws(() => side("server", []), TypeError);
 });

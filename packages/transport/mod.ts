@@ -50,6 +50,7 @@ export {
   type HandshakeOptions,
   type HandshakeStep,
   type Role,
+  type Secret,
 } from "./handshake.ts";
 export {
   type Link,

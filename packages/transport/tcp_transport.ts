@@ -1,5 +1,5 @@
 import type { MessageSet } from "@strata/codec";
-import { Handshake, type Role } from "./handshake.ts";
+import { Handshake, type Role, type Secret } from "./handshake.ts";
 import type { AnyMessageType } from "./message_kinds.ts";
 import { RpcSession, type SessionOptions } from "./rpc_session.ts";
 import { realTimers } from "./scheduler.ts";
@@ -12,8 +12,11 @@ export interface TcpOptions<T extends readonly AnyMessageType[]>
   extends SessionOptions {
   /** The message set both peers hold (its fingerprint is checked). */
   set: MessageSet<T>;
-  /** Shared secret for the HMAC challenge–response; both sides or neither. */
-  secret?: string | Uint8Array;
+  /**
+   * Shared secret for the HMAC challenge–response; both sides or neither.
+   * A server may accept any of a list (e.g. per-role tokens).
+   */
+  secret?: Secret | readonly Secret[];
   /** What to do with the peer's messages and calls. */
   handlers?: Handlers<T>;
   /** Bytes queued per connection before `send` waits (default 1 MiB). */

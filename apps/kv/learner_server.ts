@@ -1,0 +1,293 @@
+/**
+ * A member's learner port: framed TCP (@strata/transport) with the HMAC
+ * handshake keyed by the cluster's kv tokens (any role may follow), one
+ * prefix subscription per connection, streamed from this member's own
+ * applied state and watch history — never from the leader, so the leader's
+ * work does not grow with the learners attached to followers.
+ *
+ * One pump serves every learner: after the member applies entries (batched
+ * over `batchDelayMs`) it computes each learner's next step from its
+ * position ({@link nextFeedStep}); learners of the same prefix at the same
+ * position share the step. A learner whose connection is still busy
+ * writing is skipped and catches up from the history later (or from a
+ * snapshot, if the history moved on), so a slow learner costs no memory.
+ */
+import {
+  listenTcp,
+  type TcpConnection,
+  type TcpServer,
+  TransportError,
+} from "@strata/transport";
+import type { KvStateMachine } from "./kv_state_machine.ts";
+import {
+  DEFAULT_FEED_LIMITS,
+  type FeedLimits,
+  type FeedSource,
+  type FeedStep,
+  nextFeedStep,
+} from "./learner_feed.ts";
+import {
+  Changes,
+  Heartbeat,
+  type LearnerMessages,
+  learnerMessages,
+  SnapshotChunk,
+} from "./learner_messages.ts";
+import type { WatchHub } from "./watch_hub.ts";
+
+/** Options of {@link LearnerServer.listen}. */
+export interface LearnerServerOptions {
+  hostname: string;
+  /** 0: a free port. */
+  port: number;
+  /**
+   * The secrets a learner may prove (the cluster's read, write and admin
+   * tokens); undefined: no authentication (only with --insecure-no-auth).
+   */
+  secrets?: readonly string[];
+  /** Applied entries are gathered this long before a pump, ms (default 2). */
+  batchDelayMs?: number;
+  /** A learner sent nothing for this long gets a heartbeat, ms (default 1000). */
+  heartbeatMs?: number;
+  /**
+   * Progress alone (only other keys changed) goes to a learner at most this
+   * often, ms (default 20): writes elsewhere cost its learners little.
+   */
+  progressMs?: number;
+  /** Size limits of one step. */
+  limits?: FeedLimits;
+  /** TLS: the learner port's certificate and key (PEM). */
+  tls?: { cert: string; key: string };
+}
+
+interface Learner {
+  connection: TcpConnection<LearnerMessages>;
+  prefix: string;
+  /** The next revision it needs (0: a snapshot). */
+  next: number;
+  busy: boolean;
+  lastSentAt: number;
+}
+
+/** Counters of what the learner port sent. */
+export interface LearnerServerStats {
+  /** Learners subscribed now. */
+  learners: number;
+  /** Bytes written to learners (frames, with headers). */
+  bytesSent: number;
+  /** Bytes they would have taken without differential encoding. */
+  wholeBytes: number;
+  /** Changes messages sent (progress reports included). */
+  changeMessages: number;
+  /** Snapshots sent. */
+  snapshots: number;
+}
+
+/** See the module comment. */
+export class LearnerServer {
+  readonly #server: TcpServer<LearnerMessages>;
+  readonly #learners = new Map<TcpConnection<LearnerMessages>, Learner>();
+  readonly #source: FeedSource;
+  readonly #batchDelayMs: number;
+  readonly #heartbeatMs: number;
+  readonly #progressMs: number;
+  readonly #limits: FeedLimits;
+  readonly #unlisten: () => void;
+  readonly #heartbeat: ReturnType<typeof setInterval>;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #progressTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  readonly #stats: Omit<LearnerServerStats, "learners"> = {
+    bytesSent: 0,
+    wholeBytes: 0,
+    changeMessages: 0,
+    snapshots: 0,
+  };
+
+  private constructor(
+    store: KvStateMachine,
+    watches: WatchHub,
+    options: LearnerServerOptions,
+  ) {
+    this.#source = {
+      get revision() {
+        return store.appliedIndex;
+      },
+      eventsSince: (prefix, from) => watches.eventsSince(prefix, from),
+      range: (prefix) => store.range(prefix, undefined, Infinity),
+    };
+    this.#batchDelayMs = options.batchDelayMs ?? 2;
+    this.#heartbeatMs = options.heartbeatMs ?? 1000;
+    this.#progressMs = options.progressMs ?? 20;
+    this.#limits = options.limits ?? DEFAULT_FEED_LIMITS;
+    this.#server = listenTcp<LearnerMessages>({
+      set: learnerMessages,
+      hostname: options.hostname,
+      port: options.port,
+      secret: options.secrets && [...options.secrets],
+      tls: options.tls,
+      onFrameSent: (_kind, wire, whole) => {
+        this.#stats.bytesSent += wire;
+        this.#stats.wholeBytes += whole;
+      },
+      onConnection: (c) => {
+        c.closed.then(() => this.#learners.delete(c));
+      },
+      handlers: {
+        onRequest: (req, from) => {
+          if (req.type !== "Subscribe") {
+            throw new TransportError(
+              "protocol_error",
+              `a learner sends Subscribe, not ${req.type}`,
+            );
+          }
+          const c = from as TcpConnection<LearnerMessages>;
+          if (this.#learners.has(c)) {
+            throw new TransportError(
+              "protocol_error",
+              "one subscription per connection",
+            );
+          }
+          this.#learners.set(c, {
+            connection: c,
+            prefix: req.message.prefix,
+            next: req.message.from,
+            busy: false,
+            lastSentAt: performance.now(),
+          });
+          this.#schedule();
+          return {
+            type: "Subscribed",
+            message: {
+              revision: store.appliedIndex,
+              oldestRevision: watches.oldestRevision,
+            },
+          };
+        },
+      },
+    });
+    this.#unlisten = watches.addListener(() => this.#schedule());
+    this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatMs);
+  }
+
+  /**
+   * Binds the learner port and starts serving the member's applied state.
+   * @throws Deno errors when the port is taken.
+   */
+  static listen(
+    store: KvStateMachine,
+    watches: WatchHub,
+    options: LearnerServerOptions,
+  ): LearnerServer {
+    return new LearnerServer(store, watches, options);
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#server.port;
+  }
+
+  /** What it sent so far. */
+  stats(): LearnerServerStats {
+    return { learners: this.#learners.size, ...this.#stats };
+  }
+
+  /** Stops accepting and closes every learner's connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#unlisten();
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#timer);
+    clearTimeout(this.#progressTimer);
+    await this.#server.close();
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#pump();
+    }, this.#batchDelayMs);
+  }
+
+  #pump(): void {
+    // Learners at the same place of the same prefix get the same step.
+    const shared = new Map<string, FeedStep>();
+    const now = performance.now();
+    let later = Infinity;
+    for (const l of this.#learners.values()) {
+      if (l.busy) continue;
+      const id = `${l.next}\u0000${l.prefix}`;
+      let step = shared.get(id);
+      if (!step) {
+        step = nextFeedStep(l.prefix, l.next, this.#source, this.#limits);
+        shared.set(id, step);
+      }
+      if (step.kind === "wait") continue;
+      const quiet = now - l.lastSentAt;
+      if (
+        step.kind === "changes" && step.changes.length === 0 &&
+        quiet < this.#progressMs
+      ) {
+        later = Math.min(later, this.#progressMs - quiet);
+        continue;
+      }
+      this.#send(l, step);
+    }
+    if (
+      later < Infinity && !this.#closed && this.#progressTimer === undefined
+    ) {
+      this.#progressTimer = setTimeout(() => {
+        this.#progressTimer = undefined;
+        this.#schedule();
+      }, later);
+    }
+  }
+
+  #send(l: Learner, step: Exclude<FeedStep, { kind: "wait" }>): void {
+    l.busy = true;
+    l.lastSentAt = performance.now();
+    const c = l.connection;
+    let sent: Promise<void>;
+    if (step.kind === "changes") {
+      l.next = step.to + 1;
+      this.#stats.changeMessages++;
+      sent = c.send(Changes, {
+        from: step.from,
+        to: step.to,
+        changes: step.changes,
+      });
+    } else {
+      l.next = step.revision + 1;
+      this.#stats.snapshots++;
+      sent = Promise.all(
+        step.chunks.map((entries, i) =>
+          c.send(SnapshotChunk, {
+            revision: step.revision,
+            entries,
+            last: i === step.chunks.length - 1,
+          })
+        ),
+      ).then(() => {});
+    }
+    sent.then(
+      () => {
+        l.busy = false;
+        // More was applied while this was queued (or the step was cut short).
+        if (l.next <= this.#source.revision) this.#schedule();
+      },
+      // The connection failed: its `closed` removes the learner.
+      () => c.close(),
+    );
+  }
+
+  #beat(): void {
+    const now = performance.now();
+    for (const l of this.#learners.values()) {
+      if (l.busy || now - l.lastSentAt < this.#heartbeatMs) continue;
+      l.lastSentAt = now;
+      l.connection.send(Heartbeat, { revision: Math.max(0, l.next - 1) })
+        .catch(() => l.connection.close());
+    }
+  }
+}
