@@ -242,13 +242,28 @@ export async function startChunkserver(
     secondaries: string[],
     handle: number,
     body: z.input<typeof ApplySchema>,
+    signal?: AbortSignal,
   ) => {
     return await fanOut(secondaries, async (s) => {
       await fetchJson(`${s}/v1/chunks/${handle}/apply`, OkSchema, {
         body,
         timeoutMs: 60_000,
+        signal,
       });
     });
+  };
+
+  // Record-append batches being forwarded, per chunk. A new version (the
+  // master is granting a new lease, after this one's appends failed) ends
+  // them: they can no longer be acknowledged, and a batch stuck on a
+  // partitioned secondary would otherwise hold the chunk's queue, and so
+  // the version change, for up to the forward timeout; the master would
+  // then leave this server out of the new version.
+  const forwarding = new Map<number, Set<AbortController>>();
+  const abortForwards = (handle: number) => {
+    for (const ctl of forwarding.get(handle) ?? []) {
+      ctl.abort(new GfsError("stale", `chunk ${handle} has a new version`));
+    }
   };
 
   // Mutation order: the primary numbers the mutations of each chunk
@@ -339,6 +354,7 @@ export async function startChunkserver(
     handle: number,
     q: { version: number; offset: number; seq: number },
     data: Uint8Array,
+    signal?: AbortSignal,
   ) => {
     return await fanOut(secondaries, async (s) => {
       const u =
@@ -347,7 +363,9 @@ export async function startChunkserver(
         method: "POST",
         headers: { "content-type": "application/octet-stream" },
         body: data as Uint8Array<ArrayBuffer>,
-        signal: AbortSignal.timeout(60_000),
+        signal: signal === undefined
+          ? AbortSignal.timeout(60_000)
+          : AbortSignal.any([signal, AbortSignal.timeout(60_000)]),
       });
       await parseResponse(res, OkSchema, u);
     });
@@ -377,6 +395,10 @@ export async function startChunkserver(
   ) => {
     const { version, secondaries } = run[0]!;
     let n = 0;
+    const ctl = new AbortController();
+    let mine = forwarding.get(handle);
+    if (mine === undefined) forwarding.set(handle, mine = new Set());
+    mine.add(ctl);
     try {
       checkLease(handle, version);
       // An empty write checks the version and waits out queued writes.
@@ -398,6 +420,7 @@ export async function startChunkserver(
             handle,
             { version, offset: length, seq },
             data,
+            ctl.signal,
           ),
         ]);
         if (f.failed.length > 0) {
@@ -422,7 +445,7 @@ export async function startChunkserver(
             offset: 0,
             padTo: cfg.chunkBytes,
             seq,
-          }),
+          }, ctl.signal),
         ]);
         throw new GfsError(
           "chunk_full",
@@ -437,6 +460,11 @@ export async function startChunkserver(
       // The records of a failed batch are not acknowledged either.
       if (!isGfsError(err, "chunk_full")) {
         for (let k = 0; k < n; k++) results[base + k] = { error: err };
+      }
+    } finally {
+      mine.delete(ctl);
+      if (mine.size === 0 && forwarding.get(handle) === mine) {
+        forwarding.delete(handle);
       }
     }
   };
@@ -637,6 +665,8 @@ export async function startChunkserver(
   app.post("/v1/chunks/:handle/version", async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const v = await readJson(c, SetVersionSchema);
+    const had = store.meta(handle)?.version;
+    if (had !== undefined && v.version > had) abortForwards(handle);
     await serial(handle, () => store.setVersion(handle, v.version, v.create));
     if (v.leaseUntil !== undefined) {
       leases.set(handle, { version: v.version, expiresAt: v.leaseUntil });
