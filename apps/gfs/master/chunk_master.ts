@@ -511,6 +511,10 @@ export class ChunkMaster {
       this.#owe(task.target, task.handle);
       return;
     }
+    // A fresh copy of the current version: an exclusion of the target
+    // from this version (its old copy missed mutations) is void now, or its
+    // next report would have the copy deleted, and cloned again, forever.
+    this.#excluded.get(task.handle)?.delete(task.target);
     this.addLocation(task.handle, task.target, version, length, now);
     if (move) this.dropReplica(task.handle, task.source);
   }
