@@ -9,6 +9,7 @@ import type { HeartbeatReport } from "./chunk_master.ts";
 import { ChunkMaster } from "./chunk_master.ts";
 import { MasterService, type MasterSettings } from "./master_service.ts";
 import { MasterStore } from "./master_store.ts";
+import type { ApplyResult, MasterOp } from "./master_state.ts";
 import type { WriteTarget } from "../shared/messages.ts";
 
 const MiB = 2 ** 20;
@@ -27,6 +28,16 @@ class StubbedMaster extends MasterService {
       return false;
     }
     return true;
+  }
+
+  /** While set, a clone's admission (a `replicas` op) waits for it. */
+  admissionGate: Promise<void> | null = null;
+
+  override async propose(op: MasterOp): Promise<ApplyResult> {
+    if (op.t === "replicas" && op.add && this.admissionGate !== null) {
+      await this.admissionGate;
+    }
+    return await super.propose(op);
   }
 
   /** Lets every hung setVersion fail (the RPC timed out). */
@@ -293,8 +304,19 @@ Deno.test("an append chunk is copied only once no lease on it can be held, and t
     await beatAll(quiet);
     const plan = m.core.tick(quiet);
     assert.deepEqual(plan.clones.map((t) => t.target), [spare]);
-    await m.cloneFinished(plan.clones[0]!, true, 1, 300, quiet);
+    // The copy's own heartbeat arrives while its admission is being logged:
+    // it is not judged (not in the set yet) and so not deleted.
+    let open = () => {};
+    m.admissionGate = new Promise<void>((r) => open = r);
+    const admitted = m.cloneFinished(plan.clones[0]!, true, 1, 300, quiet);
+    await new Promise((r) => setTimeout(r, 20));
+    const during = m.core.heartbeat(report(spare, [[h, 1, 300]]), quiet + 1);
+    assert.deepEqual(during.reply.delete, []);
+    open();
+    await admitted;
     assert.ok(listed(m).replicas.includes(`http://${spare}`));
+    const after = m.core.heartbeat(report(spare, [[h, 1, 300]]), quiet + 2);
+    assert.deepEqual(after.reply.delete, []);
     assert.deepEqual(
       [...m.store.state.chunks.get(h)!.replicas!].sort(),
       [...members(t1).map(idOf), spare].sort(),

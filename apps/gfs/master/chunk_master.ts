@@ -271,9 +271,15 @@ export class ChunkMaster {
     this.#owedDeletes.delete(r.id);
     const ops: MasterOp[] = [];
     const reported = new Set<number>();
+    // Copies being made onto this server: its report of one may come
+    // between the clone's version and its data, or before the copy joins
+    // the replica set; judged now, it would be deleted once complete.
+    const cloning = new Set(
+      this.inflight.filter((t) => t.target === r.id).map((t) => t.handle),
+    );
     for (const [handle, version, length] of r.chunks) {
       reported.add(handle);
-      if (del.has(handle)) continue;
+      if (del.has(handle) || cloning.has(handle)) continue;
       const rec = this.state.chunks.get(handle);
       if (rec === undefined) {
         del.add(handle); // orphan: its file is gone
@@ -465,8 +471,9 @@ export class ChunkMaster {
   /**
    * A clone or move finished (or failed): account for it.
    * @returns `admit` when the copy must first join the chunk version's
-   *   durable replica set (the caller logs a `replicas` op, then calls
-   *   {@link cloneAdmitted} with `move`).
+   *   durable replica set: the caller logs a `replicas` op, then calls
+   *   {@link cloneAdmitted} with `move` (or, if that failed, this again
+   *   with `ok` false); the clone counts as in flight until then.
    */
   cloneDone(
     task: CloneTask,
@@ -479,9 +486,13 @@ export class ChunkMaster {
       t.handle === task.handle && t.target === task.target
     );
     const move = i >= 0 && this.inflight[i]!.move;
+    const rec = this.state.chunks.get(task.handle);
+    if (
+      ok && rec?.version === version && !this.mayMutate(task.handle, now) &&
+      rec.replicas != null && !rec.replicas.includes(task.target)
+    ) return { admit: true, move };
     if (i >= 0) this.inflight.splice(i, 1);
     if (!ok) return { admit: false, move };
-    const rec = this.state.chunks.get(task.handle);
     if (
       rec === undefined || rec.version !== version ||
       this.mayMutate(task.handle, now)
@@ -490,9 +501,6 @@ export class ChunkMaster {
       // copy may miss mutations.
       this.#owe(task.target, task.handle);
       return { admit: false, move };
-    }
-    if (rec.replicas != null && !rec.replicas.includes(task.target)) {
-      return { admit: true, move };
     }
     this.cloneAdmitted(task, version, length, now, move);
     return { admit: false, move };
@@ -506,6 +514,10 @@ export class ChunkMaster {
     now: number,
     move = false,
   ): void {
+    const i = this.inflight.findIndex((t) =>
+      t.handle === task.handle && t.target === task.target
+    );
+    if (i >= 0) this.inflight.splice(i, 1);
     const rec = this.state.chunks.get(task.handle);
     if (rec === undefined || rec.version !== version) {
       this.#owe(task.target, task.handle);

@@ -380,6 +380,7 @@ export class MasterService {
         add: true,
       });
     } catch {
+      core.cloneDone(task, false, version, length, Date.now());
       core.dropReplica(task.handle, task.target);
       return;
     }
