@@ -253,14 +253,29 @@ export async function startChunkserver(
     secondaries: string[],
     handle: number,
     body: z.input<typeof ApplySchema>,
+    signal?: AbortSignal,
   ) => {
     return await fanOut(secondaries, async (s) => {
       await fetchJson(`${s}/v1/chunks/${handle}/apply`, OkSchema, {
         body,
         timeoutMs: 60_000,
         token: peerToken,
+        signal,
       });
     });
+  };
+
+  // Record-append batches being forwarded, per chunk. A new version (the
+  // master is granting a new lease, after this one's appends failed) ends
+  // them: they can no longer be acknowledged, and a batch stuck on a
+  // partitioned secondary would otherwise hold the chunk's queue, and so
+  // the version change, for up to the forward timeout; the master would
+  // then leave this server out of the new version.
+  const forwarding = new Map<number, Set<AbortController>>();
+  const abortForwards = (handle: number) => {
+    for (const ctl of forwarding.get(handle) ?? []) {
+      ctl.abort(new GfsError("stale", `chunk ${handle} has a new version`));
+    }
   };
 
   // Mutation order: the primary numbers the mutations of each chunk
@@ -351,6 +366,7 @@ export async function startChunkserver(
     handle: number,
     q: { version: number; offset: number; seq: number },
     data: Uint8Array,
+    signal?: AbortSignal,
   ) => {
     return await fanOut(secondaries, async (s) => {
       const u =
@@ -362,7 +378,9 @@ export async function startChunkserver(
           "content-type": "application/octet-stream",
         },
         body: data as Uint8Array<ArrayBuffer>,
-        signal: AbortSignal.timeout(60_000),
+        signal: signal === undefined
+          ? AbortSignal.timeout(60_000)
+          : AbortSignal.any([signal, AbortSignal.timeout(60_000)]),
       });
       await parseResponse(res, OkSchema, u);
     });
@@ -392,6 +410,10 @@ export async function startChunkserver(
   ) => {
     const { version, secondaries } = run[0]!;
     let n = 0;
+    const ctl = new AbortController();
+    let mine = forwarding.get(handle);
+    if (mine === undefined) forwarding.set(handle, mine = new Set());
+    mine.add(ctl);
     try {
       checkLease(handle, version);
       // An empty write checks the version and waits out queued writes.
@@ -413,6 +435,7 @@ export async function startChunkserver(
             handle,
             { version, offset: length, seq },
             data,
+            ctl.signal,
           ),
         ]);
         if (f.failed.length > 0) {
@@ -437,7 +460,7 @@ export async function startChunkserver(
             offset: 0,
             padTo: cfg.chunkBytes,
             seq,
-          }),
+          }, ctl.signal),
         ]);
         throw new GfsError(
           "chunk_full",
@@ -452,6 +475,11 @@ export async function startChunkserver(
       // The records of a failed batch are not acknowledged either.
       if (!isGfsError(err, "chunk_full")) {
         for (let k = 0; k < n; k++) results[base + k] = { error: err };
+      }
+    } finally {
+      mine.delete(ctl);
+      if (mine.size === 0 && forwarding.get(handle) === mine) {
+        forwarding.delete(handle);
       }
     }
   };
@@ -653,6 +681,8 @@ export async function startChunkserver(
   app.post("/v1/chunks/:handle/version", need.peer, async (c) => {
     const handle = HandleParam.parse(c.req.param("handle"));
     const v = await readJson(c, SetVersionSchema);
+    const had = store.meta(handle)?.version;
+    if (had !== undefined && v.version > had) abortForwards(handle);
     await serial(handle, () => store.setVersion(handle, v.version, v.create));
     if (v.leaseUntil !== undefined) {
       leases.set(handle, { version: v.version, expiresAt: v.leaseUntil });

@@ -90,3 +90,76 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a new chunk version ends a record-append batch stuck forwarding to a silent secondary, so the version change is not held up",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    // The secondary accepts connections and never answers (partitioned).
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const conns: Deno.Conn[] = [];
+    (async () => {
+      try {
+        for await (const c of listener) conns.push(c);
+      } catch { /* closed */ }
+    })();
+    const silent = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+    // A master that registers it as a peer.
+    const ac = new AbortController();
+    const master = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+      () => Response.json({ delete: [], leases: [], peers: [silent] }),
+    );
+    const cs = await startChunkserver({
+      dataDir: dir,
+      master: `http://127.0.0.1:${master.addr.port}`,
+      chunkBytes: 4 * BLOCK,
+      heartbeatMs: 100,
+      scrubPauseMs: 0,
+    });
+    try {
+      const v1 = await post(`${cs.url}/v1/chunks/7/version`, {
+        version: 1,
+        create: true,
+        leaseUntil: Date.now() + 60_000,
+      });
+      assert.equal(v1.status, 200);
+      await v1.body?.cancel();
+      const append = fetch(
+        `${cs.url}/v1/chunks/7/records?version=1&secondaries=${
+          encodeURIComponent(silent)
+        }`,
+        {
+          method: "POST",
+          headers: { "content-type": "application/octet-stream" },
+          body: new Uint8Array(100).fill(7),
+        },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      // The master's new lease: version 2 (its RPC times out after 10 s).
+      const started = performance.now();
+      const v2 = await post(`${cs.url}/v1/chunks/7/version`, {
+        version: 2,
+        create: false,
+      });
+      const tookMs = performance.now() - started;
+      assert.equal(v2.status, 200);
+      await v2.body?.cancel();
+      assert.ok(tookMs < 5000, `the version change took ${tookMs} ms`);
+      // The batch was not acknowledged.
+      const r = await append;
+      assert.notEqual(r.status, 200);
+      await r.body?.cancel();
+    } finally {
+      await cs.close();
+      listener.close();
+      for (const c of conns) c.close();
+      ac.abort();
+      await master.finished;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

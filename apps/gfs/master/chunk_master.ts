@@ -196,6 +196,39 @@ export class ChunkMaster {
    */
   /** Servers left out of a chunk version they did not confirm. */
   readonly #excluded = new Map<number, Map<string, number>>();
+  /** Chunks whose version is being changed now (placement, lease grant). */
+  readonly #changing = new Map<number, number>();
+
+  /**
+   * Marks `handle` as having its version changed (a new chunk placed, or a
+   * version bump for a new lease) until {@link endVersionChange}: its
+   * replicas then report versions the master has not recorded yet, which
+   * are neither adopted nor judged, and it is not re-replicated.
+   */
+  beginVersionChange(handle: number): void {
+    this.#changing.set(handle, (this.#changing.get(handle) ?? 0) + 1);
+  }
+
+  /** Ends a {@link beginVersionChange}. */
+  endVersionChange(handle: number): void {
+    const n = (this.#changing.get(handle) ?? 1) - 1;
+    if (n > 0) this.#changing.set(handle, n);
+    else this.#changing.delete(handle);
+  }
+
+  /**
+   * Whether `handle` may be mutated at `now`: a lease on it may be held
+   * (granted, even if revoked since, or by an earlier master while the
+   * chunk is not sealed) or is being granted. A copy made now could miss
+   * mutations acknowledged after it.
+   */
+  mayMutate(handle: number, now: number): boolean {
+    if (this.#changing.has(handle)) return true;
+    if (this.leases.get(handle, now) !== undefined) return true;
+    const rec = this.state.chunks.get(handle);
+    return rec !== undefined && rec.length === null &&
+      this.leases.mayBeHeld(handle, now);
+  }
 
   /**
    * Records that `serverId` did not confirm `version` of `handle` (it was
@@ -238,14 +271,22 @@ export class ChunkMaster {
     this.#owedDeletes.delete(r.id);
     const ops: MasterOp[] = [];
     const reported = new Set<number>();
+    // Copies being made onto this server: its report of one may come
+    // between the clone's version and its data, or before the copy joins
+    // the replica set; judged now, it would be deleted once complete.
+    const cloning = new Set(
+      this.inflight.filter((t) => t.target === r.id).map((t) => t.handle),
+    );
     for (const [handle, version, length] of r.chunks) {
       reported.add(handle);
-      if (del.has(handle)) continue;
+      if (del.has(handle) || cloning.has(handle)) continue;
       const rec = this.state.chunks.get(handle);
       if (rec === undefined) {
         del.add(handle); // orphan: its file is gone
         continue;
       }
+      const changing = this.#changing.has(handle);
+      if (version > rec.version && changing) continue; // not recorded yet
       const excluded = this.#excluded.get(handle)?.get(r.id);
       if (excluded !== undefined && version <= excluded) {
         // It never confirmed that version (a timeout, say) but may have
@@ -260,8 +301,20 @@ export class ChunkMaster {
         continue;
       }
       if (version > rec.version) {
-        // The master failed after telling replicas a new version: adopt it.
+        // The master failed after telling replicas a new version (before it
+        // recorded it, so before any lease at it): adopt it.
         ops.push({ t: "bumpVersion", handle, version });
+      } else if (
+        rec.replicas != null && !rec.replicas.includes(r.id)
+      ) {
+        // Not one of the replicas this version was made on or admitted to:
+        // it took the version late (or a copy was made while the chunk was
+        // mutated) and misses mutations of the version. Left alone while
+        // the version is being changed (the set is not recorded yet).
+        if (changing) continue;
+        del.add(handle);
+        this.#dropLocation(handle, r.id);
+        continue;
       } else if (rec.length !== null && length !== rec.length) {
         del.add(handle); // incomplete copy of a sealed chunk
         this.#dropLocation(handle, r.id);
@@ -353,7 +406,7 @@ export class ChunkMaster {
         this.#owe(server, h);
       }
       this.locations.delete(h);
-      this.leases.revoke(h);
+      this.leases.forget(h);
     }
   }
 
@@ -415,25 +468,65 @@ export class ChunkMaster {
     }
   }
 
-  /** A clone or move finished (or failed): account for it. */
+  /**
+   * A clone or move finished (or failed): account for it.
+   * @returns `admit` when the copy must first join the chunk version's
+   *   durable replica set: the caller logs a `replicas` op, then calls
+   *   {@link cloneAdmitted} with `move` (or, if that failed, this again
+   *   with `ok` false); the clone counts as in flight until then.
+   */
   cloneDone(
     task: CloneTask,
     ok: boolean,
     version: number,
     length: number,
     now: number,
-  ): void {
+  ): { admit: boolean; move: boolean } {
     const i = this.inflight.findIndex((t) =>
       t.handle === task.handle && t.target === task.target
     );
     const move = i >= 0 && this.inflight[i]!.move;
+    const rec = this.state.chunks.get(task.handle);
+    if (
+      ok && rec?.version === version && !this.mayMutate(task.handle, now) &&
+      rec.replicas != null && !rec.replicas.includes(task.target)
+    ) return { admit: true, move };
     if (i >= 0) this.inflight.splice(i, 1);
-    if (!ok) return;
+    if (!ok) return { admit: false, move };
+    if (
+      rec === undefined || rec.version !== version ||
+      this.mayMutate(task.handle, now)
+    ) {
+      // Deleted or bumped meanwhile, or a lease may be held again: the
+      // copy may miss mutations.
+      this.#owe(task.target, task.handle);
+      return { admit: false, move };
+    }
+    this.cloneAdmitted(task, version, length, now, move);
+    return { admit: false, move };
+  }
+
+  /** Lists a finished clone (admitted to the replica set if tracked). */
+  cloneAdmitted(
+    task: CloneTask,
+    version: number,
+    length: number,
+    now: number,
+    move = false,
+  ): void {
+    const i = this.inflight.findIndex((t) =>
+      t.handle === task.handle && t.target === task.target
+    );
+    if (i >= 0) this.inflight.splice(i, 1);
     const rec = this.state.chunks.get(task.handle);
     if (rec === undefined || rec.version !== version) {
-      this.#owe(task.target, task.handle); // deleted or bumped meanwhile
+      this.#owe(task.target, task.handle);
       return;
     }
+    // A fresh copy of the current version: an exclusion of the target
+    // from this version (its old copy missed mutations) is void now, or its
+    // next report would have the copy deleted, and cloned again, forever.
+    this.#excluded.get(task.handle)?.delete(task.target);
     this.addLocation(task.handle, task.target, version, length, now);
     if (move) this.dropReplica(task.handle, task.source);
   }
@@ -499,12 +592,13 @@ export class ChunkMaster {
       }
     }
     const loads = this.#loads(now);
-    // A leased chunk is being mutated (record appends): a copy made now
-    // would miss the mutations after it, and a later version bump would
-    // make it current anyway. It is re-replicated once its lease lapses
-    // (the appenders moved on to the next chunk).
+    // A chunk that may be mutated (record appends under a lease, one
+    // being granted, or one revoked here that its primary still holds):
+    // a copy made now would miss the mutations after it. It is
+    // re-replicated once no lease can be held (the appenders moved on to
+    // the next chunk).
     const view = this.#replicaView().filter((c) =>
-      this.leases.get(c.handle, now) === undefined
+      !this.mayMutate(c.handle, now)
     );
     const plan = planReplication(view, loads, this.inflight, {
       chunkBytes: this.options.chunkBytes,

@@ -163,3 +163,31 @@ Deno.test("a tick moves replicas off an over-full server and, once cloned, delet
   }, 300);
   assert.ok(reply.reply.delete.includes(mv.handle), "the old copy is deleted");
 });
+
+Deno.test("a clone onto a server once excluded from the chunk's version is kept (its old copy was stale, the clone is not)", () => {
+  const state = new MasterState();
+  const h = fileWithChunk(state);
+  state.apply({ t: "bumpVersion", handle: h, version: 2 });
+  const m = new ChunkMaster(state, { chunkBytes: MiB });
+  for (const id of ["a", "b", "c"]) m.heartbeat(report(id), 1000);
+  m.heartbeat(report("a", [[h, 2, 10]]), 1000);
+  // b did not confirm version 2 in time: left out of it.
+  m.exclude(h, "b", 2);
+  assert.deepEqual(m.heartbeat(report("b", [[h, 2, 10]]), 1100).reply.delete, [
+    h,
+  ]);
+  // Re-replication copies the chunk onto b.
+  const done = m.cloneDone(
+    { handle: h, source: "a", target: "b" },
+    true,
+    2,
+    10,
+    1200,
+  );
+  assert.deepEqual(done, { admit: false, move: false });
+  assert.deepEqual(
+    m.heartbeat(report("b", [[h, 2, 10]]), 1300).reply.delete,
+    [],
+  );
+  assert.deepEqual(m.liveReplicas(h).map((s) => s.id).sort(), ["a", "b"]);
+});

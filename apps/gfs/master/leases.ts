@@ -6,6 +6,13 @@ export interface Lease {
   primary: string;
   /** Chunk version the lease was granted at. */
   version: number;
+  /**
+   * Ids of every replica of that version, primary first: the set every
+   * mutation under this lease must reach. Fixed at the grant: a member
+   * that dies stays in it (mutations then fail until a new lease, with a
+   * new version, leaves it out), so none is acknowledged without it.
+   */
+  replicas: string[];
   /** Expiry, ms since the epoch. */
   expiresAt: number;
 }
@@ -18,6 +25,13 @@ export interface Lease {
  */
 export class LeaseTable {
   readonly #leases = new Map<number, Lease>();
+  /**
+   * Latest expiry ever granted per chunk. Revoking a lease here does not
+   * reach its primary, which may go on mutating the chunk until then.
+   */
+  readonly #heldUntil = new Map<number, number>();
+  /** Leases granted by an earlier master may be held until then. */
+  #allHeldUntil = 0;
 
   /**
    * Creates an empty table.
@@ -32,11 +46,51 @@ export class LeaseTable {
     return l.expiresAt > now ? l : undefined;
   }
 
-  /** Records a lease for `primary` at `version` from `now`. */
-  grant(handle: number, primary: string, version: number, now: number): Lease {
-    const l = { handle, primary, version, expiresAt: now + this.durationMs };
+  /**
+   * Records a lease for `primary` at `version` from `now` over `replicas`
+   * (server ids; default: the primary alone).
+   */
+  grant(
+    handle: number,
+    primary: string,
+    version: number,
+    now: number,
+    replicas: readonly string[] = [primary],
+  ): Lease {
+    const l = {
+      handle,
+      primary,
+      version,
+      replicas: [primary, ...replicas.filter((r) => r !== primary)],
+      expiresAt: now + this.durationMs,
+    };
     this.#leases.set(handle, l);
+    this.#noteHeld(handle, l.expiresAt);
     return l;
+  }
+
+  /**
+   * Whether some primary may still hold a lease on `handle` at `now` (and
+   * so mutate it), though the table has none: one revoked or dropped here,
+   * or granted by an earlier master (see {@link assumeAllHeldUntil}).
+   */
+  mayBeHeld(handle: number, now: number): boolean {
+    return (this.#heldUntil.get(handle) ?? 0) > now || this.#allHeldUntil > now;
+  }
+
+  /**
+   * Takes every chunk as possibly leased until `until`: a master that
+   * starts or takes over does not know the leases its predecessor granted.
+   */
+  assumeAllHeldUntil(until: number): void {
+    this.#allHeldUntil = Math.max(this.#allHeldUntil, until);
+  }
+
+  #noteHeld(handle: number, until: number): void {
+    this.#heldUntil.set(
+      handle,
+      Math.max(this.#heldUntil.get(handle) ?? 0, until),
+    );
   }
 
   /**
@@ -47,12 +101,22 @@ export class LeaseTable {
     const l = this.get(handle, now);
     if (l === undefined || l.primary !== primary) return undefined;
     l.expiresAt = now + this.durationMs;
+    this.#noteHeld(handle, l.expiresAt);
     return l;
   }
 
-  /** Drops the lease on a chunk (deleted, or its primary lost it). */
+  /**
+   * Drops the lease on a chunk (its primary lost it, or a client asks for
+   * a new one). Its primary may still hold it until it expires.
+   */
   revoke(handle: number): void {
     this.#leases.delete(handle);
+  }
+
+  /** Forgets a deleted chunk altogether. */
+  forget(handle: number): void {
+    this.#leases.delete(handle);
+    this.#heldUntil.delete(handle);
   }
 
   /** Drops every lease held by a server (it died). @returns the handles. */
@@ -71,6 +135,9 @@ export class LeaseTable {
   prune(now: number): void {
     for (const [h, l] of this.#leases) {
       if (l.expiresAt <= now) this.#leases.delete(h);
+    }
+    for (const [h, until] of this.#heldUntil) {
+      if (until <= now) this.#heldUntil.delete(h);
     }
   }
 

@@ -16,7 +16,7 @@ export function startMaintenance(m: MasterService): () => Promise<void> {
       dst = m.core.servers.get(t.target);
     const version = m.store.state.chunks.get(t.handle)?.version ?? 0;
     if (!src || !dst || version === 0) {
-      m.core.cloneDone(t, false, version, 0, Date.now());
+      await m.cloneFinished(t, false, version, 0, Date.now());
       return;
     }
     try {
@@ -30,10 +30,10 @@ export function startMaintenance(m: MasterService): () => Promise<void> {
         },
       );
       m.stats.clones++;
-      m.core.cloneDone(t, true, version, r.length, Date.now());
+      await m.cloneFinished(t, true, version, r.length, Date.now());
     } catch {
       m.stats.cloneFailures++;
-      m.core.cloneDone(t, false, version, 0, Date.now());
+      await m.cloneFinished(t, false, version, 0, Date.now());
     }
   };
 

@@ -13,6 +13,7 @@ import {
 import type { FileRecord } from "./namespace.ts";
 import { PathLocks } from "./path_locks.ts";
 import { writeQuorum } from "./placement.ts";
+import type { CloneTask } from "./replication_planner.ts";
 
 /** Where the master's metadata lives: a local op log, or a Raft group. */
 export type MetadataStore = MasterStore | ReplicatedMasterStore;
@@ -70,9 +71,17 @@ export class MasterService {
     // Locations, leases and server liveness are soft state: a master that
     // takes over (a new Raft term) starts them afresh and re-learns them
     // from heartbeats, exactly as a restarted master does.
-    this.#core = new Core(store.state, coreOptions);
+    const fresh = () => {
+      const core = new Core(store.state, coreOptions);
+      // Leases granted before (by this master's previous run, or by the
+      // leader it replaces) may still be held: no copy of a chunk that may
+      // be mutated under one until they have surely expired.
+      core.leases.assumeAllHeldUntil(Date.now() + cfg.leaseMs);
+      return core;
+    };
+    this.#core = fresh();
     store.onTakeover(() => {
-      this.#core = new Core(store.state, coreOptions);
+      this.#core = fresh();
       this.takeoverAt = Date.now();
     });
   }
@@ -148,6 +157,19 @@ export class MasterService {
     handle: number,
     replication: number,
   ): Promise<WriteTarget> {
+    this.core.beginVersionChange(handle);
+    const core = this.core;
+    try {
+      return await this.#placeNew(handle, replication);
+    } finally {
+      core.endVersionChange(handle);
+    }
+  }
+
+  async #placeNew(
+    handle: number,
+    replication: number,
+  ): Promise<WriteTarget> {
     const now = Date.now();
     const servers = this.core.placeChunk(replication, now);
     const leaseUntil = now + this.cfg.leaseMs;
@@ -180,9 +202,46 @@ export class MasterService {
         `could not create chunk ${handle} on enough servers`,
       );
     }
+    if (this.#tracksReplicas(handle)) {
+      // Record which servers hold version 1 before any append can land:
+      // one that took it late is then stale, also for a later master.
+      try {
+        await this.propose({
+          t: "replicas",
+          handle,
+          version: 1,
+          servers: good.map((s) => s.id),
+          add: false,
+        });
+      } catch (e) {
+        for (const s of good) this.core.dropReplica(handle, s.id);
+        throw isGfsError(e) ? e : new GfsError(
+          "unavailable",
+          `could not record chunk ${handle}'s replicas: ${String(e)}`,
+        );
+      }
+    }
     for (const s of good) this.core.addLocation(handle, s.id, 1, 0, now);
-    this.core.leases.grant(handle, primary.id, 1, now);
+    this.core.leases.grant(
+      handle,
+      primary.id,
+      1,
+      now,
+      good.map((s) => s.id),
+    );
     return this.target(handle, 1, primary.url, good.map((s) => s.url));
+  }
+
+  /**
+   * Whether `handle`'s replica set is kept durably: chunks of append files
+   * are never sealed, so a short copy at the current version is caught
+   * only by the set (an upload chunk's sealed length catches it).
+   */
+  #tracksReplicas(handle: number): boolean {
+    const st = this.store.state;
+    const rec = st.chunks.get(handle);
+    const path = rec === undefined ? undefined : st.pathOf(rec.fileId);
+    return path !== undefined && st.namespace.get(path)?.mode === "append";
   }
 
   /** A valid lease on `handle`: the current one, or a new one after a version bump. */
@@ -193,13 +252,19 @@ export class MasterService {
       if (rec === undefined) {
         throw new GfsError("not_found", `chunk ${handle} not found`);
       }
-      const replicas = this.core.liveReplicas(handle);
       const lease = this.core.leases.get(handle, now + 5000);
       if (
         lease && this.core.liveServer(lease.primary) &&
         lease.version === rec.version
       ) {
         const primary = this.core.liveServer(lease.primary)!;
+        // The lease's own replica set, dead members included: a mutation
+        // acknowledged without one would be missing on it, yet it holds
+        // this version. A dead member fails the mutations, and the client
+        // then asks for a new lease, which leaves it out.
+        const members = lease.replicas.map((id) =>
+          this.core.servers.get(id)?.url
+        );
         // Re-send the lease (idempotent): a primary that lost it, e.g. by a
         // restart, would otherwise refuse every mutation until it expired.
         if (
@@ -215,61 +280,114 @@ export class MasterService {
             handle,
             rec.version,
             primary.url,
-            [primary.url, ...replicas.map((s) => s.url)].filter((u, i, a) =>
-              a.indexOf(u) === i
-            ),
+            members.filter((u): u is string => u !== undefined),
           );
         }
         this.core.leases.revoke(handle);
       }
-      if (replicas.length === 0) {
-        throw new GfsError(
-          "unavailable",
-          `chunk ${handle} has no live replica`,
-        );
-      }
-      const version = rec.version + 1;
-      const oks = await Promise.all(
-        replicas.map((s) => this.setVersion(s.url, handle, version, false)),
-      );
-      const good = replicas.filter((_, i) => oks[i]);
-      replicas.forEach((s, i) => {
-        if (!oks[i]) this.core.exclude(handle, s.id, version);
-      });
-      if (good.length === 0) {
-        throw new GfsError(
-          "unavailable",
-          `no replica of chunk ${handle} took version ${version}`,
-        );
-      }
+      this.core.beginVersionChange(handle);
+      const core = this.core;
       try {
-        await this.propose({ t: "bumpVersion", handle, version });
-      } catch (e) {
-        if (!isGfsError(e, "stale")) throw e;
+        return await this.#newLease(handle, now);
+      } finally {
+        core.endVersionChange(handle);
       }
-      const primary = good[0]!;
-      const expiresAt = Date.now() + this.cfg.leaseMs;
-      if (
-        !(await this.setVersion(primary.url, handle, version, false, expiresAt))
-      ) {
-        throw new GfsError(
-          "unavailable",
-          `primary for chunk ${handle} did not take its lease`,
-        );
-      }
-      for (const s of good) {
-        const l = this.core.locations.get(handle)?.get(s.id);
-        this.core.addLocation(
-          handle,
-          s.id,
-          version,
-          l?.length ?? 0,
-          l?.addedAt ?? now,
-        );
-      }
-      this.core.leases.grant(handle, primary.id, version, Date.now());
-      return this.target(handle, version, primary.url, good.map((s) => s.url));
     });
+  }
+
+  /** A new lease on `handle` at the next version (see {@link leaseFor}). */
+  async #newLease(handle: number, now: number): Promise<WriteTarget> {
+    const rec = this.store.state.chunks.get(handle);
+    if (rec === undefined) {
+      throw new GfsError("not_found", `chunk ${handle} not found`);
+    }
+    const replicas = this.core.liveReplicas(handle);
+    if (replicas.length === 0) {
+      throw new GfsError(
+        "unavailable",
+        `chunk ${handle} has no live replica`,
+      );
+    }
+    const version = rec.version + 1;
+    const oks = await Promise.all(
+      replicas.map((s) => this.setVersion(s.url, handle, version, false)),
+    );
+    const good = replicas.filter((_, i) => oks[i]);
+    replicas.forEach((s, i) => {
+      if (!oks[i]) this.core.exclude(handle, s.id, version);
+    });
+    if (good.length === 0) {
+      throw new GfsError(
+        "unavailable",
+        `no replica of chunk ${handle} took version ${version}`,
+      );
+    }
+    // The servers that took the version are its replica set, durably:
+    // one that takes it late (its RPC timed out) missed what is appended
+    // without it, and stays stale for this master and any later one.
+    await this.propose({
+      t: "bumpVersion",
+      handle,
+      version,
+      replicas: good.map((s) => s.id),
+    });
+    const primary = good[0]!;
+    const expiresAt = Date.now() + this.cfg.leaseMs;
+    if (
+      !(await this.setVersion(primary.url, handle, version, false, expiresAt))
+    ) {
+      throw new GfsError(
+        "unavailable",
+        `primary for chunk ${handle} did not take its lease`,
+      );
+    }
+    for (const s of good) {
+      const l = this.core.locations.get(handle)?.get(s.id);
+      this.core.addLocation(
+        handle,
+        s.id,
+        version,
+        l?.length ?? 0,
+        l?.addedAt ?? now,
+      );
+    }
+    this.core.leases.grant(
+      handle,
+      primary.id,
+      version,
+      Date.now(),
+      good.map((s) => s.id),
+    );
+    return this.target(handle, version, primary.url, good.map((s) => s.url));
+  }
+
+  /** A clone or move finished (or failed): account for it. */
+  async cloneFinished(
+    task: CloneTask,
+    ok: boolean,
+    version: number,
+    length: number,
+    now: number,
+  ): Promise<void> {
+    const core = this.core;
+    const { admit, move } = core.cloneDone(task, ok, version, length, now);
+    if (!admit) return;
+    // A copy of a chunk with a tracked replica set serves only once the
+    // set durably names it (else the next master would judge it stale).
+    try {
+      await this.propose({
+        t: "replicas",
+        handle: task.handle,
+        version,
+        servers: [task.target],
+        add: true,
+      });
+    } catch {
+      core.cloneDone(task, false, version, length, Date.now());
+      core.dropReplica(task.handle, task.target);
+      return;
+    }
+    core.cloneAdmitted(task, version, length, Date.now(), move);
   }
 
   /** A file's public metadata. */

@@ -17,6 +17,15 @@ export interface ChunkRecord {
   version: number;
   /** Final length of a sealed chunk (completed upload), else null. */
   length: number | null;
+  /**
+   * Ids of the servers that hold the current version as the master made
+   * it (the replicas of its lease, plus clones admitted while no lease
+   * could be held): a replica reporting this version from any other
+   * server missed mutations and is stale. Null when not tracked (upload
+   * chunks, whose sealed length catches a short copy; state from before
+   * the field): then every replica at the version counts.
+   */
+  replicas?: string[] | null;
 }
 
 const Path = z.string().min(2).max(2048);
@@ -48,6 +57,16 @@ export const MasterOpSchema = z.discriminatedUnion("t", [
     t: z.literal("bumpVersion"),
     handle: z.number().int().min(1),
     version: z.number().int().min(1),
+    /** The servers that took the version (absent: adopted, not tracked). */
+    replicas: z.array(z.string().min(1)).optional(),
+  }),
+  z.object({
+    /** Sets (or, with `add`, extends) the replica set of a chunk's version. */
+    t: z.literal("replicas"),
+    handle: z.number().int().min(1),
+    version: z.number().int().min(1),
+    servers: z.array(z.string().min(1)),
+    add: z.boolean(),
   }),
   z.object({
     t: z.literal("complete"),
@@ -74,6 +93,7 @@ export type ApplyResult =
   | { t: "create"; fileId: number; handle?: number }
   | { t: "allocate"; handle: number; version: number; replaced: number | null }
   | { t: "bumpVersion"; version: number }
+  | { t: "replicas"; replicas: string[] | null }
   | { t: "complete" }
   | { t: "abandon"; chunks: number[] }
   | { t: "delete"; trashPath: string }
@@ -104,6 +124,7 @@ const CheckpointSchema = z.object({
     index: z.number().int(),
     version: z.number().int(),
     length: z.number().int().nullable(),
+    replicas: z.array(z.string()).nullable().optional(),
   })),
 });
 
@@ -208,6 +229,7 @@ export class MasterState {
           index: op.index,
           version: 1,
           length: null,
+          replicas: null,
         });
         return { t: "allocate", handle, version: 1, replaced };
       }
@@ -223,7 +245,26 @@ export class MasterState {
           );
         }
         c.version = op.version;
+        c.replicas = op.replicas === undefined ? null : [...op.replicas];
         return { t: "bumpVersion", version: c.version };
+      }
+      case "replicas": {
+        const c = this.chunks.get(op.handle);
+        if (c === undefined) {
+          throw new GfsError("not_found", `chunk ${op.handle} not found`);
+        }
+        if (op.version !== c.version) {
+          throw new GfsError(
+            "stale",
+            `chunk ${op.handle} is at version ${c.version}, not ${op.version}`,
+          );
+        }
+        const cur = c.replicas ?? null;
+        if (!op.add) c.replicas = [...op.servers];
+        else if (cur !== null) {
+          c.replicas = [...new Set([...cur, ...op.servers])];
+        }
+        return { t: "replicas", replicas: c.replicas ?? null };
       }
       case "complete": {
         const f = this.#fileAt(op.path, op.fileId);

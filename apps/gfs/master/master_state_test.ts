@@ -159,6 +159,17 @@ const opArb: fc.Arbitrary<MasterOp> = fc.oneof(
     t: fc.constant("bumpVersion" as const),
     handle: fc.integer({ min: 1, max: 6 }),
     version: fc.integer({ min: 1, max: 5 }),
+  }, { requiredKeys: ["t", "handle", "version"] }).chain((op) =>
+    fc.option(fc.subarray(["a", "b", "c"]), { nil: undefined }).map((r) =>
+      r === undefined ? op : { ...op, replicas: r }
+    )
+  ),
+  fc.record({
+    t: fc.constant("replicas" as const),
+    handle: fc.integer({ min: 1, max: 6 }),
+    version: fc.integer({ min: 1, max: 5 }),
+    servers: fc.subarray(["a", "b", "c", "d"]),
+    add: fc.boolean(),
   }),
   fc.record({
     t: fc.constant("abandon" as const),
@@ -199,5 +210,61 @@ Deno.test("replaying the op log from any checkpoint gives the same state", () =>
       assert.deepEqual(snapshotOf(replica), snapshotOf(live));
     }),
     { numRuns: 300 },
+  );
+});
+
+Deno.test("a chunk version's replica set: a bump sets it, replicas ops set or extend it at that version only, an adopted bump leaves it untracked", () => {
+  const s = new MasterState();
+  const c = s.apply({
+    t: "create",
+    path: "/log",
+    mode: "append",
+    replication: 3,
+    now: 1,
+  });
+  const id = c.t === "create" ? c.fileId : 0;
+  const a = s.apply({
+    t: "allocate",
+    path: "/log",
+    fileId: id,
+    index: 0,
+    now: 2,
+  });
+  const h = a.t === "allocate" ? a.handle : 0;
+  assert.equal(s.chunks.get(h)!.replicas, null);
+  // Extending an untracked set leaves it untracked (every replica counts).
+  s.apply({ t: "replicas", handle: h, version: 1, servers: ["x"], add: true });
+  assert.equal(s.chunks.get(h)!.replicas, null);
+  s.apply({
+    t: "replicas",
+    handle: h,
+    version: 1,
+    servers: ["a", "b"],
+    add: false,
+  });
+  s.apply({ t: "replicas", handle: h, version: 1, servers: ["c"], add: true });
+  assert.deepEqual(s.chunks.get(h)!.replicas, ["a", "b", "c"]);
+  assert.throws(
+    () =>
+      s.apply({
+        t: "replicas",
+        handle: h,
+        version: 2,
+        servers: ["d"],
+        add: true,
+      }),
+    (e) => isGfsError(e, "stale"),
+  );
+  s.apply({ t: "bumpVersion", handle: h, version: 2, replicas: ["b", "c"] });
+  assert.deepEqual(s.chunks.get(h)!.replicas, ["b", "c"]);
+  const copy = MasterState.decode(s.encode());
+  assert.deepEqual(copy.chunks.get(h), s.chunks.get(h));
+  s.apply({ t: "bumpVersion", handle: h, version: 3 });
+  assert.equal(s.chunks.get(h)!.replicas, null);
+  assert.deepEqual(
+    decodeOp(
+      encodeOp({ t: "bumpVersion", handle: h, version: 4, replicas: ["a"] }),
+    ),
+    { t: "bumpVersion", handle: h, version: 4, replicas: ["a"] },
   );
 });

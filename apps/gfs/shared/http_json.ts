@@ -217,10 +217,16 @@ export class MasterEndpoints {
         });
       } catch (e) {
         const retryable = isUnreachable(e) || isGfsError(e, "not_leader");
+        // Moved on before giving up too: a caller whose one attempt
+        // outlasts the window (a heartbeat to a partitioned leader) must
+        // not start its next call at the same master. Only if no other
+        // call moved on meanwhile.
+        if (retryable && this.current === base) {
+          this.#current = (this.#current + 1) % this.urls.length;
+        }
         if (!retryable || Date.now() > deadline || options.signal?.aborted) {
           throw e;
         }
-        this.#current = (this.#current + 1) % this.urls.length;
         // A full round without an answer: an election is on; wait a little.
         if ((attempt + 1) % this.urls.length === 0) {
           await new Promise((r) => setTimeout(r, 200));
