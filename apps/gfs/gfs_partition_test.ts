@@ -397,7 +397,7 @@ Deno.test({
       for (const c of (await client.locate(LOG)).chunks) {
         const held = new Map<string, Set<string>>();
         for (const r of c.replicas) {
-          const res = await fetch(
+          const res = await api(
             `${r}/v1/chunks/${c.handle}?offset=0&length=${chunk}&version=${c.version}`,
             { signal: AbortSignal.timeout(10_000) },
           );

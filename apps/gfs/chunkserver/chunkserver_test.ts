@@ -115,11 +115,15 @@ Deno.test({
     );
     const cs = await startChunkserver({
       dataDir: dir,
+      authDir: `${dir}/auth`,
       master: `http://127.0.0.1:${master.addr.port}`,
       chunkBytes: 4 * BLOCK,
       heartbeatMs: 100,
       scrubPauseMs: 0,
     });
+    // The master's calls carry the peer secret; the appending client a write token.
+    const secrets = await loadOrCreateSecrets(`${dir}/auth`);
+    api = fetchAs(secrets.peerSecret);
     try {
       const v1 = await post(`${cs.url}/v1/chunks/7/version`, {
         version: 1,
@@ -128,7 +132,7 @@ Deno.test({
       });
       assert.equal(v1.status, 200);
       await v1.body?.cancel();
-      const append = fetch(
+      const append = fetchAs(secrets.tokens.write)(
         `${cs.url}/v1/chunks/7/records?version=1&secondaries=${
           encodeURIComponent(silent)
         }`,
