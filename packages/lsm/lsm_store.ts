@@ -42,7 +42,17 @@ export interface LsmStoreOptions {
   tableBytes?: number;
   /** Bloom filter bits per key (default 10). */
   bloomBitsPerKey?: number;
+  /**
+   * Called when a merging compaction starts (one covers every table, so
+   * nothing older survives elsewhere); the filter it returns sees each
+   * live entry in key order and returns false to drop it (the tables app
+   * drops deleted, surplus and expired versions this way).
+   */
+  compactionFilter?: () => CompactionFilter;
 }
+
+/** Decides, during a compaction, whether an entry is kept. */
+export type CompactionFilter = (key: Uint8Array, value: Uint8Array) => boolean;
 
 const OptionsSchema = z.object({
   memtableBytes: z.number().int().min(1).default(4 * 2 ** 20),
@@ -110,6 +120,7 @@ export class LsmStore {
   /** Background flushes and compactions, one at a time, in order. */
   #job: Promise<void> = Promise.resolve();
   #failed: unknown = undefined;
+  #filter: (() => CompactionFilter) | undefined;
   #closed = false;
   #flushes = 0;
   #compactions = 0;
@@ -143,7 +154,8 @@ export class LsmStore {
     dir: string,
     options: LsmStoreOptions = {},
   ): Promise<LsmStore> {
-    const { files: given, log: givenLog, sync, ...rest } = options;
+    const { files: given, log: givenLog, sync, compactionFilter, ...rest } =
+      options;
     const opts = OptionsSchema.parse(rest);
     const files = given ?? await LocalFileStore.open(join(dir, "tables"));
     const log = givenLog ?? await LocalCommitLog.open(join(dir, "log"), {
@@ -154,6 +166,7 @@ export class LsmStore {
       const manifest = await loadManifest(files);
       manifest.nextId = Math.max(manifest.nextId, opts.firstTableId);
       const store = new LsmStore(files, log, opts, manifest);
+      store.#filter = compactionFilter;
       await store.#recover();
       return store;
     } catch (e) {
@@ -420,10 +433,12 @@ export class LsmStore {
     if (inputs.length < 2) return;
     const outputs: SSTable[] = [];
     let b = this.#builder();
+    const keep = this.#filter?.();
     // Every table takes part, so nothing older can be shadowed by a
     // tombstone any more: tombstones and overwritten versions are dropped.
     for await (const e of mergeSorted(inputs.map((t) => t.iterate()))) {
       if (e.value === null) continue;
+      if (keep !== undefined && !keep(e.key, e.value)) continue;
       b.add(e.key, e.value);
       if (b.estimatedBytes >= this.#opts.tableBytes) {
         outputs.push(await this.#writeTable(b));

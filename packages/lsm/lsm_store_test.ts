@@ -312,3 +312,41 @@ Deno.test("a scan and gets running across a compaction see every key; retired fi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a compaction filter drops the entries it rejects and sees every live entry in key order", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-lsm-filter-" });
+  const seen: string[] = [];
+  let compactions = 0;
+  const db = await LsmStore.open(dir, {
+    compactionTrigger: 100,
+    compactionFilter: () => {
+      compactions++;
+      return (key, value) => {
+        seen.push(dec.decode(key));
+        // Drops keys whose value says so.
+        return dec.decode(value) !== "drop";
+      };
+    },
+  });
+  try {
+    await db.put(enc.encode("b"), enc.encode("drop"));
+    await db.put(enc.encode("a"), enc.encode("keep"));
+    await db.flush();
+    await db.put(enc.encode("c"), enc.encode("keep"));
+    await db.delete(enc.encode("a"));
+    await db.flush();
+    // Not part of the compaction: the memtable.
+    await db.put(enc.encode("d"), enc.encode("drop"));
+    await db.compact();
+    assert.equal(compactions, 1);
+    // The deleted "a" never reaches the filter; "d" stays in the memtable.
+    assert.deepEqual(seen, ["b", "c"]);
+    const keys = [];
+    for await (const e of db.scan()) keys.push(dec.decode(e.key));
+    assert.deepEqual(keys, ["c", "d"]);
+    assert.equal(db.stats().tables, 1);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

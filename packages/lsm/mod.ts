@@ -30,6 +30,7 @@
  */
 export { isLsmError, LsmError, type LsmErrorCode } from "./lsm_error.ts";
 export {
+  type CompactionFilter,
   type LsmStats,
   LsmStore,
   type LsmStoreOptions,

@@ -177,6 +177,11 @@ export class SSTable {
     });
   }
 
+  /** The last key of each data block, in order (block boundaries, e.g. to pick a split point). */
+  get blockLastKeys(): readonly Uint8Array[] {
+    return this.#lastKeys;
+  }
+
   /** Number of data blocks. */
   get blockCount(): number {
     return this.#offsets.length;
