@@ -4,16 +4,32 @@
  * (Debian `rocksdb-tools`) in the same run: fillseq, fillrandom with sync
  * off and on, readrandom, seekrandom (a seek and 10 entries), 16-byte keys,
  * 100-byte values, one thread on both sides, compression off in RocksDB
- * (strata does not compress). Goal: at least 0.5x RocksDB's ops/s per line.
+ * (strata does not compress). Both engines get the same memtable size
+ * (RocksDB's default 64 MiB), block cache (8 MiB, both defaults), data
+ * block size (4 KiB) and Bloom filter (10 bits per key: strata always has
+ * one; db_bench gets `--bloom_bits=10`). Goal: at least 0.5x RocksDB's
+ * ops/s per line.
  */
 import { LsmStore } from "@strata/lsm";
 import { percentile, QUICK, Suite } from "./harness.ts";
 
-const N = QUICK ? 5_000 : 200_000;
+const N = Number(Deno.env.get("STRATA_BENCH_LSM_KEYS") ?? 0) ||
+  (QUICK ? 5_000 : 1_000_000);
 const N_SYNC = QUICK ? 200 : 2_000;
 const READS = QUICK ? 2_000 : 100_000;
 const SEEKS = QUICK ? 1_000 : 20_000;
 const VALUE = 100;
+/** The engines' shared configuration (RocksDB's defaults, strata set to match). */
+const MEMTABLE_BYTES = 64 * 2 ** 20;
+const CACHE_BYTES = 8 * 2 ** 20;
+const BLOCK_BYTES = 4096;
+const BLOOM_BITS = 10;
+const strataOptions = {
+  memtableBytes: MEMTABLE_BYTES,
+  blockCacheBytes: CACHE_BYTES,
+  blockBytes: BLOCK_BYTES,
+  bloomBitsPerKey: BLOOM_BITS,
+};
 
 const suite = new Suite(
   "lsm",
@@ -23,6 +39,8 @@ suite.metric("keys", N);
 suite.metric("sync writes", N_SYNC);
 suite.metric("reads", READS);
 suite.metric("seeks", SEEKS);
+suite.metric("memtable bytes (both)", MEMTABLE_BYTES);
+suite.metric("block cache bytes (both)", CACHE_BYTES);
 
 const enc = new TextEncoder();
 const key = (i: number) => enc.encode(String(i).padStart(16, "0"));
@@ -87,7 +105,10 @@ const root = await Deno.makeTempDir({ prefix: "strata-bench-lsm-" });
 try {
   // strata
   {
-    const db = await LsmStore.open(`${root}/seq`, { sync: "never" });
+    const db = await LsmStore.open(`${root}/seq`, {
+      ...strataOptions,
+      sync: "never",
+    });
     record(
       "fillseq",
       "strata lsm",
@@ -97,7 +118,10 @@ try {
   }
   const order = shuffled(N);
   {
-    const db = await LsmStore.open(`${root}/sync`, { sync: "always" });
+    const db = await LsmStore.open(`${root}/sync`, {
+      ...strataOptions,
+      sync: "always",
+    });
     record(
       "fillrandom sync=1",
       "strata lsm",
@@ -106,7 +130,10 @@ try {
     await db.close();
   }
   {
-    const db = await LsmStore.open(`${root}/rand`, { sync: "never" });
+    const db = await LsmStore.open(`${root}/rand`, {
+      ...strataOptions,
+      sync: "never",
+    });
     record(
       "fillrandom sync=0",
       "strata lsm",
@@ -160,6 +187,10 @@ try {
       "--compression_type=none",
       "--threads=1",
       "--seek_nexts=10",
+      `--write_buffer_size=${MEMTABLE_BYTES}`,
+      `--cache_size=${CACHE_BYTES}`,
+      `--block_size=${BLOCK_BYTES}`,
+      `--bloom_bits=${BLOOM_BITS}`,
       `--db=${root}/rocksdb`,
     ];
     const a = await runDbBench(dbBench, [

@@ -55,9 +55,23 @@ export class Memtable {
    * writes during the iteration neither disturb nor appear in it.
    */
   *entries(start?: Uint8Array): Generator<Entry> {
+    const c = this.cursor(start);
+    for (let r = c.next(); !r.done; r = c.next()) yield r.value;
+  }
+
+  /**
+   * {@link entries} as a plain iterator (no generator), for merges: over a
+   * copy-on-write clone, so writes during the iteration do not appear.
+   */
+  cursor(start?: Uint8Array): Iterator<Entry> {
     const it = this.#tree.clone().entries(start);
-    for (let r = it.next(); !r.done; r = it.next()) {
-      yield { key: r.value[0], value: r.value[1] };
-    }
+    return {
+      next(): IteratorResult<Entry> {
+        const r = it.next();
+        return r.done
+          ? { done: true, value: undefined }
+          : { done: false, value: { key: r.value[0], value: r.value[1] } };
+      },
+    };
   }
 }
