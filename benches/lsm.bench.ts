@@ -13,11 +13,16 @@
 import { LsmStore } from "@strata/lsm";
 import { percentile, QUICK, Suite } from "./harness.ts";
 
-const N = Number(Deno.env.get("STRATA_BENCH_LSM_KEYS") ?? 0) ||
-  (QUICK ? 5_000 : 1_000_000);
+const KEYS_ENV = Number(Deno.env.get("STRATA_BENCH_LSM_KEYS"));
+const N = Number.isSafeInteger(KEYS_ENV) && KEYS_ENV > 0
+  ? KEYS_ENV
+  : QUICK
+  ? 5_000
+  : 1_000_000;
 const N_SYNC = QUICK ? 200 : 2_000;
 const READS = QUICK ? 2_000 : 100_000;
-const SEEKS = QUICK ? 1_000 : 20_000;
+// db_bench's seekrandom runs `--reads` seeks too: the same count here.
+const SEEKS = READS;
 const VALUE = 100;
 /** The engines' shared configuration (RocksDB's defaults, strata set to match). */
 const MEMTABLE_BYTES = 64 * 2 ** 20;
@@ -207,7 +212,6 @@ try {
       "--sync=1",
     ]);
     const seekReads = a.get("seekrandom");
-    // db_bench's seekrandom ran READS seeks; its ops/s is per seek as ours.
     record("fillseq", "rocksdb db_bench", a.get("fillseq")!);
     record("fillrandom sync=0", "rocksdb db_bench", a.get("fillrandom")!);
     record("fillrandom sync=1", "rocksdb db_bench", b.get("fillrandom")!);
