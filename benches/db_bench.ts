@@ -77,6 +77,28 @@ export async function runDbBench(
   return res;
 }
 
+/**
+ * One engine configuration for both sides of a comparison: RocksDB's
+ * defaults for the memtable (64 MiB), block cache (8 MiB) and data blocks
+ * (4 KiB), and a 10-bit Bloom filter (strata always has one; db_bench's
+ * default is none). Pass {@link SAME_ENGINE} to the strata side and
+ * {@link SAME_ENGINE_ARGS} as `extraArgs` to {@link rocksDbLines}.
+ */
+export const SAME_ENGINE = {
+  memtableBytes: 64 * 2 ** 20,
+  blockCacheBytes: 8 * 2 ** 20,
+  blockBytes: 4096,
+  bloomBitsPerKey: 10,
+} as const;
+
+/** db_bench's flags for {@link SAME_ENGINE}. */
+export const SAME_ENGINE_ARGS: readonly string[] = [
+  `--write_buffer_size=${SAME_ENGINE.memtableBytes}`,
+  `--cache_size=${SAME_ENGINE.blockCacheBytes}`,
+  `--block_size=${SAME_ENGINE.blockBytes}`,
+  `--bloom_bits=${SAME_ENGINE.bloomBitsPerKey}`,
+];
+
 /** The sizes of a db_bench comparison run. */
 export interface DbBenchSizes {
   /** Keys for fillseq, fillrandom (sync off), readrandom and seekrandom. */
@@ -86,6 +108,8 @@ export interface DbBenchSizes {
   /** Point reads, and seeks (each a seek and 10 entries). */
   reads: number;
   valueBytes: number;
+  /** More db_bench flags for both runs (memtable, cache, block, Bloom sizes). */
+  extraArgs?: readonly string[];
 }
 
 /**
@@ -112,6 +136,7 @@ export async function rocksDbLines(
     "--threads=1",
     "--seek_nexts=10",
     `--db=${root}/rocksdb`,
+    ...(sizes.extraArgs ?? []),
   ];
   const a = await runDbBench(bin, [
     ...common,

@@ -4,17 +4,35 @@
  * (Debian `rocksdb-tools`) in the same run: fillseq, fillrandom with sync
  * off and on, readrandom, seekrandom (a seek and 10 entries), 16-byte keys,
  * 100-byte values, one thread on both sides, compression off in RocksDB
- * (strata does not compress). Goal: at least 0.5x RocksDB's ops/s per line.
+ * (strata does not compress). Both engines get the same memtable size
+ * (RocksDB's default 64 MiB), block cache (8 MiB, both defaults), data
+ * block size (4 KiB) and Bloom filter (10 bits per key: strata always has
+ * one; db_bench gets `--bloom_bits=10`). Goal: at least 0.5x RocksDB's
+ * ops/s per line.
  */
 import { LsmStore } from "@strata/lsm";
-import { rocksDbLines, timed, type Timing } from "./db_bench.ts";
+import {
+  rocksDbLines,
+  SAME_ENGINE,
+  SAME_ENGINE_ARGS,
+  timed,
+  type Timing,
+} from "./db_bench.ts";
 import { QUICK, Suite } from "./harness.ts";
 
-const N = QUICK ? 5_000 : 200_000;
+const KEYS_ENV = Number(Deno.env.get("STRATA_BENCH_LSM_KEYS"));
+const N = Number.isSafeInteger(KEYS_ENV) && KEYS_ENV > 0
+  ? KEYS_ENV
+  : QUICK
+  ? 5_000
+  : 1_000_000;
 const N_SYNC = QUICK ? 200 : 2_000;
 const READS = QUICK ? 2_000 : 100_000;
-const SEEKS = QUICK ? 1_000 : 20_000;
+// db_bench's seekrandom runs `--reads` seeks too: the same count here.
+const SEEKS = READS;
 const VALUE = 100;
+/** The engines' shared configuration (RocksDB's defaults, strata set to match). */
+const strataOptions = SAME_ENGINE;
 
 const suite = new Suite(
   "lsm",
@@ -24,6 +42,8 @@ suite.metric("keys", N);
 suite.metric("sync writes", N_SYNC);
 suite.metric("reads", READS);
 suite.metric("seeks", SEEKS);
+suite.metric("memtable bytes (both)", SAME_ENGINE.memtableBytes);
+suite.metric("block cache bytes (both)", SAME_ENGINE.blockCacheBytes);
 
 const enc = new TextEncoder();
 const key = (i: number) => enc.encode(String(i).padStart(16, "0"));
@@ -60,7 +80,10 @@ const root = await Deno.makeTempDir({ prefix: "strata-bench-lsm-" });
 try {
   // strata
   {
-    const db = await LsmStore.open(`${root}/seq`, { sync: "never" });
+    const db = await LsmStore.open(`${root}/seq`, {
+      ...strataOptions,
+      sync: "never",
+    });
     record(
       "fillseq",
       "strata lsm",
@@ -70,7 +93,10 @@ try {
   }
   const order = shuffled(N);
   {
-    const db = await LsmStore.open(`${root}/sync`, { sync: "always" });
+    const db = await LsmStore.open(`${root}/sync`, {
+      ...strataOptions,
+      sync: "always",
+    });
     record(
       "fillrandom sync=1",
       "strata lsm",
@@ -79,7 +105,10 @@ try {
     await db.close();
   }
   {
-    const db = await LsmStore.open(`${root}/rand`, { sync: "never" });
+    const db = await LsmStore.open(`${root}/rand`, {
+      ...strataOptions,
+      sync: "never",
+    });
     record(
       "fillrandom sync=0",
       "strata lsm",
@@ -122,6 +151,7 @@ try {
     syncWrites: N_SYNC,
     reads: READS,
     valueBytes: VALUE,
+    extraArgs: SAME_ENGINE_ARGS,
   });
   if (rocks === undefined) {
     suite.metric(

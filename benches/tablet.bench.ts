@@ -7,11 +7,18 @@
  * and on, readrandom, seekrandom (a seek and 10 rows). One cell per row (a
  * 16-byte row key, one family, an empty qualifier, a 100-byte value); a
  * put is `mutateRow`, a read `getRow`, a seek `scan({ start, limit: 10 })`.
- * One operation after another on both sides. Goal: at least 0.5x
+ * One operation after another on both sides, the same engine
+ * configuration on both (`SAME_ENGINE` in db_bench.ts). Goal: at least 0.5x
  * RocksDB's ops/s per line (the issue's goal for the engine).
  */
 import { openTablet, type Tablet } from "@strata/tables/tablet";
-import { rocksDbLines, timed, type Timing } from "./db_bench.ts";
+import {
+  rocksDbLines,
+  SAME_ENGINE,
+  SAME_ENGINE_ARGS,
+  timed,
+  type Timing,
+} from "./db_bench.ts";
 import { QUICK, Suite } from "./harness.ts";
 
 const N = QUICK ? 5_000 : 200_000;
@@ -77,7 +84,7 @@ const root = await Deno.makeTempDir({ prefix: "strata-bench-tablet-" });
 try {
   {
     const t = await openTablet(`${root}/seq`, SCHEMA, ALL, {
-      lsm: { sync: "never" },
+      lsm: { ...SAME_ENGINE, sync: "never" },
     });
     record("fillseq", NAME, await timed(N, (i) => put(t, i, i)));
     await t.close();
@@ -85,7 +92,7 @@ try {
   const order = shuffled(N);
   {
     const t = await openTablet(`${root}/sync`, SCHEMA, ALL, {
-      lsm: { sync: "always" },
+      lsm: { ...SAME_ENGINE, sync: "always" },
     });
     record(
       "fillrandom sync=1",
@@ -96,7 +103,7 @@ try {
   }
   {
     const t = await openTablet(`${root}/rand`, SCHEMA, ALL, {
-      lsm: { sync: "never" },
+      lsm: { ...SAME_ENGINE, sync: "never" },
     });
     record(
       "fillrandom sync=0",
@@ -135,6 +142,7 @@ try {
     syncWrites: N_SYNC,
     reads: READS,
     valueBytes: VALUE,
+    extraArgs: SAME_ENGINE_ARGS,
   });
   if (rocks === undefined) {
     suite.metric(

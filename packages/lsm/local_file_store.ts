@@ -13,6 +13,8 @@ import {
   type ReadableFile,
 } from "./file_store.ts";
 
+const SLAB_BYTES = 64 * 1024;
+
 /**
  * {@link FileStore} on a local directory: appends with `write`, `sync` is
  * `fdatasync` plus a directory fsync (so a new file's name is durable too),
@@ -23,8 +25,31 @@ export class LocalFileStore implements FileStore {
   /** The directory holding the files. */
   readonly dir: string;
 
+  /** Where small reads are carved from (see {@link #carve}). */
+  #slab = new Uint8Array(0);
+  #slabUsed = 0;
+
   private constructor(dir: string) {
     this.dir = dir;
+  }
+
+  /**
+   * A fresh buffer of `length` bytes for a read: small ones are views
+   * into a shared 64 KiB slab, because allocating (and zeroing) one
+   * ArrayBuffer per 4 KiB block read costs more than the read itself.
+   * A cached block keeps its slab alive, so memory held can exceed the
+   * block cache's charge by up to a slab per cached block in the worst
+   * case (blocks of one slab are read, and so evicted, close in time).
+   */
+  #carve(length: number): Uint8Array {
+    if (length > SLAB_BYTES / 4) return new Uint8Array(length);
+    if (this.#slabUsed + length > this.#slab.length) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#slabUsed = 0;
+    }
+    const out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + length);
+    this.#slabUsed += length;
+    return out;
   }
 
   /** Opens (creating if needed) the store in `dir`; removes leftover temp files. */
@@ -69,7 +94,9 @@ export class LocalFileStore implements FileStore {
       size,
       read: (offset, length) => {
         try {
-          return Promise.resolve(reader.readAt(offset, length));
+          return Promise.resolve(
+            reader.readAt(offset, length, this.#carve(length)),
+          );
         } catch (e) {
           return Promise.reject(e);
         }

@@ -11,7 +11,7 @@ import { LocalFileStore } from "./local_file_store.ts";
 import { isLsmError, LsmError } from "./lsm_error.ts";
 import { loadManifest, type Manifest, saveManifest } from "./manifest.ts";
 import { type Entry, Memtable, type Value } from "./memtable.ts";
-import { type EntrySource, mergeSorted } from "./merge.ts";
+import { type EntrySource, MergeCursor } from "./merge.ts";
 import { SSTable } from "./sstable.ts";
 import { SSTableBuilder } from "./sstable_builder.ts";
 import { decodeBatch, encodeBatch } from "./write_batch.ts";
@@ -76,6 +76,10 @@ export interface ScanOptions {
   /** At most this many entries. */
   limit?: number;
 }
+
+/** A scan copies out at most this many entries, or about this many bytes, at a time. */
+const SCAN_BATCH_ENTRIES = 64;
+const SCAN_BATCH_BYTES = 64 * 1024;
 
 /** Largest key and value accepted (bytes). */
 export const MAX_KEY_BYTES = 64 * 1024;
@@ -237,12 +241,13 @@ export class LsmStore {
         );
       }
     }
-    const { last } = await this.#log.append([encodeBatch(batch)]);
+    // The memtable keeps views into the record: one copy of the caller's
+    // bytes, made before the first await so later changes to them are not seen.
+    const views: Entry[] = [];
+    const { last } = await this.#log.append([encodeBatch(batch, views)]);
     // The log resolves appends in index order, so the memtable sees writes
     // in log order and `#applied` tells exactly what it holds.
-    for (const m of batch) {
-      this.#mem.set(m.key.slice(), m.value === null ? null : m.value.slice());
-    }
+    for (const m of views) this.#mem.set(m.key, m.value);
     this.#applied = last;
     if (this.#mem.bytes >= this.#opts.memtableBytes) {
       // Back-pressure: at most one memtable waits for its flush.
@@ -259,22 +264,33 @@ export class LsmStore {
    *
    * @throws LsmError `corrupt` when a table block fails its checksum, `closed`.
    */
-  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    this.#assertOpen();
-    let v: Value | undefined = this.#mem.get(key);
-    if (v === undefined && this.#imm !== null) v = this.#imm.get(key);
-    if (v !== undefined) return v === null ? undefined : v.slice();
-    const tables = this.#tables;
-    const hash = hashKey(key);
-    for (let i = 0; i < tables.length; i++) {
-      const r = tables[i]!.lookup(key, hash);
-      if (r === undefined) continue;
-      if (!(r instanceof Promise)) return r === null ? undefined : r.slice();
-      // A block must be read: from here on a compaction may finish while we
-      // wait, so the tables still to consult are referenced until done.
-      return await this.#getSlow(key, tables.slice(i), r);
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    // Not an async function: a read answered from memory (memtable, Bloom
+    // filters, cached blocks) returns an already resolved promise and
+    // starts no async machinery.
+    try {
+      this.#assertOpen();
+      let v: Value | undefined = this.#mem.get(key);
+      if (v === undefined && this.#imm !== null) v = this.#imm.get(key);
+      if (v !== undefined) {
+        return Promise.resolve(v === null ? undefined : v.slice());
+      }
+      const tables = this.#tables;
+      const hash = hashKey(key);
+      for (let i = 0; i < tables.length; i++) {
+        const r = tables[i]!.lookup(key, hash);
+        if (r === undefined) continue;
+        if (!(r instanceof Promise)) {
+          return Promise.resolve(r === null ? undefined : r.slice());
+        }
+        // A block must be read: from here on a compaction may finish while
+        // we wait, so the tables still to consult are referenced until done.
+        return this.#getSlow(key, tables.slice(i), r);
+      }
+      return Promise.resolve(undefined);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    return undefined;
   }
 
   async #getSlow(
@@ -333,16 +349,47 @@ export class LsmStore {
     const tables = this.#tables;
     for (const t of tables) t.ref();
     try {
-      const sources: EntrySource[] = [this.#mem.entries(start)];
-      if (this.#imm !== null) sources.push(this.#imm.entries(start));
+      const sources: EntrySource[] = [this.#mem.cursor(start)];
+      if (this.#imm !== null) sources.push(this.#imm.cursor(start));
       for (const t of tables) sources.push(t.iterate(start));
+      const merged = new MergeCursor(sources);
+      const batch: Entry[] = [];
       let n = 0;
-      for await (const e of mergeSorted(sources)) {
-        if (end !== undefined && compareBytes(e.key, end) >= 0) break;
-        if (prefix !== undefined && !hasPrefix(e.key, prefix)) break;
-        if (e.value === null) continue;
-        yield { key: e.key.slice(), value: e.value.slice() };
-        if (++n >= limit) break;
+      let done = false;
+      while (!done && n < limit) {
+        // Entries are gathered in batches and copied out of blocks and
+        // memtables into one buffer per batch: one allocation per batch
+        // instead of two per entry.
+        const want = Math.min(limit - n, SCAN_BATCH_ENTRIES);
+        let bytes = 0;
+        while (batch.length < want && bytes < SCAN_BATCH_BYTES) {
+          // Awaited only when a block must be read.
+          let e = merged.next();
+          if (e instanceof Promise) e = await e;
+          if (
+            e === undefined ||
+            (end !== undefined && compareBytes(e.key, end) >= 0) ||
+            (prefix !== undefined && !hasPrefix(e.key, prefix))
+          ) {
+            done = true;
+            break;
+          }
+          if (e.value === null) continue;
+          batch.push(e);
+          bytes += e.key.length + e.value.length;
+        }
+        const buf = new Uint8Array(bytes);
+        const out: { key: Uint8Array; value: Uint8Array }[] = [];
+        let o = 0;
+        for (const e of batch) {
+          buf.set(e.key, o);
+          const key = buf.subarray(o, o += e.key.length);
+          buf.set(e.value!, o);
+          out.push({ key, value: buf.subarray(o, o += e.value!.length) });
+        }
+        batch.length = 0;
+        for (const e of out) yield e;
+        n += out.length;
       }
     } finally {
       for (const t of tables) t.unref();
@@ -437,7 +484,11 @@ export class LsmStore {
     const keep = this.#filter?.();
     // Every table takes part, so nothing older can be shadowed by a
     // tombstone any more: tombstones and overwritten versions are dropped.
-    for await (const e of mergeSorted(inputs.map((t) => t.iterate()))) {
+    const merged = new MergeCursor(inputs.map((t) => t.iterate()));
+    while (true) {
+      let e = merged.next();
+      if (e instanceof Promise) e = await e;
+      if (e === undefined) break;
       if (e.value === null) continue;
       if (keep !== undefined && !keep(e.key, e.value)) continue;
       b.add(e.key, e.value);

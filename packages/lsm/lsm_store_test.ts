@@ -360,3 +360,35 @@ Deno.test("a compaction filter drops the entries it rejects and sees every live 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the store keeps its own copies: changing a written or a returned buffer changes nothing stored", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-lsm-copies-" });
+  const db = await LsmStore.open(dir, { sync: "never" });
+  try {
+    const k = enc.encode("key1");
+    const v = enc.encode("value");
+    const put = db.put(k, v);
+    k[0] = 0x7a;
+    v[0] = 0x7a;
+    await put;
+    await db.put(enc.encode("key2"), enc.encode("other"));
+    for (const phase of ["memtable", "table"]) {
+      const got = await db.get(enc.encode("key1"));
+      assert.equal(dec.decode(got!), "value", phase);
+      got!.fill(0);
+      for await (const e of db.scan()) {
+        e.key.fill(0);
+        e.value.fill(0);
+      }
+      const all = [];
+      for await (const e of db.scan()) {
+        all.push(`${dec.decode(e.key)}=${dec.decode(e.value)}`);
+      }
+      assert.deepEqual(all, ["key1=value", "key2=other"], phase);
+      await db.flush();
+    }
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

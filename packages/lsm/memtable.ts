@@ -26,7 +26,7 @@ export class Memtable {
   #tree: Tree = new BTree<Uint8Array, Value>(undefined, compareBytes);
   #bytes = 0;
 
-  /** Approximate memory held (keys, values, per-entry overhead). */
+  /** Bytes written: keys (once each), every value set, per-entry overhead. */
   get bytes(): number {
     return this.#bytes;
   }
@@ -36,13 +36,16 @@ export class Memtable {
     return this.#tree.size;
   }
 
-  /** Sets `key` to `value` (`null` = tombstone). */
+  /**
+   * Sets `key` to `value` (`null` = tombstone). One descent of the tree:
+   * an overwritten value is not looked up, so its bytes stay counted
+   * (`bytes` is what was written since the memtable started, as RocksDB's
+   * memtable arena counts).
+   */
   set(key: Uint8Array, value: Value): void {
-    const old = this.#tree.get(key);
-    if (old === undefined) this.#bytes += key.length + ENTRY_OVERHEAD;
-    else if (old !== null) this.#bytes -= old.length;
-    if (value !== null) this.#bytes += value.length;
-    this.#tree.set(key, value, true);
+    const added = this.#tree.set(key, value, true);
+    this.#bytes += (value === null ? 0 : value.length) +
+      (added ? key.length + ENTRY_OVERHEAD : 0);
   }
 
   /** The value, `null` for a tombstone, undefined when the key is absent. */
@@ -55,9 +58,23 @@ export class Memtable {
    * writes during the iteration neither disturb nor appear in it.
    */
   *entries(start?: Uint8Array): Generator<Entry> {
+    const c = this.cursor(start);
+    for (let r = c.next(); !r.done; r = c.next()) yield r.value;
+  }
+
+  /**
+   * {@link entries} as a plain iterator (no generator), for merges: over a
+   * copy-on-write clone, so writes during the iteration do not appear.
+   */
+  cursor(start?: Uint8Array): Iterator<Entry> {
     const it = this.#tree.clone().entries(start);
-    for (let r = it.next(); !r.done; r = it.next()) {
-      yield { key: r.value[0], value: r.value[1] };
-    }
+    return {
+      next(): IteratorResult<Entry> {
+        const r = it.next();
+        return r.done
+          ? { done: true, value: undefined }
+          : { done: false, value: { key: r.value[0], value: r.value[1] } };
+      },
+    };
   }
 }

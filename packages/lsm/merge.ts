@@ -2,7 +2,7 @@ import { compareBytes } from "./bytes.ts";
 import type { Entry } from "./memtable.ts";
 
 /**
- * A sorted source of entries for {@link mergeSorted}: a plain or async
+ * A sorted source of entries for {@link MergeCursor}: a plain or async
  * iterator, or one whose `next` returns a promise only sometimes (a table
  * cursor that reads a block only on a cache miss).
  */
@@ -14,43 +14,73 @@ export type EntrySource =
   };
 
 /**
- * K-way merge of sorted sources, `sources[0]` the newest: yields each key
- * once, with the value of the newest source that has it (tombstones
- * included; the caller decides whether to drop them). The next head is the
- * smallest among the sources' current entries (a linear pick: an LSM
+ * K-way merge of sorted sources, `sources[0]` the newest: each key once,
+ * with the value of the newest source that has it (tombstones included;
+ * the caller decides whether to drop them). `next` answers without a
+ * promise unless a source must wait (a block read), so a scan over cached
+ * blocks and memtables costs no turn of the event loop per entry. The next
+ * head is the smallest of the sources' current entries, found in one pass
+ * that also notes the sources holding the same key (a linear pick: an LSM
  * merges a handful of sources, where a heap gains nothing).
  */
-export async function* mergeSorted(
-  sources: readonly EntrySource[],
-): AsyncGenerator<Entry> {
-  const heads: (Entry | undefined)[] = [];
-  for (const s of sources) {
-    const h = next(s);
-    heads.push(h instanceof Promise ? await h : h);
+export class MergeCursor {
+  #sources: readonly EntrySource[];
+  #heads: (Entry | undefined)[];
+  /** Sources whose head was consumed and must advance before the next pick. */
+  #stale: number[];
+
+  /** @param sources sorted sources, newest first. */
+  constructor(sources: readonly EntrySource[]) {
+    this.#sources = sources;
+    this.#heads = sources.map(() => undefined);
+    this.#stale = sources.map((_, i) => i);
   }
-  while (true) {
-    let min = -1;
+
+  /** The next entry, undefined at the end; a promise only when a source waits. */
+  next(): Entry | undefined | Promise<Entry | undefined> {
+    const heads = this.#heads;
+    const stale = this.#stale;
+    while (stale.length > 0) {
+      const i = stale[stale.length - 1]!;
+      const r = this.#sources[i]!.next();
+      if (r instanceof Promise) {
+        return r.then((x) => {
+          heads[i] = x.done ? undefined : x.value;
+          stale.pop();
+          return this.next();
+        });
+      }
+      heads[i] = r.done ? undefined : r.value;
+      stale.pop();
+    }
+    let min: Entry | undefined;
     for (let i = 0; i < heads.length; i++) {
       const h = heads[i];
       if (h === undefined) continue;
-      // Strictly smaller wins; on a tie the earlier (newer) source stays.
-      if (min === -1 || compareBytes(h.key, heads[min]!.key) < 0) min = i;
-    }
-    if (min === -1) return;
-    const out = heads[min]!;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i];
-      if (h !== undefined && compareBytes(h.key, out.key) === 0) {
-        const h = next(sources[i]!);
-        heads[i] = h instanceof Promise ? await h : h;
+      // Strictly smaller wins; on a tie the earlier (newer) source stays
+      // and the later one is skipped past the key too.
+      const c = min === undefined ? -1 : compareBytes(h.key, min.key);
+      if (c < 0) {
+        min = h;
+        stale.length = 0;
+        stale.push(i);
+      } else if (c === 0) {
+        stale.push(i);
       }
     }
-    yield out;
+    return min;
   }
 }
 
-function next(s: EntrySource): Entry | undefined | Promise<Entry | undefined> {
-  const r = s.next();
-  if (r instanceof Promise) return r.then((x) => x.done ? undefined : x.value);
-  return r.done ? undefined : r.value;
+/** {@link MergeCursor} as an async generator (`for await`). */
+export async function* mergeSorted(
+  sources: readonly EntrySource[],
+): AsyncGenerator<Entry> {
+  const cursor = new MergeCursor(sources);
+  while (true) {
+    let e = cursor.next();
+    if (e instanceof Promise) e = await e;
+    if (e === undefined) return;
+    yield e;
+  }
 }

@@ -50,5 +50,5 @@ export {
 } from "./sstable_builder.ts";
 export { BlockCache } from "./block_cache.ts";
 export { bloomMayContain, buildBloom } from "./bloom.ts";
-export { mergeSorted } from "./merge.ts";
+export { MergeCursor, mergeSorted } from "./merge.ts";
 export { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";

@@ -5,9 +5,14 @@ import type { Entry } from "./memtable.ts";
 /**
  * The commit log record of one write: a varint count, then per mutation
  * varint key length, key, varint tag (0 = delete, else value length + 1),
- * value. The log's own CRC32C framing covers it.
+ * value. The log's own CRC32C framing covers it. When `views` is given,
+ * it receives each mutation as views into the record (one allocation for
+ * the record and the memtable's copies of keys and values).
  */
-export function encodeBatch(batch: readonly Entry[]): Uint8Array {
+export function encodeBatch(
+  batch: readonly Entry[],
+  views?: Entry[],
+): Uint8Array {
   let n = varintLength(batch.length);
   for (const m of batch) {
     const tag = m.value === null ? 0 : m.value.length + 1;
@@ -19,12 +24,18 @@ export function encodeBatch(batch: readonly Entry[]): Uint8Array {
   for (const m of batch) {
     o = writeVarint(out, o, m.key.length);
     out.set(m.key, o);
+    const ko = o;
     o += m.key.length;
     o = writeVarint(out, o, m.value === null ? 0 : m.value.length + 1);
+    const vo = o;
     if (m.value !== null) {
       out.set(m.value, o);
       o += m.value.length;
     }
+    views?.push({
+      key: out.subarray(ko, ko + m.key.length),
+      value: m.value === null ? null : out.subarray(vo, o),
+    });
   }
   return out;
 }
