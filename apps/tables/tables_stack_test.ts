@@ -25,6 +25,15 @@ const RECOVERY_BOUND_MS = TTL_MS + 8000;
 
 const dec = new TextDecoder();
 
+/** Polls `done` every 50 ms. @throws Error after 30 s. */
+async function waitFor(what: string, done: () => boolean): Promise<void> {
+  const end = performance.now() + 30_000;
+  while (!done()) {
+    if (performance.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function withStack(
   fn: (s: TablesStack, c: TablesClient) => Promise<void>,
 ) {
@@ -137,19 +146,24 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           }
         };
         const writers = [0, 1, 2].map(writer);
-        await new Promise((r) => setTimeout(r, 800));
         const before = await client.tablets("users");
-        const middle = before.find((x) => dec.decode(x.start) === "k")!;
-        const started = performance.now();
-        const halves = await client.splitTablet(middle.id, "m-split-1");
-        console.log(
-          `split ${middle.id} into ${halves.map((h) => h.id).join(" + ")} in ${
-            Math.round(performance.now() - started)
-          } ms under load`,
-        );
-        await new Promise((r) => setTimeout(r, 800));
-        stop = true;
+        try {
+          await new Promise((r) => setTimeout(r, 800));
+          const middle = before.find((x) => dec.decode(x.start) === "k")!;
+          const started = performance.now();
+          const halves = await client.splitTablet(middle.id, "m-split-1");
+          console.log(
+            `split ${middle.id} into ${
+              halves.map((h) => h.id).join(" + ")
+            } in ${Math.round(performance.now() - started)} ms under load`,
+          );
+          await new Promise((r) => setTimeout(r, 800));
+        } finally {
+          stop = true;
+          await Promise.allSettled(writers);
+        }
         await Promise.all(writers);
+        const middle = before.find((x) => dec.decode(x.start) === "k")!;
         const after = await client.tablets("users");
         strictEqual(after.length, before.length + 1);
         ok(!after.some((x) => x.id === middle.id), "the split tablet is gone");
@@ -208,7 +222,9 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           }
         };
         const writers = [0, 1, 2, 3].map(writer);
-        await new Promise((r) => setTimeout(r, 1000));
+        // Under load (shared machine) a fixed sleep may see no write yet:
+        // wait for some acknowledged writes, bounded.
+        await waitFor("20 writes before the kill", () => acked.length >= 20);
         const ackedBeforeKill = acked.length;
         const killedAt = performance.now();
         await stack.signal("server", victim, "SIGKILL");
@@ -220,7 +236,11 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           } ms after SIGKILL (TTL ${TTL_MS} ms)`,
         );
         ok(recoveredMs < RECOVERY_BOUND_MS, `recovered in ${recoveredMs} ms`);
-        await new Promise((r) => setTimeout(r, 1000));
+        const ackedAtRecovery = acked.length;
+        await waitFor(
+          "20 more writes after the recovery",
+          () => acked.length >= ackedAtRecovery + 20,
+        );
         stop = true;
         await Promise.all(writers);
         ok(
