@@ -149,7 +149,15 @@ export async function startTablesStack(
     String(o.sessionTtlMs ?? 10_000),
   ];
   // Tablets in GFS: the cell started here, or the running one given.
-  const gfsArgs = gfs ? ["--gfs", gfs.masterUrls.join(",")] : o.useGfs
+  const gfsArgs = gfs
+    ? [
+      "--gfs",
+      gfs.masterUrls.join(","),
+      ...(gfs.secrets
+        ? ["--gfs-token-file", tokenFile(gfs.secrets.dir, "write")]
+        : []),
+    ]
+    : o.useGfs
     ? [
       "--gfs",
       o.useGfs.masterUrls.join(","),
