@@ -528,8 +528,13 @@ export class LiveBackend implements PlaygroundBackend {
     const now = Date.now();
     if (map) {
       if (this.#tabletMap) {
+        const dead = new Set(
+          servers.filter((s) =>
+            s.process === "killed" || s.status?.serving === false
+          ).map((s) => s.id),
+        );
         this.#tabletEvents.push(
-          ...tabletChanges(this.#tabletMap, map.tablets, now),
+          ...tabletChanges(this.#tabletMap, map.tablets, now, dead),
         );
         this.#tabletEvents = this.#tabletEvents.slice(-MAX_EVENTS);
       }

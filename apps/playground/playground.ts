@@ -287,8 +287,8 @@ export async function startPlayground(
     });
     stops.push(() => stack.stop());
     const tables: PlaygroundTables = {
-      masters: [...stack.masters.values()].map(({ id, url }) => ({ id, url })),
-      servers: [...stack.servers.values()].map(({ id, url }) => ({ id, url })),
+      masters: byId([...stack.masters.values()]),
+      servers: byId([...stack.servers.values()]),
       running: (kind, id) =>
         (kind === "master" ? stack.masters : stack.servers).has(id),
       kill: (kind, id) => stack.signal(kind, id, "SIGKILL"),
@@ -304,6 +304,11 @@ export async function startPlayground(
     throw e;
   }
 }
+
+const byId = (ps: PlaygroundTablesProcess[]): PlaygroundTablesProcess[] =>
+  ps.map(({ id, url }) => ({ id, url })).sort((a, b) =>
+    a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+  );
 
 /** kv session TTL of the tables processes, ms. */
 const TABLES_SESSION_TTL_MS = 6000;

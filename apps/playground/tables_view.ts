@@ -68,7 +68,7 @@ export interface TablesServerView {
 export interface TabletEvent {
   /** Wall-clock ms when it was seen. */
   at: number;
-  kind: "split" | "moved" | "unassigned" | "assigned";
+  kind: "split" | "moved" | "reassigned" | "unassigned" | "assigned";
   table: string;
   /** The tablet (for a split: the parent). */
   tablet: string;
@@ -186,13 +186,14 @@ export function locateRow(
 /**
  * What changed from `before` to `after`: a tablet gone whose range is
  * covered by new tablets of its table is a split; a tablet on another
- * server is a move (or a reassignment, or unassigned while its server is
- * dead).
+ * server is a move, or a reassignment when its old server is in `dead`
+ * (or unassigned while no server takes it).
  */
 export function tabletChanges(
   before: readonly TabletWire[],
   after: readonly TabletWire[],
   at: number,
+  dead: ReadonlySet<string> = new Set(),
 ): TabletEvent[] {
   const events: TabletEvent[] = [];
   const old = new Map(before.map((t) => [t.id, t]));
@@ -235,6 +236,8 @@ export function tabletChanges(
       ? "unassigned"
       : p.server === null
       ? "assigned"
+      : dead.has(p.server)
+      ? "reassigned"
       : "moved";
     events.push({
       at,
@@ -247,6 +250,8 @@ export function tabletChanges(
         ? `${t.id} lost its server ${p.server}`
         : kind === "assigned"
         ? `${t.id} assigned to ${t.server}`
+        : kind === "reassigned"
+        ? `${t.id} reassigned from dead ${p.server} to ${t.server}`
         : `${t.id} moved ${p.server} → ${t.server}`,
     });
   }

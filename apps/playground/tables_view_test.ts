@@ -142,6 +142,18 @@ Deno.test("changes: a split names its key and children; moves, losses and reassi
     ["unassigned", "t1", "ts1", null],
     ["moved", "t2", "ts2", "ts3"],
   ]);
+  const reassigned = tabletChanges(
+    before,
+    [
+      tablet("t1", "", "m", "ts2"),
+      tablet("t2", "m", null, "ts2"),
+    ],
+    1,
+    new Set(["ts1"]),
+  );
+  assert.deepEqual(reassigned.map((e) => [e.kind, e.text]), [
+    ["reassigned", "t1 reassigned from dead ts1 to ts2"],
+  ]);
   const back = tabletChanges(
     [tablet("t1", "", "m", null)],
     [tablet("t1", "", "m", "ts2")],
