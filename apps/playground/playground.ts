@@ -13,6 +13,7 @@ import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
 import { startLocalCluster } from "../kv/cluster_launcher.ts";
 import { PlaygroundError } from "./playground_error.ts";
 import { authHeaders, tokenFile } from "@strata/edge";
+import { freePort } from "@strata/process";
 import { startTablesStack } from "../tables/stack_launcher.ts";
 import { TablesClient } from "../tables/client/tables_client.ts";
 
@@ -264,6 +265,10 @@ export async function startPlayground(
       dataRoot: tablesDir,
       masters: 2,
       servers: 3,
+      // Ports fixed up front: a restarted process comes back where the
+      // dashboard looks for it.
+      masterPorts: [freePort(), freePort()],
+      serverPorts: [freePort(), freePort(), freePort()],
       useKv: {
         endpoints: [...raft.nodes.values()].sort((a, b) => a.id - b.id).map((
           n,
