@@ -366,12 +366,15 @@ async function seedDemoTable(
   await client.createTable(DEMO_TABLE, [{ name: "info", maxVersions: 3 }], [
     "m",
   ]);
-  for (const [i, name] of DEMO_ROWS.entries()) {
-    await client.mutateRow(DEMO_TABLE, name, [
-      { op: "put", family: "info", qualifier: "name", value: name },
-      { op: "put", family: "info", qualifier: "legs", value: String(i % 5) },
-    ]);
-  }
+  // At once: the tablet servers group-commit them to GFS.
+  await Promise.all(
+    DEMO_ROWS.map((name, i) =>
+      client.mutateRow(DEMO_TABLE, name, [
+        { op: "put", family: "info", qualifier: "name", value: name },
+        { op: "put", family: "info", qualifier: "legs", value: String(i % 5) },
+      ])
+    ),
+  );
   progress(
     `      table ${DEMO_TABLE}: ${DEMO_ROWS.length} rows in 2 tablets`,
   );
