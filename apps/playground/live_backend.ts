@@ -2,8 +2,9 @@
  * The {@link PlaygroundBackend} over a running {@link Playground}: a
  * collector that scrapes every node every ~500 ms into a
  * {@link ClusterSnapshot}, the actions (signals to processes, HTTP calls to
- * the nodes), and the key followers (a `/v1/watch` stream per node and
- * followed key). This is the I/O edge; what it computes lives in the pure
+ * the nodes), the key followers (a `/v1/watch` stream per node and
+ * followed key), and the tables cell (its tablet map, servers and a
+ * followed row, through the tables admin token and `TablesClient`). This is the I/O edge; what it computes lives in the pure
  * modules it calls.
  */
 import { authHeaders } from "@strata/edge";

@@ -135,7 +135,7 @@ export interface PlaygroundTables {
   readonly adminToken: string;
 }
 
-/** The table the playground creates on first start, and its rows. */
+/** The table the playground creates on first start (a row per animal). */
 export const DEMO_TABLE = "animals";
 
 /** The running playground. */
@@ -303,6 +303,7 @@ export async function startPlayground(
       adminToken: stack.secrets.tokens.admin,
     };
     await seedDemoTable(stack.masterUrls(), tables.adminToken, progress);
+    signal?.throwIfAborted();
     return { raft: raftView, gfs, search, tables, docs, stop: stopAll };
   } catch (e) {
     await stopAll();
