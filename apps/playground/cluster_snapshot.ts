@@ -4,6 +4,7 @@
  */
 import type { z } from "zod";
 import type { KeyFlowView } from "./key_flow.ts";
+import type { TablesView } from "./tables_view.ts";
 import type {
   MasterChunkserverSchema,
   MasterStatusSchema,
@@ -201,6 +202,8 @@ export interface ClusterSnapshot {
   search: SearchView;
   /** Followed keys and their writes. */
   follows: KeyFlowView[];
+  /** The tables panel. */
+  tables: TablesView;
 }
 
 /** Inputs of {@link summarizeRaft} for one node. */

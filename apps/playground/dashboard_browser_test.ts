@@ -3,7 +3,8 @@
  * process on free ports, Debian's headless Chromium driven by
  * playwright-core. The test sees a leader, kills it from the page, sees a
  * new one, writes and follows a key, hands leadership over, pauses and
- * resumes a follower, runs a search, uploads a file to GFS,
+ * resumes a follower, runs a search, follows a row of the tables cell,
+ * splits its tablet and kills its tablet server, uploads a file to GFS,
  * kills the leading GFS master and uploads again through the new one,
  * kills a chunkserver and sees its chunks re-replicated, replays a simulation,
  * checks that a page of another origin cannot act (fetch and form POST),
@@ -63,7 +64,7 @@ async function isRefused(url: string): Promise<boolean> {
 
 Deno.test({
   name:
-    "the dashboard in Chromium: kill the leader, a new one leads; follow a key; transfer, pause and resume; search; upload, kill the GFS leader and a chunkserver; replay; a second start reuses the data",
+    "the dashboard in Chromium: kill the leader, a new one leads; follow a key; transfer, pause and resume; search; tables: follow a row, split, kill its server; upload, kill the GFS leader and a chunkserver; replay; a second start reuses the data",
   ignore: !hasChromium && !Deno.env.get("CI"),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -177,6 +178,82 @@ Deno.test({
       const shardTimings = await page.$$("[data-shard-timing]");
       assert.equal(shardTimings.length, 3, "one timing per shard");
       assert.ok(await page.$("[data-merge-timing]"));
+
+      // Tables: the demo table's tablets and their servers. Follow a row,
+      // split its tablet from the page (a split event, one more tablet,
+      // the row now in a child), kill the child's tablet server (the row
+      // is read from another server, the event says reassigned), write a
+      // cell through the page, restart the server.
+      await page.waitForSelector("[data-tablet]", { timeout: 30_000 });
+      const tabletsBefore = (await page.$$("[data-tablet]")).length;
+      assert.ok(tabletsBefore >= 2, "the demo table is pre-split in two");
+      await page.fill("#tables-follow-row", "tapir");
+      await page.click("#tables-follow-submit");
+      await page.waitForSelector('[data-row-cell="info:name"]', {
+        timeout: 20_000,
+      });
+      const parent = await page.getAttribute(
+        "[data-row-tablet]",
+        "data-row-tablet",
+      );
+      assert.ok(parent, "the row's tablet is shown");
+      await page.click(`[data-split="${parent}"]`);
+      await page.waitForSelector('[data-tablet-event][data-kind="split"]', {
+        timeout: 60_000,
+      });
+      await page.waitForFunction(
+        `document.querySelectorAll("[data-tablet]").length === ${
+          tabletsBefore + 1
+        }`,
+        undefined,
+        { timeout: 10_000 },
+      );
+      await page.waitForFunction(
+        `(() => {
+          const r = document.querySelector("[data-row-tablet]");
+          return !!r?.dataset.rowTablet && r.dataset.rowTablet !== ${
+          JSON.stringify(parent)
+        } && !!r.dataset.rowServer;
+        })()`,
+        undefined,
+        { timeout: 15_000 },
+      );
+      const holder = (await page.getAttribute(
+        "[data-row-tablet]",
+        "data-row-server",
+      ))!;
+      await page.click(`#tables-server-kill-${holder}`);
+      await page.waitForSelector(
+        `[data-tables-server="${holder}"][data-process="killed"]`,
+        { timeout: 15_000 },
+      );
+      await page.waitForFunction(
+        `(() => {
+          const r = document.querySelector("[data-row-tablet]");
+          return !!r?.dataset.rowServer && r.dataset.rowServer !== ${
+          JSON.stringify(holder)
+        } && !r.querySelector(".error") &&
+            !!r.querySelector('[data-row-cell="info:name"]');
+        })()`,
+        undefined,
+        { timeout: 45_000 },
+      );
+      await page.waitForSelector(
+        '[data-tablet-event][data-kind="reassigned"]',
+        { timeout: 10_000 },
+      );
+      await page.fill("#tables-write-value", "five");
+      await page.click("#tables-write");
+      await page.waitForFunction(
+        `document.querySelector('[data-row-cell="info:legs"]')?.textContent.includes("five")`,
+        undefined,
+        { timeout: 20_000 },
+      );
+      await page.click(`#tables-server-restart-${holder}`);
+      await page.waitForSelector(
+        `[data-tables-server="${holder}"][data-process="up"][data-serving="true"]`,
+        { timeout: 60_000 },
+      );
 
       // GFS: upload 2.5 MiB from the page; it lands as chunks on servers.
       const fileBytes = new Uint8Array(5 * 512 * 1024).map((_, i) => i % 251);
@@ -348,6 +425,10 @@ Deno.test({
       assert.ok(
         start.lines.some((l) => /\d+ documents already indexed/.test(l)),
         `the corpus was indexed again:\n${start.lines.join("\n")}`,
+      );
+      assert.ok(
+        start.lines.some((l) => /table animals already there/.test(l)),
+        `the demo table was created again:\n${start.lines.join("\n")}`,
       );
       const url2 = (await start.waitForLine(
         /strata playground: (http:\/\/\S+)/,

@@ -2,7 +2,8 @@
  * The dashboard's HTTP server (Hono): the page and its modules, a JSON
  * snapshot, an SSE stream of snapshots, the actions (kill, restart, pause,
  * transfer, write, follow; kill and restart of chunkservers and GFS
- * masters; upload, search), simulation replay and the
+ * masters; upload, search; kill and restart of tables masters and tablet
+ * servers, split, follow and write a row), simulation replay and the
  * benchmark report. Every body and query is validated with zod; every
  * failure is JSON `{"error":{"code","message"}}` with a 4xx/5xx status.
  *
@@ -120,6 +121,36 @@ const chunkserverParams = z.object({
 const masterParams = z.object({
   index: z.coerce.number().int().min(0),
   action: z.enum(["kill", "restart"]),
+});
+const tablesParams = z.object({
+  kind: z.enum(["masters", "servers"]),
+  id: z.string().min(1).max(64),
+  action: z.enum(["kill", "restart"]),
+});
+const tabletParams = z.object({
+  id: z.string().min(1).max(128),
+});
+/** A table name as apps/tables accepts it. */
+const tableName = z.string().regex(
+  /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/,
+  "a table name: letters, digits, '_', '.', '-' (at most 64)",
+);
+const rowKey = z.string().min(1, "the row key is empty").refine(
+  (k) => new TextEncoder().encode(k).length <= MAX_KEY_BYTES,
+  `the row key is longer than ${MAX_KEY_BYTES} bytes`,
+);
+const followRowBody = z.strictObject({ table: tableName, row: rowKey });
+const writeRowBody = z.strictObject({
+  table: tableName,
+  row: rowKey,
+  column: z.string().regex(
+    /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}:.{1,256}$/,
+    "a column is family:qualifier",
+  ),
+  value: z.string().refine(
+    (v) => new TextEncoder().encode(v).length <= MAX_VALUE_BYTES,
+    `the value is longer than ${MAX_VALUE_BYTES} bytes`,
+  ),
 });
 const searchQuery = z.object({
   q: z.string().trim().min(1, "type something to search for").max(1000),
@@ -343,6 +374,38 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
       throw new PlaygroundError("bad_request", "the file is empty");
     }
     return c.json(await backend.upload(q.name, body, length), 201);
+  });
+
+  // Before the process route, which would take "tablets" for a kind.
+  app.post("/api/tables/tablets/:id/split", act, async (c) => {
+    const p = readParams(c, tabletParams);
+    return c.json({ split: p.id, tablets: await backend.splitTablet(p.id) });
+  });
+
+  app.post("/api/tables/:kind/:id/:action", act, async (c) => {
+    const p = readParams(c, tablesParams);
+    const kind = p.kind === "masters" ? "master" : "server";
+    if (!backend.tablesIds(kind).includes(p.id)) {
+      throw new PlaygroundError(
+        "not_found",
+        `there is no tables ${kind} ${p.id}; there are ${
+          backend.tablesIds(kind).join(", ")
+        }`,
+      );
+    }
+    await backend.tablesAction(kind, p.id, p.action);
+    return c.json({ ok: true, kind, id: p.id, action: p.action });
+  });
+
+  app.post("/api/tables/follow", act, async (c) => {
+    const b = await jsonBody(c, followRowBody);
+    backend.followRow(b.table, b.row);
+    return c.json({ following: b });
+  });
+
+  app.post("/api/tables/write", act, async (c) => {
+    const b = await jsonBody(c, writeRowBody);
+    return c.json(await backend.writeRow(b.table, b.row, b.column, b.value));
   });
 
   app.get("/api/search", async (c) => {

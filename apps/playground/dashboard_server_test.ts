@@ -27,6 +27,16 @@ function snapshot(at: number): ClusterSnapshot {
     },
     search: { url: null, reachable: false, error: null, docs: 0, shards: [] },
     follows: [],
+    tables: {
+      reachable: false,
+      error: null,
+      masters: [],
+      active: null,
+      servers: [],
+      tablets: [],
+      events: [],
+      row: null,
+    },
   };
 }
 
@@ -99,6 +109,30 @@ function fakeBackend() {
         shards: [{ shard: 0, replica: 1, ms: 2, hits: 1 }],
         hits: [{ id: "a", score: 1, name: "n", snippet: "s" }],
       }),
+    tablesIds: (kind) => kind === "master" ? ["m1", "m2"] : ["ts1", "ts2"],
+    tablesAction(kind, id, action) {
+      calls.push(`tables ${kind} ${action} ${id}`);
+      if (id === "ts2" && action === "kill") {
+        return Promise.reject(
+          new PlaygroundError(
+            "conflict",
+            "tables server ts2 is already killed",
+          ),
+        );
+      }
+      return Promise.resolve();
+    },
+    splitTablet(id) {
+      calls.push(`split ${id}`);
+      return id === "t1" ? Promise.resolve(["t2", "t3"]) : Promise.reject(
+        new PlaygroundError("not_found", `there is no tablet ${id}`),
+      );
+    },
+    followRow: (table, row) => void calls.push(`follow row ${table}/${row}`),
+    writeRow(table, row, column, value) {
+      calls.push(`write row ${table}/${row} ${column}=${value}`);
+      return Promise.resolve({ table, row, tookMs: 2 });
+    },
   };
   return {
     backend,
@@ -533,4 +567,104 @@ Deno.test("off loopback (operator tokens): every request needs a token, a browse
   });
   assert.equal(rebound.status, 421);
   await rebound.body?.cancel();
+});
+
+Deno.test("tables: kill and restart, split, follow and write a row; validated, 404 for unknown ids, 409 when refused, token needed", async () => {
+  const { app: a, calls } = app();
+  const at = (path: string, body = "") => a.request(path, post(path, body));
+
+  for (
+    const path of [
+      "/api/tables/servers/ts9/kill",
+      "/api/tables/masters/ts1/kill",
+    ]
+  ) {
+    const res = await at(path);
+    assert.equal(res.status, 404, path);
+    assert.match((await errorOf(res)).message, /no tables (server|master)/);
+  }
+  const badKind = await at("/api/tables/chunkservers/ts1/kill");
+  assert.equal(badKind.status, 400);
+  const badAction = await at("/api/tables/servers/ts1/pause");
+  assert.equal(badAction.status, 400);
+  assert.deepEqual(calls, [], "refused before the backend");
+
+  const kill = await at("/api/tables/servers/ts1/kill");
+  assert.equal(kill.status, 200);
+  assert.deepEqual(await kill.json(), {
+    ok: true,
+    kind: "server",
+    id: "ts1",
+    action: "kill",
+  });
+  const again = await at("/api/tables/servers/ts2/kill");
+  assert.equal(again.status, 409);
+  assert.equal((await errorOf(again)).code, "conflict");
+  const master = await at("/api/tables/masters/m2/restart");
+  assert.equal(master.status, 200);
+
+  const split = await at("/api/tables/tablets/t1/split");
+  assert.equal(split.status, 200);
+  assert.deepEqual(await split.json(), { split: "t1", tablets: ["t2", "t3"] });
+  const unknown = await at("/api/tables/tablets/nope/split");
+  assert.equal(unknown.status, 404);
+
+  for (
+    const [body, field] of [
+      [JSON.stringify({ table: "animals" }), /row/],
+      [JSON.stringify({ table: "bad name!", row: "x" }), /table/],
+      [JSON.stringify({ table: "animals", row: "" }), /row key is empty/],
+      [JSON.stringify({ table: "a", row: "x", extra: 1 }), /extra/],
+      ["{", /JSON/i],
+    ] as const
+  ) {
+    const res = await at("/api/tables/follow", body);
+    assert.equal(res.status, 400, body);
+    assert.match((await errorOf(res)).message, field, body);
+  }
+  const follow = await at(
+    "/api/tables/follow",
+    JSON.stringify({ table: "animals", row: "koala" }),
+  );
+  assert.equal(follow.status, 200);
+
+  const noColumn = await at(
+    "/api/tables/write",
+    JSON.stringify({ table: "animals", row: "koala", column: "x", value: "1" }),
+  );
+  assert.equal(noColumn.status, 400);
+  assert.match((await errorOf(noColumn)).message, /family:qualifier/);
+  const write = await at(
+    "/api/tables/write",
+    JSON.stringify({
+      table: "animals",
+      row: "koala",
+      column: "info:legs",
+      value: "4",
+    }),
+  );
+  assert.equal(write.status, 200);
+  assert.deepEqual(await write.json(), {
+    table: "animals",
+    row: "koala",
+    tookMs: 2,
+  });
+
+  // Without the page's token nothing acts.
+  const before = calls.length;
+  const anon = await a.request("/api/tables/servers/ts1/kill", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(anon.status, 401);
+  assert.equal(calls.length, before);
+  assert.deepEqual(calls, [
+    "tables server kill ts1",
+    "tables server kill ts2",
+    "tables master restart m2",
+    "split t1",
+    "split nope",
+    "follow row animals/koala",
+    "write row animals/koala info:legs=4",
+  ]);
 });

@@ -2,8 +2,9 @@
  * The {@link PlaygroundBackend} over a running {@link Playground}: a
  * collector that scrapes every node every ~500 ms into a
  * {@link ClusterSnapshot}, the actions (signals to processes, HTTP calls to
- * the nodes), and the key followers (a `/v1/watch` stream per node and
- * followed key). This is the I/O edge; what it computes lives in the pure
+ * the nodes), the key followers (a `/v1/watch` stream per node and
+ * followed key), and the tables cell (its tablet map, servers and a
+ * followed row, through the tables admin token and `TablesClient`). This is the I/O edge; what it computes lives in the pure
  * modules it calls.
  */
 import { authHeaders } from "@strata/edge";
@@ -27,10 +28,28 @@ import {
 import { KeyFlow } from "./key_flow.ts";
 import type {
   PlaygroundBackend,
+  RowWriteResult,
   SearchResult,
+  TablesKind,
   UploadResult,
   WriteResult,
 } from "./playground_backend.ts";
+import {
+  locateRow,
+  MAX_EVENTS,
+  RowFollow,
+  serverViews,
+  type TablesMasterInput,
+  type TablesView,
+  tabletChanges,
+  type TabletEvent,
+  tabletViews,
+  type TabletWire,
+} from "./tables_view.ts";
+import {
+  TablesClient,
+  TablesClientError,
+} from "../tables/client/tables_client.ts";
 import type { Playground } from "./playground.ts";
 import {
   PlaygroundError,
@@ -49,6 +68,9 @@ import {
   RaftStatusSchema,
   SearchAnswerSchema,
   SearchStatsSchema,
+  TablesMasterStatusSchema,
+  TablesTabletsSchema,
+  TabletServerStatusSchema,
   TransferAnswerSchema,
   WatchEventSchema,
 } from "./node_responses.ts";
@@ -103,6 +125,17 @@ export class LiveBackend implements PlaygroundBackend {
   #gfsSlow: Pick<GfsView, "uploads"> = { uploads: [] };
   #searchView: SearchView;
   #wake?: () => void;
+  /** Headers of every call to the tables processes (the cell's admin token). */
+  readonly #tablesAuth: Record<string, string>;
+  /** Row writes and splits: it finds the active master and the row's server. */
+  #tablesClient: TablesClient;
+  /** The followed row's reads, each round: short deadlines, so a dead server does not hold the snapshots up. */
+  #rowReader: TablesClient;
+  /** The last tablet map seen (null: none yet), to tell what changed. */
+  #tabletMap: TabletWire[] | null = null;
+  #tabletEvents: TabletEvent[] = [];
+  #rowFollow: RowFollow | null = null;
+  #tablesView: TablesView;
 
   /**
    * A backend over `playground`; nothing is scraped until {@link start}.
@@ -120,6 +153,29 @@ export class LiveBackend implements PlaygroundBackend {
     this.#gfsClient = new GfsClient(playground.gfs.masterUrls, {
       token: gfsToken,
     });
+    this.#tablesAuth = authHeaders(playground.tables.adminToken);
+    this.#tablesClient = new TablesClient(
+      playground.tables.masters.map((m) => m.url),
+      { token: playground.tables.adminToken, timeoutMs: 3000 },
+    );
+    this.#rowReader = new TablesClient(
+      playground.tables.masters.map((m) => m.url),
+      {
+        token: playground.tables.adminToken,
+        timeoutMs: 1000,
+        retryForMs: 1500,
+      },
+    );
+    this.#tablesView = {
+      reachable: false,
+      error: "starting",
+      masters: [],
+      active: null,
+      servers: [],
+      tablets: [],
+      events: [],
+      row: null,
+    };
     this.#searchView = {
       url: playground.search.url,
       reachable: false,
@@ -133,6 +189,7 @@ export class LiveBackend implements PlaygroundBackend {
       gfs: unreachableGfs("starting"),
       search: this.#searchView,
       follows: [],
+      tables: this.#tablesView,
     };
   }
 
@@ -197,6 +254,7 @@ export class LiveBackend implements PlaygroundBackend {
       Promise.all(RAFT_IDS.map((id) => this.#raftNode(id))),
       this.#gfs(slow),
       slow ? this.#search() : Promise.resolve(),
+      this.#tables(),
     ]);
     this.#latest = {
       at: Date.now(),
@@ -204,6 +262,7 @@ export class LiveBackend implements PlaygroundBackend {
       gfs,
       search: this.#searchView,
       follows: [...this.#follows.values()].map((f) => f.flow.view()),
+      tables: this.#tablesView,
     };
     for (const fn of this.#subscribers) fn(this.#latest);
   }
@@ -411,6 +470,212 @@ export class LiveBackend implements PlaygroundBackend {
         }),
       })),
     };
+  }
+
+  /**
+   * Asks the tables masters for their role and the active one for the
+   * tablet map, each tablet server for its status, and reads the
+   * followed row; what changed in the map since the last round becomes
+   * events.
+   */
+  async #tables(): Promise<void> {
+    const t = this.#pg.tables;
+    const masters: TablesMasterInput[] = await Promise.all(
+      t.masters.map(async (m) => {
+        const up = t.running("master", m.id);
+        const status = up
+          ? await getJson(
+            `${m.url}/v1/status`,
+            TablesMasterStatusSchema,
+            1000,
+            this.#tablesAuth,
+          )
+          : null;
+        return {
+          id: m.id,
+          url: m.url,
+          process: up ? "up" as const : "killed" as const,
+          role: status?.role ?? null,
+        };
+      }),
+    );
+    const active = masters.find((m) => m.role === "active") ?? null;
+    const [map, servers] = await Promise.all([
+      active
+        ? getJson(
+          `${active.url}/v1/tablets`,
+          TablesTabletsSchema,
+          1500,
+          this.#tablesAuth,
+        )
+        : Promise.resolve(null),
+      Promise.all(t.servers.map(async (s) => {
+        const up = t.running("server", s.id);
+        return {
+          id: s.id,
+          url: s.url,
+          process: up ? "up" as const : "killed" as const,
+          status: up
+            ? await getJson(
+              `${s.url}/v1/status`,
+              TabletServerStatusSchema,
+              1000,
+              this.#tablesAuth,
+            )
+            : null,
+        };
+      })),
+    ]);
+    const now = Date.now();
+    if (map) {
+      if (this.#tabletMap) {
+        const dead = new Set(
+          servers.filter((s) =>
+            s.process === "killed" || s.status?.serving === false
+          ).map((s) => s.id),
+        );
+        this.#tabletEvents.push(
+          ...tabletChanges(this.#tabletMap, map.tablets, now, dead),
+        );
+        this.#tabletEvents = this.#tabletEvents.slice(-MAX_EVENTS);
+      }
+      this.#tabletMap = map.tablets;
+    }
+    const tablets = tabletViews(this.#tabletMap ?? []);
+    if (this.#rowFollow) await this.#readFollowedRow(this.#rowFollow, now);
+    this.#tablesView = {
+      reachable: map !== null,
+      error: map
+        ? null
+        : active
+        ? `the active master ${active.id} does not answer`
+        : "no tables master is active (an election?)",
+      masters,
+      active: active?.id ?? null,
+      servers: serverViews(servers, tablets),
+      tablets,
+      events: [...this.#tabletEvents],
+      row: this.#rowFollow?.view() ?? null,
+    };
+  }
+
+  /** Locates the followed row in the last map and reads its cells from its server. */
+  async #readFollowedRow(f: RowFollow, now: number): Promise<void> {
+    const holder = locateRow(
+      this.#tabletMap ?? [],
+      f.table,
+      new TextEncoder().encode(f.row),
+    );
+    f.locatedAt(holder?.id ?? null, holder?.server ?? null, now);
+    try {
+      // The map may have changed since the client cached it.
+      this.#rowReader.invalidate(f.table);
+      const row = await this.#rowReader.getRow(f.table, f.row);
+      const dec = new TextDecoder();
+      f.read({
+        cells: row.cells.map((c) => ({
+          column: `${c.family}:${dec.decode(c.qualifier)}`,
+          timestamp: c.timestamp,
+          value: dec.decode(c.value),
+        })),
+      });
+    } catch (e) {
+      f.read({ error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  // ---- tables actions
+
+  /** Ids of the tables masters or tablet servers. */
+  tablesIds(kind: TablesKind): string[] {
+    const t = this.#pg.tables;
+    return (kind === "master" ? t.masters : t.servers).map((p) => p.id);
+  }
+
+  /** SIGKILL or start again a tables master or tablet server. */
+  async tablesAction(
+    kind: TablesKind,
+    id: string,
+    action: "kill" | "restart",
+  ): Promise<void> {
+    const t = this.#pg.tables;
+    const name = `tables ${kind} ${id}`;
+    if (this.#busy.has(name)) {
+      throw new PlaygroundError(
+        "conflict",
+        `${name} is being killed or restarted; wait a moment`,
+      );
+    }
+    const running = t.running(kind, id);
+    if (action === "kill" && !running) {
+      throw new PlaygroundError("conflict", `${name} is already killed`);
+    }
+    if (action === "restart" && running) {
+      throw new PlaygroundError(
+        "conflict",
+        `${name} is running; kill it first`,
+      );
+    }
+    this.#busy.add(name);
+    try {
+      if (action === "kill") await t.kill(kind, id);
+      else {
+        await t.restart(kind, id).catch((e) => {
+          throw new PlaygroundError(
+            "unavailable",
+            `${name} did not come back: ${e instanceof Error ? e.message : e}`,
+          );
+        });
+      }
+    } finally {
+      this.#busy.delete(name);
+    }
+    this.#wake?.();
+  }
+
+  /** Splits a tablet at its middle key through the active master. */
+  async splitTablet(id: string): Promise<string[]> {
+    if (this.#tabletMap && !this.#tabletMap.some((t) => t.id === id)) {
+      throw new PlaygroundError("not_found", `there is no tablet ${id}`);
+    }
+    try {
+      const children = await this.#tablesClient.splitTablet(id);
+      this.#wake?.();
+      return children.map((c) => c.id);
+    } catch (e) {
+      throw fromTablesError(e);
+    }
+  }
+
+  /** Follows `row` of `table`, replacing the row followed before. */
+  followRow(table: string, row: string): void {
+    this.#rowFollow = new RowFollow(table, row);
+    this.#wake?.();
+  }
+
+  /** Writes one cell of a row (durable in GFS when it resolves). */
+  async writeRow(
+    table: string,
+    row: string,
+    column: string,
+    value: string,
+  ): Promise<RowWriteResult> {
+    const sep = column.indexOf(":");
+    const t0 = performance.now();
+    try {
+      await this.#tablesClient.put(
+        table,
+        row,
+        column.slice(0, sep),
+        column.slice(sep + 1),
+        value,
+      );
+    } catch (e) {
+      throw fromTablesError(e);
+    }
+    const tookMs = Math.round((performance.now() - t0) * 100) / 100;
+    this.#wake?.();
+    return { table, row, tookMs };
   }
 
   // ---- raft actions
@@ -909,6 +1174,21 @@ function fromGfsError(e: unknown): PlaygroundError {
   if (e instanceof PlaygroundError) return e;
   if (isGfsError(e)) {
     return new PlaygroundError(CODE_BY_GFS[e.code] ?? "unavailable", e.message);
+  }
+  return new PlaygroundError(
+    "unavailable",
+    e instanceof Error ? e.message : String(e),
+  );
+}
+
+/** A tables client failure as the dashboard reports it. */
+function fromTablesError(e: unknown): PlaygroundError {
+  if (e instanceof TablesClientError) {
+    const code = CODE_BY_STATUS[e.status] ??
+      (e.code === "unknown_outcome" || e.code === "timeout"
+        ? "timeout"
+        : "unavailable");
+    return new PlaygroundError(code, e.message);
   }
   return new PlaygroundError(
     "unavailable",

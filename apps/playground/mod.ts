@@ -37,6 +37,8 @@ export {
   type PlaygroundRaft,
   type PlaygroundRaftNode,
   type PlaygroundSearch,
+  type PlaygroundTables,
+  type PlaygroundTablesProcess,
   startPlayground,
 } from "./playground.ts";
 export {
@@ -49,9 +51,11 @@ export {
 export { LiveBackend, type LiveBackendOptions } from "./live_backend.ts";
 export type {
   PlaygroundBackend,
+  RowWriteResult,
   SearchResult,
   ShardTiming,
   SimApi,
+  TablesKind,
   UploadResult,
   WriteResult,
 } from "./playground_backend.ts";
@@ -76,6 +80,22 @@ export {
   type KeyObservation,
   type KeyWrite,
 } from "./key_flow.ts";
+export {
+  keyText,
+  locateRow,
+  RowFollow,
+  type RowFollowView,
+  serverViews,
+  type TablesMasterInput,
+  type TablesServerInput,
+  type TablesServerView,
+  type TablesView,
+  tabletChanges,
+  type TabletEvent,
+  type TabletView,
+  tabletViews,
+  type TabletWire,
+} from "./tables_view.ts";
 export { createSimApi } from "./sim_api.ts";
 export {
   isPlaygroundError,

@@ -125,3 +125,27 @@ export const KvPutAnswerSchema = z.object({ revision: count });
 
 /** `POST /v1/cluster/transfer-leadership` of a raft-kv node. */
 export const TransferAnswerSchema = z.object({ leader: count });
+
+/** `GET /v1/status` of a tables master. */
+export const TablesMasterStatusSchema = z.object({
+  role: z.enum(["active", "standby"]),
+});
+
+/** `GET /v1/tablets` of a tables master: the tablet map (keys base64). */
+export const TablesTabletsSchema = z.object({
+  tablets: z.array(z.object({
+    id: z.string(),
+    table: z.string(),
+    start: z.string(),
+    end: z.string().nullable(),
+    server: z.string().nullable(),
+    url: z.string().nullable(),
+    bytes: z.number().nonnegative().optional(),
+  })),
+});
+
+/** `GET /v1/status` of a tablet server. */
+export const TabletServerStatusSchema = z.object({
+  serving: z.boolean(),
+  reason: z.string().optional(),
+});

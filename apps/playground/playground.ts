@@ -1,9 +1,10 @@
 /**
  * Starts the whole playground on loopback, every node its own process:
  * a 3-node raft-kv cluster, a GFS cell (3 masters replicated on Raft, 3
- * chunkservers), and the
+ * chunkservers), the
  * search cluster (3 shards × 2 replicas + a coordinator) with the
- * SpamAssassin corpus indexed on first start. Data lives under one
+ * SpamAssassin corpus indexed on first start, and the tables cell (2
+ * masters, 3 tablet servers) on that kv cluster and GFS cell. Data lives under one
  * directory and is reused by the next start.
  */
 import { join } from "node:path";
@@ -11,7 +12,10 @@ import { startCluster as startGfs } from "@strata/gfs";
 import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
 import { startLocalCluster } from "../kv/cluster_launcher.ts";
 import { PlaygroundError } from "./playground_error.ts";
-import { authHeaders } from "@strata/edge";
+import { authHeaders, tokenFile } from "@strata/edge";
+import { freePort } from "@strata/process";
+import { startTablesStack } from "../tables/stack_launcher.ts";
+import { TablesClient } from "../tables/client/tables_client.ts";
 
 /** Options of {@link startPlayground}. */
 export interface PlaygroundOptions {
@@ -106,6 +110,34 @@ export interface PlaygroundSearch {
   readonly secrets?: { readonly tokens: { readonly admin: string } };
 }
 
+/** A tables master or tablet server process. */
+export interface PlaygroundTablesProcess {
+  id: string;
+  /** `http://host:port`. */
+  url: string;
+}
+
+/**
+ * The tables cell as the playground drives it (apps/tables' stack,
+ * sharing the playground's kv cluster and GFS cell).
+ */
+export interface PlaygroundTables {
+  /** Every master and tablet server as started (ids and URLs stay known while killed). */
+  masters: readonly PlaygroundTablesProcess[];
+  servers: readonly PlaygroundTablesProcess[];
+  /** Whether the process runs now. */
+  running(kind: "master" | "server", id: string): boolean;
+  /** SIGKILL and wait for the exit. */
+  kill(kind: "master" | "server", id: string): Promise<void>;
+  /** Starts a killed process again with its flags and data. */
+  restart(kind: "master" | "server", id: string): Promise<void>;
+  /** The cell's admin token (generated in its auth dir by the launcher). */
+  readonly adminToken: string;
+}
+
+/** The table the playground creates on first start (a row per animal). */
+export const DEMO_TABLE = "animals";
+
 /** The running playground. */
 export interface Playground {
   /** The 3-node raft-kv cluster. */
@@ -114,9 +146,11 @@ export interface Playground {
   gfs: PlaygroundGfs;
   /** The search cluster: 3 shards × 2 replicas and a coordinator. */
   search: PlaygroundSearch;
+  /** The tables cell: 2 masters, 3 tablet servers, tablets in the GFS cell. */
+  tables: PlaygroundTables;
   /** Documents in the search index after startup. */
   docs: number;
-  /** Stops every process (raft, gfs, search), waiting for each to exit. */
+  /** Stops every process (tables, search, gfs, raft), waiting for each to exit. */
   stop(): Promise<void>;
 }
 
@@ -137,7 +171,7 @@ export async function startPlayground(
   try {
     signal?.throwIfAborted();
     const raftDir = join(options.dataDir, "raft");
-    progress(`[1/3] raft-kv: 3 nodes, data in ${raftDir}…`);
+    progress(`[1/4] raft-kv: 3 nodes, data in ${raftDir}…`);
     await Deno.mkdir(raftDir, { recursive: true });
     const raft = await startLocalCluster({
       size: 3,
@@ -161,7 +195,7 @@ export async function startPlayground(
 
     const gfsDir = join(options.dataDir, "gfs");
     progress(
-      `[2/3] gfs: 3 masters on Raft and 3 chunkservers, data in ${gfsDir}…`,
+      `[2/4] gfs: 3 masters on Raft and 3 chunkservers, data in ${gfsDir}…`,
     );
     const chunkBytes = options.chunkBytes ?? 1 << 20;
     const gfs = await startGfs({
@@ -187,7 +221,7 @@ export async function startPlayground(
 
     const searchDir = join(options.dataDir, "search");
     progress(
-      `[3/3] search: 3 shards × 2 replicas + coordinator, data in ${searchDir}…`,
+      `[3/4] search: 3 shards × 2 replicas + coordinator, data in ${searchDir}…`,
     );
     const search = await startSearch({
       shards: 3,
@@ -221,11 +255,130 @@ export async function startPlayground(
     } else {
       progress(`      ${docs} documents already indexed`);
     }
-    return { raft: raftView, gfs, search, docs, stop: stopAll };
+    signal?.throwIfAborted();
+
+    const tablesDir = join(options.dataDir, "tables");
+    progress(
+      `[4/4] tables: 2 masters and 3 tablet servers on that kv cluster and GFS cell, data in ${tablesDir}…`,
+    );
+    const stack = await startTablesStack({
+      dataRoot: tablesDir,
+      masters: 2,
+      servers: 3,
+      // Ports fixed up front: a restarted process comes back where the
+      // dashboard looks for it.
+      masterPorts: [freePort(), freePort()],
+      serverPorts: [freePort(), freePort(), freePort()],
+      useKv: {
+        endpoints: [...raft.nodes.values()].sort((a, b) => a.id - b.id).map((
+          n,
+        ) => n.http),
+        tokenFile: tokenFile(raftDir, "write"),
+      },
+      useGfs: {
+        masterUrls: gfs.masterUrls,
+        ...(gfs.secrets
+          ? { tokenFile: tokenFile(gfs.secrets.dir, "write") }
+          : {}),
+      },
+      // A dead tablet server's tablets move within seconds, so the panel
+      // shows the reassignment soon after a kill.
+      sessionTtlMs: TABLES_SESSION_TTL_MS,
+    }).catch((e) => {
+      throw new PlaygroundError(
+        "unavailable",
+        `tables did not start: ${message(e)}`,
+      );
+    });
+    stops.push(() => stack.stop());
+    const tables: PlaygroundTables = {
+      masters: byId([...stack.masters.values()]),
+      servers: byId([...stack.servers.values()]),
+      running: (kind, id) =>
+        (kind === "master" ? stack.masters : stack.servers).has(id),
+      kill: (kind, id) => stack.signal(kind, id, "SIGKILL"),
+      restart: async (kind, id) => {
+        await stack.restart(kind, id);
+      },
+      adminToken: stack.secrets.tokens.admin,
+    };
+    await seedDemoTable(stack.masterUrls(), tables.adminToken, progress);
+    signal?.throwIfAborted();
+    return { raft: raftView, gfs, search, tables, docs, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;
   }
+}
+
+const byId = (ps: PlaygroundTablesProcess[]): PlaygroundTablesProcess[] =>
+  ps.map(({ id, url }) => ({ id, url })).sort((a, b) =>
+    a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+  );
+
+/** kv session TTL of the tables processes, ms. */
+const TABLES_SESSION_TTL_MS = 6000;
+
+/** Rows of the demo table: spread over the alphabet, so splits have keys to cut at. */
+const DEMO_ROWS = [
+  "aardvark",
+  "badger",
+  "camel",
+  "dingo",
+  "eland",
+  "ferret",
+  "gazelle",
+  "heron",
+  "ibis",
+  "jackal",
+  "koala",
+  "lemur",
+  "marmot",
+  "newt",
+  "ocelot",
+  "panda",
+  "quokka",
+  "raven",
+  "stoat",
+  "tapir",
+  "urial",
+  "vole",
+  "walrus",
+  "xerus",
+  "yak",
+  "zebra",
+];
+
+/**
+ * Creates the demo table (two tablets, split at "m") with a row per
+ * animal, unless it exists: a second start keeps the data it has.
+ */
+async function seedDemoTable(
+  masters: string[],
+  token: string,
+  progress: (line: string) => void,
+): Promise<void> {
+  const client = new TablesClient(masters, { token, retryForMs: 60_000 });
+  const existing = await client.listTables();
+  if (existing.some((t) => t.name === DEMO_TABLE)) {
+    progress(`      table ${DEMO_TABLE} already there`);
+    return;
+  }
+  await client.createTable(DEMO_TABLE, [{ name: "info", maxVersions: 3 }], [
+    "m",
+  ]);
+  // At once: the tablet servers group-commit them to GFS.
+  await Promise.all(
+    DEMO_ROWS.map((name, i) =>
+      client.mutateRow(DEMO_TABLE, name, [
+        { op: "put", family: "info", qualifier: "name", value: name },
+        { op: "put", family: "info", qualifier: "legs", value: String(i % 5) },
+      ])
+    ),
+  );
+  progress(
+    `      table ${DEMO_TABLE}: ${DEMO_ROWS.length} rows in 2 tablets`,
+  );
 }
 
 /** Master replicas of the GFS cell. */

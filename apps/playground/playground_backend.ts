@@ -57,6 +57,17 @@ export interface UploadResult {
   chunks: number;
 }
 
+/** A tables process kind. */
+export type TablesKind = "master" | "server";
+
+/** The answer to a row write from the dashboard. */
+export interface RowWriteResult {
+  table: string;
+  row: string;
+  /** ms from sending to the answer (durable in GFS by then). */
+  tookMs: number;
+}
+
 /** Simulation replay, as packages/sim provides it. */
 export interface SimApi {
   /** The scenarios that can be replayed. */
@@ -107,4 +118,26 @@ export interface PlaygroundBackend {
   ): Promise<UploadResult>;
   /** Runs a search on the coordinator. */
   search(query: string, size: number): Promise<SearchResult>;
+  /** Ids of the tables masters or tablet servers. */
+  tablesIds(kind: TablesKind): string[];
+  /**
+   * SIGKILL or start again a tables master or tablet server.
+   * @throws `conflict` (already killed, running, or an action under way).
+   */
+  tablesAction(
+    kind: TablesKind,
+    id: string,
+    action: "kill" | "restart",
+  ): Promise<void>;
+  /** Splits a tablet at its middle key; resolves with the two new tablets' ids. */
+  splitTablet(id: string): Promise<string[]>;
+  /** Follows a row of a table (its tablet, server and cells appear in snapshots). */
+  followRow(table: string, row: string): void;
+  /** Writes one cell (`family:qualifier`) of a row. */
+  writeRow(
+    table: string,
+    row: string,
+    column: string,
+    value: string,
+  ): Promise<RowWriteResult>;
 }

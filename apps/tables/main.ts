@@ -75,7 +75,7 @@ const stack = await startTablesStack({
 });
 const sorted = <T extends { id: string | number }>(m: Map<unknown, T>) =>
   [...m.values()].sort((a, b) => String(a.id) < String(b.id) ? -1 : 1);
-for (const n of sorted(stack.kv.nodes)) {
+for (const n of sorted(stack.kv?.nodes ?? new Map())) {
   console.log(`  kv node ${n.id}:      ${n.url}`);
 }
 for (const [i, g] of (stack.gfs?.masterUrls ?? []).entries()) {

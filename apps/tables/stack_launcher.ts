@@ -76,13 +76,25 @@ export interface TablesStackOptions {
     /** Extra flags per chunkserver (e.g. `heartbeatMs` in tests). */
     chunkserver?: (i: number) => Record<string, string | number>;
   };
+  /**
+   * Use this running kv cluster instead of starting one: its nodes'
+   * `host:port` and a file holding its write token (the playground shares
+   * its kv cluster this way).
+   */
+  useKv?: { endpoints: string[]; tokenFile: string };
+  /**
+   * Keep tablets in this running GFS cell instead of starting one: its
+   * masters' URLs and a file holding its write token.
+   */
+  useGfs?: { masterUrls: string[]; tokenFile?: string };
   /** Pass the processes' stderr through (default: discard). */
   inheritStderr?: boolean;
 }
 
 /** A running stack. */
 export interface TablesStack {
-  kv: LocalCluster;
+  /** The kv cluster started here (none with `useKv`). */
+  kv?: LocalCluster;
   /** The GFS cell, when tablets live in GFS. */
   gfs?: GfsCluster;
   /** Tables tokens (admin, write, read) in `<dataRoot>/auth`. */
@@ -109,14 +121,14 @@ export async function startTablesStack(
 ): Promise<TablesStack> {
   await Deno.mkdir(o.dataRoot, { recursive: true });
   const secrets = await loadOrCreateSecrets(`${o.dataRoot}/auth`);
-  const kv = await startLocalCluster({
+  const kv = o.useKv ? undefined : await startLocalCluster({
     size: o.kvNodes ?? 3,
     dataRoot: `${o.dataRoot}/kv`,
     ...(o.kvPorts ? { httpPorts: o.kvPorts } : {}),
     inheritStderr: o.inheritStderr,
   });
   let gfs: GfsCluster | undefined;
-  if (o.gfs) {
+  if (o.gfs && !o.useGfs) {
     try {
       gfs = await startGfsCell({
         dataDir: `${o.dataRoot}/gfs`,
@@ -129,22 +141,39 @@ export async function startTablesStack(
         ...(o.gfs.chunkserver ? { chunkserver: o.gfs.chunkserver } : {}),
       });
     } catch (e) {
-      await kv.stop();
+      await kv?.stop();
       throw e;
     }
   }
-  const kvEndpoints = [...kv.nodes.values()].sort((a, b) => a.id - b.id)
-    .map((n) => n.http).join(",");
+  const kvEndpoints = kv
+    ? [...kv.nodes.values()].sort((a, b) => a.id - b.id).map((n) => n.http)
+    : o.useKv!.endpoints;
   const common = [
     "--kv",
-    kvEndpoints,
+    kvEndpoints.join(","),
     "--kv-token-file",
-    tokenFile(`${o.dataRoot}/kv`, "write"),
+    o.useKv?.tokenFile ?? tokenFile(`${o.dataRoot}/kv`, "write"),
     "--auth-dir",
     secrets.dir,
     "--session-ttl-ms",
     String(o.sessionTtlMs ?? 10_000),
   ];
+  // Tablets in GFS: the cell started here, or the running one given.
+  const gfsArgs = gfs
+    ? [
+      "--gfs",
+      gfs.masterUrls.join(","),
+      ...(gfs.secrets
+        ? ["--gfs-token-file", tokenFile(gfs.secrets.dir, "write")]
+        : []),
+    ]
+    : o.useGfs
+    ? [
+      "--gfs",
+      o.useGfs.masterUrls.join(","),
+      ...(o.useGfs.tokenFile ? ["--gfs-token-file", o.useGfs.tokenFile] : []),
+    ]
+    : undefined;
   const masters = new Map<string, TablesProcess>();
   const servers = new Map<string, TablesProcess>();
   const args = new Map<string, string[]>();
@@ -183,7 +212,7 @@ export async function startTablesStack(
     await Promise.all(all.map((p) => stopChild(p.process, false, 3000)));
     servers.clear();
     masters.clear();
-    await Promise.all([kv.stop(), gfs?.stop()]);
+    await Promise.all([kv?.stop(), gfs?.stop()]);
   };
 
   try {
@@ -212,15 +241,7 @@ export async function startTablesStack(
           `ts${i + 1}`,
           "--data-dir",
           `${o.dataRoot}/server-ts${i + 1}`,
-          ...(gfs
-            ? [
-              "--gfs",
-              gfs.masterUrls.join(","),
-              ...(gfs.secrets
-                ? ["--gfs-token-file", tokenFile(gfs.secrets.dir, "write")]
-                : []),
-            ]
-            : ["--storage-root", `${o.dataRoot}/tablets`]),
+          ...(gfsArgs ?? ["--storage-root", `${o.dataRoot}/tablets`]),
           "--http",
           `127.0.0.1:${o.serverPorts?.[i] ?? 0}`,
           ...(o.memtableBytes
@@ -235,7 +256,7 @@ export async function startTablesStack(
   }
 
   return {
-    kv,
+    ...(kv ? { kv } : {}),
     ...(gfs ? { gfs } : {}),
     secrets,
     masters,

@@ -5,7 +5,10 @@
  * `[data-raft-node="1"][data-role="leader"]`, `#raft-kill-1`, `#follow-key`,
  * `[data-follow-write]`, `[data-applied-node]`, `#search-input`,
  * `[data-shard-timing]`, `[data-search-hit]`, `[data-chunkserver]`,
- * `[data-gfs-master="0"][data-role="leader"]`, `#gfs-master-kill-0`.
+ * `[data-gfs-master="0"][data-role="leader"]`, `#gfs-master-kill-0`,
+ * `[data-tablet="<id>"][data-server="ts1"]`, `[data-split="<id>"]`,
+ * `[data-tables-server="ts1"][data-process="killed"]`, `#tables-server-kill-ts1`,
+ * `[data-tablet-event][data-kind="split"]`, `[data-row-tablet]`.
  *
  * @module
  */
@@ -675,6 +678,261 @@ $("#search-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// ---------------------------------------------------------------- tables
+
+const TABLES_ROLE = { active: "leader", standby: "follower" };
+
+/** @param {string} id */
+function tablesMasterCard(id) {
+  const box = $("#tables-masters");
+  let card = /** @type {HTMLElement | null} */ (box.querySelector(
+    `[data-tables-master="${id}"]`,
+  ));
+  if (card) return card;
+  card = document.createElement("article");
+  card.className = "master";
+  card.dataset.tablesMaster = id;
+  card.innerHTML = `
+    <div class="node-head"><span class="node-title">Master ${
+    esc(id)
+  }</span><span class="badge" data-field="badge"></span></div>
+    <div class="node-addr" data-field="addr"></div>
+    <div class="master-actions">
+      <button class="danger" id="tables-master-kill-${
+    esc(id)
+  }" data-action="kill" title="SIGKILL: the standby takes the kv lock">Kill</button>
+      <button id="tables-master-restart-${
+    esc(id)
+  }" data-action="restart" title="start it again; it waits as a standby">Restart</button>
+    </div>`;
+  card.querySelectorAll("button").forEach((b) =>
+    b.addEventListener("click", () =>
+      tablesAction(
+        /** @type {HTMLButtonElement} */ (b),
+        `/api/tables/masters/${id}/${b.dataset.action}`,
+        `master ${id}`,
+      ))
+  );
+  box.append(card);
+  return card;
+}
+
+/** @param {HTMLButtonElement} button @param {string} path @param {string} what */
+async function tablesAction(button, path, what) {
+  button.disabled = true;
+  try {
+    await post(path);
+    toast(`${what}: ${path.split("/").pop()} done`);
+  } catch (e) {
+    toast(`${what}: ${e.message}`, true);
+    button.disabled = false;
+  }
+}
+
+/** @param {string} id */
+function tablesServerRow(id) {
+  const box = $("#tables-servers");
+  let row = /** @type {HTMLElement | null} */ (box.querySelector(
+    `[data-tables-server="${id}"]`,
+  ));
+  if (row) return row;
+  row = document.createElement("div");
+  row.className = "server";
+  row.dataset.tablesServer = id;
+  row.innerHTML = `<span class="server-name">${esc(id)}</span>
+    <span class="server-text" data-field="text"></span><span></span>
+    <span class="server-actions"><button class="danger" id="tables-server-kill-${
+    esc(id)
+  }" data-action="kill" title="SIGKILL: its kv session expires and the master hands its tablets to the others">Kill</button><button id="tables-server-restart-${
+    esc(id)
+  }" data-action="restart">Restart</button></span>`;
+  row.querySelectorAll("button").forEach((b) =>
+    b.addEventListener("click", () =>
+      tablesAction(
+        /** @type {HTMLButtonElement} */ (b),
+        `/api/tables/servers/${id}/${b.dataset.action}`,
+        `tablet server ${id}`,
+      ))
+  );
+  box.append(row);
+  return row;
+}
+
+/** Tablet ids seen in the previous snapshot: a new one is highlighted. */
+let knownTablets = new Set();
+let lastTabletsJson = "";
+
+function renderTables(t) {
+  for (const m of t.masters) {
+    const card = tablesMasterCard(m.id);
+    const role = m.process === "killed"
+      ? "killed"
+      : TABLES_ROLE[m.role] ?? "unknown";
+    card.dataset.role = role;
+    card.dataset.process = m.process;
+    const badge =
+      /** @type {HTMLElement} */ (card.querySelector('[data-field="badge"]'));
+    badge.dataset.role = role;
+    badge.textContent = m.process === "killed"
+      ? "killed"
+      : m.role ?? "no answer";
+    setField(card, "addr", m.url.replace(/^http:\/\//, ""));
+    /** @type {HTMLButtonElement} */ (card.querySelector(
+      '[data-action="kill"]',
+    )).disabled = m.process === "killed";
+    /** @type {HTMLButtonElement} */ (card.querySelector(
+      '[data-action="restart"]',
+    )).disabled = m.process !== "killed";
+  }
+  $("#tables-status").innerHTML = t.reachable
+    ? `<span>active master <b>${esc(t.active ?? "–")}</b></span>
+       <span>tablets <b>${t.tablets.length}</b></span>
+       <span class="${
+      t.tablets.some((x) => x.server === null) ? "warn" : ""
+    }">unassigned <b>${
+      t.tablets.filter((x) => x.server === null).length
+    }</b></span>`
+    : `<span class="error">${esc(t.error ?? "no master answers")}</span>`;
+  for (const s of t.servers) {
+    const row = tablesServerRow(s.id);
+    row.dataset.process = s.process;
+    row.dataset.alive = String(s.process === "up" && s.serving === true);
+    row.dataset.serving = String(s.serving);
+    setField(
+      row,
+      "text",
+      s.process === "killed"
+        ? `killed · ${s.tablets} tablet${
+          s.tablets === 1 ? "" : "s"
+        } still mapped to it`
+        : `${
+          s.serving ? "serving" : esc(s.reason ?? "not answering")
+        } · ${s.tablets} tablet${s.tablets === 1 ? "" : "s"} · ${
+          bytes(s.bytes)
+        }`,
+    );
+    /** @type {HTMLButtonElement} */ (row.querySelector(
+      '[data-action="kill"]',
+    )).disabled = s.process === "killed";
+    /** @type {HTMLButtonElement} */ (row.querySelector(
+      '[data-action="restart"]',
+    )).disabled = s.process !== "killed";
+  }
+  const json = JSON.stringify(t.tablets);
+  if (json !== lastTabletsJson) {
+    lastTabletsJson = json;
+    const first = knownTablets.size === 0;
+    $("#tables-tablets tbody").innerHTML = t.tablets.map((x) =>
+      `<tr data-tablet="${esc(x.id)}" data-server="${
+        esc(x.server ?? "")
+      }" class="${!first && !knownTablets.has(x.id) ? "fresh" : ""}" title="${
+        esc(x.id)
+      }">
+        <td>${esc(x.table)}</td>
+        <td class="range">[${
+        x.start === "" ? "−∞" : esc(JSON.stringify(x.start))
+      }, ${x.end === null ? "+∞" : esc(JSON.stringify(x.end))})</td>
+        <td>${x.server === null ? "unassigned" : esc(x.server)}</td>
+        <td>${bytes(x.bytes)}</td>
+        <td><button data-split="${
+        esc(x.id)
+      }" title="split at its middle row">Split</button></td>
+      </tr>`
+    ).join("");
+    knownTablets = new Set(t.tablets.map((x) => x.id));
+    document.querySelectorAll("[data-split]").forEach((b) =>
+      b.addEventListener("click", async () => {
+        const button = /** @type {HTMLButtonElement} */ (b);
+        const id = button.dataset.split ?? "";
+        button.disabled = true;
+        try {
+          const r = await post(`/api/tables/tablets/${id}/split`);
+          toast(`${id} split into ${r.tablets.join(" + ")}`);
+        } catch (e) {
+          toast(`split ${id}: ${e.message}`, true);
+          button.disabled = false;
+        }
+      })
+    );
+  }
+  $("#tables-events").innerHTML = [...t.events].reverse().map((e) =>
+    `<li data-tablet-event data-kind="${e.kind}">${
+      new Date(e.at).toLocaleTimeString()
+    } · ${esc(e.text)}</li>`
+  ).join("");
+  renderRow(t.row);
+}
+
+function renderRow(r) {
+  if (!r) return;
+  const box = $("#tables-row");
+  const cells = r.cells === null
+    ? `<p class="hint">not read yet</p>`
+    : r.cells.length === 0
+    ? `<p class="hint">no such row (yet): write a cell</p>`
+    : `<table class="tablets row-cells"><tbody>${
+      r.cells.map((c) =>
+        `<tr data-row-cell="${esc(c.column)}"><td>${esc(c.column)}</td><td>${
+          esc(c.value)
+        }</td><td>${new Date(c.timestamp).toLocaleTimeString()}</td></tr>`
+      ).join("")
+    }</tbody></table>`;
+  box.innerHTML = `<div class="write" data-row-tablet="${
+    esc(r.tablet ?? "")
+  }" data-row-server="${esc(r.server ?? "")}">
+    <div class="write-head"><span><b>${esc(r.table)}</b> / <b>${
+    esc(r.row)
+  }</b></span><span class="write-meta">tablet <b>${
+    esc(r.tablet ?? "?")
+  }</b> on <b>${esc(r.server ?? "no server")}</b></span></div>
+    ${r.error ? `<div class="write-meta error">${esc(r.error)}</div>` : ""}
+    ${cells}
+    <ol class="tablet-events">${
+    [...r.history].reverse().map((h) =>
+      `<li data-row-move>${new Date(h.at).toLocaleTimeString()} · ${
+        esc(h.tablet ?? "no tablet")
+      } on ${esc(h.server ?? "no server")}</li>`
+    ).join("")
+  }</ol>
+  </div>`;
+}
+
+$("#tables-follow-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const table = /** @type {HTMLInputElement} */ ($("#tables-follow-table"))
+    .value.trim();
+  const row = /** @type {HTMLInputElement} */ ($("#tables-follow-row")).value;
+  try {
+    await post("/api/tables/follow", { table, row });
+    $("#tables-write-form").hidden = false;
+    $("#tables-row").innerHTML = `<p class="hint">Following ${esc(table)} / ${
+      esc(row)
+    }…</p>`;
+  } catch (e) {
+    toast(e.message, true);
+  }
+});
+
+$("#tables-write-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const result = $("#tables-write-result");
+  try {
+    const r = await post("/api/tables/write", {
+      table: /** @type {HTMLInputElement} */ ($("#tables-follow-table")).value
+        .trim(),
+      row: /** @type {HTMLInputElement} */ ($("#tables-follow-row")).value,
+      column: /** @type {HTMLInputElement} */ ($("#tables-write-column"))
+        .value,
+      value: /** @type {HTMLInputElement} */ ($("#tables-write-value")).value,
+    });
+    result.className = "result";
+    result.textContent = `written, durable in GFS after ${msText(r.tookMs)}`;
+  } catch (e) {
+    result.className = "result error";
+    result.textContent = e.message;
+  }
+});
+
 // ---------------------------------------------------------------- stream
 
 function render(s) {
@@ -683,6 +941,7 @@ function render(s) {
   renderFollow(s);
   renderGfs(s.gfs);
   renderSearchHealth(s.search);
+  if (s.tables) renderTables(s.tables);
 }
 
 function connect() {
