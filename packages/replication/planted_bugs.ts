@@ -19,9 +19,10 @@ export const plantedBugs = [
    */
   "vote_before_fsync",
   /**
-   * The lease is counted in ticks, not on the monotonic clock, and missed
-   * ticks are not caught up (the bug of issue 15): a leader stopped longer
-   * than its lease resumes believing it still holds it.
+   * The lease is counted in ticks, not on the monotonic clock, missed ticks
+   * are not caught up, and there is no clock guard (the code before issue
+   * 15): a leader stopped longer than its lease resumes believing it still
+   * holds it.
    */
   "lease_counts_ticks",
   /**

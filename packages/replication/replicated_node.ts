@@ -328,12 +328,15 @@ export class ReplicatedNode<R> {
       mem.setHardState(hs);
       const fresh = snapIndex === 0 && mem.lastIndex() === 0 && hard.term === 0;
       const clock = cfg.clock ?? systemClock;
+      // The planted bug: no clock and no guard, so raft counts the lease in ticks.
+      const ticksOnly = bug === "lease_counts_ticks";
       const node = new RawNode({
-        // The planted bug: no clock, so raft counts the lease in ticks.
-        ...(bug === "lease_counts_ticks" ? {} : { clock: clock.monotonic }),
+        ...(ticksOnly ? {} : { clock: clock.monotonic }),
         wallClock: clock.wall,
         tickMs: cfg.tickMs,
-        clockGuard: cfg.clockGuard === false ? undefined : cfg.clockGuard ?? {},
+        clockGuard: cfg.clockGuard === false || ticksOnly
+          ? undefined
+          : cfg.clockGuard ?? {},
         id: cfg.id,
         storage: mem,
         peers: fresh && !cfg.join
