@@ -228,6 +228,13 @@ export class ReplicatedNode<R> {
   #again = false;
   #stopped = false;
   #failure: unknown;
+  /**
+   * Distinguishes this life of the replica in request ids: after a restart
+   * the log replays entries proposed in an earlier life, and their ids must
+   * not match the waiters of new proposals (nor old ReadIndex answers new
+   * reads).
+   */
+  readonly #life: string;
   #nextRequest = 0;
   readonly #waiters = new Map<string, Waiter<R>>();
   #nextRead = 0;
@@ -250,6 +257,7 @@ export class ReplicatedNode<R> {
     metrics: ReplicationMetrics,
     ports: Required<Pick<ReplicaPorts, "storage" | "transport" | "timers">>,
     bug: PlantedBug | undefined,
+    random: () => number,
     mem: MemoryStorage,
     node: RawNode,
     hard: HardState,
@@ -262,6 +270,7 @@ export class ReplicatedNode<R> {
     this.#transport = ports.transport;
     this.#timers = ports.timers;
     this.#bug = bug;
+    this.#life = Math.floor(random() * 2 ** 48).toString(36);
     this.#mem = mem;
     this.#node = node;
     this.#hard = hard;
@@ -309,6 +318,7 @@ export class ReplicatedNode<R> {
     });
     const timers = ports.timers ?? realTimers;
     const bug = ports.unsafePlantedBug;
+    const random = ports.random ?? Math.random;
     try {
       const recovered = await storage.recover();
       const mem = new MemoryStorage();
@@ -344,7 +354,7 @@ export class ReplicatedNode<R> {
           : undefined,
         electionTick: cfg.electionTicks,
         heartbeatTick: 1,
-        random: ports.random ?? Math.random,
+        random,
         applied: snapIndex,
         preVote: true,
         checkQuorum: true,
@@ -359,6 +369,7 @@ export class ReplicatedNode<R> {
         metrics,
         { storage, transport, timers },
         bug,
+        random,
         mem,
         node,
         hs,
@@ -458,7 +469,7 @@ export class ReplicatedNode<R> {
    */
   propose(command: Uint8Array, signal: AbortSignal): Promise<R> {
     this.#assertRunning();
-    const requestId = `${this.#cfg.id}.${++this.#nextRequest}`;
+    const requestId = `${this.#cfg.id}.${this.#life}.${++this.#nextRequest}`;
     const data = Proposal.encode({ id: requestId, command });
     return new Promise<R>((resolve, reject) => {
       const done = () => {
@@ -532,7 +543,7 @@ export class ReplicatedNode<R> {
       await this.#waitApplied(this.#node.status().commit, signal);
       return;
     }
-    const ctx = `${this.#cfg.id}.r${++this.#nextRead}`;
+    const ctx = `${this.#cfg.id}.${this.#life}.r${++this.#nextRead}`;
     const index = await new Promise<number>((resolve, reject) => {
       const onAbort = () => {
         this.#reads.delete(ctx);
