@@ -117,9 +117,7 @@ const dec = new TextDecoder();
 
 /** The command line that replays a seed. */
 export function replayCommand(seed: number, bug?: PlantedBug): string {
-  return `deno task sim --replicated --seed ${seed}${
-    bug ? ` --bug ${bug}` : ""
-  }`;
+  return `deno task sim:replicated --seed ${seed}${bug ? ` --bug ${bug}` : ""}`;
 }
 
 /**
