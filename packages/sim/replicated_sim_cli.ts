@@ -15,20 +15,19 @@ import {
   replayCommand,
   runReplicatedKvSimulation,
 } from "./replicated_kv_sim.ts";
+import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J]  [--bug ${
+  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--bug ${
     plantedBugs.join("|")
   }]`;
-
-class UsageError extends Error {}
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   if (i === -1) return undefined;
   const v = args[i + 1];
   if (v === undefined || v.startsWith("--")) {
-    throw new UsageError(`${name} needs a value`);
+    throw new SimError("bad_argument", `${name} needs a value`);
   }
   return v;
 }
@@ -38,7 +37,8 @@ function int(args: string[], name: string, dflt: number, min = 0): number {
   if (v === undefined) return dflt;
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < min || n >= 2 ** 32) {
-    throw new UsageError(
+    throw new SimError(
+      "bad_argument",
       `${name} must be an integer in [${min}, 2^32), got ${v}`,
     );
   }
@@ -102,7 +102,7 @@ export async function main(args: string[]): Promise<number> {
     }
     const b = flag(args, "--bug");
     if (b !== undefined && !(plantedBugs as readonly string[]).includes(b)) {
-      throw new UsageError(`unknown --bug ${b}`);
+      throw new SimError("bad_argument", `unknown --bug ${b}`);
     }
     bug = b as PlantedBug | undefined;
     const one = flag(args, "--seed");
@@ -137,7 +137,7 @@ export async function main(args: string[]): Promise<number> {
     } else console.log(line);
     return total.failedSeed === undefined ? 0 : 1;
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
+    if (!isSimError(e, "bad_argument")) throw e;
     console.error(`${e.message}\nusage: ${USAGE}`);
     return 2;
   }
