@@ -10,7 +10,8 @@
  *   fault resets the connection: the frames in flight are lost and both
  *   sides start a fresh differential state.
  * - `datagram`: whole frames (no differential encoding), each with its
- *   own delay, so they reorder; frames are lost and duplicated at random.
+ *   own delay, so they reorder; frames are lost and duplicated at random
+ *   (forwarded proposals excepted, see below).
  *
  * Partitions (one-way cuts) drop frames at send and at delivery. A frame to
  * a stopped process waits for it (the socket buffer); one to a dead process
@@ -199,7 +200,13 @@ export class SimPeerNetwork {
       at = Math.max(at, link.lastAt);
       link.lastAt = at;
     }
-    const copies = !stream && this.prng.chance(f.duplicate) ? 2 : 1;
+    // Raft tolerates duplicated protocol messages, but a forwarded proposal
+    // delivered twice is appended twice and its command runs twice:
+    // ReplicatedNode forwards proposals at most once and counts on the TCP
+    // stream never duplicating a frame, so `prop` is never duplicated here.
+    const copies = !stream && m.type !== "prop" && this.prng.chance(f.duplicate)
+      ? 2
+      : 1;
     const epoch = link.epoch;
     for (let c = 0; c < copies; c++) {
       const when = c === 0 ? at : at + this.prng.float() * f.maxDelayMs;
