@@ -223,15 +223,22 @@ export async function runReplicatedKvSimulation(
     }
     if (gen !== proc.generation) return; // crashed while starting
     running.set(id, { node, machine });
-    node.onLeaderChange((_lead, role) => {
-      if (role !== "leader") return;
-      const term = node.status().term;
-      log(`node ${id} leads term ${term}`);
-      const other = leaderOfTerm.get(term);
-      if (other !== undefined && other !== id) {
-        fail("invariant", `two leaders in term ${term}: ${other} and ${id}`);
+    // The raft events say in which term a node became leader (the node's
+    // current term may already be a later one when the listener runs).
+    node.onLeaderChange(() => {
+      for (const ev of node.events()) {
+        if (ev.kind !== "role" || ev.role !== "leader") continue;
+        const other = leaderOfTerm.get(ev.term);
+        if (other === undefined) {
+          log(`node ${id} leads term ${ev.term}`);
+          leaderOfTerm.set(ev.term, id);
+        } else if (other !== id) {
+          fail(
+            "invariant",
+            `two leaders in term ${ev.term}: ${other} and ${id}`,
+          );
+        }
       }
-      leaderOfTerm.set(term, id);
     });
   };
 

@@ -4,9 +4,10 @@
  *
  * - `--seed S [--bug B]`: one run; prints its stats, and its trace when it
  *   fails.
- * - `--seeds N [--from S] [--jobs J] [--bug B]`: N seeds from S (default 1),
- *   split over J processes (default 1); stops at the first failure and
- *   prints its seed and the command that replays it.
+ * - `--seeds N [--from S] [--jobs J] [--keep-going] [--bug B]`: N seeds from
+ *   S (default 1), split over J processes (default 1); each process stops
+ *   at its first failure (or, with `--keep-going`, runs on), printing the
+ *   seed and the command that replays it.
  *
  * Exit code 0: every seed passed; 1: a seed failed; 2: bad arguments.
  */
@@ -18,7 +19,7 @@ import {
 import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--bug ${
+  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--bug ${
     plantedBugs.join("|")
   }]`;
 
@@ -52,13 +53,15 @@ interface Summary {
   crashes: number;
   pauses: number;
   inconclusive: number;
-  failedSeed?: number;
+  /** Seeds that failed (only the first unless --keep-going). */
+  failed: number[];
 }
 
 async function runRange(
   from: number,
   count: number,
   bug: PlantedBug | undefined,
+  keepGoing: boolean,
 ): Promise<Summary> {
   const s: Summary = {
     seeds: 0,
@@ -67,6 +70,7 @@ async function runRange(
     crashes: 0,
     pauses: 0,
     inconclusive: 0,
+    failed: [],
   };
   for (let seed = from; seed < from + count; seed++) {
     const r = await runReplicatedKvSimulation({
@@ -82,8 +86,8 @@ async function runRange(
     if (!r.ok) {
       console.error(`\nFAILED seed ${seed}: ${r.failure}`);
       console.error(`replay: ${r.replay}`);
-      s.failedSeed = seed;
-      return s;
+      s.failed.push(seed);
+      if (!keepGoing) return s;
     }
   }
   return s;
@@ -124,8 +128,9 @@ export async function main(args: string[]): Promise<number> {
     const jobs = int(args, "--jobs", 1, 1);
     const t0 = performance.now();
     let total: Summary;
-    if (jobs === 1) total = await runRange(from, count, bug);
-    else total = await fanOut(from, count, jobs, bug);
+    const keepGoing = args.includes("--keep-going");
+    if (jobs === 1) total = await runRange(from, count, bug, keepGoing);
+    else total = await fanOut(from, count, jobs, bug, keepGoing);
     const secs = (performance.now() - t0) / 1000;
     const line = `${total.seeds} seeds (${from}..${from + count - 1}${
       bug ? `, bug ${bug}` : ""
@@ -135,7 +140,10 @@ export async function main(args: string[]): Promise<number> {
     if (Deno.env.get("STRATA_SIM_JSON")) {
       console.log(JSON.stringify({ ...total, secs }));
     } else console.log(line);
-    return total.failedSeed === undefined ? 0 : 1;
+    if (total.failed.length > 0) {
+      console.error(`failed seeds: ${total.failed.join(", ")}`);
+    }
+    return total.failed.length === 0 ? 0 : 1;
   } catch (e) {
     if (!isSimError(e, "bad_argument")) throw e;
     console.error(`${e.message}\nusage: ${USAGE}`);
@@ -149,6 +157,7 @@ async function fanOut(
   count: number,
   jobs: number,
   bug: PlantedBug | undefined,
+  keepGoing: boolean,
 ): Promise<Summary> {
   const per = Math.ceil(count / jobs);
   const parts = [];
@@ -166,6 +175,7 @@ async function fanOut(
         "--from",
         String(start),
         ...(bug ? ["--bug", bug] : []),
+        ...(keepGoing ? ["--keep-going"] : []),
       ],
       env: { STRATA_SIM_JSON: "1" },
       stdout: "piped",
@@ -181,6 +191,7 @@ async function fanOut(
     crashes: 0,
     pauses: 0,
     inconclusive: 0,
+    failed: [],
   };
   for (const o of outs) {
     const s = JSON.parse(
@@ -192,9 +203,7 @@ async function fanOut(
     total.crashes += s.crashes;
     total.pauses += s.pauses;
     total.inconclusive += s.inconclusive;
-    if (s.failedSeed !== undefined) {
-      total.failedSeed = Math.min(total.failedSeed ?? Infinity, s.failedSeed);
-    }
+    total.failed.push(...s.failed);
   }
   return total;
 }
