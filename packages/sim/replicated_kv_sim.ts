@@ -242,11 +242,11 @@ export async function runReplicatedKvSimulation(
     });
   };
 
-  const crash = (id: number) => {
+  const crash = (id: number, powerLoss = false) => {
     const p = procs.get(id)!;
     if (!p.up) return;
     p.crash();
-    disks.get(id)!.crash();
+    disks.get(id)!.crash(powerLoss);
     net.resetNode(id);
     running.delete(id);
     stats.crashes++;
@@ -435,7 +435,7 @@ export async function runReplicatedKvSimulation(
       } else if (r < 0.5) {
         await untilWriting(victim);
         log("power loss: every node crashes");
-        for (const id of ids) crash(id);
+        for (const id of ids) crash(id, true);
         sched.after(np.range(50, 1500), () => {
           for (const id of ids) restart(id);
         });

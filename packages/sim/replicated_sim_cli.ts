@@ -78,6 +78,11 @@ async function runRange(
       ...(bug ? { plantedBug: bug } : {}),
     });
     s.seeds++;
+    if (s.seeds % 500 === 0) {
+      console.error(
+        `… ${s.seeds} seeds from ${from} done, ${s.failed.length} failed`,
+      );
+    }
     s.ops += r.stats.ops;
     s.leaseReadsServed += r.stats.leaseReadsServed;
     s.crashes += r.stats.crashes;

@@ -4,8 +4,8 @@
  * reads back) and become durable one by one, in order, after a seeded
  * fsync latency; the promise of a write resolves (inside the process) only
  * once it is durable. A crash keeps what was durable plus a random prefix
- * of the writes still in flight (the kernel may have flushed some of them)
- * and forgets the rest. Entries are stored as the bytes of the production
+ * of the writes still in flight and forgets the rest; a power loss usually
+ * keeps none of them. Entries are stored as the bytes of the production
  * log's codec, so recovery decodes what was encoded.
  */
 import type { Entry, HardState, Snapshot } from "@strata/raft";
@@ -72,9 +72,15 @@ export class SimReplicaDisk {
     return this.#inFlight.length;
   }
 
-  /** The power went out: in-flight writes survive only as a random prefix. */
-  crash(): void {
-    const keep = this.prng.int(this.#inFlight.length + 1);
+  /**
+   * The process died (kill -9): the writes it had issued reach the disk
+   * only as a random prefix (it may have died between two of them). With
+   * `powerLoss` the page cache is gone too: usually nothing that was not
+   * fsync'd survives (a fifth of the time, a prefix the kernel had flushed).
+   */
+  crash(powerLoss = false): void {
+    const n = this.#inFlight.length;
+    const keep = powerLoss && !this.prng.chance(0.2) ? 0 : this.prng.int(n + 1);
     for (const op of this.#inFlight.slice(0, keep)) op(this.#durable);
     this.lostWrites += this.#inFlight.length - keep;
     this.#inFlight = [];
