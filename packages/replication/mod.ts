@@ -61,3 +61,12 @@ export {
 export { ReplicationMetrics } from "./replication_metrics.ts";
 export { readHardState, writeHardState } from "./hard_state_file.ts";
 export { formatPeerList, parsePeerList } from "./peer_list.ts";
+export type {
+  PeerTransport,
+  RecoveredState,
+  ReplicaPorts,
+  ReplicaStorage,
+} from "./replica_ports.ts";
+export { DiskReplicaStorage, LogEntry } from "./disk_replica_storage.ts";
+export { TcpPeerTransport } from "./tcp_peer_transport.ts";
+export { type PlantedBug, plantedBugs } from "./planted_bugs.ts";

@@ -16,37 +16,34 @@ import {
   type ConfState,
   decodeAnyConfChange,
   type Entry,
-  entrySchema,
   type HardState,
   isRaftError,
   MemoryStorage,
   type Message,
   type RaftEvent,
-  raftMessageSet,
-  raftMessageTypes,
   type RaftStats,
   RawNode,
   type Ready,
 } from "@strata/raft";
-import { DirLock, SegmentedLog, SnapshotStore } from "@strata/storage";
-import {
-  listenTcp,
-  ReconnectingClient,
-  type TcpServer,
-  type TransportError,
-} from "@strata/transport";
-import { join } from "node:path";
+import { realTimers, type Timers } from "@strata/transport";
 import { z } from "zod";
 import type { CommandStateMachine } from "./command_state_machine.ts";
-import { readHardState, writeHardState } from "./hard_state_file.ts";
+import { DiskReplicaStorage } from "./disk_replica_storage.ts";
 import {
   type MemberAddresses,
   memberAddressesSchema,
-  readMemberAddresses,
-  writeMemberAddresses,
 } from "./member_addresses_file.ts";
+import type { PlantedBug } from "./planted_bugs.ts";
+import type {
+  PeerTransport,
+  ReplicaPorts,
+  ReplicaStorage,
+} from "./replica_ports.ts";
 import { ReplicationError } from "./replication_error.ts";
 import { ReplicationMetrics } from "./replication_metrics.ts";
+import { TcpPeerTransport } from "./tcp_peer_transport.ts";
+
+export { splitHostPort } from "./tcp_peer_transport.ts";
 
 /** Addresses of one member. */
 export interface PeerAddress {
@@ -170,7 +167,6 @@ export interface ReplicaMember {
   httpAddress?: string;
 }
 
-const LogEntry = defineMessage("raft.logEntry", entrySchema);
 /** What a log entry's data holds: the proposer's request id and the command. */
 const Proposal = defineMessage(
   "replication.proposal",
@@ -179,10 +175,6 @@ const Proposal = defineMessage(
     command: z.custom<Uint8Array>((v) => v instanceof Uint8Array),
   }),
 );
-const typeByName = new Map(
-  raftMessageTypes.map((t) => [t.name.slice("raft.".length), t]),
-);
-
 interface Waiter<R> {
   resolve(r: R): void;
   reject(e: unknown): void;
@@ -221,22 +213,14 @@ export class ReplicatedNode<R> {
   readonly metrics: ReplicationMetrics;
 
   readonly #cfg: ResolvedConfig;
-  readonly #lock: DirLock;
-  readonly #log: SegmentedLog;
-  readonly #snaps: SnapshotStore;
+  readonly #storage: ReplicaStorage;
+  readonly #transport: PeerTransport;
+  readonly #timers: Timers;
+  readonly #bug: PlantedBug | undefined;
   readonly #mem: MemoryStorage;
   readonly #node: RawNode;
   readonly #addresses: Map<number, PeerAddress>;
-  #server: TcpServer<typeof raftMessageTypes> | undefined;
-  /** When each kind of refusal (TLS, secret) of each remote host was last logged (ms, monotonic). */
-  readonly #refusalLogged = new Map<string, number>();
-  /** Peers whose refusal of our secret was logged (until they accept us). */
-  readonly #authRefusedBy = new Set<number>();
-  readonly #peers = new Map<
-    number,
-    ReconnectingClient<typeof raftMessageTypes>
-  >();
-  #ticker: ReturnType<typeof setInterval> | undefined;
+  #cancelTick: (() => void) | undefined;
   readonly #clock: NodeClock;
   #tickOrigin = 0;
   #ticksDone = 0;
@@ -244,6 +228,13 @@ export class ReplicatedNode<R> {
   #again = false;
   #stopped = false;
   #failure: unknown;
+  /**
+   * Distinguishes this life of the replica in request ids: after a restart
+   * the log replays entries proposed in an earlier life, and their ids must
+   * not match the waiters of new proposals (nor old ReadIndex answers new
+   * reads).
+   */
+  readonly #life: string;
   #nextRequest = 0;
   readonly #waiters = new Map<string, Waiter<R>>();
   #nextRead = 0;
@@ -263,9 +254,10 @@ export class ReplicatedNode<R> {
   private constructor(
     cfg: ResolvedConfig,
     machine: CommandStateMachine<R>,
-    lock: DirLock,
-    log: SegmentedLog,
-    snaps: SnapshotStore,
+    metrics: ReplicationMetrics,
+    ports: Required<Pick<ReplicaPorts, "storage" | "transport" | "timers">>,
+    bug: PlantedBug | undefined,
+    random: () => number,
     mem: MemoryStorage,
     node: RawNode,
     hard: HardState,
@@ -273,10 +265,12 @@ export class ReplicatedNode<R> {
   ) {
     this.#cfg = cfg;
     this.machine = machine;
-    this.metrics = cfg.metrics ?? new ReplicationMetrics();
-    this.#lock = lock;
-    this.#log = log;
-    this.#snaps = snaps;
+    this.metrics = metrics;
+    this.#storage = ports.storage;
+    this.#transport = ports.transport;
+    this.#timers = ports.timers;
+    this.#bug = bug;
+    this.#life = Math.floor(random() * 2 ** 48).toString(36);
     this.#mem = mem;
     this.#node = node;
     this.#hard = hard;
@@ -288,12 +282,14 @@ export class ReplicatedNode<R> {
   /**
    * Opens (or creates) the data directory, restores the newest snapshot
    * into `machine`, loads the log tail (re-applied as it commits), binds
-   * the raft port and starts ticking.
+   * the raft port and starts ticking. `ports` replace the production edges
+   * (the simulator's disk, network and timers); leave it out in production.
    * @throws StorageError `locked` when another process owns the directory.
    */
   static async start<R>(
     config: ReplicatedNodeConfig,
     machine: CommandStateMachine<R>,
+    ports: ReplicaPorts = {},
   ): Promise<ReplicatedNode<R>> {
     const cfg: ResolvedConfig = {
       tickMs: 100,
@@ -307,51 +303,33 @@ export class ReplicatedNode<R> {
         Object.entries(config).filter(([, v]) => v !== undefined),
       ) as ReplicatedNodeConfig,
     };
-    await Deno.mkdir(cfg.dataDir, { recursive: true });
-    const lock = await DirLock.acquire(cfg.dataDir);
-    let log: SegmentedLog | undefined;
-    let snaps: SnapshotStore | undefined;
-    try {
-      snaps = await SnapshotStore.open(join(cfg.dataDir, "snapshots"), {
-        keep: 2,
-      });
-      log = await SegmentedLog.open(join(cfg.dataDir, "log"), {
-        sync: "always",
+    const metrics = cfg.metrics ?? new ReplicationMetrics();
+    const storage = ports.storage ??
+      await DiskReplicaStorage.open({
+        dataDir: cfg.dataDir,
         segmentBytes: cfg.segmentBytes,
       });
+    const transport = ports.transport ?? new TcpPeerTransport({
+      listen: cfg.listen,
+      secret: cfg.secret,
+      tls: cfg.tls,
+      metrics,
+      name: cfg.name,
+    });
+    const timers = ports.timers ?? realTimers;
+    const bug = ports.unsafePlantedBug;
+    const random = ports.random ?? Math.random;
+    try {
+      const recovered = await storage.recover();
       const mem = new MemoryStorage();
-      const { snapshot } = await snaps.loadNewest();
-      let snapIndex = 0;
+      const snapshot = recovered.snapshot;
+      const snapIndex = snapshot?.meta.index ?? 0;
       if (snapshot) {
-        const data = await snapshot.readState();
-        snapIndex = snapshot.meta.lastIncludedIndex;
-        machine.restore(data, snapIndex);
-        mem.applySnapshot({
-          meta: {
-            index: snapIndex,
-            term: snapshot.meta.lastIncludedTerm,
-            confState: {
-              voters: snapshot.meta.configuration.voters.map(Number),
-              learners: snapshot.meta.configuration.learners.map(Number),
-            },
-          },
-          data,
-        });
+        machine.restore(snapshot.data, snapIndex);
+        mem.applySnapshot(snapshot);
       }
-      // The log may start before the snapshot (not yet compacted) but never after it.
-      if (log.lastIndex > 0 && log.firstIndex > snapIndex + 1) {
-        throw new ReplicationError(
-          "internal",
-          `log starts at ${log.firstIndex} but the snapshot covers only through ${snapIndex}`,
-        );
-      }
-      const from = Math.max(log.firstIndex, snapIndex + 1);
-      if (log.lastIndex >= from) {
-        const records = await log.read(from, log.lastIndex + 1);
-        mem.append(records.map((r) => LogEntry.decode(r) as Entry));
-      }
-      const hard = await readHardState(cfg.dataDir);
-      const learned = await readMemberAddresses(cfg.dataDir);
+      if (recovered.entries.length > 0) mem.append(recovered.entries);
+      const hard = recovered.hardState;
       const commit = Math.min(
         Math.max(hard.commit, snapIndex),
         mem.lastIndex(),
@@ -360,11 +338,15 @@ export class ReplicatedNode<R> {
       mem.setHardState(hs);
       const fresh = snapIndex === 0 && mem.lastIndex() === 0 && hard.term === 0;
       const clock = cfg.clock ?? systemClock;
+      // The planted bug: no clock and no guard, so raft counts the lease in ticks.
+      const ticksOnly = bug === "lease_counts_ticks";
       const node = new RawNode({
-        clock: clock.monotonic,
+        ...(ticksOnly ? {} : { clock: clock.monotonic }),
         wallClock: clock.wall,
         tickMs: cfg.tickMs,
-        clockGuard: cfg.clockGuard === false ? undefined : cfg.clockGuard ?? {},
+        clockGuard: cfg.clockGuard === false || ticksOnly
+          ? undefined
+          : cfg.clockGuard ?? {},
         id: cfg.id,
         storage: mem,
         peers: fresh && !cfg.join
@@ -372,7 +354,7 @@ export class ReplicatedNode<R> {
           : undefined,
         electionTick: cfg.electionTicks,
         heartbeatTick: 1,
-        random: Math.random,
+        random,
         applied: snapIndex,
         preVote: true,
         checkQuorum: true,
@@ -384,26 +366,26 @@ export class ReplicatedNode<R> {
       const n = new ReplicatedNode(
         cfg,
         machine,
-        lock,
-        log,
-        snaps,
+        metrics,
+        { storage, transport, timers },
+        bug,
+        random,
         mem,
         node,
         hs,
         snapIndex,
       );
-      for (const [id, a] of Object.entries(learned)) {
+      for (const [id, a] of Object.entries(recovered.members)) {
         n.setAddress(Number(id), a);
       }
-      await n.#listen();
+      await transport.listen((m) => n.#receive(m));
       n.#tickOrigin = clock.monotonic();
-      n.#ticker = setInterval(() => n.#tick(), cfg.tickMs);
+      n.#scheduleTick();
       n.#drive();
       return n;
     } catch (e) {
-      await log?.close().catch(() => {});
-      snaps?.close();
-      lock.release();
+      await transport.close().catch(() => {});
+      await storage.close().catch(() => {});
       throw e;
     }
   }
@@ -415,7 +397,7 @@ export class ReplicatedNode<R> {
 
   /** The raft TCP port actually bound. */
   get peerPort(): number {
-    return this.#server?.port ?? 0;
+    return this.#transport.port;
   }
 
   /** The node's id. */
@@ -467,18 +449,15 @@ export class ReplicatedNode<R> {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    clearInterval(this.#ticker);
+    this.#cancelTick?.();
     const err = new ReplicationError("unavailable", "the node is stopping");
     for (const w of this.#waiters.values()) w.reject(err);
     for (const r of this.#reads.values()) r.reject(err);
     this.#waiters.clear();
     this.#reads.clear();
-    for (const p of this.#peers.values()) await p.close().catch(() => {});
-    await this.#server?.close().catch(() => {});
-    while (this.#driving) await new Promise((r) => setTimeout(r, 5));
-    await this.#log.close().catch(() => {});
-    this.#snaps.close();
-    this.#lock.release();
+    await this.#transport.close().catch(() => {});
+    while (this.#driving) await this.#sleep(5);
+    await this.#storage.close();
   }
 
   /**
@@ -490,7 +469,7 @@ export class ReplicatedNode<R> {
    */
   propose(command: Uint8Array, signal: AbortSignal): Promise<R> {
     this.#assertRunning();
-    const requestId = `${this.#cfg.id}.${++this.#nextRequest}`;
+    const requestId = `${this.#cfg.id}.${this.#life}.${++this.#nextRequest}`;
     const data = Proposal.encode({ id: requestId, command });
     return new Promise<R>((resolve, reject) => {
       const done = () => {
@@ -519,7 +498,7 @@ export class ReplicatedNode<R> {
           reject(e);
         },
       });
-      this.#proposedAt.set(requestId, performance.now());
+      this.#proposedAt.set(requestId, this.#clock.monotonic());
       this.metrics.proposals.inc();
       this.#batch.push({ data, requestId });
       if (this.#batch.length === 1) {
@@ -559,7 +538,12 @@ export class ReplicatedNode<R> {
         "no leader is known right now; retry shortly",
       );
     }
-    const ctx = `${this.#cfg.id}.r${++this.#nextRead}`;
+    if (this.#bug === "read_index_skips_quorum" && this.isLeader) {
+      // The planted bug: "we are the leader, so our commit index is current".
+      await this.#waitApplied(this.#node.status().commit, signal);
+      return;
+    }
+    const ctx = `${this.#cfg.id}.${this.#life}.r${++this.#nextRead}`;
     const index = await new Promise<number>((resolve, reject) => {
       const onAbort = () => {
         this.#reads.delete(ctx);
@@ -603,7 +587,7 @@ export class ReplicatedNode<R> {
       firstIndex: this.#mem.firstIndex(),
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
-      logBytes: this.#log.byteSize,
+      logBytes: this.#storage.byteSize,
       lease: this.leaseStatus(),
     };
   }
@@ -818,7 +802,7 @@ export class ReplicatedNode<R> {
           "the membership change did not apply before the deadline (it may still)",
         );
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await this.#sleep(20);
     }
   }
 
@@ -862,7 +846,7 @@ export class ReplicatedNode<R> {
           `leadership did not move to ${targetId} before the deadline`,
         );
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await this.#sleep(20);
     }
     return targetId;
   }
@@ -911,6 +895,12 @@ export class ReplicatedNode<R> {
    */
   #tick(): void {
     if (this.#stopped) return;
+    if (this.#bug === "lease_counts_ticks") {
+      // The planted bug: one tick per timer callback, missed ones are lost.
+      this.#node.tick();
+      this.#drive();
+      return;
+    }
     const due = Math.floor(
       (this.#clock.monotonic() - this.#tickOrigin) / this.#cfg.tickMs,
     ) - this.#ticksDone;
@@ -923,6 +913,26 @@ export class ReplicatedNode<R> {
       this.#node.tick();
     }
     this.#drive();
+  }
+
+  /** Arms the timer for the next tick (each callback re-arms it). */
+  #scheduleTick(): void {
+    if (this.#stopped) return;
+    this.#cancelTick = this.#timers.setTimer(this.#cfg.tickMs, () => {
+      this.#scheduleTick();
+      this.#tick();
+    });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.#timers.setTimer(ms, r));
+  }
+
+  /** A planted bug's unawaited write: its failure must still stop the node. */
+  #unawaited(write: Promise<void>): void {
+    write.catch((e) => {
+      this.#failure ??= e;
+    });
   }
 
   #assertRunning(): void {
@@ -971,47 +981,36 @@ export class ReplicatedNode<R> {
 
   async #handle(rd: Ready): Promise<void> {
     // 1. Persist: snapshot, entries, hard state (fsync before any message leaves).
+    const storage = this.#storage;
     if (rd.snapshot) {
-      const meta = rd.snapshot.meta;
-      await this.#snaps.save({
-        lastIncludedIndex: meta.index,
-        lastIncludedTerm: meta.term,
-        configuration: {
-          voters: meta.confState.voters.map(String),
-          learners: meta.confState.learners.map(String),
-        },
-      }, rd.snapshot.data);
-      await this.#log.reset(meta.index + 1);
+      await storage.installSnapshot(rd.snapshot);
       this.#mem.applySnapshot(rd.snapshot);
-      this.#snapshotIndex = meta.index;
+      this.#snapshotIndex = rd.snapshot.meta.index;
     }
     if (rd.entries.length > 0) {
       const first = rd.entries[0]!.index;
-      if (first <= this.#log.lastIndex) await this.#log.truncateSuffix(first);
-      if (first !== this.#log.lastIndex + 1) {
+      if (first <= storage.lastIndex) await storage.truncateSuffix(first);
+      if (first !== storage.lastIndex + 1) {
         throw new ReplicationError(
           "internal",
-          `log gap: appending ${first} after ${this.#log.lastIndex}`,
+          `log gap: appending ${first} after ${storage.lastIndex}`,
         );
       }
-      const started = performance.now();
-      await this.#log.append(
-        rd.entries.map((e) =>
-          LogEntry.encode({
-            term: e.term,
-            index: e.index,
-            type: e.type,
-            data: e.data,
-          })
-        ),
+      const started = this.#clock.monotonic();
+      const written = storage.append(rd.entries);
+      if (this.#bug === "ack_before_fsync") this.#unawaited(written);
+      else await written;
+      this.metrics.fsyncSeconds.observe(
+        (this.#clock.monotonic() - started) / 1000,
       );
-      this.metrics.fsyncSeconds.observe((performance.now() - started) / 1000);
       this.#mem.append(rd.entries);
     }
     if (rd.hardState) {
       const hs = rd.hardState;
       if (hs.term !== this.#hard.term || hs.vote !== this.#hard.vote) {
-        await writeHardState(this.#cfg.dataDir, hs);
+        const written = storage.writeHardState(hs);
+        if (this.#bug === "vote_before_fsync") this.#unawaited(written);
+        else await written;
       }
       this.#hard = hs;
       this.#mem.setHardState(hs);
@@ -1039,7 +1038,7 @@ export class ReplicatedNode<R> {
       this.#apply(e);
     }
     if (learned) {
-      await writeMemberAddresses(this.#cfg.dataDir, this.#learnedAddresses());
+      await storage.writeMembers(this.#learnedAddresses());
     }
     // 4. Reads whose point is known.
     for (const rs of rd.readStates) {
@@ -1147,7 +1146,9 @@ export class ReplicatedNode<R> {
     if (waiter) {
       const t = this.#proposedAt.get(proposal.id);
       if (t !== undefined) {
-        this.metrics.commitSeconds.observe((performance.now() - t) / 1000);
+        this.metrics.commitSeconds.observe(
+          (this.#clock.monotonic() - t) / 1000,
+        );
       }
       waiter.resolve(result);
     }
@@ -1201,19 +1202,14 @@ export class ReplicatedNode<R> {
     (async () => {
       try {
         const term = this.#mem.term(index);
-        await this.#log.beginSnapshot();
-        await this.#snaps.save({
-          lastIncludedIndex: index,
-          lastIncludedTerm: term,
-          configuration: {
-            voters: conf.voters.map(String),
-            learners: conf.learners.map(String),
-          },
-        }, data);
+        await this.#storage.saveSnapshot({
+          meta: { index, term, confState: conf },
+          data,
+        });
         this.#mem.createSnapshot(index, conf, data);
         const keep = Math.max(0, index - this.#cfg.snapshotCatchUpEntries);
         if (keep > this.#mem.firstIndex()) this.#mem.compact(keep);
-        await this.#log.compactPrefix(Math.min(keep, this.#log.lastIndex));
+        await this.#storage.compactPrefix(keep);
         this.#snapshotIndex = index;
         this.metrics.snapshots.inc();
       } catch (e) {
@@ -1230,106 +1226,22 @@ export class ReplicatedNode<R> {
 
   // ---- peers ----
 
-  async #listen(): Promise<void> {
-    // A refused peer redials every second: one line per host per 30 s.
-    const logRefusal = (peer: string, why: TransportError) => {
-      if (this.#stopped) return;
-      const key = `${why.code} ${peer.slice(0, peer.lastIndexOf(":"))}`;
-      const now = performance.now();
-      if (now - (this.#refusalLogged.get(key) ?? -Infinity) < 30_000) {
-        return;
-      }
-      this.#refusalLogged.set(key, now);
-      const hint = why.code === "auth_failed"
-        ? "check that every node has the same peer secret"
-        : "every node needs TLS with a certificate its peers trust";
-      console.error(
-        `${this.#cfg.name}: refused a raft peer connection from ${peer}: ${why.message} (${hint})`,
-      );
-    };
-    this.#server = listenTcp({
-      set: raftMessageSet,
-      hostname: this.#cfg.listen.hostname,
-      port: this.#cfg.listen.port,
-      secret: this.#cfg.secret,
-      tls: this.#cfg.tls
-        ? { cert: this.#cfg.tls.cert, key: this.#cfg.tls.key }
-        : undefined,
-      onRefused: (peer, why) => logRefusal(peer, why),
-      // A peer with the wrong secret is cut off in the handshake, before
-      // any message; say so (naming the address only), rate-limited like
-      // TLS refusals since the peer keeps redialing.
-      onConnection: (conn) => {
-        conn.closed.then((why) => {
-          if (why.code === "tls_failed" || why.code === "auth_failed") {
-            logRefusal(conn.peer, why);
-          }
-        });
-      },
-      handlers: {
-        onMessage: (env) => {
-          if (this.#stopped) return;
-          const m = env.message as Message;
-          this.metrics.messagesReceived.inc({ type: m.type });
-          try {
-            this.#node.step(m);
-          } catch (e) {
-            if (!isRaftError(e)) throw e;
-          }
-          this.#drive();
-        },
-        onError: () => {},
-      },
-    });
-    await Promise.resolve();
+  #receive(m: Message): void {
+    if (this.#stopped) return;
+    this.metrics.messagesReceived.inc({ type: m.type });
+    try {
+      this.#node.step(m);
+    } catch (e) {
+      if (!isRaftError(e)) throw e;
+    }
+    this.#drive();
   }
 
   #send(m: Message): void {
-    let client = this.#peers.get(m.to);
-    if (!client) {
-      const addr = this.#addresses.get(m.to);
-      if (!addr) return; // unknown peer: raft retries once it learns the address
-      const [hostname, port] = splitHostPort(addr.peer);
-      client = new ReconnectingClient({ hostname, port }, {
-        set: raftMessageSet,
-        secret: this.#cfg.secret,
-        tls: this.#cfg.tls ? { caCerts: this.#cfg.tls.caCerts } : undefined,
-        backoff: { initialMs: 50, maxMs: 1000 },
-        onDisconnect: (why) => {
-          // Once per peer until it accepts us again, not on every retry.
-          const tls = why.code === "tls_failed";
-          if (!tls && why.code !== "auth_failed") return;
-          if (this.#authRefusedBy.has(m.to) || this.#stopped) return;
-          this.#authRefusedBy.add(m.to);
-          console.error(
-            tls
-              ? `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}): ${why.message} (every node needs TLS with a certificate its peers trust)`
-              : `${this.#cfg.name}: raft peer ${m.to} (${addr.peer}) refused this node: ${why.message} (check that every node has the same peer secret)`,
-          );
-        },
-        onConnect: () => this.#authRefusedBy.delete(m.to),
-        onFrameSent: (kind, wire, whole) => {
-          const type = kind.slice("raft.".length);
-          this.metrics.bytesSent.inc({ type }, wire);
-          if (whole > wire) {
-            this.metrics.bytesSaved.inc({ type }, whole - wire);
-          }
-        },
-      });
-      this.#peers.set(m.to, client);
+    const addr = this.#addresses.get(m.to);
+    if (!addr) return; // unknown peer: raft retries once it learns the address
+    if (this.#transport.send(m, addr.peer)) {
+      this.metrics.messagesSent.inc({ type: m.type });
     }
-    const conn = client.current;
-    // Raft tolerates loss: while a peer is unreachable its messages are dropped, not queued.
-    if (!conn) return;
-    const type = typeByName.get(m.type)!;
-    this.metrics.messagesSent.inc({ type: m.type });
-    // deno-lint-ignore no-explicit-any
-    conn.send(type, m as any).catch(() => {});
   }
-}
-
-/** Splits "host:port" (the last colon separates the port). */
-export function splitHostPort(addr: string): [string, number] {
-  const i = addr.lastIndexOf(":");
-  return [addr.slice(0, i), Number(addr.slice(i + 1))];
 }

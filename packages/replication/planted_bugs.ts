@@ -1,0 +1,37 @@
+/**
+ * Realistic bugs that can be planted in {@link ReplicatedNode}'s Ready loop,
+ * so that tests can show the simulator (packages/sim) finds each one. They
+ * are selected only through `ReplicaPorts.unsafePlantedBug`, an argument
+ * that no flag, configuration file or HTTP request reaches; production
+ * wiring never passes it.
+ */
+export const plantedBugs = [
+  /**
+   * Log entries are written but not awaited: acknowledgements (and the
+   * leader's own count) leave before the fsync, so a crash of a quorum
+   * loses a write that was already acknowledged.
+   */
+  "ack_before_fsync",
+  /**
+   * The term and vote are written but not awaited before the vote leaves:
+   * a voter that crashes before the fsync forgets its vote and may vote
+   * again in the same term (two leaders in one term).
+   */
+  "vote_before_fsync",
+  /**
+   * The lease is counted in ticks, not on the monotonic clock, missed ticks
+   * are not caught up, and there is no clock guard (the code before issue
+   * 15): a leader stopped longer than its lease resumes believing it still
+   * holds it.
+   */
+  "lease_counts_ticks",
+  /**
+   * A linearizable read on the leader is answered from its commit index
+   * without a ReadIndex round confirming it still leads: a deposed leader
+   * that has not heard of its successor serves stale data.
+   */
+  "read_index_skips_quorum",
+] as const;
+
+/** One of {@link plantedBugs}. */
+export type PlantedBug = typeof plantedBugs[number];

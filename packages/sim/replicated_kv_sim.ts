@@ -1,0 +1,607 @@
+/**
+ * A seeded simulation of the production replication loop: N
+ * `ReplicatedNode`s (packages/replication, the code that serves raft-kv and
+ * the GFS masters) running the real raft-kv state machine (apps/kv's
+ * `KvStateMachine`), wired to simulated ports: {@link SimReplicaDisk}
+ * (fsync latency, crashes lose unsynced writes), {@link SimPeerNetwork}
+ * (the real codec and differential encoding; delays, loss, duplication,
+ * reordering, connection resets, partitions) and each {@link SimProcess}'s
+ * clocks and timers (virtual time, skewed rates, wall-clock steps, pauses).
+ * Clients issue put / cas / get (linearizable and lease) through random
+ * nodes while a nemesis injects faults; the history is checked for
+ * linearizability, leaders for uniqueness per term, and the replicas for
+ * convergence. One seed decides everything, so a failure replays exactly.
+ */
+import { setImmediate } from "node:timers";
+import {
+  type KvCommand,
+  KvCommandMessage,
+  type KvResult,
+  KvStateMachine,
+} from "@strata/kv";
+import {
+  type CommandStateMachine,
+  isReplicationError,
+  type PlantedBug,
+  ReplicatedNode,
+  ReplicationMetrics,
+} from "@strata/replication";
+import {
+  checkKvHistory,
+  type KvInput,
+  type KvOperation,
+} from "./linearizability.ts";
+import { Prng } from "./prng.ts";
+import { Scheduler } from "./scheduler.ts";
+import type { SimErrorCode } from "./sim_error.ts";
+import { type SimLinkFaults, SimPeerNetwork } from "./sim_peer_network.ts";
+import { SimProcess } from "./sim_process.ts";
+import { SimReplicaDisk } from "./sim_replica_disk.ts";
+
+/** Options of {@link runReplicatedKvSimulation}. */
+export interface ReplicatedSimOptions {
+  /** Decides everything; the same seed gives the same run. */
+  seed: number;
+  /** Virtual ms of client load and faults (default 12,000). */
+  workloadMs?: number;
+  /** A deliberate bug in the replication loop (tests of the simulator). */
+  plantedBug?: PlantedBug;
+}
+
+/** What a run found. */
+export interface ReplicatedSimResult {
+  seed: number;
+  /** True when every check passed. */
+  ok: boolean;
+  /** The first failed check, in words. */
+  failure?: string;
+  /** Its kind. */
+  code?: SimErrorCode;
+  /** True when the linearizability checker ran out of time (not a failure). */
+  inconclusive: boolean;
+  /** The client history that was checked. */
+  history: KvOperation[];
+  /** Faults, leader changes and checks, with virtual times. */
+  trace: string[];
+  /** One command that replays this run. */
+  replay: string;
+  /** Counters of the run. */
+  stats: {
+    nodes: number;
+    network: SimLinkFaults["mode"];
+    events: number;
+    virtualMs: number;
+    ops: number;
+    leaseReadsServed: number;
+    crashes: number;
+    pauses: number;
+    framesSent: number;
+    differentialFrames: number;
+    lostWrites: number;
+  };
+}
+
+/** The raft-kv state machine as the replicated log sees it (apps/kv's KvReplica without watches). */
+class KvMachine implements CommandStateMachine<KvResult | undefined> {
+  readonly store = new KvStateMachine();
+  get appliedIndex(): number {
+    return this.store.appliedIndex;
+  }
+  apply(index: number, command: Uint8Array): KvResult | undefined {
+    return this.store.apply(index, KvCommandMessage.decode(command))?.result;
+  }
+  skip(index: number): void {
+    this.store.skip(index);
+  }
+  snapshot(): Uint8Array {
+    return this.store.snapshot();
+  }
+  restore(data: Uint8Array): void {
+    this.store.restore(data);
+  }
+}
+
+interface Running {
+  node: ReplicatedNode<KvResult | undefined>;
+  machine: KvMachine;
+}
+
+/** Lets every promise continuation run before the next simulated event. */
+const drain = () => new Promise<void>((r) => setImmediate(r));
+
+const TICK_MS = 100;
+const ELECTION_TICKS = 10;
+const CLIENT_TIMEOUT_MS = 1500;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** The command line that replays a seed. */
+export function replayCommand(seed: number, bug?: PlantedBug): string {
+  return `deno task sim:replicated --seed ${seed}${bug ? ` --bug ${bug}` : ""}`;
+}
+
+/**
+ * Runs one seeded simulation of `ReplicatedNode` clusters (see the module
+ * doc). Never throws for a failed check: the result says what failed.
+ */
+export async function runReplicatedKvSimulation(
+  o: ReplicatedSimOptions,
+): Promise<ReplicatedSimResult> {
+  const seed = o.seed;
+  const prng = new Prng(seed);
+  const sched = new Scheduler();
+  const trace: string[] = [];
+  const log = (s: string) => trace.push(`${sched.now.toFixed(1)} ${s}`);
+  let failure: { code: SimErrorCode; message: string } | undefined;
+  const fail = (code: SimErrorCode, message: string) => {
+    failure ??= { code, message };
+    log(`FAIL ${message}`);
+  };
+
+  // ---- the cluster's shape, decided by the seed ----
+  const n = prng.chance(0.7) ? 3 : 5;
+  const ids = Array.from({ length: n }, (_, i) => i + 1);
+  const mode = prng.chance(0.5) ? "stream" : "datagram";
+  const faults: SimLinkFaults = {
+    mode,
+    minDelayMs: 0.2 + prng.float(),
+    maxDelayMs: prng.pick([3, 10, 30]),
+    loss: prng.pick([0, 0.01, 0.03, 0.06]),
+    duplicate: mode === "datagram" ? prng.pick([0, 0.02, 0.05]) : 0,
+  };
+  const latency = { minMs: 0.1, maxMs: prng.pick([1, 5, 20, 50]) };
+  const snapshotEntries = prng.pick([20, 60, 100_000]);
+  const snapshotCatchUpEntries = prng.pick([0, 10, 1000]);
+  const workloadMs = o.workloadMs ?? 12_000;
+  const keys = ["a", "b", "c"].slice(0, prng.range(1, 3));
+  const clientCount = prng.range(2, 5);
+
+  const procs = new Map(
+    ids.map((id) => [
+      id,
+      new SimProcess(
+        sched,
+        prng.range(0, 1e9),
+        1.8e12 + prng.range(-200, 200),
+      ),
+    ]),
+  );
+  for (const p of procs.values()) {
+    p.setClockRate(1 + prng.range(-10, 10) / 1000);
+  }
+  const net = new SimPeerNetwork(sched, prng.fork(), procs, faults);
+  const disks = new Map(
+    ids.map((id) => [id, new SimReplicaDisk(sched, prng.fork(), latency)]),
+  );
+  const randoms = new Map(ids.map((id) => [id, prng.fork()]));
+  const members = new Map(
+    ids.map((id) => [id, { peer: SimPeerNetwork.address(id) }]),
+  );
+  const metrics = new ReplicationMetrics();
+  const running = new Map<number, Running>();
+  const leaderOfTerm = new Map<number, number>();
+  const stats = {
+    ops: 0,
+    leaseReadsServed: 0,
+    crashes: 0,
+    pauses: 0,
+  };
+
+  const boot = async (id: number) => {
+    const proc = procs.get(id)!;
+    const gen = proc.generation;
+    const machine = new KvMachine();
+    const rnd = randoms.get(id)!;
+    let node: ReplicatedNode<KvResult | undefined>;
+    try {
+      node = await ReplicatedNode.start(
+        {
+          id,
+          members,
+          dataDir: `sim://node-${id}`,
+          listen: { hostname: "sim", port: 0 },
+          tickMs: TICK_MS,
+          electionTicks: ELECTION_TICKS,
+          snapshotEntries,
+          snapshotCatchUpEntries,
+          metrics,
+          name: `sim node ${id}`,
+          clock: proc.clock,
+        },
+        machine,
+        {
+          storage: disks.get(id)!.open(proc),
+          transport: net.endpoint(id),
+          timers: proc.timers(),
+          random: () => rnd.float(),
+          ...(o.plantedBug ? { unsafePlantedBug: o.plantedBug } : {}),
+        },
+      );
+    } catch (e) {
+      fail("invariant", `node ${id} failed to start: ${e}`);
+      return;
+    }
+    if (gen !== proc.generation) return; // crashed while starting
+    running.set(id, { node, machine });
+    // The raft events say in which term a node became leader (the node's
+    // current term may already be a later one when the listener runs).
+    node.onLeaderChange(() => {
+      for (const ev of node.events()) {
+        if (ev.kind !== "role" || ev.role !== "leader") continue;
+        const other = leaderOfTerm.get(ev.term);
+        if (other === undefined) {
+          log(`node ${id} leads term ${ev.term}`);
+          leaderOfTerm.set(ev.term, id);
+        } else if (other !== id) {
+          fail(
+            "invariant",
+            `two leaders in term ${ev.term}: ${other} and ${id}`,
+          );
+        }
+      }
+    });
+  };
+
+  const crash = (id: number, powerLoss = false) => {
+    const p = procs.get(id)!;
+    if (!p.up) return;
+    p.crash();
+    disks.get(id)!.crash(powerLoss);
+    net.resetNode(id);
+    running.delete(id);
+    stats.crashes++;
+    log(`node ${id} crashes`);
+  };
+  const restart = (id: number) => {
+    const p = procs.get(id)!;
+    if (p.up) return;
+    p.restart();
+    net.resetNode(id);
+    log(`node ${id} restarts`);
+    void boot(id);
+  };
+  const sleep = (ms: number) =>
+    new Promise<void>((r) => sched.after(ms, () => r()));
+  const leader = (): number | undefined => {
+    for (const [id, r] of running) {
+      if (r.node.isLeader && !procs.get(id)!.paused) return id;
+    }
+    return undefined;
+  };
+
+  // ---- clients ----
+  const history: KvOperation[] = [];
+  type Outcome =
+    | { kind: "ok"; output: KvOperation["output"] }
+    | { kind: "unknown" }
+    | { kind: "none" };
+
+  const runOp = (
+    clientId: number,
+    id: number,
+    input: KvInput,
+    consistency: "linearizable" | "lease",
+  ): Promise<void> => {
+    const call = sched.now;
+    const proc = procs.get(id)!;
+    const target = running.get(id);
+    // A dead process refuses the connection: the request had no effect.
+    if (!proc.up || !target) return Promise.resolve();
+    stats.ops++;
+    const ctl = new AbortController();
+    return new Promise<void>((done) => {
+      let settled = false;
+      const settle = (out: Outcome) => {
+        if (settled) return;
+        settled = true;
+        if (out.kind === "ok") {
+          history.push({
+            clientId,
+            input,
+            call,
+            return: sched.now,
+            output: out.output,
+          });
+        } else if (out.kind === "unknown" && input.op !== "get") {
+          history.push({ clientId, input, call });
+        }
+        done();
+      };
+      sched.after(CLIENT_TIMEOUT_MS, () => {
+        ctl.abort();
+        settle({ kind: "unknown" });
+      });
+      const hop = faults.minDelayMs + prng.float() * faults.maxDelayMs;
+      sched.after(
+        hop,
+        proc.bind(() => {
+          const r = running.get(id);
+          if (!r || r.node !== target.node) return settle({ kind: "none" });
+          serve(r, input, consistency, ctl.signal).then(
+            (output) => settle({ kind: "ok", output }),
+            (e) =>
+              settle(
+                isReplicationError(e) && e.code === "no_leader"
+                  ? { kind: "none" }
+                  : { kind: "unknown" },
+              ),
+          );
+        }),
+      );
+    });
+  };
+
+  const serve = async (
+    r: Running,
+    input: KvInput,
+    consistency: "linearizable" | "lease",
+    signal: AbortSignal,
+  ): Promise<KvOperation["output"]> => {
+    if (input.op === "get") {
+      if (consistency === "lease" && r.node.leaseValid()) {
+        stats.leaseReadsServed++;
+      }
+      await r.node.readBarrier(consistency, signal);
+      const kv = r.machine.store.get(input.key);
+      return { value: kv ? dec.decode(kv.value) : null };
+    }
+    let cmd: KvCommand;
+    if (input.op === "put") {
+      cmd = { op: "put", key: input.key, value: enc.encode(input.value) };
+    } else if (input.op === "cas") {
+      cmd = {
+        op: "cas",
+        key: input.key,
+        expectValue: input.expected === null
+          ? null
+          : enc.encode(input.expected),
+        value: enc.encode(input.value),
+      };
+    } else {
+      cmd = { op: "delete", key: input.key };
+    }
+    const res = await r.node.propose(KvCommandMessage.encode(cmd), signal);
+    if (res?.op === "cas") return { ok: res.succeeded };
+    return { ok: true };
+  };
+
+  const workloadEnd = workloadMs;
+  const client = async (c: number) => {
+    const cp = prng.fork();
+    let seq = 0;
+    const seen: string[] = [];
+    while (sched.now < workloadEnd && !failure) {
+      await sleep(cp.range(0, 80));
+      const id = cp.pick(ids);
+      const key = cp.pick(keys);
+      const r = cp.float();
+      let input: KvInput;
+      if (r < 0.3) {
+        input = { op: "put", key, value: `${c}.${++seq}` };
+        seen.push(input.value);
+      } else if (r < 0.42) {
+        const expected = seen.length > 0 && cp.chance(0.8)
+          ? cp.pick(seen)
+          : null;
+        input = { op: "cas", key, expected, value: `${c}.${++seq}` };
+        seen.push(input.value);
+      } else if (r < 0.45) {
+        input = { op: "delete", key };
+      } else {
+        input = { op: "get", key };
+      }
+      await runOp(c, id, input, cp.chance(0.6) ? "lease" : "linearizable");
+    }
+  };
+
+  // ---- the nemesis ----
+  const paused = new Set<number>();
+  /** Crashes hurt most with writes in flight: wait (a little) for some. */
+  const untilWriting = async (id: number) => {
+    for (let i = 0; i < 200 && disks.get(id)!.inFlight === 0; i++) {
+      await sleep(1);
+    }
+  };
+  const nemesis = async () => {
+    const np = prng.fork();
+    // Let a leader settle in and its clock guard measure its peers (2 s).
+    await sleep(3500);
+    while (sched.now < workloadEnd - 1500 && !failure) {
+      await sleep(np.range(300, 2500));
+      const r = np.float();
+      const lead = leader();
+      const victim = lead !== undefined && np.chance(0.6) ? lead : np.pick(ids);
+      if (r < 0.15) {
+        const shuffled = np.shuffle(ids);
+        const k = np.range(1, Math.floor(n / 2));
+        const side = new Set(shuffled.slice(0, k));
+        const oneWay = np.chance(0.25);
+        for (const a of ids) {
+          for (const b of ids) {
+            if (side.has(a) && !side.has(b)) {
+              net.cut(a, b);
+              if (!oneWay) net.cut(b, a);
+            }
+          }
+        }
+        log(`partition {${[...side]}} ${oneWay ? "->" : "<->"} rest`);
+      } else if (r < 0.25) {
+        net.heal();
+        log("network heals");
+      } else if (r < 0.4) {
+        await untilWriting(victim);
+        crash(victim);
+        sched.after(np.range(100, 3000), () => restart(victim));
+      } else if (r < 0.5) {
+        await untilWriting(victim);
+        log("power loss: every node crashes");
+        for (const id of ids) crash(id, true);
+        sched.after(np.range(50, 1500), () => {
+          for (const id of ids) restart(id);
+        });
+      } else if (r < 0.55) {
+        // A flapping server: down and up again around election time.
+        crash(victim);
+        let t = 0;
+        for (let i = 0; i < 3; i++) {
+          t += np.range(50, 400);
+          sched.after(t, () => restart(victim));
+          t += np.range(100, 900);
+          sched.after(t, () => crash(victim));
+        }
+        sched.after(t + np.range(50, 400), () => restart(victim));
+      } else if (r < 0.77) {
+        const p = procs.get(victim)!;
+        if (!p.up || paused.has(victim)) continue;
+        const d = np.range(300, 4000);
+        const isolate = np.chance(0.5);
+        p.pause();
+        paused.add(victim);
+        stats.pauses++;
+        if (isolate) {
+          for (const b of ids) {
+            if (b !== victim) {
+              net.cut(victim, b);
+              net.cut(b, victim);
+            }
+          }
+        }
+        log(
+          `node ${victim} is stopped for ${d} ms${
+            isolate ? " and cut off from its peers" : ""
+          }`,
+        );
+        sched.after(d, () => {
+          paused.delete(victim);
+          p.resume();
+          log(`node ${victim} resumes`);
+        });
+      } else if (r < 0.9) {
+        const rate = 1 + np.range(-20, 20) / 1000;
+        procs.get(victim)!.setClockRate(rate);
+        log(`node ${victim}'s clocks run at ${rate}`);
+      } else if (r < 0.95) {
+        const step = np.pick([-1, 1]) * np.range(600, 3000);
+        procs.get(victim)!.stepWallClock(step);
+        log(`node ${victim}'s wall clock steps ${step} ms`);
+      }
+    }
+  };
+
+  // ---- the run ----
+  const converged = () => {
+    if (running.size !== n) return false;
+    const rs = [...running.values()];
+    const commit = Math.max(...rs.map((r) => r.node.status().commitIndex));
+    return leader() !== undefined &&
+      rs.every((r) => r.machine.appliedIndex === commit);
+  };
+  const until = async (cond: () => boolean, limitMs: number) => {
+    const end = sched.now + limitMs;
+    while (!cond()) {
+      if (sched.now >= end || failure) return false;
+      await sleep(50);
+    }
+    return true;
+  };
+  let finished = false;
+  const scenario = async () => {
+    for (const id of ids) await boot(id);
+    await Promise.all([
+      nemesis(),
+      ...Array.from({ length: clientCount }, (_, c) => client(c + 1)),
+    ]);
+    if (failure) return;
+    net.heal();
+    for (const [id, p] of procs) {
+      paused.delete(id);
+      p.resume();
+      restart(id);
+    }
+    log("everything heals");
+    if (!await until(converged, 20_000)) {
+      return fail("no_progress", "the replicas did not converge after healing");
+    }
+    // Final linearizable reads of every key: a lost acknowledged write shows here.
+    for (const key of keys) {
+      await runOp(0, leader() ?? ids[0]!, { op: "get", key }, "linearizable");
+    }
+    if (!await until(converged, 10_000)) {
+      return fail("no_progress", "the replicas did not converge after healing");
+    }
+    const states = [...running.entries()].map(([id, r]) => [
+      id,
+      dec.decode(r.machine.snapshot()),
+    ]);
+    const first = states[0]![1];
+    for (const [id, s] of states) {
+      if (s !== first) {
+        return fail(
+          "divergence",
+          `replica ${id} holds a different state from replica ${
+            states[0]![0]
+          } at the same index`,
+        );
+      }
+    }
+  };
+  scenario().then(
+    () => finished = true,
+    (e) => {
+      fail(
+        "invariant",
+        `the scenario threw: ${e instanceof Error ? e.stack : e}`,
+      );
+      finished = true;
+    },
+  );
+  const hardEnd = workloadEnd + 60_000;
+  await drain();
+  while (!finished && sched.now < hardEnd) {
+    try {
+      if (!sched.step()) {
+        await drain();
+        if (sched.pending === 0) break;
+        continue;
+      }
+    } catch (e) {
+      fail("invariant", e instanceof Error ? e.message : String(e));
+      break;
+    }
+    await drain();
+    if (failure) break;
+  }
+  if (!finished && !failure) fail("no_progress", "the run did not finish");
+  // Stop every node's timers: nothing of this run may run after it returns.
+  for (const p of procs.values()) p.crash();
+
+  let inconclusive = false;
+  if (!failure) {
+    const verdict = checkKvHistory(history, { timeoutMs: 20_000 });
+    if (verdict.result === "illegal") {
+      fail("not_linearizable", `not linearizable: ${verdict.info}`);
+    } else if (verdict.result === "unknown") inconclusive = true;
+  }
+  return {
+    seed,
+    ok: failure === undefined,
+    ...(failure ? { failure: failure.message, code: failure.code } : {}),
+    inconclusive,
+    history,
+    trace,
+    replay: replayCommand(seed, o.plantedBug),
+    stats: {
+      nodes: n,
+      network: mode,
+      events: sched.executed,
+      virtualMs: Math.round(sched.now),
+      ops: stats.ops,
+      leaseReadsServed: stats.leaseReadsServed,
+      crashes: stats.crashes,
+      pauses: stats.pauses,
+      framesSent: net.stats.sent,
+      differentialFrames: net.stats.differential,
+      lostWrites: [...disks.values()].reduce((s, d) => s + d.lostWrites, 0),
+    },
+  };
+}
