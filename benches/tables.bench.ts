@@ -46,6 +46,7 @@ import {
   startEtcdCluster,
 } from "../scripts/etcd_cluster.ts";
 import { QUICK, Suite } from "./harness.ts";
+import { cpuMs } from "./proc_cpu.ts";
 import { loadBenchResult, type LoadResult, runLoad } from "./http_load.ts";
 
 const USE_GFS = !Deno.args.includes("--no-gfs");
@@ -108,6 +109,8 @@ interface Target {
   name: string;
   put(key: string): Promise<boolean>;
   get(key: string): Promise<boolean>;
+  /** Every process of the service, for its CPU time. */
+  pids(): number[];
 }
 
 // --- tables ---
@@ -141,9 +144,18 @@ async function spread(client: TablesClient, servers: string[]) {
   throw new Error("the tablets did not settle on their servers");
 }
 
-function tablesTarget(client: TablesClient): Target {
+function tablesTarget(client: TablesClient, stack: TablesStack): Target {
   return {
     name: "tables",
+    pids: () =>
+      [
+        ...[...stack.kv.nodes.values()].map((n) => n.process),
+        ...(stack.gfs?.masters ?? []).map((m) => m.process),
+        ...(stack.gfs?.chunkservers ?? []).map((c) => c.process),
+        ...[...stack.masters.values(), ...stack.servers.values()].map((p) =>
+          p.process
+        ),
+      ].map((p) => p.pid),
     async put(key) {
       await client.put(TABLE, key, FAMILY, QUALIFIER, value);
       return true;
@@ -161,11 +173,13 @@ const b64 = (s: string | Uint8Array) =>
   Buffer.from(typeof s === "string" ? new TextEncoder().encode(s) : s)
     .toString("base64");
 
-function etcdTarget(urls: string[]): Target {
+function etcdTarget(etcd: EtcdCluster): Target {
+  const urls = etcd.clientUrls;
   const valueB64 = b64(value);
   let n = 0;
   return {
     name: "etcd",
+    pids: () => etcd.pids,
     async put(key) {
       const res = await fetch(`${urls[n++ % urls.length]}/v3/kv/put`, {
         method: "POST",
@@ -192,18 +206,37 @@ function etcdTarget(urls: string[]): Target {
 
 // --- the loads ---
 
+/**
+ * Each line on each side in turn, with the CPU time the service's
+ * processes and the load generator (this process) spent per request: on a
+ * shared machine, a steadier figure than wall-clock throughput.
+ */
 async function measureLoads(targets: Target[]) {
   for (const c of CONCURRENCY) {
     for (const op of ["put", "get"] as const) {
       for (const t of targets) {
-        record(
-          `${op} ×${c} clients`,
-          t.name,
-          await runLoad(
-            c,
-            DURATION_MS,
-            (w, s) => t[op](key8(w * 7919 + s)),
-          ),
+        const g = `${op} ×${c} clients`;
+        const [service0, self0] = [
+          await cpuMs(t.pids()),
+          await cpuMs([Deno.pid]),
+        ];
+        const r = await runLoad(
+          c,
+          DURATION_MS,
+          (w, s) => t[op](key8(w * 7919 + s)),
+        );
+        const [service1, self1] = [
+          await cpuMs(t.pids()),
+          await cpuMs([Deno.pid]),
+        ];
+        record(g, t.name, r);
+        suite.metric(
+          `${g} · ${t.name}: service CPU ms per request`,
+          (service1 - service0) / r.total,
+        );
+        suite.metric(
+          `${g} · ${t.name}: load generator CPU ms per request`,
+          (self1 - self0) / r.total,
         );
       }
     }
@@ -430,14 +463,15 @@ try {
   await admin.createTable(TABLE, [{ name: FAMILY }], splits);
   await spread(admin, [...stack.servers.keys()].sort());
   console.log("prefilling tables…");
-  await prefill((k) => tablesTarget(client).put(k));
+  const tables = tablesTarget(client, stack);
+  await prefill((k) => tables.put(k));
 
-  const targets: Target[] = [tablesTarget(client)];
+  const targets: Target[] = [tables];
   if (hasEtcd) {
     console.log("starting a 3-member etcd cluster…");
     etcd = await startEtcdCluster(3);
     suite.metric("etcd version", etcd.version);
-    const e = etcdTarget(etcd.clientUrls);
+    const e = etcdTarget(etcd);
     console.log("prefilling etcd…");
     await prefill((k) => e.put(k));
     targets.push(e);
@@ -466,6 +500,14 @@ try {
           "p99 latency",
           suite.get(g, "tables").p99Ns,
           suite.get(g, "etcd").p99Ns,
+        );
+        const cpu = (name: string) =>
+          suite.metrics[`${g} · ${name}: service CPU ms per request`] as number;
+        suite.compare(
+          `${g}: service CPU per request tables ÷ etcd`,
+          "CPU time",
+          cpu("tables"),
+          cpu("etcd"),
         );
       }
     }
