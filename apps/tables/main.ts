@@ -96,7 +96,12 @@ const cli = f["data-dir"] === "./data/tables" && base === 7400
   ? ""
   : ` --masters ${stack.masterUrls().join(",")} --token-file ${admin}`;
 console.log(`
-Every request needs a token: ${stack.secrets.dir}/{admin,write,read}.token (mode 0600).
+Every request needs a token: ${stack.secrets.dir}/{admin,write,read}.token (mode 0600).${
+  stack.gfs?.secrets
+    ? `
+The GFS cell has its own: ${stack.gfs.secrets.dir}/{admin,write,read}.token (tablet servers use write.token).`
+    : ""
+}
   deno task tables:cli${cli} create users info stats --splits k,t
   deno task tables:cli${cli} put users alice info:name Alice
   deno task tables:cli${cli} get users alice

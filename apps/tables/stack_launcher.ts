@@ -203,7 +203,13 @@ export async function startTablesStack(
           "--data-dir",
           `${o.dataRoot}/server-ts${i + 1}`,
           ...(gfs
-            ? ["--gfs", gfs.masterUrls.join(",")]
+            ? [
+              "--gfs",
+              gfs.masterUrls.join(","),
+              ...(gfs.secrets
+                ? ["--gfs-token-file", tokenFile(gfs.secrets.dir, "write")]
+                : []),
+            ]
             : ["--storage-root", `${o.dataRoot}/tablets`]),
           "--http",
           `127.0.0.1:${o.serverPorts?.[i] ?? 0}`,

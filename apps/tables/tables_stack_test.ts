@@ -25,6 +25,15 @@ const RECOVERY_BOUND_MS = TTL_MS + 8000;
 
 const dec = new TextDecoder();
 
+/** Polls `done` every 50 ms. @throws Error after 30 s. */
+async function waitFor(what: string, done: () => boolean): Promise<void> {
+  const end = performance.now() + 30_000;
+  while (!done()) {
+    if (performance.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function withStack(
   fn: (s: TablesStack, c: TablesClient) => Promise<void>,
 ) {
@@ -208,7 +217,9 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           }
         };
         const writers = [0, 1, 2, 3].map(writer);
-        await new Promise((r) => setTimeout(r, 1000));
+        // Under load (shared machine) a fixed sleep may see no write yet:
+        // wait for some acknowledged writes, bounded.
+        await waitFor("20 writes before the kill", () => acked.length >= 20);
         const ackedBeforeKill = acked.length;
         const killedAt = performance.now();
         await stack.signal("server", victim, "SIGKILL");
@@ -220,7 +231,11 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           } ms after SIGKILL (TTL ${TTL_MS} ms)`,
         );
         ok(recoveredMs < RECOVERY_BOUND_MS, `recovered in ${recoveredMs} ms`);
-        await new Promise((r) => setTimeout(r, 1000));
+        const ackedAtRecovery = acked.length;
+        await waitFor(
+          "20 more writes after the recovery",
+          () => acked.length >= ackedAtRecovery + 20,
+        );
         stop = true;
         await Promise.all(writers);
         ok(

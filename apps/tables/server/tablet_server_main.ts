@@ -15,6 +15,7 @@ import {
   onShutdown,
   parseFlagsOrExit,
   printReadyLine,
+  readSecretFile,
   resolveAccess,
   serveHttp,
   tlsFiles,
@@ -39,6 +40,8 @@ A tables tablet server: serves the tablets the active master assigns to it.
   --gfs URLS          keep tablets in this GFS cell (its masters' URLs, comma-separated):
                       SSTables, manifests and commit logs are GFS files under --gfs-root
   --gfs-root PATH     GFS directory of the tablets (default /tables)
+  --gfs-token-file F  a GFS token with the write role (the cell's write.token;
+                      default: STRATA_GFS_TOKEN, else none)
   --storage-root DIR  without --gfs: a local directory every tablet server of the cell
                       sees (one machine only; default: DIR/../tablets)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
@@ -57,6 +60,7 @@ const f = parseFlagsOrExit(
     "data-dir": z.string({ error: "required" }).min(1),
     "storage-root": z.string().min(1).optional(),
     gfs: z.string().min(1).optional(),
+    "gfs-token-file": z.string().min(1).optional(),
     "gfs-root": z.string().regex(
       /^\/[A-Za-z0-9_./-]*[A-Za-z0-9_-]$/,
       "an absolute GFS path",
@@ -85,10 +89,17 @@ const access = await resolveAccess({
 const kv = await kvClientFromFlags(f);
 const log = (line: string) => console.error(`tablet server ${f.id}: ${line}`);
 const storage = { memtableBytes: f["memtable-bytes"] };
+// The GFS token is read like any GFS client's: a file given on the command
+// line (the cell's write.token), else the environment. Never logged.
+const gfsToken = f["gfs-token-file"]
+  ? await readSecretFile(f["gfs-token-file"])
+  : Deno.env.get("STRATA_GFS_TOKEN");
 const host = new TabletHost(
   f.gfs
     ? openGfsTabletStorage(
-      new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean)),
+      new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean), {
+        ...(gfsToken ? { token: gfsToken } : {}),
+      }),
       f["gfs-root"],
       f.id,
       storage,

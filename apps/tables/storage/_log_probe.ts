@@ -49,7 +49,7 @@ try {
       const l = await measure(local, writers);
       await local.close();
       const g = await openGfsStore(
-        new GfsClient(cell.master.url),
+        new GfsClient(cell.master.url, { token: cell.secrets.tokens.write }),
         `/probe/w${writers}-r${round}`,
         { memtableBytes: 256 * 2 ** 20 },
       );

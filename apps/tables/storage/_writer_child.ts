@@ -5,16 +5,21 @@
  * compactions run meanwhile). Writer w writes `w<w>-k<n % 100>` =
  * `w<w>-n<n>` in order and prints `<w> <n>` once the write is
  * acknowledged. It never stops by itself; the parent kills it with SIGKILL.
+ * The GFS token comes in `STRATA_GFS_TOKEN` (not argv, which `ps` shows).
  */
 import { GfsClient } from "@strata/gfs";
 import { openGfsStore } from "./open_gfs_store.ts";
 
 const [master, dir] = Deno.args;
-const { store, fence } = await openGfsStore(new GfsClient(master!), dir!, {
-  memtableBytes: 24 * 1024,
-  compactionTrigger: 3,
-  owner: `pid ${Deno.pid}`,
-});
+const { store, fence } = await openGfsStore(
+  new GfsClient(master!, { token: Deno.env.get("STRATA_GFS_TOKEN") }),
+  dir!,
+  {
+    memtableBytes: 24 * 1024,
+    compactionTrigger: 3,
+    owner: `pid ${Deno.pid}`,
+  },
+);
 const enc = new TextEncoder();
 console.log(`ready ${fence.epoch}`);
 async function writer(w: number): Promise<void> {

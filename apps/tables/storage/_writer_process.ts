@@ -7,10 +7,14 @@ const CHILD = new URL("./_writer_child.ts", import.meta.url).pathname;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Runs the writer child (`_writer_child.ts`); `acked[w]` is writer w's last acknowledged n. */
-export function spawnWriter(master: string, dir: string) {
+/**
+ * Runs the writer child (`_writer_child.ts`) with GFS token `token`;
+ * `acked[w]` is writer w's last acknowledged n.
+ */
+export function spawnWriter(master: string, dir: string, token?: string) {
   const child = new Deno.Command(DENO, {
     args: ["run", "-A", CHILD, master, dir],
+    env: token ? { STRATA_GFS_TOKEN: token } : {},
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -18,15 +18,16 @@ Deno.test({
       master: { chunkBytes: 256 * 1024, tickMs: 200, deadAfterMs: 3000 },
       chunkserver: () => ({ heartbeatMs: 200 }),
     });
+    const token = cluster.secrets?.tokens.write;
     const dir = "/tablets/killed";
     let writer: ReturnType<typeof spawnWriter> | null = null;
     try {
-      writer = spawnWriter(cluster.master.url, dir);
+      writer = spawnWriter(cluster.master.url, dir, token);
       const w = writer;
       await until("writer ready", () => w.ready, 30_000);
       await until("200 writes", () => w.total >= 200, 30_000);
       // Kill a replica of the log file being appended to.
-      const gfs = new GfsClient(cluster.master.url);
+      const gfs = new GfsClient(cluster.master.url, { token });
       const logs = (await gfs.ls(`${dir}/log/`)).map((f) => f.path).sort();
       const loc = await gfs.locate(logs.at(-1)!);
       const replicas = loc.chunks.at(-1)!.replicas;
@@ -49,7 +50,10 @@ Deno.test({
       );
 
       // A new server takes the tablet over (fresh client, nothing cached).
-      const next = await openGfsStore(new GfsClient(cluster.master.url), dir);
+      const next = await openGfsStore(
+        new GfsClient(cluster.master.url, { token }),
+        dir,
+      );
       try {
         assert.equal(next.fence.epoch, 2);
         await checkAcknowledged(next.store, acked);

@@ -19,17 +19,22 @@ Deno.test({
       master: { chunkBytes: 256 * 1024, tickMs: 200 },
       chunkserver: () => ({ heartbeatMs: 200 }),
     });
+    const token = cluster.secrets?.tokens.write;
     const dir = "/tablets/stopped";
     let writer: ReturnType<typeof spawnWriter> | null = null;
     try {
-      writer = spawnWriter(cluster.master.url, dir);
+      writer = spawnWriter(cluster.master.url, dir, token);
       const w = writer;
       await until("writer ready", () => w.ready, 30_000);
       await until("200 writes", () => w.total >= 200, 30_000);
       w.signal("SIGSTOP");
-      const b = await openGfsStore(new GfsClient(cluster.master.url), dir, {
-        owner: "b",
-      });
+      const b = await openGfsStore(
+        new GfsClient(cluster.master.url, { token }),
+        dir,
+        {
+          owner: "b",
+        },
+      );
       try {
         w.signal("SIGCONT");
         // Its next appends land in its log, fail the fence check and the
@@ -49,7 +54,10 @@ Deno.test({
       } finally {
         await b.store.close();
       }
-      const c = await openGfsStore(new GfsClient(cluster.master.url), dir);
+      const c = await openGfsStore(
+        new GfsClient(cluster.master.url, { token }),
+        dir,
+      );
       try {
         assert.equal(c.fence.epoch, 3);
         assert.equal(

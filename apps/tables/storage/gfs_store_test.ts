@@ -22,7 +22,11 @@ async function withCell(
   });
   try {
     // A fresh client per "server": nothing cached is shared between them.
-    await fn(() => new GfsClient(cell.master.url), cell.master.url);
+    await fn(
+      () =>
+        new GfsClient(cell.master.url, { token: cell.secrets.tokens.write }),
+      cell.master.url,
+    );
   } finally {
     await cell.stop();
     await Deno.remove(dir, { recursive: true });
