@@ -54,6 +54,8 @@ const DURATION_MS = QUICK ? 500 : 5000;
 const CONCURRENCY = QUICK ? [1, 16] : [1, 16, 256];
 const KEYS = QUICK ? 600 : 10_000;
 const TABLETS = 6;
+/** How long each service's idle CPU is measured. */
+const IDLE_MS = QUICK ? 500 : 3000;
 /** Session TTL of tables masters and servers: bounds the recovery time. */
 const TTL_MS = 4000;
 /** Writers running during the split and kill measurements. */
@@ -109,8 +111,8 @@ interface Target {
   name: string;
   put(key: string): Promise<boolean>;
   get(key: string): Promise<boolean>;
-  /** Every process of the service, for its CPU time. */
-  pids(): number[];
+  /** The service's processes by component, for their CPU time. */
+  pids(): Record<string, number[]>;
 }
 
 // --- tables ---
@@ -147,15 +149,17 @@ async function spread(client: TablesClient, servers: string[]) {
 function tablesTarget(client: TablesClient, stack: TablesStack): Target {
   return {
     name: "tables",
-    pids: () =>
-      [
-        ...[...stack.kv.nodes.values()].map((n) => n.process),
-        ...(stack.gfs?.masters ?? []).map((m) => m.process),
-        ...(stack.gfs?.chunkservers ?? []).map((c) => c.process),
-        ...[...stack.masters.values(), ...stack.servers.values()].map((p) =>
-          p.process
-        ),
-      ].map((p) => p.pid),
+    pids: () => ({
+      "tablet servers": [...stack.servers.values()].map((p) => p.process.pid),
+      "tables masters": [...stack.masters.values()].map((p) => p.process.pid),
+      kv: [...stack.kv.nodes.values()].map((n) => n.process.pid),
+      ...(stack.gfs
+        ? {
+          "GFS chunkservers": stack.gfs.chunkservers.map((c) => c.process.pid),
+          "GFS masters": stack.gfs.masters.map((m) => m.process.pid),
+        }
+        : {}),
+    }),
     async put(key) {
       await client.put(TABLE, key, FAMILY, QUALIFIER, value);
       return true;
@@ -179,7 +183,7 @@ function etcdTarget(etcd: EtcdCluster): Target {
   let n = 0;
   return {
     name: "etcd",
-    pids: () => etcd.pids,
+    pids: () => ({ etcd: etcd.pids }),
     async put(key) {
       const res = await fetch(`${urls[n++ % urls.length]}/v3/kv/put`, {
         method: "POST",
@@ -212,27 +216,46 @@ function etcdTarget(etcd: EtcdCluster): Target {
  * shared machine, a steadier figure than wall-clock throughput.
  */
 async function measureLoads(targets: Target[]) {
+  // What the services burn doing nothing (heartbeats, leases, reconcile
+  // passes): at low request rates it dominates the CPU per request.
+  for (const t of targets) {
+    const pids = Object.values(t.pids()).flat();
+    const [c0, t0] = [await cpuMs(pids), performance.now()];
+    await sleep(IDLE_MS);
+    const [c1, t1] = [await cpuMs(pids), performance.now()];
+    suite.metric(
+      `${t.name}: idle service CPU ms per s`,
+      (c1 - c0) / ((t1 - t0) / 1000),
+    );
+  }
   for (const c of CONCURRENCY) {
     for (const op of ["put", "get"] as const) {
       for (const t of targets) {
         const g = `${op} ×${c} clients`;
-        const [service0, self0] = [
-          await cpuMs(t.pids()),
-          await cpuMs([Deno.pid]),
-        ];
+        const parts = Object.entries(t.pids());
+        const cpu = () => Promise.all(parts.map(([, pids]) => cpuMs(pids)));
+        const [service0, self0] = [await cpu(), await cpuMs([Deno.pid])];
         const r = await runLoad(
           c,
           DURATION_MS,
           (w, s) => t[op](key8(w * 7919 + s)),
         );
-        const [service1, self1] = [
-          await cpuMs(t.pids()),
-          await cpuMs([Deno.pid]),
-        ];
+        const [service1, self1] = [await cpu(), await cpuMs([Deno.pid])];
         record(g, t.name, r);
+        let total = 0;
+        for (const [i, [part]] of parts.entries()) {
+          const ms = service1[i]! - service0[i]!;
+          total += ms;
+          if (parts.length > 1) {
+            suite.metric(
+              `${g} · ${t.name}: ${part} CPU ms per request`,
+              ms / r.total,
+            );
+          }
+        }
         suite.metric(
           `${g} · ${t.name}: service CPU ms per request`,
-          (service1 - service0) / r.total,
+          total / r.total,
         );
         suite.metric(
           `${g} · ${t.name}: load generator CPU ms per request`,
