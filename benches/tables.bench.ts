@@ -329,10 +329,12 @@ async function measureSplits(client: TablesClient, admin: TablesClient) {
         halves = await admin.splitTablet(biggest.id);
       } catch (e) {
         if (!(e instanceof TablesClientError)) throw e;
-        // A tablet too small to split, or one the master is moving.
+        // A tablet the master is moving (listed at its new server before
+        // that server opened it), or one too small to split: try again.
         refused++;
         console.log(`    split of ${biggest.id} refused: ${e.message}`);
-        if (refused > 5) break;
+        if (refused > 20) break;
+        await sleep(500);
         continue;
       }
       const ids = new Set(halves.map((h) => h.id));
