@@ -17,7 +17,7 @@
  *   changes nothing.
  */
 import { Buffer } from "node:buffer";
-import { readToken } from "@strata/edge";
+import { failedToConnect, onceBody, readToken } from "@strata/edge";
 import { Follower, type FollowOptions } from "./follower.ts";
 
 /** What went wrong talking to the cluster. */
@@ -99,21 +99,6 @@ function transportError(endpoint: string, e: unknown): KvClientError {
         : ""
     }`,
   );
-}
-
-/**
- * Whether a fetch failure happened while connecting, before any byte of
- * the request was sent. Deno reports "fetch failed" with the cause
- * "client error (Connect): tcp connect error: Connection refused".
- */
-function failedToConnect(e: unknown): boolean {
-  const texts: string[] = [];
-  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
-    texts.push(c instanceof Error ? c.message : String(c));
-    c = c instanceof Error ? c.cause : undefined;
-  }
-  return /client error \(Connect\)|connection refused|ECONNREFUSED|os error 111|dns error/i
-    .test(texts.join(" | "));
 }
 
 interface WireKv {
@@ -696,18 +681,6 @@ export class KvSession {
     clearInterval(this.#timer);
     await this.client.closeSession(this.id);
   }
-}
-
-/** A request body fetch cannot replay: one chunk of `text`, or none. */
-function onceBody(text: string | undefined): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      if (text !== undefined) {
-        controller.enqueue(new TextEncoder().encode(text));
-      }
-      controller.close();
-    },
-  });
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -3,10 +3,11 @@
  * scan, delete rows and list tablets against a tables cell, through
  * {@link TablesClient}. Masters come from `--masters` (default: the two
  * `deno task tables` starts); the token from `--token`, `--token-file`,
- * STRATA_TABLES_TOKEN, else ./data/tables/auth/admin.token.
+ * STRATA_TOKEN, else ./data/tables/auth/admin.token (edge's `readToken`, as
+ * the kv and gfs CLIs).
  */
 import { z } from "zod";
-import { parseFlagsAndPositionalsOrExit, readSecretFile } from "@strata/edge";
+import { parseFlagsAndPositionalsOrExit, readToken } from "@strata/edge";
 import {
   type Row,
   TablesClient,
@@ -29,7 +30,7 @@ commands:
 
 options:
   --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
-  --token T           bearer token (default STRATA_TABLES_TOKEN, else
+  --token T           bearer token (default STRATA_TOKEN, else
   --token-file FILE     ./data/tables/auth/admin.token, which \`deno task tables\` creates)
 
 Rows, qualifiers and values are taken and shown as UTF-8 text (bytes that are
@@ -57,16 +58,13 @@ const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
   HELP,
 );
 
-async function token(): Promise<string | undefined> {
-  if (f.token) return f.token;
-  if (f["token-file"]) return await readSecretFile(f["token-file"]);
-  const env = Deno.env.get("STRATA_TABLES_TOKEN");
-  if (env) return env;
-  try {
-    return await readSecretFile("./data/tables/auth/admin.token");
-  } catch {
-    return undefined;
-  }
+/** The caller's token, looked up as the kv and gfs CLIs do. */
+function token(): Promise<string | undefined> {
+  return readToken({
+    token: f.token,
+    tokenFile: f["token-file"],
+    defaultDir: "./data/tables/auth",
+  });
 }
 
 const text = (b: Uint8Array) => {

@@ -67,7 +67,15 @@ export interface TablesStackOptions {
    * Keep tablets in a GFS cell started here (masters, chunkservers,
    * chunk size); without it tablets live in `<dataRoot>/tablets`.
    */
-  gfs?: { masters: number; chunkservers: number; chunkBytes?: number };
+  gfs?: {
+    masters: number;
+    chunkservers: number;
+    chunkBytes?: number;
+    /** Extra GFS master flags (e.g. `deadAfterMs` in tests). */
+    master?: Record<string, string | number>;
+    /** Extra flags per chunkserver (e.g. `heartbeatMs` in tests). */
+    chunkserver?: (i: number) => Record<string, string | number>;
+  };
   /** Pass the processes' stderr through (default: discard). */
   inheritStderr?: boolean;
 }
@@ -114,9 +122,11 @@ export async function startTablesStack(
         dataDir: `${o.dataRoot}/gfs`,
         masters: o.gfs.masters,
         chunkservers: o.gfs.chunkservers,
-        ...(o.gfs.chunkBytes
-          ? { master: { chunkBytes: o.gfs.chunkBytes } }
-          : {}),
+        master: {
+          ...o.gfs.master,
+          ...(o.gfs.chunkBytes ? { chunkBytes: o.gfs.chunkBytes } : {}),
+        },
+        ...(o.gfs.chunkserver ? { chunkserver: o.gfs.chunkserver } : {}),
       });
     } catch (e) {
       await kv.stop();

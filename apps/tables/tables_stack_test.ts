@@ -146,19 +146,24 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           }
         };
         const writers = [0, 1, 2].map(writer);
-        await new Promise((r) => setTimeout(r, 800));
         const before = await client.tablets("users");
-        const middle = before.find((x) => dec.decode(x.start) === "k")!;
-        const started = performance.now();
-        const halves = await client.splitTablet(middle.id, "m-split-1");
-        console.log(
-          `split ${middle.id} into ${halves.map((h) => h.id).join(" + ")} in ${
-            Math.round(performance.now() - started)
-          } ms under load`,
-        );
-        await new Promise((r) => setTimeout(r, 800));
-        stop = true;
+        try {
+          await new Promise((r) => setTimeout(r, 800));
+          const middle = before.find((x) => dec.decode(x.start) === "k")!;
+          const started = performance.now();
+          const halves = await client.splitTablet(middle.id, "m-split-1");
+          console.log(
+            `split ${middle.id} into ${
+              halves.map((h) => h.id).join(" + ")
+            } in ${Math.round(performance.now() - started)} ms under load`,
+          );
+          await new Promise((r) => setTimeout(r, 800));
+        } finally {
+          stop = true;
+          await Promise.allSettled(writers);
+        }
         await Promise.all(writers);
+        const middle = before.find((x) => dec.decode(x.start) === "k")!;
         const after = await client.tablets("users");
         strictEqual(after.length, before.length + 1);
         ok(!after.some((x) => x.id === middle.id), "the split tablet is gone");

@@ -117,6 +117,7 @@ export {
   tlsFiles,
 } from "./flags.ts";
 export { printReadyLine, type ReadyFields, readyLine } from "./ready_line.ts";
+export { failedToConnect, onceBody } from "./fetch_failure.ts";
 export { onShutdown } from "./shutdown_signals.ts";
 export {
   type HttpListener,

@@ -4,21 +4,8 @@
  * sent), `timeout` / `lost` (sent, the answer did not come: the outcome is
  * unknown), or the server's own error code.
  */
+import { failedToConnect, onceBody } from "@strata/edge";
 import { TablesClientError } from "./tables_client_error.ts";
-
-/**
- * Whether a fetch failure happened while connecting, before any byte of
- * the request was sent ("client error (Connect)", ECONNREFUSED).
- */
-function failedToConnect(e: unknown): boolean {
-  const texts: string[] = [];
-  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
-    texts.push(c instanceof Error ? c.message : String(c));
-    c = c instanceof Error ? c.cause : undefined;
-  }
-  return /client error \(Connect\)|connection refused|ECONNREFUSED|os error 111|dns error/i
-    .test(texts.join(" | "));
-}
 
 /** A fetch failure as a client error. */
 export function transportError(url: string, e: unknown): TablesClientError {
@@ -29,16 +16,6 @@ export function transportError(url: string, e: unknown): TablesClientError {
     refused ? "unreachable" : timedOut ? "timeout" : "lost",
     `${url}: ${e instanceof Error ? e.message : e}`,
   );
-}
-
-/** A body fetch cannot replay (Deno re-sends replayable bodies once on a closed connection). */
-function onceBody(text: string): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      controller.enqueue(new TextEncoder().encode(text));
-      controller.close();
-    },
-  });
 }
 
 /** Options of one call. */

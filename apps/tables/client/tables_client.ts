@@ -208,7 +208,8 @@ export class TablesClient {
         last = e;
         if (!(e instanceof TablesClientError)) throw e;
         const write = method !== "GET";
-        const notApplied = e.code === "unreachable" || e.code === "no_leader";
+        const notApplied = e.code === "unreachable" ||
+          e.code === "no_leader" || e.code === "not_serving";
         if (
           !notApplied && !["timeout", "lost", "unavailable"].includes(e.code)
         ) {

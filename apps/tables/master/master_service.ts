@@ -15,6 +15,7 @@
 import { Buffer } from "node:buffer";
 import type { KvClient, KvSession } from "@strata/kv";
 import { callJson, EdgeError } from "@strata/edge";
+import { TablesError } from "../shared/tables_error.ts";
 import { z } from "zod";
 import {
   MASTER_ADDRESS_KEY,
@@ -424,7 +425,12 @@ export class MasterService {
     try {
       if (!t) throw new EdgeError("not_found", `no tablet ${id}`);
       if (!server) {
-        throw new EdgeError("unavailable", `tablet ${id} is not served now`);
+        // Nothing was sent to a server: the client may safely ask again.
+        throw new TablesError(
+          "not_serving",
+          503,
+          `tablet ${id} is not served now (its server is re-registering or dead); try again`,
+        );
       }
       const newId = () => `${t.table}-${crypto.randomUUID().slice(0, 8)}`;
       const [leftId, rightId] = [newId(), newId()];
