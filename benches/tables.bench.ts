@@ -63,6 +63,8 @@ const BACKGROUND_WRITERS = 16;
 const SPLIT_WINDOW_MS = QUICK ? 0 : 60_000;
 const MAX_SPLITS = QUICK ? 1 : 12;
 const TABLE = "bench";
+/** The tables side's name in the results (the report marks names with "strata" as ours). */
+const NAME = "strata tables";
 const FAMILY = "f";
 const QUALIFIER = "v";
 const value = new Uint8Array(100).fill(0x61);
@@ -148,7 +150,7 @@ async function spread(client: TablesClient, servers: string[]) {
 
 function tablesTarget(client: TablesClient, stack: TablesStack): Target {
   return {
-    name: "tables",
+    name: NAME,
     pids: () => ({
       "tablet servers": [...stack.servers.values()].map((p) => p.process.pid),
       "tables masters": [...stack.masters.values()].map((p) => p.process.pid),
@@ -271,6 +273,7 @@ function backgroundWriters(client: TablesClient, writers: number) {
   let running = true;
   let acked = 0;
   let failed = 0;
+  const codes = new Map<string, number>();
   const done = Promise.all(
     Array.from({ length: writers }, async (_, w) => {
       for (let s = 0; running; s++) {
@@ -283,8 +286,10 @@ function backgroundWriters(client: TablesClient, writers: number) {
             value,
           );
           acked++;
-        } catch {
+        } catch (e) {
           failed++;
+          const code = e instanceof TablesClientError ? e.code : String(e);
+          codes.set(code, (codes.get(code) ?? 0) + 1);
         }
       }
     }),
@@ -295,6 +300,10 @@ function backgroundWriters(client: TablesClient, writers: number) {
     },
     get failed() {
       return failed;
+    },
+    /** Failures by error code: "unknown_outcome: 3, …". */
+    get failures() {
+      return [...codes].map(([c, n]) => `${c}: ${n}`).join(", ") || "none";
     },
     async stop() {
       running = false;
@@ -366,12 +375,12 @@ async function measureSplits(client: TablesClient, admin: TablesClient) {
   );
   suite.metric("puts failed during the splits", load.failed);
   const g = `put ×${BACKGROUND_WRITERS} clients`;
-  if (suite.results.some((r) => r.group === g && r.name === "tables")) {
+  if (suite.results.some((r) => r.group === g && r.name === NAME)) {
     suite.compare(
       `puts by ${BACKGROUND_WRITERS} writers during splits ÷ without`,
       "throughput",
       load.acked / elapsedS,
-      suite.get(g, "tables").opsPerSec,
+      suite.get(g, NAME).opsPerSec,
     );
   }
   console.log(
@@ -442,6 +451,7 @@ async function measureRecovery(
     load.acked - ackedBefore,
   );
   suite.metric("kill -9: puts failed during the recovery", load.failed);
+  suite.metric("kill -9: failed puts by error", load.failures);
   console.log(
     `  kill -9 of ${victim} (${lost.length} tablets) under ${BACKGROUND_WRITERS} writers: all its rows served again after ${
       (worst / 1000).toFixed(2)
@@ -516,14 +526,14 @@ try {
         suite.compare(
           `${g}: throughput tables ÷ etcd`,
           "throughput",
-          suite.get(g, "tables").opsPerSec,
+          suite.get(g, NAME).opsPerSec,
           suite.get(g, "etcd").opsPerSec,
           goal ? { op: ">=", value: 2 } : undefined,
         );
         suite.compare(
           `${g}: p99 tables ÷ etcd`,
           "p99 latency",
-          suite.get(g, "tables").p99Ns,
+          suite.get(g, NAME).p99Ns,
           suite.get(g, "etcd").p99Ns,
         );
         const cpu = (name: string) =>
@@ -531,7 +541,7 @@ try {
         suite.compare(
           `${g}: service CPU per request tables ÷ etcd`,
           "CPU time",
-          cpu("tables"),
+          cpu(NAME),
           cpu("etcd"),
         );
       }
