@@ -268,6 +268,31 @@ async function measureLoads(targets: Target[]) {
   }
 }
 
+/** A prefilled row of tablet `t`: its start key, or the first key. */
+function firstRow(t: TabletInfo): string {
+  return t.start.length ? new TextDecoder().decode(t.start) : key8(0);
+}
+
+/**
+ * Reads `row` (one try each, 50 ms apart, so the timing is not a retry
+ * backoff's) until it comes back with its cell. @returns ms since `from`.
+ */
+async function untilRowAnswers(
+  prober: TablesClient,
+  row: string,
+  from: number,
+): Promise<number> {
+  while (performance.now() < from + 120_000) {
+    try {
+      const r = await prober.getRow(TABLE, row);
+      if (r.cells.length === 1) return performance.now() - from;
+    } catch { /* not served yet */ }
+    prober.invalidate(TABLE);
+    await sleep(50);
+  }
+  throw new Error(`row ${row} was not served within 120 s`);
+}
+
 /** Runs `writers` putting rows until `stop()`; counts what they did. */
 function backgroundWriters(client: TablesClient, writers: number) {
   let running = true;
@@ -317,7 +342,11 @@ function backgroundWriters(client: TablesClient, writers: number) {
  * load, each until both halves are served, for SPLIT_WINDOW_MS or
  * MAX_SPLITS splits.
  */
-async function measureSplits(client: TablesClient, admin: TablesClient) {
+async function measureSplits(
+  client: TablesClient,
+  admin: TablesClient,
+  prober: TablesClient,
+) {
   const load = backgroundWriters(client, BACKGROUND_WRITERS);
   const started = performance.now();
   let splits = 0;
@@ -346,13 +375,11 @@ async function measureSplits(client: TablesClient, admin: TablesClient) {
         await sleep(500);
         continue;
       }
-      const ids = new Set(halves.map((h) => h.id));
-      for (let i = 0;; i++) {
-        const now = await servedTablets(admin);
-        if (now.filter((t) => ids.has(t.id)).length === 2) break;
-        if (i > 600) throw new Error("a split's halves were not served");
-        await sleep(50);
-      }
+      // Served = a row of each half reads back (the map lists the halves
+      // before their server has opened them).
+      await Promise.all(
+        halves.map((h) => untilRowAnswers(prober, firstRow(h), t0)),
+      );
       times.push(performance.now() - t0);
       splits++;
     }
@@ -400,44 +427,26 @@ async function measureRecovery(
   stack: TablesStack,
   client: TablesClient,
   admin: TablesClient,
-  token: string,
+  prober: TablesClient,
 ) {
   const ts = await servedTablets(admin);
   const counts = new Map<string, number>();
   for (const t of ts) counts.set(t.server!, (counts.get(t.server!) ?? 0) + 1);
   const victim = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
   const lost = ts.filter((t) => t.server === victim);
-  // A prefilled row of each lost tablet (its start key, or the first key).
-  const probes = lost.map((t) =>
-    t.start.length ? new TextDecoder().decode(t.start) : key8(0)
-  );
+  const probes = lost.map(firstRow);
   for (const p of probes) {
     const row = await client.getRow(TABLE, p);
     if (row.cells.length !== 1) throw new Error(`probe row ${p} is missing`);
   }
-  // Its own client, one try per probe, so the timing is not the retry backoff's.
-  const prober = new TablesClient(stack.masterUrls(), {
-    token,
-    timeoutMs: 2000,
-    retryForMs: 200,
-  });
   const load = backgroundWriters(client, BACKGROUND_WRITERS);
   await sleep(QUICK ? 300 : 2000);
-  const ackedBefore = load.acked;
+  const [ackedBefore, failedBefore] = [load.acked, load.failed];
   const killedAt = performance.now();
   await stack.signal("server", victim, "SIGKILL");
-  const servedAfter = await Promise.all(probes.map(async (p) => {
-    const deadline = killedAt + 120_000;
-    while (performance.now() < deadline) {
-      try {
-        const row = await prober.getRow(TABLE, p);
-        if (row.cells.length === 1) return performance.now() - killedAt;
-      } catch { /* not served yet */ }
-      prober.invalidate(TABLE);
-      await sleep(50);
-    }
-    throw new Error(`row ${p} was not served again within 120 s`);
-  }));
+  const servedAfter = await Promise.all(
+    probes.map((p) => untilRowAnswers(prober, p, killedAt)),
+  );
   await load.stop();
   const worst = Math.max(...servedAfter);
   suite.metric("kill -9: tablets on the killed server", lost.length);
@@ -450,7 +459,10 @@ async function measureRecovery(
     "kill -9: puts acknowledged during the recovery",
     load.acked - ackedBefore,
   );
-  suite.metric("kill -9: puts failed during the recovery", load.failed);
+  suite.metric(
+    "kill -9: puts failed during the recovery",
+    load.failed - failedBefore,
+  );
   suite.metric("kill -9: failed puts by error", load.failures);
   console.log(
     `  kill -9 of ${victim} (${lost.length} tablets) under ${BACKGROUND_WRITERS} writers: all its rows served again after ${
@@ -548,10 +560,16 @@ try {
     }
   }
 
+  // Its own client, one try per read, for the split and recovery timings.
+  const prober = new TablesClient(stack.masterUrls(), {
+    token: tokens.read,
+    timeoutMs: 2000,
+    retryForMs: 200,
+  });
   console.log("splits under load…");
-  await measureSplits(client, admin);
+  await measureSplits(client, admin, prober);
   console.log("kill -9 of a tablet server under load…");
-  await measureRecovery(stack, client, admin, tokens.read);
+  await measureRecovery(stack, client, admin, prober);
   suite.metric("load average at end", loadavg());
 } finally {
   await etcd?.stop();
