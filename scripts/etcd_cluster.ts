@@ -11,6 +11,8 @@ export interface EtcdCluster {
   clientUrls: string[];
   /** etcd's version line. */
   version: string;
+  /** The members' process ids (to read their CPU time). */
+  pids: number[];
   /** Stops every member and deletes its data. */
   stop(): Promise<void>;
 }
@@ -110,5 +112,5 @@ export async function startEtcdCluster(
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { clientUrls, version, stop };
+  return { clientUrls, version, pids: procs.map((p) => p.pid), stop };
 }
