@@ -154,7 +154,7 @@ function tablesTarget(client: TablesClient, stack: TablesStack): Target {
     pids: () => ({
       "tablet servers": [...stack.servers.values()].map((p) => p.process.pid),
       "tables masters": [...stack.masters.values()].map((p) => p.process.pid),
-      kv: [...stack.kv.nodes.values()].map((n) => n.process.pid),
+      kv: [...(stack.kv?.nodes.values() ?? [])].map((n) => n.process.pid),
       ...(stack.gfs
         ? {
           "GFS chunkservers": stack.gfs.chunkservers.map((c) => c.process.pid),
