@@ -4,7 +4,7 @@
  * parsing its lines, and timing strata's side the way db_bench's single
  * thread runs (one operation after another).
  */
-import { percentile } from "./harness.ts";
+import { percentile, type Suite } from "./harness.ts";
 
 /** Throughput and per-operation latency (ns) of one line. */
 export interface Timing {
@@ -162,4 +162,56 @@ export async function rocksDbLines(
     ]),
     version: b.version,
   };
+}
+
+/** Records one line's timing in `suite` under `name`. */
+export function recordTiming(
+  suite: Suite,
+  line: string,
+  name: string,
+  t: Timing,
+): void {
+  suite.record({
+    group: line,
+    name,
+    opsPerSec: t.opsPerSec,
+    meanNs: 1e9 / t.opsPerSec,
+    p50Ns: t.p50Ns,
+    p99Ns: t.p99Ns,
+    samples: 1,
+  });
+}
+
+/**
+ * Runs db_bench's five lines ({@link rocksDbLines}), records them in
+ * `suite` and compares `strataName`'s recorded lines with them (goal: at
+ * least 0.5x RocksDB's ops/s per line), or notes that db_bench is missing.
+ */
+export async function compareWithRocksDb(
+  suite: Suite,
+  root: string,
+  sizes: DbBenchSizes,
+  strataName: string,
+): Promise<void> {
+  const rocks = await rocksDbLines(root, sizes);
+  if (rocks === undefined) {
+    suite.metric(
+      "rocksdb",
+      "db_bench missing (apt-get install -y rocksdb-tools)",
+    );
+    return;
+  }
+  for (const [line, t] of rocks.lines) {
+    recordTiming(suite, line, "rocksdb db_bench", t);
+  }
+  suite.metric("rocksdb version", rocks.version);
+  for (const line of rocks.lines.keys()) {
+    suite.compare(
+      `${line}: ${strataName} ÷ RocksDB`,
+      "throughput",
+      suite.get(line, strataName).opsPerSec,
+      suite.get(line, "rocksdb db_bench").opsPerSec,
+      { op: ">=", value: 0.5 },
+    );
+  }
 }

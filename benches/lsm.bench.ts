@@ -12,7 +12,8 @@
  */
 import { LsmStore } from "@strata/lsm";
 import {
-  rocksDbLines,
+  compareWithRocksDb,
+  recordTiming,
   SAME_ENGINE,
   SAME_ENGINE_ARGS,
   timed,
@@ -65,15 +66,7 @@ const VALUES = Array.from(
 const value = (i: number) => VALUES[i % VALUES.length]!;
 
 function record(line: string, name: string, t: Timing): void {
-  suite.record({
-    group: line,
-    name,
-    opsPerSec: t.opsPerSec,
-    meanNs: 1e9 / t.opsPerSec,
-    p50Ns: t.p50Ns,
-    p99Ns: t.p99Ns,
-    samples: 1,
-  });
+  recordTiming(suite, line, name, t);
 }
 
 const root = await Deno.makeTempDir({ prefix: "strata-bench-lsm-" });
@@ -145,32 +138,14 @@ try {
     await db.close();
   }
 
-  // RocksDB
-  const rocks = await rocksDbLines(root, {
+  // RocksDB, and the ratios
+  await compareWithRocksDb(suite, root, {
     keys: N,
     syncWrites: N_SYNC,
     reads: READS,
     valueBytes: VALUE,
     extraArgs: SAME_ENGINE_ARGS,
-  });
-  if (rocks === undefined) {
-    suite.metric(
-      "rocksdb",
-      "db_bench missing (apt-get install -y rocksdb-tools)",
-    );
-  } else {
-    for (const [line, t] of rocks.lines) record(line, "rocksdb db_bench", t);
-    suite.metric("rocksdb version", rocks.version);
-    for (const line of rocks.lines.keys()) {
-      suite.compare(
-        `${line}: strata lsm ÷ RocksDB`,
-        "throughput",
-        suite.get(line, "strata lsm").opsPerSec,
-        suite.get(line, "rocksdb db_bench").opsPerSec,
-        { op: ">=", value: 0.5 },
-      );
-    }
-  }
+  }, "strata lsm");
 } finally {
   await Deno.remove(root, { recursive: true });
 }

@@ -13,7 +13,8 @@
  */
 import { openTablet, type Tablet } from "@strata/tables/tablet";
 import {
-  rocksDbLines,
+  compareWithRocksDb,
+  recordTiming,
   SAME_ENGINE,
   SAME_ENGINE_ARGS,
   timed,
@@ -68,15 +69,7 @@ function put(t: Tablet, k: number, v: number) {
 }
 
 function record(line: string, name: string, t: Timing): void {
-  suite.record({
-    group: line,
-    name,
-    opsPerSec: t.opsPerSec,
-    meanNs: 1e9 / t.opsPerSec,
-    p50Ns: t.p50Ns,
-    p99Ns: t.p99Ns,
-    samples: 1,
-  });
+  recordTiming(suite, line, name, t);
 }
 
 const NAME = "strata tablet";
@@ -137,31 +130,13 @@ try {
     await t.close();
   }
 
-  const rocks = await rocksDbLines(root, {
+  await compareWithRocksDb(suite, root, {
     keys: N,
     syncWrites: N_SYNC,
     reads: READS,
     valueBytes: VALUE,
     extraArgs: SAME_ENGINE_ARGS,
-  });
-  if (rocks === undefined) {
-    suite.metric(
-      "rocksdb",
-      "db_bench missing (apt-get install -y rocksdb-tools)",
-    );
-  } else {
-    for (const [line, t] of rocks.lines) record(line, "rocksdb db_bench", t);
-    suite.metric("rocksdb version", rocks.version);
-    for (const line of rocks.lines.keys()) {
-      suite.compare(
-        `${line}: strata tablet ÷ RocksDB`,
-        "throughput",
-        suite.get(line, NAME).opsPerSec,
-        suite.get(line, "rocksdb db_bench").opsPerSec,
-        { op: ">=", value: 0.5 },
-      );
-    }
-  }
+  }, NAME);
 } finally {
   await Deno.remove(root, { recursive: true });
 }
