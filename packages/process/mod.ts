@@ -20,5 +20,6 @@ export {
   type SpawnOptions,
   spawnUntilReady,
 } from "./ready_process.ts";
+export { type ChildLines, collectLines } from "./child_lines.ts";
 export { freePort } from "./free_port.ts";
 export { stopChild } from "./stop_child.ts";

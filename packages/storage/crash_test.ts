@@ -2,32 +2,12 @@ import assert from "node:assert/strict";
 import { crashRecord } from "./_crash_record.ts";
 import { NeedleVolume } from "./needle_volume.ts";
 import { SegmentedLog } from "./segmented_log.ts";
+import { collectLines } from "@strata/process";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
 const VOLUME_CHILD =
   new URL("./_volume_crash_child.ts", import.meta.url).pathname;
-
-/** Collects a child's stdout lines; resolves `ready` on the first line. */
-function readLines(stream: ReadableStream<Uint8Array>) {
-  const lines: string[] = [];
-  let signalReady: () => void = () => {};
-  const ready = new Promise<void>((r) => signalReady = r);
-  const done = (async () => {
-    let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      partial += chunk;
-      const parts = partial.split("\n");
-      partial = parts.pop()!;
-      for (const p of parts) {
-        if (p === "ready") signalReady();
-        else lines.push(p);
-      }
-    }
-    signalReady();
-  })();
-  return { lines, ready, done };
-}
 
 Deno.test("every record acknowledged before kill -9 is present and intact after reopen", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-crash-" });
@@ -40,7 +20,7 @@ Deno.test("every record acknowledged before kill -9 is present and intact after 
         stdout: "piped",
         stderr: "inherit",
       }).spawn();
-      const out = readLines(child.stdout);
+      const out = collectLines(child.stdout);
       try {
         await out.ready;
         // A random moment in the child's append stream.
@@ -88,7 +68,7 @@ Deno.test("every needle acknowledged before kill -9 is readable after reopen", a
         stdout: "piped",
         stderr: "inherit",
       }).spawn();
-      const out = readLines(child.stdout);
+      const out = collectLines(child.stdout);
       try {
         await out.ready;
         await new Promise((r) => setTimeout(r, 30 + Math.random() * 250));

@@ -1,32 +1,12 @@
 import assert from "node:assert/strict";
 import { CRASH_SCHEMA } from "./_crash_schema.ts";
 import { openTablet } from "./tablet.ts";
+import { collectLines } from "@strata/process";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** Collects a child's stdout lines; resolves `ready` on the first line. */
-function readLines(stream: ReadableStream<Uint8Array>) {
-  const lines: string[] = [];
-  let signalReady: () => void = () => {};
-  const ready = new Promise<void>((r) => signalReady = r);
-  const done = (async () => {
-    let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      partial += chunk;
-      const parts = partial.split("\n");
-      partial = parts.pop()!;
-      for (const p of parts) {
-        if (p === "ready") signalReady();
-        else lines.push(p);
-      }
-    }
-    signalReady();
-  })();
-  return { lines, ready, done };
-}
 
 Deno.test("every row mutation acknowledged before kill -9 is readable after reopen, and timestamps keep rising across restarts", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-tablet-crash-" });
@@ -41,7 +21,7 @@ Deno.test("every row mutation acknowledged before kill -9 is readable after reop
         stdout: "piped",
         stderr: "inherit",
       }).spawn();
-      const out = readLines(child.stdout);
+      const out = collectLines(child.stdout);
       try {
         await out.ready;
         await new Promise((r) => setTimeout(r, 400 + Math.random() * 800));
