@@ -106,6 +106,11 @@ export async function startLocalCluster(
   const spawn = async (id: number, join = false): Promise<NodeProcess> => {
     const addr = spec.get(id) ?? extra.get(id)!;
     const dataDir = `${options.dataRoot}/node-${id}`;
+    // The learner port is chosen here like the others: a node binding port 0
+    // itself could be given one this launcher reserved for another node.
+    const learner = options.extraArgs?.includes("--learner")
+      ? []
+      : ["--learner", `127.0.0.1:${freePort()}`];
     const p = await spawnUntilReady(
       kvNodeArgs({
         id,
@@ -114,7 +119,7 @@ export async function startLocalCluster(
         authDir: secrets?.dir,
         tls: options.tls,
         denoFlags: options.denoFlags,
-        extraArgs: options.extraArgs,
+        extraArgs: [...learner, ...(options.extraArgs ?? [])],
         ...(join ? { join, listen: addr.peer, http: addr.http } : {}),
       }),
       kvNodeReady,
