@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { LsmStore } from "./lsm_store.ts";
-import { collectLines } from "@strata/process";
+import { linesUntilKilled } from "@strata/process";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
@@ -16,23 +16,11 @@ Deno.test("every write acknowledged before kill -9 is readable after reopen (flu
   let flushed = 0;
   try {
     for (let round = 0; round < rounds; round++) {
-      // Deno.execPath() is the real deno binary (not the npm wrapper), so
-      // SIGKILL reaches the process that writes.
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CHILD, dir, String(round)],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      const out = collectLines(child.stdout);
-      try {
-        await out.ready;
-        await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-        await out.done;
-      }
-      for (const line of out.lines) {
+      const lines = await linesUntilKilled(CHILD, [dir, String(round)], {
+        minMs: 300,
+        spreadMs: 700,
+      });
+      for (const line of lines) {
         const [key, value] = line.split(" ");
         latest.set(key!, value!);
       }

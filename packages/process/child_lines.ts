@@ -35,3 +35,35 @@ export function collectLines(
   })();
   return { lines, ready, done };
 }
+
+/**
+ * One round of a crash test: runs `deno run -A script ...args` (the real
+ * binary, `Deno.execPath()`, so SIGKILL reaches the writer and not a
+ * wrapper), waits for its ready line, lets it work for a random
+ * `minMs`..`minMs + spreadMs`, kills it with SIGKILL and returns every
+ * line it printed (each acknowledged write, by the crash children's
+ * convention).
+ */
+export async function linesUntilKilled(
+  script: string,
+  args: readonly string[],
+  timing: { minMs: number; spreadMs: number },
+): Promise<string[]> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const out = collectLines(child.stdout);
+  try {
+    await out.ready;
+    await new Promise((r) =>
+      setTimeout(r, timing.minMs + Math.random() * timing.spreadMs)
+    );
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await out.done;
+  }
+  return out.lines;
+}

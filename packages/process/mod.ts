@@ -20,6 +20,10 @@ export {
   type SpawnOptions,
   spawnUntilReady,
 } from "./ready_process.ts";
-export { type ChildLines, collectLines } from "./child_lines.ts";
+export {
+  type ChildLines,
+  collectLines,
+  linesUntilKilled,
+} from "./child_lines.ts";
 export { freePort } from "./free_port.ts";
 export { stopChild } from "./stop_child.ts";

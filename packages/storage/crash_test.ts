@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { crashRecord } from "./_crash_record.ts";
 import { NeedleVolume } from "./needle_volume.ts";
 import { SegmentedLog } from "./segmented_log.ts";
-import { collectLines } from "@strata/process";
+import { linesUntilKilled } from "@strata/process";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
@@ -15,22 +15,11 @@ Deno.test("every record acknowledged before kill -9 is present and intact after 
   const acknowledged = new Map<number, string>();
   try {
     for (let round = 0; round < rounds; round++) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CHILD, dir, String(round)],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      const out = collectLines(child.stdout);
-      try {
-        await out.ready;
-        // A random moment in the child's append stream.
-        await new Promise((r) => setTimeout(r, 30 + Math.random() * 250));
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-        await out.done;
-      }
-      for (const line of out.lines) {
+      const lines = await linesUntilKilled(CHILD, [dir, String(round)], {
+        minMs: 30,
+        spreadMs: 250,
+      });
+      for (const line of lines) {
         const [index, label] = line.split(" ");
         acknowledged.set(Number(index), label!);
       }
@@ -63,21 +52,11 @@ Deno.test("every needle acknowledged before kill -9 is readable after reopen", a
   const acknowledged: number[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", VOLUME_CHILD, dir, String(round)],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      const out = collectLines(child.stdout);
-      try {
-        await out.ready;
-        await new Promise((r) => setTimeout(r, 30 + Math.random() * 250));
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-        await out.done;
-      }
-      for (const line of out.lines) acknowledged.push(Number(line));
+      const lines = await linesUntilKilled(VOLUME_CHILD, [dir, String(round)], {
+        minMs: 30,
+        spreadMs: 250,
+      });
+      for (const line of lines) acknowledged.push(Number(line));
       const volume = await NeedleVolume.open(dir);
       try {
         for (const key of acknowledged) {

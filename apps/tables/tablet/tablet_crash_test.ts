@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { CRASH_SCHEMA } from "./_crash_schema.ts";
 import { openTablet } from "./tablet.ts";
-import { collectLines } from "@strata/process";
+import { linesUntilKilled } from "@strata/process";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
@@ -15,23 +15,12 @@ Deno.test("every row mutation acknowledged before kill -9 is readable after reop
   let maxTs = -1;
   try {
     for (let round = 0; round < rounds; round++) {
-      // Deno.execPath() is the real deno binary, so SIGKILL reaches the writer.
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CHILD, dir, String(round)],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      const out = collectLines(child.stdout);
-      try {
-        await out.ready;
-        await new Promise((r) => setTimeout(r, 400 + Math.random() * 800));
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-        await out.done;
-      }
+      const lines = await linesUntilKilled(CHILD, [dir, String(round)], {
+        minMs: 400,
+        spreadMs: 800,
+      });
       let roundMin = Infinity;
-      for (const line of out.lines) {
+      for (const line of lines) {
         const [row, ts, value] = line.split(" ");
         acked.push({
           row: row!,
@@ -41,7 +30,7 @@ Deno.test("every row mutation acknowledged before kill -9 is readable after reop
         });
         roundMin = Math.min(roundMin, Number(ts));
       }
-      assert.ok(out.lines.length > 0, `round ${round} acknowledged writes`);
+      assert.ok(lines.length > 0, `round ${round} acknowledged writes`);
       // The child's clock is an hour behind the previous round's.
       assert.ok(
         roundMin > maxTs,
