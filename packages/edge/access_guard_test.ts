@@ -4,6 +4,7 @@ import {
   edgeGuard,
   requirePeer,
   requireRole,
+  sameSecret,
   TokenAuth,
 } from "./access_guard.ts";
 import { installErrorHandlers } from "./error_handler.ts";
@@ -315,4 +316,17 @@ Deno.test("requirePeer: only the peer secret reaches an internal route; the peer
   off.use("*", edgeGuard({ auth: "off", hosts: ["127.0.0.1"] }));
   off.post("/internal/x", requirePeer(), (c) => c.json({ ok: true }));
   assert.equal((await call(off, "POST", "/internal/x")).status, 200);
+});
+
+Deno.test("sameSecret: equal only for the same string (prefixes, longer strings, one changed char and the empty string differ)", () => {
+  const secret = "k".repeat(42) + "Z";
+  assert.equal(sameSecret(secret, secret), true);
+  assert.equal(sameSecret(secret.slice(0, 42), secret), false);
+  assert.equal(sameSecret(secret + "Z", secret), false);
+  assert.equal(sameSecret("k".repeat(43), secret), false);
+  assert.equal(sameSecret("", secret), false);
+  assert.equal(sameSecret("Z" + "k".repeat(42), secret), false);
+  const auth = new TokenAuth(tokens);
+  assert.equal(auth.roleOf(tokens.write), "write");
+  assert.equal(auth.roleOf(tokens.write.slice(1)), undefined);
 });

@@ -360,6 +360,7 @@ export function readParams<T extends z.ZodType>(
  * @throws EdgeError `bad_request`.
  */
 export function checkUrlEncoding(url: string): void {
+  if (!url.includes("%")) return; // no escapes, nothing to check (hot path)
   const start = url.indexOf("/", url.indexOf("//") + 2);
   const hash = url.indexOf("#");
   const rest = url.slice(
