@@ -11,12 +11,12 @@ import {
   EdgeConfigError,
   hostPortFlag,
   isLoopback,
+  nodeTls,
   onShutdown,
   parseFlagsOrExit,
   printReadyLine,
   resolveAccess,
   serveHttp,
-  tlsFiles,
 } from "@strata/edge";
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { KvNode, type PeerAddress } from "./kv_node.ts";
@@ -49,9 +49,6 @@ const HELP =
   --max-value-bytes N largest value accepted (default 1048576)
   --secret S          peer secret of the raft transport (default: peer.secret in the auth
                       dir, or STRATA_RAFT_SECRET); every node of a cluster needs the same
-  --ca-cert FILE      with --tls-cert/--tls-key, the raft peer connections use TLS too:
-                      peers' certificates must chain to this PEM file (default: the
-                      --tls-cert file itself, for a cluster sharing one self-signed cert)
 ${CLOCK_GUARD_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -76,7 +73,6 @@ const flagsSchema = z.object({
     DEFAULT_LIMITS.maxValueBytes,
   ),
   secret: z.string().min(16, "use at least 16 characters").optional(),
-  "ca-cert": z.string().min(1).optional(),
 });
 
 /** Parses `1=h:p/h:p,2=...` into id → addresses. @throws Error with a clear message. */
@@ -85,32 +81,6 @@ export const parsePeers = parsePeerList;
 function splitHostPort(a: string): [string, number] {
   const i = a.lastIndexOf(":");
   return [a.slice(0, i).replace(/^\[|\]$/g, ""), Number(a.slice(i + 1))];
-}
-
-/**
- * The raft transport's TLS material: this node's cert and key, and the roots
- * its peers' certificates must chain to.
- * @throws EdgeConfigError naming a file that cannot be read.
- */
-async function readPeerTls(
-  files: { certFile: string; keyFile: string },
-  caFile: string | undefined,
-): Promise<{ cert: string; key: string; caCerts: string[] }> {
-  const read = async (file: string, flag: string) => {
-    try {
-      return await Deno.readTextFile(file);
-    } catch (e) {
-      throw new EdgeConfigError(
-        `${flag} ${file}: cannot read: ${e instanceof Error ? e.message : e}`,
-      );
-    }
-  };
-  const cert = await read(files.certFile, "--tls-cert");
-  return {
-    cert,
-    key: await read(files.keyFile, "--tls-key"),
-    caCerts: [caFile ? await read(caFile, "--ca-cert") : cert],
-  };
 }
 
 /**
@@ -164,13 +134,17 @@ async function main(): Promise<number> {
 
   let access;
   let tls;
-  let peerTls;
+  let peerTls: { cert: string; key: string; caCerts: string[] } | undefined;
   try {
-    tls = tlsFiles(f);
-    if (f["ca-cert"] && !tls) {
+    // With --tls-cert, the raft peer connections use TLS too: peers'
+    // certificates must chain to --ca-cert (default: the node's own cert).
+    const t = await nodeTls(f);
+    if (f["ca-cert"] && !t.serve) {
       throw new EdgeConfigError("--ca-cert needs --tls-cert and --tls-key");
     }
-    peerTls = tls && await readPeerTls(tls, f["ca-cert"]);
+    tls = t.serve;
+    peerTls = t.serve &&
+      { cert: t.serve.cert, key: t.serve.key, caCerts: t.caCerts! };
     access = await resolveAccess({
       listenHost: hh,
       secretsDir: f["auth-dir"] ?? f["data-dir"],

@@ -150,6 +150,7 @@ export const EDGE_FLAGS = {
   ...EDGE_AUTH_FLAGS,
   "tls-cert": z.string().min(1).optional(),
   "tls-key": z.string().min(1).optional(),
+  "ca-cert": z.string().min(1).optional(),
 };
 
 /** Usage lines of {@link EDGE_FLAGS}, for an app's help text. */
@@ -160,7 +161,10 @@ export const EDGE_FLAGS_USAGE =
   --allowed-hosts L   extra Host names to answer, comma-separated (default: loopback
                       names and the listen address)
   --tls-cert FILE     serve HTTPS with this PEM certificate (with --tls-key)
-  --tls-key FILE      the certificate's PEM private key`;
+  --tls-key FILE      the certificate's PEM private key
+  --ca-cert FILE      trust this PEM certificate when calling other nodes over TLS
+                      (default with --tls-cert: that certificate, for a cluster
+                      sharing one self-signed certificate)`;
 
 /** The TLS files of parsed {@link EDGE_FLAGS}, or undefined. @throws Error when only one is given. */
 export function tlsFiles(

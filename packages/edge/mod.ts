@@ -134,3 +134,4 @@ export {
   stopChild,
 } from "@strata/process";
 export { selfSignedCert } from "./self_signed_cert.ts";
+export { nodeHttpClient, type NodeTls, nodeTls } from "./node_tls.ts";
