@@ -4,7 +4,7 @@
  * [--chunk-bytes 64MiB]`. Prints one JSON line
  * `{"event":"listening","role":"chunkserver","id":...,"url":...}`.
  */
-import { EDGE_AUTH_FLAGS } from "@strata/edge";
+import { EDGE_FLAGS } from "@strata/edge";
 import { z } from "zod";
 import { startChunkserver } from "./chunkserver/chunkserver.ts";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
@@ -20,13 +20,14 @@ const Flags = z.object({
   "scrub-pause-ms": num.optional(),
   host: z.string().optional(),
   port: num.optional(),
-  ...EDGE_AUTH_FLAGS,
+  ...EDGE_FLAGS,
 });
 
 const USAGE =
   "usage: chunkserver_main.ts --data-dir DIR --master URL[,URL,...] [--id ID] [--rack R] " +
   "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--port 0] " +
-  "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b]";
+  "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b] " +
+  "[--tls-cert FILE --tls-key FILE (serve HTTPS; every process of a cell needs TLS)] [--ca-cert FILE (trust it calling the others; default: --tls-cert)]";
 
 if (import.meta.main) {
   const flags = parseGfsFlags(Deno.args, Flags, USAGE);

@@ -14,7 +14,11 @@
  * (what `deno task gfs` generates).
  * Errors print `error <code>: <message>` and exit 1 (2 for usage).
  */
-import { parseFlagsAndPositionalsOrExit, readToken } from "@strata/edge";
+import {
+  parseFlagsAndPositionalsOrExit,
+  readToken,
+  tlsClient,
+} from "@strata/edge";
 import { z } from "zod";
 import { GfsClient } from "./client/client.ts";
 import { GfsError, isGfsError } from "./shared/gfs_error.ts";
@@ -26,7 +30,9 @@ const USAGE =
        gfs:cli [--master URL] get <path> [local|-] [--range bytes=a-b]
        gfs:cli [--master URL] ls [prefix] | rm <path> | undelete <trash-path> | stat <path> | health
   --token T / --token-file FILE   bearer token (default $STRATA_TOKEN, else
-                                  ./data/gfs/admin.token, which \`deno task gfs\` creates)`;
+                                  ./data/gfs/admin.token, which \`deno task gfs\` creates)
+  --ca-cert FILE                  trust this PEM certificate (a cell started with --tls-cert;
+                                  give https:// master URLs)`;
 
 const Flags = z.object({
   master: z.string().min(1).optional(),
@@ -34,6 +40,7 @@ const Flags = z.object({
   range: z.string().optional(),
   token: z.string().min(1).optional(),
   "token-file": z.string().min(1).optional(),
+  "ca-cert": z.string().min(1).optional(),
 });
 
 async function main(argv: string[]): Promise<number> {
@@ -54,7 +61,13 @@ async function main(argv: string[]): Promise<number> {
     tokenFile: values["token-file"],
     defaultDir: "./data/gfs",
   });
-  const client = new GfsClient(master.replace(/\/$/, ""), { token });
+  const httpClient = values["ca-cert"]
+    ? await tlsClient(values["ca-cert"])
+    : undefined;
+  const client = new GfsClient(master.replace(/\/$/, ""), {
+    token,
+    httpClient,
+  });
   const [cmd, a, b] = positionals;
   switch (cmd) {
     case "put": {

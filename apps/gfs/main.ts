@@ -4,9 +4,11 @@
  *
  * Flags: `--data-dir DIR`, `--masters N` (1 = a single master on a local
  * op log), `--chunkservers N`, `--chunk-bytes 64MiB`, `--port N` (first
- * master's HTTP port, default 0 = any).
+ * master's HTTP port, default 0 = any), `--tls-cert F --tls-key F` (every
+ * process serves HTTPS, the masters' raft runs over TLS, and each trusts
+ * that certificate when it calls the others).
  */
-import { tokenFile } from "@strata/edge";
+import { tlsFiles, tokenFile } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startCluster } from "./process_cluster.ts";
@@ -17,14 +19,23 @@ const Flags = z.object({
   "chunk-bytes": size.optional(),
   port: num.pipe(z.number().int().min(0).max(65535)).default(0),
   masters: num.pipe(z.number().int().min(1).max(7)).default(3),
+  "tls-cert": z.string().min(1).optional(),
+  "tls-key": z.string().min(1).optional(),
 });
 
 if (import.meta.main) {
   const flags = parseGfsFlags(
     Deno.args,
     Flags,
-    "usage: deno task gfs [--data-dir ./data/gfs] [--masters 3] [--chunkservers 3] [--chunk-bytes 64MiB] [--port 0]",
+    "usage: deno task gfs [--data-dir ./data/gfs] [--masters 3] [--chunkservers 3] [--chunk-bytes 64MiB] [--port 0] [--tls-cert FILE --tls-key FILE]",
   );
+  let tls;
+  try {
+    tls = tlsFiles({ "tls-cert": flags.tlsCert, "tls-key": flags.tlsKey });
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
   let cluster: Awaited<ReturnType<typeof startCluster>>;
   try {
     cluster = await startCluster({
@@ -35,6 +46,7 @@ if (import.meta.main) {
         port: flags.port,
         ...(flags.chunkBytes ? { chunkBytes: flags.chunkBytes } : {}),
       },
+      tls,
     });
   } catch (e) {
     // The failing process already printed why (its JSON error line).
@@ -54,17 +66,18 @@ if (import.meta.main) {
   }));
   const admin = tokenFile(flags.dataDir, "admin");
   // The CLI's defaults are ./data/gfs and http://127.0.0.1:7400.
-  const tokenFlag = flags.dataDir === "./data/gfs"
-    ? ""
-    : `--token-file ${admin} `;
+  const tokenFlag =
+    (flags.dataDir === "./data/gfs" ? "" : `--token-file ${admin} `) +
+    (tls ? `--ca-cert ${tls.certFile} ` : "");
+  const cacert = tls ? `--cacert ${tls.certFile} ` : "";
   console.log(
     `gfs masters at ${all} (leader ${leader})
 
 Every request needs a token. The tokens are in ${flags.dataDir} (admin.token,
 write.token, read.token; mode 0600). Try:
   TOKEN=$(cat ${admin})
-  curl -H "Authorization: Bearer $TOKEN" -X PUT -H "content-type: application/octet-stream" --data-binary @README.md ${leader}/v1/files/hello
-  curl -H "Authorization: Bearer $TOKEN" ${leader}/v1/ls
+  curl ${cacert}-H "Authorization: Bearer $TOKEN" -X PUT -H "content-type: application/octet-stream" --data-binary @README.md ${leader}/v1/files/hello
+  curl ${cacert}-H "Authorization: Bearer $TOKEN" ${leader}/v1/ls
   deno task gfs:cli --master ${all} ${tokenFlag}ls`,
   );
   let stopping = false;

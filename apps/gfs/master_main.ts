@@ -4,7 +4,7 @@
  * `{"event":"listening","role":"master","url":...}` once serving; stops
  * cleanly on SIGINT/SIGTERM.
  */
-import { EDGE_AUTH_FLAGS } from "@strata/edge";
+import { EDGE_FLAGS } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startMaster } from "./master/master_server.ts";
@@ -28,14 +28,15 @@ const Flags = z.object({
   peers: z.string().min(1).optional(),
   "raft-tick-ms": num.optional(),
   "election-ticks": num.optional(),
-  ...EDGE_AUTH_FLAGS,
+  ...EDGE_FLAGS,
 });
 
 const USAGE =
   "usage: master_main.ts --data-dir DIR [--port N] [--chunk-bytes 64MiB] [--replication 3] " +
   "[--max-file-bytes N] [--dead-after-ms N] [--lease-ms N] [--gc-delay-ms N] [--pending-timeout-ms N] [--tick-ms N] " +
   "[--id N --peers 1=raftHost:port/httpHost:port,2=...,3=... [--raft-tick-ms 100] [--election-ticks 10]] " +
-  "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b]";
+  "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b] " +
+  "[--tls-cert FILE --tls-key FILE (serve HTTPS; every process of a cell needs TLS)] [--ca-cert FILE (trust it calling the others; default: --tls-cert)]";
 
 if (import.meta.main) {
   const flags = parseGfsFlags(Deno.args, Flags, USAGE);

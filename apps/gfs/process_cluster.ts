@@ -4,6 +4,7 @@ import {
   authHeaders,
   type ClusterSecrets,
   loadOrCreateSecrets,
+  tlsClient,
 } from "@strata/edge";
 import { GfsError } from "./shared/gfs_error.ts";
 
@@ -87,6 +88,12 @@ export interface ClusterOptions {
    * secret). Never the default.
    */
   insecureNoAuth?: boolean;
+  /**
+   * Serve every process over HTTPS (and the masters' raft over TLS) with
+   * these PEM files; each process trusts this certificate when it calls
+   * the others (`--tls-cert/--tls-key`).
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** Masters plus chunkservers as real processes. */
@@ -104,6 +111,8 @@ export interface Cluster {
    * shared by every process (`--auth-dir`); undefined with `insecureNoAuth`.
    */
   secrets?: ClusterSecrets;
+  /** With `tls`: a fetch client trusting the cell's certificate (closed by stop). */
+  httpClient?: Deno.HttpClient;
   /** The base URL of the master that serves now (waits up to `timeoutMs`). */
   leaderUrl(timeoutMs?: number): Promise<string>;
   /** Index of the serving master (waits up to `timeoutMs`). */
@@ -151,9 +160,11 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const secrets = o.insecureNoAuth
     ? undefined
     : await loadOrCreateSecrets(o.dataDir);
-  const auth: Record<string, string | true> = secrets
-    ? { authDir: secrets.dir }
-    : { insecureNoAuth: true };
+  const auth: Record<string, string | true> = {
+    ...(secrets ? { authDir: secrets.dir } : { insecureNoAuth: true }),
+    ...(o.tls ? { tlsCert: o.tls.certFile, tlsKey: o.tls.keyFile } : {}),
+  };
+  const httpClient = o.tls ? await tlsClient(o.tls.certFile) : undefined;
   const masterFlags: Array<Record<string, string | number | true>> = [];
   if (n === 1) {
     masterFlags.push({
@@ -211,6 +222,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
           try {
             const res = await fetch(`${masterUrls[i]}/v1/master`, {
               headers: authHeaders(secrets?.tokens.read),
+              client: httpClient,
               signal: AbortSignal.timeout(1000),
             });
             const body = await res.json() as { serving?: boolean };
@@ -239,6 +251,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       masterUrls,
       chunkservers,
       secrets,
+      httpClient,
       leaderIndex,
       async leaderUrl(timeoutMs) {
         return masterUrls[await leaderIndex(timeoutMs)]!;
@@ -262,11 +275,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         await Promise.allSettled(
           [...masters, ...chunkservers].map((s) => s.stop()),
         );
+        httpClient?.close();
       },
     };
     return cluster;
   } catch (e) {
     await Promise.allSettled(started.map((s) => s.stop(true)));
+    httpClient?.close();
     throw e;
   }
 }

@@ -117,6 +117,7 @@ export async function startChunkserver(
   // masters and the other chunkservers.
   const access = await resolveGfsAccess(parsed);
   const peerToken = access.peerToken;
+  const client = access.client;
   const cfg = {
     ...parsed,
     chunkBytes: await settleChunkBytes(
@@ -124,11 +125,12 @@ export async function startChunkserver(
       parsed.chunkBytes,
       // A new chunkserver without --chunk-bytes joins the cell at its size.
       async () =>
-        (await new MasterEndpoints(parsed.master, 30_000, peerToken).call(
-          "/v1/master",
-          z.object({ chunkBytes: z.number().int() }),
-          { timeoutMs: 5000 },
-        )).chunkBytes,
+        (await new MasterEndpoints(parsed.master, 30_000, peerToken, client)
+          .call(
+            "/v1/master",
+            z.object({ chunkBytes: z.number().int() }),
+            { timeoutMs: 5000 },
+          )).chunkBytes,
     ),
   };
   // Heartbeats keep coming anyway: a short failover window per call.
@@ -136,6 +138,7 @@ export async function startChunkserver(
     cfg.master,
     Math.max(1000, cfg.heartbeatMs * 3),
     peerToken,
+    client,
   );
   await Deno.mkdir(cfg.dataDir, { recursive: true });
   const id = cfg.id ?? await loadOrMakeId(cfg.dataDir);
@@ -170,7 +173,7 @@ export async function startChunkserver(
       return o === null ? [] : [o];
     }));
   };
-  const peerLookup = new MasterEndpoints(cfg.master, 2000, peerToken);
+  const peerLookup = new MasterEndpoints(cfg.master, 2000, peerToken, client);
   let lookingUp: Promise<void> | null = null;
   const lookUpPeers = () =>
     lookingUp ??= peerLookup.call(
@@ -260,6 +263,7 @@ export async function startChunkserver(
         body,
         timeoutMs: 60_000,
         token: peerToken,
+        client,
         signal,
       });
     });
@@ -377,6 +381,7 @@ export async function startChunkserver(
           ...authHeaders(peerToken),
           "content-type": "application/octet-stream",
         },
+        client,
         body: data as Uint8Array<ArrayBuffer>,
         signal: signal === undefined
           ? AbortSignal.timeout(60_000)
@@ -545,6 +550,7 @@ export async function startChunkserver(
         {
           method: "POST",
           headers: authHeaders(peerToken),
+          client,
           body: out,
           duplex: "half",
           signal: AbortSignal.timeout(120_000),
@@ -748,6 +754,7 @@ export async function startChunkserver(
     const src = `${source}/v1/chunks/${handle}?version=${cl.version}`;
     const res = await fetch(src, {
       headers: authHeaders(peerToken),
+      client,
       signal: AbortSignal.timeout(120_000),
     })
       .catch((e) => {
@@ -806,8 +813,11 @@ export async function startChunkserver(
     hostname: cfg.host,
     port: cfg.port,
     onListen: () => {},
+    ...(access.tls.serve
+      ? { cert: access.tls.serve.cert, key: access.tls.serve.key }
+      : {}),
   }, app.fetch);
-  url = `http://${cfg.host}:${server.addr.port}`;
+  url = `${access.scheme}://${cfg.host}:${server.addr.port}`;
 
   /** Chunks whose deletion (asked by the master) is queued. */
   const deleting = new Set<number>();
@@ -921,6 +931,7 @@ export async function startChunkserver(
       await server.shutdown();
       await Promise.allSettled(loops);
       await store.close();
+      client?.close();
     },
   };
 }

@@ -132,11 +132,22 @@ export class GfsClient {
        * `readToken` in @strata/edge).
        */
       token?: string;
+      /**
+       * A fetch client trusting the cell's TLS certificate, for masters and
+       * chunkservers serving HTTPS with a private CA (`tlsClient(caFile)`
+       * of @strata/edge).
+       */
+      httpClient?: Deno.HttpClient;
     } = {},
     caller?: MasterCaller,
   ) {
     this.masters = caller ??
-      new MasterEndpoints(master, undefined, options.token);
+      new MasterEndpoints(
+        master,
+        undefined,
+        options.token,
+        options.httpClient,
+      );
   }
 
   /** The master currently believed to serve. */
@@ -258,7 +269,7 @@ export class GfsClient {
               within,
               n,
               this.#readTimeoutMs,
-              this.options.token,
+              this.options,
             );
             if (bytes.length !== n) {
               throw new GfsError(
@@ -363,7 +374,7 @@ export class GfsClient {
           offset,
           length,
           this.#readTimeoutMs,
-          this.options.token,
+          this.options,
         );
       } catch (e) {
         lastErr = e;
@@ -492,6 +503,7 @@ export class GfsClient {
               ...authHeaders(this.options.token),
               "content-type": "application/octet-stream",
             },
+            client: this.options.httpClient,
             body: framed as Uint8Array<ArrayBuffer>,
             signal: AbortSignal.timeout(this.options.appendTimeoutMs ?? 60_000),
           });
@@ -591,7 +603,7 @@ export class GfsClient {
             0,
             loc.chunkBytes,
             this.#readTimeoutMs,
-            this.options.token,
+            this.options,
           );
         } catch {
           await new Promise((r) => setTimeout(r, 200));
@@ -658,7 +670,7 @@ export class GfsClient {
           t,
           data,
           this.options.pushTimeoutMs ?? 120_000,
-          this.options.token,
+          this.options,
         );
         if (servers.length >= quorum) {
           return { handle: t.handle, length: data.length, servers };
@@ -676,6 +688,12 @@ export class GfsClient {
   }
 }
 
+/** How a client reaches chunkservers: its token and TLS trust. */
+interface NodeCall {
+  token?: string;
+  httpClient?: Deno.HttpClient;
+}
+
 /**
  * Writes one chunk's bytes as pieces of {@link WRITE_PIECE_BYTES}: each piece
  * is pushed along the chain and then applied by the primary at its offset,
@@ -687,7 +705,7 @@ async function writePieces(
   t: WriteTarget,
   data: Uint8Array,
   timeoutMs: number,
-  token: string | undefined,
+  call: NodeCall,
 ): Promise<string[]> {
   let ok: Set<string> | null = null;
   const offsets: number[] = [];
@@ -705,7 +723,7 @@ async function writePieces(
         dataId,
         piece,
         timeoutMs,
-        token,
+        call,
       );
       if (!received.includes(t.primary)) {
         throw new GfsError("unavailable", "primary did not receive the data");
@@ -721,7 +739,8 @@ async function writePieces(
             secondaries: t.secondaries.filter((s) => received.includes(s)),
           },
           timeoutMs,
-          token,
+          token: call.token,
+          client: call.httpClient,
         },
       );
       const these = new Set(w.ok);
@@ -745,7 +764,7 @@ async function push(
   dataId: string,
   data: Uint8Array,
   timeoutMs: number,
-  token: string | undefined,
+  call: NodeCall,
 ): Promise<string[]> {
   const rest = chain.slice(1).join(",");
   const url = `${chain[0]}/v1/push/${dataId}?chain=${encodeURIComponent(rest)}`;
@@ -753,7 +772,8 @@ async function push(
   try {
     res = await fetch(url, {
       method: "POST",
-      headers: authHeaders(token),
+      headers: authHeaders(call.token),
+      client: call.httpClient,
       body: data as Uint8Array<ArrayBuffer>,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -776,7 +796,7 @@ async function readRange(
   offset: number,
   length: number,
   timeoutMs: number,
-  token: string | undefined,
+  call: NodeCall,
 ): Promise<Uint8Array> {
   if (length === 0) return new Uint8Array(0);
   const end = offset + length;
@@ -802,7 +822,7 @@ async function readRange(
         within,
         n,
         timeoutMs,
-        token,
+        call,
       ).then((bytes) => {
         if (bytes.length !== n) throw short();
         return bytes;
@@ -827,7 +847,7 @@ async function readPiece(
   offset: number,
   length: number,
   timeoutMs: number,
-  token: string | undefined,
+  call: NodeCall,
 ): Promise<Uint8Array> {
   let lastErr: unknown = new GfsError(
     "unavailable",
@@ -838,7 +858,8 @@ async function readPiece(
       `${replica}/v1/chunks/${chunk.handle}?version=${chunk.version}&offset=${offset}&length=${length}`;
     try {
       const res = await fetch(url, {
-        headers: authHeaders(token),
+        headers: authHeaders(call.token),
+        client: call.httpClient,
         signal: AbortSignal.timeout(timeoutMs),
       });
       await throwIfFailed(res, url);

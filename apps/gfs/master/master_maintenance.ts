@@ -27,6 +27,7 @@ export function startMaintenance(m: MasterService): () => Promise<void> {
           body: { source: src.url, version },
           timeoutMs: 120_000,
           token: m.cfg.peerToken,
+          client: m.cfg.httpClient,
         },
       );
       m.stats.clones++;

@@ -52,7 +52,7 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
   // (Hono's app.request: no socket, no HTTP between the two).
   const client = new GfsClient(
     m.url,
-    { token: m.cfg.peerToken },
+    { token: m.cfg.peerToken, httpClient: m.cfg.httpClient },
     new InProcessMaster(app, m),
   );
 

@@ -93,6 +93,8 @@ export async function startMaster(
     ...parsed,
     chunkBytes: await settleChunkBytes(parsed.dataDir, parsed.chunkBytes),
     peerToken: access.peerToken,
+    httpClient: access.client,
+    scheme: access.scheme,
   };
   let store: MetadataStore;
   if (cfg.peers !== undefined) {
@@ -120,6 +122,13 @@ export async function startMaster(
       checkpointEvery: cfg.checkpointEvery,
       // The raft transport authenticates peers with the cell's peer secret.
       secret: access.peerToken,
+      // With --tls-cert, raft runs over TLS with the same certificate.
+      tls: access.tls.serve && {
+        cert: access.tls.serve.cert,
+        key: access.tls.serve.key,
+        caCerts: access.tls.caCerts ?? [],
+      },
+      scheme: access.scheme,
     });
   } else {
     store = await MasterStore.open(cfg.dataDir, {
@@ -206,8 +215,11 @@ export async function startMaster(
     hostname: cfg.host,
     port: cfg.port,
     onListen: () => {},
+    ...(access.tls.serve
+      ? { cert: access.tls.serve.cert, key: access.tls.serve.key }
+      : {}),
   }, app.fetch);
-  m.url = `http://${cfg.host}:${server.addr.port}`;
+  m.url = `${access.scheme}://${cfg.host}:${server.addr.port}`;
   const stopMaintenance = startMaintenance(m);
 
   return {
@@ -221,6 +233,7 @@ export async function startMaster(
       await server.shutdown();
       await maintenance;
       await store.close();
+      access.client?.close();
     },
   };
 }

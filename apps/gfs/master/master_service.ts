@@ -28,6 +28,8 @@ export interface MasterSettings {
   tickMs: number;
   /** What the master sends chunkservers as its token: the cell's peer secret (undefined: auth off). */
   peerToken?: string;
+  /** Its fetch client for chunkservers (trusting the cell's TLS certificate). */
+  httpClient?: Deno.HttpClient;
 }
 
 /**
@@ -129,6 +131,7 @@ export class MasterService {
         body: { version, create, leaseUntil },
         timeoutMs: 10_000,
         token: this.cfg.peerToken,
+        client: this.cfg.httpClient,
       });
       return true;
     } catch {

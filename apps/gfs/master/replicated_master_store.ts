@@ -78,6 +78,10 @@ export interface ReplicatedMasterOptions {
   checkpointEvery?: number;
   /** Secret every master proves in the raft handshake (the cell's peer secret). */
   secret?: string;
+  /** Raft over TLS: this master's certificate and key, and the roots its peers' must chain to. */
+  tls?: { cert: string; key: string; caCerts: string[] };
+  /** The masters' HTTP scheme, for {@link ReplicatedMasterStore.leaderUrl} (default "http"). */
+  scheme?: "http" | "https";
 }
 
 /**
@@ -95,10 +99,16 @@ export class ReplicatedMasterStore {
   #serving = false;
   #term = 0;
   readonly #takeover = new Set<() => void>();
+  readonly #scheme: "http" | "https";
 
-  private constructor(node: ReplicatedNode<MasterOutcome>, m: MasterMachine) {
+  private constructor(
+    node: ReplicatedNode<MasterOutcome>,
+    m: MasterMachine,
+    scheme: "http" | "https",
+  ) {
     this.node = node;
     this.#machine = m;
+    this.#scheme = scheme;
     node.onLeaderChange((_lead, role) => {
       this.#serving = false;
       if (role === "leader") this.#catchUp(node.status().term);
@@ -124,8 +134,9 @@ export class ReplicatedMasterStore {
       snapshotEntries: o.checkpointEvery ?? 10_000,
       name: `gfs master ${o.id}`,
       secret: o.secret,
+      tls: o.tls,
     }, machine);
-    return new ReplicatedMasterStore(node, machine);
+    return new ReplicatedMasterStore(node, machine, o.scheme ?? "http");
   }
 
   /** The current metadata (replaced when a snapshot is installed). */
@@ -183,7 +194,7 @@ export class ReplicatedMasterStore {
   leaderUrl(): string | undefined {
     const s = this.node.status();
     if (s.leader === 0 || s.leader === s.id || !s.leaderHttp) return undefined;
-    return `http://${s.leaderHttp}`;
+    return `${this.#scheme}://${s.leaderHttp}`;
   }
 
   /** Runs `fn` each time this master starts serving a new term. */

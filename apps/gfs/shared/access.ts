@@ -7,6 +7,9 @@
  */
 import {
   edgeGuard,
+  nodeHttpClient,
+  type NodeTls,
+  nodeTls,
   requirePeer,
   requireRole,
   resolveAccess,
@@ -26,6 +29,15 @@ export const AccessConfigFields = {
   insecureNoAuth: z.boolean().default(false),
   /** Host names to answer besides loopback and the listen address. */
   allowedHosts: z.array(z.string().min(1)).default([]),
+  /** Serve HTTPS (and, on a replicated master, raft over TLS) with this PEM certificate. */
+  tlsCert: z.string().min(1).optional(),
+  /** The certificate's PEM private key. */
+  tlsKey: z.string().min(1).optional(),
+  /**
+   * The PEM certificate other processes' must chain to when this one calls
+   * them over TLS (default: `tlsCert`, for a cell sharing one certificate).
+   */
+  caCert: z.string().min(1).optional(),
 };
 
 /** How a process guards its routes and calls its peers. */
@@ -34,11 +46,18 @@ export interface GfsAccess {
   guard: MiddlewareHandler;
   /** The token this process sends to the others (undefined: auth off). */
   peerToken?: string;
+  /** What it serves and trusts over TLS. */
+  tls: NodeTls;
+  /** Its fetch client for calls to the cell's other processes. */
+  client?: Deno.HttpClient;
+  /** "https" when it serves TLS. */
+  scheme: "http" | "https";
 }
 
 /**
- * Reads (or creates) the secrets and builds the guard.
- * @throws EdgeConfigError for `insecureNoAuth` off loopback.
+ * Reads (or creates) the secrets and the TLS files, and builds the guard.
+ * @throws EdgeConfigError for `insecureNoAuth` off loopback, or TLS files
+ *   that cannot be read.
  */
 export async function resolveGfsAccess(cfg: {
   host: string;
@@ -46,7 +65,15 @@ export async function resolveGfsAccess(cfg: {
   authDir?: string;
   insecureNoAuth: boolean;
   allowedHosts: string[];
+  tlsCert?: string;
+  tlsKey?: string;
+  caCert?: string;
 }): Promise<GfsAccess> {
+  const tls = await nodeTls({
+    "tls-cert": cfg.tlsCert,
+    "tls-key": cfg.tlsKey,
+    "ca-cert": cfg.caCert,
+  });
   const access = await resolveAccess({
     listenHost: cfg.host,
     secretsDir: cfg.authDir ?? cfg.dataDir,
@@ -66,6 +93,9 @@ export async function resolveGfsAccess(cfg: {
         "send Authorization: Bearer <token>; the tokens are admin.token, write.token and read.token in the cell's auth dir (for `deno task gfs`, ./data/gfs)",
     }),
     peerToken: access.secrets?.peerSecret,
+    tls,
+    client: nodeHttpClient(tls),
+    scheme: tls.serve ? "https" : "http",
   };
 }
 

@@ -81,6 +81,8 @@ export interface FetchJsonOptions {
   signal?: AbortSignal;
   /** Bearer token: a user token, or the cell's peer secret between its processes. */
   token?: string;
+  /** A fetch client trusting the cell's TLS certificate (HTTPS with a private CA). */
+  client?: Deno.HttpClient;
 }
 
 /** Method, content type and JSON body of a call with these options. */
@@ -106,7 +108,7 @@ export function jsonRequestInit(
  */
 async function fetchFollowingLeader(
   url: string,
-  init: RequestInit,
+  init: RequestInit & { client?: Deno.HttpClient },
 ): Promise<Response> {
   for (let hops = 0;; hops++) {
     const res = await fetch(url, { ...init, redirect: "manual" });
@@ -134,6 +136,7 @@ export async function fetchJson<S extends z.ZodType>(
   try {
     res = await fetchFollowingLeader(url, {
       ...jsonRequestInit(options),
+      client: options.client,
       signal: options.signal
         ? AbortSignal.any([
           options.signal,
@@ -167,6 +170,7 @@ export class MasterEndpoints {
   readonly urls: readonly string[];
   readonly #failoverMs: number;
   readonly #token: string | undefined;
+  readonly #client: Deno.HttpClient | undefined;
   #current = 0;
 
   /**
@@ -174,11 +178,13 @@ export class MasterEndpoints {
    * @param failoverMs how long to keep trying other masters (default 20 s).
    * @param token bearer token sent with every call (a user token, or a
    *   chunkserver's peer secret).
+   * @param client fetch client trusting the masters' TLS certificate.
    */
   constructor(
     urls: string | readonly string[],
     failoverMs = 20_000,
     token?: string,
+    client?: Deno.HttpClient,
   ) {
     const list = typeof urls === "string"
       ? urls.split(",").map((u) => u.trim()).filter(Boolean)
@@ -189,6 +195,7 @@ export class MasterEndpoints {
     this.urls = list.map((u) => u.replace(/\/+$/, ""));
     this.#failoverMs = failoverMs;
     this.#token = token;
+    this.#client = client;
   }
 
   /** The master currently believed to serve. */
@@ -213,6 +220,7 @@ export class MasterEndpoints {
       try {
         return await fetchJson(`${base}${pathAndQuery}`, schema, {
           token: this.#token,
+          client: this.#client,
           ...options,
         });
       } catch (e) {
