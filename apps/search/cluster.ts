@@ -1,6 +1,10 @@
 import { join } from "node:path";
 import { ProcessError, spawnUntilReady } from "@strata/process";
-import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
+import {
+  type ClusterSecrets,
+  loadOrCreateSecrets,
+  tlsClient,
+} from "@strata/edge";
 import { SearchError } from "./search_error.ts";
 
 /** A child service process that reported its port. */
@@ -35,10 +39,11 @@ export async function spawnService(
       { name: script.pathname, timeoutMs },
     );
     const port = p.ready.port as number;
+    const scheme = p.ready.scheme === "https" ? "https" : "http";
     return {
       child: p.child,
       port,
-      url: `http://127.0.0.1:${port}`,
+      url: `${scheme}://127.0.0.1:${port}`,
       ready: p.ready,
     };
   } catch (e) {
@@ -73,6 +78,11 @@ export interface ClusterOptions {
    * secret). Never the default.
    */
   insecureNoAuth?: boolean;
+  /**
+   * Serve every process over HTTPS with these PEM files; the coordinator
+   * trusts this certificate when it calls the shards.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** A running cluster: shard replica processes and a coordinator. */
@@ -84,6 +94,8 @@ export interface Cluster {
    * by every process (`--auth-dir`); undefined with `insecureNoAuth`.
    */
   secrets?: ClusterSecrets;
+  /** With `tls`: a fetch client trusting the cluster's certificate (closed by stop). */
+  httpClient?: Deno.HttpClient;
   coordinator: ServiceProcess;
   /** replicas[s][r]; null once killed. */
   replicas: Array<Array<ServiceProcess | null>>;
@@ -95,9 +107,15 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** `--auth-dir DIR`, or `--insecure-no-auth` when asked for. */
-function authArgs(secrets: ClusterSecrets | undefined): string[] {
-  return secrets ? ["--auth-dir", secrets.dir] : ["--insecure-no-auth"];
+/** `--auth-dir DIR` (or `--insecure-no-auth` when asked for) and the TLS files. */
+function authArgs(
+  secrets: ClusterSecrets | undefined,
+  tls: ClusterOptions["tls"],
+): string[] {
+  return [
+    ...(secrets ? ["--auth-dir", secrets.dir] : ["--insecure-no-auth"]),
+    ...(tls ? ["--tls-cert", tls.certFile, "--tls-key", tls.keyFile] : []),
+  ];
 }
 
 function shardArgs(
@@ -108,7 +126,7 @@ function shardArgs(
   secrets: ClusterSecrets | undefined,
 ): string[] {
   return [
-    ...authArgs(secrets),
+    ...authArgs(secrets, o.tls),
     "--dir",
     join(o.dataDir, `shard-${s}-${r}`),
     "--shard",
@@ -187,7 +205,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     coordinator = await spawnService(
       COORDINATOR_SCRIPT,
       [
-        ...authArgs(secrets),
+        ...authArgs(secrets, o.tls),
         "--shards",
         shardsFlag,
         ...(o.ack ? ["--ack", String(o.ack)] : []),
@@ -205,9 +223,11 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   }
   const coord = coordinator;
   const ports = replicas.map((reps) => reps.map((p) => p!.port));
+  const httpClient = o.tls ? await tlsClient(o.tls.certFile) : undefined;
   return {
     url: coord.url,
     secrets,
+    httpClient,
     coordinator: coord,
     replicas,
     async kill(shard, replica) {
@@ -235,6 +255,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     },
     async stop() {
       await Promise.all(all().map((p) => stopProcess(p)));
+      httpClient?.close();
     },
   };
 }

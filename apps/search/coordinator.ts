@@ -13,6 +13,7 @@ import {
   ACCESS_FLAGS,
   ACCESS_FLAGS_USAGE,
   accessFromFlagsOrExit,
+  serveTlsOptions,
 } from "./search_access.ts";
 
 const FlagsSchema = z.object({
@@ -85,12 +86,14 @@ if (import.meta.main) {
     hostname: flags.host,
     port: flags.port,
     signal: ac.signal,
+    ...serveTlsOptions(access),
     onListen: ({ port }) =>
       console.log(
         JSON.stringify({
           ready: true,
           role: "coordinator",
           port,
+          scheme: access.tls?.serve ? "https" : "http",
           pid: Deno.pid,
         }),
       ),

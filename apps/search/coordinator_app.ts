@@ -167,6 +167,9 @@ export function createCoordinatorApp(
   // The shards' internal routes take the cluster's peer secret only.
   const peerToken = access.secrets?.peerSecret;
   const peerAuth = authHeaders(peerToken);
+  // Shards serving TLS: the roots their certificates chain to.
+  const caCerts = access.tls?.caCerts;
+  const client = caCerts ? Deno.createHttpClient({ caCerts }) : undefined;
   const S = config.shards.length;
   const selector = new ReplicaSelector(config.shards.map((r) => r.length));
   const handoff = new HintedHandoff(
@@ -220,6 +223,7 @@ export function createCoordinatorApp(
     const res = await fetch(url, {
       method: "POST",
       headers: { ...peerAuth, "content-type": "application/json" },
+      client,
       body: encoded,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -238,7 +242,7 @@ export function createCoordinatorApp(
   function poolOf(base: string): HttpPool {
     let p = pools.get(base);
     if (p === undefined) {
-      pools.set(base, p = new HttpPool(base, undefined, peerToken));
+      pools.set(base, p = new HttpPool(base, undefined, peerToken, caCerts));
     }
     return p;
   }
@@ -749,6 +753,7 @@ export function createCoordinatorApp(
   const close = async () => {
     await handoff.close();
     for (const p of pools.values()) p.close();
+    client?.close();
     pools.clear();
   };
   return { app, selector, close };

@@ -26,7 +26,7 @@ class Conn {
   #buf = new Uint8Array(64 * 1024);
   #len = 0;
   closed = false;
-  constructor(readonly conn: Deno.TcpConn) {}
+  constructor(readonly conn: Deno.TcpConn | Deno.TlsConn) {}
 
   close(): void {
     if (this.closed) return;
@@ -151,14 +151,16 @@ class Conn {
 }
 
 /**
- * Persistent connections to one `http://host:port` origin: each call takes
- * an idle connection (or opens one), so concurrent calls use separate
- * connections and sequential ones reuse them.
+ * Persistent connections to one `http://host:port` (or `https://`) origin:
+ * each call takes an idle connection (or opens one), so concurrent calls
+ * use separate connections and sequential ones reuse them.
  */
 export class HttpPool {
   readonly #host: string;
   readonly #hostname: string;
   readonly #port: number;
+  /** TLS roots for an https origin (undefined: plain TCP). */
+  readonly #tls: { caCerts?: string[] } | undefined;
   /** The `authorization` header line of every request ("" without a token). */
   readonly #auth: string;
   readonly #idle: Conn[] = [];
@@ -167,10 +169,17 @@ export class HttpPool {
   opened = 0;
 
   /**
-   * @param base origin, e.g. `http://127.0.0.1:8080`.
+   * @param base origin, e.g. `http://127.0.0.1:8080` or `https://…`.
    * @param token bearer token sent with every request.
+   * @param caCerts PEM roots an https origin's certificate must chain to
+   *   (default: the system's).
    */
-  constructor(base: string, readonly maxIdle = 32, token?: string) {
+  constructor(
+    base: string,
+    readonly maxIdle = 32,
+    token?: string,
+    caCerts?: string[],
+  ) {
     if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
       throw new HttpPoolError("a token is printable ASCII without spaces");
     }
@@ -178,11 +187,13 @@ export class HttpPool {
       ? ""
       : `authorization: Bearer ${token}\r\n`;
     const u = new URL(base);
-    if (u.protocol !== "http:") {
-      throw new HttpPoolError(`only http: origins, got ${base}`);
+    if (u.protocol !== "http:" && u.protocol !== "https:") {
+      throw new HttpPoolError(`only http: and https: origins, got ${base}`);
     }
+    const tls = u.protocol === "https:";
+    this.#tls = tls ? { caCerts } : undefined;
     this.#hostname = u.hostname.replace(/^\[|\]$/g, "");
-    this.#port = Number(u.port || 80);
+    this.#port = Number(u.port || (tls ? 443 : 80));
     this.#host = u.host;
   }
 
@@ -221,10 +232,17 @@ export class HttpPool {
       let conn: Conn;
       if (reused) conn = this.#idle.pop()!;
       else {
-        const connecting = Deno.connect({
-          hostname: this.#hostname,
-          port: this.#port,
-        });
+        const connecting: Promise<Deno.TcpConn | Deno.TlsConn> = this.#tls
+          ? Deno.connectTls({
+            hostname: this.#hostname,
+            port: this.#port,
+            caCerts: this.#tls.caCerts,
+          }).then(async (c) => {
+            // Finish the handshake inside the connect deadline.
+            await c.handshake();
+            return c;
+          })
+          : Deno.connect({ hostname: this.#hostname, port: this.#port });
         let connectTimer: ReturnType<typeof setTimeout> | undefined;
         try {
           conn = new Conn(
@@ -248,7 +266,7 @@ export class HttpPool {
         } finally {
           clearTimeout(connectTimer);
         }
-        conn.conn.setNoDelay(true);
+        if ("setNoDelay" in conn.conn) conn.conn.setNoDelay(true);
         this.opened++;
       }
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -6,10 +6,11 @@
  * Ctrl-C.
  *
  * Flags: --shards 3 --replicas 2 --limit N (documents) --data DIR (kept;
- * default a temp dir removed on exit) --exit (index, query, stop).
+ * default a temp dir removed on exit) --exit (index, query, stop)
+ * --tls-cert F --tls-key F (every process serves HTTPS with that certificate).
  */
 import { z } from "zod";
-import { parseFlagsOrExit } from "@strata/edge";
+import { parseFlagsOrExit, tlsFiles } from "@strata/edge";
 import { type Cluster, startCluster } from "./cluster.ts";
 import { readSpamAssassin } from "./corpus.ts";
 
@@ -19,6 +20,8 @@ const FlagsSchema = z.object({
   limit: z.coerce.number().int().min(1).optional(),
   data: z.string().optional(),
   exit: z.boolean().default(false),
+  "tls-cert": z.string().min(1).optional(),
+  "tls-key": z.string().min(1).optional(),
 });
 
 const USAGE =
@@ -29,6 +32,9 @@ const USAGE =
   --limit N              index at most this many documents
   --data DIR             data directory, kept (default: a temp dir removed on exit)
   --exit                 index, run the example queries, stop
+  --tls-cert FILE        every process serves HTTPS with this PEM certificate (with
+                         --tls-key); the coordinator trusts it calling the shards
+  --tls-key FILE         the certificate's PEM private key
   -h, --help             this text`;
 
 const EXAMPLES = [
@@ -41,6 +47,13 @@ const EXAMPLES = [
 
 async function main(): Promise<void> {
   const flags = parseFlagsOrExit(Deno.args, FlagsSchema, USAGE);
+  let tls;
+  try {
+    tls = tlsFiles(flags);
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    Deno.exit(2);
+  }
   const dataDir = flags.data ??
     await Deno.makeTempDir({ prefix: "strata-search-" });
   console.log(
@@ -58,7 +71,9 @@ async function main(): Promise<void> {
       shards: flags.shards,
       replicas: flags.replicas,
       dataDir,
+      tls,
     });
+    const client = cluster.httpClient;
     const base = cluster.url;
     const admin = `${dataDir}/admin.token`;
     const auth = { authorization: `Bearer ${cluster.secrets!.tokens.admin}` };
@@ -96,6 +111,7 @@ async function main(): Promise<void> {
       const res = await fetch(`${base}/v1/docs`, {
         method: "POST",
         headers: { ...auth, "content-type": "application/x-ndjson" },
+        client,
         body: batch.join("\n"),
       });
       const out = await res.json();
@@ -123,11 +139,13 @@ async function main(): Promise<void> {
       `every request needs a token: admin.token, write.token and read.token in ${dataDir} (mode 0600)`,
     );
     console.log(`  TOKEN=$(cat ${admin})`);
-    const h = `-H "Authorization: Bearer $TOKEN"`;
+    const h = `${
+      tls ? `--cacert ${tls.certFile} ` : ""
+    }-H "Authorization: Bearer $TOKEN"`;
     console.log("example queries:");
     for (const q of EXAMPLES) {
       const url = `${base}/v1/search?q=${encodeURIComponent(q)}&size=3`;
-      const out = await (await fetch(url, { headers: auth })).json();
+      const out = await (await fetch(url, { headers: auth, client })).json();
       console.log(`\n  curl ${h} '${url}'`);
       console.log(
         `    ${out.hits.length} hits in ${out.took_ms} ms (partial: ${out.partial})`,
@@ -140,6 +158,7 @@ async function main(): Promise<void> {
     }
     const anyUser = (await (await fetch(`${base}/v1/search?q=perl&size=1`, {
       headers: auth,
+      client,
     })).json()).hits[0]?.user_id;
     console.log(
       `\n  curl ${h} '${base}/v1/users/${

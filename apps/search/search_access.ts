@@ -7,17 +7,32 @@
  */
 import {
   type Access,
-  EDGE_AUTH_FLAGS,
+  EDGE_FLAGS,
   EdgeConfigError,
   edgeGuard,
+  type NodeTls,
+  nodeTls,
   requirePeer,
   requireRole,
   resolveAccess,
 } from "@strata/edge";
 import type { MiddlewareHandler } from "hono";
 
-/** What a search app is guarded with (see `resolveAccess` in @strata/edge). */
-export type SearchAccess = Pick<Access, "auth" | "hosts" | "secrets">;
+/**
+ * What a search app is guarded with (see `resolveAccess` in @strata/edge),
+ * and the TLS it serves and trusts calling other processes (`nodeTls`).
+ */
+export type SearchAccess = Pick<Access, "auth" | "hosts" | "secrets"> & {
+  tls?: NodeTls;
+};
+
+/** `Deno.serve`'s certificate options for a process serving TLS (else none). */
+export function serveTlsOptions(
+  access: SearchAccess,
+): { cert: string; key: string } | Record<never, never> {
+  const t = access.tls?.serve;
+  return t ? { cert: t.cert, key: t.key } : {};
+}
 
 /** The edge guard of a search app: first on every request. */
 export function searchGuard(access: SearchAccess): MiddlewareHandler {
@@ -38,8 +53,8 @@ export const need = {
   peer: requirePeer(),
 };
 
-/** The access flags of the search processes (the edge's, without TLS). */
-export const ACCESS_FLAGS = EDGE_AUTH_FLAGS;
+/** The access and TLS flags of the search processes (the edge's). */
+export const ACCESS_FLAGS = EDGE_FLAGS;
 
 /** Usage lines of {@link ACCESS_FLAGS}. */
 export const ACCESS_FLAGS_USAGE =
@@ -47,18 +62,26 @@ export const ACCESS_FLAGS_USAGE =
                          created with mode 0600 on first start (default: the data dir;
                          every process of a cluster needs the same one)
   --insecure-no-auth     serve without tokens; only on a loopback address, never by default
-  --allowed-hosts L      extra Host names to answer, comma-separated`;
+  --allowed-hosts L      extra Host names to answer, comma-separated
+  --tls-cert FILE        serve HTTPS with this PEM certificate (with --tls-key); every
+                         process of a cluster needs TLS then
+  --tls-key FILE         the certificate's PEM private key
+  --ca-cert FILE         trust this PEM certificate calling the other processes over
+                         TLS (default: the --tls-cert file)`;
 
 /**
- * The access of a process from its flags; exits 2 with the reason when
- * refused (`--insecure-no-auth` off loopback), 1 when the secrets cannot
- * be read or created.
+ * The access (and TLS files) of a process from its flags; exits 2 with the
+ * reason when refused (`--insecure-no-auth` off loopback, unreadable TLS
+ * files), 1 when the secrets cannot be read or created.
  */
 export async function accessFromFlagsOrExit(
   flags: {
     "auth-dir"?: string;
     "insecure-no-auth": boolean;
     "allowed-hosts": string[];
+    "tls-cert"?: string;
+    "tls-key"?: string;
+    "ca-cert"?: string;
   },
   listenHost: string,
   defaultDir: string,
@@ -71,12 +94,13 @@ export async function accessFromFlagsOrExit(
       insecureNoAuth: flags["insecure-no-auth"],
       allowedHosts: flags["allowed-hosts"],
     });
+    const tls = await nodeTls(flags);
     if (access.auth === "off") {
       console.error(
         `${name}: auth is OFF (--insecure-no-auth): anyone who can reach ${listenHost} may search, index and delete`,
       );
     }
-    return access;
+    return { ...access, tls };
   } catch (e) {
     console.error(`${name}: ${e instanceof Error ? e.message : e}`);
     Deno.exit(e instanceof EdgeConfigError ? 2 : 1);

@@ -13,6 +13,7 @@ import {
   ACCESS_FLAGS,
   ACCESS_FLAGS_USAGE,
   accessFromFlagsOrExit,
+  serveTlsOptions,
 } from "./search_access.ts";
 import { ShardStore } from "./shard_store.ts";
 
@@ -61,10 +62,12 @@ if (import.meta.main) {
     hostname: flags.host,
     port: flags.port,
     signal: ac.signal,
+    ...serveTlsOptions(access),
     onListen: ({ port }) => {
       console.log(JSON.stringify({
         ready: true,
         role: "shard",
+        scheme: access.tls?.serve ? "https" : "http",
         shard: flags.shard,
         replica: flags.replica,
         port,
