@@ -584,10 +584,10 @@ export class KvClient {
   #leaderEndpoint(e: KvClientError): number | undefined {
     const hint = e.code === "no_leader" ? e.details?.leaderHttp : undefined;
     if (typeof hint !== "string" || hint === "") return undefined;
-    const url = (hint.startsWith("http") ? hint : `http://${hint}`).replace(
-      /\/$/,
-      "",
-    );
+    // A bare host:port takes the scheme of the endpoints (https with TLS).
+    const scheme = this.#endpoints[0]!.startsWith("https:") ? "https" : "http";
+    const url = (hint.startsWith("http") ? hint : `${scheme}://${hint}`)
+      .replace(/\/$/, "");
     const i = this.#endpoints.indexOf(url);
     return i >= 0 && i !== this.#preferred ? i : undefined;
   }

@@ -7,7 +7,11 @@
  * the kv and gfs CLIs).
  */
 import { z } from "zod";
-import { parseFlagsAndPositionalsOrExit, readToken } from "@strata/edge";
+import {
+  parseFlagsAndPositionalsOrExit,
+  readToken,
+  tlsClient,
+} from "@strata/edge";
 import {
   type Row,
   TablesClient,
@@ -32,6 +36,8 @@ options:
   --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
   --token T           bearer token (default STRATA_TOKEN, else
   --token-file FILE     ./data/tables/auth/admin.token, which \`deno task tables\` creates)
+  --ca-cert FILE      trust this PEM certificate (a cell started with --tls-cert; give
+                      https:// master URLs)
 
 Rows, qualifiers and values are taken and shown as UTF-8 text (bytes that are
 not valid UTF-8 are shown as \\xNN).
@@ -45,6 +51,7 @@ const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
     ),
     token: z.string().min(1).optional(),
     "token-file": z.string().min(1).optional(),
+    "ca-cert": z.string().min(1).optional(),
     splits: z.string().optional(),
     timestamp: z.coerce.number().int().min(0).optional(),
     versions: z.coerce.number().int().min(1).optional(),
@@ -100,6 +107,7 @@ const read = {
 
 const client = new TablesClient(f.masters.split(","), {
   ...(await token().then((t) => (t ? { token: t } : {}))),
+  ...(f["ca-cert"] ? { httpClient: await tlsClient(f["ca-cert"]) } : {}),
   retryForMs: 10_000,
 });
 const [cmd, ...args] = positionals;

@@ -6,11 +6,17 @@
  * endpoints and the token paths; Ctrl-C stops everything.
  */
 import { z } from "zod";
-import { onShutdown, parseFlagsOrExit, tokenFile } from "@strata/edge";
+import {
+  onShutdown,
+  parseFlagsOrExit,
+  tlsFiles,
+  tokenFile,
+} from "@strata/edge";
 import { startTablesStack } from "./stack_launcher.ts";
 
 const HELP =
   `usage: deno task tables [--data-dir DIR] [--port-base PORT] [--servers N] [--masters N]
+                         [--tls-cert FILE --tls-key FILE]
 
 Starts kv ×3, a GFS cell (masters ×3, chunkservers ×3), tables masters and tablet
 servers on 127.0.0.1, each a process.
@@ -24,6 +30,9 @@ servers on 127.0.0.1, each a process.
   --session-ttl-ms N kv session TTL of masters and tablet servers (default 10000)
   --no-gfs           keep tablets in DIR/tablets instead of a GFS cell (GFS masters ×3
                      and chunkservers ×3 under DIR/gfs, the default)
+  --tls-cert FILE    every process (kv, GFS, tables) serves HTTPS with this PEM
+                     certificate (with --tls-key) and trusts it calling the others
+  --tls-key FILE     the certificate's PEM private key
 `;
 
 const f = parseFlagsOrExit(
@@ -35,10 +44,19 @@ const f = parseFlagsOrExit(
     servers: z.coerce.number().int().min(1).max(9).default(3),
     "session-ttl-ms": z.coerce.number().int().min(1000).default(10_000),
     "no-gfs": z.boolean().default(false),
+    "tls-cert": z.string().min(1).optional(),
+    "tls-key": z.string().min(1).optional(),
   }),
   HELP,
 );
 
+let tls;
+try {
+  tls = tlsFiles(f);
+} catch (e) {
+  console.error(`${(e as Error).message}\n\n${HELP}`);
+  Deno.exit(2);
+}
 const base = f["port-base"];
 const range = (n: number, from: number) =>
   Array.from({ length: n }, (_, i) => from + i);
@@ -71,6 +89,7 @@ const stack = await startTablesStack({
   serverPorts: ports.servers,
   sessionTtlMs: f["session-ttl-ms"],
   inheritStderr: true,
+  tls,
   ...(f["no-gfs"] ? {} : { gfs: { masters: 3, chunkservers: 3 } }),
 });
 const sorted = <T extends { id: string | number }>(m: Map<unknown, T>) =>
@@ -92,9 +111,11 @@ for (const s of sorted(stack.servers)) {
 }
 const admin = tokenFile(stack.secrets.dir, "admin");
 const m = stack.masterUrls()[0]!;
-const cli = f["data-dir"] === "./data/tables" && base === 7400
-  ? ""
-  : ` --masters ${stack.masterUrls().join(",")} --token-file ${admin}`;
+const cli =
+  (f["data-dir"] === "./data/tables" && base === 7400 && !tls
+    ? ""
+    : ` --masters ${stack.masterUrls().join(",")} --token-file ${admin}`) +
+  (tls ? ` --ca-cert ${tls.certFile}` : "");
 console.log(`
 Every request needs a token: ${stack.secrets.dir}/{admin,write,read}.token (mode 0600).${
   stack.gfs?.secrets
@@ -107,7 +128,9 @@ The GFS cell has its own: ${stack.gfs.secrets.dir}/{admin,write,read}.token (tab
   deno task tables:cli${cli} get users alice
   deno task tables:cli${cli} scan users
   deno task tables:cli${cli} tablets
-  curl -H "Authorization: Bearer $(cat ${admin})" ${m}/v1/tablets
+  curl ${
+  tls ? `--cacert ${tls.certFile} ` : ""
+}-H "Authorization: Bearer $(cat ${admin})" ${m}/v1/tablets
 Ctrl-C stops every process.`);
 onShutdown(async () => {
   console.log("\nstopping…");

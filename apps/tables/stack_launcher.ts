@@ -89,6 +89,12 @@ export interface TablesStackOptions {
   useGfs?: { masterUrls: string[]; tokenFile?: string };
   /** Pass the processes' stderr through (default: discard). */
   inheritStderr?: boolean;
+  /**
+   * Run everything over TLS with these PEM files: the kv cluster and the
+   * GFS cell started here, and every tables process, serve HTTPS with them
+   * and trust them when calling each other.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** A running stack. */
@@ -126,6 +132,7 @@ export async function startTablesStack(
     dataRoot: `${o.dataRoot}/kv`,
     ...(o.kvPorts ? { httpPorts: o.kvPorts } : {}),
     inheritStderr: o.inheritStderr,
+    tls: o.tls,
   });
   let gfs: GfsCluster | undefined;
   if (o.gfs && !o.useGfs) {
@@ -139,14 +146,16 @@ export async function startTablesStack(
           ...(o.gfs.chunkBytes ? { chunkBytes: o.gfs.chunkBytes } : {}),
         },
         ...(o.gfs.chunkserver ? { chunkserver: o.gfs.chunkserver } : {}),
+        tls: o.tls,
       });
     } catch (e) {
       await kv?.stop();
       throw e;
     }
   }
+  // URLs, not host:port: they say https when kv serves TLS.
   const kvEndpoints = kv
-    ? [...kv.nodes.values()].sort((a, b) => a.id - b.id).map((n) => n.http)
+    ? [...kv.nodes.values()].sort((a, b) => a.id - b.id).map((n) => n.url)
     : o.useKv!.endpoints;
   const common = [
     "--kv",
@@ -157,6 +166,9 @@ export async function startTablesStack(
     secrets.dir,
     "--session-ttl-ms",
     String(o.sessionTtlMs ?? 10_000),
+    ...(o.tls
+      ? ["--tls-cert", o.tls.certFile, "--tls-key", o.tls.keyFile]
+      : []),
   ];
   // Tablets in GFS: the cell started here, or the running one given.
   const gfsArgs = gfs

@@ -8,12 +8,13 @@ import {
   EDGE_FLAGS,
   EDGE_FLAGS_USAGE,
   hostPortFlag,
+  nodeHttpClient,
+  nodeTls,
   onShutdown,
   parseFlagsOrExit,
   printReadyLine,
   resolveAccess,
   serveHttp,
-  tlsFiles,
 } from "@strata/edge";
 import {
   KV_FLAGS,
@@ -59,7 +60,11 @@ const access = await resolveAccess({
   insecureNoAuth: f["insecure-no-auth"],
   allowedHosts: f["allowed-hosts"],
 });
-const kv = await kvClientFromFlags(f);
+// --tls-cert: serve HTTPS; calls to kv and the tablet servers trust
+// --ca-cert (default: the --tls-cert itself).
+const tls = await nodeTls(f);
+const httpClient = nodeHttpClient(tls);
+const kv = await kvClientFromFlags(f, httpClient);
 let url = "";
 const master = new MasterService({
   id: f.id,
@@ -69,6 +74,7 @@ const master = new MasterService({
   kv,
   ttlMs: f["session-ttl-ms"],
   serverToken: access.secrets?.tokens.admin,
+  httpClient,
   reconcileMs: f["reconcile-ms"],
   splitBytes: f["split-bytes"],
   log: (line) => console.error(`tables master ${f.id}: ${line}`),
@@ -77,7 +83,7 @@ const listener = await serveHttp({
   hostname,
   port,
   handler: createMasterApi(f.id, master, access).fetch,
-  tls: tlsFiles(f),
+  tls: tls.serve,
 });
 url = listener.url;
 master.start();

@@ -48,6 +48,8 @@ export interface MasterOptions {
   ttlMs: number;
   /** The tables admin token the servers accept (undefined: no auth). */
   serverToken?: string;
+  /** Fetch client for the tablet servers (trusting their TLS certificate). */
+  httpClient?: Deno.HttpClient;
   /** Period of the reconcile pass, ms (default 1000). */
   reconcileMs?: number;
   /** Split a tablet whose server reports more than this many bytes (0: never). */
@@ -337,6 +339,7 @@ export class MasterService {
       callJson(server.url + path, schema, {
         ...(body === undefined ? {} : { body }),
         ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+        client: this.o.httpClient,
         timeoutMs: 5000,
       });
     const report = await call("/v1/tablets", reportSchema);
@@ -447,6 +450,7 @@ export class MasterService {
             ...(key ? { key: Buffer.from(key).toString("base64") } : {}),
           },
           ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          client: this.o.httpClient,
           timeoutMs: 120_000,
         },
       );

@@ -12,13 +12,14 @@ import {
   EDGE_FLAGS,
   EDGE_FLAGS_USAGE,
   hostPortFlag,
+  nodeHttpClient,
+  nodeTls,
   onShutdown,
   parseFlagsOrExit,
   printReadyLine,
   readSecretFile,
   resolveAccess,
   serveHttp,
-  tlsFiles,
 } from "@strata/edge";
 import {
   KV_FLAGS,
@@ -86,7 +87,11 @@ const access = await resolveAccess({
   insecureNoAuth: f["insecure-no-auth"],
   allowedHosts: f["allowed-hosts"],
 });
-const kv = await kvClientFromFlags(f);
+// --tls-cert: serve HTTPS; calls to kv and GFS trust --ca-cert (default:
+// the --tls-cert itself).
+const tls = await nodeTls(f);
+const httpClient = nodeHttpClient(tls);
+const kv = await kvClientFromFlags(f, httpClient);
 const log = (line: string) => console.error(`tablet server ${f.id}: ${line}`);
 const storage = { memtableBytes: f["memtable-bytes"] };
 // The GFS token is read like any GFS client's: a file given on the command
@@ -99,6 +104,7 @@ const host = new TabletHost(
     ? openGfsTabletStorage(
       new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean), {
         ...(gfsToken ? { token: gfsToken } : {}),
+        httpClient,
       }),
       f["gfs-root"],
       f.id,
@@ -119,7 +125,7 @@ const listener = await serveHttp({
   hostname,
   port,
   handler: app.fetch,
-  tls: tlsFiles(f),
+  tls: tls.serve,
 });
 
 let stopping = false;
