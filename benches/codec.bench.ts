@@ -15,7 +15,7 @@ import {
   AppendEntries,
   Heartbeat,
   SearchTopN,
-} from "../packages/codec/test_messages.ts";
+} from "../fixtures/codec_messages.ts";
 import { Suite } from "./harness.ts";
 
 const suite = new Suite(

@@ -15,7 +15,9 @@ import {
 } from "./report.ts";
 
 /** The fixture results (never benches/results: those change every run). */
-const FIXTURES = fileURLToPath(new URL("./report_fixtures/", import.meta.url));
+const FIXTURES = fileURLToPath(
+  new URL("../fixtures/bench_report/", import.meta.url),
+);
 /** A fixed render time, so every page below is byte-for-byte repeatable. */
 const AT = new Date("2026-02-03T04:05:06.000Z");
 
@@ -444,7 +446,7 @@ Deno.test("an unreadable results folder is results_unreadable", async () => {
 Deno.test("loadResults accepts a file: URL as well as a path", async () => {
   const byPath = await loadResults(FIXTURES);
   const byUrl = await loadResults(
-    new URL("./report_fixtures", import.meta.url),
+    new URL("../fixtures/bench_report", import.meta.url),
   );
   assert.deepEqual(byUrl, byPath);
 });
@@ -499,10 +501,10 @@ Deno.test("writeReport writes the rendered page to --out (a temp path)", async (
       page,
       renderReport(reports, {
         generatedAt: AT,
-        source: "benches/report_fixtures",
+        source: "fixtures/bench_report",
       }),
     );
-    assert.ok(page.includes("<code>benches/report_fixtures</code>"));
+    assert.ok(page.includes("<code>fixtures/bench_report</code>"));
     // Written beside and renamed: no temporary file is left.
     const left = [];
     for await (const e of Deno.readDir(`${dir}/nested/page`)) left.push(e.name);

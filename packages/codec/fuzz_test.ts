@@ -7,7 +7,11 @@ import { CodecError } from "./codec_error.ts";
 import { encodeFrame } from "./frame.ts";
 import { FrameDecoder } from "./frame_decoder.ts";
 import { defineMessageSet } from "./message.ts";
-import { AppendEntries, Heartbeat, SearchTopN } from "./test_messages.ts";
+import {
+  AppendEntries,
+  Heartbeat,
+  SearchTopN,
+} from "../../fixtures/codec_messages.ts";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const RUNS = LONG ? 100_000 : 5_000;

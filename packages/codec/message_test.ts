@@ -4,7 +4,11 @@ import { z } from "zod";
 import { isCodecError } from "./codec_error.ts";
 import { FrameDecoder } from "./frame_decoder.ts";
 import { defineMessage, defineMessageSet } from "./message.ts";
-import { AppendEntries, Heartbeat, SearchTopN } from "./test_messages.ts";
+import {
+  AppendEntries,
+  Heartbeat,
+  SearchTopN,
+} from "../../fixtures/codec_messages.ts";
 
 const nat = fc.nat({ max: 2 ** 40 });
 const plain = { noNullPrototype: true } as const;
