@@ -25,7 +25,7 @@ import {
 import {
   type LocalCluster,
   startLocalCluster,
-} from "../apps/kv/cluster_launcher.ts";
+} from "@strata/kv/cluster_launcher";
 import { QUICK, Suite } from "./harness.ts";
 import { type LoadResult, runLoad } from "./http_load.ts";
 

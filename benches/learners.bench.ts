@@ -18,10 +18,8 @@ import { Buffer } from "node:buffer";
 import { zstdCompressSync } from "node:zlib";
 import { encodeFrame } from "@strata/codec";
 import { pack } from "@strata/transport";
-import { startLocalCluster } from "../apps/kv/cluster_launcher.ts";
-import { KvClient } from "../apps/kv/client.ts";
-import type { Follower } from "../apps/kv/follower.ts";
-import { Changes, learnerMessages } from "../apps/kv/learner_messages.ts";
+import { startLocalCluster } from "@strata/kv/cluster_launcher";
+import { Changes, type Follower, KvClient, learnerMessages } from "@strata/kv";
 import { QUICK, Suite } from "./harness.ts";
 import { cpuMs } from "./proc_cpu.ts";
 

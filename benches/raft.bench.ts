@@ -13,8 +13,8 @@
  */
 import { Buffer } from "node:buffer";
 import { HostNetwork, hostsUnavailable } from "@strata/hosts";
-import { startLocalCluster } from "../apps/kv/cluster_launcher.ts";
-import { startHostCluster } from "../apps/kv/host_cluster.ts";
+import { startLocalCluster } from "@strata/kv/cluster_launcher";
+import { startHostCluster } from "@strata/kv/host_cluster";
 import {
   type EtcdCluster,
   findEtcd,

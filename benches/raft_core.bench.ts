@@ -14,8 +14,8 @@ import {
   MemoryStorage,
   type Message,
   RawNode,
-} from "../packages/raft/mod.ts";
-import { RaftCluster } from "../packages/sim/mod.ts";
+} from "@strata/raft";
+import { RaftCluster } from "@strata/sim";
 import { percentile, QUICK, Suite } from "./harness.ts";
 
 const suite = new Suite(

@@ -22,25 +22,25 @@ import { create, insertMultiple, search as oramaSearch } from "@orama/orama";
 import FlexSearch from "flexsearch";
 import { do_not_optimize } from "mitata";
 import MiniSearch from "minisearch";
-import { Analyzer } from "../apps/search/analyzer.ts";
-import { startCluster } from "../apps/search/cluster.ts";
 import {
+  Analyzer,
+  compareHits,
+  concatSortMerge,
   CRANFIELD_INDEX_OPTIONS,
+  kwayMerge,
   loadCranfield,
-} from "../apps/search/cranfield.ts";
-import type { StoredDocument } from "../apps/search/document.ts";
-import { compareHits } from "../apps/search/hit_order.ts";
-import { concatSortMerge, kwayMerge } from "../apps/search/kway_merge.ts";
-import { matchQuery, parseQuery } from "../apps/search/query_parser.ts";
-import { scoreRun } from "../apps/search/relevance_metrics.ts";
-import { scatterGather } from "../apps/search/scatter_gather.ts";
-import { ShardIndex } from "../apps/search/shard_index.ts";
-import { shardOf } from "../apps/search/shard_routing.ts";
-import {
+  matchQuery,
+  parseQuery,
+  scatterGather,
+  scoreRun,
   seededRandom,
+  ShardIndex,
+  shardOf,
+  startCluster,
+  type StoredDocument,
   syntheticCorpus,
   syntheticQueries,
-} from "../apps/search/synthetic_corpus.ts";
+} from "@strata/search";
 import { percentile, QUICK, Suite } from "./harness.ts";
 import { recordRelevance, relevanceRows } from "./search_relevance.ts";
 import { benchSearchService } from "./search_service.ts";

@@ -8,7 +8,7 @@
  *
  * Usage: deno run -A benches/search_cpu_split.ts
  */
-import { startCluster } from "../apps/search/cluster.ts";
+import { startCluster } from "@strata/search";
 import { runLoad } from "./http_load.ts";
 import { cpuMs } from "./proc_cpu.ts";
 import { bulkIndex, loadDocs, serviceQuery } from "./search_service.ts";

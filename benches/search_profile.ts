@@ -7,7 +7,7 @@
  *
  * Usage: deno run -A benches/search_profile.ts DIR [seconds] [nosnippets]
  */
-import { startCluster } from "../apps/search/cluster.ts";
+import { startCluster } from "@strata/search";
 import { runLoad } from "./http_load.ts";
 import { bulkIndex, loadDocs, serviceQuery } from "./search_service.ts";
 

@@ -19,22 +19,20 @@
 import lunr from "lunr";
 import MiniSearch from "minisearch";
 import process from "node:process";
-import { Analyzer } from "../apps/search/analyzer.ts";
-import { startCluster } from "../apps/search/cluster.ts";
 import {
-  mergeShardStats,
-  statsRequestFor,
-} from "../apps/search/global_stats.ts";
-import { parseQuery } from "../apps/search/query_parser.ts";
-import { pruneQuery } from "../apps/search/query_pruning.ts";
-import { ShardIndex } from "../apps/search/shard_index.ts";
-import { scoreRun } from "../apps/search/relevance_metrics.ts";
-import {
+  Analyzer,
   COLLECTION_NAMES,
   type CollectionName,
   loadCollection,
+  mergeShardStats,
+  parseQuery,
+  pruneQuery,
+  scoreRun,
+  ShardIndex,
+  startCluster,
+  statsRequestFor,
   type TestCollection,
-} from "../apps/search/test_collections.ts";
+} from "@strata/search";
 import { QUICK, Suite } from "./harness.ts";
 
 /** One engine on one collection. */

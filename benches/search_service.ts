@@ -12,10 +12,12 @@
  * `indexer` over the same documents.
  */
 import type { Connection } from "mysql2/promise";
-import { startCluster } from "../apps/search/cluster.ts";
-import { readSpamAssassin } from "../apps/search/corpus.ts";
-import type { StoredDocument } from "../apps/search/document.ts";
-import { shardOf } from "../apps/search/shard_routing.ts";
+import {
+  readSpamAssassin,
+  shardOf,
+  startCluster,
+  type StoredDocument,
+} from "@strata/search";
 import { QUICK, type Suite } from "./harness.ts";
 import { loadBenchResult, type LoadResult, runLoad } from "./http_load.ts";
 import { cpuMs } from "./proc_cpu.ts";

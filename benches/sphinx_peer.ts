@@ -11,12 +11,12 @@
 import { join } from "node:path";
 import { createConnection } from "mysql2/promise";
 import type { Connection } from "mysql2/promise";
-import { ENGLISH_STOP_WORDS } from "../apps/search/analyzer.ts";
-import { DEFAULT_BM25 } from "../apps/search/bm25.ts";
 import {
+  DEFAULT_BM25,
   DEFAULT_FIELD_BOOSTS,
+  ENGLISH_STOP_WORDS,
   type StoredDocument,
-} from "../apps/search/document.ts";
+} from "@strata/search";
 
 /** A port free right now on 127.0.0.1 (searchd takes a fixed port). */
 function freePort(): number {

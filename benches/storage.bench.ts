@@ -12,8 +12,12 @@ import { DatabaseSync } from "node:sqlite";
 import { closeSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { do_not_optimize, measure } from "mitata";
-import { GroupCommit, NeedleVolume, SegmentedLog } from "@strata/storage";
-import { needleBytes } from "../packages/storage/needle.ts";
+import {
+  GroupCommit,
+  needleBytes,
+  NeedleVolume,
+  SegmentedLog,
+} from "@strata/storage";
 import { percentile, QUICK, Suite } from "./harness.ts";
 
 const suite = new Suite(

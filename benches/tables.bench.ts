@@ -34,12 +34,12 @@ import { Buffer } from "node:buffer";
 import {
   startTablesStack,
   type TablesStack,
-} from "../apps/tables/stack_launcher.ts";
+} from "@strata/tables/stack_launcher";
 import {
   TablesClient,
   TablesClientError,
   type TabletInfo,
-} from "../apps/tables/client/tables_client.ts";
+} from "@strata/tables/client";
 import {
   type EtcdCluster,
   findEtcd,

@@ -69,3 +69,4 @@ export {
   type LearnerServerOptions,
   type LearnerServerStats,
 } from "./learner_server.ts";
+export { Changes, learnerMessages } from "./learner_messages.ts";

@@ -46,10 +46,7 @@ import {
   tabletViews,
   type TabletWire,
 } from "./tables_view.ts";
-import {
-  TablesClient,
-  TablesClientError,
-} from "../tables/client/tables_client.ts";
+import { TablesClient, TablesClientError } from "@strata/tables/client";
 import type { Playground } from "./playground.ts";
 import {
   PlaygroundError,

@@ -10,12 +10,12 @@
 import { join } from "node:path";
 import { startCluster as startGfs } from "@strata/gfs";
 import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
-import { startLocalCluster } from "../kv/cluster_launcher.ts";
+import { startLocalCluster } from "@strata/kv/cluster_launcher";
 import { PlaygroundError } from "./playground_error.ts";
 import { authHeaders, tokenFile } from "@strata/edge";
 import { freePort } from "@strata/process";
-import { startTablesStack } from "../tables/stack_launcher.ts";
-import { TablesClient } from "../tables/client/tables_client.ts";
+import { startTablesStack } from "@strata/tables/stack_launcher";
+import { TablesClient } from "@strata/tables/client";
 
 /** Options of {@link startPlayground}. */
 export interface PlaygroundOptions {

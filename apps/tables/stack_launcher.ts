@@ -18,7 +18,7 @@ import {
 import {
   type LocalCluster,
   startLocalCluster,
-} from "../kv/cluster_launcher.ts";
+} from "@strata/kv/cluster_launcher";
 import {
   type Cluster as GfsCluster,
   startCluster as startGfsCell,
