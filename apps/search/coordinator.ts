@@ -7,13 +7,12 @@
  * (replicas of a shard separated by commas, shards by semicolons)
  */
 import { z } from "zod";
-import { hostFlag, parseFlagsOrExit } from "@strata/edge";
+import { hostFlag, parseFlagsOrExit, tlsServeOptions } from "@strata/edge";
 import { createCoordinatorApp } from "./coordinator_app.ts";
 import {
   ACCESS_FLAGS,
   ACCESS_FLAGS_USAGE,
   accessFromFlagsOrExit,
-  serveTlsOptions,
 } from "./search_access.ts";
 
 const FlagsSchema = z.object({
@@ -86,7 +85,7 @@ if (import.meta.main) {
     hostname: flags.host,
     port: flags.port,
     signal: ac.signal,
-    ...serveTlsOptions(access),
+    ...tlsServeOptions(access.tls),
     onListen: ({ port }) =>
       console.log(
         JSON.stringify({

@@ -26,14 +26,6 @@ export type SearchAccess = Pick<Access, "auth" | "hosts" | "secrets"> & {
   tls?: NodeTls;
 };
 
-/** `Deno.serve`'s certificate options for a process serving TLS (else none). */
-export function serveTlsOptions(
-  access: SearchAccess,
-): { cert: string; key: string } | Record<never, never> {
-  const t = access.tls?.serve;
-  return t ? { cert: t.cert, key: t.key } : {};
-}
-
 /** The edge guard of a search app: first on every request. */
 export function searchGuard(access: SearchAccess): MiddlewareHandler {
   return edgeGuard({

@@ -7,13 +7,12 @@
  * Usage: deno run -A apps/search/shard_server.ts --dir DIR --shard 0 --replica 0 [--host 127.0.0.1] [--port 0] [--flush-docs 5000] (--help lists the flags)
  */
 import { z } from "zod";
-import { hostFlag, parseFlagsOrExit } from "@strata/edge";
+import { hostFlag, parseFlagsOrExit, tlsServeOptions } from "@strata/edge";
 import { createShardApp } from "./shard_app.ts";
 import {
   ACCESS_FLAGS,
   ACCESS_FLAGS_USAGE,
   accessFromFlagsOrExit,
-  serveTlsOptions,
 } from "./search_access.ts";
 import { ShardStore } from "./shard_store.ts";
 
@@ -62,7 +61,7 @@ if (import.meta.main) {
     hostname: flags.host,
     port: flags.port,
     signal: ac.signal,
-    ...serveTlsOptions(access),
+    ...tlsServeOptions(access.tls),
     onListen: ({ port }) => {
       console.log(JSON.stringify({
         ready: true,

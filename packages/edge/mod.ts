@@ -134,4 +134,9 @@ export {
   stopChild,
 } from "@strata/process";
 export { selfSignedCert } from "./self_signed_cert.ts";
-export { nodeHttpClient, type NodeTls, nodeTls } from "./node_tls.ts";
+export {
+  nodeHttpClient,
+  type NodeTls,
+  nodeTls,
+  tlsServeOptions,
+} from "./node_tls.ts";

@@ -63,3 +63,14 @@ export function nodeHttpClient(tls: NodeTls): Deno.HttpClient | undefined {
     ? Deno.createHttpClient({ caCerts: tls.caCerts })
     : undefined;
 }
+
+/**
+ * `Deno.serve`'s certificate options for a node serving TLS (none
+ * otherwise), for listeners not started with `serveHttp`.
+ */
+export function tlsServeOptions(
+  tls: NodeTls | undefined,
+): { cert: string; key: string } | Record<never, never> {
+  const t = tls?.serve;
+  return t ? { cert: t.cert, key: t.key } : {};
+}

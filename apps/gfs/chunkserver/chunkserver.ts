@@ -11,6 +11,7 @@ import {
   readBytes,
   readJson,
   readQuery,
+  tlsServeOptions,
 } from "@strata/edge";
 import {
   AccessConfigFields,
@@ -813,9 +814,7 @@ export async function startChunkserver(
     hostname: cfg.host,
     port: cfg.port,
     onListen: () => {},
-    ...(access.tls.serve
-      ? { cert: access.tls.serve.cert, key: access.tls.serve.key }
-      : {}),
+    ...tlsServeOptions(access.tls),
   }, app.fetch);
   url = `${access.scheme}://${cfg.host}:${server.addr.port}`;
 

@@ -3,7 +3,12 @@ import { need } from "../shared/access.ts";
 import { z } from "zod";
 import type { ChunkMaster, ChunkMasterOptions } from "./chunk_master.ts";
 import { settleChunkBytes } from "../shared/cell_config_file.ts";
-import { errorResponse, installErrorHandlers, isLoopback } from "@strata/edge";
+import {
+  errorResponse,
+  installErrorHandlers,
+  isLoopback,
+  tlsServeOptions,
+} from "@strata/edge";
 import { GfsError, gfsToEdgeError } from "../shared/gfs_error.ts";
 import { AccessConfigFields, resolveGfsAccess } from "../shared/access.ts";
 import { MasterStore } from "./master_store.ts";
@@ -215,9 +220,7 @@ export async function startMaster(
     hostname: cfg.host,
     port: cfg.port,
     onListen: () => {},
-    ...(access.tls.serve
-      ? { cert: access.tls.serve.cert, key: access.tls.serve.key }
-      : {}),
+    ...tlsServeOptions(access.tls),
   }, app.fetch);
   m.url = `${access.scheme}://${cfg.host}:${server.addr.port}`;
   const stopMaintenance = startMaintenance(m);

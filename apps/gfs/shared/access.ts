@@ -34,7 +34,7 @@ export const AccessConfigFields = {
   /** The certificate's PEM private key. */
   tlsKey: z.string().min(1).optional(),
   /**
-   * The PEM certificate other processes' must chain to when this one calls
+   * The PEM certificate other processes' certificates must chain to when this one calls
    * them over TLS (default: `tlsCert`, for a cell sharing one certificate).
    */
   caCert: z.string().min(1).optional(),
