@@ -35,8 +35,8 @@ const suite = new Suite(
   "edge",
   "cost of the edge: strata raft-kv puts with auth off, auth on, and auth on over TLS",
 );
-const DURATION_MS = QUICK ? 500 : 1000;
-const ROUNDS = QUICK ? 1 : 9;
+const DURATION_MS = QUICK ? 500 : 2000;
+const ROUNDS = QUICK ? 1 : 5;
 const CONCURRENCY = [16, 256];
 const KEYS = 10_000;
 const value = new Uint8Array(256).fill(0x61);
