@@ -89,7 +89,10 @@ const access = await resolveAccess({
 });
 // --tls-cert: serve HTTPS; calls to kv and GFS trust --ca-cert (default:
 // the --tls-cert itself).
-const tls = await nodeTls(f);
+const tls = await nodeTls(f).catch((e: Error) => {
+  console.error(`tablet server ${f.id}: ${e.message}`); // a TLS file flag: no stack
+  return Deno.exit(2);
+});
 const httpClient = nodeHttpClient(tls);
 const kv = await kvClientFromFlags(f, httpClient);
 const log = (line: string) => console.error(`tablet server ${f.id}: ${line}`);
