@@ -258,7 +258,9 @@ Deno.test({
       /** Values of writes sent straight to it after the cut, not acknowledged. */
       const lateUnknown = new Set<string>();
       /** Direct requests to the cut-off server: call time and what came back. */
-      const direct: Array<{ call: number; answer?: Answer }> = [];
+      const direct: Array<
+        { call: number; write: boolean; answer?: Answer }
+      > = [];
       let cutAt = Infinity;
       let acked = 0;
       let stop = false;
@@ -335,7 +337,7 @@ Deno.test({
                 }],
               },
             );
-            direct.push({ call, answer });
+            direct.push({ call, write: true, answer });
             const op: KvOperation = {
               clientId: id,
               input: { op: "put", key, value },
@@ -356,7 +358,7 @@ Deno.test({
               `${victim.ready}/v1/tables/p/row?key=${key}&columns=f:q`,
               write,
             );
-            direct.push({ call, answer });
+            direct.push({ call, write: false, answer });
             if (answer?.status === 200) {
               const cells = answer.body.cells as Array<{ value: string }>;
               history.push({
@@ -478,6 +480,21 @@ Deno.test({
         } ms, the old server serving again ${
           servingAgainAfter.toFixed(0)
         } ms after the heal; ${history.length} operations (${answered} answered), ${refused.size} direct writes refused, ${lateUnknown.size} sent after the cut without an answer; ${afterTtl.length} direct requests from one TTL after the cut to the heal`,
+      );
+      const writesInCut = direct.filter((d) =>
+        d.write && d.call >= cutAt && d.call < healAt
+      );
+      const tally = new Map<string, number>();
+      for (const d of writesInCut) {
+        const k = d.answer
+          ? `${d.answer.status}${d.answer.code ? ` ${d.answer.code}` : ""}`
+          : "no answer";
+        tally.set(k, (tally.get(k) ?? 0) + 1);
+      }
+      console.log(
+        `  direct writes from the cut to the heal: ${
+          [...tally].map(([k, n]) => `${n} × ${k}`).join(", ")
+        }`,
       );
       // Nothing served by the cut-off server from one TTL after the cut
       // until the heal (its own lease ends sooner).
