@@ -6,8 +6,14 @@
 // the leader in the minority, a one-way loss from the leader to a follower,
 // then heal. Every history (puts, linearizable and lease reads, CAS) is
 // checked with packages/sim's checker, final reads included, so no
-// acknowledged write may be lost. Needs root; skipped with a message
-// outside CI. STRATA_LONG=1 repeats the faults and adds partial loss.
+// acknowledged write may be lost. A second test splits 2/3 with two
+// followers in the minority and checks multi-key transactions (in the
+// checked history), a minority watcher resumed by revision (against a
+// majority watch and a scan), a minority session's key and lock going, a
+// fencing token refused, a member removed during the split and one added
+// after it; a third pauses a cut-off leader inside its lease. Needs root;
+// skipped with a message outside CI. STRATA_LONG=1 repeats the first
+// test's faults and adds partial loss.
 import assert from "node:assert/strict";
 import { HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import { checkKvHistory, type KvOperation } from "@strata/sim";
