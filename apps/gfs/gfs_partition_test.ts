@@ -23,12 +23,12 @@ import { type Host, HostNetwork, skipWithoutHosts } from "@strata/hosts";
 import type { ReadyProcess } from "@strata/process";
 import { GfsClient } from "./client/client.ts";
 import { fetchAs, pattern, until } from "./_test_support.ts";
+import { startGfsOnHost } from "./host_process.ts";
 import { type ClusterSecrets, loadOrCreateSecrets } from "@strata/edge";
 
 const CHUNK = 1 << 20;
 const DEAD_AFTER_MS = 3000;
 const PORT = 7300;
-const HERE = new URL(".", import.meta.url).pathname;
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const skip = await skipWithoutHosts("gfs_partition_test");
 /**
@@ -55,27 +55,12 @@ function startGfsProcess(
   role: "master" | "chunkserver",
   flags: Record<string, string | number>,
 ): Promise<ReadyProcess<string>> {
-  const args = [
-    "run",
-    "-A",
-    `${HERE}${role === "master" ? "master_main.ts" : "chunkserver_main.ts"}`,
-    "--host",
-    host.address,
-  ];
   // Off loopback auth is required: every process shares one auth dir.
-  const all = { port: PORT, "auth-dir": secrets.dir, ...flags };
-  for (const [k, v] of Object.entries(all)) args.push(`--${k}`, String(v));
-  return net.spawn(
-    host,
-    args,
-    (line) => {
-      const l = line as { event?: unknown; url?: unknown };
-      return l?.event === "listening" && typeof l.url === "string"
-        ? l.url
-        : undefined;
-    },
-    { name: `gfs ${role} on ${host.name}`, stderr: "null", timeoutMs: 60_000 },
-  );
+  return startGfsOnHost(net, host, role, {
+    port: PORT,
+    "auth-dir": secrets.dir,
+    ...flags,
+  });
 }
 
 /** The current test's cell secrets (tokens, peer secret), shared by its processes. */

@@ -28,6 +28,7 @@ import {
   type KvOutput,
 } from "@strata/sim";
 import { startKvNode } from "../kv/host_cluster.ts";
+import { startGfsOnHost } from "../gfs/host_process.ts";
 import { TablesClient, TablesClientError } from "./client/tables_client.ts";
 
 const ON_GFS = Deno.env.get("STRATA_LONG") === "1";
@@ -69,36 +70,6 @@ function startTablesProcess(
     ["run", "-A", ...args],
     (line) => readyLine(line, ["id", "http", "url"])?.url,
     { name: `${args[2]} on ${host.name}`, stderr: "null", timeoutMs: 60_000 },
-  );
-}
-
-/** A GFS process inside `host` (its `listening` line gives its URL). */
-function startGfsProcess(
-  net: HostNetwork,
-  host: Host,
-  role: "master" | "chunkserver",
-  flags: Record<string, string | number>,
-): Promise<ReadyProcess<string>> {
-  const args = [
-    "run",
-    "-A",
-    `${HERE}../gfs/${role}_main.ts`,
-    "--host",
-    host.address,
-    "--port",
-    String(GFS_PORT),
-  ];
-  for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, String(v));
-  return net.spawn(
-    host,
-    args,
-    (line) => {
-      const l = line as { event?: unknown; url?: unknown };
-      return l?.event === "listening" && typeof l.url === "string"
-        ? l.url
-        : undefined;
-    },
-    { name: `gfs ${role} on ${host.name}`, stderr: "null", timeoutMs: 60_000 },
   );
 }
 
@@ -165,14 +136,16 @@ Deno.test({
       let gfsArgs = ["--storage-root", `${dir}/tablets`];
       if (ON_GFS) {
         const gfsSecrets = await loadOrCreateSecrets(`${dir}/gfs`);
-        const gfsMaster = await startGfsProcess(net, h1!, "master", {
+        const gfsMaster = await startGfsOnHost(net, h1!, "master", {
+          port: GFS_PORT,
           "auth-dir": gfsSecrets.dir,
           "data-dir": `${dir}/gfs/master`,
           "chunk-bytes": 1 << 20,
         });
         await Promise.all(
           gfsHosts.map((h, i) =>
-            startGfsProcess(net, h, "chunkserver", {
+            startGfsOnHost(net, h, "chunkserver", {
+              port: GFS_PORT,
               "auth-dir": gfsSecrets.dir,
               "data-dir": `${dir}/gfs/cs${i + 1}`,
               master: gfsMaster.ready,
