@@ -98,6 +98,19 @@ function strataLoads(urls: string[], token: string) {
         }),
     );
   }
+  // A node's own status: an HTTP round trip with no consensus and no disk,
+  // so the two sides differ by the network path (lo, or veth + bridge).
+  loads.set(
+    "status ×1 clients",
+    () =>
+      runLoad(1, DURATION_MS, async (w, s) => {
+        const res = await fetch(`${urls[(w + s) % urls.length]}/v1/status`, {
+          headers,
+        });
+        await res.body?.cancel();
+        return res.ok;
+      }),
+  );
   return {
     loads,
     async prepare() {
@@ -163,24 +176,31 @@ try {
   await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
 }
 if (net !== undefined) {
-  for (const c of CONCURRENCY) {
-    for (const op of ["put", "get"]) {
-      const g = `${op} ×${c} clients`;
-      const h = suite.get(g, "strata on 3 hosts");
-      const l = suite.get(g, "strata");
-      suite.compare(
-        `${g}: throughput 3 hosts ÷ loopback`,
-        "throughput",
-        h.opsPerSec,
-        l.opsPerSec,
-      );
-      suite.compare(
-        `${g}: p99 3 hosts ÷ loopback`,
-        "p99 latency",
-        h.p99Ns,
-        l.p99Ns,
-      );
-    }
+  const groups = [
+    ...CONCURRENCY.flatMap((c) => [`put ×${c} clients`, `get ×${c} clients`]),
+    "status ×1 clients",
+  ];
+  for (const g of groups) {
+    const h = suite.get(g, "strata on 3 hosts");
+    const l = suite.get(g, "strata");
+    suite.compare(
+      `${g}: throughput 3 hosts ÷ loopback`,
+      "throughput",
+      h.opsPerSec,
+      l.opsPerSec,
+    );
+    suite.compare(
+      `${g}: p50 3 hosts ÷ loopback`,
+      "p50 latency",
+      h.p50Ns,
+      l.p50Ns,
+    );
+    suite.compare(
+      `${g}: p99 3 hosts ÷ loopback`,
+      "p99 latency",
+      h.p99Ns,
+      l.p99Ns,
+    );
   }
 }
 
