@@ -8,8 +8,9 @@
  *
  * Goal: strata's put throughput at 256 clients at least etcd's, and its
  * p99 no worse than 1.5x. Where @strata/hosts can run (root), the same
- * loads also run against strata's 3 nodes on 3 network hosts, compared
- * with the loopback run (no goal: it shows what a virtual network costs).
+ * loads also run, interleaved with the loopback run, against strata's 3
+ * nodes on 3 network hosts, compared with it (no goal: it shows what a
+ * virtual network costs); elsewhere that part is skipped with the reason.
  */
 import { Buffer } from "node:buffer";
 import { HostNetwork, hostsUnavailable } from "@strata/hosts";
@@ -62,11 +63,12 @@ async function prefill(put: (k: string) => Promise<boolean>) {
 }
 
 /**
- * Runs the put and get loads against a strata cluster's HTTP URLs, recorded
- * as `name`. Auth is on, as deployed: every request carries `token` (the
- * cluster's write token).
+ * The put and get loads against a strata cluster's HTTP URLs, by group
+ * (`put ×16 clients`, …), each run when called. Auth is on, as deployed:
+ * every request carries `token` (the cluster's write token). `prepare`
+ * waits for a leader and fills the keys the gets read.
  */
-async function measureStrata(urls: string[], name: string, token: string) {
+function strataLoads(urls: string[], token: string) {
   const headers = { authorization: `Bearer ${token}` };
   const put = async (w: number, k: string) => {
     const res = await fetch(`${urls[w % urls.length]}/v1/kv/${k}`, {
@@ -77,89 +79,129 @@ async function measureStrata(urls: string[], name: string, token: string) {
     await res.body?.cancel();
     return res.ok;
   };
-  // Wait for a leader.
-  for (
-    let i = 0;
-    i < 200 && !(await put(0, "warmup").catch(() => false));
-    i++
-  ) await new Promise((r) => setTimeout(r, 50));
-  await prefill((k) => put(0, k));
+  const loads = new Map<string, () => Promise<LoadResult>>();
   for (const c of CONCURRENCY) {
-    record(
+    loads.set(
       `put ×${c} clients`,
-      name,
-      await runLoad(c, DURATION_MS, (w, s) => put(w, key8(w * 7919 + s))),
+      () => runLoad(c, DURATION_MS, (w, s) => put(w, key8(w * 7919 + s))),
     );
-    record(
+    loads.set(
       `get ×${c} clients`,
-      name,
-      await runLoad(c, DURATION_MS, async (w, s) => {
-        const res = await fetch(
-          `${urls[w % urls.length]}/v1/kv/${key8(w * 7919 + s)}`,
-          { headers },
-        );
+      () =>
+        runLoad(c, DURATION_MS, async (w, s) => {
+          const res = await fetch(
+            `${urls[w % urls.length]}/v1/kv/${key8(w * 7919 + s)}`,
+            { headers },
+          );
+          await res.body?.cancel();
+          return res.ok;
+        }),
+    );
+  }
+  // A node's own status: an HTTP round trip with no consensus and no disk,
+  // so the two sides differ by the network path (lo, or veth + bridge).
+  loads.set(
+    "status ×1 clients",
+    () =>
+      runLoad(1, DURATION_MS, async (w, s) => {
+        const res = await fetch(`${urls[(w + s) % urls.length]}/v1/status`, {
+          headers,
+        });
         await res.body?.cancel();
         return res.ok;
       }),
-    );
-  }
+  );
+  return {
+    loads,
+    async prepare() {
+      // Wait for a leader.
+      for (
+        let i = 0;
+        i < 200 && !(await put(0, "warmup").catch(() => false));
+        i++
+      ) await new Promise((r) => setTimeout(r, 50));
+      await prefill((k) => put(0, k));
+    },
+  };
 }
 
-// --- strata ---
+// --- strata on loopback, and its 3 nodes on 3 hosts beside it ---
+// The hosts run shows what crossing a (virtual) network costs next to
+// loopback: veth pairs and a bridge instead of lo. It needs root and
+// iptables (@strata/hosts); without them it is skipped with the reason.
+// Both clusters run at once and each load is measured on one, then the
+// other (the order alternating from load to load), so a change in the
+// machine's load during the run weighs on both sides of the ratio alike.
 const dataRoot = await Deno.makeTempDir({ prefix: "strata-bench-raft-" });
 console.log("starting a 3-node strata raft-kv cluster…");
 const strata = await startLocalCluster({ size: 3, dataRoot });
-const strataUrls = [...strata.nodes.values()].map((n) => `http://${n.http}`);
+const noHosts = await hostsUnavailable();
+let net: HostNetwork | undefined;
 try {
-  await measureStrata(strataUrls, "strata", strata.secrets!.tokens.write);
+  const sides = [{
+    name: "strata",
+    ...strataLoads(
+      [...strata.nodes.values()].map((n) => `http://${n.http}`),
+      strata.secrets!.tokens.write,
+    ),
+  }];
+  if (noHosts === undefined) {
+    console.log("starting strata raft-kv on 3 hosts…");
+    net = await HostNetwork.create({ hosts: 3 });
+    const { nodes, secrets } = await startHostCluster(net, {
+      dataRoot: `${dataRoot}/hosts`,
+    });
+    sides.push({
+      name: "strata on 3 hosts",
+      ...strataLoads(
+        [...nodes.values()].map((n) => `http://${n.http}`),
+        secrets.tokens.write,
+      ),
+    });
+  } else {
+    console.log(`strata on 3 hosts: skipped, ${noHosts}`);
+    suite.metric("strata on 3 hosts", `not run: ${noHosts}`);
+  }
+  for (const side of sides) await side.prepare();
+  let turn = 0;
+  for (const group of sides[0]!.loads.keys()) {
+    const order = turn++ % 2 === 0 ? sides : sides.toReversed();
+    for (const side of order) {
+      record(group, side.name, await side.loads.get(group)!());
+    }
+  }
 } finally {
+  await net?.close();
   await strata.stop();
   await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
 }
-
-// --- strata, the 3 nodes on 3 hosts (network namespaces on a bridge) ---
-// What crossing a (virtual) network costs next to loopback: veth pairs and
-// a bridge instead of lo. Needs root and iptables (@strata/hosts).
-const noHosts = await hostsUnavailable();
-if (noHosts === undefined) {
-  const hostsRoot = await Deno.makeTempDir({ prefix: "strata-bench-hosts-" });
-  console.log("starting strata raft-kv on 3 hosts…");
-  const net = await HostNetwork.create({ hosts: 3 });
-  try {
-    const { nodes, secrets } = await startHostCluster(net, {
-      dataRoot: hostsRoot,
-    });
-    await measureStrata(
-      [...nodes.values()].map((n) => `http://${n.http}`),
-      "strata on 3 hosts",
-      secrets.tokens.write,
+if (net !== undefined) {
+  const groups = [
+    ...CONCURRENCY.flatMap((c) => [`put ×${c} clients`, `get ×${c} clients`]),
+    "status ×1 clients",
+  ];
+  for (const g of groups) {
+    const h = suite.get(g, "strata on 3 hosts");
+    const l = suite.get(g, "strata");
+    suite.compare(
+      `${g}: throughput 3 hosts ÷ loopback`,
+      "throughput",
+      h.opsPerSec,
+      l.opsPerSec,
     );
-  } finally {
-    await net.close();
-    await Deno.remove(hostsRoot, { recursive: true }).catch(() => {});
+    suite.compare(
+      `${g}: p50 3 hosts ÷ loopback`,
+      "p50 latency",
+      h.p50Ns,
+      l.p50Ns,
+    );
+    suite.compare(
+      `${g}: p99 3 hosts ÷ loopback`,
+      "p99 latency",
+      h.p99Ns,
+      l.p99Ns,
+    );
   }
-  for (const c of CONCURRENCY) {
-    for (const op of ["put", "get"]) {
-      const g = `${op} ×${c} clients`;
-      const h = suite.get(g, "strata on 3 hosts");
-      const l = suite.get(g, "strata");
-      suite.compare(
-        `${g}: throughput 3 hosts ÷ loopback`,
-        "throughput",
-        h.opsPerSec,
-        l.opsPerSec,
-      );
-      suite.compare(
-        `${g}: p99 3 hosts ÷ loopback`,
-        "p99 latency",
-        h.p99Ns,
-        l.p99Ns,
-      );
-    }
-  }
-} else {
-  console.log(`strata on 3 hosts: skipped, ${noHosts}`);
-  suite.metric("strata on 3 hosts", `not run: ${noHosts}`);
 }
 
 // --- etcd ---

@@ -42,7 +42,15 @@ export function startKvNode(
   id: number,
   peers: string,
   dataDir: string,
-  options: { tickMs?: number; authDir: string },
+  options: {
+    tickMs?: number;
+    authDir: string;
+    /** Start with `--join`: a member added by a configuration change. */
+    join?: boolean;
+    /** Ports other than {@link PEER_PORT} and {@link HTTP_PORT} (a second node on the host). */
+    peerPort?: number;
+    httpPort?: number;
+  },
 ): Promise<ReadyProcess<{ http: string; peer: string; scheme: string }>> {
   return net.spawn(
     host,
@@ -50,8 +58,9 @@ export function startKvNode(
       id,
       peers,
       dataDir,
-      listen: `${host.address}:${PEER_PORT}`,
-      http: `${host.address}:${HTTP_PORT}`,
+      join: options.join,
+      listen: `${host.address}:${options.peerPort ?? PEER_PORT}`,
+      http: `${host.address}:${options.httpPort ?? HTTP_PORT}`,
       // Off loopback auth is required: the nodes share one auth directory
       // (tokens and the raft peer secret).
       authDir: options.authDir,
@@ -69,6 +78,8 @@ export function startKvNode(
 /** A running cluster on hosts: its nodes and the secrets they share. */
 export interface HostCluster {
   nodes: Map<number, HostNode>;
+  /** The `--peers` list the nodes started with (a joining node takes it too). */
+  peers: string;
   /** Generated in `<dataRoot>/auth` (mode 0600). */
   secrets: ClusterSecrets;
 }
@@ -99,5 +110,5 @@ export async function startHostCluster(
     );
     nodes.set(id, { id, host, http: proc.ready.http, proc });
   }));
-  return { nodes, secrets };
+  return { nodes, peers, secrets };
 }

@@ -102,11 +102,23 @@ export async function register(o: RegistrationOptions): Promise<Registration> {
     session: session.id,
   });
   const loop = keepAlive();
+  // A keep-alive can hang on a silent network (a partition) for the kv
+  // client's whole retry budget, attempts × timeout, far beyond the TTL:
+  // the session is given up the moment the lease runs out, not when that
+  // call fails, so the tablets are closed (and, in a local directory,
+  // unlocked for their new owner) within the TTL.
+  const watchdog = setInterval(() => {
+    if (lost || stopped) clearInterval(watchdog);
+    else if (!lease.valid) {
+      loseOnce(`kv session ${session.id}: the serving lease ran out`);
+    }
+  }, Math.min(250, Math.max(25, o.ttlMs / 20)));
   return {
     session: session.id,
     lease,
     async close() {
       stopped = true;
+      clearInterval(watchdog);
       await loop.catch(() => {});
       await session.close().catch(() => {});
     },

@@ -1,0 +1,59 @@
+import { ok, strictEqual } from "node:assert/strict";
+import { type KvClient, KvClientError } from "@strata/kv";
+import { register } from "./registration.ts";
+
+/**
+ * A kv client whose session, lock and key calls succeed at once and whose
+ * keep-alives hang (a silent partition) until `release()` fails them.
+ */
+function kvWithHangingKeepAlives() {
+  const hanging: Array<(e: unknown) => void> = [];
+  const kv = {
+    openSession: () =>
+      Promise.resolve({ id: 7, close: () => Promise.resolve() }),
+    lock: () => Promise.resolve(1),
+    put: () => Promise.resolve(2),
+    keepAlive: () =>
+      new Promise<void>((_, reject) => {
+        hanging.push(reject);
+      }),
+  } as unknown as KvClient;
+  return {
+    kv,
+    release: () => {
+      for (const reject of hanging) {
+        reject(new KvClientError("timeout", "no answer"));
+      }
+    },
+  };
+}
+
+Deno.test("a server whose keep-alive hangs loses its session when the lease runs out, not when the call gives up", async () => {
+  const ttlMs = 2000;
+  const { kv, release } = kvWithHangingKeepAlives();
+  const lost = Promise.withResolvers<string>();
+  const started = performance.now();
+  const registration = await register({
+    kv,
+    id: "ts1",
+    url: "http://127.0.0.1:1",
+    ttlMs,
+    onLost: (why) => lost.resolve(why),
+    log: () => {},
+  });
+  const timeout = setTimeout(() => lost.reject(new Error("never lost")), 5000);
+  try {
+    const why = await lost.promise;
+    const after = performance.now() - started;
+    ok(why.includes("the serving lease ran out"), why);
+    // The lease is 0.75 × TTL from the session's opening; the watchdog
+    // looks every TTL/20. It must go well before kv could expire it.
+    ok(after >= 0.75 * ttlMs - 1, `lost after ${after.toFixed(0)} ms`);
+    ok(after < ttlMs, `lost only after ${after.toFixed(0)} ms`);
+    strictEqual(registration.lease.valid, false);
+  } finally {
+    clearTimeout(timeout);
+    release();
+    await registration.close();
+  }
+});
