@@ -1,0 +1,221 @@
+/**
+ * Split by load, merges and time series on a real cell (kv ×3, one
+ * master, tablet servers ×2, tablets in a shared local directory: no GFS,
+ * to keep it cheap), started once for the file. The master's load policy
+ * is scaled down (a tablet is hot at 25 ops/s held 1.5 s; tablets merge
+ * when cold for 2 s and under 1 MB together) and the servers measure load
+ * over 2 s windows.
+ */
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { startTablesStack } from "./stack_launcher.ts";
+import { TablesClient, TablesClientError } from "./client/tables_client.ts";
+import { pointText, TimeSeriesClient } from "./client/time_series_client.ts";
+import type { MasterDecision } from "./master/master_service.ts";
+
+const dec = new TextDecoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, nothing acknowledged is lost or doubled; time-series ranges cross buckets", async (t) => {
+  const dataRoot = await Deno.makeTempDir({ prefix: "tables_load_" });
+  const stack = await startTablesStack({
+    dataRoot,
+    masters: 1,
+    servers: 2,
+    sessionTtlMs: 4000,
+    reconcileMs: 300,
+    masterFlags: [
+      "--split-ops",
+      "25",
+      "--split-after-ms",
+      "1500",
+      "--merge-bytes",
+      "1000000",
+      "--merge-ops",
+      "2",
+      "--merge-after-ms",
+      "2000",
+    ],
+    serverFlags: ["--load-window-ms", "2000"],
+  });
+  const { admin } = stack.secrets.tokens;
+  const client = new TablesClient(stack.masterUrls(), { token: admin });
+  const decisions = async (): Promise<MasterDecision[]> => {
+    const r = await fetch(`${stack.masterUrls()[0]}/v1/status`, {
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    return (await r.json()).decisions;
+  };
+  /** Polls `test` every 250 ms for at most `ms`. */
+  const until = async (
+    what: string,
+    ms: number,
+    test: () => Promise<boolean>,
+  ) => {
+    const end = performance.now() + ms;
+    while (!(await test())) {
+      if (performance.now() > end) {
+        throw new Error(`${what}: not within ${ms} ms`);
+      }
+      await sleep(250);
+    }
+  };
+  try {
+    await t.step(
+      "a hot tablet is split by load at a key among its recent writes; its cold neighbours are merged",
+      async () => {
+        const created = await client.createTable("hot", [{ name: "f" }], [
+          "c",
+          "f",
+        ]);
+        const [coldA, coldB] = created.map((x) => x.id);
+        const acked: string[] = [];
+        const unknown: string[] = [];
+        for (const row of ["a1", "a2", "d1", "d2"]) {
+          await client.put("hot", row, "f", "q", row);
+          acked.push(row);
+        }
+        let writing = true;
+        const started = performance.now();
+        const writers = Array.from({ length: 4 }, async (_, w) => {
+          for (let i = 0; writing && i < 20_000; i++) {
+            const row = `h-${w}-${String(i).padStart(5, "0")}`;
+            try {
+              await client.put("hot", row, "f", "q", row);
+              acked.push(row);
+            } catch (e) {
+              if (
+                e instanceof TablesClientError && e.code === "unknown_outcome"
+              ) {
+                unknown.push(row);
+              } else throw e;
+            }
+          }
+        });
+        let loadSplit: MasterDecision | undefined;
+        try {
+          await until("a split by load", 60_000, async () => {
+            loadSplit = (await decisions()).find((d) =>
+              d.kind === "split" && d.text.includes("splitting by load")
+            );
+            return loadSplit !== undefined;
+          });
+          // Let the split finish under the writers.
+          await until(
+            "the split done",
+            30_000,
+            async () =>
+              (await decisions()).some((d) =>
+                d.kind === "split" && d.tablet === loadSplit!.tablet &&
+                d.text.startsWith("split into")
+              ),
+          );
+        } finally {
+          writing = false;
+          await Promise.all(writers);
+        }
+        console.log(
+          `split by load ${
+            Math.round(performance.now() - started)
+          } ms after the writers started: ${loadSplit!.text}`,
+        );
+        // The split key is one of the hot rows, not a boundary of the table.
+        const key = JSON.parse(loadSplit!.text.split(" at ")[1]!);
+        ok(String(key).startsWith("h-"), `split at ${key}`);
+        await until(
+          "the cold neighbours merged",
+          30_000,
+          async () =>
+            (await decisions()).some((d) =>
+              d.kind === "merge" && d.text.includes(coldA!) &&
+              d.text.includes(coldB!) && d.text.startsWith("merged from")
+            ),
+        );
+        const tablets = await client.tablets("hot");
+        console.log(
+          `tablets now: ${
+            tablets.map((x) =>
+              `[${dec.decode(x.start)}, ${
+                x.end ? dec.decode(x.end) : "∞"
+              }) on ${x.server}`
+            ).join(" ")
+          }; ${acked.length} rows acknowledged, ${unknown.length} unknown`,
+        );
+        ok(!tablets.some((x) => x.id === coldA || x.id === coldB));
+        ok(
+          tablets.some((x) =>
+            x.start.length === 0 && x.end !== null && dec.decode(x.end) >= "f"
+          ),
+          "one tablet covers what the two cold ones did",
+        );
+        // Every acknowledged row exactly once, nothing else.
+        const seen = new Map<string, number>();
+        for await (const row of client.scan("hot")) {
+          const k = dec.decode(row.key);
+          seen.set(k, (seen.get(k) ?? 0) + 1);
+          equal(row.cells.length, 1, `${k}: one cell`);
+        }
+        for (const row of acked) equal(seen.get(row), 1, `${row} once`);
+        const maybe = new Set(unknown);
+        for (const [k, n] of seen) {
+          equal(n, 1, `${k} once`);
+          ok(acked.includes(k) || maybe.has(k), `${k} was written`);
+        }
+      },
+    );
+
+    await t.step(
+      "a time-series range query merges its buckets' spread ranges in time order",
+      async () => {
+        const ts = new TimeSeriesClient(client);
+        await ts.create("metrics", { bucketMs: 1000, spread: 4, tablets: 2 });
+        const t0 = 1_796_500_000_000;
+        const points = Array.from({ length: 100 }, (_, i) => ({
+          t: t0 + i * 50,
+          value: `cpu ${i}`,
+        }));
+        await ts.write("metrics", "cpu", points);
+        await ts.write(
+          "metrics",
+          "mem",
+          points.map((p) => ({ ...p, value: "m" })),
+        );
+        await ts.write("metrics", "cpu", [points[30]!]); // again: still one point
+        const got = [];
+        for await (const p of ts.range("metrics", "cpu", t0 + 520, t0 + 4210)) {
+          got.push(pointText(p));
+        }
+        const want = points.filter((p) => p.t >= t0 + 520 && p.t < t0 + 4210);
+        deepStrictEqual(got, want, "5 buckets, in time order, cpu only");
+        const limited = [];
+        for await (
+          const p of ts.range("metrics", "cpu", t0, t0 + 5000, { limit: 7 })
+        ) limited.push(p.t);
+        deepStrictEqual(limited, points.slice(0, 7).map((p) => p.t));
+        // The rows really are spread over both tablets.
+        const tablets = await client.tablets("metrics");
+        equal(tablets.length, 2);
+        const per = await Promise.all(tablets.map(async (x) => {
+          let n = 0;
+          for await (
+            const _ of client.scan("metrics", {
+              start: x.start,
+              ...(x.end ? { end: x.end } : {}),
+            })
+          ) n++;
+          return n;
+        }));
+        equal(per[0]! + per[1]!, 200);
+        ok(per.every((n) => n > 20), `rows per tablet ${per}`);
+        const schema = await client.tableSchema("metrics");
+        deepStrictEqual(schema.timeSeries, {
+          bucketMs: 1000,
+          hashing: true,
+          spread: 4,
+        });
+      },
+    );
+  } finally {
+    await stack.stop();
+    await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+  }
+});
