@@ -12,7 +12,7 @@
  * the load, as it would in production.
  *
  * Each line is a closed-loop run of `CLIENTS` writers bursting into ONE
- * series, one point per request at t = now (strictly rising); the lines
+ * series (`--series N`: N series), one point per request at t = now (strictly rising); the lines
  * alternate (plain, hashed, plain, hashed) so a change in the machine's
  * load colours both. Measured: points/s per mode, and how the writes
  * spread over the table's tablets: every second the tablet servers'
@@ -40,6 +40,8 @@ const flag = (name: string, fallback: number) => {
 };
 const SPLIT_OPS = flag("--split-ops", 300);
 const CLIENTS = flag("--clients", 64);
+/** Series the writers share (default 1: a burst on one series). */
+const SERIES = flag("--series", 1);
 const DURATION_MS = QUICK ? 1000 : 6000;
 const ROUNDS = QUICK ? 1 : 2;
 const TABLETS = 3;
@@ -51,12 +53,13 @@ const MODES = [
 
 const suite = new Suite(
   "timeseries",
-  `time-series points at now, ${CLIENTS} writers, through tables (kv ×3, master ×1, tablet servers ×3, ${
+  `time-series points at now, ${CLIENTS} writers on ${SERIES} series, through tables (kv ×3, master ×1, tablet servers ×3, ${
     USE_GFS ? "GFS masters ×3 + chunkservers ×3" : "tablets in a local dir"
   }; 3 tablets per table, split by load at ${SPLIT_OPS} ops/s) with the time bucket hashed vs not`,
 );
 suite.metric("tablet storage", USE_GFS ? "GFS" : "local directory");
 suite.metric("writers", CLIENTS);
+suite.metric("series", SERIES);
 suite.metric("split by load at, writes+reads/s held 3 s", SPLIT_OPS);
 suite.metric("load average at start", loadavg());
 
@@ -158,13 +161,13 @@ try {
   const value = new Uint8Array(100).fill(0x61);
   for (let round = 0; round < ROUNDS; round++) {
     for (const m of MODES) {
-      let last = 0;
-      const series = `burst-${round}`;
+      const last = new Array<number>(SERIES).fill(0);
       const sampling = sampleSpread(m.table);
-      const r = await runLoad(CLIENTS, DURATION_MS, async () => {
-        const t = Math.max(Date.now(), last + 1);
-        last = t;
-        await ts.write(m.table, series, [{ t, value }]);
+      const r = await runLoad(CLIENTS, DURATION_MS, async (worker) => {
+        const s = worker % SERIES;
+        const t = Math.max(Date.now(), last[s]! + 1);
+        last[s] = t;
+        await ts.write(m.table, `burst-${round}-${s}`, [{ t, value }]);
         return true;
       }).finally(() => sampling.stop());
       const spread = await sampling.done;
