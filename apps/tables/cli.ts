@@ -25,7 +25,7 @@ commands:
   get <table> <row> [--versions N] [--as-of MS] [--columns f,f:q]
   del <table> <row>                              delete a row
   scan <table> [--start K] [--end K] [--prefix P] [--limit N] [--as-of MS] [--columns ...]
-  tablets [table]                                tablets with their ranges, servers, sizes
+  tablets [table]                                tablets with their ranges, servers, sizes, load
   move <tablet id> <server id>                   move a tablet (admin)
   split <tablet id> [key]                        split a tablet (at its middle key by default)
   merge <tablet id> <next tablet id>             merge a tablet with the one right after it (admin)
@@ -191,6 +191,12 @@ try {
           server: t.server,
           url: t.url,
           ...(t.bytes !== undefined ? { bytes: t.bytes } : {}),
+          ...(t.load
+            ? {
+              writesPerSec: Math.round(t.load.writesPerSec * 10) / 10,
+              readsPerSec: Math.round(t.load.readsPerSec * 10) / 10,
+            }
+            : {}),
         }));
       }
       break;

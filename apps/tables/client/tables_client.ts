@@ -87,6 +87,8 @@ export interface TabletInfo {
   server: string | null;
   url: string | null;
   bytes?: number;
+  /** Writes and reads per second its server last reported (to the active master). */
+  load?: { writesPerSec: number; readsPerSec: number };
 }
 
 /** Options of {@link TablesClient}. */
@@ -119,6 +121,7 @@ interface WireTablet {
   server: string | null;
   url: string | null;
   bytes?: number;
+  load?: { writesPerSec: number; readsPerSec: number };
 }
 interface WireRow {
   key: string;
@@ -138,6 +141,14 @@ const toTablet = (t: WireTablet): TabletInfo => ({
   server: t.server,
   url: t.url,
   ...(t.bytes !== undefined ? { bytes: t.bytes } : {}),
+  ...(t.load
+    ? {
+      load: {
+        writesPerSec: t.load.writesPerSec,
+        readsPerSec: t.load.readsPerSec,
+      },
+    }
+    : {}),
 });
 const toRow = (r: WireRow): Row => ({
   key: unb64(r.key),
