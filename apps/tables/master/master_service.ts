@@ -496,7 +496,7 @@ export class MasterService {
         ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
         timeoutMs: 5000,
       });
-    const report = await call("/v1/tablets", reportSchema);
+    const report = await this.#report(server.url);
     if (!report.serving) return; // it registers again; orders then
     for (const t of report.tablets) {
       this.#sizes.set(t.id, t.bytes);
@@ -728,28 +728,29 @@ export class MasterService {
           `moving from ${right.server} to ${server.id} to merge with ${leftId}`,
         );
         this.kick();
-        const until = performance.now() + 30_000;
-        for (;;) {
-          const open = await this.#report(server.url).then(
-            (r) => new Set(r.tablets.map((t) => t.id)),
-            () => new Set<string>(),
+      }
+      // Both open there (a moved or just assigned tablet opens on the next pass).
+      const until = performance.now() + 30_000;
+      for (;;) {
+        const open = await this.#report(server.url).then(
+          (r) => new Set(r.tablets.filter((t) => !t.frozen).map((t) => t.id)),
+          () => new Set<string>(),
+        );
+        if (open.has(leftId) && open.has(rightId)) break;
+        if (performance.now() > until) {
+          throw new TablesError(
+            "not_serving",
+            503,
+            `tablets ${leftId} and ${rightId} are not both open on ${server.id} after 30 s; try again`,
           );
-          if (open.has(leftId) && open.has(rightId)) break;
-          if (performance.now() > until) {
-            throw new TablesError(
-              "not_serving",
-              503,
-              `tablet ${rightId} did not open on ${server.id} in 30 s; try again`,
-            );
-          }
-          await new Promise((r) => setTimeout(r, 200));
         }
-        state = await readKvState(this.o.kv);
-        left = state.tablets.find((x) => x.id === leftId);
-        right = state.tablets.find((x) => x.id === rightId);
-        if (!left || !right || left.server !== right.server) {
-          throw new EdgeError("conflict", "the tablets changed meanwhile");
-        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      state = await readKvState(this.o.kv);
+      left = state.tablets.find((x) => x.id === leftId);
+      right = state.tablets.find((x) => x.id === rightId);
+      if (!left || !right || left.server !== right.server) {
+        throw new EdgeError("conflict", "the tablets changed meanwhile");
       }
       const id = `${left.table}-${crypto.randomUUID().slice(0, 8)}`;
       const r = await callJson(
