@@ -214,6 +214,58 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
         });
       },
     );
+    await t.step(
+      "bad merges and time-series declarations are a 4xx",
+      async () => {
+        const post = async (path: string, body: unknown) => {
+          const r = await fetch(`${stack.masterUrls()[0]}${path}`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${admin}`,
+              "content-type": "application/json",
+            },
+            body: JSON.stringify(body),
+          });
+          const b = await r.json();
+          return [r.status, b.error?.code];
+        };
+        const hot = await client.tablets("hot");
+        const [first, last] = [hot[0]!.id, hot[hot.length - 1]!.id];
+        deepStrictEqual(await post(`/v1/tablets/${first}/merge`, {}), [
+          400,
+          "bad_request",
+        ]);
+        deepStrictEqual(
+          await post(`/v1/tablets/${first}/merge`, { with: "nope" }),
+          [404, "not_found"],
+        );
+        if (hot.length > 2) {
+          deepStrictEqual(
+            await post(`/v1/tablets/${first}/merge`, { with: last }),
+            [400, "bad_request"],
+            "not adjacent",
+          );
+        }
+        deepStrictEqual(
+          await post("/v1/tables", {
+            name: "ts_bad",
+            families: [{ name: "v" }],
+            timeSeries: { family: "x" },
+          }),
+          [400, "bad_request"],
+        );
+        deepStrictEqual(
+          await post("/v1/tables", {
+            name: "ts_bad",
+            families: [{ name: "v" }],
+            timeSeries: { spread: 0 },
+          }),
+          [400, "bad_request"],
+        );
+        // The cell still serves.
+        equal((await client.tablets("hot")).length, hot.length);
+      },
+    );
   } finally {
     await stack.stop();
     await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
