@@ -10,6 +10,9 @@ import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { startTablesStack } from "./stack_launcher.ts";
 import { TablesClient, TablesClientError } from "./client/tables_client.ts";
 import { pointText, TimeSeriesClient } from "./client/time_series_client.ts";
+import { pointKey } from "./shared/time_series.ts";
+import { compareBytes } from "@strata/lsm";
+import { Buffer } from "node:buffer";
 import type { MasterDecision } from "./master/master_service.ts";
 
 const dec = new TextDecoder();
@@ -59,6 +62,56 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
       await sleep(250);
     }
   };
+  /**
+   * Bursts into one series of a hashed time-series table of one tablet
+   * until the master splits it by load, then counts, for 2 s, the writes
+   * acknowledged on each side of the split key (by key, so a half moved
+   * to the other server meanwhile still counts). Runs beside the first
+   * step, to share its wait.
+   */
+  const runBurst = async (): Promise<number[]> => {
+    const ts = new TimeSeriesClient(client);
+    await ts.create("burst", { tablets: 1 });
+    const spec = await ts.spec("burst");
+    const [parent] = await client.tablets("burst");
+    let writing = true;
+    let last = 0;
+    let after: Uint8Array[] | undefined; // keys written after the split
+    const writers = Array.from({ length: 4 }, async () => {
+      while (writing) {
+        const t = Math.max(Date.now(), last + 1);
+        last = t;
+        await ts.write("burst", "b", [{ t, value: "x" }]);
+        after?.push(pointKey(spec, "b", t));
+      }
+    });
+    let key: Uint8Array | undefined;
+    try {
+      await until("the burst's tablet split", 60_000, async () => {
+        const ds = await decisions();
+        const asked = ds.find((d) =>
+          d.tablet === parent!.id && d.text.includes("splitting by load at")
+        );
+        const done = ds.some((d) =>
+          d.tablet === parent!.id && d.text.startsWith("split into")
+        );
+        if (asked && done) {
+          const text = JSON.parse(asked.text.split(" at ").at(-1)!);
+          key = new Uint8Array(Buffer.from(text, "latin1"));
+        }
+        return key !== undefined;
+      });
+      after = [];
+      await sleep(2000);
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+    }
+    const below = after.filter((k) => compareBytes(k, key!) < 0).length;
+    return [below, after.length - below];
+  };
+  const burst = runBurst();
+  burst.catch(() => {}); // awaited in its step
   try {
     await t.step(
       "a hot tablet is split by load at a key among its recent writes; its cold neighbours are merged",
@@ -193,7 +246,8 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
         deepStrictEqual(limited, points.slice(0, 7).map((p) => p.t));
         // The rows really are spread over both tablets.
         const tablets = await client.tablets("metrics");
-        equal(tablets.length, 2);
+        // (the master may have split them by load meanwhile: 25 ops/s here)
+        ok(tablets.length >= 2);
         const per = await Promise.all(tablets.map(async (x) => {
           let n = 0;
           for await (
@@ -204,8 +258,11 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
           ) n++;
           return n;
         }));
-        equal(per[0]! + per[1]!, 200);
-        ok(per.every((n) => n > 20), `rows per tablet ${per}`);
+        equal(per.reduce((a, n) => a + n, 0), 200);
+        ok(
+          per.filter((n) => n >= 20).length >= 2,
+          `rows per tablet ${per}`,
+        );
         const schema = await client.tableSchema("metrics");
         deepStrictEqual(schema.timeSeries, {
           bucketMs: 1000,
@@ -214,6 +271,24 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
         });
       },
     );
+    await t.step(
+      "a burst on one series: its hashed bucket splits by load and both halves take writes",
+      async () => {
+        const n = await burst;
+        const total = n[0]! + n[1]!;
+        console.log(
+          `writes acknowledged on each side of the split key in 2 s after the split: ${
+            n.join(", ")
+          }`,
+        );
+        ok(total > 0);
+        ok(
+          n.every((x) => x >= 0.2 * total),
+          `both halves take writes: ${n.join(", ")}`,
+        );
+      },
+    );
+
     await t.step(
       "bad merges and time-series declarations are a 4xx",
       async () => {
@@ -229,8 +304,11 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
           const b = await r.json();
           return [r.status, b.error?.code];
         };
-        const hot = await client.tablets("hot");
-        const [first, last] = [hot[0]!.id, hot[hot.length - 1]!.id];
+        // Tables of one tablet each: the master's own merges cannot touch them.
+        await client.createTable("solo1", [{ name: "f" }]);
+        await client.createTable("solo2", [{ name: "f" }]);
+        const [first] = (await client.tablets("solo1")).map((x) => x.id);
+        const [other] = (await client.tablets("solo2")).map((x) => x.id);
         deepStrictEqual(await post(`/v1/tablets/${first}/merge`, {}), [
           400,
           "bad_request",
@@ -239,13 +317,11 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
           await post(`/v1/tablets/${first}/merge`, { with: "nope" }),
           [404, "not_found"],
         );
-        if (hot.length > 2) {
-          deepStrictEqual(
-            await post(`/v1/tablets/${first}/merge`, { with: last }),
-            [400, "bad_request"],
-            "not adjacent",
-          );
-        }
+        deepStrictEqual(
+          await post(`/v1/tablets/${first}/merge`, { with: other }),
+          [400, "bad_request"],
+          "not neighbours: another table",
+        );
         deepStrictEqual(
           await post("/v1/tables", {
             name: "ts_bad",
@@ -263,7 +339,8 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
           [400, "bad_request"],
         );
         // The cell still serves.
-        equal((await client.tablets("hot")).length, hot.length);
+        await client.put("solo1", "r", "f", "q", "v");
+        equal((await client.tablets("solo1")).length, 1);
       },
     );
   } finally {
