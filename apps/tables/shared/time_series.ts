@@ -18,6 +18,7 @@
  * `spread` key ranges of that series, and merges them by timestamp.
  */
 import { z } from "zod";
+import { hashKey } from "@strata/lsm";
 
 /** A week, ms. */
 export const WEEK_MS = 7 * 24 * 3600 * 1000;
@@ -51,17 +52,6 @@ const u64 = (n: number): Uint8Array => {
   return b;
 };
 
-/** FNV-1a, 32 bits, with murmur3's finalizer so every bit of the input moves the high bits. */
-function hash32(...parts: Uint8Array[]): number {
-  let h = 0x811c9dc5;
-  for (const p of parts) {
-    for (const x of p) h = Math.imul(h ^ x, 0x01000193);
-  }
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
 const concat = (...parts: Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -71,6 +61,8 @@ const concat = (...parts: Uint8Array[]): Uint8Array => {
   }
   return out;
 };
+/** The 32-bit hash of the parts' bytes (the LSM's Bloom filter hash). */
+const hash32 = (...parts: Uint8Array[]): number => hashKey(concat(...parts));
 
 /** The key prefix of (bucket, salt): hash, bucket and salt, or the bucket alone. */
 function prefix(spec: TimeSeriesSpec, bucket: number, salt: number) {
