@@ -68,14 +68,20 @@ export interface TablesServerView {
 export interface TabletEvent {
   /** Wall-clock ms when it was seen. */
   at: number;
-  kind: "split" | "moved" | "reassigned" | "unassigned" | "assigned";
+  kind:
+    | "split"
+    | "merged"
+    | "moved"
+    | "reassigned"
+    | "unassigned"
+    | "assigned";
   table: string;
-  /** The tablet (for a split: the parent). */
+  /** The tablet (for a split: the parent; for a merge: the merged one). */
   tablet: string;
   /** Server before and after (null: unassigned). */
   from: string | null;
   to: string | null;
-  /** A split's children. */
+  /** A split's children; a merge's sources. */
   children?: string[];
   /** One line for the page. */
   text: string;
@@ -227,6 +233,30 @@ export function tabletChanges(
       text: `${p.id} split at ${
         at2.map((s) => JSON.stringify(keyText(s))).join(", ")
       } into ${children.map((c) => c.id).join(" + ")}`,
+    });
+  }
+  // A fresh tablet covering two or more dropped ones is a merge.
+  const gone = before.filter((p) => !now.has(p.id));
+  for (const m of fresh) {
+    const ms = Buffer.from(m.start, "base64");
+    const me = m.end === null ? null : Buffer.from(m.end, "base64");
+    const sources = gone.filter((p) => {
+      if (p.table !== m.table) return false;
+      const ps = Buffer.from(p.start, "base64");
+      const pe = p.end === null ? null : Buffer.from(p.end, "base64");
+      return compareBytes(ps, ms) >= 0 &&
+        (me === null || (pe !== null && compareBytes(pe, me) <= 0));
+    });
+    if (sources.length < 2) continue;
+    events.push({
+      at,
+      kind: "merged",
+      table: m.table,
+      tablet: m.id,
+      from: null,
+      to: m.server,
+      children: sources.map((p) => p.id),
+      text: `${sources.map((p) => p.id).join(" + ")} merged into ${m.id}`,
     });
   }
   for (const t of after) {

@@ -128,6 +128,20 @@ Deno.test("changes: a split names its key and children; moves, losses and reassi
     ["split", "p", ["c1", "c2"]],
   ]);
 
+  // Two dropped neighbours inside one fresh tablet: a merge, not a split.
+  const merged = tabletChanges(
+    [
+      tablet("a", "", "g", "ts1"),
+      tablet("b", "g", "m", "ts2"),
+      tablet("c", "m", null, "ts1"),
+    ],
+    [tablet("ab", "", "m", "ts2"), tablet("c", "m", null, "ts1")],
+    3,
+  );
+  assert.deepEqual(merged.map((e) => [e.kind, e.tablet, e.children, e.text]), [
+    ["merged", "ab", ["a", "b"], "a + b merged into ab"],
+  ]);
+
   // A dropped tablet with no children is not a split.
   assert.deepEqual(
     tabletChanges(before, [tablet("t1", "", "m", "ts1")], 1),

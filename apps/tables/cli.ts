@@ -17,6 +17,7 @@ import {
   TablesClient,
   TablesClientError,
 } from "./client/tables_client.ts";
+import { pointText, TimeSeriesClient } from "./client/time_series_client.ts";
 
 const HELP = `usage: deno task tables:cli [options] <command> [args]
 
@@ -28,9 +29,15 @@ commands:
   get <table> <row> [--versions N] [--as-of MS] [--columns f,f:q]
   del <table> <row>                              delete a row
   scan <table> [--start K] [--end K] [--prefix P] [--limit N] [--as-of MS] [--columns ...]
-  tablets [table]                                tablets with their ranges, servers, sizes
+  tablets [table]                                tablets with their ranges, servers, sizes, load
   move <tablet id> <server id>                   move a tablet (admin)
   split <tablet id> [key]                        split a tablet (at its middle key by default)
+  merge <tablet id> <next tablet id>             merge a tablet with the one right after it (admin)
+  ts create <table> [--bucket-ms N] [--spread N] [--hashing on|off] [--tablets N]
+                                                 create a time-series table (a week's buckets, hashed)
+  ts write <table> <series> <value>... [--t MS]  write points at t, t+1, ... (default now)
+  ts range <table> <series> [--from MS] [--to MS] [--limit N]
+                                                 points in [from, to) in time order (default the last hour)
 
 options:
   --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
@@ -61,6 +68,13 @@ const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
     end: z.string().optional(),
     prefix: z.string().optional(),
     limit: z.coerce.number().int().min(1).optional(),
+    "bucket-ms": z.coerce.number().int().min(1000).optional(),
+    spread: z.coerce.number().int().min(1).max(256).optional(),
+    hashing: z.enum(["on", "off"]).optional(),
+    tablets: z.coerce.number().int().min(1).max(100).optional(),
+    t: z.coerce.number().int().min(0).optional(),
+    from: z.coerce.number().int().min(0).optional(),
+    to: z.coerce.number().int().min(0).optional(),
   }),
   HELP,
 );
@@ -185,6 +199,12 @@ try {
           server: t.server,
           url: t.url,
           ...(t.bytes !== undefined ? { bytes: t.bytes } : {}),
+          ...(t.load
+            ? {
+              writesPerSec: Math.round(t.load.writesPerSec * 10) / 10,
+              readsPerSec: Math.round(t.load.readsPerSec * 10) / 10,
+            }
+            : {}),
         }));
       }
       break;
@@ -204,6 +224,51 @@ try {
           end: t.end === null ? null : text(t.end),
         })),
       }));
+      break;
+    }
+    case "merge": {
+      if (!args[0] || !args[1]) usage("merge <tablet id> <next tablet id>");
+      const t = await client.mergeTablets(args[0]!, args[1]!);
+      console.log(JSON.stringify({
+        merged: [args[0], args[1]],
+        into: {
+          id: t.id,
+          start: text(t.start),
+          end: t.end === null ? null : text(t.end),
+        },
+      }));
+      break;
+    }
+    case "ts": {
+      const [sub, table, series, ...values] = args;
+      const ts = new TimeSeriesClient(client);
+      if (sub === "create" && table) {
+        await ts.create(table, {
+          ...(f["bucket-ms"] !== undefined ? { bucketMs: f["bucket-ms"] } : {}),
+          ...(f.spread !== undefined ? { spread: f.spread } : {}),
+          ...(f.hashing ? { hashing: f.hashing === "on" } : {}),
+          ...(f.tablets !== undefined ? { tablets: f.tablets } : {}),
+        });
+        console.log(
+          JSON.stringify({ created: table, ...await ts.spec(table) }),
+        );
+      } else if (sub === "write" && table && series && values.length > 0) {
+        const t0 = f.t ?? Date.now();
+        await ts.write(
+          table,
+          series,
+          values.map((value, i) => ({ t: t0 + i, value })),
+        );
+        console.log(JSON.stringify({ written: values.length, series, t: t0 }));
+      } else if (sub === "range" && table && series) {
+        const to = f.to ?? Date.now() + 1;
+        const from = f.from ?? to - 3600_000;
+        for await (
+          const p of ts.range(table, series, from, to, {
+            ...(f.limit !== undefined ? { limit: f.limit } : {}),
+          })
+        ) console.log(JSON.stringify(pointText(p)));
+      } else usage("ts create|write|range <table> ...");
       break;
     }
     default:

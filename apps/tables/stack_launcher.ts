@@ -63,6 +63,10 @@ export interface TablesStackOptions {
   splitBytes?: number;
   /** Tablet memtable size, bytes. */
   memtableBytes?: number;
+  /** Extra flags for every master (e.g. the split-by-load and merge policy). */
+  masterFlags?: string[];
+  /** Extra flags for every tablet server (e.g. `--load-window-ms`). */
+  serverFlags?: string[];
   /**
    * Keep tablets in a GFS cell started here (masters, chunkservers,
    * chunk size); without it tablets live in `<dataRoot>/tablets`.
@@ -244,6 +248,7 @@ export async function startTablesStack(
           String(o.reconcileMs ?? 1000),
           "--split-bytes",
           String(o.splitBytes ?? 0),
+          ...(o.masterFlags ?? []),
           ...common,
         ])),
       ...Array.from({ length: ns }, (_, i) =>
@@ -259,6 +264,7 @@ export async function startTablesStack(
           ...(o.memtableBytes
             ? ["--memtable-bytes", String(o.memtableBytes)]
             : []),
+          ...(o.serverFlags ?? []),
           ...common,
         ])),
     ]);

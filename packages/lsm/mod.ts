@@ -49,6 +49,6 @@ export {
   type SSTableBuilderOptions,
 } from "./sstable_builder.ts";
 export { BlockCache } from "./block_cache.ts";
-export { bloomMayContain, buildBloom } from "./bloom.ts";
+export { bloomMayContain, buildBloom, hashKey } from "./bloom.ts";
 export { MergeCursor, mergeSorted } from "./merge.ts";
 export { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";

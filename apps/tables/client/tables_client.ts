@@ -18,6 +18,8 @@ import { Buffer } from "node:buffer";
 import { compareBytes } from "@strata/lsm";
 import { send, sendJson } from "./http_call.ts";
 import { TablesClientError } from "./tables_client_error.ts";
+import type { TimeSeriesSpec } from "../shared/time_series.ts";
+import type { TableSchemaJson } from "../shared/wire.ts";
 
 export { TablesClientError };
 
@@ -85,6 +87,8 @@ export interface TabletInfo {
   server: string | null;
   url: string | null;
   bytes?: number;
+  /** Writes and reads per second its server last reported (to the active master). */
+  load?: { writesPerSec: number; readsPerSec: number };
 }
 
 /** Options of {@link TablesClient}. */
@@ -117,6 +121,7 @@ interface WireTablet {
   server: string | null;
   url: string | null;
   bytes?: number;
+  load?: { writesPerSec: number; readsPerSec: number };
 }
 interface WireRow {
   key: string;
@@ -136,6 +141,14 @@ const toTablet = (t: WireTablet): TabletInfo => ({
   server: t.server,
   url: t.url,
   ...(t.bytes !== undefined ? { bytes: t.bytes } : {}),
+  ...(t.load
+    ? {
+      load: {
+        writesPerSec: t.load.writesPerSec,
+        readsPerSec: t.load.readsPerSec,
+      },
+    }
+    : {}),
 });
 const toRow = (r: WireRow): Row => ({
   key: unb64(r.key),
@@ -233,17 +246,22 @@ export class TablesClient {
     throw last;
   }
 
-  /** Creates a table, pre-split at `splits` (N keys: N+1 tablets). */
+  /**
+   * Creates a table, pre-split at `splits` (N keys: N+1 tablets);
+   * `options.timeSeries` declares it time-series (see `time_series.ts`).
+   */
   async createTable(
     name: string,
     families: FamilySpec[],
     splits: Bytes[] = [],
+    options: { timeSeries?: Partial<TimeSeriesSpec> } = {},
   ): Promise<TabletInfo[]> {
     const r = await this.#master("POST", "/v1/tables", {
       name,
       families,
       encoding: "base64",
       splits: splits.map(b64),
+      ...(options.timeSeries ? { timeSeries: options.timeSeries } : {}),
     });
     this.#locations.delete(name);
     return (r.tablets as WireTablet[]).map((t) =>
@@ -261,6 +279,15 @@ export class TablesClient {
   async listTables(): Promise<{ name: string; families: FamilySpec[] }[]> {
     const r = await this.#master("GET", "/v1/tables");
     return r.tables as { name: string; families: FamilySpec[] }[];
+  }
+
+  /** One table's schema. @throws TablesClientError `not_found`. */
+  async tableSchema(name: string): Promise<TableSchemaJson> {
+    const r = await this.#master(
+      "GET",
+      `/v1/tables/${encodeURIComponent(name)}`,
+    );
+    return r.schema as TableSchemaJson;
   }
 
   /** Every tablet (or those of `table`) with its server and size. */
@@ -294,6 +321,23 @@ export class TablesClient {
     return (r.tablets as WireTablet[]).map((t) =>
       toTablet({ ...t, url: null })
     );
+  }
+
+  /**
+   * Merges tablet `id` with `next`, the tablet right after it, into one
+   * (admin); the master first moves them onto one server. Writes to both
+   * are refused (`not_serving`, re-sent by the client) while their rows
+   * are copied. @returns the merged tablet.
+   */
+  async mergeTablets(id: string, next: string): Promise<TabletInfo> {
+    const r = await this.#master(
+      "POST",
+      `/v1/tablets/${encodeURIComponent(id)}/merge`,
+      { with: next },
+      Math.max(this.#timeoutMs, SPLIT_TIMEOUT_MS),
+    );
+    this.#locations.clear();
+    return toTablet({ ...(r.tablet as WireTablet), url: null });
   }
 
   /** Forgets cached locations (of one table, or all). */

@@ -28,6 +28,8 @@ import { installTablesErrorHandlers } from "../shared/tables_error.ts";
 import type { MasterService } from "./master_service.ts";
 
 const moveBody = z.strictObject({ server: z.string().min(1).max(64) });
+/** Merge `:id` with the tablet right after it. */
+const mergeBody = z.strictObject({ with: z.string().min(1).max(128) });
 const splitBody = z.strictObject({
   /** Split key; default: the tablet's middle key. */
   key: z.string().optional(),
@@ -79,6 +81,8 @@ export function createMasterApi(
       role: master.role,
       ...(master.role === "active" ? { token: master.token } : {}),
       leaderUrl: (await master.leaderUrl()) ?? null,
+      loadPolicy: master.loadPolicy,
+      decisions: master.decisions,
     }));
 
   app.get(
@@ -143,6 +147,15 @@ export function createMasterApi(
       ? undefined
       : toBytes(body.key, body.encoding, "split key", LIMITS.maxRowKeyBytes);
     return c.json({ tablets: await master.splitTablet(tabletId, key) });
+  });
+
+  app.post("/v1/tablets/:id/merge", requireRole("admin"), async (c) => {
+    const tabletId = c.req.param("id");
+    const body = await readJson(c, mergeBody);
+    await active();
+    return c.json({
+      tablet: await master.mergeTablets(tabletId, body.with),
+    });
   });
 
   installTablesErrorHandlers(app, {

@@ -23,6 +23,7 @@ import {
 } from "../shared/kv_flags.ts";
 import { MasterService } from "./master_service.ts";
 import { createMasterApi } from "./master_api.ts";
+import { DEFAULT_LOAD_POLICY } from "./load_plan.ts";
 
 const HELP = `usage: master_main.ts --id ID --kv LIST --data-dir DIR [options]
 
@@ -32,6 +33,12 @@ A tables master: one is active (it holds the kv lock tables/master), the others 
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --reconcile-ms N    period of the reconcile pass (default 1000)
   --split-bytes N     split a tablet larger than N bytes (default 0: only on request)
+  --split-ops N       split a tablet serving N writes+reads/s or more ... (default 2000; 0: never)
+  --split-after-ms N  ... for N ms on end, at the median of its recent keys (default 30000)
+  --merge-bytes N     merge adjacent tablets holding N bytes or less together ... (default 0: never)
+  --merge-ops N       ... each under N writes+reads/s ... (default 1)
+  --merge-after-ms N  ... for N ms on end (default 60000)
+  --balance-factor F  move a tablet off a server whose load is over F x the mean (default 1.5; 0: off)
 ${KV_FLAGS_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -47,6 +54,20 @@ const f = parseFlagsOrExit(
     http: hostPortFlag.default("127.0.0.1:0"),
     "reconcile-ms": z.coerce.number().int().min(50).max(60_000).default(1000),
     "split-bytes": z.coerce.number().int().min(0).default(0),
+    "split-ops": z.coerce.number().min(0).default(DEFAULT_LOAD_POLICY.splitOps),
+    "split-after-ms": z.coerce.number().int().min(0).default(
+      DEFAULT_LOAD_POLICY.splitAfterMs,
+    ),
+    "merge-bytes": z.coerce.number().int().min(0).default(
+      DEFAULT_LOAD_POLICY.mergeBytes,
+    ),
+    "merge-ops": z.coerce.number().min(0).default(DEFAULT_LOAD_POLICY.mergeOps),
+    "merge-after-ms": z.coerce.number().int().min(0).default(
+      DEFAULT_LOAD_POLICY.mergeAfterMs,
+    ),
+    "balance-factor": z.coerce.number().min(0).default(
+      DEFAULT_LOAD_POLICY.balanceFactor,
+    ),
   }),
   HELP,
 );
@@ -80,6 +101,14 @@ const master = new MasterService({
   httpClient,
   reconcileMs: f["reconcile-ms"],
   splitBytes: f["split-bytes"],
+  loadPolicy: {
+    splitOps: f["split-ops"],
+    splitAfterMs: f["split-after-ms"],
+    mergeBytes: f["merge-bytes"],
+    mergeOps: f["merge-ops"],
+    mergeAfterMs: f["merge-after-ms"],
+    balanceFactor: f["balance-factor"],
+  },
   log: (line) => console.error(`tables master ${f.id}: ${line}`),
 });
 const listener = await serveHttp({

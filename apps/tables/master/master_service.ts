@@ -37,6 +37,15 @@ import {
   planReassignments,
   planRebalance,
 } from "./assignment_plan.ts";
+import {
+  DEFAULT_LOAD_POLICY,
+  type LoadPolicy,
+  planLoadMove,
+  planLoadSplits,
+  planMerge,
+  sustained,
+  type TabletLoad,
+} from "./load_plan.ts";
 
 /** Options of {@link MasterService}. */
 export interface MasterOptions {
@@ -54,6 +63,8 @@ export interface MasterOptions {
   reconcileMs?: number;
   /** Split a tablet whose server reports more than this many bytes (0: never). */
   splitBytes?: number;
+  /** Split-by-load, merge and load-balancing thresholds (defaults: {@link DEFAULT_LOAD_POLICY}). */
+  loadPolicy?: Partial<LoadPolicy>;
   log: (line: string) => void;
 }
 
@@ -62,6 +73,17 @@ export interface TabletView extends TabletRecord {
   url: string | null;
   /** Approximate bytes, as the server last reported (active master only). */
   bytes?: number;
+  /** Writes and reads per second, as the server last reported (active master only). */
+  load?: TabletLoad;
+}
+
+/** One decision of the master about a tablet (splits, merges, moves). */
+export interface MasterDecision {
+  /** Wall-clock time, ISO 8601 (for people; never used to measure time). */
+  at: string;
+  kind: "split" | "merge" | "move" | "assign";
+  tablet: string;
+  text: string;
 }
 
 const dec = new TextDecoder();
@@ -77,6 +99,11 @@ const reportSchema = z.object({
     id: z.string(),
     bytes: z.number(),
     frozen: z.boolean(),
+    load: z.object({
+      writesPerSec: z.number(),
+      readsPerSec: z.number(),
+      splitKey: z.string().optional(),
+    }).optional(),
   })),
 });
 
@@ -119,11 +146,37 @@ export class MasterService {
   #kick = Promise.withResolvers<void>();
   #sizes = new Map<string, number>();
   #loop?: Promise<void>;
-  /** Tablets this master is splitting now. */
+  /** Tablets this master is splitting or merging now. */
   #splitting = new Set<string>();
+  /** Per tablet: its last reported load (rebuilt every pass). */
+  #loads = new Map<string, TabletLoad>();
+  /** Since when (monotonic ms) each tablet has been hot, and cold. */
+  #hotSince = new Map<string, number>();
+  #coldSince = new Map<string, number>();
+  #decisions: MasterDecision[] = [];
+  readonly #policy: LoadPolicy;
 
   /** @param o options. */
-  constructor(private readonly o: MasterOptions) {}
+  constructor(private readonly o: MasterOptions) {
+    this.#policy = { ...DEFAULT_LOAD_POLICY, ...o.loadPolicy };
+  }
+
+  /** The split-by-load, merge and balancing thresholds in force. */
+  get loadPolicy(): LoadPolicy {
+    return this.#policy;
+  }
+
+  /** The latest decisions about tablets (splits, merges, moves), oldest first. */
+  get decisions(): MasterDecision[] {
+    return [...this.#decisions];
+  }
+
+  /** Logs a decision and keeps the last 100 for `/v1/status`. */
+  #decide(kind: MasterDecision["kind"], tablet: string, text: string): void {
+    this.o.log(`tablet ${tablet}: ${text}`);
+    this.#decisions.push({ at: new Date().toISOString(), kind, tablet, text });
+    if (this.#decisions.length > 100) this.#decisions.shift();
+  }
 
   /** `standby` or `active`. */
   get role(): "standby" | "active" {
@@ -298,39 +351,143 @@ export class MasterService {
         key: tabletKey(r.tablet.table, r.tablet.id),
         value: JSON.stringify(r.tablet),
       }]);
-      this.o.log(
-        `tablet ${r.tablet.id} of ${r.tablet.table}: assigned to ${r.to}${
+      this.#decide(
+        "assign",
+        r.tablet.id,
+        `of ${r.tablet.table}: assigned to ${r.to}${
           r.from ? ` (was on ${r.from}, which is gone)` : ""
         }`,
       );
       const i = state.tablets.findIndex((t) => t.id === r.tablet.id);
       state.tablets[i] = r.tablet;
     }
-    const move = this.#splitting.size === 0
+    const byCount = this.#splitting.size === 0
       ? planRebalance(state.tablets, live)
       : undefined;
+    const move = byCount ??
+      (this.#splitting.size === 0
+        ? planLoadMove(state.tablets, this.#loads, live, this.#policy)
+        : undefined);
     if (move) {
       await this.fencedWrite([{
         op: "put",
         key: tabletKey(move.tablet.table, move.tablet.id),
         value: JSON.stringify(move.tablet),
       }]);
-      this.o.log(
-        `tablet ${move.tablet.id}: moving from ${move.from} to ${move.to} to even the load`,
+      const ops = (id: string) => {
+        const l = this.#loads.get(id);
+        return l ? Math.round(l.writesPerSec + l.readsPerSec) : 0;
+      };
+      this.#decide(
+        "move",
+        move.tablet.id,
+        byCount
+          ? `moving from ${move.from} to ${move.to} to even the load`
+          : `moving from ${move.from} to ${move.to} to even the load (${
+            ops(move.tablet.id)
+          } ops/s)`,
       );
       const i = state.tablets.findIndex((t) => t.id === move.tablet.id);
       state.tablets[i] = move.tablet;
     }
+    const loads = new Map<string, TabletLoad>();
     await Promise.all(
       [...state.servers.values()].map((s) =>
-        this.#orderServer(s, state).catch((e) =>
+        this.#orderServer(s, state, loads).catch((e) =>
           this.o.log(`server ${s.id}: ${e instanceof Error ? e.message : e}`)
         )
       ),
     );
+    this.#loads = loads;
+    this.#planByLoad(state, live);
   }
 
-  async #orderServer(server: ServerRecord, state: KvState): Promise<void> {
+  /**
+   * Splits the tablets that stayed hot (at the key the server chose from
+   * its recent keys) and merges a pair of adjacent tablets that stayed
+   * small and cold; both run in the background like size splits.
+   */
+  #planByLoad(state: KvState, live: ReadonlySet<string>): void {
+    const now = performance.now();
+    const p = this.#policy;
+    const ops = (l: TabletLoad) => l.writesPerSec + l.readsPerSec;
+    this.#hotSince = sustained(
+      this.#hotSince,
+      this.#loads,
+      (l) => p.splitOps > 0 && ops(l) >= p.splitOps,
+      now,
+    );
+    this.#coldSince = sustained(
+      this.#coldSince,
+      this.#loads,
+      (l) => ops(l) < p.mergeOps,
+      now,
+    );
+    for (
+      const s of planLoadSplits(
+        state.tablets,
+        this.#loads,
+        this.#hotSince,
+        now,
+        p,
+      )
+    ) {
+      if (this.#splitting.has(s.tablet.id)) continue;
+      this.#hotSince.delete(s.tablet.id);
+      this.#decide(
+        "split",
+        s.tablet.id,
+        `${Math.round(s.opsPerSec)} ops/s >= ${p.splitOps} for ${
+          p.splitAfterMs / 1000
+        } s: splitting by load at ${
+          JSON.stringify(Buffer.from(s.key, "base64").toString("latin1"))
+        }`,
+      );
+      this.splitTablet(
+        s.tablet.id,
+        new Uint8Array(Buffer.from(s.key, "base64")),
+      )
+        .catch((e) =>
+          this.o.log(
+            `tablet ${s.tablet.id}: split failed: ${
+              e instanceof Error ? e.message : e
+            }`,
+          )
+        );
+    }
+    if (this.#splitting.size > 0) return;
+    const m = planMerge(
+      state.tablets,
+      this.#loads,
+      this.#coldSince,
+      live,
+      now,
+      p,
+    );
+    if (!m) return;
+    this.#coldSince.delete(m.left.id);
+    this.#coldSince.delete(m.right.id);
+    this.#decide(
+      "merge",
+      m.left.id,
+      `and ${m.right.id} of ${m.left.table}: ${m.bytes} bytes <= ${p.mergeBytes}, under ${p.mergeOps} ops/s for ${
+        p.mergeAfterMs / 1000
+      } s: merging`,
+    );
+    this.mergeTablets(m.left.id, m.right.id).catch((e) =>
+      this.o.log(
+        `tablets ${m.left.id} + ${m.right.id}: merge failed: ${
+          e instanceof Error ? e.message : e
+        }`,
+      )
+    );
+  }
+
+  async #orderServer(
+    server: ServerRecord,
+    state: KvState,
+    loads: Map<string, TabletLoad>,
+  ): Promise<void> {
     const call = <S extends z.ZodType>(
       path: string,
       schema: S,
@@ -342,9 +499,15 @@ export class MasterService {
         client: this.o.httpClient,
         timeoutMs: 5000,
       });
-    const report = await call("/v1/tablets", reportSchema);
+    const report = await this.#report(server.url);
     if (!report.serving) return; // it registers again; orders then
-    for (const t of report.tablets) this.#sizes.set(t.id, t.bytes);
+    for (const t of report.tablets) {
+      this.#sizes.set(t.id, t.bytes);
+      const assigned = state.tablets.find((x) => x.id === t.id);
+      if (t.load && !t.frozen && assigned?.server === server.id) {
+        loads.set(t.id, { bytes: t.bytes, ...t.load });
+      }
+    }
     const orders = planOrders(
       server.id,
       state.tablets,
@@ -488,8 +651,10 @@ export class MasterService {
           `tablet ${id} went away during the split`,
         );
       }
-      this.o.log(
-        `tablet ${id}: split into ${leftId} and ${rightId} (${r.entries} entries copied) in ${
+      this.#decide(
+        "split",
+        id,
+        `split into ${leftId} and ${rightId} (${r.entries} entries copied) in ${
           Math.round(performance.now() - started)
         } ms`,
       );
@@ -497,6 +662,153 @@ export class MasterService {
       return [left, right];
     } finally {
       this.#splitting.delete(id);
+      this.kick();
+    }
+  }
+
+  /** A live server's report of its open tablets. */
+  async #report(url: string): Promise<z.output<typeof reportSchema>> {
+    return await callJson(url + "/v1/tablets", reportSchema, {
+      ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+      timeoutMs: 5000,
+    });
+  }
+
+  /**
+   * Merges tablet `leftId` with `rightId`, the tablet right after it:
+   * moves the right one to the left one's server when they are apart
+   * (and waits, at most 30 s, until it is open there), has that server
+   * freeze both and copy them into one new tablet, then swaps the two
+   * records for the merged one in one fenced kv transaction (which
+   * compares that both still exist), as a split does.
+   * @throws EdgeError `not_found`, `bad_request` (not adjacent),
+   *   `conflict` (being split or merged), `no_leader`; TablesError
+   *   `not_serving` when the tablets are not served now.
+   */
+  async mergeTablets(leftId: string, rightId: string): Promise<TabletRecord> {
+    if (this.#role !== "active") {
+      throw new EdgeError("no_leader", "this master is not active");
+    }
+    if (this.#splitting.has(leftId) || this.#splitting.has(rightId)) {
+      throw new EdgeError("conflict", "a tablet is being split or merged");
+    }
+    this.#splitting.add(leftId);
+    this.#splitting.add(rightId);
+    try {
+      let state = await readKvState(this.o.kv);
+      let left = state.tablets.find((x) => x.id === leftId);
+      let right = state.tablets.find((x) => x.id === rightId);
+      if (!left || !right) {
+        throw new EdgeError(
+          "not_found",
+          `no tablet ${left ? rightId : leftId}`,
+        );
+      }
+      if (left.table !== right.table || left.end !== right.start) {
+        throw new EdgeError(
+          "bad_request",
+          `tablet ${rightId} does not start where ${leftId} ends`,
+        );
+      }
+      const server = left.server ? state.servers.get(left.server) : undefined;
+      if (!server) {
+        throw new TablesError(
+          "not_serving",
+          503,
+          `tablet ${leftId} is not served now; try again`,
+        );
+      }
+      const started = performance.now();
+      if (right.server !== server.id) {
+        const moved = { ...right, server: server.id };
+        await this.fencedWrite([{
+          op: "put",
+          key: tabletKey(right.table, right.id),
+          value: JSON.stringify(moved),
+        }]);
+        this.#decide(
+          "move",
+          rightId,
+          `moving from ${right.server} to ${server.id} to merge with ${leftId}`,
+        );
+        this.kick();
+      }
+      // Both open there (a moved or just assigned tablet opens on the next pass).
+      const until = performance.now() + 30_000;
+      for (;;) {
+        const open = await this.#report(server.url).then(
+          (r) => new Set(r.tablets.filter((t) => !t.frozen).map((t) => t.id)),
+          () => new Set<string>(),
+        );
+        if (open.has(leftId) && open.has(rightId)) break;
+        if (performance.now() > until) {
+          throw new TablesError(
+            "not_serving",
+            503,
+            `tablets ${leftId} and ${rightId} are not both open on ${server.id} after 30 s; try again`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      state = await readKvState(this.o.kv);
+      left = state.tablets.find((x) => x.id === leftId);
+      right = state.tablets.find((x) => x.id === rightId);
+      if (!left || !right || left.server !== right.server) {
+        throw new EdgeError("conflict", "the tablets changed meanwhile");
+      }
+      const id = `${left.table}-${crypto.randomUUID().slice(0, 8)}`;
+      const r = await callJson(
+        `${server.url}/v1/tablets/merge`,
+        z.object({ entries: z.number() }),
+        {
+          body: {
+            left: leftId,
+            right: rightId,
+            token: this.#token,
+            into: `${left.table}/${id}`,
+          },
+          ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          timeoutMs: 120_000,
+        },
+      );
+      const merged: TabletRecord = {
+        ...left,
+        id,
+        end: right.end,
+        dir: `${left.table}/${id}`,
+      };
+      const exists = (t: TabletRecord) => ({
+        key: tabletKey(t.table, t.id),
+        target: "exists",
+        op: "==",
+        value: 1,
+      });
+      const ok = await this.fencedWrite(
+        [
+          { op: "delete", key: tabletKey(left.table, leftId) },
+          { op: "delete", key: tabletKey(right.table, rightId) },
+          {
+            op: "put",
+            key: tabletKey(merged.table, id),
+            value: JSON.stringify(merged),
+          },
+        ],
+        [exists(left), exists(right)],
+      );
+      if (!ok) {
+        throw new EdgeError("conflict", "a tablet went away during the merge");
+      }
+      this.#decide(
+        "merge",
+        id,
+        `merged from ${leftId} and ${rightId} (${r.entries} entries copied) in ${
+          Math.round(performance.now() - started)
+        } ms`,
+      );
+      return merged;
+    } finally {
+      this.#splitting.delete(leftId);
+      this.#splitting.delete(rightId);
       this.kick();
     }
   }
@@ -522,6 +834,7 @@ export class MasterService {
           ? state.servers.get(t.server)?.url ?? null
           : null,
         ...(this.#sizes.has(t.id) ? { bytes: this.#sizes.get(t.id)! } : {}),
+        ...(this.#loads.has(t.id) ? { load: this.#loads.get(t.id)! } : {}),
       }));
   }
 

@@ -7,6 +7,7 @@ import { compareBytes } from "@strata/lsm";
 import { fromB64, type TableSchemaJson } from "../shared/wire.ts";
 import type { TabletRecord } from "../shared/kv_layout.ts";
 import type { PortRange, TabletOpener, TabletPort } from "./tablet_port.ts";
+import { LoadMeter, type LoadMeterOptions } from "./load_meter.ts";
 
 /** An open tablet. */
 export interface OpenTablet {
@@ -20,6 +21,8 @@ export interface OpenTablet {
   writes: number;
   /** Resolved when `writes` drops to 0. */
   drained?: PromiseWithResolvers<void>;
+  /** Its load since it was opened here (for the master's split-by-load). */
+  load: LoadMeter;
 }
 
 /** Why the host refused an order. */
@@ -47,8 +50,14 @@ export class TabletHost {
   #busy = new Set<string>();
   #highestToken = 0;
 
-  /** @param open opens a tablet's storage. */
-  constructor(private readonly open: TabletOpener) {}
+  /**
+   * @param open opens a tablet's storage.
+   * @param loadOptions how each open tablet's load is measured.
+   */
+  constructor(
+    private readonly open: TabletOpener,
+    private readonly loadOptions: LoadMeterOptions = {},
+  ) {}
 
   /** The highest master fencing token seen. */
   get masterToken(): number {
@@ -124,6 +133,7 @@ export class TabletHost {
         tablet,
         frozen: false,
         writes: 0,
+        load: new LoadMeter(this.loadOptions),
       };
       this.#tablets.set(record.id, t);
       return t;
@@ -205,6 +215,34 @@ export class TabletHost {
       }
     }
     return entries;
+  }
+
+  /**
+   * Copies the stored cells of frozen adjacent tablets `left` and `right`
+   * into one new tablet `[left.start, right.end)` stored under `into`
+   * (as {@link copySplit} does for halves), flushed, then closed: the
+   * master opens it once the merge is in METADATA.
+   * @returns the entries copied.
+   */
+  async copyMerge(
+    left: OpenTablet,
+    right: OpenTablet,
+    into: string,
+  ): Promise<number> {
+    const range = { start: left.range.start, end: right.range.end };
+    const merged = await this.open(into, left.schema, range, {
+      bulkLoad: true,
+    });
+    try {
+      let entries = 0;
+      for (const t of [left, right]) {
+        entries += (await t.tablet.copyTo(merged, t.range)).entries;
+      }
+      await merged.flush();
+      return entries;
+    } finally {
+      await merged.close();
+    }
   }
 
   /** Closes every tablet (the session is lost, or the server stops). */

@@ -77,11 +77,17 @@ const splitBody = z.strictObject({
   left: storageNameSchema,
   right: storageNameSchema,
 });
+const mergeBody = z.strictObject({
+  left: z.string().min(1),
+  right: z.string().min(1),
+  token: z.number().int().positive(),
+  into: storageNameSchema,
+});
 const splitting = (t: OpenTablet) =>
   new TablesError(
     "not_serving",
     503,
-    `tablet ${t.record.id} is being split; ask the master for the new tablets`,
+    `tablet ${t.record.id} is being split or merged; ask the master for the new tablets`,
   );
 const tableParam = (c: Context): string => {
   const r = tableNameSchema.safeParse(c.req.param("table"));
@@ -141,11 +147,18 @@ export function createTabletServerApi(
     c.json({
       server: state.id,
       serving: state.lease()?.valid ?? false,
-      tablets: state.host.list().map((t) => ({
-        ...t.record,
-        bytes: t.tablet.approximateBytes(),
-        frozen: t.frozen,
-      })),
+      tablets: state.host.list().map((t) => {
+        const key = t.load.splitKey(t.range);
+        return {
+          ...t.record,
+          bytes: t.tablet.approximateBytes(),
+          frozen: t.frozen,
+          load: {
+            ...t.load.snapshot(),
+            ...(key ? { splitKey: b64(key) } : {}),
+          },
+        };
+      }),
     }));
 
   app.post("/v1/tablets/open", requireRole("admin"), async (c) => {
@@ -250,6 +263,60 @@ export function createTabletServerApi(
     });
   });
 
+  app.post("/v1/tablets/merge", requireRole("admin"), async (c) => {
+    const body = await json(c, mergeBody);
+    requireServing();
+    try {
+      state.host.fence(body.token);
+    } catch (e) {
+      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
+      throw e;
+    }
+    const [left, right] = [
+      state.host.get(body.left),
+      state.host.get(body.right),
+    ];
+    if (!left || !right) {
+      throw new EdgeError(
+        "not_found",
+        `tablet ${left ? body.right : body.left} is not open here`,
+      );
+    }
+    if (
+      left.record.table !== right.record.table || left.range.end === null ||
+      compareBytes(left.range.end, right.range.start) !== 0
+    ) {
+      throw new EdgeError(
+        "conflict",
+        `tablets ${body.left} and ${body.right} are not adjacent tablets of one table`,
+      );
+    }
+    if (left.frozen || right.frozen) {
+      throw new EdgeError(
+        "conflict",
+        "a tablet is already being split or merged",
+      );
+    }
+    await Promise.all([state.host.freeze(left), state.host.freeze(right)]);
+    const started = performance.now();
+    let entries: number;
+    try {
+      entries = await state.host.copyMerge(left, right, body.into);
+    } catch (e) {
+      // Both stay frozen: the master reopens them on its next pass.
+      console.error(
+        `tablet server ${state.id}: merge of ${body.left} and ${body.right} failed: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+      throw new EdgeError(
+        "unavailable",
+        `the merge of tablets ${body.left} and ${body.right} failed; they are reopened unmerged`,
+      );
+    }
+    return c.json({ entries, ms: Math.round(performance.now() - started) });
+  });
+
   app.post("/v1/tables/:table/mutate", requireRole("write"), async (c) => {
     const table = tableParam(c);
     const body = await json(c, mutateBody);
@@ -261,6 +328,7 @@ export function createTabletServerApi(
       () => t.tablet.mutateRow(key, mutations),
     );
     if (r === undefined) throw splitting(t);
+    t.load.write(key);
     const { timestamp } = r;
     if (!state.lease()?.valid) {
       throw new EdgeError(
@@ -304,6 +372,7 @@ export function createTabletServerApi(
           ),
         }, mutations));
       if (r === undefined) throw splitting(t);
+      t.load.write(key);
       const { matched } = r;
       if (!state.lease()?.valid) {
         throw new EdgeError(
@@ -320,6 +389,7 @@ export function createTabletServerApi(
     const q = readQuery(c, getRowQuery);
     const key = rowKey(q.key, q.encoding);
     const t = tabletFor(table, key);
+    t.load.read(key);
     const row = await t.tablet.getRow(key, {
       columns: toColumns(t.schema, q.columns, q.encoding),
       ...(q.versions !== undefined ? { versions: q.versions } : {}),
@@ -349,6 +419,7 @@ export function createTabletServerApi(
     let from = start ?? new Uint8Array(0);
     if (prefix && compareBytes(prefix, from) > 0) from = prefix;
     const t = tabletFor(table, from);
+    t.load.read(from);
     let until = end;
     const prefixStop = prefix ? prefixEnd(prefix) : undefined;
     if (prefixStop && (!until || compareBytes(prefixStop, until) < 0)) {

@@ -47,6 +47,7 @@ A tables tablet server: serves the tablets the active master assigns to it.
                       sees (one machine only; default: DIR/../tablets)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
+  --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
 ${KV_FLAGS_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -69,6 +70,9 @@ const f = parseFlagsOrExit(
       .default("/tables"),
     http: hostPortFlag.default("127.0.0.1:0"),
     "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
+    "load-window-ms": z.coerce.number().int().min(100).max(600_000).default(
+      10_000,
+    ),
   }),
   HELP,
 );
@@ -114,6 +118,7 @@ const host = new TabletHost(
       storage,
     )
     : openTabletStorage(storageRoot, storage),
+  { windowMs: f["load-window-ms"] },
 );
 
 let registration: Registration | undefined;

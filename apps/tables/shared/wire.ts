@@ -12,6 +12,7 @@
 import { Buffer } from "node:buffer";
 import { z } from "zod";
 import { EdgeError } from "@strata/edge";
+import { timeSeriesSpecSchema } from "./time_series.ts";
 
 /** Limits every server applies. */
 export const LIMITS = {
@@ -176,7 +177,14 @@ export const tableSchemaJson = z.strictObject({
     (fs) => new Set(fs.map((f) => f.name)).size === fs.length,
     "family names must be distinct",
   ),
-});
+  /** Declared time-series: how points' row keys are made (see `time_series.ts`). */
+  timeSeries: timeSeriesSpecSchema.optional(),
+}).refine(
+  (s) =>
+    s.timeSeries?.family === undefined ||
+    s.families.some((f) => f.name === s.timeSeries!.family),
+  "the time-series family must be one of the table's families",
+);
 /** A table schema. */
 export type TableSchemaJson = z.infer<typeof tableSchemaJson>;
 
