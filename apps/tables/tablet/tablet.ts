@@ -62,7 +62,7 @@ export async function openTablet(
   let tablet: LsmTablet | undefined;
   const lsm = await LsmStore.open(dir, {
     ...options.lsm,
-    compactionFilter: () => tablet!.compactionFilter(),
+    compactionFilter: () => tablet!.compactionStarts(),
   });
   try {
     const mark = await lsm.get(CLOCK_KEY);
@@ -103,6 +103,17 @@ export class LsmTablet implements Tablet {
   #clock: TabletClock;
   #locks = new RowLocks();
   #closed = false;
+  /**
+   * No GC compaction ran at a time after this (ms, tablet clock): a
+   * consistent read as of a time at or after it finds every cell it
+   * needs. Unknown before this tablet was opened, so it starts there.
+   */
+  #horizon: number;
+  /** GC is held until then (performance.now()), and while consistent scans run. */
+  #holdUntil = 0;
+  #consistentScans = 0;
+  /** Writes being made durable, with their timestamps. */
+  #pending = new Map<Promise<void>, number>();
 
   constructor(
     lsm: LsmStore,
@@ -119,6 +130,7 @@ export class LsmTablet implements Tablet {
       end: range.end?.slice() ?? null,
     };
     this.#clock = clock;
+    this.#horizon = clock.now();
   }
 
   async mutateRow(
@@ -228,7 +240,12 @@ export class LsmTablet implements Tablet {
     // Persists the clock so timestamps keep rising across a restart even
     // if the wall clock went back meanwhile.
     batch.push({ key: CLOCK_KEY, value: encodeMarker(t), ts: -1 });
-    return this.#lsm.write(batch).then(() => t);
+    const written = this.#lsm.write(batch);
+    // Tracked so a consistent read as of `t` or later waits for it.
+    this.#pending.set(written, t);
+    const untrack = () => void this.#pending.delete(written);
+    written.then(untrack, untrack);
+    return written.then(() => t);
   }
 
   async getRow(
@@ -266,23 +283,86 @@ export class LsmTablet implements Tablet {
       hi = end;
     }
     if (hi !== null && compareBytes(lo, hi) >= 0) return;
-    const asm = new RowAssembler(this.#policies, this.#clock.now(), options);
-    let n = 0;
-    for await (
-      const e of this.#lsm.scan({
-        start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
-        end: hi === null ? undefined : rowPrefix(hi),
-        prefix: prefix === undefined ? undefined : escapeBody(prefix),
-      })
-    ) {
-      const done = asm.add(e.key, e.value);
-      if (done !== undefined) {
-        yield done;
-        if (++n >= limit) return;
-      }
+    const asOf = options.asOf;
+    if (options.consistent && asOf === undefined) {
+      throw new TabletError("bad_request", "a consistent scan needs asOf");
     }
-    const last = asm.finish();
-    if (last !== undefined) yield last;
+    const consistent = options.consistent === true;
+    if (consistent) {
+      // Checked and held in one turn: no GC compaction starts in between.
+      this.#checkHorizon(asOf!);
+      this.#consistentScans++;
+    }
+    try {
+      if (consistent) await this.#settle(asOf!);
+      const asm = consistent
+        ? new RowAssembler(this.#policies, asOf!, options, asOf)
+        : new RowAssembler(this.#policies, this.#clock.now(), options);
+      let n = 0;
+      for await (
+        const e of this.#lsm.scan({
+          start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+          end: hi === null ? undefined : rowPrefix(hi),
+          prefix: prefix === undefined ? undefined : escapeBody(prefix),
+        })
+      ) {
+        const done = asm.add(e.key, e.value);
+        if (done !== undefined) {
+          yield done;
+          if (++n >= limit) return;
+        }
+      }
+      const last = asm.finish();
+      if (last !== undefined) yield last;
+    } finally {
+      if (consistent) this.#consistentScans--;
+    }
+  }
+
+  async holdSnapshot(asOf: number, ms: number): Promise<void> {
+    this.#assertOpen();
+    checkReadOptions({ asOf }, this.#policies);
+    if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_HOLD_MS) {
+      throw new TabletError(
+        "bad_request",
+        `a hold lasts 0..${MAX_HOLD_MS} ms`,
+      );
+    }
+    this.#checkHorizon(asOf);
+    this.#holdUntil = Math.max(this.#holdUntil, performance.now() + ms);
+    await this.#settle(asOf);
+  }
+
+  /** @throws TabletError `compacted` when GC may have run after `asOf`. */
+  #checkHorizon(asOf: number): void {
+    if (asOf < this.#horizon) {
+      throw new TabletError(
+        "compacted",
+        `cells as of ${asOf} may have been garbage-collected: this tablet ` +
+          `was compacted or opened at ${this.#horizon}; read as of a later time`,
+      );
+    }
+  }
+
+  /**
+   * Waits until later writes get timestamps above `asOf` and the writes
+   * at or before it are applied.
+   */
+  async #settle(asOf: number): Promise<void> {
+    const ahead = asOf - this.#clock.now();
+    if (ahead > MAX_AHEAD_MS) {
+      throw new TabletError(
+        "bad_request",
+        `asOf is ${ahead} ms ahead of the tablet's clock`,
+      );
+    }
+    if (ahead >= 0) {
+      await new Promise((r) => setTimeout(r, ahead + 1));
+      // A no-op unless the wall clock stands still (or went back).
+      this.#clock.observe(asOf);
+    }
+    const before = [...this.#pending].filter(([, t]) => t <= asOf);
+    await Promise.allSettled(before.map(([p]) => p));
   }
 
   approximateBytes(): number {
@@ -426,6 +506,19 @@ export class LsmTablet implements Tablet {
   }
 
   /**
+   * The filter of a merging compaction that starts now: everything while
+   * GC is held for a consistent read, else {@link compactionFilter}
+   * (and the horizon of consistent reads moves up to now).
+   */
+  compactionStarts(): (key: Uint8Array, value: Uint8Array) => boolean {
+    if (this.#consistentScans > 0 || performance.now() < this.#holdUntil) {
+      return () => true;
+    }
+    this.#horizon = Math.max(this.#horizon, this.#clock.now());
+    return this.compactionFilter();
+  }
+
+  /**
    * The LSM compaction filter: keeps what {@link VersionGc} says exists
    * (live versions and slot-holding deleted versions); drops markers,
    * whose cells are dropped in the same pass (every table takes part, and
@@ -470,3 +563,7 @@ export class LsmTablet implements Tablet {
 const EMPTY = new Uint8Array(0);
 /** Bytes per write batch when copying (well under a commit-log record's 16 MiB). */
 const COPY_BATCH_BYTES = 1 << 20;
+/** Longest GC hold for a consistent read, ms. */
+const MAX_HOLD_MS = 3_600_000;
+/** How far ahead of the tablet's clock a consistent read may ask, ms. */
+const MAX_AHEAD_MS = 5_000;
