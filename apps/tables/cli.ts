@@ -13,6 +13,9 @@ import {
   TablesClient,
   TablesClientError,
 } from "./client/tables_client.ts";
+import { FEED_HELP, feedCommand } from "./feeds/feed_cli.ts";
+import { FeedError } from "./feeds/feed_client.ts";
+import { BACKUP_HELP, backupCommand } from "./backup/backup_cli.ts";
 
 const HELP = `usage: deno task tables:cli [options] <command> [args]
 
@@ -27,6 +30,8 @@ commands:
   tablets [table]                                tablets with their ranges, servers, sizes
   move <tablet id> <server id>                   move a tablet (admin)
   split <tablet id> [key]                        split a tablet (at its middle key by default)
+${FEED_HELP}
+${BACKUP_HELP}
 
 options:
   --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
@@ -54,6 +59,18 @@ const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
     end: z.string().optional(),
     prefix: z.string().optional(),
     limit: z.coerce.number().int().min(1).optional(),
+    // feed and backup commands
+    partitions: z.coerce.number().int().min(1).optional(),
+    "retention-ms": z.coerce.number().int().min(1).optional(),
+    "retention-bytes": z.coerce.number().int().min(1).optional(),
+    max: z.coerce.number().int().min(1).max(10_000).optional(),
+    commit: z.boolean().optional(),
+    at: z.coerce.number().int().min(0).optional(),
+    to: z.string().min(1).optional(),
+    table: z.string().min(1).optional(),
+    gfs: z.string().min(1).optional(),
+    "gfs-token-file": z.string().min(1).optional(),
+    "storage-root": z.string().min(1).optional(),
   }),
   HELP,
 );
@@ -198,10 +215,21 @@ try {
       }));
       break;
     }
+    case "feed":
+      await feedCommand(client, args, f);
+      break;
+    case "backup":
+    case "restore":
+      await backupCommand(client, cmd, args, f);
+      break;
     default:
       usage(cmd ? `unknown command ${cmd}` : "give a command");
   }
 } catch (e) {
+  if (e instanceof FeedError) {
+    console.error(`${e.code}: ${e.message}`);
+    Deno.exit(1);
+  }
   if (e instanceof TablesClientError) {
     console.error(`${e.code}: ${e.message}`);
     Deno.exit(1);

@@ -1,7 +1,7 @@
 import { compareBytes } from "@strata/lsm";
 import { decodeRow, isRowOf, parseKey } from "./key_codec.ts";
 import type { Cell, ReadOptions, Row } from "./types.ts";
-import { decodeCell, decodeMarker } from "./value_codec.ts";
+import { decodeCell, decodeMarker, decodeMarkerChain } from "./value_codec.ts";
 import { type FamilyPolicy, VersionGc } from "./version_gc.ts";
 
 /**
@@ -64,8 +64,11 @@ export class RowAssembler {
       this.#prefix = key.slice(0, p.rowEnd);
     }
     if (p.kind !== "cell") {
-      const t = decodeMarker(value);
-      if (t <= this.#writtenBy) this.#gc.classify(key, p, t, undefined);
+      // The marker in force at writtenBy: the newest of its chain up to it.
+      const t = this.#writtenBy === Infinity
+        ? decodeMarker(value)
+        : decodeMarkerChain(value).find((x) => x <= this.#writtenBy);
+      if (t !== undefined) this.#gc.classify(key, p, t, undefined);
       return done;
     }
     const cell = decodeCell(value);

@@ -38,8 +38,10 @@ import {
 import {
   decodeCell,
   decodeMarker,
+  decodeMarkerChain,
   encodeCell,
   encodeMarker,
+  encodeMarkerChain,
 } from "./value_codec.ts";
 import { type FamilyPolicy, VersionGc } from "./version_gc.ts";
 
@@ -112,8 +114,8 @@ export class LsmTablet implements Tablet {
   /** GC is held until then (performance.now()), and while consistent scans run. */
   #holdUntil = 0;
   #consistentScans = 0;
-  /** Writes being made durable, with their timestamps. */
-  #pending = new Map<Promise<void>, number>();
+  /** Writes being made durable. */
+  #pending = new Set<Promise<void>>();
 
   constructor(
     lsm: LsmStore,
@@ -141,7 +143,8 @@ export class LsmTablet implements Tablet {
     checkMutations(mutations, this.#policies);
     return await this.#locks.with(row, async () => {
       this.#assertOpen();
-      return { timestamp: await this.#apply(row, mutations) };
+      const chains = this.#markerChains(row, mutations);
+      return { timestamp: await this.#apply(row, mutations, chains) };
     });
   }
 
@@ -171,9 +174,66 @@ export class LsmTablet implements Tablet {
       const ms = matched ? onMatch : onMismatch;
       const timestamp = ms.length === 0
         ? this.#clock.now()
-        : await this.#apply(row, ms);
+        : await this.#apply(row, ms, this.#markerChains(row, ms));
       return { matched, timestamp };
     });
+  }
+
+  /**
+   * While GC is held, the times of the markers `mutations` will replace
+   * (see {@link encodeMarkerChain}); undefined when not held. Not held
+   * means no await here, so a hold cannot start before the write.
+   */
+  #markerChains(
+    row: Uint8Array,
+    mutations: Mutation[],
+  ): Promise<Map<string, number[]>> | undefined {
+    if (!this.#held()) return undefined;
+    const keys: Uint8Array[] = [];
+    for (const m of mutations) {
+      if (m.op === "deleteRow") keys.push(rowMarkerKey(row));
+      else if (m.op === "deleteFamily") {
+        keys.push(familyMarkerKey(row, m.family));
+      } else if (m.op === "deleteCells" && m.timestamp === undefined) {
+        keys.push(columnMarkerKey(row, m.family, m.qualifier));
+      }
+    }
+    if (keys.length === 0) return undefined;
+    return (async () => {
+      const chains = new Map<string, number[]>();
+      for (const k of keys) {
+        const v = await this.#lsm.get(k);
+        chains.set(hex(k), v === undefined ? [] : decodeMarkerChain(v));
+      }
+      return chains;
+    })();
+  }
+
+  /**
+   * A marker entry's value at `t`: with the chain of the markers it
+   * replaces while GC is held; otherwise alone, and then consistent reads
+   * as of times before `t` are refused (the replaced marker is gone).
+   */
+  #markerValue(
+    key: Uint8Array,
+    t: number,
+    chains: Map<string, number[]> | undefined,
+  ): Uint8Array {
+    if (chains === undefined) {
+      this.#horizon = Math.max(this.#horizon, t);
+      return encodeMarker(t);
+    }
+    const chain = [t, ...(chains.get(hex(key)) ?? [])];
+    if (chain.length > MAX_MARKER_CHAIN) {
+      chain.length = MAX_MARKER_CHAIN;
+      this.#horizon = Math.max(this.#horizon, chain[MAX_MARKER_CHAIN - 1]!);
+    }
+    return encodeMarkerChain(chain);
+  }
+
+  /** GC is held for a consistent read. */
+  #held(): boolean {
+    return this.#consistentScans > 0 || performance.now() < this.#holdUntil;
   }
 
   /**
@@ -182,7 +242,15 @@ export class LsmTablet implements Tablet {
    * so commit-log order is timestamp order and the clock mark written
    * last is the highest.
    */
-  #apply(row: Uint8Array, mutations: Mutation[]): Promise<number> {
+  #apply(
+    row: Uint8Array,
+    mutations: Mutation[],
+    chainsOrPending?: Map<string, number[]> | Promise<Map<string, number[]>>,
+  ): Promise<number> {
+    if (chainsOrPending instanceof Promise) {
+      return chainsOrPending.then((c) => this.#apply(row, mutations, c));
+    }
+    const chains = chainsOrPending;
     const t = this.#clock.next();
     // `ts` of cell entries; markers have -1.
     let batch: (Entry & { ts: number })[] = [];
@@ -212,28 +280,35 @@ export class LsmTablet implements Tablet {
             });
           } else {
             dropUnder(columnPrefix(row, m.family, m.qualifier));
+            const key = columnMarkerKey(row, m.family, m.qualifier);
             batch.push({
-              key: columnMarkerKey(row, m.family, m.qualifier),
-              value: encodeMarker(t),
+              key,
+              value: this.#markerValue(key, t, chains),
               ts: -1,
             });
           }
           break;
         case "deleteFamily":
           dropUnder(familyPrefix(row, m.family));
-          batch.push({
-            key: familyMarkerKey(row, m.family),
-            value: encodeMarker(t),
-            ts: -1,
-          });
+          {
+            const key = familyMarkerKey(row, m.family);
+            batch.push({
+              key,
+              value: this.#markerValue(key, t, chains),
+              ts: -1,
+            });
+          }
           break;
         case "deleteRow":
           dropUnder(EMPTY);
-          batch.push({
-            key: rowMarkerKey(row),
-            value: encodeMarker(t),
-            ts: -1,
-          });
+          {
+            const key = rowMarkerKey(row);
+            batch.push({
+              key,
+              value: this.#markerValue(key, t, chains),
+              ts: -1,
+            });
+          }
           break;
       }
     }
@@ -242,7 +317,7 @@ export class LsmTablet implements Tablet {
     batch.push({ key: CLOCK_KEY, value: encodeMarker(t), ts: -1 });
     const written = this.#lsm.write(batch);
     // Tracked so a consistent read as of `t` or later waits for it.
-    this.#pending.set(written, t);
+    this.#pending.add(written);
     const untrack = () => void this.#pending.delete(written);
     written.then(untrack, untrack);
     return written.then(() => t);
@@ -294,7 +369,10 @@ export class LsmTablet implements Tablet {
       this.#consistentScans++;
     }
     try {
-      if (consistent) await this.#settle(asOf!);
+      if (consistent) {
+        await this.#settle(asOf!);
+        this.#checkHorizon(asOf!);
+      }
       const asm = consistent
         ? new RowAssembler(this.#policies, asOf!, options, asOf)
         : new RowAssembler(this.#policies, this.#clock.now(), options);
@@ -331,6 +409,8 @@ export class LsmTablet implements Tablet {
     this.#checkHorizon(asOf);
     this.#holdUntil = Math.max(this.#holdUntil, performance.now() + ms);
     await this.#settle(asOf);
+    // A marker written unchained just before the hold may have passed asOf.
+    this.#checkHorizon(asOf);
   }
 
   /** @throws TabletError `compacted` when GC may have run after `asOf`. */
@@ -361,8 +441,9 @@ export class LsmTablet implements Tablet {
       // A no-op unless the wall clock stands still (or went back).
       this.#clock.observe(asOf);
     }
-    const before = [...this.#pending].filter(([, t]) => t <= asOf);
-    await Promise.allSettled(before.map(([p]) => p));
+    // Every write begun before: those at or before asOf must be seen, and
+    // the others may have moved the horizon.
+    await Promise.allSettled([...this.#pending]);
   }
 
   approximateBytes(): number {
@@ -565,5 +646,9 @@ const EMPTY = new Uint8Array(0);
 const COPY_BATCH_BYTES = 1 << 20;
 /** Longest GC hold for a consistent read, ms. */
 const MAX_HOLD_MS = 3_600_000;
+/** Marker times kept in a chain (older ones: consistent reads before them are refused). */
+const MAX_MARKER_CHAIN = 32;
+const hex = (b: Uint8Array) =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 /** How far ahead of the tablet's clock a consistent read may ask, ms. */
 const MAX_AHEAD_MS = 5_000;

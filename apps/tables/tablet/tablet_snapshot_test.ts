@@ -72,6 +72,7 @@ const AT_T = [
 
 Deno.test("a consistent scan as of T ignores later overwrites, deletes and TTL expiry; a plain asOf scan does not", async () => {
   await withTablet(async (t, ctl) => {
+    await t.holdSnapshot(1_000_000, 60_000);
     const T = await history(t, ctl);
     assert.deepEqual(await scan(t, T, true), AT_T);
     assert.deepEqual(await scan(t, T, false), []);
@@ -125,4 +126,30 @@ Deno.test("a consistent read as of now includes a write in flight; asOf far ahea
       (e) => isTabletError(e, "bad_request"),
     );
   });
+});
+
+Deno.test("a marker replaced while GC is held keeps the one in force at T; replaced unheld, reads as of T are refused", async () => {
+  for (const held of [true, false]) {
+    await withTablet(async (t, ctl) => {
+      ctl.now = 1_000_001;
+      await put(t, "a", "f", "a1");
+      ctl.now = 1_000_002;
+      await t.mutateRow(b("a"), [{ op: "deleteRow" }]); // in force at T
+      ctl.now = 1_000_003;
+      await put(t, "a", "f", "a2");
+      const T = 1_000_005;
+      if (held) await t.holdSnapshot(T, 60_000);
+      ctl.now = 1_000_010;
+      await t.mutateRow(b("a"), [{ op: "deleteRow" }]); // replaces the marker
+      if (held) {
+        assert.deepEqual(await scan(t, T, true), ["a/f:q@1000003=a2"]);
+        assert.deepEqual(await scan(t, ctl.now, true), []);
+      } else {
+        await assert.rejects(
+          scan(t, T, true),
+          (e) => isTabletError(e, "compacted"),
+        );
+      }
+    });
+  }
 });
