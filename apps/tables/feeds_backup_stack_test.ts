@@ -16,7 +16,7 @@ const LONG = Deno.env.get("STRATA_LONG") === "1";
 const DENO = new URL("../../node_modules/deno/deno", import.meta.url).pathname;
 const CONSUMER = new URL("./feeds/_consumer_child.ts", import.meta.url)
   .pathname;
-const PER_PRODUCER = LONG ? 150 : 40;
+const PER_PRODUCER = LONG ? 150 : 25;
 const PRODUCERS = 4;
 const dec = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,9 +202,9 @@ Deno.test(`feeds and backup on a tables cell (${LONG ? "GFS" : "local storage"})
         await client.createTable("accounts", [
           { name: "f" },
           { name: "h", maxVersions: 3 },
-        ], ["r100", "r200"]);
+        ], ["r040", "r080"]);
         const rows = Array.from(
-          { length: 300 },
+          { length: LONG ? 300 : 120 },
           (_, i) => `r${String(i).padStart(3, "0")}`,
         );
         for (let i = 0; i < rows.length; i += 30) {

@@ -41,13 +41,14 @@ export class MemoryFeedStore implements FeedStore {
   readonly tables = new Map<string, Map<string, Map<string, Stored>>>();
   #clock = 1_000_000;
   #rand: () => number;
-  #unknownRate: number;
+  /** Share of writes that end in unknown_outcome (half of them applied). */
+  unknownRate: number;
   /** Writes that ended in unknown_outcome. */
   unknowns = 0;
 
   constructor(seed: number, unknownRate = 0.05) {
     this.#rand = prng(seed);
-    this.#unknownRate = unknownRate;
+    this.unknownRate = unknownRate;
   }
 
   /** Moves the store's clock (ms) forward. */
@@ -71,12 +72,12 @@ export class MemoryFeedStore implements FeedStore {
   async #write<T>(apply: () => T): Promise<T> {
     await this.#turns();
     const r = this.#rand();
-    if (r < this.#unknownRate / 2) {
+    if (r < this.unknownRate / 2) {
       throw new TablesClientError("unknown_outcome", "lost (not applied)");
     }
     const out = apply();
     await this.#turns();
-    if (r < this.#unknownRate) {
+    if (r < this.unknownRate) {
       this.unknowns++;
       throw new TablesClientError("unknown_outcome", "lost (applied)");
     }

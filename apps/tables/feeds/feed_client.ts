@@ -221,6 +221,10 @@ export class FeedClient {
     const giveUpAt = performance.now() + this.#appendTimeoutMs;
     let n = this.#next.get(slot) ?? await this.#tail(table, p);
     let races = 0;
+    // Offsets this append sent a claim for without learning the outcome.
+    const unsure = new Set<number>();
+    const retains = cfg.retentionMs !== undefined ||
+      cfg.retentionBytes !== undefined;
     while (performance.now() < giveUpAt) {
       if (n > MAX_OFFSET) throw new FeedError("bad_request", "offsets ran out");
       let won: boolean | undefined;
@@ -238,23 +242,29 @@ export class FeedClient {
         if (!(e instanceof TablesClientError && e.code === "unknown_outcome")) {
           throw e;
         }
+        unsure.add(n);
       }
       if (won !== true) {
-        // Lost the race, or do not know: whose is offset n?
-        const row = await this.#store.getRow(table, messageRow(p, n), {
-          columns: ["m:id"],
-        });
-        const holder = cell(row, "m", "id")?.value;
-        if (holder === undefined) continue; // not applied: claim n again
-        if (!sameBytes(holder, id)) {
+        // Lost the race, or do not know: whose is offset n? (Surely not
+        // ours when no claim of ours on n had an unknown outcome.)
+        const holder = won === false && !unsure.has(n) ? undefined : cell(
+          await this.#store.getRow(table, messageRow(p, n), {
+            columns: ["m:id"],
+          }),
+          "m",
+          "id",
+        )?.value;
+        if (won === undefined && holder === undefined) continue; // not applied: claim n again
+        if (holder === undefined || !sameBytes(holder, id)) {
           n = ++races >= RACES_BEFORE_RESCAN
             ? (races = 0, await this.#tail(table, p))
             : n + 1;
           continue;
         }
       }
-      // Ours. Acknowledged only if retention had not passed n meanwhile.
-      const low = await this.#low(table, p);
+      // Ours. Acknowledged only if retention had not passed n meanwhile
+      // (a feed without retention never raises its watermark).
+      const low = retains ? await this.#low(table, p) : 0;
       if (n < low) {
         n = await this.#tail(table, p);
         continue;
