@@ -10,7 +10,12 @@ import { startTablesStack } from "./stack_launcher.ts";
 import { type Row, TablesClient } from "./client/tables_client.ts";
 import { FeedClient, type FeedMessage } from "./feeds/feed_client.ts";
 import { backupTable, readBackup, restoreTable } from "./backup/backup.ts";
-import { LocalBackupStore } from "./backup/backup_store.ts";
+import {
+  type BackupStore,
+  GfsBackupStore,
+  LocalBackupStore,
+} from "./backup/backup_store.ts";
+import { GfsClient } from "@strata/gfs";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const DENO = new URL("../../node_modules/deno/deno", import.meta.url).pathname;
@@ -243,7 +248,14 @@ Deno.test(`feeds and backup on a tables cell (${LONG ? "GFS" : "local storage"})
           }
         });
         await sleep(300);
-        const store = new LocalBackupStore(`${dataRoot}/backups`);
+        // On GFS (STRATA_LONG) the backup goes to the cell, else to a directory.
+        const store: BackupStore = stack.gfs
+          ? new GfsBackupStore(
+            new GfsClient(stack.gfs.masterUrls, {
+              token: stack.gfs.secrets!.tokens.write,
+            }),
+          )
+          : new LocalBackupStore(`${dataRoot}/backups`);
         const began = performance.now();
         // As of one second from now (the default): writes go on throughout.
         const manifest = await backupTable(
@@ -302,14 +314,17 @@ Deno.test(`feeds and backup on a tables cell (${LONG ? "GFS" : "local storage"})
           plain < original.length,
           "deletes after T hide rows from a plain asOf scan",
         );
-        // A damaged file is refused; a time before the tablets opened is `compacted`.
-        const file = `${dataRoot}/backups/backups/b1/${
-          manifest.tablets[1]!.file
-        }`;
-        const bytes = await Deno.readFile(file);
-        bytes[0] = bytes[0]! ^ 1;
-        await Deno.writeFile(file, bytes);
-        await assert.rejects(readBackup(store, "/backups/b1"), /damaged/);
+        // A damaged file is refused (checked on the local store); a time
+        // before the tablets opened is `compacted`.
+        if (!stack.gfs) {
+          const file = `${dataRoot}/backups/backups/b1/${
+            manifest.tablets[1]!.file
+          }`;
+          const bytes = await Deno.readFile(file);
+          bytes[0] = bytes[0]! ^ 1;
+          await Deno.writeFile(file, bytes);
+          await assert.rejects(readBackup(store, "/backups/b1"), /damaged/);
+        }
         await assert.rejects(
           backupTable(client, store, "accounts", "/backups/old", 1),
           (e) => (e as { code?: string }).code === "compacted",
