@@ -4,6 +4,7 @@
  * call by random turns (so concurrent callers interleave) and makes some
  * writes end in `unknown_outcome`, applied or not.
  */
+import { Prng } from "@strata/sim";
 import { TablesClientError } from "../client/tables_client.ts";
 import type {
   Bytes,
@@ -24,18 +25,6 @@ interface Stored {
   timestamp: number;
 }
 
-/** A small seeded PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** See the module doc. */
 export class MemoryFeedStore implements FeedStore {
   readonly tables = new Map<string, Map<string, Map<string, Stored>>>();
@@ -47,7 +36,8 @@ export class MemoryFeedStore implements FeedStore {
   unknowns = 0;
 
   constructor(seed: number, unknownRate = 0.05) {
-    this.#rand = prng(seed);
+    const prng = new Prng(seed);
+    this.#rand = () => prng.float();
     this.unknownRate = unknownRate;
   }
 
