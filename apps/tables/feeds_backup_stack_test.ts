@@ -50,7 +50,17 @@ function startConsumer(
   into: Delivery[],
 ) {
   const child = new Deno.Command(DENO, {
-    args: ["run", "-A", CONSUMER, masters.join(","), "orders", "g1"],
+    // The first life waits between printing and committing, so its kill
+    // lands before a commit: the next life must deliver that batch again.
+    args: [
+      "run",
+      "-A",
+      CONSUMER,
+      masters.join(","),
+      "orders",
+      "g1",
+      life === 1 ? "400" : "0",
+    ],
     env: { STRATA_TOKEN: token },
     stdout: "piped",
     stderr: "null",
@@ -186,6 +196,10 @@ Deno.test(`feeds and backup on a tables cell (${LONG ? "GFS" : "local storage"})
           assert.deepEqual(a, { partition: d.p, offset: d.o });
         }
         const repeats = delivered.length - seen.size;
+        assert.ok(
+          repeats > 0,
+          "the batch the killed consumer had not committed came again",
+        );
         console.log(
           `feeds: ${delivered.length} deliveries, ${repeats} repeats after the consumer's kill -9`,
         );
@@ -329,6 +343,43 @@ Deno.test(`feeds and backup on a tables cell (${LONG ? "GFS" : "local storage"})
           backupTable(client, store, "accounts", "/backups/old", 1),
           (e) => (e as { code?: string }).code === "compacted",
         );
+        // Bad input to the new routes is a 4xx with a code.
+        const url = (await client.tablets("accounts"))[0]!.url!;
+        const h = { authorization: `Bearer ${token}` };
+        const bad = async (res: Promise<Response>, status: number) => {
+          const r = await res;
+          const body = await r.json();
+          assert.equal(r.status, status, JSON.stringify(body));
+          assert.equal(typeof body.error.code, "string");
+        };
+        await bad(
+          fetch(`${url}/v1/tables/accounts/scan?consistent=true`, {
+            headers: h,
+          }),
+          400,
+        );
+        await bad(
+          fetch(`${url}/v1/tables/accounts/scan?consistent=true&asOf=1`, {
+            headers: h,
+          }),
+          410,
+        );
+        for (
+          const body of [
+            { row: "r000", asOf: at, ms: 10_000_000 },
+            { row: "r000", asOf: Date.now() + 60_000, ms: 10 },
+            { row: "r000", asOf: -1, ms: 10 },
+          ]
+        ) {
+          await bad(
+            fetch(`${url}/v1/tables/accounts/hold`, {
+              method: "POST",
+              headers: { ...h, "content-type": "application/json" },
+              body: JSON.stringify(body),
+            }),
+            400,
+          );
+        }
       },
     );
   } finally {
