@@ -106,9 +106,10 @@ export class LsmTablet implements Tablet {
   #locks = new RowLocks();
   #closed = false;
   /**
-   * No GC compaction ran at a time after this (ms, tablet clock): a
-   * consistent read as of a time at or after it finds every cell it
-   * needs. Unknown before this tablet was opened, so it starts there.
+   * No GC compaction started, and no deletion marker was replaced without
+   * its predecessor, after this time (ms, tablet clock): a consistent read
+   * as of a time at or after it finds every entry it needs. Unknown before
+   * this tablet was opened, so it starts there.
    */
   #horizon: number;
   /** GC is held until then (performance.now()), and while consistent scans run. */
@@ -419,7 +420,8 @@ export class LsmTablet implements Tablet {
       throw new TabletError(
         "compacted",
         `cells as of ${asOf} may have been garbage-collected: this tablet ` +
-          `was compacted or opened at ${this.#horizon}; read as of a later time`,
+          `was compacted, opened or had a deletion replaced unheld at ` +
+          `${this.#horizon}; read as of a later time`,
       );
     }
   }
