@@ -119,6 +119,8 @@ export class FeedClient {
   #configs = new Map<string, FeedConfig>();
   /** `feed/partition` → the offset this producer tries next. */
   #next = new Map<string, number>();
+  /** `feed/partition` → the last append queued there by this client. */
+  #lanes = new Map<string, Promise<unknown>>();
 
   constructor(store: FeedStore, options: FeedClientOptions = {}) {
     this.#store = store;
@@ -202,7 +204,9 @@ export class FeedClient {
 
   /**
    * Appends a message to the partition of its key. Resolves once it is
-   * durable (the tablet's commit log) at the offset returned.
+   * durable (the tablet's commit log) at the offset returned. Appends of
+   * one client to one partition are made one after another, in call
+   * order (so one key's messages keep their order).
    * @throws FeedError `unavailable` when no offset was acknowledged in
    *   `appendTimeoutMs` (the message may then be stored once, unacknowledged).
    */
@@ -215,6 +219,28 @@ export class FeedClient {
     const k = bytes(key);
     const v = bytes(value);
     const p = partitionOf(k, cfg.partitions);
+    const slot = `${name}/${p}`;
+    // One append at a time per partition from this client: its appends
+    // land in call order and do not race each other for offsets.
+    const before = this.#lanes.get(slot);
+    const mine = (before ?? Promise.resolve()).catch(() => {}).then(() =>
+      this.#appendInTurn(name, cfg, k, v, p)
+    );
+    this.#lanes.set(slot, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.#lanes.get(slot) === mine) this.#lanes.delete(slot);
+    }
+  }
+
+  async #appendInTurn(
+    name: string,
+    cfg: FeedConfig,
+    k: Uint8Array,
+    v: Uint8Array,
+    p: number,
+  ): Promise<{ partition: number; offset: number }> {
     const table = feedTable(name);
     const slot = `${name}/${p}`;
     const id = enc.encode(`${this.#producer}:${this.#seq++}`);

@@ -230,3 +230,23 @@ Deno.test("model: retention racing producers: the low watermark only rises, and 
     }
   }
 });
+
+Deno.test("model: one client's concurrent appends to a partition land in call order", async () => {
+  const store = new MemoryFeedStore(99, 0.1);
+  const feeds = new FeedClient(store);
+  await feeds.createFeed("f", { partitions: 2 });
+  const other = new FeedClient(store); // a competing producer
+  const mine = Array.from(
+    { length: 30 },
+    (_, i) => feeds.append("f", "k", `m${i}`),
+  );
+  const theirs = Array.from(
+    { length: 30 },
+    (_, i) => other.append("f", "k", `o${i}`),
+  );
+  const got = await Promise.all(mine);
+  await Promise.all(theirs);
+  for (let i = 1; i < got.length; i++) {
+    assert.ok(got[i]!.offset > got[i - 1]!.offset, `m${i} after m${i - 1}`);
+  }
+});
