@@ -192,7 +192,15 @@ export class FeedClient {
     }
     const c = cell(row, "c", "config");
     if (c === undefined) throw new FeedError("not_found", `no feed ${name}`);
-    const cfg = feedConfigSchema.parse(JSON.parse(dec.decode(c.value)));
+    let cfg: FeedConfig;
+    try {
+      cfg = feedConfigSchema.parse(JSON.parse(dec.decode(c.value)));
+    } catch {
+      throw new FeedError(
+        "not_found",
+        `table ${feedTable(name)} holds no readable feed settings`,
+      );
+    }
     this.#configs.set(name, cfg);
     return cfg;
   }
