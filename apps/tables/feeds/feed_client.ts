@@ -97,6 +97,8 @@ const cell = (row: Row, family: string, qualifier: string) =>
 const RACES_BEFORE_RESCAN = 8;
 const TAIL_SCAN_ROWS = 1000;
 const HINT_EVERY = 64;
+/** Tries of a check-and-mutate loop (settings, commits) before giving up. */
+const MAX_ATTEMPTS = 20;
 
 function check<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
   const r = schema.safeParse(v);
@@ -149,7 +151,13 @@ export class FeedClient {
       if (!(e instanceof TablesClientError && e.code === "conflict")) throw e;
     }
     const json = enc.encode(JSON.stringify(cfg));
-    for (;;) {
+    for (let attempt = 1;; attempt++) {
+      if (attempt > MAX_ATTEMPTS) {
+        throw new FeedError(
+          "unavailable",
+          `feed ${name}: settings not written`,
+        );
+      }
       const ok = await this.#store.checkAndMutate(table, CONFIG_ROW, {
         family: "c",
         qualifier: "config",
@@ -526,7 +534,13 @@ export class FeedClient {
     }
     const table = feedTable(name);
     const qualifier = String(partition);
-    for (;;) {
+    for (let attempt = 1;; attempt++) {
+      if (attempt > MAX_ATTEMPTS) {
+        throw new FeedError(
+          "unavailable",
+          `commit of ${name}/${group}/${partition}: no outcome after ${MAX_ATTEMPTS} tries`,
+        );
+      }
       const row = await this.#store.getRow(table, groupRow(group), {
         columns: [`g:${qualifier}`],
       });

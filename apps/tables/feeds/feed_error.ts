@@ -11,7 +11,7 @@ export type FeedErrorCode =
    * deleted it. `low` is the first offset still kept.
    */
   | "below_low_watermark"
-  /** An append did not get an acknowledged offset in time (nothing acknowledged). */
+  /** An append did not get an acknowledged offset in time (nothing acknowledged), or a commit or creation got no outcome. */
   | "unavailable";
 
 /** The error the feed client throws for expected failures; switch on `code`. */
