@@ -18,6 +18,9 @@ import {
   TablesClientError,
 } from "./client/tables_client.ts";
 import { pointText, TimeSeriesClient } from "./client/time_series_client.ts";
+import { FEED_HELP, feedCommand } from "./feeds/feed_cli.ts";
+import { FeedError } from "./feeds/feed_client.ts";
+import { BACKUP_HELP, backupCommand } from "./backup/backup_cli.ts";
 
 const HELP = `usage: deno task tables:cli [options] <command> [args]
 
@@ -38,6 +41,8 @@ commands:
   ts write <table> <series> <value>... [--t MS]  write points at t, t+1, ... (default now)
   ts range <table> <series> [--from MS] [--to MS] [--limit N]
                                                  points in [from, to) in time order (default the last hour)
+${FEED_HELP}
+${BACKUP_HELP}
 
 options:
   --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
@@ -74,7 +79,19 @@ const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
     tablets: z.coerce.number().int().min(1).max(100).optional(),
     t: z.coerce.number().int().min(0).optional(),
     from: z.coerce.number().int().min(0).optional(),
-    to: z.coerce.number().int().min(0).optional(),
+    // feed and backup commands
+    partitions: z.coerce.number().int().min(1).optional(),
+    "retention-ms": z.coerce.number().int().min(1).optional(),
+    "retention-bytes": z.coerce.number().int().min(1).optional(),
+    max: z.coerce.number().int().min(1).max(10_000).optional(),
+    commit: z.boolean().optional(),
+    at: z.coerce.number().int().min(0).optional(),
+    // `backup --to /backups/NAME` names a path; `ts range --to MS` a time
+    to: z.string().min(1).optional(),
+    table: z.string().min(1).optional(),
+    gfs: z.string().min(1).optional(),
+    "gfs-token-file": z.string().min(1).optional(),
+    "storage-root": z.string().min(1).optional(),
   }),
   HELP,
 );
@@ -261,7 +278,10 @@ try {
         );
         console.log(JSON.stringify({ written: values.length, series, t: t0 }));
       } else if (sub === "range" && table && series) {
-        const to = f.to ?? Date.now() + 1;
+        const to = f.to === undefined ? Date.now() + 1 : Number(f.to);
+        if (!Number.isSafeInteger(to) || to < 0) {
+          usage("ts range: --to is a time in ms since the epoch");
+        }
         const from = f.from ?? to - 3600_000;
         for await (
           const p of ts.range(table, series, from, to, {
@@ -271,10 +291,21 @@ try {
       } else usage("ts create|write|range <table> ...");
       break;
     }
+    case "feed":
+      await feedCommand(client, args, f);
+      break;
+    case "backup":
+    case "restore":
+      await backupCommand(client, cmd, args, f);
+      break;
     default:
       usage(cmd ? `unknown command ${cmd}` : "give a command");
   }
 } catch (e) {
+  if (e instanceof FeedError) {
+    console.error(`${e.code}: ${e.message}`);
+    Deno.exit(1);
+  }
   if (e instanceof TablesClientError) {
     console.error(`${e.code}: ${e.message}`);
     Deno.exit(1);

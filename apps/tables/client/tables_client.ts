@@ -69,6 +69,12 @@ export interface ScanOptions extends ReadOptions {
   end?: Bytes;
   prefix?: Bytes;
   limit?: number;
+  /**
+   * With `asOf`: the rows as they were at `asOf`, ignoring later writes
+   * (deletes, overwrites, TTL); `compacted` when a tablet's GC may
+   * already have passed `asOf` (see {@link TablesClient.holdSnapshot}).
+   */
+  consistent?: boolean;
 }
 
 /** A column family of a new table. */
@@ -489,6 +495,27 @@ export class TablesClient {
     return r.succeeded as boolean;
   }
 
+  /**
+   * Holds GC for `ms` on the tablet holding `row`, for consistent scans as
+   * of `asOf` (a backup holds every tablet before reading any).
+   * @throws TablesClientError `compacted` when that tablet's GC already
+   *   passed `asOf`.
+   */
+  async holdSnapshot(
+    table: string,
+    row: Bytes,
+    asOf: number,
+    ms: number,
+  ): Promise<void> {
+    const key = bytes(row);
+    // Idempotent (holds only extend), so it is re-sent like a read.
+    await this.#row(table, key, false, (url) =>
+      sendJson(
+        this.#tablePath(url, table, "hold"),
+        this.#opts("POST", { row: b64(key), encoding: "base64", asOf, ms }),
+      ));
+  }
+
   #readQuery(o: ReadOptions, extra: Record<string, string>): URLSearchParams {
     const q = new URLSearchParams({ encoding: "base64", ...extra });
     if (o.columns?.length) {
@@ -503,6 +530,7 @@ export class TablesClient {
     }
     if (o.versions !== undefined) q.set("versions", String(o.versions));
     if (o.asOf !== undefined) q.set("asOf", String(o.asOf));
+    if ((o as ScanOptions).consistent) q.set("consistent", "true");
     return q;
   }
 

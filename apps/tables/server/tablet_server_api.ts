@@ -29,6 +29,7 @@ import {
   checkAndMutateBody,
   fromB64,
   getRowQuery,
+  holdBody,
   LIMITS,
   mutateBody,
   renderRow,
@@ -399,7 +400,16 @@ export function createTabletServerApi(
     return c.json(renderRow(key, row?.cells ?? [], q.encoding));
   });
 
-  app.get("/v1/tables/:table/scan", requireRole("read"), (c) => {
+  app.post("/v1/tables/:table/hold", requireRole("write"), async (c) => {
+    const table = tableParam(c);
+    const body = await readJson(c, holdBody);
+    const t = tabletFor(table, rowKey(body.row, body.encoding));
+    await t.tablet.holdSnapshot(body.asOf, body.ms);
+    requireServing();
+    return c.json({ held: t.record.id, asOf: body.asOf, ms: body.ms });
+  });
+
+  app.get("/v1/tables/:table/scan", requireRole("read"), async (c) => {
     const table = tableParam(c);
     const q = readQuery(c, scanQuery);
     const bound = (s: string | undefined, what: string) =>
@@ -430,6 +440,14 @@ export function createTabletServerApi(
       (until === undefined || compareBytes(until, t.range.end) > 0);
     const stopAt = runsOn ? t.range.end! : until;
     const columns = toColumns(t.schema, q.columns, q.encoding);
+    const consistent = q.consistent !== undefined;
+    if (consistent) {
+      if (q.asOf === undefined) {
+        throw new EdgeError("bad_request", "a consistent scan needs asOf");
+      }
+      // A `compacted` refusal is an answer, not an error mid-stream.
+      await t.tablet.holdSnapshot(q.asOf, 0);
+    }
     const rows = t.tablet.scan({
       start: from,
       ...(stopAt ? { end: stopAt } : {}),
@@ -438,6 +456,7 @@ export function createTabletServerApi(
       ...(columns ? { columns } : {}),
       ...(q.versions !== undefined ? { versions: q.versions } : {}),
       ...(q.asOf !== undefined ? { asOf: q.asOf } : {}),
+      ...(consistent ? { consistent } : {}),
     })[Symbol.asyncIterator]();
     const enc = new TextEncoder();
     let count = 0;
@@ -513,6 +532,7 @@ export function createTabletServerApi(
       switch (e.code) {
         case "bad_request":
         case "too_large":
+        case "compacted":
           return new EdgeError(e.code, e.message);
         case "out_of_range":
         case "closed":

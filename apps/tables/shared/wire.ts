@@ -159,6 +159,16 @@ export const scanQuery = getRowQuery.omit({ key: true }).extend({
   end: z.string().optional(),
   prefix: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(LIMITS.maxScanLimit).optional(),
+  /** With asOf: the rows as they were at asOf (`compacted` 410 if GC passed it). */
+  consistent: z.enum(["true", "1"]).optional(),
+});
+
+/** `POST /v1/tables/:table/hold`: hold GC on the tablet of `row` for a consistent read as of `asOf`. */
+export const holdBody = z.strictObject({
+  row: z.string(),
+  encoding: encodingSchema,
+  asOf: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  ms: z.number().int().min(0).max(3_600_000),
 });
 
 /** A column family of a schema. */

@@ -1,7 +1,7 @@
 import { compareBytes } from "@strata/lsm";
 import { decodeRow, isRowOf, parseKey } from "./key_codec.ts";
 import type { Cell, ReadOptions, Row } from "./types.ts";
-import { decodeCell, decodeMarker } from "./value_codec.ts";
+import { decodeCell, decodeMarker, decodeMarkerChain } from "./value_codec.ts";
 import { type FamilyPolicy, VersionGc } from "./version_gc.ts";
 
 /**
@@ -21,13 +21,21 @@ export class RowAssembler {
   #lastQualifier: Uint8Array | undefined;
   #count = 0;
 
-  /** @param now the time TTLs are measured against (ms). */
+  #writtenBy: number;
+
+  /**
+   * @param now the time TTLs are measured against (ms);
+   * @param writtenBy entries written after this time are ignored (a
+   *   consistent read as of it); default none are.
+   */
   constructor(
     policies: Map<string, FamilyPolicy>,
     now: number,
     options: ReadOptions,
+    writtenBy = Infinity,
   ) {
     this.#gc = new VersionGc(policies, now);
+    this.#writtenBy = writtenBy;
     this.#asOf = options.asOf ?? Infinity;
     this.#versions = options.versions ?? Infinity;
     if (options.columns !== undefined) {
@@ -56,10 +64,15 @@ export class RowAssembler {
       this.#prefix = key.slice(0, p.rowEnd);
     }
     if (p.kind !== "cell") {
-      this.#gc.classify(key, p, decodeMarker(value), undefined);
+      // The marker in force at writtenBy: the newest of its chain up to it.
+      const t = this.#writtenBy === Infinity
+        ? decodeMarker(value)
+        : decodeMarkerChain(value).find((x) => x <= this.#writtenBy);
+      if (t !== undefined) this.#gc.classify(key, p, t, undefined);
       return done;
     }
     const cell = decodeCell(value);
+    if (cell.seq > this.#writtenBy) return done;
     if (this.#gc.classify(key, p, -1, cell) !== "live") return done;
     if (p.timestamp > this.#asOf || !this.#wanted(p.family, p.qualifier)) {
       return done;

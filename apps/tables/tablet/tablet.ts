@@ -38,8 +38,10 @@ import {
 import {
   decodeCell,
   decodeMarker,
+  decodeMarkerChain,
   encodeCell,
   encodeMarker,
+  encodeMarkerChain,
 } from "./value_codec.ts";
 import { type FamilyPolicy, VersionGc } from "./version_gc.ts";
 
@@ -62,7 +64,7 @@ export async function openTablet(
   let tablet: LsmTablet | undefined;
   const lsm = await LsmStore.open(dir, {
     ...options.lsm,
-    compactionFilter: () => tablet!.compactionFilter(),
+    compactionFilter: () => tablet!.compactionStarts(),
   });
   try {
     const mark = await lsm.get(CLOCK_KEY);
@@ -103,6 +105,18 @@ export class LsmTablet implements Tablet {
   #clock: TabletClock;
   #locks = new RowLocks();
   #closed = false;
+  /**
+   * No GC compaction started, and no deletion marker was replaced without
+   * its predecessor, after this time (ms, tablet clock): a consistent read
+   * as of a time at or after it finds every entry it needs. Unknown before
+   * this tablet was opened, so it starts there.
+   */
+  #horizon: number;
+  /** GC is held until then (performance.now()), and while consistent scans run. */
+  #holdUntil = 0;
+  #consistentScans = 0;
+  /** Writes being made durable. */
+  #pending = new Set<Promise<void>>();
 
   constructor(
     lsm: LsmStore,
@@ -119,6 +133,7 @@ export class LsmTablet implements Tablet {
       end: range.end?.slice() ?? null,
     };
     this.#clock = clock;
+    this.#horizon = clock.now();
   }
 
   async mutateRow(
@@ -129,7 +144,8 @@ export class LsmTablet implements Tablet {
     checkMutations(mutations, this.#policies);
     return await this.#locks.with(row, async () => {
       this.#assertOpen();
-      return { timestamp: await this.#apply(row, mutations) };
+      const chains = this.#markerChains(row, mutations);
+      return { timestamp: await this.#apply(row, mutations, chains) };
     });
   }
 
@@ -159,9 +175,66 @@ export class LsmTablet implements Tablet {
       const ms = matched ? onMatch : onMismatch;
       const timestamp = ms.length === 0
         ? this.#clock.now()
-        : await this.#apply(row, ms);
+        : await this.#apply(row, ms, this.#markerChains(row, ms));
       return { matched, timestamp };
     });
+  }
+
+  /**
+   * While GC is held, the times of the markers `mutations` will replace
+   * (see {@link encodeMarkerChain}); undefined when not held. Not held
+   * means no await here, so a hold cannot start before the write.
+   */
+  #markerChains(
+    row: Uint8Array,
+    mutations: Mutation[],
+  ): Promise<Map<string, number[]>> | undefined {
+    if (!this.#held()) return undefined;
+    const keys: Uint8Array[] = [];
+    for (const m of mutations) {
+      if (m.op === "deleteRow") keys.push(rowMarkerKey(row));
+      else if (m.op === "deleteFamily") {
+        keys.push(familyMarkerKey(row, m.family));
+      } else if (m.op === "deleteCells" && m.timestamp === undefined) {
+        keys.push(columnMarkerKey(row, m.family, m.qualifier));
+      }
+    }
+    if (keys.length === 0) return undefined;
+    return (async () => {
+      const chains = new Map<string, number[]>();
+      for (const k of keys) {
+        const v = await this.#lsm.get(k);
+        chains.set(hex(k), v === undefined ? [] : decodeMarkerChain(v));
+      }
+      return chains;
+    })();
+  }
+
+  /**
+   * A marker entry's value at `t`: with the chain of the markers it
+   * replaces while GC is held; otherwise alone, and then consistent reads
+   * as of times before `t` are refused (the replaced marker is gone).
+   */
+  #markerValue(
+    key: Uint8Array,
+    t: number,
+    chains: Map<string, number[]> | undefined,
+  ): Uint8Array {
+    if (chains === undefined) {
+      this.#horizon = Math.max(this.#horizon, t);
+      return encodeMarker(t);
+    }
+    const chain = [t, ...(chains.get(hex(key)) ?? [])];
+    if (chain.length > MAX_MARKER_CHAIN) {
+      chain.length = MAX_MARKER_CHAIN;
+      this.#horizon = Math.max(this.#horizon, chain[MAX_MARKER_CHAIN - 1]!);
+    }
+    return encodeMarkerChain(chain);
+  }
+
+  /** GC is held for a consistent read. */
+  #held(): boolean {
+    return this.#consistentScans > 0 || performance.now() < this.#holdUntil;
   }
 
   /**
@@ -170,7 +243,15 @@ export class LsmTablet implements Tablet {
    * so commit-log order is timestamp order and the clock mark written
    * last is the highest.
    */
-  #apply(row: Uint8Array, mutations: Mutation[]): Promise<number> {
+  #apply(
+    row: Uint8Array,
+    mutations: Mutation[],
+    chainsOrPending?: Map<string, number[]> | Promise<Map<string, number[]>>,
+  ): Promise<number> {
+    if (chainsOrPending instanceof Promise) {
+      return chainsOrPending.then((c) => this.#apply(row, mutations, c));
+    }
+    const chains = chainsOrPending;
     const t = this.#clock.next();
     // `ts` of cell entries; markers have -1.
     let batch: (Entry & { ts: number })[] = [];
@@ -200,35 +281,47 @@ export class LsmTablet implements Tablet {
             });
           } else {
             dropUnder(columnPrefix(row, m.family, m.qualifier));
+            const key = columnMarkerKey(row, m.family, m.qualifier);
             batch.push({
-              key: columnMarkerKey(row, m.family, m.qualifier),
-              value: encodeMarker(t),
+              key,
+              value: this.#markerValue(key, t, chains),
               ts: -1,
             });
           }
           break;
         case "deleteFamily":
           dropUnder(familyPrefix(row, m.family));
-          batch.push({
-            key: familyMarkerKey(row, m.family),
-            value: encodeMarker(t),
-            ts: -1,
-          });
+          {
+            const key = familyMarkerKey(row, m.family);
+            batch.push({
+              key,
+              value: this.#markerValue(key, t, chains),
+              ts: -1,
+            });
+          }
           break;
         case "deleteRow":
           dropUnder(EMPTY);
-          batch.push({
-            key: rowMarkerKey(row),
-            value: encodeMarker(t),
-            ts: -1,
-          });
+          {
+            const key = rowMarkerKey(row);
+            batch.push({
+              key,
+              value: this.#markerValue(key, t, chains),
+              ts: -1,
+            });
+          }
           break;
       }
     }
     // Persists the clock so timestamps keep rising across a restart even
     // if the wall clock went back meanwhile.
     batch.push({ key: CLOCK_KEY, value: encodeMarker(t), ts: -1 });
-    return this.#lsm.write(batch).then(() => t);
+    const written = this.#lsm.write(batch);
+    // Tracked so a consistent read as of `t` or later waits for it.
+    this.#pending.add(written);
+    const untrack = () => void this.#pending.delete(written);
+    written.then(untrack, untrack);
+    return written.then(() => t);
   }
 
   async getRow(
@@ -266,23 +359,93 @@ export class LsmTablet implements Tablet {
       hi = end;
     }
     if (hi !== null && compareBytes(lo, hi) >= 0) return;
-    const asm = new RowAssembler(this.#policies, this.#clock.now(), options);
-    let n = 0;
-    for await (
-      const e of this.#lsm.scan({
-        start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
-        end: hi === null ? undefined : rowPrefix(hi),
-        prefix: prefix === undefined ? undefined : escapeBody(prefix),
-      })
-    ) {
-      const done = asm.add(e.key, e.value);
-      if (done !== undefined) {
-        yield done;
-        if (++n >= limit) return;
-      }
+    const asOf = options.asOf;
+    if (options.consistent && asOf === undefined) {
+      throw new TabletError("bad_request", "a consistent scan needs asOf");
     }
-    const last = asm.finish();
-    if (last !== undefined) yield last;
+    const consistent = options.consistent === true;
+    if (consistent) {
+      // Checked and held in one turn: no GC compaction starts in between.
+      this.#checkHorizon(asOf!);
+      this.#consistentScans++;
+    }
+    try {
+      if (consistent) {
+        await this.#settle(asOf!);
+        this.#checkHorizon(asOf!);
+      }
+      const asm = consistent
+        ? new RowAssembler(this.#policies, asOf!, options, asOf)
+        : new RowAssembler(this.#policies, this.#clock.now(), options);
+      let n = 0;
+      for await (
+        const e of this.#lsm.scan({
+          start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+          end: hi === null ? undefined : rowPrefix(hi),
+          prefix: prefix === undefined ? undefined : escapeBody(prefix),
+        })
+      ) {
+        const done = asm.add(e.key, e.value);
+        if (done !== undefined) {
+          yield done;
+          if (++n >= limit) return;
+        }
+      }
+      const last = asm.finish();
+      if (last !== undefined) yield last;
+    } finally {
+      if (consistent) this.#consistentScans--;
+    }
+  }
+
+  async holdSnapshot(asOf: number, ms: number): Promise<void> {
+    this.#assertOpen();
+    checkReadOptions({ asOf }, this.#policies);
+    if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_HOLD_MS) {
+      throw new TabletError(
+        "bad_request",
+        `a hold lasts 0..${MAX_HOLD_MS} ms`,
+      );
+    }
+    this.#checkHorizon(asOf);
+    this.#holdUntil = Math.max(this.#holdUntil, performance.now() + ms);
+    await this.#settle(asOf);
+    // A marker written unchained just before the hold may have passed asOf.
+    this.#checkHorizon(asOf);
+  }
+
+  /** @throws TabletError `compacted` when GC may have run after `asOf`. */
+  #checkHorizon(asOf: number): void {
+    if (asOf < this.#horizon) {
+      throw new TabletError(
+        "compacted",
+        `cells as of ${asOf} may have been garbage-collected: this tablet ` +
+          `was compacted, opened or had a deletion replaced unheld at ` +
+          `${this.#horizon}; read as of a later time`,
+      );
+    }
+  }
+
+  /**
+   * Waits until later writes get timestamps above `asOf` and the writes
+   * at or before it are applied.
+   */
+  async #settle(asOf: number): Promise<void> {
+    const ahead = asOf - this.#clock.now();
+    if (ahead > MAX_AHEAD_MS) {
+      throw new TabletError(
+        "bad_request",
+        `asOf is ${ahead} ms ahead of the tablet's clock`,
+      );
+    }
+    if (ahead >= 0) {
+      await new Promise((r) => setTimeout(r, ahead + 1));
+      // A no-op unless the wall clock stands still (or went back).
+      this.#clock.observe(asOf);
+    }
+    // Every write begun before: those at or before asOf must be seen, and
+    // the others may have moved the horizon.
+    await Promise.allSettled([...this.#pending]);
   }
 
   approximateBytes(): number {
@@ -426,6 +589,19 @@ export class LsmTablet implements Tablet {
   }
 
   /**
+   * The filter of a merging compaction that starts now: everything while
+   * GC is held for a consistent read, else {@link compactionFilter}
+   * (and the horizon of consistent reads moves up to now).
+   */
+  compactionStarts(): (key: Uint8Array, value: Uint8Array) => boolean {
+    if (this.#consistentScans > 0 || performance.now() < this.#holdUntil) {
+      return () => true;
+    }
+    this.#horizon = Math.max(this.#horizon, this.#clock.now());
+    return this.compactionFilter();
+  }
+
+  /**
    * The LSM compaction filter: keeps what {@link VersionGc} says exists
    * (live versions and slot-holding deleted versions); drops markers,
    * whose cells are dropped in the same pass (every table takes part, and
@@ -470,3 +646,11 @@ export class LsmTablet implements Tablet {
 const EMPTY = new Uint8Array(0);
 /** Bytes per write batch when copying (well under a commit-log record's 16 MiB). */
 const COPY_BATCH_BYTES = 1 << 20;
+/** Longest GC hold for a consistent read, ms. */
+const MAX_HOLD_MS = 3_600_000;
+/** Marker times kept in a chain (older ones: consistent reads before them are refused). */
+const MAX_MARKER_CHAIN = 32;
+const hex = (b: Uint8Array) =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+/** How far ahead of the tablet's clock a consistent read may ask, ms. */
+const MAX_AHEAD_MS = 5_000;

@@ -7,7 +7,12 @@ export type TabletErrorCode =
   /** The row is outside the tablet's key range (the client's location is stale). */
   | "out_of_range"
   /** The tablet was closed. */
-  | "closed";
+  | "closed"
+  /**
+   * A consistent read as of a time a GC compaction (or the tablet's
+   * opening) may already have passed: cells it needs may be gone (HTTP 410).
+   */
+  | "compacted";
 
 /** The error the tablet throws for expected failures; switch on `code`. */
 export class TabletError extends Error {

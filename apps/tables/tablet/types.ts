@@ -96,6 +96,15 @@ export interface ScanOptions extends ReadOptions {
   end?: Uint8Array;
   prefix?: Uint8Array;
   limit?: number;
+  /**
+   * With `asOf`: the rows as they were at `asOf` (a snapshot): entries
+   * written after it are ignored, so later deletes, overwrites past
+   * `maxVersions` and TTL expiry (measured at `asOf`) hide nothing.
+   * Refused (`compacted`) when a GC compaction since `asOf` may have
+   * dropped cells it needs; GC is held while it runs. See
+   * {@link Tablet.holdSnapshot}.
+   */
+  consistent?: boolean;
 }
 
 /** The test of {@link Tablet.checkAndMutate}: the newest visible version of one cell. */
@@ -147,6 +156,15 @@ export interface Tablet {
   getRow(row: Uint8Array, options?: ReadOptions): Promise<Row | undefined>;
   /** Rows in key order (see {@link ScanOptions}). */
   scan(options?: ScanOptions): AsyncGenerator<Row>;
+  /**
+   * Keeps what a consistent scan as of `asOf` needs for `ms`: compactions
+   * meanwhile drop nothing. Resolves once every write with a timestamp
+   * `<= asOf` is applied and later writes get timestamps above it (waits
+   * up to a few seconds when `asOf` is just ahead of the clock).
+   * @throws TabletError `compacted` when a GC compaction (or the tablet's
+   *   opening) since `asOf` may already have dropped such cells.
+   */
+  holdSnapshot(asOf: number, ms: number): Promise<void>;
   /** Bytes in memtables and SSTables (for split decisions). */
   approximateBytes(): number;
   /** A row key near the middle of the tablet's data, or undefined when it cannot be split. */

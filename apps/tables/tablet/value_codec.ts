@@ -56,8 +56,32 @@ export function encodeMarker(t: number): Uint8Array {
   return out;
 }
 
-/** Decodes a deletion marker. @throws Error on malformed bytes. */
+/**
+ * Decodes a deletion marker: its timestamp (the first of a chain).
+ * @throws Error on malformed bytes.
+ */
 export function decodeMarker(b: Uint8Array): number {
-  if (b.length !== 8) throw new Error("malformed tablet marker");
+  if (b.length < 8 || b.length % 8 !== 0) {
+    throw new Error("malformed tablet marker");
+  }
   return getU64(new DataView(b.buffer, b.byteOffset, 8), 0);
+}
+
+/**
+ * Encodes a marker with the times of the markers it replaced, newest
+ * first, kept while GC is held so a consistent read as of an earlier time
+ * still finds the marker then in force.
+ */
+export function encodeMarkerChain(times: readonly number[]): Uint8Array {
+  const out = new Uint8Array(8 * times.length);
+  const dv = new DataView(out.buffer);
+  times.forEach((t, i) => setU64(dv, 8 * i, t));
+  return out;
+}
+
+/** Decodes a marker's chain of times, newest first. @throws Error on malformed bytes. */
+export function decodeMarkerChain(b: Uint8Array): number[] {
+  decodeMarker(b);
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  return Array.from({ length: b.length / 8 }, (_, i) => getU64(dv, 8 * i));
 }
