@@ -86,6 +86,10 @@ const DocsPageSchema = z.object({
   docs: z.array(DocumentSchema.extend({ created: z.number() })),
 });
 
+const DocAnswerSchema = z.object({
+  doc: DocumentSchema.extend({ created: z.number() }).nullable(),
+});
+
 const UserParams = z.object({
   id: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   from: z.coerce.number().int().min(0).max(MAX_RESULT_WINDOW).default(0),
@@ -450,6 +454,36 @@ export function createCoordinatorApp(
       indexed: docs.length,
       shards: byShard.map((l) => l.length),
     });
+  });
+
+  app.get("/v1/docs/:id", need.read, async (c) => {
+    const id = parseWith(
+      DocumentSchema.shape.id,
+      c.req.param("id"),
+      "document id",
+    );
+    const s = shardOf(id, S);
+    const r = await readShard(
+      s,
+      (base) =>
+        get(
+          base,
+          `/internal/doc/${encodeURIComponent(id)}`,
+          config.searchTimeoutMs,
+        ),
+      DocAnswerSchema,
+    );
+    if (r === null) {
+      throw new EdgeError(
+        "unavailable",
+        `no replica of shard ${s} answered`,
+        { details: { failed_shards: [s] } },
+      );
+    }
+    if (r.doc === null) {
+      throw new SearchError("not_found", `no document with id ${id}`);
+    }
+    return c.json(r.doc);
   });
 
   app.delete("/v1/docs/:id", need.write, async (c) => {

@@ -123,6 +123,9 @@ async function main(): Promise<void> {
       `every request needs a token: admin.token, write.token and read.token in ${dataDir} (mode 0600)`,
     );
     console.log(`  TOKEN=$(cat ${admin})`);
+    console.log(
+      `  deno task search:cli --url ${base} --token-file ${admin} search perl module`,
+    );
     const h = `-H "Authorization: Bearer $TOKEN"`;
     console.log("example queries:");
     for (const q of EXAMPLES) {
