@@ -25,6 +25,7 @@ import {
 import { need, type SearchAccess, searchGuard } from "./search_access.ts";
 import { searchErrorToEdge } from "./http_error_map.ts";
 import { HintedHandoff } from "./hinted_handoff.ts";
+import type { BehindStore } from "./behind_marks.ts";
 import { kwayMerge } from "./kway_merge.ts";
 import { parseQuery } from "./query_parser.ts";
 import { pruneQuery } from "./query_pruning.ts";
@@ -161,6 +162,11 @@ export const BULK_CONTENT_TYPES: readonly string[] = NDJSON_CONTENT_TYPES;
 export function createCoordinatorApp(
   input: CoordinatorConfig,
   access: SearchAccess,
+  /**
+   * Where the replicas that are behind are recorded (durable hinted
+   * handoff); without it a restarted coordinator forgets them.
+   */
+  marks?: BehindStore,
 ): {
   app: Hono;
   selector: ReplicaSelector;
@@ -192,7 +198,16 @@ export function createCoordinatorApp(
         ).docs,
     },
     config.maxQueuedDocs,
+    {
+      behind: marks?.initial,
+      // Not awaited: a stale record only causes an extra repair later.
+      onCaughtUp: () => void saveMarks().catch(() => {}),
+    },
   );
+  /** Records the replicas that are behind now (a no-op without a store or a change). */
+  function saveMarks(): Promise<void> {
+    return marks ? marks.save(handoff.behindList()) : Promise.resolve();
+  }
   const analyzer = new Analyzer();
   const metrics: Metrics = {
     requests: new Map(),
@@ -376,6 +391,21 @@ export function createCoordinatorApp(
       if (ok.length > 0) handoff.kick(shard, r);
       else handoff.retract(shard, r, body);
     });
+    // A write a replica missed is acknowledged only once the record of
+    // replicas behind is on disk: a coordinator restarted after the
+    // acknowledgement repairs that replica (its queue was in memory).
+    if (ok.length > 0 && replicas.some((_, r) => handoff.isBehind(shard, r))) {
+      try {
+        await saveMarks();
+      } catch (e) {
+        console.error(
+          `search-coordinator: cannot record the replicas behind: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
+        return { ok: false, deleted: 0 };
+      }
+    }
     const deleted = Math.max(
       0,
       ...ok.map((r) =>
