@@ -32,8 +32,8 @@ const RETRY_MS = 200;
  * is recorded durably by the coordinator (`behind_marks.ts`), and a
  * coordinator restarted with replicas recorded as behind passes them in
  * `options.behind`: they are repaired by anti-entropy (below). The queue
- * is bounded (`maxQueuedDocs` per replica): past it the queue is dropped and the replica is repaired by anti-entropy
- * instead, once it answers: its documents are compared, id by id, with
+ * is bounded (`maxQueuedDocs` per replica): past it the queue is dropped
+ * and the replica is repaired by anti-entropy instead, once it answers: its documents are compared, id by id, with
  * those of a replica of the shard that is not behind, and the differences
  * are written to it (missing or different documents added, extra ones
  * deleted); writes that arrive meanwhile are queued and replayed after the
