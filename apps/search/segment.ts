@@ -298,15 +298,14 @@ export function buildSegment(
         allPos[occNext[t]!++] = pos[i]!;
       }
     }
-    const order = Array.from({ length: T }, (_, t) => t).sort((a, b) =>
-      names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0
-    );
-    const terms = order.map((t) => names[t]!);
+    // The engine's own string sort: a comparator over term numbers showed
+    // as a fifth of the replicas' time under the bulk load.
+    const terms = names.sort();
     const dfs = new Uint32Array(T);
     const blockStart = new Uint32Array(T);
     const blockCount = new Uint32Array(T);
     for (let i = 0; i < T; i++) {
-      const t = order[i]!;
+      const t = ids.get(terms[i]!)!;
       const r = writer.add(
         allDocs.subarray(dfAt[t]!, dfAt[t + 1]!),
         allTfs.subarray(dfAt[t]!, dfAt[t + 1]!),
