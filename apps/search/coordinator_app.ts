@@ -42,6 +42,8 @@ import {
 } from "./shard_protocol.ts";
 import { shardOf } from "./shard_routing.ts";
 
+const UTF8 = new TextEncoder();
+
 /** Most hits per page. */
 export const MAX_PAGE_SIZE = 100;
 /** Deepest result reachable with from + size (as Elasticsearch's max_result_window). */
@@ -233,7 +235,7 @@ export function createCoordinatorApp(
 
   async function post(
     url: string,
-    encoded: string,
+    encoded: string | Uint8Array<ArrayBuffer>,
     timeoutMs: number,
   ): Promise<unknown> {
     const res = await fetch(url, {
@@ -367,8 +369,9 @@ export function createCoordinatorApp(
   ): Promise<{ ok: boolean; deleted: number }> {
     const replicas = config.shards[shard]!;
     const need = Math.min(config.ack ?? replicas.length, replicas.length);
-    // Encoded once for every replica.
-    const json = JSON.stringify(body);
+    // Encoded once for every replica (to bytes: fetch would encode a
+    // string body again for each).
+    const json = UTF8.encode(JSON.stringify(body));
     const results = await Promise.allSettled(
       replicas.map((base, r) =>
         handoff.isBehind(shard, r)
