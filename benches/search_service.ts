@@ -131,6 +131,9 @@ export const SPHINX_MULTI = "Sphinx 3 searchd + coordinator searchd";
 const STRATA_BULK =
   `strata bulk NDJSON, ${SHARDS} shards × ${REPLICAS} replicas, ${BATCH} docs/request, ${BULK_CLIENTS} in flight`;
 
+const STRATA_BULK_ONE =
+  `strata bulk NDJSON, ${SHARDS} shards × 1 replica, no fsync, ${BATCH} docs/request, ${BULK_CLIENTS} in flight`;
+
 export async function loadDocs(limit: number): Promise<StoredDocument[]> {
   const docs: StoredDocument[] = [];
   for await (const d of readSpamAssassin(limit, () => {})) {
@@ -221,11 +224,20 @@ export async function benchSearchService(suite: Suite): Promise<void> {
       sync: "always",
     });
     try {
+      const serverPids = () => [
+        cluster.coordinator.child.pid,
+        ...cluster.replicas.flat().map((p) => p!.child.pid),
+      ];
+      const cpu0 = await cpuMs(serverPids());
       const t0 = performance.now();
       const token = cluster.secrets?.tokens.admin;
       const auth = authHeaders(token);
       await bulkIndex(cluster.url, docs, BATCH, BULK_CLIENTS, token);
       const indexMs = performance.now() - t0;
+      suite.metric(
+        "server CPU ms/doc · indexing · strata (coordinator + 6 replicas)",
+        ((await cpuMs(serverPids())) - cpu0) / docs.length,
+      );
       suite.record({
         group: "indexing over the service (docs/s)",
         name: STRATA_BULK,
@@ -279,6 +291,43 @@ export async function benchSearchService(suite: Suite): Promise<void> {
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+
+  // ---- strata doing what the indexer does: one copy, no fsync ----
+  if (!QUICK) {
+    const dir1 = await Deno.makeTempDir({ prefix: "strata-search-bench-" });
+    try {
+      const one = await startCluster({
+        shards: SHARDS,
+        replicas: 1,
+        dataDir: dir1,
+        sync: "never",
+      });
+      try {
+        const t0 = performance.now();
+        await bulkIndex(
+          one.url,
+          docs,
+          BATCH,
+          BULK_CLIENTS,
+          one.secrets?.tokens.admin,
+        );
+        const ms = performance.now() - t0;
+        suite.record({
+          group: "indexing over the service (docs/s)",
+          name: STRATA_BULK_ONE,
+          opsPerSec: docs.length / (ms / 1000),
+          meanNs: (ms * 1e6) / docs.length,
+          p50Ns: NaN,
+          p99Ns: NaN,
+          samples: 1,
+        });
+      } finally {
+        await one.stop();
+      }
+    } finally {
+      await Deno.remove(dir1, { recursive: true }).catch(() => {});
+    }
   }
 
   // ---- Sphinx ----
@@ -375,6 +424,14 @@ export async function benchSearchService(suite: Suite): Promise<void> {
     suite.get(idx, "Sphinx indexer (3 plain indexes, from TSV)").opsPerSec,
     { op: ">=", value: 1 },
   );
+  if (!QUICK) {
+    suite.compare(
+      "indexing over HTTP, 1 replica, no fsync (one copy, as the indexer builds) vs Sphinx indexer (TSV, no fsync)",
+      "throughput",
+      suite.get(idx, STRATA_BULK_ONE).opsPerSec,
+      suite.get(idx, "Sphinx indexer (3 plain indexes, from TSV)").opsPerSec,
+    );
+  }
   for (const snippets of [true, false]) {
     for (const clients of CLIENTS) {
       const g = groupOf(clients, snippets);

@@ -108,7 +108,9 @@ Deno.test("search access: roles on the coordinator, the peer secret on shards, H
       (await found.json()).hits.map((h: { id: string }) => h.id),
       ["d1"],
     );
-    for (const path of ["/v1/users/7/docs", "/v1/stats", "/metrics"]) {
+    for (
+      const path of ["/v1/users/7/docs", "/v1/stats", "/metrics", "/v1/docs/d1"]
+    ) {
       const r = await fetch(`${base}${path}`, { headers: auth.as("read") });
       assert.equal(r.status, 200, path);
       await r.body?.cancel();
@@ -127,6 +129,15 @@ Deno.test("search access: roles on the coordinator, the peer secret on shards, H
       assert.deepEqual(
         await outcome(
           await fetch(`${shardUrl}/internal/describe`, {
+            headers: auth.as(who),
+          }),
+        ),
+        { status: 401, code: "unauthorized" },
+        who,
+      );
+      assert.deepEqual(
+        await outcome(
+          await fetch(`${shardUrl}/internal/doc/d1`, {
             headers: auth.as(who),
           }),
         ),

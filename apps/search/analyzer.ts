@@ -64,6 +64,10 @@ export interface AnalyzedText {
 const MARKS = /\p{M}+/gu;
 
 const STEM_CACHE_LIMIT = 200_000;
+/** Initial slots of the ASCII token cache (a power of two; it doubles at 40 % full). */
+const CACHE_SLOTS = 1 << 14;
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
 
 /**
  * Unicode-aware analyzer: splits on anything that is not a letter or digit
@@ -74,7 +78,12 @@ export class Analyzer {
   readonly #stop: Set<string>;
   readonly #stem: boolean;
   readonly #maxLen: number;
+  /** Terms of tokens that are not plain ASCII ("" marks a stop word). */
   readonly #cache = new Map<string, string>();
+  /** Open-addressing cache of ASCII tokens (see #cached): keys and their terms. */
+  #keys: Array<string | undefined> = new Array(CACHE_SLOTS).fill(undefined);
+  #vals: string[] = new Array(CACHE_SLOTS).fill("");
+  #used = 0;
 
   /** @param options see {@link AnalyzerOptions}. */
   constructor(options: AnalyzerOptions = {}) {
@@ -93,8 +102,13 @@ export class Analyzer {
     const positions: number[] = [];
     // A hand-rolled scanner: ASCII through a table, anything else through
     // the Unicode regex; several times faster than matchAll on mail text.
+    // An ASCII token is hashed while it is scanned and looked up in the
+    // term cache by its characters, so a token seen before costs no
+    // string (no slice, no rehash): under a bulk load the slices and
+    // their garbage were most of the analysis.
     const lower = text.toLowerCase();
     const n = lower.length;
+    const maxLen = this.#maxLen;
     let pos = 0;
     let i = 0;
     while (i < n) {
@@ -105,12 +119,14 @@ export class Analyzer {
       }
       const start = i;
       let ascii = c < 128;
+      let h = Math.imul(FNV_OFFSET ^ c, FNV_PRIME);
       for (;;) {
         i++;
         if (i >= n) break;
         c = lower.charCodeAt(i);
         if (c < 128 ? WORD_ASCII[c] === 1 : isWordChar(lower, i)) {
           if (c >= 128) ascii = false;
+          h = Math.imul(h ^ c, FNV_PRIME);
           continue;
         }
         // Inner apostrophe: "don't" is one token.
@@ -118,24 +134,25 @@ export class Analyzer {
           const d = lower.charCodeAt(i + 1);
           if (d < 128 ? WORD_ASCII[d] === 1 : isWordChar(lower, i + 1)) {
             if (c !== 39) ascii = false;
+            h = Math.imul(h ^ c, FNV_PRIME);
             continue;
           }
         }
         break;
       }
-      let raw = lower.slice(start, i);
-      if (!ascii) {
-        raw = raw.normalize("NFD").replace(MARKS, "").replace("’", "'");
-      }
       const p = pos++;
-      if (raw.length > this.#maxLen || raw.length === 0) continue;
-      if (extraStop !== undefined && extraStop.has(raw)) continue;
-      // One cache lookup answers both "stop word?" ("" marks one) and the stem.
-      let t = this.#cache.get(raw);
-      if (t === undefined) {
-        t = this.#stop.has(raw) ? "" : this.#stem ? porterStem(raw) : raw;
-        if (this.#cache.size >= STEM_CACHE_LIMIT) this.#cache.clear();
-        this.#cache.set(raw, t);
+      let t: string;
+      if (ascii && extraStop === undefined) {
+        if (i - start > maxLen) continue;
+        t = this.#cached(lower, start, i, h);
+      } else {
+        let raw = lower.slice(start, i);
+        if (!ascii) {
+          raw = raw.normalize("NFD").replace(MARKS, "").replace("’", "'");
+        }
+        if (raw.length > maxLen || raw.length === 0) continue;
+        if (extraStop !== undefined && extraStop.has(raw)) continue;
+        t = this.#termOf(raw);
       }
       if (t === "") continue;
       terms.push(t);
@@ -145,17 +162,92 @@ export class Analyzer {
   }
 
   /**
+   * The term of the ASCII token `s[start, end)` whose FNV-1a hash is `h`
+   * ("" for a stop word), from the open-addressing cache.
+   */
+  #cached(s: string, start: number, end: number, h: number): string {
+    const keys = this.#keys;
+    const mask = keys.length - 1;
+    const len = end - start;
+    let slot = h & mask;
+    for (;;) {
+      const k = keys[slot];
+      if (k === undefined) break;
+      if (k.length === len) {
+        let j = 0;
+        while (j < len && k.charCodeAt(j) === s.charCodeAt(start + j)) j++;
+        if (j === len) return this.#vals[slot]!;
+      }
+      slot = (slot + 1) & mask;
+    }
+    const raw = s.slice(start, end);
+    const t = this.#stop.has(raw) ? "" : this.#stem ? porterStem(raw) : raw;
+    if (this.#used >= STEM_CACHE_LIMIT) {
+      this.#keys.fill(undefined);
+      this.#used = 0;
+    } else if ((this.#used + 1) * 5 > keys.length * 2) this.#grow();
+    this.#insert(raw, t, h);
+    return t;
+  }
+
+  #insert(key: string, term: string, h: number): void {
+    const mask = this.#keys.length - 1;
+    let slot = h & mask;
+    while (this.#keys[slot] !== undefined) slot = (slot + 1) & mask;
+    this.#keys[slot] = key;
+    this.#vals[slot] = term;
+    this.#used++;
+  }
+
+  /** Doubles the ASCII cache (it stays at most 40 % full). */
+  #grow(): void {
+    const keys = this.#keys;
+    const vals = this.#vals;
+    this.#keys = new Array(keys.length * 2).fill(undefined);
+    this.#vals = new Array(keys.length * 2).fill("");
+    this.#used = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (k === undefined) continue;
+      let h = FNV_OFFSET;
+      for (let j = 0; j < k.length; j++) {
+        h = Math.imul(h ^ k.charCodeAt(j), FNV_PRIME);
+      }
+      this.#insert(k, vals[i]!, h);
+    }
+  }
+
+  /** The term of a token that is not plain ASCII ("" for a stop word). */
+  #termOf(raw: string): string {
+    // One cache lookup answers both "stop word?" ("" marks one) and the stem.
+    let t = this.#cache.get(raw);
+    if (t === undefined) {
+      t = this.#stop.has(raw) ? "" : this.#stem ? porterStem(raw) : raw;
+      if (this.#cache.size >= STEM_CACHE_LIMIT) this.#cache.clear();
+      this.#cache.set(raw, t);
+    }
+    return t;
+  }
+
+  /**
    * The term of one already-lowercased token (stemmed when stemming is on),
    * or null when it is a stop word.
    */
   term(token: string): string | null {
-    // The same cache as analyze(): "" marks a stop word.
-    let t = this.#cache.get(token);
-    if (t === undefined) {
-      t = this.#stop.has(token) ? "" : this.#stem ? porterStem(token) : token;
-      if (this.#cache.size >= STEM_CACHE_LIMIT) this.#cache.clear();
-      this.#cache.set(token, t);
+    // The same caches as analyze(): "" marks a stop word.
+    let ascii = true;
+    let h = FNV_OFFSET;
+    for (let i = 0; i < token.length; i++) {
+      const c = token.charCodeAt(i);
+      if (c >= 128) {
+        ascii = false;
+        break;
+      }
+      h = Math.imul(h ^ c, FNV_PRIME);
     }
+    const t = ascii && token.length > 0
+      ? this.#cached(token, 0, token.length, h)
+      : this.#termOf(token);
     return t === "" ? null : t;
   }
 

@@ -72,6 +72,15 @@ Deno.test("bad input on every route is a 4xx JSON error: malformed percent-encod
       /bad_request/,
     ],
     ["delete id", C, head("DELETE", "/v1/docs/%E0%A4%A"), 400, /bad_request/],
+    ["get id", C, head("GET", "/v1/docs/%E0%A4%A"), 400, /bad_request/],
+    ["get bad id", C, head("GET", "/v1/docs/a%20b"), 400, /bad_request/],
+    [
+      "internal doc id",
+      S,
+      head("GET", "/internal/doc/%E0%A4%A"),
+      400,
+      /bad_request/,
+    ],
     ["user id", C, head("GET", "/v1/users/%E0%A4%A/docs"), 400, /bad_request/],
     [
       "user size",

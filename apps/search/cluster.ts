@@ -103,6 +103,11 @@ export interface Cluster {
   kill(shard: number, replica: number): Promise<void>;
   /** Starts a killed replica again on its data directory and port (it reloads its segments and log). */
   restart(shard: number, replica: number): Promise<ServiceProcess>;
+  /**
+   * kill -9 the coordinator and start it again on the same port with the
+   * same flags (its --state-dir says which replicas were behind).
+   */
+  restartCoordinator(): Promise<ServiceProcess>;
   /** Stops every process (SIGTERM, then SIGKILL after a grace period). */
   stop(): Promise<void>;
 }
@@ -172,6 +177,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     : await loadOrCreateSecrets(o.dataDir);
   const replicas: Array<Array<ServiceProcess | null>> = [];
   let coordinator: ServiceProcess | undefined;
+  let coordinatorArgs: string[] = [];
   const all = () => [
     ...replicas.flat().filter((p): p is ServiceProcess => p !== null),
     ...(coordinator ? [coordinator] : []),
@@ -202,18 +208,21 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     if (bad) throw (bad as PromiseRejectedResult).reason;
     const shardsFlag = replicas.map((reps) => reps.map((p) => p!.url).join(","))
       .join(";");
+    coordinatorArgs = [
+      ...authArgs(secrets, o.tls),
+      "--shards",
+      shardsFlag,
+      "--state-dir",
+      join(o.dataDir, "coordinator"),
+      ...(o.ack ? ["--ack", String(o.ack)] : []),
+      ...(o.timeoutMs ? ["--timeout-ms", String(o.timeoutMs)] : []),
+      ...(o.maxQueuedDocs
+        ? ["--max-queued-docs", String(o.maxQueuedDocs)]
+        : []),
+    ];
     coordinator = await spawnService(
       COORDINATOR_SCRIPT,
-      [
-        ...authArgs(secrets, o.tls),
-        "--shards",
-        shardsFlag,
-        ...(o.ack ? ["--ack", String(o.ack)] : []),
-        ...(o.timeoutMs ? ["--timeout-ms", String(o.timeoutMs)] : []),
-        ...(o.maxQueuedDocs
-          ? ["--max-queued-docs", String(o.maxQueuedDocs)]
-          : []),
-      ],
+      coordinatorArgs,
       undefined,
       o.coordinatorRunFlags,
     );
@@ -221,15 +230,32 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     await Promise.all(all().map((p) => stopProcess(p, 1000)));
     throw e;
   }
-  const coord = coordinator;
   const ports = replicas.map((reps) => reps.map((p) => p!.port));
   const httpClient = o.tls ? await tlsClient(o.tls.certFile) : undefined;
-  return {
-    url: coord.url,
+  const cluster: Cluster = {
+    url: coordinator.url,
     secrets,
     httpClient,
-    coordinator: coord,
+    coordinator,
     replicas,
+    async restartCoordinator() {
+      const old = coordinator;
+      coordinator = undefined;
+      if (old) {
+        try {
+          old.child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await old.child.status;
+      }
+      coordinator = await spawnService(
+        COORDINATOR_SCRIPT,
+        [...coordinatorArgs, "--port", String(old?.port ?? 0)],
+        undefined,
+        o.coordinatorRunFlags,
+      );
+      cluster.coordinator = coordinator;
+      return coordinator;
+    },
     async kill(shard, replica) {
       const p = replicas[shard]?.[replica];
       if (!p) return;
@@ -258,4 +284,5 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       httpClient?.close();
     },
   };
+  return cluster;
 }

@@ -3,11 +3,12 @@
  * coordinator_app.ts) on --host (default 127.0.0.1) and prints `{"ready":true,"port":N}`
  * on stdout once listening.
  *
- * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--host 127.0.0.1] [--port 0] [--ack 2] [--write-timeout-ms 60000] [--max-queued-docs N] (--help lists the flags)
+ * Usage: deno run -A apps/search/coordinator.ts --shards 'http://127.0.0.1:1,http://127.0.0.1:2;http://…' [--host 127.0.0.1] [--port 0] [--ack 2] [--write-timeout-ms 60000] [--max-queued-docs N] [--state-dir DIR] (--help lists the flags)
  * (replicas of a shard separated by commas, shards by semicolons)
  */
 import { z } from "zod";
 import { hostFlag, parseFlagsOrExit, tlsServeOptions } from "@strata/edge";
+import { BehindMarks } from "./behind_marks.ts";
 import { createCoordinatorApp } from "./coordinator_app.ts";
 import {
   ACCESS_FLAGS,
@@ -25,6 +26,7 @@ const FlagsSchema = z.object({
     60_000,
   ),
   "max-queued-docs": z.coerce.number().int().min(1).max(10_000_000).optional(),
+  "state-dir": z.string().min(1).optional(),
   ...ACCESS_FLAGS,
 });
 
@@ -42,6 +44,11 @@ const USAGE =
                          with --ack below all
   --max-queued-docs N    missed documents queued per replica before anti-entropy
                          repairs it instead (default 1000000)
+  --state-dir DIR        records which replicas missed writes (behind.json, fsynced
+                         before such a write is acknowledged); restarted with it, the
+                         coordinator repairs them by anti-entropy before they serve
+                         reads. Without it a restart forgets them (deno task search
+                         passes DATA/coordinator)
 ${
     ACCESS_FLAGS_USAGE.replace(
       "(default: the data dir;",
@@ -67,15 +74,39 @@ if (import.meta.main) {
   const shards = flags.shards.split(";").map((s) =>
     s.split(",").filter((u) => u.length > 0)
   );
+  let marks: BehindMarks | undefined;
+  if (flags["state-dir"] !== undefined) {
+    try {
+      marks = await BehindMarks.open(
+        flags["state-dir"],
+        shards,
+        (m) => console.error(`coordinator: ${m}`),
+      );
+    } catch (e) {
+      console.error(`coordinator: --state-dir: ${(e as Error).message}`);
+      Deno.exit(1);
+    }
+    if (marks.initial.length > 0) {
+      console.error(
+        `coordinator: repairing replicas recorded as behind: ${
+          marks.initial.map((b) => `${b.shard}/${b.replica}`).join(", ")
+        }`,
+      );
+    }
+  }
   let app;
   try {
-    app = createCoordinatorApp({
-      shards,
-      ack: flags.ack,
-      searchTimeoutMs: flags["timeout-ms"],
-      writeTimeoutMs: flags["write-timeout-ms"],
-      maxQueuedDocs: flags["max-queued-docs"],
-    }, access).app;
+    app = createCoordinatorApp(
+      {
+        shards,
+        ack: flags.ack,
+        searchTimeoutMs: flags["timeout-ms"],
+        writeTimeoutMs: flags["write-timeout-ms"],
+        maxQueuedDocs: flags["max-queued-docs"],
+      },
+      access,
+      marks,
+    ).app;
   } catch (e) {
     console.error(`coordinator: bad configuration: ${(e as Error).message}`);
     Deno.exit(2);

@@ -25,6 +25,7 @@ import {
 import { need, type SearchAccess, searchGuard } from "./search_access.ts";
 import { searchErrorToEdge } from "./http_error_map.ts";
 import { HintedHandoff } from "./hinted_handoff.ts";
+import type { BehindStore } from "./behind_marks.ts";
 import { kwayMerge } from "./kway_merge.ts";
 import { parseQuery } from "./query_parser.ts";
 import { pruneQuery } from "./query_pruning.ts";
@@ -40,6 +41,8 @@ import {
   type WireHit,
 } from "./shard_protocol.ts";
 import { shardOf } from "./shard_routing.ts";
+
+const UTF8 = new TextEncoder();
 
 /** Most hits per page. */
 export const MAX_PAGE_SIZE = 100;
@@ -84,6 +87,10 @@ export type CoordinatorConfig = z.input<typeof CoordinatorConfigSchema>;
 
 const DocsPageSchema = z.object({
   docs: z.array(DocumentSchema.extend({ created: z.number() })),
+});
+
+const DocAnswerSchema = z.object({
+  doc: DocumentSchema.extend({ created: z.number() }).nullable(),
 });
 
 const UserParams = z.object({
@@ -157,6 +164,11 @@ export const BULK_CONTENT_TYPES: readonly string[] = NDJSON_CONTENT_TYPES;
 export function createCoordinatorApp(
   input: CoordinatorConfig,
   access: SearchAccess,
+  /**
+   * Where the replicas that are behind are recorded (durable hinted
+   * handoff); without it a restarted coordinator forgets them.
+   */
+  marks?: BehindStore,
 ): {
   app: Hono;
   selector: ReplicaSelector;
@@ -191,7 +203,16 @@ export function createCoordinatorApp(
         ).docs,
     },
     config.maxQueuedDocs,
+    {
+      behind: marks?.initial,
+      // Not awaited: a stale record only causes an extra repair later.
+      onCaughtUp: () => void saveMarks().catch(() => {}),
+    },
   );
+  /** Records the replicas that are behind now (a no-op without a store or a change). */
+  function saveMarks(): Promise<void> {
+    return marks ? marks.save(handoff.behindList()) : Promise.resolve();
+  }
   const analyzer = new Analyzer();
   const metrics: Metrics = {
     requests: new Map(),
@@ -217,7 +238,7 @@ export function createCoordinatorApp(
 
   async function post(
     url: string,
-    encoded: string,
+    encoded: string | Uint8Array<ArrayBuffer>,
     timeoutMs: number,
   ): Promise<unknown> {
     const res = await fetch(url, {
@@ -352,8 +373,9 @@ export function createCoordinatorApp(
   ): Promise<{ ok: boolean; deleted: number }> {
     const replicas = config.shards[shard]!;
     const need = Math.min(config.ack ?? replicas.length, replicas.length);
-    // Encoded once for every replica.
-    const json = JSON.stringify(body);
+    // Encoded once for every replica (to bytes: fetch would encode a
+    // string body again for each).
+    const json = UTF8.encode(JSON.stringify(body));
     const results = await Promise.allSettled(
       replicas.map((base, r) =>
         handoff.isBehind(shard, r)
@@ -376,6 +398,21 @@ export function createCoordinatorApp(
       if (ok.length > 0) handoff.kick(shard, r);
       else handoff.retract(shard, r, body);
     });
+    // A write a replica missed is acknowledged only once the record of
+    // replicas behind is on disk: a coordinator restarted after the
+    // acknowledgement repairs that replica (its queue was in memory).
+    if (ok.length > 0 && replicas.some((_, r) => handoff.isBehind(shard, r))) {
+      try {
+        await saveMarks();
+      } catch (e) {
+        console.error(
+          `search-coordinator: cannot record the replicas behind: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
+        return { ok: false, deleted: 0 };
+      }
+    }
     const deleted = Math.max(
       0,
       ...ok.map((r) =>
@@ -454,6 +491,36 @@ export function createCoordinatorApp(
       indexed: docs.length,
       shards: byShard.map((l) => l.length),
     });
+  });
+
+  app.get("/v1/docs/:id", need.read, async (c) => {
+    const id = parseWith(
+      DocumentSchema.shape.id,
+      c.req.param("id"),
+      "document id",
+    );
+    const s = shardOf(id, S);
+    const r = await readShard(
+      s,
+      (base) =>
+        get(
+          base,
+          `/internal/doc/${encodeURIComponent(id)}`,
+          config.searchTimeoutMs,
+        ),
+      DocAnswerSchema,
+    );
+    if (r === null) {
+      throw new EdgeError(
+        "unavailable",
+        `no replica of shard ${s} answered`,
+        { details: { failed_shards: [s] } },
+      );
+    }
+    if (r.doc === null) {
+      throw new SearchError("not_found", `no document with id ${id}`);
+    }
+    return c.json(r.doc);
   });
 
   app.delete("/v1/docs/:id", need.write, async (c) => {

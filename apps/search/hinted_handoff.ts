@@ -1,5 +1,6 @@
 import type { StoredDocument } from "./document.ts";
 import type { ShardWrite } from "./shard_protocol.ts";
+import type { BehindReplica } from "./behind_marks.ts";
 
 /** How the handoff talks to replicas. */
 export interface ReplicaIo {
@@ -27,10 +28,12 @@ const RETRY_MS = 200;
  * the document, a delete removes it), so replaying a write the replica
  * had in fact applied before it failed changes nothing.
  *
- * The queue lives in the coordinator's memory and is lost if the
- * coordinator restarts. It is bounded (`maxQueuedDocs` per replica): past
- * it the queue is dropped and the replica is repaired by anti-entropy
- * instead, once it answers: its documents are compared, id by id, with
+ * The queue lives in the coordinator's memory; which replicas are behind
+ * is recorded durably by the coordinator (`behind_marks.ts`), and a
+ * coordinator restarted with replicas recorded as behind passes them in
+ * `options.behind`: they are repaired by anti-entropy (below). The queue
+ * is bounded (`maxQueuedDocs` per replica): past it the queue is dropped
+ * and the replica is repaired by anti-entropy instead, once it answers: its documents are compared, id by id, with
  * those of a replica of the shard that is not behind, and the differences
  * are written to it (missing or different documents added, extra ones
  * deleted); writes that arrive meanwhile are queued and replayed after the
@@ -58,16 +61,41 @@ export class HintedHandoff {
    * @param shards replica base URLs, shards[s][r]
    * @param io writes to and lists replicas
    * @param maxQueuedDocs per-replica bound on queued adds + deletes
+   * @param options `behind`: replicas known to have missed writes whose
+   *   queue is gone (recorded by a coordinator before it restarted): they
+   *   stay out of reads and are repaired by anti-entropy at once;
+   *   `onCaughtUp`: called when a replica stops being behind.
    */
   constructor(
     readonly shards: readonly (readonly string[])[],
     readonly io: ReplicaIo,
     readonly maxQueuedDocs: number,
+    options: {
+      behind?: readonly BehindReplica[];
+      onCaughtUp?: () => void;
+    } = {},
   ) {
     this.#queues = shards.map((r) => r.map(() => null));
     this.#queuedDocs = shards.map((r) => r.map(() => 0));
     this.#overflow = shards.map((r) => r.map(() => false));
     this.#open = shards.map(() => new Set());
+    this.#onCaughtUp = options.onCaughtUp ?? (() => {});
+    for (const { shard, replica } of options.behind ?? []) {
+      this.#overflow[shard]![replica] = true;
+      void this.#repair(shard, replica);
+    }
+  }
+  readonly #onCaughtUp: () => void;
+
+  /** The replicas that are behind now (what a coordinator records durably). */
+  behindList(): BehindReplica[] {
+    const out: BehindReplica[] = [];
+    this.#queues.forEach((reps, shard) =>
+      reps.forEach((_, replica) => {
+        if (this.isBehind(shard, replica)) out.push({ shard, replica });
+      })
+    );
+    return out;
   }
 
   /** Marks the start of a write to shard s (see {@link endWrite}). */
@@ -146,6 +174,7 @@ export class HintedHandoff {
     if (q.length === 0 && !this.#draining.has(`${s}/${r}`)) {
       this.#queues[s]![r] = null;
       this.#queuedDocs[s]![r] = 0;
+      this.#onCaughtUp();
     }
   }
 
@@ -171,6 +200,7 @@ export class HintedHandoff {
           // Caught up: reads may go to it again.
           this.#queues[s]![r] = null;
           this.#queuedDocs[s]![r] = 0;
+          this.#onCaughtUp();
           return;
         }
         const [batch, n] = nextBatch(q);

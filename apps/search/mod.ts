@@ -181,6 +181,23 @@ export {
 } from "./test_collections.ts";
 export { HintedHandoff, type ReplicaIo } from "./hinted_handoff.ts";
 export {
+  BehindMarks,
+  type BehindReplica,
+  type BehindStore,
+} from "./behind_marks.ts";
+export {
+  type ClusterStatus,
+  DEFAULT_BATCH,
+  readSearchToken,
+  SearchClient,
+  SearchClientError,
+  type SearchClientOptions,
+  type SearchHit,
+  type SearchOptions,
+  type SearchResult,
+  type UserDocs,
+} from "./client/client.ts";
+export {
   averagePrecision,
   type Judgements,
   ndcgAt,

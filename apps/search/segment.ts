@@ -190,15 +190,33 @@ export function bodyMarksOf(
   return { start, marks: Uint32Array.from(marks) };
 }
 
-interface TermAcc {
-  docs: number[];
-  tfs: number[];
-  positions: number[];
-  last: number;
+/** A growable Int32Array (the token stream of one field while building). */
+class Ints {
+  buf: Int32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.buf = new Int32Array(capacity);
+  }
+  push(n: number): void {
+    if (this.length === this.buf.length) {
+      const next = new Int32Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.length++] = n;
+  }
 }
 
 /**
  * Indexes a batch of documents into a {@link Segment}. Pure.
+ *
+ * Two passes per field, over typed arrays: the first analyses every
+ * document into a stream of (term number, position) and counts each
+ * term's documents and occurrences; the second lays every term's
+ * postings out at offsets from those counts and writes them in term
+ * order. Reason: one object with three growing arrays per term (the
+ * first version) made segment building, and the garbage it left, as
+ * costly as the analysis itself under a bulk load.
  * @param docs in insertion order; ids should be unique within the batch.
  */
 export function buildSegment(
@@ -207,46 +225,98 @@ export function buildSegment(
 ): Segment {
   const n = docs.length;
   const lens = TEXT_FIELDS.map(() => new Uint32Array(n));
-  const accs = TEXT_FIELDS.map(() => new Map<string, TermAcc>());
-  for (let d = 0; d < n; d++) {
-    const doc = docs[d]!;
-    for (let f = 0; f < TEXT_FIELDS.length; f++) {
-      const text = f === 0 ? doc.name : doc.body;
-      const { terms, positions } = analyzer.analyze(text);
+  const writer = new PostingsWriter();
+  const fields: FieldTerms[] = TEXT_FIELDS.map((_, f) => {
+    const ids = new Map<string, number>();
+    const names: string[] = [];
+    const termOf = new Ints(4096);
+    const posOf = new Ints(4096);
+    /** Where each doc's tokens start in the stream (docStart[n] = end). */
+    const docStart = new Uint32Array(n + 1);
+    let df = new Int32Array(1024);
+    let occ = new Int32Array(1024);
+    let last = new Int32Array(1024);
+    for (let d = 0; d < n; d++) {
+      const doc = docs[d]!;
+      const { terms, positions } = analyzer.analyze(
+        f === 0 ? doc.name : doc.body,
+      );
       lens[f]![d] = terms.length;
-      const map = accs[f]!;
       for (let i = 0; i < terms.length; i++) {
         const t = terms[i]!;
-        let acc = map.get(t);
-        if (acc === undefined) {
-          acc = { docs: [], tfs: [], positions: [], last: -1 };
-          map.set(t, acc);
+        let id = ids.get(t);
+        if (id === undefined) {
+          id = names.length;
+          ids.set(t, id);
+          names.push(t);
+          if (id === df.length) {
+            const grow = (a: Int32Array) => {
+              const b = new Int32Array(a.length * 2);
+              b.set(a);
+              return b;
+            };
+            df = grow(df);
+            occ = grow(occ);
+            last = grow(last);
+          }
+          last[id] = -1;
         }
-        if (acc.last !== d) {
-          acc.docs.push(d);
-          acc.tfs.push(1);
-          acc.last = d;
-        } else {
-          acc.tfs[acc.tfs.length - 1]!++;
+        if (last[id] !== d) {
+          last[id] = d;
+          df[id]!++;
         }
-        acc.positions.push(positions[i]!);
+        occ[id]!++;
+        termOf.push(id);
+        posOf.push(positions[i]!);
+      }
+      docStart[d + 1] = termOf.length;
+    }
+    // Offsets of every term's docs/frequencies and positions.
+    const T = names.length;
+    const dfAt = new Uint32Array(T + 1);
+    const occAt = new Uint32Array(T + 1);
+    for (let t = 0; t < T; t++) {
+      dfAt[t + 1] = dfAt[t]! + df[t]!;
+      occAt[t + 1] = occAt[t]! + occ[t]!;
+    }
+    const allDocs = new Uint32Array(dfAt[T]!);
+    const allTfs = new Uint32Array(dfAt[T]!);
+    const allPos = new Uint32Array(occAt[T]!);
+    const dfNext = dfAt.slice(0, T);
+    const occNext = occAt.slice(0, T);
+    last.fill(-1, 0, T);
+    const stream = termOf.buf;
+    const pos = posOf.buf;
+    for (let d = 0; d < n; d++) {
+      for (let i = docStart[d]!, e = docStart[d + 1]!; i < e; i++) {
+        const t = stream[i]!;
+        if (last[t] !== d) {
+          last[t] = d;
+          allDocs[dfNext[t]!] = d;
+          allTfs[dfNext[t]!++] = 1;
+        } else allTfs[dfNext[t]! - 1]!++;
+        allPos[occNext[t]!++] = pos[i]!;
       }
     }
-  }
-  const writer = new PostingsWriter();
-  const fields: FieldTerms[] = accs.map((map, f) => {
-    const terms = [...map.keys()].sort();
-    const df = new Uint32Array(terms.length);
-    const blockStart = new Uint32Array(terms.length);
-    const blockCount = new Uint32Array(terms.length);
-    for (let i = 0; i < terms.length; i++) {
-      const acc = map.get(terms[i]!)!;
-      const t = writer.add(acc.docs, acc.tfs, acc.positions, lens[f]!);
-      df[i] = t.df;
-      blockStart[i] = t.blockStart;
-      blockCount[i] = t.blockCount;
+    // The engine's own string sort: a comparator over term numbers showed
+    // as a fifth of the replicas' time under the bulk load.
+    const terms = names.sort();
+    const dfs = new Uint32Array(T);
+    const blockStart = new Uint32Array(T);
+    const blockCount = new Uint32Array(T);
+    for (let i = 0; i < T; i++) {
+      const t = ids.get(terms[i]!)!;
+      const r = writer.add(
+        allDocs.subarray(dfAt[t]!, dfAt[t + 1]!),
+        allTfs.subarray(dfAt[t]!, dfAt[t + 1]!),
+        allPos.subarray(occAt[t]!, occAt[t + 1]!),
+        lens[f]!,
+      );
+      dfs[i] = r.df;
+      blockStart[i] = r.blockStart;
+      blockCount[i] = r.blockCount;
     }
-    return { terms, df, blockStart, blockCount };
+    return { terms, df: dfs, blockStart, blockCount };
   });
   return new Segment({
     ids: docs.map((d) => d.id),

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { TEXT_FIELDS } from "./document.ts";
+import { DocumentSchema, TEXT_FIELDS } from "./document.ts";
 import { snippetAt } from "./highlight.ts";
 import { statKey } from "./bm25.ts";
 import type { ScoringContext } from "./global_stats.ts";
@@ -252,6 +252,15 @@ export function createShardApp(
       })),
     };
     return c.json(out);
+  });
+  // One stored document (the coordinator's GET /v1/docs/:id).
+  app.get("/internal/doc/:id", need.peer, (c) => {
+    const id = parseWith(
+      DocumentSchema.shape.id,
+      c.req.param("id"),
+      "document id",
+    );
+    return c.json({ doc: store.index.get(id) });
   });
   // Every live document, by id, page by page (replica comparison).
   app.get("/internal/docs", need.peer, (c) => {
