@@ -6,7 +6,7 @@
  */
 import { basename } from "node:path";
 import { z } from "zod";
-import { parseFlags } from "@strata/edge";
+import { parseFlags, tlsClient } from "@strata/edge";
 import {
   DEFAULT_BATCH,
   readSearchToken,
@@ -35,6 +35,8 @@ options:
   --url URL                 the coordinator (default STRATA_SEARCH_URL)
   --token T                 bearer token (default STRATA_TOKEN, else
   --token-file FILE           ./data/search/admin.token: deno task search --data ./data/search)
+  --ca-cert FILE            trust this PEM certificate (a cluster started with
+                              --tls-cert; give an https:// URL)
   --batch N                 documents per bulk request when indexing (default ${DEFAULT_BATCH})
   -h, --help                this text
 
@@ -44,6 +46,7 @@ const flagsSchema = z.object({
   url: z.string().url().optional(),
   token: z.string().min(1).optional(),
   "token-file": z.string().min(1).optional(),
+  "ca-cert": z.string().min(1).optional(),
   batch: z.coerce.number().int().min(1).max(50_000).default(DEFAULT_BATCH),
   size: z.coerce.number().int().min(1).max(100).optional(),
   from: z.coerce.number().int().min(0).max(1000).optional(),
@@ -90,7 +93,10 @@ export async function main(args: string[]): Promise<number> {
       token: flags.token,
       tokenFile: flags["token-file"],
     });
-    const client = new SearchClient(url, { token });
+    const httpClient = flags["ca-cert"]
+      ? await tlsClient(flags["ca-cert"])
+      : undefined;
+    const client = new SearchClient(url, { token, httpClient });
     const need = (n: number, what: string) => {
       if (rest.length < n) throw new UsageError(`${command} needs ${what}`);
     };

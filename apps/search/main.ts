@@ -139,11 +139,11 @@ async function main(): Promise<void> {
       `every request needs a token: admin.token, write.token and read.token in ${dataDir} (mode 0600)`,
     );
     console.log(`  TOKEN=$(cat ${admin})`);
-    if (!tls) {
-      console.log(
-        `  deno task search:cli --url ${base} --token-file ${admin} search perl module`,
-      );
-    }
+    console.log(
+      `  deno task search:cli --url ${base} --token-file ${admin}${
+        tls ? ` --ca-cert ${tls.certFile}` : ""
+      } search perl module`,
+    );
     const h = `${
       tls ? `--cacert ${tls.certFile} ` : ""
     }-H "Authorization: Bearer $TOKEN"`;

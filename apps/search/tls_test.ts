@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { selfSignedCert } from "@strata/edge";
+import { SearchClient } from "./client/client.ts";
 import { startCluster } from "./cluster.ts";
 
 Deno.test({
@@ -69,6 +70,38 @@ Deno.test({
             { headers: auth, client },
           )).json();
           assert.equal(after.hits.length, 9);
+        },
+      );
+      await t.step(
+        "SearchClient and search:cli with --ca-cert find documents",
+        async () => {
+          const sc = new SearchClient(cluster.url, {
+            token: cluster.secrets!.tokens.admin,
+            httpClient: client,
+          });
+          const r = await sc.search("encrypted", { size: 3 });
+          assert.equal(r.hits.length, 3);
+          const out = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              new URL("./cli.ts", import.meta.url).pathname,
+              "--url",
+              cluster.url,
+              "--token",
+              cluster.secrets!.tokens.read,
+              "--ca-cert",
+              tls.certFile,
+              "search",
+              "encrypted",
+              "--json",
+            ],
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          const text = new TextDecoder().decode(out.stdout);
+          assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+          assert.match(text, /"hits"/);
         },
       );
       await t.step(

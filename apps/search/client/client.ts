@@ -117,6 +117,12 @@ export interface SearchClientOptions {
   token?: string;
   /** Per-request timeout (ms, default 60 s). */
   timeoutMs?: number;
+  /**
+   * The fetch client to use: one that trusts the cluster's certificate
+   * (`tlsClient(certFile)` from `@strata/edge`) for a cluster started with
+   * `--tls-cert`.
+   */
+  httpClient?: Deno.HttpClient;
 }
 
 /** Options of {@link SearchClient.search}. */
@@ -147,12 +153,14 @@ export class SearchClient {
   readonly #base: string;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
+  readonly #httpClient: Deno.HttpClient | undefined;
 
   /** @param url the coordinator's base URL, e.g. `http://127.0.0.1:8080` */
   constructor(url: string, options: SearchClientOptions = {}) {
     this.#base = url.replace(/\/+$/, "");
     this.#headers = authHeaders(options.token);
     this.#timeoutMs = options.timeoutMs ?? 60_000;
+    this.#httpClient = options.httpClient;
   }
 
   async #call<S extends z.ZodType>(
@@ -170,6 +178,7 @@ export class SearchClient {
           : this.#headers,
         body: body?.text,
         signal: AbortSignal.timeout(this.#timeoutMs),
+        ...(this.#httpClient ? { client: this.#httpClient } : {}),
       });
     } catch (e) {
       throw new SearchClientError(
