@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { onShutdown, parseFlagsOrExit, tokenFile } from "@strata/edge";
 import { startTablesStack } from "./stack_launcher.ts";
+import { TablesClient } from "./client/tables_client.ts";
 
 const HELP =
   `usage: deno task tables [--data-dir DIR] [--port-base PORT] [--servers N] [--masters N]
@@ -18,7 +19,8 @@ servers on 127.0.0.1, each a process.
                      auth/ (the tables tokens, mode 0600), tablets/ (every tablet's
                      commit log and SSTables), master-*/ and server-*/
   --port-base PORT   masters on PORT, PORT+1, …; tablet servers on PORT+10, …;
-                     kv on PORT+20, … (default 7400)
+                     kv on PORT+20, …; the servers' RESP listeners on PORT+30, …
+                     (default 7400)
   --masters N        tables masters (default 2)
   --servers N        tablet servers (default 3)
   --session-ttl-ms N kv session TTL of masters and tablet servers (default 10000)
@@ -46,8 +48,11 @@ const ports = {
   masters: range(f.masters, base),
   servers: range(f.servers, base + 10),
   kv: range(3, base + 20),
+  resp: range(f.servers, base + 30),
 };
-for (const p of [...ports.masters, ...ports.servers, ...ports.kv]) {
+for (
+  const p of [...ports.masters, ...ports.servers, ...ports.kv, ...ports.resp]
+) {
   try {
     Deno.listen({ hostname: "127.0.0.1", port: p }).close();
   } catch {
@@ -69,6 +74,7 @@ const stack = await startTablesStack({
   kvPorts: ports.kv,
   masterPorts: ports.masters,
   serverPorts: ports.servers,
+  resp: ports.resp,
   sessionTtlMs: f["session-ttl-ms"],
   inheritStderr: true,
   ...(f["no-gfs"] ? {} : { gfs: { masters: 3, chunkservers: 3 } }),
@@ -88,8 +94,18 @@ for (const m of sorted(stack.masters)) {
   console.log(`  master ${m.id}:       ${m.url}`);
 }
 for (const s of sorted(stack.servers)) {
-  console.log(`  tablet server ${s.id}: ${s.url}`);
+  console.log(`  tablet server ${s.id}: ${s.url}  RESP ${s.resp}`);
 }
+// The cache table RESP keys live in, in memory storage mode.
+const tables = new TablesClient(stack.masterUrls(), {
+  token: stack.secrets.tokens.admin,
+});
+if (!(await tables.listTables()).some((t) => t.name === "redis")) {
+  await tables.createTable("redis", [{ name: "v" }], [], {
+    storage: "memory",
+  });
+}
+const firstResp = sorted(stack.servers)[0]?.resp ?? "";
 const admin = tokenFile(stack.secrets.dir, "admin");
 const m = stack.masterUrls()[0]!;
 const cli = f["data-dir"] === "./data/tables" && base === 7400
@@ -108,6 +124,9 @@ The GFS cell has its own: ${stack.gfs.secrets.dir}/{admin,write,read}.token (tab
   deno task tables:cli${cli} scan users
   deno task tables:cli${cli} tablets
   curl -H "Authorization: Bearer $(cat ${admin})" ${m}/v1/tablets
+  redis-cli -p ${firstResp.slice(firstResp.lastIndexOf(":") + 1)} -a $(cat ${
+  tokenFile(stack.secrets.dir, "write")
+}) --no-auth-warning   # keys in the memory table "redis"
 Ctrl-C stops every process.`);
 onShutdown(async () => {
   console.log("\nstopping…");

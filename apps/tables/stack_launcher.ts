@@ -37,6 +37,8 @@ export interface TablesProcess {
   http: string;
   /** `http://host:port`. */
   url: string;
+  /** A tablet server's RESP `host:port`, when started with `resp`. */
+  resp?: string;
   process: Deno.ChildProcess;
 }
 
@@ -87,6 +89,11 @@ export interface TablesStackOptions {
    * masters' URLs and a file holding its write token.
    */
   useGfs?: { masterUrls: string[]; tokenFile?: string };
+  /**
+   * Tablet servers also speak RESP (`--resp`): on these ports, or free
+   * ports when true.
+   */
+  resp?: boolean | number[];
   /** Pass the processes' stderr through (default: discard). */
   inheritStderr?: boolean;
 }
@@ -188,7 +195,11 @@ export async function startTablesStack(
       ["run", "-A", ...argv],
       (line) => {
         const m = readyLine(line, ["id", "http", "url"]);
-        return m && { http: m.http, url: m.url };
+        return m && {
+          http: m.http,
+          url: m.url,
+          ...(typeof m.resp === "string" ? { resp: m.resp } : {}),
+        };
       },
       {
         name: `tables ${kind} ${id}`,
@@ -201,6 +212,7 @@ export async function startTablesStack(
       id,
       http: p.ready.http,
       url: p.ready.url,
+      ...(p.ready.resp ? { resp: p.ready.resp } : {}),
       process: p.child,
     };
     (kind === "master" ? masters : servers).set(id, proc);
@@ -246,6 +258,12 @@ export async function startTablesStack(
           `127.0.0.1:${o.serverPorts?.[i] ?? 0}`,
           ...(o.memtableBytes
             ? ["--memtable-bytes", String(o.memtableBytes)]
+            : []),
+          ...(o.resp
+            ? [
+              "--resp",
+              `127.0.0.1:${Array.isArray(o.resp) ? o.resp[i] ?? 0 : 0}`,
+            ]
             : []),
           ...common,
         ])),

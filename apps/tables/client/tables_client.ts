@@ -18,6 +18,7 @@ import { Buffer } from "node:buffer";
 import { compareBytes } from "@strata/lsm";
 import { send, sendJson } from "./http_call.ts";
 import { TablesClientError } from "./tables_client_error.ts";
+import type { StorageMode } from "../shared/wire.ts";
 
 export { TablesClientError };
 
@@ -233,17 +234,22 @@ export class TablesClient {
     throw last;
   }
 
-  /** Creates a table, pre-split at `splits` (N keys: N+1 tablets). */
+  /**
+   * Creates a table, pre-split at `splits` (N keys: N+1 tablets), in a
+   * storage mode (default `disk`; `memory`, `write-behind`).
+   */
   async createTable(
     name: string,
     families: FamilySpec[],
     splits: Bytes[] = [],
+    storage?: { storage?: StorageMode; snapshotMs?: number },
   ): Promise<TabletInfo[]> {
     const r = await this.#master("POST", "/v1/tables", {
       name,
       families,
       encoding: "base64",
       splits: splits.map(b64),
+      ...storage,
     });
     this.#locations.delete(name);
     return (r.tablets as WireTablet[]).map((t) =>

@@ -12,6 +12,7 @@ import {
   EDGE_FLAGS,
   EDGE_FLAGS_USAGE,
   hostPortFlag,
+  isLoopback,
   onShutdown,
   parseFlagsOrExit,
   printReadyLine,
@@ -30,6 +31,16 @@ import { TabletHost } from "./tablet_host.ts";
 import { register, type Registration } from "./registration.ts";
 import { GfsClient } from "@strata/gfs";
 import { openGfsTabletStorage, openTabletStorage } from "./tablet_storage.ts";
+import { cacheTabletOpener } from "../cache/cache_storage.ts";
+import {
+  gfsSnapshotStore,
+  localSnapshotStore,
+} from "../cache/snapshot_store.ts";
+import { serverKey } from "../shared/kv_layout.ts";
+import { tableNameSchema } from "../shared/wire.ts";
+import { startRespServer } from "../resp/resp_server.ts";
+import { LocalPubSub } from "../resp/local_pubsub.ts";
+import { TabletMap } from "../resp/tablet_map.ts";
 
 const HELP =
   `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
@@ -46,6 +57,8 @@ A tables tablet server: serves the tablets the active master assigns to it.
                       sees (one machine only; default: DIR/../tablets)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
+  --resp H:P          also speak RESP2 (redis-cli, Redis clients) on this address
+  --resp-table NAME   the memory table RESP keys live in (default redis)
 ${KV_FLAGS_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -68,6 +81,8 @@ const f = parseFlagsOrExit(
       .default("/tables"),
     http: hostPortFlag.default("127.0.0.1:0"),
     "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
+    resp: hostPortFlag.optional(),
+    "resp-table": tableNameSchema.default("redis"),
   }),
   HELP,
 );
@@ -94,20 +109,31 @@ const storage = { memtableBytes: f["memtable-bytes"] };
 const gfsToken = f["gfs-token-file"]
   ? await readSecretFile(f["gfs-token-file"])
   : Deno.env.get("STRATA_GFS_TOKEN");
+const gfs = f.gfs
+  ? new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean), {
+    ...(gfsToken ? { token: gfsToken } : {}),
+  })
+  : undefined;
+let registration: Registration | undefined;
 const host = new TabletHost(
-  f.gfs
-    ? openGfsTabletStorage(
-      new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean), {
-        ...(gfsToken ? { token: gfsToken } : {}),
-      }),
-      f["gfs-root"],
-      f.id,
-      storage,
-    )
-    : openTabletStorage(storageRoot, storage),
+  // Tables in memory storage mode open as memory tablets (../cache/).
+  cacheTabletOpener(
+    gfs
+      ? openGfsTabletStorage(gfs, f["gfs-root"], f.id, storage)
+      : openTabletStorage(storageRoot, storage),
+    {
+      store: gfs
+        ? gfsSnapshotStore(gfs, f["gfs-root"])
+        : localSnapshotStore(storageRoot),
+      self: () =>
+        registration && { server: f.id, session: registration.session },
+      isLive: async (owner) =>
+        (await kv.get(serverKey(owner.server)))?.session === owner.session,
+      log,
+    },
+  ),
 );
 
-let registration: Registration | undefined;
 let notServing = "not registered in the kv service yet";
 const app = createTabletServerApi({
   id: f.id,
@@ -121,6 +147,29 @@ const listener = await serveHttp({
   handler: app.fetch,
   tls: tlsFiles(f),
 });
+if (
+  f.resp && access.auth === "off" &&
+  !isLoopback(f.resp.slice(0, f.resp.lastIndexOf(":")))
+) {
+  console.error(
+    `refusing to serve RESP on ${f.resp} without auth: --insecure-no-auth is only allowed on loopback`,
+  );
+  Deno.exit(2);
+}
+const resp = f.resp
+  ? startRespServer({
+    hostname: f.resp.slice(0, f.resp.lastIndexOf(":")),
+    port: Number(f.resp.slice(f.resp.lastIndexOf(":") + 1)),
+    serverId: f.id,
+    auth: access.auth,
+    ...(access.secrets ? { peerSecret: access.secrets.peerSecret } : {}),
+    host,
+    serving: () => registration?.lease.valid ?? false,
+    map: new TabletMap(kv, f["resp-table"]),
+    pubsub: new LocalPubSub(),
+    log,
+  })
+  : undefined;
 
 let stopping = false;
 const firstRegistration = Promise.withResolvers<void>();
@@ -134,6 +183,7 @@ async function registerLoop(): Promise<void> {
         kv,
         id: f.id,
         url: listener.url,
+        ...(resp ? { resp: resp.address } : {}),
         ttlMs: f["session-ttl-ms"],
         log,
         onLost: (why) => {
@@ -160,11 +210,17 @@ async function registerLoop(): Promise<void> {
 const loop = registerLoop();
 // Ready once registered: the master learns of it and sends orders.
 await firstRegistration.promise;
-printReadyLine({ id: f.id, http: listener.address, url: listener.url });
+printReadyLine({
+  id: f.id,
+  http: listener.address,
+  url: listener.url,
+  ...(resp ? { resp: resp.address } : {}),
+});
 
 onShutdown(async () => {
   stopping = true;
   await listener.server.shutdown();
+  await resp?.close();
   await host.closeAll();
   await registration?.close();
   await Promise.race([loop, new Promise((r) => setTimeout(r, 1000))]);

@@ -169,6 +169,18 @@ export const familySchema = z.strictObject({
   ttlMs: z.number().int().min(1).optional(),
 });
 
+/**
+ * Where a table's tablets keep their data: `disk` (the default: an LSM
+ * store with a commit log, in GFS or the storage root), `memory` (in the
+ * serving process only: no files, no commit log; lost when that process
+ * dies; handed over on an orderly move or split) or `write-behind`
+ * (memory, plus a snapshot written every `snapshotMs` to the same storage:
+ * a crash loses at most the writes of the last interval).
+ */
+export const storageModeSchema = z.enum(["disk", "memory", "write-behind"]);
+/** A table's storage mode. */
+export type StorageMode = z.infer<typeof storageModeSchema>;
+
 /** A table's schema. */
 export const tableSchemaJson = z.strictObject({
   name: tableNameSchema,
@@ -176,6 +188,10 @@ export const tableSchemaJson = z.strictObject({
     (fs) => new Set(fs.map((f) => f.name)).size === fs.length,
     "family names must be distinct",
   ),
+  /** Storage mode (default `disk`). */
+  storage: storageModeSchema.optional(),
+  /** `write-behind`: the snapshot interval, ms (default 1000). */
+  snapshotMs: z.number().int().min(50).max(3_600_000).optional(),
 });
 /** A table schema. */
 export type TableSchemaJson = z.infer<typeof tableSchemaJson>;
