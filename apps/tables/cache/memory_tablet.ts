@@ -34,7 +34,8 @@ import { TabletClock } from "../tablet/tablet_clock.ts";
 
 /** A row as a memory tablet keeps it. */
 export interface MemRow {
-  key: Uint8Array;
+  /** The row key as a latin1 string (bytes on demand: {@link fromLatin1}). */
+  k: string;
   /** Sorted by family, qualifier, then timestamp newest first. */
   cells: Cell[];
   /** Expiry, absolute wall-clock ms; 0 = none. */
@@ -48,10 +49,10 @@ const CELL_OVERHEAD = 48;
 
 /** Bytes as a latin1 string (one char per byte; order-preserving). */
 export function latin1(bytes: Uint8Array): string {
-  if (bytes.length < 64) {
-    let s = "";
-    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-    return s;
+  // One fromCharCode call gives a flat string (a map key hashes it once;
+  // concatenation would build a rope).
+  if (bytes.length <= 8192) {
+    return String.fromCharCode.apply(null, bytes as unknown as number[]);
   }
   let s = "";
   for (let i = 0; i < bytes.length; i += 8192) {
@@ -106,6 +107,8 @@ export class MemoryTablet implements Tablet {
   /** Bumped by every change (write-behind skips unchanged tablets). */
   version = 0;
   readonly #o: MemoryTabletOptions;
+  readonly #lo: string;
+  readonly #hi: string | null;
 
   /** @param schema the table; @param range the rows served. */
   constructor(
@@ -119,6 +122,8 @@ export class MemoryTablet implements Tablet {
     this.#wall = options.clock ?? Date.now;
     this.#clock = new TabletClock(this.#wall);
     this.#o = options;
+    this.#lo = latin1(range.start);
+    this.#hi = range.end === null ? null : latin1(range.end);
     for (const f of schema.families) {
       this.#maxVersions.set(f.name, f.maxVersions ?? 1);
       if (f.ttlMs) this.#ttl.set(f.name, f.ttlMs);
@@ -137,6 +142,11 @@ export class MemoryTablet implements Tablet {
 
   #assertOpen(): void {
     if (this.#closed) throw new TabletError("closed", "the tablet is closed");
+  }
+
+  /** Whether the row `k` (latin1) belongs to this tablet. */
+  holdsKey(k: string): boolean {
+    return k >= this.#lo && (this.#hi === null || k < this.#hi);
   }
 
   /** Whether the row `key` belongs to this tablet. */
@@ -210,16 +220,11 @@ export class MemoryTablet implements Tablet {
 
   /**
    * Replaces row `k` by one cell holding `value`, with `deadline` (0 =
-   * none). `key` and `value` are kept: pass copies.
+   * none). `value` is kept: pass a copy.
    */
-  setValue(
-    k: string,
-    key: Uint8Array,
-    value: Uint8Array,
-    deadline: number,
-  ): void {
+  setValue(k: string, value: Uint8Array, deadline: number): void {
     this.#put(k, {
-      key,
+      k,
       cells: [{
         family: this.kvFamily,
         qualifier: EMPTY,
@@ -328,8 +333,8 @@ export class MemoryTablet implements Tablet {
     this.#clock.observe(clock);
     let n = 0;
     for (const r of rows) {
-      if (!this.holds(r.key)) continue;
-      this.#put(latin1(r.key), r);
+      if (!this.holdsKey(r.k)) continue;
+      this.#put(r.k, r);
       n++;
     }
     return n;
@@ -410,7 +415,7 @@ export class MemoryTablet implements Tablet {
       if (old) this.#drop(k, old);
     } else {
       this.#put(k, {
-        key: old?.key ?? row.slice(),
+        k,
         cells,
         deadline: old?.deadline ?? 0,
       });
@@ -496,7 +501,7 @@ export class MemoryTablet implements Tablet {
       const r = this.#live(latin1(row), now);
       const cells = r ? this.#visible(r.cells, options, now) : [];
       return Promise.resolve(
-        cells.length ? { key: r!.key, cells } : undefined,
+        cells.length ? { key: row.slice(), cells } : undefined,
       );
     } catch (e) {
       return Promise.reject(e);
@@ -538,7 +543,7 @@ export class MemoryTablet implements Tablet {
       const cells = this.#visible(r.cells, options, this.#wall());
       if (cells.length === 0) continue;
       n++;
-      yield { key: r.key, cells };
+      yield { key: fromLatin1(k), cells };
       this.#assertOpen();
     }
   }
@@ -571,12 +576,12 @@ export class MemoryTablet implements Tablet {
     const now = this.#wall();
     const picked: MemRow[] = [];
     let bytes = 0;
+    const lo = latin1(range.start);
+    const hi = range.end === null ? null : latin1(range.end);
     for (const [k, r] of this.#rows) {
       if (r.deadline !== 0 && r.deadline <= now) continue;
-      if (compareBytes(r.key, range.start) < 0) continue;
-      if (range.end !== null && compareBytes(r.key, range.end) >= 0) continue;
-      void k;
-      picked.push({ key: r.key, cells: r.cells.slice(), deadline: r.deadline });
+      if (k < lo || (hi !== null && k >= hi)) continue;
+      picked.push({ k, cells: r.cells.slice(), deadline: r.deadline });
       bytes += rowBytes(r);
     }
     const entries = target.load(picked, this.#clock.last);
@@ -617,7 +622,7 @@ export class MemoryTablet implements Tablet {
 }
 
 function rowBytes(r: MemRow): number {
-  let n = r.key.length + ROW_OVERHEAD;
+  let n = r.k.length + ROW_OVERHEAD;
   for (const c of r.cells) n += cellBytes(c);
   return n;
 }

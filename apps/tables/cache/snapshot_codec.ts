@@ -9,7 +9,7 @@
  * big-endian; decoding checks every length, so a cut or corrupt file is an
  * error, never garbage rows.
  */
-import type { MemRow } from "./memory_tablet.ts";
+import { fromLatin1, latin1, type MemRow } from "./memory_tablet.ts";
 
 const MAGIC = new TextEncoder().encode("STRMSNP1");
 const enc = new TextEncoder();
@@ -30,7 +30,7 @@ export function encodeSnapshot(
   const list = [...rows];
   let size = MAGIC.length + 12;
   for (const r of list) {
-    size += 16 + r.key.length;
+    size += 16 + r.k.length;
     for (const c of r.cells) {
       size += 18 + c.family.length * 3 + c.qualifier.length + c.value.length;
     }
@@ -54,8 +54,8 @@ export function encodeSnapshot(
   u64(clock);
   u32(list.length);
   for (const r of list) {
-    u32(r.key.length);
-    bytes(r.key);
+    u32(r.k.length);
+    bytes(fromLatin1(r.k));
     u64(r.deadline);
     u32(r.cells.length);
     for (const c of r.cells) {
@@ -107,7 +107,7 @@ export function decodeSnapshot(data: Uint8Array): Snapshot {
   const n = u32();
   const rows: MemRow[] = [];
   for (let i = 0; i < n; i++) {
-    const key = bytes(u32());
+    const k = latin1(bytes(u32()));
     const deadline = u64();
     const nc = u32();
     const cells = [];
@@ -121,7 +121,7 @@ export function decodeSnapshot(data: Uint8Array): Snapshot {
       const value = bytes(u32());
       cells.push({ family, qualifier, timestamp, value });
     }
-    rows.push({ key, cells, deadline });
+    rows.push({ k, cells, deadline });
   }
   if (p !== data.length) throw new Error("trailing bytes after the snapshot");
   return { clock, rows };

@@ -103,6 +103,12 @@ function parseInt64(b: Uint8Array): number | undefined {
 
 /** Uppercase ASCII of a command name. */
 function upper(b: Uint8Array): string {
+  // The hot pair without building a string.
+  if (b.length === 3 && (b[1]! | 0x20) === 101 && (b[2]! | 0x20) === 116) {
+    const c = b[0]! | 0x20;
+    if (c === 103) return "GET";
+    if (c === 115) return "SET";
+  }
   let s = "";
   for (let i = 0; i < b.length && i < 32; i++) {
     const c = b[i]!;
@@ -272,7 +278,6 @@ export function startRespServer(o: RespServerOptions): RespServer {
         }
         t.setValue(
           k,
-          key.slice(),
           enc.encode(String(next)),
           t.deadlineOf(k, now) ?? 0,
         );
@@ -328,7 +333,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
     if (keep) deadline = t.deadlineOf(k, now) ?? 0;
     if (expirySet && deadline <= now) {
       t.deleteKey(k, now);
-    } else t.setValue(k, args[1]!.slice(), args[2]!.slice(), deadline);
+    } else t.setValue(k, args[2]!.slice(), deadline);
     return get ? bulk(old ?? null) : OK;
   };
 
