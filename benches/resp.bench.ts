@@ -6,9 +6,11 @@
  *
  * - redis: `redis-server` on a free loopback port, no persistence
  *   (`--save "" --appendonly no`), a password (`--requirepass`).
- * - tables: the stack of `deno task tables --no-gfs` (kv ×3, masters ×2,
- *   tablet servers ×3 with `--resp`), a table `redis` in `memory` storage
- *   mode (one tablet); redis-benchmark connects to the RESP listener of
+ * - tables: a small cell of `stack_launcher.ts` without GFS (kv ×1, one
+ *   master, tablet servers ×2 with `--resp`, each a process: fewer
+ *   background processes on the 2-core machine than `deno task tables`), a
+ *   table `redis` in `memory` storage mode (one tablet); redis-benchmark
+ *   connects to the RESP listener of
  *   the server holding it, so every command goes straight to the memory
  *   tablet. A second pair of lines connects to another server, so every
  *   command is forwarded to the owner over the peer link.
@@ -118,10 +120,13 @@ suite.metric("machine", "shared 2-core machine (other sessions' tests ran)");
 
 const dataRoot = await Deno.makeTempDir({ prefix: "bench_resp_" });
 console.log(
-  "starting the tables cell (kv ×3, masters ×2, tablet servers ×3, --no-gfs)…",
+  "starting the tables cell (kv ×1, one master, tablet servers ×2, no GFS)…",
 );
 const stack = await startTablesStack({
   dataRoot,
+  kvNodes: 1,
+  masters: 1,
+  servers: 2,
   resp: true,
   sessionTtlMs: 10_000,
 });

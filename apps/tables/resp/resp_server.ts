@@ -889,7 +889,17 @@ export function startRespServer(o: RespServerOptions): RespServer {
             else out.value(await it);
           }
         }
-        if (out.length) cl.send(out.take());
+        if (out.length === 0) continue;
+        if (queued === 0) {
+          // Nothing else queued (no pub/sub message in flight): write the
+          // replies from the writer's buffer, no copy, before reading on.
+          const n = out.length;
+          queued += n;
+          const done = writeAll(out.view());
+          writing = done.then(() => void (queued -= n), () => {});
+          await done;
+          out.reset();
+        } else cl.send(out.take());
       }
       await writing;
     } catch (e) {
