@@ -223,6 +223,22 @@ export class MemoryTablet implements Tablet {
    * none). `value` is kept: pass a copy.
    */
   setValue(k: string, value: Uint8Array, deadline: number): void {
+    const old = this.#rows.get(k);
+    if (old && old.cells.length === 1) {
+      // The hot path (SET over an existing key): one map lookup, the row
+      // and its cell updated in place.
+      const c = old.cells[0]!;
+      if (c.family === this.kvFamily && c.qualifier.length === 0) {
+        this.#bytes += value.length - c.value.length;
+        c.value = value;
+        c.timestamp = this.#clock.next();
+        if (old.deadline !== 0 && deadline === 0) this.#withDeadline.delete(k);
+        else if (deadline !== 0) this.#withDeadline.add(k);
+        old.deadline = deadline;
+        this.version++;
+        return;
+      }
+    }
     this.#put(k, {
       k,
       cells: [{
@@ -581,7 +597,11 @@ export class MemoryTablet implements Tablet {
     for (const [k, r] of this.#rows) {
       if (r.deadline !== 0 && r.deadline <= now) continue;
       if (k < lo || (hi !== null && k >= hi)) continue;
-      picked.push({ k, cells: r.cells.slice(), deadline: r.deadline });
+      picked.push({
+        k,
+        cells: r.cells.map((c) => ({ ...c })),
+        deadline: r.deadline,
+      });
       bytes += rowBytes(r);
     }
     const entries = target.load(picked, this.#clock.last);

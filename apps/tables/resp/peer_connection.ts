@@ -106,7 +106,8 @@ export class PeerConnection {
         }
       }
     } catch (e) {
-      this.#fail(e);
+      // Only if still current: a replaced connection fails nothing new.
+      if (this.#conn === conn) this.#fail(e);
     }
   }
 

@@ -374,10 +374,15 @@ export class RespReplyParser {
 }
 
 const encoder = new TextEncoder();
+const OK_BYTES = encoder.encode("+OK\r\n");
 const DIGITS: Uint8Array[] = Array.from(
   { length: 1024 },
   (_, i) => encoder.encode(String(i)),
 );
+
+/** `s` with CR and LF replaced by spaces (a simple string or error is one line). */
+const clean = (s: string) =>
+  s.includes("\r") || s.includes("\n") ? s.replace(/[\r\n]/g, " ") : s;
 
 /** Encodes replies (or commands) into one growing buffer. */
 export class RespWriter {
@@ -442,7 +447,7 @@ export class RespWriter {
   simple(text: string): this {
     this.#room(1);
     this.#buf[this.#len++] = 43;
-    this.#ascii(text.replace(/[\r\n]/g, " "));
+    this.#ascii(clean(text));
     this.#crlf();
     return this;
   }
@@ -451,7 +456,7 @@ export class RespWriter {
   error(message: string): this {
     this.#room(1);
     this.#buf[this.#len++] = 45;
-    this.#ascii(message.replace(/[\r\n]/g, " "));
+    this.#ascii(clean(message));
     this.#crlf();
     return this;
   }
@@ -505,7 +510,7 @@ export class RespWriter {
   value(v: RespValue): this {
     switch (v.type) {
       case "simple":
-        return this.simple(v.value);
+        return v.value === "OK" ? this.raw(OK_BYTES) : this.simple(v.value);
       case "error":
         return this.error(v.value);
       case "integer":

@@ -186,11 +186,19 @@ export function startRespServer(o: RespServerOptions): RespServer {
   let nextCursor = 1;
   let closed = false;
 
+  /**
+   * Whether the lease is valid, read once per batch of commands (and
+   * before each retry): a batch runs in microseconds, the lease's margin
+   * is a quarter of the session TTL.
+   */
+  let servingNow = false;
+  const checkServing = () => void (servingNow = o.serving());
+
   /** The open memory tablet holding `key` here, or why not. */
   const localTablet = (
     key: Uint8Array,
   ): MemoryTablet | "frozen" | "disk" | undefined => {
-    if (!o.serving()) return undefined;
+    if (!servingNow) return undefined;
     const t = o.host.find(o.map.table, key);
     if (!t) return undefined;
     if (!(t.tablet instanceof MemoryTablet) || t.tablet.closed) {
@@ -353,9 +361,13 @@ export function startRespServer(o: RespServerOptions): RespServer {
   const routeKey = async (name: string, args: Uint8Array[]): Promise<Reply> => {
     const started = performance.now();
     for (let attempt = 0;; attempt++) {
+      checkServing();
       const here = runKey(name, args);
       if (here) return here;
-      if (attempt > 0 || !o.map.known) await o.map.refresh();
+      if (attempt > 0 || !o.map.known) {
+        // kv unreachable: keep trying until the deadline below.
+        await o.map.refresh().catch(() => {});
+      }
       const e = o.map.lookup(args[1]!);
       if (e && e.server && e.server !== o.serverId && e.resp) {
         let r: Reply;
@@ -397,6 +409,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
     start: Uint8Array,
     count: number,
   ): { keys: Uint8Array[]; next: Uint8Array | null } | undefined => {
+    checkServing();
     const t = localTablet(start.length ? start : new Uint8Array([0]));
     const open = start.length === 0
       ? o.host.list().find((x) =>
@@ -450,7 +463,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
     }
     let step = scanHere(start, count);
     for (let attempt = 0; !step && attempt < 50; attempt++) {
-      await o.map.refresh();
+      await o.map.refresh().catch(() => {});
       const e = start.length
         ? o.map.lookup(start)
         : o.map.lookup(new Uint8Array([0]));
@@ -865,6 +878,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
         const n = await conn.read(buf);
         if (n === null) break;
         parser.push(buf.subarray(0, n));
+        checkServing();
         const items: (Uint8Array | Promise<Reply>)[] = [];
         try {
           for (let args = parser.next(); args; args = parser.next()) {
@@ -889,17 +903,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
             else out.value(await it);
           }
         }
-        if (out.length === 0) continue;
-        if (queued === 0) {
-          // Nothing else queued (no pub/sub message in flight): write the
-          // replies from the writer's buffer, no copy, before reading on.
-          const n = out.length;
-          queued += n;
-          const done = writeAll(out.view());
-          writing = done.then(() => void (queued -= n), () => {});
-          await done;
-          out.reset();
-        } else cl.send(out.take());
+        if (out.length) cl.send(out.take());
       }
       await writing;
     } catch (e) {
