@@ -275,6 +275,8 @@ export type RespValue =
   | { type: "bulk"; value: Uint8Array | null }
   | { type: "array"; value: RespValue[] | null };
 
+const lineDecoder = new TextDecoder();
+
 /** Parses replies from a byte stream cut anywhere (a peer or a test client). */
 export class RespReplyParser {
   #buf = new Uint8Array(0);
@@ -313,10 +315,7 @@ export class RespReplyParser {
     if (this.#buf[pos + i + 1] !== LF) {
       throw new RespProtocolError("Protocol error: expected CRLF");
     }
-    return [
-      new TextDecoder().decode(this.#buf.subarray(pos, pos + i)),
-      pos + i + 2,
-    ];
+    return [lineDecoder.decode(this.#buf.subarray(pos, pos + i)), pos + i + 2];
   }
 
   #value(pos: number): [RespValue, number] | undefined {
