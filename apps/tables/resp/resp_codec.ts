@@ -26,13 +26,16 @@ export interface RespLimits {
   maxArgs: number;
   /** Largest inline command line, bytes. */
   maxInlineBytes: number;
+  /** Largest whole command frame, bytes (Redis: client-query-buffer-limit). */
+  maxFrameBytes: number;
 }
 
-/** Redis' defaults are 512 MiB, 1 Mi arguments and 64 KiB. */
+/** Redis' defaults are 512 MiB, 1 Mi arguments, 64 KiB and 1 GiB. */
 export const DEFAULT_RESP_LIMITS: RespLimits = {
   maxBulkBytes: 8 << 20,
   maxArgs: 1 << 20,
   maxInlineBytes: 64 << 10,
+  maxFrameBytes: 32 << 20,
 };
 
 /** Malformed or oversized input: answer `-ERR <message>`, then close. */
@@ -101,7 +104,15 @@ export class RespRequestParser {
       if (this.#start >= this.#end) return undefined;
       const first = this.#buf[this.#start];
       const r = first === 42 /* * */ ? this.#multibulk() : this.#inline();
-      if (r === undefined || r.length > 0) return r;
+      if (r === undefined) {
+        if (this.#end - this.#start > this.#limits.maxFrameBytes) {
+          throw new RespProtocolError(
+            `Protocol error: a command over ${this.#limits.maxFrameBytes} bytes`,
+          );
+        }
+        return undefined;
+      }
+      if (r.length > 0) return r;
     }
   }
 

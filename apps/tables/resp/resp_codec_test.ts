@@ -142,6 +142,12 @@ Deno.test("inline commands, quoting and limits", () => {
   const r = new RespRequestParser();
   r.push(enc.encode("*1\r\n$3\r\nabcd\r\n"));
   assert.throws(() => r.next(), /not terminated by CRLF/);
+  const big = new RespRequestParser({ maxFrameBytes: 100 });
+  big.push(
+    enc.encode("*3\r\n$3\r\nSET\r\n$60\r\n" + "k".repeat(60) + "\r\n$60\r\n"),
+  );
+  big.push(enc.encode("v".repeat(30)));
+  assert.throws(() => big.next(), /a command over 100 bytes/);
   const s = new RespRequestParser();
   s.push(enc.encode('GET "unbalanced\r\n'));
   assert.throws(() => s.next(), /unbalanced quotes/);

@@ -670,7 +670,11 @@ export function startRespServer(o: RespServerOptions): RespServer {
         return scan(args);
       case "PUBLISH":
         if (args.length !== 3) return wrongArgs(name);
-        return o.pubsub.publish(latin1(args[1]!), args[2]!.slice()).then(int);
+        return o.pubsub.publish(latin1(args[1]!), args[2]!.slice()).then(
+          int,
+          (e) =>
+            err(`ERR publish failed: ${e instanceof Error ? e.message : e}`),
+        );
       case "SUBSCRIBE":
       case "PSUBSCRIBE": {
         if (args.length < 2) return wrongArgs(name);
