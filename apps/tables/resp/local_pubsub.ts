@@ -45,11 +45,6 @@ export class LocalPubSub implements PubSubPort {
   psubscribe(pattern: string, listener: PatternListener): () => void {
     return add(this.#patterns, pattern, listener);
   }
-
-  /** Channels and patterns with subscribers (for tests and status). */
-  get size(): { channels: number; patterns: number } {
-    return { channels: this.#channels.size, patterns: this.#patterns.size };
-  }
 }
 
 function add<L>(map: Map<string, Set<L>>, name: string, l: L): () => void {
