@@ -6,6 +6,7 @@
  * STRATA_TOKEN, else ./data/tables/auth/admin.token (edge's `readToken`, as
  * the kv and gfs CLIs).
  */
+import { storageModeSchema } from "./shared/wire.ts";
 import { z } from "zod";
 import {
   parseFlagsAndPositionalsOrExit,
@@ -26,6 +27,7 @@ const HELP = `usage: deno task tables:cli [options] <command> [args]
 
 commands:
   create <table> <family>... [--splits k1,k2]  create a table (pre-split at the keys)
+        [--storage disk|memory|write-behind] [--snapshot-ms N]  (default disk)
   drop <table>                                   delete a table
   tables                                         list tables and their families
   put <table> <row> <family:qualifier> <value>   put one cell (--timestamp MS)
@@ -65,6 +67,8 @@ const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
     "token-file": z.string().min(1).optional(),
     "ca-cert": z.string().min(1).optional(),
     splits: z.string().optional(),
+    storage: storageModeSchema.optional(),
+    "snapshot-ms": z.coerce.number().int().min(50).optional(),
     timestamp: z.coerce.number().int().min(0).optional(),
     versions: z.coerce.number().int().min(1).optional(),
     "as-of": z.coerce.number().int().min(0).optional(),
@@ -151,6 +155,10 @@ try {
         name!,
         families.map((n) => ({ name: n })),
         f.splits ? f.splits.split(",") : [],
+        {
+          ...(f.storage ? { storage: f.storage } : {}),
+          ...(f["snapshot-ms"] ? { snapshotMs: f["snapshot-ms"] } : {}),
+        },
       );
       console.log(JSON.stringify({ created: name, tablets: tablets.length }));
       break;

@@ -9,10 +9,12 @@ import { z } from "zod";
 import {
   onShutdown,
   parseFlagsOrExit,
+  tlsClient,
   tlsFiles,
   tokenFile,
 } from "@strata/edge";
 import { startTablesStack } from "./stack_launcher.ts";
+import { TablesClient } from "./client/tables_client.ts";
 
 const HELP =
   `usage: deno task tables [--data-dir DIR] [--port-base PORT] [--servers N] [--masters N]
@@ -24,7 +26,8 @@ servers on 127.0.0.1, each a process.
                      auth/ (the tables tokens, mode 0600), tablets/ (every tablet's
                      commit log and SSTables), master-*/ and server-*/
   --port-base PORT   masters on PORT, PORT+1, …; tablet servers on PORT+10, …;
-                     kv on PORT+20, … (default 7400)
+                     kv on PORT+20, …; the servers' RESP listeners on PORT+30, …
+                     (default 7400)
   --masters N        tables masters (default 2)
   --servers N        tablet servers (default 3)
   --session-ttl-ms N kv session TTL of masters and tablet servers (default 10000)
@@ -64,8 +67,11 @@ const ports = {
   masters: range(f.masters, base),
   servers: range(f.servers, base + 10),
   kv: range(3, base + 20),
+  resp: range(f.servers, base + 30),
 };
-for (const p of [...ports.masters, ...ports.servers, ...ports.kv]) {
+for (
+  const p of [...ports.masters, ...ports.servers, ...ports.kv, ...ports.resp]
+) {
   try {
     Deno.listen({ hostname: "127.0.0.1", port: p }).close();
   } catch {
@@ -87,6 +93,7 @@ const stack = await startTablesStack({
   kvPorts: ports.kv,
   masterPorts: ports.masters,
   serverPorts: ports.servers,
+  resp: ports.resp,
   sessionTtlMs: f["session-ttl-ms"],
   inheritStderr: true,
   tls,
@@ -107,8 +114,19 @@ for (const m of sorted(stack.masters)) {
   console.log(`  master ${m.id}:       ${m.url}`);
 }
 for (const s of sorted(stack.servers)) {
-  console.log(`  tablet server ${s.id}: ${s.url}`);
+  console.log(`  tablet server ${s.id}: ${s.url}  RESP ${s.resp}`);
 }
+// The cache table RESP keys live in, in memory storage mode.
+const tables = new TablesClient(stack.masterUrls(), {
+  token: stack.secrets.tokens.admin,
+  ...(tls ? { httpClient: await tlsClient(tls.certFile) } : {}),
+});
+if (!(await tables.listTables()).some((t) => t.name === "redis")) {
+  await tables.createTable("redis", [{ name: "v" }], [], {
+    storage: "memory",
+  });
+}
+const firstResp = sorted(stack.servers)[0]?.resp ?? "";
 const admin = tokenFile(stack.secrets.dir, "admin");
 const m = stack.masterUrls()[0]!;
 const cli =
@@ -131,6 +149,9 @@ The GFS cell has its own: ${stack.gfs.secrets.dir}/{admin,write,read}.token (tab
   curl ${
   tls ? `--cacert ${tls.certFile} ` : ""
 }-H "Authorization: Bearer $(cat ${admin})" ${m}/v1/tablets
+  redis-cli -p ${firstResp.slice(firstResp.lastIndexOf(":") + 1)} -a $(cat ${
+  tokenFile(stack.secrets.dir, "write")
+}) --no-auth-warning   # keys in the memory table "redis"
 Ctrl-C stops every process.`);
 onShutdown(async () => {
   console.log("\nstopping…");

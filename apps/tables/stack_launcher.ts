@@ -37,6 +37,8 @@ export interface TablesProcess {
   http: string;
   /** `http://host:port`. */
   url: string;
+  /** A tablet server's RESP `host:port`, when started with `resp`. */
+  resp?: string;
   process: Deno.ChildProcess;
 }
 
@@ -91,6 +93,11 @@ export interface TablesStackOptions {
    * masters' URLs and a file holding its write token.
    */
   useGfs?: { masterUrls: string[]; tokenFile?: string };
+  /**
+   * Tablet servers also speak RESP (`--resp`): on these ports, or free
+   * ports when true.
+   */
+  resp?: boolean | number[];
   /** Pass the processes' stderr through (default: discard). */
   inheritStderr?: boolean;
   /**
@@ -204,7 +211,11 @@ export async function startTablesStack(
       ["run", "-A", ...argv],
       (line) => {
         const m = readyLine(line, ["id", "http", "url"]);
-        return m && { http: m.http, url: m.url };
+        return m && {
+          http: m.http,
+          url: m.url,
+          ...(typeof m.resp === "string" ? { resp: m.resp } : {}),
+        };
       },
       {
         name: `tables ${kind} ${id}`,
@@ -217,6 +228,7 @@ export async function startTablesStack(
       id,
       http: p.ready.http,
       url: p.ready.url,
+      ...(p.ready.resp ? { resp: p.ready.resp } : {}),
       process: p.child,
     };
     (kind === "master" ? masters : servers).set(id, proc);
@@ -265,6 +277,12 @@ export async function startTablesStack(
             ? ["--memtable-bytes", String(o.memtableBytes)]
             : []),
           ...(o.serverFlags ?? []),
+          ...(o.resp
+            ? [
+              "--resp",
+              `127.0.0.1:${Array.isArray(o.resp) ? o.resp[i] ?? 0 : 0}`,
+            ]
+            : []),
           ...common,
         ])),
     ]);

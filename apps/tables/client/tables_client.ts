@@ -19,7 +19,7 @@ import { compareBytes } from "@strata/lsm";
 import { send, sendJson } from "./http_call.ts";
 import { TablesClientError } from "./tables_client_error.ts";
 import type { TimeSeriesSpec } from "../shared/time_series.ts";
-import type { TableSchemaJson } from "../shared/wire.ts";
+import type { StorageMode, TableSchemaJson } from "../shared/wire.ts";
 
 export { TablesClientError };
 
@@ -254,13 +254,19 @@ export class TablesClient {
 
   /**
    * Creates a table, pre-split at `splits` (N keys: N+1 tablets);
-   * `options.timeSeries` declares it time-series (see `time_series.ts`).
+   * `options.timeSeries` declares it time-series (see `time_series.ts`);
+   * `options.storage` picks the storage mode (default `disk`; `memory`,
+   * `write-behind` with `snapshotMs`).
    */
   async createTable(
     name: string,
     families: FamilySpec[],
     splits: Bytes[] = [],
-    options: { timeSeries?: Partial<TimeSeriesSpec> } = {},
+    options: {
+      timeSeries?: Partial<TimeSeriesSpec>;
+      storage?: StorageMode;
+      snapshotMs?: number;
+    } = {},
   ): Promise<TabletInfo[]> {
     const r = await this.#master("POST", "/v1/tables", {
       name,
@@ -268,6 +274,10 @@ export class TablesClient {
       encoding: "base64",
       splits: splits.map(b64),
       ...(options.timeSeries ? { timeSeries: options.timeSeries } : {}),
+      ...(options.storage ? { storage: options.storage } : {}),
+      ...(options.snapshotMs !== undefined
+        ? { snapshotMs: options.snapshotMs }
+        : {}),
     });
     this.#locations.delete(name);
     return (r.tablets as WireTablet[]).map((t) =>

@@ -14,6 +14,8 @@ export interface RegistrationOptions {
   kv: KvClient;
   id: string;
   url: string;
+  /** `host:port` of its RESP listener, when it runs one. */
+  resp?: string;
   ttlMs: number;
   /** Called once when the session is lost (kv expired it or keep-alives failed past the lease). */
   onLost: (why: string) => void;
@@ -97,7 +99,12 @@ export async function register(o: RegistrationOptions): Promise<Registration> {
       );
     }
   }
-  const record: ServerRecord = { id: o.id, url: o.url, session: session.id };
+  const record: ServerRecord = {
+    id: o.id,
+    url: o.url,
+    session: session.id,
+    ...(o.resp ? { resp: o.resp } : {}),
+  };
   await o.kv.put(serverKey(o.id), JSON.stringify(record), {
     session: session.id,
   });

@@ -245,10 +245,17 @@ export class TabletHost {
     }
   }
 
-  /** Closes every tablet (the session is lost, or the server stops). */
+  /**
+   * Closes every tablet (the session is lost, or the server stops). A
+   * memory tablet is discarded, not closed: no handover snapshot, since
+   * another server may already own it.
+   */
   async closeAll(): Promise<void> {
     const all = [...this.#tablets.values()];
     this.#tablets.clear();
-    await Promise.allSettled(all.map((t) => t.tablet.close()));
+    await Promise.allSettled(all.map((t) => {
+      const m = t.tablet as { discard?: () => void };
+      return m.discard ? Promise.resolve(m.discard()) : t.tablet.close();
+    }));
   }
 }

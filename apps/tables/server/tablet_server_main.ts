@@ -12,6 +12,7 @@ import {
   EDGE_FLAGS,
   EDGE_FLAGS_USAGE,
   hostPortFlag,
+  isLoopback,
   nodeHttpClient,
   nodeTls,
   onShutdown,
@@ -31,6 +32,16 @@ import { TabletHost } from "./tablet_host.ts";
 import { register, type Registration } from "./registration.ts";
 import { GfsClient } from "@strata/gfs";
 import { openGfsTabletStorage, openTabletStorage } from "./tablet_storage.ts";
+import { cacheTabletOpener } from "../cache/cache_storage.ts";
+import {
+  gfsSnapshotStore,
+  localSnapshotStore,
+} from "../cache/snapshot_store.ts";
+import { serverKey } from "../shared/kv_layout.ts";
+import { tableNameSchema } from "../shared/wire.ts";
+import { startRespServer } from "../resp/resp_server.ts";
+import { LocalPubSub } from "../resp/local_pubsub.ts";
+import { TabletMap } from "../resp/tablet_map.ts";
 
 const HELP =
   `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
@@ -48,6 +59,8 @@ A tables tablet server: serves the tablets the active master assigns to it.
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
+  --resp H:P          also speak RESP2 (redis-cli, Redis clients) on this address
+  --resp-table NAME   the memory table RESP keys live in (default redis)
 ${KV_FLAGS_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -73,6 +86,8 @@ const f = parseFlagsOrExit(
     "load-window-ms": z.coerce.number().int().min(100).max(600_000).default(
       10_000,
     ),
+    resp: hostPortFlag.optional(),
+    "resp-table": tableNameSchema.default("redis"),
   }),
   HELP,
 );
@@ -106,22 +121,33 @@ const storage = { memtableBytes: f["memtable-bytes"] };
 const gfsToken = f["gfs-token-file"]
   ? await readSecretFile(f["gfs-token-file"])
   : Deno.env.get("STRATA_GFS_TOKEN");
+const gfs = f.gfs
+  ? new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean), {
+    ...(gfsToken ? { token: gfsToken } : {}),
+    httpClient,
+  })
+  : undefined;
+let registration: Registration | undefined;
 const host = new TabletHost(
-  f.gfs
-    ? openGfsTabletStorage(
-      new GfsClient(f.gfs.split(",").map((s) => s.trim()).filter(Boolean), {
-        ...(gfsToken ? { token: gfsToken } : {}),
-        httpClient,
-      }),
-      f["gfs-root"],
-      f.id,
-      storage,
-    )
-    : openTabletStorage(storageRoot, storage),
+  // Tables in memory storage mode open as memory tablets (../cache/).
+  cacheTabletOpener(
+    gfs
+      ? openGfsTabletStorage(gfs, f["gfs-root"], f.id, storage)
+      : openTabletStorage(storageRoot, storage),
+    {
+      store: gfs
+        ? gfsSnapshotStore(gfs, f["gfs-root"])
+        : localSnapshotStore(storageRoot),
+      self: () =>
+        registration && { server: f.id, session: registration.session },
+      isLive: async (owner) =>
+        (await kv.get(serverKey(owner.server)))?.session === owner.session,
+      log,
+    },
+  ),
   { windowMs: f["load-window-ms"] },
 );
 
-let registration: Registration | undefined;
 let notServing = "not registered in the kv service yet";
 const app = createTabletServerApi({
   id: f.id,
@@ -135,6 +161,29 @@ const listener = await serveHttp({
   handler: app.fetch,
   tls: tls.serve,
 });
+if (
+  f.resp && access.auth === "off" &&
+  !isLoopback(f.resp.slice(0, f.resp.lastIndexOf(":")))
+) {
+  console.error(
+    `refusing to serve RESP on ${f.resp} without auth: --insecure-no-auth is only allowed on loopback`,
+  );
+  Deno.exit(2);
+}
+const resp = f.resp
+  ? startRespServer({
+    hostname: f.resp.slice(0, f.resp.lastIndexOf(":")),
+    port: Number(f.resp.slice(f.resp.lastIndexOf(":") + 1)),
+    serverId: f.id,
+    auth: access.auth,
+    ...(access.secrets ? { peerSecret: access.secrets.peerSecret } : {}),
+    host,
+    serving: () => registration?.lease.valid ?? false,
+    map: new TabletMap(kv, f["resp-table"]),
+    pubsub: new LocalPubSub(),
+    log,
+  })
+  : undefined;
 
 let stopping = false;
 const firstRegistration = Promise.withResolvers<void>();
@@ -148,6 +197,7 @@ async function registerLoop(): Promise<void> {
         kv,
         id: f.id,
         url: listener.url,
+        ...(resp ? { resp: resp.address } : {}),
         ttlMs: f["session-ttl-ms"],
         log,
         onLost: (why) => {
@@ -174,11 +224,17 @@ async function registerLoop(): Promise<void> {
 const loop = registerLoop();
 // Ready once registered: the master learns of it and sends orders.
 await firstRegistration.promise;
-printReadyLine({ id: f.id, http: listener.address, url: listener.url });
+printReadyLine({
+  id: f.id,
+  http: listener.address,
+  url: listener.url,
+  ...(resp ? { resp: resp.address } : {}),
+});
 
 onShutdown(async () => {
   stopping = true;
   await listener.server.shutdown();
+  await resp?.close();
   await host.closeAll();
   await registration?.close();
   await Promise.race([loop, new Promise((r) => setTimeout(r, 1000))]);

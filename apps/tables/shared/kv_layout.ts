@@ -69,6 +69,8 @@ export const serverRecordSchema = z.strictObject({
   url: z.string().min(1),
   /** Its kv session id. */
   session: z.number().int().positive(),
+  /** `host:port` of its RESP listener (`--resp`), when it runs one. */
+  resp: z.string().optional(),
 });
 /** A registered tablet server. */
 export type ServerRecord = z.infer<typeof serverRecordSchema>;

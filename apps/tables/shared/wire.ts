@@ -180,6 +180,18 @@ export const familySchema = z.strictObject({
   ttlMs: z.number().int().min(1).optional(),
 });
 
+/**
+ * Where a table's tablets keep their data: `disk` (the default: an LSM
+ * store with a commit log, in GFS or the storage root), `memory` (in the
+ * serving process only: no files, no commit log; lost when that process
+ * dies; handed over on an orderly move or split) or `write-behind`
+ * (memory, plus a snapshot written every `snapshotMs` to the same storage:
+ * a crash loses at most the writes of the last interval).
+ */
+export const storageModeSchema = z.enum(["disk", "memory", "write-behind"]);
+/** A table's storage mode. */
+export type StorageMode = z.infer<typeof storageModeSchema>;
+
 /** A table's schema. */
 export const tableSchemaJson = z.strictObject({
   name: tableNameSchema,
@@ -189,6 +201,10 @@ export const tableSchemaJson = z.strictObject({
   ),
   /** Declared time-series: how points' row keys are made (see `time_series.ts`). */
   timeSeries: timeSeriesSpecSchema.optional(),
+  /** Storage mode (default `disk`). */
+  storage: storageModeSchema.optional(),
+  /** `write-behind`: the snapshot interval, ms (default 1000). */
+  snapshotMs: z.number().int().min(50).max(3_600_000).optional(),
 }).refine(
   (s) =>
     s.timeSeries?.family === undefined ||

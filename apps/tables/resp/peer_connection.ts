@@ -1,0 +1,132 @@
+/**
+ * `peer_connection.ts`: one persistent RESP connection from a tablet
+ * server to another (the router's forwarding link), authenticated with the
+ * cell's peer secret. Commands are pipelined: each is queued in one write
+ * buffer flushed once per microtask turn (so the commands of many clients
+ * go out in one write), and replies are matched to commands in order.
+ * A broken connection fails every command in flight (their outcome is
+ * unknown) and is replaced by a new one on the next command.
+ */
+import {
+  RespProtocolError,
+  RespReplyParser,
+  type RespValue,
+  RespWriter,
+} from "./resp_codec.ts";
+
+/** A pipelined RESP client connection. */
+export class PeerConnection {
+  #conn: Deno.TcpConn | undefined;
+  #connecting: Promise<Deno.TcpConn> | undefined;
+  #out = new RespWriter();
+  #flushing = false;
+  #pending: PromiseWithResolvers<RespValue>[] = [];
+  #closed = false;
+
+  /**
+   * @param address `host:port` of the peer's RESP listener.
+   * @param secret the peer secret (sent with AUTH), or undefined when the
+   *   cell runs without auth.
+   */
+  constructor(
+    readonly address: string,
+    private readonly secret: string | undefined,
+  ) {}
+
+  /** Sends a command; resolves to its reply. @throws Error when the link breaks. */
+  call(args: readonly (Uint8Array | string)[]): Promise<RespValue> {
+    if (this.#closed) return Promise.reject(new Error("closed"));
+    const p = Promise.withResolvers<RespValue>();
+    if (!this.#conn && !this.#connecting) this.#connect();
+    this.#out.command(args);
+    this.#pending.push(p);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(() => void this.#flush());
+    }
+    return p.promise;
+  }
+
+  #connect(): void {
+    const i = this.address.lastIndexOf(":");
+    this.#connecting = Deno.connect({
+      hostname: this.address.slice(0, i),
+      port: Number(this.address.slice(i + 1)),
+    });
+    this.#connecting.then((conn) => {
+      conn.setNoDelay(true);
+      this.#conn = conn;
+      this.#connecting = undefined;
+      void this.#readLoop(conn);
+    }, (e) => this.#fail(e));
+    if (this.secret !== undefined) {
+      // First in the buffer: the AUTH reply is consumed here.
+      const auth = Promise.withResolvers<RespValue>();
+      auth.promise.then((v) => {
+        if (v.type === "error") this.#fail(new Error(`peer AUTH: ${v.value}`));
+      }, () => {});
+      this.#out.command(["AUTH", this.secret]);
+      this.#pending.push(auth);
+    }
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      const conn = this.#conn ?? await this.#connecting;
+      if (!conn) return;
+      while (this.#out.length > 0) {
+        const data = this.#out.take();
+        for (let off = 0; off < data.length;) {
+          off += await conn.write(data.subarray(off));
+        }
+      }
+    } catch (e) {
+      this.#fail(e);
+    } finally {
+      this.#flushing = false;
+      if (this.#out.length > 0 && !this.#closed && this.#conn) {
+        this.#flushing = true;
+        queueMicrotask(() => void this.#flush());
+      }
+    }
+  }
+
+  async #readLoop(conn: Deno.TcpConn): Promise<void> {
+    const parser = new RespReplyParser();
+    const buf = new Uint8Array(64 << 10);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) throw new Error("the peer closed the connection");
+        parser.push(buf.subarray(0, n));
+        for (let v = parser.next(); v; v = parser.next()) {
+          const p = this.#pending.shift();
+          if (!p) throw new RespProtocolError("a reply nobody asked for");
+          p.resolve(v);
+        }
+      }
+    } catch (e) {
+      // Only if still current: a replaced connection fails nothing new.
+      if (this.#conn === conn) this.#fail(e);
+    }
+  }
+
+  #fail(e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    try {
+      this.#conn?.close();
+    } catch { /* already closed */ }
+    this.#conn = undefined;
+    this.#connecting = undefined;
+    this.#out.reset();
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const p of pending) p.reject(err);
+  }
+
+  /** Closes the connection; commands in flight fail. */
+  close(): void {
+    this.#closed = true;
+    this.#fail(new Error("closed"));
+  }
+}

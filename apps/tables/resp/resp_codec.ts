@@ -1,0 +1,544 @@
+/**
+ * `resp_codec.ts`: the RESP2 wire format, pure (no I/O).
+ *
+ * - {@link RespRequestParser} reads client commands from a byte stream cut
+ *   anywhere: multibulk frames (`*N\r\n$len\r\n…\r\n`, what every client
+ *   library, `redis-cli` and `redis-benchmark` send) and inline commands
+ *   (`PING\r\n`, what a person types into `nc`), as Redis does. Malformed
+ *   input and frames over the limits throw {@link RespProtocolError},
+ *   whose message is Redis' own (`Protocol error: …`); the caller answers
+ *   it and closes the connection, as Redis does.
+ * - {@link RespReplyParser} reads replies (for the router's peer
+ *   connections and tests).
+ * - {@link RespWriter} encodes replies and commands into one growing
+ *   buffer, so a batch of pipelined replies is one write.
+ *
+ * Hand-written: the npm RESP parsers (`redis-parser`, `respjs`) parse
+ * replies only, not inline commands, and are unmaintained; this one works
+ * on `Uint8Array` views without copying arguments.
+ */
+
+/** Limits of one request frame. */
+export interface RespLimits {
+  /** Largest bulk string (an argument), bytes. */
+  maxBulkBytes: number;
+  /** Most arguments in one command. */
+  maxArgs: number;
+  /** Largest inline command line, bytes. */
+  maxInlineBytes: number;
+  /** Largest whole command frame, bytes (Redis: client-query-buffer-limit). */
+  maxFrameBytes: number;
+}
+
+/** Redis' defaults are 512 MiB, 1 Mi arguments, 64 KiB and 1 GiB. */
+export const DEFAULT_RESP_LIMITS: RespLimits = {
+  maxBulkBytes: 8 << 20,
+  maxArgs: 1 << 20,
+  maxInlineBytes: 64 << 10,
+  maxFrameBytes: 32 << 20,
+};
+
+/** Malformed or oversized input: answer `-ERR <message>`, then close. */
+export class RespProtocolError extends Error {
+  /** @param message Redis' wording, starting with `Protocol error:`. */
+  constructor(message: string) {
+    super(message);
+    this.name = "RespProtocolError";
+  }
+}
+
+const CR = 13;
+const LF = 10;
+
+/**
+ * Parses client commands. `push` a chunk, then call `next` until it
+ * returns undefined (the rest is an incomplete frame). The arguments are
+ * views into the parser's buffer, valid until the next `push`.
+ */
+export class RespRequestParser {
+  #buf = new Uint8Array(16 << 10);
+  #start = 0;
+  #end = 0;
+  readonly #limits: RespLimits;
+
+  /** @param limits frame limits (default {@link DEFAULT_RESP_LIMITS}). */
+  constructor(limits: Partial<RespLimits> = {}) {
+    this.#limits = { ...DEFAULT_RESP_LIMITS, ...limits };
+  }
+
+  /** Bytes received but not yet parsed. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Appends received bytes. */
+  push(chunk: Uint8Array): void {
+    const have = this.#end - this.#start;
+    if (have === 0) {
+      this.#start = this.#end = 0;
+    }
+    if (this.#end + chunk.length > this.#buf.length) {
+      if (have + chunk.length <= this.#buf.length / 2) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        const grown = new Uint8Array(
+          Math.max(this.#buf.length * 2, (have + chunk.length) * 2),
+        );
+        grown.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = grown;
+      }
+      this.#start = 0;
+      this.#end = have;
+    }
+    this.#buf.set(chunk, this.#end);
+    this.#end += chunk.length;
+  }
+
+  /**
+   * The next complete command, or undefined when more bytes are needed.
+   * An empty inline line is skipped, as Redis does.
+   * @throws RespProtocolError on malformed or oversized input.
+   */
+  next(): Uint8Array[] | undefined {
+    for (;;) {
+      if (this.#start >= this.#end) return undefined;
+      const first = this.#buf[this.#start];
+      const r = first === 42 /* * */ ? this.#multibulk() : this.#inline();
+      if (r === undefined) {
+        if (this.#end - this.#start > this.#limits.maxFrameBytes) {
+          throw new RespProtocolError(
+            `Protocol error: a command over ${this.#limits.maxFrameBytes} bytes`,
+          );
+        }
+        return undefined;
+      }
+      if (r.length > 0) return r;
+    }
+  }
+
+  /** Index of the CR of the next CRLF at or after `from`, or -1. */
+  #line(from: number): number {
+    const i = this.#buf.subarray(from, this.#end).indexOf(CR);
+    return i < 0 ? -1 : from + i;
+  }
+
+  /** Parses a decimal integer in [from, to); NaN when not one. */
+  #int(from: number, to: number): number {
+    const b = this.#buf;
+    let neg = false;
+    let i = from;
+    if (i < to && b[i] === 45 /* - */) {
+      neg = true;
+      i++;
+    }
+    if (i >= to || to - i > 15) return NaN;
+    let n = 0;
+    for (; i < to; i++) {
+      const d = b[i]! - 48;
+      if (d < 0 || d > 9) return NaN;
+      n = n * 10 + d;
+    }
+    return neg ? -n : n;
+  }
+
+  #multibulk(): Uint8Array[] | undefined {
+    const b = this.#buf;
+    const cr = this.#line(this.#start + 1);
+    if (cr < 0) {
+      if (this.#end - this.#start > 64) {
+        throw new RespProtocolError(
+          "Protocol error: too big mbulk count string",
+        );
+      }
+      return undefined;
+    }
+    if (cr + 1 >= this.#end) return undefined;
+    if (b[cr + 1] !== LF) {
+      throw new RespProtocolError("Protocol error: invalid multibulk length");
+    }
+    const n = this.#int(this.#start + 1, cr);
+    if (!Number.isInteger(n) || n > this.#limits.maxArgs) {
+      throw new RespProtocolError("Protocol error: invalid multibulk length");
+    }
+    let pos = cr + 2;
+    if (n <= 0) {
+      this.#start = pos;
+      return [];
+    }
+    const args: Uint8Array[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      if (pos >= this.#end) return undefined;
+      if (b[pos] !== 36 /* $ */) {
+        throw new RespProtocolError(
+          `Protocol error: expected '$', got '${String.fromCharCode(b[pos]!)}'`,
+        );
+      }
+      const lcr = this.#line(pos + 1);
+      if (lcr < 0) {
+        if (this.#end - pos > 32) {
+          throw new RespProtocolError(
+            "Protocol error: too big bulk count string",
+          );
+        }
+        return undefined;
+      }
+      if (lcr + 1 >= this.#end) return undefined;
+      const len = this.#int(pos + 1, lcr);
+      if (
+        b[lcr + 1] !== LF || !Number.isInteger(len) || len < 0 ||
+        len > this.#limits.maxBulkBytes
+      ) {
+        throw new RespProtocolError("Protocol error: invalid bulk length");
+      }
+      const dataStart = lcr + 2;
+      if (dataStart + len + 2 > this.#end) return undefined;
+      if (b[dataStart + len] !== CR || b[dataStart + len + 1] !== LF) {
+        throw new RespProtocolError(
+          "Protocol error: bulk string not terminated by CRLF",
+        );
+      }
+      args[k] = b.subarray(dataStart, dataStart + len);
+      pos = dataStart + len + 2;
+    }
+    this.#start = pos;
+    return args;
+  }
+
+  #inline(): Uint8Array[] | undefined {
+    const b = this.#buf;
+    const lf = b.subarray(this.#start, this.#end).indexOf(LF);
+    if (lf < 0) {
+      if (this.#end - this.#start > this.#limits.maxInlineBytes) {
+        throw new RespProtocolError("Protocol error: too big inline request");
+      }
+      return undefined;
+    }
+    let stop = this.#start + lf;
+    const next = stop + 1;
+    if (stop > this.#start && b[stop - 1] === CR) stop--;
+    if (stop - this.#start > this.#limits.maxInlineBytes) {
+      throw new RespProtocolError("Protocol error: too big inline request");
+    }
+    const args = splitInline(b.subarray(this.#start, stop));
+    if (args.length > this.#limits.maxArgs) {
+      throw new RespProtocolError("Protocol error: invalid multibulk length");
+    }
+    this.#start = next;
+    return args;
+  }
+}
+
+/** Splits an inline command at spaces and tabs, honouring quotes as Redis does. */
+function splitInline(line: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let i = 0;
+  const n = line.length;
+  while (i < n) {
+    while (i < n && (line[i] === 32 || line[i] === 9)) i++;
+    if (i >= n) break;
+    const q = line[i];
+    if (q === 34 /* " */ || q === 39 /* ' */) {
+      const bytes: number[] = [];
+      i++;
+      let closed = false;
+      while (i < n) {
+        const c = line[i]!;
+        if (c === 92 /* \ */ && q === 34 && i + 1 < n) {
+          const e = line[i + 1]!;
+          const esc: Record<number, number> = {
+            110: 10,
+            114: 13,
+            116: 9,
+            98: 8,
+            97: 7,
+          };
+          bytes.push(esc[e] ?? e);
+          i += 2;
+        } else if (c === q) {
+          closed = true;
+          i++;
+          break;
+        } else {
+          bytes.push(c);
+          i++;
+        }
+      }
+      if (!closed || (i < n && line[i] !== 32 && line[i] !== 9)) {
+        throw new RespProtocolError(
+          "Protocol error: unbalanced quotes in request",
+        );
+      }
+      out.push(new Uint8Array(bytes));
+    } else {
+      const s = i;
+      while (i < n && line[i] !== 32 && line[i] !== 9) i++;
+      out.push(line.subarray(s, i));
+    }
+  }
+  return out;
+}
+
+/** A RESP2 reply. */
+export type RespValue =
+  | { type: "simple"; value: string }
+  | { type: "error"; value: string }
+  | { type: "integer"; value: number }
+  | { type: "bulk"; value: Uint8Array | null }
+  | { type: "array"; value: RespValue[] | null };
+
+const lineDecoder = new TextDecoder();
+
+/** Parses replies from a byte stream cut anywhere (a peer or a test client). */
+export class RespReplyParser {
+  #buf = new Uint8Array(0);
+  #pos = 0;
+  readonly #maxBulk: number;
+
+  /** @param maxBulkBytes largest bulk string accepted. */
+  constructor(maxBulkBytes = 64 << 20) {
+    this.#maxBulk = maxBulkBytes;
+  }
+
+  /** Appends received bytes. */
+  push(chunk: Uint8Array): void {
+    const rest = this.#buf.subarray(this.#pos);
+    const b = new Uint8Array(rest.length + chunk.length);
+    b.set(rest);
+    b.set(chunk, rest.length);
+    this.#buf = b;
+    this.#pos = 0;
+  }
+
+  /**
+   * The next complete reply, or undefined when more bytes are needed.
+   * @throws RespProtocolError on malformed input.
+   */
+  next(): RespValue | undefined {
+    const r = this.#value(this.#pos);
+    if (!r) return undefined;
+    this.#pos = r[1];
+    return r[0];
+  }
+
+  #lineAt(pos: number): [string, number] | undefined {
+    const i = this.#buf.subarray(pos).indexOf(CR);
+    if (i < 0 || pos + i + 1 >= this.#buf.length) return undefined;
+    if (this.#buf[pos + i + 1] !== LF) {
+      throw new RespProtocolError("Protocol error: expected CRLF");
+    }
+    return [lineDecoder.decode(this.#buf.subarray(pos, pos + i)), pos + i + 2];
+  }
+
+  #value(pos: number): [RespValue, number] | undefined {
+    if (pos >= this.#buf.length) return undefined;
+    const t = this.#buf[pos];
+    const line = this.#lineAt(pos + 1);
+    if (!line) return undefined;
+    const [text, after] = line;
+    switch (t) {
+      case 43: // +
+        return [{ type: "simple", value: text }, after];
+      case 45: // -
+        return [{ type: "error", value: text }, after];
+      case 58: { // :
+        const n = Number(text);
+        if (!/^-?\d+$/.test(text)) {
+          throw new RespProtocolError("Protocol error: bad integer");
+        }
+        return [{ type: "integer", value: n }, after];
+      }
+      case 36: { // $
+        const len = Number(text);
+        if (!/^-?\d+$/.test(text) || len < -1 || len > this.#maxBulk) {
+          throw new RespProtocolError("Protocol error: invalid bulk length");
+        }
+        if (len === -1) return [{ type: "bulk", value: null }, after];
+        if (after + len + 2 > this.#buf.length) return undefined;
+        return [{
+          type: "bulk",
+          value: this.#buf.slice(after, after + len),
+        }, after + len + 2];
+      }
+      case 42: { // *
+        const n = Number(text);
+        if (!/^-?\d+$/.test(text) || n < -1) {
+          throw new RespProtocolError("Protocol error: invalid array length");
+        }
+        if (n === -1) return [{ type: "array", value: null }, after];
+        const items: RespValue[] = [];
+        let p = after;
+        for (let i = 0; i < n; i++) {
+          const r = this.#value(p);
+          if (!r) return undefined;
+          items.push(r[0]);
+          p = r[1];
+        }
+        return [{ type: "array", value: items }, p];
+      }
+      default:
+        throw new RespProtocolError(
+          `Protocol error: unknown reply type '${String.fromCharCode(t!)}'`,
+        );
+    }
+  }
+}
+
+const encoder = new TextEncoder();
+const OK_BYTES = encoder.encode("+OK\r\n");
+const DIGITS: Uint8Array[] = Array.from(
+  { length: 1024 },
+  (_, i) => encoder.encode(String(i)),
+);
+
+/** `s` with CR and LF replaced by spaces (a simple string or error is one line). */
+const clean = (s: string) =>
+  s.includes("\r") || s.includes("\n") ? s.replace(/[\r\n]/g, " ") : s;
+
+/** Encodes replies (or commands) into one growing buffer. */
+export class RespWriter {
+  #buf = new Uint8Array(16 << 10);
+  #len = 0;
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#len;
+  }
+
+  /** The bytes written, as a view (valid until the next write or reset). */
+  view(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+
+  /** Takes the bytes written (a copy) and empties the writer. */
+  take(): Uint8Array {
+    const out = this.#buf.slice(0, this.#len);
+    this.#len = 0;
+    return out;
+  }
+
+  /** Empties the writer. */
+  reset(): void {
+    this.#len = 0;
+  }
+
+  #room(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+    grown.set(this.#buf.subarray(0, this.#len));
+    this.#buf = grown;
+  }
+
+  /** Raw bytes. */
+  raw(bytes: Uint8Array): this {
+    this.#room(bytes.length);
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+    return this;
+  }
+
+  #ascii(s: string): void {
+    this.#room(s.length * 3);
+    const r = encoder.encodeInto(s, this.#buf.subarray(this.#len));
+    this.#len += r.written;
+  }
+
+  #number(n: number): void {
+    if (n >= 0 && n < 1024 && Number.isInteger(n)) this.raw(DIGITS[n]!);
+    else this.#ascii(String(n));
+  }
+
+  #crlf(): void {
+    this.#room(2);
+    this.#buf[this.#len++] = CR;
+    this.#buf[this.#len++] = LF;
+  }
+
+  /** `+text` (no CR or LF in `text`). */
+  simple(text: string): this {
+    this.#room(1);
+    this.#buf[this.#len++] = 43;
+    this.#ascii(clean(text));
+    this.#crlf();
+    return this;
+  }
+
+  /** `-message` (CR and LF replaced by spaces). */
+  error(message: string): this {
+    this.#room(1);
+    this.#buf[this.#len++] = 45;
+    this.#ascii(clean(message));
+    this.#crlf();
+    return this;
+  }
+
+  /** `:n`. */
+  integer(n: number): this {
+    this.#room(1);
+    this.#buf[this.#len++] = 58;
+    this.#number(n);
+    this.#crlf();
+    return this;
+  }
+
+  /** `$len bytes`, or `$-1` for null. */
+  bulk(value: Uint8Array | string | null): this {
+    if (value === null) {
+      this.#ascii("$-1\r\n");
+      return this;
+    }
+    const bytes = typeof value === "string" ? encoder.encode(value) : value;
+    this.#room(bytes.length + 16);
+    this.#buf[this.#len++] = 36;
+    this.#number(bytes.length);
+    this.#crlf();
+    this.raw(bytes);
+    this.#crlf();
+    return this;
+  }
+
+  /** `*n` (then n values), or `*-1` for null. */
+  array(n: number | null): this {
+    if (n === null) {
+      this.#ascii("*-1\r\n");
+      return this;
+    }
+    this.#room(1);
+    this.#buf[this.#len++] = 42;
+    this.#number(n);
+    this.#crlf();
+    return this;
+  }
+
+  /** A command as a multibulk frame. */
+  command(args: readonly (Uint8Array | string)[]): this {
+    this.array(args.length);
+    for (const a of args) this.bulk(a);
+    return this;
+  }
+
+  /** A reply value. */
+  value(v: RespValue): this {
+    switch (v.type) {
+      case "simple":
+        return v.value === "OK" ? this.raw(OK_BYTES) : this.simple(v.value);
+      case "error":
+        return this.error(v.value);
+      case "integer":
+        return this.integer(v.value);
+      case "bulk":
+        return this.bulk(v.value);
+      case "array":
+        if (v.value === null) return this.array(null);
+        this.array(v.value.length);
+        for (const x of v.value) this.value(x);
+        return this;
+    }
+  }
+}
+
+/** A command as a RESP multibulk frame. */
+export function encodeCommand(
+  args: readonly (Uint8Array | string)[],
+): Uint8Array {
+  return new RespWriter().command(args).take();
+}
