@@ -670,6 +670,7 @@ export class MasterService {
   async #report(url: string): Promise<z.output<typeof reportSchema>> {
     return await callJson(url + "/v1/tablets", reportSchema, {
       ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+      client: this.o.httpClient,
       timeoutMs: 5000,
     });
   }
@@ -768,6 +769,7 @@ export class MasterService {
             into: `${left.table}/${id}`,
           },
           ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          client: this.o.httpClient,
           timeoutMs: 120_000,
         },
       );
