@@ -22,7 +22,12 @@ Deno.test({
     for (
       const r of report.results as Array<{ name: string; opsPerSec: number }>
     ) {
-      assert.ok(r.opsPerSec > 0, r.name);
+      // A peer's slow line (Sphinx's multi-process excerpts take hundreds
+      // of ms on a loaded machine) may complete no call inside quick
+      // mode's 0.4 s window; strata's own lines must always complete some.
+      if (String(r.name).startsWith("strata")) {
+        assert.ok(r.opsPerSec > 0, r.name);
+      } else assert.ok(r.opsPerSec >= 0, r.name);
     }
     if (report.metrics.sphinx === undefined) {
       // Sphinx ran: every goal of the issue is recorded with a verdict.
