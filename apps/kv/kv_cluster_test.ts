@@ -495,8 +495,7 @@ Deno.test("the CLI puts, gets, scans, deletes and reports status against live no
 
 Deno.test("a node process asks for a token with the right role on every route class", async () => {
   await withCluster(async (cluster) => {
-    const leader = await leaderOf(cluster);
-    const base = `http://${cluster.nodes.get(leader)!.http}`;
+    let base = `http://${cluster.nodes.get(await leaderOf(cluster))!.http}`;
     const t = cluster.secrets!.tokens;
     const send = async (
       token: string | undefined,
@@ -524,7 +523,14 @@ Deno.test("a node process asks for a token with the right role on every route cl
     const transfer = "/v1/cluster/transfer-leadership";
     assert.equal(await send(undefined, "POST", transfer, {}), 401);
     assert.equal(await send(t.write, "POST", transfer, {}), 403);
-    assert.equal(await send(t.admin, "POST", transfer, {}), 200);
+    // On a loaded machine the leader can change under the test (a transfer
+    // to a non-leader is a 503): ask the current leader again, a few times.
+    let status = 0;
+    for (let i = 0; i < 5 && status !== 200; i++) {
+      base = `http://${cluster.nodes.get(await leaderOf(cluster))!.http}`;
+      status = await send(t.admin, "POST", transfer, {});
+    }
+    assert.equal(status, 200);
     // The secrets are the launcher's files, private to their owner.
     for (
       const f of ["admin.token", "write.token", "read.token", "peer.secret"]
