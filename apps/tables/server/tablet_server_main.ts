@@ -30,6 +30,7 @@ import { TabletHost } from "./tablet_host.ts";
 import { register, type Registration } from "./registration.ts";
 import { GfsClient } from "@strata/gfs";
 import { openGfsTabletStorage, openTabletStorage } from "./tablet_storage.ts";
+import { attachRooms } from "../rooms/rooms_on_server.ts";
 
 const HELP =
   `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
@@ -114,7 +115,16 @@ const app = createTabletServerApi({
   host,
   lease: () => registration?.lease,
   notServingReason: () => notServing,
-}, access);
+}, { ...access, peerSecret: access.secrets?.peerSecret });
+// Pub/sub rooms (../rooms/): their routes, and the kv directory they follow.
+const rooms = attachRooms(app, {
+  id: f.id,
+  kv,
+  host,
+  access,
+  registration: () => registration,
+  log,
+});
 const listener = await serveHttp({
   hostname,
   port,
@@ -160,10 +170,12 @@ async function registerLoop(): Promise<void> {
 const loop = registerLoop();
 // Ready once registered: the master learns of it and sends orders.
 await firstRegistration.promise;
+rooms.start(listener.url);
 printReadyLine({ id: f.id, http: listener.address, url: listener.url });
 
 onShutdown(async () => {
   stopping = true;
+  await rooms.stop();
   await listener.server.shutdown();
   await host.closeAll();
   await registration?.close();

@@ -1,0 +1,110 @@
+/**
+ * `room_order.ts`: the receiving side's ordering of one room's messages.
+ * The room's home numbers each message (`epoch`, `seq`); a server learns
+ * where its subscription starts from the home's answer to its join, then
+ * releases messages in `seq` order: it holds a message that arrives ahead
+ * of a missing one, drops one at or before the start (published before it
+ * joined) or of another epoch (an earlier home), and skips a gap that
+ * stays open past a timeout. Pure: the caller passes the clock.
+ */
+
+/** A numbered message. */
+export interface Numbered<T> {
+  epoch: number;
+  seq: number;
+  value: T;
+}
+
+/** Counters of what {@link RoomOrder} dropped or skipped. */
+export interface OrderStats {
+  /** Messages of another epoch, or numbered at/before the join. */
+  stale: number;
+  /** Messages given up on (a gap that stayed open). */
+  skipped: number;
+}
+
+/** One room's order on one server. */
+export class RoomOrder<T> {
+  #epoch: number | undefined;
+  #next = 0;
+  /** Arrived before the join's answer: numbers unknown yet. */
+  #early: Numbered<T>[] = [];
+  #held = new Map<number, T>();
+  #blockedSince: number | undefined;
+
+  /** @param stats shared counters. */
+  constructor(private readonly stats: OrderStats) {}
+
+  /** Whether the start is known (the join was answered). */
+  get started(): boolean {
+    return this.#epoch !== undefined;
+  }
+
+  /** Messages held behind a gap. */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  /** Forgets the start (a new join is on its way); holds what arrives. */
+  restart(): void {
+    this.#epoch = undefined;
+    this.#held.clear();
+    this.#blockedSince = undefined;
+  }
+
+  /**
+   * The join was answered: the home had numbered `seq` messages of
+   * `epoch` before it. Returns the early messages now in order.
+   */
+  start(epoch: number, seq: number, now: number): T[] {
+    this.#epoch = epoch;
+    this.#next = seq + 1;
+    const early = this.#early;
+    this.#early = [];
+    early.sort((a, b) => a.seq - b.seq);
+    return early.flatMap((m) => this.accept(m, now));
+  }
+
+  /** A message arrived: returns the messages now deliverable, in order. */
+  accept(m: Numbered<T>, now: number): T[] {
+    if (this.#epoch === undefined) {
+      this.#early.push(m);
+      return [];
+    }
+    if (m.epoch !== this.#epoch || m.seq < this.#next) {
+      this.stats.stale++;
+      return [];
+    }
+    if (m.seq > this.#next) {
+      this.#held.set(m.seq, m.value);
+      this.#blockedSince ??= now;
+      return [];
+    }
+    const out = [m.value];
+    this.#next++;
+    this.#drain(out);
+    return out;
+  }
+
+  /** Gives up on a gap open since before `now - timeoutMs`. */
+  expire(now: number, timeoutMs: number): T[] {
+    if (
+      this.#blockedSince === undefined || now - this.#blockedSince < timeoutMs
+    ) return [];
+    const first = Math.min(...this.#held.keys());
+    this.stats.skipped += first - this.#next;
+    this.#next = first;
+    const out: T[] = [];
+    this.#drain(out);
+    return out;
+  }
+
+  #drain(out: T[]): void {
+    for (let v = this.#held.get(this.#next); v !== undefined;) {
+      this.#held.delete(this.#next);
+      out.push(v);
+      v = this.#held.get(++this.#next);
+    }
+    this.#blockedSince = this.#held.size > 0 ? this.#blockedSince : undefined;
+  }
+}
