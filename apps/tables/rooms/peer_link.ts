@@ -47,6 +47,8 @@ export class PeerLink {
   #queue: Queued[] = [];
   #running = false;
   #closed: LinkError | undefined;
+  /** The first items of the queue that are in the request now on its way. */
+  #inFlight = 0;
   /** When it was made (monotonic ms). */
   readonly createdAt = performance.now();
 
@@ -81,7 +83,11 @@ export class PeerLink {
   /** Fails everything queued and refuses new items (the peer is gone). */
   close(why: string): void {
     this.#closed ??= new LinkError(`server ${this.id}: ${why}`, true);
-    for (const q of this.#queue.splice(0)) q.reject(this.#closed);
+    // What is on its way may have been applied: its outcome is unknown.
+    const unknown = new LinkError(`server ${this.id}: ${why}`, false);
+    this.#queue.splice(0).forEach((q, i) =>
+      q.reject(i < this.#inFlight ? unknown : this.#closed!)
+    );
   }
 
   async #run(): Promise<void> {
@@ -100,11 +106,14 @@ export class PeerLink {
           await sleep(200);
           continue;
         }
+        this.#inFlight = n;
         try {
           const results = await this.#post({
             ...me,
             items: batch.map((q) => q.item),
           });
+          this.#inFlight = 0;
+          if (this.#closed) break; // close() answered them
           this.#queue.splice(0, n);
           batch.forEach((q, i) =>
             q.resolve(
@@ -114,6 +123,8 @@ export class PeerLink {
           );
           failures = 0;
         } catch (e) {
+          this.#inFlight = 0;
+          if (this.#closed) break;
           const notSent = e instanceof LinkError
             ? e.notSent
             : failedToConnect(e);

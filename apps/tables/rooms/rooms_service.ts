@@ -110,6 +110,8 @@ export interface RoomsCounters extends OrderStats {
 const notServing = (why: string): ItemResult => ({
   error: { code: "not_serving", message: why },
 });
+const linkKind = (item: BatchItem) =>
+  item.op === "deliver" || item.op === "pub" ? item.op : "ask";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The rooms of one server (see the module comment). */
@@ -131,7 +133,8 @@ export class RoomsPubSub implements PubSubPort {
   #links = new Map<string, PeerLink>();
   /** Rooms with messages held behind a gap. */
   #blocked = new Set<string>();
-  #selfChain: Promise<unknown> = Promise.resolve();
+  /** Our items to ourselves, one chain per link kind (see #link). */
+  #selfChains = new Map<string, Promise<unknown>>();
   #dirty = true;
   #reconciling = false;
   #timer: ReturnType<typeof setInterval>;
@@ -471,15 +474,18 @@ export class RoomsPubSub implements PubSubPort {
   // ------------------------------------------------------------------- links
 
   /**
-   * The link to server `s` for `item`: deliveries have their own, so a
-   * batch of publishes waiting for its fan-out never waits behind another
-   * batch of publishes going the other way (which would wait for it).
+   * The link to server `s` for `item`. Three per server, so that nothing
+   * waits behind what waits for it: deliveries (never wait), publishes
+   * (wait for their fan-out, and at a new home for every server's sync)
+   * and announcements (join, leave, sync, patterns: what a new home waits
+   * for). A room's publishes from one server share a link: they keep
+   * their order.
    */
   #link(
     s: { id: string; session: number; url: string },
     item: BatchItem,
   ): PeerLink {
-    const name = `${s.id}/${item.op === "deliver" ? "deliver" : "ask"}`;
+    const name = `${s.id}/${linkKind(item)}`;
     let l = this.#links.get(name);
     if (!l || l.session !== s.session || l.url !== s.url) {
       l?.close("restarted");
@@ -503,11 +509,13 @@ export class RoomsPubSub implements PubSubPort {
     }
     // In order with our earlier items, but without waiting for the
     // deliveries of an earlier publish (the result is boxed: not awaited).
-    const p = this.#selfChain.then(async () => {
+    const kind = linkKind(item);
+    const chain = this.#selfChains.get(kind) ?? Promise.resolve();
+    const p = chain.then(async () => {
       if (item.op === "pub") await this.#ready(item.room);
       return { r: this.#handleNow(this.o.id, mine, this.o.url(), item) };
     });
-    this.#selfChain = p.catch(() => {});
+    this.#selfChains.set(kind, p.catch(() => {}));
     return p.then((x) => x.r);
   }
 
@@ -539,7 +547,18 @@ export class RoomsPubSub implements PubSubPort {
       const t = this.o.host.find(ROOMS_TABLE, homeKey(room));
       if (!t) return; // #handleNow answers not_serving
       const now = performance.now();
-      if (this.#tabletRooms(t, now).ready(now, timeout)) return;
+      const rooms = this.#tabletRooms(t, now);
+      if (rooms.ready(now, timeout)) {
+        if (rooms.waitingFor.size > 0) {
+          this.o.log(
+            `rooms: ${t.record.id}: numbering without the sync of ${
+              [...rooms.waitingFor].join(", ")
+            } (waited ${timeout} ms)`,
+          );
+          rooms.waitingFor.clear();
+        }
+        return;
+      }
       await sleep(20);
     }
   }
