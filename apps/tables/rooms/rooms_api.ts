@@ -7,7 +7,8 @@
  *   server in, then `event: message` `{"room","data","encoding"?,"pattern"?}`.
  * - `POST /v1/rooms/:room/messages` (write) `{"data","encoding"?}` →
  *   `{"room","seq","servers","delivered"}`.
- * - `GET /v1/rooms` (read): counts and this process's memory.
+ * - `GET /v1/rooms` (read): counts and this process's memory (`gc=1`
+ *   collects garbage first when the process runs with `--expose-gc`).
  * - `POST /v1/rooms/_batch` (peer secret only): another server's batch.
  */
 import { type Context, Hono } from "hono";
@@ -61,6 +62,10 @@ export function createRoomsApi(rooms: RoomsPubSub, serverId: string): Hono {
   });
 
   app.get("/v1/rooms", requireRole("read"), (c) => {
+    // `gc=1`: collect first, when the process runs with --expose-gc (tests
+    // measuring memory per room start it so); otherwise ignored.
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (c.req.query("gc") === "1" && gc) gc();
     const m = Deno.memoryUsage();
     return c.json({
       server: serverId,

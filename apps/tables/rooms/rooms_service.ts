@@ -135,8 +135,12 @@ export class RoomsPubSub implements PubSubPort {
   #blocked = new Set<string>();
   /** Our items to ourselves, one chain per link kind (see #link). */
   #selfChains = new Map<string, Promise<unknown>>();
+  /** Something to (re)send: a join, a sync, a pattern announcement. */
   #dirty = true;
-  #reconciling = false;
+  /** The directory changed: every room's home may have. */
+  #rejoinAll = true;
+  /** Rooms not joined at their current home (on the way, failed, no home). */
+  #unjoined = new Set<string>();
   #timer: ReturnType<typeof setInterval>;
   #closing = new AbortController();
   /** Aborted when the server stops (its event streams end). */
@@ -243,6 +247,7 @@ export class RoomsPubSub implements PubSubPort {
       if (room.listeners.size > 0 || this.#local.get(channel) !== room) return;
       this.#local.delete(channel);
       this.#blocked.delete(channel);
+      this.#unjoined.delete(channel);
       room.ready.resolve();
       const home = this.o.directory.homeOf(channel);
       if (home && room.joinedAt) {
@@ -294,12 +299,17 @@ export class RoomsPubSub implements PubSubPort {
   #join(room: string, r: LocalRoom): void {
     const home = this.o.directory.homeAt(r.key);
     const mine = this.#mine();
+    const key = home && `${home.id}@${home.session}/${mine}`;
+    if (key !== undefined && r.joinedAt === key) {
+      this.#unjoined.delete(room);
+      return;
+    }
+    this.#unjoined.add(room);
     if (!home || mine === undefined) {
       this.#dirty = true;
       return;
     }
-    const key = `${home.id}@${home.session}/${mine}`;
-    if (r.joinedAt === key || r.joining === key) return;
+    if (r.joining === key) return;
     if (r.joinedAt !== undefined) r.order.restart();
     r.joinedAt = undefined;
     r.joining = key;
@@ -311,6 +321,7 @@ export class RoomsPubSub implements PubSubPort {
         return;
       }
       r.joinedAt = key;
+      this.#unjoined.delete(room);
       if (!this.#allSynced()) this.#dirty = true; // a tablet may be complete now
       this.#emit(room, r.order.start(res.epoch!, res.seq!, performance.now()));
       r.ready.resolve();
@@ -379,7 +390,6 @@ export class RoomsPubSub implements PubSubPort {
 
   /** Brings every join, sync and pattern announcement up to the directory. */
   #reconcile(): void {
-    if (this.#reconciling) return;
     this.#dirty = false;
     const mine = this.#mine();
     if (mine === undefined) {
@@ -388,13 +398,19 @@ export class RoomsPubSub implements PubSubPort {
     }
     // A tablet is synced once every local room in it is joined at its
     // home (a sync overtaking a join would let the home number too soon).
+    const rooms = this.#rejoinAll ? [...this.#local.keys()] : [
+      ...this.#unjoined,
+    ];
+    this.#rejoinAll = false;
+    for (const room of rooms) {
+      const r = this.#local.get(room);
+      if (r) this.#join(room, r);
+      else this.#unjoined.delete(room);
+    }
     const unjoined = new Set<string>();
-    for (const [room, r] of this.#local) {
-      this.#join(room, r);
-      if (r.joinedAt === undefined) {
-        const t = this.o.directory.tabletOf(r.key);
-        if (t) unjoined.add(t.id);
-      }
+    for (const room of this.#unjoined) {
+      const t = this.o.directory.tabletOf(this.#local.get(room)!.key);
+      if (t) unjoined.add(t.id);
     }
     for (const t of this.o.directory.tablets) {
       const home = t.server
@@ -457,6 +473,7 @@ export class RoomsPubSub implements PubSubPort {
     for (const id of this.#home.reconcile(live, d.readAt)) {
       this.o.log(`rooms: server ${id} is gone: its subscriptions are dropped`);
     }
+    this.#rejoinAll = true;
     this.#dirty = true;
   }
 
