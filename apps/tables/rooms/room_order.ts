@@ -27,9 +27,10 @@ export interface OrderStats {
 export class RoomOrder<T> {
   #epoch: number | undefined;
   #next = 0;
+  // Both made only when needed: a server keeps one of these per room.
   /** Arrived before the join's answer: numbers unknown yet. */
-  #early: Numbered<T>[] = [];
-  #held = new Map<number, T>();
+  #early: Numbered<T>[] | undefined;
+  #held: Map<number, T> | undefined;
   #blockedSince: number | undefined;
 
   /** @param stats shared counters. */
@@ -42,13 +43,13 @@ export class RoomOrder<T> {
 
   /** Messages held behind a gap. */
   get held(): number {
-    return this.#held.size;
+    return this.#held?.size ?? 0;
   }
 
   /** Forgets the start (a new join is on its way); holds what arrives. */
   restart(): void {
     this.#epoch = undefined;
-    this.#held.clear();
+    this.#held = undefined;
     this.#blockedSince = undefined;
   }
 
@@ -59,8 +60,8 @@ export class RoomOrder<T> {
   start(epoch: number, seq: number, now: number): T[] {
     this.#epoch = epoch;
     this.#next = seq + 1;
-    const early = this.#early;
-    this.#early = [];
+    const early = this.#early ?? [];
+    this.#early = undefined;
     early.sort((a, b) => a.seq - b.seq);
     return early.flatMap((m) => this.accept(m, now));
   }
@@ -68,7 +69,7 @@ export class RoomOrder<T> {
   /** A message arrived: returns the messages now deliverable, in order. */
   accept(m: Numbered<T>, now: number): T[] {
     if (this.#epoch === undefined) {
-      this.#early.push(m);
+      (this.#early ??= []).push(m);
       return [];
     }
     if (m.epoch !== this.#epoch || m.seq < this.#next) {
@@ -76,7 +77,7 @@ export class RoomOrder<T> {
       return [];
     }
     if (m.seq > this.#next) {
-      this.#held.set(m.seq, m.value);
+      (this.#held ??= new Map()).set(m.seq, m.value);
       this.#blockedSince ??= now;
       return [];
     }
@@ -91,7 +92,7 @@ export class RoomOrder<T> {
     if (
       this.#blockedSince === undefined || now - this.#blockedSince < timeoutMs
     ) return [];
-    const first = Math.min(...this.#held.keys());
+    const first = Math.min(...this.#held!.keys());
     this.stats.skipped += first - this.#next;
     this.#next = first;
     const out: T[] = [];
@@ -100,11 +101,16 @@ export class RoomOrder<T> {
   }
 
   #drain(out: T[]): void {
-    for (let v = this.#held.get(this.#next); v !== undefined;) {
-      this.#held.delete(this.#next);
+    const held = this.#held;
+    if (!held) return;
+    for (let v = held.get(this.#next); v !== undefined;) {
+      held.delete(this.#next);
       out.push(v);
-      v = this.#held.get(++this.#next);
+      v = held.get(++this.#next);
     }
-    this.#blockedSince = this.#held.size > 0 ? this.#blockedSince : undefined;
+    if (held.size === 0) {
+      this.#held = undefined;
+      this.#blockedSince = undefined;
+    }
   }
 }

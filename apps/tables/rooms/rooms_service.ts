@@ -90,7 +90,8 @@ interface LocalRoom {
   joinedAt?: string;
   /** The join on its way. */
   joining?: string;
-  ready: PromiseWithResolvers<void>;
+  /** Until the first join is answered (then dropped: memory per room). */
+  ready?: PromiseWithResolvers<void>;
 }
 
 interface PatternSub {
@@ -248,13 +249,15 @@ export class RoomsPubSub implements PubSubPort {
       this.#local.delete(channel);
       this.#blocked.delete(channel);
       this.#unjoined.delete(channel);
-      room.ready.resolve();
+      room.ready?.resolve();
       const home = this.o.directory.homeOf(channel);
       if (home && room.joinedAt) {
         this.#send(home, { op: "leave", room: channel }).catch(() => {});
       }
     };
-    return Object.assign(off, { ready: room.ready.promise });
+    return Object.assign(off, {
+      ready: room.ready?.promise ?? Promise.resolve(),
+    });
   }
 
   /** Subscribes to every room matching a Redis glob (see the module comment). */
@@ -324,7 +327,8 @@ export class RoomsPubSub implements PubSubPort {
       this.#unjoined.delete(room);
       if (!this.#allSynced()) this.#dirty = true; // a tablet may be complete now
       this.#emit(room, r.order.start(res.epoch!, res.seq!, performance.now()));
-      r.ready.resolve();
+      r.ready?.resolve();
+      r.ready = undefined;
     }, () => {
       if (r.joining === key) r.joining = undefined;
       this.#dirty = true;
