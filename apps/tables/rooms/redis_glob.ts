@@ -1,7 +1,7 @@
 /**
  * `redis_glob.ts`: Redis' glob patterns (PSUBSCRIBE, KEYS, SCAN MATCH):
  * `*` any run, `?` one character, `[abc]`, `[^a]` / `[!a]`, `[a-z]`, and
- * `\x` for a literal x. Compiled once into a RegExp.
+ * `\x` for a literal x. Compiled once into a RegExp; never throws.
  */
 
 const special = /[.*+?^${}()|[\]\\/]/g;
@@ -33,6 +33,12 @@ export function redisGlob(pattern: string): (s: string) => boolean {
       i = close;
     } else re += c.replace(special, "\\$&");
   }
-  const r = new RegExp(re + "$", "u");
-  return (s) => r.test(s);
+  try {
+    const r = new RegExp(re + "$", "u");
+    return (s) => r.test(s);
+  } catch {
+    // A class RegExp refuses (e.g. a reversed range [z-a]): the pattern
+    // then matches only itself, rather than failing the subscription.
+    return (s) => s === pattern;
+  }
 }

@@ -115,6 +115,8 @@ Deno.test("redis globs", () => {
     ["a\\*b", "axb", false],
     ["*", "", true],
     ["(x)+", "(x)+", true],
+    ["[z-a]", "[z-a]", true], // a class RegExp refuses: only itself
+    ["[z-a]", "m", false],
   ];
   for (const [p, s, want] of cases) {
     strictEqual(redisGlob(p)(s), want, `${p} ~ ${s}`);
