@@ -3,7 +3,8 @@
  * rooms need: the live servers (`tables/servers/`: id, URL, kv session)
  * and the tablets of the `strata.rooms` table with the server each is assigned
  * to, so that any server finds any room's home. Refreshed on every kv
- * change under those prefixes (watch) and every `pollMs` anyway. Creates
+ * change under those prefixes (watch) and every `pollMs` anyway, from the
+ * first time rooms are used on this server (or it is asked as a home). Creates
  * the `strata.rooms` table (through the active master) the first time rooms are
  * used in a cell that has none.
  */
@@ -74,8 +75,16 @@ export class RoomsDirectory {
     this.#listeners.add(f);
   }
 
-  /** Rooms are in use here: the table is made if the cell has none. */
+  #first = Promise.withResolvers<void>();
+  /** Resolves once the view was read from kv (after {@link start}). */
+  readonly firstRead: Promise<void> = this.#first.promise;
+
+  /**
+   * Rooms are in use here: starts following kv, and the table is made if
+   * the cell has none.
+   */
   want(): void {
+    this.start();
     if (!this.#wanted) {
       this.#wanted = true;
       this.#kick.resolve();
@@ -101,7 +110,7 @@ export class RoomsDirectory {
     return this.homeAt(homeKey(room));
   }
 
-  /** Starts watching kv. */
+  /** Starts following kv (once; a server that never uses rooms never does). */
   start(): void {
     this.#loop ??= Promise.all([
       this.#poll(),
@@ -175,6 +184,7 @@ export class RoomsDirectory {
       tablets.map((t) => [t.id, t.server]),
     ]);
     this.readAt = readAt;
+    this.#first.resolve();
     if (fingerprint === this.#fingerprint) return;
     this.#fingerprint = fingerprint;
     this.servers = servers;

@@ -25,7 +25,7 @@ export interface AttachRoomsOptions {
 /** The rooms of a server, to start once it listens and stop with it. */
 export interface AttachedRooms {
   rooms: RoomsPubSub;
-  /** Starts following kv; `url` is the server's own URL. */
+  /** Gives the server's own URL (it follows kv once rooms are used). */
   start(url: string): void;
   stop(): Promise<void>;
 }
@@ -53,7 +53,6 @@ export function attachRooms(app: Hono, o: AttachRoomsOptions): AttachedRooms {
     rooms,
     start(u) {
       url = u;
-      directory.start();
     },
     async stop() {
       rooms.close();

@@ -553,6 +553,10 @@ export class RoomsPubSub implements PubSubPort {
     url: string,
     items: BatchItem[],
   ): Promise<ItemResult[]> {
+    // A home that had never followed kv starts now, and knows the live
+    // servers before it decides whose sync a tablet waits for.
+    this.o.directory.start();
+    await this.o.directory.firstRead;
     const results: (ItemResult | Promise<ItemResult>)[] = [];
     for (const item of items) {
       if (item.op === "pub") await this.#ready(item.room);

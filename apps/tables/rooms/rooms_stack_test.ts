@@ -191,7 +191,7 @@ Deno.test(`rooms: ${ROOMS} rooms, ${SUBSCRIBERS} subscribers on 3 servers; a ser
       return out;
     };
     const waitDelivered = async (who: Sub[]) => {
-      const until = performance.now() + 30_000;
+      const until = performance.now() + (LONG ? 120_000 : 30_000);
       while (performance.now() < until) {
         if (who.every((x) => missing(x).length === 0)) return;
         await new Promise((r) => setTimeout(r, 200));
@@ -302,7 +302,8 @@ Deno.test(`rooms: ${ROOMS} rooms, ${SUBSCRIBERS} subscribers on 3 servers; a ser
       p.close();
       // The last pattern gone, ts3 no longer gets every publish.
       let n = 3;
-      for (let i = 0; i < 100 && n !== 2; i++) {
+      const patternsGone = performance.now() + (LONG ? 60_000 : 10_000);
+      while (n !== 2 && performance.now() < patternsGone) {
         await new Promise((r) => setTimeout(r, 100));
         n = await servers();
       }
@@ -371,9 +372,15 @@ Deno.test(`rooms: ${ROOMS} rooms, ${SUBSCRIBERS} subscribers on 3 servers; a ser
           await x.stream!.ended;
           await connect(x, x.i % 2 === 0 ? "ts1" : "ts2");
         }));
+        // Awaited below; a failed check before then must not leave them
+        // rejecting unobserved.
+        publishing.catch(() => {});
+        reconnected.catch(() => {});
         // Its bit is cleared once its session ends: nobody left on "solo".
         let soloServers = 1;
-        const until = performance.now() + 30_000;
+        // (The long run's servers rejoin ~25,000 rooms each at the homes
+        // that take over ts3's tablets before those number a publish.)
+        const until = performance.now() + (LONG ? 120_000 : 30_000);
         while (soloServers !== 0 && performance.now() < until) {
           soloServers = await pub("ts1", "solo");
           if (soloServers !== 0) await new Promise((r) => setTimeout(r, 200));
@@ -386,10 +393,13 @@ Deno.test(`rooms: ${ROOMS} rooms, ${SUBSCRIBERS} subscribers on 3 servers; a ser
         await waitDelivered(subs);
         checkOrder();
         for (const sub of subs) {
+          const lost = missing(sub);
           strictEqual(
-            missing(sub).length,
+            lost.length,
             0,
-            `subscriber ${sub.i} (${sub.server}) misses messages`,
+            `subscriber ${sub.i} (${sub.server}) misses ${
+              JSON.stringify(lost.slice(0, 3))
+            }`,
           );
         }
         const failed = [...sent.values()].filter((m) => !m.ok).length;
