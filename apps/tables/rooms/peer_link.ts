@@ -65,11 +65,6 @@ export class PeerLink {
     private readonly sender: Sender,
   ) {}
 
-  /** Items waiting or in flight. */
-  get pending(): number {
-    return this.#queue.length;
-  }
-
   /** Queues `item`; resolves to the peer's answer to it. */
   send(item: BatchItem): Promise<ItemResult> {
     if (this.#closed) return Promise.reject(this.#closed);

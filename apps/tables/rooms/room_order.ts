@@ -36,11 +36,6 @@ export class RoomOrder<T> {
   /** @param stats shared counters. */
   constructor(private readonly stats: OrderStats) {}
 
-  /** Whether the start is known (the join was answered). */
-  get started(): boolean {
-    return this.#epoch !== undefined;
-  }
-
   /** Messages held behind a gap. */
   get held(): number {
     return this.#held?.size ?? 0;
