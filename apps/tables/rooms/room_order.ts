@@ -4,8 +4,9 @@
  * where its subscription starts from the home's answer to its join, then
  * releases messages in `seq` order: it holds a message that arrives ahead
  * of a missing one, drops one at or before the start (published before it
- * joined) or of another epoch (an earlier home), and skips a gap that
- * stays open past a timeout. Pure: the caller passes the clock.
+ * joined) or of an unknown epoch; a late message of the epoch before a
+ * re-join (the previous home's) is released as it comes; and it skips a
+ * gap that stays open past a timeout. Pure: the caller passes the clock.
  */
 
 /** A numbered message. */
@@ -32,6 +33,11 @@ export class RoomOrder<T> {
   #early: Numbered<T>[] | undefined;
   #held: Map<number, T> | undefined;
   #blockedSince: number | undefined;
+  /**
+   * The epoch before a restart: its late messages (numbered by the old
+   * home before it closed, still on their way) are released, not dropped.
+   */
+  #old: { epoch: number; next: number } | undefined;
 
   /** @param stats shared counters. */
   constructor(private readonly stats: OrderStats) {}
@@ -43,6 +49,9 @@ export class RoomOrder<T> {
 
   /** Forgets the start (a new join is on its way); holds what arrives. */
   restart(): void {
+    if (this.#epoch !== undefined) {
+      this.#old = { epoch: this.#epoch, next: this.#next };
+    }
     this.#epoch = undefined;
     this.#held = undefined;
     this.#blockedSince = undefined;
@@ -63,6 +72,14 @@ export class RoomOrder<T> {
 
   /** A message arrived: returns the messages now deliverable, in order. */
   accept(m: Numbered<T>, now: number): T[] {
+    if (this.#old && m.epoch === this.#old.epoch && m.epoch !== this.#epoch) {
+      if (m.seq < this.#old.next) {
+        this.stats.stale++;
+        return [];
+      }
+      this.#old.next = m.seq + 1;
+      return [m.value];
+    }
     if (this.#epoch === undefined) {
       (this.#early ??= []).push(m);
       return [];

@@ -94,6 +94,14 @@ Deno.test("room order: in order, early messages, reordering, stale epochs, a gap
   deepStrictEqual(o.expire(200, 3000), []);
   deepStrictEqual(o.expire(3200, 3000), ["m10"]);
   strictEqual(stats.skipped, 2);
+  // A re-join (new home, epoch 9): the old home's late messages still come
+  // through, once; the new epoch's start as before.
+  o.restart();
+  deepStrictEqual(o.accept(m(11), 0), ["m11"]);
+  deepStrictEqual(o.accept(m(11), 0), []);
+  deepStrictEqual(o.accept(m(1, 9), 0), []);
+  deepStrictEqual(o.start(9, 0, 0), ["m1"]);
+  deepStrictEqual(o.accept(m(12), 0), ["m12"]);
   // Before the start, at/before it is dropped.
   const p = new RoomOrder<string>(stats);
   p.accept(m(2), 0);

@@ -23,6 +23,7 @@ const ROOMS = LONG ? 100_000 : 400;
 const SUBSCRIBERS = ROOMS / 10;
 const MESSAGES = LONG ? 10_000 : 150;
 const AFTER_KILL = LONG ? 2_000 : 100;
+const MOVE_MESSAGES = LONG ? 2_000 : 100;
 const CONCURRENCY = LONG ? 32 : 16;
 /**
  * kv session TTL: in the long run that of `deno task tables`, 10 s: its
@@ -337,6 +338,41 @@ Deno.test(`rooms: ${ROOMS} rooms, ${SUBSCRIBERS} subscribers on 3 servers; a ser
         strictEqual(r.status, 400, q.slice(0, 40));
         await r.body?.cancel();
       }
+    });
+
+    await t.step("a home moves under publishing: nothing lost", async () => {
+      const admin = s.secrets.tokens.admin;
+      const master = s.masterUrls()[0]!;
+      const list = await (await fetch(`${master}/v1/tablets`, {
+        headers: { authorization: `Bearer ${admin}` },
+      })).json() as {
+        tablets: { id: string; table: string; server: string }[];
+      };
+      const tablet = list.tablets.find((x) => x.table === "strata.rooms")!;
+      const to = live().find((id) => id !== tablet.server)!;
+      const publishing = publish(MOVE_MESSAGES, live);
+      const moved = await fetch(`${master}/v1/tablets/${tablet.id}/move`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${admin}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ server: to }),
+      });
+      strictEqual(moved.status, 200, await moved.text());
+      await publishing;
+      await waitDelivered(subs);
+      checkOrder();
+      for (const sub of subs) {
+        const lost = missing(sub);
+        strictEqual(
+          lost.length,
+          0,
+          `subscriber ${sub.i} misses ${JSON.stringify(lost.slice(0, 3))}`,
+        );
+      }
+      const failed = [...sent.values()].filter((m) => !m.ok);
+      strictEqual(failed.length, 0, "a move fails no publish");
     });
 
     await t.step(
