@@ -513,7 +513,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
   const run = (
     cl: Client,
     args: Uint8Array[],
-  ): Reply | Promise<Reply> | Uint8Array | undefined => {
+  ): Reply | Promise<Reply | Uint8Array> | Uint8Array | undefined => {
     const name = upper(args[0]!);
     if (cl.role === undefined && !OPEN.has(name)) {
       return err("NOAUTH Authentication required.");
@@ -679,13 +679,16 @@ export function startRespServer(o: RespServerOptions): RespServer {
       case "PSUBSCRIBE": {
         if (args.length < 2) return wrongArgs(name);
         const w = new RespWriter();
+        // Confirmed only once the pub/sub says later publishes will arrive
+        // (with rooms: once each room's home counts this server in).
+        const ready: Promise<void>[] = [];
         for (const a of args.slice(1)) {
           const ch = latin1(a);
           const map = name === "SUBSCRIBE" ? cl.channels : cl.patterns;
           if (!map.has(ch)) {
-            map.set(
-              ch,
-              name === "SUBSCRIBE"
+            let sub;
+            try {
+              sub = name === "SUBSCRIBE"
                 ? o.pubsub.subscribe(ch, (c, m) =>
                   cl.send(
                     new RespWriter().array(3).bulk("message").bulk(
@@ -699,8 +702,16 @@ export function startRespServer(o: RespServerOptions): RespServer {
                       fromLatin1(p),
                     )
                       .bulk(fromLatin1(c)).bulk(m).take(),
-                  )),
-            );
+                  ));
+            } catch (e) {
+              return err(
+                `ERR ${name.toLowerCase()} failed: ${
+                  e instanceof Error ? e.message : e
+                }`,
+              );
+            }
+            map.set(ch, sub);
+            if (sub.ready) ready.push(sub.ready);
           }
           w.raw(
             subscribeReply(
@@ -710,7 +721,8 @@ export function startRespServer(o: RespServerOptions): RespServer {
             ),
           );
         }
-        return w.take();
+        if (ready.length === 0) return w.take();
+        return Promise.all(ready).then(() => w.take());
       }
       case "UNSUBSCRIBE":
       case "PUNSUBSCRIBE": {
@@ -883,7 +895,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
         if (n === null) break;
         parser.push(buf.subarray(0, n));
         checkServing();
-        const items: (Uint8Array | Promise<Reply>)[] = [];
+        const items: (Uint8Array | Promise<Reply | Uint8Array>)[] = [];
         try {
           for (let args = parser.next(); args; args = parser.next()) {
             const r = run(cl, args);
@@ -903,8 +915,9 @@ export function startRespServer(o: RespServerOptions): RespServer {
         if (items.length > 0) {
           if (out.length) items.push(out.take());
           for (const it of items) {
-            if (it instanceof Uint8Array) out.raw(it);
-            else out.value(await it);
+            const v = it instanceof Uint8Array ? it : await it;
+            if (v instanceof Uint8Array) out.raw(v);
+            else out.value(v);
           }
         }
         if (out.length === 0) continue;

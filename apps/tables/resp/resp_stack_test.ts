@@ -312,6 +312,20 @@ Deno.test("RESP listener and memory tables on a real cell", async (t) => {
           0,
         ]);
         assert.equal(await sub.js("GET", "a1"), "v-a1");
+        // Across servers (the rooms behind PubSubPort): a subscriber on ts2
+        // gets what is published on ts1, once its SUBSCRIBE is confirmed.
+        const far = await connect("ts2", read);
+        assert.deepEqual(await far.js("SUBSCRIBE", "far-room"), [
+          "subscribe",
+          "far-room",
+          1,
+        ]);
+        assert.equal(await w1.js("PUBLISH", "far-room", "over there"), 1);
+        assert.deepEqual(plain((await far.next())!), [
+          "message",
+          "far-room",
+          "over there",
+        ]);
       },
     );
 

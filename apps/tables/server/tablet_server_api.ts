@@ -101,7 +101,7 @@ const tableParam = (c: Context): string => {
 /** Builds the app. */
 export function createTabletServerApi(
   state: TabletServerState,
-  access: Pick<EdgeGuardOptions, "auth" | "hosts">,
+  access: Pick<EdgeGuardOptions, "auth" | "hosts" | "peerSecret">,
 ): Hono {
   const app = new Hono();
   const requireServing = () => {

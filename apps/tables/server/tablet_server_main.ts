@@ -40,8 +40,8 @@ import {
 import { serverKey } from "../shared/kv_layout.ts";
 import { tableNameSchema } from "../shared/wire.ts";
 import { startRespServer } from "../resp/resp_server.ts";
-import { LocalPubSub } from "../resp/local_pubsub.ts";
 import { TabletMap } from "../resp/tablet_map.ts";
+import { attachRooms } from "../rooms/rooms_on_server.ts";
 
 const HELP =
   `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
@@ -154,7 +154,16 @@ const app = createTabletServerApi({
   host,
   lease: () => registration?.lease,
   notServingReason: () => notServing,
-}, access);
+}, { ...access, peerSecret: access.secrets?.peerSecret });
+// Pub/sub rooms (../rooms/): their routes, and the kv directory they follow.
+const rooms = attachRooms(app, {
+  id: f.id,
+  kv,
+  host,
+  access,
+  registration: () => registration,
+  log,
+});
 const listener = await serveHttp({
   hostname,
   port,
@@ -180,7 +189,7 @@ const resp = f.resp
     host,
     serving: () => registration?.lease.valid ?? false,
     map: new TabletMap(kv, f["resp-table"]),
-    pubsub: new LocalPubSub(),
+    pubsub: rooms.rooms,
     log,
   })
   : undefined;
@@ -224,6 +233,7 @@ async function registerLoop(): Promise<void> {
 const loop = registerLoop();
 // Ready once registered: the master learns of it and sends orders.
 await firstRegistration.promise;
+rooms.start(listener.url);
 printReadyLine({
   id: f.id,
   http: listener.address,
@@ -233,6 +243,7 @@ printReadyLine({
 
 onShutdown(async () => {
   stopping = true;
+  await rooms.stop();
   await listener.server.shutdown();
   await resp?.close();
   await host.closeAll();

@@ -18,6 +18,13 @@ export type PatternListener = (
   message: Uint8Array,
 ) => void;
 
+/**
+ * Unsubscribes when called; `ready`, when given, resolves once messages
+ * published from then on reach the listener (the room's home counts this
+ * server in), so a front end can confirm the subscription only then.
+ */
+export type Unsubscribe = (() => void) & { ready?: Promise<void> };
+
 /** The pub/sub service one tablet server offers its front ends. */
 export interface PubSubPort {
   /**
@@ -27,7 +34,7 @@ export interface PubSubPort {
    */
   publish(channel: string, message: Uint8Array): Promise<number>;
   /** Subscribes `listener` to `channel`; the returned function unsubscribes. */
-  subscribe(channel: string, listener: ChannelListener): () => void;
+  subscribe(channel: string, listener: ChannelListener): Unsubscribe;
   /** Subscribes `listener` to channels matching a Redis glob `pattern`. */
-  psubscribe(pattern: string, listener: PatternListener): () => void;
+  psubscribe(pattern: string, listener: PatternListener): Unsubscribe;
 }
