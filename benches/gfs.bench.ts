@@ -632,9 +632,11 @@ async function balanceAndRepair(): Promise<void> {
   }
 }
 
-const only = Deno.env.get("GFS_BENCH_ONLY"); // e.g. "appends,reads" while tuning
+// e.g. "throughput,appends,reads" while tuning the data path
+const only = Deno.env.get("GFS_BENCH_ONLY");
 try {
   if (only !== undefined) {
+    if (only.includes("throughput")) await throughput();
     if (only.includes("appends")) await smallAppends();
     if (only.includes("reads")) await randomReads();
   } else {
