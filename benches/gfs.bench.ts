@@ -6,7 +6,8 @@
  *   run: sequential write + fsync of the same bytes three times (three
  *   replicas on one disk) and sequential read of those copies;
  * - master metadata ops/s (create, lookup, allocate): pure, durable on one
- *   master's op log, and replicated through a Raft group of 3 masters;
+ *   master's op log, on a one-member Raft group, and replicated through a
+ *   Raft group of 3 masters;
  * - placement balance after N uploads onto chunkservers of unequal
  *   capacity (standard deviation and max/mean of fraction used);
  * - time to re-replicate after losing a chunkserver (kill -9);
