@@ -6,7 +6,8 @@
  *   run: sequential write + fsync of the same bytes three times (three
  *   replicas on one disk) and sequential read of those copies;
  * - master metadata ops/s (create, lookup, allocate): pure, durable on one
- *   master's op log, and replicated through a Raft group of 3 masters;
+ *   master's op log, on a one-member Raft group, and replicated through a
+ *   Raft group of 3 masters;
  * - placement balance after N uploads onto chunkservers of unequal
  *   capacity (standard deviation and max/mean of fraction used);
  * - time to re-replicate after losing a chunkserver (kill -9);
@@ -458,6 +459,43 @@ async function metadata(): Promise<void> {
   } finally {
     await store.close();
   }
+  // The same on a one-member Raft group: what single-master mode would cost
+  // as a replicated store (one interface either way, master/metadata_store.ts).
+  const lonePort = (() => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return port;
+  })();
+  const opened = performance.now();
+  const lone = await ReplicatedMasterStore.open(join(root, "raft-lone"), {
+    id: 1,
+    members: new Map([[1, { peer: `127.0.0.1:${lonePort}` }]]),
+    listen: { hostname: "127.0.0.1", port: lonePort },
+  });
+  try {
+    for (let i = 0; i < 400 && !lone.serving(); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    if (!lone.serving()) throw new Error("a one-member group never served");
+    suite.metric(
+      "one-member Raft master: ms from open to serving",
+      Math.round(performance.now() - opened),
+    );
+    const oneMember = await createAndAllocate(
+      "master metadata (1 master on Raft, 64 concurrent)",
+      total,
+      (op) => lone.propose(op),
+    );
+    suite.compare(
+      "metadata ops/s, one-member Raft group ÷ single master op log",
+      "throughput",
+      oneMember,
+      single,
+    );
+  } finally {
+    await lone.close();
+  }
   // The same through a Raft group of 3 master replicas (in this process,
   // real TCP between them, every entry fsync'd on each replica's log).
   const ports = Array.from({ length: 3 }, () => {
@@ -632,9 +670,12 @@ async function balanceAndRepair(): Promise<void> {
   }
 }
 
-const only = Deno.env.get("GFS_BENCH_ONLY"); // e.g. "appends,reads" while tuning
+// e.g. "throughput,appends,reads" while tuning the data path, "metadata"
+const only = Deno.env.get("GFS_BENCH_ONLY");
 try {
   if (only !== undefined) {
+    if (only.includes("throughput")) await throughput();
+    if (only.includes("metadata")) await metadata();
     if (only.includes("appends")) await smallAppends();
     if (only.includes("reads")) await randomReads();
   } else {

@@ -345,6 +345,23 @@ Deno.test({
       );
 
       await t.step(
+        "a single master describes itself through the same store interface: always the leader, no raft metrics",
+        async () => {
+          const view = await (await api(`${cluster.master.url}/v1/master`))
+            .json();
+          assert.equal(view.replicated, false);
+          assert.equal(view.role, "leader");
+          assert.equal(view.serving, true);
+          assert.equal(view.chunkBytes, CHUNK);
+          assert.ok(view.appliedIndex > 0, "ops were applied");
+          const metrics = await (await api(`${cluster.master.url}/metrics`))
+            .text();
+          assert.match(metrics, /^gfs_master_oplog_applied_index \d+$/m);
+          assert.doesNotMatch(metrics, /strata_raft_/);
+        },
+      );
+
+      await t.step(
         "concurrent record appends from several clients: every acknowledged record is present and intact",
         async () => {
           const writers = 4, each = LONG ? 60 : 10;

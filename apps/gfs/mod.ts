@@ -49,6 +49,7 @@ export {
   MasterStore,
   type MasterStoreOptions,
 } from "./master/master_store.ts";
+export type { StoreReplication } from "./master/metadata_store.ts";
 export {
   MasterMachine,
   type MasterOutcome,

@@ -167,3 +167,96 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a pushed piece is pipelined: the next server in the chain gets its first bytes before the pusher has sent the rest",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const ac = new AbortController();
+    // The next hop: counts what arrives and notes when the first bytes came.
+    let firstBytes!: () => void;
+    const nextGotBytes = new Promise<void>((r) => firstBytes = r);
+    let nextReceived = 0;
+    const next = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+      async (req): Promise<Response> => {
+        for await (const part of req.body!) {
+          nextReceived += part.length;
+          firstBytes();
+        }
+        return Response.json({ received: [nextUrl] });
+      },
+    );
+    const nextUrl: string = `http://127.0.0.1:${next.addr.port}`;
+    // A master that registers the next hop as a chunkserver.
+    const master = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+      (req) =>
+        new URL(req.url).pathname === "/v1/chunkservers"
+          ? Response.json({ chunkservers: [{ url: nextUrl }] })
+          : Response.json({ delete: [], leases: [], peers: [nextUrl] }),
+    );
+    const cs = await startChunkserver({
+      dataDir: dir,
+      authDir: `${dir}/auth`,
+      master: `http://127.0.0.1:${master.addr.port}`,
+      chunkBytes: 4 * BLOCK,
+      heartbeatMs: 60_000,
+      scrubPauseMs: 0,
+    });
+    const secrets = await loadOrCreateSecrets(`${dir}/auth`);
+    try {
+      let send!: ReadableStreamDefaultController<Uint8Array>;
+      const body = new ReadableStream<Uint8Array>({
+        start(ctl) {
+          send = ctl;
+        },
+      });
+      const pushed = fetchAs(secrets.tokens.write)(
+        `${cs.url}/v1/push/pipelined1?chain=${encodeURIComponent(nextUrl)}`,
+        {
+          method: "POST",
+          headers: { "content-type": "application/octet-stream" },
+          body,
+          duplex: "half",
+        } as RequestInit,
+      );
+      send.enqueue(new Uint8Array(BLOCK).fill(1));
+      // A chunkserver that buffered the piece would forward nothing yet.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          nextGotBytes,
+          new Promise((_, reject) =>
+            timer = setTimeout(
+              () => reject(new Error("the next hop got nothing in 10 s")),
+              10_000,
+            )
+          ),
+        ]);
+      } catch (e) {
+        // End the push so the chunkserver can close.
+        send.error(e);
+        await pushed.then((r) => r.body?.cancel(), () => {});
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
+      send.enqueue(new Uint8Array(2 * BLOCK).fill(2));
+      send.close();
+      const res = await pushed;
+      assert.equal(res.status, 200);
+      assert.deepEqual((await res.json()).received, [cs.url, nextUrl]);
+      assert.equal(nextReceived, 3 * BLOCK, "the whole piece went on");
+    } finally {
+      await cs.close();
+      ac.abort();
+      await next.finished;
+      await master.finished;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

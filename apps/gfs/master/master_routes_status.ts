@@ -2,7 +2,6 @@ import type { Hono } from "hono";
 import { need } from "../shared/access.ts";
 import { promLine } from "../shared/http_json.ts";
 import type { MasterService } from "./master_service.ts";
-import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 
 /** Status: chunkservers, health, metrics. */
 export function statusRoutes(app: Hono, m: MasterService): void {
@@ -72,9 +71,7 @@ export function statusRoutes(app: Hono, m: MasterService): void {
       "# TYPE gfs_master_clones_in_flight gauge",
       promLine("gfs_master_clones_in_flight", m.core.inflight.length),
     ];
-    const raft = m.store instanceof ReplicatedMasterStore
-      ? await m.store.node.renderMetrics()
-      : "";
+    const raft = await m.store.renderMetrics();
     return c.text(lines.join("\n") + "\n" + raft, 200, {
       "content-type": "text/plain; version=0.0.4",
     });

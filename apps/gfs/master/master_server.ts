@@ -168,8 +168,7 @@ export async function startMaster(
       c.req.path === "/v1/master" ||
       // No valid lease (lapsed, voided by a pause, or refused by the clock
       // guard): a leader confirms its leadership with a ReadIndex round.
-      (store instanceof ReplicatedMasterStore &&
-        await store.servingConfirmed())
+      await m.store.servingConfirmed()
     ) return await next();
     const leader = m.store.leaderUrl();
     if (leader !== undefined) {
@@ -194,20 +193,12 @@ export async function startMaster(
       // cell's chunk size from any of them.
       chunkBytes: m.cfg.chunkBytes,
     };
-    if (!(store instanceof ReplicatedMasterStore)) {
-      return c.json({ ...base, replicated: false, role: "leader" });
-    }
-    const s = store.status();
+    const r = m.store.replication();
+    if (!r.replicated) return c.json({ ...base, ...r });
     return c.json({
       ...base,
-      replicated: true,
-      id: s.id,
-      role: s.role,
-      term: s.term,
-      leader: s.leader,
-      leaderUrl: m.store.leaderUrl() ?? (s.leader === s.id ? m.url : null),
-      commitIndex: s.commitIndex,
-      members: store.node.members(),
+      ...r,
+      leaderUrl: m.store.leaderUrl() ?? (r.leader === r.id ? m.url : null),
     });
   });
 

@@ -3,8 +3,7 @@ import { ChunkMaster as Core } from "./chunk_master.ts";
 import { GfsError, isGfsError } from "../shared/gfs_error.ts";
 import { fetchJson } from "../shared/http_json.ts";
 import type { ApplyResult, MasterOp } from "./master_state.ts";
-import type { MasterStore } from "./master_store.ts";
-import type { ReplicatedMasterStore } from "./replicated_master_store.ts";
+import type { MetadataStore } from "./metadata_store.ts";
 import {
   type FileInfo,
   OkSchema,
@@ -15,8 +14,7 @@ import { PathLocks } from "./path_locks.ts";
 import { writeQuorum } from "./placement.ts";
 import type { CloneTask } from "./replication_planner.ts";
 
-/** Where the master's metadata lives: a local op log, or a Raft group. */
-export type MetadataStore = MasterStore | ReplicatedMasterStore;
+export type { MetadataStore } from "./metadata_store.ts";
 
 /** The settings the master's parts read (the parsed configuration). */
 export interface MasterSettings {

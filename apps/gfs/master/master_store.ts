@@ -13,6 +13,7 @@ import {
   type MasterOp,
   MasterState,
 } from "./master_state.ts";
+import type { MetadataStore, StoreReplication } from "./metadata_store.ts";
 
 /** Options of {@link MasterStore.open}. */
 export interface MasterStoreOptions {
@@ -49,7 +50,7 @@ interface Waiter {
  * do (append, wait for commit, apply in order); replacing the local log by
  * a replicated one leaves {@link MasterState.apply} unchanged.
  */
-export class MasterStore {
+export class MasterStore implements MetadataStore {
   /** The metadata, as of the last durable operation. */
   readonly state: MasterState;
   /** What opening found (checkpoint index, ops replayed, bytes dropped). */
@@ -166,6 +167,11 @@ export class MasterStore {
     return true;
   }
 
+  /** A single master has no leadership to confirm. */
+  servingConfirmed(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
   /** A single master never redirects. */
   leaderUrl(): string | undefined {
     return undefined;
@@ -173,6 +179,16 @@ export class MasterStore {
 
   /** A single master serves from the start: nothing to take over. */
   onTakeover(_fn: () => void): void {}
+
+  /** Not replicated: this master always leads. */
+  replication(): StoreReplication {
+    return { replicated: false, role: "leader" };
+  }
+
+  /** The op log has no metrics of its own beyond the master's. */
+  renderMetrics(): Promise<string> {
+    return Promise.resolve("");
+  }
 
   /** Saves a checkpoint now and drops the log prefix it covers. */
   checkpoint(): Promise<void> {

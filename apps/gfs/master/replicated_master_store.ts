@@ -17,6 +17,7 @@ import {
   type MasterOp,
   MasterState,
 } from "./master_state.ts";
+import type { MetadataStore, StoreReplication } from "./metadata_store.ts";
 
 /** What applying one logged operation gave: the result or the same rejection on every replica. */
 export type MasterOutcome =
@@ -92,7 +93,7 @@ export interface ReplicatedMasterOptions {
  * term once it has applied everything committed before it (a ReadIndex
  * round through its own term), and stops the moment it loses its lease.
  */
-export class ReplicatedMasterStore {
+export class ReplicatedMasterStore implements MetadataStore {
   /** The raft replica carrying the operations. */
   readonly node: ReplicatedNode<MasterOutcome>;
   readonly #machine: MasterMachine;
@@ -195,6 +196,25 @@ export class ReplicatedMasterStore {
     const s = this.node.status();
     if (s.leader === 0 || s.leader === s.id || !s.leaderHttp) return undefined;
     return `${this.#scheme}://${s.leaderHttp}`;
+  }
+
+  /** The group's view from this replica: role, term, leader, members. */
+  replication(): StoreReplication {
+    const s = this.node.status();
+    return {
+      replicated: true,
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commitIndex: s.commitIndex,
+      members: this.node.members(),
+    };
+  }
+
+  /** The Raft replica's metrics (strata_raft_*). */
+  renderMetrics(): Promise<string> {
+    return this.node.renderMetrics();
   }
 
   /** Runs `fn` each time this master starts serving a new term. */

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { authHeaders, EdgeError } from "@strata/edge";
+import { authHeaders, EdgeError, readBytes } from "@strata/edge";
 import type { z } from "zod";
 import { GfsError, gfsErrorFromBody, isGfsError } from "./gfs_error.ts";
 
@@ -36,6 +36,18 @@ export function refuseFormBody(c: Context): void {
       `the body is the raw bytes (application/octet-stream), not ${type}`,
     );
   }
+}
+
+/**
+ * The whole request body, at most `max` bytes, for endpoints that take a
+ * small raw body (form encodings refused: they would store the encoding,
+ * not the bytes).
+ * @throws GfsError `unsupported_media_type`; EdgeError `too_large`,
+ *   `bad_request` (cut short).
+ */
+export function readRawBytes(c: Context, max: number): Promise<Uint8Array> {
+  refuseFormBody(c);
+  return readBytes(c, max);
 }
 
 /**

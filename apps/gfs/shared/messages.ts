@@ -2,6 +2,8 @@ import { z } from "zod";
 import { MAX_PATH_LENGTH } from "./gfs_path.ts";
 
 const Handle = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** A chunk handle in a route (`:handle`, a string): a positive safe integer. */
+export const HandleParam = z.coerce.number().pipe(Handle);
 const Url = z.string().url().max(512);
 const Path = z.string().min(1).max(MAX_PATH_LENGTH);
 

@@ -1,0 +1,38 @@
+import type { Hono } from "hono";
+import { need } from "../shared/access.ts";
+import { promLine } from "../shared/http_json.ts";
+import type { ChunkserverService } from "./chunkserver_service.ts";
+
+/** Status: health and Prometheus metrics. */
+export function statusRoutes(app: Hono, cs: ChunkserverService): void {
+  const { id, store, stats, cfg } = cs;
+
+  app.get("/v1/health", need.read, (c) =>
+    c.json({
+      status: "ok",
+      id,
+      chunks: store.list().length,
+      usedBytes: store.usedBytes,
+      capacityBytes: cfg.capacityBytes,
+    }));
+
+  app.get("/metrics", need.read, (c) =>
+    c.text(
+      [
+        "# TYPE gfs_chunkserver_chunks gauge",
+        promLine("gfs_chunkserver_chunks", store.list().length, { id }),
+        promLine("gfs_chunkserver_used_bytes", store.usedBytes, { id }),
+        promLine("gfs_chunkserver_capacity_bytes", cfg.capacityBytes, { id }),
+        "# TYPE gfs_chunkserver_reads_total counter",
+        promLine("gfs_chunkserver_reads_total", stats.reads, { id }),
+        promLine("gfs_chunkserver_read_bytes_total", stats.readBytes, { id }),
+        promLine("gfs_chunkserver_writes_total", stats.writes, { id }),
+        promLine("gfs_chunkserver_write_bytes_total", stats.writeBytes, { id }),
+        promLine("gfs_chunkserver_corrupt_replicas_total", stats.corrupt, {
+          id,
+        }),
+      ].join("\n") + "\n",
+      200,
+      { "content-type": "text/plain; version=0.0.4" },
+    ));
+}
