@@ -32,6 +32,8 @@ import {
   tabletRecordSchema,
 } from "../shared/kv_layout.ts";
 import { type TableSchemaJson, tableSchemaJson } from "../shared/wire.ts";
+import { META_SCHEMA, META_TABLE } from "../shared/metadata_layout.ts";
+import { desiredMetaRows, MetaStore, planMetaSync } from "./metadata_sync.ts";
 import {
   planOrders,
   planReassignments,
@@ -155,10 +157,12 @@ export class MasterService {
   #coldSince = new Map<string, number>();
   #decisions: MasterDecision[] = [];
   readonly #policy: LoadPolicy;
+  readonly #meta: MetaStore;
 
   /** @param o options. */
   constructor(private readonly o: MasterOptions) {
     this.#policy = { ...DEFAULT_LOAD_POLICY, ...o.loadPolicy };
+    this.#meta = new MetaStore(o);
   }
 
   /** The split-by-load, merge and balancing thresholds in force. */
@@ -344,6 +348,11 @@ export class MasterService {
   async #reconcile(): Promise<void> {
     await this.#checkLock();
     const state = await readKvState(this.o.kv);
+    await this.#bootstrapMeta(state);
+    // METADATA's tablets first: no user tablet can be found without them.
+    state.tablets.sort((a, b) =>
+      Number(b.table === META_TABLE) - Number(a.table === META_TABLE)
+    );
     const live = new Set(state.servers.keys());
     for (const r of planReassignments(state.tablets, live)) {
       await this.fencedWrite([{
@@ -399,7 +408,69 @@ export class MasterService {
       ),
     );
     this.#loads = loads;
+    await this.#syncMeta(state).catch((e) =>
+      this.o.log(`METADATA: ${e instanceof Error ? e.message : e}`)
+    );
     this.#planByLoad(state, live);
+  }
+
+  /** Creates the METADATA table (one tablet) in kv if it is missing. */
+  async #bootstrapMeta(state: KvState): Promise<void> {
+    if (state.schemas.has(META_TABLE)) return;
+    const id = `${META_TABLE}-${crypto.randomUUID().slice(0, 8)}`;
+    const tablet: TabletRecord = {
+      id,
+      table: META_TABLE,
+      start: "",
+      end: null,
+      dir: `${META_TABLE}/${id}`,
+      server: null,
+    };
+    const ok = await this.fencedWrite(
+      [
+        {
+          op: "put",
+          key: schemaKey(META_TABLE),
+          value: JSON.stringify(META_SCHEMA),
+        },
+        {
+          op: "put",
+          key: tabletKey(META_TABLE, id),
+          value: JSON.stringify(tablet),
+        },
+      ],
+      [{ key: schemaKey(META_TABLE), target: "exists", op: "==", value: 0 }],
+    );
+    if (!ok) return; // created meanwhile: the next pass reads it
+    this.o.log(`created the METADATA table (tablet ${id})`);
+    state.schemas.set(META_TABLE, META_SCHEMA);
+    state.tablets.push(tablet);
+  }
+
+  /**
+   * Makes the METADATA rows say what kv says about every user tablet:
+   * reads them from the METADATA tablets and writes the difference, each
+   * write fenced with this master's token.
+   */
+  async #syncMeta(state: KvState): Promise<void> {
+    const tablets = state.tablets.filter((t) => t.table === META_TABLE).map(
+      (t) => ({
+        ...t,
+        url: t.server === null
+          ? null
+          : state.servers.get(t.server)?.url ?? null,
+      }),
+    );
+    const plan = planMetaSync(
+      desiredMetaRows(state),
+      await this.#meta.read(tablets),
+    );
+    for (const [key, value] of plan.put) {
+      await this.#meta.write(tablets, key, value, this.#token);
+    }
+    for (const key of plan.del) {
+      await this.#meta.write(tablets, key, null, this.#token);
+    }
   }
 
   /**
@@ -863,6 +934,7 @@ export class MasterService {
     schema: TableSchemaJson,
     splits: Uint8Array[],
   ): Promise<TabletRecord[]> {
+    reserved(schema.name);
     const bounds = [new Uint8Array(0), ...splits];
     const tablets: TabletRecord[] = bounds.map((start, i) => {
       const id = `${schema.name}-${crypto.randomUUID().slice(0, 8)}`;
@@ -898,6 +970,7 @@ export class MasterService {
 
   /** Deletes a table's schema and tablets. @throws EdgeError `not_found`. */
   async deleteTable(name: string): Promise<void> {
+    reserved(name);
     const state = await readKvState(this.o.kv);
     if (!state.schemas.has(name)) {
       throw new EdgeError("not_found", `table ${name} does not exist`);
@@ -928,5 +1001,15 @@ export class MasterService {
     }]);
     this.kick();
     return moved;
+  }
+}
+
+/** @throws EdgeError `bad_request` for the METADATA table's name. */
+function reserved(name: string): void {
+  if (name === META_TABLE) {
+    throw new EdgeError(
+      "bad_request",
+      `${META_TABLE} is the tablet map's own table: it cannot be created or deleted`,
+    );
   }
 }
