@@ -1,8 +1,8 @@
 /**
  * `TablesClient`: the TypeScript client of the tables service. It finds
- * where a row's tablet is in two levels, as BigTable does (METADATA's
- * tablets from kv through any master, then the tablet's row in METADATA
- * on a tablet server), caches the locations, sends each row operation
+ * where a row's tablet is as BigTable does (the root tablet's location
+ * from kv through any master, then METADATA rows on tablet servers: see
+ * `locate`), caches the locations, sends each row operation
  * straight to the tablet server holding the row, and refreshes the
  * location when a server answers `not_serving` or cannot be reached.
  *
@@ -22,6 +22,7 @@ import { TablesClientError } from "./tables_client_error.ts";
 import type { TimeSeriesSpec } from "../shared/time_series.ts";
 import type { TableSchemaJson } from "../shared/wire.ts";
 import {
+  inRoot,
   META_FAMILY,
   META_TABLE,
   metaLocationSchema,
@@ -364,10 +365,12 @@ export class TablesClient {
 
   /**
    * The tablet holding `row`: from the cache, else (or when `refresh`)
-   * looked up as BigTable does — METADATA's tablets come from the root
-   * level (kv, through any master), then the METADATA row of the tablet
-   * (table + end key) is read from the tablet server serving it, with the
-   * next {@link LOCATION_PREFETCH} - 1 tablets of the table prefetched.
+   * looked up as BigTable does — the root tablet's location from kv
+   * (through any master), the METADATA tablet's location from its row in
+   * the root tablet, the tablet's location from its row (table + end key)
+   * in that METADATA tablet, each read from the tablet server serving it,
+   * with the next {@link LOCATION_PREFETCH} - 1 tablets prefetched. Each
+   * level is cached and refreshed only when a server refuses it.
    * @throws TablesClientError `not_found` when the table does not exist.
    */
   async locate(
@@ -381,8 +384,9 @@ export class TablesClient {
     }
     const deadline = performance.now() + this.#retryForMs;
     for (let attempt = 0;; attempt++) {
-      if (table === META_TABLE) {
-        this.#locations.set(META_TABLE, await this.tablets(META_TABLE));
+      if (table === META_TABLE && inRoot(row)) {
+        const r = await this.#master("GET", "/v1/root");
+        this.#remember(META_TABLE, [toTablet(r.tablet as WireTablet)]);
       } else {
         this.#remember(table, await this.#lookup(table, row));
       }

@@ -32,7 +32,12 @@ import {
   tabletRecordSchema,
 } from "../shared/kv_layout.ts";
 import { type TableSchemaJson, tableSchemaJson } from "../shared/wire.ts";
-import { META_SCHEMA, META_TABLE } from "../shared/metadata_layout.ts";
+import {
+  isRootTablet,
+  META_SCHEMA,
+  META_TABLE,
+  ROOT_END,
+} from "../shared/metadata_layout.ts";
 import { desiredMetaRows, MetaStore, planMetaSync } from "./metadata_sync.ts";
 import {
   planOrders,
@@ -349,10 +354,11 @@ export class MasterService {
     await this.#checkLock();
     const state = await readKvState(this.o.kv);
     await this.#bootstrapMeta(state);
-    // METADATA's tablets first: no user tablet can be found without them.
-    state.tablets.sort((a, b) =>
-      Number(b.table === META_TABLE) - Number(a.table === META_TABLE)
-    );
+    // The root tablet first, then METADATA's other tablets: no user
+    // tablet can be found without them.
+    const rank = (t: TabletRecord) =>
+      isRootTablet(t) ? 0 : t.table === META_TABLE ? 1 : 2;
+    state.tablets.sort((a, b) => rank(a) - rank(b));
     const live = new Set(state.servers.keys());
     for (const r of planReassignments(state.tablets, live)) {
       await this.fencedWrite([{
@@ -414,18 +420,26 @@ export class MasterService {
     this.#planByLoad(state, live);
   }
 
-  /** Creates the METADATA table (one tablet) in kv if it is missing. */
+  /**
+   * Creates the METADATA table in kv if it is missing: the root tablet
+   * ["", 0x01) and one METADATA tablet [0x01, +∞).
+   */
   async #bootstrapMeta(state: KvState): Promise<void> {
     if (state.schemas.has(META_TABLE)) return;
-    const id = `${META_TABLE}-${crypto.randomUUID().slice(0, 8)}`;
-    const tablet: TabletRecord = {
-      id,
-      table: META_TABLE,
-      start: "",
-      end: null,
-      dir: `${META_TABLE}/${id}`,
-      server: null,
-    };
+    const root = Buffer.from(ROOT_END).toString("base64");
+    const tablets: TabletRecord[] = [["", root], [root, null] as const].map(
+      ([start, end]) => {
+        const id = `${META_TABLE}-${crypto.randomUUID().slice(0, 8)}`;
+        return {
+          id,
+          table: META_TABLE,
+          start,
+          end,
+          dir: `${META_TABLE}/${id}`,
+          server: null,
+        };
+      },
+    );
     const ok = await this.fencedWrite(
       [
         {
@@ -433,18 +447,22 @@ export class MasterService {
           key: schemaKey(META_TABLE),
           value: JSON.stringify(META_SCHEMA),
         },
-        {
-          op: "put",
-          key: tabletKey(META_TABLE, id),
-          value: JSON.stringify(tablet),
-        },
+        ...tablets.map((t) => ({
+          op: "put" as const,
+          key: tabletKey(META_TABLE, t.id),
+          value: JSON.stringify(t),
+        })),
       ],
       [{ key: schemaKey(META_TABLE), target: "exists", op: "==", value: 0 }],
     );
     if (!ok) return; // created meanwhile: the next pass reads it
-    this.o.log(`created the METADATA table (tablet ${id})`);
+    this.o.log(
+      `created the METADATA table: root tablet ${
+        tablets[0]!.id
+      }, METADATA tablet ${tablets[1]!.id}`,
+    );
     state.schemas.set(META_TABLE, META_SCHEMA);
-    state.tablets.push(tablet);
+    state.tablets.push(...tablets);
   }
 
   /**
@@ -528,7 +546,7 @@ export class MasterService {
     }
     if (this.#splitting.size > 0) return;
     const m = planMerge(
-      state.tablets,
+      state.tablets.filter((t) => !isRootTablet(t)),
       this.#loads,
       this.#coldSince,
       live,
@@ -661,6 +679,9 @@ export class MasterService {
     const server = t?.server ? state.servers.get(t.server) : undefined;
     try {
       if (!t) throw new EdgeError("not_found", `no tablet ${id}`);
+      if (isRootTablet(t)) {
+        throw new EdgeError("conflict", "the root tablet is never split");
+      }
       if (!server) {
         // Nothing was sent to a server: the client may safely ask again.
         throw new TablesError(
@@ -774,6 +795,9 @@ export class MasterService {
           "not_found",
           `no tablet ${left ? rightId : leftId}`,
         );
+      }
+      if (isRootTablet(left)) {
+        throw new EdgeError("bad_request", "the root tablet is never merged");
       }
       if (left.table !== right.table || left.end !== right.start) {
         throw new EdgeError(
@@ -907,6 +931,17 @@ export class MasterService {
         ...(this.#sizes.has(t.id) ? { bytes: this.#sizes.get(t.id)! } : {}),
         ...(this.#loads.has(t.id) ? { load: this.#loads.get(t.id)! } : {}),
       }));
+  }
+
+  /**
+   * The root tablet's location, from kv (any master may answer): where a
+   * client starts looking a row up. @throws EdgeError `not_found` before
+   * the first active master created it.
+   */
+  async root(): Promise<TabletView> {
+    const root = (await this.tablets(META_TABLE)).find(isRootTablet);
+    if (!root) throw new EdgeError("not_found", "no root tablet yet");
+    return root;
   }
 
   /** Every schema, from kv. */

@@ -12,6 +12,7 @@ import { callJson } from "@strata/edge";
 import { z } from "zod";
 import type { KvState } from "./master_service.ts";
 import {
+  isRootTablet,
   META_FAMILY,
   META_FENCE_HEADER,
   META_QUALIFIER,
@@ -27,11 +28,15 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const unb64 = (s: string): Uint8Array =>
   new Uint8Array(Buffer.from(s, "base64"));
 
-/** The rows METADATA should hold for the user tablets of `state`. */
+/**
+ * The rows METADATA should hold: one per tablet of `state` but the root
+ * (rows of METADATA tablets land in the root tablet, the others in the
+ * METADATA tablets).
+ */
 export function desiredMetaRows(state: KvState): MetaRows {
   const rows: MetaRows = new Map();
   for (const t of state.tablets) {
-    if (t.table === META_TABLE) continue;
+    if (isRootTablet(t)) continue; // its location is in kv only
     const loc: MetaLocation = {
       id: t.id,
       table: t.table,

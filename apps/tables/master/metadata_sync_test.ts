@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { compareBytes } from "@strata/lsm";
 import {
+  inRoot,
   META_TABLE,
   metaLookupStart,
   metaRowKey,
   metaTableEnd,
+  ROOT_END,
 } from "../shared/metadata_layout.ts";
 import { desiredMetaRows, planMetaSync } from "./metadata_sync.ts";
 import type { KvState } from "./master_service.ts";
@@ -38,6 +40,11 @@ Deno.test("METADATA row keys: the first row after the lookup key holds the row",
   assert.equal(find("t2", "a"), "D");
   assert.equal(find("s", "a"), "E");
   assert.equal(find("u", "a"), undefined);
+  // METADATA's own rows sort before every user table's: in the root tablet.
+  assert.ok(inRoot(metaRowKey(META_TABLE, null)));
+  assert.ok(inRoot(metaLookupStart(META_TABLE, metaRowKey("A", null))));
+  assert.ok(!inRoot(metaRowKey("A", new Uint8Array(0))));
+  assert.ok(compareBytes(metaRowKey(META_TABLE, null), ROOT_END) < 0);
 });
 
 Deno.test("planMetaSync writes what differs and deletes what is gone", () => {
@@ -51,6 +58,14 @@ Deno.test("planMetaSync writes what differs and deletes what is gone", () => {
         start: "",
         end: null,
         dir: "METADATA/M",
+        server: "ts1",
+      },
+      {
+        id: "M2",
+        table: META_TABLE,
+        start: Buffer.from(ROOT_END).toString("base64"),
+        end: null,
+        dir: "METADATA/M2",
         server: "ts1",
       },
       {
@@ -72,7 +87,12 @@ Deno.test("planMetaSync writes what differs and deletes what is gone", () => {
     ],
   };
   const desired = desiredMetaRows(state);
-  assert.equal(desired.size, 2); // METADATA's own tablets live in kv only
+  // The root tablet's location lives in kv only; M2's row is in the root.
+  assert.equal(desired.size, 3);
+  const m2 = [...desired.keys()].find((k) =>
+    inRoot(new Uint8Array(Buffer.from(k, "hex")))
+  );
+  assert.equal(JSON.parse(desired.get(m2!)!).id, "M2");
   const right = JSON.parse(
     desired.get(Buffer.from(metaRowKey("t", null)).toString("hex"))!,
   );
@@ -92,7 +112,7 @@ Deno.test("planMetaSync writes what differs and deletes what is gone", () => {
     [Buffer.from(metaRowKey("gone", null)).toString("hex"), "x"],
   ]);
   const plan = planMetaSync(desired, present);
-  assert.equal(plan.put.length, 2);
+  assert.equal(plan.put.length, 3);
   assert.deepEqual(plan.del, [
     Buffer.from(metaRowKey("gone", null)).toString("hex"),
   ]);

@@ -1,15 +1,20 @@
 /**
- * The second level of the tablet map, as BigTable lays it out: the
- * METADATA table, served by tablet servers like any table, has one row
- * per user tablet, keyed by the tablet's table and END row key, holding
- * where the tablet is. The first level (where METADATA's own tablets are)
- * is kept in kv, strata's Chubby (`tables/tablets/METADATA/<id>`).
+ * The tablet map in three levels, as BigTable lays it out: kv (strata's
+ * Chubby) holds where the ROOT tablet is; the root tablet holds where the
+ * other METADATA tablets are; the METADATA tablets hold where every user
+ * tablet is. The METADATA table (root tablet included) is served by tablet
+ * servers like any table. kv keeps every tablet's record too
+ * (`tables/tablets/<table>/<id>`): it is the master's source of truth,
+ * and the master writes the METADATA rows from it.
  *
- * Row key = table name, 0x00, then 0x01 + end key for a bounded tablet,
- * or 0x02 for the last tablet of the table (end = +∞). Table names have
- * no 0x00, so the rows of one table are contiguous and sorted by end key;
- * the tablet holding row `r` of table `T` is the first row whose key is
- * greater than `T 0x00 0x01 r`.
+ * Row key = a level byte (0x00 for a METADATA tablet's row, 0x01 for a
+ * user tablet's), the table name, 0x00, then 0x01 + end key for a bounded
+ * tablet or 0x02 for the last tablet of the table (end = +∞). Table names
+ * have no 0x00, so the rows of one table are contiguous and sorted by end
+ * key, and the tablet holding row `r` of table `T` is the first row whose
+ * key is greater than `metaRowKey(T, r)`. The root tablet is METADATA's
+ * first tablet, ["", 0x01): it holds exactly the level-0x00 rows and is
+ * never split or merged, so the hierarchy stays at three levels.
  */
 import { z } from "zod";
 import type { TableSchemaJson } from "./wire.ts";
@@ -31,9 +36,20 @@ export const META_SCHEMA: TableSchemaJson = {
 
 const enc = new TextEncoder();
 
-/** `T 0x00`: where the rows of table `T` begin. */
+/** The root tablet's (exclusive) end: the first user tablet's row. */
+export const ROOT_END: Uint8Array = new Uint8Array([1]);
+
+/** Whether a METADATA row key lies in the root tablet. */
+export const inRoot = (key: Uint8Array): boolean =>
+  key.length === 0 || key[0]! < ROOT_END[0]!;
+
+/** Whether `t` is the root tablet (METADATA's first tablet). */
+export const isRootTablet = (t: { table: string; start: string }): boolean =>
+  t.table === META_TABLE && t.start === "";
+
+/** `level T 0x00`: where the rows of table `T` begin. */
 const tablePrefix = (table: string): Uint8Array =>
-  new Uint8Array([...enc.encode(table), 0]);
+  new Uint8Array([table === META_TABLE ? 0 : 1, ...enc.encode(table), 0]);
 
 /** The METADATA row key of the tablet of `table` ending at `end` (null = +∞). */
 export function metaRowKey(table: string, end: Uint8Array | null): Uint8Array {
