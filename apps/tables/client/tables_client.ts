@@ -119,6 +119,7 @@ export interface TablesClientOptions {
 }
 
 const enc = new TextEncoder();
+const dec = new TextDecoder();
 /** How many tablet locations one METADATA lookup reads (BigTable prefetches too). */
 export const LOCATION_PREFETCH = 8;
 /** How long a split may take to answer, ms (it copies the tablet). */
@@ -439,9 +440,12 @@ export class TablesClient {
     ) {
       const cell = r.cells.find((c) => c.family === META_FAMILY);
       if (!cell) continue;
-      const loc = metaLocationSchema.safeParse(
-        JSON.parse(new TextDecoder().decode(cell.value)),
-      );
+      let loc;
+      try {
+        loc = metaLocationSchema.safeParse(JSON.parse(dec.decode(cell.value)));
+      } catch {
+        continue; // not JSON: only the master writes METADATA; skip it
+      }
       if (loc.success) found.push(toTablet(loc.data));
     }
     return found;

@@ -466,9 +466,9 @@ export class MasterService {
   }
 
   /**
-   * Makes the METADATA rows say what kv says about every user tablet:
-   * reads them from the METADATA tablets and writes the difference, each
-   * write fenced with this master's token.
+   * Makes the METADATA rows say what kv says about every tablet but the
+   * root: reads them from the METADATA tablets and writes the difference,
+   * each write fenced with this master's token.
    */
   async #syncMeta(state: KvState): Promise<void> {
     const tablets = state.tablets.filter((t) => t.table === META_TABLE).map(
