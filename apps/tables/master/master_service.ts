@@ -376,12 +376,15 @@ export class MasterService {
       const i = state.tablets.findIndex((t) => t.id === r.tablet.id);
       state.tablets[i] = r.tablet;
     }
+    // Balancing moves user tablets only: METADATA's stay where they were
+    // assigned, so clients' cached locations of them stay good.
+    const user = state.tablets.filter((t) => t.table !== META_TABLE);
     const byCount = this.#splitting.size === 0
-      ? planRebalance(state.tablets, live)
+      ? planRebalance(user, live)
       : undefined;
     const move = byCount ??
       (this.#splitting.size === 0
-        ? planLoadMove(state.tablets, this.#loads, live, this.#policy)
+        ? planLoadMove(user, this.#loads, live, this.#policy)
         : undefined);
     if (move) {
       await this.fencedWrite([{
@@ -762,6 +765,7 @@ export class MasterService {
   async #report(url: string): Promise<z.output<typeof reportSchema>> {
     return await callJson(url + "/v1/tablets", reportSchema, {
       ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+      client: this.o.httpClient, // trusts the servers' TLS certificate
       timeoutMs: 5000,
     });
   }
