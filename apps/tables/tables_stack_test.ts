@@ -7,11 +7,19 @@
  */
 import assert, { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { startTablesStack, type TablesStack } from "./stack_launcher.ts";
+import { Buffer } from "node:buffer";
 import {
   rowText,
   TablesClient,
   TablesClientError,
+  type TabletInfo,
 } from "./client/tables_client.ts";
+import {
+  META_FENCE_HEADER,
+  META_TABLE,
+  type MetaLocation,
+  metaRowKey,
+} from "./shared/metadata_layout.ts";
 
 /** Session TTL of masters and tablet servers in this test, ms. */
 const TTL_MS = 2000;
@@ -32,6 +40,20 @@ async function waitFor(what: string, done: () => boolean): Promise<void> {
     if (performance.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The active master's `/v1/status`. @throws Error when none is active. */
+async function activeStatus(
+  stack: TablesStack,
+): Promise<{ decisions: { kind: string; tablet: string; text: string }[] }> {
+  for (const m of stack.masters.values()) {
+    const r = await fetch(`${m.url}/v1/status`, {
+      headers: { authorization: `Bearer ${stack.secrets.tokens.read}` },
+    }).catch(() => undefined);
+    const s = await r?.json().catch(() => undefined);
+    if (s?.role === "active") return s;
+  }
+  throw new Error("no active master");
 }
 
 async function withStack(
@@ -188,11 +210,108 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
     );
 
     await t.step(
+      "rows are found through kv → the root tablet → METADATA; only the master writes METADATA",
+      async () => {
+        const users = await client.tablets("users");
+        const metaTablets = await client.tablets(META_TABLE);
+        strictEqual(metaTablets.length, 2, "the root tablet and one more");
+        // The master writes the rows of the split's halves within a pass.
+        const rows = async () => {
+          const m = new Map<string, MetaLocation>();
+          for await (const r of client.scan(META_TABLE)) {
+            const loc = JSON.parse(dec.decode(r.cells[0]!.value));
+            m.set(Buffer.from(r.key).toString("hex"), loc);
+          }
+          return m;
+        };
+        const expected = (x: TabletInfo) =>
+          Buffer.from(metaRowKey(x.table, x.end)).toString("hex");
+        const end = performance.now() + 30_000;
+        let meta = await rows();
+        while (
+          !users.every((x) =>
+            meta.get(expected(x))?.id === x.id &&
+            meta.get(expected(x))?.url === x.url
+          )
+        ) {
+          ok(performance.now() < end, "METADATA rows match the tablet map");
+          await new Promise((r) => setTimeout(r, 100));
+          meta = await rows();
+        }
+        const nonRoot = metaTablets.find((x) => x.start.length > 0)!;
+        strictEqual(
+          meta.get(expected(nonRoot))?.id,
+          nonRoot.id,
+          "the root tablet holds the METADATA tablet's row",
+        );
+        strictEqual(meta.size, users.length + 1);
+        // A client with an empty cache, with a read token, finds every row.
+        const fresh = new TablesClient(stack.masterUrls(), {
+          token: stack.secrets.tokens.read,
+        });
+        const cold = performance.now();
+        strictEqual(
+          rowText(await fresh.getRow("users", "zed"))["info:name"],
+          "Zed",
+        );
+        const coldMs = performance.now() - cold;
+        const warm = performance.now();
+        await fresh.getRow("users", "zed");
+        const warmMs = performance.now() - warm;
+        console.log(
+          `a row read with an empty location cache (root, METADATA, row): ${
+            coldMs.toFixed(1)
+          } ms; again with the cache: ${warmMs.toFixed(1)} ms`,
+        );
+        for (const x of users) {
+          strictEqual((await fresh.locate("users", x.start)).id, x.id);
+        }
+        await assert.rejects(
+          client.createTable(META_TABLE, [{ name: "x" }]),
+          (e) => e instanceof TablesClientError && e.code === "bad_request",
+        );
+        const writer = new TablesClient(stack.masterUrls(), {
+          token: stack.secrets.tokens.write,
+          retryForMs: 2000,
+        });
+        for (const c of [writer, client]) {
+          await assert.rejects(
+            c.put(META_TABLE, metaRowKey("users", null), "loc", "tablet", "{}"),
+            (e) => e instanceof TablesClientError && e.code === "forbidden",
+          );
+        }
+        const stale = await fetch(
+          `${nonRoot.url}/v1/tables/${META_TABLE}/mutate`,
+          {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${stack.secrets.tokens.admin}`,
+              "content-type": "application/json",
+              [META_FENCE_HEADER]: "1",
+            },
+            body: JSON.stringify({
+              row: "zz",
+              mutations: [{ op: "deleteRow" }],
+            }),
+          },
+        );
+        strictEqual(stale.status, 409, "an old fencing token is refused");
+        await stale.body?.cancel();
+      },
+    );
+
+    await t.step(
       `a tablet server killed with SIGKILL under a write load: its tablets are served again within ${RECOVERY_BOUND_MS} ms and every acknowledged write is readable once`,
       async () => {
         const before = await client.tablets("users");
-        const victim = before.find((x) => x.server !== null)!.server!;
-        const victimTablet = before.find((x) => x.server === victim)!;
+        // The server of the root tablet: the master must hand the root
+        // (then METADATA) out first, or no client finds anything.
+        const root = (await client.tablets(META_TABLE)).find((x) =>
+          x.start.length === 0
+        )!;
+        const victim = root.server!;
+        const victimTablet = before.find((x) => x.server === victim) ??
+          before[0]!;
         // A row in one of the victim's tablets (its first row key, or 0x01).
         const probe = victimTablet.start.length > 0
           ? victimTablet.start
@@ -236,6 +355,14 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           } ms after SIGKILL (TTL ${TTL_MS} ms)`,
         );
         ok(recoveredMs < RECOVERY_BOUND_MS, `recovered in ${recoveredMs} ms`);
+        const reassigned = (await activeStatus(stack)).decisions.filter((d) =>
+          d.kind === "assign" && d.text.includes(`was on ${victim}`)
+        ).map((d) => d.tablet);
+        strictEqual(
+          reassigned[0],
+          root.id,
+          "the root tablet is reassigned first",
+        );
         const ackedAtRecovery = acked.length;
         await waitFor(
           "20 more writes after the recovery",

@@ -1,9 +1,10 @@
 /**
- * `TablesClient`: the TypeScript client of the tables service. It asks a
- * master (any: the tablet map is read from kv) where a table's tablets
- * are, caches the locations, sends each row operation straight to the
- * tablet server holding the row, and refreshes the cache when a server
- * answers `not_serving` or cannot be reached.
+ * `TablesClient`: the TypeScript client of the tables service. It finds
+ * where a row's tablet is as BigTable does (the root tablet's location
+ * from kv through any master, then METADATA rows on tablet servers: see
+ * `locate`), caches the locations, sends each row operation
+ * straight to the tablet server holding the row, and refreshes the
+ * location when a server answers `not_serving` or cannot be reached.
  *
  * Retries: a read is retried (on a fresh location) after any failure; a
  * write only when it surely was not applied — the server answered
@@ -20,6 +21,14 @@ import { send, sendJson } from "./http_call.ts";
 import { TablesClientError } from "./tables_client_error.ts";
 import type { TimeSeriesSpec } from "../shared/time_series.ts";
 import type { StorageMode, TableSchemaJson } from "../shared/wire.ts";
+import {
+  inRoot,
+  META_FAMILY,
+  META_TABLE,
+  metaLocationSchema,
+  metaLookupStart,
+  metaTableEnd,
+} from "../shared/metadata_layout.ts";
 
 export { TablesClientError };
 
@@ -110,6 +119,9 @@ export interface TablesClientOptions {
 }
 
 const enc = new TextEncoder();
+const dec = new TextDecoder();
+/** How many tablet locations one METADATA lookup reads (BigTable prefetches too). */
+export const LOCATION_PREFETCH = 8;
 /** How long a split may take to answer, ms (it copies the tablet). */
 const SPLIT_TIMEOUT_MS = 120_000;
 const bytes = (b: Bytes): Uint8Array =>
@@ -362,28 +374,91 @@ export class TablesClient {
     else this.#locations.delete(table);
   }
 
-  /** The tablet holding `row` (cached; refreshed when `refresh`). */
+  /**
+   * The tablet holding `row`: from the cache, else (or when `refresh`)
+   * looked up as BigTable does — the root tablet's location from kv
+   * (through any master), the METADATA tablet's location from its row in
+   * the root tablet, the tablet's location from its row (table + end key)
+   * in that METADATA tablet, each read from the tablet server serving it,
+   * with the next {@link LOCATION_PREFETCH} - 1 tablets prefetched. Each
+   * level is cached and refreshed only when a server refuses it.
+   * @throws TablesClientError `not_found` when the table does not exist.
+   */
   async locate(
     table: string,
     row: Uint8Array,
     refresh = false,
   ): Promise<TabletInfo> {
-    let tablets = refresh ? undefined : this.#locations.get(table);
-    if (!tablets) {
-      tablets = await this.tablets(table);
-      tablets.sort((a, b) => compareBytes(a.start, b.start));
-      this.#locations.set(table, tablets);
+    if (!refresh) {
+      const hit = this.#cached(table, row);
+      if (hit) return hit;
     }
-    for (const t of tablets) {
-      if (
-        compareBytes(row, t.start) >= 0 &&
-        (t.end === null || compareBytes(row, t.end) < 0)
-      ) return t;
+    const deadline = performance.now() + this.#retryForMs;
+    for (let attempt = 0;; attempt++) {
+      if (table === META_TABLE && inRoot(row)) {
+        const r = await this.#master("GET", "/v1/root");
+        this.#remember(META_TABLE, [toTablet(r.tablet as WireTablet)]);
+      } else {
+        this.#remember(table, await this.#lookup(table, row));
+      }
+      const t = this.#cached(table, row);
+      if (t) return t;
+      // No METADATA row yet: a new table whose rows the master has not
+      // written yet (one reconcile pass), unless the table does not exist.
+      await this.tableSchema(table); // throws not_found
+      if (performance.now() > deadline) {
+        throw new TablesClientError(
+          "not_serving",
+          `METADATA has no location for this row of ${table} yet`,
+        );
+      }
+      await sleep(Math.min(500, 25 * 2 ** attempt));
     }
-    throw new TablesClientError(
-      "not_found",
-      `no tablet of ${table} holds this row`,
+  }
+
+  /** The cached tablet of `table` holding `row`, if any. */
+  #cached(table: string, row: Uint8Array): TabletInfo | undefined {
+    return this.#locations.get(table)?.find((t) =>
+      compareBytes(row, t.start) >= 0 &&
+      (t.end === null || compareBytes(row, t.end) < 0)
     );
+  }
+
+  /** Caches `found`, dropping the cached tablets they overlap (stale ones). */
+  #remember(table: string, found: TabletInfo[]): void {
+    const overlaps = (a: TabletInfo, b: TabletInfo) =>
+      (a.end === null || compareBytes(b.start, a.end) < 0) &&
+      (b.end === null || compareBytes(a.start, b.end) < 0);
+    const kept = (this.#locations.get(table) ?? []).filter((c) =>
+      !found.some((f) => overlaps(c, f))
+    );
+    this.#locations.set(
+      table,
+      [...kept, ...found].sort((a, b) => compareBytes(a.start, b.start)),
+    );
+  }
+
+  /** The METADATA rows of the tablet of `row` and of the tablets after it. */
+  async #lookup(table: string, row: Uint8Array): Promise<TabletInfo[]> {
+    const found: TabletInfo[] = [];
+    for await (
+      const r of this.scan(META_TABLE, {
+        start: metaLookupStart(table, row),
+        end: metaTableEnd(table),
+        limit: LOCATION_PREFETCH,
+      })
+    ) {
+      const cell = r.cells.find((c) => c.family === META_FAMILY);
+      if (!cell) continue;
+      let loc;
+      try {
+        loc = metaLocationSchema.safeParse(JSON.parse(dec.decode(cell.value)));
+      } catch {
+        continue; // not JSON: only the master writes METADATA; skip it
+      }
+      if (loc.success) found.push(toTablet(loc.data));
+    }
+    return found;
   }
 
   /**

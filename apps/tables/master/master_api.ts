@@ -127,6 +127,8 @@ export function createMasterApi(
     return c.json({ deleted: name });
   });
 
+  app.get("/v1/root", async (c) => c.json({ tablet: await master.root() }));
+
   app.get(
     "/v1/tablets",
     async (c) => c.json({ tablets: await master.tablets() }),

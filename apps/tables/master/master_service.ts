@@ -33,6 +33,13 @@ import {
 } from "../shared/kv_layout.ts";
 import { type TableSchemaJson, tableSchemaJson } from "../shared/wire.ts";
 import {
+  isRootTablet,
+  META_SCHEMA,
+  META_TABLE,
+  ROOT_END,
+} from "../shared/metadata_layout.ts";
+import { desiredMetaRows, MetaStore, planMetaSync } from "./metadata_sync.ts";
+import {
   planOrders,
   planReassignments,
   planRebalance,
@@ -155,10 +162,12 @@ export class MasterService {
   #coldSince = new Map<string, number>();
   #decisions: MasterDecision[] = [];
   readonly #policy: LoadPolicy;
+  readonly #meta: MetaStore;
 
   /** @param o options. */
   constructor(private readonly o: MasterOptions) {
     this.#policy = { ...DEFAULT_LOAD_POLICY, ...o.loadPolicy };
+    this.#meta = new MetaStore(o);
   }
 
   /** The split-by-load, merge and balancing thresholds in force. */
@@ -344,6 +353,12 @@ export class MasterService {
   async #reconcile(): Promise<void> {
     await this.#checkLock();
     const state = await readKvState(this.o.kv);
+    await this.#bootstrapMeta(state);
+    // The root tablet first, then METADATA's other tablets: no user
+    // tablet can be found without them.
+    const rank = (t: TabletRecord) =>
+      isRootTablet(t) ? 0 : t.table === META_TABLE ? 1 : 2;
+    state.tablets.sort((a, b) => rank(a) - rank(b));
     const live = new Set(state.servers.keys());
     for (const r of planReassignments(state.tablets, live)) {
       await this.fencedWrite([{
@@ -361,12 +376,15 @@ export class MasterService {
       const i = state.tablets.findIndex((t) => t.id === r.tablet.id);
       state.tablets[i] = r.tablet;
     }
+    // Balancing moves user tablets only: METADATA's stay where they were
+    // assigned, so clients' cached locations of them stay good.
+    const user = state.tablets.filter((t) => t.table !== META_TABLE);
     const byCount = this.#splitting.size === 0
-      ? planRebalance(state.tablets, live)
+      ? planRebalance(user, live)
       : undefined;
     const move = byCount ??
       (this.#splitting.size === 0
-        ? planLoadMove(state.tablets, this.#loads, live, this.#policy)
+        ? planLoadMove(user, this.#loads, live, this.#policy)
         : undefined);
     if (move) {
       await this.fencedWrite([{
@@ -399,7 +417,81 @@ export class MasterService {
       ),
     );
     this.#loads = loads;
+    await this.#syncMeta(state).catch((e) =>
+      this.o.log(`METADATA: ${e instanceof Error ? e.message : e}`)
+    );
     this.#planByLoad(state, live);
+  }
+
+  /**
+   * Creates the METADATA table in kv if it is missing: the root tablet
+   * ["", 0x01) and one METADATA tablet [0x01, +∞).
+   */
+  async #bootstrapMeta(state: KvState): Promise<void> {
+    if (state.schemas.has(META_TABLE)) return;
+    const root = Buffer.from(ROOT_END).toString("base64");
+    const tablets: TabletRecord[] = [["", root], [root, null] as const].map(
+      ([start, end]) => {
+        const id = `${META_TABLE}-${crypto.randomUUID().slice(0, 8)}`;
+        return {
+          id,
+          table: META_TABLE,
+          start,
+          end,
+          dir: `${META_TABLE}/${id}`,
+          server: null,
+        };
+      },
+    );
+    const ok = await this.fencedWrite(
+      [
+        {
+          op: "put",
+          key: schemaKey(META_TABLE),
+          value: JSON.stringify(META_SCHEMA),
+        },
+        ...tablets.map((t) => ({
+          op: "put" as const,
+          key: tabletKey(META_TABLE, t.id),
+          value: JSON.stringify(t),
+        })),
+      ],
+      [{ key: schemaKey(META_TABLE), target: "exists", op: "==", value: 0 }],
+    );
+    if (!ok) return; // created meanwhile: the next pass reads it
+    this.o.log(
+      `created the METADATA table: root tablet ${
+        tablets[0]!.id
+      }, METADATA tablet ${tablets[1]!.id}`,
+    );
+    state.schemas.set(META_TABLE, META_SCHEMA);
+    state.tablets.push(...tablets);
+  }
+
+  /**
+   * Makes the METADATA rows say what kv says about every tablet but the
+   * root: reads them from the METADATA tablets and writes the difference,
+   * each write fenced with this master's token.
+   */
+  async #syncMeta(state: KvState): Promise<void> {
+    const tablets = state.tablets.filter((t) => t.table === META_TABLE).map(
+      (t) => ({
+        ...t,
+        url: t.server === null
+          ? null
+          : state.servers.get(t.server)?.url ?? null,
+      }),
+    );
+    const plan = planMetaSync(
+      desiredMetaRows(state),
+      await this.#meta.read(tablets),
+    );
+    for (const [key, value] of plan.put) {
+      await this.#meta.write(tablets, key, value, this.#token);
+    }
+    for (const key of plan.del) {
+      await this.#meta.write(tablets, key, null, this.#token);
+    }
   }
 
   /**
@@ -457,7 +549,7 @@ export class MasterService {
     }
     if (this.#splitting.size > 0) return;
     const m = planMerge(
-      state.tablets,
+      state.tablets.filter((t) => !isRootTablet(t)),
       this.#loads,
       this.#coldSince,
       live,
@@ -590,6 +682,9 @@ export class MasterService {
     const server = t?.server ? state.servers.get(t.server) : undefined;
     try {
       if (!t) throw new EdgeError("not_found", `no tablet ${id}`);
+      if (isRootTablet(t)) {
+        throw new EdgeError("conflict", "the root tablet is never split");
+      }
       if (!server) {
         // Nothing was sent to a server: the client may safely ask again.
         throw new TablesError(
@@ -670,7 +765,7 @@ export class MasterService {
   async #report(url: string): Promise<z.output<typeof reportSchema>> {
     return await callJson(url + "/v1/tablets", reportSchema, {
       ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
-      client: this.o.httpClient,
+      client: this.o.httpClient, // trusts the servers' TLS certificate
       timeoutMs: 5000,
     });
   }
@@ -704,6 +799,9 @@ export class MasterService {
           "not_found",
           `no tablet ${left ? rightId : leftId}`,
         );
+      }
+      if (isRootTablet(left)) {
+        throw new EdgeError("bad_request", "the root tablet is never merged");
       }
       if (left.table !== right.table || left.end !== right.start) {
         throw new EdgeError(
@@ -840,6 +938,17 @@ export class MasterService {
       }));
   }
 
+  /**
+   * The root tablet's location, from kv (any master may answer): where a
+   * client starts looking a row up. @throws EdgeError `not_found` before
+   * the first active master created it.
+   */
+  async root(): Promise<TabletView> {
+    const root = (await this.tablets(META_TABLE)).find(isRootTablet);
+    if (!root) throw new EdgeError("not_found", "no root tablet yet");
+    return root;
+  }
+
   /** Every schema, from kv. */
   async schemas(): Promise<TableSchemaJson[]> {
     return [...(await readKvState(this.o.kv)).schemas.values()];
@@ -865,6 +974,7 @@ export class MasterService {
     schema: TableSchemaJson,
     splits: Uint8Array[],
   ): Promise<TabletRecord[]> {
+    reserved(schema.name);
     const bounds = [new Uint8Array(0), ...splits];
     const tablets: TabletRecord[] = bounds.map((start, i) => {
       const id = `${schema.name}-${crypto.randomUUID().slice(0, 8)}`;
@@ -900,6 +1010,7 @@ export class MasterService {
 
   /** Deletes a table's schema and tablets. @throws EdgeError `not_found`. */
   async deleteTable(name: string): Promise<void> {
+    reserved(name);
     const state = await readKvState(this.o.kv);
     if (!state.schemas.has(name)) {
       throw new EdgeError("not_found", `table ${name} does not exist`);
@@ -930,5 +1041,15 @@ export class MasterService {
     }]);
     this.kick();
     return moved;
+  }
+}
+
+/** @throws EdgeError `bad_request` for the METADATA table's name. */
+function reserved(name: string): void {
+  if (name === META_TABLE) {
+    throw new EdgeError(
+      "bad_request",
+      `${META_TABLE} is the tablet map's own table: it cannot be created or deleted`,
+    );
   }
 }

@@ -48,6 +48,7 @@ import { HostError, type OpenTablet, type TabletHost } from "./tablet_host.ts";
 import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
 import { isTabletError } from "../tablet/tablet_error.ts";
 import { isFencedError } from "../storage/gfs_fence.ts";
+import { META_FENCE_HEADER, META_TABLE } from "../shared/metadata_layout.ts";
 import { isGfsError } from "@strata/gfs";
 import type { SessionLease } from "./session_lease.ts";
 
@@ -317,6 +318,31 @@ export function createTabletServerApi(
     }
     return c.json({ entries, ms: Math.round(performance.now() - started) });
   });
+
+  // METADATA rows are written by the active master only: admin role and
+  // a fencing token no older than the newest this server has seen.
+  app.post(
+    `/v1/tables/${META_TABLE}/*`,
+    requireRole("admin"),
+    async (c, next) => {
+      const token = Number(c.req.header(META_FENCE_HEADER));
+      if (!Number.isSafeInteger(token) || token <= 0) {
+        throw new EdgeError(
+          "forbidden",
+          `writes to ${META_TABLE} come from the master, with its fencing token in ${META_FENCE_HEADER}`,
+        );
+      }
+      try {
+        state.host.fence(token);
+      } catch (e) {
+        if (e instanceof HostError) {
+          throw new EdgeError("conflict", e.message, { reason: e.code });
+        }
+        throw e;
+      }
+      await next();
+    },
+  );
 
   app.post("/v1/tables/:table/mutate", requireRole("write"), async (c) => {
     const table = tableParam(c);
