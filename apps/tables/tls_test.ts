@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { selfSignedCert, tlsClient } from "@strata/edge";
 import { startTablesStack } from "./stack_launcher.ts";
 import { rowText, TablesClient } from "./client/tables_client.ts";
+import { openRoomStream, type RoomEvent } from "./rooms/room_events.ts";
 
 Deno.test({
   name:
@@ -98,6 +99,47 @@ Deno.test({
         assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
         assert.match(new TextDecoder().decode(out.stdout), /v-kiwi/);
       });
+      await t.step(
+        "pub/sub rooms: a message published on one server reaches a subscriber on the other",
+        async () => {
+          const [a, b] = [...stack.servers.values()].map((s) => s.url);
+          const got = Promise.withResolvers<RoomEvent>();
+          const stream = openRoomStream({
+            url: a!,
+            token: stack.secrets.tokens.read,
+            rooms: ["tls-room"],
+            httpClient,
+            onMessage: (e) => got.resolve(e),
+          });
+          try {
+            await stream.subscribed;
+            const res = await fetch(`${b}/v1/rooms/tls-room/messages`, {
+              method: "POST",
+              headers: {
+                authorization: `Bearer ${stack.secrets.tokens.write}`,
+                "content-type": "application/json",
+              },
+              body: JSON.stringify({ data: "over tls" }),
+              client: httpClient,
+            });
+            assert.equal(res.status, 200, await res.text());
+            let timer: number | undefined;
+            const e = await Promise.race([
+              got.promise,
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(
+                  () => reject(new Error("no message within 20 s")),
+                  20_000,
+                );
+              }),
+            ]).finally(() => clearTimeout(timer));
+            assert.equal(e.data, "over tls");
+          } finally {
+            stream.close();
+            await stream.ended;
+          }
+        },
+      );
       await t.step("a client without the CA is refused", async () => {
         await assert.rejects(
           fetch(`${stack.masterUrls()[0]}/v1/tablets`, {

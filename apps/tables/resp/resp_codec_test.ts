@@ -8,7 +8,7 @@ import {
   type RespValue,
   RespWriter,
 } from "./resp_codec.ts";
-import { globMatch } from "./glob.ts";
+import { globMatch } from "../shared/redis_glob.ts";
 
 const enc = new TextEncoder();
 const bytesArb = fc.uint8Array({ maxLength: 40 });

@@ -31,7 +31,7 @@ import {
   type RespValue,
   RespWriter,
 } from "./resp_codec.ts";
-import { globMatch } from "./glob.ts";
+import { globMatch } from "../shared/redis_glob.ts";
 import { PeerConnection } from "./peer_connection.ts";
 import type { TabletMap } from "./tablet_map.ts";
 

@@ -63,6 +63,8 @@ export class PeerLink {
     readonly url: string,
     private readonly token: string | undefined,
     private readonly sender: Sender,
+    /** Trusts the cell's certificate when the servers serve HTTPS. */
+    private readonly httpClient?: Deno.HttpClient,
   ) {}
 
   /** Queues `item`; resolves to the peer's answer to it. */
@@ -152,6 +154,7 @@ export class PeerLink {
       // Not replayable: Deno would re-send it on a stale connection.
       body: onceBody(JSON.stringify(body)),
       signal: AbortSignal.timeout(30_000),
+      ...(this.httpClient ? { client: this.httpClient } : {}),
     });
     const json = await res.json().catch(() => undefined);
     if (!res.ok) {

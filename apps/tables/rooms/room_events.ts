@@ -19,6 +19,8 @@ export interface RoomStreamOptions {
   token?: string;
   rooms?: string[];
   patterns?: string[];
+  /** A fetch client that trusts the cell's certificate (HTTPS cells). */
+  httpClient?: Deno.HttpClient;
   onMessage(e: RoomEvent): void;
 }
 
@@ -44,6 +46,7 @@ export function openRoomStream(o: RoomStreamOptions): RoomStream {
       const res = await fetch(`${o.url}/v1/rooms/events?${q}`, {
         headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
         signal: abort.signal,
+        ...(o.httpClient ? { client: o.httpClient } : {}),
       });
       if (!res.ok) {
         throw new Error(`${res.status} ${await res.text()}`);

@@ -48,6 +48,8 @@ export interface DirectoryOptions {
   kv: KvClient;
   /** A token with the admin role, to create the table at the master. */
   adminToken?: string;
+  /** The fetch client for the master (trusts the cell's TLS certificate). */
+  httpClient?: Deno.HttpClient;
   log: (line: string) => void;
   /** Full refresh period, ms (default 1000). */
   pollMs?: number;
@@ -213,6 +215,7 @@ export class RoomsDirectory {
           splits: ROOMS_SPLITS,
         }),
         signal: AbortSignal.timeout(10_000),
+        ...(this.o.httpClient ? { client: this.o.httpClient } : {}),
       });
       const answer = await res.text();
       if (res.ok) this.o.log(`rooms: created the ${ROOMS_TABLE} table`);

@@ -19,6 +19,8 @@ export interface AttachRoomsOptions {
   access: Pick<Access, "secrets">;
   /** The server's current kv registration. */
   registration(): { session: number; lease: { valid: boolean } } | undefined;
+  /** The fetch client for other servers and the master (trusts the cell's TLS certificate). */
+  httpClient?: Deno.HttpClient;
   log(line: string): void;
 }
 
@@ -35,6 +37,7 @@ export function attachRooms(app: Hono, o: AttachRoomsOptions): AttachedRooms {
   const directory = new RoomsDirectory({
     kv: o.kv,
     adminToken: o.access.secrets?.tokens.admin,
+    ...(o.httpClient ? { httpClient: o.httpClient } : {}),
     log: o.log,
   });
   let url = "";
@@ -46,6 +49,7 @@ export function attachRooms(app: Hono, o: AttachRoomsOptions): AttachedRooms {
     session: () => url ? o.registration()?.session : undefined,
     directory,
     peerToken: o.access.secrets?.peerSecret,
+    ...(o.httpClient ? { httpClient: o.httpClient } : {}),
     log: o.log,
   });
   app.route("/", createRoomsApi(rooms, o.id));

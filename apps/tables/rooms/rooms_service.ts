@@ -26,7 +26,7 @@ import type { OpenTablet } from "../server/tablet_host.ts";
 import { homeKey, roomNameSchema, ROOMS_TABLE } from "./room_key.ts";
 import { RoomHome, type TabletRooms } from "./room_home.ts";
 import { type OrderStats, RoomOrder } from "./room_order.ts";
-import { redisGlob } from "./redis_glob.ts";
+import { redisGlob } from "../shared/redis_glob.ts";
 import { LinkError, PeerLink } from "./peer_link.ts";
 import type { RoomsDirectory, ServerEntry } from "./rooms_directory.ts";
 import { b64, fromB64 } from "../shared/wire.ts";
@@ -54,6 +54,8 @@ export interface RoomsOptions {
   directory: RoomsDirectory;
   /** The cluster's peer secret (internal calls). */
   peerToken?: string;
+  /** The fetch client for calls to other servers (trusts the cell's TLS certificate). */
+  httpClient?: Deno.HttpClient;
   log(line: string): void;
   /** How long a home waits for every server's sync before numbering anyway, ms (default 10 000). */
   syncTimeoutMs?: number;
@@ -515,7 +517,7 @@ export class RoomsPubSub implements PubSubPort {
         return session === undefined
           ? undefined
           : { from: this.o.id, session, url: this.o.url() };
-      });
+      }, this.o.httpClient);
       this.#links.set(name, l);
     }
     return l;

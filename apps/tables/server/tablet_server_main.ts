@@ -162,6 +162,7 @@ const rooms = attachRooms(app, {
   host,
   access,
   registration: () => registration,
+  ...(httpClient ? { httpClient } : {}),
   log,
 });
 const listener = await serveHttp({

@@ -1,6 +1,6 @@
 /**
- * `glob.ts`: Redis' glob patterns (`stringmatchlen` in Redis' `util.c`),
- * used by `SCAN … MATCH` and `PSUBSCRIBE`: `*` any run, `?` one byte,
+ * `redis_glob.ts`: Redis' glob patterns (`stringmatchlen` in Redis' `util.c`),
+ * used by `SCAN … MATCH` and `PSUBSCRIBE` (RESP and the rooms): `*` any run, `?` one byte,
  * `[abc]`, `[^a]`, `[a-z]` a class, `\x` a literal `x`. Works on bytes
  * (latin1 strings), so it matches binary keys byte for byte. Iterative with
  * backtracking to the last `*`, so no pattern takes exponential time.
@@ -80,4 +80,9 @@ function matchOne(pattern: string, p: number, ch: number): number {
   // Consume the closing bracket when there is one.
   const len = (i < pn ? i + 1 : i) - p;
   return match ? Math.max(1, len) : 0;
+}
+
+/** A matcher for the Redis glob `pattern` (see {@link globMatch}). */
+export function redisGlob(pattern: string): (text: string) => boolean {
+  return (text) => globMatch(pattern, text);
 }
