@@ -940,12 +940,17 @@ export class MasterService {
 
   /**
    * The root tablet's location, from kv (any master may answer): where a
-   * client starts looking a row up. @throws EdgeError `not_found` before
-   * the first active master created it.
+   * client starts looking a row up. @throws EdgeError `unavailable` (503,
+   * which clients retry) before the first active master created it.
    */
   async root(): Promise<TabletView> {
     const root = (await this.tablets(META_TABLE)).find(isRootTablet);
-    if (!root) throw new EdgeError("not_found", "no root tablet yet");
+    if (!root) {
+      throw new EdgeError(
+        "unavailable",
+        "no root tablet yet: the active master creates METADATA on its first pass",
+      );
+    }
     return root;
   }
 
