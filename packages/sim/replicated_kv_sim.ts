@@ -14,29 +14,29 @@
  */
 import { setImmediate } from "node:timers";
 import {
-  type KvCommand,
-  KvCommandMessage,
-  type KvResult,
-  KvStateMachine,
-} from "@strata/kv";
-import {
-  type CommandStateMachine,
   isReplicationError,
   type PlantedBug,
   ReplicatedNode,
   ReplicationMetrics,
 } from "@strata/replication";
 import {
-  checkKvHistory,
-  type KvInput,
-  type KvOperation,
-} from "./linearizability.ts";
+  gfsMasterWorkload,
+  UnexpectedRejection,
+} from "./gfs_master_workload.ts";
+import { kvWorkload } from "./kv_workload.ts";
+import { checkKvHistory, type KvOperation } from "./linearizability.ts";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { SimErrorCode } from "./sim_error.ts";
 import { type SimLinkFaults, SimPeerNetwork } from "./sim_peer_network.ts";
 import { SimProcess } from "./sim_process.ts";
 import { SimReplicaDisk } from "./sim_replica_disk.ts";
+import type { SimMachine, SimOp, SimWorkload } from "./sim_workload.ts";
+
+/** The applications the simulator runs, by `--machine` name. */
+export const simWorkloads = { kv: kvWorkload, gfs: gfsMasterWorkload };
+/** One of {@link simWorkloads}. */
+export type SimMachineName = keyof typeof simWorkloads;
 
 /** Options of {@link runReplicatedKvSimulation}. */
 export interface ReplicatedSimOptions {
@@ -46,6 +46,8 @@ export interface ReplicatedSimOptions {
   workloadMs?: number;
   /** A deliberate bug in the replication loop (tests of the simulator). */
   plantedBug?: PlantedBug;
+  /** The application's state machine: raft-kv (default) or the GFS master. */
+  machine?: SimMachineName;
 }
 
 /** What a run found. */
@@ -81,30 +83,13 @@ export interface ReplicatedSimResult {
   };
 }
 
-/** The raft-kv state machine as the replicated log sees it (apps/kv's KvReplica without watches). */
-class KvMachine implements CommandStateMachine<KvResult | undefined> {
-  readonly store = new KvStateMachine();
-  get appliedIndex(): number {
-    return this.store.appliedIndex;
-  }
-  apply(index: number, command: Uint8Array): KvResult | undefined {
-    return this.store.apply(index, KvCommandMessage.decode(command))?.result;
-  }
-  skip(index: number): void {
-    this.store.skip(index);
-  }
-  snapshot(): Uint8Array {
-    return this.store.snapshot();
-  }
-  restore(data: Uint8Array): void {
-    this.store.restore(data);
-  }
+interface Running {
+  node: ReplicatedNode<unknown>;
+  machine: SimMachine;
 }
 
-interface Running {
-  node: ReplicatedNode<KvResult | undefined>;
-  machine: KvMachine;
-}
+const hex = (b: Uint8Array) =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 /** Lets every promise continuation run before the next simulated event. */
 const drain = () => new Promise<void>((r) => setImmediate(r));
@@ -112,12 +97,16 @@ const drain = () => new Promise<void>((r) => setImmediate(r));
 const TICK_MS = 100;
 const ELECTION_TICKS = 10;
 const CLIENT_TIMEOUT_MS = 1500;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 /** The command line that replays a seed. */
-export function replayCommand(seed: number, bug?: PlantedBug): string {
-  return `deno task sim:replicated --seed ${seed}${bug ? ` --bug ${bug}` : ""}`;
+export function replayCommand(
+  seed: number,
+  bug?: PlantedBug,
+  machine: SimMachineName = "kv",
+): string {
+  return `deno task sim:replicated --seed ${seed}${
+    machine === "kv" ? "" : ` --machine ${machine}`
+  }${bug ? ` --bug ${bug}` : ""}`;
 }
 
 /**
@@ -128,6 +117,8 @@ export async function runReplicatedKvSimulation(
   o: ReplicatedSimOptions,
 ): Promise<ReplicatedSimResult> {
   const seed = o.seed;
+  const machineName = o.machine ?? "kv";
+  const workload: SimWorkload = simWorkloads[machineName];
   const prng = new Prng(seed);
   const sched = new Scheduler();
   const trace: string[] = [];
@@ -190,9 +181,9 @@ export async function runReplicatedKvSimulation(
   const boot = async (id: number) => {
     const proc = procs.get(id)!;
     const gen = proc.generation;
-    const machine = new KvMachine();
+    const machine = workload.newMachine();
     const rnd = randoms.get(id)!;
-    let node: ReplicatedNode<KvResult | undefined>;
+    let node: ReplicatedNode<unknown>;
     try {
       node = await ReplicatedNode.start(
         {
@@ -272,16 +263,21 @@ export async function runReplicatedKvSimulation(
   // ---- clients ----
   const history: KvOperation[] = [];
   type Outcome =
-    | { kind: "ok"; output: KvOperation["output"] }
+    | {
+      kind: "ok";
+      output: KvOperation["output"];
+      input?: KvOperation["input"];
+    }
     | { kind: "unknown" }
     | { kind: "none" };
 
   const runOp = (
     clientId: number,
     id: number,
-    input: KvInput,
+    op: SimOp,
     consistency: "linearizable" | "lease",
   ): Promise<void> => {
+    const input = op.input;
     const call = sched.now;
     const proc = procs.get(id)!;
     const target = running.get(id);
@@ -297,7 +293,7 @@ export async function runReplicatedKvSimulation(
         if (out.kind === "ok") {
           history.push({
             clientId,
-            input,
+            input: out.input ?? input,
             call,
             return: sched.now,
             output: out.output,
@@ -317,80 +313,42 @@ export async function runReplicatedKvSimulation(
         proc.bind(() => {
           const r = running.get(id);
           if (!r || r.node !== target.node) return settle({ kind: "none" });
-          serve(r, input, consistency, ctl.signal).then(
-            (output) => settle({ kind: "ok", output }),
-            (e) =>
+          op.run({
+            node: r.node,
+            machine: r.machine,
+            readBarrier: (signal) => {
+              if (consistency === "lease" && r.node.leaseValid()) {
+                stats.leaseReadsServed++;
+              }
+              return r.node.readBarrier(consistency, signal);
+            },
+          }, ctl.signal).then(
+            (a) => settle({ kind: "ok", ...a }),
+            (e) => {
+              if (e instanceof UnexpectedRejection) {
+                fail("invariant", e.message);
+              }
               settle(
                 isReplicationError(e) && e.code === "no_leader"
                   ? { kind: "none" }
                   : { kind: "unknown" },
-              ),
+              );
+            },
           );
         }),
       );
     });
   };
 
-  const serve = async (
-    r: Running,
-    input: KvInput,
-    consistency: "linearizable" | "lease",
-    signal: AbortSignal,
-  ): Promise<KvOperation["output"]> => {
-    if (input.op === "get") {
-      if (consistency === "lease" && r.node.leaseValid()) {
-        stats.leaseReadsServed++;
-      }
-      await r.node.readBarrier(consistency, signal);
-      const kv = r.machine.store.get(input.key);
-      return { value: kv ? dec.decode(kv.value) : null };
-    }
-    let cmd: KvCommand;
-    if (input.op === "put") {
-      cmd = { op: "put", key: input.key, value: enc.encode(input.value) };
-    } else if (input.op === "cas") {
-      cmd = {
-        op: "cas",
-        key: input.key,
-        expectValue: input.expected === null
-          ? null
-          : enc.encode(input.expected),
-        value: enc.encode(input.value),
-      };
-    } else {
-      cmd = { op: "delete", key: input.key };
-    }
-    const res = await r.node.propose(KvCommandMessage.encode(cmd), signal);
-    if (res?.op === "cas") return { ok: res.succeeded };
-    return { ok: true };
-  };
-
   const workloadEnd = workloadMs;
   const client = async (c: number) => {
     const cp = prng.fork();
-    let seq = 0;
-    const seen: string[] = [];
+    const next = workload.client(c, cp, keys);
     while (sched.now < workloadEnd && !failure) {
       await sleep(cp.range(0, 80));
       const id = cp.pick(ids);
-      const key = cp.pick(keys);
-      const r = cp.float();
-      let input: KvInput;
-      if (r < 0.3) {
-        input = { op: "put", key, value: `${c}.${++seq}` };
-        seen.push(input.value);
-      } else if (r < 0.42) {
-        const expected = seen.length > 0 && cp.chance(0.8)
-          ? cp.pick(seen)
-          : null;
-        input = { op: "cas", key, expected, value: `${c}.${++seq}` };
-        seen.push(input.value);
-      } else if (r < 0.45) {
-        input = { op: "delete", key };
-      } else {
-        input = { op: "get", key };
-      }
-      await runOp(c, id, input, cp.chance(0.6) ? "lease" : "linearizable");
+      const op = next();
+      await runOp(c, id, op, cp.chance(0.6) ? "lease" : "linearizable");
     }
   };
 
@@ -524,14 +482,14 @@ export async function runReplicatedKvSimulation(
     }
     // Final linearizable reads of every key: a lost acknowledged write shows here.
     for (const key of keys) {
-      await runOp(0, leader() ?? ids[0]!, { op: "get", key }, "linearizable");
+      await runOp(0, leader() ?? ids[0]!, workload.read(key), "linearizable");
     }
     if (!await until(converged, 10_000)) {
       return fail("no_progress", "the replicas did not converge after healing");
     }
     const states = [...running.entries()].map(([id, r]) => [
       id,
-      dec.decode(r.machine.snapshot()),
+      hex(r.machine.snapshot()),
     ]);
     const first = states[0]![1];
     for (const [id, s] of states) {
@@ -589,7 +547,7 @@ export async function runReplicatedKvSimulation(
     inconclusive,
     history,
     trace,
-    replay: replayCommand(seed, o.plantedBug),
+    replay: replayCommand(seed, o.plantedBug, machineName),
     stats: {
       nodes: n,
       network: mode,

@@ -79,3 +79,32 @@ Deno.test("a ReplicatedNode simulation replays identically from its seed", async
   const c = await runReplicatedKvSimulation({ seed: 6, workloadMs: 8000 });
   assert.notDeepEqual(a.history, c.history);
 });
+
+const GFS =
+  "GFS master replicas under faults: linearizable namespace and chunk operations, one leader per term, converged state";
+
+Deno.test(GFS, async () => {
+  // The real MasterMachine: 20 seeds by default, 2,000 under STRATA_LONG=1.
+  const seeds = testSeeds(20, 2000);
+  let creates = 0, allocates = 0, deletes = 0, found = 0, crashes = 0;
+  for (const seed of seeds) {
+    const r = await runReplicatedKvSimulation({ seed, machine: "gfs" });
+    if (!r.ok) report(r, GFS);
+    assert.match(r.replay, /--machine gfs/);
+    crashes += r.stats.crashes;
+    for (const o of r.history) {
+      const i = o.input, out = o.output;
+      if (out === undefined || ("ok" in out && !out.ok)) continue;
+      if (i.op === "cas" && i.expected === null) creates++;
+      else if (i.op === "cas") allocates++;
+      else if (i.op === "delete") deletes++;
+      else if (i.op === "get" && "value" in out && out.value !== null) found++;
+    }
+  }
+  // Every kind of operation succeeded somewhere, under crashes.
+  assert.ok(
+    creates > 0 && allocates > 0 && deletes > 0 && found > 0,
+    JSON.stringify({ creates, allocates, deletes, found }),
+  );
+  if (seeds.length > 1) assert.ok(crashes > 0, "no master ever crashed");
+});
