@@ -80,6 +80,12 @@ export interface ReplicatedSimResult {
     framesSent: number;
     differentialFrames: number;
     lostWrites: number;
+    /** Crashes that left a partial last log record. */
+    tornWrites: number;
+    /** Partial records recovery dropped by their CRC or length. */
+    tornRecordsDropped: number;
+    /** Fsyncs that failed (each node then had to stop). */
+    fsyncFailures: number;
   };
 }
 
@@ -140,7 +146,19 @@ export async function runReplicatedKvSimulation(
     loss: prng.pick([0, 0.01, 0.03, 0.06]),
     duplicate: mode === "datagram" ? prng.pick([0, 0.02, 0.05]) : 0,
   };
-  const latency = { minMs: 0.1, maxMs: prng.pick([1, 5, 20, 50]) };
+  // Disk faults come from their own stream, so adding them left every
+  // other decision of a seed as it was.
+  const diskFaults = new Prng(seed ^ 0x0d15c0de);
+  const latency = {
+    minMs: 0.1,
+    maxMs: prng.pick([1, 5, 20, 50]),
+    fsyncFailure: diskFaults.pick([0, 0, 0.0005, 0.002]),
+    tornWrite: diskFaults.pick([0, 0.5, 1]),
+  };
+  // How often a node is killed right after it grants a vote, and restarted
+  // at once: a vote that left before its fsync is then forgotten, and the
+  // node may grant another candidate the same term.
+  const voteCrash = diskFaults.pick([0, 0.1, 0.3]);
   const snapshotEntries = prng.pick([20, 60, 100_000]);
   const snapshotCatchUpEntries = prng.pick([0, 10, 1000]);
   const workloadMs = o.workloadMs ?? 12_000;
@@ -177,6 +195,60 @@ export async function runReplicatedKvSimulation(
     crashes: 0,
     pauses: 0,
   };
+  /** The process life (generation) of each node whose fsync failed. */
+  const failedLife = new Map<number, number>();
+  for (const [id, disk] of disks) {
+    disk.onFsyncFailure = () => {
+      const p = procs.get(id)!;
+      const gen = p.generation;
+      failedLife.set(id, gen);
+      log(`node ${id}: an fsync fails`);
+      // The node must stop by itself; its supervisor restarts the process.
+      sched.after(diskFaults.range(100, 1000), () => {
+        if (p.generation !== gen) return;
+        crash(id);
+        sched.after(diskFaults.range(50, 500), () => restart(id));
+      });
+    };
+  }
+  /** The transport of one life of a node, checking it is silent after a failed fsync. */
+  const transportOf = (id: number) => {
+    const proc = procs.get(id)!;
+    const ep = net.endpoint(id);
+    return {
+      ...ep,
+      send: (m: Parameters<typeof ep.send>[0], address: string) => {
+        if (failedLife.get(id) === proc.generation) {
+          fail(
+            "invariant",
+            `node ${id} sent ${m.type} to ${m.to} after its fsync failed`,
+          );
+        }
+        if (
+          m.type === "voteResp" && !m.reject && voteCrash > 0 &&
+          diskFaults.chance(voteCrash)
+        ) {
+          const gen = proc.generation;
+          sched.after(0, () => {
+            if (proc.generation !== gen || !proc.up) return;
+            log(`node ${id} is killed right after voting in term ${m.term}`);
+            crash(id);
+            sched.after(diskFaults.range(1, 60), () => restart(id));
+            // The candidate hears its votes but is not heard for a while
+            // (its requests still in flight are lost): another node may
+            // then campaign in the same term and ask the restarted voter.
+            const cand = m.to;
+            const others = ids.filter((b) => b !== cand);
+            for (const b of others) net.cut(cand, b);
+            sched.after(diskFaults.range(1000, 3000), () => {
+              for (const b of others) net.uncut(cand, b);
+            });
+          });
+        }
+        return ep.send(m, address);
+      },
+    };
+  };
 
   const boot = async (id: number) => {
     const proc = procs.get(id)!;
@@ -202,7 +274,7 @@ export async function runReplicatedKvSimulation(
         machine,
         {
           storage: disks.get(id)!.open(proc),
-          transport: net.endpoint(id),
+          transport: transportOf(id),
           timers: proc.timers(),
           random: () => rnd.float(),
           ...(o.plantedBug ? { unsafePlantedBug: o.plantedBug } : {}),
@@ -533,6 +605,8 @@ export async function runReplicatedKvSimulation(
   // Stop every node's timers: nothing of this run may run after it returns.
   for (const p of procs.values()) p.crash();
 
+  const sum = (f: (d: SimReplicaDisk) => number) =>
+    [...disks.values()].reduce((n, d) => n + f(d), 0);
   let inconclusive = false;
   if (!failure) {
     const verdict = checkKvHistory(history, { timeoutMs: 20_000 });
@@ -559,7 +633,10 @@ export async function runReplicatedKvSimulation(
       pauses: stats.pauses,
       framesSent: net.stats.sent,
       differentialFrames: net.stats.differential,
-      lostWrites: [...disks.values()].reduce((s, d) => s + d.lostWrites, 0),
+      lostWrites: sum((d) => d.lostWrites),
+      tornWrites: sum((d) => d.tornWrites),
+      tornRecordsDropped: sum((d) => d.tornRecordsDropped),
+      fsyncFailures: sum((d) => d.fsyncFailures),
     },
   };
 }

@@ -31,6 +31,8 @@ Deno.test(MAIN, async () => {
     pauses: 0,
     differentialFrames: 0,
     lostWrites: 0,
+    tornRecordsDropped: 0,
+    fsyncFailures: 0,
     unknownOutcomes: 0,
     streams: 0,
   };
@@ -44,6 +46,8 @@ Deno.test(MAIN, async () => {
     total.pauses += r.stats.pauses;
     total.differentialFrames += r.stats.differentialFrames;
     total.lostWrites += r.stats.lostWrites;
+    total.tornRecordsDropped += r.stats.tornRecordsDropped;
+    total.fsyncFailures += r.stats.fsyncFailures;
     total.unknownOutcomes += r.history.filter((o) => !o.output).length;
     if (r.stats.network === "stream") total.streams++;
   }
@@ -53,6 +57,10 @@ Deno.test(MAIN, async () => {
     assert.ok(total.crashes > 0, "no node ever crashed");
     assert.ok(total.pauses > 0, "no node was ever paused");
     assert.ok(total.lostWrites > 0, "no crash ever lost an unsynced write");
+    if (seeds.length >= 20) {
+      assert.ok(total.tornRecordsDropped > 0, "no torn record was recovered");
+      assert.ok(total.fsyncFailures > 0, "no fsync ever failed");
+    }
     assert.ok(total.unknownOutcomes > 0, "no operation ever timed out");
     assert.ok(total.leaseReadsServed > 0, "no read was served from a lease");
     assert.ok(
