@@ -1239,6 +1239,11 @@ export class ReplicatedNode<R> {
         this.#snapshotIndex = index;
         this.metrics.snapshots.inc();
       } catch (e) {
+        if (isRaftError(e)) {
+          // The raft log moved under the snapshot: nothing was written.
+          console.error(`${this.#cfg.name}: snapshot at ${index} failed: ${e}`);
+          return;
+        }
         // A failed write of the snapshot is a failed fsync like any other.
         this.#fail(
           new Error(

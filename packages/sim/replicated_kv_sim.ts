@@ -158,8 +158,8 @@ export async function runReplicatedKvSimulation(
     fsyncFailure: diskFaults.pick([0, 0, 0.0005, 0.002]),
     tornWrite: diskFaults.pick([0, 0.5, 1]),
   };
-  // How often a node is killed right after it grants a vote, and restarted
-  // at once: a vote that left before its fsync is then forgotten, and the
+  // How often (while the nemesis runs) a node is killed right after it
+  // grants a vote, and restarted at once: a vote that left before its fsync is then forgotten, and the
   // node may grant another candidate the same term.
   const voteCrash = diskFaults.pick([0, 0.1, 0.3]);
   const snapshotEntries = prng.pick([20, 60, 100_000]);
@@ -229,7 +229,7 @@ export async function runReplicatedKvSimulation(
         }
         if (
           m.type === "voteResp" && !m.reject && voteCrash > 0 &&
-          diskFaults.chance(voteCrash)
+          sched.now < workloadMs - 1500 && diskFaults.chance(voteCrash)
         ) {
           const gen = proc.generation;
           sched.after(0, () => {
