@@ -19,6 +19,12 @@ export const plantedBugs = [
    */
   "vote_before_fsync",
   /**
+   * Committed entries are applied (and their proposers answered) before the
+   * same Ready's log entries and hard state are written: a replica's state
+   * machine runs ahead of its own disk.
+   */
+  "apply_before_persist",
+  /**
    * The lease is counted in ticks, not on the monotonic clock, missed ticks
    * are not caught up, and there is no clock guard (the code before issue
    * 15): a leader stopped longer than its lease resumes believing it still

@@ -227,6 +227,7 @@ export class ReplicatedNode<R> {
   #driving = false;
   #again = false;
   #stopped = false;
+  #closed = false;
   #failure: unknown;
   /**
    * Distinguishes this life of the replica in request ids: after a restart
@@ -447,17 +448,42 @@ export class ReplicatedNode<R> {
 
   /** Stops ticking, closes sockets and files, releases the directory. */
   async stop(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#halt(new ReplicationError("unavailable", "the node is stopping"));
+    await this.#transport.close().catch(() => {});
+    while (this.#driving) await this.#sleep(5);
+    await this.#storage.close();
+  }
+
+  /**
+   * Stops ticking, stepping and answering, and fails every waiting request
+   * with `err`. After a failed write (fsync) this is where the node ends:
+   * it can no longer tell what its disk holds, so, as etcd panics, it
+   * stops rather than go on voting and acknowledging; restarting the
+   * process recovers it from what is durable.
+   */
+  #halt(err: ReplicationError): void {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#cancelTick?.();
-    const err = new ReplicationError("unavailable", "the node is stopping");
     for (const w of this.#waiters.values()) w.reject(err);
     for (const r of this.#reads.values()) r.reject(err);
     this.#waiters.clear();
     this.#reads.clear();
-    await this.#transport.close().catch(() => {});
-    while (this.#driving) await this.#sleep(5);
-    await this.#storage.close();
+  }
+
+  /** A write failed: record why, halt, and close the sockets (the files stay for {@link stop}). */
+  #fail(e: unknown): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = e;
+    console.error(
+      `${this.#cfg.name}: fatal: ${
+        e instanceof Error ? e.message : e
+      }; stopped (restart the process to recover from its disk)`,
+    );
+    this.#halt(new ReplicationError("unavailable", "the node failed"));
+    this.#transport.close().catch(() => {});
   }
 
   /**
@@ -930,20 +956,18 @@ export class ReplicatedNode<R> {
 
   /** A planted bug's unawaited write: its failure must still stop the node. */
   #unawaited(write: Promise<void>): void {
-    write.catch((e) => {
-      this.#failure ??= e;
-    });
+    write.catch((e) => this.#fail(e));
   }
 
   #assertRunning(): void {
-    if (this.#stopped) {
-      throw new ReplicationError("unavailable", "the node is stopped");
-    }
     if (this.#failure) {
       throw new ReplicationError(
         "unavailable",
         `the node failed: ${this.#failure}`,
       );
+    }
+    if (this.#stopped) {
+      throw new ReplicationError("unavailable", "the node is stopped");
     }
   }
 
@@ -966,13 +990,7 @@ export class ReplicatedNode<R> {
         } while (this.#again && !this.#stopped);
       } catch (e) {
         // A disk error means this node can no longer keep its promises.
-        this.#failure = e;
-        console.error(
-          `${this.#cfg.name}: fatal: ${e instanceof Error ? e.message : e}`,
-        );
-        for (const w of this.#waiters.values()) {
-          w.reject(new ReplicationError("unavailable", "the node failed"));
-        }
+        this.#fail(e);
       } finally {
         this.#driving = false;
       }
@@ -982,6 +1000,15 @@ export class ReplicatedNode<R> {
   async #handle(rd: Ready): Promise<void> {
     // 1. Persist: snapshot, entries, hard state (fsync before any message leaves).
     const storage = this.#storage;
+    // The planted bug applies (and answers) before this Ready's writes.
+    const early = this.#bug === "apply_before_persist" && !rd.snapshot;
+    let learned = false;
+    if (early) {
+      for (const e of rd.committedEntries) {
+        if (this.#learnFromConf(e)) learned = true;
+        this.#apply(e);
+      }
+    }
     if (rd.snapshot) {
       await storage.installSnapshot(rd.snapshot);
       this.#mem.applySnapshot(rd.snapshot);
@@ -1032,8 +1059,7 @@ export class ReplicatedNode<R> {
     if (rd.snapshot) {
       this.machine.restore(rd.snapshot.data, rd.snapshot.meta.index);
     }
-    let learned = false;
-    for (const e of rd.committedEntries) {
+    for (const e of early ? [] : rd.committedEntries) {
       if (this.#learnFromConf(e)) learned = true;
       this.#apply(e);
     }
@@ -1213,10 +1239,16 @@ export class ReplicatedNode<R> {
         this.#snapshotIndex = index;
         this.metrics.snapshots.inc();
       } catch (e) {
-        console.error(
-          `${this.#cfg.name}: snapshot at ${index} failed: ${
-            e instanceof Error ? e.message : e
-          }`,
+        if (isRaftError(e)) {
+          // The raft log moved under the snapshot: nothing was written.
+          console.error(`${this.#cfg.name}: snapshot at ${index} failed: ${e}`);
+          return;
+        }
+        // A failed write of the snapshot is a failed fsync like any other.
+        this.#fail(
+          new Error(
+            `snapshot at ${index}: ${e instanceof Error ? e.message : e}`,
+          ),
         );
       } finally {
         this.#snapshotting = false;

@@ -14,29 +14,29 @@
  */
 import { setImmediate } from "node:timers";
 import {
-  type KvCommand,
-  KvCommandMessage,
-  type KvResult,
-  KvStateMachine,
-} from "@strata/kv";
-import {
-  type CommandStateMachine,
   isReplicationError,
   type PlantedBug,
   ReplicatedNode,
   ReplicationMetrics,
 } from "@strata/replication";
 import {
-  checkKvHistory,
-  type KvInput,
-  type KvOperation,
-} from "./linearizability.ts";
+  gfsMasterWorkload,
+  UnexpectedRejection,
+} from "./gfs_master_workload.ts";
+import { kvWorkload } from "./kv_workload.ts";
+import { checkKvHistory, type KvOperation } from "./linearizability.ts";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { SimErrorCode } from "./sim_error.ts";
 import { type SimLinkFaults, SimPeerNetwork } from "./sim_peer_network.ts";
 import { SimProcess } from "./sim_process.ts";
 import { SimReplicaDisk } from "./sim_replica_disk.ts";
+import type { SimMachine, SimOp, SimWorkload } from "./sim_workload.ts";
+
+/** The applications the simulator runs, by `--machine` name. */
+export const simWorkloads = { kv: kvWorkload, gfs: gfsMasterWorkload };
+/** One of {@link simWorkloads}. */
+export type SimMachineName = keyof typeof simWorkloads;
 
 /** Options of {@link runReplicatedKvSimulation}. */
 export interface ReplicatedSimOptions {
@@ -46,6 +46,8 @@ export interface ReplicatedSimOptions {
   workloadMs?: number;
   /** A deliberate bug in the replication loop (tests of the simulator). */
   plantedBug?: PlantedBug;
+  /** The application's state machine: raft-kv (default) or the GFS master. */
+  machine?: SimMachineName;
 }
 
 /** What a run found. */
@@ -78,33 +80,22 @@ export interface ReplicatedSimResult {
     framesSent: number;
     differentialFrames: number;
     lostWrites: number;
+    /** Crashes that left a partial last log record. */
+    tornWrites: number;
+    /** Partial records recovery dropped by their CRC or length. */
+    tornRecordsDropped: number;
+    /** Fsyncs that failed (each node then had to stop). */
+    fsyncFailures: number;
   };
 }
 
-/** The raft-kv state machine as the replicated log sees it (apps/kv's KvReplica without watches). */
-class KvMachine implements CommandStateMachine<KvResult | undefined> {
-  readonly store = new KvStateMachine();
-  get appliedIndex(): number {
-    return this.store.appliedIndex;
-  }
-  apply(index: number, command: Uint8Array): KvResult | undefined {
-    return this.store.apply(index, KvCommandMessage.decode(command))?.result;
-  }
-  skip(index: number): void {
-    this.store.skip(index);
-  }
-  snapshot(): Uint8Array {
-    return this.store.snapshot();
-  }
-  restore(data: Uint8Array): void {
-    this.store.restore(data);
-  }
+interface Running {
+  node: ReplicatedNode<unknown>;
+  machine: SimMachine;
 }
 
-interface Running {
-  node: ReplicatedNode<KvResult | undefined>;
-  machine: KvMachine;
-}
+const hex = (b: Uint8Array) =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 /** Lets every promise continuation run before the next simulated event. */
 const drain = () => new Promise<void>((r) => setImmediate(r));
@@ -112,12 +103,16 @@ const drain = () => new Promise<void>((r) => setImmediate(r));
 const TICK_MS = 100;
 const ELECTION_TICKS = 10;
 const CLIENT_TIMEOUT_MS = 1500;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 /** The command line that replays a seed. */
-export function replayCommand(seed: number, bug?: PlantedBug): string {
-  return `deno task sim:replicated --seed ${seed}${bug ? ` --bug ${bug}` : ""}`;
+export function replayCommand(
+  seed: number,
+  bug?: PlantedBug,
+  machine: SimMachineName = "kv",
+): string {
+  return `deno task sim:replicated --seed ${seed}${
+    machine === "kv" ? "" : ` --machine ${machine}`
+  }${bug ? ` --bug ${bug}` : ""}`;
 }
 
 /**
@@ -128,6 +123,8 @@ export async function runReplicatedKvSimulation(
   o: ReplicatedSimOptions,
 ): Promise<ReplicatedSimResult> {
   const seed = o.seed;
+  const machineName = o.machine ?? "kv";
+  const workload: SimWorkload = simWorkloads[machineName];
   const prng = new Prng(seed);
   const sched = new Scheduler();
   const trace: string[] = [];
@@ -139,7 +136,13 @@ export async function runReplicatedKvSimulation(
   };
 
   // ---- the cluster's shape, decided by the seed ----
-  const n = prng.chance(0.7) ? 3 : 5;
+  const voters = prng.chance(0.7) ? 3 : 5;
+  // Disk faults (and the later additions below) come from their own
+  // stream, so adding them left every other decision of a seed as it was.
+  const diskFaults = new Prng(seed ^ 0x0d15c0de);
+  // One seed in ten runs a single-voter group (as etcd allows): its
+  // leader commits on its own fsync alone.
+  const n = diskFaults.chance(0.1) ? 1 : voters;
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const mode = prng.chance(0.5) ? "stream" : "datagram";
   const faults: SimLinkFaults = {
@@ -149,7 +152,16 @@ export async function runReplicatedKvSimulation(
     loss: prng.pick([0, 0.01, 0.03, 0.06]),
     duplicate: mode === "datagram" ? prng.pick([0, 0.02, 0.05]) : 0,
   };
-  const latency = { minMs: 0.1, maxMs: prng.pick([1, 5, 20, 50]) };
+  const latency = {
+    minMs: 0.1,
+    maxMs: prng.pick([1, 5, 20, 50]),
+    fsyncFailure: diskFaults.pick([0, 0, 0.0005, 0.002]),
+    tornWrite: diskFaults.pick([0, 0.5, 1]),
+  };
+  // How often (while the nemesis runs) a node is killed right after it
+  // grants a vote, and restarted at once: a vote that left before its fsync is then forgotten, and the
+  // node may grant another candidate the same term.
+  const voteCrash = diskFaults.pick([0, 0.1, 0.3]);
   const snapshotEntries = prng.pick([20, 60, 100_000]);
   const snapshotCatchUpEntries = prng.pick([0, 10, 1000]);
   const workloadMs = o.workloadMs ?? 12_000;
@@ -186,13 +198,67 @@ export async function runReplicatedKvSimulation(
     crashes: 0,
     pauses: 0,
   };
+  /** The process life (generation) of each node whose fsync failed. */
+  const failedLife = new Map<number, number>();
+  for (const [id, disk] of disks) {
+    disk.onFsyncFailure = () => {
+      const p = procs.get(id)!;
+      const gen = p.generation;
+      failedLife.set(id, gen);
+      log(`node ${id}: an fsync fails`);
+      // The node must stop by itself; its supervisor restarts the process.
+      sched.after(diskFaults.range(100, 1000), () => {
+        if (p.generation !== gen) return;
+        crash(id);
+        sched.after(diskFaults.range(50, 500), () => restart(id));
+      });
+    };
+  }
+  /** The transport of one life of a node, checking it is silent after a failed fsync. */
+  const transportOf = (id: number) => {
+    const proc = procs.get(id)!;
+    const ep = net.endpoint(id);
+    return {
+      ...ep,
+      send: (m: Parameters<typeof ep.send>[0], address: string) => {
+        if (failedLife.get(id) === proc.generation) {
+          fail(
+            "invariant",
+            `node ${id} sent ${m.type} to ${m.to} after its fsync failed`,
+          );
+        }
+        if (
+          m.type === "voteResp" && !m.reject && voteCrash > 0 &&
+          sched.now < workloadMs - 1500 && diskFaults.chance(voteCrash)
+        ) {
+          const gen = proc.generation;
+          sched.after(0, () => {
+            if (proc.generation !== gen || !proc.up) return;
+            log(`node ${id} is killed right after voting in term ${m.term}`);
+            crash(id);
+            sched.after(diskFaults.range(1, 60), () => restart(id));
+            // The candidate hears its votes but is not heard for a while
+            // (its requests still in flight are lost): another node may
+            // then campaign in the same term and ask the restarted voter.
+            const cand = m.to;
+            const others = ids.filter((b) => b !== cand);
+            for (const b of others) net.cut(cand, b);
+            sched.after(diskFaults.range(1000, 3000), () => {
+              for (const b of others) net.uncut(cand, b);
+            });
+          });
+        }
+        return ep.send(m, address);
+      },
+    };
+  };
 
   const boot = async (id: number) => {
     const proc = procs.get(id)!;
     const gen = proc.generation;
-    const machine = new KvMachine();
+    const machine = workload.newMachine();
     const rnd = randoms.get(id)!;
-    let node: ReplicatedNode<KvResult | undefined>;
+    let node: ReplicatedNode<unknown>;
     try {
       node = await ReplicatedNode.start(
         {
@@ -211,7 +277,7 @@ export async function runReplicatedKvSimulation(
         machine,
         {
           storage: disks.get(id)!.open(proc),
-          transport: net.endpoint(id),
+          transport: transportOf(id),
           timers: proc.timers(),
           random: () => rnd.float(),
           ...(o.plantedBug ? { unsafePlantedBug: o.plantedBug } : {}),
@@ -272,16 +338,21 @@ export async function runReplicatedKvSimulation(
   // ---- clients ----
   const history: KvOperation[] = [];
   type Outcome =
-    | { kind: "ok"; output: KvOperation["output"] }
+    | {
+      kind: "ok";
+      output: KvOperation["output"];
+      input?: KvOperation["input"];
+    }
     | { kind: "unknown" }
     | { kind: "none" };
 
   const runOp = (
     clientId: number,
     id: number,
-    input: KvInput,
+    op: SimOp,
     consistency: "linearizable" | "lease",
   ): Promise<void> => {
+    const input = op.input;
     const call = sched.now;
     const proc = procs.get(id)!;
     const target = running.get(id);
@@ -297,7 +368,7 @@ export async function runReplicatedKvSimulation(
         if (out.kind === "ok") {
           history.push({
             clientId,
-            input,
+            input: out.input ?? input,
             call,
             return: sched.now,
             output: out.output,
@@ -317,80 +388,42 @@ export async function runReplicatedKvSimulation(
         proc.bind(() => {
           const r = running.get(id);
           if (!r || r.node !== target.node) return settle({ kind: "none" });
-          serve(r, input, consistency, ctl.signal).then(
-            (output) => settle({ kind: "ok", output }),
-            (e) =>
+          op.run({
+            node: r.node,
+            machine: r.machine,
+            readBarrier: (signal) => {
+              if (consistency === "lease" && r.node.leaseValid()) {
+                stats.leaseReadsServed++;
+              }
+              return r.node.readBarrier(consistency, signal);
+            },
+          }, ctl.signal).then(
+            (a) => settle({ kind: "ok", ...a }),
+            (e) => {
+              if (e instanceof UnexpectedRejection) {
+                fail("invariant", e.message);
+              }
               settle(
                 isReplicationError(e) && e.code === "no_leader"
                   ? { kind: "none" }
                   : { kind: "unknown" },
-              ),
+              );
+            },
           );
         }),
       );
     });
   };
 
-  const serve = async (
-    r: Running,
-    input: KvInput,
-    consistency: "linearizable" | "lease",
-    signal: AbortSignal,
-  ): Promise<KvOperation["output"]> => {
-    if (input.op === "get") {
-      if (consistency === "lease" && r.node.leaseValid()) {
-        stats.leaseReadsServed++;
-      }
-      await r.node.readBarrier(consistency, signal);
-      const kv = r.machine.store.get(input.key);
-      return { value: kv ? dec.decode(kv.value) : null };
-    }
-    let cmd: KvCommand;
-    if (input.op === "put") {
-      cmd = { op: "put", key: input.key, value: enc.encode(input.value) };
-    } else if (input.op === "cas") {
-      cmd = {
-        op: "cas",
-        key: input.key,
-        expectValue: input.expected === null
-          ? null
-          : enc.encode(input.expected),
-        value: enc.encode(input.value),
-      };
-    } else {
-      cmd = { op: "delete", key: input.key };
-    }
-    const res = await r.node.propose(KvCommandMessage.encode(cmd), signal);
-    if (res?.op === "cas") return { ok: res.succeeded };
-    return { ok: true };
-  };
-
   const workloadEnd = workloadMs;
   const client = async (c: number) => {
     const cp = prng.fork();
-    let seq = 0;
-    const seen: string[] = [];
+    const next = workload.client(c, cp, keys);
     while (sched.now < workloadEnd && !failure) {
       await sleep(cp.range(0, 80));
       const id = cp.pick(ids);
-      const key = cp.pick(keys);
-      const r = cp.float();
-      let input: KvInput;
-      if (r < 0.3) {
-        input = { op: "put", key, value: `${c}.${++seq}` };
-        seen.push(input.value);
-      } else if (r < 0.42) {
-        const expected = seen.length > 0 && cp.chance(0.8)
-          ? cp.pick(seen)
-          : null;
-        input = { op: "cas", key, expected, value: `${c}.${++seq}` };
-        seen.push(input.value);
-      } else if (r < 0.45) {
-        input = { op: "delete", key };
-      } else {
-        input = { op: "get", key };
-      }
-      await runOp(c, id, input, cp.chance(0.6) ? "lease" : "linearizable");
+      const op = next();
+      await runOp(c, id, op, cp.chance(0.6) ? "lease" : "linearizable");
     }
   };
 
@@ -524,14 +557,14 @@ export async function runReplicatedKvSimulation(
     }
     // Final linearizable reads of every key: a lost acknowledged write shows here.
     for (const key of keys) {
-      await runOp(0, leader() ?? ids[0]!, { op: "get", key }, "linearizable");
+      await runOp(0, leader() ?? ids[0]!, workload.read(key), "linearizable");
     }
     if (!await until(converged, 10_000)) {
       return fail("no_progress", "the replicas did not converge after healing");
     }
     const states = [...running.entries()].map(([id, r]) => [
       id,
-      dec.decode(r.machine.snapshot()),
+      hex(r.machine.snapshot()),
     ]);
     const first = states[0]![1];
     for (const [id, s] of states) {
@@ -575,6 +608,8 @@ export async function runReplicatedKvSimulation(
   // Stop every node's timers: nothing of this run may run after it returns.
   for (const p of procs.values()) p.crash();
 
+  const sum = (f: (d: SimReplicaDisk) => number) =>
+    [...disks.values()].reduce((n, d) => n + f(d), 0);
   let inconclusive = false;
   if (!failure) {
     const verdict = checkKvHistory(history, { timeoutMs: 20_000 });
@@ -589,7 +624,7 @@ export async function runReplicatedKvSimulation(
     inconclusive,
     history,
     trace,
-    replay: replayCommand(seed, o.plantedBug),
+    replay: replayCommand(seed, o.plantedBug, machineName),
     stats: {
       nodes: n,
       network: mode,
@@ -601,7 +636,10 @@ export async function runReplicatedKvSimulation(
       pauses: stats.pauses,
       framesSent: net.stats.sent,
       differentialFrames: net.stats.differential,
-      lostWrites: [...disks.values()].reduce((s, d) => s + d.lostWrites, 0),
+      lostWrites: sum((d) => d.lostWrites),
+      tornWrites: sum((d) => d.tornWrites),
+      tornRecordsDropped: sum((d) => d.tornRecordsDropped),
+      fsyncFailures: sum((d) => d.fsyncFailures),
     },
   };
 }

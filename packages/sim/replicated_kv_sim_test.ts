@@ -22,8 +22,8 @@ const MAIN =
   "ReplicatedNode clusters under faults keep linearizable histories, one leader per term, and converge";
 
 Deno.test(MAIN, async () => {
-  // 50 seeds by default (about 15 s on an idle machine), 10,000 under STRATA_LONG=1.
-  const seeds = testSeeds(50, 10_000);
+  // 200 seeds by default (7.7 s measured at load average 5), 10,000 under STRATA_LONG=1.
+  const seeds = testSeeds(200, 10_000);
   const total = {
     ops: 0,
     leaseReadsServed: 0,
@@ -31,6 +31,8 @@ Deno.test(MAIN, async () => {
     pauses: 0,
     differentialFrames: 0,
     lostWrites: 0,
+    tornRecordsDropped: 0,
+    fsyncFailures: 0,
     unknownOutcomes: 0,
     streams: 0,
   };
@@ -44,6 +46,8 @@ Deno.test(MAIN, async () => {
     total.pauses += r.stats.pauses;
     total.differentialFrames += r.stats.differentialFrames;
     total.lostWrites += r.stats.lostWrites;
+    total.tornRecordsDropped += r.stats.tornRecordsDropped;
+    total.fsyncFailures += r.stats.fsyncFailures;
     total.unknownOutcomes += r.history.filter((o) => !o.output).length;
     if (r.stats.network === "stream") total.streams++;
   }
@@ -53,6 +57,10 @@ Deno.test(MAIN, async () => {
     assert.ok(total.crashes > 0, "no node ever crashed");
     assert.ok(total.pauses > 0, "no node was ever paused");
     assert.ok(total.lostWrites > 0, "no crash ever lost an unsynced write");
+    if (seeds.length >= 20) {
+      assert.ok(total.tornRecordsDropped > 0, "no torn record was recovered");
+      assert.ok(total.fsyncFailures > 0, "no fsync ever failed");
+    }
     assert.ok(total.unknownOutcomes > 0, "no operation ever timed out");
     assert.ok(total.leaseReadsServed > 0, "no read was served from a lease");
     assert.ok(
@@ -78,4 +86,33 @@ Deno.test("a ReplicatedNode simulation replays identically from its seed", async
   assert.deepEqual(a.stats, b.stats);
   const c = await runReplicatedKvSimulation({ seed: 6, workloadMs: 8000 });
   assert.notDeepEqual(a.history, c.history);
+});
+
+const GFS =
+  "GFS master replicas under faults: linearizable namespace and chunk operations, one leader per term, converged state";
+
+Deno.test(GFS, async () => {
+  // The real MasterMachine: 20 seeds by default, 2,000 under STRATA_LONG=1.
+  const seeds = testSeeds(20, 2000);
+  let creates = 0, allocates = 0, deletes = 0, found = 0, crashes = 0;
+  for (const seed of seeds) {
+    const r = await runReplicatedKvSimulation({ seed, machine: "gfs" });
+    if (!r.ok) report(r, GFS);
+    assert.match(r.replay, /--machine gfs/);
+    crashes += r.stats.crashes;
+    for (const o of r.history) {
+      const i = o.input, out = o.output;
+      if (out === undefined || ("ok" in out && !out.ok)) continue;
+      if (i.op === "cas" && i.expected === null) creates++;
+      else if (i.op === "cas") allocates++;
+      else if (i.op === "delete") deletes++;
+      else if (i.op === "get" && "value" in out && out.value !== null) found++;
+    }
+  }
+  // Every kind of operation succeeded somewhere, under crashes.
+  assert.ok(
+    creates > 0 && allocates > 0 && deletes > 0 && found > 0,
+    JSON.stringify({ creates, allocates, deletes, found }),
+  );
+  if (seeds.length > 1) assert.ok(crashes > 0, "no master ever crashed");
 });

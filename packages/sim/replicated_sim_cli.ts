@@ -2,6 +2,8 @@
  * `deno task sim:replicated`: seeded simulations of `ReplicatedNode`
  * clusters (see replicated_kv_sim.ts).
  *
+ * - `--machine kv|gfs` (any form): the state machine, raft-kv (default) or
+ *   the GFS master.
  * - `--seed S [--bug B]`: one run; prints its stats, and its trace when it
  *   fails.
  * - `--seeds N [--from S] [--jobs J] [--keep-going] [--bug B]`: N seeds from
@@ -15,11 +17,13 @@ import { type PlantedBug, plantedBugs } from "@strata/replication";
 import {
   replayCommand,
   runReplicatedKvSimulation,
+  type SimMachineName,
+  simWorkloads,
 } from "./replicated_kv_sim.ts";
 import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--bug ${
+  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs] [--bug ${
     plantedBugs.join("|")
   }]`;
 
@@ -62,6 +66,7 @@ async function runRange(
   count: number,
   bug: PlantedBug | undefined,
   keepGoing: boolean,
+  machine: SimMachineName,
 ): Promise<Summary> {
   const s: Summary = {
     seeds: 0,
@@ -75,6 +80,7 @@ async function runRange(
   for (let seed = from; seed < from + count; seed++) {
     const r = await runReplicatedKvSimulation({
       seed,
+      machine,
       ...(bug ? { plantedBug: bug } : {}),
     });
     s.seeds++;
@@ -114,18 +120,24 @@ export async function main(args: string[]): Promise<number> {
       throw new SimError("bad_argument", `unknown --bug ${b}`);
     }
     bug = b as PlantedBug | undefined;
+    const m = flag(args, "--machine") ?? "kv";
+    if (!Object.hasOwn(simWorkloads, m)) {
+      throw new SimError("bad_argument", `unknown --machine ${m}`);
+    }
+    const machine = m as SimMachineName;
     const one = flag(args, "--seed");
     if (one !== undefined) {
       const seed = int(args, "--seed", 0);
       const r = await runReplicatedKvSimulation({
         seed,
+        machine,
         ...(bug ? { plantedBug: bug } : {}),
       });
       console.log(JSON.stringify({ seed, ok: r.ok, stats: r.stats }));
       if (r.ok) return 0;
       console.log(r.trace.join("\n"));
       console.error(`\nFAILED seed ${seed}: ${r.failure}`);
-      console.error(`replay: ${replayCommand(seed, bug)}`);
+      console.error(`replay: ${replayCommand(seed, bug, machine)}`);
       return 1;
     }
     const count = int(args, "--seeds", 100, 1);
@@ -134,12 +146,13 @@ export async function main(args: string[]): Promise<number> {
     const t0 = performance.now();
     let total: Summary;
     const keepGoing = args.includes("--keep-going");
-    if (jobs === 1) total = await runRange(from, count, bug, keepGoing);
-    else total = await fanOut(from, count, jobs, bug, keepGoing);
+    if (jobs === 1) {
+      total = await runRange(from, count, bug, keepGoing, machine);
+    } else total = await fanOut(from, count, jobs, bug, keepGoing, machine);
     const secs = (performance.now() - t0) / 1000;
     const line = `${total.seeds} seeds (${from}..${from + count - 1}${
       bug ? `, bug ${bug}` : ""
-    }): ${total.ops} client operations, ${total.leaseReadsServed} lease reads served from the lease, ${total.crashes} crashes, ${total.pauses} pauses, ${total.inconclusive} checks out of time; ${
+    }, ${machine}): ${total.ops} client operations, ${total.leaseReadsServed} lease reads served from the lease, ${total.crashes} crashes, ${total.pauses} pauses, ${total.inconclusive} checks out of time; ${
       secs.toFixed(1)
     } s (${(secs * 1000 / Math.max(1, total.seeds)).toFixed(0)} ms/seed)`;
     if (Deno.env.get("STRATA_SIM_JSON")) {
@@ -163,6 +176,7 @@ async function fanOut(
   jobs: number,
   bug: PlantedBug | undefined,
   keepGoing: boolean,
+  machine: SimMachineName,
 ): Promise<Summary> {
   const per = Math.ceil(count / jobs);
   const parts = [];
@@ -179,6 +193,8 @@ async function fanOut(
         String(n),
         "--from",
         String(start),
+        "--machine",
+        machine,
         ...(bug ? ["--bug", bug] : []),
         ...(keepGoing ? ["--keep-going"] : []),
       ],

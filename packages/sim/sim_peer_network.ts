@@ -100,6 +100,11 @@ export class SimPeerNetwork {
     this.#cut.add(`${from}>${to}`);
   }
 
+  /** Removes the cut `from → to`. */
+  uncut(from: number, to: number): void {
+    this.#cut.delete(`${from}>${to}`);
+  }
+
   /** Removes every cut. */
   heal(): void {
     this.#cut.clear();

@@ -41,6 +41,77 @@ Deno.test("sim disk: a write resolves once durable; a crash keeps a prefix of th
   assert.deepEqual(after.entries[0], entry(1));
 });
 
+Deno.test("sim disk: a torn last record is dropped by storage's record scan at recovery", async () => {
+  let dropped = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const sched = new Scheduler();
+    const proc = new SimProcess(sched, 0, 0);
+    const disk = new SimReplicaDisk(sched, new Prng(seed), {
+      minMs: 5,
+      maxMs: 5,
+      tornWrite: 1,
+    });
+    const s = disk.open(proc);
+    s.append([entry(1), entry(2)]);
+    sched.runFor(5);
+    await Promise.resolve();
+    s.append([entry(3), entry(4), entry(5)]);
+    disk.crash();
+    proc.crash();
+    proc.restart();
+    const after = await disk.open(proc).recover();
+    const kept = after.entries.map((e) => e.index);
+    // Whole records before the cut survive; a cut one is never returned.
+    assert.ok(kept.length >= 2, `${kept}`);
+    assert.deepEqual(kept, kept.map((_, i) => i + 1));
+    assert.deepEqual(after.entries.at(-1), entry(kept.length));
+    dropped += disk.tornRecordsDropped;
+    // The log goes on after the cut: recovery truncated the torn bytes.
+    const next = kept.length + 1;
+    disk.open(proc).append([entry(next)]);
+    sched.runFor(5);
+    await Promise.resolve();
+    proc.crash();
+    disk.crash();
+    proc.restart();
+    const again = await disk.open(proc).recover();
+    assert.equal(again.entries.at(-1)!.index, next);
+  }
+  assert.ok(dropped > 0, "no crash left a partial record");
+});
+
+Deno.test("sim disk: a failed fsync rejects that write and every later one of the life; a restart clears it", async () => {
+  const sched = new Scheduler();
+  const proc = new SimProcess(sched, 0, 0);
+  const disk = new SimReplicaDisk(sched, new Prng(1), {
+    minMs: 1,
+    maxMs: 1,
+    fsyncFailure: 1,
+  });
+  const failures: Error[] = [];
+  disk.onFsyncFailure = (e) => failures.push(e);
+  const s = disk.open(proc);
+  const results: string[] = [];
+  for (const i of [1, 2]) {
+    s.append([entry(i)]).then(
+      () => results.push("ok"),
+      (e) => results.push(String(e.message)),
+    );
+  }
+  sched.runFor(5);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(results, [
+    "EIO: fsync failed (simulated)",
+    "EIO: fsync failed (simulated)",
+  ]);
+  assert.equal(failures.length, 1);
+  proc.crash();
+  disk.crash();
+  proc.restart();
+  const after = await disk.open(proc).recover();
+  assert.deepEqual(after.entries, [], "nothing that failed is durable");
+});
+
 Deno.test("sim process: a paused process runs nothing until it resumes; a crashed one never runs its old callbacks", () => {
   const sched = new Scheduler();
   const p = new SimProcess(sched, 1000, 5000);

@@ -53,6 +53,7 @@ export {
   type RecordScan,
   scanRecords,
   type ScanStop,
+  writeRecord,
 } from "./log_record.ts";
 export {
   type AppendResult,
