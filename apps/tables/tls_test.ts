@@ -123,7 +123,7 @@ Deno.test({
               client: httpClient,
             });
             assert.equal(res.status, 200, await res.text());
-            let timer: number | undefined;
+            let timer: ReturnType<typeof setTimeout> | undefined;
             const e = await Promise.race([
               got.promise,
               new Promise<never>((_, reject) => {
