@@ -141,6 +141,9 @@ const WRITES = new Set([
   "PUBLISH",
   "UNLINK",
 ]);
+/** How long SUBSCRIBE waits for the rooms to count this server in before answering anyway. */
+const SUBSCRIBE_WAIT_MS = 10_000;
+
 /** Commands allowed before AUTH. */
 const OPEN = new Set(["AUTH", "HELLO", "PING", "QUIT"]);
 /** Commands allowed while subscribed. */
@@ -722,7 +725,16 @@ export function startRespServer(o: RespServerOptions): RespServer {
           );
         }
         if (ready.length === 0) return w.take();
-        return Promise.all(ready).then(() => w.take());
+        // Bounded: a home that cannot be reached must not hang the
+        // connection; the subscription stays and joins when it can.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        return Promise.race([
+          Promise.all(ready).catch(() => {}),
+          new Promise<void>((r) => timer = setTimeout(r, SUBSCRIBE_WAIT_MS)),
+        ]).then(() => {
+          clearTimeout(timer);
+          return w.take();
+        });
       }
       case "UNSUBSCRIBE":
       case "PUNSUBSCRIBE": {
