@@ -27,9 +27,13 @@ export function peerSecretFile(dir: string): string {
   return `${dir}/peer.secret`;
 }
 
-/** A fresh random secret: 32 bytes from the system's CSPRNG, base64url (43 characters). */
+/**
+ * A fresh random secret: 32 bytes from the system's CSPRNG, base64url (43
+ * characters), prefixed with `s` so it never starts with `-`: command-line
+ * parsers take `--token -abc…` for a missing value (1 token in 64 did).
+ */
 export function randomSecret(): string {
-  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+  return "s" + encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /**
