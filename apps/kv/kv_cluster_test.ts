@@ -698,7 +698,9 @@ Deno.test("a cluster over TLS (HTTP and raft peers) with a self-signed certifica
     const kv = new KvClient(urls, {
       token: adminToken(cluster),
       httpClient,
-      timeoutMs: 5000,
+      // Generous: the first write right after start waits for an election
+      // and TLS handshakes, and a timed-out write is not re-sent.
+      timeoutMs: 15_000,
       attempts: 20,
     });
     const rev = await kv.put("tls/k", "secret value");
