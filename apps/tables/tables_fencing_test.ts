@@ -8,17 +8,9 @@
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { startTablesStack } from "./stack_launcher.ts";
-import {
-  rowText,
-  TablesClient,
-  TablesClientError,
-} from "./client/tables_client.ts";
-import {
-  checkKvHistory,
-  type KvInput,
-  type KvOperation,
-  type KvOutput,
-} from "@strata/sim";
+import { rowText, TablesClient } from "./client/tables_client.ts";
+import { checkKvHistory, type KvInput, type KvOperation } from "@strata/sim";
+import { runKvOp } from "./_kv_history.ts";
 
 /**
  * With STRATA_LONG=1 the tablets live on GFS (as the design has them),
@@ -192,45 +184,12 @@ Deno.test(`tables cell (${ON_GFS ? "GFS" : "local"} storage): a paused tablet se
             const key = rows[(id + n) % rows.length]!;
             const value = `${id}-${n}`;
             const kind = n % 3;
-            const call = now();
             const input: KvInput = kind === 0
               ? { op: "put", key, value }
               : kind === 1
               ? { op: "get", key }
               : { op: "cas", key, expected: `${id}-${n - 2}`, value };
-            try {
-              let output: KvOutput;
-              if (input.op === "put") {
-                await c.put("lin", key, "f", "q", value);
-                output = { ok: true };
-              } else if (input.op === "get") {
-                const r = await c.getRow("lin", key, { columns: ["f:q"] });
-                output = {
-                  value: r.cells[0] ? dec.decode(r.cells[0].value) : null,
-                };
-              } else {
-                output = {
-                  ok: await c.checkAndMutate("lin", key, {
-                    family: "f",
-                    qualifier: "q",
-                    equals: input.op === "cas" ? input.expected : null,
-                  }, [{ op: "put", family: "f", qualifier: "q", value }]),
-                };
-              }
-              history.push({
-                clientId: id,
-                input,
-                call,
-                return: now(),
-                output,
-              });
-            } catch (e) {
-              if (
-                !(e instanceof TablesClientError) ||
-                e.code !== "unknown_outcome"
-              ) throw e;
-              history.push({ clientId: id, input, call });
-            }
+            history.push(await runKvOp(c, "lin", id, input, now));
           }
         };
         const workers = [0, 1, 2, 3].map(worker);

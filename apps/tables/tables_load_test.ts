@@ -14,12 +14,8 @@ import { pointKey } from "./shared/time_series.ts";
 import { compareBytes } from "@strata/lsm";
 import { Buffer } from "node:buffer";
 import type { MasterDecision } from "./master/master_service.ts";
-import {
-  checkKvHistory,
-  type KvInput,
-  type KvOperation,
-  type KvOutput,
-} from "@strata/sim";
+import { checkKvHistory, type KvInput, type KvOperation } from "@strata/sim";
+import { runKvOp } from "./_kv_history.ts";
 
 const dec = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -348,40 +344,7 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
               : n % 3 === 1
               ? { op: "get", key }
               : { op: "cas", key, expected: `${id}-${n - 2}`, value };
-            const call = now();
-            try {
-              let output: KvOutput;
-              if (input.op === "put") {
-                await client.put("lin", key, "f", "q", value);
-                output = { ok: true };
-              } else if (input.op === "get") {
-                const r = await client.getRow("lin", key, { columns: ["f:q"] });
-                output = {
-                  value: r.cells[0] ? dec.decode(r.cells[0].value) : null,
-                };
-              } else {
-                output = {
-                  ok: await client.checkAndMutate("lin", key, {
-                    family: "f",
-                    qualifier: "q",
-                    equals: input.op === "cas" ? input.expected : null,
-                  }, [{ op: "put", family: "f", qualifier: "q", value }]),
-                };
-              }
-              history.push({
-                clientId: id,
-                input,
-                call,
-                return: now(),
-                output,
-              });
-            } catch (e) {
-              if (
-                !(e instanceof TablesClientError) ||
-                e.code !== "unknown_outcome"
-              ) throw e;
-              history.push({ clientId: id, input, call });
-            }
+            history.push(await runKvOp(client, "lin", id, input, now));
           }
         };
         const workers = [0, 1, 2].map(worker);
