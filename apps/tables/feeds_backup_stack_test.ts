@@ -27,9 +27,13 @@ const dec = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits (bounded) for `cond`. */
-async function until(cond: () => boolean, ms: number, what: string) {
+async function until(
+  cond: () => boolean | Promise<boolean>,
+  ms: number,
+  what: string,
+) {
   const end = performance.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (performance.now() > end) throw new Error(`timed out: ${what}`);
     await sleep(50);
   }
@@ -152,6 +156,19 @@ Deno.test(`feeds and backup on a tables cell (${LONG ? "GFS" : "local storage"})
           () => new Set(delivered.map((d) => d.v)).size >= total,
           60_000,
           "every message delivered",
+        );
+        // The consumer prints a batch before it commits it: let its last
+        // commit land before stopping it.
+        await until(
+          async () => {
+            const c = await feeds.committed("orders", "g1");
+            for (let p = 0; p < 3; p++) {
+              if (c.get(p) !== await feeds.tail("orders", p)) return false;
+            }
+            return true;
+          },
+          30_000,
+          "the last batch committed",
         );
         await consumers.pop()!.kill();
 
