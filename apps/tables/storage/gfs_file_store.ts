@@ -1,5 +1,6 @@
 import type { AppendableFile, FileStore, ReadableFile } from "@strata/lsm";
 import { type GfsClient, GfsError, isGfsError } from "@strata/gfs";
+import { z } from "zod";
 import type { GfsFence } from "./gfs_fence.ts";
 
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
@@ -39,6 +40,14 @@ interface Version {
  * version of every atomic file to its own epoch, and `writeAtomic` checks
  * the fence after the upload and throws FencedError rather than report a
  * write that lost (the store then does not delete what it replaced).
+ *
+ * A late version of a file the successor never wrote (say the first
+ * manifest, uploaded by an owner stopped mid-flush) would otherwise be
+ * the newest version a third owner finds, naming tables the successor
+ * deleted as orphans. So each owner records, once it has adopted, which
+ * version of each file it adopted (`dir/adopted/<epoch>`); a version
+ * older than a recorded owner's epoch counts only if that record names
+ * it or a newer one ({@link validVersion}).
  */
 export class GfsFileStore implements FileStore {
   readonly #gfs: GfsClient;
@@ -62,15 +71,29 @@ export class GfsFileStore implements FileStore {
     fence: GfsFence,
   ): Promise<GfsFileStore> {
     const store = new GfsFileStore(gfs, dir, fence);
-    const names = new Set<string>();
-    for (const f of await gfs.ls(`${dir}/atomic/`)) {
-      const rest = f.path.slice(`${dir}/atomic/`.length).split("/");
-      if (rest.length === 2 && NAME.test(rest[0]!)) names.add(rest[0]!);
+    const records = new AdoptionRecords(gfs, `${dir}/adopted/`);
+    await records.load(fence.epoch);
+    const adopted: Record<string, [number, number]> = {};
+    for (let attempt = 0;; attempt++) {
+      const versions = await store.#allVersions();
+      try {
+        for (const [name, list] of versions) {
+          const v = await store.#newestValid(name, list, records);
+          if (v === undefined) continue;
+          await store.#put(name, await gfs.readAll(v.path));
+          adopted[name] = [v.epoch, v.seq];
+        }
+        break;
+      } catch (e) {
+        // Replaced and deleted by a previous owner between the listing and
+        // the read (its replacement is then newer): list again.
+        if (!isGfsError(e, "not_found") || attempt >= 5) throw e;
+      }
     }
-    for (const name of names) {
-      const bytes = await store.readWhole(name);
-      if (bytes !== undefined) await store.#put(name, bytes);
-    }
+    await gfs.upload(
+      `${dir}/adopted/${pad(fence.epoch)}`,
+      new TextEncoder().encode(JSON.stringify(adopted)),
+    );
     return store;
   }
 
@@ -170,7 +193,12 @@ export class GfsFileStore implements FileStore {
   async readWhole(name: string): Promise<Uint8Array | undefined> {
     checkName(name);
     for (let attempt = 0;; attempt++) {
-      const newest = (await this.#versions(name)).at(-1);
+      // Since open, this owner holds its own copy of every file it adopted;
+      // an older epoch's version of any other file is a fenced owner's late
+      // write (open did not adopt it), never the file.
+      const newest = (await this.#versions(name))
+        .filter((v) => v.epoch >= this.#fence.epoch)
+        .at(-1);
       if (newest === undefined) return undefined;
       try {
         return await this.#gfs.readAll(newest.path);
@@ -191,18 +219,101 @@ export class GfsFileStore implements FileStore {
   }
 
   async #versions(name: string): Promise<Version[]> {
-    const prefix = `${this.#dir}/atomic/${name}/`;
-    const out: Version[] = [];
-    for (const f of await this.#gfs.ls(prefix)) {
-      const m = /^(\d{10})-(\d{10})$/.exec(f.path.slice(prefix.length));
-      if (m !== null) {
-        out.push({ path: f.path, epoch: Number(m[1]), seq: Number(m[2]) });
-      }
+    return (await this.#allVersions(name)).get(name) ?? [];
+  }
+
+  /** Every version of every atomic file (or of `only`), oldest first. */
+  async #allVersions(only?: string): Promise<Map<string, Version[]>> {
+    const prefix = `${this.#dir}/atomic/`;
+    const out = new Map<string, Version[]>();
+    for (const f of await this.#gfs.ls(prefix + (only ? `${only}/` : ""))) {
+      const m = /^([^/]+)\/(\d{10})-(\d{10})$/.exec(
+        f.path.slice(prefix.length),
+      );
+      if (m === null || !NAME.test(m[1]!)) continue;
+      const list = out.get(m[1]!) ?? [];
+      list.push({ path: f.path, epoch: Number(m[2]), seq: Number(m[3]) });
+      out.set(m[1]!, list);
     }
-    return out.sort((a, b) => a.epoch - b.epoch || a.seq - b.seq);
+    for (const list of out.values()) {
+      list.sort((a, b) => a.epoch - b.epoch || a.seq - b.seq);
+    }
+    return out;
+  }
+
+  /** The newest of `list` (oldest first) that {@link validVersion} keeps. */
+  async #newestValid(
+    name: string,
+    list: Version[],
+    records: AdoptionRecords,
+  ): Promise<Version | undefined> {
+    for (let i = list.length - 1; i >= 0; i--) {
+      const v = list[i]!;
+      if (validVersion(v, name, await records.after(v.epoch))) return v;
+    }
+    return undefined;
   }
 
   #path(name: string): string {
     return `${this.#dir}/tables/${name}`;
+  }
+}
+
+/** `dir/adopted/<epoch>`: the version `[epoch, seq]` adopted per file. */
+const AdoptedSchema = z.record(
+  z.string(),
+  z.tuple([z.number().int(), z.number().int()]),
+);
+type Adopted = z.infer<typeof AdoptedSchema>;
+
+/**
+ * Whether version `v` of file `name` may be adopted, given `record`: what
+ * the first owner with a newer epoch than `v`'s that recorded its adoption
+ * adopted. No such record: nothing has fenced `v`'s owner. A record that
+ * names an older version, or none, of the file: `v` was written after that
+ * owner looked, by an owner it had already fenced.
+ */
+export function validVersion(
+  v: { epoch: number; seq: number },
+  name: string,
+  record: Adopted | undefined,
+): boolean {
+  if (record === undefined) return true;
+  const a = Object.hasOwn(record, name) ? record[name] : undefined;
+  if (a === undefined) return false;
+  return v.epoch < a[0] || (v.epoch === a[0] && v.seq <= a[1]);
+}
+
+/** The adoption records of a store's owners (`dir/adopted/<epoch>`). */
+class AdoptionRecords {
+  readonly #gfs: GfsClient;
+  readonly #prefix: string;
+  #epochs: number[] = [];
+  readonly #read = new Map<number, Adopted>();
+
+  constructor(gfs: GfsClient, prefix: string) {
+    this.#gfs = gfs;
+    this.#prefix = prefix;
+  }
+
+  /** Lists the records of owners older than `epoch`. */
+  async load(epoch: number): Promise<void> {
+    this.#epochs = (await this.#gfs.ls(this.#prefix))
+      .map((f) => Number(f.path.slice(this.#prefix.length)))
+      .filter((e) => Number.isSafeInteger(e) && e < epoch)
+      .sort((a, b) => a - b);
+  }
+
+  /** The record of the first owner after `epoch` that wrote one. */
+  async after(epoch: number): Promise<Adopted | undefined> {
+    const e = this.#epochs.find((x) => x > epoch);
+    if (e === undefined) return undefined;
+    let record = this.#read.get(e);
+    if (record === undefined) {
+      const bytes = await this.#gfs.readAll(`${this.#prefix}${pad(e)}`);
+      record = AdoptedSchema.parse(JSON.parse(new TextDecoder().decode(bytes)));
+      this.#read.set(e, record);
+    }
+    return record;
   }
 }

@@ -205,3 +205,28 @@ Deno.test("an owner stopped while it opened the store cannot delete a table its 
     }
   });
 });
+
+Deno.test("a fenced owner's late version of a file its successor never wrote is not adopted by the next owner", async () => {
+  await withCell(async (client) => {
+    const dir = "/tablets/t5";
+    // Owner 1 is stopped before its first manifest: no version exists yet
+    // when owner 2 opens, so owner 2 adopts (and copies) none.
+    const fence1 = await GfsFence.claim(client(), dir, "stopped");
+    const files1 = await GfsFileStore.open(client(), dir, fence1);
+    const b = await openGfsStore(client(), dir, { owner: "b" });
+    await b.store.put(key(1), enc.encode("b"));
+    await b.store.close();
+    // Owner 1 resumes: its manifest lands in GFS but is refused.
+    await assert.rejects(
+      files1.writeAtomic("MANIFEST", enc.encode("not a manifest")),
+      (e) => isFencedError(e),
+    );
+    const c = await openGfsStore(client(), dir, { owner: "c" });
+    try {
+      assert.equal(c.fence.epoch, 3);
+      assert.equal(dec.decode((await c.store.get(key(1)))!), "b");
+    } finally {
+      await c.store.close();
+    }
+  });
+});
