@@ -16,47 +16,53 @@ async function run(script: string, args: string[]) {
 }
 
 Deno.test("--help prints usage and exits 0; bad flags print one line and exit 2; never a stack trace", async () => {
-  for (const script of ["./main.ts", "./shard_server.ts", "./coordinator.ts"]) {
-    const help = await run(script, ["--help"]);
-    assert.equal(help.code, 0, `${script}: ${help.stderr}`);
-    assert.match(help.stdout, /--help/);
-    if (script !== "./main.ts") assert.match(help.stdout, /--host/);
-    const bad = await run(script, ["--no-such-flag"]);
-    assert.equal(bad.code, 2, script);
-    assert.match(bad.stderr, /no-such-flag/);
-    for (const r of [help, bad]) {
-      assert.ok(!/\n\s+at |Stack backtrace/.test(r.stdout + r.stderr), script);
-    }
-  }
-  const host = await run("./coordinator.ts", [
-    "--shards",
-    "http://127.0.0.1:1",
-    "--host",
-    "not a host",
-  ]);
-  assert.equal(host.code, 2);
-  assert.match(host.stderr, /host/);
-  // Secure by default: the coordinator needs the cluster's auth dir, and
-  // nothing serves without auth off loopback.
-  const noAuth = await run("./coordinator.ts", [
-    "--shards",
-    "http://127.0.0.1:1",
-  ]);
-  assert.equal(noAuth.code, 2);
-  assert.match(noAuth.stderr, /--auth-dir: required/);
   const dir = await Deno.makeTempDir();
   try {
-    const open = await run("./shard_server.ts", [
-      "--dir",
-      dir,
-      "--shard",
-      "0",
-      "--replica",
-      "0",
-      "--host",
-      "0.0.0.0",
-      "--insecure-no-auth",
+    // Independent processes: started together (each is mostly start-up).
+    const scripts = ["./main.ts", "./shard_server.ts", "./coordinator.ts"];
+    const [helps, bads, host, noAuth, open] = await Promise.all([
+      Promise.all(scripts.map((s) => run(s, ["--help"]))),
+      Promise.all(scripts.map((s) => run(s, ["--no-such-flag"]))),
+      run("./coordinator.ts", [
+        "--shards",
+        "http://127.0.0.1:1",
+        "--host",
+        "not a host",
+      ]),
+      // Secure by default: the coordinator needs the cluster's auth dir,
+      // and nothing serves without auth off loopback.
+      run("./coordinator.ts", ["--shards", "http://127.0.0.1:1"]),
+      run("./shard_server.ts", [
+        "--dir",
+        dir,
+        "--shard",
+        "0",
+        "--replica",
+        "0",
+        "--host",
+        "0.0.0.0",
+        "--insecure-no-auth",
+      ]),
     ]);
+    scripts.forEach((script, i) => {
+      const help = helps[i]!;
+      const bad = bads[i]!;
+      assert.equal(help.code, 0, `${script}: ${help.stderr}`);
+      assert.match(help.stdout, /--help/);
+      if (script !== "./main.ts") assert.match(help.stdout, /--host/);
+      assert.equal(bad.code, 2, script);
+      assert.match(bad.stderr, /no-such-flag/);
+      for (const r of [help, bad]) {
+        assert.ok(
+          !/\n\s+at |Stack backtrace/.test(r.stdout + r.stderr),
+          script,
+        );
+      }
+    });
+    assert.equal(host.code, 2);
+    assert.match(host.stderr, /host/);
+    assert.equal(noAuth.code, 2);
+    assert.match(noAuth.stderr, /--auth-dir: required/);
     assert.equal(open.code, 2);
     assert.match(open.stderr, /only allowed on a loopback address/);
   } finally {
