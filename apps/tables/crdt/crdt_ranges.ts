@@ -99,7 +99,6 @@ export async function createCrdtRange(
 
 /** Deletes a range (its replicas drop their copies). @throws EdgeError `not_found`. */
 export async function deleteCrdtRange(
-  kv: KvClient,
   write: FencedWrite,
   name: string,
 ): Promise<void> {

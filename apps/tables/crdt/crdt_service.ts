@@ -162,13 +162,9 @@ export class CrdtService {
     if (opening) return opening;
     const p = (async () => {
       const dir = join(this.#root, decl.name);
-      let replica: CrdtReplica | undefined;
-      const { log, values, skipped } = await CrdtLog.open(
-        dir,
-        () => replica?.values ?? new Map(),
-      );
+      const { log, values, skipped } = await CrdtLog.open(dir, () => values);
       await Deno.writeTextFile(join(dir, "decl.json"), JSON.stringify(decl));
-      replica = new CrdtReplica(
+      const replica = new CrdtReplica(
         decl.name,
         this.o.id,
         this.clock,

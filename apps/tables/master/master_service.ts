@@ -1060,7 +1060,6 @@ export class MasterService {
   /** Deletes a CRDT range (fenced). @throws EdgeError `not_found`. */
   deleteCrdtRange(name: string): Promise<void> {
     return deleteCrdtRange(
-      this.o.kv,
       (ops, cmp) => this.fencedWrite(ops, cmp),
       name,
     );
