@@ -3,10 +3,13 @@
  * range's replicas are (cached) and sends each operation to one of them:
  * the one that answered last, else the home (the declaration's first),
  * else the next. A replica that refuses the connection is skipped at once
- * (nothing was sent). A write whose answer does not come (a paused or cut
- * off server) is not re-sent elsewhere: it may still be applied when that
- * server resumes, and a re-sent `incr` would count twice, so it fails with
- * `unknown_outcome`, and the next calls try that replica last for 10 s.
+ * (nothing was sent). Before a write goes to a replica other than the one
+ * that answered last, a cheap read (`GET /v1/crdt`) checks that it answers:
+ * one that does not (paused, cut off) is skipped with nothing sent, and
+ * tried last for 10 s. A write whose answer does not come is not re-sent
+ * elsewhere: it may still be applied when that server resumes, and a
+ * re-sent `incr` would count twice, so it fails with `unknown_outcome`
+ * (and that replica is tried last for 10 s).
  * Reads go on to the next replica on any failure. Each replica answers
  * from its own state: a read may not show a write made at another replica
  * until anti-entropy brings it (usually within a second).
@@ -208,7 +211,22 @@ export class CrdtClient {
     for (let round = 0; round < 2; round++) {
       for (const r of this.#order(info, o)) {
         if (!r.url) continue;
+        const probe = method !== "GET" && !o.replica &&
+          this.#sticky.get(range) !== r.id;
         try {
+          // Nothing is sent if this fails: the next replica may take it.
+          if (probe) {
+            await this.tables.serverCall(
+              `${r.url}/v1/crdt`,
+              "GET",
+              undefined,
+              this.#timeoutMs,
+            ).catch((e) => {
+              throw e instanceof TablesClientError && SENT.has(e.code)
+                ? new TablesClientError("unreachable", e.message)
+                : e;
+            });
+          }
           const out = await this.tables.serverCall(
             `${r.url}/v1/crdt/${range}${path}`,
             method,
@@ -221,6 +239,9 @@ export class CrdtClient {
         } catch (e) {
           if (!(e instanceof TablesClientError)) throw e;
           last = e;
+          if (probe && e.code === "unreachable") {
+            this.#suspect.set(r.id, performance.now() + this.#suspectMs);
+          }
           if (SENT.has(e.code)) {
             this.#suspect.set(r.id, performance.now() + this.#suspectMs);
             if (method !== "GET") {

@@ -22,6 +22,8 @@ import type { CrdtLog } from "./crdt_log.ts";
 export class CrdtReplica {
   /** Other replicas' server ids → keys they have not acknowledged. */
   readonly dirty = new Map<string, Set<string>>();
+  /** Per peer, keys in a push not yet answered. */
+  readonly #sending = new Map<string, number>();
   /** Operations applied here, and pushed states that changed a key. */
   applied = 0;
   merged = 0;
@@ -116,18 +118,29 @@ export class CrdtReplica {
       d.delete(k);
       if (keys.length >= max) break;
     }
+    this.#sending.set(peer, (this.#sending.get(peer) ?? 0) + keys.length);
     return keys;
+  }
+
+  /** `peer` acknowledged a push of `keys` ({@link takeDirty}). */
+  sent(peer: string, keys: string[]): void {
+    this.#sending.set(peer, (this.#sending.get(peer) ?? 0) - keys.length);
   }
 
   /** Keys whose push to `peer` failed: to send again. */
   unsent(peer: string, keys: string[]): void {
+    this.sent(peer, keys);
     const d = this.dirty.get(peer);
     if (d) { for (const k of keys) d.add(k); }
   }
 
-  /** Keys not yet acknowledged by each peer. */
+  /** Keys not yet acknowledged by each peer (waiting or in a push). */
   pending(): Record<string, number> {
-    return Object.fromEntries([...this.dirty].map(([p, d]) => [p, d.size]));
+    return Object.fromEntries(
+      [...this.dirty].map((
+        [p, d],
+      ) => [p, d.size + (this.#sending.get(p) ?? 0)]),
+    );
   }
 
   /** Closes the log (after queued appends). */

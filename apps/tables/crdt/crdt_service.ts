@@ -357,6 +357,7 @@ export class CrdtService {
         if (!res.ok) {
           throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
         }
+        r.sent(peer, keys);
       } catch (e) {
         r.unsent(peer, keys);
         if (!this.#down.has(peer)) {
