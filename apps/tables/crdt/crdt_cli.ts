@@ -98,11 +98,17 @@ export async function crdtCommand(
     case "status": {
       const info = await crdt.range(r, true);
       for (const rep of info.replicas) {
+        if (!rep.url) {
+          console.log(JSON.stringify({
+            replica: rep.id,
+            url: null,
+            error: "not registered in kv now (paused, cut off or restarting)",
+          }));
+          continue;
+        }
         try {
           const d = await crdt.digest(r, { replica: rep.id });
-          const st = rep.url
-            ? await client.serverCall(`${rep.url}/v1/crdt`, "GET")
-            : {};
+          const st = await client.serverCall(`${rep.url}/v1/crdt`, "GET");
           const mine = (st.ranges as { name: string; pending: unknown }[] ??
             []).find((x) => x.name === r);
           console.log(JSON.stringify({
