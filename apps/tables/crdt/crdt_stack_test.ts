@@ -28,6 +28,8 @@ import { compareHlc, type Hlc } from "./hlc.ts";
 
 const LONG = Deno.env.get("STRATA_LONG") === "1";
 const PHASE_OPS = LONG ? 240 : 12;
+/** Counter keys written (the long run: one per increment, past a push batch). */
+const COUNTER_KEYS = LONG ? Infinity : 4;
 const RANGE = "likes";
 
 async function eventually<T>(
@@ -237,7 +239,7 @@ Deno.test("crdt ranges: writable at every replica under SIGSTOP partitions, conv
             for (let n = 0; n < PHASE_OPS; n++) {
               const id = live[n % 2]!;
               const by = [-3, -1, 1, 2, 5][n % 5]!;
-              await incr(id, `c${n % 4}`, by);
+              await incr(id, `c${(phase * PHASE_OPS + n) % COUNTER_KEYS}`, by);
               const el = `e-${phase}-${id}-${n}`;
               await crdt.add(RANGE, "s", [el], { replica: id });
               (added[id] ??= []).push(el);
