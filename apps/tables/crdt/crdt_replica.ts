@@ -7,6 +7,7 @@
  * replica knows marks the key for its sender too, so one push each way
  * makes two replicas equal.
  */
+import { EdgeError } from "@strata/edge";
 import type { HybridClock } from "./hlc.ts";
 import {
   applyOp,
@@ -75,6 +76,18 @@ export class CrdtReplica {
       if (old.r) this.clock.observe(old.r.ts);
       return this.clock.now();
     });
+    if (op.op === "incr") {
+      // Past 2^53 - 1 the sum is no longer exact, and peers refuse it.
+      const total = (op.by > 0 ? next.c!.p : next.c!.n)[this.node]!;
+      if (total > Number.MAX_SAFE_INTEGER) {
+        throw new EdgeError(
+          "bad_request",
+          `the counter's ${
+            op.by > 0 ? "increments" : "decrements"
+          } at this replica would pass 2^53 - 1`,
+        );
+      }
+    }
     this.values.set(key, next);
     this.applied++;
     this.#mark(key);
