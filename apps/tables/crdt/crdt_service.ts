@@ -130,11 +130,18 @@ export class CrdtService {
       );
       if (r.success) decls.set(r.data.name, r.data);
     }
-    for await (const e of this.o.kv.scan(SERVER_PREFIX)) {
-      const r = serverRecordSchema.safeParse(
-        JSON.parse(decoder.decode(e.value)),
-      );
-      if (r.success) this.#urls.set(r.data.id, r.data.url);
+    // Peers' URLs matter only to a server holding a replica (a cell without
+    // CRDT ranges costs one small kv read per server per second).
+    const mine = [...decls.values()].some((d) =>
+      d.replicas.includes(this.o.id)
+    );
+    if (mine || this.#replicas.size) {
+      for await (const e of this.o.kv.scan(SERVER_PREFIX)) {
+        const r = serverRecordSchema.safeParse(
+          JSON.parse(decoder.decode(e.value)),
+        );
+        if (r.success) this.#urls.set(r.data.id, r.data.url);
+      }
     }
     this.#decls = decls;
     for (const d of decls.values()) {
