@@ -5,7 +5,9 @@
  * next anti-entropy push sends it). A local write and a merged push both
  * mark the key for every other replica; a push that brought less than this
  * replica knows marks the key for its sender too, so one push each way
- * makes two replicas equal.
+ * makes two replicas equal. Only states on disk are pushed: a state a
+ * peer had before this replica lost it in a crash could carry a set dot or
+ * a counter total this replica would then hand out again for another write.
  */
 import { EdgeError } from "@strata/edge";
 import type { HybridClock } from "./hlc.ts";
@@ -23,6 +25,8 @@ import type { CrdtLog } from "./crdt_log.ts";
 export class CrdtReplica {
   /** Other replicas' server ids → keys they have not acknowledged. */
   readonly dirty = new Map<string, Set<string>>();
+  /** Each key's latest state on disk here: what pushes send. */
+  readonly durable: Map<string, CrdtValue>;
   /** Per peer, keys in a push not yet answered. */
   readonly #sending = new Map<string, number>();
   /** Operations applied here, and pushed states that changed a key. */
@@ -41,6 +45,7 @@ export class CrdtReplica {
     private readonly log: CrdtLog,
     peers: string[],
   ) {
+    this.durable = new Map(values);
     this.setPeers(peers);
     // After a start, every key goes to every peer once: a push lost in
     // the crash is made again (merging twice changes nothing).
@@ -60,7 +65,12 @@ export class CrdtReplica {
   /** Every key is to be sent to `peer` (start, reconnect, periodic). */
   markAll(peer: string): void {
     const d = this.dirty.get(peer);
-    if (d) { for (const k of this.values.keys()) d.add(k); }
+    if (d) { for (const k of this.durable.keys()) d.add(k); }
+  }
+
+  #durable(key: string, v: CrdtValue): void {
+    const d = this.durable.get(key);
+    this.durable.set(key, d ? mergeValue(d, v) : v);
   }
 
   #mark(key: string, except?: string): void {
@@ -90,8 +100,9 @@ export class CrdtReplica {
     }
     this.values.set(key, next);
     this.applied++;
-    this.#mark(key);
     await this.log.append([[key, next]]);
+    this.#durable(key, next);
+    this.#mark(key);
     return next;
   }
 
@@ -104,6 +115,7 @@ export class CrdtReplica {
     entries: { key: string; value: CrdtValue }[],
   ): Promise<number> {
     const changed: [string, CrdtValue][] = [];
+    const back: string[] = [];
     for (const { key, value } of entries) {
       if (value.r) this.clock.observe(value.r.ts);
       const old = this.values.get(key);
@@ -111,13 +123,17 @@ export class CrdtReplica {
       if (!old || !sameValue(old, next)) {
         this.values.set(key, next);
         changed.push([key, next]);
-        this.#mark(key, from);
       }
       // The sender lacks something this replica has: send it back.
-      if (!sameValue(next, value)) this.dirty.get(from)?.add(key);
+      if (!sameValue(next, value)) back.push(key);
     }
     this.merged += changed.length;
     if (changed.length) await this.log.append(changed);
+    for (const [key, next] of changed) {
+      this.#durable(key, next);
+      this.#mark(key, from);
+    }
+    for (const key of back) this.dirty.get(from)?.add(key);
     return changed.length;
   }
 

@@ -344,7 +344,7 @@ export class CrdtService {
       const keys = r.takeDirty(peer, SYNC_BATCH_KEYS);
       if (keys.length === 0) return;
       const entries: { key: string; value: CrdtValue }[] = keys.flatMap((k) => {
-        const value = r.values.get(k);
+        const value = r.durable.get(k);
         return value ? [{ key: k, value }] : [];
       });
       try {
