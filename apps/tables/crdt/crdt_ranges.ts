@@ -88,7 +88,11 @@ export async function createCrdtRange(
       `a CRDT range of ${n} replicas needs ${n} live tablet servers; ${urls.size} are live`,
     );
   }
-  const record: CrdtRangeRecord = { name, replicas };
+  const record: CrdtRangeRecord = {
+    name,
+    replicas,
+    incarnation: crypto.randomUUID(),
+  };
   const ok = await write(
     [{ op: "put", key: crdtRangeKey(name), value: JSON.stringify(record) }],
     [{ key: crdtRangeKey(name), target: "exists", op: "==", value: 0 }],

@@ -39,6 +39,8 @@ export class CrdtReplica {
    */
   constructor(
     readonly range: string,
+    /** The declaration this replica belongs to. */
+    readonly incarnation: string,
     readonly node: string,
     private readonly clock: HybridClock,
     readonly values: Map<string, CrdtValue>,

@@ -16,6 +16,7 @@ Deno.test("crdt replica: keys to push per peer; overflow refused", async () => {
     const opened = await CrdtLog.open(dir, () => opened.values);
     const r = new CrdtReplica(
       "r",
+      "i1",
       "a",
       new HybridClock({ node: "a" }),
       opened.values,

@@ -149,12 +149,17 @@ export class CrdtService {
     }
     for (const [name, r] of this.#replicas) {
       const d = decls.get(name);
-      if (d?.replicas.includes(this.o.id)) continue;
-      // Deleted, or no longer placed here: this copy goes.
+      if (d?.replicas.includes(this.o.id) && d.incarnation === r.incarnation) {
+        continue;
+      }
+      // Deleted (or declared again since): this copy goes.
       this.#replicas.delete(name);
       await r.close();
       await Deno.remove(join(this.#root, name), { recursive: true });
-      this.o.log(`crdt: range ${name} dropped (${d ? "moved" : "deleted"})`);
+      this.o.log(
+        `crdt: range ${name} dropped (${d ? "declared again" : "deleted"})`,
+      );
+      if (d?.replicas.includes(this.o.id)) await this.#open(d);
     }
   }
 
@@ -173,6 +178,7 @@ export class CrdtService {
       await Deno.writeTextFile(join(dir, "decl.json"), JSON.stringify(decl));
       const replica = new CrdtReplica(
         decl.name,
+        decl.incarnation,
         this.o.id,
         this.clock,
         values,
@@ -272,6 +278,13 @@ export class CrdtService {
     b: z.infer<typeof crdtSyncBody>,
   ): Promise<{ changed: number }> {
     const r = await this.replica(b.range);
+    if (r.incarnation !== b.incarnation) {
+      // One side has not yet seen the range dropped and declared again.
+      throw new EdgeError(
+        "conflict",
+        `CRDT range ${b.range} here is declaration ${r.incarnation}, not ${b.incarnation}`,
+      );
+    }
     if (!r.dirty.has(b.from)) {
       throw new EdgeError(
         "forbidden",
@@ -356,7 +369,12 @@ export class CrdtService {
               ? { authorization: `Bearer ${this.o.peerToken}` }
               : {}),
           },
-          body: JSON.stringify({ from: this.o.id, range: r.range, entries }),
+          body: JSON.stringify({
+            from: this.o.id,
+            range: r.range,
+            incarnation: r.incarnation,
+            entries,
+          }),
           signal: AbortSignal.timeout(this.o.peerTimeoutMs ?? 3000),
           ...(this.o.httpClient ? { client: this.o.httpClient } : {}),
         });

@@ -140,7 +140,7 @@ Deno.test("crdt ranges: writable at every replica under SIGSTOP partitions, conv
           [
             "/v1/crdt/_sync",
             tokens.admin,
-            { from: "x", range: RANGE, entries: [] },
+            { from: "x", range: RANGE, incarnation: "i", entries: [] },
             401,
             "unauthorized",
           ],
@@ -166,6 +166,16 @@ Deno.test("crdt ranges: writable at every replica under SIGSTOP partitions, conv
           () => ok(false, "a second declaration"),
           (e) => strictEqual((e as TablesClientError).code, "conflict"),
         );
+        // Dropped and declared again: the new range starts empty.
+        await crdt.incr("solo", "k", 7);
+        await admin.deleteRange("solo");
+        await admin.createRange("solo", 1);
+        await eventually("the old copy dropped", 10_000, async () => {
+          const v = await crdt.get("solo", "k");
+          return v.counter === undefined ? true : undefined;
+        });
+        await crdt.incr("solo", "k", 1);
+        strictEqual((await crdt.get("solo", "k")).counter, 1);
         await admin.deleteRange("solo");
       },
     );

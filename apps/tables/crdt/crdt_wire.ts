@@ -36,6 +36,11 @@ export const crdtRangeRecordSchema = z.strictObject({
   name: crdtRangeNameSchema,
   /** Server ids holding a replica; the first is the range's home. */
   replicas: z.array(z.string().min(1).max(64)).min(1).max(MAX_CRDT_REPLICAS),
+  /**
+   * Which declaration of that name (a range dropped and declared again is
+   * a new one: replicas drop what they held of the old one).
+   */
+  incarnation: z.string().min(1).max(64),
 });
 /** A range's declaration. */
 export type CrdtRangeRecord = z.infer<typeof crdtRangeRecordSchema>;
@@ -64,6 +69,7 @@ export const MAX_SYNC_BYTES = 32 << 20;
 export const crdtSyncBody = z.strictObject({
   from: z.string().min(1).max(64),
   range: crdtRangeNameSchema,
+  incarnation: z.string().min(1).max(64),
   entries: z.array(z.strictObject({
     key: crdtKeySchema,
     value: crdtValueSchema,
