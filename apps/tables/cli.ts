@@ -22,6 +22,7 @@ import { pointText, TimeSeriesClient } from "./client/time_series_client.ts";
 import { FEED_HELP, feedCommand } from "./feeds/feed_cli.ts";
 import { FeedError } from "./feeds/feed_client.ts";
 import { BACKUP_HELP, backupCommand } from "./backup/backup_cli.ts";
+import { CRDT_HELP, crdtCommand } from "./crdt/crdt_cli.ts";
 
 const HELP = `usage: deno task tables:cli [options] <command> [args]
 
@@ -45,6 +46,7 @@ commands:
                                                  points in [from, to) in time order (default the last hour)
 ${FEED_HELP}
 ${BACKUP_HELP}
+${CRDT_HELP}
 
 options:
   --masters URLS      masters, comma-separated (default http://127.0.0.1:7400,:7401)
@@ -96,6 +98,9 @@ const { flags: f, positionals } = parseFlagsAndPositionalsOrExit(
     gfs: z.string().min(1).optional(),
     "gfs-token-file": z.string().min(1).optional(),
     "storage-root": z.string().min(1).optional(),
+    // crdt commands
+    replicas: z.coerce.number().int().min(1).max(7).optional(),
+    replica: z.string().min(1).optional(),
   }),
   HELP,
 );
@@ -301,6 +306,9 @@ try {
     }
     case "feed":
       await feedCommand(client, args, f);
+      break;
+    case "crdt":
+      await crdtCommand(client, args, f);
       break;
     case "backup":
     case "restore":

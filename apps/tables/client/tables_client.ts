@@ -265,6 +265,29 @@ export class TablesClient {
   }
 
   /**
+   * A call to the masters as {@link TablesClient} makes its own (reads to
+   * any, writes to the active one; retried while surely not applied): for
+   * clients built on this one (`CrdtClient`).
+   */
+  masterCall(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<Record<string, unknown>> {
+    return this.#master(method, path, body);
+  }
+
+  /** One call to a server's URL with this client's token, once (no retry). */
+  serverCall(
+    url: string,
+    method: string,
+    body?: unknown,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<Record<string, unknown>> {
+    return sendJson(url, this.#opts(method, body, timeoutMs));
+  }
+
+  /**
    * Creates a table, pre-split at `splits` (N keys: N+1 tablets);
    * `options.timeSeries` declares it time-series (see `time_series.ts`);
    * `options.storage` picks the storage mode (default `disk`; `memory`,

@@ -26,6 +26,7 @@ import {
 } from "../shared/wire.ts";
 import { installTablesErrorHandlers } from "../shared/tables_error.ts";
 import type { MasterService } from "./master_service.ts";
+import { crdtRangeNameSchema, createCrdtRangeBody } from "../crdt/crdt_wire.ts";
 
 const moveBody = z.strictObject({ server: z.string().min(1).max(64) });
 /** Merge `:id` with the tablet right after it. */
@@ -158,6 +159,40 @@ export function createMasterApi(
     return c.json({
       tablet: await master.mergeTablets(tabletId, body.with),
     });
+  });
+
+  // CRDT ranges (../crdt/): declarations in kv; replicas on the servers.
+  const crdtParam = (c: Context) => {
+    const r = crdtRangeNameSchema.safeParse(c.req.param("name"));
+    if (!r.success) {
+      throw new EdgeError(
+        "bad_request",
+        `range: ${r.error.issues[0]?.message}`,
+      );
+    }
+    return r.data;
+  };
+  app.get(
+    "/v1/crdt",
+    async (c) => c.json({ ranges: await master.crdtRanges() }),
+  );
+  app.get(
+    "/v1/crdt/:name",
+    async (c) => c.json(await master.crdtRange(crdtParam(c))),
+  );
+  app.post("/v1/crdt", requireRole("admin"), async (c) => {
+    const body = await readJson(c, createCrdtRangeBody);
+    await active();
+    return c.json(
+      await master.createCrdtRange(body.name, body.replicas),
+      201,
+    );
+  });
+  app.delete("/v1/crdt/:name", requireRole("admin"), async (c) => {
+    const name = crdtParam(c);
+    await active();
+    await master.deleteCrdtRange(name);
+    return c.json({ deleted: name });
   });
 
   installTablesErrorHandlers(app, {

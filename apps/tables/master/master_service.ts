@@ -40,6 +40,13 @@ import {
 } from "../shared/metadata_layout.ts";
 import { desiredMetaRows, MetaStore, planMetaSync } from "./metadata_sync.ts";
 import {
+  type CrdtRangeView,
+  createCrdtRange,
+  deleteCrdtRange,
+  getCrdtRange,
+  listCrdtRanges,
+} from "../crdt/crdt_ranges.ts";
+import {
   planOrders,
   planReassignments,
   planRebalance,
@@ -1028,6 +1035,34 @@ export class MasterService {
       })),
     ]);
     this.kick();
+  }
+
+  /** CRDT range declarations with their replicas' URLs (any master). */
+  crdtRanges(): Promise<CrdtRangeView[]> {
+    return listCrdtRanges(this.o.kv);
+  }
+
+  /** One CRDT range. @throws EdgeError `not_found`. */
+  crdtRange(name: string): Promise<CrdtRangeView> {
+    return getCrdtRange(this.o.kv, name);
+  }
+
+  /** Declares a CRDT range on `replicas` live servers (fenced). */
+  createCrdtRange(name: string, replicas: number): Promise<CrdtRangeView> {
+    return createCrdtRange(
+      this.o.kv,
+      (ops, cmp) => this.fencedWrite(ops, cmp),
+      name,
+      replicas,
+    );
+  }
+
+  /** Deletes a CRDT range (fenced). @throws EdgeError `not_found`. */
+  deleteCrdtRange(name: string): Promise<void> {
+    return deleteCrdtRange(
+      (ops, cmp) => this.fencedWrite(ops, cmp),
+      name,
+    );
   }
 
   /** Moves tablet `id` to server `to`. @throws EdgeError `not_found`. */

@@ -42,6 +42,8 @@ import { tableNameSchema } from "../shared/wire.ts";
 import { startRespServer } from "../resp/resp_server.ts";
 import { TabletMap } from "../resp/tablet_map.ts";
 import { attachRooms } from "../rooms/rooms_on_server.ts";
+import { CrdtService } from "../crdt/crdt_service.ts";
+import { createCrdtApi } from "../crdt/crdt_api.ts";
 
 const HELP =
   `usage: tablet_server_main.ts --id ID --kv LIST --data-dir DIR [options]
@@ -165,6 +167,17 @@ const rooms = attachRooms(app, {
   ...(httpClient ? { httpClient } : {}),
   log,
 });
+// CRDT ranges (../crdt/): replicas in the data dir, served without the kv session.
+const crdt = new CrdtService({
+  id: f.id,
+  dataDir,
+  kv,
+  peerToken: access.secrets?.peerSecret,
+  ...(httpClient ? { httpClient } : {}),
+  log,
+});
+await crdt.start();
+app.route("/", createCrdtApi(crdt, f.id));
 const listener = await serveHttp({
   hostname,
   port,
@@ -246,6 +259,7 @@ onShutdown(async () => {
   stopping = true;
   await rooms.stop();
   await listener.server.shutdown();
+  await crdt.stop();
   await resp?.close();
   await host.closeAll();
   await registration?.close();
