@@ -5,19 +5,19 @@ import {
   zstdDecompressSync,
 } from "node:zlib";
 import { varintLength, writeVarint } from "@strata/codec";
-import { blobVarint, malformed } from "./packed_chunks.ts";
+import { blobVarint, malformed } from "./packed_plain.ts";
 
 /**
- * Format 2 of multi-packet compression, reference and edits: the first
- * packet is the reference, every other packet is either an edit of it or
- * stored whole; the reference and the packets stored whole are coded with
- * zstd, the edits are sparse column differences.
+ * The edits format of multi-packet compression: the first packet is the
+ * reference, every other packet is either an edit of it or stored whole;
+ * the reference and the packets stored whole are coded with zstd, the
+ * edits are sparse column differences.
  *
  * ```
- * u8 2 · varint packetCount (≥ 1) · u8 editsPlace · varint editsLength ·
- *   [edits, when editsPlace is 0] · frame (the rest of the blob)
- * frame  = zstd of: [edits, when editsPlace is 1] · reference ·
- *          the packets stored whole, back to back
+ * u8 4 · varint (packetCount (≥ 1) << 1 | editsFramed) · varint editsLength ·
+ *   [edits, when not framed] · frame (the rest of the blob)
+ * frame  = zstd, without its 4-byte magic number, of:
+ *          [edits, when framed] · reference · the packets stored whole
  * edits  = record*, covering packets 1 … count-1 in order
  * record = varint (k << 3 | kind), k ≥ 1 packets:
  *   kind 0, whole: k × varint length (the next k packets of the frame)
@@ -40,10 +40,10 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * or `(v₁ − v₀) − (v₀ − b)` (kind 2), then `(vⱼ − vⱼ₋₁) − (vⱼ₋₁ − vⱼ₋₂)`,
  * all mod 256; or (kind 3) `vⱼ` minus packet `j − period`'s byte (minus `b`
  * for the first `period` packets), for fields that cycle among a few
- * values. The encoder keeps the sparsest. A byte equal in all is a column of zeros, a field equal in
- * all but not to the reference costs one or two values, and a field that
- * counts up across receivers (a follower id, a commit index) costs one or
- * two, however many packets there are.
+ * values. The encoder keeps the sparsest. A byte equal in all is a column
+ * of zeros, a field equal in all but not to the reference costs one or two
+ * values, and a field that counts up across receivers (a follower id, a
+ * commit index) costs one or two, however many packets there are.
  *
  * Why edits may go raw: a few bytes of edits, mostly outside the alphabet
  * of the reference's literals, would grow the zstd block's Huffman table
@@ -52,25 +52,26 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * whole share the reference's zstd window, so what later packets share
  * with it (or with each other) is still stored once. zstd's window and
  * tables are sized to the input rather than to its defaults for unknown
- * inputs, which keeps a small batch cheap to pack.
+ * inputs, which keeps a small batch cheap to pack; its magic number is a
+ * constant the format byte already stands for.
  */
-export const EDITS_FORMAT = 2;
+export const EDITS_FORMAT = 4;
 
 /** Largest zstd section a blob may decode to: bounds what unpacking allocates. */
 export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
 /**
- * zstd level by batch size. What pack saves over zstd on the concatenation
- * is mostly zstd's cost per repeated packet (a few bytes each). Below
- * {@link SMALL_BATCH_PACKETS} packets that is about what level 7's lazy
- * matching saves on the reference over the default level 3 (≈ 20 bytes,
- * 0.6%, on the bench's 5 KiB), so small batches pay level 7's time (≈ 20 µs
- * more on 5 KiB) to stay smaller than zstd; larger batches are smaller by
- * a wide margin at level 3, and faster.
+ * zstd's default level with matches from 4 bytes instead of 5: on the
+ * short repeats of a serialized message (field names, key prefixes) that
+ * saves about as much as level 7's lazy matching (≈ 20 bytes on the bench's
+ * 5 KiB reference) at level 3's speed, which is what lets even a batch of
+ * 3 packets come out both smaller and faster than zstd on their
+ * concatenation.
  */
-const SMALL_BATCH_LEVEL = 7;
-const LARGE_BATCH_LEVEL = 3;
-const SMALL_BATCH_PACKETS = 8;
+const LEVEL = 3;
+const MIN_MATCH = 4;
+/** zstd's frame magic number, left out of blobs. */
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 
 // Edits smaller than this go raw, outside the frame: inside it, their
 // bytes (mostly outside the reference's alphabet) would grow the literals'
@@ -169,20 +170,14 @@ export function packEdits(
       at += packets[p]!.length;
     }
   }
-  const frame = zstd(
-    body,
-    packets.length < SMALL_BATCH_PACKETS
-      ? SMALL_BATCH_LEVEL
-      : LARGE_BATCH_LEVEL,
-  );
+  const frame = zstd(body).subarray(ZSTD_MAGIC.length);
   const raw = framed ? 0 : edits.length;
+  const head = packets.length * 2 + (framed ? 1 : 0);
   const out = new Uint8Array(
-    1 + varintLength(packets.length) + 1 + varintLength(edits.length) + raw +
-      frame.length,
+    1 + varintLength(head) + varintLength(edits.length) + raw + frame.length,
   );
   out[0] = EDITS_FORMAT;
-  at = writeVarint(out, 1, packets.length);
-  out[at++] = framed ? 1 : 0;
+  at = writeVarint(out, 1, head);
   at = writeVarint(out, at, edits.length);
   if (!framed) {
     out.set(edits, at);
@@ -358,7 +353,7 @@ function periodicDiffs(
   return out;
 }
 
-function zstd(bytes: Uint8Array, level: number): Uint8Array {
+function zstd(bytes: Uint8Array): Uint8Array {
   // Tables sized for the input: zstd's defaults for an input of unknown
   // size (a 128 KiB hash table and a 64 KiB chain at level 3) cost more to
   // clear than a small batch costs to code.
@@ -368,7 +363,8 @@ function zstd(bytes: Uint8Array, level: number): Uint8Array {
   );
   return zstdCompressSync(bytes, {
     params: {
-      [zlib.ZSTD_c_compressionLevel]: level,
+      [zlib.ZSTD_c_compressionLevel]: LEVEL,
+      [zlib.ZSTD_c_minMatch]: MIN_MATCH,
       [zlib.ZSTD_c_windowLog]: log,
       [zlib.ZSTD_c_hashLog]: Math.min(log + 1, 17),
       [zlib.ZSTD_c_chainLog]: Math.min(log, 16),
@@ -378,7 +374,10 @@ function zstd(bytes: Uint8Array, level: number): Uint8Array {
   });
 }
 
-function unzstd(frame: Uint8Array): Uint8Array {
+function unzstd(magicless: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(ZSTD_MAGIC.length + magicless.length);
+  frame.set(ZSTD_MAGIC);
+  frame.set(magicless, ZSTD_MAGIC.length);
   try {
     const b = zstdDecompressSync(frame, { maxOutputLength: MAX_PLAN_BYTES });
     // A plain view: a Buffer's slice() would not copy.
@@ -414,18 +413,15 @@ interface ParsedGroup {
   plainAt: number;
 }
 
-/** Reads a format-2 blob: header, both sections, every record. */
+/** Reads an edits blob: header, both sections, every record. */
 export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
-  const { value: n, next } = blobVarint(blob, 1);
+  const { value: head, next } = blobVarint(blob, 1);
+  const n = Math.floor(head / 2);
   if (n < 1 || n > maxPackets) throw malformed(`${n} packets announced`);
-  const coding = blob[next];
-  if (coding === undefined || coding > 1) {
-    throw malformed(`edits coded as ${coding}`);
-  }
-  const e = blobVarint(blob, next + 1);
+  const e = blobVarint(blob, next);
   let edits: Uint8Array;
   let plain: Uint8Array;
-  if (coding === 0) {
+  if (head % 2 === 0) {
     const editsEnd = e.next + e.value;
     if (editsEnd >= blob.length) throw malformed("ends inside the edits");
     edits = blob.subarray(e.next, editsEnd);
