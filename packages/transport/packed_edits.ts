@@ -109,7 +109,7 @@ interface WholeGroup {
 type Group = EditGroup | WholeGroup;
 
 /**
- * Packs `packets` (at least one) in format 2.
+ * Packs `packets` (at least one) in the edits format.
  * @returns the blob, or undefined when a section would exceed
  *   {@link MAX_PLAN_BYTES}.
  */
@@ -129,15 +129,16 @@ export function packEdits(
       }
       continue;
     }
-    // Both ways of predicting the first step; the sparser one wins.
     // Every way of predicting a packet from those before it; the sparsest
     // wins (a cycling field is cheapest as a difference from a period ago).
-    const { reset, steady } = columnDiffs(packets, g);
+    const m = middles(packets, g);
+    const { reset, steady } = columnDiffs(m);
     let data = steady.length < reset.length ? steady : reset;
     let kind = data === steady ? 2 : 1;
     let period = 0;
     for (let q = 1; q <= MAX_PERIOD && q < g.k; q++) {
-      const d = periodicDiffs(packets, g, q, data.length);
+      if (!mayBeSparser(m, q, data.length)) continue;
+      const d = periodicDiffs(m, q, data.length);
       if (d && d.length < data.length) [data, kind, period] = [d, 3, q];
     }
     pushVarint(edits, g.k * 8 + kind);
@@ -274,29 +275,49 @@ function pushVarint(out: number[], value: number): void {
   out.push(value);
 }
 
+/** An edit group's middles, row by row, and the bytes predicting them. */
+interface Middles {
+  /** k × width bytes: row j is packet `first + j`'s middle. */
+  rows: Uint8Array;
+  k: number;
+  width: number;
+  /** What byte c of a middle is predicted from at first. */
+  base: Uint8Array;
+}
+
+function middles(packets: readonly Uint8Array[], g: EditGroup): Middles {
+  const { k, first, prefix, middle } = g;
+  // One flat matrix (a native copy per packet) keeps the column passes
+  // on one typed array instead of k packets.
+  const rows = new Uint8Array(k * middle);
+  for (let j = 0; j < k; j++) {
+    rows.set(
+      packets[first + j]!.subarray(prefix, prefix + middle),
+      j * middle,
+    );
+  }
+  const base = new Uint8Array(middle);
+  for (let c = 0; c < middle; c++) base[c] = baseByte(packets[0]!, g, c);
+  return { rows, k, width: middle, base };
+}
+
 /**
  * An edit group's `data`, both ways (one pass): its middles' second
  * differences, sparse. `steady`: the first packet's difference from the
  * reference counts as a step (a counter keeps going); `reset`: the second
  * packet starts afresh.
  */
-function columnDiffs(
-  packets: readonly Uint8Array[],
-  g: EditGroup,
-): { reset: number[]; steady: number[] } {
-  const ref = packets[0]!;
-  const { k, first, prefix, middle } = g;
+function columnDiffs(m: Middles): { reset: number[]; steady: number[] } {
+  const { rows, k, width, base } = m;
   const reset: number[] = [];
   const steady: number[] = [];
   let zerosR = 0;
   let zerosS = 0;
-  for (let c = 0; c < middle; c++) {
-    const x = prefix + c;
-    const b = baseByte(ref, g, c);
-    let prev = b;
+  for (let c = 0; c < width; c++) {
+    let prev = base[c]!;
     let prevD = 0;
-    for (let j = 0; j < k; j++) {
-      const v = packets[first + j]![x]!;
+    for (let j = 0, x = c; j < k; j++, x += width) {
+      const v = rows[x]!;
       const d = v - prev;
       prev = v;
       const e = (d - prevD) & 0xff;
@@ -321,26 +342,44 @@ function columnDiffs(
 }
 
 /**
+ * Whether predicting from the packet `period` before (the base for the
+ * first `period`) might store fewer than `limit` bytes: each byte that
+ * differs from its prediction stores at least two (its zeros, itself).
+ * A row-order scan that stops once the answer is no.
+ */
+function mayBeSparser(m: Middles, period: number, limit: number): boolean {
+  const { rows, width, base } = m;
+  const budget = limit / 2;
+  let changes = 0;
+  const head = Math.min(period * width, rows.length);
+  for (let x = 0; x < head; x++) {
+    if (rows[x] !== base[x % width] && ++changes >= budget) return false;
+  }
+  const back = period * width;
+  for (let x = head; x < rows.length; x++) {
+    if (rows[x] !== rows[x - back] && ++changes >= budget) return false;
+  }
+  return true;
+}
+
+/**
  * An edit group's `data` as differences from the packet `period` before
  * (the reference for the first `period`), sparse; undefined as soon as it
  * reaches `limit` bytes (a sparser way is already known).
  */
 function periodicDiffs(
-  packets: readonly Uint8Array[],
-  g: EditGroup,
+  m: Middles,
   period: number,
   limit: number,
 ): number[] | undefined {
-  const ref = packets[0]!;
-  const { k, first, prefix, middle } = g;
+  const { rows, k, width, base } = m;
   const out: number[] = [];
+  const back = period * width;
   let zeros = 0;
-  for (let c = 0; c < middle; c++) {
-    const x = prefix + c;
-    const b = baseByte(ref, g, c);
-    for (let j = 0; j < k; j++) {
-      const pred = j < period ? b : packets[first + j - period]![x]!;
-      const e = (packets[first + j]![x]! - pred) & 0xff;
+  for (let c = 0; c < width; c++) {
+    for (let j = 0, x = c; j < k; j++, x += width) {
+      const pred = j < period ? base[c]! : rows[x - back]!;
+      const e = (rows[x]! - pred) & 0xff;
       if (e === 0) zeros++;
       else {
         pushVarint(out, zeros);
