@@ -208,6 +208,25 @@ Deno.test("packets edited anywhere still share what they have in common", () => 
   assert.ok(blob.length < base.length + 8 * 1500, `${blob.length} bytes`);
 });
 
+Deno.test("edits with long runs of equal bytes and large values round-trip", () => {
+  // Two header fields 240 bytes apart, one counting by 1 (small values),
+  // one jumping by 37 (large ones): runs of zeros longer than 127.
+  const base = crypto.getRandomValues(new Uint8Array(1000));
+  const packets = Array.from({ length: 50 }, (_, i) => {
+    const p = base.slice();
+    p[10] = i;
+    p[250] = (i * 37) & 0xff;
+    return p;
+  });
+  const blob = pack(packets);
+  assert.equal(blob[0], 4);
+  assert.ok(blob.length < 1100, `${blob.length} bytes`);
+  assert.deepEqual(unpack(blob), packets);
+  for (const i of [0, 1, 2, 17, 49]) {
+    assert.deepEqual(unpackOne(blob, i), packets[i]);
+  }
+});
+
 Deno.test("unrelated random packets pack to the plain layout", () => {
   const packets = Array.from(
     { length: 5 },

@@ -165,29 +165,19 @@ export function packEdits(
   const framed = edits.length >= MIN_FRAMED_EDITS;
   const size = (framed ? edits.length : 0) + ref.length + wholeBytes;
   if (size > MAX_PLAN_BYTES) return undefined;
-  const body = new Uint8Array(size);
-  let at = 0;
-  if (framed) {
-    body.set(edits);
-    at = edits.length;
-  }
-  body.set(ref, at);
-  at += ref.length;
-  for (const g of groups) {
-    if (g.kind !== 0) continue;
-    for (let p = g.first; p < g.first + g.k; p++) {
-      body.set(packets[p]!, at);
-      at += packets[p]!.length;
-    }
-  }
-  const frame = zstd(body).subarray(ZSTD_MAGIC.length);
+  const frame = zstd(
+    // The usual fan-out batch: the frame holds the reference alone.
+    size === ref.length
+      ? ref
+      : frameBody(packets, groups, framed ? edits : [], size),
+  ).subarray(ZSTD_MAGIC.length);
   const raw = framed ? 0 : edits.length;
   const head = packets.length * 2 + (framed ? 1 : 0);
   const out = new Uint8Array(
     1 + varintLength(head) + varintLength(edits.length) + raw + frame.length,
   );
   out[0] = EDITS_FORMAT;
-  at = writeVarint(out, 1, head);
+  let at = writeVarint(out, 1, head);
   at = writeVarint(out, at, edits.length);
   if (!framed) {
     out.set(edits, at);
@@ -195,6 +185,28 @@ export function packEdits(
   }
   out.set(frame, at);
   return out;
+}
+
+/** What the zstd frame codes (`size` bytes): [edits] · reference · wholes. */
+function frameBody(
+  packets: readonly Uint8Array[],
+  groups: Group[],
+  edits: number[],
+  size: number,
+): Uint8Array {
+  const body = new Uint8Array(size);
+  body.set(edits);
+  let at = edits.length;
+  body.set(packets[0]!, at);
+  at += packets[0]!.length;
+  for (const g of groups) {
+    if (g.kind !== 0) continue;
+    for (let p = g.first; p < g.first + g.k; p++) {
+      body.set(packets[p]!, at);
+      at += packets[p]!.length;
+    }
+  }
+  return body;
 }
 
 /** Splits packets 1… into runs of edits of the reference and of wholes. */
