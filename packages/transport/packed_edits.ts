@@ -382,20 +382,19 @@ function columnDiffs(m: Middles): { reset: number[]; steady: number[] } {
 /**
  * Whether predicting from the packet `period` before (the base for the
  * first `period`) might store fewer than `limit` bytes: each byte that
- * differs from its prediction stores at least one.
- * A row-order scan that stops once the answer is no.
+ * differs from its prediction stores at least one. A row-order scan that
+ * stops once the answer is no.
  */
 function mayBeSparser(m: Middles, period: number, limit: number): boolean {
   const { rows, width, base } = m;
-  const budget = limit;
   let changes = 0;
   const head = Math.min(period * width, rows.length);
   for (let x = 0; x < head; x++) {
-    if (rows[x] !== base[x % width] && ++changes >= budget) return false;
+    if (rows[x] !== base[x % width] && ++changes >= limit) return false;
   }
   const back = period * width;
   for (let x = head; x < rows.length; x++) {
-    if (rows[x] !== rows[x - back] && ++changes >= budget) return false;
+    if (rows[x] !== rows[x - back] && ++changes >= limit) return false;
   }
   return true;
 }
