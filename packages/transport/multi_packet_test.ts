@@ -272,6 +272,23 @@ Deno.test("a fan-out batch packs smaller than zstd on the concatenation", () => 
   }
 });
 
+Deno.test("identical packets (one change to many learners) pack smaller than zstd", () => {
+  const frame = new TextEncoder().encode(
+    `{"from":1000,"to":1000,"changes":[{"key":"p/17","value":"${
+      "v".repeat(100)
+    }","revision":1000}]}`,
+  );
+  for (const count of [2, 10, 500]) {
+    const packets = Array.from({ length: count }, () => frame);
+    const concat = new Uint8Array(count * frame.length);
+    packets.forEach((p, i) => concat.set(p, i * frame.length));
+    const blob = pack(packets);
+    const zstd = zstdCompressSync(concat).length;
+    assert.ok(blob.length < zstd, `${count}: ${blob.length} ≥ zstd ${zstd}`);
+    assert.deepEqual(unpackOne(blob, count - 1), frame);
+  }
+});
+
 Deno.test("corrupted blobs are typed errors or packets, never a crash or hang", () => {
   fc.assert(
     fc.property(

@@ -21,7 +21,8 @@ import { blobVarint, malformed } from "./packed_plain.ts";
  * edits  = record*, covering packets 1 … count-1 in order
  * record = varint (k << 3 | shifted << 2 | kind), k ≥ 1 packets:
  *   kind 0, whole: k × varint length (the next k packets of the frame)
- *   kind 1 … 3, edits: varint prefix · varint middle ·
+ *   kind 1 … 3, edits: varint middle ·
+ *                  [varint prefix, unless middle is 0 and not shifted] ·
  *                  [varint split · varint zigzag(length − refLength), if shifted] ·
  *                  [varint period, kind 3] ·
  *                  [varint dataLength, unless the last record] · data
@@ -148,8 +149,9 @@ export function packEdits(
     // Most groups neither split nor change length: a flag says so.
     const shifted = g.split !== 0 || grow !== 0;
     pushVarint(edits, g.k * 8 + (shifted ? 4 : 0) + kind);
-    pushVarint(edits, g.prefix);
     pushVarint(edits, g.middle);
+    // Packets equal to the reference need no prefix.
+    if (g.middle > 0 || shifted) pushVarint(edits, g.prefix);
     if (shifted) {
       pushVarint(edits, g.split);
       pushVarint(edits, grow < 0 ? -2 * grow - 1 : 2 * grow);
@@ -546,10 +548,12 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
         plainAt: 0,
       });
     } else {
-      const pre = blobVarint(edits, at);
-      const mid = blobVarint(edits, pre.next);
-      const none = { value: 0, next: mid.next };
-      const split = shifted ? blobVarint(edits, mid.next) : none;
+      const mid = blobVarint(edits, at);
+      const pre = mid.value > 0 || shifted
+        ? blobVarint(edits, mid.next)
+        : { value: 0, next: mid.next };
+      const none = { value: 0, next: pre.next };
+      const split = shifted ? blobVarint(edits, pre.next) : none;
       const grow = shifted ? blobVarint(edits, split.next) : none;
       const period = kind === 3
         ? blobVarint(edits, grow.next)
