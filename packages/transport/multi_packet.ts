@@ -1,12 +1,10 @@
 import {
-  CHUNKS_FORMAT,
   malformed,
-  plainChunksSize,
-  readChunksHeader,
-  unpackChunks,
-  unpackOneChunk,
-  writePlainChunks,
-} from "./packed_chunks.ts";
+  PLAIN_FORMAT,
+  plainSize,
+  readPlain,
+  writePlain,
+} from "./packed_plain.ts";
 import {
   EDITS_FORMAT,
   packEdits,
@@ -23,26 +21,28 @@ import {
  *
  * The first byte of a blob is its format:
  *
- * - **2, reference and edits** (packed_edits.ts): packet 0 is the
+ * - **4, reference and edits** (packed_edits.ts): packet 0 is the
  *   reference; each other packet is an edit of it (the reference's ends
  *   around its own middle, middles stored column by column as differences
- *   from the previous packet's) or stored whole; the result is coded with
+ *   from the previous packets') or stored whole; the result is coded with
  *   zstd. This is what {@link pack} writes when it is smaller.
- * - **1, chunk layout** (packed_chunks.ts): chunks tagged with the packets
- *   holding them. `pack` writes its plain form, one chunk per non-empty
- *   packet, when format 2 would not be smaller (unrelated or
- *   incompressible packets).
+ * - **3, plain** (packed_plain.ts): the packets back to back after their
+ *   run-length encoded sizes, written when the edits format would not be
+ *   smaller (unrelated or incompressible packets).
  *
- * Worst case, for every input: the plain chunk layout,
+ * (Formats 1 and 2, written by earlier versions, are no longer read:
+ * nothing ever stored or sent them.)
+ *
+ * Worst case, for every input: the plain layout,
  *
  * ```
- * body = Σ(non-empty i) (varintLength(2 + i) + varintLength(|pᵢ|) + |pᵢ|)
- * size ≤ 1 + varintLength(n) + varintLength(body) + body
+ * size ≤ 1 + varintLength(n) + Σ(runs of equal sizes) (varintLength(count)
+ *        + varintLength(size)) + Σ|pᵢ|
  * ```
  *
- * i.e. at most 2 bytes per packet (its tag, for fewer than 16 382 packets)
- * over plain concatenation plus varint lengths, plus a header of at most
- * 1 + 3 + 8 bytes ({@link packedSizeBound}).
+ * i.e. the plain concatenation plus run-length encoded sizes and a header
+ * of 1 + varintLength(n) bytes ({@link packedSizeBound}): n bytes under the
+ * bound "one byte per receiver plus run-length encoded sizes".
  */
 export const PACK_VERSION = EDITS_FORMAT;
 
@@ -58,7 +58,7 @@ export const MAX_UNPACKED_BYTES = 256 * 1024 * 1024;
 
 /** The worst-case size of `pack(packets)` in bytes (see the format above). */
 export function packedSizeBound(packets: readonly Uint8Array[]): number {
-  return plainChunksSize(packets);
+  return plainSize(packets);
 }
 
 /**
@@ -74,17 +74,17 @@ export function pack(packets: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
     throw new RangeError(`at most ${MAX_UNPACKED_BYTES} bytes per blob`);
   }
   const edits = packets.length > 0 ? packEdits(packets) : undefined;
-  return edits && edits.length < plainChunksSize(packets)
+  return edits && edits.length < plainSize(packets)
     ? edits
-    : writePlainChunks(packets);
+    : writePlain(packets);
 }
 
 function format(blob: Uint8Array): number {
   if (blob.length === 0) throw malformed("empty");
   const f = blob[0]!;
-  if (f !== CHUNKS_FORMAT && f !== EDITS_FORMAT) {
+  if (f !== PLAIN_FORMAT && f !== EDITS_FORMAT) {
     throw malformed(
-      `format ${f} (this side reads ${CHUNKS_FORMAT} and ${EDITS_FORMAT})`,
+      `format ${f} (this side reads ${PLAIN_FORMAT} and ${EDITS_FORMAT})`,
     );
   }
   return f;
@@ -92,8 +92,8 @@ function format(blob: Uint8Array): number {
 
 /** Number of packets in a blob. @throws TransportError `protocol_error`. */
 export function packedCount(blob: Uint8Array): number {
-  return format(blob) === CHUNKS_FORMAT
-    ? readChunksHeader(blob, MAX_PACKED_PACKETS).n
+  return format(blob) === PLAIN_FORMAT
+    ? readPlain(blob, MAX_PACKED_PACKETS).length - 1
     : readEdits(blob, MAX_PACKED_PACKETS).n;
 }
 
@@ -103,9 +103,11 @@ export function packedCount(blob: Uint8Array): number {
  *   would unpack to more than {@link MAX_UNPACKED_BYTES}.
  */
 export function unpack(blob: Uint8Array): Uint8Array<ArrayBuffer>[] {
-  return format(blob) === CHUNKS_FORMAT
-    ? unpackChunks(blob, MAX_PACKED_PACKETS, MAX_UNPACKED_BYTES)
-    : planPackets(readEdits(blob, MAX_PACKED_PACKETS), MAX_UNPACKED_BYTES);
+  if (format(blob) === PLAIN_FORMAT) {
+    const starts = readPlain(blob, MAX_PACKED_PACKETS);
+    return starts.slice(1).map((end, i) => blob.slice(starts[i], end));
+  }
+  return planPackets(readEdits(blob, MAX_PACKED_PACKETS), MAX_UNPACKED_BYTES);
 }
 
 /**
@@ -118,10 +120,10 @@ export function unpackOne(
   blob: Uint8Array,
   i: number,
 ): Uint8Array<ArrayBuffer> {
-  if (format(blob) === CHUNKS_FORMAT) {
-    const { n, at } = readChunksHeader(blob, MAX_PACKED_PACKETS);
-    checkIndex(i, n);
-    return unpackOneChunk(blob, n, at, i);
+  if (format(blob) === PLAIN_FORMAT) {
+    const starts = readPlain(blob, MAX_PACKED_PACKETS);
+    checkIndex(i, starts.length - 1);
+    return blob.slice(starts[i], starts[i + 1]);
   }
   const plan = readEdits(blob, MAX_PACKED_PACKETS);
   checkIndex(i, plan.n);

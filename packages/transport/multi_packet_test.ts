@@ -97,10 +97,23 @@ const anyBatch = fc.array(fc.uint8Array({ maxLength: 600 }), {
   maxLength: 20,
 });
 
+/** Unrelated packets in runs of equal sizes (what the plain layout codes). */
+const sameSizes = fc.array(
+  fc.tuple(fc.integer({ min: 1, max: 20 }), fc.nat({ max: 100 })).chain((
+    [k, size],
+  ) =>
+    fc.array(fc.uint8Array({ minLength: size, maxLength: size }), {
+      minLength: k,
+      maxLength: k,
+    })
+  ),
+  { maxLength: 4 },
+).map((runs) => runs.flat());
+
 Deno.test("pack then unpack restores any list of packets exactly", () => {
   fc.assert(
     fc.property(
-      fc.oneof(anyBatch, similarBatch, editedBatch, fanOutBatch),
+      fc.oneof(anyBatch, similarBatch, editedBatch, fanOutBatch, sameSizes),
       (packets) => {
         const blob = pack(packets);
         assert.deepEqual(unpack(blob), packets);
@@ -114,9 +127,8 @@ Deno.test("pack then unpack restores any list of packets exactly", () => {
 Deno.test("unpackOne extracts exactly the packet unpack would", () => {
   fc.assert(
     fc.property(
-      fc.oneof(anyBatch, similarBatch, editedBatch, fanOutBatch).filter((p) =>
-        p.length > 0
-      ),
+      fc.oneof(anyBatch, similarBatch, editedBatch, fanOutBatch, sameSizes)
+        .filter((p) => p.length > 0),
       fc.nat(),
       (packets, pick) => {
         const i = pick % packets.length;
@@ -127,21 +139,33 @@ Deno.test("unpackOne extracts exactly the packet unpack would", () => {
   );
 });
 
-Deno.test("no input packs larger than plain concatenation plus the stated bound", () => {
+/**
+ * The bound the issue states, computed here on its own: the plain
+ * concatenation plus one byte per receiver plus the sizes run-length
+ * encoded (a varint count and a varint size per run of equal sizes), plus
+ * a format byte and the packet count.
+ */
+function statedBound(packets: Uint8Array[]): number {
+  let size = 1 + varintLength(packets.length) + packets.length;
+  for (let i = 0; i < packets.length;) {
+    let j = i + 1;
+    while (j < packets.length && packets[j]!.length === packets[i]!.length) j++;
+    size += varintLength(j - i) + varintLength(packets[i]!.length);
+    i = j;
+  }
+  return size + packets.reduce((s, p) => s + p.length, 0);
+}
+
+Deno.test("no input packs larger than the concatenation plus one byte per receiver and run-length encoded sizes", () => {
   fc.assert(
     fc.property(
-      fc.oneof(anyBatch, similarBatch, editedBatch, fanOutBatch),
+      fc.oneof(anyBatch, similarBatch, editedBatch, fanOutBatch, sameSizes),
       (packets) => {
         const blob = pack(packets);
         const bound = packedSizeBound(packets);
         assert.ok(blob.length <= bound, `${blob.length} > ${bound}`);
-        // The bound itself: ≤ 2 bytes a packet over the concatenation plus
-        // varint lengths (fewer than 16 383 packets), plus a 12-byte header.
-        const plainWithLengths = packets.reduce(
-          (s, p) => s + p.length + (p.length ? varintLength(p.length) : 0),
-          0,
-        );
-        assert.ok(bound <= plainWithLengths + 12 + packets.length * 2);
+        // What pack promises is n bytes under the stated bound.
+        assert.equal(bound, statedBound(packets) - packets.length);
       },
     ),
     { numRuns: runs },
@@ -182,6 +206,25 @@ Deno.test("packets edited anywhere still share what they have in common", () => 
   const blob = pack(packets);
   assert.deepEqual(unpack(blob), packets);
   assert.ok(blob.length < base.length + 8 * 1500, `${blob.length} bytes`);
+});
+
+Deno.test("edits with long runs of equal bytes and large values round-trip", () => {
+  // Two header fields 240 bytes apart, one counting by 1 (small values),
+  // one jumping by 37 (large ones): runs of zeros longer than 127.
+  const base = crypto.getRandomValues(new Uint8Array(1000));
+  const packets = Array.from({ length: 50 }, (_, i) => {
+    const p = base.slice();
+    p[10] = i;
+    p[250] = (i * 37) & 0xff;
+    return p;
+  });
+  const blob = pack(packets);
+  assert.equal(blob[0], 4);
+  assert.ok(blob.length < 1100, `${blob.length} bytes`);
+  assert.deepEqual(unpack(blob), packets);
+  for (const i of [0, 1, 2, 17, 49]) {
+    assert.deepEqual(unpackOne(blob, i), packets[i]);
+  }
 });
 
 Deno.test("unrelated random packets pack to the plain layout", () => {
@@ -229,6 +272,23 @@ Deno.test("a fan-out batch packs smaller than zstd on the concatenation", () => 
   }
 });
 
+Deno.test("identical packets (one change to many learners) pack smaller than zstd", () => {
+  const frame = new TextEncoder().encode(
+    `{"from":1000,"to":1000,"changes":[{"key":"p/17","value":"${
+      "v".repeat(100)
+    }","revision":1000}]}`,
+  );
+  for (const count of [2, 10, 500]) {
+    const packets = Array.from({ length: count }, () => frame);
+    const concat = new Uint8Array(count * frame.length);
+    packets.forEach((p, i) => concat.set(p, i * frame.length));
+    const blob = pack(packets);
+    const zstd = zstdCompressSync(concat).length;
+    assert.ok(blob.length < zstd, `${count}: ${blob.length} ≥ zstd ${zstd}`);
+    assert.deepEqual(unpackOne(blob, count - 1), frame);
+  }
+});
+
 Deno.test("corrupted blobs are typed errors or packets, never a crash or hang", () => {
   fc.assert(
     fc.property(
@@ -261,20 +321,29 @@ Deno.test("corrupted blobs are typed errors or packets, never a crash or hang", 
   );
 });
 
-Deno.test("format 1 blobs with shared chunks (earlier versions) still unpack", () => {
-  // 3 packets: chunk "ab" for all, "X" for packet 1 alone, "cd" for
-  // packets 0 and 2 (bitmap 0b101).
-  // deno-fmt-ignore
+Deno.test("the plain layout: run-length encoded sizes, then the packets", () => {
   const blob = new Uint8Array([
-    1, 3, 12, // format, count, body length
-    0, 2, 97, 98, // every packet: "ab"
-    3, 1, 88, // packet 1 alone: "X"
-    1, 0b101, 2, 99, 100, // packets 0 and 2: "cd"
+    3, // format
+    4, // count
+    2,
+    2, // 2 packets of 2 bytes
+    1,
+    0, // 1 empty packet
+    1,
+    3, // 1 packet of 3 bytes
+    ...new TextEncoder().encode("abcdXYZ"),
   ]);
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  assert.deepEqual(unpack(blob).map(text), ["abcd", "abX", "abcd"]);
-  assert.equal(text(unpackOne(blob, 1)), "abX");
-  assert.equal(packedCount(blob), 3);
+  assert.deepEqual(unpack(blob).map(text), ["ab", "cd", "", "XYZ"]);
+  assert.equal(text(unpackOne(blob, 3)), "XYZ");
+  assert.equal(packedCount(blob), 4);
+  // Formats 1 and 2 (earlier versions) are not read.
+  for (const f of [1, 2]) {
+    assert.throws(
+      () => unpack(new Uint8Array([f, ...blob.subarray(1)])),
+      (e) => isTransportError(e, "protocol_error"),
+    );
+  }
 });
 
 Deno.test("malformed blobs are typed errors, never crashes", () => {
@@ -304,36 +373,34 @@ Deno.test("malformed blobs are typed errors, never crashes", () => {
 });
 
 Deno.test("a small blob that would unpack to too many bytes is rejected", () => {
-  // Format 1: one 1 MiB chunk held by all 65 536 packets (64 GiB).
-  const chunk = new Uint8Array(1 << 20);
-  const head = [1, ...encodeVarint(65_536)];
-  const body = [0, ...encodeVarint(chunk.length)];
-  const blob1 = new Uint8Array([
-    ...head,
-    ...encodeVarint(body.length + chunk.length),
-    ...body,
-  ].concat(Array.from(chunk)));
+  // Plain: 65 536 packets of 1 MiB announced (64 GiB), 1 MiB present.
+  const head3 = [
+    3,
+    ...encodeVarint(65_536),
+    ...encodeVarint(65_536),
+    ...encodeVarint(1 << 20),
+  ];
+  const blob3 = new Uint8Array(head3.length + (1 << 20));
+  blob3.set(head3);
   assert.throws(
-    () => unpack(blob1),
+    () => unpack(blob3),
     (e) => isTransportError(e, "protocol_error"),
   );
-  // Format 2: a 1 MiB reference of zeros (a tiny zstd frame) and 4 095
+  // Edits: a 1 MiB reference of zeros (a tiny zstd frame) and 4 095
   // copies of it as one edit group (4 GiB).
   const packets = Array.from({ length: 3 }, () => new Uint8Array(1 << 20));
-  const blob2 = pack(packets);
-  assert.equal(blob2[0], 2);
-  // format 2 · count 3 · edits raw (0) · edits length · record head
+  const blob4 = pack(packets);
+  // format 4 · count 3 << 1, edits raw · edits length · record head
   // (k = 2 << 3 | kind 1) · the rest of the record · zstd frame.
-  assert.deepEqual([...blob2.subarray(0, 3)], [2, 3, 0]);
-  assert.equal(blob2[4], 2 * 8 + 1);
+  assert.deepEqual([...blob4.subarray(0, 2)], [4, 3 << 1]);
+  assert.equal(blob4[3], 2 * 8 + 1);
   const record = encodeVarint(4095 * 8 + 1);
   const more = new Uint8Array([
-    2,
-    ...encodeVarint(4096),
-    0,
-    blob2[3]! + record.length - 1,
+    4,
+    ...encodeVarint(4096 << 1),
+    blob4[2]! + record.length - 1,
     ...record,
-    ...blob2.subarray(5),
+    ...blob4.subarray(4),
   ]);
   assert.throws(
     () => unpack(more),

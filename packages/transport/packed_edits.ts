@@ -5,26 +5,31 @@ import {
   zstdDecompressSync,
 } from "node:zlib";
 import { varintLength, writeVarint } from "@strata/codec";
-import { blobVarint, malformed } from "./packed_chunks.ts";
+import { blobVarint, malformed } from "./packed_plain.ts";
 
 /**
- * Format 2 of multi-packet compression, reference and edits: the first
- * packet is the reference, every other packet is either an edit of it or
- * stored whole; the reference and the packets stored whole are coded with
- * zstd, the edits are sparse column differences.
+ * The edits format of multi-packet compression: the first packet is the
+ * reference, every other packet is either an edit of it or stored whole;
+ * the reference and the packets stored whole are coded with zstd, the
+ * edits are sparse column differences.
  *
  * ```
- * u8 2 · varint packetCount (≥ 1) · u8 editsPlace · varint editsLength ·
- *   [edits, when editsPlace is 0] · frame (the rest of the blob)
- * frame  = zstd of: [edits, when editsPlace is 1] · reference ·
- *          the packets stored whole, back to back
+ * u8 4 · varint (packetCount (≥ 1) << 1 | editsFramed) · varint editsLength ·
+ *   [edits, when not framed] · frame (the rest of the blob)
+ * frame  = zstd, without its 4-byte magic number, of:
+ *          [edits, when framed] · reference · the packets stored whole
  * edits  = record*, covering packets 1 … count-1 in order
- * record = varint (k << 3 | kind), k ≥ 1 packets:
+ * record = varint (k << 3 | shifted << 2 | kind), k ≥ 1 packets:
  *   kind 0, whole: k × varint length (the next k packets of the frame)
- *   kind 1 … 3, edits: varint prefix · varint middle · varint split ·
- *                  [varint period, kind 3] · varint zigzag(length − refLength) ·
- *                  varint dataLength · data
- * data   = (varint zeros skipped · u8 non-zero value)*, trailing zeros implied
+ *   kind 1 … 3, edits: varint middle ·
+ *                  [varint prefix, unless middle is 0 and not shifted] ·
+ *                  [varint split · varint zigzag(length − refLength), if shifted] ·
+ *                  [varint period, kind 3] ·
+ *                  [varint dataLength, unless the last record] · data
+ * data   = value*, each after the zeros it skips, trailing zeros implied:
+ *   1zzvvvvv: z < 4 zeros, then zigzag(v) < 32 as a signed byte;
+ *   0rrrrrrr · u8 value: r < 127 zeros, then the value;
+ *   0x7f · varint (zeros − 127) · u8 value
  * ```
  *
  * The reference is what the frame holds before the packets stored whole.
@@ -40,10 +45,10 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * or `(v₁ − v₀) − (v₀ − b)` (kind 2), then `(vⱼ − vⱼ₋₁) − (vⱼ₋₁ − vⱼ₋₂)`,
  * all mod 256; or (kind 3) `vⱼ` minus packet `j − period`'s byte (minus `b`
  * for the first `period` packets), for fields that cycle among a few
- * values. The encoder keeps the sparsest. A byte equal in all is a column of zeros, a field equal in
- * all but not to the reference costs one or two values, and a field that
- * counts up across receivers (a follower id, a commit index) costs one or
- * two, however many packets there are.
+ * values. The encoder keeps the sparsest. A byte equal in all is a column
+ * of zeros, a field equal in all but not to the reference costs one or two
+ * values, and a field that counts up across receivers (a follower id, a
+ * commit index) costs one or two, however many packets there are.
  *
  * Why edits may go raw: a few bytes of edits, mostly outside the alphabet
  * of the reference's literals, would grow the zstd block's Huffman table
@@ -52,25 +57,25 @@ import { blobVarint, malformed } from "./packed_chunks.ts";
  * whole share the reference's zstd window, so what later packets share
  * with it (or with each other) is still stored once. zstd's window and
  * tables are sized to the input rather than to its defaults for unknown
- * inputs, which keeps a small batch cheap to pack.
+ * inputs, which keeps a small batch cheap to pack; its magic number is a
+ * constant the format byte already stands for.
  */
-export const EDITS_FORMAT = 2;
+export const EDITS_FORMAT = 4;
 
 /** Largest zstd section a blob may decode to: bounds what unpacking allocates. */
 export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
 /**
- * zstd level by batch size. What pack saves over zstd on the concatenation
- * is mostly zstd's cost per repeated packet (a few bytes each). Below
- * {@link SMALL_BATCH_PACKETS} packets that is about what level 7's lazy
- * matching saves on the reference over the default level 3 (≈ 20 bytes,
- * 0.6%, on the bench's 5 KiB), so small batches pay level 7's time (≈ 20 µs
- * more on 5 KiB) to stay smaller than zstd; larger batches are smaller by
- * a wide margin at level 3, and faster.
+ * zstd's default level with matches from 4 bytes instead of 5: the short
+ * repeats of a serialized message (field names, key prefixes) then count
+ * (3,200 instead of 3,206 bytes on the bench's 5 KiB reference) at level
+ * 3's speed; level 7 gives 3,186 but took about 1.8× as long, which on a
+ * small batch is more than zstd takes for the whole concatenation.
  */
-const SMALL_BATCH_LEVEL = 7;
-const LARGE_BATCH_LEVEL = 3;
-const SMALL_BATCH_PACKETS = 8;
+const LEVEL = 3;
+const MIN_MATCH = 4;
+/** zstd's frame magic number, left out of blobs. */
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 
 // Edits smaller than this go raw, outside the frame: inside it, their
 // bytes (mostly outside the reference's alphabet) would grow the literals'
@@ -108,7 +113,7 @@ interface WholeGroup {
 type Group = EditGroup | WholeGroup;
 
 /**
- * Packs `packets` (at least one) in format 2.
+ * Packs `packets` (at least one) in the edits format.
  * @returns the blob, or undefined when a section would exceed
  *   {@link MAX_PLAN_BYTES}.
  */
@@ -128,25 +133,32 @@ export function packEdits(
       }
       continue;
     }
-    // Both ways of predicting the first step; the sparser one wins.
     // Every way of predicting a packet from those before it; the sparsest
     // wins (a cycling field is cheapest as a difference from a period ago).
-    const { reset, steady } = columnDiffs(packets, g);
+    const m = middles(packets, g);
+    const { reset, steady } = columnDiffs(m);
     let data = steady.length < reset.length ? steady : reset;
     let kind = data === steady ? 2 : 1;
     let period = 0;
     for (let q = 1; q <= MAX_PERIOD && q < g.k; q++) {
-      const d = periodicDiffs(packets, g, q, data.length);
+      if (!mayBeSparser(m, q, data.length)) continue;
+      const d = periodicDiffs(m, q, data.length);
       if (d && d.length < data.length) [data, kind, period] = [d, 3, q];
     }
-    pushVarint(edits, g.k * 8 + kind);
-    pushVarint(edits, g.prefix);
-    pushVarint(edits, g.middle);
-    pushVarint(edits, g.split);
-    if (kind === 3) pushVarint(edits, period);
     const grow = g.length - ref.length;
-    pushVarint(edits, grow < 0 ? -2 * grow - 1 : 2 * grow);
-    pushVarint(edits, data.length);
+    // Most groups neither split nor change length: a flag says so.
+    const shifted = g.split !== 0 || grow !== 0;
+    pushVarint(edits, g.k * 8 + (shifted ? 4 : 0) + kind);
+    pushVarint(edits, g.middle);
+    // Packets equal to the reference need no prefix.
+    if (g.middle > 0 || shifted) pushVarint(edits, g.prefix);
+    if (shifted) {
+      pushVarint(edits, g.split);
+      pushVarint(edits, grow < 0 ? -2 * grow - 1 : 2 * grow);
+    }
+    if (kind === 3) pushVarint(edits, period);
+    // The last record's data runs to the end of the edits.
+    if (g.first + g.k < packets.length) pushVarint(edits, data.length);
     for (const b of data) edits.push(b);
   }
   // Small edits travel raw; larger ones lead the zstd frame (one zstd
@@ -154,35 +166,19 @@ export function packEdits(
   const framed = edits.length >= MIN_FRAMED_EDITS;
   const size = (framed ? edits.length : 0) + ref.length + wholeBytes;
   if (size > MAX_PLAN_BYTES) return undefined;
-  const body = new Uint8Array(size);
-  let at = 0;
-  if (framed) {
-    body.set(edits);
-    at = edits.length;
-  }
-  body.set(ref, at);
-  at += ref.length;
-  for (const g of groups) {
-    if (g.kind !== 0) continue;
-    for (let p = g.first; p < g.first + g.k; p++) {
-      body.set(packets[p]!, at);
-      at += packets[p]!.length;
-    }
-  }
   const frame = zstd(
-    body,
-    packets.length < SMALL_BATCH_PACKETS
-      ? SMALL_BATCH_LEVEL
-      : LARGE_BATCH_LEVEL,
-  );
+    // The usual fan-out batch: the frame holds the reference alone.
+    size === ref.length
+      ? ref
+      : frameBody(packets, groups, framed ? edits : [], size),
+  ).subarray(ZSTD_MAGIC.length);
   const raw = framed ? 0 : edits.length;
+  const head = packets.length * 2 + (framed ? 1 : 0);
   const out = new Uint8Array(
-    1 + varintLength(packets.length) + 1 + varintLength(edits.length) + raw +
-      frame.length,
+    1 + varintLength(head) + varintLength(edits.length) + raw + frame.length,
   );
   out[0] = EDITS_FORMAT;
-  at = writeVarint(out, 1, packets.length);
-  out[at++] = framed ? 1 : 0;
+  let at = writeVarint(out, 1, head);
   at = writeVarint(out, at, edits.length);
   if (!framed) {
     out.set(edits, at);
@@ -190,6 +186,28 @@ export function packEdits(
   }
   out.set(frame, at);
   return out;
+}
+
+/** What the zstd frame codes (`size` bytes): [edits] · reference · wholes. */
+function frameBody(
+  packets: readonly Uint8Array[],
+  groups: Group[],
+  edits: number[],
+  size: number,
+): Uint8Array {
+  const body = new Uint8Array(size);
+  body.set(edits);
+  let at = edits.length;
+  body.set(packets[0]!, at);
+  at += packets[0]!.length;
+  for (const g of groups) {
+    if (g.kind !== 0) continue;
+    for (let p = g.first; p < g.first + g.k; p++) {
+      body.set(packets[p]!, at);
+      at += packets[p]!.length;
+    }
+  }
+  return body;
 }
 
 /** Splits packets 1… into runs of edits of the reference and of wholes. */
@@ -279,29 +297,69 @@ function pushVarint(out: number[], value: number): void {
   out.push(value);
 }
 
+// A value and the zeros before it: one byte when the run is short and the
+// value small (a digit or a counter that moved by a few, the usual header
+// edit), else the run (escaped when long) and the value byte.
+const LONG_RUN = 0x7f;
+
+function pushValue(out: number[], zeros: number, e: number): void {
+  const signed = e < 128 ? e : e - 256;
+  const zz = signed < 0 ? -2 * signed - 1 : 2 * signed;
+  if (zeros < 4 && zz < 32) {
+    out.push(0x80 | (zeros << 5) | zz);
+    return;
+  }
+  if (zeros < LONG_RUN) out.push(zeros);
+  else {
+    out.push(LONG_RUN);
+    pushVarint(out, zeros - LONG_RUN);
+  }
+  out.push(e);
+}
+
+/** An edit group's middles, row by row, and the bytes predicting them. */
+interface Middles {
+  /** k × width bytes: row j is packet `first + j`'s middle. */
+  rows: Uint8Array;
+  k: number;
+  width: number;
+  /** What byte c of a middle is predicted from at first. */
+  base: Uint8Array;
+}
+
+function middles(packets: readonly Uint8Array[], g: EditGroup): Middles {
+  const { k, first, prefix, middle } = g;
+  // One flat matrix (a native copy per packet) keeps the column passes
+  // on one typed array instead of k packets.
+  const rows = new Uint8Array(k * middle);
+  for (let j = 0; j < k; j++) {
+    rows.set(
+      packets[first + j]!.subarray(prefix, prefix + middle),
+      j * middle,
+    );
+  }
+  const base = new Uint8Array(middle);
+  for (let c = 0; c < middle; c++) base[c] = baseByte(packets[0]!, g, c);
+  return { rows, k, width: middle, base };
+}
+
 /**
  * An edit group's `data`, both ways (one pass): its middles' second
  * differences, sparse. `steady`: the first packet's difference from the
  * reference counts as a step (a counter keeps going); `reset`: the second
  * packet starts afresh.
  */
-function columnDiffs(
-  packets: readonly Uint8Array[],
-  g: EditGroup,
-): { reset: number[]; steady: number[] } {
-  const ref = packets[0]!;
-  const { k, first, prefix, middle } = g;
+function columnDiffs(m: Middles): { reset: number[]; steady: number[] } {
+  const { rows, k, width, base } = m;
   const reset: number[] = [];
   const steady: number[] = [];
   let zerosR = 0;
   let zerosS = 0;
-  for (let c = 0; c < middle; c++) {
-    const x = prefix + c;
-    const b = baseByte(ref, g, c);
-    let prev = b;
+  for (let c = 0; c < width; c++) {
+    let prev = base[c]!;
     let prevD = 0;
-    for (let j = 0; j < k; j++) {
-      const v = packets[first + j]![x]!;
+    for (let j = 0, x = c; j < k; j++, x += width) {
+      const v = rows[x]!;
       const d = v - prev;
       prev = v;
       const e = (d - prevD) & 0xff;
@@ -310,14 +368,12 @@ function columnDiffs(
       prevD = d;
       if (e === 0) zerosS++;
       else {
-        pushVarint(steady, zerosS);
-        steady.push(e);
+        pushValue(steady, zerosS, e);
         zerosS = 0;
       }
       if (eR === 0) zerosR++;
       else {
-        pushVarint(reset, zerosR);
-        reset.push(eR);
+        pushValue(reset, zerosR, eR);
         zerosR = 0;
       }
     }
@@ -326,30 +382,46 @@ function columnDiffs(
 }
 
 /**
+ * Whether predicting from the packet `period` before (the base for the
+ * first `period`) might store fewer than `limit` bytes: each byte that
+ * differs from its prediction stores at least one. A row-order scan that
+ * stops once the answer is no.
+ */
+function mayBeSparser(m: Middles, period: number, limit: number): boolean {
+  const { rows, width, base } = m;
+  let changes = 0;
+  const head = Math.min(period * width, rows.length);
+  for (let x = 0; x < head; x++) {
+    if (rows[x] !== base[x % width] && ++changes >= limit) return false;
+  }
+  const back = period * width;
+  for (let x = head; x < rows.length; x++) {
+    if (rows[x] !== rows[x - back] && ++changes >= limit) return false;
+  }
+  return true;
+}
+
+/**
  * An edit group's `data` as differences from the packet `period` before
  * (the reference for the first `period`), sparse; undefined as soon as it
  * reaches `limit` bytes (a sparser way is already known).
  */
 function periodicDiffs(
-  packets: readonly Uint8Array[],
-  g: EditGroup,
+  m: Middles,
   period: number,
   limit: number,
 ): number[] | undefined {
-  const ref = packets[0]!;
-  const { k, first, prefix, middle } = g;
+  const { rows, k, width, base } = m;
   const out: number[] = [];
+  const back = period * width;
   let zeros = 0;
-  for (let c = 0; c < middle; c++) {
-    const x = prefix + c;
-    const b = baseByte(ref, g, c);
-    for (let j = 0; j < k; j++) {
-      const pred = j < period ? b : packets[first + j - period]![x]!;
-      const e = (packets[first + j]![x]! - pred) & 0xff;
+  for (let c = 0; c < width; c++) {
+    for (let j = 0, x = c; j < k; j++, x += width) {
+      const pred = j < period ? base[c]! : rows[x - back]!;
+      const e = (rows[x]! - pred) & 0xff;
       if (e === 0) zeros++;
       else {
-        pushVarint(out, zeros);
-        out.push(e);
+        pushValue(out, zeros, e);
         zeros = 0;
         if (out.length >= limit) return undefined;
       }
@@ -358,27 +430,33 @@ function periodicDiffs(
   return out;
 }
 
-function zstd(bytes: Uint8Array, level: number): Uint8Array {
-  // Tables sized for the input: zstd's defaults for an input of unknown
-  // size (a 128 KiB hash table and a 64 KiB chain at level 3) cost more to
-  // clear than a small batch costs to code.
+function zstd(bytes: Uint8Array): Uint8Array {
+  // Window and tables sized for the input: zstd's defaults for an input of
+  // unknown size (a 128 KiB hash table and a 64 KiB chain at level 3) cost
+  // more to clear than a small batch costs to code. Tables of a quarter of
+  // the window find the same matches in a serialized message (measured:
+  // the same size on the bench's 5 KiB reference) and clear faster.
   const log = Math.min(
     Math.max(32 - Math.clz32(Math.max(bytes.length - 1, 1)), 10),
     24,
   );
   return zstdCompressSync(bytes, {
     params: {
-      [zlib.ZSTD_c_compressionLevel]: level,
+      [zlib.ZSTD_c_compressionLevel]: LEVEL,
+      [zlib.ZSTD_c_minMatch]: MIN_MATCH,
       [zlib.ZSTD_c_windowLog]: log,
-      [zlib.ZSTD_c_hashLog]: Math.min(log + 1, 17),
-      [zlib.ZSTD_c_chainLog]: Math.min(log, 16),
+      [zlib.ZSTD_c_hashLog]: Math.min(Math.max(log - 2, 10), 17),
+      [zlib.ZSTD_c_chainLog]: Math.min(Math.max(log - 2, 10), 16),
       // Sections are delimited by the blob, not by the frame.
       [zlib.ZSTD_c_contentSizeFlag]: 0,
     },
   });
 }
 
-function unzstd(frame: Uint8Array): Uint8Array {
+function unzstd(magicless: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(ZSTD_MAGIC.length + magicless.length);
+  frame.set(ZSTD_MAGIC);
+  frame.set(magicless, ZSTD_MAGIC.length);
   try {
     const b = zstdDecompressSync(frame, { maxOutputLength: MAX_PLAN_BYTES });
     // A plain view: a Buffer's slice() would not copy.
@@ -414,18 +492,15 @@ interface ParsedGroup {
   plainAt: number;
 }
 
-/** Reads a format-2 blob: header, both sections, every record. */
+/** Reads an edits blob: header, both sections, every record. */
 export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
-  const { value: n, next } = blobVarint(blob, 1);
+  const { value: head, next } = blobVarint(blob, 1);
+  const n = Math.floor(head / 2);
   if (n < 1 || n > maxPackets) throw malformed(`${n} packets announced`);
-  const coding = blob[next];
-  if (coding === undefined || coding > 1) {
-    throw malformed(`edits coded as ${coding}`);
-  }
-  const e = blobVarint(blob, next + 1);
+  const e = blobVarint(blob, next);
   let edits: Uint8Array;
   let plain: Uint8Array;
-  if (coding === 0) {
+  if (head % 2 === 0) {
     const editsEnd = e.next + e.value;
     if (editsEnd >= blob.length) throw malformed("ends inside the edits");
     edits = blob.subarray(e.next, editsEnd);
@@ -444,9 +519,10 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
   while (at < edits.length) {
     const head = blobVarint(edits, at);
     at = head.next;
-    const kind = head.value % 8;
+    const kind = head.value % 4;
+    const shifted = head.value % 8 >= 4;
     const k = Math.floor(head.value / 8);
-    if (kind > 3) throw malformed(`record of kind ${kind}`);
+    if (kind === 0 && shifted) throw malformed("record of kind 4");
     if (k < 1 || first + k > n) throw malformed("records past the count");
     if (kind === 0) {
       const start = at;
@@ -472,15 +548,20 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
         plainAt: 0,
       });
     } else {
-      const pre = blobVarint(edits, at);
-      const mid = blobVarint(edits, pre.next);
-      const split = blobVarint(edits, mid.next);
+      const mid = blobVarint(edits, at);
+      const pre = mid.value > 0 || shifted
+        ? blobVarint(edits, mid.next)
+        : { value: 0, next: mid.next };
+      const none = { value: 0, next: pre.next };
+      const split = shifted ? blobVarint(edits, pre.next) : none;
+      const grow = shifted ? blobVarint(edits, split.next) : none;
       const period = kind === 3
-        ? blobVarint(edits, split.next)
-        : { value: 0, next: split.next };
+        ? blobVarint(edits, grow.next)
+        : { value: 0, next: grow.next };
       if (kind === 3 && period.value < 1) throw malformed("period 0");
-      const grow = blobVarint(edits, period.next);
-      const data = blobVarint(edits, grow.next);
+      const data = first + k < n
+        ? blobVarint(edits, period.next)
+        : { value: edits.length - period.next, next: period.next };
       if (split.value > mid.value) throw malformed("split past the middle");
       at = data.next;
       if (at + data.value > edits.length) {
@@ -642,11 +723,24 @@ function* sparse(
   let pos = 0;
   let at = g.at;
   while (at < g.end) {
-    const zeros = blobVarint(bytes, at);
-    pos += zeros.value;
-    at = zeros.next;
-    if (at >= g.end || pos >= cells) throw malformed("edit past its group");
-    yield [pos++, bytes[at++]!];
+    const head = bytes[at++]!;
+    let value: number;
+    if (head >= 0x80) {
+      pos += (head >> 5) & 3;
+      const zz = head & 31;
+      value = (zz & 1 ? -(zz + 1) / 2 : zz / 2) & 0xff;
+    } else {
+      if (head < LONG_RUN) pos += head;
+      else {
+        const run = blobVarint(bytes, at);
+        pos += LONG_RUN + run.value;
+        at = run.next;
+      }
+      if (at >= g.end) throw malformed("edit past its group");
+      value = bytes[at++]!;
+    }
+    if (pos >= cells) throw malformed("edit past its group");
+    yield [pos++, value];
   }
 }
 

@@ -1,8 +1,7 @@
 /**
  * Presence bitmaps: bit `i` (least significant bit first within each byte)
  * says whether item `i` is present. Used by the differential encoding (which
- * fields changed) and by multi-packet compression (which packets hold a
- * chunk).
+ * fields changed).
  */
 
 /** Bytes a bitmap of `n` items takes: ceil(n / 8). */
