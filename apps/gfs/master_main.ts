@@ -8,6 +8,7 @@ import { EDGE_FLAGS } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startMaster } from "./master/master_server.ts";
+import { exitOnReplicaFailure } from "@strata/replication";
 
 const Flags = z.object({
   "data-dir": z.string().min(1),
@@ -42,6 +43,9 @@ if (import.meta.main) {
   const flags = parseGfsFlags(Deno.args, Flags, USAGE);
   try {
     const m = await startMaster(flags);
+    // A replicated master whose Raft replica halts on a failed disk write
+    // exits (code 74), so a supervisor restarts it from what is durable.
+    exitOnReplicaFailure(m.store, `gfs master ${flags.id ?? ""}`.trim());
     console.log(
       JSON.stringify({
         event: "listening",

@@ -180,6 +180,9 @@ export class MasterStore implements MetadataStore {
   /** A single master serves from the start: nothing to take over. */
   onTakeover(_fn: () => void): void {}
 
+  /** A failed op-log write fails its request (StorageError); this store never halts. */
+  onFailure(_fn: (error: unknown) => void): void {}
+
   /** Not replicated: this master always leads. */
   replication(): StoreReplication {
     return { replicated: false, role: "leader" };

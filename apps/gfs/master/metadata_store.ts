@@ -50,6 +50,12 @@ export interface MetadataStore {
   leaderUrl(): string | undefined;
   /** Runs `fn` each time this master starts serving a new term. */
   onTakeover(fn: () => void): void;
+  /**
+   * Runs `fn` once if the store halts on a failed write (a Raft replica,
+   * as etcd on a failed fsync; `master_main.ts` then exits). A single
+   * master's op log fails the request instead and never halts.
+   */
+  onFailure(fn: (error: unknown) => void): void;
   /** How this store is replicated (role, term, members). */
   replication(): StoreReplication;
   /** Prometheus text of the store's own metrics ("" when it has none). */

@@ -222,6 +222,11 @@ export class ReplicatedMasterStore implements MetadataStore {
     this.#takeover.add(fn);
   }
 
+  /** Runs `fn` once when the Raft replica halts on a failed write. */
+  onFailure(fn: (error: unknown) => void): void {
+    this.node.onFailure(fn);
+  }
+
   /**
    * Replicates `op`, then resolves with what apply returned.
    * @throws GfsError as apply would have; `not_leader` when this master
