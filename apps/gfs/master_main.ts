@@ -27,6 +27,7 @@ const Flags = z.object({
   "checkpoint-every": num.optional(),
   id: num.optional(),
   peers: z.string().min(1).optional(),
+  join: z.boolean().optional(),
   "raft-tick-ms": num.optional(),
   "election-ticks": num.optional(),
   ...EDGE_FLAGS,
@@ -35,7 +36,7 @@ const Flags = z.object({
 const USAGE =
   "usage: master_main.ts --data-dir DIR [--port N] [--chunk-bytes 64MiB] [--replication 3] " +
   "[--max-file-bytes N] [--dead-after-ms N] [--lease-ms N] [--gc-delay-ms N] [--pending-timeout-ms N] [--tick-ms N] " +
-  "[--id N --peers 1=raftHost:port/httpHost:port,2=...,3=... [--raft-tick-ms 100] [--election-ticks 10]] " +
+  "[--id N --peers 1=raftHost:port/httpHost:port,2=...,3=... [--raft-tick-ms 100] [--election-ticks 10] [--join (a new master: add it with POST /v1/master/members)]] " +
   "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b] " +
   "[--tls-cert FILE --tls-key FILE (serve HTTPS; every process of a cell needs TLS)] [--ca-cert FILE (trust it calling the others; default: --tls-cert)]";
 
