@@ -13,7 +13,7 @@ import { fetchAs } from "./_test_support.ts";
 
 Deno.test({
   name:
-    "gfs masters: POST /v1/master/members adds a --join master as a learner, promotes it and removes a follower under file creations; bad bodies get 400, a write token 403",
+    "gfs masters: POST /v1/master/members adds a --join master as a learner, promotes it (with gfs:cli) and removes a follower under file creations; bad bodies get 400, a write token 403",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -131,12 +131,30 @@ Deno.test({
           (await view(urls[3]!)).appliedIndex >=
             (await view(L)).appliedIndex - 2,
       );
-      const promoted = await change(L, { action: "promote", id: 4 });
-      const promotedBody = await promoted.json();
-      assert.equal(promoted.status, 200, JSON.stringify(promotedBody));
+      // Promoted with the CLI (a follower's URL first: it follows the 307).
+      const cli = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("./cli.ts", import.meta.url).pathname,
+          "--master",
+          [...[0, 1, 2].filter((i) => i !== leader), leader].map((i) => urls[i])
+            .join(","),
+          "--token",
+          secrets.tokens.admin,
+          "masters",
+          "promote",
+          "4",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const out = new TextDecoder().decode(cli.stdout);
+      assert.ok(cli.success, new TextDecoder().decode(cli.stderr));
       assert.equal(
-        promotedBody.members.find((m: { id: number }) => m.id === 4)?.role,
+        JSON.parse(out).find((m: { id: number }) => m.id === 4)?.role,
         "voter",
+        out,
       );
 
       // Remove a follower; stop it.
