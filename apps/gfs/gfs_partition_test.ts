@@ -872,21 +872,6 @@ Deno.test({
   },
 });
 
-/** Polls `fn` every `everyMs` until true, on the monotonic clock. @throws Error after `timeoutMs`. */
-async function poll(
-  what: string,
-  fn: () => Promise<boolean>,
-  timeoutMs: number,
-  everyMs = 50,
-): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    if (await fn().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 /** One request to the cut-off old leader: when it was sent, and its answer. */
 interface Probe {
   sentAt: number;
@@ -958,10 +943,11 @@ Deno.test({
       let deletedAt = Infinity;
       let next = -1;
       try {
-        await poll(
+        await until(
           "answers from the leader",
           () => Promise.resolve(probes.length >= 2),
           10_000,
+          50,
         );
         cutBegun = performance.now();
         // The test's process still reaches the old leader: a client on the
@@ -971,20 +957,25 @@ Deno.test({
         // comes later: the clock guard measures peers' clocks over 2 s
         // first, and until then it confirms each read with a ReadIndex
         // round).
-        await poll("a new leader serving", async () => {
-          for (const i of others) {
-            const r = await api(`${urls[i]}/v1/stat/p/kept`, {
-              redirect: "manual",
-              signal: AbortSignal.timeout(2000),
-            });
-            await r.body?.cancel();
-            if (r.status === 200) {
-              next = i;
-              return true;
+        await until(
+          "a new leader serving",
+          async () => {
+            for (const i of others) {
+              const r = await api(`${urls[i]}/v1/stat/p/kept`, {
+                redirect: "manual",
+                signal: AbortSignal.timeout(2000),
+              });
+              await r.body?.cancel();
+              if (r.status === 200) {
+                next = i;
+                return true;
+              }
             }
-          }
-          return false;
-        }, 15_000);
+            return false;
+          },
+          15_000,
+          50,
+        );
         newServedAt = performance.now();
         // The new leader changes what the old one would still answer.
         const del = await api(`${urls[next]}/v1/files/p/doomed`, {
@@ -996,10 +987,11 @@ Deno.test({
         await new GfsClient(urls[next]!, { token: secrets.tokens.admin })
           .upload("/p/born", empty);
         const n = probes.length;
-        await poll(
+        await until(
           "the old leader asked since the delete",
           () => Promise.resolve(probes.length >= n + 3),
           15_000,
+          50,
         );
       } finally {
         probing = false;
@@ -1036,14 +1028,19 @@ Deno.test({
       const healedAt = performance.now();
       // Converged: every master names the new leader in the same term and
       // has applied the same log; the old one redirects there.
-      await poll("the masters converged", async () => {
-        const views = await Promise.all(urls.map((u) => masterView(u)));
-        const lead = views[next]!;
-        return views.every((v) =>
-          v.term === lead.term && v.leader === next + 1 &&
-          v.appliedIndex === lead.appliedIndex
-        );
-      }, 15_000);
+      await until(
+        "the masters converged",
+        async () => {
+          const views = await Promise.all(urls.map((u) => masterView(u)));
+          const lead = views[next]!;
+          return views.every((v) =>
+            v.term === lead.term && v.leader === next + 1 &&
+            v.appliedIndex === lead.appliedIndex
+          );
+        },
+        15_000,
+        50,
+      );
       const convergedAfter = performance.now() - healedAt;
       const r = await api(`${urls[old]}/v1/stat/p/doomed`, {
         redirect: "manual",

@@ -9,7 +9,7 @@ import { loadOrCreateSecrets } from "@strata/edge";
 import { freePort } from "@strata/process";
 import { GfsClient } from "./client/client.ts";
 import { type RunningMaster, startMaster } from "./master/master_server.ts";
-import { fetchAs } from "./_test_support.ts";
+import { fetchAs, until } from "./_test_support.ts";
 
 Deno.test({
   name:
@@ -46,13 +46,8 @@ Deno.test({
         appliedIndex: number;
         members: { id: number; role: string }[];
       };
-    const eventually = async (what: string, fn: () => Promise<boolean>) => {
-      const end = performance.now() + 15_000;
-      while (!(await fn().catch(() => false))) {
-        if (performance.now() > end) throw new Error(`timed out: ${what}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const eventually = (what: string, fn: () => Promise<boolean>) =>
+      until(what, fn, 15_000, 50);
     const change = (u: string, body: unknown, token = secrets.tokens.admin) =>
       fetchAs(token)(`${u}/v1/master/members`, {
         method: "POST",
