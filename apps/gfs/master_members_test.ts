@@ -13,7 +13,7 @@ import { fetchAs, until } from "./_test_support.ts";
 
 Deno.test({
   name:
-    "gfs masters: POST /v1/master/members adds a --join master as a learner, promotes it (with gfs:cli) and removes a follower under file creations; bad bodies get 400, a write token 403",
+    "gfs masters: POST /v1/master/members adds a --join master as a learner, promotes it (with gfs:cli) and removes a follower under file creations; bad bodies get 400, a write token 403, adding a member or promoting a voter 409, an unknown id 404",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -104,6 +104,22 @@ Deno.test({
       );
       await r403.body?.cancel();
       assert.equal(r403.status, 403);
+
+      for (
+        const [body, status] of [
+          [
+            { action: "add", id: 2, peer: "127.0.0.1:1", http: "127.0.0.1:2" },
+            409,
+          ],
+          [{ action: "promote", id: 2 }, 409],
+          [{ action: "promote", id: 9 }, 404],
+          [{ action: "remove", id: 9 }, 404],
+        ] as const
+      ) {
+        const r = await change(L, body);
+        await r.body?.cancel();
+        assert.equal(r.status, status, JSON.stringify(body));
+      }
 
       // Add master 4 as a learner (it joins without bootstrapping), let it
       // catch up, then promote it.

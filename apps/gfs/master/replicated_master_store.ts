@@ -235,10 +235,27 @@ export class ReplicatedMasterStore implements MetadataStore {
    * a voter (`promote`), or removes a master (`remove`), through the Raft
    * log (the addresses travel in the change), and waits until it applies.
    * @throws GfsError `not_leader` (ask the leader), `conflict` (another
-   *   change in flight), `bad_request` (e.g. leaving no voter),
+   *   change in flight; adding a member, promoting a voter), `not_found`
+   *   (promoting or removing a non-member), `bad_request` (e.g. leaving no
+   *   voter),
    *   `unavailable` (not applied within 10 s; it may still be).
    */
   async changeMember(change: MemberChange): Promise<ReplicaMember[]> {
+    // As etcd's member API: adding a member twice would demote a voter to
+    // a learner, and promoting or removing an unknown one does nothing.
+    const known = this.node.members().find((m) => m.id === change.id);
+    if (change.action === "add" && known) {
+      throw new GfsError(
+        "conflict",
+        `master ${change.id} is already a member (${known.role})`,
+      );
+    }
+    if (change.action !== "add" && !known) {
+      throw new GfsError("not_found", `master ${change.id} is not a member`);
+    }
+    if (change.action === "promote" && known?.role === "voter") {
+      throw new GfsError("conflict", `master ${change.id} is already a voter`);
+    }
     const type = change.action === "add"
       ? "addLearner"
       : change.action === "promote"
