@@ -167,12 +167,18 @@ export async function startLocalCluster(
       if (!budgets.has(id)) {
         budgets.set(id, new RestartBudget(options.supervise));
       }
-      restartOnExit(p.child, {
-        name: `kv node ${id}`,
-        asked: () =>
-          stopping || asked.has(p.child) || nodes.get(id)?.process !== p.child,
-        restart: () => spawn(id, join),
-      }, budgets.get(id)!, options.supervise);
+      restartOnExit(
+        p.child,
+        {
+          name: `kv node ${id}`,
+          asked: () =>
+            stopping || asked.has(p.child) ||
+            nodes.get(id)?.process !== p.child,
+          restart: () => spawn(id, join),
+        },
+        budgets.get(id)!,
+        options.supervise,
+      );
     }
     return np;
   };
