@@ -15,16 +15,20 @@ export function pattern(n: number, seed: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** Polls `fn` every 200 ms until true. @throws Error after `timeoutMs`. */
+/**
+ * Polls `fn` every `everyMs` (default 200) until true; a throw counts as
+ * false. Timed on the monotonic clock. @throws Error after `timeoutMs`.
+ */
 export async function until(
   what: string,
   fn: () => Promise<boolean>,
   timeoutMs = 90_000,
+  everyMs = 200,
 ): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
+  const end = performance.now() + timeoutMs;
+  while (performance.now() < end) {
     if (await fn().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

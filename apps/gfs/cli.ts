@@ -8,6 +8,10 @@
  *   undelete <trash-path>                                restore from the trash
  *   stat <gfs-path>                                      file metadata
  *   health                                               replication health
+ *   masters                                              the master group's members
+ *   masters add <id> <raftHost:port> <httpHost:port>     add a master (started with
+ *                                                        --join) as a learner
+ *   masters promote <id> | masters remove <id>           make it a voter / remove one
  *
  * The master URL defaults to $GFS_MASTER or http://127.0.0.1:7400; the
  * token to --token, --token-file, $STRATA_TOKEN, else ./data/gfs/admin.token
@@ -29,6 +33,7 @@ const USAGE =
   `usage: gfs:cli [--master URL] put <local|-> <path> [--replication N]
        gfs:cli [--master URL] get <path> [local|-] [--range bytes=a-b]
        gfs:cli [--master URL] ls [prefix] | rm <path> | undelete <trash-path> | stat <path> | health
+       gfs:cli [--master URL] masters [add <id> <raftHost:port> <httpHost:port> | promote <id> | remove <id>]
   --token T / --token-file FILE   bearer token (default $STRATA_TOKEN, else
                                   ./data/gfs/admin.token, which \`deno task gfs\` creates)
   --ca-cert FILE                  trust this PEM certificate (a cell started with --tls-cert;
@@ -68,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
     token,
     httpClient,
   });
-  const [cmd, a, b] = positionals;
+  const [cmd, a, b, c] = positionals;
   switch (cmd) {
     case "put": {
       if (!a || !b) {
@@ -142,6 +147,38 @@ async function main(argv: string[]): Promise<number> {
     case "health": {
       const health = await client.masters.call("/v1/health", z.unknown());
       console.log(JSON.stringify(health, null, 2));
+      return 0;
+    }
+    case "masters": {
+      if (a === undefined) {
+        const m = await client.masters.call(
+          "/v1/master",
+          z.object({ members: z.unknown() }).passthrough(),
+        );
+        console.log(JSON.stringify(m.members ?? [], null, 2));
+        return 0;
+      }
+      const id = Number(b);
+      if (
+        !["add", "promote", "remove"].includes(a) || !Number.isInteger(id) ||
+        (a === "add"
+          ? !c || positionals.length !== 5
+          : positionals.length !== 3)
+      ) {
+        throw new GfsError(
+          "bad_request",
+          "masters add <id> <raftHost:port> <httpHost:port> | promote <id> | remove <id>",
+        );
+      }
+      const body = a === "add"
+        ? { action: a, id, peer: c, http: positionals[4] }
+        : { action: a, id };
+      const r = await client.masters.call(
+        "/v1/master/members",
+        z.object({ members: z.unknown() }),
+        { body, timeoutMs: 20_000 },
+      );
+      console.log(JSON.stringify(r.members, null, 2));
       return 0;
     }
     default:

@@ -7,6 +7,10 @@
  * master's HTTP port, default 0 = any), `--tls-cert F --tls-key F` (every
  * process serves HTTPS, the masters' raft runs over TLS, and each trusts
  * that certificate when it calls the others).
+ *
+ * It supervises its processes: one that exits on its own (a crash, or a
+ * master's exit code 74 after its Raft replica halted on a failed disk
+ * write) is reported and restarted after 1 s, at most 5 times a minute.
  */
 import { tlsFiles, tokenFile } from "@strata/edge";
 import { z } from "zod";
@@ -47,6 +51,7 @@ if (import.meta.main) {
         ...(flags.chunkBytes ? { chunkBytes: flags.chunkBytes } : {}),
       },
       tls,
+      supervise: {},
     });
   } catch (e) {
     // The failing process already printed why (its JSON error line).

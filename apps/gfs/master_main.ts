@@ -8,6 +8,7 @@ import { EDGE_FLAGS } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startMaster } from "./master/master_server.ts";
+import { exitOnReplicaFailure } from "@strata/replication";
 
 const Flags = z.object({
   "data-dir": z.string().min(1),
@@ -26,6 +27,7 @@ const Flags = z.object({
   "checkpoint-every": num.optional(),
   id: num.optional(),
   peers: z.string().min(1).optional(),
+  join: z.boolean().optional(),
   "raft-tick-ms": num.optional(),
   "election-ticks": num.optional(),
   ...EDGE_FLAGS,
@@ -34,7 +36,7 @@ const Flags = z.object({
 const USAGE =
   "usage: master_main.ts --data-dir DIR [--port N] [--chunk-bytes 64MiB] [--replication 3] " +
   "[--max-file-bytes N] [--dead-after-ms N] [--lease-ms N] [--gc-delay-ms N] [--pending-timeout-ms N] [--tick-ms N] " +
-  "[--id N --peers 1=raftHost:port/httpHost:port,2=...,3=... [--raft-tick-ms 100] [--election-ticks 10]] " +
+  "[--id N --peers 1=raftHost:port/httpHost:port,2=...,3=... [--raft-tick-ms 100] [--election-ticks 10] [--join (a new master: add it with POST /v1/master/members)]] " +
   "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b] " +
   "[--tls-cert FILE --tls-key FILE (serve HTTPS; every process of a cell needs TLS)] [--ca-cert FILE (trust it calling the others; default: --tls-cert)]";
 
@@ -42,6 +44,9 @@ if (import.meta.main) {
   const flags = parseGfsFlags(Deno.args, Flags, USAGE);
   try {
     const m = await startMaster(flags);
+    // A replicated master whose Raft replica halts on a failed disk write
+    // exits (code 74), so a supervisor restarts it from what is durable.
+    exitOnReplicaFailure(m.store, `gfs master ${flags.id ?? ""}`.trim());
     console.log(
       JSON.stringify({
         event: "listening",

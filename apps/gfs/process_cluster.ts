@@ -1,5 +1,11 @@
 import { join } from "node:path";
-import { ProcessError, spawnUntilReady } from "@strata/process";
+import {
+  ProcessError,
+  RestartBudget,
+  restartOnExit,
+  type RestartPolicy,
+  spawnUntilReady,
+} from "@strata/process";
 import {
   authHeaders,
   type ClusterSecrets,
@@ -20,6 +26,8 @@ export interface ChildService {
   process: Deno.ChildProcess;
   /** Sends SIGTERM (SIGKILL with `hard`) and waits for exit. */
   stop(hard?: boolean): Promise<void>;
+  /** True once {@link stop} was called (the exit was asked for). */
+  readonly stopAsked: boolean;
 }
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -59,12 +67,19 @@ export async function spawnService(
     if (e instanceof ProcessError) throw new GfsError("unavailable", e.message);
     throw e;
   }
+  let stopAsked = false;
   return {
     role,
     url: p.ready.url,
     id: p.ready.id,
     process: p.child,
-    stop: (hard) => p.stop(hard),
+    stop: (hard) => {
+      stopAsked = true;
+      return p.stop(hard);
+    },
+    get stopAsked() {
+      return stopAsked;
+    },
   };
 }
 
@@ -94,6 +109,15 @@ export interface ClusterOptions {
    * the others (`--tls-cert/--tls-key`).
    */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * Act as a supervisor: a process that exits without `stop` (a crash, or
+   * a master's exit code 74 after its Raft replica halted on a failed
+   * disk write) is reported and started again on its data directory and
+   * port, as this policy says (default: after 1 s, at most 5 times a
+   * minute, then left down). Off by default: tests stop processes on
+   * purpose.
+   */
+  supervise?: RestartPolicy;
 }
 
 /** Masters plus chunkservers as real processes. */
@@ -215,6 +239,30 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       ),
       started,
     );
+    let stopping = false;
+    const budgets = new Map<string, RestartBudget>();
+    /** Restarts `list[i]` when it exits unasked (with `supervise`). */
+    const supervise = (
+      list: ChildService[],
+      i: number,
+      name: string,
+      start: () => Promise<ChildService>,
+    ) => {
+      const policy = o.supervise;
+      const svc = list[i]!;
+      if (!policy) return;
+      if (!budgets.has(name)) budgets.set(name, new RestartBudget(policy));
+      restartOnExit(
+        svc.process,
+        {
+          name,
+          asked: () => stopping || svc.stopAsked || list[i] !== svc,
+          restart: start,
+        },
+        budgets.get(name)!,
+        policy,
+      );
+    };
     const leaderIndex = async (timeoutMs = 30_000) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -241,8 +289,31 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         port: Number(new URL(masterUrls[i]!).port),
       });
       masters[i] = m;
+      supervise(masters, i, `gfs master ${i + 1}`, () => startMaster(i));
       return m;
     };
+    const startChunkserver = async (i: number, port: number) => {
+      const cs = await spawnService("chunkserver", { ...csFlags(i), port });
+      chunkservers[i] = cs;
+      supervise(
+        chunkservers,
+        i,
+        `gfs chunkserver cs${i}`,
+        () => startChunkserver(i, port),
+      );
+      return cs;
+    };
+    masters.forEach((_, i) =>
+      supervise(masters, i, `gfs master ${i + 1}`, () => startMaster(i))
+    );
+    chunkservers.forEach((cs, i) =>
+      supervise(
+        chunkservers,
+        i,
+        `gfs chunkserver cs${i}`,
+        () => startChunkserver(i, Number(new URL(cs.url).port)),
+      )
+    );
     const cluster: Cluster = {
       get master() {
         return masters[0]!;
@@ -259,12 +330,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       async restartChunkserver(i) {
         const prev = chunkservers[i]!;
         await prev.stop();
-        const cs = await spawnService("chunkserver", {
-          ...csFlags(i),
-          port: Number(new URL(prev.url).port),
-        });
-        chunkservers[i] = cs;
-        return cs;
+        return await startChunkserver(i, Number(new URL(prev.url).port));
       },
       async restartMaster(hard = false, i = 0) {
         await masters[i]!.stop(hard);
@@ -272,6 +338,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       },
       startMaster,
       async stop() {
+        stopping = true;
         await Promise.allSettled(
           [...masters, ...chunkservers].map((s) => s.stop()),
         );

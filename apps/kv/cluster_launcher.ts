@@ -12,6 +12,11 @@ import {
   spawnUntilReady,
   stopChild,
 } from "@strata/edge";
+import {
+  RestartBudget,
+  restartOnExit,
+  type RestartPolicy,
+} from "@strata/process";
 import { kvNodeArgs, kvNodeReady } from "./node_args.ts";
 
 /** One running node process. */
@@ -80,6 +85,20 @@ export interface LocalClusterOptions {
   insecureNoAuth?: boolean;
   /** Serve every node's HTTP API over TLS with these PEM files. */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * Act as a supervisor: a node that exits without `kill`/`stop` (a
+   * crash, or exit code 74 after its replica halted on a failed disk
+   * write) is reported and started again on its data directory and
+   * ports, as this policy says (default: after 1 s, at most 5 times a
+   * minute, then left down). Off by default: tests kill nodes on purpose.
+   */
+  supervise?: RestartPolicy;
+  /**
+   * A command the nodes run under, which must exec deno in its own
+   * process (e.g. `nsenter -t PID -m --wd=DIR --`: another mount
+   * namespace).
+   */
+  prefix?: string[];
 }
 
 /** Starts the cluster. @throws Error when a node fails to come up. */
@@ -102,6 +121,10 @@ export async function startLocalCluster(
   );
   const nodes = new Map<number, NodeProcess>();
   const extra = new Map<number, { peer: string; http: string }>();
+  /** Processes whose exit was asked for (kill, stop): not restarted. */
+  const asked = new WeakSet<Deno.ChildProcess>();
+  const budgets = new Map<number, RestartBudget>();
+  let stopping = false;
 
   const spawn = async (id: number, join = false): Promise<NodeProcess> => {
     const addr = spec.get(id) ?? extra.get(id)!;
@@ -127,6 +150,7 @@ export async function startLocalCluster(
         name: `raft node ${id}`,
         timeoutMs: options.timeoutMs ?? 30_000,
         stderr: options.inheritStderr ? "inherit" : "null",
+        prefix: options.prefix,
       },
     );
     const np: NodeProcess = {
@@ -139,6 +163,23 @@ export async function startLocalCluster(
       process: p.child,
     };
     nodes.set(id, np);
+    if (options.supervise) {
+      if (!budgets.has(id)) {
+        budgets.set(id, new RestartBudget(options.supervise));
+      }
+      restartOnExit(
+        p.child,
+        {
+          name: `kv node ${id}`,
+          asked: () =>
+            stopping || asked.has(p.child) ||
+            nodes.get(id)?.process !== p.child,
+          restart: () => spawn(id, join),
+        },
+        budgets.get(id)!,
+        options.supervise,
+      );
+    }
     return np;
   };
 
@@ -149,6 +190,7 @@ export async function startLocalCluster(
   );
   const failed = starts.find((r) => r.status === "rejected");
   if (failed) {
+    stopping = true;
     for (const n of nodes.values()) {
       try {
         n.process.kill("SIGKILL");
@@ -161,6 +203,7 @@ export async function startLocalCluster(
   const killNode = async (id: number, signal: Deno.Signal = "SIGKILL") => {
     const n = nodes.get(id);
     if (!n) return;
+    asked.add(n.process);
     try {
       n.process.kill(signal);
     } catch { /* gone */ }
@@ -179,6 +222,7 @@ export async function startLocalCluster(
     },
     signal: (id, signal) => nodes.get(id)?.process.kill(signal),
     async stop() {
+      stopping = true;
       const all = [...nodes.values()];
       await Promise.all(all.map((n) => stopChild(n.process, false, 3000)));
       nodes.clear();

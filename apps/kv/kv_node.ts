@@ -161,6 +161,14 @@ export class KvNode implements KvService {
     return this.#node.events();
   }
 
+  /**
+   * Calls `listener` once when the replica halts on a failed disk write
+   * (see `ReplicatedNode.onFailure`); `node_main.ts` then exits.
+   */
+  onFailure(listener: (error: unknown) => void): () => void {
+    return this.#node.onFailure(listener);
+  }
+
   /** The raft TCP port actually bound. */
   get peerPort(): number {
     return this.#node.peerPort;

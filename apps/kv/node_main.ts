@@ -21,7 +21,7 @@ import {
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { KvNode, type PeerAddress } from "./kv_node.ts";
 import type { LearnerServerOptions } from "./learner_server.ts";
-import { parsePeerList } from "@strata/replication";
+import { exitOnReplicaFailure, parsePeerList } from "@strata/replication";
 import {
   CLOCK_GUARD_FLAGS,
   CLOCK_GUARD_USAGE,
@@ -194,6 +194,9 @@ async function main(): Promise<number> {
     );
     return 1;
   }
+  // A failed disk write halts the replica: exit (code 74) so a supervisor
+  // restarts the process, which recovers from what is durable.
+  exitOnReplicaFailure(node, `kv node ${f.id}`);
   const app = createHttpApi(node, access, {
     ...DEFAULT_LIMITS,
     maxValueBytes: f["max-value-bytes"],

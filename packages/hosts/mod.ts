@@ -47,3 +47,8 @@ export {
   restoreInput,
 } from "./fault_rules.ts";
 export { pickFreeSubnet } from "./subnet.ts";
+export {
+  skipWithoutSmallDisk,
+  SmallDisk,
+  smallDiskUnavailable,
+} from "./small_disk.ts";

@@ -27,3 +27,9 @@ export {
 } from "./child_lines.ts";
 export { freePort } from "./free_port.ts";
 export { stopChild } from "./stop_child.ts";
+export {
+  RestartBudget,
+  restartOnExit,
+  type RestartPolicy,
+  type SupervisedChild,
+} from "./restart_on_exit.ts";

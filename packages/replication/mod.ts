@@ -54,6 +54,11 @@ export {
   systemClock,
 } from "./replicated_node.ts";
 export {
+  exitOnReplicaFailure,
+  type FailureSource,
+  REPLICA_FAILED_EXIT_CODE,
+} from "./exit_on_failure.ts";
+export {
   isReplicationError,
   ReplicationError,
   type ReplicationErrorCode,

@@ -250,6 +250,7 @@ export class ReplicatedNode<R> {
   readonly #proposedAt = new Map<string, number>();
   readonly #events: RaftEvent[] = [];
   readonly #leaderListeners = new Set<(lead: number, role: string) => void>();
+  readonly #failureListeners = new Set<(error: unknown) => void>();
   #batch: Array<{ data: Uint8Array; requestId: string }> = [];
 
   private constructor(
@@ -441,6 +442,22 @@ export class ReplicatedNode<R> {
     return () => this.#leaderListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener(error)` once, when a failed write halts this replica
+   * (at once if it already has): the process should then exit, so that a
+   * supervisor restarts it and it recovers from what is durable, as etcd
+   * exits on a failed fsync. Returns the unsubscribe function.
+   */
+  onFailure(listener: (error: unknown) => void): () => void {
+    if (this.#failure !== undefined) {
+      const e = this.#failure;
+      queueMicrotask(() => listener(e));
+      return () => {};
+    }
+    this.#failureListeners.add(listener);
+    return () => this.#failureListeners.delete(listener);
+  }
+
   /** Counters of the raft core (echo bytes saved, proposals dropped, ...). */
   raftStats(): RaftStats {
     return this.#node.status().stats;
@@ -484,6 +501,8 @@ export class ReplicatedNode<R> {
     );
     this.#halt(new ReplicationError("unavailable", "the node failed"));
     this.#transport.close().catch(() => {});
+    for (const l of this.#failureListeners) l(e);
+    this.#failureListeners.clear();
   }
 
   /**

@@ -20,6 +20,7 @@ import { chunkserverRoutes } from "./master_routes_chunkserver.ts";
 import { clientRoutes } from "./master_routes_client.ts";
 import { gatewayRoutes } from "./master_routes_gateway.ts";
 import { statusRoutes } from "./master_routes_status.ts";
+import { memberRoutes } from "./master_routes_members.ts";
 
 export type { MetadataStore } from "./master_service.ts";
 
@@ -56,6 +57,12 @@ export const MasterConfigSchema = z.object({
    * (this one included). Without it the master runs alone on a local op log.
    */
   peers: z.string().optional(),
+  /**
+   * Start as a new member of a running group (no bootstrap): added through
+   * `POST /v1/master/members` on the leader; `peers` lists the group and
+   * this master.
+   */
+  join: z.boolean().default(false),
   /** Milliseconds per raft tick of a replicated master. */
   raftTickMs: z.number().int().min(5).default(100),
   /** Raft ticks without a leader before a replicated master campaigns. */
@@ -121,6 +128,7 @@ export async function startMaster(
     store = await ReplicatedMasterStore.open(cfg.dataDir, {
       id: cfg.id,
       members,
+      join: cfg.join,
       listen: { hostname, port },
       tickMs: cfg.raftTickMs,
       electionTicks: cfg.electionTicks,
@@ -206,6 +214,7 @@ export async function startMaster(
   clientRoutes(app, m);
   gatewayRoutes(app, m);
   statusRoutes(app, m);
+  memberRoutes(app, m);
 
   const server = Deno.serve({
     hostname: cfg.host,

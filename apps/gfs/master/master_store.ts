@@ -5,7 +5,8 @@ import {
   SnapshotStore,
   type SyncPolicy,
 } from "@strata/storage";
-import { isGfsError } from "../shared/gfs_error.ts";
+import { GfsError, isGfsError } from "../shared/gfs_error.ts";
+import type { ReplicaMember } from "@strata/replication";
 import {
   type ApplyResult,
   decodeOp,
@@ -13,7 +14,11 @@ import {
   type MasterOp,
   MasterState,
 } from "./master_state.ts";
-import type { MetadataStore, StoreReplication } from "./metadata_store.ts";
+import type {
+  MemberChange,
+  MetadataStore,
+  StoreReplication,
+} from "./metadata_store.ts";
 
 /** Options of {@link MasterStore.open}. */
 export interface MasterStoreOptions {
@@ -179,6 +184,19 @@ export class MasterStore implements MetadataStore {
 
   /** A single master serves from the start: nothing to take over. */
   onTakeover(_fn: () => void): void {}
+
+  /** A single master has no group to change. */
+  changeMember(_change: MemberChange): Promise<ReplicaMember[]> {
+    return Promise.reject(
+      new GfsError(
+        "bad_request",
+        "this master is not replicated (started without --peers): no members to change",
+      ),
+    );
+  }
+
+  /** A failed op-log write fails its request (StorageError); this store never halts. */
+  onFailure(_fn: (error: unknown) => void): void {}
 
   /** Not replicated: this master always leads. */
   replication(): StoreReplication {

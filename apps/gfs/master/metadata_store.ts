@@ -18,6 +18,18 @@ export type StoreReplication =
     members: ReplicaMember[];
   };
 
+/** A change of the master group's membership (`POST /v1/master/members`). */
+export type MemberChange =
+  | {
+    action: "add";
+    id: number;
+    /** The new master's raft address, host:port. */
+    peer: string;
+    /** Its HTTP address, host:port. */
+    http: string;
+  }
+  | { action: "promote" | "remove"; id: number };
+
 /**
  * Where the master's metadata lives, the one interface the master's parts
  * see: {@link MasterStore} (a single master on a local op log) and
@@ -50,6 +62,17 @@ export interface MetadataStore {
   leaderUrl(): string | undefined;
   /** Runs `fn` each time this master starts serving a new term. */
   onTakeover(fn: () => void): void;
+  /**
+   * Runs `fn` once if the store halts on a failed write (a Raft replica,
+   * as etcd on a failed fsync; `master_main.ts` then exits). A single
+   * master's op log fails the request instead and never halts.
+   */
+  onFailure(fn: (error: unknown) => void): void;
+  /**
+   * Changes the group's membership (a replicated store; a single master
+   * answers `bad_request`) and resolves with the members once applied.
+   */
+  changeMember(change: MemberChange): Promise<ReplicaMember[]>;
   /** How this store is replicated (role, term, members). */
   replication(): StoreReplication;
   /** Prometheus text of the store's own metrics ("" when it has none). */

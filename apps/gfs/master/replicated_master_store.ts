@@ -2,6 +2,7 @@ import {
   type CommandStateMachine,
   isReplicationError,
   type PeerAddress,
+  type ReplicaMember,
   type ReplicaStatus,
   ReplicatedNode,
 } from "@strata/replication";
@@ -17,7 +18,11 @@ import {
   type MasterOp,
   MasterState,
 } from "./master_state.ts";
-import type { MetadataStore, StoreReplication } from "./metadata_store.ts";
+import type {
+  MemberChange,
+  MetadataStore,
+  StoreReplication,
+} from "./metadata_store.ts";
 
 /** What applying one logged operation gave: the result or the same rejection on every replica. */
 export type MasterOutcome =
@@ -71,6 +76,8 @@ export interface ReplicatedMasterOptions {
   members: Map<number, PeerAddress>;
   /** Host and port the raft TCP server binds. */
   listen: { hostname: string; port: number };
+  /** Start as a new member of a running group (no bootstrap). */
+  join?: boolean;
   /** Milliseconds per raft tick (default 100). */
   tickMs?: number;
   /** Ticks without a leader before campaigning (default 10). */
@@ -128,6 +135,7 @@ export class ReplicatedMasterStore implements MetadataStore {
     const node = await ReplicatedNode.start({
       id: o.id,
       members: o.members,
+      join: o.join,
       dataDir: dir,
       listen: o.listen,
       tickMs: o.tickMs,
@@ -220,6 +228,67 @@ export class ReplicatedMasterStore implements MetadataStore {
   /** Runs `fn` each time this master starts serving a new term. */
   onTakeover(fn: () => void): void {
     this.#takeover.add(fn);
+  }
+
+  /**
+   * Adds a master as a learner (`add`, with its addresses), makes a learner
+   * a voter (`promote`), or removes a master (`remove`), through the Raft
+   * log (the addresses travel in the change), and waits until it applies.
+   * @throws GfsError `not_leader` (ask the leader), `conflict` (another
+   *   change in flight; adding a member, promoting a voter), `not_found`
+   *   (promoting or removing a non-member), `bad_request` (e.g. leaving no
+   *   voter),
+   *   `unavailable` (not applied within 10 s; it may still be).
+   */
+  async changeMember(change: MemberChange): Promise<ReplicaMember[]> {
+    // As etcd's member API: adding a member twice would demote a voter to
+    // a learner, and promoting or removing an unknown one does nothing.
+    const known = this.node.members().find((m) => m.id === change.id);
+    if (change.action === "add" && known) {
+      throw new GfsError(
+        "conflict",
+        `master ${change.id} is already a member (${known.role})`,
+      );
+    }
+    if (change.action !== "add" && !known) {
+      throw new GfsError("not_found", `master ${change.id} is not a member`);
+    }
+    if (change.action === "promote" && known?.role === "voter") {
+      throw new GfsError("conflict", `master ${change.id} is already a voter`);
+    }
+    const type = change.action === "add"
+      ? "addLearner"
+      : change.action === "promote"
+      ? "addNode"
+      : "removeNode";
+    const addresses: Record<number, PeerAddress> = change.action === "add"
+      ? { [change.id]: { peer: change.peer, http: change.http } }
+      : {};
+    try {
+      await this.node.changeMembers(
+        [{ type, nodeId: change.id }],
+        addresses,
+        AbortSignal.timeout(10_000),
+      );
+    } catch (e) {
+      if (isReplicationError(e, "no_leader")) {
+        throw new GfsError("not_leader", e.message);
+      }
+      if (isReplicationError(e, "conflict")) {
+        throw new GfsError("conflict", e.message);
+      }
+      if (isReplicationError(e, "bad_request")) {
+        throw new GfsError("bad_request", e.message);
+      }
+      if (isReplicationError(e)) throw new GfsError("unavailable", e.message);
+      throw e;
+    }
+    return this.node.members();
+  }
+
+  /** Runs `fn` once when the Raft replica halts on a failed write. */
+  onFailure(fn: (error: unknown) => void): void {
+    this.node.onFailure(fn);
   }
 
   /**
