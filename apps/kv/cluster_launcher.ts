@@ -80,6 +80,12 @@ export interface LocalClusterOptions {
   insecureNoAuth?: boolean;
   /** Serve every node's HTTP API over TLS with these PEM files. */
   tls?: { certFile: string; keyFile: string };
+  /** Site label of each node (`--site`), by id; nodes it leaves out have none. */
+  sites?: (id: number) => string | undefined;
+}
+
+function siteArgs(site: string | undefined): string[] {
+  return site === undefined ? [] : ["--site", site];
 }
 
 /** Starts the cluster. @throws Error when a node fails to come up. */
@@ -119,7 +125,11 @@ export async function startLocalCluster(
         authDir: secrets?.dir,
         tls: options.tls,
         denoFlags: options.denoFlags,
-        extraArgs: [...learner, ...(options.extraArgs ?? [])],
+        extraArgs: [
+          ...learner,
+          ...(options.extraArgs ?? []),
+          ...siteArgs(options.sites?.(id)),
+        ],
         ...(join ? { join, listen: addr.peer, http: addr.http } : {}),
       }),
       kvNodeReady,

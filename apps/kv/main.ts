@@ -24,6 +24,8 @@ Starts N (default 3) raft-kv nodes as separate processes on 127.0.0.1.
   --tls-cert FILE   serve HTTPS with this PEM certificate (with --tls-key), and run
                     the raft peer connections over TLS with it (nodes trust this cert)
   --tls-key FILE    the certificate's PEM private key
+  --sites LIST      site label of each node in order, e.g. a,a,a,b,b (--site of each;
+                    the leader relays appends to each remote site through one member)
 `;
 
 const flags = z.object({
@@ -32,6 +34,10 @@ const flags = z.object({
   nodes: z.coerce.number().int().min(1).max(9).default(3),
   "tls-cert": z.string().min(1).optional(),
   "tls-key": z.string().min(1).optional(),
+  sites: z.string().regex(
+    /^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64})*$/,
+    "a comma-separated list of site labels",
+  ).optional(),
 });
 
 const f = parseFlagsOrExit(Deno.args, flags, HELP);
@@ -40,6 +46,11 @@ try {
   tls = tlsFiles(f);
 } catch (e) {
   console.error(`${(e as Error).message}\n\n${HELP}`);
+  Deno.exit(2);
+}
+const sites = f.sites?.split(",");
+if (sites && sites.length !== f.nodes) {
+  console.error(`--sites names ${sites.length} sites for ${f.nodes} nodes`);
   Deno.exit(2);
 }
 const ports = Array.from({ length: f.nodes }, (_, i) => f["http-base"] + i);
@@ -59,11 +70,12 @@ const cluster = await startLocalCluster({
   httpPorts: ports,
   inheritStderr: true,
   tls,
+  sites: (id) => sites?.[id - 1],
 });
 for (const n of [...cluster.nodes.values()].sort((a, b) => a.id - b.id)) {
   console.log(
-    `  node ${n.id}: ${n.url}  raft ${n.peer}  learners ${
-      n.learner ?? "off"
+    `  node ${n.id}: ${n.url}  raft ${n.peer}  learners ${n.learner ?? "off"}${
+      sites ? `  site ${sites[n.id - 1]}` : ""
     }  data ${n.dataDir}`,
   );
 }

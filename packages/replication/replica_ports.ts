@@ -10,6 +10,7 @@ import type { Entry, HardState, Message, Snapshot } from "@strata/raft";
 import type { Timers } from "@strata/transport";
 import type { MemberAddresses } from "./member_addresses_file.ts";
 import type { PlantedBug } from "./planted_bugs.ts";
+import type { SiteStatus } from "./tcp_peer_transport.ts";
 
 /** What a replica finds on its disk when it starts. */
 export interface RecoveredState {
@@ -65,6 +66,13 @@ export interface PeerTransport {
    * @returns false when it was dropped at once (no connection to the peer).
    */
   send(m: Message, address: string): boolean;
+  /**
+   * Called after each Ready's messages were handed to `send`: a transport
+   * that routes messages together (multi-site relaying) sends them now.
+   */
+  flush?(): void;
+  /** Site, remote sites and relays, for status pages (transports with sites). */
+  siteStatus?(): SiteStatus | undefined;
   /** The port bound (0 when not applicable). */
   readonly port: number;
   /** Closes connections and the listener. */
