@@ -59,8 +59,15 @@ export interface ReplicaStorage {
  * may drop a message (an unreachable peer); it never blocks.
  */
 export interface PeerTransport {
-  /** Starts accepting messages; each one is handed to `deliver`. */
-  listen(deliver: (m: Message) => void): Promise<void>;
+  /**
+   * Starts accepting messages; each one is handed to `deliver`.
+   * `addressOf` gives a member's raft address (a relay passes appends on
+   * only to members it knows).
+   */
+  listen(
+    deliver: (m: Message) => void,
+    addressOf?: (id: number) => string | undefined,
+  ): Promise<void>;
   /**
    * Sends `m` to the member at `address` (best effort).
    * @returns false when it was dropped at once (no connection to the peer).

@@ -392,7 +392,10 @@ export class ReplicatedNode<R> {
       for (const [id, a] of Object.entries(recovered.members)) {
         n.setAddress(Number(id), a);
       }
-      await transport.listen((m) => n.#receive(m));
+      await transport.listen(
+        (m) => n.#receive(m),
+        (id) => n.#addresses.get(id)?.peer,
+      );
       n.#tickOrigin = clock.monotonic();
       n.#scheduleTick();
       n.#drive();

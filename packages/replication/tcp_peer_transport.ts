@@ -13,13 +13,9 @@
  * on to its follower (or hands its own to raft). Replies go straight back.
  * The raft core never knows: it sees the same messages either way.
  */
-import {
-  decodeRaftMessage,
-  encodeRaftMessage,
-  type Message,
-  raftMessageTypes,
-} from "@strata/raft";
-import { FrameDecoder } from "@strata/codec";
+import { type Message, type MessageOf, raftMessageTypes } from "@strata/raft";
+import type { MessageType } from "@strata/codec";
+import type { z } from "zod";
 import {
   listenTcp,
   packForRelay,
@@ -81,12 +77,14 @@ export interface SiteStatus {
 
 type PeerTypes = typeof peerMessageTypes;
 
-/** A forwarding address: host:port (the leader's raft address of a follower). */
-const HOST_PORT = /^[^\s/]+:\d{1,5}$/;
-
 const typeByName = new Map(
   raftMessageTypes.map((t) => [t.name.slice("raft.".length), t]),
 );
+/** Relayed packets are appends in the codec's CBOR (no frame: the batch has one). */
+const AppMessage = typeByName.get("app")! as MessageType<
+  string,
+  z.ZodType<MessageOf<"app">>
+>;
 
 /** Raft messages over TCP. */
 export class TcpPeerTransport implements PeerTransport {
@@ -101,6 +99,7 @@ export class TcpPeerTransport implements PeerTransport {
   /** The member id last sent to at each address (for counting cross-site bytes). */
   readonly #ids = new Map<string, number>();
   #deliver: (m: Message) => void = () => {};
+  #addressOf: (id: number) => string | undefined = () => undefined;
   /** When each kind of refusal (TLS, secret) of each remote host was last logged (ms, monotonic). */
   readonly #refusalLogged = new Map<string, number>();
   /** Peers whose refusal of our secret was logged (until they accept us). */
@@ -119,16 +118,17 @@ export class TcpPeerTransport implements PeerTransport {
       : undefined;
     this.#relaying = this.#router !== undefined &&
       options.relay?.enabled !== false;
-    // A relay's own append goes to its raft; the others on to their follower.
-    this.#relay = new Relay((address, packet) => {
-      const frames = new FrameDecoder().push(packet);
-      const m = frames.length === 1 ? decodeRaftMessage(frames[0]!) : undefined;
-      // Only appends are relayed; anything else in a batch is dropped.
-      if (m?.type !== "app" || !HOST_PORT.test(address)) {
-        throw new Error("not a relayed append");
+    // A relay's own append goes to its raft; the others on to their
+    // follower, which must be a member this node knows. A packet that is
+    // not a valid append for its receiver is dropped (raft retries).
+    this.#relay = new Relay((to, packet) => {
+      const m = AppMessage.decode(packet);
+      const address = m.to === this.#o.id ? undefined : this.#addressOf(m.to);
+      if (String(m.to) !== to || (m.to !== this.#o.id && !address)) {
+        throw new Error(`cannot pass an append on to ${to}`);
       }
-      if (m.to === this.#o.id) this.#deliver(m);
-      else this.#sendNow(m, address);
+      if (address) this.#sendNow(m, address);
+      else this.#deliver(m);
       this.#o.metrics.relayForwarded.inc();
     });
   }
@@ -149,9 +149,13 @@ export class TcpPeerTransport implements PeerTransport {
     return this.#server?.port ?? 0;
   }
 
-  async listen(deliver: (m: Message) => void): Promise<void> {
+  async listen(
+    deliver: (m: Message) => void,
+    addressOf: (id: number) => string | undefined = () => undefined,
+  ): Promise<void> {
     const o = this.#o;
     this.#deliver = deliver;
+    this.#addressOf = addressOf;
     // A refused peer redials every second: one line per host per 30 s.
     const logRefusal = (peer: string, why: TransportError) => {
       if (this.#closed) return;
@@ -233,9 +237,11 @@ export class TcpPeerTransport implements PeerTransport {
         for (const o of g.items) this.#sendNow(o.m, o.address);
         continue;
       }
-      const batch = packForRelay(
-        g.items.map((o) => ({ to: o.address, packet: encodeRaftMessage(o.m) })),
-      );
+      // Receivers by id: the relay looks their addresses up itself.
+      const batch = packForRelay(g.items.map((o) => ({
+        to: String(o.m.to),
+        packet: AppMessage.encode(o.m as MessageOf<"app">),
+      })));
       conn.send(RelayBatch, batch).catch(() => {});
       this.#o.metrics.relayBatches.inc();
     }
