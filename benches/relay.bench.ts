@@ -143,13 +143,19 @@ async function measure(
     Math.round(appends / entries),
   );
   suite.metric(
+    `${group}, relay ${mode}: of which direct appends per entry`,
+    Math.round(delta("app") / entries),
+  );
+  suite.metric(
     `${group}, relay ${mode}: all cross-site bytes per entry`,
     Math.round(all / entries),
   );
   console.log(
     `  ${group}, relay ${mode}: ${entries} entries; appends to site ${remote} ${
       (appends / entries).toFixed(0)
-    } B/entry; all cross-site ${(all / entries).toFixed(0)} B/entry; ${
+    } B/entry (${
+      (delta("app") / entries).toFixed(0)
+    } of them direct); all cross-site ${(all / entries).toFixed(0)} B/entry; ${
       delta("#batches_sent")
     } relayed batches, ${delta("#fallbacks")} fallbacks`,
   );
