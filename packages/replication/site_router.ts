@@ -175,9 +175,13 @@ export class SiteRouter {
   }
 
   /**
-   * Splits a batch: appends to healthy followers of a remote site with at
-   * least two of them in the batch go through the site's relay; the rest
-   * go direct.
+   * Splits a batch: appends to healthy followers of a remote site go
+   * through the site's relay; the rest go direct. An append for one
+   * follower alone is relayed too (no bytes saved) so that all of a
+   * follower's appends take one path and arrive in order: an append sent
+   * direct could overtake one still at the relay, and the follower would
+   * reject it and make the leader resend. Only a batch holding nothing but
+   * the relay's own append goes direct (the same connection either way).
    */
   route(batch: readonly Outgoing[], now: number): Routes {
     this.#expire(now);
@@ -199,8 +203,10 @@ export class SiteRouter {
     }
     const relayed: Routes["relayed"] = [];
     for (const [site, items] of bySite) {
-      const relay = items.length < 2 ? undefined : this.#relayOf(site, now);
-      if (relay === undefined) {
+      const relay = this.#relayOf(site, now);
+      if (
+        relay === undefined || (items.length === 1 && items[0]!.m.to === relay)
+      ) {
         direct.push(...items);
         continue;
       }

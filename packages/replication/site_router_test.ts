@@ -83,20 +83,39 @@ Deno.test("relays that keep failing are replaced one by one until everything goe
   r.route(batch, 10); // relayed via 3; nobody answers
   const second = r.route(batch, 200);
   assert.equal(second.relayed[0]!.relay, "127.0.0.1:7004"); // 3 blamed alone
-  const third = r.route(batch, 400); // 4 silent too: only 5 is left
+  // 4 silent too: only 5 is left, the relay of nothing but its own appends.
+  const third = r.route(batch, 400);
   assert.equal(third.relayed.length, 0);
   assert.equal(third.direct.length, 5);
   assert.equal(r.fallbacks, 2);
+  assert.equal(r.status()[0]!.relay, 5);
+  // 5 silent as well: no healthy member, no relay.
+  r.received(appResp(3), 399); // (3 is still in its direct period)
+  r.route([app(5), app(5)], 401);
+  r.route(batch, 700);
   assert.equal(r.status()[0]!.relay, undefined);
   // Direct appends answered, and once directMs passed they are relayed again.
   for (const id of [3, 4, 5]) r.received(appResp(id), 1_500);
   assert.equal(r.route(batch, 1_500).relayed[0]!.relay, "127.0.0.1:7003");
 });
 
-Deno.test("a site with one follower in the batch, or a node without peers' sites, sends direct", () => {
+Deno.test("a lone append is relayed too (one path per follower keeps its appends in order), unless it is the relay's own", () => {
+  const r = router();
+  for (const id of [3, 4, 5]) r.received(appResp(id), 0);
+  r.route(batch, 1); // learns the addresses
+  const lone = r.route([app(4)], 2);
+  assert.equal(lone.relayed[0]!.relay, "127.0.0.1:7003");
+  assert.deepEqual(lone.relayed[0]!.items.map((o) => o.m.to), [4]);
+  const own = r.route([app(3)], 3);
+  assert.equal(own.relayed.length, 0);
+  assert.deepEqual(own.direct.map((o) => o.m.to), [3]);
+});
+
+Deno.test("a site of one member, or peers whose site is unknown, get appends direct", () => {
   const r = new SiteRouter({ site: "a" });
   r.learnSite(3, "b");
   r.received(appResp(3), 0);
+  r.received(appResp(4), 0);
   assert.equal(r.route([app(3), app(4)], 1).relayed.length, 0);
   assert.equal(r.crossesSites(3), true);
   assert.equal(r.crossesSites(4), false); // site unknown

@@ -5,8 +5,8 @@
  * message to a peer that is not connected right now is dropped, not
  * queued: raft retries.
  *
- * With a `site`, it also relays: the messages raft hands it in one turn
- * of the event loop are routed together by a {@link SiteRouter}; the
+ * With a `site`, it also relays: the messages of one Ready (handed to
+ * `send`, then `flush`) are routed together by a {@link SiteRouter}; the
  * appends bound for two or more followers of a remote site leave as one
  * `RelayBatch` (packed with transport's multi-packet compression) to that
  * site's relay member, whose transport unpacks it and sends each append
