@@ -137,22 +137,23 @@ async function measure(
   for (const t of after.keys()) if (!t.startsWith("#")) all += delta(t);
   const remote = SITES[leader] === "a" ? "b" : "a";
   const group = `put ×${CLIENTS}, leader in site ${SITES[leader]}`;
-  suite.record(loadBenchResult(group, `relay ${mode}`, r));
-  suite.metric(`${group}, relay ${mode}: entries committed`, entries);
+  const name = `relay ${mode}, round ${round}`;
+  suite.record(loadBenchResult(group, name, r));
+  suite.metric(`${group}, ${name}: entries committed`, entries);
   suite.metric(
-    `${group}, relay ${mode}: leader's append bytes to site ${remote} per entry`,
+    `${group}, ${name}: leader's append bytes to site ${remote} per entry`,
     Math.round(appends / entries),
   );
   suite.metric(
-    `${group}, relay ${mode}: of which direct appends per entry`,
+    `${group}, ${name}: of which direct appends per entry`,
     Math.round(delta("app") / entries),
   );
   suite.metric(
-    `${group}, relay ${mode}: all cross-site bytes per entry`,
+    `${group}, ${name}: all cross-site bytes per entry`,
     Math.round(all / entries),
   );
   console.log(
-    `  ${group}, relay ${mode}: ${entries} entries; appends to site ${remote} ${
+    `  ${group}, ${name}: ${entries} entries; appends to site ${remote} ${
       (appends / entries).toFixed(0)
     } B/entry (${
       (delta("app") / entries).toFixed(0)
@@ -174,7 +175,9 @@ const order = Array.from(
   { length: ROUNDS },
   (_, r) => r % 2 === 0 ? ["on", "off"] : ["off", "on"],
 ).flat();
-for (const mode of order) {
+let round = 0;
+for (const [i, mode] of order.entries()) {
+  round = Math.floor(i / 2) + 1;
   const dir = await Deno.makeTempDir({ prefix: "strata-relay-bench-" });
   const cluster = await startLocalCluster({
     size: 5,
