@@ -108,6 +108,12 @@ export class TcpPeerTransport implements PeerTransport {
 
   /** @param options where to listen, credentials, metrics. */
   constructor(options: TcpPeerTransportOptions) {
+    // The label travels in PeerSite, whose schema allows 1-64 characters.
+    if (options.site !== undefined && !/^.{1,64}$/u.test(options.site)) {
+      throw new RangeError(
+        `site label must be 1-64 characters, got ${options.site.length}`,
+      );
+    }
     this.#o = options;
     this.#router = options.site !== undefined
       ? new SiteRouter({
