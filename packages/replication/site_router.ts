@@ -70,7 +70,6 @@ export class SiteRouter {
   readonly #peers = new Map<number, Peer>();
   readonly #relays = new Map<string, number>();
   #fallbacks = 0;
-  #relayChanges = 0;
 
   /** @param o this node's site and the timeouts. */
   constructor(o: SiteRouterOptions) {
@@ -82,11 +81,6 @@ export class SiteRouter {
   /** Followers that timed out on a relayed append so far. */
   get fallbacks(): number {
     return this.#fallbacks;
-  }
-
-  /** Times a site's relay was chosen or changed. */
-  get relayChanges(): number {
-    return this.#relayChanges;
   }
 
   #peer(id: number): Peer {
@@ -167,10 +161,7 @@ export class SiteRouter {
       if (best === undefined || id < best) best = id;
     }
     if (best === undefined) this.#relays.delete(site);
-    else {
-      this.#relays.set(site, best);
-      this.#relayChanges++;
-    }
+    else this.#relays.set(site, best);
     return best;
   }
 
