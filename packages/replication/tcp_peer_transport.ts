@@ -7,7 +7,7 @@
  *
  * With a `site`, it also relays: the messages of one Ready (handed to
  * `send`, then `flush`) are routed together by a {@link SiteRouter}; the
- * appends bound for two or more followers of a remote site leave as one
+ * appends bound for a remote site's followers leave as one
  * `RelayBatch` (packed with transport's multi-packet compression) to that
  * site's relay member, whose transport unpacks it and sends each append
  * on to its follower (or hands its own to raft). Replies go straight back.
