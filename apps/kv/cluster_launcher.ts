@@ -99,6 +99,12 @@ export interface LocalClusterOptions {
    * namespace).
    */
   prefix?: string[];
+  /** Site label of each node (`--site`), by id; nodes it leaves out have none. */
+  sites?: (id: number) => string | undefined;
+}
+
+function siteArgs(site: string | undefined): string[] {
+  return site === undefined ? [] : ["--site", site];
 }
 
 /** Starts the cluster. @throws Error when a node fails to come up. */
@@ -142,7 +148,11 @@ export async function startLocalCluster(
         authDir: secrets?.dir,
         tls: options.tls,
         denoFlags: options.denoFlags,
-        extraArgs: [...learner, ...(options.extraArgs ?? [])],
+        extraArgs: [
+          ...learner,
+          ...(options.extraArgs ?? []),
+          ...siteArgs(options.sites?.(id)),
+        ],
         ...(join ? { join, listen: addr.peer, http: addr.http } : {}),
       }),
       kvNodeReady,

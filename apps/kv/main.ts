@@ -24,6 +24,8 @@ Starts N (default 3) raft-kv nodes as separate processes on 127.0.0.1.
   --tls-cert FILE   serve HTTPS with this PEM certificate (with --tls-key), and run
                     the raft peer connections over TLS with it (nodes trust this cert)
   --tls-key FILE    the certificate's PEM private key
+  --sites LIST      site label of each node in order, e.g. a,a,a,b,b (--site of each;
+                    the leader relays appends to each remote site through one member)
 
 It supervises the nodes: one that exits on its own (a crash, or exit code 74
 after a failed disk write) is reported and restarted on its data directory
@@ -36,6 +38,10 @@ const flags = z.object({
   nodes: z.coerce.number().int().min(1).max(9).default(3),
   "tls-cert": z.string().min(1).optional(),
   "tls-key": z.string().min(1).optional(),
+  sites: z.string().regex(
+    /^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64})*$/,
+    "a comma-separated list of site labels",
+  ).optional(),
 });
 
 const f = parseFlagsOrExit(Deno.args, flags, HELP);
@@ -44,6 +50,11 @@ try {
   tls = tlsFiles(f);
 } catch (e) {
   console.error(`${(e as Error).message}\n\n${HELP}`);
+  Deno.exit(2);
+}
+const sites = f.sites?.split(",");
+if (sites && sites.length !== f.nodes) {
+  console.error(`--sites names ${sites.length} sites for ${f.nodes} nodes`);
   Deno.exit(2);
 }
 const ports = Array.from({ length: f.nodes }, (_, i) => f["http-base"] + i);
@@ -64,11 +75,12 @@ const cluster = await startLocalCluster({
   inheritStderr: true,
   tls,
   supervise: {},
+  sites: (id) => sites?.[id - 1],
 });
 for (const n of [...cluster.nodes.values()].sort((a, b) => a.id - b.id)) {
   console.log(
-    `  node ${n.id}: ${n.url}  raft ${n.peer}  learners ${
-      n.learner ?? "off"
+    `  node ${n.id}: ${n.url}  raft ${n.peer}  learners ${n.learner ?? "off"}${
+      sites ? `  site ${sites[n.id - 1]}` : ""
     }  data ${n.dataDir}`,
   );
 }

@@ -47,6 +47,12 @@ const HELP =
   --tick-ms N         milliseconds per raft tick (default 100; election timeout is 10-20 ticks)
   --snapshot-entries N  snapshot after this many applied entries (default 100000, as etcd)
   --max-value-bytes N largest value accepted (default 1048576)
+  --site NAME         this member's site (data center) label, shown in /v1/status; a
+                      leader sends each remote site's appends as one packed message
+                      to a relay member of that site, which passes them on
+  --relay on|off      relay appends to remote sites when leading (default on; needs --site)
+  --relay-timeout-ms N  a relayed append unanswered this long sends its follower
+                      direct (and replaces a silent relay; default 500)
   --secret S          peer secret of the raft transport (default: peer.secret in the auth
                       dir, or STRATA_RAFT_SECRET); every node of a cluster needs the same
 ${CLOCK_GUARD_USAGE}
@@ -73,6 +79,14 @@ const flagsSchema = z.object({
     DEFAULT_LIMITS.maxValueBytes,
   ),
   secret: z.string().min(16, "use at least 16 characters").optional(),
+  site: z.string().regex(
+    /^[A-Za-z0-9._-]{1,64}$/,
+    "1-64 letters, digits, '.', '_' or '-'",
+  ).optional(),
+  relay: z.enum(["on", "off"]).default("on"),
+  "relay-timeout-ms": z.coerce.number().int().min(10).max(60_000).default(
+    500,
+  ),
 });
 
 /** Parses `1=h:p/h:p,2=...` into id → addresses. @throws Error with a clear message. */
@@ -187,6 +201,11 @@ async function main(): Promise<number> {
       secret,
       clockGuard,
       tls: peerTls,
+      site: f.site,
+      relay: {
+        enabled: f.relay === "on",
+        timeoutMs: f["relay-timeout-ms"],
+      },
     });
   } catch (e) {
     console.error(

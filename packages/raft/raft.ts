@@ -1322,8 +1322,11 @@ export class Raft {
     } else if (wasPaused) {
       this.#sendAppend(m.from, false);
     }
-    // Fill the pipeline while flow control allows.
-    while (this.#sendAppend(m.from, false)) {
+    // Fill the pipeline while flow control allows — unless a broadcast is
+    // pending (proposals since the last Ready): it sends to this follower
+    // too, in the same Ready as the others, so a site's followers get the
+    // same appends together (what a relaying transport packs as one).
+    while (!this.needBcast && this.#sendAppend(m.from, false)) {
       // keep sending
     }
     if (

@@ -73,5 +73,16 @@ export type {
   ReplicaStorage,
 } from "./replica_ports.ts";
 export { DiskReplicaStorage, LogEntry } from "./disk_replica_storage.ts";
-export { TcpPeerTransport } from "./tcp_peer_transport.ts";
+export {
+  type SiteStatus,
+  TcpPeerTransport,
+  type TcpPeerTransportOptions,
+} from "./tcp_peer_transport.ts";
+export {
+  type Outgoing,
+  type Routes,
+  SiteRouter,
+  type SiteRouteStatus,
+} from "./site_router.ts";
+export { peerMessageSet, peerMessageTypes, PeerSite } from "./peer_messages.ts";
 export { type PlantedBug, plantedBugs } from "./planted_bugs.ts";

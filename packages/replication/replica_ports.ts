@@ -10,6 +10,7 @@ import type { Entry, HardState, Message, Snapshot } from "@strata/raft";
 import type { Timers } from "@strata/transport";
 import type { MemberAddresses } from "./member_addresses_file.ts";
 import type { PlantedBug } from "./planted_bugs.ts";
+import type { SiteStatus } from "./tcp_peer_transport.ts";
 
 /** What a replica finds on its disk when it starts. */
 export interface RecoveredState {
@@ -58,13 +59,27 @@ export interface ReplicaStorage {
  * may drop a message (an unreachable peer); it never blocks.
  */
 export interface PeerTransport {
-  /** Starts accepting messages; each one is handed to `deliver`. */
-  listen(deliver: (m: Message) => void): Promise<void>;
+  /**
+   * Starts accepting messages; each one is handed to `deliver`.
+   * `addressOf` gives a member's raft address (a relay passes appends on
+   * only to members it knows).
+   */
+  listen(
+    deliver: (m: Message) => void,
+    addressOf?: (id: number) => string | undefined,
+  ): Promise<void>;
   /**
    * Sends `m` to the member at `address` (best effort).
    * @returns false when it was dropped at once (no connection to the peer).
    */
   send(m: Message, address: string): boolean;
+  /**
+   * Called after each Ready's messages were handed to `send`: a transport
+   * that routes messages together (multi-site relaying) sends them now.
+   */
+  flush?(): void;
+  /** Site, remote sites and relays, for status pages (transports with sites). */
+  siteStatus?(): SiteStatus | undefined;
   /** The port bound (0 when not applicable). */
   readonly port: number;
   /** Closes connections and the listener. */

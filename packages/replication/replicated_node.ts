@@ -41,7 +41,7 @@ import type {
 } from "./replica_ports.ts";
 import { ReplicationError } from "./replication_error.ts";
 import { ReplicationMetrics } from "./replication_metrics.ts";
-import { TcpPeerTransport } from "./tcp_peer_transport.ts";
+import { type SiteStatus, TcpPeerTransport } from "./tcp_peer_transport.ts";
 
 export { splitHostPort } from "./tcp_peer_transport.ts";
 
@@ -96,6 +96,14 @@ export interface ReplicatedNodeConfig {
   clock?: NodeClock;
   /** Bounds of the clock guard (default: its defaults), or `false` to turn it off. */
   clockGuard?: ClockGuardOptions | false;
+  /**
+   * This member's site (data center) label. Members announce it to their
+   * peers; a leader then sends each remote site's appends as one packed
+   * message through a relay member of that site (see TcpPeerTransport).
+   */
+  site?: string;
+  /** Relaying to remote sites: off with `enabled: false`; timeouts in ms (see SiteRouter). */
+  relay?: { enabled?: boolean; timeoutMs?: number; directMs?: number };
 }
 
 /** The two clocks a replica reads. */
@@ -153,6 +161,8 @@ export interface ReplicaStatus {
   logBytes: number;
   /** The read lease and the clock guard's verdict (always set by a replica; optional for stand-ins). */
   lease?: LeaseStatus;
+  /** Site, remote sites and their relays (members started with a site). */
+  site?: SiteStatus;
 }
 
 /** One member of the configuration. */
@@ -317,6 +327,9 @@ export class ReplicatedNode<R> {
       tls: cfg.tls,
       metrics,
       name: cfg.name,
+      id: cfg.id,
+      site: cfg.site,
+      relay: cfg.relay,
     });
     const timers = ports.timers ?? realTimers;
     const bug = ports.unsafePlantedBug;
@@ -380,7 +393,10 @@ export class ReplicatedNode<R> {
       for (const [id, a] of Object.entries(recovered.members)) {
         n.setAddress(Number(id), a);
       }
-      await transport.listen((m) => n.#receive(m));
+      await transport.listen(
+        (m) => n.#receive(m),
+        (id) => n.#addresses.get(id)?.peer,
+      );
       n.#tickOrigin = clock.monotonic();
       n.#scheduleTick();
       n.#drive();
@@ -621,6 +637,7 @@ export class ReplicatedNode<R> {
   /** Role, term, leader and log positions of this replica. */
   status(): ReplicaStatus {
     const s = this.#node.status();
+    const site = this.#transport.siteStatus?.();
     return {
       id: this.#cfg.id,
       role: s.role,
@@ -634,6 +651,7 @@ export class ReplicatedNode<R> {
       snapshotIndex: this.#snapshotIndex,
       logBytes: this.#storage.byteSize,
       lease: this.leaseStatus(),
+      ...(site ? { site } : {}),
     };
   }
 
@@ -1074,6 +1092,7 @@ export class ReplicatedNode<R> {
     }
     // 2. Send.
     for (const m of rd.messages) this.#send(m);
+    this.#transport.flush?.();
     // 3. Apply.
     if (rd.snapshot) {
       this.machine.restore(rd.snapshot.data, rd.snapshot.meta.index);

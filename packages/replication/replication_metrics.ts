@@ -79,6 +79,34 @@ export class ReplicationMetrics {
     labelNames: ["type"],
     registers: [this.registry],
   });
+  /** Bytes sent to members of another site, by message type (only with sites). */
+  readonly crossSiteBytes: Counter<"type"> = new Counter({
+    name: "strata_raft_cross_site_bytes_total",
+    help:
+      "Bytes put on the wire to peers of another site (--site), by message type.",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
+  /** Packed append batches sent to a remote site's relay. */
+  readonly relayBatches: Counter = new Counter({
+    name: "strata_raft_relay_batches_sent_total",
+    help:
+      "Packed append batches this leader sent to a remote site's relay member.",
+    registers: [this.registry],
+  });
+  /** Appends this node forwarded to its site's followers as a relay. */
+  readonly relayForwarded: Counter = new Counter({
+    name: "strata_raft_relay_forwarded_total",
+    help: "Appends unpacked and forwarded by this node as its site's relay.",
+    registers: [this.registry],
+  });
+  /** Followers sent to directly after a relayed append went unanswered. */
+  readonly relayFallbacks: Counter = new Counter({
+    name: "strata_raft_relay_fallbacks_total",
+    help:
+      "Times a relayed append went unanswered past the relay timeout, so its follower was sent to directly.",
+    registers: [this.registry],
+  });
   /** Bytes differential encoding kept off the wire. */
   readonly bytesSaved: Counter<"type"> = new Counter({
     name: "strata_raft_diff_bytes_saved_total",

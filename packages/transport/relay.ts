@@ -6,7 +6,8 @@ import { TransportError } from "./transport_error.ts";
 /**
  * The message a leader sends to a relay: packets for several receivers
  * packed into one blob (see multi_packet.ts); `receivers[i]` gets packet
- * `i`. Add it to the message set of nodes that relay.
+ * `i`. Add it to the message set of nodes that relay (packages/replication's
+ * peer message set has it).
  */
 export const RelayBatch = defineMessage(
   "RelayBatch",
@@ -21,8 +22,8 @@ export type RelayBatch = z.output<typeof RelayBatch.schema>;
 
 /**
  * Packs one packet per receiver into a {@link RelayBatch}: what a leader
- * could send to a remote site instead of one message per follower (no
- * running node does yet; see the README's "What runs").
+ * sends to a remote site's relay instead of one message per follower
+ * (packages/replication's TcpPeerTransport, when members have sites).
  */
 export function packForRelay(
   packets: readonly { to: string; packet: Uint8Array }[],
@@ -37,10 +38,9 @@ export function packForRelay(
 export type Deliver = (to: string, packet: Uint8Array) => void | Promise<void>;
 
 /**
- * Fans a packed blob out to its receivers (meant for a per-datacenter
- * proxy, or a member feeding many client learners; only tests use it so
- * far): one blob crosses the long link, each packet goes the short way to
- * its receiver.
+ * Fans a packed blob out to its receivers (a site's relay member in
+ * packages/replication): one blob crosses the long link, each packet goes
+ * the short way to its receiver.
  */
 export class Relay {
   readonly #deliver: Deliver;
