@@ -133,6 +133,8 @@ export class LiveBackend implements PlaygroundBackend {
   #tabletEvents: TabletEvent[] = [];
   #rowFollow: RowFollow | null = null;
   #tablesView: TablesView;
+  /** Trusts the clusters' certificate when they serve TLS (undefined: plain HTTP). */
+  readonly #client: Deno.HttpClient | undefined;
 
   /**
    * A backend over `playground`; nothing is scraped until {@link start}.
@@ -140,6 +142,8 @@ export class LiveBackend implements PlaygroundBackend {
    */
   constructor(playground: Playground, options: LiveBackendOptions = {}) {
     this.#pg = playground;
+    this.#client = playground.httpClient;
+    const httpClient = this.#client ? { httpClient: this.#client } : {};
     const kvToken = playground.raft.adminToken;
     this.#kv = authHeaders(kvToken);
     const gfsToken = playground.gfs.secrets?.tokens.admin;
@@ -149,11 +153,12 @@ export class LiveBackend implements PlaygroundBackend {
     this.#maxFollowed = options.maxFollowed ?? 4;
     this.#gfsClient = new GfsClient(playground.gfs.masterUrls, {
       token: gfsToken,
+      ...httpClient,
     });
     this.#tablesAuth = authHeaders(playground.tables.adminToken);
     this.#tablesClient = new TablesClient(
       playground.tables.masters.map((m) => m.url),
-      { token: playground.tables.adminToken, timeoutMs: 3000 },
+      { token: playground.tables.adminToken, timeoutMs: 3000, ...httpClient },
     );
     this.#rowReader = new TablesClient(
       playground.tables.masters.map((m) => m.url),
@@ -161,6 +166,7 @@ export class LiveBackend implements PlaygroundBackend {
         token: playground.tables.adminToken,
         timeoutMs: 1000,
         retryForMs: 1500,
+        ...httpClient,
       },
     );
     this.#tablesView = {
@@ -237,6 +243,11 @@ export class LiveBackend implements PlaygroundBackend {
     return this.#paused.has(id) ? "paused" : "up";
   }
 
+  /** `https` when the clusters serve TLS (then {@link #client} trusts them). */
+  get #scheme(): string {
+    return this.#client ? "https" : "http";
+  }
+
   #raftHttp(id: number): string | undefined {
     return this.#pg.raft.nodes.get(id)?.http;
   }
@@ -273,8 +284,19 @@ export class LiveBackend implements PlaygroundBackend {
     let status: RaftStatus | null = null;
     if (process === "up" && http) {
       const [s, metrics] = await Promise.all([
-        getJson(`http://${http}/v1/status`, RaftStatusSchema, 800, this.#kv),
-        getText(`http://${http}/metrics`, 800, this.#kv),
+        getJson(
+          `${this.#scheme}://${http}/v1/status`,
+          RaftStatusSchema,
+          800,
+          this.#kv,
+          this.#client,
+        ),
+        getText(
+          `${this.#scheme}://${http}/metrics`,
+          800,
+          this.#kv,
+          this.#client,
+        ),
       ]);
       status = s;
       if (metrics !== null) {
@@ -321,6 +343,7 @@ export class LiveBackend implements PlaygroundBackend {
             MasterStatusSchema,
             800,
             this.#gfsAuth,
+            this.#client,
           )
           : null;
         return { url, process, status };
@@ -372,9 +395,16 @@ export class LiveBackend implements PlaygroundBackend {
         ChunkserverListSchema,
         1500,
         this.#gfsAuth,
+        this.#client,
       ),
-      getJson(`${master}/v1/health`, GfsHealthSchema, 1500, this.#gfsAuth),
-      getText(`${master}/metrics`, 1500, this.#gfsAuth),
+      getJson(
+        `${master}/v1/health`,
+        GfsHealthSchema,
+        1500,
+        this.#gfsAuth,
+        this.#client,
+      ),
+      getText(`${master}/metrics`, 1500, this.#gfsAuth, this.#client),
     ]);
     if (!list || !health) {
       return down(`the master at ${master} does not answer`);
@@ -417,6 +447,7 @@ export class LiveBackend implements PlaygroundBackend {
       GfsListingSchema,
       1500,
       this.#gfsAuth,
+      this.#client,
     );
     if (!ls) return this.#gfsSlow.uploads;
     const newest = [...ls.files].sort((a, b) => b.mtime - a.mtime).slice(0, 5);
@@ -426,6 +457,7 @@ export class LiveBackend implements PlaygroundBackend {
         GfsLocateSchema,
         1500,
         this.#gfsAuth,
+        this.#client,
       );
       return {
         path: f.path,
@@ -447,6 +479,7 @@ export class LiveBackend implements PlaygroundBackend {
       SearchStatsSchema,
       3000,
       this.#searchAuth,
+      this.#client,
     );
     this.#searchView = {
       url: s.url,
@@ -486,6 +519,7 @@ export class LiveBackend implements PlaygroundBackend {
             TablesMasterStatusSchema,
             1000,
             this.#tablesAuth,
+            this.#client,
           )
           : null;
         return {
@@ -504,6 +538,7 @@ export class LiveBackend implements PlaygroundBackend {
           TablesTabletsSchema,
           1500,
           this.#tablesAuth,
+          this.#client,
         )
         : Promise.resolve(null),
       Promise.all(t.servers.map(async (s) => {
@@ -518,6 +553,7 @@ export class LiveBackend implements PlaygroundBackend {
               TabletServerStatusSchema,
               1000,
               this.#tablesAuth,
+              this.#client,
             )
             : null,
         };
@@ -748,13 +784,17 @@ export class LiveBackend implements PlaygroundBackend {
       );
     }
     const out = await callNode(
-      `http://${this.#raftHttp(leader)}/v1/cluster/transfer-leadership`,
+      `${this.#scheme}://${
+        this.#raftHttp(leader)
+      }/v1/cluster/transfer-leadership`,
       {
         method: "POST",
         body: JSON.stringify(to === undefined ? {} : { to }),
         headers: this.#kv,
       },
       TransferAnswerSchema,
+      8000,
+      this.#client,
     );
     this.#wake?.();
     return out.leader;
@@ -786,16 +826,19 @@ export class LiveBackend implements PlaygroundBackend {
     flow?.record({ type: "proposed", writeId, node: target, value, atMs: t0 });
     try {
       const out = await callNode(
-        `http://${http}/v1/kv/${encodeURIComponent(key)}`,
+        `${this.#scheme}://${http}/v1/kv/${encodeURIComponent(key)}`,
         { method: "PUT", body: JSON.stringify({ value }), headers: this.#kv },
         KvPutAnswerSchema,
+        8000,
+        this.#client,
       );
       const tookMs = performance.now() - t0;
       const status = await getJson(
-        `http://${http}/v1/status`,
+        `${this.#scheme}://${http}/v1/status`,
         RaftStatusSchema,
         1000,
         this.#kv,
+        this.#client,
       );
       const term = status?.term ?? this.#latest.raft.term ?? 0;
       flow?.record({
@@ -869,8 +912,14 @@ export class LiveBackend implements PlaygroundBackend {
       const from = next !== undefined ? `&from=${next}` : "";
       try {
         const res = await fetch(
-          `http://${http}/v1/watch?prefix=${encodeURIComponent(key)}${from}`,
-          { signal, headers: this.#kv },
+          `${this.#scheme}://${http}/v1/watch?prefix=${
+            encodeURIComponent(key)
+          }${from}`,
+          {
+            signal,
+            headers: this.#kv,
+            ...(this.#client ? { client: this.#client } : {}),
+          },
         );
         if (res.status === 410) {
           // The node no longer has that history (restarted from a
@@ -1042,6 +1091,7 @@ export class LiveBackend implements PlaygroundBackend {
           ChunkserverListSchema,
           1500,
           this.#gfsAuth,
+          this.#client,
         );
         const alive = list?.chunkservers.filter((c) => c.alive).length ?? 0;
         if (alive >= replicas) return;
@@ -1064,6 +1114,7 @@ export class LiveBackend implements PlaygroundBackend {
       { method: "GET", headers: this.#searchAuth },
       SearchAnswerSchema,
       15_000,
+      this.#client,
     );
     return {
       query,
@@ -1121,10 +1172,12 @@ async function getJson<T extends z.ZodType>(
   url: string,
   schema: T,
   timeoutMs: number,
-  headers: Record<string, string> = {},
+  headers: Record<string, string>,
+  client: Deno.HttpClient | undefined,
 ): Promise<z.output<T> | null> {
   try {
     const res = await fetch(url, {
+      ...(client ? { client } : {}),
       signal: AbortSignal.timeout(timeoutMs),
       headers,
     });
@@ -1142,10 +1195,12 @@ async function getJson<T extends z.ZodType>(
 async function getText(
   url: string,
   timeoutMs: number,
-  headers: Record<string, string> = {},
+  headers: Record<string, string>,
+  client: Deno.HttpClient | undefined,
 ): Promise<string | null> {
   try {
     const res = await fetch(url, {
+      ...(client ? { client } : {}),
       signal: AbortSignal.timeout(timeoutMs),
       headers,
     });
@@ -1211,12 +1266,14 @@ async function callNode<T extends z.ZodType>(
   url: string,
   init: RequestInit,
   schema: T,
-  timeoutMs = 8000,
+  timeoutMs: number,
+  client: Deno.HttpClient | undefined,
 ): Promise<z.output<T>> {
   let res: Response;
   try {
     res = await fetch(url, {
       ...init,
+      ...(client ? { client } : {}),
       headers: { "content-type": "application/json", ...(init.headers ?? {}) },
       signal: AbortSignal.timeout(timeoutMs),
     });
