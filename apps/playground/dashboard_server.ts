@@ -168,6 +168,13 @@ const replayQuery = z.object({
     .max(20_000),
 });
 
+const replicatedQuery = z.object({
+  machine: z.enum(["kv", "gfs"]).default("kv"),
+  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(1),
+  bug: z.string().min(1).max(64).optional(),
+  find: z.enum(["0", "1"]).default("0").transform((v) => v === "1"),
+});
+
 /** The playground's errors in the edge's envelope (`port_taken` is a conflict). */
 function toEdgeError(e: unknown): EdgeError | undefined {
   if (!(e instanceof PlaygroundError)) return undefined;
@@ -417,6 +424,18 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
   app.get("/api/sim/replay", (c) => {
     const q = readQuery(c, replayQuery);
     return c.json(sim.replay(q.scenario, q.seed));
+  });
+
+  app.get("/api/sim/bugs", (c) => c.json(sim.bugs()));
+  app.get("/api/sim/replicated", async (c) => {
+    const q = readQuery(c, replicatedQuery);
+    if (q.bug !== undefined && !sim.bugs().includes(q.bug)) {
+      throw new PlaygroundError(
+        "bad_request",
+        `bug: one of ${sim.bugs().join(", ")} (or none)`,
+      );
+    }
+    return c.json(await sim.replicated(q));
   });
 
   installErrorHandlers(app, { name: "playground", map: toEdgeError });

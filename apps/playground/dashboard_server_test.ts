@@ -362,6 +362,45 @@ Deno.test("simulation replay runs a scenario by seed, and a bad scenario or seed
   }
 });
 
+Deno.test("a replicated simulation seed with a planted bug replays step by step, the violation marked; bad machines, seeds and bugs are a 400", async () => {
+  const { app: a } = app();
+  const bugs = await (await a.request("/api/sim/bugs")).json();
+  assert.ok(bugs.includes("vote_before_fsync"));
+  // vote_before_fsync: seed 1 fails (packages/sim/README.md), so find
+  // stops at the first seed it runs.
+  const res = await a.request(
+    "/api/sim/replicated?machine=kv&bug=vote_before_fsync&seed=1&find=1",
+  );
+  assert.equal(res.status, 200);
+  const r = await res.json();
+  assert.equal(r.ok, false);
+  assert.equal(r.seed, 1);
+  assert.equal(
+    r.command,
+    "deno task sim:replicated --seed 1 --bug vote_before_fsync",
+  );
+  const kinds = new Set(r.steps.map((s: { kind: string }) => s.kind));
+  for (const k of ["message", "tick", "leader", "op", "fail"]) {
+    assert.ok(kinds.has(k), `a ${k} step`);
+  }
+  assert.ok(r.violationSteps.length > 0, "the violation is marked");
+  for (const i of r.violationSteps) assert.equal(r.steps[i].violation, true);
+  assert.equal(r.steps.at(-1).cluster.length, r.nodes.length);
+  for (
+    const q of [
+      "machine=redis&seed=1",
+      "seed=-1",
+      "seed=banana",
+      "bug=no_such_bug",
+      "find=yes",
+    ]
+  ) {
+    const bad = await a.request(`/api/sim/replicated?${q}`);
+    assert.equal(bad.status, 400, q);
+    assert.equal((await errorOf(bad)).code, "bad_request");
+  }
+});
+
 Deno.test("the report is served when rendered, else a page says how to make it", async () => {
   const missing = await app().app.request("/report");
   assert.equal(missing.status, 200);

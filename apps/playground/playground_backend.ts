@@ -78,6 +78,25 @@ export interface SimApi {
    * @throws PlaygroundError `bad_request` for an unknown scenario or seed.
    */
   replay(scenario: string, seed: string): unknown;
+  /** The planted bugs of packages/replication a replicated run can carry. */
+  bugs(): string[];
+  /**
+   * Runs a `sim:replicated` seed (with `find`: the first failing one of
+   * the next 30 seeds from `seed`, else the last) and returns its
+   * step-by-step timeline.
+   * @throws PlaygroundError `conflict` while another run is under way.
+   */
+  replicated(q: ReplicatedQuery): Promise<unknown>;
+}
+
+/** A replicated simulation to run (checked by the route). */
+export interface ReplicatedQuery {
+  machine: "kv" | "gfs";
+  seed: number;
+  /** A planted bug (one of {@link SimApi.bugs}), or none: the correct code. */
+  bug?: string;
+  /** Look for the first failing seed from `seed` on. */
+  find: boolean;
 }
 
 /** See the module doc. */
