@@ -47,6 +47,9 @@ import {
   type TabletWire,
 } from "./tables_view.ts";
 import { TablesClient, TablesClientError } from "@strata/tables/client";
+import type { RoomsView } from "./rooms_view.ts";
+import { type RoomPublishResult, TablesDataDemo } from "./tables_data_demo.ts";
+import type { TimeSeriesView } from "./time_series_view.ts";
 import type { Playground } from "./playground.ts";
 import {
   PlaygroundError,
@@ -133,6 +136,8 @@ export class LiveBackend implements PlaygroundBackend {
   #tabletEvents: TabletEvent[] = [];
   #rowFollow: RowFollow | null = null;
   #tablesView: TablesView;
+  /** Rooms and the time series (apps/tables' DataLayer, through its public API). */
+  readonly #data: TablesDataDemo;
   /** Trusts the clusters' certificate when they serve TLS (undefined: plain HTTP). */
   readonly #client: Deno.HttpClient | undefined;
 
@@ -169,6 +174,13 @@ export class LiveBackend implements PlaygroundBackend {
         ...httpClient,
       },
     );
+    this.#data = new TablesDataDemo({
+      masters: playground.tables.masters.map((m) => m.url),
+      servers: () => playground.tables.servers,
+      running: (id) => playground.tables.running("server", id),
+      token: playground.tables.adminToken,
+      ...httpClient,
+    });
     this.#tablesView = {
       reachable: false,
       error: "starting",
@@ -222,6 +234,7 @@ export class LiveBackend implements PlaygroundBackend {
     this.#closed = true;
     this.#wake?.();
     for (const f of this.#follows.values()) f.abort.abort();
+    this.#data.close();
     await this.#loop;
   }
 
@@ -709,6 +722,46 @@ export class LiveBackend implements PlaygroundBackend {
     const tookMs = Math.round((performance.now() - t0) * 100) / 100;
     this.#wake?.();
     return { table, row, tookMs };
+  }
+
+  // ---- rooms and the time series
+
+  /** Subscribes to a room on a tablet server (see {@link TablesDataDemo.subscribe}). */
+  roomSubscribe(
+    room: string,
+    server: string,
+  ): Promise<{ id: number; room: string; server: string }> {
+    return this.#data.subscribe(room, server);
+  }
+
+  /** Publishes to a room through a tablet server. */
+  roomPublish(
+    room: string,
+    data: string,
+    via?: string,
+  ): Promise<RoomPublishResult> {
+    return this.#data.publish(room, data, via);
+  }
+
+  /** The rooms panel. */
+  rooms(): RoomsView {
+    return this.#data.rooms();
+  }
+
+  /** Writes points of a series of the demo time-series table. */
+  seriesWrite(
+    series: string,
+    points: number,
+    spanMs: number,
+  ): Promise<
+    { table: string; series: string; written: number; tookMs: number }
+  > {
+    return this.#data.writeSeries(series, points, spanMs);
+  }
+
+  /** The series by bucket and tablet. */
+  series(series: string): Promise<TimeSeriesView> {
+    return this.#data.seriesView(series);
   }
 
   // ---- raft actions
