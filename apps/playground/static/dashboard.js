@@ -986,5 +986,35 @@ async function mountSimulation() {
   }
 }
 
+async function mountReplicated() {
+  const root = $("#simr-root");
+  try {
+    const mod = await import("./replicated_replay.js");
+    await mod.mountReplicatedReplay(root, { get: (path) => api(path) });
+  } catch (e) {
+    root.innerHTML = `<p class="error">The replicated replay did not load: ${
+      esc(e.message)
+    }</p>`;
+  }
+}
+
+async function mountDataLayerPanel() {
+  const root = $("#datalayer-root");
+  try {
+    const mod = await import("./data_layer.js");
+    mod.mountDataLayer(root, {
+      get: (path) => api(path),
+      post,
+      servers: () => (snap?.tables?.servers ?? []).map((s) => s.id),
+    });
+  } catch (e) {
+    root.innerHTML = `<p class="error">The rooms panel did not load: ${
+      esc(e.message)
+    }</p>`;
+  }
+}
+
 connect();
 mountSimulation();
+mountReplicated();
+mountDataLayerPanel();
