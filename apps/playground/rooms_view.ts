@@ -139,7 +139,8 @@ export class RoomsBoard {
     });
     // Ended subscribers beyond the limit are forgotten, oldest first.
     const ended = [...this.#subs.values()].filter((s) => s.state === "ended");
-    for (const s of ended.slice(0, Math.max(0, ended.length - 12))) {
+    const keep = this.#limits.subscribers;
+    for (const s of ended.slice(0, Math.max(0, ended.length - keep))) {
       this.#subs.delete(s.id);
     }
     return id;
