@@ -162,3 +162,18 @@ Deno.test("over the step limit, ticks go first, then heartbeats, then the earlie
   // The heartbeat left out still raised node 3's term.
   assert.equal(tight.steps.at(-1)!.cluster[2]!.term, 4);
 });
+
+Deno.test("observing a replicated run does not change it: the same seed gives the same trace and history with or without observe", async () => {
+  const { runReplicatedKvSimulation } = await import("@strata/sim/replicated");
+  const seen: string[] = [];
+  const plain = await runReplicatedKvSimulation({ seed: 3, workloadMs: 4000 });
+  const watched = await runReplicatedKvSimulation({
+    seed: 3,
+    workloadMs: 4000,
+    observe: (e) => seen.push(e.kind),
+  });
+  assert.ok(seen.includes("send") && seen.includes("tick"));
+  assert.deepEqual(watched.trace, plain.trace);
+  assert.deepEqual(watched.history, plain.history);
+  assert.deepEqual(watched.stats, plain.stats);
+});
