@@ -255,6 +255,8 @@ Deno.test({
         { timeout: 60_000 },
       );
 
+      await page.fill("#series-points", "60");
+      await page.click("#series-write");
       // Rooms: subscribers of one room on two tablet servers, a publish
       // through the third; the room's home sends it to the two servers of
       // its bitmap and both subscribers get it.
@@ -263,9 +265,12 @@ Deno.test({
         (os) => os.map((o) => o.getAttribute("value") ?? ""),
       );
       assert.equal(servers.length, 3, "three tablet servers to choose from");
+      // Both subscriptions at once (the form reads the server on submit).
       for (const sv of servers.slice(0, 2)) {
         await page.selectOption("#rooms-server", sv);
         await page.click("#rooms-subscribe");
+      }
+      for (const sv of servers.slice(0, 2)) {
         await page.waitForSelector(
           `[data-room-sub][data-server="${sv}"][data-state="subscribed"]`,
           { timeout: 30_000 },
@@ -289,10 +294,9 @@ Deno.test({
         ["1", "1", "0"],
       );
 
-      // Time series: 60 points over the last 5 s fill one-second buckets,
-      // and the table's tablets share them.
-      await page.fill("#series-points", "60");
-      await page.click("#series-write");
+      // Time series (written while the rooms step runs): 60 points over
+      // the last 5 s fill one-second buckets, and the table's tablets
+      // share them.
       await page.waitForFunction(
         `!!document.querySelector("#series-busiest") ||
           !!document.querySelector("#series-result.error")`,
@@ -309,6 +313,11 @@ Deno.test({
         (es) => es.filter((e) => e.getAttribute("data-points") !== "0").length,
       );
       assert.ok(holding >= 2, `the points are on ${holding} tablet(s)`);
+
+      // A sim:replicated seed with a planted bug (vote_before_fsync fails
+      // at seed 1), run in the dashboard while the GFS steps go on.
+      await page.selectOption("#simr-bug", "vote_before_fsync");
+      await page.click("#simr-find");
 
       // GFS: upload 2.5 MiB from the page; it lands as chunks on servers.
       const fileBytes = new Uint8Array(5 * 512 * 1024).map((_, i) => i % 251);
@@ -403,10 +412,8 @@ Deno.test({
       await page.waitForSelector("[data-sim-event]", { timeout: 30_000 });
       await page.click("#sim-last");
       assert.ok((await page.$$("[data-sim-node]")).length >= 3);
-      // A sim:replicated seed with a planted bug (vote_before_fsync fails
-      // at seed 1), stepped to where the check failed.
-      await page.selectOption("#simr-bug", "vote_before_fsync");
-      await page.click("#simr-find");
+      // The sim:replicated seed started before the GFS steps, stepped to
+      // where the check failed.
       await page.waitForSelector('#simr-status[data-ok="false"]', {
         timeout: 60_000,
       });

@@ -46,7 +46,7 @@ import {
   tabletViews,
   type TabletWire,
 } from "./tables_view.ts";
-import { TablesClient, TablesClientError } from "@strata/tables/client";
+import { TablesClient } from "@strata/tables/client";
 import type { RoomsView } from "./rooms_view.ts";
 import { type RoomPublishResult, TablesDataDemo } from "./tables_data_demo.ts";
 import type { TimeSeriesView } from "./time_series_view.ts";
@@ -55,6 +55,7 @@ import {
   PlaygroundError,
   type PlaygroundErrorCode,
 } from "./playground_error.ts";
+import { CODE_BY_STATUS, fromTablesError } from "./tables_error_map.ts";
 import { parsePrometheusText, sumSamples } from "./prometheus_text.ts";
 import { RateWindow } from "./rate_window.ts";
 import { SseParser } from "./sse_parser.ts";
@@ -1285,30 +1286,6 @@ function fromGfsError(e: unknown): PlaygroundError {
     e instanceof Error ? e.message : String(e),
   );
 }
-
-/** A tables client failure as the dashboard reports it. */
-function fromTablesError(e: unknown): PlaygroundError {
-  if (e instanceof TablesClientError) {
-    const code = CODE_BY_STATUS[e.status] ??
-      (e.code === "unknown_outcome" || e.code === "timeout"
-        ? "timeout"
-        : "unavailable");
-    return new PlaygroundError(code, e.message);
-  }
-  return new PlaygroundError(
-    "unavailable",
-    e instanceof Error ? e.message : String(e),
-  );
-}
-
-const CODE_BY_STATUS: Record<number, PlaygroundErrorCode> = {
-  400: "bad_request",
-  404: "not_found",
-  409: "conflict",
-  413: "too_large",
-  503: "unavailable",
-  504: "timeout",
-};
 
 /**
  * Calls a node and returns its JSON; a JSON error answer becomes a

@@ -8,7 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import { authHeaders } from "@strata/edge";
-import { TablesClient, TablesClientError } from "@strata/tables/client";
+import { TablesClient } from "@strata/tables/client";
 import { openRoomStream, type RoomStream } from "@strata/tables/rooms";
 import { TimeSeriesClient } from "@strata/tables/time_series";
 import { decodePointKey } from "@strata/tables/time_series_keys";
@@ -21,6 +21,7 @@ import {
   RoomsBoard,
   type RoomsView,
 } from "./rooms_view.ts";
+import { CODE_BY_STATUS, fromTablesError } from "./tables_error_map.ts";
 import { locateRow } from "./tables_view.ts";
 import { type TimeSeriesView, timeSeriesView } from "./time_series_view.ts";
 
@@ -181,7 +182,7 @@ export class TablesDataDemo {
       const body = await res.json().catch(() => null);
       if (!res.ok) {
         throw new PlaygroundError(
-          res.status === 400 ? "bad_request" : "unavailable",
+          CODE_BY_STATUS[res.status] ?? "unavailable",
           body?.error?.message ?? `${id} answered HTTP ${res.status}`,
         );
       }
@@ -260,7 +261,7 @@ export class TablesDataDemo {
         tookMs: performance.now() - t0,
       };
     } catch (e) {
-      throw fromTables(e);
+      throw fromTablesError(e);
     }
   }
 
@@ -296,7 +297,7 @@ export class TablesDataDemo {
         points,
       });
     } catch (e) {
-      throw fromTables(e);
+      throw fromTablesError(e);
     }
   }
 
@@ -305,18 +306,4 @@ export class TablesDataDemo {
     for (const s of this.#streams.values()) s.close();
     this.#streams.clear();
   }
-}
-
-function fromTables(e: unknown): PlaygroundError {
-  if (e instanceof PlaygroundError) return e;
-  if (e instanceof TablesClientError) {
-    return new PlaygroundError(
-      e.status === 400 ? "bad_request" : "unavailable",
-      e.message,
-    );
-  }
-  return new PlaygroundError(
-    "unavailable",
-    e instanceof Error ? e.message : String(e),
-  );
 }
