@@ -129,12 +129,13 @@ export class TablesDataDemo {
       this.#board.ended(id, "the stream ended (server killed?)");
       this.#streams.delete(id);
     });
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
         () => reject(new Error("not subscribed within 15 s")),
         15_000,
-      )
-    );
+      );
+    });
     try {
       await Promise.race([stream.subscribed, timeout]);
     } catch (e) {
@@ -146,6 +147,8 @@ export class TablesDataDemo {
           e instanceof Error ? e.message : e
         }`,
       );
+    } finally {
+      clearTimeout(timer);
     }
     this.#board.subscribed(id);
     return { id, room, server };
