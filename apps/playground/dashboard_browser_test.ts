@@ -64,7 +64,7 @@ async function isRefused(url: string): Promise<boolean> {
 
 Deno.test({
   name:
-    "the dashboard in Chromium: kill the leader, a new one leads; follow a key; transfer, pause and resume; search; tables: follow a row, split, kill its server; upload, kill the GFS leader and a chunkserver; replay; a second start reuses the data",
+    "the dashboard in Chromium: kill the leader, a new one leads; follow a key; transfer, pause and resume; search; tables: follow a row, split, kill its server; rooms across servers; a time series; upload, kill the GFS leader and a chunkserver; replay, also a failing sim:replicated seed; a second start reuses the data",
   ignore: !hasChromium && !Deno.env.get("CI"),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -255,6 +255,70 @@ Deno.test({
         { timeout: 60_000 },
       );
 
+      await page.fill("#series-points", "60");
+      await page.click("#series-write");
+      // Rooms: subscribers of one room on two tablet servers, a publish
+      // through the third; the room's home sends it to the two servers of
+      // its bitmap and both subscribers get it.
+      const servers = await page.$$eval(
+        "#rooms-server option",
+        (os) => os.map((o) => o.getAttribute("value") ?? ""),
+      );
+      assert.equal(servers.length, 3, "three tablet servers to choose from");
+      // Both subscriptions at once (the form reads the server on submit).
+      for (const sv of servers.slice(0, 2)) {
+        await page.selectOption("#rooms-server", sv);
+        await page.click("#rooms-subscribe");
+      }
+      for (const sv of servers.slice(0, 2)) {
+        await page.waitForSelector(
+          `[data-room-sub][data-server="${sv}"][data-state="subscribed"]`,
+          { timeout: 30_000 },
+        );
+      }
+      await page.selectOption("#rooms-via", servers[2]!);
+      await page.click("#rooms-publish");
+      await page.waitForSelector('#rooms-result[data-servers="2"]', {
+        timeout: 30_000,
+      });
+      await page.waitForFunction(
+        `[...document.querySelectorAll("[data-room-sub]")].filter((e) => e.dataset.received === "1").length === 2`,
+        undefined,
+        { timeout: 15_000 },
+      );
+      assert.deepEqual(
+        await page.$$eval(
+          '[data-room="lobby"] [data-room-bit]',
+          (es) => es.map((e) => e.getAttribute("data-bit")),
+        ),
+        ["1", "1", "0"],
+      );
+
+      // Time series (written while the rooms step runs): 60 points over
+      // the last 5 s fill one-second buckets, and the table's tablets
+      // share them.
+      await page.waitForFunction(
+        `!!document.querySelector("#series-busiest") ||
+          !!document.querySelector("#series-result.error")`,
+        undefined,
+        { timeout: 60_000 },
+      );
+      assert.ok(
+        await page.$("#series-busiest"),
+        `the series write failed: ${await page.textContent("#series-result")}`,
+      );
+      assert.ok((await page.$$("[data-series-bucket]")).length >= 5);
+      const holding = await page.$$eval(
+        "[data-series-tablet]",
+        (es) => es.filter((e) => e.getAttribute("data-points") !== "0").length,
+      );
+      assert.ok(holding >= 2, `the points are on ${holding} tablet(s)`);
+
+      // A sim:replicated seed with a planted bug (vote_before_fsync fails
+      // at seed 1), run in the dashboard while the GFS steps go on.
+      await page.selectOption("#simr-bug", "vote_before_fsync");
+      await page.click("#simr-find");
+
       // GFS: upload 2.5 MiB from the page; it lands as chunks on servers.
       const fileBytes = new Uint8Array(5 * 512 * 1024).map((_, i) => i % 251);
       await page.setInputFiles("#gfs-file", {
@@ -348,6 +412,14 @@ Deno.test({
       await page.waitForSelector("[data-sim-event]", { timeout: 30_000 });
       await page.click("#sim-last");
       assert.ok((await page.$$("[data-sim-node]")).length >= 3);
+      // The sim:replicated seed started before the GFS steps, stepped to
+      // where the check failed.
+      await page.waitForSelector('#simr-status[data-ok="false"]', {
+        timeout: 60_000,
+      });
+      await page.click("#simr-violation");
+      await page.waitForSelector('#simr-step[data-violation="1"]');
+      assert.ok((await page.$$("[data-simr-node]")).length >= 1);
 
       await Deno.mkdir(SHOT_DIR, { recursive: true });
       await page.waitForTimeout(1000);

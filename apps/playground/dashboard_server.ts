@@ -168,6 +168,37 @@ const replayQuery = z.object({
     .max(20_000),
 });
 
+const replicatedQuery = z.object({
+  machine: z.enum(["kv", "gfs"]).default("kv"),
+  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(1),
+  bug: z.string().min(1).max(64).optional(),
+  find: z.enum(["0", "1"]).default("0").transform((v) => v === "1"),
+});
+
+const roomName = z.string().min(1, "the room is empty").max(200).refine(
+  (r) => ![...r].some((ch) => ch.charCodeAt(0) < 0x20),
+  "a room name has no control characters",
+);
+const roomSubscribeBody = z.strictObject({
+  room: roomName,
+  server: z.string().min(1).max(64),
+});
+const roomPublishBody = z.strictObject({
+  room: roomName,
+  data: z.string().max(4096, "a message is at most 4096 characters here"),
+  server: z.string().min(1).max(64).optional(),
+});
+const seriesName = z.string().min(1, "the series is empty").max(100).refine(
+  (s) => !s.includes("\0"),
+  "a series name has no NUL",
+);
+const seriesWriteBody = z.strictObject({
+  series: seriesName,
+  points: z.number().int().min(1).max(1000).default(100),
+  spanMs: z.number().int().min(1000).max(60_000).default(5000),
+});
+const seriesQuery = z.object({ series: seriesName });
+
 /** The playground's errors in the edge's envelope (`port_taken` is a conflict). */
 function toEdgeError(e: unknown): EdgeError | undefined {
   if (!(e instanceof PlaygroundError)) return undefined;
@@ -408,6 +439,28 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
     return c.json(await backend.writeRow(b.table, b.row, b.column, b.value));
   });
 
+  app.post("/api/tables/rooms/subscribe", act, async (c) => {
+    const b = await jsonBody(c, roomSubscribeBody);
+    return c.json(await backend.roomSubscribe(b.room, b.server));
+  });
+
+  app.post("/api/tables/rooms/publish", act, async (c) => {
+    const b = await jsonBody(c, roomPublishBody);
+    return c.json(await backend.roomPublish(b.room, b.data, b.server));
+  });
+
+  app.get("/api/tables/rooms", (c) => c.json(backend.rooms()));
+
+  app.post("/api/tables/timeseries/write", act, async (c) => {
+    const b = await jsonBody(c, seriesWriteBody);
+    return c.json(await backend.seriesWrite(b.series, b.points, b.spanMs));
+  });
+
+  app.get("/api/tables/timeseries", async (c) => {
+    const q = readQuery(c, seriesQuery);
+    return c.json(await backend.series(q.series));
+  });
+
   app.get("/api/search", async (c) => {
     const q = readQuery(c, searchQuery);
     return c.json(await backend.search(q.q, q.size));
@@ -417,6 +470,18 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
   app.get("/api/sim/replay", (c) => {
     const q = readQuery(c, replayQuery);
     return c.json(sim.replay(q.scenario, q.seed));
+  });
+
+  app.get("/api/sim/bugs", (c) => c.json(sim.bugs()));
+  app.get("/api/sim/replicated", async (c) => {
+    const q = readQuery(c, replicatedQuery);
+    if (q.bug !== undefined && !sim.bugs().includes(q.bug)) {
+      throw new PlaygroundError(
+        "bad_request",
+        `bug: one of ${sim.bugs().join(", ")} (or none)`,
+      );
+    }
+    return c.json(await sim.replicated(q));
   });
 
   installErrorHandlers(app, { name: "playground", map: toEdgeError });

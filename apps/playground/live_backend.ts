@@ -46,12 +46,16 @@ import {
   tabletViews,
   type TabletWire,
 } from "./tables_view.ts";
-import { TablesClient, TablesClientError } from "@strata/tables/client";
+import { TablesClient } from "@strata/tables/client";
+import type { RoomsView } from "./rooms_view.ts";
+import { type RoomPublishResult, TablesDataDemo } from "./tables_data_demo.ts";
+import type { TimeSeriesView } from "./time_series_view.ts";
 import type { Playground } from "./playground.ts";
 import {
   PlaygroundError,
   type PlaygroundErrorCode,
 } from "./playground_error.ts";
+import { CODE_BY_STATUS, fromTablesError } from "./tables_error_map.ts";
 import { parsePrometheusText, sumSamples } from "./prometheus_text.ts";
 import { RateWindow } from "./rate_window.ts";
 import { SseParser } from "./sse_parser.ts";
@@ -133,6 +137,10 @@ export class LiveBackend implements PlaygroundBackend {
   #tabletEvents: TabletEvent[] = [];
   #rowFollow: RowFollow | null = null;
   #tablesView: TablesView;
+  /** Rooms and the time series (apps/tables' DataLayer, through its public API). */
+  readonly #data: TablesDataDemo;
+  /** Trusts the clusters' certificate when they serve TLS (undefined: plain HTTP). */
+  readonly #client: Deno.HttpClient | undefined;
 
   /**
    * A backend over `playground`; nothing is scraped until {@link start}.
@@ -140,6 +148,8 @@ export class LiveBackend implements PlaygroundBackend {
    */
   constructor(playground: Playground, options: LiveBackendOptions = {}) {
     this.#pg = playground;
+    this.#client = playground.httpClient;
+    const httpClient = this.#client ? { httpClient: this.#client } : {};
     const kvToken = playground.raft.adminToken;
     this.#kv = authHeaders(kvToken);
     const gfsToken = playground.gfs.secrets?.tokens.admin;
@@ -149,11 +159,12 @@ export class LiveBackend implements PlaygroundBackend {
     this.#maxFollowed = options.maxFollowed ?? 4;
     this.#gfsClient = new GfsClient(playground.gfs.masterUrls, {
       token: gfsToken,
+      ...httpClient,
     });
     this.#tablesAuth = authHeaders(playground.tables.adminToken);
     this.#tablesClient = new TablesClient(
       playground.tables.masters.map((m) => m.url),
-      { token: playground.tables.adminToken, timeoutMs: 3000 },
+      { token: playground.tables.adminToken, timeoutMs: 3000, ...httpClient },
     );
     this.#rowReader = new TablesClient(
       playground.tables.masters.map((m) => m.url),
@@ -161,8 +172,16 @@ export class LiveBackend implements PlaygroundBackend {
         token: playground.tables.adminToken,
         timeoutMs: 1000,
         retryForMs: 1500,
+        ...httpClient,
       },
     );
+    this.#data = new TablesDataDemo({
+      masters: playground.tables.masters.map((m) => m.url),
+      servers: () => playground.tables.servers,
+      running: (id) => playground.tables.running("server", id),
+      token: playground.tables.adminToken,
+      ...httpClient,
+    });
     this.#tablesView = {
       reachable: false,
       error: "starting",
@@ -216,6 +235,7 @@ export class LiveBackend implements PlaygroundBackend {
     this.#closed = true;
     this.#wake?.();
     for (const f of this.#follows.values()) f.abort.abort();
+    this.#data.close();
     await this.#loop;
   }
 
@@ -235,6 +255,11 @@ export class LiveBackend implements PlaygroundBackend {
   #raftProcess(id: number): ProcessState {
     if (!this.#pg.raft.nodes.has(id)) return "killed";
     return this.#paused.has(id) ? "paused" : "up";
+  }
+
+  /** `https` when the clusters serve TLS (then {@link #client} trusts them). */
+  get #scheme(): string {
+    return this.#client ? "https" : "http";
   }
 
   #raftHttp(id: number): string | undefined {
@@ -273,8 +298,19 @@ export class LiveBackend implements PlaygroundBackend {
     let status: RaftStatus | null = null;
     if (process === "up" && http) {
       const [s, metrics] = await Promise.all([
-        getJson(`http://${http}/v1/status`, RaftStatusSchema, 800, this.#kv),
-        getText(`http://${http}/metrics`, 800, this.#kv),
+        getJson(
+          `${this.#scheme}://${http}/v1/status`,
+          RaftStatusSchema,
+          800,
+          this.#kv,
+          this.#client,
+        ),
+        getText(
+          `${this.#scheme}://${http}/metrics`,
+          800,
+          this.#kv,
+          this.#client,
+        ),
       ]);
       status = s;
       if (metrics !== null) {
@@ -321,6 +357,7 @@ export class LiveBackend implements PlaygroundBackend {
             MasterStatusSchema,
             800,
             this.#gfsAuth,
+            this.#client,
           )
           : null;
         return { url, process, status };
@@ -372,9 +409,16 @@ export class LiveBackend implements PlaygroundBackend {
         ChunkserverListSchema,
         1500,
         this.#gfsAuth,
+        this.#client,
       ),
-      getJson(`${master}/v1/health`, GfsHealthSchema, 1500, this.#gfsAuth),
-      getText(`${master}/metrics`, 1500, this.#gfsAuth),
+      getJson(
+        `${master}/v1/health`,
+        GfsHealthSchema,
+        1500,
+        this.#gfsAuth,
+        this.#client,
+      ),
+      getText(`${master}/metrics`, 1500, this.#gfsAuth, this.#client),
     ]);
     if (!list || !health) {
       return down(`the master at ${master} does not answer`);
@@ -417,6 +461,7 @@ export class LiveBackend implements PlaygroundBackend {
       GfsListingSchema,
       1500,
       this.#gfsAuth,
+      this.#client,
     );
     if (!ls) return this.#gfsSlow.uploads;
     const newest = [...ls.files].sort((a, b) => b.mtime - a.mtime).slice(0, 5);
@@ -426,6 +471,7 @@ export class LiveBackend implements PlaygroundBackend {
         GfsLocateSchema,
         1500,
         this.#gfsAuth,
+        this.#client,
       );
       return {
         path: f.path,
@@ -447,6 +493,7 @@ export class LiveBackend implements PlaygroundBackend {
       SearchStatsSchema,
       3000,
       this.#searchAuth,
+      this.#client,
     );
     this.#searchView = {
       url: s.url,
@@ -486,6 +533,7 @@ export class LiveBackend implements PlaygroundBackend {
             TablesMasterStatusSchema,
             1000,
             this.#tablesAuth,
+            this.#client,
           )
           : null;
         return {
@@ -504,6 +552,7 @@ export class LiveBackend implements PlaygroundBackend {
           TablesTabletsSchema,
           1500,
           this.#tablesAuth,
+          this.#client,
         )
         : Promise.resolve(null),
       Promise.all(t.servers.map(async (s) => {
@@ -518,6 +567,7 @@ export class LiveBackend implements PlaygroundBackend {
               TabletServerStatusSchema,
               1000,
               this.#tablesAuth,
+              this.#client,
             )
             : null,
         };
@@ -675,6 +725,46 @@ export class LiveBackend implements PlaygroundBackend {
     return { table, row, tookMs };
   }
 
+  // ---- rooms and the time series
+
+  /** Subscribes to a room on a tablet server (see {@link TablesDataDemo.subscribe}). */
+  roomSubscribe(
+    room: string,
+    server: string,
+  ): Promise<{ id: number; room: string; server: string }> {
+    return this.#data.subscribe(room, server);
+  }
+
+  /** Publishes to a room through a tablet server. */
+  roomPublish(
+    room: string,
+    data: string,
+    via?: string,
+  ): Promise<RoomPublishResult> {
+    return this.#data.publish(room, data, via);
+  }
+
+  /** The rooms panel. */
+  rooms(): RoomsView {
+    return this.#data.rooms();
+  }
+
+  /** Writes points of a series of the demo time-series table. */
+  seriesWrite(
+    series: string,
+    points: number,
+    spanMs: number,
+  ): Promise<
+    { table: string; series: string; written: number; tookMs: number }
+  > {
+    return this.#data.writeSeries(series, points, spanMs);
+  }
+
+  /** The series by bucket and tablet. */
+  series(series: string): Promise<TimeSeriesView> {
+    return this.#data.seriesView(series);
+  }
+
   // ---- raft actions
 
   /** Ids of the raft nodes (1..3). */
@@ -748,13 +838,17 @@ export class LiveBackend implements PlaygroundBackend {
       );
     }
     const out = await callNode(
-      `http://${this.#raftHttp(leader)}/v1/cluster/transfer-leadership`,
+      `${this.#scheme}://${
+        this.#raftHttp(leader)
+      }/v1/cluster/transfer-leadership`,
       {
         method: "POST",
         body: JSON.stringify(to === undefined ? {} : { to }),
         headers: this.#kv,
       },
       TransferAnswerSchema,
+      8000,
+      this.#client,
     );
     this.#wake?.();
     return out.leader;
@@ -786,16 +880,19 @@ export class LiveBackend implements PlaygroundBackend {
     flow?.record({ type: "proposed", writeId, node: target, value, atMs: t0 });
     try {
       const out = await callNode(
-        `http://${http}/v1/kv/${encodeURIComponent(key)}`,
+        `${this.#scheme}://${http}/v1/kv/${encodeURIComponent(key)}`,
         { method: "PUT", body: JSON.stringify({ value }), headers: this.#kv },
         KvPutAnswerSchema,
+        8000,
+        this.#client,
       );
       const tookMs = performance.now() - t0;
       const status = await getJson(
-        `http://${http}/v1/status`,
+        `${this.#scheme}://${http}/v1/status`,
         RaftStatusSchema,
         1000,
         this.#kv,
+        this.#client,
       );
       const term = status?.term ?? this.#latest.raft.term ?? 0;
       flow?.record({
@@ -869,8 +966,14 @@ export class LiveBackend implements PlaygroundBackend {
       const from = next !== undefined ? `&from=${next}` : "";
       try {
         const res = await fetch(
-          `http://${http}/v1/watch?prefix=${encodeURIComponent(key)}${from}`,
-          { signal, headers: this.#kv },
+          `${this.#scheme}://${http}/v1/watch?prefix=${
+            encodeURIComponent(key)
+          }${from}`,
+          {
+            signal,
+            headers: this.#kv,
+            ...(this.#client ? { client: this.#client } : {}),
+          },
         );
         if (res.status === 410) {
           // The node no longer has that history (restarted from a
@@ -1042,6 +1145,7 @@ export class LiveBackend implements PlaygroundBackend {
           ChunkserverListSchema,
           1500,
           this.#gfsAuth,
+          this.#client,
         );
         const alive = list?.chunkservers.filter((c) => c.alive).length ?? 0;
         if (alive >= replicas) return;
@@ -1064,6 +1168,7 @@ export class LiveBackend implements PlaygroundBackend {
       { method: "GET", headers: this.#searchAuth },
       SearchAnswerSchema,
       15_000,
+      this.#client,
     );
     return {
       query,
@@ -1121,10 +1226,12 @@ async function getJson<T extends z.ZodType>(
   url: string,
   schema: T,
   timeoutMs: number,
-  headers: Record<string, string> = {},
+  headers: Record<string, string>,
+  client: Deno.HttpClient | undefined,
 ): Promise<z.output<T> | null> {
   try {
     const res = await fetch(url, {
+      ...(client ? { client } : {}),
       signal: AbortSignal.timeout(timeoutMs),
       headers,
     });
@@ -1142,10 +1249,12 @@ async function getJson<T extends z.ZodType>(
 async function getText(
   url: string,
   timeoutMs: number,
-  headers: Record<string, string> = {},
+  headers: Record<string, string>,
+  client: Deno.HttpClient | undefined,
 ): Promise<string | null> {
   try {
     const res = await fetch(url, {
+      ...(client ? { client } : {}),
       signal: AbortSignal.timeout(timeoutMs),
       headers,
     });
@@ -1178,30 +1287,6 @@ function fromGfsError(e: unknown): PlaygroundError {
   );
 }
 
-/** A tables client failure as the dashboard reports it. */
-function fromTablesError(e: unknown): PlaygroundError {
-  if (e instanceof TablesClientError) {
-    const code = CODE_BY_STATUS[e.status] ??
-      (e.code === "unknown_outcome" || e.code === "timeout"
-        ? "timeout"
-        : "unavailable");
-    return new PlaygroundError(code, e.message);
-  }
-  return new PlaygroundError(
-    "unavailable",
-    e instanceof Error ? e.message : String(e),
-  );
-}
-
-const CODE_BY_STATUS: Record<number, PlaygroundErrorCode> = {
-  400: "bad_request",
-  404: "not_found",
-  409: "conflict",
-  413: "too_large",
-  503: "unavailable",
-  504: "timeout",
-};
-
 /**
  * Calls a node and returns its JSON; a JSON error answer becomes a
  * {@link PlaygroundError} carrying the node's message, a network failure
@@ -1211,12 +1296,14 @@ async function callNode<T extends z.ZodType>(
   url: string,
   init: RequestInit,
   schema: T,
-  timeoutMs = 8000,
+  timeoutMs: number,
+  client: Deno.HttpClient | undefined,
 ): Promise<z.output<T>> {
   let res: Response;
   try {
     res = await fetch(url, {
       ...init,
+      ...(client ? { client } : {}),
       headers: { "content-type": "application/json", ...(init.headers ?? {}) },
       signal: AbortSignal.timeout(timeoutMs),
     });

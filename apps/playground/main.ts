@@ -12,6 +12,7 @@ import {
   onShutdown,
   randomSecret,
   resolveAccess,
+  selfSignedCert,
   serveHttp,
 } from "@strata/edge";
 import { createDashboardApp } from "./dashboard_server.ts";
@@ -24,6 +25,7 @@ import {
   fixedPorts,
   parseStartFlags,
   START_USAGE,
+  type StartFlags,
 } from "./start_flags.ts";
 
 async function main(): Promise<number> {
@@ -65,6 +67,16 @@ async function main(): Promise<number> {
     return e instanceof EdgeConfigError ? 2 : 1;
   }
 
+  let tls: { certFile: string; keyFile: string } | undefined;
+  try {
+    tls = await playgroundTls(flags);
+  } catch (e) {
+    console.error(
+      `--tls: cannot make a certificate: ${e instanceof Error ? e.message : e}`,
+    );
+    return 1;
+  }
+
   const cleanups: Array<() => Promise<void>> = [];
   let stopping = false;
   const stopAll = async () => {
@@ -89,6 +101,7 @@ async function main(): Promise<number> {
       raftHttpPorts: base === 0 ? undefined : [base, base + 1, base + 2],
       index: !flags["no-index"],
       indexLimit: flags["index-limit"],
+      tls,
       onProgress: (line) => console.log(line),
       signal: aborter.signal,
     });
@@ -115,12 +128,18 @@ async function main(): Promise<number> {
     const listener = await serveHttp({
       hostname: flags.listen,
       port: flags.port,
+      tls,
       handler: app.fetch,
     });
     cleanups.push(() => listener.server.shutdown());
     console.log(
       `\nstrata playground: ${listener.url}/  (Ctrl-C stops every process)`,
     );
+    if (tls) {
+      console.log(
+        `every cluster and the dashboard serve HTTPS with ${tls.certFile}: trust it in the browser, or curl --cacert ${tls.certFile} ${listener.url}/api/snapshot`,
+      );
+    }
     if (access?.secrets) {
       console.log(
         `every request needs the dashboard token: a browser asks for it (any user name, password: the contents of ${access.secrets.dir}/read.token, or admin.token to act); curl -H "Authorization: Bearer $(cat ${access.secrets.dir}/read.token)" ${listener.url}/api/snapshot`,
@@ -138,6 +157,33 @@ async function main(): Promise<number> {
     await stopAll();
     return 1;
   }
+}
+
+/**
+ * The certificate of a TLS start: `--tls-cert/--tls-key` as given, or with
+ * `--tls` a self-signed one in DATA/tls (made once, reused by later
+ * starts, so a browser that trusted it keeps trusting it).
+ */
+async function playgroundTls(
+  flags: StartFlags,
+): Promise<{ certFile: string; keyFile: string } | undefined> {
+  if (flags["tls-cert"] && flags["tls-key"]) {
+    return { certFile: flags["tls-cert"], keyFile: flags["tls-key"] };
+  }
+  if (!flags.tls) return undefined;
+  const dir = `${flags["data-dir"]}/tls`;
+  const have = { certFile: `${dir}/cert.pem`, keyFile: `${dir}/key.pem` };
+  try {
+    await Deno.stat(have.certFile);
+    await Deno.stat(have.keyFile);
+    return have;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const made = await selfSignedCert(dir);
+  await Deno.chmod(made.keyFile, 0o600);
+  return made;
 }
 
 if (import.meta.main) Deno.exit(await main());

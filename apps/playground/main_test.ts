@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { tlsClient } from "@strata/edge";
 import { StartProcess } from "./_start_process.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
@@ -65,15 +66,20 @@ async function leftovers(dataDir: string): Promise<string> {
 
 Deno.test({
   name:
-    "Ctrl-C while the corpus is being indexed stops every process; the next start indexes again and comes up",
+    "Ctrl-C while the corpus is being indexed stops every process; the next start indexes again and comes up; with --tls every cluster and the dashboard speak HTTPS, with tokens",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "strata-start-" });
+    // Both starts run over TLS (--tls: a self-signed certificate made on
+    // the first and reused by the second), so this one stack also checks
+    // that the playground drives TLS clusters with their tokens.
     let start: StartProcess | undefined = new StartProcess(dataDir, [
+      "--tls",
       "--index-limit",
       "3000",
     ]);
+
     try {
       await start.waitForLine(/indexed 1000\/3000 emails/, 120_000);
       const first = await start.interrupt();
@@ -81,12 +87,16 @@ Deno.test({
       assert.equal(first.code, 0, "Ctrl-C during startup exits cleanly");
       assert.equal(await leftovers(dataDir), "", "no node outlives the start");
 
-      start = new StartProcess(dataDir, ["--index-limit", "300"]);
-      await start.waitForLine(/strata playground: http/, 120_000);
+      start = new StartProcess(dataDir, ["--tls", "--index-limit", "300"]);
+      const [, url] = await start.waitForLine(
+        /strata playground: (https:\/\/\S+)\/ /,
+        120_000,
+      );
       assert.ok(
         start.lines.some((l) => /indexed 300\/300 emails/.test(l)),
         `an interrupted indexing runs again:\n${start.lines.join("\n")}`,
       );
+      await assertClustersOverTls(url!, `${dataDir}/tls/cert.pem`);
       const second = await start.interrupt();
       start = undefined;
       assert.equal(second.code, 0);
@@ -97,3 +107,54 @@ Deno.test({
     }
   },
 });
+
+/**
+ * The dashboard at `url` (https) answers a client trusting `caFile`, and
+ * its snapshot shows every cluster reached over https with its token: a
+ * raft leader, the serving GFS master and its chunkservers, the search
+ * shards, the tables cell's tablet map. A plain-HTTP request is refused.
+ */
+async function assertClustersOverTls(url: string, caFile: string) {
+  const client = await tlsClient(caFile);
+  try {
+    const deadline = Date.now() + 60_000;
+    let last = "";
+    for (;;) {
+      const res = await fetch(`${url}/api/snapshot`, {
+        client,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const s = await res.json();
+      const ok = s.raft.leader !== null && s.gfs.reachable &&
+        s.gfs.chunkservers.length === 3 &&
+        s.gfs.chunkservers.every((c: { url: string }) =>
+          c.url.startsWith("https://")
+        ) &&
+        s.search.shards.length === 3 && s.tables.reachable &&
+        s.tables.tablets.length >= 2 &&
+        s.tables.servers.length === 3 &&
+        s.tables.servers.every((x: { url: string; serving: boolean | null }) =>
+          x.url.startsWith("https://") && x.serving === true
+        );
+      if (ok) break;
+      last = JSON.stringify({
+        leader: s.raft.leader,
+        gfs: s.gfs.error,
+        shards: s.search.shards.length,
+        tables: s.tables.error,
+      });
+      if (Date.now() > deadline) {
+        assert.fail(`the clusters were not all reached over TLS: ${last}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await assert.rejects(
+      fetch(url.replace("https:", "http:") + "/api/snapshot", {
+        signal: AbortSignal.timeout(5000),
+      }).then((r) => r.body?.cancel()),
+      "the dashboard does not answer plain HTTP",
+    );
+  } finally {
+    client.close();
+  }
+}

@@ -12,7 +12,7 @@ import { startCluster as startGfs } from "@strata/gfs";
 import { readSpamAssassin, startCluster as startSearch } from "@strata/search";
 import { startLocalCluster } from "@strata/kv/cluster_launcher";
 import { PlaygroundError } from "./playground_error.ts";
-import { authHeaders, tokenFile } from "@strata/edge";
+import { authHeaders, tlsClient, tokenFile } from "@strata/edge";
 import { freePort } from "@strata/process";
 import { startTablesStack } from "@strata/tables/stack_launcher";
 import { TablesClient } from "@strata/tables/client";
@@ -31,6 +31,12 @@ export interface PlaygroundOptions {
   chunkserverCapacityBytes?: number;
   /** GFS chunk size, bytes (default 1 MiB, so a few-MB upload spreads over chunkservers). */
   chunkBytes?: number;
+  /**
+   * Run every cluster over TLS with these PEM files: each process serves
+   * HTTPS with them and trusts them when it calls the others, and the
+   * playground calls them over https trusting the certificate.
+   */
+  tls?: { certFile: string; keyFile: string };
   /** Called with a line of progress at each step. */
   onProgress?: (line: string) => void;
   /**
@@ -46,6 +52,8 @@ export interface PlaygroundRaftNode {
   id: number;
   /** `127.0.0.1:port` of its HTTP API. */
   http: string;
+  /** `http://127.0.0.1:port` (https with TLS). */
+  url: string;
 }
 
 /**
@@ -150,6 +158,11 @@ export interface Playground {
   tables: PlaygroundTables;
   /** Documents in the search index after startup. */
   docs: number;
+  /**
+   * With `tls`: a fetch client trusting the clusters' certificate, for
+   * every call to them (closed by stop); undefined over plain HTTP.
+   */
+  httpClient?: Deno.HttpClient;
   /** Stops every process (tables, search, gfs, raft), waiting for each to exit. */
   stop(): Promise<void>;
 }
@@ -168,6 +181,10 @@ export async function startPlayground(
     for (const stop of stops.reverse()) await stop().catch(() => {});
   };
   const signal = options.signal;
+  const tls = options.tls;
+  const httpClient = tls ? await tlsClient(tls.certFile) : undefined;
+  if (httpClient) stops.push(() => Promise.resolve(httpClient.close()));
+  const client = httpClient ? { client: httpClient } : {};
   try {
     signal?.throwIfAborted();
     const raftDir = join(options.dataDir, "raft");
@@ -177,6 +194,7 @@ export async function startPlayground(
       size: 3,
       dataRoot: raftDir,
       httpPorts: options.raftHttpPorts,
+      tls,
     }).catch((e) => {
       throw new PlaygroundError(
         "unavailable",
@@ -210,6 +228,7 @@ export async function startPlayground(
       chunkserver: () => ({
         capacityBytes: options.chunkserverCapacityBytes ?? 256 * 2 ** 20,
       }),
+      tls,
     }).catch((e) => {
       throw new PlaygroundError(
         "unavailable",
@@ -227,6 +246,7 @@ export async function startPlayground(
       shards: 3,
       replicas: 2,
       dataDir: searchDir,
+      tls,
     }).catch((e) => {
       throw new PlaygroundError(
         "unavailable",
@@ -236,7 +256,7 @@ export async function startPlayground(
     stops.push(() => search.stop());
     signal?.throwIfAborted();
     const searchAuth = authHeaders(search.secrets?.tokens.admin);
-    let docs = await searchDocs(search.url, searchAuth);
+    let docs = await searchDocs(search.url, searchAuth, client);
     // The marker is written only when indexing finished: a start that was
     // stopped half way indexes again (re-posting an id replaces it).
     const marker = join(searchDir, INDEXED_MARKER);
@@ -247,6 +267,7 @@ export async function startPlayground(
         options.indexLimit ?? Infinity,
         progress,
         signal,
+        client,
       );
       await Deno.writeTextFile(
         marker,
@@ -270,9 +291,10 @@ export async function startPlayground(
       masterPorts: [freePort(), freePort()],
       serverPorts: [freePort(), freePort(), freePort()],
       useKv: {
+        // URLs: they say https when the kv cluster serves TLS.
         endpoints: [...raft.nodes.values()].sort((a, b) => a.id - b.id).map((
           n,
-        ) => n.http),
+        ) => n.url),
         tokenFile: tokenFile(raftDir, "write"),
       },
       useGfs: {
@@ -284,6 +306,7 @@ export async function startPlayground(
       // A dead tablet server's tablets move within seconds, so the panel
       // shows the reassignment soon after a kill.
       sessionTtlMs: TABLES_SESSION_TTL_MS,
+      tls,
     }).catch((e) => {
       throw new PlaygroundError(
         "unavailable",
@@ -302,9 +325,22 @@ export async function startPlayground(
       },
       adminToken: stack.secrets.tokens.admin,
     };
-    await seedDemoTable(stack.masterUrls(), tables.adminToken, progress);
+    await seedDemoTable(
+      stack.masterUrls(),
+      tables.adminToken,
+      progress,
+      httpClient,
+    );
     signal?.throwIfAborted();
-    return { raft: raftView, gfs, search, tables, docs, stop: stopAll };
+    return {
+      raft: raftView,
+      gfs,
+      search,
+      tables,
+      docs,
+      ...(httpClient ? { httpClient } : {}),
+      stop: stopAll,
+    };
   } catch (e) {
     await stopAll();
     throw e;
@@ -357,8 +393,13 @@ async function seedDemoTable(
   masters: string[],
   token: string,
   progress: (line: string) => void,
+  httpClient: Deno.HttpClient | undefined,
 ): Promise<void> {
-  const client = new TablesClient(masters, { token, retryForMs: 60_000 });
+  const client = new TablesClient(masters, {
+    token,
+    retryForMs: 60_000,
+    ...(httpClient ? { httpClient } : {}),
+  });
   const existing = await client.listTables();
   if (existing.some((t) => t.name === DEMO_TABLE)) {
     progress(`      table ${DEMO_TABLE} already there`);
@@ -401,8 +442,10 @@ function message(e: unknown): string {
 async function searchDocs(
   url: string,
   headers: Record<string, string>,
+  client: { client?: Deno.HttpClient },
 ): Promise<number> {
   const res = await fetch(`${url}/v1/stats`, {
+    ...client,
     headers,
     signal: AbortSignal.timeout(10_000),
   });
@@ -419,6 +462,7 @@ async function indexCorpus(
   limit: number,
   progress: (line: string) => void,
   signal: AbortSignal | undefined,
+  client: { client?: Deno.HttpClient },
 ): Promise<number> {
   let total = 0;
   let indexed = 0;
@@ -427,6 +471,7 @@ async function indexCorpus(
   const send = async () => {
     if (batch.length === 0) return;
     const res = await fetch(`${url}/v1/docs`, {
+      ...client,
       method: "POST",
       headers: { ...headers, "content-type": "application/x-ndjson" },
       body: batch.join("\n"),

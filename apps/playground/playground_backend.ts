@@ -4,6 +4,9 @@
  * Every method throws {@link PlaygroundError} for anything a user can fix.
  */
 import type { ClusterSnapshot } from "./cluster_snapshot.ts";
+import type { RoomsView } from "./rooms_view.ts";
+import type { RoomPublishResult } from "./tables_data_demo.ts";
+import type { TimeSeriesView } from "./time_series_view.ts";
 
 /** The answer to a KV write from the dashboard. */
 export interface WriteResult {
@@ -78,6 +81,25 @@ export interface SimApi {
    * @throws PlaygroundError `bad_request` for an unknown scenario or seed.
    */
   replay(scenario: string, seed: string): unknown;
+  /** The planted bugs of packages/replication a replicated run can carry. */
+  bugs(): string[];
+  /**
+   * Runs a `sim:replicated` seed (with `find`: the first failing one of
+   * the next 30 seeds from `seed`, else the last) and returns its
+   * step-by-step timeline.
+   * @throws PlaygroundError `conflict` while another run is under way.
+   */
+  replicated(q: ReplicatedQuery): Promise<unknown>;
+}
+
+/** A replicated simulation to run (checked by the route). */
+export interface ReplicatedQuery {
+  machine: "kv" | "gfs";
+  seed: number;
+  /** A planted bug (one of {@link SimApi.bugs}), or none: the correct code. */
+  bug?: string;
+  /** Look for the first failing seed from `seed` on. */
+  find: boolean;
 }
 
 /** See the module doc. */
@@ -140,4 +162,31 @@ export interface PlaygroundBackend {
     column: string,
     value: string,
   ): Promise<RowWriteResult>;
+  /**
+   * Subscribes to `room` on tablet server `server` (an event stream the
+   * playground holds); resolves once the room's home counts it in.
+   * @throws `not_found` (no such server), `conflict` (killed, or too many subscribers).
+   */
+  roomSubscribe(
+    room: string,
+    server: string,
+  ): Promise<{ id: number; room: string; server: string }>;
+  /** Publishes to `room` through tablet server `via` (default: a running one). */
+  roomPublish(
+    room: string,
+    data: string,
+    via?: string,
+  ): Promise<RoomPublishResult>;
+  /** The rooms panel: subscribers, server bitmaps, publishes and their deliveries. */
+  rooms(): RoomsView;
+  /** Writes `points` points of `series` spread over the last `spanMs` ms. */
+  seriesWrite(
+    series: string,
+    points: number,
+    spanMs: number,
+  ): Promise<
+    { table: string; series: string; written: number; tookMs: number }
+  >;
+  /** The series by time bucket and tablet, and the busiest tablet's share. */
+  series(series: string): Promise<TimeSeriesView>;
 }

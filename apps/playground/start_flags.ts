@@ -6,6 +6,7 @@ import { z } from "zod";
 export const START_USAGE =
   `usage: deno task start [--data-dir ./data/playground] [--port 8080] [--listen 127.0.0.1]
                        [--allowed-hosts a,b] [--raft-http-base 2380] [--no-index] [--index-limit N]
+                       [--tls | --tls-cert F --tls-key F]
 
   --data-dir DIR        where every cluster keeps its data (default ./data/playground; reused by the next start)
   --port P              the dashboard's HTTP port (default 8080; 0 picks a free one)
@@ -17,6 +18,11 @@ export const START_USAGE =
   --raft-http-base P    raft node i serves HTTP on P+i-1 (default 2380; 0 picks free ones)
   --no-index            do not index the search corpus (start empty)
   --index-limit N       index at most N emails of the corpus (default: all)
+  --tls                 run every cluster and the dashboard over HTTPS with a self-signed
+                        certificate for localhost/127.0.0.1, made with openssl on first use
+                        in DIR/tls/{cert,key}.pem (reused by later starts)
+  --tls-cert FILE       the same with your PEM certificate (with --tls-key): every process
+  --tls-key FILE        serves it and trusts it when calling the others
   -h, --help            this text
 `;
 
@@ -28,6 +34,9 @@ const FlagsSchema = z.object({
   "raft-http-base": z.coerce.number().int().min(0).max(65_533).default(2380),
   "no-index": z.boolean().default(false),
   "index-limit": z.coerce.number().int().positive().optional(),
+  tls: z.boolean().default(false),
+  "tls-cert": EDGE_FLAGS["tls-cert"],
+  "tls-key": EDGE_FLAGS["tls-key"],
 });
 
 /**
@@ -50,6 +59,12 @@ export interface StartFlags {
   "no-index": boolean;
   /** Index at most this many emails of the corpus (undefined: all). */
   "index-limit"?: number;
+  /** Everything over HTTPS with a self-signed certificate in DATA/tls. */
+  tls: boolean;
+  /** Everything over HTTPS with this certificate (and `tls-key`). */
+  "tls-cert"?: string;
+  /** The private key of `tls-cert`. */
+  "tls-key"?: string;
 }
 
 /** True when `A` and `B` are assignable to each other. */
@@ -69,7 +84,19 @@ export type StartFlagsResult =
 /** Parses the command line (the edge package's flag rules); never throws. */
 export function parseStartFlags(args: string[]): StartFlagsResult {
   const r = parseFlags(args, FlagsSchema, START_USAGE);
-  return r.kind === "ok" ? { kind: "run", flags: r.flags } : r;
+  if (r.kind !== "ok") return r;
+  const f = r.flags;
+  if ((f["tls-cert"] === undefined) !== (f["tls-key"] === undefined)) {
+    return { kind: "error", message: "--tls-cert and --tls-key go together" };
+  }
+  if (f.tls && f["tls-cert"] !== undefined) {
+    return {
+      kind: "error",
+      message:
+        "--tls makes its own certificate; leave out --tls-cert and --tls-key",
+    };
+  }
+  return { kind: "run", flags: f };
 }
 
 /** A fixed port the playground needs, and the flag that moves it. */

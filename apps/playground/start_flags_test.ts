@@ -11,8 +11,27 @@ Deno.test("no flags start on the documented defaults", () => {
       "allowed-hosts": [],
       "raft-http-base": 2380,
       "no-index": false,
+      tls: false,
     },
   });
+});
+
+Deno.test("TLS flags: --tls alone, or --tls-cert with --tls-key; mixed or half given is an error", () => {
+  const own = parseStartFlags(["--tls"]);
+  assert.equal(own.kind === "run" && own.flags.tls, true);
+  const files = parseStartFlags(["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+  assert.equal(files.kind === "run" && files.flags["tls-key"], "k.pem");
+  const half = parseStartFlags(["--tls-cert", "c.pem"]);
+  assert.equal(half.kind, "error");
+  assert.match((half as { message: string }).message, /go together/);
+  const both = parseStartFlags([
+    "--tls",
+    "--tls-cert",
+    "c.pem",
+    "--tls-key",
+    "k.pem",
+  ]);
+  assert.equal(both.kind, "error");
 });
 
 Deno.test("flags are parsed and bad values are named with the flag", () => {

@@ -48,7 +48,31 @@ export interface ReplicatedSimOptions {
   plantedBug?: PlantedBug;
   /** The application's state machine: raft-kv (default) or the GFS master. */
   machine?: SimMachineName;
+  /**
+   * Sees every raft message a node sends and every tick timer that fires
+   * (the playground's step-by-step replay). It only watches: the run is
+   * the same with or without it.
+   */
+  observe?: (e: SimObservation) => void;
 }
+
+/** A message sent or a tick, as {@link ReplicatedSimOptions.observe} sees it. */
+export type SimObservation =
+  | {
+    kind: "send";
+    /** Virtual time, ms. */
+    atMs: number;
+    from: number;
+    to: number;
+    /** The raft message type (`app`, `heartbeat`, `vote`, …). */
+    type: string;
+    term: number;
+    /** Log entries it carries (appends). */
+    entries?: number;
+    /** Set on responses: whether it refuses. */
+    reject?: boolean;
+  }
+  | { kind: "tick"; atMs: number; node: number };
 
 /** What a run found. */
 export interface ReplicatedSimResult {
@@ -221,6 +245,19 @@ export async function runReplicatedKvSimulation(
     return {
       ...ep,
       send: (m: Parameters<typeof ep.send>[0], address: string) => {
+        if (o.observe) {
+          const e = m as { entries?: unknown[]; reject?: boolean };
+          o.observe({
+            kind: "send",
+            atMs: sched.now,
+            from: id,
+            to: m.to,
+            type: m.type,
+            term: m.term,
+            ...(Array.isArray(e.entries) ? { entries: e.entries.length } : {}),
+            ...(typeof e.reject === "boolean" ? { reject: e.reject } : {}),
+          });
+        }
         if (failedLife.get(id) === proc.generation) {
           fail(
             "invariant",
@@ -253,6 +290,26 @@ export async function runReplicatedKvSimulation(
     };
   };
 
+  /** The node's timers; with `observe`, a tick timer (`TICK_MS`) that fires is reported. */
+  const observedTimers = (
+    id: number,
+    timers: ReturnType<SimProcess["timers"]>,
+  ): ReturnType<SimProcess["timers"]> => {
+    const observe = o.observe;
+    if (!observe) return timers;
+    return {
+      ...timers,
+      setTimer: (ms, fn) =>
+        timers.setTimer(
+          ms,
+          ms !== TICK_MS ? fn : () => {
+            observe({ kind: "tick", atMs: sched.now, node: id });
+            fn();
+          },
+        ),
+    };
+  };
+
   const boot = async (id: number) => {
     const proc = procs.get(id)!;
     const gen = proc.generation;
@@ -278,7 +335,7 @@ export async function runReplicatedKvSimulation(
         {
           storage: disks.get(id)!.open(proc),
           transport: transportOf(id),
-          timers: proc.timers(),
+          timers: observedTimers(id, proc.timers()),
           random: () => rnd.float(),
           ...(o.plantedBug ? { unsafePlantedBug: o.plantedBug } : {}),
         },

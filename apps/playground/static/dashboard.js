@@ -195,7 +195,9 @@ function renderRaft(raft) {
       /** @type {HTMLElement} */ (card.querySelector('[data-field="badge"]'));
     badge.dataset.role = role;
     badge.textContent = ROLE_TEXT[role] ?? role;
-    setField(card, "addr", n.http ? `http://${n.http}` : "");
+    // The nodes serve TLS exactly when this page came over https (one
+    // `--tls` start switches both).
+    setField(card, "addr", n.http ? `${location.protocol}//${n.http}` : "");
     setField(card, "term", num(n.term));
     setField(card, "leader", n.leader === null ? "–" : `node ${n.leader}`);
     setField(card, "commit", `${num(n.commitIndex)} / ${num(n.appliedIndex)}`);
@@ -450,7 +452,7 @@ function renderMasters(g) {
       /** @type {HTMLElement} */ (card.querySelector('[data-field="badge"]'));
     badge.dataset.role = role;
     badge.textContent = ROLE_TEXT[role] ?? role;
-    setField(card, "addr", m.url.replace(/^http:\/\//, ""));
+    setField(card, "addr", m.url.replace(/^https?:\/\//, ""));
     setField(card, "term", num(m.term));
     // A new leader serves only once it has applied its predecessors' log.
     setField(
@@ -776,7 +778,7 @@ function renderTables(t) {
     badge.textContent = m.process === "killed"
       ? "killed"
       : m.role ?? "no answer";
-    setField(card, "addr", m.url.replace(/^http:\/\//, ""));
+    setField(card, "addr", m.url.replace(/^https?:\/\//, ""));
     /** @type {HTMLButtonElement} */ (card.querySelector(
       '[data-action="kill"]',
     )).disabled = m.process === "killed";
@@ -986,5 +988,35 @@ async function mountSimulation() {
   }
 }
 
+async function mountReplicated() {
+  const root = $("#simr-root");
+  try {
+    const mod = await import("./replicated_replay.js");
+    await mod.mountReplicatedReplay(root, { get: (path) => api(path) });
+  } catch (e) {
+    root.innerHTML = `<p class="error">The replicated replay did not load: ${
+      esc(e.message)
+    }</p>`;
+  }
+}
+
+async function mountDataLayerPanel() {
+  const root = $("#datalayer-root");
+  try {
+    const mod = await import("./data_layer.js");
+    mod.mountDataLayer(root, {
+      get: (path) => api(path),
+      post,
+      servers: () => (snap?.tables?.servers ?? []).map((s) => s.id),
+    });
+  } catch (e) {
+    root.innerHTML = `<p class="error">The rooms panel did not load: ${
+      esc(e.message)
+    }</p>`;
+  }
+}
+
 connect();
 mountSimulation();
+mountReplicated();
+mountDataLayerPanel();
