@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import { createConnection } from "mysql2/promise";
+import { freePort } from "@strata/process";
 import type { Connection } from "mysql2/promise";
 import {
   DEFAULT_BM25,
@@ -17,14 +18,6 @@ import {
   ENGLISH_STOP_WORDS,
   type StoredDocument,
 } from "@strata/search";
-
-/** A port free right now on 127.0.0.1 (searchd takes a fixed port). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** Whether `indexer` and `searchd` are installed; the reason when not. */
 export async function sphinxMissing(): Promise<string | null> {

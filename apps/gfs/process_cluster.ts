@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import {
+  freePort,
   ProcessError,
   RestartBudget,
   restartOnExit,
@@ -149,13 +150,6 @@ export interface Cluster {
   startMaster(i: number): Promise<ChildService>;
   /** Stops everything (SIGTERM, then SIGKILL after 10 s). */
   stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /**

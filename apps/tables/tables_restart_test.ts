@@ -12,6 +12,7 @@
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { GfsClient } from "@strata/gfs";
+import { freePort } from "@strata/process";
 import { startTablesStack, type TablesStackOptions } from "./stack_launcher.ts";
 import { TablesClient, TablesClientError } from "./client/tables_client.ts";
 
@@ -28,13 +29,7 @@ async function waitFor(what: string, done: () => boolean, ms: number) {
 }
 
 function freePorts(n: number): number[] {
-  const ls = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of ls) l.close();
-  return ports;
+  return Array.from({ length: n }, () => freePort());
 }
 
 Deno.test({
