@@ -37,6 +37,13 @@ export const plantedBugs = [
    * that has not heard of its successor serves stale data.
    */
   "read_index_skips_quorum",
+  /**
+   * apps/gfs's `ReplicatedMasterStore.serving()` trusts its leadership alone,
+   * without the node's lease (and so without its clock guard): a master
+   * leader stopped and resumed answers from metadata its successor has
+   * already changed. `ReplicatedNode` itself ignores this one.
+   */
+  "serving_without_lease",
 ] as const;
 
 /** One of {@link plantedBugs}. */

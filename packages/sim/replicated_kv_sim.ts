@@ -20,6 +20,7 @@ import {
   ReplicationMetrics,
 } from "@strata/replication";
 import {
+  gfsMasterStoreWorkload,
   gfsMasterWorkload,
   UnexpectedRejection,
 } from "./gfs_master_workload.ts";
@@ -31,10 +32,19 @@ import type { SimErrorCode } from "./sim_error.ts";
 import { type SimLinkFaults, SimPeerNetwork } from "./sim_peer_network.ts";
 import { SimProcess } from "./sim_process.ts";
 import { SimReplicaDisk } from "./sim_replica_disk.ts";
-import type { SimMachine, SimOp, SimWorkload } from "./sim_workload.ts";
+import {
+  NoEffect,
+  type SimOp,
+  type SimStarted,
+  type SimWorkload,
+} from "./sim_workload.ts";
 
 /** The applications the simulator runs, by `--machine` name. */
-export const simWorkloads = { kv: kvWorkload, gfs: gfsMasterWorkload };
+export const simWorkloads = {
+  kv: kvWorkload,
+  gfs: gfsMasterWorkload,
+  "gfs-store": gfsMasterStoreWorkload,
+};
 /** One of {@link simWorkloads}. */
 export type SimMachineName = keyof typeof simWorkloads;
 
@@ -89,10 +99,7 @@ export interface ReplicatedSimResult {
   };
 }
 
-interface Running {
-  node: ReplicatedNode<unknown>;
-  machine: SimMachine;
-}
+type Running = SimStarted;
 
 const hex = (b: Uint8Array) =>
   Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -253,14 +260,23 @@ export async function runReplicatedKvSimulation(
     };
   };
 
+  const startMachine = async (
+    config: Parameters<typeof ReplicatedNode.start>[0],
+    ports: Parameters<typeof ReplicatedNode.start>[2],
+  ): Promise<SimStarted> => {
+    const machine = workload.newMachine();
+    return {
+      node: await ReplicatedNode.start(config, machine, ports),
+      machine,
+    };
+  };
   const boot = async (id: number) => {
     const proc = procs.get(id)!;
     const gen = proc.generation;
-    const machine = workload.newMachine();
     const rnd = randoms.get(id)!;
-    let node: ReplicatedNode<unknown>;
+    let started: SimStarted;
     try {
-      node = await ReplicatedNode.start(
+      started = await (workload.start ?? startMachine)(
         {
           id,
           members,
@@ -274,7 +290,6 @@ export async function runReplicatedKvSimulation(
           name: `sim node ${id}`,
           clock: proc.clock,
         },
-        machine,
         {
           storage: disks.get(id)!.open(proc),
           transport: transportOf(id),
@@ -288,7 +303,8 @@ export async function runReplicatedKvSimulation(
       return;
     }
     if (gen !== proc.generation) return; // crashed while starting
-    running.set(id, { node, machine });
+    const node = started.node;
+    running.set(id, started);
     // The raft events say in which term a node became leader (the node's
     // current term may already be a later one when the listener runs).
     node.onLeaderChange(() => {
@@ -389,8 +405,8 @@ export async function runReplicatedKvSimulation(
           const r = running.get(id);
           if (!r || r.node !== target.node) return settle({ kind: "none" });
           op.run({
-            node: r.node,
-            machine: r.machine,
+            ...r,
+            leaseServed: () => stats.leaseReadsServed++,
             readBarrier: (signal) => {
               if (consistency === "lease" && r.node.leaseValid()) {
                 stats.leaseReadsServed++;
@@ -404,7 +420,8 @@ export async function runReplicatedKvSimulation(
                 fail("invariant", e.message);
               }
               settle(
-                isReplicationError(e) && e.code === "no_leader"
+                (isReplicationError(e) && e.code === "no_leader") ||
+                  e instanceof NoEffect
                   ? { kind: "none" }
                   : { kind: "unknown" },
               );

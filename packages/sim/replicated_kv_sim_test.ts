@@ -92,14 +92,31 @@ const GFS =
   "GFS master replicas under faults: linearizable namespace and chunk operations, one leader per term, converged state";
 
 Deno.test(GFS, async () => {
-  // The real MasterMachine: 20 seeds by default, 2,000 under STRATA_LONG=1.
-  const seeds = testSeeds(20, 2000);
+  // The real MasterMachine, then the same through the master's
+  // ReplicatedMasterStore (its serving gate and takeover): 10 seeds each by
+  // default, 2,000 each under STRATA_LONG=1.
+  const seeds = testSeeds(10, 2000);
   let creates = 0, allocates = 0, deletes = 0, found = 0, crashes = 0;
+  let served = 0;
   for (const seed of seeds) {
-    const r = await runReplicatedKvSimulation({ seed, machine: "gfs" });
-    if (!r.ok) report(r, GFS);
-    assert.match(r.replay, /--machine gfs/);
-    crashes += r.stats.crashes;
+    for (const machine of ["gfs", "gfs-store"] as const) {
+      const r = await runReplicatedKvSimulation({ seed, machine });
+      if (!r.ok) report(r, GFS);
+      assert.match(r.replay, new RegExp(`--machine ${machine}$`));
+      crashes += r.stats.crashes;
+      if (machine === "gfs-store") served += r.stats.leaseReadsServed;
+      count(r);
+    }
+  }
+  // Every kind of operation succeeded somewhere, under crashes.
+  assert.ok(
+    creates > 0 && allocates > 0 && deletes > 0 && found > 0,
+    JSON.stringify({ creates, allocates, deletes, found }),
+  );
+  assert.ok(served > 0, "the master store never served from its lease");
+  if (seeds.length > 1) assert.ok(crashes > 0, "no master ever crashed");
+
+  function count(r: ReplicatedSimResult) {
     for (const o of r.history) {
       const i = o.input, out = o.output;
       if (out === undefined || ("ok" in out && !out.ok)) continue;
@@ -109,10 +126,4 @@ Deno.test(GFS, async () => {
       else if (i.op === "get" && "value" in out && out.value !== null) found++;
     }
   }
-  // Every kind of operation succeeded somewhere, under crashes.
-  assert.ok(
-    creates > 0 && allocates > 0 && deletes > 0 && found > 0,
-    JSON.stringify({ creates, allocates, deletes, found }),
-  );
-  if (seeds.length > 1) assert.ok(crashes > 0, "no master ever crashed");
 });

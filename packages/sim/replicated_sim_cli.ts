@@ -2,7 +2,7 @@
  * `deno task sim:replicated`: seeded simulations of `ReplicatedNode`
  * clusters (see replicated_kv_sim.ts).
  *
- * - `--machine kv|gfs` (any form): the state machine, raft-kv (default) or
+ * - `--machine kv|gfs|gfs-store` (any form): the state machine, raft-kv (default) or
  *   the GFS master.
  * - `--seed S [--bug B]`: one run; prints its stats, and its trace when it
  *   fails.
@@ -23,7 +23,7 @@ import {
 import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs] [--bug ${
+  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--bug ${
     plantedBugs.join("|")
   }]`;
 
