@@ -44,6 +44,13 @@ export const plantedBugs = [
    * already changed. `ReplicatedNode` itself ignores this one.
    */
   "serving_without_lease",
+  /**
+   * In a joint configuration the raft core commits on a majority of the
+   * outgoing (old) voters alone, not of both: an entry can commit without
+   * any new voter holding it, and be lost once the joint configuration is
+   * left.
+   */
+  "joint_commit_old_quorum",
 ] as const;
 
 /** One of {@link plantedBugs}. */
