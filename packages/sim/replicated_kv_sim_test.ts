@@ -33,6 +33,10 @@ Deno.test(MAIN, async () => {
     lostWrites: 0,
     tornRecordsDropped: 0,
     fsyncFailures: 0,
+    enospcFailures: 0,
+    bitFlips: 0,
+    tornHardStates: 0,
+    refusedRecoveries: 0,
     unknownOutcomes: 0,
     streams: 0,
   };
@@ -48,6 +52,10 @@ Deno.test(MAIN, async () => {
     total.lostWrites += r.stats.lostWrites;
     total.tornRecordsDropped += r.stats.tornRecordsDropped;
     total.fsyncFailures += r.stats.fsyncFailures;
+    total.enospcFailures += r.stats.enospcFailures;
+    total.bitFlips += r.stats.bitFlips;
+    total.tornHardStates += r.stats.tornHardStates;
+    total.refusedRecoveries += r.stats.refusedRecoveries;
     total.unknownOutcomes += r.history.filter((o) => !o.output).length;
     if (r.stats.network === "stream") total.streams++;
   }
@@ -60,6 +68,15 @@ Deno.test(MAIN, async () => {
     if (seeds.length >= 20) {
       assert.ok(total.tornRecordsDropped > 0, "no torn record was recovered");
       assert.ok(total.fsyncFailures > 0, "no fsync ever failed");
+      assert.ok(total.enospcFailures > 0, "no disk was ever full");
+    }
+    if (seeds.length >= 100) {
+      assert.ok(total.bitFlips > 0, "no bit ever flipped");
+      assert.ok(total.tornHardStates > 0, "no hardstate file was damaged");
+      assert.ok(
+        total.refusedRecoveries >= total.bitFlips,
+        "a damaged disk was not refused",
+      );
     }
     assert.ok(total.unknownOutcomes > 0, "no operation ever timed out");
     assert.ok(total.leaseReadsServed > 0, "no read was served from a lease");

@@ -50,6 +50,21 @@ function int(args: string[], name: string, dflt: number, min = 0): number {
   return n;
 }
 
+const diskFaults = [
+  "tornRecordsDropped",
+  "fsyncFailures",
+  "enospcFailures",
+  "bitFlips",
+  "tornHardStates",
+  "refusedRecoveries",
+] as const;
+type DiskFault = typeof diskFaults[number];
+const noDiskFaults = () =>
+  Object.fromEntries(diskFaults.map((k) => [k, 0])) as Record<
+    DiskFault,
+    number
+  >;
+
 interface Summary {
   seeds: number;
   ops: number;
@@ -57,6 +72,8 @@ interface Summary {
   crashes: number;
   pauses: number;
   inconclusive: number;
+  /** Disk faults injected (and refused), summed over the seeds. */
+  disk: Record<DiskFault, number>;
   /** Seeds that failed (only the first unless --keep-going). */
   failed: number[];
 }
@@ -75,6 +92,7 @@ async function runRange(
     crashes: 0,
     pauses: 0,
     inconclusive: 0,
+    disk: noDiskFaults(),
     failed: [],
   };
   for (let seed = from; seed < from + count; seed++) {
@@ -93,6 +111,7 @@ async function runRange(
     s.leaseReadsServed += r.stats.leaseReadsServed;
     s.crashes += r.stats.crashes;
     s.pauses += r.stats.pauses;
+    for (const k of diskFaults) s.disk[k] += r.stats[k];
     if (r.inconclusive) s.inconclusive++;
     if (!r.ok) {
       console.error(`\nFAILED seed ${seed}: ${r.failure}`);
@@ -152,9 +171,11 @@ export async function main(args: string[]): Promise<number> {
     const secs = (performance.now() - t0) / 1000;
     const line = `${total.seeds} seeds (${from}..${from + count - 1}${
       bug ? `, bug ${bug}` : ""
-    }, ${machine}): ${total.ops} client operations, ${total.leaseReadsServed} lease reads served from the lease, ${total.crashes} crashes, ${total.pauses} pauses, ${total.inconclusive} checks out of time; ${
-      secs.toFixed(1)
-    } s (${(secs * 1000 / Math.max(1, total.seeds)).toFixed(0)} ms/seed)`;
+    }, ${machine}): ${total.ops} client operations, ${total.leaseReadsServed} lease reads served from the lease, ${total.crashes} crashes, ${total.pauses} pauses, ${total.inconclusive} checks out of time; disk: ${
+      diskFaults.map((k) => `${total.disk[k]} ${k}`).join(", ")
+    }; ${secs.toFixed(1)} s (${
+      (secs * 1000 / Math.max(1, total.seeds)).toFixed(0)
+    } ms/seed)`;
     if (Deno.env.get("STRATA_SIM_JSON")) {
       console.log(JSON.stringify({ ...total, secs }));
     } else console.log(line);
@@ -212,6 +233,7 @@ async function fanOut(
     crashes: 0,
     pauses: 0,
     inconclusive: 0,
+    disk: noDiskFaults(),
     failed: [],
   };
   for (const o of outs) {
@@ -224,6 +246,7 @@ async function fanOut(
     total.crashes += s.crashes;
     total.pauses += s.pauses;
     total.inconclusive += s.inconclusive;
+    for (const k of diskFaults) total.disk[k] += s.disk[k];
     total.failed.push(...s.failed);
   }
   return total;
