@@ -107,6 +107,9 @@ export interface ReplicatedSimResult {
     tornHardStates: number;
     /** Starts that refused a damaged disk (then repaired). */
     refusedRecoveries: number;
+    /** Membership changes applied (joint ones among them). */
+    memberChanges: number;
+    jointChanges: number;
   };
 }
 
@@ -127,10 +130,11 @@ export function replayCommand(
   seed: number,
   bug?: PlantedBug,
   machine: SimMachineName = "kv",
+  membership?: number,
 ): string {
   return `deno task sim:replicated --seed ${seed}${
     machine === "kv" ? "" : ` --machine ${machine}`
-  }${bug ? ` --bug ${bug}` : ""}`;
+  }${membership === 1 ? " --membership" : ""}${bug ? ` --bug ${bug}` : ""}`;
 }
 
 /**
@@ -243,6 +247,8 @@ export async function runReplicatedKvSimulation(
   const running = new Map<number, Running>();
   const leaderOfTerm = new Map<number, number>();
   const stats = {
+    memberChanges: 0,
+    jointChanges: 0,
     ops: 0,
     leaseReadsServed: 0,
     crashes: 0,
@@ -362,6 +368,13 @@ export async function runReplicatedKvSimulation(
     }
     if (gen !== proc.generation) return; // crashed while starting
     const node = started.node;
+    // Every server's address is known from the start (a cluster file
+    // listing the spares too): a member that misses the joint change adding
+    // servers cannot otherwise answer a leader among them (it learns their
+    // addresses only from the entries it cannot acknowledge; seed 120).
+    for (const s of spares) {
+      node.setAddress(s, { peer: SimPeerNetwork.address(s) });
+    }
     running.set(id, started);
     // The raft events say in which term a node became leader (the node's
     // current term may already be a later one when the listener runs).
@@ -644,6 +657,8 @@ export async function runReplicatedKvSimulation(
       procs.get(lead!)!.run(() => {
         r.node.changeMembers(cc, addresses, ctl.signal).then(
           () => {
+            stats.memberChanges++;
+            if (cc.length > 1) stats.jointChanges++;
             log(`${what}: applied on node ${lead}`);
             done(true);
           },
@@ -882,7 +897,7 @@ export async function runReplicatedKvSimulation(
     inconclusive,
     history,
     trace,
-    replay: replayCommand(seed, o.plantedBug, machineName),
+    replay: replayCommand(seed, o.plantedBug, machineName, o.membership),
     stats: {
       nodes: n,
       network: mode,
@@ -902,6 +917,8 @@ export async function runReplicatedKvSimulation(
       bitFlips: sum((d) => d.bitFlips),
       tornHardStates: sum((d) => d.tornHardStates),
       refusedRecoveries: sum((d) => d.refusedRecoveries),
+      memberChanges: stats.memberChanges,
+      jointChanges: stats.jointChanges,
     },
   };
 }

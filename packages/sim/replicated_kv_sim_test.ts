@@ -37,6 +37,8 @@ Deno.test(MAIN, async () => {
     bitFlips: 0,
     tornHardStates: 0,
     refusedRecoveries: 0,
+    memberChanges: 0,
+    jointChanges: 0,
     unknownOutcomes: 0,
     streams: 0,
   };
@@ -56,6 +58,8 @@ Deno.test(MAIN, async () => {
     total.bitFlips += r.stats.bitFlips;
     total.tornHardStates += r.stats.tornHardStates;
     total.refusedRecoveries += r.stats.refusedRecoveries;
+    total.memberChanges += r.stats.memberChanges;
+    total.jointChanges += r.stats.jointChanges;
     total.unknownOutcomes += r.history.filter((o) => !o.output).length;
     if (r.stats.network === "stream") total.streams++;
   }
@@ -71,6 +75,8 @@ Deno.test(MAIN, async () => {
       assert.ok(total.enospcFailures > 0, "no disk was ever full");
     }
     if (seeds.length >= 100) {
+      assert.ok(total.memberChanges > 0, "the membership never changed");
+      assert.ok(total.jointChanges > 0, "no joint change was applied");
       assert.ok(total.bitFlips > 0, "no bit ever flipped");
       assert.ok(total.tornHardStates > 0, "no hardstate file was damaged");
       assert.ok(

@@ -2,8 +2,11 @@
  * `deno task sim:replicated`: seeded simulations of `ReplicatedNode`
  * clusters (see replicated_kv_sim.ts).
  *
- * - `--machine kv|gfs|gfs-store` (any form): the state machine, raft-kv (default) or
- *   the GFS master.
+ * - `--machine kv|gfs|gfs-store` (any form): the state machine: raft-kv
+ *   (default), the GFS master's, or the GFS master through its
+ *   `ReplicatedMasterStore`.
+ * - `--membership`: every seed of 3+ voters changes its membership (by
+ *   default 3 in 10 do).
  * - `--seed S [--bug B]`: one run; prints its stats, and its trace when it
  *   fails.
  * - `--seeds N [--from S] [--jobs J] [--keep-going] [--bug B]`: N seeds from
@@ -23,7 +26,7 @@ import {
 import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--bug ${
+  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--membership] [--bug ${
     plantedBugs.join("|")
   }]`;
 
@@ -84,6 +87,7 @@ async function runRange(
   bug: PlantedBug | undefined,
   keepGoing: boolean,
   machine: SimMachineName,
+  membership: number | undefined,
 ): Promise<Summary> {
   const s: Summary = {
     seeds: 0,
@@ -99,6 +103,7 @@ async function runRange(
     const r = await runReplicatedKvSimulation({
       seed,
       machine,
+      membership,
       ...(bug ? { plantedBug: bug } : {}),
     });
     s.seeds++;
@@ -144,19 +149,24 @@ export async function main(args: string[]): Promise<number> {
       throw new SimError("bad_argument", `unknown --machine ${m}`);
     }
     const machine = m as SimMachineName;
+    // Every seed of 3+ voters changes its membership (default: 3 in 10).
+    const membership = args.includes("--membership") ? 1 : undefined;
     const one = flag(args, "--seed");
     if (one !== undefined) {
       const seed = int(args, "--seed", 0);
       const r = await runReplicatedKvSimulation({
         seed,
         machine,
+        membership,
         ...(bug ? { plantedBug: bug } : {}),
       });
       console.log(JSON.stringify({ seed, ok: r.ok, stats: r.stats }));
       if (r.ok) return 0;
       console.log(r.trace.join("\n"));
       console.error(`\nFAILED seed ${seed}: ${r.failure}`);
-      console.error(`replay: ${replayCommand(seed, bug, machine)}`);
+      console.error(
+        `replay: ${replayCommand(seed, bug, machine, membership)}`,
+      );
       return 1;
     }
     const count = int(args, "--seeds", 100, 1);
@@ -166,8 +176,18 @@ export async function main(args: string[]): Promise<number> {
     let total: Summary;
     const keepGoing = args.includes("--keep-going");
     if (jobs === 1) {
-      total = await runRange(from, count, bug, keepGoing, machine);
-    } else total = await fanOut(from, count, jobs, bug, keepGoing, machine);
+      total = await runRange(from, count, bug, keepGoing, machine, membership);
+    } else {
+      total = await fanOut(
+        from,
+        count,
+        jobs,
+        bug,
+        keepGoing,
+        machine,
+        membership,
+      );
+    }
     const secs = (performance.now() - t0) / 1000;
     const line = `${total.seeds} seeds (${from}..${from + count - 1}${
       bug ? `, bug ${bug}` : ""
@@ -198,6 +218,7 @@ async function fanOut(
   bug: PlantedBug | undefined,
   keepGoing: boolean,
   machine: SimMachineName,
+  membership: number | undefined,
 ): Promise<Summary> {
   const per = Math.ceil(count / jobs);
   const parts = [];
@@ -218,6 +239,7 @@ async function fanOut(
         machine,
         ...(bug ? ["--bug", bug] : []),
         ...(keepGoing ? ["--keep-going"] : []),
+        ...(membership === 1 ? ["--membership"] : []),
       ],
       env: { STRATA_SIM_JSON: "1" },
       stdout: "piped",
