@@ -992,6 +992,7 @@ export class ReplicatedNode<R> {
           while (!this.#stopped && this.#node.hasReady()) {
             await this.#handle(this.#node.ready());
             this.#node.advance();
+            this.#maybeSnapshot();
           }
         } while (this.#again && !this.#stopped);
       } catch (e) {
@@ -1116,6 +1117,17 @@ export class ReplicatedNode<R> {
         }
       }
     }
+  }
+
+  /**
+   * Takes a snapshot when enough entries were applied since the last one.
+   * Runs after `advance()`: the raft core applies a Ready's membership
+   * changes there, and a snapshot taken before would pair the state
+   * machine at index n with the membership before n (the simulator found
+   * servers that installed such a snapshot and never learned that they were
+   * voters).
+   */
+  #maybeSnapshot(): void {
     if (
       !this.#snapshotting &&
       // The snapshot store keeps voters and learners only: never snapshot
