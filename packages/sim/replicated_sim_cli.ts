@@ -6,7 +6,7 @@
  *   (default), the GFS master's, or the GFS master through its
  *   `ReplicatedMasterStore`.
  * - `--membership`: every seed of 3+ voters changes its membership (by
- *   default 3 in 10 do).
+ *   default none does).
  * - `--seed S [--bug B]`: one run; prints its stats, and its trace when it
  *   fails.
  * - `--seeds N [--from S] [--jobs J] [--keep-going] [--bug B]`: N seeds from
@@ -149,7 +149,7 @@ export async function main(args: string[]): Promise<number> {
       throw new SimError("bad_argument", `unknown --machine ${m}`);
     }
     const machine = m as SimMachineName;
-    // Every seed of 3+ voters changes its membership (default: 3 in 10).
+    // Every seed of 3+ voters changes its membership (default: none).
     const membership = args.includes("--membership") ? 1 : undefined;
     const one = flag(args, "--seed");
     if (one !== undefined) {
