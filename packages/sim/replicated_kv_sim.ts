@@ -59,10 +59,7 @@ export interface ReplicatedSimOptions {
   plantedBug?: PlantedBug;
   /** The application's state machine: raft-kv (default) or the GFS master. */
   machine?: SimMachineName;
-  /**
-   * Chance that a seed of 3+ voters changes its membership (default 0:
-   * `--membership` sets 1; some seeds still fail, see the README).
-   */
+  /** Chance that a seed of 3+ voters changes its membership (default 0; `--membership` sets 1). */
   membership?: number;
 }
 
