@@ -109,6 +109,11 @@ export interface RaftConfig {
     commitPreviousTermEntries?: boolean;
     /** Grant votes without the log up-to-date check (§5.4.1). */
     voteWithoutLogCheck?: boolean;
+    /**
+     * In a joint configuration, commit on a majority of the outgoing (old)
+     * voters alone, not of both configurations (§6 of the Raft paper).
+     */
+    jointCommitOutgoingOnly?: boolean;
   };
 }
 
@@ -1105,7 +1110,10 @@ export class Raft {
   // ---- replication (leader) ----
 
   #committedMatch(): number {
-    const m = this.#jointMajority((v) => this.prs.get(v)?.match ?? 0);
+    const match = (v: NodeId) => this.prs.get(v)?.match ?? 0;
+    const m = this.#unsafe.jointCommitOutgoingOnly && this.joint()
+      ? Raft.#majority(this.votersOutgoing, match)
+      : this.#jointMajority(match);
     return m === Infinity ? 0 : m;
   }
 

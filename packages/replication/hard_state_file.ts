@@ -12,6 +12,30 @@ const HardStateSchema = z.object({
   commit: z.number().int().nonnegative(),
 });
 
+/** The bytes of the hardstate file: term, vote and commit in a checksummed envelope. */
+export function encodeHardState(hs: HardState): Uint8Array {
+  return sealEnvelope(KIND, 1, new TextEncoder().encode(JSON.stringify(hs)));
+}
+
+/**
+ * Reads the bytes of a hardstate file.
+ * @throws CodecError when the envelope is damaged (torn, bit flipped);
+ *   ReplicationError `internal` when it holds invalid numbers.
+ */
+export function decodeHardState(bytes: Uint8Array): HardState {
+  const { payload } = openEnvelope(bytes, KIND, [1]);
+  const parsed = HardStateSchema.safeParse(
+    JSON.parse(new TextDecoder().decode(payload)),
+  );
+  if (!parsed.success) {
+    throw new ReplicationError(
+      "internal",
+      "hardstate file holds invalid numbers",
+    );
+  }
+  return parsed.data;
+}
+
 /**
  * Reads `dir/hardstate` (term, vote, commit in a checksummed envelope);
  * a missing file is the zero state of a new node.
@@ -28,17 +52,7 @@ export async function readHardState(dir: string): Promise<HardState> {
     }
     throw e;
   }
-  const { payload } = openEnvelope(bytes, KIND, [1]);
-  const parsed = HardStateSchema.safeParse(
-    JSON.parse(new TextDecoder().decode(payload)),
-  );
-  if (!parsed.success) {
-    throw new ReplicationError(
-      "internal",
-      "hardstate file holds invalid numbers",
-    );
-  }
-  return parsed.data;
+  return decodeHardState(bytes);
 }
 
 /** Replaces `dir/hardstate` atomically (write, fsync, rename, fsync dir). */
@@ -46,8 +60,5 @@ export async function writeHardState(
   dir: string,
   hs: HardState,
 ): Promise<void> {
-  await writeFileAtomic(
-    join(dir, "hardstate"),
-    sealEnvelope(KIND, 1, new TextEncoder().encode(JSON.stringify(hs))),
-  );
+  await writeFileAtomic(join(dir, "hardstate"), encodeHardState(hs));
 }

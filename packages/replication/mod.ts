@@ -64,7 +64,12 @@ export {
   type ReplicationErrorCode,
 } from "./replication_error.ts";
 export { ReplicationMetrics } from "./replication_metrics.ts";
-export { readHardState, writeHardState } from "./hard_state_file.ts";
+export {
+  decodeHardState,
+  encodeHardState,
+  readHardState,
+  writeHardState,
+} from "./hard_state_file.ts";
 export { formatPeerList, parsePeerList } from "./peer_list.ts";
 export type {
   PeerTransport,

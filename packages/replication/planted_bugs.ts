@@ -37,6 +37,20 @@ export const plantedBugs = [
    * that has not heard of its successor serves stale data.
    */
   "read_index_skips_quorum",
+  /**
+   * apps/gfs's `ReplicatedMasterStore.serving()` trusts its leadership alone,
+   * without the node's lease (and so without its clock guard): a master
+   * leader stopped and resumed answers from metadata its successor has
+   * already changed. `ReplicatedNode` itself ignores this one.
+   */
+  "serving_without_lease",
+  /**
+   * In a joint configuration the raft core commits on a majority of the
+   * outgoing (old) voters alone, not of both: an entry can commit without
+   * any new voter holding it, and be lost once the joint configuration is
+   * left.
+   */
+  "joint_commit_old_quorum",
 ] as const;
 
 /** One of {@link plantedBugs}. */

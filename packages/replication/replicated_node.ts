@@ -230,6 +230,8 @@ export class ReplicatedNode<R> {
   readonly #mem: MemoryStorage;
   readonly #node: RawNode;
   readonly #addresses: Map<number, PeerAddress>;
+  /** What the members file holds (learned addresses already on disk). */
+  #savedMembers: MemberAddresses = {};
   #cancelTick: (() => void) | undefined;
   readonly #clock: NodeClock;
   #tickOrigin = 0;
@@ -377,6 +379,9 @@ export class ReplicatedNode<R> {
         maxSizePerMsg: 1 << 20,
         maxInflightMsgs: 256,
         maxUncommittedEntriesSize: 64 << 20,
+        ...(bug === "joint_commit_old_quorum"
+          ? { unsafe: { jointCommitOutgoingOnly: true } }
+          : {}),
       });
       const n = new ReplicatedNode(
         cfg,
@@ -393,6 +398,7 @@ export class ReplicatedNode<R> {
       for (const [id, a] of Object.entries(recovered.members)) {
         n.setAddress(Number(id), a);
       }
+      n.#savedMembers = recovered.members;
       await transport.listen(
         (m) => n.#receive(m),
         (id) => n.#addresses.get(id)?.peer,
@@ -1023,6 +1029,7 @@ export class ReplicatedNode<R> {
           while (!this.#stopped && this.#node.hasReady()) {
             await this.#handle(this.#node.ready());
             this.#node.advance();
+            this.#maybeSnapshot();
           }
         } while (this.#again && !this.#stopped);
       } catch (e) {
@@ -1071,7 +1078,18 @@ export class ReplicatedNode<R> {
     }
     if (rd.hardState) {
       const hs = rd.hardState;
-      if (hs.term !== this.#hard.term || hs.vote !== this.#hard.vote) {
+      // The commit index is written with a committed membership change:
+      // after a restart the configuration is rebuilt from the entries up
+      // to the written commit, and one that still names removed voters may
+      // never elect again (the simulator found it: two of three voters
+      // replaced at once, then every server restarted).
+      const confCommitted = rd.committedEntries.some((e) =>
+        e.type !== "normal"
+      );
+      if (
+        hs.term !== this.#hard.term || hs.vote !== this.#hard.vote ||
+        confCommitted
+      ) {
         const written = storage.writeHardState(hs);
         if (this.#bug === "vote_before_fsync") this.#unawaited(written);
         else await written;
@@ -1102,7 +1120,9 @@ export class ReplicatedNode<R> {
       this.#apply(e);
     }
     if (learned) {
-      await storage.writeMembers(this.#learnedAddresses());
+      const members = this.#learnedAddresses();
+      await storage.writeMembers(members);
+      this.#savedMembers = members;
     }
     // 4. Reads whose point is known.
     for (const rs of rd.readStates) {
@@ -1135,6 +1155,17 @@ export class ReplicatedNode<R> {
         }
       }
     }
+  }
+
+  /**
+   * Takes a snapshot when enough entries were applied since the last one.
+   * Runs after `advance()`: the raft core applies a Ready's membership
+   * changes there, and a snapshot taken before would pair the state
+   * machine at index n with the membership before n (the simulator found
+   * servers that installed such a snapshot and never learned that they were
+   * voters).
+   */
+  #maybeSnapshot(): void {
     if (
       !this.#snapshotting &&
       // The snapshot store keeps voters and learners only: never snapshot
@@ -1149,7 +1180,10 @@ export class ReplicatedNode<R> {
 
   /**
    * Learns the addresses a joint membership change carries in its context.
-   * @returns true when an address was new.
+   * @returns true when one is not yet in the members file (the leader
+   *   that proposed the change already knows them in memory, but must
+   *   still write them: the simulator found a leader that, restarted after
+   *   a snapshot covered the change, no longer knew a learner's address).
    */
   #learnFromConf(e: Entry): boolean {
     if (e.type !== "conf") return false;
@@ -1166,9 +1200,11 @@ export class ReplicatedNode<R> {
     if (!parsed.success) return false;
     let changed = false;
     for (const [id, a] of Object.entries(parsed.data)) {
-      const known = this.#addresses.get(Number(id));
-      if (known?.peer === a.peer && known?.http === a.http) continue;
-      this.setAddress(Number(id), a);
+      const n = Number(id);
+      if (n === this.#cfg.id || this.#cfg.members.has(n)) continue;
+      const saved = this.#savedMembers[id];
+      if (saved?.peer === a.peer && saved?.http === a.http) continue;
+      this.setAddress(n, a);
       changed = true;
     }
     return changed;

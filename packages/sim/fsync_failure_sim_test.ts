@@ -26,7 +26,7 @@ Deno.test("ReplicatedNode halts after a failed fsync: it stops ticking, sends no
   const latency = { minMs: 1, maxMs: 1, fsyncFailure: 0 };
   const disk = new SimReplicaDisk(sched, new Prng(2), latency);
   let failedAt = -1;
-  disk.onFsyncFailure = () => failedAt = sched.now;
+  disk.onWriteFailure = () => failedAt = sched.now;
   const proc = procs.get(1)!;
   const ep = net.endpoint(1);
   let sentAfter = 0;

@@ -12,21 +12,34 @@
  *   (`not_found`, `conflict` or `bad_request`: the cas failed);
  * - delete → delete (a `not_found` rejection: a read that saw no file);
  * - lookup (a read through the chosen consistency) → get.
+ *
+ * `gfs-store` runs the same clients through apps/gfs's
+ * `ReplicatedMasterStore`, the object the master's HTTP server uses:
+ * every request first passes the server's gate (`serving()` from the
+ * lease, else `servingConfirmed()`, else a redirect that has no effect),
+ * mutations go through `store.propose` and lookups read `store.state`, so
+ * the takeover (a new leader serves only once it has applied its
+ * predecessor's entries) and the lease with its clock guard are simulated.
  */
 import {
   encodeOp,
   type GfsErrorCode,
+  isGfsError,
   MasterMachine,
   type MasterOp,
   type MasterOutcome,
+  type MasterState,
+  ReplicatedMasterStore,
 } from "@strata/gfs";
+import type { ReplicatedNode } from "@strata/replication";
 import type { KvInput } from "./linearizability.ts";
-import type {
-  SimAnswer,
-  SimMachine,
-  SimOp,
-  SimReplica,
-  SimWorkload,
+import {
+  NoEffect,
+  type SimAnswer,
+  type SimMachine,
+  type SimOp,
+  type SimReplica,
+  type SimWorkload,
 } from "./sim_workload.ts";
 
 /** What a client last saw of a path. */
@@ -41,13 +54,36 @@ const value = (createdAt: number, chunks: number) => `${createdAt}:${chunks}`;
 /** A rejection the model cannot explain: the workload or the machine is wrong. */
 export class UnexpectedRejection extends Error {}
 
+/** The master server's gate: serve from the lease, else confirm leadership, else redirect. */
+async function gate(r: SimReplica): Promise<ReplicatedMasterStore> {
+  const store = r.app as ReplicatedMasterStore;
+  if (store.serving()) {
+    r.leaseServed();
+    return store;
+  }
+  if (await store.servingConfirmed()) return store;
+  throw new NoEffect("not serving: redirected");
+}
+
 async function propose(
   r: SimReplica,
   op: MasterOp,
   signal: AbortSignal,
   expected: GfsErrorCode[],
 ): Promise<MasterOutcome> {
-  const out = await r.node.propose(encodeOp(op), signal) as MasterOutcome;
+  let out: MasterOutcome;
+  if (r.app instanceof ReplicatedMasterStore) {
+    const store = await gate(r);
+    try {
+      out = { ok: true, result: await store.propose(op) };
+    } catch (e) {
+      if (!isGfsError(e) || e.code === "unavailable") throw e;
+      if (e.code === "not_leader") throw new NoEffect(e.message);
+      out = { ok: false, code: e.code, message: e.message };
+    }
+  } else {
+    out = await r.node.propose(encodeOp(op), signal) as MasterOutcome;
+  }
   if (!out.ok && !expected.includes(out.code)) {
     throw new UnexpectedRejection(
       `${op.t} rejected: ${out.code} ${out.message}`,
@@ -60,8 +96,14 @@ function lookup(path: string, known?: Map<string, Seen>): SimOp {
   return {
     input: { op: "get", key: path },
     async run(r, signal) {
-      await r.readBarrier(signal);
-      const f = (r.machine as MasterMachine).state.visibleFile(path);
+      let state: MasterState;
+      if (r.app instanceof ReplicatedMasterStore) {
+        state = (await gate(r)).state;
+      } else {
+        await r.readBarrier(signal);
+        state = (r.machine as MasterMachine).state;
+      }
+      const f = state.visibleFile(path);
       if (f === undefined) {
         known?.delete(path);
         return { output: { value: null } };
@@ -76,7 +118,7 @@ function lookup(path: string, known?: Map<string, Seen>): SimOp {
   };
 }
 
-/** The GFS master: 25% create, 25% allocate, 8% delete, the rest lookups. */
+/** The GFS master's state machine: 25% create, 25% allocate, 8% delete, the rest lookups. */
 export const gfsMasterWorkload: SimWorkload = {
   name: "gfs",
   newMachine: () => new MasterMachine() as SimMachine,
@@ -170,4 +212,31 @@ export const gfsMasterWorkload: SimWorkload = {
     };
   },
   read: (key) => lookup(`/sim/${key}`),
+};
+
+/** The same clients through the master's `ReplicatedMasterStore` and its serving gate. */
+export const gfsMasterStoreWorkload: SimWorkload = {
+  ...gfsMasterWorkload,
+  name: "gfs-store",
+  async start(c, ports) {
+    const store = await ReplicatedMasterStore.open(c.dataDir, {
+      id: c.id,
+      members: c.members,
+      listen: c.listen,
+      tickMs: c.tickMs,
+      electionTicks: c.electionTicks,
+      checkpointEvery: c.snapshotEntries,
+      clock: c.clock,
+    }, ports);
+    return {
+      node: store.node as ReplicatedNode<unknown>,
+      machine: {
+        get appliedIndex() {
+          return store.appliedIndex;
+        },
+        snapshot: () => store.state.encode(),
+      },
+      app: store,
+    };
+  },
 };

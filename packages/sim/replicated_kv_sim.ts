@@ -13,6 +13,7 @@
  * convergence. One seed decides everything, so a failure replays exactly.
  */
 import { setImmediate } from "node:timers";
+import type { ConfChange } from "@strata/raft";
 import {
   isReplicationError,
   type PlantedBug,
@@ -20,6 +21,7 @@ import {
   ReplicationMetrics,
 } from "@strata/replication";
 import {
+  gfsMasterStoreWorkload,
   gfsMasterWorkload,
   UnexpectedRejection,
 } from "./gfs_master_workload.ts";
@@ -31,10 +33,19 @@ import type { SimErrorCode } from "./sim_error.ts";
 import { type SimLinkFaults, SimPeerNetwork } from "./sim_peer_network.ts";
 import { SimProcess } from "./sim_process.ts";
 import { SimReplicaDisk } from "./sim_replica_disk.ts";
-import type { SimMachine, SimOp, SimWorkload } from "./sim_workload.ts";
+import {
+  NoEffect,
+  type SimOp,
+  type SimStarted,
+  type SimWorkload,
+} from "./sim_workload.ts";
 
 /** The applications the simulator runs, by `--machine` name. */
-export const simWorkloads = { kv: kvWorkload, gfs: gfsMasterWorkload };
+export const simWorkloads = {
+  kv: kvWorkload,
+  gfs: gfsMasterWorkload,
+  "gfs-store": gfsMasterStoreWorkload,
+};
 /** One of {@link simWorkloads}. */
 export type SimMachineName = keyof typeof simWorkloads;
 
@@ -54,6 +65,8 @@ export interface ReplicatedSimOptions {
    * the same with or without it.
    */
   observe?: (e: SimObservation) => void;
+  /** Chance that a seed of 3+ voters changes its membership (default 0; `--membership` sets 1). */
+  membership?: number;
 }
 
 /** A message sent or a tick, as {@link ReplicatedSimOptions.observe} sees it. */
@@ -110,13 +123,21 @@ export interface ReplicatedSimResult {
     tornRecordsDropped: number;
     /** Fsyncs that failed (each node then had to stop). */
     fsyncFailures: number;
+    /** Writes refused for a full disk (each node then had to stop). */
+    enospcFailures: number;
+    /** Bits flipped in durable log records. */
+    bitFlips: number;
+    /** Hard-state files torn by a crash. */
+    tornHardStates: number;
+    /** Starts that refused a damaged disk (then repaired). */
+    refusedRecoveries: number;
+    /** Membership changes applied (joint ones among them). */
+    memberChanges: number;
+    jointChanges: number;
   };
 }
 
-interface Running {
-  node: ReplicatedNode<unknown>;
-  machine: SimMachine;
-}
+type Running = SimStarted;
 
 const hex = (b: Uint8Array) =>
   Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -133,10 +154,11 @@ export function replayCommand(
   seed: number,
   bug?: PlantedBug,
   machine: SimMachineName = "kv",
+  membership?: number,
 ): string {
   return `deno task sim:replicated --seed ${seed}${
     machine === "kv" ? "" : ` --machine ${machine}`
-  }${bug ? ` --bug ${bug}` : ""}`;
+  }${membership === 1 ? " --membership" : ""}${bug ? ` --bug ${bug}` : ""}`;
 }
 
 /**
@@ -168,6 +190,22 @@ export async function runReplicatedKvSimulation(
   // leader commits on its own fsync alone.
   const n = diskFaults.chance(0.1) ? 1 : voters;
   const ids = Array.from({ length: n }, (_, i) => i + 1);
+  // ENOSPC, bit flips and torn hard states: a third stream, so seeds
+  // without them run exactly as before they existed.
+  const moreFaults = new Prng(seed ^ 0x5eed0003);
+  const enospc = moreFaults.chance(0.5);
+  // Damage at a crash (a bit flip in a log record, a hardstate file cut
+  // short), only where the other voters keep a quorum while one refuses.
+  const damageRate = n >= 3 ? moreFaults.pick([0, 0, 0.15, 0.4]) : 0;
+  // Membership changes (a stream of their own too; only when asked for):
+  // on seeds of 3+ voters, up to two spare servers join as learners, get
+  // promoted, replace voters in one joint change, and voters are removed.
+  const memberFaults = new Prng(seed ^ 0x3e3be45);
+  const membership = n >= 3 && memberFaults.chance(o.membership ?? 0);
+  const initial = new Set(ids);
+  const spares = membership ? [n + 1, n + 2] : [];
+  /** Members removed from the group: their processes stay down. */
+  const removed = new Set<number>();
   const mode = prng.chance(0.5) ? "stream" : "datagram";
   const faults: SimLinkFaults = {
     mode,
@@ -181,6 +219,7 @@ export async function runReplicatedKvSimulation(
     maxMs: prng.pick([1, 5, 20, 50]),
     fsyncFailure: diskFaults.pick([0, 0, 0.0005, 0.002]),
     tornWrite: diskFaults.pick([0, 0.5, 1]),
+    tornHardState: moreFaults.pick([0, 0.5]),
   };
   // How often (while the nemesis runs) a node is killed right after it
   // grants a vote, and restarted at once: a vote that left before its fsync is then forgotten, and the
@@ -205,11 +244,26 @@ export async function runReplicatedKvSimulation(
   for (const p of procs.values()) {
     p.setClockRate(1 + prng.range(-10, 10) / 1000);
   }
+  for (const id of spares) {
+    const p = new SimProcess(
+      sched,
+      memberFaults.range(0, 1e9),
+      1.8e12 + memberFaults.range(-200, 200),
+    );
+    p.setClockRate(1 + memberFaults.range(-10, 10) / 1000);
+    // Not started yet: down until it joins.
+    p.crash();
+    procs.set(id, p);
+  }
   const net = new SimPeerNetwork(sched, prng.fork(), procs, faults);
   const disks = new Map(
     ids.map((id) => [id, new SimReplicaDisk(sched, prng.fork(), latency)]),
   );
   const randoms = new Map(ids.map((id) => [id, prng.fork()]));
+  for (const id of spares) {
+    disks.set(id, new SimReplicaDisk(sched, memberFaults.fork(), latency));
+    randoms.set(id, memberFaults.fork());
+  }
   const members = new Map(
     ids.map((id) => [id, { peer: SimPeerNetwork.address(id) }]),
   );
@@ -217,6 +271,8 @@ export async function runReplicatedKvSimulation(
   const running = new Map<number, Running>();
   const leaderOfTerm = new Map<number, number>();
   const stats = {
+    memberChanges: 0,
+    jointChanges: 0,
     ops: 0,
     leaseReadsServed: 0,
     crashes: 0,
@@ -225,11 +281,12 @@ export async function runReplicatedKvSimulation(
   /** The process life (generation) of each node whose fsync failed. */
   const failedLife = new Map<number, number>();
   for (const [id, disk] of disks) {
-    disk.onFsyncFailure = () => {
+    disk.onRecoveryViolation = (m) => fail("invariant", `node ${id}: ${m}`);
+    disk.onWriteFailure = (e) => {
       const p = procs.get(id)!;
       const gen = p.generation;
       failedLife.set(id, gen);
-      log(`node ${id}: an fsync fails`);
+      log(`node ${id}: a write fails: ${e.message}`);
       // The node must stop by itself; its supervisor restarts the process.
       sched.after(diskFaults.range(100, 1000), () => {
         if (p.generation !== gen) return;
@@ -261,7 +318,7 @@ export async function runReplicatedKvSimulation(
         if (failedLife.get(id) === proc.generation) {
           fail(
             "invariant",
-            `node ${id} sent ${m.type} to ${m.to} after its fsync failed`,
+            `node ${id} sent ${m.type} to ${m.to} after a write failed`,
           );
         }
         if (
@@ -310,17 +367,27 @@ export async function runReplicatedKvSimulation(
     };
   };
 
+  const startMachine = async (
+    config: Parameters<typeof ReplicatedNode.start>[0],
+    ports: Parameters<typeof ReplicatedNode.start>[2],
+  ): Promise<SimStarted> => {
+    const machine = workload.newMachine();
+    return {
+      node: await ReplicatedNode.start(config, machine, ports),
+      machine,
+    };
+  };
   const boot = async (id: number) => {
     const proc = procs.get(id)!;
     const gen = proc.generation;
-    const machine = workload.newMachine();
     const rnd = randoms.get(id)!;
-    let node: ReplicatedNode<unknown>;
+    let started: SimStarted;
     try {
-      node = await ReplicatedNode.start(
+      started = await (workload.start ?? startMachine)(
         {
           id,
           members,
+          join: !initial.has(id),
           dataDir: `sim://node-${id}`,
           listen: { hostname: "sim", port: 0 },
           tickMs: TICK_MS,
@@ -331,7 +398,6 @@ export async function runReplicatedKvSimulation(
           name: `sim node ${id}`,
           clock: proc.clock,
         },
-        machine,
         {
           storage: disks.get(id)!.open(proc),
           transport: transportOf(id),
@@ -341,11 +407,32 @@ export async function runReplicatedKvSimulation(
         },
       );
     } catch (e) {
-      fail("invariant", `node ${id} failed to start: ${e}`);
+      const disk = disks.get(id)!;
+      if (!disk.damaged || gen !== proc.generation) {
+        fail("invariant", `node ${id} failed to start: ${e}`);
+        return;
+      }
+      // Refusing damaged data is right; an operator then repairs the disk.
+      log(`node ${id} refuses to start: ${e}`);
+      proc.crash();
+      sched.after(moreFaults.range(300, 3000), () => {
+        if (proc.up) return;
+        disk.repair();
+        log(`node ${id}'s disk is repaired`);
+        restart(id);
+      });
       return;
     }
     if (gen !== proc.generation) return; // crashed while starting
-    running.set(id, { node, machine });
+    const node = started.node;
+    // Every server's address is known from the start (a cluster file
+    // listing the spares too): a member that misses the joint change adding
+    // servers cannot otherwise answer a leader among them (it learns their
+    // addresses only from the entries it cannot acknowledge; seed 120).
+    for (const s of spares) {
+      node.setAddress(s, { peer: SimPeerNetwork.address(s) });
+    }
+    running.set(id, started);
     // The raft events say in which term a node became leader (the node's
     // current term may already be a later one when the listener runs).
     node.onLeaderChange(() => {
@@ -369,7 +456,19 @@ export async function runReplicatedKvSimulation(
     const p = procs.get(id)!;
     if (!p.up) return;
     p.crash();
-    disks.get(id)!.crash(powerLoss);
+    const disk = disks.get(id)!;
+    disk.crash(powerLoss);
+    if (
+      damageRate > 0 && sched.now < workloadMs &&
+      ![...disks.values()].some((d) => d.damaged) &&
+      moreFaults.chance(damageRate)
+    ) {
+      if (moreFaults.chance(0.7)) {
+        if (disk.flipBit()) log(`a bit flips in a log record of node ${id}`);
+      } else if (disk.tearHardState()) {
+        log(`node ${id}'s hardstate file is cut short`);
+      }
+    }
     net.resetNode(id);
     running.delete(id);
     stats.crashes++;
@@ -377,7 +476,7 @@ export async function runReplicatedKvSimulation(
   };
   const restart = (id: number) => {
     const p = procs.get(id)!;
-    if (p.up) return;
+    if (p.up || removed.has(id) || !ids.includes(id)) return;
     p.restart();
     net.resetNode(id);
     log(`node ${id} restarts`);
@@ -446,8 +545,8 @@ export async function runReplicatedKvSimulation(
           const r = running.get(id);
           if (!r || r.node !== target.node) return settle({ kind: "none" });
           op.run({
-            node: r.node,
-            machine: r.machine,
+            ...r,
+            leaseServed: () => stats.leaseReadsServed++,
             readBarrier: (signal) => {
               if (consistency === "lease" && r.node.leaseValid()) {
                 stats.leaseReadsServed++;
@@ -461,7 +560,8 @@ export async function runReplicatedKvSimulation(
                 fail("invariant", e.message);
               }
               settle(
-                isReplicationError(e) && e.code === "no_leader"
+                (isReplicationError(e) && e.code === "no_leader") ||
+                  e instanceof NoEffect
                   ? { kind: "none" }
                   : { kind: "unknown" },
               );
@@ -503,7 +603,7 @@ export async function runReplicatedKvSimulation(
       const victim = lead !== undefined && np.chance(0.6) ? lead : np.pick(ids);
       if (r < 0.15) {
         const shuffled = np.shuffle(ids);
-        const k = np.range(1, Math.floor(n / 2));
+        const k = np.range(1, Math.max(1, Math.floor(ids.length / 2)));
         const side = new Set(shuffled.slice(0, k));
         const oneWay = np.chance(0.25);
         for (const a of ids) {
@@ -574,17 +674,185 @@ export async function runReplicatedKvSimulation(
         const step = np.pick([-1, 1]) * np.range(600, 3000);
         procs.get(victim)!.stepWallClock(step);
         log(`node ${victim}'s wall clock steps ${step} ms`);
+      } else if (enospc) {
+        const disk = disks.get(victim)!;
+        const d = moreFaults.range(200, 3000);
+        disk.full = true;
+        log(`node ${victim}'s disk is full for ${d} ms`);
+        sched.after(d, () => disk.full = false);
+      }
+    }
+  };
+
+  // ---- membership changes ----
+  /** Asks the leader (as an operator's request would) to change the members; true once applied there. */
+  const change = (
+    cc: ConfChange[],
+    what: string,
+  ): Promise<boolean> => {
+    const lead = leader();
+    const r = lead === undefined ? undefined : running.get(lead);
+    if (!r) return Promise.resolve(false);
+    const ctl = new AbortController();
+    const addresses = Object.fromEntries(
+      cc.filter((c) => c.type !== "removeNode").map((c) => [
+        c.nodeId,
+        { peer: SimPeerNetwork.address(c.nodeId) },
+      ]),
+    );
+    return new Promise((settle) => {
+      let settled = false;
+      const done = (ok: boolean) => {
+        if (!settled) settle(ok);
+        settled = true;
+      };
+      // The operator gives up after 3 s (the leader may be stopped or dead).
+      sched.after(3000, () => {
+        ctl.abort();
+        done(false);
+      });
+      procs.get(lead!)!.run(() => {
+        r.node.changeMembers(cc, addresses, ctl.signal).then(
+          () => {
+            stats.memberChanges++;
+            if (cc.length > 1) stats.jointChanges++;
+            log(`${what}: applied on node ${lead}`);
+            done(true);
+          },
+          (e) => {
+            log(`${what}: ${e instanceof Error ? e.message : e}`);
+            done(false);
+          },
+        );
+      });
+    });
+  };
+  /**
+   * Stops a member the group no longer has, for good, once a majority of
+   * the new voters have applied the new configuration (an operator checks
+   * their status first); until then it keeps running.
+   */
+  const retire = async (id: number) => {
+    const settled = () => {
+      const lead = leader();
+      const cs = lead === undefined
+        ? undefined
+        : running.get(lead)!.node.confState();
+      if (!cs || (cs.votersOutgoing ?? []).length > 0) return false;
+      const have = cs.voters.filter((v) => {
+        const c = running.get(v)?.node.confState();
+        return c !== undefined && (c.votersOutgoing ?? []).length === 0 &&
+          !c.voters.includes(id) && !c.learners.includes(id);
+      });
+      return have.length > cs.voters.length / 2;
+    };
+    if (!await until(settled, 3000)) {
+      log(`node ${id} is removed but kept running (the new voters lag)`);
+      return;
+    }
+    crash(id);
+    removed.add(id);
+    ids.splice(ids.indexOf(id), 1);
+    log(`node ${id} is retired`);
+  };
+  const memberChanges = async () => {
+    if (!membership) return;
+    await sleep(3000);
+    while (sched.now < workloadEnd - 2500 && !failure) {
+      await sleep(memberFaults.range(800, 2500));
+      const lead = leader();
+      if (lead === undefined) continue;
+      const cs = running.get(lead)!.node.confState();
+      if ((cs.votersOutgoing ?? []).length > 0) continue;
+      const voters = cs.voters;
+      const learners = cs.learners;
+      const fresh = spares.find((id) => !ids.includes(id) && !removed.has(id));
+      const r = memberFaults.float();
+      const unstarted = spares.filter((id) =>
+        !ids.includes(id) && !removed.has(id)
+      );
+      if (unstarted.length === 2 && voters.length === 3 && r < 0.25) {
+        // One joint change: two empty servers replace two voters (a
+        // majority) at once; both majorities must hold every entry.
+        const outs = memberFaults.shuffle(voters).slice(0, 2);
+        for (const id of unstarted) {
+          ids.push(id);
+          procs.get(id)!.restart();
+          void boot(id);
+        }
+        if (
+          await change([
+            ...unstarted.map((nodeId) => ({
+              type: "addNode" as const,
+              nodeId,
+            })),
+            ...outs.map((nodeId) => ({ type: "removeNode" as const, nodeId })),
+          ], `joint: ${unstarted} replace ${outs}`)
+        ) { for (const out of outs) await retire(out); }
+      } else if (fresh !== undefined && r < 0.4) {
+        // A new server starts empty and joins as a learner.
+        ids.push(fresh);
+        procs.get(fresh)!.restart();
+        log(`node ${fresh} starts to join`);
+        void boot(fresh);
+        await change(
+          [{ type: "addLearner", nodeId: fresh }],
+          `add learner ${fresh}`,
+        );
+      } else if (learners.length > 0 && r < 0.7) {
+        const l = memberFaults.pick(learners);
+        if (memberFaults.chance(0.5) || voters.length < 3) {
+          await change([{ type: "addNode", nodeId: l }], `promote ${l}`);
+        } else {
+          // One joint change: the learner replaces a voter (maybe the leader).
+          const out = memberFaults.pick(voters);
+          if (
+            await change([
+              { type: "addNode", nodeId: l },
+              { type: "removeNode", nodeId: out },
+            ], `joint: ${l} replaces ${out}`)
+          ) await retire(out);
+        }
+      } else if (voters.length > 3) {
+        const out = memberFaults.pick(voters);
+        if (
+          await change(
+            [{ type: "removeNode", nodeId: out }],
+            `remove voter ${out}`,
+          )
+        ) await retire(out);
       }
     }
   };
 
   // ---- the run ----
+  /** The members of the leader's configuration, or undefined while there is none or it is joint. */
+  const finalMembers = (): number[] | undefined => {
+    const lead = leader();
+    if (lead === undefined) return undefined;
+    const cs = running.get(lead)!.node.confState();
+    if ((cs.votersOutgoing ?? []).length > 0) return undefined;
+    return [...cs.voters, ...cs.learners];
+  };
+  /** Each started node's view, for a failure message. */
+  const describe = () =>
+    ids.map((id) => {
+      const r = running.get(id);
+      if (!r) return `${id}: down`;
+      const st = r.node.status();
+      const cs = r.node.confState();
+      return `${id}: ${st.role} t${st.term} commit ${st.commitIndex} applied ${r.machine.appliedIndex} voters ${cs.voters}${
+        cs.learners.length ? ` learners ${cs.learners}` : ""
+      }`;
+    }).join("; ");
   const converged = () => {
-    if (running.size !== n) return false;
-    const rs = [...running.values()];
+    const want = finalMembers();
+    if (want === undefined || !want.every((id) => running.has(id))) {
+      return false;
+    }
+    const rs = want.map((id) => running.get(id)!);
     const commit = Math.max(...rs.map((r) => r.node.status().commitIndex));
-    return leader() !== undefined &&
-      rs.every((r) => r.machine.appliedIndex === commit);
+    return rs.every((r) => r.machine.appliedIndex === commit);
   };
   const until = async (cond: () => boolean, limitMs: number) => {
     const end = sched.now + limitMs;
@@ -599,18 +867,23 @@ export async function runReplicatedKvSimulation(
     for (const id of ids) await boot(id);
     await Promise.all([
       nemesis(),
+      memberChanges(),
       ...Array.from({ length: clientCount }, (_, c) => client(c + 1)),
     ]);
     if (failure) return;
     net.heal();
     for (const [id, p] of procs) {
+      disks.get(id)!.full = false;
       paused.delete(id);
       p.resume();
       restart(id);
     }
     log("everything heals");
     if (!await until(converged, 20_000)) {
-      return fail("no_progress", "the replicas did not converge after healing");
+      return fail(
+        "no_progress",
+        `the replicas did not converge after healing: ${describe()}`,
+      );
     }
     // Final linearizable reads of every key: a lost acknowledged write shows here.
     for (const key of keys) {
@@ -619,9 +892,9 @@ export async function runReplicatedKvSimulation(
     if (!await until(converged, 10_000)) {
       return fail("no_progress", "the replicas did not converge after healing");
     }
-    const states = [...running.entries()].map(([id, r]) => [
+    const states = finalMembers()!.map((id) => [
       id,
-      hex(r.machine.snapshot()),
+      hex(running.get(id)!.machine.snapshot()),
     ]);
     const first = states[0]![1];
     for (const [id, s] of states) {
@@ -681,7 +954,7 @@ export async function runReplicatedKvSimulation(
     inconclusive,
     history,
     trace,
-    replay: replayCommand(seed, o.plantedBug, machineName),
+    replay: replayCommand(seed, o.plantedBug, machineName, o.membership),
     stats: {
       nodes: n,
       network: mode,
@@ -697,6 +970,12 @@ export async function runReplicatedKvSimulation(
       tornWrites: sum((d) => d.tornWrites),
       tornRecordsDropped: sum((d) => d.tornRecordsDropped),
       fsyncFailures: sum((d) => d.fsyncFailures),
+      enospcFailures: sum((d) => d.enospcFailures),
+      bitFlips: sum((d) => d.bitFlips),
+      tornHardStates: sum((d) => d.tornHardStates),
+      refusedRecoveries: sum((d) => d.refusedRecoveries),
+      memberChanges: stats.memberChanges,
+      jointChanges: stats.jointChanges,
     },
   };
 }

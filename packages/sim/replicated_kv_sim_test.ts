@@ -33,6 +33,10 @@ Deno.test(MAIN, async () => {
     lostWrites: 0,
     tornRecordsDropped: 0,
     fsyncFailures: 0,
+    enospcFailures: 0,
+    bitFlips: 0,
+    tornHardStates: 0,
+    refusedRecoveries: 0,
     unknownOutcomes: 0,
     streams: 0,
   };
@@ -48,6 +52,10 @@ Deno.test(MAIN, async () => {
     total.lostWrites += r.stats.lostWrites;
     total.tornRecordsDropped += r.stats.tornRecordsDropped;
     total.fsyncFailures += r.stats.fsyncFailures;
+    total.enospcFailures += r.stats.enospcFailures;
+    total.bitFlips += r.stats.bitFlips;
+    total.tornHardStates += r.stats.tornHardStates;
+    total.refusedRecoveries += r.stats.refusedRecoveries;
     total.unknownOutcomes += r.history.filter((o) => !o.output).length;
     if (r.stats.network === "stream") total.streams++;
   }
@@ -60,6 +68,15 @@ Deno.test(MAIN, async () => {
     if (seeds.length >= 20) {
       assert.ok(total.tornRecordsDropped > 0, "no torn record was recovered");
       assert.ok(total.fsyncFailures > 0, "no fsync ever failed");
+      assert.ok(total.enospcFailures > 0, "no disk was ever full");
+    }
+    if (seeds.length >= 100) {
+      assert.ok(total.bitFlips > 0, "no bit ever flipped");
+      assert.ok(total.tornHardStates > 0, "no hardstate file was damaged");
+      assert.ok(
+        total.refusedRecoveries >= total.bitFlips,
+        "a damaged disk was not refused",
+      );
     }
     assert.ok(total.unknownOutcomes > 0, "no operation ever timed out");
     assert.ok(total.leaseReadsServed > 0, "no read was served from a lease");
@@ -92,14 +109,31 @@ const GFS =
   "GFS master replicas under faults: linearizable namespace and chunk operations, one leader per term, converged state";
 
 Deno.test(GFS, async () => {
-  // The real MasterMachine: 20 seeds by default, 2,000 under STRATA_LONG=1.
-  const seeds = testSeeds(20, 2000);
+  // The real MasterMachine, then the same through the master's
+  // ReplicatedMasterStore (its serving gate and takeover): 10 seeds each by
+  // default, 2,000 each under STRATA_LONG=1.
+  const seeds = testSeeds(10, 2000);
   let creates = 0, allocates = 0, deletes = 0, found = 0, crashes = 0;
+  let served = 0;
   for (const seed of seeds) {
-    const r = await runReplicatedKvSimulation({ seed, machine: "gfs" });
-    if (!r.ok) report(r, GFS);
-    assert.match(r.replay, /--machine gfs/);
-    crashes += r.stats.crashes;
+    for (const machine of ["gfs", "gfs-store"] as const) {
+      const r = await runReplicatedKvSimulation({ seed, machine });
+      if (!r.ok) report(r, GFS);
+      assert.match(r.replay, new RegExp(`--machine ${machine}$`));
+      crashes += r.stats.crashes;
+      if (machine === "gfs-store") served += r.stats.leaseReadsServed;
+      count(r);
+    }
+  }
+  // Every kind of operation succeeded somewhere, under crashes.
+  assert.ok(
+    creates > 0 && allocates > 0 && deletes > 0 && found > 0,
+    JSON.stringify({ creates, allocates, deletes, found }),
+  );
+  assert.ok(served > 0, "the master store never served from its lease");
+  if (seeds.length > 1) assert.ok(crashes > 0, "no master ever crashed");
+
+  function count(r: ReplicatedSimResult) {
     for (const o of r.history) {
       const i = o.input, out = o.output;
       if (out === undefined || ("ok" in out && !out.ok)) continue;
@@ -109,10 +143,26 @@ Deno.test(GFS, async () => {
       else if (i.op === "get" && "value" in out && out.value !== null) found++;
     }
   }
-  // Every kind of operation succeeded somewhere, under crashes.
-  assert.ok(
-    creates > 0 && allocates > 0 && deletes > 0 && found > 0,
-    JSON.stringify({ creates, allocates, deletes, found }),
-  );
-  if (seeds.length > 1) assert.ok(crashes > 0, "no master ever crashed");
+});
+
+const MEMBERSHIP =
+  "ReplicatedNode clusters changing their membership (learners, promotions, joint replacements, removals) under faults stay linearizable and converge";
+
+Deno.test(MEMBERSHIP, async () => {
+  // 10 seeds that change membership (2,000 under STRATA_LONG=1), and 48 and
+  // 252, which never converged while snapshots carried the membership from
+  // before their Ready's changes.
+  const seeds = [...testSeeds(10, 2000), 48, 252];
+  let changes = 0, joint = 0;
+  for (const seed of seeds) {
+    const r = await runReplicatedKvSimulation({ seed, membership: 1 });
+    if (!r.ok) report(r, MEMBERSHIP);
+    assert.match(r.replay, /--membership$/);
+    changes += r.stats.memberChanges;
+    joint += r.stats.jointChanges;
+  }
+  if (seeds.length > 2) {
+    assert.ok(changes > 0, "the membership never changed");
+    assert.ok(joint > 0, "no joint change was applied");
+  }
 });

@@ -2,8 +2,11 @@
  * `deno task sim:replicated`: seeded simulations of `ReplicatedNode`
  * clusters (see replicated_kv_sim.ts).
  *
- * - `--machine kv|gfs` (any form): the state machine, raft-kv (default) or
- *   the GFS master.
+ * - `--machine kv|gfs|gfs-store` (any form): the state machine: raft-kv
+ *   (default), the GFS master's, or the GFS master through its
+ *   `ReplicatedMasterStore`.
+ * - `--membership`: every seed of 3+ voters changes its membership (by
+ *   default none does).
  * - `--seed S [--bug B]`: one run; prints its stats, and its trace when it
  *   fails.
  * - `--seeds N [--from S] [--jobs J] [--keep-going] [--bug B]`: N seeds from
@@ -23,7 +26,7 @@ import {
 import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs] [--bug ${
+  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--membership] [--bug ${
     plantedBugs.join("|")
   }]`;
 
@@ -50,6 +53,21 @@ function int(args: string[], name: string, dflt: number, min = 0): number {
   return n;
 }
 
+const diskFaults = [
+  "tornRecordsDropped",
+  "fsyncFailures",
+  "enospcFailures",
+  "bitFlips",
+  "tornHardStates",
+  "refusedRecoveries",
+] as const;
+type DiskFault = typeof diskFaults[number];
+const noDiskFaults = () =>
+  Object.fromEntries(diskFaults.map((k) => [k, 0])) as Record<
+    DiskFault,
+    number
+  >;
+
 interface Summary {
   seeds: number;
   ops: number;
@@ -57,6 +75,8 @@ interface Summary {
   crashes: number;
   pauses: number;
   inconclusive: number;
+  /** Disk faults injected (and refused), summed over the seeds. */
+  disk: Record<DiskFault, number>;
   /** Seeds that failed (only the first unless --keep-going). */
   failed: number[];
 }
@@ -67,6 +87,7 @@ async function runRange(
   bug: PlantedBug | undefined,
   keepGoing: boolean,
   machine: SimMachineName,
+  membership: number | undefined,
 ): Promise<Summary> {
   const s: Summary = {
     seeds: 0,
@@ -75,12 +96,14 @@ async function runRange(
     crashes: 0,
     pauses: 0,
     inconclusive: 0,
+    disk: noDiskFaults(),
     failed: [],
   };
   for (let seed = from; seed < from + count; seed++) {
     const r = await runReplicatedKvSimulation({
       seed,
       machine,
+      membership,
       ...(bug ? { plantedBug: bug } : {}),
     });
     s.seeds++;
@@ -93,6 +116,7 @@ async function runRange(
     s.leaseReadsServed += r.stats.leaseReadsServed;
     s.crashes += r.stats.crashes;
     s.pauses += r.stats.pauses;
+    for (const k of diskFaults) s.disk[k] += r.stats[k];
     if (r.inconclusive) s.inconclusive++;
     if (!r.ok) {
       console.error(`\nFAILED seed ${seed}: ${r.failure}`);
@@ -125,19 +149,24 @@ export async function main(args: string[]): Promise<number> {
       throw new SimError("bad_argument", `unknown --machine ${m}`);
     }
     const machine = m as SimMachineName;
+    // Every seed of 3+ voters changes its membership (default: none).
+    const membership = args.includes("--membership") ? 1 : undefined;
     const one = flag(args, "--seed");
     if (one !== undefined) {
       const seed = int(args, "--seed", 0);
       const r = await runReplicatedKvSimulation({
         seed,
         machine,
+        membership,
         ...(bug ? { plantedBug: bug } : {}),
       });
       console.log(JSON.stringify({ seed, ok: r.ok, stats: r.stats }));
       if (r.ok) return 0;
       console.log(r.trace.join("\n"));
       console.error(`\nFAILED seed ${seed}: ${r.failure}`);
-      console.error(`replay: ${replayCommand(seed, bug, machine)}`);
+      console.error(
+        `replay: ${replayCommand(seed, bug, machine, membership)}`,
+      );
       return 1;
     }
     const count = int(args, "--seeds", 100, 1);
@@ -147,14 +176,26 @@ export async function main(args: string[]): Promise<number> {
     let total: Summary;
     const keepGoing = args.includes("--keep-going");
     if (jobs === 1) {
-      total = await runRange(from, count, bug, keepGoing, machine);
-    } else total = await fanOut(from, count, jobs, bug, keepGoing, machine);
+      total = await runRange(from, count, bug, keepGoing, machine, membership);
+    } else {
+      total = await fanOut(
+        from,
+        count,
+        jobs,
+        bug,
+        keepGoing,
+        machine,
+        membership,
+      );
+    }
     const secs = (performance.now() - t0) / 1000;
     const line = `${total.seeds} seeds (${from}..${from + count - 1}${
       bug ? `, bug ${bug}` : ""
-    }, ${machine}): ${total.ops} client operations, ${total.leaseReadsServed} lease reads served from the lease, ${total.crashes} crashes, ${total.pauses} pauses, ${total.inconclusive} checks out of time; ${
-      secs.toFixed(1)
-    } s (${(secs * 1000 / Math.max(1, total.seeds)).toFixed(0)} ms/seed)`;
+    }, ${machine}): ${total.ops} client operations, ${total.leaseReadsServed} lease reads served from the lease, ${total.crashes} crashes, ${total.pauses} pauses, ${total.inconclusive} checks out of time; disk: ${
+      diskFaults.map((k) => `${total.disk[k]} ${k}`).join(", ")
+    }; ${secs.toFixed(1)} s (${
+      (secs * 1000 / Math.max(1, total.seeds)).toFixed(0)
+    } ms/seed)`;
     if (Deno.env.get("STRATA_SIM_JSON")) {
       console.log(JSON.stringify({ ...total, secs }));
     } else console.log(line);
@@ -177,6 +218,7 @@ async function fanOut(
   bug: PlantedBug | undefined,
   keepGoing: boolean,
   machine: SimMachineName,
+  membership: number | undefined,
 ): Promise<Summary> {
   const per = Math.ceil(count / jobs);
   const parts = [];
@@ -197,6 +239,7 @@ async function fanOut(
         machine,
         ...(bug ? ["--bug", bug] : []),
         ...(keepGoing ? ["--keep-going"] : []),
+        ...(membership === 1 ? ["--membership"] : []),
       ],
       env: { STRATA_SIM_JSON: "1" },
       stdout: "piped",
@@ -212,6 +255,7 @@ async function fanOut(
     crashes: 0,
     pauses: 0,
     inconclusive: 0,
+    disk: noDiskFaults(),
     failed: [],
   };
   for (const o of outs) {
@@ -224,6 +268,7 @@ async function fanOut(
     total.crashes += s.crashes;
     total.pauses += s.pauses;
     total.inconclusive += s.inconclusive;
+    for (const k of diskFaults) total.disk[k] += s.disk[k];
     total.failed.push(...s.failed);
   }
   return total;

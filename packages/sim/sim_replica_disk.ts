@@ -12,16 +12,28 @@
  *   reach the disk cut at a random byte, leaving a partial last log record;
  * - a failed fsync (EIO): the write is not durable, its promise rejects,
  *   and the disk then refuses every later write of that process life (as a
- *   file system remounted read-only does), until the process restarts.
+ *   file system remounted read-only does), until the process restarts;
+ * - a full disk (ENOSPC, while {@link SimReplicaDisk.full}): every write
+ *   is refused at once and reaches neither the page cache nor the disk;
+ * - a bit flip ({@link SimReplicaDisk.flipBit}) in a durable log record,
+ *   and a torn hard-state file (a crash with a hard-state write in
+ *   flight): recovery must refuse them (the record's CRC32C, the hard
+ *   state's checksummed envelope), never start from damaged data nor cut
+ *   intact records; {@link SimReplicaDisk.repair} then restores the damaged
+ *   bytes, as an operator restoring them from a mirror would.
  *
  * Log entries are stored as the production log's bytes: the raft entry
  * codec inside storage's record framing (length, index, payload, CRC32C),
  * and recovery runs storage's own `scanRecords` over them, which must stop
- * at a torn record; the hard state and members are replaced atomically (a
- * rename), so they are never torn.
+ * at a torn record; the hard state is stored as the production file's bytes
+ * (`encodeHardState`) and read back with `decodeHardState`; the members are
+ * replaced atomically (a rename), so they are never torn.
  */
+import { crc32c } from "@strata/codec";
 import type { Entry, HardState, Snapshot } from "@strata/raft";
 import {
+  decodeHardState,
+  encodeHardState,
   LogEntry,
   type RecoveredState,
   type ReplicaStorage,
@@ -44,12 +56,13 @@ interface DiskState {
   first: number;
   /** One framed record per entry; the last may be torn (cut short). */
   entries: Uint8Array[];
-  hardState: HardState;
+  /** The hardstate file's bytes (undefined: no file yet). */
+  hardState?: Uint8Array;
   members: Members;
 }
 
 /** A write: applies itself to a disk state; `tear` (0..1) cuts it at that fraction of its bytes. */
-type Op = (s: DiskState, tear?: number) => void;
+type Op = ((s: DiskState, tear?: number) => void) & { hard?: true };
 
 function copy(s: DiskState): DiskState {
   return { ...s, entries: [...s.entries] };
@@ -63,6 +76,42 @@ export interface SimDiskLatency {
   fsyncFailure?: number;
   /** Chance that a crash tears the first write it loses (default 0). */
   tornWrite?: number;
+  /** Chance that a crash leaves a hard-state write in flight torn (default 0). */
+  tornHardState?: number;
+}
+
+/** Damage waiting for {@link SimReplicaDisk.repair}: what to put back. */
+interface Damage {
+  kind: "bit flip" | "torn hard state";
+  undo(s: DiskState): void;
+  /** Position of the flipped record in `entries` (bit flips). */
+  record?: number;
+}
+
+/**
+ * True when an intact record with index `index` starts somewhere after
+ * byte `from`: the damage at `from` is then not a torn tail (a torn write
+ * is the last thing written) but a record damaged in place, e.g. a bit
+ * flipped in its length field, which `scanRecords` alone reads as torn.
+ */
+function intactRecordAfter(
+  bytes: Uint8Array,
+  from: number,
+  index: number,
+): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let p = from + 1; p + RECORD_OVERHEAD_BYTES <= bytes.length; p++) {
+    if (
+      view.getUint32(p + 4, true) !== index % 2 ** 32 ||
+      view.getUint32(p + 8, true) !== Math.floor(index / 2 ** 32)
+    ) continue;
+    const end = p + RECORD_HEADER_BYTES + view.getUint32(p, true);
+    if (
+      end + 4 <= bytes.length &&
+      crc32c(bytes.subarray(p, end)) === view.getUint32(end, true)
+    ) return true;
+  }
+  return false;
 }
 
 /** Frames entries as storage's log records. */
@@ -85,7 +134,6 @@ export class SimReplicaDisk {
   #durable: DiskState = {
     first: 1,
     entries: [],
-    hardState: { term: 0, vote: 0, commit: 0 },
     members: {},
   };
   /** What the running process sees (durable + in flight). */
@@ -100,10 +148,24 @@ export class SimReplicaDisk {
   tornRecordsDropped = 0;
   /** Fsyncs that failed. */
   fsyncFailures = 0;
+  /** Writes refused with ENOSPC. */
+  enospcFailures = 0;
+  /** Bits flipped in durable log records. */
+  bitFlips = 0;
+  /** Hard-state files left torn by a crash. */
+  tornHardStates = 0;
+  /** Recoveries that refused damaged data. */
+  refusedRecoveries = 0;
+  /** While true, every write fails with ENOSPC. */
+  full = false;
+  /** Damage recovery has not refused yet, or not yet repaired. */
+  #damage: Damage[] = [];
   /** The error of the failed fsync of the current life, if any. */
   #failed: Error | undefined;
-  /** Called (outside any process) when an fsync fails. */
-  onFsyncFailure: (e: Error) => void = () => {};
+  /** Called when a write fails (a failed fsync, outside any process; ENOSPC, inside it). */
+  onWriteFailure: (e: Error) => void = () => {};
+  /** Called when recovery accepted damaged data or cut intact records (a bug). */
+  onRecoveryViolation: (message: string) => void = () => {};
 
   /**
    * @param sched the simulation's scheduler.
@@ -133,11 +195,25 @@ export class SimReplicaDisk {
       ? 0
       : this.prng.int(n + 1);
     for (const op of this.#inFlight.slice(0, keep)) op(this.#durable);
-    if (
-      keep < n && !this.#failed &&
-      this.prng.chance(this.latency.tornWrite ?? 0)
+    const lost = this.#inFlight[keep];
+    // A hard-state write among the lost ones may leave its file torn (the
+    // rename landed, not all of the data it names).
+    const hard = this.#inFlight.slice(keep).find((op) => op.hard);
+    if (hard && this.prng.chance(this.latency.tornHardState ?? 0)) {
+      const before = this.#durable.hardState;
+      hard(this.#durable, this.prng.float());
+      this.tornHardStates++;
+      this.#damage.push({
+        kind: "torn hard state",
+        undo: (s) => s.hardState = before,
+      });
+    } else if (
+      lost && !this.#failed && this.prng.chance(this.latency.tornWrite ?? 0)
     ) {
-      this.#inFlight[keep]!(this.#durable, this.prng.float());
+      // Only log records tear here; a hard-state write lands whole (an
+      // atomic rename), as it always did (the draw is kept for old seeds).
+      const tear = this.prng.float();
+      lost(this.#durable, lost.hard ? undefined : tear);
     }
     this.lostWrites += this.#inFlight.length - keep;
     this.#inFlight = [];
@@ -146,9 +222,75 @@ export class SimReplicaDisk {
     this.#busyUntil = this.sched.now;
   }
 
+  /**
+   * Flips one random bit of a random durable log record (the process must
+   * be down). The length field of the last record is spared: a flip that
+   * lengthens it cannot be told from a torn write (etcd's WAL has the same
+   * limit), and that record would be cut like one.
+   * @returns false when the log holds no record.
+   */
+  flipBit(): boolean {
+    const es = this.#durable.entries;
+    if (es.length === 0) return false;
+    const i = this.prng.int(es.length);
+    const rec = es[i]!;
+    const from = i === es.length - 1 ? 4 : 0;
+    if (rec.length <= from) return false;
+    const at = from + this.prng.int(rec.length - from);
+    const flipped = rec.slice();
+    flipped[at]! ^= 1 << this.prng.int(8);
+    es[i] = flipped;
+    this.#cache = copy(this.#durable);
+    this.bitFlips++;
+    this.#damage.push({
+      kind: "bit flip",
+      record: i,
+      undo: (s) => {
+        if (s.entries[i] === flipped) s.entries[i] = rec;
+      },
+    });
+    return true;
+  }
+
+  /**
+   * Cuts the durable hardstate file at a random byte (the process must be
+   * down): what a file system that lost part of the file leaves.
+   * @returns false when there is no file yet.
+   */
+  tearHardState(): boolean {
+    const before = this.#durable.hardState;
+    if (before === undefined) return false;
+    this.#durable.hardState = before.subarray(0, this.prng.int(before.length));
+    this.#cache = copy(this.#durable);
+    this.tornHardStates++;
+    this.#damage.push({
+      kind: "torn hard state",
+      undo: (s) => s.hardState = before,
+    });
+    return true;
+  }
+
+  /** True while damage waits for {@link repair}. */
+  get damaged(): boolean {
+    return this.#damage.length > 0;
+  }
+
+  /** Puts the damaged bytes back (an operator restoring them from a mirror); the process must be down. */
+  repair(): void {
+    for (const d of this.#damage.reverse()) d.undo(this.#durable);
+    this.#damage = [];
+    this.#cache = copy(this.#durable);
+  }
+
   /** The storage port for the current life of `proc`. */
   open(proc: SimProcess): ReplicaStorage {
     const write = (op: Op): Promise<void> => {
+      if (this.full) {
+        this.enospcFailures++;
+        const e = new Error("ENOSPC: no space left on device (simulated)");
+        this.onWriteFailure(e);
+        return Promise.reject(e);
+      }
       op(this.#cache);
       this.#inFlight.push(op);
       const gen = proc.generation;
@@ -165,7 +307,7 @@ export class SimReplicaDisk {
           ) {
             this.fsyncFailures++;
             this.#failed = new Error("EIO: fsync failed (simulated)");
-            this.onFsyncFailure(this.#failed);
+            this.onWriteFailure(this.#failed);
           }
           const failed = this.#failed;
           if (failed) return proc.run(() => reject(failed));
@@ -191,13 +333,43 @@ export class SimReplicaDisk {
         // scanRecords checks each record's length, index and CRC32C.
         const scan = scanRecords(bytes, s.first, 1 << 30);
         const view = new DataView(bytes.buffer);
-        if (scan.stop === "corrupt") {
-          return Promise.reject(
-            new Error(
-              `corrupt log record at index ${s.first + scan.offsets.length}`,
-            ),
+        const bad = s.first + scan.offsets.length;
+        let hardState: HardState;
+        try {
+          if (
+            scan.stop === "corrupt" ||
+            (scan.stop === "torn" &&
+              intactRecordAfter(bytes, scan.end, bad + 1))
+          ) {
+            throw new Error(`corrupt log record at index ${bad}`);
+          }
+          hardState = s.hardState === undefined
+            ? { term: 0, vote: 0, commit: 0 }
+            : decodeHardState(s.hardState);
+        } catch (e) {
+          if (disk.damaged) disk.refusedRecoveries++;
+          return Promise.reject(e);
+        }
+        for (const d of disk.#damage) {
+          // Recovery accepted the disk: any damage must have been in a torn tail it cut.
+          if (d.record !== undefined && d.record < scan.offsets.length) {
+            disk.onRecoveryViolation(
+              `recovery accepted log record ${
+                s.first + d.record
+              } with a flipped bit`,
+            );
+          } else if (d.kind === "torn hard state") {
+            disk.onRecoveryViolation("recovery accepted a torn hard state");
+          }
+        }
+        if (disk.damaged && scan.offsets.length < s.entries.length - 1) {
+          disk.onRecoveryViolation(
+            `recovery cut ${
+              s.entries.length - scan.offsets.length
+            } records after a bit flip: more than a torn tail`,
           );
         }
+        disk.#damage = [];
         if (scan.stop === "torn") {
           // Cut the torn tail, as the production log does on open.
           disk.tornRecordsDropped += scan.droppedRecords;
@@ -217,7 +389,7 @@ export class SimReplicaDisk {
               const at = off + RECORD_HEADER_BYTES;
               return LogEntry.decode(bytes.subarray(at, at + len)) as Entry;
             }),
-          hardState: { ...s.hardState },
+          hardState,
           members: { ...s.members },
         });
       },
@@ -257,10 +429,14 @@ export class SimReplicaDisk {
         });
       },
       writeHardState(hs: HardState): Promise<void> {
-        const v = { ...hs };
-        return write((s) => {
-          s.hardState = v;
-        });
+        const bytes = encodeHardState(hs);
+        const op: Op = (s, tear) => {
+          s.hardState = tear === undefined
+            ? bytes
+            : bytes.subarray(0, Math.floor(tear * bytes.length));
+        };
+        op.hard = true;
+        return write(op);
       },
       writeMembers(members: Members): Promise<void> {
         const v = { ...members };

@@ -89,7 +89,7 @@ Deno.test("sim disk: a failed fsync rejects that write and every later one of th
     fsyncFailure: 1,
   });
   const failures: Error[] = [];
-  disk.onFsyncFailure = (e) => failures.push(e);
+  disk.onWriteFailure = (e) => failures.push(e);
   const s = disk.open(proc);
   const results: string[] = [];
   for (const i of [1, 2]) {
@@ -183,4 +183,75 @@ Deno.test("sim network: stream links carry messages through the differential cod
   a.send(hb(23), SimPeerNetwork.address(2));
   sched.runFor(100);
   assert.equal(got.length, 21);
+});
+
+Deno.test("sim disk: a bit flip or a hardstate cut short is refused at recovery (never applied, never cut as a torn tail); repaired, the log is whole", async () => {
+  const refused = { flip: 0, hard: 0 };
+  for (let seed = 1; seed <= 60; seed++) {
+    const sched = new Scheduler();
+    const proc = new SimProcess(sched, 0, 0);
+    const disk = new SimReplicaDisk(sched, new Prng(seed), {
+      minMs: 1,
+      maxMs: 1,
+    });
+    const violations: string[] = [];
+    disk.onRecoveryViolation = (m) => violations.push(m);
+    const s = disk.open(proc);
+    s.append([1, 2, 3, 4, 5, 6].map(entry));
+    s.writeHardState({ term: 3, vote: 2, commit: 6 });
+    sched.runFor(5);
+    await Promise.resolve();
+    proc.crash();
+    disk.crash();
+    const hard = seed % 4 === 0;
+    assert.ok(hard ? disk.tearHardState() : disk.flipBit());
+    assert.ok(disk.damaged);
+    proc.restart();
+    // Every flipped bit (the length fields of all but the last record
+    // included: an intact record follows, so it is no torn tail) and every
+    // cut hardstate is refused.
+    await assert.rejects(
+      disk.open(proc).recover(),
+      hard ? /CodecError/ : /corrupt log record/,
+    );
+    if (hard) refused.hard++;
+    else refused.flip++;
+    disk.repair();
+    const after = await disk.open(proc).recover();
+    assert.deepEqual(after.entries, [1, 2, 3, 4, 5, 6].map(entry));
+    assert.deepEqual(after.hardState, { term: 3, vote: 2, commit: 6 });
+    assert.deepEqual(violations, []);
+    assert.equal(disk.damaged, false);
+  }
+  assert.equal(refused.flip, 45);
+  assert.equal(refused.hard, 15);
+});
+
+Deno.test("sim disk: a full disk (ENOSPC) refuses writes at once and keeps nothing of them", async () => {
+  const sched = new Scheduler();
+  const proc = new SimProcess(sched, 0, 0);
+  const disk = new SimReplicaDisk(sched, new Prng(1), { minMs: 1, maxMs: 1 });
+  const failures: string[] = [];
+  disk.onWriteFailure = (e) => failures.push(e.message);
+  const s = disk.open(proc);
+  await Promise.all([s.append([entry(1)]), sched.runFor(2)]);
+  disk.full = true;
+  await assert.rejects(s.append([entry(2)]), /ENOSPC/);
+  await assert.rejects(
+    s.writeHardState({ term: 1, vote: 1, commit: 1 }),
+    /ENOSPC/,
+  );
+  assert.equal(s.lastIndex, 1, "the refused append is not in the page cache");
+  assert.equal(failures.length, 2);
+  disk.full = false;
+  const later = s.append([entry(2)]);
+  sched.runFor(2);
+  await later;
+  proc.crash();
+  disk.crash();
+  proc.restart();
+  assert.deepEqual(
+    (await disk.open(proc).recover()).entries.map((e) => e.index),
+    [1, 2],
+  );
 });

@@ -5,7 +5,12 @@
  * knows (each application key is a model key, each operation a get, put,
  * delete or cas on it), so one checker serves every application.
  */
-import type { CommandStateMachine, ReplicatedNode } from "@strata/replication";
+import type {
+  CommandStateMachine,
+  ReplicaPorts,
+  ReplicatedNode,
+  ReplicatedNodeConfig,
+} from "@strata/replication";
 import type { KvInput, KvOutput } from "./linearizability.ts";
 import type { Prng } from "./prng.ts";
 
@@ -17,13 +22,30 @@ export interface SimMachine extends CommandStateMachine<unknown> {
   snapshot(): Uint8Array;
 }
 
-/** One replica as a client operation sees it, inside the server process. */
-export interface SimReplica {
+/** What the driver reads of a replica's state machine. */
+export type SimMachineView = Pick<SimMachine, "appliedIndex" | "snapshot">;
+
+/** One life of a replica as a workload started it. */
+export interface SimStarted {
   node: ReplicatedNode<unknown>;
-  machine: SimMachine;
+  machine: SimMachineView;
+  /** The application object around the node, when there is one (the GFS master's store). */
+  app?: unknown;
+}
+
+/** One replica as a client operation sees it, inside the server process. */
+export interface SimReplica extends SimStarted {
   /** Waits until a read may be served here (the chosen consistency). */
   readBarrier(signal: AbortSignal): Promise<void>;
+  /** Counts a read the application served from its lease. */
+  leaseServed(): void;
 }
+
+/**
+ * The server refused the request before it could have any effect (a
+ * master that does not serve redirects): nothing is recorded.
+ */
+export class NoEffect extends Error {}
 
 /** What an operation answered: the model output, and its model input when the answer changes it. */
 export interface SimAnswer {
@@ -46,6 +68,15 @@ export interface SimWorkload {
   readonly name: string;
   /** A fresh state machine for one life of a replica. */
   newMachine(): SimMachine;
+  /**
+   * Starts one life of a replica on the simulator's ports, as the
+   * application does (default: `ReplicatedNode.start` over
+   * {@link newMachine}).
+   */
+  start?(
+    config: ReplicatedNodeConfig,
+    ports: ReplicaPorts,
+  ): Promise<SimStarted>;
   /** Client `c`'s operation generator; `prng` is the client's own. */
   client(c: number, prng: Prng, keys: string[]): () => SimOp;
   /** A final read of `key` (lost acknowledged writes show here). */

@@ -1,11 +1,14 @@
 import {
   type CommandStateMachine,
   isReplicationError,
+  type NodeClock,
   type PeerAddress,
   type ReplicaMember,
+  type ReplicaPorts,
   type ReplicaStatus,
   ReplicatedNode,
 } from "@strata/replication";
+import { realTimers, type Timers } from "@strata/transport";
 import {
   GfsError,
   type GfsErrorCode,
@@ -90,6 +93,8 @@ export interface ReplicatedMasterOptions {
   tls?: { cert: string; key: string; caCerts: string[] };
   /** The masters' HTTP scheme, for {@link ReplicatedMasterStore.leaderUrl} (default "http"). */
   scheme?: "http" | "https";
+  /** The clocks the lease and its guard read (default: the system's; the simulator's are virtual). */
+  clock?: NodeClock;
 }
 
 /**
@@ -108,15 +113,21 @@ export class ReplicatedMasterStore implements MetadataStore {
   #term = 0;
   readonly #takeover = new Set<() => void>();
   readonly #scheme: "http" | "https";
+  readonly #timers: Timers;
+  /** Serve from leadership alone, without the lease (a planted bug, see @strata/replication). */
+  readonly #noLeaseBug: boolean;
 
   private constructor(
     node: ReplicatedNode<MasterOutcome>,
     m: MasterMachine,
     scheme: "http" | "https",
+    ports: ReplicaPorts,
   ) {
     this.node = node;
     this.#machine = m;
     this.#scheme = scheme;
+    this.#timers = ports.timers ?? realTimers;
+    this.#noLeaseBug = ports.unsafePlantedBug === "serving_without_lease";
     node.onLeaderChange((_lead, role) => {
       this.#serving = false;
       if (role === "leader") this.#catchUp(node.status().term);
@@ -125,27 +136,35 @@ export class ReplicatedMasterStore implements MetadataStore {
 
   /**
    * Opens (or creates) the replica's data directory and joins the group.
+   * `ports` replace the replica's disk, network and timers (the simulator
+   * passes its own; leave it out in production).
    * @throws StorageError `locked` when another process owns the directory.
    */
   static async open(
     dir: string,
     o: ReplicatedMasterOptions,
+    ports: ReplicaPorts = {},
   ): Promise<ReplicatedMasterStore> {
     const machine = new MasterMachine();
-    const node = await ReplicatedNode.start({
-      id: o.id,
-      members: o.members,
-      join: o.join,
-      dataDir: dir,
-      listen: o.listen,
-      tickMs: o.tickMs,
-      electionTicks: o.electionTicks,
-      snapshotEntries: o.checkpointEvery ?? 10_000,
-      name: `gfs master ${o.id}`,
-      secret: o.secret,
-      tls: o.tls,
-    }, machine);
-    return new ReplicatedMasterStore(node, machine, o.scheme ?? "http");
+    const node = await ReplicatedNode.start(
+      {
+        id: o.id,
+        members: o.members,
+        join: o.join,
+        dataDir: dir,
+        listen: o.listen,
+        tickMs: o.tickMs,
+        electionTicks: o.electionTicks,
+        snapshotEntries: o.checkpointEvery ?? 10_000,
+        name: `gfs master ${o.id}`,
+        secret: o.secret,
+        tls: o.tls,
+        clock: o.clock,
+      },
+      machine,
+      ports,
+    );
+    return new ReplicatedMasterStore(node, machine, o.scheme ?? "http", ports);
   }
 
   /** The current metadata (replaced when a snapshot is installed). */
@@ -175,6 +194,7 @@ export class ReplicatedMasterStore implements MetadataStore {
    * before its term.
    */
   serving(): boolean {
+    if (this.#noLeaseBug) return this.#serving && this.node.isLeader;
     return this.#serving && this.node.leaseValid();
   }
 
@@ -191,7 +211,7 @@ export class ReplicatedMasterStore implements MetadataStore {
     if (!this.#serving || !this.node.isLeader) return false;
     const term = this.#term;
     try {
-      await this.node.readBarrier("linearizable", AbortSignal.timeout(2000));
+      await this.#within(2000, (s) => this.node.readBarrier("linearizable", s));
     } catch {
       return false;
     }
@@ -299,7 +319,10 @@ export class ReplicatedMasterStore implements MetadataStore {
   async propose(op: MasterOp): Promise<ApplyResult> {
     let out: MasterOutcome;
     try {
-      out = await this.node.propose(encodeOp(op), AbortSignal.timeout(10_000));
+      out = await this.#within(
+        10_000,
+        (s) => this.node.propose(encodeOp(op), s),
+      );
     } catch (e) {
       if (isReplicationError(e, "no_leader")) {
         throw new GfsError("not_leader", e.message);
@@ -317,22 +340,36 @@ export class ReplicatedMasterStore implements MetadataStore {
     await this.node.stop();
   }
 
+  /** Runs `fn` with a signal aborted after `ms` on the replica's timers (virtual ones in the simulator). */
+  async #within<T>(ms: number, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
+    const ctl = new AbortController();
+    const cancel = this.#timers.setTimer(
+      ms,
+      () => ctl.abort(new DOMException("timed out", "TimeoutError")),
+    );
+    try {
+      return await fn(ctl.signal);
+    } finally {
+      cancel();
+    }
+  }
+
   #catchUp(term: number): void {
     this.#term = term;
     (async () => {
       // Retry while this is still the same leadership term.
       while (this.node.isLeader && this.#term === term) {
         try {
-          await this.node.readBarrier(
-            "linearizable",
-            AbortSignal.timeout(5000),
+          await this.#within(
+            5000,
+            (s) => this.node.readBarrier("linearizable", s),
           );
           if (!this.node.isLeader || this.#term !== term) return;
           for (const fn of this.#takeover) fn();
           this.#serving = true;
           return;
         } catch {
-          await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => this.#timers.setTimer(100, () => r(0)));
         }
       }
     })();
