@@ -251,6 +251,36 @@ export class MemoryTablet implements Tablet {
     });
   }
 
+  /**
+   * Like {@link setValue}, but copies `bytes` (a view the caller reuses):
+   * over a key holding a value of the same length, the bytes are written
+   * into that value in place. Allocating a 100-byte `Uint8Array` costs
+   * more than the rest of a SET (1.2-1.6 µs against about 0.1 µs for the
+   * copy, measured on this machine), and a cache is mostly overwritten
+   * with values of one size. A reference taken earlier by `getValue` sees
+   * the new bytes, so a caller that must return the old value (SET … GET)
+   * uses `setValue` with a copy instead.
+   */
+  writeValue(k: string, bytes: Uint8Array, deadline: number): void {
+    const old = this.#rows.get(k);
+    if (old && old.cells.length === 1) {
+      const c = old.cells[0]!;
+      if (
+        c.value.length === bytes.length && c.family === this.kvFamily &&
+        c.qualifier.length === 0
+      ) {
+        c.value.set(bytes);
+        c.timestamp = this.#clock.next();
+        if (old.deadline !== 0 && deadline === 0) this.#withDeadline.delete(k);
+        else if (deadline !== 0) this.#withDeadline.add(k);
+        old.deadline = deadline;
+        this.version++;
+        return;
+      }
+    }
+    this.setValue(k, bytes.slice(), deadline);
+  }
+
   /** Deletes row `k`; whether it existed (and had not expired). */
   deleteKey(k: string, now: number): boolean {
     const r = this.#live(k, now);
@@ -600,7 +630,8 @@ export class MemoryTablet implements Tablet {
       if (k < lo || (hi !== null && k >= hi)) continue;
       picked.push({
         k,
-        cells: r.cells.map((c) => ({ ...c })),
+        // Values copied too: `writeValue` overwrites them in place.
+        cells: r.cells.map((c) => ({ ...c, value: c.value.slice() })),
         deadline: r.deadline,
       });
       bytes += rowBytes(r);

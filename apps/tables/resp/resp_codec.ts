@@ -118,8 +118,10 @@ export class RespRequestParser {
 
   /** Index of the CR of the next CRLF at or after `from`, or -1. */
   #line(from: number): number {
-    const i = this.#buf.subarray(from, this.#end).indexOf(CR);
-    return i < 0 ? -1 : from + i;
+    // indexOf from an offset: no view allocated per line; a CR found past
+    // the end is a stale byte of the buffer.
+    const i = this.#buf.indexOf(CR, from);
+    return i < 0 || i >= this.#end ? -1 : i;
   }
 
   /** Parses a decimal integer in [from, to); NaN when not one. */

@@ -344,7 +344,8 @@ export function startRespServer(o: RespServerOptions): RespServer {
     if (keep) deadline = t.deadlineOf(k, now) ?? 0;
     if (expirySet && deadline <= now) {
       t.deleteKey(k, now);
-    } else t.setValue(k, args[2]!.slice(), deadline);
+    } else if (get) t.setValue(k, args[2]!.slice(), deadline);
+    else t.writeValue(k, args[2]!, deadline);
     return get ? bulk(old ?? null) : OK;
   };
 
