@@ -52,6 +52,13 @@ export interface RespServerOptions {
   map: TabletMap;
   pubsub: PubSubPort;
   limits?: Partial<RespLimits>;
+  /**
+   * Serve TLS with this certificate and key (PEM text): the tables'
+   * `--tls-cert`/`--tls-key`, so `redis-cli --tls --cacert …` connects.
+   */
+  tls?: { cert: string; key: string };
+  /** PEM roots the peer links trust; given: the links are TLS. */
+  peerCaCerts?: string[];
   log(line: string): void;
 }
 
@@ -176,14 +183,21 @@ const KEY_COMMANDS = new Set([
 
 /** Starts the listener. */
 export function startRespServer(o: RespServerOptions): RespServer {
-  const listener = Deno.listen({ hostname: o.hostname, port: o.port });
+  const listener: Deno.Listener = o.tls
+    ? Deno.listenTls({
+      hostname: o.hostname,
+      port: o.port,
+      cert: o.tls.cert,
+      key: o.tls.key,
+    })
+    : Deno.listen({ hostname: o.hostname, port: o.port });
   const addr = listener.addr as Deno.NetAddr;
   const address = `${addr.hostname}:${addr.port}`;
   const peerAuth = o.peerSecret !== undefined && o.auth !== "off"
     ? new TokenAuth({ admin: o.peerSecret })
     : undefined;
   const peers = new Map<string, PeerConnection>();
-  const conns = new Set<Deno.TcpConn>();
+  const conns = new Set<Deno.Conn>();
   /** SCAN cursors: id → the key to resume at (bounded). */
   const cursors = new Map<number, Uint8Array>();
   let nextCursor = 1;
@@ -352,7 +366,11 @@ export function startRespServer(o: RespServerOptions): RespServer {
   const peerFor = (address: string) => {
     let p = peers.get(address);
     if (!p) {
-      p = new PeerConnection(address, peerAuth ? o.peerSecret : undefined);
+      p = new PeerConnection(
+        address,
+        peerAuth ? o.peerSecret : undefined,
+        o.peerCaCerts,
+      );
       peers.set(address, p);
     }
     return p;
@@ -865,10 +883,10 @@ export function startRespServer(o: RespServerOptions): RespServer {
     }
   }, 100);
 
-  const serveConn = async (conn: Deno.TcpConn) => {
+  const serveConn = async (conn: Deno.Conn) => {
     conns.add(conn);
     try {
-      conn.setNoDelay(true);
+      if (!o.tls) (conn as Deno.TcpConn).setNoDelay(true);
     } catch { /* not TCP */ }
     const parser = new RespRequestParser(o.limits);
     const out = new RespWriter();
@@ -952,7 +970,11 @@ export function startRespServer(o: RespServerOptions): RespServer {
         !(e instanceof Deno.errors.ConnectionReset) &&
         !(e instanceof Deno.errors.BrokenPipe) &&
         !(e instanceof Deno.errors.BadResource) &&
-        !(e instanceof Deno.errors.Interrupted)
+        !(e instanceof Deno.errors.Interrupted) &&
+        // A client that is not speaking TLS to a TLS listener, or hangs
+        // up in the handshake: its problem, one line.
+        !(e instanceof Deno.errors.InvalidData) &&
+        !(e instanceof Deno.errors.UnexpectedEof)
       ) {
         o.log(`RESP connection failed: ${e instanceof Error ? e.stack : e}`);
       }
@@ -968,9 +990,9 @@ export function startRespServer(o: RespServerOptions): RespServer {
 
   const accepting = (async () => {
     for (;;) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.Conn;
       try {
-        conn = await listener.accept() as Deno.TcpConn;
+        conn = await listener.accept();
       } catch {
         if (closed) return;
         continue;

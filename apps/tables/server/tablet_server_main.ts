@@ -60,6 +60,7 @@ A tables tablet server: serves the tablets the active master assigns to it.
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
   --resp H:P          also speak RESP2 (redis-cli, Redis clients) on this address
+                      (over TLS with --tls-cert/--tls-key: redis-cli --tls --cacert)
   --resp-table NAME   the memory table RESP keys live in (default redis)
 ${KV_FLAGS_USAGE}
 ${EDGE_FLAGS_USAGE}
@@ -191,6 +192,10 @@ const resp = f.resp
     serving: () => registration?.lease.valid ?? false,
     map: new TabletMap(kv, f["resp-table"]),
     pubsub: rooms.rooms,
+    // --tls-cert: RESP is TLS too (redis-cli --tls --cacert), and so are
+    // the forwarding links between servers.
+    ...(tls.serve ? { tls: { cert: tls.serve.cert, key: tls.serve.key } } : {}),
+    ...(tls.serve && tls.caCerts ? { peerCaCerts: tls.caCerts } : {}),
     log,
   })
   : undefined;
