@@ -33,6 +33,12 @@ import {
 } from "./resp_codec.ts";
 import { globMatch } from "../shared/redis_glob.ts";
 import { PeerConnection } from "./peer_connection.ts";
+import {
+  EVICTION_POLICIES,
+  type EvictionPolicy,
+  Evictor,
+  parseMemorySize,
+} from "../cache/eviction.ts";
 import type { TabletMap } from "./tablet_map.ts";
 
 /** Options of {@link startRespServer}. */
@@ -59,6 +65,11 @@ export interface RespServerOptions {
   tls?: { cert: string; key: string };
   /** PEM roots the peer links trust; given: the links are TLS. */
   peerCaCerts?: string[];
+  /**
+   * The memory bound of this server's tablets of the table and its policy
+   * (`--resp-maxmemory`; `CONFIG SET maxmemory` changes it); default none.
+   */
+  evictor?: Evictor;
   log(line: string): void;
 }
 
@@ -151,6 +162,10 @@ const WRITES = new Set([
 /** How long SUBSCRIBE waits for the rooms to count this server in before answering anyway. */
 const SUBSCRIBE_WAIT_MS = 10_000;
 
+/** Writes refused with -OOM over maxmemory when nothing can be evicted (Redis' denyoom). */
+const DENY_OOM = new Set(["SET", "INCR", "INCRBY", "DECR", "DECRBY"]);
+const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
+
 /** Commands allowed before AUTH. */
 const OPEN = new Set(["AUTH", "HELLO", "PING", "QUIT"]);
 /** Commands allowed while subscribed. */
@@ -209,7 +224,21 @@ export function startRespServer(o: RespServerOptions): RespServer {
    * is a quarter of the session TTL.
    */
   let servingNow = false;
-  const checkServing = () => void (servingNow = o.serving());
+  const evictor = o.evictor ??
+    new Evictor({ maxBytes: 0, policy: "noeviction" });
+  /** This server's open memory tablets of the table (per batch, for maxmemory). */
+  let memTablets: MemoryTablet[] | null = null;
+  const checkServing = () => {
+    servingNow = o.serving();
+    memTablets = null;
+  };
+  const ownTablets = (): MemoryTablet[] =>
+    memTablets ??= o.host.list().flatMap((t) =>
+      t.record.table === o.map.table && t.tablet instanceof MemoryTablet &&
+        !t.frozen && !t.tablet.closed
+        ? [t.tablet]
+        : []
+    );
 
   /** The open memory tablet holding `key` here, or why not. */
   const localTablet = (
@@ -239,6 +268,10 @@ export function startRespServer(o: RespServerOptions): RespServer {
         `ERR table ${o.map.table} is not a memory table (create it with storage "memory" or "write-behind")`,
       );
     }
+    if (
+      evictor.maxBytes > 0 && DENY_OOM.has(name) &&
+      !evictor.makeRoom(ownTablets())
+    ) return err(OOM);
     const k = latin1(key);
     const now = Date.now();
     switch (name) {
@@ -636,6 +669,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
           : err("ERR DB index is out of range");
       case "CONFIG": {
         const sub = args[1] ? upper(args[1]) : "";
+        if (sub === "SET") return configSet(cl, args.slice(2));
         if (sub !== "GET" || args.length < 3) {
           return err(
             `ERR CONFIG ${sub.toLowerCase()} is not supported by the tables RESP listener`,
@@ -645,7 +679,9 @@ export function startRespServer(o: RespServerOptions): RespServer {
           save: "",
           appendonly: "no",
           databases: "1",
-          maxmemory: "0",
+          maxmemory: String(evictor.maxBytes),
+          "maxmemory-policy": evictor.policy,
+          "maxmemory-samples": String(evictor.samples),
         };
         const out: Reply[] = [];
         for (const p of args.slice(2)) {
@@ -673,7 +709,9 @@ export function startRespServer(o: RespServerOptions): RespServer {
       }
       case "INFO":
         return bulk(enc.encode(
-          `# Server\r\nredis_version:7.0.0\r\nstrata_server:${o.serverId}\r\nredis_mode:standalone\r\n`,
+          `# Server\r\nredis_version:7.0.0\r\nstrata_server:${o.serverId}\r\nredis_mode:standalone\r\n\r\n# Memory\r\nused_memory:${
+            Evictor.used(ownTablets())
+          }\r\nmaxmemory:${evictor.maxBytes}\r\nmaxmemory_policy:${evictor.policy}\r\n\r\n# Stats\r\nevicted_keys:${evictor.evicted}\r\n`,
         ));
       case "RESET":
         for (const u of cl.channels.values()) u();
@@ -822,6 +860,53 @@ export function startRespServer(o: RespServerOptions): RespServer {
         args.slice(1, 4).map((a) => `'${latin1(a.subarray(0, 64))}'`).join(" ")
       }`,
     );
+  };
+
+  /**
+   * CONFIG SET of the eviction settings (admin token), on this server
+   * only, until it restarts (the flags set them at start).
+   */
+  const configSet = (cl: Client, pairs: Uint8Array[]): Reply => {
+    if (cl.role !== "admin") {
+      return err("NOPERM CONFIG SET needs the admin token");
+    }
+    if (pairs.length === 0 || pairs.length % 2 !== 0) {
+      return wrongArgs("config|set");
+    }
+    // Checked first, then applied: all or nothing, as Redis does.
+    const apply: (() => void)[] = [];
+    for (let i = 0; i < pairs.length; i += 2) {
+      const name = latin1(pairs[i]!).toLowerCase();
+      const value = latin1(pairs[i + 1]!);
+      const bad = err(
+        `ERR CONFIG SET failed (possibly related to argument '${name}') - argument couldn't be parsed into an integer`,
+      );
+      if (name === "maxmemory") {
+        const n = parseMemorySize(value);
+        if (n === undefined) return bad;
+        apply.push(() => evictor.maxBytes = n);
+      } else if (name === "maxmemory-policy") {
+        const p = value.toLowerCase() as EvictionPolicy;
+        if (!EVICTION_POLICIES.includes(p)) {
+          return err(
+            `ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: ${
+              EVICTION_POLICIES.join(", ")
+            }`,
+          );
+        }
+        apply.push(() => evictor.policy = p);
+      } else if (name === "maxmemory-samples") {
+        const n = parseInt64(pairs[i + 1]!);
+        if (n === undefined || n < 1 || n > 64) return bad;
+        apply.push(() => evictor.samples = n);
+      } else {
+        return err(
+          `ERR Unknown option or number of arguments for CONFIG SET - '${name}' (the tables RESP listener sets maxmemory, maxmemory-policy, maxmemory-samples)`,
+        );
+      }
+    }
+    for (const f of apply) f();
+    return OK;
   };
 
   const auth = (cl: Client, token: string): Reply => {
