@@ -28,6 +28,9 @@ export const EVICTION_POLICIES = [
 /** One of {@link EVICTION_POLICIES}. */
 export type EvictionPolicy = typeof EVICTION_POLICIES[number];
 
+/** Longest time one write spends evicting, ms. */
+const MAX_EVICT_MS = 2;
+
 /** Redis' eviction pool size. */
 const POOL_SIZE = 16;
 
@@ -89,17 +92,23 @@ export class Evictor {
   /**
    * Brings the tablets under the bound before a write that may add
    * memory: true when the write may go ahead (under the bound, or keys
-   * were evicted until it is), false when it must be refused (`-OOM`).
+   * were evicted until it is or for 2 ms), false when it must be refused
+   * (`-OOM`: noeviction, or nothing eligible to evict).
    */
   makeRoom(tablets: readonly MemoryTablet[]): boolean {
     if (this.maxBytes <= 0) return true;
     let used = Evictor.used(tablets);
     if (used <= this.maxBytes) return true;
     if (this.policy === "noeviction") return false;
-    while (used > this.maxBytes) {
+    // At most ~2 ms per write (Redis bounds it too): a bound lowered far
+    // below the data must not stall the event loop (and the kv lease
+    // renewals on it); the write goes ahead and later writes go on evicting.
+    const started = performance.now();
+    for (let n = 1; used > this.maxBytes; n++) {
       const freed = this.#evictOne(tablets);
       if (freed === undefined) return false; // nothing (eligible) left
       used -= freed;
+      if (n % 32 === 0 && performance.now() - started > MAX_EVICT_MS) break;
     }
     return true;
   }
