@@ -88,6 +88,8 @@ const int = (n: number): Reply => ({ type: "integer", value: n });
 const bulk = (b: Uint8Array | null): Reply => ({ type: "bulk", value: b });
 const err = (m: string): Reply => ({ type: "error", value: m });
 const MISS = "STRATAMISS";
+/** Encoded once: a string argument costs an encode (an allocation) per command. */
+const STRATA_LOCAL = new TextEncoder().encode("STRATA.LOCAL");
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const str = (b: Uint8Array) => dec.decode(b);
@@ -427,7 +429,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
       if (e && e.server && e.server !== o.serverId && e.resp) {
         let r: Reply;
         try {
-          r = await peerFor(e.resp).call(["STRATA.LOCAL", ...args]);
+          r = await peerFor(e.resp).call([STRATA_LOCAL, ...args]);
         } catch (x) {
           return err(
             `ERR forwarding to ${e.server} failed (${
@@ -452,12 +454,16 @@ export function startRespServer(o: RespServerOptions): RespServer {
     }
   };
 
-  /** Runs a key command, synchronously when the key is here. */
+  /**
+   * Runs a key command, synchronously when the key is here. The arguments
+   * are views into the connection's parser buffer, not copied for the
+   * forwarding: the connection awaits every reply of a batch before it
+   * reads (and the parser reuses its buffer) again.
+   */
   const keyCommand = (
     name: string,
     args: Uint8Array[],
-  ): Reply | Promise<Reply> =>
-    runKey(name, args) ?? routeKey(name, args.map((a) => a.slice()));
+  ): Reply | Promise<Reply> => runKey(name, args) ?? routeKey(name, args);
 
   /** One SCAN step from `start` here: keys and where to go on. */
   const scanHere = (
