@@ -145,7 +145,7 @@ Deno.test({
         },
       );
       await t.step(
-        "RESP over TLS: redis-cli --tls on both servers (one forwards to the other over TLS); plain RESP gets nothing",
+        "RESP over TLS: SET and GET through both servers (one forwards to the other over TLS), redis-cli --tls; plain RESP gets nothing",
         async () => {
           const client = new TablesClient(stack.masterUrls(), {
             token: stack.secrets.tokens.admin,
