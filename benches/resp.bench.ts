@@ -107,6 +107,27 @@ async function redisBenchmark(
   return rows;
 }
 
+/**
+ * CPU time (user + system) a process has used, in clock ticks, from
+ * /proc (Linux); undefined elsewhere. Per op, it compares the servers'
+ * work independently of how much CPU the shared machine gave them.
+ */
+async function cpuTicks(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  } catch {
+    return undefined;
+  }
+}
+
+async function clockTicksPerSecond(): Promise<number> {
+  const r = await new Deno.Command("getconf", { args: ["CLK_TCK"] }).output()
+    .catch(() => undefined);
+  return Number(new TextDecoder().decode(r?.stdout).trim()) || 100;
+}
+
 if (!(await which("redis-server")) || !(await which("redis-benchmark"))) {
   console.log(
     "redis-server or redis-benchmark is missing: apt-get install -y redis-server redis-tools",
@@ -191,14 +212,40 @@ try {
     ["", 1, N, "tables, forwarded"],
     [" -P 16", 16, N_PIPELINED, "tables, forwarded"],
   ];
+  const hz = await clockTicksPerSecond();
+  /** Server CPU µs per op (SET and GET of a line together), by line. */
+  const cpuPerOp = new Map<string, number>();
   for (const [label, p, n, who] of lines) {
     const port = who === "redis"
       ? redisPort
       : who === "tables"
       ? tablesPort
       : forwardPort;
+    // The processes doing the work: redis-server; the owner; the
+    // forwarding server and the owner.
+    const pids = who === "redis"
+      ? [redis.pid]
+      : who === "tables"
+      ? [stack.servers.get(owner)!.process.pid]
+      : [stack.servers.get(owner)!.process.pid, other.process.pid];
+    const cpu = async () => {
+      let sum = 0;
+      for (const pid of pids) {
+        const t = await cpuTicks(pid);
+        if (t === undefined) return undefined;
+        sum += t;
+      }
+      return sum;
+    };
     console.log(`redis-benchmark${label} against ${who}…`);
+    const cpuBefore = await cpu();
     const rows = await redisBenchmark(port, tokens.write, p, n);
+    const cpuAfter = await cpu();
+    if (cpuBefore !== undefined && cpuAfter !== undefined) {
+      const us = (cpuAfter - cpuBefore) / hz * 1e6 / (2 * n);
+      cpuPerOp.set(`${label}|${who}`, us);
+      suite.metric(`server CPU µs/op${label} · ${who}`, Number(us.toFixed(2)));
+    }
     for (const [test, r] of rows) {
       const group = `${test} ×${CLIENTS} clients${label}`;
       suite.record({
@@ -233,6 +280,18 @@ try {
         "throughput",
         suite.get(group, "tables, forwarded").opsPerSec,
         suite.get(group, "redis").opsPerSec,
+      );
+    }
+  }
+  for (const label of ["", " -P 16"]) {
+    const r = cpuPerOp.get(`${label}|redis`);
+    const t = cpuPerOp.get(`${label}|tables`);
+    if (r && t) {
+      suite.compare(
+        `SET+GET${label}: server CPU per op, tables ÷ redis (lower is better)`,
+        "cpu",
+        t,
+        r,
       );
     }
   }

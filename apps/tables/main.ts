@@ -149,7 +149,9 @@ The GFS cell has its own: ${stack.gfs.secrets.dir}/{admin,write,read}.token (tab
   curl ${
   tls ? `--cacert ${tls.certFile} ` : ""
 }-H "Authorization: Bearer $(cat ${admin})" ${m}/v1/tablets
-  redis-cli -p ${firstResp.slice(firstResp.lastIndexOf(":") + 1)} -a $(cat ${
+  redis-cli ${tls ? `--tls --cacert ${tls.certFile} ` : ""}-p ${
+  firstResp.slice(firstResp.lastIndexOf(":") + 1)
+} -a $(cat ${
   tokenFile(stack.secrets.dir, "write")
 }) --no-auth-warning   # keys in the memory table "redis"
 Ctrl-C stops every process.`);

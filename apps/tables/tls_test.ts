@@ -5,12 +5,15 @@
  * master's orders to the servers, everyone's kv sessions, the servers'
  * tablets in GFS). A client trusting it creates, writes, reads and scans;
  * the CLI works with --ca-cert; a client that does not trust it is refused.
+ * The servers' RESP listeners serve TLS with the same certificate
+ * (`redis-cli --tls --cacert`), and forward to each other over TLS.
  */
 import assert from "node:assert/strict";
 import { selfSignedCert, tlsClient } from "@strata/edge";
 import { startTablesStack } from "./stack_launcher.ts";
 import { rowText, TablesClient } from "./client/tables_client.ts";
 import { openRoomStream, type RoomEvent } from "./rooms/room_events.ts";
+import { RespTestClient } from "./resp/_resp_test_client.ts";
 
 Deno.test({
   name:
@@ -34,6 +37,7 @@ Deno.test({
         master: { replication: 2 },
       },
       tls,
+      resp: true,
     });
     const httpClient = await tlsClient(tls.certFile);
     try {
@@ -140,6 +144,82 @@ Deno.test({
           }
         },
       );
+      await t.step(
+        "RESP over TLS: SET and GET through both servers (one forwards to the other over TLS), redis-cli --tls; plain RESP gets nothing",
+        async () => {
+          const client = new TablesClient(stack.masterUrls(), {
+            token: stack.secrets.tokens.admin,
+            httpClient,
+            retryForMs: 30_000,
+          });
+          await client.createTable("redis", [{ name: "v" }], [], {
+            storage: "memory",
+          });
+          const ca = [await Deno.readTextFile(tls.certFile)];
+          const [a, b] = [...stack.servers.values()].map((s) => s.resp!);
+          // Through both servers: one holds the key's tablet, the other
+          // forwards to it over its TLS peer link.
+          for (const [i, addr] of [a!, b!].entries()) {
+            const c = await RespTestClient.connect(addr, ca);
+            try {
+              assert.equal(
+                await c.js("AUTH", stack.secrets.tokens.write),
+                "OK",
+              );
+              // The tablet may still be opening: TRYAGAIN is retried here.
+              let r: unknown;
+              for (let n = 0; n < 100; n++) {
+                r = await c.js("SET", `k${i}`, `over tls ${i}`);
+                if (r === "OK") break;
+                await new Promise((r) => setTimeout(r, 200));
+              }
+              assert.equal(r, "OK");
+              assert.equal(
+                await c.js("GET", `k${1 - i}`),
+                i === 0 ? null : "over tls 0",
+              );
+            } finally {
+              c.close();
+            }
+          }
+          if (await hasRedisCli()) {
+            const out = await new Deno.Command("redis-cli", {
+              args: [
+                "--tls",
+                "--cacert",
+                tls.certFile,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                a!.slice(a!.lastIndexOf(":") + 1),
+                "--no-auth-warning",
+                "-a",
+                stack.secrets.tokens.read,
+                "MGET",
+                "k0",
+                "k1",
+              ],
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+            assert.equal(
+              new TextDecoder().decode(out.stdout),
+              "over tls 0\nover tls 1\n",
+              new TextDecoder().decode(out.stderr),
+            );
+          } else console.log("redis-cli not installed: its step is skipped");
+          // A plaintext client: the handshake fails, no reply, closed.
+          const plain = await RespTestClient.connect(a!);
+          await plain.raw(new TextEncoder().encode("PING\r\n"));
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            plain.done,
+            new Promise((r) => timer = setTimeout(r, 10_000)),
+          ]).finally(() => clearTimeout(timer));
+          assert.ok(plain.ended, "a plaintext client was not closed");
+          plain.close();
+        },
+      );
       await t.step("a client without the CA is refused", async () => {
         await assert.rejects(
           fetch(`${stack.masterUrls()[0]}/v1/tablets`, {
@@ -156,3 +236,12 @@ Deno.test({
     }
   },
 });
+
+async function hasRedisCli(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("redis-cli", { args: ["--version"] })
+      .output()).success;
+  } catch {
+    return false;
+  }
+}

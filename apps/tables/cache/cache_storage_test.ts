@@ -110,6 +110,17 @@ Deno.test("memory tablet: split copy, scanKeys, expiry sampling, snapshot codec"
   await t.copyTo(left, left.range);
   await t.copyTo(right, right.range);
   assert.equal(left.rowCount + right.rowCount, 100);
+  // writeValue copies the caller's bytes (in place over a value of the
+  // same length), and a split's copy does not share them.
+  const buf = enc.encode("v99");
+  t.writeValue("k099", buf, 0);
+  buf.fill(0);
+  assert.equal(get(t, "k099"), "v99");
+  t.writeValue("k099", enc.encode("w99"), 0);
+  assert.equal(get(t, "k099"), "w99");
+  assert.equal(get(right, "k099"), "v99");
+  t.writeValue("k099", enc.encode("v099"), 0);
+  assert.equal(get(t, "k099"), "v099");
   const page = t.scanKeys("", 30, now);
   assert.equal(page.keys.length, 30);
   assert.equal(page.next, "k030");

@@ -17,18 +17,24 @@ export class RespTestClient {
   #ended = false;
   readonly done: Promise<void>;
 
-  private constructor(private readonly conn: Deno.TcpConn) {
+  private constructor(private readonly conn: Deno.Conn) {
     this.done = this.#read();
   }
 
-  /** Connects to `host:port`. */
-  static async connect(address: string): Promise<RespTestClient> {
+  /** Connects to `host:port` (over TLS trusting `caCerts` when given). */
+  static async connect(
+    address: string,
+    caCerts?: string[],
+  ): Promise<RespTestClient> {
     const i = address.lastIndexOf(":");
+    const to = {
+      hostname: address.slice(0, i),
+      port: Number(address.slice(i + 1)),
+    };
     return new RespTestClient(
-      await Deno.connect({
-        hostname: address.slice(0, i),
-        port: Number(address.slice(i + 1)),
-      }),
+      caCerts
+        ? await Deno.connectTls({ ...to, caCerts })
+        : await Deno.connect(to),
     );
   }
 

@@ -5,7 +5,8 @@
  * buffer flushed once per microtask turn (so the commands of many clients
  * go out in one write), and replies are matched to commands in order.
  * A broken connection fails every command in flight (their outcome is
- * unknown) and is replaced by a new one on the next command.
+ * unknown) and is replaced by a new one on the next command. In a cell
+ * serving TLS the link is TLS too, trusting the cell's CA roots.
  */
 import {
   RespProtocolError,
@@ -16,8 +17,8 @@ import {
 
 /** A pipelined RESP client connection. */
 export class PeerConnection {
-  #conn: Deno.TcpConn | undefined;
-  #connecting: Promise<Deno.TcpConn> | undefined;
+  #conn: Deno.Conn | undefined;
+  #connecting: Promise<Deno.Conn> | undefined;
   #out = new RespWriter();
   #flushing = false;
   #pending: PromiseWithResolvers<RespValue>[] = [];
@@ -27,10 +28,13 @@ export class PeerConnection {
    * @param address `host:port` of the peer's RESP listener.
    * @param secret the peer secret (sent with AUTH), or undefined when the
    *   cell runs without auth.
+   * @param caCerts PEM roots: connect over TLS trusting them (a cell
+   *   serving TLS); undefined: plain TCP.
    */
   constructor(
     readonly address: string,
     private readonly secret: string | undefined,
+    private readonly caCerts?: string[],
   ) {}
 
   /** Sends a command; resolves to its reply. @throws Error when the link breaks. */
@@ -49,12 +53,16 @@ export class PeerConnection {
 
   #connect(): void {
     const i = this.address.lastIndexOf(":");
-    this.#connecting = Deno.connect({
+    const to = {
       hostname: this.address.slice(0, i),
       port: Number(this.address.slice(i + 1)),
-    });
+    };
+    this.#connecting = this.caCerts
+      ? Deno.connectTls({ ...to, caCerts: this.caCerts })
+      : Deno.connect(to);
     this.#connecting.then((conn) => {
-      conn.setNoDelay(true);
+      // (A TLS connection has no setNoDelay in Deno.)
+      if (!this.caCerts) (conn as Deno.TcpConn).setNoDelay(true);
       this.#conn = conn;
       this.#connecting = undefined;
       void this.#readLoop(conn);
@@ -91,7 +99,7 @@ export class PeerConnection {
     }
   }
 
-  async #readLoop(conn: Deno.TcpConn): Promise<void> {
+  async #readLoop(conn: Deno.Conn): Promise<void> {
     const parser = new RespReplyParser();
     const buf = new Uint8Array(64 << 10);
     try {

@@ -118,8 +118,12 @@ export class RespRequestParser {
 
   /** Index of the CR of the next CRLF at or after `from`, or -1. */
   #line(from: number): number {
-    const i = this.#buf.subarray(from, this.#end).indexOf(CR);
-    return i < 0 ? -1 : from + i;
+    // A loop: the lines here are a few bytes (`$3`, `*3`), shorter than
+    // what calling the indexOf builtin costs (and no view per line).
+    const b = this.#buf;
+    const end = this.#end;
+    for (let i = from; i < end; i++) if (b[i] === CR) return i;
+    return -1;
   }
 
   /** Parses a decimal integer in [from, to); NaN when not one. */
@@ -320,36 +324,67 @@ export class RespReplyParser {
     return r[0];
   }
 
-  #lineAt(pos: number): [string, number] | undefined {
-    const i = this.#buf.subarray(pos).indexOf(CR);
-    if (i < 0 || pos + i + 1 >= this.#buf.length) return undefined;
-    if (this.#buf[pos + i + 1] !== LF) {
-      throw new RespProtocolError("Protocol error: expected CRLF");
+  /** Index of the CR ending the line at `pos` (its LF checked), or -1. */
+  #crAt(pos: number): number {
+    const b = this.#buf;
+    for (let i = pos; i + 1 < b.length; i++) {
+      if (b[i] !== CR) continue;
+      if (b[i + 1] !== LF) {
+        throw new RespProtocolError("Protocol error: expected CRLF");
+      }
+      return i;
     }
-    return [lineDecoder.decode(this.#buf.subarray(pos, pos + i)), pos + i + 2];
+    return -1;
+  }
+
+  /** The decimal integer in [from, to), or undefined when it is not one. */
+  #intAt(from: number, to: number): number | undefined {
+    const b = this.#buf;
+    let i = from;
+    const neg = b[i] === 45;
+    if (neg) i++;
+    if (i >= to || to - i > 20) return undefined;
+    let n = 0;
+    for (; i < to; i++) {
+      const d = b[i]! - 48;
+      if (d < 0 || d > 9) return undefined;
+      n = n * 10 + d;
+    }
+    return neg ? -n : n;
   }
 
   #value(pos: number): [RespValue, number] | undefined {
     if (pos >= this.#buf.length) return undefined;
     const t = this.#buf[pos];
-    const line = this.#lineAt(pos + 1);
-    if (!line) return undefined;
-    const [text, after] = line;
+    // Lengths and integers are read from the bytes (no string per reply:
+    // the forwarding path parses one per command).
+    const cr = this.#crAt(pos + 1);
+    if (cr < 0) return undefined;
+    const after = cr + 2;
     switch (t) {
       case 43: // +
-        return [{ type: "simple", value: text }, after];
+        return [{
+          type: "simple",
+          value: cr - pos === 3 && this.#buf[pos + 1] === 79 &&
+              this.#buf[pos + 2] === 75
+            ? "OK"
+            : lineDecoder.decode(this.#buf.subarray(pos + 1, cr)),
+        }, after];
       case 45: // -
-        return [{ type: "error", value: text }, after];
+        return [{
+          type: "error",
+          value: lineDecoder.decode(this.#buf.subarray(pos + 1, cr)),
+        }, after];
       case 58: { // :
-        const n = Number(text);
-        if (!/^-?\d+$/.test(text)) {
+        const n = this.#intAt(pos + 1, cr);
+        if (n === undefined) {
           throw new RespProtocolError("Protocol error: bad integer");
         }
         return [{ type: "integer", value: n }, after];
       }
       case 36: { // $
-        const len = Number(text);
-        if (!/^-?\d+$/.test(text) || len < -1 || len > this.#maxBulk) {
+        const len = this.#intAt(pos + 1, cr);
+        if (len === undefined || len < -1 || len > this.#maxBulk) {
           throw new RespProtocolError("Protocol error: invalid bulk length");
         }
         if (len === -1) return [{ type: "bulk", value: null }, after];
@@ -360,8 +395,8 @@ export class RespReplyParser {
         }, after + len + 2];
       }
       case 42: { // *
-        const n = Number(text);
-        if (!/^-?\d+$/.test(text) || n < -1) {
+        const n = this.#intAt(pos + 1, cr);
+        if (n === undefined || n < -1) {
           throw new RespProtocolError("Protocol error: invalid array length");
         }
         if (n === -1) return [{ type: "array", value: null }, after];
@@ -430,9 +465,16 @@ export class RespWriter {
 
   /** Raw bytes. */
   raw(bytes: Uint8Array): this {
-    this.#room(bytes.length);
-    this.#buf.set(bytes, this.#len);
-    this.#len += bytes.length;
+    const n = bytes.length;
+    this.#room(n);
+    if (n <= 16) {
+      // Byte by byte: cheaper than the set builtin for a few bytes (the
+      // digits of a length, +OK).
+      const b = this.#buf;
+      let at = this.#len;
+      for (let i = 0; i < n; i++) b[at++] = bytes[i]!;
+    } else this.#buf.set(bytes, this.#len);
+    this.#len += n;
     return this;
   }
 

@@ -33,6 +33,12 @@ import {
 } from "./resp_codec.ts";
 import { globMatch } from "../shared/redis_glob.ts";
 import { PeerConnection } from "./peer_connection.ts";
+import {
+  EVICTION_POLICIES,
+  type EvictionPolicy,
+  Evictor,
+  parseMemorySize,
+} from "../cache/eviction.ts";
 import type { TabletMap } from "./tablet_map.ts";
 
 /** Options of {@link startRespServer}. */
@@ -52,6 +58,18 @@ export interface RespServerOptions {
   map: TabletMap;
   pubsub: PubSubPort;
   limits?: Partial<RespLimits>;
+  /**
+   * Serve TLS with this certificate and key (PEM text): the tables'
+   * `--tls-cert`/`--tls-key`, so `redis-cli --tls --cacert …` connects.
+   */
+  tls?: { cert: string; key: string };
+  /** PEM roots the peer links trust; given: the links are TLS. */
+  peerCaCerts?: string[];
+  /**
+   * The memory bound of this server's tablets of the table and its policy
+   * (`--resp-maxmemory`; `CONFIG SET maxmemory` changes it); default none.
+   */
+  evictor?: Evictor;
   log(line: string): void;
 }
 
@@ -70,6 +88,8 @@ const int = (n: number): Reply => ({ type: "integer", value: n });
 const bulk = (b: Uint8Array | null): Reply => ({ type: "bulk", value: b });
 const err = (m: string): Reply => ({ type: "error", value: m });
 const MISS = "STRATAMISS";
+/** Encoded once: a string argument costs an encode (an allocation) per command. */
+const STRATA_LOCAL = new TextEncoder().encode("STRATA.LOCAL");
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const str = (b: Uint8Array) => dec.decode(b);
@@ -144,6 +164,10 @@ const WRITES = new Set([
 /** How long SUBSCRIBE waits for the rooms to count this server in before answering anyway. */
 const SUBSCRIBE_WAIT_MS = 10_000;
 
+/** Writes refused with -OOM over maxmemory when nothing can be evicted (Redis' denyoom). */
+const DENY_OOM = new Set(["SET", "INCR", "INCRBY", "DECR", "DECRBY"]);
+const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
+
 /** Commands allowed before AUTH. */
 const OPEN = new Set(["AUTH", "HELLO", "PING", "QUIT"]);
 /** Commands allowed while subscribed. */
@@ -176,14 +200,21 @@ const KEY_COMMANDS = new Set([
 
 /** Starts the listener. */
 export function startRespServer(o: RespServerOptions): RespServer {
-  const listener = Deno.listen({ hostname: o.hostname, port: o.port });
+  const listener: Deno.Listener = o.tls
+    ? Deno.listenTls({
+      hostname: o.hostname,
+      port: o.port,
+      cert: o.tls.cert,
+      key: o.tls.key,
+    })
+    : Deno.listen({ hostname: o.hostname, port: o.port });
   const addr = listener.addr as Deno.NetAddr;
   const address = `${addr.hostname}:${addr.port}`;
   const peerAuth = o.peerSecret !== undefined && o.auth !== "off"
     ? new TokenAuth({ admin: o.peerSecret })
     : undefined;
   const peers = new Map<string, PeerConnection>();
-  const conns = new Set<Deno.TcpConn>();
+  const conns = new Set<Deno.Conn>();
   /** SCAN cursors: id → the key to resume at (bounded). */
   const cursors = new Map<number, Uint8Array>();
   let nextCursor = 1;
@@ -195,7 +226,21 @@ export function startRespServer(o: RespServerOptions): RespServer {
    * is a quarter of the session TTL.
    */
   let servingNow = false;
-  const checkServing = () => void (servingNow = o.serving());
+  const evictor = o.evictor ??
+    new Evictor({ maxBytes: 0, policy: "noeviction" });
+  /** This server's open memory tablets of the table (per batch, for maxmemory). */
+  let memTablets: MemoryTablet[] | null = null;
+  const checkServing = () => {
+    servingNow = o.serving();
+    memTablets = null;
+  };
+  const ownTablets = (): MemoryTablet[] =>
+    memTablets ??= o.host.list().flatMap((t) =>
+      t.record.table === o.map.table && t.tablet instanceof MemoryTablet &&
+        !t.frozen && !t.tablet.closed
+        ? [t.tablet]
+        : []
+    );
 
   /** The open memory tablet holding `key` here, or why not. */
   const localTablet = (
@@ -225,6 +270,10 @@ export function startRespServer(o: RespServerOptions): RespServer {
         `ERR table ${o.map.table} is not a memory table (create it with storage "memory" or "write-behind")`,
       );
     }
+    if (
+      evictor.maxBytes > 0 && DENY_OOM.has(name) &&
+      !evictor.makeRoom(ownTablets())
+    ) return err(OOM);
     const k = latin1(key);
     const now = Date.now();
     switch (name) {
@@ -344,14 +393,19 @@ export function startRespServer(o: RespServerOptions): RespServer {
     if (keep) deadline = t.deadlineOf(k, now) ?? 0;
     if (expirySet && deadline <= now) {
       t.deleteKey(k, now);
-    } else t.setValue(k, args[2]!.slice(), deadline);
+    } else if (get) t.setValue(k, args[2]!.slice(), deadline);
+    else t.writeValue(k, args[2]!, deadline);
     return get ? bulk(old ?? null) : OK;
   };
 
   const peerFor = (address: string) => {
     let p = peers.get(address);
     if (!p) {
-      p = new PeerConnection(address, peerAuth ? o.peerSecret : undefined);
+      p = new PeerConnection(
+        address,
+        peerAuth ? o.peerSecret : undefined,
+        o.peerCaCerts,
+      );
       peers.set(address, p);
     }
     return p;
@@ -375,7 +429,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
       if (e && e.server && e.server !== o.serverId && e.resp) {
         let r: Reply;
         try {
-          r = await peerFor(e.resp).call(["STRATA.LOCAL", ...args]);
+          r = await peerFor(e.resp).call([STRATA_LOCAL, ...args]);
         } catch (x) {
           return err(
             `ERR forwarding to ${e.server} failed (${
@@ -400,12 +454,16 @@ export function startRespServer(o: RespServerOptions): RespServer {
     }
   };
 
-  /** Runs a key command, synchronously when the key is here. */
+  /**
+   * Runs a key command, synchronously when the key is here. The arguments
+   * are views into the connection's parser buffer, not copied for the
+   * forwarding: the connection awaits every reply of a batch before it
+   * reads (and the parser reuses its buffer) again.
+   */
   const keyCommand = (
     name: string,
     args: Uint8Array[],
-  ): Reply | Promise<Reply> =>
-    runKey(name, args) ?? routeKey(name, args.map((a) => a.slice()));
+  ): Reply | Promise<Reply> => runKey(name, args) ?? routeKey(name, args);
 
   /** One SCAN step from `start` here: keys and where to go on. */
   const scanHere = (
@@ -617,6 +675,7 @@ export function startRespServer(o: RespServerOptions): RespServer {
           : err("ERR DB index is out of range");
       case "CONFIG": {
         const sub = args[1] ? upper(args[1]) : "";
+        if (sub === "SET") return configSet(cl, args.slice(2));
         if (sub !== "GET" || args.length < 3) {
           return err(
             `ERR CONFIG ${sub.toLowerCase()} is not supported by the tables RESP listener`,
@@ -626,7 +685,9 @@ export function startRespServer(o: RespServerOptions): RespServer {
           save: "",
           appendonly: "no",
           databases: "1",
-          maxmemory: "0",
+          maxmemory: String(evictor.maxBytes),
+          "maxmemory-policy": evictor.policy,
+          "maxmemory-samples": String(evictor.samples),
         };
         const out: Reply[] = [];
         for (const p of args.slice(2)) {
@@ -654,7 +715,9 @@ export function startRespServer(o: RespServerOptions): RespServer {
       }
       case "INFO":
         return bulk(enc.encode(
-          `# Server\r\nredis_version:7.0.0\r\nstrata_server:${o.serverId}\r\nredis_mode:standalone\r\n`,
+          `# Server\r\nredis_version:7.0.0\r\nstrata_server:${o.serverId}\r\nredis_mode:standalone\r\n\r\n# Memory\r\nused_memory:${
+            Evictor.used(ownTablets())
+          }\r\nmaxmemory:${evictor.maxBytes}\r\nmaxmemory_policy:${evictor.policy}\r\n\r\n# Stats\r\nevicted_keys:${evictor.evicted}\r\n`,
         ));
       case "RESET":
         for (const u of cl.channels.values()) u();
@@ -805,6 +868,53 @@ export function startRespServer(o: RespServerOptions): RespServer {
     );
   };
 
+  /**
+   * CONFIG SET of the eviction settings (admin token), on this server
+   * only, until it restarts (the flags set them at start).
+   */
+  const configSet = (cl: Client, pairs: Uint8Array[]): Reply => {
+    if (cl.role !== "admin") {
+      return err("NOPERM CONFIG SET needs the admin token");
+    }
+    if (pairs.length === 0 || pairs.length % 2 !== 0) {
+      return wrongArgs("config|set");
+    }
+    // Checked first, then applied: all or nothing, as Redis does.
+    const apply: (() => void)[] = [];
+    for (let i = 0; i < pairs.length; i += 2) {
+      const name = latin1(pairs[i]!).toLowerCase();
+      const value = latin1(pairs[i + 1]!);
+      const bad = err(
+        `ERR CONFIG SET failed (possibly related to argument '${name}') - argument couldn't be parsed into an integer`,
+      );
+      if (name === "maxmemory") {
+        const n = parseMemorySize(value);
+        if (n === undefined) return bad;
+        apply.push(() => evictor.maxBytes = n);
+      } else if (name === "maxmemory-policy") {
+        const p = value.toLowerCase() as EvictionPolicy;
+        if (!EVICTION_POLICIES.includes(p)) {
+          return err(
+            `ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: ${
+              EVICTION_POLICIES.join(", ")
+            }`,
+          );
+        }
+        apply.push(() => evictor.policy = p);
+      } else if (name === "maxmemory-samples") {
+        const n = parseInt64(pairs[i + 1]!);
+        if (n === undefined || n < 1 || n > 64) return bad;
+        apply.push(() => evictor.samples = n);
+      } else {
+        return err(
+          `ERR Unknown option or number of arguments for CONFIG SET - '${name}' (the tables RESP listener sets maxmemory, maxmemory-policy, maxmemory-samples)`,
+        );
+      }
+    }
+    for (const f of apply) f();
+    return OK;
+  };
+
   const auth = (cl: Client, token: string): Reply => {
     if (o.auth === "off") return OK;
     if (peerAuth?.roleOf(token)) {
@@ -864,10 +974,10 @@ export function startRespServer(o: RespServerOptions): RespServer {
     }
   }, 100);
 
-  const serveConn = async (conn: Deno.TcpConn) => {
+  const serveConn = async (conn: Deno.Conn) => {
     conns.add(conn);
     try {
-      conn.setNoDelay(true);
+      if (!o.tls) (conn as Deno.TcpConn).setNoDelay(true);
     } catch { /* not TCP */ }
     const parser = new RespRequestParser(o.limits);
     const out = new RespWriter();
@@ -951,7 +1061,11 @@ export function startRespServer(o: RespServerOptions): RespServer {
         !(e instanceof Deno.errors.ConnectionReset) &&
         !(e instanceof Deno.errors.BrokenPipe) &&
         !(e instanceof Deno.errors.BadResource) &&
-        !(e instanceof Deno.errors.Interrupted)
+        !(e instanceof Deno.errors.Interrupted) &&
+        // A client that is not speaking TLS to a TLS listener, or hangs
+        // up in the handshake: its problem, one line.
+        !(e instanceof Deno.errors.InvalidData) &&
+        !(e instanceof Deno.errors.UnexpectedEof)
       ) {
         o.log(`RESP connection failed: ${e instanceof Error ? e.stack : e}`);
       }
@@ -967,9 +1081,9 @@ export function startRespServer(o: RespServerOptions): RespServer {
 
   const accepting = (async () => {
     for (;;) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.Conn;
       try {
-        conn = await listener.accept() as Deno.TcpConn;
+        conn = await listener.accept();
       } catch {
         if (closed) return;
         continue;

@@ -41,6 +41,11 @@ import { serverKey } from "../shared/kv_layout.ts";
 import { tableNameSchema } from "../shared/wire.ts";
 import { startRespServer } from "../resp/resp_server.ts";
 import { TabletMap } from "../resp/tablet_map.ts";
+import {
+  EVICTION_POLICIES,
+  Evictor,
+  parseMemorySize,
+} from "../cache/eviction.ts";
 import { attachRooms } from "../rooms/rooms_on_server.ts";
 import { CrdtService } from "../crdt/crdt_service.ts";
 import { createCrdtApi } from "../crdt/crdt_api.ts";
@@ -62,7 +67,13 @@ A tables tablet server: serves the tablets the active master assigns to it.
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
   --resp H:P          also speak RESP2 (redis-cli, Redis clients) on this address
+                      (over TLS with --tls-cert/--tls-key: redis-cli --tls --cacert)
   --resp-table NAME   the memory table RESP keys live in (default redis)
+  --resp-maxmemory N  bound on the bytes this server's tablets of that table hold
+                      (Redis' maxmemory: 100mb, 2gb, bytes; default 0 = none)
+  --resp-maxmemory-policy P
+                      over the bound: noeviction (writes get -OOM, the default),
+                      allkeys-lru, allkeys-random or volatile-lru
 ${KV_FLAGS_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
@@ -90,6 +101,18 @@ const f = parseFlagsOrExit(
     ),
     resp: hostPortFlag.optional(),
     "resp-table": tableNameSchema.default("redis"),
+    "resp-maxmemory": z.string().default("0").transform((v, ctx) => {
+      const n = parseMemorySize(v);
+      if (n === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: "a size: bytes, or with kb, mb, gb (100mb)",
+        });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    "resp-maxmemory-policy": z.enum(EVICTION_POLICIES).default("noeviction"),
   }),
   HELP,
 );
@@ -204,6 +227,14 @@ const resp = f.resp
     serving: () => registration?.lease.valid ?? false,
     map: new TabletMap(kv, f["resp-table"]),
     pubsub: rooms.rooms,
+    // --tls-cert: RESP is TLS too (redis-cli --tls --cacert), and so are
+    // the forwarding links between servers.
+    ...(tls.serve ? { tls: { cert: tls.serve.cert, key: tls.serve.key } } : {}),
+    ...(tls.serve && tls.caCerts ? { peerCaCerts: tls.caCerts } : {}),
+    evictor: new Evictor({
+      maxBytes: f["resp-maxmemory"],
+      policy: f["resp-maxmemory-policy"],
+    }),
     log,
   })
   : undefined;
