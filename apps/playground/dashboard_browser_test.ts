@@ -314,8 +314,9 @@ Deno.test({
       );
       assert.ok(holding >= 2, `the points are on ${holding} tablet(s)`);
 
-      // A sim:replicated seed with a planted bug (vote_before_fsync fails
-      // at seed 1), run in the dashboard while the GFS steps go on.
+      // A sim:replicated seed with a planted bug (vote_before_fsync first
+      // fails at seed 7: find runs seeds 1–7), run in the dashboard while
+      // the GFS steps go on.
       await page.selectOption("#simr-bug", "vote_before_fsync");
       await page.click("#simr-find");
 
