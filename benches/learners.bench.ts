@@ -234,10 +234,23 @@ async function measureLevel(n: number): Promise<Level> {
   const learnerBytes = await learnerBytesSent(followerUrls) - lb0;
   counting = false;
   const lastRevision = (await status(leader.url)).appliedIndex as number;
-  await Promise.all(
+  // Every replica catches up after the load (else the level failed: say how).
+  const caughtUp = await Promise.allSettled(
     learners.map((f) => f.waitFor(lastRevision, { timeoutMs: 120_000 })),
   );
+  const behind = learners.filter((_, i) => caughtUp[i]!.status === "rejected");
   await Promise.all(learners.map((f) => f.close()));
+  if (behind.length > 0) {
+    throw new Error(
+      `${behind.length} of ${n} replicas did not reach revision ${lastRevision} within 120 s after the load (lowest ${
+        Math.min(...behind.map((f) => f.revision))
+      }; ${
+        behind.filter((f) => f.member === undefined).length
+      } of them disconnected; reconnects among them ${
+        behind.reduce((a, f) => a + f.reconnects, 0)
+      })`,
+    );
+  }
 
   // N SSE watchers on the same followers, counting the bytes they read.
   const ac = new AbortController();
