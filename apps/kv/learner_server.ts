@@ -8,7 +8,9 @@
  * One pump serves every learner: after the member applies entries (batched
  * over `batchDelayMs`) it computes each learner's next step from its
  * position ({@link nextFeedStep}); learners of the same prefix at the same
- * position share the step. A learner whose connection is still busy
+ * position share the step, encoded once into one frame whose bytes are
+ * written to each of them. Pumps are paced by their own cost, so learners
+ * never crowd raft out of the member's event loop. A learner whose connection is still busy
  * writing is skipped and catches up from the history later (or from a
  * snapshot, if the history moved on), so a slow learner costs no memory.
  */
