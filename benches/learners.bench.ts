@@ -12,7 +12,9 @@
  *   learners (one blob for all) against one frame per learner.
  *
  * The subscribers live in this process (the machine has 2 cores); its
- * CPU time is recorded too. N is STRATA_LEARNERS_N (default 500).
+ * CPU time is recorded too. The counts are STRATA_LEARNERS_COUNTS
+ * (default "1000,10000"); a count the machine cannot hold is recorded as
+ * failed, with the reason, and the next is tried.
  */
 import { Buffer } from "node:buffer";
 import { zstdCompressSync } from "node:zlib";
@@ -23,7 +25,11 @@ import { Changes, type Follower, KvClient, learnerMessages } from "@strata/kv";
 import { QUICK, Suite } from "./harness.ts";
 import { cpuMs } from "./proc_cpu.ts";
 
-const N = Number(Deno.env.get("STRATA_LEARNERS_N") ?? (QUICK ? 40 : 500));
+/** Subscriber counts measured, each against the same no-subscriber phase. */
+const COUNTS = (Deno.env.get("STRATA_LEARNERS_COUNTS") ??
+  (QUICK ? "40" : "1000,10000")).split(",").map(Number);
+/** The count the one-change packing figure is computed for. */
+const N = Math.max(...COUNTS);
 const PHASE_MS = QUICK ? 1500 : 8000;
 // Low enough that the shared 2-core machine keeps the rate with every
 // subscriber in this process, so per-second figures compare.
@@ -33,7 +39,9 @@ const KEYS = 100;
 
 const suite = new Suite(
   "learners",
-  `kv client learners vs SSE watchers: leader and follower CPU, bytes per change, ${N} subscribers on the followers, ${WRITES_PER_SEC} puts/s`,
+  `kv client learners vs SSE watchers: leader and follower CPU, bytes per change, 0 / ${
+    COUNTS.join(" / ")
+  } subscribers on the followers, ${WRITES_PER_SEC} puts/s`,
 );
 
 const dir = await Deno.makeTempDir({ prefix: "strata-bench-learners-" });
@@ -162,6 +170,9 @@ async function measurePhase(name: string): Promise<Phase> {
       phase.clientCpuMs.toFixed(0)
     } ms; leader raft bytes ${phase.leaderRaftBytes}`,
   );
+  console.log(
+    `${name}: leader ${(phase.leaderCpuMs / seconds).toFixed(0)} CPU ms/s`,
+  );
   suite.metric(`${name}: puts`, changes);
   suite.metric(`${name}: seconds`, Number(seconds.toFixed(2)));
   suite.metric(`${name}: leader CPU ms`, Math.round(phase.leaderCpuMs));
@@ -174,26 +185,35 @@ async function measurePhase(name: string): Promise<Phase> {
   return phase;
 }
 
-try {
-  // Warm up (JIT, connections), then the baseline.
-  await writeLoad(1000);
-  const none = await measurePhase("0 subscribers");
+/** What one phase of N learners, and one of N SSE watchers, measured. */
+interface Level {
+  n: number;
+  learners: Phase;
+  learnerBytes: number;
+  learnerChanges: number;
+  sse: Phase;
+  sseBytes: number;
+  sseEvents: number;
+}
 
-  // N learners on the followers.
-  const reader = new KvClient(all.map((n) => n.url), { token: tokens.read });
+/** N learners on the followers, then N SSE watchers on the same followers. */
+async function measureLevel(n: number): Promise<Level> {
+  const reader = new KvClient(all.map((m) => m.url), { token: tokens.read });
   const learners: Follower[] = [];
   // Changes the learners applied while their bytes were counted.
   let counting = false;
   let learnerChanges = 0;
-  for (let i = 0; i < N; i += 50) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += 50) {
     learners.push(
       ...await Promise.all(
         Array.from(
-          { length: Math.min(50, N - i) },
+          { length: Math.min(50, n - i) },
           (_, j) =>
             reader.follow("p/", {
               members: [followers[(i + j) % 2]!.learner!],
               idleTimeoutMs: 30_000,
+              startTimeoutMs: 60_000,
               onUpdate: (u) => {
                 if (counting) learnerChanges += u.changes.length;
               },
@@ -202,17 +222,35 @@ try {
       ),
     );
   }
+  console.log(
+    `${n} learners subscribed in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s`,
+  );
   const followerUrls = followers.map((f) => f.url);
   const lb0 = await learnerBytesSent(followerUrls);
   counting = true;
-  const withLearners = await measurePhase(`${N} learners`);
+  const withLearners = await measurePhase(`${n} learners`);
   const learnerBytes = await learnerBytesSent(followerUrls) - lb0;
   counting = false;
   const lastRevision = (await status(leader.url)).appliedIndex as number;
-  await Promise.all(
-    learners.map((f) => f.waitFor(lastRevision, { timeoutMs: 60_000 })),
+  // Every replica catches up after the load (else the level failed: say how).
+  const caughtUp = await Promise.allSettled(
+    learners.map((f) => f.waitFor(lastRevision, { timeoutMs: 120_000 })),
   );
+  const behind = learners.filter((_, i) => caughtUp[i]!.status === "rejected");
   await Promise.all(learners.map((f) => f.close()));
+  if (behind.length > 0) {
+    throw new Error(
+      `${behind.length} of ${n} replicas did not reach revision ${lastRevision} within 120 s after the load (lowest ${
+        Math.min(...behind.map((f) => f.revision))
+      }; ${
+        behind.filter((f) => f.member === undefined).length
+      } of them disconnected; reconnects among them ${
+        behind.reduce((a, f) => a + f.reconnects, 0)
+      })`,
+    );
+  }
 
   // N SSE watchers on the same followers, counting the bytes they read.
   const ac = new AbortController();
@@ -220,7 +258,8 @@ try {
   let sseEvents = 0; // events read
   const from = (await status(leader.url)).appliedIndex as number + 1;
   const readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
-  const watchers = Array.from({ length: N }, async (_, i) => {
+  let opened = 0;
+  const watchers = Array.from({ length: n }, async (_, i) => {
     const q = new URLSearchParams({
       prefix: "p/",
       encoding: "base64",
@@ -233,6 +272,7 @@ try {
       });
       const reader = res.body!.getReader();
       readers.push(reader);
+      opened++;
       let previous = 0;
       for (;;) {
         const { value, done } = await reader.read();
@@ -248,75 +288,128 @@ try {
       // Cancelled at the end.
     }
   });
+  const openBy = performance.now() + 60_000;
+  while (opened < n && performance.now() < openBy) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(`${opened} of ${n} SSE watchers open`);
   await new Promise((r) => setTimeout(r, 1000));
   const sse0 = sseBytes;
   const sseEvents0 = sseEvents;
-  const withSse = await measurePhase(`${N} SSE watchers`);
+  const withSse = await measurePhase(`${n} SSE watchers`);
   await new Promise((r) => setTimeout(r, 1000));
-  const sseBytesPhase = sseBytes - sse0;
-  const sseEventsPhase = sseEvents - sseEvents0;
+  const level: Level = {
+    n,
+    learners: withLearners,
+    learnerBytes,
+    learnerChanges,
+    sse: withSse,
+    sseBytes: sseBytes - sse0,
+    sseEvents: sseEvents - sseEvents0,
+  };
   ac.abort();
   await Promise.all(readers.map((r) => r.cancel().catch(() => {})));
   await Promise.all(watchers);
+  return level;
+}
 
+/** Per-second figures, so phases of slightly different lengths compare. */
+const perSecond = (p: Phase, v: number) => v / p.seconds;
+
+function report(none: Phase, l: Level): void {
+  const n = l.n;
+  const { learners: withLearners, sse: withSse } = l;
   // Per change received (a put that timed out may still have committed).
-  const perLearner = learnerBytes / learnerChanges;
-  const perWatcher = sseBytesPhase / sseEventsPhase;
-  suite.metric("changes the learners applied while counted", learnerChanges);
-  suite.metric("events the SSE watchers read while counted", sseEventsPhase);
+  const perLearner = l.learnerBytes / l.learnerChanges;
+  const perWatcher = l.sseBytes / l.sseEvents;
   suite.metric(
-    "learner bytes per change per learner (frames on the wire)",
-    perLearner,
+    `${n}: changes the learners applied while counted`,
+    l.learnerChanges,
   );
-  suite.metric("SSE bytes per change per watcher (HTTP body)", perWatcher);
-  const perSecond = (p: Phase, v: number) => v / p.seconds;
+  suite.metric(`${n}: events the SSE watchers read while counted`, l.sseEvents);
+  suite.metric(
+    `${n}: serving members' learner bytes per committed change (all learners)`,
+    Math.round(l.learnerBytes / withLearners.changes),
+  );
+  suite.metric(
+    `${n}: learner bytes per change per learner (frames on the wire)`,
+    Number(perLearner.toFixed(1)),
+  );
+  suite.metric(
+    `${n}: SSE bytes per change per watcher (HTTP body)`,
+    Number(perWatcher.toFixed(1)),
+  );
   suite.compare(
-    `puts per second achieved, ${N} learners vs none`,
+    `puts per second achieved, ${n} learners vs none`,
     "throughput",
     perSecond(withLearners, withLearners.changes),
     perSecond(none, none.changes),
   );
   suite.compare(
-    `leader CPU per second, ${N} learners on followers vs none`,
+    `leader CPU per second, ${n} learners on followers vs none`,
     "time",
     perSecond(withLearners, withLearners.leaderCpuMs),
     perSecond(none, none.leaderCpuMs),
     { op: "<=", value: 1.25 },
   );
   suite.compare(
-    `leader raft bytes per second, ${N} learners on followers vs none`,
+    `leader raft bytes per second, ${n} learners on followers vs none`,
     "bytes",
     perSecond(withLearners, withLearners.leaderRaftBytes),
     perSecond(none, none.leaderRaftBytes),
     { op: "<=", value: 1.1 },
   );
-  const leaderLearnerBytes = await learnerBytesSent([leader.url]);
-  suite.metric("bytes the leader sent to learners", leaderLearnerBytes);
   suite.compare(
-    `serving followers' CPU per put, ${N} learners vs ${N} SSE watchers`,
+    `serving followers' CPU per put, ${n} learners vs ${n} SSE watchers`,
     "time",
     withLearners.followersCpuMs / withLearners.changes,
     withSse.followersCpuMs / withSse.changes,
   );
   suite.compare(
-    `leader CPU per second, ${N} SSE watchers on followers vs none`,
+    `leader CPU per second, ${n} SSE watchers on followers vs none`,
     "time",
     perSecond(withSse, withSse.leaderCpuMs),
     perSecond(none, none.leaderCpuMs),
   );
   suite.compare(
-    `puts per second achieved, ${N} SSE watchers vs none`,
+    `puts per second achieved, ${n} SSE watchers vs none`,
     "throughput",
     perSecond(withSse, withSse.changes),
     perSecond(none, none.changes),
   );
   suite.compare(
-    "bytes per change per subscriber, learner vs SSE",
+    `bytes per change per subscriber, learner vs SSE, ${n} each`,
     "bytes",
     perLearner,
     perWatcher,
     { op: "<=", value: 1 },
   );
+  console.log(
+    `${n}: bytes per change per subscriber: learner ${
+      perLearner.toFixed(1)
+    }, SSE ${perWatcher.toFixed(1)}`,
+  );
+}
+
+try {
+  // Warm up (JIT, connections), then the baseline.
+  await writeLoad(1000);
+  const none = await measurePhase("0 subscribers");
+  for (const n of COUNTS) {
+    let level: Level;
+    try {
+      level = await measureLevel(n);
+    } catch (e) {
+      // Said in the results rather than hidden: the machine could not hold it.
+      const why = e instanceof Error ? e.message : String(e);
+      console.log(`${n} subscribers: failed: ${why}`);
+      suite.metric(`${n}: failed`, why.slice(0, 200));
+      continue;
+    }
+    report(none, level);
+  }
+  const leaderLearnerBytes = await learnerBytesSent([leader.url]);
+  suite.metric("bytes the leader sent to learners", leaderLearnerBytes);
 
   // One pump's frames for N learners of one prefix: the same Changes message
   // on N connections. Packed into one blob, vs one frame each.
@@ -347,9 +440,7 @@ try {
     frame.length * N,
   );
   console.log(
-    `bytes per change per subscriber: learner ${perLearner.toFixed(1)}, SSE ${
-      perWatcher.toFixed(1)
-    }; one frame ${frame.length} B, pack of ${N} ${packed.length} B, zstd ${zstd.length} B`,
+    `one frame ${frame.length} B, pack of ${N} ${packed.length} B, zstd ${zstd.length} B`,
   );
   await suite.finish();
 } finally {

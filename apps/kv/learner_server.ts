@@ -8,12 +8,16 @@
  * One pump serves every learner: after the member applies entries (batched
  * over `batchDelayMs`) it computes each learner's next step from its
  * position ({@link nextFeedStep}); learners of the same prefix at the same
- * position share the step. A learner whose connection is still busy
+ * position share the step, encoded once into one frame whose bytes are
+ * written to each of them. Pumps are paced by their own cost, so learners
+ * never crowd raft out of the member's event loop. A learner whose connection is still busy
  * writing is skipped and catches up from the history later (or from a
  * snapshot, if the history moved on), so a slow learner costs no memory.
  */
 import {
   listenTcp,
+  type PreparedFrame,
+  prepareFrame,
   type TcpConnection,
   type TcpServer,
   TransportError,
@@ -34,6 +38,18 @@ import {
   SnapshotChunk,
 } from "./learner_messages.ts";
 import type { WatchHub } from "./watch_hub.ts";
+
+/**
+ * After a pump that took t ms the next waits at least this × t: the
+ * learners' share of the member's event loop stays under 1/(1 + ratio).
+ */
+const PUMP_PAUSE_RATIO = 3;
+
+/** A step shared by the learners at one position, and its frames once encoded. */
+interface SharedStep {
+  step: FeedStep;
+  frames?: PreparedFrame[];
+}
 
 /** Options of {@link LearnerServer.listen}. */
 export interface LearnerServerOptions {
@@ -95,6 +111,8 @@ export class LearnerServer {
   readonly #unlisten: () => void;
   readonly #heartbeat: ReturnType<typeof setInterval>;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** performance.now() before which the next pump does not start. */
+  #nextPumpAt = 0;
   #progressTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #stats: Omit<LearnerServerStats, "learners"> = {
@@ -204,25 +222,40 @@ export class LearnerServer {
 
   #schedule(): void {
     if (this.#timer !== undefined || this.#closed) return;
+    const wait = Math.max(
+      this.#batchDelayMs,
+      this.#nextPumpAt - performance.now(),
+    );
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      const start = performance.now();
       this.#pump();
-    }, this.#batchDelayMs);
+      // The member is a raft voter first: with many learners a pump costs
+      // milliseconds, so the next one waits PUMP_PAUSE_RATIO times as long
+      // (learners take at most 1/(1+ratio) of the event loop, and the
+      // changes applied meanwhile go out together in fewer messages).
+      const end = performance.now();
+      this.#nextPumpAt = end + (end - start) * PUMP_PAUSE_RATIO;
+    }, wait);
   }
 
   #pump(): void {
-    // Learners at the same place of the same prefix get the same step.
-    const shared = new Map<string, FeedStep>();
+    // Learners at the same place of the same prefix get the same step,
+    // encoded once: every one of them is written the same frame bytes.
+    const shared = new Map<string, SharedStep>();
     const now = performance.now();
     let later = Infinity;
     for (const l of this.#learners.values()) {
       if (l.busy) continue;
       const id = `${l.next}\u0000${l.prefix}`;
-      let step = shared.get(id);
-      if (!step) {
-        step = nextFeedStep(l.prefix, l.next, this.#source, this.#limits);
-        shared.set(id, step);
+      let entry = shared.get(id);
+      if (!entry) {
+        entry = {
+          step: nextFeedStep(l.prefix, l.next, this.#source, this.#limits),
+        };
+        shared.set(id, entry);
       }
+      const step = entry.step;
       if (step.kind === "wait") continue;
       const quiet = now - l.lastSentAt;
       if (
@@ -232,7 +265,15 @@ export class LearnerServer {
         later = Math.min(later, this.#progressMs - quiet);
         continue;
       }
-      this.#send(l, step);
+      try {
+        entry.frames ??= this.#encode(step);
+      } catch {
+        // Cannot happen for a valid state (the limits keep frames small);
+        // if it does, this learner is dropped rather than the pump stopped.
+        l.connection.close();
+        continue;
+      }
+      this.#send(l, step, entry.frames);
     }
     if (
       later < Infinity && !this.#closed && this.#progressTimer === undefined
@@ -244,32 +285,44 @@ export class LearnerServer {
     }
   }
 
-  #send(l: Learner, step: Exclude<FeedStep, { kind: "wait" }>): void {
+  /** The frames of one step, encoded once for every learner that takes it. */
+  #encode(step: Exclude<FeedStep, { kind: "wait" }>): PreparedFrame[] {
+    if (step.kind === "changes") {
+      return [
+        prepareFrame(learnerMessages, Changes, {
+          from: step.from,
+          to: step.to,
+          changes: step.changes,
+        }),
+      ];
+    }
+    return step.chunks.map((entries, i) =>
+      prepareFrame(learnerMessages, SnapshotChunk, {
+        revision: step.revision,
+        entries,
+        last: i === step.chunks.length - 1,
+      })
+    );
+  }
+
+  #send(
+    l: Learner,
+    step: Exclude<FeedStep, { kind: "wait" }>,
+    frames: PreparedFrame[],
+  ): void {
     l.busy = true;
     l.lastSentAt = performance.now();
     const c = l.connection;
-    let sent: Promise<void>;
     if (step.kind === "changes") {
       l.next = step.to + 1;
       this.#stats.changeMessages++;
-      sent = c.send(Changes, {
-        from: step.from,
-        to: step.to,
-        changes: step.changes,
-      });
     } else {
       l.next = step.revision + 1;
       this.#stats.snapshots++;
-      sent = Promise.all(
-        step.chunks.map((entries, i) =>
-          c.send(SnapshotChunk, {
-            revision: step.revision,
-            entries,
-            last: i === step.chunks.length - 1,
-          })
-        ),
-      ).then(() => {});
     }
+    const sent = frames.length === 1
+      ? c.sendPrepared(frames[0]!)
+      : Promise.all(frames.map((f) => c.sendPrepared(f))).then(() => {});
     sent.then(
       () => {
         l.busy = false;

@@ -12,7 +12,9 @@ import { type LocalCluster, startLocalCluster } from "./cluster_launcher.ts";
 import type { Follower, ReplicaUpdate } from "./follower.ts";
 
 const TICK_MS = 50; // election timeout 0.5-1 s: no spurious election on a loaded machine
+/** The default suite's count; STRATA_LONG=1 also runs the issue's 1,000. */
 const LEARNERS = Number(Deno.env.get("STRATA_LEARNERS") ?? 200);
+const LONG = Deno.env.get("STRATA_LONG") === "1";
 
 async function withCluster(
   fn: (c: LocalCluster) => Promise<void>,
@@ -21,6 +23,10 @@ async function withCluster(
   const cluster = await startLocalCluster({
     dataRoot: dir,
     extraArgs: ["--tick-ms", String(TICK_MS)],
+    // STRATA_PROF_DIR=dir: every node writes a V8 CPU profile there on exit.
+    denoFlags: Deno.env.get("STRATA_PROF_DIR")
+      ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("STRATA_PROF_DIR")}`]
+      : undefined,
   });
   try {
     await fn(cluster);
@@ -84,179 +90,205 @@ async function scanAt(cluster: LocalCluster, prefix: string) {
   };
 }
 
-Deno.test({
-  name:
-    `${LEARNERS} learners over 3 members under writes: a killed member's learners resume elsewhere and every replica equals a linearizable scan, every change once`,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn() {
-    await withCluster(async (cluster) => {
-      const writer = client(cluster, "write");
-      const reader = client(cluster, "read");
-      const first = await putSoon(writer, "p/seed/0", "s");
-      for (let i = 1; i < 20; i++) await putSoon(writer, `p/seed/${i}`, "s");
-      const leader = await leaderId(reader);
-      const ids = [...cluster.nodes.keys()].sort();
-      const learnerOf = (id: number) => cluster.nodes.get(id)!.learner!;
-      const victim = ids.find((id) => id !== leader)!;
-      const victimAddress = learnerOf(victim);
+/** A member killed under writes while `LEARNERS` clients follow the cluster. */
+function killTest(LEARNERS: number, ignore = false): Deno.TestDefinition {
+  return {
+    name:
+      `${LEARNERS} learners over 3 members under writes: a killed member's learners resume elsewhere and every replica equals a linearizable scan, every change once`,
+    ignore,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      // A bound on progress, not a speed goal: the two members left serve
+      // every learner on a shared 2-core machine (1,000 learners: 300 writes
+      // took 9–27 s after the kill at load average 5–11).
+      const waitMs = LEARNERS > 200 ? 120_000 : 30_000;
+      await withCluster(async (cluster) => {
+        const writer = client(cluster, "write");
+        const reader = client(cluster, "read");
+        const first = await putSoon(writer, "p/seed/0", "s");
+        for (let i = 1; i < 20; i++) await putSoon(writer, `p/seed/${i}`, "s");
+        const leader = await leaderId(reader);
+        const ids = [...cluster.nodes.keys()].sort();
+        const learnerOf = (id: number) => cluster.nodes.get(id)!.learner!;
+        const victim = ids.find((id) => id !== leader)!;
+        const victimAddress = learnerOf(victim);
 
-      // An independent record of the changes: the HTTP watch (SSE) of the leader.
-      const ac = new AbortController();
-      const watched: KvWatchEvent[] = [];
-      const watcher = new KvClient([cluster.nodes.get(leader)!.url], {
-        token: cluster.secrets!.tokens.read,
-      });
-      const watching = (async () => {
-        try {
-          for await (const e of watcher.watch("p/", first, ac.signal)) {
-            watched.push(e);
+        // An independent record of the changes: the HTTP watch (SSE) of the leader.
+        const ac = new AbortController();
+        const watched: KvWatchEvent[] = [];
+        const watcher = new KvClient([cluster.nodes.get(leader)!.url], {
+          token: cluster.secrets!.tokens.read,
+        });
+        const watching = (async () => {
+          try {
+            for await (const e of watcher.watch("p/", first, ac.signal)) {
+              watched.push(e);
+            }
+          } catch (e) {
+            if (!ac.signal.aborted) throw e;
           }
-        } catch (e) {
-          if (!ac.signal.aborted) throw e;
-        }
-      })();
+        })();
 
-      // Followers spread over the three members, each with the others to fall back on.
-      const logs: ReplicaUpdate[][] = [];
-      const followers: Follower[] = [];
-      const started: string[] = [];
-      try {
-        for (let i = 0; i < LEARNERS; i += 20) {
-          const batch = await Promise.all(
-            Array.from({ length: Math.min(20, LEARNERS - i) }, (_, j) => {
-              const k = i + j;
-              const log: ReplicaUpdate[] = [];
-              logs[k] = log;
-              const order = [0, 1, 2].map((d) => learnerOf(ids[(k + d) % 3]!));
-              started[k] = order[0]!;
-              return reader.follow("p/", {
-                members: order,
-                idleTimeoutMs: 3000,
-                onUpdate: (u) => log.push(u),
-              });
-            }),
-          );
-          followers.push(...batch);
-        }
-
-        // A write load: new keys, overwrites, deletes, transactions, other prefixes.
-        let running = true;
-        let acked = 0;
-        const load = Array.from({ length: 4 }, async (_, w) => {
-          const kv = client(cluster, "write");
-          for (let seq = 0; running; seq++) {
-            try {
-              if (seq % 10 === 9) {
-                await kv.delete(`p/${w}/${seq - 5}`);
-              } else if (seq % 10 === 4) {
-                await kv.txn({
-                  compare: [],
-                  success: [
-                    { op: "put", key: `p/${w}/${seq}`, value: `t${seq}` },
-                    { op: "put", key: `p/t/${w}`, value: `t${seq}` },
-                    { op: "put", key: `q/${w}`, value: `t${seq}` },
-                  ],
-                  failure: [],
-                });
-              } else {
-                await kv.put(
-                  seq % 3 === 0 ? `q/${w}/${seq}` : `p/${w}/${seq}`,
-                  `v${seq}`,
+        // Followers spread over the three members, each with the others to fall back on.
+        const logs: ReplicaUpdate[][] = [];
+        const followers: Follower[] = [];
+        const started: string[] = [];
+        try {
+          for (let i = 0; i < LEARNERS; i += 20) {
+            const batch = await Promise.all(
+              Array.from({ length: Math.min(20, LEARNERS - i) }, (_, j) => {
+                const k = i + j;
+                const log: ReplicaUpdate[] = [];
+                logs[k] = log;
+                const order = [0, 1, 2].map((d) =>
+                  learnerOf(ids[(k + d) % 3]!)
                 );
+                started[k] = order[0]!;
+                return reader.follow("p/", {
+                  members: order,
+                  idleTimeoutMs: 3000,
+                  onUpdate: (u) => log.push(u),
+                });
+              }),
+            );
+            followers.push(...batch);
+          }
+
+          // A write load: new keys, overwrites, deletes, transactions, other prefixes.
+          let running = true;
+          let acked = 0;
+          const load = Array.from({ length: 4 }, async (_, w) => {
+            const kv = client(cluster, "write");
+            for (let seq = 0; running; seq++) {
+              try {
+                if (seq % 10 === 9) {
+                  await kv.delete(`p/${w}/${seq - 5}`);
+                } else if (seq % 10 === 4) {
+                  await kv.txn({
+                    compare: [],
+                    success: [
+                      { op: "put", key: `p/${w}/${seq}`, value: `t${seq}` },
+                      { op: "put", key: `p/t/${w}`, value: `t${seq}` },
+                      { op: "put", key: `q/${w}`, value: `t${seq}` },
+                    ],
+                    failure: [],
+                  });
+                } else {
+                  await kv.put(
+                    seq % 3 === 0 ? `q/${w}/${seq}` : `p/${w}/${seq}`,
+                    `v${seq}`,
+                  );
+                }
+                acked++;
+              } catch (e) {
+                // An unknown outcome is fine: the checks below use what committed.
+                if (!(e instanceof KvClientError)) throw e;
               }
-              acked++;
-            } catch (e) {
-              // An unknown outcome is fine: the checks below use what committed.
-              if (!(e instanceof KvClientError)) throw e;
+            }
+          });
+          const waitAcks = async (n: number) => {
+            const target = acked + n;
+            const deadline = performance.now() + waitMs;
+            while (acked < target) {
+              assert.ok(
+                performance.now() < deadline,
+                `stuck at ${acked} writes`,
+              );
+              await new Promise((r) => setTimeout(r, 20));
+            }
+          };
+          await waitAcks(200);
+          const killedAt = performance.now();
+          await cluster.kill(victim, "SIGKILL");
+          await waitAcks(300);
+          const afterKillMs = performance.now() - killedAt;
+          running = false;
+          await Promise.all(load);
+
+          // The learners of the killed member moved to the others.
+          const moved = followers.filter((_, k) =>
+            started[k] === victimAddress
+          );
+          assert.ok(moved.length >= LEARNERS / 3 - 1);
+          const scan = await scanAt(cluster, "p/");
+          const deadline = waitMs;
+          await Promise.all(
+            followers.map((f) =>
+              f.waitFor(scan.revision, { timeoutMs: deadline })
+            ),
+          );
+          for (const f of moved) {
+            assert.ok(f.reconnects >= 1);
+            assert.notEqual(f.member, victimAddress);
+          }
+
+          // Every replica equals the linearizable scan (no writes since it).
+          for (const f of followers) {
+            assert.ok(f.revision >= scan.revision);
+            assert.deepEqual(
+              f.scan().map((
+                e,
+              ) => [e.key, new TextDecoder().decode(e.value), e.revision]),
+              scan.kvs,
+            );
+          }
+
+          // Every change stream equals the watch's from the follower's snapshot on:
+          // no gap, no duplicate, in order.
+          const watchDeadline = performance.now() + 10_000;
+          while (
+            (watched.at(-1)?.revision ?? 0) <
+              Math.max(...scan.kvs.map((kv) => kv[2] as number))
+          ) {
+            assert.ok(performance.now() < watchDeadline, "the watch lags");
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          const reference = watched.map((e) =>
+            `${e.revision} ${e.type} ${e.key}`
+          );
+          for (const log of logs) {
+            assert.equal(log[0]?.snapshot, true);
+            const snaps = log.filter((u) => u.snapshot);
+            assert.equal(
+              snaps.length,
+              1,
+              "one snapshot: nothing was compacted",
+            );
+            const base = log[0]!.to;
+            const got = log.flatMap((u) =>
+              u.changes.map((c) =>
+                `${c.revision} ${c.value === null ? "delete" : "put"} ${c.key}`
+              )
+            );
+            const want = reference.filter((line) =>
+              Number(line.split(" ")[0]) > base &&
+              Number(line.split(" ")[0]) <= scan.revision
+            );
+            assert.deepEqual(got.slice(0, want.length), want);
+            assert.equal(got.length, want.length);
+            // Consecutive updates cover consecutive revisions.
+            for (let i = 1; i < log.length; i++) {
+              assert.equal(log[i]!.from, log[i - 1]!.to + 1);
             }
           }
-        });
-        const waitAcks = async (n: number) => {
-          const target = acked + n;
-          const deadline = performance.now() + 30_000;
-          while (acked < target) {
-            assert.ok(performance.now() < deadline, `stuck at ${acked} writes`);
-            await new Promise((r) => setTimeout(r, 20));
-          }
-        };
-        await waitAcks(200);
-        await cluster.kill(victim, "SIGKILL");
-        await waitAcks(300);
-        running = false;
-        await Promise.all(load);
-
-        // The learners of the killed member moved to the others.
-        const moved = followers.filter((_, k) => started[k] === victimAddress);
-        assert.ok(moved.length >= LEARNERS / 3 - 1);
-        const scan = await scanAt(cluster, "p/");
-        const deadline = 30_000;
-        await Promise.all(
-          followers.map((f) =>
-            f.waitFor(scan.revision, { timeoutMs: deadline })
-          ),
-        );
-        for (const f of moved) {
-          assert.ok(f.reconnects >= 1);
-          assert.notEqual(f.member, victimAddress);
-        }
-
-        // Every replica equals the linearizable scan (no writes since it).
-        for (const f of followers) {
-          assert.ok(f.revision >= scan.revision);
-          assert.deepEqual(
-            f.scan().map((
-              e,
-            ) => [e.key, new TextDecoder().decode(e.value), e.revision]),
-            scan.kvs,
+          console.log(
+            `learners: ${followers.length}, moved from the killed member: ${moved.length}, changes under p/: ${reference.length}, scan revision ${scan.revision}, keys ${scan.kvs.length}, 300 writes after the kill in ${
+              (afterKillMs / 1000).toFixed(1)
+            } s`,
           );
+        } finally {
+          ac.abort();
+          await watching;
+          await Promise.all(followers.map((f) => f.close()));
         }
+      });
+    },
+  };
+}
 
-        // Every change stream equals the watch's from the follower's snapshot on:
-        // no gap, no duplicate, in order.
-        const watchDeadline = performance.now() + 10_000;
-        while (
-          (watched.at(-1)?.revision ?? 0) <
-            Math.max(...scan.kvs.map((kv) => kv[2] as number))
-        ) {
-          assert.ok(performance.now() < watchDeadline, "the watch lags");
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        const reference = watched.map((e) =>
-          `${e.revision} ${e.type} ${e.key}`
-        );
-        for (const log of logs) {
-          assert.equal(log[0]?.snapshot, true);
-          const snaps = log.filter((u) => u.snapshot);
-          assert.equal(snaps.length, 1, "one snapshot: nothing was compacted");
-          const base = log[0]!.to;
-          const got = log.flatMap((u) =>
-            u.changes.map((c) =>
-              `${c.revision} ${c.value === null ? "delete" : "put"} ${c.key}`
-            )
-          );
-          const want = reference.filter((line) =>
-            Number(line.split(" ")[0]) > base &&
-            Number(line.split(" ")[0]) <= scan.revision
-          );
-          assert.deepEqual(got.slice(0, want.length), want);
-          assert.equal(got.length, want.length);
-          // Consecutive updates cover consecutive revisions.
-          for (let i = 1; i < log.length; i++) {
-            assert.equal(log[i]!.from, log[i - 1]!.to + 1);
-          }
-        }
-        console.log(
-          `learners: ${followers.length}, moved from the killed member: ${moved.length}, changes under p/: ${reference.length}, scan revision ${scan.revision}, keys ${scan.kvs.length}`,
-        );
-      } finally {
-        ac.abort();
-        await watching;
-        await Promise.all(followers.map((f) => f.close()));
-      }
-    });
-  },
-});
+Deno.test(killTest(LEARNERS));
+Deno.test(killTest(1000, !LONG || LEARNERS === 1000));
 
 Deno.test({
   name:

@@ -71,6 +71,11 @@ export class DifferentialEncoder {
     this.#bases.clear();
   }
 
+  /** Forgets the base of one kind (a whole message of it went another way). */
+  forget(typeId: number): void {
+    this.#bases.delete(typeId);
+  }
+
   /**
    * Encodes `message` of kind `type` (whose id on this connection is
    * `typeId`), as a diff when that is possible and smaller.

@@ -52,6 +52,7 @@ export {
   type Role,
   type Secret,
 } from "./handshake.ts";
+export { type PreparedFrame, prepareFrame } from "./prepared_frame.ts";
 export {
   type Link,
   RpcSession,

@@ -2,6 +2,8 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   encodeFrame,
   type Frame,
+  FRAME_HEADER_BYTES,
+  FRAME_TRAILER_BYTES,
   FrameDecoder,
   isCodecError,
   type MessageSet,
@@ -22,6 +24,7 @@ import {
   type DifferentialOptions,
 } from "./differential_codec.ts";
 import type { Handshake } from "./handshake.ts";
+import type { PreparedFrame } from "./prepared_frame.ts";
 import type { AnyMessageType, Envelope, MessageOf } from "./message_kinds.ts";
 import type { Timers } from "./scheduler.ts";
 import type { CallOptions, Handlers, Transport } from "./transport.ts";
@@ -250,6 +253,46 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#isReady) return this.#write(type, message, 0, undefined);
     return this.ready.then(() => this.#write(type, message, 0, undefined));
+  }
+
+  /**
+   * Writes a frame encoded once for many connections (`prepareFrame`)
+   * as a plain message. It goes whole, so the kind's differential base on
+   * this connection is dropped (the next message of the kind goes whole
+   * too, and the peer's base follows). Resolves once queued, like `send`.
+   * @throws TransportError `protocol_error` when it was prepared for another
+   *   message set, `frame_error` when it exceeds this side's frame limit.
+   */
+  sendPrepared(prepared: PreparedFrame): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (prepared.fingerprint !== this.#set.fingerprint) {
+      return Promise.reject(
+        new TransportError(
+          "protocol_error",
+          `${prepared.typeName} was prepared for another message set`,
+        ),
+      );
+    }
+    const payloadBytes = prepared.frame.length - FRAME_HEADER_BYTES -
+      FRAME_TRAILER_BYTES;
+    if (payloadBytes > this.#maxFrameBytes) {
+      return Promise.reject(
+        new TransportError(
+          "frame_error",
+          `${prepared.typeName} frame payload of ${payloadBytes} bytes exceeds ${this.#maxFrameBytes}`,
+        ),
+      );
+    }
+    const write = () =>
+      this.#link.write(() => {
+        if (this.#failure) throw this.#failure;
+        this.#encoder.forget(prepared.typeId);
+        const n = prepared.frame.length;
+        this.#onFrameSent?.(prepared.typeName, n, n);
+        return prepared.frame;
+      });
+    if (this.#isReady) return write();
+    return this.ready.then(write);
   }
 
   /** See {@link Transport.call}. */
