@@ -499,30 +499,46 @@ export class KvClient {
         failures = 0;
         const decoder = new TextDecoder();
         let buf = "";
-        for await (const chunk of res.body!) {
-          buf += decoder.decode(chunk, { stream: true });
-          let end: number;
-          while ((end = buf.indexOf("\n\n")) >= 0) {
-            const block = buf.slice(0, end);
-            buf = buf.slice(end + 2);
-            const data = block.split("\n").filter((l) => l.startsWith("data:"))
-              .map((l) => l.slice(5).trim()).join("\n");
-            if (!data) continue;
-            const msg = JSON.parse(data);
-            if (msg.error) {
-              throw new KvClientError(msg.error.code, msg.error.message);
+        // Cancel the body on abort ourselves: once in many runs a test's
+        // watch stayed connected minutes after its fetch's signal aborted,
+        // its body read still waiting for the next event.
+        const reader = res.body!.getReader();
+        const cancel = () => void reader.cancel().catch(() => {});
+        signal.addEventListener("abort", cancel, { once: true });
+        try {
+          for (;;) {
+            const { value: chunk, done } = await reader.read();
+            if (done) break;
+            buf += decoder.decode(chunk, { stream: true });
+            let end: number;
+            while ((end = buf.indexOf("\n\n")) >= 0) {
+              const block = buf.slice(0, end);
+              buf = buf.slice(end + 2);
+              const data = block.split("\n").filter((l) =>
+                l.startsWith("data:")
+              )
+                .map((l) => l.slice(5).trim()).join("\n");
+              if (!data) continue;
+              const msg = JSON.parse(data);
+              if (msg.error) {
+                throw new KvClientError(msg.error.code, msg.error.message);
+              }
+              const e: KvWatchEvent = {
+                type: msg.type,
+                key: msg.key,
+                revision: msg.revision,
+              };
+              if (msg.value !== undefined) {
+                e.value = new Uint8Array(Buffer.from(msg.value, "base64"));
+              }
+              next = e.revision + 1;
+              yield e;
             }
-            const e: KvWatchEvent = {
-              type: msg.type,
-              key: msg.key,
-              revision: msg.revision,
-            };
-            if (msg.value !== undefined) {
-              e.value = new Uint8Array(Buffer.from(msg.value, "base64"));
-            }
-            next = e.revision + 1;
-            yield e;
           }
+        } finally {
+          signal.removeEventListener("abort", cancel);
+          // Also when the caller stops iterating: close the connection.
+          void reader.cancel().catch(() => {});
         }
       } catch (e) {
         if (signal.aborted) return;
