@@ -4,6 +4,9 @@ import { runQuickSuite } from "./quick_suite.ts";
 Deno.test({
   name:
     "the search service bench runs in quick mode: strata's cluster and (when installed) Sphinx, with goals",
+  // A whole cluster and Sphinx's processes for a smoke test of the bench
+  // itself (about 14 s idle): with the long tests.
+  ignore: Deno.env.get("STRATA_LONG") !== "1",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
