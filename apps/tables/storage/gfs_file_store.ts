@@ -78,7 +78,9 @@ export class GfsFileStore implements FileStore {
       const versions = await store.#allVersions();
       try {
         for (const [name, list] of versions) {
-          const v = await store.#newestValid(name, list, records);
+          // Skip this owner's own copies (a retried pass already made some).
+          const older = list.filter((v) => v.epoch < fence.epoch);
+          const v = await store.#newestValid(name, older, records);
           if (v === undefined) continue;
           await store.#put(name, await gfs.readAll(v.path));
           adopted[name] = [v.epoch, v.seq];
