@@ -6,7 +6,7 @@
 // Needs root; skipped with a message outside CI.
 import assert from "node:assert/strict";
 import { skipWithoutSmallDisk, SmallDisk } from "@strata/hosts";
-import { freePort, spawnUntilReady } from "@strata/process";
+import { exitWithin, freePort, spawnUntilReady } from "@strata/process";
 import { loadOrCreateSecrets } from "@strata/edge";
 import { GfsClient } from "./client/client.ts";
 
@@ -107,13 +107,7 @@ Deno.test({
         }
       }
       assert.ok(failed !== undefined, "30 uploads on a full disk succeeded");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const status = await Promise.race([
-        first.status,
-        new Promise<undefined>((r) => {
-          timer = setTimeout(() => r(undefined), 15_000);
-        }),
-      ]).finally(() => clearTimeout(timer));
+      const status = await exitWithin(first, 15_000);
       assert.ok(
         status !== undefined,
         "the halted master still runs after 15 s",

@@ -7,6 +7,7 @@
 // outside CI.
 import assert from "node:assert/strict";
 import { skipWithoutSmallDisk, SmallDisk } from "@strata/hosts";
+import { exitWithin } from "@strata/process";
 import { startLocalCluster } from "./cluster_launcher.ts";
 import { KvClient } from "./client.ts";
 
@@ -64,13 +65,7 @@ Deno.test({
         }
       }
       assert.ok(failed !== undefined, "40 writes on a full disk succeeded");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const status = await Promise.race([
-        first.status,
-        new Promise<undefined>((r) => {
-          timer = setTimeout(() => r(undefined), 15_000);
-        }),
-      ]).finally(() => clearTimeout(timer));
+      const status = await exitWithin(first, 15_000);
       assert.ok(status !== undefined, "the halted node still runs after 15 s");
       assert.equal(status.code, 74, "exit code of the halted node");
       await disk.free();

@@ -7,20 +7,10 @@
  * linearizability checker could not place, or the invariant that broke.
  */
 import type { KvOperation } from "@strata/sim";
+import type { SimObservation } from "@strata/sim/replicated";
 
 /** A message sent or a tick, as the simulation's `observe` reports it. */
-export type Observation =
-  | {
-    kind: "send";
-    atMs: number;
-    from: number;
-    to: number;
-    type: string;
-    term: number;
-    entries?: number;
-    reject?: boolean;
-  }
-  | { kind: "tick"; atMs: number; node: number };
+export type Observation = SimObservation;
 
 /** What a step is about. */
 export type ReplayStepKind =

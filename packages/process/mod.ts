@@ -26,7 +26,7 @@ export {
   linesUntilKilled,
 } from "./child_lines.ts";
 export { freePort } from "./free_port.ts";
-export { stopChild } from "./stop_child.ts";
+export { exitWithin, stopChild } from "./stop_child.ts";
 export {
   RestartBudget,
   restartOnExit,

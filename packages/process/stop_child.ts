@@ -23,3 +23,22 @@ export async function stopChild(
     clearTimeout(t);
   }
 }
+
+/**
+ * The child's exit status if it exits within `ms`, else `undefined` (it
+ * keeps running): for checking that a process stops on its own.
+ */
+export async function exitWithin(
+  child: { status: Promise<Deno.CommandStatus> },
+  ms: number,
+): Promise<Deno.CommandStatus | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      child.status,
+      new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
