@@ -17,7 +17,8 @@ export function pattern(n: number, seed: number): Uint8Array<ArrayBuffer> {
 
 /**
  * Polls `fn` every `everyMs` (default 200) until true; a throw counts as
- * false. Timed on the monotonic clock. @throws Error after `timeoutMs`.
+ * false (the last error is named in the timeout). Timed on the monotonic
+ * clock. @throws Error after `timeoutMs`.
  */
 export async function until(
   what: string,
@@ -26,11 +27,21 @@ export async function until(
   everyMs = 200,
 ): Promise<void> {
   const end = performance.now() + timeoutMs;
+  // A throwing check counts as "not yet" (a node may still be starting),
+  // but its last error is kept so a timeout says what kept failing.
+  let last: unknown;
   while (performance.now() < end) {
-    if (await fn().catch(() => false)) return;
+    const ok = await fn().catch((e) => {
+      last = e;
+      return false;
+    });
+    if (ok) return;
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  const why = last === undefined
+    ? ""
+    : `; last error: ${last instanceof Error ? last.message : String(last)}`;
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
 }
 
 /**
