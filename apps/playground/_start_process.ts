@@ -2,6 +2,9 @@
  * Test support: `deno task start` (main.ts) as a child process on free
  * ports, its stdout collected line by line, stopped with Ctrl-C.
  */
+import assert from "node:assert/strict";
+import { tlsClient } from "@strata/edge";
+
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 
 /** `deno task start` as a child, its stdout lines collected. */
@@ -93,5 +96,56 @@ export class StartProcess {
     } finally {
       clearTimeout(t);
     }
+  }
+}
+
+/**
+ * The dashboard at `url` (https) answers a client trusting `caFile`, and
+ * its snapshot shows every cluster reached over https with its token: a
+ * raft leader, the serving GFS master and its chunkservers, the search
+ * shards, the tables cell's tablet map. A plain-HTTP request is refused.
+ */
+export async function assertClustersOverTls(url: string, caFile: string) {
+  const client = await tlsClient(caFile);
+  try {
+    const deadline = Date.now() + 60_000;
+    let last = "";
+    for (;;) {
+      const res = await fetch(`${url}/api/snapshot`, {
+        client,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const s = await res.json();
+      const ok = s.raft.leader !== null && s.gfs.reachable &&
+        s.gfs.chunkservers.length === 3 &&
+        s.gfs.chunkservers.every((c: { url: string }) =>
+          c.url.startsWith("https://")
+        ) &&
+        s.search.shards.length === 3 && s.tables.reachable &&
+        s.tables.tablets.length >= 2 &&
+        s.tables.servers.length === 3 &&
+        s.tables.servers.every((x: { url: string; serving: boolean | null }) =>
+          x.url.startsWith("https://") && x.serving === true
+        );
+      if (ok) break;
+      last = JSON.stringify({
+        leader: s.raft.leader,
+        gfs: s.gfs.error,
+        shards: s.search.shards.length,
+        tables: s.tables.error,
+      });
+      if (Date.now() > deadline) {
+        assert.fail(`the clusters were not all reached over TLS: ${last}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await assert.rejects(
+      fetch(url.replace("https:", "http:") + "/api/snapshot", {
+        signal: AbortSignal.timeout(5000),
+      }).then((r) => r.body?.cancel()),
+      "the dashboard does not answer plain HTTP",
+    );
+  } finally {
+    client.close();
   }
 }

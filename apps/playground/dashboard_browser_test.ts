@@ -9,7 +9,8 @@
  * kills a chunkserver and sees its chunks re-replicated, replays a simulation,
  * checks that a page of another origin cannot act (fetch and form POST),
  * saves a screenshot under test-results/, stops the
- * playground with SIGINT and starts it again on the same data.
+ * playground with SIGINT and starts it again on the same data with --tls
+ * (every cluster and the dashboard then speak HTTPS).
  *
  * Without /usr/bin/chromium the test is skipped with a message, except in
  * CI (`CI` set by .ci/run), where a missing browser is a failure.
@@ -17,7 +18,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { chromium, type Page } from "playwright-core";
-import { StartProcess } from "./_start_process.ts";
+import { tlsClient } from "@strata/edge";
+import { assertClustersOverTls, StartProcess } from "./_start_process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOT_DIR = new URL("../../test-results/", import.meta.url).pathname;
@@ -64,7 +66,7 @@ async function isRefused(url: string): Promise<boolean> {
 
 Deno.test({
   name:
-    "the dashboard in Chromium: kill the leader, a new one leads; follow a key; transfer, pause and resume; search; tables: follow a row, split, kill its server; rooms across servers; a time series; upload, kill the GFS leader and a chunkserver; replay, also a failing sim:replicated seed; a second start reuses the data",
+    "the dashboard in Chromium: kill the leader, a new one leads; follow a key; transfer, pause and resume; search; tables: follow a row, split, kill its server; rooms across servers; a time series; upload, kill the GFS leader and a chunkserver; replay, also a failing sim:replicated seed; a second start reuses the data over TLS",
   ignore: !hasChromium && !Deno.env.get("CI"),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -492,9 +494,14 @@ Deno.test({
         assert.ok(await isRefused(`${u}/v1/status`), `${u} still answers`);
       }
 
-      // A second start reuses the data: no re-indexing, the key is there.
-      start = new StartProcess(dataDir, ["--index-limit", "400"]);
-      await start.waitForLine(/strata playground: (http:\/\/\S+)/, 120_000);
+      // A second start reuses the data, this time over TLS (--tls makes a
+      // self-signed certificate in DATA/tls): no re-indexing, the key is
+      // there, and every cluster and the dashboard speak HTTPS with tokens.
+      start = new StartProcess(dataDir, ["--tls", "--index-limit", "400"]);
+      const url2 = (await start.waitForLine(
+        /strata playground: (https:\/\/\S+)\/ /,
+        120_000,
+      ))[1]!;
       assert.ok(
         start.lines.some((l) => /\d+ documents already indexed/.test(l)),
         `the corpus was indexed again:\n${start.lines.join("\n")}`,
@@ -503,45 +510,49 @@ Deno.test({
         start.lines.some((l) => /table animals already there/.test(l)),
         `the demo table was created again:\n${start.lines.join("\n")}`,
       );
-      const url2 = (await start.waitForLine(
-        /strata playground: (http:\/\/\S+)/,
-        1000,
-      ))[1]!;
-      const snap = await (await fetch(`${url2}api/snapshot`)).json() as {
-        raft: { nodes: Array<{ http: string | null }> };
-      };
-      const node = snap.raft.nodes.find((n) => n.http)!;
-      // The kv cluster's own admin token, generated in its data dir.
-      const kvToken = (await Deno.readTextFile(`${dataDir}/raft/admin.token`))
-        .trim();
-      const deadline = Date.now() + 30_000;
-      let got: Response | undefined;
-      while (Date.now() < deadline) {
-        got = await fetch(`http://${node.http}/v1/kv/color`, {
-          headers: { authorization: `Bearer ${kvToken}` },
-        }).catch(() => undefined);
-        if (got?.ok) break;
-        await got?.body?.cancel();
-        await new Promise((r) => setTimeout(r, 500));
+      const caFile = `${dataDir}/tls/cert.pem`;
+      await assertClustersOverTls(url2, caFile);
+      const client = await tlsClient(caFile);
+      try {
+        const snap = await (await fetch(`${url2}/api/snapshot`, { client }))
+          .json() as { raft: { nodes: Array<{ http: string | null }> } };
+        const node = snap.raft.nodes.find((n) => n.http)!;
+        // The kv cluster's own admin token, generated in its data dir.
+        const kvToken = (await Deno.readTextFile(`${dataDir}/raft/admin.token`))
+          .trim();
+        const deadline = Date.now() + 30_000;
+        let got: Response | undefined;
+        while (Date.now() < deadline) {
+          got = await fetch(`https://${node.http}/v1/kv/color`, {
+            client,
+            headers: { authorization: `Bearer ${kvToken}` },
+          }).catch(() => undefined);
+          if (got?.ok) break;
+          await got?.body?.cancel();
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.ok(got?.ok, "the key written before the restart is readable");
+        assert.match(await got!.text(), /green/);
+        // The replicated GFS masters restart on their data: both files are
+        // still listed, with a leader elected.
+        let gfs: {
+          leaderIndex: number | null;
+          uploads: Array<{ path: string }>;
+        } = { leaderIndex: null, uploads: [] };
+        const gfsDeadline = Date.now() + 30_000;
+        while (Date.now() < gfsDeadline) {
+          gfs = (await (await fetch(`${url2}/api/snapshot`, { client })).json())
+            .gfs;
+          if (gfs.leaderIndex !== null && gfs.uploads.length >= 2) break;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.deepEqual(
+          gfs.uploads.map((f) => f.path).sort(),
+          ["/uploads/after-failover.txt", "/uploads/browser-upload.bin"],
+        );
+      } finally {
+        client.close();
       }
-      assert.ok(got?.ok, "the key written before the restart is readable");
-      assert.match(await got!.text(), /green/);
-      // The replicated GFS masters restart on their data: both files are
-      // still listed, with a leader elected.
-      let gfs: {
-        leaderIndex: number | null;
-        uploads: Array<{ path: string }>;
-      } = { leaderIndex: null, uploads: [] };
-      const gfsDeadline = Date.now() + 30_000;
-      while (Date.now() < gfsDeadline) {
-        gfs = (await (await fetch(`${url2}api/snapshot`)).json()).gfs;
-        if (gfs.leaderIndex !== null && gfs.uploads.length >= 2) break;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      assert.deepEqual(
-        gfs.uploads.map((f) => f.path).sort(),
-        ["/uploads/after-failover.txt", "/uploads/browser-upload.bin"],
-      );
     } finally {
       await browser.close().catch(() => {});
       if (start) await start.interrupt();
