@@ -249,6 +249,11 @@ export class ChunkStore {
       : { handle, version: m.version, length: this.#length(m) };
   }
 
+  /** `fdatasync` calls of the journal so far (group commit: far fewer than writes). */
+  get journalSyncs(): number {
+    return this.#journal.syncCount;
+  }
+
   /** Bytes journaled but not yet folded into blocks (all chunks). */
   get unfoldedBytes(): number {
     return this.#tailBytes;
