@@ -362,23 +362,26 @@ export class ChunkStore {
   }
 
   /**
-   * Folds every chunk's journaled bytes into blocks (before a checkpoint,
-   * or when too many wait in memory).
+   * Folds every chunk's journaled bytes into blocks (when too many wait in
+   * memory); one pass at a time.
    */
   foldAll(): Promise<void> {
     if (this.#foldingAll) return this.#foldingAll;
-    this.#foldingAll = (async () => {
-      const failed: unknown[] = [];
-      for (const handle of [...this.#tails.keys()]) {
-        await this.#serial(handle, () => this.#foldNow(handle)).catch((e) =>
-          failed.push(e)
-        );
-      }
-      if (failed.length > 0) throw failed[0];
-    })().finally(() => {
+    this.#foldingAll = this.#foldEvery().finally(() => {
       this.#foldingAll = null;
     });
     return this.#foldingAll;
+  }
+
+  /** Folds the tail of every chunk that has one now. */
+  async #foldEvery(): Promise<void> {
+    const failed: unknown[] = [];
+    for (const handle of [...this.#tails.keys()]) {
+      await this.#serial(handle, () => this.#foldNow(handle)).catch((e) =>
+        failed.push(e)
+      );
+    }
+    if (failed.length > 0) throw failed[0];
   }
 
   /**
@@ -752,8 +755,10 @@ export class ChunkStore {
       const index = this.#journal.durableIndex;
       await Promise.allSettled([...this.#locks.values()]);
       // The snapshot holds no tails: append records up to `index` must be
-      // in blocks before the journal holding them goes.
-      await this.foldAll();
+      // in blocks before the journal holding them goes. A pass already
+      // running listed its chunks before the seal: fold again after it.
+      await this.#foldingAll?.catch(() => {});
+      await this.#foldEvery();
       const metas = [...this.#meta.values()].filter((m) => m.length > 0);
       await this.#snaps.save({
         lastIncludedIndex: index,
