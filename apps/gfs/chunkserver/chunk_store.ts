@@ -22,7 +22,7 @@ const JOURNAL_CHECKPOINT_EVERY = 4096;
 /** Journal bytes between metadata checkpoints (appended data counts). */
 const JOURNAL_CHECKPOINT_BYTES = 64 * 2 ** 20;
 /** Largest write at a chunk's end that goes to the journal instead of blocks. */
-export const JOURNAL_APPEND_MAX = BLOCK_BYTES;
+export const JOURNAL_APPEND_MAX = 4 * BLOCK_BYTES;
 /** A chunk's journaled bytes are folded into blocks once this many wait. */
 const FOLD_BYTES = BLOCK_BYTES;
 /** All chunks' journaled bytes are folded once this many wait in memory. */
@@ -80,10 +80,10 @@ export interface ChunkStoreOptions {
  * metadata journal (a segmented log, checkpointed into a snapshot every few
  * thousand records or 64 MiB).
  *
- * A small write at a chunk's end (a record append, up to 64 KiB) goes only
- * into the journal: one append record with the bytes and their CRC32C, one
- * group-committed `fdatasync` shared by every write in flight on the whole
- * store. The bytes stay in memory as the chunk's tail, and reads of them
+ * A small write at a chunk's end (up to 256 KiB: a batch of record
+ * appends) goes only into the journal: one append record with the bytes
+ * and their CRC32C, one group-committed `fdatasync` shared by every write
+ * in flight on the whole store. The bytes stay in memory as the chunk's tail, and reads of them
  * verify their CRC32C. A chunk's tail is folded into blocks later: once it
  * holds 64 KiB, before any other write or version change of the chunk, on
  * a scrub, and for every chunk before a checkpoint (which is what lets the
@@ -300,7 +300,7 @@ export class ChunkStore {
 
   /**
    * Writes `data` at `offset` (zero-padding a gap past the end) into a
-   * chunk at `version`; serial per chunk. A write of up to 64 KiB at the
+   * chunk at `version`; serial per chunk. A write of up to 256 KiB at the
    * chunk's end goes only into the journal (one group-committed sync).
    * @returns the chunk's new length.
    * @throws GfsError `not_found`, `stale` (version differs), `too_large`

@@ -126,7 +126,7 @@ Deno.test("appended records survive a crash at any point of the journal's tail: 
         }
       },
     ),
-    { numRuns: 15 },
+    { numRuns: 12 },
   );
 });
 
@@ -250,7 +250,7 @@ Deno.test("journaled appends mixed with block writes, folds, version bumps, dele
         }
       },
     ),
-    { numRuns: 20 },
+    { numRuns: 12 },
   );
 });
 
