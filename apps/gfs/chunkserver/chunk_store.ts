@@ -22,7 +22,7 @@ const JOURNAL_CHECKPOINT_EVERY = 4096;
 /** Journal bytes between metadata checkpoints (appended data counts). */
 const JOURNAL_CHECKPOINT_BYTES = 64 * 2 ** 20;
 /** Largest write at a chunk's end that goes to the journal instead of blocks. */
-export const JOURNAL_APPEND_MAX = 4 * BLOCK_BYTES;
+const JOURNAL_APPEND_MAX = 4 * BLOCK_BYTES;
 /** A chunk's journaled bytes are folded into blocks once this many wait. */
 const FOLD_BYTES = BLOCK_BYTES;
 /** All chunks' journaled bytes are folded once this many wait in memory. */
@@ -83,17 +83,17 @@ export interface ChunkStoreOptions {
  * A small write at a chunk's end (up to 256 KiB: a batch of record
  * appends) goes only into the journal: one append record with the bytes
  * and their CRC32C, one group-committed `fdatasync` shared by every write
- * in flight on the whole store. The bytes stay in memory as the chunk's tail, and reads of them
- * verify their CRC32C. A chunk's tail is folded into blocks later: once it
- * holds 64 KiB, before any other write or version change of the chunk, on
- * a scrub, and for every chunk before a checkpoint (which is what lets the
- * checkpoint drop the journal). A fold writes the blocks first and journals
- * the new metadata only once they are durable, so a crash in between leaves
- * the old metadata, the append records and a longer last block whose prefix
- * still matches its checksum. On open, the journal is replayed after the
- * newest checkpoint: append records rebuild the tails, each checked
- * against its CRC32C (a torn or damaged tail of the journal is cut by the
- * log).
+ * in flight on the whole store. The bytes stay in memory as the chunk's
+ * tail, and reads of them verify their CRC32C. A chunk's tail is folded
+ * into blocks later: once it holds 64 KiB, before any other write or
+ * version change of the chunk, on a scrub, and for every chunk before a
+ * checkpoint (which is what lets the checkpoint drop the journal). A fold
+ * writes the blocks first and journals the new metadata only once they are
+ * durable, so a crash in between leaves the old metadata, the append
+ * records and a longer last block whose prefix still matches its checksum.
+ * On open, the journal is replayed after the newest checkpoint: append
+ * records rebuild the tails, each checked against its CRC32C (a torn or
+ * damaged tail of the journal is cut by the log).
  *
  * Other writes rewrite the blocks they touch and append a metadata record,
  * both group-committed, and the new length becomes visible only once both
