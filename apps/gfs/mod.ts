@@ -90,6 +90,7 @@ export {
 } from "./master/chunk_master.ts";
 export {
   BLOCK_BYTES,
+  type ChunkInfo,
   type ChunkMeta,
   ChunkStore,
   type ChunkStoreOptions,
