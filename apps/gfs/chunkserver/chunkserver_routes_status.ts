@@ -14,6 +14,8 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
       chunks: store.list().length,
       usedBytes: store.usedBytes,
       capacityBytes: cfg.capacityBytes,
+      // Clients learn the data port here (see client/data_connection.ts).
+      dataPort: cs.dataPort,
     }));
 
   app.get("/metrics", need.read, (c) =>

@@ -44,6 +44,8 @@ interface Staged {
 export class ChunkserverService {
   /** Base URL it serves on (set once it listens). */
   url = "";
+  /** Its data port (set once it listens; null: none, clients use HTTP). */
+  dataPort: number | null = null;
   /** Counters for /metrics (`inflight` is the load sent in heartbeats). */
   readonly stats = {
     reads: 0,
