@@ -21,7 +21,6 @@ import type { ChunkserverService } from "./chunkserver_service.ts";
 
 type Reply = Envelope<DataMessages>;
 
-
 /** Options of {@link startDataPort}. */
 export interface DataPortOptions {
   /** Interface to bind (the HTTP listener's). */
@@ -162,6 +161,7 @@ export function startDataPort(
     handlers: {
       async onRequest(req, from): Promise<Reply> {
         cs.stats.inflight++;
+        cs.stats.dataPortCalls++;
         try {
           return await serve(req, from);
         } catch (e) {

@@ -33,6 +33,9 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
         promLine("gfs_chunkserver_corrupt_replicas_total", stats.corrupt, {
           id,
         }),
+        promLine("gfs_chunkserver_data_port_calls_total", stats.dataPortCalls, {
+          id,
+        }),
       ].join("\n") + "\n",
       200,
       { "content-type": "text/plain; version=0.0.4" },

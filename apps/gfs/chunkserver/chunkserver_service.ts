@@ -54,6 +54,8 @@ export class ChunkserverService {
     writeBytes: 0,
     corrupt: 0,
     inflight: 0,
+    /** Calls answered on the data port (reads and appends). */
+    dataPortCalls: 0,
   };
   /** Pushed data by id, until applied (or forgotten after a while). */
   readonly staging = new Map<string, Staged>();

@@ -73,8 +73,11 @@ export class DataPorts {
   ): Promise<Uint8Array | null> {
     const conn = await this.#connection(server);
     if (conn === null) return null;
-    const reply = await this.#call(server, conn, () =>
-      conn.call(ReadChunk, m, { timeoutMs }));
+    const reply = await this.#call(
+      server,
+      conn,
+      () => conn.call(ReadChunk, m, { timeoutMs }),
+    );
     if (reply.type === "ChunkBytes") return reply.message.bytes;
     throw this.#unexpected(server, reply);
   }

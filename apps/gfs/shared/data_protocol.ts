@@ -82,23 +82,25 @@ export type DataMessages = readonly [
 ];
 
 /** The codes a refusal may carry (anything else reads as `unavailable`). */
-const CODES = new Set<string>([
-  "bad_request",
-  "not_found",
-  "conflict",
-  "too_large",
-  "unsupported_media_type",
-  "unauthorized",
-  "forbidden",
-  "range_not_satisfiable",
-  "unavailable",
-  "stale",
-  "corrupt",
-  "no_lease",
-  "chunk_full",
-  "not_leader",
-  "internal",
-] satisfies GfsErrorCode[]);
+const CODES = new Set<string>(
+  [
+    "bad_request",
+    "not_found",
+    "conflict",
+    "too_large",
+    "unsupported_media_type",
+    "unauthorized",
+    "forbidden",
+    "range_not_satisfiable",
+    "unavailable",
+    "stale",
+    "corrupt",
+    "no_lease",
+    "chunk_full",
+    "not_leader",
+    "internal",
+  ] satisfies GfsErrorCode[],
+);
 
 /** Rebuilds the GfsError a chunkserver refused a call with. */
 export function refusalError(r: { code: string; message: string }): GfsError {
