@@ -143,6 +143,13 @@ export class GfsClient {
       /** Data port connections per chunkserver at most (default 2). */
       connectionsPerServer?: number;
       /**
+       * Reads up to this size use the data port, larger ones HTTP (default
+       * 256 KiB, at most 4 MiB): the transport copies a payload several
+       * times (CBOR, frame, call id, CRC), which costs more than HTTP's
+       * streamed body for bulk bytes (see the README's data port section).
+       */
+      dataPortMaxReadBytes?: number;
+      /**
        * Bearer token for the masters and chunkservers: the cell's
        * `read.token` (reads), `write.token` or `admin.token` (see
        * `readToken` in @strata/edge).
@@ -162,7 +169,14 @@ export class GfsClient {
       httpClient: options.httpClient,
       connectionsPerServer: options.connectionsPerServer,
     });
-    this.#node = { ...options, ports: this.#ports };
+    this.#node = {
+      ...options,
+      ports: this.#ports,
+      portReadBytes: Math.min(
+        DATA_READ_MAX_BYTES,
+        options.dataPortMaxReadBytes ?? 256 * 1024,
+      ),
+    };
     this.masters = caller ??
       new MasterEndpoints(
         master,
@@ -734,6 +748,8 @@ interface NodeCall {
   httpClient?: Deno.HttpClient;
   /** Data port connections (reads use them where a server has one). */
   ports?: DataPorts | null;
+  /** Reads up to this size go over the data port. */
+  portReadBytes?: number;
 }
 
 /**
@@ -896,7 +912,7 @@ async function readPiece(
     `chunk ${chunk.handle} has no live replica`,
   );
   for (const replica of chunk.replicas) {
-    if (call.ports && length <= DATA_READ_MAX_BYTES) {
+    if (call.ports && length <= (call.portReadBytes ?? 0)) {
       try {
         const bytes = await call.ports.read(replica, {
           handle: chunk.handle,
