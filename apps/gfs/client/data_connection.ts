@@ -71,7 +71,7 @@ export class DataPorts {
     m: { handle: number; version: number; offset: number; length: number },
     timeoutMs: number,
   ): Promise<Uint8Array | null> {
-    const conn = await this.#connection(server);
+    const conn = await this.#connection(server, timeoutMs);
     if (conn === null) return null;
     const reply = await this.#call(
       server,
@@ -97,7 +97,7 @@ export class DataPorts {
     },
     timeoutMs: number,
   ): Promise<{ offset: number } | null> {
-    const conn = await this.#connection(server);
+    const conn = await this.#connection(server, timeoutMs);
     if (conn === null) return null;
     const reply = await this.#call(server, conn, () =>
       conn.call(
@@ -146,7 +146,10 @@ export class DataPorts {
   }
 
   /** A connection to `server`'s data port, or null when it has none. */
-  async #connection(server: string): Promise<Conn | null> {
+  async #connection(
+    server: string,
+    timeoutMs: number,
+  ): Promise<Conn | null> {
     if (this.#closed) throw new GfsError("unavailable", "client closed");
     const pool = this.#pools.get(server);
     if (pool !== undefined && pool.conns.length > 0) {
@@ -160,7 +163,7 @@ export class DataPorts {
       }
       return best;
     }
-    const port = await this.#port(server);
+    const port = await this.#port(server, timeoutMs);
     if (port === null) return null;
     const p = this.#pools.get(server) ?? { conns: [], dialing: null };
     this.#pools.set(server, p);
@@ -170,7 +173,7 @@ export class DataPorts {
 
   #dial(server: string, pool: Pool, known?: number): Promise<Conn> {
     const dialing = (async () => {
-      const port = known ?? await this.#port(server);
+      const port = known ?? await this.#port(server, 5_000);
       if (port === null) {
         throw new GfsError("unavailable", `${server} has no data port`);
       }
@@ -228,13 +231,13 @@ export class DataPorts {
   }
 
   /** The data port `server` advertises (cached), or null for none. */
-  #port(server: string): Promise<number | null> {
+  #port(server: string, timeoutMs: number): Promise<number | null> {
     const now = performance.now();
     const known = this.#ports.get(server);
     if (known !== undefined && now - known.at < DISCOVERY_TTL_MS) {
       return known.port;
     }
-    const entry = { at: now, port: this.#ask(server) };
+    const entry = { at: now, port: this.#ask(server, timeoutMs) };
     this.#ports.set(server, entry);
     entry.port.catch(() => {
       if (this.#ports.get(server) === entry) this.#ports.delete(server);
@@ -242,21 +245,30 @@ export class DataPorts {
     return entry.port;
   }
 
-  async #ask(server: string): Promise<number | null> {
+  async #ask(server: string, timeoutMs: number): Promise<number | null> {
     // A TLS server never has one (see chunkserver.ts).
     if (server.startsWith("https:")) return null;
     const url = `${server}/v1/health`;
-    let res: Response;
+    let body: unknown;
     try {
-      res = await fetch(url, {
+      const res = await fetch(url, {
         headers: authHeaders(this.#o.token),
         client: this.#o.httpClient,
-        signal: AbortSignal.timeout(5_000),
+        signal: AbortSignal.timeout(Math.min(5_000, timeoutMs)),
       });
+      // A server without the route (an older one): HTTP it is.
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return null;
+      }
+      await throwIfFailed(res, url);
+      body = await res.json().catch(() => null);
     } catch (e) {
+      if (e instanceof GfsError) throw e;
       throw new GfsError("unavailable", `cannot reach ${server}: ${e}`);
     }
-    await throwIfFailed(res, url);
-    return Health.parse(await res.json()).dataPort ?? null;
+    // A health answer without a port says the same.
+    const h = Health.safeParse(body);
+    return h.success ? h.data.dataPort ?? null : null;
   }
 }
