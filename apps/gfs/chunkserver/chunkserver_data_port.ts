@@ -6,7 +6,7 @@ import {
   type TcpServer,
   type Transport,
 } from "@strata/transport";
-import { z } from "zod";
+import type { z } from "zod";
 import {
   type AppendRecord,
   DATA_FRAME_MAX_BYTES,
@@ -16,7 +16,7 @@ import {
   type DataRefused,
   type ReadChunk,
 } from "../shared/data_protocol.ts";
-import { GfsError, isGfsError } from "../shared/gfs_error.ts";
+import { GfsError, gfsToEdgeError, isGfsError } from "../shared/gfs_error.ts";
 import type { ChunkserverService } from "./chunkserver_service.ts";
 
 type Reply = Envelope<DataMessages>;
@@ -183,16 +183,16 @@ function isCorrupt(e: unknown): boolean {
     (isStorageError(e) && e.code === "corrupt");
 }
 
-/** What a failed call answers: a GfsError as is, anything else without internals. */
+/**
+ * What a failed call answers: the body the HTTP routes would send (a
+ * GfsError keeps its code, a zod error is `bad_request`, a checksum failure
+ * `corrupt`); anything else is `internal`, its text logged, never sent.
+ */
 function refusal(e: unknown): z.output<typeof DataRefused.schema> {
-  if (e instanceof GfsError) {
-    return { code: e.code, message: e.message.slice(0, 4096) };
-  }
-  if (e instanceof z.ZodError) {
-    return { code: "bad_request", message: z.prettifyError(e).slice(0, 4096) };
-  }
-  if (isStorageError(e) && e.code === "corrupt") {
-    return { code: "corrupt", message: `storage: ${e.message}`.slice(0, 4096) };
+  const known = gfsToEdgeError(e);
+  if (known !== undefined) {
+    const { code, message } = known.toJSON().error;
+    return { code, message: message.slice(0, 4096) };
   }
   console.error(
     `gfs chunkserver: data port call failed: ${

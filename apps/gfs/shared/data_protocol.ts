@@ -12,7 +12,7 @@
  */
 import { defineMessage, defineMessageSet } from "@strata/codec";
 import { z } from "zod";
-import { GfsError, type GfsErrorCode } from "./gfs_error.ts";
+import { type GfsError, gfsErrorFromBody } from "./gfs_error.ts";
 
 const Handle = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -81,31 +81,12 @@ export type DataMessages = readonly [
   typeof DataRefused,
 ];
 
-/** The codes a refusal may carry (anything else reads as `unavailable`). */
-const CODES = new Set<string>(
-  [
-    "bad_request",
-    "not_found",
-    "conflict",
-    "too_large",
-    "unsupported_media_type",
-    "unauthorized",
-    "forbidden",
-    "range_not_satisfiable",
-    "unavailable",
-    "stale",
-    "corrupt",
-    "no_lease",
-    "chunk_full",
-    "not_leader",
-    "internal",
-  ] satisfies GfsErrorCode[],
-);
-
-/** Rebuilds the GfsError a chunkserver refused a call with. */
+/**
+ * Rebuilds the GfsError a chunkserver refused a call with, as an HTTP
+ * client does from an error body (an unknown code reads as `unavailable`).
+ */
 export function refusalError(r: { code: string; message: string }): GfsError {
-  const code = CODES.has(r.code) ? r.code as GfsErrorCode : "unavailable";
-  return new GfsError(code, r.message);
+  return gfsErrorFromBody(503, { error: r });
 }
 
 /** The most bytes one ReadChunk may ask for (larger reads go in pieces, or over HTTP). */
