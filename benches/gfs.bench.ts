@@ -4,7 +4,11 @@
  * - upload and download MB/s of 1 MiB and 64 MiB files (replication 3,
  *   64 MiB chunks) against this machine's own limit measured in the same
  *   run: sequential write + fsync of the same bytes three times (three
- *   replicas on one disk) and sequential read of those copies;
+ *   replicas on one disk), sequential read of those copies, and a raw
+ *   loopback TCP stream of the same size from another process; downloads
+ *   are judged against the smaller of the read and loopback limits, and
+ *   run twice alternately (4 MiB pieces over HTTP, the client's default,
+ *   and over the chunkservers' data port);
  * - master metadata ops/s (create, lookup, allocate): pure, durable on one
  *   master's op log, on a one-member Raft group, and replicated through a
  *   Raft group of 3 masters;
@@ -14,15 +18,17 @@
  * - small record appends (1 KiB, replication 3, durable on every replica
  *   before the ack): p50 of one appender against one local write + fsync
  *   of the same size on the same disk, sampled alternately in the same
- *   run; 16 concurrent appenders' records/s against one appender's;
+ *   run (and the same appends over HTTP, `dataPort: false`); 16
+ *   concurrent appenders' records/s against one appender's;
  * - random block reads (4 KiB and 64 KiB at random offsets of a 128 MiB
  *   file, `GfsClient.pread` with cached chunk locations): p50 against a
  *   local `pread(2)` of the same size at random offsets of the same bytes
  *   on the same disk plus one loopback TCP round trip carrying the block
- *   to another process, sampled alternately in the same run.
+ *   to another process, sampled alternately in the same run (and the
+ *   same reads over HTTP, `dataPort: false`).
  *
- * Goals: uploads ≥ 50% of the disk write limit, reads ≥ 70% of the disk
- * read limit, balance max/mean < 1.10, a small append's p50 within 3x of
+ * Goals: uploads ≥ 50% of the disk write limit, downloads ≥ 70% of the
+ * smaller of the disk read and loopback TCP stream limits, balance max/mean < 1.10, a small append's p50 within 3x of
  * a local fsync, 16 appenders ≥ 10x one appender's records/s, a random
  * block read's p50 within 3x of local pread + loopback round trip.
  */
@@ -117,6 +123,12 @@ async function throughput(): Promise<void> {
     const client = new GfsClient(cluster.master.url, {
       token: cluster.secrets!.tokens.admin,
     });
+    // Downloads read 4 MiB pieces: the default client fetches them over
+    // HTTP; this one over the data port (A/B in the same run).
+    const port = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+      dataPortMaxReadBytes: 4 * MiB,
+    });
     const cases = [
       { name: "1 MiB file", bytes: MiB, rounds: QUICK ? 3 : 30 },
       { name: "64 MiB file", bytes: 64 * MiB, rounds: QUICK ? 1 : 5 },
@@ -130,7 +142,13 @@ async function throughput(): Promise<void> {
         limit.writeMBs,
       );
       suite.metric(`disk read limit MB/s (${c.name} run)`, limit.readMBs);
-      const up: number[] = [], down: number[] = [];
+      const loopback = await loopbackStreamMBs(c.bytes, QUICK ? 2 : 5);
+      suite.metric(
+        `loopback TCP stream limit MB/s (process to process, ${c.name} run)`,
+        loopback,
+      );
+      const readLimit = Math.min(limit.readMBs, loopback);
+      const up: number[] = [], down: number[] = [], downPort: number[] = [];
       const paths: string[] = [];
       for (let r = 0; r < c.rounds; r++) {
         const path = `/bench/f${n++}`;
@@ -146,9 +164,20 @@ async function throughput(): Promise<void> {
         for await (const part of d.stream) got += part.length;
         down.push(performance.now() - t0);
         if (got !== c.bytes) throw new Error(`short read ${got}`);
+        // The same file with its pieces over the data port, alternating.
+        const t1 = performance.now();
+        const dh = await port.download(path);
+        let gotPort = 0;
+        for await (const part of dh.stream) gotPort += part.length;
+        downPort.push(performance.now() - t1);
+        if (gotPort !== c.bytes) throw new Error(`short read ${gotPort}`);
       }
       for (
-        const [dir, times] of [["upload", up], ["download", down]] as const
+        const [dir, times] of [
+          ["upload", up],
+          ["download", down],
+          ["download, 4 MiB pieces over the data port", downPort],
+        ] as const
       ) {
         const sorted = [...times].sort((a, b) => a - b);
         const mean = times.reduce((a, b) => a + b, 0) / times.length;
@@ -176,15 +205,25 @@ async function throughput(): Promise<void> {
           value: 0.5,
         },
       );
+      const downPortMBs = suite.get(
+        "download, 4 MiB pieces over the data port (replication 3)",
+        c.name,
+      ).mbPerSec!;
       suite.compare(
-        `download ${c.name} vs disk read limit`,
+        `download ${c.name} vs min(disk read, loopback TCP stream) limit`,
         "throughput",
         downMBs,
-        limit.readMBs,
+        readLimit,
         {
           op: ">=",
           value: 0.7,
         },
+      );
+      suite.compare(
+        `download ${c.name}, pieces over the data port, vs min(disk read, loopback TCP stream) limit`,
+        "throughput",
+        downPortMBs,
+        readLimit,
       );
     }
   } finally {
@@ -224,14 +263,23 @@ async function smallAppends(): Promise<void> {
     const client = new GfsClient(cluster.master.url, {
       token: cluster.secrets!.tokens.admin,
     });
+    const http = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+      dataPort: false,
+    });
     const size = 1024;
     const record = fill(size, 11);
     const path = "/bench/log";
-    for (let i = 0; i < 20; i++) await client.append(path, record); // warm
+    for (let i = 0; i < 20; i++) {
+      await client.append(path, record); // warm
+      await http.append(path, record);
+    }
     // Alternate one local write + fdatasync and one append, so both see
     // the same disk and the same load from the rest of the machine.
     const rounds = QUICK ? 100 : 600;
-    const fsyncMs: number[] = [], appendMs: number[] = [];
+    const fsyncMs: number[] = [],
+      appendMs: number[] = [],
+      httpMs: number[] = [];
     for (let i = 0; i < rounds; i++) {
       let t0 = performance.now();
       await local.write(record);
@@ -240,6 +288,9 @@ async function smallAppends(): Promise<void> {
       t0 = performance.now();
       await client.append(path, record);
       appendMs.push(performance.now() - t0);
+      t0 = performance.now();
+      await http.append(path, record);
+      httpMs.push(performance.now() - t0);
     }
     const f = latencies(
       "small appends (1 KiB)",
@@ -249,9 +300,21 @@ async function smallAppends(): Promise<void> {
     );
     const one = latencies(
       "small appends (1 KiB)",
-      "record append, 1 appender, replication 3",
+      "record append, 1 appender, replication 3 (data port)",
       appendMs,
       size,
+    );
+    const oneHttp = latencies(
+      "small appends (1 KiB)",
+      "record append, 1 appender, replication 3 (HTTP, dataPort: false)",
+      httpMs,
+      size,
+    );
+    suite.compare(
+      "small append p50, data port ÷ HTTP",
+      "time",
+      one.p50Ns,
+      oneHttp.p50Ns,
     );
     suite.compare(
       "small append p50 (replication 3, durable on all) vs one local fsync p50",
@@ -292,8 +355,9 @@ async function smallAppends(): Promise<void> {
 
 /**
  * A block server in another process on loopback: for each 4-byte length
- * it receives, it sends that many bytes back (the network half of the
- * random-read limit).
+ * it receives, it sends that many bytes back — the network half of the
+ * random-read limit, and (asked for 64 MiB) the raw loopback TCP stream
+ * limit of downloads.
  */
 const ECHO_SERVER = `
 const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -312,11 +376,78 @@ for await (const c of l) {
         }
         const len = new DataView(head.buffer).getUint32(0);
         let sent = 0;
-        while (sent < len) sent += await c.write(block.subarray(sent, len));
+        while (sent < len) {
+          sent += await c.write(block.subarray(0, Math.min(block.length, len - sent)));
+        }
       }
     } catch { /* the bench closed it */ }
   })();
 }`;
+
+/** The echo server as a child process, and a connection to it. */
+async function startEcho() {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", ECHO_SERVER],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const lines = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    const port = Number((await lines.read()).value?.trim());
+    lines.releaseLock();
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.setNoDelay(true);
+    const head = new Uint8Array(4);
+    const buf = new Uint8Array(MiB);
+    /** Asks for `n` bytes and reads them all (into a reused buffer). */
+    const fetchBytes = async (n: number) => {
+      new DataView(head.buffer).setUint32(0, n);
+      await conn.write(head);
+      let got = 0;
+      while (got < n) {
+        const r = await conn.read(
+          buf.subarray(0, Math.min(buf.length, n - got)),
+        );
+        if (r === null) throw new Error("echo server went away");
+        got += r;
+      }
+    };
+    return {
+      fetchBytes,
+      async close() {
+        conn.close();
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await child.status;
+      },
+    };
+  } catch (e) {
+    child.kill("SIGKILL");
+    await child.status;
+    throw e;
+  }
+}
+
+/**
+ * The raw loopback TCP stream limit: MB/s of `bytes` streamed from another
+ * process to this one over one connection (best of `rounds`).
+ */
+async function loopbackStreamMBs(bytes: number, rounds: number) {
+  const echo = await startEcho();
+  try {
+    let best = 0;
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      await echo.fetchBytes(bytes);
+      best = Math.max(best, bytes / MiB / ((performance.now() - t0) / 1000));
+    }
+    return best;
+  } finally {
+    await echo.close();
+  }
+}
 
 async function randomReads(): Promise<void> {
   const cluster = await startCluster({
@@ -325,40 +456,25 @@ async function randomReads(): Promise<void> {
     master: { chunkBytes: 64 * MiB },
     chunkserver: () => ({ scrubPauseMs: 0 }),
   });
-  const echo = new Deno.Command(Deno.execPath(), {
-    args: ["eval", ECHO_SERVER],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
   const localPath = join(root, "pread-probe");
-  let conn: Deno.TcpConn | null = null;
+  let echo: Awaited<ReturnType<typeof startEcho>> | null = null;
   let local: PositionedReader | null = null;
   try {
-    const lines = echo.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const port = Number((await lines.read()).value?.trim());
-    lines.releaseLock();
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.setNoDelay(true);
+    echo = await startEcho();
     const size = QUICK ? 16 * MiB : 128 * MiB;
     const data = fill(size, 21);
     const client = new GfsClient(cluster.master.url, {
       token: cluster.secrets!.tokens.admin,
     });
+    // The same reads over HTTP (A/B in the same run).
+    const http = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+      dataPort: false,
+    });
     await client.upload("/bench/sstable", data);
     await Deno.writeFile(localPath, data);
     local = PositionedReader.open(localPath);
-    const head = new Uint8Array(4);
-    const reply = new Uint8Array(64 * 1024);
-    const roundTrip = async (n: number) => {
-      new DataView(head.buffer).setUint32(0, n);
-      await conn!.write(head);
-      let got = 0;
-      while (got < n) {
-        const r = await conn!.read(reply.subarray(got, n));
-        if (r === null) throw new Error("echo server went away");
-        got += r;
-      }
-    };
+    const roundTrip = echo.fetchBytes;
     let seed = 7;
     const offsetFor = (n: number) => {
       seed = (seed * 1103515245 + 12345) >>> 0;
@@ -366,9 +482,13 @@ async function randomReads(): Promise<void> {
     };
     for (const n of [4 * 1024, 64 * 1024]) {
       const label = `${n / 1024} KiB`;
-      for (let i = 0; i < 20; i++) await client.pread("/bench/sstable", i, n);
+      for (let i = 0; i < 20; i++) {
+        await client.pread("/bench/sstable", i, n);
+        await http.pread("/bench/sstable", i, n);
+      }
       const rounds = QUICK ? 100 : 500;
       const preadMs: number[] = [], rttMs: number[] = [], gfsMs: number[] = [];
+      const httpMs: number[] = [];
       for (let i = 0; i < rounds; i++) {
         const o = offsetFor(n);
         let t0 = performance.now();
@@ -381,6 +501,9 @@ async function randomReads(): Promise<void> {
         t0 = performance.now();
         const got = await client.pread("/bench/sstable", o, n);
         gfsMs.push(performance.now() - t0);
+        t0 = performance.now();
+        await http.pread("/bench/sstable", o, n);
+        httpMs.push(performance.now() - t0);
         if (
           got.length !== n || got[0] !== data[o] ||
           got[n - 1] !== data[o + n - 1]
@@ -396,7 +519,24 @@ async function randomReads(): Promise<void> {
         rttMs,
         n,
       );
-      const g = latencies(group, "GfsClient.pread, cached locations", gfsMs, n);
+      const g = latencies(
+        group,
+        "GfsClient.pread, cached locations (data port)",
+        gfsMs,
+        n,
+      );
+      const h = latencies(
+        group,
+        "GfsClient.pread, cached locations (HTTP, dataPort: false)",
+        httpMs,
+        n,
+      );
+      suite.compare(
+        `random ${label} read p50, data port ÷ HTTP`,
+        "time",
+        g.p50Ns,
+        h.p50Ns,
+      );
       suite.compare(
         `random ${label} read p50 vs local pread p50 + loopback round trip p50`,
         "time",
@@ -406,12 +546,8 @@ async function randomReads(): Promise<void> {
       );
     }
   } finally {
-    conn?.close();
     local?.close();
-    try {
-      echo.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await echo.status;
+    await echo?.close();
     await cluster.stop();
   }
 }

@@ -45,6 +45,12 @@ Deno.test({
                 got.length !== data.length ||
                 !got.every((b, i) => b === data[i])
               ) failures.push(`${path}: wrong bytes`);
+              // Block reads too: these go over the chunkservers' data ports.
+              const at = (reads * 7919 + r * 104_729) % (data.length - 4096);
+              const block = await client.pread(path, at, 4096);
+              if (!block.every((b, i) => b === data[at + i])) {
+                failures.push(`${path}: wrong bytes at ${at} (pread)`);
+              }
               reads++;
             } catch (e) {
               failures.push(`${path} (reader ${r}): ${String(e)}`);
@@ -68,6 +74,7 @@ Deno.test({
       await until("some reads", () => Promise.resolve(reads > 6));
       await cluster.chunkservers[1]!.stop(true); // kill -9
       const killedAt = Date.now();
+      const readsAtKill = reads;
       await until("the dead server to be noticed", async () => {
         const h = await (await api(`${cluster.master.url}/v1/health`)).json();
         return h.deadServers === 1;
@@ -85,6 +92,19 @@ Deno.test({
       stop = true;
       await Promise.all([...readers, writer]);
       assert.deepEqual(failures, []);
+      // Every pread after the kill was served by a survivor's data port.
+      let portCalls = 0;
+      for (const s of cluster.chunkservers.filter((_, i) => i !== 1)) {
+        const text = await (await api(`${s.url}/metrics`)).text();
+        portCalls += Number(
+          /gfs_chunkserver_data_port_calls_total\{[^}]*\} (\d+)/.exec(text)
+            ?.[1] ?? 0,
+        );
+      }
+      assert.ok(
+        portCalls >= reads - readsAtKill,
+        `${portCalls} data port calls for ${reads - readsAtKill} preads`,
+      );
       for (const path of files.keys()) {
         const loc = await client.locate(path);
         for (const c of loc.chunks) {

@@ -110,6 +110,20 @@ Deno.test({
         (await clients[0]!.stat("/logs/commit")).chunks > 1,
         "appends rolled over to new chunks",
       );
+      // The appends went over the chunkservers' data ports (framed TCP).
+      let portCalls = 0;
+      for (const s of cluster.chunkservers.filter((s) => s !== victim)) {
+        const text = await (await fetch(`${s.url}/metrics`, {
+          headers: {
+            authorization: `Bearer ${cluster.secrets!.tokens.read}`,
+          },
+        })).text();
+        portCalls += Number(
+          /gfs_chunkserver_data_port_calls_total\{[^}]*\} (\d+)/.exec(text)
+            ?.[1] ?? 0,
+        );
+      }
+      assert.ok(portCalls >= target, `${portCalls} data port calls`);
     } finally {
       await cluster.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -82,6 +82,15 @@ export class Handshake {
     return this.#done;
   }
 
+  /**
+   * The secret the peer proved it holds, once done (undefined without
+   * authentication): a server with a list learns here which one matched,
+   * e.g. to give the connection that token's role.
+   */
+  get provenSecret(): Secret | undefined {
+    return this.#done ? this.#secret : undefined;
+  }
+
   /** The first frame to send. */
   hello(): Uint8Array {
     const o = this.#o;

@@ -96,8 +96,11 @@ Deno.test("a server with several accepted secrets admits a client holding any on
     // The server sends no proof before it knows which secret the client holds.
     assert.equal(s.receive(control(c.hello())).send.length, 0);
     const cProof = c.receive(control(s.hello()));
+    assert.equal(s.provenSecret, undefined);
     const sReply = s.receive(control(cProof.send[0]!));
     assert.equal(sReply.done, true);
+    // The server can tell which one the client proved (to give it a role).
+    assert.equal(s.provenSecret, held);
     assert.equal(sReply.send.length, 1);
     assert.equal(c.receive(control(sReply.send[0]!)).done, true);
   }

@@ -23,7 +23,7 @@ import {
   DifferentialEncoder,
   type DifferentialOptions,
 } from "./differential_codec.ts";
-import type { Handshake } from "./handshake.ts";
+import type { Handshake, Secret } from "./handshake.ts";
 import type { PreparedFrame } from "./prepared_frame.ts";
 import type { AnyMessageType, Envelope, MessageOf } from "./message_kinds.ts";
 import type { Timers } from "./scheduler.ts";
@@ -156,6 +156,14 @@ export class RpcSession<T extends readonly AnyMessageType[]>
   /** Why the session ended, once it has. */
   get failure(): TransportError | undefined {
     return this.#failure;
+  }
+
+  /**
+   * The secret the peer proved in the handshake (undefined before it is
+   * done, or without authentication); see {@link Handshake.provenSecret}.
+   */
+  get provenSecret(): Secret | undefined {
+    return this.#handshake?.provenSecret;
   }
 
   /** Calls waiting for replies. */

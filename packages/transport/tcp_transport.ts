@@ -46,6 +46,12 @@ export interface TcpClientOptions<T extends readonly AnyMessageType[]>
   extends TcpOptions<T> {
   /** Speak TLS to the peer (which must listen with TLS). */
   tls?: TcpClientTls;
+  /**
+   * The open connection does not keep the process alive (`Deno.Conn.unref`):
+   * for a library's pooled connections, so a program that is done exits
+   * without closing them.
+   */
+  unref?: boolean;
 }
 
 /** A TCP connection: a {@link RpcSession} over a Deno socket. */
@@ -225,6 +231,8 @@ export async function connectTcp<T extends readonly AnyMessageType[]>(
   }
   const session = attach(conn, "client", options, !options.tls);
   await session.ready;
+  // After the handshake: a call in flight keeps the process alive by its timer.
+  if (options.unref) conn.unref();
   return session;
 }
 

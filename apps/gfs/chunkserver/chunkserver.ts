@@ -13,6 +13,7 @@ import { masterCommandRoutes } from "./chunkserver_routes_master.ts";
 import { statusRoutes } from "./chunkserver_routes_status.ts";
 import { runHeartbeats } from "./chunkserver_heartbeat.ts";
 import { runScrubber } from "./chunkserver_scrubber.ts";
+import { startDataPort } from "./chunkserver_data_port.ts";
 
 /** Configuration of a chunkserver process. */
 export const ChunkserverConfigSchema = z.object({
@@ -44,6 +45,11 @@ export const ChunkserverConfigSchema = z.object({
   host: z.string().default("127.0.0.1"),
   /** Bind port (0 = any free port). */
   port: z.number().int().min(0).max(65535).default(0),
+  /**
+   * The data port (framed TCP reads and record appends; 0 = any free port,
+   * -1 = none). A cell serving TLS has none: its clients use HTTPS.
+   */
+  dataPort: z.number().int().min(-1).max(65535).default(0),
   ...AccessConfigFields,
 });
 
@@ -56,6 +62,8 @@ export interface RunningChunkserver {
   id: string;
   /** Base URL it serves on. */
   url: string;
+  /** The data port (null: none, e.g. under TLS). */
+  dataPort: number | null;
   /** Its chunk store. */
   store: ChunkStore;
   /** Stops serving and closes the store. */
@@ -135,6 +143,17 @@ export async function startChunkserver(
     ...tlsServeOptions(access.tls),
   }, app.fetch);
   cs.url = `${access.scheme}://${cfg.host}:${server.addr.port}`;
+  // Under TLS the data port stays off: the transport's TLS listener cannot
+  // switch Nagle off (see packages/transport's README), which would hold
+  // every small reply; clients of a TLS cell use the HTTPS routes.
+  const dataPort = cfg.dataPort >= 0 && !access.tls.serve
+    ? startDataPort(cs, {
+      host: cfg.host,
+      port: cfg.dataPort,
+      secrets: access.secrets,
+    })
+    : null;
+  cs.dataPort = dataPort?.port ?? null;
 
   const loops = [runHeartbeats(cs)];
   if (cfg.scrubPauseMs > 0) loops.push(runScrubber(cs));
@@ -142,12 +161,14 @@ export async function startChunkserver(
   return {
     id,
     url: cs.url,
+    dataPort: cs.dataPort,
     store,
     async close() {
       // Ends the loops and any heartbeat still retrying unreachable
       // masters, so close() never waits out the failover window.
       cs.closing.abort();
       await server.shutdown();
+      await dataPort?.close();
       await Promise.allSettled(loops);
       await store.close();
       client?.close();

@@ -14,6 +14,8 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
       chunks: store.list().length,
       usedBytes: store.usedBytes,
       capacityBytes: cfg.capacityBytes,
+      // Clients learn the data port here (see client/data_connection.ts).
+      dataPort: cs.dataPort,
     }));
 
   app.get("/metrics", need.read, (c) =>
@@ -29,6 +31,9 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
         promLine("gfs_chunkserver_writes_total", stats.writes, { id }),
         promLine("gfs_chunkserver_write_bytes_total", stats.writeBytes, { id }),
         promLine("gfs_chunkserver_corrupt_replicas_total", stats.corrupt, {
+          id,
+        }),
+        promLine("gfs_chunkserver_data_port_calls_total", stats.dataPortCalls, {
           id,
         }),
       ].join("\n") + "\n",

@@ -44,6 +44,8 @@ interface Staged {
 export class ChunkserverService {
   /** Base URL it serves on (set once it listens). */
   url = "";
+  /** Its data port (set once it listens; null: none, clients use HTTP). */
+  dataPort: number | null = null;
   /** Counters for /metrics (`inflight` is the load sent in heartbeats). */
   readonly stats = {
     reads: 0,
@@ -52,6 +54,8 @@ export class ChunkserverService {
     writeBytes: 0,
     corrupt: 0,
     inflight: 0,
+    /** Calls answered on the data port (reads and appends). */
+    dataPortCalls: 0,
   };
   /** Pushed data by id, until applied (or forgotten after a while). */
   readonly staging = new Map<string, Staged>();

@@ -9,7 +9,7 @@ export async function sleepUnless(
   const end = performance.now() + ms;
   while (!signal.aborted && performance.now() < end) {
     await new Promise((r) =>
-      setTimeout(r, Math.min(50, end - performance.now()))
+      setTimeout(r, Math.max(0, Math.min(50, end - performance.now())))
     );
   }
 }

@@ -6,6 +6,7 @@
  * one auth dir (the launcher's); see the README's "Access" section.
  */
 import {
+  type ClusterSecrets,
   edgeGuard,
   nodeHttpClient,
   type NodeTls,
@@ -46,6 +47,8 @@ export interface GfsAccess {
   guard: MiddlewareHandler;
   /** The token this process sends to the others (undefined: auth off). */
   peerToken?: string;
+  /** The users' tokens and the peer secret (undefined: auth off), for the data port's handshake. */
+  secrets?: ClusterSecrets;
   /** What it serves and trusts over TLS. */
   tls: NodeTls;
   /** Its fetch client for calls to the cell's other processes. */
@@ -93,6 +96,7 @@ export async function resolveGfsAccess(cfg: {
         "send Authorization: Bearer <token>; the tokens are admin.token, write.token and read.token in the cell's auth dir (for `deno task gfs`, ./data/gfs)",
     }),
     peerToken: access.secrets?.peerSecret,
+    secrets: access.secrets,
     tls,
     client: nodeHttpClient(tls),
     scheme: tls.serve ? "https" : "http",

@@ -1,0 +1,274 @@
+import { authHeaders } from "@strata/edge";
+import {
+  connectTcp,
+  isTransportError,
+  type TcpConnection,
+} from "@strata/transport";
+import { z } from "zod";
+import {
+  AppendRecord,
+  DATA_FRAME_MAX_BYTES,
+  type DataMessages,
+  dataMessages,
+  ReadChunk,
+  refusalError,
+} from "../shared/data_protocol.ts";
+import { GfsError } from "../shared/gfs_error.ts";
+import { throwIfFailed } from "../shared/http_json.ts";
+
+type Conn = TcpConnection<DataMessages>;
+
+/** Options of a {@link DataPorts} pool. */
+export interface DataPortsOptions {
+  /** The user's token (proved in the transport's handshake, never sent). */
+  token?: string;
+  /** Fetch client for the one status call that finds a server's data port. */
+  httpClient?: Deno.HttpClient;
+  /** Connections per chunkserver at most (default 2); calls share them. */
+  connectionsPerServer?: number;
+}
+
+const Health = z.object({ dataPort: z.number().int().nullable().optional() });
+// A server's data port (or its lack) is asked again after this long.
+const DISCOVERY_TTL_MS = 60_000;
+
+interface Pool {
+  conns: Conn[];
+  dialing: Promise<Conn> | null;
+}
+
+/**
+ * The client's connections to chunkservers' data ports, per server: at
+ * most `connectionsPerServer` framed TCP connections, each carrying many
+ * calls at once (the transport's call ids), so sixteen concurrent readers
+ * or appenders share a socket or two. A server's data port is learned
+ * once from its `/v1/health` (cached); a server without one (older, or
+ * serving TLS) answers `null` and the caller uses HTTP. Connections are
+ * unref'd: a program that is done exits without closing the pool.
+ */
+export class DataPorts {
+  readonly #o: DataPortsOptions;
+  readonly #ports = new Map<
+    string,
+    { at: number; port: Promise<number | null> }
+  >();
+  readonly #pools = new Map<string, Pool>();
+  #closed = false;
+
+  /** @param options token, fetch client, pool size. */
+  constructor(options: DataPortsOptions = {}) {
+    this.#o = options;
+  }
+
+  /**
+   * Reads part of a chunk from `server` over its data port.
+   * @returns the bytes, or null when the server has no data port (use HTTP).
+   * @throws GfsError as the server refused, or `unavailable` (unreachable,
+   *   connection lost, timed out), `unauthorized` (token not accepted).
+   */
+  async read(
+    server: string,
+    m: { handle: number; version: number; offset: number; length: number },
+    timeoutMs: number,
+  ): Promise<Uint8Array | null> {
+    const conn = await this.#connection(server, timeoutMs);
+    if (conn === null) return null;
+    const reply = await this.#call(
+      server,
+      conn,
+      () => conn.call(ReadChunk, m, { timeoutMs }),
+    );
+    if (reply.type === "ChunkBytes") return reply.message.bytes;
+    throw this.#unexpected(server, reply);
+  }
+
+  /**
+   * Appends a framed record at the primary `server` over its data port.
+   * @returns where it landed, or null when the server has no data port.
+   * @throws GfsError as {@link DataPorts.read}.
+   */
+  async append(
+    server: string,
+    m: {
+      handle: number;
+      version: number;
+      secondaries: string[];
+      data: Uint8Array;
+    },
+    timeoutMs: number,
+  ): Promise<{ offset: number } | null> {
+    const conn = await this.#connection(server, timeoutMs);
+    if (conn === null) return null;
+    const reply = await this.#call(server, conn, () =>
+      conn.call(
+        AppendRecord,
+        { ...m, data: m.data as Uint8Array<ArrayBuffer> },
+        { timeoutMs },
+      ));
+    if (reply.type === "RecordAppended") return reply.message;
+    throw this.#unexpected(server, reply);
+  }
+
+  /** Closes every connection (calls in flight fail). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#pools.values()].flatMap((p) => p.conns);
+    this.#pools.clear();
+    await Promise.allSettled(all.map((c) => c.close()));
+  }
+
+  async #call(
+    server: string,
+    conn: Conn,
+    call: () => ReturnType<Conn["call"]>,
+  ) {
+    try {
+      const reply = await call();
+      if (reply.type === "DataRefused") throw refusalError(reply.message);
+      return reply;
+    } catch (e) {
+      if (!isTransportError(e)) throw e;
+      if (e.code === "connection_lost" || e.code === "closed") {
+        this.#drop(server, conn);
+      }
+      throw new GfsError(
+        "unavailable",
+        `data port of ${server}: ${e.code}: ${e.message}`,
+      );
+    }
+  }
+
+  #unexpected(server: string, reply: { type: string }): GfsError {
+    return new GfsError(
+      "unavailable",
+      `data port of ${server} answered ${reply.type}`,
+    );
+  }
+
+  /** A connection to `server`'s data port, or null when it has none. */
+  async #connection(
+    server: string,
+    timeoutMs: number,
+  ): Promise<Conn | null> {
+    if (this.#closed) throw new GfsError("unavailable", "client closed");
+    const pool = this.#pools.get(server);
+    if (pool !== undefined && pool.conns.length > 0) {
+      // The least busy; another socket only when every one is busy.
+      let best = pool.conns[0]!;
+      for (const c of pool.conns) if (c.inFlight < best.inFlight) best = c;
+      const max = this.#o.connectionsPerServer ?? 2;
+      if (best.inFlight === 0 || pool.conns.length >= max) return best;
+      if (pool.dialing === null) {
+        this.#dial(server, pool).catch(() => {}); // this call uses `best`
+      }
+      return best;
+    }
+    const port = await this.#port(server, timeoutMs);
+    if (port === null) return null;
+    const p = this.#pools.get(server) ?? { conns: [], dialing: null };
+    this.#pools.set(server, p);
+    if (p.conns.length > 0) return p.conns[0]!;
+    return await (p.dialing ?? this.#dial(server, p, port));
+  }
+
+  #dial(server: string, pool: Pool, known?: number): Promise<Conn> {
+    const dialing = (async () => {
+      const port = known ?? await this.#port(server, 5_000);
+      if (port === null) {
+        throw new GfsError("unavailable", `${server} has no data port`);
+      }
+      let conn: Conn;
+      try {
+        conn = await connectTcp<DataMessages>(
+          { hostname: new URL(server).hostname.replace(/^\[|\]$/g, ""), port },
+          {
+            set: dataMessages,
+            secret: this.#o.token,
+            maxFrameBytes: DATA_FRAME_MAX_BYTES,
+            differential: false,
+            maxQueuedBytes: 2 * DATA_FRAME_MAX_BYTES,
+            handshakeTimeoutMs: 5_000,
+            unref: true,
+          },
+        );
+      } catch (e) {
+        // A restarted server may listen elsewhere: ask again next time.
+        this.#ports.delete(server);
+        if (isTransportError(e, "auth_failed")) {
+          throw new GfsError(
+            "unauthorized",
+            `the data port of ${server} did not accept this client's token`,
+          );
+        }
+        throw new GfsError(
+          "unavailable",
+          `cannot reach the data port of ${server}: ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+        );
+      }
+      if (this.#closed) {
+        await conn.close();
+        throw new GfsError("unavailable", "client closed");
+      }
+      pool.conns.push(conn);
+      conn.closed.then(() => this.#drop(server, conn));
+      return conn;
+    })();
+    pool.dialing = dialing;
+    dialing.catch(() => {}).finally(() => {
+      if (pool.dialing === dialing) pool.dialing = null;
+    });
+    return dialing;
+  }
+
+  #drop(server: string, conn: Conn): void {
+    const pool = this.#pools.get(server);
+    if (pool === undefined) return;
+    const i = pool.conns.indexOf(conn);
+    if (i >= 0) pool.conns.splice(i, 1);
+    conn.close().catch(() => {});
+  }
+
+  /** The data port `server` advertises (cached), or null for none. */
+  #port(server: string, timeoutMs: number): Promise<number | null> {
+    const now = performance.now();
+    const known = this.#ports.get(server);
+    if (known !== undefined && now - known.at < DISCOVERY_TTL_MS) {
+      return known.port;
+    }
+    const entry = { at: now, port: this.#ask(server, timeoutMs) };
+    this.#ports.set(server, entry);
+    entry.port.catch(() => {
+      if (this.#ports.get(server) === entry) this.#ports.delete(server);
+    });
+    return entry.port;
+  }
+
+  async #ask(server: string, timeoutMs: number): Promise<number | null> {
+    // A TLS server never has one (see chunkserver.ts).
+    if (server.startsWith("https:")) return null;
+    const url = `${server}/v1/health`;
+    let body: unknown;
+    try {
+      const res = await fetch(url, {
+        headers: authHeaders(this.#o.token),
+        client: this.#o.httpClient,
+        signal: AbortSignal.timeout(Math.min(5_000, timeoutMs)),
+      });
+      // A server without the route (an older one): HTTP it is.
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return null;
+      }
+      await throwIfFailed(res, url);
+      body = await res.json().catch(() => null);
+    } catch (e) {
+      if (e instanceof GfsError) throw e;
+      throw new GfsError("unavailable", `cannot reach ${server}: ${e}`);
+    }
+    // A health answer without a port says the same.
+    const h = Health.safeParse(body);
+    return h.success ? h.data.dataPort ?? null : null;
+  }
+}
