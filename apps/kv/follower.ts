@@ -15,17 +15,13 @@ import {
 } from "@strata/transport";
 import type { Envelope } from "@strata/transport";
 import { KvClientError } from "./client.ts";
+import { FollowedReplica } from "./followed_replica.ts";
 import {
   type LearnerMessages,
   learnerMessages,
   Subscribe,
 } from "./learner_messages.ts";
-import {
-  LearnerReplica,
-  LearnerStreamError,
-  type ReplicaEntry,
-  type ReplicaUpdate,
-} from "./learner_replica.ts";
+import { LearnerStreamError, type ReplicaUpdate } from "./learner_replica.ts";
 
 export type { ReplicaEntry, ReplicaUpdate } from "./learner_replica.ts";
 
@@ -63,15 +59,8 @@ export interface FollowerParts extends FollowOptions {
   discover(): Promise<string[]>;
 }
 
-interface Waiter {
-  revision: number;
-  resolve(): void;
-  reject(e: Error): void;
-}
-
 /** See the module comment. Create with `KvClient.follow`. */
-export class Follower {
-  readonly #replica: LearnerReplica;
+export class Follower extends FollowedReplica {
   readonly #parts: FollowerParts;
   readonly #idleTimeoutMs: number;
   #members: string[] = [];
@@ -79,7 +68,6 @@ export class Follower {
   #connection: TcpConnection<LearnerMessages> | undefined;
   #current: string | undefined;
   #lastHeard = performance.now();
-  #waiters: Waiter[] = [];
   #closed = false;
   #reconnects = 0;
   #lastError: unknown;
@@ -90,7 +78,7 @@ export class Follower {
   readonly #idleTimer: ReturnType<typeof setInterval>;
 
   private constructor(prefix: string, parts: FollowerParts) {
-    this.#replica = new LearnerReplica(prefix, parts.from);
+    super(prefix, parts.from, parts.onUpdate);
     this.#parts = parts;
     this.#idleTimeoutMs = parts.idleTimeoutMs ?? 5000;
     this.#readyPromise = new Promise((resolve, reject) => {
@@ -149,19 +137,6 @@ export class Follower {
     return f;
   }
 
-  /** The prefix followed. */
-  get prefix(): string {
-    return this.#replica.prefix;
-  }
-
-  /**
-   * The revision the replica stands at: every change up to it is applied.
-   * Reads made in one synchronous stretch of code all see this revision.
-   */
-  get revision(): number {
-    return this.#replica.revision;
-  }
-
   /** Milliseconds since the member was last heard from (a bound on staleness while connected). */
   get staleMs(): number {
     return performance.now() - this.#lastHeard;
@@ -177,78 +152,13 @@ export class Follower {
     return this.#reconnects;
   }
 
-  /** Number of keys held. */
-  get size(): number {
-    return this.#replica.size;
-  }
-
-  /** A key's value at {@link revision}, read locally. */
-  get(key: string): ReplicaEntry | undefined {
-    return this.#replica.get(key);
-  }
-
-  /** Keys under `prefix` (default: all held), after `after`, at most `limit`, in order, read locally. */
-  scan(
-    prefix = "",
-    options: { after?: string; limit?: number } = {},
-  ): ReplicaEntry[] {
-    return this.#replica.scan(prefix, options.after, options.limit);
-  }
-
-  /**
-   * Resolves once the replica stands at `revision` or later (e.g. the
-   * revision a put returned: read-your-writes).
-   * @throws KvClientError `timeout` after `timeoutMs` (default 10 000), or
-   *   `closed` when the follower is closed first.
-   */
-  waitFor(
-    revision: number,
-    options: { timeoutMs?: number } = {},
-  ): Promise<void> {
-    if (this.#replica.revision >= revision) return Promise.resolve();
-    if (this.#closed) {
-      return Promise.reject(
-        new KvClientError("closed", "the follower is closed"),
-      );
-    }
-    return new Promise<void>((resolve, reject) => {
-      const ms = options.timeoutMs ?? 10_000;
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(
-          new KvClientError(
-            "timeout",
-            `the replica of ${
-              JSON.stringify(this.prefix)
-            } did not reach revision ${revision} within ${ms} ms (it stands at ${this.revision})`,
-          ),
-        );
-      }, ms);
-      const waiter: Waiter = {
-        revision,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.#waiters.push(waiter);
-    });
-  }
-
   /** Stops following; pending `waitFor`s fail with `closed`. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#idleTimer);
     this.#failed(new KvClientError("closed", "the follower was closed"));
-    for (const w of this.#waiters) {
-      w.reject(new KvClientError("closed", "the follower was closed"));
-    }
-    this.#waiters = [];
+    this.closeWaiters();
     await this.#connection?.close();
     await this.#loop;
   }
@@ -278,7 +188,7 @@ export class Follower {
           tried = 0;
         }
       }
-      this.#replica.dropPartial();
+      this.replica.dropPartial();
       this.#current = undefined;
       if (this.#closed) break;
       this.#reconnects++;
@@ -313,7 +223,7 @@ export class Follower {
     } catch (e) {
       this.#lastError = e;
       // A wrong token is not a member failure: say so before start gives up.
-      if (isTransportError(e, "auth_failed") && !this.#replica.based) {
+      if (isTransportError(e, "auth_failed") && !this.replica.based) {
         this.#failed(
           new KvClientError(
             "unauthorized",
@@ -335,9 +245,9 @@ export class Follower {
     try {
       await connection.call(Subscribe, {
         prefix: this.prefix,
-        from: this.#replica.resumeFrom,
+        from: this.replica.resumeFrom,
       }, { timeoutMs: this.#idleTimeoutMs });
-      if (this.#replica.based) this.#ready();
+      if (this.replica.based) this.#ready();
       delivered = true;
     } catch (e) {
       this.#lastError = e;
@@ -357,10 +267,10 @@ export class Follower {
     try {
       if (m.type === "Changes") {
         const { from, to, changes } = m.message;
-        update = this.#replica.applyChanges(from, to, changes);
+        update = this.replica.applyChanges(from, to, changes);
       } else if (m.type === "SnapshotChunk") {
         const { revision, entries, last } = m.message;
-        update = this.#replica.applySnapshotChunk(revision, entries, last);
+        update = this.replica.applySnapshotChunk(revision, entries, last);
       }
     } catch (e) {
       // A gap, a duplicate or nonsense: never apply it; resume elsewhere.
@@ -370,15 +280,6 @@ export class Follower {
     }
     if (!update) return;
     this.#ready();
-    if (this.#waiters.length > 0) {
-      const r = this.#replica.revision;
-      const done = this.#waiters.filter((w) => w.revision <= r);
-      if (done.length > 0) {
-        this.#waiters = this.#waiters.filter((w) => w.revision > r);
-        for (const w of done) w.resolve();
-      }
-    }
-    // Last: the application's hook may throw; the replica is already current.
-    this.#parts.onUpdate?.(update);
+    this.applied(update);
   }
 }
