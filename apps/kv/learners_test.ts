@@ -10,6 +10,8 @@ import { selfSignedCert, tlsClient } from "@strata/edge";
 import { KvClient, KvClientError, type KvWatchEvent } from "./client.ts";
 import { type LocalCluster, startLocalCluster } from "./cluster_launcher.ts";
 import type { Follower, ReplicaUpdate } from "./follower.ts";
+import type { FollowGroup } from "./follow_group.ts";
+import type { FollowedReplica } from "./followed_replica.ts";
 
 const TICK_MS = 50; // election timeout 0.5-1 s: no spurious election on a loaded machine
 /** The default suite's count; STRATA_LONG=1 also runs the issue's 1,000. */
@@ -130,29 +132,63 @@ function killTest(LEARNERS: number, ignore = false): Deno.TestDefinition {
           }
         })();
 
-        // Followers spread over the three members, each with the others to fall back on.
+        // Learners spread over the three members, each with the others to
+        // fall back on: half follow on a connection each, half share one
+        // multiplexed connection per member (KvClient.followMany).
         const logs: ReplicaUpdate[][] = [];
-        const followers: Follower[] = [];
+        const followers: FollowedReplica[] = [];
         const started: string[] = [];
+        const moves: { reconnects(): number; member(): string | undefined }[] =
+          [];
+        const singles: Follower[] = [];
+        const groups: FollowGroup[] = [];
+        const order = (k: number) =>
+          [0, 1, 2].map((d) => learnerOf(ids[(k + d) % 3]!));
+        const single = Math.ceil(LEARNERS / 2);
         try {
-          for (let i = 0; i < LEARNERS; i += 20) {
+          for (let i = 0; i < single; i += 20) {
             const batch = await Promise.all(
-              Array.from({ length: Math.min(20, LEARNERS - i) }, (_, j) => {
+              Array.from({ length: Math.min(20, single - i) }, (_, j) => {
                 const k = i + j;
                 const log: ReplicaUpdate[] = [];
                 logs[k] = log;
-                const order = [0, 1, 2].map((d) =>
-                  learnerOf(ids[(k + d) % 3]!)
-                );
-                started[k] = order[0]!;
+                started[k] = order(k)[0]!;
                 return reader.follow("p/", {
-                  members: order,
+                  members: order(k),
                   idleTimeoutMs: 3000,
                   onUpdate: (u) => log.push(u),
                 });
               }),
             );
-            followers.push(...batch);
+            for (const f of batch) {
+              followers.push(f);
+              singles.push(f);
+              moves.push({
+                reconnects: () => f.reconnects,
+                member: () => f.member,
+              });
+            }
+          }
+          for (let g = 0; g < 3; g++) {
+            const n = Math.floor((LEARNERS - single + g) / 3);
+            const first = logs.length;
+            const group = await reader.followMany(
+              Array.from({ length: n }, () => {
+                const log: ReplicaUpdate[] = [];
+                logs.push(log);
+                return { prefix: "p/", onUpdate: (u) => log.push(u) };
+              }),
+              { members: order(g), idleTimeoutMs: 3000 },
+            );
+            groups.push(group);
+            group.replicas.forEach((r, j) => {
+              followers.push(r);
+              started[first + j] = order(g)[0]!;
+              moves.push({
+                reconnects: () => group.reconnects,
+                member: () => group.member,
+              });
+            });
           }
 
           // A write load: new keys, overwrites, deletes, transactions, other prefixes.
@@ -218,9 +254,10 @@ function killTest(LEARNERS: number, ignore = false): Deno.TestDefinition {
               f.waitFor(scan.revision, { timeoutMs: deadline })
             ),
           );
-          for (const f of moved) {
-            assert.ok(f.reconnects >= 1);
-            assert.notEqual(f.member, victimAddress);
+          for (const [k, m] of moves.entries()) {
+            if (started[k] !== victimAddress) continue;
+            assert.ok(m.reconnects() >= 1);
+            assert.notEqual(m.member(), victimAddress);
           }
 
           // Every replica equals the linearizable scan (no writes since it).
@@ -273,14 +310,15 @@ function killTest(LEARNERS: number, ignore = false): Deno.TestDefinition {
             }
           }
           console.log(
-            `learners: ${followers.length}, moved from the killed member: ${moved.length}, changes under p/: ${reference.length}, scan revision ${scan.revision}, keys ${scan.kvs.length}, 300 writes after the kill in ${
+            `learners: ${followers.length} (${singles.length} on their own connections, the rest in ${groups.length} multiplexed groups), moved from the killed member: ${moved.length}, changes under p/: ${reference.length}, scan revision ${scan.revision}, keys ${scan.kvs.length}, 300 writes after the kill in ${
               (afterKillMs / 1000).toFixed(1)
             } s`,
           );
         } finally {
           ac.abort();
           await watching;
-          await Promise.all(followers.map((f) => f.close()));
+          await Promise.all(singles.map((f) => f.close()));
+          await Promise.all(groups.map((g) => g.close()));
         }
       });
     },
