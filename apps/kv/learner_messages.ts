@@ -16,7 +16,8 @@ export const MAX_LEARNER_PREFIX = 4096;
 /**
  * Client → member (a call): stream the changes under `prefix` from
  * revision `from` (inclusive). `from` 0 asks for a snapshot of the prefix
- * first (a new replica). One subscription per connection.
+ * first (a new replica). Once per connection ({@link SubscribeMany} carries
+ * many over one).
  */
 export const Subscribe = defineMessage(
   "Subscribe",

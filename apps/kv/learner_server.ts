@@ -1,9 +1,12 @@
 /**
  * A member's learner port: framed TCP (@strata/transport) with the HMAC
  * handshake keyed by the cluster's kv tokens (any role may follow), one
- * prefix subscription per connection, streamed from this member's own
+ * prefix subscription per connection by default, streamed from this member's own
  * applied state and watch history — never from the leader, so the leader's
- * work does not grow with the learners attached to followers.
+ * work does not grow with the learners attached to followers. A connection
+ * may instead carry many subscriptions (`SubscribeMany`): each pump then
+ * sends it one `Packed` blob, every subscription's step packed with
+ * multi-packet compression.
  *
  * One pump serves every learner: after the member applies entries (batched
  * over `batchDelayMs`) it computes each learner's next step from its
