@@ -12,6 +12,13 @@ import { KvStateMachine } from "./kv_state_machine.ts";
 import type { ReplicaUpdate } from "./learner_replica.ts";
 import { LearnerServer } from "./learner_server.ts";
 import { WatchHub } from "./watch_hub.ts";
+import { connectTcp, isTransportError } from "@strata/transport";
+import {
+  type LearnerMessages,
+  learnerMessages,
+  Subscribe,
+  SubscribeMany,
+} from "./learner_messages.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -128,6 +135,43 @@ Deno.test({
       await group.close();
       await a.server.close();
       await b.server.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the learner port takes one Subscribe or SubscribeMany per connection, and no empty SubscribeMany",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const m = new Member();
+    const dial = () =>
+      connectTcp<LearnerMessages>({
+        hostname: "127.0.0.1",
+        port: m.server.port,
+      }, { set: learnerMessages });
+    const empty = await dial();
+    const c = await dial();
+    try {
+      // Invalid on the wire: the member drops the connection.
+      await assert.rejects(empty.call(SubscribeMany, { subscriptions: [] }));
+      await c.call(SubscribeMany, {
+        subscriptions: [{ prefix: "a/", from: 0 }],
+      });
+      await assert.rejects(
+        c.call(Subscribe, { prefix: "a/", from: 0 }),
+        (e) => isTransportError(e, "protocol_error"),
+      );
+      await assert.rejects(
+        c.call(SubscribeMany, { subscriptions: [{ prefix: "b/", from: 0 }] }),
+        (e) => isTransportError(e, "protocol_error"),
+      );
+      assert.equal(m.server.stats().learners, 1);
+    } finally {
+      await empty.close();
+      await c.close();
+      await m.server.close();
     }
   },
 });
