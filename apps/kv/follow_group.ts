@@ -32,7 +32,7 @@ export interface GroupSubscription {
 
 /** One replica of a {@link FollowGroup}: read it like a `Follower`. */
 export class GroupReplica extends FollowedReplica {
-  /** Applies one packet's step; @returns whether the replica moved. */
+  /** The group feeds it a packet's step (not for applications); @returns whether the replica moved. */
   apply(step: SubscriptionStepMessage): boolean {
     let update: ReplicaUpdate | undefined;
     if (step.changes) {
