@@ -19,6 +19,7 @@
 import { Buffer } from "node:buffer";
 import { failedToConnect, onceBody, readToken } from "@strata/edge";
 import { Follower, type FollowOptions } from "./follower.ts";
+import { FollowGroup, type GroupSubscription } from "./follow_group.ts";
 
 /** What went wrong talking to the cluster. */
 export class KvClientError extends Error {
@@ -421,6 +422,28 @@ export class KvClient {
   follow(prefix: string, options: FollowOptions = {}): Promise<Follower> {
     const given = options.members;
     return Follower.start(prefix, {
+      ...options,
+      token: this.#token,
+      discover: given
+        ? () => Promise.resolve([...given])
+        : () => this.learnerMembers(),
+    });
+  }
+
+  /**
+   * Many followed prefixes (or many replicas of one) over one learner
+   * connection: the member sends each of its pumps as one blob packed with
+   * multi-packet compression, which this side unpacks per replica
+   * (follow_group.ts). Options as {@link follow}'s (`from` and `onUpdate`
+   * go per subscription). Close the group when done.
+   * @throws KvClientError `unreachable` when no member serves them in time.
+   */
+  followMany(
+    subscriptions: readonly GroupSubscription[],
+    options: Omit<FollowOptions, "from" | "onUpdate"> = {},
+  ): Promise<FollowGroup> {
+    const given = options.members;
+    return FollowGroup.start(subscriptions, {
       ...options,
       token: this.#token,
       discover: given

@@ -6,26 +6,11 @@
  * dials another one and resumes from the last revision it applied, so the
  * replica sees every change exactly once.
  */
-import {
-  backoffDelay,
-  connectTcp,
-  isTransportError,
-  type TcpClientTls,
-  type TcpConnection,
-} from "@strata/transport";
-import type { Envelope } from "@strata/transport";
-import { KvClientError } from "./client.ts";
-import {
-  type LearnerMessages,
-  learnerMessages,
-  Subscribe,
-} from "./learner_messages.ts";
-import {
-  LearnerReplica,
-  LearnerStreamError,
-  type ReplicaEntry,
-  type ReplicaUpdate,
-} from "./learner_replica.ts";
+import type { Envelope, TcpClientTls, TcpConnection } from "@strata/transport";
+import { FollowedReplica } from "./followed_replica.ts";
+import { LearnerLink } from "./learner_link.ts";
+import { type LearnerMessages, Subscribe } from "./learner_messages.ts";
+import { LearnerStreamError, type ReplicaUpdate } from "./learner_replica.ts";
 
 export type { ReplicaEntry, ReplicaUpdate } from "./learner_replica.ts";
 
@@ -63,47 +48,23 @@ export interface FollowerParts extends FollowOptions {
   discover(): Promise<string[]>;
 }
 
-interface Waiter {
-  revision: number;
-  resolve(): void;
-  reject(e: Error): void;
-}
-
 /** See the module comment. Create with `KvClient.follow`. */
-export class Follower {
-  readonly #replica: LearnerReplica;
-  readonly #parts: FollowerParts;
-  readonly #idleTimeoutMs: number;
-  #members: string[] = [];
-  #memberIndex = 0;
-  #connection: TcpConnection<LearnerMessages> | undefined;
-  #current: string | undefined;
-  #lastHeard = performance.now();
-  #waiters: Waiter[] = [];
-  #closed = false;
-  #reconnects = 0;
-  #lastError: unknown;
-  #ready!: () => void;
-  #failed!: (e: Error) => void;
-  readonly #readyPromise: Promise<void>;
-  readonly #loop: Promise<void>;
-  readonly #idleTimer: ReturnType<typeof setInterval>;
+export class Follower extends FollowedReplica {
+  readonly #link: LearnerLink;
 
   private constructor(prefix: string, parts: FollowerParts) {
-    this.#replica = new LearnerReplica(prefix, parts.from);
-    this.#parts = parts;
-    this.#idleTimeoutMs = parts.idleTimeoutMs ?? 5000;
-    this.#readyPromise = new Promise((resolve, reject) => {
-      this.#ready = resolve;
-      this.#failed = reject;
+    super(prefix, parts.from, parts.onUpdate);
+    this.#link = new LearnerLink(parts, {
+      subscribe: async (connection, timeoutMs) => {
+        await connection.call(Subscribe, {
+          prefix: this.prefix,
+          from: this.replica.resumeFrom,
+        }, { timeoutMs });
+      },
+      onMessage: (m, connection) => this.#onMessage(m, connection),
+      based: () => this.replica.based,
+      disconnected: () => this.replica.dropPartial(),
     });
-    this.#readyPromise.catch(() => {});
-    this.#idleTimer = setInterval(() => {
-      if (performance.now() - this.#lastHeard > this.#idleTimeoutMs) {
-        this.#connection?.close();
-      }
-    }, Math.max(50, this.#idleTimeoutMs / 4));
-    this.#loop = this.#run();
   }
 
   /**
@@ -114,253 +75,48 @@ export class Follower {
    */
   static async start(prefix: string, parts: FollowerParts): Promise<Follower> {
     const f = new Follower(prefix, parts);
-    const ms = parts.startTimeoutMs ?? 15_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
-        f.#readyPromise,
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new KvClientError(
-                  "unreachable",
-                  `no member served prefix ${
-                    JSON.stringify(prefix)
-                  } within ${ms} ms (tried ${
-                    f.#members.join(", ") || "none"
-                  }; last error: ${
-                    f.#lastError instanceof Error
-                      ? f.#lastError.message
-                      : "none"
-                  })`,
-                ),
-              ),
-            ms,
-          );
-        }),
-      ]);
+      await f.#link.started(`prefix ${JSON.stringify(prefix)}`);
     } catch (e) {
       await f.close();
       throw e;
-    } finally {
-      clearTimeout(timer);
     }
     return f;
   }
 
-  /** The prefix followed. */
-  get prefix(): string {
-    return this.#replica.prefix;
-  }
-
-  /**
-   * The revision the replica stands at: every change up to it is applied.
-   * Reads made in one synchronous stretch of code all see this revision.
-   */
-  get revision(): number {
-    return this.#replica.revision;
-  }
-
   /** Milliseconds since the member was last heard from (a bound on staleness while connected). */
   get staleMs(): number {
-    return performance.now() - this.#lastHeard;
+    return this.#link.staleMs;
   }
 
   /** The learner address streaming to it now, if connected. */
   get member(): string | undefined {
-    return this.#current;
+    return this.#link.member;
   }
 
   /** Times it moved to another member (or redialed) after a failure. */
   get reconnects(): number {
-    return this.#reconnects;
-  }
-
-  /** Number of keys held. */
-  get size(): number {
-    return this.#replica.size;
-  }
-
-  /** A key's value at {@link revision}, read locally. */
-  get(key: string): ReplicaEntry | undefined {
-    return this.#replica.get(key);
-  }
-
-  /** Keys under `prefix` (default: all held), after `after`, at most `limit`, in order, read locally. */
-  scan(
-    prefix = "",
-    options: { after?: string; limit?: number } = {},
-  ): ReplicaEntry[] {
-    return this.#replica.scan(prefix, options.after, options.limit);
-  }
-
-  /**
-   * Resolves once the replica stands at `revision` or later (e.g. the
-   * revision a put returned: read-your-writes).
-   * @throws KvClientError `timeout` after `timeoutMs` (default 10 000), or
-   *   `closed` when the follower is closed first.
-   */
-  waitFor(
-    revision: number,
-    options: { timeoutMs?: number } = {},
-  ): Promise<void> {
-    if (this.#replica.revision >= revision) return Promise.resolve();
-    if (this.#closed) {
-      return Promise.reject(
-        new KvClientError("closed", "the follower is closed"),
-      );
-    }
-    return new Promise<void>((resolve, reject) => {
-      const ms = options.timeoutMs ?? 10_000;
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(
-          new KvClientError(
-            "timeout",
-            `the replica of ${
-              JSON.stringify(this.prefix)
-            } did not reach revision ${revision} within ${ms} ms (it stands at ${this.revision})`,
-          ),
-        );
-      }, ms);
-      const waiter: Waiter = {
-        revision,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#link.reconnects;
   }
 
   /** Stops following; pending `waitFor`s fail with `closed`. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#idleTimer);
-    this.#failed(new KvClientError("closed", "the follower was closed"));
-    for (const w of this.#waiters) {
-      w.reject(new KvClientError("closed", "the follower was closed"));
-    }
-    this.#waiters = [];
-    await this.#connection?.close();
-    await this.#loop;
-  }
-
-  async #run(): Promise<void> {
-    let failures = 0;
-    let tried = 0;
-    while (!this.#closed) {
-      if (this.#members.length === 0 || tried >= this.#members.length) {
-        // Start, or every member failed once: ask again where they are.
-        tried = 0;
-        try {
-          const found = await this.#parts.discover();
-          if (found.length > 0) {
-            this.#members = found;
-            this.#memberIndex = 0;
-          }
-        } catch {
-          // Keep the old list; the backoff below spaces the retries.
-        }
-      }
-      const member = this.#members[this.#memberIndex % this.#members.length];
-      if (member !== undefined) {
-        tried++;
-        if (await this.#follow(member)) {
-          failures = 0;
-          tried = 0;
-        }
-      }
-      this.#replica.dropPartial();
-      this.#current = undefined;
-      if (this.#closed) break;
-      this.#reconnects++;
-      this.#memberIndex++;
-      await new Promise((r) =>
-        setTimeout(r, backoffDelay(failures++, { initialMs: 20, maxMs: 1000 }))
-      );
-    }
-  }
-
-  /** Streams from one member until its connection ends; true if it delivered anything. */
-  async #follow(member: string): Promise<boolean> {
-    const colon = member.lastIndexOf(":");
-    let delivered = false;
-    let connection: TcpConnection<LearnerMessages>;
-    try {
-      connection = await connectTcp<LearnerMessages>({
-        hostname: member.slice(0, colon).replace(/^\[|\]$/g, ""),
-        port: Number(member.slice(colon + 1)),
-      }, {
-        set: learnerMessages,
-        secret: this.#parts.token,
-        tls: this.#parts.tls,
-        handshakeTimeoutMs: this.#idleTimeoutMs,
-        handlers: {
-          onMessage: (m) => {
-            delivered = true;
-            this.#onMessage(m, connection);
-          },
-        },
-      });
-    } catch (e) {
-      this.#lastError = e;
-      // A wrong token is not a member failure: say so before start gives up.
-      if (isTransportError(e, "auth_failed") && !this.#replica.based) {
-        this.#failed(
-          new KvClientError(
-            "unauthorized",
-            `learner port ${member} refused this client's token: ${
-              (e as Error).message
-            }`,
-          ),
-        );
-      }
-      return false;
-    }
-    if (this.#closed) {
-      await connection.close();
-      return false;
-    }
-    this.#connection = connection;
-    this.#current = member;
-    this.#lastHeard = performance.now();
-    try {
-      await connection.call(Subscribe, {
-        prefix: this.prefix,
-        from: this.#replica.resumeFrom,
-      }, { timeoutMs: this.#idleTimeoutMs });
-      if (this.#replica.based) this.#ready();
-      delivered = true;
-    } catch (e) {
-      this.#lastError = e;
-      await connection.close();
-    }
-    await connection.closed;
-    this.#connection = undefined;
-    return delivered;
+    this.closeWaiters();
+    await this.#link.close();
   }
 
   #onMessage(
     m: Envelope<LearnerMessages>,
     connection: TcpConnection<LearnerMessages>,
   ): void {
-    this.#lastHeard = performance.now();
     let update: ReplicaUpdate | undefined;
     try {
       if (m.type === "Changes") {
         const { from, to, changes } = m.message;
-        update = this.#replica.applyChanges(from, to, changes);
+        update = this.replica.applyChanges(from, to, changes);
       } else if (m.type === "SnapshotChunk") {
         const { revision, entries, last } = m.message;
-        update = this.#replica.applySnapshotChunk(revision, entries, last);
+        update = this.replica.applySnapshotChunk(revision, entries, last);
       }
     } catch (e) {
       // A gap, a duplicate or nonsense: never apply it; resume elsewhere.
@@ -369,16 +125,7 @@ export class Follower {
       return;
     }
     if (!update) return;
-    this.#ready();
-    if (this.#waiters.length > 0) {
-      const r = this.#replica.revision;
-      const done = this.#waiters.filter((w) => w.revision <= r);
-      if (done.length > 0) {
-        this.#waiters = this.#waiters.filter((w) => w.revision > r);
-        for (const w of done) w.resolve();
-      }
-    }
-    // Last: the application's hook may throw; the replica is already current.
-    this.#parts.onUpdate?.(update);
+    this.#link.ready();
+    this.applied(update);
   }
 }

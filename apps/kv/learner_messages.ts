@@ -16,7 +16,8 @@ export const MAX_LEARNER_PREFIX = 4096;
 /**
  * Client → member (a call): stream the changes under `prefix` from
  * revision `from` (inclusive). `from` 0 asks for a snapshot of the prefix
- * first (a new replica). One subscription per connection.
+ * first (a new replica). Once per connection ({@link SubscribeMany} carries
+ * many over one).
  */
 export const Subscribe = defineMessage(
   "Subscribe",
@@ -73,6 +74,51 @@ export const SnapshotChunk = defineMessage(
   }),
 );
 
+/** Most subscriptions one multiplexed connection may carry ({@link SubscribeMany}). */
+export const MAX_MUX_SUBSCRIPTIONS = 50_000;
+
+/**
+ * Client → member (a call), instead of {@link Subscribe}: many
+ * subscriptions over this one connection, numbered 0 … n-1 in this order.
+ * The member answers {@link Subscribed} and then streams {@link Packed}
+ * blobs. Once per connection.
+ */
+export const SubscribeMany = defineMessage(
+  "SubscribeMany",
+  z.object({
+    subscriptions: z.array(
+      z.object({ prefix: z.string().max(MAX_LEARNER_PREFIX), from: revision }),
+    ).min(1).max(MAX_MUX_SUBSCRIPTIONS),
+  }),
+);
+
+/**
+ * Member → client on a multiplexed connection: one pump's steps for every
+ * subscription, packed with multi-packet compression (@strata/transport
+ * `pack`). Packet i is subscription i's {@link SubscriptionStep}, or empty
+ * when it has nothing this time.
+ */
+export const Packed = defineMessage("Packed", z.object({ blob: bytesSchema }));
+
+/**
+ * One subscription's step inside a {@link Packed} blob (a packet, not a
+ * frame of the set): changes as in {@link Changes}, or a whole snapshot
+ * of the prefix as in {@link SnapshotChunk}s.
+ */
+export const SubscriptionStep = defineMessage(
+  "SubscriptionStep",
+  z.object({
+    changes: Changes.schema.nullable(),
+    snapshot: z.object({
+      revision,
+      entries: z.array(snapshotEntrySchema),
+    }).nullable(),
+  }),
+);
+
+/** A decoded {@link SubscriptionStep}. */
+export type SubscriptionStepMessage = z.output<typeof SubscriptionStep.schema>;
+
 /** Member → client when nothing else was sent for a while: the stream is alive. */
 export const Heartbeat = defineMessage(
   "Heartbeat",
@@ -86,6 +132,8 @@ export const learnerMessages = defineMessageSet([
   Changes,
   SnapshotChunk,
   Heartbeat,
+  SubscribeMany,
+  Packed,
 ]);
 /** The learner protocol's message kinds, as a type. */
 export type LearnerMessages = readonly [
@@ -94,4 +142,6 @@ export type LearnerMessages = readonly [
   typeof Changes,
   typeof SnapshotChunk,
   typeof Heartbeat,
+  typeof SubscribeMany,
+  typeof Packed,
 ];

@@ -1,9 +1,12 @@
 /**
  * A member's learner port: framed TCP (@strata/transport) with the HMAC
  * handshake keyed by the cluster's kv tokens (any role may follow), one
- * prefix subscription per connection, streamed from this member's own
+ * prefix subscription per connection by default, streamed from this member's own
  * applied state and watch history — never from the leader, so the leader's
- * work does not grow with the learners attached to followers.
+ * work does not grow with the learners attached to followers. A connection
+ * may instead carry many subscriptions (`SubscribeMany`): each pump then
+ * sends it one `Packed` blob, every subscription's step packed with
+ * multi-packet compression.
  *
  * One pump serves every learner: after the member applies entries (batched
  * over `batchDelayMs`) it computes each learner's next step from its
@@ -16,6 +19,8 @@
  */
 import {
   listenTcp,
+  MAX_UNPACKED_BYTES,
+  pack,
   type PreparedFrame,
   prepareFrame,
   type TcpConnection,
@@ -35,7 +40,9 @@ import {
   Heartbeat,
   type LearnerMessages,
   learnerMessages,
+  Packed,
   SnapshotChunk,
+  SubscriptionStep,
 } from "./learner_messages.ts";
 import type { WatchHub } from "./watch_hub.ts";
 
@@ -49,6 +56,23 @@ const PUMP_PAUSE_RATIO = 3;
 interface SharedStep {
   step: FeedStep;
   frames?: PreparedFrame[];
+  /** The step as one packet of a {@link Packed} blob. */
+  packet?: Uint8Array;
+}
+
+/**
+ * Packets of one blob stop (until the next pump) past this many bytes, so
+ * `pack` stays under its limit whatever the subscriptions need.
+ */
+const MUX_PUMP_BYTES = MAX_UNPACKED_BYTES / 4;
+const EMPTY: Uint8Array = new Uint8Array(0);
+
+/** A multiplexed connection: many subscriptions, one blob per pump. */
+interface Mux {
+  connection: TcpConnection<LearnerMessages>;
+  subscriptions: { prefix: string; next: number }[];
+  busy: boolean;
+  lastSentAt: number;
 }
 
 /** Options of {@link LearnerServer.listen}. */
@@ -97,12 +121,21 @@ export interface LearnerServerStats {
   changeMessages: number;
   /** Snapshots sent. */
   snapshots: number;
+  /** Multiplexed connections now (each counts its subscriptions in `learners`). */
+  muxConnections: number;
+  /** Packed blobs sent on multiplexed connections. */
+  packedBlobs: number;
+  /** Their bytes (blob only, without frame headers). */
+  packedBytes: number;
+  /** What their packets added up to before packing. */
+  unpackedBytes: number;
 }
 
 /** See the module comment. */
 export class LearnerServer {
   readonly #server: TcpServer<LearnerMessages>;
   readonly #learners = new Map<TcpConnection<LearnerMessages>, Learner>();
+  readonly #muxes = new Map<TcpConnection<LearnerMessages>, Mux>();
   readonly #source: FeedSource;
   readonly #batchDelayMs: number;
   readonly #heartbeatMs: number;
@@ -115,11 +148,14 @@ export class LearnerServer {
   #nextPumpAt = 0;
   #progressTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  readonly #stats: Omit<LearnerServerStats, "learners"> = {
+  readonly #stats: Omit<LearnerServerStats, "learners" | "muxConnections"> = {
     bytesSent: 0,
     wholeBytes: 0,
     changeMessages: 0,
     snapshots: 0,
+    packedBlobs: 0,
+    packedBytes: 0,
+    unpackedBytes: 0,
   };
 
   private constructor(
@@ -149,30 +185,45 @@ export class LearnerServer {
         this.#stats.wholeBytes += whole;
       },
       onConnection: (c) => {
-        c.closed.then(() => this.#learners.delete(c));
+        c.closed.then(() => {
+          this.#learners.delete(c);
+          this.#muxes.delete(c);
+        });
       },
       handlers: {
         onRequest: (req, from) => {
-          if (req.type !== "Subscribe") {
+          if (req.type !== "Subscribe" && req.type !== "SubscribeMany") {
             throw new TransportError(
               "protocol_error",
-              `a learner sends Subscribe, not ${req.type}`,
+              `a learner sends Subscribe or SubscribeMany, not ${req.type}`,
             );
           }
           const c = from as TcpConnection<LearnerMessages>;
-          if (this.#learners.has(c)) {
+          if (this.#learners.has(c) || this.#muxes.has(c)) {
             throw new TransportError(
               "protocol_error",
-              "one subscription per connection",
+              "one Subscribe or SubscribeMany per connection",
             );
           }
-          this.#learners.set(c, {
-            connection: c,
-            prefix: req.message.prefix,
-            next: req.message.from,
-            busy: false,
-            lastSentAt: performance.now(),
-          });
+          if (req.type === "SubscribeMany") {
+            this.#muxes.set(c, {
+              connection: c,
+              subscriptions: req.message.subscriptions.map((s) => ({
+                prefix: s.prefix,
+                next: s.from,
+              })),
+              busy: false,
+              lastSentAt: performance.now(),
+            });
+          } else {
+            this.#learners.set(c, {
+              connection: c,
+              prefix: req.message.prefix,
+              next: req.message.from,
+              busy: false,
+              lastSentAt: performance.now(),
+            });
+          }
           this.#schedule();
           return {
             type: "Subscribed",
@@ -207,7 +258,9 @@ export class LearnerServer {
 
   /** What it sent so far. */
   stats(): LearnerServerStats {
-    return { learners: this.#learners.size, ...this.#stats };
+    let learners = this.#learners.size;
+    for (const m of this.#muxes.values()) learners += m.subscriptions.length;
+    return { learners, muxConnections: this.#muxes.size, ...this.#stats };
   }
 
   /** Stops accepting and closes every learner's connection. */
@@ -247,14 +300,7 @@ export class LearnerServer {
     let later = Infinity;
     for (const l of this.#learners.values()) {
       if (l.busy) continue;
-      const id = `${l.next}\u0000${l.prefix}`;
-      let entry = shared.get(id);
-      if (!entry) {
-        entry = {
-          step: nextFeedStep(l.prefix, l.next, this.#source, this.#limits),
-        };
-        shared.set(id, entry);
-      }
+      const entry = this.#stepFor(shared, l.prefix, l.next);
       const step = entry.step;
       if (step.kind === "wait") continue;
       const quiet = now - l.lastSentAt;
@@ -275,6 +321,11 @@ export class LearnerServer {
       }
       this.#send(l, step, entry.frames);
     }
+    for (const m of this.#muxes.values()) {
+      if (m.busy) continue;
+      const wait = this.#pumpMux(m, shared, now);
+      later = Math.min(later, wait);
+    }
     if (
       later < Infinity && !this.#closed && this.#progressTimer === undefined
     ) {
@@ -283,6 +334,96 @@ export class LearnerServer {
         this.#schedule();
       }, later);
     }
+  }
+
+  /** The step of learners of `prefix` before revision `next`, computed once per pump. */
+  #stepFor(
+    shared: Map<string, SharedStep>,
+    prefix: string,
+    next: number,
+  ): SharedStep {
+    const id = `${next}\u0000${prefix}`;
+    let entry = shared.get(id);
+    if (!entry) {
+      entry = { step: nextFeedStep(prefix, next, this.#source, this.#limits) };
+      shared.set(id, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Sends a multiplexed connection one blob holding every subscription's
+   * step (packets of subscriptions at the same place are equal, so the
+   * blob stays small however many there are).
+   * @returns how long until progress alone may go (Infinity: no need).
+   */
+  #pumpMux(m: Mux, shared: Map<string, SharedStep>, now: number): number {
+    const packets: Uint8Array[] = [];
+    const nexts: number[] = [];
+    let budget = MUX_PUMP_BYTES;
+    let any = false;
+    let news = false;
+    let snapshots = 0;
+    for (const s of m.subscriptions) {
+      const entry = this.#stepFor(shared, s.prefix, s.next);
+      const step = entry.step;
+      let packet: Uint8Array = EMPTY;
+      if (step.kind !== "wait") {
+        try {
+          packet = entry.packet ??= encodeStep(step);
+        } catch {
+          m.connection.close();
+          return Infinity;
+        }
+        // The rest waits for the next pump (at least one goes each time).
+        if (packet.length > budget && any) packet = EMPTY;
+      }
+      packets.push(packet);
+      if (packet.length === 0 || step.kind === "wait") {
+        nexts.push(s.next);
+        continue;
+      }
+      any = true;
+      budget -= packet.length;
+      if (step.kind === "changes") {
+        nexts.push(step.to + 1);
+        if (step.changes.length > 0) news = true;
+      } else {
+        nexts.push(step.revision + 1);
+        news = true;
+        snapshots++;
+      }
+    }
+    if (!any) return Infinity;
+    const quiet = now - m.lastSentAt;
+    if (!news && quiet < this.#progressMs) return this.#progressMs - quiet;
+    let frame: PreparedFrame;
+    try {
+      const blob = pack(packets);
+      frame = prepareFrame(learnerMessages, Packed, { blob });
+      this.#stats.packedBytes += blob.length;
+    } catch {
+      m.connection.close();
+      return Infinity;
+    }
+    for (let i = 0; i < nexts.length; i++) {
+      this.#stats.unpackedBytes += packets[i]!.length;
+      m.subscriptions[i]!.next = nexts[i]!;
+    }
+    this.#stats.packedBlobs++;
+    this.#stats.snapshots += snapshots;
+    m.busy = true;
+    m.lastSentAt = performance.now();
+    const c = m.connection;
+    c.sendPrepared(frame).then(
+      () => {
+        m.busy = false;
+        const revision = this.#source.revision;
+        if (m.subscriptions.some((s) => s.next <= revision)) this.#schedule();
+      },
+      () => c.close(),
+    );
+    return Infinity;
   }
 
   /** The frames of one step, encoded once for every learner that takes it. */
@@ -342,5 +483,24 @@ export class LearnerServer {
       l.connection.send(Heartbeat, { revision: Math.max(0, l.next - 1) })
         .catch(() => l.connection.close());
     }
+    for (const m of this.#muxes.values()) {
+      if (m.busy || now - m.lastSentAt < this.#heartbeatMs) continue;
+      m.lastSentAt = now;
+      m.connection.send(Heartbeat, { revision: this.#source.revision })
+        .catch(() => m.connection.close());
+    }
   }
+}
+
+/** One step as a packet of a {@link Packed} blob. */
+function encodeStep(step: Exclude<FeedStep, { kind: "wait" }>): Uint8Array {
+  return step.kind === "changes"
+    ? SubscriptionStep.encode({
+      changes: { from: step.from, to: step.to, changes: step.changes },
+      snapshot: null,
+    })
+    : SubscriptionStep.encode({
+      changes: null,
+      snapshot: { revision: step.revision, entries: step.chunks.flat() },
+    });
 }

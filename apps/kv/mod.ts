@@ -64,6 +64,12 @@ export {
   type ReplicaEntry,
   type ReplicaUpdate,
 } from "./follower.ts";
+export { FollowedReplica } from "./followed_replica.ts";
+export {
+  FollowGroup,
+  GroupReplica,
+  type GroupSubscription,
+} from "./follow_group.ts";
 export {
   LearnerServer,
   type LearnerServerOptions,
