@@ -425,13 +425,10 @@ export async function runReplicatedKvSimulation(
     }
     if (gen !== proc.generation) return; // crashed while starting
     const node = started.node;
-    // Every server's address is known from the start (a cluster file
-    // listing the spares too): a member that misses the joint change adding
-    // servers cannot otherwise answer a leader among them (it learns their
-    // addresses only from the entries it cannot acknowledge; seed 120).
-    for (const s of spares) {
-      node.setAddress(s, { peer: SimPeerNetwork.address(s) });
-    }
+    // No node is told the spares' addresses: a member that misses the
+    // joint change adding them learns them from their announcements (it
+    // could not acknowledge the entries carrying them before answering;
+    // seed 120 stalled so before the announcement).
     running.set(id, started);
     // The raft events say in which term a node became leader (the node's
     // current term may already be a later one when the listener runs).
