@@ -164,7 +164,7 @@ Deno.test(GFS, async () => {
 });
 
 const MEMBERSHIP =
-  "ReplicatedNode clusters changing their membership (learners, promotions, joint replacements, removals) under faults stay linearizable and converge";
+  "ReplicatedNode clusters changing their membership (learners, promotions, joint replacements, removals) under faults stay linearizable and converge; so do clusters handing leadership over";
 
 Deno.test(MEMBERSHIP, async () => {
   // 10 seeds that change membership (2,000 under STRATA_LONG=1), and 48 and
@@ -182,5 +182,23 @@ Deno.test(MEMBERSHIP, async () => {
   if (seeds.length > 2) {
     assert.ok(changes > 0, "the membership never changed");
     assert.ok(joint > 0, "no joint change was applied");
+  }
+  // 10 seeds handing leadership over (2,000 under STRATA_LONG=1), with
+  // membership changes on the even ones.
+  let transfers = 0;
+  const handOverSeeds = testSeeds(10, 2000);
+  for (const seed of handOverSeeds) {
+    const membership = seed % 2 === 0 ? 1 : 0;
+    const r = await runReplicatedKvSimulation({
+      seed,
+      membership,
+      transfers: 1,
+    });
+    if (!r.ok) report(r, MEMBERSHIP);
+    assert.match(r.replay, /--transfers$/);
+    transfers += r.stats.transfers;
+  }
+  if (handOverSeeds.length > 2) {
+    assert.ok(transfers > 0, "leadership was never handed over");
   }
 });
