@@ -193,7 +193,8 @@ export class SegmentedLog {
    *
    * @throws StorageError `locked` when another owner has the directory,
    *   `corrupt` when a record is damaged anywhere but in a torn tail (the
-   *   message names the file and byte) or segments are not contiguous, `bad_argument` for invalid options, `io`.
+   *   message names the file and byte) or segments are not contiguous,
+   *   `bad_argument` for invalid options, `io`.
    */
   static async open(
     dir: string,
