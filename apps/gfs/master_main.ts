@@ -8,7 +8,7 @@ import { EDGE_FLAGS } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
 import { startMaster } from "./master/master_server.ts";
-import { exitOnReplicaFailure } from "@strata/replication";
+import { corruptDataExitCode, exitOnReplicaFailure } from "@strata/replication";
 
 const Flags = z.object({
   "data-dir": z.string().min(1),
@@ -62,6 +62,13 @@ if (import.meta.main) {
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
   } catch (e) {
+    // Damaged metadata or log: refuse with exit code 65 (a restart cannot help).
+    const code = corruptDataExitCode(
+      e,
+      `gfs master ${flags.id ?? ""}`.trim(),
+      flags.dataDir,
+    );
+    if (code !== undefined) Deno.exit(code);
     console.error(
       JSON.stringify({
         event: "error",

@@ -1,19 +1,25 @@
 // Membership of a replicated GFS master group through the admin API
-// (`POST /v1/master/members`), under a load of file creations: a fourth
-// master started with --join is added as a learner, catches up, is
-// promoted, and a follower is removed; nothing acknowledged is lost and
-// every remaining master applies the same log. In process (three masters
-// and the new one in this test's process, on loopback), so it is cheap.
+// (`POST /v1/master/members`), under a load of uploads (16 KiB files with
+// data, through one chunkserver): a fourth master started with --join is
+// added as a learner, catches up, is promoted, and a follower is removed;
+// nothing acknowledged is lost (every acknowledged file reads back with
+// its bytes) and every remaining master applies the same log. In process
+// (the masters and the chunkserver in this test's process, on loopback),
+// so it is cheap.
 import assert from "node:assert/strict";
 import { loadOrCreateSecrets } from "@strata/edge";
 import { freePort } from "@strata/process";
 import { GfsClient } from "./client/client.ts";
 import { type RunningMaster, startMaster } from "./master/master_server.ts";
+import {
+  type RunningChunkserver,
+  startChunkserver,
+} from "./chunkserver/chunkserver.ts";
 import { fetchAs, until } from "./_test_support.ts";
 
 Deno.test({
   name:
-    "gfs masters: POST /v1/master/members adds a --join master as a learner, promotes it (with gfs:cli) and removes a follower under file creations; bad bodies get 400, a write token 403, adding a member or promoting a voter 409, an unknown id 404",
+    "gfs masters: POST /v1/master/members adds a --join master as a learner, promotes it (with gfs:cli) and removes a follower under uploads, every acknowledged file reading back; bad bodies get 400, a write token 403, adding a member or promoting a voter 409, an unknown id 404",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -36,6 +42,9 @@ Deno.test({
         join,
         raftTickMs: 50,
         tickMs: 200,
+        // One chunkserver holds every chunk.
+        replication: 1,
+        chunkBytes: 1 << 20,
       });
     const masters: (RunningMaster | undefined)[] = await Promise.all(
       [0, 1, 2].map((i) => start(i)),
@@ -71,6 +80,7 @@ Deno.test({
       }
     };
     let stop = false;
+    let chunkserver: RunningChunkserver | undefined;
     const acked: string[] = [];
     const failures: string[] = [];
     let writer: Promise<void> | undefined;
@@ -82,13 +92,30 @@ Deno.test({
         }
         return leader >= 0;
       });
-      const client = new GfsClient(urls.slice(0, 3), {
-        token: secrets.tokens.admin,
+      // The chunkserver and the client are given all four masters' URLs
+      // (master 4's is where it will be added), as an operator would.
+      chunkserver = await startChunkserver({
+        dataDir: `${dir}/cs`,
+        authDir: secrets.dir,
+        master: urls.join(","),
+        heartbeatMs: 100,
+        scrubPauseMs: 0,
+        chunkBytes: 1 << 20,
+      });
+      const client = new GfsClient(urls, { token: secrets.tokens.admin });
+      const bytesOf = (i: number) => new Uint8Array(16 * 1024).fill(i & 0xff);
+      await eventually("the chunkserver registered", async () => {
+        try {
+          await client.upload("/m/probe", bytesOf(0));
+          return true;
+        } catch {
+          return false;
+        }
       });
       writer = (async () => {
         for (let i = 0; !stop; i++) {
           try {
-            await client.upload(`/m/f${i}`, new Uint8Array(0));
+            await client.upload(`/m/f${i}`, bytesOf(i));
             acked.push(`/m/f${i}`);
           } catch (e) {
             failures.push(String(e));
@@ -214,6 +241,11 @@ Deno.test({
       // included, apply the same log.
       const listed = new Set((await client.ls("/m/")).map((f) => f.path));
       assert.deepEqual(acked.filter((p) => !listed.has(p)), [], "lost");
+      for (const p of acked) {
+        const d = await client.download(p);
+        const got = new Uint8Array(await new Response(d.stream).arrayBuffer());
+        assert.deepEqual(got, bytesOf(Number(p.slice("/m/f".length))), p);
+      }
       const remaining = [0, 1, 2, 3].filter((i) => i !== gone);
       await eventually("the same log on every remaining master", async () => {
         const v = await Promise.all(remaining.map((i) => view(urls[i]!)));
@@ -227,6 +259,7 @@ Deno.test({
     } finally {
       stop = true;
       await writer;
+      await chunkserver?.close();
       await Promise.allSettled(masters.map((m) => m?.close()));
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }

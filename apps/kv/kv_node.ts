@@ -48,7 +48,9 @@ const MEMBER_PREFIX = "_cluster/members/";
 /**
  * The KV state machine as the replicated log sees it: every applied
  * command also publishes its watch events, and member address records
- * (written by membership changes) teach the node where peers live.
+ * (written by membership changes of older versions, which sent addresses
+ * through the key space; now they travel in the change's context) teach
+ * the node where peers live.
  */
 class KvReplica implements CommandStateMachine<KvResult | undefined> {
   readonly store = new KvStateMachine();
@@ -247,17 +249,6 @@ export class KvNode implements KvService {
             `node ${change.id} is already a member`,
           );
         }
-        // Addresses travel through the log as ordinary keys, so every member learns them.
-        await this.propose({
-          op: "put",
-          key: MEMBER_PREFIX + change.id,
-          value: new TextEncoder().encode(
-            JSON.stringify({
-              peer: change.peerAddress,
-              http: change.httpAddress,
-            }),
-          ),
-        }, signal);
       } else if (
         change.action === "promote" && !cs.learners.includes(change.id)
       ) {
@@ -279,8 +270,25 @@ export class KvNode implements KvService {
         : change.action === "promote"
         ? "addNode"
         : "removeNode";
-      await this.#node.changeConf(type, change.id, signal);
-      if (change.action === "remove") {
+      // One change (ConfChangeV2 with a single change: not joint, as
+      // etcd); the new member's addresses travel in its context, so every
+      // replica learns them from the log (not through the key space).
+      await this.#node.changeMembers(
+        [{ type, nodeId: change.id }],
+        change.action === "add"
+          ? {
+            [change.id]: {
+              peer: change.peerAddress,
+              ...(change.httpAddress ? { http: change.httpAddress } : {}),
+            },
+          }
+          : {},
+        signal,
+      );
+      // An address record written by an older version for this member goes too.
+      if (
+        change.action === "remove" && this.store.get(MEMBER_PREFIX + change.id)
+      ) {
         await this.propose(
           { op: "delete", key: MEMBER_PREFIX + change.id },
           signal,

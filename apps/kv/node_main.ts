@@ -21,7 +21,11 @@ import {
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
 import { KvNode, type PeerAddress } from "./kv_node.ts";
 import type { LearnerServerOptions } from "./learner_server.ts";
-import { exitOnReplicaFailure, parsePeerList } from "@strata/replication";
+import {
+  corruptDataExitCode,
+  exitOnReplicaFailure,
+  parsePeerList,
+} from "@strata/replication";
 import {
   CLOCK_GUARD_FLAGS,
   CLOCK_GUARD_USAGE,
@@ -208,6 +212,9 @@ async function main(): Promise<number> {
       },
     });
   } catch (e) {
+    // Damaged data: refuse with exit code 65 (a restart cannot help).
+    const code = corruptDataExitCode(e, `kv node ${f.id}`, f["data-dir"]);
+    if (code !== undefined) return code;
     console.error(
       `node ${f.id}: cannot start: ${e instanceof Error ? e.message : e}`,
     );

@@ -54,8 +54,11 @@ export {
   systemClock,
 } from "./replicated_node.ts";
 export {
+  corruptDataExitCode,
   exitOnReplicaFailure,
   type FailureSource,
+  isCorruptReplicaData,
+  REPLICA_CORRUPT_EXIT_CODE,
   REPLICA_FAILED_EXIT_CODE,
 } from "./exit_on_failure.ts";
 export {

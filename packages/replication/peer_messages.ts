@@ -1,7 +1,7 @@
 /**
  * The message set replicas speak over TCP: raft's messages, plus the two
- * that multi-site relaying adds — `PeerSite` (a member announcing its
- * site on every connection it dials) and transport's `RelayBatch` (one
+ * that the replicas add — `PeerSite` (a member announcing its site and
+ * raft address on every connection it dials) and transport's `RelayBatch` (one
  * packed blob of appends for a remote site's followers, sent to that
  * site's relay member). Every member of a cluster must run the same set:
  * the handshake compares its fingerprint.
@@ -11,12 +11,17 @@ import { raftMessageTypes } from "@strata/raft";
 import { RelayBatch } from "@strata/transport";
 import { z } from "zod";
 
-/** A member's site label, sent first on each connection it dials. */
+/**
+ * A member announcing itself, first on each connection it dials: its site
+ * label (multi-site relaying) and its raft address (so a replica that was
+ * down while this member was added can still answer it).
+ */
 export const PeerSite = defineMessage(
   "replication.peerSite",
   z.object({
     id: z.number().int().positive(),
-    site: z.string().min(1).max(64),
+    site: z.string().min(1).max(64).optional(),
+    peer: z.string().min(3).max(300).optional(),
   }),
 );
 

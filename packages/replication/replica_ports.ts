@@ -62,11 +62,15 @@ export interface PeerTransport {
   /**
    * Starts accepting messages; each one is handed to `deliver`.
    * `addressOf` gives a member's raft address (a relay passes appends on
-   * only to members it knows).
+   * only to members it knows). `announced` is called with a peer's raft
+   * address when the peer announces it (first on each connection it
+   * dials), so a replica can answer a member whose address it never
+   * learned (one added while it was down).
    */
   listen(
     deliver: (m: Message) => void,
     addressOf?: (id: number) => string | undefined,
+    announced?: (id: number, address: string) => void,
   ): Promise<void>;
   /**
    * Sends `m` to the member at `address` (best effort).

@@ -210,6 +210,19 @@ type ResolvedConfig =
   >
   & ReplicatedNodeConfig;
 
+/** This node's raft address as peers dial it (its entry, else a concrete --listen). */
+function advertisedPeer(cfg: ReplicatedNodeConfig): string | undefined {
+  const own = cfg.members.get(cfg.id)?.peer;
+  if (own !== undefined) return own;
+  const { hostname, port } = cfg.listen;
+  if (port === 0 || hostname === "0.0.0.0" || hostname === "::") {
+    return undefined;
+  }
+  return hostname.includes(":")
+    ? `[${hostname}]:${port}`
+    : `${hostname}:${port}`;
+}
+
 /**
  * A running replica. Create with {@link ReplicatedNode.start}; every
  * replica of a group runs the same state machine; `propose` on any of them
@@ -330,6 +343,7 @@ export class ReplicatedNode<R> {
       metrics,
       name: cfg.name,
       id: cfg.id,
+      advertise: advertisedPeer(cfg),
       site: cfg.site,
       relay: cfg.relay,
     });
@@ -402,6 +416,7 @@ export class ReplicatedNode<R> {
       await transport.listen(
         (m) => n.#receive(m),
         (id) => n.#addresses.get(id)?.peer,
+        (id, peer) => n.#announced(id, peer),
       );
       n.#tickOrigin = clock.monotonic();
       n.#scheduleTick();
@@ -1176,6 +1191,17 @@ export class ReplicatedNode<R> {
     ) {
       this.#takeSnapshot();
     }
+  }
+
+  /**
+   * A peer announced its raft address. Used only for a member whose address
+   * is unknown here: one added while this replica was down learns it from
+   * the log entry it cannot acknowledge without answering that member
+   * first. Known addresses (from the configuration or the log) win.
+   */
+  #announced(id: number, peer: string): void {
+    if (id === this.#cfg.id || this.#addresses.has(id)) return;
+    this.setAddress(id, { peer });
   }
 
   /**

@@ -52,6 +52,8 @@ export interface TcpPeerTransportOptions {
   name: string;
   /** This node's id (announced with its site). */
   id?: number;
+  /** This node's raft address as peers dial it: announced to them. */
+  advertise?: string;
   /** This node's site label: announced to peers; enables relaying. */
   site?: string;
   /**
@@ -100,6 +102,7 @@ export class TcpPeerTransport implements PeerTransport {
   readonly #ids = new Map<string, number>();
   #deliver: (m: Message) => void = () => {};
   #addressOf: (id: number) => string | undefined = () => undefined;
+  #announced: (id: number, address: string) => void = () => {};
   /** When each kind of refusal (TLS, secret) of each remote host was last logged (ms, monotonic). */
   readonly #refusalLogged = new Map<string, number>();
   /** Peers whose refusal of our secret was logged (until they accept us). */
@@ -159,10 +162,12 @@ export class TcpPeerTransport implements PeerTransport {
   async listen(
     deliver: (m: Message) => void,
     addressOf: (id: number) => string | undefined = () => undefined,
+    announced: (id: number, address: string) => void = () => {},
   ): Promise<void> {
     const o = this.#o;
     this.#deliver = deliver;
     this.#addressOf = addressOf;
+    this.#announced = announced;
     // A refused peer redials every second: one line per host per 30 s.
     const logRefusal = (peer: string, why: TransportError) => {
       if (this.#closed) return;
@@ -200,8 +205,13 @@ export class TcpPeerTransport implements PeerTransport {
         onMessage: (env) => {
           if (this.#closed) return;
           if (env.type === "replication.peerSite") {
-            const p = env.message as { id: number; site: string };
-            this.#router?.learnSite(p.id, p.site);
+            const p = env.message as {
+              id: number;
+              site?: string;
+              peer?: string;
+            };
+            if (p.site !== undefined) this.#router?.learnSite(p.id, p.site);
+            if (p.peer !== undefined) this.#announced(p.id, p.peer);
           } else if (env.type === "RelayBatch") {
             this.#forward(env.message as RelayBatch);
           } else {
@@ -284,9 +294,18 @@ export class TcpPeerTransport implements PeerTransport {
         onConnect: (conn) => {
           this.#authRefusedBy.delete(address);
           // First on the connection, so the peer knows this node's site
-          // before its replies: a leader learns its followers' sites so.
-          if (o.site !== undefined && o.id !== undefined) {
-            conn.send(PeerSite, { id: o.id, site: o.site }).catch(() => {});
+          // and address before its replies: a leader learns its followers'
+          // sites so, and a replica that missed the change adding this
+          // node learns where to answer it.
+          if (
+            o.id !== undefined &&
+            (o.site !== undefined || o.advertise !== undefined)
+          ) {
+            conn.send(PeerSite, {
+              id: o.id,
+              ...(o.site !== undefined ? { site: o.site } : {}),
+              ...(o.advertise !== undefined ? { peer: o.advertise } : {}),
+            }).catch(() => {});
           }
         },
         onFrameSent: (kind, wire, whole) => {

@@ -67,6 +67,8 @@ export interface ReplicatedSimOptions {
   observe?: (e: SimObservation) => void;
   /** Chance that a seed of 3+ voters changes its membership (default 0; `--membership` sets 1). */
   membership?: number;
+  /** Chance that a seed of 3+ voters hands leadership over now and then (default 0; `--transfers` sets 1). */
+  transfers?: number;
 }
 
 /** A message sent or a tick, as {@link ReplicatedSimOptions.observe} sees it. */
@@ -134,6 +136,8 @@ export interface ReplicatedSimResult {
     /** Membership changes applied (joint ones among them). */
     memberChanges: number;
     jointChanges: number;
+    /** Leadership transfers that completed (`--transfers` seeds). */
+    transfers: number;
   };
 }
 
@@ -155,10 +159,13 @@ export function replayCommand(
   bug?: PlantedBug,
   machine: SimMachineName = "kv",
   membership?: number,
+  transfers?: number,
 ): string {
   return `deno task sim:replicated --seed ${seed}${
     machine === "kv" ? "" : ` --machine ${machine}`
-  }${membership === 1 ? " --membership" : ""}${bug ? ` --bug ${bug}` : ""}`;
+  }${membership === 1 ? " --membership" : ""}${
+    transfers === 1 ? " --transfers" : ""
+  }${bug ? ` --bug ${bug}` : ""}`;
 }
 
 /**
@@ -273,6 +280,7 @@ export async function runReplicatedKvSimulation(
   const stats = {
     memberChanges: 0,
     jointChanges: 0,
+    transfers: 0,
     ops: 0,
     leaseReadsServed: 0,
     crashes: 0,
@@ -425,13 +433,10 @@ export async function runReplicatedKvSimulation(
     }
     if (gen !== proc.generation) return; // crashed while starting
     const node = started.node;
-    // Every server's address is known from the start (a cluster file
-    // listing the spares too): a member that misses the joint change adding
-    // servers cannot otherwise answer a leader among them (it learns their
-    // addresses only from the entries it cannot acknowledge; seed 120).
-    for (const s of spares) {
-      node.setAddress(s, { peer: SimPeerNetwork.address(s) });
-    }
+    // No node is told the spares' addresses: a member that misses the
+    // joint change adding them learns them from their announcements (it
+    // could not acknowledge the entries carrying them before answering;
+    // seed 120 stalled so before the announcement).
     running.set(id, started);
     // The raft events say in which term a node became leader (the node's
     // current term may already be a later one when the listener runs).
@@ -825,6 +830,43 @@ export async function runReplicatedKvSimulation(
     }
   };
 
+  // ---- leadership transfers ----
+  // Only when asked for: on seeds of 3+ voters an operator hands
+  // leadership to a random other voter now and then
+  // (ReplicatedNode.transferLeadership: raft's TimeoutNow), from a stream
+  // of its own, giving up after 2 s.
+  const transferOps = new Prng(seed ^ 0x7ea5f3);
+  const transfers = n >= 3 && transferOps.chance(o.transfers ?? 0);
+  const handOvers = async () => {
+    if (!transfers) return;
+    await sleep(2000);
+    while (sched.now < workloadEnd - 2500 && !failure) {
+      await sleep(transferOps.range(700, 2500));
+      const lead = leader();
+      if (lead === undefined) continue;
+      const r = running.get(lead)!;
+      const others = r.node.confState().voters.filter((v) => v !== lead);
+      if (others.length === 0) continue;
+      const to = transferOps.pick(others);
+      const ctl = new AbortController();
+      sched.after(2000, () => ctl.abort());
+      procs.get(lead)!.run(() => {
+        r.node.transferLeadership(to, ctl.signal).then(
+          () => {
+            stats.transfers++;
+            log(`leadership moved from ${lead} to ${to}`);
+          },
+          (e) =>
+            log(
+              `transfer ${lead} -> ${to}: ${
+                e instanceof Error ? e.message : e
+              }`,
+            ),
+        );
+      });
+    }
+  };
+
   // ---- the run ----
   /** The members of the leader's configuration, or undefined while there is none or it is joint. */
   const finalMembers = (): number[] | undefined => {
@@ -868,6 +910,7 @@ export async function runReplicatedKvSimulation(
     await Promise.all([
       nemesis(),
       memberChanges(),
+      handOvers(),
       ...Array.from({ length: clientCount }, (_, c) => client(c + 1)),
     ]);
     if (failure) return;
@@ -954,7 +997,13 @@ export async function runReplicatedKvSimulation(
     inconclusive,
     history,
     trace,
-    replay: replayCommand(seed, o.plantedBug, machineName, o.membership),
+    replay: replayCommand(
+      seed,
+      o.plantedBug,
+      machineName,
+      o.membership,
+      o.transfers,
+    ),
     stats: {
       nodes: n,
       network: mode,
@@ -976,6 +1025,7 @@ export async function runReplicatedKvSimulation(
       refusedRecoveries: sum((d) => d.refusedRecoveries),
       memberChanges: stats.memberChanges,
       jointChanges: stats.jointChanges,
+      transfers: stats.transfers,
     },
   };
 }

@@ -7,6 +7,8 @@
  *   `ReplicatedMasterStore`.
  * - `--membership`: every seed of 3+ voters changes its membership (by
  *   default none does).
+ * - `--transfers`: every seed of 3+ voters hands leadership to another
+ *   voter now and then (by default none does).
  * - `--seed S [--bug B]`: one run; prints its stats, and its trace when it
  *   fails.
  * - `--seeds N [--from S] [--jobs J] [--keep-going] [--bug B]`: N seeds from
@@ -26,7 +28,7 @@ import {
 import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--membership] [--bug ${
+  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--membership] [--transfers] [--bug ${
     plantedBugs.join("|")
   }]`;
 
@@ -88,6 +90,7 @@ async function runRange(
   keepGoing: boolean,
   machine: SimMachineName,
   membership: number | undefined,
+  transfers: number | undefined,
 ): Promise<Summary> {
   const s: Summary = {
     seeds: 0,
@@ -104,6 +107,7 @@ async function runRange(
       seed,
       machine,
       membership,
+      transfers,
       ...(bug ? { plantedBug: bug } : {}),
     });
     s.seeds++;
@@ -151,6 +155,8 @@ export async function main(args: string[]): Promise<number> {
     const machine = m as SimMachineName;
     // Every seed of 3+ voters changes its membership (default: none).
     const membership = args.includes("--membership") ? 1 : undefined;
+    // Every seed of 3+ voters hands leadership over now and then (default: none).
+    const transfers = args.includes("--transfers") ? 1 : undefined;
     const one = flag(args, "--seed");
     if (one !== undefined) {
       const seed = int(args, "--seed", 0);
@@ -158,6 +164,7 @@ export async function main(args: string[]): Promise<number> {
         seed,
         machine,
         membership,
+        transfers,
         ...(bug ? { plantedBug: bug } : {}),
       });
       console.log(JSON.stringify({ seed, ok: r.ok, stats: r.stats }));
@@ -165,7 +172,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(r.trace.join("\n"));
       console.error(`\nFAILED seed ${seed}: ${r.failure}`);
       console.error(
-        `replay: ${replayCommand(seed, bug, machine, membership)}`,
+        `replay: ${replayCommand(seed, bug, machine, membership, transfers)}`,
       );
       return 1;
     }
@@ -176,7 +183,15 @@ export async function main(args: string[]): Promise<number> {
     let total: Summary;
     const keepGoing = args.includes("--keep-going");
     if (jobs === 1) {
-      total = await runRange(from, count, bug, keepGoing, machine, membership);
+      total = await runRange(
+        from,
+        count,
+        bug,
+        keepGoing,
+        machine,
+        membership,
+        transfers,
+      );
     } else {
       total = await fanOut(
         from,
@@ -186,6 +201,7 @@ export async function main(args: string[]): Promise<number> {
         keepGoing,
         machine,
         membership,
+        transfers,
       );
     }
     const secs = (performance.now() - t0) / 1000;
@@ -219,6 +235,7 @@ async function fanOut(
   keepGoing: boolean,
   machine: SimMachineName,
   membership: number | undefined,
+  transfers: number | undefined,
 ): Promise<Summary> {
   const per = Math.ceil(count / jobs);
   const parts = [];
@@ -240,6 +257,7 @@ async function fanOut(
         ...(bug ? ["--bug", bug] : []),
         ...(keepGoing ? ["--keep-going"] : []),
         ...(membership === 1 ? ["--membership"] : []),
+        ...(transfers === 1 ? ["--transfers"] : []),
       ],
       env: { STRATA_SIM_JSON: "1" },
       stdout: "piped",

@@ -75,6 +75,10 @@ export class SimPeerNetwork {
   readonly #links = new Map<string, Link>();
   readonly #cut = new Set<string>();
   readonly #deliver = new Map<number, (m: Message) => void>();
+  readonly #announced = new Map<
+    number,
+    (id: number, address: string) => void
+  >();
   readonly #byAddress = new Map<string, number>();
 
   /**
@@ -152,8 +156,9 @@ export class SimPeerNetwork {
     this.#byAddress.set(SimPeerNetwork.address(id), id);
     return {
       port: 7000 + id,
-      listen: (deliver) => {
+      listen: (deliver, _addressOf, announced) => {
         this.#deliver.set(id, deliver);
+        if (announced) this.#announced.set(id, announced);
         return Promise.resolve();
       },
       send: (m, address) => {
@@ -246,6 +251,9 @@ export class SimPeerNetwork {
         proc.run(() => {
           if (gen !== proc.generation) return;
           this.stats.delivered++;
+          // The sender's announcement (TCP sends it first on each
+          // connection it dials) travels with every frame here.
+          this.#announced.get(to)?.(from, SimPeerNetwork.address(from));
           this.#deliver.get(to)?.(decoded);
         });
       });

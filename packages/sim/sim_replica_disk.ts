@@ -29,7 +29,6 @@
  * (`encodeHardState`) and read back with `decodeHardState`; the members are
  * replaced atomically (a rename), so they are never torn.
  */
-import { crc32c } from "@strata/codec";
 import type { Entry, HardState, Snapshot } from "@strata/raft";
 import {
   decodeHardState,
@@ -39,6 +38,7 @@ import {
   type ReplicaStorage,
 } from "@strata/replication";
 import {
+  intactRecordAfter,
   RECORD_HEADER_BYTES,
   RECORD_OVERHEAD_BYTES,
   scanRecords,
@@ -86,32 +86,6 @@ interface Damage {
   undo(s: DiskState): void;
   /** Position of the flipped record in `entries` (bit flips). */
   record?: number;
-}
-
-/**
- * True when an intact record with index `index` starts somewhere after
- * byte `from`: the damage at `from` is then not a torn tail (a torn write
- * is the last thing written) but a record damaged in place, e.g. a bit
- * flipped in its length field, which `scanRecords` alone reads as torn.
- */
-function intactRecordAfter(
-  bytes: Uint8Array,
-  from: number,
-  index: number,
-): boolean {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let p = from + 1; p + RECORD_OVERHEAD_BYTES <= bytes.length; p++) {
-    if (
-      view.getUint32(p + 4, true) !== index % 2 ** 32 ||
-      view.getUint32(p + 8, true) !== Math.floor(index / 2 ** 32)
-    ) continue;
-    const end = p + RECORD_HEADER_BYTES + view.getUint32(p, true);
-    if (
-      end + 4 <= bytes.length &&
-      crc32c(bytes.subarray(p, end)) === view.getUint32(end, true)
-    ) return true;
-  }
-  return false;
 }
 
 /** Frames entries as storage's log records. */
@@ -339,7 +313,7 @@ export class SimReplicaDisk {
           if (
             scan.stop === "corrupt" ||
             (scan.stop === "torn" &&
-              intactRecordAfter(bytes, scan.end, bad + 1))
+              intactRecordAfter(bytes, scan.end, bad + 1, 1 << 30) !== null)
           ) {
             throw new Error(`corrupt log record at index ${bad}`);
           }

@@ -117,6 +117,56 @@ export function scanRecords(
   return { offsets, end: off, stop, droppedRecords };
 }
 
+/** Sector size of the torn-write rule (etcd's WAL uses the same 512 bytes). */
+const SECTOR_BYTES = 512;
+
+/**
+ * Tells a torn tail from a record damaged in place. A torn write is the
+ * last thing written, so when an intact record with the next index
+ * (`index`) starts after the bad record at `from`, the bad record did not
+ * tear: a bit flipped in it (for example in its length field, which the
+ * scan alone reads as "torn"). One exception, etcd's `isTornEntry`: the
+ * page cache may write an unsynced batch's sectors out of order, so when a
+ * whole aligned sector between the two is still zero (preallocated space
+ * the crash never reached), the batch tore and nothing in it was
+ * acknowledged.
+ *
+ * @returns the byte offset of the intact record that proves corruption, or
+ *   null for a torn tail.
+ */
+export function intactRecordAfter(
+  bytes: Uint8Array,
+  from: number,
+  index: number,
+  maxRecordBytes: number,
+): number | null {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lo = index % 2 ** 32;
+  const hi = Math.floor(index / 2 ** 32);
+  for (let p = from + 1; p + RECORD_OVERHEAD_BYTES <= bytes.length; p++) {
+    if (
+      view.getUint32(p + 4, true) !== lo || view.getUint32(p + 8, true) !== hi
+    ) continue;
+    const len = view.getUint32(p, true);
+    const end = p + RECORD_HEADER_BYTES + len;
+    if (
+      len > maxRecordBytes || end + 4 > bytes.length ||
+      crc32c(bytes.subarray(p, end)) !== view.getUint32(end, true)
+    ) continue;
+    for (
+      let s = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
+      s + SECTOR_BYTES <= p;
+      s += SECTOR_BYTES
+    ) {
+      if (bytes.subarray(s, s + SECTOR_BYTES).every((b) => b === 0)) {
+        return null;
+      }
+    }
+    return p;
+  }
+  return null;
+}
+
 /**
  * Decodes the records of a byte range read from a segment, verifying each.
  *

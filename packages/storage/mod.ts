@@ -48,6 +48,7 @@ export {
 export { PositionedReader, readAtSync } from "./positioned_read.ts";
 export { crc32cCombine } from "./crc32c_combine.ts";
 export {
+  intactRecordAfter,
   RECORD_HEADER_BYTES,
   RECORD_OVERHEAD_BYTES,
   type RecordScan,

@@ -5,6 +5,7 @@ import { DirLock } from "./dir_lock.ts";
 import { GroupCommit } from "./group_commit.ts";
 import {
   decodeRecords,
+  intactRecordAfter,
   RECORD_OVERHEAD_BYTES,
   scanRecords,
   writeRecord,
@@ -135,9 +136,11 @@ function lastOf(seg: Segment): number {
  * Appends go through group commit: concurrent `append` calls share one
  * write and one `fdatasync`, and each resolves only after the sync that
  * covers it (under the default `"always"` policy). Records carry their
- * index and a CRC32C; on open, the tail of the last segment is scanned and
- * cut at the first torn or corrupt record, while damage inside a sealed
- * segment is reported as `corrupt` rather than silently dropped.
+ * index and a CRC32C. On open, a torn tail of the last segment (a bad
+ * record with no intact record after it) is cut; a bad record followed by
+ * an intact one, or any bad record in a sealed segment, is damage to
+ * acknowledged data and open throws `corrupt` naming the file and byte
+ * (see {@link intactRecordAfter} for the rule).
  *
  * Snapshots (for the Raft layer): {@link beginSnapshot} seals the current
  * segment so later appends go to a fresh one; once a snapshot through index
@@ -189,8 +192,9 @@ export class SegmentedLog {
    * recovering the tail.
    *
    * @throws StorageError `locked` when another owner has the directory,
-   *   `corrupt` when a sealed segment is damaged or segments are not
-   *   contiguous, `bad_argument` for invalid options, `io`.
+   *   `corrupt` when a record is damaged anywhere but in a torn tail (the
+   *   message names the file and byte) or segments are not contiguous,
+   *   `bad_argument` for invalid options, `io`.
    */
   static async open(
     dir: string,
@@ -779,7 +783,26 @@ async function recover(
       if (!isLast) {
         throw new StorageError(
           "corrupt",
-          `sealed segment ${name} has a ${scan.stop} record at byte ${scan.end} of ${bytes.length}; refusing to drop acknowledged records`,
+          `sealed segment ${
+            join(dir, name)
+          } has a ${scan.stop} record at byte ${scan.end} of ${bytes.length}; refusing to drop acknowledged records`,
+        );
+      }
+      const bad = first + scan.offsets.length;
+      const after = intactRecordAfter(
+        bytes.subarray(0, dataEnd),
+        scan.end,
+        bad + 1,
+        maxRecordBytes,
+      );
+      if (after !== null) {
+        throw new StorageError(
+          "corrupt",
+          `log segment ${
+            join(dir, name)
+          }: record ${bad} at byte ${scan.end} is damaged but record ${
+            bad + 1
+          } after it (byte ${after}) is intact, so this is corruption, not a torn write; refusing to drop acknowledged records`,
         );
       }
       // Cut the damaged bytes: zero them (keeping preallocated space).
