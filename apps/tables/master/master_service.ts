@@ -705,7 +705,11 @@ export class MasterService {
       const started = performance.now();
       const r = await callJson(
         `${server.url}/v1/tablets/split`,
-        z.object({ key: z.string(), entries: z.number() }),
+        z.object({
+          key: z.string(),
+          entries: z.number(),
+          tables: z.number().default(0),
+        }),
         {
           body: {
             id,
@@ -756,7 +760,7 @@ export class MasterService {
       this.#decide(
         "split",
         id,
-        `split into ${leftId} and ${rightId} (${r.entries} entries copied) in ${
+        `split into ${leftId} and ${rightId} (${r.tables} SSTables shared, ${r.entries} entries copied) in ${
           Math.round(performance.now() - started)
         } ms`,
       );
@@ -865,7 +869,7 @@ export class MasterService {
       const id = `${left.table}-${crypto.randomUUID().slice(0, 8)}`;
       const r = await callJson(
         `${server.url}/v1/tablets/merge`,
-        z.object({ entries: z.number() }),
+        z.object({ entries: z.number(), tables: z.number().default(0) }),
         {
           body: {
             left: leftId,
@@ -908,7 +912,7 @@ export class MasterService {
       this.#decide(
         "merge",
         id,
-        `merged from ${leftId} and ${rightId} (${r.entries} entries copied) in ${
+        `merged from ${leftId} and ${rightId} (${r.tables} SSTables shared, ${r.entries} entries copied) in ${
           Math.round(performance.now() - started)
         } ms`,
       );

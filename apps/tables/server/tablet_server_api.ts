@@ -44,7 +44,12 @@ import {
   installTablesErrorHandlers,
   TablesError,
 } from "../shared/tables_error.ts";
-import { HostError, type OpenTablet, type TabletHost } from "./tablet_host.ts";
+import {
+  type Carried,
+  HostError,
+  type OpenTablet,
+  type TabletHost,
+} from "./tablet_host.ts";
 import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
 import { isTabletError } from "../tablet/tablet_error.ts";
 import { isFencedError } from "../storage/gfs_fence.ts";
@@ -243,9 +248,9 @@ export function createTabletServerApi(
     }
     await state.host.freeze(t);
     const started = performance.now();
-    let entries: number;
+    let carried: Carried;
     try {
-      entries = await state.host.copySplit(t, key, body.left, body.right);
+      carried = await state.host.copySplit(t, key, body.left, body.right);
     } catch (e) {
       // The tablet stays frozen: the master reopens it on its next pass.
       console.error(
@@ -260,7 +265,7 @@ export function createTabletServerApi(
     }
     return c.json({
       key: b64(key),
-      entries,
+      ...carried,
       ms: Math.round(performance.now() - started),
     });
   });
@@ -301,9 +306,9 @@ export function createTabletServerApi(
     }
     await Promise.all([state.host.freeze(left), state.host.freeze(right)]);
     const started = performance.now();
-    let entries: number;
+    let carried: Carried;
     try {
-      entries = await state.host.copyMerge(left, right, body.into);
+      carried = await state.host.copyMerge(left, right, body.into);
     } catch (e) {
       // Both stay frozen: the master reopens them on its next pass.
       console.error(
@@ -316,7 +321,10 @@ export function createTabletServerApi(
         `the merge of tablets ${body.left} and ${body.right} failed; they are reopened unmerged`,
       );
     }
-    return c.json({ entries, ms: Math.round(performance.now() - started) });
+    return c.json({
+      ...carried,
+      ms: Math.round(performance.now() - started),
+    });
   });
 
   // METADATA rows are written by the active master only: admin role and
