@@ -121,6 +121,8 @@ export interface LsmStats {
   memtableBytes: number;
   tables: number;
   tableBytes: number;
+  /** Tables read from sibling stores (shared by a split or merge). */
+  sharedTables: number;
   flushes: number;
   compactions: number;
   cacheHits: number;
@@ -487,6 +489,7 @@ export class LsmStore {
       memtableBytes: this.#mem.bytes + (this.#imm?.bytes ?? 0),
       tables: this.#tables.length,
       tableBytes: this.#tables.reduce((s, t) => s + t.clippedSize, 0),
+      sharedTables: this.#origin.size,
       flushes: this.#flushes,
       compactions: this.#compactions,
       cacheHits: this.#cache.hits,

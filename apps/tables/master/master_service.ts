@@ -21,11 +21,14 @@ import {
   MASTER_ADDRESS_KEY,
   MASTER_LOCK,
   MASTER_LOCK_KEY,
+  RETIRED_PREFIX,
+  retireOp,
   SCHEMA_PREFIX,
   schemaKey,
   SERVER_PREFIX,
   type ServerRecord,
   serverRecordSchema,
+  storageNameSchema,
   TABLET_PREFIX,
   tabletKey,
   type TabletRecord,
@@ -77,6 +80,8 @@ export interface MasterOptions {
   reconcileMs?: number;
   /** Split a tablet whose server reports more than this many bytes (0: never). */
   splitBytes?: number;
+  /** Sweep retired tablets' stores at most this often, ms (default 30000). */
+  sweepMs?: number;
   /** Split-by-load, merge and load-balancing thresholds (defaults: {@link DEFAULT_LOAD_POLICY}). */
   loadPolicy?: Partial<LoadPolicy>;
   log: (line: string) => void;
@@ -168,6 +173,8 @@ export class MasterService {
   #hotSince = new Map<string, number>();
   #coldSince = new Map<string, number>();
   #decisions: MasterDecision[] = [];
+  /** When (performance.now()) retired stores were last swept. */
+  #sweptAt = 0;
   readonly #policy: LoadPolicy;
   readonly #meta: MetaStore;
 
@@ -428,6 +435,48 @@ export class MasterService {
       this.o.log(`METADATA: ${e instanceof Error ? e.message : e}`)
     );
     this.#planByLoad(state, live);
+    if (performance.now() - this.#sweptAt >= (this.o.sweepMs ?? 30_000)) {
+      this.#sweptAt = performance.now();
+      await this.#sweep(state).catch((e) =>
+        this.o.log(`sweep: ${e instanceof Error ? e.message : e}`)
+      );
+    }
+  }
+
+  /**
+   * Has a live server delete the stores of retired tablets that no live
+   * tablet's manifest names any more, then drops their kv keys. `state`
+   * (the live tablets) was read before: see ../storage/store_sweep.ts for
+   * why that order makes it safe beside running splits.
+   */
+  async #sweep(state: KvState): Promise<void> {
+    const retired = new Map<string, string>();
+    for await (const e of this.o.kv.scan(RETIRED_PREFIX)) {
+      const r = parseJson(z.object({ dir: storageNameSchema }), e.value);
+      if (r) retired.set(r.dir, e.key);
+    }
+    const server = [...state.servers.values()][0];
+    if (retired.size === 0 || server === undefined) return;
+    // References never cross tables: only the live tablets of tables with
+    // retired stores are read.
+    const tables = new Set([...retired.keys()].map((d) => d.split("/")[0]));
+    const live = state.tablets.filter((t) => tables.has(t.table)).map((t) =>
+      t.dir
+    );
+    const r = await callJson(
+      `${server.url}/v1/stores/sweep`,
+      z.object({ removed: z.array(z.string()) }),
+      {
+        body: { token: this.#token, live, retired: [...retired.keys()] },
+        ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+        client: this.o.httpClient,
+        timeoutMs: 60_000,
+      },
+    );
+    const keys = r.removed.flatMap((d) => retired.get(d) ?? []);
+    if (keys.length === 0) return;
+    await this.fencedWrite(keys.map((key) => ({ op: "delete", key })));
+    this.o.log(`sweep: deleted the stores of ${r.removed.join(", ")}`);
   }
 
   /**
@@ -738,6 +787,7 @@ export class MasterService {
       const ok = await this.fencedWrite(
         [
           { op: "delete", key: tabletKey(t.table, t.id) },
+          retireOp(t),
           ...[left, right].map((x) => ({
             op: "put" as const,
             key: tabletKey(x.table, x.id),
@@ -898,6 +948,8 @@ export class MasterService {
         [
           { op: "delete", key: tabletKey(left.table, leftId) },
           { op: "delete", key: tabletKey(right.table, rightId) },
+          retireOp(left),
+          retireOp(right),
           {
             op: "put",
             key: tabletKey(merged.table, id),
@@ -1033,10 +1085,10 @@ export class MasterService {
     }
     await this.fencedWrite([
       { op: "delete", key: schemaKey(name) },
-      ...state.tablets.filter((t) => t.table === name).map((t) => ({
-        op: "delete" as const,
-        key: tabletKey(t.table, t.id),
-      })),
+      ...state.tablets.filter((t) => t.table === name).flatMap((t) => [
+        { op: "delete" as const, key: tabletKey(t.table, t.id) },
+        retireOp(t),
+      ]),
     ]);
     this.kick();
   }

@@ -69,14 +69,21 @@ export class TabletHost {
   /** Tablets being opened or closed (their ids). */
   #busy = new Set<string>();
   #highestToken = 0;
+  /** Pending compactions of tablets that still read their sources' files. */
+  #compactions = new Map<string, ReturnType<typeof setTimeout>>();
 
   /**
    * @param open opens a tablet's storage.
    * @param loadOptions how each open tablet's load is measured.
+   * @param compactSharedMs a tablet opened while it still reads SSTables
+   *   of the tablets it was split or merged from is compacted after this
+   *   long (0: never), so it drops those references and the sweep can
+   *   delete their stores.
    */
   constructor(
     private readonly open: TabletOpener,
     private readonly loadOptions: LoadMeterOptions = {},
+    private readonly compactSharedMs = 60_000,
   ) {}
 
   /** The highest master fencing token seen. */
@@ -156,10 +163,33 @@ export class TabletHost {
         load: new LoadMeter(this.loadOptions),
       };
       this.#tablets.set(record.id, t);
+      if ((tablet.sharedTables?.() ?? 0) > 0 && this.compactSharedMs > 0) {
+        this.#compactLater(t);
+      }
       return t;
     } finally {
       this.#busy.delete(record.id);
     }
+  }
+
+  /**
+   * Compacts `t` after `compactSharedMs` if it is still open here and not
+   * frozen: a frozen tablet is being split or merged, and one whose files
+   * were shared must never compact (that would delete them).
+   */
+  #compactLater(t: OpenTablet): void {
+    const id = t.record.id;
+    clearTimeout(this.#compactions.get(id));
+    this.#compactions.set(
+      id,
+      setTimeout(() => {
+        this.#compactions.delete(id);
+        if (this.#tablets.get(id) !== t || t.frozen) return;
+        t.tablet.compact().catch(() => {
+          // Closed meanwhile, or storage trouble: the next open retries.
+        });
+      }, this.compactSharedMs),
+    );
   }
 
   /** Closes tablet `id` (no-op when not open). @throws HostError `stale_master`. */
@@ -168,6 +198,8 @@ export class TabletHost {
     const t = this.#tablets.get(id);
     if (!t) return false;
     this.#tablets.delete(id);
+    clearTimeout(this.#compactions.get(id));
+    this.#compactions.delete(id);
     // A tablet another server has claimed meanwhile (GFS fence) cannot
     // flush on close; it is closed for this server all the same.
     await t.tablet.close().catch(() => {});
@@ -298,6 +330,8 @@ export class TabletHost {
   async closeAll(): Promise<void> {
     const all = [...this.#tablets.values()];
     this.#tablets.clear();
+    for (const timer of this.#compactions.values()) clearTimeout(timer);
+    this.#compactions.clear();
     await Promise.allSettled(all.map((t) => {
       const m = t.tablet as { discard?: () => void };
       return m.discard ? Promise.resolve(m.discard()) : t.tablet.close();

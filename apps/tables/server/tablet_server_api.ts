@@ -53,6 +53,7 @@ import {
 import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
 import { isTabletError } from "../tablet/tablet_error.ts";
 import { isFencedError } from "../storage/gfs_fence.ts";
+import { type StoreFolder, sweepRetired } from "../storage/store_sweep.ts";
 import { META_FENCE_HEADER, META_TABLE } from "../shared/metadata_layout.ts";
 import { isGfsError } from "@strata/gfs";
 import type { SessionLease } from "./session_lease.ts";
@@ -65,6 +66,8 @@ export interface TabletServerState {
   lease(): SessionLease | undefined;
   /** Why the server is not serving, when it is not. */
   notServingReason(): string;
+  /** The tablets' stores, for the master's sweeps of retired ones. */
+  stores?: StoreFolder;
 }
 
 const openBody = z.strictObject({
@@ -89,6 +92,11 @@ const mergeBody = z.strictObject({
   right: z.string().min(1),
   token: z.number().int().positive(),
   into: storageNameSchema,
+});
+const sweepBody = z.strictObject({
+  token: z.number().int().positive(),
+  live: z.array(storageNameSchema).max(1_000_000),
+  retired: z.array(storageNameSchema).max(100_000),
 });
 const splitting = (t: OpenTablet) =>
   new TablesError(
@@ -268,6 +276,23 @@ export function createTabletServerApi(
       ...carried,
       ms: Math.round(performance.now() - started),
     });
+  });
+
+  // The master's sweep: delete the retired stores no live manifest names.
+  app.post("/v1/stores/sweep", requireRole("admin"), async (c) => {
+    const body = await json(c, sweepBody);
+    requireServing();
+    try {
+      state.host.fence(body.token);
+    } catch (e) {
+      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
+      throw e;
+    }
+    if (!state.stores) {
+      throw new EdgeError("bad_request", "this server cannot sweep stores");
+    }
+    const removed = await sweepRetired(state.stores, body.live, body.retired);
+    return c.json({ removed });
   });
 
   app.post("/v1/tablets/merge", requireRole("admin"), async (c) => {

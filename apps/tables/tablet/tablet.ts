@@ -549,6 +549,10 @@ export class LsmTablet implements Tablet {
     return { tables, clock: this.#clock.last };
   }
 
+  sharedTables(): number {
+    return this.#lsm.stats().sharedTables;
+  }
+
   /** The last write timestamp this tablet gave (a copy's clock starts above it). */
   get lastTimestamp(): number {
     return this.#clock.last;

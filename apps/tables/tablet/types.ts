@@ -197,6 +197,8 @@ export interface Tablet {
    * cannot be shared leave it out (then {@link copyTo} is used).
    */
   shareRange?(store: string, range: KeyRange): Promise<SharedTablet>;
+  /** How many SSTables it reads from its sources still (0 once compacted). */
+  sharedTables?(): number;
   /** Writes the memtable to an SSTable (minor compaction). */
   flush(): Promise<void>;
   /** Flushes, then merges every SSTable into one, dropping deleted, surplus and expired cells (major compaction). */
