@@ -67,6 +67,7 @@ export class SSTable {
   #lengths: number[];
   #bloom: Uint8Array;
   #refs = 1;
+  #clippedSize: number | undefined;
   #onDrop: (() => void) | undefined;
 
   private constructor(
@@ -206,6 +207,13 @@ export class SSTable {
    * without a clip).
    */
   get clippedSize(): number {
+    // Computed once: the clip never changes (stats are read on every
+    // report to the master).
+    this.#clippedSize ??= this.#sizeInClip();
+    return this.#clippedSize;
+  }
+
+  #sizeInClip(): number {
     const c = this.clip;
     const n = this.#lastKeys.length;
     if (c === undefined || n === 0) return this.size;
