@@ -175,6 +175,7 @@ export class MasterService {
   #decisions: MasterDecision[] = [];
   /** When (performance.now()) retired stores were last swept. */
   #sweptAt = 0;
+  #sweeping: Promise<void> | undefined;
   readonly #policy: LoadPolicy;
   readonly #meta: MetaStore;
 
@@ -222,6 +223,7 @@ export class MasterService {
     this.#kick.resolve();
     await this.#session?.close().catch(() => {});
     await this.#loop?.catch(() => {});
+    await this.#sweeping;
   }
 
   /** The active master's URL as published in kv, if any. */
@@ -435,11 +437,16 @@ export class MasterService {
       this.o.log(`METADATA: ${e instanceof Error ? e.message : e}`)
     );
     this.#planByLoad(state, live);
-    if (performance.now() - this.#sweptAt >= (this.o.sweepMs ?? 30_000)) {
+    if (
+      this.#sweeping === undefined &&
+      performance.now() - this.#sweptAt >= (this.o.sweepMs ?? 30_000)
+    ) {
+      // In the background, one at a time: reading manifests and deleting
+      // files must not hold up the passes that assign tablets.
       this.#sweptAt = performance.now();
-      await this.#sweep(state).catch((e) =>
+      this.#sweeping = this.#sweep(state).catch((e) =>
         this.o.log(`sweep: ${e instanceof Error ? e.message : e}`)
-      );
+      ).finally(() => this.#sweeping = undefined);
     }
   }
 
