@@ -217,7 +217,8 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           token: stack.gfs!.secrets!.tokens.read,
         });
         const parentFiles = () => gfs.ls(`/tables/users/${middle.id}/`);
-        const deadline = performance.now() + 45_000;
+        const sweepFrom = performance.now();
+        const deadline = sweepFrom + 45_000;
         while ((await parentFiles()).length > 0) {
           ok(
             performance.now() < deadline,
@@ -227,6 +228,11 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           );
           await new Promise((r) => setTimeout(r, 300));
         }
+        console.log(
+          `the parent's store was swept ${
+            Math.round(performance.now() - sweepFrom)
+          } ms after the checks (halves compacted after 1 s, sweeps every 0.5 s)`,
+        );
         for (const row of acked.slice(-20)) {
           const r = await client.getRow("users", row, { versions: 10 });
           strictEqual(r.cells.length, 1, `${row}: readable after the sweep`);
