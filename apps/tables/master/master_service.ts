@@ -22,6 +22,7 @@ import {
   MASTER_LOCK,
   MASTER_LOCK_KEY,
   RETIRED_PREFIX,
+  retiredKey,
   retireOp,
   SCHEMA_PREFIX,
   schemaKey,
@@ -176,6 +177,8 @@ export class MasterService {
   /** When (performance.now()) retired stores were last swept. */
   #sweptAt = 0;
   #sweeping: Promise<void> | undefined;
+  /** Stores of new tablets a split or merge of this master is making now. */
+  #pending = new Set<string>();
   readonly #policy: LoadPolicy;
   readonly #meta: MetaStore;
 
@@ -451,6 +454,20 @@ export class MasterService {
   }
 
   /**
+   * Lists the stores a split or merge is about to make (`ids` of `table`)
+   * as retired before the order goes out, so that if it never commits
+   * (a failure, a crash of this master) the sweep deletes them; the
+   * commit drops the keys. While this master makes them, its sweeps skip
+   * them (`#pending`; the caller removes them when it is done).
+   */
+  async #intend(table: string, ids: string[]): Promise<void> {
+    for (const id of ids) this.#pending.add(`${table}/${id}`);
+    await this.fencedWrite(
+      ids.map((id) => retireOp({ table, id, dir: `${table}/${id}` })),
+    );
+  }
+
+  /**
    * Has a live server delete the stores of retired tablets that no live
    * tablet's manifest names any more, then drops their kv keys. `state`
    * (the live tablets) was read before: see ../storage/store_sweep.ts for
@@ -460,7 +477,8 @@ export class MasterService {
     const retired = new Map<string, string>();
     for await (const e of this.o.kv.scan(RETIRED_PREFIX)) {
       const r = parseJson(z.object({ dir: storageNameSchema }), e.value);
-      if (r) retired.set(r.dir, e.key);
+      // A store a split or merge is making now is not garbage (yet).
+      if (r && !this.#pending.has(r.dir)) retired.set(r.dir, e.key);
     }
     const server = [...state.servers.values()][0];
     if (retired.size === 0 || server === undefined) return;
@@ -737,6 +755,7 @@ export class MasterService {
       throw new EdgeError("conflict", `tablet ${id} is being split`);
     }
     this.#splitting.add(id);
+    const made: string[] = [];
     const state = await readKvState(this.o.kv).catch((e) => {
       this.#splitting.delete(id);
       throw e;
@@ -758,6 +777,8 @@ export class MasterService {
       }
       const newId = () => `${t.table}-${crypto.randomUUID().slice(0, 8)}`;
       const [leftId, rightId] = [newId(), newId()];
+      for (const x of [leftId, rightId]) made.push(`${t.table}/${x}`);
+      await this.#intend(t.table, [leftId, rightId]);
       const started = performance.now();
       const r = await callJson(
         `${server.url}/v1/tablets/split`,
@@ -795,6 +816,8 @@ export class MasterService {
         [
           { op: "delete", key: tabletKey(t.table, t.id) },
           retireOp(t),
+          { op: "delete", key: retiredKey(t.table, leftId) },
+          { op: "delete", key: retiredKey(t.table, rightId) },
           ...[left, right].map((x) => ({
             op: "put" as const,
             key: tabletKey(x.table, x.id),
@@ -824,6 +847,7 @@ export class MasterService {
       this.kick();
       return [left, right];
     } finally {
+      for (const d of made) this.#pending.delete(d);
       this.#splitting.delete(id);
       this.kick();
     }
@@ -858,6 +882,7 @@ export class MasterService {
     }
     this.#splitting.add(leftId);
     this.#splitting.add(rightId);
+    const made: string[] = [];
     try {
       let state = await readKvState(this.o.kv);
       let left = state.tablets.find((x) => x.id === leftId);
@@ -924,6 +949,8 @@ export class MasterService {
         throw new EdgeError("conflict", "the tablets changed meanwhile");
       }
       const id = `${left.table}-${crypto.randomUUID().slice(0, 8)}`;
+      made.push(`${left.table}/${id}`);
+      await this.#intend(left.table, [id]);
       const r = await callJson(
         `${server.url}/v1/tablets/merge`,
         z.object({ entries: z.number(), tables: z.number().default(0) }),
@@ -957,6 +984,7 @@ export class MasterService {
           { op: "delete", key: tabletKey(right.table, rightId) },
           retireOp(left),
           retireOp(right),
+          { op: "delete", key: retiredKey(left.table, id) },
           {
             op: "put",
             key: tabletKey(merged.table, id),
@@ -977,6 +1005,7 @@ export class MasterService {
       );
       return merged;
     } finally {
+      for (const d of made) this.#pending.delete(d);
       this.#splitting.delete(leftId);
       this.#splitting.delete(rightId);
       this.kick();

@@ -12,9 +12,11 @@
  *   directory and assigned server (JSON, {@link TabletRecord}).
  * - `tables/retired/<table>/<tablet id>`: the storage path of a tablet a
  *   split, merge or table deletion retired (JSON `{dir}`), written in the
- *   same transaction; the master has a server delete the store once no
- *   live tablet's manifest names it (its halves share its SSTables until
- *   they compact), then drops the key.
+ *   same transaction, and of a split's or merge's new tablet from before
+ *   the order is sent until the commit (which deletes it): the master has
+ *   a server delete the store once no live tablet's manifest names it
+ *   (halves share their parent's SSTables until they compact), then
+ *   drops the key.
  * - `tables/servers/<server id>` (a kv lock and a key bound to the server's
  *   session): a live tablet server and its URL. The key vanishes when the
  *   session expires; the master watches this prefix.
