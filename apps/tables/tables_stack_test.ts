@@ -8,6 +8,7 @@
 import assert, { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { startTablesStack, type TablesStack } from "./stack_launcher.ts";
 import { Buffer } from "node:buffer";
+import { GfsClient } from "@strata/gfs";
 import {
   rowText,
   TablesClient,
@@ -67,6 +68,10 @@ async function withStack(
     sessionTtlMs: TTL_MS,
     reconcileMs: 300,
     gfs: { masters: 1, chunkservers: 3, chunkBytes: 1 << 20 },
+    // A split's halves compact soon and the master sweeps often, so the
+    // split step sees the parent's store go.
+    masterFlags: ["--sweep-ms", "500"],
+    serverFlags: ["--compact-shared-ms", "1000"],
   });
   try {
     const client = new TablesClient(stack.masterUrls(), {
@@ -206,6 +211,32 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           seen >= acked.length && seen <= acked.length + unknown.length,
           `${seen} rows for ${acked.length} acknowledged (+${unknown.length} unknown)`,
         );
+        // The halves started as references to the parent's SSTables; once
+        // both have compacted, the master's sweep deletes its store.
+        const gfs = new GfsClient(stack.gfs!.masterUrls, {
+          token: stack.gfs!.secrets!.tokens.read,
+        });
+        const parentFiles = () => gfs.ls(`/tables/users/${middle.id}/`);
+        const sweepFrom = performance.now();
+        const deadline = sweepFrom + 45_000;
+        while ((await parentFiles()).length > 0) {
+          ok(
+            performance.now() < deadline,
+            `the split parent's store is still there: ${
+              (await parentFiles()).map((f) => f.path).join(", ")
+            }`,
+          );
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        console.log(
+          `the parent's store was swept ${
+            Math.round(performance.now() - sweepFrom)
+          } ms after the checks (halves compacted after 1 s, sweeps every 0.5 s)`,
+        );
+        for (const row of acked.slice(-20)) {
+          const r = await client.getRow("users", row, { versions: 10 });
+          strictEqual(r.cells.length, 1, `${row}: readable after the sweep`);
+        }
       },
     );
 

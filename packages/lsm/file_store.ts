@@ -18,6 +18,13 @@ export interface FileStore {
   writeAtomic(name: string, bytes: Uint8Array): Promise<void>;
   /** Reads the whole of `name`, or undefined when it does not exist. */
   readWhole(name: string): Promise<Uint8Array | undefined>;
+  /**
+   * Opens table file `name` of the sibling store `store` (one whose
+   * directory is next to this store's, e.g. the tablet a split came
+   * from) for range reads; never writes or deletes it. Stores without
+   * siblings leave it out, and then cannot open shared tables.
+   */
+  openSibling?(store: string, name: string): Promise<ReadableFile>;
 }
 
 /** A file being written: appends, then a sync that makes them durable. */

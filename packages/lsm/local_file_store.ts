@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   isAtomicTempName,
   PositionedReader,
@@ -85,9 +85,26 @@ export class LocalFileStore implements FileStore {
     };
   }
 
-  async open(name: string): Promise<ReadableFile> {
+  open(name: string): Promise<ReadableFile> {
     checkFileName(name);
-    const path = join(this.dir, name);
+    return this.#openPath(join(this.dir, name));
+  }
+
+  /**
+   * Opens `name` in the store of the sibling directory `store`: with
+   * this store in `<parent>/<me>/<files>` (as `LsmStore` lays out
+   * `<dir>/tables`), that is `<parent>/<store>/<files>/<name>`.
+   */
+  openSibling(store: string, name: string): Promise<ReadableFile> {
+    checkFileName(store);
+    checkFileName(name);
+    const home = dirname(this.dir);
+    return this.#openPath(
+      join(dirname(home), store, basename(this.dir), name),
+    );
+  }
+
+  async #openPath(path: string): Promise<ReadableFile> {
     const { size } = await Deno.stat(path);
     const reader = PositionedReader.open(path);
     return {

@@ -9,10 +9,16 @@ import type { FileStore } from "./file_store.ts";
 import { LocalCommitLog } from "./local_commit_log.ts";
 import { LocalFileStore } from "./local_file_store.ts";
 import { isLsmError, LsmError } from "./lsm_error.ts";
-import { loadManifest, type Manifest, saveManifest } from "./manifest.ts";
+import {
+  loadManifest,
+  type Manifest,
+  MANIFEST_NAME,
+  type ManifestTable,
+  saveManifest,
+} from "./manifest.ts";
 import { type Entry, Memtable, type Value } from "./memtable.ts";
 import { type EntrySource, MergeCursor } from "./merge.ts";
-import { SSTable } from "./sstable.ts";
+import { type KeyClip, SSTable } from "./sstable.ts";
 import { SSTableBuilder } from "./sstable_builder.ts";
 import { decodeBatch, encodeBatch } from "./write_batch.ts";
 
@@ -49,6 +55,31 @@ export interface LsmStoreOptions {
    * drops deleted, surplus and expired versions this way).
    */
   compactionFilter?: () => CompactionFilter;
+  /**
+   * When the store is new (no manifest yet), its first manifest names
+   * these tables of sibling stores, as another store's
+   * {@link LsmStore.shareRange} gave them: the store starts with that
+   * data without copying it. Ignored when the store exists.
+   */
+  shared?: readonly SharedTable[];
+}
+
+/**
+ * A table of a sibling store, read through a key range (see
+ * {@link LsmStore.shareRange}); it stays that store's file, never
+ * deleted by the stores that share it.
+ */
+export interface SharedTable {
+  /** The sibling store that wrote the file (its directory's name). */
+  store: string;
+  /** The file's name in that store. */
+  name: string;
+  /** Its table id there. */
+  id: number;
+  /** Only keys `>= start` are read. */
+  start?: Uint8Array;
+  /** Only keys `< end` are read. */
+  end?: Uint8Array;
 }
 
 /** Decides, during a compaction, whether an entry is kept. */
@@ -90,6 +121,8 @@ export interface LsmStats {
   memtableBytes: number;
   tables: number;
   tableBytes: number;
+  /** Tables read from sibling stores (shared by a split or merge). */
+  sharedTables: number;
   flushes: number;
   compactions: number;
   cacheHits: number;
@@ -126,6 +159,8 @@ export class LsmStore {
   #failed: unknown = undefined;
   #filter: (() => CompactionFilter) | undefined;
   #closed = false;
+  /** Where each shared (sibling) table comes from; own tables are absent. */
+  #origin = new Map<SSTable, ManifestTable>();
   #flushes = 0;
   #compactions = 0;
   #replayed = 0;
@@ -158,8 +193,14 @@ export class LsmStore {
     dir: string,
     options: LsmStoreOptions = {},
   ): Promise<LsmStore> {
-    const { files: given, log: givenLog, sync, compactionFilter, ...rest } =
-      options;
+    const {
+      files: given,
+      log: givenLog,
+      sync,
+      compactionFilter,
+      shared,
+      ...rest
+    } = options;
     const opts = OptionsSchema.parse(rest);
     const files = given ?? await LocalFileStore.open(join(dir, "tables"));
     const log = givenLog ?? await LocalCommitLog.open(join(dir, "log"), {
@@ -169,6 +210,15 @@ export class LsmStore {
     try {
       const manifest = await loadManifest(files);
       manifest.nextId = Math.max(manifest.nextId, opts.firstTableId);
+      if (
+        shared !== undefined && shared.length > 0 &&
+        await files.readWhole(MANIFEST_NAME) === undefined
+      ) {
+        // Named before anything else happens, so a crash after the open
+        // leaves a store that holds the shared data.
+        manifest.tables = shared.map(toManifest);
+        await saveManifest(files, manifest);
+      }
       const store = new LsmStore(files, log, opts, manifest);
       store.#filter = compactionFilter;
       await store.#recover();
@@ -180,21 +230,46 @@ export class LsmStore {
   }
 
   async #recover(): Promise<void> {
-    const live = new Set(this.#manifest.tables.map((t) => t.name));
+    const live = new Set(
+      this.#manifest.tables.filter((t) => t.store === undefined).map((t) =>
+        t.name
+      ),
+    );
     for (const name of await this.#files.list()) {
       if (name.endsWith(".sst") && !live.has(name)) {
         await this.#files.delete(name);
       }
     }
+    let sharedIds = 0;
     for (const t of this.#manifest.tables) {
-      this.#tables.push(
-        await SSTable.open(
-          t.id,
-          t.name,
-          await this.#files.open(t.name),
-          this.#cache,
-        ),
+      if (t.store === undefined) {
+        this.#tables.push(
+          await SSTable.open(
+            t.id,
+            t.name,
+            await this.#files.open(t.name),
+            this.#cache,
+          ),
+        );
+        continue;
+      }
+      if (this.#files.openSibling === undefined) {
+        throw new LsmError(
+          "corrupt",
+          `${MANIFEST_NAME} names ${t.store}/${t.name}, but this file store has no siblings`,
+        );
+      }
+      // Block cache keys are table ids: a shared table gets a negative one,
+      // unlike any own table's (the sibling numbers its files alike).
+      const table = await SSTable.open(
+        --sharedIds,
+        t.name,
+        await this.#files.openSibling(t.store, t.name),
+        this.#cache,
+        fromManifest(t),
       );
+      this.#origin.set(table, t);
+      this.#tables.push(table);
     }
     const last = await this.#log.recover(this.#manifest.logIndex, (i, r) => {
       for (const m of decodeBatch(r, `commit log record ${i}`)) {
@@ -413,7 +488,8 @@ export class LsmStore {
     return {
       memtableBytes: this.#mem.bytes + (this.#imm?.bytes ?? 0),
       tables: this.#tables.length,
-      tableBytes: this.#tables.reduce((s, t) => s + t.size, 0),
+      tableBytes: this.#tables.reduce((s, t) => s + t.clippedSize, 0),
+      sharedTables: this.#origin.size,
       flushes: this.#flushes,
       compactions: this.#compactions,
       cacheHits: this.#cache.hits,
@@ -421,6 +497,65 @@ export class LsmStore {
       cacheBytes: this.#cache.bytes,
       logRecordsReplayed: this.#replayed,
     };
+  }
+
+  /**
+   * References to this store's data in `[start, end)`, for a new sibling
+   * store to start from ({@link LsmStoreOptions.shared}) without copying
+   * it: flushes the memtable, then names each live table (its own as
+   * files of `store`, this store's name among its siblings; shared ones
+   * as they are), clipped to the range. The caller stops writes first
+   * and keeps this store from compacting while the sibling uses them
+   * (a tablet split retires the parent).
+   *
+   * @throws LsmError `bad_argument` when writes arrived meanwhile, `closed`, `failed`.
+   */
+  async shareRange(
+    store: string,
+    start?: Uint8Array,
+    end?: Uint8Array,
+  ): Promise<SharedTable[]> {
+    await this.flush();
+    if (this.#mem.size > 0 || this.#imm !== null) {
+      throw new LsmError(
+        "bad_argument",
+        "writes arrived while the store was shared",
+      );
+    }
+    const out: SharedTable[] = [];
+    for (const t of this.#tables) {
+      const o = this.#origin.get(t);
+      let lo = start;
+      let hi = end;
+      const c = t.clip;
+      if (
+        c?.start !== undefined &&
+        (lo === undefined || compareBytes(c.start, lo) > 0)
+      ) {
+        lo = c.start;
+      }
+      if (
+        c?.end !== undefined &&
+        (hi === undefined || compareBytes(c.end, hi) < 0)
+      ) {
+        hi = c.end;
+      }
+      // Nothing of the table in the range: not named.
+      if (
+        (lo !== undefined && hi !== undefined && compareBytes(lo, hi) >= 0) ||
+        (lo !== undefined && compareBytes(t.largest, lo) < 0) ||
+        (hi !== undefined && compareBytes(t.smallest, hi) >= 0) ||
+        t.entries === 0
+      ) continue;
+      out.push({
+        store: o?.store ?? store,
+        name: t.name,
+        id: o?.id ?? t.id,
+        ...(lo !== undefined ? { start: lo } : {}),
+        ...(hi !== undefined ? { end: hi } : {}),
+      });
+    }
+    return out;
   }
 
   /** The live SSTables, newest first (for verification and tests). */
@@ -477,8 +612,12 @@ export class LsmStore {
 
   async #compact(): Promise<void> {
     const inputs = this.#tables;
-    // One table is rewritten only when a filter may drop something from it.
-    if (inputs.length < (this.#filter === undefined ? 2 : 1)) return;
+    // One table is rewritten only when a filter may drop something from
+    // it, or when it is shared: the rewrite drops the reference.
+    if (
+      inputs.length < (this.#filter === undefined ? 2 : 1) &&
+      !inputs.some((t) => this.#origin.has(t))
+    ) return;
     const outputs: SSTable[] = [];
     let b = this.#builder();
     const keep = this.#filter?.();
@@ -502,7 +641,9 @@ export class LsmStore {
     this.#tables = outputs;
     await this.#commit(this.#manifest.logIndex);
     for (const t of inputs) {
-      t.retire(() => void this.#files.delete(t.name).catch(() => {}));
+      // A shared table stays its store's file: only the reference goes.
+      if (this.#origin.delete(t)) t.retire();
+      else t.retire(() => void this.#files.delete(t.name).catch(() => {}));
     }
     this.#compactions++;
   }
@@ -535,7 +676,9 @@ export class LsmStore {
 
   async #commit(logIndex: number): Promise<void> {
     this.#manifest = {
-      tables: this.#tables.map((t) => ({ id: t.id, name: t.name })),
+      tables: this.#tables.map((t) =>
+        this.#origin.get(t) ?? { id: t.id, name: t.name }
+      ),
       logIndex,
       nextId: this.#manifest.nextId,
     };
@@ -558,4 +701,26 @@ export class LsmStore {
       );
     }
   }
+}
+
+const toHex = (b: Uint8Array) =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const fromHex = (h: string) =>
+  Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
+
+function toManifest(t: SharedTable): ManifestTable {
+  return {
+    id: t.id,
+    name: t.name,
+    store: t.store,
+    ...(t.start !== undefined ? { start: toHex(t.start) } : {}),
+    ...(t.end !== undefined ? { end: toHex(t.end) } : {}),
+  };
+}
+
+function fromManifest(t: ManifestTable): KeyClip {
+  return {
+    ...(t.start !== undefined ? { start: fromHex(t.start) } : {}),
+    ...(t.end !== undefined ? { end: fromHex(t.end) } : {}),
+  };
 }

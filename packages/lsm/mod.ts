@@ -37,13 +37,21 @@ export {
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
   type ScanOptions,
+  type SharedTable,
 } from "./lsm_store.ts";
+export {
+  loadManifest,
+  type Manifest,
+  MANIFEST_NAME,
+  namedStores,
+  parseManifest,
+} from "./manifest.ts";
 export type { AppendableFile, FileStore, ReadableFile } from "./file_store.ts";
 export { LocalFileStore } from "./local_file_store.ts";
 export type { CommitLog } from "./commit_log.ts";
 export { LocalCommitLog } from "./local_commit_log.ts";
 export { type Entry, Memtable, type Value } from "./memtable.ts";
-export { SSTable } from "./sstable.ts";
+export { type KeyClip, SSTable } from "./sstable.ts";
 export {
   SSTableBuilder,
   type SSTableBuilderOptions,

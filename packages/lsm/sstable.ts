@@ -28,6 +28,18 @@ import {
 } from "./sstable_builder.ts";
 
 /**
+ * The key range `[start, end)` a table is read through: a table shared
+ * with a sibling store (the halves of a tablet split each read their own
+ * side of the parent's files) shows only the entries in it.
+ */
+export interface KeyClip {
+  /** Inclusive lower bound (none: from the first key). */
+  start?: Uint8Array;
+  /** Exclusive upper bound (none: to the last key). */
+  end?: Uint8Array;
+}
+
+/**
  * An open, immutable SSTable: its index and Bloom filter in memory, data
  * blocks read on demand through the {@link BlockCache}, each block's
  * CRC32C checked when it is read from the file. Reference counted, so a
@@ -46,6 +58,8 @@ export class SSTable {
   /** Smallest and largest key. */
   readonly smallest: Uint8Array;
   readonly largest: Uint8Array;
+  /** Only the entries in this range are seen (undefined: all of them). */
+  readonly clip: KeyClip | undefined;
   #file: ReadableFile;
   #cache: BlockCache;
   #lastKeys: Uint8Array[];
@@ -53,6 +67,7 @@ export class SSTable {
   #lengths: number[];
   #bloom: Uint8Array;
   #refs = 1;
+  #clippedSize: number | undefined;
   #onDrop: (() => void) | undefined;
 
   private constructor(
@@ -68,8 +83,10 @@ export class SSTable {
       lengths: number[];
       bloom: Uint8Array;
     },
+    clip: KeyClip | undefined,
   ) {
     this.id = id;
+    this.clip = clip;
     this.name = name;
     this.#file = file;
     this.size = file.size;
@@ -86,7 +103,8 @@ export class SSTable {
 
   /**
    * Opens a table: checks the envelope header, the footer's and the index
-   * and filter blocks' checksums.
+   * and filter blocks' checksums. With `clip`, only the entries in that
+   * range are seen.
    *
    * @throws LsmError `corrupt` naming the file and what failed.
    */
@@ -95,6 +113,7 @@ export class SSTable {
     name: string,
     file: ReadableFile,
     cache: BlockCache,
+    clip?: KeyClip,
   ): Promise<SSTable> {
     const bad = (what: string): LsmError =>
       new LsmError("corrupt", `SSTable ${name}: ${what}`);
@@ -174,12 +193,40 @@ export class SSTable {
       offsets,
       lengths,
       bloom,
-    });
+    }, clip);
   }
 
   /** The last key of each data block, in order (block boundaries, e.g. to pick a split point). */
   get blockLastKeys(): readonly Uint8Array[] {
     return this.#lastKeys;
+  }
+
+  /**
+   * About how many of the file's bytes hold keys in {@link clip}: the size
+   * times the share of data blocks that overlap it (the whole size
+   * without a clip).
+   */
+  get clippedSize(): number {
+    // Computed once: the clip never changes (stats are read on every
+    // report to the master).
+    this.#clippedSize ??= this.#sizeInClip();
+    return this.#clippedSize;
+  }
+
+  #sizeInClip(): number {
+    const c = this.clip;
+    const n = this.#lastKeys.length;
+    if (c === undefined || n === 0) return this.size;
+    let blocks = 0;
+    for (let b = 0; b < n; b++) {
+      const first = b === 0 ? this.smallest : this.#lastKeys[b - 1]!;
+      if (
+        c.start !== undefined && compareBytes(this.#lastKeys[b]!, c.start) < 0
+      ) continue;
+      if (c.end !== undefined && compareBytes(first, c.end) >= 0) break;
+      blocks++;
+    }
+    return Math.round(this.size * blocks / n);
   }
 
   /** Number of data blocks. */
@@ -192,6 +239,13 @@ export class SSTable {
     if (this.#offsets.length === 0) return false;
     if (compareBytes(key, this.smallest) < 0) return false;
     if (compareBytes(key, this.largest) > 0) return false;
+    const c = this.clip;
+    if (
+      c !== undefined && (
+        (c.start !== undefined && compareBytes(key, c.start) < 0) ||
+        (c.end !== undefined && compareBytes(key, c.end) >= 0)
+      )
+    ) return false;
     return bloomMayContainHash(this.#bloom, hash);
   }
 
@@ -229,6 +283,13 @@ export class SSTable {
    * the cache.
    */
   iterate(start?: Uint8Array): TableCursor {
+    const from = this.clip?.start;
+    if (
+      from !== undefined &&
+      (start === undefined || compareBytes(start, from) < 0)
+    ) {
+      start = from;
+    }
     return new TableCursor(this, start);
   }
 
@@ -314,10 +375,13 @@ export class TableCursor {
   #b: number;
   #i = 0;
   #block: DecodedBlock | undefined;
+  /** The table's clip end: the cursor ends there. */
+  #end: Uint8Array | undefined;
 
   /** @param start first key wanted (inclusive). */
   constructor(table: SSTable, start?: Uint8Array) {
     this.#table = table;
+    this.#end = table.clip?.end;
     this.#start = start;
     this.#b = start === undefined ? 0 : table.seekBlock(start);
   }
@@ -329,10 +393,13 @@ export class TableCursor {
       if (block !== undefined) {
         if (this.#i < block.count) {
           const i = this.#i++;
-          return {
-            done: false,
-            value: { key: keyAt(block, i), value: valueAt(block, i) },
-          };
+          const key = keyAt(block, i);
+          if (this.#end !== undefined && compareBytes(key, this.#end) >= 0) {
+            this.#b = this.#table.blockCount;
+            this.#block = undefined;
+            return { done: true, value: undefined };
+          }
+          return { done: false, value: { key, value: valueAt(block, i) } };
         }
         this.#block = undefined;
         this.#b++;

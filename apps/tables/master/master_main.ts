@@ -33,6 +33,7 @@ A tables master: one is active (it holds the kv lock tables/master), the others 
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --reconcile-ms N    period of the reconcile pass (default 1000)
   --split-bytes N     split a tablet larger than N bytes (default 0: only on request)
+  --sweep-ms N        delete retired tablets' stores nobody names, at most every N ms (default 30000)
   --split-ops N       split a tablet serving N writes+reads/s or more ... (default 2000; 0: never)
   --split-after-ms N  ... for N ms on end, at the median of its recent keys (default 30000)
   --merge-bytes N     merge adjacent tablets holding N bytes or less together ... (default 0: never)
@@ -54,6 +55,9 @@ const f = parseFlagsOrExit(
     http: hostPortFlag.default("127.0.0.1:0"),
     "reconcile-ms": z.coerce.number().int().min(50).max(60_000).default(1000),
     "split-bytes": z.coerce.number().int().min(0).default(0),
+    "sweep-ms": z.coerce.number().int().min(100).max(86_400_000).default(
+      30_000,
+    ),
     "split-ops": z.coerce.number().min(0).default(DEFAULT_LOAD_POLICY.splitOps),
     "split-after-ms": z.coerce.number().int().min(0).default(
       DEFAULT_LOAD_POLICY.splitAfterMs,
@@ -101,6 +105,7 @@ const master = new MasterService({
   httpClient,
   reconcileMs: f["reconcile-ms"],
   splitBytes: f["split-bytes"],
+  sweepMs: f["sweep-ms"],
   loadPolicy: {
     splitOps: f["split-ops"],
     splitAfterMs: f["split-after-ms"],

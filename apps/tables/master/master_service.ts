@@ -21,11 +21,15 @@ import {
   MASTER_ADDRESS_KEY,
   MASTER_LOCK,
   MASTER_LOCK_KEY,
+  RETIRED_PREFIX,
+  retiredKey,
+  retireOp,
   SCHEMA_PREFIX,
   schemaKey,
   SERVER_PREFIX,
   type ServerRecord,
   serverRecordSchema,
+  storageNameSchema,
   TABLET_PREFIX,
   tabletKey,
   type TabletRecord,
@@ -77,6 +81,8 @@ export interface MasterOptions {
   reconcileMs?: number;
   /** Split a tablet whose server reports more than this many bytes (0: never). */
   splitBytes?: number;
+  /** Sweep retired tablets' stores at most this often, ms (default 30000). */
+  sweepMs?: number;
   /** Split-by-load, merge and load-balancing thresholds (defaults: {@link DEFAULT_LOAD_POLICY}). */
   loadPolicy?: Partial<LoadPolicy>;
   log: (line: string) => void;
@@ -168,6 +174,11 @@ export class MasterService {
   #hotSince = new Map<string, number>();
   #coldSince = new Map<string, number>();
   #decisions: MasterDecision[] = [];
+  /** When (performance.now()) retired stores were last swept. */
+  #sweptAt = 0;
+  #sweeping: Promise<void> | undefined;
+  /** Stores of new tablets a split or merge of this master is making now. */
+  #pending = new Set<string>();
   readonly #policy: LoadPolicy;
   readonly #meta: MetaStore;
 
@@ -215,6 +226,7 @@ export class MasterService {
     this.#kick.resolve();
     await this.#session?.close().catch(() => {});
     await this.#loop?.catch(() => {});
+    await this.#sweeping;
   }
 
   /** The active master's URL as published in kv, if any. */
@@ -428,6 +440,68 @@ export class MasterService {
       this.o.log(`METADATA: ${e instanceof Error ? e.message : e}`)
     );
     this.#planByLoad(state, live);
+    if (
+      this.#sweeping === undefined &&
+      performance.now() - this.#sweptAt >= (this.o.sweepMs ?? 30_000)
+    ) {
+      // In the background, one at a time: reading manifests and deleting
+      // files must not hold up the passes that assign tablets.
+      this.#sweptAt = performance.now();
+      this.#sweeping = this.#sweep(state).catch((e) =>
+        this.o.log(`sweep: ${e instanceof Error ? e.message : e}`)
+      ).finally(() => this.#sweeping = undefined);
+    }
+  }
+
+  /**
+   * Lists the stores a split or merge is about to make (`ids` of `table`)
+   * as retired before the order goes out, so that if it never commits
+   * (a failure, a crash of this master) the sweep deletes them; the
+   * commit drops the keys. While this master makes them, its sweeps skip
+   * them (`#pending`; the caller removes them when it is done).
+   */
+  async #intend(table: string, ids: string[]): Promise<void> {
+    for (const id of ids) this.#pending.add(`${table}/${id}`);
+    await this.fencedWrite(
+      ids.map((id) => retireOp({ table, id, dir: `${table}/${id}` })),
+    );
+  }
+
+  /**
+   * Has a live server delete the stores of retired tablets that no live
+   * tablet's manifest names any more, then drops their kv keys. `state`
+   * (the live tablets) was read before: see ../storage/store_sweep.ts for
+   * why that order makes it safe beside running splits.
+   */
+  async #sweep(state: KvState): Promise<void> {
+    const retired = new Map<string, string>();
+    for await (const e of this.o.kv.scan(RETIRED_PREFIX)) {
+      const r = parseJson(z.object({ dir: storageNameSchema }), e.value);
+      // A store a split or merge is making now is not garbage (yet).
+      if (r && !this.#pending.has(r.dir)) retired.set(r.dir, e.key);
+    }
+    const server = [...state.servers.values()][0];
+    if (retired.size === 0 || server === undefined) return;
+    // References never cross tables: only the live tablets of tables with
+    // retired stores are read.
+    const tables = new Set([...retired.keys()].map((d) => d.split("/")[0]));
+    const live = state.tablets.filter((t) => tables.has(t.table)).map((t) =>
+      t.dir
+    );
+    const r = await callJson(
+      `${server.url}/v1/stores/sweep`,
+      z.object({ removed: z.array(z.string()) }),
+      {
+        body: { token: this.#token, live, retired: [...retired.keys()] },
+        ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+        client: this.o.httpClient,
+        timeoutMs: 60_000,
+      },
+    );
+    const keys = r.removed.flatMap((d) => retired.get(d) ?? []);
+    if (keys.length === 0) return;
+    await this.fencedWrite(keys.map((key) => ({ op: "delete", key })));
+    this.o.log(`sweep: deleted the stores of ${r.removed.join(", ")}`);
   }
 
   /**
@@ -681,6 +755,7 @@ export class MasterService {
       throw new EdgeError("conflict", `tablet ${id} is being split`);
     }
     this.#splitting.add(id);
+    const made: string[] = [];
     const state = await readKvState(this.o.kv).catch((e) => {
       this.#splitting.delete(id);
       throw e;
@@ -702,10 +777,16 @@ export class MasterService {
       }
       const newId = () => `${t.table}-${crypto.randomUUID().slice(0, 8)}`;
       const [leftId, rightId] = [newId(), newId()];
+      for (const x of [leftId, rightId]) made.push(`${t.table}/${x}`);
+      await this.#intend(t.table, [leftId, rightId]);
       const started = performance.now();
       const r = await callJson(
         `${server.url}/v1/tablets/split`,
-        z.object({ key: z.string(), entries: z.number() }),
+        z.object({
+          key: z.string(),
+          entries: z.number(),
+          tables: z.number().default(0),
+        }),
         {
           body: {
             id,
@@ -734,6 +815,9 @@ export class MasterService {
       const ok = await this.fencedWrite(
         [
           { op: "delete", key: tabletKey(t.table, t.id) },
+          retireOp(t),
+          { op: "delete", key: retiredKey(t.table, leftId) },
+          { op: "delete", key: retiredKey(t.table, rightId) },
           ...[left, right].map((x) => ({
             op: "put" as const,
             key: tabletKey(x.table, x.id),
@@ -756,13 +840,14 @@ export class MasterService {
       this.#decide(
         "split",
         id,
-        `split into ${leftId} and ${rightId} (${r.entries} entries copied) in ${
+        `split into ${leftId} and ${rightId} (${r.tables} SSTables shared, ${r.entries} entries copied) in ${
           Math.round(performance.now() - started)
         } ms`,
       );
       this.kick();
       return [left, right];
     } finally {
+      for (const d of made) this.#pending.delete(d);
       this.#splitting.delete(id);
       this.kick();
     }
@@ -797,6 +882,7 @@ export class MasterService {
     }
     this.#splitting.add(leftId);
     this.#splitting.add(rightId);
+    const made: string[] = [];
     try {
       let state = await readKvState(this.o.kv);
       let left = state.tablets.find((x) => x.id === leftId);
@@ -863,9 +949,11 @@ export class MasterService {
         throw new EdgeError("conflict", "the tablets changed meanwhile");
       }
       const id = `${left.table}-${crypto.randomUUID().slice(0, 8)}`;
+      made.push(`${left.table}/${id}`);
+      await this.#intend(left.table, [id]);
       const r = await callJson(
         `${server.url}/v1/tablets/merge`,
-        z.object({ entries: z.number() }),
+        z.object({ entries: z.number(), tables: z.number().default(0) }),
         {
           body: {
             left: leftId,
@@ -894,6 +982,9 @@ export class MasterService {
         [
           { op: "delete", key: tabletKey(left.table, leftId) },
           { op: "delete", key: tabletKey(right.table, rightId) },
+          retireOp(left),
+          retireOp(right),
+          { op: "delete", key: retiredKey(left.table, id) },
           {
             op: "put",
             key: tabletKey(merged.table, id),
@@ -908,12 +999,13 @@ export class MasterService {
       this.#decide(
         "merge",
         id,
-        `merged from ${leftId} and ${rightId} (${r.entries} entries copied) in ${
+        `merged from ${leftId} and ${rightId} (${r.tables} SSTables shared, ${r.entries} entries copied) in ${
           Math.round(performance.now() - started)
         } ms`,
       );
       return merged;
     } finally {
+      for (const d of made) this.#pending.delete(d);
       this.#splitting.delete(leftId);
       this.#splitting.delete(rightId);
       this.kick();
@@ -1029,10 +1121,10 @@ export class MasterService {
     }
     await this.fencedWrite([
       { op: "delete", key: schemaKey(name) },
-      ...state.tablets.filter((t) => t.table === name).map((t) => ({
-        op: "delete" as const,
-        key: tabletKey(t.table, t.id),
-      })),
+      ...state.tablets.filter((t) => t.table === name).flatMap((t) => [
+        { op: "delete" as const, key: tabletKey(t.table, t.id) },
+        retireOp(t),
+      ]),
     ]);
     this.kick();
   }

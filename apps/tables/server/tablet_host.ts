@@ -7,6 +7,7 @@ import { compareBytes } from "@strata/lsm";
 import { fromB64, type TableSchemaJson } from "../shared/wire.ts";
 import type { TabletRecord } from "../shared/kv_layout.ts";
 import type { PortRange, TabletOpener, TabletPort } from "./tablet_port.ts";
+import type { SharedTablet } from "../tablet/types.ts";
 import { LoadMeter, type LoadMeterOptions } from "./load_meter.ts";
 
 /** An open tablet. */
@@ -23,6 +24,25 @@ export interface OpenTablet {
   drained?: PromiseWithResolvers<void>;
   /** Its load since it was opened here (for the master's split-by-load). */
   load: LoadMeter;
+}
+
+/** What a split or merge carried into its new tablets. */
+export interface Carried {
+  /** Entries copied (a tablet that cannot share its files). */
+  entries: number;
+  /** SSTable references made (a tablet that shares its files). */
+  tables: number;
+}
+
+/** The part of `a` inside `b` (they overlap). */
+function clip(a: PortRange, b: PortRange): PortRange {
+  const start = compareBytes(a.start, b.start) >= 0 ? a.start : b.start;
+  const end = a.end === null
+    ? b.end
+    : b.end === null || compareBytes(a.end, b.end) <= 0
+    ? a.end
+    : b.end;
+  return { start, end };
 }
 
 /** Why the host refused an order. */
@@ -49,14 +69,21 @@ export class TabletHost {
   /** Tablets being opened or closed (their ids). */
   #busy = new Set<string>();
   #highestToken = 0;
+  /** Pending compactions of tablets that still read their sources' files. */
+  #compactions = new Map<string, ReturnType<typeof setTimeout>>();
 
   /**
    * @param open opens a tablet's storage.
    * @param loadOptions how each open tablet's load is measured.
+   * @param compactSharedMs a tablet opened while it still reads SSTables
+   *   of the tablets it was split or merged from is compacted after this
+   *   long (0: never), so it drops those references and the sweep can
+   *   delete their stores.
    */
   constructor(
     private readonly open: TabletOpener,
     private readonly loadOptions: LoadMeterOptions = {},
+    private readonly compactSharedMs = 60_000,
   ) {}
 
   /** The highest master fencing token seen. */
@@ -136,10 +163,33 @@ export class TabletHost {
         load: new LoadMeter(this.loadOptions),
       };
       this.#tablets.set(record.id, t);
+      if ((tablet.sharedTables?.() ?? 0) > 0 && this.compactSharedMs > 0) {
+        this.#compactLater(t);
+      }
       return t;
     } finally {
       this.#busy.delete(record.id);
     }
+  }
+
+  /**
+   * Compacts `t` after `compactSharedMs` if it is still open here and not
+   * frozen: a frozen tablet is being split or merged, and one whose files
+   * were shared must never compact (that would delete them).
+   */
+  #compactLater(t: OpenTablet): void {
+    const id = t.record.id;
+    clearTimeout(this.#compactions.get(id));
+    this.#compactions.set(
+      id,
+      setTimeout(() => {
+        this.#compactions.delete(id);
+        if (this.#tablets.get(id) !== t || t.frozen) return;
+        t.tablet.compact().catch(() => {
+          // Closed meanwhile, or storage trouble: the next open retries.
+        });
+      }, this.compactSharedMs),
+    );
   }
 
   /** Closes tablet `id` (no-op when not open). @throws HostError `stale_master`. */
@@ -148,6 +198,8 @@ export class TabletHost {
     const t = this.#tablets.get(id);
     if (!t) return false;
     this.#tablets.delete(id);
+    clearTimeout(this.#compactions.get(id));
+    this.#compactions.delete(id);
     // A tablet another server has claimed meanwhile (GFS fence) cannot
     // flush on close; it is closed for this server all the same.
     await t.tablet.close().catch(() => {});
@@ -186,62 +238,87 @@ export class TabletHost {
   }
 
   /**
-   * Copies the stored cells of frozen tablet `t` into two new tablets
-   * `[start, key)` and `[key, end)` stored under `left` and `right`
+   * Makes two new tablets `[start, key)` and `[key, end)` stored under
+   * `left` and `right` from frozen tablet `t`, then closes them (the
+   * master opens them once the split is in METADATA). A tablet that can
+   * share ({@link TabletPort.shareRange}) is flushed and each half starts
+   * as references to its SSTables, clipped to the half: no data is
+   * copied, so the time does not grow with the tablet's size. Otherwise
+   * (a memory tablet) the stored cells are copied
    * ({@link TabletPort.copyTo}: timestamps and deleted versions kept, the
-   * halves' clocks raised above the parent's), flushed to SSTables, then
-   * closed (the master opens them once the split is in METADATA).
-   * @returns the entries copied.
+   * halves' clocks raised above the parent's) and flushed.
+   * @returns the entries copied and the SSTable references made.
    */
   async copySplit(
     t: OpenTablet,
     key: Uint8Array,
     left: string,
     right: string,
-  ): Promise<number> {
-    let entries = 0;
+  ): Promise<Carried> {
+    const out = { entries: 0, tables: 0 };
     for (
       const [dir, range] of [
         [left, { start: t.range.start, end: key }],
         [right, { start: key, end: t.range.end }],
       ] as const
     ) {
-      const half = await this.open(dir, t.schema, range, { bulkLoad: true });
-      try {
-        entries += (await t.tablet.copyTo(half, range)).entries;
-        await half.flush();
-      } finally {
-        await half.close();
-      }
+      await this.#carry([t], dir, range, out);
     }
-    return entries;
+    return out;
   }
 
   /**
-   * Copies the stored cells of frozen adjacent tablets `left` and `right`
-   * into one new tablet `[left.start, right.end)` stored under `into`
-   * (as {@link copySplit} does for halves), flushed, then closed: the
-   * master opens it once the merge is in METADATA.
-   * @returns the entries copied.
+   * Makes one new tablet `[left.start, right.end)` stored under `into`
+   * from frozen adjacent tablets `left` and `right` (sharing their
+   * SSTables, or copying, as {@link copySplit} does), then closes it:
+   * the master opens it once the merge is in METADATA.
+   * @returns the entries copied and the SSTable references made.
    */
   async copyMerge(
     left: OpenTablet,
     right: OpenTablet,
     into: string,
-  ): Promise<number> {
+  ): Promise<Carried> {
+    const out = { entries: 0, tables: 0 };
     const range = { start: left.range.start, end: right.range.end };
-    const merged = await this.open(into, left.schema, range, {
+    await this.#carry([left, right], into, range, out);
+    return out;
+  }
+
+  /** Creates tablet `dir` serving `range` from the data of `sources`. */
+  async #carry(
+    sources: OpenTablet[],
+    dir: string,
+    range: PortRange,
+    out: Carried,
+  ): Promise<void> {
+    const folder = (d: string) => d.slice(0, d.lastIndexOf("/") + 1);
+    const canShare = sources.every((s) =>
+      s.tablet.shareRange !== undefined &&
+      folder(s.record.dir) === folder(dir)
+    );
+    const shared: SharedTablet[] = [];
+    if (canShare) {
+      for (const s of sources) {
+        const store = s.record.dir.slice(folder(s.record.dir).length);
+        const part = await s.tablet.shareRange!(store, clip(s.range, range));
+        shared.push(part);
+        out.tables += part.tables.length;
+      }
+    }
+    const target = await this.open(dir, sources[0]!.schema, range, {
       bulkLoad: true,
+      ...(canShare ? { shared } : {}),
     });
     try {
-      let entries = 0;
-      for (const t of [left, right]) {
-        entries += (await t.tablet.copyTo(merged, t.range)).entries;
+      if (!canShare) {
+        for (const s of sources) {
+          out.entries += (await s.tablet.copyTo(target, range)).entries;
+        }
       }
-      await merged.flush();
-      return entries;
+      await target.flush();
     } finally {
-      await merged.close();
+      await target.close();
     }
   }
 
@@ -253,6 +330,8 @@ export class TabletHost {
   async closeAll(): Promise<void> {
     const all = [...this.#tablets.values()];
     this.#tablets.clear();
+    for (const timer of this.#compactions.values()) clearTimeout(timer);
+    this.#compactions.clear();
     await Promise.allSettled(all.map((t) => {
       const m = t.tablet as { discard?: () => void };
       return m.discard ? Promise.resolve(m.discard()) : t.tablet.close();

@@ -4,7 +4,12 @@
  * the server's HTTP and fencing logic does not know where tablets are
  * stored (a shared directory, or GFS).
  */
-import type { KeyRange, TableSchema, Tablet } from "../tablet/types.ts";
+import type {
+  KeyRange,
+  SharedTablet,
+  TableSchema,
+  Tablet,
+} from "../tablet/types.ts";
 
 export type {
   Mutation as PortMutation,
@@ -21,11 +26,13 @@ export type PortRange = KeyRange;
 /**
  * Opens (or creates) the tablet stored under the name `dir`. With
  * `bulkLoad` its commit log is not synced per write: the loader flushes
- * the tablet (SSTables) before it counts the data as stored.
+ * the tablet (SSTables) before it counts the data as stored. A new
+ * tablet with `shared` starts from those references to its siblings'
+ * SSTables (a split's or merge's sources, in the same folder).
  */
 export type TabletOpener = (
   dir: string,
   schema: TableSchema,
   range: PortRange,
-  options?: { bulkLoad?: boolean },
+  options?: { bulkLoad?: boolean; shared?: SharedTablet[] },
 ) => Promise<TabletPort>;

@@ -44,10 +44,16 @@ import {
   installTablesErrorHandlers,
   TablesError,
 } from "../shared/tables_error.ts";
-import { HostError, type OpenTablet, type TabletHost } from "./tablet_host.ts";
+import {
+  type Carried,
+  HostError,
+  type OpenTablet,
+  type TabletHost,
+} from "./tablet_host.ts";
 import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
 import { isTabletError } from "../tablet/tablet_error.ts";
 import { isFencedError } from "../storage/gfs_fence.ts";
+import { type StoreFolder, sweepRetired } from "../storage/store_sweep.ts";
 import { META_FENCE_HEADER, META_TABLE } from "../shared/metadata_layout.ts";
 import { isGfsError } from "@strata/gfs";
 import type { SessionLease } from "./session_lease.ts";
@@ -60,6 +66,8 @@ export interface TabletServerState {
   lease(): SessionLease | undefined;
   /** Why the server is not serving, when it is not. */
   notServingReason(): string;
+  /** The tablets' stores, for the master's sweeps of retired ones. */
+  stores?: StoreFolder;
 }
 
 const openBody = z.strictObject({
@@ -84,6 +92,11 @@ const mergeBody = z.strictObject({
   right: z.string().min(1),
   token: z.number().int().positive(),
   into: storageNameSchema,
+});
+const sweepBody = z.strictObject({
+  token: z.number().int().positive(),
+  live: z.array(storageNameSchema).max(1_000_000),
+  retired: z.array(storageNameSchema).max(100_000),
 });
 const splitting = (t: OpenTablet) =>
   new TablesError(
@@ -243,9 +256,9 @@ export function createTabletServerApi(
     }
     await state.host.freeze(t);
     const started = performance.now();
-    let entries: number;
+    let carried: Carried;
     try {
-      entries = await state.host.copySplit(t, key, body.left, body.right);
+      carried = await state.host.copySplit(t, key, body.left, body.right);
     } catch (e) {
       // The tablet stays frozen: the master reopens it on its next pass.
       console.error(
@@ -260,9 +273,26 @@ export function createTabletServerApi(
     }
     return c.json({
       key: b64(key),
-      entries,
+      ...carried,
       ms: Math.round(performance.now() - started),
     });
+  });
+
+  // The master's sweep: delete the retired stores no live manifest names.
+  app.post("/v1/stores/sweep", requireRole("admin"), async (c) => {
+    const body = await json(c, sweepBody);
+    requireServing();
+    try {
+      state.host.fence(body.token);
+    } catch (e) {
+      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
+      throw e;
+    }
+    if (!state.stores) {
+      throw new EdgeError("bad_request", "this server cannot sweep stores");
+    }
+    const removed = await sweepRetired(state.stores, body.live, body.retired);
+    return c.json({ removed });
   });
 
   app.post("/v1/tablets/merge", requireRole("admin"), async (c) => {
@@ -301,9 +331,9 @@ export function createTabletServerApi(
     }
     await Promise.all([state.host.freeze(left), state.host.freeze(right)]);
     const started = performance.now();
-    let entries: number;
+    let carried: Carried;
     try {
-      entries = await state.host.copyMerge(left, right, body.into);
+      carried = await state.host.copyMerge(left, right, body.into);
     } catch (e) {
       // Both stay frozen: the master reopens them on its next pass.
       console.error(
@@ -316,7 +346,10 @@ export function createTabletServerApi(
         `the merge of tablets ${body.left} and ${body.right} failed; they are reopened unmerged`,
       );
     }
-    return c.json({ entries, ms: Math.round(performance.now() - started) });
+    return c.json({
+      ...carried,
+      ms: Math.round(performance.now() - started),
+    });
   });
 
   // METADATA rows are written by the active master only: admin role and

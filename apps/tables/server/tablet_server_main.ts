@@ -31,7 +31,12 @@ import { createTabletServerApi } from "./tablet_server_api.ts";
 import { TabletHost } from "./tablet_host.ts";
 import { register, type Registration } from "./registration.ts";
 import { GfsClient } from "@strata/gfs";
-import { openGfsTabletStorage, openTabletStorage } from "./tablet_storage.ts";
+import {
+  localStoreFolder,
+  openGfsTabletStorage,
+  openTabletStorage,
+} from "./tablet_storage.ts";
+import { gfsStoreFolder } from "../storage/store_sweep.ts";
 import { cacheTabletOpener } from "../cache/cache_storage.ts";
 import {
   gfsSnapshotStore,
@@ -66,6 +71,8 @@ A tables tablet server: serves the tablets the active master assigns to it.
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
+  --compact-shared-ms N  compact a split's or merge's new tablet N ms after it opens, dropping
+                      its references to its sources' SSTables (default 60000; 0 = never)
   --resp H:P          also speak RESP2 (redis-cli, Redis clients) on this address
                       (over TLS with --tls-cert/--tls-key: redis-cli --tls --cacert)
   --resp-table NAME   the memory table RESP keys live in (default redis)
@@ -96,6 +103,8 @@ const f = parseFlagsOrExit(
       .default("/tables"),
     http: hostPortFlag.default("127.0.0.1:0"),
     "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
+    "compact-shared-ms": z.coerce.number().int().min(0).max(86_400_000)
+      .default(60_000),
     "load-window-ms": z.coerce.number().int().min(100).max(600_000).default(
       10_000,
     ),
@@ -171,6 +180,7 @@ const host = new TabletHost(
     },
   ),
   { windowMs: f["load-window-ms"] },
+  f["compact-shared-ms"],
 );
 
 let notServing = "not registered in the kv service yet";
@@ -179,6 +189,9 @@ const app = createTabletServerApi({
   host,
   lease: () => registration?.lease,
   notServingReason: () => notServing,
+  stores: gfs
+    ? gfsStoreFolder(gfs, f["gfs-root"])
+    : localStoreFolder(storageRoot),
 }, { ...access, peerSecret: access.secrets?.peerSecret });
 // Pub/sub rooms (../rooms/): their routes, and the kv directory they follow.
 const rooms = attachRooms(app, {

@@ -17,10 +17,13 @@
 import { join } from "node:path";
 import type { GfsClient } from "@strata/gfs";
 import { openTablet } from "../tablet/mod.ts";
+import { MANIFEST_NAME, namedStores, parseManifest } from "@strata/lsm";
 import {
   GfsCommitLog,
   GfsFence,
   GfsFileStore,
+  siblingPaths,
+  type StoreFolder,
   TABLE_IDS_PER_EPOCH,
 } from "../storage/mod.ts";
 import type { TabletOpener } from "./tablet_port.ts";
@@ -45,7 +48,32 @@ export function openTabletStorage(
         ...memtable(options),
         ...(open.bulkLoad ? { sync: "never" as const } : {}),
       },
+      ...(open.shared ? { shared: open.shared } : {}),
     });
+}
+
+/** The {@link StoreFolder} of tablets stored under the local directory `root`. */
+export function localStoreFolder(root: string): StoreFolder {
+  return {
+    async namedBy(store) {
+      let bytes: Uint8Array;
+      try {
+        // Replaced by rename: one whole version or the other.
+        bytes = await Deno.readFile(
+          join(root, store, "tables", MANIFEST_NAME),
+        );
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return new Set();
+        throw e;
+      }
+      return siblingPaths(store, namedStores(parseManifest(bytes)));
+    },
+    async remove(store) {
+      await Deno.remove(join(root, store), { recursive: true }).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+    },
+  };
 }
 
 /**
@@ -59,7 +87,7 @@ export function openGfsTabletStorage(
   options: TabletStorageOptions = {},
 ): TabletOpener {
   // Bulk loads go through the GFS commit log too (it has no unsynced mode).
-  return async (dir, schema, range) => {
+  return async (dir, schema, range, open = {}) => {
     const path = `${root}/${dir}`;
     const fence = await GfsFence.claim(gfs, path, owner);
     const files = await GfsFileStore.open(gfs, path, fence);
@@ -72,6 +100,7 @@ export function openGfsTabletStorage(
         log,
         firstTableId: fence.epoch * TABLE_IDS_PER_EPOCH,
       },
+      ...(open.shared ? { shared: open.shared } : {}),
     });
   };
 }

@@ -10,6 +10,13 @@
  * - `tables/schema/<table>`: a table's schema (JSON).
  * - `tables/tablets/<table>/<tablet id>`: one tablet's range, storage
  *   directory and assigned server (JSON, {@link TabletRecord}).
+ * - `tables/retired/<table>/<tablet id>`: the storage path of a tablet a
+ *   split, merge or table deletion retired (JSON `{dir}`), written in the
+ *   same transaction, and of a split's or merge's new tablet from before
+ *   the order is sent until the commit (which deletes it): the master has
+ *   a server delete the store once no live tablet's manifest names it
+ *   (halves share their parent's SSTables until they compact), then
+ *   drops the key.
  * - `tables/servers/<server id>` (a kv lock and a key bound to the server's
  *   session): a live tablet server and its URL. The key vanishes when the
  *   session expires; the master watches this prefix.
@@ -26,6 +33,17 @@ export const MASTER_ADDRESS_KEY = "tables/master-address";
 export const SCHEMA_PREFIX = "tables/schema/";
 /** Prefix of tablet records. */
 export const TABLET_PREFIX = "tables/tablets/";
+/** Prefix of retired tablets' stores, waiting to be deleted. */
+export const RETIRED_PREFIX = "tables/retired/";
+/** The kv key of a retired tablet's store. */
+export const retiredKey = (table: string, id: string): string =>
+  `${RETIRED_PREFIX}${table}/${id}`;
+/** The kv op that retires tablet `t`'s store (in a split's or merge's commit). */
+export const retireOp = (t: { table: string; id: string; dir: string }) => ({
+  op: "put" as const,
+  key: retiredKey(t.table, t.id),
+  value: JSON.stringify({ dir: t.dir }),
+});
 /** Prefix of live tablet servers. */
 export const SERVER_PREFIX = "tables/servers/";
 

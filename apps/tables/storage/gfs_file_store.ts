@@ -134,9 +134,24 @@ export class GfsFileStore implements FileStore {
     });
   }
 
-  async open(name: string): Promise<ReadableFile> {
+  open(name: string): Promise<ReadableFile> {
     checkName(name);
-    const path = this.#path(name);
+    return this.#openPath(this.#path(name));
+  }
+
+  /**
+   * Opens table file `name` of the sibling store `store`: the store in
+   * the GFS directory next to this one (`<parent>/<store>/tables/<name>`),
+   * read without claiming its fence (a shared table is never written).
+   */
+  openSibling(store: string, name: string): Promise<ReadableFile> {
+    checkName(store);
+    checkName(name);
+    const parent = this.#dir.slice(0, this.#dir.lastIndexOf("/"));
+    return this.#openPath(`${parent}/${store}/tables/${name}`);
+  }
+
+  async #openPath(path: string): Promise<ReadableFile> {
     const { length: size } = await this.#gfs.stat(path);
     return {
       size,

@@ -15,3 +15,9 @@ export { GfsFileStore, TABLE_IDS_PER_EPOCH } from "./gfs_file_store.ts";
 export { FencedError, GfsFence, isFencedError } from "./gfs_fence.ts";
 export { decodeBlock, encodeBlock, type LogEntry } from "./log_format.ts";
 export { type ResolvedLog, resolveLog } from "./log_replay.ts";
+export {
+  gfsStoreFolder,
+  siblingPaths,
+  type StoreFolder,
+  sweepRetired,
+} from "./store_sweep.ts";

@@ -35,6 +35,7 @@ export type {
   ReadOptions,
   Row,
   ScanOptions,
+  SharedTablet,
   TableSchema,
   Tablet,
 } from "./types.ts";

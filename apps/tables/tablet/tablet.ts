@@ -25,6 +25,7 @@ import type {
   ReadOptions,
   Row,
   ScanOptions,
+  SharedTablet,
   TableSchema,
   Tablet,
 } from "./types.ts";
@@ -62,11 +63,22 @@ export async function openTablet(
   const parsed = parseSchema(schema);
   checkRange(range);
   let tablet: LsmTablet | undefined;
+  const shared = options.shared ?? [];
   const lsm = await LsmStore.open(dir, {
     ...options.lsm,
     compactionFilter: () => tablet!.compactionStarts(),
+    ...(shared.length > 0 ? { shared: shared.flatMap((s) => s.tables) } : {}),
   });
   try {
+    if (shared.length > 0) {
+      // The sources' clock marks are outside the shared ranges: this
+      // tablet's own starts above the highest of them.
+      const floor = Math.max(...shared.map((s) => s.clock));
+      const have = await lsm.get(CLOCK_KEY);
+      if (have === undefined || decodeMarker(have) < floor) {
+        await lsm.write([{ key: CLOCK_KEY, value: encodeMarker(floor) }]);
+      }
+    }
     const mark = await lsm.get(CLOCK_KEY);
     const clock = new TabletClock(
       options.clock ?? Date.now,
@@ -458,9 +470,15 @@ export class LsmTablet implements Tablet {
     // Block boundaries of the SSTables split the data into pieces of about
     // one block each: their median row is near the middle by bytes.
     const bounds: Uint8Array[] = [];
+    // Shared tables hold keys of both sides of a past split: only this
+    // tablet's count.
+    const [lo, hi] = lsmRange(this.range);
     for (const t of this.#lsm.tables) {
       for (const k of t.blockLastKeys) {
-        if (compareBytes(k, ROW_SPACE_START) >= 0) bounds.push(k);
+        if (
+          compareBytes(k, lo) >= 0 &&
+          (hi === undefined || compareBytes(k, hi) < 0)
+        ) bounds.push(k);
       }
     }
     let candidate: Uint8Array | undefined;
@@ -509,6 +527,30 @@ export class LsmTablet implements Tablet {
     ) {
       if (keep(e.key, e.value)) yield e;
     }
+  }
+
+  async shareRange(store: string, range: KeyRange): Promise<SharedTablet> {
+    this.#assertOpen();
+    let lo = range.start;
+    if (compareBytes(this.range.start, lo) > 0) lo = this.range.start;
+    let hi = range.end;
+    if (
+      this.range.end !== null &&
+      (hi === null || compareBytes(this.range.end, hi) < 0)
+    ) {
+      hi = this.range.end;
+    }
+    if (hi !== null && compareBytes(lo, hi) >= 0) {
+      throw new TabletError("bad_request", "the range is outside the tablet");
+    }
+    await Promise.allSettled([...this.#pending]);
+    const [start, end] = lsmRange({ start: lo, end: hi });
+    const tables = await this.#lsm.shareRange(store, start, end);
+    return { tables, clock: this.#clock.last };
+  }
+
+  sharedTables(): number {
+    return this.#lsm.stats().sharedTables;
   }
 
   /** The last write timestamp this tablet gave (a copy's clock starts above it). */
@@ -644,6 +686,13 @@ export class LsmTablet implements Tablet {
 }
 
 const EMPTY = new Uint8Array(0);
+/** The LSM keys of the rows of `range`: `[start, end)`, end undefined = +∞. */
+function lsmRange(range: KeyRange): [Uint8Array, Uint8Array | undefined] {
+  return [
+    range.start.length === 0 ? ROW_SPACE_START : rowPrefix(range.start),
+    range.end === null ? undefined : rowPrefix(range.end),
+  ];
+}
 /** Bytes per write batch when copying (well under a commit-log record's 16 MiB). */
 const COPY_BATCH_BYTES = 1 << 20;
 /** Longest GC hold for a consistent read, ms. */

@@ -4,7 +4,7 @@
  * addressed by (row key bytes, family:qualifier, timestamp in ms); rows are
  * sorted by key bytes; one row's mutations apply atomically.
  */
-import type { LsmStoreOptions } from "@strata/lsm";
+import type { LsmStoreOptions, SharedTable } from "@strata/lsm";
 
 /**
  * A column family and its garbage-collection policy. Versions beyond
@@ -187,6 +187,18 @@ export interface Tablet {
     target: Tablet,
     range?: KeyRange,
   ): Promise<{ entries: number; bytes: number }>;
+  /**
+   * This tablet's stored data in `range` (clipped to its own) as
+   * references to its SSTables, for a split's or merge's new tablet to
+   * open with ({@link OpenTabletOptions.shared}) instead of a copy:
+   * flushes first, then names the files. `store` is this tablet's
+   * storage name among its siblings. The caller stops writes first and
+   * never compacts this tablet again (it is retired). Tablets whose data
+   * cannot be shared leave it out (then {@link copyTo} is used).
+   */
+  shareRange?(store: string, range: KeyRange): Promise<SharedTablet>;
+  /** How many SSTables it reads from its sources still (0 once compacted). */
+  sharedTables?(): number;
   /** Writes the memtable to an SSTable (minor compaction). */
   flush(): Promise<void>;
   /** Flushes, then merges every SSTable into one, dropping deleted, surplus and expired cells (major compaction). */
@@ -201,4 +213,18 @@ export interface OpenTabletOptions {
   lsm?: LsmStoreOptions;
   /** Wall clock in ms (default `Date.now`); the tablet never lets its timestamps go backwards. */
   clock?: () => number;
+  /**
+   * A new tablet starts from these sources' data (from
+   * {@link Tablet.shareRange}), reading their files in place; its clock
+   * starts above theirs. Ignored by a tablet that exists.
+   */
+  shared?: SharedTablet[];
+}
+
+/** A tablet's data in a range, as references (see {@link Tablet.shareRange}). */
+export interface SharedTablet {
+  /** The SSTables, newest first, each clipped to the range. */
+  tables: SharedTable[];
+  /** The source's last timestamp (the new tablet's clock starts above). */
+  clock: number;
 }
