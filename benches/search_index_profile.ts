@@ -38,17 +38,23 @@ try {
   const reps = cluster.replicas.flat().map((p) => p!.child.pid);
   const c0 = await cpuMs(coord);
   const r0 = await cpuMs(reps);
+  const each0 = await Promise.all(reps.map((p) => cpuMs([p])));
   const t0 = performance.now();
   await bulkIndex(cluster.url, docs, 500, 4, cluster.secrets?.tokens.admin);
   const ms = performance.now() - t0;
   const c1 = await cpuMs(coord);
   const r1 = await cpuMs(reps);
+  const each = (await Promise.all(reps.map((p) => cpuMs([p])))).map((v, i) =>
+    (v - each0[i]!).toFixed(0)
+  );
   console.log(
     `${docs.length} docs in ${ms.toFixed(0)} ms: ${
       (docs.length / (ms / 1000)).toFixed(0)
     } docs/s; CPU ms/doc coordinator ${
       ((c1 - c0) / docs.length).toFixed(3)
-    }, replicas ${((r1 - r0) / docs.length).toFixed(3)} (all 6); load ${
+    }, replicas ${
+      ((r1 - r0) / docs.length).toFixed(3)
+    } (all 6; ms per replica ${each.join(" ")}); load ${
       (await Deno.readTextFile("/proc/loadavg")).trim()
     }`,
   );
