@@ -16,7 +16,8 @@ type TermClause = Extract<Clause, { kind: "term" }>;
  * largest weight × idf (the most a clause can add to any document's score,
  * up to BM25's constant tf factor; the idf it is scored with, from the
  * global statistics) are kept, in their original order; ties go to the earlier
- * word. Required, excluded, phrase and prefix clauses are always kept.
+ * word. Required, excluded, phrase and prefix clauses are always kept,
+ * except the proximity clauses (weighted phrases) of a dropped word.
  * Pure; the coordinator applies it once, with global statistics, so every
  * shard scores the same pruned query. Words that no document contains
  * (df 0) are dropped first: they cannot match.
@@ -42,8 +43,15 @@ export function pruneQuery(
     .sort((a, b) => b.v - a.v || a.i - b.i)
     .slice(0, maxTerms);
   const keep = new Set(ranked.map((x) => x.c));
+  const kept = new Set(ranked.map((x) => x.c.term));
   return {
     ...query,
-    should: query.should.filter((c) => c.kind !== "term" || keep.has(c)),
+    // A proximity clause (a weighted phrase) goes with either of its words.
+    should: query.should.filter((c) =>
+      c.kind === "term"
+        ? keep.has(c)
+        : c.kind !== "phrase" || c.weight === undefined ||
+          c.terms.every((t) => kept.has(t))
+    ),
   };
 }
