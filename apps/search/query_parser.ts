@@ -263,7 +263,9 @@ export function parseQuery(
       const seen = proximity.get(key);
       if (seen !== undefined && seen.kind === "phrase") {
         seen.weight = (seen.weight ?? 1) + PROXIMITY_WEIGHT;
-      } else {
+      } else if (proximity.size < MAX_QUERY_TERMS) {
+        // Bounded like the words (pruning then keeps at most
+        // MAX_SCORED_TERMS of them, between the words it keeps).
         proximity.set(key, {
           kind: "phrase",
           fields: [...TEXT_FIELDS],
