@@ -155,6 +155,22 @@ Deno.test("search access: roles on the coordinator, the peer secret on shards, H
         { status: 401, code: "unauthorized" },
         who,
       );
+      for (const route of ["/internal/build", "/internal/apply"]) {
+        assert.deepEqual(
+          await outcome(
+            await fetch(`${shardUrl}${route}`, {
+              method: "POST",
+              headers: {
+                ...auth.as(who),
+                "content-type": "application/octet-stream",
+              },
+              body: new Uint8Array([1, 2, 3]),
+            }),
+          ),
+          { status: 401, code: "unauthorized" },
+          `${who} ${route}`,
+        );
+      }
     }
     const described = await fetch(`${shardUrl}/internal/describe`, {
       headers: auth.as("peer"),

@@ -144,6 +144,32 @@ Deno.test("bad input on every route is a 4xx JSON error: malformed percent-encod
       /bad_request/,
     ],
     [
+      "internal build truncated",
+      S,
+      head("POST", "/internal/build", `${json}content-length: 50\r\n`) +
+      '{"add":[',
+      400,
+      /bad_request/,
+    ],
+    [
+      "internal apply not a record",
+      S,
+      head(
+        "POST",
+        "/internal/apply",
+        "content-type: application/octet-stream\r\ncontent-length: 3\r\n",
+      ) + "abc",
+      400,
+      /bad_request/,
+    ],
+    [
+      "internal apply as json",
+      S,
+      head("POST", "/internal/apply", `${json}content-length: 2\r\n`) + "{}",
+      415,
+      /unsupported_media_type/,
+    ],
+    [
       "internal stats truncated",
       S,
       head("POST", "/internal/stats", `${json}content-length: 50\r\n`) + "{",

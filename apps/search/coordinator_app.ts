@@ -33,6 +33,7 @@ import { ReplicaSelector } from "./replica_selector.ts";
 import { SearchError } from "./search_error.ts";
 import { compareNewest } from "./shard_index.ts";
 import {
+  RESULT_HEADER,
   type ShardSearch,
   ShardSearchResultSchema,
   type ShardWrite,
@@ -236,14 +237,23 @@ export function createCoordinatorApp(
   >();
   let lastCreated = 0;
 
-  async function post(
+  function post(
     url: string,
     encoded: string | Uint8Array<ArrayBuffer>,
     timeoutMs: number,
   ): Promise<unknown> {
+    return postTyped(url, encoded, "application/json", timeoutMs);
+  }
+
+  async function postTyped(
+    url: string,
+    encoded: string | Uint8Array<ArrayBuffer>,
+    type: string,
+    timeoutMs = config.writeTimeoutMs,
+  ): Promise<unknown> {
     const res = await fetch(url, {
       method: "POST",
-      headers: { ...peerAuth, "content-type": "application/json" },
+      headers: { ...peerAuth, "content-type": type },
       client,
       body: encoded,
       signal: AbortSignal.timeout(timeoutMs),
@@ -256,6 +266,35 @@ export function createCoordinatorApp(
     }
     return json;
   }
+  /** `/internal/build`: the write's log record (binary) and its `{added, deleted}`. */
+  async function postBuild(
+    url: string,
+    json: Uint8Array<ArrayBuffer>,
+  ): Promise<{ record: Uint8Array<ArrayBuffer>; result: unknown }> {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { ...peerAuth, "content-type": "application/json" },
+      client,
+      body: json,
+      signal: AbortSignal.timeout(config.writeTimeoutMs),
+    });
+    if (!res.ok) {
+      throw new Error(
+        `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`,
+      );
+    }
+    const result = JSON.parse(res.headers.get(RESULT_HEADER) ?? "{}");
+    return { record: new Uint8Array(await res.arrayBuffer()), result };
+  }
+
+  /** `/internal/apply`: a log record another replica built. */
+  function postRecord(
+    url: string,
+    record: Uint8Array<ArrayBuffer>,
+  ): Promise<unknown> {
+    return postTyped(url, record, "application/octet-stream");
+  }
+
   // Reads (statistics, searches, listings) go over persistent connections
   // (http_pool.ts): fetch's per-call machinery was most of the
   // coordinator's CPU under query load. Writes keep fetch.
@@ -376,13 +415,34 @@ export function createCoordinatorApp(
     // Encoded once for every replica (to bytes: fetch would encode a
     // string body again for each).
     const json = UTF8.encode(JSON.stringify(body));
+    // Segment replication: with documents to add and two or more replicas
+    // up, the first one analyses them into a segment and answers its log
+    // record, which the others apply as is (analysis is most of a
+    // replica's indexing CPU). If that replica fails, the others get the
+    // documents and analyse them themselves.
+    const up = replicas.flatMap((_, r) =>
+      handoff.isBehind(shard, r) ? [] : [r]
+    );
+    const builder = body.add.length > 0 && up.length > 1 ? up[0]! : -1;
+    const built = builder < 0
+      ? null
+      : postBuild(`${replicas[builder]}/internal/build`, json);
+    // Settled here; each replica's call below reports the outcome.
+    built?.catch(() => {});
     const results = await Promise.allSettled(
       replicas.map((base, r) =>
         handoff.isBehind(shard, r)
           // Behind: the write joins its queue, after the writes it missed
           // (it does not count as this replica's confirmation).
           ? handoff.enqueueBehind(shard, r, body)
-          : post(`${base}/internal/write`, json, config.writeTimeoutMs)
+          : (built === null
+            ? post(`${base}/internal/write`, json, config.writeTimeoutMs)
+            : r === builder
+            ? built.then((b) => b.result)
+            : built.then(
+              (b) => postRecord(`${base}/internal/apply`, b.record),
+              () => post(`${base}/internal/write`, json, config.writeTimeoutMs),
+            ))
             .catch((e) => {
               // Missed (down, refused or timed out): replay it later, in order.
               handoff.enqueue(shard, r, body);

@@ -70,10 +70,11 @@ Deno.test("a 500-word paragraph is a normal query: merged, pruned, and ranked ex
   assert.ok(text.length < MAX_QUERY_CHARS);
   const q = parseQuery(text, a);
   const terms = a.analyze(text, QUERY_STOP_WORDS).terms;
-  assert.equal(q.should.length, new Set(terms).size);
-  assert.ok(q.should.length > MAX_SCORED_TERMS);
+  const words = q.should.filter((c) => c.kind === "term");
+  assert.equal(words.length, new Set(terms).size);
+  assert.ok(words.length > MAX_SCORED_TERMS);
   assert.equal(
-    q.should.reduce((n, c) => n + ((c.kind === "term" && c.weight) || 1), 0),
+    words.reduce((n, c) => n + ((c.kind === "term" && c.weight) || 1), 0),
     terms.length,
     "every occurrence is counted in a weight",
   );
@@ -83,7 +84,15 @@ Deno.test("a 500-word paragraph is a normal query: merged, pruned, and ranked ex
   for (const d of docs) shards[shardOf(d.id, 3)]!.add([d]);
   const context = mergeShardStats([one.stats(statsRequestFor(q))]);
   const pruned = pruneQuery(q, context.stats);
-  assert.equal(pruned.should.length, MAX_SCORED_TERMS);
+  const kept = pruned.should.filter((c) => c.kind === "term");
+  assert.equal(kept.length, MAX_SCORED_TERMS);
+  // Proximity clauses stay only between kept words.
+  const keptTerms = new Set(kept.map((c) => c.kind === "term" && c.term));
+  const near = pruned.should.filter((c) => c.kind === "phrase");
+  assert.ok(near.length > 0);
+  for (const c of near) {
+    assert.ok(c.kind === "phrase" && c.terms.every((t) => keptTerms.has(t)));
+  }
   const hits = one.search(pruned, 10, context);
   assert.equal(hits.strategy, "wand");
   assert.equal(hits.hits.length, 10);

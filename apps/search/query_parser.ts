@@ -25,6 +25,18 @@ const FieldsSchema = z.array(z.enum(TEXT_FIELDS)).min(1).max(
   TEXT_FIELDS.length,
 );
 
+/**
+ * Weight of the proximity clauses: each pair of adjacent plain words of a
+ * query is also an optional exact phrase (gaps left by stop words kept),
+ * scored as a phrase and multiplied by this. It is the ratio of the
+ * ordered-window weight to the term weight of the sequential dependence
+ * model (Metzler & Croft 2005: 0.10 / 0.85, the defaults Anserini's SDM
+ * ships), not a value fitted here: documents where the query's words
+ * appear next to each other, as written, rank above documents that only
+ * contain them somewhere.
+ */
+export const PROXIMITY_WEIGHT = 0.1 / 0.85;
+
 /** One matchable unit of a query, already analyzed. */
 export const ClauseSchema = z.discriminatedUnion("kind", [
   z.object({
@@ -45,6 +57,12 @@ export const ClauseSchema = z.discriminatedUnion("kind", [
     offsets: z.array(z.number().int().min(0).max(10_000)).min(2).max(
       MAX_QUERY_CLAUSES,
     ),
+    /**
+     * Multiplies the phrase's scores. Present only on the proximity
+     * clauses the parser adds between adjacent plain words
+     * ({@link PROXIMITY_WEIGHT}); absent means 1.
+     */
+    weight: z.number().positive().max(100_000).optional(),
   }),
   z.object({
     kind: z.literal("prefix"),
@@ -75,6 +93,8 @@ export type ParsedQuery = z.infer<typeof ParsedQuerySchema>;
 export interface ParseOptions {
   /** How unmarked clauses combine: "or" (default) or "and". */
   defaultOperator?: "or" | "and";
+  /** Add the proximity clauses between adjacent plain words (default true; see {@link PROXIMITY_WEIGHT}). */
+  proximity?: boolean;
 }
 
 type Occur = "must" | "should" | "mustNot";
@@ -218,6 +238,45 @@ export function parseQuery(
   ) || items.some(({ item, occur }) =>
     !plain(item, occur) && occur !== "mustNot" && item.field !== "user"
   );
+  // Proximity clauses: adjacent plain words (see PROXIMITY_WEIGHT).
+  const proximity = new Map<string, Clause>();
+  let prev: { term: string; at: number } | null = null;
+  for (let at = 0; options.proximity !== false && at < items.length; at++) {
+    const { item, occur } = items[at]!;
+    if (!plain(item, occur)) {
+      prev = null;
+      continue;
+    }
+    const { terms } = analyzer.analyze(
+      item.text,
+      anyContent ? QUERY_STOP_WORDS : undefined,
+    );
+    if (terms.length === 0) continue; // a stop word: a gap
+    if (terms.length > 1) {
+      prev = null; // split into a phrase ("heat-transfer")
+      continue;
+    }
+    const term = terms[0]!;
+    if (prev !== null) {
+      const offsets = [0, at - prev.at];
+      const key = `${prev.term}\u0000${term}\u0000${offsets[1]}`;
+      const seen = proximity.get(key);
+      if (seen !== undefined && seen.kind === "phrase") {
+        seen.weight = (seen.weight ?? 1) + PROXIMITY_WEIGHT;
+      } else if (proximity.size < MAX_QUERY_TERMS) {
+        // Bounded like the words (pruning then keeps at most
+        // MAX_SCORED_TERMS of them, between the words it keeps).
+        proximity.set(key, {
+          kind: "phrase",
+          fields: [...TEXT_FIELDS],
+          terms: [prev.term, term],
+          offsets,
+          weight: PROXIMITY_WEIGHT,
+        });
+      }
+    }
+    prev = { term, at };
+  }
   for (const { item, occur } of items) {
     if (item.field === "user") {
       if (!/^\d{1,15}$/.test(item.text)) {
@@ -249,6 +308,8 @@ export function parseQuery(
   }
   query.should = dedupeTerms(query.should);
   const words = query.should.filter(isPlainTerm).length;
+  // Added after the limits' count: they are bounded by the words.
+  const extra = [...proximity.values()];
   const clauses = query.must.length + query.should.length - words +
     query.mustNot.length;
   if (clauses > MAX_QUERY_CLAUSES) {
@@ -269,6 +330,7 @@ export function parseQuery(
       "the query has nothing to search for (only stop words, filters or exclusions); to list a user's documents use /v1/users/:id/docs",
     );
   }
+  query.should.push(...extra);
   return query;
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Analyzer } from "./analyzer.ts";
-import { parseQuery } from "./query_parser.ts";
+import { parseQuery, PROXIMITY_WEIGHT } from "./query_parser.ts";
 import { isSearchError } from "./search_error.ts";
 
 const a = new Analyzer();
@@ -11,8 +11,20 @@ Deno.test("plain words are optional (OR) terms, analyzed like documents", () => 
   assert.deepEqual(q.should, [
     { kind: "term", fields: both, term: "heat" },
     { kind: "term", fields: both, term: "slab" },
+    // Adjacent plain words are also an optional, lightly weighted phrase.
+    {
+      kind: "phrase",
+      fields: both,
+      terms: ["heat", "slab"],
+      offsets: [0, 1],
+      weight: PROXIMITY_WEIGHT,
+    },
   ]);
   assert.deepEqual(q.must, []);
+  assert.deepEqual(
+    parseQuery("Heated Slabs", a, { proximity: false }).should.length,
+    2,
+  );
 });
 
 Deno.test("AND makes both neighbours required, OR and NOT work as in Lucene", () => {
@@ -93,13 +105,29 @@ Deno.test("natural-language words: query stop words dropped, repeats merged into
     a,
   );
   assert.deepEqual(
-    q.should.map((c) => c.kind === "term" && [c.term, c.weight ?? 1]),
+    q.should.filter((c) => c.kind === "term").map((c) =>
+      c.kind === "term" && [c.term, c.weight ?? 1]
+    ),
     [["effect", 1], ["heat", 2], ["wing", 1], ["matter", 1]],
+  );
+  // Proximity: each pair of neighbouring kept words, with the distance the
+  // dropped stop words leave ("effects of heating": 2).
+  assert.deepEqual(
+    q.should.filter((c) => c.kind === "phrase").map((c) =>
+      c.kind === "phrase" && [...c.terms, c.offsets[1]]
+    ),
+    [["effect", "heat", 2], ["heat", "wing", 3], ["wing", "heat", 4], [
+      "heat",
+      "matter",
+      1,
+    ]],
   );
   // Only query stop words: they are kept rather than leaving nothing.
   const who = parseQuery("who are you", a);
   assert.deepEqual(
-    who.should.map((c) => c.kind === "term" && c.term),
+    who.should.filter((c) => c.kind === "term").map((c) =>
+      c.kind === "term" && c.term
+    ),
     ["who", "you"],
   );
   // Quoted, required and field-qualified words keep their stop words.

@@ -185,11 +185,22 @@ Deno.test("block-max WAND returns exactly the exhaustive top-k", () => {
         }));
         const index = new ShardIndex();
         index.add(docs);
+        // BM25F words alone against the brute force below; with the
+        // proximity phrases, WAND's top k against scoring every document.
         const res = index.searchLocal(
-          parseQuery(words.join(" "), new Analyzer()),
+          parseQuery(words.join(" "), new Analyzer(), { proximity: false }),
           k,
         );
         assert.equal(res.strategy, "wand");
+        const near = parseQuery(words.join(" "), new Analyzer());
+        const top = index.searchLocal(near, k);
+        assert.equal(top.strategy, "wand");
+        assert.deepEqual(
+          top.hits.map((h) => [h.id, h.score]),
+          index.searchLocal(near, docs.length).hits.slice(0, k).map((
+            h,
+          ) => [h.id, h.score]),
+        );
         const terms = words.map((w) => new Analyzer().analyze(w).terms[0]!);
         assert.deepEqual(
           res.hits.map((h) => [h.id, h.score]),

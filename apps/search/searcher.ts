@@ -144,6 +144,70 @@ class PhraseExec implements ClauseExec {
   }
 }
 
+/**
+ * One field of a phrase as a {@link ScoredList}, so block-max WAND can
+ * take optional phrases (the parser's proximity clauses) with the words:
+ * it walks the documents holding every word, stops at those where the
+ * phrase occurs, and bounds every block by the phrase's best possible
+ * score (tf → ∞; loose, but a phrase is rarer than its rarest word, whose
+ * skip data it moves by).
+ */
+class PhraseList implements ScoredList {
+  readonly cost: number;
+  doc = -1;
+  #freq = 0;
+  readonly #rarest: PostingCursor;
+  constructor(readonly f: PhraseField, readonly offsets: number[]) {
+    this.#rarest = f.cursors.reduce((a, b) => b.term.df < a.term.df ? b : a);
+    this.cost = this.#rarest.term.df;
+  }
+  next(): number {
+    return this.#seek(this.doc + 1);
+  }
+  advance(target: number): number {
+    return this.doc >= target ? this.doc : this.#seek(target);
+  }
+  #seek(target: number): number {
+    let d = target;
+    for (;;) {
+      let max = d;
+      let all = true;
+      for (const c of this.f.cursors) {
+        const x = c.advance(max);
+        if (x === NO_MORE_DOCS) return this.doc = NO_MORE_DOCS;
+        if (x !== max) all = false;
+        if (x > max) max = x;
+      }
+      if (all) {
+        const freq = phraseFreq(
+          this.f.cursors.map((c) => c.positions()),
+          this.offsets,
+        );
+        if (freq > 0) {
+          this.#freq = freq;
+          return this.doc = max;
+        }
+        d = max + 1;
+      } else d = max;
+    }
+  }
+  score(): number {
+    return this.f.scorer.score(this.#freq, this.f.lens[this.doc]!);
+  }
+  listBound(): number {
+    return this.f.scorer.maxScore();
+  }
+  shallowAdvance(target: number): boolean {
+    return this.#rarest.shallowAdvance(target);
+  }
+  blockBound(): number {
+    return this.f.scorer.maxScore();
+  }
+  blockLastDoc(): number {
+    return this.#rarest.shallowLastDoc();
+  }
+}
+
 // Segments are immutable: each field's shortest length is computed once.
 const MIN_LENS = new WeakMap<Segment, number[]>();
 function minFieldLength(seg: Segment, f: number): number {
@@ -237,8 +301,7 @@ export function executeQuery(
   };
 
   const top = new TopK<ShardHit>(options.k);
-  const useWand = query.must.length === 0 &&
-    query.should.every((c) => c.kind !== "phrase");
+  const useWand = query.must.length === 0;
   let scored = 0;
 
   for (const view of views) {
@@ -289,8 +352,9 @@ export function executeQuery(
       }
       return out;
     };
-    const exec = (c: Clause): ClauseExec => {
-      if (c.kind !== "phrase") return new DisjunctionExec(parts(c));
+    const phraseFields = (
+      c: Extract<Clause, { kind: "phrase" }>,
+    ): PhraseField[] => {
       const fields: PhraseField[] = [];
       for (const field of c.fields) {
         const f = TEXT_FIELDS.indexOf(field);
@@ -304,12 +368,17 @@ export function executeQuery(
             idfSum,
             "\u0001" + field + "\u0000" + c.terms.join(" ") + "\u0000" +
               c.offsets.join(","),
+            c.weight ?? 1,
           ),
           lens: seg.lens[f]!,
         });
       }
-      return new PhraseExec(fields, c.offsets);
+      return fields;
     };
+    const exec = (c: Clause): ClauseExec =>
+      c.kind !== "phrase"
+        ? new DisjunctionExec(parts(c))
+        : new PhraseExec(phraseFields(c), c.offsets);
 
     const deleted = view.deleted;
     const user = query.user;
@@ -333,7 +402,10 @@ export function executeQuery(
     if (useWand) {
       const lists: WandList[] = [];
       for (const c of query.should) {
-        for (const list of parts(c)) lists.push({ list, order: lists.length });
+        const ls = c.kind === "phrase"
+          ? phraseFields(c).map((f) => new PhraseList(f, c.offsets))
+          : parts(c);
+        for (const list of ls) lists.push({ list, order: lists.length });
       }
       scored += blockMaxWand(lists, () => top.threshold(), collect);
       continue;

@@ -62,7 +62,8 @@ export class Segment {
   readonly bodyMarks: Uint32Array;
   /** See {@link bodyMarks}; docCount + 1 entries. */
   readonly bodyMarkStart: Uint32Array;
-  readonly #lookup: Map<string, number>[];
+  /** Term → index per field, built on the first lookup (a segment built only to be merged never needs it). */
+  #lookup: Map<string, number>[] | null = null;
   #byUser: Map<number, Int32Array> | null = null;
 
   /** Use {@link buildSegment} or {@link decodeSegment}. */
@@ -95,15 +96,15 @@ export class Segment {
       for (let i = 0; i < l.length; i++) s += l[i]!;
       return s;
     });
-    this.#lookup = parts.fields.map((f) => {
-      const m = new Map<string, number>();
-      for (let i = 0; i < f.terms.length; i++) m.set(f.terms[i]!, i);
-      return m;
-    });
   }
 
   /** The postings entry of `term` in field number `field`, or null. */
   term(field: number, term: string): TermPostings | null {
+    this.#lookup ??= this.fields.map((f) => {
+      const m = new Map<string, number>();
+      for (let i = 0; i < f.terms.length; i++) m.set(f.terms[i]!, i);
+      return m;
+    });
     const i = this.#lookup[field]?.get(term);
     if (i === undefined) return null;
     const f = this.fields[field]!;

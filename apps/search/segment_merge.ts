@@ -1,5 +1,5 @@
 import { TEXT_FIELDS } from "./document.ts";
-import { NO_MORE_DOCS, PostingsWriter } from "./postings.ts";
+import { BLOCK_SIZE, type PostingsData, PostingsWriter } from "./postings.ts";
 import { type FieldTerms, Segment } from "./segment.ts";
 
 /** A segment to merge and its tombstones (1 = deleted), or null for none. */
@@ -44,6 +44,9 @@ export function mergeSegments(inputs: readonly MergeInput[]): Segment {
   });
   const lens = lensList.map((l) => Uint32Array.from(l));
   const writer = new PostingsWriter();
+  const docs = new Grow();
+  const tfs = new Grow();
+  const positions = new Grow();
   const fields: FieldTerms[] = TEXT_FIELDS.map((_, f) => {
     const all = new Set<string>();
     for (const { segment } of inputs) {
@@ -51,29 +54,39 @@ export function mergeSegments(inputs: readonly MergeInput[]): Segment {
         all.add(t);
       }
     }
+    // Every segment's terms are sorted the same way as this union, so one
+    // pointer per segment finds each term without a lookup per term.
     const sorted = [...all].sort();
+    const next = new Int32Array(inputs.length);
     const terms: string[] = [];
     const df: number[] = [];
     const blockStart: number[] = [];
     const blockCount: number[] = [];
     for (const term of sorted) {
-      const docs: number[] = [];
-      const tfs: number[] = [];
-      const positions: number[] = [];
-      inputs.forEach(({ segment }, i) => {
-        const c = segment.cursor(f, term);
-        if (c === null) return;
-        const map = maps[i]!;
-        for (let d = c.next(); d !== NO_MORE_DOCS; d = c.next()) {
-          const nd = map[d]!;
-          if (nd < 0) continue;
-          docs.push(nd);
-          tfs.push(c.tf);
-          for (const p of c.positions()) positions.push(p);
-        }
-      });
+      docs.length = tfs.length = positions.length = 0;
+      for (let i = 0; i < inputs.length; i++) {
+        const seg = inputs[i]!.segment;
+        const ft = seg.fields[f]!;
+        const at = next[i]!;
+        if (at >= ft.terms.length || ft.terms[at] !== term) continue;
+        next[i] = at + 1;
+        appendLive(
+          seg.postings,
+          ft.blockStart[at]!,
+          ft.blockCount[at]!,
+          maps[i]!,
+          docs,
+          tfs,
+          positions,
+        );
+      }
       if (docs.length === 0) continue; // only deleted docs had it
-      const t = writer.add(docs, tfs, positions, lens[f]!);
+      const t = writer.add(
+        docs.buf.subarray(0, docs.length),
+        tfs.buf.subarray(0, tfs.length),
+        positions.buf.subarray(0, positions.length),
+        lens[f]!,
+      );
       terms.push(term);
       df.push(t.df);
       blockStart.push(t.blockStart);
@@ -100,4 +113,86 @@ export function mergeSegments(inputs: readonly MergeInput[]): Segment {
       marks: Uint32Array.from(marks),
     },
   });
+}
+
+/** A growable Int32Array reused for every term of a merge. */
+class Grow {
+  buf = new Int32Array(1024);
+  length = 0;
+  push(n: number): void {
+    if (this.length === this.buf.length) {
+      const b = new Int32Array(this.buf.length * 2);
+      b.set(this.buf);
+      this.buf = b;
+    }
+    this.buf[this.length++] = n;
+  }
+}
+
+const blockDocs = new Int32Array(BLOCK_SIZE);
+const blockTfs = new Int32Array(BLOCK_SIZE);
+
+/**
+ * Appends the postings of one term of a source segment (its blocks
+ * `[first, first + count)`) with doc numbers mapped by `map` (−1 =
+ * deleted: skipped with its positions). Decodes the blocks in place, the
+ * format {@link PostingsWriter} writes: a cursor per (term, segment)
+ * allocated its block buffers for every term, and merges showed as a
+ * large share of a replica's indexing time.
+ */
+function appendLive(
+  data: PostingsData,
+  first: number,
+  count: number,
+  map: Int32Array,
+  docs: Grow,
+  tfs: Grow,
+  positions: Grow,
+): void {
+  const bytes = data.bytes;
+  for (let b = first; b < first + count; b++) {
+    let off = data.docOffset[b]!;
+    const end = data.posOffset[b]!;
+    let doc = b === first ? -1 : data.lastDoc[b - 1]!;
+    let n = 0;
+    while (off < end) {
+      let x = bytes[off++]!;
+      let v = x & 0x7f;
+      for (let s = 7; x & 0x80; s += 7) {
+        x = bytes[off++]!;
+        v |= (x & 0x7f) << s;
+      }
+      doc += v + 1;
+      x = bytes[off++]!;
+      let tf = x & 0x7f;
+      for (let s = 7; x & 0x80; s += 7) {
+        x = bytes[off++]!;
+        tf |= (x & 0x7f) << s;
+      }
+      blockDocs[n] = doc;
+      blockTfs[n++] = tf;
+    }
+    // Positions follow, tf of them per doc, delta-coded within a doc.
+    for (let i = 0; i < n; i++) {
+      const nd = map[blockDocs[i]!]!;
+      const tf = blockTfs[i]!;
+      if (nd < 0) {
+        for (let k = 0; k < tf; k++) while (bytes[off++]! & 0x80);
+        continue;
+      }
+      docs.push(nd);
+      tfs.push(tf);
+      let pos = 0;
+      for (let k = 0; k < tf; k++) {
+        let x = bytes[off++]!;
+        let v = x & 0x7f;
+        for (let s = 7; x & 0x80; s += 7) {
+          x = bytes[off++]!;
+          v |= (x & 0x7f) << s;
+        }
+        pos += v;
+        positions.push(pos);
+      }
+    }
+  }
 }

@@ -10,13 +10,16 @@ import {
   installErrorHandlers,
   parseWith,
   queryParams,
+  readBytes,
   readJson,
   readQuery,
 } from "@strata/edge";
 import { need, type SearchAccess, searchGuard } from "./search_access.ts";
 import { searchErrorToEdge } from "./http_error_map.ts";
+import { SearchError } from "./search_error.ts";
 import type { ParsedQuery } from "./query_parser.ts";
 import {
+  RESULT_HEADER,
   type ShardSearchResult,
   ShardSearchSchema,
   ShardWriteSchema,
@@ -202,6 +205,32 @@ export function createShardApp(
       store.refresh().catch(() => {});
     }, 100);
     return c.json(r);
+  });
+  // Segment replication: one replica analyses a write into a segment and
+  // answers its log record (binary), which the coordinator hands to the
+  // shard's other replicas (/internal/apply) so they do not analyse it.
+  app.post("/internal/build", need.peer, async (c) => {
+    const w = await readJson(c, ShardWriteSchema, {
+      maxBytes: MAX_SHARD_BODY_BYTES,
+    });
+    const r = await store.writeAsSegment({ add: w.add, delete: w.delete });
+    return c.body(r.record as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": "application/octet-stream",
+      [RESULT_HEADER]: JSON.stringify({ added: r.added, deleted: r.deleted }),
+    });
+  });
+  app.post("/internal/apply", need.peer, async (c) => {
+    const type = c.req.header("content-type") ?? "";
+    if (
+      type.split(";")[0]!.trim().toLowerCase() !== "application/octet-stream"
+    ) {
+      throw new SearchError(
+        "unsupported_media_type",
+        "send the write record as application/octet-stream",
+      );
+    }
+    const record = await readBytes(c, MAX_SHARD_BODY_BYTES);
+    return c.json(await store.applyRecord(record));
   });
   app.post("/internal/stats", need.peer, async (c) => {
     const req = await readJson(c, StatsRequestSchema, {

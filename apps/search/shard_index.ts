@@ -42,6 +42,11 @@ export interface SegmentHandle {
   deletedLen: number[];
   /** Whether a segment file holds it (a store persists handles on flush). */
   persisted: boolean;
+  /**
+   * The segment's file bytes when it arrived encoded (built by another
+   * replica), so a flush writes them without encoding it again.
+   */
+  encoded?: Uint8Array;
 }
 
 /**
@@ -138,6 +143,19 @@ export class ShardIndex {
     const segment = buildSegment([...this.#buffer.values()], this.analyzer);
     this.#buffer.clear();
     return this.attach(this.#nextName++, segment, null, false);
+  }
+
+  /**
+   * Adds a segment built from a write's documents (here or by another
+   * replica: segment replication) as the newest, after the buffer's
+   * documents; it replaces same-id documents as {@link add} would.
+   * @param encoded the segment's file bytes, kept for the next flush.
+   */
+  addSegment(segment: Segment, encoded?: Uint8Array): SegmentHandle {
+    this.refresh();
+    const h = this.attach(this.#nextName++, segment, null, false);
+    h.encoded = encoded;
+    return h;
   }
 
   /** Documents in segments no file holds yet, plus the buffer. */

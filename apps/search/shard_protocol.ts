@@ -20,6 +20,12 @@ export const ShardWriteSchema = z.object({
 /** See {@link ShardWriteSchema}. */
 export type ShardWrite = z.infer<typeof ShardWriteSchema>;
 
+/**
+ * Header of `POST /internal/build`'s answer: the write's `{added, deleted}`
+ * as JSON (the body is the write's log record, for `/internal/apply`).
+ */
+export const RESULT_HEADER = "x-search-result";
+
 /** `POST /internal/stats`. */
 export { ShardStatsSchema, StatsRequestSchema };
 

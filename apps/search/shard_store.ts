@@ -14,7 +14,12 @@ import {
   writeFileAtomic,
 } from "@strata/storage";
 import type { StoredDocument } from "./document.ts";
-import { decodeSegment, encodeSegment } from "./segment.ts";
+import {
+  buildSegment,
+  decodeSegment,
+  encodeSegment,
+  type Segment,
+} from "./segment.ts";
 import { SearchError } from "./search_error.ts";
 import {
   type SegmentHandle,
@@ -210,11 +215,78 @@ export class ShardStore {
       const rec = encodeCbor([ops.add ?? [], ops.delete ?? []]);
       await this.#log.append([rec]);
       const result = applyRecord(this.index, rec);
-      if (this.index.unpersistedCount >= this.#opts.flushDocs) {
-        await this.#flushLocked();
-      }
+      await this.#maybeFlushLocked();
       return result;
     });
+  }
+
+  /**
+   * Applies a write as one segment built here (segment replication's
+   * first half): the documents are analysed into a segment, the log
+   * record holds the segment's file bytes, and the record is returned so
+   * the shard's other replicas can apply it ({@link applyRecord}) without
+   * analysing anything. Durable and visible when it resolves, as
+   * {@link write}.
+   * @throws SearchError `unavailable` after close.
+   */
+  async writeAsSegment(
+    ops: WriteOps,
+  ): Promise<{ added: number; deleted: number; record: Uint8Array }> {
+    // Last copy of an id wins, in the order the buffer would keep.
+    const byId = new Map<string, StoredDocument>();
+    for (const d of ops.add ?? []) {
+      byId.delete(d.id);
+      byId.set(d.id, d);
+    }
+    const segment = buildSegment([...byId.values()], this.index.analyzer);
+    const encoded = encodeSegment(segment);
+    const del = ops.delete ?? [];
+    const record = encodeCbor([[], del, encoded]);
+    return await this.#exclusive(async () => {
+      if (this.#closed) {
+        throw new SearchError("unavailable", "the shard store is closed");
+      }
+      await this.#log.append([record]);
+      const r = applyParsed(this.index, { add: [], del, segment, encoded });
+      await this.#maybeFlushLocked();
+      return { ...r, record };
+    });
+  }
+
+  /**
+   * Applies a log record another replica of the shard made
+   * ({@link writeAsSegment}): checked (decoded, the segment's checksum
+   * verified) before it is logged, then logged as is and applied.
+   * @throws SearchError `bad_request` for bytes that are not such a
+   *   record; `unavailable` after close.
+   */
+  async applyRecord(
+    record: Uint8Array,
+  ): Promise<{ added: number; deleted: number }> {
+    let parsed: ParsedRecord;
+    try {
+      parsed = parseRecord(record);
+    } catch (e) {
+      throw new SearchError(
+        "bad_request",
+        `not a write record: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+    return await this.#exclusive(async () => {
+      if (this.#closed) {
+        throw new SearchError("unavailable", "the shard store is closed");
+      }
+      await this.#log.append([record]);
+      const r = applyParsed(this.index, parsed);
+      await this.#maybeFlushLocked();
+      return r;
+    });
+  }
+
+  async #maybeFlushLocked(): Promise<void> {
+    if (this.index.unpersistedCount >= this.#opts.flushDocs) {
+      await this.#flushLocked();
+    }
   }
 
   /** Makes buffered documents searchable (a small in-memory segment) without writing files. */
@@ -235,6 +307,7 @@ export class ShardStore {
       if (!h.persisted) {
         await this.#writeSegment(h);
         h.persisted = true;
+        h.encoded = undefined;
       }
     }
     await this.#writeManifest(covered);
@@ -251,7 +324,7 @@ export class ShardStore {
   async #writeSegment(h: SegmentHandle): Promise<void> {
     await writeFileAtomic(
       join(this.#dir, segmentFile(h.name)),
-      encodeSegment(h.segment),
+      h.encoded ?? encodeSegment(h.segment),
     );
   }
 
@@ -320,16 +393,59 @@ export class ShardStore {
   }
 }
 
+/**
+ * A log record: `[add, delete]` (documents to analyse here), or
+ * `[[], delete, segment file bytes]` (a write already built into a
+ * segment, by this replica or another: segment replication).
+ */
+interface ParsedRecord {
+  add: StoredDocument[];
+  del: string[];
+  segment?: Segment;
+  encoded?: Uint8Array;
+}
+
+function parseRecord(rec: Uint8Array): ParsedRecord {
+  const raw = decodeCbor(rec);
+  if (
+    !Array.isArray(raw) || (raw.length !== 2 && raw.length !== 3) ||
+    !Array.isArray(raw[0]) || !Array.isArray(raw[1]) ||
+    !raw[1].every((id: unknown) => typeof id === "string")
+  ) throw new SearchError("corrupt_segment", "a log record has a bad shape");
+  if (raw.length === 2) return { add: raw[0], del: raw[1] };
+  if (!(raw[2] instanceof Uint8Array) || raw[0].length !== 0) {
+    throw new SearchError(
+      "corrupt_segment",
+      "a segment record has a bad shape",
+    );
+  }
+  return {
+    add: [],
+    del: raw[1],
+    segment: decodeSegment(raw[2]),
+    encoded: raw[2],
+  };
+}
+
+function applyParsed(
+  index: ShardIndex,
+  rec: ParsedRecord,
+): { added: number; deleted: number } {
+  let added = rec.add.length;
+  if (rec.segment !== undefined) {
+    index.addSegment(rec.segment, rec.encoded);
+    added = rec.segment.docCount;
+  } else if (added > 0) index.add(rec.add);
+  let deleted = 0;
+  for (const id of rec.del) if (index.delete(id)) deleted++;
+  return { added, deleted };
+}
+
 function applyRecord(
   index: ShardIndex,
   rec: Uint8Array,
 ): { added: number; deleted: number } {
-  const raw = decodeCbor(rec) as [StoredDocument[], string[]];
-  const [add, del] = raw;
-  if (add.length > 0) index.add(add);
-  let deleted = 0;
-  for (const id of del) if (index.delete(id)) deleted++;
-  return { added: add.length, deleted };
+  return applyParsed(index, parseRecord(rec));
 }
 
 function decodeManifest(
