@@ -40,6 +40,7 @@ export {
 } from "./lsm_store.ts";
 export type { AppendableFile, FileStore, ReadableFile } from "./file_store.ts";
 export { LocalFileStore } from "./local_file_store.ts";
+export { LsmCursor, type StoredEntry } from "./lsm_cursor.ts";
 export type { CommitLog } from "./commit_log.ts";
 export { LocalCommitLog } from "./local_commit_log.ts";
 export { type Entry, Memtable, type Value } from "./memtable.ts";
