@@ -45,8 +45,10 @@ export function encodeCell(
 /** Decodes a cell entry. @throws Error on malformed bytes. */
 export function decodeCell(b: Uint8Array): CellValue {
   if (b.length < 9 || b[0]! > 1) throw new Error("malformed tablet cell");
-  const dv = new DataView(b.buffer, b.byteOffset, b.length);
-  return { deleted: b[0] === 1, seq: getU64(dv, 1), value: b.subarray(9) };
+  // Read in place (no DataView per cell).
+  const hi = (b[1]! << 24 | b[2]! << 16 | b[3]! << 8 | b[4]!) >>> 0;
+  const lo = (b[5]! << 24 | b[6]! << 16 | b[7]! << 8 | b[8]!) >>> 0;
+  return { deleted: b[0] === 1, seq: hi * 2 ** 32 + lo, value: b.subarray(9) };
 }
 
 /** Encodes a deletion marker (or the clock mark): its timestamp. */
