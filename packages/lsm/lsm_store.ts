@@ -50,6 +50,16 @@ export interface LsmStoreOptions {
    * drops deleted, surplus and expired versions this way).
    */
   compactionFilter?: () => CompactionFilter;
+  /**
+   * Called when a memtable is frozen for a flush; the entries it returns
+   * are added to that memtable, so the table holds them, without going
+   * through the commit log (the table is where they first become
+   * durable). The tables app writes its clock mark this way instead of
+   * with every write.
+   */
+  onFlush?: () => readonly Entry[];
+  /** Sees each entry replayed from the commit log by `open`, in log order. */
+  onReplay?: (key: Uint8Array, value: Value) => void;
 }
 
 /** Decides, during a compaction, whether an entry is kept. */
@@ -126,6 +136,7 @@ export class LsmStore {
   #job: Promise<void> = Promise.resolve();
   #failed: unknown = undefined;
   #filter: (() => CompactionFilter) | undefined;
+  #onFlush: (() => readonly Entry[]) | undefined;
   #closed = false;
   #flushes = 0;
   #compactions = 0;
@@ -159,8 +170,15 @@ export class LsmStore {
     dir: string,
     options: LsmStoreOptions = {},
   ): Promise<LsmStore> {
-    const { files: given, log: givenLog, sync, compactionFilter, ...rest } =
-      options;
+    const {
+      files: given,
+      log: givenLog,
+      sync,
+      compactionFilter,
+      onFlush,
+      onReplay,
+      ...rest
+    } = options;
     const opts = OptionsSchema.parse(rest);
     const files = given ?? await LocalFileStore.open(join(dir, "tables"));
     const log = givenLog ?? await LocalCommitLog.open(join(dir, "log"), {
@@ -172,7 +190,8 @@ export class LsmStore {
       manifest.nextId = Math.max(manifest.nextId, opts.firstTableId);
       const store = new LsmStore(files, log, opts, manifest);
       store.#filter = compactionFilter;
-      await store.#recover();
+      store.#onFlush = onFlush;
+      await store.#recover(onReplay);
       return store;
     } catch (e) {
       await log.close();
@@ -180,7 +199,9 @@ export class LsmStore {
     }
   }
 
-  async #recover(): Promise<void> {
+  async #recover(
+    onReplay: ((key: Uint8Array, value: Value) => void) | undefined,
+  ): Promise<void> {
     const live = new Set(this.#manifest.tables.map((t) => t.name));
     for (const name of await this.#files.list()) {
       if (name.endsWith(".sst") && !live.has(name)) {
@@ -200,6 +221,7 @@ export class LsmStore {
     const last = await this.#log.recover(this.#manifest.logIndex, (i, r) => {
       for (const m of decodeBatch(r, `commit log record ${i}`)) {
         this.#mem.set(m.key, m.value);
+        onReplay?.(m.key, m.value);
       }
       this.#replayed++;
     });
@@ -485,6 +507,7 @@ export class LsmStore {
     const upTo = this.#applied;
     this.#imm = imm;
     this.#mem = new Memtable();
+    for (const e of this.#onFlush?.() ?? []) imm.set(e.key, e.value);
     const b = this.#builder();
     for (const e of imm.entries()) b.add(e.key, e.value);
     const table = await this.#writeTable(b);

@@ -23,13 +23,13 @@ export function encodeBatch(
   let o = writeVarint(out, 0, batch.length);
   for (const m of batch) {
     o = writeVarint(out, o, m.key.length);
-    out.set(m.key, o);
+    copyInto(out, o, m.key);
     const ko = o;
     o += m.key.length;
     o = writeVarint(out, o, m.value === null ? 0 : m.value.length + 1);
     const vo = o;
     if (m.value !== null) {
-      out.set(m.value, o);
+      copyInto(out, o, m.value);
       o += m.value.length;
     }
     views?.push({
@@ -38,6 +38,19 @@ export function encodeBatch(
     });
   }
   return out;
+}
+
+/**
+ * `out.set(b, at)`, with a plain loop for short arrays: the built-in's
+ * fixed cost is larger than copying a key or a small value byte by byte.
+ */
+export function copyInto(out: Uint8Array, at: number, b: Uint8Array): void {
+  const n = b.length;
+  if (n > 128) {
+    out.set(b, at);
+    return;
+  }
+  for (let i = 0; i < n; i++) out[at + i] = b[i]!;
 }
 
 /**

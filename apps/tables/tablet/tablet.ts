@@ -69,21 +69,50 @@ export async function openTablet(
   const parsed = parseSchema(schema);
   checkRange(range);
   let tablet: LsmTablet | undefined;
+  // The highest write timestamp in the commit log's unflushed records:
+  // every entry's value carries the timestamp of the write that made it.
+  let replayed = 0;
   const lsm = await LsmStore.open(dir, {
     ...options.lsm,
     compactionFilter: () => tablet!.compactionStarts(),
+    // The clock mark goes into each flushed table (it covers every write
+    // in the table), not into every write's batch.
+    onFlush: () => [{
+      key: CLOCK_KEY,
+      value: encodeMarker(tablet?.lastTimestamp ?? replayed),
+    }],
+    onReplay: (key, value) => {
+      if (value !== null) replayed = Math.max(replayed, writeTime(key, value));
+    },
   });
   try {
     const mark = await lsm.get(CLOCK_KEY);
     const clock = new TabletClock(
       options.clock ?? Date.now,
-      mark === undefined ? 0 : decodeMarker(mark),
+      Math.max(replayed, mark === undefined ? 0 : decodeMarker(mark)),
     );
     tablet = new LsmTablet(lsm, parsed.schema, parsed.policies, range, clock);
     return tablet;
   } catch (e) {
     await lsm.close();
     throw e;
+  }
+}
+
+/**
+ * The write timestamp an entry carries: a cell's sequence, a marker's (or
+ * the clock mark's) time; 0 for a value this code cannot read.
+ */
+function writeTime(key: Uint8Array, value: Uint8Array): number {
+  try {
+    if (compareBytes(key, ROW_SPACE_START) < 0) {
+      return compareBytes(key, CLOCK_KEY) === 0 ? decodeMarker(value) : 0;
+    }
+    return parseKey(key).kind === "cell"
+      ? decodeCell(value).seq
+      : decodeMarker(value);
+  } catch {
+    return 0;
   }
 }
 
@@ -253,8 +282,7 @@ export class LsmTablet implements Tablet {
   /**
    * Builds the row mutation's batch and writes it. The timestamp is taken
    * and the write issued without a turn of the event loop between them,
-   * so commit-log order is timestamp order and the clock mark written
-   * last is the highest.
+   * so commit-log order is timestamp order.
    */
   #apply(
     row: Uint8Array,
@@ -326,15 +354,20 @@ export class LsmTablet implements Tablet {
           break;
       }
     }
-    // Persists the clock so timestamps keep rising across a restart even
-    // if the wall clock went back meanwhile.
-    batch.push({ key: CLOCK_KEY, value: encodeMarker(t), ts: -1 });
+    // Timestamps keep rising across a restart even if the wall clock went
+    // back meanwhile: `t` is in the record (in each entry's value), so
+    // replaying the log finds it, and a flush writes the clock mark into
+    // its table (openTablet's onFlush, onReplay).
     const written = this.#lsm.write(batch);
     // Tracked so a consistent read as of `t` or later waits for it.
     this.#pending.add(written);
-    const untrack = () => void this.#pending.delete(written);
-    written.then(untrack, untrack);
-    return written.then(() => t);
+    return written.then(() => {
+      this.#pending.delete(written);
+      return t;
+    }, (e) => {
+      this.#pending.delete(written);
+      throw e;
+    });
   }
 
   getRow(

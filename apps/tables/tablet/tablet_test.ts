@@ -113,6 +113,23 @@ Deno.test("timestamps rise strictly, even within one millisecond and when the wa
     ts.push((await t.mutateRow(b("r"), m)).timestamp);
     for (let i = 1; i < ts.length; i++) assert.ok(ts[i]! > ts[i - 1]!, `${ts}`);
     assert.equal(ts[0], 1_000_000);
+    // The clock resumes exactly after the last timestamp given, whether
+    // that write is replayed from the log (a cell, a deletion marker) or
+    // was flushed to a table (the log then empty) and compacted.
+    const next = async (f: () => Promise<void>) => {
+      await f();
+      const last = ts[ts.length - 1]!;
+      ctl.now -= 60_000;
+      t = await ctl.reopen();
+      ts.push((await t.mutateRow(b("r"), m)).timestamp);
+      assert.equal(ts[ts.length - 1], last + 1, `${ts}`);
+    };
+    await next(async () => {});
+    await next(async () => {
+      ts.push((await t.mutateRow(b("s"), [{ op: "deleteRow" }])).timestamp);
+    });
+    await next(() => t.flush());
+    await next(() => t.compact());
   });
 });
 

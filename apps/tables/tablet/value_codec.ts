@@ -25,6 +25,20 @@ function setU64(dv: DataView, at: number, n: number): void {
   dv.setUint32(at + 4, n >>> 0);
 }
 
+/** Writes `n` (< 2^53) big-endian at `at`, byte by byte (no DataView per call). */
+function putU64(out: Uint8Array, at: number, n: number): void {
+  const hi = Math.floor(n / 2 ** 32);
+  const lo = n >>> 0;
+  out[at] = hi >>> 24;
+  out[at + 1] = hi >>> 16;
+  out[at + 2] = hi >>> 8;
+  out[at + 3] = hi;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = lo >>> 16;
+  out[at + 6] = lo >>> 8;
+  out[at + 7] = lo;
+}
+
 function getU64(dv: DataView, at: number): number {
   return dv.getUint32(at) * 2 ** 32 + dv.getUint32(at + 4);
 }
@@ -37,8 +51,10 @@ export function encodeCell(
 ): Uint8Array {
   const out = new Uint8Array(9 + value.length);
   out[0] = deleted ? 1 : 0;
-  setU64(new DataView(out.buffer), 1, seq);
-  out.set(value, 9);
+  putU64(out, 1, seq);
+  const n = value.length;
+  if (n > 128) out.set(value, 9);
+  else for (let i = 0; i < n; i++) out[9 + i] = value[i]!;
   return out;
 }
 
@@ -54,7 +70,7 @@ export function decodeCell(b: Uint8Array): CellValue {
 /** Encodes a deletion marker (or the clock mark): its timestamp. */
 export function encodeMarker(t: number): Uint8Array {
   const out = new Uint8Array(8);
-  setU64(new DataView(out.buffer), 0, t);
+  putU64(out, 0, t);
   return out;
 }
 
