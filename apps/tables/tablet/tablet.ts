@@ -22,6 +22,7 @@ import {
 } from "./key_codec.ts";
 import { RowAssembler } from "./row_assembler.ts";
 import { RowLocks } from "./row_locks.ts";
+import { RowScan } from "./row_scan.ts";
 import { TabletClock } from "./tablet_clock.ts";
 import { TabletError } from "./tablet_error.ts";
 import type {
@@ -428,68 +429,73 @@ export class LsmTablet implements Tablet {
     }
   }
 
-  async *scan(options: ScanOptions = {}): AsyncGenerator<Row> {
+  scan(options: ScanOptions = {}): AsyncGenerator<Row> {
+    if (options.consistent === true) return this.#consistentScan(options);
+    return new RowScan(() => {
+      const range = this.#scanRange(options);
+      if (range === undefined) return undefined;
+      return {
+        cursor: this.#lsm.cursor(range),
+        asm: new RowAssembler(this.#policies, this.#clock.now(), options),
+        limit: options.limit ?? Infinity,
+      };
+    });
+  }
+
+  /** A scan as of `asOf` that waits for earlier writes and holds GC meanwhile. */
+  async *#consistentScan(options: ScanOptions): AsyncGenerator<Row> {
+    const range = this.#scanRange(options);
+    if (range === undefined) return;
+    const asOf = options.asOf;
+    if (asOf === undefined) {
+      throw new TabletError("bad_request", "a consistent scan needs asOf");
+    }
+    // Checked and held in one turn: no GC compaction starts in between.
+    this.#checkHorizon(asOf);
+    this.#consistentScans++;
+    try {
+      await this.#settle(asOf);
+      this.#checkHorizon(asOf);
+      yield* new RowScan(() => ({
+        cursor: this.#lsm.cursor(range),
+        asm: new RowAssembler(this.#policies, asOf, options, asOf),
+        limit: options.limit ?? Infinity,
+      }));
+    } finally {
+      this.#consistentScans--;
+    }
+  }
+
+  /**
+   * Checks a scan's options; the LSM range of the rows it reads
+   * (clipped to the tablet's range), undefined when it reads none.
+   */
+  #scanRange(
+    options: ScanOptions,
+  ): { start: Uint8Array; end?: Uint8Array; prefix?: Uint8Array } | undefined {
     checkReadOptions(options, this.#policies);
     this.#assertOpen();
-    const { start, end, prefix, limit = Infinity } = options;
+    const { start, end, prefix, limit } = options;
     if (
       start !== undefined && end !== undefined && compareBytes(start, end) > 0
     ) {
       throw new TabletError("bad_request", "scan start is after its end");
     }
-    if (limit === 0) return;
+    if (limit === 0) return undefined;
     let lo = this.range.start;
     if (start !== undefined && compareBytes(start, lo) > 0) lo = start;
     let hi = this.range.end;
     if (end !== undefined && (hi === null || compareBytes(end, hi) < 0)) {
       hi = end;
     }
-    if (hi !== null && compareBytes(lo, hi) >= 0) return;
-    const asOf = options.asOf;
-    if (options.consistent && asOf === undefined) {
-      throw new TabletError("bad_request", "a consistent scan needs asOf");
-    }
-    const consistent = options.consistent === true;
-    if (consistent) {
-      // Checked and held in one turn: no GC compaction starts in between.
-      this.#checkHorizon(asOf!);
-      this.#consistentScans++;
-    }
-    try {
-      if (consistent) {
-        await this.#settle(asOf!);
-        this.#checkHorizon(asOf!);
-      }
-      const asm = consistent
-        ? new RowAssembler(this.#policies, asOf!, options, asOf)
-        : new RowAssembler(this.#policies, this.#clock.now(), options);
-      let n = 0;
-      // Entries are pulled one at a time (no read-ahead past the last row
-      // wanted) and awaited only when a block must be read.
-      const cursor = this.#lsm.cursor({
-        start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
-        end: hi === null ? undefined : rowPrefix(hi),
-        prefix: prefix === undefined ? undefined : escapeBody(prefix),
-      });
-      try {
-        while (true) {
-          let e = cursor.next();
-          if (e instanceof Promise) e = await e;
-          if (e === undefined) break;
-          const done = asm.add(e.key, e.value);
-          if (done !== undefined) {
-            yield done;
-            if (++n >= limit) return;
-          }
-        }
-      } finally {
-        cursor.close();
-      }
-      const last = asm.finish();
-      if (last !== undefined) yield last;
-    } finally {
-      if (consistent) this.#consistentScans--;
-    }
+    if (hi !== null && compareBytes(lo, hi) >= 0) return undefined;
+    // Entries are pulled one at a time (no read-ahead past the last row
+    // wanted) and awaited only when a block must be read.
+    return {
+      start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+      end: hi === null ? undefined : rowPrefix(hi),
+      prefix: prefix === undefined ? undefined : escapeBody(prefix),
+    };
   }
 
   async holdSnapshot(asOf: number, ms: number): Promise<void> {
