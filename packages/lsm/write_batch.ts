@@ -1,4 +1,5 @@
 import { readVarint, varintLength, writeVarint } from "@strata/codec";
+import { copyInto } from "./bytes.ts";
 import { LsmError } from "./lsm_error.ts";
 import type { Entry } from "./memtable.ts";
 
@@ -38,19 +39,6 @@ export function encodeBatch(
     });
   }
   return out;
-}
-
-/**
- * `out.set(b, at)`, with a plain loop for short arrays: the built-in's
- * fixed cost is larger than copying a key or a small value byte by byte.
- */
-export function copyInto(out: Uint8Array, at: number, b: Uint8Array): void {
-  const n = b.length;
-  if (n > 128) {
-    out.set(b, at);
-    return;
-  }
-  for (let i = 0; i < n; i++) out[at + i] = b[i]!;
 }
 
 /**

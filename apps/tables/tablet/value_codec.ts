@@ -9,6 +9,7 @@
  * marker  T(8)
  * ```
  */
+import { copyInto } from "@strata/lsm";
 
 /** A decoded cell entry. */
 export interface CellValue {
@@ -18,11 +19,6 @@ export interface CellValue {
   seq: number;
   /** The value (a view into the stored bytes). */
   value: Uint8Array;
-}
-
-function setU64(dv: DataView, at: number, n: number): void {
-  dv.setUint32(at, Math.floor(n / 2 ** 32));
-  dv.setUint32(at + 4, n >>> 0);
 }
 
 /** Writes `n` (< 2^53) big-endian at `at`, byte by byte (no DataView per call). */
@@ -52,9 +48,7 @@ export function encodeCell(
   const out = new Uint8Array(9 + value.length);
   out[0] = deleted ? 1 : 0;
   putU64(out, 1, seq);
-  const n = value.length;
-  if (n > 128) out.set(value, 9);
-  else for (let i = 0; i < n; i++) out[9 + i] = value[i]!;
+  copyInto(out, 9, value);
   return out;
 }
 
@@ -92,8 +86,7 @@ export function decodeMarker(b: Uint8Array): number {
  */
 export function encodeMarkerChain(times: readonly number[]): Uint8Array {
   const out = new Uint8Array(8 * times.length);
-  const dv = new DataView(out.buffer);
-  times.forEach((t, i) => setU64(dv, 8 * i, t));
+  times.forEach((t, i) => putU64(out, 8 * i, t));
   return out;
 }
 
