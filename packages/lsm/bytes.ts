@@ -29,3 +29,16 @@ export function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
   }
   return true;
 }
+
+/**
+ * `out.set(b, at)`, with a plain loop for short arrays: the built-in's
+ * fixed cost is larger than copying a key or a small value byte by byte.
+ */
+export function copyInto(out: Uint8Array, at: number, b: Uint8Array): void {
+  const n = b.length;
+  if (n > 128) {
+    out.set(b, at);
+    return;
+  }
+  for (let i = 0; i < n; i++) out[at + i] = b[i]!;
+}

@@ -3,7 +3,7 @@ import type { SyncPolicy } from "@strata/storage";
 import { z } from "zod";
 import { BlockCache } from "./block_cache.ts";
 import { hashKey } from "./bloom.ts";
-import { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";
+import { compareBytes, prefixEnd } from "./bytes.ts";
 import type { CommitLog } from "./commit_log.ts";
 import type { FileStore } from "./file_store.ts";
 import { LocalCommitLog } from "./local_commit_log.ts";
@@ -17,6 +17,7 @@ import {
   saveManifest,
 } from "./manifest.ts";
 import { type Entry, Memtable, type Value } from "./memtable.ts";
+import { LsmCursor, type StoredEntry } from "./lsm_cursor.ts";
 import { type EntrySource, MergeCursor } from "./merge.ts";
 import { type KeyClip, SSTable } from "./sstable.ts";
 import { SSTableBuilder } from "./sstable_builder.ts";
@@ -62,6 +63,16 @@ export interface LsmStoreOptions {
    * data without copying it. Ignored when the store exists.
    */
   shared?: readonly SharedTable[];
+  /**
+   * Called when a memtable is frozen for a flush; the entries it returns
+   * are added to that memtable, so the table holds them, without going
+   * through the commit log (the table is where they first become
+   * durable). The tables app writes its clock mark this way instead of
+   * with every write.
+   */
+  onFlush?: () => readonly Entry[];
+  /** Sees each entry replayed from the commit log by `open`, in log order. */
+  onReplay?: (key: Uint8Array, value: Value) => void;
 }
 
 /**
@@ -158,6 +169,7 @@ export class LsmStore {
   #job: Promise<void> = Promise.resolve();
   #failed: unknown = undefined;
   #filter: (() => CompactionFilter) | undefined;
+  #onFlush: (() => readonly Entry[]) | undefined;
   #closed = false;
   /** Where each shared (sibling) table comes from; own tables are absent. */
   #origin = new Map<SSTable, ManifestTable>();
@@ -199,6 +211,8 @@ export class LsmStore {
       sync,
       compactionFilter,
       shared,
+      onFlush,
+      onReplay,
       ...rest
     } = options;
     const opts = OptionsSchema.parse(rest);
@@ -221,7 +235,8 @@ export class LsmStore {
       }
       const store = new LsmStore(files, log, opts, manifest);
       store.#filter = compactionFilter;
-      await store.#recover();
+      store.#onFlush = onFlush;
+      await store.#recover(onReplay);
       return store;
     } catch (e) {
       await log.close();
@@ -229,7 +244,9 @@ export class LsmStore {
     }
   }
 
-  async #recover(): Promise<void> {
+  async #recover(
+    onReplay: ((key: Uint8Array, value: Value) => void) | undefined,
+  ): Promise<void> {
     const live = new Set(
       this.#manifest.tables.filter((t) => t.store === undefined).map((t) =>
         t.name
@@ -274,6 +291,7 @@ export class LsmStore {
     const last = await this.#log.recover(this.#manifest.logIndex, (i, r) => {
       for (const m of decodeBatch(r, `commit log record ${i}`)) {
         this.#mem.set(m.key, m.value);
+        onReplay?.(m.key, m.value);
       }
       this.#replayed++;
     });
@@ -394,6 +412,57 @@ export class LsmStore {
   async *scan(
     options: ScanOptions = {},
   ): AsyncGenerator<{ key: Uint8Array; value: Uint8Array }> {
+    const cursor = this.cursor(options);
+    try {
+      const batch: StoredEntry[] = [];
+      let done = false;
+      while (!done) {
+        // Entries are gathered in batches and copied out of blocks and
+        // memtables into one buffer per batch: one allocation per batch
+        // instead of two per entry.
+        let bytes = 0;
+        while (batch.length < SCAN_BATCH_ENTRIES && bytes < SCAN_BATCH_BYTES) {
+          // Awaited only when a block must be read.
+          let e = cursor.next();
+          if (e instanceof Promise) e = await e;
+          if (e === undefined) {
+            done = true;
+            break;
+          }
+          batch.push(e);
+          bytes += e.key.length + e.value.length;
+        }
+        const buf = new Uint8Array(bytes);
+        const out: { key: Uint8Array; value: Uint8Array }[] = [];
+        let o = 0;
+        for (const e of batch) {
+          buf.set(e.key, o);
+          const key = buf.subarray(o, o += e.key.length);
+          buf.set(e.value, o);
+          out.push({ key, value: buf.subarray(o, o += e.value.length) });
+        }
+        batch.length = 0;
+        for (const e of out) yield e;
+      }
+    } finally {
+      cursor.close();
+    }
+  }
+
+  /**
+   * The live entries of a range, as {@link scan} gives them, but without
+   * copies and without an async generator: a {@link LsmCursor} whose
+   * `next` returns a promise only when a block must be read, and whose
+   * keys and values are views into stored bytes (copy what you keep). With
+   * `gather` (for short ranges read at once, such as one row; needs an
+   * end or a prefix), the memtables' entries in the range are collected
+   * when the cursor is made instead of iterating a copy-on-write clone.
+   * Tables whose key range misses the range are not consulted. Close the
+   * cursor when stopping early (the end of the range closes it).
+   *
+   * @throws LsmError `bad_argument` for a bad range or limit, `closed`.
+   */
+  cursor(options: ScanOptions & { gather?: boolean } = {}): LsmCursor {
     this.#assertOpen();
     const { prefix, limit = Infinity } = options;
     let start = options.start;
@@ -420,55 +489,27 @@ export class LsmStore {
         end = pe;
       }
     }
-    if (limit === 0) return;
-    const tables = this.#tables;
-    for (const t of tables) t.ref();
-    try {
-      const sources: EntrySource[] = [this.#mem.cursor(start)];
-      if (this.#imm !== null) sources.push(this.#imm.cursor(start));
-      for (const t of tables) sources.push(t.iterate(start));
-      const merged = new MergeCursor(sources);
-      const batch: Entry[] = [];
-      let n = 0;
-      let done = false;
-      while (!done && n < limit) {
-        // Entries are gathered in batches and copied out of blocks and
-        // memtables into one buffer per batch: one allocation per batch
-        // instead of two per entry.
-        const want = Math.min(limit - n, SCAN_BATCH_ENTRIES);
-        let bytes = 0;
-        while (batch.length < want && bytes < SCAN_BATCH_BYTES) {
-          // Awaited only when a block must be read.
-          let e = merged.next();
-          if (e instanceof Promise) e = await e;
-          if (
-            e === undefined ||
-            (end !== undefined && compareBytes(e.key, end) >= 0) ||
-            (prefix !== undefined && !hasPrefix(e.key, prefix))
-          ) {
-            done = true;
-            break;
-          }
-          if (e.value === null) continue;
-          batch.push(e);
-          bytes += e.key.length + e.value.length;
-        }
-        const buf = new Uint8Array(bytes);
-        const out: { key: Uint8Array; value: Uint8Array }[] = [];
-        let o = 0;
-        for (const e of batch) {
-          buf.set(e.key, o);
-          const key = buf.subarray(o, o += e.key.length);
-          buf.set(e.value!, o);
-          out.push({ key, value: buf.subarray(o, o += e.value!.length) });
-        }
-        batch.length = 0;
-        for (const e of out) yield e;
-        n += out.length;
+    const sources: EntrySource[] = [];
+    if (options.gather === true && start !== undefined && end !== undefined) {
+      sources.push(this.#mem.range(start, end).values());
+      if (this.#imm !== null) {
+        sources.push(this.#imm.range(start, end).values());
       }
-    } finally {
-      for (const t of tables) t.unref();
+    } else {
+      sources.push(this.#mem.cursor(start));
+      if (this.#imm !== null) sources.push(this.#imm.cursor(start));
     }
+    const tables: SSTable[] = [];
+    for (const t of this.#tables) {
+      if (
+        (end !== undefined && compareBytes(t.smallest, end) >= 0) ||
+        (start !== undefined && compareBytes(t.largest, start) < 0)
+      ) continue;
+      t.ref();
+      tables.push(t);
+      sources.push(t.iterate(start));
+    }
+    return new LsmCursor(new MergeCursor(sources), end, prefix, tables, limit);
   }
 
   /** Flushes the memtable to an SSTable now (minor compaction) and waits. */
@@ -596,6 +637,7 @@ export class LsmStore {
     const upTo = this.#applied;
     this.#imm = imm;
     this.#mem = new Memtable();
+    for (const e of this.#onFlush?.() ?? []) imm.set(e.key, e.value);
     const b = this.#builder();
     for (const e of imm.entries()) b.add(e.key, e.value);
     const table = await this.#writeTable(b);

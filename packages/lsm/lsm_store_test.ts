@@ -392,3 +392,76 @@ Deno.test("the store keeps its own copies: changing a written or a returned buff
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a cursor reads a range as scan does, skips tables outside it, and closing early releases the tables; onFlush and onReplay see the entries", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const replayed: string[] = [];
+    const open = () =>
+      LsmStore.open(dir, {
+        sync: "never",
+        blockCacheBytes: 0,
+        blockBytes: 256,
+        compactionTrigger: 100,
+        onFlush: () => [{ key: enc.encode("!mark"), value: enc.encode("m") }],
+        onReplay: (k, v) =>
+          replayed.push(`${dec.decode(k)}=${v === null ? "-" : dec.decode(v)}`),
+      });
+    let db = await open();
+    const key = (i: number) => enc.encode(`k${String(i).padStart(4, "0")}`);
+    for (let i = 0; i < 400; i++) await db.put(key(i), enc.encode(`v${i}`));
+    await db.flush(); // table 1: k0000..k0399 and the flush's "!mark"
+    for (let i = 400; i < 800; i++) await db.put(key(i), enc.encode(`v${i}`));
+    await db.delete(key(5));
+    await db.flush(); // table 2: k0400..k0799, k0005's tombstone, "!mark"
+    await db.put(key(900), enc.encode("v900"));
+    await db.delete(key(6));
+    assert.equal(dec.decode((await db.get(enc.encode("!mark")))!), "m");
+    const read = async (c: ReturnType<LsmStore["cursor"]>) => {
+      const out: string[] = [];
+      while (true) {
+        let e = c.next();
+        if (e instanceof Promise) e = await e;
+        if (e === undefined) return out;
+        out.push(dec.decode(e.key));
+      }
+    };
+    for (const gather of [false, true]) {
+      const opts = { start: key(3), end: key(9), gather };
+      const viaScan: string[] = [];
+      for await (const e of db.scan(opts)) viaScan.push(dec.decode(e.key));
+      assert.deepEqual(await read(db.cursor(opts)), viaScan);
+      assert.deepEqual(viaScan, ["k0003", "k0004", "k0007", "k0008"]);
+    }
+    // Both tables end below "k09": neither is read (no block lookups).
+    const misses = db.stats().cacheMisses;
+    assert.deepEqual(await read(db.cursor({ prefix: enc.encode("k09") })), [
+      "k0900",
+    ]);
+    assert.equal(db.stats().cacheMisses, misses);
+    // A cursor stopped early and closed holds no table: after a compaction
+    // only its output file is left.
+    const c = db.cursor({ start: key(0) });
+    let e = c.next();
+    if (e instanceof Promise) e = await e;
+    assert.equal(dec.decode(e!.key), "k0000");
+    c.close();
+    assert.equal(c.next(), undefined);
+    await db.compact();
+    const deadline = performance.now() + 5000;
+    const sst = () =>
+      [...Deno.readDirSync(`${dir}/tables`)].filter((f) =>
+        f.name.endsWith(".sst")
+      ).length;
+    while (sst() > 1 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(sst(), 1);
+    await db.close();
+    db = await open();
+    assert.deepEqual(replayed, ["k0900=v900", "k0006=-"]);
+    await db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

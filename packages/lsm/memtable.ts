@@ -67,14 +67,32 @@ export class Memtable {
    * copy-on-write clone, so writes during the iteration do not appear.
    */
   cursor(start?: Uint8Array): Iterator<Entry> {
-    const it = this.#tree.clone().entries(start);
+    // One pair array reused by the tree's iterator: no allocation per step
+    // beyond the entry handed out.
+    const pair: (Uint8Array | Value)[] = [];
+    const it = this.#tree.clone().entries(start, pair as [Uint8Array, Value]);
     return {
       next(): IteratorResult<Entry> {
         const r = it.next();
-        return r.done
-          ? { done: true, value: undefined }
-          : { done: false, value: { key: r.value[0], value: r.value[1] } };
+        return r.done ? { done: true, value: undefined } : {
+          done: false,
+          value: { key: r.value[0], value: r.value[1] },
+        };
       },
     };
+  }
+
+  /**
+   * The entries with `start <= key < end`, gathered now into an array (no
+   * copy-on-write clone, which would make the next writes copy tree
+   * nodes): for short ranges, such as one row, read at once.
+   */
+  range(start: Uint8Array, end: Uint8Array): Entry[] {
+    const out: Entry[] = [];
+    if (compareBytes(start, end) >= 0) return out;
+    this.#tree.forRange(start, end, false, (key, value) => {
+      out.push({ key, value });
+    });
+    return out;
   }
 }

@@ -48,6 +48,7 @@ export {
 } from "./manifest.ts";
 export type { AppendableFile, FileStore, ReadableFile } from "./file_store.ts";
 export { LocalFileStore } from "./local_file_store.ts";
+export { LsmCursor, type StoredEntry } from "./lsm_cursor.ts";
 export type { CommitLog } from "./commit_log.ts";
 export { LocalCommitLog } from "./local_commit_log.ts";
 export { type Entry, Memtable, type Value } from "./memtable.ts";
@@ -59,4 +60,4 @@ export {
 export { BlockCache } from "./block_cache.ts";
 export { bloomMayContain, buildBloom, hashKey } from "./bloom.ts";
 export { MergeCursor, mergeSorted } from "./merge.ts";
-export { compareBytes, hasPrefix, prefixEnd } from "./bytes.ts";
+export { compareBytes, copyInto, hasPrefix, prefixEnd } from "./bytes.ts";

@@ -1,4 +1,5 @@
 import { readVarint, varintLength, writeVarint } from "@strata/codec";
+import { copyInto } from "./bytes.ts";
 import { LsmError } from "./lsm_error.ts";
 import type { Entry } from "./memtable.ts";
 
@@ -23,13 +24,13 @@ export function encodeBatch(
   let o = writeVarint(out, 0, batch.length);
   for (const m of batch) {
     o = writeVarint(out, o, m.key.length);
-    out.set(m.key, o);
+    copyInto(out, o, m.key);
     const ko = o;
     o += m.key.length;
     o = writeVarint(out, o, m.value === null ? 0 : m.value.length + 1);
     const vo = o;
     if (m.value !== null) {
-      out.set(m.value, o);
+      copyInto(out, o, m.value);
       o += m.value.length;
     }
     views?.push({

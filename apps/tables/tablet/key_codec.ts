@@ -101,37 +101,54 @@ function build(
   return out;
 }
 
-/** Reads an escaped field at `at`; returns the bytes and the index after its terminator. */
-function unescapeAt(key: Uint8Array, at: number): [Uint8Array, number] {
-  const z = key.indexOf(0, at);
-  // Most fields hold no 0x00 byte: the first 0x00 is the terminator.
-  if (z >= 0 && key[z + 1] === 1) return [key.slice(at, z), z + 2];
+/**
+ * Reads an escaped field at `at`; returns the bytes (a view into `key`
+ * when the field holds no 0x00, which is the common case) and sets
+ * {@link after} to the index after its terminator.
+ */
+function unescapeAt(key: Uint8Array, at: number): Uint8Array {
+  // Plain loops: for short keys they beat a call of the built-in indexOf.
+  let z = at;
+  const n = key.length;
+  while (z < n && key[z] !== 0) z++;
+  if (z + 1 < n && key[z + 1] === 1) {
+    after = z + 2;
+    return key.subarray(at, z);
+  }
   const out: number[] = [];
   let i = at;
-  while (i < key.length) {
+  while (i < n) {
     const c = key[i]!;
     if (c !== 0) {
       out.push(c);
       i++;
       continue;
     }
-    const n = key[i + 1];
-    if (n === 0xff) out.push(0);
-    else if (n === 1) return [Uint8Array.from(out), i + 2];
-    else break;
+    const m = key[i + 1];
+    if (m === 0xff) out.push(0);
+    else if (m === 1) {
+      after = i + 2;
+      return Uint8Array.from(out);
+    } else break;
     i += 2;
   }
   throw new Error(`malformed tablet key: bad escape at byte ${i}`);
 }
 
+/** Set by {@link unescapeAt}: the index after the field's terminator. */
+let after = 0;
+
 /** The index after the terminator of the escaped field at `at`. */
 function skipEscaped(key: Uint8Array, at: number): number {
-  let i = key.indexOf(0, at);
-  while (i >= 0 && key[i + 1] === 0xff) i = key.indexOf(0, i + 2);
-  if (i < 0 || key[i + 1] !== 1) {
-    throw new Error("malformed tablet key: bad escape");
+  const n = key.length;
+  for (let i = at; i + 1 < n; i++) {
+    if (key[i] !== 0) continue;
+    const m = key[i + 1];
+    if (m === 1) return i + 2;
+    if (m !== 0xff) break;
+    i++;
   }
-  return i + 2;
+  throw new Error("malformed tablet key: bad escape");
 }
 
 /** The encoded row: `esc(row) 00 01`; every entry of the row starts with it. */
@@ -202,39 +219,64 @@ export function isRowOf(
 
 /** Decodes the row key of an encoded entry key. */
 export function decodeRow(key: Uint8Array): Uint8Array {
-  return unescapeAt(key, 0)[0];
+  return unescapeAt(key, 0).slice();
 }
 
 /**
- * Decodes an entry key.
+ * Decodes an entry key. The qualifier is a view into `key` when it holds
+ * no 0x00 byte (copy it to keep it past changes to `key`).
  *
  * @throws Error for bytes the encoder cannot produce (a corrupt store).
  */
 export function parseKey(key: Uint8Array): ParsedKey {
   const rowEnd = skipEscaped(key, 0);
-  const none = new Uint8Array(0);
-  if (rowEnd === key.length - 1 && key[rowEnd] === 0) {
-    return { kind: "row", rowEnd, family: "", qualifier: none, timestamp: 0 };
+  const n = key.length;
+  if (rowEnd === n - 1 && key[rowEnd] === 0) {
+    return { kind: "row", rowEnd, family: "", qualifier: NONE, timestamp: 0 };
   }
-  const z = key.indexOf(0, rowEnd);
-  if (z < 0 || z + 1 >= key.length) throw new Error("malformed tablet key");
-  // Family names are short ASCII.
-  const family = String.fromCharCode.apply(
-    null,
-    key.subarray(rowEnd, z) as unknown as number[],
-  );
+  let z = rowEnd;
+  while (z < n && key[z] !== 0) z++;
+  if (z + 1 >= n) throw new Error("malformed tablet key");
+  const family = familyName(key, rowEnd, z);
   if (key[z + 1] === 0) {
-    return { kind: "family", rowEnd, family, qualifier: none, timestamp: 0 };
+    return { kind: "family", rowEnd, family, qualifier: NONE, timestamp: 0 };
   }
-  const [qualifier, q] = unescapeAt(key, z + 2);
-  if (q === key.length - 1 && key[q] === 0) {
+  const qualifier = unescapeAt(key, z + 2);
+  const q = after;
+  if (q === n - 1 && key[q] === 0) {
     return { kind: "column", rowEnd, family, qualifier, timestamp: 0 };
   }
-  if (q + 9 !== key.length || key[q] !== 1) {
+  if (q + 9 !== n || key[q] !== 1) {
     throw new Error("malformed tablet key");
   }
-  const dv = new DataView(key.buffer, key.byteOffset + q + 1, 8);
-  const timestamp = (~dv.getUint32(0) >>> 0) * 2 ** 32 +
-    (~dv.getUint32(4) >>> 0);
+  const hi = (key[q + 1]! << 24 | key[q + 2]! << 16 | key[q + 3]! << 8 |
+    key[q + 4]!) >>> 0;
+  const lo = (key[q + 5]! << 24 | key[q + 6]! << 16 | key[q + 7]! << 8 |
+    key[q + 8]!) >>> 0;
+  // Bitwise complement of the 64-bit big-endian timestamp.
+  const timestamp = (~hi >>> 0) * 2 ** 32 + (~lo >>> 0);
   return { kind: "cell", rowEnd, family, qualifier, timestamp };
+}
+
+const NONE = new Uint8Array(0);
+
+/** Family names decoded lately: a table has a few, so most keys hit. */
+const families: string[] = [];
+
+/** The family name in `key[from, to)` (short ASCII), interned. */
+function familyName(key: Uint8Array, from: number, to: number): string {
+  const len = to - from;
+  for (const f of families) {
+    if (f.length !== len) continue;
+    let i = 0;
+    while (i < len && f.charCodeAt(i) === key[from + i]) i++;
+    if (i === len) return f;
+  }
+  const f = String.fromCharCode.apply(
+    null,
+    key.subarray(from, to) as unknown as number[],
+  );
+  if (families.length >= 16) families.pop();
+  families.unshift(f);
+  return f;
 }

@@ -61,7 +61,8 @@ export class RowAssembler {
     let done: Row | undefined;
     if (!isRowOf(key, p.rowEnd, this.#prefix)) {
       done = this.finish();
-      this.#prefix = key.slice(0, p.rowEnd);
+      // A view: stored entries are never changed (decodeRow copies).
+      this.#prefix = key.subarray(0, p.rowEnd);
     }
     if (p.kind !== "cell") {
       // The marker in force at writtenBy: the newest of its chain up to it.
@@ -88,7 +89,7 @@ export class RowAssembler {
     if (++this.#count > this.#versions) return done;
     this.#cells.push({
       family: p.family,
-      qualifier: p.qualifier,
+      qualifier: p.qualifier.slice(),
       timestamp: p.timestamp,
       value: cell.value.slice(),
     });

@@ -5,32 +5,51 @@
  * row); different rows do not wait for each other.
  */
 export class RowLocks {
-  #tails = new Map<string, Promise<void>>();
+  /** Per locked row, the runs waiting for it, in arrival order. */
+  #queues = new Map<string, (() => void)[]>();
 
-  /** Runs `fn` holding the lock on `row`. */
-  async with<T>(row: Uint8Array, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` holding the lock on `row`; the lock is released when the
+   * promise `fn` returns settles. An uncontended lock costs two map
+   * operations and no extra promise or turn of the event loop: `fn`
+   * starts at once, in the caller's turn.
+   */
+  with<T>(row: Uint8Array, fn: () => Promise<T>): Promise<T> {
     const k = keyOf(row);
-    const prev = this.#tails.get(k);
-    let release!: () => void;
-    const mine = new Promise<void>((r) => release = r);
-    this.#tails.set(k, mine);
-    try {
-      if (prev !== undefined) await prev;
-      return await fn();
-    } finally {
-      release();
-      if (this.#tails.get(k) === mine) this.#tails.delete(k);
+    const waiting = this.#queues.get(k);
+    if (waiting === undefined) {
+      this.#queues.set(k, []);
+      return this.#run(k, fn);
     }
+    return new Promise<T>((resolve, reject) => {
+      waiting.push(() => void this.#run(k, fn).then(resolve, reject));
+    });
+  }
+
+  #run<T>(k: string, fn: () => Promise<T>): Promise<T> {
+    let p: Promise<T>;
+    try {
+      p = fn();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    const release = () => {
+      const waiting = this.#queues.get(k)!;
+      const next = waiting.shift();
+      if (next === undefined) this.#queues.delete(k);
+      else next();
+    };
+    p.then(release, release);
+    return p;
   }
 
   /** Rows locked or waited for (for tests). */
   get size(): number {
-    return this.#tails.size;
+    return this.#queues.size;
   }
 }
 
-const latin1 = new TextDecoder("latin1");
-
+/** The row as a map key: one char per byte (rows are at most 4 KiB). */
 function keyOf(row: Uint8Array): string {
-  return latin1.decode(row);
+  return String.fromCharCode.apply(null, row as unknown as number[]);
 }

@@ -1,4 +1,11 @@
-import { compareBytes, type Entry, hasPrefix, LsmStore } from "@strata/lsm";
+import {
+  compareBytes,
+  type Entry,
+  hasPrefix,
+  type LsmCursor,
+  LsmStore,
+  type StoredEntry,
+} from "@strata/lsm";
 import {
   cellKey,
   CLOCK_KEY,
@@ -15,6 +22,7 @@ import {
 } from "./key_codec.ts";
 import { RowAssembler } from "./row_assembler.ts";
 import { RowLocks } from "./row_locks.ts";
+import { RowScan } from "./row_scan.ts";
 import { TabletClock } from "./tablet_clock.ts";
 import { TabletError } from "./tablet_error.ts";
 import type {
@@ -64,10 +72,22 @@ export async function openTablet(
   checkRange(range);
   let tablet: LsmTablet | undefined;
   const shared = options.shared ?? [];
+  // The highest write timestamp in the commit log's unflushed records:
+  // every entry's value carries the timestamp of the write that made it.
+  let replayed = 0;
   const lsm = await LsmStore.open(dir, {
     ...options.lsm,
     compactionFilter: () => tablet!.compactionStarts(),
     ...(shared.length > 0 ? { shared: shared.flatMap((s) => s.tables) } : {}),
+    // The clock mark goes into each flushed table (it covers every write
+    // in the table), not into every write's batch.
+    onFlush: () => [{
+      key: CLOCK_KEY,
+      value: encodeMarker(tablet?.lastTimestamp ?? replayed),
+    }],
+    onReplay: (key, value) => {
+      if (value !== null) replayed = Math.max(replayed, writeTime(key, value));
+    },
   });
   try {
     if (shared.length > 0) {
@@ -82,13 +102,30 @@ export async function openTablet(
     const mark = await lsm.get(CLOCK_KEY);
     const clock = new TabletClock(
       options.clock ?? Date.now,
-      mark === undefined ? 0 : decodeMarker(mark),
+      Math.max(replayed, mark === undefined ? 0 : decodeMarker(mark)),
     );
     tablet = new LsmTablet(lsm, parsed.schema, parsed.policies, range, clock);
     return tablet;
   } catch (e) {
     await lsm.close();
     throw e;
+  }
+}
+
+/**
+ * The write timestamp an entry carries: a cell's sequence, a marker's (or
+ * the clock mark's) time; 0 for a value this code cannot read.
+ */
+function writeTime(key: Uint8Array, value: Uint8Array): number {
+  try {
+    if (compareBytes(key, ROW_SPACE_START) < 0) {
+      return compareBytes(key, CLOCK_KEY) === 0 ? decodeMarker(value) : 0;
+    }
+    return parseKey(key).kind === "cell"
+      ? decodeCell(value).seq
+      : decodeMarker(value);
+  } catch {
+    return 0;
   }
 }
 
@@ -148,17 +185,23 @@ export class LsmTablet implements Tablet {
     this.#horizon = clock.now();
   }
 
-  async mutateRow(
+  mutateRow(
     row: Uint8Array,
     mutations: Mutation[],
   ): Promise<{ timestamp: number }> {
-    this.#checkRow(row);
-    checkMutations(mutations, this.#policies);
-    return await this.#locks.with(row, async () => {
-      this.#assertOpen();
-      const chains = this.#markerChains(row, mutations);
-      return { timestamp: await this.#apply(row, mutations, chains) };
-    });
+    // Not async functions: an uncontended row lock runs the write in the
+    // caller's turn, with one promise per layer fewer.
+    try {
+      this.#checkRow(row);
+      checkMutations(mutations, this.#policies);
+      return this.#locks.with(row, () => {
+        this.#assertOpen();
+        const chains = this.#markerChains(row, mutations);
+        return this.#apply(row, mutations, chains).then(stamped);
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   async checkAndMutate(
@@ -252,8 +295,7 @@ export class LsmTablet implements Tablet {
   /**
    * Builds the row mutation's batch and writes it. The timestamp is taken
    * and the write issued without a turn of the event loop between them,
-   * so commit-log order is timestamp order and the clock mark written
-   * last is the highest.
+   * so commit-log order is timestamp order.
    */
   #apply(
     row: Uint8Array,
@@ -325,89 +367,147 @@ export class LsmTablet implements Tablet {
           break;
       }
     }
-    // Persists the clock so timestamps keep rising across a restart even
-    // if the wall clock went back meanwhile.
-    batch.push({ key: CLOCK_KEY, value: encodeMarker(t), ts: -1 });
+    // Timestamps keep rising across a restart even if the wall clock went
+    // back meanwhile: `t` is in the record (in each entry's value), so
+    // replaying the log finds it, and a flush writes the clock mark into
+    // its table (openTablet's onFlush, onReplay).
     const written = this.#lsm.write(batch);
     // Tracked so a consistent read as of `t` or later waits for it.
     this.#pending.add(written);
-    const untrack = () => void this.#pending.delete(written);
-    written.then(untrack, untrack);
-    return written.then(() => t);
+    return written.then(() => {
+      this.#pending.delete(written);
+      return t;
+    }, (e) => {
+      this.#pending.delete(written);
+      throw e;
+    });
   }
 
-  async getRow(
+  getRow(
     row: Uint8Array,
     options: ReadOptions = {},
   ): Promise<Row | undefined> {
-    this.#checkRow(row);
-    checkReadOptions(options, this.#policies);
-    return await this.#read(row, options);
+    // Not an async function: a row read from memtables and cached blocks
+    // answers with an already resolved promise.
+    try {
+      this.#checkRow(row);
+      checkReadOptions(options, this.#policies);
+      const r = this.#read(row, options);
+      return r instanceof Promise ? r : Promise.resolve(r);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
-  async #read(row: Uint8Array, options: ReadOptions): Promise<Row | undefined> {
+  /** The row; a promise only when a table block must be read. */
+  #read(
+    row: Uint8Array,
+    options: ReadOptions,
+  ): Row | undefined | Promise<Row | undefined> {
     this.#assertOpen();
     const asm = new RowAssembler(this.#policies, this.#clock.now(), options);
-    for await (const e of this.#lsm.scan({ prefix: rowPrefix(row) })) {
-      asm.add(e.key, e.value);
+    // One row is a short range read at once: its memtable entries are
+    // gathered, not iterated over a clone.
+    const cursor = this.#lsm.cursor({ prefix: rowPrefix(row), gather: true });
+    try {
+      while (true) {
+        const e = cursor.next();
+        if (e instanceof Promise) return this.#readSlow(cursor, asm, e);
+        if (e === undefined) return asm.finish();
+        asm.add(e.key, e.value);
+      }
+    } catch (err) {
+      cursor.close();
+      throw err;
     }
-    return asm.finish();
   }
 
-  async *scan(options: ScanOptions = {}): AsyncGenerator<Row> {
+  async #readSlow(
+    cursor: LsmCursor,
+    asm: RowAssembler,
+    pending: Promise<StoredEntry | undefined>,
+  ): Promise<Row | undefined> {
+    try {
+      let e: StoredEntry | undefined | Promise<StoredEntry | undefined> =
+        pending;
+      while (true) {
+        if (e instanceof Promise) e = await e;
+        if (e === undefined) return asm.finish();
+        asm.add(e.key, e.value);
+        e = cursor.next();
+      }
+    } finally {
+      cursor.close();
+    }
+  }
+
+  scan(options: ScanOptions = {}): AsyncGenerator<Row> {
+    if (options.consistent === true) return this.#consistentScan(options);
+    return new RowScan(() => {
+      const range = this.#scanRange(options);
+      if (range === undefined) return undefined;
+      return {
+        cursor: this.#lsm.cursor(range),
+        asm: new RowAssembler(this.#policies, this.#clock.now(), options),
+        limit: options.limit ?? Infinity,
+      };
+    });
+  }
+
+  /** A scan as of `asOf` that waits for earlier writes and holds GC meanwhile. */
+  async *#consistentScan(options: ScanOptions): AsyncGenerator<Row> {
+    const range = this.#scanRange(options);
+    if (range === undefined) return;
+    const asOf = options.asOf;
+    if (asOf === undefined) {
+      throw new TabletError("bad_request", "a consistent scan needs asOf");
+    }
+    // Checked and held in one turn: no GC compaction starts in between.
+    this.#checkHorizon(asOf);
+    this.#consistentScans++;
+    try {
+      await this.#settle(asOf);
+      this.#checkHorizon(asOf);
+      yield* new RowScan(() => ({
+        cursor: this.#lsm.cursor(range),
+        asm: new RowAssembler(this.#policies, asOf, options, asOf),
+        limit: options.limit ?? Infinity,
+      }));
+    } finally {
+      this.#consistentScans--;
+    }
+  }
+
+  /**
+   * Checks a scan's options; the LSM range of the rows it reads
+   * (clipped to the tablet's range), undefined when it reads none.
+   */
+  #scanRange(
+    options: ScanOptions,
+  ): { start: Uint8Array; end?: Uint8Array; prefix?: Uint8Array } | undefined {
     checkReadOptions(options, this.#policies);
     this.#assertOpen();
-    const { start, end, prefix, limit = Infinity } = options;
+    const { start, end, prefix, limit } = options;
     if (
       start !== undefined && end !== undefined && compareBytes(start, end) > 0
     ) {
       throw new TabletError("bad_request", "scan start is after its end");
     }
-    if (limit === 0) return;
+    if (limit === 0) return undefined;
     let lo = this.range.start;
     if (start !== undefined && compareBytes(start, lo) > 0) lo = start;
     let hi = this.range.end;
     if (end !== undefined && (hi === null || compareBytes(end, hi) < 0)) {
       hi = end;
     }
-    if (hi !== null && compareBytes(lo, hi) >= 0) return;
-    const asOf = options.asOf;
-    if (options.consistent && asOf === undefined) {
-      throw new TabletError("bad_request", "a consistent scan needs asOf");
-    }
-    const consistent = options.consistent === true;
-    if (consistent) {
-      // Checked and held in one turn: no GC compaction starts in between.
-      this.#checkHorizon(asOf!);
-      this.#consistentScans++;
-    }
-    try {
-      if (consistent) {
-        await this.#settle(asOf!);
-        this.#checkHorizon(asOf!);
-      }
-      const asm = consistent
-        ? new RowAssembler(this.#policies, asOf!, options, asOf)
-        : new RowAssembler(this.#policies, this.#clock.now(), options);
-      let n = 0;
-      for await (
-        const e of this.#lsm.scan({
-          start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
-          end: hi === null ? undefined : rowPrefix(hi),
-          prefix: prefix === undefined ? undefined : escapeBody(prefix),
-        })
-      ) {
-        const done = asm.add(e.key, e.value);
-        if (done !== undefined) {
-          yield done;
-          if (++n >= limit) return;
-        }
-      }
-      const last = asm.finish();
-      if (last !== undefined) yield last;
-    } finally {
-      if (consistent) this.#consistentScans--;
-    }
+    if (hi !== null && compareBytes(lo, hi) >= 0) return undefined;
+    // Entries are pulled one at a time (no read-ahead past the last row
+    // wanted) and awaited only when a block must be read.
+    return {
+      start: lo.length === 0 ? ROW_SPACE_START : rowPrefix(lo),
+      end: hi === null ? undefined : rowPrefix(hi),
+      prefix: prefix === undefined ? undefined : escapeBody(prefix),
+    };
   }
 
   async holdSnapshot(asOf: number, ms: number): Promise<void> {
@@ -693,6 +793,7 @@ function lsmRange(range: KeyRange): [Uint8Array, Uint8Array | undefined] {
     range.end === null ? undefined : rowPrefix(range.end),
   ];
 }
+const stamped = (timestamp: number) => ({ timestamp });
 /** Bytes per write batch when copying (well under a commit-log record's 16 MiB). */
 const COPY_BATCH_BYTES = 1 << 20;
 /** Longest GC hold for a consistent read, ms. */

@@ -113,6 +113,23 @@ Deno.test("timestamps rise strictly, even within one millisecond and when the wa
     ts.push((await t.mutateRow(b("r"), m)).timestamp);
     for (let i = 1; i < ts.length; i++) assert.ok(ts[i]! > ts[i - 1]!, `${ts}`);
     assert.equal(ts[0], 1_000_000);
+    // The clock resumes exactly after the last timestamp given, whether
+    // that write is replayed from the log (a cell, a deletion marker) or
+    // was flushed to a table (the log then empty) and compacted.
+    const next = async (f: () => Promise<void>) => {
+      await f();
+      const last = ts[ts.length - 1]!;
+      ctl.now -= 60_000;
+      t = await ctl.reopen();
+      ts.push((await t.mutateRow(b("r"), m)).timestamp);
+      assert.equal(ts[ts.length - 1], last + 1, `${ts}`);
+    };
+    await next(async () => {});
+    await next(async () => {
+      ts.push((await t.mutateRow(b("s"), [{ op: "deleteRow" }])).timestamp);
+    });
+    await next(() => t.flush());
+    await next(() => t.compact());
   });
 });
 
@@ -312,6 +329,39 @@ Deno.test("scans return rows in key order within start, end, prefix, limit and t
       "bb",
     ]);
   }, range);
+});
+
+Deno.test("a scan's next calls made at once answer in order while blocks are read; return ends it", async () => {
+  await withTablet(async (t) => {
+    const keys = Array.from({ length: 300 }, (_, i) => `k${1000 + i}`);
+    for (const k of keys) {
+      await t.mutateRow(b(k), [{
+        op: "put",
+        family: "anchor",
+        qualifier: b(""),
+        value: new Uint8Array(100),
+      }]);
+    }
+    await t.flush(); // rows now come from table blocks read on demand
+    const it = t.scan({ limit: 250 });
+    const first = await Promise.all(
+      Array.from({ length: 200 }, () => it.next()),
+    );
+    assert.deepEqual(
+      first.map((r) => r.done ? "done" : dec.decode(r.value.key)),
+      keys.slice(0, 200),
+    );
+    assert.deepEqual(await it.return(undefined), {
+      done: true,
+      value: undefined,
+    });
+    assert.equal((await it.next()).done, true);
+    // The ended scan holds no table: a compaction replaces them all.
+    await t.compact();
+    let n = 0;
+    for await (const _ of t.scan({ start: b("k1100"), limit: 1000 })) n++;
+    assert.equal(n, 200);
+  });
 });
 
 Deno.test("checkAndMutate applies one branch atomically; concurrent increments are not lost", async () => {

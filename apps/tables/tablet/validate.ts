@@ -123,7 +123,8 @@ export function checkMutations(
     );
   }
   let bytes = 0;
-  mutations.forEach((m: Mutation, i) => {
+  for (let i = 0; i < mutations.length; i++) {
+    const m: Mutation = mutations[i];
     const where = `mutation ${i}`;
     if (typeof m !== "object" || m === null) bad(`${where} is not an object`);
     switch (m.op) {
@@ -161,7 +162,7 @@ export function checkMutations(
           `${where}: op must be put, deleteCells, deleteFamily or deleteRow`,
         );
     }
-  });
+  }
   if (bytes > LIMITS.mutationBytes) {
     throw new TabletError(
       "too_large",

@@ -9,6 +9,7 @@
  * marker  T(8)
  * ```
  */
+import { copyInto } from "@strata/lsm";
 
 /** A decoded cell entry. */
 export interface CellValue {
@@ -20,9 +21,18 @@ export interface CellValue {
   value: Uint8Array;
 }
 
-function setU64(dv: DataView, at: number, n: number): void {
-  dv.setUint32(at, Math.floor(n / 2 ** 32));
-  dv.setUint32(at + 4, n >>> 0);
+/** Writes `n` (< 2^53) big-endian at `at`, byte by byte (no DataView per call). */
+function putU64(out: Uint8Array, at: number, n: number): void {
+  const hi = Math.floor(n / 2 ** 32);
+  const lo = n >>> 0;
+  out[at] = hi >>> 24;
+  out[at + 1] = hi >>> 16;
+  out[at + 2] = hi >>> 8;
+  out[at + 3] = hi;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = lo >>> 16;
+  out[at + 6] = lo >>> 8;
+  out[at + 7] = lo;
 }
 
 function getU64(dv: DataView, at: number): number {
@@ -37,22 +47,24 @@ export function encodeCell(
 ): Uint8Array {
   const out = new Uint8Array(9 + value.length);
   out[0] = deleted ? 1 : 0;
-  setU64(new DataView(out.buffer), 1, seq);
-  out.set(value, 9);
+  putU64(out, 1, seq);
+  copyInto(out, 9, value);
   return out;
 }
 
 /** Decodes a cell entry. @throws Error on malformed bytes. */
 export function decodeCell(b: Uint8Array): CellValue {
   if (b.length < 9 || b[0]! > 1) throw new Error("malformed tablet cell");
-  const dv = new DataView(b.buffer, b.byteOffset, b.length);
-  return { deleted: b[0] === 1, seq: getU64(dv, 1), value: b.subarray(9) };
+  // Read in place (no DataView per cell).
+  const hi = (b[1]! << 24 | b[2]! << 16 | b[3]! << 8 | b[4]!) >>> 0;
+  const lo = (b[5]! << 24 | b[6]! << 16 | b[7]! << 8 | b[8]!) >>> 0;
+  return { deleted: b[0] === 1, seq: hi * 2 ** 32 + lo, value: b.subarray(9) };
 }
 
 /** Encodes a deletion marker (or the clock mark): its timestamp. */
 export function encodeMarker(t: number): Uint8Array {
   const out = new Uint8Array(8);
-  setU64(new DataView(out.buffer), 0, t);
+  putU64(out, 0, t);
   return out;
 }
 
@@ -74,8 +86,7 @@ export function decodeMarker(b: Uint8Array): number {
  */
 export function encodeMarkerChain(times: readonly number[]): Uint8Array {
   const out = new Uint8Array(8 * times.length);
-  const dv = new DataView(out.buffer);
-  times.forEach((t, i) => setU64(dv, 8 * i, t));
+  times.forEach((t, i) => putU64(out, 8 * i, t));
   return out;
 }
 
