@@ -4,6 +4,7 @@ import { GfsClient } from "../client/client.ts";
 import { DataPorts } from "../client/data_connection.ts";
 import {
   AppendRecord,
+  ApplyBytes,
   type DataMessages,
   dataMessages,
   ReadChunk,
@@ -13,13 +14,20 @@ import { pattern, startTestCell, until } from "../_test_support.ts";
 
 const CHUNK = 256 * 1024;
 
-/** The data port calls a chunkserver reports in /metrics. */
-async function portCalls(url: string, token: string): Promise<number> {
+/** A data port counter a chunkserver reports in /metrics (calls or applies). */
+async function portCalls(
+  url: string,
+  token: string,
+  what: "calls" | "applies" = "calls",
+): Promise<number> {
   const text = await (await fetch(`${url}/metrics`, {
     headers: { authorization: `Bearer ${token}` },
   })).text();
-  const m = /gfs_chunkserver_data_port_calls_total\{[^}]*\} (\d+)/.exec(text);
-  assert.ok(m, "the data port counter is in /metrics");
+  const m = new RegExp(
+    `gfs_chunkserver_data_port_${what}_total\\{[^}]*\\} (\\d+)`,
+  )
+    .exec(text);
+  assert.ok(m, `the data port ${what} counter is in /metrics`);
   return Number(m[1]);
 }
 
@@ -41,9 +49,11 @@ Deno.test({
       token: tokens.write,
       dataPort: false,
     });
-    const total = async () => {
+    const total = async (what: "calls" | "applies" = "calls") => {
       let n = 0;
-      for (const s of cell.servers) n += await portCalls(s.url, tokens.read);
+      for (const s of cell.servers) {
+        n += await portCalls(s.url, tokens.read, what);
+      }
       return n;
     };
     try {
@@ -59,9 +69,10 @@ Deno.test({
       await gfs.upload("/f", data);
 
       await t.step(
-        "pread, download and record appends go over the port; an HTTP-only client gets the same bytes",
+        "pread, download, record appends and their forwards to the secondaries go over the port; an HTTP-only client gets the same bytes",
         async () => {
           const before = await total();
+          const appliesBefore = await total("applies");
           for (const [o, n] of [[0, 10], [CHUNK - 5, 10], [1234, 65536]]) {
             assert.deepEqual(
               await gfs.pread("/f", o!, n!),
@@ -76,6 +87,9 @@ Deno.test({
             afterPort - before >= 3 + 3 + 3,
             `${afterPort - before} data port calls`,
           );
+          // Each batch goes to both secondaries over their ports.
+          const applies = await total("applies") - appliesBefore;
+          assert.ok(applies >= 2, `${applies} batches applied over the port`);
           const back: Uint8Array[] = [];
           for await (const r of http.readRecords("/log")) back.push(r);
           assert.equal(back.length, 3);
@@ -98,7 +112,7 @@ Deno.test({
       const handle = (await gfs.locate("/f")).chunks[0]!;
 
       await t.step(
-        "a wrong token is refused in the handshake; a read token cannot append",
+        "a wrong token is refused in the handshake; a read token cannot append; only the peer secret forwards batches",
         async () => {
           await assert.rejects(
             connectTcp<DataMessages>({ port }, {
@@ -132,6 +146,33 @@ Deno.test({
             });
             assert.equal(no.type, "DataRefused");
             assert.equal((no.message as { code: string }).code, "forbidden");
+            const forward = {
+              handle: handle.handle,
+              version: handle.version,
+              offset: 0,
+              seq: null,
+              data: new Uint8Array(10),
+            };
+            const noApply = await reader.call(ApplyBytes, forward);
+            assert.equal(
+              (noApply.message as { code: string }).code,
+              "forbidden",
+            );
+            const admin = await connectTcp<DataMessages>({ port }, {
+              set: dataMessages,
+              secret: tokens.admin,
+              differential: false,
+            });
+            try {
+              const noAdmin = await admin.call(ApplyBytes, forward);
+              assert.equal(
+                (noAdmin.message as { code: string }).code,
+                "forbidden",
+                "a user's admin token is not the peer secret",
+              );
+            } finally {
+              await admin.close();
+            }
             const huge = await reader.call(ReadChunk, {
               handle: handle.handle,
               version: null,

@@ -7,6 +7,7 @@ import {
 import { z } from "zod";
 import {
   AppendRecord,
+  ApplyBytes,
   DATA_FRAME_MAX_BYTES,
   type DataMessages,
   dataMessages,
@@ -106,6 +107,36 @@ export class DataPorts {
         { timeoutMs },
       ));
     if (reply.type === "RecordAppended") return reply.message;
+    throw this.#unexpected(server, reply);
+  }
+
+  /**
+   * Forwards a record-append batch to the secondary `server` over its data
+   * port (the pool's token must be the cell's peer secret).
+   * @returns the chunk's length there, or null when it has no data port.
+   * @throws GfsError as {@link DataPorts.read}; `unavailable` when `signal` aborts.
+   */
+  async applyBytes(
+    server: string,
+    m: {
+      handle: number;
+      version: number;
+      offset: number;
+      seq: number | null;
+      data: Uint8Array;
+    },
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<{ length: number } | null> {
+    const conn = await this.#connection(server, timeoutMs);
+    if (conn === null) return null;
+    const reply = await this.#call(server, conn, () =>
+      conn.call(
+        ApplyBytes,
+        { ...m, data: m.data as Uint8Array<ArrayBuffer> },
+        { timeoutMs, signal },
+      ));
+    if (reply.type === "BytesApplied") return reply.message;
     throw this.#unexpected(server, reply);
   }
 
