@@ -23,25 +23,19 @@ export interface FanOutResult {
  * HTTP (a TLS cell, an older server, a batch over 16 MiB).
  */
 export class Secondaries {
-  readonly #ports: DataPorts | null;
+  readonly #ports: DataPorts;
 
-  /**
-   * @param peerToken the cell's peer secret; @param client fetch client (the cell's TLS roots);
-   * @param useDataPorts false: every call over HTTP.
-   */
+  /** @param peerToken the cell's peer secret; @param client fetch client (the cell's TLS roots). */
   constructor(
     private readonly peerToken: string | undefined,
     private readonly client: Deno.HttpClient | undefined,
-    useDataPorts = true,
   ) {
-    this.#ports = useDataPorts
-      ? new DataPorts({ token: peerToken, httpClient: client })
-      : null;
+    this.#ports = new DataPorts({ token: peerToken, httpClient: client });
   }
 
   /** Closes the data port connections. */
-  async close(): Promise<void> {
-    await this.#ports?.close();
+  close(): Promise<void> {
+    return this.#ports.close();
   }
 
   /** `POST /v1/chunks/:handle/apply` (staged data by id, or padding) on each. */
@@ -74,7 +68,7 @@ export class Secondaries {
     signal?: AbortSignal,
   ): Promise<FanOutResult> {
     return fanOut(secondaries, async (s) => {
-      if (this.#ports !== null && data.length <= DATA_RECORD_MAX_BYTES) {
+      if (data.length <= DATA_RECORD_MAX_BYTES) {
         // A failure here fails this secondary (no second try over HTTP:
         // the batch may have been applied, and its number is taken).
         const r = await this.#ports.applyBytes(

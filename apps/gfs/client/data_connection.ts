@@ -128,7 +128,9 @@ export class DataPorts {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<{ length: number } | null> {
-    const conn = await this.#connection(server, timeoutMs);
+    // Finding the port and dialing do not wait out an abort (a partitioned
+    // secondary must not hold its primary's chunk queue for the dial timeouts).
+    const conn = await abortable(this.#connection(server, timeoutMs), signal);
     if (conn === null) return null;
     const reply = await this.#call(server, conn, () =>
       conn.call(
@@ -302,4 +304,20 @@ export class DataPorts {
     const h = Health.safeParse(body);
     return h.success ? h.data.dataPort ?? null : null;
   }
+}
+
+/** `p`, or its rejection with `signal`'s reason as soon as that aborts (`p` runs on). */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return p;
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
 }
