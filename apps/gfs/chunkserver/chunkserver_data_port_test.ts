@@ -11,6 +11,7 @@ import {
 } from "../shared/data_protocol.ts";
 import { isGfsError } from "../shared/gfs_error.ts";
 import { pattern, startTestCell, until } from "../_test_support.ts";
+import { Secondaries } from "./secondaries.ts";
 
 const CHUNK = 256 * 1024;
 
@@ -243,6 +244,51 @@ Deno.test({
             assert.equal(got, null);
           } finally {
             await ports.close();
+            await fake.shutdown();
+          }
+        },
+      );
+
+      await t.step(
+        "a secondary without a data port gets its batch over HTTP",
+        async () => {
+          const got: { url: string; body: Uint8Array }[] = [];
+          const fake = Deno.serve(
+            { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+            async (req) => {
+              const url = new URL(req.url);
+              if (url.pathname === "/v1/health") {
+                return Response.json({ status: "ok", dataPort: null });
+              }
+              got.push({
+                url: url.pathname + url.search,
+                body: new Uint8Array(await req.arrayBuffer()),
+              });
+              return Response.json({ ok: true });
+            },
+          );
+          const secondaries = new Secondaries(
+            cell.secrets.peerSecret,
+            undefined,
+          );
+          try {
+            const at = `http://127.0.0.1:${fake.addr.port}`;
+            const batch = pattern(300, 4);
+            const r = await secondaries.applyBytes(
+              [at],
+              7,
+              { version: 2, offset: 100, seq: 3 },
+              batch,
+            );
+            assert.deepEqual(r, { ok: [at], failed: [] });
+            assert.equal(got.length, 1);
+            assert.equal(
+              got[0]!.url,
+              "/v1/chunks/7/apply-bytes?version=2&offset=100&seq=3",
+            );
+            assert.deepEqual(got[0]!.body, batch);
+          } finally {
+            await secondaries.close();
             await fake.shutdown();
           }
         },
