@@ -40,8 +40,8 @@ export interface DataPortOptions {
  * The chunkserver's data port: chunk reads and record appends over
  * strata's framed TCP transport, served by the same service calls as the
  * HTTP routes (`chunkserver_routes_client.ts`), and a primary's forwarded
- * record-append batches (as `chunkserver_routes_peer.ts`'s `apply-bytes`). Many calls are in flight
- * per connection (the transport's call ids). A connection that sends a
+ * record-append batches (as `apply-bytes` in `chunkserver_routes_peer.ts`).
+ * Many calls are in flight per connection (the transport's call ids). A connection that sends a
  * frame that does not decode or validate is closed by the transport (with
  * a goodbye naming the reason); other connections are not affected.
  */

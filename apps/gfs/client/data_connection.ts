@@ -114,7 +114,8 @@ export class DataPorts {
    * Forwards a record-append batch to the secondary `server` over its data
    * port (the pool's token must be the cell's peer secret).
    * @returns the chunk's length there, or null when it has no data port.
-   * @throws GfsError as {@link DataPorts.read}; `unavailable` when `signal` aborts.
+   * @throws GfsError as {@link DataPorts.read}; when `signal` aborts, its
+   *   reason (or `unavailable` once the call was sent).
    */
   async applyBytes(
     server: string,
