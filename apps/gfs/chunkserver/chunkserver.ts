@@ -169,6 +169,7 @@ export async function startChunkserver(
       cs.closing.abort();
       await server.shutdown();
       await dataPort?.close();
+      await cs.secondaries.close();
       await Promise.allSettled(loops);
       await store.close();
       client?.close();

@@ -9,6 +9,7 @@ import {
 import type { z } from "zod";
 import {
   type AppendRecord,
+  type ApplyBytes,
   DATA_FRAME_MAX_BYTES,
   DATA_READ_MAX_BYTES,
   type DataMessages,
@@ -38,8 +39,9 @@ export interface DataPortOptions {
 /**
  * The chunkserver's data port: chunk reads and record appends over
  * strata's framed TCP transport, served by the same service calls as the
- * HTTP routes (`chunkserver_routes_client.ts`). Many calls are in flight
- * per connection (the transport's call ids). A connection that sends a
+ * HTTP routes (`chunkserver_routes_client.ts`), and a primary's forwarded
+ * record-append batches (as `apply-bytes` in `chunkserver_routes_peer.ts`).
+ * Many calls are in flight per connection (the transport's call ids). A connection that sends a
  * frame that does not decode or validate is closed by the transport (with
  * a goodbye naming the reason); other connections are not affected.
  */
@@ -67,6 +69,26 @@ export function startDataPort(
         `this needs the ${role} token (or a higher one)`,
       );
     }
+  };
+
+  // The peer routes' rule (`need.peer`): only the peer secret, no user token.
+  const needPeer = (from: Transport<DataMessages>) => {
+    if (s === undefined) return;
+    const proven = (from as { provenSecret?: unknown }).provenSecret;
+    if (proven !== s.peerSecret) {
+      throw new GfsError("forbidden", "this needs the cell's peer secret");
+    }
+  };
+
+  const apply = async (
+    m: z.output<typeof ApplyBytes.schema>,
+  ): Promise<Reply> => {
+    if (m.data.length > cs.cfg.chunkBytes) {
+      throw new GfsError("too_large", "a batch is at most one chunk");
+    }
+    const length = await cs.applyBytes(m.handle, m, m.data);
+    cs.stats.dataPortApplies++;
+    return { type: "BytesApplied", message: { length } };
   };
 
   const read = async (
@@ -138,6 +160,9 @@ export function startDataPort(
       case "AppendRecord":
         need(from, "write");
         return append(req.message);
+      case "ApplyBytes":
+        needPeer(from);
+        return apply(req.message);
       default:
         throw new GfsError(
           "bad_request",

@@ -4,22 +4,31 @@ import { GfsClient } from "../client/client.ts";
 import { DataPorts } from "../client/data_connection.ts";
 import {
   AppendRecord,
+  ApplyBytes,
   type DataMessages,
   dataMessages,
   ReadChunk,
 } from "../shared/data_protocol.ts";
 import { isGfsError } from "../shared/gfs_error.ts";
 import { pattern, startTestCell, until } from "../_test_support.ts";
+import { Secondaries } from "./secondaries.ts";
 
 const CHUNK = 256 * 1024;
 
-/** The data port calls a chunkserver reports in /metrics. */
-async function portCalls(url: string, token: string): Promise<number> {
+/** A data port counter a chunkserver reports in /metrics (calls or applies). */
+async function portCalls(
+  url: string,
+  token: string,
+  what: "calls" | "applies" = "calls",
+): Promise<number> {
   const text = await (await fetch(`${url}/metrics`, {
     headers: { authorization: `Bearer ${token}` },
   })).text();
-  const m = /gfs_chunkserver_data_port_calls_total\{[^}]*\} (\d+)/.exec(text);
-  assert.ok(m, "the data port counter is in /metrics");
+  const m = new RegExp(
+    `gfs_chunkserver_data_port_${what}_total\\{[^}]*\\} (\\d+)`,
+  )
+    .exec(text);
+  assert.ok(m, `the data port ${what} counter is in /metrics`);
   return Number(m[1]);
 }
 
@@ -41,9 +50,11 @@ Deno.test({
       token: tokens.write,
       dataPort: false,
     });
-    const total = async () => {
+    const total = async (what: "calls" | "applies" = "calls") => {
       let n = 0;
-      for (const s of cell.servers) n += await portCalls(s.url, tokens.read);
+      for (const s of cell.servers) {
+        n += await portCalls(s.url, tokens.read, what);
+      }
       return n;
     };
     try {
@@ -59,9 +70,10 @@ Deno.test({
       await gfs.upload("/f", data);
 
       await t.step(
-        "pread, download and record appends go over the port; an HTTP-only client gets the same bytes",
+        "pread, download, record appends and their forwards to the secondaries go over the port; an HTTP-only client gets the same bytes",
         async () => {
           const before = await total();
+          const appliesBefore = await total("applies");
           for (const [o, n] of [[0, 10], [CHUNK - 5, 10], [1234, 65536]]) {
             assert.deepEqual(
               await gfs.pread("/f", o!, n!),
@@ -76,6 +88,9 @@ Deno.test({
             afterPort - before >= 3 + 3 + 3,
             `${afterPort - before} data port calls`,
           );
+          // Each batch goes to both secondaries over their ports.
+          const applies = await total("applies") - appliesBefore;
+          assert.ok(applies >= 2, `${applies} batches applied over the port`);
           const back: Uint8Array[] = [];
           for await (const r of http.readRecords("/log")) back.push(r);
           assert.equal(back.length, 3);
@@ -98,7 +113,7 @@ Deno.test({
       const handle = (await gfs.locate("/f")).chunks[0]!;
 
       await t.step(
-        "a wrong token is refused in the handshake; a read token cannot append",
+        "a wrong token is refused in the handshake; a read token cannot append; only the peer secret forwards batches",
         async () => {
           await assert.rejects(
             connectTcp<DataMessages>({ port }, {
@@ -132,6 +147,33 @@ Deno.test({
             });
             assert.equal(no.type, "DataRefused");
             assert.equal((no.message as { code: string }).code, "forbidden");
+            const forward = {
+              handle: handle.handle,
+              version: handle.version,
+              offset: 0,
+              seq: null,
+              data: new Uint8Array(10),
+            };
+            const noApply = await reader.call(ApplyBytes, forward);
+            assert.equal(
+              (noApply.message as { code: string }).code,
+              "forbidden",
+            );
+            const admin = await connectTcp<DataMessages>({ port }, {
+              set: dataMessages,
+              secret: tokens.admin,
+              differential: false,
+            });
+            try {
+              const noAdmin = await admin.call(ApplyBytes, forward);
+              assert.equal(
+                (noAdmin.message as { code: string }).code,
+                "forbidden",
+                "a user's admin token is not the peer secret",
+              );
+            } finally {
+              await admin.close();
+            }
             const huge = await reader.call(ReadChunk, {
               handle: handle.handle,
               version: null,
@@ -202,6 +244,51 @@ Deno.test({
             assert.equal(got, null);
           } finally {
             await ports.close();
+            await fake.shutdown();
+          }
+        },
+      );
+
+      await t.step(
+        "a secondary without a data port gets its batch over HTTP",
+        async () => {
+          const got: { url: string; body: Uint8Array }[] = [];
+          const fake = Deno.serve(
+            { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+            async (req) => {
+              const url = new URL(req.url);
+              if (url.pathname === "/v1/health") {
+                return Response.json({ status: "ok", dataPort: null });
+              }
+              got.push({
+                url: url.pathname + url.search,
+                body: new Uint8Array(await req.arrayBuffer()),
+              });
+              return Response.json({ ok: true });
+            },
+          );
+          const secondaries = new Secondaries(
+            cell.secrets.peerSecret,
+            undefined,
+          );
+          try {
+            const at = `http://127.0.0.1:${fake.addr.port}`;
+            const batch = pattern(300, 4);
+            const r = await secondaries.applyBytes(
+              [at],
+              7,
+              { version: 2, offset: 100, seq: 3 },
+              batch,
+            );
+            assert.deepEqual(r, { ok: [at], failed: [] });
+            assert.equal(got.length, 1);
+            assert.equal(
+              got[0]!.url,
+              "/v1/chunks/7/apply-bytes?version=2&offset=100&seq=3",
+            );
+            assert.deepEqual(got[0]!.body, batch);
+          } finally {
+            await secondaries.close();
             await fake.shutdown();
           }
         },

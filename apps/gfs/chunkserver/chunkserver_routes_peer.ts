@@ -23,14 +23,7 @@ export function peerDataRoutes(app: Hono, cs: ChunkserverService): void {
     const q = readQuery(c, ApplyBytesQuerySchema);
     // The whole body first: waiting for our turn must not hold the sender.
     const data = await readRawBytes(c, cs.cfg.chunkBytes);
-    if (q.seq !== undefined) await order.waitTurn(handle, q.version, q.seq);
-    let applied: Promise<number>;
-    try {
-      applied = store.write(handle, q.version, q.offset, data);
-    } finally {
-      if (q.seq !== undefined) order.markApplied(handle, q.version, q.seq);
-    }
-    await applied;
+    await cs.applyBytes(handle, q, data);
     return c.json({ ok: true });
   });
 

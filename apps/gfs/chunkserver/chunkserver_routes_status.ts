@@ -36,6 +36,11 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
         promLine("gfs_chunkserver_data_port_calls_total", stats.dataPortCalls, {
           id,
         }),
+        promLine(
+          "gfs_chunkserver_data_port_applies_total",
+          stats.dataPortApplies,
+          { id },
+        ),
       ].join("\n") + "\n",
       200,
       { "content-type": "text/plain; version=0.0.4" },

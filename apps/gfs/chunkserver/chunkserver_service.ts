@@ -54,8 +54,10 @@ export class ChunkserverService {
     writeBytes: 0,
     corrupt: 0,
     inflight: 0,
-    /** Calls answered on the data port (reads and appends). */
+    /** Calls answered on the data port (reads, appends, forwarded batches). */
     dataPortCalls: 0,
+    /** Record-append batches applied here as a secondary, by the data port. */
+    dataPortApplies: 0,
   };
   /** Pushed data by id, until applied (or forgotten after a while). */
   readonly staging = new Map<string, Staged>();
@@ -152,6 +154,30 @@ export class ChunkserverService {
       );
     }
     this.lastMutation.set(handle, Date.now());
+  }
+
+  /**
+   * Applies a batch its primary forwarded (`data` at `offset`, as mutation
+   * `seq` of the chunk's version) in its number's turn: the HTTP route and
+   * the data port both end here.
+   * @returns the chunk's length after it.
+   */
+  async applyBytes(
+    handle: number,
+    q: { version: number; offset: number; seq?: number | null },
+    data: Uint8Array,
+  ): Promise<number> {
+    const { order, store } = this;
+    const seq = q.seq ?? undefined;
+    if (seq !== undefined) await order.waitTurn(handle, q.version, seq);
+    let applied: Promise<number>;
+    try {
+      applied = store.write(handle, q.version, q.offset, data);
+    } finally {
+      // Queued in the store in number order: the next may queue now.
+      if (seq !== undefined) order.markApplied(handle, q.version, seq);
+    }
+    return await applied;
   }
 
   /** A replica failed its checksums: delete it here and tell the master. */

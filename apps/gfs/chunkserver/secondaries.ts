@@ -1,5 +1,7 @@
 import type { z } from "zod";
 import { authHeaders } from "@strata/edge";
+import { DataPorts } from "../client/data_connection.ts";
+import { DATA_RECORD_MAX_BYTES } from "../shared/data_protocol.ts";
 import { fetchJson, parseResponse } from "../shared/http_json.ts";
 import { type ApplySchema, OkSchema } from "../shared/messages.ts";
 
@@ -16,13 +18,25 @@ export interface FanOutResult {
  * A primary's calls to its secondaries (with the cell's peer secret): a
  * mutation goes to every secondary at once, and the result lists those
  * that failed instead of failing the mutation (the caller decides).
+ * A record-append batch goes over the secondary's data port (the client's
+ * connection pool, proving the peer secret) when it has one, else over
+ * HTTP (a TLS cell, an older server, a batch over 16 MiB).
  */
 export class Secondaries {
+  readonly #ports: DataPorts;
+
   /** @param peerToken the cell's peer secret; @param client fetch client (the cell's TLS roots). */
   constructor(
     private readonly peerToken: string | undefined,
     private readonly client: Deno.HttpClient | undefined,
-  ) {}
+  ) {
+    this.#ports = new DataPorts({ token: peerToken, httpClient: client });
+  }
+
+  /** Closes the data port connections. */
+  close(): Promise<void> {
+    return this.#ports.close();
+  }
 
   /** `POST /v1/chunks/:handle/apply` (staged data by id, or padding) on each. */
   apply(
@@ -42,7 +56,10 @@ export class Secondaries {
     });
   }
 
-  /** `POST /v1/chunks/:handle/apply-bytes`: `data` at `offset` as mutation `seq`, on each. */
+  /**
+   * `data` at `offset` as mutation `seq`, on each: `ApplyBytes` on its data
+   * port, or `POST /v1/chunks/:handle/apply-bytes` when it has none.
+   */
   applyBytes(
     secondaries: string[],
     handle: number,
@@ -51,6 +68,17 @@ export class Secondaries {
     signal?: AbortSignal,
   ): Promise<FanOutResult> {
     return fanOut(secondaries, async (s) => {
+      if (data.length <= DATA_RECORD_MAX_BYTES) {
+        // A failure here fails this secondary (no second try over HTTP:
+        // the batch may have been applied, and its number is taken).
+        const r = await this.#ports.applyBytes(
+          s,
+          { handle, ...q, data },
+          APPLY_TIMEOUT_MS,
+          signal,
+        );
+        if (r !== null) return;
+      }
       const u =
         `${s}/v1/chunks/${handle}/apply-bytes?version=${q.version}&offset=${q.offset}&seq=${q.seq}`;
       const res = await fetch(u, {

@@ -7,6 +7,7 @@ import {
 import { z } from "zod";
 import {
   AppendRecord,
+  ApplyBytes,
   DATA_FRAME_MAX_BYTES,
   type DataMessages,
   dataMessages,
@@ -106,6 +107,39 @@ export class DataPorts {
         { timeoutMs },
       ));
     if (reply.type === "RecordAppended") return reply.message;
+    throw this.#unexpected(server, reply);
+  }
+
+  /**
+   * Forwards a record-append batch to the secondary `server` over its data
+   * port (the pool's token must be the cell's peer secret).
+   * @returns the chunk's length there, or null when it has no data port.
+   * @throws GfsError as {@link DataPorts.read}; when `signal` aborts, its
+   *   reason (or `unavailable` once the call was sent).
+   */
+  async applyBytes(
+    server: string,
+    m: {
+      handle: number;
+      version: number;
+      offset: number;
+      seq: number | null;
+      data: Uint8Array;
+    },
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<{ length: number } | null> {
+    // Finding the port and dialing do not wait out an abort (a partitioned
+    // secondary must not hold its primary's chunk queue for the dial timeouts).
+    const conn = await abortable(this.#connection(server, timeoutMs), signal);
+    if (conn === null) return null;
+    const reply = await this.#call(server, conn, () =>
+      conn.call(
+        ApplyBytes,
+        { ...m, data: m.data as Uint8Array<ArrayBuffer> },
+        { timeoutMs, signal },
+      ));
+    if (reply.type === "BytesApplied") return reply.message;
     throw this.#unexpected(server, reply);
   }
 
@@ -271,4 +305,20 @@ export class DataPorts {
     const h = Health.safeParse(body);
     return h.success ? h.data.dataPort ?? null : null;
   }
+}
+
+/** `p`, or its rejection with `signal`'s reason as soon as that aborts (`p` runs on). */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return p;
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
 }

@@ -54,6 +54,29 @@ export const RecordAppended = defineMessage(
   z.object({ offset: Count }),
 );
 
+/**
+ * Primary → secondary (peer secret only): apply a record-append batch,
+ * `data` at `offset` of the chunk at `version`, as mutation `seq` (as
+ * `POST …/apply-bytes`). A secondary applies a chunk's batches in `seq` order.
+ */
+export const ApplyBytes = defineMessage(
+  "ApplyBytes",
+  z.object({
+    handle: Handle,
+    version: z.number().int().min(1),
+    offset: Count,
+    /** The mutation's serial number (null: apply at once, unordered). */
+    seq: z.number().int().min(1).nullable(),
+    data: Bytes,
+  }),
+);
+
+/** Secondary → primary: the batch is durable here. */
+export const BytesApplied = defineMessage(
+  "BytesApplied",
+  z.object({ length: Count }),
+);
+
 /** Chunkserver → client: the call failed with this GfsError. */
 export const DataRefused = defineMessage(
   "DataRefused",
@@ -70,6 +93,8 @@ export const dataMessages = defineMessageSet([
   AppendRecord,
   RecordAppended,
   DataRefused,
+  ApplyBytes,
+  BytesApplied,
 ]);
 
 /** The data port's message kinds, as a tuple type. */
@@ -79,6 +104,8 @@ export type DataMessages = readonly [
   typeof AppendRecord,
   typeof RecordAppended,
   typeof DataRefused,
+  typeof ApplyBytes,
+  typeof BytesApplied,
 ];
 
 /**
@@ -91,7 +118,7 @@ export function refusalError(r: { code: string; message: string }): GfsError {
 
 /** The most bytes one ReadChunk may ask for (larger reads go in pieces, or over HTTP). */
 export const DATA_READ_MAX_BYTES = 4 * 2 ** 20;
-/** The largest record AppendRecord carries (larger ones go over HTTP). */
+/** The largest record AppendRecord (or batch ApplyBytes) carries (larger ones go over HTTP). */
 export const DATA_RECORD_MAX_BYTES = 16 * 2 ** 20;
 /** The largest frame payload the data port sends or takes (both sides). */
 export const DATA_FRAME_MAX_BYTES = DATA_RECORD_MAX_BYTES + 64 * 1024;

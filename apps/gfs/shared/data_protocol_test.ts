@@ -3,6 +3,8 @@ import { FrameDecoder, isCodecError } from "@strata/codec";
 import fc from "fast-check";
 import {
   AppendRecord,
+  ApplyBytes,
+  BytesApplied,
   ChunkBytes,
   dataMessages,
   DataRefused,
@@ -43,6 +45,17 @@ const message = fc.oneof(
     code: fc.string({ maxLength: 64 }),
     message: fc.string({ maxLength: 4096 }),
   }).map((m) => ({ type: DataRefused, m: { ...m } })),
+  fc.record({
+    handle,
+    version: fc.integer({ min: 1, max: 2 ** 40 }),
+    offset: count,
+    seq: fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: null }),
+    data: bytes,
+  }).map((m) => ({ type: ApplyBytes, m: { ...m } })),
+  fc.record({ length: count }).map((m) => ({
+    type: BytesApplied,
+    m: { ...m },
+  })),
 );
 
 Deno.test("data port messages: every kind survives a frame round trip unchanged", () => {
