@@ -116,6 +116,84 @@ export class RespRequestParser {
     }
   }
 
+  /** The buffer the offsets of {@link fast} point into (until the next `push`). */
+  get bytes(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** Key offset and length, value offset and length of the last {@link fast} frame. */
+  fastKey = 0;
+  fastKeyLength = 0;
+  fastValue = 0;
+  fastValueLength = 0;
+  #fastEnd = 0;
+
+  /**
+   * Whether the next frame is a complete `GET key` (1) or `SET key value`
+   * (2) multibulk, the commands of a cache's hot path: their offsets are
+   * left in `fastKey`… (no arguments array, no views), and
+   * {@link skipFast} consumes the frame. 0: anything else, incomplete or
+   * malformed (call {@link next}, which reads every frame).
+   */
+  fast(): number {
+    const b = this.#buf;
+    const s = this.#start;
+    const end = this.#end;
+    // "*2\r\n$3\r\nGET\r\n$" or "*3…SET…": 14 bytes.
+    if (s + 14 > end || b[s] !== 42) return 0;
+    const n = b[s + 1];
+    if (
+      (n !== 50 && n !== 51) || b[s + 2] !== CR || b[s + 3] !== LF ||
+      b[s + 4] !== 36 || b[s + 5] !== 51 || b[s + 6] !== CR ||
+      b[s + 7] !== LF || b[s + 11] !== CR || b[s + 12] !== LF ||
+      b[s + 13] !== 36 || (b[s + 9]! | 0x20) !== 101 ||
+      (b[s + 10]! | 0x20) !== 116
+    ) return 0;
+    const c = b[s + 8]! | 0x20;
+    const kind = c === 103 && n === 50 ? 1 : c === 115 && n === 51 ? 2 : 0;
+    if (kind === 0) return 0;
+    let pos = s + 14;
+    let len = 0;
+    for (; pos < end && b[pos] !== CR; pos++) {
+      const d = b[pos]! - 48;
+      if (d < 0 || d > 9 || len > 4096) return 0;
+      len = len * 10 + d;
+    }
+    // The key: 1..4096 bytes (the listener's limits), CRLF-terminated.
+    if (len === 0 || len > 4096 || pos + 2 + len + 2 > end) return 0;
+    if (b[pos + 1] !== LF) return 0;
+    this.fastKey = pos + 2;
+    this.fastKeyLength = len;
+    pos += 2 + len;
+    if (b[pos] !== CR || b[pos + 1] !== LF) return 0;
+    pos += 2;
+    if (kind === 2) {
+      if (pos + 1 > end || b[pos] !== 36) return 0;
+      pos++;
+      const from = pos;
+      let vlen = 0;
+      for (; pos < end && b[pos] !== CR; pos++) {
+        const d = b[pos]! - 48;
+        if (d < 0 || d > 9 || vlen > this.#limits.maxBulkBytes) return 0;
+        vlen = vlen * 10 + d;
+      }
+      if (pos === from || vlen > this.#limits.maxBulkBytes) return 0;
+      if (pos + 2 + vlen + 2 > end || b[pos + 1] !== LF) return 0;
+      this.fastValue = pos + 2;
+      this.fastValueLength = vlen;
+      pos += 2 + vlen;
+      if (b[pos] !== CR || b[pos + 1] !== LF) return 0;
+      pos += 2;
+    }
+    this.#fastEnd = pos;
+    return kind;
+  }
+
+  /** Consumes the frame {@link fast} recognised. */
+  skipFast(): void {
+    this.#start = this.#fastEnd;
+  }
+
   /** Index of the CR of the next CRLF at or after `from`, or -1. */
   #line(from: number): number {
     // A loop: the lines here are a few bytes (`$3`, `*3`), shorter than

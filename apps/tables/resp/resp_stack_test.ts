@@ -145,6 +145,14 @@ Deno.test("RESP listener and memory tables on a real cell", async (t) => {
         assert.equal(await c.js("TTL", "a:none"), -2);
         assert.equal(await c.js("SET", "a:t", "v", "EX", "100"), "OK");
         assert.ok((await c.js("PTTL", "a:t") as number) > 99_000);
+        // A plain SET (the listener's fast path) clears the expiry; a GET
+        // (also the fast path) does not return an expired key.
+        assert.equal(await c.js("SET", "a:t", "w"), "OK");
+        assert.equal(await c.js("TTL", "a:t"), -1);
+        assert.equal(await c.js("PEXPIRE", "a:t", "1"), 1);
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(await c.js("GET", "a:t"), null);
+        assert.equal(await c.js("SET", "a:t", "v", "EX", "100"), "OK");
         assert.equal(await c.js("EXPIRE", "a:s", "50"), 1);
         assert.equal(await c.js("TTL", "a:s"), 50);
         assert.equal(await c.js("PEXPIRE", "a:none", "50"), 0);
