@@ -51,13 +51,14 @@ function parseAllFast(chunks: Uint8Array[]): Uint8Array[][] {
       if (kind !== 0) {
         const b = p.bytes;
         const key = b.slice(p.fastKey, p.fastKey + p.fastKeyLength);
-        got.push(
-          kind === 1 ? [enc.encode("GET"), key] : [
+        got.push([
+          ...(p.fastLocal ? [enc.encode("STRATA.LOCAL")] : []),
+          ...(kind === 1 ? [enc.encode("GET"), key] : [
             enc.encode("SET"),
             key,
             b.slice(p.fastValue, p.fastValue + p.fastValueLength),
-          ],
-        );
+          ]),
+        ]);
         p.skipFast();
         continue;
       }
@@ -72,9 +73,13 @@ function parseAllFast(chunks: Uint8Array[]): Uint8Array[][] {
 
 Deno.test("the GET/SET fast path reads exactly what the general parser reads (fast-check)", () => {
   const name = fc.constantFrom("GET", "get", "SET", "Set", "DEL");
-  const cmd = fc.tuple(name, fc.array(bytesArb, { maxLength: 3 })).map((
-    [n, rest],
-  ) => [enc.encode(n), ...rest]);
+  // Some behind STRATA.LOCAL, as a forwarder sends them.
+  const cmd = fc.tuple(fc.boolean(), name, fc.array(bytesArb, { maxLength: 3 }))
+    .map(([local, n, rest]) => [
+      ...(local ? [enc.encode("STRATA.LOCAL")] : []),
+      enc.encode(n),
+      ...rest,
+    ]);
   fc.assert(
     fc.property(
       fc.array(cmd, { minLength: 1, maxLength: 8 }),
@@ -83,16 +88,15 @@ Deno.test("the GET/SET fast path reads exactly what the general parser reads (fa
         const w = new RespWriter();
         for (const c of commands) w.command(c);
         const data = w.take();
-        const upperName = (c: Uint8Array[]) =>
-          c.length > 0 && c[1]?.length !== 0 &&
-            ["GET", "SET"].includes(
-              new TextDecoder().decode(c[0]).toUpperCase(),
+        const dec = new TextDecoder();
+        const upperName = (c: Uint8Array[]) => {
+          const at = dec.decode(c[0]) === "STRATA.LOCAL" ? 1 : 0;
+          return ["GET", "SET"].includes(dec.decode(c[at]).toUpperCase())
+            ? c.map((x, i) =>
+              i === at ? enc.encode(dec.decode(x).toUpperCase()) : x
             )
-            ? [
-              enc.encode(new TextDecoder().decode(c[0]).toUpperCase()),
-              ...c.slice(1),
-            ]
             : c;
+        };
         // The fast path gives the name in capitals; otherwise the same.
         assert.deepEqual(
           parseAllFast(cut(data, at)).map(upperName),
@@ -159,6 +163,13 @@ const valueArb: fc.Arbitrary<RespValue> = fc.letrec((tie) => ({
   ),
 })).v;
 
+/** The writer's encoding of `values`. */
+const w2 = (values: RespValue[]) => {
+  const w = new RespWriter();
+  for (const v of values) w.value(v);
+  return w.take();
+};
+
 Deno.test("replies round-trip through the writer and the reply parser, however cut (fast-check)", () => {
   fc.assert(
     fc.property(
@@ -174,6 +185,15 @@ Deno.test("replies round-trip through the writer and the reply parser, however c
           for (let v = p.next(); v; v = p.next()) got.push(v);
         }
         assert.deepEqual(got, values);
+        // As bytes (a forwarder's nextRaw): each reply's own encoding.
+        const raw = new RespReplyParser();
+        const bytes: Uint8Array[] = [];
+        for (const c of cut(w2(values), at)) {
+          raw.push(c);
+          for (let v = raw.nextRaw(); v; v = raw.nextRaw()) bytes.push(v);
+        }
+        assert.deepEqual(bytes, values.map((v) => w2([v])));
+        assert.equal(raw.buffered, 0);
       },
     ),
     { numRuns: 300 },
