@@ -31,6 +31,7 @@ import type {
 } from "../tablet/types.ts";
 import { TabletError } from "../tablet/tablet_error.ts";
 import { TabletClock } from "../tablet/tablet_clock.ts";
+import { ByteIndex } from "./byte_index.ts";
 
 /** A row as a memory tablet keeps it. */
 export interface MemRow {
@@ -102,6 +103,8 @@ export class MemoryTablet implements Tablet {
   /** The family the key-value calls use (the schema's first). */
   readonly kvFamily: string;
   #rows = new Map<string, MemRow>();
+  /** The rows again, found by key bytes in place (the RESP hot path). */
+  #index = new ByteIndex<MemRow>();
   /** The rows again, in no order, for O(1) random sampling (eviction). */
   #slots: MemRow[] = [];
   #sorted: string[] | null = [];
@@ -190,6 +193,7 @@ export class MemoryTablet implements Tablet {
 
   #drop(k: string, r: MemRow): void {
     this.#rows.delete(k);
+    this.#index.remove(r);
     // Swap-remove from the sampling array.
     const last = this.#slots.pop()!;
     if (last !== r) {
@@ -210,10 +214,12 @@ export class MemoryTablet implements Tablet {
       if (old.deadline !== 0 && r.deadline === 0) this.#withDeadline.delete(k);
       r.slot = old.slot!;
       this.#slots[r.slot] = r;
+      this.#index.replace(old, r);
     } else {
       this.#sorted = null;
       r.slot = this.#slots.length;
       this.#slots.push(r);
+      this.#index.add(r);
     }
     this.#rows.set(k, r);
     this.#bytes += rowBytes(r);
@@ -303,6 +309,86 @@ export class MemoryTablet implements Tablet {
       }
     }
     this.setValue(k, bytes.slice(), deadline);
+  }
+
+  /** Whether the key of `len` bytes of `b` at `off` belongs to this tablet. */
+  holdsAt(b: Uint8Array, off: number, len: number): boolean {
+    return compareAt(b, off, len, this.range.start) >= 0 &&
+      (this.range.end === null || compareAt(b, off, len, this.range.end) < 0);
+  }
+
+  /** The live row whose key is `len` bytes of `b` at `off`. */
+  #liveAt(b: Uint8Array, off: number, len: number, now: number) {
+    const r = this.#index.getAt(b, off, len);
+    if (r && r.deadline !== 0 && r.deadline <= now) {
+      this.#drop(r.k, r);
+      return undefined;
+    }
+    return r;
+  }
+
+  /**
+   * {@link getValue} of the key given as `len` bytes of `b` at `off` (a
+   * range of the RESP parser's buffer): no key string is built.
+   */
+  getValueAt(
+    b: Uint8Array,
+    off: number,
+    len: number,
+    now: number,
+  ): Uint8Array | undefined {
+    const r = this.#liveAt(b, off, len, now);
+    if (!r) return undefined;
+    r.lru = now;
+    const cells = r.cells;
+    for (let i = 0; i < cells.length; i++) {
+      const c = cells[i]!;
+      if (c.family === this.kvFamily && c.qualifier.length === 0) {
+        return c.value;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * {@link writeValue} with no expiry (Redis' plain SET clears it) of the
+   * key `len` bytes of `b` at `off` and the value `vlen` bytes at `voff`:
+   * over a live key whose value has the same length, no allocation at all.
+   */
+  writeValueAt(
+    b: Uint8Array,
+    off: number,
+    len: number,
+    voff: number,
+    vlen: number,
+    now: number,
+  ): void {
+    const old = this.#liveAt(b, off, len, now);
+    if (old && old.cells.length === 1) {
+      const c = old.cells[0]!;
+      if (
+        c.value.length === vlen && c.family === this.kvFamily &&
+        c.qualifier.length === 0
+      ) {
+        const v = c.value;
+        // A loop for short values: cheaper than a view plus the set builtin.
+        if (vlen <= 256) { for (let i = 0; i < vlen; i++) v[i] = b[voff + i]!; }
+        else v.set(b.subarray(voff, voff + vlen));
+        c.timestamp = this.#clock.next();
+        old.lru = now;
+        if (old.deadline !== 0) {
+          this.#withDeadline.delete(old.k);
+          old.deadline = 0;
+        }
+        this.version++;
+        return;
+      }
+    }
+    this.setValue(
+      old ? old.k : latin1(b.subarray(off, off + len)),
+      b.slice(voff, voff + vlen),
+      0,
+    );
   }
 
   /** Deletes row `k`; whether it existed (and had not expired). */
@@ -754,6 +840,16 @@ export class MemoryTablet implements Tablet {
   get closed(): boolean {
     return this.#closed;
   }
+}
+
+/** compareBytes of `len` bytes of `b` at `off` against `x`. */
+function compareAt(b: Uint8Array, off: number, len: number, x: Uint8Array) {
+  const n = Math.min(len, x.length);
+  for (let i = 0; i < n; i++) {
+    const d = b[off + i]! - x[i]!;
+    if (d !== 0) return d;
+  }
+  return len - x.length;
 }
 
 function rowBytes(r: MemRow): number {

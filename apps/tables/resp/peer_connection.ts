@@ -15,13 +15,21 @@ import {
   RespWriter,
 } from "./resp_codec.ts";
 
+/** Who waits for a reply: parsed (`call`) or as its bytes (`callRaw`). */
+interface Waiter {
+  resolve(v: RespValue | Uint8Array): void;
+  reject(e: Error): void;
+  raw: boolean;
+}
+
 /** A pipelined RESP client connection. */
 export class PeerConnection {
   #conn: Deno.Conn | undefined;
   #connecting: Promise<Deno.Conn> | undefined;
   #out = new RespWriter();
   #flushing = false;
-  #pending: PromiseWithResolvers<RespValue>[] = [];
+  /** In command order: who waits for each reply, parsed or as bytes. */
+  #pending: Waiter[] = [];
   #closed = false;
 
   /**
@@ -43,7 +51,33 @@ export class PeerConnection {
     const p = Promise.withResolvers<RespValue>();
     if (!this.#conn && !this.#connecting) this.#connect();
     this.#out.command(args);
-    this.#pending.push(p);
+    this.#pending.push({
+      resolve: p.resolve as (v: RespValue | Uint8Array) => void,
+      reject: p.reject,
+      raw: false,
+    });
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(() => void this.#flush());
+    }
+    return p.promise;
+  }
+
+  /**
+   * Sends a command already encoded (`head` then `body`, written as they
+   * are); resolves to its reply's bytes, unparsed (a forwarder copies them
+   * to its client). @throws Error when the link breaks.
+   */
+  callRaw(head: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new Error("closed"));
+    const p = Promise.withResolvers<Uint8Array>();
+    if (!this.#conn && !this.#connecting) this.#connect();
+    this.#out.raw(head).raw(body);
+    this.#pending.push({
+      resolve: p.resolve as (v: RespValue | Uint8Array) => void,
+      reject: p.reject,
+      raw: true,
+    });
     if (!this.#flushing) {
       this.#flushing = true;
       queueMicrotask(() => void this.#flush());
@@ -74,7 +108,11 @@ export class PeerConnection {
         if (v.type === "error") this.#fail(new Error(`peer AUTH: ${v.value}`));
       }, () => {});
       this.#out.command(["AUTH", this.secret]);
-      this.#pending.push(auth);
+      this.#pending.push({
+        resolve: auth.resolve as (v: RespValue | Uint8Array) => void,
+        reject: auth.reject,
+        raw: false,
+      });
     }
   }
 
@@ -107,10 +145,18 @@ export class PeerConnection {
         const n = await conn.read(buf);
         if (n === null) throw new Error("the peer closed the connection");
         parser.push(buf.subarray(0, n));
-        for (let v = parser.next(); v; v = parser.next()) {
-          const p = this.#pending.shift();
-          if (!p) throw new RespProtocolError("a reply nobody asked for");
-          p.resolve(v);
+        for (;;) {
+          const w = this.#pending[0];
+          if (!w) {
+            if (parser.buffered > 0) {
+              throw new RespProtocolError("a reply nobody asked for");
+            }
+            break;
+          }
+          const v = w.raw ? parser.nextRaw() : parser.next();
+          if (v === undefined) break;
+          this.#pending.shift();
+          w.resolve(v);
         }
       }
     } catch (e) {

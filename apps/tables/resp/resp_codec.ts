@@ -116,6 +116,96 @@ export class RespRequestParser {
     }
   }
 
+  /** The buffer the offsets of {@link fast} point into (until the next `push`). */
+  get bytes(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** Key offset and length, value offset and length of the last {@link fast} frame. */
+  fastKey = 0;
+  fastKeyLength = 0;
+  fastValue = 0;
+  fastValueLength = 0;
+  /** Where the last {@link fast} frame starts (its `*`) and ends. */
+  fastStart = 0;
+  fastEnd = 0;
+  /** Whether the last {@link fast} frame was `STRATA.LOCAL GET|SET …` (a peer's forward). */
+  fastLocal = false;
+
+  /**
+   * Whether the next frame is a complete `GET key` (1) or `SET key value`
+   * (2) multibulk, the commands of a cache's hot path: their offsets are
+   * left in `fastKey`… (no arguments array, no views), and
+   * {@link skipFast} consumes the frame. 0: anything else, incomplete or
+   * malformed (call {@link next}, which reads every frame).
+   */
+  fast(): number {
+    const b = this.#buf;
+    const start = this.#start;
+    const end = this.#end;
+    // "*2\r\n$3\r\nGET\r\n$" or "*3…SET…": 14 bytes from `s`. A peer's
+    // forward is "*3\r\n$12\r\nSTRATA.LOCAL\r\n$3\r\nGET…" (or "*4…SET…"):
+    // then `s` is put 4 bytes before its "$3", and the count read at start.
+    if (start + 14 > end || b[start] !== 42) return 0;
+    if (b[start + 2] !== CR || b[start + 3] !== LF) return 0;
+    const local = b[start + 4] === 36 && b[start + 5] === 49;
+    if (local && (start + 37 > end || !isStrataLocal(b, start + 6))) return 0;
+    const s = local ? start + 19 : start;
+    const n = b[start + 1]! - (local ? 1 : 0);
+    if (
+      (n !== 50 && n !== 51) ||
+      b[s + 4] !== 36 || b[s + 5] !== 51 || b[s + 6] !== CR ||
+      b[s + 7] !== LF || b[s + 11] !== CR || b[s + 12] !== LF ||
+      b[s + 13] !== 36 || (b[s + 9]! | 0x20) !== 101 ||
+      (b[s + 10]! | 0x20) !== 116
+    ) return 0;
+    const c = b[s + 8]! | 0x20;
+    const kind = c === 103 && n === 50 ? 1 : c === 115 && n === 51 ? 2 : 0;
+    if (kind === 0) return 0;
+    let pos = s + 14;
+    let len = 0;
+    for (; pos < end && b[pos] !== CR; pos++) {
+      const d = b[pos]! - 48;
+      if (d < 0 || d > 9 || len > 4096) return 0;
+      len = len * 10 + d;
+    }
+    // The key: 1..4096 bytes (the listener's limits), CRLF-terminated.
+    if (len === 0 || len > 4096 || pos + 2 + len + 2 > end) return 0;
+    if (b[pos + 1] !== LF) return 0;
+    this.fastKey = pos + 2;
+    this.fastKeyLength = len;
+    pos += 2 + len;
+    if (b[pos] !== CR || b[pos + 1] !== LF) return 0;
+    pos += 2;
+    if (kind === 2) {
+      if (pos + 1 > end || b[pos] !== 36) return 0;
+      pos++;
+      const from = pos;
+      let vlen = 0;
+      for (; pos < end && b[pos] !== CR; pos++) {
+        const d = b[pos]! - 48;
+        if (d < 0 || d > 9 || vlen > this.#limits.maxBulkBytes) return 0;
+        vlen = vlen * 10 + d;
+      }
+      if (pos === from || vlen > this.#limits.maxBulkBytes) return 0;
+      if (pos + 2 + vlen + 2 > end || b[pos + 1] !== LF) return 0;
+      this.fastValue = pos + 2;
+      this.fastValueLength = vlen;
+      pos += 2 + vlen;
+      if (b[pos] !== CR || b[pos + 1] !== LF) return 0;
+      pos += 2;
+    }
+    this.fastStart = start;
+    this.fastEnd = pos;
+    this.fastLocal = local;
+    return kind;
+  }
+
+  /** Consumes the frame {@link fast} recognised. */
+  skipFast(): void {
+    this.#start = this.fastEnd;
+  }
+
   /** Index of the CR of the next CRLF at or after `from`, or -1. */
   #line(from: number): number {
     // A loop: the lines here are a few bytes (`$3`, `*3`), shorter than
@@ -232,6 +322,15 @@ export class RespRequestParser {
   }
 }
 
+const STRATA_LOCAL_NAME = new TextEncoder().encode("2\r\nSTRATA.LOCAL\r\n");
+/** Whether `2\r\nSTRATA.LOCAL\r\n` (after a `$1`) is at `at`, as forwarders send it. */
+function isStrataLocal(b: Uint8Array, at: number): boolean {
+  for (let i = 0; i < STRATA_LOCAL_NAME.length; i++) {
+    if (b[at + i] !== STRATA_LOCAL_NAME[i]) return false;
+  }
+  return true;
+}
+
 /** Splits an inline command at spaces and tabs, honouring quotes as Redis does. */
 function splitInline(line: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -311,6 +410,64 @@ export class RespReplyParser {
     b.set(chunk, rest.length);
     this.#buf = b;
     this.#pos = 0;
+  }
+
+  /** Bytes received but not yet parsed. */
+  get buffered(): number {
+    return this.#buf.length - this.#pos;
+  }
+
+  /**
+   * The next complete reply as its bytes (a copy), not parsed into a
+   * value: what a forwarder passes on to its client as it is.
+   * @throws RespProtocolError on malformed input.
+   */
+  nextRaw(): Uint8Array | undefined {
+    const end = this.#skip(this.#pos);
+    if (end < 0) return undefined;
+    const out = this.#buf.slice(this.#pos, end);
+    this.#pos = end;
+    return out;
+  }
+
+  /** The end of the complete reply at `pos`, or -1. */
+  #skip(pos: number): number {
+    if (pos >= this.#buf.length) return -1;
+    const t = this.#buf[pos];
+    const cr = this.#crAt(pos + 1);
+    if (cr < 0) return -1;
+    const after = cr + 2;
+    switch (t) {
+      case 43: // +
+      case 45: // -
+        return after;
+      case 58: // :
+        if (this.#intAt(pos + 1, cr) === undefined) {
+          throw new RespProtocolError("Protocol error: bad integer");
+        }
+        return after;
+      case 36: { // $
+        const len = this.#intAt(pos + 1, cr);
+        if (len === undefined || len < -1 || len > this.#maxBulk) {
+          throw new RespProtocolError("Protocol error: invalid bulk length");
+        }
+        if (len === -1) return after;
+        return after + len + 2 > this.#buf.length ? -1 : after + len + 2;
+      }
+      case 42: { // *
+        const n = this.#intAt(pos + 1, cr);
+        if (n === undefined || n < -1) {
+          throw new RespProtocolError("Protocol error: invalid array length");
+        }
+        let p = after;
+        for (let i = 0; i < n && p >= 0; i++) p = this.#skip(p);
+        return p;
+      }
+      default:
+        throw new RespProtocolError(
+          `Protocol error: unknown reply type '${String.fromCharCode(t!)}'`,
+        );
+    }
   }
 
   /**

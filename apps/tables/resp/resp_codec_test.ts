@@ -40,6 +40,93 @@ function parseAll(chunks: Uint8Array[]): Uint8Array[][] {
   return got;
 }
 
+/** Like parseAll, taking GET/SET frames through the fast path when it says so. */
+function parseAllFast(chunks: Uint8Array[]): Uint8Array[][] {
+  const p = new RespRequestParser();
+  const got: Uint8Array[][] = [];
+  for (const c of chunks) {
+    p.push(c);
+    for (;;) {
+      const kind = p.fast();
+      if (kind !== 0) {
+        const b = p.bytes;
+        const key = b.slice(p.fastKey, p.fastKey + p.fastKeyLength);
+        got.push([
+          ...(p.fastLocal ? [enc.encode("STRATA.LOCAL")] : []),
+          ...(kind === 1 ? [enc.encode("GET"), key] : [
+            enc.encode("SET"),
+            key,
+            b.slice(p.fastValue, p.fastValue + p.fastValueLength),
+          ]),
+        ]);
+        p.skipFast();
+        continue;
+      }
+      const a = p.next();
+      if (!a) break;
+      got.push(a.map((x) => x.slice()));
+    }
+  }
+  assert.equal(p.buffered, 0);
+  return got;
+}
+
+Deno.test("the GET/SET fast path reads exactly what the general parser reads (fast-check)", () => {
+  const name = fc.constantFrom("GET", "get", "SET", "Set", "DEL");
+  // Some behind STRATA.LOCAL, as a forwarder sends them.
+  const cmd = fc.tuple(fc.boolean(), name, fc.array(bytesArb, { maxLength: 3 }))
+    .map(([local, n, rest]) => [
+      ...(local ? [enc.encode("STRATA.LOCAL")] : []),
+      enc.encode(n),
+      ...rest,
+    ]);
+  fc.assert(
+    fc.property(
+      fc.array(cmd, { minLength: 1, maxLength: 8 }),
+      fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 12 }),
+      (commands, at) => {
+        const w = new RespWriter();
+        for (const c of commands) w.command(c);
+        const data = w.take();
+        const dec = new TextDecoder();
+        const upperName = (c: Uint8Array[]) => {
+          const at = dec.decode(c[0]) === "STRATA.LOCAL" ? 1 : 0;
+          return ["GET", "SET"].includes(dec.decode(c[at]).toUpperCase())
+            ? c.map((x, i) =>
+              i === at ? enc.encode(dec.decode(x).toUpperCase()) : x
+            )
+            : c;
+        };
+        // The fast path gives the name in capitals; otherwise the same.
+        assert.deepEqual(
+          parseAllFast(cut(data, at)).map(upperName),
+          parseAll(cut(data, at)).map(upperName),
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
+  // Not taken: options, an empty key, a key over 4096 bytes, a bad length.
+  for (
+    const raw of [
+      "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nNX\r\n",
+      "*2\r\n$3\r\nGET\r\n$0\r\n\r\n",
+      `*2\r\n$3\r\nGET\r\n$4097\r\n${"k".repeat(4097)}\r\n`,
+      "*2\r\n$3\r\nGET\r\n$2\r\nk\r\n\r\n",
+      "*2\r\n$3\r\nGET\r\n$1\r\nkk\r\n",
+      "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-1\r\n",
+    ]
+  ) {
+    const p = new RespRequestParser();
+    p.push(enc.encode(raw));
+    assert.equal(p.fast(), 0, JSON.stringify(raw));
+  }
+  const p = new RespRequestParser();
+  p.push(enc.encode("*2\r\n$3\r\ngEt\r\n$3\r\nabc\r\n"));
+  assert.equal(p.fast(), 1);
+  assert.equal(p.fastKeyLength, 3);
+});
+
 Deno.test("commands round-trip through the writer and the parser, however the stream is cut (fast-check)", () => {
   fc.assert(
     fc.property(
@@ -76,6 +163,13 @@ const valueArb: fc.Arbitrary<RespValue> = fc.letrec((tie) => ({
   ),
 })).v;
 
+/** The writer's encoding of `values`. */
+const w2 = (values: RespValue[]) => {
+  const w = new RespWriter();
+  for (const v of values) w.value(v);
+  return w.take();
+};
+
 Deno.test("replies round-trip through the writer and the reply parser, however cut (fast-check)", () => {
   fc.assert(
     fc.property(
@@ -91,6 +185,15 @@ Deno.test("replies round-trip through the writer and the reply parser, however c
           for (let v = p.next(); v; v = p.next()) got.push(v);
         }
         assert.deepEqual(got, values);
+        // As bytes (a forwarder's nextRaw): each reply's own encoding.
+        const raw = new RespReplyParser();
+        const bytes: Uint8Array[] = [];
+        for (const c of cut(w2(values), at)) {
+          raw.push(c);
+          for (let v = raw.nextRaw(); v; v = raw.nextRaw()) bytes.push(v);
+        }
+        assert.deepEqual(bytes, values.map((v) => w2([v])));
+        assert.equal(raw.buffered, 0);
       },
     ),
     { numRuns: 300 },

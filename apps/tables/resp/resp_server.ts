@@ -21,7 +21,7 @@
  * reply and the connection stays.
  */
 import { type Role, roleAllows, TokenAuth } from "@strata/edge";
-import type { TabletHost } from "../server/tablet_host.ts";
+import type { OpenTablet, TabletHost } from "../server/tablet_host.ts";
 import type { PubSubPort } from "../shared/pubsub_port.ts";
 import { fromLatin1, latin1, MemoryTablet } from "../cache/memory_tablet.ts";
 import {
@@ -88,6 +88,22 @@ const int = (n: number): Reply => ({ type: "integer", value: n });
 const bulk = (b: Uint8Array | null): Reply => ({ type: "bulk", value: b });
 const err = (m: string): Reply => ({ type: "error", value: m });
 const MISS = "STRATAMISS";
+const OK_BYTES = new TextEncoder().encode("+OK\r\n");
+/** The head of a forwarded GET (`*3`) or SET (`*4`) frame. */
+const LOCAL3 = new TextEncoder().encode("*3\r\n$12\r\nSTRATA.LOCAL\r\n");
+const LOCAL4 = new TextEncoder().encode("*4\r\n$12\r\nSTRATA.LOCAL\r\n");
+const GET_NAME = new TextEncoder().encode("GET");
+const SET_NAME = new TextEncoder().encode("SET");
+const MISS_BYTES = new TextEncoder().encode("-STRATAMISS");
+/** Whether a raw reply is `-STRATAMISS…`. */
+const isMiss = (r: Uint8Array) => {
+  if (r.length < MISS_BYTES.length) return false;
+  for (let i = 0; i < MISS_BYTES.length; i++) {
+    if (r[i] !== MISS_BYTES[i]) return false;
+  }
+  return true;
+};
+const NIL_BYTES = new TextEncoder().encode("$-1\r\n");
 /** Encoded once: a string argument costs an encode (an allocation) per command. */
 const STRATA_LOCAL = new TextEncoder().encode("STRATA.LOCAL");
 const enc = new TextEncoder();
@@ -230,9 +246,37 @@ export function startRespServer(o: RespServerOptions): RespServer {
     new Evictor({ maxBytes: 0, policy: "noeviction" });
   /** This server's open memory tablets of the table (per batch, for maxmemory). */
   let memTablets: MemoryTablet[] | null = null;
+  /** The table's open tablets here, in the host's order (per batch). */
+  let tableTablets: OpenTablet[] | null = null;
   const checkServing = () => {
     servingNow = o.serving();
     memTablets = null;
+    tableTablets = null;
+  };
+
+  /**
+   * The open memory tablet serving the key `len` bytes of `b` at `off`
+   * here (the same tablet as {@link localTablet} finds), or undefined when
+   * the general path must decide (not serving, frozen, elsewhere, disk).
+   */
+  const tabletAt = (
+    b: Uint8Array,
+    off: number,
+    len: number,
+  ): MemoryTablet | undefined => {
+    if (!servingNow) return undefined;
+    const list = tableTablets ??= o.host.list().filter((t) =>
+      t.record.table === o.map.table
+    );
+    for (let i = 0; i < list.length; i++) {
+      const t = list[i]!;
+      const m = t.tablet;
+      if (!(m instanceof MemoryTablet)) return undefined;
+      if (m.holdsAt(b, off, len)) {
+        return t.frozen || m.closed ? undefined : m;
+      }
+    }
+    return undefined;
   };
   const ownTablets = (): MemoryTablet[] =>
     memTablets ??= o.host.list().flatMap((t) =>
@@ -452,6 +496,48 @@ export function startRespServer(o: RespServerOptions): RespServer {
         setTimeout(r, Math.min(20 * (attempt + 1), 200))
       );
     }
+  };
+
+  /**
+   * Forwards a GET or SET frame that {@link RespRequestParser.fast} found
+   * (a key this server does not serve) to the key's owner as it is, behind
+   * `STRATA.LOCAL`, and resolves to the owner's reply bytes, unparsed;
+   * undefined when the map names no other owner now (the general path
+   * then waits and retries). A `-STRATAMISS` answer (the tablet moved)
+   * goes the general way, which re-reads the map. The frame is a view into
+   * the parser's buffer: the connection awaits every reply of a batch
+   * before it reads again.
+   */
+  const forwardFrame = (
+    kind: number,
+    b: Uint8Array,
+    p: RespRequestParser,
+  ): Promise<Uint8Array> | undefined => {
+    if (!o.map.known) return undefined;
+    const key = b.subarray(p.fastKey, p.fastKey + p.fastKeyLength);
+    const e = o.map.lookup(key);
+    if (!e || !e.server || e.server === o.serverId || !e.resp) return undefined;
+    const server = e.server;
+    const value = kind === 2
+      ? b.subarray(p.fastValue, p.fastValue + p.fastValueLength)
+      : undefined;
+    // After the frame's own "*2\r\n" or "*3\r\n".
+    const body = b.subarray(p.fastStart + 4, p.fastEnd);
+    const general = async () => {
+      const args = value ? [SET_NAME, key, value] : [GET_NAME, key];
+      return new RespWriter().value(
+        await routeKey(value ? "SET" : "GET", args),
+      ).take();
+    };
+    return peerFor(e.resp).callRaw(kind === 1 ? LOCAL3 : LOCAL4, body).then(
+      (r) => isMiss(r) ? general() : r,
+      (x) =>
+        new RespWriter().error(
+          `ERR forwarding to ${server} failed (${
+            x instanceof Error ? x.message : x
+          }); the command's outcome is unknown`,
+        ).take(),
+    );
   };
 
   /**
@@ -1018,9 +1104,72 @@ export function startRespServer(o: RespServerOptions): RespServer {
         parser.push(buf.subarray(0, n));
         checkServing();
         const items: (Uint8Array | Promise<Reply | Uint8Array>)[] = [];
+        // The hot path: GET and SET of a key served here run straight from
+        // the parser's buffer (no arguments array, no views, no key string,
+        // no reply object), for a client allowed to and not subscribed.
+        // Decided again after any other command (AUTH, SUBSCRIBE, CONFIG SET
+        // change them).
+        let fastGet = false;
+        let fastSet = false;
+        let role = cl.role;
+        const decideFast = () => {
+          role = cl.role;
+          fastGet = role !== undefined && cl.channels.size === 0 &&
+            cl.patterns.size === 0;
+          fastSet = role !== undefined && fastGet &&
+            evictor.maxBytes === 0 &&
+            (role === "peer" || roleAllows(role, "write"));
+        };
+        decideFast();
+        const now = Date.now();
         try {
-          for (let args = parser.next(); args; args = parser.next()) {
+          for (;;) {
+            const kind = fastGet ? parser.fast() : 0;
+            if (
+              kind !== 0 && (kind === 1 || fastSet) &&
+              (!parser.fastLocal || role === "peer" || o.auth === "off")
+            ) {
+              const b = parser.bytes;
+              const t = tabletAt(b, parser.fastKey, parser.fastKeyLength);
+              if (t === undefined && !parser.fastLocal) {
+                // Served elsewhere: the frame goes to the owner as it is.
+                const f = forwardFrame(kind, b, parser);
+                if (f !== undefined) {
+                  if (out.length) items.push(out.take());
+                  items.push(f);
+                  parser.skipFast();
+                  continue;
+                }
+              }
+              if (t !== undefined) {
+                if (kind === 1) {
+                  const v = t.getValueAt(
+                    b,
+                    parser.fastKey,
+                    parser.fastKeyLength,
+                    now,
+                  );
+                  if (v === undefined) out.raw(NIL_BYTES);
+                  else out.bulk(v);
+                } else {
+                  t.writeValueAt(
+                    b,
+                    parser.fastKey,
+                    parser.fastKeyLength,
+                    parser.fastValue,
+                    parser.fastValueLength,
+                    now,
+                  );
+                  out.raw(OK_BYTES);
+                }
+                parser.skipFast();
+                continue;
+              }
+            }
+            const args = parser.next();
+            if (!args) break;
             const r = run(cl, args);
+            decideFast();
             if (r === undefined) continue;
             if (r instanceof Uint8Array) out.raw(r);
             else if (r instanceof Promise) {

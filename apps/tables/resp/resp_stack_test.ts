@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { startTablesStack } from "../stack_launcher.ts";
 import { rowText, TablesClient } from "../client/tables_client.ts";
 import { plain, RespTestClient } from "./_resp_test_client.ts";
+import { encodeCommand } from "./resp_codec.ts";
 
 const TTL_MS = 2000;
 const LONG = Deno.env.get("STRATA_LONG") === "1";
@@ -145,6 +146,14 @@ Deno.test("RESP listener and memory tables on a real cell", async (t) => {
         assert.equal(await c.js("TTL", "a:none"), -2);
         assert.equal(await c.js("SET", "a:t", "v", "EX", "100"), "OK");
         assert.ok((await c.js("PTTL", "a:t") as number) > 99_000);
+        // A plain SET (the listener's fast path) clears the expiry; a GET
+        // (also the fast path) does not return an expired key.
+        assert.equal(await c.js("SET", "a:t", "w"), "OK");
+        assert.equal(await c.js("TTL", "a:t"), -1);
+        assert.equal(await c.js("PEXPIRE", "a:t", "1"), 1);
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(await c.js("GET", "a:t"), null);
+        assert.equal(await c.js("SET", "a:t", "v", "EX", "100"), "OK");
         assert.equal(await c.js("EXPIRE", "a:s", "50"), 1);
         assert.equal(await c.js("TTL", "a:s"), 50);
         assert.equal(await c.js("PEXPIRE", "a:none", "50"), 0);
@@ -242,6 +251,31 @@ Deno.test("RESP listener and memory tables on a real cell", async (t) => {
         assert.equal(await w1.js("INCR", "xn"), 1);
         assert.equal(await w2.js("INCR", "xn"), 2);
         assert.equal(await w2.js("GET", "xn"), "2");
+        // One pipelined batch mixing keys served here, keys forwarded (the
+        // frames passed on as they are) and other commands: the replies
+        // come back in command order.
+        const batch: string[][] = [];
+        const pKeys = all.map((k) => `${k[0]}-p${k.slice(1)}`);
+        for (const k of pKeys) {
+          batch.push(["SET", k, `p-${k}`], ["GET", k], ["EXISTS", k]);
+        }
+        batch.push(["SET", "a1", "x", "NX"], ["GET", "a-missing"]);
+        await w2.raw(
+          new Uint8Array(batch.flatMap((c) => [...encodeCommand(c)])),
+        );
+        const replies = [];
+        for (let i = 0; i < batch.length; i++) {
+          replies.push(plain((await w2.next())!));
+        }
+        assert.deepEqual(replies, [
+          ...pKeys.flatMap((k) => ["OK", `p-${k}`, 1]),
+          null,
+          null,
+        ]);
+        assert.equal(
+          await w1.js("GET", pKeys.at(-1)!),
+          `p-${pKeys.at(-1)}`,
+        );
       },
     );
 

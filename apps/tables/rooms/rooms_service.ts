@@ -438,8 +438,8 @@ export class RoomsPubSub implements PubSubPort {
       if (!on) this.#patternsAt.delete(s.id);
       else this.#patternsAt.set(s.id, key);
       this.#send(s, { op: "patterns", on }).then((res) => {
-        if (!("ok" in res)) this.#retryPatterns(s.id, key);
-      }, () => this.#retryPatterns(s.id, key));
+        if (!("ok" in res)) this.#retryPatterns(s.id, key, on);
+      }, () => this.#retryPatterns(s.id, key, on));
     }
   }
 
@@ -458,8 +458,15 @@ export class RoomsPubSub implements PubSubPort {
     this.#dirty = true;
   }
 
-  #retryPatterns(id: string, key: string): void {
-    if (this.#patternsAt.get(id) === key) this.#patternsAt.delete(id);
+  /**
+   * An announcement whose outcome is unknown (the server may have applied
+   * it): marked unknown, so the next pass says whichever is true then,
+   * on or off (forgetting it instead would leave a pattern bit at a home
+   * for good when the patterns were dropped before the retry).
+   */
+  #retryPatterns(id: string, key: string, on: boolean): void {
+    const at = this.#patternsAt.get(id);
+    if (on ? at === key : at === undefined) this.#patternsAt.set(id, "?");
     this.#dirty = true;
   }
 

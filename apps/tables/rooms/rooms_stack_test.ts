@@ -219,11 +219,39 @@ Deno.test(`rooms: ${ROOMS} rooms, ${SUBSCRIBERS} subscribers on 3 servers; a ser
       for (let i = 0; i < SUBSCRIBERS; i++) {
         subs.push({ i, server: "", windows: [], got: new Map() });
       }
-      // A few hundred connections at a time.
+      // A few hundred connections at a time; a stream not subscribed
+      // within 120 s fails the step (a hang would otherwise look like a
+      // slow machine), and the long run prints its progress.
       for (let i = 0; i < SUBSCRIBERS; i += 250) {
-        await Promise.all(
-          subs.slice(i, i + 250).map((x) => connect(x, `ts${(x.i % 3) + 1}`)),
-        );
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          Promise.all(
+            subs.slice(i, i + 250).map((x) => connect(x, `ts${(x.i % 3) + 1}`)),
+          ),
+          new Promise((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new Error(
+                    `subscribers ${i}…${
+                      i + 249
+                    }: not all subscribed within 120 s (${
+                      subs.slice(i, i + 250).filter((x) => !x.windows.length)
+                        .map((x) => `${x.i}@${x.server}`).slice(0, 5)
+                    } …)`,
+                  ),
+                ),
+              120_000,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
+        if (LONG && (i / 250) % 8 === 7) {
+          console.log(
+            `rooms: ${i + 250} subscribers in ${
+              ((performance.now() - started) / 1000).toFixed(0)
+            } s`,
+          );
+        }
       }
       const after = await stats();
       strictEqual(after.reduce((a, x) => a + x.homeRooms, 0), ROOMS);
