@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import fc from "fast-check";
-import { RECORD_OVERHEAD_BYTES, SegmentedLog } from "@strata/storage";
+import {
+  isStorageError,
+  RECORD_OVERHEAD_BYTES,
+  SegmentedLog,
+} from "@strata/storage";
 import { APPEND_HEADER_BYTES } from "./append_record.ts";
 import { BLOCK_BYTES, ChunkStore } from "./chunk_store.ts";
 import { isGfsError } from "../shared/gfs_error.ts";
@@ -33,7 +37,7 @@ async function segmentFile(dir: string): Promise<string> {
   return join(dir, "journal", names[0]!);
 }
 
-Deno.test("appended records survive a crash at any point of the journal's tail: whole records up to the damage, nothing after", async () => {
+Deno.test("appended records survive a crash at any point of the journal's tail: whole records up to the damage, nothing after; a damaged record before an intact one is refused as corruption", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.array(
@@ -96,6 +100,18 @@ Deno.test("appended records survive a crash at any point of the journal's tail: 
             ? Math.min(t, pos - 1)
             : t;
           const kept = done.filter((r) => r.end <= cut);
+          if (damage === "flip" && kept.length < done.length - 1) {
+            // A damaged record with an intact one after it is corruption,
+            // not a torn write: the journal (a SegmentedLog) refuses to
+            // open rather than drop the acknowledged records after it.
+            await assert.rejects(
+              ChunkStore.open(dir, opts),
+              (e: unknown) =>
+                isStorageError(e) && e.code === "corrupt" &&
+                /is intact, so this is corruption/.test(e.message),
+            );
+            return;
+          }
           const again = await ChunkStore.open(dir, opts);
           try {
             for (const h of [1, 2, 3]) {
