@@ -15,6 +15,7 @@
 import { tlsFiles, tokenFile } from "@strata/edge";
 import { z } from "zod";
 import { num, parseGfsFlags, size } from "./shared/flags.ts";
+import { REPLICA_CORRUPT_EXIT_CODE } from "@strata/replication";
 import { startCluster } from "./process_cluster.ts";
 
 const Flags = z.object({
@@ -51,7 +52,9 @@ if (import.meta.main) {
         ...(flags.chunkBytes ? { chunkBytes: flags.chunkBytes } : {}),
       },
       tls,
-      supervise: {},
+      // A replica that refuses its damaged data exits 65: restarting it
+      // cannot help (the operator re-adds it empty; see the replication README).
+      supervise: { noRestartCodes: [REPLICA_CORRUPT_EXIT_CODE] },
     });
   } catch (e) {
     // The failing process already printed why (its JSON error line).

@@ -10,6 +10,7 @@ import {
   tlsFiles,
   tokenFile,
 } from "@strata/edge";
+import { REPLICA_CORRUPT_EXIT_CODE } from "@strata/replication";
 import { startLocalCluster } from "./cluster_launcher.ts";
 
 const HELP =
@@ -74,7 +75,9 @@ const cluster = await startLocalCluster({
   httpPorts: ports,
   inheritStderr: true,
   tls,
-  supervise: {},
+  // A replica that refuses its damaged data exits 65: restarting it
+  // cannot help (the operator re-adds it empty; see the replication README).
+  supervise: { noRestartCodes: [REPLICA_CORRUPT_EXIT_CODE] },
   sites: (id) => sites?.[id - 1],
 });
 for (const n of [...cluster.nodes.values()].sort((a, b) => a.id - b.id)) {

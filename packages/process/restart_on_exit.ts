@@ -16,6 +16,13 @@ export interface RestartPolicy {
   windowMs?: number;
   /** Where the reports go (default `console.error`). */
   log?: (line: string) => void;
+  /**
+   * Exit codes that say a restart cannot help (systemd's
+   * `RestartPreventExitStatus=`): such a child is reported and left down
+   * at once. The kv and GFS launchers pass 65, a replica refusing to start
+   * on damaged data.
+   */
+  noRestartCodes?: readonly number[];
 }
 
 /** One supervised child, as its launcher knows it. */
@@ -73,6 +80,14 @@ export function restartOnExit(
     let what = status.signal !== null
       ? `was killed by ${status.signal}`
       : `exited with code ${status.code}`;
+    if (
+      status.signal === null && policy.noRestartCodes?.includes(status.code)
+    ) {
+      log(
+        `${who.name} ${what}; not restarted: that code says a restart cannot help (see its log)`,
+      );
+      return;
+    }
     for (;;) {
       if (!budget.take()) {
         log(

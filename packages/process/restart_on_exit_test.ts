@@ -89,6 +89,28 @@ Deno.test("restartOnExit: an exit the launcher asked for is not restarted; a fai
   ]);
 });
 
+Deno.test("restartOnExit: an exit code in noRestartCodes is reported and left down at once", async () => {
+  const log: string[] = [];
+  let starts = 0;
+  await restartOnExit(
+    exits(65),
+    {
+      name: "kv node 2",
+      asked: () => false,
+      restart: () => {
+        starts++;
+        return Promise.resolve();
+      },
+    },
+    new RestartBudget(),
+    { delayMs: 10, noRestartCodes: [65], log: (l) => log.push(l) },
+  );
+  assert.equal(starts, 0);
+  assert.deepEqual(log, [
+    "kv node 2 exited with code 65; not restarted: that code says a restart cannot help (see its log)",
+  ]);
+});
+
 Deno.test("RestartBudget: counts restarts within a sliding window", () => {
   let now = 0;
   const b = new RestartBudget({ maxRestarts: 2, windowMs: 1000 }, () => now);
