@@ -15,6 +15,7 @@ import {
   ReplicatedNode,
 } from "./mod.ts";
 import { writeMemberAddresses } from "./member_addresses_file.ts";
+import { DiskReplicaStorage } from "./disk_replica_storage.ts";
 
 class Noop implements CommandStateMachine<void> {
   appliedIndex = 0;
@@ -85,3 +86,45 @@ for (const file of ["hardstate", "members"] as const) {
     }
   });
 }
+
+Deno.test("a replica whose newest snapshot is damaged, with the log compacted past it, refuses to start as corrupt data (exit code 65)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-corrupt-snap-" });
+  try {
+    const storage = await DiskReplicaStorage.open({
+      dataDir: dir,
+      segmentBytes: 1 << 20,
+    });
+    await storage.installSnapshot({
+      meta: { index: 10, term: 1, confState: { voters: [1], learners: [] } },
+      data: new TextEncoder().encode("state at 10"),
+    });
+    await storage.append([
+      { term: 1, index: 11, type: "normal", data: new Uint8Array([1]) },
+    ]);
+    assert.equal((await storage.recover()).snapshot?.meta.index, 10);
+    await storage.close();
+    const snaps = join(dir, "snapshots");
+    const [name] = [...Deno.readDirSync(snaps)].map((e) => e.name)
+      .filter((n) => n.endsWith(".snap"));
+    const path = join(snaps, name!);
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 3]! ^= 0x10;
+    await Deno.writeFile(path, bytes);
+    const again = await DiskReplicaStorage.open({
+      dataDir: dir,
+      segmentBytes: 1 << 20,
+    });
+    try {
+      const err = await again.recover().then(
+        () => assert.fail("recovered without the entries before 11"),
+        (e) => e,
+      );
+      assert.ok(isCorruptReplicaData(err), String(err));
+      assert.match(err.message, /damaged snapshot skipped/);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

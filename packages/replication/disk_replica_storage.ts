@@ -11,7 +11,12 @@ import {
   type HardState,
   type Snapshot,
 } from "@strata/raft";
-import { DirLock, SegmentedLog, SnapshotStore } from "@strata/storage";
+import {
+  DirLock,
+  SegmentedLog,
+  SnapshotStore,
+  StorageError,
+} from "@strata/storage";
 import { join } from "node:path";
 import { readHardState, writeHardState } from "./hard_state_file.ts";
 import {
@@ -79,7 +84,7 @@ export class DiskReplicaStorage implements ReplicaStorage {
   }
 
   async recover(): Promise<RecoveredState> {
-    const { snapshot } = await this.#snaps.loadNewest();
+    const { snapshot, skipped } = await this.#snaps.loadNewest();
     let snap: Snapshot | undefined;
     if (snapshot) {
       const m = snapshot.meta;
@@ -99,9 +104,17 @@ export class DiskReplicaStorage implements ReplicaStorage {
     const log = this.#log;
     // The log may start before the snapshot (not yet compacted) but never after it.
     if (log.lastIndex > 0 && log.firstIndex > snapIndex + 1) {
-      throw new ReplicationError(
-        "internal",
-        `log starts at ${log.firstIndex} but the snapshot covers only through ${snapIndex}`,
+      // Entries between are gone: damaged data (the newest snapshot failed
+      // its checksum and the log was compacted past the older one), which
+      // the node refuses like a damaged log record (exit 65).
+      const damaged = skipped.map((s) => `${s.file} (${s.reason})`);
+      throw new StorageError(
+        "corrupt",
+        `log starts at ${log.firstIndex} but the snapshot covers only through ${snapIndex}${
+          damaged.length > 0
+            ? `; damaged snapshot skipped: ${damaged.join(", ")}`
+            : ""
+        }`,
       );
     }
     const from = Math.max(log.firstIndex, snapIndex + 1);
