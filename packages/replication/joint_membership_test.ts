@@ -27,8 +27,13 @@ class Counter implements CommandStateMachine<number> {
   }
 }
 
-Deno.test("two of three replicas are replaced in one joint change; the new ones learn each other's addresses from its context", async () => {
-  const root = await Deno.makeTempDir({ prefix: "strata-joint-" });
+/**
+ * Replicas 1–3 (the initial members) and spares 4 and 5 on free ports under
+ * a temp dir; every replica starts knowing only the initial list (the
+ * spares are told nothing about each other). `snapshotEntries` as given.
+ */
+async function jointCell(prefix: string, snapshotEntries?: number) {
+  const root = await Deno.makeTempDir({ prefix });
   const initial = new Map<number, { peer: string }>();
   for (const id of [1, 2, 3]) {
     initial.set(id, { peer: `127.0.0.1:${freePort()}` });
@@ -40,7 +45,6 @@ Deno.test("two of three replicas are replaced in one joint change; the new ones 
     const addr = initial.get(id) ?? extra.get(id)!;
     const n = await ReplicatedNode.start({
       id,
-      // The new members know only the initial list (not each other).
       members: initial,
       join: !initial.has(id),
       dataDir: join(root, `n${id}`),
@@ -50,13 +54,25 @@ Deno.test("two of three replicas are replaced in one joint change; the new ones 
       },
       tickMs: 20,
       electionTicks: 10,
+      ...(snapshotEntries === undefined ? {} : { snapshotEntries }),
     }, new Counter());
     nodes.set(id, n);
     return n;
   };
+  const leader = () => [...nodes.values()].find((n) => n.isLeader);
+  const stopAll = async () => {
+    for (const n of nodes.values()) await n.stop();
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  };
+  return { root, extra, nodes, start, leader, stopAll };
+}
+
+Deno.test("two of three replicas are replaced in one joint change; the new ones learn each other's addresses from its context", async () => {
+  const { root, extra, nodes, start, leader, stopAll } = await jointCell(
+    "strata-joint-",
+  );
   try {
     for (const id of [1, 2, 3]) await start(id);
-    const leader = () => [...nodes.values()].find((n) => n.isLeader);
     await until("a leader", () => leader() !== undefined);
     assert.equal(
       await leader()!.propose(new Uint8Array([1]), AbortSignal.timeout(5000)),
@@ -113,41 +129,17 @@ Deno.test("two of three replicas are replaced in one joint change; the new ones 
       3,
     );
   } finally {
-    for (const n of nodes.values()) await n.stop();
-    await Deno.remove(root, { recursive: true }).catch(() => {});
+    await stopAll();
   }
 });
 
 Deno.test("a replica down while two members were added learns their addresses from their announcements and is counted in their quorum (fails without them: no leader)", async () => {
-  const root = await Deno.makeTempDir({ prefix: "strata-joint-down-" });
-  const initial = new Map<number, { peer: string }>();
-  for (const id of [1, 2, 3]) {
-    initial.set(id, { peer: `127.0.0.1:${freePort()}` });
-  }
-  const extra = new Map<number, { peer: string }>();
-  for (const id of [4, 5]) extra.set(id, { peer: `127.0.0.1:${freePort()}` });
-  const nodes = new Map<number, ReplicatedNode<number>>();
-  const start = async (id: number) => {
-    const addr = initial.get(id) ?? extra.get(id)!;
-    const n = await ReplicatedNode.start({
-      id,
-      members: initial,
-      join: !initial.has(id),
-      dataDir: join(root, `n${id}`),
-      listen: {
-        hostname: "127.0.0.1",
-        port: Number(addr.peer.split(":")[1]),
-      },
-      tickMs: 20,
-      electionTicks: 10,
-      // Snapshots soon: the down replica catches up from one that covers
-      // the change, so the entry with the addresses never reaches it.
-      snapshotEntries: 10,
-    }, new Counter());
-    nodes.set(id, n);
-    return n;
-  };
-  const leader = () => [...nodes.values()].find((n) => n.isLeader);
+  // Snapshots soon: the down replica catches up from one that covers the
+  // change, so the entry with the addresses never reaches it.
+  const { extra, nodes, start, leader, stopAll } = await jointCell(
+    "strata-joint-down-",
+    10,
+  );
   const propose = async (n: number) => {
     for (let i = 0; i < n; i++) {
       await leader()!.propose(new Uint8Array([1]), AbortSignal.timeout(5000));
@@ -193,7 +185,6 @@ Deno.test("a replica down while two members were added learns their addresses fr
     assert.equal(f.address(5)?.peer, extra.get(5)!.peer);
     assert.deepEqual(f.confState().voters, [down!, 4, 5, l.id].sort());
   } finally {
-    for (const n of nodes.values()) await n.stop();
-    await Deno.remove(root, { recursive: true }).catch(() => {});
+    await stopAll();
   }
 });
