@@ -4,9 +4,10 @@
  * segments of `batch` documents (a 500-line bulk request spread over 3
  * shards is ≈ 170), each analysed, built ({@link buildSegment}) and
  * encoded ({@link encodeSegment}). Prints the median over `rounds` passes
- * of CPU ms per document (process CPU time: on a loaded machine wall time
- * mostly measures the other processes) for analysis alone (name + body), building, and
+ * of CPU ms per document for analysis alone (name + body), building and
  * encoding, plus the load average. Run with `--cpu-prof` to profile.
+ * Process CPU time (getrusage, µs, GC threads included), not elapsed time:
+ * on the shared machine elapsed time mostly measures the other processes.
  *
  * Usage: deno run -A benches/search_analyze_profile.ts [rounds=5] [batch=170]
  */
