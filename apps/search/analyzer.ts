@@ -83,6 +83,8 @@ export class Analyzer {
   /** Open-addressing cache of ASCII tokens (see #cached): keys and their terms. */
   #keys: Array<string | undefined> = new Array(CACHE_SLOTS).fill(undefined);
   #vals: string[] = new Array(CACHE_SLOTS).fill("");
+  /** Each slot's hash, so a probe rejects a different key without reading it. */
+  #hashes = new Int32Array(CACHE_SLOTS);
   #used = 0;
 
   /** @param options see {@link AnalyzerOptions}. */
@@ -167,13 +169,14 @@ export class Analyzer {
    */
   #cached(s: string, start: number, end: number, h: number): string {
     const keys = this.#keys;
+    const hashes = this.#hashes;
     const mask = keys.length - 1;
     const len = end - start;
     let slot = h & mask;
     for (;;) {
       const k = keys[slot];
       if (k === undefined) break;
-      if (k.length === len) {
+      if (hashes[slot] === h && k.length === len) {
         let j = 0;
         while (j < len && k.charCodeAt(j) === s.charCodeAt(start + j)) j++;
         if (j === len) return this.#vals[slot]!;
@@ -196,6 +199,7 @@ export class Analyzer {
     while (this.#keys[slot] !== undefined) slot = (slot + 1) & mask;
     this.#keys[slot] = key;
     this.#vals[slot] = term;
+    this.#hashes[slot] = h;
     this.#used++;
   }
 
@@ -203,17 +207,14 @@ export class Analyzer {
   #grow(): void {
     const keys = this.#keys;
     const vals = this.#vals;
+    const hashes = this.#hashes;
     this.#keys = new Array(keys.length * 2).fill(undefined);
     this.#vals = new Array(keys.length * 2).fill("");
+    this.#hashes = new Int32Array(keys.length * 2);
     this.#used = 0;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
-      if (k === undefined) continue;
-      let h = FNV_OFFSET;
-      for (let j = 0; j < k.length; j++) {
-        h = Math.imul(h ^ k.charCodeAt(j), FNV_PRIME);
-      }
-      this.#insert(k, vals[i]!, h);
+      if (k !== undefined) this.#insert(k, vals[i]!, hashes[i]!);
     }
   }
 
