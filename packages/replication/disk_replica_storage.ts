@@ -25,7 +25,6 @@ import {
   writeMemberAddresses,
 } from "./member_addresses_file.ts";
 import type { RecoveredState, ReplicaStorage } from "./replica_ports.ts";
-import { ReplicationError } from "./replication_error.ts";
 
 /** A log entry as the segmented log stores it (the same codec the wire uses). */
 export const LogEntry = defineMessage("raft.logEntry", entrySchema);
