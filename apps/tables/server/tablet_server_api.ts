@@ -122,6 +122,16 @@ export function createTabletServerApi(
     const lease = state.lease();
     if (!lease?.valid) throw fenced(state.notServingReason());
   };
+  /** Serving, and `token` is the newest master's fencing token (409 if older). */
+  const requireMaster = (token: number) => {
+    requireServing();
+    try {
+      state.host.fence(token);
+    } catch (e) {
+      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
+      throw e;
+    }
+  };
   const tabletFor = (table: string, key: Uint8Array): OpenTablet => {
     requireServing();
     const t = state.host.find(table, key);
@@ -221,13 +231,7 @@ export function createTabletServerApi(
 
   app.post("/v1/tablets/split", requireRole("admin"), async (c) => {
     const body = await json(c, splitBody);
-    requireServing();
-    try {
-      state.host.fence(body.token);
-    } catch (e) {
-      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
-      throw e;
-    }
+    requireMaster(body.token);
     const t = state.host.get(body.id);
     if (!t) {
       throw new EdgeError("not_found", `tablet ${body.id} is not open here`);
@@ -281,13 +285,7 @@ export function createTabletServerApi(
   // The master's sweep: delete the retired stores no live manifest names.
   app.post("/v1/stores/sweep", requireRole("admin"), async (c) => {
     const body = await json(c, sweepBody);
-    requireServing();
-    try {
-      state.host.fence(body.token);
-    } catch (e) {
-      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
-      throw e;
-    }
+    requireMaster(body.token);
     if (!state.stores) {
       throw new EdgeError("bad_request", "this server cannot sweep stores");
     }
@@ -297,13 +295,7 @@ export function createTabletServerApi(
 
   app.post("/v1/tablets/merge", requireRole("admin"), async (c) => {
     const body = await json(c, mergeBody);
-    requireServing();
-    try {
-      state.host.fence(body.token);
-    } catch (e) {
-      if (e instanceof HostError) throw new EdgeError("conflict", e.message);
-      throw e;
-    }
+    requireMaster(body.token);
     const [left, right] = [
       state.host.get(body.left),
       state.host.get(body.right),
