@@ -599,6 +599,20 @@ export class LsmTablet implements Tablet {
     return undefined;
   }
 
+  /** `range` clipped to this tablet's own (empty when start >= end). */
+  #clip(range: KeyRange): KeyRange {
+    let start = range.start;
+    if (compareBytes(this.range.start, start) > 0) start = this.range.start;
+    let end = range.end;
+    if (
+      this.range.end !== null &&
+      (end === null || compareBytes(this.range.end, end) < 0)
+    ) {
+      end = this.range.end;
+    }
+    return { start, end };
+  }
+
   /**
    * The stored entries of rows in `range` (clipped to this tablet's), in
    * key order, that a major compaction would keep: what a copy of those
@@ -608,15 +622,7 @@ export class LsmTablet implements Tablet {
     range: KeyRange,
   ): AsyncGenerator<{ key: Uint8Array; value: Uint8Array }> {
     this.#assertOpen();
-    let lo = range.start;
-    if (compareBytes(this.range.start, lo) > 0) lo = this.range.start;
-    let hi = range.end;
-    if (
-      this.range.end !== null &&
-      (hi === null || compareBytes(this.range.end, hi) < 0)
-    ) {
-      hi = this.range.end;
-    }
+    const { start: lo, end: hi } = this.#clip(range);
     if (hi !== null && compareBytes(lo, hi) >= 0) return;
     const keep = this.compactionFilter();
     for await (
@@ -631,15 +637,7 @@ export class LsmTablet implements Tablet {
 
   async shareRange(store: string, range: KeyRange): Promise<SharedTablet> {
     this.#assertOpen();
-    let lo = range.start;
-    if (compareBytes(this.range.start, lo) > 0) lo = this.range.start;
-    let hi = range.end;
-    if (
-      this.range.end !== null &&
-      (hi === null || compareBytes(this.range.end, hi) < 0)
-    ) {
-      hi = this.range.end;
-    }
+    const { start: lo, end: hi } = this.#clip(range);
     if (hi !== null && compareBytes(lo, hi) >= 0) {
       throw new TabletError("bad_request", "the range is outside the tablet");
     }
