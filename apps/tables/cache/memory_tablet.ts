@@ -260,12 +260,7 @@ export class MemoryTablet implements Tablet {
       if (c.family === this.kvFamily && c.qualifier.length === 0) {
         this.#bytes += value.length - c.value.length;
         c.value = value;
-        c.timestamp = this.#clock.next();
-        old.lru = this.#wall();
-        if (old.deadline !== 0 && deadline === 0) this.#withDeadline.delete(k);
-        else if (deadline !== 0) this.#withDeadline.add(k);
-        old.deadline = deadline;
-        this.version++;
+        this.#rewritten(old, c, deadline);
         return;
       }
     }
@@ -278,6 +273,16 @@ export class MemoryTablet implements Tablet {
       lru: this.#wall(),
       slot: -1,
     });
+  }
+
+  /** Stamps a cell just rewritten in place and its row's access and expiry. */
+  #rewritten(row: MemRow, c: Cell, deadline: number): void {
+    c.timestamp = this.#clock.next();
+    row.lru = this.#wall();
+    if (row.deadline !== 0 && deadline === 0) this.#withDeadline.delete(row.k);
+    else if (deadline !== 0) this.#withDeadline.add(row.k);
+    row.deadline = deadline;
+    this.version++;
   }
 
   /**
@@ -299,12 +304,7 @@ export class MemoryTablet implements Tablet {
         c.qualifier.length === 0
       ) {
         c.value.set(bytes);
-        c.timestamp = this.#clock.next();
-        old.lru = this.#wall();
-        if (old.deadline !== 0 && deadline === 0) this.#withDeadline.delete(k);
-        else if (deadline !== 0) this.#withDeadline.add(k);
-        old.deadline = deadline;
-        this.version++;
+        this.#rewritten(old, c, deadline);
         return;
       }
     }
