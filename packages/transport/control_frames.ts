@@ -41,14 +41,19 @@ const bytes = z.instanceof(Uint8Array);
 
 /** Transport control messages, as positional CBOR arrays. */
 export const ControlMessage = z.union([
-  /** [1, protocol, fingerprint, nonce, authRequired] */
+  /**
+   * [1, protocol, fingerprint, nonce, authRequired, differential?]: the last
+   * names which kinds travel as diffs (see `differentialSignature`).
+   */
   z.tuple([
     z.literal(1),
     z.number().int(),
     z.string().max(128),
     bytes.refine((b) => b.length >= 16 && b.length <= 64),
     z.boolean(),
-  ]),
+  ]).rest(z.string().max(64)).refine((m) => m.length <= 6, {
+    message: "a hello has at most six fields",
+  }),
   /** [2, hmac] */
   z.tuple([z.literal(2), bytes.refine((b) => b.length === 32)]),
   /** [3, code, message]: the sender closes the connection. */

@@ -1,4 +1,10 @@
-import { CodecError, decodeCbor, type MessageType } from "@strata/codec";
+import { createHash } from "node:crypto";
+import {
+  CodecError,
+  decodeCbor,
+  type MessageSet,
+  type MessageType,
+} from "@strata/codec";
 import type { z } from "zod";
 import {
   bitmapBytes,
@@ -40,6 +46,38 @@ export interface DifferentialOptions {
    * agree. Default: every kind.
    */
   enabled?: (typeName: string) => boolean;
+}
+
+/**
+ * Normalizes a session's `differential` setting: `true` or unset is every
+ * kind, `false` none, options as given.
+ */
+export function differentialOptions(
+  setting: boolean | DifferentialOptions | undefined,
+): DifferentialOptions {
+  if (setting === false) return { enabled: () => false };
+  return setting === true || setting === undefined ? {} : setting;
+}
+
+/**
+ * A short text naming which kinds of `set` travel as diffs under `options`:
+ * `*` (all), `-` (none) or a hash of the enabled names. Peers exchange it in
+ * the handshake, so a mismatch is refused there with both settings named
+ * instead of surfacing as a broken diff at the first message.
+ */
+export function differentialSignature(
+  // deno-lint-ignore no-explicit-any
+  set: Pick<MessageSet<any>, "types">,
+  options: DifferentialOptions,
+): string {
+  const enabled = options.enabled ?? (() => true);
+  const names = set.types.map((t) => t.name).filter((n) => enabled(n));
+  if (names.length === set.types.length) return "*";
+  if (names.length === 0) return "-";
+  return createHash("sha256").update(names.join("\n")).digest("hex").slice(
+    0,
+    16,
+  );
 }
 
 /** An encoded message body that is not yet part of the state. */

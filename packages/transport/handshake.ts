@@ -16,6 +16,11 @@ export interface HandshakeOptions {
   /** The message set's fingerprint (`MessageSet.fingerprint`). */
   fingerprint: string;
   /**
+   * Which kinds this side sends and accepts as diffs
+   * (`differentialSignature`); when both sides name one, they must match.
+   */
+  differential?: string;
+  /**
    * Shared secret; when set, the peer must prove it knows it too. A server
    * may accept any of several (a list): it then answers with its own proof
    * only after the client's proof matched one of them, keyed by that one.
@@ -40,8 +45,9 @@ export interface HandshakeStep {
  * The connection handshake as a pure state machine (no I/O).
  *
  * Both sides send `hello` = [protocol version, message-set fingerprint,
- * nonce, auth required] first. A side accepts the peer's hello only when the
- * version and fingerprint equal its own and both agree on authentication.
+ * nonce, auth required, differential kinds] first. A side accepts the peer's
+ * hello only when the version, fingerprint and differential kinds equal its
+ * own and both agree on authentication.
  * With a shared secret each side then sends
  * `HMAC-SHA256(secret, role ‖ peer nonce ‖ own nonce)`, answering the
  * peer's fresh challenge; the secret itself never travels, a recorded proof
@@ -100,6 +106,7 @@ export class Handshake {
       o.fingerprint,
       new Uint8Array(o.nonce),
       this.#secrets.length > 0,
+      ...(o.differential === undefined ? [] : [o.differential]),
     ]);
   }
 
@@ -114,7 +121,7 @@ export class Handshake {
       if (this.#peerNonce) {
         throw new TransportError("protocol_error", "a second hello");
       }
-      const [, version, fingerprint, nonce, auth] = message;
+      const [, version, fingerprint, nonce, auth, differential] = message;
       if (version !== PROTOCOL_VERSION) {
         throw new TransportError(
           "handshake_failed",
@@ -127,6 +134,15 @@ export class Handshake {
           `peer's message set ${
             fingerprint.slice(0, 12)
           }… differs from this side's ${o.fingerprint.slice(0, 12)}…`,
+        );
+      }
+      if (
+        differential !== undefined && o.differential !== undefined &&
+        differential !== o.differential
+      ) {
+        throw new TransportError(
+          "handshake_failed",
+          `peer's differential encoding (${differential}) differs from this side's (${o.differential}): both must set \`differential\` the same`,
         );
       }
       const authRequired = this.#secrets.length > 0;

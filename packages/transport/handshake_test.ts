@@ -127,3 +127,31 @@ Deno.test("a list of secrets is refused on the dialing side and when empty", () 
   assert.throws(() => side("client", ["a", "b"]), TypeError);
   assert.throws(() => side("server", []), TypeError);
 });
+
+Deno.test("peers that diff different kinds are refused at the hello, naming both settings", () => {
+  const hello = (differential?: string) =>
+    new Handshake({
+      role: "client",
+      fingerprint,
+      differential,
+      nonce: new Uint8Array(32),
+    });
+  const server = (differential?: string) =>
+    new Handshake({
+      role: "server",
+      fingerprint,
+      differential,
+      nonce: new Uint8Array(32),
+    });
+  assert.throws(
+    () => server("*").receive(control(hello("-").hello())),
+    (e) =>
+      isTransportError(e, "handshake_failed") &&
+      /differential encoding \(-\) differs from this side's \(\*\)/.test(
+        (e as Error).message,
+      ),
+  );
+  assert.equal(server("*").receive(control(hello("*").hello())).done, true);
+  // A side that does not say (an older peer, a test double) is not judged.
+  assert.equal(server("*").receive(control(hello().hello())).done, true);
+});

@@ -22,6 +22,7 @@ import {
   DifferentialDecoder,
   DifferentialEncoder,
   type DifferentialOptions,
+  differentialOptions,
 } from "./differential_codec.ts";
 import type { Handshake, Secret } from "./handshake.ts";
 import type { PreparedFrame } from "./prepared_frame.ts";
@@ -137,11 +138,7 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     this.#callTimeoutMs = o.callTimeoutMs ?? 5_000;
     this.#onFrameSent = o.onFrameSent;
     this.#decoder = new FrameDecoder({ maxFrameBytes: this.#maxFrameBytes });
-    const diff: DifferentialOptions = o.differential === false
-      ? { enabled: () => false }
-      : o.differential === true || o.differential === undefined
-      ? {}
-      : o.differential;
+    const diff = differentialOptions(o.differential);
     this.#encoder = new DifferentialEncoder(diff);
     this.#diffDecoder = new DifferentialDecoder(diff);
     this.ready = new Promise<void>((resolve, reject) => {

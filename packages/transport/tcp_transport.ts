@@ -1,4 +1,8 @@
 import type { MessageSet } from "@strata/codec";
+import {
+  differentialOptions,
+  differentialSignature,
+} from "./differential_codec.ts";
 import { Handshake, type Role, type Secret } from "./handshake.ts";
 import type { AnyMessageType } from "./message_kinds.ts";
 import { RpcSession, type SessionOptions } from "./rpc_session.ts";
@@ -89,6 +93,10 @@ function attach<T extends readonly AnyMessageType[]>(
     handshake: new Handshake({
       role,
       fingerprint: options.set.fingerprint,
+      differential: differentialSignature(
+        options.set,
+        differentialOptions(options.differential),
+      ),
       secret: options.secret,
       nonce: crypto.getRandomValues(new Uint8Array(32)),
     }),

@@ -160,6 +160,26 @@ Deno.test("a different message set is rejected at the handshake on both sides", 
   }
 });
 
+Deno.test("peers configured with different differential encoding are refused at the handshake", async () => {
+  let serverSide: TcpConnection<M> | undefined;
+  const { server } = echoServer({ onConnection: (c) => serverSide = c });
+  try {
+    await assert.rejects(
+      connectTcp<M>({ port: server.port }, {
+        set: messages,
+        differential: false,
+      }),
+      (e) =>
+        isTransportError(e, "handshake_failed") &&
+        /differential encoding/.test(e.message),
+    );
+    await until(() => serverSide !== undefined);
+    assert.equal((await serverSide!.closed).code, "handshake_failed");
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("a wrong or missing shared secret is rejected before any message", async () => {
   let served = 0;
   const { server } = echoServer({

@@ -119,11 +119,15 @@ Deno.test({
             connectTcp<DataMessages>({ port }, {
               set: dataMessages,
               secret: "not a token of this cell",
+              differential: false,
             }),
             (e) => isTransportError(e, "auth_failed"),
           );
           await assert.rejects(
-            connectTcp<DataMessages>({ port }, { set: dataMessages }),
+            connectTcp<DataMessages>({ port }, {
+              set: dataMessages,
+              differential: false,
+            }),
             (e) => isTransportError(e, "auth_failed"),
           );
           const reader = await connectTcp<DataMessages>({ port }, {
