@@ -104,25 +104,10 @@ class PhraseExec implements ClauseExec {
       0,
     );
   }
-  #align(f: PhraseField, target: number): number {
-    let d = target;
-    for (;;) {
-      let max = d;
-      let all = true;
-      for (const c of f.cursors) {
-        const x = c.advance(max);
-        if (x === NO_MORE_DOCS) return NO_MORE_DOCS;
-        if (x !== max) all = false;
-        if (x > max) max = x;
-      }
-      if (all) return max;
-      d = max;
-    }
-  }
   nextCandidate(target: number): number {
     let min = NO_MORE_DOCS;
     for (const f of this.fields) {
-      const d = this.#align(f, target);
+      const d = alignCursors(f.cursors, target);
       if (d < min) min = d;
     }
     return min;
@@ -131,10 +116,7 @@ class PhraseExec implements ClauseExec {
     let hit = false;
     for (const f of this.fields) {
       if (!f.cursors.every((c) => c.advance(doc) === doc)) continue;
-      const freq = phraseFreq(
-        f.cursors.map((c) => c.positions()),
-        this.offsets,
-      );
+      const freq = fieldPhraseFreq(f, this.offsets);
       if (freq > 0) {
         acc.score += f.scorer.score(freq, f.lens[doc]!);
         hit = true;
@@ -168,27 +150,15 @@ class PhraseList implements ScoredList {
     return this.doc >= target ? this.doc : this.#seek(target);
   }
   #seek(target: number): number {
-    let d = target;
-    for (;;) {
-      let max = d;
-      let all = true;
-      for (const c of this.f.cursors) {
-        const x = c.advance(max);
-        if (x === NO_MORE_DOCS) return this.doc = NO_MORE_DOCS;
-        if (x !== max) all = false;
-        if (x > max) max = x;
+    for (let d = target;;) {
+      const doc = alignCursors(this.f.cursors, d);
+      if (doc === NO_MORE_DOCS) return this.doc = NO_MORE_DOCS;
+      const freq = fieldPhraseFreq(this.f, this.offsets);
+      if (freq > 0) {
+        this.#freq = freq;
+        return this.doc = doc;
       }
-      if (all) {
-        const freq = phraseFreq(
-          this.f.cursors.map((c) => c.positions()),
-          this.offsets,
-        );
-        if (freq > 0) {
-          this.#freq = freq;
-          return this.doc = max;
-        }
-        d = max + 1;
-      } else d = max;
+      d = doc + 1;
     }
   }
   score(): number {
@@ -206,6 +176,30 @@ class PhraseList implements ScoredList {
   blockLastDoc(): number {
     return this.#rarest.shallowLastDoc();
   }
+}
+
+/**
+ * Moves every cursor to the first document ≥ `target` that all of them
+ * hold (a phrase's candidates); NO_MORE_DOCS when one runs out.
+ */
+function alignCursors(cursors: PostingCursor[], target: number): number {
+  for (let d = target;;) {
+    let max = d;
+    let all = true;
+    for (const c of cursors) {
+      const x = c.advance(max);
+      if (x === NO_MORE_DOCS) return NO_MORE_DOCS;
+      if (x !== max) all = false;
+      if (x > max) max = x;
+    }
+    if (all) return max;
+    d = max;
+  }
+}
+
+/** The phrase's occurrences in the document a field's cursors sit on. */
+function fieldPhraseFreq(f: PhraseField, offsets: number[]): number {
+  return phraseFreq(f.cursors.map((c) => c.positions()), offsets);
 }
 
 // Segments are immutable: each field's shortest length is computed once.
