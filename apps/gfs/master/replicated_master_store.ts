@@ -26,6 +26,7 @@ import type {
   MetadataStore,
   StoreReplication,
 } from "./metadata_store.ts";
+import { migrateOpLog, type OpLogMigration } from "./op_log_migration.ts";
 
 /** What applying one logged operation gave: the result or the same rejection on every replica. */
 export type MasterOutcome =
@@ -75,10 +76,14 @@ export class MasterMachine implements CommandStateMachine<MasterOutcome> {
 export interface ReplicatedMasterOptions {
   /** This master's id in the group. */
   id: number;
-  /** Every master: id → raft address and HTTP address (host:port). */
-  members: Map<number, PeerAddress>;
-  /** Host and port the raft TCP server binds. */
-  listen: { hostname: string; port: number };
+  /**
+   * Every master: id → raft address and HTTP address (host:port).
+   * Leave it and `listen` out for a master that runs alone (a one-member
+   * group without a raft port).
+   */
+  members?: Map<number, PeerAddress>;
+  /** Host and port the raft TCP server binds (required with other members). */
+  listen?: { hostname: string; port: number };
   /** Start as a new member of a running group (no bootstrap). */
   join?: boolean;
   /** Milliseconds per raft tick (default 100). */
@@ -108,6 +113,8 @@ export interface ReplicatedMasterOptions {
 export class ReplicatedMasterStore implements MetadataStore {
   /** The raft replica carrying the operations. */
   readonly node: ReplicatedNode<MasterOutcome>;
+  /** What opening migrated from a former single master's op log, if anything. */
+  readonly migrated: OpLogMigration | undefined;
   readonly #machine: MasterMachine;
   #serving = false;
   #term = 0;
@@ -122,8 +129,10 @@ export class ReplicatedMasterStore implements MetadataStore {
     m: MasterMachine,
     scheme: "http" | "https",
     ports: ReplicaPorts,
+    migrated: OpLogMigration | undefined,
   ) {
     this.node = node;
+    this.migrated = migrated;
     this.#machine = m;
     this.#scheme = scheme;
     this.#timers = ports.timers ?? realTimers;
@@ -136,9 +145,14 @@ export class ReplicatedMasterStore implements MetadataStore {
 
   /**
    * Opens (or creates) the replica's data directory and joins the group.
-   * `ports` replace the replica's disk, network and timers (the simulator
-   * passes its own; leave it out in production).
-   * @throws StorageError `locked` when another process owns the directory.
+   * A master alone (no `members`, no `listen`) is a one-member group with
+   * no raft port: it leads at once and this resolves once it serves; a
+   * data directory of the former single-master op log is migrated first
+   * (see op_log_migration.ts). `ports` replace the replica's disk,
+   * network and timers (the simulator passes its own; leave it out in
+   * production).
+   * @throws StorageError `locked` when another process owns the directory;
+   *   GfsError `bad_request` when members other than `id` come without `listen`.
    */
   static async open(
     dir: string,
@@ -146,10 +160,14 @@ export class ReplicatedMasterStore implements MetadataStore {
     ports: ReplicaPorts = {},
   ): Promise<ReplicatedMasterStore> {
     const machine = new MasterMachine();
+    const alone = o.members === undefined;
+    const migrated = ports.storage === undefined
+      ? await migrateOpLog(dir, o.id)
+      : undefined;
     const node = await ReplicatedNode.start(
       {
         id: o.id,
-        members: o.members,
+        members: o.members ?? new Map([[o.id, { peer: "" }]]),
         join: o.join,
         dataDir: dir,
         listen: o.listen,
@@ -163,8 +181,32 @@ export class ReplicatedMasterStore implements MetadataStore {
       },
       machine,
       ports,
+    ).catch((e) => {
+      if (isReplicationError(e, "bad_request")) {
+        throw new GfsError("bad_request", e.message);
+      }
+      throw e;
+    });
+    const store = new ReplicatedMasterStore(
+      node,
+      machine,
+      o.scheme ?? "http",
+      ports,
+      migrated,
     );
-    return new ReplicatedMasterStore(node, machine, o.scheme ?? "http", ports);
+    if (alone) {
+      // No one else can lead: the store is ready once it serves (a few ms).
+      try {
+        await store.#within(10_000, (s) => store.#servingNow(s));
+      } catch (e) {
+        await store.close();
+        throw new GfsError(
+          "unavailable",
+          `the master did not start serving: ${e}`,
+        );
+      }
+    }
+    return store;
   }
 
   /** The current metadata (replaced when a snapshot is installed). */
@@ -178,8 +220,11 @@ export class ReplicatedMasterStore implements MetadataStore {
   }
 
   /** What recovery found (the raft log recovers itself; kept for the ready line). */
-  get recovery(): { appliedIndex: number } {
-    return { appliedIndex: this.appliedIndex };
+  get recovery(): { appliedIndex: number; migrated?: OpLogMigration } {
+    return {
+      appliedIndex: this.appliedIndex,
+      ...(this.migrated ? { migrated: this.migrated } : {}),
+    };
   }
 
   /** Role, term, leader, log positions. */
@@ -298,7 +343,12 @@ export class ReplicatedMasterStore implements MetadataStore {
         throw new GfsError("conflict", e.message);
       }
       if (isReplicationError(e, "bad_request")) {
-        throw new GfsError("bad_request", e.message);
+        throw new GfsError(
+          "bad_request",
+          this.node.peerPort === 0 && change.action === "add"
+            ? `${e.message} (for a master started without --peers: restart it with --peers ${this.node.id}=raftHost:port/httpHost:port, then add)`
+            : e.message,
+        );
       }
       if (isReplicationError(e)) throw new GfsError("unavailable", e.message);
       throw e;
@@ -351,6 +401,14 @@ export class ReplicatedMasterStore implements MetadataStore {
       return await fn(ctl.signal);
     } finally {
       cancel();
+    }
+  }
+
+  /** Resolves once this master serves (polls every 5 ms on the replica's timers). */
+  async #servingNow(signal: AbortSignal): Promise<void> {
+    while (!this.serving()) {
+      signal.throwIfAborted();
+      await new Promise((r) => this.#timers.setTimer(5, () => r(0)));
     }
   }
 
