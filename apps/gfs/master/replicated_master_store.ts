@@ -274,14 +274,15 @@ export class ReplicatedMasterStore implements MetadataStore {
   /** The group's view from this replica: role, term, leader, members. */
   replication(): StoreReplication {
     const s = this.node.status();
+    const members = this.node.members();
     return {
-      replicated: true,
+      replicated: members.length > 1,
       id: s.id,
       role: s.role,
       term: s.term,
       leader: s.leader,
       commitIndex: s.commitIndex,
-      members: this.node.members(),
+      members,
     };
   }
 
