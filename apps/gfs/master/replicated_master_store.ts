@@ -103,6 +103,12 @@ export interface ReplicatedMasterOptions {
   electionTicks?: number;
   /** Snapshot (checkpoint) every this many operations (default 10,000). */
   checkpointEvery?: number;
+  /**
+   * Raft log segment size in bytes (default 8 MiB: 10,000 ops between
+   * snapshots take a few MiB, and opening preallocates and scans a segment,
+   * which at raft's default 64 MiB is most of the time to serving).
+   */
+  segmentBytes?: number;
   /** Secret every master proves in the raft handshake (the cell's peer secret). */
   secret?: string;
   /** Raft over TLS: this master's certificate and key, and the roots its peers' must chain to. */
@@ -186,6 +192,7 @@ export class ReplicatedMasterStore implements MetadataStore {
         tickMs: o.tickMs,
         electionTicks: o.electionTicks,
         snapshotEntries: o.checkpointEvery ?? 10_000,
+        segmentBytes: o.segmentBytes ?? 8 * 2 ** 20,
         name: `gfs master ${o.id}`,
         secret: o.secret,
         tls: o.tls,
