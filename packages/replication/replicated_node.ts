@@ -299,6 +299,15 @@ export class ReplicatedNode<R> {
   readonly #leaderListeners = new Set<(lead: number, role: string) => void>();
   readonly #failureListeners = new Set<(error: unknown) => void>();
   #batch: Array<{ data: Uint8Array; requestId: string }> = [];
+  /**
+   * This life's proposals by their encoded bytes: the leader applies the
+   * very array it proposed, so it need not decode it again (a tenth of an
+   * entry's CPU on a sole voter). Weak: dropped with the entry.
+   */
+  readonly #ownProposals = new WeakMap<
+    Uint8Array,
+    { id: string; command: Uint8Array }
+  >();
 
   private constructor(
     cfg: ResolvedConfig,
@@ -596,6 +605,7 @@ export class ReplicatedNode<R> {
     this.#assertRunning();
     const requestId = `${this.#cfg.id}.${this.#life}.${++this.#nextRequest}`;
     const data = Proposal.encode({ id: requestId, command });
+    this.#ownProposals.set(data, { id: requestId, command });
     return new Promise<R>((resolve, reject) => {
       const done = () => {
         this.#waiters.delete(requestId);
@@ -1310,9 +1320,10 @@ export class ReplicatedNode<R> {
       this.machine.skip(e.index);
       return;
     }
-    let proposal: { id: string; command: Uint8Array };
+    let proposal: { id: string; command: Uint8Array } | undefined = this
+      .#ownProposals.get(e.data);
     try {
-      proposal = Proposal.decode(e.data);
+      proposal ??= Proposal.decode(e.data);
     } catch (err) {
       // Entries are checksummed on disk and on the wire, so this is a log
       // written in another format: stop rather than silently skip data.
