@@ -300,11 +300,12 @@ export class ReplicatedNode<R> {
   readonly #failureListeners = new Set<(error: unknown) => void>();
   #batch: Array<{ data: Uint8Array; requestId: string }> = [];
   /**
-   * This life's proposals by their encoded bytes: the leader applies the
-   * very array it proposed, so it need not decode it again (a tenth of an
-   * entry's CPU on a sole voter). Weak: dropped with the entry.
+   * This replica's proposals awaiting their result, by their encoded
+   * bytes: the leader applies the very array it proposed, so it need not
+   * decode it again. Removed with the waiter (a plain map: a WeakMap of
+   * short-lived keys costs the garbage collector more than it saves).
    */
-  readonly #ownProposals = new WeakMap<
+  readonly #ownProposals = new Map<
     Uint8Array,
     { id: string; command: Uint8Array }
   >();
@@ -608,6 +609,7 @@ export class ReplicatedNode<R> {
     this.#ownProposals.set(data, { id: requestId, command });
     return new Promise<R>((resolve, reject) => {
       const done = () => {
+        this.#ownProposals.delete(data);
         this.#waiters.delete(requestId);
         this.#proposedAt.delete(requestId);
         signal.removeEventListener("abort", onAbort);
