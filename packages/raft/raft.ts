@@ -352,6 +352,10 @@ export class Raft {
    * bootstrap's membership entries must be applied first). A node that
    * follows a leader, e.g. one that has just removed itself, waits out the
    * timeout as before, so it never campaigns inside that leader's lease.
+   * Unlike a vote for another node, this skips the boot wait (a restarted
+   * node may have acknowledged a lease it no longer remembers): a sole
+   * voter's configuration was committed by the old leader, which applies it
+   * and steps down within one Ready, long before this node could restart.
    */
   campaignIfSoleVoter(): void {
     if (this.role !== "leader" && this.lead === NONE && this.#soleVoter()) {

@@ -75,7 +75,8 @@ export async function replayOpLog(
  * (`log/` of encoded operations and `checkpoints/`) into a one-member
  * replicated store's (`log/` of raft entries, `snapshots/`, hard state):
  * the state the op log reached becomes the raft snapshot at the same
- * index, with `id` as the only voter. Runs once, on open; returns
+ * index, with `id` as the only voter (its raft log in segments of
+ * `segmentBytes`, as the store opens it). Runs once, on open; returns
  * undefined when there is nothing to migrate.
  *
  * Crash-safe by its order: the old log is first renamed to
@@ -87,6 +88,7 @@ export async function replayOpLog(
 export async function migrateOpLog(
   dir: string,
   id: number,
+  segmentBytes: number,
 ): Promise<OpLogMigration | undefined> {
   const checkpointsDir = join(dir, "checkpoints");
   if (!(await exists(checkpointsDir))) return undefined;
@@ -112,7 +114,7 @@ export async function migrateOpLog(
   if (old.applied > 0) {
     const storage = await DiskReplicaStorage.open({
       dataDir: dir,
-      segmentBytes: 64 * 2 ** 20, // ReplicatedNode's default
+      segmentBytes,
     });
     try {
       await storage.installSnapshot({

@@ -179,8 +179,9 @@ export class ReplicatedMasterStore implements MetadataStore {
   ): Promise<ReplicatedMasterStore> {
     const machine = new MasterMachine();
     const alone = o.members === undefined;
+    const segmentBytes = o.segmentBytes ?? 8 * 2 ** 20;
     const migrated = ports.storage === undefined
-      ? await migrateOpLog(dir, o.id)
+      ? await migrateOpLog(dir, o.id, segmentBytes)
       : undefined;
     const node = await ReplicatedNode.start(
       {
@@ -192,7 +193,7 @@ export class ReplicatedMasterStore implements MetadataStore {
         tickMs: o.tickMs,
         electionTicks: o.electionTicks,
         snapshotEntries: o.checkpointEvery ?? 10_000,
-        segmentBytes: o.segmentBytes ?? 8 * 2 ** 20,
+        segmentBytes,
         name: `gfs master ${o.id}`,
         secret: o.secret,
         tls: o.tls,
