@@ -367,7 +367,7 @@ export class ReplicatedMasterStore implements MetadataStore {
         throw new GfsError(
           "bad_request",
           this.node.peerPort === 0 && change.action === "add"
-            ? `${e.message} (for a master started without --peers: restart it with --peers ${this.node.id}=raftHost:port/httpHost:port, then add)`
+            ? `this master runs alone without a raft port (started without --peers): restart it with --peers ${this.node.id}=raftHost:port/httpHost:port (itself only), then add members`
             : e.message,
         );
       }
