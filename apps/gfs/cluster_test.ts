@@ -345,19 +345,34 @@ Deno.test({
       );
 
       await t.step(
-        "a single master describes itself through the same store interface: always the leader, no raft metrics",
+        "a master alone is a one-member Raft group: its own leader, with raft's metrics, and no member added without a raft port",
         async () => {
           const view = await (await api(`${cluster.master.url}/v1/master`))
             .json();
           assert.equal(view.replicated, false);
           assert.equal(view.role, "leader");
+          assert.equal(view.leader, view.id);
+          assert.deepEqual(view.members, [{ id: 1, role: "voter" }]);
           assert.equal(view.serving, true);
           assert.equal(view.chunkBytes, CHUNK);
           assert.ok(view.appliedIndex > 0, "ops were applied");
           const metrics = await (await api(`${cluster.master.url}/metrics`))
             .text();
           assert.match(metrics, /^gfs_master_oplog_applied_index \d+$/m);
-          assert.doesNotMatch(metrics, /strata_raft_/);
+          assert.match(metrics, /^strata_raft_log_append_seconds_count \d+$/m);
+          const add = await api(`${cluster.master.url}/v1/master/members`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              action: "add",
+              id: 2,
+              peer: "127.0.0.1:1",
+              http: "127.0.0.1:2",
+            }),
+          });
+          const body = await add.json();
+          assert.equal(add.status, 400, JSON.stringify(body));
+          assert.match(body.error.message, /--peers/);
         },
       );
 

@@ -44,8 +44,9 @@ if (import.meta.main) {
   const flags = parseGfsFlags(Deno.args, Flags, USAGE);
   try {
     const m = await startMaster(flags);
-    // A replicated master whose Raft replica halts on a failed disk write
-    // exits (code 74), so a supervisor restarts it from what is durable.
+    // A master whose Raft replica (alone or in a group) halts on a failed
+    // disk write exits (code 74), so a supervisor restarts it from what is
+    // durable.
     exitOnReplicaFailure(m.store, `gfs master ${flags.id ?? ""}`.trim());
     console.log(
       JSON.stringify({

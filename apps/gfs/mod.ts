@@ -45,10 +45,10 @@ export {
   MasterState,
 } from "./master/master_state.ts";
 export {
-  type MasterRecovery,
-  MasterStore,
-  type MasterStoreOptions,
-} from "./master/master_store.ts";
+  MIGRATED_OP_LOG_DIR,
+  migrateOpLog,
+  type OpLogMigration,
+} from "./master/op_log_migration.ts";
 export type { StoreReplication } from "./master/metadata_store.ts";
 export {
   MasterMachine,

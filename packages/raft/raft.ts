@@ -341,6 +341,26 @@ export class Raft {
       this.#replayAppliedConf();
     }
     this.becomeFollower(this.term, NONE);
+    this.campaignIfSoleVoter();
+  }
+
+  /**
+   * Campaigns at once when this node is its configuration's only voter and
+   * knows no leader: no one else votes, so an election timeout would only
+   * delay it (etcd fast-forwards a single member's election ticks on start
+   * for the same reason). Called on start and after each apply (a fresh
+   * bootstrap's membership entries must be applied first). A node that
+   * follows a leader, e.g. one that has just removed itself, waits out the
+   * timeout as before, so it never campaigns inside that leader's lease.
+   * Unlike a vote for another node, this skips the boot wait (a restarted
+   * node may have acknowledged a lease it no longer remembers): a sole
+   * voter's configuration was committed by the old leader, which applies it
+   * and steps down within one Ready, long before this node could restart.
+   */
+  campaignIfSoleVoter(): void {
+    if (this.role !== "leader" && this.lead === NONE && this.#soleVoter()) {
+      this.#hup(false);
+    }
   }
 
   /**

@@ -13,6 +13,53 @@ Deno.test("a single node elects itself and commits its proposals", () => {
   assert.deepEqual(c.values(1), ["x"]);
 });
 
+Deno.test("a sole voter leads at once, with no tick: on bootstrap and on restart", () => {
+  const c = new TestCluster([1]);
+  c.settle(); // persists and applies the bootstrap membership
+  assert.equal(c.node(1).raft.role, "leader");
+  c.node(1).propose(text("x"));
+  c.settle();
+  assert.deepEqual(c.values(1), ["x"]);
+  const term = c.node(1).raft.term;
+  // Restarted from its storage: leader in the next term, before any tick.
+  // (From applied 0 it re-applies the log first: the membership entries
+  // must be applied before a node campaigns.)
+  const storage = c.storages.get(1)!;
+  const again = new RawNode({
+    id: 1,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage,
+    random: seeded(2),
+    applied: 0,
+  });
+  const rd = again.ready();
+  assert.deepEqual(rd.committedEntries.map((e) => e.index), [1, 2, 3]);
+  again.advance();
+  assert.equal(again.raft.role, "leader");
+  assert.equal(again.raft.term, term + 1);
+  // Two voters: nobody campaigns before its election timeout.
+  const two = new TestCluster([1, 2]);
+  two.settle();
+  assert.deepEqual([1, 2].map((i) => two.node(i).raft.role), [
+    "follower",
+    "follower",
+  ]);
+});
+
+Deno.test("a follower left as the sole voter by a leader removing itself waits out its timeout", () => {
+  const c = new TestCluster([1, 2]);
+  c.elect(1);
+  c.node(1).proposeConfChange({ type: "removeNode", nodeId: 1 });
+  c.settle();
+  c.tick(1, [2]);
+  assert.deepEqual(c.node(2).confState().voters, [2]);
+  // It still knows 1 as leader: no campaign inside 1's lease.
+  assert.equal(c.node(2).raft.role, "follower");
+  c.tick(40, [2]);
+  assert.equal(c.node(2).raft.role, "leader");
+});
+
 Deno.test("three nodes elect exactly one leader from ticks with injected randomness", () => {
   const c = new TestCluster([1, 2, 3], {}, 42);
   c.tick(40);
@@ -205,8 +252,10 @@ Deno.test("ready() twice without advance() is an error", () => {
     random: seeded(1),
   });
   assert.ok(n.hasReady());
-  n.ready();
+  const rd = n.ready();
   assert.throws(() => n.ready(), (e) => isRaftError(e, "invariant"));
+  storage.append(rd.entries); // persisted before advance, as the contract says
+  if (rd.hardState) storage.setHardState(rd.hardState);
   n.advance();
 });
 

@@ -345,6 +345,7 @@ export class RawNode {
       r.reduceUncommittedSize(p.committed);
       r.maybeAutoLeave();
     }
+    r.campaignIfSoleVoter();
   }
 
   /** The membership as of the applied index (store it with snapshots). */

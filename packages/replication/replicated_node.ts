@@ -42,6 +42,7 @@ import type {
 import { ReplicationError } from "./replication_error.ts";
 import { ReplicationMetrics } from "./replication_metrics.ts";
 import { type SiteStatus, TcpPeerTransport } from "./tcp_peer_transport.ts";
+import { noPeerTransport } from "./no_peer_transport.ts";
 
 export { splitHostPort } from "./tcp_peer_transport.ts";
 
@@ -61,8 +62,14 @@ export interface ReplicatedNodeConfig {
   members: Map<number, PeerAddress>;
   /** Data directory (locked to this process). */
   dataDir: string;
-  /** Host and port the raft TCP server binds. */
-  listen: { hostname: string; port: number };
+  /**
+   * Host and port the raft TCP server binds. Optional for a group whose
+   * only member is this node: without it the node binds no port and
+   * commits an entry once it is durable on its own disk (no network);
+   * adding a member then fails with `bad_request` until it is restarted
+   * with a port.
+   */
+  listen?: { hostname: string; port: number };
   /** Start as a new member of an existing cluster (no bootstrap). */
   join?: boolean;
   /** Milliseconds per raft tick (default 100). */
@@ -210,10 +217,25 @@ type ResolvedConfig =
   >
   & ReplicatedNodeConfig;
 
+/** Why a replica without a raft port cannot run in, or grow, a group with other members. */
+function portlessError(
+  id: number,
+  others: number[] | string,
+): ReplicationError {
+  const who = typeof others === "string"
+    ? others
+    : `its group has member(s) ${others.join(", ")}`;
+  return new ReplicationError(
+    "bad_request",
+    `replica ${id} runs without a raft port (no listen address) but ${who}: restart it with a listen address (and its peer address in the member list) first`,
+  );
+}
+
 /** This node's raft address as peers dial it (its entry, else a concrete --listen). */
 function advertisedPeer(cfg: ReplicatedNodeConfig): string | undefined {
   const own = cfg.members.get(cfg.id)?.peer;
   if (own !== undefined) return own;
+  if (cfg.listen === undefined) return undefined;
   const { hostname, port } = cfg.listen;
   if (port === 0 || hostname === "0.0.0.0" || hostname === "::") {
     return undefined;
@@ -277,6 +299,16 @@ export class ReplicatedNode<R> {
   readonly #leaderListeners = new Set<(lead: number, role: string) => void>();
   readonly #failureListeners = new Set<(error: unknown) => void>();
   #batch: Array<{ data: Uint8Array; requestId: string }> = [];
+  /**
+   * This replica's proposals awaiting their result, by their encoded
+   * bytes: the leader applies the very array it proposed, so it need not
+   * decode it again. Removed with the waiter (a plain map: a WeakMap of
+   * short-lived keys costs the garbage collector more than it saves).
+   */
+  readonly #ownProposals = new Map<
+    Uint8Array,
+    { id: string; command: Uint8Array }
+  >();
 
   private constructor(
     cfg: ResolvedConfig,
@@ -336,17 +368,27 @@ export class ReplicatedNode<R> {
         dataDir: cfg.dataDir,
         segmentBytes: cfg.segmentBytes,
       });
-    const transport = ports.transport ?? new TcpPeerTransport({
-      listen: cfg.listen,
-      secret: cfg.secret,
-      tls: cfg.tls,
-      metrics,
-      name: cfg.name,
-      id: cfg.id,
-      advertise: advertisedPeer(cfg),
-      site: cfg.site,
-      relay: cfg.relay,
-    });
+    const listen = cfg.listen;
+    const portless = listen === undefined && ports.transport === undefined;
+    if (portless) {
+      const others = [...cfg.members.keys()].filter((id) => id !== cfg.id);
+      if (others.length > 0 || cfg.join) {
+        await storage.close().catch(() => {});
+        throw portlessError(cfg.id, cfg.join ? "it joins a group" : others);
+      }
+    }
+    const transport = ports.transport ??
+      (listen === undefined ? noPeerTransport : new TcpPeerTransport({
+        listen,
+        secret: cfg.secret,
+        tls: cfg.tls,
+        metrics,
+        name: cfg.name,
+        id: cfg.id,
+        advertise: advertisedPeer(cfg),
+        site: cfg.site,
+        relay: cfg.relay,
+      }));
     const timers = ports.timers ?? realTimers;
     const bug = ports.unsafePlantedBug;
     const random = ports.random ?? Math.random;
@@ -397,6 +439,17 @@ export class ReplicatedNode<R> {
           ? { unsafe: { jointCommitOutgoingOnly: true } }
           : {}),
       });
+      if (portless) {
+        // Reopened without a port after members were added: refuse rather
+        // than run a replica that can never reach its group.
+        const cs = node.confState();
+        const others = [
+          ...cs.voters,
+          ...cs.learners,
+          ...(cs.votersOutgoing ?? []),
+        ].filter((id) => id !== cfg.id);
+        if (others.length > 0) throw portlessError(cfg.id, others);
+      }
       const n = new ReplicatedNode(
         cfg,
         machine,
@@ -553,8 +606,10 @@ export class ReplicatedNode<R> {
     this.#assertRunning();
     const requestId = `${this.#cfg.id}.${this.#life}.${++this.#nextRequest}`;
     const data = Proposal.encode({ id: requestId, command });
+    this.#ownProposals.set(data, { id: requestId, command });
     return new Promise<R>((resolve, reject) => {
       const done = () => {
+        this.#ownProposals.delete(data);
         this.#waiters.delete(requestId);
         this.#proposedAt.delete(requestId);
         signal.removeEventListener("abort", onAbort);
@@ -755,6 +810,7 @@ export class ReplicatedNode<R> {
     if (this.#node.status().role !== "leader") {
       throw this.notLeader("membership changes go to the leader");
     }
+    this.#assertCanGrow([{ type, nodeId }]);
     try {
       this.#node.proposeConfChange({ type, nodeId });
     } catch (e) {
@@ -797,6 +853,7 @@ export class ReplicatedNode<R> {
     if (!this.isLeader) {
       throw this.notLeader("membership changes go to the leader");
     }
+    this.#assertCanGrow(changes);
     const context: MemberAddresses = {};
     for (const [id, a] of Object.entries(addresses)) {
       context[id] = a.http ? { peer: a.peer, http: a.http } : { peer: a.peer };
@@ -869,6 +926,17 @@ export class ReplicatedNode<R> {
         same(learners, now.learners),
       signal,
     );
+  }
+
+  /** Refuses to add a member to a replica that has no raft port to reach it. */
+  #assertCanGrow(changes: ConfChange[]): void {
+    if (this.#transport !== noPeerTransport) return;
+    const added = changes.filter((c) =>
+      c.type !== "removeNode" && c.nodeId !== this.#cfg.id
+    ).map((c) => c.nodeId);
+    if (added.length > 0) {
+      throw portlessError(this.#cfg.id, `adding ${added.join(", ")} needs one`);
+    }
   }
 
   /**
@@ -1254,9 +1322,10 @@ export class ReplicatedNode<R> {
       this.machine.skip(e.index);
       return;
     }
-    let proposal: { id: string; command: Uint8Array };
+    let proposal: { id: string; command: Uint8Array } | undefined = this
+      .#ownProposals.get(e.data);
     try {
-      proposal = Proposal.decode(e.data);
+      proposal ??= Proposal.decode(e.data);
     } catch (err) {
       // Entries are checksummed on disk and on the wire, so this is a log
       // written in another format: stop rather than silently skip data.

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { HeartbeatReport } from "./chunk_master.ts";
 import { ChunkMaster } from "./chunk_master.ts";
 import { MasterService, type MasterSettings } from "./master_service.ts";
-import { MasterStore } from "./master_store.ts";
+import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 import type { ApplyResult, MasterOp } from "./master_state.ts";
 import type { WriteTarget } from "../shared/messages.ts";
 
@@ -64,7 +64,7 @@ function report(
 
 async function cell(leaseMs: number) {
   const dir = await Deno.makeTempDir({ prefix: "strata-gfs-append-replicas-" });
-  const store = await MasterStore.open(dir);
+  const store = await ReplicatedMasterStore.open(dir, { id: 1 });
   const cfg: MasterSettings = {
     chunkBytes: MiB,
     replication: 3,

@@ -11,7 +11,6 @@ import {
 } from "@strata/edge";
 import { GfsError, gfsToEdgeError } from "../shared/gfs_error.ts";
 import { AccessConfigFields, resolveGfsAccess } from "../shared/access.ts";
-import { MasterStore } from "./master_store.ts";
 import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 import { parsePeerList, splitHostPort } from "@strata/replication";
 import { startMaintenance } from "./master_maintenance.ts";
@@ -26,7 +25,7 @@ export type { MetadataStore } from "./master_service.ts";
 
 /** Configuration of a master process (times in ms, sizes in bytes). */
 export const MasterConfigSchema = z.object({
-  /** Where the op log and checkpoints live. */
+  /** Where the raft log, snapshots and hard state live. */
   dataDir: z.string().min(1),
   host: z.string().default("127.0.0.1"),
   /** Bind port (0 = any free port). */
@@ -54,7 +53,8 @@ export const MasterConfigSchema = z.object({
   id: z.number().int().min(1).default(1),
   /**
    * Every master of a replicated group, `1=raftHost:port/httpHost:port,...`
-   * (this one included). Without it the master runs alone on a local op log.
+   * (this one included). Without it the master runs alone: a one-member
+   * group with no raft port.
    */
   peers: z.string().optional(),
   /**
@@ -79,15 +79,15 @@ export interface RunningMaster {
   url: string;
   /** The soft state (locations, leases) of the current term. */
   readonly core: ChunkMaster;
-  /** Where its metadata lives: a local op log, or a Raft group. */
+  /** Where its metadata lives: a Raft group (of one when alone). */
   store: MetadataStore;
   /** Stops serving and closes the metadata store. */
   close(): Promise<void>;
 }
 
 /**
- * Starts the master: recovers its state from the op log and checkpoints
- * (or joins its Raft group), builds the {@link MasterService} (the core
+ * Starts the master: recovers its state from its raft log and snapshots
+ * (alone, or as a replica of a Raft group), builds the {@link MasterService} (the core
  * every part shares), mounts the route modules — chunkserver protocol
  * (`master_routes_chunkserver.ts`), client RPCs (`master_routes_client.ts`),
  * file gateway (`master_routes_gateway.ts`), status
@@ -144,8 +144,12 @@ export async function startMaster(
       scheme: access.scheme,
     });
   } else {
-    store = await MasterStore.open(cfg.dataDir, {
+    // Alone: a one-member group without a raft port (leads at once; a
+    // former single master's op log is migrated on the first open).
+    store = await ReplicatedMasterStore.open(cfg.dataDir, {
+      id: cfg.id,
       checkpointEvery: cfg.checkpointEvery,
+      scheme: access.scheme,
     });
   }
   const m = new MasterService(
@@ -202,7 +206,6 @@ export async function startMaster(
       chunkBytes: m.cfg.chunkBytes,
     };
     const r = m.store.replication();
-    if (!r.replicated) return c.json({ ...base, ...r });
     return c.json({
       ...base,
       ...r,

@@ -2,21 +2,20 @@ import type { ReplicaMember, ReplicaStatus } from "@strata/replication";
 import type { ApplyResult, MasterOp, MasterState } from "./master_state.ts";
 
 /**
- * How a store is replicated, for `GET /v1/master`: a single master on a
- * local op log always leads; a Raft replica reports its group's view.
+ * The group's view from this replica, for `GET /v1/master`; a master
+ * alone is a group of one (`replicated: false`).
  */
-export type StoreReplication =
-  | { replicated: false; role: "leader" }
-  | {
-    replicated: true;
-    id: number;
-    role: ReplicaStatus["role"];
-    term: number;
-    /** The leader's id (0: none known). */
-    leader: number;
-    commitIndex: number;
-    members: ReplicaMember[];
-  };
+export interface StoreReplication {
+  /** True when the group has more than one member. */
+  replicated: boolean;
+  id: number;
+  role: ReplicaStatus["role"];
+  term: number;
+  /** The leader's id (0: none known). */
+  leader: number;
+  commitIndex: number;
+  members: ReplicaMember[];
+}
 
 /** A change of the master group's membership (`POST /v1/master/members`). */
 export type MemberChange =
@@ -31,12 +30,12 @@ export type MemberChange =
   | { action: "promote" | "remove"; id: number };
 
 /**
- * Where the master's metadata lives, the one interface the master's parts
- * see: {@link MasterStore} (a single master on a local op log) and
- * {@link ReplicatedMasterStore} (a replica of a Raft group) implement it.
- * The differences between the two — whether this master may serve, who
- * leads, when a new term starts, the group's status and metrics — are
- * members here, so no caller tells the two apart.
+ * Where the master's metadata lives, the interface the master's parts
+ * see: {@link ReplicatedMasterStore} implements it, for a master alone (a
+ * one-member group) and for a replica of a group alike; the packages/sim
+ * workload drives the same object. Whether this master may serve, who
+ * leads, when a new term starts, the group's status and metrics are
+ * members here.
  */
 export interface MetadataStore {
   /** The metadata, as of the last applied operation. */
@@ -51,7 +50,7 @@ export interface MetadataStore {
    *   a replicated store that cannot commit it.
    */
   propose(op: MasterOp): Promise<ApplyResult>;
-  /** True when this master may answer now (a single master always may). */
+  /** True when this master may answer now (it leads and has caught up). */
   serving(): boolean;
   /**
    * True when this master may answer a request that arrived now, after
@@ -63,17 +62,16 @@ export interface MetadataStore {
   /** Runs `fn` each time this master starts serving a new term. */
   onTakeover(fn: () => void): void;
   /**
-   * Runs `fn` once if the store halts on a failed write (a Raft replica,
-   * as etcd on a failed fsync; `master_main.ts` then exits). A single
-   * master's op log fails the request instead and never halts.
+   * Runs `fn` once if the store halts on a failed write (as etcd on a
+   * failed fsync; `master_main.ts` then exits and a supervisor restarts it).
    */
   onFailure(fn: (error: unknown) => void): void;
   /**
-   * Changes the group's membership (a replicated store; a single master
-   * answers `bad_request`) and resolves with the members once applied.
+   * Changes the group's membership (`bad_request` for a master alone
+   * without a raft port) and resolves with the members once applied.
    */
   changeMember(change: MemberChange): Promise<ReplicaMember[]>;
-  /** How this store is replicated (role, term, members). */
+  /** The group's view: role, term, members. */
   replication(): StoreReplication;
   /** Prometheus text of the store's own metrics ("" when it has none). */
   renderMetrics(): Promise<string>;

@@ -26,6 +26,7 @@ import type {
   MetadataStore,
   StoreReplication,
 } from "./metadata_store.ts";
+import { migrateOpLog, type OpLogMigration } from "./op_log_migration.ts";
 
 /** What applying one logged operation gave: the result or the same rejection on every replica. */
 export type MasterOutcome =
@@ -71,14 +72,29 @@ export class MasterMachine implements CommandStateMachine<MasterOutcome> {
   }
 }
 
+/** A proposal deadline shared by the proposals of one event-loop turn. */
+interface SharedDeadline {
+  signal: AbortSignal;
+  /** Proposals using it that have not settled. */
+  pending: number;
+  /** True until the turn that created it is over. */
+  open: boolean;
+  /** One of them settled. */
+  settled(): void;
+}
+
 /** Options of {@link ReplicatedMasterStore.open}. */
 export interface ReplicatedMasterOptions {
   /** This master's id in the group. */
   id: number;
-  /** Every master: id → raft address and HTTP address (host:port). */
-  members: Map<number, PeerAddress>;
-  /** Host and port the raft TCP server binds. */
-  listen: { hostname: string; port: number };
+  /**
+   * Every master: id → raft address and HTTP address (host:port).
+   * Leave it and `listen` out for a master that runs alone (a one-member
+   * group without a raft port).
+   */
+  members?: Map<number, PeerAddress>;
+  /** Host and port the raft TCP server binds (required with other members). */
+  listen?: { hostname: string; port: number };
   /** Start as a new member of a running group (no bootstrap). */
   join?: boolean;
   /** Milliseconds per raft tick (default 100). */
@@ -87,6 +103,12 @@ export interface ReplicatedMasterOptions {
   electionTicks?: number;
   /** Snapshot (checkpoint) every this many operations (default 10,000). */
   checkpointEvery?: number;
+  /**
+   * Raft log segment size in bytes (default 8 MiB: 10,000 ops between
+   * snapshots take a few MiB, and opening preallocates and scans a segment,
+   * which at raft's default 64 MiB is most of the time to serving).
+   */
+  segmentBytes?: number;
   /** Secret every master proves in the raft handshake (the cell's peer secret). */
   secret?: string;
   /** Raft over TLS: this master's certificate and key, and the roots its peers' must chain to. */
@@ -108,10 +130,13 @@ export interface ReplicatedMasterOptions {
 export class ReplicatedMasterStore implements MetadataStore {
   /** The raft replica carrying the operations. */
   readonly node: ReplicatedNode<MasterOutcome>;
+  /** What opening migrated from a former single master's op log, if anything. */
+  readonly migrated: OpLogMigration | undefined;
   readonly #machine: MasterMachine;
   #serving = false;
   #term = 0;
   readonly #takeover = new Set<() => void>();
+  #deadline: SharedDeadline | undefined;
   readonly #scheme: "http" | "https";
   readonly #timers: Timers;
   /** Serve from leadership alone, without the lease (a planted bug, see @strata/replication). */
@@ -122,8 +147,10 @@ export class ReplicatedMasterStore implements MetadataStore {
     m: MasterMachine,
     scheme: "http" | "https",
     ports: ReplicaPorts,
+    migrated: OpLogMigration | undefined,
   ) {
     this.node = node;
+    this.migrated = migrated;
     this.#machine = m;
     this.#scheme = scheme;
     this.#timers = ports.timers ?? realTimers;
@@ -136,9 +163,14 @@ export class ReplicatedMasterStore implements MetadataStore {
 
   /**
    * Opens (or creates) the replica's data directory and joins the group.
-   * `ports` replace the replica's disk, network and timers (the simulator
-   * passes its own; leave it out in production).
-   * @throws StorageError `locked` when another process owns the directory.
+   * A master alone (no `members`, no `listen`) is a one-member group with
+   * no raft port: it leads at once and this resolves once it serves; a
+   * data directory of the former single-master op log is migrated first
+   * (see op_log_migration.ts). `ports` replace the replica's disk,
+   * network and timers (the simulator passes its own; leave it out in
+   * production).
+   * @throws StorageError `locked` when another process owns the directory;
+   *   GfsError `bad_request` when members other than `id` come without `listen`.
    */
   static async open(
     dir: string,
@@ -146,16 +178,22 @@ export class ReplicatedMasterStore implements MetadataStore {
     ports: ReplicaPorts = {},
   ): Promise<ReplicatedMasterStore> {
     const machine = new MasterMachine();
+    const alone = o.members === undefined;
+    const segmentBytes = o.segmentBytes ?? 8 * 2 ** 20;
+    const migrated = ports.storage === undefined
+      ? await migrateOpLog(dir, o.id, segmentBytes)
+      : undefined;
     const node = await ReplicatedNode.start(
       {
         id: o.id,
-        members: o.members,
+        members: o.members ?? new Map([[o.id, { peer: "" }]]),
         join: o.join,
         dataDir: dir,
         listen: o.listen,
         tickMs: o.tickMs,
         electionTicks: o.electionTicks,
         snapshotEntries: o.checkpointEvery ?? 10_000,
+        segmentBytes,
         name: `gfs master ${o.id}`,
         secret: o.secret,
         tls: o.tls,
@@ -163,8 +201,32 @@ export class ReplicatedMasterStore implements MetadataStore {
       },
       machine,
       ports,
+    ).catch((e) => {
+      if (isReplicationError(e, "bad_request")) {
+        throw new GfsError("bad_request", e.message);
+      }
+      throw e;
+    });
+    const store = new ReplicatedMasterStore(
+      node,
+      machine,
+      o.scheme ?? "http",
+      ports,
+      migrated,
     );
-    return new ReplicatedMasterStore(node, machine, o.scheme ?? "http", ports);
+    if (alone) {
+      // No one else can lead: the store is ready once it serves (a few ms).
+      try {
+        await store.#within(10_000, (s) => store.#servingNow(s));
+      } catch (e) {
+        await store.close();
+        throw new GfsError(
+          "unavailable",
+          `the master did not start serving: ${e}`,
+        );
+      }
+    }
+    return store;
   }
 
   /** The current metadata (replaced when a snapshot is installed). */
@@ -178,8 +240,11 @@ export class ReplicatedMasterStore implements MetadataStore {
   }
 
   /** What recovery found (the raft log recovers itself; kept for the ready line). */
-  get recovery(): { appliedIndex: number } {
-    return { appliedIndex: this.appliedIndex };
+  get recovery(): { appliedIndex: number; migrated?: OpLogMigration } {
+    return {
+      appliedIndex: this.appliedIndex,
+      ...(this.migrated ? { migrated: this.migrated } : {}),
+    };
   }
 
   /** Role, term, leader, log positions. */
@@ -229,14 +294,15 @@ export class ReplicatedMasterStore implements MetadataStore {
   /** The group's view from this replica: role, term, leader, members. */
   replication(): StoreReplication {
     const s = this.node.status();
+    const members = this.node.members();
     return {
-      replicated: true,
+      replicated: members.length > 1,
       id: s.id,
       role: s.role,
       term: s.term,
       leader: s.leader,
       commitIndex: s.commitIndex,
-      members: this.node.members(),
+      members,
     };
   }
 
@@ -298,7 +364,12 @@ export class ReplicatedMasterStore implements MetadataStore {
         throw new GfsError("conflict", e.message);
       }
       if (isReplicationError(e, "bad_request")) {
-        throw new GfsError("bad_request", e.message);
+        throw new GfsError(
+          "bad_request",
+          this.node.peerPort === 0 && change.action === "add"
+            ? `this master runs alone without a raft port (started without --peers): restart it with --peers ${this.node.id}=raftHost:port/httpHost:port (itself only), then add members`
+            : e.message,
+        );
       }
       if (isReplicationError(e)) throw new GfsError("unavailable", e.message);
       throw e;
@@ -319,10 +390,12 @@ export class ReplicatedMasterStore implements MetadataStore {
   async propose(op: MasterOp): Promise<ApplyResult> {
     let out: MasterOutcome;
     try {
-      out = await this.#within(
-        10_000,
-        (s) => this.node.propose(encodeOp(op), s),
-      );
+      const deadline = this.#proposeDeadline();
+      try {
+        out = await this.node.propose(encodeOp(op), deadline.signal);
+      } finally {
+        deadline.settled();
+      }
     } catch (e) {
       if (isReplicationError(e, "no_leader")) {
         throw new GfsError("not_leader", e.message);
@@ -340,6 +413,40 @@ export class ReplicatedMasterStore implements MetadataStore {
     await this.node.stop();
   }
 
+  /**
+   * The 10 s deadline of a proposal, one signal (one timer) shared by the
+   * proposals of one turn of the event loop: a batch of concurrent
+   * proposals would otherwise arm and cancel a timer each, a tenth of the
+   * CPU a proposal costs. The timer is cancelled once the turn is over and
+   * every proposal sharing it has settled. Call `settled()` once per call.
+   */
+  #proposeDeadline(): SharedDeadline {
+    let d = this.#deadline;
+    if (d === undefined) {
+      const ctl = new AbortController();
+      const cancel = this.#timers.setTimer(
+        10_000,
+        () => ctl.abort(new DOMException("timed out", "TimeoutError")),
+      );
+      const shared: SharedDeadline = {
+        signal: ctl.signal,
+        pending: 0,
+        open: true,
+        settled() {
+          if (--shared.pending === 0 && !shared.open) cancel();
+        },
+      };
+      this.#deadline = d = shared;
+      queueMicrotask(() => {
+        this.#deadline = undefined;
+        shared.open = false;
+        if (shared.pending === 0) cancel();
+      });
+    }
+    d.pending++;
+    return d;
+  }
+
   /** Runs `fn` with a signal aborted after `ms` on the replica's timers (virtual ones in the simulator). */
   async #within<T>(ms: number, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
     const ctl = new AbortController();
@@ -351,6 +458,14 @@ export class ReplicatedMasterStore implements MetadataStore {
       return await fn(ctl.signal);
     } finally {
       cancel();
+    }
+  }
+
+  /** Resolves once this master serves (polls every 5 ms on the replica's timers). */
+  async #servingNow(signal: AbortSignal): Promise<void> {
+    while (!this.serving()) {
+      signal.throwIfAborted();
+      await new Promise((r) => this.#timers.setTimer(5, () => r(0)));
     }
   }
 

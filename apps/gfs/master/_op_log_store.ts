@@ -5,23 +5,16 @@ import {
   SnapshotStore,
   type SyncPolicy,
 } from "@strata/storage";
-import { GfsError, isGfsError } from "../shared/gfs_error.ts";
-import type { ReplicaMember } from "@strata/replication";
 import {
   type ApplyResult,
-  decodeOp,
   encodeOp,
   type MasterOp,
-  MasterState,
+  type MasterState,
 } from "./master_state.ts";
-import type {
-  MemberChange,
-  MetadataStore,
-  StoreReplication,
-} from "./metadata_store.ts";
+import { replayOpLog } from "./op_log_migration.ts";
 
-/** Options of {@link MasterStore.open}. */
-export interface MasterStoreOptions {
+/** Options of {@link OpLogStore.open}. */
+export interface OpLogStoreOptions {
   /** Operations between checkpoints (default 10 000). */
   checkpointEvery?: number;
   /** Log sync policy (default "always": an acknowledged op survives kill -9). */
@@ -45,6 +38,11 @@ interface Waiter {
 }
 
 /**
+ * The former single-master store, kept only as test and bench support:
+ * the migration test writes data directories in its format
+ * (`op_log_migration.ts` converts them), and `bench:gfs` measures the
+ * one-member replicated store against it. The master no longer runs it.
+ *
  * Makes {@link MasterState} durable: every operation is appended to a
  * segmented log (fsync'd, group-committed) and applied in log order only
  * once durable; every `checkpointEvery` operations the state is saved as a
@@ -55,7 +53,7 @@ interface Waiter {
  * do (append, wait for commit, apply in order); replacing the local log by
  * a replicated one leaves {@link MasterState.apply} unchanged.
  */
-export class MasterStore implements MetadataStore {
+export class OpLogStore {
   /** The metadata, as of the last durable operation. */
   readonly state: MasterState;
   /** What opening found (checkpoint index, ops replayed, bytes dropped). */
@@ -91,8 +89,8 @@ export class MasterStore implements MetadataStore {
    */
   static async open(
     dir: string,
-    options: MasterStoreOptions = {},
-  ): Promise<MasterStore> {
+    options: OpLogStoreOptions = {},
+  ): Promise<OpLogStore> {
     await Deno.mkdir(join(dir, "log"), { recursive: true });
     await Deno.mkdir(join(dir, "checkpoints"), { recursive: true });
     const snaps = await SnapshotStore.open(join(dir, "checkpoints"));
@@ -106,37 +104,18 @@ export class MasterStore implements MetadataStore {
       throw e;
     }
     try {
-      const { snapshot } = await snaps.loadNewest();
-      let state = new MasterState();
-      let applied = 0;
-      if (snapshot !== null) {
-        state = MasterState.decode(await snapshot.readState());
-        applied = snapshot.meta.lastIncludedIndex;
-      }
-      const from = Math.max(applied + 1, log.firstIndex);
-      let replayed = 0;
-      const batch = 1024;
-      for (let i = from; i <= log.lastIndex; i += batch) {
-        const recs = await log.read(i, Math.min(log.lastIndex + 1, i + batch));
-        for (const r of recs) {
-          try {
-            state.apply(decodeOp(r));
-          } catch (e) {
-            // A rejected op was rejected the first time too: same outcome.
-            if (!isGfsError(e) || e.code === "corrupt") throw e;
-          }
-          replayed++;
-        }
-      }
-      applied = Math.max(applied, log.lastIndex);
-      return new MasterStore(
+      const { state, applied, checkpointIndex, replayed } = await replayOpLog(
+        snaps,
+        log,
+      );
+      return new OpLogStore(
         state,
         log,
         snaps,
         applied,
         options.checkpointEvery ?? 10_000,
         {
-          checkpointIndex: snapshot?.meta.lastIncludedIndex ?? 0,
+          checkpointIndex,
           replayed,
           droppedBytes: log.recovery.droppedBytes,
         },
@@ -165,47 +144,6 @@ export class MasterStore implements MetadataStore {
     });
     this.#drain();
     return await result;
-  }
-
-  /** A single master always serves (the replicated store answers per term). */
-  serving(): boolean {
-    return true;
-  }
-
-  /** A single master has no leadership to confirm. */
-  servingConfirmed(): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-
-  /** A single master never redirects. */
-  leaderUrl(): string | undefined {
-    return undefined;
-  }
-
-  /** A single master serves from the start: nothing to take over. */
-  onTakeover(_fn: () => void): void {}
-
-  /** A single master has no group to change. */
-  changeMember(_change: MemberChange): Promise<ReplicaMember[]> {
-    return Promise.reject(
-      new GfsError(
-        "bad_request",
-        "this master is not replicated (started without --peers): no members to change",
-      ),
-    );
-  }
-
-  /** A failed op-log write fails its request (StorageError); this store never halts. */
-  onFailure(_fn: (error: unknown) => void): void {}
-
-  /** Not replicated: this master always leads. */
-  replication(): StoreReplication {
-    return { replicated: false, role: "leader" };
-  }
-
-  /** The op log has no metrics of its own beyond the master's. */
-  renderMetrics(): Promise<string> {
-    return Promise.resolve("");
   }
 
   /** Saves a checkpoint now and drops the log prefix it covers. */
