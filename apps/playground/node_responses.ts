@@ -12,7 +12,8 @@ const count = z.number().int().nonnegative();
 
 /**
  * What `GET /v1/master` of a GFS master answers (the fields shown). A
- * single unreplicated master has no term; it leads whenever it serves.
+ * master alone is a one-member group with a term like any other; the raft
+ * fields stay optional so a master of an older version still shows.
  */
 export const MasterStatusSchema = z.object({
   serving: z.boolean(),
