@@ -12,7 +12,6 @@
  * linearizability, leaders for uniqueness per term, and the replicas for
  * convergence. One seed decides everything, so a failure replays exactly.
  */
-import { setImmediate } from "node:timers";
 import type { ConfChange } from "@strata/raft";
 import {
   isReplicationError,
@@ -29,6 +28,7 @@ import { kvWorkload } from "./kv_workload.ts";
 import { checkKvHistory, type KvOperation } from "./linearizability.ts";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
+import { runEvents } from "./sim_driver.ts";
 import type { SimErrorCode } from "./sim_error.ts";
 import { type SimLinkFaults, SimPeerNetwork } from "./sim_peer_network.ts";
 import { SimProcess } from "./sim_process.ts";
@@ -145,9 +145,6 @@ type Running = SimStarted;
 
 const hex = (b: Uint8Array) =>
   Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-
-/** Lets every promise continuation run before the next simulated event. */
-const drain = () => new Promise<void>((r) => setImmediate(r));
 
 const TICK_MS = 100;
 const ELECTION_TICKS = 10;
@@ -962,20 +959,10 @@ export async function runReplicatedKvSimulation(
     },
   );
   const hardEnd = workloadEnd + 60_000;
-  await drain();
-  while (!finished && sched.now < hardEnd) {
-    try {
-      if (!sched.step()) {
-        await drain();
-        if (sched.pending === 0) break;
-        continue;
-      }
-    } catch (e) {
-      fail("invariant", e instanceof Error ? e.message : String(e));
-      break;
-    }
-    await drain();
-    if (failure) break;
+  try {
+    await runEvents(sched, hardEnd, () => finished || failure !== undefined);
+  } catch (e) {
+    fail("invariant", e instanceof Error ? e.message : String(e));
   }
   if (!finished && !failure) fail("no_progress", "the run did not finish");
   // Stop every node's timers: nothing of this run may run after it returns.
