@@ -202,29 +202,59 @@ export class ReplicaCluster {
     );
     const [minMs, maxMs] = options.diskLatencyMs ?? [0.05, 0.5];
     const drift = options.clockDrift ?? 0;
-    const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
-    for (const id of ids) {
-      const proc = new SimProcess(
-        this.scheduler,
-        this.prng.range(0, 1e9),
-        1.8e12 + this.prng.range(-200, 200),
-      );
-      proc.setClockRate(1 + (this.prng.float() * 2 - 1) * drift);
-      this.#procs.set(id, proc);
-      const disk = new SimReplicaDisk(this.scheduler, this.prng.fork(), {
-        minMs,
-        maxMs,
-      });
-      const node = new ReplicaSimNode(
-        id,
-        proc,
-        disk,
-        this.prng.fork(),
-        this.#machine(),
-      );
-      this.nodes.set(id, node);
-      this.#boot(node);
+    this.#latency = { minMs, maxMs };
+    this.#drift = drift;
+    for (let id = 1; id <= options.nodes; id++) this.#addNode(id);
+  }
+
+  readonly #latency: { minMs: number; maxMs: number };
+  readonly #drift: number;
+
+  #addNode(id: number): ReplicaSimNode {
+    const proc = new SimProcess(
+      this.scheduler,
+      this.prng.range(0, 1e9),
+      1.8e12 + this.prng.range(-200, 200),
+    );
+    proc.setClockRate(1 + (this.prng.float() * 2 - 1) * this.#drift);
+    this.#procs.set(id, proc);
+    const disk = new SimReplicaDisk(
+      this.scheduler,
+      this.prng.fork(),
+      this.#latency,
+    );
+    const node = new ReplicaSimNode(
+      id,
+      proc,
+      disk,
+      this.prng.fork(),
+      this.#machine(),
+    );
+    this.nodes.set(id, node);
+    this.#boot(node);
+    return node;
+  }
+
+  /**
+   * Starts a new server `id` with an empty disk that joins the group
+   * (`join`): add it with a membership change on the leader.
+   * @throws SimError `bad_argument` when the id exists.
+   */
+  addNode(id: number): ReplicaSimNode {
+    if (this.nodes.has(id)) {
+      throw new SimError("bad_argument", `node ${id} exists`);
     }
+    return this.#addNode(id);
+  }
+
+  /** The alive leader with the highest term, if any. */
+  leader(): ReplicaSimNode | undefined {
+    let best: ReplicaSimNode | undefined;
+    for (const n of this.nodes.values()) {
+      if (n.role !== "leader") continue;
+      if (!best || n.term > best.term) best = n;
+    }
+    return best;
   }
 
   #machine(): RecordingStateMachine {
@@ -282,6 +312,7 @@ export class ReplicaCluster {
       {
         id,
         members,
+        join: id > o.nodes,
         dataDir: `sim://node-${id}`,
         listen: { hostname: "sim", port: 0 },
         tickMs: o.tickMs ?? 50,
