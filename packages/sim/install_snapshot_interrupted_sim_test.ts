@@ -15,7 +15,7 @@ for (const interrupt of ["follower crash", "leader crash", "partition"]) {
   Deno.test(
     name,
     () =>
-      runSeededAsync(FILE, name, testSeeds(2, 20), async (seed) => {
+      runSeededAsync(FILE, name, testSeeds(1, 20), async (seed) => {
         const c = new ReplicaCluster({
           seed,
           nodes: 3,

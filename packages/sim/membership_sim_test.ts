@@ -49,7 +49,7 @@ const NAME =
 Deno.test(
   NAME,
   () =>
-    runSeededAsync(FILE, NAME, testSeeds(4, 40), async (seed) => {
+    runSeededAsync(FILE, NAME, testSeeds(2, 40), async (seed) => {
       const c = new ReplicaCluster({ seed, nodes: 3, snapshotInterval: 10 });
       c.setReliable(false);
       for (let i = 0; i < 15; i++) await c.one(`a${i}`, 3, true);
@@ -116,7 +116,7 @@ const JOINT =
 Deno.test(
   JOINT,
   () =>
-    runSeededAsync(FILE, JOINT, testSeeds(4, 40), async (seed) => {
+    runSeededAsync(FILE, JOINT, testSeeds(2, 40), async (seed) => {
       const c = new ReplicaCluster({ seed, nodes: 3, snapshotInterval: 10 });
       c.setReliable(false);
       for (let i = 0; i < 12; i++) await c.one(`a${i}`, 3, true);

@@ -15,7 +15,11 @@
  * `disconnect`, ...) act at the current instant.
  */
 import type { PlantedBug } from "@strata/replication";
-import { type CommandStateMachine, ReplicatedNode } from "@strata/replication";
+import {
+  type CommandStateMachine,
+  ReplicatedNode,
+  ReplicationMetrics,
+} from "@strata/replication";
 import { messageBytes } from "./raft_cluster.ts";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -208,6 +212,8 @@ export class ReplicaCluster {
   }
 
   readonly #latency: { minMs: number; maxMs: number };
+  /** One registry for every node and life (a registry per start is costly). */
+  readonly #metrics = new ReplicationMetrics();
   readonly #drift: number;
 
   #addNode(id: number): ReplicaSimNode {
@@ -323,6 +329,7 @@ export class ReplicaCluster {
           ? { snapshotChunkBytes: o.snapshotChunkBytes }
           : {}),
         name: `sim node ${id}`,
+        metrics: this.#metrics,
         clock: proc.clock,
       },
       node.sm,
