@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  RecordingStateMachine,
+  RecordingCommandMachine,
   ReplicaCluster,
   type ReplicaClusterOptions,
 } from "./replica_cluster.ts";
@@ -656,7 +656,7 @@ lab(
     const idx = await c.one(rand(c), 3, true);
     for (const node of c.nodes.values()) {
       assert.ok(node.lastSnapshot > 0, `node ${node.id} never snapshotted`);
-      assert.ok(node.sm instanceof RecordingStateMachine);
+      assert.ok(node.sm instanceof RecordingCommandMachine);
       assert.ok(
         node.sm.appliedIndex >= idx,
         `node ${node.id} applied ${node.sm.appliedIndex} < ${idx}`,

@@ -4,7 +4,7 @@
  * {@link SimReplicaDisk} disk, the {@link SimPeerNetwork} network (the real
  * codec on every message) and each {@link SimProcess}'s clocks and timers —
  * with the MIT 6.5840 tester's helpers (`checkOneLeader`, `one`,
- * `nCommitted`, `wait`, ...). Each node runs a {@link RecordingStateMachine}
+ * `nCommitted`, `wait`, ...). Each node runs a {@link RecordingCommandMachine}
  * that records the commands it applies; the cluster checks on every event
  * that no two nodes apply different commands at one index and that no term
  * has two leaders. There is no Ready loop here: the nodes run their own.
@@ -60,7 +60,7 @@ const decoder = new TextDecoder();
  * index. Its snapshot holds the last few commands only, so a node that
  * installed a snapshot knows the commands at and after it.
  */
-export class RecordingStateMachine implements CommandStateMachine<number> {
+export class RecordingCommandMachine implements CommandStateMachine<number> {
   appliedIndex = 0;
   /** Commands by index (those received through snapshots are summarized). */
   readonly log = new Map<number, string>();
@@ -125,7 +125,7 @@ export class RecordingStateMachine implements CommandStateMachine<number> {
 export class ReplicaSimNode {
   /** The running replica (undefined while down or starting). */
   replica: ReplicatedNode<number> | undefined;
-  sm: RecordingStateMachine;
+  sm: RecordingCommandMachine;
   /** Proposals made in the current instant, not yet in the raft log. */
   pending = 0;
 
@@ -134,7 +134,7 @@ export class ReplicaSimNode {
     readonly proc: SimProcess,
     readonly disk: SimReplicaDisk,
     readonly random: Prng,
-    sm: RecordingStateMachine,
+    sm: RecordingCommandMachine,
   ) {
     this.sm = sm;
   }
@@ -263,8 +263,8 @@ export class ReplicaCluster {
     return best;
   }
 
-  #machine(): RecordingStateMachine {
-    return new RecordingStateMachine((index, cmd) => {
+  #machine(): RecordingCommandMachine {
+    return new RecordingCommandMachine((index, cmd) => {
       const seen = this.#appliedAt.get(index);
       if (seen === undefined) this.#appliedAt.set(index, cmd);
       else if (seen !== cmd) {

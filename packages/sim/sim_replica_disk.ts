@@ -15,6 +15,11 @@
  *   file system remounted read-only does), until the process restarts;
  * - a full disk (ENOSPC, while {@link SimReplicaDisk.full}): every write
  *   is refused at once and reaches neither the page cache nor the disk;
+ * - a damaged newest snapshot ({@link SimReplicaDisk.damageSnapshot}): the
+ *   disk keeps two snapshot files with their CRC32C, as SnapshotStore does;
+ *   recovery skips a file whose checksum fails for the older one, and
+ *   refuses (production's `snapshotGap`) when the log does not reach back
+ *   to it, after which the disk is {@link SimReplicaDisk.lost};
  * - a bit flip ({@link SimReplicaDisk.flipBit}) in a durable log record,
  *   and a torn hard-state file (a crash with a hard-state write in
  *   flight): recovery must refuse them (the record's CRC32C, the hard
