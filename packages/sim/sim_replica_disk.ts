@@ -381,10 +381,9 @@ export class SimReplicaDisk {
         let snapshot: Snapshot | undefined;
         for (let i = s.snapshots.length - 1; i >= 0 && !snapshot; i--) {
           const f = s.snapshots[i]!;
+          const why = `snapshot ${f.snap.meta.index} (checksum mismatch)`;
           if (crc32c(f.snap.data) === f.crc) snapshot = f.snap;
-          else {skipped.push(
-              `snapshot ${f.snap.meta.index} (checksum mismatch)`,
-            );}
+          else skipped.push(why);
         }
         const snapIndex = snapshot?.meta.index ?? 0;
         let hardState: HardState;
