@@ -29,6 +29,31 @@ import type { RecoveredState, ReplicaStorage } from "./replica_ports.ts";
 /** A log entry as the segmented log stores it (the same codec the wire uses). */
 export const LogEntry = defineMessage("raft.logEntry", entrySchema);
 
+/**
+ * The log may start before the newest readable snapshot (not yet
+ * compacted) but never after it: entries between would be gone. That
+ * happens when the newest snapshot is damaged (skipped for the older one)
+ * and the log was already compacted past the older one; the replica then
+ * refuses its data like a damaged log record (exit 65).
+ * @returns the `corrupt` error to refuse with, or undefined when the log
+ *   covers everything after the snapshot.
+ */
+export function snapshotGap(
+  log: { firstIndex: number; lastIndex: number },
+  snapIndex: number,
+  skipped: readonly string[],
+): StorageError | undefined {
+  if (log.lastIndex === 0 || log.firstIndex <= snapIndex + 1) return undefined;
+  return new StorageError(
+    "corrupt",
+    `log starts at ${log.firstIndex} but the snapshot covers only through ${snapIndex}${
+      skipped.length > 0
+        ? `; damaged snapshot skipped: ${skipped.join(", ")}`
+        : ""
+    }`,
+  );
+}
+
 /** Options of {@link DiskReplicaStorage.open}. */
 export interface DiskStorageOptions {
   /** The data directory (created if missing). */
@@ -101,21 +126,12 @@ export class DiskReplicaStorage implements ReplicaStorage {
     }
     const snapIndex = snap?.meta.index ?? 0;
     const log = this.#log;
-    // The log may start before the snapshot (not yet compacted) but never after it.
-    if (log.lastIndex > 0 && log.firstIndex > snapIndex + 1) {
-      // Entries between are gone: damaged data (the newest snapshot failed
-      // its checksum and the log was compacted past the older one), which
-      // the node refuses like a damaged log record (exit 65).
-      const damaged = skipped.map((s) => `${s.file} (${s.reason})`);
-      throw new StorageError(
-        "corrupt",
-        `log starts at ${log.firstIndex} but the snapshot covers only through ${snapIndex}${
-          damaged.length > 0
-            ? `; damaged snapshot skipped: ${damaged.join(", ")}`
-            : ""
-        }`,
-      );
-    }
+    const gap = snapshotGap(
+      log,
+      snapIndex,
+      skipped.map((s) => `${s.file} (${s.reason})`),
+    );
+    if (gap) throw gap;
     const from = Math.max(log.firstIndex, snapIndex + 1);
     const entries = log.lastIndex >= from
       ? (await log.read(from, log.lastIndex + 1)).map((r) =>

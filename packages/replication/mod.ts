@@ -80,7 +80,11 @@ export type {
   ReplicaPorts,
   ReplicaStorage,
 } from "./replica_ports.ts";
-export { DiskReplicaStorage, LogEntry } from "./disk_replica_storage.ts";
+export {
+  DiskReplicaStorage,
+  LogEntry,
+  snapshotGap,
+} from "./disk_replica_storage.ts";
 export {
   type SiteStatus,
   TcpPeerTransport,

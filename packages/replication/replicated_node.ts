@@ -80,6 +80,8 @@ export interface ReplicatedNodeConfig {
   snapshotEntries?: number;
   /** Entries kept behind a snapshot so slightly lagging followers avoid a transfer (default 1,000). */
   snapshotCatchUpEntries?: number;
+  /** Snapshot bytes per InstallSnapshot message (default: raft's, 64 KiB). */
+  snapshotChunkBytes?: number;
   /** Shared secret for peer authentication (HMAC in the handshake). */
   secret?: string;
   /**
@@ -435,6 +437,9 @@ export class ReplicatedNode<R> {
         maxSizePerMsg: 1 << 20,
         maxInflightMsgs: 256,
         maxUncommittedEntriesSize: 64 << 20,
+        ...(cfg.snapshotChunkBytes
+          ? { snapshotChunkBytes: cfg.snapshotChunkBytes }
+          : {}),
         ...(bug === "joint_commit_old_quorum"
           ? { unsafe: { jointCommitOutgoingOnly: true } }
           : {}),

@@ -1,134 +1,157 @@
+// Membership changes through production ReplicatedNodes
+// (`ReplicatedNode.changeMembers`, raft's ConfChangeV2 with the new
+// members' addresses in its context) on the simulator's ports, under loss,
+// crashes and snapshots.
 import assert from "node:assert/strict";
-import { type ConfChange, isRaftError } from "@strata/raft";
-import { RaftCluster } from "./raft_cluster.ts";
-import { runSeeded, testSeeds } from "./seeded_test_runner.ts";
+import type { ConfChange, ConfState } from "@strata/raft";
+import { SimPeerNetwork } from "./sim_peer_network.ts";
+import { ReplicaCluster } from "./replica_cluster.ts";
+import { runSeededAsync, testSeeds } from "./seeded_test_runner.ts";
 
 const FILE = "packages/sim/membership_sim_test.ts";
 
-/** Proposes a membership change until the leader has applied it. */
-function change(
-  c: RaftCluster,
-  cc: ConfChange,
-  done: (voters: number[], learners: number[]) => boolean,
-): void {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const leader = c.leader();
-    if (leader) {
-      const cs = leader.raw.confState();
-      if (done(cs.voters, cs.learners)) return;
-      try {
-        leader.raw.proposeConfChange(cc);
-        c.pump(leader);
-      } catch (e) {
-        if (!isRaftError(e, "proposal_dropped")) throw e;
-      }
+/**
+ * Asks the leader (again, after a lost leader or a refusal) for `changes`
+ * until its configuration satisfies `done`.
+ */
+async function change(
+  c: ReplicaCluster,
+  changes: ConfChange[],
+  done: (cs: ConfState) => boolean,
+  during?: (attempt: number) => void,
+): Promise<void> {
+  const addresses = Object.fromEntries(
+    changes.filter((x) => x.type !== "removeNode").map((x) => [
+      x.nodeId,
+      { peer: SimPeerNetwork.address(x.nodeId) },
+    ]),
+  );
+  let asked = -1;
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const replica = c.leader()?.replica;
+    const cs = replica?.confState();
+    if (cs && !cs.votersOutgoing && done(cs)) return;
+    if (replica && (asked < 0 || attempt - asked > 10)) {
+      asked = attempt;
+      const ctl = new AbortController();
+      c.scheduler.after(3000, () => ctl.abort());
+      replica.changeMembers(changes, addresses, ctl.signal).catch(() => {});
     }
-    c.run(300);
+    during?.(attempt);
+    await c.run(300);
   }
-  throw new Error(`membership change ${JSON.stringify(cc)} never applied`);
+  throw new Error(`membership change ${JSON.stringify(changes)} never applied`);
 }
 
 const NAME =
   "a learner catches up, is promoted, and the leader removes itself, under loss and crashes";
 
-Deno.test(NAME, () => {
-  runSeeded(FILE, NAME, testSeeds(4, 40), (seed) => {
-    const c = new RaftCluster({ seed, nodes: 3, snapshotInterval: 10 });
-    c.setReliable(false);
-    for (let i = 0; i < 15; i++) c.one(`a${i}`, 3, true);
-    // Add node 4 as a learner; it catches up (from a snapshot: the log was compacted).
-    c.addNode(4);
-    change(c, { type: "addLearner", nodeId: 4 }, (_, l) => l.includes(4));
-    const n4 = c.node(4);
-    assert.ok(
-      c.runUntil(
-        () => n4.sm.applied >= c.leader()!.raw.raft.log.committed - 1,
-        5000,
-      ),
-      "learner did not catch up",
-    );
-    assert.equal(n4.raw.raft.promotable(), false);
-    // Promote it once caught up.
-    change(c, { type: "addNode", nodeId: 4 }, (v) => v.includes(4));
-    for (let i = 0; i < 5; i++) c.one(`b${i}`, 4, true);
-    // A crash in the middle of it all.
-    const victim = c.leader()!.id === 2 ? 3 : 2;
-    c.crash(victim);
-    c.one("during-crash", 3, true);
-    c.restart(victim);
-    // The leader removes itself; the others go on.
-    const old = c.leader()!.id;
-    change(c, { type: "removeNode", nodeId: old }, (v) => !v.includes(old));
-    c.run(2000);
-    const leader = c.leader();
-    assert.ok(
-      leader && leader.id !== old,
-      "no new leader after the leader left",
-    );
-    const idx = c.one("after-removal", 3, true);
-    for (const id of [1, 2, 3, 4].filter((i) => i !== old)) {
-      assert.deepEqual(
-        c.node(id).raw.confState().voters,
-        [1, 2, 3, 4].filter((i) => i !== old),
+Deno.test(
+  NAME,
+  () =>
+    runSeededAsync(FILE, NAME, testSeeds(2, 40), async (seed) => {
+      const c = new ReplicaCluster({ seed, nodes: 3, snapshotInterval: 10 });
+      c.setReliable(false);
+      for (let i = 0; i < 15; i++) await c.one(`a${i}`, 3, true);
+      // Node 4 starts empty and joins as a learner; it catches up (from a
+      // snapshot: the log was compacted).
+      const n4 = c.addNode(4);
+      await change(
+        c,
+        [{ type: "addLearner", nodeId: 4 }],
+        (cs) => cs.learners.includes(4),
       );
-      assert.ok(c.node(id).sm.applied >= idx);
-    }
-    assert.equal(c.node(old).raw.raft.promotable(), false);
-  });
-});
+      assert.ok(
+        await c.runUntil(
+          () =>
+            n4.sm.appliedIndex >=
+              (c.leader()?.replica?.status().commitIndex ?? Infinity) - 1,
+          5000,
+        ),
+        "learner did not catch up",
+      );
+      assert.ok(n4.lastSnapshot > 0, "the learner installed no snapshot");
+      assert.equal(n4.replica!.confState().voters.includes(4), false);
+      // Promote it once caught up.
+      await change(
+        c,
+        [{ type: "addNode", nodeId: 4 }],
+        (cs) => cs.voters.includes(4),
+      );
+      for (let i = 0; i < 5; i++) await c.one(`b${i}`, 4, true);
+      // A crash in the middle of it all.
+      const victim = c.leader()!.id === 2 ? 3 : 2;
+      c.crash(victim);
+      await c.one("during-crash", 3, true);
+      c.restart(victim);
+      // The leader removes itself; the others go on.
+      const old = c.leader()!.id;
+      await change(
+        c,
+        [{ type: "removeNode", nodeId: old }],
+        (cs) => !cs.voters.includes(old),
+      );
+      await c.run(2000);
+      const leader = c.leader();
+      assert.ok(
+        leader && leader.id !== old,
+        "no new leader after the leader left",
+      );
+      // The removed leader knows it is no longer a voter; then it is stopped.
+      const gone = c.node(old).replica;
+      if (gone) assert.equal(gone.confState().voters.includes(old), false);
+      c.crash(old);
+      const idx = await c.one("after-removal", 3, true);
+      const rest = [1, 2, 3, 4].filter((i) => i !== old);
+      for (const id of rest) {
+        assert.deepEqual(c.node(id).replica!.confState().voters, rest);
+        assert.ok(c.node(id).sm.appliedIndex >= idx);
+      }
+    }),
+);
 
 const JOINT =
   "two of three voters are replaced at once through a joint configuration, under loss, crashes and snapshots";
 
-Deno.test(JOINT, () => {
-  runSeeded(FILE, JOINT, testSeeds(4, 40), (seed) => {
-    const c = new RaftCluster({ seed, nodes: 3, snapshotInterval: 10 });
-    c.setReliable(false);
-    for (let i = 0; i < 12; i++) c.one(`a${i}`, 3, true);
-    c.addNode(4);
-    c.addNode(5);
-    const context = new TextEncoder().encode("4=n4:7000,5=n5:7000");
-    let proposed = -1;
-    for (let attempt = 0; attempt < 40; attempt++) {
+Deno.test(
+  JOINT,
+  () =>
+    runSeededAsync(FILE, JOINT, testSeeds(2, 40), async (seed) => {
+      const c = new ReplicaCluster({ seed, nodes: 3, snapshotInterval: 10 });
+      c.setReliable(false);
+      for (let i = 0; i < 12; i++) await c.one(`a${i}`, 3, true);
+      c.addNode(4);
+      c.addNode(5);
+      await change(
+        c,
+        [
+          { type: "addNode", nodeId: 4 },
+          { type: "addNode", nodeId: 5 },
+          { type: "removeNode", nodeId: 2 },
+          { type: "removeNode", nodeId: 3 },
+        ],
+        (cs) => cs.voters.join() === "1,4,5",
+        (attempt) => {
+          // A crash while the change is under way.
+          if (attempt === 1) c.crash(1);
+          if (attempt === 3) c.restart(1);
+        },
+      );
+      if (!c.node(1).alive) c.restart(1);
+      await c.run(1000);
       const leader = c.leader();
-      const cs = leader?.raw.confState();
-      if (cs && !cs.votersOutgoing && cs.voters.join() === "1,4,5") break;
-      if (leader && !cs!.votersOutgoing && proposed < 0) {
-        try {
-          leader.raw.proposeConfChangeV2({
-            changes: [
-              { type: "addNode", nodeId: 4 },
-              { type: "addNode", nodeId: 5 },
-              { type: "removeNode", nodeId: 2 },
-              { type: "removeNode", nodeId: 3 },
-            ],
-            context,
-          });
-          c.pump(leader);
-          proposed = attempt;
-        } catch (e) {
-          if (!isRaftError(e, "proposal_dropped")) throw e;
-        }
+      assert.ok(leader, "no leader after the joint change");
+      assert.deepEqual(leader.replica!.confState(), {
+        voters: [1, 4, 5],
+        learners: [],
+      });
+      // The replaced voters are stopped (by an operator).
+      c.crash(2);
+      c.crash(3);
+      const idx = await c.one("after-joint", 3, true);
+      for (const id of [1, 4, 5]) {
+        assert.deepEqual(c.node(id).replica!.confState().voters, [1, 4, 5]);
+        assert.ok(c.node(id).sm.appliedIndex >= idx);
       }
-      // A crash while the change is under way.
-      if (attempt === 1) c.crash(1);
-      if (attempt === 3) c.restart(1);
-      c.run(300);
-      // A proposal lost with a leader is proposed again.
-      if (proposed >= 0 && attempt - proposed > 10) proposed = -1;
-    }
-    if (!c.node(1).alive) c.restart(1);
-    c.run(1000);
-    const leader = c.leader();
-    assert.ok(leader, "no leader after the joint change");
-    assert.deepEqual(leader.raw.confState(), {
-      voters: [1, 4, 5],
-      learners: [],
-    });
-    const idx = c.one("after-joint", 3, true);
-    for (const id of [1, 4, 5]) {
-      assert.deepEqual(c.node(id).raw.confState().voters, [1, 4, 5]);
-      assert.ok(c.node(id).sm.applied >= idx);
-    }
-  });
-});
+    }),
+);

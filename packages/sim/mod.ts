@@ -37,6 +37,12 @@ export {
   SimNode,
 } from "./raft_cluster.ts";
 export {
+  RecordingCommandMachine,
+  ReplicaCluster,
+  type ReplicaClusterOptions,
+  ReplicaSimNode,
+} from "./replica_cluster.ts";
+export {
   type KvSimOptions,
   type KvSimResult,
   KvStateMachine,

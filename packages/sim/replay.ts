@@ -164,7 +164,7 @@ const SCENARIOS: readonly ReplayScenario[] = [
     name: "membership",
     title: "Membership change",
     description:
-      "The script of membership_sim_test.ts: a learner joins and catches up, is promoted, a node crashes, and the leader removes itself, under loss.",
+      "A learner joins and catches up, is promoted, a node crashes, and the leader removes itself, under loss (on the raft core; membership_sim_test.ts now runs the same steps on ReplicatedNode).",
   },
 ];
 
@@ -234,7 +234,6 @@ function scenarioOf(text: string): string | undefined {
     /kv_simulation(_test)?\.ts|sim_cli\.ts|deno task sim\b|\bFAILED seed\b/
       .test(text)
   ) return "kv";
-  if (/membership_sim_test\.ts/.test(text)) return "membership";
   const named = /^([a-z][a-z0-9-]*)[ \t]*[: \t][ \t]*\d+$/i.exec(text) ??
     /\bscenario[ \t]*[=:][ \t]*([a-z][a-z0-9-]*)/i.exec(text);
   const name = named?.[1]?.toLowerCase();
@@ -1116,10 +1115,7 @@ const kvScript: Script = (seed, maxSteps, name) => {
   return timeline(name, seed, rec, outcome);
 };
 
-/**
- * Proposes a membership change until the leader has applied it (a copy of
- * the helper in membership_sim_test.ts: the same calls give the same run).
- */
+/** Proposes a membership change until the leader has applied it. */
 function change(
   c: RaftCluster,
   cc: ConfChange,
@@ -1145,7 +1141,6 @@ function change(
   );
 }
 
-// Keep in step with membership_sim_test.ts so its failing seeds replay here.
 const membershipScript = clusterScript(
   { nodes: 3, snapshotInterval: 10 },
   (c, rec) => {

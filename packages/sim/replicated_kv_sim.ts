@@ -12,9 +12,9 @@
  * linearizability, leaders for uniqueness per term, and the replicas for
  * convergence. One seed decides everything, so a failure replays exactly.
  */
-import { setImmediate } from "node:timers";
 import type { ConfChange } from "@strata/raft";
 import {
+  isCorruptReplicaData,
   isReplicationError,
   type PlantedBug,
   ReplicatedNode,
@@ -29,6 +29,7 @@ import { kvWorkload } from "./kv_workload.ts";
 import { checkKvHistory, type KvOperation } from "./linearizability.ts";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
+import { runEvents } from "./sim_driver.ts";
 import type { SimErrorCode } from "./sim_error.ts";
 import { type SimLinkFaults, SimPeerNetwork } from "./sim_peer_network.ts";
 import { SimProcess } from "./sim_process.ts";
@@ -131,8 +132,14 @@ export interface ReplicatedSimResult {
     bitFlips: number;
     /** Hard-state files torn by a crash. */
     tornHardStates: number;
-    /** Starts that refused a damaged disk (then repaired). */
+    /** Starts that refused a damaged disk (then repaired, or lost for good). */
     refusedRecoveries: number;
+    /** Newest snapshots damaged at a crash. */
+    snapshotDamages: number;
+    /** Restarts that skipped a damaged snapshot for the older one. */
+    snapshotFallbacks: number;
+    /** Nodes that refused a damaged snapshot the log no longer covered (then stayed down). */
+    lostNodes: number;
     /** Membership changes applied (joint ones among them). */
     memberChanges: number;
     jointChanges: number;
@@ -145,9 +152,6 @@ type Running = SimStarted;
 
 const hex = (b: Uint8Array) =>
   Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-
-/** Lets every promise continuation run before the next simulated event. */
-const drain = () => new Promise<void>((r) => setImmediate(r));
 
 const TICK_MS = 100;
 const ELECTION_TICKS = 10;
@@ -213,6 +217,8 @@ export async function runReplicatedKvSimulation(
   const spares = membership ? [n + 1, n + 2] : [];
   /** Members removed from the group: their processes stay down. */
   const removed = new Set<number>();
+  /** Members whose data was refused for good (a damaged snapshot the log no longer covers). */
+  const lost = new Set<number>();
   const mode = prng.chance(0.5) ? "stream" : "datagram";
   const faults: SimLinkFaults = {
     mode,
@@ -234,6 +240,15 @@ export async function runReplicatedKvSimulation(
   const voteCrash = diskFaults.pick([0, 0.1, 0.3]);
   const snapshotEntries = prng.pick([20, 60, 100_000]);
   const snapshotCatchUpEntries = prng.pick([0, 10, 1000]);
+  // Damage to the newest snapshot at a crash (a stream of its own, so the
+  // other seeds' runs are unchanged): on seeds of 3+ voters that take
+  // snapshots and do not change their membership. The node must fall
+  // back to its older snapshot when its log reaches back to it, else
+  // refuse to start and stay down for good (an operator would replace it).
+  const snapFaults = new Prng(seed ^ 0x5a4b5ad);
+  const snapDamageRate = n >= 3 && snapshotEntries < 100_000 && !membership
+    ? snapFaults.pick([0, 0.2, 0.5])
+    : 0;
   const workloadMs = o.workloadMs ?? 12_000;
   const keys = ["a", "b", "c"].slice(0, prng.range(1, 3));
   const clientCount = prng.range(2, 5);
@@ -420,9 +435,24 @@ export async function runReplicatedKvSimulation(
         fail("invariant", `node ${id} failed to start: ${e}`);
         return;
       }
+      if (!isCorruptReplicaData(e)) {
+        // A process refusing damaged data must say so (exit 65), not fail
+        // some other way.
+        fail(
+          "invariant",
+          `node ${id} failed to start on damaged data, not as corrupt data: ${e}`,
+        );
+        return;
+      }
       // Refusing damaged data is right; an operator then repairs the disk.
       log(`node ${id} refuses to start: ${e}`);
       proc.crash();
+      if (disk.lost) {
+        // Gone for good: production's answer is to replace the member.
+        lost.add(id);
+        log(`node ${id} stays down (its data is lost)`);
+        return;
+      }
       sched.after(moreFaults.range(300, 3000), () => {
         if (proc.up) return;
         disk.repair();
@@ -473,6 +503,12 @@ export async function runReplicatedKvSimulation(
       } else if (disk.tearHardState()) {
         log(`node ${id}'s hardstate file is cut short`);
       }
+    } else if (
+      snapDamageRate > 0 && sched.now < workloadMs && lost.size === 0 &&
+      ![...disks.values()].some((d) => d.damaged) &&
+      snapFaults.chance(snapDamageRate) && disk.damageSnapshot(snapFaults)
+    ) {
+      log(`node ${id}'s newest snapshot is damaged`);
     }
     net.resetNode(id);
     running.delete(id);
@@ -481,7 +517,9 @@ export async function runReplicatedKvSimulation(
   };
   const restart = (id: number) => {
     const p = procs.get(id)!;
-    if (p.up || removed.has(id) || !ids.includes(id)) return;
+    if (p.up || removed.has(id) || lost.has(id) || !ids.includes(id)) {
+      return;
+    }
     p.restart();
     net.resetNode(id);
     log(`node ${id} restarts`);
@@ -874,7 +912,7 @@ export async function runReplicatedKvSimulation(
     if (lead === undefined) return undefined;
     const cs = running.get(lead)!.node.confState();
     if ((cs.votersOutgoing ?? []).length > 0) return undefined;
-    return [...cs.voters, ...cs.learners];
+    return [...cs.voters, ...cs.learners].filter((id) => !lost.has(id));
   };
   /** Each started node's view, for a failure message. */
   const describe = () =>
@@ -962,20 +1000,10 @@ export async function runReplicatedKvSimulation(
     },
   );
   const hardEnd = workloadEnd + 60_000;
-  await drain();
-  while (!finished && sched.now < hardEnd) {
-    try {
-      if (!sched.step()) {
-        await drain();
-        if (sched.pending === 0) break;
-        continue;
-      }
-    } catch (e) {
-      fail("invariant", e instanceof Error ? e.message : String(e));
-      break;
-    }
-    await drain();
-    if (failure) break;
+  try {
+    await runEvents(sched, hardEnd, () => finished || failure !== undefined);
+  } catch (e) {
+    fail("invariant", e instanceof Error ? e.message : String(e));
   }
   if (!finished && !failure) fail("no_progress", "the run did not finish");
   // Stop every node's timers: nothing of this run may run after it returns.
@@ -1023,6 +1051,9 @@ export async function runReplicatedKvSimulation(
       bitFlips: sum((d) => d.bitFlips),
       tornHardStates: sum((d) => d.tornHardStates),
       refusedRecoveries: sum((d) => d.refusedRecoveries),
+      snapshotDamages: sum((d) => d.snapshotDamages),
+      snapshotFallbacks: sum((d) => d.snapshotFallbacks),
+      lostNodes: lost.size,
       memberChanges: stats.memberChanges,
       jointChanges: stats.jointChanges,
       transfers: stats.transfers,

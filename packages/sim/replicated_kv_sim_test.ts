@@ -48,6 +48,9 @@ Deno.test(MAIN, async () => {
     bitFlips: 0,
     tornHardStates: 0,
     refusedRecoveries: 0,
+    snapshotDamages: 0,
+    snapshotFallbacks: 0,
+    lostNodes: 0,
     unknownOutcomes: 0,
     streams: 0,
   };
@@ -70,6 +73,9 @@ Deno.test(MAIN, async () => {
       total.bitFlips += r.stats.bitFlips;
       total.tornHardStates += r.stats.tornHardStates;
       total.refusedRecoveries += r.stats.refusedRecoveries;
+      total.snapshotDamages += r.stats.snapshotDamages;
+      total.snapshotFallbacks += r.stats.snapshotFallbacks;
+      total.lostNodes += r.stats.lostNodes;
       total.unknownOutcomes += r.history.filter((o) => !o.output).length;
       if (r.stats.network === "stream") total.streams++;
     }
@@ -92,6 +98,12 @@ Deno.test(MAIN, async () => {
         total.refusedRecoveries >= total.bitFlips,
         "a damaged disk was not refused",
       );
+      // Damaged newest snapshots: some nodes fell back to the older one,
+      // some refused (the log no longer reached back) and stayed down,
+      // and the others' checks passed all the same.
+      assert.ok(total.snapshotDamages > 0, "no snapshot was damaged");
+      assert.ok(total.snapshotFallbacks > 0, "no node fell back a snapshot");
+      assert.ok(total.lostNodes > 0, "no node refused a damaged snapshot");
     }
     assert.ok(total.unknownOutcomes > 0, "no operation ever timed out");
     assert.ok(total.leaseReadsServed > 0, "no read was served from a lease");

@@ -62,6 +62,9 @@ const diskFaults = [
   "bitFlips",
   "tornHardStates",
   "refusedRecoveries",
+  "snapshotDamages",
+  "snapshotFallbacks",
+  "lostNodes",
 ] as const;
 type DiskFault = typeof diskFaults[number];
 const noDiskFaults = () =>

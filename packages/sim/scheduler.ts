@@ -18,6 +18,11 @@ export class Scheduler {
     return this.#fns.length;
   }
 
+  /** Virtual time of the next event, or undefined when none is waiting. */
+  get nextAt(): number | undefined {
+    return this.#fns.length > 0 ? this.#times[0] : undefined;
+  }
+
   /** Runs `fn` at virtual time `time` (ms; clamped to now). */
   at(time: number, fn: () => void): void {
     const t = time < this.now ? this.now : time;

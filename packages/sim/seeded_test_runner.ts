@@ -32,15 +32,41 @@ export function runSeeded(
     try {
       fn(seed);
     } catch (e) {
-      const replay = `STRATA_SEED=${seed} deno test -A ${file} --filter ${
-        JSON.stringify(testName)
-      }`;
-      console.error(`\nsimulation failed with seed ${seed}\nreplay: ${replay}`);
-      if (isSimError(e)) {
-        e.seed = seed;
-        e.replay = replay;
-      }
-      throw e;
+      throw seedFailed(file, testName, seed, e);
     }
   }
+}
+
+/** {@link runSeeded} for an async `fn` (simulations of `ReplicatedNode`). */
+export async function runSeededAsync(
+  file: string,
+  testName: string,
+  seeds: readonly number[],
+  fn: (seed: number) => Promise<void>,
+): Promise<void> {
+  for (const seed of seeds) {
+    try {
+      await fn(seed);
+    } catch (e) {
+      throw seedFailed(file, testName, seed, e);
+    }
+  }
+}
+
+/** Prints the seed and its replay command; tags a SimError with them. */
+function seedFailed(
+  file: string,
+  testName: string,
+  seed: number,
+  e: unknown,
+): unknown {
+  const replay = `STRATA_SEED=${seed} deno test -A ${file} --filter ${
+    JSON.stringify(testName)
+  }`;
+  console.error(`\nsimulation failed with seed ${seed}\nreplay: ${replay}`);
+  if (isSimError(e)) {
+    e.seed = seed;
+    e.replay = replay;
+  }
+  return e;
 }

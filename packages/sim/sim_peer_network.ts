@@ -38,6 +38,14 @@ export interface SimLinkFaults {
   loss: number;
   /** Chance a frame is delivered twice (datagram only). */
   duplicate: number;
+  /**
+   * Chance a frame is held back for up to {@link longDelayMs} (datagram
+   * only; the MIT lab's long reordering). Absent or 0: no draw is made, so
+   * seeds that never set it run as before it existed.
+   */
+  longDelay?: number;
+  /** Upper bound of a long delay, virtual ms. */
+  longDelayMs?: number;
 }
 
 interface Link {
@@ -206,6 +214,9 @@ export class SimPeerNetwork {
     const delay = f.minDelayMs +
       this.prng.float() * (f.maxDelayMs - f.minDelayMs);
     let at = this.sched.now + delay;
+    if (!stream && (f.longDelay ?? 0) > 0 && this.prng.chance(f.longDelay!)) {
+      at += this.prng.float() * (f.longDelayMs ?? 0);
+    }
     if (stream) {
       at = Math.max(at, link.lastAt);
       link.lastAt = at;

@@ -15,6 +15,11 @@
  *   file system remounted read-only does), until the process restarts;
  * - a full disk (ENOSPC, while {@link SimReplicaDisk.full}): every write
  *   is refused at once and reaches neither the page cache nor the disk;
+ * - a damaged newest snapshot ({@link SimReplicaDisk.damageSnapshot}): the
+ *   disk keeps two snapshot files with their CRC32C, as SnapshotStore does;
+ *   recovery skips a file whose checksum fails for the older one, and
+ *   refuses (production's `snapshotGap`) when the log does not reach back
+ *   to it, after which the disk is {@link SimReplicaDisk.lost};
  * - a bit flip ({@link SimReplicaDisk.flipBit}) in a durable log record,
  *   and a torn hard-state file (a crash with a hard-state write in
  *   flight): recovery must refuse them (the record's CRC32C, the hard
@@ -30,18 +35,21 @@
  * replaced atomically (a rename), so they are never torn.
  */
 import type { Entry, HardState, Snapshot } from "@strata/raft";
+import { crc32c } from "@strata/codec";
 import {
   decodeHardState,
   encodeHardState,
   LogEntry,
   type RecoveredState,
   type ReplicaStorage,
+  snapshotGap,
 } from "@strata/replication";
 import {
   intactRecordAfter,
   RECORD_HEADER_BYTES,
   RECORD_OVERHEAD_BYTES,
   scanRecords,
+  StorageError,
   writeRecord,
 } from "@strata/storage";
 import type { Prng } from "./prng.ts";
@@ -50,8 +58,18 @@ import type { SimProcess } from "./sim_process.ts";
 
 type Members = RecoveredState["members"];
 
+/** A snapshot file: the snapshot and the CRC32C its file was written with. */
+interface SnapshotFile {
+  snap: Snapshot;
+  crc: number;
+}
+
+/** Snapshot files kept, as storage's SnapshotStore keeps (newest last). */
+const SNAPSHOTS_KEPT = 2;
+
 interface DiskState {
-  snapshot?: Snapshot;
+  /** Snapshot files, oldest first. */
+  snapshots: SnapshotFile[];
   /** Index of `entries[0]`. */
   first: number;
   /** One framed record per entry; the last may be torn (cut short). */
@@ -65,7 +83,18 @@ interface DiskState {
 type Op = ((s: DiskState, tear?: number) => void) & { hard?: true };
 
 function copy(s: DiskState): DiskState {
-  return { ...s, entries: [...s.entries] };
+  return { ...s, entries: [...s.entries], snapshots: [...s.snapshots] };
+}
+
+/** Writes a snapshot file (atomically, as SnapshotStore renames it) and prunes the oldest. */
+function keepSnapshot(s: DiskState, snap: Snapshot): void {
+  s.snapshots.push({ snap, crc: crc32c(snap.data) });
+  if (s.snapshots.length > SNAPSHOTS_KEPT) s.snapshots.shift();
+}
+
+/** The newest snapshot file (undefined when none). */
+function newest(s: DiskState): Snapshot | undefined {
+  return s.snapshots[s.snapshots.length - 1]?.snap;
 }
 
 /** Fsync latency bounds, virtual ms, and the disk's fault rates. */
@@ -82,7 +111,7 @@ export interface SimDiskLatency {
 
 /** Damage waiting for {@link SimReplicaDisk.repair}: what to put back. */
 interface Damage {
-  kind: "bit flip" | "torn hard state";
+  kind: "bit flip" | "torn hard state" | "damaged snapshot";
   undo(s: DiskState): void;
   /** Position of the flipped record in `entries` (bit flips). */
   record?: number;
@@ -106,6 +135,7 @@ function frame(entries: Entry[]): Uint8Array[] {
 /** The disk of one server: survives its crashes. */
 export class SimReplicaDisk {
   #durable: DiskState = {
+    snapshots: [],
     first: 1,
     entries: [],
     members: {},
@@ -130,6 +160,16 @@ export class SimReplicaDisk {
   tornHardStates = 0;
   /** Recoveries that refused damaged data. */
   refusedRecoveries = 0;
+  /** Newest snapshots damaged. */
+  snapshotDamages = 0;
+  /** Recoveries that skipped a damaged newest snapshot for the older one. */
+  snapshotFallbacks = 0;
+  /**
+   * True once recovery refused a damaged snapshot the log no longer
+   * covers: the data is gone on this disk (production's answer is to
+   * replace the member), so it is never repaired.
+   */
+  lost = false;
   /** While true, every write fails with ENOSPC. */
   full = false;
   /** Damage recovery has not refused yet, or not yet repaired. */
@@ -244,6 +284,33 @@ export class SimReplicaDisk {
     return true;
   }
 
+  /**
+   * Flips one bit of the newest snapshot file's data (the process must be
+   * down): its CRC32C no longer matches, so recovery must skip it for the
+   * older one, or refuse when the log does not reach back to that one.
+   * @returns false when there is no snapshot.
+   */
+  damageSnapshot(prng: Prng): boolean {
+    const snaps = this.#durable.snapshots;
+    const i = snaps.length - 1;
+    const file = snaps[i];
+    if (!file || file.snap.data.length === 0) return false;
+    const data = file.snap.data.slice();
+    data[prng.int(data.length)]! ^= 1 << prng.int(8);
+    const damaged = { snap: { ...file.snap, data }, crc: file.crc };
+    snaps[i] = damaged;
+    this.#cache = copy(this.#durable);
+    this.snapshotDamages++;
+    this.#damage.push({
+      kind: "damaged snapshot",
+      undo: (s) => {
+        const at = s.snapshots.indexOf(damaged);
+        if (at >= 0) s.snapshots[at] = file;
+      },
+    });
+    return true;
+  }
+
   /** True while damage waits for {@link repair}. */
   get damaged(): boolean {
     return this.#damage.length > 0;
@@ -308,6 +375,17 @@ export class SimReplicaDisk {
         const scan = scanRecords(bytes, s.first, 1 << 30);
         const view = new DataView(bytes.buffer);
         const bad = s.first + scan.offsets.length;
+        // The newest snapshot file whose checksum holds, as
+        // SnapshotStore.loadNewest reads them; damaged ones are skipped.
+        const skipped: string[] = [];
+        let snapshot: Snapshot | undefined;
+        for (let i = s.snapshots.length - 1; i >= 0 && !snapshot; i--) {
+          const f = s.snapshots[i]!;
+          const why = `snapshot ${f.snap.meta.index} (checksum mismatch)`;
+          if (crc32c(f.snap.data) === f.crc) snapshot = f.snap;
+          else skipped.push(why);
+        }
+        const snapIndex = snapshot?.meta.index ?? 0;
         let hardState: HardState;
         try {
           if (
@@ -315,7 +393,25 @@ export class SimReplicaDisk {
             (scan.stop === "torn" &&
               intactRecordAfter(bytes, scan.end, bad + 1, 1 << 30) !== null)
           ) {
-            throw new Error(`corrupt log record at index ${bad}`);
+            // What SegmentedLog.open throws for a damaged record.
+            throw new StorageError(
+              "corrupt",
+              `corrupt log record at index ${bad}`,
+            );
+          }
+          // Production's rule (packages/replication): the log must reach
+          // back to the snapshot it falls back to.
+          const gap = snapshotGap(
+            {
+              firstIndex: s.first,
+              lastIndex: s.first + scan.offsets.length - 1,
+            },
+            snapIndex,
+            skipped,
+          );
+          if (gap) {
+            disk.lost = true;
+            throw gap;
           }
           hardState = s.hardState === undefined
             ? { term: 0, vote: 0, commit: 0 }
@@ -332,6 +428,8 @@ export class SimReplicaDisk {
                 s.first + d.record
               } with a flipped bit`,
             );
+          } else if (d.kind === "damaged snapshot") {
+            disk.snapshotFallbacks++;
           } else if (d.kind === "torn hard state") {
             disk.onRecoveryViolation("recovery accepted a torn hard state");
           }
@@ -354,9 +452,8 @@ export class SimReplicaDisk {
           );
         }
         // As on disk: the log may start before the snapshot (not yet compacted).
-        const snapIndex = s.snapshot?.meta.index ?? 0;
         return Promise.resolve({
-          ...(s.snapshot ? { snapshot: s.snapshot } : {}),
+          ...(snapshot ? { snapshot } : {}),
           entries: scan.offsets.slice(Math.max(0, snapIndex + 1 - s.first))
             .map((off) => {
               const len = view.getUint32(off, true);
@@ -371,7 +468,7 @@ export class SimReplicaDisk {
         const s = disk.#cache;
         return s.entries.length > 0
           ? s.first + s.entries.length - 1
-          : (s.snapshot?.meta.index ?? 0);
+          : (newest(s)?.meta.index ?? 0);
       },
       get byteSize() {
         return disk.#cache.entries.reduce((n, b) => n + b.length, 0);
@@ -420,15 +517,15 @@ export class SimReplicaDisk {
       },
       installSnapshot(snap: Snapshot): Promise<void> {
         return write((s) => {
-          s.snapshot = snap;
+          keepSnapshot(s, snap);
           s.first = snap.meta.index + 1;
           s.entries = [];
         });
       },
       saveSnapshot(snap: Snapshot): Promise<void> {
         return write((s) => {
-          if ((s.snapshot?.meta.index ?? 0) < snap.meta.index) {
-            s.snapshot = snap;
+          if ((newest(s)?.meta.index ?? 0) < snap.meta.index) {
+            keepSnapshot(s, snap);
           }
         });
       },

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import type { Entry, Message } from "@strata/raft";
+import type { Entry, Message, Snapshot } from "@strata/raft";
+import { isCorruptReplicaData } from "@strata/replication";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SimPeerNetwork } from "./sim_peer_network.ts";
@@ -254,4 +255,42 @@ Deno.test("sim disk: a full disk (ENOSPC) refuses writes at once and keeps nothi
     (await disk.open(proc).recover()).entries.map((e) => e.index),
     [1, 2],
   );
+});
+
+Deno.test("sim disk: a damaged newest snapshot is skipped for the older one while the log reaches back to it, else refused as corrupt data for good", async () => {
+  const snap = (index: number): Snapshot => ({
+    meta: { index, term: 1, confState: { voters: [1], learners: [] } },
+    data: new TextEncoder().encode(`state at ${index}`),
+  });
+  for (const compact of [false, true]) {
+    const sched = new Scheduler();
+    const proc = new SimProcess(sched, 0, 0);
+    const disk = new SimReplicaDisk(sched, new Prng(1), { minMs: 1, maxMs: 1 });
+    const s = disk.open(proc);
+    s.append(Array.from({ length: 20 }, (_, i) => entry(i + 1)));
+    s.saveSnapshot(snap(5));
+    s.saveSnapshot(snap(15));
+    // Compacted through 10: the log no longer reaches back to snapshot 5.
+    if (compact) s.compactPrefix(10);
+    sched.runFor(100);
+    await Promise.resolve();
+    disk.crash();
+    proc.crash();
+    assert.ok(disk.damageSnapshot(new Prng(2)));
+    proc.restart();
+    const recovering = disk.open(proc).recover();
+    if (!compact) {
+      const r = await recovering;
+      assert.equal(r.snapshot?.meta.index, 5, "fell back to the older one");
+      assert.deepEqual(r.entries.map((e) => e.index)[0], 6);
+      assert.equal(disk.snapshotFallbacks, 1);
+      assert.equal(disk.lost, false);
+    } else {
+      const err = await recovering.then(() => undefined, (e) => e);
+      assert.ok(isCorruptReplicaData(err), String(err));
+      assert.match(String(err), /snapshot covers only through 5/);
+      assert.equal(disk.lost, true);
+      assert.equal(disk.refusedRecoveries, 1);
+    }
+  }
 });
