@@ -42,3 +42,24 @@ export function copyInto(out: Uint8Array, at: number, b: Uint8Array): void {
   }
   for (let i = 0; i < n; i++) out[at + i] = b[i]!;
 }
+
+/**
+ * `key` as a string of char codes 0–255, one per byte: such strings
+ * compare (`<`) in the byte-wise order of their keys, natively.
+ */
+export function keyString(key: Uint8Array): string {
+  const n = key.length;
+  // `apply` takes the bytes as arguments: chunked to stay far below the
+  // engine's argument limit (keys go up to 64 KiB).
+  if (n <= 1024) {
+    return String.fromCharCode.apply(null, key as unknown as number[]);
+  }
+  let s = "";
+  for (let i = 0; i < n; i += 1024) {
+    s += String.fromCharCode.apply(
+      null,
+      key.subarray(i, i + 1024) as unknown as number[],
+    );
+  }
+  return s;
+}
