@@ -12,10 +12,10 @@ const keyArb = fc.oneof(
       Uint8Array.from(a)
     ),
   },
-  // Longer than keyString's 1024-byte chunks.
+  // Longer than keyString's 8192-byte chunks.
   {
     weight: 1,
-    arbitrary: fc.tuple(fc.integer({ min: 1020, max: 2100 }), byteArb).map((
+    arbitrary: fc.tuple(fc.integer({ min: 8190, max: 16500 }), byteArb).map((
       [n, b],
     ) => new Uint8Array(n).fill(b)),
   },
