@@ -34,6 +34,16 @@ export async function timed(
   };
 }
 
+/**
+ * The key numbers of a fillrandom of `n` writes over `n` keys, drawn as
+ * db_bench's fillrandom draws them: uniformly with replacement (its
+ * `RANDOM` write mode), so about 63% (1 - 1/e) of the keys exist after it
+ * and a readrandom over all `n` finds about that share, on both sides.
+ */
+export function fillRandomOrder(n: number): number[] {
+  return Array.from({ length: n }, () => Math.floor(Math.random() * n));
+}
+
 /** The db_bench binary, or undefined when rocksdb-tools is not installed. */
 export async function findDbBench(): Promise<string | undefined> {
   for (const p of ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]) {
@@ -49,7 +59,7 @@ export async function findDbBench(): Promise<string | undefined> {
 export async function runDbBench(
   bin: string,
   args: string[],
-): Promise<Map<string, Timing> & { version: string }> {
+): Promise<Map<string, Timing> & { version: string; found?: number }> {
   console.log(`  $ ${bin} ${args.join(" ")}`);
   const out = await new Deno.Command(bin, {
     args: [...args, "--histogram=1"],
@@ -61,7 +71,7 @@ export async function runDbBench(
   if (out.code !== 0) throw new Error(`db_bench failed: ${err}`);
   const res = new Map<string, Timing>() as
     & Map<string, Timing>
-    & { version: string };
+    & { version: string; found?: number };
   // "<name> : <µs> micros/op <n> ops/sec ...", later
   // "Percentiles: P50: <µs> P75: <µs> P99: <µs> ..." for the same benchmark.
   const re =
@@ -74,6 +84,9 @@ export async function runDbBench(
     });
   }
   res.version = /RocksDB:\s*version (\S+)/.exec(text + err)?.[1] ?? "unknown";
+  // "readrandom : ... (<found> of <n> found)": the share of reads that hit.
+  const found = /^readrandom\s*:.*\((\d+) of (\d+) found\)/m.exec(text);
+  if (found !== null) res.found = Number(found[1]) / Number(found[2]);
   return res;
 }
 
@@ -121,7 +134,10 @@ export interface DbBenchSizes {
 export async function rocksDbLines(
   root: string,
   sizes: DbBenchSizes,
-): Promise<{ lines: Map<string, Timing>; version: string } | undefined> {
+): Promise<
+  | { lines: Map<string, Timing>; version: string; readFound?: number }
+  | undefined
+> {
   const bin = await findDbBench();
   if (bin === undefined) {
     console.log(
@@ -161,6 +177,7 @@ export async function rocksDbLines(
       ["seekrandom (scan 10)", a.get("seekrandom")!],
     ]),
     version: b.version,
+    readFound: a.found,
   };
 }
 
@@ -205,6 +222,9 @@ export async function compareWithRocksDb(
     recordTiming(suite, line, "rocksdb db_bench", t);
   }
   suite.metric("rocksdb version", rocks.version);
+  if (rocks.readFound !== undefined) {
+    suite.metric("rocksdb readrandom found share", rocks.readFound);
+  }
   for (const line of rocks.lines.keys()) {
     suite.compare(
       `${line}: ${strataName} ÷ RocksDB`,

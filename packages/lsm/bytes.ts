@@ -42,3 +42,25 @@ export function copyInto(out: Uint8Array, at: number, b: Uint8Array): void {
   }
   for (let i = 0; i < n; i++) out[at + i] = b[i]!;
 }
+
+/**
+ * `key` as a string of char codes 0–255 (latin1), one per byte: such
+ * strings compare (`<`) in the byte-wise order of their keys, natively,
+ * and hash once as map keys.
+ */
+export function keyString(key: Uint8Array): string {
+  const n = key.length;
+  // One fromCharCode call gives a flat string (concatenation builds a
+  // rope); chunked to stay below the engine's argument limit.
+  if (n <= 8192) {
+    return String.fromCharCode.apply(null, key as unknown as number[]);
+  }
+  let s = "";
+  for (let i = 0; i < n; i += 8192) {
+    s += String.fromCharCode.apply(
+      null,
+      key.subarray(i, i + 8192) as unknown as number[],
+    );
+  }
+  return s;
+}

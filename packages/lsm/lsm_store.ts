@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import type { SyncPolicy } from "@strata/storage";
 import { z } from "zod";
+import { Arena } from "./arena.ts";
 import { BlockCache } from "./block_cache.ts";
 import { hashKey } from "./bloom.ts";
 import { compareBytes, prefixEnd } from "./bytes.ts";
@@ -158,6 +159,8 @@ export class LsmStore {
   #cache: BlockCache;
   #opts: z.infer<typeof OptionsSchema>;
   #mem = new Memtable();
+  /** Where commit records (which the memtable keeps views into) are carved. */
+  #arena = new Arena();
   /** The memtable being flushed, read between `#mem` and the tables. */
   #imm: Memtable | null = null;
   /** Live tables, newest first. */
@@ -337,7 +340,9 @@ export class LsmStore {
     // The memtable keeps views into the record: one copy of the caller's
     // bytes, made before the first await so later changes to them are not seen.
     const views: Entry[] = [];
-    const { last } = await this.#log.append([encodeBatch(batch, views)]);
+    const { last } = await this.#log.append([
+      encodeBatch(batch, views, this.#arena),
+    ]);
     // The log resolves appends in index order, so the memtable sees writes
     // in log order and `#applied` tells exactly what it holds.
     for (const m of views) this.#mem.set(m.key, m.value);

@@ -1,9 +1,11 @@
 import sortedBtree from "sorted-btree";
-import { compareBytes } from "./bytes.ts";
+import { keyString } from "./bytes.ts";
 
 // sorted-btree is CommonJS; under Deno its class sits one `default` deeper.
 const BTree = sortedBtree.default;
-type Tree = InstanceType<typeof sortedBtree.default<Uint8Array, Value>>;
+type Tree = InstanceType<typeof sortedBtree.default<string, Entry>>;
+
+const compareStrings = (a: string, b: string) => a < b ? -1 : a > b ? 1 : 0;
 
 /** A stored value; `null` is a tombstone (the key was deleted). */
 export type Value = Uint8Array | null;
@@ -20,10 +22,15 @@ const ENTRY_OVERHEAD = 48;
 /**
  * The sorted in-memory table that takes writes until it is flushed to an
  * SSTable: a B+tree (sorted-btree) ordered byte-wise, holding tombstones as
- * `null`. `bytes` approximates its memory, which decides when to flush.
+ * `null`. The tree's keys are the key bytes as strings ({@link keyString}):
+ * the engine compares those natively, which makes a descent about 1.5x
+ * faster than comparing `Uint8Array`s byte by byte in JavaScript (keys
+ * with long common prefixes, such as a tablet's, were 30% of a row read).
+ * Each key maps to its {@link Entry}, handed out as is by the iterators.
+ * `bytes` approximates its memory, which decides when to flush.
  */
 export class Memtable {
-  #tree: Tree = new BTree<Uint8Array, Value>(undefined, compareBytes);
+  #tree: Tree = new BTree<string, Entry>(undefined, compareStrings);
   #bytes = 0;
 
   /** Bytes written: keys (once each), every value set, per-entry overhead. */
@@ -43,14 +50,14 @@ export class Memtable {
    * memtable arena counts).
    */
   set(key: Uint8Array, value: Value): void {
-    const added = this.#tree.set(key, value, true);
+    const added = this.#tree.set(keyString(key), { key, value }, true);
     this.#bytes += (value === null ? 0 : value.length) +
       (added ? key.length + ENTRY_OVERHEAD : 0);
   }
 
   /** The value, `null` for a tombstone, undefined when the key is absent. */
   get(key: Uint8Array): Value | undefined {
-    return this.#tree.get(key);
+    return this.#tree.get(keyString(key))?.value;
   }
 
   /**
@@ -67,17 +74,18 @@ export class Memtable {
    * copy-on-write clone, so writes during the iteration do not appear.
    */
   cursor(start?: Uint8Array): Iterator<Entry> {
-    // One pair array reused by the tree's iterator: no allocation per step
-    // beyond the entry handed out.
-    const pair: (Uint8Array | Value)[] = [];
-    const it = this.#tree.clone().entries(start, pair as [Uint8Array, Value]);
+    // One pair array reused by the tree's iterator: no allocation per step.
+    const pair: (string | Entry)[] = [];
+    const it = this.#tree.clone().entries(
+      start === undefined ? undefined : keyString(start),
+      pair as [string, Entry],
+    );
     return {
       next(): IteratorResult<Entry> {
         const r = it.next();
-        return r.done ? { done: true, value: undefined } : {
-          done: false,
-          value: { key: r.value[0], value: r.value[1] },
-        };
+        return r.done
+          ? { done: true, value: undefined }
+          : { done: false, value: r.value[1] };
       },
     };
   }
@@ -89,9 +97,11 @@ export class Memtable {
    */
   range(start: Uint8Array, end: Uint8Array): Entry[] {
     const out: Entry[] = [];
-    if (compareBytes(start, end) >= 0) return out;
-    this.#tree.forRange(start, end, false, (key, value) => {
-      out.push({ key, value });
+    const lo = keyString(start);
+    const hi = keyString(end);
+    if (lo >= hi) return out;
+    this.#tree.forRange(lo, hi, false, (_, e) => {
+      out.push(e);
     });
     return out;
   }

@@ -60,4 +60,10 @@ export {
 export { BlockCache } from "./block_cache.ts";
 export { bloomMayContain, buildBloom, hashKey } from "./bloom.ts";
 export { MergeCursor, mergeSorted } from "./merge.ts";
-export { compareBytes, copyInto, hasPrefix, prefixEnd } from "./bytes.ts";
+export {
+  compareBytes,
+  copyInto,
+  hasPrefix,
+  keyString,
+  prefixEnd,
+} from "./bytes.ts";

@@ -1,4 +1,5 @@
 import { readVarint, varintLength, writeVarint } from "@strata/codec";
+import type { Arena } from "./arena.ts";
 import { copyInto } from "./bytes.ts";
 import { LsmError } from "./lsm_error.ts";
 import type { Entry } from "./memtable.ts";
@@ -8,11 +9,13 @@ import type { Entry } from "./memtable.ts";
  * varint key length, key, varint tag (0 = delete, else value length + 1),
  * value. The log's own CRC32C framing covers it. When `views` is given,
  * it receives each mutation as views into the record (one allocation for
- * the record and the memtable's copies of keys and values).
+ * the record and the memtable's copies of keys and values). With `arena`,
+ * the record is carved from it.
  */
 export function encodeBatch(
   batch: readonly Entry[],
   views?: Entry[],
+  arena?: Arena,
 ): Uint8Array {
   let n = varintLength(batch.length);
   for (const m of batch) {
@@ -20,7 +23,7 @@ export function encodeBatch(
     n += varintLength(m.key.length) + m.key.length + varintLength(tag) +
       (tag === 0 ? 0 : tag - 1);
   }
-  const out = new Uint8Array(n);
+  const out = arena === undefined ? new Uint8Array(n) : arena.alloc(n);
   let o = writeVarint(out, 0, batch.length);
   for (const m of batch) {
     o = writeVarint(out, o, m.key.length);

@@ -36,6 +36,11 @@ export class GroupCommit<T, R> {
     return this.#queue.length;
   }
 
+  /** True while anything is queued or a flush or task is in flight. */
+  get busy(): boolean {
+    return this.#running || this.#queue.length > 0;
+  }
+
   /** Queues `item`; resolves with its result once a flush covered it. */
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {

@@ -168,6 +168,14 @@ export class SegmentedLog {
   #syncs = 0;
   /** A zero-filled file being prepared to become the next segment. */
   #spare: Promise<string | null> | null = null;
+  /** An append was written by the fast path in this turn (see `append`). */
+  #burst = false;
+  readonly #endBurst = () => {
+    this.#burst = false;
+  };
+  /** Reused by the fast path to frame its records. */
+  #scratch = new Uint8Array(4096);
+  #scratchView = new DataView(this.#scratch.buffer);
 
   private constructor(
     dir: string,
@@ -303,10 +311,78 @@ export class SegmentedLog {
           );
         }
       }
+      // Fast path: under a policy that does not wait for a sync, a lone
+      // append (nothing queued or in flight, none written earlier in this
+      // turn) is written now, in the caller's turn, with no group-commit
+      // round trip; it is in the OS before the promise exists, as `append`
+      // promises under that policy. Appends that follow in the same turn
+      // go through group commit and share one write.
+      if (
+        this.#opts.sync !== "always" && !this.#burst && !this.#commit.busy
+      ) {
+        const r = this.#writeNow(records);
+        if (r !== undefined) {
+          this.#burst = true;
+          queueMicrotask(this.#endBurst);
+          return Promise.resolve(r);
+        }
+      }
     } catch (e) {
       return Promise.reject(e);
     }
     return this.#commit.submit(records.slice());
+  }
+
+  /**
+   * Writes `records` into the current segment with one synchronous write,
+   * or returns undefined when they would not fit it or are large (the
+   * group-commit path rolls segments and writes large batches
+   * asynchronously).
+   */
+  #writeNow(records: readonly Uint8Array[]): AppendResult | undefined {
+    let bytes = 0;
+    for (const r of records) bytes += RECORD_OVERHEAD_BYTES + r.length;
+    const seg = this.#segments[this.#segments.length - 1]!;
+    if (
+      bytes === 0 || bytes > SYNC_WRITE_MAX_BYTES ||
+      (seg.size > 0 && seg.size + bytes > this.#opts.segmentBytes)
+    ) return undefined;
+    if (this.#scratch.length < bytes) {
+      this.#scratch = new Uint8Array(Math.max(bytes, 2 * this.#scratch.length));
+      this.#scratchView = new DataView(this.#scratch.buffer);
+    }
+    const buf = this.#scratch;
+    const first = seg.first + seg.offsets.length;
+    let index = first;
+    let off = 0;
+    for (const r of records) {
+      off = writeRecord(buf, off, index++, r, this.#scratchView);
+    }
+    try {
+      // The scratch buffer is reused: the write copies it into the page cache.
+      writeAllSync(this.#writer, buf.subarray(0, bytes));
+    } catch (e) {
+      throw this.#fail(e, "append failed");
+    }
+    off = seg.size;
+    for (const r of records) {
+      seg.offsets.push(off);
+      off += RECORD_OVERHEAD_BYTES + r.length;
+    }
+    seg.size = off;
+    this.#scheduleSync();
+    return { first, last: index - 1 };
+  }
+
+  /** Under a `{ batchMs }` policy, starts the timer of the next sync. */
+  #scheduleSync(): void {
+    const policy = this.#opts.sync;
+    if (typeof policy === "object" && this.#syncTimer === null) {
+      this.#syncTimer = setTimeout(() => {
+        this.#syncTimer = null;
+        this.sync().catch(() => {/* surfaced by the next operation */});
+      }, policy.batchMs);
+    }
   }
 
   /**
@@ -712,12 +788,7 @@ export class SegmentedLog {
         await this.#writer.syncData();
         this.#syncs++;
         this.#durable = last;
-      } else if (typeof policy === "object" && this.#syncTimer === null) {
-        this.#syncTimer = setTimeout(() => {
-          this.#syncTimer = null;
-          this.sync().catch(() => {/* surfaced by the next operation */});
-        }, policy.batchMs);
-      }
+      } else this.#scheduleSync();
       return results;
     } catch (e) {
       if (e instanceof StorageError && e.code !== "io") throw e;

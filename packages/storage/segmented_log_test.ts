@@ -566,3 +566,59 @@ Deno.test("batchMs and never policies acknowledge after the write and sync later
     });
   }
 });
+
+Deno.test("without a sync wait, a lone append is in the file before append returns; appends of one turn share a write; rolls and reopen keep every record", async () => {
+  await withDir(async (dir) => {
+    const log = await SegmentedLog.open(dir, { ...SMALL, sync: "never" });
+    const expected: Uint8Array[] = [];
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 3000; i++) {
+      if (i % 100 === 7) {
+        // A burst: the first is written now, the rest are group-committed.
+        const burst = [0, 1, 2, 3].map((k) => rec(i * 10 + k, 40));
+        const before = log.lastIndex;
+        const ps = burst.map((r) => log.append([r]));
+        expected.push(...burst);
+        assert.ok(log.lastIndex <= before + 1);
+        assert.deepEqual(
+          (await Promise.all(ps)).map((r) => r.first),
+          [1, 2, 3, 4].map((k) => before + k),
+        );
+        continue;
+      }
+      const r = rec(i, 40);
+      const before = log.lastIndex;
+      const p = log.append([r]);
+      expected.push(r);
+      if (before + 1 === log.lastIndex) {
+        // Written in this call: the segment file already holds the record.
+        const seg = (await segmentFiles(dir)).sort().at(-1)!;
+        const bytes = Deno.readFileSync(join(dir, seg));
+        assert.ok(contains(bytes, r), `record ${i} is not in ${seg}`);
+      } else {
+        // Only at a segment roll does a lone append go the queued way.
+        pending.push(p);
+      }
+      assert.equal((await p).first, before + 1);
+    }
+    await Promise.all(pending);
+    assert.equal(log.lastIndex, expected.length);
+    assert.ok(log.segmentCount > 2, "the appends crossed segment rolls");
+    assert.ok(pending.length < 10, `${pending.length} appends were queued`);
+    assert.deepEqual(await log.read(1, expected.length + 1), expected);
+    await log.close();
+    const again = await SegmentedLog.open(dir, { ...SMALL, sync: "never" });
+    assert.deepEqual(await again.read(1, expected.length + 1), expected);
+    await again.close();
+  });
+});
+
+function contains(bytes: Uint8Array, part: Uint8Array): boolean {
+  outer: for (let i = 0; i + part.length <= bytes.length; i++) {
+    for (let k = 0; k < part.length; k++) {
+      if (bytes[i + k] !== part[k]) continue outer;
+    }
+    return true;
+  }
+  return false;
+}

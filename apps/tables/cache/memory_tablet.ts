@@ -17,7 +17,7 @@
  * Rows are keyed by their bytes as a latin1 string (one char per byte), so
  * string order is byte order.
  */
-import { compareBytes, prefixEnd } from "@strata/lsm";
+import { compareBytes, keyString, prefixEnd } from "@strata/lsm";
 import type {
   Cell,
   Condition,
@@ -56,18 +56,7 @@ const ROW_OVERHEAD = 64;
 const CELL_OVERHEAD = 48;
 
 /** Bytes as a latin1 string (one char per byte; order-preserving). */
-export function latin1(bytes: Uint8Array): string {
-  // One fromCharCode call gives a flat string (a map key hashes it once;
-  // concatenation would build a rope).
-  if (bytes.length <= 8192) {
-    return String.fromCharCode.apply(null, bytes as unknown as number[]);
-  }
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  return s;
-}
+export const latin1: (bytes: Uint8Array) => string = keyString;
 
 /** A latin1 string as bytes. */
 export function fromLatin1(s: string): Uint8Array {

@@ -1,3 +1,5 @@
+import { keyString } from "@strata/lsm";
+
 /**
  * In-process exclusive locks per row key: writes to one row run one after
  * another (so a check-and-mutate's read and write are not interleaved with
@@ -49,7 +51,5 @@ export class RowLocks {
   }
 }
 
-/** The row as a map key: one char per byte (rows are at most 4 KiB). */
-function keyOf(row: Uint8Array): string {
-  return String.fromCharCode.apply(null, row as unknown as number[]);
-}
+/** The row as a map key: one char per byte. */
+const keyOf = keyString;
