@@ -180,8 +180,9 @@ export class BulkPorts {
   /**
    * Writes `data` at `offset` of a chunk through its primary `server`,
    * which passes the bytes along `chain` while they arrive.
-   * @returns the servers holding them durably, or null when the primary
-   *   has no bulk port (use HTTP).
+   * @returns the servers holding them durably, or null when a server of
+   *   the chain has no bulk port (use HTTP: a server that has one could
+   *   not pass the bytes on to one that has not).
    * @throws GfsError as the primary refused, `unavailable`, `unauthorized`.
    */
   async write(
@@ -190,6 +191,10 @@ export class BulkPorts {
     data: Uint8Array,
     timeoutMs: number,
   ): Promise<string[] | null> {
+    const ports = await Promise.all(
+      m.chain.map((s) => this.#discovery.get(s, timeoutMs).catch(() => null)),
+    );
+    if (ports.some((p) => p?.bulkPort === null)) return null;
     const c = await this.open(server, timeoutMs);
     if (c === null) return null;
     c.deadline(timeoutMs);
