@@ -610,7 +610,14 @@ export class NeedleVolume {
     this.#assertOpen();
     const outcomes: Outcome[] = [];
     const apply: Array<() => void> = [];
-    let pending: Uint8Array[] = [];
+    // Every put's needle is built in place in one buffer for the batch (a
+    // buffer per needle and a concatenation would copy each byte twice).
+    let batchBytes = 0;
+    for (const op of ops) {
+      if (op.kind === "put") batchBytes += needleBytes(op.data.length);
+    }
+    const batch = new Uint8Array(batchBytes);
+    let written = 0;
     let pendingBytes = 0;
     let wrote = 0;
     // Index changes made within this batch, visible to later ops in it.
@@ -619,9 +626,12 @@ export class NeedleVolume {
       overlay.has(k) ? overlay.get(k)! : this.#index.get(key, altKey) ?? null;
     const writePending = async () => {
       if (pendingBytes === 0) return;
-      await writeAll(this.#writer, concat(pending, pendingBytes));
+      await writeAll(
+        this.#writer,
+        batch.subarray(written, written + pendingBytes),
+      );
       this.#size += pendingBytes;
-      pending = [];
+      written += pendingBytes;
       pendingBytes = 0;
     };
     try {
@@ -642,10 +652,9 @@ export class NeedleVolume {
             });
             continue;
           }
-          const buf = new Uint8Array(total);
           writeNeedle(
-            buf,
-            0,
+            batch,
+            written + pendingBytes,
             {
               cookie: op.cookie,
               key: op.key,
@@ -662,7 +671,6 @@ export class NeedleVolume {
             size: op.data.length,
             flags: 0,
           };
-          pending.push(buf);
           pendingBytes += total;
           overlay.set(k, loc);
           apply.push(() => this.#index.set(loc));
