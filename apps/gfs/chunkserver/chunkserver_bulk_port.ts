@@ -17,6 +17,7 @@ import {
 } from "../shared/bulk_protocol.ts";
 import { GfsError, gfsToEdgeError, isGfsError } from "../shared/gfs_error.ts";
 import type { ChunkserverService } from "./chunkserver_service.ts";
+import { BufferPool } from "./buffer_pool.ts";
 
 /** How long a connection may take to prove its token. */
 const HANDSHAKE_MS = 5_000;
@@ -69,6 +70,8 @@ export function startBulkPort(
     transport: "tcp",
   });
   const open = new Set<Deno.TcpConn>();
+  // Three 16 MiB pieces in flight per upload, a few uploads at once.
+  const buffers = new BufferPool(128 * 2 ** 20);
   // The next hop of a chain, proving the peer secret.
   const next = new BulkPorts({
     token: cs.peerToken,
@@ -183,7 +186,7 @@ export function startBulkPort(
     }
     // The next hop: dialed while the bytes start arriving here.
     const hop = m.chain.length === 0 ? null : new Hop(next, cs, m);
-    const data = new Uint8Array(m.length);
+    const data = buffers.take(m.length);
     let got = 0;
     try {
       while (got < data.length) {
@@ -231,6 +234,11 @@ export function startBulkPort(
       hop?.result ?? Promise.resolve([]),
     ]);
     const below = downstream.status === "fulfilled" ? downstream.value : [];
+    // The buffer is free once written here and sent on in full; after a
+    // failure a send may still hold a view of it, so it is left to the GC.
+    if (mine.status === "fulfilled" && (hop === null || hop.completed)) {
+      buffers.give(data);
+    }
     if (mine.status === "rejected" && m.op === "write") {
       await writeAll(conn, encodeHeader({ error: refusal(mine.reason) }));
       return;
@@ -297,6 +305,8 @@ class Hop {
   #conn: BulkConn | null = null;
   #queue: Promise<void>;
   #failed = false;
+  /** True once the next server answered (every byte was sent). */
+  completed = false;
   readonly result: Promise<string[]>;
   #resolve!: (v: string[]) => void;
 
@@ -339,6 +349,7 @@ class Hop {
       const c = this.#conn!;
       await c.sendHeader({ seq });
       const r = await c.reply();
+      this.completed = true;
       this.#pool.release(c);
       return r.servers ?? [];
     });
