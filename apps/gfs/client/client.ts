@@ -31,6 +31,7 @@ import { z } from "zod";
 import { authHeaders } from "@strata/edge";
 import { DataPorts } from "./data_connection.ts";
 import { BulkPorts } from "./bulk_connection.ts";
+import { PortDiscovery } from "./port_discovery.ts";
 import {
   DATA_READ_MAX_BYTES,
   DATA_RECORD_MAX_BYTES,
@@ -173,14 +174,18 @@ export class GfsClient {
     } = {},
     caller?: MasterCaller,
   ) {
+    // One health call per server tells both pools their port.
+    const discovery = new PortDiscovery(options.token, options.httpClient);
     this.#ports = options.dataPort === false ? null : new DataPorts({
       token: options.token,
       httpClient: options.httpClient,
       connectionsPerServer: options.connectionsPerServer,
+      discovery,
     });
     this.#bulk = options.bulkPort === false ? null : new BulkPorts({
       token: options.token,
       httpClient: options.httpClient,
+      discovery,
     });
     this.#node = {
       ...options,
@@ -771,9 +776,11 @@ interface NodeCall {
 
 /**
  * Writes one chunk's bytes as pieces of {@link WRITE_PIECE_BYTES}: each piece
- * is pushed along the chain and then applied by the primary at its offset,
- * with up to {@link PIECES_IN_FLIGHT} pieces in flight, so pushing the next
- * piece overlaps writing this one and chunkservers stage only pieces.
+ * goes to the primary's bulk port in one exchange (passed along the chain
+ * while it arrives), or without bulk ports is pushed along the chain over
+ * HTTP and then applied by the primary at its offset; up to
+ * {@link PIECES_IN_FLIGHT} pieces are in flight, so sending the next piece
+ * overlaps writing this one and chunkservers hold only pieces.
  * @returns the servers that applied every piece.
  */
 async function writePieces(
