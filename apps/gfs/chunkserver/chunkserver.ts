@@ -89,7 +89,10 @@ export interface RunningChunkserver {
  * (`chunkserver_heartbeat.ts`) and the scrubber
  * (`chunkserver_scrubber.ts`).
  *
- * Write path (GFS): the client pushes data along a chain of replicas
+ * Write path (GFS): over the bulk port (`chunkserver_bulk_port.ts`) the
+ * client sends each piece to the primary, which passes it along the chain
+ * while receiving it and answers once it is durable everywhere. Over HTTP
+ * (no bulk port: TLS, older servers) the client pushes data along a chain of replicas
  * (`POST /v1/push/:dataId?chain=…`, each server forwarding the stream to the
  * next while it receives it), then asks the primary to apply it. The
  * primary orders mutations per chunk (`mutation_order.ts`), applies
