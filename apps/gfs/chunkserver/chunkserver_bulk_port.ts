@@ -232,11 +232,7 @@ export function startBulkPort(
           );
         }
         hop?.finish(trailer.seq);
-        local = trailer.seq === null
-          ? Promise.reject(
-            new GfsError("unavailable", "the primary dropped it"),
-          )
-          : cs.applyBytes(m.handle, { ...m, seq: trailer.seq }, data);
+        local = cs.applyBytes(m.handle, { ...m, seq: trailer.seq }, data);
       }
     } catch (e) {
       hop?.abandon();
@@ -356,7 +352,7 @@ class Hop {
   }
 
   /** Sends the trailer and waits for the next server's answer. */
-  finish(seq: number | null): void {
+  finish(seq: number): void {
     if (this.#failed) return;
     const done = this.#queue.then(async () => {
       const c = this.#conn!;

@@ -61,9 +61,9 @@ export const BulkRequestSchema = z.discriminatedUnion("op", [
 /** A request header. */
 export type BulkRequest = z.infer<typeof BulkRequestSchema>;
 
-/** The trailer of a `forward`: the primary's mutation number (null: drop the bytes). */
+/** The trailer of a `forward`: the primary's mutation number. */
 export const BulkTrailerSchema = z.object({
-  seq: z.number().int().min(1).nullable(),
+  seq: z.number().int().min(1),
 }).strict();
 
 /** A reply header. */
