@@ -129,7 +129,9 @@ Deno.test({
             assert.ok(r && "error" in r && r.error.code === "bad_request");
             c.close();
           }
-          // A read token may not write, and only the peer secret forwards.
+          // A read token may not write, and only the peer secret forwards:
+          // refused at once; the bytes sent anyway are dropped and the
+          // connection serves the next exchange.
           for (
             const [ports, op] of [
               [read, "write"],
@@ -148,6 +150,19 @@ Deno.test({
             await assert.rejects(
               () => c.reply(),
               (e) => isGfsError(e, "forbidden"),
+            );
+            await c.send(new Uint8Array(4));
+            if (op === "forward") await c.sendHeader({ seq: 1 });
+            await c.sendHeader({
+              op: "read",
+              handle: 999_999,
+              version: null,
+              offset: 0,
+              length: 4,
+            });
+            await assert.rejects(
+              () => c.reply(),
+              (e) => isGfsError(e, "not_found"),
             );
             c.close();
             await ports.close();

@@ -192,10 +192,21 @@ export function startBulkPort(
       refused = e;
     }
     if (refused !== null) {
-      // Nothing of the body is wanted, and a too-long length cannot be
-      // drained safely: refuse and hang up.
+      // Refused at once, then the bytes (and a forward's trailer) are read
+      // and dropped, so a sender still sending gets to read why (a hang-up
+      // would reach it as a reset) and the connection serves on; the
+      // exchange's deadline bounds a sender that never stops.
       await writeAll(conn, encodeHeader({ error: refusal(refused) }));
-      throw refused;
+      const sink = new Uint8Array(64 * 1024);
+      for (let left = m.length; left > 0;) {
+        const n = await conn.read(
+          sink.subarray(0, Math.min(sink.length, left)),
+        );
+        if (n === null) throw refused;
+        left -= n;
+      }
+      if (m.op === "forward") await readHeader(conn, BulkTrailerSchema);
+      return;
     }
     // The next hop: dialed while the bytes start arriving here.
     const hop = m.chain.length === 0 ? null : new Hop(next, cs, m);
