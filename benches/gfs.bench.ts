@@ -6,9 +6,10 @@
  *   run: sequential write + fsync of the same bytes three times (three
  *   replicas on one disk), sequential read of those copies, and a raw
  *   loopback TCP stream of the same size from another process; downloads
- *   are judged against the smaller of the read and loopback limits, and
- *   run twice alternately (4 MiB pieces over HTTP, the client's default,
- *   and over the chunkservers' data port);
+ *   are judged against the smaller of the read and loopback limits; the
+ *   default client uses the chunkservers' bulk ports, and each sample is
+ *   repeated alternately over the old HTTP path (`bulkPort: false`) and,
+ *   for downloads, with 4 MiB pieces over the data port;
  * - master metadata ops/s (create, lookup, allocate): pure, durable on one
  *   master's op log, on a one-member Raft group, and replicated through a
  *   Raft group of 3 masters;
@@ -123,11 +124,19 @@ async function throughput(): Promise<void> {
     const client = new GfsClient(cluster.master.url, {
       token: cluster.secrets!.tokens.admin,
     });
-    // Downloads read 4 MiB pieces: the default client fetches them over
-    // HTTP; this one over the data port (A/B in the same run).
+    // Downloads read 4 MiB pieces: the default client fetches them (and
+    // pushes uploads) over the chunkservers' bulk ports; this one reads
+    // them over the data port (A/B in the same run).
     const port = new GfsClient(cluster.master.url, {
       token: cluster.secrets!.tokens.admin,
       dataPortMaxReadBytes: 4 * MiB,
+      bulkPort: false,
+    });
+    // The old path (HTTP push chain and reads), A/B in the same run: the
+    // default client uses the chunkservers' bulk ports.
+    const http = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+      bulkPort: false,
     });
     const cases = [
       { name: "1 MiB file", bytes: MiB, rounds: QUICK ? 3 : 30 },
@@ -149,6 +158,7 @@ async function throughput(): Promise<void> {
       );
       const readLimit = Math.min(limit.readMBs, loopback);
       const up: number[] = [], down: number[] = [], downPort: number[] = [];
+      const upHttp: number[] = [], downHttp: number[] = [];
       const paths: string[] = [];
       for (let r = 0; r < c.rounds; r++) {
         const path = `/bench/f${n++}`;
@@ -156,6 +166,10 @@ async function throughput(): Promise<void> {
         await client.upload(path, data);
         up.push(performance.now() - t0);
         paths.push(path);
+        // The same upload over HTTP, alternating sample by sample.
+        const t1 = performance.now();
+        await http.upload(`/bench/f${n++}`, data);
+        upHttp.push(performance.now() - t1);
       }
       for (const path of paths) {
         const t0 = performance.now();
@@ -171,12 +185,20 @@ async function throughput(): Promise<void> {
         for await (const part of dh.stream) gotPort += part.length;
         downPort.push(performance.now() - t1);
         if (gotPort !== c.bytes) throw new Error(`short read ${gotPort}`);
+        const t2 = performance.now();
+        const dhttp = await http.download(path);
+        let gotHttp = 0;
+        for await (const part of dhttp.stream) gotHttp += part.length;
+        downHttp.push(performance.now() - t2);
+        if (gotHttp !== c.bytes) throw new Error(`short read ${gotHttp}`);
       }
       for (
         const [dir, times] of [
           ["upload", up],
           ["download", down],
           ["download, 4 MiB pieces over the data port", downPort],
+          ["upload over HTTP (old path)", upHttp],
+          ["download over HTTP (old path)", downHttp],
         ] as const
       ) {
         const sorted = [...times].sort((a, b) => a - b);
@@ -224,6 +246,38 @@ async function throughput(): Promise<void> {
         "throughput",
         downPortMBs,
         readLimit,
+      );
+      const upHttpMBs = suite.get(
+        "upload over HTTP (old path) (replication 3)",
+        c.name,
+      ).mbPerSec!;
+      const downHttpMBs = suite.get(
+        "download over HTTP (old path) (replication 3)",
+        c.name,
+      ).mbPerSec!;
+      suite.compare(
+        `upload ${c.name} over HTTP (old path) vs disk write limit (3 copies, fsync)`,
+        "throughput",
+        upHttpMBs,
+        limit.writeMBs,
+      );
+      suite.compare(
+        `download ${c.name} over HTTP (old path) vs min(disk read, loopback TCP stream) limit`,
+        "throughput",
+        downHttpMBs,
+        readLimit,
+      );
+      suite.compare(
+        `upload ${c.name}, bulk port ÷ HTTP`,
+        "throughput",
+        upMBs,
+        upHttpMBs,
+      );
+      suite.compare(
+        `download ${c.name}, bulk port ÷ HTTP`,
+        "throughput",
+        downMBs,
+        downHttpMBs,
       );
     }
   } finally {

@@ -21,12 +21,13 @@ const Flags = z.object({
   host: z.string().optional(),
   port: num.optional(),
   "data-port": num.optional(),
+  "bulk-port": num.optional(),
   ...EDGE_FLAGS,
 });
 
 const USAGE =
   "usage: chunkserver_main.ts --data-dir DIR --master URL[,URL,...] [--id ID] [--rack R] " +
-  "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--port 0] [--data-port 0 (framed TCP data port; -1: none)] " +
+  "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--port 0] [--data-port 0 (framed TCP data port; -1: none)] [--bulk-port 0 (raw TCP bulk port; -1: none)] " +
   "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b] " +
   "[--tls-cert FILE --tls-key FILE (serve HTTPS; every process of a cell needs TLS)] [--ca-cert FILE (trust it calling the others; default: --tls-cert)]";
 
@@ -41,6 +42,7 @@ if (import.meta.main) {
         id: cs.id,
         url: cs.url,
         dataPort: cs.dataPort,
+        bulkPort: cs.bulkPort,
       }),
     );
     const stop = async () => {

@@ -14,6 +14,7 @@ import { statusRoutes } from "./chunkserver_routes_status.ts";
 import { runHeartbeats } from "./chunkserver_heartbeat.ts";
 import { runScrubber } from "./chunkserver_scrubber.ts";
 import { startDataPort } from "./chunkserver_data_port.ts";
+import { startBulkPort } from "./chunkserver_bulk_port.ts";
 
 /** Configuration of a chunkserver process. */
 export const ChunkserverConfigSchema = z.object({
@@ -50,6 +51,11 @@ export const ChunkserverConfigSchema = z.object({
    * -1 = none). A cell serving TLS has none: its clients use HTTPS.
    */
   dataPort: z.number().int().min(-1).max(65535).default(0),
+  /**
+   * The bulk port (raw chunk bytes: uploads and large reads; 0 = any free
+   * port, -1 = none). Off under TLS, like the data port.
+   */
+  bulkPort: z.number().int().min(-1).max(65535).default(0),
   ...AccessConfigFields,
 });
 
@@ -64,6 +70,8 @@ export interface RunningChunkserver {
   url: string;
   /** The data port (null: none, e.g. under TLS). */
   dataPort: number | null;
+  /** The bulk port (null: none, e.g. under TLS). */
+  bulkPort: number | null;
   /** Its chunk store. */
   store: ChunkStore;
   /** Stops serving and closes the store. */
@@ -81,7 +89,10 @@ export interface RunningChunkserver {
  * (`chunkserver_heartbeat.ts`) and the scrubber
  * (`chunkserver_scrubber.ts`).
  *
- * Write path (GFS): the client pushes data along a chain of replicas
+ * Write path (GFS): over the bulk port (`chunkserver_bulk_port.ts`) the
+ * client sends each piece to the primary, which passes it along the chain
+ * while receiving it and answers once it is durable everywhere. Over HTTP
+ * (no bulk port: TLS, older servers) the client pushes data along a chain of replicas
  * (`POST /v1/push/:dataId?chain=…`, each server forwarding the stream to the
  * next while it receives it), then asks the primary to apply it. The
  * primary orders mutations per chunk (`mutation_order.ts`), applies
@@ -154,6 +165,16 @@ export async function startChunkserver(
     })
     : null;
   cs.dataPort = dataPort?.port ?? null;
+  // The bulk port is plain TCP too (chunk bytes in the clear, as the data
+  // port's): off under TLS, where clients use HTTPS.
+  const bulkPort = cfg.bulkPort >= 0 && !access.tls.serve
+    ? startBulkPort(cs, {
+      host: cfg.host,
+      port: cfg.bulkPort,
+      secrets: access.secrets,
+    })
+    : null;
+  cs.bulkPort = bulkPort?.port ?? null;
 
   const loops = [runHeartbeats(cs)];
   if (cfg.scrubPauseMs > 0) loops.push(runScrubber(cs));
@@ -162,6 +183,7 @@ export async function startChunkserver(
     id,
     url: cs.url,
     dataPort: cs.dataPort,
+    bulkPort: cs.bulkPort,
     store,
     async close() {
       // Ends the loops and any heartbeat still retrying unreachable
@@ -169,6 +191,7 @@ export async function startChunkserver(
       cs.closing.abort();
       await server.shutdown();
       await dataPort?.close();
+      await bulkPort?.close();
       await cs.secondaries.close();
       await Promise.allSettled(loops);
       await store.close();

@@ -16,6 +16,8 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
       capacityBytes: cfg.capacityBytes,
       // Clients learn the data port here (see client/data_connection.ts).
       dataPort: cs.dataPort,
+      // ... and the bulk port (client/bulk_connection.ts).
+      bulkPort: cs.bulkPort,
     }));
 
   app.get("/metrics", need.read, (c) =>
@@ -34,6 +36,9 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
           id,
         }),
         promLine("gfs_chunkserver_data_port_calls_total", stats.dataPortCalls, {
+          id,
+        }),
+        promLine("gfs_chunkserver_bulk_port_calls_total", stats.bulkCalls, {
           id,
         }),
         promLine(

@@ -46,6 +46,8 @@ export class ChunkserverService {
   url = "";
   /** Its data port (set once it listens; null: none, clients use HTTP). */
   dataPort: number | null = null;
+  /** Its bulk port (set once it listens; null: none, clients use HTTP). */
+  bulkPort: number | null = null;
   /** Counters for /metrics (`inflight` is the load sent in heartbeats). */
   readonly stats = {
     reads: 0,
@@ -58,6 +60,8 @@ export class ChunkserverService {
     dataPortCalls: 0,
     /** Record-append batches applied here as a secondary, by the data port. */
     dataPortApplies: 0,
+    /** Exchanges on the bulk port (large reads, chunk writes, forwards). */
+    bulkCalls: 0,
   };
   /** Pushed data by id, until applied (or forgotten after a while). */
   readonly staging = new Map<string, Staged>();

@@ -30,6 +30,8 @@ import {
 import { z } from "zod";
 import { authHeaders } from "@strata/edge";
 import { DataPorts } from "./data_connection.ts";
+import { BulkPorts } from "./bulk_connection.ts";
+import { PortDiscovery } from "./port_discovery.ts";
 import {
   DATA_READ_MAX_BYTES,
   DATA_RECORD_MAX_BYTES,
@@ -101,6 +103,8 @@ export class GfsClient {
   >();
   /** Connections to the chunkservers' data ports (null: HTTP only). */
   readonly #ports: DataPorts | null;
+  /** Connections to the chunkservers' bulk ports (null: HTTP only). */
+  readonly #bulk: BulkPorts | null;
   /** What the chunkserver calls need: token, fetch client, data ports. */
   readonly #node: NodeCall;
   /** Record-append targets by path (see {@link GfsClient.append}). */
@@ -140,6 +144,12 @@ export class GfsClient {
        * appends where they have one (default true); false: HTTP only.
        */
       dataPort?: boolean;
+      /**
+       * Use the chunkservers' bulk ports (raw bytes on TCP) for uploads
+       * and reads larger than `dataPortMaxReadBytes` where they have one
+       * (default true); false: those go over HTTP.
+       */
+      bulkPort?: boolean;
       /** Data port connections per chunkserver at most (default 2). */
       connectionsPerServer?: number;
       /**
@@ -164,14 +174,23 @@ export class GfsClient {
     } = {},
     caller?: MasterCaller,
   ) {
+    // One health call per server tells both pools their port.
+    const discovery = new PortDiscovery(options.token, options.httpClient);
     this.#ports = options.dataPort === false ? null : new DataPorts({
       token: options.token,
       httpClient: options.httpClient,
       connectionsPerServer: options.connectionsPerServer,
+      discovery,
+    });
+    this.#bulk = options.bulkPort === false ? null : new BulkPorts({
+      token: options.token,
+      httpClient: options.httpClient,
+      discovery,
     });
     this.#node = {
       ...options,
       ports: this.#ports,
+      bulk: this.#bulk,
       portReadBytes: Math.min(
         DATA_READ_MAX_BYTES,
         options.dataPortMaxReadBytes ?? 256 * 1024,
@@ -197,6 +216,7 @@ export class GfsClient {
    */
   async close(): Promise<void> {
     await this.#ports?.close();
+    await this.#bulk?.close();
   }
 
   /**
@@ -724,7 +744,7 @@ export class GfsClient {
           t,
           data,
           this.options.pushTimeoutMs ?? 120_000,
-          this.options,
+          this.#node,
         );
         if (servers.length >= quorum) {
           return { handle: t.handle, length: data.length, servers };
@@ -750,13 +770,17 @@ interface NodeCall {
   ports?: DataPorts | null;
   /** Reads up to this size go over the data port. */
   portReadBytes?: number;
+  /** Bulk port connections (larger reads and chunk writes use them where a server has one). */
+  bulk?: BulkPorts | null;
 }
 
 /**
  * Writes one chunk's bytes as pieces of {@link WRITE_PIECE_BYTES}: each piece
- * is pushed along the chain and then applied by the primary at its offset,
- * with up to {@link PIECES_IN_FLIGHT} pieces in flight, so pushing the next
- * piece overlaps writing this one and chunkservers stage only pieces.
+ * goes to the primary's bulk port in one exchange (passed along the chain
+ * while it arrives), or without bulk ports is pushed along the chain over
+ * HTTP and then applied by the primary at its offset; up to
+ * {@link PIECES_IN_FLIGHT} pieces are in flight, so sending the next piece
+ * overlaps writing this one and chunkservers hold only pieces.
  * @returns the servers that applied every piece.
  */
 async function writePieces(
@@ -775,6 +799,29 @@ async function writePieces(
     while (next < offsets.length) {
       const offset = offsets[next++]!;
       const piece = data.subarray(offset, offset + WRITE_PIECE_BYTES);
+      // The bulk port: one exchange, the bytes passed along the chain as
+      // they arrive and acknowledged once durable (GFS's push and write).
+      const viaBulk = call.bulk
+        ? await call.bulk.write(
+          t.primary,
+          {
+            handle: t.handle,
+            version: t.version,
+            offset,
+            chain: t.secondaries,
+          },
+          piece,
+          timeoutMs,
+        )
+        : null;
+      if (viaBulk !== null) {
+        if (!viaBulk.includes(t.primary)) {
+          throw new GfsError("unavailable", "primary did not write the data");
+        }
+        const these = new Set(viaBulk);
+        ok = ok === null ? these : new Set([...ok].filter((s) => these.has(s)));
+        continue;
+      }
       const dataId = newDataId();
       const received = await push(
         [t.primary, ...t.secondaries],
@@ -912,6 +959,20 @@ async function readPiece(
     `chunk ${chunk.handle} has no live replica`,
   );
   for (const replica of chunk.replicas) {
+    if (call.bulk && length > (call.portReadBytes ?? 0)) {
+      try {
+        const bytes = await call.bulk.read(replica, {
+          handle: chunk.handle,
+          version: chunk.version,
+          offset,
+          length,
+        }, timeoutMs);
+        if (bytes !== null) return bytes;
+      } catch (e) {
+        lastErr = e;
+        continue;
+      }
+    }
     if (call.ports && length <= (call.portReadBytes ?? 0)) {
       try {
         const bytes = await call.ports.read(replica, {

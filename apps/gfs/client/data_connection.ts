@@ -1,10 +1,8 @@
-import { authHeaders } from "@strata/edge";
 import {
   connectTcp,
   isTransportError,
   type TcpConnection,
 } from "@strata/transport";
-import { z } from "zod";
 import {
   AppendRecord,
   ApplyBytes,
@@ -15,7 +13,7 @@ import {
   refusalError,
 } from "../shared/data_protocol.ts";
 import { GfsError } from "../shared/gfs_error.ts";
-import { throwIfFailed } from "../shared/http_json.ts";
+import { PortDiscovery } from "./port_discovery.ts";
 
 type Conn = TcpConnection<DataMessages>;
 
@@ -25,13 +23,11 @@ export interface DataPortsOptions {
   token?: string;
   /** Fetch client for the one status call that finds a server's data port. */
   httpClient?: Deno.HttpClient;
+  /** Shared port discovery (default: the pool's own). */
+  discovery?: PortDiscovery;
   /** Connections per chunkserver at most (default 2); calls share them. */
   connectionsPerServer?: number;
 }
-
-const Health = z.object({ dataPort: z.number().int().nullable().optional() });
-// A server's data port (or its lack) is asked again after this long.
-const DISCOVERY_TTL_MS = 60_000;
 
 interface Pool {
   conns: Conn[];
@@ -49,16 +45,15 @@ interface Pool {
  */
 export class DataPorts {
   readonly #o: DataPortsOptions;
-  readonly #ports = new Map<
-    string,
-    { at: number; port: Promise<number | null> }
-  >();
+  readonly #discovery: PortDiscovery;
   readonly #pools = new Map<string, Pool>();
   #closed = false;
 
   /** @param options token, fetch client, pool size. */
   constructor(options: DataPortsOptions = {}) {
     this.#o = options;
+    this.#discovery = options.discovery ??
+      new PortDiscovery(options.token, options.httpClient);
   }
 
   /**
@@ -197,7 +192,7 @@ export class DataPorts {
       }
       return best;
     }
-    const port = await this.#port(server, timeoutMs);
+    const port = (await this.#discovery.get(server, timeoutMs)).dataPort;
     if (port === null) return null;
     const p = this.#pools.get(server) ?? { conns: [], dialing: null };
     this.#pools.set(server, p);
@@ -207,7 +202,7 @@ export class DataPorts {
 
   #dial(server: string, pool: Pool, known?: number): Promise<Conn> {
     const dialing = (async () => {
-      const port = known ?? await this.#port(server, 5_000);
+      const port = known ?? (await this.#discovery.get(server, 5_000)).dataPort;
       if (port === null) {
         throw new GfsError("unavailable", `${server} has no data port`);
       }
@@ -227,7 +222,7 @@ export class DataPorts {
         );
       } catch (e) {
         // A restarted server may listen elsewhere: ask again next time.
-        this.#ports.delete(server);
+        this.#discovery.forget(server);
         if (isTransportError(e, "auth_failed")) {
           throw new GfsError(
             "unauthorized",
@@ -262,48 +257,6 @@ export class DataPorts {
     const i = pool.conns.indexOf(conn);
     if (i >= 0) pool.conns.splice(i, 1);
     conn.close().catch(() => {});
-  }
-
-  /** The data port `server` advertises (cached), or null for none. */
-  #port(server: string, timeoutMs: number): Promise<number | null> {
-    const now = performance.now();
-    const known = this.#ports.get(server);
-    if (known !== undefined && now - known.at < DISCOVERY_TTL_MS) {
-      return known.port;
-    }
-    const entry = { at: now, port: this.#ask(server, timeoutMs) };
-    this.#ports.set(server, entry);
-    entry.port.catch(() => {
-      if (this.#ports.get(server) === entry) this.#ports.delete(server);
-    });
-    return entry.port;
-  }
-
-  async #ask(server: string, timeoutMs: number): Promise<number | null> {
-    // A TLS server never has one (see chunkserver.ts).
-    if (server.startsWith("https:")) return null;
-    const url = `${server}/v1/health`;
-    let body: unknown;
-    try {
-      const res = await fetch(url, {
-        headers: authHeaders(this.#o.token),
-        client: this.#o.httpClient,
-        signal: AbortSignal.timeout(Math.min(5_000, timeoutMs)),
-      });
-      // A server without the route (an older one): HTTP it is.
-      if (res.status === 404) {
-        await res.body?.cancel();
-        return null;
-      }
-      await throwIfFailed(res, url);
-      body = await res.json().catch(() => null);
-    } catch (e) {
-      if (e instanceof GfsError) throw e;
-      throw new GfsError("unavailable", `cannot reach ${server}: ${e}`);
-    }
-    // A health answer without a port says the same.
-    const h = Health.safeParse(body);
-    return h.success ? h.data.dataPort ?? null : null;
   }
 }
 

@@ -1,0 +1,348 @@
+import {
+  BULK_MAGIC,
+  bulkProof,
+  type BulkReply,
+  BulkReplySchema,
+  type BulkRequest,
+  encodeHeader,
+  hasMagic,
+  NONCE_BYTES,
+  proofsEqual,
+  readExact,
+  readHeader,
+  writeAll,
+} from "../shared/bulk_protocol.ts";
+import { GfsError, gfsErrorFromBody } from "../shared/gfs_error.ts";
+import { PortDiscovery } from "./port_discovery.ts";
+
+/** Options of a {@link BulkPorts} pool. */
+export interface BulkPortsOptions {
+  /** The token proved in the handshake (never sent): a user's, or the peer secret. */
+  token?: string;
+  /** Fetch client for the status call that finds a server's bulk port. */
+  httpClient?: Deno.HttpClient;
+  /** Shared port discovery (default: a pool's own). */
+  discovery?: PortDiscovery;
+  /** Idle connections kept per server (default 4). */
+  idlePerServer?: number;
+}
+
+/**
+ * One authenticated connection to a chunkserver's bulk port, carrying one
+ * exchange at a time. Any failure or timeout closes it (the stream's
+ * position is then unknown); a clean exchange returns it to the pool.
+ */
+export class BulkConn {
+  #broken = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** @param conn the socket, handshake done; @param server whose it is. */
+  constructor(readonly conn: Deno.TcpConn, readonly server: string) {}
+
+  /** Whether it failed (and must not be reused). */
+  get broken(): boolean {
+    return this.#broken;
+  }
+
+  /** Closes the socket if the exchange takes longer than `ms` (cleared by {@link settle}). */
+  deadline(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.close();
+    }, ms);
+  }
+
+  /** The exchange is over: clears its deadline. */
+  settle(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Sends a header. */
+  sendHeader(h: unknown): Promise<void> {
+    return this.#io(() => writeAll(this.conn, encodeHeader(h)));
+  }
+
+  /** Sends raw bytes as they are. */
+  send(bytes: Uint8Array): Promise<void> {
+    return this.#io(() => writeAll(this.conn, bytes));
+  }
+
+  /** Reads a reply header; a refusal becomes its GfsError (the connection stays usable). */
+  async reply(): Promise<Extract<BulkReply, { ok: true }>> {
+    const r = await this.#io(() => readHeader(this.conn, BulkReplySchema));
+    if (r === null) {
+      this.close();
+      throw new GfsError("unavailable", `bulk port of ${this.server} hung up`);
+    }
+    if ("error" in r) throw gfsErrorFromBody(503, r);
+    return r;
+  }
+
+  /** Reads exactly `into.length` raw bytes into `into`. */
+  async receive(into: Uint8Array): Promise<void> {
+    const ok = await this.#io(() => readExact(this.conn, into));
+    if (!ok && into.length > 0) {
+      this.close();
+      throw new GfsError("unavailable", `bulk port of ${this.server} hung up`);
+    }
+  }
+
+  /** Closes the socket (an exchange in progress fails). */
+  close(): void {
+    this.settle();
+    if (this.#broken) return;
+    this.#broken = true;
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+  }
+
+  async #io<T>(f: () => Promise<T>): Promise<T> {
+    if (this.#broken) {
+      throw new GfsError(
+        "unavailable",
+        `bulk connection to ${this.server} is closed`,
+      );
+    }
+    try {
+      return await f();
+    } catch (e) {
+      const timedOut = this.#broken;
+      this.close();
+      if (e instanceof GfsError && e.code !== "unavailable") throw e;
+      throw new GfsError(
+        "unavailable",
+        `bulk port of ${this.server}: ${
+          timedOut ? "timed out or closed" : String(e)
+        }`,
+      );
+    }
+  }
+}
+
+/**
+ * The client's connections to chunkservers' bulk ports: large reads and
+ * chunk writes as raw bytes on a socket (`shared/bulk_protocol.ts`), idle
+ * connections kept per server. A server's bulk port is learned from its
+ * `/v1/health` (cached); one without (older, or serving TLS) gets null and
+ * the caller uses HTTP. Sockets are unref'd: a finished program exits
+ * without closing the pool.
+ */
+export class BulkPorts {
+  readonly #o: BulkPortsOptions;
+  readonly #discovery: PortDiscovery;
+  readonly #idle = new Map<string, BulkConn[]>();
+  #closed = false;
+
+  /** @param options token, fetch client, discovery, pool size. */
+  constructor(options: BulkPortsOptions = {}) {
+    this.#o = options;
+    this.#discovery = options.discovery ??
+      new PortDiscovery(options.token, options.httpClient);
+  }
+
+  /**
+   * Reads part of a chunk from `server` straight into one buffer.
+   * @returns the bytes (fewer than asked past the chunk's end), or null
+   *   when the server has no bulk port (use HTTP).
+   * @throws GfsError as the server refused, `unavailable`, `unauthorized`.
+   */
+  async read(
+    server: string,
+    m: {
+      handle: number;
+      version: number | null;
+      offset: number;
+      length: number;
+    },
+    timeoutMs: number,
+  ): Promise<Uint8Array | null> {
+    const c = await this.open(server, timeoutMs);
+    if (c === null) return null;
+    c.deadline(timeoutMs);
+    try {
+      await c.sendHeader({ op: "read", ...m } satisfies BulkRequest);
+      const r = await c.reply();
+      if (r.length > m.length) {
+        c.close();
+        throw new GfsError("unavailable", `${server} sent more than asked`);
+      }
+      const out = new Uint8Array(r.length);
+      await c.receive(out);
+      return out;
+    } finally {
+      this.release(c);
+    }
+  }
+
+  /**
+   * Writes `data` at `offset` of a chunk through its primary `server`,
+   * which passes the bytes along `chain` while they arrive.
+   * @returns the servers holding them durably, or null when a server of
+   *   the chain has no bulk port (use HTTP: a server that has one could
+   *   not pass the bytes on to one that has not).
+   * @throws GfsError as the primary refused, `unavailable`, `unauthorized`.
+   */
+  async write(
+    server: string,
+    m: { handle: number; version: number; offset: number; chain: string[] },
+    data: Uint8Array,
+    timeoutMs: number,
+  ): Promise<string[] | null> {
+    const ports = await Promise.all(
+      m.chain.map((s) => this.#discovery.get(s, timeoutMs).catch(() => null)),
+    );
+    if (ports.some((p) => p?.bulkPort === null)) return null;
+    const c = await this.open(server, timeoutMs);
+    if (c === null) return null;
+    c.deadline(timeoutMs);
+    try {
+      await c.sendHeader(
+        { op: "write", ...m, length: data.length } satisfies BulkRequest,
+      );
+      await c.send(data);
+      return (await c.reply()).servers ?? [];
+    } finally {
+      this.release(c);
+    }
+  }
+
+  /**
+   * An idle or new connection to `server`'s bulk port (give it back with
+   * {@link release}), or null when it has none.
+   * @throws GfsError `unavailable`, `unauthorized`.
+   */
+  async open(server: string, timeoutMs: number): Promise<BulkConn | null> {
+    if (this.#closed) throw new GfsError("unavailable", "client closed");
+    const idle = this.#idle.get(server);
+    while (idle !== undefined && idle.length > 0) {
+      const c = idle.pop()!;
+      if (!c.broken) return c;
+    }
+    const { bulkPort } = await this.#discovery.get(server, timeoutMs);
+    if (bulkPort === null) return null;
+    try {
+      return await this.#dial(server, bulkPort, Math.min(timeoutMs, 5_000));
+    } catch (e) {
+      this.#discovery.forget(server);
+      throw e;
+    }
+  }
+
+  /** Returns a connection after its exchange (a broken one is dropped). */
+  release(c: BulkConn): void {
+    c.settle();
+    if (c.broken) return;
+    const idle = this.#idle.get(c.server) ?? [];
+    if (this.#closed || idle.length >= (this.#o.idlePerServer ?? 4)) {
+      c.close();
+      return;
+    }
+    idle.push(c);
+    this.#idle.set(c.server, idle);
+  }
+
+  /** Closes every idle connection; exchanges in progress finish and close. */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const list of this.#idle.values()) for (const c of list) c.close();
+    this.#idle.clear();
+    return Promise.resolve();
+  }
+
+  async #dial(server: string, port: number, timeoutMs: number) {
+    const hostname = new URL(server).hostname.replace(/^\[|\]$/g, "");
+    let conn: Deno.TcpConn;
+    try {
+      conn = await Deno.connect({ hostname, port });
+    } catch (e) {
+      throw new GfsError(
+        "unavailable",
+        `cannot reach the bulk port of ${server}: ${e}`,
+      );
+    }
+    const c = new BulkConn(conn, server);
+    c.deadline(timeoutMs);
+    try {
+      conn.setNoDelay(true);
+      await handshake(c, this.#o.token);
+      conn.unref();
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    c.settle();
+    if (this.#closed) {
+      c.close();
+      throw new GfsError("unavailable", "client closed");
+    }
+    return c;
+  }
+}
+
+/**
+ * The client's side of the handshake: the server's hello (magic, nonce,
+ * whether it wants a proof), this side's (magic, nonce, proof), then the
+ * server's verdict and its own proof, checked here: both sides prove the
+ * secret, neither sends it.
+ */
+async function handshake(c: BulkConn, token: string | undefined) {
+  const hello = new Uint8Array(BULK_MAGIC.length + NONCE_BYTES + 1);
+  await c.receive(hello);
+  if (!hasMagic(hello)) {
+    c.close();
+    throw new GfsError(
+      "unavailable",
+      `${c.server}'s bulk port speaks another protocol`,
+    );
+  }
+  const serverNonce = hello.subarray(
+    BULK_MAGIC.length,
+    BULK_MAGIC.length + NONCE_BYTES,
+  );
+  const authRequired = hello[hello.length - 1] === 1;
+  if (authRequired !== (token !== undefined)) {
+    c.close();
+    throw new GfsError(
+      "unauthorized",
+      authRequired
+        ? `the bulk port of ${c.server} needs a token`
+        : `the bulk port of ${c.server} has authentication off and this client has a token`,
+    );
+  }
+  const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const mine = new Uint8Array(BULK_MAGIC.length + 2 * NONCE_BYTES);
+  mine.set(BULK_MAGIC);
+  mine.set(nonce, BULK_MAGIC.length);
+  if (token !== undefined) {
+    mine.set(
+      bulkProof(token, "client", serverNonce, nonce),
+      BULK_MAGIC.length + NONCE_BYTES,
+    );
+  }
+  await c.send(mine);
+  const verdict = new Uint8Array(1 + NONCE_BYTES);
+  await c.receive(verdict);
+  if (verdict[0] !== 1) {
+    c.close();
+    throw new GfsError(
+      "unauthorized",
+      `the bulk port of ${c.server} did not accept this client's token`,
+    );
+  }
+  if (
+    token !== undefined &&
+    !proofsEqual(
+      verdict.subarray(1),
+      bulkProof(token, "server", nonce, serverNonce),
+    )
+  ) {
+    c.close();
+    throw new GfsError(
+      "unauthorized",
+      `${c.server}'s bulk port failed its proof`,
+    );
+  }
+}
