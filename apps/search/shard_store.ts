@@ -42,6 +42,14 @@ export interface ShardStoreOptions extends ShardIndexOptions {
   mergeFactor?: number;
   /** Merge a segment alone once this fraction of it is deleted (default 0.3). */
   expungeRatio?: number;
+  /**
+   * After this long without a write (ms, default 1000), merge the segments
+   * not yet flushed into one when the shard has more than
+   * `idleMergeSegments` segments.
+   */
+  idleMergeMs?: number;
+  /** See {@link idleMergeMs} (default 4). */
+  idleMergeSegments?: number;
   /** When a write is on disk before it is acknowledged (default "always": fsync). */
   sync?: SyncPolicy;
 }
@@ -95,6 +103,8 @@ export class ShardStore {
   #closed = false;
   /** Persisted segments merged away: their files go once a manifest no longer names them. */
   #obsolete: number[] = [];
+  /** When the last write was applied (performance.now()). */
+  #lastWrite = performance.now();
   /** Completed merges, for metrics. */
   merges = 0;
   /** Completed flushes, for metrics. */
@@ -120,6 +130,8 @@ export class ShardStore {
       maxSegments: options.maxSegments ?? 10,
       mergeFactor: options.mergeFactor ?? 10,
       expungeRatio: options.expungeRatio ?? 0.3,
+      idleMergeMs: options.idleMergeMs ?? 1000,
+      idleMergeSegments: options.idleMergeSegments ?? 4,
     };
   }
 
@@ -215,6 +227,7 @@ export class ShardStore {
       const rec = encodeCbor([ops.add ?? [], ops.delete ?? []]);
       await this.#log.append([rec]);
       const result = applyRecord(this.index, rec);
+      this.#lastWrite = performance.now();
       await this.#maybeFlushLocked();
       return result;
     });
@@ -248,6 +261,7 @@ export class ShardStore {
       }
       await this.#log.append([record]);
       const r = applyParsed(this.index, { add: [], del, segment, encoded });
+      this.#lastWrite = performance.now();
       await this.#maybeFlushLocked();
       return { ...r, record };
     });
@@ -278,6 +292,7 @@ export class ShardStore {
       }
       await this.#log.append([record]);
       const r = applyParsed(this.index, parsed);
+      this.#lastWrite = performance.now();
       await this.#maybeFlushLocked();
       return r;
     });
@@ -347,7 +362,13 @@ export class ShardStore {
 
   /**
    * One step of the merge policy: merges a heavily deleted segment alone,
-   * or the `mergeFactor` smallest when there are more than `maxSegments`.
+   * or the `mergeFactor` smallest when there are more than `maxSegments`,
+   * or, once writes have paused for `idleMergeMs` and there are more than
+   * `idleMergeSegments` segments, every segment not yet flushed (they hold
+   * fewer than `flushDocs` documents together). Reason for the last: a
+   * bulk load written as a few big writes leaves several segments below
+   * `maxSegments`, and each costs every query a lookup per term; merging
+   * them while writes go on would rewrite them again and again.
    * @returns whether it merged.
    */
   maybeMerge(): Promise<boolean> {
@@ -365,6 +386,12 @@ export class ShardStore {
           a.segment.docCount - b.segment.docCount
         )
           .slice(0, this.#opts.mergeFactor).map((h) => h.name);
+      } else if (
+        segs.length > this.#opts.idleMergeSegments &&
+        performance.now() - this.#lastWrite >= this.#opts.idleMergeMs
+      ) {
+        const fresh = segs.filter((h) => !h.persisted);
+        if (fresh.length > 1) chosen = fresh.map((h) => h.name);
       }
       if (chosen.length === 0) return false;
       const persisted = segs.filter((h) =>
