@@ -103,8 +103,10 @@ export class ShardStore {
   #closed = false;
   /** Persisted segments merged away: their files go once a manifest no longer names them. */
   #obsolete: number[] = [];
-  /** When the last write was applied (performance.now()). */
+  /** When the last write arrived or was applied (performance.now()). */
   #lastWrite = performance.now();
+  /** Writes arrived and not yet applied (being built or waiting their turn). */
+  #pending = 0;
   /** Completed merges, for metrics. */
   merges = 0;
   /** Completed flushes, for metrics. */
@@ -220,17 +222,30 @@ export class ShardStore {
    * @throws SearchError `unavailable` after close.
    */
   write(ops: WriteOps): Promise<{ added: number; deleted: number }> {
-    return this.#exclusive(async () => {
-      if (this.#closed) {
-        throw new SearchError("unavailable", "the shard store is closed");
-      }
-      const rec = encodeCbor([ops.add ?? [], ops.delete ?? []]);
-      await this.#log.append([rec]);
-      const result = applyRecord(this.index, rec);
+    return this.#writing(() =>
+      this.#exclusive(async () => {
+        if (this.#closed) {
+          throw new SearchError("unavailable", "the shard store is closed");
+        }
+        const rec = encodeCbor([ops.add ?? [], ops.delete ?? []]);
+        await this.#log.append([rec]);
+        const result = applyRecord(this.index, rec);
+        await this.#maybeFlushLocked();
+        return result;
+      })
+    );
+  }
+
+  /** Runs a write, counted as pending (no idle merge) from now until it is applied. */
+  async #writing<T>(fn: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    this.#lastWrite = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.#pending--;
       this.#lastWrite = performance.now();
-      await this.#maybeFlushLocked();
-      return result;
-    });
+    }
   }
 
   /**
@@ -242,7 +257,13 @@ export class ShardStore {
    * {@link write}.
    * @throws SearchError `unavailable` after close.
    */
-  async writeAsSegment(
+  writeAsSegment(
+    ops: WriteOps,
+  ): Promise<{ added: number; deleted: number; record: Uint8Array }> {
+    return this.#writing(() => this.#writeAsSegment(ops));
+  }
+
+  async #writeAsSegment(
     ops: WriteOps,
   ): Promise<{ added: number; deleted: number; record: Uint8Array }> {
     // Last copy of an id wins, in the order the buffer would keep.
@@ -261,7 +282,6 @@ export class ShardStore {
       }
       await this.#log.append([record]);
       const r = applyParsed(this.index, { add: [], del, segment, encoded });
-      this.#lastWrite = performance.now();
       await this.#maybeFlushLocked();
       return { ...r, record };
     });
@@ -274,7 +294,13 @@ export class ShardStore {
    * @throws SearchError `bad_request` for bytes that are not such a
    *   record; `unavailable` after close.
    */
-  async applyRecord(
+  applyRecord(
+    record: Uint8Array,
+  ): Promise<{ added: number; deleted: number }> {
+    return this.#writing(() => this.#applyRecord(record));
+  }
+
+  async #applyRecord(
     record: Uint8Array,
   ): Promise<{ added: number; deleted: number }> {
     let parsed: ParsedRecord;
@@ -292,7 +318,6 @@ export class ShardStore {
       }
       await this.#log.append([record]);
       const r = applyParsed(this.index, parsed);
-      this.#lastWrite = performance.now();
       await this.#maybeFlushLocked();
       return r;
     });
@@ -363,8 +388,9 @@ export class ShardStore {
   /**
    * One step of the merge policy: merges a heavily deleted segment alone,
    * or the `mergeFactor` smallest when there are more than `maxSegments`,
-   * or, once writes have paused for `idleMergeMs` and there are more than
-   * `idleMergeSegments` segments, every segment not yet flushed (they hold
+   * or, once no write has arrived or been pending for `idleMergeMs` and
+   * there are more than `idleMergeSegments` segments, every segment not
+   * yet flushed (they hold
    * fewer than `flushDocs` documents together). Reason for the last: a
    * bulk load written as a few big writes leaves several segments below
    * `maxSegments`, and each costs every query a lookup per term; merging
@@ -387,7 +413,7 @@ export class ShardStore {
         )
           .slice(0, this.#opts.mergeFactor).map((h) => h.name);
       } else if (
-        segs.length > this.#opts.idleMergeSegments &&
+        segs.length > this.#opts.idleMergeSegments && this.#pending === 0 &&
         performance.now() - this.#lastWrite >= this.#opts.idleMergeMs
       ) {
         const fresh = segs.filter((h) => !h.persisted);
