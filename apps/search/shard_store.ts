@@ -44,8 +44,9 @@ export interface ShardStoreOptions extends ShardIndexOptions {
   expungeRatio?: number;
   /**
    * After this long without a write (ms, default 1000), merge the segments
-   * not yet flushed into one when the shard has more than
-   * `idleMergeSegments` segments.
+   * not yet flushed (but not one holding more than half of their
+   * documents) into one when the shard has more than `idleMergeSegments`
+   * segments.
    */
   idleMergeMs?: number;
   /** See {@link idleMergeMs} (default 4). */
@@ -389,9 +390,9 @@ export class ShardStore {
    * One step of the merge policy: merges a heavily deleted segment alone,
    * or the `mergeFactor` smallest when there are more than `maxSegments`,
    * or, once no write has arrived or been pending for `idleMergeMs` and
-   * there are more than `idleMergeSegments` segments, every segment not
-   * yet flushed (they hold
-   * fewer than `flushDocs` documents together). Reason for the last: a
+   * there are more than `idleMergeSegments` segments, the segments not yet
+   * flushed (about `flushDocs` documents at most), except one holding more
+   * than half of their documents. Reason for the last: a
    * bulk load written as a few big writes leaves several segments below
    * `maxSegments`, and each costs every query a lookup per term; merging
    * them while writes go on would rewrite them again and again.
@@ -416,8 +417,14 @@ export class ShardStore {
         segs.length > this.#opts.idleMergeSegments && this.#pending === 0 &&
         performance.now() - this.#lastWrite >= this.#opts.idleMergeMs
       ) {
+        // Segments not yet flushed, but none holding more than half of
+        // their documents: a trickle of small writes then merges the small
+        // ones instead of rewriting a big one each time.
         const fresh = segs.filter((h) => !h.persisted);
-        if (fresh.length > 1) chosen = fresh.map((h) => h.name);
+        let docs = 0;
+        for (const h of fresh) docs += h.segment.docCount;
+        const small = fresh.filter((h) => 2 * h.segment.docCount <= docs);
+        if (small.length > 1) chosen = small.map((h) => h.name);
       }
       if (chosen.length === 0) return false;
       const persisted = segs.filter((h) =>

@@ -118,6 +118,17 @@ Deno.test("once writes pause, the segments not yet flushed are merged into one; 
     assert.equal(await store.maybeMerge(), false, "one segment: nothing left");
     assert.deepEqual(ids(store, "wings"), before);
     assert.equal(before.length, 19);
+    // A trickle of small writes: the small segments merge, the big one
+    // (more than half of the unflushed documents) is not rewritten.
+    await store.writeAsSegment({ add: [doc(100), doc(101)] });
+    await store.writeAsSegment({ add: [doc(102), doc(103)] });
+    await new Promise((r) => setTimeout(r, 1700));
+    assert.equal(await store.maybeMerge(), true);
+    assert.deepEqual(
+      store.index.segments.map((h) => h.segment.docCount).sort((a, b) => a - b),
+      [4, 19],
+    );
+    assert.equal(ids(store, "wings").length, 23);
     await store.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
