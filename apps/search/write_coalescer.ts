@@ -35,7 +35,7 @@ export class WriteCoalescer<R> {
   readonly #maxChars: number;
   readonly #busy: number[];
   readonly #queues: Array<Array<Waiting<R>>>;
-  /** Writes sent (batches), for tests and metrics. */
+  /** Writes sent (batches), for tests. */
   batches = 0;
 
   constructor(
