@@ -42,6 +42,15 @@ export interface ShardStoreOptions extends ShardIndexOptions {
   mergeFactor?: number;
   /** Merge a segment alone once this fraction of it is deleted (default 0.3). */
   expungeRatio?: number;
+  /**
+   * After this long without a write (ms, default 1000), merge the segments
+   * not yet flushed (but not one holding more than half of their
+   * documents) into one when the shard has more than `idleMergeSegments`
+   * segments.
+   */
+  idleMergeMs?: number;
+  /** See {@link idleMergeMs} (default 4). */
+  idleMergeSegments?: number;
   /** When a write is on disk before it is acknowledged (default "always": fsync). */
   sync?: SyncPolicy;
 }
@@ -95,6 +104,10 @@ export class ShardStore {
   #closed = false;
   /** Persisted segments merged away: their files go once a manifest no longer names them. */
   #obsolete: number[] = [];
+  /** When the last write arrived or was applied (performance.now()). */
+  #lastWrite = performance.now();
+  /** Writes arrived and not yet applied (being built or waiting their turn). */
+  #pending = 0;
   /** Completed merges, for metrics. */
   merges = 0;
   /** Completed flushes, for metrics. */
@@ -120,6 +133,8 @@ export class ShardStore {
       maxSegments: options.maxSegments ?? 10,
       mergeFactor: options.mergeFactor ?? 10,
       expungeRatio: options.expungeRatio ?? 0.3,
+      idleMergeMs: options.idleMergeMs ?? 1000,
+      idleMergeSegments: options.idleMergeSegments ?? 4,
     };
   }
 
@@ -208,16 +223,30 @@ export class ShardStore {
    * @throws SearchError `unavailable` after close.
    */
   write(ops: WriteOps): Promise<{ added: number; deleted: number }> {
-    return this.#exclusive(async () => {
-      if (this.#closed) {
-        throw new SearchError("unavailable", "the shard store is closed");
-      }
-      const rec = encodeCbor([ops.add ?? [], ops.delete ?? []]);
-      await this.#log.append([rec]);
-      const result = applyRecord(this.index, rec);
-      await this.#maybeFlushLocked();
-      return result;
-    });
+    return this.#writing(() =>
+      this.#exclusive(async () => {
+        if (this.#closed) {
+          throw new SearchError("unavailable", "the shard store is closed");
+        }
+        const rec = encodeCbor([ops.add ?? [], ops.delete ?? []]);
+        await this.#log.append([rec]);
+        const result = applyRecord(this.index, rec);
+        await this.#maybeFlushLocked();
+        return result;
+      })
+    );
+  }
+
+  /** Runs a write, counted as pending (no idle merge) from now until it is applied. */
+  async #writing<T>(fn: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    this.#lastWrite = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.#pending--;
+      this.#lastWrite = performance.now();
+    }
   }
 
   /**
@@ -229,7 +258,13 @@ export class ShardStore {
    * {@link write}.
    * @throws SearchError `unavailable` after close.
    */
-  async writeAsSegment(
+  writeAsSegment(
+    ops: WriteOps,
+  ): Promise<{ added: number; deleted: number; record: Uint8Array }> {
+    return this.#writing(() => this.#writeAsSegment(ops));
+  }
+
+  async #writeAsSegment(
     ops: WriteOps,
   ): Promise<{ added: number; deleted: number; record: Uint8Array }> {
     // Last copy of an id wins, in the order the buffer would keep.
@@ -260,7 +295,13 @@ export class ShardStore {
    * @throws SearchError `bad_request` for bytes that are not such a
    *   record; `unavailable` after close.
    */
-  async applyRecord(
+  applyRecord(
+    record: Uint8Array,
+  ): Promise<{ added: number; deleted: number }> {
+    return this.#writing(() => this.#applyRecord(record));
+  }
+
+  async #applyRecord(
     record: Uint8Array,
   ): Promise<{ added: number; deleted: number }> {
     let parsed: ParsedRecord;
@@ -347,7 +388,14 @@ export class ShardStore {
 
   /**
    * One step of the merge policy: merges a heavily deleted segment alone,
-   * or the `mergeFactor` smallest when there are more than `maxSegments`.
+   * or the `mergeFactor` smallest when there are more than `maxSegments`,
+   * or, once no write has arrived or been pending for `idleMergeMs` and
+   * there are more than `idleMergeSegments` segments, the segments not yet
+   * flushed (about `flushDocs` documents at most), except one holding more
+   * than half of their documents. Reason for the last: a
+   * bulk load written as a few big writes leaves several segments below
+   * `maxSegments`, and each costs every query a lookup per term; merging
+   * them while writes go on would rewrite them again and again.
    * @returns whether it merged.
    */
   maybeMerge(): Promise<boolean> {
@@ -365,6 +413,18 @@ export class ShardStore {
           a.segment.docCount - b.segment.docCount
         )
           .slice(0, this.#opts.mergeFactor).map((h) => h.name);
+      } else if (
+        segs.length > this.#opts.idleMergeSegments && this.#pending === 0 &&
+        performance.now() - this.#lastWrite >= this.#opts.idleMergeMs
+      ) {
+        // Segments not yet flushed, but none holding more than half of
+        // their documents: a trickle of small writes then merges the small
+        // ones instead of rewriting a big one each time.
+        const fresh = segs.filter((h) => !h.persisted);
+        let docs = 0;
+        for (const h of fresh) docs += h.segment.docCount;
+        const small = fresh.filter((h) => 2 * h.segment.docCount <= docs);
+        if (small.length > 1) chosen = small.map((h) => h.name);
       }
       if (chosen.length === 0) return false;
       const persisted = segs.filter((h) =>

@@ -93,6 +93,48 @@ Deno.test("every acknowledged write survives kill -9 of the shard process", asyn
   }
 });
 
+Deno.test("once writes pause, the segments not yet flushed are merged into one; not while writes go on", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const store = await ShardStore.open(dir, {
+      flushDocs: 1000,
+      idleMergeMs: 1500,
+      idleMergeSegments: 2,
+      sync: "never",
+    });
+    for (let b = 0; b < 5; b++) {
+      await store.writeAsSegment({
+        add: Array.from({ length: 4 }, (_, i) => doc(b * 4 + i)),
+      });
+    }
+    await store.write({ delete: ["d5"] });
+    // Just written: no merge (under maxSegments, not idle yet).
+    assert.equal(await store.maybeMerge(), false);
+    assert.equal(store.index.segments.length, 5);
+    const before = ids(store, "wings");
+    await new Promise((r) => setTimeout(r, 1700));
+    assert.equal(await store.maybeMerge(), true);
+    assert.equal(store.index.segments.length, 1);
+    assert.equal(await store.maybeMerge(), false, "one segment: nothing left");
+    assert.deepEqual(ids(store, "wings"), before);
+    assert.equal(before.length, 19);
+    // A trickle of small writes: the small segments merge, the big one
+    // (more than half of the unflushed documents) is not rewritten.
+    await store.writeAsSegment({ add: [doc(100), doc(101)] });
+    await store.writeAsSegment({ add: [doc(102), doc(103)] });
+    await new Promise((r) => setTimeout(r, 1700));
+    assert.equal(await store.maybeMerge(), true);
+    assert.deepEqual(
+      store.index.segments.map((h) => h.segment.docCount).sort((a, b) => a - b),
+      [4, 19],
+    );
+    assert.equal(ids(store, "wings").length, 23);
+    await store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("merges drop deleted documents and keep results unchanged", async () => {
   const dir = await Deno.makeTempDir();
   try {
