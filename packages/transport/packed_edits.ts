@@ -464,14 +464,16 @@ function zstd(bytes: Uint8Array): Uint8Array {
     24,
   );
   return zstdCompressSync(bytes, {
+    // The frame states its content size (≤ 1 byte more on a small batch):
+    // unpacking then allocates exactly that (see unzstd).
+    pledgedSrcSize: bytes.length,
     params: {
       [zlib.ZSTD_c_compressionLevel]: LEVEL,
       [zlib.ZSTD_c_minMatch]: MIN_MATCH,
       [zlib.ZSTD_c_windowLog]: log,
       [zlib.ZSTD_c_hashLog]: Math.min(Math.max(log - 2, 10), 17),
       [zlib.ZSTD_c_chainLog]: Math.min(Math.max(log - 2, 10), 16),
-      // Sections are delimited by the blob, not by the frame.
-      [zlib.ZSTD_c_contentSizeFlag]: 0,
+      [zlib.ZSTD_c_contentSizeFlag]: 1,
     },
   });
 }
@@ -491,13 +493,45 @@ function unzstd(
     frame.set(ZSTD_MAGIC);
     frame.set(bytes, ZSTD_MAGIC.length);
   }
+  const size = contentSize(frame);
+  if (size !== undefined && size > MAX_PLAN_BYTES) {
+    throw malformed(`frame of ${size} bytes announced`);
+  }
   try {
-    const b = zstdDecompressSync(frame, { maxOutputLength: MAX_PLAN_BYTES });
+    const b = zstdDecompressSync(frame, {
+      maxOutputLength: MAX_PLAN_BYTES,
+      // Output in one buffer of the frame's size, not node:zlib's 16 KiB
+      // chunks: one packet of a small batch is a third of the whole
+      // batch's bytes, and a smaller buffer is faster to allocate
+      // (measured: ≈ 1 µs of ≈ 12 on the bench's 3-packet batch). zstd
+      // checks that the frame decodes to exactly its stated size.
+      chunkSize: size === undefined ? undefined : Math.max(size + 1, 64),
+    });
     // A plain view: a Buffer's slice() would not copy.
     return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.length);
   } catch (e) {
     throw malformed(`zstd: ${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+/**
+ * The content size a zstd frame's header states (RFC 8878, 3.1.1.1), or
+ * undefined when it states none or is cut short (zstd then says why).
+ */
+function contentSize(frame: Uint8Array): number | undefined {
+  const fhd = frame[ZSTD_MAGIC.length];
+  if (fhd === undefined) return undefined;
+  const flag = fhd >> 6;
+  const single = (fhd >> 5) & 1;
+  const at = ZSTD_MAGIC.length + 1 + (1 - single) + [0, 1, 2, 4][fhd & 3]!;
+  const bytes = flag === 0 ? single : 1 << flag;
+  if (bytes === 0 || at + bytes > frame.length) return undefined;
+  let size = 0;
+  for (let b = Math.min(bytes, 7) - 1; b >= 0; b--) {
+    size = size * 256 + frame[at + b]!;
+  }
+  if (bytes === 8 && frame[at + 7] !== 0) return Number.MAX_SAFE_INTEGER;
+  return bytes === 2 ? size + 256 : size;
 }
 
 /** A decoded blob: the reference and each group's place in the sections. */
@@ -747,27 +781,28 @@ export function takePacket(plan: Plan, i: number): Uint8Array<ArrayBuffer> {
   }
   // The fan-out case: the packet has the reference's length and its
   // middle lines up with the reference's, so it is the reference with its
-  // middle patched.
+  // middle patched: its base bytes are already in place.
   const inPlace = g.split === 0 &&
     g.prefix + g.middle + g.suffix === plan.ref.length;
   const row = inPlace ? plan.ref : shell(plan.ref, g);
-  // vⱼ = b + Σ(t ≤ j) wₜ·eₜ, wₜ = j − t + 1 (but w₀ = 1 when the
-  // second packet starts afresh); mod 256 (a byte array keeps the sums).
-  const sums = new Uint8Array(g.middle);
-  const { k, kind, period } = g;
+  const { k, kind, period, prefix } = g;
+  if (!inPlace) {
+    for (let c = 0; c < g.middle; c++) {
+      row[prefix + c] = baseByte(plan.ref, g, c);
+    }
+  }
+  // vⱼ = b + Σ(t ≤ j) wₜ·eₜ, wₜ = j − t + 1 (but w₀ = 1 when the second
+  // packet starts afresh); kind 3: vⱼ = b + Σ(t ≤ j, t ≡ j mod period) eₜ.
+  // Added straight into the packet's bytes, which keep them mod 256.
   forEachValue(plan.edits, g, (pos, e) => {
     const c = Math.floor(pos / k);
     const t = pos - c * k;
     if (t > j) return;
-    // kind 3: vⱼ = b + Σ(t ≤ j, t ≡ j mod period) eₜ
+    const x = prefix + c;
     if (kind === 3) {
-      if ((j - t) % period === 0) sums[c] = sums[c]! + e;
-    } else sums[c] = sums[c]! + (t === 0 && kind === 1 ? e : (j - t + 1) * e);
+      if ((j - t) % period === 0) row[x] = row[x]! + e;
+    } else row[x] = row[x]! + (t === 0 && kind === 1 ? e : (j - t + 1) * e);
   });
-  for (let c = 0; c < g.middle; c++) {
-    // In place, the base byte is the one overwritten (split 0, same length).
-    row[g.prefix + c] = (baseByte(plan.ref, g, c) + sums[c]!) & 0xff;
-  }
   return row;
 }
 
