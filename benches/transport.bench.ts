@@ -417,7 +417,8 @@ function concat(packets: Uint8Array[]): Uint8Array {
 
 /**
  * Times `cases` in turn, round after round (each round a batch of calls
- * of about 2 ms per case, at least 10), so that load on a shared machine
+ * of about 2 ms per case, at least 10; in a new seeded order each round),
+ * so that load on a shared machine
  * weighs on every case alike instead of on whichever ran while it peaked.
  * A round's time per call is one sample; the result has their median,
  * mean and p99, and a metric `<name> fastest round ns`: on a loaded
@@ -445,12 +446,21 @@ function interleaved(
     }
   });
   const samples: number[][] = cases.map(() => []);
+  const random = prng(5);
+  const order = cases.map((_, c) => c);
   for (let r = 0; r < rounds; r++) {
-    cases.forEach(([, fn], c) => {
+    // A new order each round (seeded): what runs before a case (and what
+    // it leaves in the caches, or for the collector) varies.
+    for (let s = order.length - 1; s > 0; s--) {
+      const t = Math.floor(random() * (s + 1));
+      [order[s], order[t]] = [order[t]!, order[s]!];
+    }
+    for (const c of order) {
+      const fn = cases[c]![1];
       const t = performance.now();
       for (let i = 0; i < reps[c]!; i++) fn();
       samples[c]!.push((performance.now() - t) * 1e6 / reps[c]!);
-    });
+    }
   }
   cases.forEach(([name], c) => {
     const sorted = samples[c]!.sort((a, b) => a - b);
