@@ -407,6 +407,24 @@ Deno.test("a small blob that would unpack to too many bytes is rejected", () => 
     (e) => isTransportError(e, "protocol_error"),
   );
   assert.equal(unpackOne(more, 4095).length, 1 << 20);
+  // A frame stating 1 TiB of content: refused before anything is
+  // allocated for it (unpacking sizes its buffer from the frame).
+  const huge = new Uint8Array([
+    5, // format
+    1 << 1, // one packet, edits raw
+    0, // no edits
+    ...[0x28, 0xb5, 0x2f, 0xfd], // zstd magic
+    0xe0, // 8-byte content size, single segment
+    ...[0, 0, 0, 0, 0, 1, 0, 0], // 2^40
+    ...[1, 0, 0], // the start of a block
+  ]);
+  for (const f of [() => unpack(huge), () => unpackOne(huge, 0)]) {
+    assert.throws(
+      f,
+      (e) =>
+        isTransportError(e, "protocol_error") && /announced/.test(e.message),
+    );
+  }
 });
 
 Deno.test("an empty batch and empty packets round-trip", () => {
