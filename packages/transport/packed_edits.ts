@@ -464,8 +464,9 @@ function zstd(bytes: Uint8Array): Uint8Array {
     24,
   );
   return zstdCompressSync(bytes, {
-    // The frame states its content size (≤ 1 byte more on a small batch):
-    // unpacking then allocates exactly that (see unzstd).
+    // The frame states its content size (unpacking then allocates exactly
+    // that, see unzstd): 1 byte more than a window size for 256 B–64 KiB,
+    // none below, 3 above.
     pledgedSrcSize: bytes.length,
     params: {
       [zlib.ZSTD_c_compressionLevel]: LEVEL,
@@ -517,6 +518,8 @@ function unzstd(
   }
 }
 
+const DICT_ID_BYTES = [0, 1, 2, 4];
+
 /**
  * The content size a zstd frame's header states (RFC 8878, 3.1.1.1), or
  * undefined when it states none or is cut short (zstd then says why).
@@ -526,7 +529,7 @@ function contentSize(frame: Uint8Array): number | undefined {
   if (fhd === undefined) return undefined;
   const flag = fhd >> 6;
   const single = (fhd >> 5) & 1;
-  const at = ZSTD_MAGIC.length + 1 + (1 - single) + [0, 1, 2, 4][fhd & 3]!;
+  const at = ZSTD_MAGIC.length + 1 + (1 - single) + DICT_ID_BYTES[fhd & 3]!;
   const bytes = flag === 0 ? single : 1 << flag;
   if (bytes === 0 || at + bytes > frame.length) return undefined;
   let size = 0;
@@ -690,7 +693,7 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
   return { n, plain, edits, ref, groups };
 }
 
-/** Packet `j` of a group stored whole. */
+/** Packet `j` of a group stored whole: a view of the decoded bytes. */
 function wholePacket(
   plan: Plan,
   g: ParsedGroup,
@@ -703,7 +706,10 @@ function wholePacket(
     start += l.value;
     at = l.next;
   }
-  return plan.plain.slice(start, start + blobVarint(plan.edits, at).value);
+  return plan.plain.subarray(
+    start,
+    start + blobVarint(plan.edits, at).value,
+  );
 }
 
 /**
@@ -725,7 +731,7 @@ export function planPackets(
   const out = [plan.ref.slice()];
   for (const g of plan.groups) {
     if (g.kind === 0) {
-      for (let j = 0; j < g.k; j++) out.push(wholePacket(plan, g, j));
+      for (let j = 0; j < g.k; j++) out.push(wholePacket(plan, g, j).slice());
       continue;
     }
     const rows = Array.from({ length: g.k }, () => shell(plan.ref, g));
@@ -772,16 +778,7 @@ export function takePacket(plan: Plan, i: number): Uint8Array<ArrayBuffer> {
   let g = plan.groups[0]!;
   for (let x = 1; i >= g.first + g.k; x++) g = plan.groups[x]!;
   const j = i - g.first;
-  if (g.kind === 0) {
-    let at = g.at;
-    let start = g.plainAt;
-    for (let s = 0; s < j; s++) {
-      const l = blobVarint(plan.edits, at);
-      start += l.value;
-      at = l.next;
-    }
-    return plan.plain.subarray(start, start + blobVarint(plan.edits, at).value);
-  }
+  if (g.kind === 0) return wholePacket(plan, g, j);
   // The fan-out case: the packet has the reference's length and its
   // middle lines up with the reference's, so it is the reference with its
   // middle patched: its base bytes are already in place.
