@@ -417,7 +417,8 @@ function concat(packets: Uint8Array[]): Uint8Array {
 
 /**
  * Times `cases` in turn, round after round (each round a batch of calls
- * of about 2 ms per case, at least 10), so that load on a shared machine
+ * of about 2 ms per case, at least 10; in a new seeded order each round),
+ * so that load on a shared machine
  * weighs on every case alike instead of on whichever ran while it peaked.
  * A round's time per call is one sample; the result has their median,
  * mean and p99, and a metric `<name> fastest round ns`: on a loaded
@@ -445,12 +446,21 @@ function interleaved(
     }
   });
   const samples: number[][] = cases.map(() => []);
+  const random = prng(5);
+  const order = cases.map((_, c) => c);
   for (let r = 0; r < rounds; r++) {
-    cases.forEach(([, fn], c) => {
+    // A new order each round (seeded): what runs before a case (and what
+    // it leaves in the caches, or for the collector) varies.
+    for (let s = order.length - 1; s > 0; s--) {
+      const t = Math.floor(random() * (s + 1));
+      [order[s], order[t]] = [order[t]!, order[s]!];
+    }
+    for (const c of order) {
+      const fn = cases[c]![1];
       const t = performance.now();
       for (let i = 0; i < reps[c]!; i++) fn();
       samples[c]!.push((performance.now() - t) * 1e6 / reps[c]!);
-    });
+    }
   }
   cases.forEach(([name], c) => {
     const sorted = samples[c]!.sort((a, b) => a - b);
@@ -492,6 +502,14 @@ function multiPacketBench(): void {
     const blob = pack(packets);
     const gz = gzipSync(plain);
     const zs = zstdCompressSync(plain);
+    // zstd told the input's size (pledgedSrcSize: the frame states it,
+    // and zstd sizes its tables to it); its receiver can then decode into
+    // one buffer of that size (chunkSize), as unpackOne does with the size
+    // pack's frame states. Decoding zs with chunkSize is the same: the
+    // receiver knows the size from elsewhere.
+    const sized = { pledgedSrcSize: bytes };
+    const zsSized = zstdCompressSync(plain, sized);
+    const exact = { chunkSize: bytes + 1 };
     // Correctness before speed.
     const back = unpack(blob);
     if (
@@ -511,21 +529,32 @@ function multiPacketBench(): void {
     suite.metric(`${group}: packedSizeBound bytes`, bound);
     suite.metric(`${group}: gzip bytes`, gz.length);
     suite.metric(`${group}: zstd bytes`, zs.length);
+    suite.metric(`${group}: zstd with size bytes`, zsSized.length);
     interleaved(group, [
       ["strata pack", () => pack(packets)],
       ["zstd (concatenation)", () => zstdCompressSync(plain)],
+      ["zstd with size (concatenation)", () => zstdCompressSync(plain, sized)],
       ["gzip (concatenation)", () => gzipSync(plain)],
       ["strata unpackOne", () => unpackOne(blob, last)],
       ["strata unpack (all)", () => unpack(blob)],
       ["zstd decompress whole", () => zstdDecompressSync(zs)],
+      [
+        "zstd decompress whole, size known",
+        () => zstdDecompressSync(zs, exact),
+      ],
       ["gzip decompress whole", () => gunzipSync(gz)],
     ], {
       "strata pack": { bytes: blob.length, payloadBytes: bytes },
       "zstd (concatenation)": { bytes: zs.length, payloadBytes: bytes },
+      "zstd with size (concatenation)": {
+        bytes: zsSized.length,
+        payloadBytes: bytes,
+      },
       "gzip (concatenation)": { bytes: gz.length, payloadBytes: bytes },
       "strata unpackOne": { payloadBytes: packets[last]!.length },
       "strata unpack (all)": { payloadBytes: bytes },
       "zstd decompress whole": { payloadBytes: bytes },
+      "zstd decompress whole, size known": { payloadBytes: bytes },
       "gzip decompress whole": { payloadBytes: bytes },
     });
     const goal = similar ? { op: "<=" as const, value: 1 } : undefined;
@@ -535,6 +564,12 @@ function multiPacketBench(): void {
       blob.length,
       zs.length,
       goal,
+    );
+    suite.compare(
+      `${group}: size vs zstd with size (no goal)`,
+      "bytes",
+      blob.length,
+      zsSized.length,
     );
     suite.compare(`${group}: size vs gzip`, "bytes", blob.length, gz.length);
     suite.compare(
@@ -570,14 +605,28 @@ function multiPacketBench(): void {
         time("zstd (concatenation)"),
         g,
       );
+      // Against the faster way to decode the whole zstd blob: node:zlib's
+      // default 16 KiB output chunks, or one buffer of the known size.
       suite.compare(
-        `${group}: unpackOne time vs zstd decompress whole (${stat})`,
+        `${group}: unpackOne time vs zstd decompress whole, faster way (${stat})`,
         "time",
         time("strata unpackOne"),
-        time("zstd decompress whole"),
+        Math.min(
+          time("zstd decompress whole"),
+          time("zstd decompress whole, size known"),
+        ),
         g,
       );
     }
+    // zstd told the size sizes its tables to the batch: what a sender
+    // that knows its batch could call. Reported, no goal (the issue's is
+    // against zstd at its default level as node:zlib calls it).
+    suite.compare(
+      `${group}: pack time vs zstd with size compress (fastest round, no goal)`,
+      "time",
+      fastest("strata pack"),
+      fastest("zstd with size (concatenation)"),
+    );
     suite.compare(
       `${group}: unpack all time vs zstd decompress whole (fastest round)`,
       "time",

@@ -7,10 +7,11 @@ import {
 } from "./packed_plain.ts";
 import {
   EDITS_FORMAT,
+  MAGICLESS_EDITS_FORMAT,
   packEdits,
-  planPacket,
   planPackets,
   readEdits,
+  takePacket,
 } from "./packed_edits.ts";
 
 /**
@@ -21,11 +22,13 @@ import {
  *
  * The first byte of a blob is its format:
  *
- * - **4, reference and edits** (packed_edits.ts): packet 0 is the
+ * - **5, reference and edits** (packed_edits.ts): packet 0 is the
  *   reference; each other packet is an edit of it (the reference's ends
  *   around its own middle, middles stored column by column as differences
  *   from the previous packets') or stored whole; the result is coded with
- *   zstd. This is what {@link pack} writes when it is smaller.
+ *   zstd. This is what {@link pack} writes when it is smaller; **4** is
+ *   the same less zstd's magic number, for frames under 1 KiB (what the
+ *   previous version wrote for every size, read alike).
  * - **3, plain** (packed_plain.ts): the packets back to back after their
  *   run-length encoded sizes, written when the edits format would not be
  *   smaller (unrelated or incompressible packets).
@@ -82,9 +85,11 @@ export function pack(packets: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
 function format(blob: Uint8Array): number {
   if (blob.length === 0) throw malformed("empty");
   const f = blob[0]!;
-  if (f !== PLAIN_FORMAT && f !== EDITS_FORMAT) {
+  if (
+    f !== PLAIN_FORMAT && f !== EDITS_FORMAT && f !== MAGICLESS_EDITS_FORMAT
+  ) {
     throw malformed(
-      `format ${f} (this side reads ${PLAIN_FORMAT} and ${EDITS_FORMAT})`,
+      `format ${f} (this side reads ${PLAIN_FORMAT}, ${MAGICLESS_EDITS_FORMAT} and ${EDITS_FORMAT})`,
     );
   }
   return f;
@@ -127,7 +132,7 @@ export function unpackOne(
   }
   const plan = readEdits(blob, MAX_PACKED_PACKETS);
   checkIndex(i, plan.n);
-  return planPacket(plan, i);
+  return takePacket(plan, i);
 }
 
 function checkIndex(i: number, n: number): void {

@@ -407,6 +407,24 @@ Deno.test("a small blob that would unpack to too many bytes is rejected", () => 
     (e) => isTransportError(e, "protocol_error"),
   );
   assert.equal(unpackOne(more, 4095).length, 1 << 20);
+  // A frame stating 1 TiB of content: refused before anything is
+  // allocated for it (unpacking sizes its buffer from the frame).
+  const huge = new Uint8Array([
+    5, // format
+    1 << 1, // one packet, edits raw
+    0, // no edits
+    ...[0x28, 0xb5, 0x2f, 0xfd], // zstd magic
+    0xe0, // 8-byte content size, single segment
+    ...[0, 0, 0, 0, 0, 1, 0, 0], // 2^40
+    ...[1, 0, 0], // the start of a block
+  ]);
+  for (const f of [() => unpack(huge), () => unpackOne(huge, 0)]) {
+    assert.throws(
+      f,
+      (e) =>
+        isTransportError(e, "protocol_error") && /announced/.test(e.message),
+    );
+  }
 });
 
 Deno.test("an empty batch and empty packets round-trip", () => {
@@ -414,4 +432,44 @@ Deno.test("an empty batch and empty packets round-trip", () => {
   const packets = [new Uint8Array(0), new Uint8Array([9]), new Uint8Array(0)];
   assert.deepEqual(unpack(pack(packets)), packets);
   assert.deepEqual(unpackOne(pack(packets), 2), new Uint8Array(0));
+});
+
+Deno.test("frames of 1 KiB or more keep zstd's magic (format 5), smaller ones leave it out (format 4); both read", () => {
+  const fanOut = (body: Uint8Array, count: number) =>
+    Array.from({ length: count }, (_, i) => {
+      const head = new TextEncoder().encode(`{"to":"node-${i}","entries":`);
+      const out = new Uint8Array(head.length + body.length);
+      out.set(head);
+      out.set(body, head.length);
+      return out;
+    });
+  const big = fanOut(crypto.getRandomValues(new Uint8Array(3000)), 3);
+  const small = fanOut(new TextEncoder().encode("x".repeat(200)), 3);
+  const blob5 = pack(big);
+  const blob4 = pack(small);
+  assert.equal(blob5[0], 5);
+  assert.equal(blob4[0], 4);
+  // The same blob less the magic, as format 4 (what the previous version
+  // wrote for every size), unpacks to the same packets.
+  const head = 3 + (blob5[1]! % 2 === 0 ? blob5[2]! : 0);
+  assert.deepEqual([...blob5.subarray(head, head + 4)], [40, 181, 47, 253]);
+  const old = new Uint8Array(blob5.length - 4);
+  old.set(blob5.subarray(0, head));
+  old.set(blob5.subarray(head + 4), head);
+  old[0] = 4;
+  assert.deepEqual(unpack(old), big);
+  for (const [blob, packets] of [[blob5, big], [blob4, small]] as const) {
+    assert.deepEqual(unpack(blob), packets);
+    for (let i = 0; i < packets.length; i++) {
+      // unpackOne builds the packet in freshly decoded memory (patched in
+      // place): what the caller does with it touches neither the blob nor
+      // a later call.
+      const before = blob.slice();
+      const one = unpackOne(blob, i);
+      assert.deepEqual(one, packets[i]);
+      one.fill(0);
+      assert.deepEqual(blob, before);
+      assert.deepEqual(unpackOne(blob, i), packets[i]);
+    }
+  }
 });

@@ -14,9 +14,9 @@ import { blobVarint, malformed } from "./packed_plain.ts";
  * edits are sparse column differences.
  *
  * ```
- * u8 4 · varint (packetCount (≥ 1) << 1 | editsFramed) · varint editsLength ·
- *   [edits, when not framed] · frame (the rest of the blob)
- * frame  = zstd, without its 4-byte magic number, of:
+ * u8 format (4 or 5) · varint (packetCount (≥ 1) << 1 | editsFramed) ·
+ *   varint editsLength · [edits, when not framed] · frame (rest of the blob)
+ * frame  = a zstd frame (format 4: less its 4-byte magic number) of:
  *          [edits, when framed] · reference · the packets stored whole
  * edits  = record*, covering packets 1 … count-1 in order
  * record = varint (k << 3 | shifted << 2 | kind), k ≥ 1 packets:
@@ -57,10 +57,19 @@ import { blobVarint, malformed } from "./packed_plain.ts";
  * whole share the reference's zstd window, so what later packets share
  * with it (or with each other) is still stored once. zstd's window and
  * tables are sized to the input rather than to its defaults for unknown
- * inputs, which keeps a small batch cheap to pack; its magic number is a
- * constant the format byte already stands for.
+ * inputs, which keeps a small batch cheap to pack.
+ *
+ * Format 4 is the same with the frame's 4-byte magic number left out
+ * (the format byte stands for it). A frame of 1 KiB or more keeps it
+ * (format 5): zstd is then handed a view of the blob instead of a copy
+ * with the magic put back, and unpacking one packet costs little more
+ * than that one zstd call; a smaller frame leaves it out, where 4 bytes
+ * matter more than copying the frame.
  */
-export const EDITS_FORMAT = 4;
+export const EDITS_FORMAT = 5;
+
+/** Format 5 with the frame's magic number left out: small frames. */
+export const MAGICLESS_EDITS_FORMAT = 4;
 
 /** Largest zstd section a blob may decode to: bounds what unpacking allocates. */
 export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
@@ -74,8 +83,16 @@ export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
  */
 const LEVEL = 3;
 const MIN_MATCH = 4;
-/** zstd's frame magic number, left out of blobs. */
+/** zstd's frame magic number, which format 4 leaves out. */
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+/**
+ * Frames from this size keep their magic (format 5): putting it back
+ * costs a copy of the frame on every unpack (≈ 0.7 µs of ≈ 13 on the
+ * bench's 3-packet batch, a 3.2 KB frame); below it, the 4 bytes weigh
+ * more (a few changes for two learners pack to ≈ 90 bytes) and the copy
+ * is cheap.
+ */
+const MIN_MAGIC_FRAME = 1024;
 
 // Edits smaller than this go raw, outside the frame: inside it, their
 // bytes (mostly outside the reference's alphabet) would grow the literals'
@@ -166,18 +183,24 @@ export function packEdits(
   const framed = edits.length >= MIN_FRAMED_EDITS;
   const size = (framed ? edits.length : 0) + ref.length + wholeBytes;
   if (size > MAX_PLAN_BYTES) return undefined;
-  const frame = zstd(
+  let frame = zstd(
     // The usual fan-out batch: the frame holds the reference alone.
     size === ref.length
       ? ref
       : frameBody(packets, groups, framed ? edits : [], size),
-  ).subarray(ZSTD_MAGIC.length);
+  );
+  const format = frame.length >= MIN_MAGIC_FRAME
+    ? EDITS_FORMAT
+    : MAGICLESS_EDITS_FORMAT;
+  if (format === MAGICLESS_EDITS_FORMAT) {
+    frame = frame.subarray(ZSTD_MAGIC.length);
+  }
   const raw = framed ? 0 : edits.length;
   const head = packets.length * 2 + (framed ? 1 : 0);
   const out = new Uint8Array(
     1 + varintLength(head) + varintLength(edits.length) + raw + frame.length,
   );
-  out[0] = EDITS_FORMAT;
+  out[0] = format;
   let at = writeVarint(out, 1, head);
   at = writeVarint(out, at, edits.length);
   if (!framed) {
@@ -441,37 +464,88 @@ function zstd(bytes: Uint8Array): Uint8Array {
     24,
   );
   return zstdCompressSync(bytes, {
+    // The frame states its content size (unpacking then allocates exactly
+    // that, see unzstd): 1 byte more than a window size for 256 B–64 KiB,
+    // none below, 3 above.
+    pledgedSrcSize: bytes.length,
     params: {
       [zlib.ZSTD_c_compressionLevel]: LEVEL,
       [zlib.ZSTD_c_minMatch]: MIN_MATCH,
       [zlib.ZSTD_c_windowLog]: log,
       [zlib.ZSTD_c_hashLog]: Math.min(Math.max(log - 2, 10), 17),
       [zlib.ZSTD_c_chainLog]: Math.min(Math.max(log - 2, 10), 16),
-      // Sections are delimited by the blob, not by the frame.
-      [zlib.ZSTD_c_contentSizeFlag]: 0,
+      [zlib.ZSTD_c_contentSizeFlag]: 1,
     },
   });
 }
 
-function unzstd(magicless: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(ZSTD_MAGIC.length + magicless.length);
-  frame.set(ZSTD_MAGIC);
-  frame.set(magicless, ZSTD_MAGIC.length);
+/**
+ * Decodes a zstd frame (put its magic number back first when format 4
+ * left it out). The result is fresh memory no one else holds, so a packet
+ * may be returned as a view of it and patched in place.
+ */
+function unzstd(
+  bytes: Uint8Array,
+  magicless: boolean,
+): Uint8Array<ArrayBuffer> {
+  let frame = bytes;
+  if (magicless) {
+    frame = new Uint8Array(ZSTD_MAGIC.length + bytes.length);
+    frame.set(ZSTD_MAGIC);
+    frame.set(bytes, ZSTD_MAGIC.length);
+  }
+  const size = contentSize(frame);
+  if (size !== undefined && size > MAX_PLAN_BYTES) {
+    throw malformed(`frame of ${size} bytes announced`);
+  }
   try {
-    const b = zstdDecompressSync(frame, { maxOutputLength: MAX_PLAN_BYTES });
+    // Output in one buffer of the frame's size, not node:zlib's 16 KiB
+    // chunks: one packet of a small batch is a third of the whole batch's
+    // bytes, and a smaller buffer is faster to allocate (measured: ≈ 1 µs
+    // of ≈ 12 on the bench's 3-packet batch). zstd refuses a frame that
+    // decodes to another size than it states; node:zlib stops at the
+    // bound besides.
+    const b = zstdDecompressSync(
+      frame,
+      size === undefined
+        ? { maxOutputLength: MAX_PLAN_BYTES }
+        : { chunkSize: Math.max(size + 1, 64), maxOutputLength: size || 1 },
+    );
     // A plain view: a Buffer's slice() would not copy.
-    return new Uint8Array(b.buffer, b.byteOffset, b.length);
+    return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.length);
   } catch (e) {
     throw malformed(`zstd: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
+const DICT_ID_BYTES = [0, 1, 2, 4];
+
+/**
+ * The content size a zstd frame's header states (RFC 8878, 3.1.1.1), or
+ * undefined when it states none or is cut short (zstd then says why).
+ */
+function contentSize(frame: Uint8Array): number | undefined {
+  const fhd = frame[ZSTD_MAGIC.length];
+  if (fhd === undefined) return undefined;
+  const flag = fhd >> 6;
+  const single = (fhd >> 5) & 1;
+  const at = ZSTD_MAGIC.length + 1 + (1 - single) + DICT_ID_BYTES[fhd & 3]!;
+  const bytes = flag === 0 ? single : 1 << flag;
+  if (bytes === 0 || at + bytes > frame.length) return undefined;
+  let size = 0;
+  for (let b = Math.min(bytes, 7) - 1; b >= 0; b--) {
+    size = size * 256 + frame[at + b]!;
+  }
+  if (bytes === 8 && frame[at + 7] !== 0) return Number.MAX_SAFE_INTEGER;
+  return bytes === 2 ? size + 256 : size;
+}
+
 /** A decoded blob: the reference and each group's place in the sections. */
 interface Plan {
   n: number;
-  plain: Uint8Array;
+  plain: Uint8Array<ArrayBuffer>;
   edits: Uint8Array;
-  ref: Uint8Array;
+  ref: Uint8Array<ArrayBuffer>;
   groups: ParsedGroup[];
 }
 
@@ -492,21 +566,25 @@ interface ParsedGroup {
   plainAt: number;
 }
 
-/** Reads an edits blob: header, both sections, every record. */
+/**
+ * Reads an edits blob (format 5, or 4): header, both sections, every
+ * record.
+ */
 export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
+  const magicless = blob[0] === MAGICLESS_EDITS_FORMAT;
   const { value: head, next } = blobVarint(blob, 1);
   const n = Math.floor(head / 2);
   if (n < 1 || n > maxPackets) throw malformed(`${n} packets announced`);
   const e = blobVarint(blob, next);
   let edits: Uint8Array;
-  let plain: Uint8Array;
+  let plain: Uint8Array<ArrayBuffer>;
   if (head % 2 === 0) {
     const editsEnd = e.next + e.value;
     if (editsEnd >= blob.length) throw malformed("ends inside the edits");
     edits = blob.subarray(e.next, editsEnd);
-    plain = unzstd(blob.subarray(editsEnd));
+    plain = unzstd(blob.subarray(editsEnd), magicless);
   } else {
-    const body = unzstd(blob.subarray(e.next));
+    const body = unzstd(blob.subarray(e.next), magicless);
     if (e.value > body.length) throw malformed("frame shorter than its edits");
     edits = body.subarray(0, e.value);
     plain = body.subarray(e.value);
@@ -615,7 +693,7 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
   return { n, plain, edits, ref, groups };
 }
 
-/** Packet `j` of a group stored whole. */
+/** Packet `j` of a group stored whole: a view of the decoded bytes. */
 function wholePacket(
   plan: Plan,
   g: ParsedGroup,
@@ -628,7 +706,10 @@ function wholePacket(
     start += l.value;
     at = l.next;
   }
-  return plan.plain.slice(start, start + blobVarint(plan.edits, at).value);
+  return plan.plain.subarray(
+    start,
+    start + blobVarint(plan.edits, at).value,
+  );
 }
 
 /**
@@ -650,15 +731,15 @@ export function planPackets(
   const out = [plan.ref.slice()];
   for (const g of plan.groups) {
     if (g.kind === 0) {
-      for (let j = 0; j < g.k; j++) out.push(wholePacket(plan, g, j));
+      for (let j = 0; j < g.k; j++) out.push(wholePacket(plan, g, j).slice());
       continue;
     }
     const rows = Array.from({ length: g.k }, () => shell(plan.ref, g));
     // Place each value, then sum every column down the group twice.
-    for (const [pos, e] of sparse(plan.edits, g)) {
+    forEachValue(plan.edits, g, (pos, e) => {
       const c = Math.floor(pos / g.k);
       rows[pos - c * g.k]![g.prefix + c] = e;
-    }
+    });
     for (let c = 0; c < g.middle; c++) {
       const x = g.prefix + c;
       if (g.kind === 3) {
@@ -686,39 +767,51 @@ export function planPackets(
   return out;
 }
 
-/** Packet `i` (0 ≤ i < n) of a decoded blob, rebuilding only that packet. */
-export function planPacket(plan: Plan, i: number): Uint8Array<ArrayBuffer> {
-  if (i === 0) return plan.ref.slice();
-  const g = plan.groups.find((g) => i < g.first + g.k)!;
+/**
+ * Packet `i` (0 ≤ i < n) of a decoded blob, rebuilding only that packet.
+ * It is made in the plan's own decoded bytes where it can be (the
+ * reference itself, a packet stored whole, an edit of the reference's
+ * length patched in place): no copy. Call it once per plan.
+ */
+export function takePacket(plan: Plan, i: number): Uint8Array<ArrayBuffer> {
+  if (i === 0) return plan.ref;
+  let g = plan.groups[0]!;
+  for (let x = 1; i >= g.first + g.k; x++) g = plan.groups[x]!;
   const j = i - g.first;
   if (g.kind === 0) return wholePacket(plan, g, j);
-  const row = shell(plan.ref, g);
-  // vⱼ = b + Σ(t ≤ j) wₜ·eₜ, wₜ = j − t + 1 (but w₀ = 1 when the
-  // second packet starts afresh)
-  const sums = new Array<number>(g.middle).fill(0);
-  for (const [pos, e] of sparse(plan.edits, g)) {
-    const c = Math.floor(pos / g.k);
-    const t = pos - c * g.k;
-    if (t > j) continue;
-    if (g.kind === 3) {
-      // vⱼ = b + Σ(t ≤ j, t ≡ j mod period) eₜ
-      if ((j - t) % g.period === 0) sums[c] = (sums[c]! + e) & 0xff;
-      continue;
+  // The fan-out case: the packet has the reference's length and its
+  // middle lines up with the reference's, so it is the reference with its
+  // middle patched: its base bytes are already in place.
+  const inPlace = g.split === 0 &&
+    g.prefix + g.middle + g.suffix === plan.ref.length;
+  const row = inPlace ? plan.ref : shell(plan.ref, g);
+  const { k, kind, period, prefix } = g;
+  if (!inPlace) {
+    for (let c = 0; c < g.middle; c++) {
+      row[prefix + c] = baseByte(plan.ref, g, c);
     }
-    const w = t === 0 && g.kind === 1 ? 1 : j - t + 1;
-    sums[c] = (sums[c]! + w * e) % 256;
   }
-  for (let c = 0; c < g.middle; c++) {
-    row[g.prefix + c] = (baseByte(plan.ref, g, c) + sums[c]!) & 0xff;
-  }
+  // vⱼ = b + Σ(t ≤ j) wₜ·eₜ, wₜ = j − t + 1 (but w₀ = 1 when the second
+  // packet starts afresh); kind 3: vⱼ = b + Σ(t ≤ j, t ≡ j mod period) eₜ.
+  // Added straight into the packet's bytes, which keep them mod 256.
+  forEachValue(plan.edits, g, (pos, e) => {
+    const c = Math.floor(pos / k);
+    const t = pos - c * k;
+    if (t > j) return;
+    const x = prefix + c;
+    if (kind === 3) {
+      if ((j - t) % period === 0) row[x] = row[x]! + e;
+    } else row[x] = row[x]! + (t === 0 && kind === 1 ? e : (j - t + 1) * e);
+  });
   return row;
 }
 
-/** The non-zero values of an edit group: [position, value]. */
-function* sparse(
+/** Calls `visit(position, value)` for each non-zero value of an edit group. */
+function forEachValue(
   bytes: Uint8Array,
   g: ParsedGroup,
-): Generator<[number, number]> {
+  visit: (pos: number, value: number) => void,
+): void {
   const cells = g.k * g.middle;
   let pos = 0;
   let at = g.at;
@@ -740,7 +833,7 @@ function* sparse(
       value = bytes[at++]!;
     }
     if (pos >= cells) throw malformed("edit past its group");
-    yield [pos++, value];
+    visit(pos++, value);
   }
 }
 
