@@ -37,6 +37,8 @@ import {
   openTabletStorage,
 } from "./tablet_storage.ts";
 import { gfsStoreFolder } from "../storage/store_sweep.ts";
+import { ServerLog } from "../storage/server_log.ts";
+import { SERVER_LOG_DIR, splitDeadServerLogs } from "../storage/log_split.ts";
 import { cacheTabletOpener } from "../cache/cache_storage.ts";
 import {
   gfsSnapshotStore,
@@ -162,11 +164,22 @@ const gfs = f.gfs
   })
   : undefined;
 let registration: Registration | undefined;
+// The server's commit log in GFS, shared by its tablets: a new one per kv
+// session (a server that lost its session may have had its old log
+// sealed and split by then).
+const logRoot = `${f["gfs-root"]}/${SERVER_LOG_DIR}`;
+let serverLog: ServerLog | undefined;
+const currentLog = (): ServerLog => {
+  if (serverLog === undefined) {
+    throw new Error("not registered: no commit log to write to");
+  }
+  return serverLog;
+};
 const host = new TabletHost(
   // Tables in memory storage mode open as memory tablets (../cache/).
   cacheTabletOpener(
     gfs
-      ? openGfsTabletStorage(gfs, f["gfs-root"], f.id, storage)
+      ? openGfsTabletStorage(gfs, f["gfs-root"], f.id, currentLog, storage)
       : openTabletStorage(storageRoot, storage),
     {
       store: gfs
@@ -192,6 +205,18 @@ const app = createTabletServerApi({
   stores: gfs
     ? gfsStoreFolder(gfs, f["gfs-root"])
     : localStoreFolder(storageRoot),
+  ...(gfs
+    ? {
+      splitLogs: (server: string) =>
+        splitDeadServerLogs(
+          gfs,
+          logRoot,
+          server,
+          async (session) =>
+            (await kv.get(serverKey(server)))?.session === session,
+        ),
+    }
+    : {}),
 }, { ...access, peerSecret: access.secrets?.peerSecret });
 // Pub/sub rooms (../rooms/): their routes, and the kv directory they follow.
 const rooms = attachRooms(app, {
@@ -272,12 +297,22 @@ async function registerLoop(): Promise<void> {
           lost.resolve();
         },
       });
+      if (gfs) {
+        serverLog = ServerLog.open(
+          gfs,
+          `${logRoot}/${f.id}/${registration.session}-${
+            crypto.randomUUID().slice(0, 8)
+          }`,
+        );
+      }
       log(`registered with kv session ${registration.session}`);
       firstRegistration.resolve();
       await lost.promise;
       notServing = lostWhy ?? "the kv session was lost";
       log(`${notServing}: closing every tablet and registering again`);
       await host.closeAll();
+      await serverLog?.close();
+      serverLog = undefined;
       await registration.close().catch(() => {});
     } catch (e) {
       notServing = `cannot register in the kv service (${
@@ -306,6 +341,7 @@ onShutdown(async () => {
   await crdt.stop();
   await resp?.close();
   await host.closeAll();
+  await serverLog?.close();
   await registration?.close();
   await Promise.race([loop, new Promise((r) => setTimeout(r, 1000))]);
 });

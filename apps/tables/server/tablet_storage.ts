@@ -19,9 +19,11 @@ import type { GfsClient } from "@strata/gfs";
 import { openTablet } from "../tablet/mod.ts";
 import { MANIFEST_NAME, namedStores, parseManifest } from "@strata/lsm";
 import {
-  GfsCommitLog,
   GfsFence,
   GfsFileStore,
+  raiseFloor,
+  readOldEntries,
+  type ServerLog,
   siblingPaths,
   type StoreFolder,
   TABLE_IDS_PER_EPOCH,
@@ -78,29 +80,66 @@ export function localStoreFolder(root: string): StoreFolder {
 
 /**
  * Opens tablets in GFS under the absolute GFS path `root`, claiming each
- * tablet's next fencing epoch as `owner` (the tablet server's id).
+ * tablet's next fencing epoch as `owner` (the tablet server's id). Every
+ * tablet's commit log records go to the server's current log (`log()`,
+ * one per server process and kv session, shared by its tablets: group
+ * commit across them); the claim names that log, so the tablet's next
+ * owner reads its records there (`../storage/log_sources.ts`). After
+ * replaying a previous owner's records the tablet flushes them and raises
+ * its log floor, so later recoveries skip the older logs. Closing a
+ * tablet flushes it first (a clean move leaves nothing to replay); a
+ * tablet fenced meanwhile closes all the same.
  */
 export function openGfsTabletStorage(
   gfs: GfsClient,
   root: string,
   owner: string,
+  log: () => ServerLog,
   options: TabletStorageOptions = {},
 ): TabletOpener {
   // Bulk loads go through the GFS commit log too (it has no unsynced mode).
   return async (dir, schema, range, open = {}) => {
     const path = `${root}/${dir}`;
-    const fence = await GfsFence.claim(gfs, path, owner);
+    const serverLog = log();
+    const fence = await GfsFence.claim(
+      gfs,
+      path,
+      owner,
+      undefined,
+      serverLog.dir,
+    );
     const files = await GfsFileStore.open(gfs, path, fence);
-    const log = GfsCommitLog.open(gfs, path, fence);
+    const view = serverLog.view(
+      dir,
+      fence,
+      () => readOldEntries(gfs, path, dir, fence.epoch),
+    );
     // The store's directory is unused: its files and log are in GFS.
-    return await openTablet("", schema, range, {
+    const tablet = await openTablet("", schema, range, {
       lsm: {
         ...memtable(options),
         files,
-        log,
+        log: view,
         firstTableId: fence.epoch * TABLE_IDS_PER_EPOCH,
       },
       ...(open.shared ? { shared: open.shared } : {}),
     });
+    try {
+      if (fence.epoch > 1) {
+        if (view.replayed > 0) await tablet.flush();
+        await raiseFloor(gfs, path, fence.epoch);
+      }
+      await view.releaseStart();
+    } catch (e) {
+      await tablet.close().catch(() => {});
+      throw e;
+    }
+    view.onPressure = () => void tablet.flush().catch(() => {});
+    const close = tablet.close.bind(tablet);
+    tablet.close = async () => {
+      await tablet.flush().catch(() => {});
+      await close();
+    };
+    return tablet;
   };
 }
