@@ -27,8 +27,8 @@ export {
 export { FLOOR_DIR, raiseFloor, readOldEntries } from "./log_sources.ts";
 export {
   splitDeadServerLogs,
-  splitServerLog,
   type SplitResult,
+  splitServerLog,
 } from "./log_split.ts";
 export { decodeBlock, encodeBlock, type LogEntry } from "./log_format.ts";
 export { type ResolvedLog, resolveLog } from "./log_replay.ts";
