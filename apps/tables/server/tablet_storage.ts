@@ -86,7 +86,8 @@ export function localStoreFolder(root: string): StoreFolder {
  * commit across them); the claim names that log, so the tablet's next
  * owner reads its records there (`../storage/log_sources.ts`). After
  * replaying a previous owner's records the tablet flushes them and raises
- * its log floor, so later recoveries skip the older logs. Closing a
+ * its log floor (in the background, while it serves), so later
+ * recoveries skip the older logs. Closing a
  * tablet flushes it first (a clean move leaves nothing to replay); a
  * tablet fenced meanwhile closes all the same.
  */
@@ -124,16 +125,19 @@ export function openGfsTabletStorage(
       },
       ...(open.shared ? { shared: open.shared } : {}),
     });
-    try {
+    // In the background, while the tablet serves: until the floor is
+    // raised, a recovery reads the older logs too (and this owner's start
+    // mark, which voids their late appends, stays in its log).
+    (async () => {
       if (fence.epoch > 1) {
         if (view.replayed > 0) await tablet.flush();
         await raiseFloor(gfs, path, fence.epoch);
       }
       await view.releaseStart();
-    } catch (e) {
-      await tablet.close().catch(() => {});
-      throw e;
-    }
+    })().catch(() => {
+      // Closed or fenced meanwhile, or GFS trouble: the next owner reads
+      // from the old floor.
+    });
     view.onPressure = () => void tablet.flush().catch(() => {});
     const close = tablet.close.bind(tablet);
     tablet.close = async () => {
