@@ -307,7 +307,17 @@ async function registerLoop(): Promise<void> {
       }
       log(`registered with kv session ${registration.session}`);
       firstRegistration.resolve();
+      // A log that failed (an append GFS gave up on, or sealed by a
+      // splitter) takes no more writes: start over with a new session, a
+      // new log, and the tablets reassigned.
+      const watch = setInterval(() => {
+        if (serverLog?.failed) {
+          lostWhy = "its commit log in GFS failed";
+          lost.resolve();
+        }
+      }, 1000);
       await lost.promise;
+      clearInterval(watch);
       notServing = lostWhy ?? "the kv session was lost";
       log(`${notServing}: closing every tablet and registering again`);
       await host.closeAll();

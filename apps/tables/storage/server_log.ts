@@ -247,11 +247,10 @@ export class ServerLog {
         // The first block goes alone, to learn the chunk size.
         await this.#appendBatch([this.#queue.shift()!]);
         if (this.#failed === undefined && this.#maxBlock === 0) {
+          // Not known yet (the master did not answer): the next block goes
+          // alone too, and asks again.
           const loc = await this.#gfs.locate(this.#files.at(-1)!.path).catch(
-            (e) => {
-              this.#failed = e;
-              return undefined;
-            },
+            () => undefined,
           );
           if (loc !== undefined) {
             this.#maxBlock = Math.min(
