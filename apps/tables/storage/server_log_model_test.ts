@@ -370,3 +370,41 @@ Deno.test("server log model: random writes of 3 tablets, flushes, crashes, split
     { numRuns: long ? 300 : 25 },
   );
 });
+
+Deno.test("server log blocks: sections decode by tablet; a flipped byte anywhere stops decoding at its section", async () => {
+  const { decodeSections, encodeSections, splitByTablet } = await import(
+    "./server_log_format.ts"
+  );
+  const rec = (index: number, s: string) => ({
+    kind: "record" as const,
+    epoch: 2,
+    index,
+    payload: enc.encode(s),
+  });
+  const block = encodeSections([
+    { dir: "t/a", entries: [rec(1, "a1"), rec(2, "a2")] },
+    { dir: "t/b", entries: [{ kind: "start", epoch: 3, index: 7 }] },
+    { dir: "t/a", entries: [rec(3, "a3")] },
+  ]);
+  const split = splitByTablet([block, block]);
+  assert.deepEqual(
+    split.get("t/a")!.map((e) => e.kind === "record" ? e.index : -1),
+    [1, 2, 3, 1, 2, 3],
+  );
+  assert.deepEqual(split.get("t/b"), [
+    { kind: "start", epoch: 3, index: 7 },
+    { kind: "start", epoch: 3, index: 7 },
+  ]);
+  const sizes = decodeSections(block).map((s) => encodeSections([s]).length);
+  for (let i = 0; i < block.length; i++) {
+    const bad = block.slice();
+    bad[i]! ^= 0x40;
+    const got = decodeSections(bad);
+    // The section holding byte i and everything after it are dropped.
+    let before = 0;
+    for (let o = 0, k = 0; k < sizes.length; o += sizes[k]!, k++) {
+      if (i >= o + sizes[k]!) before++;
+    }
+    assert.equal(got.length, before, `byte ${i}`);
+  }
+});
