@@ -149,9 +149,9 @@ export class ServerLog {
     };
   }
 
-  /** Whether the log refuses writes (sealed, failed or closed). */
+  /** Whether the log refuses writes because it was sealed or an append failed (not because it was closed). */
   get failed(): boolean {
-    return this.#failed !== undefined || this.#closed;
+    return this.#failed !== undefined;
   }
 
   /** Stops taking writes; waits for the block in flight. */
