@@ -72,6 +72,9 @@ A tables tablet server: serves the tablets the active master assigns to it.
                       sees (one machine only; default: DIR/../tablets)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
+  --log-split-min-bytes N  when this server splits a dead server's commit log by
+                      tablet for the master, it leaves logs under N bytes whole (their
+                      tablets' new owners read them whole; default 4 MiB; 0 = always split)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
   --compact-shared-ms N  compact a split's or merge's new tablet N ms after it opens, dropping
                       its references to its sources' SSTables (default 60000; 0 = never)
@@ -105,6 +108,7 @@ const f = parseFlagsOrExit(
       .default("/tables"),
     http: hostPortFlag.default("127.0.0.1:0"),
     "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
+    "log-split-min-bytes": z.coerce.number().int().min(0).default(4 << 20),
     "compact-shared-ms": z.coerce.number().int().min(0).max(86_400_000)
       .default(60_000),
     "load-window-ms": z.coerce.number().int().min(100).max(600_000).default(
@@ -214,6 +218,7 @@ const app = createTabletServerApi({
           server,
           async (session) =>
             (await kv.get(serverKey(server)))?.session === session,
+          f["log-split-min-bytes"],
         ),
     }
     : {}),

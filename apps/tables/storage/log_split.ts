@@ -80,24 +80,31 @@ export async function splitServerLog(
  * Splits the logs of tablet server `server` under `logRoot` (one per
  * process and kv session: `<logRoot>/<server>/<session>-<nonce>`) that
  * are not split yet, except those whose session `isLive` says is still
- * the server's: a restarted server keeps writing to its new log.
+ * the server's (a restarted server keeps writing to its new log), and
+ * those whose files hold fewer than `minBytes` (reading a small log whole
+ * costs each recovering server less than a split costs the recovery:
+ * one GFS upload per tablet before any tablet is reassigned).
  */
 export async function splitDeadServerLogs(
   gfs: GfsClient,
   logRoot: string,
   server: string,
   isLive: (session: number) => Promise<boolean>,
+  minBytes = 0,
 ): Promise<SplitResult[]> {
   const base = `${logRoot}/${server}/`;
-  const logs = new Map<string, boolean>();
+  const logs = new Map<string, { done: boolean; bytes: number }>();
   for (const f of await gfs.ls(base)) {
     const inc = f.path.slice(base.length).split("/")[0]!;
-    const done = f.path === `${base}${inc}/${SPLIT_DONE}`;
-    logs.set(inc, (logs.get(inc) ?? false) || done);
+    const log = logs.get(inc) ?? { done: false, bytes: 0 };
+    logs.set(inc, log);
+    if (f.path === `${base}${inc}/${SPLIT_DONE}`) log.done = true;
+    const isFile = f.path.lastIndexOf("/") === base.length + inc.length;
+    if (isFile && LOG_FILE_RE.test(f.path)) log.bytes += f.length;
   }
   const out: SplitResult[] = [];
-  for (const [inc, done] of logs) {
-    if (done) continue;
+  for (const [inc, { done, bytes }] of logs) {
+    if (done || bytes < minBytes) continue;
     const session = Number(inc.slice(0, inc.indexOf("-")));
     if (Number.isSafeInteger(session) && await isLive(session)) continue;
     out.push(await splitServerLog(gfs, `${base}${inc}`));
