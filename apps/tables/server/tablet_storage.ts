@@ -4,9 +4,10 @@
  * its server died). Two kinds:
  *
  * - GFS ({@link openGfsTabletStorage}): each tablet is an LSM store whose
- *   SSTables, manifest and commit log are GFS files under
- *   `<root>/<table>/<tablet id>` (`../storage/`), opened through the
- *   public GFS client. Opening claims the next fencing epoch of the
+ *   SSTables and manifest are GFS files under `<root>/<table>/<tablet id>`
+ *   and whose commit log records go to its server's log in GFS, shared by
+ *   the server's tablets (`../storage/`), all through the public GFS
+ *   client. Opening claims the next fencing epoch of the
  *   tablet, so a previous owner that still runs can no longer acknowledge
  *   a write. This is what `deno task tables` uses.
  * - A shared directory ({@link openTabletStorage}): each tablet is an LSM
