@@ -94,8 +94,9 @@ Deno.test({
         const gfs = new GfsClient(stack.gfs!.masterUrls, {
           token: stack.gfs!.secrets!.tokens.read,
         });
-        const logs = (await gfs.ls("/tables/")).map((f) => f.path)
-          .filter((p) => p.includes("/log/")).sort();
+        // The tablet servers' commit logs: `/tables/_logs/<server>/<log>/<seq>`.
+        const logs = (await gfs.ls("/tables/_logs/")).map((f) => f.path)
+          .filter((p) => /\/\d{10}$/.test(p)).sort();
         ok(logs.length > 0, "a commit log in GFS");
         const loc = await gfs.locate(logs.at(-1)!);
         const replicas = loc.chunks.at(-1)!.replicas;

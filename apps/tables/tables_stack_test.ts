@@ -71,7 +71,9 @@ async function withStack(
     // A split's halves compact soon and the master sweeps often, so the
     // split step sees the parent's store go.
     masterFlags: ["--sweep-ms", "500"],
-    serverFlags: ["--compact-shared-ms", "1000"],
+    // A dead server's log is split by tablet however small it is, so the
+    // kill step recovers through the split pieces.
+    serverFlags: ["--compact-shared-ms", "1000", "--log-split-min-bytes", "0"],
   });
   try {
     const client = new TablesClient(stack.masterUrls(), {

@@ -379,7 +379,12 @@ export class MasterService {
       isRootTablet(t) ? 0 : t.table === META_TABLE ? 1 : 2;
     state.tablets.sort((a, b) => rank(a) - rank(b));
     const live = new Set(state.servers.keys());
-    for (const r of planReassignments(state.tablets, live)) {
+    const reassign = planReassignments(state.tablets, live);
+    // A dead server's commit logs are sorted by tablet first, so each new
+    // owner reads only its tablets' part.
+    const dead = [...new Set(reassign.flatMap((r) => r.from ?? []))];
+    await Promise.all(dead.map((s, i) => this.#splitLogs(s, state, i)));
+    for (const r of reassign) {
       await this.fencedWrite([{
         op: "put",
         key: tabletKey(r.tablet.table, r.tablet.id),
@@ -450,6 +455,48 @@ export class MasterService {
       this.#sweeping = this.#sweep(state).catch((e) =>
         this.o.log(`sweep: ${e instanceof Error ? e.message : e}`)
       ).finally(() => this.#sweeping = undefined);
+    }
+  }
+
+  /**
+   * Has a live server split the commit logs of dead server `dead` by
+   * tablet (`../storage/log_split.ts`). A failure only costs speed: the
+   * tablets' new owners then read the dead server's logs whole.
+   */
+  async #splitLogs(dead: string, state: KvState, i: number): Promise<void> {
+    const servers = [...state.servers.values()];
+    const server = servers[i % servers.length];
+    if (server === undefined) return;
+    try {
+      const r = await callJson(
+        `${server.url}/v1/logs/split`,
+        z.object({
+          logs: z.array(z.object({ tablets: z.number(), entries: z.number() })),
+          ms: z.number(),
+        }),
+        {
+          body: { token: this.#token, server: dead },
+          ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          client: this.o.httpClient,
+          timeoutMs: 60_000,
+        },
+      );
+      if (r.logs.length > 0) {
+        const n = (f: "tablets" | "entries") =>
+          r.logs.reduce((a, l) => a + l[f], 0);
+        this.o.log(
+          `${dead}'s commit logs: ${r.logs.length} split by ${server.id} in ${r.ms} ms (${
+            n("entries")
+          } entries of ${n("tablets")} tablets)`,
+        );
+      }
+    } catch (e) {
+      if (e instanceof EdgeError && e.code === "bad_request") return; // no GFS
+      this.o.log(
+        `${dead}'s commit logs were not split (${
+          e instanceof Error ? e.message : e
+        }): its tablets' new owners read them whole`,
+      );
     }
   }
 

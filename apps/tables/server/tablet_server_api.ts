@@ -54,6 +54,7 @@ import { rowKey, toColumns, toMutations } from "./mutation_input.ts";
 import { isTabletError } from "../tablet/tablet_error.ts";
 import { isFencedError } from "../storage/gfs_fence.ts";
 import { type StoreFolder, sweepRetired } from "../storage/store_sweep.ts";
+import type { SplitResult } from "../storage/log_split.ts";
 import { META_FENCE_HEADER, META_TABLE } from "../shared/metadata_layout.ts";
 import { isGfsError } from "@strata/gfs";
 import type { SessionLease } from "./session_lease.ts";
@@ -68,6 +69,11 @@ export interface TabletServerState {
   notServingReason(): string;
   /** The tablets' stores, for the master's sweeps of retired ones. */
   stores?: StoreFolder;
+  /**
+   * Splits the commit logs of dead tablet server `server` by tablet
+   * (`../storage/log_split.ts`); absent without GFS.
+   */
+  splitLogs?: (server: string) => Promise<SplitResult[]>;
 }
 
 const openBody = z.strictObject({
@@ -97,6 +103,10 @@ const sweepBody = z.strictObject({
   token: z.number().int().positive(),
   live: z.array(storageNameSchema).max(1_000_000),
   retired: z.array(storageNameSchema).max(100_000),
+});
+const splitLogsBody = z.strictObject({
+  token: z.number().int().positive(),
+  server: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tablet server id"),
 });
 const splitting = (t: OpenTablet) =>
   new TablesError(
@@ -291,6 +301,19 @@ export function createTabletServerApi(
     }
     const removed = await sweepRetired(state.stores, body.live, body.retired);
     return c.json({ removed });
+  });
+
+  // The master, before reassigning a dead server's tablets: sort its
+  // commit logs by tablet, so each new owner reads only its tablets' part.
+  app.post("/v1/logs/split", requireRole("admin"), async (c) => {
+    const body = await json(c, splitLogsBody);
+    requireMaster(body.token);
+    if (!state.splitLogs) {
+      throw new EdgeError("bad_request", "this server keeps no logs in GFS");
+    }
+    const started = performance.now();
+    const logs = await state.splitLogs(body.server);
+    return c.json({ logs, ms: Math.round(performance.now() - started) });
   });
 
   app.post("/v1/tablets/merge", requireRole("admin"), async (c) => {

@@ -37,6 +37,8 @@ import {
   openTabletStorage,
 } from "./tablet_storage.ts";
 import { gfsStoreFolder } from "../storage/store_sweep.ts";
+import { ServerLog } from "../storage/server_log.ts";
+import { SERVER_LOG_DIR, splitDeadServerLogs } from "../storage/log_split.ts";
 import { cacheTabletOpener } from "../cache/cache_storage.ts";
 import {
   gfsSnapshotStore,
@@ -70,6 +72,9 @@ A tables tablet server: serves the tablets the active master assigns to it.
                       sees (one machine only; default: DIR/../tablets)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
   --memtable-bytes N  flush a tablet's memtable past N bytes (default 4 MiB)
+  --log-split-min-bytes N  when this server splits a dead server's commit log by
+                      tablet for the master, it leaves logs under N bytes whole (their
+                      tablets' new owners read them whole; default 4 MiB; 0 = always split)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
   --compact-shared-ms N  compact a split's or merge's new tablet N ms after it opens, dropping
                       its references to its sources' SSTables (default 60000; 0 = never)
@@ -103,6 +108,7 @@ const f = parseFlagsOrExit(
       .default("/tables"),
     http: hostPortFlag.default("127.0.0.1:0"),
     "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
+    "log-split-min-bytes": z.coerce.number().int().min(0).default(4 << 20),
     "compact-shared-ms": z.coerce.number().int().min(0).max(86_400_000)
       .default(60_000),
     "load-window-ms": z.coerce.number().int().min(100).max(600_000).default(
@@ -162,11 +168,22 @@ const gfs = f.gfs
   })
   : undefined;
 let registration: Registration | undefined;
+// The server's commit log in GFS, shared by its tablets: a new one per kv
+// session (a server that lost its session may have had its old log
+// sealed and split by then).
+const logRoot = `${f["gfs-root"]}/${SERVER_LOG_DIR}`;
+let serverLog: ServerLog | undefined;
+const currentLog = (): ServerLog => {
+  if (serverLog === undefined) {
+    throw new Error("not registered: no commit log to write to");
+  }
+  return serverLog;
+};
 const host = new TabletHost(
   // Tables in memory storage mode open as memory tablets (../cache/).
   cacheTabletOpener(
     gfs
-      ? openGfsTabletStorage(gfs, f["gfs-root"], f.id, storage)
+      ? openGfsTabletStorage(gfs, f["gfs-root"], f.id, currentLog, storage)
       : openTabletStorage(storageRoot, storage),
     {
       store: gfs
@@ -192,6 +209,19 @@ const app = createTabletServerApi({
   stores: gfs
     ? gfsStoreFolder(gfs, f["gfs-root"])
     : localStoreFolder(storageRoot),
+  ...(gfs
+    ? {
+      splitLogs: (server: string) =>
+        splitDeadServerLogs(
+          gfs,
+          logRoot,
+          server,
+          async (session) =>
+            (await kv.get(serverKey(server)))?.session === session,
+          f["log-split-min-bytes"],
+        ),
+    }
+    : {}),
 }, { ...access, peerSecret: access.secrets?.peerSecret });
 // Pub/sub rooms (../rooms/): their routes, and the kv directory they follow.
 const rooms = attachRooms(app, {
@@ -272,12 +302,32 @@ async function registerLoop(): Promise<void> {
           lost.resolve();
         },
       });
+      if (gfs) {
+        serverLog = ServerLog.open(
+          gfs,
+          `${logRoot}/${f.id}/${registration.session}-${
+            crypto.randomUUID().slice(0, 8)
+          }`,
+        );
+      }
       log(`registered with kv session ${registration.session}`);
       firstRegistration.resolve();
+      // A log that failed (an append GFS gave up on, or sealed by a
+      // splitter) takes no more writes: start over with a new session, a
+      // new log, and the tablets reassigned.
+      const watch = setInterval(() => {
+        if (serverLog?.failed) {
+          lostWhy = "its commit log in GFS failed";
+          lost.resolve();
+        }
+      }, 1000);
       await lost.promise;
+      clearInterval(watch);
       notServing = lostWhy ?? "the kv session was lost";
       log(`${notServing}: closing every tablet and registering again`);
       await host.closeAll();
+      await serverLog?.close();
+      serverLog = undefined;
       await registration.close().catch(() => {});
     } catch (e) {
       notServing = `cannot register in the kv service (${
@@ -306,6 +356,7 @@ onShutdown(async () => {
   await crdt.stop();
   await resp?.close();
   await host.closeAll();
+  await serverLog?.close();
   await registration?.close();
   await Promise.race([loop, new Promise((r) => setTimeout(r, 1000))]);
 });

@@ -48,7 +48,9 @@ export class GfsFence {
 
   /**
    * Claims the next epoch of the store in `dir` (an absolute GFS path).
-   * `owner` is recorded in the claim (for people reading the files).
+   * `owner` is recorded in the claim (for people reading the files), and
+   * so is `log`, the server log the owner will write the store's records
+   * to (its next owner reads them there: `log_sources.ts`).
    * @throws GfsError `unavailable` when no claim succeeds within `timeoutMs`.
    */
   static async claim(
@@ -56,6 +58,7 @@ export class GfsFence {
     dir: string,
     owner = "",
     timeoutMs = 30_000,
+    log?: string,
   ): Promise<GfsFence> {
     const started = performance.now();
     let lastErr: unknown = null;
@@ -70,7 +73,11 @@ export class GfsFence {
       try {
         await gfs.upload(
           `${dir}/claims/${pad(epoch)}`,
-          new TextEncoder().encode(JSON.stringify({ owner, at: Date.now() })),
+          new TextEncoder().encode(JSON.stringify({
+            owner,
+            at: Date.now(),
+            ...(log !== undefined ? { log } : {}),
+          })),
         );
         return new GfsFence(gfs, dir, epoch);
       } catch (e) {

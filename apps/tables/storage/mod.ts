@@ -13,6 +13,23 @@ export {
 export { GfsCommitLog, type GfsCommitLogOptions } from "./gfs_commit_log.ts";
 export { GfsFileStore, TABLE_IDS_PER_EPOCH } from "./gfs_file_store.ts";
 export { FencedError, GfsFence, isFencedError } from "./gfs_fence.ts";
+export {
+  ServerLog,
+  type ServerLogOptions,
+  TabletLogView,
+} from "./server_log.ts";
+export {
+  decodeSections,
+  encodeSections,
+  type LogSection,
+  splitByTablet,
+} from "./server_log_format.ts";
+export { FLOOR_DIR, raiseFloor, readOldEntries } from "./log_sources.ts";
+export {
+  splitDeadServerLogs,
+  type SplitResult,
+  splitServerLog,
+} from "./log_split.ts";
 export { decodeBlock, encodeBlock, type LogEntry } from "./log_format.ts";
 export { type ResolvedLog, resolveLog } from "./log_replay.ts";
 export {

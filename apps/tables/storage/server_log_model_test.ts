@@ -1,0 +1,410 @@
+/**
+ * Model test of per-server commit logs and their recovery by tablet: the
+ * real ServerLog, TabletLogView, GfsFence, readOldEntries and
+ * splitServerLog over an in-memory GFS (record append at least once: a
+ * block can land twice), under random interleavings of several tablets'
+ * concurrent writes, flushes, crashes of servers (appends in flight land
+ * or not), expired sessions (the log split while its server still
+ * runs: its later writes must be refused), splits of dead servers' logs (or none: the new owner reads the
+ * log whole), clean moves and moves that depose a live owner. After each
+ * recovery, every acknowledged write of the tablet is there exactly once,
+ * at its index, and nothing of another tablet or of a deposed owner's
+ * refused writes.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { type GfsClient, GfsError } from "@strata/gfs";
+import { GfsFence } from "./gfs_fence.ts";
+import { raiseFloor, readOldEntries } from "./log_sources.ts";
+import { splitServerLog } from "./log_split.ts";
+import { ServerLog, type TabletLogView } from "./server_log.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const ROOT = "/tables";
+const TABLETS = ["t/a", "t/b", "t/c"];
+
+/** Files of the in-memory GFS: uploads (bytes) and append files (records). */
+class MemGfs {
+  files = new Map<string, Uint8Array | Uint8Array[]>();
+  constructor(readonly rand: () => number) {}
+}
+
+const notFound = (p: string) => new GfsError("not_found", `no ${p}`);
+const hang = () => new Promise<never>(() => {});
+const tick = () => Promise.resolve();
+
+/** A client of `mem`; after `crash()`, calls never answer (a dead process). */
+function memClient(mem: MemGfs) {
+  const state = { dead: false };
+  const live = async <T>(f: () => T): Promise<T> => {
+    await tick();
+    if (state.dead) return hang();
+    return f();
+  };
+  const info = (path: string) => ({
+    path,
+    length: 0,
+    mode: "upload" as const,
+    replication: 3,
+    chunks: 1,
+    createdAt: 0,
+    mtime: 0,
+  });
+  const client = {
+    ls: (prefix: string) =>
+      live(() =>
+        [...mem.files.keys()].filter((p) => p.startsWith(prefix)).sort().map(
+          info,
+        )
+      ),
+    stat: (path: string) =>
+      live(() => {
+        if (!mem.files.has(path)) throw notFound(path);
+        return info(path);
+      }),
+    upload: (path: string, bytes: Uint8Array) =>
+      live(() => {
+        if (mem.files.has(path)) {
+          throw new GfsError("conflict", `${path} exists`);
+        }
+        mem.files.set(path, bytes.slice());
+        return { path, bytes: bytes.length };
+      }),
+    readAll: (path: string) =>
+      live(() => {
+        const f = mem.files.get(path);
+        if (!(f instanceof Uint8Array)) throw notFound(path);
+        return f;
+      }),
+    async *readRecords(path: string) {
+      const f = await live(() => mem.files.get(path));
+      if (!Array.isArray(f)) throw notFound(path);
+      yield* [...f];
+    },
+    remove: (path: string) =>
+      live(() => {
+        if (!mem.files.delete(path)) throw notFound(path);
+        return path;
+      }),
+    locate: (_path: string) => live(() => ({ chunkBytes: 1 << 20 })),
+    append: async (path: string, record: Uint8Array) => {
+      await tick();
+      // A crash while the append is in flight: it lands or not.
+      if (state.dead && mem.rand() < 0.5) return hang();
+      let f = mem.files.get(path);
+      if (!Array.isArray(f)) mem.files.set(path, f = []);
+      f.push(record.slice());
+      // At least once: a retried append lands twice.
+      if (mem.rand() < 0.1) f.push(record.slice());
+      await tick();
+      if (state.dead) return hang();
+      return { handle: 1, offset: 0 };
+    },
+  };
+  return {
+    gfs: client as unknown as GfsClient,
+    crash: () => state.dead = true,
+  };
+}
+
+interface TabletModel {
+  /** Acknowledged payloads by index. */
+  acked: Map<number, string>;
+  /** Payloads written to this tablet (acknowledged or not). */
+  sent: Set<string>;
+  /** The tablet's content by index (what its tables and memtable hold). */
+  content: Map<number, string>;
+  /** Highest index its tables cover. */
+  covered: number;
+  owner?: { server: Server; view: TabletLogView };
+}
+
+interface Server {
+  id: number;
+  log: ServerLog;
+  gfs: GfsClient;
+  crash: () => void;
+  dead: boolean;
+}
+
+type Op =
+  | { kind: "write"; tablet: number; n: number }
+  | { kind: "flush"; tablet: number }
+  | { kind: "crash"; server: number; inFlight: number }
+  | { kind: "split"; server: number }
+  | { kind: "expire"; server: number; n: number }
+  | { kind: "open"; tablet: number }
+  | { kind: "move"; tablet: number; clean: boolean };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("write" as const),
+      tablet: fc.nat(2),
+      n: fc.integer({ min: 1, max: 6 }),
+    }),
+    weight: 5,
+  },
+  fc.record({ kind: fc.constant("flush" as const), tablet: fc.nat(2) }),
+  fc.record({
+    kind: fc.constant("crash" as const),
+    server: fc.nat(3),
+    inFlight: fc.nat(4),
+  }),
+  fc.record({ kind: fc.constant("split" as const), server: fc.nat(3) }),
+  fc.record({
+    kind: fc.constant("expire" as const),
+    server: fc.nat(3),
+    n: fc.integer({ min: 1, max: 4 }),
+  }),
+  fc.record({ kind: fc.constant("open" as const), tablet: fc.nat(2) }),
+  fc.record({
+    kind: fc.constant("move" as const),
+    tablet: fc.nat(2),
+    clean: fc.boolean(),
+  }),
+);
+
+async function run(ops: Op[], seed: number): Promise<void> {
+  let s = seed >>> 0;
+  const rand = () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const mem = new MemGfs(rand);
+  const master = memClient(mem).gfs;
+  const servers: Server[] = [];
+  const newServer = (): Server => {
+    const c = memClient(mem);
+    const id = servers.length;
+    const srv: Server = {
+      id,
+      gfs: c.gfs,
+      crash: c.crash,
+      dead: false,
+      log: ServerLog.open(c.gfs, `${ROOT}/_logs/s${id}/${id}-n`, {
+        rollBytes: 600,
+      }),
+    };
+    servers.push(srv);
+    return srv;
+  };
+  const liveServer = () => servers.filter((x) => !x.dead)[0] ?? newServer();
+  const tablets: TabletModel[] = TABLETS.map(() => ({
+    acked: new Map(),
+    sent: new Set(),
+    content: new Map(),
+    covered: 0,
+  }));
+  let counter = 0;
+
+  /** What the tablet opener does (tablet_storage.ts), checking the replay. */
+  const open = async (k: number, srv: Server) => {
+    const t = tablets[k]!;
+    const store = TABLETS[k]!;
+    const path = `${ROOT}/${store}`;
+    const fence = await GfsFence.claim(
+      srv.gfs,
+      path,
+      `s${srv.id}`,
+      undefined,
+      srv.log.dir,
+    );
+    const view = srv.log.view(
+      store,
+      fence,
+      () => readOldEntries(srv.gfs, path, store, fence.epoch),
+    );
+    const content = new Map(
+      [...t.content].filter(([i]) => i <= t.covered),
+    );
+    const last = await view.recover(t.covered, (i, r) => {
+      const p = dec.decode(r);
+      assert.ok(t.sent.has(p), `${store}: replayed ${p}, never sent to it`);
+      assert.ok(!content.has(i), `${store}: index ${i} twice`);
+      content.set(i, p);
+    });
+    for (const [i, p] of t.acked) {
+      assert.equal(content.get(i), p, `${store}: acknowledged #${i} lost`);
+    }
+    const seen = new Set(content.values());
+    assert.equal(seen.size, content.size, `${store}: a write appears twice`);
+    for (let i = 1; i <= last; i++) assert.ok(content.has(i));
+    t.content = content;
+    // From here on, what is in content is the tablet's history.
+    t.acked = new Map(content);
+    if (fence.epoch > 1) {
+      if (view.replayed > 0) {
+        t.covered = last;
+        await view.compactPrefix(last);
+      }
+      await raiseFloor(srv.gfs, path, fence.epoch);
+    }
+    await view.releaseStart();
+    t.owner = { server: srv, view };
+  };
+
+  for (const op of ops) {
+    if (op.kind === "write") {
+      const t = tablets[op.tablet]!;
+      if (!t.owner || t.owner.server.dead) continue;
+      const view = t.owner.view;
+      await Promise.all(Array.from({ length: op.n }, async () => {
+        const p = `${TABLETS[op.tablet]}:${counter++}`;
+        t.sent.add(p);
+        try {
+          const { last } = await view.append([enc.encode(p)]);
+          t.acked.set(last, p);
+          t.content.set(last, p);
+        } catch {
+          // Refused (fenced or sealed): not acknowledged.
+        }
+      }));
+    } else if (op.kind === "flush") {
+      const t = tablets[op.tablet]!;
+      if (!t.owner || t.owner.server.dead) continue;
+      const upTo = Math.max(t.covered, ...t.acked.keys());
+      t.covered = upTo;
+      await t.owner.view.compactPrefix(upTo);
+    } else if (op.kind === "crash") {
+      const srv = servers[op.server];
+      if (!srv || srv.dead) continue;
+      // Writes in flight when it dies: never acknowledged.
+      for (const t of tablets) {
+        if (t.owner?.server !== srv) continue;
+        for (let i = 0; i < op.inFlight; i++) {
+          const p = `${TABLETS[tablets.indexOf(t)]}:${counter++}`;
+          t.sent.add(p);
+          t.owner.view.append([enc.encode(p)]).catch(() => {});
+        }
+      }
+      srv.crash();
+      srv.dead = true;
+    } else if (op.kind === "split") {
+      const srv = servers[op.server];
+      if (!srv?.dead) continue;
+      await splitServerLog(master, srv.log.dir);
+    } else if (op.kind === "expire") {
+      // Its session expired but it still runs (SIGSTOP, then SIGCONT): the
+      // master splits its log, then it tries to write.
+      const srv = servers[op.server];
+      if (!srv || srv.dead) continue;
+      await splitServerLog(master, srv.log.dir);
+      for (const t of tablets) {
+        if (t.owner?.server !== srv) continue;
+        await Promise.all(Array.from({ length: op.n }, async () => {
+          const p = `${TABLETS[tablets.indexOf(t)]}:${counter++}`;
+          t.sent.add(p);
+          await assert.rejects(
+            t.owner!.view.append([enc.encode(p)]),
+            /sealed/,
+            "a sealed log acknowledged a write",
+          );
+        }));
+      }
+      srv.crash();
+      srv.dead = true;
+    } else if (op.kind === "open") {
+      const t = tablets[op.tablet]!;
+      if (t.owner && !t.owner.server.dead) continue;
+      await open(op.tablet, liveServer());
+    } else {
+      const t = tablets[op.tablet]!;
+      if (!t.owner || t.owner.server.dead) continue;
+      const from = t.owner;
+      const to = servers.find((x) => !x.dead && x !== from.server) ??
+        newServer();
+      if (op.clean) {
+        const upTo = Math.max(t.covered, ...t.acked.keys());
+        t.covered = upTo;
+        await from.view.compactPrefix(upTo);
+        await from.view.close();
+        await open(op.tablet, to);
+      } else {
+        // The old owner is still serving: the new claim deposes it.
+        await open(op.tablet, to);
+        const p = `${TABLETS[op.tablet]}:${counter++}`;
+        t.sent.add(p);
+        await assert.rejects(from.view.append([enc.encode(p)]), /superseded/);
+      }
+    }
+  }
+  // Every tablet recovered at the end, whatever state the run left.
+  for (const srv of servers) {
+    if (rand() < 0.5 && !srv.dead) {
+      srv.crash();
+      srv.dead = true;
+    }
+  }
+  for (const srv of servers) {
+    if (srv.dead && rand() < 0.5) await splitServerLog(master, srv.log.dir);
+  }
+  for (let k = 0; k < TABLETS.length; k++) {
+    const t = tablets[k]!;
+    const srv = liveServer();
+    if (t.owner?.server === srv) {
+      t.owner = undefined;
+      const fresh = newServer();
+      await open(k, fresh);
+    } else await open(k, srv);
+  }
+}
+
+Deno.test("server log model: random writes of 3 tablets, flushes, crashes, splits and moves; every acknowledged write is recovered exactly once into its tablet", async () => {
+  const long = Deno.env.get("STRATA_LONG") === "1";
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(opArb, { minLength: 5, maxLength: long ? 80 : 30 }),
+      fc.integer(),
+      async (ops, seed) => {
+        // Every tablet starts on server 0.
+        await run([
+          { kind: "open", tablet: 0 },
+          { kind: "open", tablet: 1 },
+          { kind: "open", tablet: 2 },
+          ...ops,
+        ], seed);
+      },
+    ),
+    { numRuns: long ? 300 : 25 },
+  );
+});
+
+Deno.test("server log blocks: sections decode by tablet; a flipped byte anywhere stops decoding at its section", async () => {
+  const { decodeSections, encodeSections, splitByTablet } = await import(
+    "./server_log_format.ts"
+  );
+  const rec = (index: number, s: string) => ({
+    kind: "record" as const,
+    epoch: 2,
+    index,
+    payload: enc.encode(s),
+  });
+  const block = encodeSections([
+    { dir: "t/a", entries: [rec(1, "a1"), rec(2, "a2")] },
+    { dir: "t/b", entries: [{ kind: "start", epoch: 3, index: 7 }] },
+    { dir: "t/a", entries: [rec(3, "a3")] },
+  ]);
+  const split = splitByTablet([block, block]);
+  assert.deepEqual(
+    split.get("t/a")!.map((e) => e.kind === "record" ? e.index : -1),
+    [1, 2, 3, 1, 2, 3],
+  );
+  assert.deepEqual(split.get("t/b"), [
+    { kind: "start", epoch: 3, index: 7 },
+    { kind: "start", epoch: 3, index: 7 },
+  ]);
+  const sizes = decodeSections(block).map((s) => encodeSections([s]).length);
+  for (let i = 0; i < block.length; i++) {
+    const bad = block.slice();
+    bad[i]! ^= 0x40;
+    const got = decodeSections(bad);
+    // The section holding byte i and everything after it are dropped.
+    let before = 0;
+    for (let o = 0, k = 0; k < sizes.length; o += sizes[k]!, k++) {
+      if (i >= o + sizes[k]!) before++;
+    }
+    assert.equal(got.length, before, `byte ${i}`);
+  }
+});

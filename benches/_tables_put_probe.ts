@@ -1,0 +1,102 @@
+/**
+ * Probe: only bench:tables' put lines (1, 16, 256 clients; tables with 3
+ * tablet servers on GFS against a 3-member etcd, interleaved, 5 s each),
+ * for quick A/B runs of the tablet servers' write path. Prints ops/s and
+ * the tables ÷ etcd ratio per line; writes no results file.
+ * `deno run -A benches/_tables_put_probe.ts [rounds]`
+ */
+import { Buffer } from "node:buffer";
+import { startTablesStack } from "@strata/tables/stack_launcher";
+import { TablesClient } from "@strata/tables/client";
+import { startEtcdCluster } from "../scripts/etcd_cluster.ts";
+import { runLoad } from "./http_load.ts";
+
+const ROUNDS = Number(Deno.args[0] ?? 1);
+const TABLE = "bench";
+const KEYS = 10_000;
+const value = new Uint8Array(100).fill(0x61);
+const key8 = (n: number) => `r${String(n % KEYS).padStart(7, "0")}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const b64 = (s: string | Uint8Array) =>
+  Buffer.from(typeof s === "string" ? new TextEncoder().encode(s) : s)
+    .toString("base64");
+
+const dataRoot = await Deno.makeTempDir({ prefix: "strata-put-probe-" });
+const stack = await startTablesStack({
+  dataRoot,
+  masters: 2,
+  servers: 3,
+  sessionTtlMs: 4000,
+  reconcileMs: 500,
+  gfs: { masters: 3, chunkservers: 3 },
+  inheritStderr: Deno.env.get("PROBE_STDERR") === "1",
+});
+const etcd = await startEtcdCluster(3);
+try {
+  const t = stack.secrets.tokens;
+  const client = new TablesClient(stack.masterUrls(), {
+    token: t.write,
+    timeoutMs: 60_000,
+  });
+  const admin = new TablesClient(stack.masterUrls(), {
+    token: t.admin,
+    timeoutMs: 60_000,
+  });
+  const splits = Array.from(
+    { length: 5 },
+    (_, i) => key8(Math.round(((i + 1) * KEYS) / 6)),
+  );
+  await admin.createTable(TABLE, [{ name: "f" }], splits);
+  const servers = [...stack.servers.keys()].sort();
+  for (let i = 0; i < 600; i++) {
+    const ts = await admin.tablets(TABLE).catch(() => []);
+    if (ts.length === 6 && ts.every((x) => x.url !== null)) {
+      const wrong = ts.findIndex((x, j) => x.server !== servers[j % 3]);
+      if (wrong < 0) break;
+      await admin.moveTablet(ts[wrong]!.id, servers[wrong % 3]!).catch(
+        () => {},
+      );
+    }
+    await sleep(200);
+  }
+  let n = 0;
+  const urls = etcd.clientUrls;
+  const valueB64 = b64(value);
+  const targets = {
+    tables: async (k: string) => {
+      await client.put(TABLE, k, "f", "v", value);
+      return true;
+    },
+    etcd: async (k: string) => {
+      const res = await fetch(`${urls[n++ % urls.length]}/v3/kv/put`, {
+        method: "POST",
+        body: JSON.stringify({ key: b64(k), value: valueB64 }),
+      });
+      await res.body?.cancel();
+      return res.ok;
+    },
+  };
+  // Warm-up: connections, tablet locations.
+  await runLoad(16, 1000, (w, s) => targets.tables(key8(w * 7919 + s)));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of [1, 16, 256]) {
+      const ops: Record<string, number> = {};
+      for (const [name, put] of Object.entries(targets)) {
+        const res = await runLoad(c, 5000, (w, s) => put(key8(w * 7919 + s)));
+        ops[name] = res.opsPerSec;
+        if (res.errors > 0) console.log(`  ${name}: ${res.errors} errors`);
+      }
+      console.log(
+        `put ×${c}: tables ${ops.tables!.toFixed(0)}/s, etcd ${
+          ops.etcd!.toFixed(0)
+        }/s, ratio ${(ops.tables! / ops.etcd!).toFixed(2)} (load ${
+          Deno.loadavg()[0]!.toFixed(1)
+        })`,
+      );
+    }
+  }
+} finally {
+  await etcd.stop();
+  await stack.stop();
+  await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+}
