@@ -23,8 +23,12 @@ const JOURNAL_CHECKPOINT_EVERY = 4096;
 const JOURNAL_CHECKPOINT_BYTES = 64 * 2 ** 20;
 /** Largest write at a chunk's end that goes to the journal instead of blocks. */
 const JOURNAL_APPEND_MAX = 4 * BLOCK_BYTES;
-/** A chunk's journaled bytes are folded into blocks once this many wait. */
-const FOLD_BYTES = BLOCK_BYTES;
+/**
+ * A chunk's journaled bytes are folded into blocks once this many wait
+ * (default). A fold holds the chunk's appends for two syncs (blocks, then
+ * metadata), so it is done rarely: once per 1 MiB, not per block.
+ */
+const FOLD_BYTES = 16 * BLOCK_BYTES;
 /** All chunks' journaled bytes are folded once this many wait in memory. */
 const FOLD_ALL_BYTES = 32 * 2 ** 20;
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
@@ -85,6 +89,8 @@ export interface ChunkStoreOptions {
   checkpointEvery?: number;
   /** Journal segment size, bytes (default 64 MiB; small in tests). */
   journalSegmentBytes?: number;
+  /** A chunk's tail is folded into blocks at this many bytes (default 1 MiB). */
+  foldBytes?: number;
 }
 
 /**
@@ -103,7 +109,7 @@ export interface ChunkStoreOptions {
  * sync runs; each is acknowledged, and its bytes become readable, only
  * once a sync covers it, in offset order. The bytes stay in memory as the chunk's
  * tail, and reads of them verify their CRC32C. A chunk's tail is folded
- * into blocks later: once it holds 64 KiB, before any other write or
+ * into blocks later: once it holds 1 MiB, before any other write or
  * version change of the chunk, on a scrub, and for every chunk before a
  * checkpoint (which is what lets the checkpoint drop the journal). A fold
  * writes the blocks first and journals the new metadata only once they are
@@ -143,6 +149,7 @@ export class ChunkStore {
   #bytesSinceCheckpoint = 0;
   #checkpointing: Promise<void> | null = null;
   #checkpointEvery = JOURNAL_CHECKPOINT_EVERY;
+  #foldBytes = FOLD_BYTES;
   /** Largest chunk, bytes (the master's chunk size). */
   readonly chunkBytes: number;
 
@@ -190,6 +197,7 @@ export class ChunkStore {
     const store = new ChunkStore(volume, journal, snaps, options.chunkBytes);
     store.#checkpointEvery = options.checkpointEvery ??
       JOURNAL_CHECKPOINT_EVERY;
+    store.#foldBytes = options.foldBytes ?? FOLD_BYTES;
     const { snapshot } = await snaps.loadNewest();
     let from = journal.firstIndex;
     if (snapshot !== null) {
@@ -415,7 +423,7 @@ export class ChunkStore {
       // The record's own bytes serve reads: no copy, and the caller may
       // reuse `data`.
       this.#pushTail(handle, rec.subarray(rec.length - data.length), crc);
-      if (this.#tails.get(handle)!.bytes >= FOLD_BYTES) {
+      if (this.#tails.get(handle)!.bytes >= this.#foldBytes) {
         this.#serial(handle, () => this.#foldNow(handle)).catch(() => {});
       }
       if (this.#tailBytes >= FOLD_ALL_BYTES) this.foldAll().catch(() => {});

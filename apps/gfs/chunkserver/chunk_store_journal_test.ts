@@ -204,6 +204,8 @@ Deno.test("journaled appends mixed with block writes, folds, version bumps, dele
           sync: "never" as const,
           journalSegmentBytes: SEGMENT,
           checkpointEvery,
+          // Folds by size too, started while later appends are in flight.
+          foldBytes: BLOCK_BYTES,
         };
         const model = new Map<number, { version: number; bytes: Uint8Array }>();
         let store = await ChunkStore.open(dir, opts);
@@ -296,7 +298,11 @@ Deno.test("journaled appends mixed with block writes, folds, version bumps, dele
 
 Deno.test("a fold cut short after its blocks, before its metadata, loses no appended byte", async () => {
   const dir = await Deno.makeTempDir();
-  const opts = { chunkBytes: CHUNK, journalSegmentBytes: SEGMENT };
+  const opts = {
+    chunkBytes: CHUNK,
+    journalSegmentBytes: SEGMENT,
+    foldBytes: BLOCK_BYTES,
+  };
   try {
     let store = await ChunkStore.open(dir, opts);
     await store.setVersion(5, 2, true);
