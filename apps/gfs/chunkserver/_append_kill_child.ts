@@ -15,6 +15,7 @@ const store = await ChunkStore.open(dir!, {
   chunkBytes: KILL_CHUNK_BYTES,
   checkpointEvery: 40,
   journalSegmentBytes: 256 * 1024,
+  foldBytes: 64 * 1024,
 });
 const enc = new TextEncoder();
 // Offsets are taken in call order, which is the order the store's serial

@@ -23,8 +23,12 @@ const JOURNAL_CHECKPOINT_EVERY = 4096;
 const JOURNAL_CHECKPOINT_BYTES = 64 * 2 ** 20;
 /** Largest write at a chunk's end that goes to the journal instead of blocks. */
 const JOURNAL_APPEND_MAX = 4 * BLOCK_BYTES;
-/** A chunk's journaled bytes are folded into blocks once this many wait. */
-const FOLD_BYTES = BLOCK_BYTES;
+/**
+ * A chunk's journaled bytes are folded into blocks once this many wait
+ * (default). A fold holds the chunk's appends for two syncs (blocks, then
+ * metadata), so it is done rarely: once per 1 MiB, not per block.
+ */
+const FOLD_BYTES = 16 * BLOCK_BYTES;
 /** All chunks' journaled bytes are folded once this many wait in memory. */
 const FOLD_ALL_BYTES = 32 * 2 ** 20;
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
@@ -61,6 +65,20 @@ interface Tail {
   bytes: number;
 }
 
+/**
+ * A chunk's appends whose journal records are queued but not yet covered
+ * by a sync: they hold the offsets past its tail.
+ */
+interface InFlight {
+  /** Their bytes, all past the chunk's durable length. */
+  bytes: number;
+  /** Settles (never rejects) once the last of them is in the tail or failed. */
+  last: Promise<void>;
+}
+
+/** What a write decided inside the chunk's queue. */
+type Queued = number | { durable: Promise<number> };
+
 /** Options of {@link ChunkStore.open}. */
 export interface ChunkStoreOptions {
   /** Largest chunk, bytes (the master's chunk size). */
@@ -71,6 +89,8 @@ export interface ChunkStoreOptions {
   checkpointEvery?: number;
   /** Journal segment size, bytes (default 64 MiB; small in tests). */
   journalSegmentBytes?: number;
+  /** A chunk's tail is folded into blocks at this many bytes (default 1 MiB). */
+  foldBytes?: number;
 }
 
 /**
@@ -83,9 +103,13 @@ export interface ChunkStoreOptions {
  * A small write at a chunk's end (up to 256 KiB: a batch of record
  * appends) goes only into the journal: one append record with the bytes
  * and their CRC32C, one group-committed `fdatasync` shared by every write
- * in flight on the whole store. The bytes stay in memory as the chunk's
+ * in flight on the whole store. The chunk's queue is released as soon as
+ * the record is queued in the journal (its offset taken past the appends
+ * still in flight), so the chunk's next append is queued while this one's
+ * sync runs; each is acknowledged, and its bytes become readable, only
+ * once a sync covers it, in offset order. The bytes stay in memory as the chunk's
  * tail, and reads of them verify their CRC32C. A chunk's tail is folded
- * into blocks later: once it holds 64 KiB, before any other write or
+ * into blocks later: once it holds 1 MiB, before any other write or
  * version change of the chunk, on a scrub, and for every chunk before a
  * checkpoint (which is what lets the checkpoint drop the journal). A fold
  * writes the blocks first and journals the new metadata only once they are
@@ -109,6 +133,14 @@ export class ChunkStore {
   /** Journaled bytes past each chunk's folded length. */
   readonly #tails = new Map<number, Tail>();
   #tailBytes = 0;
+  /** Appends queued in the journal, not yet durable, per chunk. */
+  readonly #inFlight = new Map<number, InFlight>();
+  /**
+   * Set when a queued append's journal write failed: later records of the
+   * chunk may already be queued behind it, so no write is taken again
+   * (the journal itself stops too; reopening recovers).
+   */
+  #broken: GfsError | null = null;
   #foldingAll: Promise<void> | null = null;
   readonly #locks = new Map<number, Promise<unknown>>();
   /** One needle's worth: reads are synchronous, so one buffer serves all. */
@@ -117,6 +149,7 @@ export class ChunkStore {
   #bytesSinceCheckpoint = 0;
   #checkpointing: Promise<void> | null = null;
   #checkpointEvery = JOURNAL_CHECKPOINT_EVERY;
+  #foldBytes = FOLD_BYTES;
   /** Largest chunk, bytes (the master's chunk size). */
   readonly chunkBytes: number;
 
@@ -164,6 +197,7 @@ export class ChunkStore {
     const store = new ChunkStore(volume, journal, snaps, options.chunkBytes);
     store.#checkpointEvery = options.checkpointEvery ??
       JOURNAL_CHECKPOINT_EVERY;
+    store.#foldBytes = options.foldBytes ?? FOLD_BYTES;
     const { snapshot } = await snaps.loadNewest();
     let from = journal.firstIndex;
     if (snapshot !== null) {
@@ -267,6 +301,7 @@ export class ChunkStore {
    */
   setVersion(handle: number, version: number, create: boolean): Promise<void> {
     return this.#serial(handle, async () => {
+      await this.#settle(handle);
       const m = this.#meta.get(handle);
       if (m === undefined) {
         if (!create) throw new GfsError("not_found", `no chunk ${handle}`);
@@ -312,9 +347,11 @@ export class ChunkStore {
     offset: number,
     data: Uint8Array,
   ): Promise<number> {
-    return this.#serial(handle, async () => {
+    return this.#serial(handle, async (): Promise<Queued> => {
+      if (this.#broken) throw this.#broken;
       const m = this.#checked(handle, version);
-      const length = this.#length(m);
+      // The end past the appends still in flight: the next one goes there.
+      const length = this.#length(m) + (this.#inFlight.get(handle)?.bytes ?? 0);
       const end = offset + data.length;
       if (end > this.chunkBytes) {
         throw new GfsError(
@@ -322,43 +359,90 @@ export class ChunkStore {
           `write to ${end} passes the chunk size ${this.chunkBytes}`,
         );
       }
-      if (data.length === 0 && offset <= length) return length;
-      if (offset === length && data.length <= JOURNAL_APPEND_MAX) {
-        return await this.#appendNow(m, length, data);
+      if (offset === length && data.length > 0) {
+        if (data.length <= JOURNAL_APPEND_MAX) {
+          // Released at once: the chunk's queue does not wait for the sync.
+          return { durable: this.#queueAppend(m, length, data) };
+        }
       }
+      // Anything else sees the appends in flight durable first.
+      await this.#settle(handle);
+      if (this.#broken) throw this.#broken;
+      const durable = this.#length(this.#checked(handle, version));
+      if (data.length === 0 && offset <= durable) return durable;
       await this.#foldNow(handle);
       return await this.#writeBlocks(this.#meta.get(handle)!, offset, data);
-    });
+    }).then((q) => typeof q === "number" ? q : q.durable);
   }
 
-  /** Journals `data` at the end of chunk `m` (which holds `length` bytes). */
-  async #appendNow(
+  /**
+   * Queues `data`'s journal record at the end of chunk `m` (which, with
+   * the appends in flight, holds `length` bytes), in the chunk's queue.
+   * @returns resolves with the new end once a sync covers the record and
+   *   every earlier one of the chunk is in its tail.
+   */
+  #queueAppend(
     m: ChunkMeta,
     length: number,
     data: Uint8Array,
   ): Promise<number> {
+    const handle = m.handle;
     const crc = crc32c(data);
     const rec = encodeAppend({
-      handle: m.handle,
+      handle,
       version: m.version,
       offset: length,
       crc,
       data,
     });
-    try {
-      await this.#journalAppend(rec);
-    } catch (e) {
-      throw this.#storageError(e, m.handle);
+    // Queued in the journal now, synchronously: journal order is offset
+    // order, and one sync covers a record and every record before it.
+    const journaled = this.#journalAppend(rec);
+    let f = this.#inFlight.get(handle);
+    if (f === undefined) {
+      this.#inFlight.set(handle, f = { bytes: 0, last: Promise.resolve() });
     }
-    // The record's own bytes serve reads: no copy, and the caller may
-    // reuse `data`.
-    this.#pushTail(m.handle, rec.subarray(rec.length - data.length), crc);
-    const tail = this.#tails.get(m.handle)!;
-    if (tail.bytes >= FOLD_BYTES) {
-      this.#serial(m.handle, () => this.#foldNow(m.handle)).catch(() => {});
-    }
-    if (this.#tailBytes >= FOLD_ALL_BYTES) this.foldAll().catch(() => {});
-    return length + data.length;
+    const flight = f;
+    flight.bytes += data.length;
+    const earlier = flight.last;
+    const durable = (async () => {
+      let failed: unknown;
+      try {
+        await journaled;
+      } catch (e) {
+        failed = e;
+      }
+      // Into the tail in offset order, after every earlier append.
+      await earlier;
+      flight.bytes -= data.length;
+      if (failed !== undefined) {
+        this.#broken ??= this.#storageError(failed, handle);
+        throw this.#storageError(failed, handle);
+      }
+      if (this.#broken) throw this.#broken;
+      // The record's own bytes serve reads: no copy, and the caller may
+      // reuse `data`.
+      this.#pushTail(handle, rec.subarray(rec.length - data.length), crc);
+      if (this.#tails.get(handle)!.bytes >= this.#foldBytes) {
+        this.#serial(handle, () => this.#foldNow(handle)).catch(() => {});
+      }
+      if (this.#tailBytes >= FOLD_ALL_BYTES) this.foldAll().catch(() => {});
+      return length + data.length;
+    })();
+    const last = durable.then(() => {}, () => {});
+    flight.last = last;
+    last.then(() => {
+      if (this.#inFlight.get(handle)?.last === last) {
+        this.#inFlight.delete(handle);
+      }
+    });
+    return durable;
+  }
+
+  /** Waits until a chunk's appends in flight are in its tail (or failed). */
+  async #settle(handle: number): Promise<void> {
+    const f = this.#inFlight.get(handle);
+    if (f !== undefined) await f.last;
   }
 
   /**
@@ -376,7 +460,8 @@ export class ChunkStore {
   /** Folds the tail of every chunk that has one now. */
   async #foldEvery(): Promise<void> {
     const failed: unknown[] = [];
-    for (const handle of [...this.#tails.keys()]) {
+    const handles = new Set([...this.#tails.keys(), ...this.#inFlight.keys()]);
+    for (const handle of handles) {
       await this.#serial(handle, () => this.#foldNow(handle)).catch((e) =>
         failed.push(e)
       );
@@ -390,6 +475,7 @@ export class ChunkStore {
    * the tail on replay.
    */
   async #foldNow(handle: number): Promise<void> {
+    await this.#settle(handle);
     const t = this.#tails.get(handle);
     const m = this.#meta.get(handle);
     if (t === undefined || m === undefined) return;
@@ -618,6 +704,8 @@ export class ChunkStore {
   /** Deletes a chunk (no-op when absent). */
   delete(handle: number): Promise<void> {
     return this.#serial(handle, async () => {
+      // An append in flight would put its bytes back into the tail.
+      await this.#settle(handle);
       const m = this.#meta.get(handle);
       if (m === undefined) return;
       this.#meta.delete(handle);
@@ -642,6 +730,7 @@ export class ChunkStore {
   /** Closes the volume. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.#locks.values()]);
+    await Promise.all([...this.#inFlight.values()].map((f) => f.last));
     await this.#foldingAll?.catch(() => {});
     await this.#checkpointing?.catch(() => {});
     await Promise.allSettled([...this.#locks.values()]);

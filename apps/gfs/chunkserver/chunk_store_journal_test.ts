@@ -6,7 +6,11 @@ import {
   RECORD_OVERHEAD_BYTES,
   SegmentedLog,
 } from "@strata/storage";
-import { APPEND_HEADER_BYTES } from "./append_record.ts";
+import {
+  APPEND_HEADER_BYTES,
+  decodeAppend,
+  isAppendRecord,
+} from "./append_record.ts";
 import { BLOCK_BYTES, ChunkStore } from "./chunk_store.ts";
 import { isGfsError } from "../shared/gfs_error.ts";
 
@@ -186,24 +190,39 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ op: "reopen" as const }) },
 );
 
-Deno.test("journaled appends mixed with block writes, folds, version bumps, deletes, checkpoints and reopens read back like a model", async () => {
+Deno.test("journaled appends mixed with block writes, folds, version bumps, deletes, checkpoints and reopens, some started before the last one finished, read back like a model", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.array(opArb, { minLength: 1, maxLength: 25 }),
       fc.integer({ min: 3, max: 40 }),
-      async (ops, checkpointEvery) => {
+      // Per op: wait for it before starting the next, or let it overlap.
+      fc.array(fc.boolean(), { minLength: 25, maxLength: 25 }),
+      async (ops, checkpointEvery, waits) => {
         const dir = await Deno.makeTempDir();
         const opts = {
           chunkBytes: CHUNK,
           sync: "never" as const,
           journalSegmentBytes: SEGMENT,
           checkpointEvery,
+          // Folds by size too, started while later appends are in flight.
+          foldBytes: BLOCK_BYTES,
         };
         const model = new Map<number, { version: number; bytes: Uint8Array }>();
         let store = await ChunkStore.open(dir, opts);
+        // Ops of a chunk run in call order (its queue), so the model is
+        // updated at the call; overlapping ones are awaited together.
+        let overlapping: Promise<unknown>[] = [];
+        const run = async (k: number, p: Promise<unknown>) => {
+          overlapping.push(p);
+          if (!waits[k]) return;
+          await Promise.all(overlapping);
+          overlapping = [];
+        };
         try {
           for (const [k, o] of ops.entries()) {
             if (o.op === "reopen") {
+              await Promise.all(overlapping);
+              overlapping = [];
               await store.close();
               store = await ChunkStore.open(dir, opts);
               // An empty chunk is not journaled: it is gone after a reopen.
@@ -213,35 +232,42 @@ Deno.test("journaled appends mixed with block writes, folds, version bumps, dele
               continue;
             }
             if (o.op === "checkpoint") {
-              await store.checkpoint();
+              await run(k, store.checkpoint());
               continue;
             }
             let c = model.get(o.h);
             if (o.op === "delete") {
-              await store.delete(o.h);
+              await run(k, store.delete(o.h));
               model.delete(o.h);
               continue;
             }
             if (c === undefined) {
-              await store.setVersion(o.h, 1, true);
+              overlapping.push(store.setVersion(o.h, 1, true));
               model.set(o.h, c = { version: 1, bytes: new Uint8Array(0) });
             }
             if (o.op === "bump") {
-              await store.setVersion(o.h, ++c.version, false);
+              await run(k, store.setVersion(o.h, ++c.version, false));
             } else if (o.op === "fold") {
-              await store.verify(o.h);
+              await run(k, store.verify(o.h));
             } else {
               const at = o.op === "append" ? c.bytes.length : o.at;
               const len = Math.min(o.len, CHUNK - at);
               if (len <= 0) continue;
               const data = fill(len, k);
-              await store.write(o.h, c.version, at, data);
+              const want = Math.max(c.bytes.length, at + len);
+              await run(
+                k,
+                store.write(o.h, c.version, at, data).then((end) =>
+                  assert.equal(end, want)
+                ),
+              );
               const next = new Uint8Array(Math.max(c.bytes.length, at + len));
               next.set(c.bytes);
               next.set(data, at);
               c.bytes = next;
             }
           }
+          await Promise.all(overlapping);
           await store.close();
           store = await ChunkStore.open(dir, opts);
           for (const [h, c] of model) {
@@ -272,7 +298,11 @@ Deno.test("journaled appends mixed with block writes, folds, version bumps, dele
 
 Deno.test("a fold cut short after its blocks, before its metadata, loses no appended byte", async () => {
   const dir = await Deno.makeTempDir();
-  const opts = { chunkBytes: CHUNK, journalSegmentBytes: SEGMENT };
+  const opts = {
+    chunkBytes: CHUNK,
+    journalSegmentBytes: SEGMENT,
+    foldBytes: BLOCK_BYTES,
+  };
   try {
     let store = await ChunkStore.open(dir, opts);
     await store.setVersion(5, 2, true);
@@ -333,6 +363,183 @@ Deno.test("journaled bytes are the store's own copy, and a damaged journal recor
       (e) => isGfsError(e, "not_found"),
     );
     await again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Each journaled append in journal order, with where its record ends. */
+async function journalAppends(
+  dir: string,
+): Promise<{ h: number; offset: number; len: number; end: number }[]> {
+  const log = await SegmentedLog.open(join(dir, "journal"), {
+    segmentBytes: SEGMENT,
+  });
+  try {
+    const out = [];
+    let end = 0;
+    for (const r of await log.read(log.firstIndex, log.lastIndex + 1)) {
+      end += RECORD_OVERHEAD_BYTES + r.length;
+      assert.ok(isAppendRecord(r), "only append records in this journal");
+      const a = decodeAppend(r);
+      if ("error" in a) throw new Error(a.error);
+      out.push({ h: a.handle, offset: a.offset, len: a.data.length, end });
+    }
+    return out;
+  } finally {
+    await log.close();
+  }
+}
+
+Deno.test("appends of a chunk overlapping in flight (the next queued before the last one's sync): offsets back to back, acknowledged in offset order, journal in offset order with no gap; a crash at any point keeps exactly the records written whole, and a record missing before later ones of its chunk is refused as a gap", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      // Bursts of appends started together; each chunk stays below a
+      // fold (64 KiB), so the journal holds only append records.
+      fc.array(
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 1, max: 3 }),
+            fc.integer({ min: 1, max: 1500 }),
+            fc.boolean(), // a macrotask pause before the next start
+          ),
+          { minLength: 1, maxLength: 10 },
+        ),
+        { minLength: 1, maxLength: 4 },
+      ),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      fc.boolean(),
+      async (bursts, where, sync) => {
+        const dir = await Deno.makeTempDir();
+        const opts = {
+          chunkBytes: CHUNK,
+          sync: sync ? "always" as const : "never" as const,
+          journalSegmentBytes: SEGMENT,
+          checkpointEvery: 1e9,
+        };
+        try {
+          const store = await ChunkStore.open(dir, opts);
+          const model = new Map<number, Uint8Array[]>();
+          const acked: { h: number; offset: number }[] = [];
+          const reads: Promise<void>[] = [];
+          let seed = 0;
+          for (const burst of bursts) {
+            const writes: Promise<void>[] = [];
+            for (const [h, len, pause] of burst) {
+              if (!model.has(h)) {
+                model.set(h, []);
+                await store.setVersion(h, 1, true);
+              }
+              const parts = model.get(h)!;
+              const at = parts.reduce((n, p) => n + p.length, 0);
+              const data = fill(len, ++seed);
+              parts.push(data);
+              writes.push(
+                store.write(h, 1, at, data).then((end) => {
+                  assert.equal(end, at + len);
+                  acked.push({ h, offset: at });
+                }),
+              );
+              // A read between appends sees a prefix of what was started.
+              const started = concat(parts);
+              reads.push(
+                store.read(h, 0, CHUNK, 1).then((got) => {
+                  assert.deepEqual(got, started.subarray(0, got.length));
+                }),
+              );
+              if (pause) await new Promise((r) => setTimeout(r, 0));
+            }
+            await Promise.all(writes);
+          }
+          await Promise.all(reads);
+          // Acknowledged in offset order, chunk by chunk.
+          for (const h of model.keys()) {
+            const offs = acked.filter((a) => a.h === h).map((a) => a.offset);
+            assert.deepEqual(offs, offs.slice().sort((a, b) => a - b));
+          }
+          await store.close();
+          const recs = await journalAppends(dir);
+          // The journal holds each chunk's records in offset order, no gap.
+          const ends = new Map<number, number>();
+          for (const r of recs) {
+            assert.equal(r.offset, ends.get(r.h) ?? 0, `chunk ${r.h} gap`);
+            ends.set(r.h, r.offset + r.len);
+          }
+          // A crash: the journal cut at any byte of its records.
+          const seg = await segmentFile(dir);
+          const pos = recs.at(-1)!.end;
+          const cut = Math.floor(where * pos);
+          await Deno.truncate(seg, cut);
+          const again = await ChunkStore.open(dir, opts);
+          try {
+            for (const [h, parts] of model) {
+              const kept = recs.filter((r) => r.h === h && r.end <= cut);
+              const len = kept.reduce((n, r) => n + r.len, 0);
+              if (kept.length === 0) {
+                assert.equal(again.meta(h), undefined, `chunk ${h} absent`);
+                continue;
+              }
+              assert.equal(again.meta(h)!.length, len);
+              assert.deepEqual(
+                await again.read(h, 0, CHUNK, 1),
+                concat(parts).subarray(0, len),
+              );
+            }
+          } finally {
+            await again.close();
+          }
+          // A record missing with a later one of its chunk kept: a gap.
+          const kept = recs.filter((r) => r.end <= cut);
+          const gap = kept.findIndex((r, i) =>
+            kept.slice(i + 1).some((q) => q.h === r.h)
+          );
+          if (gap < 0) return;
+          const log = await SegmentedLog.open(join(dir, "journal"), {
+            segmentBytes: SEGMENT,
+          });
+          const all = await log.read(log.firstIndex, log.lastIndex + 1);
+          await log.truncateSuffix(log.firstIndex);
+          await log.append(all.filter((_, i) => i !== gap));
+          await log.close();
+          await assert.rejects(
+            ChunkStore.open(dir, opts),
+            (e: unknown) =>
+              isStorageError(e) && e.code === "corrupt" &&
+              /but it holds/.test(e.message),
+          );
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    ),
+    { numRuns: 20 },
+  );
+});
+
+Deno.test("appends of one chunk started together share a journal sync: the chunk's queue does not wait for the last one's sync", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const store = await ChunkStore.open(dir, {
+      chunkBytes: CHUNK,
+      journalSegmentBytes: SEGMENT,
+    });
+    await store.setVersion(1, 1, true);
+    await store.write(1, 1, 0, fill(100, 0));
+    const before = store.journalSyncs;
+    const ends = await Promise.all(
+      Array.from(
+        { length: 16 },
+        (_, i) => store.write(1, 1, 100 + 100 * i, fill(100, i + 1)),
+      ),
+    );
+    assert.deepEqual(ends, Array.from({ length: 16 }, (_, i) => 200 + 100 * i));
+    // One sync for all 16 (two if the first flush started before the
+    // rest were queued); serialized per chunk it would be 16.
+    assert.ok(
+      store.journalSyncs - before <= 2,
+      `${store.journalSyncs - before} syncs`,
+    );
+    await store.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -83,7 +83,11 @@ Deno.test("chunks, versions and lengths survive a reopen", async () => {
 Deno.test("a flipped byte on disk makes the read fail as corrupt, never return bad data", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const store = await ChunkStore.open(dir, { chunkBytes: CHUNK });
+    // Folded into blocks at once (the write is journaled first).
+    const store = await ChunkStore.open(dir, {
+      chunkBytes: CHUNK,
+      foldBytes: BLOCK_BYTES,
+    });
     await store.setVersion(1, 1, true);
     const data = new Uint8Array(3 * BLOCK_BYTES).fill(0x41);
     await store.write(1, 1, 0, data);
