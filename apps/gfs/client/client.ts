@@ -958,8 +958,12 @@ async function readPiece(
     "unavailable",
     `chunk ${chunk.handle} has no live replica`,
   );
+  const small = length <= (call.portReadBytes ?? 0);
   for (const replica of chunk.replicas) {
-    if (call.bulk && length > (call.portReadBytes ?? 0)) {
+    // Small reads take the bulk port too while a pooled connection is
+    // free (raw bytes: fewer copies than the data port's frames), and the
+    // data port, which carries many calls per connection, when all are busy.
+    if (call.bulk && (!small || call.bulk.hasRoom(replica))) {
       try {
         const bytes = await call.bulk.read(replica, {
           handle: chunk.handle,
@@ -973,7 +977,7 @@ async function readPiece(
         continue;
       }
     }
-    if (call.ports && length <= (call.portReadBytes ?? 0)) {
+    if (call.ports && small) {
       try {
         const bytes = await call.ports.read(replica, {
           handle: chunk.handle,
