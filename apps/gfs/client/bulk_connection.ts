@@ -67,8 +67,9 @@ export class BulkConn {
   /**
    * Closes the socket if the exchange takes longer than `ms` (cleared by
    * {@link settle}). One timer per connection is re-armed only when it
-   * fires, not set and cleared per exchange: that pair cost ~0.1 ms of a
-   * 4 KiB read's latency on each side (measured). The timer is unref'd;
+   * fires, not set and cleared per exchange: that pair, on both sides,
+   * cost ~0.1 ms of a 4 KiB read's latency (measured on the loaded
+   * machine). The timer is unref'd;
    * the socket is ref'd while an exchange runs, so a program waiting on
    * one stays alive.
    */
@@ -187,7 +188,7 @@ export class BulkPorts {
   readonly #o: BulkPortsOptions;
   readonly #discovery: PortDiscovery;
   readonly #idle = new Map<string, BulkConn[]>();
-  /** Connections per server, open or being dialed (idle or busy). */
+  /** Open connections per server (idle or busy). */
   readonly #live = new Map<string, number>();
   #closed = false;
 
