@@ -26,7 +26,7 @@
  *   local `pread(2)` of the same size at random offsets of the same bytes
  *   on the same disk plus one loopback TCP round trip carrying the block
  *   to another process, sampled alternately in the same run (and the
- *   same reads over HTTP, `dataPort: false`).
+ *   same reads over the data port, `bulkPort: false`, and over HTTP).
  *
  * Goals: uploads ≥ 50% of the disk write limit, downloads ≥ 70% of the
  * smaller of the disk read and loopback TCP stream limits, balance max/mean < 1.10, a small append's p50 within 3x of
@@ -520,10 +520,17 @@ async function randomReads(): Promise<void> {
     const client = new GfsClient(cluster.master.url, {
       token: cluster.secrets!.tokens.admin,
     });
-    // The same reads over HTTP (A/B in the same run).
+    // The same reads over the data port (framed transport, the path of
+    // small reads before they took the bulk port) and over HTTP: A/B in
+    // the same run.
+    const framed = new GfsClient(cluster.master.url, {
+      token: cluster.secrets!.tokens.admin,
+      bulkPort: false,
+    });
     const http = new GfsClient(cluster.master.url, {
       token: cluster.secrets!.tokens.admin,
       dataPort: false,
+      bulkPort: false,
     });
     await client.upload("/bench/sstable", data);
     await Deno.writeFile(localPath, data);
@@ -538,11 +545,12 @@ async function randomReads(): Promise<void> {
       const label = `${n / 1024} KiB`;
       for (let i = 0; i < 20; i++) {
         await client.pread("/bench/sstable", i, n);
+        await framed.pread("/bench/sstable", i, n);
         await http.pread("/bench/sstable", i, n);
       }
       const rounds = QUICK ? 100 : 500;
       const preadMs: number[] = [], rttMs: number[] = [], gfsMs: number[] = [];
-      const httpMs: number[] = [];
+      const httpMs: number[] = [], framedMs: number[] = [];
       for (let i = 0; i < rounds; i++) {
         const o = offsetFor(n);
         let t0 = performance.now();
@@ -555,6 +563,9 @@ async function randomReads(): Promise<void> {
         t0 = performance.now();
         const got = await client.pread("/bench/sstable", o, n);
         gfsMs.push(performance.now() - t0);
+        t0 = performance.now();
+        await framed.pread("/bench/sstable", o, n);
+        framedMs.push(performance.now() - t0);
         t0 = performance.now();
         await http.pread("/bench/sstable", o, n);
         httpMs.push(performance.now() - t0);
@@ -575,20 +586,32 @@ async function randomReads(): Promise<void> {
       );
       const g = latencies(
         group,
-        "GfsClient.pread, cached locations (data port)",
+        "GfsClient.pread, cached locations (bulk port, the default)",
         gfsMs,
+        n,
+      );
+      const f = latencies(
+        group,
+        "GfsClient.pread, cached locations (data port, bulkPort: false)",
+        framedMs,
         n,
       );
       const h = latencies(
         group,
-        "GfsClient.pread, cached locations (HTTP, dataPort: false)",
+        "GfsClient.pread, cached locations (HTTP, dataPort and bulkPort false)",
         httpMs,
         n,
       );
       suite.compare(
-        `random ${label} read p50, data port ÷ HTTP`,
+        `random ${label} read p50, bulk port ÷ data port`,
         "time",
         g.p50Ns,
+        f.p50Ns,
+      );
+      suite.compare(
+        `random ${label} read p50, data port ÷ HTTP`,
+        "time",
+        f.p50Ns,
         h.p50Ns,
       );
       suite.compare(

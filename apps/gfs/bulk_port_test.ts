@@ -71,6 +71,24 @@ Deno.test({
         const block = await client.pread("/big/a", at, 700_000);
         assert.ok(block.every((b, i) => b === data[at + i]), "pread bytes");
         assert.ok(await total() >= n0 + 2, "the pread went over bulk ports");
+        // Small preads take the bulk port too while a connection is free.
+        const n1 = await total();
+        for (const [o, n] of [[5, 4096], [CHUNK + 9, 65536]]) {
+          const small = await client.pread("/big/a", o!, n!);
+          assert.deepEqual(small, data.subarray(o!, o! + n!), "small pread");
+        }
+        assert.ok(await total() >= n1 + 2, "small preads over bulk ports");
+        // A full pool has no room (small reads then use the data port).
+        const pool = new BulkPorts({ token: tokens.read, idlePerServer: 2 });
+        const s0 = servers()[0]!;
+        assert.ok(pool.hasRoom(s0));
+        const held = [await pool.open(s0, 5_000), await pool.open(s0, 5_000)];
+        assert.ok(!pool.hasRoom(s0), "two of two connections busy");
+        pool.release(held[0]!);
+        assert.ok(pool.hasRoom(s0), "one idle again");
+        held[1]!.close();
+        pool.release(held[1]!);
+        await pool.close();
         // The HTTP path reads what the bulk path wrote.
         const viaHttp = await http.readAll("/big/a");
         assert.ok(viaHttp.every((b, i) => b === data[i]), "HTTP bytes");

@@ -92,18 +92,24 @@ Deno.test({
       stop = true;
       await Promise.all([...readers, writer]);
       assert.deepEqual(failures, []);
-      // Every pread after the kill was served by a survivor's data port.
+      // Every pread after the kill was served by a survivor's port: the
+      // bulk port while a pooled connection is free, else the data port.
       let portCalls = 0;
       for (const s of cluster.chunkservers.filter((_, i) => i !== 1)) {
         const text = await (await api(`${s.url}/metrics`)).text();
-        portCalls += Number(
-          /gfs_chunkserver_data_port_calls_total\{[^}]*\} (\d+)/.exec(text)
-            ?.[1] ?? 0,
-        );
+        for (const port of ["data", "bulk"]) {
+          portCalls += Number(
+            new RegExp(
+              `gfs_chunkserver_${port}_port_calls_total\\{[^}]*\\} (\\d+)`,
+            ).exec(text)?.[1] ?? 0,
+          );
+        }
       }
       assert.ok(
         portCalls >= reads - readsAtKill,
-        `${portCalls} data port calls for ${reads - readsAtKill} preads`,
+        `${portCalls} data and bulk port calls for ${
+          reads - readsAtKill
+        } preads`,
       );
       for (const path of files.keys()) {
         const loc = await client.locate(path);

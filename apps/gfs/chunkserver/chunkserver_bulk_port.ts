@@ -7,10 +7,12 @@ import {
   type BulkRequest,
   BulkRequestSchema,
   BulkTrailerSchema,
+  type ByteConn,
   encodeHeader,
   hasMagic,
   NONCE_BYTES,
   proofsEqual,
+  ReadAhead,
   readExact,
   readHeader,
   writeAll,
@@ -91,20 +93,23 @@ export function startBulkPort(
   const serve = async (conn: Deno.TcpConn) => {
     open.add(conn);
     const c = new BulkConn(conn, "client");
+    // Every read of this socket goes through `io`: a request header
+    // arrives in one socket read (with a write's first bytes, if any).
+    const io = new ReadAhead(conn, 16 * 1024);
     try {
       conn.setNoDelay(true);
       c.deadline(HANDSHAKE_MS);
-      const role = await accept(conn, candidates);
+      const role = await accept(io, candidates);
       c.settle();
       if (role === null) return;
       for (;;) {
         let req: BulkRequest | null;
         try {
-          req = await readHeader(conn, BulkRequestSchema);
+          req = await readHeader(io, BulkRequestSchema);
         } catch (e) {
           // Framing lost: say why (if the socket still takes it), then close.
           if (isGfsError(e, "bad_request")) {
-            await writeAll(conn, encodeHeader({ error: refusal(e) })).catch(
+            await writeAll(io, encodeHeader({ error: refusal(e) })).catch(
               () => {},
             );
           }
@@ -115,8 +120,8 @@ export function startBulkPort(
         cs.stats.inflight++;
         cs.stats.bulkCalls++;
         try {
-          if (req.op === "read") await read(conn, req, role);
-          else await write(conn, req, role);
+          if (req.op === "read") await read(io, req, role);
+          else await write(io, req, role);
         } finally {
           cs.stats.inflight--;
         }
@@ -131,7 +136,7 @@ export function startBulkPort(
   };
 
   const read = async (
-    conn: Deno.TcpConn,
+    conn: ByteConn,
     m: Extract<BulkRequest, { op: "read" }>,
     role: Role | "peer",
   ) => {
@@ -172,7 +177,7 @@ export function startBulkPort(
   };
 
   const write = async (
-    conn: Deno.TcpConn,
+    conn: ByteConn,
     m: Write,
     role: Role | "peer",
   ) => {
@@ -391,7 +396,7 @@ class Hop {
  *   off), null when refused.
  */
 async function accept(
-  conn: Deno.TcpConn,
+  conn: ByteConn,
   candidates: [string, Role | "peer"][],
 ): Promise<Role | "peer" | null> {
   const auth = candidates.length > 0;

@@ -145,18 +145,21 @@ export class GfsClient {
        */
       dataPort?: boolean;
       /**
-       * Use the chunkservers' bulk ports (raw bytes on TCP) for uploads
-       * and reads larger than `dataPortMaxReadBytes` where they have one
-       * (default true); false: those go over HTTP.
+       * Use the chunkservers' bulk ports (raw bytes on TCP) for uploads,
+       * reads larger than `dataPortMaxReadBytes`, and smaller reads while a
+       * pooled bulk connection to the server is free, where they have one
+       * (default true); false: large reads and uploads go over HTTP, small
+       * reads over the data port.
        */
       bulkPort?: boolean;
       /** Data port connections per chunkserver at most (default 2). */
       connectionsPerServer?: number;
       /**
-       * Reads up to this size use the data port, larger ones HTTP (default
-       * 256 KiB, at most 4 MiB): the transport copies a payload several
-       * times (CBOR, frame, call id, CRC), which costs more than HTTP's
-       * streamed body for bulk bytes (see the README's data port section).
+       * Reads up to this size use the data port when no bulk connection is
+       * free, larger ones the bulk port or HTTP (default 256 KiB, at most
+       * 4 MiB): the transport copies a payload several times (CBOR, frame,
+       * call id, CRC), which costs more for bulk bytes (see the README's
+       * data port section).
        */
       dataPortMaxReadBytes?: number;
       /**
@@ -768,7 +771,7 @@ interface NodeCall {
   httpClient?: Deno.HttpClient;
   /** Data port connections (reads use them where a server has one). */
   ports?: DataPorts | null;
-  /** Reads up to this size go over the data port. */
+  /** Reads up to this size may go over the data port (when no bulk connection is free). */
   portReadBytes?: number;
   /** Bulk port connections (larger reads and chunk writes use them where a server has one). */
   bulk?: BulkPorts | null;
@@ -958,8 +961,12 @@ async function readPiece(
     "unavailable",
     `chunk ${chunk.handle} has no live replica`,
   );
+  const small = length <= (call.portReadBytes ?? 0);
   for (const replica of chunk.replicas) {
-    if (call.bulk && length > (call.portReadBytes ?? 0)) {
+    // Small reads take the bulk port too while a pooled connection is
+    // free (raw bytes: fewer copies than the data port's frames), and the
+    // data port, which carries many calls per connection, when all are busy.
+    if (call.bulk && (!small || call.bulk.hasRoom(replica))) {
       try {
         const bytes = await call.bulk.read(replica, {
           handle: chunk.handle,
@@ -973,7 +980,7 @@ async function readPiece(
         continue;
       }
     }
-    if (call.ports && length <= (call.portReadBytes ?? 0)) {
+    if (call.ports && small) {
       try {
         const bytes = await call.ports.read(replica, {
           handle: chunk.handle,

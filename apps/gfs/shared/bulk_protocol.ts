@@ -87,6 +87,47 @@ export interface ByteConn {
   write(p: Uint8Array): Promise<number>;
 }
 
+/**
+ * A socket read through a kept buffer: a read smaller than the buffer
+ * takes whatever has arrived (up to the buffer's size) in one socket read,
+ * and later reads are served from it first; a larger read with nothing
+ * buffered goes straight to the socket. A header and the bytes after it
+ * (a small read's reply, a write's first bytes) then cost one socket
+ * read, i.e. one trip through the event loop, instead of three. Writes
+ * pass through. Safe on a bulk connection because every read of it goes
+ * through here.
+ */
+export class ReadAhead implements ByteConn {
+  #buf: Uint8Array | null = null;
+  #at = 0;
+  #end = 0;
+
+  /** @param conn the socket; @param size the buffer (allocated at the first small read). */
+  constructor(readonly conn: ByteConn, readonly size: number) {}
+
+  /** Like `Deno.Conn.read`: bytes read into `p` (at least one), or null at the end. */
+  async read(p: Uint8Array): Promise<number | null> {
+    if (p.length === 0) return 0;
+    if (this.#at === this.#end) {
+      if (p.length >= this.size) return await this.conn.read(p);
+      this.#buf ??= new Uint8Array(this.size);
+      const n = await this.conn.read(this.#buf);
+      if (n === null) return null;
+      this.#at = 0;
+      this.#end = n;
+    }
+    const n = Math.min(p.length, this.#end - this.#at);
+    p.set(this.#buf!.subarray(this.#at, this.#at + n));
+    this.#at += n;
+    return n;
+  }
+
+  /** Writes to the socket. */
+  write(p: Uint8Array): Promise<number> {
+    return this.conn.write(p);
+  }
+}
+
 /** Writes all of `bytes`. */
 export async function writeAll(c: ByteConn, bytes: Uint8Array): Promise<void> {
   for (let o = 0; o < bytes.length;) o += await c.write(bytes.subarray(o));
