@@ -521,6 +521,9 @@ export class MasterService {
    * why that order makes it safe beside running splits.
    */
   async #sweep(state: KvState): Promise<void> {
+    await this.#sweepLogs(state).catch((e) =>
+      this.o.log(`log sweep: ${e instanceof Error ? e.message : e}`)
+    );
     const retired = new Map<string, string>();
     for await (const e of this.o.kv.scan(RETIRED_PREFIX)) {
       const r = parseJson(z.object({ dir: storageNameSchema }), e.value);
@@ -549,6 +552,43 @@ export class MasterService {
     if (keys.length === 0) return;
     await this.fencedWrite(keys.map((key) => ({ op: "delete", key })));
     this.o.log(`sweep: deleted the stores of ${r.removed.join(", ")}`);
+  }
+
+  /**
+   * Has a live server delete the commit logs of dead servers (and of
+   * servers' previous kv sessions) that no tablet's recovery can read
+   * again: every tablet that wrote to one was recovered elsewhere and
+   * raised its log floor past it (../storage/log_sweep.ts).
+   */
+  async #sweepLogs(state: KvState): Promise<void> {
+    const server = [...state.servers.values()][0];
+    if (server === undefined) return;
+    let r;
+    try {
+      r = await callJson(
+        `${server.url}/v1/logs/sweep`,
+        z.object({
+          removed: z.array(z.string()),
+          kept: z.array(z.string()),
+          files: z.number(),
+          ms: z.number(),
+        }),
+        {
+          body: { token: this.#token },
+          ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          client: this.o.httpClient,
+          timeoutMs: 60_000,
+        },
+      );
+    } catch (e) {
+      if (e instanceof EdgeError && e.code === "bad_request") return; // no GFS
+      throw e;
+    }
+    if (r.removed.length > 0) {
+      this.o.log(
+        `log sweep: deleted ${r.removed.length} dead commit logs (${r.files} files) in ${r.ms} ms; ${r.kept.length} kept for recoveries`,
+      );
+    }
   }
 
   /**
