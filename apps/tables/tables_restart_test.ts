@@ -8,7 +8,9 @@
  * same data. Every acknowledged row is read back exactly once.
  *
  * It starts the stack twice (~1.5–3 min on a loaded machine), so it runs
- * only with STRATA_LONG=1 (`deno task test:long`).
+ * only with STRATA_LONG=1 (`deno task test:long`). Before the chunkserver
+ * kill, a tablet server's commit log is sealed under it: it must drop its
+ * session, register again with a new log, and lose nothing acknowledged.
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { GfsClient } from "@strata/gfs";
@@ -94,10 +96,50 @@ Deno.test({
       const writers = [0, 1, 2, 3].map(writer);
       try {
         await waitFor("50 writes", () => acked.length >= 50, 60_000);
-        // Kill a replica of a tablet's commit log while it is appended to.
         const gfs = new GfsClient(stack.gfs!.masterUrls, {
-          token: stack.gfs!.secrets!.tokens.read,
+          token: stack.gfs!.secrets!.tokens.write,
         });
+        // A server whose commit log fails (here: sealed under it, as a
+        // splitter does; GFS giving up on an append does the same) refuses
+        // its writes, drops its kv session and registers again with a new
+        // log; its tablets are recovered from the failed one.
+        const logsOf = async (server: string) =>
+          new Set(
+            (await gfs.ls(`/tables/_logs/${server}/`)).map((f) =>
+              f.path.split("/").slice(0, 5).join("/")
+            ),
+          );
+        // A server the writers write to.
+        const server = (await admin().tablets("t"))[0]!.server!;
+        const [failing] = [...await logsOf(server)];
+        ok(failing, `${server} has a commit log`);
+        await gfs.upload(`${failing}/sealed`, new Uint8Array(0));
+        const sealedAt = performance.now();
+        const beforeSeal = acked.length;
+        await waitFor(
+          "50 writes after the seal",
+          () => acked.length >= beforeSeal + 50,
+          60_000,
+        );
+        const servedMs = performance.now() - sealedAt;
+        // The sweep deletes the failed log only once its session is over
+        // (the server dropped it) and its tablets' new owners raised their
+        // floors past it.
+        while ((await logsOf(server)).has(failing)) {
+          ok(
+            performance.now() - sealedAt < 60_000,
+            `${server} kept its session, or its failed log was not swept`,
+          );
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        console.log(
+          `${server}'s log sealed: 50 more writes after ${
+            Math.round(servedMs)
+          } ms, the failed log swept after ${
+            Math.round(performance.now() - sealedAt)
+          } ms (${unknown.length} unknown outcomes so far)`,
+        );
+        // Kill a replica of a tablet's commit log while it is appended to.
         // The tablet servers' commit logs: `/tables/_logs/<server>/<log>/<seq>`.
         const logs = (await gfs.ls("/tables/_logs/")).map((f) => f.path)
           .filter((p) => /\/\d{10}$/.test(p)).sort();
