@@ -427,6 +427,32 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           loaded >= acked.length && loaded <= acked.length + unknown.length,
           `scan sees ${loaded} rows for ${acked.length} acknowledged (+${unknown.length} unknown)`,
         );
+        // Once its tablets' new owners flushed what they replayed and
+        // raised their log floors, the master's log sweep deletes the dead
+        // server's log (files, split pieces, markers); the rows stay.
+        const gfs = new GfsClient(stack.gfs!.masterUrls, {
+          token: stack.gfs!.secrets!.tokens.read,
+        });
+        const deadLog = () => gfs.ls(`/tables/_logs/${victim}/`);
+        const sweepFrom = performance.now();
+        while ((await deadLog()).length > 0) {
+          ok(
+            performance.now() - sweepFrom < 45_000,
+            `the dead server's log is still there: ${
+              (await deadLog()).map((f) => f.path).join(", ")
+            }`,
+          );
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        console.log(
+          `${victim}'s dead log was swept ${
+            Math.round(performance.now() - sweepFrom)
+          } ms after the checks`,
+        );
+        for (const row of acked.slice(-20)) {
+          const r = await client.getRow("users", row, { versions: 10 });
+          strictEqual(r.cells.length, 1, `${row}: readable after the sweep`);
+        }
         await stack.restart("server", victim);
       },
     );

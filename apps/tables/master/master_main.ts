@@ -34,6 +34,7 @@ A tables master: one is active (it holds the kv lock tables/master), the others 
   --reconcile-ms N    period of the reconcile pass (default 1000)
   --split-bytes N     split a tablet larger than N bytes (default 0: only on request)
   --sweep-ms N        delete retired tablets' stores nobody names, at most every N ms (default 30000)
+  --log-split-wait-ms N  wait at most N ms for a dead server's log split before reassigning its tablets (default 5000)
   --split-ops N       split a tablet serving N writes+reads/s or more ... (default 2000; 0: never)
   --split-after-ms N  ... for N ms on end, at the median of its recent keys (default 30000)
   --merge-bytes N     merge adjacent tablets holding N bytes or less together ... (default 0: never)
@@ -55,6 +56,9 @@ const f = parseFlagsOrExit(
     http: hostPortFlag.default("127.0.0.1:0"),
     "reconcile-ms": z.coerce.number().int().min(50).max(60_000).default(1000),
     "split-bytes": z.coerce.number().int().min(0).default(0),
+    "log-split-wait-ms": z.coerce.number().int().min(0).max(60_000).default(
+      5_000,
+    ),
     "sweep-ms": z.coerce.number().int().min(100).max(86_400_000).default(
       30_000,
     ),
@@ -106,6 +110,7 @@ const master = new MasterService({
   reconcileMs: f["reconcile-ms"],
   splitBytes: f["split-bytes"],
   sweepMs: f["sweep-ms"],
+  logSplitWaitMs: f["log-split-wait-ms"],
   loadPolicy: {
     splitOps: f["split-ops"],
     splitAfterMs: f["split-after-ms"],

@@ -83,6 +83,12 @@ export interface MasterOptions {
   splitBytes?: number;
   /** Sweep retired tablets' stores at most this often, ms (default 30000). */
   sweepMs?: number;
+  /**
+   * Wait at most this long for a dead server's log split before
+   * reassigning its tablets, ms (default 5000). The split goes on in the
+   * background; owners that open before it is done read the log whole.
+   */
+  logSplitWaitMs?: number;
   /** Split-by-load, merge and load-balancing thresholds (defaults: {@link DEFAULT_LOAD_POLICY}). */
   loadPolicy?: Partial<LoadPolicy>;
   log: (line: string) => void;
@@ -177,6 +183,8 @@ export class MasterService {
   /** When (performance.now()) retired stores were last swept. */
   #sweptAt = 0;
   #sweeping: Promise<void> | undefined;
+  /** Log splits the reassignment stopped waiting for (awaited on stop). */
+  readonly #splitsInFlight = new Set<Promise<unknown>>();
   /** Stores of new tablets a split or merge of this master is making now. */
   #pending = new Set<string>();
   readonly #policy: LoadPolicy;
@@ -227,6 +235,7 @@ export class MasterService {
     await this.#session?.close().catch(() => {});
     await this.#loop?.catch(() => {});
     await this.#sweeping;
+    await Promise.all(this.#splitsInFlight);
   }
 
   /** The active master's URL as published in kv, if any. */
@@ -382,8 +391,31 @@ export class MasterService {
     const reassign = planReassignments(state.tablets, live);
     // A dead server's commit logs are sorted by tablet first, so each new
     // owner reads only its tablets' part.
+    // The reassignment waits for the splits a bounded time only: reading
+    // an unsplit log whole gives the same records (log_sources.ts), so a
+    // slow split costs the new owners reading time, never correctness.
     const dead = [...new Set(reassign.flatMap((r) => r.from ?? []))];
-    await Promise.all(dead.map((s, i) => this.#splitLogs(s, state, i)));
+    if (dead.length > 0) {
+      const splits = Promise.all(
+        dead.map((s, i) => this.#splitLogs(s, state, i)),
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waitMs = this.o.logSplitWaitMs ?? 5_000;
+      const waited = await Promise.race([
+        splits.then(() => true),
+        new Promise<false>((r) => timer = setTimeout(() => r(false), waitMs)),
+      ]);
+      clearTimeout(timer);
+      if (!waited) {
+        this.o.log(
+          `the split of ${
+            dead.join(", ")
+          }'s commit logs takes over ${waitMs} ms: reassigning now (owners that open before it is done read the logs whole)`,
+        );
+        this.#splitsInFlight.add(splits);
+        void splits.finally(() => this.#splitsInFlight.delete(splits));
+      }
+    }
     for (const r of reassign) {
       await this.fencedWrite([{
         op: "put",
@@ -521,6 +553,9 @@ export class MasterService {
    * why that order makes it safe beside running splits.
    */
   async #sweep(state: KvState): Promise<void> {
+    await this.#sweepLogs(state).catch((e) =>
+      this.o.log(`log sweep: ${e instanceof Error ? e.message : e}`)
+    );
     const retired = new Map<string, string>();
     for await (const e of this.o.kv.scan(RETIRED_PREFIX)) {
       const r = parseJson(z.object({ dir: storageNameSchema }), e.value);
@@ -549,6 +584,43 @@ export class MasterService {
     if (keys.length === 0) return;
     await this.fencedWrite(keys.map((key) => ({ op: "delete", key })));
     this.o.log(`sweep: deleted the stores of ${r.removed.join(", ")}`);
+  }
+
+  /**
+   * Has a live server delete the commit logs of dead servers (and of
+   * servers' previous kv sessions) that no tablet's recovery can read
+   * again: every tablet that wrote to one was recovered elsewhere and
+   * raised its log floor past it (../storage/log_sweep.ts).
+   */
+  async #sweepLogs(state: KvState): Promise<void> {
+    const server = [...state.servers.values()][0];
+    if (server === undefined) return;
+    let r;
+    try {
+      r = await callJson(
+        `${server.url}/v1/logs/sweep`,
+        z.object({
+          removed: z.array(z.string()),
+          kept: z.array(z.string()),
+          files: z.number(),
+          ms: z.number(),
+        }),
+        {
+          body: { token: this.#token },
+          ...(this.o.serverToken ? { token: this.o.serverToken } : {}),
+          client: this.o.httpClient,
+          timeoutMs: 60_000,
+        },
+      );
+    } catch (e) {
+      if (e instanceof EdgeError && e.code === "bad_request") return; // no GFS
+      throw e;
+    }
+    if (r.removed.length > 0) {
+      this.o.log(
+        `log sweep: deleted ${r.removed.length} dead commit logs (${r.files} files) in ${r.ms} ms; ${r.kept.length} kept for recoveries`,
+      );
+    }
   }
 
   /**

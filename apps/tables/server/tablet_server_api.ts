@@ -55,6 +55,7 @@ import { isTabletError } from "../tablet/tablet_error.ts";
 import { isFencedError } from "../storage/gfs_fence.ts";
 import { type StoreFolder, sweepRetired } from "../storage/store_sweep.ts";
 import type { SplitResult } from "../storage/log_split.ts";
+import type { LogSweepResult } from "../storage/log_sweep.ts";
 import { META_FENCE_HEADER, META_TABLE } from "../shared/metadata_layout.ts";
 import { isGfsError } from "@strata/gfs";
 import type { SessionLease } from "./session_lease.ts";
@@ -74,6 +75,11 @@ export interface TabletServerState {
    * (`../storage/log_split.ts`); absent without GFS.
    */
   splitLogs?: (server: string) => Promise<SplitResult[]>;
+  /**
+   * Deletes dead servers' commit logs no tablet's recovery can read again
+   * (`../storage/log_sweep.ts`); absent without GFS.
+   */
+  sweepLogs?: () => Promise<LogSweepResult>;
 }
 
 const openBody = z.strictObject({
@@ -103,6 +109,9 @@ const sweepBody = z.strictObject({
   token: z.number().int().positive(),
   live: z.array(storageNameSchema).max(1_000_000),
   retired: z.array(storageNameSchema).max(100_000),
+});
+const sweepLogsBody = z.strictObject({
+  token: z.number().int().positive(),
 });
 const splitLogsBody = z.strictObject({
   token: z.number().int().positive(),
@@ -314,6 +323,18 @@ export function createTabletServerApi(
     const started = performance.now();
     const logs = await state.splitLogs(body.server);
     return c.json({ logs, ms: Math.round(performance.now() - started) });
+  });
+
+  // The master's sweep of dead servers' commit logs.
+  app.post("/v1/logs/sweep", requireRole("admin"), async (c) => {
+    const body = await json(c, sweepLogsBody);
+    requireMaster(body.token);
+    if (!state.sweepLogs) {
+      throw new EdgeError("bad_request", "this server keeps no logs in GFS");
+    }
+    const started = performance.now();
+    const r = await state.sweepLogs();
+    return c.json({ ...r, ms: Math.round(performance.now() - started) });
   });
 
   app.post("/v1/tablets/merge", requireRole("admin"), async (c) => {

@@ -39,6 +39,7 @@ import {
 import { gfsStoreFolder } from "../storage/store_sweep.ts";
 import { ServerLog } from "../storage/server_log.ts";
 import { SERVER_LOG_DIR, splitDeadServerLogs } from "../storage/log_split.ts";
+import { sweepDeadLogs } from "../storage/log_sweep.ts";
 import { cacheTabletOpener } from "../cache/cache_storage.ts";
 import {
   gfsSnapshotStore,
@@ -219,6 +220,13 @@ const app = createTabletServerApi({
           async (session) =>
             (await kv.get(serverKey(server)))?.session === session,
           f["log-split-min-bytes"],
+        ),
+      sweepLogs: () =>
+        sweepDeadLogs(
+          gfs,
+          f["gfs-root"],
+          async (server, session) =>
+            (await kv.get(serverKey(server)))?.session === session,
         ),
     }
     : {}),

@@ -54,7 +54,7 @@ try {
         { memtableBytes: 256 * 2 ** 20 },
       );
       const r = await measure(g.store, writers);
-      const { blocks, records, appendMs, checkMs } = g.log.stats;
+      const { blocks, records } = g.log.stats;
       await g.store.close();
       console.log(JSON.stringify({
         writers,
@@ -63,8 +63,6 @@ try {
         gfs: r,
         ratio: +(r.putsPerSec / l.putsPerSec).toFixed(3),
         recordsPerBlock: +(records / Math.max(1, blocks)).toFixed(2),
-        meanAppendMs: +(appendMs / Math.max(1, blocks)).toFixed(2),
-        meanFenceCheckMs: +(checkMs / Math.max(1, blocks)).toFixed(2),
       }));
     }
   }

@@ -32,7 +32,7 @@ Deno.test({
       await until("200 writes", () => w.total >= 200, 30_000);
       // Kill a replica of the log file being appended to.
       const gfs = new GfsClient(cluster.master.url, { token });
-      const logs = (await gfs.ls(`${dir}/log/`)).map((f) => f.path).sort();
+      const logs = (await gfs.ls(`${dir}/slog/`)).map((f) => f.path).sort();
       const loc = await gfs.locate(logs.at(-1)!);
       const replicas = loc.chunks.at(-1)!.replicas;
       const victim = cluster.chunkservers.find((s) =>

@@ -83,7 +83,7 @@ Deno.test("LsmStore on GFS: writes, flushes, compaction; a fresh server reopenin
       a.store.tables.map((t) => t.name).sort(),
     );
     assert.ok(
-      paths.filter((p) => p.includes("/log/")).length <= 3,
+      paths.filter((p) => p.includes("/slog/")).length <= 3,
       paths.join("\n"),
     );
     // The first server stops without flushing; another one takes over.

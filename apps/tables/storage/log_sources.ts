@@ -28,6 +28,30 @@ async function orGone<T>(f: () => Promise<T>, fallback: T): Promise<T> {
 }
 
 /**
+ * The server log the claim file `claim` names (undefined: none, or the
+ * claim is gone).
+ * @throws Error when the file is not a claim.
+ */
+export async function claimedLog(
+  gfs: GfsClient,
+  claim: string,
+): Promise<string | undefined> {
+  const bytes = await orGone(() => gfs.readAll(claim), undefined);
+  if (bytes === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(dec.decode(bytes));
+  } catch {
+    json = undefined;
+  }
+  const parsed = ClaimSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new Error(`${claim}: not a claim: ${parsed.error.message}`);
+  }
+  return parsed.data.log;
+}
+
+/**
  * The entries of the store `store` (GFS directory `path`) that its owners
  * before `epoch` wrote and that its tables may not cover:
  * - the server logs named by the claims of epochs from the store's log
@@ -53,13 +77,8 @@ export async function readOldEntries(
   for (const f of await gfs.ls(`${path}/claims/`)) {
     const n = Number(f.path.slice(f.path.lastIndexOf("/") + 1));
     if (!Number.isSafeInteger(n) || n < floor || n >= epoch) continue;
-    const bytes = await orGone(() => gfs.readAll(f.path), undefined);
-    if (bytes === undefined) continue;
-    const claim = ClaimSchema.safeParse(JSON.parse(dec.decode(bytes)));
-    if (!claim.success) {
-      throw new Error(`${f.path}: not a claim: ${claim.error.message}`);
-    }
-    if (claim.data.log !== undefined) logs.add(claim.data.log);
+    const log = await claimedLog(gfs, f.path);
+    if (log !== undefined) logs.add(log);
   }
   const parts = await Promise.all([
     ...[...logs].map((log) => readFromServerLog(gfs, log, store)),

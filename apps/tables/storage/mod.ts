@@ -9,8 +9,8 @@ export {
   type GfsStore,
   type GfsStoreOptions,
   openGfsStore,
+  OWN_LOG_DIR,
 } from "./open_gfs_store.ts";
-export { GfsCommitLog, type GfsCommitLogOptions } from "./gfs_commit_log.ts";
 export { GfsFileStore, TABLE_IDS_PER_EPOCH } from "./gfs_file_store.ts";
 export { FencedError, GfsFence, isFencedError } from "./gfs_fence.ts";
 export {
@@ -24,12 +24,18 @@ export {
   type LogSection,
   splitByTablet,
 } from "./server_log_format.ts";
-export { FLOOR_DIR, raiseFloor, readOldEntries } from "./log_sources.ts";
+export {
+  claimedLog,
+  FLOOR_DIR,
+  raiseFloor,
+  readOldEntries,
+} from "./log_sources.ts";
 export {
   splitDeadServerLogs,
   type SplitResult,
   splitServerLog,
 } from "./log_split.ts";
+export { type LogSweepResult, sweepDeadLogs } from "./log_sweep.ts";
 export { decodeBlock, encodeBlock, type LogEntry } from "./log_format.ts";
 export { type ResolvedLog, resolveLog } from "./log_replay.ts";
 export {

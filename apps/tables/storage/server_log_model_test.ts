@@ -6,10 +6,11 @@
  * concurrent writes, flushes, crashes of servers (appends in flight land
  * or not), expired sessions (the log split while its server still
  * runs: its later writes must be refused), splits of dead servers' logs (or none: the new owner reads the
- * log whole), clean moves and moves that depose a live owner. After each
+ * log whole), sweeps of dead logs (sweepDeadLogs) at any point, clean moves and moves that depose a live owner. After each
  * recovery, every acknowledged write of the tablet is there exactly once,
  * at its index, and nothing of another tablet or of a deposed owner's
- * refused writes.
+ * refused writes; at the end, once every tablet was recovered (and
+ * raised its floor), the sweep has deleted every dead server's log.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -17,6 +18,7 @@ import { type GfsClient, GfsError } from "@strata/gfs";
 import { GfsFence } from "./gfs_fence.ts";
 import { raiseFloor, readOldEntries } from "./log_sources.ts";
 import { splitServerLog } from "./log_split.ts";
+import { sweepDeadLogs } from "./log_sweep.ts";
 import { ServerLog, type TabletLogView } from "./server_log.ts";
 
 const enc = new TextEncoder();
@@ -126,6 +128,8 @@ interface Server {
   gfs: GfsClient;
   crash: () => void;
   dead: boolean;
+  /** Its kv session is over (it may still run: SIGSTOP). */
+  expired?: boolean;
 }
 
 type Op =
@@ -133,6 +137,7 @@ type Op =
   | { kind: "flush"; tablet: number }
   | { kind: "crash"; server: number; inFlight: number }
   | { kind: "split"; server: number }
+  | { kind: "sweep" }
   | { kind: "expire"; server: number; n: number }
   | { kind: "open"; tablet: number }
   | { kind: "move"; tablet: number; clean: boolean };
@@ -153,6 +158,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     inFlight: fc.nat(4),
   }),
   fc.record({ kind: fc.constant("split" as const), server: fc.nat(3) }),
+  fc.record({ kind: fc.constant("sweep" as const) }),
   fc.record({
     kind: fc.constant("expire" as const),
     server: fc.nat(3),
@@ -198,6 +204,14 @@ async function run(ops: Op[], seed: number): Promise<void> {
     covered: 0,
   }));
   let counter = 0;
+  // The master's sweep of dead logs: a server's session is live while it
+  // neither died nor expired.
+  const sweep = () =>
+    sweepDeadLogs(master, ROOT, (server, session) => {
+      const srv = servers[session];
+      assert.equal(server, `s${session}`);
+      return Promise.resolve(srv !== undefined && !srv.dead && !srv.expired);
+    });
 
   /** What the tablet opener does (tablet_storage.ts), checking the replay. */
   const open = async (k: number, srv: Server) => {
@@ -285,12 +299,18 @@ async function run(ops: Op[], seed: number): Promise<void> {
       const srv = servers[op.server];
       if (!srv?.dead) continue;
       await splitServerLog(master, srv.log.dir);
+    } else if (op.kind === "sweep") {
+      await sweep();
     } else if (op.kind === "expire") {
       // Its session expired but it still runs (SIGSTOP, then SIGCONT): the
       // master splits its log, then it tries to write.
       const srv = servers[op.server];
       if (!srv || srv.dead) continue;
-      await splitServerLog(master, srv.log.dir);
+      srv.expired = true;
+      // The sweep seals a dead log too (and must keep it: its tablets'
+      // claims name it).
+      if (rand() < 0.5) await sweep();
+      else await splitServerLog(master, srv.log.dir);
       for (const t of tablets) {
         if (t.owner?.server !== srv) continue;
         await Promise.all(Array.from({ length: op.n }, async () => {
@@ -340,6 +360,7 @@ async function run(ops: Op[], seed: number): Promise<void> {
   for (const srv of servers) {
     if (srv.dead && rand() < 0.5) await splitServerLog(master, srv.log.dir);
   }
+  if (rand() < 0.5) await sweep();
   for (let k = 0; k < TABLETS.length; k++) {
     const t = tablets[k]!;
     const srv = liveServer();
@@ -349,6 +370,22 @@ async function run(ops: Op[], seed: number): Promise<void> {
       await open(k, fresh);
     } else await open(k, srv);
   }
+  // Every tablet flushed what it replayed and raised its floor: no dead
+  // log is needed any more, and the sweep leaves none behind.
+  const swept = await sweep();
+  assert.deepEqual(swept.kept, [], "a dead log was kept");
+  const deadLogs = servers.filter((x) => x.dead).map((x) => `${x.log.dir}/`);
+  const left = [...mem.files.keys()].filter((p) =>
+    deadLogs.some((d) => p.startsWith(d))
+  );
+  assert.deepEqual(left, [], "a dead server's log files were left behind");
+  // Old floor files go in sweeps that find a dead log (they list the stores).
+  const floors = [...mem.files.keys()].filter((p) => p.includes("/logfloor/"));
+  if (swept.removed.length > 0) {
+    assert.ok(floors.length <= TABLETS.length, "old floor files were left");
+  }
+  // And what the sweep deleted was not needed: one more recovery of each.
+  for (let k = 0; k < TABLETS.length; k++) await open(k, newServer());
 }
 
 Deno.test("server log model: random writes of 3 tablets, flushes, crashes, splits and moves; every acknowledged write is recovered exactly once into its tablet", async () => {
