@@ -99,6 +99,34 @@ Deno.test({
           );
         });
       }
+      await t.step(
+        "concurrent and cancelled downloads share the piece buffers safely",
+        async () => {
+          const other = pattern(CHUNK + 4321, 5);
+          await clients.bulk.upload("/d/b", other);
+          const c = clients.bulk;
+          // A download cancelled with reads in flight, then two at once.
+          const cut = (await c.download("/d/a")).stream.getReader({
+            mode: "byob",
+          });
+          await cut.read(new Uint8Array(1000));
+          await cut.cancel();
+          const [a, b] = await Promise.all([
+            c.download("/d/a").then((d) => byob(d.stream, 300_000)),
+            c.download("/d/b").then((d) => byob(d.stream, 77_777)),
+          ]);
+          assert.deepEqual(a, data);
+          assert.deepEqual(b, other);
+          const [a2, b2] = await Promise.all([
+            c.readAll("/d/a"),
+            c.download("/d/b").then(async (d) =>
+              new Uint8Array(await new Response(d.stream).arrayBuffer())
+            ),
+          ]);
+          assert.deepEqual(a2, data);
+          assert.deepEqual(b2, other);
+        },
+      );
       await t.step("a path written again reads as its new bytes", async () => {
         assert.deepEqual(await clients.bulk.readAll("/d/a"), data);
         await clients.http.remove("/d/a");
