@@ -406,13 +406,17 @@ export class GfsClient {
    * `min(into.length, file length - offset)` bytes; retries as
    * {@link download}.
    * @returns the number of bytes read.
-   * @throws GfsError `not_found`, `range_not_satisfiable` (offset past the end).
+   * @throws GfsError `not_found`, `range_not_satisfiable` (offset past the
+   *   end), `bad_request` (offset not a non-negative integer).
    */
   async readInto(
     path: string,
     into: Uint8Array,
     offset = 0,
   ): Promise<number> {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new GfsError("bad_request", `bad offset ${offset}`);
+    }
     const plan = await this.#plan(path, { offset }, into.length);
     await plan.fillAll(into);
     return plan.length;

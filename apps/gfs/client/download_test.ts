@@ -92,6 +92,12 @@ Deno.test({
             client.readInto("/d/a", small, data.length + 1),
             (e) => isGfsError(e, "range_not_satisfiable"),
           );
+          for (const bad of [-1, 0.5, NaN]) {
+            await assert.rejects(
+              client.readInto("/d/a", small, bad),
+              (e) => isGfsError(e, "bad_request"),
+            );
+          }
           assert.deepEqual(await client.readAll("/d/a"), data);
           assert.deepEqual(
             await client.readAll("/d/a", { offset: 7, length: 2 * CHUNK }),
