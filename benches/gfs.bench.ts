@@ -344,9 +344,12 @@ async function throughput(): Promise<void> {
         upHttpMBs,
       );
       suite.compare(
-        `download ${c.name}, bulk port ÷ HTTP`,
+        `download ${c.name}, bulk port ÷ HTTP (default readers)`,
         "throughput",
-        downMBs,
+        suite.get(
+          "download, default reader (a new buffer per piece) (replication 3)",
+          c.name,
+        ).mbPerSec!,
         downHttpMBs,
       );
     }

@@ -79,7 +79,10 @@ export interface UploadResult {
 export interface Download {
   /** Bytes the stream will yield. */
   length: number;
-  /** The bytes; memory stays within one read piece. */
+  /**
+   * The bytes, as a byte stream (BYOB readers supported); memory stays
+   * within the pieces read ahead.
+   */
   stream: ReadableStream<Uint8Array>;
 }
 
