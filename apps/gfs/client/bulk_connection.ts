@@ -200,9 +200,11 @@ export class BulkPorts {
   }
 
   /**
-   * Reads part of a chunk from `server` straight into one buffer.
-   * @returns the bytes (fewer than asked past the chunk's end), or null
-   *   when the server has no bulk port (use HTTP).
+   * Reads part of a chunk from `server` straight into one buffer: `into`
+   * when given (at least `m.length` bytes; no copy, no new memory), else
+   * a new one.
+   * @returns the bytes (fewer than asked past the chunk's end; a view of
+   *   `into` when given), or null when the server has no bulk port (use HTTP).
    * @throws GfsError as the server refused, `unavailable`, `unauthorized`.
    */
   async read(
@@ -214,7 +216,11 @@ export class BulkPorts {
       length: number;
     },
     timeoutMs: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array | null> {
+    if (into !== undefined && into.length < m.length) {
+      throw new RangeError(`buffer of ${into.length} bytes < ${m.length}`);
+    }
     const c = await this.open(server, timeoutMs);
     if (c === null) return null;
     c.deadline(timeoutMs);
@@ -225,7 +231,7 @@ export class BulkPorts {
         c.close();
         throw new GfsError("unavailable", `${server} sent more than asked`);
       }
-      const out = new Uint8Array(r.length);
+      const out = into?.subarray(0, r.length) ?? new Uint8Array(r.length);
       await c.receive(out);
       return out;
     } finally {

@@ -41,6 +41,8 @@ import {
 export const READ_PIECE_BYTES = 4 * 2 ** 20;
 /** Read pieces fetched ahead of the consumer. */
 export const READ_AHEAD = 3;
+/** Piece buffers a client keeps between downloads (4 MiB each). */
+const PIECE_POOL_MAX = READ_AHEAD + 1;
 
 /** How a client calls the master's RPCs (HTTP with failover, or in process). */
 export interface MasterCaller {
@@ -77,7 +79,10 @@ export interface UploadResult {
 export interface Download {
   /** Bytes the stream will yield. */
   length: number;
-  /** The bytes; memory stays within one read piece. */
+  /**
+   * The bytes, as a byte stream (BYOB readers supported); memory stays
+   * within the pieces read ahead.
+   */
   stream: ReadableStream<Uint8Array>;
 }
 
@@ -107,6 +112,12 @@ export class GfsClient {
   readonly #bulk: BulkPorts | null;
   /** What the chunkserver calls need: token, fetch client, data ports. */
   readonly #node: NodeCall;
+  /**
+   * Download piece buffers kept between downloads: on this VM new memory
+   * faults on first touch (~12 ms per MiB), so a BYOB reader's download
+   * reuses warm buffers instead of fresh ones.
+   */
+  readonly #piecePool: Uint8Array[] = [];
   /** Record-append targets by path (see {@link GfsClient.append}). */
   readonly #appendTargets = new Map<
     string,
@@ -220,6 +231,7 @@ export class GfsClient {
   async close(): Promise<void> {
     await this.#ports?.close();
     await this.#bulk?.close();
+    this.#piecePool.length = 0;
   }
 
   /**
@@ -292,13 +304,141 @@ export class GfsClient {
 
   /**
    * Streams a file (or a range of it) from its chunkservers, trying each
-   * replica in turn and asking the master again when all fail.
+   * replica in turn and asking the master again when all fail. The stream
+   * is a byte stream: a BYOB reader (`getReader({ mode: "byob" })`) gets
+   * the bytes copied into its own buffer and the client reuses its piece
+   * buffers (a few kept between downloads), so a download touches no new
+   * memory; a default reader gets each piece in a buffer of its own.
    * @throws GfsError `not_found`, `range_not_satisfiable`.
    */
   async download(path: string, range?: ByteRange): Promise<Download> {
-    let loc = await this.locate(path);
+    const plan = await this.#plan(path, range);
+    /** Piece buffers a BYOB reader has emptied, reused for the next pieces. */
+    const free: Uint8Array[] = [];
+    // Read-ahead: up to READ_AHEAD pieces in flight, so memory stays bounded.
+    const ahead: Promise<{ bytes: Uint8Array; buf: Uint8Array }>[] = [];
+    let next = 0;
+    const topUp = () => {
+      while (ahead.length < READ_AHEAD && next < plan.pieces.length) {
+        const buf = free.pop() ?? this.#takePiece();
+        const p = plan.fetch(next++, buf).then((bytes) => ({ bytes, buf }));
+        p.catch(() => {}); // surfaced when awaited in order
+        ahead.push(p);
+      }
+    };
+    let cur: { bytes: Uint8Array; buf: Uint8Array; at: number } | null = null;
+    const giveBack = () => {
+      for (const b of free.splice(0)) this.#givePiece(b);
+    };
+    const stream = new ReadableStream({
+      type: "bytes",
+      pull: async (ctl) => {
+        try {
+          if (cur === null) {
+            topUp();
+            const p = ahead.shift();
+            if (p === undefined) {
+              giveBack();
+              ctl.close();
+              ctl.byobRequest?.respond(0);
+              return;
+            }
+            cur = { ...await p, at: 0 };
+          }
+          const req = ctl.byobRequest;
+          if (req?.view) {
+            // The reader's own buffer: copy, and reuse ours once empty.
+            const view = new Uint8Array(
+              req.view.buffer,
+              req.view.byteOffset,
+              req.view.byteLength,
+            );
+            const n = Math.min(view.length, cur.bytes.length - cur.at);
+            view.set(cur.bytes.subarray(cur.at, cur.at + n));
+            cur.at += n;
+            if (cur.at === cur.bytes.length) {
+              free.push(cur.buf);
+              cur = null;
+            }
+            req.respond(n);
+          } else if (cur.at === 0 && cur.bytes.length === cur.buf.length) {
+            // A default reader takes a whole piece buffer as it is.
+            const whole = cur.bytes;
+            cur = null;
+            ctl.enqueue(whole);
+          } else {
+            // Part of a (pooled, larger) buffer: the reader gets a copy.
+            const rest = cur.bytes.slice(cur.at);
+            free.push(cur.buf);
+            cur = null;
+            ctl.enqueue(rest);
+          }
+          topUp();
+        } catch (e) {
+          ctl.error(e);
+        }
+      },
+      cancel: async () => {
+        // Buffers come back once no read can land in them any more.
+        next = plan.pieces.length;
+        if (cur !== null) free.push(cur.buf);
+        cur = null;
+        for (const p of ahead.splice(0)) {
+          await p.then(({ buf }) => free.push(buf), () => {});
+        }
+        giveBack();
+      },
+    }, { highWaterMark: 0 });
+    return { length: plan.length, stream };
+  }
+
+  /** A piece buffer from the client's pool, or a new one. */
+  #takePiece(): Uint8Array {
+    return this.#piecePool.pop() ?? new Uint8Array(READ_PIECE_BYTES);
+  }
+
+  /** Returns a piece buffer to the pool (bounded; the rest is dropped). */
+  #givePiece(buf: Uint8Array): void {
+    if (
+      buf.length === READ_PIECE_BYTES &&
+      this.#piecePool.length < PIECE_POOL_MAX
+    ) this.#piecePool.push(buf);
+  }
+
+  /**
+   * Reads a file from `offset` into `into`, straight from the chunkservers'
+   * sockets (no copy and no new memory where they have bulk ports), with
+   * up to {@link READ_AHEAD} pieces in flight. Reads
+   * `min(into.length, file length - offset)` bytes; retries as
+   * {@link download}.
+   * @returns the number of bytes read.
+   * @throws GfsError `not_found`, `range_not_satisfiable` (offset past the
+   *   end), `bad_request` (offset not a non-negative integer).
+   */
+  async readInto(
+    path: string,
+    into: Uint8Array,
+    offset = 0,
+  ): Promise<number> {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new GfsError("bad_request", `bad offset ${offset}`);
+    }
+    const plan = await this.#plan(path, { offset }, into.length);
+    await plan.fillAll(into);
+    return plan.length;
+  }
+
+  /**
+   * The pieces of `range` of `path`, and how to fetch one into a buffer.
+   * The locations come fresh from the master (a path deleted and written
+   * again must not read as its old chunks, which outlive the trash delay)
+   * and renew the cache {@link pread} uses.
+   */
+  async #plan(path: string, range?: Partial<ByteRange>, max = Infinity) {
+    let loc = await this.#located(path, true);
     const offset = range?.offset ?? 0;
-    const length = range?.length ?? Math.max(0, loc.length - offset);
+    const length = range?.length ??
+      Math.min(max, Math.max(0, loc.length - offset));
     if (offset + length > loc.length) {
       throw new GfsError(
         "range_not_satisfiable",
@@ -315,7 +455,8 @@ export class GfsClient {
       pieces.push({ ci, within, n, pos });
       pos += n;
     }
-    const fetchPiece = async (k: number): Promise<Uint8Array> => {
+    /** Piece `k` into `into` (at its start). @returns the bytes, a view of `into`. */
+    const fetch = async (k: number, into: Uint8Array): Promise<Uint8Array> => {
       const { ci, within, n } = pieces[k]!;
       let lastErr: unknown = null;
       for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
@@ -337,6 +478,7 @@ export class GfsClient {
               n,
               this.#readTimeoutMs,
               this.#node,
+              into,
             );
             if (bytes.length !== n) {
               throw new GfsError(
@@ -353,40 +495,28 @@ export class GfsClient {
           setTimeout(r, Math.min(2000, 100 * (attempt + 1)))
         );
         try {
-          loc = await this.locate(path);
+          loc = await this.#located(path, true);
         } catch (e) {
           lastErr = e;
         }
       }
       throw lastErr ?? new GfsError("unavailable", "no replica answered");
     };
-    // Read-ahead: up to READ_AHEAD pieces in flight, so memory stays bounded.
-    const ahead: Promise<Uint8Array>[] = [];
-    let next = 0;
-    const topUp = () => {
-      while (ahead.length < READ_AHEAD && next < pieces.length) {
-        const p = fetchPiece(next++);
-        p.catch(() => {}); // surfaced when awaited in order
-        ahead.push(p);
-      }
+    /** Every piece into `out` (at least `length` bytes), READ_AHEAD at a time. */
+    const fillAll = async (out: Uint8Array): Promise<void> => {
+      let k = 0;
+      const worker = async () => {
+        while (k < pieces.length) {
+          const i = k++;
+          const at = pieces[i]!.pos - offset;
+          await fetch(i, out.subarray(at, at + pieces[i]!.n));
+        }
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(READ_AHEAD, pieces.length) }, worker),
+      );
     };
-    const stream = new ReadableStream<Uint8Array>({
-      pull: async (ctl) => {
-        topUp();
-        const p = ahead.shift();
-        if (p === undefined) {
-          ctl.close();
-          return;
-        }
-        try {
-          ctl.enqueue(await p);
-          topUp();
-        } catch (e) {
-          ctl.error(e);
-        }
-      },
-    }, { highWaterMark: 0 });
-    return { length, stream };
+    return { length, pieces, fetch, fillAll };
   }
 
   /**
@@ -477,10 +607,15 @@ export class GfsClient {
     return entry.located;
   }
 
-  /** Downloads a whole file (or range) into memory. */
+  /**
+   * Downloads a whole file (or range) into memory: one buffer of the
+   * file's length, each piece read straight into its place.
+   */
   async readAll(path: string, range?: ByteRange): Promise<Uint8Array> {
-    const d = await this.download(path, range);
-    return new Uint8Array(await new Response(d.stream).arrayBuffer());
+    const plan = await this.#plan(path, range);
+    const out = new Uint8Array(plan.length);
+    await plan.fillAll(out);
+    return out;
   }
 
   /** Where a file's chunks are. @throws GfsError `not_found`. */
@@ -949,14 +1084,25 @@ async function readRange(
   return out;
 }
 
-/** Reads part of a chunk from the first replica that answers. */
+/**
+ * Reads part of a chunk from the first replica that answers, into `into`
+ * when given (straight from the socket over a bulk port; copied otherwise).
+ * @returns the bytes (a view of `into` when given).
+ */
 async function readPiece(
   chunk: Located["chunks"][number],
   offset: number,
   length: number,
   timeoutMs: number,
   call: NodeCall,
+  into?: Uint8Array,
 ): Promise<Uint8Array> {
+  const place = (bytes: Uint8Array) => {
+    if (into === undefined) return bytes;
+    const n = Math.min(bytes.length, into.length);
+    into.set(bytes.subarray(0, n));
+    return into.subarray(0, n);
+  };
   let lastErr: unknown = new GfsError(
     "unavailable",
     `chunk ${chunk.handle} has no live replica`,
@@ -968,12 +1114,17 @@ async function readPiece(
     // data port, which carries many calls per connection, when all are busy.
     if (call.bulk && (!small || call.bulk.hasRoom(replica))) {
       try {
-        const bytes = await call.bulk.read(replica, {
-          handle: chunk.handle,
-          version: chunk.version,
-          offset,
-          length,
-        }, timeoutMs);
+        const bytes = await call.bulk.read(
+          replica,
+          {
+            handle: chunk.handle,
+            version: chunk.version,
+            offset,
+            length,
+          },
+          timeoutMs,
+          into,
+        );
         if (bytes !== null) return bytes;
       } catch (e) {
         lastErr = e;
@@ -988,7 +1139,7 @@ async function readPiece(
           offset,
           length,
         }, timeoutMs);
-        if (bytes !== null) return bytes;
+        if (bytes !== null) return place(bytes);
       } catch (e) {
         lastErr = e;
         continue;
@@ -1003,7 +1154,7 @@ async function readPiece(
         signal: AbortSignal.timeout(timeoutMs),
       });
       await throwIfFailed(res, url);
-      return new Uint8Array(await res.arrayBuffer());
+      return place(new Uint8Array(await res.arrayBuffer()));
     } catch (e) {
       lastErr = e;
     }
