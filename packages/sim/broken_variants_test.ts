@@ -102,7 +102,10 @@ Deno.test("voting without the log check is caught by the randomized KV simulatio
   }
   assert.ok(caught, "100 seeds did not catch voting without the log check");
   assert.equal(caught.seed, seed - 1);
-  assert.match(caught.replay ?? "", /deno task sim --seed \d+/);
+  assert.match(
+    caught.replay ?? "",
+    /STRATA_SEED=\d+ deno test -A packages\/sim\/kv_simulation_test\.ts/,
+  );
 });
 
 /**
