@@ -442,6 +442,10 @@ export class ReplicatedNode<R> {
           : {}),
         ...(bug === "joint_commit_old_quorum"
           ? { unsafe: { jointCommitOutgoingOnly: true } }
+          : bug === "vote_without_log_check"
+          ? { unsafe: { voteWithoutLogCheck: true } }
+          : bug === "commit_old_term_entries"
+          ? { unsafe: { commitPreviousTermEntries: true } }
           : {}),
       });
       if (portless) {

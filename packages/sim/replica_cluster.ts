@@ -6,7 +6,7 @@
  * with the MIT 6.5840 tester's helpers (`checkOneLeader`, `one`,
  * `nCommitted`, `wait`, ...). Each node runs a {@link RecordingCommandMachine}
  * that records the commands it applies; the cluster checks on every event
- * that no two nodes apply different commands at one index and that no term
+ * that no two nodes apply different entries at one index and that no term
  * has two leaders. There is no Ready loop here: the nodes run their own.
  *
  * ReplicatedNode's loop is async (it awaits its disk), so virtual time
@@ -54,6 +54,8 @@ export interface ReplicaClusterOptions {
 }
 
 const decoder = new TextDecoder();
+/** What the safety check records for an applied entry without a command. */
+const NO_COMMAND = "(no command)";
 
 /**
  * The nodes' state machine: records each applied command (as text) by
@@ -65,8 +67,14 @@ export class RecordingCommandMachine implements CommandStateMachine<number> {
   /** Commands by index (those received through snapshots are summarized). */
   readonly log = new Map<number, string>();
 
-  /** @param onApply sees each command applied (the cluster's safety check). */
-  constructor(readonly onApply: (index: number, cmd: string) => void) {}
+  /**
+   * @param onApply sees each command applied, and `undefined` for each
+   * entry without one (a leader's empty entry, a configuration change):
+   * the cluster's safety check compares both.
+   */
+  constructor(
+    readonly onApply: (index: number, cmd: string | undefined) => void,
+  ) {}
 
   apply(index: number, command: Uint8Array): number {
     this.#advance(index);
@@ -78,6 +86,7 @@ export class RecordingCommandMachine implements CommandStateMachine<number> {
 
   skip(index: number): void {
     this.#advance(index);
+    this.onApply(index, undefined);
   }
 
   #advance(index: number): void {
@@ -264,14 +273,18 @@ export class ReplicaCluster {
   }
 
   #machine(): RecordingCommandMachine {
-    return new RecordingCommandMachine((index, cmd) => {
+    return new RecordingCommandMachine((index, command) => {
+      const cmd = command ?? NO_COMMAND;
       const seen = this.#appliedAt.get(index);
       if (seen === undefined) this.#appliedAt.set(index, cmd);
       else if (seen !== cmd) {
+        const show = (c: string) => c.length > 40 ? `${c.slice(0, 40)}…` : c;
         this.#violate(
           new SimError(
             "divergence",
-            `two nodes applied different commands at index ${index}: ${seen} and ${cmd}`,
+            `two nodes applied different entries at index ${index}: ${
+              show(seen)
+            } and ${show(cmd)}`,
           ),
         );
       }
