@@ -14,6 +14,7 @@
  * `checkOneLeader`, `wait`); the rest (`start`, `crash`, `restart`,
  * `disconnect`, ...) act at the current instant.
  */
+import type { ClockGuardOptions } from "@strata/raft";
 import type { PlantedBug } from "@strata/replication";
 import {
   type CommandStateMachine,
@@ -51,6 +52,14 @@ export interface ReplicaClusterOptions {
   clockDrift?: number;
   /** A deliberate bug in the replication loop (tests of the harness). */
   plantedBug?: PlantedBug;
+  /** The nodes' clock guard (default: ReplicatedNode's; false: none). */
+  clockGuard?: ClockGuardOptions | false;
+  /**
+   * Check on every event that no leader holds a valid read lease while
+   * another node leads a later term (default off: it costs a status per
+   * node per event).
+   */
+  checkLeases?: boolean;
 }
 
 const decoder = new TextDecoder();
@@ -295,6 +304,32 @@ export class ReplicaCluster {
     this.#violation ??= e;
   }
 
+  /**
+   * Lease safety: while a leader's read lease holds, no node may lead a
+   * later term (a lease read could miss that leader's writes).
+   */
+  #checkLeases(): void {
+    let newest: ReplicaSimNode | undefined;
+    for (const n of this.nodes.values()) {
+      if (n.role !== "leader") continue;
+      if (!newest || n.term > newest.term) newest = n;
+    }
+    if (!newest) return;
+    for (const n of this.nodes.values()) {
+      if (n === newest || n.role !== "leader" || n.term >= newest.term) {
+        continue;
+      }
+      if (n.replica!.leaseValid()) {
+        this.#violate(
+          new SimError(
+            "invariant",
+            `node ${n.id} holds a read lease in term ${n.term} while node ${newest.id} leads term ${newest.term}`,
+          ),
+        );
+      }
+    }
+  }
+
   /** Throws the first safety violation seen, if any. */
   checkViolation(): void {
     if (this.#violation) throw this.#violation;
@@ -344,6 +379,7 @@ export class ReplicaCluster {
         name: `sim node ${id}`,
         metrics: this.#metrics,
         clock: proc.clock,
+        ...(o.clockGuard !== undefined ? { clockGuard: o.clockGuard } : {}),
       },
       node.sm,
       {
@@ -460,10 +496,14 @@ export class ReplicaCluster {
   /** Runs until `done()` or `limitMs` pass. @returns whether done held. */
   async runUntil(done: () => boolean, limitMs: number): Promise<boolean> {
     const end = this.scheduler.now + limitMs;
+    const leases = this.options.checkLeases === true;
     const ok = await runEvents(
       this.scheduler,
       end,
-      () => this.#violation !== undefined || done(),
+      () => {
+        if (leases) this.#checkLeases();
+        return this.#violation !== undefined || done();
+      },
     );
     this.checkViolation();
     if (!ok && this.scheduler.now < end) this.scheduler.now = end;
