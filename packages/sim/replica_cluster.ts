@@ -21,7 +21,7 @@ import {
   ReplicatedNode,
   ReplicationMetrics,
 } from "@strata/replication";
-import { messageBytes } from "./raft_cluster.ts";
+import { messageBytes } from "./message_bytes.ts";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
 import { runEvents } from "./sim_driver.ts";
