@@ -78,7 +78,10 @@ async function figure8Script(
   }
 }
 
+/** Seeds the bug may take to be caught (it is at seed 1). */
 const SEEDS = LONG ? 40 : 10;
+/** Seeds of the correct twin (5 as before the move onto ReplicatedNode). */
+const TWIN_SEEDS = LONG ? 40 : 5;
 
 Deno.test("figure 8: committing old-term entries by counting replicas is caught as divergence", async () => {
   let caught: SimError | undefined;
@@ -92,11 +95,14 @@ Deno.test("figure 8: committing old-term entries by counting replicas is caught 
 
 Deno.test("figure 8: the same script on the correct commit rule finds nothing", async () => {
   let ran = 0;
-  for (let seed = 1; seed <= SEEDS; seed++) {
+  for (let seed = 1; seed <= TWIN_SEEDS; seed++) {
     const r = await figure8Script(seed, false);
     if (r === "skipped") continue;
     assert.equal(r, "ok", `seed ${seed}: ${r !== "ok" && r.message}`);
     ran++;
   }
-  assert.ok(ran >= SEEDS / 2, `only ${ran} of ${SEEDS} seeds ran the script`);
+  assert.ok(
+    ran >= TWIN_SEEDS / 2,
+    `only ${ran} of ${TWIN_SEEDS} seeds ran the script`,
+  );
 });
