@@ -385,7 +385,9 @@ Deno.test("simulation replay runs a scenario by seed, and a bad scenario or seed
   // A pasted failing-test line names its own scenario and seed.
   const pasted = await (await a.request(
     `/api/sim/replay?scenario=election&seed=${
-      encodeURIComponent("replay: deno task sim --seed 7 --trace")
+      encodeURIComponent(
+        "replay: STRATA_SEED=7 deno test -A packages/sim/kv_simulation_test.ts",
+      )
     }`,
   )).json();
   assert.deepEqual([pasted.scenario, pasted.seed], ["kv", 7]);

@@ -45,6 +45,7 @@ export {
   type LeaseStatus,
   type NodeClock,
   type PeerAddress,
+  proposalCommand,
   type ReadConsistency,
   type ReplicaMember,
   type ReplicaStatus,

@@ -51,6 +51,18 @@ export const plantedBugs = [
    * left.
    */
   "joint_commit_old_quorum",
+  /**
+   * The raft core grants votes without checking that the candidate's log is
+   * at least as up to date as its own (§5.4.1): a candidate missing
+   * committed entries can win and overwrite them.
+   */
+  "vote_without_log_check",
+  /**
+   * The raft core commits entries of earlier terms by counting their
+   * replicas (Figure 8 of the Raft paper): such an entry can still be
+   * overwritten by a leader of a later term after it was applied.
+   */
+  "commit_old_term_entries",
 ] as const;
 
 /** One of {@link plantedBugs}. */

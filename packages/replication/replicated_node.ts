@@ -24,6 +24,7 @@ import {
   type RaftStats,
   RawNode,
   type Ready,
+  type Storage,
 } from "@strata/raft";
 import { realTimers, type Timers } from "@strata/transport";
 import { z } from "zod";
@@ -194,6 +195,16 @@ const Proposal = defineMessage(
     command: z.custom<Uint8Array>((v) => v instanceof Uint8Array),
   }),
 );
+/**
+ * The command a normal log entry of a {@link ReplicatedNode} carries (its
+ * data is the proposer's request id and the command): what a client learner
+ * following the committed stream applies.
+ * @throws when `data` is not a replicated proposal.
+ */
+export function proposalCommand(data: Uint8Array): Uint8Array {
+  return Proposal.decode(data).command;
+}
+
 interface Waiter<R> {
   resolve(r: R): void;
   reject(e: unknown): void;
@@ -442,6 +453,10 @@ export class ReplicatedNode<R> {
           : {}),
         ...(bug === "joint_commit_old_quorum"
           ? { unsafe: { jointCommitOutgoingOnly: true } }
+          : bug === "vote_without_log_check"
+          ? { unsafe: { voteWithoutLogCheck: true } }
+          : bug === "commit_old_term_entries"
+          ? { unsafe: { commitPreviousTermEntries: true } }
           : {}),
       });
       if (portless) {
@@ -521,6 +536,15 @@ export class ReplicatedNode<R> {
   setAddress(id: number, address: PeerAddress): void {
     if (id === this.#cfg.id || this.#cfg.members.has(id)) return;
     this.#addresses.set(id, address);
+  }
+
+  /**
+   * The raft log this node holds in memory, for reading only: a
+   * `CommitStreamHub` serves client learners the committed entries (or the
+   * snapshot) from it.
+   */
+  raftLog(): Storage {
+    return this.#mem;
   }
 
   /** True while the leader's lease (check-quorum) is valid here. */

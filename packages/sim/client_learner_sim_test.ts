@@ -1,78 +1,84 @@
+/**
+ * Client learners on production `ReplicatedNode`s (`ReplicaCluster`): each
+ * member serves the committed stream from its own raft log
+ * (`ReplicatedNode.raftLog()`) through a `CommitStreamHub`; subscribers
+ * reach it over a lossy link of their own, switch members on silence, and
+ * must see exactly the committed commands.
+ */
 import assert from "node:assert/strict";
 import {
   CommitStreamHub,
   CommitStreamSubscriber,
   type Entry,
-  type NodeId,
   type StreamMessage,
 } from "@strata/raft";
-import { type AppPacket, RaftCluster, type SimNode } from "./raft_cluster.ts";
-import { runSeeded, testSeeds } from "./seeded_test_runner.ts";
+import { proposalCommand, type ReplicatedNode } from "@strata/replication";
+import { ReplicaCluster } from "./replica_cluster.ts";
+import { runSeededAsync, testSeeds } from "./seeded_test_runner.ts";
 
 const FILE = "packages/sim/client_learner_sim_test.ts";
 const NAME =
   "client learners follow the committed stream from members through loss, crashes and member switches";
 
-interface Sub extends AppPacket {
-  type: "streamSub";
-  id: string;
-  from: number;
-}
-interface Ack extends AppPacket {
-  type: "streamAck";
-  id: string;
-  index: number;
-}
-interface Push extends AppPacket {
-  type: "streamPush";
-  m: StreamMessage;
-}
+type Packet =
+  | { type: "streamSub"; id: string; from: number }
+  | { type: "streamAck"; id: string; index: number };
 
-const SUB_BASE = 500;
+const decoder = new TextDecoder();
 
-Deno.test(NAME, () => {
-  runSeeded(FILE, NAME, testSeeds(3, 30), (seed) => {
-    const hubs = new Map<NodeId, { inc: number; hub: CommitStreamHub }>();
-    const hubOf = (node: SimNode) => {
-      let h = hubs.get(node.id);
-      if (!h || h.inc !== node.incarnation) {
-        // A restarted member starts with no subscribers: they resubscribe.
+Deno.test(NAME, async () => {
+  await runSeededAsync(FILE, NAME, testSeeds(3, 30), async (seed) => {
+    const c = new ReplicaCluster({ seed, nodes: 3, snapshotInterval: 15 });
+    c.setReliable(false);
+    const linkRandom = c.prng.fork();
+    /** The subscribers' link: 10% loss, 1–27 ms delays (as the raft links). */
+    const send = (deliver: () => void) => {
+      if (linkRandom.chance(0.1)) return;
+      c.scheduler.after(1 + linkRandom.float() * 26, deliver);
+    };
+    // One hub per running replica: a restarted member starts with no
+    // subscribers (they resubscribe).
+    const hubs = new Map<
+      number,
+      { replica: ReplicatedNode<number>; hub: CommitStreamHub }
+    >();
+    const hubOf = (id: number): CommitStreamHub | undefined => {
+      const replica = c.node(id).alive ? c.node(id).replica : undefined;
+      if (!replica) return undefined;
+      let h = hubs.get(id);
+      if (!h || h.replica !== replica) {
         h = {
-          inc: node.incarnation,
-          hub: new CommitStreamHub(node.storage, { maxBatchBytes: 64 }),
+          replica,
+          hub: new CommitStreamHub(replica.raftLog(), { maxBatchBytes: 64 }),
         };
-        hubs.set(node.id, h);
+        hubs.set(id, h);
       }
+      h.hub.committed(c.node(id).sm.appliedIndex);
       return h.hub;
     };
-    const push = (node: SimNode, out: StreamMessage[]) => {
-      for (const m of out) {
-        const to = SUB_BASE + Number(m.subscriber);
-        c.net.send(node.id, to, { type: "streamPush", m } as Push);
-      }
+    const inboxes: Array<(m: StreamMessage) => void> = [];
+    const push = (out: StreamMessage[]) => {
+      for (const m of out) send(() => inboxes[Number(m.subscriber)]!(m));
     };
-    const served = new Map<NodeId, number>();
-    const c: RaftCluster = new RaftCluster({
-      seed,
-      nodes: 3,
-      snapshotInterval: 15,
-      onApply(node) {
-        push(node, hubOf(node).committed(node.sm.applied));
-      },
-      onPacket(node, p) {
-        const hub = hubOf(node);
-        hub.committed(node.sm.applied);
+    const served = new Map<number, number>();
+    const toMember = (id: number, p: Packet) =>
+      send(() => {
+        const hub = hubOf(id);
+        if (!hub) return; // down: the packet is lost
         if (p.type === "streamSub") {
-          const s = p as Sub;
-          served.set(node.id, (served.get(node.id) ?? 0) + 1);
-          push(node, hub.subscribe(s.id, s.from));
-        } else if (p.type === "streamAck") {
-          const a = p as Ack;
-          push(node, hub.ack(a.id, a.index));
-        }
-      },
-    });
-    c.setReliable(false);
+          served.set(id, (served.get(id) ?? 0) + 1);
+          push(hub.subscribe(p.id, p.from));
+        } else push(hub.ack(p.id, p.index));
+      });
+    // Members push what they applied since, every 5 ms.
+    const pump = () => {
+      for (const id of c.nodes.keys()) {
+        const hub = hubOf(id);
+        if (hub) push(hub.committed(c.node(id).sm.appliedIndex));
+      }
+      c.scheduler.after(5, pump);
+    };
+    c.scheduler.after(5, pump);
 
     // Two subscribers, each attached to one member, switching on silence.
     const subs = [0, 1].map((k) => {
@@ -80,7 +86,7 @@ Deno.test(NAME, () => {
       const sub = new CommitStreamSubscriber(
         (e: Entry) => {
           if (e.type === "normal" && e.data.length > 0) {
-            got.set(e.index, new TextDecoder().decode(e.data));
+            got.set(e.index, decoder.decode(proposalCommand(e.data)));
           }
         },
         (snap) => {
@@ -88,30 +94,23 @@ Deno.test(NAME, () => {
         },
       );
       const state = { member: (k % 3) + 2, heard: 0, switches: 0, snapshot: 0 };
-      const me = SUB_BASE + k;
       const subscribe = () =>
-        c.net.send(me, state.member, {
+        toMember(state.member, {
           type: "streamSub",
           id: String(k),
           from: sub.applied + 1,
-        } as Sub);
-      c.net.register(me, (m) => {
-        const p = m as Push;
-        if (p.type !== "streamPush") return;
+        });
+      inboxes[k] = (m) => {
         state.heard = c.scheduler.now;
         let index: number;
         try {
-          index = sub.receive(p.m);
+          index = sub.receive(m);
         } catch {
           subscribe(); // a gap: a lost message; resume where we are
           return;
         }
-        c.net.send(me, state.member, {
-          type: "streamAck",
-          id: String(k),
-          index,
-        } as Ack);
-      });
+        toMember(state.member, { type: "streamAck", id: String(k), index });
+      };
       const watch = () => {
         if (c.scheduler.now - state.heard > 400) {
           state.member = (state.member % 3) + 1;
@@ -127,17 +126,17 @@ Deno.test(NAME, () => {
     });
 
     for (let i = 0; i < 60; i++) {
-      c.one(`v${i}`, 1, true);
+      await c.one(`v${i}`, 1, true);
       if (i % 15 === 7) {
         const victim = c.prng.int(3) + 1;
         c.crash(victim);
-        c.run(300);
+        await c.run(300);
         c.restart(victim);
       }
     }
     c.setReliable(true);
-    const last = c.one("last", 3, true);
-    c.run(3000);
+    const last = await c.one("last", 3, true);
+    await c.run(3000);
     for (const s of subs) {
       assert.ok(
         s.sub.applied >= last,

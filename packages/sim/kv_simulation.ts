@@ -184,7 +184,8 @@ export function runKvSimulation(options: KvSimOptions): KvSimResult {
       e instanceof Error ? e.stack ?? e.message : String(e),
     );
     err.seed = seed;
-    err.replay = `deno task sim --seed ${seed} --trace`;
+    err.replay =
+      `STRATA_SEED=${seed} deno test -A packages/sim/kv_simulation_test.ts`;
     throw err;
   }
 }

@@ -3,18 +3,20 @@
  * strata's deterministic simulation: a seeded PRNG, a virtual clock with a
  * single-threaded event scheduler, a faulty network (delay, loss,
  * duplication, reordering, partitions), disks that lose unsynced writes on
- * crash, a harness that drives N raft nodes through all of it, a replicated
- * KV simulation, a linearizability checker, and replays of named scenarios
- * as event timelines for the playground (`replayScenario`, `parseSeed`).
- * Every run is reproducible from one seed.
+ * crash, production `ReplicatedNode`s on all of it (`ReplicaCluster`, and
+ * `runReplicatedKvSimulation` from `@strata/sim/replicated`), a
+ * linearizability checker, and replays of named scenarios as event
+ * timelines for the playground (`replayScenario`, `parseSeed`; these still
+ * run the raft core with `RaftCluster`). Every run is reproducible from one
+ * seed.
  *
  * @example
  * ```ts
- * import { RaftCluster } from "@strata/sim";
+ * import { ReplicaCluster } from "@strata/sim";
  *
- * const cluster = new RaftCluster({ seed: 42, nodes: 3 });
- * const leader = cluster.checkOneLeader();
- * const index = cluster.one("hello", 3, false);
+ * const cluster = new ReplicaCluster({ seed: 42, nodes: 3 });
+ * const leader = await cluster.checkOneLeader();
+ * const index = await cluster.one("hello", 3, false);
  * console.log(leader, index, cluster.nCommitted(index)); // … [3, "hello"]
  * ```
  */
@@ -28,10 +30,10 @@ export {
 } from "./sim_network.ts";
 export { SimDisk } from "./sim_disk.ts";
 export { isSimError, SimError, type SimErrorCode } from "./sim_error.ts";
+export { messageBytes } from "./message_bytes.ts";
 export {
   type AppPacket,
   type ClusterOptions,
-  messageBytes,
   RaftCluster,
   RecordingStateMachine,
   SimNode,

@@ -16,6 +16,7 @@ import { Scheduler } from "./scheduler.ts";
 import { SimDisk } from "./sim_disk.ts";
 import { SimError } from "./sim_error.ts";
 import { type NetworkFaults, RELIABLE, SimNetwork } from "./sim_network.ts";
+import { messageBytes } from "./message_bytes.ts";
 
 const RAFT_TYPES = new Set([
   "prop",
@@ -181,12 +182,6 @@ export class RaftCluster {
   readonly tickMs: number;
   readonly #electionTick: number;
   readonly #heartbeatTick: number;
-  /** Raft messages sent, by type (request kinds count as RPCs). */
-  readonly messageCounts = new Map<string, number>();
-  /** Approximate payload+header bytes of raft messages sent. */
-  raftBytes = 0;
-  /** Rejected AppendEntries responses (conflict backup round trips). */
-  appRejects = 0;
 
   constructor(options: ClusterOptions) {
     this.options = options;
@@ -201,11 +196,6 @@ export class RaftCluster {
     this.#heartbeatTick = options.heartbeatTick ?? 5;
     const peers = Array.from({ length: options.nodes }, (_, i) => i + 1);
     for (const id of peers) this.#addNode(id, peers);
-  }
-
-  /** Election timeout in virtual ms (the base, not the randomized one). */
-  get electionTimeoutMs(): number {
-    return this.#electionTick * this.tickMs;
   }
 
   #addNode(id: NodeId, peers: NodeId[] | undefined): SimNode {
@@ -365,11 +355,7 @@ export class RaftCluster {
 
   #send(node: SimNode, messages: readonly Message[]): void {
     for (const m of messages) {
-      const bytes = messageBytes(m);
-      this.raftBytes += bytes;
-      this.messageCounts.set(m.type, (this.messageCounts.get(m.type) ?? 0) + 1);
-      if (m.type === "appResp" && m.reject) this.appRejects++;
-      this.net.send(node.id, m.to, m, bytes);
+      this.net.send(node.id, m.to, m, messageBytes(m));
     }
   }
 
@@ -536,12 +522,6 @@ export class RaftCluster {
     }
   }
 
-  /** MIT `setlongreordering`: some messages are held back 200–2000 ms. */
-  setLongReordering(on: boolean): void {
-    this.net.faults.longDelay = on ? 0.1 : 0;
-    this.net.faults.longDelayMs = on ? 2000 : 0;
-  }
-
   #node(id: NodeId): SimNode {
     const n = this.nodes.get(id);
     if (!n) throw new SimError("bad_argument", `no node ${id}`);
@@ -606,31 +586,6 @@ export class RaftCluster {
       if (last >= 0) return byTerm.get(last)![0]!;
     }
     throw new SimError("no_progress", "expected one leader, got none");
-  }
-
-  /**
-   * Checks that connected nodes agree on the term.
-   * @throws SimError `invariant` when they do not.
-   */
-  checkTerms(): number {
-    let term = -1;
-    for (const id of this.connectedIds()) {
-      const t = this.#node(id).raw.raft.term;
-      if (term === -1) term = t;
-      else if (term !== t) {
-        throw new SimError("invariant", "servers disagree on term");
-      }
-    }
-    return term;
-  }
-
-  /** @throws SimError when a connected node believes it is leader. */
-  checkNoLeader(): void {
-    for (const id of this.connectedIds()) {
-      if (this.#node(id).raw.raft.role === "leader") {
-        throw new SimError("invariant", `expected no leader, ${id} leads`);
-      }
-    }
   }
 
   /**
@@ -724,43 +679,6 @@ export class RaftCluster {
     throw new SimError("no_progress", `one(${cmd}) failed to reach agreement`);
   }
 
-  /**
-   * MIT `wait`: waits until `n` nodes applied `index` (or some node moved
-   * past `startTerm`). @returns the payload, or undefined when the term moved.
-   * @throws SimError `no_progress`.
-   */
-  wait(index: number, n: number, startTerm: number): string | undefined {
-    let to = 10;
-    for (let iters = 0; iters < 30; iters++) {
-      const [nd] = this.nCommitted(index);
-      if (nd >= n) break;
-      this.run(to);
-      if (to < 1000) to *= 2;
-      if (startTerm > -1) {
-        for (const node of this.nodes.values()) {
-          if (node.raw.raft.term > startTerm) return undefined;
-        }
-      }
-    }
-    const [nd, cmd] = this.nCommitted(index);
-    if (nd < n) {
-      throw new SimError(
-        "no_progress",
-        `only ${nd} decided for index ${index}; wanted ${n}`,
-      );
-    }
-    return cmd;
-  }
-
-  /** Raft requests sent (responses excluded), like the MIT RPC count. */
-  rpcCount(): number {
-    let n = 0;
-    for (const [type, c] of this.messageCounts) {
-      if (!type.endsWith("Resp")) n += c;
-    }
-    return n;
-  }
-
   /** The current leader among alive nodes with the highest term, if any. */
   leader(): SimNode | undefined {
     let best: SimNode | undefined;
@@ -778,18 +696,4 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/**
- * Approximate wire size of a raft message (header fields plus payloads),
- * cheap enough to compute for every simulated message.
- */
-export function messageBytes(m: Message): number {
-  let n = 16;
-  if (m.type === "app" || m.type === "prop") {
-    for (const e of m.entries) n += 8 + e.data.length;
-  } else if (m.type === "snap") {
-    n += 16 + m.data.length;
-  }
-  return n;
 }

@@ -115,7 +115,7 @@ export interface ParsedSeed {
   scenario?: string;
   /** The seed, an integer in [0, 2^32). */
   seed: number;
-  /** What printed the line: a test file ("packages/sim/raft_lab_test.ts") or "deno task sim". */
+  /** What printed the line: a test file ("packages/sim/raft_lab_test.ts") or "deno task sim" / "deno task sim:replicated". */
   source?: string;
 }
 
@@ -158,7 +158,7 @@ const SCENARIOS: readonly ReplayScenario[] = [
     name: "kv",
     title: "KV linearizability simulation",
     description:
-      "The randomized replicated-KV run of kv_simulation_test.ts and `deno task sim`: clients, a nemesis (partitions, crashes, transfers, membership churn), then the linearizability check. Paste a failing seed from either.",
+      "The randomized replicated-KV run of kv_simulation_test.ts on the raft core: clients, a nemesis (partitions, crashes, transfers, membership churn), then the linearizability check. Paste a failing seed from it.",
   },
   {
     name: "membership",
@@ -183,7 +183,8 @@ function bad(message: string): SimError {
  * a failing seeded test or `deno task sim` prints, e.g.
  * `simulation failed with seed 19` /
  * `replay: STRATA_SEED=19 deno test -A packages/sim/kv_simulation_test.ts --filter "..."`
- * or `FAILED seed 1775: ...` / `replay: deno task sim --seed 1775 --trace`.
+ * or `replay: deno task sim --seed 1775` (a `ReplicatedNode` run: the seed
+ * and its source only, no raft-core scenario).
  *
  * @throws SimError `bad_argument` when no seed in [0, 2^32) is found.
  */
@@ -221,18 +222,17 @@ export function parseSeed(input: string): ParsedSeed {
   const out: ParsedSeed = { seed };
   const scenario = scenarioOf(text);
   if (scenario !== undefined) out.scenario = scenario;
+  // `deno task sim` (and `sim:replicated`) run ReplicatedNode: no raft-core
+  // scenario replays them (the dashboard's replicated panel does).
   const source = /[\w./-]*_test\.ts/.exec(text)?.[0] ??
-    (/deno task sim\b|\bFAILED seed\b/.test(text)
-      ? "deno task sim"
-      : undefined);
+    /deno task sim(?::replicated)?\b/.exec(text)?.[0];
   if (source !== undefined) out.source = source;
   return out;
 }
 
 function scenarioOf(text: string): string | undefined {
   if (
-    /kv_simulation(_test)?\.ts|sim_cli\.ts|deno task sim\b|\bFAILED seed\b/
-      .test(text)
+    /kv_simulation(_test)?\.ts/.test(text)
   ) return "kv";
   const named = /^([a-z][a-z0-9-]*)[ \t]*[: \t][ \t]*\d+$/i.exec(text) ??
     /\bscenario[ \t]*[=:][ \t]*([a-z][a-z0-9-]*)/i.exec(text);

@@ -237,17 +237,18 @@ Deno.test("parseSeed reads the lines a failing seeded test prints", () => {
 });
 
 Deno.test("parseSeed reads sim CLI failures, other tests' lines, bare numbers and scenario:seed", () => {
+  // `deno task sim` runs ReplicatedNode: the seed and the source, no
+  // raft-core scenario.
   assert.deepEqual(
     parseSeed(
-      "FAILED seed 1775: replicas did not converge\nreplay: deno task sim --seed 1775 --trace",
+      "FAILED seed 1775: replicas did not converge\nreplay: deno task sim --seed 1775",
     ),
-    { scenario: "kv", seed: 1775, source: "deno task sim" },
+    { seed: 1775, source: "deno task sim" },
   );
-  assert.deepEqual(parseSeed("deno task sim --seed 8 --trace"), {
-    scenario: "kv",
-    seed: 8,
-    source: "deno task sim",
-  });
+  assert.deepEqual(
+    parseSeed("deno task sim:replicated --seed 8 --bug ack_before_fsync"),
+    { seed: 8, source: "deno task sim:replicated" },
+  );
   assert.deepEqual(
     parseSeed(
       'replay: STRATA_SEED=4 deno test -A packages/sim/membership_sim_test.ts --filter "a learner"',

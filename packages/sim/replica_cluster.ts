@@ -6,7 +6,7 @@
  * with the MIT 6.5840 tester's helpers (`checkOneLeader`, `one`,
  * `nCommitted`, `wait`, ...). Each node runs a {@link RecordingCommandMachine}
  * that records the commands it applies; the cluster checks on every event
- * that no two nodes apply different commands at one index and that no term
+ * that no two nodes apply different entries at one index and that no term
  * has two leaders. There is no Ready loop here: the nodes run their own.
  *
  * ReplicatedNode's loop is async (it awaits its disk), so virtual time
@@ -14,13 +14,14 @@
  * `checkOneLeader`, `wait`); the rest (`start`, `crash`, `restart`,
  * `disconnect`, ...) act at the current instant.
  */
+import type { ClockGuardOptions } from "@strata/raft";
 import type { PlantedBug } from "@strata/replication";
 import {
   type CommandStateMachine,
   ReplicatedNode,
   ReplicationMetrics,
 } from "@strata/replication";
-import { messageBytes } from "./raft_cluster.ts";
+import { messageBytes } from "./message_bytes.ts";
 import { Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
 import { runEvents } from "./sim_driver.ts";
@@ -51,9 +52,19 @@ export interface ReplicaClusterOptions {
   clockDrift?: number;
   /** A deliberate bug in the replication loop (tests of the harness). */
   plantedBug?: PlantedBug;
+  /** The nodes' clock guard (default: ReplicatedNode's; false: none). */
+  clockGuard?: ClockGuardOptions | false;
+  /**
+   * Check on every event that no leader holds a valid read lease while
+   * another node leads a later term (default off: it costs a status per
+   * node per event).
+   */
+  checkLeases?: boolean;
 }
 
 const decoder = new TextDecoder();
+/** What the safety check records for an applied entry without a command. */
+const NO_COMMAND = "(no command)";
 
 /**
  * The nodes' state machine: records each applied command (as text) by
@@ -65,8 +76,14 @@ export class RecordingCommandMachine implements CommandStateMachine<number> {
   /** Commands by index (those received through snapshots are summarized). */
   readonly log = new Map<number, string>();
 
-  /** @param onApply sees each command applied (the cluster's safety check). */
-  constructor(readonly onApply: (index: number, cmd: string) => void) {}
+  /**
+   * @param onApply sees each command applied, and `undefined` for each
+   * entry without one (a leader's empty entry, a configuration change):
+   * the cluster's safety check compares both.
+   */
+  constructor(
+    readonly onApply: (index: number, cmd: string | undefined) => void,
+  ) {}
 
   apply(index: number, command: Uint8Array): number {
     this.#advance(index);
@@ -78,6 +95,7 @@ export class RecordingCommandMachine implements CommandStateMachine<number> {
 
   skip(index: number): void {
     this.#advance(index);
+    this.onApply(index, undefined);
   }
 
   #advance(index: number): void {
@@ -264,14 +282,18 @@ export class ReplicaCluster {
   }
 
   #machine(): RecordingCommandMachine {
-    return new RecordingCommandMachine((index, cmd) => {
+    return new RecordingCommandMachine((index, command) => {
+      const cmd = command ?? NO_COMMAND;
       const seen = this.#appliedAt.get(index);
       if (seen === undefined) this.#appliedAt.set(index, cmd);
       else if (seen !== cmd) {
+        const show = (c: string) => c.length > 40 ? `${c.slice(0, 40)}…` : c;
         this.#violate(
           new SimError(
             "divergence",
-            `two nodes applied different commands at index ${index}: ${seen} and ${cmd}`,
+            `two nodes applied different entries at index ${index}: ${
+              show(seen)
+            } and ${show(cmd)}`,
           ),
         );
       }
@@ -280,6 +302,32 @@ export class ReplicaCluster {
 
   #violate(e: SimError): void {
     this.#violation ??= e;
+  }
+
+  /**
+   * Lease safety: while a leader's read lease holds, no node may lead a
+   * later term (a lease read could miss that leader's writes).
+   */
+  #checkLeases(): void {
+    let newest: ReplicaSimNode | undefined;
+    for (const n of this.nodes.values()) {
+      if (n.role !== "leader") continue;
+      if (!newest || n.term > newest.term) newest = n;
+    }
+    if (!newest) return;
+    for (const n of this.nodes.values()) {
+      if (n === newest || n.role !== "leader" || n.term >= newest.term) {
+        continue;
+      }
+      if (n.replica!.leaseValid()) {
+        this.#violate(
+          new SimError(
+            "invariant",
+            `node ${n.id} holds a read lease in term ${n.term} while node ${newest.id} leads term ${newest.term}`,
+          ),
+        );
+      }
+    }
   }
 
   /** Throws the first safety violation seen, if any. */
@@ -331,6 +379,7 @@ export class ReplicaCluster {
         name: `sim node ${id}`,
         metrics: this.#metrics,
         clock: proc.clock,
+        ...(o.clockGuard !== undefined ? { clockGuard: o.clockGuard } : {}),
       },
       node.sm,
       {
@@ -447,10 +496,14 @@ export class ReplicaCluster {
   /** Runs until `done()` or `limitMs` pass. @returns whether done held. */
   async runUntil(done: () => boolean, limitMs: number): Promise<boolean> {
     const end = this.scheduler.now + limitMs;
+    const leases = this.options.checkLeases === true;
     const ok = await runEvents(
       this.scheduler,
       end,
-      () => this.#violation !== undefined || done(),
+      () => {
+        if (leases) this.#checkLeases();
+        return this.#violation !== undefined || done();
+      },
     );
     this.checkViolation();
     if (!ok && this.scheduler.now < end) this.scheduler.now = end;

@@ -1,6 +1,6 @@
 /**
- * `deno task sim:replicated`: seeded simulations of `ReplicatedNode`
- * clusters (see replicated_kv_sim.ts).
+ * `deno task sim` (also `deno task sim:replicated`): seeded simulations of
+ * `ReplicatedNode` clusters (see replicated_kv_sim.ts).
  *
  * - `--machine kv|gfs|gfs-store` (any form): the state machine: raft-kv
  *   (default), the GFS master's, or the GFS master through its
@@ -28,7 +28,7 @@ import {
 import { isSimError, SimError } from "./sim_error.ts";
 
 const USAGE =
-  `deno task sim:replicated --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--membership] [--transfers] [--bug ${
+  `deno task sim (or sim:replicated) --seed S | --seeds N [--from S] [--jobs J] [--keep-going] [--machine kv|gfs|gfs-store] [--membership] [--transfers] [--bug ${
     plantedBugs.join("|")
   }]`;
 
