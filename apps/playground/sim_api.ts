@@ -24,7 +24,11 @@ import {
   type ReplicatedReplay,
 } from "./replicated_replay.ts";
 
-/** Seeds one `find` tries at most (each planted bug is found within 30 from seed 1). */
+/**
+ * Seeds one `find` tries at most: bounds a request's time. Most planted bugs
+ * are found within it from seed 1; some are rarer (`find` then shows the last
+ * seed's passing run, and another start seed may find one).
+ */
 export const FIND_SEEDS = 30;
 
 /**
