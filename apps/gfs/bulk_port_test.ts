@@ -9,6 +9,7 @@ import {
 } from "./shared/bulk_protocol.ts";
 import { startCluster } from "./process_cluster.ts";
 import { fetchAs, pattern, until } from "./_test_support.ts";
+import { downloadChecks } from "./client/_download_checks.ts";
 
 const CHUNK = 1 << 20;
 
@@ -24,7 +25,7 @@ async function bulkCalls(api: typeof fetch, url: string): Promise<number> {
 
 Deno.test({
   name:
-    "bulk port (real processes): large files across chunk boundaries, bad frames, kill -9 of every chunkserver, a replica killed during uploads",
+    "bulk port (real processes): large files across chunk boundaries, bad frames, downloads into the caller's memory, kill -9 of every chunkserver, a replica killed during uploads",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
@@ -221,6 +222,9 @@ Deno.test({
           assert.ok(got.every((b, i) => b === data[i]));
         },
       );
+
+      // Downloads into the caller's memory, on this cell (one start less).
+      await downloadChecks(t, { bulk: client, http });
 
       await t.step(
         "an acknowledged upload survives kill -9 of every chunkserver",
