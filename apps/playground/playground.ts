@@ -14,6 +14,7 @@ import { startLocalCluster } from "@strata/kv/cluster_launcher";
 import { PlaygroundError } from "./playground_error.ts";
 import { authHeaders, tlsClient, tokenFile } from "@strata/edge";
 import { freePort } from "@strata/process";
+import { pathExists as exists } from "@strata/storage";
 import { startTablesStack } from "@strata/tables/stack_launcher";
 import { TablesClient } from "@strata/tables/client";
 
@@ -424,16 +425,6 @@ async function seedDemoTable(
 
 /** Master replicas of the GFS cell. */
 const GFS_MASTERS = 3;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -22,6 +22,17 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Whether `path` exists (any other error than "not found" is thrown). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 /** Writes all of `bytes`, looping over short writes. */
 export async function writeAll(
   file: Deno.FsFile,

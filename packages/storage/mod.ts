@@ -41,6 +41,7 @@ export { GroupCommit } from "./group_commit.ts";
 export { DirLock, LOCK_FILE } from "./dir_lock.ts";
 export {
   isAtomicTempName,
+  pathExists,
   syncDir,
   writeAll,
   writeFileAtomic,

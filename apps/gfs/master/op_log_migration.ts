@@ -1,8 +1,10 @@
 import { join } from "node:path";
 import {
+  pathExists as exists,
   type SegmentedLog,
   SegmentedLog as Log,
   SnapshotStore,
+  syncDir,
 } from "@strata/storage";
 import { DiskReplicaStorage } from "@strata/replication";
 import { isGfsError } from "../shared/gfs_error.ts";
@@ -133,23 +135,4 @@ export async function migrateOpLog(
   await Deno.rename(checkpointsDir, join(kept, "checkpoints"));
   await syncDir(dir);
   return { appliedIndex: old.applied, replayed: old.replayed, keptAt: kept };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
-async function syncDir(path: string): Promise<void> {
-  const f = await Deno.open(path, { read: true });
-  try {
-    await f.syncData();
-  } finally {
-    f.close();
-  }
 }

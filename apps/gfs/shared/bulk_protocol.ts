@@ -30,6 +30,15 @@ const Handle = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const Chain = z.array(z.string().url().max(2048)).max(15);
 
+/** What a pushed write carries, to the primary or along the chain. */
+const pushFields = {
+  handle: Handle,
+  version: z.number().int().min(1),
+  offset: Count,
+  length: Count,
+  chain: Chain,
+};
+
 /** A request header. */
 export const BulkRequestSchema = z.discriminatedUnion("op", [
   z.object({
@@ -39,24 +48,10 @@ export const BulkRequestSchema = z.discriminatedUnion("op", [
     offset: Count,
     length: Count,
   }).strict(),
-  z.object({
-    op: z.literal("write"),
-    handle: Handle,
-    version: z.number().int().min(1),
-    offset: Count,
-    length: Count,
-    /** The secondaries, in push order. */
-    chain: Chain,
-  }).strict(),
-  z.object({
-    op: z.literal("forward"),
-    handle: Handle,
-    version: z.number().int().min(1),
-    offset: Count,
-    length: Count,
-    /** Servers after this one, in push order. */
-    chain: Chain,
-  }).strict(),
+  /** From the client to the primary: `chain` is the secondaries, in push order. */
+  z.object({ op: z.literal("write"), ...pushFields }).strict(),
+  /** From one replica to the next: `chain` is the servers after the receiver. */
+  z.object({ op: z.literal("forward"), ...pushFields }).strict(),
 ]);
 /** A request header. */
 export type BulkRequest = z.infer<typeof BulkRequestSchema>;
