@@ -9,8 +9,9 @@
  * (checked before the work and again before the answer); a row outside
  * every open tablet is `409 not_serving`, a server without a session
  * answers `503 not_serving`. A write whose lease ran out while it was
- * being applied is answered `503 unavailable` (outcome unknown: it may be
- * in the tablet's log), never `not_serving`, which promises nothing was
+ * being applied, or whose tablet another server claimed while it was being
+ * logged, is answered `503 unavailable` (outcome unknown: it may be in the
+ * log a successor replays), never `not_serving`, which promises nothing was
  * applied.
  */
 import { type Context, Hono } from "hono";
@@ -607,7 +608,15 @@ export function createTabletServerApi(
     name: `tablet server ${state.id}`,
     translate: (e) => {
       if (isFencedError(e)) {
-        // A newer owner claimed the tablet in GFS: nothing was acknowledged.
+        // Appended before a newer owner's claim was seen: its replay may
+        // apply it, so the outcome is unknown (the client does not re-send).
+        if (e.maybeApplied) {
+          return new EdgeError(
+            "unavailable",
+            `tablet server ${state.id}: another server took this tablet over while the write was being logged; it may have been applied`,
+          );
+        }
+        // A newer owner claimed the tablet in GFS before the write was logged.
         return new TablesError(
           "not_serving",
           503,

@@ -4,9 +4,16 @@ import { type GfsClient, isGfsError } from "@strata/gfs";
 export class FencedError extends Error {
   /** Always `"fenced"`. */
   readonly code = "fenced";
-  constructor(message: string) {
+  /**
+   * True when the refused write was already appended to the log before the
+   * check found the newer owner: a successor's replay may still apply it,
+   * so its outcome is unknown (the caller must not re-send it as unapplied).
+   */
+  readonly maybeApplied: boolean;
+  constructor(message: string, options: { maybeApplied?: boolean } = {}) {
     super(message);
     this.name = "FencedError";
+    this.maybeApplied = options.maybeApplied ?? false;
   }
 }
 

@@ -134,6 +134,8 @@ Deno.test("a fenced owner can neither acknowledge a write nor replace the manife
       // a's write lands in its log but is refused: b claimed first.
       await assert.rejects(a.store.put(key(999), enc.encode("late")), (e) => {
         assert.ok(isFencedError(e), String(e));
+        // It is in a's log: its outcome is unknown, not "not applied".
+        assert.equal(e.maybeApplied, true);
         return true;
       });
       // a's compaction writes a table and a manifest version that loses,

@@ -5,7 +5,7 @@ import {
   RECORD_HEADER_BYTES,
 } from "@strata/gfs";
 import type { CommitLog } from "@strata/lsm";
-import type { GfsFence } from "./gfs_fence.ts";
+import { FencedError, type GfsFence, isFencedError } from "./gfs_fence.ts";
 import { ENTRY_HEADER_BYTES, type LogEntry } from "./log_format.ts";
 import { resolveLog } from "./log_replay.ts";
 import { encodeSections, type LogSection } from "./server_log_format.ts";
@@ -354,7 +354,12 @@ export class ServerLog {
     live.forEach((p, k) => {
       const e = refused.get(p.view);
       if (e !== undefined) {
-        p.reject(e);
+        // This write is in the block just appended: say so (see FencedError).
+        p.reject(
+          isFencedError(e)
+            ? new FencedError(e.message, { maybeApplied: true })
+            : e,
+        );
         return;
       }
       if (p.records === null) file.starts.add(p.view);
