@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { type GfsClient, READ_PIECE_BYTES } from "./client.ts";
 import { isGfsError } from "../shared/gfs_error.ts";
 import { pattern } from "../_test_support.ts";
@@ -19,13 +20,7 @@ async function byob(
     parts.push(value.slice());
     buf = new Uint8Array(value.buffer);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 /**
