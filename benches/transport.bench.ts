@@ -25,6 +25,7 @@ import {
   DifferentialEncoder,
   listenTcp,
   pack,
+  PACK_VERSION,
   packedSizeBound,
   unpack,
   unpackOne,
@@ -490,7 +491,7 @@ function interleaved(
  * editsFramed) · varint editsLength · [edits, when not framed] · frame`.
  */
 function packFrame(blob: Uint8Array): Uint8Array | undefined {
-  if (blob[0] !== 5) return undefined;
+  if (blob[0] !== PACK_VERSION) return undefined;
   const head = readVarint(blob, 1);
   const edits = readVarint(blob, head.next);
   return blob.subarray(edits.next + (head.value % 2 === 0 ? edits.value : 0));
@@ -664,7 +665,8 @@ function multiPacketBench(): void {
     );
     if (frame) {
       // Where unpackOne's time goes (fastest rounds): a zstd call's fixed
-      // cost, decoding pack's frame, and what unpackOne adds to that call.
+      // cost (the 10-byte frame's own metric), decoding pack's frame, and
+      // what unpackOne adds to that call.
       const alone = fastest("zstd decompress of pack's frame alone");
       const whole = Math.min(
         fastest("zstd decompress whole"),
