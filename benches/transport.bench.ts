@@ -17,6 +17,7 @@ import {
   defineMessage,
   defineMessageSet,
   type MessageType,
+  readVarint,
 } from "@strata/codec";
 import {
   connectTcp,
@@ -24,6 +25,7 @@ import {
   DifferentialEncoder,
   listenTcp,
   pack,
+  PACK_VERSION,
   packedSizeBound,
   unpack,
   unpackOne,
@@ -483,6 +485,21 @@ function interleaved(
   });
 }
 
+/**
+ * The zstd frame of an edits blob that keeps zstd's magic (format 5, see
+ * packages/transport's README): `u8 format · varint (count << 1 |
+ * editsFramed) · varint editsLength · [edits, when not framed] · frame`.
+ */
+function packFrame(blob: Uint8Array): Uint8Array | undefined {
+  if (blob[0] !== PACK_VERSION) return undefined;
+  const head = readVarint(blob, 1);
+  const edits = readVarint(blob, head.next);
+  return blob.subarray(edits.next + (head.value % 2 === 0 ? edits.value : 0));
+}
+
+// A zstd frame of 10 bytes: decoding it is what any zstd call costs.
+const tinyZstd = zstdCompressSync(new Uint8Array(10));
+
 function multiPacketBench(): void {
   const cases: [string, Uint8Array[], boolean][] = [
     ["3 AppendEntries", appendBatch(3), true],
@@ -510,6 +527,15 @@ function multiPacketBench(): void {
     const sized = { pledgedSrcSize: bytes };
     const zsSized = zstdCompressSync(plain, sized);
     const exact = { chunkSize: bytes + 1 };
+    // unpackOne's one zstd call alone, as unpackOne makes it (into one
+    // buffer of the size the frame states): what the rest of unpackOne
+    // (reading the blob's header and records, patching the packet) adds,
+    // and how much of it is the fixed cost of a zstd call.
+    const frame = packFrame(blob);
+    const frameSize = frame && zstdDecompressSync(frame).length;
+    const frameOptions = frameSize === undefined
+      ? undefined
+      : { chunkSize: frameSize + 1, maxOutputLength: frameSize };
     // Correctness before speed.
     const back = unpack(blob);
     if (
@@ -543,6 +569,16 @@ function multiPacketBench(): void {
         () => zstdDecompressSync(zs, exact),
       ],
       ["gzip decompress whole", () => gunzipSync(gz)],
+      ...(frame
+        ? [
+          [
+            "zstd decompress of pack's frame alone",
+            () => zstdDecompressSync(frame, frameOptions),
+          ] as [string, () => unknown],
+          ["zstd decompress of a 10-byte frame", () =>
+            zstdDecompressSync(tinyZstd)] as [string, () => unknown],
+        ]
+        : []),
     ], {
       "strata pack": { bytes: blob.length, payloadBytes: bytes },
       "zstd (concatenation)": { bytes: zs.length, payloadBytes: bytes },
@@ -627,6 +663,26 @@ function multiPacketBench(): void {
       fastest("strata pack"),
       fastest("zstd with size (concatenation)"),
     );
+    if (frame) {
+      // Where unpackOne's time goes (fastest rounds): a zstd call's fixed
+      // cost (the 10-byte frame's own metric), decoding pack's frame, and
+      // what unpackOne adds to that call.
+      const alone = fastest("zstd decompress of pack's frame alone");
+      const whole = Math.min(
+        fastest("zstd decompress whole"),
+        fastest("zstd decompress whole, size known"),
+      );
+      suite.metric(
+        `${group}: unpackOne beyond its zstd call ns (reading the blob, patching; fastest rounds)`,
+        fastest("strata unpackOne") - alone,
+      );
+      suite.compare(
+        `${group}: pack's frame alone vs zstd decompress whole, faster way (fastest round, no goal)`,
+        "time",
+        alone,
+        whole,
+      );
+    }
     suite.compare(
       `${group}: unpack all time vs zstd decompress whole (fastest round)`,
       "time",
