@@ -1,11 +1,10 @@
 /**
- * The membership script shared by `membership_sim_test.ts` and the
- * playground's `membership` replay scenario, so that a failing seed of the
- * test replays as the very same run: a learner joins an empty server,
- * catches up from a snapshot, is promoted, a node crashes, and the leader
- * removes itself — through production `ReplicatedNode.changeMembers`
- * (ConfChangeV2 with the members' addresses in its context) on a
- * {@link ReplicaCluster}, under loss.
+ * The membership scripts shared by `membership_sim_test.ts` and the
+ * playground's `membership` and `joint-membership` replay scenarios, so
+ * that a failing seed of the test replays as the very same run. Changes go
+ * through production `ReplicatedNode.changeMembers` (ConfChangeV2 with the
+ * members' addresses in its context) on a {@link ReplicaCluster}, under
+ * loss.
  */
 import type { ConfChange, ConfState } from "@strata/raft";
 import type {
@@ -25,7 +24,7 @@ export type ScriptCheck = (
   nodeIds?: number[],
 ) => void;
 
-/** The cluster {@link learnerJoinsAndLeaderLeaves} runs on (with a seed). */
+/** The cluster both scripts run on (with a seed). */
 export const MEMBERSHIP_CLUSTER: Omit<ReplicaClusterOptions, "seed"> = {
   nodes: 3,
   snapshotInterval: 10,
@@ -36,7 +35,7 @@ export const MEMBERSHIP_CLUSTER: Omit<ReplicaClusterOptions, "seed"> = {
  * until its configuration satisfies `done`.
  * @throws SimError `no_progress` when it never does within 40 rounds.
  */
-export async function change(
+async function change(
   c: ReplicaCluster,
   changes: ConfChange[],
   done: (cs: ConfState) => boolean,
@@ -147,4 +146,63 @@ export async function learnerJoinsAndLeaderLeaves(
   return `node 4 joined as a learner and was promoted, node ${victim} crashed and restarted, leader ${old} removed itself and node ${
     leader!.id
   } took over`;
+}
+
+/**
+ * On a cluster of {@link MEMBERSHIP_CLUSTER}: two of three voters (2 and
+ * 3) are replaced by new servers 4 and 5 in one joint change while voter 1
+ * crashes and restarts; the replaced voters are then stopped and the new
+ * configuration goes on.
+ * @returns a one-line summary.
+ */
+export async function jointReplacement(
+  c: ReplicaCluster,
+  check: ScriptCheck,
+): Promise<string> {
+  c.setReliable(false);
+  for (let i = 0; i < 12; i++) await c.one(`a${i}`, 3, true);
+  c.addNode(4);
+  c.addNode(5);
+  await change(
+    c,
+    [
+      { type: "addNode", nodeId: 4 },
+      { type: "addNode", nodeId: 5 },
+      { type: "removeNode", nodeId: 2 },
+      { type: "removeNode", nodeId: 3 },
+    ],
+    (cs) => cs.voters.join() === "1,4,5",
+    (attempt) => {
+      // A crash while the change is under way.
+      if (attempt === 1) c.crash(1);
+      if (attempt === 3) c.restart(1);
+    },
+  );
+  if (!c.node(1).alive) c.restart(1);
+  await c.run(1000);
+  const leader = c.leader();
+  const cs = leader?.replica?.confState();
+  check(
+    cs !== undefined && cs.voters.join() === "1,4,5" &&
+      cs.learners.length === 0 && cs.votersOutgoing === undefined,
+    `node ${
+      leader?.id ?? "(none)"
+    } leads the joint change's outcome: voters 1, 4, 5 and no learners`,
+    leader ? [leader.id] : [],
+  );
+  // The replaced voters are stopped (by an operator).
+  c.crash(2);
+  c.crash(3);
+  const idx = await c.one("after-joint", 3, true);
+  check(
+    [1, 4, 5].every((id) =>
+      c.node(id).replica!.confState().voters.join() === "1,4,5" &&
+      c.node(id).sm.appliedIndex >= idx
+    ),
+    `nodes 1, 4, 5 are the voters and applied index ${idx}`,
+    [1, 4, 5],
+  );
+  return `voters 2 and 3 were replaced by 4 and 5 in one joint change while node 1 crashed and restarted; node ${
+    leader!.id
+  } leads the new configuration`;
 }

@@ -12,6 +12,7 @@
 import type { ReplicatedNode } from "@strata/replication";
 import { z } from "zod";
 import {
+  jointReplacement,
   learnerJoinsAndLeaderLeaves,
   MEMBERSHIP_CLUSTER,
   type ScriptCheck,
@@ -166,6 +167,12 @@ const SCENARIOS: readonly ReplayScenario[] = [
     description:
       "A learner joins and catches up from a snapshot, is promoted, a node crashes, and the leader removes itself, under loss: the run of membership_sim_test.ts's first test for that seed. Paste a failing seed from it.",
   },
+  {
+    name: "joint-membership",
+    title: "Joint membership change",
+    description:
+      "Two of three voters are replaced by two new servers in one joint change (enter and leave a joint configuration) while a voter crashes, under loss: the run of membership_sim_test.ts's joint test for that seed. Paste a failing seed from it.",
+  },
 ];
 
 /** The scenarios {@link replayScenario} knows, in menu order. */
@@ -183,7 +190,8 @@ function bad(message: string): SimError {
  * a failing seeded test or `deno task sim` prints, e.g.
  * `simulation failed with seed 19` /
  * `replay: STRATA_SEED=19 deno test -A packages/sim/membership_sim_test.ts --filter "a learner ..."`
- * (the `membership` scenario) or `replay: deno task sim --seed 1775` (the
+ * (the `membership` scenario; its joint test's lines, `joint-membership`)
+ * or `replay: deno task sim --seed 1775` (the
  * seed and its source only: the dashboard's replicated panel replays it).
  *
  * @throws SimError `bad_argument` when no seed in [0, 2^32) is found.
@@ -231,10 +239,9 @@ export function parseSeed(input: string): ParsedSeed {
 }
 
 function scenarioOf(text: string): string | undefined {
-  // membership_sim_test.ts's first test runs the membership script (its
-  // joint-consensus test is another run).
-  if (/membership_sim_test\.ts/.test(text) && !/joint/i.test(text)) {
-    return "membership";
+  // membership_sim_test.ts's two tests run the two membership scripts.
+  if (/membership_sim_test\.ts/.test(text)) {
+    return /joint/i.test(text) ? "joint-membership" : "membership";
   }
   const named = /^([a-z][a-z0-9-]*)[ \t]*[: \t][ \t]*\d+$/i.exec(text) ??
     /\bscenario[ \t]*[=:][ \t]*([a-z][a-z0-9-]*)/i.exec(text);
@@ -307,6 +314,7 @@ interface Seen {
   incarnation: number;
   role: string;
   term: number;
+  lead: number;
   vote: number;
   commit: number;
   applied: number;
@@ -340,7 +348,7 @@ interface View {
 function readNode(
   n: ReplicaSimNode,
   replica: ReplicatedNode<number>,
-): Omit<Seen, "up" | "incarnation"> & { lead: number } {
+): Omit<Seen, "up" | "incarnation"> {
   const log = replica.raftLog();
   const hs = log.initialState().hardState;
   return {
@@ -376,7 +384,7 @@ function roleOf(replica: ReplicatedNode<number>): string {
 class TimelineRecorder {
   readonly steps: TimelineStep[] = [];
   truncated = false;
-  readonly #seen = new Map<number, Seen & { lead: number }>();
+  readonly #seen = new Map<number, Seen>();
   #down = new Set<string>();
   #maxCommit = 0;
   #membership = "";
@@ -460,7 +468,7 @@ class TimelineRecorder {
     // A server's first start (opening its empty disk) is not a restart: it
     // shows as up with nothing yet.
     const booting = !replica && node.proc.up && incarnation === 0;
-    const cur: Seen & { lead: number } = replica
+    const cur: Seen = replica
       ? { up: true, incarnation, ...readNode(node, replica) }
       : prev && !booting
       ? { ...prev, up: false, incarnation }
@@ -626,19 +634,26 @@ class TimelineRecorder {
     }
     if (!leader?.replica) return;
     const cs = leader.replica.confState();
-    const voters = [...cs.voters].sort((a, b) => a - b);
-    const learners = [...cs.learners].sort((a, b) => a - b);
-    const key = `${voters.join(",")}|${learners.join(",")}`;
+    const sorted = (ids: readonly number[]) => [...ids].sort((a, b) => a - b);
+    const voters = sorted(cs.voters);
+    const learners = sorted(cs.learners);
+    const outgoing = sorted(cs.votersOutgoing ?? []);
+    const key = `${voters.join(",")}|${learners.join(",")}|${
+      outgoing.join(",")
+    }`;
     if (key === this.#membership) return;
     const first = this.#membership === "";
     this.#membership = key;
     if (first) return;
+    const joint = outgoing.length > 0
+      ? ` (joint: outgoing voters ${outgoing.join(", ")} must agree too)`
+      : "";
     this.#push(
       "role",
       `membership (as node ${leader.id} sees it): voters ${voters.join(", ")}${
         learners.length > 0 ? `; learners ${learners.join(", ")}` : ""
-      }`,
-      [...voters, ...learners],
+      }${joint}`,
+      [...new Set([...voters, ...learners, ...outgoing])],
     );
   }
 
@@ -757,7 +772,9 @@ class TimelineRecorder {
   }
 
   #clusterView(): NodeView[] {
-    return this.#ids.map((id) => {
+    // Nodes added in this instant and not observed yet are left out (their
+    // "added" step, next, shows them).
+    return this.#ids.filter((id) => this.#seen.has(id)).map((id) => {
       const n = this.#seen.get(id)!;
       return {
         id,
@@ -1155,19 +1172,21 @@ const lossyScript = clusterScript({ nodes: 3 }, async (c, rec) => {
   return `${proposed} writes proposed under loss, ${writes} committed and applied identically on all three nodes; ${dropped} messages dropped`;
 });
 
-const membershipScript = clusterScript(
-  MEMBERSHIP_CLUSTER,
-  (c, rec) => {
-    const checked: ScriptCheck = (ok, text, nodeIds) =>
-      check(rec, ok, text, nodeIds);
-    return learnerJoinsAndLeaderLeaves(c, checked);
-  },
-);
+/** A scenario of a membership script (membership_script.ts). */
+function membershipScenario(
+  script: (c: ReplicaCluster, check: ScriptCheck) => Promise<string>,
+): Script {
+  return clusterScript(
+    MEMBERSHIP_CLUSTER,
+    (c, rec) => script(c, (ok, text, nodeIds) => check(rec, ok, text, nodeIds)),
+  );
+}
 
 const SCRIPTS: Record<string, Script> = {
   "election": electionScript,
   "leader-crash": leaderCrashScript,
   "partition": partitionScript,
   "lossy-network": lossyScript,
-  "membership": membershipScript,
+  "membership": membershipScenario(learnerJoinsAndLeaderLeaves),
+  "joint-membership": membershipScenario(jointReplacement),
 };

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  jointReplacement,
   learnerJoinsAndLeaderLeaves,
   MEMBERSHIP_CLUSTER,
 } from "./membership_script.ts";
@@ -14,8 +15,6 @@ import {
 } from "./replay.ts";
 import { runSeeded } from "./seeded_test_runner.ts";
 import { isSimError, SimError } from "./sim_error.ts";
-
-const SCRIPTED = ["election", "leader-crash", "partition", "lossy-network"];
 
 /**
  * Two leaders in one term, or a node's term going down (the timeline shows
@@ -98,8 +97,8 @@ Deno.test("different seeds give different timelines", async () => {
   assert.notDeepEqual(a.steps, b.steps);
 });
 
-Deno.test("the scripted scenarios pass their own checks for seeds 1 to 15", async () => {
-  for (const name of SCRIPTED) {
+Deno.test("every scenario passes its own checks for seeds 1 to 15", async () => {
+  for (const { name } of listScenarios()) {
     for (let seed = 1; seed <= 15; seed++) {
       const t = await replayScenario(name, seed);
       assert.ok(t.outcome.ok, `${name} seed ${seed}: ${t.outcome.summary}`);
@@ -167,22 +166,31 @@ Deno.test("the lossy-network scenario drops messages and still commits the clien
   assert.equal(new Set(end.map((n) => n.applied)).size, 1);
 });
 
-Deno.test("the membership scenario replays the same run as membership_sim_test's first test", async () => {
+Deno.test("the membership scenarios replay the same runs as membership_sim_test's two tests", async () => {
   const seed = 3;
-  // The test's run: the shared script on a cluster nobody watches.
-  const c = new ReplicaCluster({ seed, ...MEMBERSHIP_CLUSTER });
-  const summary = await learnerJoinsAndLeaderLeaves(c, (ok, text) => {
-    assert.ok(ok, text);
-  });
-  const t = await replayScenario("membership", seed);
-  assert.ok(t.outcome.ok, t.outcome.summary);
-  assert.equal(t.outcome.summary, summary);
-  const last = t.steps.at(-1)!;
-  assert.equal(last.kind, "check");
-  // Same virtual time and the same logs at the end.
-  assert.equal(last.timeMs, Math.round(c.scheduler.now * 10) / 10);
-  for (const n of last.cluster.filter((n) => n.up)) {
-    assert.equal(n.lastIndex, c.node(n.id).replica!.raftLog().lastIndex());
+  for (
+    const [name, script] of [
+      ["membership", learnerJoinsAndLeaderLeaves],
+      ["joint-membership", jointReplacement],
+    ] as const
+  ) {
+    // The test's run: the shared script on a cluster nobody watches.
+    const c = new ReplicaCluster({ seed, ...MEMBERSHIP_CLUSTER });
+    const summary = await script(c, (ok, text) => assert.ok(ok, text));
+    const t = await replayScenario(name, seed);
+    assert.ok(t.outcome.ok, t.outcome.summary);
+    assert.equal(t.outcome.summary, summary, name);
+    const last = t.steps.at(-1)!;
+    assert.equal(last.kind, "check");
+    // Same virtual time and the same logs at the end.
+    assert.equal(last.timeMs, Math.round(c.scheduler.now * 10) / 10, name);
+    for (const n of last.cluster.filter((n) => n.up)) {
+      assert.equal(
+        n.lastIndex,
+        c.node(n.id).replica!.raftLog().lastIndex(),
+        `${name}: node ${n.id}`,
+      );
+    }
   }
 });
 
@@ -194,6 +202,19 @@ Deno.test("the membership scenario shows the learner joining and the membership 
     t.steps.some((s) => s.text === "node 4 is added with an empty disk"),
   );
   assert.ok(t.steps.some((s) => s.text.includes("learners 4")));
+});
+
+Deno.test("the joint-membership scenario enters and leaves a joint configuration", async () => {
+  const t = await replayScenario("joint-membership", 1);
+  assert.ok(t.outcome.ok, t.outcome.summary);
+  assert.deepEqual(t.nodes, [1, 2, 3, 4, 5]);
+  const joint = t.steps.findIndex((s) =>
+    s.text.includes("voters 1, 4, 5 (joint: outgoing voters 1, 2, 3")
+  );
+  const left = t.steps.findIndex((s) =>
+    s.text.endsWith("voters 1, 4, 5") && s.text.startsWith("membership")
+  );
+  assert.ok(joint >= 0 && left > joint, kinds(t).join());
 });
 
 Deno.test("maxSteps bounds the timeline and marks it truncated, and the run still finishes", async () => {
@@ -242,12 +263,12 @@ Deno.test("parseSeed reads the lines a failing seeded test prints", () => {
   assert.deepEqual(parseSeed(replayLine), membership);
   assert.deepEqual(parseSeed("simulation failed with seed 19"), { seed: 19 });
   assert.deepEqual(parseSeed((error as SimError).replay!), membership);
-  // The file's joint-consensus test is another run: the seed alone.
+  // The file's joint-consensus test is the joint-membership scenario.
   assert.deepEqual(
     parseSeed(
       `replay: STRATA_SEED=4 deno test -A ${file} --filter "two of three voters are replaced at once through a joint configuration"`,
     ),
-    { seed: 4, source: file },
+    { scenario: "joint-membership", seed: 4, source: file },
   );
 });
 
@@ -329,13 +350,14 @@ Deno.test("the safety check finds a doctored timeline's second leader and term r
   assert.ok(safetyProblems(t).some((p) => p.includes("went from term")));
 });
 
-Deno.test("for any seed, terms never decrease per node and each term has at most one leader", async () => {
+Deno.test("for any seed, every scenario passes its checks, terms never decrease per node and each term has at most one leader", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.constantFrom(...listScenarios().map((s) => s.name)),
       fc.integer({ min: 0, max: 2 ** 32 - 1 }),
       async (name, seed) => {
         const t = await replayScenario(name, seed);
+        assert.ok(t.outcome.ok, `${name} seed ${seed}: ${t.outcome.summary}`);
         assert.deepEqual(safetyProblems(t), [], `${name} seed ${seed}`);
         assert.ok(t.steps.length > 0);
       },
