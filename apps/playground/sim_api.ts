@@ -1,9 +1,10 @@
 /**
  * Simulation replay for the dashboard: packages/sim's scenarios (on
  * production `ReplicatedNode`s), with a pasted seed line read by
- * `replayInput` and its errors turned into 400s; and a `sim:replicated` seed (the production `ReplicatedNode` with a
- * planted bug, or none) run with its messages and ticks observed, as a
- * step-by-step timeline (replicated_replay.ts).
+ * `replayInput` and its errors turned into 400s; and a `sim:replicated`
+ * seed (the production `ReplicatedNode` with a planted bug, or none) run
+ * with its messages and ticks observed, as a step-by-step timeline
+ * (replicated_replay.ts).
  */
 import { type PlantedBug, plantedBugs } from "@strata/replication";
 import { isSimError, listScenarios, replayInput } from "@strata/sim";
