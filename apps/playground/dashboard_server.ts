@@ -467,9 +467,9 @@ export function createDashboardApp(options: DashboardOptions): DashboardApp {
   });
 
   app.get("/api/sim/scenarios", (c) => c.json(sim.scenarios()));
-  app.get("/api/sim/replay", (c) => {
+  app.get("/api/sim/replay", async (c) => {
     const q = readQuery(c, replayQuery);
-    return c.json(sim.replay(q.scenario, q.seed));
+    return c.json(await sim.replay(q.scenario, q.seed));
   });
 
   app.get("/api/sim/bugs", (c) => c.json(sim.bugs()));

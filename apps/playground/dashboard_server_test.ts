@@ -382,15 +382,34 @@ Deno.test("simulation replay runs a scenario by seed, and a bad scenario or seed
   const t = await ok.json();
   assert.equal(t.seed, 42);
   assert.ok(t.steps.length > 0);
+  // Replays run concurrently (each on its own simulated cluster) and
+  // stay deterministic.
+  const [x, y] = await Promise.all(
+    [1, 2].map(async () =>
+      await (await a.request("/api/sim/replay?scenario=partition&seed=3"))
+        .json()
+    ),
+  );
+  assert.deepEqual(x, y);
   // A pasted failing-test line names its own scenario and seed.
   const pasted = await (await a.request(
     `/api/sim/replay?scenario=election&seed=${
       encodeURIComponent(
-        "replay: STRATA_SEED=7 deno test -A packages/sim/kv_simulation_test.ts",
+        'replay: STRATA_SEED=7 deno test -A packages/sim/membership_sim_test.ts --filter "a learner"',
       )
     }`,
   )).json();
-  assert.deepEqual([pasted.scenario, pasted.seed], ["kv", 7]);
+  assert.deepEqual([pasted.scenario, pasted.seed], ["membership", 7]);
+  // A line from a test without a scenario runs the selected one, and says so.
+  const lab = await (await a.request(
+    `/api/sim/replay?scenario=election&seed=${
+      encodeURIComponent(
+        "replay: STRATA_SEED=5 deno test -A packages/sim/raft_lab_test.ts",
+      )
+    }`,
+  )).json();
+  assert.deepEqual([lab.scenario, lab.seed], ["election", 5]);
+  assert.match(lab.note, /raft_lab_test\.ts has no replay scenario/);
   for (
     const q of [
       "scenario=election&seed=banana",

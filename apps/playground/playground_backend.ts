@@ -80,7 +80,7 @@ export interface SimApi {
    * returns the run.
    * @throws PlaygroundError `bad_request` for an unknown scenario or seed.
    */
-  replay(scenario: string, seed: string): unknown;
+  replay(scenario: string, seed: string): Promise<unknown>;
   /** The planted bugs of packages/replication a replicated run can carry. */
   bugs(): string[];
   /**

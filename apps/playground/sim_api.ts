@@ -1,17 +1,13 @@
 /**
- * Simulation replay for the dashboard: packages/sim's scenarios, with a
- * pasted seed line parsed by `parseSeed` and its errors turned into 400s;
- * and a `sim:replicated` seed (the production `ReplicatedNode` with a
- * planted bug, or none) run with its messages and ticks observed, as a
- * step-by-step timeline (replicated_replay.ts).
+ * Simulation replay for the dashboard: packages/sim's scenarios (on
+ * production `ReplicatedNode`s), with a pasted seed line read by
+ * `replayInput` and its errors turned into 400s; and a `sim:replicated`
+ * seed (the production `ReplicatedNode` with a planted bug, or none) run
+ * with its messages and ticks observed, as a step-by-step timeline
+ * (replicated_replay.ts).
  */
 import { type PlantedBug, plantedBugs } from "@strata/replication";
-import {
-  isSimError,
-  listScenarios,
-  parseSeed,
-  replayScenario,
-} from "@strata/sim";
+import { isSimError, listScenarios, replayInput } from "@strata/sim";
 import {
   replayCommand,
   runReplicatedKvSimulation,
@@ -33,17 +29,17 @@ export const FIND_SEEDS = 30;
 
 /**
  * The real {@link SimApi}. A pasted line that names a scenario (a failing
- * test's replay command) runs that scenario; otherwise `scenario` runs.
+ * test's replay command) runs that scenario; otherwise `scenario` runs
+ * (with a note when the line came from a test without a scenario).
  */
 export function createSimApi(): SimApi {
   // One replicated run at a time: each takes a second or two of CPU.
   let running = false;
   return {
     scenarios: () => listScenarios(),
-    replay(scenario, seedInput) {
+    async replay(scenario, seedInput) {
       try {
-        const parsed = parseSeed(seedInput);
-        return replayScenario(parsed.scenario ?? scenario, parsed.seed);
+        return await replayInput(scenario, seedInput);
       } catch (e) {
         if (isSimError(e, "bad_argument")) {
           throw new PlaygroundError("bad_request", e.message);

@@ -1,14 +1,16 @@
 /**
  * @module
  * strata's deterministic simulation: a seeded PRNG, a virtual clock with a
- * single-threaded event scheduler, a faulty network (delay, loss,
- * duplication, reordering, partitions), disks that lose unsynced writes on
- * crash, production `ReplicatedNode`s on all of it (`ReplicaCluster`, and
- * `runReplicatedKvSimulation` from `@strata/sim/replicated`), a
- * linearizability checker, and replays of named scenarios as event
- * timelines for the playground (`replayScenario`, `parseSeed`; these still
- * run the raft core with `RaftCluster`). Every run is reproducible from one
- * seed.
+ * single-threaded event scheduler, and production `ReplicatedNode`s on
+ * simulated ports — a disk that loses unsynced writes on crash, a faulty
+ * network carrying the real codec (delay, loss, duplication, reordering,
+ * partitions), clocks and timers — as a tester's cluster
+ * (`ReplicaCluster`) and as seeded application runs
+ * (`runReplicatedKvSimulation` from `@strata/sim/replicated`); a
+ * linearizability checker; and replays of named scenarios on
+ * `ReplicaCluster` as event timelines for the playground
+ * (`replayScenario`, `replayInput`, `parseSeed`). Every run is
+ * reproducible from one seed.
  *
  * @example
  * ```ts
@@ -22,34 +24,14 @@
  */
 export { Prng } from "./prng.ts";
 export { Scheduler } from "./scheduler.ts";
-export {
-  type NetworkFaults,
-  type NetworkStats,
-  RELIABLE,
-  SimNetwork,
-} from "./sim_network.ts";
-export { SimDisk } from "./sim_disk.ts";
 export { isSimError, SimError, type SimErrorCode } from "./sim_error.ts";
 export { messageBytes } from "./message_bytes.ts";
-export {
-  type AppPacket,
-  type ClusterOptions,
-  RaftCluster,
-  RecordingStateMachine,
-  SimNode,
-} from "./raft_cluster.ts";
 export {
   RecordingCommandMachine,
   ReplicaCluster,
   type ReplicaClusterOptions,
   ReplicaSimNode,
 } from "./replica_cluster.ts";
-export {
-  type KvSimOptions,
-  type KvSimResult,
-  KvStateMachine,
-  runKvSimulation,
-} from "./kv_simulation.ts";
 export { LONG, runSeeded, testSeeds } from "./seeded_test_runner.ts";
 export {
   type LinkView,

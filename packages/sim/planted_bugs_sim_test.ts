@@ -24,11 +24,12 @@ const bugs: Array<{
   { bug: "vote_before_fsync", within: 30 },
   { bug: "ack_before_fsync", within: 30 },
   { bug: "apply_before_persist", within: 30 },
-  // The raft core's vote without the log check: seed 24 is the first from
-  // 1. The default run replays it (a scan costs 5 s); STRATA_LONG scans.
+  // The raft core's vote without the log check: seed 21 is the first from
+  // 1 (two replicas apply different entries at one index). The default run
+  // replays it (a scan costs 5 s); STRATA_LONG scans.
   LONG
     ? { bug: "vote_without_log_check", within: 30 }
-    : { bug: "vote_without_log_check", within: 1, from: 24 },
+    : { bug: "vote_without_log_check", within: 1, from: 21 },
   // Rare (a request served in the instant a resumed leader has not yet
   // stepped down): seed 191 is the only one of 1-300. The default run
   // replays it; STRATA_LONG scans from 1.

@@ -1,22 +1,29 @@
 /**
  * Simulation replay for the playground: runs a named scenario with a seed
- * and records a timeline of the events a person cares about (elections,
- * votes, role changes, proposals, commits, partitions, crashes, snapshots,
- * checks), each with a picture of the cluster at that moment. The same
- * scenario and seed always give the same timeline, so a failing seed from a
- * test can be pasted in and stepped through.
+ * on production `ReplicatedNode`s ({@link ReplicaCluster}: simulated disk,
+ * network with the real codec, clocks and timers) and records a timeline
+ * of the events a person cares about (elections, votes, role changes,
+ * proposals, commits, partitions, crashes, snapshots, checks), each with a
+ * picture of the cluster at that moment, read after every simulated event
+ * from what each node exposes. The same scenario and seed always give the
+ * same timeline, so a failing seed from a test can be pasted in and stepped
+ * through.
  */
-import { type ConfChange, isRaftError } from "@strata/raft";
+import type { ReplicatedNode } from "@strata/replication";
 import { z } from "zod";
-import { type KvSimResult, runKvSimulation } from "./kv_simulation.ts";
 import {
-  type ClusterOptions,
-  RaftCluster,
-  RecordingStateMachine,
-  type SimNode,
-} from "./raft_cluster.ts";
+  jointReplacement,
+  learnerJoinsAndLeaderLeaves,
+  MEMBERSHIP_CLUSTER,
+  type ScriptCheck,
+} from "./membership_script.ts";
+import {
+  ReplicaCluster,
+  type ReplicaClusterOptions,
+  type ReplicaSimNode,
+} from "./replica_cluster.ts";
 import { SimError } from "./sim_error.ts";
-import { type NetworkFaults, RELIABLE } from "./sim_network.ts";
+import type { SimLinkFaults } from "./sim_peer_network.ts";
 
 /** A scenario the replay can run. */
 export interface ReplayScenario {
@@ -155,16 +162,16 @@ const SCENARIOS: readonly ReplayScenario[] = [
       "Three nodes under a steady client write workload on a network that drops 10% of messages, duplicates 5% and holds some back; then the network recovers and every node converges.",
   },
   {
-    name: "kv",
-    title: "KV linearizability simulation",
-    description:
-      "The randomized replicated-KV run of kv_simulation_test.ts on the raft core: clients, a nemesis (partitions, crashes, transfers, membership churn), then the linearizability check. Paste a failing seed from it.",
-  },
-  {
     name: "membership",
     title: "Membership change",
     description:
-      "A learner joins and catches up, is promoted, a node crashes, and the leader removes itself, under loss (on the raft core; membership_sim_test.ts now runs the same steps on ReplicatedNode).",
+      "A learner joins and catches up from a snapshot, is promoted, a node crashes, and the leader removes itself, under loss: the run of membership_sim_test.ts's first test for that seed. Paste a failing seed from it.",
+  },
+  {
+    name: "joint-membership",
+    title: "Joint membership change",
+    description:
+      "Two of three voters are replaced by two new servers in one joint change (enter and leave a joint configuration) while a voter crashes, under loss: the run of membership_sim_test.ts's joint test for that seed. Paste a failing seed from it.",
   },
 ];
 
@@ -182,9 +189,10 @@ function bad(message: string): SimError {
  * user pasted: a bare number, `partition 42` / `partition:42`, or the lines
  * a failing seeded test or `deno task sim` prints, e.g.
  * `simulation failed with seed 19` /
- * `replay: STRATA_SEED=19 deno test -A packages/sim/kv_simulation_test.ts --filter "..."`
- * or `replay: deno task sim --seed 1775` (a `ReplicatedNode` run: the seed
- * and its source only, no raft-core scenario).
+ * `replay: STRATA_SEED=19 deno test -A packages/sim/membership_sim_test.ts --filter "a learner ..."`
+ * (the `membership` scenario; its joint test's lines, `joint-membership`)
+ * or `replay: deno task sim --seed 1775` (the
+ * seed and its source only: the dashboard's replicated panel replays it).
  *
  * @throws SimError `bad_argument` when no seed in [0, 2^32) is found.
  */
@@ -222,8 +230,8 @@ export function parseSeed(input: string): ParsedSeed {
   const out: ParsedSeed = { seed };
   const scenario = scenarioOf(text);
   if (scenario !== undefined) out.scenario = scenario;
-  // `deno task sim` (and `sim:replicated`) run ReplicatedNode: no raft-core
-  // scenario replays them (the dashboard's replicated panel does).
+  // `deno task sim` (and `sim:replicated`) runs have no scenario here (the
+  // dashboard's replicated panel replays them).
   const source = /[\w./-]*_test\.ts/.exec(text)?.[0] ??
     /deno task sim(?::replicated)?\b/.exec(text)?.[0];
   if (source !== undefined) out.source = source;
@@ -231,9 +239,10 @@ export function parseSeed(input: string): ParsedSeed {
 }
 
 function scenarioOf(text: string): string | undefined {
-  if (
-    /kv_simulation(_test)?\.ts/.test(text)
-  ) return "kv";
+  // membership_sim_test.ts's two tests run the two membership scripts.
+  if (/membership_sim_test\.ts/.test(text)) {
+    return /joint/i.test(text) ? "joint-membership" : "membership";
+  }
   const named = /^([a-z][a-z0-9-]*)[ \t]*[: \t][ \t]*\d+$/i.exec(text) ??
     /\bscenario[ \t]*[=:][ \t]*([a-z][a-z0-9-]*)/i.exec(text);
   const name = named?.[1]?.toLowerCase();
@@ -248,13 +257,17 @@ function scenarioOf(text: string): string | undefined {
  *
  * @throws SimError `bad_argument` for an unknown scenario or no valid seed.
  */
-export function replayInput(
+export async function replayInput(
   defaultScenario: string,
   input: string,
   options: ReplayOptions = {},
-): Timeline {
+): Promise<Timeline> {
   const p = parseSeed(input);
-  const t = replayScenario(p.scenario ?? defaultScenario, p.seed, options);
+  const t = await replayScenario(
+    p.scenario ?? defaultScenario,
+    p.seed,
+    options,
+  );
   if (p.scenario === undefined && p.source !== undefined) {
     t.note =
       `${p.source} has no replay scenario of its own: this is the "${t.scenario}" scenario with seed ${p.seed}, not that test's run`;
@@ -271,11 +284,11 @@ export function replayInput(
  * @throws SimError `bad_argument` for an unknown scenario, a seed that is
  *   not an integer in [0, 2^32), or bad options.
  */
-export function replayScenario(
+export async function replayScenario(
   name: string,
   seed: number,
   options: ReplayOptions = {},
-): Timeline {
+): Promise<Timeline> {
   const script = SCRIPTS[name as keyof typeof SCRIPTS];
   if (typeof name !== "string" || !Object.hasOwn(SCRIPTS, name) || !script) {
     throw bad(
@@ -291,7 +304,7 @@ export function replayScenario(
   if (!opts.success) {
     throw bad(`bad replay options: ${z.prettifyError(opts.error)}`);
   }
-  return script(seed, opts.data.maxSteps ?? 2000, name);
+  return await script(seed, opts.data.maxSteps ?? 2000, name);
 }
 
 // ---- recording ----
@@ -301,6 +314,7 @@ interface Seen {
   incarnation: number;
   role: string;
   term: number;
+  lead: number;
   vote: number;
   commit: number;
   applied: number;
@@ -323,6 +337,41 @@ interface View {
   timeMs: number;
   cluster: NodeView[];
   links: LinkView[];
+}
+
+/**
+ * What a running node exposes, read without side effects (not `status()`,
+ * which samples the clocks): its role from its raft events, term, vote and
+ * commit from the hard state its Ready loop recorded, log positions from
+ * its in-memory raft log.
+ */
+function readNode(
+  n: ReplicaSimNode,
+  replica: ReplicatedNode<number>,
+): Omit<Seen, "up" | "incarnation"> {
+  const log = replica.raftLog();
+  const hs = log.initialState().hardState;
+  return {
+    role: roleOf(replica),
+    term: hs.term,
+    lead: replica.leader,
+    vote: hs.vote,
+    commit: hs.commit,
+    applied: n.sm.appliedIndex,
+    lastIndex: log.lastIndex(),
+    snapshot: log.snapshot().meta.index,
+  };
+}
+
+/** The role of the node's latest role event ("follower" before any). */
+function roleOf(replica: ReplicatedNode<number>): string {
+  if (replica.isLeader) return "leader";
+  const events = replica.events();
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.kind === "role") return e.role;
+  }
+  return "follower";
 }
 
 /**
@@ -349,19 +398,13 @@ class TimelineRecorder {
   #ids: number[] = [];
   #started = false;
 
-  constructor(readonly cluster: RaftCluster, readonly maxSteps: number) {
+  constructor(readonly cluster: ReplicaCluster, readonly maxSteps: number) {
     this.#dropped = cluster.net.stats.dropped;
   }
 
-  /** Observes after every event the cluster's scheduler runs. */
+  /** Observes after every event the cluster runs. */
   attach(): void {
-    const s = this.cluster.scheduler;
-    const step = s.step.bind(s);
-    s.step = () => {
-      const more = step();
-      this.observe();
-      return more;
-    };
+    this.cluster.afterEvent = () => this.observe();
   }
 
   /** Every node id seen so far, ascending. */
@@ -393,9 +436,7 @@ class TimelineRecorder {
     for (const id of this.#ids) this.#observeNode(c.nodes.get(id)!);
     this.#observeMembership();
     let top = this.#maxCommit;
-    for (const n of c.nodes.values()) {
-      top = Math.max(top, n.raw.raft.log.committed);
-    }
+    for (const n of this.#seen.values()) top = Math.max(top, n.commit);
     const d = this.#delta;
     if (top > this.#maxCommit) {
       d.commitFrom = this.#maxCommit;
@@ -405,7 +446,7 @@ class TimelineRecorder {
     const dropped = c.net.stats.dropped;
     if (dropped > this.#dropped) {
       const f = c.net.faults;
-      if (f.loss > 0 || f.duplicate > 0 || f.longDelay > 0) {
+      if (f.loss > 0 || f.duplicate > 0 || (f.longDelay ?? 0) > 0) {
         if (this.#drops === 0) this.#dropsSince = now;
         this.#drops += dropped - this.#dropped;
       }
@@ -419,21 +460,30 @@ class TimelineRecorder {
     this.#started = true;
   }
 
-  #observeNode(node: SimNode): void {
-    const r = node.raw.raft;
-    const cur: Seen = {
-      up: node.alive,
-      incarnation: node.incarnation,
-      role: r.role,
-      term: r.term,
-      vote: r.vote,
-      commit: r.log.committed,
-      applied: node.sm.applied,
-      lastIndex: r.log.lastIndex(),
-      snapshot: node.lastSnapshot,
-    };
+  #observeNode(node: ReplicaSimNode): void {
     const id = node.id;
     const prev = this.#seen.get(id);
+    const incarnation = node.proc.generation;
+    const replica = node.alive ? node.replica : undefined;
+    // A server's first start (opening its empty disk) is not a restart: it
+    // shows as up with nothing yet.
+    const booting = !replica && node.proc.up && incarnation === 0;
+    const cur: Seen = replica
+      ? { up: true, incarnation, ...readNode(node, replica) }
+      : prev && !booting
+      ? { ...prev, up: false, incarnation }
+      : {
+        up: true,
+        incarnation,
+        role: "follower",
+        term: 0,
+        lead: 0,
+        vote: 0,
+        commit: 0,
+        applied: 0,
+        lastIndex: 0,
+        snapshot: 0,
+      };
     this.#seen.set(id, cur);
     if (!prev) {
       if (this.#started) {
@@ -458,7 +508,7 @@ class TimelineRecorder {
       );
       return;
     }
-    if (cur.role !== prev.role) this.#roleChange(id, prev, cur, r.lead);
+    if (cur.role !== prev.role) this.#roleChange(id, prev, cur, cur.lead);
     if (
       cur.vote !== 0 && cur.vote !== id &&
       (cur.vote !== prev.vote || cur.term !== prev.term)
@@ -546,7 +596,7 @@ class TimelineRecorder {
     const down = new Set<string>();
     for (const a of ids) {
       for (const b of ids) {
-        if (a !== b && !net.linkUp(a, b)) down.add(`${a}>${b}`);
+        if (a !== b && net.isCut(a, b)) down.add(`${a}>${b}`);
       }
     }
     const before = this.#down;
@@ -575,27 +625,35 @@ class TimelineRecorder {
   }
 
   #observeMembership(): void {
-    let leader: SimNode | undefined;
+    let leader: ReplicaSimNode | undefined;
+    let term = -1;
     for (const n of this.cluster.nodes.values()) {
-      const r = n.raw.raft;
-      if (!n.alive || r.role !== "leader") continue;
-      if (!leader || r.term > leader.raw.raft.term) leader = n;
+      const seen = this.#seen.get(n.id);
+      if (!n.alive || !seen || seen.role !== "leader") continue;
+      if (seen.term > term) [leader, term] = [n, seen.term];
     }
-    if (!leader) return;
-    const r = leader.raw.raft;
-    const voters = [...r.voters].sort((a, b) => a - b);
-    const learners = [...r.learners].sort((a, b) => a - b);
-    const key = `${voters.join(",")}|${learners.join(",")}`;
+    if (!leader?.replica) return;
+    const cs = leader.replica.confState();
+    const sorted = (ids: readonly number[]) => [...ids].sort((a, b) => a - b);
+    const voters = sorted(cs.voters);
+    const learners = sorted(cs.learners);
+    const outgoing = sorted(cs.votersOutgoing ?? []);
+    const key = `${voters.join(",")}|${learners.join(",")}|${
+      outgoing.join(",")
+    }`;
     if (key === this.#membership) return;
     const first = this.#membership === "";
     this.#membership = key;
     if (first) return;
+    const joint = outgoing.length > 0
+      ? ` (joint: outgoing voters ${outgoing.join(", ")} must agree too)`
+      : "";
     this.#push(
       "role",
       `membership (as node ${leader.id} sees it): voters ${voters.join(", ")}${
         learners.length > 0 ? `; learners ${learners.join(", ")}` : ""
-      }`,
-      [...voters, ...learners],
+      }${joint}`,
+      [...new Set([...voters, ...learners, ...outgoing])],
     );
   }
 
@@ -714,19 +772,20 @@ class TimelineRecorder {
   }
 
   #clusterView(): NodeView[] {
-    return this.#ids.map((id) => {
-      const n = this.cluster.nodes.get(id)!;
-      const r = n.raw.raft;
+    // Nodes added in this instant and not observed yet are left out (their
+    // "added" step, next, shows them).
+    return this.#ids.filter((id) => this.#seen.has(id)).map((id) => {
+      const n = this.#seen.get(id)!;
       return {
         id,
-        up: n.alive,
-        role: r.role,
-        term: r.term,
-        lead: r.lead,
-        commit: r.log.committed,
-        applied: n.sm.applied,
-        lastIndex: r.log.lastIndex(),
-        vote: r.vote,
+        up: n.up,
+        role: n.role,
+        term: n.term,
+        lead: n.lead,
+        commit: n.commit,
+        applied: n.applied,
+        lastIndex: n.lastIndex,
+        vote: n.vote,
       };
     });
   }
@@ -826,7 +885,11 @@ function describeCuts(ids: readonly number[], down: ReadonlySet<string>) {
 
 // ---- scenarios ----
 
-type Script = (seed: number, maxSteps: number, name: string) => Timeline;
+type Script = (
+  seed: number,
+  maxSteps: number,
+  name: string,
+) => Promise<Timeline>;
 
 /**
  * Runs a scripted scenario on a fresh cluster. The script returns a
@@ -834,23 +897,24 @@ type Script = (seed: number, maxSteps: number, name: string) => Timeline;
  * the caller's error.
  */
 function clusterScript(
-  options: Omit<ClusterOptions, "seed">,
-  script: (c: RaftCluster, rec: TimelineRecorder) => string,
+  options: Omit<ReplicaClusterOptions, "seed">,
+  script: (c: ReplicaCluster, rec: TimelineRecorder) => Promise<string>,
 ): Script {
-  return (seed, maxSteps, name) => {
-    const c = new RaftCluster({ ...options, seed });
+  return async (seed, maxSteps, name) => {
+    const c = new ReplicaCluster({ ...options, seed });
     const rec = new TimelineRecorder(c, maxSteps);
     rec.observe();
     rec.attach();
     let outcome: Timeline["outcome"];
     try {
-      outcome = { ok: true, summary: script(c, rec) };
+      outcome = { ok: true, summary: await script(c, rec) };
       rec.finish();
     } catch (e) {
       const summary = failure(e);
       rec.note("check", `failed: ${summary}`);
       outcome = { ok: false, summary };
     }
+    c.afterEvent = undefined;
     return timeline(name, seed, rec, outcome);
   };
 }
@@ -887,11 +951,18 @@ function check(
   rec.note("check", `check passed: ${text}`, nodeIds);
 }
 
-function waitLeader(c: RaftCluster, among: readonly number[], above = 0) {
-  let found: SimNode | undefined;
-  c.runUntil(() => {
+/** Waits up to 5 s for a leader among `among` in a term above `above`. */
+async function waitLeader(
+  c: ReplicaCluster,
+  among: readonly number[],
+  above = 0,
+): Promise<ReplicaSimNode> {
+  let found: ReplicaSimNode | undefined;
+  await c.runUntil(() => {
+    // The node's loop has handled its win (what the timeline shows), not
+    // only its raft core.
     found = among.map((id) => c.node(id)).find((n) =>
-      n.alive && n.raw.raft.role === "leader" && n.raw.raft.term > above
+      n.alive && n.replica!.isLeader && n.term > above
     );
     return found !== undefined;
   }, 5000);
@@ -904,55 +975,61 @@ function waitLeader(c: RaftCluster, among: readonly number[], above = 0) {
   return found;
 }
 
-function applied(c: RaftCluster, id: number, cmd: string): boolean {
-  const sm = c.node(id).sm;
-  return sm instanceof RecordingStateMachine &&
-    [...sm.log.values()].includes(cmd);
+/** Whether node `id` applied command `cmd` (in its current life). */
+function applied(c: ReplicaCluster, id: number, cmd: string): boolean {
+  return [...c.node(id).sm.log.values()].includes(cmd);
 }
 
-const electionScript = clusterScript({ nodes: 3 }, (c, rec) => {
-  const leader = waitLeader(c, [1, 2, 3]);
+/** The node's commit index (0 while down). */
+function commitOf(n: ReplicaSimNode): number {
+  return n.alive ? n.replica!.status().commitIndex : 0;
+}
+
+const electionScript = clusterScript({ nodes: 3 }, async (c, rec) => {
+  const leader = await waitLeader(c, [1, 2, 3]);
   const at = Math.round(c.scheduler.now);
-  c.run(600);
-  const term = leader.raw.raft.term;
+  await c.run(600);
+  const term = leader.term;
   check(
     rec,
     c.leader() === leader &&
-      [1, 2, 3].every((id) => c.node(id).raw.raft.term === term),
+      [1, 2, 3].every((id) => c.node(id).term === term),
     `node ${leader.id} is the only leader and every node is in term ${term}`,
     [leader.id],
   );
   check(
     rec,
-    [1, 2, 3].every((id) => c.node(id).raw.raft.lead === leader.id),
+    [1, 2, 3].every((id) => c.node(id).replica?.leader === leader.id),
     `every node follows node ${leader.id}`,
     [1, 2, 3],
   );
   return `node ${leader.id} won the election for term ${term} at ${at} ms and all three nodes follow it`;
 });
 
-const leaderCrashScript = clusterScript({ nodes: 3 }, (c, rec) => {
+const leaderCrashScript = clusterScript({ nodes: 3 }, async (c, rec) => {
   const ids = [1, 2, 3];
-  const old = c.checkOneLeader();
-  for (let i = 1; i <= 3; i++) c.one(`x${i}`, 3, true);
+  const old = await c.checkOneLeader();
+  for (let i = 1; i <= 3; i++) await c.one(`x${i}`, 3, true);
+  const oldTerm = c.node(old).term;
   c.crash(old);
   rec.observe();
   const others = ids.filter((id) => id !== old);
-  const next = waitLeader(c, others, c.node(old).raw.raft.term);
+  const next = await waitLeader(c, others, oldTerm);
   check(
     rec,
     next.id !== old,
     `node ${next.id} took over from crashed node ${old}`,
     [next.id],
   );
-  for (let i = 1; i <= 3; i++) c.one(`y${i}`, 2, true);
+  for (let i = 1; i <= 3; i++) await c.one(`y${i}`, 2, true);
   c.restart(old);
   rec.observe();
-  const target = next.raw.raft.log.committed;
-  const caught = c.runUntil(
+  const target = commitOf(next);
+  const back = c.node(old);
+  const caught = await c.runUntil(
     () =>
-      c.node(old).sm.applied >= target &&
-      c.node(old).raw.raft.lead === next.id,
+      back.alive && back.sm.appliedIndex >= target &&
+      back.replica!.leader === next.id,
     5000,
   );
   check(
@@ -961,28 +1038,38 @@ const leaderCrashScript = clusterScript({ nodes: 3 }, (c, rec) => {
     `restarted node ${old} follows node ${next.id} and applied everything up to ${target}`,
     [old, next.id],
   );
-  return `leader ${old} crashed, node ${next.id} took over in term ${next.raw.raft.term}, and node ${old} caught up to index ${target} after restarting`;
+  return `leader ${old} crashed, node ${next.id} took over in term ${next.term}, and node ${old} caught up to index ${target} after restarting`;
 });
 
-const partitionScript = clusterScript({ nodes: 5 }, (c, rec) => {
+/** Cuts every link between nodes of different groups (both ways). */
+function partition(c: ReplicaCluster, groups: number[][]): void {
+  for (const a of groups) {
+    for (const b of groups) {
+      if (a === b) continue;
+      for (const x of a) for (const y of b) c.net.cut(x, y);
+    }
+  }
+}
+
+const partitionScript = clusterScript({ nodes: 5 }, async (c, rec) => {
   const ids = [1, 2, 3, 4, 5];
-  const old = c.checkOneLeader();
-  c.one("before", 5, true);
+  const old = await c.checkOneLeader();
+  await c.one("before", 5, true);
   const buddy = c.prng.pick(ids.filter((id) => id !== old));
   const minority = [old, buddy];
   const majority = ids.filter((id) => !minority.includes(id));
-  c.net.partition([minority, majority]);
+  partition(c, [minority, majority]);
   rec.observe();
-  const oldTerm = c.node(old).raw.raft.term;
+  const oldTerm = c.node(old).term;
   const lost: number[] = [];
   for (let i = 1; i <= 3; i++) {
     const r = c.start(old, `lost${i}`);
     if (r.isLeader) lost.push(r.index);
-    c.run(20);
+    await c.run(20);
   }
-  const next = waitLeader(c, majority, oldTerm);
+  const next = await waitLeader(c, majority, oldTerm);
   for (let i = 1; i <= 3; i++) c.start(next.id, `new${i}`);
-  const committed = c.runUntil(
+  const committed = await c.runUntil(
     () => majority.every((id) => applied(c, id, "new3")),
     5000,
   );
@@ -994,28 +1081,31 @@ const partitionScript = clusterScript({ nodes: 5 }, (c, rec) => {
     } elected node ${next.id} and committed new writes`,
     majority,
   );
-  c.run(300);
+  await c.run(300);
   c.net.heal();
   rec.observe();
-  const newTerm = next.raw.raft.term;
-  const settled = c.runUntil(
+  const newTerm = next.term;
+  const settled = await c.runUntil(
     () =>
-      ids.every((id) =>
-        c.node(id).raw.raft.term >= newTerm && applied(c, id, "new3")
-      ),
+      ids.every((id) => c.node(id).term >= newTerm && applied(c, id, "new3")),
     5000,
   );
   check(
     rec,
-    settled && c.node(old).raw.raft.role === "follower",
+    settled && c.node(old).role === "follower",
     `old leader ${old} follows the term-${newTerm} leader after healing`,
     [old, next.id],
   );
-  const log = c.node(old).raw.raft.log;
-  const replaced = lost.every((i) => {
-    const t = log.term(i);
-    return t === undefined || t !== oldTerm;
-  }) && ids.every((id) => ![1, 2, 3].some((k) => applied(c, id, `lost${k}`)));
+  const log = c.node(old).replica!.raftLog();
+  const termAt = (i: number) => {
+    try {
+      return log.term(i);
+    } catch {
+      return undefined; // compacted or not there: not the old entry
+    }
+  };
+  const replaced = lost.every((i) => termAt(i) !== oldTerm) &&
+    ids.every((id) => ![1, 2, 3].some((k) => applied(c, id, `lost${k}`)));
   check(
     rec,
     replaced,
@@ -1029,7 +1119,8 @@ const partitionScript = clusterScript({ nodes: 5 }, (c, rec) => {
   return `node ${next.id} led the majority in term ${newTerm}; old leader ${old} rejoined as a follower and dropped ${lost.length} uncommitted entries`;
 });
 
-const LOSSY: NetworkFaults = {
+/** The lossy-network scenario's faults (datagram links). */
+const LOSSY: Omit<SimLinkFaults, "mode"> = {
   minDelayMs: 1,
   maxDelayMs: 30,
   loss: 0.1,
@@ -1038,8 +1129,10 @@ const LOSSY: NetworkFaults = {
   longDelayMs: 300,
 };
 
-const lossyScript = clusterScript({ nodes: 3, faults: LOSSY }, (c, rec) => {
+const lossyScript = clusterScript({ nodes: 3 }, async (c, rec) => {
   const ids = [1, 2, 3];
+  const healthy = { ...c.net.faults };
+  Object.assign(c.net.faults, LOSSY);
   const load = c.prng.fork();
   let proposed = 0;
   let stop = false;
@@ -1050,18 +1143,18 @@ const lossyScript = clusterScript({ nodes: 3, faults: LOSSY }, (c, rec) => {
     c.scheduler.after(load.range(20, 80), write);
   };
   c.scheduler.after(300, write);
-  c.run(3000);
+  await c.run(3000);
   stop = true;
   const dropped = c.net.stats.dropped;
-  c.net.faults = { ...RELIABLE };
+  Object.assign(c.net.faults, healthy, { longDelay: 0, longDelayMs: 0 });
   rec.note(
     "heal",
     "the network recovers: no more loss, duplication or long delays",
   );
   let top = 0;
-  const converged = c.runUntil(() => {
-    top = Math.max(...ids.map((id) => c.node(id).raw.raft.log.committed));
-    return ids.every((id) => c.node(id).sm.applied >= top) &&
+  const converged = await c.runUntil(() => {
+    top = Math.max(...ids.map((id) => commitOf(c.node(id))));
+    return ids.every((id) => c.node(id).sm.appliedIndex >= top) &&
       c.leader() !== undefined;
   }, 5000);
   // nCommitted throws SimError `divergence` if two nodes disagree anywhere.
@@ -1079,123 +1172,21 @@ const lossyScript = clusterScript({ nodes: 3, faults: LOSSY }, (c, rec) => {
   return `${proposed} writes proposed under loss, ${writes} committed and applied identically on all three nodes; ${dropped} messages dropped`;
 });
 
-const kvScript: Script = (seed, maxSteps, name) => {
-  let rec: TimelineRecorder | undefined;
-  let result: KvSimResult | undefined;
-  let error: unknown;
-  try {
-    result = runKvSimulation({
-      seed,
-      onCluster: (cluster) => {
-        rec = new TimelineRecorder(cluster, maxSteps);
-        rec.attach();
-      },
-    });
-  } catch (e) {
-    error = e;
-  }
-  if (!rec) throw new SimError("invariant", "the KV run built no cluster");
-  let outcome: Timeline["outcome"];
-  if (result) {
-    const r = result;
-    rec.note(
-      "check",
-      `check passed: ${r.operations} operations are linearizable (${r.check.result}), no acknowledged write was lost, every replica holds the same state`,
-    );
-    outcome = {
-      ok: true,
-      summary:
-        `${r.operations} operations (${r.completed} completed, ${r.unknown} unknown outcome), ${r.crashes} crashes, ${r.confChanges} membership changes; ${r.config}`,
-    };
-  } else {
-    const summary = failure(error);
-    rec.note("check", `failed: ${summary}`);
-    outcome = { ok: false, summary };
-  }
-  return timeline(name, seed, rec, outcome);
-};
-
-/** Proposes a membership change until the leader has applied it. */
-function change(
-  c: RaftCluster,
-  cc: ConfChange,
-  done: (voters: number[], learners: number[]) => boolean,
-): void {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const leader = c.leader();
-    if (leader) {
-      const cs = leader.raw.confState();
-      if (done(cs.voters, cs.learners)) return;
-      try {
-        leader.raw.proposeConfChange(cc);
-        c.pump(leader);
-      } catch (e) {
-        if (!isRaftError(e, "proposal_dropped")) throw e;
-      }
-    }
-    c.run(300);
-  }
-  throw new SimError(
-    "no_progress",
-    `membership change ${JSON.stringify(cc)} never applied`,
+/** A scenario of a membership script (membership_script.ts). */
+function membershipScenario(
+  script: (c: ReplicaCluster, check: ScriptCheck) => Promise<string>,
+): Script {
+  return clusterScript(
+    MEMBERSHIP_CLUSTER,
+    (c, rec) => script(c, (ok, text, nodeIds) => check(rec, ok, text, nodeIds)),
   );
 }
-
-const membershipScript = clusterScript(
-  { nodes: 3, snapshotInterval: 10 },
-  (c, rec) => {
-    c.setReliable(false);
-    for (let i = 0; i < 15; i++) c.one(`a${i}`, 3, true);
-    c.addNode(4);
-    change(c, { type: "addLearner", nodeId: 4 }, (_, l) => l.includes(4));
-    const n4 = c.node(4);
-    check(
-      rec,
-      c.runUntil(
-        () => n4.sm.applied >= c.leader()!.raw.raft.log.committed - 1,
-        5000,
-      ) && !n4.raw.raft.promotable(),
-      "learner 4 caught up and is not a voter yet",
-      [4],
-    );
-    change(c, { type: "addNode", nodeId: 4 }, (v) => v.includes(4));
-    for (let i = 0; i < 5; i++) c.one(`b${i}`, 4, true);
-    const victim = c.leader()!.id === 2 ? 3 : 2;
-    c.crash(victim);
-    c.one("during-crash", 3, true);
-    c.restart(victim);
-    const old = c.leader()!.id;
-    change(c, { type: "removeNode", nodeId: old }, (v) => !v.includes(old));
-    c.run(2000);
-    const leader = c.leader();
-    check(
-      rec,
-      leader !== undefined && leader.id !== old,
-      `a new leader took over after node ${old} removed itself`,
-      leader ? [leader.id] : [],
-    );
-    const idx = c.one("after-removal", 3, true);
-    const rest = [1, 2, 3, 4].filter((i) => i !== old);
-    check(
-      rec,
-      rest.every((id) =>
-        c.node(id).raw.confState().voters.join() === rest.join() &&
-        c.node(id).sm.applied >= idx
-      ) && !c.node(old).raw.raft.promotable(),
-      `nodes ${rest.join(", ")} are the voters and applied index ${idx}`,
-      rest,
-    );
-    return `node 4 joined as a learner and was promoted, node ${victim} crashed and restarted, leader ${old} removed itself and node ${
-      leader!.id
-    } took over`;
-  },
-);
 
 const SCRIPTS: Record<string, Script> = {
   "election": electionScript,
   "leader-crash": leaderCrashScript,
   "partition": partitionScript,
   "lossy-network": lossyScript,
-  "kv": kvScript,
-  "membership": membershipScript,
+  "membership": membershipScenario(learnerJoinsAndLeaderLeaves),
+  "joint-membership": membershipScenario(jointReplacement),
 };

@@ -201,6 +201,13 @@ export class ReplicaCluster {
   raftBytes = 0;
   /** Rejected AppendEntries responses (conflict backup round trips). */
   appRejects = 0;
+  /**
+   * Called after every simulated event (and the continuations it started)
+   * inside `run`/`runUntil`: the playground's replay records the cluster
+   * there. It must only read (no `status()`: that samples the clocks), so
+   * a watched run is the same run.
+   */
+  afterEvent: (() => void) | undefined;
   readonly #procs = new Map<number, SimProcess>();
   readonly #disconnected = new Set<number>();
   readonly #appliedAt = new Map<number, string>();
@@ -501,6 +508,7 @@ export class ReplicaCluster {
       this.scheduler,
       end,
       () => {
+        this.afterEvent?.();
         if (leases) this.#checkLeases();
         return this.#violation !== undefined || done();
       },

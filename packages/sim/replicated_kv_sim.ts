@@ -12,7 +12,7 @@
  * linearizability, leaders for uniqueness per term, and the replicas for
  * convergence. One seed decides everything, so a failure replays exactly.
  */
-import type { ConfChange } from "@strata/raft";
+import type { ConfChange, Entry } from "@strata/raft";
 import {
   isCorruptReplicaData,
   isReplicationError,
@@ -292,6 +292,40 @@ export async function runReplicatedKvSimulation(
   const metrics = new ReplicationMetrics();
   const running = new Map<number, Running>();
   const leaderOfTerm = new Map<number, number>();
+  /** The entry each index was first applied with, by any replica. */
+  const appliedEntries = new Map<number, Entry>();
+  /** How far each replica life's applied entries were compared. */
+  const comparedTo = new WeakMap<Running, number>();
+  /**
+   * State machine safety, as the lab tester checks it: every replica
+   * applies the same entry at each index, so an acknowledged (applied)
+   * write is never replaced by another entry later, even when no read
+   * could see the difference. Incremental: each applied entry is compared
+   * once (from the replica's raft log; entries a snapshot covered are
+   * skipped).
+   */
+  const checkApplied = () => {
+    for (const [id, r] of running) {
+      const applied = r.machine.appliedIndex;
+      const done = comparedTo.get(r) ?? 0;
+      if (applied <= done) continue;
+      comparedTo.set(r, applied);
+      const log = r.node.raftLog();
+      const from = Math.max(done + 1, log.firstIndex());
+      if (from > applied || applied > log.lastIndex()) continue;
+      for (const e of log.entries(from, applied + 1, Infinity)) {
+        const first = appliedEntries.get(e.index);
+        if (first === undefined) appliedEntries.set(e.index, e);
+        else if (!sameEntry(first, e)) {
+          fail(
+            "divergence",
+            `node ${id} applied a different entry at index ${e.index} (term ${e.term}, ${e.type}) than one applied before (term ${first.term}, ${first.type})`,
+          );
+          return;
+        }
+      }
+    }
+  };
   const stats = {
     memberChanges: 0,
     jointChanges: 0,
@@ -1001,7 +1035,10 @@ export async function runReplicatedKvSimulation(
   );
   const hardEnd = workloadEnd + 60_000;
   try {
-    await runEvents(sched, hardEnd, () => finished || failure !== undefined);
+    await runEvents(sched, hardEnd, () => {
+      checkApplied();
+      return finished || failure !== undefined;
+    });
   } catch (e) {
     fail("invariant", e instanceof Error ? e.message : String(e));
   }
@@ -1059,4 +1096,14 @@ export async function runReplicatedKvSimulation(
       transfers: stats.transfers,
     },
   };
+}
+
+/** Same term, type and bytes. */
+function sameEntry(a: Entry, b: Entry): boolean {
+  if (a.term !== b.term || a.type !== b.type) return false;
+  if (a.data.length !== b.data.length) return false;
+  for (let i = 0; i < a.data.length; i++) {
+    if (a.data[i] !== b.data[i]) return false;
+  }
+  return true;
 }

@@ -2,7 +2,6 @@
 export type SimErrorCode =
   | "invariant"
   | "not_linearizable"
-  | "lost_write"
   | "divergence"
   | "no_progress"
   | "bad_argument";
