@@ -122,7 +122,9 @@ export class RpcSession<T extends readonly AnyMessageType[]>
    * One timer for every call's timeout (a timer per call was a visible
    * share of a small call's CPU): armed for the earliest deadline it knows
    * of, it fails the calls that are due and re-arms for the next. It is
-   * left armed when calls finish (cancelled when the session ends).
+   * cancelled when no call is left (an idle connection, e.g. an unref'd
+   * pooled one, must not keep the process alive), so calls made one at a
+   * time still cost a timer each; calls that overlap share it.
    */
   #sweepAt: number | undefined;
   #cancelSweep: (() => void) | undefined;
@@ -336,6 +338,10 @@ export class RpcSession<T extends readonly AnyMessageType[]>
       if (settled) return;
       settled = true;
       this.#pending.delete(id);
+      if (this.#pending.size === 0 && this.#cancelSweep !== undefined) {
+        this.#cancelSweep();
+        this.#cancelSweep = this.#sweepAt = undefined;
+      }
       signal?.removeEventListener("abort", onAbort);
       action();
     };

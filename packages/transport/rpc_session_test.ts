@@ -166,7 +166,7 @@ Deno.test("onFrameSent reports wire bytes and the whole size a diff saved", asyn
   await a.close();
 });
 
-Deno.test("call timeouts: each call fails at its own deadline, whatever the order, with one timer armed at a time", async () => {
+Deno.test("call timeouts: each call fails at its own deadline, whatever the order, with one timer armed at a time and none once no call is left", async () => {
   let now = 0;
   const armed: Array<{ at: number; fn: () => void; live: boolean }> = [];
   const timers = {
@@ -219,6 +219,16 @@ Deno.test("call timeouts: each call fails at its own deadline, whatever the orde
     { a: 1000, b: 300, c: 1100, d: 150 },
   );
   assert.equal(live(), 0, "nothing left to time out: no timer armed");
+  // A call that ends otherwise (here: cancelled) leaves no timer behind.
+  const ctl = new AbortController();
+  const f = session.call(Echo, { seq: 0, text: "f" }, {
+    timeoutMs: 500,
+    signal: ctl.signal,
+  });
+  assert.equal(live(), 1);
+  ctl.abort();
+  await assert.rejects(f, (err: { code: string }) => err.code === "cancelled");
+  assert.equal(live(), 0, "no call left: no timer armed");
   // A call after the sweeps is timed again; closing cancels its timer.
   const e = session.call(Echo, { seq: 0, text: "e" }, { timeoutMs: 500 });
   assert.equal(live(), 1);
