@@ -86,6 +86,10 @@ export interface SessionParts<T extends readonly AnyMessageType[]> {
 interface Pending<T extends readonly AnyMessageType[]> {
   resolve(reply: Envelope<T>): void;
   reject(error: TransportError): void;
+  /** When the call times out (the timers' clock, ms). */
+  deadline: number;
+  /** Fails the call as timed out. */
+  expire(): void;
 }
 
 /**
@@ -114,6 +118,16 @@ export class RpcSession<T extends readonly AnyMessageType[]>
   readonly #callTimeoutMs: number;
   readonly #onFrameSent: SessionOptions["onFrameSent"];
   readonly #pending = new Map<number, Pending<T>>();
+  /**
+   * One timer for every call's timeout (a timer per call was a visible
+   * share of a small call's CPU): armed for the earliest deadline it knows
+   * of, it fails the calls that are due and re-arms for the next. It is
+   * cancelled when no call is left (an idle connection, e.g. an unref'd
+   * pooled one, must not keep the process alive), so calls made one at a
+   * time still cost a timer each; calls that overlap share it.
+   */
+  #sweepAt: number | undefined;
+  #cancelSweep: (() => void) | undefined;
   #nextId = 1;
   #isReady = false;
   #failure: TransportError | undefined;
@@ -232,6 +246,8 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     this.#failure = error;
     this.#cancelFrameTimer?.();
     this.#cancelHandshakeTimer?.();
+    this.#cancelSweep?.();
+    this.#cancelSweep = this.#sweepAt = undefined;
     for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
     this.#rejectReady(error);
@@ -311,7 +327,6 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     const timeoutMs = options.timeoutMs ?? this.#callTimeoutMs;
     const id = this.#nextId++;
     let settled = false;
-    let cancelTimer = () => {};
     const onAbort = () => finish(() => reject(cancelled()));
     let resolve!: (r: Envelope<T>) => void;
     let reject!: (e: TransportError) => void;
@@ -323,17 +338,19 @@ export class RpcSession<T extends readonly AnyMessageType[]>
       if (settled) return;
       settled = true;
       this.#pending.delete(id);
-      cancelTimer();
+      if (this.#pending.size === 0 && this.#cancelSweep !== undefined) {
+        this.#cancelSweep();
+        this.#cancelSweep = this.#sweepAt = undefined;
+      }
       signal?.removeEventListener("abort", onAbort);
       action();
     };
+    const deadline = this.#timers.now() + timeoutMs;
     this.#pending.set(id, {
       resolve: (r) => finish(() => resolve(r)),
       reject: (e) => finish(() => reject(e)),
-    });
-    cancelTimer = this.#timers.setTimer(
-      timeoutMs,
-      () =>
+      deadline,
+      expire: () =>
         finish(() =>
           reject(
             new TransportError(
@@ -342,7 +359,8 @@ export class RpcSession<T extends readonly AnyMessageType[]>
             ),
           )
         ),
-    );
+    });
+    if (!this.#failure) this.#armSweep(deadline);
     signal?.addEventListener("abort", onAbort, { once: true });
     const fail = (e: unknown) =>
       finish(() => reject(asTransportError(e, "call")));
@@ -393,6 +411,30 @@ export class RpcSession<T extends readonly AnyMessageType[]>
       }
       return frame;
     });
+  }
+
+  /** Makes sure the sweep runs by `deadline`. */
+  #armSweep(deadline: number): void {
+    if (this.#sweepAt !== undefined && this.#sweepAt <= deadline) return;
+    if (!Number.isFinite(deadline)) return;
+    this.#cancelSweep?.();
+    this.#sweepAt = deadline;
+    this.#cancelSweep = this.#timers.setTimer(
+      Math.max(0, deadline - this.#timers.now()),
+      () => this.#sweep(),
+    );
+  }
+
+  /** Fails the calls that are due; re-arms for the earliest one left. */
+  #sweep(): void {
+    this.#cancelSweep = this.#sweepAt = undefined;
+    const now = this.#timers.now();
+    let next = Infinity;
+    for (const p of [...this.#pending.values()]) {
+      if (p.deadline <= now) p.expire();
+      else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Infinity && !this.#failure) this.#armSweep(next);
   }
 
   #becomeReady(): void {

@@ -165,3 +165,74 @@ Deno.test("onFrameSent reports wire bytes and the whole size a diff saved", asyn
   }
   await a.close();
 });
+
+Deno.test("call timeouts: each call fails at its own deadline, whatever the order, with one timer armed at a time and none once no call is left", async () => {
+  let now = 0;
+  const armed: Array<{ at: number; fn: () => void; live: boolean }> = [];
+  const timers = {
+    now: () => now,
+    setTimer(ms: number, fn: () => void) {
+      const t = { at: now + ms, fn, live: true };
+      armed.push(t);
+      return () => void (t.live = false);
+    },
+  };
+  // Runs due timers in time order, letting each one's rejections land.
+  const advance = async (to: number) => {
+    for (;;) {
+      const due = armed.filter((t) => t.live && t.at <= to)
+        .sort((x, y) => x.at - y.at)[0];
+      if (due === undefined) break;
+      now = due.at;
+      due.live = false;
+      due.fn();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    now = to;
+  };
+  // No handshake (ready at once) and a peer that never answers.
+  const session = new RpcSession<Messages>({
+    set: messages,
+    peer: "silent",
+    timers,
+    link: { write: () => Promise.resolve(), close() {} },
+  });
+  session.start();
+  const failedAt = new Map<string, number>();
+  const call = (name: string, timeoutMs: number) =>
+    session.call(Echo, { seq: 0, text: name }, { timeoutMs }).then(
+      () => assert.fail(`${name} got a reply`),
+      (e) => {
+        assert.equal(e.code, "timeout", String(e));
+        failedAt.set(name, now);
+      },
+    );
+  const calls = [call("a", 1000), call("b", 300)];
+  now = 100;
+  calls.push(call("c", 1000), call("d", 50));
+  const live = () => armed.filter((t) => t.live).length;
+  assert.equal(live(), 1);
+  await advance(2000);
+  await Promise.all(calls);
+  assert.deepEqual(
+    Object.fromEntries(failedAt),
+    { a: 1000, b: 300, c: 1100, d: 150 },
+  );
+  assert.equal(live(), 0, "nothing left to time out: no timer armed");
+  // A call that ends otherwise (here: cancelled) leaves no timer behind.
+  const ctl = new AbortController();
+  const f = session.call(Echo, { seq: 0, text: "f" }, {
+    timeoutMs: 500,
+    signal: ctl.signal,
+  });
+  assert.equal(live(), 1);
+  ctl.abort();
+  await assert.rejects(f, (err: { code: string }) => err.code === "cancelled");
+  assert.equal(live(), 0, "no call left: no timer armed");
+  // A call after the sweeps is timed again; closing cancels its timer.
+  const e = session.call(Echo, { seq: 0, text: "e" }, { timeoutMs: 500 });
+  assert.equal(live(), 1);
+  await session.close();
+  await assert.rejects(e, (err: { code: string }) => err.code === "closed");
+  assert.equal(live(), 0);
+});

@@ -12,6 +12,12 @@ import type { MasterEndpoints } from "../shared/http_json.ts";
 export class PeerRegistry {
   #registered = new Set<string>();
   #lookingUp: Promise<void> | null = null;
+  /**
+   * Parsed origins by URL: a primary is named the same few secondaries in
+   * every record append, and parsing a URL is a visible part of a small
+   * append's CPU (bounded: cleared when it grows past a few hundred).
+   */
+  readonly #parsed = new Map<string, string | null>();
 
   /**
    * @param lookup the masters, asked for `/v1/chunkservers` (short timeout);
@@ -37,7 +43,7 @@ export class PeerRegistry {
    */
   async origins(urls: string[], what: string): Promise<string[]> {
     const origins = urls.map((u) => {
-      const o = originOf(u);
+      const o = this.#originOf(u);
       if (o === null) {
         throw new GfsError("bad_request", `${what} ${u} is not an http URL`);
       }
@@ -52,6 +58,15 @@ export class PeerRegistry {
       );
     }
     return origins;
+  }
+
+  #originOf(u: string): string | null {
+    let o = this.#parsed.get(u);
+    if (o === undefined) {
+      if (this.#parsed.size >= 256) this.#parsed.clear();
+      this.#parsed.set(u, o = originOf(u));
+    }
+    return o;
   }
 
   /** One lookup at a time; a failed lookup leaves the set as it was. */

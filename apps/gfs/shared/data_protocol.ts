@@ -42,8 +42,12 @@ export const AppendRecord = defineMessage(
   z.object({
     handle: Handle,
     version: z.number().int().min(1),
-    /** The lease's secondaries (origins), as the master named them. */
-    secondaries: z.array(z.string().url().max(512)).max(15),
+    /**
+     * The lease's secondaries (origins), as the master named them; checked
+     * by the primary against the registered chunkservers (a URL that does
+     * not parse is `bad_request` there), not parsed here once per record.
+     */
+    secondaries: z.array(z.string().min(1).max(512)).max(15),
     data: Bytes,
   }),
 );
