@@ -2,7 +2,9 @@
  * Probe: only bench:tables' put lines (1, 16, 256 clients; tables with 3
  * tablet servers on GFS against a 3-member etcd, interleaved, 5 s each),
  * for quick A/B runs of the tablet servers' write path. Prints ops/s and
- * the tables ÷ etcd ratio per line; writes no results file.
+ * the tables ÷ etcd ratio per line, and the CPU time each side's processes
+ * (by component) and the load generator spent per put; writes no results
+ * file.
  * `deno run -A benches/_tables_put_probe.ts [rounds]`
  */
 import { Buffer } from "node:buffer";
@@ -10,6 +12,7 @@ import { startTablesStack } from "@strata/tables/stack_launcher";
 import { TablesClient } from "@strata/tables/client";
 import { startEtcdCluster } from "../scripts/etcd_cluster.ts";
 import { runLoad } from "./http_load.ts";
+import { cpuMs } from "./proc_cpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 1);
 const TABLE = "bench";
@@ -76,15 +79,56 @@ try {
       return res.ok;
     },
   };
+  const pids: Record<string, Record<string, number[]>> = {
+    tables: {
+      servers: [...stack.servers.values()].map((p) => p.process.pid),
+      masters: [...stack.masters.values()].map((p) => p.process.pid),
+      kv: [...(stack.kv?.nodes.values() ?? [])].map((n) => n.process.pid),
+      chunkservers: stack.gfs!.chunkservers.map((c) => c.process.pid),
+      "GFS masters": stack.gfs!.masters.map((m) => m.process.pid),
+    },
+    etcd: { etcd: etcd.pids },
+  };
+  const cpu = (name: string) =>
+    Promise.all(
+      [...Object.values(pids[name]!), [Deno.pid]].map((p) => cpuMs(p)),
+    );
   // Warm-up: connections, tablet locations.
   await runLoad(16, 1000, (w, s) => targets.tables(key8(w * 7919 + s)));
+  // What each side burns doing nothing (heartbeats, leases, passes).
+  for (const name of Object.keys(pids)) {
+    const [c0, t0] = [await cpu(name), performance.now()];
+    await sleep(5000);
+    const [c1, t1] = [await cpu(name), performance.now()];
+    const per = c1.slice(0, -1).map((v, i) =>
+      (v - c0[i]!) / ((t1 - t0) / 1000)
+    );
+    console.log(
+      `idle ${name} CPU ms/s: ${per.reduce((a, b) => a + b, 0).toFixed(0)} (${
+        Object.keys(pids[name]!).map((p, i) => `${p} ${per[i]!.toFixed(0)}`)
+          .join(", ")
+      })`,
+    );
+  }
   for (let r = 0; r < ROUNDS; r++) {
     for (const c of [1, 16, 256]) {
       const ops: Record<string, number> = {};
+      const cpuLines: string[] = [];
       for (const [name, put] of Object.entries(targets)) {
+        const c0 = await cpu(name);
         const res = await runLoad(c, 5000, (w, s) => put(key8(w * 7919 + s)));
+        const c1 = await cpu(name);
         ops[name] = res.opsPerSec;
         if (res.errors > 0) console.log(`  ${name}: ${res.errors} errors`);
+        // CPU ms per put: each component, then the load generator.
+        const per = c1.map((v, i) => (v - c0[i]!) / Math.max(1, res.total));
+        const parts = [...Object.keys(pids[name]!), "load generator"];
+        const service = per.slice(0, -1).reduce((a, b) => a + b, 0);
+        cpuLines.push(
+          `  ${name} CPU ms/put: service ${service.toFixed(2)} (${
+            parts.map((p, i) => `${p} ${per[i]!.toFixed(2)}`).join(", ")
+          })`,
+        );
       }
       console.log(
         `put ×${c}: tables ${ops.tables!.toFixed(0)}/s, etcd ${
@@ -93,6 +137,7 @@ try {
           Deno.loadavg()[0]!.toFixed(1)
         })`,
       );
+      for (const l of cpuLines) console.log(l);
     }
   }
 } finally {

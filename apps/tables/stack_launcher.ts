@@ -237,7 +237,9 @@ export async function startTablesStack(
 
   const stop = async () => {
     const all = [...servers.values(), ...masters.values()];
-    await Promise.all(all.map((p) => stopChild(p.process, false, 3000)));
+    // A profiled process (STRATA_CPU_PROF_DIR) writes its profile on exit.
+    const graceMs = Deno.env.get("STRATA_CPU_PROF_DIR") ? 30_000 : 3000;
+    await Promise.all(all.map((p) => stopChild(p.process, false, graceMs)));
     servers.clear();
     masters.clear();
     await Promise.all([kv?.stop(), gfs?.stop()]);

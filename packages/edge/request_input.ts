@@ -47,6 +47,20 @@ export async function readBytes(
   }
   const body = c.req.raw.body;
   if (body === null) return new Uint8Array(0);
+  if (declared !== undefined && /^\d+$/.test(declared)) {
+    // The length is declared and within the limit, and the HTTP server
+    // delivers no more than it: one read of the whole body (Deno takes it
+    // in one op; iterating the stream cost ~30 µs more a request).
+    let bytes: Uint8Array;
+    try {
+      bytes = await c.req.raw.bytes();
+    } catch {
+      throw cutShort();
+    }
+    // A Request built in process (not parsed off the wire) may lie.
+    if (bytes.length > maxBytes) throw tooLarge(bytes.length, maxBytes);
+    return bytes;
+  }
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
@@ -57,10 +71,7 @@ export async function readBytes(
     }
   } catch (e) {
     if (e instanceof EdgeError) throw e;
-    throw new EdgeError(
-      "bad_request",
-      "the request body ended before it was complete",
-    );
+    throw cutShort();
   }
   if (chunks.length === 1) return chunks[0]!; // no copy of a one-piece body
   const all = new Uint8Array(total);
@@ -70,6 +81,13 @@ export async function readBytes(
     off += ch.length;
   }
   return all;
+}
+
+function cutShort(): EdgeError {
+  return new EdgeError(
+    "bad_request",
+    "the request body ended before it was complete",
+  );
 }
 
 function tooLarge(bytes: number, max: number): EdgeError {

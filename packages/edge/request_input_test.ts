@@ -233,3 +233,23 @@ Deno.test("NDJSON bodies: one value per line, all or nothing, bad lines named", 
     id: "café",
   });
 });
+
+Deno.test("a body read whole by its declared length keeps the limit, even when the length lies", async () => {
+  const a = app();
+  const big = JSON.stringify({ n: 1, pad: "x".repeat(200) });
+  // An in-process Request can declare fewer bytes than it carries.
+  assert.deepEqual(
+    await status(a.request("/echo", {
+      method: "POST",
+      headers: { ...json, "content-length": "10" },
+      body: big,
+    })),
+    [413, "too_large"],
+  );
+  const ok = await a.request("/echo", {
+    method: "POST",
+    headers: { ...json, "content-length": "7" },
+    body: '{"n":5}',
+  });
+  assert.deepEqual(await ok.json(), { n: 5 });
+});

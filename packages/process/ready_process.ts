@@ -60,6 +60,21 @@ export interface ReadyProcess<T> {
 }
 
 /**
+ * Environment variable: when set to a directory, every `deno run` child
+ * started here writes a V8 CPU profile on exit into `<dir>/<name>/` (for
+ * profiling a whole multi-process stack under load).
+ */
+export const CPU_PROF_DIR_ENV = "STRATA_CPU_PROF_DIR";
+
+/** `args` with `--cpu-prof-dir` added when {@link CPU_PROF_DIR_ENV} is set. */
+function withProfiler(args: string[], name: string): string[] {
+  const dir = Deno.env.get(CPU_PROF_DIR_ENV);
+  if (!dir || args[0] !== "run") return args;
+  const sub = name.replace(/[^a-z0-9]+/gi, "_");
+  return ["run", `--cpu-prof-dir=${dir}/${sub}`, ...args.slice(1)];
+}
+
+/**
  * Runs `deno <args>` and waits until a stdout line parses as JSON and
  * `isReady` accepts it (returns non-undefined); later stdout is drained so
  * the child never blocks on a full pipe.
@@ -77,7 +92,7 @@ export async function spawnUntilReady<T>(
     Deno.execPath(),
   ];
   const child = new Deno.Command(command!, {
-    args: [...prefixArgs, ...args],
+    args: [...prefixArgs, ...withProfiler(args, name)],
     stdout: "piped",
     stderr: options.stderr ?? "inherit",
     stdin: "null",
