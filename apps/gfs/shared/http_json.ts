@@ -95,6 +95,8 @@ export interface FetchJsonOptions {
   token?: string;
   /** A fetch client trusting the cell's TLS certificate (HTTPS with a private CA). */
   client?: Deno.HttpClient;
+  /** Told the URL a follower redirected the call to (MasterEndpoints remembers the leader). */
+  onRedirect?: (url: string) => void;
 }
 
 /** Method, content type and JSON body of a call with these options. */
@@ -121,6 +123,7 @@ export function jsonRequestInit(
 async function fetchFollowingLeader(
   url: string,
   init: RequestInit & { client?: Deno.HttpClient },
+  onRedirect?: (url: string) => void,
 ): Promise<Response> {
   for (let hops = 0;; hops++) {
     const res = await fetch(url, { ...init, redirect: "manual" });
@@ -131,6 +134,7 @@ async function fetchFollowingLeader(
     ) return res;
     await res.body?.cancel();
     url = new URL(location, url).href;
+    onRedirect?.(url);
   }
 }
 
@@ -155,7 +159,7 @@ export async function fetchJson<S extends z.ZodType>(
           AbortSignal.timeout(options.timeoutMs ?? 30_000),
         ])
         : AbortSignal.timeout(options.timeoutMs ?? 30_000),
-    });
+    }, options.onRedirect);
   } catch (e) {
     throw new GfsError("unavailable", `cannot reach ${url}: ${String(e)}`, {
       cause: UNREACHABLE,
@@ -226,7 +230,7 @@ export class MasterEndpoints {
     schema: S,
     options: FetchJsonOptions = {},
   ): Promise<z.infer<S>> {
-    const deadline = Date.now() + this.#failoverMs;
+    const deadline = performance.now() + this.#failoverMs;
     for (let attempt = 0;; attempt++) {
       const base = this.current;
       try {
@@ -234,6 +238,11 @@ export class MasterEndpoints {
           token: this.#token,
           client: this.#client,
           ...options,
+          // Remember the leader a follower redirected to: the next call goes straight there.
+          onRedirect: (to) => {
+            const i = this.urls.findIndex((u) => to.startsWith(u + "/"));
+            if (i >= 0 && this.current === base) this.#current = i;
+          },
         });
       } catch (e) {
         const retryable = isUnreachable(e) || isGfsError(e, "not_leader");
@@ -244,7 +253,9 @@ export class MasterEndpoints {
         if (retryable && this.current === base) {
           this.#current = (this.#current + 1) % this.urls.length;
         }
-        if (!retryable || Date.now() > deadline || options.signal?.aborted) {
+        if (
+          !retryable || performance.now() > deadline || options.signal?.aborted
+        ) {
           throw e;
         }
         // A full round without an answer: an election is on; wait a little.

@@ -52,3 +52,42 @@ Deno.test("a call that times out on a silent master within the failover window l
     await good.finished;
   }
 });
+
+Deno.test("a follower's redirect to the leader is remembered: the next call goes straight to the leader", async () => {
+  const ac = new AbortController();
+  let leaderCalls = 0;
+  let followerCalls = 0;
+  const leader = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    () => {
+      leaderCalls++;
+      return Response.json({ ok: true });
+    },
+  );
+  const leaderUrl = `http://127.0.0.1:${leader.addr.port}`;
+  const follower = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    (req) => {
+      followerCalls++;
+      const u = new URL(req.url);
+      return new Response(null, {
+        status: 307,
+        headers: { location: `${leaderUrl}${u.pathname}${u.search}` },
+      });
+    },
+  );
+  const followerUrl = `http://127.0.0.1:${follower.addr.port}`;
+  try {
+    const m = new MasterEndpoints([followerUrl, leaderUrl]);
+    const Ok = z.object({ ok: z.boolean() });
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(await m.call("/v1/lookup?path=/a", Ok), { ok: true });
+    }
+    assert.equal(followerCalls, 1);
+    assert.equal(leaderCalls, 3);
+    assert.equal(m.current, leaderUrl);
+  } finally {
+    ac.abort();
+    await Promise.all([leader.finished, follower.finished]);
+  }
+});
