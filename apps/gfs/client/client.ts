@@ -544,7 +544,13 @@ export class GfsClient {
     }
     let sure = fresh === null;
     const confirmed = fresh === null ? Promise.resolve(true) : fresh.then(
-      (f) => (sure = sameChunks(planned, f, pieces)),
+      (f) => {
+        sure = sameChunks(planned, f, pieces);
+        // The same chunks: later tries go to the replicas the master names
+        // now (a server that held them at upload may be gone).
+        if (sure) loc = f;
+        return sure;
+      },
     );
     confirmed.catch(() => {}); // surfaced by the caller
     /** One try of piece `k`: each replica in turn. */
