@@ -75,6 +75,16 @@ export interface UploadResult {
   chunks: number;
 }
 
+/**
+ * A location cache entry: when it was asked (or learned), the answer, and
+ * the answer itself once it has come.
+ */
+interface LocationEntry {
+  at: number;
+  located: Promise<Located>;
+  value?: Located;
+}
+
 /** A streaming download. */
 export interface Download {
   /** Bytes the stream will yield. */
@@ -102,10 +112,7 @@ export class GfsClient {
   /** The master(s) this client talks to, with failover between them. */
   readonly masters: MasterCaller;
   /** Chunk locations by path for positioned reads (see {@link GfsClient.pread}). */
-  readonly #locations = new Map<
-    string,
-    { at: number; located: Promise<Located>; value?: Located }
-  >();
+  readonly #locations = new Map<string, LocationEntry>();
   /** Connections to the chunkservers' data ports (null: HTTP only). */
   readonly #ports: DataPorts | null;
   /** Connections to the chunkservers' bulk ports (null: HTTP only). */
@@ -706,12 +713,23 @@ export class GfsClient {
 
   /** Puts known locations of `path` in the cache (as a `locate` answer would). */
   #remember(path: string, located: Located): void {
-    this.#locations.delete(path);
-    this.#locations.set(path, {
+    this.#cache(path, {
       at: performance.now(),
       located: Promise.resolve(located),
       value: located,
     });
+  }
+
+  /** Sets a location cache entry; the cache is bounded (the oldest goes). */
+  #cache(
+    path: string,
+    entry: LocationEntry,
+  ): void {
+    this.#locations.set(path, entry);
+    if (this.#locations.size > 4096) {
+      // Map keeps insertion order.
+      this.#locations.delete(this.#locations.keys().next().value!);
+    }
   }
 
   /**
@@ -736,18 +754,14 @@ export class GfsClient {
       !fresh && cached !== undefined &&
       now - cached.at < (this.options.locationTtlMs ?? 30_000)
     ) return cached.located;
-    const entry: { at: number; located: Promise<Located>; value?: Located } = {
+    const entry: LocationEntry = {
       at: now,
       located: this.locate(path),
     };
-    this.#locations.set(path, entry);
+    this.#cache(path, entry);
     entry.located.then((l) => void (entry.value = l), () => {
       if (this.#locations.get(path) === entry) this.#locations.delete(path);
     });
-    if (this.#locations.size > 4096) {
-      // Bounded: drop the oldest entry (Map keeps insertion order).
-      this.#locations.delete(this.#locations.keys().next().value!);
-    }
     return entry.located;
   }
 
