@@ -224,7 +224,7 @@ Deno.test({
       );
 
       // Downloads into the caller's memory, on this cell (one start less).
-      await downloadChecks(t, { bulk: client, http });
+      await downloadChecks(t, { bulk: client, http }, total);
 
       await t.step(
         "an acknowledged upload survives kill -9 of every chunkserver",

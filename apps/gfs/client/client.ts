@@ -75,6 +75,16 @@ export interface UploadResult {
   chunks: number;
 }
 
+/**
+ * A location cache entry: when it was asked (or learned), the answer, and
+ * the answer itself once it has come.
+ */
+interface LocationEntry {
+  at: number;
+  located: Promise<Located>;
+  value?: Located;
+}
+
 /** A streaming download. */
 export interface Download {
   /** Bytes the stream will yield. */
@@ -102,10 +112,7 @@ export class GfsClient {
   /** The master(s) this client talks to, with failover between them. */
   readonly masters: MasterCaller;
   /** Chunk locations by path for positioned reads (see {@link GfsClient.pread}). */
-  readonly #locations = new Map<
-    string,
-    { at: number; located: Promise<Located> }
-  >();
+  readonly #locations = new Map<string, LocationEntry>();
   /** Connections to the chunkservers' data ports (null: HTTP only). */
   readonly #ports: DataPorts | null;
   /** Connections to the chunkservers' bulk ports (null: HTTP only). */
@@ -260,6 +267,8 @@ export class GfsClient {
     });
     const quorum = writeQuorum(created.replication);
     const done: { handle: number; length: number; servers: string[] }[] = [];
+    /** Each chunk's version as written (for the location cache). */
+    const versions: number[] = [];
     const inflight: Promise<void>[] = [];
     let failure: unknown = null;
     let total = 0;
@@ -280,7 +289,10 @@ export class GfsClient {
           : await this.#allocate(path, created.fileId, i);
         inflight.push(
           this.#writeChunk(path, created.fileId, i, piece, target, quorum).then(
-            (r) => void (done[i] = r),
+            ({ version, ...r }) => {
+              done[i] = r;
+              versions[i] = version;
+            },
             (e) => void (failure ??= e),
           ),
         );
@@ -291,6 +303,20 @@ export class GfsClient {
       await this.masters.call(`/v1/rpc/complete`, OkSchema, {
         body: { path, fileId: created.fileId, chunks: done },
         timeoutMs: 60_000,
+      });
+      // The writer knows where its chunks are: a read of the file can
+      // start from these locations while the master confirms them.
+      this.#remember(path, {
+        fileId: created.fileId,
+        length: total,
+        mode: "upload",
+        chunkBytes: created.chunkBytes,
+        chunks: done.map((d, i) => ({
+          handle: d.handle,
+          version: versions[i]!,
+          length: d.length,
+          replicas: d.servers,
+        })),
       });
       return { length: total, chunks: done.length };
     } catch (e) {
@@ -309,10 +335,14 @@ export class GfsClient {
    * the bytes copied into its own buffer and the client reuses its piece
    * buffers (a few kept between downloads), so a download touches no new
    * memory; a default reader gets each piece in a buffer of its own.
+   * The master is asked for the locations every time; when the client
+   * already knows them (its own upload, an earlier read), the first pieces
+   * are fetched meanwhile and kept only if the master names the same
+   * chunks (see #plan).
    * @throws GfsError `not_found`, `range_not_satisfiable`.
    */
   async download(path: string, range?: ByteRange): Promise<Download> {
-    const plan = await this.#plan(path, range);
+    let plan = await this.#plan(path, range, Infinity, true);
     /** Piece buffers a BYOB reader has emptied, reused for the next pieces. */
     const free: Uint8Array[] = [];
     // Read-ahead: up to READ_AHEAD pieces in flight, so memory stays bounded.
@@ -326,6 +356,26 @@ export class GfsClient {
         ahead.push(p);
       }
     };
+    /** Waits out the pieces in flight and takes their buffers back. */
+    const drain = async () => {
+      for (const p of ahead.splice(0)) {
+        await p.then(({ buf }) => free.push(buf), () => {});
+      }
+    };
+    // From cached locations, the first pieces are fetched while the master
+    // confirms them (see #plan); if it does not, they are read again.
+    try {
+      if (plan.speculative) topUp();
+      if (!await plan.confirmed) {
+        await drain();
+        plan = await this.#plan(path, range);
+        next = 0;
+      }
+    } catch (e) {
+      await drain();
+      for (const b of free.splice(0)) this.#givePiece(b);
+      throw e;
+    }
     let cur: { bytes: Uint8Array; buf: Uint8Array; at: number } | null = null;
     const giveBack = () => {
       for (const b of free.splice(0)) this.#givePiece(b);
@@ -423,8 +473,11 @@ export class GfsClient {
     if (!Number.isSafeInteger(offset) || offset < 0) {
       throw new GfsError("bad_request", `bad offset ${offset}`);
     }
-    const plan = await this.#plan(path, { offset }, into.length);
-    await plan.fillAll(into);
+    let plan = await this.#plan(path, { offset }, into.length, true);
+    if (!await plan.fillAll(into)) {
+      plan = await this.#plan(path, { offset }, into.length);
+      await plan.fillAll(into);
+    }
     return plan.length;
   }
 
@@ -432,10 +485,35 @@ export class GfsClient {
    * The pieces of `range` of `path`, and how to fetch one into a buffer.
    * The locations come fresh from the master (a path deleted and written
    * again must not read as its old chunks, which outlive the trash delay)
-   * and renew the cache {@link pread} uses.
+   * and renew the cache {@link pread} uses. With `speculate` and the
+   * locations of an uploaded file in the cache, the plan is made from the
+   * cache at once and the master is asked at the same time: the caller
+   * may fetch pieces meanwhile, and keeps them only if `confirmed`
+   * resolves true (the master names the same file, length and chunk
+   * handles and versions: an uploaded file's chunks never change and a
+   * handle is never reused, so those bytes are the file's). On false it
+   * plans again; a rejection (`not_found`: the file is gone) is the
+   * answer.
    */
-  async #plan(path: string, range?: Partial<ByteRange>, max = Infinity) {
-    let loc = await this.#located(path, true);
+  async #plan(
+    path: string,
+    range?: Partial<ByteRange>,
+    max = Infinity,
+    speculate = false,
+  ) {
+    const warm = speculate ? this.#warm(path) : undefined;
+    const fresh = this.#located(path, true);
+    if (warm !== undefined) {
+      fresh.catch(() => {}); // surfaced through `confirmed`
+      const offset = range?.offset ?? 0;
+      const length = range?.length ??
+        Math.min(max, Math.max(0, warm.length - offset));
+      // (Past the cached end: the file may have changed; the master says.)
+      if (offset + length <= warm.length) {
+        return this.#pieces(path, warm, offset, length, fresh);
+      }
+    }
+    const loc = await fresh;
     const offset = range?.offset ?? 0;
     const length = range?.length ??
       Math.min(max, Math.max(0, loc.length - offset));
@@ -445,6 +523,22 @@ export class GfsClient {
         `range past the end (${loc.length} bytes)`,
       );
     }
+    return this.#pieces(path, loc, offset, length, null);
+  }
+
+  /**
+   * {@link #plan}'s pieces of `[offset, offset + length)` planned from
+   * `planned`; `fresh`, when given, is the master's answer that must
+   * confirm them.
+   */
+  #pieces(
+    path: string,
+    planned: Located,
+    offset: number,
+    length: number,
+    fresh: Promise<Located> | null,
+  ) {
+    let loc = planned;
     const end = offset + length;
     // Pieces to fetch: never across a chunk boundary.
     const pieces: { ci: number; within: number; n: number; pos: number }[] = [];
@@ -455,41 +549,65 @@ export class GfsClient {
       pieces.push({ ci, within, n, pos });
       pos += n;
     }
+    let sure = fresh === null;
+    const confirmed = fresh === null ? Promise.resolve(true) : fresh.then(
+      (f) => {
+        sure = sameChunks(planned, f, pieces);
+        // The same chunks: later tries go to the replicas the master names
+        // now (a server that held them at upload may be gone).
+        if (sure) loc = f;
+        return sure;
+      },
+    );
+    confirmed.catch(() => {}); // surfaced by the caller
+    /** One try of piece `k`: each replica in turn. */
+    const once = async (k: number, into: Uint8Array): Promise<Uint8Array> => {
+      const { ci, within, n } = pieces[k]!;
+      const chunk = loc.chunks[ci];
+      if (!chunk) throw new GfsError("unavailable", `no chunk ${ci}`);
+      // Rotate the first replica tried, spreading pieces over replicas.
+      const r = chunk.replicas;
+      const rotated = {
+        ...chunk,
+        replicas: [
+          ...r.slice(k % Math.max(1, r.length)),
+          ...r.slice(0, k % Math.max(1, r.length)),
+        ],
+      };
+      const bytes = await readPiece(
+        rotated,
+        within,
+        n,
+        this.#readTimeoutMs,
+        this.#node,
+        into,
+      );
+      if (bytes.length !== n) {
+        throw new GfsError(
+          "unavailable",
+          `short read of chunk ${chunk.handle}`,
+        );
+      }
+      return bytes;
+    };
     /** Piece `k` into `into` (at its start). @returns the bytes, a view of `into`. */
     const fetch = async (k: number, into: Uint8Array): Promise<Uint8Array> => {
-      const { ci, within, n } = pieces[k]!;
       let lastErr: unknown = null;
+      if (!sure) {
+        // Unconfirmed locations get one try, without the backoff: if it
+        // fails and the master then confirms them, the retries follow.
+        try {
+          return await once(k, into);
+        } catch (e) {
+          lastErr = e;
+          if (!await confirmed) throw e; // the caller plans again
+        }
+      }
       for (let attempt = 0; attempt < (this.options.retries ?? 20); attempt++) {
-        const chunk = loc.chunks[ci];
-        if (chunk) {
-          try {
-            // Rotate the first replica tried, spreading pieces over replicas.
-            const r = chunk.replicas;
-            const rotated = {
-              ...chunk,
-              replicas: [
-                ...r.slice(k % Math.max(1, r.length)),
-                ...r.slice(0, k % Math.max(1, r.length)),
-              ],
-            };
-            const bytes = await readPiece(
-              rotated,
-              within,
-              n,
-              this.#readTimeoutMs,
-              this.#node,
-              into,
-            );
-            if (bytes.length !== n) {
-              throw new GfsError(
-                "unavailable",
-                `short read of chunk ${chunk.handle}`,
-              );
-            }
-            return bytes;
-          } catch (e) {
-            lastErr = e;
-          }
+        try {
+          return await once(k, into);
+        } catch (e) {
+          lastErr = e;
         }
         await new Promise((r) =>
           setTimeout(r, Math.min(2000, 100 * (attempt + 1)))
@@ -502,8 +620,11 @@ export class GfsClient {
       }
       throw lastErr ?? new GfsError("unavailable", "no replica answered");
     };
-    /** Every piece into `out` (at least `length` bytes), READ_AHEAD at a time. */
-    const fillAll = async (out: Uint8Array): Promise<void> => {
+    /**
+     * Every piece into `out` (at least `length` bytes), READ_AHEAD at a
+     * time. @returns `confirmed` (false: `out` holds nothing to keep).
+     */
+    const fillAll = async (out: Uint8Array): Promise<boolean> => {
       let k = 0;
       const worker = async () => {
         while (k < pieces.length) {
@@ -512,11 +633,14 @@ export class GfsClient {
           await fetch(i, out.subarray(at, at + pieces[i]!.n));
         }
       };
-      await Promise.all(
+      const done = await Promise.allSettled(
         Array.from({ length: Math.min(READ_AHEAD, pieces.length) }, worker),
       );
+      if (!await confirmed) return false;
+      for (const d of done) if (d.status === "rejected") throw d.reason;
+      return true;
     };
-    return { length, pieces, fetch, fillAll };
+    return { length, pieces, fetch, fillAll, confirmed, speculative: !sure };
   }
 
   /**
@@ -587,6 +711,41 @@ export class GfsClient {
     throw lastErr ?? new GfsError("unavailable", "no replica answered");
   }
 
+  /** Puts known locations of `path` in the cache (as a `locate` answer would). */
+  #remember(path: string, located: Located): void {
+    this.#cache(path, {
+      at: performance.now(),
+      located: Promise.resolve(located),
+      value: located,
+    });
+  }
+
+  /** Sets a location cache entry; the cache is bounded (the oldest goes). */
+  #cache(
+    path: string,
+    entry: LocationEntry,
+  ): void {
+    this.#locations.set(path, entry);
+    if (this.#locations.size > 4096) {
+      // Map keeps insertion order.
+      this.#locations.delete(this.#locations.keys().next().value!);
+    }
+  }
+
+  /**
+   * The cached locations of an uploaded file, when known and younger than
+   * `locationTtlMs`: a read may start from them while the master confirms
+   * them ({@link GfsClient.download}).
+   */
+  #warm(path: string): Located | undefined {
+    const e = this.#locations.get(path);
+    if (
+      e?.value === undefined || e.value.mode !== "upload" ||
+      performance.now() - e.at >= (this.options.locationTtlMs ?? 30_000)
+    ) return undefined;
+    return e.value;
+  }
+
   /** Cached (or, with `fresh`, renewed) locations of `path`. */
   #located(path: string, fresh: boolean): Promise<Located> {
     const now = performance.now();
@@ -595,15 +754,14 @@ export class GfsClient {
       !fresh && cached !== undefined &&
       now - cached.at < (this.options.locationTtlMs ?? 30_000)
     ) return cached.located;
-    const entry = { at: now, located: this.locate(path) };
-    this.#locations.set(path, entry);
-    entry.located.catch(() => {
+    const entry: LocationEntry = {
+      at: now,
+      located: this.locate(path),
+    };
+    this.#cache(path, entry);
+    entry.located.then((l) => void (entry.value = l), () => {
       if (this.#locations.get(path) === entry) this.#locations.delete(path);
     });
-    if (this.#locations.size > 4096) {
-      // Bounded: drop the oldest entry (Map keeps insertion order).
-      this.#locations.delete(this.#locations.keys().next().value!);
-    }
     return entry.located;
   }
 
@@ -612,9 +770,13 @@ export class GfsClient {
    * file's length, each piece read straight into its place.
    */
   async readAll(path: string, range?: ByteRange): Promise<Uint8Array> {
-    const plan = await this.#plan(path, range);
-    const out = new Uint8Array(plan.length);
-    await plan.fillAll(out);
+    let plan = await this.#plan(path, range, Infinity, true);
+    let out = new Uint8Array(plan.length);
+    if (!await plan.fillAll(out)) {
+      plan = await this.#plan(path, range);
+      out = new Uint8Array(plan.length);
+      await plan.fillAll(out);
+    }
     return out;
   }
 
@@ -864,7 +1026,9 @@ export class GfsClient {
     data: Uint8Array,
     first: WriteTarget,
     quorum: number,
-  ): Promise<{ handle: number; length: number; servers: string[] }> {
+  ): Promise<
+    { handle: number; version: number; length: number; servers: string[] }
+  > {
     let t = first;
     let lastErr: unknown = null;
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -885,7 +1049,12 @@ export class GfsClient {
           this.#node,
         );
         if (servers.length >= quorum) {
-          return { handle: t.handle, length: data.length, servers };
+          return {
+            handle: t.handle,
+            version: t.version,
+            length: data.length,
+            servers,
+          };
         }
         lastErr = new GfsError(
           "unavailable",
@@ -1085,6 +1254,26 @@ async function readRange(
 }
 
 /**
+ * Whether `b` (the master's answer) names the same file as `a` (the plan's
+ * locations) with the same length and geometry, and the same chunk handle
+ * and version for every chunk the pieces touch.
+ */
+function sameChunks(
+  a: Located,
+  b: Located,
+  pieces: readonly { ci: number }[],
+): boolean {
+  if (
+    a.fileId !== b.fileId || a.length !== b.length || a.mode !== b.mode ||
+    a.chunkBytes !== b.chunkBytes
+  ) return false;
+  return pieces.every(({ ci }) =>
+    a.chunks[ci]?.handle === b.chunks[ci]?.handle &&
+    a.chunks[ci]?.version === b.chunks[ci]?.version
+  );
+}
+
+/**
  * Reads part of a chunk from the first replica that answers, into `into`
  * when given (straight from the socket over a bulk port; copied otherwise).
  * @returns the bytes (a view of `into` when given).
@@ -1103,10 +1292,9 @@ async function readPiece(
     into.set(bytes.subarray(0, n));
     return into.subarray(0, n);
   };
-  let lastErr: unknown = new GfsError(
-    "unavailable",
-    `chunk ${chunk.handle} has no live replica`,
-  );
+  // Made only when every replica failed (an error's stack trace costs
+  // ~25 µs, a noticeable part of a small read).
+  let lastErr: unknown = null;
   const small = length <= (call.portReadBytes ?? 0);
   for (const replica of chunk.replicas) {
     // Small reads take the bulk port too while a pooled connection is
@@ -1159,7 +1347,8 @@ async function readPiece(
       lastErr = e;
     }
   }
-  throw lastErr;
+  throw lastErr ??
+    new GfsError("unavailable", `chunk ${chunk.handle} has no live replica`);
 }
 
 /** Splits a byte source into pieces of exactly `size` bytes (the last may be short). */
