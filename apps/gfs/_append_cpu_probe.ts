@@ -8,10 +8,10 @@
  * read from /proc (user + system; `CPU=user` or `CPU=sys` for one).
  *
  *   deno run -A apps/gfs/_append_cpu_probe.ts
- *   GFS_PROF_DIR=/tmp/p deno run -A --cpu-prof --cpu-prof-dir=/tmp/p/client apps/gfs/_append_cpu_probe.ts
+ *   STRATA_CPU_PROF_DIR=/tmp/p deno run -A --cpu-prof-dir=/tmp/p/client apps/gfs/_append_cpu_probe.ts
  *
- * With `GFS_PROF_DIR` every child runs with `--cpu-prof` (see
- * process_cluster.ts); the profiles are written when the cluster stops.
+ * With `STRATA_CPU_PROF_DIR` every child writes a V8 CPU profile (see
+ * @strata/process's `spawnUntilReady`) when the cluster stops.
  * Linux only (/proc).
  */
 import { join } from "node:path";

@@ -32,7 +32,6 @@ export interface ChildService {
 }
 
 const HERE = new URL(".", import.meta.url).pathname;
-const PROF_DIR = Deno.env.get("GFS_PROF_DIR");
 
 /**
  * Starts a gfs process (`master_main.ts` or `chunkserver_main.ts`) with
@@ -47,9 +46,6 @@ export async function spawnService(
   const args = [
     "run",
     "-A",
-    // Profiling a cluster (see _append_cpu_probe.ts): V8 CPU profiles of
-    // every process in $GFS_PROF_DIR/<role>, written when it stops.
-    ...(PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}/${role}`] : []),
     join(HERE, role === "master" ? "master_main.ts" : "chunkserver_main.ts"),
   ];
   for (const [k, v] of Object.entries(flags)) {
