@@ -161,6 +161,11 @@ export class LsmStore {
   #mem = new Memtable();
   /** Where commit records (which the memtable keeps views into) are carved. */
   #arena = new Arena();
+  /**
+   * Where values returned by `get` and a cursor's transient bounds are
+   * carved (small chunks: a value kept by a caller keeps its chunk).
+   */
+  #out = new Arena(16 * 1024);
   /** The memtable being flushed, read between `#mem` and the tables. */
   #imm: Memtable | null = null;
   /** Live tables, newest first. */
@@ -371,7 +376,7 @@ export class LsmStore {
       let v: Value | undefined = this.#mem.get(key);
       if (v === undefined && this.#imm !== null) v = this.#imm.get(key);
       if (v !== undefined) {
-        return Promise.resolve(v === null ? undefined : v.slice());
+        return Promise.resolve(v === null ? undefined : this.#out.copy(v));
       }
       const tables = this.#tables;
       const hash = hashKey(key);
@@ -379,7 +384,7 @@ export class LsmStore {
         const r = tables[i]!.lookup(key, hash);
         if (r === undefined) continue;
         if (!(r instanceof Promise)) {
-          return Promise.resolve(r === null ? undefined : r.slice());
+          return Promise.resolve(r === null ? undefined : this.#out.copy(r));
         }
         // A block must be read: from here on a compaction may finish while
         // we wait, so the tables still to consult are referenced until done.
@@ -402,7 +407,7 @@ export class LsmStore {
       for (let i = 1; r === undefined && i < tables.length; i++) {
         r = await tables[i]!.lookup(key);
       }
-      return r === null || r === undefined ? undefined : r.slice();
+      return r === null || r === undefined ? undefined : this.#out.copy(r);
     } finally {
       for (const t of tables) t.unref();
     }
@@ -487,7 +492,7 @@ export class LsmStore {
       if (start === undefined || compareBytes(start, prefix) < 0) {
         start = prefix;
       }
-      const pe = prefixEnd(prefix);
+      const pe = prefixEnd(prefix, this.#out);
       if (
         pe !== undefined && (end === undefined || compareBytes(pe, end) < 0)
       ) {
