@@ -19,7 +19,7 @@ import {
 } from "./manifest.ts";
 import { type Entry, Memtable, type Value } from "./memtable.ts";
 import { LsmCursor, type StoredEntry } from "./lsm_cursor.ts";
-import { type EntrySource, MergeCursor } from "./merge.ts";
+import { ArrayCursor, type EntrySource, MergeCursor } from "./merge.ts";
 import { type KeyClip, SSTable } from "./sstable.ts";
 import { SSTableBuilder } from "./sstable_builder.ts";
 import { decodeBatch, encodeBatch } from "./write_batch.ts";
@@ -501,7 +501,19 @@ export class LsmStore {
     }
     const sources: EntrySource[] = [];
     if (options.gather === true && start !== undefined && end !== undefined) {
-      sources.push(this.#mem.range(start, end).values());
+      const mine = this.#mem.range(start, end);
+      if (this.#imm === null && !this.#overlaps(start, end)) {
+        // Only the memtable has the range (a row read of recent data): its
+        // entries are in order, one per key and within the range already.
+        return new LsmCursor(
+          new ArrayCursor(mine),
+          undefined,
+          undefined,
+          [],
+          limit,
+        );
+      }
+      sources.push(mine.values());
       if (this.#imm !== null) {
         sources.push(this.#imm.range(start, end).values());
       }
@@ -511,15 +523,18 @@ export class LsmStore {
     }
     const tables: SSTable[] = [];
     for (const t of this.#tables) {
-      if (
-        (end !== undefined && compareBytes(t.smallest, end) >= 0) ||
-        (start !== undefined && compareBytes(t.largest, start) < 0)
-      ) continue;
+      if (!covers(t, start, end)) continue;
       t.ref();
       tables.push(t);
       sources.push(t.iterate(start));
     }
     return new LsmCursor(new MergeCursor(sources), end, prefix, tables, limit);
+  }
+
+  /** Some live table's key range meets `[start, end)`. */
+  #overlaps(start: Uint8Array, end: Uint8Array): boolean {
+    for (const t of this.#tables) if (covers(t, start, end)) return true;
+    return false;
   }
 
   /** Flushes the memtable to an SSTable now (minor compaction) and waits. */
@@ -753,6 +768,16 @@ export class LsmStore {
       );
     }
   }
+}
+
+/** The table's key range meets `[start, end)` (either bound open when undefined). */
+function covers(
+  t: SSTable,
+  start: Uint8Array | undefined,
+  end: Uint8Array | undefined,
+): boolean {
+  return (end === undefined || compareBytes(t.smallest, end) < 0) &&
+    (start === undefined || compareBytes(t.largest, start) >= 0);
 }
 
 const toHex = (b: Uint8Array) =>
