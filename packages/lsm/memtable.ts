@@ -30,7 +30,10 @@ const ENTRY_OVERHEAD = 48;
  * `bytes` approximates its memory, which decides when to flush.
  */
 export class Memtable {
-  #tree: Tree = new BTree<string, Entry>(undefined, compareStrings);
+  // 128 keys a node (the library's default is 32): one level fewer at
+  // 10^5–10^6 keys, so fewer nodes (each a likely cache miss) per descent;
+  // inserts, reads and seeks were all faster than at 32 or 256.
+  #tree: Tree = new BTree<string, Entry>(undefined, compareStrings, 128);
   #bytes = 0;
 
   /** Bytes written: keys (once each), every value set, per-entry overhead. */
