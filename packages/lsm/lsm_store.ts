@@ -518,6 +518,11 @@ export class LsmStore {
         sources.push(this.#imm.range(start, end).values());
       }
     } else {
+      if (this.#imm === null && !this.#overlaps(start, end)) {
+        // Only the memtable has the range (a scan of recent data): its
+        // clone's entries, without a merge.
+        return new LsmCursor(this.#mem.walk(start), end, prefix, [], limit);
+      }
       sources.push(this.#mem.cursor(start));
       if (this.#imm !== null) sources.push(this.#imm.cursor(start));
     }
@@ -531,8 +536,11 @@ export class LsmStore {
     return new LsmCursor(new MergeCursor(sources), end, prefix, tables, limit);
   }
 
-  /** Some live table's key range meets `[start, end)`. */
-  #overlaps(start: Uint8Array, end: Uint8Array): boolean {
+  /** Some live table's key range meets `[start, end)` (open when undefined). */
+  #overlaps(
+    start: Uint8Array | undefined,
+    end: Uint8Array | undefined,
+  ): boolean {
     for (const t of this.#tables) if (covers(t, start, end)) return true;
     return false;
   }

@@ -77,6 +77,23 @@ export class Memtable {
    * copy-on-write clone, so writes during the iteration do not appear.
    */
   cursor(start?: Uint8Array): Iterator<Entry> {
+    const w = this.walk(start);
+    return {
+      next(): IteratorResult<Entry> {
+        const e = w.next();
+        return e === undefined
+          ? { done: true, value: undefined }
+          : { done: false, value: e };
+      },
+    };
+  }
+
+  /**
+   * {@link cursor} giving the entries themselves (undefined at the end):
+   * an `EntryCursor` for a range read that needs no merge (a lone
+   * memtable).
+   */
+  walk(start?: Uint8Array): { next(): Entry | undefined } {
     // One pair array reused by the tree's iterator: no allocation per step.
     const pair: (string | Entry)[] = [];
     const it = this.#tree.clone().entries(
@@ -84,11 +101,9 @@ export class Memtable {
       pair as [string, Entry],
     );
     return {
-      next(): IteratorResult<Entry> {
+      next(): Entry | undefined {
         const r = it.next();
-        return r.done
-          ? { done: true, value: undefined }
-          : { done: false, value: r.value[1] };
+        return r.done ? undefined : r.value[1];
       },
     };
   }
