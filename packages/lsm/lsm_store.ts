@@ -499,12 +499,14 @@ export class LsmStore {
         end = pe;
       }
     }
+    // Only the memtable has the range (recent data; every read at the
+    // bench's 200,000 keys): its entries are read without a merge.
+    const lone = this.#imm === null && !this.#overlaps(start, end);
     const sources: EntrySource[] = [];
     if (options.gather === true && start !== undefined && end !== undefined) {
       const mine = this.#mem.range(start, end);
-      if (this.#imm === null && !this.#overlaps(start, end)) {
-        // Only the memtable has the range (a row read of recent data): its
-        // entries are in order, one per key and within the range already.
+      if (lone) {
+        // In order, one per key and within the range already.
         return new LsmCursor(
           new ArrayCursor(mine),
           undefined,
@@ -518,9 +520,7 @@ export class LsmStore {
         sources.push(this.#imm.range(start, end).values());
       }
     } else {
-      if (this.#imm === null && !this.#overlaps(start, end)) {
-        // Only the memtable has the range (a scan of recent data): its
-        // clone's entries, without a merge.
+      if (lone) {
         return new LsmCursor(this.#mem.walk(start), end, prefix, [], limit);
       }
       sources.push(this.#mem.cursor(start));
