@@ -1,11 +1,17 @@
+import { copyInto } from "./bytes.ts";
+
 /**
  * Bump allocation of small byte arrays from shared chunks, as RocksDB's
- * memtable arena does: a typed array over 64 bytes gets its own
- * off-heap backing store, whose allocation and later sweep cost more than
+ * memtable arena does: every `new Uint8Array` (any size, under this
+ * Deno's V8: 0.3–1 µs each, against about 50 ns for a `subarray`) gets
+ * its own backing store, whose allocation and later sweep cost more than
  * the copy into it, so small arrays are carved out of one larger buffer
  * instead. Nothing is ever reused: a chunk is freed by the garbage
  * collector once no array carved from it is referenced (for the commit
- * records a memtable keeps views into, when the memtable is gone).
+ * records a memtable keeps views into, when the memtable is gone). An
+ * array handed out keeps its whole chunk alive: arenas whose arrays go to
+ * callers (read results) use small chunks. The arrays are views: their
+ * `byteOffset` is not 0 and their `buffer` is the shared chunk.
  */
 export class Arena {
   readonly #chunkBytes: number;
@@ -25,5 +31,12 @@ export class Arena {
       this.#used = 0;
     }
     return this.#chunk.subarray(this.#used, this.#used += n);
+  }
+
+  /** A copy of `b` carved from the arena. */
+  copy(b: Uint8Array): Uint8Array {
+    const out = this.alloc(b.length);
+    copyInto(out, 0, b);
+    return out;
   }
 }

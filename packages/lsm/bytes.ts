@@ -10,13 +10,19 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 
 /**
  * The smallest key greater than every key starting with `prefix`, or
- * undefined when there is none (the prefix is empty or all 0xff).
+ * undefined when there is none (the prefix is empty or all 0xff); carved
+ * from `arena` when given.
  */
-export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+export function prefixEnd(
+  prefix: Uint8Array,
+  arena?: { copy(b: Uint8Array): Uint8Array },
+): Uint8Array | undefined {
   let n = prefix.length;
   while (n > 0 && prefix[n - 1] === 0xff) n--;
   if (n === 0) return undefined;
-  const out = prefix.slice(0, n);
+  const out = arena === undefined
+    ? prefix.slice(0, n)
+    : arena.copy(prefix.subarray(0, n));
   out[n - 1]!++;
   return out;
 }

@@ -1,6 +1,6 @@
 import { compareBytes, hasPrefix } from "./bytes.ts";
 import type { Entry } from "./memtable.ts";
-import type { MergeCursor } from "./merge.ts";
+import type { EntryCursor } from "./merge.ts";
 import type { SSTable } from "./sstable.ts";
 
 /** A live entry a {@link LsmCursor} returns: views into stored bytes. */
@@ -21,16 +21,21 @@ export interface StoredEntry {
  * after that); it is idempotent, and the end of the range closes too.
  */
 export class LsmCursor {
-  #merged: MergeCursor;
+  #merged: EntryCursor;
   #end: Uint8Array | undefined;
   #prefix: Uint8Array | undefined;
   #tables: readonly SSTable[];
   #left: number;
   #open = true;
 
-  /** @param tables referenced by the caller; released by {@link close}. */
+  /**
+   * @param merged the entries from `start` on, newest version of each key;
+   * @param end, prefix where the range ends (undefined when `merged`
+   *   stops there itself);
+   * @param tables referenced by the caller; released by {@link close}.
+   */
   constructor(
-    merged: MergeCursor,
+    merged: EntryCursor,
     end: Uint8Array | undefined,
     prefix: Uint8Array | undefined,
     tables: readonly SSTable[],

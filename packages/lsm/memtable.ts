@@ -30,7 +30,10 @@ const ENTRY_OVERHEAD = 48;
  * `bytes` approximates its memory, which decides when to flush.
  */
 export class Memtable {
-  #tree: Tree = new BTree<string, Entry>(undefined, compareStrings);
+  // 128 keys a node (the library's default is 32): one level fewer at
+  // 10^5–10^6 keys, so fewer nodes (each a likely cache miss) per descent;
+  // inserts, reads and seeks were all faster than at 32 or 256.
+  #tree: Tree = new BTree<string, Entry>(undefined, compareStrings, 128);
   #bytes = 0;
 
   /** Bytes written: keys (once each), every value set, per-entry overhead. */
@@ -74,6 +77,23 @@ export class Memtable {
    * copy-on-write clone, so writes during the iteration do not appear.
    */
   cursor(start?: Uint8Array): Iterator<Entry> {
+    const w = this.walk(start);
+    return {
+      next(): IteratorResult<Entry> {
+        const e = w.next();
+        return e === undefined
+          ? { done: true, value: undefined }
+          : { done: false, value: e };
+      },
+    };
+  }
+
+  /**
+   * {@link cursor} giving the entries themselves (undefined at the end):
+   * an `EntryCursor` for a range read that needs no merge (a lone
+   * memtable).
+   */
+  walk(start?: Uint8Array): { next(): Entry | undefined } {
     // One pair array reused by the tree's iterator: no allocation per step.
     const pair: (string | Entry)[] = [];
     const it = this.#tree.clone().entries(
@@ -81,11 +101,9 @@ export class Memtable {
       pair as [string, Entry],
     );
     return {
-      next(): IteratorResult<Entry> {
+      next(): Entry | undefined {
         const r = it.next();
-        return r.done
-          ? { done: true, value: undefined }
-          : { done: false, value: r.value[1] };
+        return r.done ? undefined : r.value[1];
       },
     };
   }

@@ -23,7 +23,7 @@ export type EntrySource =
  * that also notes the sources holding the same key (a linear pick: an LSM
  * merges a handful of sources, where a heap gains nothing).
  */
-export class MergeCursor {
+export class MergeCursor implements EntryCursor {
   #sources: readonly EntrySource[];
   #heads: (Entry | undefined)[];
   /** Sources whose head was consumed and must advance before the next pick. */
@@ -69,6 +69,29 @@ export class MergeCursor {
       }
     }
     return min;
+  }
+}
+
+/** What a {@link MergeCursor} or an {@link ArrayCursor} gives: the next entry, a promise only when a source waits. */
+export interface EntryCursor {
+  next(): Entry | undefined | Promise<Entry | undefined>;
+}
+
+/**
+ * The entries of one sorted array, as a {@link MergeCursor} of that one
+ * source would give them, without the merge's bookkeeping: for a short
+ * range gathered from a lone memtable (a row read).
+ */
+export class ArrayCursor implements EntryCursor {
+  #entries: readonly Entry[];
+  #i = 0;
+
+  constructor(entries: readonly Entry[]) {
+    this.#entries = entries;
+  }
+
+  next(): Entry | undefined {
+    return this.#entries[this.#i++];
   }
 }
 

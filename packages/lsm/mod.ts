@@ -57,6 +57,7 @@ export {
   SSTableBuilder,
   type SSTableBuilderOptions,
 } from "./sstable_builder.ts";
+export { Arena } from "./arena.ts";
 export { BlockCache } from "./block_cache.ts";
 export { bloomMayContain, buildBloom, hashKey } from "./bloom.ts";
 export { MergeCursor, mergeSorted } from "./merge.ts";

@@ -20,6 +20,8 @@
  * metadata there.
  */
 
+import { tabletBytes } from "./byte_arena.ts";
+
 /** Kinds of entries in the tablet's key space. */
 export type EntryKind = "row" | "family" | "column" | "cell";
 
@@ -91,7 +93,7 @@ function build(
   let n = escapedLength(row) + extra;
   if (family !== undefined) n += family.length + 1;
   if (qualifier !== undefined) n += 1 + escapedLength(qualifier);
-  const out = new Uint8Array(n);
+  const out = tabletBytes.alloc(n);
   let j = writeEscaped(out, 0, row);
   if (family !== undefined) j = writeFamily(out, j, family);
   if (qualifier !== undefined) {
@@ -199,10 +201,17 @@ export function cellKey(
   const out = build(row, family, qualifier, 9);
   const at = out.length - 9;
   out[at] = 1;
-  const dv = new DataView(out.buffer, at + 1, 8);
   // Bitwise complement of the 64-bit big-endian timestamp: descending order.
-  dv.setUint32(0, ~Math.floor(timestamp / 2 ** 32) >>> 0);
-  dv.setUint32(4, ~(timestamp >>> 0) >>> 0);
+  const hi = ~Math.floor(timestamp / 2 ** 32);
+  const lo = ~(timestamp >>> 0);
+  out[at + 1] = hi >>> 24;
+  out[at + 2] = hi >>> 16;
+  out[at + 3] = hi >>> 8;
+  out[at + 4] = hi;
+  out[at + 5] = lo >>> 24;
+  out[at + 6] = lo >>> 16;
+  out[at + 7] = lo >>> 8;
+  out[at + 8] = lo;
   return out;
 }
 
@@ -217,9 +226,9 @@ export function isRowOf(
   return true;
 }
 
-/** Decodes the row key of an encoded entry key. */
+/** Decodes the row key of an encoded entry key (a copy). */
 export function decodeRow(key: Uint8Array): Uint8Array {
-  return unescapeAt(key, 0).slice();
+  return tabletBytes.copy(unescapeAt(key, 0));
 }
 
 /**

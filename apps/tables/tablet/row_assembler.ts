@@ -1,4 +1,5 @@
 import { compareBytes } from "@strata/lsm";
+import { tabletBytes } from "./byte_arena.ts";
 import { decodeRow, isRowOf, parseKey } from "./key_codec.ts";
 import type { Cell, ReadOptions, Row } from "./types.ts";
 import { decodeCell, decodeMarker, decodeMarkerChain } from "./value_codec.ts";
@@ -89,9 +90,9 @@ export class RowAssembler {
     if (++this.#count > this.#versions) return done;
     this.#cells.push({
       family: p.family,
-      qualifier: p.qualifier.slice(),
+      qualifier: tabletBytes.copy(p.qualifier),
       timestamp: p.timestamp,
-      value: cell.value.slice(),
+      value: tabletBytes.copy(cell.value),
     });
     return done;
   }

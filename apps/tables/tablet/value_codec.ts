@@ -10,6 +10,7 @@
  * ```
  */
 import { copyInto } from "@strata/lsm";
+import { tabletBytes } from "./byte_arena.ts";
 
 /** A decoded cell entry. */
 export interface CellValue {
@@ -39,13 +40,13 @@ function getU64(dv: DataView, at: number): number {
   return dv.getUint32(at) * 2 ** 32 + dv.getUint32(at + 4);
 }
 
-/** Encodes a cell entry. */
+/** Encodes a cell entry (carved from {@link tabletBytes}). */
 export function encodeCell(
   deleted: boolean,
   seq: number,
   value: Uint8Array,
 ): Uint8Array {
-  const out = new Uint8Array(9 + value.length);
+  const out = tabletBytes.alloc(9 + value.length);
   out[0] = deleted ? 1 : 0;
   putU64(out, 1, seq);
   copyInto(out, 9, value);
