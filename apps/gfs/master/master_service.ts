@@ -160,8 +160,7 @@ export class MasterService {
    * little for that call when the client's bytes come first; see
    * `ChunkserverService.awaitCreated`); a server that misses it misses the
    * write, so the client's list of servers (checked at complete) leaves it
-   * out, as one that died after being told. An upload chunk is judged at
-   * complete by that list and afterwards by its sealed length.
+   * out, as one that died after being told.
    */
   async placeNew(
     handle: number,
@@ -185,8 +184,8 @@ export class MasterService {
 
   /**
    * An upload chunk's placement without waiting for its replicas: the
-   * locations and the lease are recorded now; `told` settles once every
-   * server's `version` call has.
+   * locations and the lease are recorded now, and a server whose `version`
+   * call fails is then excluded (it holds no copy of this version).
    */
   #announceNew(
     handle: number,
@@ -202,29 +201,21 @@ export class MasterService {
       );
     }
     const leaseUntil = now + this.cfg.leaseMs;
-    // A failed call needs nothing here: that server cannot take the write
-    // without the chunk, so the client's list leaves it out and complete
-    // drops it. Excluding it instead would delete a copy the write reached
-    // when only the answer was lost (a timeout).
+    const core = this.core;
     const told = Promise.all(
-      servers.map((s, i) =>
-        this.setVersion(
+      servers.map(async (s, i) => {
+        const ok = await this.setVersion(
           s.url,
           handle,
           1,
           true,
           i === 0 ? leaseUntil : undefined,
-        )
-      ),
+        );
+        if (!ok) core.exclude(handle, s.id, 1);
+      }),
     ).then(() => {});
-    for (const s of servers) this.core.addLocation(handle, s.id, 1, 0, now);
-    this.core.leases.grant(
-      handle,
-      primary.id,
-      1,
-      now,
-      servers.map((s) => s.id),
-    );
+    for (const s of servers) core.addLocation(handle, s.id, 1, 0, now);
+    core.leases.grant(handle, primary.id, 1, now, servers.map((s) => s.id));
     return {
       target: this.target(handle, 1, primary.url, servers.map((s) => s.url)),
       told,

@@ -9,15 +9,16 @@ import { ReplicatedMasterStore } from "./replicated_master_store.ts";
 
 const MiB = 2 ** 20;
 
-/** setVersion waits for `release`, then answers true. */
+/** setVersion waits for `release`, then answers false for `fail`. */
 class HeldMaster extends MasterService {
+  readonly fail = new Set<string>();
   readonly calls: string[] = [];
   readonly #waiting: (() => void)[] = [];
 
   override async setVersion(server: string): Promise<boolean> {
     this.calls.push(server);
     await new Promise<void>((r) => this.#waiting.push(r));
-    return true;
+    return !this.fail.has(server);
   }
 
   release(): void {
@@ -89,9 +90,10 @@ const settled = (p: Promise<unknown>) =>
     new Promise<boolean>((r) => setTimeout(() => r(false), 200)),
   ]);
 
-Deno.test("an upload chunk's target comes before the chunkservers answer", async () => {
+Deno.test("an upload chunk's target comes before the chunkservers answer; one that fails is then excluded", async () => {
   await withMaster(async (m) => {
     const handle = await newChunk(m, "/up", "upload");
+    m.fail.add("http://c"); // whichever role it gets
     const placing = m.placeNew(handle, 3);
     assert.equal(await settled(placing), true, "answered while calls hang");
     const t = await placing;
@@ -100,7 +102,7 @@ Deno.test("an upload chunk's target comes before the chunkservers answer", async
       ["http://a", "http://b", "http://c"],
     );
     assert.equal(m.calls.length, 3, "every server is told");
-    // The lease and the locations are recorded at once.
+    // The lease is recorded for the primary at once.
     assert.equal(
       `http://${m.core.leases.get(handle, Date.now())?.primary}`,
       t.primary,
@@ -110,8 +112,13 @@ Deno.test("an upload chunk's target comes before the chunkservers answer", async
       "b",
       "c",
     ]);
-    // Heartbeats leave the chunk alone while the calls run.
-    assert.equal(m.core.mayMutate(handle, Date.now()), true);
+    m.release();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(
+      [...m.core.locations.get(handle)!.keys()].sort(),
+      ["a", "b"],
+      "the server that failed its call holds no copy",
+    );
   });
 });
 
