@@ -230,8 +230,6 @@ export function startBulkPort(
       hop?.abandon();
       throw e;
     }
-    // A new chunk's bytes may come before the master's call creating it.
-    if (m.op === "write") await cs.awaitCreated(m.handle, m.version);
     let local: Promise<number>;
     try {
       if (m.op === "write") {

@@ -109,7 +109,6 @@ export function clientDataRoutes(app: Hono, cs: ChunkserverService): void {
     const w = await readJson(c, WriteSchema);
     w.secondaries = await cs.peers.origins(w.secondaries, "secondary");
     const data = cs.staged(w.dataId);
-    await cs.awaitCreated(handle, w.version);
     cs.checkLease(handle, w.version);
     // Numbered and queued locally in one synchronous step, so the local
     // order is the numbering; secondaries follow the numbers.

@@ -23,20 +23,15 @@ export function masterCommandRoutes(app: Hono, cs: ChunkserverService): void {
     const v = await readJson(c, SetVersionSchema);
     const had = store.meta(handle)?.version;
     if (had !== undefined && v.version > had) cs.appends.abortForwards(handle);
-    const set = async () => {
-      await cs.serial(
-        handle,
-        () => store.setVersion(handle, v.version, v.create),
-      );
-      if (v.leaseUntil !== undefined) {
-        cs.leases.set(handle, { version: v.version, expiresAt: v.leaseUntil });
-      } else if ((cs.leases.get(handle)?.version ?? v.version) < v.version) {
-        cs.leases.delete(handle);
-      }
-    };
-    // A new chunk: writes that came first wait for it (see awaitCreated).
-    if (had === undefined && v.create) await cs.creating(handle, set);
-    else await set();
+    await cs.serial(
+      handle,
+      () => store.setVersion(handle, v.version, v.create),
+    );
+    if (v.leaseUntil !== undefined) {
+      cs.leases.set(handle, { version: v.version, expiresAt: v.leaseUntil });
+    } else if ((cs.leases.get(handle)?.version ?? v.version) < v.version) {
+      cs.leases.delete(handle);
+    }
     return c.json({ ok: true });
   });
 

@@ -33,7 +33,6 @@ export function peerDataRoutes(app: Hono, cs: ChunkserverService): void {
     if (a.padTo === undefined && a.dataId === undefined) {
       throw new GfsError("bad_request", "apply needs dataId or padTo");
     }
-    await cs.awaitCreated(handle, a.version);
     if (a.seq !== undefined) await order.waitTurn(handle, a.version, a.seq);
     let applied: Promise<number>;
     try {

@@ -7,12 +7,6 @@ import { PeerRegistry } from "./peer_registry.ts";
 import { RecordAppender } from "./record_appender.ts";
 import { Secondaries } from "./secondaries.ts";
 
-/**
- * How long a write at version 1 waits for the master's call creating its
- * chunk (sent as the client gets the chunk, so normally there first).
- */
-export const CREATE_WAIT_MS = 5000;
-
 /** The settings the chunkserver's parts read (the parsed configuration). */
 export interface ChunkserverSettings {
   /** Master base URL, or every master's, comma-separated. */
@@ -88,10 +82,6 @@ export class ChunkserverService {
   /** Aborted on close: ends calls still retrying unreachable masters. */
   readonly closing = new AbortController();
   readonly #mutex = new Map<number, Promise<unknown>>();
-  /** Chunks whose creating `version` call from the master is running. */
-  readonly #creating = new Set<number>();
-  /** Writes waiting for a chunk's creating call, per handle. */
-  readonly #awaitingCreate = new Map<number, Set<() => void>>();
 
   /**
    * @param cfg settings; @param id this server's stable id; @param store its chunks;
@@ -151,51 +141,6 @@ export class ChunkserverService {
   }
 
   /**
-   * Waits, up to {@link CREATE_WAIT_MS}, for the master's call that creates
-   * chunk `handle` when a write at version 1 finds it absent (or the call
-   * still running): the master answers an upload's create (or allocate)
-   * without waiting for that call, so the client's bytes may come first.
-   * Never rejects; the write's own checks then answer as before.
-   */
-  async awaitCreated(handle: number, version: number): Promise<void> {
-    if (version !== 1) return;
-    if (this.store.meta(handle) !== undefined && !this.#creating.has(handle)) {
-      return;
-    }
-    let waiting = this.#awaitingCreate.get(handle);
-    if (waiting === undefined) {
-      this.#awaitingCreate.set(handle, waiting = new Set());
-    }
-    const set = waiting;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0 && this.#awaitingCreate.get(handle) === set) {
-          this.#awaitingCreate.delete(handle);
-        }
-        resolve();
-      };
-      const timer = setTimeout(done, CREATE_WAIT_MS);
-      set.add(done);
-    });
-  }
-
-  /**
-   * Runs the master's call creating chunk `handle` (`fn`: the new version
-   * and its lease), then wakes the writes waiting for it.
-   */
-  async creating<T>(handle: number, fn: () => Promise<T>): Promise<T> {
-    this.#creating.add(handle);
-    try {
-      return await fn();
-    } finally {
-      this.#creating.delete(handle);
-      for (const wake of [...(this.#awaitingCreate.get(handle) ?? [])]) wake();
-    }
-  }
-
-  /**
    * Checks that this server holds a valid lease on `handle` at `version`
    * and notes the mutation (so the heartbeat asks to extend the lease).
    * @throws GfsError `no_lease`.
@@ -228,7 +173,6 @@ export class ChunkserverService {
   ): Promise<number> {
     const { order, store } = this;
     const seq = q.seq ?? undefined;
-    await this.awaitCreated(handle, q.version);
     if (seq !== undefined) await order.waitTurn(handle, q.version, seq);
     let applied: Promise<number>;
     try {

@@ -153,73 +153,18 @@ export class MasterService {
     };
   }
 
-  /**
-   * Creates a new chunk's replicas at version 1 and leases it to the first.
-   * A chunk of an upload file is announced: the target is returned at once
-   * and the chunkservers are told while the client gets it (each waits a
-   * little for that call when the client's bytes come first; see
-   * `ChunkserverService.awaitCreated`); a server that misses it misses the
-   * write, so the client's list of servers (checked at complete) leaves it
-   * out, as one that died after being told.
-   */
+  /** Creates a new chunk's replicas at version 1 and leases it to the first. */
   async placeNew(
     handle: number,
     replication: number,
   ): Promise<WriteTarget> {
     this.core.beginVersionChange(handle);
     const core = this.core;
-    let told: Promise<void> | null = null;
     try {
-      if (this.#tracksReplicas(handle)) {
-        return await this.#placeNew(handle, replication);
-      }
-      const placed = this.#announceNew(handle, replication);
-      told = placed.told;
-      return placed.target;
+      return await this.#placeNew(handle, replication);
     } finally {
-      if (told === null) core.endVersionChange(handle);
-      else told.finally(() => core.endVersionChange(handle));
+      core.endVersionChange(handle);
     }
-  }
-
-  /**
-   * An upload chunk's placement without waiting for its replicas: the
-   * locations and the lease are recorded now, and a server whose `version`
-   * call fails is then excluded (it holds no copy of this version).
-   */
-  #announceNew(
-    handle: number,
-    replication: number,
-  ): { target: WriteTarget; told: Promise<void> } {
-    const now = Date.now();
-    const servers = this.core.placeChunk(replication, now);
-    const primary = servers[0];
-    if (primary === undefined || servers.length < writeQuorum(replication)) {
-      throw new GfsError(
-        "unavailable",
-        `could not create chunk ${handle} on enough servers`,
-      );
-    }
-    const leaseUntil = now + this.cfg.leaseMs;
-    const core = this.core;
-    const told = Promise.all(
-      servers.map(async (s, i) => {
-        const ok = await this.setVersion(
-          s.url,
-          handle,
-          1,
-          true,
-          i === 0 ? leaseUntil : undefined,
-        );
-        if (!ok) core.exclude(handle, s.id, 1);
-      }),
-    ).then(() => {});
-    for (const s of servers) core.addLocation(handle, s.id, 1, 0, now);
-    core.leases.grant(handle, primary.id, 1, now, servers.map((s) => s.id));
-    return {
-      target: this.target(handle, 1, primary.url, servers.map((s) => s.url)),
-      told,
-    };
   }
 
   async #placeNew(
