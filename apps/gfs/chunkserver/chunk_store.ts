@@ -200,6 +200,14 @@ export class ChunkStore {
     store.#foldBytes = options.foldBytes ?? FOLD_BYTES;
     const { snapshot } = await snaps.loadNewest();
     let from = journal.firstIndex;
+    /**
+     * Chunks whose appends do not follow on from what the checkpoint holds
+     * (handle → the first such record). A checkpoint may be ahead of its
+     * index (ops of a chunk queued before it ran finish before it reads the
+     * metadata, their records landing after the index): a chunk it no
+     * longer holds because a later record deletes it is not a gap.
+     */
+    const gaps = new Map<number, string>();
     if (snapshot !== null) {
       const metas = z.array(MetaSchema).parse(
         decodeCbor(await snapshot.readState(), false),
@@ -214,15 +222,22 @@ export class ChunkStore {
       );
       for (const [k, r] of recs.entries()) {
         if (isAppendRecord(r)) {
-          store.#replayAppend(r, i + k);
+          store.#replayAppend(r, i + k, gaps);
           continue;
         }
         const rec = JournalRecord.parse(decodeCbor(r, false));
         const handle = "m" in rec ? rec.m.handle : rec.d;
         store.#dropTail(handle);
         if ("m" in rec) store.#meta.set(handle, rec.m);
-        else store.#meta.delete(handle);
+        else {
+          store.#meta.delete(handle);
+          gaps.delete(handle);
+        }
       }
+    }
+    // A gap no later delete explains: records are missing.
+    for (const message of gaps.values()) {
+      throw new StorageError("corrupt", message);
     }
     return store;
   }
@@ -231,7 +246,11 @@ export class ChunkStore {
    * One append record on open: a chunk's tail grows by it, unless the
    * metadata (a checkpoint taken after it was folded) covers it already.
    */
-  #replayAppend(bytes: Uint8Array, index: number): void {
+  #replayAppend(
+    bytes: Uint8Array,
+    index: number,
+    gaps: Map<number, string>,
+  ): void {
     const a = decodeAppend(bytes);
     if ("error" in a) {
       throw new StorageError(
@@ -239,7 +258,15 @@ export class ChunkStore {
         `journal record ${index}: ${a.error}`,
       );
     }
+    if (gaps.has(a.handle)) return;
     let m = this.#meta.get(a.handle);
+    if (m === undefined && a.offset > 0) {
+      gaps.set(
+        a.handle,
+        `journal record ${index} appends chunk ${a.handle} at ${a.offset}, but it holds no bytes`,
+      );
+      return;
+    }
     if (m === undefined) {
       // The chunk's first bytes: its empty state was never journaled.
       const cookie = crypto.getRandomValues(new Uint32Array(1))[0]!;
