@@ -4,7 +4,8 @@
  * splitServerLog over an in-memory GFS (record append at least once: a
  * block can land twice), under random interleavings of several tablets'
  * concurrent writes, flushes, crashes of servers (appends in flight land
- * or not), expired sessions (the log split while its server still
+ * or not), a block's append held while later writes go out (then it
+ * completes, fails, or its server dies; landed or not), expired sessions (the log split while its server still
  * runs: its later writes must be refused), splits of dead servers' logs (or none: the new owner reads the
  * log whole), sweeps of dead logs (sweepDeadLogs) at any point, clean moves and moves that depose a live owner. After each
  * recovery, every acknowledged write of the tablet is there exactly once,
@@ -35,10 +36,27 @@ class MemGfs {
 const notFound = (p: string) => new GfsError("not_found", `no ${p}`);
 const hang = () => new Promise<never>(() => {});
 const tick = () => Promise.resolve();
+const timer = () => new Promise((r) => setTimeout(r, 0));
 
-/** A client of `mem`; after `crash()`, calls never answer (a dead process). */
+/** How a held append ends: its record lands or not; it fails or not. */
+interface HeldEnd {
+  lands: boolean;
+  fails: boolean;
+}
+
+/** An append held by the model (a slow replica) until it says how it ends. */
+interface Held {
+  /** The append was called and is held. */
+  reached: PromiseWithResolvers<void>;
+  end: PromiseWithResolvers<HeldEnd>;
+}
+
+/**
+ * A client of `mem`; after `crash()`, calls never answer (a dead process).
+ * `hold()` holds its next append until the model ends it.
+ */
 function memClient(mem: MemGfs) {
-  const state = { dead: false };
+  const state: { dead: boolean; held?: Held } = { dead: false };
   const live = async <T>(f: () => T): Promise<T> => {
     await tick();
     if (state.dead) return hang();
@@ -91,7 +109,23 @@ function memClient(mem: MemGfs) {
       }),
     locate: (_path: string) => live(() => ({ chunkBytes: 1 << 20 })),
     append: async (path: string, record: Uint8Array) => {
-      await tick();
+      const held = state.held;
+      if (held !== undefined) {
+        state.held = undefined;
+        held.reached.resolve();
+        const { lands, fails } = await held.end.promise;
+        if (lands) {
+          let f = mem.files.get(path);
+          if (!Array.isArray(f)) mem.files.set(path, f = []);
+          f.push(record.slice());
+        }
+        if (state.dead) return hang();
+        if (fails) throw new GfsError("unavailable", "the held append failed");
+        return { handle: 1, offset: 0 };
+      }
+      // Sometimes slow (a timer): later writes go out in a second block
+      // while this one is in flight.
+      await (mem.rand() < 0.5 ? timer() : tick());
       // A crash while the append is in flight: it lands or not.
       if (state.dead && mem.rand() < 0.5) return hang();
       let f = mem.files.get(path);
@@ -107,6 +141,14 @@ function memClient(mem: MemGfs) {
   return {
     gfs: client as unknown as GfsClient,
     crash: () => state.dead = true,
+    hold: (): Held => {
+      state.held = {
+        reached: Promise.withResolvers(),
+        end: Promise.withResolvers(),
+      };
+      return state.held;
+    },
+    unhold: () => state.held = undefined,
   };
 }
 
@@ -127,6 +169,8 @@ interface Server {
   log: ServerLog;
   gfs: GfsClient;
   crash: () => void;
+  hold: () => Held;
+  unhold: () => void;
   dead: boolean;
   /** Its kv session is over (it may still run: SIGSTOP). */
   expired?: boolean;
@@ -134,6 +178,13 @@ interface Server {
 
 type Op =
   | { kind: "write"; tablet: number; n: number }
+  | {
+    kind: "stall";
+    tablet: number;
+    n: number;
+    end: "complete" | "fail" | "crash";
+    lands: boolean;
+  }
   | { kind: "flush"; tablet: number }
   | { kind: "crash"; server: number; inFlight: number }
   | { kind: "split"; server: number }
@@ -150,6 +201,20 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       n: fc.integer({ min: 1, max: 6 }),
     }),
     weight: 5,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("stall" as const),
+      tablet: fc.nat(2),
+      n: fc.integer({ min: 1, max: 6 }),
+      end: fc.constantFrom(
+        "complete" as const,
+        "fail" as const,
+        "crash" as const,
+      ),
+      lands: fc.boolean(),
+    }),
+    weight: 2,
   },
   fc.record({ kind: fc.constant("flush" as const), tablet: fc.nat(2) }),
   fc.record({
@@ -188,6 +253,8 @@ async function run(ops: Op[], seed: number): Promise<void> {
       id,
       gfs: c.gfs,
       crash: c.crash,
+      hold: c.hold,
+      unhold: c.unhold,
       dead: false,
       log: ServerLog.open(c.gfs, `${ROOT}/_logs/s${id}/${id}-n`, {
         rollBytes: 600,
@@ -264,7 +331,9 @@ async function run(ops: Op[], seed: number): Promise<void> {
       const t = tablets[op.tablet]!;
       if (!t.owner || t.owner.server.dead) continue;
       const view = t.owner.view;
-      await Promise.all(Array.from({ length: op.n }, async () => {
+      await Promise.all(Array.from({ length: op.n }, async (_, i) => {
+        // Staggered: some writes arrive while a block is in flight.
+        for (let k = 0; k < i % 3; k++) await timer();
         const p = `${TABLETS[op.tablet]}:${counter++}`;
         t.sent.add(p);
         try {
@@ -275,6 +344,68 @@ async function run(ops: Op[], seed: number): Promise<void> {
           // Refused (fenced or sealed): not acknowledged.
         }
       }));
+    } else if (op.kind === "stall") {
+      // One block's GFS append is held (a slow replica) while later writes
+      // of the same server go out; then the held append completes, or
+      // fails (landed or not), or the server dies with it in flight
+      // (landed or not). A later block must not be acknowledged before
+      // the held one, nor at all if the held one failed: replay stops at
+      // a tablet's first missing index.
+      const t = tablets[op.tablet]!;
+      if (!t.owner || t.owner.server.dead) continue;
+      const srv = t.owner.server;
+      const write = (k: number) => {
+        const tk = tablets[k]!;
+        const p = `${TABLETS[k]}:${counter++}`;
+        tk.sent.add(p);
+        return tk.owner!.view.append([enc.encode(p)]).then(({ last }) => {
+          tk.acked.set(last, p);
+          tk.content.set(last, p);
+        }, () => {
+          // Refused: not acknowledged.
+        });
+      };
+      const held = srv.hold();
+      const first = write(op.tablet);
+      const reached = await Promise.race([
+        held.reached.promise.then(() => true),
+        first.then(() => false),
+      ]);
+      if (!reached) {
+        // Refused before any append (the tablet or the log had failed).
+        srv.unhold();
+        continue;
+      }
+      // Later writes: mostly this tablet's, some of the server's others.
+      const mine = tablets.flatMap((x, k) =>
+        x.owner?.server === srv ? [k] : []
+      );
+      const later = Array.from(
+        { length: op.n },
+        (_, i) => write(i % 3 === 2 ? mine[i % mine.length]! : op.tablet),
+      );
+      // Time for a later block to be appended and checked (a few turns).
+      for (let i = 0; i < 20; i++) await timer();
+      if (op.end === "crash") {
+        srv.crash();
+        srv.dead = true;
+        held.end.resolve({ lands: op.lands, fails: false });
+        // What was acknowledged before it died must be recovered.
+        continue;
+      }
+      held.end.resolve({
+        lands: op.end === "complete" || op.lands,
+        fails: op.end === "fail",
+      });
+      await Promise.all([first, ...later]);
+      if (op.end === "fail") {
+        // A failed log takes no more writes: the server gives up its
+        // session and starts over (tablet_server_main.ts).
+        assert.ok(srv.log.failed, "a failed append left the log writable");
+        srv.expired = true;
+        srv.crash();
+        srv.dead = true;
+      }
     } else if (op.kind === "flush") {
       const t = tablets[op.tablet]!;
       if (!t.owner || t.owner.server.dead) continue;
