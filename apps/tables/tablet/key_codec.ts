@@ -21,6 +21,7 @@
  */
 
 import { tabletBytes } from "./byte_arena.ts";
+import { putWords } from "./value_codec.ts";
 
 /** Kinds of entries in the tablet's key space. */
 export type EntryKind = "row" | "family" | "column" | "cell";
@@ -202,16 +203,7 @@ export function cellKey(
   const at = out.length - 9;
   out[at] = 1;
   // Bitwise complement of the 64-bit big-endian timestamp: descending order.
-  const hi = ~Math.floor(timestamp / 2 ** 32);
-  const lo = ~(timestamp >>> 0);
-  out[at + 1] = hi >>> 24;
-  out[at + 2] = hi >>> 16;
-  out[at + 3] = hi >>> 8;
-  out[at + 4] = hi;
-  out[at + 5] = lo >>> 24;
-  out[at + 6] = lo >>> 16;
-  out[at + 7] = lo >>> 8;
-  out[at + 8] = lo;
+  putWords(out, at + 1, ~Math.floor(timestamp / 2 ** 32), ~(timestamp >>> 0));
   return out;
 }
 

@@ -24,8 +24,16 @@ export interface CellValue {
 
 /** Writes `n` (< 2^53) big-endian at `at`, byte by byte (no DataView per call). */
 function putU64(out: Uint8Array, at: number, n: number): void {
-  const hi = Math.floor(n / 2 ** 32);
-  const lo = n >>> 0;
+  putWords(out, at, Math.floor(n / 2 ** 32), n >>> 0);
+}
+
+/** Writes two 32-bit words big-endian at `at` (high word first). */
+export function putWords(
+  out: Uint8Array,
+  at: number,
+  hi: number,
+  lo: number,
+): void {
   out[at] = hi >>> 24;
   out[at + 1] = hi >>> 16;
   out[at + 2] = hi >>> 8;
