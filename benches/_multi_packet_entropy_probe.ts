@@ -695,6 +695,44 @@ if (
   !same(decode4(lengths, four.bytes, four.starts, four.q, literals.length))
 ) throw new Error("Huffman round trip failed");
 
+// Equal code lengths (a uniform alphabet of 2^k symbols, as random base64
+// is over its 64): no lookup decides where the next code starts, so the
+// decodes do not wait on each other. 6 bits per symbol, 4 per 3 bytes.
+const alphabet = [...new Set(literals)].sort((a, b) => a - b);
+const indexOf = new Uint8Array(256);
+alphabet.forEach((c, i) => (indexOf[c] = i));
+const symbolOf = Uint8Array.from(alphabet);
+const packed6 = new Uint8Array(Math.ceil(literals.length * 6 / 8) + 3);
+for (let i = 0; i < literals.length; i++) {
+  const bit = 6 * i;
+  const v = indexOf[literals[i]!]! << 10 >>> (bit & 7);
+  packed6[bit >> 3]! |= v >> 8;
+  packed6[(bit >> 3) + 1]! |= v & 0xff;
+}
+
+function decodeFixed6(src: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  const map = symbolOf;
+  let at = 0;
+  let o = 0;
+  for (; o + 4 <= n; o += 4, at += 3) {
+    const w = (src[at]! << 16) | (src[at + 1]! << 8) | src[at + 2]!;
+    out[o] = map[w >>> 18]!;
+    out[o + 1] = map[(w >>> 12) & 63]!;
+    out[o + 2] = map[(w >>> 6) & 63]!;
+    out[o + 3] = map[w & 63]!;
+  }
+  for (; o < n; o++) {
+    const bit = 6 * o;
+    const v = ((src[bit >> 3]! << 8) | src[(bit >> 3) + 1]!) << (bit & 7);
+    out[o] = map[(v >> 10) & 63]!;
+  }
+  return out;
+}
+if (alphabet.length !== 64 || !same(decodeFixed6(packed6, literals.length))) {
+  throw new Error("6-bit round trip failed");
+}
+
 const cases: [string, () => unknown][] = [
   [
     "zstd decompress whole (3 packets, size known)",
@@ -713,6 +751,10 @@ const cases: [string, () => unknown][] = [
   [
     "JS Huffman 3,840 literals, 4 streams (with table)",
     () => decode4(lengths, four.bytes, four.starts, four.q, literals.length),
+  ],
+  [
+    "equal 6-bit codes, the 3,840 base64 characters (no table)",
+    () => decodeFixed6(packed6, literals.length),
   ],
   reference,
   [
