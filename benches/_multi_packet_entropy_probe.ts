@@ -4,13 +4,18 @@
  * `unpackOne` to beat zstd's whole-blob decompression on bench:transport's
  * 3-packet batch? Times, on that batch's 3,840 base64 characters (the
  * literals of pack's zstd frame, no LZ matches), a table-driven canonical
- * Huffman decoder (codes ≤ 11 bits) with one bit stream and with 4 and 8
- * interleaved streams (zstd's trick: independent decodes overlap), the
- * decode table's build, against node:zlib's zstd decompression of the
- * whole 3-packet concatenation (what the goal compares unpackOne with) and
- * of a 10-byte frame (a zstd call's fixed cost). Rounds alternate between
- * the cases; prints each case's fastest round and its ratio to the
- * whole-blob decompression, with the load average. Writes no results file.
+ * Huffman decoder (codes ≤ 11 bits) with one bit stream and with 4
+ * interleaved streams (zstd's trick: independent decodes overlap), equal
+ * 6-bit codes (no lookup decides where the next code starts) and the
+ * decode table's build; on pack's reference (packet 0), a greedy LZ77
+ * parse decoded with 4 literal streams (straight into place, or in a row
+ * then copied); against node:zlib's zstd decompression of the whole
+ * 3-packet concatenation (what the goal compares unpackOne with) and of a
+ * 10-byte frame (a zstd call's fixed cost). On the sender's side, a JS
+ * LZ77 + Huffman encode of the reference against zstd's compression of
+ * the batch and of the reference as pack calls it. Rounds alternate
+ * between the cases; prints each case's fastest round and its ratio, the
+ * coded sizes, and the load average. Writes no results file.
  *
  * `deno run -A benches/_multi_packet_entropy_probe.ts [rounds]`
  */
