@@ -270,10 +270,12 @@ function decode4(
 // ---- a whole decoder of that shape, on pack's reference (packet 0) ----
 // LZ sequences (literal run, match length, offset; greedy parse, matches
 // of 4+ bytes, the last offset preferred) as varints, the literals
-// Huffman-coded in 4 streams and written straight to their places in the
-// output, then the matches copied in order: what an own codec replacing
-// pack's zstd frame would do per unpackOne, less the blob's header and
-// the code lengths' description.
+// Huffman-coded in 4 streams into a row, then each sequence's literals
+// and match copied in order: what an own codec replacing pack's zstd frame
+// would do per unpackOne, less the blob's header, the code lengths'
+// description and a coded sequence section. (Decoding the literals
+// straight into their places in the output instead, each stream following
+// its runs, measured 13.5–13.8 µs against 8.2: the per-symbol run checks.)
 
 const ref = packets[0]!;
 const seqLit: number[] = [];
@@ -332,127 +334,9 @@ seqLit.forEach((
 ) => (pushVarint(l), pushVarint(seqLen[s]!), pushVarint(seqOff[s]!)));
 const seqCoded = Uint8Array.from(seqBytes);
 
-const runAt = new Int32Array(1024);
-const runLength = new Int32Array(1024);
-const matchFrom = new Int32Array(1024);
-const matchTo = new Int32Array(1024);
-const matchLength = new Int32Array(1024);
-
-function decodeReference(): Uint8Array {
-  const out = new Uint8Array(ref.length);
-  // Sequences: where each literal run and each match goes.
-  let runs = 0;
-  let at = 0;
-  let o = 0;
-  const varint = () => {
-    let v = 0;
-    for (let shift = 0;; shift += 7) {
-      const b = seqCoded[at++]!;
-      v |= (b & 0x7f) << shift;
-      if (b < 0x80) return v;
-    }
-  };
-  while (at < seqCoded.length) {
-    const lit = varint();
-    const len = varint();
-    const off = varint();
-    runAt[runs] = o;
-    runLength[runs] = lit;
-    o += lit;
-    matchFrom[runs] = o - off;
-    matchTo[runs] = o;
-    matchLength[runs++] = len;
-    o += len;
-  }
-  runLength[runs] = 1 << 30; // past the last run: streams stop by count
-  // Literals: 4 streams, each from its quarter's first literal.
-  const n = lits.length;
-  const q = litCoded.q;
-  const t = buildTable(litLengths);
-  const S = 32 - MAX_BITS;
-  const src = litCoded.bytes;
-  let [p0, p1, p2, p3] = litCoded.starts as [number, number, number, number];
-  let b0 = 0, b1 = 0, b2 = 0, b3 = 0, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-  // Stream s's output place and what is left of its run.
-  const place = (index: number) => {
-    let r = 0;
-    while (index >= runLength[r]!) index -= runLength[r++]!;
-    return [runAt[r]! + index, runLength[r]! - index, r];
-  };
-  let [w0, left0, r0] = place(0) as [number, number, number];
-  let [w1, left1, r1] = place(q) as [number, number, number];
-  let [w2, left2, r2] = place(2 * q) as [number, number, number];
-  let [w3, left3, r3] = place(Math.min(3 * q, n)) as [number, number, number];
-  const full = n - 3 * q;
-  for (let k = 0; k < q; k++) {
-    if (c0 < MAX_BITS) {
-      b0 |= ((src[p0]! << 8) | src[p0 + 1]!) << (16 - c0);
-      p0 += 2;
-      c0 += 16;
-    }
-    if (c1 < MAX_BITS) {
-      b1 |= ((src[p1]! << 8) | src[p1 + 1]!) << (16 - c1);
-      p1 += 2;
-      c1 += 16;
-    }
-    if (c2 < MAX_BITS) {
-      b2 |= ((src[p2]! << 8) | src[p2 + 1]!) << (16 - c2);
-      p2 += 2;
-      c2 += 16;
-    }
-    if (c3 < MAX_BITS) {
-      b3 |= ((src[p3]! << 8) | src[p3 + 1]!) << (16 - c3);
-      p3 += 2;
-      c3 += 16;
-    }
-    const e0 = t[b0 >>> S]!, e1 = t[b1 >>> S]!;
-    const e2 = t[b2 >>> S]!, e3 = t[b3 >>> S]!;
-    b0 <<= e0 & 15;
-    c0 -= e0 & 15;
-    b1 <<= e1 & 15;
-    c1 -= e1 & 15;
-    b2 <<= e2 & 15;
-    c2 -= e2 & 15;
-    b3 <<= e3 & 15;
-    c3 -= e3 & 15;
-    out[w0++] = e0 >> 4;
-    if (--left0 === 0) {
-      do left0 = runLength[++r0]!; while (left0 === 0);
-      w0 = runAt[r0]!;
-    }
-    out[w1++] = e1 >> 4;
-    if (--left1 === 0) {
-      do left1 = runLength[++r1]!; while (left1 === 0);
-      w1 = runAt[r1]!;
-    }
-    out[w2++] = e2 >> 4;
-    if (--left2 === 0) {
-      do left2 = runLength[++r2]!; while (left2 === 0);
-      w2 = runAt[r2]!;
-    }
-    if (k < full) {
-      out[w3++] = e3 >> 4;
-      if (--left3 === 0) {
-        do left3 = runLength[++r3]!; while (left3 === 0);
-        w3 = runAt[r3]!;
-      }
-    }
-  }
-  // Matches, in order (one may copy what an earlier one wrote).
-  for (let r = 0; r < runs; r++) {
-    let from = matchFrom[r]!;
-    let to = matchTo[r]!;
-    for (const end = to + matchLength[r]!; to < end;) out[to++] = out[from++]!;
-  }
-  return out;
-}
-if (!decodeReference().every((v, i) => v === ref[i])) {
-  throw new Error("reference round trip failed");
-}
-
 const litScratch = new Uint8Array(1 << 16);
 
-/** The same, literals decoded in a row first, then copied run by run. */
+/** The reference: literals decoded in a row, then copied run by run. */
 function decodeReferenceInRow(): Uint8Array {
   const n = lits.length;
   const q = litCoded.q;
@@ -534,11 +418,6 @@ function decodeReferenceInRow(): Uint8Array {
 if (!decodeReferenceInRow().every((v, i) => v === ref[i])) {
   throw new Error("reference round trip failed (in a row)");
 }
-const reference: [string, () => unknown] = [
-  "JS decode of the reference (4,914 B), 4 literal streams",
-  decodeReference,
-];
-
 // ---- the sender's side: parse, count, code (what pack would spend) ----
 
 const HASH_BITS = 12;
@@ -761,9 +640,8 @@ const cases: [string, () => unknown][] = [
     "equal 6-bit codes, the 3,840 base64 characters (no table)",
     () => decodeFixed6(packed6, literals.length),
   ],
-  reference,
   [
-    "JS decode of the reference, literals in a row, then copied",
+    "JS decode of the reference: 4 literal streams in a row, then the sequences",
     decodeReferenceInRow,
   ],
 ];
