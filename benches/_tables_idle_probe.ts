@@ -5,7 +5,9 @@
  * reconcile 500 ms), creates a table of 6 tablets, writes a few rows, then
  * reads each process's CPU time from /proc over `windows` idle windows of
  * `seconds` each and prints CPU ms per second by component and process,
- * with the load average. Writes no results file.
+ * with the load average, then each master's reconcile pass counts. Writes
+ * no results file. `PROBE_SCRUB_PAUSE_MS=0` starts the chunkservers
+ * without their scrubber (to see what it costs).
  * `deno run -A benches/_tables_idle_probe.ts [windows] [seconds]`
  */
 import { startTablesStack } from "@strata/tables/stack_launcher";
@@ -18,6 +20,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const loadavg = async () =>
   (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
 
+const scrubPause = Deno.env.get("PROBE_SCRUB_PAUSE_MS");
 const dataRoot = await Deno.makeTempDir({ prefix: "strata-idle-probe-" });
 const stack = await startTablesStack({
   dataRoot,
@@ -25,7 +28,13 @@ const stack = await startTablesStack({
   servers: 3,
   sessionTtlMs: 4000,
   reconcileMs: 500,
-  gfs: { masters: 3, chunkservers: 3 },
+  gfs: {
+    masters: 3,
+    chunkservers: 3,
+    ...(scrubPause === undefined
+      ? {}
+      : { chunkserver: () => ({ scrubPauseMs: Number(scrubPause) }) }),
+  },
   inheritStderr: Deno.env.get("PROBE_STDERR") === "1",
 });
 try {
@@ -69,6 +78,15 @@ try {
       `idle window ${w + 1}: total ${total.toFixed(0)} CPU ms/s; ${
         parts.join("; ")
       }; loadavg ${await loadavg()}`,
+    );
+  }
+  for (const [id, m] of stack.masters) {
+    const r = await fetch(`${m.url}/v1/status`, {
+      headers: { authorization: `Bearer ${stack.secrets.tokens.read}` },
+    });
+    const s = await r.json() as { role: string; passes?: unknown };
+    console.log(
+      `master ${id} (${s.role}): passes ${JSON.stringify(s.passes ?? null)}`,
     );
   }
 } finally {
