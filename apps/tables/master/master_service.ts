@@ -17,7 +17,7 @@
  * changed, or on that period.
  */
 import { Buffer } from "node:buffer";
-import type { KvClient, KvSession } from "@strata/kv";
+import { type KvClient, KvClientError, type KvSession } from "@strata/kv";
 import { callJson, EdgeError } from "@strata/edge";
 import { TablesError } from "../shared/tables_error.ts";
 import { z } from "zod";
@@ -331,7 +331,7 @@ export class MasterService {
 
   async #active(session: KvSession, revision: number): Promise<void> {
     const watchAbort = new AbortController();
-    const watching = this.#watchTables(session, revision, watchAbort.signal);
+    const watching = this.#watchTables(revision, watchAbort.signal);
     // Nothing carries over from an earlier term: another master may have
     // changed anything since.
     this.#changed = true;
@@ -377,23 +377,27 @@ export class MasterService {
    * tablet records, schemas, servers coming and going. It watches from
    * `revision`, the revision of a write made before the first full pass
    * read anything, so no change between that read and the watch is
-   * missed; after a failure it starts again from a new write's revision,
-   * every tick running a full pass meanwhile.
+   * missed. A broken watch resumes after the last revision it delivered;
+   * when that is compacted, from kv's current revision (an empty
+   * transaction's), with a full pass after it. Meanwhile every tick runs a
+   * full pass.
    */
-  async #watchTables(
-    session: KvSession,
-    revision: number,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async #watchTables(revision: number, signal: AbortSignal): Promise<void> {
     let from: number | undefined = revision;
     while (!signal.aborted) {
       try {
-        from ??= await this.o.kv.put(MASTER_ADDRESS_KEY, this.o.url, {
-          session: session.id,
-        });
+        if (from === undefined) {
+          const r = await this.o.kv.txn({
+            compare: [],
+            success: [],
+            failure: [],
+          });
+          from = r.revision as number;
+        }
         this.#watching = true;
         this.kick();
         for await (const e of this.o.kv.watch(TABLES_PREFIX, from, signal)) {
+          from = e.revision + 1;
           if (e.type === "delete" && e.key.startsWith(SERVER_PREFIX)) {
             this.o.log(
               `tablet server ${e.key.slice(SERVER_PREFIX.length)} is gone`,
@@ -401,12 +405,15 @@ export class MasterService {
           }
           this.kick();
         }
-      } catch {
-        // kv unreachable or the revision compacted: full passes until the
-        // watch runs again.
+      } catch (e) {
+        // kv unreachable: resume where the watch was. Compacted or
+        // lagging: from now on, after a full pass.
+        if (
+          e instanceof KvClientError &&
+          (e.code === "compacted" || e.code === "lagging")
+        ) from = undefined;
       }
       this.#watching = false;
-      from = undefined;
       if (!signal.aborted) {
         await new Promise((r) => setTimeout(r, 500));
       }
