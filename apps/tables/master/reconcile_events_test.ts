@@ -123,7 +123,9 @@ Deno.test({
     const b = fakeServer("ts2");
     const sessions = new Map<string, KvSession>();
     const register = async (s: ReturnType<typeof fakeServer>) => {
-      const session = await kv.openSession(3000);
+      // Long TTLs: a keep-alive late on a loaded machine must not expire a
+      // session (a change in kv) inside the quiet window.
+      const session = await kv.openSession(10_000);
       sessions.set(s.id, session);
       await kv.put(
         serverKey(s.id),
@@ -136,7 +138,7 @@ Deno.test({
       id: "m1",
       url: "http://127.0.0.1:1",
       kv,
-      ttlMs: 3000,
+      ttlMs: 10_000,
       reconcileMs: 100,
       // Far beyond this test: only the watch can start a pass after a
       // quiet one.
