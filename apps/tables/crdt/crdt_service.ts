@@ -1,6 +1,8 @@
 /**
  * `crdt_service.ts`: the CRDT ranges of one tablet server. It follows the
- * declarations in kv (`tables/crdt/`, read every second) and opens a
+ * declarations in kv (`tables/crdt/`, read again at once when a watch on
+ * it or on `tables/servers/` sees a change, and every `pollMs` in case a
+ * watch missed one) and opens a
  * replica of each range that names this server, loaded from its data
  * directory; it applies clients' operations there without asking anyone
  * (so a range stays writable while its home or kv is unreachable) and
@@ -51,7 +53,10 @@ export interface CrdtServiceOptions {
   fullSyncMs?: number;
   /** A push not answered in this time failed, ms (default 3000). */
   peerTimeoutMs?: number;
-  /** kv read period, ms (default 1000). */
+  /**
+   * kv read period when the watches saw no change, ms (default 5000): a
+   * declaration made while a watch was reconnecting is picked up by then.
+   */
   pollMs?: number;
   /** The wall clock of the hybrid logical clock (tests). */
   wallClock?: () => number;
@@ -82,6 +87,7 @@ export class CrdtService {
   #down = new Set<string>();
   #inFlight = new Set<string>();
   #abort = new AbortController();
+  #kick = Promise.withResolvers<void>();
   #loops: Promise<unknown> | undefined;
   readonly #root: string;
 
@@ -111,7 +117,12 @@ export class CrdtService {
         this.o.log(`crdt: cannot load ${d.name}: ${(e as Error).message}`);
       }
     }
-    this.#loops = Promise.all([this.#pollLoop(), this.#syncLoop()]);
+    this.#loops = Promise.all([
+      this.#pollLoop(),
+      this.#syncLoop(),
+      this.#watch(CRDT_PREFIX),
+      this.#watch(SERVER_PREFIX),
+    ]);
   }
 
   /** Stops the loops and closes every replica. */
@@ -323,7 +334,24 @@ export class CrdtService {
         if (!failing) this.o.log(`crdt: reading kv: ${(e as Error).message}`);
         failing = true;
       }
-      await sleep(this.o.pollMs ?? 1000, signal);
+      await Promise.race([
+        this.#kick.promise,
+        sleep(this.o.pollMs ?? 5000, signal),
+      ]);
+      this.#kick = Promise.withResolvers<void>();
+    }
+  }
+
+  /** Reads kv again at once on every change under `prefix`. */
+  async #watch(prefix: string): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      try {
+        for await (const _ of this.o.kv.watch(prefix, undefined, signal)) {
+          this.#kick.resolve();
+        }
+      } catch { /* kv unreachable: the poll covers it */ }
+      await sleep(500, signal);
     }
   }
 

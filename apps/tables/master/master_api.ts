@@ -83,6 +83,7 @@ export function createMasterApi(
       ...(master.role === "active" ? { token: master.token } : {}),
       leaderUrl: (await master.leaderUrl()) ?? null,
       loadPolicy: master.loadPolicy,
+      passes: { ...master.passes, fullPassMs: master.fullPassMs },
       decisions: master.decisions,
     }));
 

@@ -31,7 +31,10 @@ A tables master: one is active (it holds the kv lock tables/master), the others 
   --id ID             this master's id
   --data-dir DIR      this master's files (and, by default, its tokens)
   --http H:P          HTTP address to bind (default 127.0.0.1:0)
-  --reconcile-ms N    period of the reconcile pass (default 1000)
+  --reconcile-ms N    period of the reconcile tick (default 1000): a full pass runs at a tick
+                      only after a change in kv under tables/, a pass that had work, or ...
+  --full-pass-ms N    ... every N ms anyway (default 5000, shortened to a third of
+                      --split-after-ms / --merge-after-ms when those are on)
   --split-bytes N     split a tablet larger than N bytes (default 0: only on request)
   --sweep-ms N        delete retired tablets' stores nobody names, at most every N ms (default 30000)
   --log-split-wait-ms N  wait at most N ms for a dead server's log split before reassigning its tablets (default 5000)
@@ -55,6 +58,7 @@ const f = parseFlagsOrExit(
     "data-dir": z.string({ error: "required" }).min(1),
     http: hostPortFlag.default("127.0.0.1:0"),
     "reconcile-ms": z.coerce.number().int().min(50).max(60_000).default(1000),
+    "full-pass-ms": z.coerce.number().int().min(50).max(600_000).optional(),
     "split-bytes": z.coerce.number().int().min(0).default(0),
     "log-split-wait-ms": z.coerce.number().int().min(0).max(60_000).default(
       5_000,
@@ -108,6 +112,7 @@ const master = new MasterService({
   serverToken: access.secrets?.tokens.admin,
   httpClient,
   reconcileMs: f["reconcile-ms"],
+  ...(f["full-pass-ms"] === undefined ? {} : { fullPassMs: f["full-pass-ms"] }),
   splitBytes: f["split-bytes"],
   sweepMs: f["sweep-ms"],
   logSplitWaitMs: f["log-split-wait-ms"],

@@ -7,13 +7,17 @@
  * changes nothing; every order to a tablet server carries the token, and a
  * server refuses orders older than one it has seen.
  *
- * Reconciling is level triggered: a pass (every `reconcileMs`, and at once
- * when a server key under `tables/servers/` changes, seen through
- * `KvClient.watch`) reads the whole state from kv and each live server's
- * open tablets, then plans and sends what differs.
+ * Reconciling is level triggered but event driven: a full pass reads the
+ * whole state from kv and each live server's open tablets, then plans and
+ * sends what differs. It runs at once when anything under `tables/`
+ * changes (seen through `KvClient.watch`) or on a kick, and at the next
+ * tick (`reconcileMs`) while the last pass had work or failed; otherwise
+ * ticks are skipped until the safety-net period (`fullPassMs`) is up (see
+ * `pass_schedule.ts`). METADATA is read only when the rows it should hold
+ * changed, or on that period.
  */
 import { Buffer } from "node:buffer";
-import type { KvClient, KvSession } from "@strata/kv";
+import { type KvClient, KvClientError, type KvSession } from "@strata/kv";
 import { callJson, EdgeError } from "@strata/edge";
 import { TablesError } from "../shared/tables_error.ts";
 import { z } from "zod";
@@ -30,6 +34,7 @@ import {
   type ServerRecord,
   serverRecordSchema,
   storageNameSchema,
+  TABLES_PREFIX,
   TABLET_PREFIX,
   tabletKey,
   type TabletRecord,
@@ -55,6 +60,7 @@ import {
   planReassignments,
   planRebalance,
 } from "./assignment_plan.ts";
+import { fullPassPeriod, needsFullPass } from "./pass_schedule.ts";
 import {
   DEFAULT_LOAD_POLICY,
   type LoadPolicy,
@@ -77,8 +83,13 @@ export interface MasterOptions {
   serverToken?: string;
   /** Fetch client for the tablet servers (trusting their TLS certificate). */
   httpClient?: Deno.HttpClient;
-  /** Period of the reconcile pass, ms (default 1000). */
+  /** Period of the reconcile tick, ms (default 1000). */
   reconcileMs?: number;
+  /**
+   * A full pass (kv, the servers' reports, METADATA) runs at least this
+   * often even when nothing changed, ms (default: `fullPassPeriod`).
+   */
+  fullPassMs?: number;
   /** Split a tablet whose server reports more than this many bytes (0: never). */
   splitBytes?: number;
   /** Sweep retired tablets' stores at most this often, ms (default 30000). */
@@ -189,11 +200,40 @@ export class MasterService {
   #pending = new Set<string>();
   readonly #policy: LoadPolicy;
   readonly #meta: MetaStore;
+  /** Something may have changed since the last full pass began. */
+  #changed = true;
+  /** The last full pass had nothing to do and nothing failed. */
+  #quiet = false;
+  /** The watch on `tables/` runs without a gap. */
+  #watching = false;
+  /** When (performance.now()) the last full pass began. */
+  #fullAt = -Infinity;
+  /** The METADATA rows (fingerprint) last found or made in METADATA. */
+  #metaSynced: string | undefined;
+  /** When (performance.now()) METADATA was last read. */
+  #metaReadAt = -Infinity;
+  readonly #passes = { full: 0, skipped: 0, metaReads: 0 };
+  readonly #fullPassMs: number;
 
   /** @param o options. */
   constructor(private readonly o: MasterOptions) {
     this.#policy = { ...DEFAULT_LOAD_POLICY, ...o.loadPolicy };
     this.#meta = new MetaStore(o);
+    this.#fullPassMs = o.fullPassMs ??
+      fullPassPeriod(o.reconcileMs ?? 1000, this.#policy);
+  }
+
+  /**
+   * Reconcile ticks of this master so far: full passes, skipped ones
+   * (nothing changed), and METADATA reads.
+   */
+  get passes(): { full: number; skipped: number; metaReads: number } {
+    return { ...this.#passes };
+  }
+
+  /** The safety-net period of the full pass, ms. */
+  get fullPassMs(): number {
+    return this.#fullPassMs;
   }
 
   /** The split-by-load, merge and balancing thresholds in force. */
@@ -244,8 +284,9 @@ export class MasterService {
     return e ? dec.decode(e.value) : undefined;
   }
 
-  /** Runs a reconcile pass soon. */
+  /** Runs a full reconcile pass soon. */
   kick(): void {
+    this.#changed = true;
     this.#kick.resolve();
   }
 
@@ -269,10 +310,10 @@ export class MasterService {
         this.#token = token;
         this.#role = "active";
         this.o.log(`active with fencing token ${token}`);
-        await this.o.kv.put(MASTER_ADDRESS_KEY, this.o.url, {
+        const revision = await this.o.kv.put(MASTER_ADDRESS_KEY, this.o.url, {
           session: session.id,
         });
-        await this.#active(session);
+        await this.#active(session, revision);
       } catch (e) {
         if (this.#stopped) break;
         this.o.log(
@@ -288,19 +329,36 @@ export class MasterService {
     }
   }
 
-  async #active(session: KvSession): Promise<void> {
+  async #active(session: KvSession, revision: number): Promise<void> {
     const watchAbort = new AbortController();
-    const watching = this.#watchServers(watchAbort.signal);
+    const watching = this.#watchTables(revision, watchAbort.signal);
+    // Nothing carries over from an earlier term: another master may have
+    // changed anything since.
+    this.#changed = true;
+    this.#quiet = false;
+    this.#metaSynced = undefined;
     try {
       while (!this.#stopped) {
         if (session.lost) throw new Deposed("the kv session was lost");
-        try {
-          await this.#reconcile();
-        } catch (e) {
-          if (e instanceof Deposed || this.#role !== "active") throw e;
-          // kv or a server did not answer: the next pass tries again.
-          this.o.log(`reconcile: ${e instanceof Error ? e.message : e}`);
-        }
+        const full = needsFullPass({
+          changed: this.#changed,
+          quiet: this.#quiet,
+          watching: this.#watching,
+          sinceFullMs: performance.now() - this.#fullAt,
+        }, this.#fullPassMs);
+        if (full) {
+          this.#passes.full++;
+          this.#changed = false;
+          this.#quiet = false;
+          this.#fullAt = performance.now();
+          try {
+            this.#quiet = await this.#reconcile();
+          } catch (e) {
+            if (e instanceof Deposed || this.#role !== "active") throw e;
+            // kv or a server did not answer: the next tick tries again.
+            this.o.log(`reconcile: ${e instanceof Error ? e.message : e}`);
+          }
+        } else this.#passes.skipped++;
         await Promise.race([
           this.#kick.promise,
           new Promise((r) => setTimeout(r, this.o.reconcileMs ?? 1000)),
@@ -309,26 +367,54 @@ export class MasterService {
       }
     } finally {
       watchAbort.abort();
+      this.#watching = false;
       await watching.catch(() => {});
     }
   }
 
-  /** Kicks a pass on every change under `tables/servers/`. */
-  async #watchServers(signal: AbortSignal): Promise<void> {
+  /**
+   * Marks a change (and kicks a pass) on every change under `tables/`:
+   * tablet records, schemas, servers coming and going. It watches from
+   * `revision`, the revision of a write made before the first full pass
+   * read anything, so no change between that read and the watch is
+   * missed. A broken watch resumes after the last revision it delivered;
+   * when that is compacted, from kv's current revision (an empty
+   * transaction's), with a full pass after it. Meanwhile every tick runs a
+   * full pass.
+   */
+  async #watchTables(revision: number, signal: AbortSignal): Promise<void> {
+    let from: number | undefined = revision;
     while (!signal.aborted) {
       try {
-        // From now on: the periodic pass covers what happened before.
-        for await (
-          const e of this.o.kv.watch(SERVER_PREFIX, undefined, signal)
-        ) {
-          if (e.type === "delete") {
+        if (from === undefined) {
+          const r = await this.o.kv.txn({
+            compare: [],
+            success: [],
+            failure: [],
+          });
+          from = r.revision as number;
+        }
+        this.#watching = true;
+        this.kick();
+        for await (const e of this.o.kv.watch(TABLES_PREFIX, from, signal)) {
+          from = e.revision + 1;
+          if (e.type === "delete" && e.key.startsWith(SERVER_PREFIX)) {
             this.o.log(
               `tablet server ${e.key.slice(SERVER_PREFIX.length)} is gone`,
             );
           }
           this.kick();
         }
-      } catch {
+      } catch (e) {
+        // kv unreachable: resume where the watch was. Compacted or
+        // lagging: from now on, after a full pass.
+        if (
+          e instanceof KvClientError &&
+          (e.code === "compacted" || e.code === "lagging")
+        ) from = undefined;
+      }
+      this.#watching = false;
+      if (!signal.aborted) {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
@@ -378,8 +464,13 @@ export class MasterService {
     return false;
   }
 
-  async #reconcile(): Promise<void> {
+  /**
+   * One full pass. @returns whether it was quiet: no order sent, nothing
+   * written, nothing failed, no split or merge running.
+   */
+  async #reconcile(): Promise<boolean> {
     await this.#checkLock();
+    let quiet = true;
     const state = await readKvState(this.o.kv);
     await this.#bootstrapMeta(state);
     // The root tablet first, then METADATA's other tablets: no user
@@ -395,6 +486,7 @@ export class MasterService {
     // an unsplit log whole gives the same records (log_sources.ts), so a
     // slow split costs the new owners reading time, never correctness.
     const dead = [...new Set(reassign.flatMap((r) => r.from ?? []))];
+    if (reassign.length > 0) quiet = false;
     if (dead.length > 0) {
       const splits = Promise.all(
         dead.map((s, i) => this.#splitLogs(s, state, i)),
@@ -443,6 +535,7 @@ export class MasterService {
         ? planLoadMove(user, this.#loads, live, this.#policy)
         : undefined);
     if (move) {
+      quiet = false;
       await this.fencedWrite([{
         op: "put",
         key: tabletKey(move.tablet.table, move.tablet.id),
@@ -465,18 +558,23 @@ export class MasterService {
       state.tablets[i] = move.tablet;
     }
     const loads = new Map<string, TabletLoad>();
-    await Promise.all(
+    const ordered = await Promise.all(
       [...state.servers.values()].map((s) =>
-        this.#orderServer(s, state, loads).catch((e) =>
-          this.o.log(`server ${s.id}: ${e instanceof Error ? e.message : e}`)
-        )
+        this.#orderServer(s, state, loads).catch((e) => {
+          this.o.log(`server ${s.id}: ${e instanceof Error ? e.message : e}`);
+          return true;
+        })
       ),
     );
+    if (ordered.includes(true)) quiet = false;
     this.#loads = loads;
-    await this.#syncMeta(state).catch((e) =>
-      this.o.log(`METADATA: ${e instanceof Error ? e.message : e}`)
-    );
+    const synced = await this.#syncMeta(state).catch((e) => {
+      this.o.log(`METADATA: ${e instanceof Error ? e.message : e}`);
+      return false;
+    });
+    if (!synced) quiet = false;
     this.#planByLoad(state, live);
+    if (this.#splitting.size > 0) quiet = false;
     if (
       this.#sweeping === undefined &&
       performance.now() - this.#sweptAt >= (this.o.sweepMs ?? 30_000)
@@ -488,6 +586,7 @@ export class MasterService {
         this.o.log(`sweep: ${e instanceof Error ? e.message : e}`)
       ).finally(() => this.#sweeping = undefined);
     }
+    return quiet;
   }
 
   /**
@@ -671,9 +770,13 @@ export class MasterService {
   /**
    * Makes the METADATA rows say what kv says about every tablet but the
    * root: reads them from the METADATA tablets and writes the difference,
-   * each write fenced with this master's token.
+   * each write fenced with this master's token. The read is skipped when
+   * the rows METADATA should hold are those it held (or was given) last
+   * time, until the safety-net period is up: only the active master
+   * writes METADATA, and a late write of a deposed one is put right then.
+   * @returns whether METADATA was already right (nothing written).
    */
-  async #syncMeta(state: KvState): Promise<void> {
+  async #syncMeta(state: KvState): Promise<boolean> {
     const tablets = state.tablets.filter((t) => t.table === META_TABLE).map(
       (t) => ({
         ...t,
@@ -682,16 +785,24 @@ export class MasterService {
           : state.servers.get(t.server)?.url ?? null,
       }),
     );
-    const plan = planMetaSync(
-      desiredMetaRows(state),
-      await this.#meta.read(tablets),
-    );
+    const desired = desiredMetaRows(state);
+    const fingerprint = JSON.stringify([...desired].sort());
+    if (
+      fingerprint === this.#metaSynced &&
+      performance.now() - this.#metaReadAt < this.#fullPassMs
+    ) return true;
+    this.#metaSynced = undefined; // until the writes below all succeed
+    this.#metaReadAt = performance.now();
+    this.#passes.metaReads++;
+    const plan = planMetaSync(desired, await this.#meta.read(tablets));
     for (const [key, value] of plan.put) {
       await this.#meta.write(tablets, key, value, this.#token);
     }
     for (const key of plan.del) {
       await this.#meta.write(tablets, key, null, this.#token);
     }
+    this.#metaSynced = fingerprint;
+    return plan.put.length === 0 && plan.del.length === 0;
   }
 
   /**
@@ -775,11 +886,17 @@ export class MasterService {
     );
   }
 
+  /**
+   * Reads a server's report, sends it the orders that make it serve what
+   * the tablet map says, and starts size splits.
+   * @returns whether there was anything to do (orders, a split, a server
+   *   not serving yet).
+   */
   async #orderServer(
     server: ServerRecord,
     state: KvState,
     loads: Map<string, TabletLoad>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const call = <S extends z.ZodType>(
       path: string,
       schema: S,
@@ -792,7 +909,7 @@ export class MasterService {
         timeoutMs: 5000,
       });
     const report = await this.#report(server.url);
-    if (!report.serving) return; // it registers again; orders then
+    if (!report.serving) return true; // it registers again; orders then
     for (const t of report.tablets) {
       this.#sizes.set(t.id, t.bytes);
       const assigned = state.tablets.find((x) => x.id === t.id);
@@ -857,6 +974,7 @@ export class MasterService {
         );
       }
     }
+    return orders.close.length + orders.open.length > 0;
   }
 
   /**

@@ -19,10 +19,15 @@
  *   drops the key.
  * - `tables/servers/<server id>` (a kv lock and a key bound to the server's
  *   session): a live tablet server and its URL. The key vanishes when the
- *   session expires; the master watches this prefix.
+ *   session expires.
+ *
+ * The active master watches all of `tables/` ({@link TABLES_PREFIX}) and
+ * runs a full reconcile pass on every change.
  */
 import { z } from "zod";
 
+/** Prefix of every key of the tables service. */
+export const TABLES_PREFIX = "tables/";
 /** Name of the kv lock the masters campaign on. */
 export const MASTER_LOCK = "tables/master";
 /** The kv key under which kv keeps a lock's holder (`_locks/` + name). */
