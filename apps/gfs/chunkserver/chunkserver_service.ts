@@ -188,6 +188,7 @@ export class ChunkserverService {
       chain: m.chain,
       primary,
       now: Date.now(),
+      held: this.store.meta(m.handle)?.version === g.version,
     });
   }
 

@@ -73,6 +73,13 @@ export interface GrantUse {
   primary: boolean;
   /** Now, ms on this server's wall clock. */
   now: number;
+  /**
+   * This server already holds the chunk at the granted version (an
+   * earlier piece created it): the grant's expiry no longer applies, as
+   * the lease, extended through heartbeats, governs the primary's writes
+   * from then on (a 64 MiB chunk's last piece may come after it).
+   */
+  held?: boolean;
 }
 
 /**
@@ -82,7 +89,8 @@ export interface GrantUse {
  * the replicas after this one (a primary that skipped one would acknowledge
  * a mutation a member of the lease lacks).
  * @throws GfsError `forbidden` (forged, or for another chunk, version,
- *   server or chain), `no_lease` (expired: ask the master again).
+ *   server or chain), `no_lease` (expired while the chunk is not held
+ *   here yet: ask the master again).
  */
 export function checkGrant(secret: string, g: WriteGrant, use: GrantUse): void {
   const got = Buffer.from(g.mac, "hex");
@@ -124,7 +132,7 @@ export function checkGrant(secret: string, g: WriteGrant, use: GrantUse): void {
       } is not the grant's replicas after ${use.self}`,
     );
   }
-  if (g.expiresAt <= use.now) {
+  if (use.held !== true && g.expiresAt <= use.now) {
     throw new GfsError(
       "no_lease",
       `the write grant for chunk ${g.handle} expired ${

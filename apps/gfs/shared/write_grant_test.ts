@@ -112,6 +112,14 @@ Deno.test("write grant: expired is refused as no_lease", () => {
     "no_lease",
     /expired/,
   );
+  // Once a server holds the chunk (an earlier piece), its lease governs.
+  checkGrant(SECRET, g, { ...atPrimary, held: true });
+  // Still only for its own chunk.
+  refused(
+    () => checkGrant(SECRET, g, { ...atPrimary, held: true, handle: 8 }),
+    "forbidden",
+    /not chunk 8/,
+  );
 });
 
 Deno.test("write grant: replayed onto another chunk or version is refused", () => {
