@@ -225,3 +225,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "write grants (real processes): in a cell where one chunkserver has no bulk port, an upload whose grant it cannot carry is allocated again without one",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "gfs-grant-mixed-" });
+    const cluster = await startCluster({
+      dataDir: dir,
+      chunkservers: 3,
+      master: { chunkBytes: CHUNK },
+      chunkserver: (i) => ({
+        heartbeatMs: 200,
+        scrubPauseMs: 0,
+        ...(i === 0 ? { bulkPort: -1 } : {}),
+      }),
+    });
+    const tokens = cluster.secrets!.tokens;
+    const api = fetchAs(tokens.admin);
+    const client = new GfsClient(cluster.master.url, { token: tokens.admin });
+    try {
+      // Replication 3 on 3 servers: every chain has the one without a port.
+      const data = pattern(CHUNK + 5000, 7);
+      await client.upload("/mixed/a", data);
+      const got = await client.readAll("/mixed/a");
+      assert.ok(
+        got.length === data.length && got.every((b, i) => b === data[i]),
+      );
+      const created = await Promise.all(
+        cluster.chunkservers.map((c) => granted(api, c.url)),
+      );
+      assert.deepEqual(created, [0, 0, 0], "no chunk came from a grant");
+    } finally {
+      await client.close();
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
