@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { GfsClient } from "./client/client.ts";
 import { BulkPorts } from "./client/bulk_connection.ts";
 import { isGfsError } from "./shared/gfs_error.ts";
-import { CreatedSchema, type WriteTarget } from "./shared/messages.ts";
+import {
+  CreatedSchema,
+  type WriteTarget,
+  WriteTargetSchema,
+} from "./shared/messages.ts";
 import { signGrant } from "./shared/write_grant.ts";
 import { startCluster } from "./process_cluster.ts";
 import { fetchAs, pattern, until } from "./_test_support.ts";
@@ -172,6 +176,29 @@ Deno.test({
           assert.equal((await write(a))!.length, 3);
           assert.equal((await write(b))!.length, 3);
           assert.equal(await grantedTotal(), before + 6);
+        },
+      );
+
+      await t.step(
+        "an append file's chunk gets no grant (its replica set is logged first)",
+        async () => {
+          await client.append("/g/log", pattern(100, 5));
+          const loc = await (await api(
+            `${cluster.master.url}/v1/rpc/locate?path=/g/log`,
+          )).json() as { fileId: number; chunks: unknown[] };
+          const res = await api(`${cluster.master.url}/v1/rpc/allocate`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              path: "/g/log",
+              fileId: loc.fileId,
+              index: loc.chunks.length,
+              grant: true,
+            }),
+          });
+          assert.equal(res.status, 200, await res.clone().text());
+          const target = WriteTargetSchema.parse(await res.json());
+          assert.equal(target.grant, undefined);
         },
       );
 

@@ -76,7 +76,9 @@ export function clientRoutes(app: Hono, m: MasterService): void {
       });
       if (r.t !== "allocate") throw new GfsError("internal", "allocate failed");
       const f = m.store.state.namespace.get(path)!;
-      if (b.grant === true && m.grants) {
+      // Only upload chunks: an append chunk's replica set is logged before
+      // any append lands (placeNew), which a grant would skip.
+      if (b.grant === true && m.grants && f.mode === "upload") {
         return m.placeGranted(r.handle, f.replication, b.fileId);
       }
       return await m.placeNew(r.handle, f.replication);
