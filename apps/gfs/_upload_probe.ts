@@ -7,7 +7,9 @@
  * that asks for a write grant (the chunkservers create the chunk from it)
  * with one that does not (the master creates it on the three chunkservers
  * before answering). Prints p50/p90 per phase and mode, plus the disk's
- * three copies + fdatasync of the same bytes, measured alternating too.
+ * three copies + fdatasync of the same bytes, measured alternating too,
+ * and the same 1 MiB written again to the primary alone (a bulk write with
+ * no chain) against one copy + fdatasync.
  * Run: `deno run -A apps/gfs/_upload_probe.ts [rounds]`.
  */
 import { join } from "node:path";
@@ -31,6 +33,8 @@ const data = new Uint8Array(MiB).map((_, i) => (i * 31) & 0xff);
 type Phase = "create" | "write" | "complete" | "total";
 const times: Record<string, Record<Phase, number[]>> = {};
 const disk: number[] = [];
+const single: number[] = [];
+const disk1: number[] = [];
 const copies = await Promise.all(
   [0, 1, 2].map((i) =>
     Deno.open(join(dir, `copy${i}`), { write: true, create: true })
@@ -68,6 +72,18 @@ try {
         60_000,
       );
       const t2 = performance.now();
+      if (r >= 2 && !grant) {
+        // The same bytes once more to the primary alone (its chunk is at
+        // version 1 and leased): one replica's write, no chain.
+        const o0 = performance.now();
+        await bulk.write(
+          t.primary,
+          { handle: t.handle, version: 1, offset: 0, chain: [] },
+          data,
+          60_000,
+        );
+        single.push(performance.now() - o0);
+      }
       await rpc("/v1/rpc/complete", OkSchema, {
         path,
         fileId: created.fileId,
@@ -94,6 +110,11 @@ try {
       await f.syncData();
     }));
     if (r >= 2) disk.push(performance.now() - d0);
+    const e0 = performance.now();
+    await copies[0]!.seek(0, Deno.SeekMode.Start);
+    await copies[0]!.write(data);
+    await copies[0]!.syncData();
+    if (r >= 2) disk1.push(performance.now() - e0);
   }
   const pct = (xs: number[], p: number) =>
     xs.slice().sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)]!;
@@ -113,6 +134,8 @@ try {
     }
   }
   console.log(row("disk 3×1MiB+fdatasync", disk));
+  console.log(row("one replica's bulk write, no chain", single));
+  console.log(row("disk 1×1MiB+fdatasync", disk1));
 } finally {
   for (const f of copies) f.close();
   await bulk.close();
