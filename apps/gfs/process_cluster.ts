@@ -50,7 +50,14 @@ export async function spawnService(
   ];
   for (const [k, v] of Object.entries(flags)) {
     const flag = `--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`;
-    args.push(...(v === true ? [flag] : [flag, String(v)]));
+    // A negative number (`--bulk-port -1`) would read as an option: `=`.
+    args.push(
+      ...(v === true
+        ? [flag]
+        : typeof v === "number" && v < 0
+        ? [`${flag}=${v}`]
+        : [flag, String(v)]),
+    );
   }
   let p;
   try {

@@ -185,6 +185,7 @@ export function startBulkPort(
     try {
       if (m.op === "forward") needPeer(role);
       else need(role, "write");
+      if (m.grant !== undefined) cs.checkGrant(m.grant, m, m.op === "write");
       if (m.offset + m.length > cs.cfg.chunkBytes) {
         throw new GfsError(
           "too_large",
@@ -232,6 +233,8 @@ export function startBulkPort(
     }
     let local: Promise<number>;
     try {
+      // A chunk the master placed with a grant is created here now.
+      if (m.grant !== undefined) await cs.admitGrant(m.grant, m.op === "write");
       if (m.op === "write") {
         // The primary numbers the mutation once it holds every byte, and
         // queues its own write in the same step: its order is the numbering.
@@ -353,6 +356,7 @@ class Hop {
           offset: m.offset,
           length: m.length,
           chain: rest,
+          grant: m.grant,
         } satisfies BulkRequest,
       );
     })();

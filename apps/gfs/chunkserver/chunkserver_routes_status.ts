@@ -46,6 +46,11 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
           stats.dataPortApplies,
           { id },
         ),
+        promLine(
+          "gfs_chunkserver_granted_creates_total",
+          stats.grantedCreates,
+          { id },
+        ),
       ].join("\n") + "\n",
       200,
       { "content-type": "text/plain; version=0.0.4" },

@@ -6,6 +6,7 @@ import { MutationOrder } from "./mutation_order.ts";
 import { PeerRegistry } from "./peer_registry.ts";
 import { RecordAppender } from "./record_appender.ts";
 import { Secondaries } from "./secondaries.ts";
+import { checkGrant, type WriteGrant } from "../shared/write_grant.ts";
 
 /** The settings the chunkserver's parts read (the parsed configuration). */
 export interface ChunkserverSettings {
@@ -62,6 +63,8 @@ export class ChunkserverService {
     dataPortApplies: 0,
     /** Exchanges on the bulk port (large reads, chunk writes, forwards). */
     bulkCalls: 0,
+    /** Chunks created here from a master's write grant (not its create call). */
+    grantedCreates: 0,
   };
   /** Pushed data by id, until applied (or forgotten after a while). */
   readonly staging = new Map<string, Staged>();
@@ -158,6 +161,64 @@ export class ChunkserverService {
       );
     }
     this.lastMutation.set(handle, Date.now());
+  }
+
+  /**
+   * Checks the master's grant a bulk write carries (see
+   * `shared/write_grant.ts`) against this write and this server, before
+   * its bytes are taken.
+   * @throws GfsError `forbidden` (forged, for another chunk or server, or
+   *   no peer secret to check it with), `no_lease` (expired).
+   */
+  checkGrant(
+    g: WriteGrant,
+    m: { handle: number; version: number; chain: string[] },
+    primary: boolean,
+  ): void {
+    if (this.peerToken === undefined) {
+      throw new GfsError(
+        "forbidden",
+        "this chunkserver has no peer secret to check a write grant with (auth is off)",
+      );
+    }
+    checkGrant(this.peerToken, g, {
+      handle: m.handle,
+      version: m.version,
+      self: this.url,
+      chain: m.chain,
+      primary,
+      now: Date.now(),
+      held: this.store.meta(m.handle)?.version === g.version,
+    });
+  }
+
+  /**
+   * Acts on a checked grant: creates its chunk here at the granted
+   * version if this server does not hold it yet (in memory until the
+   * write's metadata record, as the master's create does), and on the
+   * primary takes the lease it grants (unless a newer one is held). A
+   * replica already at a newer version keeps it, and the write then fails
+   * as `stale`.
+   */
+  async admitGrant(g: WriteGrant, primary: boolean): Promise<void> {
+    if (this.store.meta(g.handle) === undefined) {
+      await this.serial(g.handle, async () => {
+        if (this.store.meta(g.handle) !== undefined) return;
+        await this.store.setVersion(g.handle, g.version, true);
+        this.stats.grantedCreates++;
+      });
+    }
+    if (!primary) return;
+    const l = this.leases.get(g.handle);
+    if (
+      l === undefined || l.version < g.version ||
+      (l.version === g.version && l.expiresAt < g.expiresAt)
+    ) {
+      this.leases.set(g.handle, {
+        version: g.version,
+        expiresAt: g.expiresAt,
+      });
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ import {
 } from "../shared/bulk_protocol.ts";
 import { GfsError, gfsErrorFromBody } from "../shared/gfs_error.ts";
 import { PortDiscovery } from "./port_discovery.ts";
+import type { WriteGrant } from "../shared/write_grant.ts";
 
 /** Options of a {@link BulkPorts} pool. */
 export interface BulkPortsOptions {
@@ -249,7 +250,13 @@ export class BulkPorts {
    */
   async write(
     server: string,
-    m: { handle: number; version: number; offset: number; chain: string[] },
+    m: {
+      handle: number;
+      version: number;
+      offset: number;
+      chain: string[];
+      grant?: WriteGrant;
+    },
     data: Uint8Array,
     timeoutMs: number,
   ): Promise<string[] | null> {

@@ -263,6 +263,9 @@ export class GfsClient {
         replication: options.replication,
         mode: "upload",
         allocate,
+        // Over the bulk ports the write can carry a grant: the master then
+        // answers without creating the chunk on the chunkservers first.
+        grant: this.#bulk !== null,
       },
     });
     const quorum = writeQuorum(created.replication);
@@ -286,7 +289,7 @@ export class GfsClient {
         const i = index++;
         const target = i === 0 && created.first
           ? created.first
-          : await this.#allocate(path, created.fileId, i);
+          : await this.#allocate(path, created.fileId, i, this.#bulk !== null);
         inflight.push(
           this.#writeChunk(path, created.fileId, i, piece, target, quorum).then(
             ({ version, ...r }) => {
@@ -1002,9 +1005,14 @@ export class GfsClient {
     return this.options.readTimeoutMs ?? 60_000;
   }
 
-  #allocate(path: string, fileId: number, index: number): Promise<WriteTarget> {
+  #allocate(
+    path: string,
+    fileId: number,
+    index: number,
+    grant: boolean,
+  ): Promise<WriteTarget> {
     return this.masters.call(`/v1/rpc/allocate`, WriteTargetSchema, {
-      body: { path, fileId, index },
+      body: { path, fileId, index, grant },
     });
   }
 
@@ -1031,11 +1039,15 @@ export class GfsClient {
   > {
     let t = first;
     let lastErr: unknown = null;
+    let grant = this.#bulk !== null;
     for (let attempt = 0; attempt < 5; attempt++) {
       if (attempt > 0) {
-        await new Promise((r) => setTimeout(r, 200 * attempt));
+        // A grant the chain cannot carry is no failure: allocate at once.
+        if (!(lastErr instanceof GrantUnusable)) {
+          await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
         try {
-          t = await this.#allocate(path, fileId, index);
+          t = await this.#allocate(path, fileId, index, grant);
         } catch (e) {
           lastErr = e;
           continue;
@@ -1062,10 +1074,25 @@ export class GfsClient {
         );
       } catch (e) {
         lastErr = e;
+        if (e instanceof GrantUnusable) grant = false;
         if (isGfsError(e, "too_large")) throw e;
       }
     }
     throw lastErr;
+  }
+}
+
+/**
+ * A target placed with a grant whose chain has a server without a bulk
+ * port (a mixed cell): only a bulk write carries a grant, so the chunk
+ * does not exist on its servers; the client allocates it again without.
+ */
+class GrantUnusable extends GfsError {
+  constructor() {
+    super(
+      "unavailable",
+      "a server of the chain has no bulk port to take the write grant",
+    );
   }
 }
 
@@ -1116,11 +1143,13 @@ async function writePieces(
             version: t.version,
             offset,
             chain: t.secondaries,
+            grant: t.grant,
           },
           piece,
           timeoutMs,
         )
         : null;
+      if (viaBulk === null && t.grant !== undefined) throw new GrantUnusable();
       if (viaBulk !== null) {
         if (!viaBulk.includes(t.primary)) {
           throw new GfsError("unavailable", "primary did not write the data");

@@ -44,7 +44,13 @@ export function clientRoutes(app: Hono, m: MasterService): void {
         if (r.t === "create" && r.handle !== undefined) {
           // Placement failing is no reason to fail the create: the client
           // then allocates chunk 0 again itself, retrying as for any chunk.
-          first = await m.placeNew(r.handle, replication).catch(() => null);
+          try {
+            first = b.grant === true && m.grants
+              ? m.placeGranted(r.handle, replication, fileId)
+              : await m.placeNew(r.handle, replication);
+          } catch {
+            first = null;
+          }
         }
         return { fileId, first };
       },
@@ -70,6 +76,11 @@ export function clientRoutes(app: Hono, m: MasterService): void {
       });
       if (r.t !== "allocate") throw new GfsError("internal", "allocate failed");
       const f = m.store.state.namespace.get(path)!;
+      // Only upload chunks: an append chunk's replica set is logged before
+      // any append lands (placeNew), which a grant would skip.
+      if (b.grant === true && m.grants && f.mode === "upload") {
+        return m.placeGranted(r.handle, f.replication, b.fileId);
+      }
       return await m.placeNew(r.handle, f.replication);
     });
     return c.json(t);

@@ -13,6 +13,7 @@ import type { FileRecord } from "./namespace.ts";
 import { PathLocks } from "./path_locks.ts";
 import { writeQuorum } from "./placement.ts";
 import type { CloneTask } from "./replication_planner.ts";
+import { signGrant } from "../shared/write_grant.ts";
 
 export type { MetadataStore } from "./metadata_store.ts";
 
@@ -28,6 +29,8 @@ export interface MasterSettings {
   peerToken?: string;
   /** Its fetch client for chunkservers (trusting the cell's TLS certificate). */
   httpClient?: Deno.HttpClient;
+  /** "https" when the cell serves TLS (its chunkservers then have no bulk port). */
+  scheme?: "http" | "https";
 }
 
 /**
@@ -231,6 +234,57 @@ export class MasterService {
       good.map((s) => s.id),
     );
     return this.target(handle, 1, primary.url, good.map((s) => s.url));
+  }
+
+  /**
+   * Whether new upload chunks may be placed with a write grant: the cell
+   * has a peer secret to sign it and bulk ports to carry it (not TLS).
+   */
+  get grants(): boolean {
+    return this.cfg.peerToken !== undefined && this.cfg.scheme !== "https";
+  }
+
+  /**
+   * Places a new upload chunk of file `fileId` at version 1 without calling
+   * its chunkservers: records the locations and the lease (soft state, as
+   * {@link placeNew} does once they answered) and answers the target with
+   * a grant the bulk write carries, from which each replica creates the
+   * chunk (the first also takes the lease). A server that is down only
+   * drops out of the write (a dead primary fails it, and the client
+   * allocates again); `complete` keeps the replicas that acknowledged it.
+   * Append files keep {@link placeNew}: their replica set is logged before
+   * any append lands.
+   * @throws GfsError `unavailable` (fewer live servers than a write quorum).
+   */
+  placeGranted(
+    handle: number,
+    replication: number,
+    fileId: number,
+  ): WriteTarget {
+    const now = Date.now();
+    const servers = this.core.placeChunk(replication, now);
+    const primary = servers[0]!;
+    const expiresAt = now + this.cfg.leaseMs;
+    for (const s of servers) this.core.addLocation(handle, s.id, 1, 0, now);
+    this.core.leases.grant(
+      handle,
+      primary.id,
+      1,
+      now,
+      servers.map((s) => s.id),
+    );
+    const urls = servers.map((s) => s.url);
+    return {
+      ...this.target(handle, 1, primary.url, urls),
+      grant: signGrant(this.cfg.peerToken!, {
+        handle,
+        version: 1,
+        fileId,
+        primary: primary.url,
+        replicas: urls,
+        expiresAt,
+      }),
+    };
   }
 
   /**

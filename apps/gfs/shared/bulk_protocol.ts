@@ -2,6 +2,7 @@ import { Buffer } from "node:buffer";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { GfsError } from "./gfs_error.ts";
+import { WriteGrantSchema } from "./write_grant.ts";
 
 /**
  * The bulk port's wire protocol: chunk bytes travel raw on a TCP socket,
@@ -37,6 +38,8 @@ const pushFields = {
   offset: Count,
   length: Count,
   chain: Chain,
+  /** The master's grant for a chunk it placed without creating it (see `write_grant.ts`). */
+  grant: WriteGrantSchema.optional(),
 };
 
 /** A request header. */

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MAX_PATH_LENGTH } from "./gfs_path.ts";
+import { WriteGrantSchema } from "./write_grant.ts";
 
 const Handle = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 /** A chunk handle in a route (`:handle`, a string): a positive safe integer. */
@@ -54,6 +55,12 @@ export const CreateSchema = z.object({
    * data): saves the client a round trip and the master a log write.
    */
   allocate: z.boolean().optional(),
+  /**
+   * Answer chunk 0's target with a write grant (the client writes over the
+   * bulk ports): the master then does not create the chunk on the
+   * chunkservers before answering; the write carries the grant.
+   */
+  grant: z.boolean().optional(),
 });
 
 /** Where a client writes one chunk: primary first, then the chain. */
@@ -63,6 +70,11 @@ export const WriteTargetSchema = z.object({
   primary: Url,
   secondaries: z.array(Url),
   chunkBytes: z.number().int(),
+  /**
+   * Present when the chunk was placed without calling its chunkservers:
+   * the bulk write carries it and each replica creates the chunk from it.
+   */
+  grant: WriteGrantSchema.optional(),
 });
 
 /** A write target. */
@@ -81,6 +93,8 @@ export const AllocateSchema = z.object({
   path: Path,
   fileId: z.number().int().min(1),
   index: z.number().int().min(0).max(1_000_000),
+  /** Answer with a write grant (see {@link CreateSchema}). */
+  grant: z.boolean().optional(),
 });
 
 /** Client → master: finish an upload. */
