@@ -20,6 +20,7 @@ import { GfsClient, startCluster } from "./mod.ts";
 const MiB = 2 ** 20;
 const rounds = Number(Deno.env.get("ROUNDS") ?? 1000);
 const interleave = Deno.env.get("INTERLEAVE") === "1";
+const warmup = Number(Deno.env.get("WARMUP") ?? 50);
 const root = await Deno.makeTempDir({ prefix: "gfs-read-probe-" });
 const cluster = await startCluster({
   dataDir: join(root, "c"),
@@ -100,7 +101,7 @@ try {
     return Math.floor((seed / 2 ** 32) * (size - n));
   };
   for (const n of [4096, 65536]) {
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < warmup; i++) {
       await client.pread("/p/f", off(n), n);
       if (interleave) {
         await framed.pread("/p/f", off(n), n);
