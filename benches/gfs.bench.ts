@@ -29,8 +29,9 @@
  *   file, `GfsClient.pread` with cached chunk locations): p50 against a
  *   local `pread(2)` of the same size at random offsets of the same bytes
  *   on the same disk plus one loopback TCP round trip carrying the block
- *   to another process, sampled alternately in the same run (and the
- *   same reads over the data port, `bulkPort: false`, and over HTTP).
+ *   to another process, sampled alternately in the same run after a
+ *   warm-up of 1,500 such rounds (and the same reads over the data port,
+ *   `bulkPort: false`, and over HTTP).
  *
  * Goals: uploads ≥ 50% of the disk write limit, downloads ≥ 70% of the
  * smaller of the disk read and loopback TCP stream limits, balance max/mean < 1.10, a small append's p50 within 3x of
