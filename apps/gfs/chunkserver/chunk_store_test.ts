@@ -162,3 +162,40 @@ Deno.test("metadata survives reopen through journal checkpoints, deletes include
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("readInto waits for a write queued on the chunk, and runs at once otherwise", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = await ChunkStore.open(dir, {
+    chunkBytes: CHUNK,
+    sync: "never",
+  });
+  try {
+    await store.setVersion(1, 1, true);
+    await store.write(1, 1, 0, new Uint8Array(BLOCK_BYTES + 100).fill(1));
+    const out = new Uint8Array(BLOCK_BYTES + 100);
+    // Nothing queued: the read is done by the time readInto returns.
+    const idle = store.readInto(1, BLOCK_BYTES - 50, 100, 1, out);
+    assert.deepEqual(out.subarray(0, 100), new Uint8Array(100).fill(1));
+    assert.equal(await idle, 100);
+    // A write queued, not awaited: the read sees its bytes, never the old.
+    const written = store.write(1, 1, 0, new Uint8Array(BLOCK_BYTES).fill(2));
+    const n = await store.readInto(1, BLOCK_BYTES - 50, 100, 1, out);
+    await written;
+    assert.equal(n, 100);
+    assert.deepEqual(
+      out.subarray(0, 100),
+      new Uint8Array([
+        ...new Uint8Array(50).fill(2),
+        ...new Uint8Array(50).fill(1),
+      ]),
+    );
+    // A refusal is a rejected promise, not a throw.
+    await assert.rejects(
+      () => store.readInto(1, 0, 10, 9, out),
+      (e) => isGfsError(e, "stale"),
+    );
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

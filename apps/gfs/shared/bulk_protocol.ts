@@ -103,6 +103,30 @@ export class ReadAhead implements ByteConn {
   /** @param conn the socket; @param size the buffer (allocated at the first small read). */
   constructor(readonly conn: ByteConn, readonly size: number) {}
 
+  /** The bytes received and not read yet (a view, valid until the next read). */
+  buffered(): Uint8Array {
+    return this.#buf === null ? EMPTY : this.#buf.subarray(this.#at, this.#end);
+  }
+
+  /**
+   * With nothing buffered, one socket read into the buffer.
+   * @returns false at the end of the stream.
+   */
+  async fill(): Promise<boolean> {
+    if (this.#at < this.#end) return true;
+    this.#buf ??= new Uint8Array(this.size);
+    const n = await this.conn.read(this.#buf);
+    if (n === null) return false;
+    this.#at = 0;
+    this.#end = n;
+    return true;
+  }
+
+  /** Drops the first `n` of the {@link buffered} bytes (they were used). */
+  skip(n: number): void {
+    this.#at = Math.min(this.#end, this.#at + n);
+  }
+
   /** Like `Deno.Conn.read`: bytes read into `p` (at least one), or null at the end. */
   async read(p: Uint8Array): Promise<number | null> {
     if (p.length === 0) return 0;
@@ -125,6 +149,10 @@ export class ReadAhead implements ByteConn {
     return this.conn.write(p);
   }
 }
+
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Writes all of `bytes`. */
 export async function writeAll(c: ByteConn, bytes: Uint8Array): Promise<void> {
@@ -155,7 +183,7 @@ export async function readExact(
 
 /** Encodes a header: 4-byte big-endian length, then the JSON. */
 export function encodeHeader(value: unknown): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(value));
+  const json = encoder.encode(JSON.stringify(value));
   const out = new Uint8Array(4 + json.length);
   new DataView(out.buffer).setUint32(0, json.length);
   out.set(json, 4);
@@ -172,6 +200,19 @@ export async function readHeader<S extends z.ZodType>(
   c: ByteConn,
   schema: S,
 ): Promise<z.infer<S> | null> {
+  if (c instanceof ReadAhead) {
+    // The usual case: the whole header comes in one socket read. It is
+    // parsed where it lies, without copies or further awaits.
+    if (!await c.fill()) return null;
+    const got = c.buffered();
+    if (got.length >= 4) {
+      const n = new DataView(got.buffer, got.byteOffset, 4).getUint32(0);
+      if (n <= BULK_HEADER_MAX_BYTES && got.length >= 4 + n) {
+        c.skip(4 + n);
+        return parseHeader(got.subarray(4, 4 + n), schema);
+      }
+    }
+  }
   const len = new Uint8Array(4);
   if (!await readExact(c, len)) return null;
   const n = new DataView(len.buffer).getUint32(0);
@@ -182,9 +223,17 @@ export async function readHeader<S extends z.ZodType>(
   if (!await readExact(c, body)) {
     throw new GfsError("unavailable", "bulk connection closed mid-header");
   }
+  return parseHeader(body, schema);
+}
+
+/** A header's JSON, validated by `schema` (throws as {@link readHeader}). */
+function parseHeader<S extends z.ZodType>(
+  body: Uint8Array,
+  schema: S,
+): z.infer<S> {
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(body));
+    json = JSON.parse(decoder.decode(body));
   } catch {
     throw new GfsError("bad_request", "bulk header is not JSON");
   }

@@ -6,6 +6,7 @@ import {
   type ByteConn,
   encodeHeader,
   proofsEqual,
+  ReadAhead,
   readExact,
   readHeader,
 } from "./bulk_protocol.ts";
@@ -80,4 +81,47 @@ Deno.test("bulk protocol: a proof binds the secret, the role and both nonces", (
   assert.ok(!proofsEqual(p, bulkProof("secret", "server", a, b)));
   assert.ok(!proofsEqual(p, bulkProof("secret", "client", b, a)));
   assert.ok(!proofsEqual(p, p.subarray(1)));
+});
+
+Deno.test("bulk protocol: headers read through a ReadAhead, whole or cut, leave the bytes after them intact", async () => {
+  const req = { op: "read", handle: 3, version: 1, offset: 8, length: 5 };
+  const body = new Uint8Array([9, 8, 7, 6, 5]);
+  const wire = new Uint8Array([
+    ...encodeHeader(req),
+    ...body,
+    ...encodeHeader({ ...req, handle: 4 }),
+  ]);
+  // One socket read holds everything (the usual case), or 3 bytes at a time.
+  for (const step of [wire.length, 3]) {
+    const c = new ReadAhead(source(wire, step), 1024);
+    assert.deepEqual(await readHeader(c, BulkRequestSchema), req);
+    const got = new Uint8Array(body.length);
+    assert.ok(await readExact(c, got));
+    assert.deepEqual(got, body);
+    assert.equal((await readHeader(c, BulkRequestSchema))?.handle, 4);
+    assert.equal(await readHeader(c, BulkRequestSchema), null, "clean end");
+  }
+  // Bad headers are refused on either path.
+  for (const step of [1 << 20, 3]) {
+    const bad = async (bytes: Uint8Array) =>
+      await assert.rejects(
+        () =>
+          readHeader(
+            new ReadAhead(source(bytes, step), 1024),
+            BulkRequestSchema,
+          ),
+        (e) => isGfsError(e, "bad_request"),
+      );
+    await bad(encodeHeader({ ...req, extra: 1 }));
+    await bad(new Uint8Array([0, 0, 0, 2, 0x7b, 0x7b]));
+    await bad(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+    await assert.rejects(
+      () =>
+        readHeader(
+          new ReadAhead(source(encodeHeader(req).subarray(0, 9), step), 1024),
+          BulkRequestSchema,
+        ),
+      (e) => isGfsError(e, "unavailable"),
+    );
+  }
 });
