@@ -1,3 +1,5 @@
+import { copyInto } from "./bytes.ts";
+
 /** A stored value; `null` is a tombstone (the key was deleted). */
 export type Value = Uint8Array | null;
 
@@ -128,8 +130,8 @@ export class Memtable {
     w[wi + TAG] = value === null ? 0 : vlen + 1;
     w[wi + HEIGHT] = older ? h | OLDER : h;
     const p = (wi + NEXT + h) << 2;
-    copyIn(b, p, key);
-    if (value !== null) copyIn(b, p + key.length, value);
+    copyInto(b, p, key);
+    if (value !== null) copyInto(b, p + key.length, value);
     for (let l = 0; l < h; l++) {
       const before = prev[l]!;
       const bw = this.#words[before >>> WORD_BITS]!;
@@ -248,7 +250,7 @@ export class Memtable {
       this.#probeBytes = new Uint8Array((n + 3) & ~3);
       this.#probeWords = new Uint32Array(this.#probeBytes.buffer);
     }
-    copyIn(this.#probeBytes, 0, key);
+    copyInto(this.#probeBytes, 0, key);
     return this.#probeWords;
   }
 
@@ -363,14 +365,4 @@ export class Memtable {
     this.#words.push(new Uint32Array(b.buffer, 0, bytes >> 2));
     return c;
   }
-}
-
-/** `out.set(b, at)`, by loop for short arrays (the built-in's fixed cost is higher). */
-function copyIn(out: Uint8Array, at: number, b: Uint8Array): void {
-  const n = b.length;
-  if (n > 64) {
-    out.set(b, at);
-    return;
-  }
-  for (let i = 0; i < n; i++) out[at + i] = b[i]!;
 }
