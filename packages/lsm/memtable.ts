@@ -38,8 +38,9 @@ const LAST_CHUNK = 4 << WORD_BITS;
  * The sorted in-memory table that takes writes until it is flushed to an
  * SSTable, laid out as RocksDB's memtable is: a skiplist whose nodes
  * (links, key bytes and value bytes together) are appended to a few large
- * chunks (16 KiB growing to 4 MiB; a node over a quarter of the chunk
- * size gets its own), ordered byte-wise by comparing the bytes in place.
+ * chunks (16 KiB growing to 4 MiB, at least four times the node that
+ * starts one; a node over 1 MiB gets its own), ordered byte-wise by
+ * comparing the bytes in place.
  * A put allocates no object per entry that outlives it (the garbage
  * collector sees a handful of chunks, not four objects per entry), and a
  * seek walks nodes that hold the key and value next to their links.
@@ -341,14 +342,17 @@ export class Memtable {
     this.#bytes += n;
     const room = this.#chunks[this.#chunk]!.length;
     if (this.#used + n > room) {
-      const next = this.#nextChunkBytes;
-      if (n > next >> 2) {
-        // Its own chunk; the current one keeps taking small nodes.
+      if (n > LAST_CHUNK >> 2) {
+        // Its own chunk; the current one keeps taking smaller nodes.
         return (this.#newChunk(n) << WORD_BITS) >>> 0;
       }
-      this.#chunk = this.#newChunk(next);
+      // At least four such nodes a chunk, so chunks (and their refs) stay
+      // few whatever the sizes: the sizes grow to the largest quickly.
+      let size = this.#nextChunkBytes;
+      while (size < n << 2) size *= 2;
+      this.#chunk = this.#newChunk(size);
       this.#used = 0;
-      this.#nextChunkBytes = Math.min(next * 2, LAST_CHUNK);
+      this.#nextChunkBytes = Math.min(size * 2, LAST_CHUNK);
     }
     const at = this.#used;
     this.#used += n;

@@ -241,3 +241,14 @@ Deno.test("values from empty to larger than the biggest chunk, in rising and fal
   }
   assert.ok(mem.bytes > 12 * 2 ** 20);
 });
+
+Deno.test("thousands of mid-size values (each over a quarter of the first chunks) fit: chunks grow instead of one per node", () => {
+  const mem = new Memtable();
+  const v = new Uint8Array(10_000).fill(7);
+  for (let i = 0; i < 6000; i++) {
+    mem.set(Uint8Array.of(i >> 8, i & 0xff), v);
+  }
+  assert.equal(mem.size, 6000);
+  assert.equal(mem.get(Uint8Array.of(23, 111))?.length, 10_000);
+  assert.ok(mem.bytes >= 6000 * 10_000);
+});
