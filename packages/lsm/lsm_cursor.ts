@@ -15,8 +15,9 @@ export interface StoredEntry {
  * `next` answers without a promise unless a table block must be read, so a
  * reader of memtables and cached blocks runs in one turn of the event
  * loop. The keys and values are views into the store's own bytes
- * (memtable nodes and blocks, whose bytes never change once written): the caller copies
- * what it keeps past its read, and must not change them. `close` releases
+ * (memtable nodes and blocks, whose bytes never change once written): the
+ * caller copies what it keeps past its read, and must not change them.
+ * `close` releases
  * the tables the cursor holds (a compaction deletes their files only
  * after that); it is idempotent, and the end of the range closes too.
  */
