@@ -17,9 +17,9 @@ export interface StoredEntry {
  * loop. The keys and values are views into the store's own bytes
  * (memtable nodes and blocks, whose bytes never change once written): the
  * caller copies what it keeps past its read, and must not change them.
- * `close` releases
- * the tables the cursor holds (a compaction deletes their files only
- * after that); it is idempotent, and the end of the range closes too.
+ * `close` releases the tables the cursor holds (a compaction deletes
+ * their files only after that); it is idempotent, and the end of the
+ * range closes too.
  */
 export class LsmCursor {
   #merged: EntryCursor;
