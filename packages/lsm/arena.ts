@@ -7,8 +7,8 @@ import { copyInto } from "./bytes.ts";
  * its own backing store, whose allocation and later sweep cost more than
  * the copy into it, so small arrays are carved out of one larger buffer
  * instead. Nothing is ever reused: a chunk is freed by the garbage
- * collector once no array carved from it is referenced (for the commit
- * records a memtable keeps views into, when the memtable is gone). An
+ * collector once no array carved from it is referenced (for commit
+ * records, once the log has written them). An
  * array handed out keeps its whole chunk alive: arenas whose arrays go to
  * callers (read results) use small chunks. The arrays are views: their
  * `byteOffset` is not 0 and their `buffer` is the shared chunk.

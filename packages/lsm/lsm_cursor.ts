@@ -14,11 +14,12 @@ export interface StoredEntry {
  * live entries in key order, tombstones and shadowed versions merged away.
  * `next` answers without a promise unless a table block must be read, so a
  * reader of memtables and cached blocks runs in one turn of the event
- * loop. The keys and values are views into the store's own bytes (records
- * and blocks are never written after they are made): the caller copies
- * what it keeps past its read, and must not change them. `close` releases
- * the tables the cursor holds (a compaction deletes their files only
- * after that); it is idempotent, and the end of the range closes too.
+ * loop. The keys and values are views into the store's own bytes
+ * (memtable nodes and blocks, whose bytes never change once written): the
+ * caller copies what it keeps past its read, and must not change them.
+ * `close` releases the tables the cursor holds (a compaction deletes
+ * their files only after that); it is idempotent, and the end of the
+ * range closes too.
  */
 export class LsmCursor {
   #merged: EntryCursor;

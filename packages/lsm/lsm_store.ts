@@ -159,7 +159,7 @@ export class LsmStore {
   #cache: BlockCache;
   #opts: z.infer<typeof OptionsSchema>;
   #mem = new Memtable();
-  /** Where commit records (which the memtable keeps views into) are carved. */
+  /** Where commit records are carved. */
   #arena = new Arena();
   /**
    * Where values returned by `get` and a cursor's transient bounds are
@@ -342,8 +342,9 @@ export class LsmStore {
         );
       }
     }
-    // The memtable keeps views into the record: one copy of the caller's
-    // bytes, made before the first await so later changes to them are not seen.
+    // The record is a copy of the caller's bytes, made before the first
+    // await so later changes to them are not seen; the memtable copies the
+    // mutations from it (the views) into its own chunks.
     const views: Entry[] = [];
     const { last } = await this.#log.append([
       encodeBatch(batch, views, this.#arena),

@@ -530,3 +530,71 @@ Deno.test("a cursor over a range only the memtable holds (gathered or walked) sk
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cursors and scans opened before overwrites, deletes, new keys and a flush that freezes their memtable answer as of their start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-lsm-snapshot-" });
+  try {
+    const db = await LsmStore.open(dir, { sync: "never" });
+    const k = (i: number) => enc.encode(`k${String(i).padStart(4, "0")}`);
+    for (let i = 0; i < 300; i++) await db.put(k(i), enc.encode(`v${i}`));
+    await db.delete(k(7));
+    const want = Array.from({ length: 300 }, (_, i) => i)
+      .filter((i) => i !== 7)
+      .map((i) => `k${String(i).padStart(4, "0")}=v${i}`);
+    // A walked cursor (memtable alone), a scan (the async generator) and a
+    // cursor that merges (a table covers its range after the first flush).
+    const walked = db.cursor({ start: k(0) });
+    const scanned = db.scan({ start: k(0) });
+    const firstScanned = await scanned.next();
+    const got = (e: { key: Uint8Array; value: Uint8Array }) =>
+      `${dec.decode(e.key)}=${dec.decode(e.value)}`;
+    const drain = async (c: ReturnType<LsmStore["cursor"]>, n = Infinity) => {
+      const out: string[] = [];
+      while (out.length < n) {
+        let e = c.next();
+        if (e instanceof Promise) e = await e;
+        if (e === undefined) break;
+        out.push(got(e));
+      }
+      return out;
+    };
+    const walkedHead = await drain(walked, 10);
+    // Writes go on: overwrites (some ahead of the cursors, some behind),
+    // deletes, keys between existing ones, then a flush: the memtable the
+    // cursors read is frozen, written to a table and replaced.
+    for (let i = 0; i < 300; i += 3) await db.put(k(i), enc.encode("new"));
+    for (let i = 1; i < 300; i += 10) await db.delete(k(i));
+    for (let i = 0; i < 300; i += 7) {
+      await db.put(
+        enc.encode(`k${String(i).padStart(4, "0")}x`),
+        enc.encode("x"),
+      );
+    }
+    await db.flush();
+    const merged = db.cursor({ start: k(0) });
+    for (let i = 0; i < 300; i += 5) await db.put(k(i), enc.encode("newer"));
+    await db.flush();
+    await db.put(k(8), enc.encode("newest"));
+    assert.deepEqual([...walkedHead, ...await drain(walked)], want);
+    const rest: string[] = [got(firstScanned.value!)];
+    for await (const e of scanned) rest.push(got(e));
+    assert.deepEqual(rest, want);
+    // The merging cursor sees the state after the first flush.
+    const after = new Map<number, string>();
+    for (let i = 0; i < 300; i++) {
+      if (i === 7) continue;
+      after.set(i, i % 3 === 0 ? "new" : `v${i}`);
+    }
+    for (let i = 1; i < 300; i += 10) after.delete(i);
+    const wantMerged: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const id = `k${String(i).padStart(4, "0")}`;
+      if (after.has(i)) wantMerged.push(`${id}=${after.get(i)}`);
+      if (i % 7 === 0) wantMerged.push(`${id}x=x`);
+    }
+    assert.deepEqual(await drain(merged), wantMerged);
+    await db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,9 +8,9 @@ import type { Entry } from "./memtable.ts";
  * The commit log record of one write: a varint count, then per mutation
  * varint key length, key, varint tag (0 = delete, else value length + 1),
  * value. The log's own CRC32C framing covers it. When `views` is given,
- * it receives each mutation as views into the record (one allocation for
- * the record and the memtable's copies of keys and values). With `arena`,
- * the record is carved from it.
+ * it receives each mutation as views into the record (the write's own
+ * copy of the caller's bytes, which the memtable copies from). With
+ * `arena`, the record is carved from it.
  */
 export function encodeBatch(
   batch: readonly Entry[],

@@ -116,7 +116,8 @@ function unescapeAt(key: Uint8Array, at: number): Uint8Array {
   while (z < n && key[z] !== 0) z++;
   if (z + 1 < n && key[z + 1] === 1) {
     after = z + 2;
-    return key.subarray(at, z);
+    // An empty field (a column's usual qualifier) needs no view.
+    return z === at ? NONE : key.subarray(at, z);
   }
   const out: number[] = [];
   let i = at;
@@ -207,45 +208,48 @@ export function cellKey(
   return out;
 }
 
-/** True when `key`'s encoded row (its first `rowEnd` bytes) is `prefix`. */
-export function isRowOf(
-  key: Uint8Array,
-  rowEnd: number,
-  prefix: Uint8Array | undefined,
+/**
+ * True when `a` and `b` are keys of the same encoded row: their first
+ * `aEnd` and `bEnd` bytes, the rows, are equal (`b` undefined: no row).
+ */
+export function sameRow(
+  a: Uint8Array,
+  aEnd: number,
+  b: Uint8Array | undefined,
+  bEnd: number,
 ): boolean {
-  if (prefix === undefined || prefix.length !== rowEnd) return false;
-  for (let i = rowEnd - 1; i >= 0; i--) if (key[i] !== prefix[i]) return false;
+  if (b === undefined || aEnd !== bEnd) return false;
+  for (let i = aEnd - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
   return true;
 }
 
-/** Decodes the row key of an encoded entry key (a copy). */
+/** Decodes the row key of an encoded entry key, or of a row prefix (a copy). */
 export function decodeRow(key: Uint8Array): Uint8Array {
   return tabletBytes.copy(unescapeAt(key, 0));
 }
 
 /**
  * Decodes an entry key. The qualifier is a view into `key` when it holds
- * no 0x00 byte (copy it to keep it past changes to `key`).
+ * no 0x00 byte (copy it to keep it past changes to `key`). With `into`,
+ * that object is filled and returned (a reader of many keys makes one).
  *
  * @throws Error for bytes the encoder cannot produce (a corrupt store).
  */
-export function parseKey(key: Uint8Array): ParsedKey {
+export function parseKey(key: Uint8Array, into?: ParsedKey): ParsedKey {
   const rowEnd = skipEscaped(key, 0);
   const n = key.length;
   if (rowEnd === n - 1 && key[rowEnd] === 0) {
-    return { kind: "row", rowEnd, family: "", qualifier: NONE, timestamp: 0 };
+    return fill(into, "row", rowEnd, "", NONE, 0);
   }
   let z = rowEnd;
   while (z < n && key[z] !== 0) z++;
   if (z + 1 >= n) throw new Error("malformed tablet key");
   const family = familyName(key, rowEnd, z);
-  if (key[z + 1] === 0) {
-    return { kind: "family", rowEnd, family, qualifier: NONE, timestamp: 0 };
-  }
+  if (key[z + 1] === 0) return fill(into, "family", rowEnd, family, NONE, 0);
   const qualifier = unescapeAt(key, z + 2);
   const q = after;
   if (q === n - 1 && key[q] === 0) {
-    return { kind: "column", rowEnd, family, qualifier, timestamp: 0 };
+    return fill(into, "column", rowEnd, family, qualifier, 0);
   }
   if (q + 9 !== n || key[q] !== 1) {
     throw new Error("malformed tablet key");
@@ -256,7 +260,26 @@ export function parseKey(key: Uint8Array): ParsedKey {
     key[q + 8]!) >>> 0;
   // Bitwise complement of the 64-bit big-endian timestamp.
   const timestamp = (~hi >>> 0) * 2 ** 32 + (~lo >>> 0);
-  return { kind: "cell", rowEnd, family, qualifier, timestamp };
+  return fill(into, "cell", rowEnd, family, qualifier, timestamp);
+}
+
+function fill(
+  into: ParsedKey | undefined,
+  kind: EntryKind,
+  rowEnd: number,
+  family: string,
+  qualifier: Uint8Array,
+  timestamp: number,
+): ParsedKey {
+  if (into === undefined) {
+    return { kind, rowEnd, family, qualifier, timestamp };
+  }
+  into.kind = kind;
+  into.rowEnd = rowEnd;
+  into.family = family;
+  into.qualifier = qualifier;
+  into.timestamp = timestamp;
+  return into;
 }
 
 const NONE = new Uint8Array(0);

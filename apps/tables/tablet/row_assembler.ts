@@ -1,8 +1,14 @@
 import { compareBytes } from "@strata/lsm";
 import { tabletBytes } from "./byte_arena.ts";
-import { decodeRow, isRowOf, parseKey } from "./key_codec.ts";
+import { decodeRow, type ParsedKey, parseKey, sameRow } from "./key_codec.ts";
 import type { Cell, ReadOptions, Row } from "./types.ts";
-import { decodeCell, decodeMarker, decodeMarkerChain } from "./value_codec.ts";
+import {
+  CELL_VALUE_AT,
+  type CellHead,
+  decodeMarker,
+  decodeMarkerChain,
+  readCellHead,
+} from "./value_codec.ts";
 import { type FamilyPolicy, VersionGc } from "./version_gc.ts";
 
 /**
@@ -16,7 +22,18 @@ export class RowAssembler {
   #versions: number;
   #families: Set<string> | undefined;
   #columns: Map<string, Uint8Array[]> | undefined;
-  #prefix: Uint8Array | undefined;
+  /** A key of the row being assembled and the length of its row part. */
+  #rowKey: Uint8Array | undefined;
+  #rowEnd = 0;
+  /** Reused for every entry: nothing keeps them past `add`. */
+  #parsed: ParsedKey = {
+    kind: "row",
+    rowEnd: 0,
+    family: "",
+    qualifier: EMPTY,
+    timestamp: 0,
+  };
+  #cell: CellHead = { deleted: false, seq: 0 };
   #cells: Cell[] = [];
   #lastFamily = "";
   #lastQualifier: Uint8Array | undefined;
@@ -58,12 +75,13 @@ export class RowAssembler {
    * a new one and that row has visible cells.
    */
   add(key: Uint8Array, value: Uint8Array): Row | undefined {
-    const p = parseKey(key);
+    const p = parseKey(key, this.#parsed);
     let done: Row | undefined;
-    if (!isRowOf(key, p.rowEnd, this.#prefix)) {
+    if (!sameRow(key, p.rowEnd, this.#rowKey, this.#rowEnd)) {
       done = this.finish();
-      // A view: stored entries are never changed (decodeRow copies).
-      this.#prefix = key.subarray(0, p.rowEnd);
+      // Stored entries are never changed (decodeRow copies).
+      this.#rowKey = key;
+      this.#rowEnd = p.rowEnd;
     }
     if (p.kind !== "cell") {
       // The marker in force at writtenBy: the newest of its chain up to it.
@@ -73,7 +91,7 @@ export class RowAssembler {
       if (t !== undefined) this.#gc.classify(key, p, t, undefined);
       return done;
     }
-    const cell = decodeCell(value);
+    const cell = readCellHead(value, this.#cell);
     if (cell.seq > this.#writtenBy) return done;
     if (this.#gc.classify(key, p, -1, cell) !== "live") return done;
     if (p.timestamp > this.#asOf || !this.#wanted(p.family, p.qualifier)) {
@@ -90,22 +108,24 @@ export class RowAssembler {
     if (++this.#count > this.#versions) return done;
     this.#cells.push({
       family: p.family,
-      qualifier: tabletBytes.copy(p.qualifier),
+      qualifier: p.qualifier.length === 0
+        ? EMPTY
+        : tabletBytes.copy(p.qualifier),
       timestamp: p.timestamp,
-      value: tabletBytes.copy(cell.value),
+      value: copyFrom(value, CELL_VALUE_AT),
     });
     return done;
   }
 
   /** The row being assembled, if it has visible cells; starts afresh. */
   finish(): Row | undefined {
-    const prefix = this.#prefix;
+    const key = this.#rowKey;
     const cells = this.#cells;
-    this.#prefix = undefined;
+    this.#rowKey = undefined;
     this.#cells = [];
     this.#lastQualifier = undefined;
-    if (prefix === undefined || cells.length === 0) return undefined;
-    return { key: decodeRow(prefix), cells };
+    if (key === undefined || cells.length === 0) return undefined;
+    return { key: decodeRow(key), cells };
   }
 
   #wanted(family: string, qualifier: Uint8Array): boolean {
@@ -114,4 +134,16 @@ export class RowAssembler {
     const qs = this.#columns!.get(family);
     return qs !== undefined && qs.some((q) => compareBytes(q, qualifier) === 0);
   }
+}
+
+/** Shared by every empty qualifier a read returns (nothing can change it). */
+const EMPTY = new Uint8Array(0);
+
+/** A copy of `b` from `at` on, carved from {@link tabletBytes} (no view of the source). */
+function copyFrom(b: Uint8Array, at: number): Uint8Array {
+  const n = b.length - at;
+  const out = tabletBytes.alloc(n);
+  if (n > 128) out.set(b.subarray(at), 0);
+  else for (let i = 0; i < n; i++) out[i] = b[at + i]!;
+  return out;
 }

@@ -7,8 +7,11 @@ import { keyString } from "@strata/lsm";
  * row); different rows do not wait for each other.
  */
 export class RowLocks {
-  /** Per locked row, the runs waiting for it, in arrival order. */
-  #queues = new Map<string, (() => void)[]>();
+  /**
+   * Per locked row, the runs waiting for it, in arrival order (null: none
+   * yet, so an uncontended lock allocates no array).
+   */
+  #queues = new Map<string, (() => void)[] | null>();
 
   /**
    * Runs `fn` holding the lock on `row`; the lock is released when the
@@ -20,11 +23,13 @@ export class RowLocks {
     const k = keyOf(row);
     const waiting = this.#queues.get(k);
     if (waiting === undefined) {
-      this.#queues.set(k, []);
+      this.#queues.set(k, null);
       return this.#run(k, fn);
     }
     return new Promise<T>((resolve, reject) => {
-      waiting.push(() => void this.#run(k, fn).then(resolve, reject));
+      const run = () => void this.#run(k, fn).then(resolve, reject);
+      if (waiting === null) this.#queues.set(k, [run]);
+      else waiting.push(run);
     });
   }
 
@@ -36,8 +41,7 @@ export class RowLocks {
       p = Promise.reject(e);
     }
     const release = () => {
-      const waiting = this.#queues.get(k)!;
-      const next = waiting.shift();
+      const next = this.#queues.get(k)?.shift();
       if (next === undefined) this.#queues.delete(k);
       else next();
     };

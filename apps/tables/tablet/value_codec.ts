@@ -12,15 +12,22 @@
 import { copyInto } from "@strata/lsm";
 import { tabletBytes } from "./byte_arena.ts";
 
-/** A decoded cell entry. */
-export interface CellValue {
+/** A cell entry's header: what the version rules read. */
+export interface CellHead {
   /** A deleted version (a tombstone that keeps its version slot). */
   deleted: boolean;
   /** Write timestamp of the mutation that wrote it. */
   seq: number;
+}
+
+/** A decoded cell entry. */
+export interface CellValue extends CellHead {
   /** The value (a view into the stored bytes). */
   value: Uint8Array;
 }
+
+/** Where a cell entry's value starts. */
+export const CELL_VALUE_AT = 9;
 
 /** Writes `n` (< 2^53) big-endian at `at`, byte by byte (no DataView per call). */
 function putU64(out: Uint8Array, at: number, n: number): void {
@@ -68,6 +75,20 @@ export function decodeCell(b: Uint8Array): CellValue {
   const hi = (b[1]! << 24 | b[2]! << 16 | b[3]! << 8 | b[4]!) >>> 0;
   const lo = (b[5]! << 24 | b[6]! << 16 | b[7]! << 8 | b[8]!) >>> 0;
   return { deleted: b[0] === 1, seq: hi * 2 ** 32 + lo, value: b.subarray(9) };
+}
+
+/**
+ * Decodes a cell entry's header into `into` (no value view: a reader
+ * that copies the value reads it from {@link CELL_VALUE_AT}).
+ * @throws Error on malformed bytes.
+ */
+export function readCellHead(b: Uint8Array, into: CellHead): CellHead {
+  if (b.length < 9 || b[0]! > 1) throw new Error("malformed tablet cell");
+  const hi = (b[1]! << 24 | b[2]! << 16 | b[3]! << 8 | b[4]!) >>> 0;
+  const lo = (b[5]! << 24 | b[6]! << 16 | b[7]! << 8 | b[8]!) >>> 0;
+  into.deleted = b[0] === 1;
+  into.seq = hi * 2 ** 32 + lo;
+  return into;
 }
 
 /** Encodes a deletion marker (or the clock mark): its timestamp. */

@@ -1,6 +1,6 @@
 import { compareBytes } from "@strata/lsm";
-import { isRowOf, type ParsedKey } from "./key_codec.ts";
-import type { CellValue } from "./value_codec.ts";
+import { type ParsedKey, sameRow } from "./key_codec.ts";
+import type { CellHead } from "./value_codec.ts";
 
 /** A family's GC policy, resolved (defaults applied). */
 export interface FamilyPolicy {
@@ -34,7 +34,9 @@ export type Verdict =
 export class VersionGc {
   #policies: Map<string, FamilyPolicy>;
   #now: number;
+  /** A key of the current row and the length of its row part (no view per row). */
   #row: Uint8Array | undefined;
+  #rowEnd = 0;
   #family = "";
   #qualifier: Uint8Array | undefined;
   #rowMarker = -1;
@@ -57,10 +59,11 @@ export class VersionGc {
     key: Uint8Array,
     parsed: ParsedKey,
     marker: number,
-    cell: CellValue | undefined,
+    cell: CellHead | undefined,
   ): Verdict {
-    if (!isRowOf(key, parsed.rowEnd, this.#row)) {
-      this.#row = key.subarray(0, parsed.rowEnd);
+    if (!sameRow(key, parsed.rowEnd, this.#row, this.#rowEnd)) {
+      this.#row = key;
+      this.#rowEnd = parsed.rowEnd;
       this.#rowMarker = -1;
       this.#family = "";
       this.#familyMarker = -1;
