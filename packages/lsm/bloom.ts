@@ -23,13 +23,24 @@ export function hashKey(key: Uint8Array): number {
  * false positives), `k` probes. Layout: the bit array, then one byte `k`.
  */
 export function buildBloom(keys: Uint8Array[], bitsPerKey = 10): Uint8Array {
+  return buildBloomFromHashes(keys.map(hashKey), bitsPerKey);
+}
+
+/**
+ * {@link buildBloom} from the keys' {@link hashKey} values (a builder
+ * that keeps hashes, not keys, such as an SSTable's prefix filter).
+ */
+export function buildBloomFromHashes(
+  hashes: readonly number[],
+  bitsPerKey = 10,
+): Uint8Array {
   const k = Math.max(1, Math.min(30, Math.round(bitsPerKey * 0.69)));
-  const bits = Math.max(64, keys.length * bitsPerKey);
+  const bits = Math.max(64, hashes.length * bitsPerKey);
   const bytes = Math.ceil(bits / 8);
   const out = new Uint8Array(bytes + 1);
   const nbits = bytes * 8;
-  for (const key of keys) {
-    let h = hashKey(key);
+  for (const hash of hashes) {
+    let h = hash;
     const delta = ((h >>> 17) | (h << 15)) >>> 0;
     for (let j = 0; j < k; j++) {
       const pos = h % nbits;

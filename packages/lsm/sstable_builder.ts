@@ -5,15 +5,23 @@ import {
   varintLength,
   writeVarint,
 } from "@strata/codec";
-import { buildBloom } from "./bloom.ts";
+import { buildBloom, buildBloomFromHashes, hashKey } from "./bloom.ts";
 import { BLOCK_TRAILER_BYTES, encodeBlock, entryBytes } from "./block.ts";
 import { compareBytes } from "./bytes.ts";
 import type { Entry, Value } from "./memtable.ts";
+import type { PrefixExtractor } from "./prefix_extractor.ts";
 
 /** File envelope kind of an SSTable. */
 export const SSTABLE_KIND = "LSST";
-/** SSTable format version. */
+/** SSTable format version of a table without a prefix filter. */
 export const SSTABLE_VERSION = 1;
+/**
+ * Format version of a table with a prefix Bloom filter: its footer
+ * ({@link FOOTER_V2_BYTES}) also locates the prefix filter block. A table
+ * built without a {@link PrefixExtractor} is still written as version 1,
+ * byte for byte as before.
+ */
+export const SSTABLE_VERSION_PREFIX = 2;
 /** Footer magic ("LSMF"). */
 export const FOOTER_MAGIC = 0x464d534c;
 /**
@@ -22,6 +30,14 @@ export const FOOTER_MAGIC = 0x464d534c;
  * u32 of the preceding 36 bytes. Offsets are from the start of the file.
  */
 export const FOOTER_BYTES = 40;
+/**
+ * Version 2 footer: the version 1 fields from the magic to the entry
+ * count (36 bytes), then the prefix filter's offset f64 and length u32,
+ * then the CRC32C u32 of the preceding 48 bytes. The prefix filter block: varint length and
+ * UTF-8 bytes of the extractor's name, the filter (as the key filter's
+ * layout), a CRC32C trailer.
+ */
+export const FOOTER_V2_BYTES = 52;
 
 /** Options of {@link SSTableBuilder}. */
 export interface SSTableBuilderOptions {
@@ -29,6 +45,11 @@ export interface SSTableBuilderOptions {
   blockBytes?: number;
   /** Bloom filter bits per key (default 10, about 1% false positives). */
   bloomBitsPerKey?: number;
+  /**
+   * With an extractor, the table also holds a Bloom filter of its keys'
+   * prefixes (the same bits per prefix) and is written as version 2.
+   */
+  prefixExtractor?: PrefixExtractor;
 }
 
 /**
@@ -49,11 +70,16 @@ export class SSTableBuilder {
   #keys: Uint8Array[] = [];
   #first: Uint8Array | undefined;
   #last: Uint8Array | undefined;
+  #extractor: PrefixExtractor | undefined;
+  /** Hash of each distinct prefix, in key order. */
+  #prefixHashes: number[] = [];
+  #lastPrefix: Uint8Array | undefined;
 
-  /** @param options block size and bloom density. */
+  /** @param options block size, bloom density, prefix extractor. */
   constructor(options: SSTableBuilderOptions = {}) {
     this.#blockBytes = options.blockBytes ?? 4096;
     this.#bitsPerKey = options.bloomBitsPerKey ?? 10;
+    this.#extractor = options.prefixExtractor;
   }
 
   /** Entries added. */
@@ -74,6 +100,19 @@ export class SSTableBuilder {
     this.#first ??= key;
     this.#last = key;
     this.#keys.push(key);
+    if (this.#extractor !== undefined) {
+      const p = this.#extractor.prefixOf(key);
+      // Keys sharing a prefix are contiguous (the extractor's contract):
+      // comparing with the last one is enough to add each prefix once.
+      if (
+        p !== undefined &&
+        (this.#lastPrefix === undefined ||
+          compareBytes(p, this.#lastPrefix) !== 0)
+      ) {
+        this.#prefixHashes.push(hashKey(p));
+        this.#lastPrefix = p;
+      }
+    }
     this.#pending.push({ key, value });
     this.#pendingBytes += entryBytes(key, value);
     if (this.#pendingBytes >= this.#blockBytes) this.#cutBlock();
@@ -128,7 +167,27 @@ export class SSTableBuilder {
     this.#chunks.push(bloom);
     this.#offset += bloom.length;
 
-    const footer = new Uint8Array(FOOTER_BYTES);
+    let prefixOffset = 0;
+    let prefixLength = 0;
+    if (this.#extractor !== undefined) {
+      const name = new TextEncoder().encode(this.#extractor.name);
+      const bits = buildBloomFromHashes(this.#prefixHashes, this.#bitsPerKey);
+      const block = new Uint8Array(
+        varintLength(name.length) + name.length + bits.length +
+          BLOCK_TRAILER_BYTES,
+      );
+      const o = writeVarint(block, 0, name.length);
+      block.set(name, o);
+      block.set(bits, o + name.length);
+      withTrailer(block);
+      prefixOffset = this.#offset;
+      prefixLength = block.length;
+      this.#chunks.push(block);
+      this.#offset += block.length;
+    }
+
+    const v2 = this.#extractor !== undefined;
+    const footer = new Uint8Array(v2 ? FOOTER_V2_BYTES : FOOTER_BYTES);
     const fv = new DataView(footer.buffer);
     fv.setUint32(0, FOOTER_MAGIC, true);
     fv.setFloat64(4, indexOffset, true);
@@ -136,7 +195,13 @@ export class SSTableBuilder {
     fv.setFloat64(16, bloomOffset, true);
     fv.setUint32(24, bloom.length, true);
     fv.setFloat64(28, this.#keys.length, true);
-    fv.setUint32(36, crc32c(footer.subarray(0, 36)), true);
+    let c = 36;
+    if (v2) {
+      fv.setFloat64(36, prefixOffset, true);
+      fv.setUint32(44, prefixLength, true);
+      c = 48;
+    }
+    fv.setUint32(c, crc32c(footer.subarray(0, c)), true);
     this.#chunks.push(footer);
     this.#offset += footer.length;
 
@@ -147,7 +212,11 @@ export class SSTableBuilder {
       p += c.length;
     }
     this.#chunks = [];
-    return sealEnvelope(SSTABLE_KIND, SSTABLE_VERSION, payload);
+    return sealEnvelope(
+      SSTABLE_KIND,
+      v2 ? SSTABLE_VERSION_PREFIX : SSTABLE_VERSION,
+      payload,
+    );
   }
 }
 
