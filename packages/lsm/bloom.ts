@@ -6,10 +6,29 @@
 
 /** 32-bit hash of a key: FNV-1a with murmur3's finalizer for avalanche. */
 export function hashKey(key: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h = Math.imul(h ^ key[i]!, 0x01000193);
-  }
+  return finishHash(hashRange(key, 0, key.length, HASH_START));
+}
+
+/** The FNV-1a state before any byte ({@link hashRange}'s first `h`). */
+export const HASH_START = 0x811c9dc5;
+
+/**
+ * FNV-1a state `h` carried over `key[from, to)`: hashing a key in two
+ * steps gives its prefix's state on the way, so an SSTable builder hashes
+ * a key and its prefix in one pass ({@link finishHash} each state).
+ */
+export function hashRange(
+  key: Uint8Array,
+  from: number,
+  to: number,
+  h: number,
+): number {
+  for (let i = from; i < to; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
+  return h;
+}
+
+/** The {@link hashKey} of the bytes whose {@link hashRange} state is `h`. */
+export function finishHash(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -1,11 +1,17 @@
 import {
   crc32c,
   ENVELOPE_HEADER_BYTES,
-  sealEnvelope,
+  ENVELOPE_TRAILER_BYTES,
+  envelopeHeader,
   varintLength,
   writeVarint,
 } from "@strata/codec";
-import { buildBloom, buildBloomFromHashes, hashKey } from "./bloom.ts";
+import {
+  buildBloomFromHashes,
+  finishHash,
+  HASH_START,
+  hashRange,
+} from "./bloom.ts";
 import { BLOCK_TRAILER_BYTES, encodeBlock, entryBytes } from "./block.ts";
 import { compareBytes } from "./bytes.ts";
 import type { Entry, Value } from "./memtable.ts";
@@ -67,13 +73,13 @@ export class SSTableBuilder {
   #pending: Entry[] = [];
   #pendingBytes = 0;
   #index: { last: Uint8Array; offset: number; length: number }[] = [];
-  #keys: Uint8Array[] = [];
+  /** Each key's {@link hashKey}, for the key filter. */
+  #hashes: number[] = [];
   #first: Uint8Array | undefined;
   #last: Uint8Array | undefined;
   #extractor: PrefixExtractor | undefined;
   /** Hash of each distinct prefix, in key order. */
   #prefixHashes: number[] = [];
-  #lastPrefix: Uint8Array | undefined;
 
   /** @param options block size, bloom density, prefix extractor. */
   constructor(options: SSTableBuilderOptions = {}) {
@@ -84,7 +90,7 @@ export class SSTableBuilder {
 
   /** Entries added. */
   get count(): number {
-    return this.#keys.length;
+    return this.#hashes.length;
   }
 
   /** Approximate file size so far. */
@@ -99,20 +105,23 @@ export class SSTableBuilder {
     }
     this.#first ??= key;
     this.#last = key;
-    this.#keys.push(key);
-    if (this.#extractor !== undefined) {
-      const p = this.#extractor.prefixOf(key);
-      // Keys sharing a prefix are contiguous (the extractor's contract):
-      // comparing with the last one is enough to add each prefix once.
-      if (
-        p !== undefined &&
-        (this.#lastPrefix === undefined ||
-          compareBytes(p, this.#lastPrefix) !== 0)
-      ) {
-        this.#prefixHashes.push(hashKey(p));
-        this.#lastPrefix = p;
-      }
+    let h = HASH_START;
+    const p = this.#extractor?.prefixOf(key);
+    if (p !== undefined && p.length <= key.length) {
+      // One pass hashes the prefix (a leading part of the key) and then
+      // the whole key.
+      h = hashRange(key, 0, p.length, h);
+      const ph = finishHash(h);
+      // Keys sharing a prefix are contiguous (the extractor's contract),
+      // so each prefix is added once; two prefixes that merely share a
+      // hash set the same bits anyway.
+      const ps = this.#prefixHashes;
+      if (ps.length === 0 || ps[ps.length - 1] !== ph) ps.push(ph);
+      h = hashRange(key, p.length, key.length, h);
+    } else {
+      h = hashRange(key, 0, key.length, h);
     }
+    this.#hashes.push(finishHash(h));
     this.#pending.push({ key, value });
     this.#pendingBytes += entryBytes(key, value);
     if (this.#pendingBytes >= this.#blockBytes) this.#cutBlock();
@@ -159,7 +168,7 @@ export class SSTableBuilder {
     this.#chunks.push(index);
     this.#offset += index.length;
 
-    const bits = buildBloom(this.#keys, this.#bitsPerKey);
+    const bits = buildBloomFromHashes(this.#hashes, this.#bitsPerKey);
     const bloom = new Uint8Array(bits.length + BLOCK_TRAILER_BYTES);
     bloom.set(bits);
     withTrailer(bloom);
@@ -194,7 +203,7 @@ export class SSTableBuilder {
     fv.setUint32(12, index.length, true);
     fv.setFloat64(16, bloomOffset, true);
     fv.setUint32(24, bloom.length, true);
-    fv.setFloat64(28, this.#keys.length, true);
+    fv.setFloat64(28, this.#hashes.length, true);
     let c = 36;
     if (v2) {
       fv.setFloat64(36, prefixOffset, true);
@@ -205,18 +214,23 @@ export class SSTableBuilder {
     this.#chunks.push(footer);
     this.#offset += footer.length;
 
-    const payload = new Uint8Array(this.#offset - ENVELOPE_HEADER_BYTES);
-    let p = 0;
-    for (const c of this.#chunks) {
-      payload.set(c, p);
-      p += c.length;
-    }
-    this.#chunks = [];
-    return sealEnvelope(
+    // The codec envelope (as sealEnvelope makes it), with the chunks
+    // copied once, straight into the file's bytes.
+    const end = this.#offset;
+    const out = new Uint8Array(end + ENVELOPE_TRAILER_BYTES);
+    out.set(envelopeHeader(
       SSTABLE_KIND,
       v2 ? SSTABLE_VERSION_PREFIX : SSTABLE_VERSION,
-      payload,
-    );
+      end - ENVELOPE_HEADER_BYTES,
+    ));
+    let at = ENVELOPE_HEADER_BYTES;
+    for (const c of this.#chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    this.#chunks = [];
+    new DataView(out.buffer).setUint32(end, crc32c(out.subarray(0, end)), true);
+    return out;
   }
 }
 
