@@ -39,9 +39,9 @@ export const FOOTER_BYTES = 40;
 /**
  * Version 2 footer: the version 1 fields from the magic to the entry
  * count (36 bytes), then the prefix filter's offset f64 and length u32,
- * then the CRC32C u32 of the preceding 48 bytes. The prefix filter block: varint length and
- * UTF-8 bytes of the extractor's name, the filter (as the key filter's
- * layout), a CRC32C trailer.
+ * then the CRC32C u32 of the preceding 48 bytes. The prefix filter block:
+ * varint length and UTF-8 bytes of the extractor's name, the filter (as
+ * the key filter's layout), a CRC32C trailer.
  */
 export const FOOTER_V2_BYTES = 52;
 
