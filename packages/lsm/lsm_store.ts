@@ -20,6 +20,7 @@ import {
 import { type Entry, Memtable, type Value } from "./memtable.ts";
 import { LsmCursor, type StoredEntry } from "./lsm_cursor.ts";
 import { ArrayCursor, type EntrySource, MergeCursor } from "./merge.ts";
+import type { PrefixExtractor } from "./prefix_extractor.ts";
 import { type KeyClip, SSTable } from "./sstable.ts";
 import { SSTableBuilder } from "./sstable_builder.ts";
 import { decodeBatch, encodeBatch } from "./write_batch.ts";
@@ -50,6 +51,13 @@ export interface LsmStoreOptions {
   tableBytes?: number;
   /** Bloom filter bits per key (default 10). */
   bloomBitsPerKey?: number;
+  /**
+   * Tables written from now on also hold a Bloom filter of their keys'
+   * prefixes, and a cursor with a `prefix` skips the tables whose filter
+   * lacks that prefix's {@link PrefixExtractor.prefixOf}. Tables written
+   * without it (or under another name) are read as before.
+   */
+  prefixExtractor?: PrefixExtractor;
   /**
    * Called when a merging compaction starts (one covers every table, so
    * nothing older survives elsewhere); the filter it returns sees each
@@ -178,6 +186,7 @@ export class LsmStore {
   #failed: unknown = undefined;
   #filter: (() => CompactionFilter) | undefined;
   #onFlush: (() => readonly Entry[]) | undefined;
+  #prefixer: PrefixExtractor | undefined;
   #closed = false;
   /** Where each shared (sibling) table comes from; own tables are absent. */
   #origin = new Map<SSTable, ManifestTable>();
@@ -221,6 +230,7 @@ export class LsmStore {
       shared,
       onFlush,
       onReplay,
+      prefixExtractor,
       ...rest
     } = options;
     const opts = OptionsSchema.parse(rest);
@@ -244,6 +254,7 @@ export class LsmStore {
       const store = new LsmStore(files, log, opts, manifest);
       store.#filter = compactionFilter;
       store.#onFlush = onFlush;
+      store.#prefixer = prefixExtractor;
       await store.#recover(onReplay);
       return store;
     } catch (e) {
@@ -500,9 +511,10 @@ export class LsmStore {
         end = pe;
       }
     }
-    // Only the memtable has the range (recent data; every read at the
-    // bench's 200,000 keys): its entries are read without a merge.
-    const lone = this.#imm === null && !this.#overlaps(start, end);
+    const tables = this.#tablesFor(start, end, prefix);
+    // Only the memtable has the range (recent data, or no table's prefix
+    // filter has the prefix): its entries are read without a merge.
+    const lone = this.#imm === null && tables.length === 0;
     const sources: EntrySource[] = [];
     if (options.gather === true && start !== undefined && end !== undefined) {
       const mine = this.#mem.range(start, end);
@@ -527,23 +539,46 @@ export class LsmStore {
       sources.push(this.#mem.cursor(start));
       if (this.#imm !== null) sources.push(this.#imm.cursor(start));
     }
-    const tables: SSTable[] = [];
-    for (const t of this.#tables) {
-      if (!covers(t, start, end)) continue;
+    for (const t of tables) {
       t.ref();
-      tables.push(t);
       sources.push(t.iterate(start));
     }
     return new LsmCursor(new MergeCursor(sources), end, prefix, tables, limit);
   }
 
-  /** Some live table's key range meets `[start, end)` (open when undefined). */
-  #overlaps(
+  /**
+   * The live tables a cursor over `[start, end)` (open when undefined)
+   * within `prefix` reads: those whose key range meets it, less those
+   * whose prefix filter rules out the prefix's extracted prefix (every
+   * key the cursor may return starts with it).
+   */
+  #tablesFor(
     start: Uint8Array | undefined,
     end: Uint8Array | undefined,
-  ): boolean {
-    for (const t of this.#tables) if (covers(t, start, end)) return true;
-    return false;
+    prefix: Uint8Array | undefined,
+  ): SSTable[] {
+    const out: SSTable[] = [];
+    // Extracted and hashed once, at the first table in range.
+    let looked = false;
+    let name: string | undefined;
+    let hash = 0;
+    for (const t of this.#tables) {
+      if (!covers(t, start, end)) continue;
+      if (!looked) {
+        looked = true;
+        const x = this.#prefixer;
+        const p = x !== undefined && prefix !== undefined
+          ? x.prefixOf(prefix)
+          : undefined;
+        if (p !== undefined) {
+          hash = hashKey(p);
+          name = x!.name;
+        }
+      }
+      if (name !== undefined && !t.mayContainPrefix(name, hash)) continue;
+      out.push(t);
+    }
+    return out;
   }
 
   /** Flushes the memtable to an SSTable now (minor compaction) and waits. */
@@ -728,6 +763,9 @@ export class LsmStore {
     return new SSTableBuilder({
       blockBytes: this.#opts.blockBytes,
       bloomBitsPerKey: this.#opts.bloomBitsPerKey,
+      ...(this.#prefixer !== undefined
+        ? { prefixExtractor: this.#prefixer }
+        : {}),
     });
   }
 

@@ -58,8 +58,14 @@ export {
   type SSTableBuilderOptions,
 } from "./sstable_builder.ts";
 export { Arena } from "./arena.ts";
+export type { PrefixExtractor } from "./prefix_extractor.ts";
 export { BlockCache } from "./block_cache.ts";
-export { bloomMayContain, buildBloom, hashKey } from "./bloom.ts";
+export {
+  bloomMayContain,
+  buildBloom,
+  buildBloomFromHashes,
+  hashKey,
+} from "./bloom.ts";
 export { MergeCursor, mergeSorted } from "./merge.ts";
 export {
   compareBytes,

@@ -23,8 +23,10 @@ import type { Entry, Value } from "./memtable.ts";
 import {
   FOOTER_BYTES,
   FOOTER_MAGIC,
+  FOOTER_V2_BYTES,
   SSTABLE_KIND,
   SSTABLE_VERSION,
+  SSTABLE_VERSION_PREFIX,
 } from "./sstable_builder.ts";
 
 /**
@@ -66,6 +68,9 @@ export class SSTable {
   #offsets: number[];
   #lengths: number[];
   #bloom: Uint8Array;
+  /** The prefix filter and its extractor's name (version 2 tables). */
+  #prefixBloom: Uint8Array | undefined;
+  #prefixName: string | undefined;
   #refs = 1;
   #clippedSize: number | undefined;
   #onDrop: (() => void) | undefined;
@@ -82,6 +87,7 @@ export class SSTable {
       offsets: number[];
       lengths: number[];
       bloom: Uint8Array;
+      prefix?: { name: string; bloom: Uint8Array };
     },
     clip: KeyClip | undefined,
   ) {
@@ -97,6 +103,8 @@ export class SSTable {
     this.#offsets = parts.offsets;
     this.#lengths = parts.lengths;
     this.#bloom = parts.bloom;
+    this.#prefixBloom = parts.prefix?.bloom;
+    this.#prefixName = parts.prefix?.name;
     this.largest = parts.lastKeys[parts.lastKeys.length - 1] ??
       new Uint8Array(0);
   }
@@ -125,20 +133,31 @@ export class SSTable {
     const hv = new DataView(head.buffer, head.byteOffset, head.length);
     const kind = new TextDecoder().decode(head.subarray(0, 4));
     if (kind !== SSTABLE_KIND) throw bad(`not an SSTable (kind ${kind})`);
-    if (hv.getUint16(4, true) !== SSTABLE_VERSION) {
-      throw bad(`unsupported version ${hv.getUint16(4, true)}`);
+    const version = hv.getUint16(4, true);
+    if (version !== SSTABLE_VERSION && version !== SSTABLE_VERSION_PREFIX) {
+      throw bad(`unsupported version ${version}`);
+    }
+    // Version 2 has a longer footer (it also locates the prefix filter).
+    const footerBytes = version === SSTABLE_VERSION
+      ? FOOTER_BYTES
+      : FOOTER_V2_BYTES;
+    if (
+      size < ENVELOPE_HEADER_BYTES + footerBytes + ENVELOPE_TRAILER_BYTES
+    ) {
+      throw bad(`file too short (${size} bytes)`);
     }
     const payloadLen = hv.getUint32(8, true) +
       hv.getUint32(12, true) * 2 ** 32;
     if (payloadLen + ENVELOPE_HEADER_BYTES + ENVELOPE_TRAILER_BYTES !== size) {
       throw bad(`length ${payloadLen} does not match file size ${size}`);
     }
-    const footerAt = size - ENVELOPE_TRAILER_BYTES - FOOTER_BYTES;
-    const footer = await file.read(footerAt, FOOTER_BYTES);
+    const footerAt = size - ENVELOPE_TRAILER_BYTES - footerBytes;
+    const footer = await file.read(footerAt, footerBytes);
     const fv = new DataView(footer.buffer, footer.byteOffset, footer.length);
+    const c = footerBytes - 4;
     if (
       fv.getUint32(0, true) !== FOOTER_MAGIC ||
-      crc32c(footer.subarray(0, 36)) !== fv.getUint32(36, true)
+      crc32c(footer.subarray(0, c)) !== fv.getUint32(c, true)
     ) {
       throw bad("footer checksum mismatch");
     }
@@ -150,7 +169,14 @@ export class SSTable {
     const inFile = (o: number, l: number) =>
       Number.isSafeInteger(o) && o >= ENVELOPE_HEADER_BYTES &&
       l >= BLOCK_TRAILER_BYTES && o + l <= footerAt;
-    if (!inFile(indexOffset, indexLen) || !inFile(bloomOffset, bloomLen)) {
+    const prefixOffset = version === SSTABLE_VERSION
+      ? undefined
+      : fv.getFloat64(36, true);
+    const prefixLen = prefixOffset === undefined ? 0 : fv.getUint32(44, true);
+    if (
+      !inFile(indexOffset, indexLen) || !inFile(bloomOffset, bloomLen) ||
+      (prefixOffset !== undefined && !inFile(prefixOffset, prefixLen))
+    ) {
       throw bad("footer offsets out of range");
     }
     const index = checked(
@@ -161,6 +187,29 @@ export class SSTable {
       await file.read(bloomOffset, bloomLen),
       () => bad("bloom filter checksum mismatch"),
     );
+    let prefix: { name: string; bloom: Uint8Array } | undefined;
+    if (prefixOffset !== undefined) {
+      const block = checked(
+        await file.read(prefixOffset, prefixLen),
+        () => bad("prefix filter checksum mismatch"),
+      );
+      try {
+        const r = readVarint(block, 0);
+        if (r.next + r.value > block.length) throw new Error("name length");
+        prefix = {
+          name: new TextDecoder("utf-8", { fatal: true }).decode(
+            block.subarray(r.next, r.next + r.value),
+          ),
+          bloom: block.subarray(r.next + r.value),
+        };
+      } catch (e) {
+        throw new LsmError(
+          "corrupt",
+          `SSTable ${name}: prefix filter block invalid`,
+          { cause: e },
+        );
+      }
+    }
     const lastKeys: Uint8Array[] = [];
     const offsets: number[] = [];
     const lengths: number[] = [];
@@ -193,6 +242,7 @@ export class SSTable {
       offsets,
       lengths,
       bloom,
+      ...(prefix !== undefined ? { prefix } : {}),
     }, clip);
   }
 
@@ -247,6 +297,25 @@ export class SSTable {
       )
     ) return false;
     return bloomMayContainHash(this.#bloom, hash);
+  }
+
+  /**
+   * The name of the extractor whose prefix filter this table holds
+   * (undefined: none, e.g. a version 1 table).
+   */
+  get prefixExtractorName(): string | undefined {
+    return this.#prefixName;
+  }
+
+  /**
+   * False when the table certainly holds no key with prefix `hash` (the
+   * {@link hashKey} of a prefix that extractor `name` gives): only a
+   * table with a prefix filter built by that extractor can say so.
+   */
+  mayContainPrefix(name: string, hash: number): boolean {
+    const bloom = this.#prefixBloom;
+    if (bloom === undefined || name !== this.#prefixName) return true;
+    return bloomMayContainHash(bloom, hash);
   }
 
   /**

@@ -1,19 +1,33 @@
 import {
   crc32c,
   ENVELOPE_HEADER_BYTES,
-  sealEnvelope,
+  ENVELOPE_TRAILER_BYTES,
+  envelopeHeader,
   varintLength,
   writeVarint,
 } from "@strata/codec";
-import { buildBloom } from "./bloom.ts";
+import {
+  buildBloomFromHashes,
+  finishHash,
+  HASH_START,
+  hashRange,
+} from "./bloom.ts";
 import { BLOCK_TRAILER_BYTES, encodeBlock, entryBytes } from "./block.ts";
 import { compareBytes } from "./bytes.ts";
 import type { Entry, Value } from "./memtable.ts";
+import type { PrefixExtractor } from "./prefix_extractor.ts";
 
 /** File envelope kind of an SSTable. */
 export const SSTABLE_KIND = "LSST";
-/** SSTable format version. */
+/** SSTable format version of a table without a prefix filter. */
 export const SSTABLE_VERSION = 1;
+/**
+ * Format version of a table with a prefix Bloom filter: its footer
+ * ({@link FOOTER_V2_BYTES}) also locates the prefix filter block. A table
+ * built without a {@link PrefixExtractor} is still written as version 1,
+ * byte for byte as before.
+ */
+export const SSTABLE_VERSION_PREFIX = 2;
 /** Footer magic ("LSMF"). */
 export const FOOTER_MAGIC = 0x464d534c;
 /**
@@ -22,6 +36,14 @@ export const FOOTER_MAGIC = 0x464d534c;
  * u32 of the preceding 36 bytes. Offsets are from the start of the file.
  */
 export const FOOTER_BYTES = 40;
+/**
+ * Version 2 footer: the version 1 fields from the magic to the entry
+ * count (36 bytes), then the prefix filter's offset f64 and length u32,
+ * then the CRC32C u32 of the preceding 48 bytes. The prefix filter block:
+ * varint length and UTF-8 bytes of the extractor's name, the filter (as
+ * the key filter's layout), a CRC32C trailer.
+ */
+export const FOOTER_V2_BYTES = 52;
 
 /** Options of {@link SSTableBuilder}. */
 export interface SSTableBuilderOptions {
@@ -29,6 +51,11 @@ export interface SSTableBuilderOptions {
   blockBytes?: number;
   /** Bloom filter bits per key (default 10, about 1% false positives). */
   bloomBitsPerKey?: number;
+  /**
+   * With an extractor, the table also holds a Bloom filter of its keys'
+   * prefixes (the same bits per prefix) and is written as version 2.
+   */
+  prefixExtractor?: PrefixExtractor;
 }
 
 /**
@@ -46,19 +73,24 @@ export class SSTableBuilder {
   #pending: Entry[] = [];
   #pendingBytes = 0;
   #index: { last: Uint8Array; offset: number; length: number }[] = [];
-  #keys: Uint8Array[] = [];
+  /** Each key's {@link hashKey}, for the key filter. */
+  #hashes: number[] = [];
   #first: Uint8Array | undefined;
   #last: Uint8Array | undefined;
+  #extractor: PrefixExtractor | undefined;
+  /** Hash of each distinct prefix, in key order. */
+  #prefixHashes: number[] = [];
 
-  /** @param options block size and bloom density. */
+  /** @param options block size, bloom density, prefix extractor. */
   constructor(options: SSTableBuilderOptions = {}) {
     this.#blockBytes = options.blockBytes ?? 4096;
     this.#bitsPerKey = options.bloomBitsPerKey ?? 10;
+    this.#extractor = options.prefixExtractor;
   }
 
   /** Entries added. */
   get count(): number {
-    return this.#keys.length;
+    return this.#hashes.length;
   }
 
   /** Approximate file size so far. */
@@ -73,7 +105,23 @@ export class SSTableBuilder {
     }
     this.#first ??= key;
     this.#last = key;
-    this.#keys.push(key);
+    let h = HASH_START;
+    const p = this.#extractor?.prefixOf(key);
+    if (p !== undefined && p.length <= key.length) {
+      // One pass hashes the prefix (a leading part of the key) and then
+      // the whole key.
+      h = hashRange(key, 0, p.length, h);
+      const ph = finishHash(h);
+      // Keys sharing a prefix are contiguous (the extractor's contract),
+      // so each prefix is added once; two prefixes that merely share a
+      // hash set the same bits anyway.
+      const ps = this.#prefixHashes;
+      if (ps.length === 0 || ps[ps.length - 1] !== ph) ps.push(ph);
+      h = hashRange(key, p.length, key.length, h);
+    } else {
+      h = hashRange(key, 0, key.length, h);
+    }
+    this.#hashes.push(finishHash(h));
     this.#pending.push({ key, value });
     this.#pendingBytes += entryBytes(key, value);
     if (this.#pendingBytes >= this.#blockBytes) this.#cutBlock();
@@ -120,7 +168,7 @@ export class SSTableBuilder {
     this.#chunks.push(index);
     this.#offset += index.length;
 
-    const bits = buildBloom(this.#keys, this.#bitsPerKey);
+    const bits = buildBloomFromHashes(this.#hashes, this.#bitsPerKey);
     const bloom = new Uint8Array(bits.length + BLOCK_TRAILER_BYTES);
     bloom.set(bits);
     withTrailer(bloom);
@@ -128,26 +176,61 @@ export class SSTableBuilder {
     this.#chunks.push(bloom);
     this.#offset += bloom.length;
 
-    const footer = new Uint8Array(FOOTER_BYTES);
+    let prefixOffset = 0;
+    let prefixLength = 0;
+    if (this.#extractor !== undefined) {
+      const name = new TextEncoder().encode(this.#extractor.name);
+      const bits = buildBloomFromHashes(this.#prefixHashes, this.#bitsPerKey);
+      const block = new Uint8Array(
+        varintLength(name.length) + name.length + bits.length +
+          BLOCK_TRAILER_BYTES,
+      );
+      const o = writeVarint(block, 0, name.length);
+      block.set(name, o);
+      block.set(bits, o + name.length);
+      withTrailer(block);
+      prefixOffset = this.#offset;
+      prefixLength = block.length;
+      this.#chunks.push(block);
+      this.#offset += block.length;
+    }
+
+    const v2 = this.#extractor !== undefined;
+    const footer = new Uint8Array(v2 ? FOOTER_V2_BYTES : FOOTER_BYTES);
     const fv = new DataView(footer.buffer);
     fv.setUint32(0, FOOTER_MAGIC, true);
     fv.setFloat64(4, indexOffset, true);
     fv.setUint32(12, index.length, true);
     fv.setFloat64(16, bloomOffset, true);
     fv.setUint32(24, bloom.length, true);
-    fv.setFloat64(28, this.#keys.length, true);
-    fv.setUint32(36, crc32c(footer.subarray(0, 36)), true);
+    fv.setFloat64(28, this.#hashes.length, true);
+    let c = 36;
+    if (v2) {
+      fv.setFloat64(36, prefixOffset, true);
+      fv.setUint32(44, prefixLength, true);
+      c = 48;
+    }
+    fv.setUint32(c, crc32c(footer.subarray(0, c)), true);
     this.#chunks.push(footer);
     this.#offset += footer.length;
 
-    const payload = new Uint8Array(this.#offset - ENVELOPE_HEADER_BYTES);
-    let p = 0;
+    // The codec envelope (as sealEnvelope makes it), with the chunks
+    // copied once, straight into the file's bytes.
+    const end = this.#offset;
+    const out = new Uint8Array(end + ENVELOPE_TRAILER_BYTES);
+    out.set(envelopeHeader(
+      SSTABLE_KIND,
+      v2 ? SSTABLE_VERSION_PREFIX : SSTABLE_VERSION,
+      end - ENVELOPE_HEADER_BYTES,
+    ));
+    let at = ENVELOPE_HEADER_BYTES;
     for (const c of this.#chunks) {
-      payload.set(c, p);
-      p += c.length;
+      out.set(c, at);
+      at += c.length;
     }
     this.#chunks = [];
-    return sealEnvelope(SSTABLE_KIND, SSTABLE_VERSION, payload);
+    new DataView(out.buffer).setUint32(end, crc32c(out.subarray(0, end)), true);
+    return out;
   }
 }
 

@@ -20,6 +20,7 @@
  * metadata there.
  */
 
+import type { PrefixExtractor } from "@strata/lsm";
 import { tabletBytes } from "./byte_arena.ts";
 import { putWords } from "./value_codec.ts";
 
@@ -154,6 +155,30 @@ function skipEscaped(key: Uint8Array, at: number): number {
   }
   throw new Error("malformed tablet key: bad escape");
 }
+
+/**
+ * The LSM store's prefix extractor for a tablet: a key's encoded row
+ * (`esc(row) 00 01`), so each SSTable holds a Bloom filter of its rows and
+ * a row read skips the tables without the row. Keys outside the row space
+ * (the metadata keys) and prefixes shorter than a whole row (a row-prefix
+ * scan's `esc(prefix)`) have none. Every key starting with an encoded row
+ * is an entry of that row (an escaped row holds no `00 01`), as the
+ * extractor's contract asks.
+ */
+export const ROW_EXTRACTOR: PrefixExtractor = {
+  name: "strata.tables.row.v1",
+  prefixOf(key: Uint8Array): Uint8Array | undefined {
+    const n = key.length;
+    for (let i = 0; i + 1 < n; i++) {
+      if (key[i] !== 0) continue;
+      const m = key[i + 1];
+      if (m === 1) return i === 0 ? undefined : key.subarray(0, i + 2);
+      if (m !== 0xff) return undefined;
+      i++;
+    }
+    return undefined;
+  },
+};
 
 /** The encoded row: `esc(row) 00 01`; every entry of the row starts with it. */
 export function rowPrefix(row: Uint8Array): Uint8Array {

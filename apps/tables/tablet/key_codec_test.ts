@@ -3,11 +3,13 @@ import fc from "fast-check";
 import { compareBytes } from "@strata/lsm";
 import {
   cellKey,
+  CLOCK_KEY,
   columnMarkerKey,
   decodeRow,
   escapeBody,
   familyMarkerKey,
   parseKey,
+  ROW_EXTRACTOR,
   ROW_SPACE_START,
   rowMarkerKey,
   rowPrefix,
@@ -96,4 +98,32 @@ Deno.test("a row's entries are contiguous, its markers first; row prefixes selec
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("the row extractor gives every entry of a row its encoded row, and nothing for metadata keys or partial rows", () => {
+  const { prefixOf } = ROW_EXTRACTOR;
+  fc.assert(
+    fc.property(cellArb, bytesArb, ([row, fam, q, ts], tail) => {
+      const p = rowPrefix(row);
+      for (
+        const k of [
+          p,
+          rowMarkerKey(row),
+          familyMarkerKey(row, fam),
+          columnMarkerKey(row, fam, q),
+          cellKey(row, fam, q, ts),
+        ]
+      ) assert.deepEqual(prefixOf(k), p);
+      // The contract: any key starting with an extracted prefix has it.
+      const longer = new Uint8Array(p.length + tail.length);
+      longer.set(p);
+      longer.set(tail, p.length);
+      assert.deepEqual(prefixOf(longer), p);
+      // A row-prefix scan's escaped bytes are no whole row.
+      assert.equal(prefixOf(escapeBody(row)), undefined);
+    }),
+  );
+  assert.equal(prefixOf(CLOCK_KEY), undefined);
+  assert.equal(prefixOf(ROW_SPACE_START), undefined);
+  assert.equal(prefixOf(new Uint8Array(0)), undefined);
 });

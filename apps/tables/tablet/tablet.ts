@@ -16,6 +16,7 @@ import {
   familyMarkerKey,
   familyPrefix,
   parseKey,
+  ROW_EXTRACTOR,
   ROW_SPACE_START,
   rowMarkerKey,
   rowPrefix,
@@ -76,6 +77,8 @@ export async function openTablet(
   // every entry's value carries the timestamp of the write that made it.
   let replayed = 0;
   const lsm = await LsmStore.open(dir, {
+    // Row Bloom filters in the tables (a caller's `lsm` may turn them off).
+    prefixExtractor: ROW_EXTRACTOR,
     ...options.lsm,
     compactionFilter: () => tablet!.compactionStarts(),
     ...(shared.length > 0 ? { shared: shared.flatMap((s) => s.tables) } : {}),
