@@ -106,7 +106,9 @@ export interface SharedTable {
 export type CompactionFilter = (key: Uint8Array, value: Uint8Array) => boolean;
 
 const OptionsSchema = z.object({
-  memtableBytes: z.number().int().min(1).default(4 * 2 ** 20),
+  // At most 1 GiB: the memtable's arena addresses 4,096 chunks (at least
+  // about 4 GiB), and one memtable waits for its flush while the next fills.
+  memtableBytes: z.number().int().min(1).max(2 ** 30).default(4 * 2 ** 20),
   blockBytes: z.number().int().min(64).default(4096),
   blockCacheBytes: z.number().int().min(0).default(8 * 2 ** 20),
   compactionTrigger: z.number().int().min(2).default(8),

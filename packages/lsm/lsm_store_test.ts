@@ -250,6 +250,17 @@ Deno.test("a corrupt SSTable block surfaces as a clear corrupt error from get an
   }
 });
 
+Deno.test("a memtable budget over 1 GiB (past what the memtable's arena can address) is refused on open", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(LsmStore.open(dir, { memtableBytes: 2 ** 30 + 1 }));
+    const db = await LsmStore.open(dir, { memtableBytes: 2 ** 30 });
+    await db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("bad keys, values and scan ranges are refused with bad_argument", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -108,7 +108,9 @@ const f = parseFlagsOrExit(
     )
       .default("/tables"),
     http: hostPortFlag.default("127.0.0.1:0"),
-    "memtable-bytes": z.coerce.number().int().min(1024).default(4 << 20),
+    "memtable-bytes": z.coerce.number().int().min(1024).max(2 ** 30).default(
+      4 << 20,
+    ),
     "log-split-min-bytes": z.coerce.number().int().min(0).default(4 << 20),
     "compact-shared-ms": z.coerce.number().int().min(0).max(86_400_000)
       .default(60_000),
