@@ -126,7 +126,8 @@ export const LOCATION_PREFETCH = 8;
 const SPLIT_TIMEOUT_MS = 120_000;
 const bytes = (b: Bytes): Uint8Array =>
   typeof b === "string" ? enc.encode(b) : b;
-const b64 = (b: Bytes): string => Buffer.from(bytes(b)).toString("base64");
+/** Base64 of `b` (`toBase64`: ~4× cheaper than a Buffer per byte string). */
+const b64 = (b: Bytes): string => bytes(b).toBase64();
 const unb64 = (s: string): Uint8Array =>
   new Uint8Array(Buffer.from(s, "base64"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
