@@ -4,14 +4,15 @@
  * sent), `timeout` / `lost` (sent, the answer did not come: the outcome is
  * unknown), or the server's own error code.
  *
- * Bodies go as plain text with a Content-Length (the servers read them in
- * one piece: ~20 µs less CPU a request on each side than a stream). Deno's
- * fetch re-sends such a request once when a kept-alive connection closes
- * before the answer (denoland/deno#35610), so a server that read a write
- * and then died leaves the client a *refused* re-send: "refused" alone no
- * longer proves nothing was sent. {@link RefusalTracker} tells the two
- * apart; a client given its own `Deno.HttpClient` (TLS) sends bodies as
- * one-chunk streams instead, which fetch never re-sends.
+ * Row writes (`textBody`) go as plain text with a Content-Length: the
+ * servers read them in one piece, and neither side runs a stream per
+ * request. Deno's fetch re-sends such a request once when a kept-alive
+ * connection closes before the answer (denoland/deno#35610), so a server
+ * that read a write and then died leaves the client a *refused* re-send:
+ * "refused" alone no longer proves nothing was sent. {@link RefusalTracker}
+ * tells the cases apart, erring towards "unknown". Other bodies, and every
+ * body of a client given its own `Deno.HttpClient` (TLS), go as one-chunk
+ * streams, which fetch never re-sends.
  */
 import { failedToConnect, onceBody } from "@strata/edge";
 import { TablesClientError } from "./tables_client_error.ts";
@@ -97,6 +98,12 @@ export interface CallOptions {
   headers: Record<string, string>;
   timeoutMs: number;
   client?: Deno.HttpClient;
+  /**
+   * Send the body as text through the watched pool (see the module doc):
+   * for the hot row writes. Other calls send bodies as streams, so a dead
+   * server's refusal always proves nothing was sent.
+   */
+  textBody?: boolean;
 }
 
 /**
@@ -108,9 +115,10 @@ export async function send(url: string, o: CallOptions): Promise<Response> {
   let res: Response;
   const text = o.body === undefined ? undefined : JSON.stringify(o.body);
   const method = o.method ?? (text === undefined ? "GET" : "POST");
-  // A GET is safe to re-send; so is a body fetch sends as a stream (never
-  // re-sent). Other calls go through bodyPool, watched by tracker.
-  const watched = method !== "GET" && o.client === undefined;
+  // A body sent as a stream is never re-sent by fetch; a text body goes
+  // through bodyPool, watched by tracker.
+  const watched = o.textBody === true && text !== undefined &&
+    o.client === undefined;
   const started = watched ? tracker.start() : 0;
   try {
     res = await fetch(url, {

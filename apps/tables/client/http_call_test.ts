@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { RefusalTracker, send } from "./http_call.ts";
 import { TablesClientError } from "./tables_client_error.ts";
 
-const OPTS = { headers: {}, timeoutMs: 10_000 };
+const OPTS = { headers: {}, timeoutMs: 10_000, textBody: true };
 
 /**
  * A raw HTTP/1.1 server: answers request 1 (kept alive), reads request 2
@@ -26,7 +26,13 @@ function dyingServer() {
       for (;;) {
         const n = await conn.read(buf).catch(() => null);
         if (!n) break;
-        received.push(new TextDecoder().decode(buf.subarray(0, n)));
+        const text = new TextDecoder().decode(buf.subarray(0, n));
+        // The rest of a request already counted (a chunked body's end).
+        if (!/^[A-Z]+ \S+ HTTP\/1\.1\r\n/.test(text)) {
+          received[received.length - 1] += text;
+          continue;
+        }
+        received.push(text);
         if (received.length === 1) {
           await conn.write(new TextEncoder().encode(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" +
@@ -117,4 +123,22 @@ Deno.test("RefusalTracker: proof only without an answer since an earlier refusal
   assert.equal(t.refused("b", z), true, "started after it, no answer since");
   t.answered("b");
   assert.equal(t.refused("b", t.start()), false, "answered again since");
+});
+
+Deno.test("send: other calls (master calls, a caller's own client) stream their body, which fetch never re-sends", async () => {
+  const s = dyingServer();
+  try {
+    const url = `${s.url}/v1/tables`;
+    const opts = { ...OPTS, textBody: false };
+    const res = await send(url, { ...opts, body: { n: 1 } });
+    assert.equal(await res.text(), "{}");
+    assert.match(s.received[0]!, /transfer-encoding: chunked\r\n/i);
+    const lost = await failure(send(url, { ...opts, body: { n: 2 } }));
+    assert.equal(lost.code, "lost", lost.message);
+    const refused = await failure(send(url, { ...opts, body: { n: 3 } }));
+    assert.equal(refused.code, "unreachable", refused.message);
+    assert.equal(s.received.length, 2);
+  } finally {
+    await s.close();
+  }
 });

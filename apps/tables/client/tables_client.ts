@@ -220,6 +220,11 @@ export class TablesClient {
     };
   }
 
+  /** {@link #opts} of a row write: its body as text (see `http_call.ts`). */
+  #rowWrite(body: unknown) {
+    return { ...this.#opts("POST", body), textBody: true };
+  }
+
   /**
    * A call to a master: reads go to any master, `active` calls follow a
    * standby's `leaderUrl`. Retried on the next master while none answers.
@@ -545,7 +550,7 @@ export class TablesClient {
     await this.#row(table, key, true, (url) =>
       sendJson(
         this.#tablePath(url, table, "mutate"),
-        this.#opts("POST", {
+        this.#rowWrite({
           row: b64(key),
           encoding: "base64",
           mutations: mutations.map(wireMutation),
@@ -590,7 +595,7 @@ export class TablesClient {
     const r = await this.#row(table, key, true, (url) =>
       sendJson(
         this.#tablePath(url, table, "check-and-mutate"),
-        this.#opts("POST", {
+        this.#rowWrite({
           row: b64(key),
           encoding: "base64",
           condition: {
@@ -621,7 +626,7 @@ export class TablesClient {
     await this.#row(table, key, false, (url) =>
       sendJson(
         this.#tablePath(url, table, "hold"),
-        this.#opts("POST", { row: b64(key), encoding: "base64", asOf, ms }),
+        this.#rowWrite({ row: b64(key), encoding: "base64", asOf, ms }),
       ));
   }
 
