@@ -31,7 +31,9 @@ export function transportError(url: string, e: unknown): TablesClientError {
 /**
  * Whether a refused connection proves a request was never sent, per host
  * of one connection pool. Fetch re-sends only on a *reused* connection, and
- * a connection is reused only after an answer came on it. So a refusal is
+ * a connection is reused only after an answer came on it and its body was
+ * read (the tables servers answer everything with a JSON body, and `send`
+ * counts the answer before anyone reads that body). So a refusal is
  * proof when the pool never had an answer from that host, or when the
  * host already refused a connection before this request started and has
  * not answered since (every connection left in the pool then leads to a
