@@ -5,7 +5,11 @@
  * the tables ÷ etcd ratio per line, and the CPU time each side's processes
  * (by component) and the load generator spent per put; writes no results
  * file.
- * `deno run -A benches/_tables_put_probe.ts [rounds]`
+ * `deno run -A benches/_tables_put_probe.ts [rounds]`; `PROBE_CLIENTS=256`
+ * (comma-separated) runs only those lines, `PROBE_SECONDS` sets their
+ * length (default 5). Each line prints its window in /proc/uptime seconds,
+ * the clock of V8's CPU profiles (`STRATA_CPU_PROF_DIR`), so a profile can
+ * be cut to one line.
  */
 import { Buffer } from "node:buffer";
 import { startTablesStack } from "@strata/tables/stack_launcher";
@@ -15,6 +19,13 @@ import { runLoad } from "./http_load.ts";
 import { cpuMs } from "./proc_cpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 1);
+const CLIENTS = (Deno.env.get("PROBE_CLIENTS") ?? "1,16,256").split(",").map(
+  Number,
+);
+const LINE_MS = 1000 * Number(Deno.env.get("PROBE_SECONDS") ?? 5);
+/** Seconds since boot (/proc/uptime): CLOCK_MONOTONIC, as V8's profiles stamp samples. */
+const uptime = async () =>
+  Number((await Deno.readTextFile("/proc/uptime")).split(" ")[0]);
 const TABLE = "bench";
 const KEYS = 10_000;
 const value = new Uint8Array(100).fill(0x61);
@@ -111,13 +122,18 @@ try {
     );
   }
   for (let r = 0; r < ROUNDS; r++) {
-    for (const c of [1, 16, 256]) {
+    for (const c of CLIENTS) {
       const ops: Record<string, number> = {};
       const cpuLines: string[] = [];
       for (const [name, put] of Object.entries(targets)) {
-        const c0 = await cpu(name);
-        const res = await runLoad(c, 5000, (w, s) => put(key8(w * 7919 + s)));
-        const c1 = await cpu(name);
+        const [c0, u0] = [await cpu(name), await uptime()];
+        const res = await runLoad(
+          c,
+          LINE_MS,
+          (w, s) => put(key8(w * 7919 + s)),
+        );
+        const [c1, u1] = [await cpu(name), await uptime()];
+        cpuLines.push(`  ${name} window (uptime s): ${u0} ${u1}`);
         ops[name] = res.opsPerSec;
         if (res.errors > 0) console.log(`  ${name}: ${res.errors} errors`);
         // CPU ms per put: each component, then the load generator.

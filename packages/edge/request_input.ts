@@ -63,11 +63,19 @@ export async function readBytes(
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
+  // A reader, not `for await`: the async iterator's release at the end
+  // builds a TypeError (with its stack) for every body.
+  const reader = body.getReader();
   try {
-    for await (const chunk of body) {
-      total += chunk.length;
-      if (total > maxBytes) throw tooLarge(total, maxBytes);
-      chunks.push(chunk);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > maxBytes) {
+        reader.cancel().catch(() => {});
+        throw tooLarge(total, maxBytes);
+      }
+      chunks.push(value);
     }
   } catch (e) {
     if (e instanceof EdgeError) throw e;

@@ -126,7 +126,8 @@ export const LOCATION_PREFETCH = 8;
 const SPLIT_TIMEOUT_MS = 120_000;
 const bytes = (b: Bytes): Uint8Array =>
   typeof b === "string" ? enc.encode(b) : b;
-const b64 = (b: Bytes): string => Buffer.from(bytes(b)).toString("base64");
+/** Base64 of `b` (`toBase64`: ~4× cheaper than a Buffer per byte string). */
+const b64 = (b: Bytes): string => bytes(b).toBase64();
 const unb64 = (s: string): Uint8Array =>
   new Uint8Array(Buffer.from(s, "base64"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -183,6 +184,44 @@ const wireMutation = (m: ClientMutation) =>
     : m.op === "deleteCells"
     ? { ...m, qualifier: b64(m.qualifier) }
     : m;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+/** `b` as text when it is well-formed UTF-8 (its bytes exactly), else undefined. */
+const asText = (b: Bytes): string | undefined => {
+  if (typeof b === "string") return b.isWellFormed() ? b : undefined;
+  try {
+    return utf8.decode(b);
+  } catch {
+    return undefined;
+  }
+};
+/**
+ * A row mutation's body: in `utf8` when every byte string is UTF-8, else
+ * in `base64`. Text keeps a put of a 100-byte value under 512 bytes on the
+ * wire: Deno's HTTP server reads 512 bytes of a request first and answers
+ * `connection: close` when the body was not all in that read, so a larger
+ * request costs a new connection each time. (Exported for its test.)
+ */
+export function mutateBody(key: Uint8Array, mutations: ClientMutation[]) {
+  const row = asText(key);
+  const text = row === undefined ? undefined : mutations.map((m) => {
+    if (m.op === "put") {
+      const [qualifier, value] = [asText(m.qualifier), asText(m.value)];
+      return qualifier === undefined || value === undefined
+        ? undefined
+        : { ...m, qualifier, value };
+    }
+    if (m.op !== "deleteCells") return m;
+    const qualifier = asText(m.qualifier);
+    return qualifier === undefined ? undefined : { ...m, qualifier };
+  });
+  return row !== undefined && text !== undefined && !text.includes(undefined)
+    ? { row, encoding: "utf8", mutations: text }
+    : {
+      row: b64(key),
+      encoding: "base64",
+      mutations: mutations.map(wireMutation),
+    };
+}
 
 /** Client of a tables cell. */
 export class TablesClient {
@@ -217,6 +256,11 @@ export class TablesClient {
       timeoutMs,
       ...(this.#httpClient ? { client: this.#httpClient } : {}),
     };
+  }
+
+  /** {@link #opts} of a row write: its body as text (see `http_call.ts`). */
+  #rowWrite(body: unknown) {
+    return { ...this.#opts("POST", body), textBody: true };
   }
 
   /**
@@ -544,11 +588,7 @@ export class TablesClient {
     await this.#row(table, key, true, (url) =>
       sendJson(
         this.#tablePath(url, table, "mutate"),
-        this.#opts("POST", {
-          row: b64(key),
-          encoding: "base64",
-          mutations: mutations.map(wireMutation),
-        }),
+        this.#rowWrite(mutateBody(key, mutations)),
       ));
   }
 
@@ -589,7 +629,7 @@ export class TablesClient {
     const r = await this.#row(table, key, true, (url) =>
       sendJson(
         this.#tablePath(url, table, "check-and-mutate"),
-        this.#opts("POST", {
+        this.#rowWrite({
           row: b64(key),
           encoding: "base64",
           condition: {
@@ -620,7 +660,7 @@ export class TablesClient {
     await this.#row(table, key, false, (url) =>
       sendJson(
         this.#tablePath(url, table, "hold"),
-        this.#opts("POST", { row: b64(key), encoding: "base64", asOf, ms }),
+        this.#rowWrite({ row: b64(key), encoding: "base64", asOf, ms }),
       ));
   }
 
