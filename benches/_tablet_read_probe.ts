@@ -29,6 +29,12 @@ function key(i: number): Uint8Array {
   return KEY;
 }
 
+/** Minor page faults of this process so far (/proc/self/stat). */
+function faults(): number {
+  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
+  return Number(f[7]);
+}
+
 function cpuMs(): number {
   const u = Deno.resourceUsage?.() as
     | { userCPUTime?: number; systemCPUTime?: number }
@@ -48,6 +54,7 @@ async function phase(
 ): Promise<void> {
   const lat = new Float64Array(n);
   const c0 = cpuMs();
+  const f0 = faults();
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const s = performance.now();
@@ -56,14 +63,15 @@ async function phase(
   }
   const ms = performance.now() - t0;
   const cpu = cpuMs() - c0;
+  const pf = (faults() - f0) / n;
   lat.sort();
   const us = (q: number) => (lat[Math.floor(q * (n - 1))]! * 1000).toFixed(1);
   console.log(
     `${name}: ${(n / ms * 1000 / 1000).toFixed(1)}k ops/s  p50 ${us(0.5)} µs` +
       `  mean ${(ms / n * 1000).toFixed(1)} µs  p99 ${us(0.99)} µs` +
-      `  cpu/op ${(cpu / n * 1000).toFixed(1)} µs  load ${
-        Deno.readTextFileSync("/proc/loadavg").split(" ")[0]
-      }`,
+      `  cpu/op ${(cpu / n * 1000).toFixed(1)} µs  faults/op ${
+        pf.toFixed(2)
+      }  load ${Deno.readTextFileSync("/proc/loadavg").split(" ")[0]}`,
   );
 }
 
