@@ -1,4 +1,9 @@
-import { hashKey } from "./bloom.ts";
+import {
+  bloomAddHash,
+  bloomMayContainHash,
+  emptyBloom,
+  hashKey,
+} from "./bloom.ts";
 import type { PrefixExtractor } from "./prefix_extractor.ts";
 
 /** Probes per prefix (the filter is sparse: see {@link MemtableFilter}). */
@@ -15,35 +20,25 @@ const MAX_BITS = 2 ** 26;
  * store much larger than its memtable) is the costliest part of the read.
  * Sized from the memtable's byte budget, one bit per 4 bytes (64 MiB of
  * memtable: 2 MiB), so even entries of a few dozen bytes leave it sparse
- * enough for {@link PROBES} probes. It grows with its memtable and is
- * dropped with it; false positives only cost the search they would have
- * saved.
+ * enough for {@link PROBES} probes. It is allocated whole when its
+ * memtable starts and dropped with it; a false positive only costs the
+ * search it would have saved.
  */
 export class MemtableFilter {
   #bits: Uint8Array;
-  #nbits: number;
   #extractor: PrefixExtractor;
 
   /** @param memtableBytes the memtable's budget (sizes the filter). */
   constructor(extractor: PrefixExtractor, memtableBytes: number) {
     const bits = Math.min(MAX_BITS, Math.max(MIN_BITS, memtableBytes / 4));
-    this.#nbits = Math.ceil(bits / 8) * 8;
-    this.#bits = new Uint8Array(this.#nbits / 8);
+    this.#bits = emptyBloom(Math.ceil(bits / 8), PROBES);
     this.#extractor = extractor;
   }
 
   /** Notes `key`'s prefix (a key without one adds nothing). */
   add(key: Uint8Array): void {
     const p = this.#extractor.prefixOf(key);
-    if (p === undefined) return;
-    let h = hashKey(p);
-    const delta = ((h >>> 17) | (h << 15)) >>> 0;
-    const n = this.#nbits;
-    for (let j = 0; j < PROBES; j++) {
-      const pos = h % n;
-      this.#bits[pos >>> 3]! |= 1 << (pos & 7);
-      h = (h + delta) >>> 0;
-    }
+    if (p !== undefined) bloomAddHash(this.#bits, hashKey(p));
   }
 
   /**
@@ -51,14 +46,6 @@ export class MemtableFilter {
    * was added (the hash of an extracted prefix, as tables are probed).
    */
   mayContain(hash: number): boolean {
-    let h = hash;
-    const delta = ((h >>> 17) | (h << 15)) >>> 0;
-    const n = this.#nbits;
-    for (let j = 0; j < PROBES; j++) {
-      const pos = h % n;
-      if ((this.#bits[pos >>> 3]! & (1 << (pos & 7))) === 0) return false;
-      h = (h + delta) >>> 0;
-    }
-    return true;
+    return bloomMayContainHash(this.#bits, hash);
   }
 }
