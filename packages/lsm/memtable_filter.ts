@@ -1,9 +1,4 @@
-import {
-  bloomAddHash,
-  bloomMayContainHash,
-  emptyBloom,
-  hashKey,
-} from "./bloom.ts";
+import { hashKey } from "./bloom.ts";
 import type { PrefixExtractor } from "./prefix_extractor.ts";
 
 /** Probes per prefix (the filter is sparse: see {@link MemtableFilter}). */
@@ -20,25 +15,42 @@ const MAX_BITS = 2 ** 26;
  * store much larger than its memtable) is the costliest part of the read.
  * Sized from the memtable's byte budget, one bit per 4 bytes (64 MiB of
  * memtable: 2 MiB), so even entries of a few dozen bytes leave it sparse
- * enough for {@link PROBES} probes. It is allocated whole when its
+ * enough for {@link PROBES} probes. The probes of one prefix fall in one
+ * 64-byte block (a blocked Bloom filter), so a put, which adds its key's
+ * prefix, costs one cache miss instead of one per probe. It is allocated whole when its
  * memtable starts and dropped with it; a false positive only costs the
  * search it would have saved.
  */
 export class MemtableFilter {
-  #bits: Uint8Array;
+  /** The bits, in 64-byte blocks (16 words): one cache line per prefix. */
+  #words: Uint32Array;
+  #blocks: number;
   #extractor: PrefixExtractor;
 
   /** @param memtableBytes the memtable's budget (sizes the filter). */
   constructor(extractor: PrefixExtractor, memtableBytes: number) {
     const bits = Math.min(MAX_BITS, Math.max(MIN_BITS, memtableBytes / 4));
-    this.#bits = emptyBloom(Math.ceil(bits / 8), PROBES);
+    this.#blocks = Math.ceil(bits / 512);
+    this.#words = new Uint32Array(this.#blocks * 16);
     this.#extractor = extractor;
   }
 
   /** Notes `key`'s prefix (a key without one adds nothing). */
   add(key: Uint8Array): void {
     const p = this.#extractor.prefixOf(key);
-    if (p !== undefined) bloomAddHash(this.#bits, hashKey(p));
+    if (p === undefined) return;
+    const h = hashKey(p);
+    const w = this.#words;
+    const base = (h % this.#blocks) * 16;
+    // The probes' bit numbers within the block come from the hash's
+    // rotation, so they are independent of the block chosen.
+    let g = ((h >>> 17) | (h << 15)) >>> 0;
+    const delta = ((g >>> 21) | 1) >>> 0;
+    for (let j = 0; j < PROBES; j++) {
+      const bit = g & 511;
+      w[base + (bit >>> 5)]! |= 1 << (bit & 31);
+      g = (g + delta) >>> 0;
+    }
   }
 
   /**
@@ -46,6 +58,15 @@ export class MemtableFilter {
    * was added (the hash of an extracted prefix, as tables are probed).
    */
   mayContain(hash: number): boolean {
-    return bloomMayContainHash(this.#bits, hash);
+    const w = this.#words;
+    const base = (hash % this.#blocks) * 16;
+    let g = ((hash >>> 17) | (hash << 15)) >>> 0;
+    const delta = ((g >>> 21) | 1) >>> 0;
+    for (let j = 0; j < PROBES; j++) {
+      const bit = g & 511;
+      if ((w[base + (bit >>> 5)]! & (1 << (bit & 31))) === 0) return false;
+      g = (g + delta) >>> 0;
+    }
+    return true;
   }
 }
