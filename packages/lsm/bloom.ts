@@ -56,34 +56,19 @@ export function buildBloomFromHashes(
   const k = Math.max(1, Math.min(30, Math.round(bitsPerKey * 0.69)));
   const bits = Math.max(64, hashes.length * bitsPerKey);
   const bytes = Math.ceil(bits / 8);
-  const out = emptyBloom(bytes, k);
-  for (const hash of hashes) bloomAddHash(out, hash);
-  return out;
-}
-
-/**
- * An empty filter of `bytes` bytes of bits probed `k` times (the layout
- * {@link buildBloomFromHashes} writes), to fill with {@link bloomAddHash}:
- * for a filter built as keys arrive, such as a memtable's.
- */
-export function emptyBloom(bytes: number, k: number): Uint8Array {
   const out = new Uint8Array(bytes + 1);
+  const nbits = bytes * 8;
+  for (const hash of hashes) {
+    let h = hash;
+    const delta = ((h >>> 17) | (h << 15)) >>> 0;
+    for (let j = 0; j < k; j++) {
+      const pos = h % nbits;
+      out[pos >>> 3]! |= 1 << (pos & 7);
+      h = (h + delta) >>> 0;
+    }
+  }
   out[bytes] = k;
   return out;
-}
-
-/** Adds the key whose {@link hashKey} is `hash` to `filter`. */
-export function bloomAddHash(filter: Uint8Array, hash: number): void {
-  const bytes = filter.length - 1;
-  const k = filter[bytes]!;
-  const nbits = bytes * 8;
-  let h = hash;
-  const delta = ((h >>> 17) | (h << 15)) >>> 0;
-  for (let j = 0; j < k; j++) {
-    const pos = h % nbits;
-    filter[pos >>> 3]! |= 1 << (pos & 7);
-    h = (h + delta) >>> 0;
-  }
 }
 
 /** False when `key` was certainly not added to `filter`. */
