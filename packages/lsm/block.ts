@@ -59,7 +59,7 @@ let slabUsed = 0;
 /**
  * `n` Int32s for a block's offsets, a view into a shared 16 KiB slab:
  * allocating one ArrayBuffer per decoded block (a fresh, zeroed, off-heap
- * backing store) cost as much as a third of a row read's block handling.
+ * backing store) took 0.7–1.5 µs in a micro-run, a carve a few ns.
  * A cached block keeps its slab alive, so memory held can exceed the
  * cache's charge by up to a slab per cached block in the worst case (the
  * same trade as the file store's block slabs).

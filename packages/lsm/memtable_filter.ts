@@ -17,9 +17,9 @@ const MAX_BITS = 2 ** 26;
  * memtable: 2 MiB), so even entries of a few dozen bytes leave it sparse
  * enough for {@link PROBES} probes. The probes of one prefix fall in one
  * 64-byte block (a blocked Bloom filter), so a put, which adds its key's
- * prefix, costs one cache miss instead of one per probe. It is allocated whole when its
- * memtable starts and dropped with it; a false positive only costs the
- * search it would have saved.
+ * prefix, costs one cache miss instead of one per probe. It is allocated
+ * whole when its memtable starts and dropped with it; a false positive
+ * only costs the search it would have saved.
  */
 export class MemtableFilter {
   /** The bits, in 64-byte blocks (16 words): one cache line per prefix. */
