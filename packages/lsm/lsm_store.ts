@@ -18,6 +18,7 @@ import {
   saveManifest,
 } from "./manifest.ts";
 import { type Entry, Memtable, type Value } from "./memtable.ts";
+import { MemtableFilter } from "./memtable_filter.ts";
 import { LsmCursor, type StoredEntry } from "./lsm_cursor.ts";
 import { ArrayCursor, type EntrySource, MergeCursor } from "./merge.ts";
 import type { PrefixExtractor } from "./prefix_extractor.ts";
@@ -178,6 +179,9 @@ export class LsmStore {
   #out = new Arena(16 * 1024);
   /** The memtable being flushed, read between `#mem` and the tables. */
   #imm: Memtable | null = null;
+  /** Prefix filters of `#mem` and `#imm` (with a prefix extractor). */
+  #memFilter: MemtableFilter | undefined;
+  #immFilter: MemtableFilter | undefined;
   /** Live tables, newest first. */
   #tables: SSTable[] = [];
   #manifest: Manifest;
@@ -257,6 +261,7 @@ export class LsmStore {
       store.#filter = compactionFilter;
       store.#onFlush = onFlush;
       store.#prefixer = prefixExtractor;
+      store.#memFilter = store.#newFilter();
       await store.#recover(onReplay);
       return store;
     } catch (e) {
@@ -312,6 +317,7 @@ export class LsmStore {
     const last = await this.#log.recover(this.#manifest.logIndex, (i, r) => {
       for (const m of decodeBatch(r, `commit log record ${i}`)) {
         this.#mem.set(m.key, m.value);
+        this.#memFilter?.add(m.key);
         onReplay?.(m.key, m.value);
       }
       this.#replayed++;
@@ -364,7 +370,11 @@ export class LsmStore {
     ]);
     // The log resolves appends in index order, so the memtable sees writes
     // in log order and `#applied` tells exactly what it holds.
-    for (const m of views) this.#mem.set(m.key, m.value);
+    const filter = this.#memFilter;
+    for (const m of views) {
+      this.#mem.set(m.key, m.value);
+      filter?.add(m.key);
+    }
     this.#applied = last;
     if (this.#mem.bytes >= this.#opts.memtableBytes) {
       // Back-pressure: at most one memtable waits for its flush.
@@ -513,13 +523,23 @@ export class LsmStore {
         end = pe;
       }
     }
-    const tables = this.#tablesFor(start, end, prefix);
+    // The prefix's extracted prefix, hashed once for every filter.
+    const px = this.#prefixer;
+    const pp = px !== undefined && prefix !== undefined
+      ? px.prefixOf(prefix)
+      : undefined;
+    const hash = pp === undefined ? -1 : hashKey(pp);
+    const tables = this.#tablesFor(start, end, hash);
+    // A memtable whose prefix filter rules the prefix out is not searched.
+    const mem = hash < 0 || this.#memFilter?.mayContain(hash) !== false;
+    const imm = this.#imm !== null &&
+      (hash < 0 || this.#immFilter?.mayContain(hash) !== false);
     // Only the memtable has the range (recent data, or no table's prefix
     // filter has the prefix): its entries are read without a merge.
-    const lone = this.#imm === null && tables.length === 0;
+    const lone = !imm && tables.length === 0;
     const sources: EntrySource[] = [];
     if (options.gather === true && start !== undefined && end !== undefined) {
-      const mine = this.#mem.range(start, end);
+      const mine = mem ? this.#mem.range(start, end) : [];
       if (lone) {
         // In order, one per key and within the range already.
         return new LsmCursor(
@@ -531,15 +551,13 @@ export class LsmStore {
         );
       }
       sources.push(mine.values());
-      if (this.#imm !== null) {
-        sources.push(this.#imm.range(start, end).values());
-      }
+      if (imm) sources.push(this.#imm!.range(start, end).values());
     } else {
-      if (lone) {
+      if (lone && mem) {
         return new LsmCursor(this.#mem.walk(start), end, prefix, [], limit);
       }
-      sources.push(this.#mem.cursor(start));
-      if (this.#imm !== null) sources.push(this.#imm.cursor(start));
+      if (mem) sources.push(this.#mem.cursor(start));
+      if (imm) sources.push(this.#imm!.cursor(start));
     }
     for (const t of tables) {
       t.ref();
@@ -550,37 +568,32 @@ export class LsmStore {
 
   /**
    * The live tables a cursor over `[start, end)` (open when undefined)
-   * within `prefix` reads: those whose key range meets it, less those
-   * whose prefix filter rules out the prefix's extracted prefix (every
-   * key the cursor may return starts with it).
+   * reads: those whose key range meets it, less those whose prefix filter
+   * rules out `hash`, the {@link hashKey} of the cursor's prefix's
+   * extracted prefix (every key the cursor may return starts with it;
+   * negative when there is none).
    */
   #tablesFor(
     start: Uint8Array | undefined,
     end: Uint8Array | undefined,
-    prefix: Uint8Array | undefined,
+    hash: number,
   ): SSTable[] {
     const out: SSTable[] = [];
-    // Extracted and hashed once, at the first table in range.
-    let looked = false;
-    let name: string | undefined;
-    let hash = 0;
+    const name = hash < 0 ? undefined : this.#prefixer!.name;
     for (const t of this.#tables) {
       if (!covers(t, start, end)) continue;
-      if (!looked) {
-        looked = true;
-        const x = this.#prefixer;
-        const p = x !== undefined && prefix !== undefined
-          ? x.prefixOf(prefix)
-          : undefined;
-        if (p !== undefined) {
-          hash = hashKey(p);
-          name = x!.name;
-        }
-      }
       if (name !== undefined && !t.mayContainPrefix(name, hash)) continue;
       out.push(t);
     }
     return out;
+  }
+
+  /** A prefix filter for a new memtable (none without an extractor). */
+  #newFilter(): MemtableFilter | undefined {
+    const x = this.#prefixer;
+    return x === undefined
+      ? undefined
+      : new MemtableFilter(x, this.#opts.memtableBytes);
   }
 
   /** Flushes the memtable to an SSTable now (minor compaction) and waits. */
@@ -707,14 +720,20 @@ export class LsmStore {
     const imm = this.#mem;
     const upTo = this.#applied;
     this.#imm = imm;
+    this.#immFilter = this.#memFilter;
     this.#mem = new Memtable();
-    for (const e of this.#onFlush?.() ?? []) imm.set(e.key, e.value);
+    this.#memFilter = this.#newFilter();
+    for (const e of this.#onFlush?.() ?? []) {
+      imm.set(e.key, e.value);
+      this.#immFilter?.add(e.key);
+    }
     const b = this.#builder();
     for (const e of imm.entries()) b.add(e.key, e.value);
     const table = await this.#writeTable(b);
     this.#tables = [table, ...this.#tables];
     await this.#commit(upTo);
     this.#imm = null;
+    this.#immFilter = undefined;
     this.#flushes++;
     // Log records up to `upTo` are in the table now; whole old segments go.
     await this.#log.compactPrefix(upTo);
