@@ -34,7 +34,8 @@ A tables master: one is active (it holds the kv lock tables/master), the others 
   --reconcile-ms N    period of the reconcile tick (default 1000): a full pass runs at a tick
                       only after a change in kv under tables/, a pass that had work, or ...
   --full-pass-ms N    ... every N ms anyway (default 5000, shortened to a third of
-                      --split-after-ms / --merge-after-ms when those are on)
+                      --split-after-ms / --merge-after-ms when those are on, and
+                      to 1000 with --split-bytes)
   --split-bytes N     split a tablet larger than N bytes (default 0: only on request)
   --sweep-ms N        delete retired tablets' stores nobody names, at most every N ms (default 30000)
   --log-split-wait-ms N  wait at most N ms for a dead server's log split before reassigning its tablets (default 5000)

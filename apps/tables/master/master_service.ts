@@ -220,7 +220,7 @@ export class MasterService {
     this.#policy = { ...DEFAULT_LOAD_POLICY, ...o.loadPolicy };
     this.#meta = new MetaStore(o);
     this.#fullPassMs = o.fullPassMs ??
-      fullPassPeriod(o.reconcileMs ?? 1000, this.#policy);
+      fullPassPeriod(o.reconcileMs ?? 1000, this.#policy, o.splitBytes ?? 0);
   }
 
   /**
@@ -345,6 +345,7 @@ export class MasterService {
           quiet: this.#quiet,
           watching: this.#watching,
           sinceFullMs: performance.now() - this.#fullAt,
+          sweepDue: this.#sweepDue(),
         }, this.#fullPassMs);
         if (full) {
           this.#passes.full++;
@@ -464,6 +465,12 @@ export class MasterService {
     return false;
   }
 
+  /** No sweep runs and `sweepMs` has passed since the last one began. */
+  #sweepDue(): boolean {
+    return this.#sweeping === undefined &&
+      performance.now() - this.#sweptAt >= (this.o.sweepMs ?? 30_000);
+  }
+
   /**
    * One full pass. @returns whether it was quiet: no order sent, nothing
    * written, nothing failed, no split or merge running.
@@ -575,10 +582,7 @@ export class MasterService {
     if (!synced) quiet = false;
     this.#planByLoad(state, live);
     if (this.#splitting.size > 0) quiet = false;
-    if (
-      this.#sweeping === undefined &&
-      performance.now() - this.#sweptAt >= (this.o.sweepMs ?? 30_000)
-    ) {
+    if (this.#sweepDue()) {
       // In the background, one at a time: reading manifests and deleting
       // files must not hold up the passes that assign tablets.
       this.#sweptAt = performance.now();
