@@ -14,6 +14,7 @@
  */
 import { join } from "node:path";
 import type { KvClient } from "@strata/kv";
+import { abortableSleep, kickOnChanges } from "../shared/kv_watch_kick.ts";
 import { EdgeError, failedToConnect } from "@strata/edge";
 import { SERVER_PREFIX, serverRecordSchema } from "../shared/kv_layout.ts";
 import { TablesError } from "../shared/tables_error.ts";
@@ -63,14 +64,6 @@ export interface CrdtServiceOptions {
 }
 
 const decoder = new TextDecoder();
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((r) => {
-    const t = setTimeout(r, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      r();
-    }, { once: true });
-  });
 
 /** A key as a reader sees it. */
 export type KeyView = { key: string } & CrdtView;
@@ -120,8 +113,18 @@ export class CrdtService {
     this.#loops = Promise.all([
       this.#pollLoop(),
       this.#syncLoop(),
-      this.#watch(CRDT_PREFIX),
-      this.#watch(SERVER_PREFIX),
+      kickOnChanges(
+        this.o.kv,
+        CRDT_PREFIX,
+        this.#abort.signal,
+        () => this.#kick.resolve(),
+      ),
+      kickOnChanges(
+        this.o.kv,
+        SERVER_PREFIX,
+        this.#abort.signal,
+        () => this.#kick.resolve(),
+      ),
     ]);
   }
 
@@ -336,22 +339,9 @@ export class CrdtService {
       }
       await Promise.race([
         this.#kick.promise,
-        sleep(this.o.pollMs ?? 5000, signal),
+        abortableSleep(this.o.pollMs ?? 5000, signal),
       ]);
       this.#kick = Promise.withResolvers<void>();
-    }
-  }
-
-  /** Reads kv again at once on every change under `prefix`. */
-  async #watch(prefix: string): Promise<void> {
-    const signal = this.#abort.signal;
-    while (!signal.aborted) {
-      try {
-        for await (const _ of this.o.kv.watch(prefix, undefined, signal)) {
-          this.#kick.resolve();
-        }
-      } catch { /* kv unreachable: the poll covers it */ }
-      await sleep(500, signal);
     }
   }
 
@@ -375,7 +365,7 @@ export class CrdtService {
           this.#push(r, peer, url).finally(() => this.#inFlight.delete(slot));
         }
       }
-      await sleep(this.o.syncMs ?? 500, signal);
+      await abortableSleep(this.o.syncMs ?? 500, signal);
     }
   }
 

@@ -9,6 +9,7 @@
  * used in a cell that has none.
  */
 import type { KvClient } from "@strata/kv";
+import { abortableSleep, kickOnChanges } from "../shared/kv_watch_kick.ts";
 import {
   MASTER_ADDRESS_KEY,
   SERVER_PREFIX,
@@ -116,8 +117,18 @@ export class RoomsDirectory {
   start(): void {
     this.#loop ??= Promise.all([
       this.#poll(),
-      this.#watch(SERVER_PREFIX),
-      this.#watch(`${TABLET_PREFIX}${ROOMS_TABLE}/`),
+      kickOnChanges(
+        this.o.kv,
+        SERVER_PREFIX,
+        this.#abort.signal,
+        () => this.#kick.resolve(),
+      ),
+      kickOnChanges(
+        this.o.kv,
+        `${TABLET_PREFIX}${ROOMS_TABLE}/`,
+        this.#abort.signal,
+        () => this.#kick.resolve(),
+      ),
     ]).then(() => {});
   }
 
@@ -126,18 +137,6 @@ export class RoomsDirectory {
     this.#abort.abort();
     this.#kick.resolve();
     await this.#loop;
-  }
-
-  async #watch(prefix: string): Promise<void> {
-    const signal = this.#abort.signal;
-    while (!signal.aborted) {
-      try {
-        for await (const _ of this.o.kv.watch(prefix, undefined, signal)) {
-          this.#kick.resolve();
-        }
-      } catch { /* kv unreachable: the poll covers it */ }
-      await sleep(500, signal);
-    }
   }
 
   async #poll(): Promise<void> {
@@ -151,7 +150,7 @@ export class RoomsDirectory {
       }
       await Promise.race([
         this.#kick.promise,
-        sleep(this.o.pollMs ?? 1000, signal),
+        abortableSleep(this.o.pollMs ?? 1000, signal),
       ]);
       this.#kick = Promise.withResolvers<void>();
     }
@@ -228,14 +227,3 @@ export class RoomsDirectory {
     }
   }
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener("abort", done);
-  });
