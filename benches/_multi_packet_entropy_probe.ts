@@ -24,65 +24,14 @@ import {
   zstdCompressSync,
   zstdDecompressSync,
 } from "node:zlib";
-import { z } from "zod";
-import { defineMessage } from "@strata/codec";
+import { appendBatchWithValues } from "./fanout_batches.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 200);
 const MAX_BITS = 11;
 
 // ---- bench:transport's 3-packet batch (appendBatch(3), same seed) ----
 
-const Entry = z.object({
-  index: z.number().int(),
-  term: z.number().int(),
-  data: z.instanceof(Uint8Array),
-});
-const AppendEntries = defineMessage(
-  "AppendEntries",
-  z.object({
-    term: z.number().int(),
-    from: z.string(),
-    to: z.string(),
-    logTerm: z.number().int(),
-    index: z.number().int(),
-    commit: z.number().int(),
-    entries: z.array(Entry),
-  }),
-);
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = prng(11);
-const values = Array.from({ length: 16 }, () =>
-  btoa(String.fromCharCode(
-    ...Array.from({ length: 180 }, () => Math.floor(random() * 256)),
-  )));
-const entries = values.map((value, i) => ({
-  index: 90_001 + i,
-  term: 12,
-  data: new TextEncoder().encode(
-    `{"op":"put","key":"user/${100_000 + i}/profile","value":"${value}"}`,
-  ),
-}));
-const packets = Array.from({ length: 3 }, (_, i) =>
-  AppendEntries.encode({
-    term: 12,
-    from: "raft-node-1.dc-eu-west-1",
-    to: `raft-node-${i + 2}.dc-us-east-2`,
-    logTerm: 12,
-    index: 90_000 - Math.floor(random() * 3),
-    commit: 89_990 + i,
-    entries,
-  }));
+const { packets, values } = appendBatchWithValues(3);
 const plain = new Uint8Array(packets.reduce((n, p) => n + p.length, 0));
 packets.reduce((at, p) => (plain.set(p, at), at + p.length), 0);
 const whole = zstdCompressSync(plain);

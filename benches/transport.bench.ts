@@ -14,6 +14,12 @@ import {
 } from "node:zlib";
 import { z } from "zod";
 import {
+  appendBatch,
+  AppendEntries,
+  prng,
+  seededBytes,
+} from "./fanout_batches.ts";
+import {
   defineMessage,
   defineMessageSet,
   type MessageType,
@@ -131,11 +137,6 @@ async function rpcBench(): Promise<void> {
 
 // ------------------------------------------------------- differential ----
 
-const Entry = z.object({
-  index: z.number().int(),
-  term: z.number().int(),
-  data: z.instanceof(Uint8Array),
-});
 const Heartbeat = defineMessage(
   "Heartbeat",
   z.object({
@@ -153,18 +154,6 @@ const HeartbeatResponse = defineMessage(
     from: z.string(),
     to: z.string(),
     reject: z.boolean(),
-  }),
-);
-const AppendEntries = defineMessage(
-  "AppendEntries",
-  z.object({
-    term: z.number().int(),
-    from: z.string(),
-    to: z.string(),
-    logTerm: z.number().int(),
-    index: z.number().int(),
-    commit: z.number().int(),
-    entries: z.array(Entry),
   }),
 );
 const AppendResponse = defineMessage(
@@ -211,18 +200,6 @@ type Item = { type: MessageType<string, any>; message: unknown };
 
 /** A kind's type id: its position in the set's sorted kinds, plus one. */
 const idOf = (type: Item["type"]): number => raftSet.types.indexOf(type) + 1;
-
-/** A deterministic PRNG so every run streams the same messages. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * One leader↔follower connection of a mostly idle Raft group: heartbeats
@@ -372,40 +349,6 @@ async function differentialBench(): Promise<void> {
 }
 
 // ------------------------------------------------------- multi-packet ----
-
-/** `n` bytes from a seeded PRNG (same batches, same sizes, every run). */
-function seededBytes(
-  random: () => number,
-  n: number,
-): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from({ length: n }, () => Math.floor(random() * 256));
-}
-
-function appendBatch(n: number, binary = false): Uint8Array[] {
-  const random = prng(11);
-  const entries = Array.from({ length: 16 }, (_, i) => ({
-    index: 90_001 + i,
-    term: 12,
-    // A Raft command: JSON with a base64 value (compressible text), or
-    // opaque bytes (already compressed or encrypted by the client).
-    data: binary ? seededBytes(random, 256) : new TextEncoder().encode(
-      `{"op":"put","key":"user/${100_000 + i}/profile","value":"${
-        btoa(String.fromCharCode(...seededBytes(random, 180)))
-      }"}`,
-    ),
-  }));
-  return Array.from({ length: n }, (_, i) =>
-    AppendEntries.encode({
-      term: 12,
-      from: "raft-node-1.dc-eu-west-1",
-      to: `raft-node-${i + 2}.dc-us-east-2`,
-      logTerm: 12,
-      // Followers are at different points: their headers differ.
-      index: 90_000 - Math.floor(random() * 3),
-      commit: 89_990 + i,
-      entries,
-    }));
-}
 
 function concat(packets: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(packets.reduce((s, p) => s + p.length, 0));
