@@ -31,7 +31,6 @@ import {
   DifferentialEncoder,
   listenTcp,
   pack,
-  PACK_VERSION,
   packedSizeBound,
   unpack,
   unpackOne,
@@ -428,13 +427,16 @@ function interleaved(
   });
 }
 
+/** The edits format with a zstd frame that keeps zstd's magic. */
+const ZSTD_FRAME_FORMAT = 5;
+
 /**
  * The zstd frame of an edits blob that keeps zstd's magic (format 5, see
  * packages/transport's README): `u8 format · varint (count << 1 |
  * editsFramed) · varint editsLength · [edits, when not framed] · frame`.
  */
 function packFrame(blob: Uint8Array): Uint8Array | undefined {
-  if (blob[0] !== PACK_VERSION) return undefined;
+  if (blob[0] !== ZSTD_FRAME_FORMAT) return undefined;
   const head = readVarint(blob, 1);
   const edits = readVarint(blob, head.next);
   return blob.subarray(edits.next + (head.value % 2 === 0 ? edits.value : 0));

@@ -7,6 +7,7 @@ import {
 } from "./packed_plain.ts";
 import {
   EDITS_FORMAT,
+  LZ_FORMAT,
   MAGICLESS_EDITS_FORMAT,
   packEdits,
   planPackets,
@@ -47,7 +48,7 @@ import {
  * of 1 + varintLength(n) bytes ({@link packedSizeBound}): n bytes under the
  * bound "one byte per receiver plus run-length encoded sizes".
  */
-export const PACK_VERSION = EDITS_FORMAT;
+export const PACK_VERSION = LZ_FORMAT;
 
 /** Most packets a blob may announce; bounds what unpacking allocates. */
 export const MAX_PACKED_PACKETS = 65_536;
@@ -86,10 +87,11 @@ function format(blob: Uint8Array): number {
   if (blob.length === 0) throw malformed("empty");
   const f = blob[0]!;
   if (
-    f !== PLAIN_FORMAT && f !== EDITS_FORMAT && f !== MAGICLESS_EDITS_FORMAT
+    f !== PLAIN_FORMAT && f !== EDITS_FORMAT &&
+    f !== MAGICLESS_EDITS_FORMAT && f !== LZ_FORMAT
   ) {
     throw malformed(
-      `format ${f} (this side reads ${PLAIN_FORMAT}, ${MAGICLESS_EDITS_FORMAT} and ${EDITS_FORMAT})`,
+      `format ${f} (this side reads ${PLAIN_FORMAT}, ${MAGICLESS_EDITS_FORMAT}, ${EDITS_FORMAT} and ${LZ_FORMAT})`,
     );
   }
   return f;

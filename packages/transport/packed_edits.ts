@@ -6,6 +6,7 @@ import {
 } from "node:zlib";
 import { varintLength, writeVarint } from "@strata/codec";
 import { blobVarint, malformed } from "./packed_plain.ts";
+import { decodeLz, encodeLz } from "./packed_lz.ts";
 
 /**
  * The edits format of multi-packet compression: the first packet is the
@@ -67,6 +68,21 @@ import { blobVarint, malformed } from "./packed_plain.ts";
  * matter more than copying the frame.
  */
 export const EDITS_FORMAT = 5;
+
+/**
+ * Format 5 with an lz section (packed_lz.ts) instead of the zstd frame,
+ * edits always raw: decoded without a native call.
+ */
+export const LZ_FORMAT = 6;
+
+/**
+ * The lz section is sent without trying zstd when it is at most this
+ * much above what zstd's frame would about take (packed_lz.ts's
+ * estimate: 3,200 for the bench's reference, whose frame is 3,204;
+ * 4,255 for its binary variant, 4,245), else zstd codes the batch too and
+ * the smaller blob goes: trying both costs about twice the time.
+ */
+const LZ_SLACK = 1.01;
 
 /** Format 5 with the frame's magic number left out: small frames. */
 export const MAGICLESS_EDITS_FORMAT = 4;
@@ -178,6 +194,24 @@ export function packEdits(
     if (g.first + g.k < packets.length) pushVarint(edits, data.length);
     for (const b of data) edits.push(b);
   }
+  // The reference and the packets stored whole coded by the lz section
+  // of format 6 (edits raw before it): no native call to decode, so it is
+  // sent when it is about as small as zstd's frame could be; otherwise
+  // zstd codes them too and the smaller blob goes.
+  const lzBody = wholeBytes === 0
+    ? ref
+    : frameBody(packets, groups, [], ref.length + wholeBytes);
+  if (lzBody.length > MAX_PLAN_BYTES) return undefined;
+  const lz = encodeLz(lzBody);
+  // Edits big enough to gain get an lz section of their own (their own
+  // alphabet: a few distinct values).
+  const codedEdits = edits.length >= MIN_FRAMED_EDITS
+    ? encodeLz(Uint8Array.from(edits)).bytes
+    : undefined;
+  const lzBlob = codedEdits && codedEdits.length < edits.length
+    ? blobOf(LZ_FORMAT, packets.length * 2 + 1, codedEdits, lz.bytes)
+    : blobOf(LZ_FORMAT, packets.length * 2, edits, lz.bytes);
+  if (lz.bytes.length <= lz.zstdEstimate * LZ_SLACK) return lzBlob;
   // Small edits travel raw; larger ones lead the zstd frame (one zstd
   // call: each costs a fixed setup that dominates a small batch).
   const framed = edits.length >= MIN_FRAMED_EDITS;
@@ -195,19 +229,36 @@ export function packEdits(
   if (format === MAGICLESS_EDITS_FORMAT) {
     frame = frame.subarray(ZSTD_MAGIC.length);
   }
-  const raw = framed ? 0 : edits.length;
-  const head = packets.length * 2 + (framed ? 1 : 0);
+  const zstdBlob = blobOf(
+    format,
+    packets.length * 2 + (framed ? 1 : 0),
+    framed ? [] : edits,
+    frame,
+    framed ? edits.length : undefined,
+  );
+  return lzBlob.length <= zstdBlob.length ? lzBlob : zstdBlob;
+}
+
+/**
+ * `u8 format · varint head · varint editsLength · before · section`, the
+ * edits' length that of `before` unless given (edits inside the frame).
+ */
+function blobOf(
+  format: number,
+  head: number,
+  before: ArrayLike<number>,
+  section: Uint8Array,
+  editsLength = before.length,
+): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(
-    1 + varintLength(head) + varintLength(edits.length) + raw + frame.length,
+    1 + varintLength(head) + varintLength(editsLength) + before.length +
+      section.length,
   );
   out[0] = format;
   let at = writeVarint(out, 1, head);
-  at = writeVarint(out, at, edits.length);
-  if (!framed) {
-    out.set(edits, at);
-    at += raw;
-  }
-  out.set(frame, at);
+  at = writeVarint(out, at, editsLength);
+  out.set(before, at);
+  out.set(section, at + before.length);
   return out;
 }
 
@@ -582,7 +633,15 @@ export function readEdits(blob: Uint8Array, maxPackets: number): Plan {
     const editsEnd = e.next + e.value;
     if (editsEnd >= blob.length) throw malformed("ends inside the edits");
     edits = blob.subarray(e.next, editsEnd);
-    plain = unzstd(blob.subarray(editsEnd), magicless);
+    plain = blob[0] === LZ_FORMAT
+      ? decodeLz(blob, editsEnd, blob.length)
+      : unzstd(blob.subarray(editsEnd), magicless);
+  } else if (blob[0] === LZ_FORMAT) {
+    // Format 6: the edits are an lz section of their own.
+    const editsEnd = e.next + e.value;
+    if (editsEnd >= blob.length) throw malformed("ends inside the edits");
+    edits = decodeLz(blob, e.next, editsEnd);
+    plain = decodeLz(blob, editsEnd, blob.length);
   } else {
     const body = unzstd(blob.subarray(e.next), magicless);
     if (e.value > body.length) throw malformed("frame shorter than its edits");
