@@ -476,27 +476,32 @@ Deno.test("a small blob that would unpack to too many bytes is rejected", () => 
     () => unpack(blob3),
     (e) => isTransportError(e, "protocol_error"),
   );
-  // Edits: a 1 MiB reference of zeros (a few bytes of lz section) and
-  // 4 095 copies of it as one edit group (4 GiB).
-  const packets = Array.from({ length: 3 }, () => new Uint8Array(1 << 20));
-  const blob6 = pack(packets);
-  // format 6 · count 3 << 1, edits raw · edits length · record head
-  // (k = 2 << 3 | kind 1) · the rest of the record · lz section.
-  assert.deepEqual([...blob6.subarray(0, 2)], [6, 3 << 1]);
-  assert.equal(blob6[3], 2 * 8 + 1);
-  const record = encodeVarint(4095 * 8 + 1);
-  const more = new Uint8Array([
-    6,
-    ...encodeVarint(4096 << 1),
-    blob6[2]! + record.length - 1,
-    ...record,
-    ...blob6.subarray(4),
-  ]);
-  assert.throws(
-    () => unpack(more),
-    (e) => isTransportError(e, "protocol_error"),
-  );
-  assert.equal(unpackOne(more, 4095).length, 1 << 20);
+  // Edits: a 1 MiB reference of zeros (a tiny zstd frame) and 4 095
+  // copies of it as one edit group (4 GiB); format 6 (an lz section): a
+  // 16 KiB reference and 65 535 copies (1 GiB).
+  for (
+    const [format, size, copies] of [[4, 1 << 20, 4095], [6, 1 << 14, 65_535]]
+  ) {
+    const packets = Array.from({ length: 3 }, () => new Uint8Array(size!));
+    const blob = pack(packets);
+    // format · count 3 << 1, edits raw · edits length · record head
+    // (k = 2 << 3 | kind 1) · the rest of the record · frame or section.
+    assert.deepEqual([...blob.subarray(0, 2)], [format, 3 << 1]);
+    assert.equal(blob[3], 2 * 8 + 1);
+    const record = encodeVarint(copies! * 8 + 1);
+    const more = new Uint8Array([
+      format!,
+      ...encodeVarint((copies! + 1) << 1),
+      blob[2]! + record.length - 1,
+      ...record,
+      ...blob.subarray(4),
+    ]);
+    assert.throws(
+      () => unpack(more),
+      (e) => isTransportError(e, "protocol_error"),
+    );
+    assert.equal(unpackOne(more, copies!).length, size);
+  }
   // An lz section stating 1 TiB: refused before anything is allocated.
   const hugeLz = new Uint8Array([6, 1 << 1, 0, ...encodeVarint(2 ** 40), 0]);
   assert.throws(

@@ -309,29 +309,37 @@ function planPieces(src: Uint8Array, seqs: number[], a: Alphabet): Pieces {
   const list: number[] = [];
   let saving = 0;
   let packedRuns = 0;
+  // The shortest run that gains 2 bytes (what its length's varint costs).
+  let minRun = 1;
+  while (minRun - Math.ceil(minRun * k / 8) < 2 && k > 0) minRun++;
   for (let s = 0; s < seqs.length; s += 4) {
     const from = seqs[s]!;
     const to = from + seqs[s + 1]!;
     // The last sequence, when the input ends with a match, is empty.
     if (from === to && seqs[s + 2] === 0) continue;
     let raw = from;
-    for (let y = from; k > 0 && y < to;) {
-      if (index[src[y]!] === 0) {
-        y++;
-        continue;
-      }
-      let z = y + 1;
-      while (z < to && index[src[z]!] !== 0) z++;
-      const gain = z - y - Math.ceil((z - y) * k / 8);
-      if (gain >= (y === from && z === to ? 2 : MIN_SPLIT_SAVING)) {
-        if (y > raw) list.push(raw, y, 0, -1);
-        list.push(y, z, 1, -1);
-        raw = z;
+    // The length of the run of alphabet bytes before y, counted without
+    // a branch (random data would mispredict one at every byte); a run is
+    // looked at where it ends, if it is long enough to gain.
+    let run = 0;
+    const take = (y: number) => {
+      const start = y - run;
+      const gain = run - Math.ceil(run * k / 8);
+      if (gain >= (start === from && y === to ? 2 : MIN_SPLIT_SAVING)) {
+        if (start > raw) list.push(raw, start, 0, -1);
+        list.push(start, y, 1, -1);
+        raw = y;
         saving += gain;
         packedRuns++;
       }
-      y = z;
+    };
+    for (let y = from; k > 0 && y < to; y++) {
+      const inside = (index[src[y]!]! + 255) >> 8;
+      // Branch-free test of "a run of minRun or more ends here".
+      if ((((minRun - 1 - run) >> 31) & (inside ^ 1)) !== 0) take(y);
+      run = (run + 1) & -inside;
     }
+    if (run >= minRun) take(to);
     // The stretch's last piece carries its match.
     if (raw === to && raw > from) list[list.length - 1] = s;
     else list.push(raw, to, 0, s);
