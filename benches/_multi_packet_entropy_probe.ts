@@ -13,9 +13,12 @@
  * 3-packet concatenation (what the goal compares unpackOne with) and of a
  * 10-byte frame (a zstd call's fixed cost). On the sender's side, a JS
  * LZ77 + Huffman encode of the reference against zstd's compression of
- * the batch and of the reference as pack calls it. Rounds alternate
- * between the cases; prints each case's fastest round and its ratio, the
- * coded sizes, and the load average. Writes no results file.
+ * the batch and of the reference as pack calls it. And what ships:
+ * `pack`'s format-6 blob (the reference as an lz section with packed
+ * literals, packed_lz.ts): `unpackOne` of the last packet and the
+ * section's decode alone. Rounds alternate between the cases; prints
+ * each case's fastest round and its ratio, the coded sizes, and the load
+ * average. Writes no results file.
  *
  * `deno run -A benches/_multi_packet_entropy_probe.ts [rounds]`
  */
@@ -25,6 +28,10 @@ import {
   zstdDecompressSync,
 } from "node:zlib";
 import { appendBatchWithValues } from "./fanout_batches.ts";
+import { pack, unpackOne } from "@strata/transport";
+// Internal to the package (not exported): timed alone here.
+import { decodeLz } from "../packages/transport/packed_lz.ts";
+import { readVarint } from "@strata/codec";
 
 const ROUNDS = Number(Deno.args[0] ?? 200);
 const MAX_BITS = 11;
@@ -37,6 +44,13 @@ packets.reduce((at, p) => (plain.set(p, at), at + p.length), 0);
 const whole = zstdCompressSync(plain);
 const tiny = zstdCompressSync(new Uint8Array(10));
 const literals = new TextEncoder().encode(values.join(""));
+// What ships: pack's blob, and where its lz section starts (format 6:
+// u8 6 · varint (count << 1 | editsCoded) · varint editsLength · edits).
+const blob = pack(packets);
+if (blob[0] !== 6) throw new Error(`pack wrote format ${blob[0]}, not 6`);
+const blobHead = readVarint(blob, 1);
+const blobEdits = readVarint(blob, blobHead.next);
+const sectionAt = blobEdits.next + blobEdits.value;
 
 // ---- canonical Huffman, codes ≤ MAX_BITS, most significant bit first ----
 
@@ -573,6 +587,14 @@ const cases: [string, () => unknown][] = [
   ],
   ["zstd decompress of a 10-byte frame", () => zstdDecompressSync(tiny)],
   [
+    "pack's blob (format 6): unpackOne of the last packet",
+    () => unpackOne(blob, 2),
+  ],
+  [
+    "pack's blob (format 6): its lz section decoded alone",
+    () => decodeLz(blob, sectionAt, blob.length),
+  ],
+  [
     "JS decode table, 2^11 entries, fresh",
     () => buildTable(lengths, new Uint16Array(1 << MAX_BITS)),
   ],
@@ -630,6 +652,10 @@ console.log(
     `literals (${litCoded.bytes.length - 16} B coded), ${seqLit.length} ` +
     `sequences; JS LZ + Huffman (fast parse) ${encodedSize} B with the ` +
     `code lengths' description and varint sequences: ${JSON.stringify(parts)}`,
+);
+console.log(
+  `pack's blob: ${blob.length} B (format 6), its lz section ` +
+    `${blob.length - sectionAt} B`,
 );
 console.log(
   `receiver, fastest of ${ROUNDS} rounds × 50 calls, µs; loadavg ${load()}`,
