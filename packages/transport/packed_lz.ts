@@ -115,11 +115,14 @@ export function encodeLz(src: Uint8Array): LzCoding {
   if (alphabet.k > 0) seqs = demoteMatches(src, seqs, alphabet);
   let pieces = planPieces(src, seqs, alphabet);
   // The alphabet was chosen on counts; when its bytes are too scattered
-  // to form runs worth packing, it costs more than it saves.
-  if (
-    alphabet.k > 0 &&
-    pieces.saving < alphabet.description.length + 2 * pieces.packedRuns
-  ) {
+  // to form runs worth packing, it costs more than it saves; when it
+  // pays, a swap or two may make it pay more.
+  const pays = (a: Alphabet, p: Pieces) =>
+    p.saving >= a.description.length + 2 * p.packedRuns;
+  if (alphabet.k > 0 && pays(alphabet, pieces)) {
+    [alphabet, pieces] = refineAlphabet(src, seqs, alphabet, pieces);
+  }
+  if (alphabet.k > 0 && !pays(alphabet, pieces)) {
     alphabet = { ...alphabet, k: 0, description: [] };
     pieces = planPieces(src, seqs, alphabet);
   }
@@ -221,6 +224,74 @@ function huffmanBits(sorted: Int32Array): number {
     merged[tail++] = w;
   }
   return total;
+}
+
+const inRuns = new Int32Array(256);
+const breaks = new Int32Array(256);
+/** Swaps tried by {@link refineAlphabet}. */
+const MAX_SWAPS = 4;
+
+/**
+ * Swaps a symbol the packed runs hardly use for one that keeps breaking
+ * them, while that packs more: the most frequent literals are not always
+ * the runs' (a header's quotes and colons, ahead of a base64 character
+ * that turns up a little less often, would cut every base64 run where
+ * that character is).
+ */
+function refineAlphabet(
+  src: Uint8Array,
+  seqs: number[],
+  alphabet: Alphabet,
+  pieces: Pieces,
+): [Alphabet, Pieces] {
+  for (let swap = 0; swap < MAX_SWAPS; swap++) {
+    const { index } = alphabet;
+    breaks.fill(0);
+    // Raw pieces only (the few bytes left unpacked): a member's uses in
+    // runs are its literal count less its raw ones.
+    inRuns.set(counts);
+    const list = pieces.list;
+    for (let q = 0; q < list.length; q += 4) {
+      if (list[q + 2] === 1) continue;
+      const y = list[q + 1]!;
+      for (let z = list[q]!; z < y; z++) {
+        const c = src[z]!;
+        inRuns[c]!--;
+        // A byte outside the alphabet between two inside it.
+        if (
+          index[c] === 0 && z > 0 && z + 1 < src.length &&
+          index[src[z - 1]!] !== 0 && index[src[z + 1]!] !== 0
+        ) breaks[c]!++;
+      }
+    }
+    let out = -1;
+    let into = -1;
+    for (let c = 0; c < 256; c++) {
+      if (index[c] !== 0) {
+        if (out < 0 || inRuns[c]! < inRuns[out]!) out = c;
+      } else if (breaks[c]! > 0 && (into < 0 || breaks[c]! > breaks[into]!)) {
+        into = c;
+      }
+    }
+    if (into < 0 || breaks[into]! <= inRuns[out]!) break;
+    member.fill(0);
+    for (let c = 0; c < 256; c++) member[c + 1] = index[c] !== 0 ? 1 : 0;
+    member[out + 1] = 0;
+    member[into + 1] = 1;
+    const next: Alphabet = {
+      ...alphabet,
+      index: new Uint8Array(256),
+      description: [],
+    };
+    next.description = describe(member, next.index);
+    const planned = planPieces(src, seqs, next);
+    if (
+      planned.saving - next.description.length <=
+        pieces.saving - alphabet.description.length
+    ) break;
+    [alphabet, pieces] = [next, planned];
+  }
+  return [alphabet, pieces];
 }
 
 /**
