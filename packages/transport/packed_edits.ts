@@ -9,13 +9,20 @@ import { blobVarint, malformed } from "./packed_plain.ts";
 import { decodeLz, encodeLz } from "./packed_lz.ts";
 
 /**
- * The edits format of multi-packet compression: the first packet is the
+ * The edits formats of multi-packet compression: the first packet is the
  * reference, every other packet is either an edit of it or stored whole;
- * the reference and the packets stored whole are coded with zstd, the
- * edits are sparse column differences.
+ * the reference and the packets stored whole are coded as an lz section
+ * (format 6, packed_lz.ts) or with zstd (formats 5 and 4), the edits are
+ * sparse column differences.
  *
  * ```
- * u8 format (4 or 5) · varint (packetCount (≥ 1) << 1 | editsFramed) ·
+ * format 6:
+ * u8 6 · varint (packetCount (≥ 1) << 1 | editsCoded) · varint editsLength ·
+ *   edits (coded: an lz section of them) · lz section (rest of the blob) of:
+ *   reference · the packets stored whole
+ *
+ * formats 5 and 4:
+ * u8 format · varint (packetCount (≥ 1) << 1 | editsFramed) ·
  *   varint editsLength · [edits, when not framed] · frame (rest of the blob)
  * frame  = a zstd frame (format 4: less its 4-byte magic number) of:
  *          [edits, when framed] · reference · the packets stored whole
@@ -33,7 +40,8 @@ import { decodeLz, encodeLz } from "./packed_lz.ts";
  *   0x7f · varint (zeros − 127) · u8 value
  * ```
  *
- * The reference is what the frame holds before the packets stored whole.
+ * The reference is what the frame (or section) holds before the packets
+ * stored whole.
  * An edit group's k packets all have the same length and equal the
  * reference in their first `prefix` and last `length − prefix − middle`
  * bytes (the fan-out case: one message, a different header per receiver).
@@ -60,7 +68,18 @@ import { decodeLz, encodeLz } from "./packed_lz.ts";
  * tables are sized to the input rather than to its defaults for unknown
  * inputs, which keeps a small batch cheap to pack.
  *
- * Format 4 is the same with the frame's 4-byte magic number left out
+ * Format 6 is written when its lz section is at most {@link LZ_SLACK}
+ * above what zstd's frame would about take (its literals' Huffman cost
+ * and table, its sequences, its headers): a receiver then decodes in
+ * JavaScript, with no zstd call and its fixed ≈ 6.4 µs. Otherwise zstd
+ * codes the batch too and the smaller blob goes (so a batch whose
+ * literals are text, ≈ 4–5 bits each to Huffman, keeps zstd). The lz
+ * section is tried for references plus packets stored whole up to
+ * {@link MAX_LZ_BODY}. Edits of {@link MIN_FRAMED_EDITS} bytes or more
+ * are coded as an lz section of their own when that is smaller (their
+ * few distinct values pack).
+ *
+ * Format 4 is the same as 5 with the frame's 4-byte magic number left out
  * (the format byte stands for it). A frame of 1 KiB or more keeps it
  * (format 5): zstd is then handed a view of the blob instead of a copy
  * with the magic put back, and unpacking one packet costs little more
@@ -70,8 +89,8 @@ import { decodeLz, encodeLz } from "./packed_lz.ts";
 export const EDITS_FORMAT = 5;
 
 /**
- * Format 5 with an lz section (packed_lz.ts) instead of the zstd frame,
- * edits always raw: decoded without a native call.
+ * The reference and the packets stored whole as an lz section
+ * (packed_lz.ts) instead of a zstd frame: decoded without a native call.
  */
 export const LZ_FORMAT = 6;
 

@@ -4,26 +4,30 @@ import { blobVarint, malformed } from "./packed_plain.ts";
 /**
  * A byte-aligned LZ coding whose literal runs may be **packed**: when a
  * run's bytes all come from a small alphabet (at most 2^k symbols, k ≤ 7:
- * base64, hex, digits, a handful of flag values), each byte is stored as
- * its k-bit index in that alphabet. It replaces zstd for the frame of
- * multi-packet compression when it is about as small (see packed_edits.ts):
- * a receiver then decodes with a loop of JavaScript and no native call,
- * whose fixed cost (≈ 6.4 µs per `zstdDecompressSync`) is more than this
- * decoder needs for a 5 KB reference.
+ * base64, hex, digits, bits, a handful of flag values), each byte is
+ * stored as its k-bit index in that alphabet. Multi-packet compression
+ * codes a batch's reference with it instead of zstd when it is about as
+ * small (format 6, see packed_edits.ts): a receiver then decodes with a
+ * loop of JavaScript and no native call, whose fixed cost (≈ 6.4 µs per
+ * `zstdDecompressSync`) is more than this decoder needs for a 5 KB
+ * reference.
  *
  * ```
  * lz       = varint size · alphabet · sequence* (until `size` bytes are out)
  * alphabet = u8 k (0: no packed runs; 1 … 7) ·
  *            [k > 0: varint (count << 1 | bitmap) ·
- *               (bitmap: 32 bytes, bit s of byte s >> 3 set for symbol s |
+ *               (bitmap: 32 bytes, bit s & 7 of byte s >> 3 set for symbol s |
  *                ranges: count × (u8 first · u8 (length − 1)))]
- *            (the symbols in increasing order; index i is the i-th)
- * sequence = u8 token (lll r mmmm) · [varint (literals << 1 | packed), lll = 7] ·
- *            literal bytes (packed: ⌈literals · k / 8⌉ bytes of k-bit
- *              indexes, most significant bit first) ·
- *            — stop when `size` bytes are out — ·
- *            [varint offset, when mmmm > 0 and r = 0] · [varint (length − 18), mmmm = 15]
- *   lll  < 7: that many literal bytes, stored raw
+ *            (index i codes the alphabet's i-th symbol in increasing order;
+ *             indexes past the alphabet decode as 0)
+ * sequence = u8 token (lll r mmmm) ·
+ *            [varint (literals << 1 | packed), when lll = 7] ·
+ *            literals (packed: ⌈literals · k / 8⌉ bytes of k-bit indexes,
+ *              most significant bit first; else the bytes) ·
+ *            — the section ends here when `size` bytes are out — ·
+ *            [varint offset, when mmmm > 0 and r = 0] ·
+ *            [varint (length − 18), when mmmm = 15]
+ *   lll  < 7: that many literal bytes, raw
  *   mmmm = 0: no match; 1 … 14: a match of mmmm + 3 bytes; 15: 18 or more
  *   r    = 1: the match is at the previous match's offset
  * ```
@@ -31,10 +35,15 @@ import { blobVarint, malformed } from "./packed_plain.ts";
  * The sender parses greedily (a 4-byte hash, the previous offset tried
  * first, matches extended backwards, a growing step over stretches with
  * no match, as zstd's fast levels do), then picks the alphabet: the 2^k
- * most frequent literal bytes for the k that would save most, and packs
- * the literal stretches made of them that are long enough to pay for a
- * token of their own. Random base64 (64 symbols) packs to 6 bits a byte,
- * what Huffman coding gets from it, without a table to send or build.
+ * most frequent literal bytes for the k that would save most, refined by
+ * a few swaps (a symbol the runs hardly use for one that keeps breaking
+ * them). Matches that cost more than packing their bytes would become
+ * literals (in data of a few symbols short repeats are everywhere); the
+ * literal runs of alphabet bytes long enough to pay for a token of their
+ * own are packed, the rest stays raw, and an alphabet that does not pay
+ * for its description is dropped. Random base64 (64 symbols) packs to 6
+ * bits a byte, what Huffman coding gets from it, without a table to send
+ * or build.
  */
 
 /** Largest size an lz section may state: bounds what decoding allocates. */
@@ -48,18 +57,19 @@ const MIN_SPLIT_SAVING = 4;
 
 const head = new Int32Array(1 << HASH_LOG);
 
-/** The coded section and what a zstd frame of the same input would need. */
+/** An lz section and about what a zstd frame of the same input takes. */
 export interface LzCoding {
   bytes: Uint8Array<ArrayBuffer>;
   /**
-   * A rough floor for zstd's frame of the same input: the literals'
-   * order-0 entropy, a byte per sequence, a Huffman table's and a frame's
-   * overhead. The coding is worth sending when it is below this.
+   * About the size of zstd's frame of the same input, in bytes (see
+   * chooseAlphabet): the literals Huffman-coded with their table, ≈ 2
+   * bytes a sequence and ≈ 20 of headers. Within 0.3% of the frame on
+   * bench:transport's references.
    */
   zstdEstimate: number;
 }
 
-/** Codes `src` (at least 1 byte) as an lz section. */
+/** Codes `src` (any length up to {@link MAX_LZ_BYTES}) as an lz section. */
 export function encodeLz(src: Uint8Array): LzCoding {
   const n = src.length;
   // Sequences as (literal start, literal length, match length, offset).
