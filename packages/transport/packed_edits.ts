@@ -257,7 +257,10 @@ function lzBlob(
   const blob = coded && coded.length < edits.length
     ? blobOf(LZ_FORMAT, packets.length * 2 + 1, coded, lz.bytes)
     : blobOf(LZ_FORMAT, packets.length * 2, edits, lz.bytes);
-  return { blob, sent: lz.bytes.length <= lz.zstdEstimate * LZ_SLACK };
+  // What the frame would take in the blob: format 4 leaves its magic out.
+  const frame = lz.zstdEstimate -
+    (lz.zstdEstimate < MIN_MAGIC_FRAME ? ZSTD_MAGIC.length : 0);
+  return { blob, sent: lz.bytes.length <= frame * LZ_SLACK };
 }
 
 /** Format 5 (or 4): edits raw or leading the frame, then the zstd frame. */
