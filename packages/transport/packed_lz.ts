@@ -198,7 +198,11 @@ function chooseAlphabet(src: Uint8Array, seqs: number[]): Alphabet {
       member[c + 1] = 1;
     }
     const saving = (covered * (8 - k)) / 8 - 1 - Math.min(2 * ranges, 32);
-    if (saving > bestSaving) {
+    // An alphabet of less than three quarters of the literals is not
+    // tried: its bytes would seldom come in runs (of random bytes, 64
+    // symbols cover a quarter, 128 half), and looking for them costs a
+    // pass over every literal.
+    if (saving > bestSaving && 4 * covered >= 3 * lits) {
       best = k;
       bestSaving = saving;
     }
