@@ -79,22 +79,17 @@ export function encodeLz(src: Uint8Array): LzCoding {
   let last = 0;
   let i = 0;
   let misses = 0;
+  // 4-byte words read in one load each.
+  const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
   while (i + MIN_MATCH <= n) {
-    const word = src[i]! | (src[i + 1]! << 8) | (src[i + 2]! << 16) |
-      (src[i + 3]! << 24);
+    const word = view.getInt32(i, true);
     const h = Math.imul(word, 0x9e3779b1) >>> (32 - HASH_LOG);
     let j = -1;
-    if (
-      last > 0 && last <= i && src[i - last] === src[i] &&
-      src[i - last + 1] === src[i + 1] && src[i - last + 2] === src[i + 2] &&
-      src[i - last + 3] === src[i + 3]
-    ) j = i - last;
-    else {
+    if (last > 0 && last <= i && view.getInt32(i - last, true) === word) {
+      j = i - last;
+    } else {
       const c = head[h]!;
-      if (
-        c >= 0 && src[c] === src[i] && src[c + 1] === src[i + 1] &&
-        src[c + 2] === src[i + 2] && src[c + 3] === src[i + 3]
-      ) j = c;
+      if (c >= 0 && view.getInt32(c, true) === word) j = c;
     }
     head[h] = i;
     if (j < 0) {
@@ -113,8 +108,7 @@ export function encodeLz(src: Uint8Array): LzCoding {
     // A few positions inside the match, so later repeats find it.
     for (let p = end - 2; p > start && p > end - 8; p -= 3) {
       if (p + MIN_MATCH <= n) {
-        const w = src[p]! | (src[p + 1]! << 8) | (src[p + 2]! << 16) |
-          (src[p + 3]! << 24);
+        const w = view.getInt32(p, true);
         head[Math.imul(w, 0x9e3779b1) >>> (32 - HASH_LOG)] = p;
       }
     }
@@ -406,8 +400,9 @@ function planPieces(src: Uint8Array, seqs: number[], a: Alphabet): Pieces {
     // The length of the run of alphabet bytes before y, counted without
     // a branch (random data would mispredict one at every byte); a run is
     // looked at where it ends, if it is long enough to gain.
-    let run = 0;
-    const take = (y: number) => {
+    // (The run's length is a parameter: a closure capturing it would keep
+    // it in memory, not in a register, through the scan.)
+    const take = (y: number, run: number) => {
       const start = y - run;
       const gain = run - Math.ceil(run * k / 8);
       if (gain >= (start === from && y === to ? 2 : MIN_SPLIT_SAVING)) {
@@ -418,13 +413,14 @@ function planPieces(src: Uint8Array, seqs: number[], a: Alphabet): Pieces {
         packedRuns++;
       }
     };
+    let run = 0;
     for (let y = from; k > 0 && y < to; y++) {
       const inside = (index[src[y]!]! + 255) >> 8;
       // Branch-free test of "a run of minRun or more ends here".
-      if ((((minRun - 1 - run) >> 31) & (inside ^ 1)) !== 0) take(y);
+      if ((((minRun - 1 - run) >> 31) & (inside ^ 1)) !== 0) take(y, run);
       run = (run + 1) & -inside;
     }
-    if (run >= minRun) take(to);
+    if (run >= minRun) take(to, run);
     // The stretch's last piece carries its match.
     if (raw === to && raw > from) list[list.length - 1] = s;
     else list.push(raw, to, 0, s);
