@@ -23,13 +23,18 @@ import {
  *
  * The first byte of a blob is its format:
  *
- * - **5, reference and edits** (packed_edits.ts): packet 0 is the
- *   reference; each other packet is an edit of it (the reference's ends
- *   around its own middle, middles stored column by column as differences
- *   from the previous packets') or stored whole; the result is coded with
- *   zstd. This is what {@link pack} writes when it is smaller; **4** is
- *   the same less zstd's magic number, for frames under 1 KiB (what the
- *   previous version wrote for every size, read alike).
+ * - **6, reference and edits, lz section** (packed_edits.ts,
+ *   packed_lz.ts): packet 0 is the reference; each other packet is an
+ *   edit of it (the reference's ends around its own middle, middles stored
+ *   column by column as differences from the previous packets') or stored
+ *   whole; the reference and the packets stored whole are an LZ section
+ *   whose literal runs of a small alphabet (base64, digits…) are packed
+ *   into k-bit codes, decoded in JavaScript without a zstd call. What
+ *   {@link pack} writes when it is about as small as zstd would be
+ *   ({@link PACK_VERSION}).
+ * - **5, reference and edits, zstd**: the same coded with zstd, written
+ *   when that is smaller (text literals); **4** is the same less zstd's
+ *   magic number, for frames under 1 KiB.
  * - **3, plain** (packed_plain.ts): the packets back to back after their
  *   run-length encoded sizes, written when the edits format would not be
  *   smaller (unrelated or incompressible packets).
