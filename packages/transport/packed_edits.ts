@@ -106,9 +106,9 @@ const LZ_SLACK = 1.01;
 /**
  * Largest reference plus packets stored whole coded as an lz section:
  * beyond it a zstd call's fixed cost (≈ 6.4 µs) is small next to decoding
- * the bytes, and JavaScript codes them about 3× slower than zstd
- * (measured: 10 unrelated random 4 KiB packets, 40 KiB, pack 3.4× zstd's
- * time with the lz section tried, 1.3× without).
+ * the bytes, and JavaScript codes them more slowly than zstd (measured:
+ * 10 unrelated random 4 KiB packets, 40 KiB, pack 3.4× zstd's time with
+ * the lz section tried, 1.3× without).
  */
 const MAX_LZ_BODY = 16 * 1024;
 
