@@ -2,9 +2,9 @@ import { compareBytes } from "./bytes.ts";
 import type { Entry } from "./memtable.ts";
 
 /**
- * A sorted source of entries for {@link MergeCursor}: a plain or async
- * iterator, or one whose `next` returns a promise only sometimes (a table
- * cursor that reads a block only on a cache miss).
+ * A sorted source of entries as an iterator (plain or async, or one whose
+ * `next` returns a promise only sometimes), for {@link mergeSorted} and
+ * {@link entryCursor}.
  */
 export type EntrySource =
   | Iterator<Entry>
@@ -17,20 +17,23 @@ export type EntrySource =
  * K-way merge of sorted sources, `sources[0]` the newest: each key once,
  * with the value of the newest source that has it (tombstones included;
  * the caller decides whether to drop them). `next` answers without a
- * promise unless a source must wait (a block read), so a scan over cached
- * blocks and memtables costs no turn of the event loop per entry. The next
- * head is the smallest of the sources' current entries, found in one pass
- * that also notes the sources holding the same key (a linear pick: an LSM
- * merges a handful of sources, where a heap gains nothing).
+ * promise unless a source must wait (a block read from a file that must
+ * be waited for), so a scan over blocks and memtables costs no turn of the
+ * event loop per entry. The sources are {@link EntryCursor}s (entries
+ * themselves, no iterator result object per entry; {@link entryCursor}
+ * adapts an iterator). The next head is the smallest of the sources'
+ * current entries, found in one pass that also notes the sources holding
+ * the same key (a linear pick: an LSM merges a handful of sources, where
+ * a heap gains nothing).
  */
 export class MergeCursor implements EntryCursor {
-  #sources: readonly EntrySource[];
+  #sources: readonly EntryCursor[];
   #heads: (Entry | undefined)[];
   /** Sources whose head was consumed and must advance before the next pick. */
   #stale: number[];
 
   /** @param sources sorted sources, newest first. */
-  constructor(sources: readonly EntrySource[]) {
+  constructor(sources: readonly EntryCursor[]) {
     this.#sources = sources;
     this.#heads = sources.map(() => undefined);
     this.#stale = sources.map((_, i) => i);
@@ -45,12 +48,12 @@ export class MergeCursor implements EntryCursor {
       const r = this.#sources[i]!.next();
       if (r instanceof Promise) {
         return r.then((x) => {
-          heads[i] = x.done ? undefined : x.value;
+          heads[i] = x;
           stale.pop();
           return this.next();
         });
       }
-      heads[i] = r.done ? undefined : r.value;
+      heads[i] = r;
       stale.pop();
     }
     let min: Entry | undefined;
@@ -70,6 +73,19 @@ export class MergeCursor implements EntryCursor {
     }
     return min;
   }
+}
+
+/** An {@link EntrySource} (an iterator of entries) as an {@link EntryCursor}. */
+export function entryCursor(source: EntrySource): EntryCursor {
+  return {
+    next(): Entry | undefined | Promise<Entry | undefined> {
+      const r = source.next();
+      if (r instanceof Promise) {
+        return r.then((x) => x.done ? undefined : x.value);
+      }
+      return r.done ? undefined : r.value;
+    },
+  };
 }
 
 /** What a {@link MergeCursor} or an {@link ArrayCursor} gives: the next entry, a promise only when a source waits. */
@@ -99,7 +115,7 @@ export class ArrayCursor implements EntryCursor {
 export async function* mergeSorted(
   sources: readonly EntrySource[],
 ): AsyncGenerator<Entry> {
-  const cursor = new MergeCursor(sources);
+  const cursor = new MergeCursor(sources.map(entryCursor));
   while (true) {
     let e = cursor.next();
     if (e instanceof Promise) e = await e;
