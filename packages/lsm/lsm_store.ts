@@ -561,7 +561,7 @@ export class LsmStore {
     }
     for (const t of tables) {
       t.ref();
-      sources.push(t.iterate(start));
+      sources.push(t.iterate(start, end));
     }
     return new LsmCursor(new MergeCursor(sources), end, prefix, tables, limit);
   }

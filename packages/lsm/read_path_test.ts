@@ -55,11 +55,12 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "flush" as const }) },
 );
 
-/** Seeks as `bench:tablet` does them: a start key (present or not) and a limit. */
+/** Seeks as `bench:tablet` does them: a start key (present or not) and a limit; some with an end. */
 const seekArb = fc.record({
   k: fc.nat(205),
   limit: fc.integer({ min: 1, max: 12 }),
   within: fc.boolean(),
+  end: fc.option(fc.nat(205), { nil: undefined }),
 });
 
 Deno.test("seeks and gets over a memtable and several tables with overwrites and deletes match a sorted model, with blocks read in the caller's turn and through promises (fast-check)", async () => {
@@ -96,11 +97,14 @@ Deno.test("seeks and gets over a memtable and several tables with overwrites and
           for (const s of seeks) {
             // A start inside a key (a prefix of it) or at the key itself.
             const start = s.within ? key(s.k).subarray(0, 12) : key(s.k);
+            const end = s.end === undefined ? undefined : key(s.end);
             const want = sorted
               .filter((k) => compareBytes(key(k), start) >= 0)
+              .filter((k) => end === undefined || compareBytes(key(k), end) < 0)
               .slice(0, s.limit)
               .map((k) => [key(k).join(","), value(model.get(k)!).join(",")]);
-            const c = db.cursor({ start, limit: s.limit });
+            if (end !== undefined && compareBytes(start, end) > 0) continue;
+            const c = db.cursor({ start, end, limit: s.limit });
             const got: string[][] = [];
             for (let e = c.next(); e !== undefined; e = c.next()) {
               if (e instanceof Promise) {

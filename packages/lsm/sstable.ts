@@ -350,11 +350,12 @@ export class SSTable {
   }
 
   /**
-   * Entries with key `>= start` in key order (tombstones included), as a
-   * cursor whose `next` answers without a promise while blocks come from
-   * the cache.
+   * Entries with key `>= start` (and `< end`, when given) in key order
+   * (tombstones included), as a cursor whose `next` answers without a
+   * promise while blocks come from the cache or a synchronous file. The
+   * end is checked in place, so the entry past it costs no views.
    */
-  iterate(start?: Uint8Array): TableCursor {
+  iterate(start?: Uint8Array, end?: Uint8Array): TableCursor {
     const from = this.clip?.start;
     if (
       from !== undefined &&
@@ -362,7 +363,11 @@ export class SSTable {
     ) {
       start = from;
     }
-    return new TableCursor(this, start);
+    const to = this.clip?.end;
+    if (to !== undefined && (end === undefined || compareBytes(to, end) < 0)) {
+      end = to;
+    }
+    return new TableCursor(this, start, end);
   }
 
   /** Block `b` if cached (counts a hit or miss). */
@@ -459,13 +464,16 @@ export class TableCursor {
   #b: number;
   #i = 0;
   #block: DecodedBlock | undefined;
-  /** The table's clip end: the cursor ends there. */
+  /** Where the cursor ends (exclusive): the range's end or the table's clip end. */
   #end: Uint8Array | undefined;
 
-  /** @param start first key wanted (inclusive). */
-  constructor(table: SSTable, start?: Uint8Array) {
+  /**
+   * @param start first key wanted (inclusive);
+   * @param end first key not wanted (default: the table's clip end).
+   */
+  constructor(table: SSTable, start?: Uint8Array, end = table.clip?.end) {
     this.#table = table;
-    this.#end = table.clip?.end;
+    this.#end = end;
     this.#start = start;
     this.#b = start === undefined ? 0 : table.seekBlock(start);
   }
@@ -481,13 +489,14 @@ export class TableCursor {
       if (block !== undefined) {
         if (this.#i < block.count) {
           const i = this.#i++;
-          const key = keyAt(block, i);
-          if (this.#end !== undefined && compareBytes(key, this.#end) >= 0) {
+          if (
+            this.#end !== undefined && compareKeyAt(block, i, this.#end) >= 0
+          ) {
             this.#b = this.#table.blockCount;
             this.#block = undefined;
             return undefined;
           }
-          return { key, value: valueAt(block, i) };
+          return { key: keyAt(block, i), value: valueAt(block, i) };
         }
         this.#block = undefined;
         this.#b++;
