@@ -95,20 +95,25 @@ function varint(b: Uint8Array, o: number, end: number): number {
 
 /**
  * Checks a block's CRC32C and indexes its entries. `raw` is the block and
- * its trailer; `where` names it in the error.
+ * its trailer; `where` names it in the error (a function: called only then).
  *
  * @throws LsmError `corrupt` on a checksum mismatch or bad structure.
  */
-export function decodeBlock(raw: Uint8Array, where: string): DecodedBlock {
+export function decodeBlock(
+  raw: Uint8Array,
+  where: string | (() => string),
+): DecodedBlock {
   if (raw.length < BLOCK_TRAILER_BYTES) {
-    throw new LsmError("corrupt", `${where}: block truncated`);
+    throw corrupt(where, "block truncated");
   }
   const n = raw.length - BLOCK_TRAILER_BYTES;
-  const want = new DataView(raw.buffer, raw.byteOffset, raw.length)
-    .getUint32(n, true);
+  // Little-endian u32 read by hand: a DataView per block read is one
+  // more object for the garbage collector.
+  const want = (raw[n]! | raw[n + 1]! << 8 | raw[n + 2]! << 16 |
+    raw[n + 3]! << 24) >>> 0;
   const body = raw.subarray(0, n);
   if (crc32c(body) !== want) {
-    throw new LsmError("corrupt", `${where}: block checksum mismatch`);
+    throw corrupt(where, "block checksum mismatch");
   }
   let offs = scratch;
   let count = 0;
@@ -119,7 +124,7 @@ export function decodeBlock(raw: Uint8Array, where: string): DecodedBlock {
     const tag = klen < 0 ? -1 : varint(body, ko + klen, n);
     const vo = next;
     if (tag < 0 || vo + (tag === 0 ? 0 : tag - 1) > n) {
-      throw new LsmError("corrupt", `${where}: block structure invalid`);
+      throw corrupt(where, "block structure invalid");
     }
     if ((count + 1) * 4 > offs.length) {
       const bigger = new Int32Array(offs.length * 2);
@@ -136,6 +141,14 @@ export function decodeBlock(raw: Uint8Array, where: string): DecodedBlock {
   const kept = carveOffsets(count * 4);
   kept.set(offs.subarray(0, count * 4));
   return { data: body, offs: kept, count, bytes: raw.length };
+}
+
+/** The `corrupt` error for a block `where` names (built only on failure: a read's name string costs an allocation per block). */
+function corrupt(where: string | (() => string), what: string): LsmError {
+  return new LsmError(
+    "corrupt",
+    `${typeof where === "string" ? where : where()}: ${what}`,
+  );
 }
 
 /** Compares entry `i`'s key with `key` in place (negative, 0, positive). */

@@ -43,6 +43,14 @@ export interface ReadableFile {
   readonly size: number;
   /** Reads `length` bytes at `offset` (fewer only at the end of the file). */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * {@link read} without a promise, for files whose bytes are at hand
+   * without waiting (a local file: one `pread`): the engine then reads
+   * blocks in the caller's turn, so a read that misses the block cache
+   * costs no promise chain. Optional; stores that must wait (GFS) leave
+   * it out.
+   */
+  readSync?(offset: number, length: number): Uint8Array;
   /** Releases the handle. Idempotent. */
   close(): void;
 }

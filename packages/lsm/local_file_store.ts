@@ -107,17 +107,19 @@ export class LocalFileStore implements FileStore {
   async #openPath(path: string): Promise<ReadableFile> {
     const { size } = await Deno.stat(path);
     const reader = PositionedReader.open(path);
+    const readSync = (offset: number, length: number) =>
+      reader.readAt(offset, length, this.#carve(length));
     return {
       size,
       read: (offset, length) => {
         try {
-          return Promise.resolve(
-            reader.readAt(offset, length, this.#carve(length)),
-          );
+          return Promise.resolve(readSync(offset, length));
         } catch (e) {
           return Promise.reject(e);
         }
       },
+      // The pread blocks the caller either way: a promise adds nothing.
+      readSync,
       close: () => reader.close(),
     };
   }

@@ -53,7 +53,14 @@ export class LsmCursor {
   next(): StoredEntry | undefined | Promise<StoredEntry | undefined> {
     while (this.#open) {
       if (this.#left <= 0) return this.#finish();
-      const e = this.#merged.next();
+      let e: Entry | undefined | Promise<Entry | undefined>;
+      try {
+        e = this.#merged.next();
+      } catch (err) {
+        // A block read in this turn failed (corrupt): as with one waited for.
+        this.close();
+        throw err;
+      }
       if (e instanceof Promise) {
         return e.then((x) => this.#accept(x) ?? this.next(), (err) => {
           this.close();

@@ -20,7 +20,7 @@ import {
 import { type Entry, Memtable, type Value } from "./memtable.ts";
 import { MemtableFilter } from "./memtable_filter.ts";
 import { LsmCursor, type StoredEntry } from "./lsm_cursor.ts";
-import { ArrayCursor, type EntrySource, MergeCursor } from "./merge.ts";
+import { ArrayCursor, type EntryCursor, MergeCursor } from "./merge.ts";
 import type { PrefixExtractor } from "./prefix_extractor.ts";
 import { type KeyClip, SSTable } from "./sstable.ts";
 import { SSTableBuilder } from "./sstable_builder.ts";
@@ -537,7 +537,7 @@ export class LsmStore {
     // Only the memtable has the range (recent data, or no table's prefix
     // filter has the prefix): its entries are read without a merge.
     const lone = !imm && tables.length === 0;
-    const sources: EntrySource[] = [];
+    const sources: EntryCursor[] = [];
     if (options.gather === true && start !== undefined && end !== undefined) {
       const mine = mem ? this.#mem.range(start, end) : [];
       if (lone) {
@@ -550,18 +550,18 @@ export class LsmStore {
           limit,
         );
       }
-      sources.push(mine.values());
-      if (imm) sources.push(this.#imm!.range(start, end).values());
+      sources.push(new ArrayCursor(mine));
+      if (imm) sources.push(new ArrayCursor(this.#imm!.range(start, end)));
     } else {
       if (lone && mem) {
         return new LsmCursor(this.#mem.walk(start), end, prefix, [], limit);
       }
-      if (mem) sources.push(this.#mem.cursor(start));
-      if (imm) sources.push(this.#imm!.cursor(start));
+      if (mem) sources.push(this.#mem.walk(start));
+      if (imm) sources.push(this.#imm!.walk(start));
     }
     for (const t of tables) {
       t.ref();
-      sources.push(t.iterate(start));
+      sources.push(t.iterate(start, end));
     }
     return new LsmCursor(new MergeCursor(sources), end, prefix, tables, limit);
   }

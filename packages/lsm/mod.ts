@@ -66,7 +66,8 @@ export {
   buildBloomFromHashes,
   hashKey,
 } from "./bloom.ts";
-export { MergeCursor, mergeSorted } from "./merge.ts";
+export { entryCursor, MergeCursor, mergeSorted } from "./merge.ts";
+export type { EntryCursor, EntrySource } from "./merge.ts";
 export {
   compareBytes,
   copyInto,

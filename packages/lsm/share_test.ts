@@ -56,6 +56,25 @@ Deno.test("a store shares a range of a sibling's tables, then compacts them away
         .filter((k) => k !== "k0010");
     assert.deepEqual(await keys(l), want(0, 250));
     assert.deepEqual(await keys(r), want(250, 400));
+    // Ranges and prefixes that end past the clip still stop at it (a
+    // table cursor takes the nearer of the two ends).
+    const ranged = async (db: LsmStore, o: Parameters<LsmStore["scan"]>[0]) => {
+      const out: string[] = [];
+      for await (const e of db.scan(o)) out.push(dec.decode(e.key));
+      return out;
+    };
+    assert.deepEqual(
+      await ranged(l, { start: key(240), end: key(300) }),
+      want(240, 250),
+    );
+    assert.deepEqual(
+      await ranged(l, { prefix: enc.encode("k02") }),
+      want(200, 250),
+    );
+    assert.deepEqual(
+      await ranged(r, { start: key(240), end: key(260) }),
+      want(250, 260),
+    );
     assert.equal(await r.get(key(5)), undefined);
     assert.equal(await l.get(key(260)), undefined);
     assert.equal(await l.get(key(10)), undefined);

@@ -11,9 +11,9 @@ import {
   compareKeyAt,
   decodeBlock,
   keyAt,
-  lowerBound,
   valueAt,
 } from "./block.ts";
+import { BlockIndex } from "./block_index.ts";
 import type { DecodedBlock } from "./block.ts";
 import type { BlockCache } from "./block_cache.ts";
 import { compareBytes } from "./bytes.ts";
@@ -65,6 +65,8 @@ export class SSTable {
   #file: ReadableFile;
   #cache: BlockCache;
   #lastKeys: Uint8Array[];
+  /** Searches {@link #lastKeys} (a block's last key is its index key). */
+  #index: BlockIndex;
   #offsets: number[];
   #lengths: number[];
   #bloom: Uint8Array;
@@ -100,6 +102,7 @@ export class SSTable {
     this.entries = parts.entries;
     this.smallest = parts.first;
     this.#lastKeys = parts.lastKeys;
+    this.#index = new BlockIndex(parts.lastKeys);
     this.#offsets = parts.offsets;
     this.#lengths = parts.lengths;
     this.#bloom = parts.bloom;
@@ -339,19 +342,20 @@ export class SSTable {
     hash: number = hashKey(key),
   ): Value | undefined | Promise<Value | undefined> {
     if (!this.mayContain(key, hash)) return undefined;
-    const b = lowerBound(this.#lastKeys, key);
+    const b = this.#index.lowerBound(key);
     if (b >= this.#offsets.length) return undefined;
-    const cached = this.#cache.get(this.id, b);
-    if (cached !== undefined) return find(cached, key);
-    return this.#read(b).then((block) => find(block, key));
+    const block = this.#cache.get(this.id, b) ?? this.#read(b);
+    if (!(block instanceof Promise)) return find(block, key);
+    return block.then((x) => find(x, key));
   }
 
   /**
-   * Entries with key `>= start` in key order (tombstones included), as a
-   * cursor whose `next` answers without a promise while blocks come from
-   * the cache.
+   * Entries with key `>= start` (and `< end`, when given) in key order
+   * (tombstones included), as a cursor whose `next` answers without a
+   * promise while blocks come from the cache or a synchronous file. The
+   * end is checked in place, so the entry past it costs no views.
    */
-  iterate(start?: Uint8Array): TableCursor {
+  iterate(start?: Uint8Array, end?: Uint8Array): TableCursor {
     const from = this.clip?.start;
     if (
       from !== undefined &&
@@ -359,7 +363,11 @@ export class SSTable {
     ) {
       start = from;
     }
-    return new TableCursor(this, start);
+    const to = this.clip?.end;
+    if (to !== undefined && (end === undefined || compareBytes(to, end) < 0)) {
+      end = to;
+    }
+    return new TableCursor(this, start, end);
   }
 
   /** Block `b` if cached (counts a hit or miss). */
@@ -369,11 +377,16 @@ export class SSTable {
 
   /** First block that may hold keys `>= key`. */
   seekBlock(key: Uint8Array): number {
-    return lowerBound(this.#lastKeys, key);
+    return this.#index.lowerBound(key);
   }
 
-  /** Reads, checks and caches block `b`. */
-  readBlock(b: number): Promise<DecodedBlock> {
+  /**
+   * Reads, checks and caches block `b`; without a promise when the file
+   * reads synchronously (a local file).
+   *
+   * @throws LsmError `corrupt` (or a rejected promise) on a bad block.
+   */
+  readBlock(b: number): DecodedBlock | Promise<DecodedBlock> {
     return this.#read(b);
   }
 
@@ -395,19 +408,26 @@ export class SSTable {
     }
   }
 
-  async #block(b: number): Promise<DecodedBlock> {
-    const hit = this.#cache.get(this.id, b);
-    if (hit !== undefined) return hit;
-    return await this.#read(b);
+  /**
+   * Reads, checks and caches block `b` (after a cache miss): in this turn
+   * when the file has `readSync` (no promise chain per block), else
+   * through a promise.
+   */
+  #read(b: number): DecodedBlock | Promise<DecodedBlock> {
+    const offset = this.#offsets[b]!;
+    const length = this.#lengths[b]!;
+    const file = this.#file;
+    if (file.readSync !== undefined) {
+      return this.#decode(b, file.readSync(offset, length));
+    }
+    return file.read(offset, length).then((raw) => this.#decode(b, raw));
   }
 
-  /** Reads, checks and caches block `b` (after a cache miss). */
-  async #read(b: number): Promise<DecodedBlock> {
-    const offset = this.#offsets[b]!;
-    const raw = await this.#file.read(offset, this.#lengths[b]!);
+  #decode(b: number, raw: Uint8Array): DecodedBlock {
     const block = decodeBlock(
       raw,
-      `SSTable ${this.name} data block ${b} at offset ${offset}`,
+      () =>
+        `SSTable ${this.name} data block ${b} at offset ${this.#offsets[b]}`,
     );
     this.#cache.set(this.id, b, block);
     return block;
@@ -444,55 +464,62 @@ export class TableCursor {
   #b: number;
   #i = 0;
   #block: DecodedBlock | undefined;
-  /** The table's clip end: the cursor ends there. */
+  /** Where the cursor ends (exclusive): the range's end or the table's clip end. */
   #end: Uint8Array | undefined;
 
-  /** @param start first key wanted (inclusive). */
-  constructor(table: SSTable, start?: Uint8Array) {
+  /**
+   * @param start first key wanted (inclusive);
+   * @param end first key not wanted (default: the table's clip end).
+   */
+  constructor(table: SSTable, start?: Uint8Array, end = table.clip?.end) {
     this.#table = table;
-    this.#end = table.clip?.end;
+    this.#end = end;
     this.#start = start;
     this.#b = start === undefined ? 0 : table.seekBlock(start);
   }
 
-  /** The next entry; a promise only when a block must be read. */
-  next(): IteratorResult<Entry> | Promise<IteratorResult<Entry>> {
+  /**
+   * The next entry (undefined at the end), as an `EntryCursor`: no
+   * iterator result object per entry; a promise only when a block must
+   * be read from a file without `readSync`.
+   */
+  next(): Entry | undefined | Promise<Entry | undefined> {
     while (true) {
       const block = this.#block;
       if (block !== undefined) {
         if (this.#i < block.count) {
           const i = this.#i++;
-          const key = keyAt(block, i);
-          if (this.#end !== undefined && compareBytes(key, this.#end) >= 0) {
+          if (
+            this.#end !== undefined && compareKeyAt(block, i, this.#end) >= 0
+          ) {
             this.#b = this.#table.blockCount;
             this.#block = undefined;
-            return { done: true, value: undefined };
+            return undefined;
           }
-          return { done: false, value: { key, value: valueAt(block, i) } };
+          return { key: keyAt(block, i), value: valueAt(block, i) };
         }
         this.#block = undefined;
         this.#b++;
       }
-      if (this.#b >= this.#table.blockCount) {
-        return { done: true, value: undefined };
-      }
-      const cached = this.#table.cachedBlock(this.#b);
-      if (cached === undefined) {
-        return this.#table.readBlock(this.#b).then((b) => {
-          this.#enter(b);
+      if (this.#b >= this.#table.blockCount) return undefined;
+      const b = this.#table.cachedBlock(this.#b) ??
+        this.#table.readBlock(this.#b);
+      if (b instanceof Promise) {
+        return b.then((x) => {
+          this.#enter(x);
           return this.next();
         });
       }
-      this.#enter(cached);
+      this.#enter(b);
     }
   }
 
   /** The remaining entries as an async iterator (`for await`). */
   async *[Symbol.asyncIterator](): AsyncGenerator<Entry> {
     while (true) {
-      const r = await this.next();
-      if (r.done) return;
-      yield r.value;
+      const e = await this.next();
+      if (e === undefined) return;
+      yield e;
     }
   }
 

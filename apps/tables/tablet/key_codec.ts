@@ -250,6 +250,18 @@ export function sameRow(
 
 /** Decodes the row key of an encoded entry key, or of a row prefix (a copy). */
 export function decodeRow(key: Uint8Array): Uint8Array {
+  let z = 0;
+  const n = key.length;
+  while (z < n && key[z] !== 0) z++;
+  if (z + 1 < n && key[z + 1] === 1) {
+    // No escape (the common case): the bytes before the terminator,
+    // copied straight from the key (no view of it in between: each view
+    // is an object for the garbage collector).
+    const out = tabletBytes.alloc(z);
+    if (z > 128) out.set(key.subarray(0, z));
+    else for (let i = 0; i < z; i++) out[i] = key[i]!;
+    return out;
+  }
   return tabletBytes.copy(unescapeAt(key, 0));
 }
 
