@@ -87,13 +87,34 @@ const SEGMENT_SUFFIX = ".seg";
 const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 /** Name prefix of zero-filled files waiting to become segments. */
 const SPARE_PREFIX = ".spare-";
-const ZEROS = new Uint8Array(2 ** 20);
+/**
+ * Zeros are written a page at a time. The page cache keeps what one
+ * `write` fills as one folio, and ext4 walks every block of a folio on
+ * each later write into it: after 1 MiB writes of zeros, each small
+ * record append into the segment cost 2.3–2.8 µs (Linux 6.18, ext4),
+ * after 4 KiB writes 1.0 µs, as much as appending to a growing file.
+ */
+const ZERO_PAGE = new Uint8Array(4096);
+/** Pages written synchronously between two turns of the event loop. */
+const ZERO_PAGES_PER_TURN = 256;
 
+/**
+ * Writes `bytes` zeros at the file's position, a page per `write`
+ * (synchronous: a page is a copy into the page cache, and 16,384 async
+ * writes cost three times the CPU), yielding to the event loop every
+ * {@link ZERO_PAGES_PER_TURN} pages (1 MiB, about 1.5 ms) so a segment
+ * prepared in the background does not stall other work for its whole
+ * 64 MiB.
+ */
 async function writeZeros(file: Deno.FsFile, bytes: number): Promise<void> {
+  let pages = 0;
   while (bytes > 0) {
-    const n = Math.min(bytes, ZEROS.length);
-    await writeAll(file, ZEROS.subarray(0, n));
+    const n = Math.min(bytes, ZERO_PAGE.length);
+    writeAllSync(file, ZERO_PAGE.subarray(0, n));
     bytes -= n;
+    if (++pages % ZERO_PAGES_PER_TURN === 0 && bytes > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
   }
 }
 
