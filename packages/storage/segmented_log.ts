@@ -346,47 +346,58 @@ export class SegmentedLog {
    */
   append(records: readonly Uint8Array[]): Promise<AppendResult> {
     try {
-      this.#assertAccepting();
-      if (!Array.isArray(records)) {
-        throw new StorageError("bad_argument", "records must be an array");
-      }
-      for (const r of records) {
-        if (!(r instanceof Uint8Array)) {
-          throw new StorageError("bad_argument", "records must be Uint8Array");
-        }
-        if (r.length > this.#opts.maxRecordBytes) {
-          throw new StorageError(
-            "too_large",
-            `record of ${r.length} bytes exceeds ${this.#opts.maxRecordBytes}`,
-          );
-        }
-      }
-      // Fast path: under a policy that does not wait for a sync, a lone
-      // append (nothing queued or in flight, none written earlier in this
-      // turn) is written now, in the caller's turn, with no group-commit
-      // round trip; it is in the OS before the promise exists, as `append`
-      // promises under that policy. Appends that follow in the same turn
-      // go through group commit and share one write.
-      if (this.#map !== null && !this.#commit.busy) {
-        // A store into the mapping costs no system call: every append
-        // takes this path, none waits for a group-commit turn. What does
-        // not fit the mapping is written as the unmapped log would.
-        const r = this.#storeNow(records) ?? this.#writeNow(records);
-        if (r !== undefined) return Promise.resolve(r);
-      } else if (
-        this.#opts.sync !== "always" && !this.#burst && !this.#commit.busy
-      ) {
-        const r = this.#writeNow(records);
-        if (r !== undefined) {
-          this.#burst = true;
-          queueMicrotask(this.#endBurst);
-          return Promise.resolve(r);
-        }
-      }
+      const r = this.appendNow(records);
+      if (r !== undefined) return Promise.resolve(r);
     } catch (e) {
       return Promise.reject(e);
     }
     return this.#commit.submit(records.slice());
+  }
+
+  /**
+   * {@link append} without a promise, when it can be done at once: under
+   * a policy that does not wait for a sync, with nothing queued or in
+   * flight, the records are in the file (the OS) when it returns, with
+   * their index range. Returns undefined when the append would have to
+   * wait (a sync policy of `"always"`, a queue, a segment roll): call
+   * {@link append} then, which keeps index order.
+   *
+   * @throws StorageError as {@link append} rejects.
+   */
+  appendNow(records: readonly Uint8Array[]): AppendResult | undefined {
+    this.#assertAccepting();
+    if (!Array.isArray(records)) {
+      throw new StorageError("bad_argument", "records must be an array");
+    }
+    for (const r of records) {
+      if (!(r instanceof Uint8Array)) {
+        throw new StorageError("bad_argument", "records must be Uint8Array");
+      }
+      if (r.length > this.#opts.maxRecordBytes) {
+        throw new StorageError(
+          "too_large",
+          `record of ${r.length} bytes exceeds ${this.#opts.maxRecordBytes}`,
+        );
+      }
+    }
+    if (this.#commit.busy) return undefined;
+    // Into the mapping: a store costs no system call, so every append
+    // takes this path and none waits for a group-commit turn. What does
+    // not fit the mapping is written as the unmapped log would.
+    if (this.#map !== null) {
+      return this.#storeNow(records) ?? this.#writeNow(records);
+    }
+    // With `write`: a lone append (none written earlier in this turn) is
+    // written now, in the caller's turn, with no group-commit round trip;
+    // appends that follow in the same turn go through group commit and
+    // share one write.
+    if (this.#opts.sync === "always" || this.#burst) return undefined;
+    const r = this.#writeNow(records);
+    if (r !== undefined) {
+      this.#burst = true;
+      queueMicrotask(this.#endBurst);
+    }
+    return r;
   }
 
   /**
