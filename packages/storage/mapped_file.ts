@@ -28,6 +28,7 @@ const SYMBOLS = {
     result: "pointer",
   },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -56,6 +57,27 @@ function loadLibc(): Libc | null {
 /** Whether {@link MappedFile.open} can map files in this process. */
 export function canMapFiles(): boolean {
   return loadLibc() !== null;
+}
+
+/**
+ * Allocates the file's first `bytes` bytes (`fallocate`, mode 0: blocks
+ * reserved as unwritten extents, read as zeros, the size extended), with
+ * no data written: what zero-filling a file to be mapped achieves
+ * (stores into it never need new space) without writing the zeros.
+ *
+ * @returns false when unavailable (see {@link canMapFiles}) or refused
+ *   (a file system without `fallocate`): zero-fill it instead.
+ */
+export function allocateFile(path: string, bytes: number): boolean {
+  const c = loadLibc();
+  if (c === null || !Number.isSafeInteger(bytes) || bytes <= 0) return false;
+  const fd = c.open(new TextEncoder().encode(`${path}\0`), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  try {
+    return c.fallocate(fd, 0, 0n, BigInt(bytes)) === 0;
+  } finally {
+    c.close(fd);
+  }
 }
 
 /** A mapping of the first `bytes.length` bytes of a file, read and write. */

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { syncDir, writeAll, writeAllSync } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
 import { GroupCommit } from "./group_commit.ts";
-import { MappedFile } from "./mapped_file.ts";
+import { allocateFile, canMapFiles, MappedFile } from "./mapped_file.ts";
 import {
   decodeRecords,
   intactRecordAfter,
@@ -128,6 +128,35 @@ async function writeZeros(file: Deno.FsFile, bytes: number): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
+}
+
+/**
+ * Whether segments are mapped under these options (see `mapped`): they
+ * are then preallocated with `fallocate` instead of written zeros.
+ */
+function mapsSegments(opts: z.infer<typeof OptionsSchema>): boolean {
+  return opts.mapped && opts.preallocate && opts.sync !== "always" &&
+    canMapFiles();
+}
+
+/**
+ * Preallocates the file at `path` (open as `file`) to `bytes`: allocated
+ * without writing when its segments are mapped (a mapped log syncs
+ * rarely, so the journal commit of unwritten extents that zeros avoid
+ * does not matter, and writing 64 MiB of zeros per segment, then syncing
+ * them, held up the append that rolled for 0.1–0.3 s), else zero-filled
+ * from the file position.
+ */
+async function preallocate(
+  file: Deno.FsFile,
+  path: string,
+  bytes: number,
+  opts: z.infer<typeof OptionsSchema>,
+): Promise<void> {
+  if (!(mapsSegments(opts) && allocateFile(path, bytes))) {
+    await writeZeros(file, bytes - (await file.stat()).size);
+  }
+  await file.syncData();
 }
 
 /** Offset just past the last nonzero byte (0 when all are zero). */
@@ -282,8 +311,12 @@ export class SegmentedLog {
         const fileSize = (await writer.stat()).size;
         if (fileSize < opts.segmentBytes) {
           await writer.seek(fileSize, Deno.SeekMode.Start);
-          await writeZeros(writer, opts.segmentBytes - fileSize);
-          await writer.syncData();
+          await preallocate(
+            writer,
+            join(dir, last.name),
+            opts.segmentBytes,
+            opts,
+          );
         }
       }
       await writer.seek(last.size, Deno.SeekMode.Start);
@@ -836,8 +869,12 @@ export class SegmentedLog {
         createNew: true,
       });
       if (this.#opts.preallocate) {
-        await writeZeros(this.#writer, this.#opts.segmentBytes);
-        await this.#writer.syncData();
+        await preallocate(
+          this.#writer,
+          path,
+          this.#opts.segmentBytes,
+          this.#opts,
+        );
         await this.#writer.seek(0, Deno.SeekMode.Start);
       }
     }
@@ -860,8 +897,7 @@ export class SegmentedLog {
     let f: Deno.FsFile | undefined;
     try {
       f = await Deno.open(path, { write: true, createNew: true });
-      await writeZeros(f, this.#opts.segmentBytes);
-      await f.syncData();
+      await preallocate(f, path, this.#opts.segmentBytes, this.#opts);
       return path;
     } catch {
       await Deno.remove(path).catch(() => {});
