@@ -36,13 +36,18 @@ export function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
   return true;
 }
 
+/** Longest array {@link copyInto} copies with a loop. */
+const COPY_LOOP_MAX = 32;
+
 /**
  * `out.set(b, at)`, with a plain loop for short arrays: the built-in's
- * fixed cost is larger than copying a key or a small value byte by byte.
+ * fixed cost is larger than copying a short key byte by byte, but a
+ * 100-byte value costs a loop 4–5 times what `set` takes (about 130 ns
+ * against 20–35 ns, Deno 2.9).
  */
 export function copyInto(out: Uint8Array, at: number, b: Uint8Array): void {
   const n = b.length;
-  if (n > 128) {
+  if (n > COPY_LOOP_MAX) {
     out.set(b, at);
     return;
   }

@@ -23,6 +23,14 @@ export interface CommitLog {
    * later resolves later), with the index of the last record appended.
    */
   append(records: readonly Uint8Array[]): Promise<{ last: number }>;
+  /**
+   * Optional: appends at once, without a promise, when the log can (its
+   * policy does not wait for a sync, nothing is queued), returning the
+   * index of the last record, which is as durable as `append` would have
+   * made it; undefined when it cannot (then nothing was appended: call
+   * `append`). Appends made this way are in index order with the others.
+   */
+  appendNow?(records: readonly Uint8Array[]): { last: number } | undefined;
   /** The records up to `upTo` are in the tables: the log may drop them. */
   compactPrefix(upTo: number): Promise<unknown>;
   /** Closes the log; everything acknowledged stays durable. */

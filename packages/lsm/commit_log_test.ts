@@ -81,6 +81,68 @@ Deno.test("LsmStore writes through a given commit log and replays it on reopen",
   }
 });
 
+/**
+ * A memory log that appends at once (`appendNow`) except when told to make
+ * the next appends wait: those (and any after them) resolve only when
+ * `release` is called.
+ */
+class SometimesWaitingLog extends MemoryCommitLog {
+  waitNext = 0;
+  #held: (() => void)[] = [];
+  nowCount = 0;
+  appendNow(records: readonly Uint8Array[]): { last: number } | undefined {
+    if (this.waitNext > 0 || this.#held.length > 0) return undefined;
+    this.nowCount++;
+    this.records.push(...records.map((r) => r.slice()));
+    return { last: this.records.length };
+  }
+  override append(records: readonly Uint8Array[]): Promise<{ last: number }> {
+    this.records.push(...records.map((r) => r.slice()));
+    const last = this.records.length;
+    // In index order: behind any append still waiting.
+    if (this.waitNext === 0 && this.#held.length === 0) {
+      return Promise.resolve({ last });
+    }
+    if (this.waitNext > 0) this.waitNext--;
+    return new Promise((resolve) => this.#held.push(() => resolve({ last })));
+  }
+  release(): void {
+    for (const r of this.#held.splice(0)) r();
+  }
+}
+
+Deno.test("LsmStore applies an append made at once in the caller's turn, and never ahead of an earlier append still waiting", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new SometimesWaitingLog();
+    const files = await LocalFileStore.open(`${dir}/t`);
+    const db = await LsmStore.open("", { files, log });
+    const k = enc.encode("k");
+    // Made at once: readable before the write's promise is awaited.
+    const first = db.put(k, enc.encode("v0"));
+    assert.equal(dec.decode(await db.get(k)), "v0");
+    await first;
+    assert.equal(log.nowCount, 1);
+    // The next append waits. Once the log resolves it, it could make the
+    // one after at once, before the store has applied the first (that
+    // takes a turn): the second must not overtake it in the memtable.
+    log.waitNext = 1;
+    const p1 = db.put(k, enc.encode("v1"));
+    assert.equal(dec.decode(await db.get(k)), "v0");
+    log.release();
+    const p2 = db.put(k, enc.encode("v2"));
+    assert.equal(log.records.length, 3);
+    await Promise.all([p1, p2]);
+    assert.equal(dec.decode(await db.get(k)), "v2");
+    // Afterwards appends are made at once again.
+    await db.put(k, enc.encode("v3"));
+    assert.equal(log.nowCount, 2);
+    await db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("LocalCommitLog: indexes in order, replay after the covered index, drop whole segments", async () => {
   const dir = await Deno.makeTempDir();
   try {

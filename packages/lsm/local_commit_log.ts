@@ -53,6 +53,10 @@ export class LocalCommitLog implements CommitLog {
     return this.log.append(records);
   }
 
+  appendNow(records: readonly Uint8Array[]): { last: number } | undefined {
+    return this.log.appendNow(records);
+  }
+
   compactPrefix(upTo: number): Promise<unknown> {
     return this.log.compactPrefix(upTo);
   }

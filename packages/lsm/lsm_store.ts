@@ -187,6 +187,8 @@ export class LsmStore {
   #manifest: Manifest;
   /** Index of the last log record applied to `#mem`. */
   #applied: number;
+  /** Writes whose append is awaited (not yet applied to `#mem`). */
+  #waiting = 0;
   /** Background flushes and compactions, one at a time, in order. */
   #job: Promise<void> = Promise.resolve();
   #failed: unknown = undefined;
@@ -342,47 +344,69 @@ export class LsmStore {
    * @throws LsmError `bad_argument`, `closed`, `failed`; the commit log's
    *   own error when its append fails (then nothing was applied).
    */
-  async write(batch: readonly Entry[]): Promise<void> {
-    this.#assertWritable();
-    for (const m of batch) {
-      if (!(m.key instanceof Uint8Array) || m.key.length > MAX_KEY_BYTES) {
-        throw new LsmError(
-          "bad_argument",
-          `key must be bytes, at most ${MAX_KEY_BYTES}`,
-        );
-      }
-      if (
-        m.value !== null &&
-        (!(m.value instanceof Uint8Array) || m.value.length > MAX_VALUE_BYTES)
-      ) {
-        throw new LsmError(
-          "bad_argument",
-          `value must be bytes or null, at most ${MAX_VALUE_BYTES}`,
-        );
-      }
-    }
-    // The record is a copy of the caller's bytes, made before the first
-    // await so later changes to them are not seen; the memtable copies the
-    // mutations from it (the views) into its own chunks.
+  write(batch: readonly Entry[]): Promise<void> {
+    // Not an async function: an append the log makes at once (sync off)
+    // is applied in the caller's turn and answered with a resolved promise.
+    let record: Uint8Array;
     const views: Entry[] = [];
-    const { last } = await this.#log.append([
-      encodeBatch(batch, views, this.#arena),
-    ]);
+    try {
+      this.#assertWritable();
+      checkBatch(batch);
+      // The record is a copy of the caller's bytes, made before the first
+      // await so later changes to them are not seen; the memtable copies
+      // the mutations from it (the views) into its own chunks.
+      record = encodeBatch(batch, views, this.#arena);
+      // Only while no earlier append waits to be applied: the memtable
+      // takes writes in log order.
+      if (this.#waiting === 0 && this.#log.appendNow !== undefined) {
+        const r = this.#log.appendNow([record]);
+        if (r !== undefined) {
+          this.#applyViews(views, r.last);
+          return this.#afterApply();
+        }
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#writeWaiting(record, views);
+  }
+
+  /** A write whose append waits (a sync, a queue): applied when it resolves. */
+  async #writeWaiting(record: Uint8Array, views: Entry[]): Promise<void> {
+    this.#waiting++;
+    let last: number;
+    try {
+      ({ last } = await this.#log.append([record]));
+    } finally {
+      this.#waiting--;
+    }
     // The log resolves appends in index order, so the memtable sees writes
     // in log order and `#applied` tells exactly what it holds.
+    this.#applyViews(views, last);
+    await this.#afterApply();
+  }
+
+  #applyViews(views: readonly Entry[], last: number): void {
     const filter = this.#memFilter;
     for (const m of views) {
       this.#mem.set(m.key, m.value);
       filter?.add(m.key);
     }
     this.#applied = last;
-    if (this.#mem.bytes >= this.#opts.memtableBytes) {
-      // Back-pressure: at most one memtable waits for its flush.
-      if (this.#imm !== null) await this.#job;
-      if (this.#mem.bytes >= this.#opts.memtableBytes && this.#imm === null) {
-        // Failures are kept in #failed and reported by the next write.
-        this.#schedule(() => this.#flush()).catch(() => {});
-      }
+  }
+
+  /** After a write is applied: a full memtable is frozen and flushed. */
+  #afterApply(): Promise<void> {
+    if (this.#mem.bytes < this.#opts.memtableBytes) return RESOLVED;
+    return this.#memtableFull();
+  }
+
+  async #memtableFull(): Promise<void> {
+    // Back-pressure: at most one memtable waits for its flush.
+    if (this.#imm !== null) await this.#job;
+    if (this.#mem.bytes >= this.#opts.memtableBytes && this.#imm === null) {
+      // Failures are kept in #failed and reported by the next write.
+      this.#schedule(() => this.#flush()).catch(() => {});
     }
   }
 
@@ -839,6 +863,29 @@ export class LsmStore {
 }
 
 /** The table's key range meets `[start, end)` (either bound open when undefined). */
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** @throws LsmError `bad_argument` for a key or value that is not bytes or too long. */
+function checkBatch(batch: readonly Entry[]): void {
+  for (const m of batch) {
+    if (!(m.key instanceof Uint8Array) || m.key.length > MAX_KEY_BYTES) {
+      throw new LsmError(
+        "bad_argument",
+        `key must be bytes, at most ${MAX_KEY_BYTES}`,
+      );
+    }
+    if (
+      m.value !== null &&
+      (!(m.value instanceof Uint8Array) || m.value.length > MAX_VALUE_BYTES)
+    ) {
+      throw new LsmError(
+        "bad_argument",
+        `value must be bytes or null, at most ${MAX_VALUE_BYTES}`,
+      );
+    }
+  }
+}
+
 function covers(
   t: SSTable,
   start: Uint8Array | undefined,

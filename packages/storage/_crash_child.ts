@@ -1,14 +1,18 @@
 /**
  * Child process of the crash test: appends to the log in `Deno.args[0]`
- * with sync on, from several concurrent appenders, and prints
+ * with sync on (or off when `Deno.args[2]` is `never`: records then go
+ * through the memory mapping), from several concurrent appenders, and prints
  * `<index> <label>` for every record once its append is acknowledged. It
  * never stops by itself; the parent kills it with SIGKILL.
  */
 import { SegmentedLog } from "./segmented_log.ts";
 import { crashRecord } from "./_crash_record.ts";
 
-const [dir, round] = Deno.args;
-const log = await SegmentedLog.open(dir!, { segmentBytes: 64 * 1024 });
+const [dir, round, sync] = Deno.args;
+const log = await SegmentedLog.open(dir!, {
+  segmentBytes: 64 * 1024,
+  sync: sync === "never" ? "never" : "always",
+});
 const enc = new TextEncoder();
 console.log("ready");
 let seq = 0;

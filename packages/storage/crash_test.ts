@@ -10,12 +10,19 @@ const VOLUME_CHILD =
   new URL("./_volume_crash_child.ts", import.meta.url).pathname;
 
 Deno.test("every record acknowledged before kill -9 is present and intact after reopen", async () => {
+  await killedAppender("always", LONG ? 25 : 5);
+});
+
+Deno.test("with sync off (records stored through the memory mapping), every record acknowledged before kill -9 is present and intact after reopen", async () => {
+  await killedAppender("never", LONG ? 25 : 4);
+});
+
+async function killedAppender(sync: "always" | "never", rounds: number) {
   const dir = await Deno.makeTempDir({ prefix: "strata-crash-" });
-  const rounds = LONG ? 25 : 5;
   const acknowledged = new Map<number, string>();
   try {
     for (let round = 0; round < rounds; round++) {
-      const lines = await linesUntilKilled(CHILD, [dir, String(round)], {
+      const lines = await linesUntilKilled(CHILD, [dir, String(round), sync], {
         minMs: 30,
         spreadMs: 250,
       });
@@ -44,7 +51,7 @@ Deno.test("every record acknowledged before kill -9 is present and intact after 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 Deno.test("every needle acknowledged before kill -9 is readable after reopen", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-crash-vol-" });

@@ -65,6 +65,7 @@ export {
   type SegmentedLogOptions,
   segmentName,
 } from "./segmented_log.ts";
+export { canMapFiles } from "./mapped_file.ts";
 export {
   type LoadedSnapshot,
   type LoadResult,

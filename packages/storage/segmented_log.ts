@@ -3,6 +3,7 @@ import { z } from "zod";
 import { syncDir, writeAll, writeAllSync } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
 import { GroupCommit } from "./group_commit.ts";
+import { allocateFile, canMapFiles, MappedFile } from "./mapped_file.ts";
 import {
   decodeRecords,
   intactRecordAfter,
@@ -31,6 +32,16 @@ export interface SegmentedLogOptions {
    * the background. Costs writing each segment's bytes twice.
    */
   preallocate?: boolean;
+  /**
+   * Under a policy that does not wait for a sync (`"never"`,
+   * `{ batchMs }`), with `preallocate`, write records into a shared
+   * memory mapping of the current segment (default true; needs Linux and
+   * the `ffi` permission, else records are written with `write`). A store
+   * into the mapping is in the file's page cache once made, as a `write`
+   * is: an acknowledged append survives `kill -9` either way, and a sync
+   * covers both. Saves the system call per append.
+   */
+  mapped?: boolean;
 }
 
 const OptionsSchema = z.object({
@@ -38,6 +49,7 @@ const OptionsSchema = z.object({
   sync: SyncPolicySchema.default("always"),
   maxRecordBytes: z.number().int().min(1).max(2 ** 31).default(16 * 2 ** 20),
   preallocate: z.boolean().default(true),
+  mapped: z.boolean().default(true),
 });
 
 /** What {@link SegmentedLog.open} found and repaired. */
@@ -87,14 +99,64 @@ const SEGMENT_SUFFIX = ".seg";
 const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 /** Name prefix of zero-filled files waiting to become segments. */
 const SPARE_PREFIX = ".spare-";
-const ZEROS = new Uint8Array(2 ** 20);
+/**
+ * Zeros are written a page at a time. The page cache keeps what one
+ * `write` fills as one folio, and ext4 walks every block of a folio on
+ * each later write into it: after 1 MiB writes of zeros, each small
+ * record append into the segment cost 2.3–2.8 µs (Linux 6.18, ext4),
+ * after 4 KiB writes 1.0 µs, as much as appending to a growing file.
+ */
+const ZERO_PAGE = new Uint8Array(4096);
+/** Pages written synchronously between two turns of the event loop. */
+const ZERO_PAGES_PER_TURN = 256;
 
+/**
+ * Writes `bytes` zeros at the file's position, a page per `write`
+ * (synchronous: a page is a copy into the page cache, and 16,384 async
+ * writes cost three times the CPU), yielding to the event loop every
+ * {@link ZERO_PAGES_PER_TURN} pages (1 MiB, about 1.5 ms) so a segment
+ * prepared in the background does not stall other work for its whole
+ * 64 MiB.
+ */
 async function writeZeros(file: Deno.FsFile, bytes: number): Promise<void> {
+  let pages = 0;
   while (bytes > 0) {
-    const n = Math.min(bytes, ZEROS.length);
-    await writeAll(file, ZEROS.subarray(0, n));
+    const n = Math.min(bytes, ZERO_PAGE.length);
+    writeAllSync(file, ZERO_PAGE.subarray(0, n));
     bytes -= n;
+    if (++pages % ZERO_PAGES_PER_TURN === 0 && bytes > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
   }
+}
+
+/**
+ * Whether segments are mapped under these options (see `mapped`): they
+ * are then preallocated with `fallocate` instead of written zeros.
+ */
+function mapsSegments(opts: z.infer<typeof OptionsSchema>): boolean {
+  return opts.mapped && opts.preallocate && opts.sync !== "always" &&
+    canMapFiles();
+}
+
+/**
+ * Preallocates the file at `path` (open as `file`) to `bytes`: allocated
+ * without writing when its segments are mapped (a mapped log syncs
+ * rarely, so the journal commit of unwritten extents that zeros avoid
+ * does not matter, and writing 64 MiB of zeros per segment, then syncing
+ * them, held up the append that rolled for 0.1–0.3 s), else zero-filled
+ * from the file position.
+ */
+async function preallocate(
+  file: Deno.FsFile,
+  path: string,
+  bytes: number,
+  opts: z.infer<typeof OptionsSchema>,
+): Promise<void> {
+  if (!(mapsSegments(opts) && allocateFile(path, bytes))) {
+    await writeZeros(file, bytes - (await file.stat()).size);
+  }
+  await file.syncData();
 }
 
 /** Offset just past the last nonzero byte (0 when all are zero). */
@@ -176,6 +238,14 @@ export class SegmentedLog {
   /** Reused by the fast path to frame its records. */
   #scratch = new Uint8Array(4096);
   #scratchView = new DataView(this.#scratch.buffer);
+  /**
+   * The current segment mapped into memory (see the `mapped` option), or
+   * null: records are then written with `write` at the file position.
+   * While one is set, the file position is not kept up to date: a `write`
+   * seeks to the segment's end first.
+   */
+  #map: MappedFile | null = null;
+  #mapView: DataView | null = null;
 
   private constructor(
     dir: string,
@@ -241,12 +311,25 @@ export class SegmentedLog {
         const fileSize = (await writer.stat()).size;
         if (fileSize < opts.segmentBytes) {
           await writer.seek(fileSize, Deno.SeekMode.Start);
-          await writeZeros(writer, opts.segmentBytes - fileSize);
-          await writer.syncData();
+          await preallocate(
+            writer,
+            join(dir, last.name),
+            opts.segmentBytes,
+            opts,
+          );
         }
       }
       await writer.seek(last.size, Deno.SeekMode.Start);
-      return new SegmentedLog(dir, opts, lock, segments, writer, recovery);
+      const log = new SegmentedLog(
+        dir,
+        opts,
+        lock,
+        segments,
+        writer,
+        recovery,
+      );
+      log.#mapCurrent((await writer.stat()).size);
+      return log;
     } catch (e) {
       lock.release();
       throw asStorageError(e, `cannot open log ${dir}`);
@@ -296,41 +379,58 @@ export class SegmentedLog {
    */
   append(records: readonly Uint8Array[]): Promise<AppendResult> {
     try {
-      this.#assertAccepting();
-      if (!Array.isArray(records)) {
-        throw new StorageError("bad_argument", "records must be an array");
-      }
-      for (const r of records) {
-        if (!(r instanceof Uint8Array)) {
-          throw new StorageError("bad_argument", "records must be Uint8Array");
-        }
-        if (r.length > this.#opts.maxRecordBytes) {
-          throw new StorageError(
-            "too_large",
-            `record of ${r.length} bytes exceeds ${this.#opts.maxRecordBytes}`,
-          );
-        }
-      }
-      // Fast path: under a policy that does not wait for a sync, a lone
-      // append (nothing queued or in flight, none written earlier in this
-      // turn) is written now, in the caller's turn, with no group-commit
-      // round trip; it is in the OS before the promise exists, as `append`
-      // promises under that policy. Appends that follow in the same turn
-      // go through group commit and share one write.
-      if (
-        this.#opts.sync !== "always" && !this.#burst && !this.#commit.busy
-      ) {
-        const r = this.#writeNow(records);
-        if (r !== undefined) {
-          this.#burst = true;
-          queueMicrotask(this.#endBurst);
-          return Promise.resolve(r);
-        }
-      }
+      const r = this.appendNow(records);
+      if (r !== undefined) return Promise.resolve(r);
     } catch (e) {
       return Promise.reject(e);
     }
     return this.#commit.submit(records.slice());
+  }
+
+  /**
+   * {@link append} without a promise, when it can be done at once: under
+   * a policy that does not wait for a sync, with nothing queued or in
+   * flight, the records are in the file (the OS) when it returns, with
+   * their index range. Returns undefined when the append would have to
+   * wait (a sync policy of `"always"`, a queue, a segment roll): call
+   * {@link append} then, which keeps index order.
+   *
+   * @throws StorageError as {@link append} rejects.
+   */
+  appendNow(records: readonly Uint8Array[]): AppendResult | undefined {
+    this.#assertAccepting();
+    if (!Array.isArray(records)) {
+      throw new StorageError("bad_argument", "records must be an array");
+    }
+    for (const r of records) {
+      if (!(r instanceof Uint8Array)) {
+        throw new StorageError("bad_argument", "records must be Uint8Array");
+      }
+      if (r.length > this.#opts.maxRecordBytes) {
+        throw new StorageError(
+          "too_large",
+          `record of ${r.length} bytes exceeds ${this.#opts.maxRecordBytes}`,
+        );
+      }
+    }
+    if (this.#commit.busy) return undefined;
+    // Into the mapping: a store costs no system call, so every append
+    // takes this path and none waits for a group-commit turn. What does
+    // not fit the mapping is written as the unmapped log would.
+    if (this.#map !== null) {
+      return this.#storeNow(records) ?? this.#writeNow(records);
+    }
+    // With `write`: a lone append (none written earlier in this turn) is
+    // written now, in the caller's turn, with no group-commit round trip;
+    // appends that follow in the same turn go through group commit and
+    // share one write.
+    if (this.#opts.sync === "always" || this.#burst) return undefined;
+    const r = this.#writeNow(records);
+    if (r !== undefined) {
+      this.#burst = true;
+      queueMicrotask(this.#endBurst);
+    }
+    return r;
   }
 
   /**
@@ -359,6 +459,10 @@ export class SegmentedLog {
       off = writeRecord(buf, off, index++, r, this.#scratchView);
     }
     try {
+      // The file position is not kept while the segment is mapped.
+      if (this.#map !== null) {
+        this.#writer.seekSync(seg.size, Deno.SeekMode.Start);
+      }
       // The scratch buffer is reused: the write copies it into the page cache.
       writeAllSync(this.#writer, buf.subarray(0, bytes));
     } catch (e) {
@@ -372,6 +476,66 @@ export class SegmentedLog {
     seg.size = off;
     this.#scheduleSync();
     return { first, last: index - 1 };
+  }
+
+  /**
+   * Frames `records` straight into the mapped segment, or returns
+   * undefined when they do not fit it (the group-commit path rolls to a
+   * new segment).
+   */
+  #storeNow(records: readonly Uint8Array[]): AppendResult | undefined {
+    const map = this.#map!.bytes;
+    const view = this.#mapView!;
+    const seg = this.#segments[this.#segments.length - 1]!;
+    let bytes = 0;
+    for (const r of records) bytes += RECORD_OVERHEAD_BYTES + r.length;
+    const end = seg.size + bytes;
+    if (
+      bytes === 0 || end > map.length ||
+      (seg.size > 0 && end > this.#opts.segmentBytes)
+    ) return undefined;
+    const first = seg.first + seg.offsets.length;
+    let index = first;
+    let off = seg.size;
+    for (const r of records) {
+      seg.offsets.push(off);
+      off = writeRecord(map, off, index++, r, view);
+    }
+    seg.size = off;
+    this.#scheduleSync();
+    return { first, last: index - 1 };
+  }
+
+  /**
+   * Maps the current segment (its first `size` bytes, the file's size)
+   * when the options ask for it and the platform allows; otherwise
+   * leaves records to `write`.
+   */
+  #mapCurrent(size: number): void {
+    const o = this.#opts;
+    if (!o.mapped || !o.preallocate || o.sync === "always") return;
+    const seg = this.#segments[this.#segments.length - 1]!;
+    // Only a preallocated segment: its blocks are written and synced, so
+    // a store never needs new space (which would raise SIGBUS, not ENOSPC).
+    if (size < o.segmentBytes) return;
+    const map = MappedFile.open(join(this.dir, seg.name), size);
+    if (map === undefined) return;
+    this.#map = map;
+    this.#mapView = new DataView(map.bytes.buffer);
+  }
+
+  /**
+   * Unmaps the current segment (before it is truncated, closed or
+   * deleted) and puts the file position at its end.
+   */
+  #unmap(): void {
+    const map = this.#map;
+    if (map === null) return;
+    this.#map = null;
+    this.#mapView = null;
+    map.close();
+    const seg = this.#segments[this.#segments.length - 1];
+    if (seg !== undefined) this.#writer.seekSync(seg.size, Deno.SeekMode.Start);
   }
 
   /** Under a `{ batchMs }` policy, starts the timer of the next sync. */
@@ -469,6 +633,9 @@ export class SegmentedLog {
         );
       }
       if (from === this.lastIndex + 1) return;
+      // The segment is truncated below: no mapping may cover it. The rest
+      // of it is written with `write` (it is no longer preallocated).
+      this.#unmap();
       this.#writer.close();
       // Newest first: a crash part-way leaves a shorter but contiguous log.
       while (
@@ -570,6 +737,7 @@ export class SegmentedLog {
       if (!Number.isSafeInteger(nextIndex) || nextIndex < 1) {
         throw new StorageError("bad_argument", `reset(${nextIndex})`);
       }
+      this.#unmap();
       this.#writer.close();
       while (this.#segments.length > 0) {
         const seg = this.#segments.pop()!;
@@ -619,6 +787,7 @@ export class SegmentedLog {
         await this.#dropSpare();
         if (this.#broken === null) await this.#writer.syncData();
       } finally {
+        this.#unmap();
         this.#writer.close();
         for (const seg of this.#segments) {
           seg.reader?.close();
@@ -680,6 +849,8 @@ export class SegmentedLog {
     // Its preallocated zeros go first, so sealed segments end exactly at
     // their last record.
     const sealed = this.#segments[this.#segments.length - 1]!;
+    // A store into a mapping past a file's end raises SIGBUS: unmap first.
+    this.#unmap();
     await this.#writer.truncate(sealed.size);
     await this.#writer.syncData();
     this.#durable = this.lastIndex;
@@ -698,14 +869,21 @@ export class SegmentedLog {
         createNew: true,
       });
       if (this.#opts.preallocate) {
-        await writeZeros(this.#writer, this.#opts.segmentBytes);
-        await this.#writer.syncData();
+        await preallocate(
+          this.#writer,
+          path,
+          this.#opts.segmentBytes,
+          this.#opts,
+        );
         await this.#writer.seek(0, Deno.SeekMode.Start);
       }
     }
     await syncDir(this.dir);
     this.#segments.push({ first, offsets: [], size: 0, name, reader: null });
-    if (this.#opts.preallocate) this.#spare = this.#prepareSpare();
+    if (this.#opts.preallocate) {
+      this.#mapCurrent((await this.#writer.stat()).size);
+      this.#spare = this.#prepareSpare();
+    }
   }
 
   /** Zero-fills a spare segment file in the background; null on failure. */
@@ -719,8 +897,7 @@ export class SegmentedLog {
     let f: Deno.FsFile | undefined;
     try {
       f = await Deno.open(path, { write: true, createNew: true });
-      await writeZeros(f, this.#opts.segmentBytes);
-      await f.syncData();
+      await preallocate(f, path, this.#opts.segmentBytes, this.#opts);
       return path;
     } catch {
       await Deno.remove(path).catch(() => {});
@@ -753,11 +930,22 @@ export class SegmentedLog {
         let index = seg.first + seg.offsets.length;
         const view = new DataView(buf.buffer);
         for (const p of pending) off = writeRecord(buf, off, index++, p, view);
-        // A small write only copies into the page cache: doing it
-        // synchronously saves a thread-pool round trip per batch. Large
-        // batches are written asynchronously so the event loop keeps going.
-        if (buf.length <= SYNC_WRITE_MAX_BYTES) writeAllSync(this.#writer, buf);
-        else await writeAll(this.#writer, buf);
+        const map = this.#map;
+        if (map !== null && seg.size + buf.length <= map.bytes.length) {
+          map.bytes.set(buf, seg.size);
+        } else {
+          // Past the mapped bytes (an oversized record): the file position
+          // is not kept while mapped.
+          if (map !== null) {
+            this.#writer.seekSync(seg.size, Deno.SeekMode.Start);
+          }
+          // A small write only copies into the page cache: doing it
+          // synchronously saves a thread-pool round trip per batch. Large
+          // batches are written asynchronously so the event loop keeps going.
+          if (buf.length <= SYNC_WRITE_MAX_BYTES) {
+            writeAllSync(this.#writer, buf);
+          } else await writeAll(this.#writer, buf);
+        }
         for (const o of pendingOffsets) seg.offsets.push(o);
         seg.size += pendingBytes;
         pending = [];
