@@ -83,6 +83,7 @@ function memClient(mem: MemGfs) {
         if (!mem.files.has(path)) throw notFound(path);
         return info(path);
       }),
+    exists: (paths: string[]) => live(() => paths.map((p) => mem.files.has(p))),
     upload: (path: string, bytes: Uint8Array) =>
       live(() => {
         if (mem.files.has(path)) {
