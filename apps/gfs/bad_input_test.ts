@@ -29,6 +29,7 @@ const MASTER_ROUTES: Route[] = [
   { method: "POST", at: (x) => `/v1/undelete${x}`, body: "json" },
   { method: "GET", at: (x) => `/v1/ls?prefix=/${x}`, body: "none" },
   { method: "GET", at: (x) => `/v1/stat/a${x}`, body: "none" },
+  { method: "POST", at: (x) => `/v1/exists${x}`, body: "json" },
   { method: "GET", at: (x) => `/v1/chunkservers${x}`, body: "none" },
   { method: "GET", at: (x) => `/v1/health${x}`, body: "none" },
   { method: "GET", at: (x) => `/metrics${x}`, body: "none" },

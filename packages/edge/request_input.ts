@@ -8,6 +8,9 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { z } from "zod";
 import { EdgeError, type EdgeErrorCode } from "./edge_error.ts";
 
+/** Strict UTF-8 (a malformed body is refused, not patched with U+FFFD); stateless between calls. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Default largest body, bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
 
@@ -45,12 +48,14 @@ export async function readBytes(
   ) {
     throw tooLarge(Number(declared), maxBytes);
   }
-  const body = c.req.raw.body;
-  if (body === null) return new Uint8Array(0);
   if (declared !== undefined && /^\d+$/.test(declared)) {
     // The length is declared and within the limit, and the HTTP server
     // delivers no more than it: one read of the whole body (Deno takes it
-    // in one op; iterating the stream cost ~30 µs more a request).
+    // in one op; iterating the stream cost ~30 µs more a request). The
+    // request's `body` is not touched: Deno builds a ReadableStream for it
+    // on first access, which cost ~9 µs of a small request's ~30 µs in a
+    // bare Deno.serve (20,000 JSON posts, 3 alternating pairs), and
+    // `bytes()` of a request without a body is empty anyway.
     let bytes: Uint8Array;
     try {
       bytes = await c.req.raw.bytes();
@@ -61,6 +66,8 @@ export async function readBytes(
     if (bytes.length > maxBytes) throw tooLarge(bytes.length, maxBytes);
     return bytes;
   }
+  const body = c.req.raw.body;
+  if (body === null) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
   // A reader, not `for await`: the async iterator's release at the end
@@ -137,9 +144,10 @@ export async function readJson<T extends z.ZodType>(
   options: ReadJsonOptions = {},
 ): Promise<z.output<T>> {
   const type = c.req.header("content-type");
-  const noBody = c.req.raw.body === null ||
-    c.req.header("content-length") === "0";
-  if (type === undefined && noBody && "empty" in options) {
+  // Asked only when it matters: reading `body` builds a stream (readBytes).
+  const noBody = () =>
+    c.req.header("content-length") === "0" || c.req.raw.body === null;
+  if (type === undefined && "empty" in options && noBody()) {
     return parseWith(schema, options.empty, "body");
   }
   if (!isJsonContentType(type)) {
@@ -156,7 +164,7 @@ export async function readJson<T extends z.ZodType>(
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    raw = JSON.parse(utf8.decode(bytes));
   } catch {
     throw new EdgeError("bad_request", "the body is not valid JSON");
   }

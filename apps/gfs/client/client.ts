@@ -9,6 +9,7 @@ import {
 import {
   AppendedSchema,
   CreatedSchema,
+  ExistsSchema,
   type FileInfo,
   FileInfoSchema,
   ListingSchema,
@@ -802,6 +803,21 @@ export class GfsClient {
   /** A file's metadata. @throws GfsError `not_found`. */
   stat(path: string): Promise<FileInfo> {
     return this.masters.call(`/v1/stat${encodePath(path)}`, FileInfoSchema);
+  }
+
+  /**
+   * Whether each of `paths` is a file {@link stat} would find, in one
+   * master call (one linearizable read, like `stat`). At most 256 paths.
+   * @throws GfsError `bad_request` for a malformed path or too many.
+   */
+  async exists(paths: readonly string[]): Promise<boolean[]> {
+    const { exists } = await this.masters.call("/v1/exists", ExistsSchema, {
+      body: { paths },
+    });
+    if (exists.length !== paths.length) {
+      throw new GfsError("internal", "the master answered for other paths");
+    }
+    return exists;
   }
 
   /** Deletes a file (moves it to the trash). @returns its trash path. */

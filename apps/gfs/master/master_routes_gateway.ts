@@ -22,6 +22,11 @@ const PutQuery = z.object({
 });
 const UndeleteBody = z.object({ trashPath: z.string().min(1).max(2048) });
 const LsQuery = z.object({ prefix: z.string().max(2048).default("/") });
+/** At most this many paths in one `POST /v1/exists`. */
+export const MAX_EXISTS_PATHS = 256;
+const ExistsBody = z.object({
+  paths: z.array(z.string().min(1).max(2048)).min(1).max(MAX_EXISTS_PATHS),
+});
 
 /** This master's RPCs as a {@link MasterCaller}, answered in process. */
 class InProcessMaster implements MasterCaller {
@@ -143,14 +148,27 @@ export function gatewayRoutes(app: Hono, m: MasterService): void {
     });
   });
 
-  app.get("/v1/stat/*", need.read, (c) => {
-    const path = parsePath(percentDecode(rawPathRest(c, "/v1/stat")));
+  /** The file `stat` answers for `path`, if any. */
+  const statable = (path: string) => {
     const f = path.startsWith("/.trash/")
       ? m.store.state.namespace.get(path)
       : m.store.state.visibleFile(path);
-    if (f === undefined || f.state !== "complete") {
-      throw new GfsError("not_found", `${path} not found`);
-    }
+    return f === undefined || f.state !== "complete" ? undefined : f;
+  };
+
+  app.get("/v1/stat/*", need.read, (c) => {
+    const path = parsePath(percentDecode(rawPathRest(c, "/v1/stat")));
+    const f = statable(path);
+    if (f === undefined) throw new GfsError("not_found", `${path} not found`);
     return c.json(m.info(path, f));
+  });
+
+  // Several stats in one read (a commit log's checks after each append:
+  // its seal and one fencing claim per tablet): one request, and an
+  // absent file is an answer, not an error.
+  app.post("/v1/exists", need.read, async (c) => {
+    const b = await readJson(c, ExistsBody);
+    const paths = b.paths.map(parsePath);
+    return c.json({ exists: paths.map((p) => statable(p) !== undefined) });
   });
 }

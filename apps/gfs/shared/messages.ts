@@ -159,6 +159,9 @@ export type FileInfo = z.infer<typeof FileInfoSchema>;
 /** `GET /v1/ls` answer. */
 export const ListingSchema = z.object({ files: z.array(FileInfoSchema) });
 
+/** `POST /v1/exists`: for each path asked, whether `stat` would find it. */
+export const ExistsSchema = z.object({ exists: z.array(z.boolean()) });
+
 /** Chunkserver: a data push finished; who has the data. */
 export const PushedSchema = z.object({ received: z.array(Url) });
 

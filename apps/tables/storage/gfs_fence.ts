@@ -110,13 +110,34 @@ export class GfsFence {
   async check(): Promise<void> {
     if (!this.#fenced) {
       try {
-        await this.#gfs.stat(`${this.#dir}/claims/${pad(this.epoch + 1)}`);
+        await this.#gfs.stat(this.supersededBy);
         this.#fenced = true;
       } catch (e) {
         if (isGfsError(e, "not_found")) return;
         throw e;
       }
     }
+    this.observe(true);
+  }
+
+  /**
+   * The claim whose existence means this owner was superseded
+   * (`claims/<epoch + 1>`): for a check made together with others (a
+   * server log's one `exists` call per block), then given to
+   * {@link GfsFence.observe}.
+   */
+  get supersededBy(): string {
+    return `${this.#dir}/claims/${pad(this.epoch + 1)}`;
+  }
+
+  /**
+   * Takes the answer of a check made elsewhere, after the write it guards
+   * was durable: whether {@link GfsFence.supersededBy} exists.
+   * @throws FencedError when it does (and on every later call).
+   */
+  observe(superseded: boolean): void {
+    if (superseded) this.#fenced = true;
+    if (!this.#fenced) return;
     throw new FencedError(
       `${this.#dir}: epoch ${this.epoch} was superseded by a newer owner`,
     );

@@ -65,10 +65,12 @@ const pad = (n: number) => String(n).padStart(10, "0");
  * tablet's fencing epoch and its own consecutive index, as in a
  * per-tablet log, so replay (`log_replay.ts`) is unchanged.
  *
- * Before acknowledging a block, the log checks, in parallel, that it has
- * not been sealed (a splitter seals a dead server's log before it reads
- * it) and that no newer owner has claimed any of the block's tablets
- * ({@link GfsFence.check}). A sealed log, or a failed append, refuses
+ * Before acknowledging a block, the log checks, in one master call
+ * ({@link GfsClient.exists}), that it has not been sealed (a splitter
+ * seals a dead server's log before it reads it) and that no newer owner
+ * has claimed any of the block's tablets ({@link GfsFence.supersededBy}).
+ * A sealed log, a check the master could not answer, or a failed append
+ * refuses
  * every later write; a fenced tablet refuses its own.
  *
  * Each tablet uses the log through a {@link TabletLogView} (the LSM
@@ -326,29 +328,32 @@ export class ServerLog {
       return;
     }
     file.bytes += block.length;
-    // Durable on every replica; acknowledge only what is still ours.
+    // Durable on every replica; acknowledge only what is still ours. The
+    // seal and every tablet's fence are checked in one master call; if it
+    // cannot answer, the seal is unconfirmed and the log refuses it all.
     const views = [...sections.keys()];
-    const [seal, ...fences] = await Promise.allSettled([
-      this.#gfs.stat(`${this.dir}/${SEAL_NAME}`).then(
-        () => {
-          throw new GfsError("unavailable", `${this.dir} is sealed`);
-        },
-        (e) => {
-          if (!isGfsError(e, "not_found")) throw e;
-        },
-      ),
-      ...views.map((v) => v.fence.check()),
-    ]);
-    if (seal!.status === "rejected") {
-      this.#failed = seal!.reason;
-      for (const p of live) p.reject(seal!.reason);
+    let found: boolean[];
+    try {
+      found = await this.#exists([
+        `${this.dir}/${SEAL_NAME}`,
+        ...views.map((v) => v.fence.supersededBy),
+      ]);
+      if (found[0]) {
+        throw new GfsError("unavailable", `${this.dir} is sealed`);
+      }
+    } catch (e) {
+      this.#failed = e;
+      for (const p of live) p.reject(e);
       return;
     }
     const refused = new Map<TabletLogView, unknown>();
     views.forEach((v, k) => {
-      const r = fences[k]!;
-      if (r.status === "rejected") refused.set(v, r.reason);
-      else v.nextIndex = next.get(v)!;
+      try {
+        v.fence.observe(found[k + 1]!);
+        v.nextIndex = next.get(v)!;
+      } catch (e) {
+        refused.set(v, e);
+      }
     });
     for (const [v, e] of refused) v.fail(e);
     live.forEach((p, k) => {
@@ -374,6 +379,15 @@ export class ServerLog {
       this.#files.push(this.#newFile());
       this.#press();
     }
+  }
+
+  /** {@link GfsClient.exists} of any number of paths (in calls of at most 256). */
+  async #exists(paths: string[]): Promise<boolean[]> {
+    const parts: Promise<boolean[]>[] = [];
+    for (let i = 0; i < paths.length; i += 256) {
+      parts.push(this.#gfs.exists(paths.slice(i, i + 256)));
+    }
+    return (await Promise.all(parts)).flat();
   }
 
   /** Asks the tablets that keep the oldest file alive to flush. */

@@ -83,6 +83,7 @@ function memClient(mem: MemGfs) {
         if (!mem.files.has(path)) throw notFound(path);
         return info(path);
       }),
+    exists: (paths: string[]) => live(() => paths.map((p) => mem.files.has(p))),
     upload: (path: string, bytes: Uint8Array) =>
       live(() => {
         if (mem.files.has(path)) {
@@ -575,4 +576,33 @@ Deno.test("server log blocks: sections decode by tablet; a flipped byte anywhere
     }
     assert.equal(got.length, before, `byte ${i}`);
   }
+});
+
+Deno.test("server log: a block whose seal and fence checks the GFS master cannot answer is acknowledged to no one, and the log refuses every later write", async () => {
+  const mem = new MemGfs(() => 0.9);
+  const c = memClient(mem);
+  let down = false;
+  const gfs = {
+    ...(c.gfs as unknown as Record<string, unknown>),
+    exists: (paths: string[]) =>
+      down
+        ? Promise.reject(new GfsError("unavailable", "no master answers"))
+        : (c.gfs as unknown as { exists: typeof gfs.exists }).exists(paths),
+  } as unknown as GfsClient & {
+    exists: (paths: string[]) => Promise<boolean[]>;
+  };
+  const log = ServerLog.open(gfs, `${ROOT}/_logs/s1/1-a`);
+  const fence = await GfsFence.claim(gfs, `${ROOT}/t/a`, "s1");
+  const view = log.view("t/a", fence, () => Promise.resolve([]));
+  await view.recover(0, () => {});
+  assert.equal((await view.append([enc.encode("ok")])).last, 1);
+  down = true;
+  await assert.rejects(
+    view.append([enc.encode("unchecked")]),
+    (e) => e instanceof GfsError && e.code === "unavailable",
+  );
+  assert.ok(log.failed, "an unconfirmed block left the log writable");
+  down = false;
+  await assert.rejects(view.append([enc.encode("later")]));
+  await log.close();
 });
