@@ -140,17 +140,20 @@ const sameSizes = fc.array(
   { maxLength: 4 },
 ).map((runs) => runs.flat());
 
+/** Every kind of batch above: the properties that hold for any input. */
+const everyBatch = fc.oneof(
+  anyBatch,
+  similarBatch,
+  editedBatch,
+  fanOutBatch,
+  sameSizes,
+  smallAlphabetBatch,
+);
+
 Deno.test("pack then unpack restores any list of packets exactly", () => {
   fc.assert(
     fc.property(
-      fc.oneof(
-        anyBatch,
-        similarBatch,
-        editedBatch,
-        fanOutBatch,
-        sameSizes,
-        smallAlphabetBatch,
-      ),
+      everyBatch,
       (packets) => {
         const blob = pack(packets);
         assert.deepEqual(unpack(blob), packets);
@@ -164,14 +167,7 @@ Deno.test("pack then unpack restores any list of packets exactly", () => {
 Deno.test("unpackOne extracts exactly the packet unpack would", () => {
   fc.assert(
     fc.property(
-      fc.oneof(
-        anyBatch,
-        similarBatch,
-        editedBatch,
-        fanOutBatch,
-        sameSizes,
-        smallAlphabetBatch,
-      ).filter((p) => p.length > 0),
+      everyBatch.filter((p) => p.length > 0),
       fc.nat(),
       (packets, pick) => {
         const i = pick % packets.length;
@@ -242,14 +238,7 @@ function statedBound(packets: Uint8Array[]): number {
 Deno.test("no input packs larger than the concatenation plus one byte per receiver and run-length encoded sizes", () => {
   fc.assert(
     fc.property(
-      fc.oneof(
-        anyBatch,
-        similarBatch,
-        editedBatch,
-        fanOutBatch,
-        sameSizes,
-        smallAlphabetBatch,
-      ),
+      everyBatch,
       (packets) => {
         const blob = pack(packets);
         const bound = packedSizeBound(packets);
