@@ -70,8 +70,7 @@ const pad = (n: number) => String(n).padStart(10, "0");
  * seals a dead server's log before it reads it) and that no newer owner
  * has claimed any of the block's tablets ({@link GfsFence.supersededBy}).
  * A sealed log, a check the master could not answer, or a failed append
- * refuses
- * every later write; a fenced tablet refuses its own.
+ * refuses every later write; a fenced tablet refuses its own.
  *
  * Each tablet uses the log through a {@link TabletLogView} (the LSM
  * store's {@link CommitLog} port). A file is deleted once no tablet needs
