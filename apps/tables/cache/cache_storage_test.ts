@@ -167,3 +167,31 @@ Deno.test("memory mode: consistent reads as of a time (backups) are refused with
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("memory tablet: keys set in one millisecond share it; one key's writes rise, whatever the call", async () => {
+  const wall = { now: 2_000_000 };
+  const t = new MemoryTablet(schema("memory"), all, { clock: () => wall.now });
+  const stamp = async (k: string) =>
+    (await t.getRow(enc.encode(k)))!.cells[0]!.timestamp;
+  for (let i = 0; i < 2_000; i++) t.setValue(`k${i}`, enc.encode("x"), 0);
+  assert.equal(await stamp("k1999"), 2_000_000, "not 2 s ahead");
+  t.setValue("k5", enc.encode("y"), 0); // in place
+  t.writeValue("k5", enc.encode("z"), 0);
+  const m = await t.mutateRow(enc.encode("k5"), [{
+    op: "put",
+    family: "v",
+    qualifier: new Uint8Array(0),
+    value: enc.encode("w"),
+    timestamp: 9e15, // explicit: moves no clock
+  }]);
+  const d = await t.mutateRow(enc.encode("k5"), [{ op: "deleteRow" }]);
+  assert.deepEqual([await stamp("k1"), m.timestamp, d.timestamp], [
+    2_000_000,
+    2_000_003,
+    2_000_004,
+  ]);
+  // The deletion hid what came before it, not the explicit later version.
+  assert.equal(await stamp("k5"), 9e15);
+  assert.equal(t.lastTimestamp, 2_000_004);
+  await t.close();
+});

@@ -48,6 +48,11 @@ export interface MemRow {
   lru?: number;
   /** Index in the tablet's sampling array (set by the tablet). */
   slot?: number;
+  /**
+   * The last write timestamp the tablet's clock gave this row (cells'
+   * explicit timestamps aside); absent: none since it was loaded.
+   */
+  stamp?: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -253,7 +258,7 @@ export class MemoryTablet implements Tablet {
         return;
       }
     }
-    const t = this.#clock.next();
+    const t = this.#clock.nextAfter(old?.stamp ?? 0);
     this.#put(k, {
       k,
       cells: [{ family: this.kvFamily, qualifier: EMPTY, timestamp: t, value }],
@@ -261,12 +266,13 @@ export class MemoryTablet implements Tablet {
       // Wall ms like a read's (write timestamps can run ahead of it).
       lru: this.#wall(),
       slot: -1,
+      stamp: t,
     });
   }
 
   /** Stamps a cell just rewritten in place and its row's access and expiry. */
   #rewritten(row: MemRow, c: Cell, deadline: number): void {
-    c.timestamp = this.#clock.next();
+    c.timestamp = row.stamp = this.#clock.nextAfter(row.stamp ?? 0);
     row.lru = this.#wall();
     if (row.deadline !== 0 && deadline === 0) this.#withDeadline.delete(row.k);
     else if (deadline !== 0) this.#withDeadline.add(row.k);
@@ -363,7 +369,7 @@ export class MemoryTablet implements Tablet {
         // A loop for short values: cheaper than a view plus the set builtin.
         if (vlen <= 256) { for (let i = 0; i < vlen; i++) v[i] = b[voff + i]!; }
         else v.set(b.subarray(voff, voff + vlen));
-        c.timestamp = this.#clock.next();
+        c.timestamp = old.stamp = this.#clock.nextAfter(old.stamp ?? 0);
         old.lru = now;
         if (old.deadline !== 0) {
           this.#withDeadline.delete(old.k);
@@ -604,7 +610,7 @@ export class MemoryTablet implements Tablet {
     const k = latin1(row);
     const now = this.#wall();
     const old = this.#live(k, now);
-    const t = this.#clock.next();
+    const t = this.#clock.nextAfter(old?.stamp ?? 0);
     const cells = this.#apply(old?.cells ?? [], mutations, t);
     if (cells.length === 0) {
       if (old) this.#drop(k, old);
@@ -613,6 +619,7 @@ export class MemoryTablet implements Tablet {
         k,
         cells,
         deadline: old?.deadline ?? 0,
+        stamp: t,
       });
     }
     return t;

@@ -22,7 +22,7 @@ import {
   rowPrefix,
 } from "./key_codec.ts";
 import { RowAssembler } from "./row_assembler.ts";
-import { RowLocks } from "./row_locks.ts";
+import { rowHash, RowLocks } from "./row_locks.ts";
 import { RowScan } from "./row_scan.ts";
 import { TabletClock } from "./tablet_clock.ts";
 import { TabletError } from "./tablet_error.ts";
@@ -315,7 +315,7 @@ export class LsmTablet implements Tablet {
       return chainsOrPending.then((c) => this.#apply(row, mutations, c));
     }
     const chains = chainsOrPending;
-    const t = this.#clock.next();
+    const t = this.#clock.next(rowHash(row));
     // `ts` of cell entries; markers have -1.
     let batch: (Entry & { ts: number })[] = [];
     // Cells of this mutation written before a marker carry the marker's own

@@ -214,6 +214,8 @@ class Model {
   markers: MMarker[] = [];
   order = 0;
   lastT = 0;
+  /** Each row's last write timestamp. */
+  rowLast = new Map<string, number>();
 
   apply(row: string, ms: MutationSpec[], t: number, wall: number): void {
     for (const m of ms) {
@@ -403,9 +405,14 @@ Deno.test("the tablet matches a model of the data model under random mutations, 
           if (list === undefined || list.length === 0) {
             return;
           }
-          assert.ok(timestamp > model.lastT, "timestamps rise");
+          assert.ok(timestamp >= model.lastT, "timestamps never fall");
+          assert.ok(
+            timestamp > (model.rowLast.get(row) ?? -1),
+            "a row's timestamps rise",
+          );
           assert.ok(timestamp >= wall, "timestamps are not behind the clock");
           model.lastT = timestamp;
+          model.rowLast.set(row, timestamp);
           model.apply(row, list, timestamp, wall);
         };
         try {
