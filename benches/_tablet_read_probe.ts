@@ -11,8 +11,10 @@ import { openTablet, type Tablet } from "@strata/tables/tablet";
 import { fillRandomOrder, SAME_ENGINE } from "./db_bench.ts";
 
 const [mode, dir, roundsArg, only] = Deno.args;
-if ((mode !== "fill" && mode !== "read") || dir === undefined) {
-  console.error("usage: _tablet_read_probe.ts fill|read <dir> [rounds]");
+if (
+  (mode !== "fill" && mode !== "read" && mode !== "both") || dir === undefined
+) {
+  console.error("usage: _tablet_read_probe.ts fill|read|both <dir> [rounds]");
   Deno.exit(2);
 }
 const N = Number(Deno.env.get("TABLET_BENCH_KEYS") ?? 1_000_000);
@@ -70,7 +72,7 @@ async function phase(
   );
 }
 
-if (mode === "fill") {
+if (mode === "fill" || mode === "both") {
   const t = await openTablet(dir, SCHEMA, ALL, {
     lsm: { ...SAME_ENGINE, sync: "never" },
   });
@@ -87,11 +89,22 @@ if (mode === "fill") {
       value: values[i % values.length]!,
     }]);
   }
+  if (mode === "both") {
+    // As bench:tablet does: the reads follow the fill in the same process,
+    // without a turn of the event loop in between.
+    await reads(t);
+  }
   await t.close();
 } else {
   const t: Tablet = await openTablet(dir, SCHEMA, ALL, {
     lsm: { ...SAME_ENGINE, sync: "never" },
   });
+  await reads(t);
+  await t.close();
+}
+
+/** The read rounds (`rounds`, default 1; `only` read or seek). */
+async function reads(t: Tablet): Promise<void> {
   const rounds = Number(roundsArg ?? 1);
   for (let r = 0; r < rounds; r++) {
     if (only !== "seek") {
@@ -109,5 +122,4 @@ if (mode === "fill") {
       ) { /* rows */ }
     });
   }
-  await t.close();
 }

@@ -25,6 +25,29 @@ export interface FileStore {
    * siblings leave it out, and then cannot open shared tables.
    */
   openSibling?(store: string, name: string): Promise<ReadableFile>;
+  /**
+   * Creates `name` (it must not exist) holding `bytes`, in the caller's
+   * turn, and opens it for range reads with `readSync`: the bytes are
+   * readable at once, durable (the name too) once the returned file's
+   * `sync` resolves. For stores whose writes need not wait (a local disk: a
+   * `write` into the page cache); the engine then installs a flushed
+   * table in the turn that froze its memtable, as a background flush
+   * thread would, not when the event loop next turns. Optional; stores
+   * that must wait (GFS) leave it out.
+   */
+  writeNow?(name: string, bytes: Uint8Array): WrittenFile;
+}
+
+/** A file {@link FileStore.writeNow} wrote: readable now, durable later. */
+export interface WrittenFile {
+  /** The file opened for reads (it has `readSync`). */
+  readonly file: ReadableFile;
+  /**
+   * Makes the bytes and the file's name durable (after that, a manifest
+   * may name the file) and releases the write handle. Call it once, also
+   * when the file is given up.
+   */
+  sync(): Promise<void>;
 }
 
 /** A file being written: appends, then a sync that makes them durable. */

@@ -11,6 +11,7 @@ import {
   checkFileName,
   type FileStore,
   type ReadableFile,
+  type WrittenFile,
 } from "./file_store.ts";
 
 const SLAB_BYTES = 64 * 1024;
@@ -91,6 +92,38 @@ export class LocalFileStore implements FileStore {
   }
 
   /**
+   * Writes `name` with `write(2)` calls in the caller's turn (into the
+   * page cache: readable at once by any handle), opens it for `pread`s;
+   * `sync` is `fdatasync` plus a directory fsync, as {@link create}'s.
+   */
+  writeNow(name: string, bytes: Uint8Array): WrittenFile {
+    checkFileName(name);
+    const dir = this.dir;
+    const path = join(dir, name);
+    const out = Deno.openSync(path, { write: true, createNew: true });
+    let file: ReadableFile;
+    try {
+      let off = 0;
+      while (off < bytes.length) off += out.writeSync(bytes.subarray(off));
+      file = this.#readable(path, bytes.length);
+    } catch (e) {
+      out.close();
+      throw e;
+    }
+    return {
+      file,
+      sync: async () => {
+        try {
+          await out.syncData();
+          await syncDir(dir);
+        } finally {
+          out.close();
+        }
+      },
+    };
+  }
+
+  /**
    * Opens `name` in the store of the sibling directory `store`: with
    * this store in `<parent>/<me>/<files>` (as `LsmStore` lays out
    * `<dir>/tables`), that is `<parent>/<store>/<files>/<name>`.
@@ -106,6 +139,11 @@ export class LocalFileStore implements FileStore {
 
   async #openPath(path: string): Promise<ReadableFile> {
     const { size } = await Deno.stat(path);
+    return this.#readable(path, size);
+  }
+
+  /** `path` (of `size` bytes) opened for reads, each one `pread`. */
+  #readable(path: string, size: number): ReadableFile {
     const reader = PositionedReader.open(path);
     const readSync = (offset: number, length: number) =>
       reader.readAt(offset, length, this.#carve(length));

@@ -191,6 +191,12 @@ export class LsmStore {
   #waiting = 0;
   /** Background flushes and compactions, one at a time, in order. */
   #job: Promise<void> = Promise.resolve();
+  /**
+   * A flush the memtable's size asked for is scheduled or running (until
+   * the manifest names its table): writers that fill the next memtable
+   * wait for it.
+   */
+  #flushing = false;
   #failed: unknown = undefined;
   #filter: (() => CompactionFilter) | undefined;
   #onFlush: (() => readonly Entry[]) | undefined;
@@ -402,9 +408,11 @@ export class LsmStore {
   }
 
   async #memtableFull(): Promise<void> {
-    // Back-pressure: at most one memtable waits for its flush.
-    if (this.#imm !== null) await this.#job;
-    if (this.#mem.bytes >= this.#opts.memtableBytes && this.#imm === null) {
+    // Back-pressure: at most one memtable waits for its flush (one whose
+    // table reads already see counts until the manifest names it).
+    if (this.#flushing) await this.#job;
+    if (this.#mem.bytes >= this.#opts.memtableBytes && !this.#flushing) {
+      this.#flushing = true;
       // Failures are kept in #failed and reported by the next write.
       this.#schedule(() => this.#flush()).catch(() => {});
     }
@@ -753,11 +761,26 @@ export class LsmStore {
     }
     const b = this.#builder();
     for (const e of imm.entries()) b.add(e.key, e.value);
-    const table = await this.#writeTable(b);
-    this.#tables = [table, ...this.#tables];
+    const now = this.#writeTableNow(b);
+    if (now !== undefined) {
+      // Written and opened in this turn (a local disk): reads see the
+      // table from the next one on, as after a flush on its own thread,
+      // whether or not the caller ever yields to the event loop. It holds
+      // what the frozen memtable holds, so the memtable goes too. The
+      // manifest names it only once it is durable, and the log keeps its
+      // records until then: a crash before that replays them.
+      this.#tables = [now.table, ...this.#tables];
+      this.#imm = null;
+      this.#immFilter = undefined;
+      await now.sync();
+    } else {
+      const table = await this.#writeTable(b);
+      this.#tables = [table, ...this.#tables];
+    }
     await this.#commit(upTo);
     this.#imm = null;
     this.#immFilter = undefined;
+    this.#flushing = false;
     this.#flushes++;
     // Log records up to `upTo` are in the table now; whole old segments go.
     await this.#log.compactPrefix(upTo);
@@ -831,6 +854,31 @@ export class LsmStore {
       await this.#files.open(name),
       this.#cache,
     );
+  }
+
+  /**
+   * {@link #writeTable} in the caller's turn when the file store writes
+   * without waiting ({@link FileStore.writeNow}): the table, open for
+   * reads, and the `sync` that makes it durable (to be awaited before a
+   * manifest names it). Undefined for a store that must wait.
+   */
+  #writeTableNow(
+    b: SSTableBuilder,
+  ): { table: SSTable; sync(): Promise<void> } | undefined {
+    const files = this.#files;
+    if (files.writeNow === undefined) return undefined;
+    const id = this.#manifest.nextId++;
+    const name = `${String(id).padStart(10, "0")}.sst`;
+    const written = files.writeNow(name, b.finish());
+    let table: SSTable;
+    try {
+      table = SSTable.openNow(id, name, written.file, this.#cache);
+    } catch (e) {
+      written.file.close();
+      void written.sync().catch(() => {});
+      throw e;
+    }
+    return { table, sync: () => written.sync() };
   }
 
   async #commit(logIndex: number): Promise<void> {

@@ -126,13 +126,60 @@ export class SSTable {
     cache: BlockCache,
     clip?: KeyClip,
   ): Promise<SSTable> {
+    const steps = SSTable.#opening(id, name, file, cache, clip);
+    let r = steps.next();
+    while (!r.done) {
+      r = steps.next(await file.read(r.value.offset, r.value.length));
+    }
+    return r.value;
+  }
+
+  /**
+   * {@link open} in the caller's turn, for a file with `readSync` (a
+   * table just written to local disk, installed before the event loop
+   * turns).
+   *
+   * @throws LsmError `corrupt` as {@link open}; TypeError when the file
+   *   has no `readSync`.
+   */
+  static openNow(
+    id: number,
+    name: string,
+    file: ReadableFile,
+    cache: BlockCache,
+    clip?: KeyClip,
+  ): SSTable {
+    const readSync = file.readSync;
+    if (readSync === undefined) {
+      throw new TypeError(`SSTable ${name}: the file has no readSync`);
+    }
+    const steps = SSTable.#opening(id, name, file, cache, clip);
+    let r = steps.next();
+    while (!r.done) {
+      r = steps.next(readSync.call(file, r.value.offset, r.value.length));
+    }
+    return r.value;
+  }
+
+  /**
+   * The checks and parsing of {@link open}, one logic for both ways of
+   * reading: each `yield` asks for a byte range of the file and is
+   * answered with its bytes.
+   */
+  static *#opening(
+    id: number,
+    name: string,
+    file: ReadableFile,
+    cache: BlockCache,
+    clip: KeyClip | undefined,
+  ): Generator<{ offset: number; length: number }, SSTable, Uint8Array> {
     const bad = (what: string): LsmError =>
       new LsmError("corrupt", `SSTable ${name}: ${what}`);
     const size = file.size;
     if (size < ENVELOPE_HEADER_BYTES + FOOTER_BYTES + ENVELOPE_TRAILER_BYTES) {
       throw bad(`file too short (${size} bytes)`);
     }
-    const head = await file.read(0, ENVELOPE_HEADER_BYTES);
+    const head = yield { offset: 0, length: ENVELOPE_HEADER_BYTES };
     const hv = new DataView(head.buffer, head.byteOffset, head.length);
     const kind = new TextDecoder().decode(head.subarray(0, 4));
     if (kind !== SSTABLE_KIND) throw bad(`not an SSTable (kind ${kind})`);
@@ -155,7 +202,7 @@ export class SSTable {
       throw bad(`length ${payloadLen} does not match file size ${size}`);
     }
     const footerAt = size - ENVELOPE_TRAILER_BYTES - footerBytes;
-    const footer = await file.read(footerAt, footerBytes);
+    const footer = yield { offset: footerAt, length: footerBytes };
     const fv = new DataView(footer.buffer, footer.byteOffset, footer.length);
     const c = footerBytes - 4;
     if (
@@ -183,17 +230,17 @@ export class SSTable {
       throw bad("footer offsets out of range");
     }
     const index = checked(
-      await file.read(indexOffset, indexLen),
+      yield { offset: indexOffset, length: indexLen },
       () => bad("index block checksum mismatch"),
     );
     const bloom = checked(
-      await file.read(bloomOffset, bloomLen),
+      yield { offset: bloomOffset, length: bloomLen },
       () => bad("bloom filter checksum mismatch"),
     );
     let prefix: { name: string; bloom: Uint8Array } | undefined;
     if (prefixOffset !== undefined) {
       const block = checked(
-        await file.read(prefixOffset, prefixLen),
+        yield { offset: prefixOffset, length: prefixLen },
         () => bad("prefix filter checksum mismatch"),
       );
       try {

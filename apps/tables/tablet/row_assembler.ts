@@ -139,11 +139,16 @@ export class RowAssembler {
 /** Shared by every empty qualifier a read returns (nothing can change it). */
 const EMPTY = new Uint8Array(0);
 
-/** A copy of `b` from `at` on, carved from {@link tabletBytes} (no view of the source). */
+/**
+ * A copy of `b` from `at` on, carved from {@link tabletBytes}. Past 32
+ * bytes through `set` (a view of the source and a memcpy): a bench:tablet
+ * seek's ten 91-byte cell values took 0.6–0.9 µs less than with the byte
+ * loop (a loop over the entries of 5,000 real seeks, three alternations).
+ */
 function copyFrom(b: Uint8Array, at: number): Uint8Array {
   const n = b.length - at;
   const out = tabletBytes.alloc(n);
-  if (n > 128) out.set(b.subarray(at), 0);
+  if (n > 32) out.set(b.subarray(at), 0);
   else for (let i = 0; i < n; i++) out[i] = b[at + i]!;
   return out;
 }
