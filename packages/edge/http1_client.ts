@@ -131,7 +131,7 @@ export class Http1Client {
     }
     const { origin, host, port, path } = splitUrl(url);
     const message = encodeRequest(r, host, path);
-    const conn = await this.#take(origin, host, port);
+    const conn = await this.#take(origin, host, port, r.timeoutMs);
     conn.deadline = performance.now() + r.timeoutMs;
     this.#busy.add(conn);
     this.#sweep ??= setInterval(() => this.#timeouts(), SWEEP_MS);
@@ -142,7 +142,6 @@ export class Http1Client {
       }
       const res = await this.#readResponse(conn, r.method);
       this.#busy.delete(conn);
-      if (conn.timedOut) throw new Error("timed out");
       if (conn.dead || res.close) conn.close();
       else this.#release(origin, conn);
       return res.response;
@@ -195,7 +194,12 @@ export class Http1Client {
   }
 
   /** An idle connection to `origin` whose server has not closed it, else a new one. */
-  async #take(origin: string, host: string, port: number): Promise<Conn> {
+  async #take(
+    origin: string,
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<Conn> {
     const list = this.#idle.get(origin);
     while (list !== undefined && list.length > 0) {
       const c = list.pop()!;
@@ -203,15 +207,37 @@ export class Http1Client {
       if (!c.dead) return c;
     }
     let tcp: Deno.TcpConn;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const connecting = Deno.connect({ hostname: host, port });
     try {
-      tcp = await Deno.connect({ hostname: host, port });
+      tcp = await Promise.race([
+        connecting,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new EdgeError(
+                  "timeout",
+                  `${origin}: not connected within ${timeoutMs} ms`,
+                  { sent: false },
+                ),
+              ),
+            timeoutMs,
+          );
+        }),
+      ]);
     } catch (e) {
+      // A connection made after the deadline is not used.
+      connecting.then((c) => c.close(), () => {});
+      if (e instanceof EdgeError) throw e;
       throw new EdgeError(
         "unavailable",
         `${origin}: could not connect: ${e instanceof Error ? e.message : e}`,
         { sent: false },
         e,
       );
+    } finally {
+      clearTimeout(timer);
     }
     tcp.setNoDelay(true);
     tcp.unref();
@@ -322,6 +348,13 @@ export class Http1Client {
           const n = await p;
           if (n === null) break;
           conn.end += n;
+          if (conn.end - conn.start > this.#maxBytes) {
+            throw new EdgeError(
+              "bad_gateway",
+              `the answer is over ${this.#maxBytes} bytes`,
+              { sent: true },
+            );
+          }
         }
         body = conn.buf.slice(conn.start, conn.end);
         conn.start = conn.end;
