@@ -16,6 +16,7 @@ import { startTablesStack } from "@strata/tables/stack_launcher";
 import { TablesClient } from "@strata/tables/client";
 import { startEtcdCluster } from "../scripts/etcd_cluster.ts";
 import { runLoad } from "./http_load.ts";
+import { Http1Client } from "@strata/edge";
 import { cpuMs } from "./proc_cpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 1);
@@ -46,11 +47,14 @@ const stack = await startTablesStack({
   inheritStderr: Deno.env.get("PROBE_STDERR") === "1",
 });
 const etcd = await startEtcdCluster(3);
+/** Puts on both sides go through it, as in bench:tables. */
+const http1 = new Http1Client();
 try {
   const t = stack.secrets.tokens;
   const client = new TablesClient(stack.masterUrls(), {
     token: t.write,
     timeoutMs: 60_000,
+    http1,
   });
   const admin = new TablesClient(stack.masterUrls(), {
     token: t.admin,
@@ -82,12 +86,13 @@ try {
       return true;
     },
     etcd: async (k: string) => {
-      const res = await fetch(`${urls[n++ % urls.length]}/v3/kv/put`, {
+      const res = await http1.request(`${urls[n++ % urls.length]}/v3/kv/put`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ key: b64(k), value: valueB64 }),
+        timeoutMs: 60_000,
       });
-      await res.body?.cancel();
-      return res.ok;
+      return res.status >= 200 && res.status < 300;
     },
   };
   const pids: Record<string, Record<string, number[]>> = {
@@ -157,6 +162,7 @@ try {
     }
   }
 } finally {
+  http1.close();
   await etcd.stop();
   await stack.stop();
   await Deno.remove(dataRoot, { recursive: true }).catch(() => {});

@@ -29,6 +29,12 @@
  * ```
  */
 export {
+  Http1Client,
+  type Http1ClientOptions,
+  type Http1Request,
+  type Http1Response,
+} from "./http1_client.ts";
+export {
   codeForStatus,
   EdgeError,
   type EdgeErrorCode,

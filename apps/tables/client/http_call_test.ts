@@ -6,7 +6,8 @@
  * the request. Against a fake server that reads a write and dies.
  */
 import assert from "node:assert/strict";
-import { RefusalTracker, send } from "./http_call.ts";
+import { Http1Client } from "@strata/edge";
+import { RefusalTracker, send, sendJson } from "./http_call.ts";
 import { TablesClientError } from "./tables_client_error.ts";
 
 const OPTS = { headers: {}, timeoutMs: 10_000, textBody: true };
@@ -140,5 +141,92 @@ Deno.test("send: other calls (master calls, a caller's own client) stream their 
     assert.equal(s.received.length, 2);
   } finally {
     await s.close();
+  }
+});
+
+Deno.test("sendJson with an Http1Client: a row write the server read and dropped is lost, never sent twice", async () => {
+  // Answers request 1, drops the connection of request 2 unanswered, and
+  // stays up: a client that re-sends (fetch on a kept-alive connection,
+  // denoland/deno#35610) would have the write applied twice.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const writes: string[] = [];
+  const done = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(64 * 1024);
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (!n) break;
+          writes.push(new TextDecoder().decode(buf.subarray(0, n)));
+          if (writes.length === 2) {
+            conn.close();
+            break;
+          }
+          await conn.write(new TextEncoder().encode(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" +
+              'content-length: 13\r\n\r\n{"applied":1}',
+          ));
+        }
+      })();
+    }
+  })().catch(() => {});
+  const http1 = new Http1Client();
+  const url = `http://127.0.0.1:${
+    (listener.addr as Deno.NetAddr).port
+  }/v1/tables/t/mutate`;
+  try {
+    const opts = { ...OPTS, http1 };
+    assert.deepEqual(await sendJson(url, { ...opts, body: { n: 1 } }), {
+      applied: 1,
+    });
+    const lost = await failure(sendJson(url, { ...opts, body: { n: 2 } }));
+    assert.equal(lost.code, "lost", lost.message);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(
+      writes.filter((w) => w.includes('{"n":2}')).length,
+      1,
+      "the write reached the server once",
+    );
+    assert.match(writes[0]!, /content-length: 7\r\n/i);
+  } finally {
+    http1.close();
+    listener.close();
+    await done;
+  }
+});
+
+Deno.test("sendJson with an Http1Client: a server never reached is unreachable; an error answer keeps its code", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const http1 = new Http1Client();
+  const s = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () =>
+      Response.json({ error: { code: "not_serving", message: "ask" } }, {
+        status: 409,
+      }),
+  );
+  try {
+    const e = await failure(
+      sendJson(`http://127.0.0.1:${port}/v1/x`, {
+        ...OPTS,
+        http1,
+        body: {},
+      }),
+    );
+    assert.equal(e.code, "unreachable");
+    const refused = await failure(
+      sendJson(`http://127.0.0.1:${s.addr.port}/v1/x`, {
+        ...OPTS,
+        http1,
+        body: {},
+      }),
+    );
+    assert.equal(refused.code, "not_serving");
+    assert.equal(refused.status, 409);
+  } finally {
+    http1.close();
+    await s.shutdown();
   }
 });
