@@ -113,7 +113,7 @@ Deno.test(`feeds and backup on a tables cell (${LONG ? "GFS" : "local storage"})
       : {}),
   });
   const token = stack.secrets.tokens.admin;
-  const client = new TablesClient(stack.masterUrls(), { token });
+  using client = new TablesClient(stack.masterUrls(), { token });
   const consumers: { kill(): Promise<void> }[] = [];
   try {
     await t.step(

@@ -42,7 +42,7 @@ Deno.test(`tables cell (${ON_GFS ? "GFS" : "local"} storage): a paused tablet se
       : {}),
   });
   const { admin, write, read } = stack.secrets.tokens;
-  const client = new TablesClient(stack.masterUrls(), { token: admin });
+  using client = new TablesClient(stack.masterUrls(), { token: admin });
   /**
    * Waits (bounded) until every tablet is served and the map stays the
    * same for a second: on GFS opening a tablet takes a while, and the
@@ -180,7 +180,7 @@ Deno.test(`tables cell (${ON_GFS ? "GFS" : "local"} storage): a paused tablet se
         const now = () => performance.now() - t0;
         let stop = false;
         const worker = async (id: number) => {
-          const c = new TablesClient(stack.masterUrls(), {
+          using c = new TablesClient(stack.masterUrls(), {
             token: write,
             retryForMs: 20_000,
           });

@@ -43,7 +43,7 @@ Deno.test("tables cell: a hot tablet splits by load, cold neighbours merge, noth
     serverFlags: ["--load-window-ms", "2000"],
   });
   const { admin } = stack.secrets.tokens;
-  const client = new TablesClient(stack.masterUrls(), { token: admin });
+  using client = new TablesClient(stack.masterUrls(), { token: admin });
   const decisions = async (): Promise<MasterDecision[]> => {
     const r = await fetch(`${stack.masterUrls()[0]}/v1/status`, {
       headers: { authorization: `Bearer ${admin}` },

@@ -202,7 +202,7 @@ Deno.test({
       assert.equal(master!.ready, `http://${h1!.address}:${MASTER_PORT}`);
       phase("processes ready");
       const { admin, write } = secrets.tokens;
-      const client = new TablesClient([master!.ready], { token: admin });
+      using client = new TablesClient([master!.ready], { token: admin });
       // Every version kept, so a write that should not have landed is seen.
       await client.createTable("p", [{ name: "f", maxVersions: 10_000 }], [
         "m",
@@ -238,7 +238,7 @@ Deno.test({
       let acked = 0;
       let stop = false;
       const worker = async (id: number) => {
-        const c = new TablesClient([master!.ready], {
+        using c = new TablesClient([master!.ready], {
           token: write,
           retryForMs: 20_000,
         });

@@ -74,7 +74,7 @@ Deno.test({
       await admin().createTable("t", [{ name: "f" }], ["m"]);
       let stop = false;
       const writer = async (w: number) => {
-        const c = new TablesClient(stack.masterUrls(), {
+        using c = new TablesClient(stack.masterUrls(), {
           token: stack.secrets.tokens.write,
           retryForMs: 60_000,
         });

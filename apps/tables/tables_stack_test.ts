@@ -9,6 +9,7 @@ import assert, { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { startTablesStack, type TablesStack } from "./stack_launcher.ts";
 import { Buffer } from "node:buffer";
 import { GfsClient } from "@strata/gfs";
+import { Http1Client } from "@strata/edge";
 import {
   rowText,
   TablesClient,
@@ -76,7 +77,7 @@ async function withStack(
     serverFlags: ["--compact-shared-ms", "1000", "--log-split-min-bytes", "0"],
   });
   try {
-    const client = new TablesClient(stack.masterUrls(), {
+    using client = new TablesClient(stack.masterUrls(), {
       token: stack.secrets.tokens.admin,
       retryForMs: 30_000,
     });
@@ -97,10 +98,24 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           { name: "stats" },
         ], ["k", "t"]);
         strictEqual(tablets.length, 3);
-        for (let i = 0; i < 30; i++) {
-          const row = `${String.fromCharCode(97 + (i % 26))}row${i}`;
-          await client.put("users", row, "info", "name", `name-${i}`);
+        // Row writes go through the client's own HTTP/1.1 pool, which
+        // never re-sends (fetch re-sends a write whose connection closed
+        // before the answer): counted here through the pool's method.
+        const request = Http1Client.prototype.request;
+        let pooled = 0;
+        Http1Client.prototype.request = function (...a) {
+          pooled++;
+          return request.apply(this, a);
+        };
+        try {
+          for (let i = 0; i < 30; i++) {
+            const row = `${String.fromCharCode(97 + (i % 26))}row${i}`;
+            await client.put("users", row, "info", "name", `name-${i}`);
+          }
+        } finally {
+          Http1Client.prototype.request = request;
         }
+        ok(pooled >= 30, `${pooled} of 30 puts through the pool`);
         await client.mutateRow("users", "zed", [
           { op: "put", family: "info", qualifier: "name", value: "Zed" },
           { op: "put", family: "stats", qualifier: "visits", value: "1" },
@@ -279,7 +294,7 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
         );
         strictEqual(meta.size, users.length + 1);
         // A client with an empty cache, with a read token, finds every row.
-        const fresh = new TablesClient(stack.masterUrls(), {
+        using fresh = new TablesClient(stack.masterUrls(), {
           token: stack.secrets.tokens.read,
         });
         const cold = performance.now();
@@ -303,7 +318,7 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
           client.createTable(META_TABLE, [{ name: "x" }]),
           (e) => e instanceof TablesClientError && e.code === "bad_request",
         );
-        const writer = new TablesClient(stack.masterUrls(), {
+        using writer = new TablesClient(stack.masterUrls(), {
           token: stack.secrets.tokens.write,
           retryForMs: 2000,
         });
@@ -353,7 +368,7 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
         const unknown: string[] = [];
         let stop = false;
         const writer = async (w: number) => {
-          const c = new TablesClient(stack.masterUrls(), {
+          using c = new TablesClient(stack.masterUrls(), {
             token: stack.secrets.tokens.write,
             retryForMs: 30_000,
           });
@@ -478,7 +493,7 @@ Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets c
         await stack.signal("master", active.id, "SIGKILL");
         // Served meanwhile: reads and writes on the tablet servers, locations
         // from the standby (it reads the tablet map from kv).
-        const fresh = new TablesClient(stack.masterUrls(), {
+        using fresh = new TablesClient(stack.masterUrls(), {
           token: stack.secrets.tokens.write,
           retryForMs: 5000,
         });

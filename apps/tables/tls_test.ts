@@ -55,7 +55,7 @@ Deno.test({
       await t.step(
         "a pre-split table takes writes, reads and scans",
         async () => {
-          const client = new TablesClient(stack.masterUrls(), {
+          using client = new TablesClient(stack.masterUrls(), {
             token: stack.secrets.tokens.admin,
             httpClient,
             retryForMs: 30_000,
@@ -147,7 +147,7 @@ Deno.test({
       await t.step(
         "RESP over TLS: SET and GET through both servers (one forwards to the other over TLS), redis-cli --tls; plain RESP gets nothing",
         async () => {
-          const client = new TablesClient(stack.masterUrls(), {
+          using client = new TablesClient(stack.masterUrls(), {
             token: stack.secrets.tokens.admin,
             httpClient,
             retryForMs: 30_000,

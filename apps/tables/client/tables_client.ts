@@ -16,7 +16,7 @@
  * dead server's tablets to another.
  */
 import { Buffer } from "node:buffer";
-import type { Http1Client } from "@strata/edge";
+import { Http1Client } from "@strata/edge";
 import { compareBytes } from "@strata/lsm";
 import { send, sendJson } from "./http_call.ts";
 import { TablesClientError } from "./tables_client_error.ts";
@@ -119,12 +119,15 @@ export interface TablesClientOptions {
   httpClient?: Deno.HttpClient;
   /**
    * Row writes (mutate, check-and-mutate, increments) to `http://` servers
-   * go through this kept-alive HTTP/1.1 pool instead of fetch: about a
-   * quarter of fetch's CPU per write, never re-sent (a refused connection
-   * is then proof that nothing was sent). Ignored with `httpClient`. The
-   * caller closes it.
+   * go through a kept-alive HTTP/1.1 pool instead of fetch: about a
+   * quarter of fetch's CPU per write, and never re-sent (fetch re-sends a
+   * request whose kept-alive connection closed before the answer, so a
+   * write a live server read could be applied twice). By default the
+   * client makes its own pool on its first row write, which
+   * {@link TablesClient.close} closes; pass one to share it (its owner
+   * closes it), or `false` for fetch. Ignored with `httpClient` (TLS).
    */
-  http1?: Http1Client;
+  http1?: Http1Client | false;
 }
 
 const enc = new TextEncoder();
@@ -240,7 +243,10 @@ export class TablesClient {
   readonly #timeoutMs: number;
   readonly #retryForMs: number;
   readonly #httpClient?: Deno.HttpClient;
-  readonly #http1?: Http1Client;
+  /** The pool row writes go through: given, made on first use, or none (false). */
+  #http1: Http1Client | false | undefined;
+  /** Whether {@link #http1} was made here (and {@link close} closes it). */
+  #ownsHttp1 = false;
   /** Table → its tablets sorted by start. */
   #locations = new Map<string, TabletInfo[]>();
 
@@ -271,11 +277,41 @@ export class TablesClient {
 
   /** {@link #opts} of a row write: its body as text (see `http_call.ts`). */
   #rowWrite(body: unknown) {
+    const http1 = this.#rowWritePool();
     return {
       ...this.#opts("POST", body),
       textBody: true,
-      ...(this.#http1 ? { http1: this.#http1 } : {}),
+      ...(http1 ? { http1 } : {}),
     };
+  }
+
+  #rowWritePool(): Http1Client | undefined {
+    if (this.#http1 === false || this.#httpClient !== undefined) {
+      return undefined;
+    }
+    if (this.#http1 === undefined) {
+      this.#http1 = new Http1Client();
+      this.#ownsHttp1 = true;
+    }
+    return this.#http1;
+  }
+
+  /**
+   * Closes the connections of the row-write pool this client made (a
+   * pool given in the options is its owner's to close). Its sockets never
+   * keep a program alive, but a test's resource check sees them. The
+   * client still works afterwards: a later row write makes a new pool.
+   */
+  close(): void {
+    if (this.#ownsHttp1 && this.#http1) this.#http1.close();
+    if (this.#ownsHttp1) {
+      this.#http1 = undefined;
+      this.#ownsHttp1 = false;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /**

@@ -30,7 +30,7 @@ Deno.test("RESP listener and memory tables on a real cell", async (t) => {
     resp: true,
   });
   const { admin, write, read } = stack.secrets.tokens;
-  const client = new TablesClient(stack.masterUrls(), { token: admin });
+  using client = new TablesClient(stack.masterUrls(), { token: admin });
   const clients: RespTestClient[] = [];
   const connect = async (server: string, token?: string) => {
     const c = await RespTestClient.connect(stack.servers.get(server)!.resp!);
