@@ -324,7 +324,18 @@ Deno.test({
         repairedAt = performance.now() - cutAt;
         await until(
           "uploads while partitioned",
-          () => Promise.resolve(uploads >= uploadsAtCut + 2),
+          () => {
+            if (uploads >= uploadsAtCut + 2) return Promise.resolve(true);
+            // Not yet: a timeout then names what the writer saw (failed
+            // once in a full suite with no clue why uploads stopped).
+            return Promise.reject(
+              new Error(
+                `${uploads - uploadsAtCut} since the cut; last upload errors: ${
+                  uploadErrors.slice(-3).join(" | ") || "none"
+                }`,
+              ),
+            );
+          },
           40_000,
         );
         uploadsWhileCut = uploads - uploadsAtCut;

@@ -130,7 +130,8 @@ export class Http1Client {
       });
     }
     const { origin, host, port, path } = splitUrl(url);
-    const message = encodeRequest(r, host, path);
+    // Host names the port too (RFC 9112, 3.2): the origin's authority.
+    const message = encodeRequest(r, origin.slice(7), path);
     const conn = await this.#take(origin, host, port, r.timeoutMs);
     conn.deadline = performance.now() + r.timeoutMs;
     this.#busy.add(conn);
@@ -273,6 +274,15 @@ export class Http1Client {
     list.push(conn);
   }
 
+  /** An answer over the size limit (the request was sent). */
+  #tooBig(): EdgeError {
+    return new EdgeError(
+      "bad_gateway",
+      `the answer is over ${this.#maxBytes} bytes`,
+      { sent: true },
+    );
+  }
+
   /** Reads from `conn` (the pending read first) until `want` says it has enough. */
   async #fill(conn: Conn): Promise<void> {
     const p = conn.pending ?? conn.read();
@@ -281,11 +291,7 @@ export class Http1Client {
     if (n === null) throw new Error("the server closed the connection");
     conn.end += n;
     if (conn.end - conn.start > this.#maxBytes) {
-      throw new EdgeError(
-        "bad_gateway",
-        `the answer is over ${this.#maxBytes} bytes`,
-        { sent: true },
-      );
+      throw this.#tooBig();
     }
   }
 
@@ -331,11 +337,7 @@ export class Http1Client {
           throw new Error(`a bad content-length: ${cl}`);
         }
         if (length > this.#maxBytes) {
-          throw new EdgeError(
-            "bad_gateway",
-            `the answer is over ${this.#maxBytes} bytes`,
-            { sent: true },
-          );
+          throw this.#tooBig();
         }
         while (conn.end - conn.start < length) await this.#fill(conn);
         body = conn.buf.slice(conn.start, conn.start + length);
@@ -349,11 +351,7 @@ export class Http1Client {
           if (n === null) break;
           conn.end += n;
           if (conn.end - conn.start > this.#maxBytes) {
-            throw new EdgeError(
-              "bad_gateway",
-              `the answer is over ${this.#maxBytes} bytes`,
-              { sent: true },
-            );
+            throw this.#tooBig();
           }
         }
         body = conn.buf.slice(conn.start, conn.end);
@@ -397,11 +395,7 @@ export class Http1Client {
       }
       total += size;
       if (total > this.#maxBytes) {
-        throw new EdgeError(
-          "bad_gateway",
-          `the answer is over ${this.#maxBytes} bytes`,
-          { sent: true },
-        );
+        throw this.#tooBig();
       }
       while (conn.end - conn.start < size + 2) await this.#fill(conn);
       parts.push(conn.buf.slice(conn.start, conn.start + size));
@@ -444,15 +438,13 @@ function splitUrl(
 }
 
 /** The request's bytes: head and body in one buffer (one socket write). */
-function encodeRequest(r: Http1Request, host: string, path: string) {
+function encodeRequest(r: Http1Request, authority: string, path: string) {
   const body = r.body === undefined
     ? undefined
     : typeof r.body === "string"
     ? encoder.encode(r.body)
     : r.body;
-  let head = `${r.method} ${path} HTTP/1.1\r\nhost: ${
-    host.includes(":") ? `[${host}]` : host
-  }\r\n`;
+  let head = `${r.method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n`;
   for (const name in r.headers) {
     const value = r.headers[name]!;
     if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) {

@@ -89,6 +89,10 @@ Deno.test("Http1Client sends head and body with a length in one piece and keeps 
     }
     assert.match(s.requests[0]!, /^POST \/v1\/x\?y=1 HTTP\/1\.1\r\n/);
     assert.match(s.requests[0]!, /\r\nauthorization: Bearer t\r\n/);
+    assert.ok(
+      s.requests[0]!.includes(`\r\nhost: ${new URL(s.url).host}\r\n`),
+      "Host names the port",
+    );
     assert.match(s.requests[0]!, /\r\ncontent-length: 7\r\n\r\n\{"n":1\}$/);
     // UTF-8 bytes counted, not UTF-16 units.
     assert.match(s.requests[1]!, /\r\ncontent-length: 8\r\n/);

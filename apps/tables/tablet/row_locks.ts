@@ -22,9 +22,10 @@ export class RowLocks {
    * Runs `fn` holding the lock on `row`; the lock is released when the
    * promise `fn` returns settles. An uncontended lock costs two map
    * operations and no extra promise or turn of the event loop: `fn`
-   * starts at once, in the caller's turn.
+   * starts at once, in the caller's turn. `fn` gets the row's hash
+   * ({@link rowHash}), so the caller need not compute it again.
    */
-  with<T>(row: Uint8Array, fn: () => Promise<T>): Promise<T> {
+  with<T>(row: Uint8Array, fn: (hash: number) => Promise<T>): Promise<T> {
     const k = rowHash(row);
     const waiting = this.#queues.get(k);
     if (waiting === undefined) {
@@ -38,10 +39,10 @@ export class RowLocks {
     });
   }
 
-  #run<T>(k: number, fn: () => Promise<T>): Promise<T> {
+  #run<T>(k: number, fn: (hash: number) => Promise<T>): Promise<T> {
     let p: Promise<T>;
     try {
-      p = fn();
+      p = fn(k);
     } catch (e) {
       p = Promise.reject(e);
     }

@@ -22,7 +22,7 @@ import {
   rowPrefix,
 } from "./key_codec.ts";
 import { RowAssembler } from "./row_assembler.ts";
-import { rowHash, RowLocks } from "./row_locks.ts";
+import { RowLocks } from "./row_locks.ts";
 import { RowScan } from "./row_scan.ts";
 import { TabletClock } from "./tablet_clock.ts";
 import { TabletError } from "./tablet_error.ts";
@@ -197,10 +197,10 @@ export class LsmTablet implements Tablet {
     try {
       this.#checkRow(row);
       checkMutations(mutations, this.#policies);
-      return this.#locks.with(row, () => {
+      return this.#locks.with(row, (hash) => {
         this.#assertOpen();
         const chains = this.#markerChains(row, mutations);
-        return this.#apply(row, mutations, chains).then(stamped);
+        return this.#apply(row, hash, mutations, chains).then(stamped);
       });
     } catch (e) {
       return Promise.reject(e);
@@ -220,7 +220,7 @@ export class LsmTablet implements Tablet {
     if (onMatch.length === 0 && onMismatch.length === 0) {
       throw new TabletError("bad_request", "no mutations on either branch");
     }
-    return await this.#locks.with(row, async () => {
+    return await this.#locks.with(row, async (hash) => {
       this.#assertOpen();
       const got = await this.#read(row, {
         columns: [{ family: condition.family, qualifier: condition.qualifier }],
@@ -233,7 +233,7 @@ export class LsmTablet implements Tablet {
       const ms = matched ? onMatch : onMismatch;
       const timestamp = ms.length === 0
         ? this.#clock.now()
-        : await this.#apply(row, ms, this.#markerChains(row, ms));
+        : await this.#apply(row, hash, ms, this.#markerChains(row, ms));
       return { matched, timestamp };
     });
   }
@@ -304,18 +304,20 @@ export class LsmTablet implements Tablet {
   /**
    * Builds the row mutation's batch and writes it. The timestamp is taken
    * and the write issued without a turn of the event loop between them,
-   * so commit-log order is timestamp order.
+   * so commit-log order is timestamp order. `hash` is the row's hash from
+   * its lock, which picks the row's slot in the clock.
    */
   #apply(
     row: Uint8Array,
+    hash: number,
     mutations: Mutation[],
     chainsOrPending?: Map<string, number[]> | Promise<Map<string, number[]>>,
   ): Promise<number> {
     if (chainsOrPending instanceof Promise) {
-      return chainsOrPending.then((c) => this.#apply(row, mutations, c));
+      return chainsOrPending.then((c) => this.#apply(row, hash, mutations, c));
     }
     const chains = chainsOrPending;
-    const t = this.#clock.next(rowHash(row));
+    const t = this.#clock.next(hash);
     // `ts` of cell entries; markers have -1.
     let batch: (Entry & { ts: number })[] = [];
     // Cells of this mutation written before a marker carry the marker's own
