@@ -154,6 +154,12 @@ class Conn {
  * Persistent connections to one `http://host:port` (or `https://`) origin:
  * each call takes an idle connection (or opens one), so concurrent calls
  * use separate connections and sequential ones reuse them.
+ *
+ * For idempotent calls only (the coordinator's reads, some of them POSTed
+ * queries): a call that fails on a reused connection is sent once more on a
+ * fresh one, and the server may have applied the first. Writes go elsewhere
+ * (fetch with a one-shot body, or `@strata/edge`'s `Http1Client`, which never
+ * re-sends).
  */
 export class HttpPool {
   readonly #host: string;
@@ -222,7 +228,8 @@ export class HttpPool {
   async #send(req: Uint8Array, timeoutMs: number): Promise<PoolResponse> {
     if (this.#closed) throw new HttpPoolError("pool closed");
     // A reused connection may have been closed by the server while idle:
-    // then the call is retried once on a fresh connection (reads only).
+    // then the call is retried once on a fresh connection (idempotent
+    // calls only: see the class comment).
     // One deadline for connecting and the call: towards a host behind a
     // silent partition, connect() alone would wait for the kernel's SYN
     // retries (about two minutes).
