@@ -92,12 +92,23 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** A master that answers from `answers` by RPC path, in process. */
-function fakeMaster(answers: Record<string, unknown>): MasterCaller {
+/**
+ * A master that answers from `answers` by RPC path, in process; each call's
+ * path and body go to `calls` when given.
+ */
+function fakeMaster(
+  answers: Record<string, unknown>,
+  calls?: { path: string; body: unknown }[],
+): MasterCaller {
   return {
     current: "http://master.invalid",
-    call<S extends z.ZodType>(pathAndQuery: string, schema: S) {
+    call<S extends z.ZodType>(
+      pathAndQuery: string,
+      schema: S,
+      options?: { body?: unknown },
+    ) {
       const key = pathAndQuery.split("?")[0]!;
+      calls?.push({ path: key, body: options?.body });
       if (!(key in answers)) throw new Error(`unexpected call ${key}`);
       return Promise.resolve(schema.parse(answers[key]) as z.infer<S>);
     },
@@ -187,7 +198,7 @@ Deno.test("a read skips a silent replica after the client's read timeout", async
 // and every exchange's deadline began once the socket was open.
 Deno.test({
   name:
-    "an upload whose primary's bulk port cannot be connected to (SYNs unanswered) fails within its push timeout's retries, not after the kernel's 2 min of SYN retries",
+    "an upload whose primary's bulk port cannot be connected to (SYNs unanswered) fails within its push timeout's retries, not after the kernel's 2 min of SYN retries, and each retry asks the master to place the chunk away from it",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -201,6 +212,7 @@ Deno.test({
         secondaries: [],
         chunkBytes: 1024,
       };
+      const calls: { path: string; body: unknown }[] = [];
       const client = new GfsClient(
         "http://master.invalid",
         { pushTimeoutMs: 300 },
@@ -213,7 +225,7 @@ Deno.test({
           },
           "/v1/rpc/allocate": target,
           "/v1/rpc/abandon": { ok: true },
-        }),
+        }, calls),
       );
       const started = performance.now();
       await within(
@@ -229,6 +241,13 @@ Deno.test({
       const took = performance.now() - started;
       // 5 dials of 300 ms each plus 2 s of backoff between them.
       assert.ok(took < 12_000, `failed after ${took.toFixed(0)} ms`);
+      // Every retry names the server it failed through (this master places
+      // it there anyway: the only one it has).
+      const allocates = calls.filter((c) => c.path === "/v1/rpc/allocate");
+      assert.equal(allocates.length, 4);
+      for (const a of allocates) {
+        assert.deepEqual((a.body as { avoid?: string[] }).avoid, [cs.url]);
+      }
     } finally {
       dead.close();
       await cs.close();
