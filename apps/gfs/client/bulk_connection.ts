@@ -14,6 +14,7 @@ import {
   writeAll,
 } from "../shared/bulk_protocol.ts";
 import { GfsError, gfsErrorFromBody } from "../shared/gfs_error.ts";
+import { connectWithin } from "./connect_within.ts";
 import { PortDiscovery } from "./port_discovery.ts";
 import type { WriteGrant } from "../shared/write_grant.ts";
 
@@ -336,8 +337,15 @@ export class BulkPorts {
     const hostname = new URL(server).hostname.replace(/^\[|\]$/g, "");
     let conn: Deno.TcpConn;
     try {
-      conn = await Deno.connect({ hostname, port });
+      // Bounded: a dial to a server behind a silent partition would
+      // otherwise wait out the kernel's SYN retries (about 2 min).
+      conn = await connectWithin(
+        Deno.connect({ hostname, port }),
+        timeoutMs,
+        `the bulk port of ${server}`,
+      );
     } catch (e) {
+      if (e instanceof GfsError) throw e;
       throw new GfsError(
         "unavailable",
         `cannot reach the bulk port of ${server}: ${e}`,

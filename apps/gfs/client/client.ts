@@ -1026,9 +1026,16 @@ export class GfsClient {
     fileId: number,
     index: number,
     grant: boolean,
+    avoid: readonly string[] = [],
   ): Promise<WriteTarget> {
     return this.masters.call(`/v1/rpc/allocate`, WriteTargetSchema, {
-      body: { path, fileId, index, grant },
+      body: {
+        path,
+        fileId,
+        index,
+        grant,
+        ...(avoid.length > 0 ? { avoid: avoid.slice(-16) } : {}),
+      },
     });
   }
 
@@ -1056,6 +1063,11 @@ export class GfsClient {
     let t = first;
     let lastErr: unknown = null;
     let grant = this.#bulk !== null;
+    // Servers a failed attempt went through: the master places the retry
+    // elsewhere while others fit. Until it declares a cut-off server dead
+    // (`--dead-after-ms`) it would otherwise place it again, and a client
+    // whose push timeout is shorter could spend every attempt on it.
+    const avoid = new Set<string>();
     for (let attempt = 0; attempt < 5; attempt++) {
       if (attempt > 0) {
         // A grant the chain cannot carry is no failure: allocate at once.
@@ -1063,7 +1075,7 @@ export class GfsClient {
           await new Promise((r) => setTimeout(r, 200 * attempt));
         }
         try {
-          t = await this.#allocate(path, fileId, index, grant);
+          t = await this.#allocate(path, fileId, index, grant, [...avoid]);
         } catch (e) {
           lastErr = e;
           continue;
@@ -1084,6 +1096,9 @@ export class GfsClient {
             servers,
           };
         }
+        for (const s of [t.primary, ...t.secondaries]) {
+          if (!servers.includes(s)) avoid.add(s);
+        }
         lastErr = new GfsError(
           "unavailable",
           `chunk ${index} reached ${servers.length} replicas; quorum ${quorum}`,
@@ -1092,6 +1107,9 @@ export class GfsClient {
         lastErr = e;
         if (e instanceof GrantUnusable) grant = false;
         if (isGfsError(e, "too_large")) throw e;
+        // The exchange with the primary failed (or timed out while the
+        // primary waited on the chain): it is the one the client can name.
+        if (!(e instanceof GrantUnusable)) avoid.add(t.primary);
       }
     }
     throw lastErr;

@@ -26,12 +26,89 @@ function silentServer(): { url: string; close(): void } {
   };
 }
 
-/** A master that answers from `answers` by RPC path, in process. */
-function fakeMaster(answers: Record<string, unknown>): MasterCaller {
+/**
+ * A TCP port that cannot be connected to, as a server behind a silent
+ * partition: a listener that never accepts, its accept queue filled, so
+ * the kernel drops every further SYN and a dial waits out its SYN retries
+ * (about 2 min) unless the caller gives up. Filled until one dial is still
+ * pending after 500 ms (a dropped SYN is resent after 1 s).
+ */
+async function unconnectablePort(): Promise<{ port: number; close(): void }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const queued: Deno.Conn[] = [];
+  const close = () => {
+    listener.close(); // pending dials are then refused
+    for (const c of queued) c.close();
+  };
+  for (let i = 0; i < 20_000; i++) {
+    const dial = Deno.connect({ hostname: "127.0.0.1", port });
+    const c = await Promise.race([
+      dial,
+      new Promise<null>((r) => setTimeout(() => r(null), 500)),
+    ]);
+    if (c === null) {
+      dial.then((late) => late.close(), () => {});
+      return { port, close };
+    }
+    queued.push(c);
+  }
+  close();
+  throw new Error("the accept queue never filled");
+}
+
+/**
+ * A chunkserver whose `/v1/health` advertises `port` as its data and bulk
+ * ports; every other route answers 503.
+ */
+function advertising(port: number): { url: string; close(): Promise<void> } {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req) =>
+      new URL(req.url).pathname === "/v1/health"
+        ? Response.json({ dataPort: port, bulkPort: port })
+        : new Response("no", { status: 503 }),
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    close: () => server.shutdown(),
+  };
+}
+
+/**
+ * `p`, or a rejection once `ms` have passed: the old code waited out the
+ * kernel's SYN retries, and the test should fail, not hang.
+ */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what} still pending after ${ms} ms`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A master that answers from `answers` by RPC path, in process; each call's
+ * path and body go to `calls` when given.
+ */
+function fakeMaster(
+  answers: Record<string, unknown>,
+  calls?: { path: string; body: unknown }[],
+): MasterCaller {
   return {
     current: "http://master.invalid",
-    call<S extends z.ZodType>(pathAndQuery: string, schema: S) {
+    call<S extends z.ZodType>(
+      pathAndQuery: string,
+      schema: S,
+      options?: { body?: unknown },
+    ) {
       const key = pathAndQuery.split("?")[0]!;
+      calls?.push({ path: key, body: options?.body });
       if (!(key in answers)) throw new Error(`unexpected call ${key}`);
       return Promise.resolve(schema.parse(answers[key]) as z.infer<S>);
     },
@@ -114,4 +191,155 @@ Deno.test("a read skips a silent replica after the client's read timeout", async
     silent.close();
     await good.shutdown();
   }
+});
+
+// Found by gfs_partition_test.ts (uploads stalled for more than 40 s while a
+// chunkserver was cut off): the bulk and data ports' dials had no deadline,
+// and every exchange's deadline began once the socket was open.
+Deno.test({
+  name:
+    "an upload whose primary's bulk port cannot be connected to (SYNs unanswered) fails within its push timeout's retries, not after the kernel's 2 min of SYN retries, and each retry asks the master to place the chunk away from it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dead = await unconnectablePort();
+    const cs = advertising(dead.port);
+    try {
+      const target = {
+        handle: 1,
+        version: 1,
+        primary: cs.url,
+        secondaries: [],
+        chunkBytes: 1024,
+      };
+      const calls: { path: string; body: unknown }[] = [];
+      const client = new GfsClient(
+        "http://master.invalid",
+        { pushTimeoutMs: 300 },
+        fakeMaster({
+          "/v1/rpc/create": {
+            fileId: 1,
+            chunkBytes: 1024,
+            replication: 1,
+            first: target,
+          },
+          "/v1/rpc/allocate": target,
+          "/v1/rpc/abandon": { ok: true },
+        }, calls),
+      );
+      const started = performance.now();
+      await within(
+        assert.rejects(
+          client.upload("/f", new Uint8Array(100)),
+          (e) =>
+            isGfsError(e, "unavailable") &&
+            /not connected within/.test(e.message),
+        ),
+        15_000,
+        "the upload",
+      );
+      const took = performance.now() - started;
+      // 5 dials of 300 ms each plus 2 s of backoff between them.
+      assert.ok(took < 12_000, `failed after ${took.toFixed(0)} ms`);
+      // Every retry names the server it failed through (this master places
+      // it there anyway: the only one it has).
+      const allocates = calls.filter((c) => c.path === "/v1/rpc/allocate");
+      assert.equal(allocates.length, 4);
+      for (const a of allocates) {
+        assert.deepEqual((a.body as { avoid?: string[] }).avoid, [cs.url]);
+      }
+    } finally {
+      dead.close();
+      await cs.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a read skips a replica whose bulk port cannot be connected to after the client's read timeout",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dead = await unconnectablePort();
+    const cs = advertising(dead.port);
+    const bytes = new Uint8Array([1, 2, 3, 4, 5]);
+    const good = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (req) =>
+        new URL(req.url).pathname === "/v1/health"
+          ? new Response("none", { status: 404 })
+          : new Response(bytes),
+    );
+    try {
+      const client = new GfsClient(
+        "http://master.invalid",
+        { readTimeoutMs: 300 },
+        fakeMaster({
+          "/v1/rpc/locate": {
+            fileId: 1,
+            length: 5,
+            mode: "upload",
+            chunkBytes: 1024,
+            chunks: [{
+              handle: 1,
+              version: 1,
+              length: 5,
+              replicas: [cs.url, `http://127.0.0.1:${good.addr.port}`],
+            }],
+          },
+        }),
+      );
+      const started = performance.now();
+      assert.deepEqual(
+        await within(client.readAll("/f"), 15_000, "the read"),
+        bytes,
+      );
+      const took = performance.now() - started;
+      assert.ok(took < 10_000, `read took ${took.toFixed(0)} ms`);
+    } finally {
+      dead.close();
+      await cs.close();
+      await good.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "an append whose primary's data port cannot be connected to is retried and fails within its append timeouts",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dead = await unconnectablePort();
+    const cs = advertising(dead.port);
+    try {
+      const target = {
+        handle: 1,
+        version: 1,
+        primary: cs.url,
+        secondaries: [],
+        chunkBytes: 1 << 20,
+      };
+      const client = new GfsClient(
+        "http://master.invalid",
+        { appendTimeoutMs: 300, retries: 3 },
+        fakeMaster({ "/v1/rpc/append-target": target }),
+      );
+      const started = performance.now();
+      await within(
+        assert.rejects(
+          client.append("/log", new Uint8Array(10)),
+          (e) => isGfsError(e, "unavailable"),
+        ),
+        15_000,
+        "the append",
+      );
+      const took = performance.now() - started;
+      assert.ok(took < 10_000, `failed after ${took.toFixed(0)} ms`);
+    } finally {
+      dead.close();
+      await cs.close();
+    }
+  },
 });

@@ -13,9 +13,13 @@ import {
   refusalError,
 } from "../shared/data_protocol.ts";
 import { GfsError } from "../shared/gfs_error.ts";
+import { connectWithin } from "./connect_within.ts";
 import { PortDiscovery } from "./port_discovery.ts";
 
 type Conn = TcpConnection<DataMessages>;
+
+/** Longest wait for a data port connection and its handshake, ms. */
+const DIAL_MS = 5_000;
 
 /** Options of a {@link DataPorts} pool. */
 export interface DataPortsOptions {
@@ -188,7 +192,8 @@ export class DataPorts {
       const max = this.#o.connectionsPerServer ?? 2;
       if (best.inFlight === 0 || pool.conns.length >= max) return best;
       if (pool.dialing === null) {
-        this.#dial(server, pool).catch(() => {}); // this call uses `best`
+        // this call uses `best`
+        this.#dial(server, pool, timeoutMs).catch(() => {});
       }
       return best;
     }
@@ -197,10 +202,19 @@ export class DataPorts {
     const p = this.#pools.get(server) ?? { conns: [], dialing: null };
     this.#pools.set(server, p);
     if (p.conns.length > 0) return p.conns[0]!;
-    return await (p.dialing ?? this.#dial(server, p, port));
+    return await (p.dialing ?? this.#dial(server, p, timeoutMs, port));
   }
 
-  #dial(server: string, pool: Pool, known?: number): Promise<Conn> {
+  /**
+   * Dials `server`'s data port (its port `known`, or asked) within
+   * `timeoutMs` (at most {@link DIAL_MS}) and adds the connection to `pool`.
+   */
+  #dial(
+    server: string,
+    pool: Pool,
+    timeoutMs: number,
+    known?: number,
+  ): Promise<Conn> {
     const dialing = (async () => {
       const port = known ?? (await this.#discovery.get(server, 5_000)).dataPort;
       if (port === null) {
@@ -208,21 +222,32 @@ export class DataPorts {
       }
       let conn: Conn;
       try {
-        conn = await connectTcp<DataMessages>(
-          { hostname: new URL(server).hostname.replace(/^\[|\]$/g, ""), port },
-          {
-            set: dataMessages,
-            secret: this.#o.token,
-            maxFrameBytes: DATA_FRAME_MAX_BYTES,
-            differential: false,
-            maxQueuedBytes: 2 * DATA_FRAME_MAX_BYTES,
-            handshakeTimeoutMs: 5_000,
-            unref: true,
-          },
+        // The dial and handshake within DIAL_MS: the transport's dial has
+        // no deadline, and one to a server behind a silent partition
+        // waits out the kernel's SYN retries (about 2 min).
+        conn = await connectWithin(
+          connectTcp<DataMessages>(
+            {
+              hostname: new URL(server).hostname.replace(/^\[|\]$/g, ""),
+              port,
+            },
+            {
+              set: dataMessages,
+              secret: this.#o.token,
+              maxFrameBytes: DATA_FRAME_MAX_BYTES,
+              differential: false,
+              maxQueuedBytes: 2 * DATA_FRAME_MAX_BYTES,
+              handshakeTimeoutMs: DIAL_MS,
+              unref: true,
+            },
+          ),
+          Math.min(DIAL_MS, timeoutMs),
+          `the data port of ${server}`,
         );
       } catch (e) {
         // A restarted server may listen elsewhere: ask again next time.
         this.#discovery.forget(server);
+        if (e instanceof GfsError) throw e; // not connected in time
         if (isTransportError(e, "auth_failed")) {
           throw new GfsError(
             "unauthorized",

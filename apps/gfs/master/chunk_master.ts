@@ -349,16 +349,41 @@ export class ChunkMaster {
 
   /**
    * Chooses servers for a new chunk of a file with `replication` replicas
-   * and reserves the space.
+   * and reserves the space. Servers whose URL is in `avoid` (a client's
+   * write through them just failed: a server cut off is declared dead only
+   * after `deadAfterMs`) are left out while enough others fit, else they
+   * fill the set last, never ahead of another server (so never the
+   * primary while another fits).
    * @throws GfsError `unavailable` when fewer than a write quorum fit.
    */
-  placeChunk(replication: number, now: number, bytes?: number): ServerInfo[] {
+  placeChunk(
+    replication: number,
+    now: number,
+    bytes?: number,
+    avoid: readonly string[] = [],
+  ): ServerInfo[] {
     const loads = this.#loads(now);
-    const ids = choosePlacement(loads, replication, {
+    const options = {
       chunkBytes: bytes ?? this.options.chunkBytes,
       maxRecentCreations: this.options.maxRecentCreations,
       loadWeight: DEFAULT_PLACEMENT.loadWeight,
-    });
+    };
+    const avoided = new Set<string>();
+    for (const s of this.servers.values()) {
+      if (avoid.includes(s.url)) avoided.add(s.id);
+    }
+    let ids = choosePlacement(loads, replication, options, avoided);
+    if (ids.length < replication && avoided.size > 0) {
+      const racks = ids.map((id) => this.servers.get(id)!.rack);
+      const rest = choosePlacement(
+        loads,
+        replication - ids.length,
+        options,
+        new Set(ids),
+        new Set(racks.filter((r) => r !== "")),
+      );
+      ids = [...ids, ...rest];
+    }
     if (ids.length < Math.floor(replication / 2) + 1) {
       throw new GfsError(
         "unavailable",

@@ -191,3 +191,25 @@ Deno.test("a clone onto a server once excluded from the chunk's version is kept 
   );
   assert.deepEqual(m.liveReplicas(h).map((s) => s.id).sort(), ["a", "b"]);
 });
+
+Deno.test("a new chunk is placed away from servers a client's write just failed through, and on them last when too few others fit", () => {
+  const m = new ChunkMaster(new MasterState(), {
+    chunkBytes: MiB,
+    maxRecentCreations: 1e9,
+  });
+  // a has the most room: every chunk's primary while it is not avoided.
+  const caps = { a: 400, b: 100, c: 100, d: 100 };
+  for (const [id, c] of Object.entries(caps)) {
+    m.heartbeat(report(id, [], c * MiB), 0);
+  }
+  assert.equal(m.placeChunk(3, 1)[0]!.id, "a");
+  const away = m.placeChunk(3, 2, undefined, ["http://a"]).map((s) => s.id);
+  assert.deepEqual(away.sort(), ["b", "c", "d"]);
+  // Two avoided, two others: the third replica is an avoided one, last.
+  const filled = m.placeChunk(3, 3, undefined, ["http://a", "http://b"])
+    .map((s) => s.id);
+  assert.deepEqual(filled.slice(0, 2).sort(), ["c", "d"]);
+  assert.ok(["a", "b"].includes(filled[2]!), filled.join(","));
+  // URLs the master does not know change nothing.
+  assert.equal(m.placeChunk(3, 4, undefined, ["http://zz"])[0]!.id, "a");
+});

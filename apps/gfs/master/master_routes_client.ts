@@ -78,10 +78,11 @@ export function clientRoutes(app: Hono, m: MasterService): void {
       const f = m.store.state.namespace.get(path)!;
       // Only upload chunks: an append chunk's replica set is logged before
       // any append lands (placeNew), which a grant would skip.
+      const avoid = b.avoid ?? [];
       if (b.grant === true && m.grants && f.mode === "upload") {
-        return m.placeGranted(r.handle, f.replication, b.fileId);
+        return m.placeGranted(r.handle, f.replication, b.fileId, avoid);
       }
-      return await m.placeNew(r.handle, f.replication);
+      return await m.placeNew(r.handle, f.replication, avoid);
     });
     return c.json(t);
   });

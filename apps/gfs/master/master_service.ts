@@ -160,11 +160,12 @@ export class MasterService {
   async placeNew(
     handle: number,
     replication: number,
+    avoid: readonly string[] = [],
   ): Promise<WriteTarget> {
     this.core.beginVersionChange(handle);
     const core = this.core;
     try {
-      return await this.#placeNew(handle, replication);
+      return await this.#placeNew(handle, replication, avoid);
     } finally {
       core.endVersionChange(handle);
     }
@@ -173,9 +174,10 @@ export class MasterService {
   async #placeNew(
     handle: number,
     replication: number,
+    avoid: readonly string[],
   ): Promise<WriteTarget> {
     const now = Date.now();
-    const servers = this.core.placeChunk(replication, now);
+    const servers = this.core.placeChunk(replication, now, undefined, avoid);
     const leaseUntil = now + this.cfg.leaseMs;
     const oks = await Promise.all(
       servers.map((s, i) =>
@@ -260,9 +262,10 @@ export class MasterService {
     handle: number,
     replication: number,
     fileId: number,
+    avoid: readonly string[] = [],
   ): WriteTarget {
     const now = Date.now();
-    const servers = this.core.placeChunk(replication, now);
+    const servers = this.core.placeChunk(replication, now, undefined, avoid);
     const primary = servers[0]!;
     const expiresAt = now + this.cfg.leaseMs;
     for (const s of servers) this.core.addLocation(handle, s.id, 1, 0, now);

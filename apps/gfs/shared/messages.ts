@@ -95,6 +95,11 @@ export const AllocateSchema = z.object({
   index: z.number().int().min(0).max(1_000_000),
   /** Answer with a write grant (see {@link CreateSchema}). */
   grant: z.boolean().optional(),
+  /**
+   * Chunkservers (URLs) the client's last write of this chunk failed
+   * through: placed only when too few others fit, and then last.
+   */
+  avoid: z.array(Url).max(16).optional(),
 });
 
 /** Client → master: finish an upload. */
