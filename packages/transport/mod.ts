@@ -73,6 +73,7 @@ export {
   type TcpServerTls,
 } from "./tcp_transport.ts";
 export { backoffDelay, type BackoffPolicy } from "./backoff.ts";
+export { connectWithin } from "./connect_within.ts";
 export {
   ReconnectingClient,
   type ReconnectingClientOptions,

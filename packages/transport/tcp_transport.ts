@@ -3,6 +3,7 @@ import {
   differentialOptions,
   differentialSignature,
 } from "./differential_codec.ts";
+import { connectWithin } from "./connect_within.ts";
 import { Handshake, type Role, type Secret } from "./handshake.ts";
 import type { AnyMessageType } from "./message_kinds.ts";
 import { RpcSession, type SessionOptions } from "./rpc_session.ts";
@@ -56,6 +57,14 @@ export interface TcpClientOptions<T extends readonly AnyMessageType[]>
    * without closing them.
    */
   unref?: boolean;
+  /**
+   * Give up dialing after this long (default 5,000 ms). `Deno.connect` has
+   * no deadline: to a peer whose packets are dropped (a silent partition)
+   * the kernel resends the SYN for about two minutes, and a reconnecting
+   * client stuck in one such dial would notice a healed network only at the
+   * next resend (up to 64 s later) instead of at its next attempt.
+   */
+  connectTimeoutMs?: number;
 }
 
 /** A TCP connection: a {@link RpcSession} over a Deno socket. */
@@ -210,7 +219,12 @@ export async function connectTcp<T extends readonly AnyMessageType[]>(
   const hostname = address.hostname ?? "127.0.0.1";
   let conn: Deno.Conn;
   try {
-    const tcp = await Deno.connect({ hostname, port: address.port });
+    const ms = options.connectTimeoutMs ?? 5_000;
+    const tcp = await connectWithin(
+      Deno.connect({ hostname, port: address.port }),
+      ms,
+      () => new Error(`not connected within ${ms} ms`),
+    );
     // Frames are whole messages: send them now rather than wait for more
     // (set on the socket before TLS wraps it; a TlsConn has no such switch).
     tcp.setNoDelay(true);

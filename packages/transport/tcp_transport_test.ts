@@ -16,6 +16,7 @@ import {
 } from "./tcp_transport.ts";
 import type { TcpConnection } from "./tcp_transport.ts";
 import { isTransportError, type TransportError } from "./transport_error.ts";
+import { unconnectablePort } from "./_test_unconnectable.ts";
 
 type M = Messages;
 
@@ -354,5 +355,35 @@ Deno.test("closing a connection fails its calls in flight with closed", async ()
     );
   } finally {
     await server.close();
+  }
+});
+
+Deno.test("a dial to a peer that never answers gives up after connectTimeoutMs", async () => {
+  // Without a deadline the dial waits out the kernel's SYN resends (about
+  // two minutes); the guard below fails the test after 3 s instead.
+  const peer = await unconnectablePort();
+  let guard: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const t0 = performance.now();
+    const outcome = await Promise.race([
+      connectTcp<M>({ port: peer.port }, {
+        set: messages,
+        connectTimeoutMs: 300,
+      }).then(
+        (c) => {
+          c.close();
+          return "connected";
+        },
+        (e: unknown) => e,
+      ),
+      new Promise<string>((r) => guard = setTimeout(() => r("pending"), 3_000)),
+    ]);
+    assert.ok(isTransportError(outcome), `dial outcome: ${String(outcome)}`);
+    assert.equal(outcome.code, "connection_lost");
+    assert.match(outcome.message, /within 300 ms/);
+    assert.ok(performance.now() - t0 < 2_000);
+  } finally {
+    clearTimeout(guard);
+    peer.close();
   }
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { z } from "zod";
 import { GfsClient, type MasterCaller } from "./client.ts";
 import { isGfsError } from "../shared/gfs_error.ts";
+import { unconnectablePort } from "../../../packages/transport/_test_unconnectable.ts";
 
 /** A TCP server that accepts connections and never answers. */
 function silentServer(): { url: string; close(): void } {
@@ -24,37 +25,6 @@ function silentServer(): { url: string; close(): void } {
       for (const c of conns) c.close();
     },
   };
-}
-
-/**
- * A TCP port that cannot be connected to, as a server behind a silent
- * partition: a listener that never accepts, its accept queue filled, so
- * the kernel drops every further SYN and a dial waits out its SYN retries
- * (about 2 min) unless the caller gives up. Filled until one dial is still
- * pending after 500 ms (a dropped SYN is resent after 1 s).
- */
-async function unconnectablePort(): Promise<{ port: number; close(): void }> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const queued: Deno.Conn[] = [];
-  const close = () => {
-    listener.close(); // pending dials are then refused
-    for (const c of queued) c.close();
-  };
-  for (let i = 0; i < 20_000; i++) {
-    const dial = Deno.connect({ hostname: "127.0.0.1", port });
-    const c = await Promise.race([
-      dial,
-      new Promise<null>((r) => setTimeout(() => r(null), 500)),
-    ]);
-    if (c === null) {
-      dial.then((late) => late.close(), () => {});
-      return { port, close };
-    }
-    queued.push(c);
-  }
-  close();
-  throw new Error("the accept queue never filled");
 }
 
 /**

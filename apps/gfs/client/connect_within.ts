@@ -1,18 +1,15 @@
+import { connectWithin as within } from "@strata/transport";
 import { GfsError } from "../shared/gfs_error.ts";
 
 /**
  * Waits for a connection being made (`connecting`: a dial, with or without
- * its handshake) for at most `timeoutMs`.
+ * its handshake) for at most `timeoutMs` (`@strata/transport`'s
+ * `connectWithin`, which closes one that arrives late).
  *
- * Why: `Deno.connect` has no deadline of its own. To a server whose
- * packets are dropped (a silent network partition) the kernel resends the
- * SYN for about two minutes (`net.ipv4.tcp_syn_retries` = 6: 1 + 2 + … +
- * 64 s) before it fails, and every exchange's deadline started only once
- * the socket was open, so an upload, read or append that had to dial a
- * cut-off chunkserver waited that long whatever its timeout
+ * Why: every exchange's deadline started only once the socket was open, so
+ * an upload, read or append that had to dial a cut-off chunkserver waited
+ * out the kernel's SYN resends (about two minutes) whatever its timeout
  * (`gfs_partition_test.ts` saw an upload stall past 40 s this way).
- *
- * A connection made after the deadline is closed when it arrives.
  * @param what names the peer in the error.
  * @returns the connection.
  * @throws GfsError `unavailable` once `timeoutMs` has passed; otherwise
@@ -23,30 +20,13 @@ export function connectWithin<T extends { close(): unknown }>(
   timeoutMs: number,
   what: string,
 ): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let late = false;
-    const timer = setTimeout(() => {
-      late = true;
-      reject(
-        new GfsError(
-          "unavailable",
-          `cannot reach ${what}: not connected within ${timeoutMs} ms`,
-        ),
-      );
-    }, timeoutMs);
-    connecting.then(
-      (conn) => {
-        clearTimeout(timer);
-        if (!late) return resolve(conn);
-        // Nobody waits for it any more: close it, quietly.
-        try {
-          Promise.resolve(conn.close()).catch(() => {});
-        } catch { /* already closed */ }
-      },
-      (e) => {
-        clearTimeout(timer);
-        if (!late) reject(e);
-      },
-    );
-  });
+  return within(
+    connecting,
+    timeoutMs,
+    () =>
+      new GfsError(
+        "unavailable",
+        `cannot reach ${what}: not connected within ${timeoutMs} ms`,
+      ),
+  );
 }
