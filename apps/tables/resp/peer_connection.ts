@@ -8,6 +8,7 @@
  * unknown) and is replaced by a new one on the next command. In a cell
  * serving TLS the link is TLS too, trusting the cell's CA roots.
  */
+import { connectWithin } from "@strata/transport";
 import {
   RespProtocolError,
   RespReplyParser,
@@ -20,6 +21,20 @@ interface Waiter {
   resolve(v: RespValue | Uint8Array): void;
   reject(e: Error): void;
   raw: boolean;
+  /** When it was queued (`performance.now()`), for the reply deadline. */
+  since: number;
+}
+
+/** Deadlines of a {@link PeerConnection}. */
+export interface PeerTimeouts {
+  /** Give up a dial after this long (default 5,000 ms). */
+  connectMs?: number;
+  /**
+   * A command with no reply after this long breaks the link (default
+   * 10,000 ms): a peer that is paused or cut off must not hold its callers
+   * forever (forwarded commands never block on the owner).
+   */
+  replyMs?: number;
 }
 
 /** A pipelined RESP client connection. */
@@ -31,6 +46,9 @@ export class PeerConnection {
   /** In command order: who waits for each reply, parsed or as bytes. */
   #pending: Waiter[] = [];
   #closed = false;
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  readonly #connectMs: number;
+  readonly #replyMs: number;
 
   /**
    * @param address `host:port` of the peer's RESP listener.
@@ -38,12 +56,17 @@ export class PeerConnection {
    *   cell runs without auth.
    * @param caCerts PEM roots: connect over TLS trusting them (a cell
    *   serving TLS); undefined: plain TCP.
+   * @param timeouts dial and reply deadlines.
    */
   constructor(
     readonly address: string,
     private readonly secret: string | undefined,
     private readonly caCerts?: string[],
-  ) {}
+    timeouts: PeerTimeouts = {},
+  ) {
+    this.#connectMs = timeouts.connectMs ?? 5_000;
+    this.#replyMs = timeouts.replyMs ?? 10_000;
+  }
 
   /** Sends a command; resolves to its reply. @throws Error when the link breaks. */
   call(args: readonly (Uint8Array | string)[]): Promise<RespValue> {
@@ -55,7 +78,9 @@ export class PeerConnection {
       resolve: p.resolve as (v: RespValue | Uint8Array) => void,
       reject: p.reject,
       raw: false,
+      since: performance.now(),
     });
+    this.#watch();
     if (!this.#flushing) {
       this.#flushing = true;
       queueMicrotask(() => void this.#flush());
@@ -77,7 +102,9 @@ export class PeerConnection {
       resolve: p.resolve as (v: RespValue | Uint8Array) => void,
       reject: p.reject,
       raw: true,
+      since: performance.now(),
     });
+    this.#watch();
     if (!this.#flushing) {
       this.#flushing = true;
       queueMicrotask(() => void this.#flush());
@@ -91,9 +118,14 @@ export class PeerConnection {
       hostname: this.address.slice(0, i),
       port: Number(this.address.slice(i + 1)),
     };
-    this.#connecting = this.caCerts
-      ? Deno.connectTls({ ...to, caCerts: this.caCerts })
-      : Deno.connect(to);
+    const ms = this.#connectMs;
+    this.#connecting = connectWithin<Deno.Conn>(
+      this.caCerts
+        ? Deno.connectTls({ ...to, caCerts: this.caCerts })
+        : Deno.connect(to),
+      ms,
+      () => new Error(`cannot connect to ${this.address} within ${ms} ms`),
+    );
     this.#connecting.then((conn) => {
       // (A TLS connection has no setNoDelay in Deno.)
       if (!this.caCerts) (conn as Deno.TcpConn).setNoDelay(true);
@@ -112,6 +144,7 @@ export class PeerConnection {
         resolve: auth.resolve as (v: RespValue | Uint8Array) => void,
         reject: auth.reject,
         raw: false,
+        since: performance.now(),
       });
     }
   }
@@ -157,6 +190,7 @@ export class PeerConnection {
           if (v === undefined) break;
           this.#pending.shift();
           w.resolve(v);
+          if (this.#pending.length === 0) this.#unwatch();
         }
       }
     } catch (e) {
@@ -165,7 +199,32 @@ export class PeerConnection {
     }
   }
 
+  /** Arms the reply deadline of the oldest command, if not armed. */
+  #watch(): void {
+    if (this.#watchdog !== undefined) return;
+    const oldest = this.#pending[0];
+    if (!oldest) return;
+    const left = oldest.since + this.#replyMs - performance.now();
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      const first = this.#pending[0];
+      if (!first) return;
+      if (performance.now() - first.since >= this.#replyMs) {
+        this.#fail(
+          new Error(`no reply from ${this.address} within ${this.#replyMs} ms`),
+        );
+      } else this.#watch();
+    }, Math.max(0, left));
+    Deno.unrefTimer(this.#watchdog);
+  }
+
+  #unwatch(): void {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+
   #fail(e: unknown): void {
+    this.#unwatch();
     const err = e instanceof Error ? e : new Error(String(e));
     try {
       this.#conn?.close();
