@@ -298,17 +298,19 @@ export class Memtable {
     const n = this.#seq;
     if (n < FREEZE_MIN_NODES || ++this.#quiet < n >>> 3) return undefined;
     const words = this.#words;
+    // The first and last nodes (the level-0 tail) give the common prefix
+    // before the walk, so each node's head is read as the walk reaches
+    // it: one cache miss a node, not a second pass over them all.
+    const first = words[0]![NEXT]!;
+    const prefix = this.#commonPrefix(first, this.#tail[0]!);
     const refs = new Uint32Array(n);
+    const heads = new Float64Array(n);
     let count = 0;
-    for (let x = words[0]![NEXT]!; x !== 0;) {
-      refs[count++] = x;
+    for (let x = first; x !== 0;) {
+      refs[count] = x;
+      heads[count++] = this.#head(x, prefix);
       x = words[x >>> WORD_BITS]![(x & WORD_MASK) + NEXT]!;
     }
-    const first = refs[0]!;
-    const last = refs[count - 1]!;
-    const prefix = this.#commonPrefix(first, last);
-    const heads = new Float64Array(count);
-    for (let i = 0; i < count; i++) heads[i] = this.#head(refs[i]!, prefix);
     this.#index = { refs, heads, count, prefix };
     return this.#index;
   }
