@@ -67,6 +67,17 @@ export interface LsmStoreOptions {
    */
   compactionFilter?: () => CompactionFilter;
   /**
+   * Called when a memtable is frozen for a flush; the filter it returns
+   * (none: keep everything) sees each of the memtable's entries in key
+   * order, tombstones excepted, and returns false to leave it out of the
+   * table, as RocksDB's flush drops overwritten entries no snapshot
+   * needs. Unlike a compaction's, it sees only the memtable, so it may
+   * drop only what older tables cannot bring back (the tables app: cell
+   * versions made dead by newer ones in the same memtable). Called and
+   * run in one turn of the event loop.
+   */
+  flushFilter?: () => CompactionFilter | undefined;
+  /**
    * When the store is new (no manifest yet), its first manifest names
    * these tables of sibling stores, as another store's
    * {@link LsmStore.shareRange} gave them: the store starts with that
@@ -199,6 +210,7 @@ export class LsmStore {
   #flushing = false;
   #failed: unknown = undefined;
   #filter: (() => CompactionFilter) | undefined;
+  #flushFilter: (() => CompactionFilter | undefined) | undefined;
   #onFlush: (() => readonly Entry[]) | undefined;
   #prefixer: PrefixExtractor | undefined;
   #closed = false;
@@ -241,6 +253,7 @@ export class LsmStore {
       log: givenLog,
       sync,
       compactionFilter,
+      flushFilter,
       shared,
       onFlush,
       onReplay,
@@ -267,6 +280,7 @@ export class LsmStore {
       }
       const store = new LsmStore(files, log, opts, manifest);
       store.#filter = compactionFilter;
+      store.#flushFilter = flushFilter;
       store.#onFlush = onFlush;
       store.#prefixer = prefixExtractor;
       store.#memFilter = store.#newFilter();
@@ -760,7 +774,15 @@ export class LsmStore {
       this.#immFilter?.add(e.key);
     }
     const b = this.#builder();
-    for (const e of imm.entries()) b.add(e.key, e.value);
+    // In this turn, with the walk: what the filter decides holds for it.
+    const keep = this.#flushFilter?.();
+    for (const e of imm.entries()) {
+      // A tombstone stays: it hides the key in older tables.
+      if (keep !== undefined && e.value !== null && !keep(e.key, e.value)) {
+        continue;
+      }
+      b.add(e.key, e.value);
+    }
     const now = this.#writeTableNow(b);
     if (now !== undefined) {
       // Written and opened in this turn (a local disk): reads see the

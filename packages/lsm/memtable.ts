@@ -34,6 +34,37 @@ const FIRST_CHUNK = 16 * 1024;
 /** Largest chunk whose every word a ref can name (2^20 words). */
 const LAST_CHUNK = 4 << WORD_BITS;
 
+/** Nodes below which a memtable is searched through its links only. */
+const FREEZE_MIN_NODES = 4096;
+/** Bytes of each key after the common prefix kept as a number (< 2^53). */
+const HEAD_BYTES = 6;
+
+/**
+ * Every node of a memtable in list order (key order, a key's newest
+ * version first): `heads[i]` is node `refs[i]`'s key bytes after the
+ * keys' common `prefix`, 6 of them as one number ({@link keyHead}), so a
+ * binary search compares numbers and reads key bytes only on a tie.
+ */
+interface FrozenIndex {
+  refs: Uint32Array;
+  heads: Float64Array;
+  count: number;
+  prefix: number;
+}
+
+/**
+ * `key`'s bytes `at` to `at + 6` as a big-endian number, missing bytes as
+ * 0: a smaller head means a smaller key among keys sharing the first `at`
+ * bytes; equal heads need the bytes after them.
+ */
+function keyHead(key: Uint8Array, at: number): number {
+  let h = 0;
+  for (let j = at; j < at + HEAD_BYTES; j++) {
+    h = h * 256 + (j < key.length ? key[j]! : 0);
+  }
+  return h;
+}
+
 /**
  * The sorted in-memory table that takes writes until it is flushed to an
  * SSTable, laid out as RocksDB's memtable is: a skiplist whose nodes
@@ -68,6 +99,13 @@ export class Memtable {
   /** Reused by `set`: the node before the new one at each level. */
   #prev = new Uint32Array(MAX_HEIGHT);
   #rand = 0x9e3779b9;
+  /**
+   * The sorted index of every node, built once enough searches ran since
+   * the last write (see {@link #frozenIndex}); a write drops it.
+   */
+  #index: FrozenIndex | undefined;
+  /** Searches made without the index since the last write. */
+  #quiet = 0;
   /** Scratch of {@link #probe}. */
   #probeBytes = new Uint8Array(64);
   #probeWords = new Uint32Array(this.#probeBytes.buffer);
@@ -91,6 +129,8 @@ export class Memtable {
 
   /** Sets `key` to `value` (`null` = tombstone); copies both. */
   set(key: Uint8Array, value: Value): void {
+    this.#index = undefined;
+    this.#quiet = 0;
     const prev = this.#prev;
     const tail = this.#tail;
     let top = this.#height;
@@ -219,6 +259,10 @@ export class Memtable {
    * is not compared again at the levels below (RocksDB's `last_bigger`).
    */
   #seek(key: Uint8Array, prev: Uint32Array | undefined): number {
+    if (prev === undefined) {
+      const index = this.#index ?? this.#frozenIndex();
+      if (index !== undefined) return this.#indexSeek(index, key);
+    }
     const words = this.#words;
     const probe = this.#probe(key);
     let x = 0;
@@ -238,6 +282,115 @@ export class Memtable {
       if (prev !== undefined) prev[l] = x;
     }
     return words[x >>> WORD_BITS]![(x & WORD_MASK) + NEXT]!;
+  }
+
+  /**
+   * The index when it exists or is now due: after as many searches
+   * without a write as an eighth of the nodes (at least
+   * {@link FREEZE_MIN_NODES} nodes). Building it walks every node once, so
+   * it costs about what those searches cost, and it pays back only while
+   * the memtable is read and not written (the reads after a bulk load, a
+   * frozen memtable being flushed): a skiplist search visits ~30 nodes
+   * scattered over the chunks, a cache miss each, where a binary search
+   * of the index steps through two dense arrays.
+   */
+  #frozenIndex(): FrozenIndex | undefined {
+    const n = this.#seq;
+    if (n < FREEZE_MIN_NODES || ++this.#quiet < n >>> 3) return undefined;
+    const words = this.#words;
+    // The first and last nodes (the level-0 tail) give the common prefix
+    // before the walk, so each node's head is read as the walk reaches
+    // it: one cache miss a node, not a second pass over them all.
+    const first = words[0]![NEXT]!;
+    const prefix = this.#commonPrefix(first, this.#tail[0]!);
+    const refs = new Uint32Array(n);
+    const heads = new Float64Array(n);
+    let count = 0;
+    for (let x = first; x !== 0;) {
+      refs[count] = x;
+      heads[count++] = this.#head(x, prefix);
+      x = words[x >>> WORD_BITS]![(x & WORD_MASK) + NEXT]!;
+    }
+    this.#index = { refs, heads, count, prefix };
+    return this.#index;
+  }
+
+  /** {@link #seek} through the index: the first node with key `>= key` (0 at the end). */
+  #indexSeek(index: FrozenIndex, key: Uint8Array): number {
+    const { refs, heads, count, prefix } = index;
+    // Every key starts with the common prefix: a key that differs from it
+    // (or is a proper prefix of it) is below or above all of them.
+    const first = refs[0]!;
+    const c = first >>> WORD_BITS;
+    const b = this.#chunks[c]!;
+    const p = this.#keyAt(first);
+    const m = key.length < prefix ? key.length : prefix;
+    for (let j = 0; j < m; j++) {
+      const d = key[j]! - b[p + j]!;
+      if (d < 0) return first;
+      if (d > 0) return 0;
+    }
+    if (key.length < prefix) return first;
+    const h = keyHead(key, prefix);
+    let lo = 0;
+    let hi = count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const hm = heads[mid]!;
+      if (
+        hm < h ||
+        (hm === h &&
+          this.#compareFrom(refs[mid]!, key, prefix + HEAD_BYTES) < 0)
+      ) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < count ? refs[lo]! : 0;
+  }
+
+  /** Byte offset of node `x`'s key in its chunk. */
+  #keyAt(x: number): number {
+    const w = this.#words[x >>> WORD_BITS]!;
+    const wi = x & WORD_MASK;
+    return (wi + NEXT + (w[wi + HEIGHT]! & HEIGHT_MASK)) << 2;
+  }
+
+  /** Length of the common prefix of nodes `x`'s and `y`'s keys. */
+  #commonPrefix(x: number, y: number): number {
+    const bx = this.#chunks[x >>> WORD_BITS]!;
+    const by = this.#chunks[y >>> WORD_BITS]!;
+    const px = this.#keyAt(x);
+    const py = this.#keyAt(y);
+    const lx = this.#words[x >>> WORD_BITS]![(x & WORD_MASK) + KEY_LEN]!;
+    const ly = this.#words[y >>> WORD_BITS]![(y & WORD_MASK) + KEY_LEN]!;
+    const n = lx < ly ? lx : ly;
+    let i = 0;
+    while (i < n && bx[px + i] === by[py + i]) i++;
+    return i;
+  }
+
+  /** Node `x`'s key bytes `at` to `at + 6` as {@link keyHead} gives them. */
+  #head(x: number, at: number): number {
+    const b = this.#chunks[x >>> WORD_BITS]!;
+    const p = this.#keyAt(x);
+    const kl = this.#words[x >>> WORD_BITS]![(x & WORD_MASK) + KEY_LEN]!;
+    let h = 0;
+    for (let j = at; j < at + HEAD_BYTES; j++) {
+      h = h * 256 + (j < kl ? b[p + j]! : 0);
+    }
+    return h;
+  }
+
+  /** {@link #compare} of keys known equal before byte `from`. */
+  #compareFrom(x: number, key: Uint8Array, from: number): number {
+    const b = this.#chunks[x >>> WORD_BITS]!;
+    const p = this.#keyAt(x);
+    const kl = this.#words[x >>> WORD_BITS]![(x & WORD_MASK) + KEY_LEN]!;
+    const n = kl < key.length ? kl : key.length;
+    for (let i = from; i < n; i++) {
+      const d = b[p + i]! - key[i]!;
+      if (d !== 0) return d;
+    }
+    return kl - key.length;
   }
 
   /**

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { compareBytes } from "./bytes.ts";
-import { Memtable } from "./memtable.ts";
+import { Memtable, type Value } from "./memtable.ts";
 
 const byteArb = fc.constantFrom(0, 1, 0x7f, 0x80, 0xfe, 0xff, 0x41);
 const keyArb = fc.oneof(
@@ -251,4 +251,78 @@ Deno.test("thousands of mid-size values (each over a quarter of the first chunks
   assert.equal(mem.size, 6000);
   assert.equal(mem.get(Uint8Array.of(23, 111))?.length, 10_000);
   assert.ok(mem.bytes >= 6000 * 10_000);
+});
+
+Deno.test("after many searches without a write (its sorted index built) and after a write that drops it, seeks, gets and ranges match a sorted model (fast-check)", () => {
+  // Keys share a prefix of random length and differ in few bytes, so the
+  // index's 6-byte heads tie often and keys end inside them.
+  const tail = fc.array(fc.constantFrom(0, 1, 0x30, 0x31, 0xff), {
+    maxLength: 10,
+  });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 12 }),
+      fc.integer({ min: 4096, max: 6000 }),
+      fc.integer(),
+      fc.array(tail, { minLength: 20, maxLength: 40 }),
+      // 1: no key is the bare prefix, so the keys' common prefix is known
+      // only from the first and the last of them.
+      fc.integer({ min: 0, max: 1 }),
+      (prefixLen, nodes, seed, probes, minTail) => {
+        const prefix = new Uint8Array(prefixLen).fill(0x72);
+        let r = seed >>> 0 || 1;
+        const rand = (n: number) => {
+          r ^= r << 13;
+          r ^= r >>> 17;
+          r ^= r << 5;
+          return (r >>> 0) % n;
+        };
+        const mem = new Memtable();
+        const model = new Map<string, { key: Uint8Array; value: Value }>();
+        const put = (i: number) => {
+          const t = Array.from(
+            { length: minTail + rand(9 - minTail) },
+            () => [0, 1, 0x30, 0x31, 0xff][rand(5)]!,
+          );
+          const key = Uint8Array.from([...prefix, ...t]);
+          const value = rand(8) === 0 ? null : Uint8Array.of(i & 0xff, i >> 8);
+          mem.set(key, value);
+          model.set(key.join(","), { key, value });
+        };
+        for (let i = 0; i < nodes; i++) put(i);
+        const keys = probes.map((t) => Uint8Array.from([...prefix, ...t]));
+        keys.push(new Uint8Array(0), prefix.subarray(0, prefixLen >> 1));
+        keys.push(Uint8Array.of(0x73), Uint8Array.of(0x71, 0xff));
+        const check = () => {
+          const sorted = modelFrom(model, undefined);
+          for (const k of keys) {
+            const from = sorted.filter((e) => compareBytes(e.key, k) >= 0);
+            const w = mem.walk(k);
+            for (const want of from.slice(0, 3)) {
+              const got = w.next();
+              assert.ok(got !== undefined);
+              assert.deepEqual(got.key, want.key);
+              assert.deepEqual(got.value, want.value);
+            }
+            if (from.length <= 3) assert.equal(w.next(), undefined);
+            const hit = model.get(k.join(","));
+            assert.deepEqual(
+              mem.get(k),
+              hit === undefined ? undefined : hit.value,
+            );
+          }
+        };
+        // The first searches go through the links; the index is built
+        // after an eighth of the nodes' count of them.
+        for (let i = 0; i < (nodes >> 3) + 1; i++) {
+          mem.get(keys[i % keys.length]!);
+        }
+        check();
+        check();
+        put(nodes);
+        check();
+      },
+    ),
+    { numRuns: 25 },
+  );
 });

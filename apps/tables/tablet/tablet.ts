@@ -1,4 +1,5 @@
 import {
+  type CompactionFilter,
   compareBytes,
   type Entry,
   hasPrefix,
@@ -21,6 +22,7 @@ import {
   rowMarkerKey,
   rowPrefix,
 } from "./key_codec.ts";
+import { FlushGc } from "./flush_gc.ts";
 import { RowAssembler } from "./row_assembler.ts";
 import { RowLocks } from "./row_locks.ts";
 import { RowScan } from "./row_scan.ts";
@@ -81,6 +83,8 @@ export async function openTablet(
     prefixExtractor: ROW_EXTRACTOR,
     ...options.lsm,
     compactionFilter: () => tablet!.compactionStarts(),
+    // A flush during the open (a long log replayed) keeps everything.
+    flushFilter: () => tablet?.flushStarts(),
     ...(shared.length > 0 ? { shared: shared.flatMap((s) => s.tables) } : {}),
     // The clock mark goes into each flushed table (it covers every write
     // in the table), not into every write's batch.
@@ -158,10 +162,11 @@ export class LsmTablet implements Tablet {
   #locks = new RowLocks();
   #closed = false;
   /**
-   * No GC compaction started, and no deletion marker was replaced without
-   * its predecessor, after this time (ms, tablet clock): a consistent read
-   * as of a time at or after it finds every entry it needs. Unknown before
-   * this tablet was opened, so it starts there.
+   * No GC compaction started, no deletion marker was replaced without its
+   * predecessor, and no flush left out a version made dead by a write,
+   * after this time (ms, tablet clock): a consistent read as of a time at
+   * or after it finds every entry it needs. Unknown before this tablet
+   * was opened, so it starts there.
    */
   #horizon: number;
   /** GC is held until then (performance.now()), and while consistent scans run. */
@@ -748,6 +753,22 @@ export class LsmTablet implements Tablet {
     if (this.#held()) return () => true;
     this.#horizon = Math.max(this.#horizon, this.#clock.now());
     return this.compactionFilter();
+  }
+
+  /**
+   * The filter of a flush that starts now: none while GC is held for a
+   * consistent read (the flush keeps everything); else {@link FlushGc},
+   * and the horizon of consistent reads moves up to the latest write
+   * that made a left-out version dead.
+   */
+  flushStarts(): CompactionFilter | undefined {
+    if (this.#held()) return undefined;
+    const gc = new FlushGc(this.#policies);
+    return (key, value) => {
+      if (gc.keep(key, value)) return true;
+      if (gc.horizon > this.#horizon) this.#horizon = gc.horizon;
+      return false;
+    };
   }
 
   /**
