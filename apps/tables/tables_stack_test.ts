@@ -6,7 +6,11 @@
  * master killed with SIGKILL while the tablet servers keep serving.
  */
 import assert, { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { startTablesStack, type TablesStack } from "./stack_launcher.ts";
+import {
+  SERVER_V8_FLAGS,
+  startTablesStack,
+  type TablesStack,
+} from "./stack_launcher.ts";
 import { Buffer } from "node:buffer";
 import { GfsClient } from "@strata/gfs";
 import { Http1Client } from "@strata/edge";
@@ -90,6 +94,20 @@ async function withStack(
 
 Deno.test("tables cell: reads, writes, scans; a killed tablet server's tablets come back; a killed master is replaced", async (t) => {
   await withStack(async (stack, client) => {
+    await t.step(
+      "every tablet server runs with the launcher's V8 heap flags",
+      async () => {
+        for (const s of stack.servers.values()) {
+          const argv =
+            (await Deno.readTextFile(`/proc/${s.process.pid}/cmdline`))
+              .split("\0");
+          ok(
+            argv.includes(`--v8-flags=${SERVER_V8_FLAGS.join(",")}`),
+            argv.join(" "),
+          );
+        }
+      },
+    );
     await t.step(
       "a table created pre-split serves writes, reads and scans through the client",
       async () => {
