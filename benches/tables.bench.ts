@@ -119,6 +119,8 @@ interface Target {
   get(key: string): Promise<boolean>;
   /** The service's processes by component, for their CPU time. */
   pids(): Record<string, number[]>;
+  /** Log blocks and records acknowledged so far, summed over the servers (tables only). */
+  logStats?(): Promise<{ blocks: number; records: number } | undefined>;
 }
 
 // --- tables ---
@@ -166,6 +168,26 @@ function tablesTarget(client: TablesClient, stack: TablesStack): Target {
         }
         : {}),
     }),
+    async logStats() {
+      // Each server's /v1/status (read token): its log's counters.
+      const all = await Promise.all(
+        [...stack.servers.values()].map(async (p) => {
+          const res = await fetch(`${p.url}/v1/status`, {
+            headers: { authorization: `Bearer ${stack.secrets.tokens.read}` },
+          });
+          const body = await res.json() as {
+            log?: { blocks: number; records: number };
+          };
+          return body.log;
+        }),
+      );
+      // Tablets on local disk (--no-gfs) have no server log.
+      if (all.some((l) => l === undefined)) return undefined;
+      return {
+        blocks: all.reduce((n, l) => n + l!.blocks, 0),
+        records: all.reduce((n, l) => n + l!.records, 0),
+      };
+    },
     async put(key) {
       await client.put(TABLE, key, FAMILY, QUALIFIER, value);
       return true;
@@ -241,6 +263,7 @@ async function measureLoads(targets: Target[]) {
         const g = `${op} ×${c} clients`;
         const parts = Object.entries(t.pids());
         const cpu = () => Promise.all(parts.map(([, pids]) => cpuMs(pids)));
+        const log0 = op === "put" ? await t.logStats?.() : undefined;
         const [service0, self0] = [await cpu(), await cpuMs([Deno.pid])];
         const r = await runLoad(
           c,
@@ -249,6 +272,20 @@ async function measureLoads(targets: Target[]) {
         );
         const [service1, self1] = [await cpu(), await cpuMs([Deno.pid])];
         record(g, t.name, r);
+        if (log0 !== undefined) {
+          // The group commit's size in this line: per-block costs (the
+          // append and fsync on 3 replicas, the checks) shrink with it.
+          const log1 = await t.logStats?.() ?? log0;
+          const blocks = log1.blocks - log0.blocks;
+          suite.metric(
+            `${g} · ${t.name}: log blocks per s`,
+            blocks / (DURATION_MS / 1000),
+          );
+          suite.metric(
+            `${g} · ${t.name}: puts per log block`,
+            blocks > 0 ? r.total / blocks : 0,
+          );
+        }
         let total = 0;
         for (const [i, [part]] of parts.entries()) {
           const ms = service1[i]! - service0[i]!;

@@ -81,6 +81,12 @@ export interface TabletServerState {
    * (`../storage/log_sweep.ts`); absent without GFS.
    */
   sweepLogs?: () => Promise<LogSweepResult>;
+  /**
+   * The server log's blocks and records acknowledged since it opened
+   * (undefined: none open, or tablets logged on local disk): records per
+   * block is the group commit's size.
+   */
+  logStats?: () => { blocks: number; records: number } | undefined;
 }
 
 const openBody = z.strictObject({
@@ -191,6 +197,7 @@ export function createTabletServerApi(
 
   app.get("/v1/status", (c) => {
     const lease = state.lease();
+    const log = state.logStats?.();
     return c.json({
       id: state.id,
       serving: lease?.valid ?? false,
@@ -198,6 +205,9 @@ export function createTabletServerApi(
       leaseRemainingMs: Math.max(0, Math.round(lease?.remainingMs ?? 0)),
       masterToken: state.host.masterToken,
       tablets: state.host.list().length,
+      ...(log === undefined
+        ? {}
+        : { log: { blocks: log.blocks, records: log.records } }),
     });
   });
 

@@ -62,3 +62,25 @@ Deno.test("a tablet server whose lease ran out answers not_serving to reads and 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("/v1/status names the server log's blocks and records when there is one", async () => {
+  const root = await Deno.makeTempDir({ prefix: "tserver_api_" });
+  const host = new TabletHost(openTabletStorage(root));
+  let stats: { blocks: number; records: number } | undefined;
+  const app = createTabletServerApi({
+    id: "s1",
+    host,
+    lease: () => undefined,
+    notServingReason: () => "not registered",
+    logStats: () => stats,
+  }, { auth: "off", hosts: "any" });
+  try {
+    const status = async () => await (await app.request("/v1/status")).json();
+    strictEqual((await status()).log, undefined);
+    stats = { blocks: 3, records: 140 };
+    deepStrictEqual((await status()).log, { blocks: 3, records: 140 });
+  } finally {
+    await host.closeAll();
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -209,6 +209,7 @@ const app = createTabletServerApi({
   host,
   lease: () => registration?.lease,
   notServingReason: () => notServing,
+  logStats: () => serverLog?.stats,
   stores: gfs
     ? gfsStoreFolder(gfs, f["gfs-root"])
     : localStoreFolder(storageRoot),
