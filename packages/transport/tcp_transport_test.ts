@@ -16,7 +16,7 @@ import {
 } from "./tcp_transport.ts";
 import type { TcpConnection } from "./tcp_transport.ts";
 import { isTransportError, type TransportError } from "./transport_error.ts";
-import { unconnectablePort } from "./_test_unconnectable.ts";
+import { unconnectablePort, within } from "./_test_net.ts";
 
 type M = Messages;
 
@@ -360,30 +360,25 @@ Deno.test("closing a connection fails its calls in flight with closed", async ()
 
 Deno.test("a dial to a peer that never answers gives up after connectTimeoutMs", async () => {
   // Without a deadline the dial waits out the kernel's SYN resends (about
-  // two minutes); the guard below fails the test after 3 s instead.
+  // two minutes); `within` fails the test after 3 s instead.
   const peer = await unconnectablePort();
-  let guard: ReturnType<typeof setTimeout> | undefined;
   try {
     const t0 = performance.now();
-    const outcome = await Promise.race([
-      connectTcp<M>({ port: peer.port }, {
-        set: messages,
-        connectTimeoutMs: 300,
-      }).then(
-        (c) => {
-          c.close();
-          return "connected";
-        },
-        (e: unknown) => e,
+    await assert.rejects(
+      within(
+        connectTcp<M>({ port: peer.port }, {
+          set: messages,
+          connectTimeoutMs: 300,
+        }),
+        3_000,
+        "the dial",
       ),
-      new Promise<string>((r) => guard = setTimeout(() => r("pending"), 3_000)),
-    ]);
-    assert.ok(isTransportError(outcome), `dial outcome: ${String(outcome)}`);
-    assert.equal(outcome.code, "connection_lost");
-    assert.match(outcome.message, /within 300 ms/);
+      (e) =>
+        isTransportError(e) && e.code === "connection_lost" &&
+        /within 300 ms/.test(e.message),
+    );
     assert.ok(performance.now() - t0 < 2_000);
   } finally {
-    clearTimeout(guard);
     peer.close();
   }
 });

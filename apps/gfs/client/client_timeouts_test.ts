@@ -7,7 +7,10 @@ import assert from "node:assert/strict";
 import type { z } from "zod";
 import { GfsClient, type MasterCaller } from "./client.ts";
 import { isGfsError } from "../shared/gfs_error.ts";
-import { unconnectablePort } from "../../../packages/transport/_test_unconnectable.ts";
+import {
+  unconnectablePort,
+  within,
+} from "../../../packages/transport/_test_net.ts";
 
 /** A TCP server that accepts connections and never answers. */
 function silentServer(): { url: string; close(): void } {
@@ -43,23 +46,6 @@ function advertising(port: number): { url: string; close(): Promise<void> } {
     url: `http://127.0.0.1:${server.addr.port}`,
     close: () => server.shutdown(),
   };
-}
-
-/**
- * `p`, or a rejection once `ms` have passed: the old code waited out the
- * kernel's SYN retries, and the test should fail, not hang.
- */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${what} still pending after ${ms} ms`)),
-        ms,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /**

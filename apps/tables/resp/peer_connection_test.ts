@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { unconnectablePort } from "../../../packages/transport/_test_unconnectable.ts";
+import {
+  unconnectablePort,
+  within,
+} from "../../../packages/transport/_test_net.ts";
 import { PeerConnection } from "./peer_connection.ts";
 
 /** A TCP server that accepts and reads, and answers `+OK` only if `answer`. */
@@ -36,19 +39,6 @@ function fakePeer(answer: boolean) {
   };
 }
 
-/** Settles `p` or says "pending" after `ms`. */
-async function within<T>(p: Promise<T>, ms: number) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p.then((v) => ({ ok: v }), (e: Error) => ({ error: e.message })),
-      new Promise<"pending">((r) => timer = setTimeout(() => r("pending"), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 Deno.test("a peer that cannot be dialed fails the command after the connect deadline", async () => {
   // Without one, the dial waits out the kernel's SYN resends (~2 min).
   const peer = await unconnectablePort();
@@ -61,9 +51,8 @@ Deno.test("a peer that cannot be dialed fails the command after the connect dead
     },
   );
   try {
-    const out = await within(link.call(["PING"]), 3_000);
-    assert.deepEqual(out, {
-      error: `cannot connect to 127.0.0.1:${peer.port} within 300 ms`,
+    await assert.rejects(within(link.call(["PING"]), 3_000, "the command"), {
+      message: `cannot connect to 127.0.0.1:${peer.port} within 300 ms`,
     });
   } finally {
     link.close();
@@ -78,9 +67,8 @@ Deno.test("a peer that takes a command and never answers breaks the link after t
   });
   try {
     const t0 = performance.now();
-    const out = await within(link.call(["PING"]), 3_000);
-    assert.deepEqual(out, {
-      error: `no reply from ${peer.address} within 300 ms`,
+    await assert.rejects(within(link.call(["PING"]), 3_000, "the command"), {
+      message: `no reply from ${peer.address} within 300 ms`,
     });
     assert.ok(performance.now() - t0 >= 290);
   } finally {
@@ -97,8 +85,9 @@ Deno.test("answered commands keep the link past the reply deadline's span", asyn
   try {
     // Ten commands over ~500 ms: each answered at once, none timed out.
     for (let i = 0; i < 10; i++) {
-      assert.deepEqual(await within(link.call(["PING"]), 2_000), {
-        ok: { type: "simple", value: "OK" },
+      assert.deepEqual(await within(link.call(["PING"]), 2_000, "PING"), {
+        type: "simple",
+        value: "OK",
       });
       await new Promise((r) => setTimeout(r, 50));
     }

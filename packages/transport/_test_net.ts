@@ -1,4 +1,5 @@
-// Test helper (not exported by mod.ts): a port no dial can reach.
+// Test helpers (not exported by mod.ts): a port no dial can reach, and a
+// deadline for a promise that would otherwise hang the test.
 
 /**
  * A TCP port that cannot be connected to, as a server behind a silent
@@ -31,4 +32,22 @@ export async function unconnectablePort(): Promise<
   }
   close();
   throw new Error("the accept queue never filled");
+}
+
+/**
+ * `p`, or a rejection naming `what` once `ms` have passed: code without a
+ * deadline of its own (a dial waiting out the SYN resends) fails the test
+ * instead of hanging it.
+ */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what} still pending after ${ms} ms`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
