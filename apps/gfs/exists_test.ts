@@ -44,16 +44,25 @@ Deno.test({
       // A read token is enough, as for stat.
       const reader = new GfsClient(master.url, { token: secrets.tokens.read });
       assert.deepEqual(await reader.exists(["/t/log"]), [true]);
+      // The same answers over the http1 option (as tablet servers call it).
+      const kept = new GfsClient(master.url, {
+        token: secrets.tokens.read,
+        http1: true,
+      });
+      assert.deepEqual(await kept.exists(paths), stat);
 
       for (
         const bad of [[], ["no-slash"], Array(257).fill("/t/log")] as string[][]
       ) {
-        await assert.rejects(
-          gfs.exists(bad),
-          (e) => isGfsError(e, "bad_request"),
-          `exists(${JSON.stringify(bad).slice(0, 40)})`,
-        );
+        for (const c of [gfs, kept]) {
+          await assert.rejects(
+            c.exists(bad),
+            (e) => isGfsError(e, "bad_request"),
+            `exists(${JSON.stringify(bad).slice(0, 40)})`,
+          );
+        }
       }
+      await kept.close();
       const anon = await fetch(`${master.url}/v1/exists`, {
         method: "POST",
         headers: { "content-type": "application/json" },

@@ -42,8 +42,12 @@ Deno.test({
       chunkserver: () => ({ heartbeatMs: 200 }),
     });
     api = fetchAs(cluster.secrets!.tokens.admin);
+    // Master calls over kept-alive HTTP/1.1 (the `http1` option, as
+    // tablet servers make them): pooled connections to the killed leader
+    // must fail over like fetch's. Other tests cover fetch's failover.
     const client = new GfsClient(cluster.masterUrls, {
       token: cluster.secrets!.tokens.admin,
+      http1: true,
     });
     let stop = false;
     try {
