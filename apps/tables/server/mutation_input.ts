@@ -23,14 +23,17 @@ export function rowKey(s: string, encoding: Encoding): Uint8Array {
 }
 
 function checkFamily(schema: TableSchemaJson, family: string): void {
-  if (!schema.families.some((f) => f.name === family)) {
-    throw new EdgeError(
-      "bad_request",
-      `table ${schema.name} has no column family ${
-        JSON.stringify(family)
-      } (families: ${schema.families.map((f) => f.name).join(", ")})`,
-    );
+  // A loop, not `some` with a closure: every mutation of every put asks.
+  const families = schema.families;
+  for (let i = 0; i < families.length; i++) {
+    if (families[i]!.name === family) return;
   }
+  throw new EdgeError(
+    "bad_request",
+    `table ${schema.name} has no column family ${
+      JSON.stringify(family)
+    } (families: ${families.map((f) => f.name).join(", ")})`,
+  );
 }
 
 /**
@@ -45,11 +48,21 @@ export function toMutations(
   encoding: Encoding,
 ): PortMutation[] {
   let bytes = key.length;
-  const out = list.map((m): PortMutation => {
-    if (m.op === "deleteRow") return m;
+  // A plain loop and objects built whole (a timestamp set afterwards, not
+  // spread in): this runs for every put.
+  const out: PortMutation[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const m = list[i]!;
+    if (m.op === "deleteRow") {
+      out.push(m);
+      continue;
+    }
     checkFamily(schema, m.family);
     bytes += m.family.length;
-    if (m.op === "deleteFamily") return m;
+    if (m.op === "deleteFamily") {
+      out.push(m);
+      continue;
+    }
     const qualifier = toBytes(
       m.qualifier,
       encoding,
@@ -58,23 +71,21 @@ export function toMutations(
     );
     bytes += qualifier.length;
     if (m.op === "deleteCells") {
-      return {
+      const d: PortMutation = {
         op: "deleteCells",
         family: m.family,
         qualifier,
-        ...(m.timestamp !== undefined ? { timestamp: m.timestamp } : {}),
       };
+      if (m.timestamp !== undefined) d.timestamp = m.timestamp;
+      out.push(d);
+      continue;
     }
     const value = toBytes(m.value, encoding, "value", LIMITS.maxValueBytes);
     bytes += value.length;
-    return {
-      op: "put",
-      family: m.family,
-      qualifier,
-      value,
-      ...(m.timestamp !== undefined ? { timestamp: m.timestamp } : {}),
-    };
-  });
+    const p: PortMutation = { op: "put", family: m.family, qualifier, value };
+    if (m.timestamp !== undefined) p.timestamp = m.timestamp;
+    out.push(p);
+  }
   if (bytes > LIMITS.maxMutationBytes) {
     throw new EdgeError(
       "too_large",

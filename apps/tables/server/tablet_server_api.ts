@@ -17,6 +17,7 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import {
+  CachedRouter,
   EdgeError,
   edgeGuard,
   type EdgeGuardOptions,
@@ -156,7 +157,11 @@ export function createTabletServerApi(
   state: TabletServerState,
   access: Pick<EdgeGuardOptions, "auth" | "hosts" | "peerSecret">,
 ): Hono {
-  const app = new Hono();
+  // Its routes put `:table` next to the METADATA wildcard (and the rooms'
+  // and CRDT routes mounted on it a static segment next to a `:param`),
+  // so Hono matches with its TrieRouter: remembered, a put's path is not
+  // searched again.
+  const app = new Hono({ router: new CachedRouter() });
   const requireServing = () => {
     const lease = state.lease();
     if (!lease?.valid) throw fenced(state.notServingReason());
