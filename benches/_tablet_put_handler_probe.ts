@@ -18,6 +18,7 @@
  * `PROBE_APPEND_MS` sets the stand-in append's time (default 4 ms).
  */
 import { Http1Client } from "@strata/edge";
+import { SERVER_V8_FLAGS } from "@strata/tables/stack_launcher";
 import { cpuMs } from "./proc_cpu.ts";
 
 if (Deno.args[0] === "--serve") {
@@ -146,7 +147,8 @@ async function start(root: string, tag: string): Promise<Child> {
     args: [
       "run",
       "-A",
-      "--v8-flags=--trace-gc",
+      // The tablet servers' own heap flags, as the stack launcher gives them.
+      `--v8-flags=--trace-gc,${SERVER_V8_FLAGS.join(",")}`,
       ...(prof
         ? [`--cpu-prof-dir=${prof}/${tag}`, "--cpu-prof-interval=100"]
         : []),

@@ -2,6 +2,8 @@
  * Turning a JSON row mutation into the tablet's terms: bytes decoded in
  * the request's encoding, families checked against the table's schema,
  * sizes checked against {@link LIMITS}. Every refusal is a 4xx EdgeError.
+ * The bytes are views into a shared slab (`request_bytes.ts`): whoever
+ * keeps them past the request copies them (the tablets do).
  */
 import { EdgeError } from "@strata/edge";
 import {
@@ -9,13 +11,13 @@ import {
   LIMITS,
   type MutationJson,
   type TableSchemaJson,
-  toBytes,
 } from "../shared/wire.ts";
 import type { PortMutation, PortReadOptions } from "./tablet_port.ts";
+import { requestBytes } from "./request_bytes.ts";
 
 /** A row key in `encoding`. @throws EdgeError `bad_request`. */
 export function rowKey(s: string, encoding: Encoding): Uint8Array {
-  const key = toBytes(s, encoding, "row key", LIMITS.maxRowKeyBytes);
+  const key = requestBytes(s, encoding, "row key", LIMITS.maxRowKeyBytes);
   if (key.length === 0) {
     throw new EdgeError("bad_request", "the row key is empty");
   }
@@ -63,7 +65,7 @@ export function toMutations(
       out.push(m);
       continue;
     }
-    const qualifier = toBytes(
+    const qualifier = requestBytes(
       m.qualifier,
       encoding,
       "qualifier",
@@ -80,7 +82,12 @@ export function toMutations(
       out.push(d);
       continue;
     }
-    const value = toBytes(m.value, encoding, "value", LIMITS.maxValueBytes);
+    const value = requestBytes(
+      m.value,
+      encoding,
+      "value",
+      LIMITS.maxValueBytes,
+    );
     bytes += value.length;
     const p: PortMutation = { op: "put", family: m.family, qualifier, value };
     if (m.timestamp !== undefined) p.timestamp = m.timestamp;
@@ -111,7 +118,7 @@ export function toColumns(
     checkFamily(schema, family);
     return i < 0 ? { family } : {
       family,
-      qualifier: toBytes(
+      qualifier: requestBytes(
         c.slice(i + 1),
         encoding,
         "qualifier",
