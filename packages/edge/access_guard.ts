@@ -150,7 +150,6 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
     }
     if (!SAFE_METHODS.has(c.req.method)) checkSameOrigin(c, hostHeader);
     if (c.req.method === "POST") checkNotSimple(c);
-    hints.set(c.req.raw, hint);
     if (options.auth === "off") {
       roles.set(c.req.raw, "admin");
       peers.add(c.req.raw);
@@ -179,6 +178,10 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
           );
         }
         roles.set(c.req.raw, role);
+      } else {
+        // Only a request without a role needs the hint (for its 401): a
+        // WeakMap entry fewer on every request that has one.
+        hints.set(c.req.raw, hint);
       }
       const safe = SAFE_METHODS.has(c.req.method);
       if (

@@ -125,6 +125,8 @@ const splitLogsBody = z.strictObject({
   token: z.number().int().positive(),
   server: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tablet server id"),
 });
+/** readJson's options on every route (one object, not one per request). */
+const BODY_LIMIT = { maxBytes: LIMITS.maxBodyBytes } as const;
 const splitting = (t: OpenTablet) =>
   new TablesError(
     "not_serving",
@@ -189,7 +191,7 @@ export function createTabletServerApi(
     return t;
   };
   const json = <T extends z.ZodType>(c: Context, s: T) =>
-    readJson(c, s, { maxBytes: LIMITS.maxBodyBytes });
+    readJson(c, s, BODY_LIMIT);
 
   app.use(
     "*",
