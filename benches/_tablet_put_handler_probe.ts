@@ -15,7 +15,9 @@
  * code; the file must exist in both). `PROBE_PROF_DIR=<dir>` gives the
  * children `--cpu-prof-dir` (100 µs samples); `PROBE_BARE=1` serves a
  * bare `Deno.serve` that reads the body and answers (the floor);
- * `PROBE_APPEND_MS` sets the stand-in append's time (default 4 ms).
+ * `PROBE_APPEND_MS` sets the stand-in append's time (default 4 ms);
+ * `PROBE_HEAP_DIR=<dir>` writes a sampling heap profile of every side's
+ * measured puts there (its CPU figures then include the profiler).
  */
 import { Http1Client } from "@strata/edge";
 import { SERVER_V8_FLAGS } from "@strata/tables/stack_launcher";
@@ -152,12 +154,13 @@ async function start(root: string, tag: string): Promise<Child> {
       ...(prof
         ? [`--cpu-prof-dir=${prof}/${tag}`, "--cpu-prof-interval=100"]
         : []),
+      ...(Deno.env.get("PROBE_HEAP_DIR") ? ["--inspect=127.0.0.1:0"] : []),
       `${root}/benches/_tablet_put_handler_probe.ts`,
       "--serve",
     ],
     cwd: root,
     stdout: "piped",
-    stderr: "inherit",
+    stderr: Deno.env.get("PROBE_HEAP_DIR") ? "piped" : "inherit",
   }).spawn();
   let allocated = 0;
   let gcs = 0;
@@ -193,6 +196,54 @@ async function start(root: string, tag: string): Promise<Child> {
     return { allocated, gcs };
   })();
   return { proc, port: await port.promise, gc };
+}
+
+/**
+ * Starts V8's sampling heap profiler in `child` (started with `--inspect`),
+ * keeping what minor and major GCs collected too, so the profile is every
+ * allocation (one sample per 256 bytes on average), not what is live; the
+ * function returned stops it and gives the profile (Chrome DevTools opens
+ * it as a `.heapprofile`).
+ */
+async function heapSampling(
+  child: Deno.ChildProcess,
+): Promise<() => Promise<unknown>> {
+  // Deno prints the inspector's address on stderr.
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let url: string | undefined;
+  for (let text = ""; url === undefined;) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error("the child printed no inspector address");
+    text += value;
+    url = /ws:\/\/[^\s]+/.exec(text)?.[0];
+  }
+  lines.releaseLock();
+  child.stderr.pipeTo(new WritableStream()).catch(() => {});
+  const ws = new WebSocket(url);
+  await new Promise((r) => ws.onopen = r);
+  let id = 0;
+  const waiting = new Map<number, (v: unknown) => void>();
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    waiting.get(m.id)?.(m.result);
+    waiting.delete(m.id);
+  };
+  const call = (method: string, params = {}) =>
+    new Promise<unknown>((resolve) => {
+      waiting.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await call("HeapProfiler.enable");
+  await call("HeapProfiler.startSampling", {
+    samplingInterval: 256,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return async () => {
+    const r = await call("HeapProfiler.stopSampling") as { profile: unknown };
+    ws.close();
+    return r.profile;
+  };
 }
 
 /** CPU ms of `pid`'s threads: [main user, main sys, other threads]. */
@@ -277,7 +328,17 @@ async function drive(): Promise<void> {
             await threadCpu(child.proc.pid),
             performance.now(),
           ];
+          const heap = Deno.env.get("PROBE_HEAP_DIR")
+            ? await heapSampling(child.proc)
+            : undefined;
           bad = await run(child.port, N);
+          if (heap) {
+            const file = `${
+              Deno.env.get("PROBE_HEAP_DIR")
+            }/${name}-${p}.heapprofile`;
+            await Deno.writeTextFile(file, JSON.stringify(await heap()));
+            console.log(`${name}: sampled allocations of ${N} puts in ${file}`);
+          }
           const [c1, h1, t1] = [
             await cpuMs([child.proc.pid]),
             await threadCpu(child.proc.pid),
