@@ -150,8 +150,8 @@ try {
         const parts = [...Object.keys(pids[name]!), "load generator"];
         const service = per.slice(0, -1).reduce((a, b) => a + b, 0);
         cpuLines.push(
-          `  ${name} CPU ms/put: service ${service.toFixed(2)} (${
-            parts.map((p, i) => `${p} ${per[i]!.toFixed(2)}`).join(", ")
+          `  ${name} CPU ms/put: service ${service.toFixed(3)} (${
+            parts.map((p, i) => `${p} ${per[i]!.toFixed(3)}`).join(", ")
           })`,
         );
       }

@@ -133,7 +133,8 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
   const peerAuth = options.peerSecret === undefined
     ? undefined
     : new TokenAuth({ admin: options.peerSecret });
-  return async (c, next) => {
+  // Not an async function (see settled): it runs on every request.
+  return (c, next) => {
     const url = c.req.url;
     checkUrlEncoding(url);
     const hostHeader = c.req.header("host") ?? new URL(url).host;
@@ -149,7 +150,6 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
     }
     if (!SAFE_METHODS.has(c.req.method)) checkSameOrigin(c, hostHeader);
     if (c.req.method === "POST") checkNotSimple(c);
-    hints.set(c.req.raw, hint);
     if (options.auth === "off") {
       roles.set(c.req.raw, "admin");
       peers.add(c.req.raw);
@@ -178,6 +178,10 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
           );
         }
         roles.set(c.req.raw, role);
+      } else {
+        // Only a request without a role needs the hint (for its 401): a
+        // WeakMap entry fewer on every request that has one.
+        hints.set(c.req.raw, hint);
       }
       const safe = SAFE_METHODS.has(c.req.method);
       if (
@@ -187,7 +191,7 @@ export function edgeGuard(options: EdgeGuardOptions): MiddlewareHandler {
         needRole(c, "read");
       }
     }
-    await next();
+    return next().then(settled);
   };
 }
 
@@ -278,11 +282,21 @@ function needRole(c: Context, need: Role): void {
  * front of it (without it every request is 401).
  */
 export function requireRole(role: Role): MiddlewareHandler {
-  return async (c, next) => {
+  return (c, next) => {
     needRole(c, role);
-    await next();
+    return next().then(settled);
   };
 }
+
+/**
+ * What a middleware's promise resolves to once the handlers after it are
+ * done: nothing, as from `async (c, next) => { await next(); }`. Hono's
+ * compose catches a middleware's synchronous throw as it does a
+ * rejection, and a plain function returning `next().then(settled)` makes
+ * one promise per request where the async function made three (its own
+ * and the await's), on the path of every request.
+ */
+const settled = (): void => {};
 
 /**
  * A route only the cluster's own processes call (heartbeats, replication

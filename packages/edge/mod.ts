@@ -28,6 +28,7 @@
  * await l.server.shutdown();
  * ```
  */
+export { CachedRouter } from "./cached_router.ts";
 export {
   Http1Client,
   type Http1ClientOptions,

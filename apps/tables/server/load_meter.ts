@@ -5,7 +5,7 @@
  * tablet was opened here, and a sample of the row keys touched lately (a
  * ring of the most recent ones) from which a split key is chosen.
  */
-import { compareBytes } from "@strata/lsm";
+import { Arena, compareBytes } from "@strata/lsm";
 import type { PortRange } from "./tablet_port.ts";
 
 /** Options of {@link LoadMeter}. */
@@ -59,6 +59,8 @@ export class LoadMeter {
   /** Per slot: [slot number, writes, reads]. */
   readonly #slots: Array<[number, number, number]>;
   readonly #sample: Uint8Array[] = [];
+  /** Where the sampled keys' copies live (1 KiB or more: an array each). */
+  readonly #keys = new Arena(4096);
   readonly #sampleSize: number;
   #next = 0;
   #writes = 0;
@@ -87,6 +89,11 @@ export class LoadMeter {
   }
 
   #remember(key: Uint8Array): void {
+    // A copy: a request's key is a view into a shared slab
+    // (request_bytes.ts), which a kept view would hold whole. The copies
+    // are carved from this meter's own chunks (a new typed array per
+    // write cost ~0.35 µs).
+    key = this.#keys.copy(key);
     if (this.#sample.length < this.#sampleSize) this.#sample.push(key);
     else this.#sample[this.#next] = key;
     this.#next = (this.#next + 1) % this.#sampleSize;

@@ -2,6 +2,8 @@
  * Turning a JSON row mutation into the tablet's terms: bytes decoded in
  * the request's encoding, families checked against the table's schema,
  * sizes checked against {@link LIMITS}. Every refusal is a 4xx EdgeError.
+ * The bytes are views into a shared slab (`request_bytes.ts`): whoever
+ * keeps them past the request copies them (the tablets do).
  */
 import { EdgeError } from "@strata/edge";
 import {
@@ -9,13 +11,13 @@ import {
   LIMITS,
   type MutationJson,
   type TableSchemaJson,
-  toBytes,
 } from "../shared/wire.ts";
 import type { PortMutation, PortReadOptions } from "./tablet_port.ts";
+import { requestBytes } from "./request_bytes.ts";
 
 /** A row key in `encoding`. @throws EdgeError `bad_request`. */
 export function rowKey(s: string, encoding: Encoding): Uint8Array {
-  const key = toBytes(s, encoding, "row key", LIMITS.maxRowKeyBytes);
+  const key = requestBytes(s, encoding, "row key", LIMITS.maxRowKeyBytes);
   if (key.length === 0) {
     throw new EdgeError("bad_request", "the row key is empty");
   }
@@ -23,14 +25,17 @@ export function rowKey(s: string, encoding: Encoding): Uint8Array {
 }
 
 function checkFamily(schema: TableSchemaJson, family: string): void {
-  if (!schema.families.some((f) => f.name === family)) {
-    throw new EdgeError(
-      "bad_request",
-      `table ${schema.name} has no column family ${
-        JSON.stringify(family)
-      } (families: ${schema.families.map((f) => f.name).join(", ")})`,
-    );
+  // A loop, not `some` with a closure: every mutation of every put asks.
+  const families = schema.families;
+  for (let i = 0; i < families.length; i++) {
+    if (families[i]!.name === family) return;
   }
+  throw new EdgeError(
+    "bad_request",
+    `table ${schema.name} has no column family ${
+      JSON.stringify(family)
+    } (families: ${families.map((f) => f.name).join(", ")})`,
+  );
 }
 
 /**
@@ -45,12 +50,22 @@ export function toMutations(
   encoding: Encoding,
 ): PortMutation[] {
   let bytes = key.length;
-  const out = list.map((m): PortMutation => {
-    if (m.op === "deleteRow") return m;
+  // A plain loop and objects built whole (a timestamp set afterwards, not
+  // spread in): this runs for every put.
+  const out: PortMutation[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const m = list[i]!;
+    if (m.op === "deleteRow") {
+      out.push(m);
+      continue;
+    }
     checkFamily(schema, m.family);
     bytes += m.family.length;
-    if (m.op === "deleteFamily") return m;
-    const qualifier = toBytes(
+    if (m.op === "deleteFamily") {
+      out.push(m);
+      continue;
+    }
+    const qualifier = requestBytes(
       m.qualifier,
       encoding,
       "qualifier",
@@ -58,23 +73,26 @@ export function toMutations(
     );
     bytes += qualifier.length;
     if (m.op === "deleteCells") {
-      return {
+      const d: PortMutation = {
         op: "deleteCells",
         family: m.family,
         qualifier,
-        ...(m.timestamp !== undefined ? { timestamp: m.timestamp } : {}),
       };
+      if (m.timestamp !== undefined) d.timestamp = m.timestamp;
+      out.push(d);
+      continue;
     }
-    const value = toBytes(m.value, encoding, "value", LIMITS.maxValueBytes);
+    const value = requestBytes(
+      m.value,
+      encoding,
+      "value",
+      LIMITS.maxValueBytes,
+    );
     bytes += value.length;
-    return {
-      op: "put",
-      family: m.family,
-      qualifier,
-      value,
-      ...(m.timestamp !== undefined ? { timestamp: m.timestamp } : {}),
-    };
-  });
+    const p: PortMutation = { op: "put", family: m.family, qualifier, value };
+    if (m.timestamp !== undefined) p.timestamp = m.timestamp;
+    out.push(p);
+  }
   if (bytes > LIMITS.maxMutationBytes) {
     throw new EdgeError(
       "too_large",
@@ -100,7 +118,7 @@ export function toColumns(
     checkFamily(schema, family);
     return i < 0 ? { family } : {
       family,
-      qualifier: toBytes(
+      qualifier: requestBytes(
         c.slice(i + 1),
         encoding,
         "qualifier",

@@ -17,6 +17,7 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import {
+  CachedRouter,
   EdgeError,
   edgeGuard,
   type EdgeGuardOptions,
@@ -124,6 +125,8 @@ const splitLogsBody = z.strictObject({
   token: z.number().int().positive(),
   server: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tablet server id"),
 });
+/** readJson's options on every route (one object, not one per request). */
+const BODY_LIMIT = { maxBytes: LIMITS.maxBodyBytes } as const;
 const splitting = (t: OpenTablet) =>
   new TablesError(
     "not_serving",
@@ -156,7 +159,11 @@ export function createTabletServerApi(
   state: TabletServerState,
   access: Pick<EdgeGuardOptions, "auth" | "hosts" | "peerSecret">,
 ): Hono {
-  const app = new Hono();
+  // Its routes put `:table` next to the METADATA wildcard (and the rooms'
+  // and CRDT routes mounted on it a static segment next to a `:param`),
+  // so Hono matches with its TrieRouter: remembered, a put's path is not
+  // searched again.
+  const app = new Hono({ router: new CachedRouter() });
   const requireServing = () => {
     const lease = state.lease();
     if (!lease?.valid) throw fenced(state.notServingReason());
@@ -184,7 +191,7 @@ export function createTabletServerApi(
     return t;
   };
   const json = <T extends z.ZodType>(c: Context, s: T) =>
-    readJson(c, s, { maxBytes: LIMITS.maxBodyBytes });
+    readJson(c, s, BODY_LIMIT);
 
   app.use(
     "*",
