@@ -473,6 +473,13 @@ export function createHttpApi(
 
   app.post("/v1/sessions/:id/keepalive", write, async (c) => {
     const { id } = readParams(c, sessionParams);
+    if (service.keepAlive) {
+      try {
+        return c.json(await service.keepAlive(id, deadline(c)));
+      } catch (e) {
+        throw deadlineError(e, waitingFor);
+      }
+    }
     const r = expectResult(
       await propose(c, { op: "session_keepalive", id, now: Date.now() }),
       "session_keepalive",
