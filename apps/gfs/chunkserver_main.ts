@@ -18,6 +18,7 @@ const Flags = z.object({
   "chunk-bytes": size.optional(),
   "heartbeat-ms": num.optional(),
   "scrub-pause-ms": num.optional(),
+  "scrub-every-ms": num.optional(),
   host: z.string().optional(),
   port: num.optional(),
   "data-port": num.optional(),
@@ -27,7 +28,7 @@ const Flags = z.object({
 
 const USAGE =
   "usage: chunkserver_main.ts --data-dir DIR --master URL[,URL,...] [--id ID] [--rack R] " +
-  "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--port 0] [--data-port 0 (framed TCP data port; -1: none)] [--bulk-port 0 (raw TCP bulk port; -1: none)] " +
+  "[--capacity-bytes 100GiB] [--chunk-bytes 64MiB] [--heartbeat-ms 1000] [--scrub-pause-ms 200] [--scrub-every-ms 600000] [--port 0] [--data-port 0 (framed TCP data port; -1: none)] [--bulk-port 0 (raw TCP bulk port; -1: none)] " +
   "[--auth-dir DIR (default: the data dir; every process of a cell needs the same)] [--insecure-no-auth (loopback only)] [--allowed-hosts a,b] " +
   "[--tls-cert FILE --tls-key FILE (serve HTTPS; every process of a cell needs TLS)] [--ca-cert FILE (trust it calling the others; default: --tls-cert)]";
 

@@ -276,12 +276,16 @@ export class KvClient {
 
   /** Renews session `id` once. @throws KvClientError `not_found` when it has expired. */
   async keepAlive(id: number): Promise<void> {
-    await this.#request(
+    const r = await this.#request(
       "POST",
       `/v1/sessions/${id}/keepalive`,
       undefined,
       "idempotent",
     );
+    // A follower renewed it through the log (an fsync on every node) and
+    // named the leader, which renews in memory: go there from now on.
+    const leader = this.#endpointOf(r.leaderHttp);
+    if (leader !== undefined) this.#preferred = leader;
   }
 
   /** @internal closes a session. */
@@ -621,7 +625,13 @@ export class KvClient {
 
   /** The index of the endpoint a `no_leader` answer names as leader, if given. */
   #leaderEndpoint(e: KvClientError): number | undefined {
-    const hint = e.code === "no_leader" ? e.details?.leaderHttp : undefined;
+    return this.#endpointOf(
+      e.code === "no_leader" ? e.details?.leaderHttp : undefined,
+    );
+  }
+
+  /** The index of the endpoint `hint` (`host:port` or a URL) names, if another than the preferred one. */
+  #endpointOf(hint: unknown): number | undefined {
     if (typeof hint !== "string" || hint === "") return undefined;
     // A bare host:port takes the scheme of the endpoints (https with TLS).
     const scheme = this.#endpoints[0]!.startsWith("https:") ? "https" : "http";

@@ -332,6 +332,34 @@ Deno.test("sessions bind keys and locks give fencing tokens over HTTP", async ()
   assert.equal(holder.json.holder, s2);
 });
 
+Deno.test("a lock wait that runs out while the holder keeps the lock proposes once, not again to hear the same answer", async () => {
+  const service = localService();
+  const proposed: string[] = [];
+  const propose = service.propose.bind(service);
+  service.propose = (command, signal) => {
+    proposed.push(command.op);
+    return propose(command, signal);
+  };
+  const call = client(service);
+  const open = async () =>
+    (await call("POST", "/v1/sessions", JSON.stringify({ ttlMs: 5000 }))).json
+      .id as number;
+  const [s1, s2] = [await open(), await open()];
+  await call("POST", "/v1/locks/m", JSON.stringify({ session: s1 }));
+  proposed.length = 0;
+  const r = await call(
+    "POST",
+    "/v1/locks/m",
+    JSON.stringify({ session: s2, waitMs: 200 }),
+  );
+  assert.deepEqual([r.status, r.json.acquired, r.json.holder], [
+    409,
+    false,
+    s1,
+  ]);
+  assert.deepEqual(proposed, ["lock"]);
+});
+
 Deno.test("a watch streams committed changes as server-sent events, resumable by revision", async () => {
   const service = localService();
   const app = createHttpApi(service, ACCESS);

@@ -25,6 +25,7 @@ import {
   type ServiceStatus,
 } from "./kv_service.ts";
 import { WatchHub } from "./watch_hub.ts";
+import { SessionRenewals } from "./session_renewals.ts";
 import { LearnerServer, type LearnerServerOptions } from "./learner_server.ts";
 import {
   type ClusterConfig,
@@ -56,6 +57,8 @@ class KvReplica implements CommandStateMachine<KvResult | undefined> {
   readonly store = new KvStateMachine();
   readonly watches = new WatchHub();
   onAddresses: () => void = () => {};
+  /** Called with the ids of sessions an applied command ended. */
+  onSessionsEnded: (ids: readonly number[]) => void = () => {};
 
   get appliedIndex(): number {
     return this.store.appliedIndex;
@@ -76,7 +79,11 @@ class KvReplica implements CommandStateMachine<KvResult | undefined> {
     // Applied, changed or not: learner streams report progress from here.
     this.watches.advanceTo(index);
     if (c.op === "put" && c.key.startsWith(MEMBER_PREFIX)) this.onAddresses();
-    return out.result;
+    const r = out.result;
+    if (r.op === "expire" && r.expired.length > 0) {
+      this.onSessionsEnded(r.expired);
+    } else if (r.op === "session_close") this.onSessionsEnded([r.id]);
+    return r;
   }
 
   skip(index: number): void {
@@ -105,7 +112,11 @@ export class KvNode implements KvService {
   readonly #replica: KvReplica;
   readonly #node: ReplicatedNode<KvResult | undefined>;
   readonly #cfg: KvNodeConfig;
-  readonly #expiry: ReturnType<typeof setInterval>;
+  readonly #stopExpiry: () => void;
+  /** Keep-alives this leader took in memory (session_renewals.ts). */
+  readonly #renewals = new SessionRenewals();
+  /** Counts this node's leadership changes (a renewal checks it did not move). */
+  #leaderEpoch = 0;
   readonly #learners: LearnerServer | undefined;
 
   private constructor(
@@ -123,10 +134,20 @@ export class KvNode implements KvService {
     this.metricsRegistry = node.metrics;
     replica.onAddresses = () => this.#learnAddressesFromStore();
     this.#learnAddressesFromStore();
-    this.#expiry = setInterval(
-      () => this.#maybeExpireSessions(),
-      cfg.tickMs ?? 100,
-    );
+    // Session expiry rides on the raft tick (every tickMs, as its own
+    // interval did) rather than a timer of its own: on an idle cluster a
+    // second 100 ms timer on every node was a third of its wake-ups, and
+    // only the leader ever proposes an expiry.
+    this.#stopExpiry = node.onTick(() => this.#maybeExpireSessions());
+    const leaderChanged = (leading: boolean) => {
+      this.#leaderEpoch++;
+      this.#renewals.leaderChanged(leading, Date.now());
+    };
+    node.onLeaderChange((_lead, role) => leaderChanged(role === "leader"));
+    if (node.isLeader) leaderChanged(true);
+    replica.onSessionsEnded = (ids) => {
+      for (const id of ids) this.#renewals.forget(id);
+    };
   }
 
   /**
@@ -188,7 +209,7 @@ export class KvNode implements KvService {
 
   /** Stops ticking, closes sockets and files, releases the directory. */
   async stop(): Promise<void> {
-    clearInterval(this.#expiry);
+    this.#stopExpiry();
     await this.#learners?.close();
     await this.#node.stop();
   }
@@ -359,17 +380,100 @@ export class KvNode implements KvService {
     );
   }
 
-  /** The leader proposes the expiry of sessions past their deadline by its clock. */
+  /**
+   * Renews a session: on the leader in memory once its leadership is
+   * confirmed (session_renewals.ts: no log entry, no fsync), else — on a
+   * follower, or for a session already due — through the log as before.
+   * A follower's answer names the leader (`leaderHttp`), so a client can
+   * send its next keep-alives there.
+   * @throws ServiceError `not_found` (expired or never opened), `no_leader`, `timeout`.
+   */
+  async keepAlive(
+    id: number,
+    signal: AbortSignal,
+  ): Promise<{
+    id: number;
+    expiresAt: number;
+    revision: number;
+    leaderHttp?: string;
+  }> {
+    const arrivedAt = Date.now();
+    const epoch = this.#leaderEpoch;
+    if (this.#renewals.leading) {
+      // Lease or ReadIndex: no later leader took over before this point,
+      // which is after the keep-alive arrived.
+      await this.readBarrier("lease", signal);
+      if (this.#leaderEpoch === epoch && this.#renewals.leading) {
+        const s = this.store.session(id);
+        if (!s) {
+          throw new ServiceError(
+            "not_found",
+            `session ${id} does not exist (expired or never opened)`,
+          );
+        }
+        const until = this.#renewals.renew(s, arrivedAt, Date.now());
+        if (until !== undefined) {
+          return { id, expiresAt: until, revision: this.store.appliedIndex };
+        }
+      }
+    }
+    const r = await this.propose(
+      { op: "session_keepalive", id, now: arrivedAt },
+      signal,
+    );
+    if (r.op === "error") throw new ServiceError("not_found", r.message);
+    if (r.op !== "session_keepalive") {
+      throw new ServiceError("internal", `expected a keep-alive, got ${r.op}`);
+    }
+    const leaderHttp = this.#node.isLeader
+      ? undefined
+      : this.#node.status().leaderHttp;
+    return {
+      id: r.id,
+      expiresAt: r.expiresAt,
+      revision: r.revision,
+      ...(leaderHttp ? { leaderHttp } : {}),
+    };
+  }
+
+  /**
+   * The leader proposes the expiry of sessions past their deadline by its
+   * clock, after writing the renewals it took in memory of those the
+   * replicated state thinks are due (session_renewals.ts).
+   */
   #lastExpireProposal = 0;
+  #expiring = false;
   #maybeExpireSessions(): void {
     if (!this.#node.isLeader || this.store.sessionCount === 0) return;
+    if (this.#expiring) return;
     const now = Date.now();
     if (now - this.#lastExpireProposal < 250) return;
-    if (this.store.expiredSessions(now).length === 0) return;
-    this.#lastExpireProposal = now;
-    this.propose({ op: "expire", now }, AbortSignal.timeout(5000)).catch(
-      () => {},
+    const dueByState = this.store.expiredSessions(now);
+    if (dueByState.length === 0) return;
+    const plan = this.#renewals.planExpiry(
+      dueByState.flatMap((id) => this.store.session(id) ?? []),
+      now,
     );
+    // Renewals are written only ahead of an expiry that needs them: a cell
+    // where every session is kept alive writes nothing.
+    if (plan.due.length === 0) return;
+    this.#lastExpireProposal = now;
+    this.#expiring = true;
+    (async () => {
+      const signal = AbortSignal.timeout(5000);
+      // In order: the expiry must not apply before these renewals.
+      await Promise.all(
+        plan.flush.map((k) =>
+          this.propose(
+            { op: "session_keepalive", id: k.id, now: k.now },
+            signal,
+          )
+        ),
+      );
+      if (plan.due.length > 0) {
+        await this.propose({ op: "expire", now }, signal);
+      }
+    })().catch(() => {}).finally(() => this.#expiring = false);
   }
 
   #learnAddressesFromStore(): void {

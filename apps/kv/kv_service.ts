@@ -86,6 +86,18 @@ export interface KvService {
    * @throws ServiceError `no_leader`, `timeout`.
    */
   readBarrier(consistency: Consistency, signal: AbortSignal): Promise<void>;
+  /**
+   * Renews session `id` (without it the HTTP layer proposes
+   * `session_keepalive`). `leaderHttp`, when set, names the leader, where
+   * the next keep-alives cost less.
+   * @throws ServiceError `not_found`, `no_leader`, `timeout`.
+   */
+  keepAlive?(id: number, signal: AbortSignal): Promise<{
+    id: number;
+    expiresAt: number;
+    revision: number;
+    leaderHttp?: string;
+  }>;
   /** The applied state (read it after `readBarrier`). */
   readonly store: KvStateMachine;
   /** Committed changes for watchers. */

@@ -225,6 +225,7 @@ export const gfsMasterStoreWorkload: SimWorkload = {
       listen: c.listen,
       tickMs: c.tickMs,
       electionTicks: c.electionTicks,
+      heartbeatTicks: c.heartbeatTicks,
       checkpointEvery: c.snapshotEntries,
       clock: c.clock,
     }, ports);

@@ -42,6 +42,16 @@ export const ChunkserverConfigSchema = z.object({
   heartbeatMs: z.number().int().min(10).default(1000),
   /** Pause between scrubbing two chunks, ms (0 disables the scrubber). */
   scrubPauseMs: z.number().int().min(0).default(200),
+  /**
+   * A scrub pass over every chunk starts at most this often, ms (default
+   * 10 min). Passes used to follow each other a second apart: an idle
+   * chunkserver re-verified the same unchanged chunks five times a second
+   * (a timer, a read and a CRC each), and every visit to a chunk being
+   * appended to waited for its appends and folded its tail. Reads verify
+   * the blocks they touch either way; HDFS scans every block once in three
+   * weeks by default.
+   */
+  scrubEveryMs: z.number().int().min(0).default(600_000),
   /** Bind host. */
   host: z.string().default("127.0.0.1"),
   /** Bind port (0 = any free port). */

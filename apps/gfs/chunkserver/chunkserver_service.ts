@@ -18,6 +18,8 @@ export interface ChunkserverSettings {
   chunkBytes: number;
   heartbeatMs: number;
   scrubPauseMs: number;
+  /** A scrub pass starts at most this often, ms (chunkserver.ts). */
+  scrubEveryMs?: number;
 }
 
 /** A chunk lease as this server (its primary) was told by the master. */

@@ -101,6 +101,8 @@ export interface ReplicatedMasterOptions {
   tickMs?: number;
   /** Ticks without a leader before campaigning (default 10). */
   electionTicks?: number;
+  /** Ticks between heartbeats (default: ReplicatedNode's, a fifth of electionTicks). */
+  heartbeatTicks?: number;
   /** Snapshot (checkpoint) every this many operations (default 10,000). */
   checkpointEvery?: number;
   /**
@@ -192,6 +194,7 @@ export class ReplicatedMasterStore implements MetadataStore {
         listen: o.listen,
         tickMs: o.tickMs,
         electionTicks: o.electionTicks,
+        heartbeatTicks: o.heartbeatTicks,
         snapshotEntries: o.checkpointEvery ?? 10_000,
         segmentBytes,
         name: `gfs master ${o.id}`,

@@ -81,6 +81,8 @@ export class CrdtService {
   #inFlight = new Set<string>();
   #abort = new AbortController();
   #kick = Promise.withResolvers<void>();
+  /** Resolved when a replica opens (wakes a sync loop that had none). */
+  #opened = Promise.withResolvers<void>();
   #loops: Promise<unknown> | undefined;
   readonly #root: string;
 
@@ -201,6 +203,7 @@ export class CrdtService {
       );
       for (const v of values.values()) if (v.r) this.clock.observe(v.r.ts);
       this.#replicas.set(decl.name, replica);
+      this.#opened.resolve();
       this.o.log(
         `crdt: replica of ${decl.name} open (${values.size} keys${
           skipped ? `, ${skipped} torn lines skipped` : ""
@@ -349,6 +352,18 @@ export class CrdtService {
     const signal = this.#abort.signal;
     let lastFull = performance.now();
     while (!signal.aborted) {
+      if (this.#replicas.size === 0) {
+        // Nothing to push: sleep until a replica opens instead of waking
+        // every syncMs (most servers hold no CRDT range at all).
+        await Promise.race([
+          this.#opened.promise,
+          new Promise<void>((r) =>
+            signal.addEventListener("abort", () => r(), { once: true })
+          ),
+        ]);
+        this.#opened = Promise.withResolvers<void>();
+        continue;
+      }
       if (performance.now() - lastFull >= (this.o.fullSyncMs ?? 30_000)) {
         lastFull = performance.now();
         for (const r of this.#replicas.values()) {
