@@ -190,3 +190,31 @@ Deno.test("LocalCommitLog: a log behind the tables restarts above them", async (
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("LsmStore.close waits for writes whose append is on its way, and refuses new ones", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new SometimesWaitingLog();
+    const files = await LocalFileStore.open(`${dir}/t`);
+    const db = await LsmStore.open("", { files, log });
+    log.waitNext = 1;
+    const k = enc.encode("k");
+    let written = false;
+    const pending = db.put(k, enc.encode("v1")).then(() => written = true);
+    let closed = false;
+    const closing = db.close().then(() => closed = true);
+    await assert.rejects(db.put(k, enc.encode("v2")));
+    await new Promise((r) => setTimeout(r, 20));
+    // The append has not resolved: the write is neither acknowledged nor
+    // failed, so the store is not closed (its next owner would find a
+    // write in doubt behind it).
+    assert.equal(closed, false);
+    assert.equal(log.calls.includes("close"), false);
+    log.release();
+    await Promise.all([pending, closing]);
+    assert.equal(written, true);
+    assert.equal(log.calls.at(-1), "close");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -200,6 +200,9 @@ export class LsmStore {
   #applied: number;
   /** Writes whose append is awaited (not yet applied to `#mem`). */
   #waiting = 0;
+  /** Writes between their append's start and their apply's end (close waits for them). */
+  #inFlight = 0;
+  #idle: PromiseWithResolvers<void> | undefined;
   /** Background flushes and compactions, one at a time, in order. */
   #job: Promise<void> = Promise.resolve();
   /**
@@ -394,16 +397,21 @@ export class LsmStore {
   /** A write whose append waits (a sync, a queue): applied when it resolves. */
   async #writeWaiting(record: Uint8Array, views: Entry[]): Promise<void> {
     this.#waiting++;
-    let last: number;
+    this.#inFlight++;
     try {
-      ({ last } = await this.#log.append([record]));
+      let last: number;
+      try {
+        ({ last } = await this.#log.append([record]));
+      } finally {
+        this.#waiting--;
+      }
+      // The log resolves appends in index order, so the memtable sees
+      // writes in log order and `#applied` tells exactly what it holds.
+      this.#applyViews(views, last);
+      await this.#afterApply();
     } finally {
-      this.#waiting--;
+      if (--this.#inFlight === 0) this.#idle?.resolve();
     }
-    // The log resolves appends in index order, so the memtable sees writes
-    // in log order and `#applied` tells exactly what it holds.
-    this.#applyViews(views, last);
-    await this.#afterApply();
   }
 
   #applyViews(views: readonly Entry[], last: number): void {
@@ -735,12 +743,19 @@ export class LsmStore {
   }
 
   /**
-   * Waits for background work, closes the log (everything acknowledged is
-   * in it) and the tables. Does not flush: reopening replays the log.
+   * Refuses new writes, waits for the writes already on their way into the
+   * log (each ends acknowledged or failed: a store handed to another owner
+   * leaves none in doubt behind it) and for background work, then closes
+   * the log (everything acknowledged is in it) and the tables. Does not
+   * flush: reopening replays the log.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#inFlight > 0) {
+      this.#idle = Promise.withResolvers<void>();
+      await this.#idle.promise;
+    }
     await this.#job;
     await this.#log.close();
     for (const t of this.#tables) t.retire();

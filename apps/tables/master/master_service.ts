@@ -185,6 +185,13 @@ export class MasterService {
   #loop?: Promise<void>;
   /** Tablets this master is splitting or merging now. */
   #splitting = new Set<string>();
+  /**
+   * Per tablet: the server whose latest report had it open (until it
+   * reports otherwise or closes it on order). A tablet moved elsewhere is
+   * opened on its new server only once its old server has let it go: a
+   * handoff, as BigTable's master has the source unload first.
+   */
+  #openOn = new Map<string, string>();
   /** Per tablet: its last reported load (rebuilt every pass). */
   #loads = new Map<string, TabletLoad>();
   /** Since when (monotonic ms) each tablet has been hot, and cold. */
@@ -913,6 +920,7 @@ export class MasterService {
         timeoutMs: 5000,
       });
     const report = await this.#report(server.url);
+    this.#noteOpen(server.id, report.tablets.map((t) => t.id));
     if (!report.serving) return true; // it registers again; orders then
     for (const t of report.tablets) {
       this.#sizes.set(t.id, t.bytes);
@@ -943,9 +951,22 @@ export class MasterService {
         id,
         token: this.#token,
       });
+      // The server has let it go (its writes in flight included): the
+      // new owner may open it.
+      if (this.#openOn.get(id) === server.id) this.#openOn.delete(id);
       this.o.log(`tablet ${id}: closed on ${server.id}`);
     }
-    await Promise.all(orders.open.map(async (t) => {
+    // A moved tablet still open on its old (live) server waits for that
+    // server's close, ordered in this pass or the next: opening it here
+    // first would claim it while the old one still has writes in flight,
+    // which would then end with an unknown outcome.
+    const handoff = orders.open.filter((t) => {
+      const holder = this.#openOn.get(t.id);
+      return holder !== undefined && holder !== server.id &&
+        state.servers.has(holder);
+    });
+    const opening = orders.open.filter((t) => !handoff.includes(t));
+    await Promise.all(opening.map(async (t) => {
       const schema = state.schemas.get(t.table);
       if (!schema) return;
       const started = performance.now();
@@ -979,6 +1000,15 @@ export class MasterService {
       }
     }
     return orders.close.length + orders.open.length > 0;
+  }
+
+  /** Records the tablets `server` reports open (and forgets the others it held). */
+  #noteOpen(server: string, open: readonly string[]): void {
+    const now = new Set(open);
+    for (const [id, holder] of this.#openOn) {
+      if (holder === server && !now.has(id)) this.#openOn.delete(id);
+    }
+    for (const id of open) this.#openOn.set(id, server);
   }
 
   /**

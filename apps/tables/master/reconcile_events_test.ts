@@ -20,7 +20,10 @@ import {
 import { META_TABLE } from "../shared/metadata_layout.ts";
 
 /** A stand-in tablet server: opens and closes what it is told, keeps METADATA rows. */
-function fakeServer(id: string) {
+function fakeServer(
+  id: string,
+  o: { closeDelayMs?: number; events?: Handoff[] } = {},
+) {
   const open = new Set<string>();
   const rows = new Map<string, string>(); // METADATA row key (base64) → value (base64)
   const counts = { reports: 0, opens: 0, metaScans: 0, metaWrites: 0 };
@@ -44,13 +47,19 @@ function fakeServer(id: string) {
       }
       if (p === "/v1/tablets/open") {
         const b = await req.json() as { tablet: TabletRecord };
+        o.events?.push({ server: id, what: "open", tablet: b.tablet.id });
         open.add(b.tablet.id);
         counts.opens++;
         return json({ opened: b.tablet.id });
       }
       if (p === "/v1/tablets/close") {
         const b = await req.json() as { id: string };
+        // A server closing a tablet waits for its writes in flight.
+        if (o.closeDelayMs) {
+          await new Promise((r) => setTimeout(r, o.closeDelayMs));
+        }
         open.delete(b.id);
+        o.events?.push({ server: id, what: "closed", tablet: b.id });
         return json({ closed: true });
       }
       if (p === `/v1/tables/${META_TABLE}/scan`) {
@@ -90,6 +99,13 @@ function fakeServer(id: string) {
   );
   const url = `http://127.0.0.1:${server.addr.port}`;
   return { id, url, open, counts, stop: () => server.shutdown() };
+}
+
+/** An open or a finished close at a stand-in server, in the order they happened. */
+interface Handoff {
+  server: string;
+  what: "open" | "closed";
+  tablet: string;
 }
 
 /** Polls `check` every 50 ms; fails after `ms`. @returns the ms it took. */
@@ -262,6 +278,99 @@ Deno.test({
     } finally {
       await master.stop();
       for (const s of sessions.values()) await s.close().catch(() => {});
+      await a.stop();
+      await b.stop();
+      await kvCell.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a moved tablet opens on its new server only after its old server has closed it (a handoff)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "strata-handoff-" });
+    const kvCell = await startLocalCluster({ size: 1, dataRoot: dir });
+    const kv = new KvClient([kvCell.nodes.get(1)!.url], {
+      token: kvCell.secrets!.tokens.write,
+    });
+    const events: Handoff[] = [];
+    // ts1's closes take a while (writes in flight), as a real server's can.
+    const a = fakeServer("ts1", { closeDelayMs: 800, events });
+    const b = fakeServer("ts2", { events });
+    const sessions: KvSession[] = [];
+    const register = async (s: ReturnType<typeof fakeServer>) => {
+      const session = await kv.openSession(10_000);
+      sessions.push(session);
+      await kv.put(
+        serverKey(s.id),
+        JSON.stringify({ id: s.id, url: s.url, session: session.id }),
+        { session: session.id },
+      );
+    };
+    const master = new MasterService({
+      id: "m1",
+      url: "http://127.0.0.1:1",
+      kv,
+      ttlMs: 10_000,
+      reconcileMs: 100,
+      log: () => {},
+    });
+    try {
+      await register(a);
+      master.start();
+      const tablets = ["h-1", "h-2", "h-3", "h-4"].map((id, i) => ({
+        id,
+        table: "h",
+        start: i === 0 ? "" : Buffer.from(`k${i}`).toString("base64"),
+        end: i === 3 ? null : Buffer.from(`k${i + 1}`).toString("base64"),
+        dir: `h/${id}`,
+        server: null,
+      }));
+      await kv.txn({
+        compare: [],
+        success: [
+          {
+            op: "put",
+            key: schemaKey("h"),
+            value: JSON.stringify({ name: "h", families: [{ name: "f" }] }),
+          },
+          ...tablets.map((x) => ({
+            op: "put",
+            key: tabletKey("h", x.id),
+            value: JSON.stringify(x),
+          })),
+        ],
+      });
+      await within(
+        "the tablets open on ts1",
+        20_000,
+        () => tablets.every((x) => a.open.has(x.id)),
+      );
+      // ts2 joins: count balancing moves tablets of ts1's to it.
+      await register(b);
+      await within("a tablet moved to ts2", 20_000, () => b.open.size >= 2);
+      const moved = [...b.open];
+      for (const t of moved) {
+        const opened = events.findIndex((e) =>
+          e.server === "ts2" && e.what === "open" && e.tablet === t
+        );
+        const closed = events.findIndex((e) =>
+          e.server === "ts1" && e.what === "closed" && e.tablet === t
+        );
+        assert.ok(
+          closed >= 0 && closed < opened,
+          `${t} opened on ts2 before ts1 had closed it: ${
+            JSON.stringify(events)
+          }`,
+        );
+      }
+    } finally {
+      await master.stop();
+      for (const s of sessions) await s.close().catch(() => {});
       await a.stop();
       await b.stop();
       await kvCell.stop();
