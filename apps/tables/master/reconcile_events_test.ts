@@ -108,6 +108,62 @@ interface Handoff {
   tablet: string;
 }
 
+/** A tablet record of table `table`, unassigned, from `start` to `end` (plain strings). */
+function tabletRecord(
+  table: string,
+  id: string,
+  start: string,
+  end: string | null,
+): TabletRecord {
+  return {
+    id,
+    table,
+    start: start && Buffer.from(start).toString("base64"),
+    end: end === null ? null : Buffer.from(end).toString("base64"),
+    dir: `${table}/${id}`,
+    server: null,
+  };
+}
+
+/** Writes table `name` (one family) and its tablets to kv, as a master would. */
+async function writeTable(
+  kv: KvClient,
+  name: string,
+  tablets: readonly TabletRecord[],
+): Promise<void> {
+  await kv.txn({
+    compare: [],
+    success: [
+      {
+        op: "put",
+        key: schemaKey(name),
+        value: JSON.stringify({ name, families: [{ name: "f" }] }),
+      },
+      ...tablets.map((x) => ({
+        op: "put",
+        key: tabletKey(name, x.id),
+        value: JSON.stringify(x),
+      })),
+    ],
+  });
+}
+
+/** Registers stand-in server `s` as a tablet server does (a session, its key). */
+async function registerServer(
+  kv: KvClient,
+  s: { id: string; url: string },
+): Promise<KvSession> {
+  // Long TTLs: a keep-alive late on a loaded machine must not expire a
+  // session (a change in kv) inside a test's quiet window.
+  const session = await kv.openSession(10_000);
+  await kv.put(
+    serverKey(s.id),
+    JSON.stringify({ id: s.id, url: s.url, session: session.id }),
+    { session: session.id },
+  );
+  return session;
+}
+
 /** Polls `check` every 50 ms; fails after `ms`. @returns the ms it took. */
 async function within(
   what: string,
@@ -139,15 +195,7 @@ Deno.test({
     const b = fakeServer("ts2");
     const sessions = new Map<string, KvSession>();
     const register = async (s: ReturnType<typeof fakeServer>) => {
-      // Long TTLs: a keep-alive late on a loaded machine must not expire a
-      // session (a change in kv) inside the quiet window.
-      const session = await kv.openSession(10_000);
-      sessions.set(s.id, session);
-      await kv.put(
-        serverKey(s.id),
-        JSON.stringify({ id: s.id, url: s.url, session: session.id }),
-        { session: session.id },
-      );
+      sessions.set(s.id, await registerServer(kv, s));
     };
     const lines: string[] = [];
     const master = new MasterService({
@@ -204,35 +252,13 @@ Deno.test({
       assert.equal(a.counts.metaScans, scans, "METADATA was read again");
 
       // A table written to kv by someone else: assigned and opened.
-      const t = (id: string, start: string, end: string | null) => ({
-        id,
-        table: "t",
-        start: start && Buffer.from(start).toString("base64"),
-        end: end === null ? null : Buffer.from(end).toString("base64"),
-        dir: `t/${id}`,
-        server: null,
-      });
       const tablets = [
-        t("t-1", "", "g"),
-        t("t-2", "g", "p"),
-        t("t-3", "p", null),
+        tabletRecord("t", "t-1", "", "g"),
+        tabletRecord("t", "t-2", "g", "p"),
+        tabletRecord("t", "t-3", "p", null),
       ];
       const scansBefore = a.counts.metaScans;
-      await kv.txn({
-        compare: [],
-        success: [
-          {
-            op: "put",
-            key: schemaKey("t"),
-            value: JSON.stringify({ name: "t", families: [{ name: "f" }] }),
-          },
-          ...tablets.map((x) => ({
-            op: "put",
-            key: tabletKey("t", x.id),
-            value: JSON.stringify(x),
-          })),
-        ],
-      });
+      await writeTable(kv, "t", tablets);
       const tookTable = await within(
         "the new table's tablets open",
         10_000,
@@ -303,13 +329,7 @@ Deno.test({
     const b = fakeServer("ts2", { events });
     const sessions: KvSession[] = [];
     const register = async (s: ReturnType<typeof fakeServer>) => {
-      const session = await kv.openSession(10_000);
-      sessions.push(session);
-      await kv.put(
-        serverKey(s.id),
-        JSON.stringify({ id: s.id, url: s.url, session: session.id }),
-        { session: session.id },
-      );
+      sessions.push(await registerServer(kv, s));
     };
     const master = new MasterService({
       id: "m1",
@@ -322,29 +342,15 @@ Deno.test({
     try {
       await register(a);
       master.start();
-      const tablets = ["h-1", "h-2", "h-3", "h-4"].map((id, i) => ({
-        id,
-        table: "h",
-        start: i === 0 ? "" : Buffer.from(`k${i}`).toString("base64"),
-        end: i === 3 ? null : Buffer.from(`k${i + 1}`).toString("base64"),
-        dir: `h/${id}`,
-        server: null,
-      }));
-      await kv.txn({
-        compare: [],
-        success: [
-          {
-            op: "put",
-            key: schemaKey("h"),
-            value: JSON.stringify({ name: "h", families: [{ name: "f" }] }),
-          },
-          ...tablets.map((x) => ({
-            op: "put",
-            key: tabletKey("h", x.id),
-            value: JSON.stringify(x),
-          })),
-        ],
-      });
+      const tablets = ["h-1", "h-2", "h-3", "h-4"].map((id, i) =>
+        tabletRecord(
+          "h",
+          id,
+          i === 0 ? "" : `k${i}`,
+          i === 3 ? null : `k${i + 1}`,
+        )
+      );
+      await writeTable(kv, "h", tablets);
       await within(
         "the tablets open on ts1",
         20_000,
