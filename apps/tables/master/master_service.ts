@@ -962,8 +962,10 @@ export class MasterService {
     // which would then end with an unknown outcome.
     const handoff = orders.open.filter((t) => {
       const holder = this.#openOn.get(t.id);
-      return holder !== undefined && holder !== server.id &&
-        state.servers.has(holder);
+      if (holder === undefined || holder === server.id) return false;
+      if (state.servers.has(holder)) return true;
+      this.#openOn.delete(t.id); // its holder is gone: nothing to wait for
+      return false;
     });
     const opening = orders.open.filter((t) => !handoff.includes(t));
     await Promise.all(opening.map(async (t) => {
