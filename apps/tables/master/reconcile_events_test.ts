@@ -108,6 +108,16 @@ interface Handoff {
   tablet: string;
 }
 
+/** A one-node kv cell in a new temporary directory, and a writer's client. */
+async function startKv(prefix: string) {
+  const dir = await Deno.makeTempDir({ prefix });
+  const kvCell = await startLocalCluster({ size: 1, dataRoot: dir });
+  const kv = new KvClient([kvCell.nodes.get(1)!.url], {
+    token: kvCell.secrets!.tokens.write,
+  });
+  return { dir, kvCell, kv };
+}
+
 /** A tablet record of table `table`, unassigned, from `start` to `end` (plain strings). */
 function tabletRecord(
   table: string,
@@ -186,11 +196,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "strata-reconcile-events-" });
-    const kvCell = await startLocalCluster({ size: 1, dataRoot: dir });
-    const kv = new KvClient([kvCell.nodes.get(1)!.url], {
-      token: kvCell.secrets!.tokens.write,
-    });
+    const { dir, kvCell, kv } = await startKv("strata-reconcile-events-");
     const a = fakeServer("ts1");
     const b = fakeServer("ts2");
     const sessions = new Map<string, KvSession>();
@@ -318,11 +324,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "strata-handoff-" });
-    const kvCell = await startLocalCluster({ size: 1, dataRoot: dir });
-    const kv = new KvClient([kvCell.nodes.get(1)!.url], {
-      token: kvCell.secrets!.tokens.write,
-    });
+    const { dir, kvCell, kv } = await startKv("strata-handoff-");
     const events: Handoff[] = [];
     // ts1's closes take a while (writes in flight), as a real server's can.
     const a = fakeServer("ts1", { closeDelayMs: 800, events });
