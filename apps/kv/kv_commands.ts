@@ -37,11 +37,21 @@ export const txnOpSchema = z.discriminatedUnion("op", [
 /** An operation inside a transaction branch. */
 export type TxnOp = z.infer<typeof txnOpSchema>;
 
+/** Most sessions one `session_expire` entry names (the leader sends more in turn). */
+export const MAX_EXPIRE_IDS = 1000;
+
 /**
- * Every command the replicated KV applies. Times (`now`, ms) come from the
- * proposer's clock and are written into the log, so applying stays a pure
- * function of the log: every replica expires the same sessions at the same
- * index.
+ * Every command the replicated KV applies; applying is a pure function of
+ * the log, so every replica ends the same sessions at the same index.
+ *
+ * Times (`now`, ms) are the proposer's wall clock. In `session_open` and
+ * `session_keepalive` they only set the session's `expiresAt`, which is
+ * reported to clients and decides nothing (since 2026-12-07). `expire
+ * {now}` — what leaders wrote before — ends every session whose
+ * `expiresAt` is at or before `now`: it still applies so that older logs
+ * replay the same, but no leader proposes it any more. The leader decides
+ * expiry on its monotonic clock and writes `session_expire` (see
+ * session_renewals.ts).
  */
 export const kvCommandSchema = z.discriminatedUnion("op", [
   z.object({
@@ -72,6 +82,16 @@ export const kvCommandSchema = z.discriminatedUnion("op", [
   z.object({ op: z.literal("session_keepalive"), id: nat, now: nat }),
   z.object({ op: z.literal("session_close"), id: nat }),
   z.object({ op: z.literal("expire"), now: nat }),
+  z.object({
+    op: z.literal("session_expire"),
+    /** Sessions the leader found silent for their TTL (monotonic clock). */
+    ids: z.array(nat).max(MAX_EXPIRE_IDS),
+    /**
+     * The leader's applied index when it decided: a session that an entry
+     * after it opened or renewed stays (its keep-alive was acknowledged).
+     */
+    asOf: nat,
+  }),
   z.object({ op: z.literal("lock"), name: key, session: nat }),
   z.object({ op: z.literal("unlock"), name: key, session: nat }),
 ]);

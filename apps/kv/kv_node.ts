@@ -8,13 +8,19 @@
 import {
   type CommandStateMachine,
   isReplicationError,
+  type NodeClock,
   type PeerAddress,
   ReplicatedNode,
   type ReplicatedNodeConfig,
   ReplicationMetrics,
+  systemClock,
 } from "@strata/replication";
 import type { RaftEvent } from "@strata/raft";
-import { type KvCommand, KvCommandMessage } from "./kv_commands.ts";
+import {
+  type KvCommand,
+  KvCommandMessage,
+  MAX_EXPIRE_IDS,
+} from "./kv_commands.ts";
 import { type KvResult, KvStateMachine } from "./kv_state_machine.ts";
 import {
   type Consistency,
@@ -59,6 +65,8 @@ class KvReplica implements CommandStateMachine<KvResult | undefined> {
   onAddresses: () => void = () => {};
   /** Called with the ids of sessions an applied command ended. */
   onSessionsEnded: (ids: readonly number[]) => void = () => {};
+  /** Called with the id of a session an applied command opened or renewed. */
+  onSessionRenewed: (id: number) => void = () => {};
 
   get appliedIndex(): number {
     return this.store.appliedIndex;
@@ -83,6 +91,9 @@ class KvReplica implements CommandStateMachine<KvResult | undefined> {
     if (r.op === "expire" && r.expired.length > 0) {
       this.onSessionsEnded(r.expired);
     } else if (r.op === "session_close") this.onSessionsEnded([r.id]);
+    else if (r.op === "session_open" || r.op === "session_keepalive") {
+      this.onSessionRenewed(r.id);
+    }
     return r;
   }
 
@@ -112,6 +123,8 @@ export class KvNode implements KvService {
   readonly #replica: KvReplica;
   readonly #node: ReplicatedNode<KvResult | undefined>;
   readonly #cfg: KvNodeConfig;
+  /** Session expiry reads `monotonic` only; `wall` just labels answers. */
+  readonly #clock: NodeClock;
   readonly #stopExpiry: () => void;
   /** Keep-alives this leader took in memory (session_renewals.ts). */
   readonly #renewals = new SessionRenewals();
@@ -126,6 +139,7 @@ export class KvNode implements KvService {
     learners: LearnerServer | undefined,
   ) {
     this.#cfg = cfg;
+    this.#clock = cfg.clock ?? systemClock;
     this.#learners = learners;
     this.#replica = replica;
     this.#node = node;
@@ -141,13 +155,17 @@ export class KvNode implements KvService {
     this.#stopExpiry = node.onTick(() => this.#maybeExpireSessions());
     const leaderChanged = (leading: boolean) => {
       this.#leaderEpoch++;
-      this.#renewals.leaderChanged(leading, Date.now());
+      this.#renewals.leaderChanged(leading, this.#clock.monotonic());
     };
     node.onLeaderChange((_lead, role) => leaderChanged(role === "leader"));
     if (node.isLeader) leaderChanged(true);
     replica.onSessionsEnded = (ids) => {
       for (const id of ids) this.#renewals.forget(id);
     };
+    // Applied after the open or keep-alive reached its node: counting it
+    // here is late, never early.
+    replica.onSessionRenewed = (id) =>
+      this.#renewals.renewedByLog(id, this.#clock.monotonic());
   }
 
   /**
@@ -397,7 +415,8 @@ export class KvNode implements KvService {
     revision: number;
     leaderHttp?: string;
   }> {
-    const arrivedAt = Date.now();
+    const arrivedAt = this.#clock.monotonic();
+    const arrivedWall = this.#clock.wall();
     const epoch = this.#leaderEpoch;
     if (this.#renewals.leading) {
       // Lease or ReadIndex: no later leader took over before this point,
@@ -411,14 +430,18 @@ export class KvNode implements KvService {
             `session ${id} does not exist (expired or never opened)`,
           );
         }
-        const until = this.#renewals.renew(s, arrivedAt, Date.now());
+        const now = this.#clock.monotonic();
+        const until = this.#renewals.renew(s, arrivedAt, now);
         if (until !== undefined) {
-          return { id, expiresAt: until, revision: this.store.appliedIndex };
+          // The deadline as a wall time on this node, for the client to
+          // read; expiry itself is measured on the monotonic clock.
+          const expiresAt = Math.round(this.#clock.wall() + until - now);
+          return { id, expiresAt, revision: this.store.appliedIndex };
         }
       }
     }
     const r = await this.propose(
-      { op: "session_keepalive", id, now: arrivedAt },
+      { op: "session_keepalive", id, now: arrivedWall },
       signal,
     );
     if (r.op === "error") throw new ServiceError("not_found", r.message);
@@ -437,42 +460,39 @@ export class KvNode implements KvService {
   }
 
   /**
-   * The leader proposes the expiry of sessions past their deadline by its
-   * clock, after writing the renewals it took in memory of those the
-   * replicated state thinks are due (session_renewals.ts).
+   * The leader proposes the expiry of the sessions silent for their TTL on
+   * its monotonic clock (session_renewals.ts): after confirming its
+   * leadership and applying all that was committed, it names them in a
+   * `session_expire` with the index it decided at.
    */
-  #lastExpireProposal = 0;
+  #lastExpireProposal = -Infinity;
   #expiring = false;
   #maybeExpireSessions(): void {
-    if (!this.#node.isLeader || this.store.sessionCount === 0) return;
+    if (!this.#renewals.leading || this.store.sessionCount === 0) return;
     if (this.#expiring) return;
-    const now = Date.now();
+    const now = this.#clock.monotonic();
     if (now - this.#lastExpireProposal < 250) return;
-    const dueByState = this.store.expiredSessions(now);
-    if (dueByState.length === 0) return;
-    const plan = this.#renewals.planExpiry(
-      dueByState.flatMap((id) => this.store.session(id) ?? []),
-      now,
-    );
-    // Renewals are written only ahead of an expiry that needs them: a cell
-    // where every session is kept alive writes nothing.
-    if (plan.due.length === 0) return;
+    if (this.#renewals.due(this.store.sessions(), now, 1).length === 0) return;
     this.#lastExpireProposal = now;
     this.#expiring = true;
+    const epoch = this.#leaderEpoch;
     (async () => {
       const signal = AbortSignal.timeout(5000);
-      // In order: the expiry must not apply before these renewals.
-      await Promise.all(
-        plan.flush.map((k) =>
-          this.propose(
-            { op: "session_keepalive", id: k.id, now: k.now },
-            signal,
-          )
-        ),
+      // Applied up to the commit index of this term: every replica holds
+      // each session's renewedAt exactly past this index (snapshots of the
+      // older format give their own index, which is below it).
+      await this.readBarrier("lease", signal);
+      if (this.#leaderEpoch !== epoch || !this.#renewals.leading) return;
+      // Decided and stamped in one step: an entry applied after `asOf`
+      // that renews one of them keeps it, on every replica.
+      const asOf = this.store.appliedIndex;
+      const ids = this.#renewals.due(
+        this.store.sessions(),
+        this.#clock.monotonic(),
+        MAX_EXPIRE_IDS,
       );
-      if (plan.due.length > 0) {
-        await this.propose({ op: "expire", now }, signal);
-      }
+      if (ids.length === 0) return;
+      await this.propose({ op: "session_expire", ids, asOf }, signal);
     })().catch(() => {}).finally(() => this.#expiring = false);
   }
 

@@ -1,4 +1,4 @@
-import { defineMessage } from "@strata/codec";
+import { CodecError, defineMessage } from "@strata/codec";
 import { z } from "zod";
 import {
   bytesSchema,
@@ -75,25 +75,58 @@ export type KvResult =
 export interface Session {
   id: number;
   ttlMs: number;
-  /** Proposer-clock time (ms) after which an `expire` ends it. */
+  /**
+   * The proposer's wall clock (ms) at its last open or keep-alive through
+   * the log, plus the TTL: reported to clients, and what an old-style
+   * `expire {now}` entry compares with. The leader's expiry decisions do
+   * not read it (session_renewals.ts).
+   */
   expiresAt: number;
+  /**
+   * Log index of the last entry that opened or renewed it (a restored
+   * snapshot of the older format: that snapshot's index). A
+   * `session_expire` decided at an earlier index leaves it alone.
+   */
+  renewedAt: number;
 }
 
 /** Keys under this prefix are the lock files of `/v1/locks/:name`. */
 export const LOCK_PREFIX = "_locks/";
 
+const snapshotKey = z.object({
+  key: z.string(),
+  value: bytesSchema,
+  createRevision: z.number().int(),
+  modRevision: z.number().int(),
+  version: z.number().int(),
+  session: z.number().int().optional(),
+});
+
 const SnapshotMessage = defineMessage(
   "KvSnapshot",
   z.object({
     appliedIndex: z.number().int().nonnegative(),
-    keys: z.array(z.object({
-      key: z.string(),
-      value: bytesSchema,
-      createRevision: z.number().int(),
-      modRevision: z.number().int(),
-      version: z.number().int(),
-      session: z.number().int().optional(),
+    keys: z.array(snapshotKey),
+    sessions: z.array(z.object({
+      id: z.number().int(),
+      ttlMs: z.number().int(),
+      expiresAt: z.number().int(),
+      renewedAt: z.number().int().nonnegative(),
     })),
+  }),
+);
+
+/**
+ * Snapshots written before sessions carried `renewedAt` (2026-12-07):
+ * still restored. Objects travel as positional arrays of fixed length, so
+ * a session of this format fails the current schema, which then falls back
+ * to this one.
+ */
+const SnapshotMessageBeforeRenewedAt = defineMessage(
+  "KvSnapshot",
+  z.object({
+    appliedIndex: z.number().int().nonnegative(),
+    keys: z.array(snapshotKey),
     sessions: z.array(z.object({
       id: z.number().int(),
       ttlMs: z.number().int(),
@@ -101,6 +134,25 @@ const SnapshotMessage = defineMessage(
     })),
   }),
 );
+
+/** Decodes a snapshot of either format (older sessions: renewed at its index). */
+function decodeSnapshot(
+  bytes: Uint8Array,
+): z.output<typeof SnapshotMessage.schema> {
+  try {
+    return SnapshotMessage.decode(bytes);
+  } catch (e) {
+    if (!(e instanceof CodecError) || e.code !== "schema_violation") throw e;
+    const old = SnapshotMessageBeforeRenewedAt.decode(bytes);
+    return {
+      ...old,
+      sessions: old.sessions.map((s) => ({
+        ...s,
+        renewedAt: old.appliedIndex,
+      })),
+    };
+  }
+}
 
 /**
  * The replicated key-value store's state machine: a plain, non-replicated
@@ -176,10 +228,19 @@ export class KvStateMachine {
   /** A session by id. */
   session(id: number): Session | undefined {
     const s = this.#sessions.get(id);
-    return s && { id: s.id, ttlMs: s.ttlMs, expiresAt: s.expiresAt };
+    return s && sessionOf(s);
   }
 
-  /** Sessions whose deadline is at or before `now` (the leader proposes their expiry). */
+  /** Every live session, in opening order (views: read them at once). */
+  sessions(): IterableIterator<Readonly<Session>> {
+    // No copies: the leader walks them on every tick.
+    return this.#sessions.values();
+  }
+
+  /**
+   * Sessions whose `expiresAt` is at or before `now`: what an old-style
+   * `expire {now}` entry ends (leaders decide on their monotonic clock now).
+   */
   expiredSessions(now: number): number[] {
     const out: number[] = [];
     for (const s of this.#sessions.values()) {
@@ -193,11 +254,7 @@ export class KvStateMachine {
     return SnapshotMessage.encode({
       appliedIndex: this.#applied,
       keys: [...this.#keys.values()],
-      sessions: [...this.#sessions.values()].map((s) => ({
-        id: s.id,
-        ttlMs: s.ttlMs,
-        expiresAt: s.expiresAt,
-      })),
+      sessions: [...this.#sessions.values()].map(sessionOf),
     });
   }
 
@@ -206,7 +263,7 @@ export class KvStateMachine {
    * @throws CodecError when the bytes are not a valid snapshot.
    */
   restore(bytes: Uint8Array): void {
-    const snap = SnapshotMessage.decode(bytes);
+    const snap = decodeSnapshot(bytes);
     this.#keys = new OrderedMap<string, KeyValue>();
     this.#sessions = new Map();
     for (const s of snap.sessions) {
@@ -292,6 +349,7 @@ export class KvStateMachine {
           id: rev,
           ttlMs: c.ttlMs,
           expiresAt: c.now + c.ttlMs,
+          renewedAt: rev,
           keys: new Set<string>(),
         };
         this.#sessions.set(rev, s);
@@ -307,6 +365,7 @@ export class KvStateMachine {
         const s = this.#sessions.get(c.id);
         if (!s) return noSession(rev, c.id);
         s.expiresAt = Math.max(s.expiresAt, c.now + s.ttlMs);
+        s.renewedAt = rev;
         return {
           op: "session_keepalive",
           revision: rev,
@@ -324,6 +383,19 @@ export class KvStateMachine {
       case "expire": {
         const expired = this.expiredSessions(c.now);
         for (const id of expired) this.#endSession(rev, id, events);
+        return { op: "expire", revision: rev, expired };
+      }
+      case "session_expire": {
+        // The leader's decision, except for sessions an entry after its
+        // decision renewed: those keep-alives were acknowledged.
+        const expired: number[] = [];
+        for (const id of c.ids) {
+          const s = this.#sessions.get(id);
+          if (s && s.renewedAt <= c.asOf) {
+            this.#endSession(rev, id, events);
+            expired.push(id);
+          }
+        }
         return { op: "expire", revision: rev, expired };
       }
       case "lock": {
@@ -442,6 +514,15 @@ export class KvStateMachine {
       ? actual < c.value
       : actual > c.value;
   }
+}
+
+function sessionOf(s: Session): Session {
+  return {
+    id: s.id,
+    ttlMs: s.ttlMs,
+    expiresAt: s.expiresAt,
+    renewedAt: s.renewedAt,
+  };
 }
 
 function noSession(revision: number, id: number): KvResult {

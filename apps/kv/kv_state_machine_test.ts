@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { z } from "zod";
+import { defineMessage } from "@strata/codec";
 import type { KvCommand } from "./kv_commands.ts";
 import { KvStateMachine, LOCK_PREFIX } from "./kv_state_machine.ts";
 
@@ -126,6 +128,74 @@ Deno.test("keys bound to a session vanish when the session expires or closes", (
   assert.equal(sm.get("svc/b"), undefined);
 });
 
+Deno.test("session_expire ends the sessions it names, except one renewed by an entry after its decision, whatever the deadlines say", () => {
+  const sm = new KvStateMachine();
+  // Deadlines far in the future (a proposer with a fast clock): they do not count.
+  applyAll(sm, [
+    { op: "session_open", ttlMs: 1000, now: 9_000_000_000 },
+    { op: "session_open", ttlMs: 1000, now: 9_000_000_000 },
+    { op: "session_open", ttlMs: 1000, now: 10 },
+    { op: "put", key: "k1", value: enc("a"), session: 1 },
+    { op: "put", key: "k2", value: enc("b"), session: 2 },
+  ]);
+  assert.equal(sm.session(2)?.renewedAt, 2);
+  // Decided at index 5; session 2 is renewed at 6, before the expiry applies.
+  sm.apply(6, { op: "session_keepalive", id: 2, now: 0 });
+  assert.equal(sm.session(2)?.renewedAt, 6);
+  const out = sm.apply(7, { op: "session_expire", ids: [1, 2, 99], asOf: 5 })!;
+  assert.deepEqual(out.result, { op: "expire", revision: 7, expired: [1] });
+  assert.deepEqual(out.events, [{ type: "delete", key: "k1", revision: 7 }]);
+  assert.equal(sm.session(1), undefined);
+  assert.ok(sm.session(2));
+  // Session 3 (deadline long past) is not named: it stays.
+  assert.ok(sm.session(3));
+});
+
+Deno.test("a snapshot of the format before renewedAt restores, its sessions renewed at its index", () => {
+  const old = defineMessage(
+    "KvSnapshot",
+    z.object({
+      appliedIndex: z.number().int().nonnegative(),
+      keys: z.array(z.object({
+        key: z.string(),
+        value: z.custom<Uint8Array>((v) => v instanceof Uint8Array),
+        createRevision: z.number().int(),
+        modRevision: z.number().int(),
+        version: z.number().int(),
+        session: z.number().int().optional(),
+      })),
+      sessions: z.array(z.object({
+        id: z.number().int(),
+        ttlMs: z.number().int(),
+        expiresAt: z.number().int(),
+      })),
+    }),
+  );
+  const sm = new KvStateMachine();
+  sm.restore(old.encode({
+    appliedIndex: 40,
+    keys: [{
+      key: "k",
+      value: enc("v"),
+      createRevision: 12,
+      modRevision: 12,
+      version: 1,
+      session: 11,
+    }],
+    sessions: [{ id: 11, ttlMs: 500, expiresAt: 1234 }],
+  }));
+  assert.deepEqual(sm.session(11), {
+    id: 11,
+    ttlMs: 500,
+    expiresAt: 1234,
+    renewedAt: 40,
+  });
+  assert.equal(dec(sm.get("k")?.value), "v");
+  // The key is still bound to it.
+  sm.apply(41, { op: "session_expire", ids: [11], asOf: 40 });
+  assert.equal(sm.get("k"), undefined);
+});
+
 Deno.test("a lock has one holder, a fencing token, and is released with its session", () => {
   const sm = new KvStateMachine();
   const [s1, s2] = applyAll(sm, [
@@ -211,6 +281,16 @@ const cmdArb: fc.Arbitrary<KvCommand> = fc.oneof(
     now: fc.nat(200),
   }),
   fc.record({ op: fc.constant("expire" as const), now: fc.nat(400) }),
+  fc.record({
+    op: fc.constant("session_keepalive" as const),
+    id: fc.nat(40),
+    now: fc.nat(200),
+  }),
+  fc.record({
+    op: fc.constant("session_expire" as const),
+    ids: fc.array(fc.nat(40), { maxLength: 5 }),
+    asOf: fc.nat(40),
+  }),
 );
 
 Deno.test("a snapshot restores an identical state machine (property)", () => {
@@ -228,6 +308,7 @@ Deno.test("a snapshot restores an identical state machine (property)", () => {
           sm.range("", undefined, 1000),
         );
         assert.equal(copy.appliedIndex, sm.appliedIndex);
+        assert.deepEqual([...copy.sessions()], [...sm.sessions()]);
         // Both go on identically from there.
         const a = applyAll(sm, more, sm.appliedIndex + 1);
         const b = applyAll(copy, more, copy.appliedIndex + 1);

@@ -31,6 +31,11 @@ import {
   CLOCK_GUARD_USAGE,
   clockGuardFromFlags,
 } from "./clock_guard_flags.ts";
+import {
+  installWallStep,
+  WALL_STEP_FLAGS,
+  WALL_STEP_USAGE,
+} from "./wall_step_flag.ts";
 
 const HELP =
   `usage: deno task kv:node --id N --peers LIST --data-dir DIR [options]
@@ -60,6 +65,7 @@ const HELP =
   --secret S          peer secret of the raft transport (default: peer.secret in the auth
                       dir, or STRATA_RAFT_SECRET); every node of a cluster needs the same
 ${CLOCK_GUARD_USAGE}
+${WALL_STEP_USAGE}
 ${EDGE_FLAGS_USAGE}
   -h, --help          this text
 
@@ -70,6 +76,7 @@ writes/txn/sessions/locks write, cluster membership and leadership transfer admi
 const flagsSchema = z.object({
   ...EDGE_FLAGS,
   ...CLOCK_GUARD_FLAGS,
+  ...WALL_STEP_FLAGS,
   id: z.coerce.number().int().positive(),
   peers: z.string({ error: "required" }).min(1),
   "data-dir": z.string({ error: "required" }).min(1),
@@ -130,6 +137,9 @@ async function main(): Promise<number> {
   } catch (e) {
     console.error((e as Error).message);
     return 2;
+  }
+  if (f["test-wall-step-ms"] !== undefined) {
+    installWallStep(f["test-wall-step-ms"], `node ${f.id}`);
   }
   const self = members.get(f.id);
   const listen = f.listen ?? self?.peer;

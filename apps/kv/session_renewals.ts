@@ -1,56 +1,53 @@
 /**
- * Keep-alives a leader acknowledges without a log entry, as etcd's lessor
- * renews leases and Chubby's master extends sessions: in memory, on a
- * leader that has just confirmed its leadership (lease or ReadIndex). A
- * keep-alive through the log cost every node an fsync and the cluster
- * ~4–6 ms of CPU; an idle tables cell sent five a second.
+ * Session expiry on the leader, on its monotonic clock, as etcd's lessor
+ * and Chubby's master keep them: the leader alone decides that a session
+ * is over, from time it measured itself, and writes the decision into the
+ * log (`session_expire`: ids, not a time). No wall clock takes part, so a
+ * step of a wall clock (NTP, a VM resume) neither ends live sessions early
+ * (a forward step) nor keeps dead ones alive (a backward one).
  *
- * The promise is unchanged: a session acknowledged alive by a keep-alive
- * that arrived at wall time `t` is not expired before `t + ttl`.
- * - This leader: a session's deadline is the latest of its deadline in the
- *   replicated state (open, or a keep-alive through the log) and
- *   `renewal + ttl`, where `renewal` is the newest keep-alive this leader
- *   acknowledged in memory, and at least the time it took over.
- * - A later leader: the keep-alive was acknowledged only after this
- *   leader confirmed its leadership after `t`, so any later leader took
- *   over after `t`, and it counts every session as renewed at its own
- *   takeover. (Wall clocks are compared as kv already does: a session's
- *   deadline in the log is the proposer's clock.)
- * - The log: the replicated `expire` ends every session whose deadline
- *   in the state is past its `now`. So before proposing one, the leader
- *   writes the renewals of the sessions the state thinks are due but that
- *   are alive here as `session_keepalive` entries ({@link planExpiry}):
- *   only a cell where some session really expires writes them.
+ * The promise: a session whose keep-alive arrived at time `t` (or that was
+ * opened at `t`) is not expired before `t + ttl`, elapsed time measured on
+ * the leader's monotonic clock.
+ * - This leader counts a session renewed at the latest of: its takeover, a
+ *   keep-alive it acknowledged in memory (when it arrived; taken only
+ *   after confirming leadership, so no log entry and no fsync), and the
+ *   moment it applied an entry that opened or renewed the session (a
+ *   keep-alive sent to a follower goes through the log; the leader applies
+ *   it after it arrived there). A session is due when `ttl` has passed
+ *   since on the monotonic clock.
+ * - A later leader: an acknowledgement happened after its leader confirmed
+ *   its leadership, so any later leader took over after it, and counts
+ *   every session renewed at its own takeover. The deadlines in the log
+ *   (`expiresAt`, the proposers' wall clocks) play no part: a deadline
+ *   written by a leader with a fast clock cannot end a session early.
+ * - The log: the leader decides at its applied index `asOf` and proposes
+ *   `session_expire {ids, asOf}`; a session that an entry after `asOf`
+ *   renewed (a keep-alive through the log, acknowledged before the expiry
+ *   applied) is left alone by every replica. A due session's keep-alive is
+ *   not taken in memory (an expiry naming it may be on its way): it goes
+ *   through the log, which orders it with that expiry.
  *
- * Pure: no clock, no I/O; `KvNode` drives it.
+ * Times here are monotonic milliseconds (any origin; only differences
+ * count). Pure: no clock, no I/O; `KvNode` drives it.
  */
 
-/** A session as the replicated state holds it. */
-export interface SessionDeadline {
+/** What the leader needs of a session. */
+export interface SessionTtl {
   id: number;
   ttlMs: number;
-  /** Deadline in the replicated state (proposer's wall clock, ms). */
-  expiresAt: number;
 }
 
-/** What the leader proposes to expire the sessions that are due. */
-export interface ExpiryPlan {
-  /** Keep-alives to write first: each session's newest renewal here. */
-  flush: Array<{ id: number; now: number }>;
-  /** Sessions that are due by the state and by this leader. */
-  due: number[];
-}
-
-/** The in-memory renewals of one leadership term. */
+/** The renewals of one leadership term, in monotonic milliseconds. */
 export class SessionRenewals {
   #renewed = new Map<number, number>();
   #takeover = -Infinity;
   #leading = false;
 
   /**
-   * This node became leader (`leading`, at wall time `now`) or stopped
-   * being one: renewals of an earlier term are dropped (a leader that
-   * comes back counts every session renewed at its new takeover).
+   * This node became leader (`leading`, at monotonic time `now`) or
+   * stopped being one: renewals of an earlier term are dropped (a leader
+   * that comes back counts every session renewed at its new takeover).
    */
   leaderChanged(leading: boolean, now: number): void {
     this.#renewed.clear();
@@ -63,33 +60,42 @@ export class SessionRenewals {
     return this.#leading;
   }
 
-  /** The session's deadline on this leader (wall ms). */
-  deadline(s: SessionDeadline): number {
-    if (!this.#leading) return s.expiresAt;
-    const renewed = Math.max(
-      this.#renewed.get(s.id) ?? -Infinity,
-      this.#takeover,
-    );
-    return Math.max(s.expiresAt, renewed + s.ttlMs);
+  /**
+   * The session's deadline on this leader (monotonic ms): its last
+   * renewal here (at least the takeover) plus its TTL; -Infinity when not
+   * leading.
+   */
+  deadline(s: SessionTtl): number {
+    if (!this.#leading) return -Infinity;
+    const renewed = this.#renewed.get(s.id);
+    return (renewed === undefined || renewed < this.#takeover
+      ? this.#takeover
+      : renewed) + s.ttlMs;
   }
 
   /**
-   * Takes a keep-alive that arrived at `arrivedAt` in memory, if the
-   * session is not already due at `now` (a due session may be in an
-   * expiry on its way through the log: its keep-alive must go through the
-   * log too, after it). Call only after confirming leadership.
-   * @returns the new deadline, or undefined when it must go through the log.
+   * An entry that opened or renewed session `id` was applied here at
+   * monotonic time `now` (only counts while leading).
+   */
+  renewedByLog(id: number, now: number): void {
+    if (this.#leading) this.#note(id, now);
+  }
+
+  /**
+   * Takes a keep-alive that arrived at monotonic `arrivedAt` in memory,
+   * unless the session is already due at `now` (an expiry naming it may be
+   * on its way through the log: its keep-alive must go through the log
+   * too, after it). Call only after confirming leadership.
+   * @returns the new deadline (monotonic ms), or undefined when the
+   *   keep-alive must go through the log.
    */
   renew(
-    s: SessionDeadline,
+    s: SessionTtl,
     arrivedAt: number,
     now: number,
   ): number | undefined {
     if (!this.#leading || this.deadline(s) <= now) return undefined;
-    this.#renewed.set(
-      s.id,
-      Math.max(this.#renewed.get(s.id) ?? -Infinity, arrivedAt),
-    );
+    this.#note(s.id, arrivedAt);
     return this.deadline(s);
   }
 
@@ -99,22 +105,21 @@ export class SessionRenewals {
   }
 
   /**
-   * What to propose at wall time `now` for the sessions the state thinks
-   * are due (`expiresAt <= now`): keep-alives for those alive here, then
-   * (if any is due here too) `expire {now}`.
+   * The sessions due at monotonic `now` (none when not leading), at most
+   * `max` of them.
    */
-  planExpiry(dueByState: readonly SessionDeadline[], now: number): ExpiryPlan {
-    const plan: ExpiryPlan = { flush: [], due: [] };
-    for (const s of dueByState) {
-      if (s.expiresAt > now) continue;
-      if (this.deadline(s) > now) {
-        const renewed = Math.max(
-          this.#renewed.get(s.id) ?? -Infinity,
-          this.#takeover,
-        );
-        plan.flush.push({ id: s.id, now: renewed });
-      } else plan.due.push(s.id);
+  due(sessions: Iterable<SessionTtl>, now: number, max = Infinity): number[] {
+    const out: number[] = [];
+    if (!this.#leading) return out;
+    for (const s of sessions) {
+      if (out.length >= max) break;
+      if (this.deadline(s) <= now) out.push(s.id);
     }
-    return plan;
+    return out;
+  }
+
+  #note(id: number, at: number): void {
+    const cur = this.#renewed.get(id);
+    if (cur === undefined || at > cur) this.#renewed.set(id, at);
   }
 }
