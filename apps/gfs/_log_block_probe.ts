@@ -10,7 +10,8 @@
  * (the GFS client of the tablet servers), each chunkserver (with its data
  * port appends and applies: the primary takes appends, a secondary applies)
  * and each master (the leader answers every call), from /proc (user +
- * system; `CPU=user` or `CPU=sys` for one). `EXISTS=0` leaves the exists
+ * system; `CPU=user` or `CPU=sys` for one), and each chunkserver's
+ * context switches per block (all threads). `EXISTS=0` leaves the exists
  * calls out; `HTTP1=1` makes the client's master calls with its `http1`
  * option (as a tablet server does).
  *
@@ -43,6 +44,20 @@ function cpuMs(pid: number | "self"): number {
   const user = Number(f[11]), sys = Number(f[12]);
   const t = MODE === "user" ? user : MODE === "sys" ? sys : user + sys;
   return t / TICKS * 1000;
+}
+
+/** Context switches of a process so far (every thread, voluntary or not). */
+function switches(pid: number): number {
+  let n = 0;
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/status`);
+      for (const m of s.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
+    } catch {
+      // The thread ended.
+    }
+  }
+  return n;
 }
 
 const root = await Deno.makeTempDir({ prefix: "gfs-log-block-" });
@@ -113,6 +128,7 @@ try {
   for (let round = 1; round <= ROUNDS; round++) {
     const p0 = await Promise.all(cs.map((c) => portCalls(c.url)));
     const c0 = pids.map(cpuMs), s0 = cpuMs("self");
+    const x0 = cs.map((c) => switches(c.process.pid));
     let n = 0;
     const t0 = performance.now();
     await Promise.all(logs.map(async (l, i) => {
@@ -125,6 +141,7 @@ try {
     const seconds = (performance.now() - t0) / 1000;
     const p1 = await Promise.all(cs.map((c) => portCalls(c.url)));
     const per = pids.map((p, i) => (cpuMs(p) - c0[i]!) / n);
+    const sw = cs.map((c, i) => (switches(c.process.pid) - x0[i]!) / n);
     const clientMs = (cpuMs("self") - s0) / n;
     console.log(JSON.stringify({
       round,
@@ -141,6 +158,7 @@ try {
           })`
         ),
         masters: per.slice(cs.length).map(r3),
+        chunkserverSwitchesPerBlock: sw.map((v) => Math.round(v * 10) / 10),
         total: r3(clientMs + per.reduce((a, b) => a + b, 0)),
       },
       loadavg: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3)
