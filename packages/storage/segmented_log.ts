@@ -1024,6 +1024,7 @@ export class SegmentedLog {
       throw this.#fail(e, "append failed");
     }
   }
+
   /**
    * A batch's `fdatasync`: inline (see the `inlineSync` option) while
    * syncs have been fast, else on the thread pool.
