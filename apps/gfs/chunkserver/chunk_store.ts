@@ -319,6 +319,11 @@ export class ChunkStore {
     return this.#journal.syncCount;
   }
 
+  /** Of {@link journalSyncs}, those run inline on the event loop (see `open`). */
+  get journalInlineSyncs(): number {
+    return this.#journal.inlineSyncCount;
+  }
+
   /** Bytes journaled but not yet folded into blocks (all chunks). */
   get unfoldedBytes(): number {
     return this.#tailBytes;
