@@ -8,7 +8,8 @@
  * paths. Runs `SECS` seconds (default 6), `ROUNDS` times (default 2), and
  * prints per round the blocks/s and the CPU time per block of this process
  * (the GFS client of the tablet servers), each chunkserver (with its data
- * port appends and applies: the primary takes appends, a secondary applies)
+ * port appends and applies: the primary takes appends, a secondary applies;
+ * and its journal syncs, and how many of them ran inline)
  * and each master (the leader answers every call), from /proc (user +
  * system; `CPU=user` or `CPU=sys` for one), and each chunkserver's
  * context switches per block (all threads). `EXISTS=0` leaves the exists
@@ -69,7 +70,9 @@ const cluster = await startCluster({
 const token = cluster.secrets!.tokens.admin;
 
 /** A chunkserver's data port appends (as primary) and applies (as secondary). */
-async function portCalls(url: string): Promise<[number, number]> {
+async function portCalls(
+  url: string,
+): Promise<[number, number, number, number]> {
   const res = await fetch(`${url}/metrics`, {
     headers: { authorization: `Bearer ${token}` },
   });
@@ -78,7 +81,12 @@ async function portCalls(url: string): Promise<[number, number]> {
     Number(text.match(new RegExp(`${name}\\{[^}]*\\} (\\d+)`))?.[1] ?? 0);
   const calls = get("gfs_chunkserver_data_port_calls_total");
   const applies = get("gfs_chunkserver_data_port_applies_total");
-  return [calls - applies, applies];
+  return [
+    calls - applies,
+    applies,
+    get("gfs_chunkserver_journal_syncs_total"),
+    get("gfs_chunkserver_journal_inline_syncs_total"),
+  ];
 }
 
 try {
@@ -155,6 +163,8 @@ try {
         chunkservers: per.slice(0, cs.length).map((v, i) =>
           `${r3(v)} (appends ${p1[i]![0] - p0[i]![0]}, applies ${
             p1[i]![1] - p0[i]![1]
+          }, journal syncs ${p1[i]![2] - p0[i]![2]}, inline ${
+            p1[i]![3] - p0[i]![3]
           })`
         ),
         masters: per.slice(cs.length).map(r3),
