@@ -8,9 +8,11 @@
  * paths. Runs `SECS` seconds (default 6), `ROUNDS` times (default 2), and
  * prints per round the blocks/s and the CPU time per block of this process
  * (the GFS client of the tablet servers), each chunkserver (with its data
- * port appends and applies: the primary takes appends, a secondary applies)
+ * port appends and applies: the primary takes appends, a secondary applies;
+ * and its journal syncs, and how many of them ran inline)
  * and each master (the leader answers every call), from /proc (user +
- * system; `CPU=user` or `CPU=sys` for one). `EXISTS=0` leaves the exists
+ * system; `CPU=user` or `CPU=sys` for one), and each chunkserver's
+ * context switches per block (all threads). `EXISTS=0` leaves the exists
  * calls out; `HTTP1=1` makes the client's master calls with its `http1`
  * option (as a tablet server does).
  *
@@ -45,6 +47,20 @@ function cpuMs(pid: number | "self"): number {
   return t / TICKS * 1000;
 }
 
+/** Context switches of a process so far (every thread, voluntary or not). */
+function switches(pid: number): number {
+  let n = 0;
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/status`);
+      for (const m of s.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
+    } catch {
+      // The thread ended.
+    }
+  }
+  return n;
+}
+
 const root = await Deno.makeTempDir({ prefix: "gfs-log-block-" });
 const cluster = await startCluster({
   dataDir: join(root, "cell"),
@@ -54,7 +70,9 @@ const cluster = await startCluster({
 const token = cluster.secrets!.tokens.admin;
 
 /** A chunkserver's data port appends (as primary) and applies (as secondary). */
-async function portCalls(url: string): Promise<[number, number]> {
+async function portCalls(
+  url: string,
+): Promise<[number, number, number, number]> {
   const res = await fetch(`${url}/metrics`, {
     headers: { authorization: `Bearer ${token}` },
   });
@@ -63,7 +81,12 @@ async function portCalls(url: string): Promise<[number, number]> {
     Number(text.match(new RegExp(`${name}\\{[^}]*\\} (\\d+)`))?.[1] ?? 0);
   const calls = get("gfs_chunkserver_data_port_calls_total");
   const applies = get("gfs_chunkserver_data_port_applies_total");
-  return [calls - applies, applies];
+  return [
+    calls - applies,
+    applies,
+    get("gfs_chunkserver_journal_syncs_total"),
+    get("gfs_chunkserver_journal_inline_syncs_total"),
+  ];
 }
 
 try {
@@ -113,6 +136,7 @@ try {
   for (let round = 1; round <= ROUNDS; round++) {
     const p0 = await Promise.all(cs.map((c) => portCalls(c.url)));
     const c0 = pids.map(cpuMs), s0 = cpuMs("self");
+    const x0 = cs.map((c) => switches(c.process.pid));
     let n = 0;
     const t0 = performance.now();
     await Promise.all(logs.map(async (l, i) => {
@@ -125,6 +149,7 @@ try {
     const seconds = (performance.now() - t0) / 1000;
     const p1 = await Promise.all(cs.map((c) => portCalls(c.url)));
     const per = pids.map((p, i) => (cpuMs(p) - c0[i]!) / n);
+    const sw = cs.map((c, i) => (switches(c.process.pid) - x0[i]!) / n);
     const clientMs = (cpuMs("self") - s0) / n;
     console.log(JSON.stringify({
       round,
@@ -138,9 +163,12 @@ try {
         chunkservers: per.slice(0, cs.length).map((v, i) =>
           `${r3(v)} (appends ${p1[i]![0] - p0[i]![0]}, applies ${
             p1[i]![1] - p0[i]![1]
+          }, journal syncs ${p1[i]![2] - p0[i]![2]}, inline ${
+            p1[i]![3] - p0[i]![3]
           })`
         ),
         masters: per.slice(cs.length).map(r3),
+        chunkserverSwitchesPerBlock: sw.map((v) => Math.round(v * 10) / 10),
         total: r3(clientMs + per.reduce((a, b) => a + b, 0)),
       },
       loadavg: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3)

@@ -17,18 +17,27 @@ export class GroupCommit<T, R> {
   #idleWaiters: Array<() => void> = [];
   readonly #flush: (items: T[]) => Promise<R[]>;
   readonly #maxBatch: number;
+  readonly #gatherTurns: number;
 
   /**
    * @param flush writes (and syncs) a batch; returns one result per item in
    *   order. A throw rejects every item of the batch with that error.
    * @param maxBatch most items per flush (default 65536).
+   * @param gatherTurns before a flush, wait until nothing has been
+   *   submitted for this many microtask turns (at most 32 times as many in
+   *   all; default 0: one turn). For a flush that holds the event loop
+   *   (a synchronous sync), when nothing submitted during it can join the
+   *   next one: submitters chained through promises, each a few turns
+   *   after the last, then still share a flush.
    */
   constructor(
     flush: (items: T[]) => Promise<R[]>,
     maxBatch = 65536,
+    gatherTurns = 0,
   ) {
     this.#flush = flush;
     this.#maxBatch = maxBatch;
+    this.#gatherTurns = gatherTurns;
   }
 
   /** Items and tasks waiting or in flight. */
@@ -77,6 +86,7 @@ export class GroupCommit<T, R> {
   async #loop(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
+        if (this.#gatherTurns > 0) await this.#gather();
         const head = this.#queue[0]!;
         if (head.kind === "task") {
           this.#queue.shift();
@@ -104,6 +114,21 @@ export class GroupCommit<T, R> {
       this.#running = false;
       const waiters = this.#idleWaiters.splice(0);
       for (const w of waiters) w();
+    }
+  }
+
+  /** Waits until the queue has not grown for `gatherTurns` microtask turns. */
+  async #gather(): Promise<void> {
+    const most = this.#gatherTurns * 32;
+    let seen = this.#queue.length;
+    for (let quiet = 0, turns = 0; quiet < this.#gatherTurns && turns < most;) {
+      await undefined;
+      turns++;
+      if (this.#queue.length === seen) quiet++;
+      else {
+        seen = this.#queue.length;
+        quiet = 0;
+      }
     }
   }
 }

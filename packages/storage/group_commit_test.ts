@@ -56,3 +56,30 @@ Deno.test("exclusive tasks run in order between flushes", async () => {
   await gc.idle();
   assert.equal(gc.pending, 0);
 });
+
+Deno.test("with gatherTurns, submitters chained a few microtasks apart share one flush (without, the first goes alone)", async () => {
+  for (const gatherTurns of [0, 8]) {
+    const batches: number[][] = [];
+    const gc = new GroupCommit<number, number>(
+      (items) => {
+        batches.push(items);
+        return Promise.resolve(items);
+      },
+      undefined,
+      gatherTurns,
+    );
+    // Each submits three microtask turns after the one before, as appends
+    // of one chunk through its serial queue do.
+    let chain = Promise.resolve();
+    const all: Promise<number>[] = [];
+    for (let i = 0; i < 6; i++) {
+      chain = chain.then(() => {
+        all.push(gc.submit(i));
+      }).then(() => {}).then(() => {});
+    }
+    await chain;
+    assert.deepEqual((await Promise.all(all)).sort(), [0, 1, 2, 3, 4, 5]);
+    if (gatherTurns === 0) assert.deepEqual(batches[0], [0]);
+    else assert.deepEqual(batches, [[0, 1, 2, 3, 4, 5]]);
+  }
+});

@@ -42,6 +42,24 @@ export interface SegmentedLogOptions {
    * covers both. Saves the system call per append.
    */
   mapped?: boolean;
+  /**
+   * Under `"always"`, run a batch's `fdatasync` on the calling thread
+   * (blocking the event loop for the device's flush) instead of on the
+   * runtime's thread pool (default false). Equally durable: the batch's
+   * appends still resolve only after the sync that covers them. It saves
+   * the hand-off per batch: a duplicated descriptor (`fcntl` + `close`),
+   * two thread wake-ups and an event-loop wake-up; measured on the shared
+   * 2-core VM, 40-45 µs of CPU per 7.5 KB write + sync instead of 85-95,
+   * and less wall time (100-110 µs instead of 155-214). For a log whose
+   * owner has nothing better to do during a sync (a chunkserver's journal,
+   * on fast flushes): while a sync runs nothing else in the process runs.
+   * While the moving average of sync times is above `inlineSyncMaxMs`,
+   * syncs go to the thread pool (a slow device must not stall the
+   * process).
+   */
+  inlineSync?: boolean;
+  /** Average sync time (ms) above which {@link inlineSync} is not done inline (default 10). */
+  inlineSyncMaxMs?: number;
 }
 
 const OptionsSchema = z.object({
@@ -50,7 +68,15 @@ const OptionsSchema = z.object({
   maxRecordBytes: z.number().int().min(1).max(2 ** 31).default(16 * 2 ** 20),
   preallocate: z.boolean().default(true),
   mapped: z.boolean().default(true),
+  inlineSync: z.boolean().default(false),
+  inlineSyncMaxMs: z.number().min(0).max(60_000).default(10),
 });
+
+/**
+ * With `inlineSync`, a flush waits until no append has been submitted for
+ * this many microtask turns (see {@link GroupCommit}).
+ */
+const INLINE_GATHER_TURNS = 8;
 
 /** What {@link SegmentedLog.open} found and repaired. */
 export interface LogRecoveryReport {
@@ -228,6 +254,9 @@ export class SegmentedLog {
   #syncTimer: ReturnType<typeof setTimeout> | null = null;
   #durable: number;
   #syncs = 0;
+  /** Moving average of a batch's sync time, ms (see `inlineSync`). */
+  #syncMs = 0;
+  #inlineSyncs = 0;
   /** A zero-filled file being prepared to become the next segment. */
   #spare: Promise<string | null> | null = null;
   /** An append was written by the fast path in this turn (see `append`). */
@@ -261,7 +290,14 @@ export class SegmentedLog {
     this.#segments = segments;
     this.#writer = writer;
     this.recovery = recovery;
-    this.#commit = new GroupCommit((batch) => this.#flush(batch));
+    // Inline syncs hold the loop: only appends made in this turn can join
+    // a batch, and a burst of them may be queued a few microtasks apart
+    // (one chunk's appends go through its serial queue).
+    this.#commit = new GroupCommit(
+      (batch) => this.#flush(batch),
+      undefined,
+      opts.inlineSync && opts.sync === "always" ? INLINE_GATHER_TURNS : 0,
+    );
     this.#durable = this.lastIndex;
   }
 
@@ -354,6 +390,11 @@ export class SegmentedLog {
   /** `fdatasync` calls made so far (group commit makes it far fewer than appends). */
   get syncCount(): number {
     return this.#syncs;
+  }
+
+  /** Of {@link syncCount}, the batch syncs run inline (the `inlineSync` option). */
+  get inlineSyncCount(): number {
+    return this.#inlineSyncs;
   }
 
   /** Bytes of the records in the log (framing included), over every segment. */
@@ -973,7 +1014,7 @@ export class SegmentedLog {
       const policy = this.#opts.sync;
       if (policy === "always") {
         const last = this.lastIndex;
-        await this.#writer.syncData();
+        await this.#syncBatch();
         this.#syncs++;
         this.#durable = last;
       } else this.#scheduleSync();
@@ -982,6 +1023,21 @@ export class SegmentedLog {
       if (e instanceof StorageError && e.code !== "io") throw e;
       throw this.#fail(e, "append failed");
     }
+  }
+
+  /**
+   * A batch's `fdatasync`: inline (see the `inlineSync` option) while
+   * syncs have been fast, else on the thread pool.
+   */
+  async #syncBatch(): Promise<void> {
+    const t0 = performance.now();
+    if (this.#opts.inlineSync && this.#syncMs <= this.#opts.inlineSyncMaxMs) {
+      this.#writer.syncDataSync();
+      this.#inlineSyncs++;
+    } else await this.#writer.syncData();
+    // A moving average (1/16 weight): one slow sync (the process was
+    // descheduled under load) does not move it far; a slow device does.
+    this.#syncMs += (performance.now() - t0 - this.#syncMs) / 16;
   }
 }
 

@@ -102,6 +102,37 @@ Deno.test("concurrent appenders share fsyncs and each gets its own contiguous ra
   });
 });
 
+Deno.test("inlineSync: concurrent appends share inline syncs and read back after a reopen; a slow average moves syncs to the thread pool", async () => {
+  await withDir(async (dir) => {
+    let log = await SegmentedLog.open(dir, { ...SMALL, inlineSync: true });
+    const before = log.syncCount;
+    const ranges = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => log.append([rec(i)])),
+    );
+    assert.deepEqual(ranges.map((r) => r.first), ranges.map((_, i) => i + 1));
+    const syncs = log.syncCount - before;
+    assert.ok(syncs >= 1 && syncs < 20, `${syncs} syncs for 20 appends`);
+    assert.equal(log.inlineSyncCount, syncs);
+    await log.close();
+    log = await SegmentedLog.open(dir, SMALL);
+    assert.deepEqual(
+      await log.read(1, 21),
+      Array.from({ length: 20 }, (_, i) => rec(i)),
+    );
+    await log.close();
+    // Any sync is slower than 0 ms: after the first, none is inline.
+    log = await SegmentedLog.open(join(dir, "slow"), {
+      ...SMALL,
+      inlineSync: true,
+      inlineSyncMaxMs: 0,
+    });
+    for (let i = 0; i < 5; i++) await log.append([rec(i)]);
+    assert.equal(log.syncCount, 5);
+    assert.equal(log.inlineSyncCount, 1);
+    await log.close();
+  });
+});
+
 Deno.test("bad arguments get typed errors and leave the log usable", async () => {
   await withDir(async (dir) => {
     const log = await SegmentedLog.open(dir, { ...SMALL, maxRecordBytes: 100 });

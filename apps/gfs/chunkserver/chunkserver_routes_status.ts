@@ -51,6 +51,15 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
           stats.grantedCreates,
           { id },
         ),
+        // Inline unless syncs have been slow (a moving average over 10 ms).
+        promLine("gfs_chunkserver_journal_syncs_total", store.journalSyncs, {
+          id,
+        }),
+        promLine(
+          "gfs_chunkserver_journal_inline_syncs_total",
+          store.journalInlineSyncs,
+          { id },
+        ),
       ].join("\n") + "\n",
       200,
       { "content-type": "text/plain; version=0.0.4" },

@@ -109,8 +109,10 @@ export class RecordAppender {
           data.set(run[k]!.data, o);
         }
         const seq = order.takeSeq(handle, version);
-        const [, f] = await Promise.all([
-          store.write(handle, version, length, data),
+        // The forwards first: on the secondaries' data ports they are sent
+        // in this turn, before this replica's own write and sync (which
+        // holds the event loop), so the three syncs overlap.
+        const [f] = await Promise.all([
           this.cs.secondaries.applyBytes(
             secondaries,
             handle,
@@ -118,6 +120,7 @@ export class RecordAppender {
             data,
             ctl.signal,
           ),
+          store.write(handle, version, length, data),
         ]);
         if (f.failed.length > 0) {
           throw new GfsError(

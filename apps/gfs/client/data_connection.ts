@@ -116,15 +116,26 @@ export class DataPorts {
    * @throws GfsError as {@link DataPorts.read}; when `signal` aborts, its
    *   reason (or `unavailable` once the call was sent).
    */
-  async applyBytes(
+  applyBytes(
     server: string,
-    m: {
-      handle: number;
-      version: number;
-      offset: number;
-      seq: number | null;
-      data: Uint8Array;
-    },
+    m: ApplyBytesCall,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<{ length: number } | null> {
+    // With a connection at hand the call is sent now, in the caller's turn:
+    // a primary forwards a batch before its own write and sync, which may
+    // hold the event loop (see the chunk store's journal).
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const ready = this.#closed ? undefined : this.#pooled(server, timeoutMs);
+    if (ready !== undefined) {
+      return this.#applyOn(server, ready, m, timeoutMs, signal);
+    }
+    return this.#applyBytesDialing(server, m, timeoutMs, signal);
+  }
+
+  async #applyBytesDialing(
+    server: string,
+    m: ApplyBytesCall,
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<{ length: number } | null> {
@@ -132,6 +143,16 @@ export class DataPorts {
     // secondary must not hold its primary's chunk queue for the dial timeouts).
     const conn = await abortable(this.#connection(server, timeoutMs), signal);
     if (conn === null) return null;
+    return await this.#applyOn(server, conn, m, timeoutMs, signal);
+  }
+
+  async #applyOn(
+    server: string,
+    conn: Conn,
+    m: ApplyBytesCall,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<{ length: number }> {
     const reply = await this.#call(server, conn, () =>
       conn.call(
         ApplyBytes,
@@ -184,25 +205,32 @@ export class DataPorts {
     timeoutMs: number,
   ): Promise<Conn | null> {
     if (this.#closed) throw new GfsError("unavailable", "client closed");
-    const pool = this.#pools.get(server);
-    if (pool !== undefined && pool.conns.length > 0) {
-      // The least busy; another socket only when every one is busy.
-      let best = pool.conns[0]!;
-      for (const c of pool.conns) if (c.inFlight < best.inFlight) best = c;
-      const max = this.#o.connectionsPerServer ?? 2;
-      if (best.inFlight === 0 || pool.conns.length >= max) return best;
-      if (pool.dialing === null) {
-        // this call uses `best`
-        this.#dial(server, pool, timeoutMs).catch(() => {});
-      }
-      return best;
-    }
+    const pooled = this.#pooled(server, timeoutMs);
+    if (pooled !== undefined) return pooled;
     const port = (await this.#discovery.get(server, timeoutMs)).dataPort;
     if (port === null) return null;
     const p = this.#pools.get(server) ?? { conns: [], dialing: null };
     this.#pools.set(server, p);
     if (p.conns.length > 0) return p.conns[0]!;
     return await (p.dialing ?? this.#dial(server, p, timeoutMs, port));
+  }
+
+  /**
+   * The least busy pooled connection to `server` (dialing another in the
+   * background when every one is busy and the pool has room), or
+   * undefined when it has none yet.
+   */
+  #pooled(server: string, timeoutMs: number): Conn | undefined {
+    const pool = this.#pools.get(server);
+    if (pool === undefined || pool.conns.length === 0) return undefined;
+    let best = pool.conns[0]!;
+    for (const c of pool.conns) if (c.inFlight < best.inFlight) best = c;
+    const max = this.#o.connectionsPerServer ?? 2;
+    if (best.inFlight > 0 && pool.conns.length < max && pool.dialing === null) {
+      // this call uses `best`
+      this.#dial(server, pool, timeoutMs).catch(() => {});
+    }
+    return best;
   }
 
   /**
@@ -283,6 +311,15 @@ export class DataPorts {
     if (i >= 0) pool.conns.splice(i, 1);
     conn.close().catch(() => {});
   }
+}
+
+/** A record-append batch a primary forwards to one secondary. */
+interface ApplyBytesCall {
+  handle: number;
+  version: number;
+  offset: number;
+  seq: number | null;
+  data: Uint8Array;
 }
 
 /** `p`, or its rejection with `signal`'s reason as soon as that aborts (`p` runs on). */
