@@ -2,9 +2,10 @@
  * Probe: only bench:tables' put lines (1, 16, 256 clients; tables with 3
  * tablet servers on GFS against a 3-member etcd, interleaved, 5 s each),
  * for quick A/B runs of the tablet servers' write path. Prints ops/s and
- * the tables ÷ etcd ratio per line, and the CPU time each side's processes
- * (by component) and the load generator spent per put; writes no results
- * file.
+ * the tables ÷ etcd ratio per line, the CPU time each side's processes
+ * (by component) and the load generator spent per put, and the tablet
+ * servers' log blocks in the tables line and their records per block (the
+ * group commit's size); writes no results file.
  * `deno run -A benches/_tables_put_probe.ts [rounds]`; `PROBE_CLIENTS=256`
  * (comma-separated) runs only those lines, `PROBE_SECONDS` sets their
  * length (default 5). Each line prints its window in /proc/uptime seconds,
@@ -109,6 +110,20 @@ try {
     },
     etcd: { etcd: etcd.pids },
   };
+  /** The tablet servers' log blocks and records so far (`/v1/status`). */
+  const logTotals = async () => {
+    let blocks = 0;
+    let records = 0;
+    for (const p of stack.servers.values()) {
+      const res = await fetch(`${p.url}/v1/status`, {
+        headers: { authorization: `Bearer ${t.read}` },
+      }).catch(() => undefined);
+      const log = res?.ok ? (await res.json()).log : await res?.body?.cancel();
+      blocks += log?.blocks ?? 0;
+      records += log?.records ?? 0;
+    }
+    return { blocks, records };
+  };
   const cpu = (name: string) =>
     Promise.all(
       [...Object.values(pids[name]!), [Deno.pid]].map((p) => cpuMs(p)),
@@ -135,6 +150,7 @@ try {
       const ops: Record<string, number> = {};
       const cpuLines: string[] = [];
       for (const [name, put] of Object.entries(targets)) {
+        const l0 = name === "tables" ? await logTotals() : undefined;
         const [c0, u0] = [await cpu(name), await uptime()];
         const res = await runLoad(
           c,
@@ -142,6 +158,15 @@ try {
           (w, s) => put(key8(w * 7919 + s)),
         );
         const [c1, u1] = [await cpu(name), await uptime()];
+        if (l0 !== undefined) {
+          const l1 = await logTotals();
+          const blocks = l1.blocks - l0.blocks;
+          cpuLines.push(
+            `  tables log: ${blocks} blocks, ${
+              (blocks ? (l1.records - l0.records) / blocks : 0).toFixed(1)
+            } records per block`,
+          );
+        }
         cpuLines.push(`  ${name} window (uptime s): ${u0} ${u1}`);
         ops[name] = res.opsPerSec;
         if (res.errors > 0) console.log(`  ${name}: ${res.errors} errors`);

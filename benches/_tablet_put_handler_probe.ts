@@ -17,7 +17,9 @@
  * bare `Deno.serve` that reads the body and answers (the floor);
  * `PROBE_APPEND_MS` sets the stand-in append's time (default 4 ms);
  * `PROBE_HEAP_DIR=<dir>` writes a sampling heap profile of every side's
- * measured puts there (its CPU figures then include the profiler).
+ * measured puts there (its CPU figures then include the profiler);
+ * `PROBE_V8_FLAGS` adds V8 flags to the children (e.g. `--perf-basic-prof`
+ * for `perf record -p <child>`).
  */
 import { Http1Client } from "@strata/edge";
 import { SERVER_V8_FLAGS } from "@strata/tables/stack_launcher";
@@ -142,6 +144,12 @@ interface Child {
   gc: Promise<{ allocated: number; gcs: number }>;
 }
 
+/** `PROBE_V8_FLAGS` (comma-separated), e.g. `--perf-basic-prof` for perf. */
+function extraV8Flags(): string[] {
+  const f = Deno.env.get("PROBE_V8_FLAGS");
+  return f ? f.split(",") : [];
+}
+
 /** Starts the child of checkout `root`. */
 async function start(root: string, tag: string): Promise<Child> {
   const prof = Deno.env.get("PROBE_PROF_DIR");
@@ -150,7 +158,9 @@ async function start(root: string, tag: string): Promise<Child> {
       "run",
       "-A",
       // The tablet servers' own heap flags, as the stack launcher gives them.
-      `--v8-flags=--trace-gc,${SERVER_V8_FLAGS.join(",")}`,
+      `--v8-flags=--trace-gc,${
+        [...SERVER_V8_FLAGS, ...extraV8Flags()].join(",")
+      }`,
       ...(prof
         ? [`--cpu-prof-dir=${prof}/${tag}`, "--cpu-prof-interval=100"]
         : []),
@@ -246,6 +256,12 @@ async function heapSampling(
   };
 }
 
+/** Voluntary context switches of `pid`'s main thread (its sleeps, so its wake-ups). */
+async function wakeUps(pid: number): Promise<number> {
+  const s = await Deno.readTextFile(`/proc/${pid}/task/${pid}/status`);
+  return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(s)?.[1] ?? NaN);
+}
+
 /** CPU ms of `pid`'s threads: [main user, main sys, other threads]. */
 async function threadCpu(pid: number): Promise<number[]> {
   const out = [0, 0, 0];
@@ -321,11 +337,13 @@ async function drive(): Promise<void> {
         let bad = 0;
         let rate = 0;
         let split: number[] = [];
+        let wakes = NaN;
         try {
           await run(child.port, N / 2); // warm-up: JIT, connections
-          const [c0, h0, t0] = [
+          const [c0, h0, w0, t0] = [
             await cpuMs([child.proc.pid]),
             await threadCpu(child.proc.pid),
+            await wakeUps(child.proc.pid),
             performance.now(),
           ];
           const heap = Deno.env.get("PROBE_HEAP_DIR")
@@ -339,11 +357,13 @@ async function drive(): Promise<void> {
             await Deno.writeTextFile(file, JSON.stringify(await heap()));
             console.log(`${name}: sampled allocations of ${N} puts in ${file}`);
           }
-          const [c1, h1, t1] = [
+          const [c1, h1, w1, t1] = [
             await cpuMs([child.proc.pid]),
             await threadCpu(child.proc.pid),
+            await wakeUps(child.proc.pid),
             performance.now(),
           ];
+          wakes = (w1 - w0) / N;
           split = h1.map((v, i) => (v - h0[i]!) * 1000 / N);
           us = (c1 - c0) * 1000 / N;
           rate = N / ((t1 - t0) / 1000);
@@ -364,7 +384,9 @@ async function drive(): Promise<void> {
             split[0]?.toFixed(1)
           }, sys ${split[1]?.toFixed(1)}, other threads ${
             split[2]?.toFixed(1)
-          }), ${rate.toFixed(0)} puts/s${bad ? `, ${bad} not 200` : ""} (load ${
+          }; ${wakes.toFixed(3)} main-thread wake-ups/put), ${
+            rate.toFixed(0)
+          } puts/s${bad ? `, ${bad} not 200` : ""} (load ${
             Deno.loadavg()[0]!.toFixed(1)
           }, ${new Date().toISOString().slice(11, 19)} UTC)`,
         );

@@ -394,24 +394,50 @@ export class LsmStore {
     return this.#writeWaiting(record, views);
   }
 
-  /** A write whose append waits (a sync, a queue): applied when it resolves. */
-  async #writeWaiting(record: Uint8Array, views: Entry[]): Promise<void> {
+  /**
+   * A write whose append waits (a sync, a queue): applied when it
+   * resolves. A `then` chain, not an async function: every put of a
+   * tablet server waits here for its group commit, and the async
+   * function's state and its two awaits were ~0.9 KB of garbage a put.
+   */
+  #writeWaiting(record: Uint8Array, views: Entry[]): Promise<void> {
     this.#waiting++;
     this.#inFlight++;
+    let appended: Promise<{ last: number }>;
     try {
-      let last: number;
-      try {
-        ({ last } = await this.#log.append([record]));
-      } finally {
-        this.#waiting--;
-      }
-      // The log resolves appends in index order, so the memtable sees
-      // writes in log order and `#applied` tells exactly what it holds.
-      this.#applyViews(views, last);
-      await this.#afterApply();
-    } finally {
-      if (--this.#inFlight === 0) this.#idle?.resolve();
+      appended = this.#log.append([record]);
+    } catch (e) {
+      this.#waiting--;
+      this.#writeDone();
+      return Promise.reject(e);
     }
+    return appended.then(({ last }) => {
+      this.#waiting--;
+      let after: Promise<void>;
+      try {
+        // The log resolves appends in index order, so the memtable sees
+        // writes in log order and `#applied` tells exactly what it holds.
+        this.#applyViews(views, last);
+        after = this.#afterApply();
+      } catch (e) {
+        this.#writeDone();
+        throw e;
+      }
+      if (after === RESOLVED) {
+        this.#writeDone();
+        return;
+      }
+      return after.finally(() => this.#writeDone());
+    }, (e) => {
+      this.#waiting--;
+      this.#writeDone();
+      throw e;
+    });
+  }
+
+  /** A write that waited is over (applied or failed). */
+  #writeDone(): void {
+    if (--this.#inFlight === 0) this.#idle?.resolve();
   }
 
   #applyViews(views: readonly Entry[], last: number): void {

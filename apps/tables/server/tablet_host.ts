@@ -46,6 +46,11 @@ function clip(a: PortRange, b: PortRange): PortRange {
 }
 
 /** Why the host refused an order. */
+/** A write on `t` is over: the last one lets a waiting freeze go on. */
+function wrote(t: OpenTablet): void {
+  if (--t.writes === 0) t.drained?.resolve();
+}
+
 export class HostError extends Error {
   /** `stale_master` (lower token) or `opening` (being opened or closed). */
   readonly code: "stale_master" | "busy";
@@ -210,17 +215,28 @@ export class TabletHost {
    * Runs a write on `t` unless it is frozen (then returns undefined
    * without running it); a freeze waits for running writes.
    */
-  async write<T>(
+  write<T>(
     t: OpenTablet,
     work: () => Promise<T>,
   ): Promise<T | undefined> {
-    if (t.frozen) return undefined;
+    // Not an async function: every put passes here (one promise, not an
+    // async function's state and its await).
+    if (t.frozen) return Promise.resolve(undefined);
     t.writes++;
+    let p: Promise<T>;
     try {
-      return await work();
-    } finally {
-      if (--t.writes === 0) t.drained?.resolve();
+      p = work();
+    } catch (e) {
+      wrote(t);
+      return Promise.reject(e);
     }
+    return p.then((v) => {
+      wrote(t);
+      return v;
+    }, (e) => {
+      wrote(t);
+      throw e;
+    });
   }
 
   /** Freezes `t` for writes and waits until the running ones are done. */

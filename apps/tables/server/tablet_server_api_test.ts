@@ -3,6 +3,7 @@ import { createTabletServerApi } from "./tablet_server_api.ts";
 import { TabletHost } from "./tablet_host.ts";
 import { SessionLease } from "./session_lease.ts";
 import { openTabletStorage } from "./tablet_storage.ts";
+import { mutateBody } from "../shared/wire.ts";
 
 Deno.test("a tablet server whose lease ran out answers not_serving to reads and writes of a tablet it still has open", async () => {
   const root = await Deno.makeTempDir({ prefix: "tserver_api_" });
@@ -79,6 +80,65 @@ Deno.test("/v1/status names the server log's blocks and records when there is on
     strictEqual((await status()).log, undefined);
     stats = { blocks: 3, records: 140 };
     deepStrictEqual((await status()).log, { blocks: 3, records: 140 });
+  } finally {
+    await host.closeAll();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a row write's body: zod's words for every refusal, the fast path's answers for bodies in any key order", async () => {
+  const root = await Deno.makeTempDir({ prefix: "tserver_api_" });
+  const lease = new SessionLease(60_000, 0.75, () => 0);
+  lease.renewed(0);
+  const host = new TabletHost(openTabletStorage(root));
+  await host.openTablet(
+    { id: "t1", table: "t", start: "", end: null, dir: "t/t1", server: "s1" },
+    { name: "t", families: [{ name: "f" }] },
+    1,
+  );
+  const app = createTabletServerApi({
+    id: "s1",
+    host,
+    lease: () => lease,
+    notServingReason: () => "no session",
+  }, { auth: "off", hosts: "any" });
+  const post = (body: string) =>
+    app.request("/v1/tables/t/mutate", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+  try {
+    const put = { op: "put", family: "f", qualifier: "q", value: "v" };
+    for (
+      const bad of [
+        { row: "r", mutations: [put], extra: 1 },
+        { row: "r", mutations: [{ ...put, family: "" }] },
+        { row: "r", mutations: [{ ...put, timestamp: -1 }] },
+        { row: "r", encoding: "hex", mutations: [put] },
+        { row: "r", mutations: [] },
+        { mutations: [put] },
+      ]
+    ) {
+      const res = await post(JSON.stringify(bad));
+      strictEqual(res.status, 400);
+      const z = mutateBody.safeParse(bad);
+      strictEqual(z.success, false);
+      const issue = z.error!.issues[0]!;
+      const where = issue.path.length ? `body.${issue.path.join(".")}` : "body";
+      strictEqual(
+        (await res.json()).error.message,
+        `${where}: ${issue.message}`,
+      );
+    }
+    // Keys in another order, no encoding: applied all the same.
+    const res = await post(
+      '{"mutations":[{"value":"v2","qualifier":"q","family":"f","op":"put"}],"row":"r"}',
+    );
+    strictEqual(res.status, 200);
+    strictEqual((await res.json()).applied, 1);
+    const row = await (await app.request("/v1/tables/t/row?key=r")).json();
+    deepStrictEqual(row.cells.map((c: { value: string }) => c.value), ["v2"]);
   } finally {
     await host.closeAll();
     await Deno.remove(root, { recursive: true });
