@@ -118,17 +118,9 @@ export function isJsonContentType(header: string | undefined): boolean {
 }
 
 /** Options of {@link readJson}. */
-export interface ReadJsonOptions<T = unknown> {
+export interface ReadJsonOptions {
   /** Largest body, bytes (default 1 MiB). */
   maxBytes?: number;
-  /**
-   * A fast path of the schema for the bodies a hot route takes: given the
-   * parsed JSON, exactly what the schema's parse would give, or undefined
-   * when unsure (the schema then parses, and words any refusal). It must
-   * never accept what the schema refuses (prove it against the schema,
-   * e.g. with fast-check).
-   */
-  accept?: (raw: unknown) => T | undefined;
   /**
    * Value validated instead when the body is empty and carries no
    * content type (a bodiless POST); without it an empty body is `bad_request`.
@@ -146,7 +138,7 @@ export interface ReadJsonOptions<T = unknown> {
 export async function readJson<T extends z.ZodType>(
   c: Context,
   schema: T,
-  options: ReadJsonOptions<z.output<T>> = {},
+  options: ReadJsonOptions = {},
 ): Promise<z.output<T>> {
   const type = c.req.header("content-type");
   // Whether there is no body is asked only when it matters: reading
@@ -174,10 +166,6 @@ export async function readJson<T extends z.ZodType>(
     raw = JSON.parse(utf8.decode(bytes));
   } catch {
     throw new EdgeError("bad_request", "the body is not valid JSON");
-  }
-  if (options.accept !== undefined) {
-    const accepted = options.accept(raw);
-    if (accepted !== undefined) return accepted;
   }
   return parseWith(schema, raw, "body");
 }

@@ -45,12 +45,12 @@ function clip(a: PortRange, b: PortRange): PortRange {
   return { start, end };
 }
 
-/** Why the host refused an order. */
 /** A write on `t` is over: the last one lets a waiting freeze go on. */
 function wrote(t: OpenTablet): void {
   if (--t.writes === 0) t.drained?.resolve();
 }
 
+/** Why the host refused an order. */
 export class HostError extends Error {
   /** `stale_master` (lower token) or `opening` (being opened or closed). */
   readonly code: "stale_master" | "busy";

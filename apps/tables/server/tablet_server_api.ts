@@ -41,7 +41,6 @@ import {
   toBytes,
 } from "../shared/wire.ts";
 import { storageNameSchema, tabletRecordSchema } from "../shared/kv_layout.ts";
-import { acceptMutateBody } from "../shared/mutate_body_accept.ts";
 import {
   fenced,
   installTablesErrorHandlers,
@@ -128,11 +127,6 @@ const splitLogsBody = z.strictObject({
 });
 /** readJson's options on every route (one object, not one per request). */
 const BODY_LIMIT = { maxBytes: LIMITS.maxBodyBytes } as const;
-/** A row write's: the body every put carries is checked without zod. */
-const MUTATE_BODY = {
-  maxBytes: LIMITS.maxBodyBytes,
-  accept: acceptMutateBody,
-} as const;
 const splitting = (t: OpenTablet) =>
   new TablesError(
     "not_serving",
@@ -452,7 +446,7 @@ export function createTabletServerApi(
 
   app.post("/v1/tables/:table/mutate", requireRole("write"), async (c) => {
     const table = tableParam(c);
-    const body = await readJson(c, mutateBody, MUTATE_BODY);
+    const body = await json(c, mutateBody);
     const key = rowKey(body.row, body.encoding);
     const t = tabletFor(table, key);
     const mutations = toMutations(t.schema, key, body.mutations, body.encoding);

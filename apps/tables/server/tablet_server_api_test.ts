@@ -86,7 +86,7 @@ Deno.test("/v1/status names the server log's blocks and records when there is on
   }
 });
 
-Deno.test("a row write's body: zod's words for every refusal, the fast path's answers for bodies in any key order", async () => {
+Deno.test("a row write's body: zod's words for every refusal; bodies with keys in any order are applied", async () => {
   const root = await Deno.makeTempDir({ prefix: "tserver_api_" });
   const lease = new SessionLease(60_000, 0.75, () => 0);
   lease.renewed(0);
