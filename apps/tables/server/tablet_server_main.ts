@@ -76,6 +76,10 @@ A tables tablet server: serves the tablets the active master assigns to it.
   --log-split-min-bytes N  when this server splits a dead server's commit log by
                       tablet for the master, it leaves logs under N bytes whole (their
                       tablets' new owners read them whole; default 4 MiB; 0 = always split)
+  --log-gather-ms N   group commit of a busy commit log (a block carried 16 writes or
+                      more): wait up to N ms, and at most as long as that block took,
+                      for as many writes to queue before the next block (default 10;
+                      0 = each block goes as soon as the last one is done)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
   --compact-shared-ms N  compact a split's or merge's new tablet N ms after it opens, dropping
                       its references to its sources' SSTables (default 60000; 0 = never)
@@ -112,6 +116,7 @@ const f = parseFlagsOrExit(
       4 << 20,
     ),
     "log-split-min-bytes": z.coerce.number().int().min(0).default(4 << 20),
+    "log-gather-ms": z.coerce.number().min(0).max(1000).default(10),
     "compact-shared-ms": z.coerce.number().int().min(0).max(86_400_000)
       .default(60_000),
     "load-window-ms": z.coerce.number().int().min(100).max(600_000).default(
@@ -322,6 +327,11 @@ async function registerLoop(): Promise<void> {
           `${logRoot}/${f.id}/${registration.session}-${
             crypto.randomUUID().slice(0, 8)
           }`,
+          {
+            gather: f["log-gather-ms"] > 0
+              ? { maxWaitMs: f["log-gather-ms"] }
+              : false,
+          },
         );
       }
       log(`registered with kv session ${registration.session}`);

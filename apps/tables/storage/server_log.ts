@@ -8,6 +8,11 @@ import type { CommitLog } from "@strata/lsm";
 import { FencedError, type GfsFence, isFencedError } from "./gfs_fence.ts";
 import { ENTRY_HEADER_BYTES, type LogEntry } from "./log_format.ts";
 import { resolveLog } from "./log_replay.ts";
+import {
+  BlockGather,
+  type BlockGatherOptions,
+  type GatherPlan,
+} from "./block_gather.ts";
 import { encodeSections, type LogSection } from "./server_log_format.ts";
 
 /** Options of {@link ServerLog.open}. */
@@ -24,6 +29,11 @@ export interface ServerLogOptions {
   maxFiles?: number;
   /** Replication of the log files (default: the cell's). */
   replication?: number;
+  /**
+   * How a busy log gathers its next block (`block_gather.ts`; default
+   * on), or false to start each block as soon as the last one is done.
+   */
+  gather?: BlockGatherOptions | false;
 }
 
 /** Name of a server log's seal: once it exists, the log acknowledges nothing more. */
@@ -81,9 +91,16 @@ export class ServerLog {
   /** The log's GFS directory (`<log root>/<server>/<incarnation>`). */
   readonly dir: string;
   readonly #gfs: GfsClient;
-  readonly #opts: Required<Omit<ServerLogOptions, "replication">> & {
-    replication?: number;
-  };
+  readonly #opts:
+    & Required<
+      Omit<ServerLogOptions, "replication" | "gather">
+    >
+    & {
+      replication?: number;
+    };
+  readonly #gather: BlockGather | undefined;
+  /** The drain waiting for writes to queue (see {@link BlockGather}). */
+  #gathering: { writes: number; done: () => void } | null = null;
   #files: LogFile[] = [];
   #seq = 0;
   #maxBlock = 0;
@@ -106,6 +123,9 @@ export class ServerLog {
         ? { replication: opts.replication }
         : {}),
     };
+    this.#gather = opts.gather === false
+      ? undefined
+      : new BlockGather(opts.gather);
     this.#files.push(this.#newFile());
   }
 
@@ -185,6 +205,8 @@ export class ServerLog {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ view, records, bytes, resolve, reject });
+      const g = this.#gathering;
+      if (g !== null && this.#queue.length >= g.writes) g.done();
       this.#kick();
     });
   }
@@ -266,6 +288,8 @@ export class ServerLog {
       // records first (their continuations are microtasks; a timer runs
       // after them), so blocks do not alternate between one and many.
       await new Promise((r) => setTimeout(r, 0));
+      const plan = this.#gather?.plan(this.#queue.length);
+      if (plan !== undefined) await this.#gatherFor(plan);
       const batch: Pending[] = [];
       let bytes = 0;
       while (
@@ -276,8 +300,23 @@ export class ServerLog {
         bytes += p.bytes;
         batch.push(p);
       }
+      const t0 = performance.now();
       await this.#appendBatch(batch);
+      this.#gather?.blockDone(batch.length, performance.now() - t0);
     }
+  }
+
+  /** Waits until `plan.writes` writes are queued or `plan.waitMs` passed. */
+  #gatherFor(plan: GatherPlan): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#gathering = null;
+        resolve();
+      };
+      const timer = setTimeout(done, plan.waitMs);
+      this.#gathering = { writes: plan.writes, done };
+    });
   }
 
   /** Appends one block with `batch`, then acknowledges what it may. */
