@@ -16,7 +16,9 @@
  * as many writes are queued as that block carried, or for at most a
  * fraction of the time that block took (and never more than `maxWaitMs`),
  * whichever comes first. A log with few writers (one client, a few) never
- * waits: its blocks go as soon as the last one is done. A busy log's
+ * waits: its blocks go as soon as the last one is done; nor does a log
+ * that stayed idle for longer than its last block took (its writers are
+ * not coming back as a group: a lone write after a burst goes at once). A busy log's
  * writers wait at most as long again as a block takes (`maxFraction` 1)
  * per round, and only while their peers have not come back. Measured on
  * the tables stack at 256 clients (3 servers, `_tables_put_probe.ts`):
@@ -49,6 +51,7 @@ export class BlockGather {
   readonly #maxMs: number;
   #lastWrites = 0;
   #lastMs = 0;
+  #idleAt: number | undefined;
 
   constructor(opts: BlockGatherOptions = {}) {
     this.#busy = opts.busyWrites ?? 16;
@@ -60,6 +63,22 @@ export class BlockGather {
   blockDone(writes: number, ms: number): void {
     this.#lastWrites = writes;
     this.#lastMs = ms;
+  }
+
+  /** The log has no write left to send, at monotonic time `now` (ms). */
+  idle(now: number): void {
+    this.#idleAt = now;
+  }
+
+  /**
+   * A write arrived at monotonic `now` after {@link idle}: an idle spell
+   * longer than the last block took ends the busy state.
+   */
+  woke(now: number): void {
+    if (this.#idleAt !== undefined && now - this.#idleAt > this.#lastMs) {
+      this.#lastWrites = 0;
+    }
+    this.#idleAt = undefined;
   }
 
   /**

@@ -204,6 +204,7 @@ export class ServerLog {
       );
     }
     return new Promise((resolve, reject) => {
+      if (this.#running === null) this.#gather?.woke(performance.now());
       this.#queue.push({ view, records, bytes, resolve, reject });
       const g = this.#gathering;
       if (g !== null && this.#queue.length >= g.writes) g.done();
@@ -304,6 +305,7 @@ export class ServerLog {
       await this.#appendBatch(batch);
       this.#gather?.blockDone(batch.length, performance.now() - t0);
     }
+    this.#gather?.idle(performance.now());
   }
 
   /** Waits until `plan.writes` writes are queued or `plan.waitMs` passed. */

@@ -11,7 +11,7 @@ const SCHEMA: TableSchema = { name: "t", families: [{ name: "f" }] };
 const WRITERS = 32;
 
 /**
- * Records per block when `WRITERS` writers each put, wait 1-5 ms (their
+ * Records per block when `WRITERS` writers each put, wait 1-3 ms (their
  * client's round trip: a real log's writers spend it being answered and
  * sending again, each in its own time), and put again.
  */
@@ -38,7 +38,7 @@ async function recordsPerBlock(
           qualifier: enc.encode("q"),
           value: enc.encode("v".repeat(100)),
         }]);
-        await new Promise((r) => setTimeout(r, 1 + (w % 5)));
+        await new Promise((r) => setTimeout(r, 1 + (w % 3)));
       }
     }),
   );
