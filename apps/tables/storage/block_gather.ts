@@ -18,12 +18,13 @@
  * whichever comes first. A log with few writers (one client, a few) never
  * waits: its blocks go as soon as the last one is done; nor does a log
  * that stayed idle for longer than its last block took (its writers are
- * not coming back as a group: a lone write after a burst goes at once). A busy log's
- * writers wait at most as long again as a block takes (`maxFraction` 1)
- * per round, and only while their peers have not come back. Measured on
- * the tables stack at 256 clients (3 servers, `_tables_put_probe.ts`):
- * blocks of 44-48 writes became 61-70, and the stack's CPU per put fell
- * ~20% (apps/tables/README.md, "Group commit of a busy log").
+ * not coming back as a group: a lone write after a burst goes at once).
+ * A busy log's writers wait at most as long again as a block takes
+ * (`maxFraction` 1) per round, and only while their peers have not come
+ * back. Measured on the tables stack at 256 clients (3 servers): blocks
+ * of 44-48 writes became 56-70, and the stack's CPU per put fell ~20% in
+ * the put probe, less than the bench's spread between runs
+ * (apps/tables/README.md, "Group commit of a busy log").
  *
  * Pure: no clock, no timers; {@link ServerLog} measures and waits.
  */
