@@ -8,23 +8,9 @@ import { freePort } from "@strata/process";
 import { KvNode } from "./kv_node.ts";
 import { KvClient } from "./client.ts";
 import { startLocalCluster } from "./cluster_launcher.ts";
+import { wallStepper } from "./wall_step_flag.ts";
 
 const TTL_MS = 1000;
-
-/** Steps the process's wall clock by `ms` (until `restore`). */
-function wallStepper() {
-  const real = Date.now;
-  let offset = 0;
-  Date.now = () => real() + offset;
-  return {
-    step(ms: number) {
-      offset += ms;
-    },
-    restore() {
-      Date.now = real;
-    },
-  };
-}
 
 async function oneNode(dir: string): Promise<KvNode> {
   const port = await freePort();

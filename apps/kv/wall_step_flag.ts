@@ -20,16 +20,37 @@ export const WALL_STEP_USAGE =
                           N ms forward, SIGUSR2 N ms back (a simulated NTP step)`;
 
 /**
- * Replaces `Date.now` with the real clock plus an offset that SIGUSR1 and
- * SIGUSR2 move by `stepMs`; each step is logged on stderr.
- * @returns a function that removes the listeners and restores `Date.now`.
+ * Replaces `Date.now` with the real clock plus an offset that `step` moves
+ * (as an NTP step or a VM resume would), until `restore`. The monotonic
+ * clock is left alone.
  */
-export function installWallStep(stepMs: number, label: string): () => void {
+export function wallStepper(): {
+  step(ms: number): number;
+  restore(): void;
+} {
   const real = Date.now;
   let offset = 0;
   Date.now = () => real() + offset;
+  return {
+    /** Moves the wall clock by `ms`; returns the offset now. */
+    step(ms: number) {
+      return offset += ms;
+    },
+    restore() {
+      Date.now = real;
+    },
+  };
+}
+
+/**
+ * A {@link wallStepper} that SIGUSR1 steps `stepMs` forward and SIGUSR2
+ * back; each step is logged on stderr.
+ * @returns a function that removes the listeners and restores `Date.now`.
+ */
+export function installWallStep(stepMs: number, label: string): () => void {
+  const wall = wallStepper();
   const step = (by: number) => () => {
-    offset += by;
+    const offset = wall.step(by);
     console.error(
       `${label}: wall clock stepped ${
         by > 0 ? "+" : ""
@@ -43,6 +64,6 @@ export function installWallStep(stepMs: number, label: string): () => void {
   return () => {
     Deno.removeSignalListener("SIGUSR1", forward);
     Deno.removeSignalListener("SIGUSR2", back);
-    Date.now = real;
+    wall.restore();
   };
 }

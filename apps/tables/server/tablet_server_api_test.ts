@@ -5,21 +5,17 @@ import { SessionLease } from "./session_lease.ts";
 import { openTabletStorage } from "./tablet_storage.ts";
 import { mutateBody } from "../shared/wire.ts";
 
-Deno.test("a tablet server whose lease ran out answers not_serving to reads and writes of a tablet it still has open", async () => {
+/**
+ * A tablet server's API over one open tablet `t/t1` (family `f`) whose
+ * serving lease (TTL `ttlMs`) reads its time from `clock`.
+ */
+async function oneTabletApi(ttlMs: number, clock: () => number) {
   const root = await Deno.makeTempDir({ prefix: "tserver_api_" });
-  let now = 0;
-  const lease = new SessionLease(1000, 0.75, () => now);
+  const lease = new SessionLease(ttlMs, 0.75, clock);
   lease.renewed(0);
   const host = new TabletHost(openTabletStorage(root));
   await host.openTablet(
-    {
-      id: "t1",
-      table: "t",
-      start: "",
-      end: null,
-      dir: "t/t1",
-      server: "s1",
-    },
+    { id: "t1", table: "t", start: "", end: null, dir: "t/t1", server: "s1" },
     { name: "t", families: [{ name: "f" }] },
     1,
   );
@@ -29,6 +25,16 @@ Deno.test("a tablet server whose lease ran out answers not_serving to reads and 
     lease: () => lease,
     notServingReason: () => "the session lease ran out",
   }, { auth: "off", hosts: "any" });
+  const close = async () => {
+    await host.closeAll();
+    await Deno.remove(root, { recursive: true });
+  };
+  return { app, lease, close };
+}
+
+Deno.test("a tablet server whose lease ran out answers not_serving to reads and writes of a tablet it still has open", async () => {
+  let now = 0;
+  const { app, lease, close } = await oneTabletApi(1000, () => now);
   const write = (value: string) =>
     app.request("/v1/tables/t/mutate", {
       method: "POST",
@@ -59,8 +65,7 @@ Deno.test("a tablet server whose lease ran out answers not_serving to reads and 
       ["v1"],
     );
   } finally {
-    await host.closeAll();
-    await Deno.remove(root, { recursive: true });
+    await close();
   }
 });
 
@@ -87,21 +92,7 @@ Deno.test("/v1/status names the server log's blocks and records when there is on
 });
 
 Deno.test("a row write's body: zod's words for every refusal; bodies with keys in any order are applied", async () => {
-  const root = await Deno.makeTempDir({ prefix: "tserver_api_" });
-  const lease = new SessionLease(60_000, 0.75, () => 0);
-  lease.renewed(0);
-  const host = new TabletHost(openTabletStorage(root));
-  await host.openTablet(
-    { id: "t1", table: "t", start: "", end: null, dir: "t/t1", server: "s1" },
-    { name: "t", families: [{ name: "f" }] },
-    1,
-  );
-  const app = createTabletServerApi({
-    id: "s1",
-    host,
-    lease: () => lease,
-    notServingReason: () => "no session",
-  }, { auth: "off", hosts: "any" });
+  const { app, close } = await oneTabletApi(60_000, () => 0);
   const post = (body: string) =>
     app.request("/v1/tables/t/mutate", {
       method: "POST",
@@ -140,7 +131,6 @@ Deno.test("a row write's body: zod's words for every refusal; bodies with keys i
     const row = await (await app.request("/v1/tables/t/row?key=r")).json();
     deepStrictEqual(row.cells.map((c: { value: string }) => c.value), ["v2"]);
   } finally {
-    await host.closeAll();
-    await Deno.remove(root, { recursive: true });
+    await close();
   }
 });
