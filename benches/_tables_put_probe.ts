@@ -10,7 +10,13 @@
  * (comma-separated) runs only those lines, `PROBE_SECONDS` sets their
  * length (default 5). Each line prints its window in /proc/uptime seconds,
  * the clock of V8's CPU profiles (`STRATA_CPU_PROF_DIR`), so a profile can
- * be cut to one line.
+ * be cut to one line. `PROBE_CS=1` also prints, per log block of the
+ * tables line, each chunkserver's CPU, context switches (every thread) and
+ * what it served (its `/metrics` counters: data-port appends and applies,
+ * bulk-port calls, journal syncs, writes, reads). `PROBE_ATTACH` is a
+ * command run for the tables line with `{pid}` replaced by chunkserver
+ * `PROBE_ATTACH_CS`'s (default 0; `all`: every chunkserver's, comma-separated) and ended with SIGINT, e.g.
+ * `PROBE_ATTACH="strace -c -f -o /tmp/s.txt -p {pid}"`.
  */
 import { Buffer } from "node:buffer";
 import { startTablesStack } from "@strata/tables/stack_launcher";
@@ -29,6 +35,39 @@ const LINE_MS = 1000 * Number(Deno.env.get("PROBE_SECONDS") ?? 5);
 const uptime = async () =>
   Number((await Deno.readTextFile("/proc/uptime")).split(" ")[0]);
 const TABLE = "bench";
+const CS = Deno.env.get("PROBE_CS") === "1";
+const ATTACH = Deno.env.get("PROBE_ATTACH");
+const ATTACH_CS = Deno.env.get("PROBE_ATTACH_CS") ?? "0";
+/** CPU ms of a process's threads so far, by thread name (/proc task comm). */
+function threadCpu(pid: number): Record<string, number> {
+  const by: Record<string, number> = {};
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`);
+      const name = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"))
+        .replace(/[ -]?\d+$/, "");
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      by[name] = (by[name] ?? 0) + (Number(f[11]) + Number(f[12])) * 10;
+    } catch {
+      // The thread ended.
+    }
+  }
+  return by;
+}
+
+/** Context switches of a process so far (every thread, voluntary or not). */
+function switches(pid: number): number {
+  let n = 0;
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/status`);
+      for (const m of s.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
+    } catch {
+      // The thread ended.
+    }
+  }
+  return n;
+}
 const KEYS = 10_000;
 const value = new Uint8Array(100).fill(0x61);
 const key8 = (n: number) => `r${String(n % KEYS).padStart(7, "0")}`;
@@ -124,6 +163,25 @@ try {
     }
     return { blocks, records };
   };
+  /** Each chunkserver's CPU ms, context switches and `/metrics` counters. */
+  const csSample = () =>
+    Promise.all(stack.gfs!.chunkservers.map(async (c) => {
+      const res = await fetch(`${c.url}/metrics`, {
+        headers: { authorization: `Bearer ${stack.gfs!.secrets!.tokens.read}` },
+      });
+      const m: Record<string, number> = {};
+      for (
+        const x of (await res.text()).matchAll(
+          /^gfs_chunkserver_(\w+)_total\{[^}]*\} (\d+)/gm,
+        )
+      ) m[x[1]!] = Number(x[2]);
+      return {
+        cpu: await cpuMs([c.process.pid]),
+        sw: switches(c.process.pid),
+        th: threadCpu(c.process.pid),
+        m,
+      };
+    }));
   const cpu = (name: string) =>
     Promise.all(
       [...Object.values(pids[name]!), [Deno.pid]].map((p) => cpuMs(p)),
@@ -151,6 +209,23 @@ try {
       const cpuLines: string[] = [];
       for (const [name, put] of Object.entries(targets)) {
         const l0 = name === "tables" ? await logTotals() : undefined;
+        const k0 = name === "tables" && CS ? await csSample() : undefined;
+        const attach = name === "tables" && ATTACH !== undefined
+          ? new Deno.Command(ATTACH.split(" ")[0]!, {
+            args: ATTACH.split(" ").slice(1).map((a) =>
+              a.replaceAll(
+                "{pid}",
+                ATTACH_CS === "all"
+                  ? stack.gfs!.chunkservers.map((c) => c.process.pid).join(",")
+                  : String(
+                    stack.gfs!.chunkservers[Number(ATTACH_CS)]!.process.pid,
+                  ),
+              )
+            ),
+            stdout: "null",
+            stderr: "null",
+          }).spawn()
+          : undefined;
         const [c0, u0] = [await cpu(name), await uptime()];
         const res = await runLoad(
           c,
@@ -158,9 +233,41 @@ try {
           (w, s) => put(key8(w * 7919 + s)),
         );
         const [c1, u1] = [await cpu(name), await uptime()];
+        if (attach !== undefined) {
+          attach.kill("SIGINT");
+          await attach.status;
+        }
         if (l0 !== undefined) {
           const l1 = await logTotals();
           const blocks = l1.blocks - l0.blocks;
+          if (k0 !== undefined) {
+            const k1 = await csSample();
+            const b = Math.max(1, blocks);
+            const f = (x: number) => (x / b).toFixed(3);
+            let sum = 0;
+            k1.forEach((k, i) => {
+              const d = (key: string) => (k.m[key] ?? 0) - (k0[i]!.m[key] ?? 0);
+              sum += k.cpu - k0[i]!.cpu;
+              cpuLines.push(
+                `  chunkserver ${i} per block: CPU ms ${
+                  f(k.cpu - k0[i]!.cpu)
+                }, switches ${f(k.sw - k0[i]!.sw)}, appends ${
+                  f(d("data_port_calls") - d("data_port_applies"))
+                }, applies ${f(d("data_port_applies"))}, bulk ${
+                  f(d("bulk_port_calls"))
+                }, journal syncs ${f(d("journal_syncs"))} (inline ${
+                  f(d("journal_inline_syncs"))
+                }), writes ${f(d("writes"))}, reads ${
+                  f(d("reads"))
+                }; threads' CPU ms ${
+                  Object.entries(k.th).map(([t, v]) =>
+                    `${t} ${f(v - (k0[i]!.th[t] ?? 0))}`
+                  ).join(", ")
+                }`,
+              );
+            });
+            cpuLines.push(`  chunkservers CPU ms per block: ${f(sum)}`);
+          }
           cpuLines.push(
             `  tables log: ${blocks} blocks, ${
               (blocks ? (l1.records - l0.records) / blocks : 0).toFixed(1)

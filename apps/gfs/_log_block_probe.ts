@@ -14,7 +14,9 @@
  * system; `CPU=user` or `CPU=sys` for one), and each chunkserver's
  * context switches per block (all threads). `EXISTS=0` leaves the exists
  * calls out; `HTTP1=1` makes the client's master calls with its `http1`
- * option (as a tablet server does).
+ * option (as a tablet server does). `GAP_MS` makes each log pause that
+ * long between blocks (in the tables stack a log's blocks come tens of
+ * milliseconds apart: the chunkservers idle between them).
  *
  *   deno run -A apps/gfs/_log_block_probe.ts
  *   STRATA_CPU_PROF_DIR=/tmp/p deno run -A apps/gfs/_log_block_probe.ts
@@ -37,6 +39,10 @@ const FENCES = Number(Deno.env.get("FENCES") ?? 2);
 const WARMUP = Number(Deno.env.get("WARMUP") ?? 6);
 const EXISTS = Deno.env.get("EXISTS") !== "0";
 const HTTP1 = Deno.env.get("HTTP1") === "1";
+const GAP_MS = Number(Deno.env.get("GAP_MS") ?? 0);
+/** Each log's pause between blocks (`GAP_MS`, default 0: none). */
+const gap = () =>
+  GAP_MS > 0 ? new Promise((r) => setTimeout(r, GAP_MS)) : undefined;
 
 /** CPU time of a process so far, ms. */
 function cpuMs(pid: number | "self"): number {
@@ -144,6 +150,7 @@ try {
         await client.append(l, block);
         if (EXISTS) await client.exists(checks[i]!);
         n++;
+        await gap();
       }
     }));
     const seconds = (performance.now() - t0) / 1000;
@@ -157,6 +164,7 @@ try {
       blockBytes: BLOCK_BYTES,
       exists: EXISTS,
       http1: HTTP1,
+      gapMs: GAP_MS,
       cpu: MODE,
       cpuMsPerBlock: {
         client: r3(clientMs),

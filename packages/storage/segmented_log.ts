@@ -3,6 +3,7 @@ import { z } from "zod";
 import { syncDir, writeAll, writeAllSync } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
 import { GroupCommit } from "./group_commit.ts";
+import { InlineSyncRule } from "./inline_sync_rule.ts";
 import { allocateFile, canMapFiles, MappedFile } from "./mapped_file.ts";
 import {
   decodeRecords,
@@ -53,12 +54,13 @@ export interface SegmentedLogOptions {
    * and less wall time (100-110 µs instead of 155-214). For a log whose
    * owner has nothing better to do during a sync (a chunkserver's journal,
    * on fast flushes): while a sync runs nothing else in the process runs.
-   * While the moving average of sync times is above `inlineSyncMaxMs`,
-   * syncs go to the thread pool (a slow device must not stall the
-   * process).
+   * After 8 syncs in a row over `inlineSyncMaxMs`, syncs go to the
+   * thread pool (a slow device must not stall the process) until one is
+   * fast again (see {@link InlineSyncRule}: one slow sync is the process
+   * waiting for a CPU under load, not the device).
    */
   inlineSync?: boolean;
-  /** Average sync time (ms) above which {@link inlineSync} is not done inline (default 10). */
+  /** Sync time (ms) over which a sync is slow: 8 slow in a row end {@link inlineSync} until a fast one (default 10). */
   inlineSyncMaxMs?: number;
 }
 
@@ -254,8 +256,8 @@ export class SegmentedLog {
   #syncTimer: ReturnType<typeof setTimeout> | null = null;
   #durable: number;
   #syncs = 0;
-  /** Moving average of a batch's sync time, ms (see `inlineSync`). */
-  #syncMs = 0;
+  /** Whether a batch's sync runs inline (see `inlineSync`). */
+  readonly #inlineRule: InlineSyncRule;
   #inlineSyncs = 0;
   /** A zero-filled file being prepared to become the next segment. */
   #spare: Promise<string | null> | null = null;
@@ -290,6 +292,7 @@ export class SegmentedLog {
     this.#segments = segments;
     this.#writer = writer;
     this.recovery = recovery;
+    this.#inlineRule = new InlineSyncRule(opts.inlineSyncMaxMs);
     // Inline syncs hold the loop: only appends made in this turn can join
     // a batch, and a burst of them may be queued a few microtasks apart
     // (one chunk's appends go through its serial queue).
@@ -1031,13 +1034,11 @@ export class SegmentedLog {
    */
   async #syncBatch(): Promise<void> {
     const t0 = performance.now();
-    if (this.#opts.inlineSync && this.#syncMs <= this.#opts.inlineSyncMaxMs) {
+    if (this.#opts.inlineSync && this.#inlineRule.inline) {
       this.#writer.syncDataSync();
       this.#inlineSyncs++;
     } else await this.#writer.syncData();
-    // A moving average (1/16 weight): one slow sync (the process was
-    // descheduled under load) does not move it far; a slow device does.
-    this.#syncMs += (performance.now() - t0 - this.#syncMs) / 16;
+    this.#inlineRule.record(performance.now() - t0);
   }
 }
 

@@ -51,7 +51,7 @@ export function statusRoutes(app: Hono, cs: ChunkserverService): void {
           stats.grantedCreates,
           { id },
         ),
-        // Inline unless syncs have been slow (a moving average over 10 ms).
+        // Inline unless the last 8 syncs were all slow (over 10 ms).
         promLine("gfs_chunkserver_journal_syncs_total", store.journalSyncs, {
           id,
         }),
