@@ -14,7 +14,7 @@
  * The rule counts the writers of the last round: the writes the last
  * block carried plus the writes that queued while it was in flight (those
  * are already waiting for the next block). Once a round counted at least
- * `busyWrites` (many writers are waiting on this log), the next block
+ * `busyWrites` (several writers share this log), the next block
  * waits until that many writes are queued (every writer the last block
  * acknowledged is back), or for at most a fraction of the time the last
  * block took (and never more than `maxWaitMs`), whichever comes first.
@@ -25,8 +25,10 @@
  * stayed at whatever size they had (56-70 of ~85 writers a server at 256
  * clients).
  *
- * A log with few writers (one client, a few) never waits: its blocks go
- * as soon as the last one is done; nor does a log that stayed idle for
+ * A log with one or two writers never waits: its blocks go as soon as
+ * the last one is done (a third writer makes it busy: at 16 clients over
+ * 3 servers, ~5 a log, the rule gathers them, as the 1 ms timer turn
+ * before every block did before); nor does a log that stayed idle for
  * longer than its last block took (its writers are not coming back as a
  * group: a lone write after a burst goes at once). A busy log's writers
  * wait at most as long again as a block takes (`maxFraction` 1) per
@@ -40,7 +42,7 @@
 export interface BlockGatherOptions {
   /**
    * A log whose last round (a block's writes and those queued during it)
-   * counted this many writes or more is busy (default 16).
+   * counted this many writes or more is busy (default 3).
    */
   busyWrites?: number;
   /** Longest wait as a fraction of the last block's time (default 1). */
@@ -68,7 +70,7 @@ export class BlockGather {
   #idleAt: number | undefined;
 
   constructor(opts: BlockGatherOptions = {}) {
-    this.#busy = opts.busyWrites ?? 16;
+    this.#busy = opts.busyWrites ?? 3;
     this.#fraction = opts.maxFraction ?? 1;
     this.#maxMs = opts.maxWaitMs ?? 10;
   }
@@ -99,12 +101,17 @@ export class BlockGather {
     this.#idleAt = undefined;
   }
 
+  /** Whether the last round counted `busyWrites` or more (see {@link plan}). */
+  get busy(): boolean {
+    return this.#round >= this.#busy;
+  }
+
   /**
    * What to wait for with `queued` writes waiting (`full`: they fill a
    * block already), or undefined to start the next block now.
    */
   plan(queued: number, full = false): GatherPlan | undefined {
-    if (full || this.#round < this.#busy || queued >= this.#round) {
+    if (full || !this.busy || queued >= this.#round) {
       return undefined;
     }
     const waitMs = Math.min(this.#maxMs, this.#lastMs * this.#fraction);

@@ -24,6 +24,7 @@ Deno.test("block gather: a log with few writers never waits; a busy one waits fo
         const plan = g.plan(queued, full);
         const round = writes + during;
         const stale = idle !== null && idle > ms;
+        assert.equal(g.busy, round >= 16 && !stale);
         if (round < 16 || queued >= round || ms === 0 || stale || full) {
           assert.equal(plan, undefined);
         } else {

@@ -132,7 +132,41 @@ async function blocksForSplitWriters(
   }
 }
 
-Deno.test("server log group commit: after a busy block, the next one waits for as many writers as the round counted (the block's and those queued during it), so they come back together instead of in halves or two cohorts", async () => {
+/**
+ * Timer turns (`setTimeout` of at most 1 ms, told apart from the GFS
+ * client's deadlines by their delay and stack) the server log takes while
+ * one writer makes 10 puts in a row.
+ */
+async function logTimersForLoneWriter(
+  cell: Awaited<ReturnType<typeof startTestCell>>,
+): Promise<number> {
+  const gfs = new GfsClient(cell.master.url, {
+    token: cell.secrets.tokens.write,
+  });
+  const log = ServerLog.open(gfs, "/tables/_logs/lone/1-x");
+  const open = openGfsTabletStorage(gfs, "/tables", "lone", () => log, {
+    memtableBytes: 1 << 20,
+  });
+  const t = await open("t/lone", SCHEMA, ALL);
+  const real = globalThis.setTimeout;
+  let armed = 0;
+  try {
+    await put(t, "first");
+    globalThis.setTimeout = ((...a: Parameters<typeof real>) => {
+      const ms = a[1] ?? 0;
+      if (ms <= 1 && new Error().stack?.includes("server_log.ts")) armed++;
+      return real(...a);
+    }) as typeof real;
+    for (let i = 0; i < 10; i++) await put(t, `lone-${i}`);
+    return armed;
+  } finally {
+    globalThis.setTimeout = real;
+    await t.close();
+    await log.close();
+  }
+}
+
+Deno.test("server log group commit: after a busy block, the next one waits for as many writers as the round counted (the block's and those queued during it), so they come back together instead of in halves or two cohorts; a lone writer's blocks wait for no timer", async () => {
   const dir = await Deno.makeTempDir();
   const cell = await startTestCell(dir, {
     chunkBytes: 1 << 20,
@@ -158,6 +192,8 @@ Deno.test("server log group commit: after a busy block, the next one waits for a
       maxFraction: 1e6,
     });
     assert.equal(joined, 1, `${joined} blocks for two cohorts with the rule`);
+    const lone = await logTimersForLoneWriter(cell);
+    assert.equal(lone, 0, `${lone} timers armed by the log for a lone writer`);
   } finally {
     await cell.stop();
     await Deno.remove(dir, { recursive: true });
