@@ -76,10 +76,11 @@ A tables tablet server: serves the tablets the active master assigns to it.
   --log-split-min-bytes N  when this server splits a dead server's commit log by
                       tablet for the master, it leaves logs under N bytes whole (their
                       tablets' new owners read them whole; default 4 MiB; 0 = always split)
-  --log-gather-ms N   group commit of a busy commit log (a block carried 16 writes or
-                      more): wait up to N ms, and at most as long as that block took,
-                      for as many writes to queue before the next block (default 10;
-                      0 = each block goes as soon as the last one is done)
+  --log-gather-ms N   group commit of a busy commit log (its last block's writes and
+                      those queued meanwhile were 3 or more): wait up to N ms, and at
+                      most as long as that block took, for that many writes to queue
+                      before the next block (default 10; 0 = each block goes as soon
+                      as the last one is done)
   --load-window-ms N  window of the per-tablet load rates reported to the master (default 10000)
   --compact-shared-ms N  compact a split's or merge's new tablet N ms after it opens, dropping
                       its references to its sources' SSTables (default 60000; 0 = never)

@@ -11,25 +11,39 @@
  * costs (a GFS record append to every replica, its fdatasyncs, the
  * master's seal and fence check) is paid twice per round of writes.
  *
- * The rule: only after a *busy* block (one that carried at least
- * `busyWrites` writes: many writers are waiting on this log), wait until
- * as many writes are queued as that block carried, or for at most a
- * fraction of the time that block took (and never more than `maxWaitMs`),
- * whichever comes first. A log with few writers (one client, a few) never
- * waits: its blocks go as soon as the last one is done; nor does a log
- * that stayed idle for longer than its last block took (its writers are
- * not coming back as a group: a lone write after a burst goes at once).
- * A busy log's writers wait at most as long again as a block takes
- * (`maxFraction` 1) per round, and only while their peers have not come
- * back. Measured on the tables stack at 256 clients (3 servers): blocks
- * of 44-48 writes became 56-70, and the stack's CPU per put fell ~20% in
- * the put probe, less than the bench's spread between runs
- * (apps/tables/README.md, "Group commit of a busy log").
+ * The rule counts the writers of the last round: the writes the last
+ * block carried plus the writes that queued while it was in flight (those
+ * are already waiting for the next block). Once a round counted at least
+ * `busyWrites` (several writers share this log), the next block
+ * waits until that many writes are queued (every writer the last block
+ * acknowledged is back), or for at most a fraction of the time the last
+ * block took (and never more than `maxWaitMs`), whichever comes first.
+ * Counting only the writes of the last block (the rule before) fed on
+ * itself: the writers that had queued during a block were already in the
+ * count, so the block went as soon as as many of the returning writers
+ * had come back as had been late, and the rest were late again — blocks
+ * stayed at whatever size they had (56-70 of ~85 writers a server at 256
+ * clients).
+ *
+ * A log with one or two writers never waits: its blocks go as soon as
+ * the last one is done (a third writer makes it busy: at 16 clients over
+ * 3 servers, ~5 a log, the rule gathers them, as the 1 ms timer turn
+ * before every block did before); nor does a log that stayed idle for
+ * longer than its last block took (its writers are not coming back as a
+ * group: a lone write after a burst goes at once). A busy log's writers
+ * wait at most as long again as a block takes (`maxFraction` 1) per
+ * round, and only while their peers have not come back; a writer that
+ * left costs its peers one such wait, after which it is no longer
+ * counted. Measured figures: apps/tables/README.md, "Group commit of a
+ * busy log".
  *
  * Pure: no clock, no timers; {@link ServerLog} measures and waits.
  */
 export interface BlockGatherOptions {
-  /** A block that carried this many writes or more is busy (default 16). */
+  /**
+   * A log whose last round (a block's writes and those queued during it)
+   * counted this many writes or more is busy (default 3).
+   */
   busyWrites?: number;
   /** Longest wait as a fraction of the last block's time (default 1). */
   maxFraction?: number;
@@ -45,24 +59,29 @@ export interface GatherPlan {
   waitMs: number;
 }
 
-/** The rule above, fed with each block's size and time. */
+/** The rule above, fed with each block's size, time and what queued meanwhile. */
 export class BlockGather {
   readonly #busy: number;
   readonly #fraction: number;
   readonly #maxMs: number;
-  #lastWrites = 0;
+  /** Writers of the last round: the last block's writes and those queued during it. */
+  #round = 0;
   #lastMs = 0;
   #idleAt: number | undefined;
 
   constructor(opts: BlockGatherOptions = {}) {
-    this.#busy = opts.busyWrites ?? 16;
+    this.#busy = opts.busyWrites ?? 3;
     this.#fraction = opts.maxFraction ?? 1;
     this.#maxMs = opts.maxWaitMs ?? 10;
   }
 
-  /** A block carrying `writes` writes took `ms` (append and checks). */
-  blockDone(writes: number, ms: number): void {
-    this.#lastWrites = writes;
+  /**
+   * A block carrying `writes` writes took `ms` (append and checks); at its
+   * end `queued` writes are waiting for the next one (those that arrived
+   * while it was in flight, and any it had no room for).
+   */
+  blockDone(writes: number, ms: number, queued: number): void {
+    this.#round = writes + queued;
     this.#lastMs = ms;
   }
 
@@ -77,21 +96,26 @@ export class BlockGather {
    */
   woke(now: number): void {
     if (this.#idleAt !== undefined && now - this.#idleAt > this.#lastMs) {
-      this.#lastWrites = 0;
+      this.#round = 0;
     }
     this.#idleAt = undefined;
   }
 
+  /** Whether the last round counted `busyWrites` or more (see {@link plan}). */
+  get busy(): boolean {
+    return this.#round >= this.#busy;
+  }
+
   /**
-   * What to wait for with `queued` writes waiting, or undefined to start
-   * the next block now.
+   * What to wait for with `queued` writes waiting (`full`: they fill a
+   * block already), or undefined to start the next block now.
    */
-  plan(queued: number): GatherPlan | undefined {
-    if (this.#lastWrites < this.#busy || queued >= this.#lastWrites) {
+  plan(queued: number, full = false): GatherPlan | undefined {
+    if (full || !this.busy || queued >= this.#round) {
       return undefined;
     }
     const waitMs = Math.min(this.#maxMs, this.#lastMs * this.#fraction);
     if (!(waitMs > 0)) return undefined;
-    return { writes: this.#lastWrites, waitMs };
+    return { writes: this.#round, waitMs };
   }
 }

@@ -58,7 +58,115 @@ async function blocksForReturningWriters(
   }
 }
 
-Deno.test("server log group commit: after a busy block, the next one waits for as many writers as it carried, so they come back together instead of in halves", async () => {
+/** A GFS client whose record appends wait while {@link hold} is set. */
+class HeldAppends extends GfsClient {
+  hold: Promise<void> | null = null;
+  /** Resolved at the next append that found {@link hold} set. */
+  held = Promise.withResolvers<void>();
+
+  override async append(
+    path: string,
+    record: Uint8Array,
+    replication?: number,
+  ): Promise<{ handle: number; offset: number }> {
+    if (this.hold !== null) {
+      this.held.resolve();
+      await this.hold;
+    }
+    return super.append(path, record, replication);
+  }
+}
+
+/**
+ * Blocks a log takes for `WRITERS` writers in two cohorts, as a busy log
+ * without a gather rule settles: the first `FIRST` in one block, the
+ * others queued while it was in flight. Then the first cohort's writers
+ * come back one by one, 5 ms apart (the first at once); counted until
+ * every writer of both cohorts is acknowledged once more.
+ */
+async function blocksForSplitWriters(
+  cell: Awaited<ReturnType<typeof startTestCell>>,
+  name: string,
+  gather: ServerLogOptions["gather"],
+): Promise<number> {
+  const FIRST = 12;
+  const gfs = new HeldAppends(cell.master.url, {
+    token: cell.secrets.tokens.write,
+  });
+  const log = ServerLog.open(gfs, `/tables/_logs/${name}/1-x`, { gather });
+  const open = openGfsTabletStorage(gfs, "/tables", name, () => log, {
+    memtableBytes: 1 << 20,
+  });
+  const t = await open(`t/${name}`, SCHEMA, ALL);
+  try {
+    await put(t, "first"); // a log's first block goes alone
+    const release = Promise.withResolvers<void>();
+    gfs.hold = release.promise;
+    const start = log.stats.blocks;
+    const firstCohort = Promise.all(
+      Array.from({ length: FIRST }, (_, w) => put(t, `a-${w}`)),
+    );
+    await gfs.held.promise; // the first cohort's block is in flight
+    gfs.hold = null;
+    const late = Array.from(
+      { length: WRITERS - FIRST },
+      (_, w) => put(t, `b-${w}`),
+    );
+    release.resolve();
+    await firstCohort;
+    assert.equal(
+      log.stats.blocks - start,
+      1,
+      "the first cohort shared a block",
+    );
+    const acks: Promise<unknown>[] = [...late];
+    for (let w = 0; w < FIRST; w++) {
+      acks.push(put(t, `again-${w}`));
+      await sleep(5);
+    }
+    await Promise.all(acks);
+    return log.stats.blocks - start - 1;
+  } finally {
+    await t.close();
+    await log.close();
+  }
+}
+
+/**
+ * Timer turns (`setTimeout` of at most 1 ms, told apart from the GFS
+ * client's deadlines by their delay and stack) the server log takes while
+ * one writer makes 10 puts in a row.
+ */
+async function logTimersForLoneWriter(
+  cell: Awaited<ReturnType<typeof startTestCell>>,
+): Promise<number> {
+  const gfs = new GfsClient(cell.master.url, {
+    token: cell.secrets.tokens.write,
+  });
+  const log = ServerLog.open(gfs, "/tables/_logs/lone/1-x");
+  const open = openGfsTabletStorage(gfs, "/tables", "lone", () => log, {
+    memtableBytes: 1 << 20,
+  });
+  const t = await open("t/lone", SCHEMA, ALL);
+  const real = globalThis.setTimeout;
+  let armed = 0;
+  try {
+    await put(t, "first");
+    globalThis.setTimeout = ((...a: Parameters<typeof real>) => {
+      const ms = a[1] ?? 0;
+      if (ms <= 1 && new Error().stack?.includes("server_log.ts")) armed++;
+      return real(...a);
+    }) as typeof real;
+    for (let i = 0; i < 10; i++) await put(t, `lone-${i}`);
+    return armed;
+  } finally {
+    globalThis.setTimeout = real;
+    await t.close();
+    await log.close();
+  }
+}
+
+Deno.test("server log group commit: after a busy block, the next one waits for as many writers as the round counted (the block's and those queued during it), so they come back together instead of in halves or two cohorts; a lone writer's blocks wait for no timer", async () => {
   const dir = await Deno.makeTempDir();
   const cell = await startTestCell(dir, {
     chunkBytes: 1 << 20,
@@ -76,6 +184,16 @@ Deno.test("server log group commit: after a busy block, the next one waits for a
     const apart = await blocksForReturningWriters(cell, "apart", false);
     assert.equal(gathered, 1, `${gathered} blocks with the rule`);
     assert.ok(apart >= 2, `${apart} blocks without the rule`);
+    // Two cohorts (a block of 12, 8 queued meanwhile): the rule counts
+    // both, so the 8 wait for the 12 to come back and all go together.
+    const joined = await blocksForSplitWriters(cell, "joined", {
+      busyWrites: 8,
+      maxWaitMs: 5_000,
+      maxFraction: 1e6,
+    });
+    assert.equal(joined, 1, `${joined} blocks for two cohorts with the rule`);
+    const lone = await logTimersForLoneWriter(cell);
+    assert.equal(lone, 0, `${lone} timers armed by the log for a lone writer`);
   } finally {
     await cell.stop();
     await Deno.remove(dir, { recursive: true });
