@@ -21,9 +21,6 @@
  * fetch on both sides: the load generator's HTTP stack is the same for
  * both, so the ratio reflects the services.
  *
- * Before the lines, both sides get the same unmeasured warm-up (puts at
- * 256 clients, alternating; see WARMUP_MS).
- *
  * The table is pre-split into 6 tablets over the 3 servers. Goal: tables'
  * put throughput at 256 clients at least 2x etcd's (writes do not all pass
  * through one consensus log). Also measured, with no peer: splits per
@@ -63,20 +60,6 @@ const KEYS = QUICK ? 600 : 10_000;
 const TABLETS = 6;
 /** How long each service's idle CPU is measured. */
 const IDLE_MS = QUICK ? 500 : 3000;
-/**
- * Unmeasured put ×256 load per side before the lines, in slices of
- * DURATION_MS alternating between the sides (`TABLES_BENCH_WARMUP_S`,
- * default 20; 0 for none), so each service is measured at its steady
- * state. The tablet servers run on V8: in a fresh stack they still
- * compile their hot paths with the optimizing compiler during the lines
- * (the code a log block runs, ~30 times a second a server, last), and
- * touch their heaps for the first time (apps/tables/README.md,
- * "Warm-up"). Each slice's throughput and CPU per put is recorded, and
- * the first slice's ratio (both sides cold) as a comparison.
- */
-const WARMUP_MS = QUICK
-  ? 0
-  : 1000 * Number(Deno.env.get("TABLES_BENCH_WARMUP_S") ?? 20);
 /** Session TTL of tables masters and servers: bounds the recovery time. */
 const TTL_MS = 4000;
 /** Writers running during the split and kill measurements. */
@@ -286,7 +269,6 @@ async function measureLoads(targets: Target[]) {
       (c1 - c0) / ((t1 - t0) / 1000),
     );
   }
-  await warmUp(targets);
   for (const c of CONCURRENCY) {
     for (const op of ["put", "get"] as const) {
       for (const t of targets) {
@@ -337,47 +319,6 @@ async function measureLoads(targets: Target[]) {
         );
       }
     }
-  }
-}
-
-/**
- * The warm-up (see {@link WARMUP_MS}): put ×256 slices, each side in
- * turn, recorded as metrics but not as lines.
- */
-async function warmUp(targets: Target[]) {
-  const slices = Math.ceil(WARMUP_MS / DURATION_MS);
-  const first = new Map<string, number>();
-  for (let i = 1; i <= slices; i++) {
-    for (const t of targets) {
-      const pids = Object.values(t.pids()).flat();
-      const c0 = await cpuMs(pids);
-      const r = await runLoad(
-        256,
-        DURATION_MS,
-        (w, s) => t.put(key8(w * 7919 + s)),
-      );
-      const ms = (await cpuMs(pids)) - c0;
-      if (i === 1) first.set(t.name, r.opsPerSec);
-      suite.metric(`warm-up ${i} · ${t.name}: puts per s`, r.opsPerSec);
-      suite.metric(
-        `warm-up ${i} · ${t.name}: service CPU ms per put`,
-        ms / r.total,
-      );
-      console.log(
-        `  warm-up ${i}/${slices} · ${t.name}: ${
-          Math.round(r.opsPerSec)
-        } puts/s, ${(ms / r.total).toFixed(3)} ms CPU per put`,
-      );
-    }
-  }
-  suite.metric("warm-up s per side", (slices * DURATION_MS) / 1000);
-  if (first.size === 2) {
-    suite.compare(
-      "put ×256 clients, first warm-up slice (both sides cold): throughput tables ÷ etcd",
-      "throughput",
-      first.get(NAME)!,
-      first.get("etcd")!,
-    );
   }
 }
 
