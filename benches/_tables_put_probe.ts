@@ -24,7 +24,7 @@ import { TablesClient } from "@strata/tables/client";
 import { startEtcdCluster } from "../scripts/etcd_cluster.ts";
 import { runLoad } from "./http_load.ts";
 import { Http1Client } from "@strata/edge";
-import { cpuMs } from "./proc_cpu.ts";
+import { contextSwitches as switches, cpuMs } from "./proc_cpu.ts";
 
 const ROUNDS = Number(Deno.args[0] ?? 1);
 const CLIENTS = (Deno.env.get("PROBE_CLIENTS") ?? "1,16,256").split(",").map(
@@ -55,19 +55,6 @@ function threadCpu(pid: number): Record<string, number> {
   return by;
 }
 
-/** Context switches of a process so far (every thread, voluntary or not). */
-function switches(pid: number): number {
-  let n = 0;
-  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
-    try {
-      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/status`);
-      for (const m of s.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
-    } catch {
-      // The thread ended.
-    }
-  }
-  return n;
-}
 const KEYS = 10_000;
 const value = new Uint8Array(100).fill(0x61);
 const key8 = (n: number) => `r${String(n % KEYS).padStart(7, "0")}`;

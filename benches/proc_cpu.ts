@@ -42,3 +42,17 @@ export async function cpuMs(pids: readonly number[]): Promise<number> {
   }
   return (ticks * 1000) / hz;
 }
+
+/** Context switches of a process so far (every thread, voluntary or not). */
+export function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/status`);
+      for (const m of s.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
+    } catch {
+      // The thread ended.
+    }
+  }
+  return n;
+}

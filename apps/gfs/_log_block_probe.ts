@@ -27,6 +27,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { GfsClient } from "./client/client.ts";
 import { startCluster } from "./process_cluster.ts";
+import { contextSwitches as switches } from "../../benches/proc_cpu.ts";
 
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
 const TICKS = 100;
@@ -51,20 +52,6 @@ function cpuMs(pid: number | "self"): number {
   const user = Number(f[11]), sys = Number(f[12]);
   const t = MODE === "user" ? user : MODE === "sys" ? sys : user + sys;
   return t / TICKS * 1000;
-}
-
-/** Context switches of a process so far (every thread, voluntary or not). */
-function switches(pid: number): number {
-  let n = 0;
-  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
-    try {
-      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/status`);
-      for (const m of s.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
-    } catch {
-      // The thread ended.
-    }
-  }
-  return n;
 }
 
 const root = await Deno.makeTempDir({ prefix: "gfs-log-block-" });

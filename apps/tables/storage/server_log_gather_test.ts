@@ -19,24 +19,40 @@ const put = (t: Tablet, row: string) =>
     value: enc.encode("v".repeat(100)),
   }]);
 
+type Cell = Awaited<ReturnType<typeof startTestCell>>;
+
+/** A server log `name` through `gfs`, and one tablet on it. */
+async function logAndTablet(
+  gfs: GfsClient,
+  name: string,
+  gather?: ServerLogOptions["gather"],
+): Promise<{ log: ServerLog; t: Tablet }> {
+  const log = ServerLog.open(
+    gfs,
+    `/tables/_logs/${name}/1-x`,
+    gather === undefined ? {} : { gather },
+  );
+  const open = openGfsTabletStorage(gfs, "/tables", name, () => log, {
+    memtableBytes: 1 << 20,
+  });
+  return { log, t: await open(`t/${name}`, SCHEMA, ALL) };
+}
+
+/** The cell's write-token GFS client. */
+const writer = (cell: Cell) =>
+  new GfsClient(cell.master.url, { token: cell.secrets.tokens.write });
+
 /**
  * Blocks a log takes for `WRITERS` writes that come back one by one, 5 ms
  * apart (the first at once), right after a block that carried all of them
  * (as a busy log's writers do: each is answered, then sends again).
  */
 async function blocksForReturningWriters(
-  cell: Awaited<ReturnType<typeof startTestCell>>,
+  cell: Cell,
   name: string,
   gather: ServerLogOptions["gather"],
 ): Promise<number> {
-  const gfs = new GfsClient(cell.master.url, {
-    token: cell.secrets.tokens.write,
-  });
-  const log = ServerLog.open(gfs, `/tables/_logs/${name}/1-x`, { gather });
-  const open = openGfsTabletStorage(gfs, "/tables", name, () => log, {
-    memtableBytes: 1 << 20,
-  });
-  const t = await open(`t/${name}`, SCHEMA, ALL);
+  const { log, t } = await logAndTablet(writer(cell), name, gather);
   try {
     await put(t, "first"); // a log's first block goes alone
     const before = log.stats.blocks;
@@ -85,7 +101,7 @@ class HeldAppends extends GfsClient {
  * every writer of both cohorts is acknowledged once more.
  */
 async function blocksForSplitWriters(
-  cell: Awaited<ReturnType<typeof startTestCell>>,
+  cell: Cell,
   name: string,
   gather: ServerLogOptions["gather"],
 ): Promise<number> {
@@ -93,11 +109,7 @@ async function blocksForSplitWriters(
   const gfs = new HeldAppends(cell.master.url, {
     token: cell.secrets.tokens.write,
   });
-  const log = ServerLog.open(gfs, `/tables/_logs/${name}/1-x`, { gather });
-  const open = openGfsTabletStorage(gfs, "/tables", name, () => log, {
-    memtableBytes: 1 << 20,
-  });
-  const t = await open(`t/${name}`, SCHEMA, ALL);
+  const { log, t } = await logAndTablet(gfs, name, gather);
   try {
     await put(t, "first"); // a log's first block goes alone
     const release = Promise.withResolvers<void>();
@@ -137,17 +149,8 @@ async function blocksForSplitWriters(
  * client's deadlines by their delay and stack) the server log takes while
  * one writer makes 10 puts in a row.
  */
-async function logTimersForLoneWriter(
-  cell: Awaited<ReturnType<typeof startTestCell>>,
-): Promise<number> {
-  const gfs = new GfsClient(cell.master.url, {
-    token: cell.secrets.tokens.write,
-  });
-  const log = ServerLog.open(gfs, "/tables/_logs/lone/1-x");
-  const open = openGfsTabletStorage(gfs, "/tables", "lone", () => log, {
-    memtableBytes: 1 << 20,
-  });
-  const t = await open("t/lone", SCHEMA, ALL);
+async function logTimersForLoneWriter(cell: Cell): Promise<number> {
+  const { log, t } = await logAndTablet(writer(cell), "lone");
   const real = globalThis.setTimeout;
   let armed = 0;
   try {
