@@ -47,6 +47,7 @@ function threadCpu(pid: number): Record<string, number> {
       const name = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"))
         .replace(/[ -]?\d+$/, "");
       const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      // utime + stime in USER_HZ ticks: 100 a second in every Linux /proc.
       by[name] = (by[name] ?? 0) + (Number(f[11]) + Number(f[12])) * 10;
     } catch {
       // The thread ended.

@@ -5,9 +5,8 @@
 // the cluster in a joint configuration (which /v1/cluster reports).
 import assert from "node:assert/strict";
 import { TokenAuth } from "@strata/edge";
-import { freePort } from "@strata/process";
 import { createHttpApi, DEFAULT_LIMITS } from "./http_api.ts";
-import { KvNode } from "./kv_node.ts";
+import { startOneNode } from "./_one_node.ts";
 import { ServiceError } from "./kv_service.ts";
 import { jointChangesSchema, planMemberChanges } from "./member_changes.ts";
 
@@ -124,14 +123,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "strata-kv-changes-" });
-    const port = await freePort();
-    const node = await KvNode.start({
-      id: 1,
-      members: new Map([[1, { peer: `127.0.0.1:${port}` }]]),
-      dataDir: dir,
-      listen: { hostname: "127.0.0.1", port },
-      tickMs: 20,
-    });
+    const node = await startOneNode(dir);
     const app = createHttpApi(
       node,
       { auth: new TokenAuth(TOKENS), hosts: ["localhost"] },

@@ -4,30 +4,13 @@
 // measures sessions on its monotonic clock, so a forward step of an hour
 // ends nothing, and a backward step keeps nothing alive past its TTL.
 import assert from "node:assert/strict";
-import { freePort } from "@strata/process";
-import { KvNode } from "./kv_node.ts";
+import type { KvNode } from "./kv_node.ts";
 import { KvClient } from "./client.ts";
 import { startLocalCluster } from "./cluster_launcher.ts";
 import { wallStepper } from "./wall_step_flag.ts";
+import { startOneNode } from "./_one_node.ts";
 
 const TTL_MS = 1000;
-
-async function oneNode(dir: string): Promise<KvNode> {
-  const port = await freePort();
-  const node = await KvNode.start({
-    id: 1,
-    members: new Map([[1, { peer: `127.0.0.1:${port}` }]]),
-    dataDir: dir,
-    listen: { hostname: "127.0.0.1", port },
-    tickMs: 20,
-  });
-  const deadline = performance.now() + 10_000;
-  while (node.status().role !== "leader") {
-    assert.ok(performance.now() < deadline, "no leader");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return node;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,7 +27,7 @@ async function withSession(
 ) {
   const dir = await Deno.makeTempDir({ prefix: "strata-session-clock-" });
   const wall = wallStepper();
-  const node = await oneNode(dir);
+  const node = await startOneNode(dir);
   try {
     const open = await node.propose(
       { op: "session_open", ttlMs: TTL_MS, now: Date.now() },
