@@ -31,7 +31,8 @@ const decoder = new Decoder(cborOptions);
  * private copy of `bytes`, so they never change when the caller reuses its
  * buffer; one copy of the whole input is several times cheaper than cbor-x's
  * per-field `copyBuffers`. Pass `copy = false` only when the value cannot
- * hold byte strings.
+ * hold byte strings, or when `bytes` are the caller's own copy that nothing
+ * reuses (then byte strings are views of it).
  */
 export function decodeCbor(bytes: Uint8Array, copy = true): unknown {
   try {

@@ -44,6 +44,7 @@ export { describeSchema, schemaFingerprint } from "./schema_fingerprint.ts";
 export {
   DEFAULT_MAX_FRAME_BYTES,
   encodeFrame,
+  encodeFrameOf,
   type Frame,
   FRAME_HEADER_BYTES,
   FRAME_TRAILER_BYTES,

@@ -123,8 +123,10 @@ export class DifferentialEncoder {
     type: MessageType<string, S>,
     message: z.output<S>,
   ): EncodedBody {
-    const wire = type.toWire(message);
-    if (!this.#enabled(type.name) || !Array.isArray(wire)) {
+    // A kind that is never diffed goes straight to its codec (no wire form
+    // built twice).
+    const wire = this.#enabled(type.name) ? type.toWire(message) : undefined;
+    if (!Array.isArray(wire)) {
       return {
         bytes: type.encode(message),
         differential: false,
@@ -191,7 +193,10 @@ export class DifferentialDecoder {
   }
 
   /**
-   * Decodes a frame body of kind `type` into the whole message.
+   * Decodes a frame body of kind `type` into the whole message. With
+   * `owned`, `bytes` are the caller's own copy, never reused (a frame
+   * decoder's payload): byte strings in the message are views of them
+   * instead of a second copy.
    *
    * @throws TransportError `protocol_error` for a diff without a base, a
    *   diff of a kind that is not diffed here, or a malformed diff;
@@ -203,11 +208,12 @@ export class DifferentialDecoder {
     type: MessageType<string, S>,
     bytes: Uint8Array,
     differential: boolean,
+    owned = false,
   ): z.output<S> {
     const enabled = this.#enabled(type.name);
     try {
       if (!differential) {
-        const wire = decodeCbor(bytes);
+        const wire = decodeCbor(bytes, !owned);
         const message = type.fromWire(wire);
         if (enabled && Array.isArray(wire)) {
           this.#bases.set(typeId, wire.map(cloneWire));
@@ -242,7 +248,7 @@ export class DifferentialDecoder {
       const count = countBits(bitmap, n);
       const changed = count === 0 && bytes.length === bitmapEnd
         ? []
-        : decodeCbor(bytes.subarray(bitmapEnd));
+        : decodeCbor(bytes.subarray(bitmapEnd), !owned);
       if (!Array.isArray(changed) || changed.length !== count) {
         throw new TransportError(
           "protocol_error",

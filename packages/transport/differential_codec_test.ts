@@ -241,3 +241,21 @@ Deno.test("interleaved kinds keep separate bases", () => {
     { numRuns: 100 },
   );
 });
+
+Deno.test("an owned body's byte strings are views of it; otherwise a copy the caller may reuse its buffer under", () => {
+  for (const differential of [false, true]) {
+    const enc = new DifferentialEncoder({ enabled: () => differential });
+    const dec = new DifferentialDecoder({ enabled: () => differential });
+    for (const [i, owned] of [false, true, false, true].entries()) {
+      const blob = new Uint8Array(600).fill(i + 1);
+      const body = enc.encode(1, Heartbeat, { ...hb, term: i, blob });
+      body.commit();
+      const bytes = body.bytes.slice();
+      const m = dec.decode(1, Heartbeat, bytes, body.differential, owned);
+      assert.deepEqual(new Uint8Array(m.blob), blob);
+      assert.equal(m.blob.buffer === bytes.buffer, owned);
+      bytes.fill(0xee);
+      assert.equal(m.blob[0], owned ? 0xee : i + 1);
+    }
+  }
+});

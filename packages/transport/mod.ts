@@ -34,6 +34,7 @@ export {
 export type { CallOptions, Handlers, Transport } from "./transport.ts";
 export type { AnyMessageType, Envelope, MessageOf } from "./message_kinds.ts";
 export {
+  type CancelTimer,
   type RandomSource,
   realTimers,
   type Scheduler,

@@ -1,6 +1,6 @@
 import {
   DEFAULT_MAX_FRAME_BYTES,
-  encodeFrame,
+  encodeFrameOf,
   type Frame,
   FRAME_HEADER_BYTES,
   FRAME_TRAILER_BYTES,
@@ -8,8 +8,6 @@ import {
   isCodecError,
   type MessageSet,
   readVarint,
-  varintLength,
-  writeVarint,
 } from "@strata/codec";
 import {
   CONTROL_TYPE,
@@ -27,7 +25,7 @@ import {
 import type { Handshake, Secret } from "./handshake.ts";
 import type { PreparedFrame } from "./prepared_frame.ts";
 import type { AnyMessageType, Envelope, MessageOf } from "./message_kinds.ts";
-import type { Timers } from "./scheduler.ts";
+import type { CancelTimer, Timers } from "./scheduler.ts";
 import type { CallOptions, Handlers, Transport } from "./transport.ts";
 import { isTransportError, TransportError } from "./transport_error.ts";
 
@@ -127,7 +125,9 @@ export class RpcSession<T extends readonly AnyMessageType[]>
    * time still cost a timer each; calls that overlap share it.
    */
   #sweepAt: number | undefined;
-  #cancelSweep: (() => void) | undefined;
+  #cancelSweep: CancelTimer | undefined;
+  /** The sweep is armed but no call is pending: it does not hold the process. */
+  #sweepIdle = false;
   #nextId = 1;
   #isReady = false;
   #failure: TransportError | undefined;
@@ -248,6 +248,7 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     this.#cancelHandshakeTimer?.();
     this.#cancelSweep?.();
     this.#cancelSweep = this.#sweepAt = undefined;
+    this.#sweepIdle = false;
     for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
     this.#rejectReady(error);
@@ -339,8 +340,7 @@ export class RpcSession<T extends readonly AnyMessageType[]>
       settled = true;
       this.#pending.delete(id);
       if (this.#pending.size === 0 && this.#cancelSweep !== undefined) {
-        this.#cancelSweep();
-        this.#cancelSweep = this.#sweepAt = undefined;
+        this.#idleSweep();
       }
       signal?.removeEventListener("abort", onAbort);
       action();
@@ -390,14 +390,17 @@ export class RpcSession<T extends readonly AnyMessageType[]>
     return this.#link.write(() => {
       if (this.#failure) throw this.#failure;
       const body = this.#encoder.encode(typeId, type, message);
-      const payload = withId(id, body.bytes);
       let frame: Uint8Array;
       try {
-        frame = encodeFrame({
-          type: typeId,
-          flags: flags | (body.differential ? FRAME_FLAGS.differential : 0),
-          payload,
-        }, this.#maxFrameBytes);
+        // The id and the body go straight into the frame: a large message
+        // (a record-append batch) is copied once, not twice.
+        frame = encodeFrameOf(
+          typeId,
+          flags | (body.differential ? FRAME_FLAGS.differential : 0),
+          id,
+          body.bytes,
+          this.#maxFrameBytes,
+        );
       } catch (e) {
         throw asTransportError(e, `${type.name} frame`);
       }
@@ -415,19 +418,45 @@ export class RpcSession<T extends readonly AnyMessageType[]>
 
   /** Makes sure the sweep runs by `deadline`. */
   #armSweep(deadline: number): void {
-    if (this.#sweepAt !== undefined && this.#sweepAt <= deadline) return;
+    if (this.#sweepAt !== undefined && this.#sweepAt <= deadline) {
+      if (this.#sweepIdle) {
+        this.#cancelSweep!.hold!(true);
+        this.#sweepIdle = false;
+      }
+      return;
+    }
     if (!Number.isFinite(deadline)) return;
     this.#cancelSweep?.();
     this.#sweepAt = deadline;
+    this.#sweepIdle = false;
     this.#cancelSweep = this.#timers.setTimer(
       Math.max(0, deadline - this.#timers.now()),
       () => this.#sweep(),
     );
   }
 
+  /**
+   * No call is pending. A timer that can stop holding the process stays
+   * armed (the next call's deadline is later: it needs no timer of its
+   * own), so a connection whose calls come one at a time — a commit log's
+   * appends — does not arm and cancel a timer per call (a `setTimeout` and
+   * `clearTimeout` cost several µs); others are cancelled.
+   */
+  #idleSweep(): void {
+    const cancel = this.#cancelSweep!;
+    if (cancel.hold === undefined) {
+      cancel();
+      this.#cancelSweep = this.#sweepAt = undefined;
+    } else if (!this.#sweepIdle) {
+      cancel.hold(false);
+      this.#sweepIdle = true;
+    }
+  }
+
   /** Fails the calls that are due; re-arms for the earliest one left. */
   #sweep(): void {
     this.#cancelSweep = this.#sweepAt = undefined;
+    this.#sweepIdle = false;
     const now = this.#timers.now();
     let next = Infinity;
     for (const p of [...this.#pending.values()]) {
@@ -530,6 +559,8 @@ export class RpcSession<T extends readonly AnyMessageType[]>
       kind,
       frame.payload.subarray(at),
       (frame.flags & FRAME_FLAGS.differential) !== 0,
+      // The frame decoder's payload is a copy of its own: not copied again.
+      true,
     );
     const envelope = { type: kind.name, message } as Envelope<T>;
     if (isResponse) this.#pending.get(id)?.resolve(envelope);
@@ -591,14 +622,6 @@ export class RpcSession<T extends readonly AnyMessageType[]>
       onError(e);
     }
   }
-}
-
-function withId(id: number | undefined, body: Uint8Array): Uint8Array {
-  if (id === undefined) return body;
-  const out = new Uint8Array(varintLength(id) + body.length);
-  const at = writeVarint(out, 0, id);
-  out.set(body, at);
-  return out;
 }
 
 function cancelled(): TransportError {

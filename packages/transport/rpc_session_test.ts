@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { encodeFrame } from "@strata/codec";
-import { Echo, type Messages, messages, Note } from "./_test_messages.ts";
+import { Echo, type Messages, messages, Note, Slow } from "./_test_messages.ts";
 import { FRAME_FLAGS } from "./control_frames.ts";
 import { Handshake } from "./handshake.ts";
 import type { Envelope } from "./message_kinds.ts";
 import { RpcSession, type SessionOptions } from "./rpc_session.ts";
-import { realTimers } from "./scheduler.ts";
+import { isTransportError } from "./transport_error.ts";
+import { type CancelTimer, realTimers, type Timers } from "./scheduler.ts";
 
 /** Two sessions wired back to back in memory, counting bytes each way. */
 function pair(options: SessionOptions = {}, secrets: [string?, string?] = []) {
@@ -235,4 +236,173 @@ Deno.test("call timeouts: each call fails at its own deadline, whatever the orde
   await session.close();
   await assert.rejects(e, (err: { code: string }) => err.code === "closed");
   assert.equal(live(), 0);
+});
+
+Deno.test("received byte strings keep their bytes while the read buffer is reused for later frames", async () => {
+  // Frames arrive through one scratch buffer overwritten after each read,
+  // as a socket's reader does (tcp_transport): what a message holds must be
+  // the session's own bytes (its frames are not copied twice).
+  const scratch = new Uint8Array(64 * 1024);
+  const got: Envelope<Messages>[] = [];
+  const ends: { a?: RpcSession<Messages>; b?: RpcSession<Messages> } = {};
+  const make = (role: "client" | "server") =>
+    new RpcSession<Messages>({
+      set: messages,
+      peer: role === "client" ? "b" : "a",
+      timers: realTimers,
+      handlers: {
+        onMessage: (m) => void got.push(m),
+        onRequest: (r) => {
+          got.push(r);
+          return r;
+        },
+      },
+      handshake: new Handshake({
+        role,
+        fingerprint: messages.fingerprint,
+        nonce: crypto.getRandomValues(new Uint8Array(32)),
+      }),
+      options: { differential: false },
+      link: {
+        write(build) {
+          const frame = build();
+          setTimeout(() => {
+            // In two reads, the second starting mid-frame.
+            const cut = frame.length >> 1;
+            for (const part of [frame.subarray(0, cut), frame.subarray(cut)]) {
+              scratch.set(part);
+              (role === "client" ? ends.b : ends.a)!.receive(
+                scratch.subarray(0, part.length),
+              );
+              scratch.fill(0xff);
+            }
+          }, 0);
+          return Promise.resolve();
+        },
+        close() {},
+      },
+    });
+  const a = ends.a = make("client");
+  const b = ends.b = make("server");
+  a.start();
+  b.start();
+  await a.ready;
+  const blobs = [1, 2, 3, 4].map((k) => new Uint8Array(700 * k).fill(k));
+  const replies = [];
+  for (const [k, blob] of blobs.entries()) {
+    if (k % 2 === 0) await a.send(Slow, { ms: k, blob });
+    else replies.push(await a.call(Slow, { ms: k, blob }));
+  }
+  await until(() => got.length === 4);
+  for (const [k, m] of got.entries()) {
+    assert.equal(m.type, "Slow");
+    assert.deepEqual(
+      new Uint8Array((m.message as { blob: Uint8Array }).blob),
+      blobs[k],
+    );
+  }
+  for (const [j, r] of replies.entries()) {
+    assert.deepEqual(
+      new Uint8Array((r.message as { blob: Uint8Array }).blob),
+      blobs[2 * j + 1],
+    );
+  }
+  await a.close();
+  await b.close();
+});
+
+/** Real timers that count what the session asks of them. */
+function countingTimers(withHold: boolean) {
+  const n = { set: 0, cancel: 0, release: 0, hold: 0 };
+  const timers: Timers = {
+    now: realTimers.now,
+    setTimer(ms, fn) {
+      n.set++;
+      const real = realTimers.setTimer(ms, fn);
+      const cancel: CancelTimer = () => {
+        n.cancel++;
+        real();
+      };
+      if (withHold) {
+        cancel.hold = (keep) => {
+          if (keep) n.hold++;
+          else n.release++;
+          real.hold!(keep);
+        };
+      }
+      return cancel;
+    },
+  };
+  return { timers, n };
+}
+
+Deno.test("calls one at a time share one deadline timer, released while no call is pending", async () => {
+  for (const withHold of [true, false]) {
+    const { timers, n } = countingTimers(withHold);
+    const ends: { a?: RpcSession<Messages>; b?: RpcSession<Messages> } = {};
+    const make = (role: "client" | "server") =>
+      new RpcSession<Messages>({
+        set: messages,
+        peer: role,
+        timers: role === "client" ? timers : realTimers,
+        handlers: {
+          // A Slow call is never answered.
+          onRequest: (r) => r.type === "Slow" ? new Promise(() => {}) : r,
+        },
+        handshake: new Handshake({
+          role,
+          fingerprint: messages.fingerprint,
+          nonce: crypto.getRandomValues(new Uint8Array(32)),
+        }),
+        options: {},
+        link: {
+          write(build) {
+            const frame = build();
+            setTimeout(
+              () => (role === "client" ? ends.b : ends.a)!.receive(frame),
+              0,
+            );
+            return Promise.resolve();
+          },
+          close() {},
+        },
+      });
+    const a = ends.a = make("client");
+    const b = ends.b = make("server");
+    a.start();
+    b.start();
+    await a.ready;
+    const before = { ...n }; // the handshake's timer apart
+    for (let i = 0; i < 10; i++) {
+      await a.call(Echo, { seq: i, text: "x" }, { timeoutMs: 60_000 });
+    }
+    if (withHold) {
+      // One timer for the 10 calls, let go of after each and held again
+      // by the next.
+      assert.deepEqual({
+        set: n.set - before.set,
+        cancel: n.cancel - before.cancel,
+        release: n.release,
+        hold: n.hold,
+      }, {
+        set: 1,
+        cancel: 0,
+        release: 10,
+        hold: 9,
+      });
+    } else {
+      // Without hold (simulated time) each call arms and cancels its own.
+      assert.equal(n.set - before.set, 10);
+      assert.equal(n.cancel - before.cancel, 10);
+    }
+    // A call with an earlier deadline still times out on time.
+    const t0 = performance.now();
+    await assert.rejects(
+      a.call(Slow, { ms: 0, blob: new Uint8Array(1) }, { timeoutMs: 40 }),
+      (e) => isTransportError(e, "timeout"),
+    );
+    assert.ok(performance.now() - t0 < 2_000);
+    await a.close();
+    await b.close();
+  }
 });

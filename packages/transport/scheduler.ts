@@ -16,12 +16,22 @@ export interface Scheduler {
 /** Uniform random numbers in [0, 1), e.g. a seeded PRNG's `next`. */
 export type RandomSource = () => number;
 
+/**
+ * Cancels a timer. `hold(false)` lets a pending timer stop keeping the
+ * process alive and `hold(true)` makes it keep it alive again (Deno's
+ * unref/ref); timers that never keep a process alive (simulated time) have
+ * no `hold`.
+ */
+export type CancelTimer = (() => void) & {
+  hold?: (keepAlive: boolean) => void;
+};
+
 /** Timers as the connection logic uses them. */
 export interface Timers {
   /** Current time, ms. */
   now(): number;
   /** Calls `fn` after `ms` milliseconds. @returns a function that cancels it. */
-  setTimer(ms: number, fn: () => void): () => void;
+  setTimer(ms: number, fn: () => void): CancelTimer;
 }
 
 /** Wall-clock timers (`setTimeout`, `performance.now`). */
@@ -29,7 +39,10 @@ export const realTimers: Timers = {
   now: () => performance.now(),
   setTimer(ms, fn) {
     const id = setTimeout(fn, ms);
-    return () => clearTimeout(id);
+    const cancel: CancelTimer = () => clearTimeout(id);
+    cancel.hold = (keepAlive) =>
+      keepAlive ? Deno.refTimer(id) : Deno.unrefTimer(id);
+    return cancel;
   },
 };
 
