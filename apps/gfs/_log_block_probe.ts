@@ -13,7 +13,7 @@
  * and each master (the leader answers every call), from /proc (user +
  * system; `CPU=user` or `CPU=sys` for one), and each chunkserver's
  * context switches per block (all threads). `EXISTS=0` leaves the exists
- * calls out; `HTTP1=1` makes the client's master calls with its `http1`
+ * calls out, `APPEND=0` the appends; `HTTP1=1` makes the client's master calls with its `http1`
  * option (as a tablet server does). `GAP_MS` makes each log pause that
  * long between blocks (in the tables stack a log's blocks come tens of
  * milliseconds apart: the chunkservers idle between them).
@@ -39,6 +39,8 @@ const BLOCK_BYTES = Number(Deno.env.get("BLOCK_BYTES") ?? 7500);
 const FENCES = Number(Deno.env.get("FENCES") ?? 2);
 const WARMUP = Number(Deno.env.get("WARMUP") ?? 6);
 const EXISTS = Deno.env.get("EXISTS") !== "0";
+/** `APPEND=0`: the exists calls alone (their cost on the client and the leader). */
+const APPEND = Deno.env.get("APPEND") !== "0";
 const HTTP1 = Deno.env.get("HTTP1") === "1";
 const GAP_MS = Number(Deno.env.get("GAP_MS") ?? 0);
 /** Each log's pause between blocks (`GAP_MS`, default 0: none). */
@@ -120,7 +122,7 @@ try {
   const w0 = performance.now();
   await Promise.all(logs.map(async (l, i) => {
     while (performance.now() - w0 < WARMUP * 1000) {
-      await client.append(l, block);
+      if (APPEND) await client.append(l, block);
       if (EXISTS) await client.exists(checks[i]!);
     }
   }));
@@ -134,7 +136,7 @@ try {
     const t0 = performance.now();
     await Promise.all(logs.map(async (l, i) => {
       while (performance.now() - t0 < SECS * 1000) {
-        await client.append(l, block);
+        if (APPEND) await client.append(l, block);
         if (EXISTS) await client.exists(checks[i]!);
         n++;
         await gap();
@@ -150,6 +152,7 @@ try {
       blocksPerSecond: Math.round(n / seconds),
       blockBytes: BLOCK_BYTES,
       exists: EXISTS,
+      append: APPEND,
       http1: HTTP1,
       gapMs: GAP_MS,
       cpu: MODE,

@@ -104,9 +104,14 @@ export class RecordAppender {
         n < run.length && length + bytes + run[n]!.data.length <= cfg.chunkBytes
       ) bytes += run[n++]!.data.length;
       if (n > 0) {
-        const data = new Uint8Array(bytes);
-        for (let k = 0, o = 0; k < n; o += run[k]!.data.length, k++) {
-          data.set(run[k]!.data, o);
+        // A batch of one record is that record's bytes (the transport's
+        // own copy, or the HTTP body's): nothing keeps them but this batch.
+        let data = run[0]!.data;
+        if (n > 1) {
+          data = new Uint8Array(bytes);
+          for (let k = 0, o = 0; k < n; o += run[k]!.data.length, k++) {
+            data.set(run[k]!.data, o);
+          }
         }
         const seq = order.takeSeq(handle, version);
         // The forwards first: on the secondaries' data ports they are sent
