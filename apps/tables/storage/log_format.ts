@@ -32,13 +32,33 @@ const KIND_START = 2;
  * checked entry by entry, whatever GFS's own framing let through.
  */
 export function encodeBlock(entries: readonly LogEntry[]): Uint8Array {
+  const out = new Uint8Array(blockBytes(entries));
+  encodeBlockInto(out, 0, entries);
+  return out;
+}
+
+/** Bytes {@link encodeBlock} writes for `entries`. */
+export function blockBytes(entries: readonly LogEntry[]): number {
   let n = 0;
   for (const e of entries) {
     n += ENTRY_HEADER_BYTES + (e.kind === "record" ? e.payload.length : 0);
   }
-  const out = new Uint8Array(n);
-  const v = new DataView(out.buffer);
-  let o = 0;
+  return n;
+}
+
+/**
+ * Writes {@link encodeBlock}'s bytes for `entries` into `out` at `at`
+ * (which has {@link blockBytes} of room there), so a larger frame holding
+ * the block is built without a copy of it.
+ * @returns the offset just past them.
+ */
+export function encodeBlockInto(
+  out: Uint8Array,
+  at: number,
+  entries: readonly LogEntry[],
+): number {
+  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let o = at;
   for (const e of entries) {
     const len = e.kind === "record" ? e.payload.length : 0;
     v.setUint8(o + 4, e.kind === "record" ? KIND_RECORD : KIND_START);
@@ -51,7 +71,7 @@ export function encodeBlock(entries: readonly LogEntry[]): Uint8Array {
     v.setUint32(o, crc32c(out.subarray(o + 4, end)), true);
     o = end;
   }
-  return out;
+  return o;
 }
 
 /**

@@ -1,5 +1,10 @@
 import { crc32c } from "@strata/codec";
-import { decodeBlock, encodeBlock, type LogEntry } from "./log_format.ts";
+import {
+  blockBytes,
+  decodeBlock,
+  encodeBlockInto,
+  type LogEntry,
+} from "./log_format.ts";
 
 /** One tablet's part of a server log block: its store and its entries. */
 export interface LogSection {
@@ -24,10 +29,13 @@ const dec = new TextDecoder();
 export function encodeSections(sections: readonly LogSection[]): Uint8Array {
   const parts = sections.map((s) => ({
     name: enc.encode(s.dir),
-    body: encodeBlock(s.entries),
+    entries: s.entries,
+    bodyBytes: blockBytes(s.entries),
   }));
   let n = 0;
-  for (const p of parts) n += HEADER + p.name.length + 4 + p.body.length;
+  for (const p of parts) n += HEADER + p.name.length + 4 + p.bodyBytes;
+  // Each section's entries are written in place (no block of their own
+  // copied in): this runs once per log block, on the write path.
   const out = new Uint8Array(n);
   const v = new DataView(out.buffer);
   let o = 0;
@@ -35,9 +43,8 @@ export function encodeSections(sections: readonly LogSection[]): Uint8Array {
     v.setUint16(o + 4, p.name.length, true);
     out.set(p.name, o + HEADER);
     const b = o + HEADER + p.name.length;
-    v.setUint32(b, p.body.length, true);
-    out.set(p.body, b + 4);
-    const end = b + 4 + p.body.length;
+    v.setUint32(b, p.bodyBytes, true);
+    const end = encodeBlockInto(out, b + 4, p.entries);
     v.setUint32(o, crc32c(out.subarray(o + 4, end)), true);
     o = end;
   }
