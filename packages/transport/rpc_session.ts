@@ -119,10 +119,10 @@ export class RpcSession<T extends readonly AnyMessageType[]>
   /**
    * One timer for every call's timeout (a timer per call was a visible
    * share of a small call's CPU): armed for the earliest deadline it knows
-   * of, it fails the calls that are due and re-arms for the next. It is
-   * cancelled when no call is left (an idle connection, e.g. an unref'd
-   * pooled one, must not keep the process alive), so calls made one at a
-   * time still cost a timer each; calls that overlap share it.
+   * of, it fails the calls that are due and re-arms for the next. When no
+   * call is left it stops holding the process (an idle connection, e.g.
+   * an unref'd pooled one, must not keep it alive) but stays armed, so
+   * calls made one at a time share it too ({@link RpcSession.#idleSweep}).
    */
   #sweepAt: number | undefined;
   #cancelSweep: CancelTimer | undefined;
