@@ -17,6 +17,8 @@
  * command run for the tables line with `{pid}` replaced by chunkserver
  * `PROBE_ATTACH_CS`'s (default 0; `all`: every chunkserver's, comma-separated) and ended with SIGINT, e.g.
  * `PROBE_ATTACH="strace -c -f -o /tmp/s.txt -p {pid}"`.
+ * `STRATA_V8_FLAGS` (`packages/process`) gives the stack's processes extra
+ * V8 flags by kind of process, for A/B runs of flags.
  */
 import { Buffer } from "node:buffer";
 import { startTablesStack } from "@strata/tables/stack_launcher";

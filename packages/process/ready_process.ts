@@ -4,6 +4,7 @@
  * search shard and coordinator) tells its launcher it serves.
  */
 import { stopChild } from "./stop_child.ts";
+import { withEnvV8Flags } from "./extra_v8_flags.ts";
 
 /** Why a child did not become ready. */
 export type ProcessErrorCode = "exited" | "timeout";
@@ -92,7 +93,7 @@ export async function spawnUntilReady<T>(
     Deno.execPath(),
   ];
   const child = new Deno.Command(command!, {
-    args: [...prefixArgs, ...withProfiler(args, name)],
+    args: [...prefixArgs, ...withProfiler(withEnvV8Flags(args, name), name)],
     stdout: "piped",
     stderr: options.stderr ?? "inherit",
     stdin: "null",
