@@ -37,8 +37,9 @@
  * clients a log's ~5 writers all sit in one block, the log goes idle
  * while their answers travel, and they come back a little later than the
  * block took, a few in a row: counted as not busy, the first one's block
- * went alone and the others waited a whole block more (1 + 4, in ~3.5%
- * of the blocks; the bench's 16-client p99 went 12-19 ms -> 20-41). A busy log's writers
+ * went alone and the others waited a whole block more (1 + 4, after
+ * 2-5% of the blocks: the 16-client p99 of bench:tables went 12-19 ms ->
+ * 20-41). A busy log's writers
  * wait at most as long again as a block takes (`maxFraction` 1) per
  * round, and only while their peers have not come back; a writer that
  * left costs its peers one such wait, after which it is no longer
