@@ -250,9 +250,19 @@ Deno.test("server log group commit: a busy log's writers that come back after an
     servers: 3,
   });
   try {
-    // ~5 a log, as at 16 clients over 3 servers.
-    const blocks = await blocksAfterIdleSpell(cell, "rested", 5);
-    assert.equal(blocks, 1, `${blocks} blocks for 5 writers after idling`);
+    // ~5 a log, as at 16 clients over 3 servers. The writes come back
+    // within the log's timer turn (>= 1 ms) unless this process is
+    // descheduled mid-way, as on a loaded machine: up to 3 tries. Without
+    // the turn (an immediate) the first write goes alone in every try.
+    const tries: number[] = [];
+    while (tries.length < 3 && tries.at(-1) !== 1) {
+      tries.push(await blocksAfterIdleSpell(cell, `rested-${tries.length}`, 5));
+    }
+    assert.equal(
+      tries.at(-1),
+      1,
+      `blocks for 5 writers after idling: ${tries}`,
+    );
   } finally {
     await cell.stop();
     await Deno.remove(dir, { recursive: true });
