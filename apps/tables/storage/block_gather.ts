@@ -30,16 +30,7 @@
  * 3 servers, ~5 a log, the rule gathers them, as the 1 ms timer turn
  * before every block did before); nor does a log that stayed idle for
  * longer than its last block took (its writers are not coming back as a
- * group: a lone write after a burst is not held back for its round). Such
- * an idle spell does not end the busy state, though: {@link busy} stays
- * as the last round left it until the next block is done, so
- * {@link ServerLog} still yields a timer turn before that block. At 16
- * clients a log's ~5 writers all sit in one block, the log goes idle
- * while their answers travel, and they come back a little later than the
- * block took, a few in a row: counted as not busy, the first one's block
- * went alone and the others waited a whole block more (1 + 4, after
- * 2-5% of the blocks: the 16-client p99 of bench:tables went 12-19 ms ->
- * 20-41). A busy log's writers
+ * group: a lone write after a burst goes at once). A busy log's writers
  * wait at most as long again as a block takes (`maxFraction` 1) per
  * round, and only while their peers have not come back; a writer that
  * left costs its peers one such wait, after which it is no longer
@@ -77,8 +68,6 @@ export class BlockGather {
   #round = 0;
   #lastMs = 0;
   #idleAt: number | undefined;
-  /** An idle spell longer than the last block ended before this block: no gather. */
-  #rested = false;
 
   constructor(opts: BlockGatherOptions = {}) {
     this.#busy = opts.busyWrites ?? 3;
@@ -94,7 +83,6 @@ export class BlockGather {
   blockDone(writes: number, ms: number, queued: number): void {
     this.#round = writes + queued;
     this.#lastMs = ms;
-    this.#rested = false;
   }
 
   /** The log has no write left to send, at monotonic time `now` (ms). */
@@ -103,24 +91,18 @@ export class BlockGather {
   }
 
   /**
-   * A write arrived at monotonic `now` after {@link idle}: after an idle
-   * spell longer than the last block took, the next block does not
-   * gather (its writers are not known to come back as a group), but the
-   * log stays {@link busy} until that block is done. True if so.
+   * A write arrived at monotonic `now` after {@link idle}: an idle spell
+   * longer than the last block took ends the busy state. True if so.
    */
   woke(now: number): boolean {
-    const rested = this.#idleAt !== undefined &&
+    const spell = this.#idleAt !== undefined &&
       now - this.#idleAt > this.#lastMs;
-    if (rested) this.#rested = true;
+    if (spell) this.#round = 0;
     this.#idleAt = undefined;
-    return rested;
+    return spell;
   }
 
-  /**
-   * Whether the last round counted `busyWrites` or more: a busy log
-   * yields a timer turn before its next block ({@link ServerLog}), and
-   * gathers (see {@link plan}) unless it was idle since.
-   */
+  /** Whether the last round counted `busyWrites` or more (see {@link plan}). */
   get busy(): boolean {
     return this.#round >= this.#busy;
   }
@@ -130,7 +112,7 @@ export class BlockGather {
    * block already), or undefined to start the next block now.
    */
   plan(queued: number, full = false): GatherPlan | undefined {
-    if (full || !this.busy || this.#rested || queued >= this.#round) {
+    if (full || !this.busy || queued >= this.#round) {
       return undefined;
     }
     const waitMs = Math.min(this.#maxMs, this.#lastMs * this.#fraction);

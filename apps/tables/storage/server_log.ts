@@ -52,8 +52,8 @@ export interface GroupCommitStats {
   /** ms of blocks in flight (the record append and the master's checks). */
   blockMs: number;
   /**
-   * Idle spells longer than the last block took (the next block did not
-   * gather: its writers were not coming back as a group).
+   * Idle spells longer than the last block took: each ends the busy state
+   * (the next block goes after an immediate, without a gather).
    */
   idleSpells: number;
 }
@@ -333,9 +333,7 @@ export class ServerLog {
       // least 1 ms (2-14 ms on a loaded machine), a fixed delay the
       // blocks of one or two writers no longer pay, while a busy log's
       // gather starts after it (without it, blocks at 256 clients carried
-      // 61-63 writes instead of 64-71). A busy log that sat idle still
-      // takes the timer turn (not the gather): its writers coming back a
-      // few in a row go together, not the first one alone.
+      // 61-63 writes instead of 64-71).
       const t = performance.now();
       if (this.#gather?.busy) await new Promise((r) => setTimeout(r, 0));
       else await new Promise((r) => setImmediate(r));
