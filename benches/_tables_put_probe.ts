@@ -139,19 +139,23 @@ try {
     },
     etcd: { etcd: etcd.pids },
   };
-  /** The tablet servers' log blocks and records so far (`/v1/status`). */
+  /**
+   * The tablet servers' log counters so far (`/v1/status`), summed: blocks,
+   * records and the group commit's (see `server_log.ts`'s
+   * GroupCommitStats).
+   */
   const logTotals = async () => {
-    let blocks = 0;
-    let records = 0;
+    const sum: Record<string, number> = { blocks: 0, records: 0 };
     for (const p of stack.servers.values()) {
       const res = await fetch(`${p.url}/v1/status`, {
         headers: { authorization: `Bearer ${t.read}` },
       }).catch(() => undefined);
       const log = res?.ok ? (await res.json()).log : await res?.body?.cancel();
-      blocks += log?.blocks ?? 0;
-      records += log?.records ?? 0;
+      for (const [k, v] of Object.entries(log ?? {})) {
+        if (typeof v === "number") sum[k] = (sum[k] ?? 0) + v;
+      }
     }
-    return { blocks, records };
+    return sum;
   };
   /** Each chunkserver's CPU ms, context switches and `/metrics` counters. */
   const csSample = () =>
@@ -229,7 +233,7 @@ try {
         }
         if (l0 !== undefined) {
           const l1 = await logTotals();
-          const blocks = l1.blocks - l0.blocks;
+          const blocks = l1.blocks! - l0.blocks!;
           if (k0 !== undefined) {
             const k1 = await csSample();
             const b = Math.max(1, blocks);
@@ -260,12 +264,31 @@ try {
           }
           cpuLines.push(
             `  tables log: ${blocks} blocks, ${
-              (blocks ? (l1.records - l0.records) / blocks : 0).toFixed(1)
+              (blocks ? (l1.records! - l0.records!) / blocks : 0).toFixed(1)
             } records per block`,
           );
+          if (l1.gathers !== undefined) {
+            // Where a write waited before its block (per block, ms).
+            const d = (k: string) => (l1[k] ?? 0) - (l0[k] ?? 0);
+            const per = (k: string) => (d(k) / Math.max(1, blocks)).toFixed(2);
+            cpuLines.push(
+              `  tables group commit per block: turn ${
+                per("turnMs")
+              } ms, gather ${per("gatherMs")} ms, in flight ${
+                per("blockMs")
+              } ms; ${d("gathers")} gathers (${
+                d("gathersFilled")
+              } filled, the rest timed out), ${d("idleSpells")} idle spells`,
+            );
+          }
         }
         cpuLines.push(`  ${name} window (uptime s): ${u0} ${u1}`);
         ops[name] = res.opsPerSec;
+        cpuLines.push(
+          `  ${name} latency ms: p50 ${(res.p50Ns / 1e6).toFixed(2)}, p99 ${
+            (res.p99Ns / 1e6).toFixed(2)
+          }`,
+        );
         if (res.errors > 0) console.log(`  ${name}: ${res.errors} errors`);
         // CPU ms per put: each component, then the load generator.
         const per = c1.map((v, i) => (v - c0[i]!) / Math.max(1, res.total));

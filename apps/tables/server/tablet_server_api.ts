@@ -15,6 +15,7 @@
  * applied.
  */
 import { type Context, Hono } from "hono";
+import type { GroupCommitStats } from "../storage/server_log.ts";
 import { z } from "zod";
 import {
   CachedRouter,
@@ -85,9 +86,12 @@ export interface TabletServerState {
   /**
    * The server log's blocks and records acknowledged since it opened
    * (undefined: none open, or tablets logged on local disk): records per
-   * block is the group commit's size.
+   * block is the group commit's size; its group-commit counters (where a
+   * write waits before its block).
    */
-  logStats?: () => { blocks: number; records: number } | undefined;
+  logStats?: () =>
+    | { blocks: number; records: number } & Partial<GroupCommitStats>
+    | undefined;
 }
 
 const openBody = z.strictObject({
@@ -212,9 +216,20 @@ export function createTabletServerApi(
       leaseRemainingMs: Math.max(0, Math.round(lease?.remainingMs ?? 0)),
       masterToken: state.host.masterToken,
       tablets: state.host.list().length,
-      ...(log === undefined
-        ? {}
-        : { log: { blocks: log.blocks, records: log.records } }),
+      ...(log === undefined ? {} : {
+        log: {
+          blocks: log.blocks,
+          records: log.records,
+          ...(log.gathers === undefined ? {} : {
+            gathers: log.gathers,
+            gathersFilled: log.gathersFilled,
+            gatherMs: Math.round(log.gatherMs ?? 0),
+            turnMs: Math.round(log.turnMs ?? 0),
+            blockMs: Math.round(log.blockMs ?? 0),
+            idleSpells: log.idleSpells,
+          }),
+        },
+      }),
     });
   });
 

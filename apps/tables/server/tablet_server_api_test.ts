@@ -4,6 +4,7 @@ import { TabletHost } from "./tablet_host.ts";
 import { SessionLease } from "./session_lease.ts";
 import { openTabletStorage } from "./tablet_storage.ts";
 import { mutateBody } from "../shared/wire.ts";
+import type { GroupCommitStats } from "../storage/server_log.ts";
 
 /**
  * A tablet server's API over one open tablet `t/t1` (family `f`) whose
@@ -69,10 +70,12 @@ Deno.test("a tablet server whose lease ran out answers not_serving to reads and 
   }
 });
 
-Deno.test("/v1/status names the server log's blocks and records when there is one", async () => {
+Deno.test("/v1/status names the server log's blocks and records when there is one, and its group-commit counters (ms rounded)", async () => {
   const root = await Deno.makeTempDir({ prefix: "tserver_api_" });
   const host = new TabletHost(openTabletStorage(root));
-  let stats: { blocks: number; records: number } | undefined;
+  let stats:
+    | { blocks: number; records: number } & Partial<GroupCommitStats>
+    | undefined;
   const app = createTabletServerApi({
     id: "s1",
     host,
@@ -85,6 +88,23 @@ Deno.test("/v1/status names the server log's blocks and records when there is on
     strictEqual((await status()).log, undefined);
     stats = { blocks: 3, records: 140 };
     deepStrictEqual((await status()).log, { blocks: 3, records: 140 });
+    const counters = {
+      turnMs: 12.4,
+      gathers: 2,
+      gathersFilled: 1,
+      gatherMs: 7.6,
+      blockMs: 30.5,
+      idleSpells: 1,
+    };
+    stats = { blocks: 3, records: 140, ...counters };
+    deepStrictEqual((await status()).log, {
+      blocks: 3,
+      records: 140,
+      ...counters,
+      turnMs: 12,
+      gatherMs: 8,
+      blockMs: 31,
+    });
   } finally {
     await host.closeAll();
     await Deno.remove(root, { recursive: true });

@@ -92,13 +92,14 @@ export class BlockGather {
 
   /**
    * A write arrived at monotonic `now` after {@link idle}: an idle spell
-   * longer than the last block took ends the busy state.
+   * longer than the last block took ends the busy state. True if so.
    */
-  woke(now: number): void {
-    if (this.#idleAt !== undefined && now - this.#idleAt > this.#lastMs) {
-      this.#round = 0;
-    }
+  woke(now: number): boolean {
+    const spell = this.#idleAt !== undefined &&
+      now - this.#idleAt > this.#lastMs;
+    if (spell) this.#round = 0;
     this.#idleAt = undefined;
+    return spell;
   }
 
   /** Whether the last round counted `busyWrites` or more (see {@link plan}). */

@@ -17,7 +17,7 @@ Deno.test("block gather: a log with few writers never waits; a busy one waits fo
         g.blockDone(writes, ms, during);
         if (idle !== null) {
           g.idle(1000);
-          g.woke(1000 + idle);
+          assert.equal(g.woke(1000 + idle), idle > ms, "an idle spell");
         }
         // What queued during the block is still queued, and more may come.
         const queued = during + more;

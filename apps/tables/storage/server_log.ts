@@ -36,6 +36,28 @@ export interface ServerLogOptions {
   gather?: BlockGatherOptions | false;
 }
 
+/**
+ * A server log's group-commit counters since it opened: where a write's
+ * time before its block goes (see {@link BlockGather}).
+ */
+export interface GroupCommitStats {
+  /** ms in the turn each block yields first (a timer turn if busy, else an immediate). */
+  turnMs: number;
+  /** Blocks that waited for their round's writers (a gather). */
+  gathers: number;
+  /** Gathers that ended because the round's writers were all queued (the rest ended on the clock). */
+  gathersFilled: number;
+  /** ms spent in gathers. */
+  gatherMs: number;
+  /** ms of blocks in flight (the record append and the master's checks). */
+  blockMs: number;
+  /**
+   * Idle spells longer than the last block took: each ends the busy state
+   * (the next block goes after an immediate, without a gather).
+   */
+  idleSpells: number;
+}
+
 /** Name of a server log's seal: once it exists, the log acknowledges nothing more. */
 export const SEAL_NAME = "sealed";
 /** Log files of a server log: `<dir>/<10-digit sequence>`. */
@@ -113,6 +135,15 @@ export class ServerLog {
   #blocks = 0;
   #records = 0;
   #deleted = 0;
+  /** Group-commit counters (see {@link ServerLog.stats}). */
+  #g = {
+    turnMs: 0,
+    gathers: 0,
+    gathersFilled: 0,
+    gatherMs: 0,
+    blockMs: 0,
+    idleSpells: 0,
+  };
 
   private constructor(gfs: GfsClient, dir: string, opts: ServerLogOptions) {
     this.#gfs = gfs;
@@ -163,12 +194,13 @@ export class ServerLog {
     records: number;
     deletedFiles: number;
     files: number;
-  } {
+  } & GroupCommitStats {
     return {
       blocks: this.#blocks,
       records: this.#records,
       deletedFiles: this.#deleted,
       files: this.#files.length,
+      ...this.#g,
     };
   }
 
@@ -206,7 +238,9 @@ export class ServerLog {
       );
     }
     return new Promise((resolve, reject) => {
-      if (this.#running === null) this.#gather?.woke(performance.now());
+      if (this.#running === null && this.#gather?.woke(performance.now())) {
+        this.#g.idleSpells++;
+      }
       this.#queue.push({ view, records, bytes, resolve, reject });
       this.#queuedBytes += bytes;
       const g = this.#gathering;
@@ -300,13 +334,20 @@ export class ServerLog {
       // blocks of one or two writers no longer pay, while a busy log's
       // gather starts after it (without it, blocks at 256 clients carried
       // 61-63 writes instead of 64-71).
+      const t = performance.now();
       if (this.#gather?.busy) await new Promise((r) => setTimeout(r, 0));
       else await new Promise((r) => setImmediate(r));
       const plan = this.#gather?.plan(
         this.#queue.length,
         this.#queuedBytes >= this.#maxBlock,
       );
-      if (plan !== undefined) await this.#gatherFor(plan);
+      const tg = performance.now();
+      this.#g.turnMs += tg - t;
+      if (plan !== undefined) {
+        this.#g.gathers++;
+        if (await this.#gatherFor(plan)) this.#g.gathersFilled++;
+        this.#g.gatherMs += performance.now() - tg;
+      }
       const batch: Pending[] = [];
       let bytes = 0;
       while (
@@ -320,6 +361,7 @@ export class ServerLog {
       this.#queuedBytes -= bytes;
       const t0 = performance.now();
       await this.#appendBatch(batch);
+      this.#g.blockMs += performance.now() - t0;
       // The writes queued meanwhile count as the round's writers too (see
       // BlockGather): they wait for the next block with the returning ones.
       this.#gather?.blockDone(
@@ -331,16 +373,19 @@ export class ServerLog {
     this.#gather?.idle(performance.now());
   }
 
-  /** Waits until `plan.writes` writes are queued or `plan.waitMs` passed. */
-  #gatherFor(plan: GatherPlan): Promise<void> {
+  /**
+   * Waits until `plan.writes` writes are queued (true) or `plan.waitMs`
+   * passed (false).
+   */
+  #gatherFor(plan: GatherPlan): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (filled: boolean) => {
         clearTimeout(timer);
         this.#gathering = null;
-        resolve();
+        resolve(filled);
       };
-      const timer = setTimeout(done, plan.waitMs);
-      this.#gathering = { writes: plan.writes, done };
+      const timer = setTimeout(() => done(false), plan.waitMs);
+      this.#gathering = { writes: plan.writes, done: () => done(true) };
     });
   }
 
