@@ -77,7 +77,7 @@ A tables tablet server: serves the tablets the active master assigns to it.
                       tablet for the master, it leaves logs under N bytes whole (their
                       tablets' new owners read them whole; default 4 MiB; 0 = always split)
   --log-gather-ms N   group commit of a busy commit log (its last block's writes and
-                      those queued meanwhile were 3 or more): wait up to N ms, and at
+                      those queued meanwhile were 16 or more): wait up to N ms, and at
                       most as long as that block took, for that many writes to queue
                       before the next block (default 10; 0 = each block goes as soon
                       as the last one is done)

@@ -25,24 +25,33 @@
  * stayed at whatever size they had (56-70 of ~85 writers a server at 256
  * clients).
  *
- * A log with one or two writers never waits: its blocks go as soon as
- * the last one is done (a third writer makes it busy: at 16 clients over
- * 3 servers, ~5 a log, the rule gathers them, as the 1 ms timer turn
- * before every block did before); nor does a log that stayed idle for
- * longer than its last block took (its writers are not coming back as a
- * group: a lone write after a burst goes at once). A busy log's writers
- * wait at most as long again as a block takes (`maxFraction` 1) per
- * round, and only while their peers have not come back; a writer that
- * left costs its peers one such wait, after which it is no longer
- * counted. Measured figures: apps/tables/README.md, "Group commit of a
- * busy log".
+ * A log whose round counted fewer than `busyWrites` (16) never waits:
+ * with a few writers a round's count says little about the next round
+ * (at 16 clients over 3 servers, ~5 writers a log, each writer's next
+ * row goes to a random server, so a log's next round is 5 +- 2 and a
+ * gather for 5 often ran out its clock: the 16-client line's p99 went
+ * 12-19 ms -> 20-41). Nor does a log that stayed idle for longer than its
+ * last block took (its writers are not coming back as a group). A busy
+ * log's writers wait at most as long again as a block takes
+ * (`maxFraction` 1) per round, and only while their peers have not come
+ * back; a writer that left costs its peers one such wait, after which it
+ * is no longer counted.
+ *
+ * {@link BlockGather.lone} tells {@link ServerLog} which turn to yield
+ * before a block: a log whose last round had one writer sends at once
+ * (an immediate: a lone writer at 1 client does not wait for a timer);
+ * any other yields a timer turn (>= 1 ms), which lets the writers of a
+ * small log arrive together — an idle spell does not make such a log
+ * lone (when it did, the first writer back went alone and the others a
+ * block later). Measured figures: apps/tables/README.md, "Group commit
+ * of a busy log".
  *
  * Pure: no clock, no timers; {@link ServerLog} measures and waits.
  */
 export interface BlockGatherOptions {
   /**
    * A log whose last round (a block's writes and those queued during it)
-   * counted this many writes or more is busy (default 3).
+   * counted this many writes or more is busy: it gathers (default 16).
    */
   busyWrites?: number;
   /** Longest wait as a fraction of the last block's time (default 1). */
@@ -66,11 +75,13 @@ export class BlockGather {
   readonly #maxMs: number;
   /** Writers of the last round: the last block's writes and those queued during it. */
   #round = 0;
+  /** The last round's writers, kept through idle spells. */
+  #lastRound = 0;
   #lastMs = 0;
   #idleAt: number | undefined;
 
   constructor(opts: BlockGatherOptions = {}) {
-    this.#busy = opts.busyWrites ?? 3;
+    this.#busy = opts.busyWrites ?? 16;
     this.#fraction = opts.maxFraction ?? 1;
     this.#maxMs = opts.maxWaitMs ?? 10;
   }
@@ -81,7 +92,7 @@ export class BlockGather {
    * while it was in flight, and any it had no room for).
    */
   blockDone(writes: number, ms: number, queued: number): void {
-    this.#round = writes + queued;
+    this.#round = this.#lastRound = writes + queued;
     this.#lastMs = ms;
   }
 
@@ -100,6 +111,11 @@ export class BlockGather {
     if (spell) this.#round = 0;
     this.#idleAt = undefined;
     return spell;
+  }
+
+  /** Whether the last round, idle spells aside, had at most one writer. */
+  get lone(): boolean {
+    return this.#lastRound <= 1;
   }
 
   /** Whether the last round counted `busyWrites` or more (see {@link plan}). */

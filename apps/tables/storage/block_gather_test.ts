@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { BlockGather, type BlockGatherOptions } from "./block_gather.ts";
 
-Deno.test("block gather: a log with few writers never waits; a busy one waits for as many writes as its last round counted (the block's and those queued during it), at most that block's time and the cap; not after an idle spell longer than that block, nor when the queue fills a block", () => {
+Deno.test("block gather: a log with few writers never waits; a busy one waits for as many writes as its last round counted (the block's and those queued during it), at most that block's time and the cap; not after an idle spell longer than that block, nor when the queue fills a block; a log is lone while its last round had one writer, idle spells or not", () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 0, max: 500 }),
@@ -14,6 +14,7 @@ Deno.test("block gather: a log with few writers never waits; a busy one waits fo
       (writes, during, ms, more, idle, full) => {
         const g = new BlockGather({ busyWrites: 16, maxWaitMs: 10 });
         assert.equal(g.plan(during), undefined, "no block done yet");
+        assert.equal(g.lone, true, "no round yet");
         g.blockDone(writes, ms, during);
         if (idle !== null) {
           g.idle(1000);
@@ -25,6 +26,9 @@ Deno.test("block gather: a log with few writers never waits; a busy one waits fo
         const round = writes + during;
         const stale = idle !== null && idle > ms;
         assert.equal(g.busy, round >= 16 && !stale);
+        // The turn before a block (ServerLog): an idle spell does not
+        // make a log of several writers lone.
+        assert.equal(g.lone, round <= 1);
         if (round < 16 || queued >= round || ms === 0 || stale || full) {
           assert.equal(plan, undefined);
         } else {
@@ -121,4 +125,15 @@ Deno.test("block gather model: a writer that stops costs its peers one wait of a
     5,
   );
   assert.deepEqual(sizes, [40, 39, 39, 39, 39]);
+});
+
+Deno.test("block gather defaults: a log's ~5 writers at 16 clients are not gathered (their next writes go to random servers: a round's count does not come back), 16 are", () => {
+  const g = new BlockGather();
+  g.blockDone(5, 4, 0);
+  assert.equal(g.busy, false);
+  assert.equal(g.lone, false);
+  assert.equal(g.plan(1), undefined);
+  g.blockDone(16, 4, 0);
+  assert.equal(g.busy, true);
+  assert.deepEqual(g.plan(1), { writes: 16, waitMs: 4 });
 });

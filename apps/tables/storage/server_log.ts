@@ -53,7 +53,7 @@ export interface GroupCommitStats {
   blockMs: number;
   /**
    * Idle spells longer than the last block took: each ends the busy state
-   * (the next block goes after an immediate, without a gather).
+   * (the next block goes without a gather).
    */
   idleSpells: number;
 }
@@ -325,18 +325,19 @@ export class ServerLog {
         }
         continue;
       }
-      // Let the writes already here queue first: the continuations of the
-      // writers the last block acknowledged (microtasks, in process) and
-      // the requests that arrived meanwhile (I/O callbacks run before an
-      // immediate). A busy log (BlockGather) yields to a timer turn
-      // instead, as every block did before: Deno's setTimeout(0) waits at
-      // least 1 ms (2-14 ms on a loaded machine), a fixed delay the
-      // blocks of one or two writers no longer pay, while a busy log's
-      // gather starts after it (without it, blocks at 256 clients carried
-      // 61-63 writes instead of 64-71).
+      // A log of one writer (BlockGather.lone) lets only the writes
+      // already here queue (an immediate: microtask continuations and the
+      // requests read meanwhile run before it), so a lone writer does not
+      // wait for a timer. Any other log yields to a timer turn first, as
+      // every block did before: Deno's setTimeout(0) waits at least 1 ms
+      // (2-14 ms on a loaded machine), which lets a small log's writers
+      // arrive together (at 16 clients, after an idle spell too) and
+      // starts a busy log's gather (without it, blocks at 256 clients
+      // carried 61-63 writes instead of 64-71).
       const t = performance.now();
-      if (this.#gather?.busy) await new Promise((r) => setTimeout(r, 0));
-      else await new Promise((r) => setImmediate(r));
+      if (this.#gather !== undefined && !this.#gather.lone) {
+        await new Promise((r) => setTimeout(r, 0));
+      } else await new Promise((r) => setImmediate(r));
       const plan = this.#gather?.plan(
         this.#queue.length,
         this.#queuedBytes >= this.#maxBlock,
