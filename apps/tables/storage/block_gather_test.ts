@@ -127,7 +127,7 @@ Deno.test("block gather model: a writer that stops costs its peers one wait of a
   assert.deepEqual(sizes, [40, 39, 39, 39, 39]);
 });
 
-Deno.test("block gather defaults: a log's ~5 writers at 16 clients are not gathered (their next writes go to random servers: a round's count does not come back), 16 are", () => {
+Deno.test("block gather defaults: a log's ~5 writers at 16 clients are not gathered, a round of 16 is", () => {
   const g = new BlockGather();
   g.blockDone(5, 4, 0);
   assert.equal(g.busy, false);
