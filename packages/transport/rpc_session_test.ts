@@ -6,21 +6,43 @@ import { Handshake } from "./handshake.ts";
 import type { Envelope } from "./message_kinds.ts";
 import { RpcSession, type SessionOptions } from "./rpc_session.ts";
 import { isTransportError } from "./transport_error.ts";
+import type { Handlers } from "./transport.ts";
 import { type CancelTimer, realTimers, type Timers } from "./scheduler.ts";
 
-/** Two sessions wired back to back in memory, counting bytes each way. */
-function pair(options: SessionOptions = {}, secrets: [string?, string?] = []) {
+/** How {@link pair} wires its two sessions. */
+interface Wiring {
+  options?: SessionOptions;
+  secrets?: [string?, string?];
+  /** The client's timers (the server's are real). */
+  clientTimers?: Timers;
+  /** The server's answer (default: the request echoed). */
+  onRequest?: Handlers<Messages>["onRequest"];
+  /**
+   * Hands a frame to the other end; default: on a later task, like a
+   * socket would.
+   */
+  deliver?: (frame: Uint8Array, to: RpcSession<Messages>) => void;
+}
+
+/**
+ * Two sessions wired back to back in memory, counting bytes each way and
+ * keeping the one-way messages either received.
+ */
+function pair(w: Wiring = {}) {
   const received: Envelope<Messages>[] = [];
   const bytes = { ab: 0, ba: 0 };
   const ends: { a?: RpcSession<Messages>; b?: RpcSession<Messages> } = {};
+  const deliver = w.deliver ??
+    ((frame, to) => setTimeout(() => to.receive(frame), 0));
+  const onRequest = w.onRequest ?? ((r: Envelope<Messages>) => r);
   const make = (role: "client" | "server", secret?: string) =>
     new RpcSession<Messages>({
       set: messages,
       peer: role === "client" ? "b" : "a",
-      timers: realTimers,
+      timers: role === "client" ? w.clientTimers ?? realTimers : realTimers,
       handlers: {
         onMessage: (m) => void received.push(m),
-        onRequest: (r) => r,
+        onRequest,
       },
       handshake: new Handshake({
         role,
@@ -28,24 +50,20 @@ function pair(options: SessionOptions = {}, secrets: [string?, string?] = []) {
         secret,
         nonce: crypto.getRandomValues(new Uint8Array(32)),
       }),
-      options,
+      options: w.options ?? {},
       link: {
         write(build) {
           const frame = build();
           if (role === "client") bytes.ab += frame.length;
           else bytes.ba += frame.length;
-          // Delivered on a later task, like a socket would.
-          setTimeout(
-            () => (role === "client" ? ends.b : ends.a)!.receive(frame),
-            0,
-          );
+          deliver(frame, (role === "client" ? ends.b : ends.a)!);
           return Promise.resolve();
         },
         close() {},
       },
     });
-  const a = ends.a = make("client", secrets[0]);
-  const b = ends.b = make("server", secrets[1]);
+  const a = ends.a = make("client", w.secrets?.[0]);
+  const b = ends.b = make("server", w.secrets?.[1]);
   a.start();
   b.start();
   return { a, b, received, bytes };
@@ -61,7 +79,7 @@ const until = async (cond: () => boolean) => {
 Deno.test("repeated messages cost a fraction of the bytes with differential encoding", async () => {
   const sizes: number[] = [];
   for (const differential of [true, false]) {
-    const { a, received, bytes } = pair({ differential });
+    const { a, received, bytes } = pair({ options: { differential } });
     await a.ready;
     const start = bytes.ab;
     for (let i = 0; i < 100; i++) {
@@ -119,7 +137,7 @@ Deno.test("a diff without a base closes the connection with a protocol error", a
 });
 
 Deno.test("the handshake with a shared secret lets matching peers talk", async () => {
-  const { a, b } = pair({}, ["s3cret", "s3cret"]);
+  const { a, b } = pair({ secrets: ["s3cret", "s3cret"] });
   await Promise.all([a.ready, b.ready]);
   const r = await a.call(Echo, { seq: 4, text: "t" });
   assert.deepEqual(r.message, { seq: 4, text: "t" });
@@ -128,7 +146,7 @@ Deno.test("the handshake with a shared secret lets matching peers talk", async (
 
 Deno.test("per-kind settings keep a kind whole while others are diffed", async () => {
   const { a, received, bytes } = pair({
-    differential: { enabled: (name) => name !== "Note" },
+    options: { differential: { enabled: (name) => name !== "Note" } },
   });
   await a.ready;
   await a.send(Note, { seq: 1, from: "y", term: 2 });
@@ -146,7 +164,9 @@ Deno.test("per-kind settings keep a kind whole while others are diffed", async (
 Deno.test("onFrameSent reports wire bytes and the whole size a diff saved", async () => {
   const seen: Array<[string, number, number]> = [];
   const { a, received, bytes } = pair({
-    onFrameSent: (kind, wire, whole) => void seen.push([kind, wire, whole]),
+    options: {
+      onFrameSent: (kind, wire, whole) => void seen.push([kind, wire, whole]),
+    },
   });
   await a.ready;
   const start = bytes.ab;
@@ -243,49 +263,24 @@ Deno.test("received byte strings keep their bytes while the read buffer is reuse
   // as a socket's reader does (tcp_transport): what a message holds must be
   // the session's own bytes (its frames are not copied twice).
   const scratch = new Uint8Array(64 * 1024);
-  const got: Envelope<Messages>[] = [];
-  const ends: { a?: RpcSession<Messages>; b?: RpcSession<Messages> } = {};
-  const make = (role: "client" | "server") =>
-    new RpcSession<Messages>({
-      set: messages,
-      peer: role === "client" ? "b" : "a",
-      timers: realTimers,
-      handlers: {
-        onMessage: (m) => void got.push(m),
-        onRequest: (r) => {
-          got.push(r);
-          return r;
-        },
-      },
-      handshake: new Handshake({
-        role,
-        fingerprint: messages.fingerprint,
-        nonce: crypto.getRandomValues(new Uint8Array(32)),
-      }),
-      options: { differential: false },
-      link: {
-        write(build) {
-          const frame = build();
-          setTimeout(() => {
-            // In two reads, the second starting mid-frame.
-            const cut = frame.length >> 1;
-            for (const part of [frame.subarray(0, cut), frame.subarray(cut)]) {
-              scratch.set(part);
-              (role === "client" ? ends.b : ends.a)!.receive(
-                scratch.subarray(0, part.length),
-              );
-              scratch.fill(0xff);
-            }
-          }, 0);
-          return Promise.resolve();
-        },
-        close() {},
-      },
-    });
-  const a = ends.a = make("client");
-  const b = ends.b = make("server");
-  a.start();
-  b.start();
+  // One-way messages and calls, in arrival order.
+  const { a, b, received: got } = pair({
+    options: { differential: false },
+    onRequest: (r) => {
+      got.push(r);
+      return r;
+    },
+    deliver: (frame, to) =>
+      setTimeout(() => {
+        // In two reads, the second starting mid-frame.
+        const cut = frame.length >> 1;
+        for (const part of [frame.subarray(0, cut), frame.subarray(cut)]) {
+          scratch.set(part);
+          to.receive(scratch.subarray(0, part.length));
+          scratch.fill(0xff);
+        }
+      }, 0),
+  });
   await a.ready;
   const blobs = [1, 2, 3, 4].map((k) => new Uint8Array(700 * k).fill(k));
   const replies = [];
@@ -339,38 +334,11 @@ function countingTimers(withHold: boolean) {
 Deno.test("calls one at a time share one deadline timer, released while no call is pending", async () => {
   for (const withHold of [true, false]) {
     const { timers, n } = countingTimers(withHold);
-    const ends: { a?: RpcSession<Messages>; b?: RpcSession<Messages> } = {};
-    const make = (role: "client" | "server") =>
-      new RpcSession<Messages>({
-        set: messages,
-        peer: role,
-        timers: role === "client" ? timers : realTimers,
-        handlers: {
-          // A Slow call is never answered.
-          onRequest: (r) => r.type === "Slow" ? new Promise(() => {}) : r,
-        },
-        handshake: new Handshake({
-          role,
-          fingerprint: messages.fingerprint,
-          nonce: crypto.getRandomValues(new Uint8Array(32)),
-        }),
-        options: {},
-        link: {
-          write(build) {
-            const frame = build();
-            setTimeout(
-              () => (role === "client" ? ends.b : ends.a)!.receive(frame),
-              0,
-            );
-            return Promise.resolve();
-          },
-          close() {},
-        },
-      });
-    const a = ends.a = make("client");
-    const b = ends.b = make("server");
-    a.start();
-    b.start();
+    const { a, b } = pair({
+      clientTimers: timers,
+      // A Slow call is never answered.
+      onRequest: (r) => r.type === "Slow" ? new Promise(() => {}) : r,
+    });
     await a.ready;
     const before = { ...n }; // the handshake's timer apart
     for (let i = 0; i < 10; i++) {

@@ -21,6 +21,24 @@ const put = (t: Tablet, row: string) =>
 
 type Cell = Awaited<ReturnType<typeof startTestCell>>;
 
+/** Runs `body` against a GFS cell of 3 chunkservers, stopped after. */
+function withCell(body: (cell: Cell) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = await Deno.makeTempDir();
+    const cell = await startTestCell(dir, {
+      chunkBytes: 1 << 20,
+      replication: 3,
+      servers: 3,
+    });
+    try {
+      await body(cell);
+    } finally {
+      await cell.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  };
+}
+
 /** A server log `name` through `gfs`, and one tablet on it. */
 async function logAndTablet(
   gfs: GfsClient,
@@ -169,14 +187,9 @@ async function logTimersForLoneWriter(cell: Cell): Promise<number> {
   }
 }
 
-Deno.test("server log group commit: after a busy block, the next one waits for as many writers as the round counted (the block's and those queued during it), so they come back together instead of in halves or two cohorts; a lone writer's blocks wait for no timer", async () => {
-  const dir = await Deno.makeTempDir();
-  const cell = await startTestCell(dir, {
-    chunkBytes: 1 << 20,
-    replication: 3,
-    servers: 3,
-  });
-  try {
+Deno.test(
+  "server log group commit: after a busy block, the next one waits for as many writers as the round counted (the block's and those queued during it), so they come back together instead of in halves or two cohorts; a lone writer's blocks wait for no timer",
+  withCell(async (cell) => {
     // Waits bounded by count only here (the time caps are far away), so
     // the outcome does not depend on how fast this machine is.
     const gathered = await blocksForReturningWriters(cell, "gathered", {
@@ -197,11 +210,8 @@ Deno.test("server log group commit: after a busy block, the next one waits for a
     assert.equal(joined, 1, `${joined} blocks for two cohorts with the rule`);
     const lone = await logTimersForLoneWriter(cell);
     assert.equal(lone, 0, `${lone} timers armed by the log for a lone writer`);
-  } finally {
-    await cell.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }),
+);
 
 /**
  * Blocks a log takes for `writers` writers that all went in one block,
@@ -242,14 +252,9 @@ async function blocksAfterIdleSpell(
   }
 }
 
-Deno.test("server log group commit: a busy log's writers that come back after an idle spell longer than their block go together again, not the first alone", async () => {
-  const dir = await Deno.makeTempDir();
-  const cell = await startTestCell(dir, {
-    chunkBytes: 1 << 20,
-    replication: 3,
-    servers: 3,
-  });
-  try {
+Deno.test(
+  "server log group commit: a busy log's writers that come back after an idle spell longer than their block go together again, not the first alone",
+  withCell(async (cell) => {
     // ~5 a log, as at 16 clients over 3 servers. The writes come back
     // within the log's timer turn (>= 1 ms) unless this process is
     // descheduled mid-way, as on a loaded machine: up to 3 tries. Without
@@ -263,8 +268,5 @@ Deno.test("server log group commit: a busy log's writers that come back after an
       1,
       `blocks for 5 writers after idling: ${tries}`,
     );
-  } finally {
-    await cell.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }),
+);
